@@ -4,7 +4,10 @@ An analyzer is split into two phases so that the training thread pays only for t
 
 1. :meth:`Analyzer.compute` runs on the training thread, under ``torch.no_grad()``, on the tensors' own
    device. It returns a flat ``dict[str, Tensor]`` of *small* tensors: per-sample values of shape ``(B,)``,
-   scalars of shape ``()``, and small maps for figures (for example a ``h×w`` local-period map of sample 0).
+   scalars of shape ``()``, and small maps for figures under keys that start with ``"map/"`` (for example
+   ``"map/local_period_px"``, an ``h×w`` map of sample 0). Keys without that prefix and of shape ``(B,)`` are
+   per-sample values: under ``torch.distributed`` they are concatenated over ranks; ``"map/"`` arrays are
+   taken from rank 0.
    The session moves all of them to the CPU in **one** transfer.
 2. :meth:`Analyzer.summarize` runs on the CPU with numpy arrays. It reduces per-sample values to batch
    metrics, updates streaming state (loss spikes, latent drift) and returns a :class:`Result`.
@@ -26,7 +29,15 @@ import torch
 
 from ..schedule import Schedule
 
-__all__ = ["AnalyzerParams", "StepInputs", "Result", "Analyzer", "reduce_per_sample"]
+__all__ = ["AnalyzerParams", "StepInputs", "Result", "Analyzer", "reduce_per_sample", "is_map_key", "MAP_PREFIX"]
+
+#: Prefix of the keys of figure maps in :meth:`Analyzer.compute`'s output.
+MAP_PREFIX = "map/"
+
+
+def is_map_key(key: str) -> bool:
+    """Whether a compute() output key names a figure map (never reduced, taken from rank 0)."""
+    return key.startswith(MAP_PREFIX)
 
 
 @dataclass
@@ -77,13 +88,13 @@ class Result:
 def reduce_per_sample(host: Mapping[str, np.ndarray]) -> dict[str, float]:
     """Batch metrics from per-sample values: the mean over the finite entries (NaN when none is finite).
 
-    Arrays of shape ``()`` or ``(B,)`` are reduced; anything of higher rank is ignored (it is a map).
+    Arrays of shape ``()`` or ``(B,)`` are reduced; ``"map/"`` keys and arrays of higher rank are skipped.
     """
     out: dict[str, float] = {}
     for key, value in host.items():
-        arr = np.asarray(value, dtype=np.float64)
-        if arr.ndim > 1:
+        if is_map_key(key) or np.ndim(value) > 1:
             continue
+        arr = np.asarray(value, dtype=np.float64)
         finite = arr[np.isfinite(arr)]
         out[key] = float(finite.mean()) if finite.size else float("nan")
     return out
@@ -126,7 +137,8 @@ class Analyzer(ABC):
 
         ``sample_ids`` are the step's sample ids (gathered over ranks like the arrays), when given.
         """
-        maps = {k: np.asarray(v) for k, v in host.items() if np.ndim(v) > 1}
+        maps = {k.removeprefix(MAP_PREFIX): np.asarray(v) for k, v in host.items()
+                if is_map_key(k) or np.ndim(v) > 1}
         return Result(metrics=reduce_per_sample(host), maps=maps)
 
     def render(self, result: Result) -> dict[str, np.ndarray]:
