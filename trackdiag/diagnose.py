@@ -84,5 +84,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 1 if failures else 0
 
 
+
+def diagnose(pred: Any, *, mask: Any = None, ref: Any = None, out_dir: Any = None) -> dict[str, Any]:
+    """Tiling diagnosis of one image: ``trackdiag.diagnose(pred, mask=..., ref=..., out_dir=...) -> dict``.
+
+    ``pred``, ``mask`` and ``ref`` are paths, PIL images, numpy arrays or tensors. Returns the flat
+    summary (the seed's keys); writes the report folder when ``out_dir`` is given.
+    """
+    from .sections.tiling import diagnose as _diagnose
+
+    return _diagnose(pred, mask=mask, ref=ref, out_dir=out_dir)
+
+
+class _CallableModule(type(sys)):  # type: ignore[misc]
+    """Lets ``trackdiag.diagnose`` be both this module (for ``-m``) and the ``diagnose()`` function."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return diagnose(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

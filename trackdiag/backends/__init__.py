@@ -1,0 +1,1 @@
+"""Tracker backends. Each one implements :class:`~trackdiag.backends.base.Backend` in full."""

@@ -1,0 +1,227 @@
+"""Configuration: typed schemas, composition from ``conf/`` with Hydra, and safe construction of components.
+
+Three ways in, one resolved shape (see ``conf/config.yaml``):
+
+* standalone: ``trackdiag.init(overrides=["backend=[mlflow,local]", "analyzer.tiling.schedule.every=50"])``
+  composes ``conf/`` with Hydra's compose API (also when a user's ``@hydra.main`` app is running: its global
+  state is put aside and restored);
+* from a user's Hydra app: ``trackdiag.init(config=cfg.trackdiag)``. The node is merged over our defaults.
+  When it has a ``backend`` or ``analyzer`` mapping, its keys *are* the selection; entries without
+  ``_target_`` take their defaults from ``conf/<group>/<name>.yaml``;
+* from an installed wheel: ``conf/`` ships inside the package as ``trackdiag/conf``.
+
+Components are built without ``hydra.utils.instantiate``: each ``_target_`` is checked (``trackdiag.`` only,
+unless ``allow_external_targets`` is true), imported, its parameters validated against the class's
+``Params`` dataclass (wrong types and unknown keys are rejected), and the class is called with them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import ConfigError
+
+__all__ = ["TrackdiagConfig", "RunConfig", "WorkerConfig", "config_dir", "compose", "resolve",
+           "build_component", "flatten"]
+
+ALLOWED_PREFIX = "trackdiag."
+
+
+@dataclass
+class RunConfig:
+    experiment: str = "trackdiag"
+    run_name: Optional[str] = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class WorkerConfig:
+    #: Records waiting for the background worker. Scalars are never dropped, whatever the policy.
+    queue_size: int = 256
+    #: When the queue is full: ``drop_media`` keeps the scalars and drops that step's figures and tables
+    #: (counted and reported); ``block`` waits up to ``block_timeout_s`` for room, then drops media.
+    when_full: str = "drop_media"
+    block_timeout_s: float = 5.0
+    #: Longest wait for the queue to drain in ``finish()`` / at interpreter exit.
+    flush_timeout_s: float = 120.0
+
+
+@dataclass
+class TrackdiagConfig:
+    on_error: str = "warn"
+    out_dir: str = "trackdiag_runs"
+    allow_external_targets: bool = False
+    run: RunConfig = field(default_factory=RunConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    backend: dict[str, Any] = field(default_factory=dict)
+    analyzer: dict[str, Any] = field(default_factory=dict)
+
+
+def config_dir() -> Path:
+    """The folder holding ``config.yaml``: ``trackdiag/conf`` in a wheel, ``<repo>/conf`` in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise ConfigError(f"trackdiag's conf/ folder was not found next to {here}; reinstall trackdiag.")
+
+
+def compose(overrides: Iterable[str] = ()) -> Any:
+    """Compose ``conf/config.yaml`` with Hydra overrides. Safe inside a running ``@hydra.main`` app."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    gh = GlobalHydra.instance()
+    saved = gh.hydra if gh.is_initialized() else None
+    if saved is not None:
+        gh.clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base=None, job_name="trackdiag"):
+            return hydra_compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"invalid trackdiag override or config: {exc}") from None
+    finally:
+        if saved is not None:
+            GlobalHydra.instance().clear()
+            GlobalHydra.instance().initialize(saved)
+
+
+def _group_default(group: str, name: str) -> Any:
+    from omegaconf import OmegaConf
+
+    path = config_dir() / group / f"{name}.yaml"
+    if not path.is_file():
+        choices = sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+        raise ConfigError(f"unknown {group} {name!r}; choose from {choices} or give a _target_.")
+    return OmegaConf.load(path)
+
+
+def _merge_selection(base: Any, user: Any, group: str) -> Any:
+    from omegaconf import OmegaConf
+
+    out = {}
+    for name, node in (user or {}).items():
+        node = OmegaConf.create({} if node is None else node)
+        default = base.get(name) if name in base else (
+            None if "_target_" in node else _group_default(group, str(name)))
+        out[str(name)] = OmegaConf.merge(default, node) if default is not None else node
+    return OmegaConf.create(out)
+
+
+def resolve(config: Any = None, overrides: Iterable[str] = (), shortcuts: Optional[Mapping[str, Any]] = None
+            ) -> Any:
+    """Return the validated resolved configuration (a DictConfig following :class:`TrackdiagConfig`).
+
+    ``config`` is a user's node (DictConfig or mapping); ``overrides`` are Hydra override strings;
+    ``shortcuts`` are the keyword options of ``trackdiag.init`` (``backend``, ``tracking_uri`` ...).
+    """
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    shortcuts = dict(shortcuts or {})
+    hydra_overrides = list(overrides)
+    backend = shortcuts.pop("backend", None)
+    if isinstance(backend, str):
+        backend = [backend]
+    if backend is not None and config is None:
+        hydra_overrides.insert(0, f"backend=[{','.join(backend)}]")
+    cfg = compose(hydra_overrides)
+    OmegaConf.set_struct(cfg, False)
+    for group in ("backend", "analyzer"):
+        if cfg.get(group) is None:
+            cfg[group] = {}
+    try:
+        if config is not None:
+            user = config if isinstance(config, DictConfig) else OmegaConf.create(dict(config))
+            user = OmegaConf.to_container(user, resolve=True)
+            for group in ("backend", "analyzer"):
+                if group in user:
+                    cfg[group] = _merge_selection(cfg[group], user.pop(group), group)
+            cfg = OmegaConf.merge(cfg, user)
+            if backend is not None:
+                cfg.backend = _merge_selection(cfg.backend, {b: cfg.backend.get(b, {}) for b in backend},
+                                               "backend")
+        _apply_shortcuts(cfg, shortcuts)
+        schema = OmegaConf.structured(TrackdiagConfig)
+        merged = OmegaConf.merge(schema, cfg)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"invalid trackdiag configuration: {exc}") from None
+    if merged.on_error not in ("warn", "raise"):
+        raise ConfigError(f"on_error must be 'warn' or 'raise'; got {merged.on_error!r}.")
+    if merged.worker.when_full not in ("drop_media", "block"):
+        raise ConfigError(f"worker.when_full must be 'drop_media' or 'block'; got {merged.worker.when_full!r}.")
+    return merged
+
+
+def _apply_shortcuts(cfg: Any, shortcuts: Mapping[str, Any]) -> None:
+    from omegaconf import OmegaConf
+
+    simple = {"experiment": "run.experiment", "run_name": "run.run_name", "out_dir": "out_dir",
+              "on_error": "on_error", "allow_external_targets": "allow_external_targets"}
+    for key, value in shortcuts.items():
+        if value is None:
+            continue
+        if key in simple:
+            OmegaConf.update(cfg, simple[key], value, merge=False)
+        elif key in ("tracking_uri", "run_id"):
+            if "mlflow" not in cfg.backend:
+                raise ConfigError(f"{key}= applies to the mlflow backend, which is not selected.")
+            OmegaConf.update(cfg, f"backend.mlflow.{key}", value, merge=False)
+        else:
+            raise ConfigError(f"unknown option {key}=; use overrides=[...] for anything else.")
+
+
+def build_component(node: Any, *, allow_external: bool, what: str, extra: Optional[Mapping[str, Any]] = None
+                    ) -> Any:
+    """Construct the object described by ``node`` (a DictConfig with ``_target_``) after validation.
+
+    The class must have a ``Params`` dataclass; ``node`` minus ``_target_`` is validated against it.
+    ``extra`` keyword arguments are passed to the constructor next to the params.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    target = node.get("_target_")
+    if not isinstance(target, str) or not target:
+        raise ConfigError(f"{what}: missing _target_.")
+    if not target.startswith(ALLOWED_PREFIX) and not allow_external:
+        raise ConfigError(f"{what}: _target_ {target!r} is outside trackdiag. Set allow_external_targets=true "
+                          "to allow classes from other packages.")
+    module_name, _, attr = target.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{what}: cannot import _target_ {target!r} ({exc}).") from None
+    schema = getattr(cls, "Params", None)
+    if schema is None:
+        raise ConfigError(f"{what}: {target} has no Params dataclass, so its parameters cannot be validated.")
+    values = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k != "_target_"}
+    try:
+        params = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{what}: invalid parameters for {target}: {exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{what}: invalid parameters for {target}: {exc}") from None
+    return cls(params, **dict(extra or {}))
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, str]:
+    """Flatten a nested config into ``{"a.b.c": "value"}`` strings (for tracker params)."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(node, resolve=True) if not isinstance(node, Mapping) else node
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = str(value)
+    return out
