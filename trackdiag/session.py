@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import numbers
 import os
@@ -106,7 +107,7 @@ class Session:
         self._steps_logged = 0
         self._finished: Optional[FinishSummary] = None
         if self.rank == 0 and backends:
-            self.worker.submit(Record(step=0, params=flatten(self.cfg)))
+            self.worker.submit(Record(step=0, params=self._run_params()))
         atexit.register(self._atexit)
 
     # -- public API ----------------------------------------------------------------------------------
@@ -222,6 +223,15 @@ class Session:
         self.finish("FAILED" if exc_type is not None else "FINISHED")
 
     # -- internals -------------------------------------------------------------------------------------
+    def _run_params(self) -> dict[str, str]:
+        """The flattened configuration, with every analyzer's *validated* parameters (defaults included)."""
+        params = flatten({k: v for k, v in self.cfg.items() if k != "analyzer"})
+        for analyzer, node in zip(self.analyzers, self.cfg.analyzer.values()):
+            prefix = f"analyzer.{analyzer.name}."
+            params[prefix + "_target_"] = str(node.get("_target_"))
+            params.update(flatten(dataclasses.asdict(analyzer.params), prefix))
+        return params
+
     def _check_open(self) -> None:
         if self._finished is not None:
             from .errors import NotInitializedError
