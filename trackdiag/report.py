@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["Figure", "Verdict", "Section", "write_report", "write_json", "json_default"]
+__all__ = ["Figure", "Verdict", "Section", "Cell", "write_report", "write_json", "json_default"]
 
 
 @dataclass
@@ -36,6 +36,18 @@ class Verdict:
     evidence: Mapping[str, Any]
     fix: str
     severity: str = "warn"  # "ok" | "warn" | "bad"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A table cell with a style: ``css`` is ``"best"``, ``"bad"``, ``"warn"`` or ``""``; ``title`` a tooltip."""
+
+    value: Any
+    css: str = ""
+    title: str = ""
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
 @dataclass
@@ -95,6 +107,7 @@ font-size:.9em} th{background:#f3f3f3}
 .verdict.bad{border-color:#c62828;background:#fff0f0} .verdict.ok{border-color:#2e7d32;background:#f0fff0}
 figure{display:inline-block;margin:.6em;vertical-align:top;max-width:540px}
 figure img{max-width:520px;border:1px solid #ddd} figcaption{font-size:.85em;color:#444}
+td.best{background:#e8f5e9;font-weight:bold} td.bad{background:#ffebee;color:#b71c1c} td.warn{background:#fff8e1}
 """
 
 
@@ -102,6 +115,14 @@ def _e(value: Any) -> str:
     if isinstance(value, float):
         value = f"{value:.6g}"
     return html.escape(str(value), quote=True)
+
+
+def _td(value: Any) -> str:
+    if isinstance(value, Cell):
+        cls = f" class='{_e(value.css)}'" if value.css else ""
+        tip = f" title='{_e(value.title)}'" if value.title else ""
+        return f"<td{cls}{tip}>{_e(value.value)}</td>"
+    return f"<td>{_e(value)}</td>"
 
 
 def _table_html(rows: Sequence[Mapping[str, Any]], max_rows: int = 500) -> str:
@@ -112,7 +133,7 @@ def _table_html(rows: Sequence[Mapping[str, Any]], max_rows: int = 500) -> str:
         cols.extend(k for k in row if k not in cols)
     head = "".join(f"<th>{_e(c)}</th>" for c in cols)
     body = "".join(
-        "<tr>" + "".join(f"<td>{_e(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in rows[:max_rows]
+        "<tr>" + "".join(_td(r.get(c, "")) for c in cols) + "</tr>" for r in rows[:max_rows]
     )
     more = f"<p>… {len(rows) - max_rows} more rows</p>" if len(rows) > max_rows else ""
     return f"<table><tr>{head}</tr>{body}</table>{more}"

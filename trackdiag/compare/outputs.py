@@ -1,0 +1,303 @@
+"""The comparison's report folder: ``comparison.csv``, ``comparison.json``, ``comparison.md``, a
+self-contained ``index.html``, ``comparison.pdf`` and ``plots/trend_*.png``.
+
+Escaping, per format: HTML goes through :mod:`trackdiag.report`, which escapes every string; Markdown
+cells are HTML-escaped and their Markdown punctuation backslash-escaped (a Markdown viewer renders raw
+HTML); matplotlib text has ``$`` escaped (no mathtext). CSV and JSON carry the raw strings: they are data.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import textwrap
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..report import Cell, Figure, Section, Verdict, write_json, write_report
+from .plots import HOW_TO_READ, mpl_text, trend_figure
+from .ranking import fmt
+from .table import Comparison
+
+__all__ = ["FORMATS", "write_outputs", "flat_rows", "to_json", "md_text"]
+
+FORMATS = ("csv", "json", "md", "html", "pdf")
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|#<>"})
+
+
+def md_text(text: Any) -> str:
+    """A string that a Markdown viewer shows as plain text (no HTML, no emphasis, no table breaks)."""
+    return html.escape(str(text), quote=False).translate(_MD_SPECIAL).replace("\n", " ")
+
+
+def _num(value: float) -> Optional[float]:
+    return float(value) if np.isfinite(value) else None
+
+
+def flat_rows(c: Comparison) -> list[dict[str, Any]]:
+    """One flat dict per row (table order): the CSV, the tracker table."""
+    rows = []
+    for i in range(len(c)):
+        row: dict[str, Any] = {"rank": int(c.rank[i]), "run": c.run[i], "run_id": c.run_id[i],
+                               "checkpoint": c.checkpoint[i], "step": int(c.step[i]),
+                               "score": _num(round(float(c.score[i]), 6)), "baseline": i == c.baseline,
+                               "best_in": ";".join(s.label for j, s in enumerate(c.specs) if c.best[i, j]),
+                               "flagged": ";".join(s.label for j, s in enumerate(c.specs) if c.flagged[i, j])}
+        for j, s in enumerate(c.specs):
+            row[s.label] = _num(c.values[i, j])
+            row[f"{s.label} delta"] = _num(c.delta[i, j])
+        rows.append(row)
+    return rows
+
+
+def to_json(c: Comparison, config: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """The whole comparison as JSON-ready data."""
+    order = np.argsort(c.rank, kind="stable")
+    rows = []
+    for i in range(len(c)):
+        cells = {}
+        for j, s in enumerate(c.specs):
+            cells[s.label] = {"value": _num(c.values[i, j]), "logged_step": int(c.logged[i, j]),
+                              "delta": _num(c.delta[i, j]), "best": bool(c.best[i, j]),
+                              "regressed": bool(c.regressed[i, j]), "over_limit": bool(c.over_limit[i, j])}
+        rows.append({"rank": int(c.rank[i]), "run": c.run[i], "run_id": c.run_id[i], "checkpoint": c.checkpoint[i],
+                     "step": int(c.step[i]), "score": _num(c.score[i]), "reason": c.reasons[i], "cells": cells})
+    return {
+        "mode": c.mode,
+        "baseline": {"row": int(c.baseline), "run": c.run[c.baseline], "checkpoint": c.checkpoint[c.baseline],
+                     "step": int(c.step[c.baseline])},
+        "metrics": [{"key": s.key, "label": s.label, "goal": s.goal, "goal_assumed": s.goal_assumed,
+                     "weight": s.weight, "tolerance": _num(c.tolerance[j]), "limit": s.limit}
+                    for j, s in enumerate(c.specs)],
+        "verdict": list(c.verdict),
+        "ranking": [{"rank": int(c.rank[i]), "run": c.run[i], "checkpoint": c.checkpoint[i],
+                     "step": int(c.step[i]), "score": _num(c.score[i]), "reason": c.reasons[i]} for i in order],
+        "onsets": list(c.onsets),
+        "rows": rows,
+        "runs": [{"name": r.name, "run_id": r.run_id, "source": r.source, "tags": dict(r.tags)} for r in c.runs],
+        "notes": list(c.notes),
+        "config": dict(config or {}),
+    }
+
+
+def _cell_text(c: Comparison, i: int, j: int) -> str:
+    v = c.values[i, j]
+    text = fmt(v)
+    if i != c.baseline and np.isfinite(c.delta[i, j]):
+        d = c.delta[i, j]
+        text += f" ({'+' if d > 0 else ''}{d:.3g})"
+    if c.logged[i, j] >= 0 and c.logged[i, j] != c.step[i] and c.checkpoint[i].isdigit():
+        text += f" @{int(c.logged[i, j])}"
+    if c.best[i, j]:
+        text += " ★"
+    if c.flagged[i, j]:
+        text += " ▲"
+    return text
+
+
+def _cell_title(c: Comparison, i: int, j: int) -> str:
+    s = c.specs[j]
+    out = []
+    if c.best[i, j]:
+        out.append("best")
+    if c.regressed[i, j]:
+        out.append(f"regressed: worse than the baseline by more than {fmt(c.tolerance[j])}")
+    if c.over_limit[i, j]:
+        out.append(f"over the limit {fmt(s.limit)}")
+    return "; ".join(out)
+
+
+def _display_rows(c: Comparison, cells: bool) -> list[dict[str, Any]]:
+    rows = []
+    for i in range(len(c)):
+        row: dict[str, Any] = {"rank": int(c.rank[i]), "run": c.run[i], "checkpoint": c.checkpoint[i]}
+        for j, s in enumerate(c.specs):
+            text = _cell_text(c, i, j)
+            if cells:
+                css = "bad" if c.flagged[i, j] else "best" if c.best[i, j] else ""
+                row[s.label] = Cell(text, css=css, title=_cell_title(c, i, j))
+            else:
+                row[s.label] = text
+        if i == c.baseline:
+            row["run"] = f"{c.run[i]} (baseline)"
+        rows.append(row)
+    return rows
+
+
+def _legend_text(c: Comparison) -> str:
+    goals = ", ".join(f"{s.label}: {'lower' if s.goal == 'min' else 'higher'} is better"
+                      + (f", limit {fmt(s.limit)}" if s.limit is not None else "")
+                      + (", not ranked" if s.weight == 0 else "")
+                      for s in c.specs if s.goal != "none")
+    return (f"Cells: value (delta vs the baseline) [@logged step when it differs from the checkpoint]; "
+            f"★ best in the column; ▲ flagged (regressed beyond its tolerance, or over its limit). {goals}.")
+
+
+def write_csv(c: Comparison, path: Path) -> Path:
+    rows = flat_rows(c)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["rank"])
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    return path
+
+
+def write_markdown(c: Comparison, path: Path, figures: Sequence[Figure]) -> Path:
+    order = np.argsort(c.rank, kind="stable")
+    lines = ["# Checkpoint comparison", ""]
+    lines += [f"- {md_text(v)}" for v in c.verdict] + [""]
+    lines += ["## Ranking", ""]
+    lines += [f"- {md_text(c.reasons[i])}" for i in order] + [""]
+    lines += ["## Table", "", md_text(_legend_text(c)), ""]
+    cols = ["rank", "run", "checkpoint"] + [s.label for s in c.specs]
+    lines.append("| " + " | ".join(md_text(x) for x in cols) + " |")
+    lines.append("|" + "---|" * len(cols))
+    for row in _display_rows(c, cells=False):
+        lines.append("| " + " | ".join(md_text(row[x]) for x in cols) + " |")
+    lines.append("")
+    if figures:
+        lines += ["## Trends", "", md_text(HOW_TO_READ), ""]
+        lines += [f"![{md_text(f.title)}]({f.path})" for f in figures] + [""]
+    lines += ["## Runs", ""]
+    for r in c.runs:
+        tags = ", ".join(f"{md_text(k)}={md_text(v)}" for k, v in sorted(r.tags.items()))
+        lines.append(f"- **{md_text(r.name)}** ({md_text(r.source)} {md_text(r.run_id)})"
+                     + (f": {tags}" if tags else ""))
+    if c.notes:
+        lines += ["", "## Notes", ""] + [f"- {md_text(n)}" for n in c.notes]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_html(c: Comparison, out_dir: Path, figures: Sequence[Figure]) -> Path:
+    order = np.argsort(c.rank, kind="stable")
+    verdicts = [Verdict(cause=f"Best: {c.row_label(int(order[0]))}",
+                        evidence={s.label: fmt(c.values[int(order[0]), j]) for j, s in enumerate(c.specs)
+                                  if s.weight > 0},
+                        fix="Use this checkpoint (see the ranking for the reason).", severity="ok")]
+    for o in c.onsets:
+        verdicts.append(Verdict(cause=f"{o['run']}: {o['metric']} got worse",
+                                evidence={"since": o["checkpoint"], "value there": fmt(o["value"]),
+                                          "baseline": fmt(o["baseline"])},
+                                fix="Compare the checkpoints before and after this step; the trend plot "
+                                    "shows the change.", severity="bad"))
+    sections = [
+        Section(title="Verdict", verdicts=verdicts, notes=list(c.verdict)),
+        Section(title="Ranking", notes=[c.reasons[i] for i in order[:50]]
+                + ([f"… {len(c) - 50} more rows in comparison.md / comparison.json"] if len(c) > 50 else [])),
+        Section(title="Comparison table", notes=[_legend_text(c)],
+                tables={"one row per run and checkpoint": _display_rows(c, cells=True)}),
+    ]
+    if figures:
+        sections.append(Section(title="Trends", figures=list(figures)))
+    sections.append(Section(title="Runs", tables={"runs": [
+        {"run": r.name, "source": r.source, "id": r.run_id,
+         "tags": "; ".join(f"{k}={v}" for k, v in sorted(r.tags.items()))} for r in c.runs]}))
+    if c.notes:
+        sections.append(Section(title="Notes", notes=list(c.notes)))
+    return write_report(out_dir, sections, title="trackdiag checkpoint comparison", embed_images=True)
+
+
+def _text_page(pdf: Any, title: str, lines: Sequence[str]) -> None:
+    from ..plots import new_figure
+
+    wrapped: list[str] = []
+    for line in lines:
+        wrapped += textwrap.wrap(line, 110) or [""]
+    per_page = 60
+    for start in range(0, max(1, len(wrapped)), per_page):
+        fig = new_figure(8.27, 11.69)
+        fig.text(0.05, 0.97, mpl_text(title), fontsize=14, weight="bold", va="top")
+        fig.text(0.05, 0.93, mpl_text("\n".join(wrapped[start:start + per_page])), fontsize=7.5, va="top",
+                 family="monospace")
+        pdf.savefig(fig)
+
+
+def _table_pages(pdf: Any, c: Comparison, max_rows: int) -> None:
+    from ..plots import new_figure
+
+    order = np.argsort(c.rank, kind="stable")[:max_rows]
+    rows = _display_rows(c, cells=False)
+    cols = ["rank", "run", "checkpoint"] + [s.label for s in c.specs]
+    per_page, per_cols = 40, 6
+    for col0 in range(3, max(4, len(cols)), per_cols):
+        use = cols[:3] + cols[col0:col0 + per_cols]
+        for start in range(0, len(order), per_page):
+            fig = new_figure(11.69, 8.27)
+            ax = fig.add_subplot()
+            ax.axis("off")
+            body = [[mpl_text(textwrap.shorten(str(rows[i][k]), 34)) for k in use] for i in order[start:start + per_page]]
+            table = ax.table(cellText=body, colLabels=[mpl_text(textwrap.shorten(k, 30)) for k in use],
+                             loc="upper center", cellLoc="left")
+            table.auto_set_font_size(False)
+            table.set_fontsize(6.5)
+            for (r, k), cell in table.get_celld().items():
+                if r > 0 and k >= 3:
+                    i, j = int(order[start + r - 1]), c.specs.index(next(s for s in c.specs if s.label == use[k]))
+                    if c.flagged[i, j]:
+                        cell.set_facecolor("#ffebee")
+                    elif c.best[i, j]:
+                        cell.set_facecolor("#e8f5e9")
+            ax.set_title(mpl_text(f"Comparison table (by rank, rows {start + 1}–{start + len(body)} of {len(c)})"),
+                         fontsize=9)
+            pdf.savefig(fig)
+
+
+def write_outputs(c: Comparison, out_dir: str | Path, *, formats: Sequence[str] = FORMATS, plots: bool = True,
+                  pdf_rows: int = 80, config: Optional[Mapping[str, Any]] = None
+                  ) -> tuple[dict[str, Path], dict[str, np.ndarray]]:
+    """Write the report folder. Returns ``(files, images)``: format → path, and metric label → trend plot
+    (``H×W×3`` uint8, for the trackers)."""
+    from ..plots import figure_to_rgb
+
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"unknown output format(s) {bad}; choose from {list(FORMATS)}.")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    images: dict[str, np.ndarray] = {}
+    figures: list[Figure] = []
+    pdf = None
+    if "pdf" in formats:
+        from matplotlib.backends.backend_pdf import PdfPages
+
+        files["pdf"] = out / "comparison.pdf"
+        pdf = PdfPages(files["pdf"])
+    try:
+        if pdf is not None:
+            order = np.argsort(c.rank, kind="stable")
+            _text_page(pdf, "trackdiag checkpoint comparison",
+                       list(c.verdict) + [""] + [c.reasons[i] for i in order[:20]] + [""] + c.notes[:40])
+        if plots:
+            (out / "plots").mkdir(exist_ok=True)
+            for j, spec in enumerate(c.specs):
+                fig = trend_figure(c, j)
+                rgb = figure_to_rgb(fig)
+                name = "trend_" + "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in spec.label) + ".png"
+                from ..plots import save_rgb_png
+
+                save_rgb_png(rgb, out / "plots" / name)
+                images[spec.label] = rgb
+                figures.append(Figure(path=f"plots/{name}", title=spec.label, how_to_read=HOW_TO_READ))
+                if pdf is not None:
+                    pdf.savefig(fig)
+        if pdf is not None:
+            _table_pages(pdf, c, pdf_rows)
+    finally:
+        if pdf is not None:
+            pdf.close()
+    if "csv" in formats:
+        files["csv"] = write_csv(c, out / "comparison.csv")
+    if "json" in formats:
+        files["json"] = write_json(to_json(c, config), out / "comparison.json")
+    if "md" in formats:
+        files["md"] = write_markdown(c, out / "comparison.md", figures)
+    if "html" in formats:
+        files["html"] = write_html(c, out, figures)
+    return files, images

@@ -1,0 +1,268 @@
+"""Read runs from the trackers: MLflow (by experiment + filter, by run ids or names), local run folders,
+W&B offline run folders and TensorBoard log folders.
+
+Every reader makes **one batched read per run**:
+
+* MLflow on a SQL store (sqlite, postgres …): one query per run for the histories of all selected keys
+  (``SELECT key, step, timestamp, value, is_nan FROM metrics WHERE run_uuid = ? AND key IN (…)``, through
+  MLflow's own SQLAlchemy models). MLflow's public client has no call that returns the histories of many
+  keys at once (``get_metric_history`` is per key; ``get_metric_history_bulk_interval`` is per key over many
+  runs), so other stores (an HTTP server) fall back to ``get_metric_history`` per key — see
+  ``docs/compare_ckpts.md`` for the figures.
+* local folders: one read of ``metrics.jsonl``; W&B offline / TensorBoard folders: one pass over the run's
+  log file through :mod:`trackdiag.logreaders`.
+
+Every reader takes ``select``: a function from the logged keys of each run to the keys to fetch. It is
+called once, after the runs are found and before any history is read, so that a typo in a metric name
+fails fast and only the selected histories are read.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import ConfigError
+from .data import MissingRunError, RunData, Series, series_from_points, unique_names
+
+__all__ = ["read_runs", "read_mlflow", "read_local", "read_logreader", "expand_folders", "SOURCES",
+           "COMPARISON_TAG"]
+
+#: From the metric keys of each run (one list per run) to the keys to read.
+Select = Callable[[Sequence[Sequence[str]]], Sequence[str]]
+
+#: Tag set on the comparison runs this tool writes, so that a later comparison does not compare them.
+COMPARISON_TAG = ("trackdiag.kind", "comparison")
+
+SOURCES = ("mlflow", "wandb", "tensorboard", "local")
+
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+# -- MLflow ----------------------------------------------------------------------------------------------
+def _sqlite_path(uri: str) -> Optional[Path]:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):])
+
+
+def _client(tracking_uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    path = _sqlite_path(tracking_uri)
+    if path is not None and str(path) != ":memory:" and not path.is_file():
+        # MlflowClient would silently create an empty store here.
+        raise MissingRunError(f"no MLflow store at {path.resolve()} (tracking_uri={tracking_uri}). Give the "
+                              "store the runs were logged to: mlflow.tracking_uri=sqlite:///path/to/mlruns.db")
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def _find_mlflow_runs(client: Any, *, experiment: str, filter_string: str, runs: Sequence[str],
+                      max_runs: int) -> list[Any]:
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(experiment) if experiment else None
+    if runs:
+        found: list[Any] = []
+        missing: list[str] = []
+        by_name: Optional[dict[str, list[Any]]] = None
+        for ref in runs:
+            ref = str(ref)
+            if _RUN_ID.match(ref):
+                try:
+                    found.append(client.get_run(ref))
+                    continue
+                except MlflowException:
+                    pass
+            if by_name is None:  # one search for every name-given run
+                by_name = {}
+                if exp is not None:
+                    for run in client.search_runs([exp.experiment_id], filter_string,
+                                                  max_results=max(1, max_runs)):
+                        by_name.setdefault(run.info.run_name, []).append(run)
+            hits = by_name.get(ref, [])
+            if hits:
+                found.extend(sorted(hits, key=lambda r: r.info.start_time or 0))
+            else:
+                missing.append(ref)
+        if missing:
+            known = sorted(by_name or {})
+            where = (f"experiment {experiment!r}" if exp is not None else
+                     f"the store (experiment {experiment!r} does not exist)")
+            listing = ", ".join(known[:20]) + (" …" if len(known) > 20 else "")
+            raise MissingRunError(f"MLflow run(s) {missing} not found by id, nor by name in {where}. "
+                                  f"Runs there: {listing or 'none'}.")
+        return found
+    if exp is None:
+        names = [e.name for e in client.search_experiments()]
+        raise MissingRunError(f"MLflow experiment {experiment!r} does not exist in this store; experiments: "
+                              f"{names}. Set mlflow.experiment=<name> or give runs=[<run id>, …].")
+    found = [r for r in client.search_runs([exp.experiment_id], filter_string, max_results=max(1, max_runs))
+             if r.data.tags.get(COMPARISON_TAG[0]) != COMPARISON_TAG[1]]
+    if not found:
+        what = f" matching filter {filter_string!r}" if filter_string else ""
+        raise MissingRunError(f"no runs{what} in MLflow experiment {experiment!r}.")
+    return sorted(found, key=lambda r: r.info.start_time or 0)
+
+
+def _sql_histories(store: Any, run_id: str, keys: Sequence[str]) -> Optional[dict[str, Series]]:
+    """All histories of ``keys`` of one run in ONE query on an MLflow SQL store; None for other stores."""
+    try:
+        from mlflow.store.tracking.dbmodels.models import SqlMetric
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    except ImportError:  # pragma: no cover - mlflow without SQLAlchemy
+        return None
+    if not isinstance(store, SqlAlchemyStore):
+        return None
+    wanted = list(keys)
+    with store.ManagedSessionMaker() as session:
+        query = session.query(SqlMetric.key, SqlMetric.step, SqlMetric.timestamp, SqlMetric.value,
+                              SqlMetric.is_nan).filter(SqlMetric.run_uuid == run_id)
+        if len(wanted) <= 500:  # stay far below SQLite's bound on query parameters
+            query = query.filter(SqlMetric.key.in_(wanted))
+        rows = query.all()
+    return _group_rows(rows, wanted)
+
+
+def _group_rows(rows: Sequence[Sequence[Any]], keys: Sequence[str]) -> dict[str, Series]:
+    """``(key, step, timestamp, value, is_nan)`` rows → key → Series (the last timestamp at a step wins)."""
+    out: dict[str, Series] = {}
+    if not rows:
+        return out
+    index = {k: i for i, k in enumerate(keys)}
+    kidx = np.fromiter((index.get(r[0], -1) for r in rows), dtype=np.int64, count=len(rows))
+    data = np.array([(r[1], r[2], r[3], r[4]) for r in rows], dtype=np.float64)
+    data[data[:, 3] > 0, 2] = np.nan  # MLflow stores NaN as value 0 with is_nan = 1
+    order = np.lexsort((data[:, 1], data[:, 0], kidx))
+    kidx, data = kidx[order], data[order]
+    bounds = np.flatnonzero(np.diff(kidx)) + 1
+    for chunk_k, chunk in zip(np.split(kidx, bounds), np.split(data, bounds)):
+        if chunk_k.size and chunk_k[0] >= 0:
+            out[keys[int(chunk_k[0])]] = series_from_points(chunk[:, 0], chunk[:, 2], chunk[:, 1])
+    return out
+
+
+def _client_histories(client: Any, run_id: str, keys: Sequence[str]) -> dict[str, Series]:
+    """Fallback for stores without SQL access: one ``get_metric_history`` call per key."""
+    out = {}
+    for key in keys:
+        hist = client.get_metric_history(run_id, key)
+        if hist:
+            out[key] = series_from_points([m.step for m in hist], [m.value for m in hist],
+                                          [m.timestamp for m in hist])
+    return out
+
+
+def read_mlflow(*, tracking_uri: str, experiment: str, filter_string: str = "", runs: Sequence[str] = (),
+                max_runs: int = 1000, select: Select, batched: bool = True) -> list[RunData]:
+    """Runs from an MLflow store: ``runs`` (ids or names) or every run of ``experiment`` that matches
+    ``filter_string`` (an MLflow search filter). ``batched=False`` forces the per-key fallback."""
+    client = _client(tracking_uri)
+    found = _find_mlflow_runs(client, experiment=experiment, filter_string=filter_string, runs=runs,
+                              max_runs=max_runs)
+    keys = list(select([list(r.data.metrics) for r in found]))
+    store = client._tracking_client.store if batched else None  # MLflow's store behind the client
+    names = unique_names([r.info.run_name or r.info.run_id for r in found], [r.info.run_id for r in found])
+    out = []
+    for run, name in zip(found, names):
+        run_keys = [k for k in keys if k in run.data.metrics]
+        metrics = _sql_histories(store, run.info.run_id, run_keys) if store is not None else None
+        if metrics is None:
+            metrics = _client_histories(client, run.info.run_id, run_keys)
+        tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
+        out.append(RunData(name=name, run_id=run.info.run_id, source="mlflow", metrics=metrics, tags=tags))
+    return out
+
+
+# -- folders ---------------------------------------------------------------------------------------------
+def expand_folders(patterns: Sequence[str], *, what: str) -> list[Path]:
+    """Folders from paths or glob patterns (sorted per pattern). Raises MissingRunError for no match."""
+    if not patterns:
+        raise ConfigError(f"give the {what} folders: runs=[path/to/run, …] (glob patterns work).")
+    out: list[Path] = []
+    missing = []
+    for pattern in patterns:
+        pattern = str(pattern)
+        hits = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        dirs = [Path(h) for h in hits if Path(h).is_dir()]
+        if not dirs:
+            missing.append(pattern)
+        out.extend(d for d in dirs if d not in out)
+    if missing:
+        raise MissingRunError(f"{what} folder(s) not found: {missing}.")
+    return out
+
+
+def read_local(*, runs: Sequence[str], select: Select) -> list[RunData]:
+    """Run folders written by the local backend (``<run>/metrics.jsonl``, ``params.json``)."""
+    import json
+
+    from ..backends.local import read_metrics
+
+    folders = expand_folders(runs, what="local run")
+    raw = []
+    for folder in folders:
+        if not (folder / "metrics.jsonl").is_file():
+            raise MissingRunError(f"{folder} is not a trackdiag local run folder: it has no metrics.jsonl.")
+        raw.append(read_metrics(folder))
+    keys = list(select([list(r) for r in raw]))
+    names = unique_names([f.name for f in folders], [str(f) for f in folders])
+    out = []
+    for folder, name, metrics in zip(folders, names, raw):
+        series = {k: series_from_points(list(metrics[k]), list(metrics[k].values())) for k in keys if k in metrics}
+        params = folder / "params.json"
+        tags = {}
+        if params.is_file():
+            tags = {k: str(v) for k, v in json.loads(params.read_text(encoding="utf-8")).items()
+                    if k.startswith("run.tags.") or k == "run.run_name"}
+        out.append(RunData(name=name, run_id=str(folder), source="local", metrics=series, tags=tags))
+    return out
+
+
+def read_logreader(kind: str, *, runs: Sequence[str], select: Select) -> list[RunData]:
+    """W&B offline run folders or TensorBoard log folders, each read in one pass by
+    :func:`trackdiag.logreaders.read_wandb_offline` / :func:`trackdiag.logreaders.read_tensorboard`."""
+    from .. import logreaders
+
+    what = {"wandb": "W&B offline run", "tensorboard": "TensorBoard log"}[kind]
+    folders = expand_folders(runs, what=what)
+    tables: list[dict[str, Any]] = []
+    names: list[str] = []
+    tags: list[dict[str, str]] = []
+    for folder in folders:
+        if kind == "wandb":
+            run = logreaders.read_wandb_offline(folder)
+            tables.append(run.series())
+            names.append(run.run_id or folder.name)
+            flat = {"project": run.project} if run.project else {}
+            flat.update({f"config.{k}": str(v) for k, v in list(run.config.items())[:40]
+                         if not isinstance(v, (dict, list))})
+            tags.append(flat)
+        else:
+            tables.append(logreaders.read_tensorboard(folder))
+            names.append(folder.name)
+            tags.append({})
+    keys = list(select([list(t) for t in tables]))
+    names = unique_names(names, [str(f) for f in folders])
+    out = []
+    for folder, name, table, tag in zip(folders, names, tables, tags):
+        metrics = {k: Series(table[k].steps, table[k].values) for k in keys if k in table}
+        out.append(RunData(name=name, run_id=str(folder), source=kind, metrics=metrics, tags=tag))
+    return out
+
+
+def read_runs(backend: str, *, runs: Sequence[str], mlflow: Any, select: Select) -> list[RunData]:
+    """Dispatch to the reader of ``backend`` (one of :data:`SOURCES`)."""
+    if backend == "mlflow":
+        return read_mlflow(tracking_uri=mlflow.tracking_uri, experiment=mlflow.experiment,
+                           filter_string=mlflow.filter, runs=runs, max_runs=mlflow.max_runs, select=select)
+    if backend == "local":
+        return read_local(runs=runs, select=select)
+    if backend in ("wandb", "tensorboard"):
+        return read_logreader(backend, runs=runs, select=select)
+    raise ConfigError(f"backend must be one of {SOURCES}; got {backend!r}.")

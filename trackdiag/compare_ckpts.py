@@ -1,0 +1,233 @@
+"""``python -m trackdiag.compare_ckpts``: compare and rank checkpoints across runs.
+
+Two modes, one output:
+
+* **tracker mode**: runs from MLflow (by experiment + filter, or run ids / names), W&B offline folders,
+  TensorBoard log folders or local run folders; the diagnostic metrics at the chosen checkpoints (a list
+  of steps, every logged step, or the last one), each from the nearest logged step within ``tolerance``;
+* **samples mode**: one folder of generated images per checkpoint; the analyzers (tiling by default) run
+  on each set and each metric is aggregated per checkpoint (mean, median, worst k).
+
+Output: a table (one row per run and checkpoint; deltas against a baseline; the best value of each column
+marked; regressions flagged against the config's thresholds), a ranking with its reason in words, trend
+plots, a report folder (``comparison.csv``/``.json``/``.md``, self-contained ``index.html``,
+``comparison.pdf``) and a "comparison" run in the tracker. ``--help`` explains every key.
+
+From Python::
+
+    from trackdiag.compare_ckpts import compare
+    result = compare(overrides=["mlflow.experiment=lora", "steps=all", "publish.to=none"])
+    print(result.comparison.verdict[0])
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from .compare.config import compose, validate
+from .compare.table import Comparison
+from .errors import TrackdiagError
+
+__all__ = ["compare", "run", "main", "CompareResult"]
+
+
+@dataclass
+class CompareResult:
+    """What :func:`compare` returns: the judged and ranked comparison, the files written and where the
+    trackers show it."""
+
+    comparison: Comparison
+    files: dict[str, Path]
+    published: dict[str, str] = field(default_factory=dict)
+    config: Any = None
+
+    @property
+    def best(self) -> str:
+        """``run @ checkpoint`` of the best row."""
+        c = self.comparison
+        return c.row_label(int(c.rank.argmin()))
+
+
+def compare(config: Any = None, *, overrides: Iterable[str] = (),
+            progress: Optional[Callable[[str], None]] = None) -> CompareResult:
+    """Compose the configuration (``conf/compare/config.yaml`` + ``overrides`` + ``config``, a mapping
+    merged last) and run the comparison. Raises :class:`~trackdiag.errors.TrackdiagError` subclasses with
+    the fix in the message."""
+    from omegaconf import OmegaConf
+
+    cfg = compose(overrides)
+    if config is not None:
+        data = OmegaConf.to_container(config, resolve=True) if not isinstance(config, Mapping) else dict(config)
+        cfg = validate(OmegaConf.merge(cfg, data))
+    return run(cfg, progress=progress)
+
+
+def _selector(cfg: Any, box: dict[str, Any]) -> Callable[[Sequence[Sequence[str]]], list[str]]:
+    """The metric selection: ``metrics`` resolved against every logged key, or, when ``metrics`` is empty,
+    every ``trackdiag/*`` key that *every* run logged (keys only some runs logged are named in a note)."""
+    from .compare.data import MissingMetricError
+    from .compare.metrics import default_keys, label_of, resolve_key
+
+    def select(per_run: Sequence[Sequence[str]]) -> list[str]:
+        available = list(dict.fromkeys(k for keys in per_run for k in keys))
+        box["available"] = available
+        if not available:
+            raise MissingMetricError("the selected runs logged no metric at all.")
+        if cfg.metrics:
+            keys = list(dict.fromkeys(resolve_key(str(m), available) for m in cfg.metrics))
+        else:
+            common = set(available).intersection(*[set(k) for k in per_run]) if per_run else set()
+            keys = [k for k in default_keys(available) if k in common]
+            partial = [k for k in default_keys(available) if k not in common]
+            if partial:
+                box.setdefault("notes", []).append(
+                    f"left out (logged by only some runs): {[label_of(k) for k in partial][:20]}; name them in "
+                    "metrics=[…] to compare them.")
+            if not keys:
+                raise MissingMetricError(f"no metric was logged by every run; logged by some: "
+                                         f"{[label_of(k) for k in partial][:20]}. Choose with metrics=[…].")
+        box["keys"] = keys
+        return keys
+
+    return select
+
+
+def _specs(cfg: Any, keys: Sequence[str], available: Sequence[str], *, aggregates: Sequence[str] = (),
+           rank_by: str = "") -> list:
+    from .compare.metrics import build_specs
+
+    return build_specs(keys, goals=dict(cfg.goals), default_goal=cfg.default_goal, weights=dict(cfg.weights),
+                       tolerances=dict(cfg.regression.abs), limits=dict(cfg.limits), available=available,
+                       aggregates=aggregates, rank_by=rank_by, strict_settings=True)
+
+
+def _goal_of(cfg: Any, available: Sequence[str]) -> Callable[[str], str]:
+    from .compare.metrics import build_specs
+
+    def goal(key: str) -> str:
+        (spec,) = build_specs([key], goals=dict(cfg.goals), default_goal=cfg.default_goal, weights={},
+                              tolerances={}, limits={}, available=available) or [None]
+        return spec.goal
+
+    return goal
+
+
+def run(cfg: Any, *, progress: Optional[Callable[[str], None]] = None) -> CompareResult:
+    """Run a comparison from a validated config node (see :func:`compare`)."""
+    from omegaconf import OmegaConf
+
+    from .compare.outputs import write_outputs
+    from .compare.publish import publish, targets
+    from .compare.ranking import rank
+    from .compare.table import build_table
+    from .config import flatten
+
+    notes: list[str] = []
+    extra_files: dict[str, Any] = {}
+    if cfg.samples.sets:
+        mode, source = "samples", "samples"
+        runs, specs, per_image, sample_notes = _samples(cfg, progress)
+        notes += sample_notes
+        extra_files["per_image"] = per_image
+        steps: Any = "all"
+    else:
+        mode, source = "runs", str(cfg.backend)
+        from .compare.sources import read_runs
+
+        box: dict[str, Any] = {}
+        runs = read_runs(source, runs=list(cfg.runs), mlflow=cfg.mlflow, select=_selector(cfg, box))
+        notes += box.get("notes", [])
+        specs = _specs(cfg, box["keys"], box["available"])
+        steps = cfg.steps if isinstance(cfg.steps, str) else list(cfg.steps)
+    c = build_table(runs, specs, steps=steps, tolerance=int(cfg.tolerance), baseline=str(cfg.baseline),
+                    rel_tolerance=float(cfg.regression.rel), on_missing=str(cfg.on_missing))
+    c.mode = mode
+    c.notes = notes + c.notes
+    rank(c, method=cfg.ranking.method, flagged_last=bool(cfg.ranking.flagged_last), explain=int(cfg.ranking.explain))
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    names, publish_notes = targets(plain["publish"]["to"], source=source)
+    c.notes += publish_notes
+    out_dir = Path(cfg.output.dir)
+    files, images = write_outputs(c, out_dir, formats=list(cfg.output.formats), plots=bool(cfg.output.plots),
+                                  pdf_rows=int(cfg.output.pdf_rows), config=plain)
+    if extra_files.get("per_image"):
+        files["per_image"] = _write_per_image(extra_files["per_image"], out_dir / "per_image.csv")
+    local_root = Path(str(runs[0].run_id)).parent if source == "local" and runs else None
+    where = publish(c, names, out_dir=out_dir, images=images if cfg.publish.images else {},
+                    params=flatten(plain, "compare."), experiment=cfg.publish.experiment or cfg.mlflow.experiment,
+                    run_name=cfg.publish.run_name, tracking_uri=cfg.mlflow.tracking_uri, local_root=local_root,
+                    log_images=bool(cfg.publish.images))
+    return CompareResult(comparison=c, files=files, published=where, config=cfg)
+
+
+def _samples(cfg: Any, progress: Optional[Callable[[str], None]]) -> tuple[list, list, list, list[str]]:
+    from .compare import samples as sm
+
+    s = cfg.samples
+    sets = sm.parse_sets(list(s.sets), run_name=s.run_name, masks=s.masks)
+    analyzers = sm.build_analyzers(list(s.analyzers), dict(s.params))
+    rows, notes = sm.analyze_sets(sets, analyzers, ref=s.ref, batch_size=int(s.batch_size),
+                                  on_missing=str(cfg.on_missing), progress=progress)
+    if not rows:
+        from .compare.data import MissingRunError
+
+        raise MissingRunError("no sample image could be analysed: " + "; ".join(notes[:5]))
+    available = list(dict.fromkeys(k for r in rows for k in r if k not in ("run", "checkpoint", "step", "image")))
+    keys = _selector(cfg, {})([available])
+    goal_of = _goal_of(cfg, available)
+    runs, _ = sm.to_runs(sets, rows, aggregates=list(s.aggregates), worst_k=int(s.worst_k), goal_of=goal_of)
+    specs = _specs(cfg, keys, available, aggregates=list(s.aggregates), rank_by=str(s.rank_by))
+    return runs, specs, rows, notes
+
+
+def _write_per_image(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    import csv
+
+    cols: list[str] = []
+    for row in rows:
+        cols.extend(k for k in row if k not in cols)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=cols)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _summary(result: CompareResult) -> str:
+    c = result.comparison
+    lines = list(c.verdict[:1]) + [line for line in c.verdict[1:] if line.startswith("Got worse")]
+    if "html" in result.files:
+        lines.append(f"report: {result.files['html']}")
+    lines += [f"{name}: {where}" for name, where in result.published.items()]
+    if c.notes:
+        lines.append(f"{len(c.notes)} note(s), e.g.: {c.notes[0]}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """The Hydra entry point (``python -m trackdiag.compare_ckpts key=value ...``)."""
+    import hydra
+
+    from .compare.config import _register, compare_config_dir, map_overrides
+
+    _register()
+    sys.argv[1:] = map_overrides(sys.argv[1:])
+
+    @hydra.main(config_path=compare_config_dir(), config_name="config", version_base=None)
+    def app(cfg: Any) -> None:
+        try:
+            result = run(validate(cfg), progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+        except TrackdiagError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(1)
+        print(_summary(result))
+
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
