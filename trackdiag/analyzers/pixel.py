@@ -1,0 +1,506 @@
+"""Pixel-space diagnostics: where does an output differ from its input/target, and how?
+
+Seed section 3.3: render the input and the result, show the difference as a heat map, and find anomalies in
+2-D with a Sobel filter plus connected components.
+
+The math is a set of pure functions on batched tensors (any device, float32):
+
+* :func:`difference_map`: ``|pred - target|`` averaged over channels, ``B×H×W``;
+* :func:`sobel` / :func:`gradient_difference`: the Sobel gradient of ``pred - target`` (the Sobel filter is
+  linear, so this *is* the difference of the two images' Sobel gradients), ``B×H×W`` magnitude;
+* :func:`anomaly_score`: ``|Δ| + sobel_weight · |∇Δ|``, optionally box-smoothed; with a mask the Sobel term
+  is ignored within one pixel of the mask border (:func:`mask_border`), where an intended edit ends;
+* :func:`anomaly_threshold`: a robust per-sample threshold ``max(min_score, median + k · 1.4826 · MAD)``
+  measured inside the mask when there is one (where differences are expected), else over the whole image;
+* :func:`mask_energy`: the difference energy ``Δ²`` inside and outside the mask, and the share outside;
+* :func:`anomaly_grid`: the thresholded map pooled onto a bounded grid (count, score sum, score peak per
+  cell), the only large thing that leaves the device;
+* :func:`label_components` (CPU, numpy + ``scipy.ndimage.label``): connected components with bounding box,
+  area, mean and peak score, and whether each is aligned with the rows or the columns;
+* :func:`aligned_energy_fractions`: the share of anomaly energy in row- and column-aligned components.
+
+:class:`PixelAnalyzer` wraps them: ``compute`` on the device, ``summarize`` labels components on the CPU,
+``render`` draws the heat map and the anomaly boxes over the image.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..checks import check_image_batch, check_same_hw, normalize_mask
+from ..errors import InputValueError, ShapeError
+from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
+
+__all__ = [
+    "PixelParams", "PixelAnalyzer", "Component", "match_channels", "difference_map", "sobel",
+    "gradient_difference", "anomaly_score", "anomaly_threshold", "mask_energy", "mask_border", "anomaly_grid",
+    "label_components", "aligned_energy_fractions", "pixel_maps",
+]
+
+#: Sobel kernels normalised by 1/8, so a step of height ``c`` gives a gradient of ``c/2`` on both sides.
+_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
+
+
+# ------------------------------------------------------------------------------------------------------
+# Pure tensor math
+# ------------------------------------------------------------------------------------------------------
+def match_channels(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate ``pred`` and ``target`` (``B×C×H×W``, same B, H, W) and broadcast a 1-channel one to the other.
+
+    Raises:
+        ShapeError: different batch/size, or channel counts that are neither equal nor 1.
+    """
+    pred = check_image_batch(pred, name="pred")
+    target = check_image_batch(target, name="target").to(device=pred.device, dtype=pred.dtype)
+    check_same_hw(pred, target, names=("pred", "target"))
+    cp, ct = pred.shape[1], target.shape[1]
+    if cp != ct:
+        if ct == 1:
+            target = target.expand(-1, cp, -1, -1)
+        elif cp == 1:
+            pred = pred.expand(-1, ct, -1, -1)
+        else:
+            raise ShapeError(f"target must have 1 or {cp} channels like pred; got {tuple(target.shape)}.")
+    return pred, target
+
+
+def difference_map(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference over channels.
+
+    Args:
+        pred, target: ``B×C×H×W`` (see :func:`match_channels`).
+
+    Returns:
+        ``B×H×W`` float tensor, ``|pred - target|`` averaged over C.
+
+    >>> difference_map(torch.ones(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)).shape
+    torch.Size([1, 2, 2])
+    """
+    pred, target = match_channels(pred, target)
+    return (pred - target).abs().mean(dim=1)
+
+
+def sobel(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel Sobel gradients with replicate padding.
+
+    Args:
+        x: ``B×C×H×W``.
+
+    Returns:
+        ``B×C×2×H×W``: index 0 of dim 2 is d/dx (along columns), index 1 is d/dy (along rows), each
+        normalised by 1/8 (a unit step gives 0.5 on the two pixels that straddle it).
+    """
+    if x.ndim != 4:
+        raise ShapeError(f"sobel expects B×C×H×W; got {tuple(x.shape)}.")
+    b, c, h, w = x.shape
+    kx = _SOBEL_X.to(device=x.device, dtype=x.dtype)
+    weight = torch.stack([kx, kx.t()])[:, None].repeat(c, 1, 1, 1)  # (2C)×1×3×3
+    padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    return F.conv2d(padded, weight, groups=c).view(b, c, 2, h, w)
+
+
+def gradient_difference(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Magnitude of the difference of the Sobel gradients of ``pred`` and ``target``.
+
+    Because the Sobel filter is linear this equals the Sobel gradient of ``pred - target``; channels are
+    combined by the root mean square.
+
+    Returns:
+        ``B×H×W``: ``sqrt(mean_c(gx_c² + gy_c²))``.
+    """
+    pred, target = match_channels(pred, target)
+    g = sobel(pred - target)
+    return g.square().sum(dim=2).mean(dim=1).sqrt()
+
+
+def anomaly_score(diff: torch.Tensor, grad_diff: torch.Tensor, *, sobel_weight: float = 1.0,
+                  smooth_px: int = 1) -> torch.Tensor:
+    """Per-pixel anomaly score ``diff + sobel_weight · grad_diff``, box-smoothed over ``smooth_px`` when > 1.
+
+    Args:
+        diff, grad_diff: ``B×H×W`` (:func:`difference_map`, :func:`gradient_difference`).
+
+    Returns:
+        ``B×H×W``.
+    """
+    if diff.shape != grad_diff.shape or diff.ndim != 3:
+        raise ShapeError(f"diff and grad_diff must both be B×H×W; got {tuple(diff.shape)} and "
+                         f"{tuple(grad_diff.shape)}.")
+    score = diff + float(sobel_weight) * grad_diff
+    if smooth_px > 1:
+        k = int(smooth_px)
+        score = F.avg_pool2d(score[:, None], k, stride=1, padding=k // 2, count_include_pad=False)[:, 0]
+        score = score[..., : diff.shape[-2], : diff.shape[-1]]
+    return score
+
+
+def anomaly_threshold(score: torch.Tensor, *, region: Optional[torch.Tensor] = None, sigma: float = 4.0,
+                      min_score: float = 0.05, min_region_px: int = 64) -> torch.Tensor:
+    """Robust per-sample threshold ``max(min_score, median + sigma · 1.4826 · MAD)``.
+
+    Args:
+        score: ``B×H×W``.
+        region: optional ``B×H×W`` bool where the statistics are measured (the wall: differences are
+            expected there, so anomalies are differences that stand out from the edit itself). Samples whose
+            region has fewer than ``min_region_px`` pixels use the whole image.
+
+    Returns:
+        ``(B,)`` thresholds.
+    """
+    b = score.shape[0]
+    flat = score.reshape(b, -1)
+    if region is not None:
+        reg = region.reshape(b, -1)
+        enough = reg.sum(dim=1, keepdim=True) >= min_region_px
+        use = reg | ~enough
+        flat = torch.where(use, flat, torch.full_like(flat, float("nan")))
+        med = flat.nanmedian(dim=1).values
+        mad = (flat - med[:, None]).abs().nanmedian(dim=1).values
+    else:
+        med = flat.median(dim=1).values
+        mad = (flat - med[:, None]).abs().median(dim=1).values
+    thr = med + float(sigma) * 1.4826 * mad
+    return thr.clamp_min(float(min_score))
+
+
+def mask_energy(diff_sq: torch.Tensor, mask: Optional[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Difference energy inside and outside the mask.
+
+    Args:
+        diff_sq: ``B×H×W`` squared difference (mean over channels of ``(pred - target)²``).
+        mask: ``B×H×W`` bool (True = wall) or None.
+
+    Returns:
+        ``(B,)`` tensors: ``energy_in_mask`` and ``energy_out_mask`` (mean ``Δ²`` per pixel of each region,
+        NaN where the region is empty or there is no mask) and ``energy_out_frac`` (share of the total
+        energy that lies outside the mask: an edit that leaks outside the wall raises it; NaN without a
+        mask or when the image is identical).
+    """
+    b = diff_sq.shape[0]
+    flat = diff_sq.reshape(b, -1)
+    nan = torch.full((b,), float("nan"), device=flat.device, dtype=flat.dtype)
+    if mask is None:
+        return {"energy_in_mask": nan, "energy_out_mask": nan, "energy_out_frac": nan.clone()}
+    m = mask.reshape(b, -1).to(flat.dtype)
+    n_in, n_out = m.sum(dim=1), (1 - m).sum(dim=1)
+    e_in, e_out = (flat * m).sum(dim=1), (flat * (1 - m)).sum(dim=1)
+    total = e_in + e_out
+    return {
+        "energy_in_mask": torch.where(n_in > 0, e_in / n_in.clamp_min(1), nan),
+        "energy_out_mask": torch.where(n_out > 0, e_out / n_out.clamp_min(1), nan),
+        "energy_out_frac": torch.where((total > 0) & (n_out > 0), e_out / total.clamp_min(1e-30), nan),
+    }
+
+
+def mask_border(mask: torch.Tensor) -> torch.Tensor:
+    """Pixels within one pixel of the mask's border (on either side), where the edit ends on purpose.
+
+    Args:
+        mask: ``B×H×W`` bool.
+
+    Returns:
+        ``B×H×W`` bool. The Sobel term of the anomaly score is ignored there, since the difference image
+        always steps at the border of an intended edit.
+    """
+    m = mask[:, None].float()
+    dilated = F.max_pool2d(F.pad(m, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    eroded = -F.max_pool2d(F.pad(-m, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    return (dilated != eroded)[:, 0]
+
+
+def grid_stride(height: int, width: int, max_side: int) -> int:
+    """Smallest integer stride that brings ``max(height, width)`` to at most ``max_side`` cells."""
+    return max(1, math.ceil(max(height, width) / max(1, int(max_side))))
+
+
+def anomaly_grid(score: torch.Tensor, threshold: torch.Tensor, *, stride: int) -> torch.Tensor:
+    """Pool the thresholded score onto a grid of ``stride × stride`` cells.
+
+    Args:
+        score: ``B×H×W``; threshold: ``(B,)``.
+
+    Returns:
+        ``B×3×h×w`` with ``h = ceil(H / stride)``: channel 0 the number of anomalous pixels in the cell,
+        channel 1 the sum of their scores, channel 2 the peak score (0 where no pixel is anomalous).
+        Connected components of ``channel 0 > 0`` are the anomalies (:func:`label_components`).
+    """
+    hot = score > threshold[:, None, None]
+    vals = torch.where(hot, score, torch.zeros_like(score))
+    stack = torch.stack([hot.to(score.dtype), vals], dim=1)
+    if stride == 1:
+        return torch.cat([stack, vals[:, None]], dim=1)
+    h, w = score.shape[-2:]
+    pad = (0, (-w) % stride, 0, (-h) % stride)
+    stack = F.pad(stack, pad)
+    sums = F.avg_pool2d(stack, stride) * float(stride * stride)
+    peak = F.max_pool2d(F.pad(vals, pad)[:, None], stride)
+    return torch.cat([sums, peak], dim=1)
+
+
+def _resize_for_figure(x: torch.Tensor, max_side: int) -> torch.Tensor:
+    """``N×C×H×W`` → area-downsampled so that the longer side is at most ``max_side``."""
+    h, w = x.shape[-2:]
+    s = max(h, w) / max(1, max_side)
+    if s <= 1:
+        return x
+    return F.interpolate(x, size=(max(1, round(h / s)), max(1, round(w / s))), mode="area")
+
+
+def _to_u8(x: torch.Tensor) -> torch.Tensor:
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def pixel_maps(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None, *,
+               sobel_weight: float = 1.0, smooth_px: int = 1, threshold_sigma: float = 4.0,
+               min_score: float = 0.05, map_max_side: int = 128, component_samples: int = 8,
+               heatmap_scale: float = 4.0, render_max_side: int = 256) -> dict[str, torch.Tensor]:
+    """Everything the pixel analyzer measures on the device, for a batch.
+
+    Args:
+        pred, target: ``B×C×H×W``.
+        mask: ``B×1×H×W`` / ``H×W`` (values > 0.5 = wall) or None.
+
+    Returns:
+        Per-sample ``(B,)`` tensors ``diff_mae``, ``diff_rmse``, ``grad_diff_mean``, ``energy_in_mask``,
+        ``energy_out_mask``, ``energy_out_frac``, ``anomaly_threshold``, ``anomaly_area_frac``; and figure maps
+        (``map/`` keys, first samples only): ``map/anomaly_grid`` (``k×3×h×w``, :func:`anomaly_grid` of the
+        first ``component_samples``), ``map/geometry`` (``[H, W, stride]``), ``map/image_in`` /
+        ``map/image_out`` (sample 0, ``C×h×w`` uint8), ``map/heatmap`` (sample 0, ``clamp(|Δ|·heatmap_scale)``
+        as uint8) and ``map/grad_heatmap`` (the same for the Sobel difference).
+    """
+    pred, target = match_channels(pred, target)
+    if not pred.is_floating_point() or pred.dtype == torch.float64:
+        pred, target = pred.float(), target.float()
+    b, _, h, w = pred.shape
+    m = None
+    if mask is not None:
+        m = normalize_mask(mask, batch=b, height=h, width=w).to(pred.device)[:, 0]
+    delta = pred - target
+    diff = delta.abs().mean(dim=1)
+    diff_sq = delta.square().mean(dim=1)
+    grad = sobel(delta).square().sum(dim=2).mean(dim=1).sqrt()
+    grad_for_score = grad if m is None else grad * ~mask_border(m)
+    score = anomaly_score(diff, grad_for_score, sobel_weight=sobel_weight, smooth_px=smooth_px)
+    thr = anomaly_threshold(score, region=m, sigma=threshold_sigma, min_score=min_score)
+    out: dict[str, torch.Tensor] = {
+        "diff_mae": diff.mean(dim=(1, 2)),
+        "diff_rmse": diff_sq.mean(dim=(1, 2)).sqrt(),
+        "grad_diff_mean": grad.mean(dim=(1, 2)),
+        **mask_energy(diff_sq, m),
+        "anomaly_threshold": thr,
+        "anomaly_area_frac": (score > thr[:, None, None]).float().mean(dim=(1, 2)),
+    }
+    k = max(1, min(b, int(component_samples)))
+    stride = grid_stride(h, w, map_max_side)
+    out[MAP_PREFIX + "anomaly_grid"] = anomaly_grid(score[:k], thr[:k], stride=stride)
+    out[MAP_PREFIX + "geometry"] = torch.tensor([h, w, stride], dtype=torch.int64, device=pred.device)
+    small = _resize_for_figure(torch.cat([target[:1], pred[:1]]), render_max_side)
+    out[MAP_PREFIX + "image_in"] = _to_u8(small[0])
+    out[MAP_PREFIX + "image_out"] = _to_u8(small[1])
+    heat = _resize_for_figure(torch.stack([diff[:1], grad[:1]], dim=1), render_max_side)[0]
+    out[MAP_PREFIX + "heatmap"] = _to_u8(heat[0] * float(heatmap_scale))
+    out[MAP_PREFIX + "grad_heatmap"] = _to_u8(heat[1] * float(heatmap_scale))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# Connected components (CPU)
+# ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Component:
+    """One anomaly region, in full-resolution pixels (``x1``/``y1`` exclusive)."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    area_px: float
+    energy: float  # sum of the scores of its pixels
+    mean_score: float
+    peak_score: float
+    axis: str  # "rows" (elongated along a row), "cols" (along a column) or "none"
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+
+def label_components(grid: np.ndarray, *, stride: int, height: int, width: int, min_area_px: float = 16,
+                     aligned_aspect: float = 4.0) -> list[Component]:
+    """Connected components (8-connectivity) of one sample's anomaly grid.
+
+    Args:
+        grid: ``3×h×w`` from :func:`anomaly_grid` (count, score sum, score peak per cell).
+        stride: the cell size in pixels; ``height``/``width``: the full image size (boxes are clipped to it).
+        min_area_px: components with fewer anomalous pixels are dropped (salt noise).
+        aligned_aspect: a component whose box is at least this many times wider than tall is aligned with
+            the rows (``axis="rows"``); this many times taller than wide, with the columns.
+
+    Returns:
+        Components sorted by decreasing energy.
+    """
+    from scipy import ndimage
+
+    grid = np.asarray(grid, dtype=np.float64)
+    if grid.ndim != 3 or grid.shape[0] != 3:
+        raise ShapeError(f"anomaly grid must be 3×h×w; got {grid.shape}.")
+    count, total, peak = grid
+    labels, n = ndimage.label(count > 0, structure=np.ones((3, 3), dtype=bool))
+    if n == 0:
+        return []
+    index = np.arange(1, n + 1)
+    areas = ndimage.sum_labels(count, labels, index)
+    energies = ndimage.sum_labels(total, labels, index)
+    peaks = ndimage.maximum(peak, labels, index)
+    comps: list[Component] = []
+    for sl, area, energy, pk in zip(ndimage.find_objects(labels), areas, energies, peaks):
+        if area < min_area_px:
+            continue
+        y0, y1 = sl[0].start * stride, min(sl[0].stop * stride, height)
+        x0, x1 = sl[1].start * stride, min(sl[1].stop * stride, width)
+        bw, bh = x1 - x0, y1 - y0
+        axis = "rows" if bw >= aligned_aspect * bh else "cols" if bh >= aligned_aspect * bw else "none"
+        comps.append(Component(int(x0), int(y0), int(x1), int(y1), float(area), float(energy),
+                               float(energy / area), float(pk), axis))
+    comps.sort(key=lambda c: -c.energy)
+    return comps
+
+
+def aligned_energy_fractions(components: Sequence[Component]) -> tuple[float, float]:
+    """Share of the anomaly energy in row-aligned and in column-aligned components (NaN when none)."""
+    total = sum(c.energy for c in components)
+    if total <= 0:
+        return float("nan"), float("nan")
+    rows = sum(c.energy for c in components if c.axis == "rows")
+    cols = sum(c.energy for c in components if c.axis == "cols")
+    return rows / total, cols / total
+
+
+# ------------------------------------------------------------------------------------------------------
+# Analyzer
+# ------------------------------------------------------------------------------------------------------
+@dataclass
+class PixelParams(AnalyzerParams):
+    """Parameters of :class:`PixelAnalyzer` (see ``docs/pixel.md``)."""
+
+    #: Gain of the difference heat map in figures (seed ``--heatmap-scale``): shown as ``clamp(|Δ|·scale, 0, 1)``.
+    heatmap_scale: float = 4.0
+    #: Weight of the Sobel gradient difference in the anomaly score ``|Δ| + w·|∇Δ|``.
+    sobel_weight: float = 1.0
+    #: Box smoothing of the score before thresholding (1 = none).
+    smooth_px: int = 1
+    #: Threshold = median + sigma · 1.4826 · MAD of the score (inside the mask when there is one) ...
+    threshold_sigma: float = 4.0
+    #: ... but never below this absolute score (differences in [0, 1] image units).
+    min_score: float = 0.05
+    #: Components with fewer anomalous pixels are ignored.
+    min_area_px: float = 16.0
+    #: Box aspect ratio from which a component counts as aligned with the rows or the columns.
+    aligned_aspect: float = 4.0
+    #: Longest side of the anomaly grid sent to the CPU (boxes are exact to ``ceil(max(H, W) / this)`` px).
+    map_max_side: int = 128
+    #: Components are labelled for this many first samples of the batch (per-sample scalars cover all).
+    component_samples: int = 8
+    #: Longest side of the images and heat maps kept for figures.
+    render_max_side: int = 256
+    #: Rows of the anomaly table kept per sample (largest energy first).
+    max_components: int = 20
+
+
+class PixelAnalyzer(Analyzer):
+    """Difference heat map, Sobel gradient difference, anomaly regions and mask leakage of ``pred`` vs ``target``.
+
+    Metrics (``trackdiag/pixel/<key>``): ``diff_mae``, ``diff_rmse``, ``grad_diff_mean``,
+    ``energy_in_mask``, ``energy_out_mask``, ``energy_out_frac``, ``anomaly_threshold``,
+    ``anomaly_area_frac``, ``anomaly_count``, ``anomaly_area_px``, ``anomaly_peak_score``,
+    ``anomaly_row_energy_frac``, ``anomaly_col_energy_frac``, ``anomaly_aligned_energy_frac``; text
+    ``anomaly_axis_hint`` (``rows``/``cols``/``none``); table ``anomalies``; figure ``pixel_overlay``.
+    """
+
+    name = "pixel"
+    Params = PixelParams
+    requires = ("pred", "target")
+
+    def __init__(self, params: Optional[PixelParams] = None) -> None:
+        super().__init__(params)
+        p = self.params
+        if p.heatmap_scale <= 0 or p.threshold_sigma < 0 or p.min_score < 0 or p.map_max_side < 1 \
+                or p.render_max_side < 1 or p.aligned_aspect < 1 or p.smooth_px < 1:
+            raise InputValueError(
+                "pixel params: heatmap_scale > 0, threshold_sigma >= 0, min_score >= 0, map_max_side >= 1, "
+                "render_max_side >= 1, aligned_aspect >= 1 and smooth_px >= 1 are required; got "
+                f"{p}.")
+
+    def compute(self, inputs: StepInputs) -> dict[str, torch.Tensor]:
+        p: PixelParams = self.params  # type: ignore[assignment]
+        with torch.no_grad():
+            return pixel_maps(inputs.pred, inputs.target, inputs.mask, sobel_weight=p.sobel_weight,
+                              smooth_px=p.smooth_px, threshold_sigma=p.threshold_sigma, min_score=p.min_score,
+                              map_max_side=p.map_max_side, component_samples=p.component_samples,
+                              heatmap_scale=p.heatmap_scale, render_max_side=p.render_max_side)
+
+    def summarize(self, step: int, host: Mapping[str, np.ndarray], *,
+                  sample_ids: Optional[Sequence[str]] = None) -> Result:
+        p: PixelParams = self.params  # type: ignore[assignment]
+        metrics = reduce_per_sample(host)
+        grid = np.asarray(host[MAP_PREFIX + "anomaly_grid"])
+        h, w, stride = (int(v) for v in np.asarray(host[MAP_PREFIX + "geometry"]).reshape(-1)[:3])
+        rows: list[dict[str, Any]] = []
+        counts, areas, peaks, row_fr, col_fr, energies, row_e, col_e = [], [], [], [], [], [], [], []
+        for i in range(grid.shape[0]):
+            comps = label_components(grid[i], stride=stride, height=h, width=w, min_area_px=p.min_area_px,
+                                     aligned_aspect=p.aligned_aspect)
+            sid = str(sample_ids[i]) if sample_ids is not None and i < len(sample_ids) else str(i)
+            counts.append(len(comps))
+            areas.append(sum(c.area_px for c in comps))
+            peaks.append(max((c.peak_score for c in comps), default=0.0))
+            energies.append(sum(c.energy for c in comps))
+            row_e.append(sum(c.energy for c in comps if c.axis == "rows"))
+            col_e.append(sum(c.energy for c in comps if c.axis == "cols"))
+            for c in comps[: p.max_components]:
+                rows.append({"sample": sid, "index": i, "x0": c.x0, "y0": c.y0, "x1": c.x1, "y1": c.y1,
+                             "area_px": c.area_px, "mean_score": c.mean_score, "peak_score": c.peak_score,
+                             "energy": c.energy, "axis": c.axis})
+        total = float(sum(energies))
+        metrics.update({
+            "anomaly_count": float(np.mean(counts)),
+            "anomaly_area_px": float(np.mean(areas)),
+            "anomaly_peak_score": float(np.max(peaks)),
+            # Energy-weighted over the labelled samples: the share of all anomaly energy in aligned components.
+            "anomaly_row_energy_frac": sum(row_e) / total if total > 0 else float("nan"),
+            "anomaly_col_energy_frac": sum(col_e) / total if total > 0 else float("nan"),
+        })
+        metrics["anomaly_aligned_energy_frac"] = (
+            (sum(row_e) + sum(col_e)) / total if total > 0 else float("nan"))
+        r, c = metrics["anomaly_row_energy_frac"], metrics["anomaly_col_energy_frac"]
+        hint = "none"
+        if total > 0 and max(r, c) >= 0.5:
+            hint = "rows" if r >= c else "cols"
+        maps = {k.removeprefix(MAP_PREFIX): np.asarray(v) for k, v in host.items()
+                if k.startswith(MAP_PREFIX) and k not in (MAP_PREFIX + "anomaly_grid", MAP_PREFIX + "geometry")}
+        maps["geometry"] = np.asarray([h, w, stride])
+        return Result(metrics=metrics, texts={"anomaly_axis_hint": hint}, maps=maps,
+                      tables={"anomalies": rows})
+
+    def render(self, result: Result) -> dict[str, np.ndarray]:
+        from ..plots.pixel import pixel_overlay
+
+        if "heatmap" not in result.maps:
+            return {}
+        h, w = (int(v) for v in result.maps["geometry"][:2])
+        boxes = [r for r in result.tables.get("anomalies", []) if r.get("index", 0) == 0]
+        return {"pixel_overlay": pixel_overlay(
+            image_in=result.maps["image_in"], image_out=result.maps["image_out"],
+            heatmap=result.maps["heatmap"], grad_heatmap=result.maps.get("grad_heatmap"),
+            boxes=boxes, full_size=(h, w))}
