@@ -157,10 +157,11 @@ def run(cfg: Any, *, progress: Optional[Callable[[str], None]] = None) -> Compar
     if extra_files.get("per_image"):
         files["per_image"] = _write_per_image(extra_files["per_image"], out_dir / "per_image.csv")
     local_root = Path(str(runs[0].run_id)).parent if source == "local" and runs else None
-    where = publish(c, names, out_dir=out_dir, images=images if cfg.publish.images else {},
-                    params=flatten(plain, "compare."), experiment=cfg.publish.experiment or cfg.mlflow.experiment,
+    project = runs[0].tags.get("project") if source == "wandb" and runs else None
+    where = publish(c, names, out_dir=out_dir, images=images, params=flatten(plain, "compare."),
+                    experiment=cfg.publish.experiment or project or cfg.mlflow.experiment,
                     run_name=cfg.publish.run_name, tracking_uri=cfg.mlflow.tracking_uri, local_root=local_root,
-                    log_images=bool(cfg.publish.images))
+                    log_images=bool(cfg.publish.images), backend_overrides=list(cfg.publish.overrides))
     return CompareResult(comparison=c, files=files, published=where, config=cfg)
 
 

@@ -86,6 +86,7 @@ class PublishConfig:
     run_name: str = "comparison"
     experiment: Optional[str] = None
     images: bool = True
+    overrides: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -62,14 +62,17 @@ def targets(publish: Any, *, source: str) -> tuple[list[str], list[str]]:
 
 def publish(c: Comparison, names: Sequence[str], *, out_dir: Path, images: Mapping[str, np.ndarray],
             params: Mapping[str, str], experiment: str, run_name: str, tracking_uri: Optional[str] = None,
-            local_root: Optional[Path] = None, log_images: bool = True) -> dict[str, str]:
+            local_root: Optional[Path] = None, log_images: bool = True,
+            backend_overrides: Sequence[str] = ()) -> dict[str, str]:
     """Write ``c`` to each backend in ``names``. Returns backend name → where to look.
+
+    ``backend_overrides`` are trackdiag config overrides for the backends (``backend.wandb.entity=me``).
 
     Raises :class:`BackendError` naming the tracker that failed (the report folder is already written).
     """
     if not names:
         return {}
-    overrides = ["analyzer=[]", f"backend=[{','.join(names)}]"]
+    overrides = ["analyzer=[]", f"backend=[{','.join(names)}]", *backend_overrides]
     shortcuts = {"tracking_uri": tracking_uri} if tracking_uri and "mlflow" in names else {}
     cfg = resolve(overrides=overrides, shortcuts=shortcuts)
     order = np.argsort(c.rank, kind="stable")

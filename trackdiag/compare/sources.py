@@ -237,11 +237,11 @@ def read_logreader(kind: str, *, runs: Sequence[str], select: Select) -> list[Ru
     for folder in folders:
         if kind == "wandb":
             run = logreaders.read_wandb_offline(folder)
-            tables.append(run.series())
-            names.append(run.run_id or folder.name)
+            tables.append(wandb_series(run.history))
+            names.append(str(run.config.get("run.run_name") or run.run_id or folder.name))
             flat = {"project": run.project} if run.project else {}
-            flat.update({f"config.{k}": str(v) for k, v in list(run.config.items())[:40]
-                         if not isinstance(v, (dict, list))})
+            flat.update({k[len("tags."):]: str(v) for k, v in run.config.items()
+                         if k.startswith("tags.") and not isinstance(v, (dict, list))})
             tags.append(flat)
         else:
             tables.append(logreaders.read_tensorboard(folder))
@@ -254,6 +254,31 @@ def read_logreader(kind: str, *, runs: Sequence[str], select: Select) -> list[Ru
         metrics = {k: Series(table[k].steps, table[k].values) for k in keys if k in table}
         out.append(RunData(name=name, run_id=str(folder), source=kind, metrics=metrics, tags=tag))
     return out
+
+
+#: The step of a W&B row: trackdiag's W&B backend writes the trainer's step as ``trackdiag/step`` (it never
+#: passes ``step=`` to ``run.log``); other runs have W&B's own ``_step``.
+WANDB_STEP_KEYS = ("trackdiag/step", "_step")
+
+
+def wandb_series(history: Sequence[dict[str, Any]]) -> dict[str, Series]:
+    """Numeric series of W&B history rows, on ``trackdiag/step`` when the rows carry it, else ``_step``."""
+    step_key = next((k for k in WANDB_STEP_KEYS if any(k in row for row in history)), None)
+    if step_key is None:
+        return {}
+    points: dict[str, tuple[list[int], list[float]]] = {}
+    for row in history:
+        step = row.get(step_key)
+        if isinstance(step, bool) or not isinstance(step, (int, float)):
+            continue
+        for key, value in row.items():
+            if key.startswith("_") or key == step_key or isinstance(value, bool) \
+                    or not isinstance(value, (int, float)):
+                continue
+            steps, values = points.setdefault(key, ([], []))
+            steps.append(int(step))
+            values.append(float(value))
+    return {k: series_from_points(st, vals) for k, (st, vals) in points.items()}
 
 
 def read_runs(backend: str, *, runs: Sequence[str], mlflow: Any, select: Select) -> list[RunData]:
