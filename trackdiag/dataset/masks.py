@@ -1,0 +1,173 @@
+"""Mask validity: per-mask numbers, per-mask flags, and the dataset-level inversion check.
+
+A mask is an ``H×W`` float array in [0, 1] (colour masks are averaged); values > 0.5 are the wall.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional
+
+import numpy as np
+
+from .records import MaskRecord, ScanParams
+
+__all__ = ["THUMB", "mask_record", "mask_offset", "mask_flags", "mask_prior", "inverted_masks", "sobel_magnitude"]
+
+#: Side of the mask thumbnails kept per image (16×16 uint8 = 256 bytes).
+THUMB = 16
+
+
+def _thumb(binary: np.ndarray) -> np.ndarray:
+    """Block mean of a boolean ``H×W`` onto ``THUMB×THUMB`` cells (uint8, 0..255)."""
+    h, w = binary.shape
+    ys = (np.arange(h) * THUMB) // h
+    xs = (np.arange(w) * THUMB) // w
+    sums = np.zeros((THUMB, THUMB), np.float64)
+    np.add.at(sums, (ys[:, None], xs[None, :]), binary)
+    counts = np.bincount(ys, minlength=THUMB)[:, None] * np.bincount(xs, minlength=THUMB)[None, :]
+    return np.round(255 * sums / np.maximum(counts, 1)).astype(np.uint8)
+
+
+def sobel_magnitude(gray: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude of an ``H×W`` float image (scipy.ndimage, reflect padding), same shape."""
+    from scipy import ndimage
+
+    g = gray.astype(np.float32, copy=False)
+    return np.hypot(ndimage.sobel(g, axis=1), ndimage.sobel(g, axis=0)) / 8.0
+
+
+def mask_offset(binary: np.ndarray, edges: np.ndarray, *, max_shift: int = 4, max_points: int = 20000,
+                ) -> tuple[int, int, float]:
+    """How well the mask border sits on image edges, at every shift within ``±max_shift`` px.
+
+    Args:
+        binary: ``H×W`` bool mask; edges: ``H×W`` edge strength of the image (:func:`sobel_magnitude`).
+
+    Returns:
+        ``(dx, dy, gain)``: the shift that puts the border on the strongest edges and
+        ``gain = edge(best) / edge(no shift)`` (1.0 when no shift beats the current position, NaN when the
+        mask has no inner border away from the frame).
+    """
+    from scipy import ndimage
+
+    h, w = binary.shape
+    border = binary & ~ndimage.binary_erosion(binary, border_value=1)
+    m = max_shift + 1
+    border[:m], border[-m:], border[:, :m], border[:, -m:] = False, False, False, False
+    ys, xs = np.nonzero(border)
+    if ys.size < 16:
+        return 0, 0, float("nan")
+    if ys.size > max_points:
+        pick = np.linspace(0, ys.size - 1, max_points).astype(np.int64)
+        ys, xs = ys[pick], xs[pick]
+    shifts = np.arange(-max_shift, max_shift + 1)
+    # (S, S, P) gathers of the edge map at the shifted border points: a few thousand points × 81 shifts.
+    scores = edges[ys[None, None, :] + shifts[:, None, None], xs[None, None, :] + shifts[None, :, None]].mean(-1)
+    at0 = scores[max_shift, max_shift]
+    # Among near-ties (within 2 %) prefer the smallest shift: a straight border is blind to shifts along itself.
+    near_best = scores >= scores.max() * 0.98
+    size = np.abs(shifts)[:, None] + np.abs(shifts)[None, :]
+    iy, ix = np.unravel_index(int(np.argmin(np.where(near_best, size, np.iinfo(np.int64).max))), scores.shape)
+    best = scores[iy, ix]
+    if best <= at0 * (1 + 1e-6):
+        return 0, 0, 1.0
+    return int(shifts[ix]), int(shifts[iy]), float(best / max(at0, 1e-12))
+
+
+def mask_record(mask: np.ndarray, *, gray: Optional[np.ndarray] = None, max_shift: int = 4) -> MaskRecord:
+    """Numbers of one mask; with the image's ``gray`` (same size) also the border/edge offset.
+
+    Args:
+        mask: ``H×W`` float in [0, 1]; gray: ``H×W`` float luma of the image, or None.
+    """
+    from scipy import ndimage
+
+    m = np.asarray(mask, dtype=np.float32)
+    h, w = m.shape
+    binary = m > 0.5
+    coverage = float(binary.mean())
+    nonbinary = float(((m > 0.02) & (m < 0.98)).mean())
+    eight = np.ones((3, 3), bool)
+    _, fragments = ndimage.label(binary, structure=eight)
+    holes_map = ndimage.binary_fill_holes(binary) & ~binary
+    _, holes = ndimage.label(holes_map)
+    if coverage > 0:
+        ys, xs = np.nonzero(binary)
+        cx, cy = float((xs.mean() + 0.5) / w), float((ys.mean() + 0.5) / h)
+    else:
+        cx = cy = float("nan")
+    rec = MaskRecord(width=w, height=h, coverage=coverage, nonbinary_frac=nonbinary, max_value=float(m.max()),
+                     fragments=int(fragments), holes=int(holes), centroid_x=cx, centroid_y=cy,
+                     thumb=_thumb(binary))
+    if gray is not None and gray.shape == m.shape and 0.01 < coverage < 0.99:
+        rec.offset_dx, rec.offset_dy, rec.offset_gain = mask_offset(binary, sobel_magnitude(gray),
+                                                                    max_shift=max_shift)
+    return rec
+
+
+def mask_flags(rec: MaskRecord, *, image_size: tuple[int, int], params: ScanParams) -> list[tuple[str, str]]:
+    """Per-mask flags ``(check, reason)``. ``image_size`` is ``(width, height)`` of the image."""
+    p = params
+    out: list[tuple[str, str]] = []
+    if (rec.width, rec.height) != tuple(image_size):
+        out.append(("mask_size_mismatch", f"mask is {rec.width}×{rec.height}, image is "
+                                          f"{image_size[0]}×{image_size[1]}"))
+    if rec.coverage <= p.empty_frac:
+        if 0 < rec.max_value <= 1.5 / 255:
+            out.append(("mask_empty", "all values ≤ 1/255: the mask was probably saved as 0/1 instead of "
+                                      "0/255; multiply it by 255"))
+        else:
+            out.append(("mask_empty", f"wall covers {rec.coverage:.2%} of the mask"))
+    elif rec.coverage >= p.full_frac:
+        out.append(("mask_full", f"wall covers {rec.coverage:.2%} of the mask"))
+    if rec.nonbinary_frac > p.nonbinary_frac:
+        out.append(("mask_not_binary", f"{rec.nonbinary_frac:.1%} of pixels are grey (0.02 < v < 0.98); "
+                                       "save masks as lossless 0/255 PNG and resize them with nearest"))
+    if rec.fragments > p.max_fragments:
+        out.append(("mask_fragmented", f"{rec.fragments} separate wall pieces (limit {p.max_fragments})"))
+    if rec.holes > p.max_holes:
+        out.append(("mask_holes", f"{rec.holes} holes inside the wall (limit {p.max_holes})"))
+    if np.isfinite(rec.offset_gain) and rec.offset_gain >= p.offset_gain and \
+            max(abs(rec.offset_dx), abs(rec.offset_dy)) >= p.min_offset_px:
+        out.append(("mask_offset", f"mask border sits on image edges after a shift of dx={rec.offset_dx}, "
+                                   f"dy={rec.offset_dy} px ({rec.offset_gain:.2f}× stronger edges)"))
+    return out
+
+
+def mask_prior(thumbs: Sequence[np.ndarray]) -> np.ndarray:
+    """The dataset's typical mask: the per-cell median of the thumbnails, ``THUMB×THUMB`` float in [0, 1]."""
+    return np.median(np.stack([np.asarray(t, np.float32) / 255.0 for t in thumbs]), axis=0)
+
+
+def inverted_masks(thumbs: Sequence[np.ndarray], coverages: Sequence[float], *, min_corr: float = 0.3,
+                   min_masks: int = 8) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """Which masks are probably inverted, judged against the dataset.
+
+    A mask is flagged when both hold: (1) its thumbnail is anti-correlated with the dataset prior
+    (:func:`mask_prior`; correlation ≤ ``-min_corr``), so inverting it makes it look like the other masks;
+    (2) inverting its coverage ``c`` brings it closer to the median coverage (``|1-c - med| < |c - med|``).
+
+    Returns:
+        ``(flagged, corr, prior)``: a boolean array, the correlations (NaN where undefined) and the prior
+        (None when there are fewer than ``min_masks`` masks or the prior is flat, then nothing is flagged).
+    """
+    n = len(thumbs)
+    flagged = np.zeros(n, bool)
+    corr = np.full(n, np.nan)
+    if n < min_masks:
+        return flagged, corr, None
+    prior = mask_prior(thumbs)
+    pc = prior - prior.mean()
+    if pc.std() < 0.05:
+        return flagged, corr, prior
+    t = np.stack([np.asarray(x, np.float32) / 255.0 for x in thumbs]).reshape(n, -1)
+    tc = t - t.mean(axis=1, keepdims=True)
+    denom = np.linalg.norm(tc, axis=1) * np.linalg.norm(pc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.where(denom > 0, tc @ pc.reshape(-1) / denom, np.nan)
+    cov = np.asarray(coverages, np.float64)
+    med = float(np.median(cov))
+    closer = np.abs(1 - cov - med) < np.abs(cov - med)
+    flagged = (corr <= -min_corr) & closer
+    return flagged, corr, prior

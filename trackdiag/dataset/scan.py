@@ -1,0 +1,213 @@
+"""Stream a folder of images through worker processes and run the dataset-level checks on the small records.
+
+Memory stays bounded: paths are walked lazily, each worker decodes one image at a time and sends back an
+:class:`~trackdiag.dataset.records.ImageRecord` of a few hundred bytes (numbers, two hashes and a 16×16 mask
+thumbnail); the pixel histogram is summed on arrival and dropped.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import InputFileError, InputValueError
+from ..io import IMAGE_SUFFIXES
+from .crop_bias import CropBias, crop_bias
+from .duplicates import exact_groups, near_groups
+from .masks import inverted_masks
+from .photometry import HIST_BINS, RobustStats, photometry_flags
+from .records import Flag, ImageRecord, ScanParams
+from .worker import Task, analyze_image, init_worker
+
+__all__ = ["ScanResult", "iter_images", "mask_index", "scan", "default_workers"]
+
+
+@dataclass
+class ScanResult:
+    root: str
+    masks_root: Optional[str]
+    records: list[ImageRecord]
+    flags: list[Flag]
+    params: ScanParams
+    luma_hist: np.ndarray
+    photometry: dict[str, RobustStats] = field(default_factory=dict)
+    crop: Optional[CropBias] = None
+    mask_prior: Optional[np.ndarray] = None
+    duplicate_groups: list[list[str]] = field(default_factory=list)
+    near_duplicate_groups: list[list[str]] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    workers: int = 0
+
+    @property
+    def images_per_second(self) -> float:
+        return len(self.records) / self.elapsed_s if self.elapsed_s > 0 else float("nan")
+
+
+def _is_image(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES and not name.startswith(".")
+
+
+def iter_images(root: Path, *, exclude: Optional[Path] = None) -> Iterator[Path]:
+    """Image files below ``root`` in sorted path order, walked lazily (``exclude``: a folder to skip)."""
+    if root.is_file():
+        yield root
+        return
+    excluded = exclude.resolve() if exclude is not None else None
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and (excluded is None or Path(dirpath, d).resolve() != excluded))
+        for name in sorted(filenames):
+            if _is_image(name):
+                yield Path(dirpath, name)
+
+
+def mask_index(masks_root: Path) -> dict[str, str]:
+    """``relative/path/stem`` → mask path for every image file under ``masks_root`` (``.png`` preferred)."""
+    index: dict[str, str] = {}
+    for p in iter_images(masks_root):
+        key = p.relative_to(masks_root).with_suffix("").as_posix()
+        if key not in index or p.suffix.lower() == ".png":
+            index[key] = str(p)
+    return index
+
+
+#: Imported once by the forkserver, so that workers start in milliseconds instead of importing torch each.
+_PRELOAD = ["numpy", "PIL.Image", "scipy.ndimage", "imagehash", "torch", "trackdiag.spectral",
+            "trackdiag.dataset.worker"]
+
+
+def default_workers() -> int:
+    return max(1, min(8, (os.cpu_count() or 1)))
+
+
+def _tasks(root: Path, masks_root: Optional[Path], params: ScanParams) -> Iterator[Task]:
+    masks = mask_index(masks_root) if masks_root is not None else None
+    base = root if root.is_dir() else root.parent
+    for path in iter_images(root, exclude=masks_root):
+        mask = None
+        if masks is not None:
+            mask = masks.get(path.relative_to(base).with_suffix("").as_posix())
+        yield Task(str(path), mask, masks is not None, params)
+
+
+def _records(tasks: Iterator[Task], workers: int, total: int) -> Iterator[ImageRecord]:
+    if workers <= 1:
+        for t in tasks:
+            yield analyze_image(t)
+        return
+    # Never fork this (possibly multi-threaded, torch-using) process. A forkserver imports the heavy modules
+    # once and forks every worker from that clean process; elsewhere workers are spawned.
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(_PRELOAD)
+    chunk = max(1, min(16, total // (workers * 8) or 1))
+    with ctx.Pool(workers, initializer=init_worker) as pool:
+        yield from pool.imap(analyze_image, tasks, chunksize=chunk)
+
+
+def scan(images: str | Path, masks: str | Path | None = None, *, params: Optional[ScanParams] = None,
+         workers: Optional[int] = None, progress: bool = True) -> ScanResult:
+    """Run every dataset check on the images below ``images`` (masks paired from ``masks``, see docs).
+
+    Args:
+        images: a folder (walked recursively) or one image file.
+        masks: a folder whose files have the images' relative paths and stems (any image suffix).
+        workers: worker processes (default: CPU count, at most 8); 0 or 1 runs in this process.
+
+    Raises:
+        InputFileError: ``images`` or ``masks`` does not exist.
+        InputValueError: no image was found.
+    """
+    p = params or ScanParams()
+    root = Path(images)
+    if not root.exists():
+        raise InputFileError(f"{root}: no such file or folder.")
+    masks_root = Path(masks) if masks is not None else None
+    if masks_root is not None and not masks_root.is_dir():
+        raise InputFileError(f"--masks {masks_root}: not a folder (give the folder that holds the masks).")
+    workers = default_workers() if workers is None else int(workers)
+    total = sum(1 for _ in iter_images(root, exclude=masks_root))
+    if total == 0:
+        raise InputValueError(f"{root}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+    t0 = time.perf_counter()
+    bar: Any = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="dataset", unit="img")
+    records: list[ImageRecord] = []
+    hist = np.zeros(HIST_BINS, np.int64)
+    try:
+        for rec in _records(_tasks(root, masks_root, p), workers, total):
+            if rec.luma_hist is not None:
+                hist += rec.luma_hist
+                rec.luma_hist = None
+            records.append(rec)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    result = ScanResult(root=str(root), masks_root=str(masks_root) if masks_root else None, records=records,
+                        flags=[], params=p, luma_hist=hist, workers=workers)
+    _dataset_checks(result)
+    result.elapsed_s = time.perf_counter() - t0
+    return result
+
+
+def _dataset_checks(res: ScanResult) -> None:
+    p = res.params
+    recs = res.records
+    extra: list[list[tuple[str, str]]] = [[] for _ in recs]
+    ok = [i for i, r in enumerate(recs) if r.error is None]
+    # Photometry: robust z over the readable images.
+    phot, res.photometry = photometry_flags([recs[i].brightness for i in ok], [recs[i].contrast for i in ok],
+                                            params=p)
+    for i, flags in zip(ok, phot):
+        extra[i].extend(flags)
+    # Duplicates: the first image of a group (path order) stays unflagged.
+    digests = [recs[i].content_hash for i in ok]
+    for group in exact_groups(digests):
+        keep = recs[ok[group[0]]].path
+        res.duplicate_groups.append([recs[ok[g]].path for g in group])
+        for g in group[1:]:
+            extra[ok[g]].append(("duplicate", f"same pixels as {keep}"))
+    groups, dist = near_groups([recs[i].phash for i in ok], digests, max_bits=p.near_duplicate_bits)
+    nearest: dict[int, int] = {}
+    for (a, b), d in dist.items():
+        nearest[a] = min(d, nearest.get(a, d))
+        nearest[b] = min(d, nearest.get(b, d))
+    for group in groups:
+        keep = recs[ok[group[0]]].path
+        res.near_duplicate_groups.append([recs[ok[g]].path for g in group])
+        for g in group[1:]:
+            d = nearest.get(g, -1)
+            extra[ok[g]].append(("near_duplicate", f"perceptual hash within {d} bits of an image in the group "
+                                                   f"of {keep}"))
+    # Masks: inversion against the dataset prior; crop bias from the centroids.
+    with_mask = [i for i in ok if recs[i].mask is not None and recs[i].mask.thumb is not None]
+    flagged, corr, res.mask_prior = inverted_masks([recs[i].mask.thumb for i in with_mask],
+                                                   [recs[i].mask.coverage for i in with_mask],
+                                                   min_corr=p.inverted_corr, min_masks=p.min_images_for_stats)
+    cov_med = float(np.median([recs[i].mask.coverage for i in with_mask])) if with_mask else float("nan")
+    for k, i in enumerate(with_mask):
+        if flagged[k]:
+            extra[i].append(("mask_inverted", f"correlation {corr[k]:.2f} with the dataset's typical mask; "
+                                              f"coverage {recs[i].mask.coverage:.2f} vs typical {cov_med:.2f}"))
+    if with_mask:
+        m = [recs[i].mask for i in with_mask]
+        res.crop = crop_bias([x.centroid_x for x in m], [x.centroid_y for x in m], [x.coverage for x in m],
+                             max_offset=p.crop_bias_offset, min_masks=p.min_images_for_stats)
+    for rec, more in zip(recs, extra):
+        for check, reason in rec.flags + more:
+            res.flags.append(Flag(rec.path, check, reason))
+    if res.crop is not None and res.crop.biased:
+        res.flags.append(Flag(res.root, "crop_bias", res.crop.reason))
