@@ -2,13 +2,27 @@
 
 The default store is embedded: ``sqlite:///mlruns.db`` in the working directory, no server. Any tracking
 URI works, including an ``mlflow server`` over HTTP. Figures go through ``log_image(key=, step=)`` so the
-MLflow UI's image grid and step slider show them; tables go through ``log_table``.
+MLflow UI's image grid and step slider show them; tables go through ``log_table`` (appended per key);
+the flattened configuration becomes params; the run gets the tags ``trackdiag.version`` and
+``trackdiag.analyzers`` (plus ``run.tags``).
+
+The run: a given ``run_id``, else the run the user's code started (``mlflow.start_run()`` on the thread that
+called ``trackdiag.init``, when ``attach_active``), else a new run in ``experiment``. Only a run this backend
+created is terminated at ``close``.
+
+Over HTTP every request is bounded: ``http_timeout_s`` per request and no client-side retries (MLflow's
+default is 7 retries with exponential back-off, minutes against a dead server). The worker's spool does the
+retrying instead, without blocking anything. The two environment variables are set only around this
+backend's own calls; values the user exported are respected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -23,6 +37,10 @@ __all__ = ["MlflowBackend", "MlflowParams"]
 _MAX_METRICS = 1000
 _MAX_PARAMS = 100
 _MAX_PARAM_LEN = 6000
+#: Error codes that mean "try again later" (HTTP 429 and 5xx).
+_RETRY_STATUS = 500
+
+_ENV_LOCK = threading.Lock()
 
 
 @dataclass
@@ -33,8 +51,12 @@ class MlflowParams(BackendParams):
     #: Attach to ``mlflow.active_run()`` when there is one (the run the user's own code started).
     attach_active: bool = True
     artifact_location: Optional[str] = None
-    #: Seconds to wait for an HTTP tracking server per request (MLflow's own retries are turned down to this).
+    #: Seconds to wait for an HTTP tracking server per request (MLflow's own retries are turned off).
     http_timeout_s: float = 10.0
+    #: Seconds between attempts to reach the tracker again after a failure (the spool keeps everything).
+    retry_s: float = 5.0
+    #: Terminate the run at close: None = only a run this backend created.
+    terminate_on_close: Optional[bool] = None
 
 
 class MlflowBackend(Backend):
@@ -45,54 +67,98 @@ class MlflowBackend(Backend):
     def __init__(self, params: Optional[MlflowParams] = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
         try:
-            import mlflow  # noqa: F401
+            import mlflow
         except ImportError:  # pragma: no cover - mlflow is a core dependency
             raise MissingDependencyError("mlflow", purpose="the mlflow backend") from None
         self.client: Any = None
         self.run_id: Optional[str] = self.params.run_id
+        self.experiment_id: Optional[str] = None
+        self.tracking_uri = self.params.tracking_uri
         self._owns_run = False
+        # MLflow's active run is thread-local and open() runs on the worker: look for it here, on the
+        # thread that called trackdiag.init().
+        active = mlflow.active_run() if self.params.attach_active and self.run_id is None else None
+        if active is not None:
+            self.run_id = active.info.run_id
+            self.tracking_uri = mlflow.get_tracking_uri()
+        self._http = self.tracking_uri.startswith(("http://", "https://"))
+        self._env = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(self.params.http_timeout_s))),
+                     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+        self._env = {k: v for k, v in self._env.items() if k not in os.environ}
+
+    @contextmanager
+    def _bounded(self) -> Iterator[None]:
+        """Bounded HTTP requests for the duration of one of our calls (no-op for a local store)."""
+        if not self._http or not self._env:
+            yield
+            return
+        with _ENV_LOCK:
+            saved = {k: os.environ.get(k) for k in self._env}
+            os.environ.update(self._env)
+            try:
+                yield
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def open(self) -> None:
-        import os
-
-        import mlflow
         from mlflow import MlflowClient
 
-        uri = self.params.tracking_uri
-        if uri.startswith("http"):
-            # Bounded requests: a dead server must not hold the worker for minutes.
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(1, self.params.http_timeout_s))))
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        self.client = MlflowClient(tracking_uri=uri)
-        active = mlflow.active_run() if self.params.attach_active else None
-        if self.run_id is None and active is not None:
-            # The user's own code started a run: write into it, through the store it lives in.
-            self.client = MlflowClient(tracking_uri=mlflow.get_tracking_uri())
-            self.run_id = active.info.run_id
-        if self.run_id is not None:
-            self.client.get_run(self.run_id)  # raises when the run does not exist
+        with self._bounded():
+            self.client = MlflowClient(tracking_uri=self.tracking_uri)
+            if self.run_id is not None:
+                run = self.client.get_run(self.run_id)  # raises when the run does not exist
+                self.experiment_id = run.info.experiment_id
+                self._set_tags()
+                return
+            exp = self.client.get_experiment_by_name(self.run.experiment)
+            exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(
+                self.run.experiment, artifact_location=self.params.artifact_location)
+            run = self.client.create_run(exp_id, run_name=self.run.run_name, tags=dict(self.run.tags))
+            self.run_id = run.info.run_id
+            self.experiment_id = exp_id
+            self._owns_run = True
             self._set_tags()
-            return
-        exp = self.client.get_experiment_by_name(self.run.experiment)
-        exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(
-            self.run.experiment, artifact_location=self.params.artifact_location)
-        run = self.client.create_run(exp_id, run_name=self.run.run_name, tags=dict(self.run.tags))
-        self.run_id = run.info.run_id
-        self._owns_run = True
-        self._set_tags()
 
     def _set_tags(self) -> None:
         from mlflow.entities import RunTag
 
         tags = [RunTag(k, str(v)) for k, v in self.run.tags.items()]
         if tags:
-            self.client.log_batch(self.run_id, tags=tags)
+            self.client.log_batch(self.run_id, tags=tags, synchronous=True)
 
     def close(self, status: str = "FINISHED") -> None:
-        if self.client is not None and self.run_id is not None and self._owns_run:
-            self.client.set_terminated(self.run_id, status=status)
+        terminate = self._owns_run if self.params.terminate_on_close is None else self.params.terminate_on_close
+        if self.client is not None and self.run_id is not None and terminate:
+            with self._bounded():
+                self.client.set_terminated(self.run_id, status=status)
             self._owns_run = False
+
+    def release(self) -> None:
+        """Let go of the run without changing its status (used by ``trackdiag.sync``)."""
+        self.client = None
+
+    def resume_params(self) -> dict[str, Any]:
+        """Parameters that rebuild this backend attached to the same run (for ``trackdiag.sync``)."""
+        return {**asdict(self.params), "tracking_uri": self.tracking_uri, "run_id": self.run_id,
+                "attach_active": False, "terminate_on_close": self._owns_run}
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Network errors, timeouts and HTTP 429/5xx are worth retrying; a 4xx (bad value) is not."""
+        from mlflow.exceptions import MlflowException
+
+        from ..worker import is_transient_error
+
+        if is_transient_error(exc):
+            return True
+        if isinstance(exc, MlflowException):
+            status = exc.get_http_status_code()
+            return status >= _RETRY_STATUS or status == 429
+        return False
 
     # -- data -----------------------------------------------------------------------------------------
     def _require(self) -> Any:
@@ -105,12 +171,14 @@ class MlflowBackend(Backend):
 
         client = self._require()
         items = [Metric(key=k, value=float(v), timestamp=timestamp_ms, step=int(step)) for k, v in metrics.items()]
-        for i in range(0, len(items), _MAX_METRICS):
-            client.log_batch(self.run_id, metrics=items[i:i + _MAX_METRICS], synchronous=True)
+        with self._bounded():
+            for i in range(0, len(items), _MAX_METRICS):
+                client.log_batch(self.run_id, metrics=items[i:i + _MAX_METRICS], synchronous=True)
 
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
-        self._require().log_image(self.run_id, np.ascontiguousarray(image), key=key, step=int(step),
-                                  synchronous=True)
+        client = self._require()
+        with self._bounded():
+            client.log_image(self.run_id, np.ascontiguousarray(image), key=key, step=int(step), synchronous=True)
 
     def log_table(self, key: str, rows: Sequence[Mapping[str, Any]], step: int) -> None:
         if not rows:
@@ -122,22 +190,28 @@ class MlflowBackend(Backend):
         for row in rows:
             for col, values in columns.items():
                 values.append(row.get(col))
-        self._require().log_table(self.run_id, data=columns, artifact_file=f"tables/{key}.json")
+        client = self._require()
+        with self._bounded():
+            client.log_table(self.run_id, data=columns, artifact_file=f"tables/{key}.json")
 
     def log_artifacts(self, local_dir: Path, name: str) -> None:
-        self._require().log_artifacts(self.run_id, str(local_dir), artifact_path=name)
+        client = self._require()
+        with self._bounded():
+            client.log_artifacts(self.run_id, str(local_dir), artifact_path=name)
 
     def log_params(self, params: Mapping[str, str]) -> None:
         from mlflow.entities import Param
 
         client = self._require()
-        existing = client.get_run(self.run_id).data.params
-        items = [Param(k, str(v)[:_MAX_PARAM_LEN]) for k, v in params.items() if k not in existing]
-        for i in range(0, len(items), _MAX_PARAMS):
-            client.log_batch(self.run_id, params=items[i:i + _MAX_PARAMS], synchronous=True)
+        with self._bounded():
+            existing = client.get_run(self.run_id).data.params
+            items = [Param(k, str(v)[:_MAX_PARAM_LEN]) for k, v in params.items() if k not in existing]
+            for i in range(0, len(items), _MAX_PARAMS):
+                client.log_batch(self.run_id, params=items[i:i + _MAX_PARAMS], synchronous=True)
 
     def location(self) -> str:
-        uri = self.params.tracking_uri
+        uri = self.tracking_uri
+        if self._http and self.experiment_id is not None:
+            return f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
         hint = f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite") else uri
         return f"mlflow run {self.run_id} ({hint})"
-

@@ -1,0 +1,137 @@
+"""Real tracker servers for tests: ``mlflow server`` and ``tensorboard`` as subprocesses on 127.0.0.1.
+
+Start-ups dominate the cost (an ``mlflow server`` needs ~10 s of CPU), so one MLflow server is shared by every
+test module that asks for it (:func:`shared_mlflow`); it is stopped when pytest ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Optional
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+class _Server:
+    """A subprocess in its own process group, with its output in ``log``."""
+
+    health_path = "/"
+
+    def __init__(self, root: Path, port: Optional[int] = None) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.proc: Optional[subprocess.Popen] = None
+        self.log = self.root / "server.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def start(self, timeout: float = 240.0) -> "_Server":
+        with open(self.log, "ab") as fh:
+            self.proc = subprocess.Popen(self.command(), stdout=fh, stderr=subprocess.STDOUT, env=self.env(),
+                                         cwd=self.root, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.command()[:3]} exited with {self.proc.returncode}:\n"
+                                   f"{self.log.read_text()[-3000:]}")
+            if http_ok(self.url + self.health_path):
+                return self
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"server did not answer on {self.url} within {timeout} s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        """Kill the server's process group (SIGKILL: an abrupt outage, as a crash or a lost host would be)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+        self.proc = None
+        deadline = time.monotonic() + 10
+        while http_ok(self.url + self.health_path, timeout=0.5) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class MlflowServer(_Server):
+    """``mlflow server`` with a sqlite store and served artifacts in ``root``."""
+
+    health_path = "/health"
+
+    @property
+    def store_uri(self) -> str:
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    def command(self) -> list[str]:
+        return [str(BIN / "mlflow"), "server", "--backend-store-uri", self.store_uri,
+                "--artifacts-destination", str(self.root / "artifacts"), "--host", "127.0.0.1",
+                "--port", str(self.port), "--workers", "1"]
+
+    def env(self) -> dict[str, str]:
+        # No background job runner: it is not needed here and costs a second Python process.
+        return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+class TensorboardServer(_Server):
+    def __init__(self, root: Path, logdir: Path, port: Optional[int] = None) -> None:
+        super().__init__(root, port)
+        self.logdir = logdir
+
+    def command(self) -> list[str]:
+        return [str(BIN / "tensorboard"), "--logdir", str(self.logdir), "--host", "127.0.0.1",
+                "--port", str(self.port), "--samples_per_plugin", "images=100", "--load_fast", "false",
+                "--reload_interval", "1"]
+
+
+_SHARED: dict[str, MlflowServer] = {}
+
+
+def shared_mlflow(request, tmp_path_factory) -> MlflowServer:
+    """The one MLflow server of this pytest process (started on first use, stopped when pytest ends).
+
+    A test may stop and restart it (same port and store); it must leave it running.
+    """
+    server = _SHARED.get("mlflow")
+    if server is None:
+        server = MlflowServer(tmp_path_factory.mktemp("mlflow_server"))
+        _SHARED["mlflow"] = server
+        request.config.add_cleanup(server.stop)
+    if not server.running:
+        server.start()
+    return server
