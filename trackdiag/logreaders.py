@@ -49,10 +49,14 @@ _EVAL_WORDS = re.compile(r"(^|[/_.\-])(val|valid|validation|eval|test)([/_.\-]|$
 
 @dataclass
 class ScalarSeries:
-    """One numeric series: ``steps`` int64 ``(N,)`` ascending, ``values`` float64 ``(N,)``."""
+    """One numeric series: ``steps`` int64 ``(N,)`` ascending, ``values`` float64 ``(N,)``.
+
+    ``duplicates``: points that were logged again at an existing step (the last value is kept).
+    """
 
     steps: np.ndarray
     values: np.ndarray
+    duplicates: int = 0
 
 
 @dataclass
@@ -78,12 +82,12 @@ class _Collector:
 
     def __init__(self) -> None:
         self.points: dict[str, dict[int, float]] = {}
-        self.duplicates = 0
+        self.duplicates: dict[str, int] = {}
 
     def add(self, key: str, step: int, value: float) -> None:
         series = self.points.setdefault(key, {})
         if step in series:
-            self.duplicates += 1
+            self.duplicates[key] = self.duplicates.get(key, 0) + 1
         series[int(step)] = float(value)
 
     def series(self) -> dict[str, ScalarSeries]:
@@ -94,7 +98,7 @@ class _Collector:
             steps = np.fromiter(pts.keys(), dtype=np.int64, count=len(pts))
             values = np.fromiter(pts.values(), dtype=np.float64, count=len(pts))
             order = np.argsort(steps, kind="stable")
-            out[key] = ScalarSeries(steps[order], values[order])
+            out[key] = ScalarSeries(steps[order], values[order], self.duplicates.get(key, 0))
         return out
 
 
@@ -188,6 +192,9 @@ def _select(series: Mapping[str, ScalarSeries], *, source: str, fmt: str, tag: O
     loss = series[loss_tag]
     if loss.steps.size == 0:
         raise InputFileError(f"{source}: the loss series {loss_tag!r} is empty.")
+    if loss.duplicates:
+        warnings.append(f"{source}: {loss.duplicates} {loss_tag!r} points were logged again at an existing step "
+                        "(a resumed run?); the last value of each step was kept.")
     t_tag = _resolve_tag(timestep_tag, tags, source) if timestep_tag else guess_timestep_tag(
         [t for t in tags if t != loss_tag])
     timesteps = None
@@ -299,8 +306,6 @@ def read_tensorboard(path: str | Path, *, allow_truncated: bool = False,
                 if arr.size != 1 or not np.issubdtype(arr.dtype, np.number):
                     break
                 col.add(prefix + tag, ev.step, float(arr.reshape(-1)[0]))
-    if col.duplicates:
-        warnings.append(f"{root}: {col.duplicates} points logged twice at the same step (kept the last).")
     return col.series()
 
 
@@ -375,8 +380,6 @@ def read_csv(path: str | Path, *, allow_truncated: bool = False,
             v = _number(cell)
             if v is not None:
                 col.add(header[j], step, v)
-    if col.duplicates:
-        warnings.append(f"{path}: {col.duplicates} values logged twice at the same step (kept the last).")
     return col.series()
 
 
@@ -429,8 +432,6 @@ def read_jsonl(path: str | Path, *, allow_truncated: bool = False,
             v = _number(value) if not isinstance(value, str) else None
             if v is not None:
                 col.add(key, step, v)
-    if col.duplicates:
-        warnings.append(f"{path}: {col.duplicates} values logged twice at the same step (kept the last).")
     return col.series()
 
 
