@@ -19,14 +19,11 @@ THUMB = 16
 
 
 def _thumb(binary: np.ndarray) -> np.ndarray:
-    """Block mean of a boolean ``H×W`` onto ``THUMB×THUMB`` cells (uint8, 0..255)."""
-    h, w = binary.shape
-    ys = (np.arange(h) * THUMB) // h
-    xs = (np.arange(w) * THUMB) // w
-    sums = np.zeros((THUMB, THUMB), np.float64)
-    np.add.at(sums, (ys[:, None], xs[None, :]), binary)
-    counts = np.bincount(ys, minlength=THUMB)[:, None] * np.bincount(xs, minlength=THUMB)[None, :]
-    return np.round(255 * sums / np.maximum(counts, 1)).astype(np.uint8)
+    """Area mean of a boolean ``H×W`` onto ``THUMB×THUMB`` cells (uint8, 0..255; Pillow's box filter)."""
+    from PIL import Image
+
+    im = Image.fromarray(binary.astype(np.uint8) * 255)
+    return np.asarray(im.resize((THUMB, THUMB), Image.BOX), dtype=np.uint8)
 
 
 def sobel_magnitude(gray: np.ndarray) -> np.ndarray:

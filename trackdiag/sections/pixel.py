@@ -82,7 +82,8 @@ def pair_images(items: list[str], mask: Optional[str] = None) -> Iterator[Pair]:
                 if key in outs:
                     yield Pair(key, ins[key], outs[key], mask_for(key))
         else:
-            yield Pair(pa.stem if pa.stem != pb.stem else pb.stem, pa, pb, mask_for(pa.stem))
+            # Named after the output (inputs are often shared between pairs); the mask belongs to the input.
+            yield Pair(pb.stem, pa, pb, mask_for(pa.stem))
 
 
 def _safe_name(name: str, used: set[str]) -> str:
@@ -107,6 +108,11 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
     if args.heatmap_scale <= 0:
         raise InputValueError(f"--heatmap-scale must be > 0; got {args.heatmap_scale}.")
     pairs = list(pair_images(list(args.images), getattr(args, "mask", None)))
+    seen: dict[str, int] = {}
+    for pair in pairs:  # unique names for tables and figure files
+        seen[pair.name] = seen.get(pair.name, 0) + 1
+        if seen[pair.name] > 1:
+            pair.name = f"{pair.name}#{seen[pair.name]}"
     if not pairs:
         raise InputValueError("--images: no pairs found (folders are paired by relative path and stem).")
     params = PixelParams(heatmap_scale=args.heatmap_scale, map_max_side=_OFFLINE_MAP_SIDE, component_samples=1,
