@@ -87,6 +87,16 @@ def test_threshold_is_robust_to_the_defect_and_respects_the_floor():
     thr = float(anomaly_threshold(s, sigma=4.0, min_score=0.0)[0])
     assert 0.13 < thr < 0.16  # 0.1 + 4 * 0.01
     assert float(anomaly_threshold(torch.zeros(1, 8, 8), min_score=0.05)[0]) == pytest.approx(0.05)
+    # Large images use a strided subsample for the statistics: same answer as the exact median/MAD.
+    big = 0.1 + 0.01 * torch.randn(2, 600, 600, generator=g)
+    flat = big.reshape(2, -1)
+    med = flat.median(dim=1).values
+    exact = med + 4.0 * 1.4826 * (flat - med[:, None]).abs().median(dim=1).values
+    region = torch.zeros(2, 600, 600, dtype=torch.bool)
+    region[:, :300] = True
+    for reg in (None, region):
+        approx = anomaly_threshold(big, region=reg, sigma=4.0, min_score=0.0)
+        assert torch.allclose(approx, exact, rtol=5e-3)
 
 
 def test_mask_border_is_one_pixel_each_side():
