@@ -217,3 +217,30 @@ def test_check_names_are_snake_case_and_documented():
     for name in CHECKS:
         assert name.replace("_", "").isalpha() and name.islower()
         assert f"`{name}`" in doc
+
+
+def test_worker_scales_16_bit_images_and_rejects_tiny_ones(tmp_path):
+    img, _ = _scene(11)
+    Image.fromarray((img * 65535).astype(np.uint16)).save(tmp_path / "deep.png")
+    Image.fromarray((img * 255).astype(np.uint8)).save(tmp_path / "flat.png")
+    deep = analyze_image(Task(str(tmp_path / "deep.png"), None, False, P))
+    flat = analyze_image(Task(str(tmp_path / "flat.png"), None, False, P))
+    assert deep.error is None and deep.brightness == pytest.approx(flat.brightness, abs=0.01)
+    Image.fromarray(np.zeros((4, 50), np.uint8)).save(tmp_path / "tiny.png")
+    tiny = analyze_image(Task(str(tmp_path / "tiny.png"), None, False, P))
+    assert [c for c, _ in tiny.flags] == ["corrupt"] and "too small" in tiny.error
+
+
+def test_a_failing_check_is_reported_and_the_others_still_run(tmp_path, monkeypatch):
+    import trackdiag.dataset.tiling as tiling
+
+    def boom(*a, **k):
+        raise RuntimeError("synthetic failure")
+
+    monkeypatch.setattr(tiling, "periodicity", boom)
+    img, m = _scene(12)
+    Image.fromarray((img * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray((m * 255).astype(np.uint8)).save(tmp_path / "a_mask.png")
+    rec = analyze_image(Task(str(tmp_path / "a.png"), str(tmp_path / "a_mask.png"), True, P))
+    assert [(c, r) for c, r in rec.flags] == [("check_error", "periodicity: RuntimeError: synthetic failure")]
+    assert rec.mask is not None and np.isfinite(rec.brightness) and rec.phash != 0

@@ -35,6 +35,7 @@ CHECKS: dict[str, str] = {
     "period_too_small": "the texture's period is too small for the training resolution (aliasing risk)",
     "period_too_large": "the crop holds too few repeats of the texture's period to learn it",
     "crop_bias": "dataset level: the mask centroids concentrate away from the centre of the frame",
+    "check_error": "a check raised an unexpected error on this file (the reason has it); the others ran",
 }
 
 #: Checks that describe the whole dataset; their ``flagged.csv`` rows carry the images folder as the path.

@@ -43,15 +43,23 @@ def _describe(exc: BaseException) -> str:
 
 
 def _open_rgb(path: str) -> tuple[object, np.ndarray]:
-    """Decode fully (truncated files fail here, not later). Returns the PIL image and its ``H×W×C`` uint8."""
+    """Decode fully (truncated files fail here, not later). Returns an 8-bit L/RGB PIL image and its array.
+
+    16-bit and float images are scaled to 8 bits by their range (as :func:`trackdiag.io.load_image` does),
+    not clipped; other modes (palette, RGBA, CMYK ...) are converted to RGB.
+    """
     from PIL import Image
 
     with Image.open(path) as im:
         im.load()
-        if im.mode not in ("L", "RGB"):
-            im = im.convert("RGB")
-        else:
+        if im.mode in ("L", "RGB"):
             im = im.copy()
+        elif im.mode.startswith("I") or im.mode == "F":
+            arr = np.asarray(im, dtype=np.float32)
+            top = 65535.0 if arr.max() > 255 else 255.0
+            im = Image.fromarray((np.clip(arr / top, 0, 1) * 255).round().astype(np.uint8))
+        else:
+            im = im.convert("RGB")
     return im, np.asarray(im)
 
 
@@ -77,6 +85,10 @@ def analyze_image(task: Task) -> ImageRecord:
         rec.flags.append(("corrupt", rec.error))
         return rec
     rec.height, rec.width = pixels.shape[:2]
+    if min(rec.height, rec.width) < 8:
+        rec.error = f"image is {rec.width}×{rec.height} px; too small to analyse (at least 8×8)"
+        rec.flags.append(("corrupt", rec.error))
+        return rec
     gray = luma(pixels)
     rec.brightness, rec.contrast, rec.luma_hist = image_stats(gray)
     rec.content_hash = content_hash(pixels)
@@ -92,6 +104,8 @@ def analyze_image(task: Task) -> ImageRecord:
         rec.flags.extend(period_flags(per, image_size=(rec.width, rec.height), params=p))
     except ImportError:
         pass  # the spectral module is missing: the report says periodicity was not measured
+    except Exception as exc:  # noqa: BLE001 - one check failing on one file must not stop the scan
+        rec.flags.append(("check_error", f"periodicity: {_describe(exc)}"))
     if task.mask_path is None:
         if task.mask_expected:
             rec.flags.append(("mask_missing", "no mask with the same relative path and stem under --masks"))
@@ -104,7 +118,11 @@ def analyze_image(task: Task) -> ImageRecord:
     except Exception as exc:  # noqa: BLE001
         rec.flags.append(("mask_unreadable", f"{task.mask_path}: {_describe(exc)}"))
         return rec
-    same = mask.shape == gray.shape
-    rec.mask = mask_record(mask, gray=gray if same else None, max_shift=p.max_offset_px)
-    rec.flags.extend(mask_flags(rec.mask, image_size=(rec.width, rec.height), params=p))
+    try:
+        same = mask.shape == gray.shape
+        rec.mask = mask_record(mask, gray=gray if same else None, max_shift=p.max_offset_px)
+        rec.flags.extend(mask_flags(rec.mask, image_size=(rec.width, rec.height), params=p))
+    except Exception as exc:  # noqa: BLE001
+        rec.mask = None
+        rec.flags.append(("check_error", f"mask checks: {_describe(exc)}"))
     return rec
