@@ -235,15 +235,23 @@ def test_batch_per_sample_values_and_bounded_maps():
     assert res.metrics["anomaly_count"] == 0.5  # one component over the two labelled samples
 
 
-def test_render_draws_an_image():
+def test_render_through_the_session_transfer_draws_the_image():
+    from trackdiag.transfer import to_host
+
     target = _texture(14)
     pred = _noisy(target, 15)
     pred[:, :, 40:70, 30:90] += 0.3
-    a, res = _run(pred, target)
-    figs = a.render(res)
-    img = figs["pixel_overlay"]
+    a = PixelAnalyzer()
+    host = to_host({"pixel": a.compute(StepInputs(step=0, pred=pred, target=target))})["pixel"]
+    assert host["map/image_out"].dtype == np.float32  # one float32 buffer: uint8 maps arrive as 0..255 floats
+    res = a.summarize(0, host)
+    assert len(res.tables["anomalies"]) == 1
+    img = a.render(res)["pixel_overlay"]
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 and min(img.shape[:2]) > 200
-    assert img.std() > 10
+    # The output panel shows the texture (mid-grey), not a clipped white square.
+    h, w = img.shape[:2]
+    panel = img[h // 8: h // 2 - h // 8, w // 2 + w // 8: w - w // 8]
+    assert 60 < panel.mean() < 200 and panel.std() > 5
 
 
 def test_heatmap_scale_only_changes_the_figure_map():

@@ -277,7 +277,7 @@ def pixel_maps(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Te
     Returns:
         Per-sample ``(B,)`` tensors ``diff_mae``, ``diff_rmse``, ``grad_diff_mean``, ``energy_in_mask``,
         ``energy_out_mask``, ``energy_out_frac``, ``anomaly_threshold``, ``anomaly_area_frac``; and figure maps
-        (``map/`` keys, first samples only): ``map/anomaly_grid`` (``k×3×h×w`` float16, :func:`anomaly_grid` of the
+        (``map/`` keys, first samples only): ``map/anomaly_grid`` (``k×3×h×w``, :func:`anomaly_grid` of the
         first ``component_samples``), ``map/geometry`` (``[H, W, stride]``), ``map/image_in`` /
         ``map/image_out`` (sample 0, ``C×h×w`` uint8), ``map/heatmap`` (sample 0, ``clamp(|Δ|·heatmap_scale)``
         as uint8) and ``map/grad_heatmap`` (the same for the Sobel difference).
@@ -306,8 +306,7 @@ def pixel_maps(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Te
     }
     k = max(1, min(b, int(component_samples)))
     stride = grid_stride(h, w, map_max_side)
-    # float16 halves the transfer; counts (<= stride²) are exact, sums and peaks keep 3 significant digits.
-    out[MAP_PREFIX + "anomaly_grid"] = anomaly_grid(score[:k], thr[:k], stride=stride).half()
+    out[MAP_PREFIX + "anomaly_grid"] = anomaly_grid(score[:k], thr[:k], stride=stride)
     out[MAP_PREFIX + "geometry"] = torch.tensor([h, w, stride], dtype=torch.int64, device=pred.device)
     small = _resize_for_figure(torch.cat([target[:1], pred[:1]]), render_max_side)
     out[MAP_PREFIX + "image_in"] = _to_u8(small[0])
