@@ -464,36 +464,31 @@ class PixelAnalyzer(Analyzer):
         grid = np.asarray(host[MAP_PREFIX + "anomaly_grid"])
         h, w, stride = (int(v) for v in np.asarray(host[MAP_PREFIX + "geometry"]).reshape(-1)[:3])
         rows: list[dict[str, Any]] = []
-        counts, areas, peaks, row_fr, col_fr, energies, row_e, col_e = [], [], [], [], [], [], [], []
+        per_sample: list[list[Component]] = []
         for i in range(grid.shape[0]):
             comps = label_components(grid[i], stride=stride, height=h, width=w, min_area_px=p.min_area_px,
                                      aligned_aspect=p.aligned_aspect)
+            per_sample.append(comps)
             sid = str(sample_ids[i]) if sample_ids is not None and i < len(sample_ids) else str(i)
-            counts.append(len(comps))
-            areas.append(sum(c.area_px for c in comps))
-            peaks.append(max((c.peak_score for c in comps), default=0.0))
-            energies.append(sum(c.energy for c in comps))
-            row_e.append(sum(c.energy for c in comps if c.axis == "rows"))
-            col_e.append(sum(c.energy for c in comps if c.axis == "cols"))
             for c in comps[: p.max_components]:
-                rows.append({"sample": sid, "index": i, "x0": c.x0, "y0": c.y0, "x1": c.x1, "y1": c.y1,
-                             "area_px": c.area_px, "mean_score": c.mean_score, "peak_score": c.peak_score,
-                             "energy": c.energy, "axis": c.axis})
-        total = float(sum(energies))
+                rows.append({"step": step, "sample": sid, "index": i,
+                             "x0": c.x0, "y0": c.y0, "x1": c.x1, "y1": c.y1, "area_px": c.area_px,
+                             "mean_score": c.mean_score, "peak_score": c.peak_score, "energy": c.energy,
+                             "axis": c.axis})
+        everything = [c for comps in per_sample for c in comps]
+        # Energy-weighted over the labelled samples: the share of all anomaly energy in aligned components.
+        row_frac, col_frac = aligned_energy_fractions(everything)
         metrics.update({
-            "anomaly_count": float(np.mean(counts)),
-            "anomaly_area_px": float(np.mean(areas)),
-            "anomaly_peak_score": float(np.max(peaks)),
-            # Energy-weighted over the labelled samples: the share of all anomaly energy in aligned components.
-            "anomaly_row_energy_frac": sum(row_e) / total if total > 0 else float("nan"),
-            "anomaly_col_energy_frac": sum(col_e) / total if total > 0 else float("nan"),
+            "anomaly_count": float(np.mean([len(c) for c in per_sample])),
+            "anomaly_area_px": float(np.mean([sum(x.area_px for x in c) for c in per_sample])),
+            "anomaly_peak_score": max((c.peak_score for c in everything), default=0.0),
+            "anomaly_row_energy_frac": row_frac,
+            "anomaly_col_energy_frac": col_frac,
+            "anomaly_aligned_energy_frac": row_frac + col_frac,
         })
-        metrics["anomaly_aligned_energy_frac"] = (
-            (sum(row_e) + sum(col_e)) / total if total > 0 else float("nan"))
-        r, c = metrics["anomaly_row_energy_frac"], metrics["anomaly_col_energy_frac"]
         hint = "none"
-        if total > 0 and max(r, c) >= 0.5:
-            hint = "rows" if r >= c else "cols"
+        if everything and max(row_frac, col_frac) >= 0.5:
+            hint = "rows" if row_frac >= col_frac else "cols"
         maps = {k.removeprefix(MAP_PREFIX): np.asarray(v) for k, v in host.items()
                 if k.startswith(MAP_PREFIX) and k not in (MAP_PREFIX + "anomaly_grid", MAP_PREFIX + "geometry")}
         maps["geometry"] = np.asarray([h, w, stride])

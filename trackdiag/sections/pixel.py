@@ -142,7 +142,7 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
         row = {"pair": pair.name, "input": str(pair.inp), "output": str(pair.out),
                "mask": str(pair.mask) if pair.mask else "", **result.metrics, **result.texts}
         per_pair.append(row)
-        anomalies.extend({"pair": pair.name, **{k: v for k, v in a.items() if k not in ("sample", "index")}}
+        anomalies.extend({"pair": pair.name, **{k: v for k, v in a.items() if k not in ("step", "sample", "index")}}
                          for a in result.tables["anomalies"])
         results.append((pair, result))
 
