@@ -1,16 +1,21 @@
 """Real tracker servers for tests: ``mlflow server`` and ``tensorboard`` as subprocesses on 127.0.0.1.
 
 Start-ups dominate the cost (an ``mlflow server`` needs ~10 s of CPU), so one MLflow server is shared by every
-test module that asks for it (:func:`shared_mlflow`); it is stopped when pytest ends.
+test module that asks for it (:func:`shared_mlflow`); it is stopped when pytest ends. Test modules that need it
+call :func:`prestart` at import, so the server boots while pytest collects and runs the other tests (set
+``TRACKDIAG_TEST_PRESTART=0`` to turn that off).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -31,6 +36,30 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
             return resp.status == 200
     except OSError:
         return False
+
+
+_TEMPLATE: list[Path] = []
+
+
+def sqlite_store(path: Path) -> str:
+    """A ready MLflow sqlite store at ``path``; returns its URI.
+
+    Creating a store runs MLflow's ~50 schema migrations (seconds of CPU), so this copies one template store
+    made once per process. Use named experiments: the template's Default experiment keeps the template's
+    artifact folder.
+    """
+    if not _TEMPLATE:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        folder = Path(tempfile.mkdtemp(prefix="trackdiag_mlflow_template_"))
+        atexit.register(shutil.rmtree, folder, True)
+        store = SqlAlchemyStore(f"sqlite:///{folder / 'mlflow.db'}", str(folder / "artifacts"))
+        store.engine.dispose()
+        _TEMPLATE.append(folder / "mlflow.db")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_TEMPLATE[0], path)
+    return f"sqlite:///{path}"
 
 
 class _Server:
@@ -56,9 +85,12 @@ class _Server:
         return dict(os.environ)
 
     def start(self, timeout: float = 240.0) -> "_Server":
-        with open(self.log, "ab") as fh:
-            self.proc = subprocess.Popen(self.command(), stdout=fh, stderr=subprocess.STDOUT, env=self.env(),
-                                         cwd=self.root, start_new_session=True)
+        _launch(self)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 240.0) -> "_Server":
+        """Wait until the server answers its health check."""
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -99,6 +131,8 @@ class MlflowServer(_Server):
         return f"sqlite:///{self.root / 'mlflow.db'}"
 
     def command(self) -> list[str]:
+        if not (self.root / "mlflow.db").exists():
+            sqlite_store(self.root / "mlflow.db")  # skip the migrations in the server
         return [str(BIN / "mlflow"), "server", "--backend-store-uri", self.store_uri,
                 "--artifacts-destination", str(self.root / "artifacts"), "--host", "127.0.0.1",
                 "--port", str(self.port), "--workers", "1"]
@@ -119,19 +153,40 @@ class TensorboardServer(_Server):
                 "--reload_interval", "1"]
 
 
-_SHARED: dict[str, MlflowServer] = {}
+_SHARED: dict[str, _Server] = {}
 
 
-def shared_mlflow(request, tmp_path_factory) -> MlflowServer:
+def _launch(server: _Server) -> None:
+    """Start the process without waiting for it to answer."""
+    with open(server.log, "ab") as fh:
+        server.proc = subprocess.Popen(server.command(), stdout=fh, stderr=subprocess.STDOUT, env=server.env(),
+                                       cwd=server.root, start_new_session=True)
+    if not getattr(server, "_atexit", False):
+        atexit.register(server.stop)
+        server._atexit = True
+
+
+def prestart() -> None:
+    """Begin booting the shared MLflow server now (called at import by the test modules that use it)."""
+    if os.environ.get("TRACKDIAG_TEST_PRESTART", "1") == "0" or "mlflow" in _SHARED:
+        return
+    server = MlflowServer(Path(tempfile.mkdtemp(prefix="trackdiag_mlflow_server_")))
+    _SHARED["mlflow"] = server
+    _launch(server)
+
+
+def shared_mlflow(request) -> MlflowServer:
     """The one MLflow server of this pytest process (started on first use, stopped when pytest ends).
 
     A test may stop and restart it (same port and store); it must leave it running.
     """
     server = _SHARED.get("mlflow")
     if server is None:
-        server = MlflowServer(tmp_path_factory.mktemp("mlflow_server"))
+        server = MlflowServer(Path(tempfile.mkdtemp(prefix="trackdiag_mlflow_server_")))
         _SHARED["mlflow"] = server
-        request.config.add_cleanup(server.stop)
-    if not server.running:
+    request.config.add_cleanup(server.stop)
+    if server.proc is not None and server.proc.poll() is None:
+        server.wait()
+    else:
         server.start()
     return server

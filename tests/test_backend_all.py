@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from readback import read_local, read_mlflow, read_tensorboard, read_wandb, wandb_run_dir
+from servers import sqlite_store
 from trackdiag.backends.base import RunInfo
 from trackdiag.errors import MissingDependencyError
 
@@ -38,7 +39,7 @@ def make(name: str, tmp: Path, run: RunInfo):
     if name == "mlflow":
         from trackdiag.backends.mlflow import MlflowBackend, MlflowParams
 
-        return MlflowBackend(MlflowParams(tracking_uri=f"sqlite:///{tmp / 'mlruns.db'}"), run=run)
+        return MlflowBackend(MlflowParams(tracking_uri=sqlite_store(tmp / "mlruns.db")), run=run)
     if name == "wandb":
         from trackdiag.backends.wandb import WandbBackend, WandbParams
 
@@ -169,3 +170,27 @@ def test_missing_optional_dependency_fails_at_construction_with_a_hint(monkeypat
     monkeypatch.setitem(sys.modules, blocked, None)
     with pytest.raises(MissingDependencyError, match=rf"pip install 'trackdiag\[{extra}\]'"):
         getattr(mod, cls)()
+
+
+def test_one_session_every_backend_and_a_broken_one_does_not_stop_the_others(env):
+    import trackdiag
+    from probes import batch, mean_config
+
+    (env / "not_a_dir").write_text("")
+    config = {**mean_config(), "backend": {
+        "mlflow": {"tracking_uri": f"sqlite:///{env / 'not_a_dir' / 'x.db'}"},  # cannot be created
+        "local": {}, "wandb": {"mode": "offline", "dir": str(env / "wb")}, "tensorboard": {}}}
+    s = trackdiag.init(config=config, overrides=["analyzer=[]"], allow_external_targets=True, run_name="all",
+                       out_dir=str(env / "out"))
+    preds = {step: batch(seed=step) for step in range(3)}
+    for step, pred in preds.items():
+        s.log(step, pred)
+    summary = s.finish()
+    expected = {step: float(p.mean(dim=(1, 2, 3)).mean()) for step, p in preds.items()}
+    for back in (read_local(env / "out" / "all"), read_wandb(wandb_run_dir(env / "wb")),
+                 read_tensorboard(env / "out" / "tensorboard" / "all")):
+        assert back.metrics["trackdiag/mean/mean"] == pytest.approx(expected)
+        assert set(back.images["trackdiag/mean/img"]) == {0, 1, 2}
+        assert back.params["analyzer.mean.scale"] == "1.0" and back.status == "FINISHED"
+    assert set(summary.failed) == {"mlflow:open"}
+    assert summary.undelivered == 1 + 3 * 2 + 1 and summary.spool  # all of MLflow's share is kept

@@ -48,20 +48,35 @@ def rank_and_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def _rank_weight(host: Mapping[str, Mapping[str, np.ndarray]], analyzer: str, ids: Optional[list[str]]) -> int:
+    """How many samples a rank's scalars stand for: its sample ids, else the length of its per-sample arrays."""
+    if ids is not None:
+        return len(ids)
+    for name in (analyzer, *host):
+        for key, value in host.get(name, {}).items():
+            if not is_map_key(key) and np.ndim(value) >= 1:
+                return int(np.shape(value)[0])
+    return 1
+
+
 def gather_ranks(host: dict[str, dict[str, np.ndarray]], ids: Optional[list[str]]
                  ) -> tuple[dict[str, dict[str, np.ndarray]], Optional[list[str]]]:
-    """Gather host results of every rank on every rank (collective: all ranks must call it).
+    """Gather the host results of every rank on rank 0 (collective: every rank must call it).
 
-    Per-sample ``(B_r,)`` arrays are concatenated in rank order, so batch means are weighted by each
-    rank's batch size; ``()`` scalars are averaged; ``"map/"`` arrays are rank 0's. Analyzers that did not
-    run on every rank are dropped for this step.
+    On rank 0: per-sample ``(B_r,)`` arrays are concatenated in rank order, so a batch mean over them is the
+    mean over the union of the samples; ``()`` scalars (batch means) are averaged with each rank's number of
+    samples as weight (NaN, "not measured", leaves that rank out); ``"map/"`` arrays are rank 0's; sample ids are concatenated like the arrays.
+    Analyzers that did not run on every rank are dropped for this step. Other ranks get ``({}, None)``.
     """
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return host, ids
-    gathered: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, (host, ids))
+    rank, world = dist.get_rank(), dist.get_world_size()
+    gathered: Optional[list[Any]] = [None] * world if rank == 0 else None
+    dist.gather_object((host, ids), gathered, dst=0)
+    if rank != 0 or gathered is None:
+        return {}, None
     hosts = [g[0] for g in gathered]
     common = set(hosts[0])
     for h in hosts[1:]:
@@ -70,13 +85,18 @@ def gather_ranks(host: dict[str, dict[str, np.ndarray]], ids: Optional[list[str]
     for analyzer in hosts[0]:
         if analyzer not in common:
             continue
+        weights = np.asarray([_rank_weight(h, analyzer, g[1]) for h, g in zip(hosts, gathered)], np.float64)
         out: dict[str, np.ndarray] = {}
         for key, value in hosts[0][analyzer].items():
             parts = [h[analyzer].get(key) for h in hosts]
             if is_map_key(key) or any(p is None for p in parts):
                 out[key] = value
             elif np.ndim(value) == 0:
-                out[key] = np.asarray(np.mean([np.asarray(p, np.float64) for p in parts]), np.float32)
+                vals = np.asarray([np.asarray(p, np.float64) for p in parts])
+                ok = np.isfinite(vals)  # a rank that could not measure it (NaN) does not count
+                w = np.where(ok, np.maximum(weights, 1e-12), 0.0)
+                mean = float(np.sum(np.where(ok, vals, 0.0) * w) / np.sum(w)) if ok.any() else float("nan")
+                out[key] = np.asarray(mean, np.float32)
             else:
                 out[key] = np.concatenate([np.asarray(p) for p in parts], axis=0)
         merged[analyzer] = out

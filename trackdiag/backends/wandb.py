@@ -68,6 +68,7 @@ class WandbBackend(Backend):
         self._owns_run = False
         self._defined: set[str] = set()
         self._tables: dict[str, Any] = {}
+        self._closed = False
         # wandb.run belongs to the thread-independent global state, but look now (init time) like MLflow does.
         self._user_run = wandb.run if self.params.attach and self.params.run_id is None else None
 
@@ -80,6 +81,7 @@ class WandbBackend(Backend):
         if run is not None:
             self.wb = run
         else:
+            self._closed = False
             kwargs: dict[str, Any] = dict(
                 project=self.params.project or self.run.experiment, entity=self.params.entity,
                 name=self.run.run_name, group=self.params.group, job_type=self.params.job_type,
@@ -102,7 +104,7 @@ class WandbBackend(Backend):
         if self.wb is not None and self._owns_run:
             self.wb.finish(exit_code=0 if status == "FINISHED" else 1)
             self._owns_run = False
-        self.wb = None
+        self._closed = True  # the run object stays: location() still tells where it is
 
     def release(self) -> None:
         """Finish a run this backend resumed, without marking it failed (used by ``trackdiag.sync``)."""
@@ -120,7 +122,7 @@ class WandbBackend(Backend):
 
     # -- data -----------------------------------------------------------------------------------------
     def _require(self) -> Any:
-        if self.wb is None:
+        if self.wb is None or self._closed:
             raise BackendError("wandb backend is not open")
         return self.wb
 
