@@ -71,12 +71,12 @@ def loss_curve_figure(steps: np.ndarray, curves: Mapping[str, np.ndarray], *, ti
         key = mark_on if mark_on in curves else names[0]
         _mark_events(ax, steps, np.asarray(curves[key], dtype=np.float64), events)
     if (log_y is None and _positive(*curves.values())) or log_y:
-        from matplotlib.ticker import FuncFormatter
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
         ax.set_yscale("log")
-        plain = FuncFormatter(lambda v, _pos: f"{v:g}")
-        ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: ""))
+        ax.yaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.yaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
