@@ -122,8 +122,9 @@ class ScanParams:
     crop_bias_offset: float = 0.15  # distance of the mean centroid from the frame centre (fraction of the frame)
     # periodicity
     analysis_max_side: int = 1024  # centre crop for the period estimate
-    periodic_score: float = 0.3  # dominant_period score from which the texture counts as periodic
+    periodic_score: float = 0.5  # dominant_period score (peak ≈ 5.6× its background) → periodic texture
     tiled_similarity: float = 0.97  # correlation with itself shifted by one period → already tiled
+    tiled_margin: float = 0.2  # ... and the half shift must match at least this much worse
     crop_size: int = 0  # training crop side in source pixels (0 = the image's shorter side)
     train_size: int = 0  # side the crop is resized to for training (0 = crop_size, no resize)
     min_period_px: float = 6.0  # at training resolution

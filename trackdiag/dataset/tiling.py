@@ -1,22 +1,29 @@
 """Tiled source textures: the texture's period (the tiling analyzer's f*) and whether it is an exact repetition.
 
 The period comes from :func:`trackdiag.spectral.dominant_period`, the same estimate as the tiling analyzer's
-``fundamental_period_px``. A texture is *already tiled* when it equals itself shifted by one period (or two:
-the radial f* may sit on a harmonic): the Pearson correlation of the overlapping parts reaches
-``tiled_similarity``. Natural periodic walls (bricks, tiles photographed in place) vary from repeat to repeat
-and stay well below that.
+``fundamental_period_px``. A texture is *already tiled* when it equals itself shifted along x or y by a lattice
+period: the Pearson correlation of the overlapping parts reaches ``tiled_similarity``. The radial f* of a 2-D
+lattice of period ``T`` can be any ``|(a, b)| / T`` (a diagonal harmonic), so the shifts tried are
+``P · sqrt(a² + b²)`` for small integers, ±1 px. A region that is constant along an axis matches itself at
+every shift; it counts only when the half shift matches clearly worse (``tiled_margin``). Natural periodic
+walls (bricks, tiles photographed in place) vary from repeat to repeat and stay well below the threshold.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
 from .records import ScanParams
 
-__all__ = ["Periodicity", "centre_crop", "shift_similarity", "periodicity", "period_flags"]
+__all__ = ["Periodicity", "MIN_WALL_PX", "centre_crop", "shift_similarity", "repetition", "periodicity",
+           "period_flags"]
+
+#: Fewest wall pixels for the period to be measured on the wall alone.
+MIN_WALL_PX = 1024
 
 
 @dataclass(frozen=True)
@@ -35,46 +42,95 @@ def centre_crop(gray: np.ndarray, max_side: int) -> np.ndarray:
     return gray[y0:y0 + ch, x0:x0 + cw]
 
 
-def shift_similarity(gray: np.ndarray, dx: int, dy: int) -> float:
+def shift_similarity(gray: np.ndarray, dx: int, dy: int, *, valid: Optional[np.ndarray] = None,
+                     max_pairs: int = 16384) -> float:
     """Pearson correlation between ``gray`` and itself shifted by ``(dx, dy) >= 0`` over the overlap.
 
-    NaN when the overlap is less than half the image along the shifted axis or has no variance.
+    With ``valid`` (``H×W`` bool, the wall), only pixel pairs whose both ends are valid count. Large overlaps
+    are subsampled on a regular grid to about ``max_pairs`` pairs (an exact repetition still gives 1).
+    NaN when the shift exceeds half the image, fewer than 256 pairs remain, or they have no variance.
     """
     h, w = gray.shape
     if dx < 0 or dy < 0 or dx > w // 2 or dy > h // 2 or (dx == 0 and dy == 0):
         return float("nan")
-    a = gray[dy:, dx:].astype(np.float64)
-    b = gray[: h - dy, : w - dx].astype(np.float64)
-    a, b = a - a.mean(), b - b.mean()
+    k = max(1, int(math.sqrt((h - dy) * (w - dx) / max_pairs)))
+    a = gray[dy::k, dx::k]
+    b = gray[: h - dy: k, : w - dx: k]
+    if valid is not None:
+        both = valid[dy::k, dx::k] & valid[: h - dy: k, : w - dx: k]
+        if int(both.sum()) < 256:
+            return float("nan")
+        a, b = a[both], b[both]
+    a = a.astype(np.float64).ravel()
+    b = b.astype(np.float64).ravel()
+    a -= a.mean()
+    b -= b.mean()
+    # Elementwise sums, not BLAS dot: a multi-threaded BLAS in each of several workers thrashes the cores.
     den = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
     return float((a * b).sum() / den) if den > 0 else float("nan")
 
 
-def _candidate_shifts(period: float) -> list[int]:
+#: ``sqrt(a² + b²)`` for small lattice indices: how an axis period relates to a radial f*.
+_LATTICE = sorted({math.sqrt(a * a + b * b) for a in range(4) for b in range(4) if a or b})
+
+
+def _candidate_shifts(period: float, limit: int) -> list[int]:
     out: set[int] = set()
-    for k in (1, 2):
-        base = int(round(k * period))
-        out.update(s for s in (base - 1, base, base + 1) if s > 0)
+    for m in _LATTICE:
+        base = int(round(m * period))
+        out.update(s for s in (base - 1, base, base + 1) if 2 <= s <= limit)
     return sorted(out)
 
 
-def periodicity(gray: np.ndarray, *, max_side: int = 1024) -> Periodicity:
-    """Period (``dominant_period``) and repetition similarity of an ``H×W`` float image (centre crop)."""
+def repetition(gray: np.ndarray, period: float, *, valid: Optional[np.ndarray] = None,
+               threshold: float = 0.97, margin: float = 0.2) -> tuple[float, tuple[int, int]]:
+    """Best self-similarity of ``gray`` under an axis shift related to ``period``, and that shift.
+
+    A shift whose half shift matches as well (within ``margin``) is degenerate (the region is constant along
+    that axis) and is left out when it reaches ``threshold``.
+    """
+    h, w = gray.shape
+    best, where = float("nan"), (0, 0)
+    for axis, limit in ((0, w // 2), (1, h // 2)):
+        for s in _candidate_shifts(period, limit):
+            dx, dy = (s, 0) if axis == 0 else (0, s)
+            sim = shift_similarity(gray, dx, dy, valid=valid)
+            if not math.isfinite(sim) or sim <= best:
+                continue
+            if sim >= threshold:
+                hx, hy = (max(1, s // 2), 0) if axis == 0 else (0, max(1, s // 2))
+                half = shift_similarity(gray, hx, hy, valid=valid)
+                if math.isfinite(half) and half > sim - margin:
+                    continue
+            best, where = sim, (dx, dy)
+    return best, where
+
+
+def periodicity(gray: np.ndarray, *, valid: Optional[np.ndarray] = None, max_side: int = 1024,
+                tiled_similarity: float = 0.97, tiled_margin: float = 0.2) -> Periodicity:
+    """Period (``dominant_period``) and repetition similarity of an ``H×W`` float image (centre crop).
+
+    ``valid`` (``H×W`` bool, the wall mask) restricts both to the wall: ceilings, floors and furniture
+    would otherwise lend their own structure to the estimate. A wall of fewer than ``MIN_WALL_PX`` pixels
+    in the crop is ignored (the whole crop is used).
+    """
     import torch
 
     from ..spectral import dominant_period
 
-    crop = centre_crop(np.asarray(gray, np.float32), max_side)
-    est = dominant_period(torch.from_numpy(np.ascontiguousarray(crop))[None])
+    crop = np.ascontiguousarray(centre_crop(np.asarray(gray, np.float32), max_side))
+    wall = None
+    if valid is not None and valid.shape == gray.shape:
+        wall = np.ascontiguousarray(centre_crop(np.asarray(valid, bool), max_side))
+        if int(wall.sum()) < MIN_WALL_PX:
+            wall = None
+    est = dominant_period(torch.from_numpy(crop)[None],
+                          valid=torch.from_numpy(wall)[None] if wall is not None else None)
     period = float(np.asarray(est.period_px, dtype=np.float64).reshape(-1)[0])
     score = float(np.asarray(est.score, dtype=np.float64).reshape(-1)[0])
     best, shift = float("nan"), (0, 0)
     if math.isfinite(period) and period >= 2:
-        for s in _candidate_shifts(period):
-            for dx, dy in ((s, 0), (0, s)):
-                sim = shift_similarity(crop, dx, dy)
-                if math.isfinite(sim) and not (sim <= best):
-                    best, shift = sim, (dx, dy)
+        best, shift = repetition(crop, period, valid=wall, threshold=tiled_similarity, margin=tiled_margin)
     return Periodicity(period, score, best, shift)
 
 

@@ -27,13 +27,22 @@ class Task:
 
 
 def init_worker() -> None:
-    """Worker-process initialiser: one torch/BLAS thread per process (the pool provides the parallelism)."""
+    """Worker-process initialiser: one torch/BLAS thread per process (the pool provides the parallelism).
+
+    Only worker processes are touched; the caller's process keeps its thread settings.
+    """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         import torch
 
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover
+        pass
+    try:  # BLAS pools were sized when numpy was imported (in the forkserver): shrink them if we can.
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - optional
         pass
 
 
@@ -97,8 +106,29 @@ def analyze_image(task: Task) -> ImageRecord:
     except Exception as exc:  # noqa: BLE001
         rec.flags.append(("corrupt", f"perceptual hash failed ({_describe(exc)})"))
     del im, pixels
+    mask = None
+    if task.mask_path is None:
+        if task.mask_expected:
+            rec.flags.append(("mask_missing", "no mask with the same relative path and stem under --masks"))
+    else:
+        try:
+            mask = _load_mask(task.mask_path)
+        except InputFileError as exc:
+            rec.flags.append(("mask_unreadable", str(exc)[:300]))
+        except Exception as exc:  # noqa: BLE001
+            rec.flags.append(("mask_unreadable", f"{task.mask_path}: {_describe(exc)}"))
+    same = mask is not None and mask.shape == gray.shape
+    if mask is not None:
+        try:
+            rec.mask = mask_record(mask, gray=gray if same else None, max_shift=p.max_offset_px)
+            rec.flags.extend(mask_flags(rec.mask, image_size=(rec.width, rec.height), params=p))
+        except Exception as exc:  # noqa: BLE001
+            rec.mask = None
+            rec.flags.append(("check_error", f"mask checks: {_describe(exc)}"))
     try:
-        per = periodicity(gray, max_side=p.analysis_max_side)
+        # The period of the wall: measured under the mask when it fits the image.
+        per = periodicity(gray, valid=(mask > 0.5) if same else None, max_side=p.analysis_max_side,
+                          tiled_similarity=p.tiled_similarity, tiled_margin=p.tiled_margin)
         rec.period_px, rec.period_score, rec.repeat_similarity, rec.repeat_shift = (
             per.period_px, per.score, per.similarity, per.shift)
         rec.flags.extend(period_flags(per, image_size=(rec.width, rec.height), params=p))
@@ -106,23 +136,4 @@ def analyze_image(task: Task) -> ImageRecord:
         pass  # the spectral module is missing: the report says periodicity was not measured
     except Exception as exc:  # noqa: BLE001 - one check failing on one file must not stop the scan
         rec.flags.append(("check_error", f"periodicity: {_describe(exc)}"))
-    if task.mask_path is None:
-        if task.mask_expected:
-            rec.flags.append(("mask_missing", "no mask with the same relative path and stem under --masks"))
-        return rec
-    try:
-        mask = _load_mask(task.mask_path)
-    except InputFileError as exc:
-        rec.flags.append(("mask_unreadable", str(exc)[:300]))
-        return rec
-    except Exception as exc:  # noqa: BLE001
-        rec.flags.append(("mask_unreadable", f"{task.mask_path}: {_describe(exc)}"))
-        return rec
-    try:
-        same = mask.shape == gray.shape
-        rec.mask = mask_record(mask, gray=gray if same else None, max_shift=p.max_offset_px)
-        rec.flags.extend(mask_flags(rec.mask, image_size=(rec.width, rec.height), params=p))
-    except Exception as exc:  # noqa: BLE001
-        rec.mask = None
-        rec.flags.append(("check_error", f"mask checks: {_describe(exc)}"))
     return rec
