@@ -19,7 +19,8 @@ from trackdiag.analyzers.latent import (
 B, C, H, W = 2, 4, 64, 64
 
 
-def smooth_field(gen: torch.Generator, b: int = B, c: int = C, size: int = H, corr: float = 3.0) -> torch.Tensor:
+def smooth_field(gen: torch.Generator, b: int = B, c: int = C, size: int = H, corr: float = 3.0
+                 ) -> torch.Tensor:
     """Unit-variance Gaussian field with a correlation length of ``corr`` px (like an image latent)."""
     x = torch.randn(b, c, size, size, generator=gen)
     r = int(3 * corr)
@@ -30,14 +31,14 @@ def smooth_field(gen: torch.Generator, b: int = B, c: int = C, size: int = H, co
     return (x - x.mean(dim=(-2, -1), keepdim=True)) / x.std(dim=(-2, -1), keepdim=True)
 
 
-def clean_batch(seed: int, names: tuple[str, ...] = ("in", "out")) -> dict[str, torch.Tensor]:
+def clean_batch(seed: int, names: tuple[str, ...] = ("in", "out"), size: int = H) -> dict[str, torch.Tensor]:
     """z_t = sqrt(a) z0 + sqrt(1-a) eps with a smooth z0, and a UNet output that predicts eps well."""
     gen = torch.Generator().manual_seed(seed)
-    z0 = smooth_field(gen)
-    eps = torch.randn(B, C, H, W, generator=gen)
+    z0 = smooth_field(gen, size=size)
+    eps = torch.randn(B, C, size, size, generator=gen)
     a = 0.5
     out = {"in": math.sqrt(a) * z0 + math.sqrt(1 - a) * eps,
-           "out": eps + 0.1 * torch.randn(B, C, H, W, generator=gen)}
+           "out": eps + 0.1 * torch.randn(B, C, size, size, generator=gen)}
     return {k: v for k, v in out.items() if k in names}
 
 
@@ -107,7 +108,7 @@ def test_planted_stripes_are_flagged_with_their_axis():
     assert ev[0]["channel"] == 2 and "rows" in ev[0]["detail"]
     assert res.metrics["out/c2/stripe_rows"] > 0.3 > res.metrics["out/c2/stripe_cols"]
     lat = clean_batch(4)
-    lat["in"][:, 0] += 0.8 * bands[None, None, :]                            # vertical stripes before the UNet
+    lat["in"][:, 0] += 0.8 * bands[None, None, :]                    # vertical stripes before the UNet
     res = run(LatentAnalyzer(), lat, 0)
     assert "stripes" in flags(res, "in") and "columns" in res.tables["events"][0]["detail"]
 
@@ -132,7 +133,7 @@ def test_drift_is_flagged_when_the_distribution_jumps():
     an = LatentAnalyzer()
     drift_steps = []
     for step in range(28):
-        lat = clean_batch(100 + step)
+        lat = clean_batch(100 + step, size=32)                            # drift does not need 64×64
         if step >= 18:
             lat["out"] = lat["out"] * 1.3 + 0.3                             # the UNet output shifts
         res = run(an, lat, step)
@@ -156,7 +157,7 @@ def test_nonfinite_values_are_counted_and_flagged():
 
 def test_drift_state_survives_resume():
     whole, first = LatentAnalyzer(), LatentAnalyzer()
-    seq = [clean_batch(200 + i, names=("out",)) for i in range(20)]
+    seq = [clean_batch(200 + i, names=("out",), size=32) for i in range(20)]
     for lat in seq[14:]:
         lat["out"] = lat["out"] + 0.5
     ref = [run(whole, lat, i).metrics["out/drift"] for i, lat in enumerate(seq)]

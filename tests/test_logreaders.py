@@ -203,7 +203,8 @@ def wandb_run(tmp_path_factory):
         run = wandb.init(project="trackdiag-test", config={"lr": 1e-4, "model": {"rank": 8}}, dir=str(root))
         steps, loss, t = _curve()
         for s, v, tt in zip(steps, loss, t):
-            run.log({"train_loss": float(v), "timestep": int(tt), "eval": {"loss": 2 * float(v)}}, step=int(s))
+            row = {"train_loss": float(v), "timestep": int(tt), "eval": {"loss": 2 * float(v)}}
+            run.log(row, step=int(s))
         run.log({"sample": wandb.Image(np.zeros((8, 8, 3), np.uint8))}, step=int(steps[-1]) + 1)
         run.finish()
     finally:

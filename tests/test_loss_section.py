@@ -38,7 +38,8 @@ def test_section_writes_figures_events_and_verdicts(curve, tmp_path):
     _write_csv(tmp_path / "log.csv", steps, loss, t)
     (sec,) = loss_section.run(_args("--logdir", str(tmp_path / "log.csv")), tmp_path / "out", progress=False)
     out = tmp_path / "out"
-    for name in ("train_loss.png", "ema_loss.png", "smoothed_loss.png", "loss_ratio.png", "timestep_profile.png"):
+    names = ("train_loss.png", "ema_loss.png", "smoothed_loss.png", "loss_ratio.png", "timestep_profile.png")
+    for name in names:
         assert (out / name).stat().st_size > 5000, name
     assert [f.path for f in sec.figures][:3] == ["train_loss.png", "ema_loss.png", "smoothed_loss.png"]
     with (out / "events.csv").open() as fh:
@@ -63,8 +64,8 @@ def test_higher_spike_sigma_flags_fewer_spikes(tmp_path):
     steps, loss, t, _ = make_curve(5, n=1200, spikes=25, plateaus=(), divergence=None, nonfinite=())
     _write_csv(tmp_path / "log.csv", steps, loss, t)
     (lo,) = loss_section.run(_args("--logdir", str(tmp_path / "log.csv")), tmp_path / "a", progress=False)
-    (hi,) = loss_section.run(_args("--logdir", str(tmp_path / "log.csv"), "--spike-sigma", "6"), tmp_path / "b",
-                             progress=False)
+    (hi,) = loss_section.run(_args("--logdir", str(tmp_path / "log.csv"), "--spike-sigma", "6"),
+                             tmp_path / "b", progress=False)
     assert hi.summary["spike_sigma"] == 6.0 and 0 < hi.summary["n_spikes"] < lo.summary["n_spikes"]
 
 

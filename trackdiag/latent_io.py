@@ -48,7 +48,7 @@ def as_latent_batch(x: Any, *, name: str) -> torch.Tensor:
 
 
 def _collect(obj: Any, *, source: str, prefix: str = "") -> dict[str, torch.Tensor]:
-    """Tensors of a loaded object: a tensor, or a (nested) dict / list of tensors; other leaves are ignored."""
+    """Tensors of a loaded object: a tensor or a (nested) dict / list of tensors; other leaves are ignored."""
     if isinstance(obj, (torch.Tensor, np.ndarray)):
         return {prefix or "latents": as_latent_batch(obj, name=f"{source}[{prefix or 'latents'}]")}
     out: dict[str, torch.Tensor] = {}
@@ -70,13 +70,14 @@ def _load_pt(path: Path) -> Any:
         m = re.search(r"GLOBAL\s+([\w.]+)", str(exc))
         what = f" (it references {m.group(1)!r})" if m else ""
         raise InputFileError(
-            f"{path}: refused: this .pt file needs code to run when loaded{what}, and trackdiag loads .pt files "
-            "only with torch.load(weights_only=True), never executing pickled code. Save plain tensors "
-            "instead, e.g. safetensors.torch.save_file({'in': z_t, 'out': unet_out}, 'latents.safetensors') or "
-            "torch.save({'in': z_t.cpu(), 'out': unet_out.cpu()}, path).") from None
+            f"{path}: refused: this .pt file needs code to run when loaded{what}, and trackdiag loads .pt "
+            "files only with torch.load(weights_only=True), never executing pickled code. Save plain tensors "
+            "instead, e.g. safetensors.torch.save_file({'in': z_t, 'out': unet_out}, 'latents.safetensors') "
+            "or torch.save({'in': z_t.cpu(), 'out': unet_out.cpu()}, path).") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
         raise InputFileError(f"{path}: not a readable torch file; truncated or corrupt "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}).") from None
+                             f"({type(exc).__name__}: {first}).") from None
 
 
 def _load_npy(path: Path) -> Any:

@@ -180,21 +180,22 @@ def _select(series: Mapping[str, ScalarSeries], *, source: str, fmt: str, tag: O
             timestep_tag: Optional[str], warnings: list[str]) -> LossLog:
     tags = sorted(series)
     if not tags:
-        raise InputFileError(f"{source}: the {fmt} log holds no numeric series (empty, or nothing logged yet).")
+        raise InputFileError(f"{source}: the {fmt} log holds no numeric series (empty, or nothing logged "
+                             "yet).")
     if tag:
         loss_tag = _resolve_tag(tag, tags, source)
     else:
         guessed = guess_loss_tag(tags)
         if guessed is None:
-            raise InputFileError(f"{source}: no loss series found in the {fmt} log. Available numeric series: "
-                                 f"{_listing(tags)}. Pass the loss name with --loss-tag.")
+            raise InputFileError(f"{source}: no loss series found in the {fmt} log. Available numeric "
+                                 f"series: {_listing(tags)}. Pass the loss name with --loss-tag.")
         loss_tag = guessed
     loss = series[loss_tag]
     if loss.steps.size == 0:
         raise InputFileError(f"{source}: the loss series {loss_tag!r} is empty.")
     if loss.duplicates:
-        warnings.append(f"{source}: {loss.duplicates} {loss_tag!r} points were logged again at an existing step "
-                        "(a resumed run?); the last value of each step was kept.")
+        warnings.append(f"{source}: {loss.duplicates} {loss_tag!r} points were logged again at an existing "
+                        "step (a resumed run?); the last value of each step was kept.")
     t_tag = _resolve_tag(timestep_tag, tags, source) if timestep_tag else guess_timestep_tag(
         [t for t in tags if t != loss_tag])
     timesteps = None
@@ -269,7 +270,8 @@ def read_tensorboard(path: str | Path, *, allow_truncated: bool = False,
     root = Path(path)
     _check_file(root)
     warnings = warnings if warnings is not None else []
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("events.out.tfevents.*") if p.is_file())
+    files = [root] if root.is_file() else sorted(
+        p for p in root.rglob("events.out.tfevents.*") if p.is_file())
     if not files:
         raise InputFileError(f"{root}: no TensorBoard event files (events.out.tfevents.*) below this folder.")
     for f in files:
@@ -291,7 +293,8 @@ def read_tensorboard(path: str | Path, *, allow_truncated: bool = False,
         try:
             acc.Reload()
         except Exception as exc:  # tensorboard raises assorted errors on damaged files
-            raise InputFileError(f"{d}: TensorBoard could not read the events ({type(exc).__name__}: {exc}).") \
+            raise InputFileError(f"{d}: TensorBoard could not read the events ({type(exc).__name__}: "
+                                 f"{exc}).") \
                 from None
         tags = acc.Tags()
         for tag in tags.get("scalars", []):
@@ -455,10 +458,12 @@ def read_mlflow(run_id: str, *, tracking_uri: Optional[str] = None, keys: Option
         client = MlflowClient(tracking_uri=tracking_uri)
         run = client.get_run(run_id)
     except MlflowException as exc:
-        raise InputFileError(f"{where}: cannot open the run ({exc.message if hasattr(exc, 'message') else exc}). "
-                             "Check --run-id and --tracking-uri.") from None
+        why = getattr(exc, "message", exc)
+        raise InputFileError(f"{where}: cannot open the run ({why}). Check --run-id and --tracking-uri.") \
+            from None
     except Exception as exc:  # noqa: BLE001 - connection errors etc. from the tracking store
-        raise InputFileError(f"{where}: cannot reach the tracking store ({type(exc).__name__}: {exc}).") from None
+        raise InputFileError(f"{where}: cannot reach the tracking store ({type(exc).__name__}: "
+                             f"{exc}).") from None
     all_keys = sorted(run.data.metrics)
     wanted = all_keys if keys is None else [k for k in keys if k in run.data.metrics]
     col = _Collector()
@@ -762,7 +767,8 @@ def read_loss_log(path: str | Path | None = None, *, tag: Optional[str] = None,
         t_tag = _resolve_tag(timestep_tag, all_keys, source) if timestep_tag else guess_timestep_tag(
             [k for k in all_keys if k != loss_tag])
         series, _ = read_mlflow(run_id, tracking_uri=uri, keys=[k for k in (loss_tag, t_tag) if k])
-        log = _select(series, source=source, fmt="mlflow", tag=loss_tag, timestep_tag=t_tag, warnings=warnings)
+        log = _select(series, source=source, fmt="mlflow", tag=loss_tag, timestep_tag=t_tag,
+                      warnings=warnings)
         log.tags = all_keys
         return log
     if path is None:

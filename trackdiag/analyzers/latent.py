@@ -172,6 +172,8 @@ class LatentParams(AnalyzerParams):
     max_channels: int = 16
     #: ``stripes`` flag: stripe energy (rows or columns) of a channel above this share of its variance.
     stripe_threshold: float = 0.2
+    #: ... and at least this many times the share of the other axis (isotropic content raises both).
+    stripe_anisotropy: float = 3.0
     #: ``periodic`` flag: a channel's period score (``dominant_period``) above this ...
     period_score_threshold: float = 0.7
     #: Shortest period searched, in latent pixels (shorter: checkerboard, see the tiling analyzer).
@@ -294,8 +296,8 @@ class LatentAnalyzer(Analyzer):
             m = res.metrics
             for c in range(min(stats.mean.size, p.max_channels)):
                 for key, values in (("mean", stats.mean), ("std", stats.std), ("skew", stats.skew),
-                                    ("kurtosis", stats.kurtosis), ("stripe_rows", rows), ("stripe_cols", cols),
-                                    ("period_px", period), ("period_score", score)):
+                                    ("kurtosis", stats.kurtosis), ("stripe_rows", rows),
+                                    ("stripe_cols", cols), ("period_px", period), ("period_score", score)):
                     m[f"{name}/c{c}/{key}"] = float(values[c])
             periodic = score > p.period_score_threshold
             m[f"{name}/nonfinite_share"] = nonfinite
@@ -316,8 +318,8 @@ class LatentAnalyzer(Analyzer):
             mp = host.get(f"{MAP_PREFIX}{name}")
             if mp is not None:
                 res.maps[name] = np.asarray(mp)
-                res.maps[f"{name}/channel_stats"] = np.stack([stats.mean, stats.std, stats.skew, stats.kurtosis,
-                                                              rows, cols, score])
+                res.maps[f"{name}/channel_stats"] = np.stack(
+                    [stats.mean, stats.std, stats.skew, stats.kurtosis, rows, cols, score])
         res.metrics["flag_count"] = float(len(flags_all))
         if events:
             res.tables["events"] = events
@@ -337,12 +339,15 @@ class LatentAnalyzer(Analyzer):
             flags.append("nonfinite")
             event("nonfinite", "", nonfinite, 0.0, f"{nonfinite:.2%} of the values are NaN/Inf")
         stripe = np.fmax(rows, cols)
-        if np.nanmax(np.where(np.isfinite(stripe), stripe, -1.0)) > p.stripe_threshold:
+        # stripes are anisotropic: isotropic smooth content raises rows and columns alike
+        striped = (stripe > p.stripe_threshold) & (stripe > p.stripe_anisotropy * np.fmin(rows, cols))
+        if striped.any():
             flags.append("stripes")
-            c = int(np.nanargmax(np.where(np.isfinite(stripe), stripe, -1.0)))
+            c = int(np.nanargmax(np.where(striped, stripe, -1.0)))
             axis = "rows (horizontal stripes)" if rows[c] >= cols[c] else "columns (vertical stripes)"
             event("stripes", c, float(stripe[c]), p.stripe_threshold,
-                  f"{float(stripe[c]):.0%} of channel {c}'s variance is in its {axis}")
+                  f"{float(stripe[c]):.0%} of channel {c}'s variance is in its {axis} "
+                  f"(the other axis: {float(np.fmin(rows, cols)[c]):.0%})")
         if periodic.any():
             flags.append("periodic")
             c = int(np.nanargmax(np.where(periodic, score, -1.0)))
@@ -351,8 +356,8 @@ class LatentAnalyzer(Analyzer):
         if dspike or (math.isfinite(dist) and dist > p.drift_threshold):
             flags.append("drift")
             why = f"z = {dz:.1f} over the rolling level" if dspike else f"above {p.drift_threshold:g} sigma"
-            event("drift", "", dist, p.drift_threshold, f"distance {dist:.3f} reference sigma from the running "
-                  f"reference ({why})")
+            event("drift", "", dist, p.drift_threshold,
+                  f"distance {dist:.3f} reference sigma from the running reference ({why})")
         return flags
 
     def render(self, result: Result) -> dict[str, np.ndarray]:

@@ -42,7 +42,8 @@ from .base import Analyzer, AnalyzerParams, Result, StepInputs
 __all__ = [
     "EVENT_KINDS", "EVENT_COLUMNS", "LossParams", "LossEvent", "StepReport", "SpikeCheck", "LocalLevel",
     "local_level", "t_to_z",
-    "timestep_buckets", "bucket_shares", "linear_improvement", "RollingSpikeDetector", "LossDetector", "SeriesDetection",
+    "timestep_buckets", "bucket_shares", "linear_improvement", "RollingSpikeDetector", "LossDetector",
+    "SeriesDetection",
     "detect_series", "LossAnalyzer",
 ]
 
@@ -134,7 +135,7 @@ class LossParams(AnalyzerParams):
 
 @dataclass
 class LossEvent:
-    """One row of the events table. ``value``/``expected`` are in loss units; ``z`` in σ of the local level."""
+    """One row of the events table: ``value``/``expected`` in loss units, ``z`` in σ of the local level."""
 
     step: int
     kind: str
@@ -239,7 +240,7 @@ def t_to_z(t: float, dof: int) -> float:
     >>> t_to_z(3.0, 10) < 3.0
     True
     """
-    from scipy.special import ndtri, stdtr  # noqa: PLC0415 - cached after the first call
+    from scipy.special import ndtri, stdtr  # imported once, then cached by Python
 
     if not math.isfinite(t):
         return t
@@ -344,8 +345,10 @@ class RollingSpikeDetector:
 
     def __init__(self, *, window: int = 100, sigma: float = 3.0, robust: bool = False, detrend: bool = True,
                  min_history: int = 20, max_run: int = 5, min_scale: float = 1e-3) -> None:
-        self.window, self.sigma, self.robust, self.detrend = int(window), float(sigma), bool(robust), bool(detrend)
-        self.min_history, self.max_run, self.min_scale = max(3, int(min_history)), int(max_run), float(min_scale)
+        self.window, self.sigma = int(window), float(sigma)
+        self.robust, self.detrend = bool(robust), bool(detrend)
+        self.min_history, self.max_run = max(3, int(min_history)), int(max_run)
+        self.min_scale = float(min_scale)
         self._ring = _Ring(self.window)
         self._run: list[tuple[float, float]] = []
 
@@ -504,7 +507,7 @@ class LossDetector:
         k = p.timestep_buckets
         self.offsets = np.zeros(k, dtype=np.float64)
         self.bucket_counts = np.zeros(k, dtype=np.float64)
-        self.warm_ref = math.nan    # fast EMA of the transformed batch loss: bucket reference while warming up
+        self.warm_ref = math.nan    # fast EMA of the transformed loss: the bucket reference while warming up
         self.n_steps = 0            # steps seen (finite or not)
         self.n_finite = 0
         self.n_accepted = 0         # points accepted into the normalised series
@@ -660,7 +663,8 @@ class LossDetector:
         xm = float(x.sum()) / x.size
         if not spike:
             if buckets is not None:
-                ref = check.expected if check.warm else (self.warm_ref if math.isfinite(self.warm_ref) else xm)
+                ref = check.expected if check.warm else (
+                    self.warm_ref if math.isfinite(self.warm_ref) else xm)
                 self._learn_buckets(x, buckets, by_sample, shares, ref)
             self.warm_ref = xm if not math.isfinite(self.warm_ref) else (
                 p.fast_decay * self.warm_ref + (1 - p.fast_decay) * xm)
@@ -749,8 +753,8 @@ class LossDetector:
             start, first = self.plateau_ring.oldest()
             report.events.append(LossEvent(
                 step, "plateau", batch_loss, self._rescale(first, n_now, batch_loss),
-                math.nan, "", f"improvement {improvement:+.3f} ± {se:.3f} (minimum {p.plateau_min_improvement:g}) "
-                f"over steps {int(start)}..{step}"))
+                math.nan, "", f"improvement {improvement:+.3f} ± {se:.3f} "
+                f"(minimum {p.plateau_min_improvement:g}) over steps {int(start)}..{step}"))
 
     def _record_hist(self, report: StepReport) -> None:
         self.hist.append((report.step, report.value, report.ema, report.smoothed, report.expected,
@@ -770,8 +774,8 @@ class LossDetector:
         return vals[mid] if len(vals) % 2 else 0.5 * (vals[mid - 1] + vals[mid])
 
     def bucket_profile(self) -> np.ndarray:
-        """Relative loss level per timestep bucket, ``(timestep_buckets,)``: a factor (log transform, geometric
-        mean 1 over the visited buckets) or an offset (linear); NaN for buckets never seen."""
+        """Relative loss level per timestep bucket, ``(timestep_buckets,)``: a factor (log transform,
+        geometric mean 1 over the visited buckets) or an offset (linear); NaN for buckets never seen."""
         seen = self.bucket_counts > 0
         out = np.full(self.p.timestep_buckets, np.nan)
         out[seen] = np.exp(self.offsets[seen]) if self.p.transform == "log" else self.offsets[seen]
@@ -801,7 +805,8 @@ class LossDetector:
         """Plain Python state (lists, floats, str): safe for ``torch.load(weights_only=True)``."""
         state: dict[str, Any] = {"version": 1, "spikes": self.spikes.state_dict(),
                                  "samples": self.samples.state_dict(), "offsets": self.offsets.tolist(),
-                                 "bucket_counts": self.bucket_counts.tolist(), "n_events": dict(self.n_events),
+                                 "bucket_counts": self.bucket_counts.tolist(),
+                                 "n_events": dict(self.n_events),
                                  "above": list(self.above), "plateau": self.plateau_ring.state_dict(),
                                  "smooth": list(self.smooth),
                                  "hist": [list(h) for h in self.hist], "last_step": self.last_step}
@@ -940,7 +945,8 @@ class LossAnalyzer(Analyzer):
                    "expected_loss": rep.expected,
                    "loss_ratio": rep.value / rep.expected if rep.expected and math.isfinite(rep.expected)
                    else math.nan,
-                   "loss_z": rep.z, "spike": 1.0 if rep.spike else 0.0, "plateau": 1.0 if rep.plateau else 0.0,
+                   "loss_z": rep.z, "spike": 1.0 if rep.spike else 0.0,
+                   "plateau": 1.0 if rep.plateau else 0.0,
                    "diverging": 1.0 if rep.diverging else 0.0}
         metrics.update(self.detector.metrics())
         result = Result(metrics=metrics)

@@ -21,7 +21,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from ..analyzers.base import StepInputs
 from ..analyzers.latent import LatentAnalyzer, LatentParams
@@ -32,8 +31,8 @@ from ..report import Figure, Section, Verdict
 __all__ = ["add_arguments", "wanted", "run", "ROW_KEYS"]
 
 #: Per-name metrics copied into latents.csv (prefixed by the latent name in the analyzer's metrics).
-ROW_KEYS = ("nonfinite_share", "std_mean", "abs_mean_max", "kurtosis_max", "stripe_rows_max", "stripe_cols_max",
-            "period_score_max", "periodic_channels", "drift", "drift_z")
+ROW_KEYS = ("nonfinite_share", "std_mean", "abs_mean_max", "kurtosis_max", "stripe_rows_max",
+            "stripe_cols_max", "period_score_max", "periodic_channels", "drift", "drift_z")
 
 
 def _add_shared(group: Any, flag: str, **kwargs: Any) -> None:
@@ -55,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_shared(g, "--fft-threshold", type=float, default=None,
                 help="sensitivity to periodic peaks: the period score above which a latent channel is "
                      "flagged periodic (default 0.7)")
-    _add_shared(g, "--max-images", type=int, default=8, help="at most this many files get figures (default 8)")
+    _add_shared(g, "--max-images", type=int, default=8,
+                help="at most this many files get figures (default 8)")
 
 
 def wanted(args: argparse.Namespace) -> bool:
@@ -103,7 +103,8 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool = True) -> list[
             import torch
 
             with torch.no_grad():
-                host = {k: v.numpy() for k, v in analyzer.compute(StepInputs(step=index, latents=latents)).items()}
+                computed = analyzer.compute(StepInputs(step=index, latents=latents))
+            host = {k: v.numpy() for k, v in computed.items()}
             res = analyzer.summarize(index, host)
         except TrackdiagError as exc:
             failed.append({"file": rel, "error": str(exc)})
@@ -143,30 +144,30 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool = True) -> list[
             name = f"latents/{stem}__{key}_channels.png"
             save_rgb_png(channel_montage(value, title=f"{stem}: latents[{key!r}], sample 0"), out_dir / name)
             figures.append(Figure(name, f"{stem}: {key} channels",
-                                  "Sample 0, one panel per channel. Regular bands across a panel are stripes; a "
-                                  "repeating grid of blobs is a periodic structure."))
+                                  "Sample 0, one panel per channel. Regular bands across a panel are "
+                                  "stripes; a repeating grid of blobs is a periodic structure."))
         if stats:
             name = f"latents/{stem}__stats.png"
             save_rgb_png(channel_stats_figure(stats), out_dir / name)
             figures.append(Figure(name, f"{stem}: per-channel statistics",
-                                  "Mean, std, skew and excess kurtosis per channel (before and after the UNet "
-                                  "when both are saved), stripe energies and period scores."))
+                                  "Mean, std, skew and excess kurtosis per channel (before and after the "
+                                  "UNet when both are saved), stripe energies and period scores."))
     fig_dir.mkdir(exist_ok=True)
     names = sorted({r["latent"] for r in rows})
     labels = [p.stem for p, _ in results]
     drift = {n: [res.metrics.get(f"{_safe_key(n)}/drift", math.nan) for _, res in results] for n in names}
-    flagged = {n: [res.metrics.get(f"{_safe_key(n)}/drift_spike", 0.0) > 0 or
-                   res.metrics.get(f"{_safe_key(n)}/drift", 0.0) > params.drift_threshold for _, res in results]
+    flagged = {n: ["drift" in res.texts.get(f"{_safe_key(n)}/flags", "").split(",") for _, res in results]
                for n in names}
     if len(results) > 1:
         save_rgb_png(drift_figure(labels, drift, threshold=params.drift_threshold, flagged=flagged),
                      out_dir / "latent_drift.png")
         figures.append(Figure("latent_drift.png", "latent drift from file to file",
-                              "Distance of each file's per-channel (mean, std) from the running reference, in "
-                              "reference sigma. A jump marks a change in the latent distribution."))
+                              "Distance of each file's per-channel (mean, std) from the running reference, "
+                              "in reference sigma. A jump marks a change in the latent distribution."))
     kinds = {k: sorted({e["file"] for e in events if e["kind"] == k}) for k in
              ("nonfinite", "stripes", "periodic", "drift")}
-    summary = {"latent_files": len(files), "latent_files_read": len(results), "latent_files_failed": len(failed),
+    summary = {"latent_files": len(files), "latent_files_read": len(results),
+               "latent_files_failed": len(failed),
                "latent_names": ",".join(names),
                **{f"files_{k}": len(v) for k, v in kinds.items()},
                "latents_csv": "latents.csv"}
@@ -176,8 +177,8 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool = True) -> list[
         tables["latent events"] = events
     if failed:
         tables["unreadable files"] = failed
-    notes = [f"{len(results)} of {len(files)} latent files from {root}, analysed in natural order (each file is "
-             "one batch; drift is measured from file to file)."]
+    notes = [f"{len(results)} of {len(files)} latent files from {root}, analysed in natural order (each file "
+             "is one batch; drift is measured from file to file)."]
     return [Section(title="latent", summary=summary, figures=figures, verdicts=verdicts, tables=tables,
                     notes=notes)]
 
@@ -203,24 +204,25 @@ def _verdicts(kinds: dict[str, list[str]], events: list[dict[str, Any]], params:
     if kinds["stripes"]:
         e = first("stripes")
         out.append(Verdict("Vertical/horizontal stripes in the latents (seed 7.1)",
-                           {"files": len(kinds["stripes"]), "first": kinds["stripes"][0], "detail": e["detail"]},
-                           "Seed 7.1: batch-norm imbalance, periodicity in the latents, or augmentations that "
-                           "create a regular pattern. Compare 'in' and 'out': stripes only after the UNet point "
-                           "at the model; already in 'in' at the data/VAE side.", "warn"))
+                           {"files": len(kinds["stripes"]), "first": kinds["stripes"][0],
+                            "detail": e["detail"]},
+                           "Seed 7.1: batch-norm imbalance, periodicity in the latents, or augmentations "
+                           "that create a regular pattern. Compare 'in' and 'out': stripes only after the "
+                           "UNet point at the model; already in 'in' at the data/VAE side.", "warn"))
     if kinds["periodic"]:
         e = first("periodic")
         out.append(Verdict("Periodic structure in the latents",
-                           {"files": len(kinds["periodic"]), "first": kinds["periodic"][0], "detail": e["detail"],
-                            "threshold": params.period_score_threshold},
-                           "A period in the UNet output that the target does not have is the tiling artifact in "
-                           "latent space; check the dataset for tiled sources (dataset section) and the tiling "
-                           "section for doubling/halving.", "warn"))
+                           {"files": len(kinds["periodic"]), "first": kinds["periodic"][0],
+                            "detail": e["detail"], "threshold": params.period_score_threshold},
+                           "A period in the UNet output that the target does not have is the tiling artifact "
+                           "in latent space; check the dataset for tiled sources (dataset section) and the "
+                           "tiling section for doubling/halving.", "warn"))
     if kinds["drift"]:
         e = first("drift")
         out.append(Verdict("Latent distribution drifts between batches",
                            {"files": len(kinds["drift"]), "first": kinds["drift"][0], "detail": e["detail"]},
-                           "A change of per-channel mean/std between batches: a wrong VAE scaling factor on some "
-                           "data, mixed precision, or a data subset with different statistics.", "warn"))
+                           "A change of per-channel mean/std between batches: a wrong VAE scaling factor on "
+                           "some data, mixed precision, or a data subset with different statistics.", "warn"))
     if not out:
         out.append(Verdict("No anomaly in the latents", {"files": n_files},
                            "Nothing to do on the latent side.", "ok"))

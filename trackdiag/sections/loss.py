@@ -114,8 +114,9 @@ def loss_verdicts(det: SeriesDetection, params: LossParams) -> list[Verdict]:
     if bad:
         out.append(Verdict(
             "NaN/Inf loss", {"nonfinite_count": len(bad), "first_step": bad[0].step},
-            "Look at the steps listed in events.csv: fp16 overflow (use bf16 or a GradScaler), a learning rate "
-            "that is too high (lower it, clip gradients), or a corrupt sample (log sample_ids to find it).",
+            "Look at the steps listed in events.csv: fp16 overflow (use bf16 or a GradScaler), a learning "
+            "rate that is too high (lower it, clip gradients), or a corrupt sample (log sample_ids to find "
+            "it).",
             "bad"))
     div = [e for e in ev if e.kind == "ema_divergence"]
     if div:
@@ -123,7 +124,8 @@ def loss_verdicts(det: SeriesDetection, params: LossParams) -> list[Verdict]:
             "Loss diverges from its EMA (the run is becoming unstable)",
             {"ema_divergence_count": len(div), "first_step": div[0].step, "how": div[0].detail},
             "Lower the learning rate or lengthen the warm-up, clip gradients, and resume from a checkpoint "
-            f"before step {div[0].step}. A break of the EMA after a resume also shows here (seed 7.3).", "bad"))
+            f"before step {div[0].step}. A break of the EMA after a resume also shows here (seed "
+            "7.3).", "bad"))
     spikes = [e for e in ev if e.kind == "spike"]
     if spikes:
         rate = float(det.metrics.get("spike_rate", 0.0))
@@ -133,18 +135,18 @@ def loss_verdicts(det: SeriesDetection, params: LossParams) -> list[Verdict]:
             "Loss spikes" + (" (no more than noise would give)" if noise_like else ""),
             {"n_spikes": len(spikes), "spike_rate": round(rate, 5), "largest_z": round(top[0].z, 2),
              "worst_steps": ", ".join(str(e.step) for e in top)},
-            "Seed 7.3: a corrupt batch, a learning rate that is too high, or an EMA break. Inspect the batches at "
-            "the worst steps (pass sample_ids to trackdiag.log to see which samples recur in spikes); if spikes "
-            "are frequent, lower the learning rate or add gradient clipping.",
+            "Seed 7.3: a corrupt batch, a learning rate that is too high, or an EMA break. Inspect the "
+            "batches at the worst steps (pass sample_ids to trackdiag.log to see which samples recur in "
+            "spikes); if spikes are frequent, lower the learning rate or add gradient clipping.",
             "ok" if noise_like else ("bad" if rate > 0.01 else "warn")))
     plateaus = [e for e in ev if e.kind == "plateau"]
     if plateaus:
         out.append(Verdict(
             "Loss plateau (no improvement over the patience window)",
             {"plateau_count": len(plateaus), "first_step": plateaus[0].step, "detail": plateaus[0].detail},
-            "Late in training a flat diffusion loss is normal (judge the samples, not the loss). Early on: check "
-            "that the LoRA parameters train (requires_grad, optimizer param groups), that the learning rate is "
-            "not too small, and that the data loader is not repeating the same batches.", "warn"))
+            "Late in training a flat diffusion loss is normal (judge the samples, not the loss). Early on: "
+            "check that the LoRA parameters train (requires_grad, optimizer param groups), that the learning "
+            "rate is not too small, and that the data loader is not repeating the same batches.", "warn"))
     if not out:
         out.append(Verdict("No anomaly in the loss curve", {"events": 0},
                            "Nothing to do on the loss side; look at the tiling and latent sections.", "ok"))
@@ -170,7 +172,8 @@ def _figures(log: LossLog, det: SeriesDetection, params: LossParams, out_dir: Pa
          "The raw loss per step. Markers: spikes (red), plateaus (purple), EMA divergence (orange), NaN/Inf "
          "(black, drawn at the bottom)."),
         ("ema_loss.png", "ema_loss", {"train_loss": det.loss[idx], "ema_loss": det.ema[idx]}, "ema_loss",
-         f"EMA of the loss (decay {params.ema_decay:g}). A loss that stays above its EMA for long is diverging."),
+         f"EMA of the loss (decay {params.ema_decay:g}). A loss that stays above its EMA for long is "
+         "diverging."),
         ("smoothed_loss.png", "per-step loss smoothing",
          {"train_loss": det.loss[idx], f"rolling median ({params.smooth_window})": det.smoothed[idx]},
          f"rolling median ({params.smooth_window})",
@@ -178,8 +181,8 @@ def _figures(log: LossLog, det: SeriesDetection, params: LossParams, out_dir: Pa
     ]
     ratio = det.loss / det.expected
     if np.isfinite(ratio).any():
-        specs.append(("loss_ratio.png", "loss / expected (timestep-normalised)", {"loss / expected": ratio[idx]},
-                      "loss / expected",
+        specs.append(("loss_ratio.png", "loss / expected (timestep-normalised)",
+                      {"loss / expected": ratio[idx]}, "loss / expected",
                       "The loss divided by what the detector expected for that step (1 = normal). Timestep "
                       "effects are removed, so what stands out here is a real spike."))
     for name, title, curves, mark_on, how in specs:
@@ -190,14 +193,15 @@ def _figures(log: LossLog, det: SeriesDetection, params: LossParams, out_dir: Pa
         img = bucket_profile_figure(det.bucket_profile, t_max=t_max, transform=params.transform)
         save_rgb_png(img, out_dir / "timestep_profile.png")
         figs.append(Figure("timestep_profile.png", "loss level per timestep bucket",
-                           "How much higher or lower the loss is in each timestep bucket than on average; the "
-                           "detector divides this out, so high-timestep batches alone raise no spike."))
+                           "How much higher or lower the loss is in each timestep bucket than on average; "
+                           "the detector divides this out, so high-timestep batches alone raise no spike."))
     return figs
 
 
 def run(args: argparse.Namespace, out_dir: Path, progress: bool = True) -> list[Section]:
     log = read_loss_log(getattr(args, "logdir", None), tag=getattr(args, "loss_tag", None),
-                        timestep_tag=getattr(args, "timestep_tag", None), run_id=getattr(args, "run_id", None),
+                        timestep_tag=getattr(args, "timestep_tag", None),
+                        run_id=getattr(args, "run_id", None),
                         tracking_uri=getattr(args, "tracking_uri", None),
                         allow_truncated=bool(getattr(args, "allow_truncated_logs", False)))
     params = _params(args)
