@@ -431,11 +431,11 @@ def acf_along(signal_power: torch.Tensor, weight_power: torch.Tensor, spec: Spec
     return rho[:, 1:] if with_zero else rho
 
 
-def first_acf_peak(profile: torch.Tensor, lags: torch.Tensor, *, min_lag: float, rel_height: float = 0.5,
+def first_acf_peak(profile: torch.Tensor, lags: torch.Tensor, *, min_lag: float | torch.Tensor, rel_height: float = 0.5,
                    min_height: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
     """First significant local maximum of ``N×T`` ACF profiles sampled at uniformly spaced ``lags``.
 
-    Searches lags ≥ ``min_lag`` after the central lobe (the first lag where ρ ≤ 0.5, or its first local
+    Searches lags ≥ ``min_lag`` (a float or an ``(N,)`` tensor) after the central lobe (the first lag where ρ ≤ 0.5, or its first local
     minimum). A maximum is significant when ρ ≥ ``min_height`` and ≥ ``rel_height`` × the highest maximum
     in the search range; the first one wins (a harmonic of the period is a shorter lag with a *lower* ρ; a
     doubled zone adds a longer lag, not a shorter one). Refined by a 3-point parabola.
@@ -454,7 +454,8 @@ def first_acf_peak(profile: torch.Tensor, lags: torch.Tensor, *, min_lag: float,
     low[:, 0] = False
     ar = torch.arange(t, device=profile.device)
     first_low = torch.where(low, ar, torch.full_like(ar, t)).amin(dim=1)
-    in_range = (ar[None] >= first_low[:, None]) & (lags[None] >= min_lag)
+    ml = min_lag if isinstance(min_lag, torch.Tensor) else torch.full((n,), float(min_lag), device=lags.device)
+    in_range = (ar[None] >= first_low[:, None]) & (lags[None] >= ml[:, None].to(lags.dtype))
     cand = is_max & in_range
     vals = torch.where(cand, profile, torch.full_like(profile, -1.0))
     top = vals.amax(dim=1, keepdim=True)
@@ -552,14 +553,25 @@ class Periodicity(NamedTuple):
     weight_power: torch.Tensor
 
 
-def _ring_background(spec: Spectrum, center: torch.Tensor) -> torch.Tensor:
-    """Geometric-mean power of the ring ``|r − center| ≤ 1`` (``(N,)``): a robust local background.
+def _ring_background(spec: Spectrum, center: torch.Tensor, half_width: float | torch.Tensor = 1.0) -> torch.Tensor:
+    """Geometric-mean power of the ring ``|r − center| ≤ half_width`` (``(N,)``): a robust local background.
 
-    The mean of log power is hardly moved by the few coefficients of a peak, unlike the mean power.
+    The mean of log power is hardly moved by the few coefficients of a peak, unlike the mean power. For
+    pure noise (exponentially distributed power) it is ``e^−γ ≈ 0.56`` times the mean power.
     """
-    ring = ((spec.radius[None] - center[:, None, None]).abs() <= 1.0).to(spec.power.dtype) * spec.weight
+    hw = half_width if isinstance(half_width, torch.Tensor) else torch.full_like(center, float(half_width))
+    ring = ((spec.radius[None] - center[:, None, None]).abs() <= hw[:, None, None]).to(spec.power.dtype)
+    ring = ring * spec.weight
     logp = torch.log(spec.power.clamp_min(torch.finfo(spec.power.dtype).tiny))
     return torch.exp((logp * ring).sum(dim=(-2, -1)) / ring.sum(dim=(-2, -1)).clamp_min(1.0))
+
+
+def noise_floor(spec: Spectrum) -> torch.Tensor:
+    """Mean power of the white-noise floor, ``(N,)``: ``e^γ`` × the geometric-mean power of the outer band
+    ``0.35·S ≤ r ≤ 0.5·S`` (sensor noise and JPEG grain are flat there; texture lines are sparse)."""
+    s = spec.side
+    c = torch.full((spec.power.shape[0],), 0.425 * s, device=spec.power.device, dtype=spec.power.dtype)
+    return math.exp(0.5772156649) * _ring_background(spec, c, 0.075 * s)
 
 
 def analyze_periodicity(x: torch.Tensor, *, valid: Optional[torch.Tensor] = None, min_period_px: float = 3.0,
@@ -608,8 +620,12 @@ def analyze_periodicity(x: torch.Tensor, *, valid: Optional[torch.Tensor] = None
     step = 0.25
     t_max = max(2.0, 0.45 * min(h, w))
     lags = torch.arange(0.0, t_max + step / 2, step, device=x.device, dtype=x.dtype)
-    prof = acf_along(spec.power, weight_power, spec, direction, lags)
-    acf_lag, rho = first_acf_peak(prof, lags, min_lag=max(min_period_px, 2.0) * 0.75)
+    # The white-noise floor is a spike at lag 0 whose band-limited ringing would make false early peaks.
+    clean = (spec.power - noise_floor(spec)[:, None, None]).clamp_min(0.0)
+    prof = acf_along(clean, weight_power, spec, direction, lags)
+    min_lag = torch.maximum(torch.full_like(radius, max(min_period_px, 2.0) * 0.75),
+                            torch.nan_to_num(0.3 * s / radius, nan=0.0))
+    acf_lag, rho = first_acf_peak(prof, lags, min_lag=min_lag)
 
     bg = _ring_background(spec, torch.where(has, r0, torch.full_like(r0, r_min)))
     peak_ratio = p0 / bg.clamp_min(torch.finfo(x.dtype).tiny)
