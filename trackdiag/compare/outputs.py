@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..report import Cell, Figure, Section, Verdict, write_json, write_report
+from ..report import Cell, Figure, Section, Verdict, write_report
 from .plots import HOW_TO_READ, mpl_text, trend_figure
 from .ranking import fmt
 from .table import Comparison
@@ -25,6 +25,10 @@ from .table import Comparison
 __all__ = ["FORMATS", "write_outputs", "flat_rows", "to_json", "md_text"]
 
 FORMATS = ("csv", "json", "md", "html", "pdf")
+#: Rows of the HTML table (the report writer's own limit); above it the best rows by rank are shown.
+HTML_ROWS = 500
+#: Typographic characters of our own texts → Latin-1, so that a page can use the PDF core fonts.
+_TYPOGRAPHIC = str.maketrans({"…": "...", "–": "-", "—": "-", "★": "*", "▲": "!", "→": "->", "×": "x"})
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|#<>"})
 
 
@@ -37,18 +41,29 @@ def _num(value: float) -> Optional[float]:
     return float(value) if np.isfinite(value) else None
 
 
+def _cells(arr: np.ndarray) -> list[list[Optional[float]]]:
+    """An ``(R, M)`` float array as nested lists with None for NaN/inf (vectorised, no per-cell calls)."""
+    out = np.asarray(arr, dtype=np.float64).astype(object)
+    out[~np.isfinite(np.asarray(arr, dtype=np.float64))] = None
+    return out.tolist()
+
+
 def flat_rows(c: Comparison) -> list[dict[str, Any]]:
     """One flat dict per row (table order): the CSV, the tracker table."""
+    labels = [s.label for s in c.specs]
+    values, deltas = _cells(c.values), _cells(c.delta)
+    score = _cells(np.round(c.score, 6)[:, None]) if len(c.score) else [[None]] * len(c)
+    best, flagged = c.best, c.flagged
     rows = []
     for i in range(len(c)):
         row: dict[str, Any] = {"rank": int(c.rank[i]), "run": c.run[i], "run_id": c.run_id[i],
-                               "checkpoint": c.checkpoint[i], "step": int(c.step[i]),
-                               "score": _num(round(float(c.score[i]), 6)), "baseline": i == c.baseline,
-                               "best_in": ";".join(s.label for j, s in enumerate(c.specs) if c.best[i, j]),
-                               "flagged": ";".join(s.label for j, s in enumerate(c.specs) if c.flagged[i, j])}
-        for j, s in enumerate(c.specs):
-            row[s.label] = _num(c.values[i, j])
-            row[f"{s.label} delta"] = _num(c.delta[i, j])
+                               "checkpoint": c.checkpoint[i], "step": int(c.step[i]), "score": score[i][0],
+                               "baseline": i == c.baseline,
+                               "best_in": ";".join(labels[j] for j in np.flatnonzero(best[i])),
+                               "flagged": ";".join(labels[j] for j in np.flatnonzero(flagged[i]))}
+        for j, label in enumerate(labels):
+            row[label] = values[i][j]
+            row[f"{label} delta"] = deltas[i][j]
         rows.append(row)
     return rows
 
@@ -56,15 +71,17 @@ def flat_rows(c: Comparison) -> list[dict[str, Any]]:
 def to_json(c: Comparison, config: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
     """The whole comparison as JSON-ready data."""
     order = np.argsort(c.rank, kind="stable")
+    labels = [s.label for s in c.specs]
+    values, deltas = _cells(c.values), _cells(c.delta)
+    logged, best, regressed, over = c.logged.tolist(), c.best.tolist(), c.regressed.tolist(), c.over_limit.tolist()
+    score = _cells(c.score[:, None]) if len(c.score) else [[None]] * len(c)
     rows = []
     for i in range(len(c)):
-        cells = {}
-        for j, s in enumerate(c.specs):
-            cells[s.label] = {"value": _num(c.values[i, j]), "logged_step": int(c.logged[i, j]),
-                              "delta": _num(c.delta[i, j]), "best": bool(c.best[i, j]),
-                              "regressed": bool(c.regressed[i, j]), "over_limit": bool(c.over_limit[i, j])}
+        cells = {label: {"value": values[i][j], "logged_step": logged[i][j], "delta": deltas[i][j],
+                         "best": best[i][j], "regressed": regressed[i][j], "over_limit": over[i][j]}
+                 for j, label in enumerate(labels)}
         rows.append({"rank": int(c.rank[i]), "run": c.run[i], "run_id": c.run_id[i], "checkpoint": c.checkpoint[i],
-                     "step": int(c.step[i]), "score": _num(c.score[i]), "reason": c.reasons[i], "cells": cells})
+                     "step": int(c.step[i]), "score": score[i][0], "reason": c.reasons[i], "cells": cells})
     return {
         "mode": c.mode,
         "baseline": {"row": int(c.baseline), "run": c.run[c.baseline], "checkpoint": c.checkpoint[c.baseline],
@@ -74,7 +91,7 @@ def to_json(c: Comparison, config: Optional[Mapping[str, Any]] = None) -> dict[s
                     for j, s in enumerate(c.specs)],
         "verdict": list(c.verdict),
         "ranking": [{"rank": int(c.rank[i]), "run": c.run[i], "checkpoint": c.checkpoint[i],
-                     "step": int(c.step[i]), "score": _num(c.score[i]), "reason": c.reasons[i]} for i in order],
+                     "step": int(c.step[i]), "score": score[i][0], "reason": c.reasons[i]} for i in order],
         "onsets": list(c.onsets),
         "rows": rows,
         "runs": [{"name": r.name, "run_id": r.run_id, "source": r.source, "tags": dict(r.tags)} for r in c.runs],
@@ -110,9 +127,10 @@ def _cell_title(c: Comparison, i: int, j: int) -> str:
     return "; ".join(out)
 
 
-def _display_rows(c: Comparison, cells: bool) -> list[dict[str, Any]]:
+def _display_rows(c: Comparison, cells: bool, rows_idx: Optional[Sequence[int]] = None) -> list[dict[str, Any]]:
+    """Rows for people (formatted cells), for ``rows_idx`` (default: every row in table order)."""
     rows = []
-    for i in range(len(c)):
+    for i in (range(len(c)) if rows_idx is None else rows_idx):
         row: dict[str, Any] = {"rank": int(c.rank[i]), "run": c.run[i], "checkpoint": c.checkpoint[i]}
         for j, s in enumerate(c.specs):
             text = _cell_text(c, i, j)
@@ -136,6 +154,17 @@ def _legend_text(c: Comparison) -> str:
             f"★ best in the column; ▲ flagged (regressed beyond its tolerance, or over its limit). {goals}.")
 
 
+def _write_strict_json(data: Any, path: Path) -> Path:
+    """Strict JSON in one pass (non-finite numbers are already None here; ``allow_nan=False`` proves it).
+    :func:`trackdiag.report.write_json` cleans arbitrary data in three passes, too slow for 100 000 cells."""
+    import json
+
+    from ..report import json_default
+
+    path.write_text(json.dumps(data, indent=1, allow_nan=False, default=json_default) + "\n", encoding="utf-8")
+    return path
+
+
 def write_csv(c: Comparison, path: Path) -> Path:
     rows = flat_rows(c)
     with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -155,8 +184,9 @@ def write_markdown(c: Comparison, path: Path, figures: Sequence[Figure]) -> Path
     cols = ["rank", "run", "checkpoint"] + [s.label for s in c.specs]
     lines.append("| " + " | ".join(md_text(x) for x in cols) + " |")
     lines.append("|" + "---|" * len(cols))
-    for row in _display_rows(c, cells=False):
-        lines.append("| " + " | ".join(md_text(row[x]) for x in cols) + " |")
+    for row in _display_rows(c, cells=False):  # cells are our own numbers and marks: only names need escaping
+        lines.append("| " + " | ".join(md_text(row[x]) if x in ("run", "checkpoint") else str(row[x])
+                                       for x in cols) + " |")
     lines.append("")
     if figures:
         lines += ["## Trends", "", md_text(HOW_TO_READ), ""]
@@ -188,8 +218,11 @@ def write_html(c: Comparison, out_dir: Path, figures: Sequence[Figure]) -> Path:
         Section(title="Verdict", verdicts=verdicts, notes=list(c.verdict)),
         Section(title="Ranking", notes=[c.reasons[i] for i in order[:50]]
                 + ([f"… {len(c) - 50} more rows in comparison.md / comparison.json"] if len(c) > 50 else [])),
-        Section(title="Comparison table", notes=[_legend_text(c)],
-                tables={"one row per run and checkpoint": _display_rows(c, cells=True)}),
+        Section(title="Comparison table", notes=[_legend_text(c)] + (
+                    [f"{len(c)} rows: the {HTML_ROWS} best by rank are shown; every row is in comparison.csv and "
+                     "comparison.md."] if len(c) > HTML_ROWS else []),
+                tables={"one row per run and checkpoint": _display_rows(
+                    c, cells=True, rows_idx=None if len(c) <= HTML_ROWS else order[:HTML_ROWS])}),
     ]
     if figures:
         sections.append(Section(title="Trends", figures=list(figures)))
@@ -201,49 +234,73 @@ def write_html(c: Comparison, out_dir: Path, figures: Sequence[Figure]) -> Path:
     return write_report(out_dir, sections, title="trackdiag checkpoint comparison", embed_images=True)
 
 
-def _text_page(pdf: Any, title: str, lines: Sequence[str]) -> None:
+def save_pdf_page(pdf: Any, fig: Any) -> None:
+    """Add ``fig`` to the PDF. When every text on it is Latin-1, the PDF's 14 core fonts are used: no glyph
+    embedding, about 10× faster for text-heavy pages; other text (Cyrillic run names …) embeds DejaVu."""
+    import matplotlib
+    from matplotlib.text import Text
+
+    core = True
+    for t in fig.findobj(Text):
+        text = t.get_text().translate(_TYPOGRAPHIC)
+        try:
+            text.encode("latin-1")
+        except UnicodeEncodeError:
+            core = False
+            break
+        t.set_text(text)
+    if not core:
+        pdf.savefig(fig)
+        return
+    import logging
+
+    quiet = logging.getLogger("matplotlib.font_manager")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "Failed to find font weight normal for Courier": the medium one is right
+    try:
+        with matplotlib.rc_context({"pdf.use14corefonts": True}):
+            pdf.savefig(fig)
+    finally:
+        quiet.setLevel(level)
+
+
+def _text_page(pdf: Any, title: str, lines: Sequence[str], *, wrap: bool = True, landscape: bool = False) -> None:
+    """Monospace text pages (one text object per page: fast, and searchable in the PDF)."""
     from ..plots import new_figure
 
     wrapped: list[str] = []
     for line in lines:
-        wrapped += textwrap.wrap(line, 110) or [""]
-    per_page = 60
+        wrapped += (textwrap.wrap(line, 110) or [""]) if wrap else [line]
+    per_page = 44 if landscape else 60
+    size = (11.69, 8.27) if landscape else (8.27, 11.69)
+    longest = max((len(x) for x in wrapped), default=80)
+    font = min(7.5, 7.5 * 150 / max(longest, 1)) if landscape else 7.5
     for start in range(0, max(1, len(wrapped)), per_page):
-        fig = new_figure(8.27, 11.69)
-        fig.text(0.05, 0.97, mpl_text(title), fontsize=14, weight="bold", va="top")
-        fig.text(0.05, 0.93, mpl_text("\n".join(wrapped[start:start + per_page])), fontsize=7.5, va="top",
-                 family="monospace")
-        pdf.savefig(fig)
+        fig = new_figure(*size)
+        fig.set_layout_engine("none")
+        fig.text(0.04, 0.97, mpl_text(title), fontsize=11, weight="bold", va="top")
+        fig.text(0.04, 0.93, mpl_text("\n".join(wrapped[start:start + per_page])), fontsize=font, va="top",
+                 family="monospace", fontweight="medium")
+        save_pdf_page(pdf, fig)
 
 
 def _table_pages(pdf: Any, c: Comparison, max_rows: int) -> None:
-    from ..plots import new_figure
-
+    """The table (best rows first) as monospace text pages: ``*`` best, ``!`` flagged."""
     order = np.argsort(c.rank, kind="stable")[:max_rows]
-    rows = _display_rows(c, cells=False)
+    rows = _display_rows(c, cells=False, rows_idx=order)
     cols = ["rank", "run", "checkpoint"] + [s.label for s in c.specs]
-    per_page, per_cols = 40, 6
+    per_cols = 5
     for col0 in range(3, max(4, len(cols)), per_cols):
         use = cols[:3] + cols[col0:col0 + per_cols]
-        for start in range(0, len(order), per_page):
-            fig = new_figure(11.69, 8.27)
-            ax = fig.add_subplot()
-            ax.axis("off")
-            body = [[mpl_text(textwrap.shorten(str(rows[i][k]), 34)) for k in use] for i in order[start:start + per_page]]
-            table = ax.table(cellText=body, colLabels=[mpl_text(textwrap.shorten(k, 30)) for k in use],
-                             loc="upper center", cellLoc="left")
-            table.auto_set_font_size(False)
-            table.set_fontsize(6.5)
-            for (r, k), cell in table.get_celld().items():
-                if r > 0 and k >= 3:
-                    i, j = int(order[start + r - 1]), c.specs.index(next(s for s in c.specs if s.label == use[k]))
-                    if c.flagged[i, j]:
-                        cell.set_facecolor("#ffebee")
-                    elif c.best[i, j]:
-                        cell.set_facecolor("#e8f5e9")
-            ax.set_title(mpl_text(f"Comparison table (by rank, rows {start + 1}–{start + len(body)} of {len(c)})"),
-                         fontsize=9)
-            pdf.savefig(fig)
+        text = [[textwrap.shorten(str(r[k]), 26, placeholder="~")
+                 for k in use] for r in rows]
+        head = [textwrap.shorten(k, 26, placeholder="~") for k in use]
+        widths = [max(len(h), *(len(t[k]) for t in text)) if text else len(h) for k, h in enumerate(head)]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
+        lines += ["  ".join(x.ljust(w) for x, w in zip(t, widths)) for t in text]
+        title = (f"Comparison table, best first ({len(rows)} of {len(c)} rows; columns {col0 - 2}–"
+                 f"{min(len(cols), col0 + per_cols) - 3} of {len(cols) - 3}). * best in column, ! flagged")
+        _text_page(pdf, title, lines, wrap=False, landscape=True)
 
 
 def write_outputs(c: Comparison, out_dir: str | Path, *, formats: Sequence[str] = FORMATS, plots: bool = True,
@@ -286,7 +343,7 @@ def write_outputs(c: Comparison, out_dir: str | Path, *, formats: Sequence[str] 
                 images[spec.label] = rgb
                 figures.append(Figure(path=f"plots/{name}", title=spec.label, how_to_read=HOW_TO_READ))
                 if pdf is not None:
-                    pdf.savefig(fig)
+                    save_pdf_page(pdf, fig)
         if pdf is not None:
             _table_pages(pdf, c, pdf_rows)
     finally:
@@ -295,7 +352,7 @@ def write_outputs(c: Comparison, out_dir: str | Path, *, formats: Sequence[str] 
     if "csv" in formats:
         files["csv"] = write_csv(c, out / "comparison.csv")
     if "json" in formats:
-        files["json"] = write_json(to_json(c, config), out / "comparison.json")
+        files["json"] = _write_strict_json(to_json(c, config), out / "comparison.json")
     if "md" in formats:
         files["md"] = write_markdown(c, out / "comparison.md", figures)
     if "html" in formats:

@@ -34,16 +34,25 @@ def trend_figure(c: Comparison, j: int, *, width: float = 7.0, height: float = 4
     spec: MetricSpec = c.specs[j]
     fig = new_figure(width, height)
     ax = fig.add_subplot()
-    run = np.asarray(c.run, dtype=object)
     names = list(dict.fromkeys(c.run))
+    code_of = {name: k for k, name in enumerate(names)}
+    codes = np.fromiter((code_of[r] for r in c.run), dtype=np.int64, count=len(c))
+    order = np.lexsort((c.step, codes))
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
     colors = _colors(len(names))
-    handles = []
-    for k, name in enumerate(names):
-        rows = np.flatnonzero(run == name)
-        rows = rows[np.argsort(c.step[rows], kind="stable")]
-        (line,) = ax.plot(c.step[rows], c.values[rows, j], marker="o", markersize=3, linewidth=1.3,
-                          color=colors[k], label=mpl_text(name))
-        handles.append(line)
+    # One LineCollection and one scatter for every run: two artists instead of one per run (100 runs draw fast).
+    x, y = c.step[order].astype(np.float64), c.values[order, j]
+    segments = [np.column_stack([xs[np.isfinite(ys)], ys[np.isfinite(ys)]])
+                for xs, ys in zip(np.split(x, bounds), np.split(y, bounds))]
+    from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
+
+    ax.add_collection(LineCollection(segments, colors=colors, linewidths=1.3))
+    finite = np.isfinite(y)
+    ax.scatter(x[finite], y[finite], s=9, c=np.asarray(colors)[codes[order][finite]], zorder=2)
+    ax.autoscale_view()
+    handles = [Line2D([], [], color=colors[k], marker="o", markersize=3, linewidth=1.3, label=mpl_text(name))
+               for k, name in enumerate(names[:LEGEND_MAX])]
     base = c.values[c.baseline, j]
     if np.isfinite(base):
         ax.axhline(base, color="0.45", linestyle="--", linewidth=1, label="baseline")
@@ -66,14 +75,12 @@ def trend_figure(c: Comparison, j: int, *, width: float = 7.0, height: float = 4
         ticks = {int(c.step[i]): c.checkpoint[i] for i in range(len(c))}
         ax.set_xticks(list(ticks), [mpl_text(t) for t in ticks.values()], rotation=30, fontsize=7)
         ax.set_xlabel("checkpoint")
-    extra = [h for h in ax.get_lines() if h not in handles]
-    shown = handles[:LEGEND_MAX] + extra
+    extra = list(ax.get_lines())  # baseline, limit, flagged, best
+    shown = handles + extra
     texts = [h.get_label() for h in shown]
-    if len(handles) > LEGEND_MAX:
-        from matplotlib.lines import Line2D
-
+    if len(names) > LEGEND_MAX:
         shown.insert(LEGEND_MAX, Line2D([], [], linestyle="none"))
-        texts.insert(LEGEND_MAX, f"+{len(handles) - LEGEND_MAX} more runs")
+        texts.insert(LEGEND_MAX, f"+{len(names) - LEGEND_MAX} more runs")
     ax.legend(shown, texts, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return fig
 
@@ -83,5 +90,5 @@ def _colors(n: int) -> list[Any]:
 
     cmap = colormaps["tab10" if n <= 10 else "tab20" if n <= 20 else "viridis"]
     if n <= 20:
-        return [cmap(i % cmap.N) for i in range(n)]
-    return [cmap(x) for x in np.linspace(0, 0.95, n)]
+        return [tuple(cmap(i % cmap.N)) for i in range(n)]
+    return [tuple(cmap(x)) for x in np.linspace(0, 0.95, n)]

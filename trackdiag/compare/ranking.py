@@ -22,6 +22,8 @@ from .table import Comparison, onsets
 __all__ = ["rank", "average_ranks", "METHODS", "fmt"]
 
 METHODS = ("mean_rank", "lexicographic")
+#: Flags of one kind named in a row's reason; the rest are counted.
+MAX_PROBLEMS = 3
 
 
 def average_ranks(x: np.ndarray) -> np.ndarray:
@@ -114,14 +116,18 @@ def _reason(c: Comparison, i: int, cols: list[int], ranks: np.ndarray, order: np
         if others:
             parts.append("elsewhere " + ", ".join(others))
     problems = []
-    for j in np.flatnonzero(c.regressed[i]):
+    regressed, over = np.flatnonzero(c.regressed[i]), np.flatnonzero(c.over_limit[i])
+    for j in regressed[:MAX_PROBLEMS]:
         s = c.specs[j]
         problems.append(f"{s.label} regressed to {fmt(c.values[i, j])} vs baseline {fmt(c.values[c.baseline, j])} "
                         f"({_signed(c.delta[i, j])}, tolerance {fmt(c.tolerance[j])})")
-    for j in np.flatnonzero(c.over_limit[i]):
+    for j in over[:MAX_PROBLEMS]:
         s = c.specs[j]
         side = "above" if s.goal == "min" else "below"
         problems.append(f"{s.label} {fmt(c.values[i, j])} is {side} its limit {fmt(s.limit)}")
+    more = max(0, regressed.size - MAX_PROBLEMS) + max(0, over.size - MAX_PROBLEMS)
+    if more:
+        problems.append(f"{more} more flag{'s' * (more != 1)} (see the table)")
     if problems:
         tail = "; ranked below every unflagged checkpoint" if flagged[i] and pos > 1 else ""
         parts.append("flagged: " + "; ".join(problems) + tail)

@@ -56,8 +56,11 @@ class Comparison:
 
     @property
     def flagged(self) -> np.ndarray:
-        """``(R, M)``: regressed against the baseline or over the limit."""
-        return self.regressed | self.over_limit
+        """``(R, M)``: regressed against the baseline or over the limit (computed once)."""
+        cached = self.__dict__.get("_flagged")
+        if cached is None or cached.shape != self.regressed.shape:
+            cached = self.__dict__["_flagged"] = self.regressed | self.over_limit
+        return cached
 
     def row_label(self, i: int) -> str:
         """``run @ checkpoint`` (``run @ step 3000`` in tracker mode)."""

@@ -1,0 +1,87 @@
+"""The Hydra CLI of compare_ckpts: --help explains every key, overrides work, errors exit 1 with one line."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trackdiag.compare.config import CompareConfig, compose, map_overrides
+from trackdiag.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def leaf_keys(cls, prefix=""):
+    out = []
+    for f in dataclasses.fields(cls):
+        sub = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore
+        if dataclasses.is_dataclass(sub):
+            out += leaf_keys(type(sub), f"{prefix}{f.name}.")
+        else:
+            out.append(prefix + f.name)
+    return out
+
+
+def cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "trackdiag.compare_ckpts", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=240)
+
+
+def test_help_explains_every_key(tmp_path):
+    proc = cli("--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    keys = leaf_keys(CompareConfig)
+    assert len(keys) > 30
+    explained = {line.split()[0] for line in text.splitlines() if line.startswith("  ") and line.split()}
+    missing = [k for k in keys if k not in explained]
+    assert not missing, f"--help does not explain {missing}"
+    assert "samples.sets=[out/ckpt_1000,out/ckpt_2000]" in text and "Exit status" in text
+    assert not list(tmp_path.iterdir())  # --help writes nothing (no Hydra output folder)
+
+
+def test_cli_runs_with_overrides_and_reports_errors_in_one_line(tmp_path):
+    import trackdiag
+
+    s = trackdiag.init(overrides=["analyzer=[]"], backend="mlflow", tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
+                       experiment="e", run_name="r1", on_error="raise")
+    for step, v in ((10, 0.5), (20, 0.25)):
+        s.log_scalars({"trackdiag/tiling/band_score": v}, step=step)
+    s.finish()
+    ok = cli(f"mlflow.tracking_uri=sqlite:///{tmp_path / 'm.db'}", "mlflow.experiment=e", "steps=all",
+             "output.dir=rep", "limits.band_score=0.3", "output.formats=[csv,md]", "output.plots=false",
+             "publish.to=none", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "Best checkpoint: r1 @ step 20" in ok.stdout
+    assert r"band\_score 0.5 is above its limit 0.3" in (tmp_path / "rep" / "comparison.md").read_text()
+    bad = cli(f"mlflow.tracking_uri=sqlite:///{tmp_path / 'm.db'}", "mlflow.experiment=e", "runs=[r9]",
+              "publish.to=none", cwd=tmp_path)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: MLflow run(s) ['r9'] not found")
+    typo = cli("tolerance=abc", cwd=tmp_path)
+    assert typo.returncode == 1 and "tolerance" in typo.stderr
+
+
+def test_compose_validates_values():
+    cfg = compose(["runs=[a,b]", "steps=[300,100]", "limits.band_score=0.4", "goals={my_score:max}"])
+    assert list(cfg.runs) == ["a", "b"] and list(cfg.steps) == [300, 100]
+    assert cfg.limits.band_score == 0.4 and cfg.goals.my_score == "max" and cfg.goals.band_score == "min"
+    for bad, match in [("steps=first", "steps must be"), ("steps=[]", "empty list"), ("backend=neptune", "backend"),
+                       ("ranking.method=borda", "ranking.method"), ("samples.rank_by=worst",
+                                                                     "must be one of samples.aggregates"),
+                       ("on_missing=ignore", "on_missing"), ("tolerance=-1", "tolerance")]:
+        overrides = [bad] + (["samples.aggregates=[mean]"] if "rank_by" in bad else [])
+        with pytest.raises(ConfigError, match=match):
+            compose(overrides)
+    with pytest.raises(ConfigError, match="not both"):
+        compose(["runs=[a]", "samples.sets=[x]"])
+
+
+def test_map_overrides_need_no_plus():
+    assert map_overrides(["limits.a=1", "+weights.b=2", "goals={c:max}", "regression.abs.d=0.1", "runs=[x]",
+                          "regression.rel=0.2"]) == ["++limits.a=1", "+weights.b=2", "++goals={c:max}",
+                                                     "++regression.abs.d=0.1", "runs=[x]", "regression.rel=0.2"]
