@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from trackdiag.dataset import scan, write_flagged_csv
 from trackdiag.dataset.__main__ import main
 
 S = 128
@@ -168,9 +169,9 @@ def test_crop_bias_is_a_dataset_level_row(tmp_path):
         m[top:top + 40] = True
         Image.fromarray(_u8(rgb)).save(imgs / f"{i}.png")
         Image.fromarray(_u8(m)).save(msks / f"{i}.png")
-    report = tmp_path / "r"
-    assert main([str(imgs), "--masks", str(msks), "--report", str(report), "--workers", "0", "--no-progress"]) == 0
-    rows = list(csv.DictReader((report / "flagged.csv").open(encoding="utf-8")))
+    res = scan(imgs, msks, workers=0, progress=False)  # no figures needed here: scan + the CSV writer
+    write_flagged_csv(res, tmp_path / "flagged.csv")
+    rows = list(csv.DictReader((tmp_path / "flagged.csv").open(encoding="utf-8")))
     bias = [r for r in rows if r["check"] == "crop_bias"]
     assert len(bias) == 1 and bias[0]["path"] == str(imgs) and "top" in bias[0]["reason"]
 
