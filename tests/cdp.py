@@ -173,6 +173,12 @@ class Browser:
             time.sleep(0.5)
         return False
 
+    def click(self, x: float, y: float) -> None:
+        """A left click at page coordinates (CSS pixels)."""
+        self.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
+
     def screenshot(self, path: Path) -> Path:
         data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": False})["data"]
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -175,6 +175,34 @@ def prestart() -> None:
     _launch(server)
 
 
+def prestart_tensorboard() -> None:
+    """Begin booting the shared TensorBoard on an empty log folder (it re-reads the folder every second)."""
+    if os.environ.get("TRACKDIAG_TEST_PRESTART", "1") == "0" or "tensorboard" in _SHARED:
+        return
+    root = Path(tempfile.mkdtemp(prefix="trackdiag_tensorboard_"))
+    (root / "logs").mkdir()
+    server = TensorboardServer(root, root / "logs")
+    _SHARED["tensorboard"] = server
+    _launch(server)
+
+
+def shared_tensorboard(request) -> TensorboardServer:
+    """The one TensorBoard of this pytest process; write runs below its ``logdir``."""
+    server = _SHARED.get("tensorboard")
+    if server is None:
+        root = Path(tempfile.mkdtemp(prefix="trackdiag_tensorboard_"))
+        (root / "logs").mkdir()
+        server = TensorboardServer(root, root / "logs")
+        _SHARED["tensorboard"] = server
+    request.config.add_cleanup(server.stop)
+    if server.proc is not None and server.proc.poll() is None:
+        server.wait()
+    else:
+        server.start()
+    assert isinstance(server, TensorboardServer)
+    return server
+
+
 def shared_mlflow(request) -> MlflowServer:
     """The one MLflow server of this pytest process (started on first use, stopped when pytest ends).
 
@@ -189,4 +217,5 @@ def shared_mlflow(request) -> MlflowServer:
         server.wait()
     else:
         server.start()
+    assert isinstance(server, MlflowServer)
     return server
