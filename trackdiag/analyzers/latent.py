@@ -36,7 +36,7 @@ from .loss import RollingSpikeDetector
 
 __all__ = [
     "LatentParams", "LatentAnalyzer", "ChannelStats", "channel_moments", "pool_moments", "nonfinite_share",
-    "stripe_energy", "channel_periods", "channel_drift", "LATENT_FLAGS",
+    "stripe_energy", "remove_stripes", "channel_periods", "channel_drift", "LATENT_FLAGS",
 ]
 
 #: Flags a latent batch can raise (the ``kind`` of a latent event).
@@ -131,16 +131,27 @@ def stripe_energy(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return rows / total.clamp_min(tiny), cols / total.clamp_min(tiny)
 
 
+def remove_stripes(x: torch.Tensor) -> torch.Tensor:
+    """``x`` minus its row means and column means (plus the grand mean), per sample and channel.
+
+    What :func:`stripe_energy` measures is taken out, so that the period search sees the structure that is
+    not stripes (a 2-D lattice keeps all of its energy; pure row/column offsets lose all of theirs).
+    """
+    return (x - x.mean(dim=-1, keepdim=True) - x.mean(dim=-2, keepdim=True)
+            + x.mean(dim=(-2, -1), keepdim=True))
+
+
 def channel_periods(x: torch.Tensor, *, min_period_px: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Dominant period (latent px) and its score in [0, 1] per sample and channel, ``B×C×h×w`` → two ``B×C``.
 
     Uses :func:`trackdiag.spectral.dominant_period` (the tiling analyzer's spectral core) on the ``B·C``
-    channel images; periods shorter than ``min_period_px`` are not searched.
+    channel images after :func:`remove_stripes` (stripes are reported by :func:`stripe_energy`); periods
+    shorter than ``min_period_px`` are not searched.
     """
     from ..spectral import dominant_period
 
     b, c, h, w = x.shape
-    est = dominant_period(_finite_filled(x).reshape(b * c, h, w), min_period_px=min_period_px)
+    est = dominant_period(remove_stripes(_finite_filled(x)).reshape(b * c, h, w), min_period_px=min_period_px)
     return est.period_px.reshape(b, c).float(), est.score.reshape(b, c).float()
 
 
@@ -175,7 +186,7 @@ class LatentParams(AnalyzerParams):
     #: ... and at least this many times the share of the other axis (isotropic content raises both).
     stripe_anisotropy: float = 3.0
     #: ``periodic`` flag: a channel's period score (``dominant_period``) above this ...
-    period_score_threshold: float = 0.7
+    period_score_threshold: float = 0.3
     #: Shortest period searched, in latent pixels (shorter: checkerboard, see the tiling analyzer).
     min_period_px: float = 3.0
     #: Decay of the running reference (per run of the analyzer) for the drift distance.

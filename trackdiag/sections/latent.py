@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "variance (default 0.2)")
     _add_shared(g, "--fft-threshold", type=float, default=None,
                 help="sensitivity to periodic peaks: the period score above which a latent channel is "
-                     "flagged periodic (default 0.7)")
+                     "flagged periodic (default 0.3)")
     _add_shared(g, "--max-images", type=int, default=8,
                 help="at most this many files get figures (default 8)")
 
