@@ -107,7 +107,12 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
 
     if args.heatmap_scale <= 0:
         raise InputValueError(f"--heatmap-scale must be > 0; got {args.heatmap_scale}.")
-    pairs = list(pair_images(list(args.images), getattr(args, "mask", None)))
+    mask = getattr(args, "mask", None)  # defined by the tiling section
+    if isinstance(mask, (list, tuple)):
+        if len(mask) > 1:
+            raise InputValueError(f"--images takes one --mask (a file, or a folder of masks); got {len(mask)}.")
+        mask = mask[0] if mask else None
+    pairs = list(pair_images(list(args.images), str(mask) if mask is not None else None))
     seen: dict[str, int] = {}
     for pair in pairs:  # unique names for tables and figure files
         seen[pair.name] = seen.get(pair.name, 0) + 1
