@@ -169,7 +169,11 @@ def test_crop_bias_is_a_dataset_level_row(tmp_path):
         m[top:top + 40] = True
         Image.fromarray(_u8(rgb)).save(imgs / f"{i}.png")
         Image.fromarray(_u8(m)).save(msks / f"{i}.png")
+    import torch
+
+    threads = torch.get_num_threads()
     res = scan(imgs, msks, workers=0, progress=False)  # no figures needed here: scan + the CSV writer
+    assert torch.get_num_threads() == threads  # the in-process scan restores the caller's setting
     write_flagged_csv(res, tmp_path / "flagged.csv")
     rows = list(csv.DictReader((tmp_path / "flagged.csv").open(encoding="utf-8")))
     bias = [r for r in rows if r["check"] == "crop_bias"]
