@@ -187,11 +187,6 @@ class Spool:
             return [e for e in self._entries.values()
                     if (backend is None or e.backend == backend) and (include_rejected or e.rejected is None)]
 
-    def has_pending(self, backend: str, *, include_rejected: bool = False) -> bool:
-        with self._lock:
-            return any(e.backend == backend and (include_rejected or e.rejected is None)
-                       for e in self._entries.values())
-
     def undelivered(self) -> int:
         with self._lock:
             return len(self._entries)

@@ -280,6 +280,8 @@ class Worker:
                             lane.name)
                 continue
             self._finish_lane(lane, status)
+        if self._spool is not None and hasattr(self._spool, "close"):
+            self._spool.close()  # reopened on demand if a stuck backend still hands something over
         return drained
 
     # -- dispatcher ---------------------------------------------------------------------------------------
@@ -490,5 +492,5 @@ class Worker:
             self.stats.failed[key] += 1
             self.stats.errors[name] = f"{type(exc).__name__}: {exc}"[:500]
         if first:
-            log.warning("trackdiag: backend %s failed to %s (%s: %s); undelivered items go to the spool and "
-                        "are replayed when it is back", name, kind, type(exc).__name__, str(exc)[:300])
+            log.warning("trackdiag: backend %s failed to %s (%s: %s); what it did not take is kept in the spool",
+                        name, kind, type(exc).__name__, str(exc)[:300])

@@ -12,8 +12,9 @@ created is terminated at ``close``.
 
 Over HTTP every request is bounded: ``http_timeout_s`` per request and no client-side retries (MLflow's
 default is 7 retries with exponential back-off, minutes against a dead server). The worker's spool does the
-retrying instead, without blocking anything. The two environment variables are set only around this
-backend's own calls; values the user exported are respected.
+retrying instead, without blocking anything. These environment variables (and
+``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false``, so that appending to a table does not print a progress bar on
+the user's console) are set only around this backend's own calls; values the user exported are respected.
 """
 
 from __future__ import annotations
@@ -82,14 +83,17 @@ class MlflowBackend(Backend):
             self.run_id = active.info.run_id
             self.tracking_uri = mlflow.get_tracking_uri()
         self._http = self.tracking_uri.startswith(("http://", "https://"))
-        self._env = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(self.params.http_timeout_s))),
-                     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
-        self._env = {k: v for k, v in self._env.items() if k not in os.environ}
+        # No "Downloading artifacts" progress bar on the user's console each time log_table appends rows.
+        env = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+        if self._http:
+            env.update(MLFLOW_HTTP_REQUEST_TIMEOUT=str(max(1, round(self.params.http_timeout_s))),
+                       MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+        self._env = {k: v for k, v in env.items() if k not in os.environ}
 
     @contextmanager
     def _bounded(self) -> Iterator[None]:
-        """Bounded HTTP requests for the duration of one of our calls (no-op for a local store)."""
-        if not self._http or not self._env:
+        """Our environment settings (bounded HTTP, no progress bars) for the duration of one of our calls."""
+        if not self._env:
             yield
             return
         with _ENV_LOCK:

@@ -1,0 +1,159 @@
+"""How long ``trackdiag.log()`` blocks the training loop, and what a tracker's health changes about it.
+
+Rows (``benchmark = "log"``):
+
+* Figure 1, the training thread's bill: ``log()`` on a 4×3×256×256 batch with the pixel and loss analyzers due at
+  every step (figures every step), local backend. ``analyzer_compute_ms`` is the analyzers' own ``compute()``
+  time inside those calls (timed in place), ``log_block_ms`` the whole call, ``log_overhead_ms`` the rest:
+  input checks, scheduling, the one device→host copy, ``summarize()`` and queueing.
+* Figure 2, per backend and state: ``<backend>_<state>_log_p50_ms`` / ``_log_max_ms`` is the time one ``log()``
+  call blocks (the cheap loss analyzer, B=8, with its figure and table every step, so that the backend is
+  what varies), and ``_finish_s`` the time
+  ``finish()`` takes to drain, deliver or spool, and close. Backends: ``local``, ``mlflow_sqlite`` (embedded
+  store), ``mlflow_http`` (a real ``mlflow server`` on 127.0.0.1). States: ``healthy``; ``down`` (local: the
+  folder cannot be created; sqlite: the database path cannot be created; HTTP: nothing listens on the port);
+  ``hung`` (HTTP only: a socket that accepts connections and never answers; ``http_timeout_s=2``).
+  ``_spooled`` counts what went to the spool instead (replayable with ``python -m trackdiag.sync``).
+
+``--quick`` uses fewer steps and skips the HTTP server (its start-up alone takes 10-60 s).
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from common import row
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))  # the test suite's server helper (one way to start mlflow server)
+
+
+def _session(tmp: Path, backend: dict[str, Any], analyzers: dict[str, Any], name: str):
+    import trackdiag
+
+    return trackdiag.init(config={"analyzer": analyzers, "backend": backend}, overrides=["analyzer=[]"],
+                          run_name=name, experiment="bench_log", out_dir=str(tmp / "out" / name), on_error="warn")
+
+
+def _batch(step: int, b: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(step)
+    target = torch.rand(b, 3, size, size, generator=g)
+    pred = (target + 0.05 * torch.randn(b, 3, size, size, generator=g)).clamp(0, 1)
+    return pred, target
+
+
+EVERY_STEP = {"schedule": {"every": 1}, "figures_every": 1}
+
+
+def figure1(tmp: Path, steps: int) -> list[dict]:
+    """log()'s blocking time against the analyzers' own compute time."""
+    analyzers = {"pixel": EVERY_STEP, "loss": EVERY_STEP}
+    s = _session(tmp, {"local": {}}, analyzers, "figure1")
+    spent: list[float] = []
+    for analyzer in s.analyzers:
+        original = analyzer.compute
+
+        def timed(inputs, _f=original):
+            t0 = time.perf_counter()
+            try:
+                return _f(inputs)
+            finally:
+                spent.append(time.perf_counter() - t0)
+
+        analyzer.compute = timed  # type: ignore[method-assign]
+    blocks, computes = [], []
+    for step in range(steps + 2):
+        pred, target = _batch(step, 4, 256)
+        loss = torch.rand(4) + 0.5
+        spent.clear()
+        t0 = time.perf_counter()
+        s.log(step, pred, target=target, loss=loss, timesteps=torch.randint(0, 1000, (4,)))
+        t = time.perf_counter() - t0
+        if step >= 2:  # warm-up
+            blocks.append(t)
+            computes.append(sum(spent))
+    t0 = time.perf_counter()
+    s.finish()
+    drain = time.perf_counter() - t0
+    block, compute = statistics.median(blocks), statistics.median(computes)
+    note = "4x3x256x256, pixel+loss due every step, local backend; median over steps"
+    return [row("log", "log_block_ms", block * 1e3, "ms", note),
+            row("log", "analyzer_compute_ms", compute * 1e3, "ms", note),
+            row("log", "log_overhead_ms", (block - compute) * 1e3, "ms", "log_block - analyzer_compute"),
+            row("log", "log_overhead_frac", (block - compute) / block, "ratio", "share of log() that is not math"),
+            row("log", "figure1_finish_s", drain, "s", "worker drains figures/tables after the loop")]
+
+
+def _measure(tmp: Path, label: str, backend: dict[str, Any], steps: int) -> list[dict]:
+    """log() of a cheap analyzer (loss, figure + table every step), so the backend is what varies."""
+    s = _session(tmp, backend, {"loss": EVERY_STEP}, label)
+    times = []
+    for step in range(steps):
+        g = torch.Generator().manual_seed(step)
+        loss, t = torch.rand(8, generator=g) + 0.5, torch.randint(0, 1000, (8,), generator=g)
+        t0 = time.perf_counter()
+        s.log(step, loss=loss, timesteps=t)
+        times.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    summary = s.finish()
+    finish = time.perf_counter() - t0
+    times = times[1:]  # the first call includes one-off set-up
+    spooled = sum(s.worker.stats.spooled.values())
+    note = f"{steps} steps, loss analyzer (B=8) with its figure and table every step"
+    return [row("log", f"{label}_log_p50_ms", statistics.median(times) * 1e3, "ms", note),
+            row("log", f"{label}_log_max_ms", max(times) * 1e3, "ms", note),
+            row("log", f"{label}_finish_s", finish, "s", f"undelivered at finish: {summary.undelivered}"),
+            row("log", f"{label}_spooled", spooled, "items", "kept in the spool for replay")]
+
+
+def figure2(tmp: Path, steps: int, quick: bool) -> list[dict]:
+    from servers import MlflowServer, free_port, sqlite_store
+
+    blocker = tmp / "a_file"
+    blocker.write_text("")
+    rows: list[dict] = []
+    rows += _measure(tmp, "local_healthy", {"local": {"root": str(tmp / "local")}}, steps)
+    rows += _measure(tmp, "local_down", {"local": {"root": str(blocker / "local")}}, steps)
+    rows += _measure(tmp, "mlflow_sqlite_healthy",
+                     {"mlflow": {"tracking_uri": sqlite_store(tmp / "store.db")}}, steps)
+    rows += _measure(tmp, "mlflow_sqlite_down", {"mlflow": {"tracking_uri": f"sqlite:///{blocker / 'x.db'}"}}, steps)
+    if quick:
+        return rows
+    server = MlflowServer(tmp / "server").start()
+    try:
+        rows += _measure(tmp, "mlflow_http_healthy", {"mlflow": {"tracking_uri": server.url}}, steps)
+    finally:
+        server.stop()
+    rows += _measure(tmp, "mlflow_http_down",
+                     {"mlflow": {"tracking_uri": f"http://127.0.0.1:{free_port()}", "http_timeout_s": 2.0}}, steps)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as hole:  # accepts TCP, never answers
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(1024)
+        rows += _measure(tmp, "mlflow_http_hung", {"mlflow": {
+            "tracking_uri": f"http://127.0.0.1:{hole.getsockname()[1]}", "http_timeout_s": 2.0}}, steps)
+    return rows
+
+
+def run(quick: bool = False) -> list[dict]:
+    import logging
+
+    logging.getLogger("trackdiag").setLevel(logging.ERROR)  # the "down" cases warn on purpose
+    with tempfile.TemporaryDirectory(prefix="trackdiag_bench_log_") as d:
+        tmp = Path(d)
+        _measure(tmp, "warmup", {"local": {}}, 3)  # imports and first-call costs out of the figures
+        rows = figure1(tmp, 5 if quick else 20)
+        rows += figure2(tmp, 10 if quick else 30, quick)
+    return rows
+
+
+if __name__ == "__main__":
+    for r in run(quick="--quick" in sys.argv):
+        print(f"{r['metric']:<34} {r['value']:>10.3f} {r['unit']:<6} {r['note']}")
