@@ -179,6 +179,18 @@ def test_mlflow_run_roundtrip(tmp_path):
     assert set(log.tags) == {"train_loss", "timestep", "lr"}
     db_path_log = read_loss_log(tmp_path / "mlflow.db", run_id=run.info.run_id)   # --logdir x.db --run-id
     np.testing.assert_allclose(db_path_log.values, loss)
+    # the report section's --run-id / --tracking-uri flags reach the same reader
+    import argparse
+
+    from trackdiag.sections import loss as loss_section
+
+    parser = argparse.ArgumentParser()
+    loss_section.add_arguments(parser)
+    args = parser.parse_args(["--run-id", run.info.run_id, "--tracking-uri", uri])
+    assert loss_section.wanted(args)
+    (sec,) = loss_section.run(args, tmp_path / "report", progress=False)
+    assert sec.summary["loss_format"] == "mlflow" and sec.summary["n_steps"] == N
+    assert (tmp_path / "report" / "events.csv").is_file()
     with pytest.raises(InputFileError, match="cannot open the run"):
         read_loss_log(run_id="0" * 32, tracking_uri=uri)
     with pytest.raises(InputFileError, match="no loss series found.*'lr'"):

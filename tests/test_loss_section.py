@@ -60,13 +60,14 @@ def test_section_writes_figures_events_and_verdicts(curve, tmp_path):
     assert sec.verdicts[0].severity == "bad"
 
 
-def test_higher_spike_sigma_flags_fewer_spikes(tmp_path):
+def test_higher_spike_sigma_flags_fewer_spikes():
     steps, loss, t, _ = make_curve(5, n=1200, spikes=25, plateaus=(), divergence=None, nonfinite=())
-    _write_csv(tmp_path / "log.csv", steps, loss, t)
-    (lo,) = loss_section.run(_args("--logdir", str(tmp_path / "log.csv")), tmp_path / "a", progress=False)
-    (hi,) = loss_section.run(_args("--logdir", str(tmp_path / "log.csv"), "--spike-sigma", "6"),
-                             tmp_path / "b", progress=False)
-    assert hi.summary["spike_sigma"] == 6.0 and 0 < hi.summary["n_spikes"] < lo.summary["n_spikes"]
+    lo = loss_section._params(_args("--logdir", "x"))
+    hi = loss_section._params(_args("--logdir", "x", "--spike-sigma", "6", "--robust-spikes"))
+    assert (lo.spike_sigma, lo.robust, hi.spike_sigma, hi.robust) == (3.0, False, 6.0, True)
+    n_lo = detect_series(steps, loss, timesteps=t, params=lo).metrics["n_spikes"]
+    n_hi = detect_series(steps, loss, timesteps=t, params=hi).metrics["n_spikes"]
+    assert 0 < n_hi < n_lo
 
 
 def test_clean_curve_gives_an_ok_verdict(tmp_path):

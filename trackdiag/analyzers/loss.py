@@ -639,7 +639,11 @@ class LossDetector:
         x = self._tx(values)
         n, per = self._normalize(x, buckets, by_sample, shares)
         report.normalized = n
-        cold = buckets is not None and bool((self.bucket_counts[shares > 0] < p.min_bucket_count).any())
+        if buckets is not None:
+            cold = bool((self.bucket_counts[shares > 0] < p.min_bucket_count).any())
+        else:
+            # once the detector normalises per timestep, a step without timesteps cannot be tested fairly
+            cold = bool(self.bucket_counts.any())
         check = _COLD if cold else self.spikes.check(n, step)
         spike = check.spike
         excess = per - check.expected if check.warm else np.full(per.shape, math.nan)
