@@ -331,3 +331,31 @@ def test_conf_yaml_lists_every_param():
     assert set(node) - {"_target_"} == {f.name for f in fields(LossParams)}
     analyzer = build_component(node, allow_external=False, what="analyzer.loss")
     assert isinstance(analyzer, LossAnalyzer) and analyzer.params == LossParams()
+
+
+def test_through_a_session_with_the_local_backend(in_tmp):
+    import json
+
+    import trackdiag
+
+    steps, loss, t, _ = make_curve(8, batch=4, n=400, spikes=3, plateaus=(), divergence=None,
+                                   nonfinite=(350,))
+    session = trackdiag.init(overrides=["backend=[local]", "analyzer=[loss,latent]", "on_error=raise",
+                                        "analyzer.loss.figures_every=200",
+                                        "analyzer.latent.schedule.every=200"])
+    gen = torch.Generator().manual_seed(0)
+    for i in range(400):
+        lat = {"out": torch.randn(2, 4, 16, 16, generator=gen)} if i % 200 == 0 else None
+        session.log(i, loss=torch.as_tensor(loss[i], dtype=torch.float32), timesteps=torch.as_tensor(t[i]),
+                    sample_ids=[f"img{i % 40}_{j}" for j in range(4)], latents=lat)
+    summary = session.finish()
+    (run,) = (in_tmp / "trackdiag_runs").iterdir()
+    lines = (run / "tables" / "trackdiag" / "loss" / "events.jsonl").read_text().splitlines()
+    events = [json.loads(x) for x in lines if x.strip()]
+    offline = detect_series(steps, loss, timesteps=t)
+    assert [(e["step"], e["kind"]) for e in events] == [(e.step, e.kind) for e in offline.events]
+    assert {"spike", "nonfinite"} <= {e["kind"] for e in events}
+    assert all(e["samples"].startswith("img") for e in events)
+    assert len(list((run / "images" / "trackdiag" / "loss" / "loss_curves").glob("*.png"))) == 2
+    assert list((run / "images" / "trackdiag" / "latent" / "out" / "channels").glob("*.png"))
+    assert summary.steps_logged == 400 and not summary.skipped
