@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -126,7 +128,8 @@ def test_table_values_deltas_flags_and_ranking_are_exact(store, tmp_path):
     worst = c.reasons[idx[("run-b", 500)]]
     assert "tiling/band_score regressed to 0.6 vs baseline 0.5 (+0.1, tolerance 0.05)" in worst
     assert c.verdict[0].startswith("Best checkpoint: run-a @ step 500")
-    assert c.onsets == [{"run": "run-b", "metric": "tiling/band_score", "since": 500, "checkpoint": "500",
+    assert c.onsets == [{"run": "run-b", "metric": "tiling/band_score", "base": "tiling/band_score", "since": 500,
+                         "checkpoint": "500",
                          "value": 0.6, "baseline": 0.5}]
     assert any(line.startswith("Got worse: run-b: tiling/band_score has been flagged since step 500")
                for line in c.verdict)
@@ -181,9 +184,12 @@ def test_steps_last_all_baseline_forms_and_weights(store, tmp_path):
 def test_runs_by_name_and_id_and_default_metrics(store, tmp_path):
     c = run_compare(store, tmp_path, f"runs=[run-b,{store['ids']['run-a']}]", "metrics=[]").comparison
     assert c.run == ["run-b", "run-a"]
-    # metrics=[]: every trackdiag/* key that every run logged; the others are named in a note
-    assert [s.label for s in c.specs] == ["tiling/E2f_over_Ef", "tiling/band_score"]
-    assert any("left out (logged by only some runs): ['probe/only_a']" in n for n in c.notes)
+    # metrics=[]: the key metrics that every run logged, in key_metrics order; the others are noted
+    assert [s.label for s in c.specs] == ["tiling/band_score", "tiling/E2f_over_Ef"]
+    assert any("logged by only some runs, left out: ['probe/only_a']" in n for n in c.notes)
+    assert any(n.startswith("key metrics not logged by every run, left out: ['band_max_run'") for n in c.notes)
+    c = run_compare(store, tmp_path, "metrics=[]", "key_metrics=[nothing_like_this]").comparison
+    assert [s.label for s in c.specs] == ["tiling/E2f_over_Ef", "tiling/band_score"]  # every common one
 
 
 # -- missing things -------------------------------------------------------------------------------------
@@ -304,3 +310,27 @@ def test_local_run_folders_give_the_same_table(store, tmp_path):
     mres = run_compare(store, tmp_path, "steps=[100,300,500]")
     np.testing.assert_array_equal(res.comparison.values, mres.comparison.values)
     np.testing.assert_array_equal(res.comparison.rank, mres.comparison.rank)
+
+
+# -- the command line -------------------------------------------------------------------------------------
+def test_cli_with_overrides(store, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "trackdiag.compare_ckpts", f"mlflow.tracking_uri={store['uri']}",
+                           "mlflow.experiment=cmp", "steps=[100,300,500]", "output.dir=rep", "limits.band_score=0.305",
+                           "metrics=[band_score,E2f_over_Ef]", "output.formats=[csv,md]", "output.plots=false",
+                           "publish.to=none"], cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Best checkpoint: run-a @ step 500")
+    assert r"tiling/band\_score 0.31 is above its limit 0.305" in (tmp_path / "rep" / "comparison.md").read_text()
+
+
+def test_cli_errors_exit_1_with_one_line(store, tmp_path, monkeypatch, capsys):
+    from trackdiag.compare_ckpts import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["compare_ckpts", f"mlflow.tracking_uri={store['uri']}", "mlflow.experiment=cmp",
+                                      "runs=[run-z]", "publish.to=none"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: MLflow run(s) ['run-z'] not found by id, nor by name in experiment 'cmp'")

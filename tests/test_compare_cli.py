@@ -44,28 +44,6 @@ def test_help_explains_every_key(tmp_path):
     assert not list(tmp_path.iterdir())  # --help writes nothing (no Hydra output folder)
 
 
-def test_cli_runs_with_overrides_and_reports_errors_in_one_line(tmp_path):
-    import trackdiag
-
-    s = trackdiag.init(overrides=["analyzer=[]"], backend="mlflow", tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
-                       experiment="e", run_name="r1", on_error="raise")
-    for step, v in ((10, 0.5), (20, 0.25)):
-        s.log_scalars({"trackdiag/tiling/band_score": v}, step=step)
-    s.finish()
-    ok = cli(f"mlflow.tracking_uri=sqlite:///{tmp_path / 'm.db'}", "mlflow.experiment=e", "steps=all",
-             "output.dir=rep", "limits.band_score=0.3", "output.formats=[csv,md]", "output.plots=false",
-             "publish.to=none", cwd=tmp_path)
-    assert ok.returncode == 0, ok.stderr
-    assert "Best checkpoint: r1 @ step 20" in ok.stdout
-    assert r"band\_score 0.5 is above its limit 0.3" in (tmp_path / "rep" / "comparison.md").read_text()
-    bad = cli(f"mlflow.tracking_uri=sqlite:///{tmp_path / 'm.db'}", "mlflow.experiment=e", "runs=[r9]",
-              "publish.to=none", cwd=tmp_path)
-    assert bad.returncode == 1
-    assert bad.stderr.strip().splitlines()[-1].startswith("error: MLflow run(s) ['r9'] not found")
-    typo = cli("tolerance=abc", cwd=tmp_path)
-    assert typo.returncode == 1 and "tolerance" in typo.stderr
-
-
 def test_compose_validates_values():
     cfg = compose(["runs=[a,b]", "steps=[300,100]", "limits.band_score=0.4", "goals={my_score:max}"])
     assert list(cfg.runs) == ["a", "b"] and list(cfg.steps) == [300, 100]

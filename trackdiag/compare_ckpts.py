@@ -67,29 +67,41 @@ def compare(config: Any = None, *, overrides: Iterable[str] = (),
 
 
 def _selector(cfg: Any, box: dict[str, Any]) -> Callable[[Sequence[Sequence[str]]], list[str]]:
-    """The metric selection: ``metrics`` resolved against every logged key, or, when ``metrics`` is empty,
-    every ``trackdiag/*`` key that *every* run logged (keys only some runs logged are named in a note)."""
+    """The metric selection, from the keys each run logged.
+
+    ``metrics`` given: exactly those (each must name a logged key). ``metrics`` empty: the ``key_metrics``
+    that every run logged (a short name matching several analyzers' keys takes them all); when the runs
+    logged none of them, every ``trackdiag/*`` key that every run logged. What was left out goes in a note.
+    """
     from .compare.data import MissingMetricError
-    from .compare.metrics import default_keys, label_of, resolve_key
+    from .compare.metrics import candidates, default_keys, label_of, resolve_key
 
     def select(per_run: Sequence[Sequence[str]]) -> list[str]:
         available = list(dict.fromkeys(k for keys in per_run for k in keys))
         box["available"] = available
+        notes = box.setdefault("notes", [])
         if not available:
             raise MissingMetricError("the selected runs logged no metric at all.")
         if cfg.metrics:
             keys = list(dict.fromkeys(resolve_key(str(m), available) for m in cfg.metrics))
         else:
-            common = set(available).intersection(*[set(k) for k in per_run]) if per_run else set()
-            keys = [k for k in default_keys(available) if k in common]
-            partial = [k for k in default_keys(available) if k not in common]
-            if partial:
-                box.setdefault("notes", []).append(
-                    f"left out (logged by only some runs): {[label_of(k) for k in partial][:20]}; name them in "
-                    "metrics=[…] to compare them.")
+            common = [k for k in available if all(k in set(r) for r in per_run)]
+            keys = list(dict.fromkeys(k for m in cfg.key_metrics for k in candidates(str(m), common)))
+            missing = [str(m) for m in cfg.key_metrics if not candidates(str(m), common)]
+            if keys and missing:
+                notes.append(f"key metrics not logged by every run, left out: {missing}.")
             if not keys:
-                raise MissingMetricError(f"no metric was logged by every run; logged by some: "
-                                         f"{[label_of(k) for k in partial][:20]}. Choose with metrics=[…].")
+                keys = default_keys(common)
+                if keys:
+                    notes.append("none of key_metrics was logged by every run; compared every trackdiag "
+                                 "metric they all logged.")
+            partial = [label_of(k) for k in default_keys(available) if k not in common]
+            if partial:
+                notes.append(f"logged by only some runs, left out: {partial[:20]}; name them in metrics=[…] to "
+                             "compare them.")
+            if not keys:
+                raise MissingMetricError(f"no metric was logged by every run; logged by some: {partial[:20]}. "
+                                         "Choose with metrics=[…].")
         box["keys"] = keys
         return keys
 
@@ -106,14 +118,9 @@ def _specs(cfg: Any, keys: Sequence[str], available: Sequence[str], *, aggregate
 
 
 def _goal_of(cfg: Any, available: Sequence[str]) -> Callable[[str], str]:
-    from .compare.metrics import build_specs
+    from .compare.metrics import goal_of
 
-    def goal(key: str) -> str:
-        (spec,) = build_specs([key], goals=dict(cfg.goals), default_goal=cfg.default_goal, weights={},
-                              tolerances={}, limits={}, available=available) or [None]
-        return spec.goal
-
-    return goal
+    return lambda key: goal_of(key, dict(cfg.goals), cfg.default_goal, available)[0]
 
 
 def run(cfg: Any, *, progress: Optional[Callable[[str], None]] = None) -> CompareResult:
@@ -178,7 +185,9 @@ def _samples(cfg: Any, progress: Optional[Callable[[str], None]]) -> tuple[list,
 
         raise MissingRunError("no sample image could be analysed: " + "; ".join(notes[:5]))
     available = list(dict.fromkeys(k for r in rows for k in r if k not in ("run", "checkpoint", "step", "image")))
-    keys = _selector(cfg, {})([available])
+    box: dict[str, Any] = {}
+    keys = _selector(cfg, box)([available])
+    notes = notes + box.get("notes", [])
     goal_of = _goal_of(cfg, available)
     runs, _ = sm.to_runs(sets, rows, aggregates=list(s.aggregates), worst_k=int(s.worst_k), goal_of=goal_of)
     specs = _specs(cfg, keys, available, aggregates=list(s.aggregates), rank_by=str(s.rank_by))

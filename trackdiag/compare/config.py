@@ -97,6 +97,7 @@ class CompareConfig:
     steps: Any = "last"
     tolerance: int = 50
     metrics: list[str] = field(default_factory=list)
+    key_metrics: list[str] = field(default_factory=list)
     goals: dict[str, str] = field(default_factory=dict)
     default_goal: str = "min"
     weights: dict[str, float] = field(default_factory=dict)

@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..values import ROOT
 from .data import MissingMetricError
 
-__all__ = ["MetricSpec", "resolve_key", "default_keys", "build_specs", "label_of", "GOALS"]
+__all__ = ["MetricSpec", "resolve_key", "candidates", "default_keys", "build_specs", "goal_of", "label_of", "GOALS"]
 
 GOALS = ("min", "max", "none")
 
@@ -56,7 +56,9 @@ def label_of(key: str) -> str:
     return key[len(ROOT) + 1:] if key.startswith(ROOT + "/") else key
 
 
-def _candidates(name: str, available: Sequence[str]) -> list[str]:
+def candidates(name: str, available: Sequence[str]) -> list[str]:
+    """The logged keys ``name`` may mean: the exact key, ``trackdiag/<name>``, else every key ending in
+    ``/<name>``."""
     if name in available:
         return [name]
     full = f"{ROOT}/{name}"
@@ -68,7 +70,7 @@ def _candidates(name: str, available: Sequence[str]) -> list[str]:
 
 def resolve_key(name: str, available: Sequence[str], *, where: str = "the compared runs") -> str:
     """The one logged key that ``name`` means. Raises MissingMetricError / ConfigError (ambiguous)."""
-    hits = _candidates(name, available)
+    hits = candidates(name, available)
     if len(hits) == 1:
         return hits[0]
     if len(hits) > 1:
@@ -92,12 +94,22 @@ def _lookup(table: Mapping[str, Any], key: str, base: str, what: str, available:
     """The entry of a per-metric setting (``goals``, ``weights`` ...) that names ``key`` or ``base``."""
     found = None
     for name, value in table.items():
-        hits = _candidates(str(name), available)
+        hits = candidates(str(name), available)
         if key in hits or base in hits:
             if found is not None and found[1] != value:
                 raise ConfigError(f"{what}: {found[0]!r} and {name!r} both set {label_of(base)!r}.")
             found = (name, value)
     return None if found is None else found[1]
+
+
+def goal_of(key: str, goals: Mapping[str, str], default_goal: str, available: Sequence[str]) -> tuple[str, bool]:
+    """``(goal, assumed)`` of a logged key: its entry in ``goals``, else ``default_goal`` (assumed)."""
+    goal = _lookup(goals, key, key, "goals", available)
+    if goal is None:
+        return default_goal, True
+    if str(goal) not in GOALS:
+        raise ConfigError(f"goals: {label_of(key)!r} has goal {goal!r}; use one of {GOALS}.")
+    return str(goal), False
 
 
 def check_settings(table: Mapping[str, Any], available: Sequence[str], what: str) -> None:
@@ -124,11 +136,7 @@ def build_specs(keys: Sequence[str], *, goals: Mapping[str, str], default_goal: 
             check_settings(table, available, what)
     specs = []
     for base in keys:
-        goal = _lookup(goals, base, base, "goals", available)
-        assumed = goal is None
-        goal = default_goal if goal is None else str(goal)
-        if goal not in GOALS:
-            raise ConfigError(f"goals: {label_of(base)!r} has goal {goal!r}; use one of {GOALS}.")
+        goal, assumed = goal_of(base, goals, default_goal, available)
         weight = _lookup(weights, base, base, "weights", available)
         weight = 1.0 if weight is None else float(weight)
         if weight < 0:

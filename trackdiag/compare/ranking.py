@@ -153,10 +153,16 @@ def _verdict(c: Comparison, order: np.ndarray, method: str) -> list[str]:
     lines.append(f"Best checkpoint: {c.row_label(top)} ({c.reasons[top].split(': ', 1)[1]})")
     lines.append(f"Baseline for deltas and regressions: {c.row_label(c.baseline)}.")
     if c.onsets:
-        for o in c.onsets:
-            label = o["checkpoint"] if not str(o["checkpoint"]).isdigit() else f"step {o['since']}"
-            lines.append(f"Got worse: {o['run']}: {o['metric']} has been flagged since {label} "
-                         f"({fmt(o['value'])} there, baseline {fmt(o['baseline'])}) through its last checkpoint.")
+        groups: dict[tuple, list[dict]] = {}
+        for o in c.onsets:  # samples mode: one line per metric for all of its aggregates
+            groups.setdefault((o["run"], o["base"], o["since"]), []).append(o)
+        for (run, base, since), items in groups.items():
+            o = items[0]
+            label = o["checkpoint"] if not str(o["checkpoint"]).isdigit() else f"step {since}"
+            aggs = [i["metric"][len(base) + 1:] for i in items if i["metric"] != base]
+            name = f"{base} ({', '.join(aggs)})" if aggs else base
+            lines.append(f"Got worse: {run}: {name} has been flagged since {label} ({fmt(o['value'])} there, "
+                         f"baseline {fmt(o['baseline'])}) through its last checkpoint.")
     else:
         lines.append("No run ends with a flagged metric: nothing regressed for good against the baseline.")
     flagged_rows = int(c.flagged.any(axis=1).sum())

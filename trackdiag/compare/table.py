@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .data import MissingMetricError, MissingRunError, RunData, checkpoint_steps, values_at
-from .metrics import MetricSpec
+from .metrics import MetricSpec, label_of
 
 __all__ = ["Comparison", "build_table", "find_baseline", "onsets"]
 
@@ -209,8 +209,9 @@ def judge(values: np.ndarray, specs: Sequence[MetricSpec], baseline: int, rel_to
 
 def onsets(c: Comparison) -> list[dict]:
     """For each run and judged metric: the step since which it has stayed flagged (regressed or over the
-    limit) up to the run's last checkpoint. ``[{"run", "metric", "since", "checkpoint", "value",
-    "baseline"}]``; runs whose last checkpoint is fine have no entry for that metric."""
+    limit) up to the run's last checkpoint. ``[{"run", "metric", "base", "since", "checkpoint", "value",
+    "baseline"}]`` (``base``: the metric without its samples-mode aggregate); runs whose last checkpoint is
+    fine have no entry for that metric."""
     out = []
     flagged = c.flagged
     runs = list(dict.fromkeys(c.run))
@@ -222,7 +223,8 @@ def onsets(c: Comparison) -> list[dict]:
         tail = np.flip(np.logical_and.accumulate(np.flip(f, axis=0), axis=0), axis=0)
         for j in np.flatnonzero(tail[-1]):
             first = rows[int(np.argmax(tail[:, j]))]
-            out.append({"run": name, "metric": c.specs[j].label, "since": int(c.step[first]),
+            out.append({"run": name, "metric": c.specs[j].label, "base": label_of(c.specs[j].base),
+                        "since": int(c.step[first]),
                         "checkpoint": c.checkpoint[first], "value": float(c.values[first, j]),
                         "baseline": float(c.values[c.baseline, j])})
     return out
