@@ -19,9 +19,10 @@ import torch.nn.functional as F
 __all__ = [
     "PeriodEstimate", "Spectrum", "Peaks", "Periodicity",
     "hann2d", "apodized_weights", "default_taper_px", "detrend", "prepare", "fft_side", "spectrum",
-    "power_spectrum", "radius_grid", "half_plane_weights", "radial_profile", "ring_energy", "axis_fraction",
-    "find_peaks", "pick_fundamental", "acf_along", "first_acf_peak", "autocorrelation_map",
-    "periodic_smooth_spectrum", "analyze_periodicity", "dominant_period",
+    "power_spectrum", "radius_grid", "half_plane_weights", "radial_profile",
+    "find_peaks", "pick_fundamental", "fundamental_of", "ring_background", "noise_floor", "BINS_PER_BIN",
+    "radial_index", "radial_hist", "radial_counts", "ring_sum", "log_power", "refine_peak", "acf_along", "first_acf_peak", "autocorrelation_map",
+    "periodic_smooth_spectrum", "axis_lines", "analyze_periodicity", "dominant_period",
 ]
 
 
@@ -117,8 +118,10 @@ def detrend(x: torch.Tensor, weights: torch.Tensor, *, order: int = 2) -> torch.
     dev, dt = x.device, x.dtype
     py = _powers(h, 2 * order, device=dev, dtype=dt)  # H×(2o+1)
     px = _powers(w, 2 * order, device=dev, dtype=dt)  # W×(2o+1)
-    mw = py.T @ (weights @ px)  # N×(2o+1)×(2o+1): Σ w y^a x^b
-    mx = py[:, : order + 1].T @ ((weights * x) @ px[:, : order + 1])  # N×(o+1)×(o+1)
+    # (N·H)×W @ W×K as one large matrix product (a batched product of small matrices is much slower).
+    mw = py.T @ (weights.reshape(n * h, w) @ px).reshape(n, h, -1)  # N×(2o+1)×(2o+1): Σ w y^a x^b
+    wx = (weights * x).reshape(n * h, w) @ px[:, : order + 1]
+    mx = py[:, : order + 1].T @ wx.reshape(n, h, -1)  # N×(o+1)×(o+1)
     ex = _exponents(order)
     ay = torch.tensor([e[0] for e in ex], device=dev)
     ax = torch.tensor([e[1] for e in ex], device=dev)
@@ -139,7 +142,8 @@ def prepare(x: torch.Tensor, valid: Optional[torch.Tensor] = None, *, window: bo
     """Detrended, windowed signal and its weights, ready for a spectrum.
 
     Non-finite pixels count as invalid. With ``window=True`` the weights are the apodized mask times a
-    separable Hann window over the frame (exactly Hann when every pixel is valid); with ``window=False``
+    separable Hann window over the frame (exactly Hann when every pixel is valid; without ``valid``,
+    non-finite pixels get weight 0 without a taper); with ``window=False``
     they are the hard mask (the "no Hann" spectrum of the seed). The polynomial of degree ``order`` is fitted
     with the weights themselves, so the windowed residual has zero weighted mean (no DC) and no gradient.
     Returns ``(signal, weights)``, both ``N×H×W``.
@@ -148,8 +152,10 @@ def prepare(x: torch.Tensor, valid: Optional[torch.Tensor] = None, *, window: bo
     v = finite if valid is None else (valid.bool() & finite)
     x0 = torch.where(v, x, torch.zeros_like(x))
     if window:
-        wts = apodized_weights(v, taper_px=taper_px).to(x.dtype)
-        wts = wts * hann2d(x.shape[-2], x.shape[-1], device=x.device, dtype=x.dtype)
+        hann = hann2d(x.shape[-2], x.shape[-1], device=x.device, dtype=x.dtype)
+        # Without a mask only non-finite pixels are invalid: they get weight 0 but no taper (a mask's edge
+        # is tapered; stray NaN pixels are rare and tapering costs a pass over the whole image).
+        wts = hann * (v.to(x.dtype) if valid is None else apodized_weights(v, taper_px=taper_px).to(x.dtype))
     else:
         wts = v.to(x.dtype)
     resid = detrend(x0, wts, order=order)
@@ -237,27 +243,75 @@ def radial_profile(power: torch.Tensor, *, side: Optional[int] = None) -> torch.
     return (sums / counts.clamp_min(1.0))[:, : s // 2 + 1]
 
 
-def ring_energy(spec: Spectrum, center: torch.Tensor, half_width: torch.Tensor) -> torch.Tensor:
-    """Energy (summed power, both half-planes) in the ring ``|r − center| ≤ half_width``; all ``(N,)``.
+#: Sub-bins per frequency bin of the radial histograms (rings are resolved to 1/4 bin).
+BINS_PER_BIN = 4
 
-    NaN where ``center`` is NaN.
+
+def radial_index(side: int, *, bins_per_bin: int = BINS_PER_BIN, device: Optional[torch.device] = None
+                 ) -> tuple[torch.Tensor, int]:
+    """Sub-bin index ``floor(radius · bins_per_bin)`` of every rfft2 coefficient (flattened ``S·(S//2+1)``)
+    and the number of sub-bins."""
+    r = radius_grid(side, device=device)
+    nb = int(math.ceil(side * 0.7072 * bins_per_bin)) + 1
+    return (r * bins_per_bin).floor().long().clamp_max(nb - 1).flatten(), nb
+
+
+def radial_hist(values: torch.Tensor, spec: Spectrum, *, bins_per_bin: int = BINS_PER_BIN) -> torch.Tensor:
+    """Sum of ``values · weight`` (``N×S×(S//2+1)``, e.g. power or log power) per radial sub-bin: ``N×nb``.
+
+    One scatter-add serves every ring query afterwards (:func:`ring_sum`), however many rings are asked.
     """
-    ring = (spec.radius[None] - center[:, None, None]).abs() <= half_width[:, None, None]
-    e = (spec.power * spec.weight * ring).sum(dim=(-2, -1))
-    return torch.where(torch.isfinite(center), e, torch.full_like(e, float("nan")))
+    n = values.shape[0]
+    idx, nb = radial_index(spec.side, bins_per_bin=bins_per_bin, device=values.device)
+    out = torch.zeros(n, nb, device=values.device, dtype=values.dtype)
+    return out.scatter_add_(1, idx.expand(n, -1), (values * spec.weight).flatten(1))
 
 
-def axis_fraction(spec: Spectrum, center: torch.Tensor, half_width: torch.Tensor, *,
-                  axis_half_width: float = 1.0) -> torch.Tensor:
-    """Share of the energy of the ring ``|r − center| ≤ half_width`` that lies within ``axis_half_width``
-    bins of the ky = 0 or kx = 0 axis (the "cross"). ``(N,)`` in [0, 1]; NaN for an empty ring."""
-    ring = (spec.radius[None] - center[:, None, None]).abs() <= half_width[:, None, None]
-    axis = (spec.ky.abs() <= axis_half_width) | (spec.kx.abs() <= axis_half_width)
-    pw = spec.power * spec.weight * ring
-    total = pw.sum(dim=(-2, -1))
-    on_axis = (pw * axis).sum(dim=(-2, -1))
-    out = on_axis / total.clamp_min(torch.finfo(total.dtype).tiny)
-    return torch.where((total > 0) & torch.isfinite(center), out, torch.full_like(out, float("nan")))
+def radial_counts(spec: Spectrum, *, bins_per_bin: int = BINS_PER_BIN) -> torch.Tensor:
+    """Sum of the half-plane weights per radial sub-bin (the number of full-plane bins): ``(nb,)``."""
+    idx, nb = radial_index(spec.side, bins_per_bin=bins_per_bin, device=spec.power.device)
+    out = torch.zeros(nb, device=spec.power.device, dtype=spec.power.dtype)
+    return out.scatter_add_(0, idx, spec.weight.flatten())
+
+
+def ring_sum(hist: torch.Tensor, center: torch.Tensor, half_width: torch.Tensor | float, *,
+             bins_per_bin: int = BINS_PER_BIN, min_radius: float = 0.0) -> torch.Tensor:
+    """Sum of a radial histogram (``N×nb`` or ``(nb,)``) over the ring ``|ρ − center| ≤ half_width`` and
+    ``ρ ≥ min_radius``, where ρ is each sub-bin's centre. ``center`` ``(N,)``; returns ``(N,)``.
+
+    NaN centres give 0.
+    """
+    nb = hist.shape[-1]
+    rho = (torch.arange(nb, device=hist.device, dtype=hist.dtype) + 0.5) / bins_per_bin
+    hw = half_width if isinstance(half_width, torch.Tensor) else torch.full_like(center, float(half_width))
+    sel = ((rho[None] - center[:, None]).abs() <= hw[:, None]) & (rho[None] >= min_radius)
+    return (hist * sel).sum(dim=-1)
+
+
+def ring_background(log_hist: torch.Tensor, counts: torch.Tensor, center: torch.Tensor,
+                    half_width: torch.Tensor | float = 1.0, *, bins_per_bin: int = BINS_PER_BIN) -> torch.Tensor:
+    """Geometric-mean power of the ring ``|ρ − center| ≤ half_width`` (``(N,)``): a robust local background.
+
+    ``log_hist`` is :func:`radial_hist` of the log power, ``counts`` :func:`radial_counts`. The mean of log
+    power is hardly moved by the few coefficients of a peak, unlike the mean power. For pure noise
+    (exponentially distributed power) it is ``e^−γ ≈ 0.56`` times the mean power.
+    """
+    num = ring_sum(log_hist, center, half_width, bins_per_bin=bins_per_bin)
+    den = ring_sum(counts.expand_as(log_hist), center, half_width, bins_per_bin=bins_per_bin)
+    return torch.exp(num / den.clamp_min(1.0))
+
+
+def noise_floor(log_hist: torch.Tensor, counts: torch.Tensor, side: int, *,
+                bins_per_bin: int = BINS_PER_BIN) -> torch.Tensor:
+    """Mean power of the white-noise floor, ``(N,)``: ``e^γ`` × the geometric-mean power of the outer band
+    ``0.35·S ≤ ρ ≤ 0.5·S`` (sensor noise and JPEG grain are flat there; texture lines are sparse)."""
+    c = torch.full((log_hist.shape[0],), 0.425 * side, device=log_hist.device, dtype=log_hist.dtype)
+    return math.exp(0.5772156649) * ring_background(log_hist, counts, c, 0.075 * side, bins_per_bin=bins_per_bin)
+
+
+def log_power(power: torch.Tensor) -> torch.Tensor:
+    """``log(power)`` with zeros clamped to the smallest normal float."""
+    return torch.log(power.clamp_min(torch.finfo(power.dtype).tiny))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -267,7 +321,8 @@ class Peaks(NamedTuple):
     """The ``K`` strongest local maxima of each spectrum, strongest first; every field ``N×K``.
 
     ``ky``, ``kx`` are sub-bin refined frequencies (bins), ``radius`` their length, ``power`` the peak's
-    power; ``valid`` marks real peaks (False where fewer than K exist).
+    power; ``valid`` marks real peaks (False where fewer than K exist); ``iy``, ``ix`` are the storage
+    indices (rfft2 layout) of the peak coefficients.
     """
 
     power: torch.Tensor
@@ -275,6 +330,8 @@ class Peaks(NamedTuple):
     kx: torch.Tensor
     radius: torch.Tensor
     valid: torch.Tensor
+    iy: torch.Tensor
+    ix: torch.Tensor
 
 
 def _mirror_index(iy: torch.Tensor, ix: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -287,56 +344,75 @@ def _mirror_index(iy: torch.Tensor, ix: torch.Tensor, side: int) -> tuple[torch.
     return iy2, ix2.clamp(0, c - 1)
 
 
-def _local_maxima(power: torch.Tensor, reach: int) -> torch.Tensor:
-    """Boolean ``N×S×C``: the coefficient is the maximum of its ``(2·reach+1)²`` neighbourhood, with the ky
-    axis wrapped and the kx < 0 / kx > S/2 neighbours taken from their Hermitian twins."""
+def _gather_mirrored(power: torch.Tensor, iy: torch.Tensor, ix: torch.Tensor) -> torch.Tensor:
+    """``power`` (``N×S×C``) at storage indices ``iy``, ``ix`` (``N×…``, ix may leave ``[0, S/2]``)."""
     n, s, c = power.shape
-    dev = power.device
-    neg_rows = (-torch.arange(s, device=dev)) % s
-    twin = power[:, neg_rows]  # twin[:, iy] = power[:, -iy]
-    left_cols = torch.arange(reach, 0, -1, device=dev).clamp_max(c - 1)  # kx = -reach..-1 ↔ twin col reach..1
-    right_cols = (s - (c - 1 + torch.arange(1, reach + 1, device=dev))).clamp(0, c - 1)
-    ext = torch.cat([twin[..., left_cols], power, twin[..., right_cols]], dim=-1)
-    ext = torch.cat([ext[:, s - reach:], ext, ext[:, :reach]], dim=1)
-    k = 2 * reach + 1
-    pooled = F.max_pool2d(F.max_pool2d(ext[:, None], kernel_size=(1, k), stride=1), kernel_size=(k, 1), stride=1)
-    return power >= pooled[:, 0]
+    y2, x2 = _mirror_index(iy, ix, s)
+    return power.flatten(1).gather(1, (y2 * c + x2).flatten(1)).reshape(iy.shape)
 
 
-def find_peaks(spec: Spectrum, *, r_min: float, r_max: float, k: int = 16, reach: int = 2) -> Peaks:
-    """Strongest ``k`` local maxima of the power spectrum with ``r_min ≤ radius ≤ r_max`` (bins).
+def find_peaks(spec: Spectrum, *, r_min: float | torch.Tensor, r_max: float | torch.Tensor, k: int = 16,
+               reach: int = 2) -> Peaks:
+    """Strongest ``k`` local maxima of the power spectrum with ``r_min ≤ radius ≤ r_max`` (bins; floats, or
+    ``(N,)`` tensors for a band per image).
 
-    Each peak is refined below one bin by a 3-point parabola through the log power along ky and along kx
-    (the Gaussian interpolator: for a Hann-windowed line its bias is below 0.02 bin).
+    Candidates are the maxima of non-overlapping ``(reach+1)×(reach+1)`` blocks (one cheap pooling pass);
+    the ``4k`` strongest are kept if they are the maximum of their own ``(2·reach+1)²`` neighbourhood (ky
+    wraps around; kx < 0 and kx > S/2 neighbours are Hermitian twins). Each peak is refined below one bin
+    by :func:`refine_peak`.
     """
     power = spec.power
     n, s, c = power.shape
-    is_max = _local_maxima(power, reach)
-    band = (spec.radius >= r_min) & (spec.radius <= r_max)
-    cand = torch.where(is_max & band[None] & (power > 0), power, torch.zeros_like(power)).flatten(1)
-    k = min(k, cand.shape[1])
-    top, idx = cand.topk(k, dim=1)
+    lo = r_min[:, None, None] if isinstance(r_min, torch.Tensor) else r_min
+    hi = r_max[:, None, None] if isinstance(r_max, torch.Tensor) else r_max
+    band = (spec.radius[None] >= lo) & (spec.radius[None] <= hi)
+    inband = torch.where(band, power, torch.zeros_like(power))
+    b = reach + 1
+    pooled, where = F.max_pool2d(inband[:, None], kernel_size=b, stride=b, ceil_mode=True, return_indices=True)
+    pooled, where = pooled.flatten(1), where.flatten(1)
+    kk = min(4 * k, pooled.shape[1])
+    cval, cpos = pooled.topk(kk, dim=1)
+    idx = where.gather(1, cpos)  # flat storage index in S×C
     iy, ix = idx // c, idx % c
+    offs = torch.arange(-reach, reach + 1, device=power.device)
+    ny = (iy[..., None, None] + offs[:, None]).expand(n, kk, 2 * reach + 1, 2 * reach + 1)
+    nx = (ix[..., None, None] + offs[None, :]).expand(n, kk, 2 * reach + 1, 2 * reach + 1)
+    neigh = _gather_mirrored(power, ny, nx).flatten(2).amax(dim=-1)
+    is_peak = (cval >= neigh) & (cval > 0)
+    score = torch.where(is_peak, cval, torch.zeros_like(cval))
+    k = min(k, kk)
+    top, j = score.topk(k, dim=1)
+    iy, ix = iy.gather(1, j), ix.gather(1, j)
+    ky, kx = refine_peak(spec, iy, ix)
+    radius = torch.sqrt(ky.square() + kx.square())
+    return Peaks(top, ky, kx, radius, top > 0, iy, ix)
+
+
+def refine_peak(spec: Spectrum, iy: torch.Tensor, ix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sub-bin ``(ky, kx)`` (bins) of spectral peaks at integer storage indices ``iy``, ``ix`` (``N×K``).
+
+    A 3-point parabola through the log power along ky and along kx (the Gaussian interpolator: for a
+    Hann-windowed line its bias is below 0.02 bin); neighbours beyond kx = 0 / S/2 are Hermitian twins.
+    """
+    power = spec.power
+    n, s, c = power.shape
     flat = power.flatten(1)
+    tiny = torch.finfo(power.dtype).tiny
 
     def val(dy: int, dx: int) -> torch.Tensor:
         y2, x2 = _mirror_index(iy + dy, ix + dx, s)
-        return flat.gather(1, y2 * c + x2)
+        return torch.log(flat.gather(1, y2 * c + x2).clamp_min(tiny))
 
-    tiny = torch.finfo(power.dtype).tiny
-    lc = torch.log(top.clamp_min(tiny))
+    lc = val(0, 0)
 
     def offset(lm: torch.Tensor, lp: torch.Tensor) -> torch.Tensor:
         den = lm - 2 * lc + lp
         d = 0.5 * (lm - lp) / torch.where(den < 0, den, torch.full_like(den, -1.0))
         return torch.where(den < 0, d, torch.zeros_like(d)).clamp(-0.5, 0.5)
 
-    dy = offset(torch.log(val(-1, 0).clamp_min(tiny)), torch.log(val(1, 0).clamp_min(tiny)))
-    dx = offset(torch.log(val(0, -1).clamp_min(tiny)), torch.log(val(0, 1).clamp_min(tiny)))
-    ky = spec.ky.flatten()[idx] + dy
-    kx = spec.kx.flatten()[idx] + dx
-    radius = torch.sqrt(ky.square() + kx.square())
-    return Peaks(top, ky, kx, radius, top > 0)
+    dy = offset(val(-1, 0), val(1, 0))
+    dx = offset(val(0, -1), val(0, 1))
+    return spec.ky.flatten()[iy * c + ix] + dy, spec.kx.flatten()[iy * c + ix] + dx
 
 
 def pick_fundamental(peaks: Peaks, *, rel_power: float = 0.25, harmonic_tol: float = 0.04,
@@ -360,89 +436,98 @@ def pick_fundamental(peaks: Peaks, *, rel_power: float = 0.25, harmonic_tol: flo
     return r.argmin(dim=1)
 
 
+def fundamental_of(peaks: Peaks, index: torch.Tensor, *, rel_power: float = 0.25
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Radius of the fundamental ``peaks[index]``, averaged (power-weighted) with its twins: the strong peaks
+    at the same radius within 2 % (the ±ky twins on the kx = 0 axis, the x and y lines of a square grid).
+
+    Returns ``(radius, ky, kx, power, found)``, all ``(N,)``: ``radius`` is NaN where no peak was found;
+    ``ky``, ``kx`` and ``power`` are the chosen peak's own.
+    """
+    pick = lambda t: t.gather(1, index[:, None])[:, 0]  # noqa: E731
+    r0, ky0, kx0, p0 = pick(peaks.radius), pick(peaks.ky), pick(peaks.kx), pick(peaks.power)
+    twin = (peaks.radius - r0[:, None]).abs() <= 0.02 * r0[:, None]
+    twin &= peaks.valid & (peaks.power >= rel_power * peaks.power[:, :1])
+    wsum = (peaks.power * twin).sum(dim=1)
+    radius = (peaks.power * twin * peaks.radius).sum(dim=1) / wsum.clamp_min(torch.finfo(wsum.dtype).tiny)
+    found = peaks.valid[:, 0] & (wsum > 0)
+    radius = torch.where(found, radius, torch.full_like(radius, float("nan")))
+    return radius, ky0, kx0, p0, found
+
+
 # ------------------------------------------------------------------------------------------------------
 # Autocorrelation (Wiener–Khinchin)
 # ------------------------------------------------------------------------------------------------------
-def _project(spec: Spectrum, powers: list[torch.Tensor], direction: torch.Tensor,
-             bins_per_bin: int) -> list[torch.Tensor]:
-    """Project each ``N×S×(S//2+1)`` power spectrum onto ``|k·u|`` in bins of ``1/bins_per_bin`` frequency bin
-    (linear splitting between neighbouring bins). Returns ``N×nb`` histograms, one per power."""
-    n = powers[0].shape[0]
-    s = spec.side
-    proj = (spec.ky[None] * direction[:, 0, None, None] + spec.kx[None] * direction[:, 1, None, None]).abs()
-    pos = (proj * bins_per_bin).flatten(1)  # N×M, in sub-bins, ≥ 0
-    nb = int(math.ceil(s * 0.7072 * bins_per_bin)) + 2
-    lo_f = pos.floor()
-    frac = pos - lo_f
-    lo = lo_f.long().clamp(0, nb - 2)
-    hi = lo + 1
-    out = []
-    for p in powers:
-        val = (p * spec.weight).flatten(1)
-        hist = torch.zeros(n, nb, device=val.device, dtype=val.dtype)
-        hist.scatter_add_(1, lo, val * (1 - frac))
-        hist.scatter_add_(1, hi, val * frac)
-        out.append(hist)
-    return out
+def _project(spec: Spectrum, power: torch.Tensor, direction: torch.Tensor, bins_per_bin: int, nb: int
+             ) -> torch.Tensor:
+    """Project an ``N×s×(s//2+1)`` power spectrum onto ``|k·u|`` (``u``: ``N×2`` unit vectors (uy, ux)) in
+    sub-bins of ``1/bins_per_bin`` frequency bin (nearest sub-bin). Frequencies are ``spec``'s ``ky``,
+    ``kx`` (bins of the full ``S``-point grid). Returns ``N×nb``."""
+    n = power.shape[0]
+    proj = (spec.ky[None] * (direction[:, 0, None, None] * bins_per_bin)
+            + spec.kx[None] * (direction[:, 1, None, None] * bins_per_bin)).abs()
+    idx = proj.round_().long().clamp_(max=nb - 1).flatten(1)
+    hist = torch.zeros(n, nb, device=power.device, dtype=power.dtype)
+    return hist.scatter_add_(1, idx, (power * spec.weight).flatten(1))
 
 
-def _cosine_sum(hist: torch.Tensor, side: int, lags: torch.Tensor, bins_per_bin: int) -> torch.Tensor:
-    """``Σ_b hist_b · cos(2π f_b t)`` with ``f_b = b / (bins_per_bin · side)`` cycles/px, for every lag ``t``
-    (px): ``N×nb`` → ``N×T``. Uniform lags starting at 0 use one real inverse FFT; others a matrix product."""
+def _cosine_sum(hist: torch.Tensor, side: int, step: float, count: int, bins_per_bin: int) -> torch.Tensor:
+    """``Σ_b hist_b · cos(2π f_b t)`` with ``f_b = b / (bins_per_bin · side)`` cycles/px, at the lags
+    ``t = 0, step, …, (count−1)·step`` px: ``N×nb`` → ``N×count``, by one real inverse FFT of length
+    ``bins_per_bin · side / step`` (rounded up to even)."""
     n, nb = hist.shape
-    step = float(lags[1] - lags[0]) if lags.numel() > 1 else 1.0
-    m = torch.round(lags / step)
-    uniform = lags.numel() > 1 and float(lags[0]) == 0.0 and bool(((lags / step - m).abs() < 1e-4).all())
-    length = int(round(bins_per_bin * side / step))
+    length = int(math.ceil(bins_per_bin * side / step))
     length += length % 2
-    if uniform and length // 2 + 1 >= nb and int(m[-1]) < length:
-        spec1 = torch.zeros(n, length // 2 + 1, device=hist.device, dtype=hist.dtype)
-        spec1[:, :nb] = hist
-        spec1[:, 0] *= 2.0
-        full = torch.fft.irfft(spec1, n=length) * (length / 2.0)
-        return full[:, : lags.numel()]
-    freq = torch.arange(nb, device=hist.device, dtype=hist.dtype) / (bins_per_bin * side)
-    return hist @ torch.cos(2 * math.pi * freq[:, None] * lags[None, :].to(hist.dtype))
+    length = max(length, 2 * (nb - 1), count)
+    length += length % 2
+    spec1 = torch.zeros(n, length // 2 + 1, device=hist.device, dtype=hist.dtype)
+    spec1[:, :nb] = hist
+    spec1[:, 0] *= 2.0
+    full = torch.fft.irfft(spec1, n=length) * (length / 2.0)
+    return full[:, :count]
 
 
 def acf_along(signal_power: torch.Tensor, weight_power: torch.Tensor, spec: Spectrum, direction: torch.Tensor,
-              lags: torch.Tensor, *, bins_per_bin: int = 8) -> torch.Tensor:
-    """Normalised autocorrelation of the (windowed) signal along ``direction`` at real ``lags`` (px).
+              *, step: float, count: int, weight_spec: Optional[Spectrum] = None,
+              bins_per_bin: int = 16) -> torch.Tensor:
+    """Normalised autocorrelation of the (windowed) signal along ``direction`` at the lags ``k · step`` px,
+    ``k = 0 … count−1``.
 
     By the projection-slice and Wiener–Khinchin theorems, the autocorrelation along a unit direction ``u``
     (``N×2``, (uy, ux)) is the 1-D cosine transform of the power projected onto ``k·u``; projecting into
     ``1/bins_per_bin``-bin sub-bins gives it at any real lag (band-limited interpolation, no bilinear blur).
     ``ρ(t) = [R_s(t) / R_w(t)] / [R_s(0) / R_w(0)]``: the signal's autocorrelation divided by the window's,
     which undoes the taper of the Hann window and of the mask (the usual unbiased estimator for masked
-    data). ``signal_power`` and ``weight_power`` are ``N×S×(S//2+1)`` power spectra of the windowed signal
-    and of the weights. Returns ``N×T`` with ρ(0) = 1; lags where the window overlap falls below 5 % are 0.
+    data). ``signal_power`` is the ``N×S×(S//2+1)`` power spectrum of the windowed signal on ``spec``'s
+    grid; ``weight_power`` that of the weights, on ``weight_spec``'s grid when given (a coarser grid is
+    enough: a window's spectrum lives at low frequencies). Returns ``N×count`` with ρ(0) = 1; lags where
+    the window overlap falls below 5 % are 0.
     """
-    hs, hw = _project(spec, [signal_power, weight_power], direction, bins_per_bin)
-    z = torch.zeros(1, device=lags.device, dtype=lags.dtype)
-    with_zero = lags.numel() == 0 or float(lags[0]) != 0.0
-    all_lags = torch.cat([z, lags]) if with_zero else lags
-    rs = _cosine_sum(hs, spec.side, all_lags, bins_per_bin)
-    rw = _cosine_sum(hw, spec.side, all_lags, bins_per_bin)
+    s = spec.side
+    nb = int(math.ceil(s * 0.7072 * bins_per_bin)) + 2
+    hs = _project(spec, signal_power, direction, bins_per_bin, nb)
+    hw = _project(weight_spec if weight_spec is not None else spec, weight_power, direction, bins_per_bin, nb)
+    rs = _cosine_sum(hs, s, step, count, bins_per_bin)
+    rw = _cosine_sum(hw, s, step, count, bins_per_bin)
     tiny = torch.finfo(rs.dtype).tiny
     rho = rs / rw.clamp_min(tiny)
     rho = rho / rho[:, :1].clamp_min(tiny)
     support = rw > 0.05 * rw[:, :1]
-    rho = torch.where(support, rho, torch.zeros_like(rho))
-    return rho[:, 1:] if with_zero else rho
+    return torch.where(support, rho, torch.zeros_like(rho))
 
 
-def first_acf_peak(profile: torch.Tensor, lags: torch.Tensor, *, min_lag: float | torch.Tensor, rel_height: float = 0.5,
+def first_acf_peak(profile: torch.Tensor, *, step: float, min_lag: float | torch.Tensor, rel_height: float = 0.5,
                    min_height: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
-    """First significant local maximum of ``N×T`` ACF profiles sampled at uniformly spaced ``lags``.
+    """First significant local maximum of ``N×T`` ACF profiles sampled at the lags ``k · step`` px.
 
-    Searches lags ≥ ``min_lag`` (a float or an ``(N,)`` tensor) after the central lobe (the first lag where ρ ≤ 0.5, or its first local
-    minimum). A maximum is significant when ρ ≥ ``min_height`` and ≥ ``rel_height`` × the highest maximum
-    in the search range; the first one wins (a harmonic of the period is a shorter lag with a *lower* ρ; a
+    Searches lags ≥ ``min_lag`` (a float or an ``(N,)`` tensor) after the central lobe (the first lag where
+    ρ ≤ 0.5, or its first local minimum). A maximum is significant when ρ ≥ ``min_height`` and
+    ≥ ``rel_height`` × the highest maximum in the search range; the first one wins (a harmonic of the period is a shorter lag with a *lower* ρ; a
     doubled zone adds a longer lag, not a shorter one). Refined by a 3-point parabola.
     Returns ``(lag_px, rho)``, both ``(N,)``; NaN lag and ρ = 0 where there is none.
     """
     n, t = profile.shape
-    step = float(lags[1] - lags[0]) if t > 1 else 1.0
+    lags = torch.arange(t, device=profile.device, dtype=profile.dtype) * step
     left = torch.cat([profile[:, :1], profile[:, :-1]], dim=1)
     right = torch.cat([profile[:, 1:], profile[:, -1:]], dim=1)
     is_max = (profile >= left) & (profile > right)
@@ -454,7 +539,7 @@ def first_acf_peak(profile: torch.Tensor, lags: torch.Tensor, *, min_lag: float 
     low[:, 0] = False
     ar = torch.arange(t, device=profile.device)
     first_low = torch.where(low, ar, torch.full_like(ar, t)).amin(dim=1)
-    ml = min_lag if isinstance(min_lag, torch.Tensor) else torch.full((n,), float(min_lag), device=lags.device)
+    ml = min_lag if isinstance(min_lag, torch.Tensor) else torch.full((n,), float(min_lag), device=profile.device)
     in_range = (ar[None] >= first_low[:, None]) & (lags[None] >= ml[:, None].to(lags.dtype))
     cand = is_max & in_range
     vals = torch.where(cand, profile, torch.full_like(profile, -1.0))
@@ -525,6 +610,30 @@ def periodic_smooth_spectrum(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return big_u, big_u - big_s
 
 
+def axis_lines(img: torch.Tensor, half_width: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """The DFT of ``N×H×W`` real images on the lines near the axes only, without a full 2-D FFT.
+
+    Returns ``(rows, cols)``: ``rows`` ``N×(2a+1)×(W//2+1)`` complex, the rows ky = −a … a (in that order) for
+    kx = 0 … W/2; ``cols`` ``N×H×(a+1)`` complex, the columns kx = 0 … a for every ky (FFT order); with
+    ``a = half_width``. Each is a projection onto a few complex exponentials (a small matrix product)
+    followed by 1-D FFTs: O(a·H·W) instead of O(H·W·log(H·W)).
+    """
+    n, h, w = img.shape
+    a = int(half_width)
+    dt = img.dtype
+    y = torch.arange(h, device=img.device, dtype=dt)
+    x = torch.arange(w, device=img.device, dtype=dt)
+    ky = torch.arange(-a, a + 1, device=img.device, dtype=dt)
+    kx = torch.arange(0, a + 1, device=img.device, dtype=dt)
+    ph_y = -2 * math.pi * ky[:, None] * y[None, :] / h  # (2a+1)×H
+    ph_x = -2 * math.pi * x[:, None] * kx[None, :] / w  # W×(a+1)
+    m_rows = torch.complex(torch.cos(ph_y) @ img, torch.sin(ph_y) @ img)  # N×(2a+1)×W
+    m_cols = torch.complex(img @ torch.cos(ph_x), img @ torch.sin(ph_x))  # N×H×(a+1)
+    rows = torch.fft.fft(m_rows, dim=-1)[..., : w // 2 + 1]
+    cols = torch.fft.fft(m_cols, dim=-2)
+    return rows, cols
+
+
 # ------------------------------------------------------------------------------------------------------
 # The estimator
 # ------------------------------------------------------------------------------------------------------
@@ -537,7 +646,8 @@ class Periodicity(NamedTuple):
     * ``peak_ratio``: f*'s peak power over the geometric-mean power of its ring (how far it stands out);
     * ``score``: periodicity confidence in [0, 1];
     * ``signal``, ``weights``: the prepared ``N×H×W`` inputs; ``spec``: their :class:`Spectrum`;
-      ``weight_power``: power spectrum of the weights (for ACF normalisation).
+    * ``acf_lags`` ``(T,)`` px and ``acf_profile`` ``N×T``: the normalised ACF along ``direction``;
+    * ``peak_index``: ``N×2`` long storage indices (iy, ix) of f*'s coefficient in ``spec.power``.
     """
 
     radius_bin: torch.Tensor
@@ -550,28 +660,9 @@ class Periodicity(NamedTuple):
     signal: torch.Tensor
     weights: torch.Tensor
     spec: Spectrum
-    weight_power: torch.Tensor
-
-
-def _ring_background(spec: Spectrum, center: torch.Tensor, half_width: float | torch.Tensor = 1.0) -> torch.Tensor:
-    """Geometric-mean power of the ring ``|r − center| ≤ half_width`` (``(N,)``): a robust local background.
-
-    The mean of log power is hardly moved by the few coefficients of a peak, unlike the mean power. For
-    pure noise (exponentially distributed power) it is ``e^−γ ≈ 0.56`` times the mean power.
-    """
-    hw = half_width if isinstance(half_width, torch.Tensor) else torch.full_like(center, float(half_width))
-    ring = ((spec.radius[None] - center[:, None, None]).abs() <= hw[:, None, None]).to(spec.power.dtype)
-    ring = ring * spec.weight
-    logp = torch.log(spec.power.clamp_min(torch.finfo(spec.power.dtype).tiny))
-    return torch.exp((logp * ring).sum(dim=(-2, -1)) / ring.sum(dim=(-2, -1)).clamp_min(1.0))
-
-
-def noise_floor(spec: Spectrum) -> torch.Tensor:
-    """Mean power of the white-noise floor, ``(N,)``: ``e^γ`` × the geometric-mean power of the outer band
-    ``0.35·S ≤ r ≤ 0.5·S`` (sensor noise and JPEG grain are flat there; texture lines are sparse)."""
-    s = spec.side
-    c = torch.full((spec.power.shape[0],), 0.425 * s, device=spec.power.device, dtype=spec.power.dtype)
-    return math.exp(0.5772156649) * _ring_background(spec, c, 0.075 * s)
+    acf_lags: torch.Tensor
+    acf_profile: torch.Tensor
+    peak_index: torch.Tensor
 
 
 def analyze_periodicity(x: torch.Tensor, *, valid: Optional[torch.Tensor] = None, min_period_px: float = 3.0,
@@ -602,39 +693,39 @@ def analyze_periodicity(x: torch.Tensor, *, valid: Optional[torch.Tensor] = None
     r_max = min(s / 2.0, s / max(min_period_px, 2.0))
     peaks = find_peaks(spec, r_min=r_min, r_max=r_max)
     j = pick_fundamental(peaks, rel_power=rel_power, harmonic_tol=harmonic_tol)
-    pick = lambda t: t.gather(1, j[:, None])[:, 0]  # noqa: E731
-    r0, ky0, kx0, p0 = pick(peaks.radius), pick(peaks.ky), pick(peaks.kx), pick(peaks.power)
-    # Average the symmetric/axis twins of the fundamental (same radius within 2 %, strong) for the radius.
-    twin = (peaks.radius - r0[:, None]).abs() <= 0.02 * r0[:, None]
-    twin &= peaks.valid & (peaks.power >= rel_power * peaks.power[:, :1])
-    wsum = (peaks.power * twin).sum(dim=1)
-    radius = (peaks.power * twin * peaks.radius).sum(dim=1) / wsum.clamp_min(torch.finfo(x.dtype).tiny)
-    has = peaks.valid[:, 0] & (wsum > 0)
-    nan = torch.full_like(radius, float("nan"))
-    radius = torch.where(has, radius, nan)
+    radius, ky0, kx0, p0, has = fundamental_of(peaks, j, rel_power=rel_power)
+    r0 = torch.where(has, radius, torch.full_like(radius, r_min))
     norm = torch.sqrt(ky0.square() + kx0.square()).clamp_min(1e-6)
     direction = torch.stack([ky0 / norm, kx0 / norm], dim=1)
     direction = torch.where(has[:, None], direction, torch.tensor([0.0, 1.0], device=x.device, dtype=x.dtype))
 
-    weight_power = power_spectrum(wts, side=s)
+    # The window's spectrum lives at low frequencies: take it on a 4× coarser grid (same frequencies in bins).
+    q = 4 if s >= 128 else 1
+    sq = -(-s // q)
+    wspec = spectrum(F.avg_pool2d(wts[:, None], q, ceil_mode=True)[:, 0] if q > 1 else wts, side=sq)
+    scale = s / (q * sq)  # coarse bin → fine bin
+    wspec = wspec._replace(ky=wspec.ky * scale, kx=wspec.kx * scale)
     step = 0.25
-    t_max = max(2.0, 0.45 * min(h, w))
-    lags = torch.arange(0.0, t_max + step / 2, step, device=x.device, dtype=x.dtype)
+    count = int(max(2.0, 0.45 * min(h, w)) / step) + 1
+    lags = torch.arange(count, device=x.device, dtype=x.dtype) * step
+    lh = radial_hist(log_power(spec.power), spec)
+    counts = radial_counts(spec)
     # The white-noise floor is a spike at lag 0 whose band-limited ringing would make false early peaks.
-    clean = (spec.power - noise_floor(spec)[:, None, None]).clamp_min(0.0)
-    prof = acf_along(clean, weight_power, spec, direction, lags)
+    clean = (spec.power - noise_floor(lh, counts, s)[:, None, None]).clamp_min(0.0)
+    prof = acf_along(clean, wspec.power, spec, direction, step=step, count=count, weight_spec=wspec)
     min_lag = torch.maximum(torch.full_like(radius, max(min_period_px, 2.0) * 0.75),
                             torch.nan_to_num(0.3 * s / radius, nan=0.0))
-    acf_lag, rho = first_acf_peak(prof, lags, min_lag=min_lag)
+    acf_lag, rho = first_acf_peak(prof, step=step, min_lag=min_lag)
 
-    bg = _ring_background(spec, torch.where(has, r0, torch.full_like(r0, r_min)))
+    bg = ring_background(lh, counts, r0)
     peak_ratio = p0 / bg.clamp_min(torch.finfo(x.dtype).tiny)
     peak_ratio = torch.where(has, peak_ratio, torch.zeros_like(peak_ratio))
     gate = (torch.log10(peak_ratio.clamp_min(1e-30)) - 1.0).clamp(0.0, 1.0)
     score = rho.clamp(0.0, 1.0).sqrt() * gate
     score = torch.where(has & torch.isfinite(score), score, torch.zeros_like(score))
+    peak_index = torch.stack([peaks.iy.gather(1, j[:, None])[:, 0], peaks.ix.gather(1, j[:, None])[:, 0]], dim=1)
     return Periodicity(radius, s / radius, direction, acf_lag, rho, peak_ratio, score, sig, wts, spec,
-                       weight_power)
+                       lags, prof, peak_index)
 
 
 def dominant_period(x: torch.Tensor, *, valid: Optional[torch.Tensor] = None, min_period_px: float = 3.0,

@@ -144,25 +144,34 @@ def brick(height: int, width: int, *, period_px: float, aspect: float = 2.0, sta
 
 
 def smooth_field(height: int, width: int, *, scale_px: float, generator: Optional[torch.Generator] = None,
-                 device: Optional[torch.device] = None) -> torch.Tensor:
-    """Gaussian random field smoothed at ``scale_px`` (no period), normalised to zero mean and unit std."""
-    noise = torch.randn(1, 1, height, width, generator=generator)
-    fy = torch.fft.fftfreq(height)[:, None]
-    fx = torch.fft.rfftfreq(width)[None, :]
+                 device: Optional[torch.device] = None, periodic: bool = False) -> torch.Tensor:
+    """Gaussian random field smoothed at ``scale_px`` (no period), normalised to zero mean and unit std.
+
+    FFT filtering makes a field that wraps around; unless ``periodic=True`` it is generated on a canvas
+    twice as large and cropped, so that opposite borders do *not* match (like a real photo).
+    """
+    ch, cw = (height, width) if periodic else (2 * height, 2 * width)
+    noise = torch.randn(1, 1, ch, cw, generator=generator)
+    fy = torch.fft.fftfreq(ch)[:, None]
+    fx = torch.fft.rfftfreq(cw)[None, :]
     g = torch.exp(-2 * (math.pi * scale_px) ** 2 * (fy ** 2 + fx ** 2))
-    f = torch.fft.irfft2(torch.fft.rfft2(noise) * g, s=(height, width))[0, 0]
+    f = torch.fft.irfft2(torch.fft.rfft2(noise) * g, s=(ch, cw))[0, 0, :height, :width]
     f = (f - f.mean()) / f.std().clamp_min(1e-12)
     return f.to(device) if device is not None else f
 
 
 def plaster(height: int, width: int, *, beta: float = 1.6, contrast: float = 0.15,
             generator: Optional[torch.Generator] = None, device: Optional[torch.device] = None) -> torch.Tensor:
-    """Aperiodic plaster / stucco: isotropic ``1/f^beta`` noise (no dominant period), ``H×W`` in [0, 1]."""
-    noise = torch.randn(height, width, generator=generator)
-    fy = torch.fft.fftfreq(height)[:, None]
-    fx = torch.fft.rfftfreq(width)[None, :]
-    f = torch.sqrt(fy ** 2 + fx ** 2).clamp_min(1.0 / max(height, width))
-    field = torch.fft.irfft2(torch.fft.rfft2(noise) * f.pow(-beta / 2), s=(height, width))
+    """Aperiodic plaster / stucco: isotropic ``1/f^beta`` noise (no dominant period), ``H×W`` in [0, 1].
+
+    Generated on a twice larger canvas and cropped, so the frame is not periodic either.
+    """
+    ch, cw = 2 * height, 2 * width
+    noise = torch.randn(ch, cw, generator=generator)
+    fy = torch.fft.fftfreq(ch)[:, None]
+    fx = torch.fft.rfftfreq(cw)[None, :]
+    f = torch.sqrt(fy ** 2 + fx ** 2).clamp_min(1.0 / max(ch, cw))
+    field = torch.fft.irfft2(torch.fft.rfft2(noise) * f.pow(-beta / 2), s=(ch, cw))[:height, :width]
     field = (field - field.mean()) / field.std().clamp_min(1e-12)
     out = (0.55 + contrast * field).clamp(0.0, 1.0)
     return out.to(device) if device is not None else out
@@ -306,9 +315,9 @@ def nonperiodic_frame(x: torch.Tensor, *, strength: float = 0.35, scale_frac: fl
                       generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Add a smooth, large-scale random field so that opposite frame borders no longer match.
 
-    The field (``scale_frac`` of the shorter side, ±``strength``) has almost no energy on the FFT axes by
-    itself, but the jump it creates between the left and right (top and bottom) borders does: a raw FFT of
-    the result shows the border "cross". ``H×W`` → ``H×W``.
+    The field (``scale_frac`` of the shorter side, ±``strength``) lives at low frequencies, but the jumps it
+    creates between the left and right (top and bottom) borders spread energy along the FFT axes: a raw
+    FFT of the result shows the border "cross". ``H×W`` → ``H×W``.
     """
     h, w = x.shape[-2:]
     field = smooth_field(h, w, scale_px=scale_frac * min(h, w), generator=generator).to(x.device, x.dtype)

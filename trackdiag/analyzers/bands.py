@@ -1,0 +1,207 @@
+"""Local-period map and "band" metrics (seed sections 4.1 and 5: ``local_period_px``, ``band_*``).
+
+The local period is the fundamental of overlapping windows, all measured at once: the image is cut into
+windows with :func:`torch.nn.functional.unfold`, every window is detrended and Hann-windowed, and one batched
+FFT plus the same peak picking as the global estimate (:mod:`trackdiag.spectral`) gives each window's
+fundamental. No Python loop runs over windows or pixels.
+
+Bands: where the local period is about twice the base period (the median of the map), a window is "doubled".
+The share of doubled windows per map row and per map column, smoothed over three rows/columns, gives
+``band_row_frac_max`` / ``band_col_frac_max``; the longest run of rows/columns at or above
+``frac_threshold`` gives ``band_row_max_run`` / ``band_col_max_run`` (in pixels). The axis with the larger
+share is ``band_axis_hint``. A linear fit of the map against y and x gives the perspective trend.
+Definitions and defaults: ``docs/tiling.md``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..spectral import find_peaks, fundamental_of, hann2d, log_power, pick_fundamental, spectrum
+
+__all__ = ["LocalPeriodMap", "local_geometry", "local_period_map", "longest_run", "band_metrics",
+           "period_trend"]
+
+
+class LocalPeriodMap(NamedTuple):
+    """Result of :func:`local_period_map`.
+
+    ``period_px`` ``N×h×w`` (original pixels; NaN where a window is mostly outside the mask or has no clear
+    peak); ``peak_ratio`` ``N×h×w`` (the window's peak over its ring background); ``center_y`` ``(h,)`` and
+    ``center_x`` ``(w,)`` window centres in original pixels; ``window_px`` and ``stride_px`` in original pixels.
+    """
+
+    period_px: torch.Tensor
+    peak_ratio: torch.Tensor
+    center_y: torch.Tensor
+    center_x: torch.Tensor
+    window_px: int
+    stride_px: int
+
+
+def local_geometry(height: int, width: int, *, window_frac: float = 0.25, overlap: int = 3,
+                   max_fft_px: int = 64, max_downsample: int = 2) -> tuple[int, int, int]:
+    """Window side, stride (both in original px) and downsampling factor of the local-period map.
+
+    The window is ``window_frac`` of the shorter side (≥ 16 px); the image is box-downsampled by
+    ``ds = clamp(window // max_fft_px, 1, max_downsample)`` so that each FFT has about ``max_fft_px`` points
+    per side (periods of 8 px stay 4 px, above Nyquist); the stride is ``window / overlap``.
+    """
+    win = max(16, int(round(window_frac * min(height, width))))
+    ds = max(1, min(max_downsample, win // max_fft_px))
+    win_ds = max(8, win // ds)
+    stride_ds = max(1, win_ds // max(1, overlap))
+    return win_ds * ds, stride_ds * ds, ds
+
+
+def local_period_map(x: torch.Tensor, valid: Optional[torch.Tensor] = None, *, window_frac: float = 0.25,
+                     overlap: int = 3, max_fft_px: int = 64, max_downsample: int = 2, min_period_px: float = 3.0,
+                     min_valid_frac: float = 0.6, min_peak_ratio: float = 10.0, rel_power: float = 0.25
+                     ) -> LocalPeriodMap:
+    """Fundamental period of every window of ``x`` (``N×H×W``; ``valid`` optional ``N×H×W`` bool; without it
+    every window counts and non-finite pixels are read as 0).
+
+    Windows with less than ``min_valid_frac`` valid pixels, or whose fundamental stands less than
+    ``min_peak_ratio`` above the geometric-mean power of the searched band, are NaN. Periods longer than half the window are not
+    searched (two periods at least must fit).
+    """
+    n, h, w = x.shape
+    win, stride, ds = local_geometry(h, w, window_frac=window_frac, overlap=overlap, max_fft_px=max_fft_px,
+                                     max_downsample=max_downsample)
+    finite = torch.isfinite(x)
+    x0 = torch.where(finite, x, torch.zeros_like(x))[:, None]
+    vf = None if valid is None else (valid.bool() & finite).to(x.dtype)[:, None]
+    if ds > 1:
+        if vf is None:
+            x0 = F.avg_pool2d(x0, ds)
+        else:
+            vs = F.avg_pool2d(vf, ds)
+            x0 = F.avg_pool2d(x0 * vf, ds) / vs.clamp_min(1e-6)
+            vf = (vs >= 0.5).to(x.dtype)
+            x0 = x0 * vf
+    k, st = win // ds, stride // ds
+    hh, ww = x0.shape[-2:]
+    if hh < k or ww < k:
+        k = min(hh, ww)
+        st = max(1, k // max(1, overlap))
+    gh, gw = (hh - k) // st + 1, (ww - k) // st + 1
+    # Overlapping windows as a strided view, copied once into a batch of N·gh·gw windows.
+    patches = x0[:, 0].unfold(1, k, st).unfold(2, k, st).reshape(n * gh * gw, k, k)
+    hann = hann2d(k, k, device=x.device, dtype=x.dtype)
+    if vf is None:  # no mask: every window is valid (non-finite pixels count as 0)
+        frac = torch.ones(n * gh * gw, device=x.device, dtype=x.dtype)
+        wts = hann.expand(n * gh * gw, k, k)
+    else:
+        vpatch = vf[:, 0].unfold(1, k, st).unfold(2, k, st).reshape(n * gh * gw, k, k)
+        frac = vpatch.mean(dim=(-2, -1))
+        wts = vpatch * hann
+    wsum = wts.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+    mean = (patches * wts).sum(dim=(-2, -1), keepdim=True) / wsum
+    spec = spectrum((patches - mean) * wts)
+    r_min = 2.0
+    r_max = min(k / 2.0, k * ds / max(min_period_px, 2.0 * ds))
+    peaks = find_peaks(spec, r_min=r_min, r_max=r_max, k=8, reach=1)
+    j = pick_fundamental(peaks, rel_power=rel_power)
+    radius, _, _, p0, found = fundamental_of(peaks, j, rel_power=rel_power)
+    # Background: geometric-mean power over the searched band (one log pass, no per-window rings).
+    band = ((spec.radius >= r_min) & (spec.radius <= r_max)).to(x.dtype) * spec.weight
+    bg = torch.exp((log_power(spec.power) * band).sum(dim=(-2, -1)) / band.sum().clamp_min(1.0))
+    ratio = torch.where(found, p0 / bg.clamp_min(torch.finfo(x.dtype).tiny), torch.zeros_like(p0))
+    ok = found & (frac >= min_valid_frac) & (ratio >= min_peak_ratio)
+    period = torch.where(ok, (k * ds) / radius, torch.full_like(radius, float("nan")))
+    cy = (torch.arange(gh, device=x.device, dtype=x.dtype) * st + k / 2.0) * ds
+    cx = (torch.arange(gw, device=x.device, dtype=x.dtype) * st + k / 2.0) * ds
+    return LocalPeriodMap(period.reshape(n, gh, gw), ratio.reshape(n, gh, gw), cy, cx, k * ds, st * ds)
+
+
+def longest_run(flags: torch.Tensor) -> torch.Tensor:
+    """Length of the longest run of True along the last axis: ``N×L`` bool → ``(N,)`` long."""
+    f = flags.long()
+    c = f.cumsum(dim=-1)
+    # At each False, remember the count so far; the run length is the count minus the last such value.
+    reset = torch.where(flags, torch.zeros_like(c), c)
+    base = reset.cummax(dim=-1).values
+    return (c - base).amax(dim=-1) if flags.shape[-1] else torch.zeros(flags.shape[:-1], dtype=torch.long)
+
+
+def _smooth3(v: torch.Tensor) -> torch.Tensor:
+    """3-tap moving average along the last axis, shrinking at the ends: ``N×L`` → ``N×L``."""
+    return F.avg_pool1d(v[:, None], kernel_size=3, stride=1, padding=1, count_include_pad=False)[:, 0]
+
+
+def band_metrics(lp: LocalPeriodMap, *, doubled_range: tuple[float, float] = (1.7, 2.35),
+                 frac_threshold: float = 0.35) -> dict[str, torch.Tensor]:
+    """Seed ``band_*`` metrics from a local-period map; every value ``(N,)`` float.
+
+    Keys: ``band_base_period_px`` (median of the map), ``band_row_frac_max``, ``band_col_frac_max`` (largest
+    smoothed share of doubled windows in a map row / column, 0..1), ``band_row_max_run``,
+    ``band_col_max_run`` (longest run of rows / columns with a share ≥ ``frac_threshold``, in pixels = map
+    rows × stride), ``band_axis_is_cols`` (1 when the column share is larger: ``band_axis_hint = "cols"``),
+    ``band_score`` and ``band_max_run`` (those of the hinted axis), ``band_doubled_frac`` (share of doubled
+    windows overall). Also returns ``"_doubled"`` ``N×h×w`` (float 0/1, NaN where unmeasured),
+    ``"_row_frac"`` ``N×h`` and ``"_col_frac"`` ``N×w`` for the figure.
+    """
+    p = lp.period_px
+    n, gh, gw = p.shape
+    flat = p.reshape(n, -1)
+    base = flat.nanmedian(dim=1).values
+    measured = torch.isfinite(p)
+    ratio = p / base[:, None, None]
+    doubled = measured & (ratio >= doubled_range[0]) & (ratio <= doubled_range[1])
+    d = doubled.to(p.dtype)
+    m = measured.to(p.dtype)
+    row_frac = _smooth3(d.sum(dim=2) / m.sum(dim=2).clamp_min(1.0))
+    col_frac = _smooth3(d.sum(dim=1) / m.sum(dim=1).clamp_min(1.0))
+    row_max = row_frac.amax(dim=1)
+    col_max = col_frac.amax(dim=1)
+    row_run = longest_run(row_frac >= frac_threshold).to(p.dtype) * lp.stride_px
+    col_run = longest_run(col_frac >= frac_threshold).to(p.dtype) * lp.stride_px
+    is_cols = col_max > row_max
+    has = torch.isfinite(base)
+    nan = torch.full_like(base, float("nan"))
+
+    def gate(t: torch.Tensor) -> torch.Tensor:
+        return torch.where(has, t, nan)
+
+    return {
+        "band_base_period_px": base,
+        "band_row_frac_max": gate(row_max),
+        "band_col_frac_max": gate(col_max),
+        "band_row_max_run": gate(row_run),
+        "band_col_max_run": gate(col_run),
+        "band_axis_is_cols": gate(is_cols.to(p.dtype)),
+        "band_score": gate(torch.where(is_cols, col_max, row_max)),
+        "band_max_run": gate(torch.where(is_cols, col_run, row_run)),
+        "band_doubled_frac": gate(d.sum(dim=(1, 2)) / m.sum(dim=(1, 2)).clamp_min(1.0)),
+        "_doubled": torch.where(measured, d, torch.full_like(d, float("nan"))),
+        "_row_frac": row_frac,
+        "_col_frac": col_frac,
+    }
+
+
+def period_trend(lp: LocalPeriodMap, *, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Perspective trend: fit ``period ≈ a + b·(y/H) + c·(x/W)`` over the measured windows (least squares).
+
+    Returns ``(b / median, c / median)``, both ``(N,)``: the relative change of the local period from the top
+    to the bottom row and from the left to the right column (0.3 = 30 % longer at the bottom). NaN with fewer
+    than 4 measured windows.
+    """
+    p = lp.period_px
+    n = p.shape[0]
+    y = (lp.center_y / height)[:, None].expand(p.shape[1:])
+    x = (lp.center_x / width)[None, :].expand(p.shape[1:])
+    m = torch.isfinite(p)
+    basis = torch.stack([torch.ones_like(y), y, x], dim=0).reshape(3, -1)  # 3×M
+    wv = m.reshape(n, -1).to(p.dtype)
+    pv = torch.nan_to_num(p.reshape(n, -1))
+    a = torch.einsum("km,nm,lm->nkl", basis, wv, basis).double()
+    b = torch.einsum("km,nm->nk", basis, wv * pv).double()
+    eye = torch.eye(3, device=p.device, dtype=a.dtype)
+    coef = torch.linalg.solve(a + 1e-9 * eye, b[..., None])[..., 0].to(p.dtype)
+    med = p.reshape(n, -1).nanmedian(dim=1).values
+    ok = (wv.sum(dim=1) >= 4) & torch.isfinite(med)
+    nan = torch.full_like(med, float("nan"))
+    return torch.where(ok, coef[:, 1] / med, nan), torch.where(ok, coef[:, 2] / med, nan)

@@ -1,0 +1,649 @@
+"""Tiling diagnostics (seed 000, sections 2, 4 and 5): is the tile period right, and if not, why?
+
+Pure batched functions on ``B×C×H×W`` (any device, float32), one thin :class:`TilingAnalyzer` around them.
+
+* :func:`luminance`: ``B×C×H×W`` → ``B×H×W``.
+* :func:`energy_ratios`: ``E2f_over_Ef``, ``Ehalf_over_Ef`` (ring energies, i.e. power) and
+  ``axis_ratio_at_f``.
+* :func:`checkerboard_scores`: energy at the stride grid (Nyquist for ×2, multiples of N/8 for VAE grids).
+* :func:`border_cross`: the border-cross index from the periodic-plus-smooth decomposition.
+* :func:`shift_mse` and :func:`resize_metrics`: 1-px shift sensitivity and the down→up resize check.
+* :func:`tiling_metrics`: all of the above plus :mod:`trackdiag.spectral`'s fundamental and ACF and
+  :mod:`trackdiag.analyzers.bands`' local-period map and band metrics; per-sample ``(B,)`` values and small
+  maps of sample 0.
+* :func:`likely_causes`: the verdict rules (doubling/halving, bands, checkerboard, aliasing, border cross,
+  perspective) on a summary dict.
+
+Every definition, window and threshold is written out in ``docs/tiling.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..checks import check_image_batch, normalize_mask, normalize_ref
+from ..errors import InputValueError
+from ..report import Verdict
+from ..schedule import Schedule
+from ..spectral import (Spectrum, _mirror_index, analyze_periodicity, autocorrelation_map, axis_lines,
+                        radial_hist, radial_profile, refine_peak, ring_sum, spectrum)
+from .bands import band_metrics, local_period_map, period_trend
+from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
+
+__all__ = [
+    "TilingParams", "TilingAnalyzer", "luminance", "ring_half_width", "energy_ratios", "checkerboard_scores",
+    "border_cross", "shift_mse", "resize_metrics", "tiling_metrics", "likely_causes", "SEED_KEYS",
+]
+
+#: The seed's flat summary keys (section 4 and 5), in the seed's order.
+SEED_KEYS: tuple[str, ...] = (
+    "fundamental_radius_bin", "acf_first_peak_radius_bin", "E2f_over_Ef", "Ehalf_over_Ef", "axis_ratio_at_f",
+    "shift_mse_dx1", "shift_mse_dy1", "resize_mse_downUp", "resize_delta_r", "ref_radius_bin",
+    "band_axis_hint", "band_base_period_px", "band_row_frac_max", "band_col_frac_max", "band_row_max_run",
+    "band_col_max_run", "band_score", "band_max_run",
+)
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass
+class TilingParams(AnalyzerParams):
+    """Parameters of :class:`TilingAnalyzer` (every one is explained in ``docs/tiling.md``)."""
+
+    schedule: Schedule = field(default_factory=lambda: Schedule(kind="every", every=100))
+    figures_every: int = 1
+    #: Periods searched: from ``min_period_px`` to ``max_period_frac`` of the shorter side.
+    min_period_px: float = 3.0
+    max_period_frac: float = 0.25
+    #: Fundamental choice: a lower peak that divides the strongest needs this share of its power ...
+    rel_power: float = 0.25
+    #: ... and an integer ratio within this relative tolerance.
+    harmonic_tol: float = 0.04
+    #: Raised-cosine taper at mask edges in px (None: 3 % of the shorter side).
+    taper_px: Optional[int] = None
+    #: Degree of the illumination polynomial removed before the spectrum (0 mean, 1 gradient, 2 vignetting).
+    detrend_order: int = 2
+    #: Ring half-width around f*, 2f*, f*/2: max(ring_min_bins, ring_rel_width · radius) bins.
+    ring_min_bins: float = 2.0
+    ring_rel_width: float = 0.05
+    #: Half-width (bins) of the ky = 0 / kx = 0 axes for axis_ratio_at_f and the border cross.
+    axis_half_width_bins: float = 1.0
+    #: Strides whose grids checkerboard_score looks at (2: ×2 deconv, 8: latent-VAE grid).
+    checkerboard_strides: list[int] = field(default_factory=lambda: [2, 8])
+    #: Down→up resize factor of resize_mse_downUp / resize_delta_r.
+    resize_factor: float = 0.5
+    #: Local-period map: window (share of the shorter side), windows per window side, FFT size cap,
+    #: downsampling cap, peak/background needed.
+    local_window_frac: float = 0.25
+    local_overlap: int = 3
+    local_max_fft_px: int = 64
+    local_max_downsample: int = 2
+    local_min_peak_ratio: float = 10.0
+    #: Bands: a window is "doubled" when local/base period is in [band_doubled_low, band_doubled_high];
+    #: a row/column counts for a run when its smoothed doubled share is ≥ band_frac_threshold.
+    band_doubled_low: float = 1.7
+    band_doubled_high: float = 2.35
+    band_frac_threshold: float = 0.35
+    #: Longest side of the spectrum / ACF maps kept for the figures.
+    map_max_side: int = 128
+
+
+# ------------------------------------------------------------------------------------------------------
+# Pure tensor math
+# ------------------------------------------------------------------------------------------------------
+def luminance(pred: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma of ``B×3×H×W`` (or the channel of ``B×1×H×W``, the mean of other channel counts).
+
+    ``B×C×H×W`` → ``B×H×W``. A non-finite value in any channel makes the pixel non-finite.
+    """
+    c = pred.shape[1]
+    if c == 1:
+        return pred[:, 0]
+    if c in (3, 4):
+        return _LUMA[0] * pred[:, 0] + _LUMA[1] * pred[:, 1] + _LUMA[2] * pred[:, 2]
+    return pred.mean(dim=1)
+
+
+def ring_half_width(radius: torch.Tensor, *, min_bins: float = 2.0, rel_width: float = 0.05) -> torch.Tensor:
+    """Half-width of the ring around ``radius`` (bins): ``max(min_bins, rel_width · radius)``.
+
+    ``min_bins = 2`` is the half-width of the Hann window's main lobe; the relative part keeps a slowly
+    drifting period (perspective) inside its ring.
+    """
+    return torch.clamp(rel_width * radius, min=min_bins)
+
+
+def energy_ratios(spec: Spectrum, fstar: torch.Tensor, *, min_bins: float = 2.0, rel_width: float = 0.05,
+                  axis_half_width: float = 1.0) -> dict[str, torch.Tensor]:
+    """``E2f_over_Ef``, ``Ehalf_over_Ef`` and ``axis_ratio_at_f``, each ``(N,)``.
+
+    ``E(r)`` is the energy (summed power |F|², both half-planes) of the Hann-windowed, detrended image in the
+    ring ``|ρ − r| ≤ ring_half_width(r)`` (resolved to 1/4 bin), never including ρ < 1 (the DC).
+    ``axis_ratio_at_f`` is the share of ``E(f*)`` within ``axis_half_width`` bins of the kx = 0 or ky = 0
+    axis. NaN where f* is NaN.
+    """
+    axis = ((spec.ky.abs() <= axis_half_width) | (spec.kx.abs() <= axis_half_width)).to(spec.power.dtype)
+    hist = radial_hist(spec.power, spec)
+    hist_axis = radial_hist(spec.power * axis, spec)
+    f = torch.nan_to_num(fstar, nan=0.0)
+
+    def energy(h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        return ring_sum(h, r, ring_half_width(r, min_bins=min_bins, rel_width=rel_width), min_radius=1.0)
+
+    ef, e2, eh = energy(hist, f), energy(hist, 2 * f), energy(hist, 0.5 * f)
+    tiny = torch.finfo(hist.dtype).tiny
+    ok = torch.isfinite(fstar) & (ef > 0)
+    nan = torch.full_like(ef, float("nan"))
+    return {"E2f_over_Ef": torch.where(ok, e2 / ef.clamp_min(tiny), nan),
+            "Ehalf_over_Ef": torch.where(ok, eh / ef.clamp_min(tiny), nan),
+            "axis_ratio_at_f": torch.where(ok, energy(hist_axis, f) / ef.clamp_min(tiny), nan)}
+
+
+def checkerboard_scores(spec: Spectrum, total_energy: torch.Tensor, *, strides: Sequence[int] = (2, 8),
+                        kstar: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
+    """Relative amplitude of the stride grids: ``sqrt(E_grid / E_total)`` per stride, each ``(N,)``.
+
+    For a stride ``s`` the grid is every frequency ``(i/s, j/s)`` cycles/px except (0, 0); ``E_grid`` sums
+    the 3×3 bins around each grid point of ``spec`` (the Hann-windowed, detrended image); ``total_energy`` is
+    the full-plane energy of the windowed image *including* its mean (``S² Σ (w·x)²``), so a ×2 upsampler
+    whose even and odd outputs have gains ``g ± δ`` scores about ``δ/g``. A bilinear ×2 upsampler leaves
+    almost nothing there (≈ 0). Grid points within 2 bins + 3 % of a harmonic ``m·k*`` or ``m·k*⊥``
+    (m ≤ 8) of the texture's own fundamental ``kstar`` (``N×2`` bins) are skipped: a tile period of 8 px
+    is not a VAE grid. Keys: ``checkerboard_s{stride}``.
+    """
+    power = spec.power
+    n, s, c = power.shape
+    flat = (power * spec.weight).flatten(1)
+    out: dict[str, torch.Tensor] = {}
+    tiny = torch.finfo(power.dtype).tiny
+    offs = torch.arange(-1, 2, device=power.device)
+    for stride in strides:
+        pts = [(i, j) for i in range(stride) for j in range(stride // 2 + 1) if (i, j) != (0, 0)]
+        if not pts:
+            continue
+        fy = torch.tensor([(i if i <= stride // 2 else i - stride) / stride for i, _ in pts], device=power.device)
+        fx = torch.tensor([j / stride for _, j in pts], device=power.device)
+        iy = torch.round(fy * s).long()
+        ix = torch.round(fx * s).long()
+        yy = (iy[:, None, None] + offs[None, :, None]).expand(-1, 3, 3)
+        xx = (ix[:, None, None] + offs[None, None, :]).expand(-1, 3, 3)
+        neg = xx < 0
+        big = xx > c - 1
+        y2 = torch.where(neg | big, (-yy) % s, yy % s)
+        x2 = torch.where(neg, -xx, torch.where(big, s - xx, xx)).clamp(0, c - 1)
+        idx = (y2 * c + x2).reshape(len(pts), 9)
+        # The same bin must not count twice (3×3 boxes of neighbouring points on a small grid can overlap).
+        e_pts = flat[:, idx.flatten()].reshape(n, len(pts), 9).sum(dim=-1)  # N×P
+        keep = torch.ones(n, len(pts), dtype=torch.bool, device=power.device)
+        if kstar is not None:
+            gy, gx = fy * s, fx * s  # grid points in bins
+            ks = torch.nan_to_num(kstar, nan=0.0)
+            kperp = torch.stack([-ks[:, 1], ks[:, 0]], dim=1)
+            m = torch.arange(1, 9, device=power.device, dtype=power.dtype)
+            for k in (ks, kperp):
+                hy = k[:, 0, None] * m[None]  # N×8
+                hx = k[:, 1, None] * m[None]
+                # Compare with both ±(hy, hx): the half-plane stores one of each Hermitian pair.
+                for sign in (1.0, -1.0):
+                    d = torch.sqrt((gy[None, :, None] - sign * hy[:, None]) ** 2
+                                   + (gx[None, :, None] - sign * hx[:, None]) ** 2)  # N×P×8
+                    # The ky axis wraps: a grid point at -s/2 is also at +s/2.
+                    d2 = torch.sqrt((gy[None, :, None] + s - sign * hy[:, None]) ** 2
+                                    + (gx[None, :, None] - sign * hx[:, None]) ** 2)
+                    tol = 2.0 + 0.03 * m[None, None] * torch.sqrt((k ** 2).sum(dim=1))[:, None, None]
+                    near = ((torch.minimum(d, d2) <= tol) & (k.abs().sum(dim=1) > 0)[:, None, None]).any(dim=-1)
+                    keep &= ~near
+        e = (e_pts * keep).sum(dim=1)
+        out[f"checkerboard_s{stride}"] = torch.sqrt(e / total_energy.clamp_min(tiny)).clamp(0.0, 1.0)
+    return out
+
+
+def _border_image(u: torch.Tensor) -> torch.Tensor:
+    """Moisan's boundary image ``v`` of ``N×H×W`` ``u``: the jumps across opposite borders, on the borders."""
+    v = torch.zeros_like(u)
+    dv = u[..., -1, :] - u[..., 0, :]
+    v[..., 0, :] += dv
+    v[..., -1, :] -= dv
+    dh = u[..., :, -1] - u[..., :, 0]
+    v[..., :, 0] += dh
+    v[..., :, -1] -= dh
+    return v
+
+
+def border_cross(u: torch.Tensor, *, axis_half_width: int = 1, min_radius: float = 2.0) -> dict[str, torch.Tensor]:
+    """Border-cross index of ``N×H×W`` mean-removed images (no window), each value ``(N,)``.
+
+    The periodic-plus-smooth decomposition (Moisan 2011) splits the raw DFT ``U = P + S``: ``P`` is the
+    periodic component, ``S = V / D`` the smooth component forced by the jumps between opposite frame
+    borders (``V``: DFT of the border-jump image, ``D = 2cos(2πky/H) + 2cos(2πkx/W) − 4``). On the axis
+    lines (bins within ``axis_half_width`` of kx = 0 or ky = 0, radius ≥ ``min_radius`` bins) the index is the
+    **median** over bins of ``|S|² / (|S|² + |P|²)``: the typical share of an axis bin's energy that the
+    frame borders put there. ≈ 0 when the frame is periodic, even for a texture whose lines are exactly on
+    the axes (its harmonics are a few strong bins; the median ignores them); → 1 when the cross comes from
+    the borders. ``axis_energy_frac_nohann`` = ``E_axis(U) / E(U)`` (DC excluded). Only the axis lines of
+    the spectra are computed (:func:`~trackdiag.spectral.axis_lines`).
+    """
+    n, h, w = u.shape
+    a = int(axis_half_width)
+    dt = u.dtype
+    side = max(h, w)
+    ru, cu = axis_lines(u, a)
+    rv, cv = axis_lines(_border_image(u), a)
+    ky_r = torch.arange(-a, a + 1, device=u.device, dtype=dt)[:, None]  # rows' ky
+    kx_r = torch.arange(0, w // 2 + 1, device=u.device, dtype=dt)[None, :]
+    ky_c = torch.fft.fftfreq(h, d=1.0 / h, device=u.device, dtype=dt)[:, None]  # cols' ky
+    kx_c = torch.arange(0, a + 1, device=u.device, dtype=dt)[None, :]
+
+    def den(ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
+        d = 2 * torch.cos(2 * math.pi * ky / h) + 2 * torch.cos(2 * math.pi * kx / w) - 4
+        return torch.where((ky == 0) & (kx == 0), torch.ones_like(d), d)
+
+    def weight(kx: torch.Tensor) -> torch.Tensor:
+        wt = torch.where(kx == 0, torch.ones_like(kx), torch.full_like(kx, 2.0))
+        return torch.where((kx == w / 2) & (w % 2 == 0), torch.ones_like(wt), wt)
+
+    def radius(ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt((ky * side / h) ** 2 + (kx * side / w) ** 2)
+
+    keep_r = (radius(ky_r, kx_r) >= min_radius) & ~((ky_r == 0) & (kx_r == 0))
+    # Columns: skip the rows |ky| <= a, already among the row lines.
+    keep_c = (radius(ky_c, kx_c) >= min_radius) & (ky_c.abs() > a)
+    s_r, s_c = rv / den(ky_r, kx_r), cv / den(ky_c, kx_c)
+    p_r, p_c = ru - s_r, cu - s_c
+
+    def pw(z: torch.Tensor) -> torch.Tensor:
+        return (z.real.square() + z.imag.square()).flatten(1)
+
+    s2 = torch.cat([pw(s_r), pw(s_c)], dim=1)
+    p2 = torch.cat([pw(p_r), pw(p_c)], dim=1)
+    u2 = torch.cat([pw(ru), pw(cu)], dim=1)
+    keep = torch.cat([keep_r.expand(ru.shape[1:]).flatten(), keep_c.expand(cu.shape[1:]).flatten()])
+    wts = torch.cat([(weight(kx_r) * keep_r).expand(ru.shape[1:]).flatten(),
+                     (weight(kx_c) * (ky_c.abs() > a) * ~((ky_c == 0) & (kx_c == 0))).expand(cu.shape[1:]).flatten()])
+    tot = s2 + p2
+    ok = keep[None] & (tot > 1e-12 * tot.amax(dim=1, keepdim=True))
+    share = torch.where(ok, s2 / tot.clamp_min(torch.finfo(dt).tiny), torch.full_like(tot, float("nan")))
+    index = torch.nan_to_num(share.nanmedian(dim=1).values, nan=0.0)
+    eu_axis = (u2 * wts).sum(dim=1)
+    eu = float(h * w) * u.square().sum(dim=(-2, -1)) - u.sum(dim=(-2, -1)).square()
+    tiny = torch.finfo(dt).tiny
+    return {
+        "border_cross_index": index,
+        "axis_energy_frac_nohann": torch.where(eu > 0, (eu_axis / eu.clamp_min(tiny)).clamp(0.0, 1.0),
+                                               torch.zeros_like(eu)),
+    }
+
+
+def shift_mse(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean squared change under a 1-px shift along x and along y, over pairs of valid pixels.
+
+    ``x`` ``N×H×W`` (invalid pixels may hold anything), ``valid`` ``N×H×W`` bool → ``(dx1, dy1)``, ``(N,)``.
+    """
+    x0 = torch.where(valid, x, torch.zeros_like(x))
+    vx = (valid[..., :, 1:] & valid[..., :, :-1]).to(x.dtype)
+    vy = (valid[..., 1:, :] & valid[..., :-1, :]).to(x.dtype)
+    dx = ((x0[..., :, 1:] - x0[..., :, :-1]).square() * vx).sum(dim=(-2, -1)) / vx.sum(dim=(-2, -1))
+    dy = ((x0[..., 1:, :] - x0[..., :-1, :]).square() * vy).sum(dim=(-2, -1)) / vy.sum(dim=(-2, -1))
+    return dx, dy
+
+
+def _peak_near(spec: Spectrum, index: torch.Tensor, reach: int) -> torch.Tensor:
+    """Sub-bin radius of the strongest coefficient in the ``(2·reach+1)²`` box around the storage index
+    ``index`` (``N×2``: iy, ix) of each spectrum: ``(N,)``."""
+    n, s, c = spec.power.shape
+    offs = torch.arange(-reach, reach + 1, device=index.device)
+    yy = (index[:, 0, None, None] + offs[:, None]).expand(n, 2 * reach + 1, 2 * reach + 1).reshape(n, -1)
+    xx = (index[:, 1, None, None] + offs[None, :]).expand(n, 2 * reach + 1, 2 * reach + 1).reshape(n, -1)
+    y2, x2 = _mirror_index(yy, xx, s)
+    j = spec.power.flatten(1).gather(1, y2 * c + x2).argmax(dim=1, keepdim=True)
+    ky, kx = refine_peak(spec, y2.gather(1, j), x2.gather(1, j))
+    return torch.sqrt(ky.square() + kx.square())[:, 0]
+
+
+def resize_metrics(x: torch.Tensor, valid: Optional[torch.Tensor], signal: torch.Tensor, weights: torch.Tensor,
+                   spec: Spectrum, fstar: torch.Tensor, peak_index: torch.Tensor, *, factor: float = 0.5,
+                   reach: int = 3) -> dict[str, torch.Tensor]:
+    """``resize_mse_downUp`` and ``resize_delta_r``, each ``(N,)``.
+
+    The image is resized by ``factor`` (bilinear with antialiasing) and back to its size (bilinear). The MSE
+    between the two is taken over valid pixels (``valid`` None: all; invalid ones are filled with the valid
+    mean first). The shift of f* is the sub-bin radius of the strongest coefficient within ±``reach`` bins
+    of f*'s coefficient (``peak_index``, ``N×2``) after the round trip minus the same before it (bins of the
+    original grid): negative when the round trip moved the pattern to lower frequencies. ``signal``, ``weights`` and ``spec`` are the prepared original (from
+    :func:`~trackdiag.spectral.analyze_periodicity`); the round-tripped image gets the same detrending
+    polynomial and window (``signal + (up − x) · weights``), so only the resize differs.
+    """
+    n, h, w = x.shape
+    if valid is None:
+        filled = x[:, None]
+    else:
+        vf = valid.to(x.dtype)
+        mean = (x * vf).sum(dim=(-2, -1)) / vf.sum(dim=(-2, -1)).clamp_min(1.0)
+        filled = torch.where(valid, x, mean[:, None, None])[:, None]
+    dh, dw = max(1, int(round(h * factor))), max(1, int(round(w * factor)))
+    down = F.interpolate(filled, size=(dh, dw), mode="bilinear", antialias=True, align_corners=False)
+    diff = F.interpolate(down, size=(h, w), mode="bilinear", align_corners=False)[:, 0] - filled[:, 0]
+    if valid is None:
+        mse = diff.square().mean(dim=(-2, -1))
+    else:
+        mse = (diff.square() * vf).sum(dim=(-2, -1)) / vf.sum(dim=(-2, -1)).clamp_min(1.0)
+    spec_up = spectrum(signal + diff * weights, side=spec.side)
+    delta = _peak_near(spec_up, peak_index, reach) - _peak_near(spec, peak_index, reach)
+    ok = torch.isfinite(fstar) & (fstar > 0)
+    return {"resize_mse_downUp": mse,
+            "resize_delta_r": torch.where(ok, delta, torch.full_like(delta, float("nan")))}
+
+
+def _fft_log_map(signal: torch.Tensor, side: int, max_side: int) -> torch.Tensor:
+    """``log10`` power spectrum of one ``H×W`` image on the ``side×side`` grid, centred (DC in the middle) and
+    max-pooled to at most ``max_side`` px: ``h×w``."""
+    pw = torch.fft.fft2(signal, s=(side, side))
+    p = torch.fft.fftshift(pw.real.square() + pw.imag.square())
+    k = max(1, math.ceil(side / max_side))
+    if k > 1:
+        p = F.max_pool2d(p[None, None], kernel_size=k, stride=k, ceil_mode=True)[0, 0]
+    return torch.log10(p + p.amax() * 1e-12 + torch.finfo(p.dtype).tiny)
+
+
+def _shrink(m: torch.Tensor, max_side: int) -> torch.Tensor:
+    h, w = m.shape[-2:]
+    if max(h, w) <= max_side:
+        return m
+    sc = max_side / max(h, w)
+    return F.interpolate(m[None, None], size=(max(1, round(h * sc)), max(1, round(w * sc))), mode="area")[0, 0]
+
+
+def tiling_metrics(pred: torch.Tensor, *, mask: Optional[torch.Tensor] = None, ref: Optional[torch.Tensor] = None,
+                   params: Optional[TilingParams] = None, maps: bool = True) -> dict[str, torch.Tensor]:
+    """Every tiling metric of a batch, on ``pred``'s device, with no host synchronisation.
+
+    Args:
+        pred: ``B×C×H×W`` in [0, 1] (NaN/Inf pixels are dropped and counted in ``nonfinite_frac``).
+        mask: optional ``B×1×H×W`` / ``1×H×W`` / ``H×W`` (> 0.5 = wall): only wall pixels count.
+        ref: optional reference texture ``C×h×w`` / ``1×C×h×w`` / ``h×w`` (any size): f* becomes its
+            fundamental expressed in ``pred``'s bins.
+        params: :class:`TilingParams` (defaults when None).
+        maps: also return the figure maps of sample 0 (keys ``"map/..."``).
+
+    Returns:
+        ``{key: (B,) tensor}`` for every metric (see ``docs/tiling.md``), plus ``"map/..."`` tensors.
+    """
+    p = params or TilingParams()
+    pred = check_image_batch(pred, name="pred")
+    b, c, h, w = pred.shape
+    gray = luminance(pred)
+    finite = torch.isfinite(gray)
+    valid = finite
+    if mask is not None:
+        valid = valid & normalize_mask(mask, batch=b, height=h, width=w).to(pred.device)[:, 0]
+    out: dict[str, torch.Tensor] = {
+        "nonfinite_frac": (~finite).to(gray.dtype).mean(dim=(-2, -1)),
+        "valid_px_frac": valid.to(gray.dtype).mean(dim=(-2, -1)),
+    }
+    x = torch.where(finite, gray, torch.zeros_like(gray))
+    # Without a mask the functions below get valid=None: only non-finite pixels are dropped (the spectrum
+    # window is then exactly Hann) and the cheaper unmasked paths are taken.
+    vmask = None if mask is None else valid
+    per = analyze_periodicity(gray if mask is None else x, valid=vmask, min_period_px=p.min_period_px,
+                              max_period_frac=p.max_period_frac, rel_power=p.rel_power,
+                              harmonic_tol=p.harmonic_tol, taper_px=p.taper_px, detrend_order=p.detrend_order)
+    s = per.spec.side
+    out["fft_side_px"] = torch.full((b,), float(s), device=pred.device, dtype=gray.dtype)
+    out["fundamental_radius_bin"] = per.radius_bin
+    out["fundamental_period_px"] = per.period_px
+    out["acf_first_peak_period_px"] = per.acf_period_px
+    out["acf_first_peak_radius_bin"] = s / per.acf_period_px
+    out["acf_peak_rho"] = per.acf_rho
+    out["fundamental_peak_ratio"] = per.peak_ratio
+    out["periodicity_score"] = per.score
+
+    nan_b = torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype)
+    fstar = per.radius_bin
+    if ref is not None:
+        r = normalize_ref(ref, channels=c).to(device=pred.device, dtype=pred.dtype)
+        rg = luminance(r)
+        rper = analyze_periodicity(torch.where(torch.isfinite(rg), rg, torch.zeros_like(rg)),
+                                   valid=torch.isfinite(rg), min_period_px=p.min_period_px, max_period_frac=0.5,
+                                   rel_power=p.rel_power, harmonic_tol=p.harmonic_tol,
+                                   detrend_order=p.detrend_order)
+        ref_period = rper.period_px.expand(b)
+        out["ref_period_px"] = ref_period
+        out["ref_radius_bin"] = s / ref_period
+        out["ref_periodicity_score"] = rper.score.expand(b)
+        out["period_ratio_to_ref"] = per.period_px / ref_period
+        fstar = s / ref_period
+    else:
+        out["ref_period_px"] = nan_b
+        out["ref_radius_bin"] = nan_b
+        out["ref_periodicity_score"] = nan_b
+        out["period_ratio_to_ref"] = nan_b
+    out["fstar_radius_bin"] = fstar
+    out["fstar_period_px"] = s / fstar
+    out.update(energy_ratios(per.spec, fstar, min_bins=p.ring_min_bins, rel_width=p.ring_rel_width,
+                             axis_half_width=p.axis_half_width_bins))
+
+    # Stride grids: energy of the windowed image including its mean, S² Σ (w x)² by Parseval.
+    # (the weights are already 0 outside the mask and on non-finite pixels)
+    total = float(s * s) * (x * per.weights).square().sum(dim=(-2, -1))
+    kstar = per.direction * per.radius_bin[:, None]
+    cb = checkerboard_scores(per.spec, total, strides=p.checkerboard_strides, kstar=kstar)
+    out.update(cb)
+    out["checkerboard_score"] = (torch.stack(list(cb.values())).amax(dim=0) if cb
+                                 else torch.zeros(b, device=pred.device, dtype=gray.dtype))
+
+    vf = valid.to(gray.dtype)
+    nvalid = vf.sum(dim=(-2, -1)).clamp_min(1.0)
+    xv = x * vf
+    mean = xv.sum(dim=(-2, -1)) / nvalid
+    var = ((xv * x).sum(dim=(-2, -1)) / nvalid - mean.square()).clamp_min(0.0)
+    u = (x - mean[:, None, None]) * vf
+    out.update(border_cross(u, axis_half_width=int(round(p.axis_half_width_bins))))
+
+    dx1, dy1 = shift_mse(x, valid)
+    out["shift_mse_dx1"], out["shift_mse_dy1"] = dx1, dy1
+    tiny = torch.finfo(gray.dtype).tiny
+    out["shift_nmse_dx1"] = dx1 / (2 * var).clamp_min(tiny)
+    out["shift_nmse_dy1"] = dy1 / (2 * var).clamp_min(tiny)
+    rz = resize_metrics(x, vmask, per.signal, per.weights, per.spec, per.radius_bin, per.peak_index,
+                        factor=p.resize_factor)
+    out.update(rz)
+    out["resize_nmse_downUp"] = rz["resize_mse_downUp"] / var.clamp_min(tiny)
+
+    lp = local_period_map(x, vmask, window_frac=p.local_window_frac, overlap=p.local_overlap,
+                          max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample,
+                          min_period_px=p.min_period_px, min_peak_ratio=p.local_min_peak_ratio,
+                          rel_power=p.rel_power)
+    bm = band_metrics(lp, doubled_range=(p.band_doubled_low, p.band_doubled_high),
+                      frac_threshold=p.band_frac_threshold)
+    out.update({k: v for k, v in bm.items() if not k.startswith("_")})
+    ty, tx = period_trend(lp, height=h, width=w)
+    out["local_period_trend_y"], out["local_period_trend_x"] = ty, tx
+
+    if maps:
+        m = p.map_max_side
+        prof = radial_profile(per.spec.power[:1])[0]
+        radii = torch.arange(prof.shape[0], device=pred.device, dtype=gray.dtype)
+        out[MAP_PREFIX + "radial_profile"] = torch.stack([radii, prof])
+        out[MAP_PREFIX + "radial_marks"] = torch.stack([fstar[0], per.radius_bin[0], out["ref_radius_bin"][0],
+                                                        s / per.acf_period_px[0],
+                                                        torch.tensor(float(s), device=pred.device)])[None]
+        out[MAP_PREFIX + "fft_log_hann"] = _fft_log_map(per.signal[0], s, m)
+        out[MAP_PREFIX + "fft_log_nohann"] = _fft_log_map(u[0], s, m)
+        max_lag = max(2, min(h, w) // 4)
+        acf2 = autocorrelation_map(per.signal[:1], per.weights[:1], max_lag=max_lag)[0]
+        out[MAP_PREFIX + "acf"] = _shrink(acf2, m)
+        out[MAP_PREFIX + "acf_profile"] = torch.stack([per.acf_lags, per.acf_profile[0]])
+        out[MAP_PREFIX + "acf_marks"] = torch.stack([per.acf_period_px[0], per.period_px[0],
+                                                     out["ref_period_px"][0],
+                                                     torch.tensor(float(max_lag), device=pred.device)])[None]
+        out[MAP_PREFIX + "local_period_px"] = lp.period_px[0]
+        out[MAP_PREFIX + "local_doubled"] = bm["_doubled"][0]
+        out[MAP_PREFIX + "band_row_frac"] = bm["_row_frac"][:1]
+        out[MAP_PREFIX + "band_col_frac"] = bm["_col_frac"][:1]
+        out[MAP_PREFIX + "local_geometry"] = torch.tensor(
+            [[float(lp.window_px), float(lp.stride_px), float(h), float(w), p.band_frac_threshold]],
+            device=pred.device)
+        out[MAP_PREFIX + "local_base"] = bm["band_base_period_px"][:1][None]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# Verdict rules
+# ------------------------------------------------------------------------------------------------------
+def _f(summary: Mapping[str, Any], key: str) -> float:
+    try:
+        v = float(summary.get(key, float("nan")))
+    except (TypeError, ValueError):
+        return float("nan")
+    return v
+
+
+def _r(v: float, nd: int = 3) -> Any:
+    return round(v, nd) if math.isfinite(v) else None
+
+
+def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
+    """The "likely causes" of a tiling summary, each with its supporting numbers and the usual fix.
+
+    Rules (thresholds in ``docs/tiling.md``): non-finite output; no dominant period; doubling / halving of
+    the period (against the reference, or a harmonic stronger than f*, or ACF vs spectrum off by 2×); bands
+    of doubled period; checkerboard (stride grid); aliasing (shift / resize sensitivity); border cross;
+    perspective. An empty list means nothing stood out.
+    """
+    out: list[Verdict] = []
+    g = lambda k: _f(summary, k)  # noqa: E731
+    if g("nonfinite_frac") > 0:
+        out.append(Verdict("Non-finite pixels in the output", {"nonfinite_frac": _r(g("nonfinite_frac"), 5)},
+                           "Find where NaN/Inf come from (fp16 overflow, division by zero in the decoder); "
+                           "they were left out of every metric here.", "bad"))
+    score = g("periodicity_score")
+    if math.isfinite(score) and score < 0.3:
+        out.append(Verdict("No dominant period (aperiodic surface)", {"periodicity_score": _r(score)},
+                           "Period-based metrics (f*, E-ratios, bands) are unreliable for this image; "
+                           "judge it by the pixel and loss diagnostics instead.", "ok"))
+    ratio = g("period_ratio_to_ref")
+    e2, eh = g("E2f_over_Ef"), g("Ehalf_over_Ef")
+    fix_doubling = ("Check the resolution the model sees against the texture scale (crop/resize in the data "
+                    "pipeline), and use an apodized spectral or ACF-based period loss so the fundamental, "
+                    "not a harmonic, is matched.")
+    ev = {"E2f_over_Ef": _r(e2), "Ehalf_over_Ef": _r(eh), "fundamental_period_px": _r(g("fundamental_period_px")),
+          "acf_first_peak_period_px": _r(g("acf_first_peak_period_px"))}
+    if math.isfinite(ratio):
+        ev.update({"ref_period_px": _r(g("ref_period_px")), "period_ratio_to_ref": _r(ratio)})
+    if math.isfinite(ratio) and abs(ratio - 0.5) <= 0.1:
+        out.append(Verdict("Halved period: the output repeats twice as often as the reference (sits on 2f)", ev,
+                           fix_doubling, "bad"))
+    elif math.isfinite(ratio) and abs(ratio - 2.0) <= 0.3:
+        out.append(Verdict("Doubled period: the output repeats half as often as the reference (sits on f/2)",
+                           ev, fix_doubling, "bad"))
+    elif (math.isfinite(e2) and e2 > 1.0) or (math.isfinite(eh) and eh > 1.0):
+        which = "2f*" if (e2 if math.isfinite(e2) else 0) >= (eh if math.isfinite(eh) else 0) else "f*/2"
+        out.append(Verdict(f"Harmonic confusion: more energy at {which} than at f*", ev, fix_doubling,
+                           "bad" if max(e2 if math.isfinite(e2) else 0, eh if math.isfinite(eh) else 0) > 2
+                           else "warn"))
+    else:
+        pa, pf = g("acf_first_peak_period_px"), g("fundamental_period_px")
+        if math.isfinite(pa) and math.isfinite(pf) and pf > 0 and (abs(pa / pf - 2) < 0.2 or abs(pa / pf - 0.5) < 0.1):
+            out.append(Verdict("Spectrum and ACF disagree by 2× (harmonic confusion)", ev, fix_doubling, "warn"))
+    bs, run = g("band_score"), g("band_max_run")
+    if math.isfinite(bs) and bs >= 0.4:
+        axis = str(summary.get("band_axis_hint", "rows"))
+        out.append(Verdict(f"Bands of doubled period along the {axis}",
+                           {"band_score": _r(bs), "band_max_run": _r(run, 1), "band_axis_hint": axis,
+                            "band_base_period_px": _r(g("band_base_period_px"))},
+                           "Zones of 2× period clustered in rows/columns usually come from the upsampler "
+                           "(replace transposed convolutions with resize→conv) or from patch stitching.",
+                           "bad" if bs >= 0.6 else "warn"))
+    cb = g("checkerboard_score")
+    if math.isfinite(cb) and cb >= 0.02:
+        out.append(Verdict("Checkerboard / stride-grid artifact",
+                           {k: _r(g(k), 4) for k in summary if k.startswith("checkerboard_")},
+                           "Uneven kernel overlap of a transposed convolution: use resize (nearest/bilinear) "
+                           "→ conv, or a kernel size divisible by the stride.", "bad" if cb >= 0.05 else "warn"))
+    rn, dr = g("resize_nmse_downUp"), g("resize_delta_r")
+    sn = max(g("shift_nmse_dx1") if math.isfinite(g("shift_nmse_dx1")) else 0.0,
+             g("shift_nmse_dy1") if math.isfinite(g("shift_nmse_dy1")) else 0.0)
+    if (math.isfinite(rn) and rn >= 0.2) or sn >= 0.5:
+        out.append(Verdict("Aliasing: energy near Nyquist that a down/up-scale changes",
+                           {"shift_mse_dx1": _r(g("shift_mse_dx1"), 5), "shift_mse_dy1": _r(g("shift_mse_dy1"), 5),
+                            "shift_nmse_max": _r(sn), "resize_mse_downUp": _r(g("resize_mse_downUp"), 5),
+                            "resize_nmse_downUp": _r(rn), "resize_delta_r": _r(dr)},
+                           "Low-pass before every subsampling (BlurPool / antialias=True in resizes; PIL "
+                           "resizes antialias by default).", "warn"))
+    bc = g("border_cross_index")
+    if math.isfinite(bc) and bc >= 0.5 and g("axis_energy_frac_nohann") >= 0.05:
+        out.append(Verdict("FFT border cross (non-periodic frame)",
+                           {"border_cross_index": _r(bc), "axis_energy_frac_nohann": _r(g("axis_energy_frac_nohann")),
+                            "axis_ratio_at_f": _r(g("axis_ratio_at_f"))},
+                           "Apodize (Hann/Tukey window) or use the periodic-plus-smooth decomposition before "
+                           "any FFT-based loss or metric; the cross pushes models toward row/column artifacts.",
+                           "warn"))
+    ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
+    big = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if math.isfinite(v)]
+    if big and max(big)[0] >= 0.15:
+        _, name, v = max(big)
+        out.append(Verdict(f"Perspective: the local period changes {v:+.0%} {name}",
+                           {"local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx)},
+                           "Expected on a wall seen at an angle; compare periods in rectified (fronto-parallel) "
+                           "crops, and expect doubling to appear first where the period is smallest.", "ok"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# The analyzer
+# ------------------------------------------------------------------------------------------------------
+class TilingAnalyzer(Analyzer):
+    """Tiling diagnostics of ``pred`` (optionally within ``mask``, against ``ref``).
+
+    Metrics (``trackdiag/tiling/<key>``): the seed's keys (:data:`SEED_KEYS`) plus ``fundamental_period_px``,
+    ``acf_first_peak_period_px``, ``ref_period_px``, ``periodicity_score``, ``checkerboard_score``,
+    ``border_cross_index``, ``nonfinite_frac``, ``valid_px_frac`` and the others in ``docs/tiling.md``.
+    Text: ``band_axis_hint``, ``fstar_source``. Figures: ``radial_profile``, ``fft_log_hann``,
+    ``fft_log_nohann``, ``acf``, ``local_period_px``, ``local_period_bands``.
+    """
+
+    name = "tiling"
+    Params = TilingParams
+    requires = ("pred",)
+
+    def __init__(self, params: Optional[TilingParams] = None) -> None:
+        super().__init__(params)
+        p: TilingParams = self.params  # type: ignore[assignment]
+        if not (p.min_period_px >= 2 and 0 < p.max_period_frac <= 0.5 and 0 < p.rel_power <= 1
+                and p.ring_min_bins > 0 and p.ring_rel_width >= 0 and 0 < p.resize_factor < 1
+                and 0 < p.local_window_frac <= 1 and p.local_overlap >= 1 and p.map_max_side >= 8
+                and all(int(s) >= 2 for s in p.checkerboard_strides)
+                and 1 < p.band_doubled_low < p.band_doubled_high):
+            raise InputValueError(
+                "tiling params: min_period_px >= 2, 0 < max_period_frac <= 0.5, 0 < rel_power <= 1, "
+                "ring_min_bins > 0, 0 < resize_factor < 1, 0 < local_window_frac <= 1, local_overlap >= 1, "
+                "map_max_side >= 8, checkerboard_strides >= 2 and 1 < band_doubled_low < band_doubled_high "
+                f"are required; got {p}.")
+
+    def compute(self, inputs: StepInputs) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return tiling_metrics(inputs.pred, mask=inputs.mask, ref=inputs.ref,
+                                  params=self.params)  # type: ignore[arg-type]
+
+    def summarize(self, step: int, host: Mapping[str, np.ndarray], *,
+                  sample_ids: Optional[Sequence[str]] = None) -> Result:
+        metrics = reduce_per_sample(host)
+        cols = np.asarray(host.get("band_axis_is_cols", np.asarray([np.nan])), dtype=np.float64)
+        cols = cols[np.isfinite(cols)]
+        texts = {"band_axis_hint": ("cols" if cols.mean() >= 0.5 else "rows") if cols.size else "none"}
+        refp = np.asarray(host.get("ref_period_px", np.asarray([np.nan])), dtype=np.float64)
+        texts["fstar_source"] = "ref" if np.isfinite(refp).any() else "pred"
+        maps = {k.removeprefix(MAP_PREFIX): np.asarray(v) for k, v in host.items() if k.startswith(MAP_PREFIX)}
+        return Result(metrics=metrics, texts=texts, maps=maps)
+
+    def render(self, result: Result) -> dict[str, np.ndarray]:
+        from ..plots.tiling import render_all
+
+        return render_all(result.maps, result.metrics, result.texts)
