@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import pytest
 
 import trackdiag
 from probes import BlockingBackend, batch, mean_config
-from trackdiag.backends.local import LocalBackend, LocalParams, read_metrics
+from trackdiag.backends.local import read_metrics
 from trackdiag.spool import Spool, find_spools, iter_lines
 from trackdiag.sync import sync
 
@@ -27,62 +26,12 @@ KEY = "trackdiag/mean/mean"
 TESTS = Path(__file__).resolve().parent
 
 
-# -- a backend whose health is switched from outside (also from another process, through a file) -------
-@dataclass
-class FlakyParams(LocalParams):
-    #: While this file exists the backend fails.
-    switch: str = ""
-    #: "transient" (ConnectionError) or "permanent" (ValueError).
-    failure: str = "transient"
-    #: Which calls fail: any of open, params, metrics, image, table, artifacts, close.
-    kinds: list[str] = field(default_factory=lambda: ["open", "params", "metrics", "image", "table", "close"])
-    retry_s: float = 0.2
-    sleep_s: float = 0.0
-
-
-class FlakyBackend(LocalBackend):
-    name = "flaky"
-    Params = FlakyParams
-
-    def _gate(self, kind: str) -> None:
-        if self.params.sleep_s:
-            time.sleep(self.params.sleep_s)
-        if kind in self.params.kinds and self.params.switch and os.path.exists(self.params.switch):
-            if self.params.failure == "transient":
-                raise ConnectionRefusedError(111, f"planted outage ({kind})")
-            raise ValueError(f"planted refusal ({kind})")
-
-    def open(self):
-        self._gate("open")
-        super().open()
-
-    def log_params(self, params):
-        self._gate("params")
-        super().log_params(params)
-
-    def log_metrics(self, metrics, step, *, timestamp_ms):
-        self._gate("metrics")
-        super().log_metrics(metrics, step, timestamp_ms=timestamp_ms)
-
-    def log_image(self, key, image, step):
-        self._gate("image")
-        super().log_image(key, image, step)
-
-    def log_table(self, key, rows, step):
-        self._gate("table")
-        super().log_table(key, rows, step)
-
-    def close(self, status="FINISHED"):
-        self._gate("close")
-        super().close(status)
-
-
 def start(tmp: Path, switch: Path, *, backends=("flaky", "local"), on_error="warn", overrides=(), **flaky):
     config = mean_config()
     config["backend"] = {}
     for name in backends:
         if name == "flaky":
-            config["backend"]["flaky"] = {"_target_": "test_spool.FlakyBackend", "root": str(tmp / "flaky"),
+            config["backend"]["flaky"] = {"_target_": "flaky.FlakyBackend", "root": str(tmp / "flaky"),
                                           "switch": str(switch), **flaky}
         else:
             config["backend"][name] = {}
