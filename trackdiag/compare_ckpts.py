@@ -110,11 +110,12 @@ def _selector(cfg: Any, box: dict[str, Any]) -> Callable[[Sequence[Sequence[str]
 
 def _specs(cfg: Any, keys: Sequence[str], available: Sequence[str], *, aggregates: Sequence[str] = (),
            rank_by: str = "") -> list:
+    from .compare.config import shipped_map_keys
     from .compare.metrics import build_specs
 
     return build_specs(keys, goals=dict(cfg.goals), default_goal=cfg.default_goal, weights=dict(cfg.weights),
                        tolerances=dict(cfg.regression.abs), limits=dict(cfg.limits), available=available,
-                       aggregates=aggregates, rank_by=rank_by, strict_settings=True)
+                       aggregates=aggregates, rank_by=rank_by, strict_settings=True, defaults=shipped_map_keys())
 
 
 def _goal_of(cfg: Any, available: Sequence[str]) -> Callable[[str], str]:

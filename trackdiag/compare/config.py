@@ -8,6 +8,7 @@ running Hydra app).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -151,6 +152,19 @@ def compose(overrides: Iterable[str] = ()) -> Any:
     OmegaConf.set_struct(cfg, False)
     cfg.pop("hydra", None)
     return validate(cfg)
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_map_keys() -> dict[str, tuple[str, ...]]:
+    """The metric names of the per-metric maps in the shipped ``conf/compare/config.yaml`` (``weights``,
+    ``limits``, ``regression.abs``): a run need not log them, unlike the names a user adds."""
+    from omegaconf import OmegaConf
+
+    from ..config import config_dir
+
+    raw = OmegaConf.load(config_dir() / "compare" / "config.yaml")
+    return {"weights": tuple(raw.get("weights") or {}), "limits": tuple(raw.get("limits") or {}),
+            "regression.abs": tuple((raw.get("regression") or {}).get("abs") or {})}
 
 
 def validate(cfg: Any) -> Any:

@@ -121,19 +121,21 @@ def check_settings(table: Mapping[str, Any], available: Sequence[str], what: str
 def build_specs(keys: Sequence[str], *, goals: Mapping[str, str], default_goal: str,
                 weights: Mapping[str, float], tolerances: Mapping[str, float], limits: Mapping[str, float],
                 available: Sequence[str], aggregates: Sequence[str] = (), rank_by: str = "",
-                strict_settings: bool = False) -> list[MetricSpec]:
+                strict_settings: bool = False, defaults: Mapping[str, Sequence[str]] = {}) -> list[MetricSpec]:
     """The table's columns for resolved ``keys``.
 
     In samples mode ``aggregates`` (e.g. ``["mean", "median", "worst3"]``) expand every key into one column
     per aggregate; only the ``rank_by`` aggregate gets a ranking weight. ``goals`` may name metrics that
     were not selected or not logged (the defaults cover every analyzer); ``weights``, ``tolerances``
-    (``regression.abs``) and ``limits`` must name logged metrics when ``strict_settings`` is true.
+    (``regression.abs``) and ``limits`` must name logged metrics when ``strict_settings`` is true, except
+    the names in ``defaults[<setting>]`` (the shipped defaults, which cover metrics a run may not log).
     """
     if default_goal not in GOALS:
         raise ConfigError(f"default_goal must be one of {GOALS}; got {default_goal!r}.")
     if strict_settings:
         for table, what in ((weights, "weights"), (tolerances, "regression.abs"), (limits, "limits")):
-            check_settings(table, available, what)
+            shipped = set(defaults.get(what, ()))
+            check_settings({k: v for k, v in table.items() if k not in shipped}, available, what)
     specs = []
     for base in keys:
         goal, assumed = goal_of(base, goals, default_goal, available)

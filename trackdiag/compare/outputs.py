@@ -18,7 +18,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..report import Cell, Figure, Section, Verdict, write_report
-from .plots import HOW_TO_READ, mpl_text, trend_figure
+from .plots import HOW_TO_READ, mpl_text, trend_figure, trend_groups
 from .ranking import fmt
 from .table import Comparison
 
@@ -333,15 +333,17 @@ def write_outputs(c: Comparison, out_dir: str | Path, *, formats: Sequence[str] 
                        list(c.verdict) + [""] + [c.reasons[i] for i in order[:20]] + [""] + c.notes[:40])
         if plots:
             (out / "plots").mkdir(exist_ok=True)
-            for j, spec in enumerate(c.specs):
-                fig = trend_figure(c, j)
-                rgb = figure_to_rgb(fig)
-                name = "trend_" + "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in spec.label) + ".png"
-                from ..plots import save_rgb_png
+            for stale in (out / "plots").glob("trend_*.png"):  # from an earlier comparison in this folder
+                stale.unlink()
+            from ..plots import save_rgb_png
 
+            for label, cols in trend_groups(c):
+                fig = trend_figure(c, cols[0], extra=cols[1:])
+                rgb = figure_to_rgb(fig)
+                name = "trend_" + "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in label) + ".png"
                 save_rgb_png(rgb, out / "plots" / name)
-                images[spec.label] = rgb
-                figures.append(Figure(path=f"plots/{name}", title=spec.label, how_to_read=HOW_TO_READ))
+                images[label] = rgb
+                figures.append(Figure(path=f"plots/{name}", title=label, how_to_read=HOW_TO_READ))
                 if pdf is not None:
                     save_pdf_page(pdf, fig)
         if pdf is not None:

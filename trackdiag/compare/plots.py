@@ -7,18 +7,20 @@ against the baseline or over the limit).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ..plots import new_figure
-from .metrics import MetricSpec
+from .metrics import MetricSpec, label_of
 from .table import Comparison
 
-__all__ = ["trend_figure", "mpl_text", "HOW_TO_READ"]
+__all__ = ["trend_figure", "trend_groups", "mpl_text", "HOW_TO_READ"]
 
-HOW_TO_READ = ("One line per run. Dashed grey: the baseline's value. Dotted red: the limit. Star: the best "
-               "checkpoint. Red crosses: flagged checkpoints (regressed against the baseline or over the limit).")
+HOW_TO_READ = ("One line per run (samples mode: the ranked aggregate solid, the others dotted). Dashed "
+               "grey: the baseline's value. Dotted red: the limit. Star: the best checkpoint. Red crosses: flagged "
+               "checkpoints (regressed against the baseline or over the limit).")
 
 #: Runs named in a legend; more runs are drawn but summarised as "+N more".
 LEGEND_MAX = 12
@@ -29,8 +31,22 @@ def mpl_text(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
-def trend_figure(c: Comparison, j: int, *, width: float = 7.0, height: float = 4.2) -> Any:
-    """The trend figure of column ``j`` of ``c`` (a matplotlib Figure on an Agg canvas)."""
+def trend_groups(c: Comparison) -> list[tuple[str, list[int]]]:
+    """One figure per metric: ``(label, columns)``; in samples mode a metric's aggregates share a figure,
+    the ranked aggregate first."""
+    groups: dict[str, list[int]] = {}
+    for j, spec in enumerate(c.specs):
+        groups.setdefault(label_of(spec.base), []).append(j)
+    return [(label, sorted(cols, key=lambda j: c.specs[j].weight <= 0)) for label, cols in groups.items()]
+
+
+_AGG_STYLES = (":", "-.", (0, (1, 3)))
+
+
+def trend_figure(c: Comparison, j: int, *, extra: Sequence[int] = (), width: float = 7.0, height: float = 4.2
+                 ) -> Any:
+    """The trend figure of column ``j`` of ``c`` (a matplotlib Figure on an Agg canvas). ``extra`` columns
+    (the other samples-mode aggregates of the same metric) are drawn as thin dashed / dotted lines."""
     spec: MetricSpec = c.specs[j]
     fig = new_figure(width, height)
     ax = fig.add_subplot()
@@ -48,6 +64,14 @@ def trend_figure(c: Comparison, j: int, *, width: float = 7.0, height: float = 4
     from matplotlib.lines import Line2D
 
     ax.add_collection(LineCollection(segments, colors=colors, linewidths=1.3))
+    agg_handles = []
+    for style, k in zip(_AGG_STYLES, extra):
+        yk = c.values[order, k]
+        segs = [np.column_stack([xs[np.isfinite(ys)], ys[np.isfinite(ys)]])
+                for xs, ys in zip(np.split(x, bounds), np.split(yk, bounds))]
+        ax.add_collection(LineCollection(segs, colors=colors, linewidths=0.9, linestyles=style, alpha=0.8))
+        agg_handles.append(Line2D([], [], color="0.3", linewidth=0.9, linestyle=style,
+                                  label=mpl_text(c.specs[k].key.rsplit("/", 1)[-1])))
     finite = np.isfinite(y)
     ax.scatter(x[finite], y[finite], s=9, c=np.asarray(colors)[codes[order][finite]], zorder=2)
     ax.autoscale_view()
@@ -67,7 +91,8 @@ def trend_figure(c: Comparison, j: int, *, width: float = 7.0, height: float = 4
         ax.plot(c.step[best], c.values[best, j], linestyle="none", marker="*", color="#f9a825",
                 markeredgecolor="k", markersize=13, label="best")
     goal = {"min": "lower is better", "max": "higher is better"}.get(spec.goal, "not judged")
-    ax.set_title(mpl_text(f"{spec.label} ({goal})"), fontsize=10)
+    title = spec.label if not extra else f"{spec.label} (solid; other aggregates dotted)"
+    ax.set_title(mpl_text(f"{title}, {goal}"), fontsize=10)
     ax.set_xlabel("step")
     ax.grid(True, alpha=0.3)
     labels = sorted({c.checkpoint[i] for i in range(len(c)) if not c.checkpoint[i].isdigit()})
@@ -75,8 +100,8 @@ def trend_figure(c: Comparison, j: int, *, width: float = 7.0, height: float = 4
         ticks = {int(c.step[i]): c.checkpoint[i] for i in range(len(c))}
         ax.set_xticks(list(ticks), [mpl_text(t) for t in ticks.values()], rotation=30, fontsize=7)
         ax.set_xlabel("checkpoint")
-    extra = list(ax.get_lines())  # baseline, limit, flagged, best
-    shown = handles + extra
+    marks = list(ax.get_lines())  # baseline, limit, flagged, best
+    shown = handles + agg_handles + marks
     texts = [h.get_label() for h in shown]
     if len(names) > LEGEND_MAX:
         shown.insert(LEGEND_MAX, Line2D([], [], linestyle="none"))
