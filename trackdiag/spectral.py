@@ -675,7 +675,9 @@ def analyze_periodicity(x: torch.Tensor, *, valid: Optional[torch.Tensor] = None
     2. The strongest spectral local maxima with periods in ``[min_period_px, max_period_frac · min(H, W)]``
        are found and refined below one bin; :func:`pick_fundamental` picks the fundamental f*.
     3. The ACF along f*'s direction (Wiener–Khinchin on the projected power, normalised by the window's
-       ACF) gives the first significant ACF peak, an independent period.
+       ACF) gives the first significant ACF peak, an independent period. When it points at another member
+       of f*'s harmonic family (a peak that divides the strongest one, with ≥ 10 % of its power), that
+       member becomes f* (octave check).
     4. ``score`` = ``sqrt(clamp(ρ_acf, 0, 1)) · clamp(log10(peak_ratio) − 1, 0, 1)``: the height of the ACF
        peak (how much of the texture repeats), gated by how far f* stands out of its ring's background
        (geometric-mean power; 10× → 0, 100× → 1): noise and plaster score ≈ 0, clean periodic walls ≈ 1.
@@ -716,6 +718,23 @@ def analyze_periodicity(x: torch.Tensor, *, valid: Optional[torch.Tensor] = None
     min_lag = torch.maximum(torch.full_like(radius, max(min_period_px, 2.0) * 0.75),
                             torch.nan_to_num(0.3 * s / radius, nan=0.0))
     acf_lag, rho = first_acf_peak(prof, step=step, min_lag=min_lag)
+
+    # Octave check with the ACF: when the ACF's period is another member of f*'s harmonic family (a doubled
+    # zone can give f*/2 enough power to pass rel_power; the ACF's first peak is not fooled by a longer
+    # period in part of the image), the family member at the ACF's frequency becomes f*.
+    r_acf = s / acf_lag
+    r_top = peaks.radius[:, :1]
+    m = r_top / peaks.radius.clamp_min(1e-6)
+    family = ((m - m.round()).abs() <= harmonic_tol * m.round()) & (m.round() >= 1) & peaks.valid
+    near = family & ((peaks.radius - r_acf[:, None]).abs() <= 2 * harmonic_tol * r_acf[:, None])
+    near &= peaks.power >= 0.1 * peaks.power[:, :1]
+    alt = torch.where(near, peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
+    use_alt = near.any(dim=1) & torch.isfinite(r_acf) & (alt != j)
+    j = torch.where(use_alt, alt, j)
+    radius2, _, _, p0b, has2 = fundamental_of(peaks, j, rel_power=0.1)
+    radius = torch.where(use_alt, radius2, radius)
+    p0 = torch.where(use_alt, p0b, p0)
+    r0 = torch.where(has, radius, torch.full_like(radius, r_min))
 
     bg = ring_background(lh, counts, r0)
     peak_ratio = p0 / bg.clamp_min(torch.finfo(x.dtype).tiny)
