@@ -94,14 +94,21 @@ def test_errors(tmp_path):
         latent_section.run(_args("--latents", str(tmp_path / "bad")), tmp_path / "o", progress=False)
 
 
-def test_cli_mixes_logdir_and_latents_in_one_report(latent_dir, tmp_path):
+def test_cli_mixes_logdir_and_latents_in_one_report(tmp_path):
     from trackdiag.diagnose import main
 
-    root, _ = latent_dir
+    root = tmp_path / "lat"
+    root.mkdir()
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    for i in range(3):
+        b = clean_batch(400 + i, names=("out",), size=32)
+        if i == 2:
+            b["out"][:, 0] = 0.5 * b["out"][:, 0] + 2 * torch.cos(math.pi * xx / 4) * torch.cos(math.pi * yy / 4)
+        torch.save(b, root / f"step_{i}.pt")
     log = tmp_path / "log.csv"
     log.write_text("step,train_loss\n" + "".join(f"{i},{1.0 / (1 + i)}\n" for i in range(300)))
     rc = main(["--latents", str(root), "--logdir", str(log), "--report", str(tmp_path / "rep"),
-               "--no-progress"])
+               "--no-progress", "--max-images", "1"])
     assert rc == 0
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert summary["latent"]["files_periodic"] == 1 and summary["loss"]["loss_tag"] == "train_loss"
