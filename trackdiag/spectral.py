@@ -474,15 +474,22 @@ def _project(spec: Spectrum, power: torch.Tensor, direction: torch.Tensor, bins_
 def _cosine_sum(hist: torch.Tensor, side: int, step: float, count: int, bins_per_bin: int) -> torch.Tensor:
     """``Σ_b hist_b · cos(2π f_b t)`` with ``f_b = b / (bins_per_bin · side)`` cycles/px, at the lags
     ``t = 0, step, …, (count−1)·step`` px: ``N×nb`` → ``N×count``, by one real inverse FFT of length
-    ``bins_per_bin · side / step`` (rounded up to even)."""
+    ``L = bins_per_bin · side / step`` (must be an even integer ≥ 2·count)."""
     n, nb = hist.shape
-    length = int(math.ceil(bins_per_bin * side / step))
-    length += length % 2
-    length = max(length, 2 * (nb - 1), count)
-    length += length % 2
-    spec1 = torch.zeros(n, length // 2 + 1, device=hist.device, dtype=hist.dtype)
-    spec1[:, :nb] = hist
+    exact = bins_per_bin * side / step
+    if abs(exact - round(exact)) > 1e-6:
+        raise ValueError(f"step ({step}) must divide bins_per_bin · side ({bins_per_bin * side}).")
+    length = int(round(exact))
+    length = max(length + length % 2, 2 * count)
+    if length != int(round(exact)):
+        raise ValueError(f"step ({step}) and count ({count}): bins_per_bin · side / step must be even and ≥ 2·count.")
+    # cos(2π b m / L) is L-periodic and even in b: fold sub-bins beyond L/2 (lags coarser than the
+    # projection's resolution) onto their alias instead of truncating them.
+    b = torch.arange(nb, device=hist.device) % length
+    b = torch.minimum(b, length - b)
+    spec1 = torch.zeros(n, length // 2 + 1, device=hist.device, dtype=hist.dtype).index_add_(1, b, hist)
     spec1[:, 0] *= 2.0
+    spec1[:, -1] *= 2.0  # the Nyquist term appears once in irfft's sum; the cosine sum wants it whole
     full = torch.fft.irfft(spec1, n=length) * (length / 2.0)
     return full[:, :count]
 

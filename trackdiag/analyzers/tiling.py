@@ -382,7 +382,11 @@ def tiling_metrics(pred: torch.Tensor, *, mask: Optional[torch.Tensor] = None, r
     finite = torch.isfinite(gray)
     valid = finite
     if mask is not None:
-        valid = valid & normalize_mask(mask, batch=b, height=h, width=w).to(pred.device)[:, 0]
+        if isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and tuple(mask.shape) == (b, 1, h, w):
+            m = mask  # already normalised (StepInputs): no re-check, which would synchronise with the device
+        else:
+            m = normalize_mask(mask, batch=b, height=h, width=w)
+        valid = valid & m.to(pred.device)[:, 0]
     out: dict[str, torch.Tensor] = {
         "nonfinite_frac": (~finite).to(gray.dtype).mean(dim=(-2, -1)),
         "valid_px_frac": valid.to(gray.dtype).mean(dim=(-2, -1)),
