@@ -12,6 +12,7 @@ Rows:
 * ``compare_full_report``: ``compare()`` with every format (CSV, JSON, Markdown, HTML, PDF) and 20 trend
   plots (100 lines each);
 * ``compare_publish_mlflow``: the same plus the "comparison" run in MLflow (table, 20 images, artifacts).
+* ``calibration_loop_10M``: how fast this machine is right now (a shared machine under load is slower).
 All in one process after a warm-up (imports excluded); ``cli_cold_start`` is one ``python -m
 trackdiag.compare_ckpts`` process (CSV only), imports included.
 """
@@ -31,10 +32,28 @@ import numpy as np
 from common import row, time_call
 
 N_RUNS, N_METRICS, N_STEPS = 100, 20, 50
-NAMES = ["E2f_over_Ef", "Ehalf_over_Ef", "axis_ratio_at_f", "shift_mse_dx1", "shift_mse_dy1", "resize_mse_downUp",
-         "band_row_frac_max", "band_col_frac_max", "band_row_max_run", "band_col_max_run", "band_score",
-         "band_max_run", "fundamental_radius_bin", "acf_first_peak_radius_bin", "fundamental_period_px",
-         "band_base_period_px", "resize_delta_r", "checker_score", "moire_score", "cross_score"]
+NAMES = [
+    "E2f_over_Ef",
+    "Ehalf_over_Ef",
+    "axis_ratio_at_f",
+    "shift_mse_dx1",
+    "shift_mse_dy1",
+    "resize_mse_downUp",
+    "band_row_frac_max",
+    "band_col_frac_max",
+    "band_row_max_run",
+    "band_col_max_run",
+    "band_score",
+    "band_max_run",
+    "fundamental_radius_bin",
+    "acf_first_peak_radius_bin",
+    "fundamental_period_px",
+    "band_base_period_px",
+    "resize_delta_r",
+    "checker_score",
+    "moire_score",
+    "cross_score",
+]
 KEYS = [f"trackdiag/tiling/{n}" for n in NAMES[:N_METRICS]]
 EXPERIMENT = "bench_compare"
 HERE = Path(__file__).resolve().parent
@@ -67,10 +86,13 @@ def make_store(path: Path) -> float:
         run = client.create_run(exp, run_name=f"run-{r:03d}", tags={"lr": f"{1e-4 * (1 + r % 5):.0e}"})
         walk = np.abs(0.5 + np.cumsum(rng.normal(0, 0.02, (N_STEPS, N_METRICS)), axis=0))
         ts = int(time.time() * 1000)
-        metrics = [Metric(key, float(walk[i, j]), ts + i, int(steps[i]))
-                   for j, key in enumerate(KEYS) for i in range(N_STEPS)]
+        metrics = [
+            Metric(key, float(walk[i, j]), ts + i, int(steps[i]))
+            for j, key in enumerate(KEYS)
+            for i in range(N_STEPS)
+        ]
         for start in range(0, len(metrics), 1000):
-            client.log_batch(run.info.run_id, metrics=metrics[start:start + 1000], synchronous=True)
+            client.log_batch(run.info.run_id, metrics=metrics[start : start + 1000], synchronous=True)
         client.set_terminated(run.info.run_id)
     marker.write_text(json.dumps({"runs": N_RUNS, "metrics": N_METRICS, "steps": N_STEPS}))
     return time.perf_counter() - t0
@@ -87,14 +109,35 @@ def run(quick: bool = False) -> list[dict]:
     out = Path(tempfile.mkdtemp(prefix="bench_compare_"))
     rows = []
     note = f"{N_RUNS} runs x {N_METRICS} metrics x {N_STEPS} steps, sqlite"
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    rows.append(
+        row(
+            "compare",
+            "calibration_loop_10M",
+            time.perf_counter() - t0,
+            "s",
+            "a plain Python loop of 10M additions (about 0.5 s on an idle desktop core): scale the rest",
+        )
+    )
     if made:
         rows.append(row("compare", "make_store_log_batch", made, "s", note + " (one log_batch per run)"))
 
     def read(batched: bool, max_runs: int):
-        return read_mlflow(tracking_uri=uri, experiment=EXPERIMENT, max_runs=max_runs,
-                           select=lambda per_run: KEYS, batched=batched)
+        return read_mlflow(
+            tracking_uri=uri,
+            experiment=EXPERIMENT,
+            max_runs=max_runs,
+            select=lambda per_run: KEYS,
+            batched=batched,
+        )
 
-    assert sum(len(s.steps) for r in read(True, N_RUNS) for s in r.metrics.values()) == N_RUNS * N_METRICS * N_STEPS
+    assert (
+        sum(len(s.steps) for r in read(True, N_RUNS) for s in r.metrics.values())
+        == N_RUNS * N_METRICS * N_STEPS
+    )
     t_batched = time_call(lambda: read(True, N_RUNS), repeat=repeat)
     rows.append(row("compare", "read_batched_100runs", t_batched, "s", note + "; one SQL query per run"))
     t_fast20 = time_call(lambda: read(True, 20), repeat=repeat)
@@ -108,29 +151,52 @@ def run(quick: bool = False) -> list[dict]:
     from trackdiag.compare.table import build_table
 
     runs = read(True, N_RUNS)
-    specs = build_specs(KEYS, goals={}, default_goal="min", weights={}, tolerances={}, limits={}, available=KEYS)
+    specs = build_specs(
+        KEYS, goals={}, default_goal="min", weights={}, tolerances={}, limits={}, available=KEYS
+    )
     t_table = time_call(lambda: rank(build_table(runs, specs, steps="all", tolerance=50)), repeat=repeat)
     rows.append(row("compare", "table_rank_5000rows", t_table, "s", "build + judge + rank, steps=all"))
 
-    base = [f"mlflow.tracking_uri={uri}", f"mlflow.experiment={EXPERIMENT}", "steps=all", f"output.dir={out / 'r'}",
-            "baseline=run-000@100"]
+    base = [
+        f"mlflow.tracking_uri={uri}",
+        f"mlflow.experiment={EXPERIMENT}",
+        "steps=all",
+        f"output.dir={out / 'r'}",
+        "baseline=run-000@100",
+    ]
     fast = base + ["output.formats=[csv]", "output.plots=false", "publish.to=none"]
     t_none = time_call(lambda: compare(overrides=fast), repeat=repeat)
     rows.append(row("compare", "compare_no_outputs", t_none, "s", note + "; steps=all (5000 rows), CSV only"))
     full = base + ["publish.to=none"]
     t_full = time_call(lambda: compare(overrides=full), repeat=repeat, warmup=1)
-    rows.append(row("compare", "compare_full_report", t_full, "s",
-                    "CSV+JSON+MD+HTML+PDF, 20 trend plots x 100 runs"))
+    rows.append(
+        row("compare", "compare_full_report", t_full, "s", "CSV+JSON+MD+HTML+PDF, 20 trend plots x 100 runs")
+    )
     if not quick:
         copy = out / "copy.db"
         shutil.copy(path, copy)
         pub = [f"mlflow.tracking_uri=sqlite:///{copy}", *base[1:], "publish.to=mlflow"]
         t_pub = time_call(lambda: compare(overrides=pub), repeat=1, warmup=0)
-        rows.append(row("compare", "compare_publish_mlflow", t_pub, "s", "full report + comparison run in MLflow"))
+        rows.append(
+            row("compare", "compare_publish_mlflow", t_pub, "s", "full report + comparison run in MLflow")
+        )
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "trackdiag.compare_ckpts", *fast], cwd=ROOT, check=True,
-                   capture_output=True, timeout=600)
-    rows.append(row("compare", "cli_cold_start", time.perf_counter() - t0, "s", "python -m, imports included, CSV only"))
+    subprocess.run(
+        [sys.executable, "-m", "trackdiag.compare_ckpts", *fast],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    rows.append(
+        row(
+            "compare",
+            "cli_cold_start",
+            time.perf_counter() - t0,
+            "s",
+            "python -m, imports included, CSV only",
+        )
+    )
     shutil.rmtree(out, ignore_errors=True)
     return rows
 

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,9 +40,16 @@ def store(tmp_path_factory):
     uri = f"sqlite:///{root / 'mlruns.db'}"
     ids = {}
     for name, (steps, bs, e2f) in TRAJ.items():
-        s = trackdiag.init(config={"run": {"tags": {"note": EVIL_TAG}}}, overrides=["analyzer=[]"],
-                           backend=["mlflow", "local"], tracking_uri=uri, experiment="cmp", run_name=name,
-                           out_dir=str(root / "local"), on_error="raise")
+        s = trackdiag.init(
+            config={"run": {"tags": {"note": EVIL_TAG}}},
+            overrides=["analyzer=[]"],
+            backend=["mlflow", "local"],
+            tracking_uri=uri,
+            experiment="cmp",
+            run_name=name,
+            out_dir=str(root / "local"),
+            on_error="raise",
+        )
         for k, (step, b, e) in enumerate(zip(steps, bs, e2f)):
             values = {BS: b, E2F: e}
             if name == "run-a":
@@ -54,8 +62,14 @@ def store(tmp_path_factory):
 
 def run_compare(store, tmp_path, *extra, publish="none", outputs=False):
     """A comparison of the store's runs; without ``outputs`` only the CSV is written (fast)."""
-    overrides = [f"mlflow.tracking_uri={store['uri']}", "mlflow.experiment=cmp", f"output.dir={tmp_path / 'out'}",
-                 f"publish.to={publish}", "metrics=[band_score,E2f_over_Ef]", *extra]
+    overrides = [
+        f"mlflow.tracking_uri={store['uri']}",
+        "mlflow.experiment=cmp",
+        f"output.dir={tmp_path / 'out'}",
+        f"publish.to={publish}",
+        "metrics=[band_score,E2f_over_Ef]",
+        *extra,
+    ]
     if not outputs:
         overrides += ["output.formats=[csv]", "output.plots=false"]
     return compare(overrides=overrides)
@@ -111,13 +125,30 @@ def test_table_values_deltas_flags_and_ranking_are_exact(store, tmp_path):
     assert list(zip(*np.nonzero(c.regressed))) == [(idx[("run-b", 500)], 0)]
     assert not c.over_limit.any()
     # mean ranks computed by hand (ties share the average rank)
-    expected_score = {("run-a", 100): 7.5, ("run-a", 300): 3.5, ("run-a", 500): 1.0, ("run-b", 100): 7.5,
-                      ("run-b", 300): 2.5, ("run-b", 500): 9.0, (EVIL, 100): 6.0, (EVIL, 300): 4.75,
-                      (EVIL, 500): 3.25}
+    expected_score = {
+        ("run-a", 100): 7.5,
+        ("run-a", 300): 3.5,
+        ("run-a", 500): 1.0,
+        ("run-b", 100): 7.5,
+        ("run-b", 300): 2.5,
+        ("run-b", 500): 9.0,
+        (EVIL, 100): 6.0,
+        (EVIL, 300): 4.75,
+        (EVIL, 500): 3.25,
+    }
     for key, score in expected_score.items():
         assert c.score[idx[key]] == pytest.approx(score), key
-    order = [("run-a", 500), ("run-b", 300), (EVIL, 500), ("run-a", 300), (EVIL, 300), (EVIL, 100),
-             ("run-a", 100), ("run-b", 100), ("run-b", 500)]
+    order = [
+        ("run-a", 500),
+        ("run-b", 300),
+        (EVIL, 500),
+        ("run-a", 300),
+        (EVIL, 300),
+        (EVIL, 100),
+        ("run-a", 100),
+        ("run-b", 100),
+        ("run-b", 500),
+    ]
     assert [int(c.rank[idx[k]]) for k in order] == list(range(1, 10))
     assert res.best == "run-a @ step 500"
     # the reasons in words
@@ -128,11 +159,21 @@ def test_table_values_deltas_flags_and_ranking_are_exact(store, tmp_path):
     worst = c.reasons[idx[("run-b", 500)]]
     assert "tiling/band_score regressed to 0.6 vs baseline 0.5 (+0.1, tolerance 0.05)" in worst
     assert c.verdict[0].startswith("Best checkpoint: run-a @ step 500")
-    assert c.onsets == [{"run": "run-b", "metric": "tiling/band_score", "base": "tiling/band_score", "since": 500,
-                         "checkpoint": "500",
-                         "value": 0.6, "baseline": 0.5}]
-    assert any(line.startswith("Got worse: run-b: tiling/band_score has been flagged since step 500")
-               for line in c.verdict)
+    assert c.onsets == [
+        {
+            "run": "run-b",
+            "metric": "tiling/band_score",
+            "base": "tiling/band_score",
+            "since": 500,
+            "checkpoint": "500",
+            "value": 0.6,
+            "baseline": 0.5,
+        }
+    ]
+    assert any(
+        line.startswith("Got worse: run-b: tiling/band_score has been flagged since step 500")
+        for line in c.verdict
+    )
 
 
 def test_limits_flag_rows_and_flagged_rows_rank_last(store, tmp_path):
@@ -140,21 +181,40 @@ def test_limits_flag_rows_and_flagged_rows_rank_last(store, tmp_path):
     idx = rows_by_label(c)
     flagged = {k for k, i in idx.items() if c.over_limit[i, 0]}
     assert flagged == {("run-a", 100), ("run-b", 100), ("run-b", 500), (EVIL, 100), (EVIL, 300), (EVIL, 500)}
-    order = [("run-a", 500), ("run-b", 300), ("run-a", 300), (EVIL, 500), (EVIL, 300), (EVIL, 100),
-             ("run-a", 100), ("run-b", 100), ("run-b", 500)]
+    order = [
+        ("run-a", 500),
+        ("run-b", 300),
+        ("run-a", 300),
+        (EVIL, 500),
+        (EVIL, 300),
+        (EVIL, 100),
+        ("run-a", 100),
+        ("run-b", 100),
+        ("run-b", 500),
+    ]
     assert [int(c.rank[idx[k]]) for k in order] == list(range(1, 10))
     assert "tiling/band_score 0.31 is above its limit 0.305" in c.reasons[idx[(EVIL, 500)]]
     # without flagged_last the mean rank alone decides: run-c @ 500 (3.25) is ahead of run-a @ 300 (3.5)
-    c2 = run_compare(store, tmp_path, "steps=[100,300,500]", "limits.band_score=0.305",
-                     "ranking.flagged_last=false").comparison
+    c2 = run_compare(
+        store, tmp_path, "steps=[100,300,500]", "limits.band_score=0.305", "ranking.flagged_last=false"
+    ).comparison
     assert c2.rank[idx[(EVIL, 500)]] == 3 and c2.rank[idx[("run-a", 300)]] == 4
 
 
 def test_lexicographic_ranking_and_goal_max(store, tmp_path):
     c = run_compare(store, tmp_path, "steps=[100,300,500]", "ranking.method=lexicographic").comparison
     idx = rows_by_label(c)
-    order = [("run-a", 500), ("run-b", 300), ("run-a", 300), (EVIL, 500), (EVIL, 300), (EVIL, 100),
-             ("run-a", 100), ("run-b", 100), ("run-b", 500)]
+    order = [
+        ("run-a", 500),
+        ("run-b", 300),
+        ("run-a", 300),
+        (EVIL, 500),
+        (EVIL, 300),
+        (EVIL, 100),
+        ("run-a", 100),
+        ("run-b", 100),
+        ("run-b", 500),
+    ]
     assert [int(c.rank[idx[k]]) for k in order] == list(range(1, 10))
     # Higher-is-better flips the best mark and the direction of a regression.
     c = run_compare(store, tmp_path, "steps=[100,300,500]", "goals.band_score=max").comparison
@@ -171,8 +231,9 @@ def test_steps_last_all_baseline_forms_and_weights(store, tmp_path):
     c = run_compare(store, tmp_path, "steps=all", "baseline=run-b@200").comparison
     assert c.values[c.baseline].tolist() == [0.2, 1.0]
     # an id works as well as a name; weight 0 leaves a column out of the ranking
-    c = run_compare(store, tmp_path, "steps=[500]", f"baseline={store['ids']['run-b']}@last",
-                    "weights.E2f_over_Ef=0").comparison
+    c = run_compare(
+        store, tmp_path, "steps=[500]", f"baseline={store['ids']['run-b']}@last", "weights.E2f_over_Ef=0"
+    ).comparison
     assert c.run[c.baseline] == "run-b"
     assert c.rank.tolist() == [1, 3, 2]  # by band_score alone: 0.20, 0.60 (the baseline), 0.31
     with pytest.raises(ConfigError, match="no run named 'nope'"):
@@ -187,16 +248,22 @@ def test_runs_by_name_and_id_and_default_metrics(store, tmp_path):
     # metrics=[]: the key metrics that every run logged, in key_metrics order; the others are noted
     assert [s.label for s in c.specs] == ["tiling/band_score", "tiling/E2f_over_Ef"]
     assert any("logged by only some runs, left out: ['probe/only_a']" in n for n in c.notes)
-    assert any(n.startswith("key metrics not logged by every run, left out: ['band_max_run'") for n in c.notes)
+    assert any(
+        n.startswith("key metrics not logged by every run, left out: ['band_max_run'") for n in c.notes
+    )
     c = run_compare(store, tmp_path, "metrics=[]", "key_metrics=[nothing_like_this]").comparison
     assert [s.label for s in c.specs] == ["tiling/E2f_over_Ef", "tiling/band_score"]  # every common one
 
 
 # -- missing things -------------------------------------------------------------------------------------
 def test_missing_runs_give_clear_messages(store, tmp_path):
-    with pytest.raises(MissingRunError, match=r"\['0123456789abcdef0123456789abcdef'\] not found.*Runs there: .*run-a"):
+    with pytest.raises(
+        MissingRunError, match=r"\['0123456789abcdef0123456789abcdef'\] not found.*Runs there: .*run-a"
+    ):
         run_compare(store, tmp_path, "runs=[0123456789abcdef0123456789abcdef]")
-    with pytest.raises(MissingRunError, match=r"\['run-z'\] not found by id, nor by name in experiment 'cmp'"):
+    with pytest.raises(
+        MissingRunError, match=r"\['run-z'\] not found by id, nor by name in experiment 'cmp'"
+    ):
         run_compare(store, tmp_path, "runs=[run-a,run-z]")
     with pytest.raises(MissingRunError, match="experiment 'nope' does not exist.*experiments: .*cmp"):
         run_compare(store, tmp_path, "mlflow.experiment=nope")
@@ -209,14 +276,22 @@ def test_missing_runs_give_clear_messages(store, tmp_path):
 
 
 def test_missing_metrics_and_steps_give_clear_messages(store, tmp_path):
-    with pytest.raises(MissingMetricError, match=r"metric 'band_scor' was not logged.*Did you mean \['tiling/band_score'\]"):
+    with pytest.raises(
+        MissingMetricError, match=r"metric 'band_scor' was not logged.*Did you mean \['tiling/band_score'\]"
+    ):
         run_compare(store, tmp_path, "metrics=[band_scor]")
-    with pytest.raises(MissingMetricError, match=r"run 'run-b' \(mlflow \w+\) never logged \['probe/only_a'\]"):
+    with pytest.raises(
+        MissingMetricError, match=r"run 'run-b' \(mlflow \w+\) never logged \['probe/only_a'\]"
+    ):
         run_compare(store, tmp_path, "metrics=[band_score,only_a]")
-    c = run_compare(store, tmp_path, "metrics=[band_score,only_a]", "on_missing=skip", "steps=[100]").comparison
+    c = run_compare(
+        store, tmp_path, "metrics=[band_score,only_a]", "on_missing=skip", "steps=[100]"
+    ).comparison
     assert np.isnan(c.values[1, 1]) and c.values[0, 1] == 0.0
     assert any("never logged ['probe/only_a']" in n for n in c.notes)
-    with pytest.raises(MissingMetricError, match=r"within ±5 steps of step\(s\) \[100\] \(its last logged step is 510\)"):
+    with pytest.raises(
+        MissingMetricError, match=r"within ±5 steps of step\(s\) \[100\] \(its last logged step is 510\)"
+    ):
         run_compare(store, tmp_path, "steps=[100]", "tolerance=5")
     c = run_compare(store, tmp_path, "steps=[100]", "tolerance=5", "on_missing=skip").comparison
     assert c.run == ["run-a", "run-b"] and any("within ±5 steps" in n for n in c.notes)
@@ -244,7 +319,9 @@ def test_one_metrics_query_per_run_and_same_result_as_per_key_reads(store):
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert len(statements) == 3  # one per run, for both keys
-    slow = read_mlflow(tracking_uri=store["uri"], experiment="cmp", select=lambda keys: [BS, E2F], batched=False)
+    slow = read_mlflow(
+        tracking_uri=store["uri"], experiment="cmp", select=lambda keys: [BS, E2F], batched=False
+    )
     for a, b in zip(fast, slow):
         assert a.name == b.name and a.metrics.keys() == b.metrics.keys()
         for key in a.metrics:
@@ -256,19 +333,29 @@ def test_one_metrics_query_per_run_and_same_result_as_per_key_reads(store):
 def test_report_folder_and_escaping(store, tmp_path):
     res = run_compare(store, tmp_path, "steps=[100,300,500]", "baseline=run-a@100", outputs=True)
     out = tmp_path / "out"
-    assert {p.name for p in out.iterdir()} >= {"comparison.csv", "comparison.json", "comparison.md", "index.html",
-                                              "comparison.pdf", "plots"}
+    assert {p.name for p in out.iterdir()} >= {
+        "comparison.csv",
+        "comparison.json",
+        "comparison.md",
+        "index.html",
+        "comparison.pdf",
+        "plots",
+    }
     assert (out / "comparison.pdf").read_bytes()[:5] == b"%PDF-"
     assert len(list((out / "plots").glob("trend_*.png"))) == 2
     with open(out / "comparison.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     b500 = next(r for r in rows if r["run"] == "run-b" and r["step"] == "500")
-    assert float(b500["tiling/band_score"]) == 0.6 and float(b500["tiling/band_score delta"]) == pytest.approx(0.1)
+    assert float(b500["tiling/band_score"]) == 0.6 and float(
+        b500["tiling/band_score delta"]
+    ) == pytest.approx(0.1)
     assert b500["flagged"] == "tiling/band_score" and b500["rank"] == "9"
     data = json.loads((out / "comparison.json").read_text())
     assert data["ranking"][0]["run"] == "run-a" and data["ranking"][0]["step"] == 500
     assert data["rows"][2]["cells"]["tiling/band_score"]["best"] is True
-    assert data["runs"][2]["name"] == EVIL and data["runs"][2]["tags"]["note"] == EVIL_TAG  # raw in data formats
+    assert (
+        data["runs"][2]["name"] == EVIL and data["runs"][2]["tags"]["note"] == EVIL_TAG
+    )  # raw in data formats
     page = (out / "index.html").read_text()
     assert "<script" not in page.lower() and "<img src=x" not in page
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
@@ -292,8 +379,9 @@ def test_comparison_run_in_mlflow_and_later_comparisons_skip_it(store, tmp_path)
     assert run.data.params["compare.steps"] == "[100, 300, 500]"
     arts = {a.path for a in client.list_artifacts(run.info.run_id, "comparison")}
     assert {"comparison/index.html", "comparison/comparison.csv", "comparison/comparison.pdf"} <= arts
-    table = json.loads(open(client.download_artifacts(run.info.run_id, "tables/trackdiag/compare/comparison.json",
-                                                      str(tmp_path))).read())
+    key = "tables/trackdiag/compare/comparison.json"
+    local = client.download_artifacts(run.info.run_id, key, str(tmp_path))
+    table = json.loads(Path(local).read_text())
     cols = table["columns"]
     rows = [dict(zip(cols, r)) for r in table["data"]]
     assert [r["rank"] for r in rows if r["run"] == "run-a"] == [7, 4, 1]
@@ -304,9 +392,18 @@ def test_comparison_run_in_mlflow_and_later_comparisons_skip_it(store, tmp_path)
 
 def test_local_run_folders_give_the_same_table(store, tmp_path):
     local = store["root"] / "local"
-    res = compare(overrides=["backend=local", f"runs=[{local}/run-*,{local}/_script*/script*]", "steps=[100,300,500]",
-                             f"output.dir={tmp_path / 'out'}", "publish.to=none", "metrics=[band_score,E2f_over_Ef]",
-                             "output.formats=[csv]", "output.plots=false"])
+    res = compare(
+        overrides=[
+            "backend=local",
+            f"runs=[{local}/run-*,{local}/_script*/script*]",
+            "steps=[100,300,500]",
+            f"output.dir={tmp_path / 'out'}",
+            "publish.to=none",
+            "metrics=[band_score,E2f_over_Ef]",
+            "output.formats=[csv]",
+            "output.plots=false",
+        ]
+    )
     mres = run_compare(store, tmp_path, "steps=[100,300,500]")
     np.testing.assert_array_equal(res.comparison.values, mres.comparison.values)
     np.testing.assert_array_equal(res.comparison.rank, mres.comparison.rank)
@@ -314,23 +411,53 @@ def test_local_run_folders_give_the_same_table(store, tmp_path):
 
 # -- the command line -------------------------------------------------------------------------------------
 def test_cli_with_overrides(store, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "trackdiag.compare_ckpts", f"mlflow.tracking_uri={store['uri']}",
-                           "mlflow.experiment=cmp", "steps=[100,300,500]", "output.dir=rep", "limits.band_score=0.305",
-                           "metrics=[band_score,E2f_over_Ef]", "output.formats=[csv,md]", "output.plots=false",
-                           "publish.to=none"], cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trackdiag.compare_ckpts",
+            f"mlflow.tracking_uri={store['uri']}",
+            "mlflow.experiment=cmp",
+            "steps=[100,300,500]",
+            "output.dir=rep",
+            "limits.band_score=0.305",
+            "metrics=[band_score,E2f_over_Ef]",
+            "output.formats=[csv,md]",
+            "output.plots=false",
+            "publish.to=none",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Best checkpoint: run-a @ step 500")
-    assert r"tiling/band\_score 0.31 is above its limit 0.305" in (tmp_path / "rep" / "comparison.md").read_text()
+    assert (
+        r"tiling/band\_score 0.31 is above its limit 0.305"
+        in (tmp_path / "rep" / "comparison.md").read_text()
+    )
 
 
 def test_cli_errors_exit_1_with_one_line(store, tmp_path, monkeypatch, capsys):
     from trackdiag.compare_ckpts import main
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["compare_ckpts", f"mlflow.tracking_uri={store['uri']}", "mlflow.experiment=cmp",
-                                      "runs=[run-z]", "publish.to=none"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "compare_ckpts",
+            f"mlflow.tracking_uri={store['uri']}",
+            "mlflow.experiment=cmp",
+            "runs=[run-z]",
+            "publish.to=none",
+        ],
+    )
     with pytest.raises(SystemExit) as exc:
         main()
     assert exc.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: MLflow run(s) ['run-z'] not found by id, nor by name in experiment 'cmp'")
+    assert err[-1].startswith(
+        "error: MLflow run(s) ['run-z'] not found by id, nor by name in experiment 'cmp'"
+    )

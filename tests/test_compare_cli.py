@@ -27,8 +27,13 @@ def leaf_keys(cls, prefix=""):
 
 
 def cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "trackdiag.compare_ckpts", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "trackdiag.compare_ckpts", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def test_help_explains_every_key(tmp_path):
@@ -48,10 +53,15 @@ def test_compose_validates_values():
     cfg = compose(["runs=[a,b]", "steps=[300,100]", "limits.band_score=0.4", "goals={my_score:max}"])
     assert list(cfg.runs) == ["a", "b"] and list(cfg.steps) == [300, 100]
     assert cfg.limits.band_score == 0.4 and cfg.goals.my_score == "max" and cfg.goals.band_score == "min"
-    for bad, match in [("steps=first", "steps must be"), ("steps=[]", "empty list"), ("backend=neptune", "backend"),
-                       ("ranking.method=borda", "ranking.method"), ("samples.rank_by=worst",
-                                                                     "must be one of samples.aggregates"),
-                       ("on_missing=ignore", "on_missing"), ("tolerance=-1", "tolerance")]:
+    for bad, match in [
+        ("steps=first", "steps must be"),
+        ("steps=[]", "empty list"),
+        ("backend=neptune", "backend"),
+        ("ranking.method=borda", "ranking.method"),
+        ("samples.rank_by=worst", "must be one of samples.aggregates"),
+        ("on_missing=ignore", "on_missing"),
+        ("tolerance=-1", "tolerance"),
+    ]:
         overrides = [bad] + (["samples.aggregates=[mean]"] if "rank_by" in bad else [])
         with pytest.raises(ConfigError, match=match):
             compose(overrides)
@@ -60,6 +70,20 @@ def test_compose_validates_values():
 
 
 def test_map_overrides_need_no_plus():
-    assert map_overrides(["limits.a=1", "+weights.b=2", "goals={c:max}", "regression.abs.d=0.1", "runs=[x]",
-                          "regression.rel=0.2"]) == ["++limits.a=1", "+weights.b=2", "++goals={c:max}",
-                                                     "++regression.abs.d=0.1", "runs=[x]", "regression.rel=0.2"]
+    assert map_overrides(
+        [
+            "limits.a=1",
+            "+weights.b=2",
+            "goals={c:max}",
+            "regression.abs.d=0.1",
+            "runs=[x]",
+            "regression.rel=0.2",
+        ]
+    ) == [
+        "++limits.a=1",
+        "+weights.b=2",
+        "++goals={c:max}",
+        "++regression.abs.d=0.1",
+        "runs=[x]",
+        "regression.rel=0.2",
+    ]

@@ -60,30 +60,51 @@ def folders(tmp_path_factory):
 
 def test_clean_walls_rank_above_checkerboard_and_doubled_bands(folders, tmp_path):
     out = tmp_path / "out"
-    res = compare(overrides=[f"samples.sets=[{folders / 'ckpt_1000'},{folders / 'ckpt_2000'}]",
-                             f"samples.masks={folders / 'masks'}", f"samples.ref={folders / 'ref.png'}",
-                             f"output.dir={out}", "publish.to=none", "output.formats=[csv,json,html]",
-                             "samples.worst_k=2"])
+    res = compare(
+        overrides=[
+            f"samples.sets=[{folders / 'ckpt_1000'},{folders / 'ckpt_2000'}]",
+            f"samples.masks={folders / 'masks'}",
+            f"samples.ref={folders / 'ref.png'}",
+            f"output.dir={out}",
+            "publish.to=none",
+            "output.formats=[csv,json,html]",
+            "samples.worst_k=2",
+        ]
+    )
     c = res.comparison
-    assert c.mode == "samples" and c.checkpoint == ["ckpt_1000", "ckpt_2000"] and c.step.tolist() == [1000, 2000]
+    assert (
+        c.mode == "samples" and c.checkpoint == ["ckpt_1000", "ckpt_2000"] and c.step.tolist() == [1000, 2000]
+    )
     assert c.rank.tolist() == [1, 2], c.reasons
     assert res.best == "samples @ ckpt_1000"
     col = {s.label: j for j, s in enumerate(c.specs)}
     for agg in ("mean", "median", "worst"):
         # the ×2 deconvolution's checkerboard is unmistakable; the doubled bands never make it look better
-        assert c.values[1, col[f"tiling/checkerboard_score/{agg}"]] > 3 * c.values[0, col[f"tiling/checkerboard_score/{agg}"]]
+        assert (
+            c.values[1, col[f"tiling/checkerboard_score/{agg}"]]
+            > 3 * c.values[0, col[f"tiling/checkerboard_score/{agg}"]]
+        )
         assert c.values[1, col[f"tiling/band_score/{agg}"]] >= c.values[0, col[f"tiling/band_score/{agg}"]]
     # only the rank_by aggregate (mean) ranks; median and worst are shown and judged
     assert {s.label.rsplit("/", 1)[1] for s in c.specs if s.weight > 0} == {"mean"}
     # the regression since ckpt_2000 against the baseline (the clean checkpoint) is named
     assert c.regressed[1, col["tiling/checkerboard_score/mean"]]
-    assert any(o["metric"] == "tiling/checkerboard_score/mean" and o["checkpoint"] == "ckpt_2000" for o in c.onsets)
-    assert any(line.startswith("Got worse: samples: tiling/checkerboard_score (mean, median, worst) has been "
-                               "flagged since ckpt_2000") for line in c.verdict)
+    assert any(
+        o["metric"] == "tiling/checkerboard_score/mean" and o["checkpoint"] == "ckpt_2000" for o in c.onsets
+    )
+    assert any(
+        line.startswith(
+            "Got worse: samples: tiling/checkerboard_score (mean, median, worst) has been "
+            "flagged since ckpt_2000"
+        )
+        for line in c.verdict
+    )
     # aggregates are exactly the per-image values' mean / median / mean of the worst 2
     with open(out / "per_image.csv", newline="") as fh:
         per_image = list(csv.DictReader(fh))
-    assert sorted(r["image"] for r in per_image if r["checkpoint"] == "ckpt_2000") == [f"wall_{k}.png" for k in range(3)]
+    assert sorted(r["image"] for r in per_image if r["checkpoint"] == "ckpt_2000") == [
+        f"wall_{k}.png" for k in range(3)
+    ]
     key = "trackdiag/tiling/checkerboard_score"
     vals = np.array([float(r[key]) for r in per_image if r["checkpoint"] == "ckpt_2000"])
     assert len(set(vals.tolist())) == 3  # three different images
@@ -104,12 +125,17 @@ def test_aggregates_follow_the_goal():
 
 
 def test_sets_names_steps_and_errors(tmp_path):
-    sets = parse_sets([str(tmp_path / "ckpt_500"), {"dir": str(tmp_path / "x"), "name": "final", "step": 900}],
-                      run_name="s", masks=None)
+    sets = parse_sets(
+        [str(tmp_path / "ckpt_500"), {"dir": str(tmp_path / "x"), "name": "final", "step": 900}],
+        run_name="s",
+        masks=None,
+    )
     assert [(s.name, s.step) for s in sets] == [("ckpt_500", 500), ("final", 900)]
     sets = parse_sets(["a/early", "a/late"], run_name="s", masks=None)
     assert [s.step for s in sets] == [0, 1]  # no numbers in the names: the list order
     with pytest.raises(ConfigError, match="repeat"):
         parse_sets(["a/ckpt_1", "b/ckpt_1"], run_name="s", masks=None)
     with pytest.raises(MissingRunError, match="does not exist"):
-        compare(overrides=[f"samples.sets=[{tmp_path / 'nope'}]", "publish.to=none", f"output.dir={tmp_path}"])
+        compare(
+            overrides=[f"samples.sets=[{tmp_path / 'nope'}]", "publish.to=none", f"output.dir={tmp_path}"]
+        )

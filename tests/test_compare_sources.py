@@ -20,9 +20,18 @@ def logs(tmp_path_factory):
     pytest.importorskip("tensorboard")
     root = tmp_path_factory.mktemp("wbtb")
     for name, values in TRAJ.items():
-        s = trackdiag.init(overrides=["analyzer=[]", "backend=[wandb,tensorboard]", f"backend.wandb.dir={root / 'wb'}",
-                                      "backend.wandb.mode=offline"],
-                           run_name=name, experiment="cmp", out_dir=str(root / "td"), on_error="raise")
+        s = trackdiag.init(
+            overrides=[
+                "analyzer=[]",
+                "backend=[wandb,tensorboard]",
+                f"backend.wandb.dir={root / 'wb'}",
+                "backend.wandb.mode=offline",
+            ],
+            run_name=name,
+            experiment="cmp",
+            out_dir=str(root / "td"),
+            on_error="raise",
+        )
         for k, v in enumerate(values):
             s.log_scalars({BS: v}, step=(k + 1) * 100)
         assert s.finish().clean
@@ -38,9 +47,18 @@ def _check(c, approx):
 
 
 def test_wandb_offline_runs(logs, tmp_path):
-    res = compare(overrides=["backend=wandb", f"runs=[{logs / 'wb' / 'wandb' / 'offline-run-*'}]", "steps=all",
-                             "metrics=[band_score]", f"output.dir={tmp_path}", "publish.to=none",
-                             "output.formats=[csv]", "output.plots=false"])
+    res = compare(
+        overrides=[
+            "backend=wandb",
+            f"runs=[{logs / 'wb' / 'wandb' / 'offline-run-*'}]",
+            "steps=all",
+            "metrics=[band_score]",
+            f"output.dir={tmp_path}",
+            "publish.to=none",
+            "output.formats=[csv]",
+            "output.plots=false",
+        ]
+    )
     c = res.comparison
     assert len(c) == 6
     _check(c, lambda v: v)  # W&B keeps float64: exact
@@ -48,15 +66,27 @@ def test_wandb_offline_runs(logs, tmp_path):
 
 
 def test_tensorboard_runs_and_publish_as_wandb_table(logs, tmp_path):
-    res = compare(overrides=["backend=tensorboard", f"runs=[{logs / 'td' / 'tensorboard' / '*'}]", "steps=all",
-                             "metrics=[band_score]", f"output.dir={tmp_path / 'out'}", "publish.to=wandb",
-                             "publish.experiment=cmp", "output.formats=[csv,json]", "output.plots=false",
-                             f"publish.overrides=['backend.wandb.dir={tmp_path / 'pub'}','backend.wandb.mode=offline']"])
+    res = compare(
+        overrides=[
+            "backend=tensorboard",
+            f"runs=[{logs / 'td' / 'tensorboard' / '*'}]",
+            "steps=all",
+            "metrics=[band_score]",
+            f"output.dir={tmp_path / 'out'}",
+            "publish.to=wandb",
+            "publish.experiment=cmp",
+            "output.formats=[csv,json]",
+            "output.plots=false",
+            f"publish.overrides=['backend.wandb.dir={tmp_path / 'pub'}','backend.wandb.mode=offline']",
+        ]
+    )
     _check(res.comparison, lambda v: pytest.approx(v, rel=1e-6))  # TensorBoard stores float32
     (folder,) = (tmp_path / "pub" / "wandb").glob("offline-run-*")
     run = read_wandb_offline(folder)
     assert run.config["compare.backend"] == "tensorboard"
-    tables = [row["trackdiag/compare/comparison"] for row in run.history if "trackdiag/compare/comparison" in row]
+    tables = [
+        row["trackdiag/compare/comparison"] for row in run.history if "trackdiag/compare/comparison" in row
+    ]
     assert tables and tables[-1]["_type"].startswith(("table", "incremental-table"))
     assert run.summary["trackdiag/compare/best/tiling/band_score"] == pytest.approx(0.1, rel=1e-6)
 

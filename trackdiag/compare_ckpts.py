@@ -61,7 +61,7 @@ def compare(config: Any = None, *, overrides: Iterable[str] = (),
 
     cfg = compose(overrides)
     if config is not None:
-        data = OmegaConf.to_container(config, resolve=True) if not isinstance(config, Mapping) else dict(config)
+        data = dict(config) if isinstance(config, Mapping) else OmegaConf.to_container(config, resolve=True)
         cfg = validate(OmegaConf.merge(cfg, data))
     return run(cfg, progress=progress)
 
@@ -97,11 +97,11 @@ def _selector(cfg: Any, box: dict[str, Any]) -> Callable[[Sequence[Sequence[str]
                                  "metric they all logged.")
             partial = [label_of(k) for k in default_keys(available) if k not in common]
             if partial:
-                notes.append(f"logged by only some runs, left out: {partial[:20]}; name them in metrics=[…] to "
-                             "compare them.")
+                notes.append(f"logged by only some runs, left out: {partial[:20]}; name them in metrics=[…] "
+                             "to compare them.")
             if not keys:
-                raise MissingMetricError(f"no metric was logged by every run; logged by some: {partial[:20]}. "
-                                         "Choose with metrics=[…].")
+                raise MissingMetricError(f"no metric was logged by every run; logged by some: "
+                                         f"{partial[:20]}. Choose with metrics=[…].")
         box["keys"] = keys
         return keys
 
@@ -115,7 +115,8 @@ def _specs(cfg: Any, keys: Sequence[str], available: Sequence[str], *, aggregate
 
     return build_specs(keys, goals=dict(cfg.goals), default_goal=cfg.default_goal, weights=dict(cfg.weights),
                        tolerances=dict(cfg.regression.abs), limits=dict(cfg.limits), available=available,
-                       aggregates=aggregates, rank_by=rank_by, strict_settings=True, defaults=shipped_map_keys())
+                       aggregates=aggregates, rank_by=rank_by, strict_settings=True,
+                       defaults=shipped_map_keys())
 
 
 def _goal_of(cfg: Any, available: Sequence[str]) -> Callable[[str], str]:
@@ -155,7 +156,8 @@ def run(cfg: Any, *, progress: Optional[Callable[[str], None]] = None) -> Compar
                     rel_tolerance=float(cfg.regression.rel), on_missing=str(cfg.on_missing))
     c.mode = mode
     c.notes = notes + c.notes
-    rank(c, method=cfg.ranking.method, flagged_last=bool(cfg.ranking.flagged_last), explain=int(cfg.ranking.explain))
+    rank(c, method=cfg.ranking.method, flagged_last=bool(cfg.ranking.flagged_last),
+         explain=int(cfg.ranking.explain))
     plain = OmegaConf.to_container(cfg, resolve=True)
     names, publish_notes = targets(plain["publish"]["to"], source=source)
     c.notes += publish_notes
@@ -168,8 +170,9 @@ def run(cfg: Any, *, progress: Optional[Callable[[str], None]] = None) -> Compar
     project = runs[0].tags.get("project") if source == "wandb" and runs else None
     where = publish(c, names, out_dir=out_dir, images=images, params=flatten(plain, "compare."),
                     experiment=cfg.publish.experiment or project or cfg.mlflow.experiment,
-                    run_name=cfg.publish.run_name, tracking_uri=cfg.mlflow.tracking_uri, local_root=local_root,
-                    log_images=bool(cfg.publish.images), backend_overrides=list(cfg.publish.overrides))
+                    run_name=cfg.publish.run_name, tracking_uri=cfg.mlflow.tracking_uri,
+                    local_root=local_root, log_images=bool(cfg.publish.images),
+                    backend_overrides=list(cfg.publish.overrides))
     return CompareResult(comparison=c, files=files, published=where, config=cfg)
 
 
@@ -185,7 +188,8 @@ def _samples(cfg: Any, progress: Optional[Callable[[str], None]]) -> tuple[list,
         from .compare.data import MissingRunError
 
         raise MissingRunError("no sample image could be analysed: " + "; ".join(notes[:5]))
-    available = list(dict.fromkeys(k for r in rows for k in r if k not in ("run", "checkpoint", "step", "image")))
+    fixed = ("run", "checkpoint", "step", "image")
+    available = list(dict.fromkeys(k for r in rows for k in r if k not in fixed))
     box: dict[str, Any] = {}
     keys = _selector(cfg, box)([available])
     notes = notes + box.get("notes", [])

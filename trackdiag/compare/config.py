@@ -193,7 +193,8 @@ def validate(cfg: Any) -> Any:
         try:
             node.steps = [int(s) for s in (steps if steps is not None else [])]
         except (TypeError, ValueError):
-            raise ConfigError(f"steps must be 'all', 'last' or a list of integer steps; got {steps!r}.") from None
+            raise ConfigError(f"steps must be 'all', 'last' or a list of integer steps; got {steps!r}."
+                              ) from None
         if not node.steps:
             raise ConfigError("steps is an empty list; give steps=[1000,2000], steps=all or steps=last.")
     if node.tolerance < 0:

@@ -42,8 +42,8 @@ class Series:
         self.steps = np.asarray(self.steps, dtype=np.int64)
         self.values = np.asarray(self.values, dtype=np.float64)
         if self.steps.shape != self.values.shape or self.steps.ndim != 1:
-            raise ValueError(f"Series: steps and values must be 1-D of one length; got {self.steps.shape} and "
-                             f"{self.values.shape}.")
+            raise ValueError(f"Series: steps and values must be 1-D of one length; got {self.steps.shape} "
+                             f"and {self.values.shape}.")
 
 
 @dataclass

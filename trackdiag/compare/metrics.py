@@ -16,7 +16,8 @@ from ..errors import ConfigError
 from ..values import ROOT
 from .data import MissingMetricError
 
-__all__ = ["MetricSpec", "resolve_key", "candidates", "default_keys", "build_specs", "goal_of", "label_of", "GOALS"]
+__all__ = ["MetricSpec", "resolve_key", "candidates", "default_keys", "build_specs", "goal_of", "label_of",
+           "GOALS"]
 
 GOALS = ("min", "max", "none")
 
@@ -102,7 +103,8 @@ def _lookup(table: Mapping[str, Any], key: str, base: str, what: str, available:
     return None if found is None else found[1]
 
 
-def goal_of(key: str, goals: Mapping[str, str], default_goal: str, available: Sequence[str]) -> tuple[str, bool]:
+def goal_of(key: str, goals: Mapping[str, str], default_goal: str, available: Sequence[str]
+            ) -> tuple[str, bool]:
     """``(goal, assumed)`` of a logged key: its entry in ``goals``, else ``default_goal`` (assumed)."""
     goal = _lookup(goals, key, key, "goals", available)
     if goal is None:
@@ -121,7 +123,8 @@ def check_settings(table: Mapping[str, Any], available: Sequence[str], what: str
 def build_specs(keys: Sequence[str], *, goals: Mapping[str, str], default_goal: str,
                 weights: Mapping[str, float], tolerances: Mapping[str, float], limits: Mapping[str, float],
                 available: Sequence[str], aggregates: Sequence[str] = (), rank_by: str = "",
-                strict_settings: bool = False, defaults: Mapping[str, Sequence[str]] = {}) -> list[MetricSpec]:
+                strict_settings: bool = False, defaults: Mapping[str, Sequence[str]] = {}
+                ) -> list[MetricSpec]:
     """The table's columns for resolved ``keys``.
 
     In samples mode ``aggregates`` (e.g. ``["mean", "median", "worst3"]``) expand every key into one column

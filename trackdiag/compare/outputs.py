@@ -73,15 +73,17 @@ def to_json(c: Comparison, config: Optional[Mapping[str, Any]] = None) -> dict[s
     order = np.argsort(c.rank, kind="stable")
     labels = [s.label for s in c.specs]
     values, deltas = _cells(c.values), _cells(c.delta)
-    logged, best, regressed, over = c.logged.tolist(), c.best.tolist(), c.regressed.tolist(), c.over_limit.tolist()
+    logged, best = c.logged.tolist(), c.best.tolist()
+    regressed, over = c.regressed.tolist(), c.over_limit.tolist()
     score = _cells(c.score[:, None]) if len(c.score) else [[None]] * len(c)
     rows = []
     for i in range(len(c)):
         cells = {label: {"value": values[i][j], "logged_step": logged[i][j], "delta": deltas[i][j],
                          "best": best[i][j], "regressed": regressed[i][j], "over_limit": over[i][j]}
                  for j, label in enumerate(labels)}
-        rows.append({"rank": int(c.rank[i]), "run": c.run[i], "run_id": c.run_id[i], "checkpoint": c.checkpoint[i],
-                     "step": int(c.step[i]), "score": score[i][0], "reason": c.reasons[i], "cells": cells})
+        rows.append({"rank": int(c.rank[i]), "run": c.run[i], "run_id": c.run_id[i],
+                     "checkpoint": c.checkpoint[i], "step": int(c.step[i]), "score": score[i][0],
+                     "reason": c.reasons[i], "cells": cells})
     return {
         "mode": c.mode,
         "baseline": {"row": int(c.baseline), "run": c.run[c.baseline], "checkpoint": c.checkpoint[c.baseline],
@@ -94,7 +96,8 @@ def to_json(c: Comparison, config: Optional[Mapping[str, Any]] = None) -> dict[s
                      "step": int(c.step[i]), "score": score[i][0], "reason": c.reasons[i]} for i in order],
         "onsets": list(c.onsets),
         "rows": rows,
-        "runs": [{"name": r.name, "run_id": r.run_id, "source": r.source, "tags": dict(r.tags)} for r in c.runs],
+        "runs": [{"name": r.name, "run_id": r.run_id, "source": r.source, "tags": dict(r.tags)}
+                 for r in c.runs],
         "notes": list(c.notes),
         "config": dict(config or {}),
     }
@@ -127,7 +130,8 @@ def _cell_title(c: Comparison, i: int, j: int) -> str:
     return "; ".join(out)
 
 
-def _display_rows(c: Comparison, cells: bool, rows_idx: Optional[Sequence[int]] = None) -> list[dict[str, Any]]:
+def _display_rows(c: Comparison, cells: bool, rows_idx: Optional[Sequence[int]] = None
+                  ) -> list[dict[str, Any]]:
     """Rows for people (formatted cells), for ``rows_idx`` (default: every row in table order)."""
     rows = []
     for i in (range(len(c)) if rows_idx is None else rows_idx):
@@ -161,7 +165,8 @@ def _write_strict_json(data: Any, path: Path) -> Path:
 
     from ..report import json_default
 
-    path.write_text(json.dumps(data, indent=1, allow_nan=False, default=json_default) + "\n", encoding="utf-8")
+    text = json.dumps(data, indent=1, allow_nan=False, default=json_default)
+    path.write_text(text + "\n", encoding="utf-8")
     return path
 
 
@@ -219,8 +224,8 @@ def write_html(c: Comparison, out_dir: Path, figures: Sequence[Figure]) -> Path:
         Section(title="Ranking", notes=[c.reasons[i] for i in order[:50]]
                 + ([f"… {len(c) - 50} more rows in comparison.md / comparison.json"] if len(c) > 50 else [])),
         Section(title="Comparison table", notes=[_legend_text(c)] + (
-                    [f"{len(c)} rows: the {HTML_ROWS} best by rank are shown; every row is in comparison.csv and "
-                     "comparison.md."] if len(c) > HTML_ROWS else []),
+                    [f"{len(c)} rows: the {HTML_ROWS} best by rank are shown; every row is in comparison.csv "
+                     "and comparison.md."] if len(c) > HTML_ROWS else []),
                 tables={"one row per run and checkpoint": _display_rows(
                     c, cells=True, rows_idx=None if len(c) <= HTML_ROWS else order[:HTML_ROWS])}),
     ]
@@ -264,7 +269,8 @@ def save_pdf_page(pdf: Any, fig: Any) -> None:
         quiet.setLevel(level)
 
 
-def _text_page(pdf: Any, title: str, lines: Sequence[str], *, wrap: bool = True, landscape: bool = False) -> None:
+def _text_page(pdf: Any, title: str, lines: Sequence[str], *, wrap: bool = True, landscape: bool = False
+               ) -> None:
     """Monospace text pages (one text object per page: fast, and searchable in the PDF)."""
     from ..plots import new_figure
 

@@ -19,8 +19,8 @@ from .table import Comparison
 __all__ = ["trend_figure", "trend_groups", "mpl_text", "HOW_TO_READ"]
 
 HOW_TO_READ = ("One line per run (samples mode: the ranked aggregate solid, the others dotted). Dashed "
-               "grey: the baseline's value. Dotted red: the limit. Star: the best checkpoint. Red crosses: flagged "
-               "checkpoints (regressed against the baseline or over the limit).")
+               "grey: the baseline's value. Dotted red: the limit. Star: the best checkpoint. Red crosses: "
+               "flagged checkpoints (regressed against the baseline or over the limit).")
 
 #: Runs named in a legend; more runs are drawn but summarised as "+N more".
 LEGEND_MAX = 12
@@ -56,7 +56,7 @@ def trend_figure(c: Comparison, j: int, *, extra: Sequence[int] = (), width: flo
     order = np.lexsort((c.step, codes))
     bounds = np.flatnonzero(np.diff(codes[order])) + 1
     colors = _colors(len(names))
-    # One LineCollection and one scatter for every run: two artists instead of one per run (100 runs draw fast).
+    # One LineCollection and one scatter for every run: two artists, not one per run (100 runs draw fast).
     x, y = c.step[order].astype(np.float64), c.values[order, j]
     segments = [np.column_stack([xs[np.isfinite(ys)], ys[np.isfinite(ys)]])
                 for xs, ys in zip(np.split(x, bounds), np.split(y, bounds))]

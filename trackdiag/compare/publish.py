@@ -20,7 +20,6 @@ import numpy as np
 from ..backends.base import RunInfo
 from ..config import build_component, config_dir, resolve
 from ..errors import BackendError, ConfigError
-from .data import MissingRunError
 from .outputs import flat_rows
 from .sources import COMPARISON_TAG
 from .table import Comparison
@@ -51,8 +50,8 @@ def targets(publish: Any, *, source: str) -> tuple[list[str], list[str]]:
             if pick in available:
                 out.append(pick)
             else:
-                notes.append(f"publish=auto: trackdiag has no {pick} backend here; the comparison went only to "
-                             "the report folder.")
+                notes.append(f"publish=auto: trackdiag has no {pick} backend here; the comparison went only "
+                             "to the report folder.")
         elif name in available:
             out.append(name)
         else:
@@ -105,11 +104,9 @@ def publish(c: Comparison, names: Sequence[str], *, out_dir: Path, images: Mappi
                     backend.log_image(f"trackdiag/compare/trend/{label}", rgb, 0)
             backend.log_artifacts(Path(out_dir), ARTIFACT)
             status = "FINISHED"
-        except MissingRunError:
-            raise
         except Exception as exc:
-            raise BackendError(f"publishing to {name} failed ({type(exc).__name__}: {exc}). The report folder "
-                               f"{out_dir} is complete.") from exc
+            raise BackendError(f"publishing to {name} failed ({type(exc).__name__}: {exc}). The report "
+                               f"folder {out_dir} is complete.") from exc
         finally:
             backend.close(status)
         where[name] = backend.location()

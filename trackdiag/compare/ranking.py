@@ -64,7 +64,8 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def rank(c: Comparison, *, method: str = "mean_rank", flagged_last: bool = True, explain: int = 5) -> Comparison:
+def rank(c: Comparison, *, method: str = "mean_rank", flagged_last: bool = True, explain: int = 5
+         ) -> Comparison:
     """Fill ``c.rank`` (1 = best), ``c.score``, ``c.reasons`` (one sentence per row), ``c.onsets`` and
     ``c.verdict`` (the summary in words). ``explain``: rows whose reason names every ranked column."""
     if method not in METHODS:
@@ -106,7 +107,8 @@ def _reason(c: Comparison, i: int, cols: list[int], ranks: np.ndarray, order: np
         parts.append(f"mean rank {c.score[i]:.2f} over {len(cols)} ranked metric{'s' * (len(cols) != 1)} "
                      f"among {n} checkpoints")
     else:
-        parts.append(f"{_ordinal(int(round(ranks[i, 0])))} in {c.specs[cols[0]].label}, the first ranked metric")
+        parts.append(f"{_ordinal(round(ranks[i, 0]))} in {c.specs[cols[0]].label}, the first ranked "
+                     "metric")
     best_in = [c.specs[j].label + f" ({fmt(c.values[i, j])})" for j in cols if c.best[i, j]]
     if best_in:
         parts.append("best of all in " + ", ".join(best_in))
@@ -119,8 +121,9 @@ def _reason(c: Comparison, i: int, cols: list[int], ranks: np.ndarray, order: np
     regressed, over = np.flatnonzero(c.regressed[i]), np.flatnonzero(c.over_limit[i])
     for j in regressed[:MAX_PROBLEMS]:
         s = c.specs[j]
-        problems.append(f"{s.label} regressed to {fmt(c.values[i, j])} vs baseline {fmt(c.values[c.baseline, j])} "
-                        f"({_signed(c.delta[i, j])}, tolerance {fmt(c.tolerance[j])})")
+        problems.append(f"{s.label} regressed to {fmt(c.values[i, j])} vs baseline "
+                        f"{fmt(c.values[c.baseline, j])} ({_signed(c.delta[i, j])}, tolerance "
+                        f"{fmt(c.tolerance[j])})")
     for j in over[:MAX_PROBLEMS]:
         s = c.specs[j]
         side = "above" if s.goal == "min" else "below"
@@ -138,8 +141,9 @@ def _reason(c: Comparison, i: int, cols: list[int], ranks: np.ndarray, order: np
     if pos < n and full:
         nxt = int(order[pos])
         if c.score[nxt] == c.score[i] and method == "mean_rank":
-            parts.append(f"ties with {c.row_label(nxt)} on mean rank; ordered by "
-                         f"{'its flags and ' if flagged[nxt] != flagged[i] else ''}the metrics in listed order")
+            by = "its flags and " if flagged[nxt] != flagged[i] else ""
+            parts.append(f"ties with {c.row_label(nxt)} on mean rank; ordered by {by}the metrics in listed "
+                         "order")
         elif flagged[nxt] and not flagged[i]:
             parts.append(f"ahead of {c.row_label(nxt)}, which is flagged")
         else:

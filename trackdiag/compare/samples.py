@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..analyzers.base import Analyzer, StepInputs, is_map_key
+from ..checks import normalize_mask, normalize_ref
 from ..config import build_component, resolve
 from ..errors import ConfigError, InputFileError, TrackdiagError
 from ..io import list_images, load_image, load_mask
@@ -69,8 +70,8 @@ def parse_sets(entries: Sequence[Any], *, run_name: str, masks: Optional[str]) -
         elif isinstance(entry, Mapping):
             unknown = set(entry) - {"name", "dir", "masks", "step", "run"}
             if unknown or "dir" not in entry:
-                raise ConfigError(f"samples.sets[{k}]: an entry is a folder or a mapping with dir (and optional "
-                                  f"name, masks, step, run); got keys {sorted(entry)}.")
+                raise ConfigError(f"samples.sets[{k}]: an entry is a folder or a mapping with dir (and "
+                                  f"optional name, masks, step, run); got keys {sorted(entry)}.")
             path = Path(str(entry["dir"]))
             m = entry.get("masks", masks)
             sets.append(SampleSet(name=str(entry.get("name") or path.name), dir=path,
@@ -86,8 +87,9 @@ def parse_sets(entries: Sequence[Any], *, run_name: str, masks: Optional[str]) -
         if len(set(names)) != len(names):
             raise ConfigError(f"samples.sets: checkpoint names repeat in run {group[0].run!r}: {names}. Give "
                               "each entry a distinct name.")
-        parsed = [s.step if s.step is not None else (int(m.group(1)) if (m := _NUMBER.search(s.name)) else None)
-                  for s in group]
+        numbers = [_NUMBER.search(s.name) for s in group]
+        parsed = [s.step if s.step is not None else (int(m.group(1)) if m else None)
+                  for s, m in zip(group, numbers)]
         if None in parsed or len(set(parsed)) != len(parsed):
             parsed = [s.step if s.step is not None else i for i, s in enumerate(group)]
             if len(set(parsed)) != len(parsed):
@@ -113,8 +115,9 @@ def build_analyzers(names: Sequence[str], params: Mapping[str, Any]) -> list[Ana
         analyzer = build_component(node, allow_external=False, what=f"samples analyzer {name}")
         extra = [f for f in analyzer.requires if f not in ("pred", "mask", "ref")]
         if extra:
-            raise ConfigError(f"analyzer {name!r} needs {extra}, which sample folders do not have; samples mode "
-                              "runs analyzers that need only images (and masks / a reference), e.g. tiling.")
+            raise ConfigError(f"analyzer {name!r} needs {extra}, which sample folders do not have; samples "
+                              "mode runs analyzers that need only images (and masks / a reference), e.g. "
+                              "tiling.")
         out.append(analyzer)
     return out
 
@@ -183,6 +186,9 @@ def analyze_sets(sets: Sequence[SampleSet], analyzers: Sequence[Analyzer], *, re
                 notes.append(f"{s.name}: mask of {path.name} is {tuple(mask.shape)}, the image "
                              f"{tuple(img.shape[-2:])}; skipped.")
                 continue
+            if mask is not None and not bool((mask > 0.5).any()):
+                notes.append(f"{s.name}: the mask of {path.name} is empty (no wall); skipped.")
+                continue
             loaded.append((path, img, mask))
         if not loaded:
             msg = f"sample folder {s.dir} (checkpoint {s.name!r}) has no readable image."
@@ -199,11 +205,13 @@ def analyze_sets(sets: Sequence[SampleSet], analyzers: Sequence[Analyzer], *, re
             for start in range(0, len(idx), batch_size):
                 chunk = idx[start:start + batch_size]
                 pred = torch.stack([loaded[k][1] for k in chunk])
-                mask = torch.stack([loaded[k][2] for k in chunk])[:, None] > 0.5 if has_mask else None
-                if ref_t is not None and ref_t.shape[1] != pred.shape[1]:
-                    r = ref_t.mean(dim=1, keepdim=True) if pred.shape[1] == 1 else ref_t.expand(-1, pred.shape[1], -1, -1)
-                else:
-                    r = ref_t
+                b, c, h, w = pred.shape
+                mask = normalize_mask(torch.stack([loaded[k][2] for k in chunk])[:, None], batch=b, height=h,
+                                      width=w) if has_mask else None
+                r = ref_t
+                if r is not None and c == 1 and r.shape[1] != 1:  # grey samples, colour reference
+                    r = r.mean(dim=1, keepdim=True)
+                r = normalize_ref(r, channels=c, name="samples.ref") if r is not None else None
                 inputs = StepInputs(step=0, pred=pred, mask=mask, ref=r)
                 for analyzer in analyzers:
                     try:
@@ -212,8 +220,8 @@ def analyze_sets(sets: Sequence[SampleSet], analyzers: Sequence[Analyzer], *, re
                         host = {k: v.detach().cpu().numpy() for k, v in out.items()}
                         metrics = _per_image_metrics(analyzer, host, len(chunk))
                     except TrackdiagError as exc:
-                        notes.append(f"{s.name}: {analyzer.name} failed on {[loaded[k][0].name for k in chunk]}: "
-                                     f"{exc}")
+                        names = [loaded[k][0].name for k in chunk]
+                        notes.append(f"{s.name}: {analyzer.name} failed on {names}: {exc}")
                         continue
                     for k, values in zip(chunk, metrics):
                         row = per_image.setdefault(k, {"run": s.run, "checkpoint": s.name, "step": s.step,

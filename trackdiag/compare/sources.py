@@ -166,7 +166,8 @@ def read_mlflow(*, tracking_uri: str, experiment: str, filter_string: str = "", 
     found = _find_mlflow_runs(client, experiment=experiment, filter_string=filter_string, runs=runs,
                               max_runs=max_runs)
     keys = list(select([list(r.data.metrics) for r in found]))
-    store = client._tracking_client.store if batched else None  # MLflow's store behind the client
+    # The store behind the client (MLflow has no public accessor); a client without one reads per key.
+    store = getattr(getattr(client, "_tracking_client", None), "store", None) if batched else None
     names = unique_names([r.info.run_name or r.info.run_id for r in found], [r.info.run_id for r in found])
     out = []
     for run, name in zip(found, names):
@@ -214,7 +215,8 @@ def read_local(*, runs: Sequence[str], select: Select) -> list[RunData]:
     names = unique_names([f.name for f in folders], [str(f) for f in folders])
     out = []
     for folder, name, metrics in zip(folders, names, raw):
-        series = {k: series_from_points(list(metrics[k]), list(metrics[k].values())) for k in keys if k in metrics}
+        series = {k: series_from_points(list(metrics[k]), list(metrics[k].values()))
+                  for k in keys if k in metrics}
         params = folder / "params.json"
         tags = {}
         if params.is_file():

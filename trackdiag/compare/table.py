@@ -100,7 +100,8 @@ def find_baseline(spec: str, run: Sequence[str], run_id: Sequence[str], step: np
         return rows[-1]
     if at == "first":
         return rows[0]
-    hits = [i for i in rows if checkpoint[i] == at or (re.fullmatch(r"-?\d+", at) and int(step[i]) == int(at))]
+    number = int(at) if re.fullmatch(r"-?\d+", at) else None
+    hits = [i for i in rows if checkpoint[i] == at or (number is not None and int(step[i]) == number)]
     if not hits:
         raise ConfigError(f"baseline {spec!r}: run {name!r} has no checkpoint {at!r}; its checkpoints: "
                           f"{[checkpoint[i] for i in rows][:20]}.")
@@ -157,8 +158,8 @@ def build_table(runs: Sequence[RunData], specs: Sequence[MetricSpec], *, steps: 
             ck, vals, logged = ck[~empty], vals[~empty], logged[~empty]
         gaps = (logged < 0) & np.array([k in run.metrics for k in keys])[None, :]
         for i, j in zip(*np.nonzero(gaps)):
-            notes.append(f"run {run.name!r} @ {_checkpoint_label(run, int(ck[i]))}: no {specs[j].label} within "
-                         f"±{tolerance} steps.")
+            notes.append(f"run {run.name!r} @ {_checkpoint_label(run, int(ck[i]))}: no {specs[j].label} "
+                         f"within ±{tolerance} steps.")
         row_run += [run.name] * ck.size
         row_id += [run.run_id] * ck.size
         row_step.append(ck)
@@ -200,7 +201,8 @@ def judge(values: np.ndarray, specs: Sequence[MetricSpec], baseline: int, rel_to
     regressed[baseline] = False
     limit = np.array([np.nan if s.limit is None else s.limit for s in specs])
     with np.errstate(invalid="ignore"):
-        over = ((sign[None, :] < 0) & (values > limit[None, :])) | ((sign[None, :] > 0) & (values < limit[None, :]))
+        over = (((sign[None, :] < 0) & (values > limit[None, :]))
+                | ((sign[None, :] > 0) & (values < limit[None, :])))
     oriented = np.where(np.isfinite(values), sign[None, :] * values, -np.inf)  # higher is better
     top = oriented.max(axis=0)
     best = (oriented == top[None, :]) & np.isfinite(top)[None, :] & (sign[None, :] != 0)
