@@ -100,10 +100,11 @@ def test_cli_mixes_logdir_and_latents_in_one_report(tmp_path):
     root = tmp_path / "lat"
     root.mkdir()
     yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    lattice = 2 * torch.cos(math.pi * xx / 4) * torch.cos(math.pi * yy / 4)
     for i in range(3):
         b = clean_batch(400 + i, names=("out",), size=32)
         if i == 2:
-            b["out"][:, 0] = 0.5 * b["out"][:, 0] + 2 * torch.cos(math.pi * xx / 4) * torch.cos(math.pi * yy / 4)
+            b["out"][:, 0] = 0.5 * b["out"][:, 0] + lattice
         torch.save(b, root / f"step_{i}.pt")
     log = tmp_path / "log.csv"
     log.write_text("step,train_loss\n" + "".join(f"{i},{1.0 / (1 + i)}\n" for i in range(300)))
