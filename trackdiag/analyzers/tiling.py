@@ -52,6 +52,15 @@ SEED_KEYS: tuple[str, ...] = (
 
 _LUMA = (0.299, 0.587, 0.114)
 
+#: Verdict thresholds (docs/tiling.md, calibrated on the separation tests).
+HARMONIC_RATIO = 1.0
+BAND_SCORE = 0.4
+CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.02, 0.05
+ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
+BORDER_CROSS = 0.5
+PERSPECTIVE_TREND = 0.15
+APERIODIC_SCORE = 0.3
+
 
 @dataclass
 class TilingParams(AnalyzerParams):
@@ -154,9 +163,10 @@ def checkerboard_scores(spec: Spectrum, total_energy: torch.Tensor, *, strides: 
     the 3×3 bins around each grid point of ``spec`` (the Hann-windowed, detrended image); ``total_energy`` is
     the full-plane energy of the windowed image *including* its mean (``S² Σ (w·x)²``), so a ×2 upsampler
     whose even and odd outputs have gains ``g ± δ`` scores about ``δ/g``. A bilinear ×2 upsampler leaves
-    almost nothing there (≈ 0). Grid points within 2 bins + 3 % of a harmonic ``m·k*`` or ``m·k*⊥``
-    (m ≤ 8) of the texture's own fundamental ``kstar`` (``N×2`` bins) are skipped: a tile period of 8 px
-    is not a VAE grid. Keys: ``checkerboard_s{stride}``.
+    almost nothing there (≈ 0). Grid points within 2 bins + 3 % of a point ``a·k* + b·k*⊥`` (|a|, |b| ≤ 8)
+    of the lattice of the texture's own fundamental ``kstar`` (``N×2`` bins) are skipped: a tile period of
+    8 px is not a VAE grid (consequence: a checkerboard is invisible on textures of period ≤ 16 px, whose
+    8th harmonic reaches Nyquist). Keys: ``checkerboard_s{stride}``.
     """
     power = spec.power
     n, s, c = power.shape
@@ -183,23 +193,20 @@ def checkerboard_scores(spec: Spectrum, total_energy: torch.Tensor, *, strides: 
         e_pts = flat[:, idx.flatten()].reshape(n, len(pts), 9).sum(dim=-1)  # N×P
         keep = torch.ones(n, len(pts), dtype=torch.bool, device=power.device)
         if kstar is not None:
-            gy, gx = fy * s, fx * s  # grid points in bins
-            ks = torch.nan_to_num(kstar, nan=0.0)
-            kperp = torch.stack([-ks[:, 1], ks[:, 0]], dim=1)
-            m = torch.arange(1, 9, device=power.device, dtype=power.dtype)
-            for k in (ks, kperp):
-                hy = k[:, 0, None] * m[None]  # N×8
-                hx = k[:, 1, None] * m[None]
-                # Compare with both ±(hy, hx): the half-plane stores one of each Hermitian pair.
-                for sign in (1.0, -1.0):
-                    d = torch.sqrt((gy[None, :, None] - sign * hy[:, None]) ** 2
-                                   + (gx[None, :, None] - sign * hx[:, None]) ** 2)  # N×P×8
-                    # The ky axis wraps: a grid point at -s/2 is also at +s/2.
-                    d2 = torch.sqrt((gy[None, :, None] + s - sign * hy[:, None]) ** 2
-                                    + (gx[None, :, None] - sign * hx[:, None]) ** 2)
-                    tol = 2.0 + 0.03 * m[None, None] * torch.sqrt((k ** 2).sum(dim=1))[:, None, None]
-                    near = ((torch.minimum(d, d2) <= tol) & (k.abs().sum(dim=1) > 0)[:, None, None]).any(dim=-1)
-                    keep &= ~near
+            ks = torch.nan_to_num(kstar, nan=0.0).to(power.dtype)  # N×2 (ky, kx) bins
+            kp = torch.stack([-ks[:, 1], ks[:, 0]], dim=1)
+            k2 = (ks ** 2).sum(dim=1).clamp_min(1e-12)
+            for gy in (fy * s, torch.where(fy == -0.5, fy + 1.0, fy) * s):  # the ky = ±S/2 row is one row
+                g = torch.stack([gy, fx * s], dim=1).to(power.dtype)  # P×2
+                a_ = (g @ ks.T).T / k2[:, None]  # N×P lattice coordinates along k*
+                b_ = (g @ kp.T).T / k2[:, None]  # ... and along k*⊥
+                ra, rb = a_.round(), b_.round()
+                ly = ra * ks[:, :1] + rb * kp[:, :1]
+                lx = ra * ks[:, 1:] + rb * kp[:, 1:]
+                dist = torch.sqrt((g[None, :, 0] - ly) ** 2 + (g[None, :, 1] - lx) ** 2)
+                tol = 2.0 + 0.03 * torch.sqrt((g ** 2).sum(dim=1))[None]
+                near = (dist <= tol) & (ra.abs() <= 8) & (rb.abs() <= 8) & (k2[:, None] > 1e-6)
+                keep &= ~near
         e = (e_pts * keep).sum(dim=1)
         out[f"checkerboard_s{stride}"] = torch.sqrt(e / total_energy.clamp_min(tiny)).clamp(0.0, 1.0)
     return out
@@ -528,7 +535,7 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            "Find where NaN/Inf come from (fp16 overflow, division by zero in the decoder); "
                            "they were left out of every metric here.", "bad"))
     score = g("periodicity_score")
-    if math.isfinite(score) and score < 0.3:
+    if math.isfinite(score) and score < APERIODIC_SCORE:
         out.append(Verdict("No dominant period (aperiodic surface)", {"periodicity_score": _r(score)},
                            "Period-based metrics (f*, E-ratios, bands) are unreliable for this image; "
                            "judge it by the pixel and loss diagnostics instead.", "ok"))
@@ -547,7 +554,7 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     elif math.isfinite(ratio) and abs(ratio - 2.0) <= 0.3:
         out.append(Verdict("Doubled period: the output repeats half as often as the reference (sits on f/2)",
                            ev, fix_doubling, "bad"))
-    elif (math.isfinite(e2) and e2 > 1.0) or (math.isfinite(eh) and eh > 1.0):
+    elif (math.isfinite(e2) and e2 > HARMONIC_RATIO) or (math.isfinite(eh) and eh > HARMONIC_RATIO):
         which = "2f*" if (e2 if math.isfinite(e2) else 0) >= (eh if math.isfinite(eh) else 0) else "f*/2"
         out.append(Verdict(f"Harmonic confusion: more energy at {which} than at f*", ev, fix_doubling,
                            "bad" if max(e2 if math.isfinite(e2) else 0, eh if math.isfinite(eh) else 0) > 2
@@ -557,7 +564,7 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         if math.isfinite(pa) and math.isfinite(pf) and pf > 0 and (abs(pa / pf - 2) < 0.2 or abs(pa / pf - 0.5) < 0.1):
             out.append(Verdict("Spectrum and ACF disagree by 2× (harmonic confusion)", ev, fix_doubling, "warn"))
     bs, run = g("band_score"), g("band_max_run")
-    if math.isfinite(bs) and bs >= 0.4:
+    if math.isfinite(bs) and bs >= BAND_SCORE:
         axis = str(summary.get("band_axis_hint", "rows"))
         out.append(Verdict(f"Bands of doubled period along the {axis}",
                            {"band_score": _r(bs), "band_max_run": _r(run, 1), "band_axis_hint": axis,
@@ -566,23 +573,24 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            "(replace transposed convolutions with resize→conv) or from patch stitching.",
                            "bad" if bs >= 0.6 else "warn"))
     cb = g("checkerboard_score")
-    if math.isfinite(cb) and cb >= 0.02:
+    if math.isfinite(cb) and cb >= CHECKERBOARD_WARN:
         out.append(Verdict("Checkerboard / stride-grid artifact",
                            {k: _r(g(k), 4) for k in summary if k.startswith("checkerboard_")},
                            "Uneven kernel overlap of a transposed convolution: use resize (nearest/bilinear) "
-                           "→ conv, or a kernel size divisible by the stride.", "bad" if cb >= 0.05 else "warn"))
+                           "→ conv, or a kernel size divisible by the stride.", "bad" if cb >= CHECKERBOARD_BAD else "warn"))
     rn, dr = g("resize_nmse_downUp"), g("resize_delta_r")
-    sn = max(g("shift_nmse_dx1") if math.isfinite(g("shift_nmse_dx1")) else 0.0,
-             g("shift_nmse_dy1") if math.isfinite(g("shift_nmse_dy1")) else 0.0)
-    if (math.isfinite(rn) and rn >= 0.2) or sn >= 0.5:
-        out.append(Verdict("Aliasing: energy near Nyquist that a down/up-scale changes",
+    sx, sy = g("shift_nmse_dx1"), g("shift_nmse_dy1")
+    sn = max(sx if math.isfinite(sx) else 0.0, sy if math.isfinite(sy) else 0.0)
+    if math.isfinite(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE:
+        out.append(Verdict("Aliasing: much energy near Nyquist, lost by a down/up-scale and by a 1-px shift",
                            {"shift_mse_dx1": _r(g("shift_mse_dx1"), 5), "shift_mse_dy1": _r(g("shift_mse_dy1"), 5),
-                            "shift_nmse_max": _r(sn), "resize_mse_downUp": _r(g("resize_mse_downUp"), 5),
-                            "resize_nmse_downUp": _r(rn), "resize_delta_r": _r(dr)},
+                            "shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
+                            "resize_mse_downUp": _r(g("resize_mse_downUp"), 5), "resize_nmse_downUp": _r(rn),
+                            "resize_delta_r": _r(dr)},
                            "Low-pass before every subsampling (BlurPool / antialias=True in resizes; PIL "
                            "resizes antialias by default).", "warn"))
     bc = g("border_cross_index")
-    if math.isfinite(bc) and bc >= 0.5 and g("axis_energy_frac_nohann") >= 0.05:
+    if math.isfinite(bc) and bc >= BORDER_CROSS and g("axis_energy_frac_nohann") >= 0.05:
         out.append(Verdict("FFT border cross (non-periodic frame)",
                            {"border_cross_index": _r(bc), "axis_energy_frac_nohann": _r(g("axis_energy_frac_nohann")),
                             "axis_ratio_at_f": _r(g("axis_ratio_at_f"))},
@@ -591,7 +599,7 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            "warn"))
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
     big = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if math.isfinite(v)]
-    if big and max(big)[0] >= 0.15:
+    if big and max(big)[0] >= PERSPECTIVE_TREND:
         _, name, v = max(big)
         out.append(Verdict(f"Perspective: the local period changes {v:+.0%} {name}",
                            {"local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx)},
