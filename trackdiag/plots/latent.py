@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -66,8 +66,9 @@ def channel_stats_figure(stats: Mapping[str, np.ndarray]) -> np.ndarray:
 
 
 def drift_figure(labels: Sequence[Any], drift: Mapping[str, Sequence[float]], *, threshold: float,
-                 flagged: Mapping[str, Sequence[bool]] = {}) -> np.ndarray:
+                 flagged: Optional[Mapping[str, Sequence[bool]]] = None) -> np.ndarray:
     """Drift distance per batch (or file) for each latent name, flagged points marked."""
+    flagged = flagged or {}
     fig = new_figure(8.0, 3.6)
     ax = fig.add_subplot()
     x = np.arange(len(labels))
