@@ -2,13 +2,14 @@
 
 Rows (``benchmark = "log"``):
 
-* Figure 1, the training thread's bill: ``log()`` on a 4×3×256×256 batch with the pixel and loss analyzers due at
-  every step (figures every step), local backend. ``analyzer_compute_ms`` is the analyzers' own ``compute()``
-  time inside those calls (timed in place), ``log_block_ms`` the whole call, ``log_overhead_ms`` the rest:
-  input checks, scheduling, the one device→host copy, ``summarize()`` and queueing.
-* Figure 2, per backend and state: ``<backend>_<state>_log_p50_ms`` / ``_log_max_ms`` is the time one ``log()``
-  call blocks (the cheap loss analyzer, B=8, with its figure and table every step, so that the backend is
-  what varies), and ``_finish_s`` the time
+* Figure 1, the training thread's bill: ``log()`` on a 4×3×256×256 batch with the pixel and loss analyzers
+  due at every step (figures every step), local backend. ``analyzer_compute_ms`` is the analyzers' own
+  ``compute()`` time inside those calls (timed in place), ``log_block_ms`` the whole call,
+  ``log_overhead_ms`` the rest: input checks, scheduling, the one device→host copy, ``summarize()`` and
+  queueing.
+* Figure 2, per backend and state: ``<backend>_<state>_log_p50_ms`` / ``_log_max_ms`` is the time one
+  ``log()`` call blocks (the cheap loss analyzer, B=8, with its figure and table every step, so that the
+  backend is what varies), and ``_finish_s`` the time
   ``finish()`` takes to drain, deliver or spool, and close. Backends: ``local``, ``mlflow_sqlite`` (embedded
   store), ``mlflow_http`` (a real ``mlflow server`` on 127.0.0.1). States: ``healthy``; ``down`` (local: the
   folder cannot be created; sqlite: the database path cannot be created; HTTP: nothing listens on the port);
@@ -33,14 +34,15 @@ import torch
 from common import row
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))  # the test suite's server helper (one way to start mlflow server)
+sys.path.insert(0, str(HERE.parent / "tests"))  # the test suite's helpers: one way to start an mlflow server
 
 
 def _session(tmp: Path, backend: dict[str, Any], analyzers: dict[str, Any], name: str):
     import trackdiag
 
     return trackdiag.init(config={"analyzer": analyzers, "backend": backend}, overrides=["analyzer=[]"],
-                          run_name=name, experiment="bench_log", out_dir=str(tmp / "out" / name), on_error="warn")
+                          run_name=name, experiment="bench_log", out_dir=str(tmp / "out" / name),
+                          on_error="warn")
 
 
 def _batch(step: int, b: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +90,8 @@ def figure1(tmp: Path, steps: int) -> list[dict]:
     return [row("log", "log_block_ms", block * 1e3, "ms", note),
             row("log", "analyzer_compute_ms", compute * 1e3, "ms", note),
             row("log", "log_overhead_ms", (block - compute) * 1e3, "ms", "log_block - analyzer_compute"),
-            row("log", "log_overhead_frac", (block - compute) / block, "ratio", "share of log() that is not math"),
+            row("log", "log_overhead_frac", (block - compute) / block, "ratio",
+                "share of log() that is not math"),
             row("log", "figure1_finish_s", drain, "s", "worker drains figures/tables after the loop")]
 
 
@@ -124,7 +127,8 @@ def figure2(tmp: Path, steps: int, quick: bool) -> list[dict]:
     rows += _measure(tmp, "local_down", {"local": {"root": str(blocker / "local")}}, steps)
     rows += _measure(tmp, "mlflow_sqlite_healthy",
                      {"mlflow": {"tracking_uri": sqlite_store(tmp / "store.db")}}, steps)
-    rows += _measure(tmp, "mlflow_sqlite_down", {"mlflow": {"tracking_uri": f"sqlite:///{blocker / 'x.db'}"}}, steps)
+    rows += _measure(tmp, "mlflow_sqlite_down",
+                     {"mlflow": {"tracking_uri": f"sqlite:///{blocker / 'x.db'}"}}, steps)
     if quick:
         return rows
     server = MlflowServer(tmp / "server").start()
@@ -133,7 +137,8 @@ def figure2(tmp: Path, steps: int, quick: bool) -> list[dict]:
     finally:
         server.stop()
     rows += _measure(tmp, "mlflow_http_down",
-                     {"mlflow": {"tracking_uri": f"http://127.0.0.1:{free_port()}", "http_timeout_s": 2.0}}, steps)
+                     {"mlflow": {"tracking_uri": f"http://127.0.0.1:{free_port()}", "http_timeout_s": 2.0}},
+                     steps)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as hole:  # accepts TCP, never answers
         hole.bind(("127.0.0.1", 0))
         hole.listen(1024)

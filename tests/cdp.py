@@ -90,7 +90,8 @@ class Browser:
             os.dup2(hi_r, 3)
             os.dup2(hi_w, 4)
 
-        cmd = [binary, *FLAGS, f"--user-data-dir={user_data_dir}", f"--window-size={width},{height}", "about:blank"]
+        cmd = [binary, *FLAGS, f"--user-data-dir={user_data_dir}", f"--window-size={width},{height}",
+               "about:blank"]
         self.log = user_data_dir / "chromium.log"
         with open(self.log, "wb") as fh:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
@@ -122,12 +123,14 @@ class Browser:
             if ready:
                 chunk = os.read(self._in, 1 << 20)
                 if not chunk:
-                    raise CDPError(f"Chromium closed the pipe; log:\n{self.log.read_text(errors='replace')[-2000:]}")
+                    tail = self.log.read_text(errors="replace")[-2000:]
+                    raise CDPError(f"Chromium closed the pipe; log:\n{tail}")
                 self._buf += chunk
         raw, _, self._buf = self._buf.partition(b"\0")
         return json.loads(raw)
 
-    def call(self, method: str, params: Optional[dict] = None, *, page: bool = True, timeout: float = 60.0) -> dict:
+    def call(self, method: str, params: Optional[dict] = None, *, page: bool = True,
+             timeout: float = 60.0) -> dict:
         msg_id = self._send(method, params, session=self.session if page else None)
         deadline = time.monotonic() + timeout
         while True:
@@ -161,7 +164,7 @@ class Browser:
         return self.evaluate(DEEP_IMAGES) or []
 
     def wait_for(self, predicate_js: str, *, timeout: float = 90.0, settle: float = 1.0) -> bool:
-        """Poll a JS expression until it is truthy; then wait ``settle`` s for late paints. False on timeout."""
+        """Poll a JS expression until truthy, then wait ``settle`` s for late paints. False on timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -177,7 +180,8 @@ class Browser:
         """A left click at page coordinates (CSS pixels)."""
         self.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
         for kind in ("mousePressed", "mouseReleased"):
-            self.call("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
+            self.call("Input.dispatchMouseEvent",
+                      {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
 
     def screenshot(self, path: Path) -> Path:
         data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": False})["data"]

@@ -54,7 +54,8 @@ def read_local(run_dir: Path) -> Readback:
                 out.add_metric(k, rec["step"], float(v))
     for png in sorted((run_dir / "images").rglob("*.png")):
         key = png.parent.relative_to(run_dir / "images").as_posix()
-        out.images.setdefault(key, {})[int(png.stem.split("_")[1])] = np.asarray(Image.open(png).convert("RGB"))
+        step = int(png.stem.split("_")[1])
+        out.images.setdefault(key, {})[step] = np.asarray(Image.open(png).convert("RGB"))
     for jl in sorted((run_dir / "tables").rglob("*.jsonl")):
         key = jl.relative_to(run_dir / "tables").with_suffix("").as_posix()
         out.tables[key] = [json.loads(x) for x in jl.read_text().splitlines() if x.strip()]
@@ -97,7 +98,8 @@ def read_mlflow(tracking_uri: str, run_id: str, *, tmp: Path) -> Readback:
             out.images.setdefault(key, {})[int(m["step"])] = np.asarray(Image.open(local).convert("RGB"))
         elif f.startswith("tables/") and f.endswith(".json"):
             data = json.loads(Path(client.download_artifacts(run_id, f, str(tmp))).read_text())
-            out.tables[f[len("tables/"):-len(".json")]] = [dict(zip(data["columns"], row)) for row in data["data"]]
+            key = f[len("tables/"):-len(".json")]
+            out.tables[key] = [dict(zip(data["columns"], row, strict=True)) for row in data["data"]]
         elif "/" in f and not f.startswith(("images/", "tables/")):
             name, _, rel = f.partition("/")
             out.artifacts.setdefault(name, set()).add(rel)
@@ -133,16 +135,18 @@ def read_wandb(run_dir: Path, *, step_metric: str = "trackdiag/step") -> Readbac
             if key.startswith("_") or key == step_metric:
                 continue
             if isinstance(value, dict) and value.get("_type") == "image-file":
-                out.images.setdefault(key, {})[step] = np.asarray(Image.open(files / value["path"]).convert("RGB"))
+                image = np.asarray(Image.open(files / value["path"]).convert("RGB"))
+                out.images.setdefault(key, {})[step] = image
             elif isinstance(value, dict) and "table" in str(value.get("_type")):
-                increments.setdefault(key, []).append((int(value.get("increment_num", 0)), files / value["path"]))
+                part = (int(value.get("increment_num", 0)), files / value["path"])
+                increments.setdefault(key, []).append(part)
             elif isinstance(value, (int, float)) or value in ("NaN", "nan"):
                 out.add_metric(key, step, float(value))
     for key, parts in increments.items():
         rows: list[dict[str, Any]] = []
         for _, path in sorted(parts):
             data = json.loads(path.read_text())
-            rows += [dict(zip(data["columns"], r)) for r in data["data"]]
+            rows += [dict(zip(data["columns"], r, strict=True)) for r in data["data"]]
         out.tables[key] = rows
     for rec in iter_wandb_records(run_dir):
         if rec.WhichOneof("record_type") == "artifact" and rec.artifact.type == "trackdiag-report":
@@ -157,7 +161,7 @@ def _md_rows(text: str) -> list[dict[str, str]]:
     lines = [ln for ln in text.splitlines() if ln.startswith("|")]
     cells = [[c.strip() for c in ln.strip("|").split(" | ")] for ln in lines]
     header, body = cells[0], cells[2:]
-    return [dict(zip(header, [c.strip() for c in row])) for row in body]
+    return [dict(zip(header, [c.strip() for c in row], strict=True)) for row in body]
 
 
 def read_tensorboard(log_dir: Path) -> Readback:

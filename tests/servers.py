@@ -1,9 +1,9 @@
 """Real tracker servers for tests: ``mlflow server`` and ``tensorboard`` as subprocesses on 127.0.0.1.
 
-Start-ups dominate the cost (an ``mlflow server`` needs ~10 s of CPU), so one MLflow server is shared by every
-test module that asks for it (:func:`shared_mlflow`); it is stopped when pytest ends. Test modules that need it
-call :func:`prestart` at import, so the server boots while pytest collects and runs the other tests (set
-``TRACKDIAG_TEST_PRESTART=0`` to turn that off).
+Start-ups dominate the cost (an ``mlflow server`` needs ~10 s of CPU), so one MLflow server is shared by
+every test module that asks for it (:func:`shared_mlflow`); it is stopped when pytest ends. Test modules that
+need it call :func:`prestart` at import, so the server boots while pytest collects and runs the other tests
+(set ``TRACKDIAG_TEST_PRESTART=0`` to turn that off).
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ class _Server:
                 return self
             time.sleep(0.25)
         self.stop()
-        raise RuntimeError(f"server did not answer on {self.url} within {timeout} s:\n{self.log.read_text()[-3000:]}")
+        raise RuntimeError(f"server did not answer on {self.url} within {timeout} s:\n"
+                           f"{self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
         """Kill the server's process group (SIGKILL: an abrupt outage, as a crash or a lost host would be)."""
@@ -159,8 +160,8 @@ _SHARED: dict[str, _Server] = {}
 def _launch(server: _Server) -> None:
     """Start the process without waiting for it to answer."""
     with open(server.log, "ab") as fh:
-        server.proc = subprocess.Popen(server.command(), stdout=fh, stderr=subprocess.STDOUT, env=server.env(),
-                                       cwd=server.root, start_new_session=True)
+        server.proc = subprocess.Popen(server.command(), stdout=fh, stderr=subprocess.STDOUT,
+                                       env=server.env(), cwd=server.root, start_new_session=True)
     if not getattr(server, "_atexit", False):
         atexit.register(server.stop)
         server._atexit = True

@@ -1,5 +1,5 @@
-"""One contract, every backend (Lightning-style test_all): drive each backend through the whole contract and read
-the result back from the tracker's own storage (MLflow store, W&B offline run folder, TensorBoard event files)."""
+"""One contract, every backend (Lightning-style test_all): drive each backend through the whole contract and
+read the result back from the tracker's own storage (MLflow store, W&B offline run, TensorBoard events)."""
 
 from __future__ import annotations
 
@@ -68,10 +68,12 @@ def image(step: int) -> np.ndarray:
     return img
 
 
-METRICS = {s: {f"{KEY}/E2f_over_Ef": 0.25 * s + 0.125, f"{KEY}/nan_when_5": float("nan") if s == 5 else float(s),
+METRICS = {s: {f"{KEY}/E2f_over_Ef": 0.25 * s + 0.125,
+               f"{KEY}/nan_when_5": float("nan") if s == 5 else float(s),
                f"{KEY}/count": float(3 * s)} for s in STEPS}
 TABLE = {5: [{"step": 5, "event": "spike", "z": 3.5}], 10: [{"step": 10, "event": "drop", "z": None}]}
-PARAMS = {"analyzer.tiling.schedule.every": "50", "backend.mlflow.tracking_uri": "sqlite:///x.db", "on_error": "warn"}
+PARAMS = {"analyzer.tiling.schedule.every": "50", "backend.mlflow.tracking_uri": "sqlite:///x.db",
+          "on_error": "warn"}
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -139,7 +141,7 @@ def test_mlflow_tags_and_image_grid_files(env):
     back = read_mlflow(backend.tracking_uri, backend.run_id, tmp=env / "dl")
     assert back.extra["tags"]["trackdiag.version"] == "9.9"
     assert back.extra["tags"]["trackdiag.analyzers"] == "tiling,loss"
-    # log_image(key=, step=) is what feeds the UI's image grid: full image + compressed thumbnail, and the tag.
+    # log_image(key=, step=) feeds the UI's image grid: full image + compressed thumbnail, and the tag.
     assert any(f.endswith("+compressed.webp") for f in back.extra["files"])
     assert back.extra["tags"].get("mlflow.loggedImages") == "True"
 
@@ -148,8 +150,9 @@ def test_tensorboard_custom_scalars_layout_groups_by_analyzer(env):
     run = RunInfo(run_name="layout", out_dir=env)
     backend = make("tensorboard", env, run)
     backend.open()
-    backend.log_metrics({"trackdiag/tiling/E2f_over_Ef": 1.0, "trackdiag/loss/spike_z": 2.0}, 0, timestamp_ms=0)
-    backend.log_metrics({"trackdiag/tiling/fundamental_period_px": 32.0}, 1, timestamp_ms=0)  # a new key later
+    backend.log_metrics({"trackdiag/tiling/E2f_over_Ef": 1.0, "trackdiag/loss/spike_z": 2.0}, 0,
+                        timestamp_ms=0)
+    backend.log_metrics({"trackdiag/tiling/fundamental_period_px": 32.0}, 1, timestamp_ms=0)  # a new key
     backend.close()
     layout = read_tensorboard(backend.log_dir).extra["layout"]
     charts = {c.title: {ch.title: list(ch.multiline.tag) for ch in c.chart} for c in layout.category}

@@ -1,4 +1,5 @@
-"""TensorBoard specifics: the user's own SummaryWriter (the seed's ``writer=``), read back with EventAccumulator."""
+"""TensorBoard specifics: the user's own SummaryWriter (the seed's ``writer=``), read back with
+EventAccumulator."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def test_users_own_writer_is_used_and_left_open(tmp_path):
 
     back = read_tensorboard(tmp_path / "tb" / "mine")
     assert back.metrics["train/loss"] == {0: 1.0, 3: 0.5}
-    assert back.metrics[KEY] == pytest.approx({k: float(p.mean(dim=(1, 2, 3)).mean()) for k, p in preds.items()})
+    expected = {k: float(p.mean(dim=(1, 2, 3)).mean()) for k, p in preds.items()}
+    assert back.metrics[KEY] == pytest.approx(expected)
     assert set(back.images["trackdiag/mean/img"]) == {0, 1, 2}
     assert back.tables["texts"] == [{"step": "2", "trackdiag/user/band_axis_hint": "rows"}]
     assert back.params["analyzer.mean.scale"] == "1.0"

@@ -1,5 +1,5 @@
-"""W&B specifics: attach to the user's ``wandb.run``, share the trainer's step through ``define_metric``, never
-write a row W&B would drop; read back from the offline run folder with wandb's own protobuf classes."""
+"""W&B specifics: attach to the user's ``wandb.run``, share the trainer's step through ``define_metric``,
+never write a row W&B would drop; read back from the offline run folder with wandb's own protobuf classes."""
 
 from __future__ import annotations
 
@@ -56,9 +56,9 @@ def test_attach_to_users_run_on_the_trainers_step(env):
 
 
 def test_own_run_gets_project_name_and_config(env):
-    s = trackdiag.init(config={**mean_config(), "backend": {"wandb": {"mode": "offline", "dir": str(env / "wb"),
-                                                                      "project": "walls"}}},
-                       overrides=["analyzer=[]"], allow_external_targets=True, run_name="lora-7", on_error="raise")
+    backend = {"wandb": {"mode": "offline", "dir": str(env / "wb"), "project": "walls"}}
+    s = trackdiag.init(config={**mean_config(), "backend": backend}, overrides=["analyzer=[]"],
+                       allow_external_targets=True, run_name="lora-7", on_error="raise")
     s.log(0, batch())
     assert s.finish().clean
     back = read_wandb(wandb_run_dir(env / "wb"))

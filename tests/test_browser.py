@@ -1,6 +1,6 @@
-"""The dashboards in a real browser: headless Chromium (Debian's ``chromium``, background networking off) opens the
-MLflow run page of a run a test filled, and TensorBoard's custom-scalars page. Screenshots are kept under
-``test-artifacts/``. Without chromium these tests skip, except under ``CI=true`` where they fail."""
+"""The dashboards in a real browser: headless Chromium (Debian's ``chromium``, background networking off)
+opens the MLflow run page of a run a test filled, and TensorBoard's custom-scalars page. Screenshots are kept
+under ``test-artifacts/``. Without chromium these tests skip, except under ``CI=true`` where they fail."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -33,7 +32,8 @@ if CHROMIUM is not None:
 @pytest.fixture
 def browser(tmp_path):
     if CHROMIUM is None:
-        message = "chromium is not installed (`make browser`, or apt-get install chromium): dashboard checks skipped"
+        message = ("chromium is not installed (`make browser`, or apt-get install chromium): "
+                   "dashboard checks skipped")
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("CI=true requires chromium for the dashboard checks; " + message)
         pytest.skip(message)
@@ -47,7 +47,7 @@ class SpectrumParams(AnalyzerParams):
 
 
 class SpectrumAnalyzer(Analyzer):
-    """Per-sample mean and contrast, and a log-power spectrum figure of sample 0 (a real heat map with a title)."""
+    """Per-sample mean and contrast, and a log-power spectrum figure of sample 0 (a heat map with a title)."""
 
     name = "browser"
     Params = SpectrumParams
@@ -61,7 +61,8 @@ class SpectrumAnalyzer(Analyzer):
     def render(self, result: Result):
         from trackdiag.plots import heatmap
 
-        return {"spectrum": heatmap(result.maps["spectrum"], title="log10 power spectrum (trackdiag browser check)")}
+        title = "log10 power spectrum (trackdiag browser check)"
+        return {"spectrum": heatmap(result.maps["spectrum"], title=title)}
 
 
 def stripes(i: int, b: int = 2, size: int = 32) -> torch.Tensor:
@@ -79,8 +80,8 @@ STEPS = (0, 10, 20, 30)
 
 
 def fill(backend: dict, **kw) -> trackdiag.Session:
-    s = trackdiag.init(config={**CONFIG, "backend": backend}, overrides=["analyzer=[]"], allow_external_targets=True,
-                       on_error="raise", **kw)
+    s = trackdiag.init(config={**CONFIG, "backend": backend}, overrides=["analyzer=[]"],
+                       allow_external_targets=True, on_error="raise", **kw)
     for i, step in enumerate(STEPS):
         s.log(step, stripes(i))
     summary = s.finish()
@@ -92,8 +93,8 @@ def test_mlflow_run_page_shows_the_metrics_and_the_figures(request, browser, tmp
     from mlflow import MlflowClient
 
     server = shared_mlflow(request)
-    s = fill({"mlflow": {"tracking_uri": server.url}}, experiment="dashboard", run_name=f"dashboard-{int(time.time())}",
-             out_dir=str(tmp_path / "out"))
+    s = fill({"mlflow": {"tracking_uri": server.url}}, experiment="dashboard",
+             run_name=f"dashboard-{int(time.time())}", out_dir=str(tmp_path / "out"))
     mlflow_backend = s.backends[0]
     run_url = f"{server.url}/#/experiments/{mlflow_backend.experiment_id}/runs/{mlflow_backend.run_id}"
     client = MlflowClient(server.url)
@@ -123,7 +124,8 @@ def test_mlflow_run_page_shows_the_metrics_and_the_figures(request, browser, tmp
       const title = [...document.querySelectorAll('*')].find(
           e => e.children.length === 0 && e.textContent.trim() === 'trackdiag/browser/spectrum');
       let card = title;
-      while (card && !card.querySelector('[data-testid=experiment-view-compare-runs-card-menu]')) card = card.parentElement;
+      const menuSel = '[data-testid=experiment-view-compare-runs-card-menu]';
+      while (card && !card.querySelector(menuSel)) card = card.parentElement;
       if (!card) return false;
       const buttons = [...card.querySelectorAll('button')];
       const menu = buttons.findIndex(b => b.dataset.testid === 'experiment-view-compare-runs-card-menu');
@@ -132,12 +134,13 @@ def test_mlflow_run_page_shows_the_metrics_and_the_figures(request, browser, tmp
       return true;
     })()""")
     assert opened, "no full-screen button on the image card"
-    dialog_js = ("[...document.querySelectorAll('[role=dialog] img')].filter(i => i.complete && i.naturalWidth > 0 "
-                 "&& i.src.includes('trackdiag~browser~spectrum'))")
+    dialog_js = ("[...document.querySelectorAll('[role=dialog] img')].filter(i => i.complete "
+                 "&& i.naturalWidth > 0 && i.src.includes('trackdiag~browser~spectrum'))")
     assert browser.wait_for(f"{dialog_js}.length > 0", timeout=60, settle=1)
     browser.evaluate(f"{dialog_js}[0].scrollIntoView({{block: 'center'}})")
     time.sleep(1)
-    shown = browser.evaluate(f"{dialog_js}.map(i => [i.naturalWidth, i.naturalHeight, i.getBoundingClientRect().width])")
+    shown = browser.evaluate(
+        f"{dialog_js}.map(i => [i.naturalWidth, i.naturalHeight, i.getBoundingClientRect().width])")
     assert shown[0][0] >= 200 and shown[0][2] >= 200, shown  # a real figure, displayed large
     browser.screenshot(ARTIFACTS / "mlflow_image_step0.png")
     # The step slider spans the logged steps; moving it to the end shows the last step's figure.
@@ -166,10 +169,11 @@ def test_tensorboard_custom_scalars_page(request, browser):
     browser.screenshot(ARTIFACTS / "tensorboard_custom_scalars.png")
     assert ok, f"the custom scalars page never showed {wanted}"
     text = browser.text()
-    # every chart found its series (TensorBoard prints "Matches (n)" under a chart; 0 would mean an empty chart)
+    # every chart found its series (TensorBoard prints "Matches (n)" under a chart; 0 = an empty chart)
     assert text.count("Matches (1)") == 3 and "Matches (0)" not in text
     # the charts are drawn: each has a plotted line (an SVG path with data)
-    drawn = browser.evaluate("""(() => { let n = 0; const walk = (root) => root.querySelectorAll('*').forEach(el => {
+    drawn = browser.evaluate("""(() => { let n = 0;
+      const walk = (root) => root.querySelectorAll('*').forEach(el => {
         if (el.tagName === 'path' && el.closest && (el.getAttribute('d') || '').length > 20) n++;
         if (el.shadowRoot) walk(el.shadowRoot); }); walk(document); return n; })()""")
     assert drawn >= 3, drawn

@@ -1,5 +1,5 @@
-"""Multi-GPU semantics on the CPU: 2 processes on gloo. One run per job (rank 0 writes), and the batch metrics equal
-the single-process value over the union of the samples, also with unequal batches per rank."""
+"""Multi-GPU semantics on the CPU: 2 processes on gloo. One run per job (rank 0 writes), and the batch metrics
+equal the single-process value over the union of the samples, also with unequal batches per rank."""
 
 from __future__ import annotations
 
@@ -84,7 +84,8 @@ def test_two_ranks_one_run_and_metrics_over_the_union(tmp_path):
     expected = {
         "trackdiag/mean/mean": {s: float(data(s).mean(dim=(1, 2, 3)).mean()) for s in range(STEPS)},
         "trackdiag/bmean/batch_mean": {s: float(data(s).mean()) for s in range(STEPS)},
-        "trackdiag/bmean/per_sample_max": {s: float(data(s).amax(dim=(1, 2, 3)).mean()) for s in range(STEPS)},
+        "trackdiag/bmean/per_sample_max": {s: float(data(s).amax(dim=(1, 2, 3)).mean())
+                                           for s in range(STEPS)},
     }
     local = read_metrics(out / "ddp")
     for key, values in expected.items():

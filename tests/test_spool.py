@@ -1,5 +1,5 @@
-"""Faults: a tracker that is down, slow, refusing or hung never blocks or breaks the training loop, and nothing is
-lost: what was not delivered waits in the append-only spool and is replayed automatically or with
+"""Faults: a tracker that is down, slow, refusing or hung never blocks or breaks the training loop, and
+nothing is lost: what was not delivered waits in the append-only spool and is replayed automatically or with
 ``python -m trackdiag.sync``."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import math
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -51,7 +50,8 @@ def test_spool_round_trip_ack_reject_and_reload(tmp_path):
     spool.describe("mlflow", target="trackdiag.backends.mlflow.MlflowBackend", params={"run_id": "abc"},
                    run={"experiment": "e"})
     img = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
-    a = spool.put("mlflow", "metrics", {"step": 3, "timestamp_ms": 7, "metrics": {"x": float("nan"), "y": 1.5}})
+    a = spool.put("mlflow", "metrics",
+                  {"step": 3, "timestamp_ms": 7, "metrics": {"x": float("nan"), "y": 1.5}})
     b = spool.put("mlflow", "image", {"step": 3, "key": "trackdiag/a/img", "image": img}, error="down")
     c = spool.put("wandb", "table", {"step": 4, "key": "t", "rows": [{"a": 1, "b": None}]}, rejected="400")
     assert (a, b, c) == (1, 2, 3) and spool.undelivered() == 3
@@ -102,7 +102,7 @@ def test_outage_is_spooled_and_replayed_in_order_once(tmp_path):
     # every step exactly once, and in order: the spool was replayed before anything newer was sent
     assert metric_lines(tmp_path / "flaky" / "r") == list(range(15))
     assert len(list((tmp_path / "flaky" / "r" / "images").rglob("*.png"))) == 15
-    assert read_metrics(tmp_path / "out" / "r")[KEY] == pytest.approx(expected)  # the healthy one was unaffected
+    assert read_metrics(tmp_path / "out" / "r")[KEY] == pytest.approx(expected)  # the healthy one: unaffected
     assert summary.undelivered == 0 and s.worker.stats.replayed["flaky"] >= 10
     assert summary.failed  # the outage is reported...
     assert "undelivered" not in str(summary)  # ...but nothing is left undelivered
@@ -194,7 +194,7 @@ def test_log_never_waits_for_a_slow_tracker(tmp_path):
         t0 = time.perf_counter()
         s.log(step, batch(seed=step))
         times.append(time.perf_counter() - t0)
-    # The backend needs 0.3 s per call (5 steps × 2 calls = 3 s); a log() that waited for it would take >= 0.3 s.
+    # The backend needs 0.3 s per call (5 steps × 2 calls = 3 s); a log() that waited would take >= 0.3 s.
     assert max(times) < 0.3, times
     summary = s.finish()
     assert metric_lines(tmp_path / "flaky" / "r") == list(range(5)) and summary.undelivered == 0
@@ -219,5 +219,6 @@ def test_a_hung_tracker_costs_finish_only_its_flush_timeout_and_the_rest_is_spoo
     assert took < 15, took
     assert not summary.flushed
     assert read_metrics(tmp_path / "out" / "h")[KEY].keys() == set(range(5))  # the healthy backend got all
-    spooled = {e.payload["step"] for e in Spool.open(summary.spool).pending("blocking") if e.kind == "metrics"}
+    pending = Spool.open(summary.spool).pending("blocking")
+    spooled = {e.payload["step"] for e in pending if e.kind == "metrics"}
     assert spooled == set(range(1, 5))  # step 0 was in flight in the hung call; the rest is kept

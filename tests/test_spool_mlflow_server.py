@@ -1,5 +1,5 @@
-"""Integration: a real ``mlflow server`` on 127.0.0.1 dies in the middle of a run and comes back on the same port and
-store. Training never waits; at the end every step's metrics are on the server exactly once."""
+"""Integration: a real ``mlflow server`` on 127.0.0.1 dies in the middle of a run and comes back on the same
+port and store. Training never waits; at the end every step's metrics are on the server exactly once."""
 
 from __future__ import annotations
 

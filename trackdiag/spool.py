@@ -15,11 +15,13 @@ Journal lines (``op``):
   item. ``kind`` is ``params | metrics | image | table | artifacts | close`` (:data:`KINDS`);
 * ``{"op": "ack", "ids": [n, ...]}``: delivered (by the worker's automatic replay or by ``trackdiag.sync``);
 * ``{"op": "reject", "id": n, "error": "..."}``: the tracker refused the item for a reason a retry will not
-  fix (a 4xx, a bad value). It is kept: the automatic replay skips it, ``python -m trackdiag.sync`` retries it.
+  fix (a 4xx, a bad value). It is kept: the automatic replay skips it, ``python -m trackdiag.sync`` retries
+  it.
 
 An entry is *undelivered* until it is acked. Nothing is ever rewritten or deleted, so a crash at any moment
 loses at most the line being written. Metrics keep their original timestamp, and MLflow stores identical
-``(key, step, timestamp, value)`` points once, so replaying a batch that in fact arrived does not duplicate it.
+``(key, step, timestamp, value)`` points once, so replaying a batch that in fact arrived does not duplicate
+it.
 NaN and ±Inf are written as the JSON extensions ``NaN`` / ``Infinity`` (Python's json reads them back).
 """
 
@@ -52,7 +54,8 @@ def apply(backend: Any, kind: str, payload: Mapping[str, Any]) -> None:
     if kind == "params":
         backend.log_params(payload["params"])
     elif kind == "metrics":
-        backend.log_metrics(payload["metrics"], int(payload["step"]), timestamp_ms=int(payload["timestamp_ms"]))
+        backend.log_metrics(payload["metrics"], int(payload["step"]),
+                            timestamp_ms=int(payload["timestamp_ms"]))
     elif kind == "image":
         backend.log_image(payload["key"], payload["image"], int(payload["step"]))
     elif kind == "table":
@@ -119,7 +122,8 @@ class Spool:
         return (self.path / JOURNAL).is_file()
 
     # -- writing ------------------------------------------------------------------------------------------
-    def describe(self, backend: str, *, target: str, params: Mapping[str, Any], run: Mapping[str, Any]) -> None:
+    def describe(self, backend: str, *, target: str, params: Mapping[str, Any], run: Mapping[str, Any]
+                 ) -> None:
         """Record how to rebuild ``backend`` (class, parameters to re-attach to its run, run info)."""
         meta = {"op": "meta", "backend": backend, "target": target, "params": dict(params), "run": dict(run)}
         with self._lock:
@@ -133,7 +137,7 @@ class Spool:
 
     def put(self, backend: str, kind: str, payload: Mapping[str, Any], *, error: str = "",
             rejected: Optional[str] = None) -> Optional[int]:
-        """Journal one undelivered item; returns its id, or None when the disk refused it (logged, counted)."""
+        """Journal one undelivered item; its id, or None when the disk refused it (logged, counted)."""
         with self._lock:
             try:
                 self._ensure_open()
@@ -182,7 +186,7 @@ class Spool:
 
     # -- reading ------------------------------------------------------------------------------------------
     def pending(self, backend: Optional[str] = None, *, include_rejected: bool = True) -> list[Entry]:
-        """Undelivered entries in journal order (optionally of one backend; rejected ones optionally left out)."""
+        """Undelivered entries in journal order (of one backend or all; refused ones optionally left out)."""
         with self._lock:
             return [e for e in self._entries.values()
                     if (backend is None or e.backend == backend) and (include_rejected or e.rejected is None)]
@@ -237,7 +241,7 @@ class Spool:
     def _safe_append(self, line: Mapping[str, Any]) -> None:
         try:
             self._append(line)
-        except Exception as exc:  # an ack that is not written means a possible duplicate on replay, not a loss
+        except Exception as exc:  # a lost ack means a possible duplicate on replay, not a loss
             self.write_errors += 1
             log.error("trackdiag: could not write the spool %s (%s: %s)", self.path, type(exc).__name__, exc)
 
@@ -297,7 +301,7 @@ class Spool:
 
 
 def find_spools(path: str | Path) -> list[Path]:
-    """Spool folders at ``path``: the folder itself, or every spool below it (e.g. ``trackdiag_runs/spool``)."""
+    """Spool folders at ``path``: the folder itself, or every spool below it (``trackdiag_runs/spool``)."""
     p = Path(path)
     if p.name == JOURNAL:
         return [p.parent]

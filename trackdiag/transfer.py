@@ -48,8 +48,9 @@ def rank_and_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def _rank_weight(host: Mapping[str, Mapping[str, np.ndarray]], analyzer: str, ids: Optional[list[str]]) -> int:
-    """How many samples a rank's scalars stand for: its sample ids, else the length of its per-sample arrays."""
+def _rank_weight(host: Mapping[str, Mapping[str, np.ndarray]], analyzer: str, ids: Optional[list[str]]
+                 ) -> int:
+    """How many samples a rank's scalars stand for: its sample ids, else its per-sample arrays' length."""
     if ids is not None:
         return len(ids)
     for name in (analyzer, *host):
@@ -63,9 +64,10 @@ def gather_ranks(host: dict[str, dict[str, np.ndarray]], ids: Optional[list[str]
                  ) -> tuple[dict[str, dict[str, np.ndarray]], Optional[list[str]]]:
     """Gather the host results of every rank on rank 0 (collective: every rank must call it).
 
-    On rank 0: per-sample ``(B_r,)`` arrays are concatenated in rank order, so a batch mean over them is the
-    mean over the union of the samples; ``()`` scalars (batch means) are averaged with each rank's number of
-    samples as weight (NaN, "not measured", leaves that rank out); ``"map/"`` arrays are rank 0's; sample ids are concatenated like the arrays.
+    On rank 0: per-sample ``(B_r,)`` arrays are concatenated in rank order, so a batch mean over them is
+    the mean over the union of the samples; ``()`` scalars (batch means) are averaged with each rank's number
+    of samples as weight (NaN, "not measured", leaves that rank out); ``"map/"`` arrays are rank 0's; sample
+    ids are concatenated like the arrays.
     Analyzers that did not run on every rank are dropped for this step. Other ranks get ``({}, None)``.
     """
     import torch.distributed as dist
@@ -85,7 +87,8 @@ def gather_ranks(host: dict[str, dict[str, np.ndarray]], ids: Optional[list[str]
     for analyzer in hosts[0]:
         if analyzer not in common:
             continue
-        weights = np.asarray([_rank_weight(h, analyzer, g[1]) for h, g in zip(hosts, gathered)], np.float64)
+        weights = np.asarray([_rank_weight(h, analyzer, g[1]) for h, g in zip(hosts, gathered, strict=True)],
+                             np.float64)
         out: dict[str, np.ndarray] = {}
         for key, value in hosts[0][analyzer].items():
             parts = [h[analyzer].get(key) for h in hosts]

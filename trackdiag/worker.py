@@ -384,8 +384,8 @@ class Worker:
                     lane.retry_at = time.monotonic() + lane.retry_s
                 else:
                     lane.dead = f"{type(exc).__name__}: {exc}"
-                    log.warning("trackdiag: backend %s could not be opened and is disabled for this run (%s); "
-                                "everything meant for it is kept in the spool%s", lane.name, lane.dead,
+                    log.warning("trackdiag: backend %s could not be opened and is disabled for this run "
+                                "(%s); everything meant for it is kept in the spool%s", lane.name, lane.dead,
                                 f" {self._spool.path}" if self._spool is not None else "")
                 return False
             lane.opened = True
@@ -448,7 +448,7 @@ class Worker:
             if self._transient(lane, exc):
                 self._spool_ops(lane, [("close", {"status": status})], error=f"{type(exc).__name__}: {exc}")
 
-    # -- helpers ----------------------------------------------------------------------------------------------
+    # -- helpers ------------------------------------------------------------------------------------------
     def _transient(self, lane: _Lane, exc: BaseException) -> bool:
         judge = getattr(lane.backend, "is_transient", None)
         try:
@@ -480,7 +480,8 @@ class Worker:
             run = dataclasses.asdict(backend.run) if dataclasses.is_dataclass(backend.run) else {}
             run = {k: (str(v) if isinstance(v, Path) else v) for k, v in run.items()}
             cls = type(backend)
-            self._spool.describe(lane.name, target=f"{cls.__module__}.{cls.__qualname__}", params=params, run=run)
+            self._spool.describe(lane.name, target=f"{cls.__module__}.{cls.__qualname__}", params=params,
+                                 run=run)
         except Exception as exc:  # pragma: no cover - describing is best effort
             log.warning("trackdiag: could not describe backend %s for the spool: %s", lane.name, exc)
 
@@ -492,5 +493,5 @@ class Worker:
             self.stats.failed[key] += 1
             self.stats.errors[name] = f"{type(exc).__name__}: {exc}"[:500]
         if first:
-            log.warning("trackdiag: backend %s failed to %s (%s: %s); what it did not take is kept in the spool",
-                        name, kind, type(exc).__name__, str(exc)[:300])
+            log.warning("trackdiag: backend %s failed to %s (%s: %s); what it did not take is kept in the "
+                        "spool", name, kind, type(exc).__name__, str(exc)[:300])

@@ -136,7 +136,8 @@ class MlflowBackend(Backend):
             self.client.log_batch(self.run_id, tags=tags, synchronous=True)
 
     def close(self, status: str = "FINISHED") -> None:
-        terminate = self._owns_run if self.params.terminate_on_close is None else self.params.terminate_on_close
+        terminate = self.params.terminate_on_close
+        terminate = self._owns_run if terminate is None else terminate
         if self.client is not None and self.run_id is not None and terminate:
             with self._bounded():
                 self.client.set_terminated(self.run_id, status=status)
@@ -174,7 +175,8 @@ class MlflowBackend(Backend):
         from mlflow.entities import Metric
 
         client = self._require()
-        items = [Metric(key=k, value=float(v), timestamp=timestamp_ms, step=int(step)) for k, v in metrics.items()]
+        items = [Metric(key=k, value=float(v), timestamp=timestamp_ms, step=int(step))
+                 for k, v in metrics.items()]
         with self._bounded():
             for i in range(0, len(items), _MAX_METRICS):
                 client.log_batch(self.run_id, metrics=items[i:i + _MAX_METRICS], synchronous=True)
@@ -182,7 +184,8 @@ class MlflowBackend(Backend):
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         client = self._require()
         with self._bounded():
-            client.log_image(self.run_id, np.ascontiguousarray(image), key=key, step=int(step), synchronous=True)
+            client.log_image(self.run_id, np.ascontiguousarray(image), key=key, step=int(step),
+                             synchronous=True)
 
     def log_table(self, key: str, rows: Sequence[Mapping[str, Any]], step: int) -> None:
         if not rows:

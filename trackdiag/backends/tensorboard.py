@@ -33,7 +33,7 @@ __all__ = ["TensorboardBackend", "TensorboardParams", "markdown_table", "custom_
 
 @dataclass
 class TensorboardParams(BackendParams):
-    #: The run folder; empty = ``<out_dir>/tensorboard/<run_name or time stamp>``. Ignored with a user's writer.
+    #: The run folder; empty = ``<out_dir>/tensorboard/<run_name or time stamp>``. Unused with your writer.
     log_dir: str = ""
     flush_secs: int = 10
     max_queue: int = 10
@@ -48,7 +48,8 @@ class TensorboardBackend(Backend):
     Params = TensorboardParams
     params: TensorboardParams
 
-    def __init__(self, params: Optional[TensorboardParams] = None, *, writer: Any = None, **kwargs: Any) -> None:
+    def __init__(self, params: Optional[TensorboardParams] = None, *, writer: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
         try:
             from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (needs the tensorboard package)
@@ -155,8 +156,11 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
 def custom_scalars_layout(keys: Sequence[str]) -> dict[str, dict[str, list[Any]]]:
     """``add_custom_scalars`` layout: one category per key prefix (``trackdiag/<analyzer>``), a chart per key.
 
-    >>> custom_scalars_layout(["trackdiag/tiling/E2f_over_Ef", "loss"])
-    {'scalars': {'loss': ['Multiline', ['^loss$']]}, 'trackdiag/tiling': {'E2f_over_Ef': ['Multiline', ['^trackdiag/tiling/E2f_over_Ef$']]}}
+    >>> layout = custom_scalars_layout(["trackdiag/tiling/E2f_over_Ef", "loss"])
+    >>> layout["trackdiag/tiling"]
+    {'E2f_over_Ef': ['Multiline', ['^trackdiag/tiling/E2f_over_Ef$']]}
+    >>> layout["scalars"]
+    {'loss': ['Multiline', ['^loss$']]}
     """
     layout: dict[str, dict[str, list[Any]]] = {}
     for key in sorted(keys):

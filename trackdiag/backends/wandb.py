@@ -85,7 +85,8 @@ class WandbBackend(Backend):
             kwargs: dict[str, Any] = dict(
                 project=self.params.project or self.run.experiment, entity=self.params.entity,
                 name=self.run.run_name, group=self.params.group, job_type=self.params.job_type,
-                mode=self.params.mode, tags=[t for t in self.run.tags.get("trackdiag.analyzers", "").split(",") if t],
+                mode=self.params.mode,
+                tags=[t for t in self.run.tags.get("trackdiag.analyzers", "").split(",") if t],
                 reinit="create_new")
             if self.params.dir:
                 Path(self.params.dir).mkdir(parents=True, exist_ok=True)
@@ -111,7 +112,8 @@ class WandbBackend(Backend):
         self.close("FINISHED")
 
     def resume_params(self) -> dict[str, Any]:
-        run_dir = getattr(getattr(self.wb, "settings", None), "root_dir", None) if self.wb is not None else None
+        settings = getattr(self.wb, "settings", None) if self.wb is not None else None
+        run_dir = getattr(settings, "root_dir", None)
         return {**asdict(self.params), "run_id": getattr(self.wb, "id", None) or self.params.run_id,
                 "attach": False, "dir": self.params.dir or (str(run_dir) if run_dir else "")}
 
@@ -176,7 +178,8 @@ class WandbBackend(Backend):
         import wandb
 
         run = self._require()
-        artifact = wandb.Artifact(_ARTIFACT_NAME.sub("-", name).strip("-") or "report", type="trackdiag-report")
+        safe = _ARTIFACT_NAME.sub("-", name).strip("-") or "report"
+        artifact = wandb.Artifact(safe, type="trackdiag-report")
         artifact.add_dir(str(local_dir))
         run.log_artifact(artifact)
 
