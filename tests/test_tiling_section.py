@@ -55,7 +55,7 @@ def test_diagnose_takes_paths_pil_numpy_and_tensors(images, tmp_path):
     assert by_path["fundamental_period_px"] == pytest.approx(16.0, rel=0.03)
     assert by_path["fstar_source"] == "pred" and np.isnan(by_path["ref_radius_bin"])
     pil = Image.open(images["tiles"])
-    arr = np.asarray(pil)
+    arr = np.array(pil)
     ten = torch.from_numpy(arr).permute(2, 0, 1).float() / 255
     for other in (diagnose(pil), diagnose(arr), diagnose(ten)):
         assert other["fundamental_period_px"] == pytest.approx(by_path["fundamental_period_px"], rel=1e-4)

@@ -91,7 +91,7 @@ class TilingParams(AnalyzerParams):
     #: Local-period map: window (share of the shorter side), windows per window side, FFT size cap,
     #: downsampling cap, peak/background needed.
     local_window_frac: float = 0.25
-    local_overlap: int = 3
+    local_overlap: int = 2
     local_max_fft_px: int = 64
     local_max_downsample: int = 2
     local_min_peak_ratio: float = 10.0
@@ -291,14 +291,19 @@ def border_cross(u: torch.Tensor, *, axis_half_width: int = 1, min_radius: float
 def shift_mse(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean squared change under a 1-px shift along x and along y, over pairs of valid pixels.
 
-    ``x`` ``N×H×W`` (invalid pixels may hold anything), ``valid`` ``N×H×W`` bool → ``(dx1, dy1)``, ``(N,)``.
+    ``x`` ``N×H×W`` (invalid pixels may hold anything finite), ``valid`` ``N×H×W`` bool → ``(dx1, dy1)``,
+    ``(N,)``; NaN when no pair is valid.
     """
-    x0 = torch.where(valid, x, torch.zeros_like(x))
-    vx = (valid[..., :, 1:] & valid[..., :, :-1]).to(x.dtype)
-    vy = (valid[..., 1:, :] & valid[..., :-1, :]).to(x.dtype)
-    dx = ((x0[..., :, 1:] - x0[..., :, :-1]).square() * vx).sum(dim=(-2, -1)) / vx.sum(dim=(-2, -1))
-    dy = ((x0[..., 1:, :] - x0[..., :-1, :]).square() * vy).sum(dim=(-2, -1)) / vy.sum(dim=(-2, -1))
-    return dx, dy
+    vf = valid.to(x.dtype)
+    xv = x * vf
+    out = []
+    for d in (-1, -2):
+        n = x.shape[d]
+        a, b = xv.narrow(d, 1, n - 1), xv.narrow(d, 0, n - 1)
+        pair = vf.narrow(d, 1, n - 1) * vf.narrow(d, 0, n - 1)
+        diff = a - b
+        out.append((diff * diff * pair).sum(dim=(-2, -1)) / pair.sum(dim=(-2, -1)))
+    return out[0], out[1]
 
 
 def _peak_near(spec: Spectrum, index: torch.Tensor, reach: int) -> torch.Tensor:
