@@ -44,7 +44,7 @@ def test_attach_to_users_run_on_the_trainers_step(env):
     expected = {step: float(p.mean(dim=(1, 2, 3)).mean()) for step, p in preds.items()}
     assert back.metrics.get(KEY) == pytest.approx(expected), history  # no row dropped, on the trainer's steps
     assert back.metrics["trackdiag/user/score"] == {100: 0.25}
-    assert back.tables["texts"] == [{"step": 100, "trackdiag/user/verdict": "stripes"}]
+    assert back.tables["trackdiag/user/texts"] == [{"step": 100, "trackdiag/user/verdict": "stripes"}]
     assert set(back.images["trackdiag/mean/img"]) == {90, 95, 100}
     losses = [(r["_step"], r["train/loss"]) for r in history if "train/loss" in r]
     assert losses == [(100, 1.0), (200, 0.5)]  # the user's own rows are untouched

@@ -41,13 +41,15 @@ class FinishSummary:
     failed: dict[str, int] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     undelivered: int = 0
+    replayed: dict[str, int] = field(default_factory=dict)
     spool: Optional[str] = None
     locations: dict[str, str] = field(default_factory=dict)
     flushed: bool = True
 
     @property
     def clean(self) -> bool:
-        return not (self.skipped or self.dropped_media or self.failed or self.undelivered) and self.flushed
+        """Nothing skipped, dropped or left undelivered (failed calls that were replayed later are fine)."""
+        return not (self.skipped or self.dropped_media or self.undelivered) and self.flushed
 
     def __str__(self) -> str:
         lines = [f"trackdiag: {self.steps_logged} steps logged"]
@@ -58,6 +60,8 @@ class FinishSummary:
             lines.append(f"  figures/tables dropped (queue full): {self.dropped_media}")
         if self.failed:
             lines.append(f"  failed deliveries: {dict(self.failed)} last errors: {self.errors}")
+        if self.replayed:
+            lines.append(f"  delivered later from the spool: {dict(self.replayed)}")
         if self.undelivered:
             lines.append(f"  undelivered, kept in spool {self.spool}: {self.undelivered} items "
                          f"(replay: python -m trackdiag.sync {self.spool})")
@@ -167,7 +171,7 @@ class Session:
         """Send plain scalars (e.g. the trainer's own loss) through the same worker and backends."""
         self._check_open()
         metrics, texts = split_values({f"{prefix}{k}": v for k, v in values.items()})
-        tables = {"texts": [{"step": step, **texts}]} if texts else {}
+        tables = {f"{prefix}texts": [{"step": step, **texts}]} if texts else {}
         if self.rank == 0:
             self.worker.submit(Record(step=int(step), metrics=metrics, tables=tables))
 
@@ -190,11 +194,11 @@ class Session:
         stats = self.worker.stats
         skipped = dict(self.policy.skipped)
         skipped.update({k: v for k, v in stats.skipped.items()})
-        spool = getattr(self.worker, "spool_path", None)
+        spool = self.worker.spool_path
         summary = FinishSummary(
             steps_logged=self._steps_logged, skipped=skipped, dropped_media=stats.dropped_media,
             failed=dict(stats.failed), errors=dict(stats.errors),
-            undelivered=int(getattr(self.worker, "undelivered", lambda: 0)()),
+            undelivered=self.worker.undelivered(), replayed=dict(stats.replayed),
             spool=str(spool) if spool else None,
             locations={b.name: b.location() for b in self.backends}, flushed=flushed)
         self._finished = summary
@@ -343,10 +347,8 @@ def _make_spool(session: Session, backends: list[Backend]) -> Any:
     """The spool for undelivered items (see :mod:`trackdiag.spool`), or None without backends."""
     if not backends:
         return None
-    try:
-        from .spool import Spool
-    except ImportError:
-        return None
+    from .spool import Spool
+
     return Spool.for_run(session.out_dir)
 
 

@@ -67,10 +67,7 @@ def _sync_backend(spool: Spool, name: str, *, allow_external: bool, result: Sync
             try:
                 apply(backend, entry.kind, payload)
             except Exception as exc:
-                judge = getattr(backend, "is_transient", None)
-                from .worker import is_transient_error
-
-                transient = judge(exc) if callable(judge) else is_transient_error(exc)
+                transient = backend.is_transient(exc)
                 result.failed[name] = f"{type(exc).__name__}: {exc}"
                 if transient:
                     log.error("trackdiag.sync: %s is unreachable (%s); stopping, the rest stays in the spool",
@@ -83,9 +80,7 @@ def _sync_backend(spool: Spool, name: str, *, allow_external: bool, result: Sync
             closed = closed or entry.kind == "close"
     finally:
         if not closed:
-            release = getattr(backend, "release", None)
-            if callable(release):
-                release()
+            backend.release()
 
 
 def sync(path: str | Path, *, backends: Optional[Sequence[str]] = None, allow_external: bool = False

@@ -28,7 +28,6 @@ stays in the spool (with a ``close`` item, so ``trackdiag.sync`` can also finish
 from __future__ import annotations
 
 import dataclasses
-import errno
 import logging
 import threading
 import time
@@ -40,7 +39,7 @@ from typing import Any, Optional, Protocol
 
 import numpy as np
 
-from .backends.base import Backend
+from .backends.base import Backend, is_transient_error
 
 __all__ = ["Record", "Worker", "Stats", "Undelivered", "is_transient_error"]
 
@@ -120,32 +119,6 @@ class Stats:
     spooled: Counter = field(default_factory=Counter)  # backend → items written to the spool
     replayed: Counter = field(default_factory=Counter)  # backend → spooled items delivered later
     lost: int = 0  # items that failed with no spool to keep them
-
-
-_TRANSIENT_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.ETIMEDOUT,
-                     errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EPIPE, errno.EAGAIN,
-                     errno.EBUSY, errno.EIO, errno.ENOSPC, errno.EDQUOT}
-
-
-def is_transient_error(exc: BaseException) -> bool:
-    """Whether a failure is worth retrying later: a network error or timeout anywhere in the cause chain."""
-    seen: set[int] = set()
-    cur: Optional[BaseException] = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, (ConnectionError, TimeoutError)):
-            return True
-        if isinstance(cur, OSError) and cur.errno in _TRANSIENT_ERRNOS:
-            return True
-        name = type(cur).__name__
-        module = type(cur).__module__ or ""
-        # requests / urllib3 / httpx connection problems (without importing them)
-        if module.split(".")[0] in ("requests", "urllib3", "httpx", "httpcore") and any(
-                s in name for s in ("Connection", "Timeout", "Protocol", "MaxRetry", "NewConnection",
-                                    "RemoteDisconnected", "ReadError", "WriteError")):
-            return True
-        cur = cur.__cause__ or cur.__context__
-    return False
 
 
 class _Job:
@@ -450,9 +423,8 @@ class Worker:
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _transient(self, lane: _Lane, exc: BaseException) -> bool:
-        judge = getattr(lane.backend, "is_transient", None)
         try:
-            return bool(judge(exc)) if callable(judge) else is_transient_error(exc)
+            return bool(lane.backend.is_transient(exc))
         except Exception:  # pragma: no cover - a broken judge must not break delivery
             return is_transient_error(exc)
 
@@ -474,9 +446,7 @@ class Worker:
             return
         backend = lane.backend
         try:
-            resume = getattr(backend, "resume_params", None)
-            params = dict(resume()) if callable(resume) else (
-                dataclasses.asdict(backend.params) if dataclasses.is_dataclass(backend.params) else {})
+            params = dict(backend.resume_params())
             run = dataclasses.asdict(backend.run) if dataclasses.is_dataclass(backend.run) else {}
             run = {k: (str(v) if isinstance(v, Path) else v) for k, v in run.items()}
             cls = type(backend)

@@ -7,15 +7,42 @@ images are ``H×W×3`` uint8 arrays, table rows hold only str/float/int/None cel
 
 from __future__ import annotations
 
+import errno
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 import numpy as np
 
-__all__ = ["Backend", "BackendParams", "RunInfo"]
+__all__ = ["Backend", "BackendParams", "RunInfo", "is_transient_error"]
+
+
+_TRANSIENT_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.ETIMEDOUT,
+                     errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EPIPE, errno.EAGAIN,
+                     errno.EBUSY, errno.EIO, errno.ENOSPC, errno.EDQUOT}
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """Whether a failure is worth retrying later: a network error or timeout anywhere in the cause chain."""
+    seen: set[int] = set()
+    cur: Optional[BaseException] = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, (ConnectionError, TimeoutError)):
+            return True
+        if isinstance(cur, OSError) and cur.errno in _TRANSIENT_ERRNOS:
+            return True
+        name = type(cur).__name__
+        module = type(cur).__module__ or ""
+        # requests / urllib3 / httpx connection problems (without importing them)
+        if module.split(".")[0] in ("requests", "urllib3", "httpx", "httpcore") and any(
+                s in name for s in ("Connection", "Timeout", "Protocol", "MaxRetry", "NewConnection",
+                                    "RemoteDisconnected", "ReadError", "WriteError")):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 @dataclass
@@ -74,3 +101,15 @@ class Backend(ABC):
     def location(self) -> str:
         """Where a person looks at the results (a URI, a folder, a command)."""
         return self.name
+
+    # -- optional hooks with defaults (used by the worker's fault handling and by trackdiag.sync) --------
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether a failed call is worth retrying later (tracker down) rather than refused for good."""
+        return is_transient_error(exc)
+
+    def resume_params(self) -> dict[str, Any]:
+        """Parameters that rebuild this backend attached to the same run (``trackdiag.sync`` uses them)."""
+        return asdict(self.params) if is_dataclass(self.params) else {}
+
+    def release(self) -> None:
+        """Let go of the run without finishing it (``trackdiag.sync`` after a partial replay)."""

@@ -43,6 +43,8 @@ def safe_relpath(key: str) -> Path:
 class LocalParams(BackendParams):
     #: Parent folder of run folders; empty means the session's ``out_dir``.
     root: str = ""
+    #: Write into exactly this run folder (set by ``trackdiag.sync`` to resume a run); empty = derive it.
+    run_dir: str = ""
 
 
 class LocalBackend(Backend):
@@ -54,7 +56,7 @@ class LocalBackend(Backend):
         super().__init__(params, **kwargs)
         root = Path(self.params.root) if self.params.root else Path(self.run.out_dir)
         name = self.run.run_name or time.strftime("run-%Y%m%d-%H%M%S")
-        self.dir = root / safe_relpath(name)
+        self.dir = Path(self.params.run_dir) if self.params.run_dir else root / safe_relpath(name)
 
     def open(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -89,6 +91,9 @@ class LocalBackend(Backend):
 
     def location(self) -> str:
         return str(self.dir)
+
+    def resume_params(self) -> dict[str, Any]:
+        return {**super().resume_params(), "run_dir": str(self.dir)}
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, dict[int, float]]:

@@ -156,9 +156,7 @@ class MlflowBackend(Backend):
         """Network errors, timeouts and HTTP 429/5xx are worth retrying; a 4xx (bad value) is not."""
         from mlflow.exceptions import MlflowException
 
-        from ..worker import is_transient_error
-
-        if is_transient_error(exc):
+        if super().is_transient(exc):
             return True
         if isinstance(exc, MlflowException):
             status = exc.get_http_status_code()

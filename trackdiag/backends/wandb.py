@@ -118,9 +118,7 @@ class WandbBackend(Backend):
                 "attach": False, "dir": self.params.dir or (str(run_dir) if run_dir else "")}
 
     def is_transient(self, exc: BaseException) -> bool:
-        from ..worker import is_transient_error
-
-        return is_transient_error(exc) or type(exc).__name__ in ("CommError", "ServiceStartTimeoutError")
+        return super().is_transient(exc) or type(exc).__name__ in ("CommError", "ServiceStartTimeoutError")
 
     # -- data -----------------------------------------------------------------------------------------
     def _require(self) -> Any:
