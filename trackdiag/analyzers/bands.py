@@ -42,7 +42,7 @@ class LocalPeriodMap(NamedTuple):
     stride_px: int
 
 
-def local_geometry(height: int, width: int, *, window_frac: float = 0.25, overlap: int = 2,
+def local_geometry(height: int, width: int, *, window_frac: float = 0.25, overlap: int = 3,
                    max_fft_px: int = 64, max_downsample: int = 2) -> tuple[int, int, int]:
     """Window side, stride (both in original px) and downsampling factor of the local-period map.
 
@@ -58,7 +58,7 @@ def local_geometry(height: int, width: int, *, window_frac: float = 0.25, overla
 
 
 def local_period_map(x: torch.Tensor, valid: Optional[torch.Tensor] = None, *, window_frac: float = 0.25,
-                     overlap: int = 2, max_fft_px: int = 64, max_downsample: int = 2, min_period_px: float = 3.0,
+                     overlap: int = 3, max_fft_px: int = 64, max_downsample: int = 2, min_period_px: float = 3.0,
                      min_valid_frac: float = 0.6, min_peak_ratio: float = 10.0, rel_power: float = 0.25
                      ) -> LocalPeriodMap:
     """Fundamental period of every window of ``x`` (``N×H×W``; ``valid`` optional ``N×H×W`` bool; without it

@@ -91,7 +91,7 @@ class TilingParams(AnalyzerParams):
     #: Local-period map: window (share of the shorter side), windows per window side, FFT size cap,
     #: downsampling cap, peak/background needed.
     local_window_frac: float = 0.25
-    local_overlap: int = 2
+    local_overlap: int = 3
     local_max_fft_px: int = 64
     local_max_downsample: int = 2
     local_min_peak_ratio: float = 10.0
