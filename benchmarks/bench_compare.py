@@ -14,13 +14,16 @@ Rows:
 * ``compare_publish_mlflow``: the same plus the "comparison" run in MLflow (table, 20 images, artifacts).
 * ``calibration_loop_10M``: how fast this machine is right now (a shared machine under load is slower).
 All in one process after a warm-up (imports excluded); ``cli_cold_start`` is one ``python -m
-trackdiag.compare_ckpts`` process (CSV only), imports included.
+trackdiag.compare_ckpts`` process (CSV only), imports included. Every timing has a wall row and a ``_cpu``
+row (CPU seconds of the process): on a shared machine the CPU time is the steadier figure.
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import row, time_call
+from common import row
 
 N_RUNS, N_METRICS, N_STEPS = 100, 20, 50
 NAMES = [
@@ -98,8 +101,24 @@ def make_store(path: Path) -> float:
     return time.perf_counter() - t0
 
 
+def measure(fn, *, repeat: int = 3, warmup: int = 1) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``fn()``. On a shared machine the CPU time is the steadier figure."""
+    for _ in range(warmup):
+        fn()
+    walls, cpus = [], []
+    for _ in range(repeat):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), statistics.median(cpus)
+
+
 def run(quick: bool = False) -> list[dict]:
+    from trackdiag.compare.metrics import build_specs
+    from trackdiag.compare.ranking import rank
     from trackdiag.compare.sources import read_mlflow
+    from trackdiag.compare.table import build_table
     from trackdiag.compare_ckpts import compare
 
     path = _store_path()
@@ -107,96 +126,65 @@ def run(quick: bool = False) -> list[dict]:
     uri = f"sqlite:///{path}"
     repeat = 1 if quick else 3
     out = Path(tempfile.mkdtemp(prefix="bench_compare_"))
-    rows = []
     note = f"{N_RUNS} runs x {N_METRICS} metrics x {N_STEPS} steps, sqlite"
-    t0 = time.perf_counter()
-    total = 0
-    for i in range(10_000_000):
-        total += i
-    rows.append(
-        row(
-            "compare",
-            "calibration_loop_10M",
-            time.perf_counter() - t0,
-            "s",
-            "a plain Python loop of 10M additions (about 0.5 s on an idle desktop core): scale the rest",
-        )
-    )
+    rows = []
+
+    def add(metric: str, timing: tuple[float, float], what: str) -> None:
+        rows.append(row("compare", metric, timing[0], "s", what + " (wall)"))
+        rows.append(row("compare", metric + "_cpu", timing[1], "s", what + " (CPU of this process)"))
+
+    def loop() -> None:
+        total = 0
+        for i in range(10_000_000):
+            total += i
+
+    add("calibration_loop_10M", measure(loop, repeat=1, warmup=0),
+        "a plain Python loop of 10M additions, ~0.5 s on an idle desktop core: scale the rest by it")
     if made:
         rows.append(row("compare", "make_store_log_batch", made, "s", note + " (one log_batch per run)"))
 
     def read(batched: bool, max_runs: int):
-        return read_mlflow(
-            tracking_uri=uri,
-            experiment=EXPERIMENT,
-            max_runs=max_runs,
-            select=lambda per_run: KEYS,
-            batched=batched,
-        )
+        return read_mlflow(tracking_uri=uri, experiment=EXPERIMENT, max_runs=max_runs,
+                           select=lambda per_run: KEYS, batched=batched)
 
-    assert (
-        sum(len(s.steps) for r in read(True, N_RUNS) for s in r.metrics.values())
-        == N_RUNS * N_METRICS * N_STEPS
-    )
-    t_batched = time_call(lambda: read(True, N_RUNS), repeat=repeat)
-    rows.append(row("compare", "read_batched_100runs", t_batched, "s", note + "; one SQL query per run"))
-    t_fast20 = time_call(lambda: read(True, 20), repeat=repeat)
-    t_slow20 = time_call(lambda: read(False, 20), repeat=1, warmup=0)
-    rows.append(row("compare", "read_batched_20runs", t_fast20, "s", "20 runs x 20 metrics"))
-    rows.append(row("compare", "read_per_key_20runs", t_slow20, "s", "get_metric_history per key: 400 calls"))
-    rows.append(row("compare", "per_key_over_batched", t_slow20 / t_fast20, "x", "same 20 runs"))
-
-    from trackdiag.compare.metrics import build_specs
-    from trackdiag.compare.ranking import rank
-    from trackdiag.compare.table import build_table
+    points = sum(len(s.steps) for r in read(True, N_RUNS) for s in r.metrics.values())
+    assert points == N_RUNS * N_METRICS * N_STEPS, points
+    add("read_batched_100runs", measure(lambda: read(True, N_RUNS), repeat=repeat),
+        note + "; one SQL query per run")
+    fast20 = measure(lambda: read(True, 20), repeat=repeat)
+    slow20 = measure(lambda: read(False, 20), repeat=1, warmup=0)
+    add("read_batched_20runs", fast20, "20 runs x 20 metrics, one query per run")
+    add("read_per_key_20runs", slow20, "20 runs x 20 metrics, get_metric_history per key: 400 calls")
+    rows.append(row("compare", "per_key_over_batched", slow20[0] / fast20[0], "x", "same 20 runs, wall"))
 
     runs = read(True, N_RUNS)
-    specs = build_specs(
-        KEYS, goals={}, default_goal="min", weights={}, tolerances={}, limits={}, available=KEYS
-    )
-    t_table = time_call(lambda: rank(build_table(runs, specs, steps="all", tolerance=50)), repeat=repeat)
-    rows.append(row("compare", "table_rank_5000rows", t_table, "s", "build + judge + rank, steps=all"))
+    specs = build_specs(KEYS, goals={}, default_goal="min", weights={}, tolerances={}, limits={},
+                        available=KEYS)
+    add("table_rank_5000rows", measure(lambda: rank(build_table(runs, specs, steps="all", tolerance=50)),
+                                       repeat=repeat), "build + judge + rank + reasons, steps=all")
 
-    base = [
-        f"mlflow.tracking_uri={uri}",
-        f"mlflow.experiment={EXPERIMENT}",
-        "steps=all",
-        f"output.dir={out / 'r'}",
-        "baseline=run-000@100",
-    ]
+    base = [f"mlflow.tracking_uri={uri}", f"mlflow.experiment={EXPERIMENT}", "steps=all",
+            f"output.dir={out / 'r'}", "baseline=run-000@100", f"metrics=[{','.join(NAMES)}]"]
     fast = base + ["output.formats=[csv]", "output.plots=false", "publish.to=none"]
-    t_none = time_call(lambda: compare(overrides=fast), repeat=repeat)
-    rows.append(row("compare", "compare_no_outputs", t_none, "s", note + "; steps=all (5000 rows), CSV only"))
+    add("compare_no_outputs", measure(lambda: compare(overrides=fast), repeat=repeat),
+        "compare() end to end, steps=all (5000 rows), CSV only")
     full = base + ["publish.to=none"]
-    t_full = time_call(lambda: compare(overrides=full), repeat=repeat, warmup=1)
-    rows.append(
-        row("compare", "compare_full_report", t_full, "s", "CSV+JSON+MD+HTML+PDF, 20 trend plots x 100 runs")
-    )
+    add("compare_full_report", measure(lambda: compare(overrides=full), repeat=1 if quick else 2),
+        "compare() with CSV+JSON+MD+HTML+PDF and 20 trend plots of 100 runs")
     if not quick:
         copy = out / "copy.db"
         shutil.copy(path, copy)
         pub = [f"mlflow.tracking_uri=sqlite:///{copy}", *base[1:], "publish.to=mlflow"]
-        t_pub = time_call(lambda: compare(overrides=pub), repeat=1, warmup=0)
-        rows.append(
-            row("compare", "compare_publish_mlflow", t_pub, "s", "full report + comparison run in MLflow")
-        )
-    t0 = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "trackdiag.compare_ckpts", *fast],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    rows.append(
-        row(
-            "compare",
-            "cli_cold_start",
-            time.perf_counter() - t0,
-            "s",
-            "python -m, imports included, CSV only",
-        )
-    )
+        add("compare_publish_mlflow", measure(lambda: compare(overrides=pub), repeat=1, warmup=0),
+            "full report + the comparison run in MLflow (table, 20 images, artifacts)")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    w0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "trackdiag.compare_ckpts", *fast], cwd=ROOT, check=True,
+                   capture_output=True, timeout=600)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    add("cli_cold_start", (time.perf_counter() - w0, cpu),
+        "python -m trackdiag.compare_ckpts, imports included, CSV only")
     shutil.rmtree(out, ignore_errors=True)
     return rows
 
@@ -204,4 +192,4 @@ def run(quick: bool = False) -> list[dict]:
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))
     for r in run(quick="--quick" in sys.argv):
-        print(f"{r['metric']:<28} {r['value']:>10.3f} {r['unit']:<3} {r['note']}")
+        print(f"{r['metric']:<32} {r['value']:>10.3f} {r['unit']:<3} {r['note']}")

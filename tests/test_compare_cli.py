@@ -50,6 +50,7 @@ def test_help_explains_every_key(tmp_path):
 
 
 def test_compose_validates_values():
+    assert list(compose(["steps=1000"]).steps) == [1000]
     cfg = compose(["runs=[a,b]", "steps=[300,100]", "limits.band_score=0.4", "goals={my_score:max}"])
     assert list(cfg.runs) == ["a", "b"] and list(cfg.steps) == [300, 100]
     assert cfg.limits.band_score == 0.4 and cfg.goals.my_score == "max" and cfg.goals.band_score == "min"

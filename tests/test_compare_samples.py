@@ -17,7 +17,7 @@ from trackdiag.config import config_dir
 from trackdiag.errors import ConfigError
 from trackdiag.plots import save_rgb_png
 
-SIZE, PERIOD = 128, 6.0
+SIZE, PERIOD = 192, 12.0  # the regime the tiling analyzer's own separation tests use
 
 if not (config_dir() / "analyzer" / "tiling.yaml").is_file():  # pragma: no cover - while the analyzer lands
     pytest.skip("samples mode needs conf/analyzer/tiling.yaml (the tiling analyzer)", allow_module_level=True)
@@ -34,10 +34,11 @@ def clean_wall(seed: int) -> torch.Tensor:
 
 
 def broken_wall(seed: int) -> torch.Tensor:
-    """Doubled-period bands, then a ×2 transposed-convolution upsampling (checkerboard)."""
+    """A band of doubled period, then a ×2 transposed-convolution upsampling (checkerboard)."""
     g = torch.Generator().manual_seed(seed)
-    x = synth.band_doubled(SIZE // 2, SIZE // 2, period_px=PERIOD / 2, band=(0.25, 0.75), generator=g)
-    x = synth.upsample_x2(x, mode="deconv", side_tap=0.2)
+    half = SIZE // 2
+    x = synth.band_doubled(half, half, period_px=PERIOD / 2, band=(0.3, 0.7), generator=g)
+    x = synth.upsample_x2(x, mode="deconv")
     return synth.to_rgb(synth.add_noise(x, 0.01, generator=g))
 
 
@@ -79,12 +80,12 @@ def test_clean_walls_rank_above_checkerboard_and_doubled_bands(folders, tmp_path
     assert res.best == "samples @ ckpt_1000"
     col = {s.label: j for j, s in enumerate(c.specs)}
     for agg in ("mean", "median", "worst"):
-        # the ×2 deconvolution's checkerboard is unmistakable; the doubled bands never make it look better
+        # the ×2 deconvolution's checkerboard and the doubled band are both measured as worse
         assert (
             c.values[1, col[f"tiling/checkerboard_score/{agg}"]]
             > 3 * c.values[0, col[f"tiling/checkerboard_score/{agg}"]]
         )
-        assert c.values[1, col[f"tiling/band_score/{agg}"]] >= c.values[0, col[f"tiling/band_score/{agg}"]]
+        assert c.values[1, col[f"tiling/band_score/{agg}"]] > c.values[0, col[f"tiling/band_score/{agg}"]]
     # only the rank_by aggregate (mean) ranks; median and worst are shown and judged
     assert {s.label.rsplit("/", 1)[1] for s in c.specs if s.weight > 0} == {"mean"}
     # the regression since ckpt_2000 against the baseline (the clean checkpoint) is named

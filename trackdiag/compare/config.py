@@ -190,6 +190,8 @@ def validate(cfg: Any) -> Any:
         if steps not in ("all", "last"):
             raise ConfigError(f"steps must be 'all', 'last' or a list of steps; got {steps!r}.")
     else:
+        if isinstance(steps, int) and not isinstance(steps, bool):
+            steps = [steps]  # steps=1000: one checkpoint
         try:
             node.steps = [int(s) for s in (steps if steps is not None else [])]
         except (TypeError, ValueError):

@@ -165,7 +165,9 @@ def _write_strict_json(data: Any, path: Path) -> Path:
 
     from ..report import json_default
 
-    text = json.dumps(data, indent=1, allow_nan=False, default=json_default)
+    # Indented for people when small; compact above that (json's C encoder only runs without indent).
+    indent = 1 if len(data.get("rows", ())) <= 200 else None
+    text = json.dumps(data, indent=indent, allow_nan=False, default=json_default)
     path.write_text(text + "\n", encoding="utf-8")
     return path
 
@@ -269,6 +271,18 @@ def save_pdf_page(pdf: Any, fig: Any) -> None:
         quiet.setLevel(level)
 
 
+def _image_page(pdf: Any, rgb: np.ndarray, dpi: int = 100) -> None:
+    """A PDF page holding an already rendered figure (the trend plot's PNG pixels): drawing 100 runs again
+    as vector graphics would cost several times more than the image, for a summary document."""
+    from ..plots import new_figure
+
+    h, w = rgb.shape[:2]
+    fig = new_figure(w / dpi, h / dpi, dpi=dpi)
+    fig.set_layout_engine("none")
+    fig.figimage(rgb, xo=0, yo=0, origin="upper")
+    pdf.savefig(fig, dpi=dpi)
+
+
 def _text_page(pdf: Any, title: str, lines: Sequence[str], *, wrap: bool = True, landscape: bool = False
                ) -> None:
     """Monospace text pages (one text object per page: fast, and searchable in the PDF)."""
@@ -351,7 +365,7 @@ def write_outputs(c: Comparison, out_dir: str | Path, *, formats: Sequence[str] 
                 images[label] = rgb
                 figures.append(Figure(path=f"plots/{name}", title=label, how_to_read=HOW_TO_READ))
                 if pdf is not None:
-                    save_pdf_page(pdf, fig)
+                    _image_page(pdf, rgb)
         if pdf is not None:
             _table_pages(pdf, c, pdf_rows)
     finally:

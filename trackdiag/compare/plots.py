@@ -24,6 +24,8 @@ HOW_TO_READ = ("One line per run (samples mode: the ranked aggregate solid, the 
 
 #: Runs named in a legend; more runs are drawn but summarised as "+N more".
 LEGEND_MAX = 12
+#: Above this many points the lines and markers are rasterised in vector output (PDF).
+RASTER_POINTS = 1500
 
 
 def mpl_text(text: str) -> str:
@@ -63,17 +65,21 @@ def trend_figure(c: Comparison, j: int, *, extra: Sequence[int] = (), width: flo
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
-    ax.add_collection(LineCollection(segments, colors=colors, linewidths=1.3))
+    # Many points: draw the data as pixels inside vector output (a PDF page of 5000 markers is slow and big).
+    raster = bool(np.isfinite(y).sum() > RASTER_POINTS)
+    ax.add_collection(LineCollection(segments, colors=colors, linewidths=1.3, rasterized=raster))
     agg_handles = []
     for style, k in zip(_AGG_STYLES, extra):
         yk = c.values[order, k]
         segs = [np.column_stack([xs[np.isfinite(ys)], ys[np.isfinite(ys)]])
                 for xs, ys in zip(np.split(x, bounds), np.split(yk, bounds))]
-        ax.add_collection(LineCollection(segs, colors=colors, linewidths=0.9, linestyles=style, alpha=0.8))
+        ax.add_collection(LineCollection(segs, colors=colors, linewidths=0.9, linestyles=style, alpha=0.8,
+                                         rasterized=raster))
         agg_handles.append(Line2D([], [], color="0.3", linewidth=0.9, linestyle=style,
                                   label=mpl_text(c.specs[k].key.rsplit("/", 1)[-1])))
     finite = np.isfinite(y)
-    ax.scatter(x[finite], y[finite], s=9, c=np.asarray(colors)[codes[order][finite]], zorder=2)
+    ax.scatter(x[finite], y[finite], s=9, c=np.asarray(colors)[codes[order][finite]], zorder=2,
+               rasterized=raster)
     ax.autoscale_view()
     handles = [Line2D([], [], color=colors[k], marker="o", markersize=3, linewidth=1.3, label=mpl_text(name))
                for k, name in enumerate(names[:LEGEND_MAX])]
