@@ -1,0 +1,169 @@
+"""The examples run with small settings, and what they logged is read back and checked, not only their exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow import MlflowClient
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+import toy_upsampler  # noqa: E402
+
+CB = "trackdiag/tiling/checkerboard_score"
+
+
+def polyphase_spread(y: torch.Tensor) -> float:
+    """Spread of the 2×2 polyphase means of the interior of ``y`` (B×C×H×W): 0 for a grid-free image.
+
+    16 px are cut at each border: the zero padding of the three 3×3 layers reaches 4 + 2 + 1 output pixels in.
+    """
+    inner = y[..., 16:-16, 16:-16]
+    phases = torch.stack([inner[..., i::2, j::2].mean() for i in (0, 1) for j in (0, 1)])
+    return float(phases.max() - phases.min())
+
+
+def test_uneven_overlap_is_in_the_architecture_not_in_the_data():
+    """On a constant input, transposed conv k3 s2 gives a period-2 grid at init; resize→conv gives none."""
+    x = torch.full((1, 3, 16, 16), 0.5)
+    torch.manual_seed(0)
+    deconv = toy_upsampler.Decoder("deconv")
+    torch.manual_seed(0)
+    resize = toy_upsampler.Decoder("resize")
+    with torch.no_grad():
+        d, r = deconv(x), resize(x)
+    assert d.shape == r.shape == (1, 3, 64, 64)
+    assert polyphase_spread(d) > 1e-3
+    assert polyphase_spread(r) < 1e-6
+
+
+STEPS, EVERY, SIZE = 40, 20, 96
+CHECKPOINTS = [0, 20, 40]
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    """One CI-sized run of the demo as a user runs it: a subprocess, in its own working directory."""
+    work = tmp_path_factory.mktemp("toy")
+    cmd = [sys.executable, str(EXAMPLES / "toy_upsampler.py"), "--steps", str(STEPS), "--size", str(SIZE),
+           "--eval-every", str(EVERY), "--out", "out"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return work, proc.stdout
+
+
+def _runs(client: MlflowClient) -> dict:
+    exp = client.get_experiment_by_name(toy_upsampler.EXPERIMENT)
+    return {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+
+
+def _checkerboard(client: MlflowClient, run) -> dict[int, float]:
+    return {m.step: m.value for m in client.get_metric_history(run.info.run_id, CB)}
+
+
+def test_toy_demo_logs_both_runs_with_figures_and_reports(toy_run):
+    work, _ = toy_run
+    client = MlflowClient(f"sqlite:///{work / 'mlruns.db'}")
+    runs = _runs(client)
+    assert {"toy-deconv", "toy-resize"} <= set(runs)
+    for name in ("toy-deconv", "toy-resize"):
+        run = runs[name]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["demo.variant"] == name.split("-")[1]
+        assert sorted(_checkerboard(client, run)) == CHECKPOINTS
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "trackdiag/loss/train_loss")) \
+            == list(range(STEPS))
+        images = {a.path.split("+")[0] for a in client.list_artifacts(run.info.run_id, "images")}
+        for fig in ("tiling~radial_profile", "tiling~local_period_px", "pixel~pixel_overlay"):
+            assert any(fig in path for path in images), (name, fig, sorted(images))
+        report = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+        assert {"report/index.html", "report/summary.json", "report/samples.png"} <= report
+
+
+def test_toy_demo_deconv_shows_the_checkerboard_and_resize_does_not(toy_run):
+    from trackdiag.analyzers.tiling import CHECKERBOARD_WARN
+
+    work, stdout = toy_run
+    client = MlflowClient(f"sqlite:///{work / 'mlruns.db'}")
+    runs = _runs(client)
+    deconv, resize = _checkerboard(client, runs["toy-deconv"]), _checkerboard(client, runs["toy-resize"])
+    final = CHECKPOINTS[-1]
+    assert deconv[final] >= CHECKERBOARD_WARN > resize[final]
+    assert deconv[final] > 3 * resize[final]
+    assert max(resize[s] for s in CHECKPOINTS[1:]) < CHECKERBOARD_WARN  # trained resize-conv: never flagged
+    reports = {v: work / "out" / "reports" / v for v in ("deconv", "resize")}
+    d = json.loads((reports["deconv"] / "summary.json").read_text())
+    r = json.loads((reports["resize"] / "summary.json").read_text())
+    assert d["checkerboard_score"] >= CHECKERBOARD_WARN > r["checkerboard_score"]
+    assert "Checkerboard" in (reports["deconv"] / "index.html").read_text()
+    assert "Checkerboard" not in (reports["resize"] / "index.html").read_text()
+    verdict = stdout[stdout.index("Verdict"):]
+    deconv_line = next(line for line in verdict.splitlines() if line.strip().startswith("deconv"))
+    resize_line = next(line for line in verdict.splitlines() if line.strip().startswith("resize"))
+    assert "Checkerboard" in deconv_line and "Checkerboard" not in resize_line
+    assert "mlflow ui --backend-store-uri sqlite:///mlruns.db" in stdout
+
+
+def test_toy_demo_ranks_the_checkpoints(toy_run):
+    work, stdout = toy_run
+    table = json.loads((work / "out" / "comparison" / "comparison.json").read_text())
+    rows = table["rows"] if isinstance(table, dict) and "rows" in table else table
+    assert len(rows) == 2 * len(CHECKPOINTS)
+    client = MlflowClient(f"sqlite:///{work / 'mlruns.db'}")
+    assert "comparison" in _runs(client)
+    assert f"best checkpoint: toy-resize @ step {CHECKPOINTS[-1]}" in stdout
+    for variant in ("deconv", "resize"):
+        for step in CHECKPOINTS:
+            state = torch.load(work / "out" / "checkpoints" / variant / f"step_{step:05d}.pt", weights_only=True)
+            model = toy_upsampler.Decoder(variant)
+            model.load_state_dict(state)  # a real, loadable checkpoint of that architecture
+
+
+def test_diffusers_lora_example_feeds_every_input(tmp_path, monkeypatch):
+    """A real UNet2DModel + peft LoRA + accelerate: the store holds what the loop computed, step by step."""
+    import diffusers_lora
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    steps = 4
+    args = diffusers_lora.build_parser().parse_args(["--steps", str(steps), "--size", "32", "--batch", "2",
+                                                     "--out", "lora", "--tracking-uri", uri])
+    result = diffusers_lora.train(args)
+    assert result.summary.clean, str(result.summary)
+    # Only the adapter trained.
+    assert result.trainable and all("lora_" in n for n in result.trainable)
+    adapted = {n.split(".lora_")[0].rsplit(".", 2)[-1] for n in result.trainable}  # e.g. ...resnets.0.conv1
+    assert adapted >= {"to_q", "to_k", "to_v", "conv1", "conv2"}
+    assert any(".to_out.0.lora_" in n for n in result.trainable)
+    assert result.lora_changed and result.base_unchanged
+
+    client = MlflowClient(uri)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "lora-r4"
+    assert run.data.params["config.rank"] == "4"  # init_trackers(config=...) through the accelerate tracker
+
+    def hist(key):
+        return {m.step: m.value for m in client.get_metric_history(result.run_id, key)}
+
+    # The per-sample losses reached the loss analyzer; accelerate's scalar is the same batch mean.
+    train_loss, scalar = hist("trackdiag/loss/train_loss"), hist("train/loss")
+    assert [train_loss[s] for s in range(steps)] == pytest.approx(result.losses, rel=1e-5)
+    assert [scalar[s] for s in range(steps)] == pytest.approx(result.losses, rel=1e-5)
+    # The latents before and after the UNet: x_t and the epsilon prediction, channel by channel.
+    for name in ("in", "out"):
+        means = hist(f"trackdiag/latent/{name}/c0/mean")
+        assert [means[s] for s in range(steps)] == pytest.approx(result.latent_c0_means[name], rel=1e-4, abs=1e-6)
+    # The x0 estimate reached the tiling analyzer at every step.
+    assert sorted(hist("trackdiag/tiling/fundamental_period_px")) == list(range(steps))
+    # Figures of the tiling and latent analyzers (rendered on the first analysis, --figures-every 10).
+    images = {a.path for a in client.list_artifacts(result.run_id, "images")}
+    assert any("tiling~radial_profile" in p for p in images) and any("latent~in~" in p for p in images)
