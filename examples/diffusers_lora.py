@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,7 @@ def build_unet(size: int) -> Any:
                        up_block_types=("AttnUpBlock2D", "UpBlock2D"), norm_num_groups=8, attention_head_dim=8)
 
 
-def add_lora(unet: Any, *, rank: int, alpha: Optional[float] = None) -> Any:
+def add_lora(unet: Any, *, rank: int, alpha: float | None = None) -> Any:
     """Inject a peft LoRA adapter into ``unet`` (in place); only the adapter's weights stay trainable."""
     from peft import LoraConfig, inject_adapter_in_model
 
@@ -172,7 +173,7 @@ def train(args: argparse.Namespace) -> LoraResult:
     return result
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     result = train(args)
     print(f"LoRA rank {args.rank}: {len(result.trainable)} adapter tensors trained, base weights "

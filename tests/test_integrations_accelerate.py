@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+from integration_probes import TinyDecoder, every_step, history
 from mlflow import MlflowClient
 
 import trackdiag
-from integration_probes import TinyDecoder, every_step, history
 from trackdiag.integrations.accelerate import TrackdiagTracker, register
 
 STEPS = 5

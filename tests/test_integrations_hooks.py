@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from integration_probes import TinyDecoder, every_step, history
 from mlflow import MlflowClient
 
 import trackdiag
-from integration_probes import TinyDecoder, every_step, history
 from trackdiag.backends.local import read_metrics
 from trackdiag.integrations.hooks import PerSampleLossHook, TrackdiagLossMixin, track_post_process_loss
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+import lightning.pytorch as L
 import pytest
 import torch
 import torch.nn.functional as F
+from integration_probes import TinyDecoder, every_step, history
+from lightning.pytorch.loggers import MLFlowLogger
 from mlflow import MlflowClient
 from torch.utils.data import DataLoader, Dataset
 
 import trackdiag
-from integration_probes import TinyDecoder, every_step, history
-
-L = pytest.importorskip("lightning.pytorch")
-from lightning.pytorch.loggers import MLFlowLogger  # noqa: E402
-
-from trackdiag.integrations.lightning import TrackdiagCallback  # noqa: E402
+from trackdiag.integrations.lightning import TrackdiagCallback
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(LeafSpec|val_dataloader|log_every_n_steps).*")
 

@@ -26,14 +26,14 @@ When accelerate's own MLflow tracker is also in ``log_with`` (and comes first), 
 when this tracker starts; trackdiag then writes its diagnostics into *that* run instead of creating a second
 one, and leaves the scalars of ``accelerator.log`` to accelerate's tracker (no duplicate series).
 
-On accelerate versions without ``register_tracker_class`` (before 1.7), pass an instance instead:
+On accelerate versions without ``register_tracker_class`` (it is in 1.15, which CI runs), pass an instance:
 ``Accelerator(log_with=[TrackdiagTracker("walls")])``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import ConfigError, MissingDependencyError
 
@@ -42,7 +42,7 @@ try:
 except ImportError:  # pragma: no cover - exercised only without accelerate
     raise MissingDependencyError("accelerate", purpose="trackdiag.integrations.accelerate") from None
 
-__all__ = ["TrackdiagTracker", "register", "TRACKER_NAME"]
+__all__ = ["TRACKER_NAME", "TrackdiagTracker", "register"]
 
 TRACKER_NAME = "trackdiag"
 
@@ -71,7 +71,7 @@ class TrackdiagTracker(GeneralTracker):
     main_process_only = False
 
     def __init__(self, project_name: str = "trackdiag", *, config: Any = None, overrides: Sequence[str] = (),
-                 share_mlflow_run: bool = True, log_scalars: Optional[bool] = None, **options: Any) -> None:
+                 share_mlflow_run: bool = True, log_scalars: bool | None = None, **options: Any) -> None:
         super().__init__()
         self.project_name = project_name
         self._config = config
@@ -80,7 +80,7 @@ class TrackdiagTracker(GeneralTracker):
         self._options.setdefault("experiment", project_name)
         self.share_mlflow_run = share_mlflow_run
         self._log_scalars = log_scalars
-        self.shared_run_id: Optional[str] = None
+        self.shared_run_id: str | None = None
         self._session: Any = None
         self._last_step = 0
 
@@ -123,7 +123,7 @@ class TrackdiagTracker(GeneralTracker):
             return  # accelerate's MLflow tracker stores the same values in the same run
         _log_params(self.tracker, flatten(dict(values), "config."))
 
-    def log(self, values: Mapping[str, Any], step: Optional[int] = None, **kwargs: Any) -> None:
+    def log(self, values: Mapping[str, Any], step: int | None = None, **kwargs: Any) -> None:
         """Log ``accelerator.log`` scalars (and strings, as a table) at ``step`` (the last step when None)."""
         if step is not None:
             self._last_step = int(step)
@@ -140,14 +140,14 @@ def register() -> type[TrackdiagTracker]:
     try:
         from accelerate.tracking import LOGGER_TYPE_TO_CLASS, register_tracker_class
     except ImportError:
-        raise ConfigError("this accelerate version cannot register tracker names (needs accelerate >= 1.7). "
+        raise ConfigError("this accelerate version has no accelerate.tracking.register_tracker_class. "
                           "Pass an instance instead: Accelerator(log_with=[TrackdiagTracker('project')]).") from None
     if LOGGER_TYPE_TO_CLASS.get(TRACKER_NAME) is not TrackdiagTracker:
         register_tracker_class(TrackdiagTracker)
     return TrackdiagTracker
 
 
-def _active_mlflow_run() -> Optional[tuple[str, str]]:
+def _active_mlflow_run() -> tuple[str, str] | None:
     """``(run_id, tracking_uri)`` of the MLflow run active on this thread, or None."""
     try:
         import mlflow

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 import torch
 
@@ -59,7 +59,7 @@ class PerSampleLossHook:
     Calling the hook returns ``loss`` unchanged, so it can be dropped into an expression.
     """
 
-    def __init__(self, session: Any = None, *, step_fn: Optional[Callable[[], int]] = None,
+    def __init__(self, session: Any = None, *, step_fn: Callable[[], int] | None = None,
                  log_without_grad: bool = False) -> None:
         self._session = session
         self.step_fn = step_fn
@@ -75,8 +75,8 @@ class PerSampleLossHook:
 
         return trackdiag.get_session()
 
-    def __call__(self, loss: torch.Tensor, timesteps: Optional[torch.Tensor] = None, *,
-                 step: Optional[int] = None, sample_ids: Optional[Sequence[Any]] = None) -> torch.Tensor:
+    def __call__(self, loss: torch.Tensor, timesteps: torch.Tensor | None = None, *,
+                 step: int | None = None, sample_ids: Sequence[Any] | None = None) -> torch.Tensor:
         """Log ``loss`` (``(B,)`` or a scalar) with ``timesteps`` (``(B,)``) at ``step``; return ``loss``.
 
         ``step`` wins over ``step_fn``, which wins over the hook's own call counter.
@@ -91,7 +91,7 @@ class PerSampleLossHook:
         return loss
 
 
-def track_post_process_loss(method: Optional[F] = None, *, hook_attr: str = "trackdiag_loss_hook",
+def track_post_process_loss(method: F | None = None, *, hook_attr: str = "trackdiag_loss_hook",
                             weighted: bool = False) -> Any:
     """Decorate a kohya-style ``post_process_loss(self, loss, args, timesteps, noise_scheduler)`` method.
 
@@ -135,7 +135,7 @@ class TrackdiagLossMixin:
     attribute ``trackdiag_log_weighted = True`` to log the loss after the trainer's weighting.
     """
 
-    trackdiag_loss_hook: Optional[PerSampleLossHook] = None
+    trackdiag_loss_hook: PerSampleLossHook | None = None
     trackdiag_log_weighted: bool = False
 
     def post_process_loss(self, loss: torch.Tensor, args: Any, timesteps: Any, noise_scheduler: Any

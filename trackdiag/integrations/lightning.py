@@ -23,7 +23,7 @@ can build that mapping instead. The session starts in ``setup("fit")`` and finis
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import InputValueError, MissingDependencyError
 
@@ -35,12 +35,12 @@ except ImportError:  # pragma: no cover - exercised only without lightning
     except ImportError:
         raise MissingDependencyError("lightning", purpose="trackdiag.integrations.lightning") from None
 
-__all__ = ["TrackdiagCallback", "LOG_KEYS"]
+__all__ = ["LOG_KEYS", "TrackdiagCallback"]
 
 #: The keys an extracted mapping may have: the keyword arguments of ``trackdiag.log``.
 LOG_KEYS = frozenset({"pred", "mask", "ref", "target", "latents", "loss", "timesteps", "sample_ids"})
 
-Extract = Callable[[Any, Any, Any, Any], Optional[Mapping[str, Any]]]
+Extract = Callable[[Any, Any, Any, Any], Mapping[str, Any] | None]
 
 
 class TrackdiagCallback(Callback):
@@ -59,7 +59,7 @@ class TrackdiagCallback(Callback):
         **options: the keyword shortcuts of :func:`trackdiag.init` (``backend``, ``run_name``, ``out_dir`` …).
     """
 
-    def __init__(self, *, key: str = "trackdiag", extract: Optional[Extract] = None, session: Any = None,
+    def __init__(self, *, key: str = "trackdiag", extract: Extract | None = None, session: Any = None,
                  config: Any = None, overrides: Sequence[str] = (), attach_to_logger: bool = True,
                  validation: bool = False, **options: Any) -> None:
         super().__init__()
@@ -72,7 +72,7 @@ class TrackdiagCallback(Callback):
         self._options = dict(options)
         self.attach_to_logger = attach_to_logger
         self.validation = validation
-        self._pending_state: Optional[Mapping[str, Any]] = None
+        self._pending_state: Mapping[str, Any] | None = None
         self._final_state: dict[str, Any] = {}
         #: What ``finish()`` reported, once the callback finished its own session.
         self.summary: Any = None
@@ -122,7 +122,7 @@ class TrackdiagCallback(Callback):
             if inputs:
                 self.session.log(int(trainer.global_step), **inputs)
 
-    def _inputs(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any) -> Optional[dict[str, Any]]:
+    def _inputs(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any) -> dict[str, Any] | None:
         if self.extract is not None:
             found = self.extract(trainer, pl_module, outputs, batch)
         else:
