@@ -127,7 +127,7 @@ def geo_mean_ring(p: np.ndarray, r: np.ndarray, wt: np.ndarray, center: float, h
 
 
 def acf_profile(sig: np.ndarray, w: np.ndarray, direction: tuple[float, float], t_max: float, step: float,
-                floor: float, s: int) -> np.ndarray:
+                floor: float, s: int, max_bin: float) -> np.ndarray:
     """Normalised ACF along ``direction`` (uy, ux) from zero-padded 2-D FFTs, sampled bilinearly."""
     h, wd = sig.shape
     size = (2 * h, 2 * wd)
@@ -135,6 +135,10 @@ def acf_profile(sig: np.ndarray, w: np.ndarray, direction: tuple[float, float], 
     ps = np.abs(fs) ** 2
     # White noise has the same expected power per bin on any zero-padded grid: subtract the same floor.
     ps = np.maximum(ps - floor, 0.0)
+    # Only frequencies with |ky|, |kx| <= max_bin (bins of the S-grid), as in the torch version.
+    fy = np.abs(np.fft.fftfreq(size[0]))[:, None] * s
+    fx = np.fft.rfftfreq(size[1])[None, :] * s
+    ps = np.where((fy <= max_bin + 0.5) & (fx <= max_bin + 0.5), ps, 0.0)
     rs = np.fft.irfft2(ps, s=size)
     rw = np.fft.irfft2(np.abs(np.fft.rfft2(w, s=size)) ** 2, s=size)
     t = np.arange(0.0, t_max + step / 2, step)
@@ -155,11 +159,9 @@ def acf_profile(sig: np.ndarray, w: np.ndarray, direction: tuple[float, float], 
 
 def first_peak(rho: np.ndarray, step: float, min_lag: float) -> tuple[float, float]:
     n = len(rho)
-    first_low = n
-    for i in range(1, n - 1):
-        if rho[i] <= 0.5 or (rho[i] <= rho[i - 1] and rho[i] < rho[i + 1]):
-            first_low = i
-            break
+    first_low = next((i for i in range(1, n) if rho[i] <= 0.5), n)
+    if first_low == n:
+        first_low = next((i for i in range(1, n - 1) if rho[i] <= rho[i - 1] and rho[i] < rho[i + 1]), n)
     cands = [i for i in range(max(first_low, 1), n - 1)
              if rho[i] >= rho[i - 1] and rho[i] > rho[i + 1] and i * step >= min_lag]
     if not cands:
@@ -192,13 +194,15 @@ def periodicity(x: np.ndarray, valid: np.ndarray, masked: bool, *, min_period_px
         out.update(radius=float("nan"), acf=float("nan"), rho=0.0, score=0.0, index=(0, 0), direction=(0.0, 1.0))
         return out
     j = pick(peaks)
+    rj = peaks[j][3]
+    j = max((i for i, q in enumerate(peaks) if abs(q[3] - rj) <= 0.02 * rj), key=lambda i: peaks[i][0])
     radius = twin_radius(peaks, j)
     pk = peaks[j]
     nrm = max(math.hypot(pk[1], pk[2]), 1e-6)
     direction = (pk[1] / nrm, pk[2] / nrm)
     floor = math.exp(EULER_GAMMA) * geo_mean_ring(p, r, wt, 0.425 * s, 0.075 * s)
     step = 0.25
-    rho = acf_profile(sig, w, direction, max(2.0, 0.45 * min(h, wd)), step, floor, s)
+    rho = acf_profile(sig, w, direction, max(2.0, 0.45 * min(h, wd)), step, floor, s, r_max)
     lag, rh = first_peak(rho, step, max(max(min_period_px, 2.0) * 0.75, 0.3 * s / radius))
     # Octave check, as in the torch version.
     if math.isfinite(lag):
@@ -357,7 +361,7 @@ def local_periods(x: np.ndarray, *, window_frac: float = 0.25, overlap: int = 3,
     gh, gw = (hh - k) // st + 1, (ww - k) // st + 1
     hw = np.outer(hann(k), hann(k))
     ky, kx, r, wt = rfft_grid(k)
-    r_min, r_max = 2.0, min(k / 2.0, k * ds / max(min_period_px, 2.0 * ds))
+    r_min, r_max = 2.0, min(k / 2.0, k * ds / max(min_period_px, 4.0 * ds))
     band = (r >= r_min) & (r <= r_max)
     out = np.full((gh, gw), np.nan)
     for i in range(gh):

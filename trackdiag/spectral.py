@@ -138,26 +138,37 @@ def detrend(x: torch.Tensor, weights: torch.Tensor, *, order: int = 2) -> torch.
 
 
 def prepare(x: torch.Tensor, valid: Optional[torch.Tensor] = None, *, window: bool = True,
-            taper_px: Optional[int] = None, order: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+            taper_px: Optional[int] = None, order: int = 2, clean: bool = False,
+            taper: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Detrended, windowed signal and its weights, ready for a spectrum.
 
-    Non-finite pixels count as invalid. With ``window=True`` the weights are the apodized mask times a
-    separable Hann window over the frame (exactly Hann when every pixel is valid; without ``valid``,
-    non-finite pixels get weight 0 without a taper); with ``window=False``
-    they are the hard mask (the "no Hann" spectrum of the seed). The polynomial of degree ``order`` is fitted
-    with the weights themselves, so the windowed residual has zero weighted mean (no DC) and no gradient.
+    Non-finite pixels count as invalid. With ``window=True`` the weights are the (apodized) mask times a
+    separable Hann window over the frame (exactly Hann when every pixel is valid); with ``window=False``
+    they are the hard mask (the "no Hann" spectrum of the seed). The mask edge is tapered (see
+    :func:`apodized_weights`) when ``taper`` is True, by default when ``valid`` is given; without ``valid``
+    non-finite pixels get weight 0 without a taper (stray NaN pixels are rare, and tapering costs passes over
+    the image). ``clean=True`` promises that ``x`` is finite everywhere and that ``valid`` (if given)
+    already excludes what was not: the checks are skipped. The polynomial of degree ``order`` is fitted with
+    the weights themselves, so the windowed residual has zero weighted mean (no DC) and no gradient.
     Returns ``(signal, weights)``, both ``N×H×W``.
     """
-    finite = torch.isfinite(x)
-    v = finite if valid is None else (valid.bool() & finite)
-    x0 = torch.where(v, x, torch.zeros_like(x))
+    if clean:
+        v, x0 = valid, x
+    else:
+        finite = torch.isfinite(x)
+        v = finite if valid is None else (valid.bool() & finite)
+        x0 = torch.where(v, x, 0.0)
+    use_taper = (valid is not None) if taper is None else taper
     if window:
         hann = hann2d(x.shape[-2], x.shape[-1], device=x.device, dtype=x.dtype)
-        # Without a mask only non-finite pixels are invalid: they get weight 0 but no taper (a mask's edge
-        # is tapered; stray NaN pixels are rare and tapering costs a pass over the whole image).
-        wts = hann * (v.to(x.dtype) if valid is None else apodized_weights(v, taper_px=taper_px).to(x.dtype))
+        if v is None:
+            wts = hann.expand_as(x0)
+        elif use_taper:
+            wts = hann * apodized_weights(v, taper_px=taper_px).to(x.dtype)
+        else:
+            wts = hann * v
     else:
-        wts = v.to(x.dtype)
+        wts = torch.ones_like(x0) if v is None else v.to(x.dtype)
     resid = detrend(x0, wts, order=order)
     return resid * wts, wts
 
@@ -211,7 +222,7 @@ def power_spectrum(signal: torch.Tensor, *, side: Optional[int] = None) -> torch
     """``|rfft2|²`` of ``N×H×W`` on a square ``side×side`` grid (zero-padded). Returns ``N×side×(side//2+1)``."""
     s = side or fft_side(signal.shape[-2], signal.shape[-1])
     spec = torch.fft.rfft2(signal, s=(s, s))
-    return spec.real.square() + spec.imag.square()
+    return spec.real.square().add_(spec.imag.square())
 
 
 def spectrum(signal: torch.Tensor, *, side: Optional[int] = None) -> Spectrum:
@@ -365,15 +376,28 @@ def find_peaks(spec: Spectrum, *, r_min: float | torch.Tensor, r_max: float | to
     n, s, c = power.shape
     lo = r_min[:, None, None] if isinstance(r_min, torch.Tensor) else r_min
     hi = r_max[:, None, None] if isinstance(r_max, torch.Tensor) else r_max
-    band = (spec.radius[None] >= lo) & (spec.radius[None] <= hi)
-    inband = torch.where(band, power, torch.zeros_like(power))
+    # With a float r_max, only the rows |ky| <= r_max and columns kx <= r_max can hold candidates: search
+    # that crop (rows in FFT order: 0..R, then -R..-1) and map the indices back.
+    rr = s // 2 if isinstance(r_max, torch.Tensor) else min(s // 2, int(math.ceil(float(r_max))))
+    rows = None
+    if 2 * rr + 1 < s:
+        rows = torch.cat([torch.arange(0, rr + 1, device=power.device),
+                          torch.arange(s - rr, s, device=power.device)])
+        crop_p, crop_r = power[:, rows, : rr + 1], spec.radius[rows, : rr + 1]
+    else:
+        crop_p, crop_r = power, spec.radius
+    cc = crop_p.shape[-1]
+    band = (crop_r[None] >= lo) & (crop_r[None] <= hi)
+    inband = torch.where(band, crop_p, 0.0)
     b = reach + 1
     pooled, where = F.max_pool2d(inband[:, None], kernel_size=b, stride=b, ceil_mode=True, return_indices=True)
     pooled, where = pooled.flatten(1), where.flatten(1)
     kk = min(4 * k, pooled.shape[1])
     cval, cpos = pooled.topk(kk, dim=1)
-    idx = where.gather(1, cpos)  # flat storage index in S×C
-    iy, ix = idx // c, idx % c
+    idx = where.gather(1, cpos)  # flat index in the crop
+    iy, ix = idx // cc, idx % cc
+    if rows is not None:
+        iy = rows[iy]
     offs = torch.arange(-reach, reach + 1, device=power.device)
     ny = (iy[..., None, None] + offs[:, None]).expand(n, kk, 2 * reach + 1, 2 * reach + 1)
     nx = (ix[..., None, None] + offs[None, :]).expand(n, kk, 2 * reach + 1, 2 * reach + 1)
@@ -496,7 +520,7 @@ def _cosine_sum(hist: torch.Tensor, side: int, step: float, count: int, bins_per
 
 def acf_along(signal_power: torch.Tensor, weight_power: torch.Tensor, spec: Spectrum, direction: torch.Tensor,
               *, step: float, count: int, weight_spec: Optional[Spectrum] = None,
-              bins_per_bin: int = 16) -> torch.Tensor:
+              bins_per_bin: int = 16, max_bin: Optional[float] = None) -> torch.Tensor:
     """Normalised autocorrelation of the (windowed) signal along ``direction`` at the lags ``k · step`` px,
     ``k = 0 … count−1``.
 
@@ -507,12 +531,22 @@ def acf_along(signal_power: torch.Tensor, weight_power: torch.Tensor, spec: Spec
     which undoes the taper of the Hann window and of the mask (the usual unbiased estimator for masked
     data). ``signal_power`` is the ``N×S×(S//2+1)`` power spectrum of the windowed signal on ``spec``'s
     grid; ``weight_power`` that of the weights, on ``weight_spec``'s grid when given (a coarser grid is
-    enough: a window's spectrum lives at low frequencies). Returns ``N×count`` with ρ(0) = 1; lags where
-    the window overlap falls below 5 % are 0.
+    enough: a window's spectrum lives at low frequencies). ``max_bin``: only frequencies with
+    ``|ky|, |kx| ≤ max_bin`` enter the signal's projection (cheaper; finer detail than the shortest period
+    searched does not move the ACF's peaks). Returns ``N×count`` with ρ(0) = 1; lags where the window
+    overlap falls below 5 % are 0.
     """
     s = spec.side
     nb = int(math.ceil(s * 0.7072 * bins_per_bin)) + 2
-    hs = _project(spec, signal_power, direction, bins_per_bin, nb)
+    if max_bin is not None and 2 * int(math.ceil(max_bin)) + 1 < s:
+        rr = int(math.ceil(max_bin))
+        rows = torch.cat([torch.arange(0, rr + 1, device=signal_power.device),
+                          torch.arange(s - rr, s, device=signal_power.device)])
+        sub = Spectrum(signal_power[:, rows, : rr + 1], spec.ky[rows, : rr + 1], spec.kx[rows, : rr + 1],
+                       spec.radius[rows, : rr + 1], spec.weight[rows, : rr + 1])
+        hs = _project(sub, sub.power, direction, bins_per_bin, nb)
+    else:
+        hs = _project(spec, signal_power, direction, bins_per_bin, nb)
     hw = _project(weight_spec if weight_spec is not None else spec, weight_power, direction, bins_per_bin, nb)
     rs = _cosine_sum(hs, s, step, count, bins_per_bin)
     rw = _cosine_sum(hw, s, step, count, bins_per_bin)
@@ -528,7 +562,7 @@ def first_acf_peak(profile: torch.Tensor, *, step: float, min_lag: float | torch
     """First significant local maximum of ``N×T`` ACF profiles sampled at the lags ``k · step`` px.
 
     Searches lags ≥ ``min_lag`` (a float or an ``(N,)`` tensor) after the central lobe (the first lag where
-    ρ ≤ 0.5, or its first local minimum). A maximum is significant when ρ ≥ ``min_height`` and
+    ρ ≤ 0.5; the first local minimum when ρ never gets that low). A maximum is significant when ρ ≥ ``min_height`` and
     ≥ ``rel_height`` × the highest maximum in the search range; the first one wins (a harmonic of the period is a shorter lag with a *lower* ρ; a
     doubled zone adds a longer lag, not a shorter one). Refined by a 3-point parabola.
     Returns ``(lag_px, rho)``, both ``(N,)``; NaN lag and ρ = 0 where there is none.
@@ -540,12 +574,17 @@ def first_acf_peak(profile: torch.Tensor, *, step: float, min_lag: float | torch
     is_max = (profile >= left) & (profile > right)
     is_max[:, 0] = False
     is_max[:, -1] = False
-    # End of the central lobe: first lag with rho <= 0.5 or a local minimum.
+    # End of the central lobe: the first lag with rho <= 0.5 (ripples of residual noise on the lobe make
+    # local minima, so a minimum only counts when rho never falls that low).
     is_min = (profile <= left) & (profile < right)
-    low = (profile <= 0.5) | is_min
+    is_min[:, 0] = False
+    low = profile <= 0.5
     low[:, 0] = False
     ar = torch.arange(t, device=profile.device)
-    first_low = torch.where(low, ar, torch.full_like(ar, t)).amin(dim=1)
+    full = torch.full_like(ar, t)
+    first_low = torch.where(low, ar, full).amin(dim=1)
+    first_min = torch.where(is_min, ar, full).amin(dim=1)
+    first_low = torch.where(first_low < t, first_low, first_min)
     ml = min_lag if isinstance(min_lag, torch.Tensor) else torch.full((n,), float(min_lag), device=profile.device)
     in_range = (ar[None] >= first_low[:, None]) & (lags[None] >= ml[:, None].to(lags.dtype))
     cand = is_max & in_range
@@ -634,8 +673,12 @@ def axis_lines(img: torch.Tensor, half_width: int = 1) -> tuple[torch.Tensor, to
     kx = torch.arange(0, a + 1, device=img.device, dtype=dt)
     ph_y = -2 * math.pi * ky[:, None] * y[None, :] / h  # (2a+1)×H
     ph_x = -2 * math.pi * x[:, None] * kx[None, :] / w  # W×(a+1)
-    m_rows = torch.complex(torch.cos(ph_y) @ img, torch.sin(ph_y) @ img)  # N×(2a+1)×W
-    m_cols = torch.complex(img @ torch.cos(ph_x), img @ torch.sin(ph_x))  # N×H×(a+1)
+    ny, nx = ph_y.shape[0], ph_x.shape[1]
+    # One matrix product per direction reads the image once (cos and sin stacked).
+    r = torch.cat([torch.cos(ph_y), torch.sin(ph_y)], dim=0) @ img  # N×2(2a+1)×W
+    c = img @ torch.cat([torch.cos(ph_x), torch.sin(ph_x)], dim=1)  # N×H×2(a+1)
+    m_rows = torch.complex(r[:, :ny], r[:, ny:])
+    m_cols = torch.complex(c[..., :nx], c[..., nx:])
     rows = torch.fft.fft(m_rows, dim=-1)[..., : w // 2 + 1]
     cols = torch.fft.fft(m_cols, dim=-2)
     return rows, cols
@@ -674,7 +717,8 @@ class Periodicity(NamedTuple):
 
 def analyze_periodicity(x: torch.Tensor, *, valid: Optional[torch.Tensor] = None, min_period_px: float = 3.0,
                         max_period_frac: float = 0.5, rel_power: float = 0.25, harmonic_tol: float = 0.04,
-                        taper_px: Optional[int] = None, detrend_order: int = 2) -> Periodicity:
+                        taper_px: Optional[int] = None, detrend_order: int = 2, clean: bool = False,
+                        taper: Optional[bool] = None) -> Periodicity:
     """The fundamental period of each image, from the spectrum and, independently, from the ACF.
 
     1. Pixels outside ``valid`` or non-finite are dropped; the rest is detrended (a weighted polynomial of
@@ -689,19 +733,25 @@ def analyze_periodicity(x: torch.Tensor, *, valid: Optional[torch.Tensor] = None
        peak (how much of the texture repeats), gated by how far f* stands out of its ring's background
        (geometric-mean power; 10× → 0, 100× → 1): noise and plaster score ≈ 0, clean periodic walls ≈ 1.
 
-    ``x``: ``N×H×W``; ``valid``: optional ``N×H×W`` bool. See :class:`Periodicity`.
+    ``x``: ``N×H×W``; ``valid``: optional ``N×H×W`` bool; ``clean``, ``taper``: see :func:`prepare`.
+    See :class:`Periodicity`.
     """
     if x.ndim != 3:
         raise ValueError(f"x must be N×H×W; got {tuple(x.shape)}")
     x = x if x.is_floating_point() else x.float()
     h, w = x.shape[-2:]
     s = fft_side(h, w)
-    sig, wts = prepare(x, valid, taper_px=taper_px, order=detrend_order)
+    sig, wts = prepare(x, valid, taper_px=taper_px, order=detrend_order, clean=clean, taper=taper)
     spec = spectrum(sig, side=s)
     r_min = max(1.5, s / max(1.0, max_period_frac * min(h, w)))
     r_max = min(s / 2.0, s / max(min_period_px, 2.0))
     peaks = find_peaks(spec, r_min=r_min, r_max=r_max)
     j = pick_fundamental(peaks, rel_power=rel_power, harmonic_tol=harmonic_tol)
+    # Among peaks at f*'s radius (within 2 %), the strongest gives the direction: on a brick wall whose brick
+    # length is twice the course height, the head joints' 2nd harmonic has the bed joints' radius.
+    twins = ((peaks.radius - peaks.radius.gather(1, j[:, None])).abs()
+             <= 0.02 * peaks.radius.gather(1, j[:, None])) & peaks.valid
+    j = torch.where(twins, peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
     radius, ky0, kx0, p0, has = fundamental_of(peaks, j, rel_power=rel_power)
     r0 = torch.where(has, radius, torch.full_like(radius, r_min))
     norm = torch.sqrt(ky0.square() + kx0.square()).clamp_min(1e-6)
@@ -721,7 +771,8 @@ def analyze_periodicity(x: torch.Tensor, *, valid: Optional[torch.Tensor] = None
     counts = radial_counts(spec)
     # The white-noise floor is a spike at lag 0 whose band-limited ringing would make false early peaks.
     clean = (spec.power - noise_floor(lh, counts, s)[:, None, None]).clamp_min(0.0)
-    prof = acf_along(clean, wspec.power, spec, direction, step=step, count=count, weight_spec=wspec)
+    prof = acf_along(clean, wspec.power, spec, direction, step=step, count=count, weight_spec=wspec,
+                     max_bin=r_max)
     min_lag = torch.maximum(torch.full_like(radius, max(min_period_px, 2.0) * 0.75),
                             torch.nan_to_num(0.3 * s / radius, nan=0.0))
     acf_lag, rho = first_acf_peak(prof, step=step, min_lag=min_lag)

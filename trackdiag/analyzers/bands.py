@@ -1,8 +1,8 @@
 """Local-period map and "band" metrics (seed sections 4.1 and 5: ``local_period_px``, ``band_*``).
 
 The local period is the fundamental of overlapping windows, all measured at once: the image is cut into
-windows with :func:`torch.nn.functional.unfold`, every window is detrended and Hann-windowed, and one batched
-FFT plus the same peak picking as the global estimate (:mod:`trackdiag.spectral`) gives each window's
+windows with ``Tensor.unfold`` (a strided view), every window is Hann-windowed (its weighted mean removed when
+there is a mask), and one batched FFT plus the same peak picking as the global estimate (:mod:`trackdiag.spectral`) gives each window's
 fundamental. No Python loop runs over windows or pixels.
 
 Bands: where the local period is about twice the base period (the median of the map), a window is "doubled".
@@ -59,8 +59,8 @@ def local_geometry(height: int, width: int, *, window_frac: float = 0.25, overla
 
 def local_period_map(x: torch.Tensor, valid: Optional[torch.Tensor] = None, *, window_frac: float = 0.25,
                      overlap: int = 3, max_fft_px: int = 64, max_downsample: int = 2, min_period_px: float = 3.0,
-                     min_valid_frac: float = 0.6, min_peak_ratio: float = 10.0, rel_power: float = 0.25
-                     ) -> LocalPeriodMap:
+                     min_valid_frac: float = 0.6, min_peak_ratio: float = 10.0, rel_power: float = 0.25,
+                     clean: bool = False) -> LocalPeriodMap:
     """Fundamental period of every window of ``x`` (``N×H×W``; ``valid`` optional ``N×H×W`` bool; without it
     every window counts and non-finite pixels are read as 0).
 
@@ -71,9 +71,13 @@ def local_period_map(x: torch.Tensor, valid: Optional[torch.Tensor] = None, *, w
     n, h, w = x.shape
     win, stride, ds = local_geometry(h, w, window_frac=window_frac, overlap=overlap, max_fft_px=max_fft_px,
                                      max_downsample=max_downsample)
-    finite = torch.isfinite(x)
-    x0 = torch.where(finite, x, torch.zeros_like(x))[:, None]
-    vf = None if valid is None else (valid.bool() & finite).to(x.dtype)[:, None]
+    if clean:  # x is finite and valid (if given) already excludes what was not
+        x0 = x[:, None]
+        vf = None if valid is None else valid.to(x.dtype)[:, None]
+    else:
+        finite = torch.isfinite(x)
+        x0 = torch.where(finite, x, 0.0)[:, None]
+        vf = None if valid is None else (valid.bool() & finite).to(x.dtype)[:, None]
     if ds > 1:
         if vf is None:
             x0 = F.avg_pool2d(x0, ds)
@@ -90,19 +94,22 @@ def local_period_map(x: torch.Tensor, valid: Optional[torch.Tensor] = None, *, w
     gh, gw = (hh - k) // st + 1, (ww - k) // st + 1
     # Overlapping windows as a strided view, copied once into a batch of N·gh·gw windows.
     patches = x0[:, 0].unfold(1, k, st).unfold(2, k, st).reshape(n * gh * gw, k, k)
-    hann = hann2d(k, k, device=x.device, dtype=x.dtype)
-    if vf is None:  # no mask: every window is valid (non-finite pixels count as 0)
+    if vf is None:
+        # No mask: a periodic Hann window, whose spectrum is zero beyond ±1 bin, so the window's mean leaks
+        # only into radii < 2 (never searched) and needs no removal: one multiplication per window.
         frac = torch.ones(n * gh * gw, device=x.device, dtype=x.dtype)
-        wts = hann.expand(n * gh * gw, k, k)
+        hp = torch.hann_window(k, periodic=True, device=x.device, dtype=x.dtype)
+        spec = spectrum(patches * (hp[:, None] * hp[None, :]))
     else:
         vpatch = vf[:, 0].unfold(1, k, st).unfold(2, k, st).reshape(n * gh * gw, k, k)
         frac = vpatch.mean(dim=(-2, -1))
-        wts = vpatch * hann
-    wsum = wts.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
-    mean = (patches * wts).sum(dim=(-2, -1), keepdim=True) / wsum
-    spec = spectrum((patches - mean) * wts)
+        wts = vpatch * hann2d(k, k, device=x.device, dtype=x.dtype)
+        wsum = wts.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+        mean = (patches * wts).sum(dim=(-2, -1), keepdim=True) / wsum
+        spec = spectrum((patches - mean) * wts)
     r_min = 2.0
-    r_max = min(k / 2.0, k * ds / max(min_period_px, 2.0 * ds))
+    # Local periods shorter than 4 (downsampled) px are not searched: the map is for periods of 8 px and up.
+    r_max = min(k / 2.0, k * ds / max(min_period_px, 4.0 * ds))
     peaks = find_peaks(spec, r_min=r_min, r_max=r_max, k=8, reach=1)
     j = pick_fundamental(peaks, rel_power=rel_power)
     radius, _, _, p0, found = fundamental_of(peaks, j, rel_power=rel_power)

@@ -116,7 +116,8 @@ def luminance(pred: torch.Tensor) -> torch.Tensor:
     if c == 1:
         return pred[:, 0]
     if c in (3, 4):
-        return _LUMA[0] * pred[:, 0] + _LUMA[1] * pred[:, 1] + _LUMA[2] * pred[:, 2]
+        w = torch.tensor(_LUMA, device=pred.device, dtype=pred.dtype)
+        return torch.tensordot(w, pred[:, :3], dims=([0], [1]))  # one pass over the channels
     return pred.mean(dim=1)
 
 
@@ -212,16 +213,37 @@ def checkerboard_scores(spec: Spectrum, total_energy: torch.Tensor, *, strides: 
     return out
 
 
-def _border_image(u: torch.Tensor) -> torch.Tensor:
-    """Moisan's boundary image ``v`` of ``N×H×W`` ``u``: the jumps across opposite borders, on the borders."""
-    v = torch.zeros_like(u)
-    dv = u[..., -1, :] - u[..., 0, :]
-    v[..., 0, :] += dv
-    v[..., -1, :] -= dv
-    dh = u[..., :, -1] - u[..., :, 0]
-    v[..., :, 0] += dh
-    v[..., :, -1] -= dh
-    return v
+def _border_axis_lines(u: torch.Tensor, a: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`~trackdiag.spectral.axis_lines` of Moisan's border-jump image ``v`` of ``u`` (``N×H×W``),
+    computed from the four border lines only (``v`` is zero inside): O((H + W)·a) instead of O(H·W·a).
+
+    ``v = r + c``: ``r`` holds the top/bottom jump ``dv = u[H−1] − u[0]`` on row 0 (+) and row H−1 (−),
+    ``c`` the left/right jump ``dh = u[:, W−1] − u[:, 0]`` on column 0 (+) and column W−1 (−).
+    """
+    n, h, w = u.shape
+    dt = u.dtype
+    dv = u[:, -1, :] - u[:, 0, :]  # N×W
+    dh = u[:, :, -1] - u[:, :, 0]  # N×H
+    ky = torch.arange(-a, a + 1, device=u.device, dtype=dt)
+    kx = torch.arange(0, a + 1, device=u.device, dtype=dt)
+    y = torch.arange(h, device=u.device, dtype=dt)
+    x = torch.arange(w, device=u.device, dtype=dt)
+    ey = torch.polar(torch.ones(len(ky), h, device=u.device, dtype=dt), -2 * math.pi * ky[:, None] * y / h)
+    ex = torch.polar(torch.ones(w, len(kx), device=u.device, dtype=dt), -2 * math.pi * x[:, None] * kx / w)
+    cdv, cdh = dv.to(ey.dtype), dh.to(ey.dtype)
+    # Rows (projection over y): r contributes (1 − e^{−2πik(H−1)/H})·dv(x); c only at x = 0 and x = W−1.
+    m = (1 - ey[:, -1])[None, :, None] * cdv[:, None, :]  # N×(2a+1)×W
+    proj_dh = cdh @ ey.T  # N×(2a+1): Σ_y dh(y) e^{−2πiky/H}
+    m[:, :, 0] += proj_dh
+    m[:, :, -1] -= proj_dh
+    rows = torch.fft.fft(m, dim=-1)[..., : w // 2 + 1]
+    # Columns (projection over x): c contributes dh(y)·(1 − e^{−2πik(W−1)/W}); r only at y = 0 and y = H−1.
+    q = cdh[:, :, None] * (1 - ex[-1])[None, None, :]  # N×H×(a+1)
+    proj_dv = cdv @ ex  # N×(a+1)
+    q[:, 0, :] += proj_dv
+    q[:, -1, :] -= proj_dv
+    cols = torch.fft.fft(q, dim=-2)
+    return rows, cols
 
 
 def border_cross(u: torch.Tensor, *, axis_half_width: int = 1, min_radius: float = 2.0) -> dict[str, torch.Tensor]:
@@ -242,7 +264,7 @@ def border_cross(u: torch.Tensor, *, axis_half_width: int = 1, min_radius: float
     dt = u.dtype
     side = max(h, w)
     ru, cu = axis_lines(u, a)
-    rv, cv = axis_lines(_border_image(u), a)
+    rv, cv = _border_axis_lines(u, a)
     ky_r = torch.arange(-a, a + 1, device=u.device, dtype=dt)[:, None]  # rows' ky
     kx_r = torch.arange(0, w // 2 + 1, device=u.device, dtype=dt)[None, :]
     ky_c = torch.fft.fftfreq(h, d=1.0 / h, device=u.device, dtype=dt)[:, None]  # cols' ky
@@ -288,21 +310,21 @@ def border_cross(u: torch.Tensor, *, axis_half_width: int = 1, min_radius: float
     }
 
 
-def shift_mse(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def shift_mse(x: torch.Tensor, valid: torch.Tensor, *, weights: Optional[torch.Tensor] = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean squared change under a 1-px shift along x and along y, over pairs of valid pixels.
 
     ``x`` ``N×H×W`` (invalid pixels may hold anything finite), ``valid`` ``N×H×W`` bool → ``(dx1, dy1)``,
-    ``(N,)``; NaN when no pair is valid.
+    ``(N,)``; NaN when no pair is valid. ``weights`` = ``valid`` as float, when the caller has it.
     """
-    vf = valid.to(x.dtype)
+    vf = valid.to(x.dtype) if weights is None else weights
     xv = x * vf
     out = []
     for d in (-1, -2):
         n = x.shape[d]
-        a, b = xv.narrow(d, 1, n - 1), xv.narrow(d, 0, n - 1)
         pair = vf.narrow(d, 1, n - 1) * vf.narrow(d, 0, n - 1)
-        diff = a - b
-        out.append((diff * diff * pair).sum(dim=(-2, -1)) / pair.sum(dim=(-2, -1)))
+        diff = (xv.narrow(d, 1, n - 1) - xv.narrow(d, 0, n - 1)).mul_(pair)  # pair ∈ {0, 1}
+        out.append(torch.linalg.vector_norm(diff, dim=(-2, -1)).square() / pair.sum(dim=(-2, -1)))
     return out[0], out[1]
 
 
@@ -343,10 +365,10 @@ def resize_metrics(x: torch.Tensor, valid: Optional[torch.Tensor], signal: torch
     down = F.interpolate(filled, size=(dh, dw), mode="bilinear", antialias=True, align_corners=False)
     diff = F.interpolate(down, size=(h, w), mode="bilinear", align_corners=False)[:, 0] - filled[:, 0]
     if valid is None:
-        mse = diff.square().mean(dim=(-2, -1))
+        mse = torch.linalg.vector_norm(diff, dim=(-2, -1)).square() / float(h * w)
     else:
-        mse = (diff.square() * vf).sum(dim=(-2, -1)) / vf.sum(dim=(-2, -1)).clamp_min(1.0)
-    spec_up = spectrum(signal + diff * weights, side=spec.side)
+        mse = torch.linalg.vector_norm(diff * vf, dim=(-2, -1)).square() / vf.sum(dim=(-2, -1)).clamp_min(1.0)
+    spec_up = spectrum(torch.addcmul(signal, diff, weights), side=spec.side)
     delta = _peak_near(spec_up, peak_index, reach) - _peak_near(spec, peak_index, reach)
     ok = torch.isfinite(fstar) & (fstar > 0)
     return {"resize_mse_downUp": mse,
@@ -400,16 +422,16 @@ def tiling_metrics(pred: torch.Tensor, *, mask: Optional[torch.Tensor] = None, r
             m = normalize_mask(mask, batch=b, height=h, width=w)
         valid = valid & m.to(pred.device)[:, 0]
     out: dict[str, torch.Tensor] = {
-        "nonfinite_frac": (~finite).to(gray.dtype).mean(dim=(-2, -1)),
+        "nonfinite_frac": 1.0 - finite.to(gray.dtype).mean(dim=(-2, -1)),
         "valid_px_frac": valid.to(gray.dtype).mean(dim=(-2, -1)),
     }
-    x = torch.where(finite, gray, torch.zeros_like(gray))
-    # Without a mask the functions below get valid=None: only non-finite pixels are dropped (the spectrum
-    # window is then exactly Hann) and the cheaper unmasked paths are taken.
+    x = torch.nan_to_num(gray, nan=0.0, posinf=0.0, neginf=0.0)
+    # x is finite and `valid` excludes what was not (clean=True skips the checks). Without a mask the window
+    # is exactly Hann (non-finite pixels get weight 0, untapered) and the cheaper unmasked paths are taken.
     vmask = None if mask is None else valid
-    per = analyze_periodicity(gray if mask is None else x, valid=vmask, min_period_px=p.min_period_px,
-                              max_period_frac=p.max_period_frac, rel_power=p.rel_power,
-                              harmonic_tol=p.harmonic_tol, taper_px=p.taper_px, detrend_order=p.detrend_order)
+    per = analyze_periodicity(x, valid=valid, min_period_px=p.min_period_px, max_period_frac=p.max_period_frac,
+                              rel_power=p.rel_power, harmonic_tol=p.harmonic_tol, taper_px=p.taper_px,
+                              detrend_order=p.detrend_order, clean=True, taper=mask is not None)
     s = per.spec.side
     out["fft_side_px"] = torch.full((b,), float(s), device=pred.device, dtype=gray.dtype)
     out["fundamental_radius_bin"] = per.radius_bin
@@ -447,7 +469,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: Optional[torch.Tensor] = None, r
 
     # Stride grids: energy of the windowed image including its mean, S² Σ (w x)² by Parseval.
     # (the weights are already 0 outside the mask and on non-finite pixels)
-    total = float(s * s) * (x * per.weights).square().sum(dim=(-2, -1))
+    total = float(s * s) * torch.linalg.vector_norm(x * per.weights, dim=(-2, -1)).square()
     kstar = per.direction * per.radius_bin[:, None]
     cb = checkerboard_scores(per.spec, total, strides=p.checkerboard_strides, kstar=kstar)
     out.update(cb)
@@ -459,10 +481,10 @@ def tiling_metrics(pred: torch.Tensor, *, mask: Optional[torch.Tensor] = None, r
     xv = x * vf
     mean = xv.sum(dim=(-2, -1)) / nvalid
     var = ((xv * x).sum(dim=(-2, -1)) / nvalid - mean.square()).clamp_min(0.0)
-    u = (x - mean[:, None, None]) * vf
+    u = xv - mean[:, None, None] * vf
     out.update(border_cross(u, axis_half_width=int(round(p.axis_half_width_bins))))
 
-    dx1, dy1 = shift_mse(x, valid)
+    dx1, dy1 = shift_mse(xv, valid, weights=vf)
     out["shift_mse_dx1"], out["shift_mse_dy1"] = dx1, dy1
     tiny = torch.finfo(gray.dtype).tiny
     out["shift_nmse_dx1"] = dx1 / (2 * var).clamp_min(tiny)
@@ -472,7 +494,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: Optional[torch.Tensor] = None, r
     out.update(rz)
     out["resize_nmse_downUp"] = rz["resize_mse_downUp"] / var.clamp_min(tiny)
 
-    lp = local_period_map(x, vmask, window_frac=p.local_window_frac, overlap=p.local_overlap,
+    lp = local_period_map(x, vmask, clean=True, window_frac=p.local_window_frac, overlap=p.local_overlap,
                           max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample,
                           min_period_px=p.min_period_px, min_peak_ratio=p.local_min_peak_ratio,
                           rel_power=p.rel_power)
