@@ -70,6 +70,7 @@ def _checkerboard(client: MlflowClient, run) -> dict[int, float]:
     return {m.step: m.value for m in client.get_metric_history(run.info.run_id, CB)}
 
 
+@pytest.mark.slow
 def test_toy_demo_logs_both_runs_with_figures_and_reports(toy_run):
     work, _ = toy_run
     client = MlflowClient(f"sqlite:///{work / 'mlruns.db'}")
@@ -89,6 +90,7 @@ def test_toy_demo_logs_both_runs_with_figures_and_reports(toy_run):
         assert {"report/index.html", "report/summary.json", "report/samples.png"} <= report
 
 
+@pytest.mark.slow
 def test_toy_demo_deconv_shows_the_checkerboard_and_resize_does_not(toy_run):
     from trackdiag.analyzers.tiling import CHECKERBOARD_WARN
 
@@ -113,6 +115,7 @@ def test_toy_demo_deconv_shows_the_checkerboard_and_resize_does_not(toy_run):
     assert "mlflow ui --backend-store-uri sqlite:///mlruns.db" in stdout
 
 
+@pytest.mark.slow
 def test_toy_demo_ranks_the_checkpoints(toy_run):
     work, stdout = toy_run
     table = json.loads((work / "out" / "comparison" / "comparison.json").read_text())
@@ -128,7 +131,17 @@ def test_toy_demo_ranks_the_checkpoints(toy_run):
             model.load_state_dict(state)  # a real, loadable checkpoint of that architecture
 
 
-def test_diffusers_lora_example_feeds_every_input(tmp_path, monkeypatch):
+@pytest.fixture
+def _fresh_accelerate_state():
+    """The example builds an Accelerator; its process-wide state must not leak into other tests."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.mark.slow
+def test_diffusers_lora_example_feeds_every_input(tmp_path, monkeypatch, _fresh_accelerate_state):
     """A real UNet2DModel + peft LoRA + accelerate: the store holds what the loop computed, step by step."""
     import diffusers_lora
 
