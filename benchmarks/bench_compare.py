@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import resource
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -68,7 +69,7 @@ def _store_path() -> Path:
 
     folder = Path(tempfile.gettempdir()) / "trackdiag_bench"
     folder.mkdir(exist_ok=True)
-    return folder / f"compare_{N_RUNS}x{N_METRICS}x{N_STEPS}_mlflow{mlflow.__version__}.db"
+    return folder / f"compare_v2_{N_RUNS}x{N_METRICS}x{N_STEPS}_mlflow{mlflow.__version__}.db"
 
 
 def make_store(path: Path) -> float:
@@ -82,7 +83,8 @@ def make_store(path: Path) -> float:
     path.unlink(missing_ok=True)
     t0 = time.perf_counter()
     client = MlflowClient(f"sqlite:///{path}")
-    exp = client.create_experiment(EXPERIMENT)
+    # An artifact location of its own (never ./mlruns of whatever folder the benchmark runs in).
+    exp = client.create_experiment(EXPERIMENT, artifact_location=str(path.with_suffix("")) + "_artifacts")
     rng = np.random.default_rng(0)
     steps = np.arange(1, N_STEPS + 1) * 100
     for r in range(N_RUNS):
@@ -174,6 +176,8 @@ def run(quick: bool = False) -> list[dict]:
     if not quick:
         copy = out / "copy.db"
         shutil.copy(path, copy)
+        with sqlite3.connect(copy) as db:  # this copy's comparison run keeps its artifacts in `out` (removed)
+            db.execute("UPDATE experiments SET artifact_location = ?", (str(out / "artifacts"),))
         pub = [f"mlflow.tracking_uri=sqlite:///{copy}", *base[1:], "publish.to=mlflow"]
         add("compare_publish_mlflow", measure(lambda: compare(overrides=pub), repeat=1, warmup=0),
             "full report + the comparison run in MLflow (table, 20 images, artifacts)")

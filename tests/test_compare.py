@@ -39,25 +39,31 @@ def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("cmp")
     uri = f"sqlite:///{root / 'mlruns.db'}"
     ids = {}
-    for name, (steps, bs, e2f) in TRAJ.items():
-        s = trackdiag.init(
-            config={"run": {"tags": {"note": EVIL_TAG}}},
-            overrides=["analyzer=[]"],
-            backend=["mlflow", "local"],
-            tracking_uri=uri,
-            experiment="cmp",
-            run_name=name,
-            out_dir=str(root / "local"),
-            on_error="raise",
-        )
-        for k, (step, b, e) in enumerate(zip(steps, bs, e2f)):
-            values = {BS: b, E2F: e}
-            if name == "run-a":
-                values[ONLY_A] = float(k)
-            s.log_scalars(values, step=step)
-        assert s.finish().clean
-        ids[name] = s.backends[0].run_id
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)  # the experiment's artifact location (./mlruns) is fixed at its creation: keep it here
+        for name, (steps, bs, e2f) in TRAJ.items():
+            ids[name] = _log_run(name, steps, bs, e2f, uri=uri, root=root)
     return {"root": root, "uri": uri, "ids": ids}
+
+
+def _log_run(name, steps, bs, e2f, *, uri, root):
+    s = trackdiag.init(
+        config={"run": {"tags": {"note": EVIL_TAG}}},
+        overrides=["analyzer=[]"],
+        backend=["mlflow", "local"],
+        tracking_uri=uri,
+        experiment="cmp",
+        run_name=name,
+        out_dir=str(root / "local"),
+        on_error="raise",
+    )
+    for k, (step, b, e) in enumerate(zip(steps, bs, e2f)):
+        values = {BS: b, E2F: e}
+        if name == "run-a":
+            values[ONLY_A] = float(k)
+        s.log_scalars(values, step=step)
+    assert s.finish().clean
+    return s.backends[0].run_id
 
 
 def run_compare(store, tmp_path, *extra, publish="none", outputs=False):
