@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--analyzers", default="tiling,loss,latent",
                    help="trackdiag analyzers, comma-separated (default tiling,loss,latent)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="lora_out", help="folder for trackdiag's local files (default lora_out)")
+    p.add_argument("--out", default="outputs/diffusers_lora",
+                   help="folder for trackdiag's local files (default outputs/diffusers_lora)")
     p.add_argument("--tracking-uri", default="sqlite:///mlruns.db", help="MLflow store (default sqlite:///mlruns.db)")
     return p
 
