@@ -32,8 +32,8 @@ from ..checks import check_image_batch, normalize_mask, normalize_ref
 from ..errors import InputValueError
 from ..report import Verdict
 from ..schedule import Schedule
-from ..spectral import (Spectrum, _mirror_index, analyze_periodicity, autocorrelation_map, axis_lines,
-                        radial_hist, radial_profile, refine_peak, ring_sum, spectrum)
+from ..spectral import (Spectrum, analyze_periodicity, autocorrelation_map, axis_lines, radial_hist,
+                        radial_profile, ring_sum)
 from .bands import band_metrics, local_period_map, period_trend
 from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
 
@@ -139,21 +139,34 @@ def energy_ratios(spec: Spectrum, fstar: torch.Tensor, *, min_bins: float = 2.0,
     ``axis_ratio_at_f`` is the share of ``E(f*)`` within ``axis_half_width`` bins of the kx = 0 or ky = 0
     axis. NaN where f* is NaN.
     """
-    axis = ((spec.ky.abs() <= axis_half_width) | (spec.kx.abs() <= axis_half_width)).to(spec.power.dtype)
     hist = radial_hist(spec.power, spec)
-    hist_axis = radial_hist(spec.power * axis, spec)
     f = torch.nan_to_num(fstar, nan=0.0)
 
     def energy(h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         return ring_sum(h, r, ring_half_width(r, min_bins=min_bins, rel_width=rel_width), min_radius=1.0)
 
+    # The axis bins are a few rows (|ky| <= a) and columns (kx <= a): sum the ring over those lines only.
+    s, c = spec.power.shape[-2:]
+    a = int(math.floor(axis_half_width))
+    rows = torch.cat([torch.arange(0, a + 1), torch.arange(s - a, s)]).to(spec.power.device)
+    cols = torch.arange(0, a + 1, device=spec.power.device)
+    half = ring_half_width(f, min_bins=min_bins, rel_width=rel_width)[:, None, None]
+
+    def axis_energy(p: torch.Tensor, rad: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
+        ring = ((rad[None] - f[:, None, None]).abs() <= half) & (rad[None] >= 1.0)
+        return (p * wt * ring).sum(dim=(-2, -1))
+
+    row_part = axis_energy(spec.power[:, rows], spec.radius[rows], spec.weight[rows])
+    col_keep = (spec.ky[:, cols].abs() > a).to(spec.power.dtype)  # rows |ky| <= a are already counted
+    col_part = axis_energy(spec.power[:, :, cols], spec.radius[:, cols], spec.weight[:, cols] * col_keep)
+    e_axis = row_part + col_part
     ef, e2, eh = energy(hist, f), energy(hist, 2 * f), energy(hist, 0.5 * f)
     tiny = torch.finfo(hist.dtype).tiny
     ok = torch.isfinite(fstar) & (ef > 0)
     nan = torch.full_like(ef, float("nan"))
     return {"E2f_over_Ef": torch.where(ok, e2 / ef.clamp_min(tiny), nan),
             "Ehalf_over_Ef": torch.where(ok, eh / ef.clamp_min(tiny), nan),
-            "axis_ratio_at_f": torch.where(ok, energy(hist_axis, f) / ef.clamp_min(tiny), nan)}
+            "axis_ratio_at_f": torch.where(ok, e_axis / ef.clamp_min(tiny), nan)}
 
 
 def checkerboard_scores(spec: Spectrum, total_energy: torch.Tensor, *, strides: Sequence[int] = (2, 8),
@@ -328,17 +341,40 @@ def shift_mse(x: torch.Tensor, valid: torch.Tensor, *, weights: Optional[torch.T
     return out[0], out[1]
 
 
-def _peak_near(spec: Spectrum, index: torch.Tensor, reach: int) -> torch.Tensor:
-    """Sub-bin radius of the strongest coefficient in the ``(2·reach+1)²`` box around the storage index
-    ``index`` (``N×2``: iy, ix) of each spectrum: ``(N,)``."""
-    n, s, c = spec.power.shape
-    offs = torch.arange(-reach, reach + 1, device=index.device)
-    yy = (index[:, 0, None, None] + offs[:, None]).expand(n, 2 * reach + 1, 2 * reach + 1).reshape(n, -1)
-    xx = (index[:, 1, None, None] + offs[None, :]).expand(n, 2 * reach + 1, 2 * reach + 1).reshape(n, -1)
-    y2, x2 = _mirror_index(yy, xx, s)
-    j = spec.power.flatten(1).gather(1, y2 * c + x2).argmax(dim=1, keepdim=True)
-    ky, kx = refine_peak(spec, y2.gather(1, j), x2.gather(1, j))
-    return torch.sqrt(ky.square() + kx.square())[:, 0]
+def _dft_box_radius(z: torch.Tensor, center: torch.Tensor, side: int, reach: int) -> torch.Tensor:
+    """Sub-bin radius of the strongest DFT coefficient of ``z`` (``N×H×W``, on the ``side×side`` grid) within
+    ±``reach`` bins of the integer frequencies ``center`` (``N×2``: ky, kx), from a direct DFT of that small
+    box only (two matrix products; no full FFT) and a 3-point log-parabola: ``(N,)``."""
+    n, h, w = z.shape
+    b = 2 * reach + 3  # one extra bin on each side for the parabola
+    offs = torch.arange(-reach - 1, reach + 2, device=z.device, dtype=z.dtype)
+    ky = center[:, :1].to(z.dtype) + offs[None]  # N×b
+    kx = center[:, 1:].to(z.dtype) + offs[None]
+    y = torch.arange(h, device=z.device, dtype=z.dtype)
+    x = torch.arange(w, device=z.device, dtype=z.dtype)
+    py = -2 * math.pi * ky[:, :, None] * y[None, None, :] / side  # N×b×H
+    px = -2 * math.pi * x[None, :, None] * kx[:, None, :] / side  # N×W×b
+    m = torch.cat([torch.cos(py), torch.sin(py)], dim=1) @ z  # N×2b×W, real
+    mc = torch.complex(m[:, :b], m[:, b:])
+    box = mc @ torch.polar(torch.ones_like(px), px)  # N×b×b
+    pw = box.real.square() + box.imag.square()
+    inner = pw[:, 1:-1, 1:-1].reshape(n, -1)
+    j = inner.argmax(dim=1)
+    iy, ix = j // (b - 2) + 1, j % (b - 2) + 1
+    lp = torch.log(pw.clamp_min(torch.finfo(z.dtype).tiny))
+    ar = torch.arange(n, device=z.device)
+
+    def off(lm: torch.Tensor, lc: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        den = lm - 2 * lc + lq
+        d = 0.5 * (lm - lq) / torch.where(den < 0, den, torch.full_like(den, -1.0))
+        return torch.where(den < 0, d, torch.zeros_like(d)).clamp(-0.5, 0.5)
+
+    lc = lp[ar, iy, ix]
+    dy = off(lp[ar, iy - 1, ix], lc, lp[ar, iy + 1, ix])
+    dx = off(lp[ar, iy, ix - 1], lc, lp[ar, iy, ix + 1])
+    fy = ky[ar, iy] + dy
+    fx = kx[ar, ix] + dx
+    return torch.sqrt(fy.square() + fx.square())
 
 
 def resize_metrics(x: torch.Tensor, valid: Optional[torch.Tensor], signal: torch.Tensor, weights: torch.Tensor,
@@ -350,7 +386,8 @@ def resize_metrics(x: torch.Tensor, valid: Optional[torch.Tensor], signal: torch
     between the two is taken over valid pixels (``valid`` None: all; invalid ones are filled with the valid
     mean first). The shift of f* is the sub-bin radius of the strongest coefficient within ±``reach`` bins
     of f*'s coefficient (``peak_index``, ``N×2``) after the round trip minus the same before it (bins of the
-    original grid): negative when the round trip moved the pattern to lower frequencies. ``signal``, ``weights`` and ``spec`` are the prepared original (from
+    original grid; only that small box of the DFT is computed): negative when the round trip moved the
+    pattern to lower frequencies. ``signal``, ``weights`` and ``spec`` are the prepared original (from
     :func:`~trackdiag.spectral.analyze_periodicity`); the round-tripped image gets the same detrending
     polynomial and window (``signal + (up − x) · weights``), so only the resize differs.
     """
@@ -368,8 +405,12 @@ def resize_metrics(x: torch.Tensor, valid: Optional[torch.Tensor], signal: torch
         mse = torch.linalg.vector_norm(diff, dim=(-2, -1)).square() / float(h * w)
     else:
         mse = torch.linalg.vector_norm(diff * vf, dim=(-2, -1)).square() / vf.sum(dim=(-2, -1)).clamp_min(1.0)
-    spec_up = spectrum(torch.addcmul(signal, diff, weights), side=spec.side)
-    delta = _peak_near(spec_up, peak_index, reach) - _peak_near(spec, peak_index, reach)
+    # f*'s coefficient as signed integer frequencies (ky in FFT order → signed).
+    s = spec.side
+    center = torch.stack([torch.where(peak_index[:, 0] > s // 2, peak_index[:, 0] - s, peak_index[:, 0]),
+                          peak_index[:, 1]], dim=1)
+    delta = (_dft_box_radius(torch.addcmul(signal, diff, weights), center, s, reach)
+             - _dft_box_radius(signal, center, s, reach))
     ok = torch.isfinite(fstar) & (fstar > 0)
     return {"resize_mse_downUp": mse,
             "resize_delta_r": torch.where(ok, delta, torch.full_like(delta, float("nan")))}
@@ -421,9 +462,11 @@ def tiling_metrics(pred: torch.Tensor, *, mask: Optional[torch.Tensor] = None, r
         else:
             m = normalize_mask(mask, batch=b, height=h, width=w)
         valid = valid & m.to(pred.device)[:, 0]
+    vf = valid.to(gray.dtype)
+    valid_frac = vf.mean(dim=(-2, -1))
     out: dict[str, torch.Tensor] = {
-        "nonfinite_frac": 1.0 - finite.to(gray.dtype).mean(dim=(-2, -1)),
-        "valid_px_frac": valid.to(gray.dtype).mean(dim=(-2, -1)),
+        "nonfinite_frac": (1.0 - valid_frac) if mask is None else 1.0 - finite.to(gray.dtype).mean(dim=(-2, -1)),
+        "valid_px_frac": valid_frac,
     }
     x = torch.nan_to_num(gray, nan=0.0, posinf=0.0, neginf=0.0)
     # x is finite and `valid` excludes what was not (clean=True skips the checks). Without a mask the window
@@ -476,8 +519,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: Optional[torch.Tensor] = None, r
     out["checkerboard_score"] = (torch.stack(list(cb.values())).amax(dim=0) if cb
                                  else torch.zeros(b, device=pred.device, dtype=gray.dtype))
 
-    vf = valid.to(gray.dtype)
-    nvalid = vf.sum(dim=(-2, -1)).clamp_min(1.0)
+    nvalid = (valid_frac * float(h * w)).clamp_min(1.0)
     xv = x * vf
     mean = xv.sum(dim=(-2, -1)) / nvalid
     var = ((xv * x).sum(dim=(-2, -1)) / nvalid - mean.square()).clamp_min(0.0)
