@@ -19,7 +19,6 @@ import math
 import time
 
 import numpy as np
-
 from common import row, time_call
 
 
@@ -34,8 +33,8 @@ def cpu_call(fn, *, repeat: int = 5) -> float:
 
 def run(quick: bool) -> list[dict]:
     import torch
-
     from numpy_reference import reference_metrics
+
     from trackdiag.analyzers.tiling import tiling_metrics
     from trackdiag.synth import wall_batch
 

@@ -12,7 +12,7 @@ other metrics agree with the torch version (``tests/test_tiling_reference.py``).
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +70,7 @@ def refine(p: np.ndarray, iy: int, ix: int, ky0: float, kx0: float) -> tuple[flo
         den = lm - 2 * lc + lp
         return float(np.clip(0.5 * (lm - lp) / den, -0.5, 0.5)) if den < 0 else 0.0
 
-    lg = lambda v: math.log(max(v, 1e-300))  # noqa: E731
+    lg = lambda v: math.log(max(v, 1e-300))
     lc = lg(_val(p, iy, ix))
     return (ky0 + off(lg(_val(p, iy - 1, ix)), lc, lg(_val(p, iy + 1, ix))),
             kx0 + off(lg(_val(p, iy, ix - 1)), lc, lg(_val(p, iy, ix + 1))))
@@ -147,7 +147,7 @@ def acf_profile(sig: np.ndarray, w: np.ndarray, direction: tuple[float, float], 
     def bilinear(a: np.ndarray) -> np.ndarray:
         y0, x0 = np.floor(yy).astype(int), np.floor(xx).astype(int)
         fy, fx = yy - y0, xx - x0
-        g = lambda y, x: a[y % size[0], x % size[1]]  # noqa: E731
+        g = lambda y, x: a[y % size[0], x % size[1]]
         return ((1 - fy) * (1 - fx) * g(y0, x0) + (1 - fy) * fx * g(y0, x0 + 1) + fy * (1 - fx) * g(y0 + 1, x0)
                 + fy * fx * g(y0 + 1, x0 + 1))
 
@@ -227,7 +227,7 @@ def periodicity(x: np.ndarray, valid: np.ndarray, masked: bool, *, min_period_px
     return out
 
 
-def apodize(v: np.ndarray, taper_px: Optional[int] = None) -> np.ndarray:
+def apodize(v: np.ndarray, taper_px: int | None = None) -> np.ndarray:
     """Raised-cosine taper inside the mask's edges (box mean of the mask, outside-frame counts as valid)."""
     h, w = v.shape
     t = taper_px or max(3, round(0.03 * min(h, w)))
@@ -242,7 +242,7 @@ def apodize(v: np.ndarray, taper_px: Optional[int] = None) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------------
 # Metrics
 # ------------------------------------------------------------------------------------------------------
-def ring_energy(p: np.ndarray, r: np.ndarray, wt: np.ndarray, center: float, extra: Optional[np.ndarray] = None
+def ring_energy(p: np.ndarray, r: np.ndarray, wt: np.ndarray, center: float, extra: np.ndarray | None = None
                 ) -> float:
     half = max(2.0, 0.05 * center)
     ring = (np.abs(r - center) <= half) & (r >= 1.0)
@@ -252,7 +252,7 @@ def ring_energy(p: np.ndarray, r: np.ndarray, wt: np.ndarray, center: float, ext
 
 
 def checkerboard(p: np.ndarray, total: float, kstar: tuple[float, float], strides=(2, 8)) -> dict[str, float]:
-    s, c = p.shape
+    s, _c = p.shape
     out = {}
     ks = np.asarray(kstar)
     kp = np.asarray([-ks[1], ks[0]])
@@ -406,14 +406,14 @@ def bands(lp: np.ndarray, stride: int) -> dict[str, float]:
             "band_score": float(cf.max() if cols else rf.max()), "band_max_run": float(crun if cols else rrun)}
 
 
-def reference_metrics(img: np.ndarray, *, mask: Optional[np.ndarray] = None, ref: Optional[np.ndarray] = None
+def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: np.ndarray | None = None
                       ) -> dict[str, float]:
     """Every numeric tiling metric of one image (``H×W`` or ``H×W×C`` in [0, 1]), the plain numpy way."""
     g = luminance(img)
     finite = np.isfinite(g)
     valid = finite & (mask > 0.5 if mask is not None else True)
     x = np.where(finite, g, 0.0)
-    h, w = x.shape
+    _h, _w = x.shape
     out: dict[str, float] = {"nonfinite_frac": float((~finite).mean()), "valid_px_frac": float(valid.mean())}
     per = periodicity(x, valid, mask is not None)
     s = per["s"]

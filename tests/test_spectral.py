@@ -7,11 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from tiling_cases import one_thread
 
 from trackdiag import spectral as sp
 from trackdiag import synth as S
-
-from tiling_cases import one_thread
 
 
 @pytest.fixture(autouse=True)
@@ -129,7 +128,7 @@ def test_periodic_smooth_decomposition_and_axis_lines():
     g = torch.Generator().manual_seed(3)
     u = S.nonperiodic_frame(S.plaster(48, 64, generator=g), generator=g)[None]
     u = u - u.mean()
-    big_u, big_p = sp.periodic_smooth_spectrum(u)
+    _big_u, big_p = sp.periodic_smooth_spectrum(u)
     p = torch.fft.irfft2(big_p, s=(48, 64))[0]
     s = u[0] - p
     # p is periodic: its border jumps are much smaller than u's; s is smooth (small Laplacian).

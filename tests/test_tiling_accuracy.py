@@ -12,11 +12,10 @@ import random
 
 import pytest
 import torch
+from tiling_cases import batch, make_case, one_thread
 
 from trackdiag.analyzers.tiling import TilingParams, tiling_metrics
 from trackdiag.spectral import analyze_periodicity
-
-from tiling_cases import batch, make_case, one_thread
 
 #: (H, W, number of cases): 40 cases in all.
 GRID = [(256, 256, 10), (256, 384, 8), (512, 512, 8), (384, 640, 8), (1024, 768, 6)]

@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiling_cases import one_thread
 
 from trackdiag import synth as S
 from trackdiag.analyzers.base import StepInputs
 from trackdiag.analyzers.tiling import SEED_KEYS, TilingAnalyzer, TilingParams, likely_causes, tiling_metrics
 from trackdiag.errors import InputValueError, ShapeError
 from trackdiag.transfer import to_host
-
-from tiling_cases import one_thread
 
 OURS = ("fundamental_period_px", "acf_first_peak_period_px", "ref_period_px", "periodicity_score",
         "checkerboard_score", "border_cross_index", "nonfinite_frac", "valid_px_frac")
@@ -88,7 +87,6 @@ def test_non_finite_pixels_are_invalid_and_never_crash():
 
 
 def test_masks_of_any_accepted_shape_and_the_empty_mask():
-    g = torch.Generator().manual_seed(32)
     inside = S.grating(128, 160, period_px=10.0)
     outside = S.grating(128, 160, period_px=23.0, angle_deg=70)
     m = S.ellipse_mask(128, 160, radii=(0.35, 0.35))

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiling_cases import one_thread
 
 from trackdiag.analyzers.tiling import tiling_metrics
-
-from tiling_cases import one_thread
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiling_cases import one_thread
 
 from trackdiag import synth as S
 from trackdiag.analyzers.tiling import tiling_metrics
 
-from tiling_cases import one_thread
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from numpy_reference import reference_metrics  # noqa: E402
+from numpy_reference import reference_metrics
 
 #: key → relative tolerance (resize_* use other filters in the reference and are not compared).
 KEYS = {"fundamental_period_px": 1e-3, "acf_first_peak_period_px": 0.01, "periodicity_score": 0.02,

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiling_cases import one_thread
 
 from trackdiag import synth as S
 from trackdiag.analyzers.tiling import SEED_KEYS
 from trackdiag.diagnose import main
 from trackdiag.sections.tiling import diagnose
-
-from tiling_cases import one_thread
 
 FILES = {"radial_profile.png", "fft_log_hann.png", "fft_log_nohann.png", "acf.png", "local_period_px.png",
          "local_period_bands.png", "summary.json", "local_period_px.npy", "index.html"}

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiling_cases import one_thread
 
 from trackdiag import synth as S
 from trackdiag.analyzers.tiling import tiling_metrics
-
-from tiling_cases import one_thread
 
 
 @pytest.fixture(autouse=True)

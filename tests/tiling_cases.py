@@ -7,7 +7,6 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 
@@ -29,7 +28,7 @@ def one_thread() -> Iterator[None]:
 @dataclass
 class Case:
     image: torch.Tensor  # H×W in [0, 1]
-    mask: Optional[torch.Tensor]  # H×W bool or None
+    mask: torch.Tensor | None  # H×W bool or None
     period: float
     desc: str
 

@@ -11,18 +11,46 @@ grid of side ``S = max(H, W)`` (non-square inputs are zero-padded), so a radius 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "PeriodEstimate", "Spectrum", "Peaks", "Periodicity",
-    "hann2d", "apodized_weights", "default_taper_px", "detrend", "prepare", "fft_side", "spectrum",
-    "power_spectrum", "radius_grid", "half_plane_weights", "radial_profile",
-    "find_peaks", "pick_fundamental", "fundamental_of", "ring_background", "noise_floor", "BINS_PER_BIN",
-    "radial_index", "radial_hist", "radial_counts", "ring_sum", "log_power", "refine_peak", "acf_along", "first_acf_peak", "autocorrelation_map",
-    "periodic_smooth_spectrum", "axis_lines", "analyze_periodicity", "dominant_period",
+    "BINS_PER_BIN",
+    "Peaks",
+    "PeriodEstimate",
+    "Periodicity",
+    "Spectrum",
+    "acf_along",
+    "analyze_periodicity",
+    "apodized_weights",
+    "autocorrelation_map",
+    "axis_lines",
+    "default_taper_px",
+    "detrend",
+    "dominant_period",
+    "fft_side",
+    "find_peaks",
+    "first_acf_peak",
+    "fundamental_of",
+    "half_plane_weights",
+    "hann2d",
+    "log_power",
+    "noise_floor",
+    "periodic_smooth_spectrum",
+    "pick_fundamental",
+    "power_spectrum",
+    "prepare",
+    "radial_counts",
+    "radial_hist",
+    "radial_index",
+    "radial_profile",
+    "radius_grid",
+    "refine_peak",
+    "ring_background",
+    "ring_sum",
+    "spectrum",
 ]
 
 
@@ -37,7 +65,7 @@ class PeriodEstimate(NamedTuple):
 # ------------------------------------------------------------------------------------------------------
 # Windows, masks and detrending
 # ------------------------------------------------------------------------------------------------------
-def hann2d(height: int, width: int, *, device: Optional[torch.device] = None,
+def hann2d(height: int, width: int, *, device: torch.device | None = None,
            dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Separable 2-D Hann window, ``H×W``, zero at the borders."""
     wy = torch.hann_window(height, periodic=False, device=device, dtype=dtype)
@@ -69,7 +97,7 @@ def default_taper_px(height: int, width: int) -> int:
     return max(3, round(0.03 * min(height, width)))
 
 
-def apodized_weights(valid: torch.Tensor, *, taper_px: Optional[int] = None) -> torch.Tensor:
+def apodized_weights(valid: torch.Tensor, *, taper_px: int | None = None) -> torch.Tensor:
     """Soft weights from a boolean validity mask: 1 inside, falling smoothly to 0 at every mask edge.
 
     ``valid`` is ``N×H×W`` bool; returns ``N×H×W`` float32. The local fraction of valid pixels in a
@@ -137,9 +165,9 @@ def detrend(x: torch.Tensor, weights: torch.Tensor, *, order: int = 2) -> torch.
     return x - surface
 
 
-def prepare(x: torch.Tensor, valid: Optional[torch.Tensor] = None, *, window: bool = True,
-            taper_px: Optional[int] = None, order: int = 2, clean: bool = False,
-            taper: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
+def prepare(x: torch.Tensor, valid: torch.Tensor | None = None, *, window: bool = True,
+            taper_px: int | None = None, order: int = 2, clean: bool = False,
+            taper: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Detrended, windowed signal and its weights, ready for a spectrum.
 
     Non-finite pixels count as invalid. With ``window=True`` the weights are the (apodized) mask times a
@@ -200,7 +228,7 @@ class Spectrum(NamedTuple):
         return int(self.power.shape[-2])
 
 
-def radius_grid(side: int, *, device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32
+def radius_grid(side: int, *, device: torch.device | None = None, dtype: torch.dtype = torch.float32
                 ) -> torch.Tensor:
     """Radius in bins of every rfft2 coefficient of a ``side×side`` grid: ``side×(side//2+1)``."""
     ky = torch.fft.fftfreq(side, d=1.0 / side, device=device, dtype=dtype)
@@ -208,7 +236,7 @@ def radius_grid(side: int, *, device: Optional[torch.device] = None, dtype: torc
     return torch.sqrt(ky[:, None].square() + kx[None, :].square())
 
 
-def half_plane_weights(side: int, *, device: Optional[torch.device] = None,
+def half_plane_weights(side: int, *, device: torch.device | None = None,
                        dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """rfft2 stores columns 1..side/2-1 once for two Hermitian twins: weight 2 there, 1 elsewhere."""
     w = torch.full((side, side // 2 + 1), 2.0, device=device, dtype=dtype)
@@ -218,14 +246,14 @@ def half_plane_weights(side: int, *, device: Optional[torch.device] = None,
     return w
 
 
-def power_spectrum(signal: torch.Tensor, *, side: Optional[int] = None) -> torch.Tensor:
+def power_spectrum(signal: torch.Tensor, *, side: int | None = None) -> torch.Tensor:
     """``|rfft2|²`` of ``N×H×W`` on a square ``side×side`` grid (zero-padded). Returns ``N×side×(side//2+1)``."""
     s = side or fft_side(signal.shape[-2], signal.shape[-1])
     spec = torch.fft.rfft2(signal, s=(s, s))
     return spec.real.square().add_(spec.imag.square())
 
 
-def spectrum(signal: torch.Tensor, *, side: Optional[int] = None) -> Spectrum:
+def spectrum(signal: torch.Tensor, *, side: int | None = None) -> Spectrum:
     """:func:`power_spectrum` plus its frequency grids (see :class:`Spectrum`)."""
     s = side or fft_side(signal.shape[-2], signal.shape[-1])
     power = power_spectrum(signal, side=s)
@@ -236,7 +264,7 @@ def spectrum(signal: torch.Tensor, *, side: Optional[int] = None) -> Spectrum:
                                                                                               dtype=dt))
 
 
-def radial_profile(power: torch.Tensor, *, side: Optional[int] = None) -> torch.Tensor:
+def radial_profile(power: torch.Tensor, *, side: int | None = None) -> torch.Tensor:
     """Mean power in rings one bin wide around each integer radius ``0..side//2``.
 
     ``power`` is ``N×side×(side//2+1)`` (from :func:`power_spectrum`); returns ``N×(side//2+1)``.
@@ -258,12 +286,12 @@ def radial_profile(power: torch.Tensor, *, side: Optional[int] = None) -> torch.
 BINS_PER_BIN = 4
 
 
-def radial_index(side: int, *, bins_per_bin: int = BINS_PER_BIN, device: Optional[torch.device] = None
+def radial_index(side: int, *, bins_per_bin: int = BINS_PER_BIN, device: torch.device | None = None
                  ) -> tuple[torch.Tensor, int]:
     """Sub-bin index ``floor(radius · bins_per_bin)`` of every rfft2 coefficient (flattened ``S·(S//2+1)``)
     and the number of sub-bins."""
     r = radius_grid(side, device=device)
-    nb = int(math.ceil(side * 0.7072 * bins_per_bin)) + 1
+    nb = math.ceil(side * 0.7072 * bins_per_bin) + 1
     return (r * bins_per_bin).floor().long().clamp_max(nb - 1).flatten(), nb
 
 
@@ -357,7 +385,7 @@ def _mirror_index(iy: torch.Tensor, ix: torch.Tensor, side: int) -> tuple[torch.
 
 def _gather_mirrored(power: torch.Tensor, iy: torch.Tensor, ix: torch.Tensor) -> torch.Tensor:
     """``power`` (``N×S×C``) at storage indices ``iy``, ``ix`` (``N×…``, ix may leave ``[0, S/2]``)."""
-    n, s, c = power.shape
+    _n, s, c = power.shape
     y2, x2 = _mirror_index(iy, ix, s)
     return power.flatten(1).gather(1, (y2 * c + x2).flatten(1)).reshape(iy.shape)
 
@@ -373,12 +401,12 @@ def find_peaks(spec: Spectrum, *, r_min: float | torch.Tensor, r_max: float | to
     by :func:`refine_peak`.
     """
     power = spec.power
-    n, s, c = power.shape
+    n, s, _c = power.shape
     lo = r_min[:, None, None] if isinstance(r_min, torch.Tensor) else r_min
     hi = r_max[:, None, None] if isinstance(r_max, torch.Tensor) else r_max
     # With a float r_max, only the rows |ky| <= r_max and columns kx <= r_max can hold candidates: search
     # that crop (rows in FFT order: 0..R, then -R..-1) and map the indices back.
-    rr = s // 2 if isinstance(r_max, torch.Tensor) else min(s // 2, int(math.ceil(float(r_max))))
+    rr = s // 2 if isinstance(r_max, torch.Tensor) else min(s // 2, math.ceil(float(r_max)))
     rows = None
     if 2 * rr + 1 < s:
         rows = torch.cat([torch.arange(0, rr + 1, device=power.device),
@@ -419,7 +447,7 @@ def refine_peak(spec: Spectrum, iy: torch.Tensor, ix: torch.Tensor) -> tuple[tor
     Hann-windowed line its bias is below 0.02 bin); neighbours beyond kx = 0 / S/2 are Hermitian twins.
     """
     power = spec.power
-    n, s, c = power.shape
+    _n, s, c = power.shape
     flat = power.flatten(1)
     tiny = torch.finfo(power.dtype).tiny
 
@@ -468,7 +496,7 @@ def fundamental_of(peaks: Peaks, index: torch.Tensor, *, rel_power: float = 0.25
     Returns ``(radius, ky, kx, power, found)``, all ``(N,)``: ``radius`` is NaN where no peak was found;
     ``ky``, ``kx`` and ``power`` are the chosen peak's own.
     """
-    pick = lambda t: t.gather(1, index[:, None])[:, 0]  # noqa: E731
+    pick = lambda t: t.gather(1, index[:, None])[:, 0]
     r0, ky0, kx0, p0 = pick(peaks.radius), pick(peaks.ky), pick(peaks.kx), pick(peaks.power)
     twin = (peaks.radius - r0[:, None]).abs() <= 0.02 * r0[:, None]
     twin &= peaks.valid & (peaks.power >= rel_power * peaks.power[:, :1])
@@ -503,9 +531,9 @@ def _cosine_sum(hist: torch.Tensor, side: int, step: float, count: int, bins_per
     exact = bins_per_bin * side / step
     if abs(exact - round(exact)) > 1e-6:
         raise ValueError(f"step ({step}) must divide bins_per_bin · side ({bins_per_bin * side}).")
-    length = int(round(exact))
+    length = round(exact)
     length = max(length + length % 2, 2 * count)
-    if length != int(round(exact)):
+    if length != round(exact):
         raise ValueError(f"step ({step}) and count ({count}): bins_per_bin · side / step must be even and ≥ 2·count.")
     # cos(2π b m / L) is L-periodic and even in b: fold sub-bins beyond L/2 (lags coarser than the
     # projection's resolution) onto their alias instead of truncating them.
@@ -519,8 +547,8 @@ def _cosine_sum(hist: torch.Tensor, side: int, step: float, count: int, bins_per
 
 
 def acf_along(signal_power: torch.Tensor, weight_power: torch.Tensor, spec: Spectrum, direction: torch.Tensor,
-              *, step: float, count: int, weight_spec: Optional[Spectrum] = None,
-              bins_per_bin: int = 16, max_bin: Optional[float] = None) -> torch.Tensor:
+              *, step: float, count: int, weight_spec: Spectrum | None = None,
+              bins_per_bin: int = 16, max_bin: float | None = None) -> torch.Tensor:
     """Normalised autocorrelation of the (windowed) signal along ``direction`` at the lags ``k · step`` px,
     ``k = 0 … count−1``.
 
@@ -537,9 +565,9 @@ def acf_along(signal_power: torch.Tensor, weight_power: torch.Tensor, spec: Spec
     overlap falls below 5 % are 0.
     """
     s = spec.side
-    nb = int(math.ceil(s * 0.7072 * bins_per_bin)) + 2
-    if max_bin is not None and 2 * int(math.ceil(max_bin)) + 1 < s:
-        rr = int(math.ceil(max_bin))
+    nb = math.ceil(s * 0.7072 * bins_per_bin) + 2
+    if max_bin is not None and 2 * math.ceil(max_bin) + 1 < s:
+        rr = math.ceil(max_bin)
         rows = torch.cat([torch.arange(0, rr + 1, device=signal_power.device),
                           torch.arange(s - rr, s, device=signal_power.device)])
         sub = Spectrum(signal_power[:, rows, : rr + 1], spec.ky[rows, : rr + 1], spec.kx[rows, : rr + 1],
@@ -664,7 +692,7 @@ def axis_lines(img: torch.Tensor, half_width: int = 1) -> tuple[torch.Tensor, to
     ``a = half_width``. Each is a projection onto a few complex exponentials (a small matrix product)
     followed by 1-D FFTs: O(a·H·W) instead of O(H·W·log(H·W)).
     """
-    n, h, w = img.shape
+    _n, h, w = img.shape
     a = int(half_width)
     dt = img.dtype
     y = torch.arange(h, device=img.device, dtype=dt)
@@ -715,10 +743,10 @@ class Periodicity(NamedTuple):
     peak_index: torch.Tensor
 
 
-def analyze_periodicity(x: torch.Tensor, *, valid: Optional[torch.Tensor] = None, min_period_px: float = 3.0,
+def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, min_period_px: float = 3.0,
                         max_period_frac: float = 0.5, rel_power: float = 0.25, harmonic_tol: float = 0.04,
-                        taper_px: Optional[int] = None, detrend_order: int = 2, clean: bool = False,
-                        taper: Optional[bool] = None) -> Periodicity:
+                        taper_px: int | None = None, detrend_order: int = 2, clean: bool = False,
+                        taper: bool | None = None) -> Periodicity:
     """The fundamental period of each image, from the spectrum and, independently, from the ACF.
 
     1. Pixels outside ``valid`` or non-finite are dropped; the rest is detrended (a weighted polynomial of
@@ -789,7 +817,7 @@ def analyze_periodicity(x: torch.Tensor, *, valid: Optional[torch.Tensor] = None
     alt = torch.where(near, peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
     use_alt = near.any(dim=1) & torch.isfinite(r_acf) & (alt != j)
     j = torch.where(use_alt, alt, j)
-    radius2, _, _, p0b, has2 = fundamental_of(peaks, j, rel_power=0.1)
+    radius2, _, _, p0b, _has2 = fundamental_of(peaks, j, rel_power=0.1)
     radius = torch.where(use_alt, radius2, radius)
     p0 = torch.where(use_alt, p0b, p0)
     r0 = torch.where(has, radius, torch.full_like(radius, r_min))
@@ -805,7 +833,7 @@ def analyze_periodicity(x: torch.Tensor, *, valid: Optional[torch.Tensor] = None
                        lags, prof, peak_index)
 
 
-def dominant_period(x: torch.Tensor, *, valid: Optional[torch.Tensor] = None, min_period_px: float = 3.0,
+def dominant_period(x: torch.Tensor, *, valid: torch.Tensor | None = None, min_period_px: float = 3.0,
                     max_period_frac: float = 0.5) -> PeriodEstimate:
     """Dominant (fundamental) spatial period of each image.
 

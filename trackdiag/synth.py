@@ -24,24 +24,38 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "rotated_coords", "grating", "tiles", "brick", "plaster", "smooth_field", "ellipse_mask", "composite",
-    "add_noise", "jpeg", "illumination_gradient", "vignette", "band_doubled", "upsample_x2", "downsample_x2",
-    "nonperiodic_frame", "to_rgb", "wall_batch",
+    "add_noise",
+    "band_doubled",
+    "brick",
+    "composite",
+    "downsample_x2",
+    "ellipse_mask",
+    "grating",
+    "illumination_gradient",
+    "jpeg",
+    "nonperiodic_frame",
+    "plaster",
+    "rotated_coords",
+    "smooth_field",
+    "tiles",
+    "to_rgb",
+    "upsample_x2",
+    "vignette",
+    "wall_batch",
 ]
 
 
-def _rand(generator: Optional[torch.Generator], *shape: int) -> torch.Tensor:
+def _rand(generator: torch.Generator | None, *shape: int) -> torch.Tensor:
     return torch.rand(*shape, generator=generator)
 
 
 def rotated_coords(height: int, width: int, *, angle_deg: float = 0.0, offset: tuple[float, float] = (0.0, 0.0),
-                   device: Optional[torch.device] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixel coordinates rotated by ``angle_deg`` about the image centre: ``(u, v)``, each ``H×W`` float32.
 
     ``u`` runs along the (rotated) x axis, ``v`` along the (rotated) y axis; ``offset`` = ``(du, dv)`` shifts
@@ -65,7 +79,7 @@ def _line_profile(coord: torch.Tensor, period: float, width_px: float) -> torch.
 
 def grating(height: int, width: int, *, period_px: float, angle_deg: float = 0.0, phase: float = 0.0,
             profile: str = "sine", line_frac: float = 0.2, contrast: float = 0.8, mean: float = 0.5,
-            device: Optional[torch.device] = None) -> torch.Tensor:
+            device: torch.device | None = None) -> torch.Tensor:
     """Straight stripes of period ``period_px`` (measured across the stripes), rotated by ``angle_deg``.
 
     The wave vector points along the rotated x axis (``angle_deg = 0``: vertical stripes, period along x).
@@ -98,8 +112,8 @@ def _cell_values(row: torch.Tensor, col: torch.Tensor, table: torch.Tensor) -> t
 
 def tiles(height: int, width: int, *, period_px: float, angle_deg: float = 0.0, grout_frac: float = 0.12,
           tile_level: float = 0.6, grout_level: float = 0.25, jitter: float = 0.08,
-          offset: Optional[tuple[float, float]] = None, generator: Optional[torch.Generator] = None,
-          device: Optional[torch.device] = None) -> torch.Tensor:
+          offset: tuple[float, float] | None = None, generator: torch.Generator | None = None,
+          device: torch.device | None = None) -> torch.Tensor:
     """Square tiles of side ``period_px`` separated by grout lines (``grout_frac · period_px`` wide, ≥ 1 px).
 
     Each tile gets a random brightness offset of ±``jitter`` (so the texture is not a pure line grid).
@@ -117,8 +131,8 @@ def tiles(height: int, width: int, *, period_px: float, angle_deg: float = 0.0, 
 
 def brick(height: int, width: int, *, period_px: float, aspect: float = 2.0, stagger: float = 0.5,
           angle_deg: float = 0.0, mortar_frac: float = 0.12, brick_level: float = 0.55,
-          mortar_level: float = 0.85, jitter: float = 0.1, offset: Optional[tuple[float, float]] = None,
-          generator: Optional[torch.Generator] = None, device: Optional[torch.device] = None) -> torch.Tensor:
+          mortar_level: float = 0.85, jitter: float = 0.1, offset: tuple[float, float] | None = None,
+          generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
     """A running-bond brick wall: courses of height ``period_px``, bricks ``aspect · period_px`` long.
 
     Every other course is shifted by ``stagger`` of a brick length. The truth period of this texture is the
@@ -143,8 +157,8 @@ def brick(height: int, width: int, *, period_px: float, aspect: float = 2.0, sta
     return (tone * (1 - mortar) + mortar_level * mortar).clamp(0.0, 1.0)
 
 
-def smooth_field(height: int, width: int, *, scale_px: float, generator: Optional[torch.Generator] = None,
-                 device: Optional[torch.device] = None, periodic: bool = False) -> torch.Tensor:
+def smooth_field(height: int, width: int, *, scale_px: float, generator: torch.Generator | None = None,
+                 device: torch.device | None = None, periodic: bool = False) -> torch.Tensor:
     """Gaussian random field smoothed at ``scale_px`` (no period), normalised to zero mean and unit std.
 
     FFT filtering makes a field that wraps around; unless ``periodic=True`` it is generated on a canvas
@@ -161,7 +175,7 @@ def smooth_field(height: int, width: int, *, scale_px: float, generator: Optiona
 
 
 def plaster(height: int, width: int, *, beta: float = 1.6, contrast: float = 0.15,
-            generator: Optional[torch.Generator] = None, device: Optional[torch.device] = None) -> torch.Tensor:
+            generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
     """Aperiodic plaster / stucco: isotropic ``1/f^beta`` noise (no dominant period), ``H×W`` in [0, 1].
 
     Generated on a twice larger canvas and cropped, so the frame is not periodic either.
@@ -178,7 +192,7 @@ def plaster(height: int, width: int, *, beta: float = 1.6, contrast: float = 0.1
 
 
 def ellipse_mask(height: int, width: int, *, center: tuple[float, float] = (0.5, 0.5),
-                 radii: tuple[float, float] = (0.35, 0.4), device: Optional[torch.device] = None) -> torch.Tensor:
+                 radii: tuple[float, float] = (0.35, 0.4), device: torch.device | None = None) -> torch.Tensor:
     """Boolean ``H×W`` ellipse (centre and radii as fractions of ``(H, W)``): a non-rectangular wall mask."""
     y = (torch.arange(height, device=device, dtype=torch.float32)[:, None] + 0.5) / height
     x = (torch.arange(width, device=device, dtype=torch.float32)[None, :] + 0.5) / width
@@ -190,7 +204,7 @@ def composite(inside: torch.Tensor, outside: torch.Tensor, mask: torch.Tensor) -
     return torch.where(mask, inside, outside)
 
 
-def add_noise(x: torch.Tensor, sigma: float, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def add_noise(x: torch.Tensor, sigma: float, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Additive white Gaussian noise of std ``sigma``, clipped to [0, 1]."""
     n = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
     return (x + sigma * n).clamp(0.0, 1.0)
@@ -198,8 +212,8 @@ def add_noise(x: torch.Tensor, sigma: float, *, generator: Optional[torch.Genera
 
 def jpeg(x: torch.Tensor, quality: int = 50) -> torch.Tensor:
     """Round-trip through JPEG at ``quality`` (Pillow). ``H×W``, ``C×H×W`` (C = 1 or 3) or ``B×C×H×W``."""
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     if x.ndim == 4:
         return torch.stack([jpeg(xi, quality) for xi in x])
@@ -232,7 +246,7 @@ def vignette(x: torch.Tensor, strength: float = 0.5) -> torch.Tensor:
 
 
 def band_doubled(height: int, width: int, *, period_px: float, band: tuple[float, float] = (0.4, 0.65),
-                 axis: str = "rows", kind: str = "tiles", generator: Optional[torch.Generator] = None,
+                 axis: str = "rows", kind: str = "tiles", generator: torch.Generator | None = None,
                  **kwargs: float) -> torch.Tensor:
     """A texture of period ``period_px`` with one band at twice the period (the "doubled zone" artifact).
 
@@ -312,7 +326,7 @@ def downsample_x2(x: torch.Tensor, *, mode: str = "strided") -> torch.Tensor:
 
 
 def nonperiodic_frame(x: torch.Tensor, *, strength: float = 0.35, scale_frac: float = 0.25,
-                      generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                      generator: torch.Generator | None = None) -> torch.Tensor:
     """Add a smooth, large-scale random field so that opposite frame borders no longer match.
 
     The field (``scale_frac`` of the shorter side, ±``strength``) lives at low frequencies, but the jumps it
@@ -324,13 +338,13 @@ def nonperiodic_frame(x: torch.Tensor, *, strength: float = 0.35, scale_frac: fl
     return (x + strength * field / 2.0).clamp(0.0, 1.0)
 
 
-def to_rgb(gray: torch.Tensor, *, tint: Optional[tuple[float, float, float]] = None) -> torch.Tensor:
+def to_rgb(gray: torch.Tensor, *, tint: tuple[float, float, float] | None = None) -> torch.Tensor:
     """``H×W`` grey → ``3×H×W`` RGB with an optional colour tint (a multiplier per channel)."""
     t = torch.tensor(tint if tint is not None else (1.0, 1.0, 1.0), dtype=gray.dtype, device=gray.device)
     return (gray[None] * t[:, None, None]).clamp(0.0, 1.0)
 
 
-def wall_batch(n: int, size: int, *, generator: Optional[torch.Generator] = None,
+def wall_batch(n: int, size: int, *, generator: torch.Generator | None = None,
                min_period_px: float = 8.0, max_period_frac: float = 1.0 / 6.0,
                noise: float = 0.02) -> torch.Tensor:
     """``n`` random brick and tile walls, ``n×3×size×size`` in [0, 1], for training demos and examples.

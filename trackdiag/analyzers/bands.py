@@ -15,15 +15,21 @@ Definitions and defaults: ``docs/tiling.md``.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from ..spectral import find_peaks, fundamental_of, hann2d, log_power, pick_fundamental, spectrum
 
-__all__ = ["LocalPeriodMap", "local_geometry", "local_period_map", "longest_run", "band_metrics",
-           "period_trend"]
+__all__ = [
+    "LocalPeriodMap",
+    "band_metrics",
+    "local_geometry",
+    "local_period_map",
+    "longest_run",
+    "period_trend",
+]
 
 
 class LocalPeriodMap(NamedTuple):
@@ -50,14 +56,14 @@ def local_geometry(height: int, width: int, *, window_frac: float = 0.25, overla
     ``ds = clamp(window // max_fft_px, 1, max_downsample)`` so that each FFT has about ``max_fft_px`` points
     per side (periods of 8 px stay 4 px, above Nyquist); the stride is ``window / overlap``.
     """
-    win = max(16, int(round(window_frac * min(height, width))))
+    win = max(16, round(window_frac * min(height, width)))
     ds = max(1, min(max_downsample, win // max_fft_px))
     win_ds = max(8, win // ds)
     stride_ds = max(1, win_ds // max(1, overlap))
     return win_ds * ds, stride_ds * ds, ds
 
 
-def local_period_map(x: torch.Tensor, valid: Optional[torch.Tensor] = None, *, window_frac: float = 0.25,
+def local_period_map(x: torch.Tensor, valid: torch.Tensor | None = None, *, window_frac: float = 0.25,
                      overlap: int = 3, max_fft_px: int = 64, max_downsample: int = 2, min_period_px: float = 3.0,
                      min_valid_frac: float = 0.6, min_peak_ratio: float = 10.0, rel_power: float = 0.25,
                      clean: bool = False) -> LocalPeriodMap:
@@ -152,7 +158,7 @@ def band_metrics(lp: LocalPeriodMap, *, doubled_range: tuple[float, float] = (1.
     ``"_row_frac"`` ``N×h`` and ``"_col_frac"`` ``N×w`` for the figure.
     """
     p = lp.period_px
-    n, gh, gw = p.shape
+    n, _gh, _gw = p.shape
     flat = p.reshape(n, -1)
     base = flat.nanmedian(dim=1).values
     measured = torch.isfinite(p)

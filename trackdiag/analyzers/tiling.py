@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,14 +32,31 @@ from ..checks import check_image_batch, normalize_mask, normalize_ref
 from ..errors import InputValueError
 from ..report import Verdict
 from ..schedule import Schedule
-from ..spectral import (Spectrum, analyze_periodicity, autocorrelation_map, axis_lines, radial_hist,
-                        radial_profile, ring_sum)
+from ..spectral import (
+    Spectrum,
+    analyze_periodicity,
+    autocorrelation_map,
+    axis_lines,
+    radial_hist,
+    radial_profile,
+    ring_sum,
+)
 from .bands import band_metrics, local_period_map, period_trend
 from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
 
 __all__ = [
-    "TilingParams", "TilingAnalyzer", "luminance", "ring_half_width", "energy_ratios", "checkerboard_scores",
-    "border_cross", "shift_mse", "resize_metrics", "tiling_metrics", "likely_causes", "SEED_KEYS",
+    "SEED_KEYS",
+    "TilingAnalyzer",
+    "TilingParams",
+    "border_cross",
+    "checkerboard_scores",
+    "energy_ratios",
+    "likely_causes",
+    "luminance",
+    "resize_metrics",
+    "ring_half_width",
+    "shift_mse",
+    "tiling_metrics",
 ]
 
 #: The seed's flat summary keys (section 4 and 5), in the seed's order.
@@ -76,7 +93,7 @@ class TilingParams(AnalyzerParams):
     #: ... and an integer ratio within this relative tolerance.
     harmonic_tol: float = 0.04
     #: Raised-cosine taper at mask edges in px (None: 3 % of the shorter side).
-    taper_px: Optional[int] = None
+    taper_px: int | None = None
     #: Degree of the illumination polynomial removed before the spectrum (0 mean, 1 gradient, 2 vignetting).
     detrend_order: int = 2
     #: Ring half-width around f*, 2f*, f*/2: max(ring_min_bins, ring_rel_width · radius) bins.
@@ -146,8 +163,8 @@ def energy_ratios(spec: Spectrum, fstar: torch.Tensor, *, min_bins: float = 2.0,
         return ring_sum(h, r, ring_half_width(r, min_bins=min_bins, rel_width=rel_width), min_radius=1.0)
 
     # The axis bins are a few rows (|ky| <= a) and columns (kx <= a): sum the ring over those lines only.
-    s, c = spec.power.shape[-2:]
-    a = int(math.floor(axis_half_width))
+    s, _c = spec.power.shape[-2:]
+    a = math.floor(axis_half_width)
     rows = torch.cat([torch.arange(0, a + 1), torch.arange(s - a, s)]).to(spec.power.device)
     cols = torch.arange(0, a + 1, device=spec.power.device)
     half = ring_half_width(f, min_bins=min_bins, rel_width=rel_width)[:, None, None]
@@ -170,7 +187,7 @@ def energy_ratios(spec: Spectrum, fstar: torch.Tensor, *, min_bins: float = 2.0,
 
 
 def checkerboard_scores(spec: Spectrum, total_energy: torch.Tensor, *, strides: Sequence[int] = (2, 8),
-                        kstar: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
+                        kstar: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Relative amplitude of the stride grids: ``sqrt(E_grid / E_total)`` per stride, each ``(N,)``.
 
     For a stride ``s`` the grid is every frequency ``(i/s, j/s)`` cycles/px except (0, 0); ``E_grid`` sums
@@ -233,7 +250,7 @@ def _border_axis_lines(u: torch.Tensor, a: int) -> tuple[torch.Tensor, torch.Ten
     ``v = r + c``: ``r`` holds the top/bottom jump ``dv = u[H−1] − u[0]`` on row 0 (+) and row H−1 (−),
     ``c`` the left/right jump ``dh = u[:, W−1] − u[:, 0]`` on column 0 (+) and column W−1 (−).
     """
-    n, h, w = u.shape
+    _n, h, w = u.shape
     dt = u.dtype
     dv = u[:, -1, :] - u[:, 0, :]  # N×W
     dh = u[:, :, -1] - u[:, :, 0]  # N×H
@@ -272,7 +289,7 @@ def border_cross(u: torch.Tensor, *, axis_half_width: int = 1, min_radius: float
     the borders. ``axis_energy_frac_nohann`` = ``E_axis(U) / E(U)`` (DC excluded). Only the axis lines of
     the spectra are computed (:func:`~trackdiag.spectral.axis_lines`).
     """
-    n, h, w = u.shape
+    _n, h, w = u.shape
     a = int(axis_half_width)
     dt = u.dtype
     side = max(h, w)
@@ -323,7 +340,7 @@ def border_cross(u: torch.Tensor, *, axis_half_width: int = 1, min_radius: float
     }
 
 
-def shift_mse(x: torch.Tensor, valid: torch.Tensor, *, weights: Optional[torch.Tensor] = None
+def shift_mse(x: torch.Tensor, valid: torch.Tensor, *, weights: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean squared change under a 1-px shift along x and along y, over pairs of valid pixels.
 
@@ -377,7 +394,7 @@ def _dft_box_radius(z: torch.Tensor, center: torch.Tensor, side: int, reach: int
     return torch.sqrt(fy.square() + fx.square())
 
 
-def resize_metrics(x: torch.Tensor, valid: Optional[torch.Tensor], signal: torch.Tensor, weights: torch.Tensor,
+def resize_metrics(x: torch.Tensor, valid: torch.Tensor | None, signal: torch.Tensor, weights: torch.Tensor,
                    spec: Spectrum, fstar: torch.Tensor, peak_index: torch.Tensor, *, factor: float = 0.5,
                    reach: int = 3) -> dict[str, torch.Tensor]:
     """``resize_mse_downUp`` and ``resize_delta_r``, each ``(N,)``.
@@ -391,14 +408,14 @@ def resize_metrics(x: torch.Tensor, valid: Optional[torch.Tensor], signal: torch
     :func:`~trackdiag.spectral.analyze_periodicity`); the round-tripped image gets the same detrending
     polynomial and window (``signal + (up − x) · weights``), so only the resize differs.
     """
-    n, h, w = x.shape
+    _n, h, w = x.shape
     if valid is None:
         filled = x[:, None]
     else:
         vf = valid.to(x.dtype)
         mean = (x * vf).sum(dim=(-2, -1)) / vf.sum(dim=(-2, -1)).clamp_min(1.0)
         filled = torch.where(valid, x, mean[:, None, None])[:, None]
-    dh, dw = max(1, int(round(h * factor))), max(1, int(round(w * factor)))
+    dh, dw = max(1, round(h * factor)), max(1, round(w * factor))
     down = F.interpolate(filled, size=(dh, dw), mode="bilinear", antialias=True, align_corners=False)
     diff = F.interpolate(down, size=(h, w), mode="bilinear", align_corners=False)[:, 0] - filled[:, 0]
     if valid is None:
@@ -435,8 +452,8 @@ def _shrink(m: torch.Tensor, max_side: int) -> torch.Tensor:
     return F.interpolate(m[None, None], size=(max(1, round(h * sc)), max(1, round(w * sc))), mode="area")[0, 0]
 
 
-def tiling_metrics(pred: torch.Tensor, *, mask: Optional[torch.Tensor] = None, ref: Optional[torch.Tensor] = None,
-                   params: Optional[TilingParams] = None, maps: bool = True) -> dict[str, torch.Tensor]:
+def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref: torch.Tensor | None = None,
+                   params: TilingParams | None = None, maps: bool = True) -> dict[str, torch.Tensor]:
     """Every tiling metric of a batch, on ``pred``'s device, with no host synchronisation.
 
     Args:
@@ -524,7 +541,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: Optional[torch.Tensor] = None, r
     mean = xv.sum(dim=(-2, -1)) / nvalid
     var = ((xv * x).sum(dim=(-2, -1)) / nvalid - mean.square()).clamp_min(0.0)
     u = xv - mean[:, None, None] * vf
-    out.update(border_cross(u, axis_half_width=int(round(p.axis_half_width_bins))))
+    out.update(border_cross(u, axis_half_width=round(p.axis_half_width_bins)))
 
     dx1, dy1 = shift_mse(xv, valid, weights=vf)
     out["shift_mse_dx1"], out["shift_mse_dy1"] = dx1, dy1
@@ -598,7 +615,7 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     perspective. An empty list means nothing stood out.
     """
     out: list[Verdict] = []
-    g = lambda k: _f(summary, k)  # noqa: E731
+    g = lambda k: _f(summary, k)
     if g("nonfinite_frac") > 0:
         out.append(Verdict("Non-finite pixels in the output", {"nonfinite_frac": _r(g("nonfinite_frac"), 5)},
                            "Find where NaN/Inf come from (fp16 overflow, division by zero in the decoder); "
@@ -694,7 +711,7 @@ class TilingAnalyzer(Analyzer):
     Params = TilingParams
     requires = ("pred",)
 
-    def __init__(self, params: Optional[TilingParams] = None) -> None:
+    def __init__(self, params: TilingParams | None = None) -> None:
         super().__init__(params)
         p: TilingParams = self.params  # type: ignore[assignment]
         if not (p.min_period_px >= 2 and 0 < p.max_period_frac <= 0.5 and 0 < p.rel_power <= 1
@@ -714,7 +731,7 @@ class TilingAnalyzer(Analyzer):
                                   params=self.params)  # type: ignore[arg-type]
 
     def summarize(self, step: int, host: Mapping[str, np.ndarray], *,
-                  sample_ids: Optional[Sequence[str]] = None) -> Result:
+                  sample_ids: Sequence[str] | None = None) -> Result:
         metrics = reduce_per_sample(host)
         cols = np.asarray(host.get("band_axis_is_cols", np.asarray([np.nan])), dtype=np.float64)
         cols = cols[np.isfinite(cols)]

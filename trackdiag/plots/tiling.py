@@ -14,8 +14,16 @@ import numpy as np
 
 from . import figure_to_rgb, new_figure
 
-__all__ = ["radial_profile", "fft_log", "acf", "local_period", "local_period_bands", "render_all",
-           "FIGURES", "HOW_TO_READ"]
+__all__ = [
+    "FIGURES",
+    "HOW_TO_READ",
+    "acf",
+    "fft_log",
+    "local_period",
+    "local_period_bands",
+    "radial_profile",
+    "render_all",
+]
 
 #: Figure names, in report order (file names are ``<name>.png``).
 FIGURES = ("radial_profile", "fft_log_hann", "fft_log_nohann", "acf", "local_period_px", "local_period_bands")
@@ -53,7 +61,7 @@ def radial_profile(profile: np.ndarray, marks: np.ndarray, *, title: str = "radi
     """``profile`` ``2×R`` (radius, mean power); ``marks`` ``1×5`` (f*, own f, ref f, ACF f, S)."""
     r, pw = np.asarray(profile, dtype=np.float64)
     mk = np.asarray(marks, dtype=np.float64).reshape(-1)
-    fstar, fown, fref, facf, side = (mk.tolist() + [math.nan] * 5)[:5]
+    fstar, fown, _fref, facf, side = (mk.tolist() + [math.nan] * 5)[:5]
     fig = new_figure(6.0, 4.0)
     ax = fig.add_subplot()
     ok = (r >= 1) & np.isfinite(pw) & (pw > 0)
@@ -123,7 +131,7 @@ def acf(acf2d: np.ndarray, profile: np.ndarray, marks: np.ndarray) -> np.ndarray
 
 def _extent(geometry: np.ndarray, shape: tuple[int, int]) -> tuple[float, float, float, float]:
     g = np.asarray(geometry, dtype=np.float64).reshape(-1)
-    win, stride, h, w = g[:4]
+    win, stride, _h, _w = g[:4]
     gh, gw = shape
     y0, x0 = win / 2 - stride / 2, win / 2 - stride / 2
     return (x0, x0 + gw * stride, y0 + gh * stride, y0)

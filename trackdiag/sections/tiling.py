@@ -16,14 +16,14 @@ import csv
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputFileError, InputValueError, TrackdiagError
 from ..report import Figure, Section
 
-__all__ = ["add_arguments", "wanted", "run", "diagnose", "analyze_one", "write_tiling_report", "flat_summary"]
+__all__ = ["add_arguments", "analyze_one", "diagnose", "flat_summary", "run", "wanted", "write_tiling_report"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,10 +118,10 @@ def write_tiling_report(out_dir: Path, summary: Mapping[str, Any], result: Any, 
     if "local_period_px" in result.maps:
         np.save(out_dir / "local_period_px.npy", np.asarray(result.maps["local_period_px"], dtype=np.float32))
     write_json(dict(summary), out_dir / "summary.json")
-    notes = [f"f* source: {summary.get('fstar_source', 'pred')} (with --ref, f* is the reference's fundamental in "
+    notes = [(f"f* source: {summary.get('fstar_source', 'pred')} (with --ref, f* is the reference's fundamental in "
              "this image's FFT bins; E2f_over_Ef and Ehalf_over_Ef are measured there). Radii are in bins of the "
              f"{int(summary.get('fft_side_px', 0) or 0)}-point FFT: period_px = fft_side_px / radius_bin. "
-             "Definitions: docs/tiling.md."]
+             "Definitions: docs/tiling.md.")]
     section = Section(title=title, summary=dict(summary), figures=figures, verdicts=likely_causes(summary),
                       notes=notes)
     if index:
@@ -164,7 +164,7 @@ def _expand(preds: list[str]) -> list[Path]:
     return out
 
 
-def _mask_for(mask: Optional[str], pred: Path) -> Optional[Path]:
+def _mask_for(mask: str | None, pred: Path) -> Path | None:
     if mask is None:
         return None
     mp = Path(mask)
@@ -230,8 +230,8 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
     agg.update({"images": len(preds), "images_failed": len(problems)})
     section = Section(title="Tiling diagnosis", summary=agg,
                       tables={"images": table, **({"problems": problems} if problems else {})},
-                      notes=[f"{len(rows)} of {len(preds)} images analysed; each has its report in its own "
-                             "sub-folder, and summary.csv has one row per image."])
+                      notes=[(f"{len(rows)} of {len(preds)} images analysed; each has its report in its own "
+                             "sub-folder, and summary.csv has one row per image.")])
     if problems:
         err = InputFileError("; ".join(f"{q['pred']}: {q['error']}" for q in problems)[:2000])
         err.sections = [section]  # type: ignore[attr-defined]
