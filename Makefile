@@ -37,4 +37,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info mlruns.db trackdiag_runs demo_out
+	rm -rf $(VENV) build dist *.egg-info mlruns.db mlruns trackdiag_runs demo_out outputs

@@ -70,8 +70,12 @@ def config_dir() -> Path:
     raise ConfigError(f"trackdiag's conf/ folder was not found next to {here}; reinstall trackdiag.")
 
 
-def compose(overrides: Iterable[str] = ()) -> Any:
-    """Compose ``conf/config.yaml`` with Hydra overrides. Safe inside a running ``@hydra.main`` app."""
+def compose(overrides: Iterable[str] = (), *, directory: Optional[Path] = None, job_name: str = "trackdiag",
+            what: str = "trackdiag") -> Any:
+    """Compose ``config.yaml`` of ``directory`` (default ``conf/``) with Hydra overrides.
+
+    Safe inside a running ``@hydra.main`` app: its global Hydra state is put aside and restored.
+    """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -83,10 +87,11 @@ def compose(overrides: Iterable[str] = ()) -> Any:
     if saved is not None:
         gh.clear()
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base=None, job_name="trackdiag"):
+        with initialize_config_dir(config_dir=str(directory or config_dir()), version_base=None,
+                                   job_name=job_name):
             return hydra_compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(f"invalid trackdiag override or config: {exc}") from None
+        raise ConfigError(f"invalid {what} override or config: {exc}") from None
     finally:
         if saved is not None:
             GlobalHydra.instance().clear()

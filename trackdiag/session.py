@@ -175,6 +175,13 @@ class Session:
         if self.rank == 0:
             self.worker.submit(Record(step=int(step), metrics=metrics, tables=tables))
 
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Send run parameters (e.g. the trainer's own hyper-parameters) to every backend."""
+        self._check_open()
+        if self.rank == 0:
+            self.worker.submit(Record(step=int(self._last_step or 0), params={str(k): str(v)
+                                                                            for k, v in params.items()}))
+
     def log_artifacts(self, local_dir: str | Path, name: str, *, step: Optional[int] = None) -> None:
         """Upload a folder (for example a report written by ``trackdiag.diagnose``) to every backend."""
         self._check_open()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import ConfigError
@@ -127,28 +128,13 @@ def compare_config_dir() -> str:
 def compose(overrides: Iterable[str] = ()) -> Any:
     """Compose ``conf/compare/config.yaml`` with Hydra overrides. Safe inside a running ``@hydra.main`` app
     (its global state is put aside and restored, as in :func:`trackdiag.config.compose`)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
     from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+
+    from ..config import compose as compose_dir
 
     _register()
-    gh = GlobalHydra.instance()
-    saved = gh.hydra if gh.is_initialized() else None
-    if saved is not None:
-        gh.clear()
-    try:
-        with initialize_config_dir(config_dir=compare_config_dir(), version_base=None,
-                                   job_name="compare_ckpts"):
-            cfg = hydra_compose(config_name="config", overrides=map_overrides(overrides))
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(f"invalid compare_ckpts override or config: {exc}") from None
-    finally:
-        if saved is not None:
-            GlobalHydra.instance().clear()
-            GlobalHydra.instance().initialize(saved)
+    cfg = compose_dir(map_overrides(overrides), directory=Path(compare_config_dir()), job_name="compare_ckpts",
+                      what="compare_ckpts")
     OmegaConf.set_struct(cfg, False)
     cfg.pop("hydra", None)
     return validate(cfg)

@@ -121,7 +121,7 @@ class TrackdiagTracker(GeneralTracker):
 
         if self.shared_run_id is not None:
             return  # accelerate's MLflow tracker stores the same values in the same run
-        _log_params(self.tracker, flatten(dict(values), "config."))
+        self.tracker.log_params(flatten(dict(values), "config."))
 
     def log(self, values: Mapping[str, Any], step: int | None = None, **kwargs: Any) -> None:
         """Log ``accelerator.log`` scalars (and strings, as a table) at ``step`` (the last step when None)."""
@@ -158,14 +158,3 @@ def _active_mlflow_run() -> tuple[str, str] | None:
         return None
     return run.info.run_id, mlflow.get_tracking_uri()
 
-
-def _log_params(session: Any, params: Mapping[str, str]) -> None:
-    """Run parameters through the session's worker (only rank 0 writes)."""
-    log_params = getattr(session, "log_params", None)
-    if callable(log_params):
-        log_params(params)
-        return
-    from ..worker import Record
-
-    if session.rank == 0 and session.backends:
-        session.worker.submit(Record(step=0, params=dict(params)))
