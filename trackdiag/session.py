@@ -6,7 +6,6 @@ import atexit
 import dataclasses
 import logging
 import numbers
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
