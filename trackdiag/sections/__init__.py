@@ -12,3 +12,14 @@ Each module here has the same small interface, so that one CLI call can mix ``--
 
 #: Section modules in report order.
 SECTION_MODULES: tuple[str, ...] = ("tiling", "pixel", "loss", "latent")
+
+
+def unique_name(name: str, used: set[str], *, default: str) -> str:
+    """A folder-safe name for one input's report sub-folder, made unique within ``used`` (which it updates)."""
+    base = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or default
+    out, i = base, 1
+    while out in used:
+        i += 1
+        out = f"{base}_{i}"
+    used.add(out)
+    return out

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import InputValueError, TrackdiagError
 from ..report import Figure, Section, Verdict
+from . import unique_name
 
 __all__ = ["add_arguments", "wanted", "run", "pair_images"]
 
@@ -86,16 +87,6 @@ def pair_images(items: list[str], mask: Optional[str] = None) -> Iterator[Pair]:
             yield Pair(pb.stem, pa, pb, mask_for(pa.stem))
 
 
-def _safe_name(name: str, used: set[str]) -> str:
-    base = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "pair"
-    out, i = base, 1
-    while out in used:
-        i += 1
-        out = f"{base}_{i}"
-    used.add(out)
-    return out
-
-
 def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section]:
     import torch
 
@@ -160,7 +151,7 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
     for i in order[: max(0, int(args.max_images))]:
         pair, result = results[i]
         rgb = analyzer.render(result)["pixel_overlay"]
-        rel = f"pixel/{_safe_name(pair.name, used)}.png"
+        rel = f"pixel/{unique_name(pair.name, used, default='pair')}.png"
         save_rgb_png(rgb, out_dir / rel)
         m = result.metrics
         figures.append(Figure(rel, f"{pair.name}: {int(m['anomaly_count'])} anomalies", (

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import InputFileError, InputValueError, TrackdiagError
 from ..report import Figure, Section
+from . import unique_name
 
 __all__ = ["add_arguments", "analyze_one", "diagnose", "flat_summary", "run", "wanted", "write_tiling_report"]
 
@@ -178,16 +179,6 @@ def _mask_for(mask: str | None, pred: Path) -> Path | None:
     raise InputFileError(f"{pred}: no mask with stem {pred.stem!r} in {mp}.")
 
 
-def _safe(name: str, used: set[str]) -> str:
-    base = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "pred"
-    out, i = base, 1
-    while out in used:
-        i += 1
-        out = f"{base}_{i}"
-    used.add(out)
-    return out
-
-
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
@@ -214,7 +205,7 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
 
         iterator = tqdm(preds, desc="tiling", unit="image")
     for p in iterator:
-        sub = _safe(p.stem, used)
+        sub = unique_name(p.stem, used, default="pred")
         try:
             summary, result = analyze_one(p, mask=_mask_for(mask, p), ref=ref, name=str(p))
         except TrackdiagError as exc:
