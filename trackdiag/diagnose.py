@@ -66,6 +66,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             produced = module.run(args, out_dir, progress=not args.no_progress)
         except TrackdiagError as exc:
             failures.append(f"{name}: {exc}")
+            # A batch that failed part-way still reports what it finished (attached by the section).
+            sections.extend(getattr(exc, "sections", []))
             sections.append(Section(title=f"{name}: failed", notes=[str(exc)]))
             continue
         sections.extend(produced)

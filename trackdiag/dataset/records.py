@@ -122,7 +122,7 @@ class ScanParams:
     crop_bias_offset: float = 0.15  # distance of the mean centroid from the frame centre (fraction of the frame)
     # periodicity
     analysis_max_side: int = 1024  # centre crop for the period estimate
-    periodic_score: float = 0.5  # dominant_period score (peak ≈ 5.6× its background) → periodic texture
+    periodic_score: float = 0.5  # dominant_period score: walls ≥ 0.5, aperiodic surfaces ≈ 0 (docs/tiling.md)
     tiled_similarity: float = 0.97  # correlation with itself shifted by one period → already tiled
     tiled_margin: float = 0.2  # ... and the half shift must match at least this much worse
     crop_size: int = 0  # training crop side in source pixels (0 = the image's shorter side)
