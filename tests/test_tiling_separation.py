@@ -134,3 +134,20 @@ def test_border_cross_index_tells_a_frame_cross_from_an_axis_aligned_texture():
     for clean, cross in idx:
         assert clean < 0.1  # ... but not from the border
         assert cross > 0.5 and cross > clean + 0.4
+
+
+def test_checkerboard_on_an_untextured_image_is_not_skipped():
+    """A stride-2 grid on a flat, noisy image: no texture lattice exists, so nothing on the grid is skipped."""
+    from trackdiag.analyzers.base import StepInputs
+    from trackdiag.analyzers.tiling import TilingAnalyzer
+    from trackdiag.transfer import to_host
+
+    g = torch.Generator().manual_seed(0)
+    grid = ((torch.arange(128)[:, None] + torch.arange(128)[None, :]) % 2).float() - 0.5
+    scores = []
+    for amp in (0.0, 0.1):
+        img = (0.5 + amp * grid).expand(1, 3, 128, 128) + 0.01 * torch.randn(1, 3, 128, 128, generator=g)
+        analyzer = TilingAnalyzer()
+        host = to_host({"t": analyzer.compute(StepInputs(step=0, pred=img))})["t"]
+        scores.append(analyzer.summarize(0, host).metrics["checkerboard_score"])
+    assert scores[0] < 0.01 and scores[1] > 0.05, scores

@@ -197,7 +197,7 @@ def checkerboard_scores(spec: Spectrum, total_energy: torch.Tensor, *, strides: 
     almost nothing there (≈ 0). Grid points within 2 bins + 3 % of a point ``a·k* + b·k*⊥`` (|a|, |b| ≤ 8)
     of the lattice of the texture's own fundamental ``kstar`` (``N×2`` bins) are skipped: a tile period of
     8 px is not a VAE grid (consequence: a checkerboard is invisible on textures of period ≤ 16 px, whose
-    8th harmonic reaches Nyquist). Keys: ``checkerboard_s{stride}``.
+    8th harmonic reaches Nyquist). A zero ``kstar`` (no texture) skips nothing. Keys: ``checkerboard_s{stride}``.
     """
     power = spec.power
     n, s, c = power.shape
@@ -530,7 +530,9 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # Stride grids: energy of the windowed image including its mean, S² Σ (w x)² by Parseval.
     # (the weights are already 0 outside the mask and on non-finite pixels)
     total = float(s * s) * torch.linalg.vector_norm(x * per.weights, dim=(-2, -1)).square()
-    kstar = per.direction * per.radius_bin[:, None]
+    # Skip the texture's own harmonic lattice only where there is a texture (an aperiodic image has no lattice).
+    textured = per.score > APERIODIC_SCORE
+    kstar = torch.where(textured[:, None], per.direction * per.radius_bin[:, None], torch.zeros_like(per.direction))
     cb = checkerboard_scores(per.spec, total, strides=p.checkerboard_strides, kstar=kstar)
     out.update(cb)
     out["checkerboard_score"] = (torch.stack(list(cb.values())).amax(dim=0) if cb
