@@ -221,6 +221,15 @@ def _truncated(source: str, what: str, allow: bool, warnings: list[str], complet
     warnings.append(msg + " were read.")
 
 
+def _read_text(path: Path) -> str:
+    """The UTF-8 text of a log file (a BOM is dropped), with a clear error when it cannot be read."""
+    _check_file(path)
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{path}: cannot read as UTF-8 text ({exc}).") from None
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise InputFileError(f"{path}: no such file or folder.")
@@ -331,12 +340,8 @@ def read_csv(path: str | Path, *, allow_truncated: bool = False,
     logs (Lightning's ``metrics.csv``) work.
     """
     path = Path(path)
-    _check_file(path)
     warnings = warnings if warnings is not None else []
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{path}: cannot read as UTF-8 text ({exc}).") from None
+    text = _read_text(path)
     if not text.strip():
         raise InputFileError(f"{path}: the CSV file has no header and no rows.")
     try:
@@ -402,12 +407,8 @@ def read_jsonl(path: str | Path, *, allow_truncated: bool = False,
     The step is one of :data:`STEP_KEYS` (else the line number).
     """
     path = Path(path)
-    _check_file(path)
     warnings = warnings if warnings is not None else []
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{path}: cannot read as UTF-8 text ({exc}).") from None
+    text = _read_text(path)
     lines = text.splitlines()
     numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
     if not numbered:
