@@ -187,21 +187,29 @@ def prestart_tensorboard() -> None:
     _launch(server)
 
 
-def shared_tensorboard(request) -> TensorboardServer:
-    """The one TensorBoard of this pytest process; write runs below its ``logdir``."""
-    server = _SHARED.get("tensorboard")
+def _shared(request, name: str, make):
+    """The one server ``name`` of this pytest process: made on first use, (re)started if it is not running,
+    stopped when pytest ends."""
+    server = _SHARED.get(name)
     if server is None:
-        root = Path(tempfile.mkdtemp(prefix="trackdiag_tensorboard_"))
-        (root / "logs").mkdir()
-        server = TensorboardServer(root, root / "logs")
-        _SHARED["tensorboard"] = server
+        server = _SHARED[name] = make()
     request.config.add_cleanup(server.stop)
     if server.proc is not None and server.proc.poll() is None:
         server.wait()
     else:
         server.start()
-    assert isinstance(server, TensorboardServer)
     return server
+
+
+def _new_tensorboard() -> TensorboardServer:
+    root = Path(tempfile.mkdtemp(prefix="trackdiag_tensorboard_"))
+    (root / "logs").mkdir()
+    return TensorboardServer(root, root / "logs")
+
+
+def shared_tensorboard(request) -> TensorboardServer:
+    """The one TensorBoard of this pytest process; write runs below its ``logdir``."""
+    return _shared(request, "tensorboard", _new_tensorboard)
 
 
 def shared_mlflow(request) -> MlflowServer:
@@ -209,14 +217,5 @@ def shared_mlflow(request) -> MlflowServer:
 
     A test may stop and restart it (same port and store); it must leave it running.
     """
-    server = _SHARED.get("mlflow")
-    if server is None:
-        server = MlflowServer(Path(tempfile.mkdtemp(prefix="trackdiag_mlflow_server_")))
-        _SHARED["mlflow"] = server
-    request.config.add_cleanup(server.stop)
-    if server.proc is not None and server.proc.poll() is None:
-        server.wait()
-    else:
-        server.start()
-    assert isinstance(server, MlflowServer)
-    return server
+    return _shared(request, "mlflow",
+                   lambda: MlflowServer(Path(tempfile.mkdtemp(prefix="trackdiag_mlflow_server_"))))

@@ -182,23 +182,17 @@ def test_table_values_deltas_flags_and_ranking_are_exact(store, tmp_path):
     )
 
 
+#: The expected order of the nine rows under the band_score limit (and, identically, lexicographically).
+RANKED_WITH_LIMIT = [("run-a", 500), ("run-b", 300), ("run-a", 300), (EVIL, 500), (EVIL, 300), (EVIL, 100),
+                     ("run-a", 100), ("run-b", 100), ("run-b", 500)]
+
+
 def test_limits_flag_rows_and_flagged_rows_rank_last(store, tmp_path):
     c = run_compare(store, tmp_path, "steps=[100,300,500]", "limits.band_score=0.305").comparison
     idx = rows_by_label(c)
     flagged = {k for k, i in idx.items() if c.over_limit[i, 0]}
     assert flagged == {("run-a", 100), ("run-b", 100), ("run-b", 500), (EVIL, 100), (EVIL, 300), (EVIL, 500)}
-    order = [
-        ("run-a", 500),
-        ("run-b", 300),
-        ("run-a", 300),
-        (EVIL, 500),
-        (EVIL, 300),
-        (EVIL, 100),
-        ("run-a", 100),
-        ("run-b", 100),
-        ("run-b", 500),
-    ]
-    assert [int(c.rank[idx[k]]) for k in order] == list(range(1, 10))
+    assert [int(c.rank[idx[k]]) for k in RANKED_WITH_LIMIT] == list(range(1, 10))
     assert "tiling/band_score 0.31 is above its limit 0.305" in c.reasons[idx[(EVIL, 500)]]
     # without flagged_last the mean rank alone decides: run-c @ 500 (3.25) is ahead of run-a @ 300 (3.5)
     c2 = run_compare(
@@ -210,18 +204,7 @@ def test_limits_flag_rows_and_flagged_rows_rank_last(store, tmp_path):
 def test_lexicographic_ranking_and_goal_max(store, tmp_path):
     c = run_compare(store, tmp_path, "steps=[100,300,500]", "ranking.method=lexicographic").comparison
     idx = rows_by_label(c)
-    order = [
-        ("run-a", 500),
-        ("run-b", 300),
-        ("run-a", 300),
-        (EVIL, 500),
-        (EVIL, 300),
-        (EVIL, 100),
-        ("run-a", 100),
-        ("run-b", 100),
-        ("run-b", 500),
-    ]
-    assert [int(c.rank[idx[k]]) for k in order] == list(range(1, 10))
+    assert [int(c.rank[idx[k]]) for k in RANKED_WITH_LIMIT] == list(range(1, 10))
     # Higher-is-better flips the best mark and the direction of a regression.
     c = run_compare(store, tmp_path, "steps=[100,300,500]", "goals.band_score=max").comparison
     assert np.flatnonzero(c.best[:, 0]).tolist() == [idx[("run-b", 500)]]
