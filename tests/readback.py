@@ -113,16 +113,10 @@ def wandb_run_dir(root: Path) -> Path:
 
 
 def read_wandb(run_dir: Path, *, step_metric: str = "trackdiag/step") -> Readback:
-    import time
-
     from trackdiag.logreaders import iter_wandb_records, read_wandb_offline
 
-    deadline = time.monotonic() + 20
-    run = read_wandb_offline(run_dir, allow_truncated=True)
-    while (run.exit_code is None or run.truncated) and time.monotonic() < deadline:
-        time.sleep(0.5)  # W&B's writer may still be flushing the record log after finish() returned
-        run = read_wandb_offline(run_dir, allow_truncated=True)
-    assert not run.truncated, run.warnings
+    run = read_wandb_offline(run_dir)  # complete: the backend's close() waited for W&B's exit record
+    assert run.exit_code is not None, "the run folder has no exit record"
     out = Readback(params={k: v for k, v in run.config.items() if not k.startswith("_")})
     out.extra["run"] = run
     files = Path(run_dir) / "files"

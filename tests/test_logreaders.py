@@ -11,7 +11,7 @@ import pytest
 
 from trackdiag.errors import InputFileError
 from trackdiag.logreaders import (
-    guess_loss_tag, guess_timestep_tag, iter_wandb_records, read_loss_log, read_wandb_offline,
+    guess_loss_tag, guess_timestep_tag, iter_wandb_records, read_loss_log, read_wandb_offline, wait_for_wandb_run,
 )
 
 N = 60
@@ -226,14 +226,7 @@ def wandb_run(tmp_path_factory):
             else:
                 os.environ[k] = v
     # wandb-core may still be flushing the run file when finish() returns on a loaded machine
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            if read_wandb_offline(root / "wandb", allow_truncated=True).exit_code is not None:
-                break
-        except InputFileError:
-            pass
-        time.sleep(0.2)
+    assert wait_for_wandb_run(root / "wandb").exit_code is not None
     return root / "wandb"
 
 
@@ -284,3 +277,23 @@ def test_wandb_damaged_files(wandb_run, tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(InputFileError, match="empty"):
         read_wandb_offline(empty)
+
+
+def test_wait_for_wandb_run_waits_for_the_exit_record(wandb_run, tmp_path):
+    """A run file still being flushed (only its first half on disk, no exit record) is waited for."""
+    import threading
+
+    src = next(wandb_run.glob("offline-run-*/*.wandb"))
+    data = src.read_bytes()
+    live = tmp_path / "live" / "run-l.wandb"
+    live.parent.mkdir()
+    live.write_bytes(data[: len(data) // 2])
+    partial = wait_for_wandb_run(live, timeout_s=0.3, poll_s=0.05)  # times out: returns what is there
+    assert partial.exit_code is None and len(partial.history) < N
+    writer = threading.Timer(0.3, live.write_bytes, args=(data,))
+    writer.start()
+    full = wait_for_wandb_run(live, timeout_s=60, poll_s=0.05)
+    writer.join()
+    assert full.exit_code == 0 and len(full.history) == N + 1
+    with pytest.raises(InputFileError, match="no such file"):
+        wait_for_wandb_run(tmp_path / "nothing", timeout_s=0.2, poll_s=0.05)

@@ -21,6 +21,7 @@ import json
 import math
 import re
 import struct
+import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from .errors import InputFileError, MissingDependencyError
 __all__ = [
     "ScalarSeries", "LossLog", "WandbRun", "LOSS_TAG_PREFERENCE", "TIMESTEP_TAGS", "guess_loss_tag",
     "guess_timestep_tag", "read_loss_log", "read_scalars", "read_tensorboard", "read_csv", "read_jsonl",
-    "read_mlflow", "read_wandb_offline", "iter_wandb_records", "detect_format",
+    "read_mlflow", "read_wandb_offline", "wait_for_wandb_run", "iter_wandb_records", "detect_format",
 ]
 
 #: Loss names tried first, in order (compared case-insensitively).
@@ -685,6 +686,28 @@ def read_wandb_offline(run_dir: str | Path, *, allow_truncated: bool = False) ->
     out.config = {k: (v.get("value") if isinstance(v, Mapping) and "value" in v else v)
                   for k, v in out.config.items()}
     return out
+
+
+def wait_for_wandb_run(run_dir: str | Path, *, timeout_s: float = 30.0, poll_s: float = 0.2) -> WandbRun:
+    """Read an offline run once W&B has written all of it (its exit record), waiting up to ``timeout_s``.
+
+    ``run.finish()`` returns before wandb-core has flushed the record log to disk, so a folder read just
+    after it may still be missing records. Returns the last read (``exit_code`` None when it timed out);
+    raises :class:`InputFileError` only when no readable run file appeared at all.
+    """
+    deadline = time.monotonic() + max(0.0, timeout_s)
+    run: Optional[WandbRun] = None
+    while True:
+        try:
+            run = read_wandb_offline(run_dir, allow_truncated=True)
+            if run.exit_code is not None and not run.truncated:
+                return run
+        except InputFileError:
+            if time.monotonic() >= deadline and run is None:
+                raise
+        if time.monotonic() >= deadline and run is not None:
+            return run
+        time.sleep(poll_s)
 
 
 # ------------------------------------------------------------------------------------------------------

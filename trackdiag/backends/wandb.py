@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -24,11 +25,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import BackendError, MissingDependencyError
+from ..errors import BackendError, InputFileError, MissingDependencyError
 from .base import Backend, BackendParams
 
 __all__ = ["WandbBackend", "WandbParams"]
 
+log = logging.getLogger("trackdiag")
 _ARTIFACT_NAME = re.compile(r"[^A-Za-z0-9_.\-]+")
 
 
@@ -51,6 +53,8 @@ class WandbParams(BackendParams):
     step_metric: str = "trackdiag/step"
     #: Seconds between attempts to reach W&B again after a failure (the spool keeps everything).
     retry_s: float = 5.0
+    #: Offline runs: how long ``close`` waits for wandb-core to finish writing the run folder.
+    finish_wait_s: float = 30.0
 
 
 class WandbBackend(Backend):
@@ -105,7 +109,31 @@ class WandbBackend(Backend):
         if self.wb is not None and self._owns_run:
             self.wb.finish(exit_code=0 if status == "FINISHED" else 1)
             self._owns_run = False
+            self._wait_for_run_file()
         self._closed = True  # the run object stays: location() still tells where it is
+
+    def _wait_for_run_file(self) -> None:
+        """Offline: return only once the run folder is complete, so it can be read or synced right away.
+
+        ``finish()`` returns before wandb-core has flushed the record log (seen under load in CI).
+        """
+        settings = getattr(self.wb, "settings", None)
+        offline = getattr(self.wb, "offline", None)
+        if offline is None:
+            offline = bool(getattr(settings, "_offline", False))
+        sync_file = getattr(settings, "sync_file", None)
+        if not offline or not sync_file:
+            return
+        from ..logreaders import wait_for_wandb_run
+
+        try:
+            run = wait_for_wandb_run(sync_file, timeout_s=self.params.finish_wait_s)
+        except InputFileError as exc:
+            log.warning("W&B run file %s is not readable after finish: %s", sync_file, exc)
+            return
+        if run.exit_code is None:
+            log.warning("W&B had not finished writing %s after %.0f s; it may still be flushing.",
+                        sync_file, self.params.finish_wait_s)
 
     def release(self) -> None:
         """Finish a run this backend resumed, without marking it failed (used by ``trackdiag.sync``)."""
