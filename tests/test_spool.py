@@ -187,17 +187,29 @@ def test_a_backend_that_cannot_be_configured_is_disabled_and_everything_is_kept(
     assert metric_lines(tmp_path / "flaky" / "r") == [0, 1, 2]
 
 
-def test_log_never_waits_for_a_slow_tracker(tmp_path):
-    s = start(tmp_path, tmp_path / "never", sleep_s=0.3)
-    times = []
-    for step in range(5):
-        t0 = time.perf_counter()
-        s.log(step, batch(seed=step))
-        times.append(time.perf_counter() - t0)
-    # The backend needs 0.3 s per call (5 steps × 2 calls = 3 s); a log() that waited would take >= 0.3 s.
-    assert max(times) < 0.3, times
+def test_log_never_waits_for_a_hung_tracker(tmp_path):
+    """Every log() returns while the tracker is still stuck in its first call: a log() that waited for it
+    could not return before ``release`` is set (no timing involved)."""
+    import threading
+
+    BlockingBackend.release.clear()
+    BlockingBackend.entered.clear()
+    config = {**mean_config(), "backend": {"blocking": {"_target_": "probes.BlockingBackend",
+                                                         "root": str(tmp_path / "blocking")}}}
+    s = trackdiag.init(config=config, overrides=["analyzer=[]"], allow_external_targets=True, run_name="w",
+                       out_dir=str(tmp_path / "out"))
+    try:
+        s.log(0, batch(seed=0))
+        assert BlockingBackend.entered.wait(30)  # the worker is now stuck inside the tracker
+        loop = threading.Thread(target=lambda: [s.log(step, batch(seed=step)) for step in range(1, 20)])
+        loop.start()
+        loop.join(50)  # the tracker holds for up to 60 s
+        assert not loop.is_alive() and not BlockingBackend.release.is_set()
+    finally:
+        BlockingBackend.release.set()
     summary = s.finish()
-    assert metric_lines(tmp_path / "flaky" / "r") == list(range(5)) and summary.undelivered == 0
+    assert summary.undelivered == 0 and summary.flushed
+    assert read_metrics(tmp_path / "blocking" / "w")[KEY].keys() == set(range(20))
 
 
 def test_a_hung_tracker_costs_finish_only_its_flush_timeout_and_the_rest_is_spooled(tmp_path):

