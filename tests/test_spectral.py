@@ -82,6 +82,46 @@ def test_find_peaks_refines_below_a_tenth_of_a_bin(period):
     assert ang == pytest.approx(2.0, abs=0.5)
 
 
+def test_find_peaks_finds_lines_on_the_axes_the_wrap_and_the_nyquist_column():
+    """Cosines at integer frequencies are single bins (no window): every one is found, wherever it sits in
+    the rfft2 layout, and nothing else is."""
+    side = 64
+    y, x = torch.meshgrid(torch.arange(side, dtype=torch.float64), torch.arange(side, dtype=torch.float64),
+                          indexing="ij")
+    lines = {(0, 10): 1.0, (5, 0): 0.9, (-30, 31): 0.8, (20, 32): 0.7, (-3, 7): 0.6}
+    img = sum(a * torch.cos(2 * math.pi * (ky * y + kx * x) / side) for (ky, kx), a in lines.items())
+    spec = sp.spectrum(img[None].float())
+    for r_max in (46.0, torch.tensor([46.0])):  # a cropped search and a per-image band (the whole plane)
+        peaks = sp.find_peaks(spec, r_min=1.0, r_max=r_max, k=8, reach=2)
+        found = set()
+        real = peaks.valid & (peaks.power > 1e-6 * peaks.power[:, :1])  # the rest is rounding noise
+        for i in range(int(real.sum())):
+            ky, kx = round(float(peaks.ky[0, i])), round(float(peaks.kx[0, i]))
+            found.add((ky, kx) if kx > 0 or (kx == 0 and ky > 0) else (-ky, -kx))  # one of each twin pair
+        # A line in the Nyquist column (kx = 32) is two bins there, (ky, 32) and (−ky, 32): both are found.
+        want = {(ky, kx) if kx > 0 or (kx == 0 and ky > 0) else (-ky, -kx) for ky, kx in lines} | {(-20, 32)}
+        assert found == want
+
+
+def test_gather_power_reads_hermitian_twins_and_wraps_rows():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 32, 32, generator=g)
+    power = sp.power_spectrum(x)
+    full = torch.fft.fft2(x).abs() ** 2  # N×32×32, every (ky, kx)
+    ky = torch.randint(-40, 40, (2, 50), generator=g)
+    kx = torch.randint(-20, 33, (2, 50), generator=g)
+    got = sp.gather_power(power, ky, kx)
+    want = full.flatten(1).gather(1, (ky % 32) * 32 + kx % 32)
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape,k", [((2, 64, 48), 2), ((1, 64, 64), 4), ((2, 30, 45), 4)])
+def test_box_downsample_equals_average_pooling(shape, k):
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(4))
+    want = torch.nn.functional.avg_pool2d(x[:, None], k, ceil_mode=True)[:, 0]
+    assert torch.allclose(sp.box_downsample(x, k), want, atol=1e-6)
+
+
 def test_pick_fundamental_prefers_the_divisor_not_the_stronger_harmonic():
     # Fundamental at 1/16 weaker than its 2nd harmonic: still the fundamental.
     x = torch.arange(256.0)

@@ -10,6 +10,7 @@ grid of side ``S = max(H, W)`` (non-square inputs are zero-padded), so a radius 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -27,6 +28,7 @@ __all__ = [
     "apodized_weights",
     "autocorrelation_map",
     "axis_lines",
+    "box_downsample",
     "default_taper_px",
     "detrend",
     "dominant_period",
@@ -34,6 +36,7 @@ __all__ = [
     "find_peaks",
     "first_acf_peak",
     "fundamental_of",
+    "gather_power",
     "half_plane_weights",
     "hann2d",
     "log_power",
@@ -77,6 +80,26 @@ def hann2d(height: int, width: int, *, device: torch.device | None = None,
     return wy[:, None] * wx[None, :]
 
 
+def box_downsample(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean over non-overlapping ``k×k`` blocks: ``N×H×W`` → ``N×⌈H/k⌉×⌈W/k⌉`` (blocks cut by the far edges
+    average the pixels they hold, as ``avg_pool2d(ceil_mode=True)``).
+
+    When ``k`` divides both sides this sums ``k²`` strided views, several times faster than ``avg_pool2d`` on
+    CPU (which is not vectorised for one channel).
+    """
+    if k <= 1:
+        return x
+    h, w = x.shape[-2:]
+    if h % k or w % k:
+        return F.avg_pool2d(x[:, None], k, ceil_mode=True)[:, 0]
+    out = x[..., 0::k, 0::k].clone()
+    for i in range(k):
+        for j in range(k):
+            if i or j:
+                out += x[..., i::k, j::k]
+    return out.mul_(1.0 / (k * k))
+
+
 def _box_mean(v: torch.Tensor, k: int) -> torch.Tensor:
     """Mean over a k×k box (k odd) by cumulative sums, O(HW): ``N×H×W`` → ``N×H×W``.
 
@@ -113,7 +136,7 @@ def apodized_weights(valid: torch.Tensor, *, taper_px: int | None = None) -> tor
     # The taper is smooth, so its box mean can be taken on a coarser grid (cost / ds²) and interpolated back.
     ds = max(1, min(t_px // 3, h, w))
     if ds > 1:
-        coarse = F.avg_pool2d(v[:, None], ds, ceil_mode=True)[:, 0]
+        coarse = box_downsample(v, ds)
         frac = _box_mean(coarse, 2 * max(1, round(t_px / ds)) + 1)
         frac = F.interpolate(frac[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
     else:
@@ -147,7 +170,12 @@ def detrend(x: torch.Tensor, weights: torch.Tensor, *, order: int = 2) -> torch.
     py = _powers(h, 2 * order, device=dev, dtype=dt)  # H×(2o+1)
     px = _powers(w, 2 * order, device=dev, dtype=dt)  # W×(2o+1)
     # (N·H)×W @ W×K as one large matrix product (a batched product of small matrices is much slower).
-    mw = py.T @ (weights.reshape(n * h, w) @ px).reshape(n, h, -1)  # N×(2o+1)×(2o+1): Σ w y^a x^b
+    # Weights shared by every image (an expanded view, as without a mask) give one set of moments.
+    shared = n > 1 and weights.stride(0) == 0
+    w0 = weights[:1] if shared else weights
+    mw = py.T @ (w0.reshape(-1, w) @ px).reshape(w0.shape[0], h, -1)  # N×(2o+1)×(2o+1): Σ w y^a x^b
+    if shared:
+        mw = mw.expand(n, -1, -1)
     wx = (weights * x).reshape(n * h, w) @ px[:, : order + 1]
     mx = py[:, : order + 1].T @ wx.reshape(n, h, -1)  # N×(o+1)×(o+1)
     ex = _exponents(order)
@@ -374,20 +402,38 @@ class Peaks(NamedTuple):
 
 
 def _mirror_index(iy: torch.Tensor, ix: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Map (iy, ix) with ix possibly outside ``[0, side//2]`` to the stored Hermitian twin."""
-    c = side // 2 + 1
-    neg = ix < 0
-    big = ix > c - 1
-    iy2 = torch.where(neg | big, (-iy) % side, iy % side)
-    ix2 = torch.where(neg, -ix, torch.where(big, side - ix, ix))
-    return iy2, ix2.clamp(0, c - 1)
+    """Storage indices (rfft2 layout) of the frequencies ``(iy, ix)``, both taken modulo ``side``: a column
+    beyond ``side // 2`` is read from its Hermitian twin ``(−iy, side − ix)``."""
+    ixm = ix % side
+    twin = ixm > side // 2
+    return torch.where(twin, (-iy) % side, iy % side), torch.where(twin, side - ixm, ixm)
 
 
-def _gather_mirrored(power: torch.Tensor, iy: torch.Tensor, ix: torch.Tensor) -> torch.Tensor:
-    """``power`` (``N×S×C``) at storage indices ``iy``, ``ix`` (``N×…``, ix may leave ``[0, S/2]``)."""
+def gather_power(power: torch.Tensor, iy: torch.Tensor, ix: torch.Tensor) -> torch.Tensor:
+    """``power`` (``N×S×C``, rfft2 layout) at integer frequencies ``iy``, ``ix`` (``N×…`` long): ``iy`` in FFT
+    order or signed (taken modulo S), ``ix`` anywhere (outside ``[0, S/2]`` the Hermitian twin is read)."""
     _n, s, c = power.shape
     y2, x2 = _mirror_index(iy, ix, s)
     return power.flatten(1).gather(1, (y2 * c + x2).flatten(1)).reshape(iy.shape)
+
+
+@functools.lru_cache(maxsize=32)
+def _framed_crop(side: int, rr: int, reach: int, device: torch.device
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Index grid of the crop ``|ky| ≤ rr``, ``0 ≤ kx ≤ rr`` of an rfft2 spectrum, rows in signed order
+    (each row once), with a frame of ``reach`` bins on every side mapped to their stored coefficients.
+
+    Returns ``(flat, cy, cx, radius)``: ``flat`` the flat storage index of every framed bin, ``cy``/``cx``
+    the crop's signed ky / kx (long), ``radius`` the crop's radii (float32, ``len(cy)×len(cx)``).
+    """
+    c = side // 2 + 1
+    y0, y1 = -min(rr, (side - 1) // 2), min(rr, side // 2)
+    ky = torch.arange(y0 - reach, y1 + reach + 1, device=device)
+    kx = torch.arange(-reach, min(rr, c - 1) + reach + 1, device=device)
+    gy, gx = _mirror_index(ky[:, None].expand(-1, kx.numel()), kx[None, :].expand(ky.numel(), -1), side)
+    cy, cx = ky[reach: ky.numel() - reach], kx[reach: kx.numel() - reach]
+    radius = torch.sqrt((cy[:, None].square() + cx[None, :].square()).float())
+    return (gy * c + gx).flatten(), cy, cx, radius
 
 
 def find_peaks(spec: Spectrum, *, r_min: float | torch.Tensor, r_max: float | torch.Tensor, k: int = 16,
@@ -401,36 +447,34 @@ def find_peaks(spec: Spectrum, *, r_min: float | torch.Tensor, r_max: float | to
     by :func:`refine_peak`.
     """
     power = spec.power
-    n, s, _c = power.shape
+    n, s, c = power.shape
+    dev = power.device
     lo = r_min[:, None, None] if isinstance(r_min, torch.Tensor) else r_min
     hi = r_max[:, None, None] if isinstance(r_max, torch.Tensor) else r_max
-    # With a float r_max, only the rows |ky| <= r_max and columns kx <= r_max can hold candidates: search
-    # that crop (rows in FFT order: 0..R, then -R..-1) and map the indices back.
+    # Only the rows |ky| <= R and the columns kx <= R can hold candidates (R = r_max, or S/2 for a band per
+    # image): search that crop, rows in signed order. It is read once with a frame of ``reach`` more bins
+    # on every side (ky wraps around, kx < 0 and kx > S/2 are Hermitian twins), so that a candidate's
+    # neighbours are at fixed offsets of its flat index: one gather, no index arithmetic per neighbour.
     rr = s // 2 if isinstance(r_max, torch.Tensor) else min(s // 2, math.ceil(float(r_max)))
-    rows = None
-    if 2 * rr + 1 < s:
-        rows = torch.cat([torch.arange(0, rr + 1, device=power.device),
-                          torch.arange(s - rr, s, device=power.device)])
-        crop_p, crop_r = power[:, rows, : rr + 1], spec.radius[rows, : rr + 1]
-    else:
-        crop_p, crop_r = power, spec.radius
-    cc = crop_p.shape[-1]
-    band = (crop_r[None] >= lo) & (crop_r[None] <= hi)
-    inband = torch.where(band, crop_p, 0.0)
+    flat, cy, cx, crop_r = _framed_crop(s, rr, reach, dev)
+    fh, fw = cy.numel() + 2 * reach, cx.numel() + 2 * reach
+    framed = power.flatten(1).index_select(1, flat).reshape(n, fh, fw)
+    crop = framed[:, reach: fh - reach, reach: fw - reach]
+    band = (crop_r[None].to(power.dtype) >= lo) & (crop_r[None].to(power.dtype) <= hi)
+    inband = torch.where(band, crop, 0.0)
     b = reach + 1
     pooled, where = F.max_pool2d(inband[:, None], kernel_size=b, stride=b, ceil_mode=True, return_indices=True)
     pooled, where = pooled.flatten(1), where.flatten(1)
     kk = min(4 * k, pooled.shape[1])
     cval, cpos = pooled.topk(kk, dim=1)
     idx = where.gather(1, cpos)  # flat index in the crop
-    iy, ix = idx // cc, idx % cc
-    if rows is not None:
-        iy = rows[iy]
-    offs = torch.arange(-reach, reach + 1, device=power.device)
-    ny = (iy[..., None, None] + offs[:, None]).expand(n, kk, 2 * reach + 1, 2 * reach + 1)
-    nx = (ix[..., None, None] + offs[None, :]).expand(n, kk, 2 * reach + 1, 2 * reach + 1)
-    neigh = _gather_mirrored(power, ny, nx).flatten(2).amax(dim=-1)
+    row, col = idx // cx.numel(), idx % cx.numel()
+    offs = torch.arange(-reach, reach + 1, device=dev)
+    offs = (offs[:, None] * fw + offs[None, :]).flatten()  # neighbour offsets in the framed array
+    centre = (row + reach) * fw + col + reach  # N×kk
+    neigh = framed.flatten(1).gather(1, (centre[..., None] + offs).flatten(1)).reshape(n, kk, -1).amax(dim=-1)
     is_peak = (cval >= neigh) & (cval > 0)
+    iy, ix = cy[row] % s, cx[col]  # storage indices (rfft2 layout)
     score = torch.where(is_peak, cval, torch.zeros_like(cval))
     k = min(k, kk)
     top, j = score.topk(k, dim=1)
@@ -789,7 +833,11 @@ def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, m
     # The window's spectrum lives at low frequencies: take it on a 4× coarser grid (same frequencies in bins).
     q = 4 if s >= 128 else 1
     sq = -(-s // q)
-    wspec = spectrum(F.avg_pool2d(wts[:, None], q, ceil_mode=True)[:, 0] if q > 1 else wts, side=sq)
+    # Without a mask every image has the same window (an expanded view): one spectrum serves them all.
+    same = wts.shape[0] > 1 and wts.stride(0) == 0
+    wspec = spectrum(box_downsample(wts[:1] if same else wts, q), side=sq)
+    if same:
+        wspec = wspec._replace(power=wspec.power.expand(wts.shape[0], -1, -1))
     scale = s / (q * sq)  # coarse bin → fine bin
     wspec = wspec._replace(ky=wspec.ky * scale, kx=wspec.kx * scale)
     step = 0.25

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ..spectral import find_peaks, fundamental_of, hann2d, log_power, pick_fundamental, spectrum
+from ..spectral import box_downsample, find_peaks, fundamental_of, hann2d, log_power, pick_fundamental, spectrum
 
 __all__ = [
     "LocalPeriodMap",
@@ -78,18 +78,21 @@ def local_period_map(x: torch.Tensor, valid: torch.Tensor | None = None, *, wind
     win, stride, ds = local_geometry(h, w, window_frac=window_frac, overlap=overlap, max_fft_px=max_fft_px,
                                      max_downsample=max_downsample)
     if clean:  # x is finite and valid (if given) already excludes what was not
-        x0 = x[:, None]
-        vf = None if valid is None else valid.to(x.dtype)[:, None]
+        x0 = x
+        vf = None if valid is None else valid.to(x.dtype)
     else:
         finite = torch.isfinite(x)
-        x0 = torch.where(finite, x, 0.0)[:, None]
-        vf = None if valid is None else (valid.bool() & finite).to(x.dtype)[:, None]
+        x0 = torch.where(finite, x, 0.0)
+        vf = None if valid is None else (valid.bool() & finite).to(x.dtype)
     if ds > 1:
+        if ds * (h // ds) != h or ds * (w // ds) != w:  # whole blocks only, as before the map existed
+            x0, vf = x0[..., : ds * (h // ds), : ds * (w // ds)], (
+                None if vf is None else vf[..., : ds * (h // ds), : ds * (w // ds)])
         if vf is None:
-            x0 = F.avg_pool2d(x0, ds)
+            x0 = box_downsample(x0, ds)
         else:
-            vs = F.avg_pool2d(vf, ds)
-            x0 = F.avg_pool2d(x0 * vf, ds) / vs.clamp_min(1e-6)
+            vs = box_downsample(vf, ds)
+            x0 = box_downsample(x0 * vf, ds) / vs.clamp_min(1e-6)
             vf = (vs >= 0.5).to(x.dtype)
             x0 = x0 * vf
     k, st = win // ds, stride // ds
@@ -98,16 +101,17 @@ def local_period_map(x: torch.Tensor, valid: torch.Tensor | None = None, *, wind
         k = min(hh, ww)
         st = max(1, k // max(1, overlap))
     gh, gw = (hh - k) // st + 1, (ww - k) // st + 1
-    # Overlapping windows as a strided view, copied once into a batch of N·gh·gw windows.
-    patches = x0[:, 0].unfold(1, k, st).unfold(2, k, st).reshape(n * gh * gw, k, k)
+    # Overlapping windows as a strided view (no copy until the window is applied).
+    windows = x0.unfold(1, k, st).unfold(2, k, st)  # N×gh×gw×k×k
     if vf is None:
         # No mask: a periodic Hann window, whose spectrum is zero beyond ±1 bin, so the window's mean leaks
         # only into radii < 2 (never searched) and needs no removal: one multiplication per window.
         frac = torch.ones(n * gh * gw, device=x.device, dtype=x.dtype)
         hp = torch.hann_window(k, periodic=True, device=x.device, dtype=x.dtype)
-        spec = spectrum(patches * (hp[:, None] * hp[None, :]))
+        spec = spectrum((windows * (hp[:, None] * hp[None, :])).reshape(n * gh * gw, k, k))
     else:
-        vpatch = vf[:, 0].unfold(1, k, st).unfold(2, k, st).reshape(n * gh * gw, k, k)
+        patches = windows.reshape(n * gh * gw, k, k)
+        vpatch = vf.unfold(1, k, st).unfold(2, k, st).reshape(n * gh * gw, k, k)
         frac = vpatch.mean(dim=(-2, -1))
         wts = vpatch * hann2d(k, k, device=x.device, dtype=x.dtype)
         wsum = wts.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)

@@ -37,6 +37,7 @@ from ..spectral import (
     analyze_periodicity,
     autocorrelation_map,
     axis_lines,
+    gather_power,
     radial_hist,
     radial_profile,
     ring_sum,
@@ -133,8 +134,10 @@ def luminance(pred: torch.Tensor) -> torch.Tensor:
     if c == 1:
         return pred[:, 0]
     if c in (3, 4):
-        w = torch.tensor(_LUMA, device=pred.device, dtype=pred.dtype)
-        return torch.tensordot(w, pred[:, :3], dims=([0], [1]))  # one pass over the channels
+        b, _, h, w = pred.shape
+        luma = torch.tensor(_LUMA, device=pred.device, dtype=pred.dtype)
+        # (3,) @ B×3×(H·W): one pass over the channels (a matrix product; tensordot/einsum copy first)
+        return (luma @ pred[:, :3].reshape(b, 3, h * w)).reshape(b, h, w)
     return pred.mean(dim=1)
 
 
@@ -358,28 +361,36 @@ def shift_mse(x: torch.Tensor, valid: torch.Tensor, *, weights: torch.Tensor | N
     return out[0], out[1]
 
 
-def _dft_box_radius(z: torch.Tensor, center: torch.Tensor, side: int, reach: int) -> torch.Tensor:
-    """Sub-bin radius of the strongest DFT coefficient of ``z`` (``N×H×W``, on the ``side×side`` grid) within
-    ±``reach`` bins of the integer frequencies ``center`` (``N×2``: ky, kx), from a direct DFT of that small
-    box only (two matrix products; no full FFT) and a 3-point log-parabola: ``(N,)``."""
-    n, h, w = z.shape
-    b = 2 * reach + 3  # one extra bin on each side for the parabola
-    offs = torch.arange(-reach - 1, reach + 2, device=z.device, dtype=z.dtype)
-    ky = center[:, :1].to(z.dtype) + offs[None]  # N×b
-    kx = center[:, 1:].to(z.dtype) + offs[None]
+def _box_frequencies(center: torch.Tensor, reach: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer frequencies ``center ± (reach + 1)`` (``center`` ``N×2``: ky, kx): ``(ky, kx)``, each
+    ``N×b`` with ``b = 2·reach + 3`` (one extra bin on each side for the parabola)."""
+    offs = torch.arange(-reach - 1, reach + 2, device=center.device, dtype=dtype)
+    return center[:, :1].to(dtype) + offs[None], center[:, 1:].to(dtype) + offs[None]
+
+
+def _dft_box_power(z: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, side: int) -> torch.Tensor:
+    """``|DFT|²`` of ``z`` (``N×H×W``, on the ``side×side`` grid) at the frequencies ``ky × kx`` (``N×b``
+    each) only, by two matrix products (no full FFT): ``N×b×b``."""
+    _n, h, w = z.shape
+    b = ky.shape[1]
     y = torch.arange(h, device=z.device, dtype=z.dtype)
     x = torch.arange(w, device=z.device, dtype=z.dtype)
     py = -2 * math.pi * ky[:, :, None] * y[None, None, :] / side  # N×b×H
     px = -2 * math.pi * x[None, :, None] * kx[:, None, :] / side  # N×W×b
     m = torch.cat([torch.cos(py), torch.sin(py)], dim=1) @ z  # N×2b×W, real
-    mc = torch.complex(m[:, :b], m[:, b:])
-    box = mc @ torch.polar(torch.ones_like(px), px)  # N×b×b
-    pw = box.real.square() + box.imag.square()
+    box = torch.complex(m[:, :b], m[:, b:]) @ torch.polar(torch.ones_like(px), px)  # N×b×b
+    return box.real.square() + box.imag.square()
+
+
+def _box_peak_radius(pw: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
+    """Sub-bin radius of the strongest inner coefficient of a power box (``N×b×b`` at frequencies
+    ``ky × kx``, ``N×b`` each), refined by a 3-point log-parabola along each axis: ``(N,)``."""
+    n, b, _ = pw.shape
     inner = pw[:, 1:-1, 1:-1].reshape(n, -1)
     j = inner.argmax(dim=1)
     iy, ix = j // (b - 2) + 1, j % (b - 2) + 1
-    lp = torch.log(pw.clamp_min(torch.finfo(z.dtype).tiny))
-    ar = torch.arange(n, device=z.device)
+    lp = torch.log(pw.clamp_min(torch.finfo(pw.dtype).tiny))
+    ar = torch.arange(n, device=pw.device)
 
     def off(lm: torch.Tensor, lc: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
         den = lm - 2 * lc + lq
@@ -387,10 +398,8 @@ def _dft_box_radius(z: torch.Tensor, center: torch.Tensor, side: int, reach: int
         return torch.where(den < 0, d, torch.zeros_like(d)).clamp(-0.5, 0.5)
 
     lc = lp[ar, iy, ix]
-    dy = off(lp[ar, iy - 1, ix], lc, lp[ar, iy + 1, ix])
-    dx = off(lp[ar, iy, ix - 1], lc, lp[ar, iy, ix + 1])
-    fy = ky[ar, iy] + dy
-    fx = kx[ar, ix] + dx
+    fy = ky[ar, iy] + off(lp[ar, iy - 1, ix], lc, lp[ar, iy + 1, ix])
+    fx = kx[ar, ix] + off(lp[ar, iy, ix - 1], lc, lp[ar, iy, ix + 1])
     return torch.sqrt(fy.square() + fx.square())
 
 
@@ -426,8 +435,12 @@ def resize_metrics(x: torch.Tensor, valid: torch.Tensor | None, signal: torch.Te
     s = spec.side
     center = torch.stack([torch.where(peak_index[:, 0] > s // 2, peak_index[:, 0] - s, peak_index[:, 0]),
                           peak_index[:, 1]], dim=1)
-    delta = (_dft_box_radius(torch.addcmul(signal, diff, weights), center, s, reach)
-             - _dft_box_radius(signal, center, s, reach))
+    ky, kx = _box_frequencies(center, reach, x.dtype)
+    # Before the round trip the box is a piece of the spectrum already taken; after it, a small direct DFT.
+    before = gather_power(spec.power, ky.long()[:, :, None].expand(-1, -1, ky.shape[1]),
+                          kx.long()[:, None, :].expand(-1, ky.shape[1], -1))
+    after = _dft_box_power(torch.addcmul(signal, diff, weights), ky, kx, s)
+    delta = _box_peak_radius(after, ky, kx) - _box_peak_radius(before, ky, kx)
     ok = torch.isfinite(fstar) & (fstar > 0)
     return {"resize_mse_downUp": mse,
             "resize_delta_r": torch.where(ok, delta, torch.full_like(delta, float("nan")))}
@@ -471,7 +484,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     pred = check_image_batch(pred, name="pred")
     b, c, h, w = pred.shape
     gray = luminance(pred)
-    finite = torch.isfinite(gray)
+    x = torch.nan_to_num(gray, nan=0.0, posinf=0.0, neginf=0.0)
+    finite = x == gray  # False exactly at NaN / ±Inf: one comparison (isfinite makes several passes on CPU)
     valid = finite
     if mask is not None:
         if isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and tuple(mask.shape) == (b, 1, h, w):
@@ -485,7 +499,6 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         "nonfinite_frac": (1.0 - valid_frac) if mask is None else 1.0 - finite.to(gray.dtype).mean(dim=(-2, -1)),
         "valid_px_frac": valid_frac,
     }
-    x = torch.nan_to_num(gray, nan=0.0, posinf=0.0, neginf=0.0)
     # x is finite and `valid` excludes what was not (clean=True skips the checks). Without a mask the window
     # is exactly Hann (non-finite pixels get weight 0, untapered) and the cheaper unmasked paths are taken.
     vmask = None if mask is None else valid
