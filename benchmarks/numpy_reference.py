@@ -422,12 +422,15 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
                acf_first_peak_period_px=per["acf"], acf_first_peak_radius_bin=s / per["acf"],
                periodicity_score=per["score"])
     fstar = per["radius"]
+    d = per["direction"]
+    kstar = (d[0] * fstar, d[1] * fstar) if math.isfinite(fstar) else (0.0, 0.0)
     if ref is not None:
         rg = luminance(ref)
         rp = periodicity(np.where(np.isfinite(rg), rg, 0.0), np.isfinite(rg), True, max_period_frac=0.5)
         out["ref_period_px"] = rp["s"] / rp["radius"]
         out["ref_radius_bin"] = s / out["ref_period_px"]
         fstar = out["ref_radius_bin"]
+        kstar = (rp["direction"][0] * fstar, rp["direction"][1] * fstar)  # the reference's lattice
     p = per["p"]
     ef = ring_energy(p, r, wt, fstar)
     out["E2f_over_Ef"] = ring_energy(p, r, wt, 2 * fstar) / ef if ef > 0 else float("nan")
@@ -435,9 +438,7 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
     axis = (np.abs(ky) <= 1) | (np.abs(kx) <= 1)
     out["axis_ratio_at_f"] = ring_energy(p, r, wt, fstar, axis) / ef if ef > 0 else float("nan")
     total = float(s * s * ((x * per["w"]) ** 2).sum())
-    d = per["direction"]
-    cb = checkerboard(p, total, (d[0] * per["radius"], d[1] * per["radius"]) if math.isfinite(per["radius"])
-                      else (0.0, 0.0))
+    cb = checkerboard(p, total, kstar)
     out.update(cb)
     out["checkerboard_score"] = max(cb.values())
     vf = valid.astype(np.float64)

@@ -86,6 +86,21 @@ def test_a_tile_period_of_8_px_is_not_mistaken_for_a_vae_grid():
     assert max(out["checkerboard_score"]) < 0.02
 
 
+def test_a_latent_grid_that_becomes_the_fundamental_is_caught_with_a_reference():
+    """8-px VAE seams over a 20-px tile wall, strong enough to become the output's own f*: without a
+    reference the grid passes for the texture's lattice (an 8-px tile looks the same); with the reference
+    tile the lattice is the reference's, and the grid is measured."""
+    g = torch.Generator().manual_seed(15)
+    wall = S.tiles(256, 256, period_px=20.0, generator=g)
+    seam = ((torch.arange(256)[:, None] % 8 == 0) | (torch.arange(256)[None, :] % 8 == 0)).float()
+    ref = S.tiles(160, 160, period_px=20.0, generator=torch.Generator().manual_seed(16))
+    batch = torch.stack([wall, (wall + 0.3 * (seam - seam.mean())).clamp(0, 1)])
+    alone, with_ref = _m(batch), _m(batch, ref=ref[None])
+    assert alone["fundamental_period_px"][1] == pytest.approx(8.0, rel=0.02)  # the grid took over f*
+    assert alone["checkerboard_score"][1] < 0.02  # ... and hid itself
+    assert with_ref["checkerboard_score"][0] < 0.02 < 0.1 < with_ref["checkerboard_score"][1]
+
+
 def test_shift_and_resize_sensitivity_separate_strided_from_antialiased_downsampling():
     g = torch.Generator().manual_seed(14)
     hi = torch.stack([S.add_noise(S.tiles(768, 768, period_px=20.0, generator=g), 0.05, generator=g),

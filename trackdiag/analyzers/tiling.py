@@ -200,7 +200,10 @@ def checkerboard_scores(spec: Spectrum, total_energy: torch.Tensor, *, strides: 
     almost nothing there (≈ 0). Grid points within 2 bins + 3 % of a point ``a·k* + b·k*⊥`` (|a|, |b| ≤ 8)
     of the lattice of the texture's own fundamental ``kstar`` (``N×2`` bins) are skipped: a tile period of
     8 px is not a VAE grid (consequence: a checkerboard is invisible on textures of period ≤ 16 px, whose
-    8th harmonic reaches Nyquist). A zero ``kstar`` (no texture) skips nothing. Keys: ``checkerboard_s{stride}``.
+    8th harmonic reaches Nyquist). A zero ``kstar`` (no texture) skips nothing. Pass the reference's
+    fundamental when there is one: a grid strong enough to become the output's own fundamental would
+    otherwise hide itself (without a reference an 8-px grid and an 8-px tile cannot be told apart).
+    Keys: ``checkerboard_s{stride}``.
     """
     power = spec.power
     n, s, c = power.shape
@@ -517,6 +520,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
 
     nan_b = torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype)
     fstar = per.radius_bin
+    lattice: tuple[torch.Tensor, torch.Tensor] | None = None  # (k* N×2 bins, has a texture N) for the grids
     if ref is not None:
         r = normalize_ref(ref, channels=c).to(device=pred.device, dtype=pred.dtype)
         rg = luminance(r)
@@ -530,6 +534,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out["ref_periodicity_score"] = rper.score.expand(b)
         out["period_ratio_to_ref"] = per.period_px / ref_period
         fstar = s / ref_period
+        lattice = rper.direction.expand(b, 2) * fstar[:, None], rper.score.expand(b) > APERIODIC_SCORE
     else:
         out["ref_period_px"] = nan_b
         out["ref_radius_bin"] = nan_b
@@ -543,9 +548,11 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # Stride grids: energy of the windowed image including its mean, S² Σ (w x)² by Parseval.
     # (the weights are already 0 outside the mask and on non-finite pixels)
     total = float(s * s) * torch.linalg.vector_norm(x * per.weights, dim=(-2, -1)).square()
-    # Skip the texture's own harmonic lattice only where there is a texture (an aperiodic image has no lattice).
-    textured = per.score > APERIODIC_SCORE
-    kstar = torch.where(textured[:, None], per.direction * per.radius_bin[:, None], torch.zeros_like(per.direction))
+    # Skip the texture's own harmonic lattice only where there is a texture (an aperiodic image has no lattice):
+    # the reference's when one is given (a grid in the output cannot pose as the texture then), else the image's.
+    if lattice is None:
+        lattice = per.direction * per.radius_bin[:, None], per.score > APERIODIC_SCORE
+    kstar = torch.where(lattice[1][:, None], lattice[0], torch.zeros_like(lattice[0]))
     cb = checkerboard_scores(per.spec, total, strides=p.checkerboard_strides, kstar=kstar)
     out.update(cb)
     out["checkerboard_score"] = (torch.stack(list(cb.values())).amax(dim=0) if cb
