@@ -257,32 +257,28 @@ def checkerboard(p: np.ndarray, total: float, kstar: tuple[float, float], stride
     ks = np.asarray(kstar)
     kp = np.asarray([-ks[1], ks[0]])
     k2 = float(ks @ ks)
-    pw = p.copy()
-    pw[:, 1:] *= 2.0
-    if s % 2 == 0:
-        pw[:, -1] /= 2.0
     for stride in strides:
         e = 0.0
-        for i in range(stride):
-            for jx in range(stride // 2 + 1):
-                if (i, jx) == (0, 0):
+        f = [(i if 2 * i <= stride else i - stride) / stride for i in range(stride)]
+        for fy in f:
+            for fx in f:
+                if (fy, fx) == (0.0, 0.0):
                     continue
-                fy = (i if i <= stride // 2 else i - stride) / stride
-                fx = jx / stride
                 skip = False
-                for gy in {fy * s, (fy + 1.0 if fy == -0.5 else fy) * s}:
-                    g = np.asarray([gy, fx * s])
-                    if k2 > 1e-6:
-                        a, b = round(float(g @ ks) / k2), round(float(g @ kp) / k2)
-                        dist = np.linalg.norm(g - (a * ks + b * kp))
-                        if dist <= 2.0 + 0.03 * np.linalg.norm(g) and abs(a) <= 8 and abs(b) <= 8:
-                            skip = True
+                for gy in {fy, -0.5 if fy == 0.5 else fy}:
+                    for gx in {fx, -0.5 if fx == 0.5 else fx}:
+                        g = np.asarray([gy * s, gx * s])
+                        if k2 > 1e-6:
+                            a, b = round(float(g @ ks) / k2), round(float(g @ kp) / k2)
+                            dist = np.linalg.norm(g - (a * ks + b * kp))
+                            if dist <= 2.0 + 0.03 * np.linalg.norm(g) and abs(a) <= 8 and abs(b) <= 8:
+                                skip = True
                 if skip:
                     continue
                 iy, ix = round(fy * s), round(fx * s)
                 for dy in (-1, 0, 1):
                     for dx in (-1, 0, 1):
-                        e += _val(pw, iy + dy, ix + dx)
+                        e += _val(p, iy + dy, ix + dx)
         out[f"checkerboard_s{stride}"] = min(math.sqrt(e / max(total, 1e-300)), 1.0)
     return out
 

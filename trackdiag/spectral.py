@@ -447,7 +447,7 @@ def find_peaks(spec: Spectrum, *, r_min: float | torch.Tensor, r_max: float | to
     by :func:`refine_peak`.
     """
     power = spec.power
-    n, s, c = power.shape
+    n, s, _c = power.shape
     dev = power.device
     lo = r_min[:, None, None] if isinstance(r_min, torch.Tensor) else r_min
     hi = r_max[:, None, None] if isinstance(r_max, torch.Tensor) else r_max

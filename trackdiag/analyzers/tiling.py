@@ -193,8 +193,9 @@ def checkerboard_scores(spec: Spectrum, total_energy: torch.Tensor, *, strides: 
                         kstar: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Relative amplitude of the stride grids: ``sqrt(E_grid / E_total)`` per stride, each ``(N,)``.
 
-    For a stride ``s`` the grid is every frequency ``(i/s, j/s)`` cycles/px except (0, 0); ``E_grid`` sums
-    the 3×3 bins around each grid point of ``spec`` (the Hann-windowed, detrended image); ``total_energy`` is
+    For a stride ``s`` the grid is every frequency ``(i/s, j/s)`` cycles/px of the full plane except (0, 0);
+    ``E_grid`` sums the 3×3 full-plane bins around each grid point of ``spec`` (the Hann-windowed, detrended
+    image; each full-plane bin once per point, Hermitian twins read from the stored half); ``total_energy`` is
     the full-plane energy of the windowed image *including* its mean (``S² Σ (w·x)²``), so a ×2 upsampler
     whose even and odd outputs have gains ``g ± δ`` scores about ``δ/g``. A bilinear ×2 upsampler leaves
     almost nothing there (≈ 0). Grid points within 2 bins + 3 % of a point ``a·k* + b·k*⊥`` (|a|, |b| ≤ 8)
@@ -206,35 +207,32 @@ def checkerboard_scores(spec: Spectrum, total_energy: torch.Tensor, *, strides: 
     Keys: ``checkerboard_s{stride}``.
     """
     power = spec.power
-    n, s, c = power.shape
-    flat = (power * spec.weight).flatten(1)
+    n, s, _c = power.shape
+    dev = power.device
     out: dict[str, torch.Tensor] = {}
     tiny = torch.finfo(power.dtype).tiny
-    offs = torch.arange(-1, 2, device=power.device)
+    offs = torch.arange(-1, 2, device=dev)
     for stride in strides:
-        pts = [(i, j) for i in range(stride) for j in range(stride // 2 + 1) if (i, j) != (0, 0)]
+        # Every grid frequency of the full plane but (0, 0), signed cycles/px in (−½, ½]: the two points of a
+        # Hermitian pair both count, as both twins count in the total energy.
+        f = [(i if 2 * i <= stride else i - stride) / stride for i in range(stride)]
+        pts = [(a, b) for a in f for b in f if (a, b) != (0.0, 0.0)]
         if not pts:
             continue
-        fy = torch.tensor([(i if i <= stride // 2 else i - stride) / stride for i, _ in pts], device=power.device)
-        fx = torch.tensor([j / stride for _, j in pts], device=power.device)
-        iy = torch.round(fy * s).long()
-        ix = torch.round(fx * s).long()
-        yy = (iy[:, None, None] + offs[None, :, None]).expand(-1, 3, 3)
-        xx = (ix[:, None, None] + offs[None, None, :]).expand(-1, 3, 3)
-        neg = xx < 0
-        big = xx > c - 1
-        y2 = torch.where(neg | big, (-yy) % s, yy % s)
-        x2 = torch.where(neg, -xx, torch.where(big, s - xx, xx)).clamp(0, c - 1)
-        idx = (y2 * c + x2).reshape(len(pts), 9)
-        # The same bin must not count twice (3×3 boxes of neighbouring points on a small grid can overlap).
-        e_pts = flat[:, idx.flatten()].reshape(n, len(pts), 9).sum(dim=-1)  # N×P
-        keep = torch.ones(n, len(pts), dtype=torch.bool, device=power.device)
+        fy = torch.tensor([a for a, _ in pts], device=dev, dtype=power.dtype)
+        fx = torch.tensor([b for _, b in pts], device=dev, dtype=power.dtype)
+        yy = (torch.round(fy * s).long()[:, None, None] + offs[None, :, None]).expand(-1, 3, 3).reshape(1, -1)
+        xx = (torch.round(fx * s).long()[:, None, None] + offs[None, None, :]).expand(-1, 3, 3).reshape(1, -1)
+        # The 3×3 full-plane bins around each point (read from the stored half plane).
+        e_pts = gather_power(power, yy.expand(n, -1), xx.expand(n, -1)).reshape(n, len(pts), 9).sum(dim=-1)
+        keep = torch.ones(n, len(pts), dtype=torch.bool, device=dev)
         if kstar is not None:
             ks = torch.nan_to_num(kstar, nan=0.0).to(power.dtype)  # N×2 (ky, kx) bins
             kp = torch.stack([-ks[:, 1], ks[:, 0]], dim=1)
             k2 = (ks ** 2).sum(dim=1).clamp_min(1e-12)
-            for gy in (fy * s, torch.where(fy == -0.5, fy + 1.0, fy) * s):  # the ky = ±S/2 row is one row
-                g = torch.stack([gy, fx * s], dim=1).to(power.dtype)  # P×2
+            alias = lambda t: torch.where(t == 0.5, -t, t)  # ±S/2 is one frequency: test both
+            for gy, gx in ((fy, fx), (alias(fy), fx), (fy, alias(fx)), (alias(fy), alias(fx))):
+                g = torch.stack([gy, gx], dim=1) * s  # P×2 bins
                 a_ = (g @ ks.T).T / k2[:, None]  # N×P lattice coordinates along k*
                 b_ = (g @ kp.T).T / k2[:, None]  # ... and along k*⊥
                 ra, rb = a_.round(), b_.round()
