@@ -79,6 +79,16 @@ def test_checkerboard_score_separates_deconv_from_bilinear_upsampling(texture):
     assert out["checkerboard_s2"][0] > 0.15
 
 
+@pytest.mark.parametrize("amp", [0.05, 0.1, 0.2])
+def test_checkerboard_score_of_a_pure_nyquist_grid_is_its_relative_amplitude(amp):
+    """``0.5 + a·(−1)^(x+y)``: the grid holds ``a²`` of the ``0.25 + a²`` energy per pixel, all of it in the
+    3×3 bins around (S/2, S/2) under the Hann window, so the score is ``a / sqrt(0.25 + a²)`` exactly."""
+    n = 256
+    grid = ((torch.arange(n)[:, None] + torch.arange(n)[None, :]) % 2).float() * 2 - 1
+    out = _m((0.5 + amp * grid)[None])
+    assert out["checkerboard_score"][0] == pytest.approx(amp / (0.25 + amp * amp) ** 0.5, rel=1e-3)
+
+
 def test_a_tile_period_of_8_px_is_not_mistaken_for_a_vae_grid():
     g = torch.Generator().manual_seed(13)
     out = _m(torch.stack([S.tiles(256, 256, period_px=8.0, generator=g), S.grating(256, 256, period_px=8.0,
