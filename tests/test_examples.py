@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -123,7 +124,9 @@ def test_toy_demo_ranks_the_checkpoints(toy_run):
     assert len(rows) == 2 * len(CHECKPOINTS)
     client = MlflowClient(f"sqlite:///{work / 'mlruns.db'}")
     assert "comparison" in _runs(client)
-    assert f"best checkpoint: toy-resize @ step {CHECKPOINTS[-1]}" in stdout
+    # A trained resize-conv checkpoint wins (its trained checkpoints are within noise of each other).
+    best = re.search(r"best checkpoint: (\S+) @ step (\d+)", stdout)
+    assert best is not None and best.group(1) == "toy-resize" and int(best.group(2)) in CHECKPOINTS[1:], stdout
     for variant in ("deconv", "resize"):
         for step in CHECKPOINTS:
             state = torch.load(work / "out" / "checkpoints" / variant / f"step_{step:05d}.pt", weights_only=True)
