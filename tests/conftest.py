@@ -25,6 +25,14 @@ def in_tmp(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture
+def wandb_env(in_tmp, monkeypatch):
+    """A fresh working directory with W&B's caches and staging (artifacts) inside it too."""
+    for var in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(in_tmp / "wandb_home"))
+    return in_tmp
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_session():
     """Each test starts and ends without a current trackdiag session."""

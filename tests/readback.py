@@ -113,10 +113,12 @@ def wandb_run_dir(root: Path) -> Path:
 
 
 def read_wandb(run_dir: Path, *, step_metric: str = "trackdiag/step") -> Readback:
-    from trackdiag.logreaders import iter_wandb_records, read_wandb_offline
+    from trackdiag.logreaders import iter_wandb_records, wait_for_wandb_run
 
-    run = read_wandb_offline(run_dir)  # complete: the backend's close() waited for W&B's exit record
-    assert run.exit_code is not None, "the run folder has no exit record"
+    # A run trackdiag finished is complete already (the backend's close() waits for W&B's exit record); a
+    # run the user's code finished (attach) may still be flushing.
+    run = wait_for_wandb_run(run_dir)
+    assert run.exit_code is not None and not run.truncated, run.warnings
     out = Readback(params={k: v for k, v in run.config.items() if not k.startswith("_")})
     out.extra["run"] = run
     files = Path(run_dir) / "files"

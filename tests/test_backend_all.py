@@ -23,12 +23,8 @@ STEPS = (0, 5, 10)
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    """A fresh cwd; W&B's caches and staging (artifacts) inside it too."""
-    monkeypatch.chdir(tmp_path)
-    for var in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
-        monkeypatch.setenv(var, str(tmp_path / "wandb_home"))
-    return tmp_path
+def env(wandb_env):
+    return wandb_env
 
 
 def make(name: str, tmp: Path, run: RunInfo):

@@ -13,11 +13,8 @@ KEY = "trackdiag/mean/mean"
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for var in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
-        monkeypatch.setenv(var, str(tmp_path / "wandb_home"))
-    return tmp_path
+def env(wandb_env):
+    return wandb_env
 
 
 def test_attach_to_users_run_on_the_trainers_step(env):
