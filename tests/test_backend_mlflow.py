@@ -3,7 +3,9 @@ classification."""
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -98,3 +100,51 @@ def test_error_classification():
     assert backend.is_transient(MlflowException("busy", error_code=TEMPORARILY_UNAVAILABLE))
     assert not backend.is_transient(MlflowException("bad", error_code=INVALID_PARAMETER_VALUE))
     assert not backend.is_transient(ValueError("The `key` parameter may only contain ..."))
+
+
+def test_table_appends_match_mlflows_own_log_table_and_survive_a_resume(store, tmp_path):
+    """Appends after the first are written by the backend itself (no download per append): the file must be
+    what MLflow's own ``log_table`` would have made, readable by ``load_table``, and a second backend on the
+    same run (a resume) must append to it."""
+    from trackdiag.backends.base import RunInfo
+
+    chunks = [[{"step": s, "event": "spike", "z": 1.5 * s}] for s in range(4)]
+    chunks[2] = [{"step": 2, "event": "drop"}, {"step": 2, "event": "drop", "z": -1.0, "note": "n"}]
+    client = MlflowClient(store)
+    control = client.create_run(client.create_experiment("control")).info.run_id
+    for rows in chunks:
+        client.log_table(control, data={k: [r.get(k) for r in rows] for k in dict.fromkeys(c for r in rows
+                                                                                          for c in r)},
+                         artifact_file="tables/t/events.json")
+
+    def backend(run_id=None):
+        b = MlflowBackend(MlflowParams(tracking_uri=store, run_id=run_id, attach_active=False),
+                          run=RunInfo(experiment="tables", run_name="t", out_dir=tmp_path))
+        b.open()
+        return b
+
+    first = backend()
+    calls = []
+    for name in ("download_artifacts", "list_artifacts", "get_run"):
+        real = getattr(first.client, name)
+        setattr(first.client, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    first.log_table("t/events", chunks[0], 0)
+    calls.clear()
+    for s, rows in enumerate(chunks[1:3], start=1):
+        first.log_table("t/events", rows, s)
+    assert calls == []  # later appends: one upload each, nothing read back
+    first.close("FINISHED")
+    resumed = backend(first.run_id)
+    resumed.log_table("t/events", chunks[3], 3)
+    resumed.close("FINISHED")
+
+    def read(run_id):
+        return json.loads(Path(client.download_artifacts(run_id, "tables/t/events.json", str(tmp_path))
+                               ).read_text())
+
+    assert read(first.run_id) == read(control)  # same columns, rows, order and nulls
+    exp = client.get_experiment_by_name("tables").experiment_id
+    loaded = client.load_table(exp, "tables/t/events.json", run_ids=[first.run_id])
+    assert loaded["event"].tolist() == ["spike", "spike", "drop", "drop", "spike"]
+    logged = json.loads(client.get_run(first.run_id).data.tags["mlflow.loggedArtifacts"])
+    assert {"path": "tables/t/events.json", "type": "table"} in logged  # the UI's table view lists it

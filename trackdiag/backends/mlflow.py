@@ -2,7 +2,9 @@
 
 The default store is embedded: ``sqlite:///mlruns.db`` in the working directory, no server. Any tracking
 URI works, including an ``mlflow server`` over HTTP. Figures go through ``log_image(key=, step=)`` so the
-MLflow UI's image grid and step slider show them; tables go through ``log_table`` (appended per key);
+MLflow UI's image grid and step slider show them; tables go through ``log_table`` (appended per key; after
+the first append this process keeps the table and uploads the merged file itself, in MLflow's format, so an
+append costs one upload instead of a listing, a download, an upload and a run lookup);
 the flattened configuration becomes params; the run gets the tags ``trackdiag.version`` and
 ``trackdiag.analyzers`` (plus ``run.tags``).
 
@@ -20,6 +22,8 @@ the user's console) are set only around this backend's own calls; values the use
 from __future__ import annotations
 
 import os
+import posixpath
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -76,6 +80,8 @@ class MlflowBackend(Backend):
         self.experiment_id: Optional[str] = None
         self.tracking_uri = self.params.tracking_uri
         self._owns_run = False
+        #: (run id, table key) → the table as this process last uploaded it (see :meth:`log_table`).
+        self._tables: dict[tuple[str, str], Any] = {}
         # MLflow's active run is thread-local and open() runs on the worker: look for it here, on the
         # thread that called trackdiag.init().
         active = mlflow.active_run() if self.params.attach_active and self.run_id is None else None
@@ -196,8 +202,27 @@ class MlflowBackend(Backend):
             for col, values in columns.items():
                 values.append(row.get(col))
         client = self._require()
+        artifact = f"tables/{key}.json"
+        known = self._tables.get((str(self.run_id), key))
         with self._bounded():
-            client.log_table(self.run_id, data=columns, artifact_file=f"tables/{key}.json")
+            if known is None:
+                # The first append of this process: MLflow's own call merges with a table the run already
+                # holds (a resumed run), writes it and registers it for the UI's table view. Read the result
+                # once, so that later appends need neither a listing nor a download.
+                client.log_table(self.run_id, data=columns, artifact_file=artifact)
+                try:  # the rows are delivered: a failure here must not make the worker send them again
+                    with tempfile.TemporaryDirectory() as tmp:
+                        local = client.download_artifacts(self.run_id, artifact, tmp)
+                        self._tables[(str(self.run_id), key)] = _read_table(local)
+                except Exception:  # noqa: BLE001 - the next append takes MLflow's path again
+                    pass
+                return
+            merged = _append_rows(known, columns)
+            with tempfile.TemporaryDirectory() as tmp:
+                local = Path(tmp) / posixpath.basename(artifact)
+                merged.to_json(local, orient="split", index=False, date_format="iso")  # MLflow's own format
+                client.log_artifact(self.run_id, str(local), artifact_path=posixpath.dirname(artifact))
+            self._tables[(str(self.run_id), key)] = merged
 
     def log_artifacts(self, local_dir: Path, name: str) -> None:
         client = self._require()
@@ -220,3 +245,17 @@ class MlflowBackend(Backend):
             return f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
         hint = f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite") else uri
         return f"mlflow run {self.run_id} ({hint})"
+
+
+def _read_table(path: str) -> Any:
+    """A table file as MLflow's ``log_table`` reads it back before appending (pandas, ``orient="split"``)."""
+    import pandas as pd
+
+    return pd.read_json(path, orient="split")
+
+
+def _append_rows(table: Any, columns: Mapping[str, list[Any]]) -> Any:
+    """``table`` (a DataFrame) with the rows ``columns`` (column → values) appended, as ``log_table`` does."""
+    import pandas as pd
+
+    return pd.concat([table, pd.DataFrame(dict(columns))], ignore_index=True)
