@@ -2,36 +2,43 @@
 the same run on the same batch:
 
 * one ``torch.fft.rfft2`` pass over the batch (goal: the full summary costs at most 20× that);
-* the plain per-image numpy reference of the same metrics (``numpy_reference.py``; goal: ≥ 10× faster).
-  In the one-thread rows numpy is held to one thread as well (``threadpoolctl``: its least-squares detrend
-  calls a multi-threaded BLAS); the last rows let both use their default thread counts.
+* the plain per-image numpy reference of the same metrics (``numpy_reference.py``, float64 as numpy does by
+  default; goal: ≥ 10× faster). In the one-thread rows numpy is held to one thread as well
+  (``threadpoolctl``: its least-squares detrend calls a multi-threaded BLAS); the last rows let both use
+  their default thread counts.
 
-Both torch timings run with ``torch.set_num_threads(1)`` (restored afterwards): numpy's FFT is single-threaded,
-and on a machine whose cores are shared, intra-op threads spin-wait on each other and make elementwise ops
-many times slower than the FFT, which would distort the ratio. Every timing is reported twice: wall time
-(median) and process CPU time (``_cpu``, mean): on a shared, loaded machine the CPU time is the steadier
-figure, and with one thread it is the work done. A last pair of rows uses the default thread count (wall
-time). The ``agreement_*`` rows are the largest relative difference between the torch and numpy values of
-the period metrics over the batch.
+The torch timings of the one-thread rows run with ``torch.set_num_threads(1)`` (restored afterwards):
+numpy's FFT is single-threaded, and on a machine whose cores are shared, intra-op threads spin-wait on each
+other. The machine's speed drifts (a shared VM: ±20 % within minutes), so the measurements are taken in
+interleaved **rounds** (3; 1 with ``--quick``): each round times the summary (median of 5 calls), the FFT
+(median of 15) and one pass of the reference, and yields its own ratios. Reported: the median over rounds of
+each time and of each ratio, plus the lowest ratio of any round (``_worst``). ``_cpu`` rows use process CPU
+time instead of wall time (with one thread, the work done). The ``agreement_*`` rows are the largest relative
+difference between the torch and numpy values of the period metrics over the batch.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
-from common import row, time_call
+from common import row
 from threadpoolctl import threadpool_limits
 
 
-def cpu_call(fn, *, repeat: int = 5) -> float:
-    """Mean process CPU time of ``fn()`` over ``repeat`` runs after one warm-up run."""
+def _timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Median wall time and mean process CPU time of ``fn()`` over ``repeat`` calls (after one warm-up)."""
     fn()
-    t0 = time.process_time()
+    walls = []
+    c0 = time.process_time()
     for _ in range(repeat):
+        t0 = time.perf_counter()
         fn()
-    return (time.process_time() - t0) / repeat
+        walls.append(time.perf_counter() - t0)
+    return statistics.median(walls), (time.process_time() - c0) / repeat
 
 
 def run(quick: bool) -> list[dict]:
@@ -41,57 +48,62 @@ def run(quick: bool) -> list[dict]:
     from trackdiag.analyzers.tiling import tiling_metrics
     from trackdiag.synth import wall_batch
 
-    rows: list[dict] = []
     batch = wall_batch(4, 512, generator=torch.Generator().manual_seed(0))
     images = [b.permute(1, 2, 0).numpy().astype(np.float64) for b in batch]
-    repeat = 2 if quick else 5
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        with torch.no_grad():
-            t_full = time_call(lambda: tiling_metrics(batch, maps=False), repeat=repeat)
-            t_maps = time_call(lambda: tiling_metrics(batch, maps=True), repeat=repeat)
-            t_fft = time_call(lambda: torch.fft.rfft2(batch), repeat=max(5, repeat * 3))
-            c_full = cpu_call(lambda: tiling_metrics(batch, maps=False), repeat=repeat)
-            c_fft = cpu_call(lambda: torch.fft.rfft2(batch), repeat=max(10, repeat * 4))
-    finally:
-        torch.set_num_threads(threads)
-    with torch.no_grad():
-        t_full_mt = time_call(lambda: tiling_metrics(batch, maps=False), repeat=repeat)
-        t_fft_mt = time_call(lambda: torch.fft.rfft2(batch), repeat=max(5, repeat * 3))
-    def reference() -> tuple[list[dict], float, float]:
-        """The numpy reference over the batch, best of one or two runs: (results, wall s, CPU s)."""
-        best_t = best_c = math.inf
-        for _ in range(1 if quick else 2):
-            t0, c0 = time.perf_counter(), time.process_time()
-            out = [reference_metrics(img) for img in images]
-            best_t, best_c = min(best_t, time.perf_counter() - t0), min(best_c, time.process_time() - c0)
-        return out, best_t, best_c
+    full = lambda: tiling_metrics(batch, maps=False)  # noqa: E731
+    fft = lambda: torch.fft.rfft2(batch)  # noqa: E731
 
-    # The one-thread rows hold numpy to one thread too: its least-squares detrend calls BLAS, which is
-    # multi-threaded by default (numpy's own FFT is single-threaded).
-    with threadpool_limits(limits=1):
-        refs, t_np, c_np = reference()
-    _, t_np_mt, _ = reference()
+    def reference() -> tuple[list[dict], float, float]:
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = [reference_metrics(img) for img in images]
+        return out, time.perf_counter() - t0, time.process_time() - c0
+
+    rounds: list[dict[str, float]] = []
+    refs: list[dict] = []
+    threads = torch.get_num_threads()
+    with torch.no_grad():
+        for _ in range(1 if quick else 3):
+            r: dict[str, float] = {}
+            torch.set_num_threads(1)
+            try:
+                r["full"], r["full_cpu"] = _timed(full, 5)
+                r["maps"], _ = _timed(lambda: tiling_metrics(batch, maps=True), 3)
+                r["fft"], r["fft_cpu"] = _timed(fft, 15)
+            finally:
+                torch.set_num_threads(threads)
+            with threadpool_limits(limits=1):  # numpy on one thread too (its BLAS is multi-threaded)
+                refs, r["np"], r["np_cpu"] = reference()
+            r["full_mt"], _ = _timed(full, 5)
+            r["fft_mt"], _ = _timed(fft, 15)
+            _, r["np_mt"], _ = reference()
+            rounds.append(r)
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in rounds)
+
+    def ratio(num: str, den: str) -> tuple[float, list[float]]:
+        values = [r[num] / r[den] for r in rounds]
+        return statistics.median(values), values
 
     name = "tiling_4x3x512"
-    rows += [
-        row(name, "full_summary_1thread", t_full * 1e3, "ms", "tiling_metrics(maps=False), torch 1 thread"),
-        row(name, "full_summary_with_maps_1thread", t_maps * 1e3, "ms", "plus the figure maps of sample 0"),
-        row(name, "rfft2_1thread", t_fft * 1e3, "ms", "one torch.fft.rfft2 over the 4×3×512×512 batch"),
-        row(name, "ratio_vs_rfft2_1thread", t_full / t_fft, "x", "goal <= 20"),
-        row(name, "numpy_reference_1thread", t_np * 1e3, "ms", "plain per-image numpy (numpy_reference.py), BLAS 1 thread"),
-        row(name, "speedup_vs_numpy_1thread", t_np / t_full, "x", "goal >= 10"),
-        row(name, "full_summary_1thread_cpu", c_full * 1e3, "ms", "process CPU time"),
-        row(name, "rfft2_1thread_cpu", c_fft * 1e3, "ms", "process CPU time"),
-        row(name, "ratio_vs_rfft2_1thread_cpu", c_full / c_fft, "x", "goal <= 20 (CPU time)"),
-        row(name, "numpy_reference_cpu", c_np * 1e3, "ms", "process CPU time"),
-        row(name, "speedup_vs_numpy_1thread_cpu", c_np / c_full, "x", "goal >= 10 (CPU time)"),
-        row(name, f"full_summary_{threads}threads", t_full_mt * 1e3, "ms", "default torch threads"),
-        row(name, f"ratio_vs_rfft2_{threads}threads", t_full_mt / t_fft_mt, "x", "same ratio, default threads"),
-        row(name, f"numpy_reference_{threads}threads", t_np_mt * 1e3, "ms", "default BLAS threads"),
-        row(name, f"speedup_vs_numpy_{threads}threads", t_np_mt / t_full_mt, "x", "default threads, both"),
+    rows = [
+        row(name, "full_summary_1thread", med("full") * 1e3, "ms", "tiling_metrics(maps=False), torch 1 thread"),
+        row(name, "full_summary_with_maps_1thread", med("maps") * 1e3, "ms", "plus the figure maps of sample 0"),
+        row(name, "rfft2_1thread", med("fft") * 1e3, "ms", "one torch.fft.rfft2 over the 4×3×512×512 batch"),
+        row(name, "numpy_reference_1thread", med("np") * 1e3, "ms", "numpy_reference.py, BLAS on 1 thread"),
     ]
+    for label, num, den, goal, worst_is_max in (
+            ("ratio_vs_rfft2_1thread", "full", "fft", "goal <= 20", True),
+            ("speedup_vs_numpy_1thread", "np", "full", "goal >= 10", False),
+            ("ratio_vs_rfft2_1thread_cpu", "full_cpu", "fft_cpu", "goal <= 20 (CPU time)", True),
+            ("speedup_vs_numpy_1thread_cpu", "np_cpu", "full_cpu", "goal >= 10 (CPU time)", False),
+            (f"ratio_vs_rfft2_{threads}threads", "full_mt", "fft_mt", "default threads", True),
+            (f"speedup_vs_numpy_{threads}threads", "np_mt", "full_mt", "default threads, both", False)):
+        mid, values = ratio(num, den)
+        rows.append(row(name, label, mid, "x", f"{goal}; median of {len(values)} rounds"))
+        rows.append(row(name, f"{label}_worst", max(values) if worst_is_max else min(values), "x",
+                        "the least favourable round"))
+    rows.append(row(name, f"full_summary_{threads}threads", med("full_mt") * 1e3, "ms", "default torch threads"))
     with torch.no_grad():
         out = tiling_metrics(batch, maps=False)
     for key in ("fundamental_period_px", "acf_first_peak_period_px", "band_base_period_px"):

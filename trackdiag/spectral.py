@@ -84,19 +84,27 @@ def box_downsample(x: torch.Tensor, k: int) -> torch.Tensor:
     """Mean over non-overlapping ``k×k`` blocks: ``N×H×W`` → ``N×⌈H/k⌉×⌈W/k⌉`` (blocks cut by the far edges
     average the pixels they hold, as ``avg_pool2d(ceil_mode=True)``).
 
-    When ``k`` divides both sides this sums ``k²`` strided views, several times faster than ``avg_pool2d`` on
-    CPU (which is not vectorised for one channel).
+    When ``k`` divides both sides this sums strided views, several times faster than ``avg_pool2d`` on CPU
+    (which is not vectorised for one channel): the ``k²`` phases for ``k = 2``; for larger ``k`` the ``k`` rows
+    of each block first (whole rows, read in order), then ``k`` columns of that.
     """
     if k <= 1:
         return x
-    h, w = x.shape[-2:]
+    n, h, w = x.shape
     if h % k or w % k:
         return F.avg_pool2d(x[:, None], k, ceil_mode=True)[:, 0]
-    out = x[..., 0::k, 0::k].clone()
-    for i in range(k):
-        for j in range(k):
-            if i or j:
-                out += x[..., i::k, j::k]
+    if k == 2:
+        out = x[..., 0::2, 0::2] + x[..., 1::2, 0::2]
+        out += x[..., 0::2, 1::2]
+        out += x[..., 1::2, 1::2]
+        return out.mul_(0.25)
+    blocks = x.reshape(n, h // k, k, w)
+    rows = blocks[:, :, 0].clone()
+    for i in range(1, k):
+        rows += blocks[:, :, i]
+    out = rows[..., 0::k].clone()
+    for j in range(1, k):
+        out += rows[..., j::k]
     return out.mul_(1.0 / (k * k))
 
 
@@ -206,7 +214,8 @@ def prepare(x: torch.Tensor, valid: torch.Tensor | None = None, *, window: bool 
     the image). ``clean=True`` promises that ``x`` is finite everywhere and that ``valid`` (if given)
     already excludes what was not: the checks are skipped. The polynomial of degree ``order`` is fitted with
     the weights themselves, so the windowed residual has zero weighted mean (no DC) and no gradient.
-    Returns ``(signal, weights)``, both ``N×H×W``.
+    ``valid`` may be bool or 0/1 float (the float form saves a conversion pass). Returns ``(signal,
+    weights)``, both ``N×H×W``.
     """
     if clean:
         v, x0 = valid, x
@@ -805,7 +814,8 @@ def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, m
        peak (how much of the texture repeats), gated by how far f* stands out of its ring's background
        (geometric-mean power; 10× → 0, 100× → 1): noise and plaster score ≈ 0, clean periodic walls ≈ 1.
 
-    ``x``: ``N×H×W``; ``valid``: optional ``N×H×W`` bool; ``clean``, ``taper``: see :func:`prepare`.
+    ``x``: ``N×H×W``; ``valid``: optional ``N×H×W`` bool (or 0/1 float); ``clean``, ``taper``: see
+    :func:`prepare`.
     See :class:`Periodicity`.
     """
     if x.ndim != 3:

@@ -503,7 +503,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # x is finite and `valid` excludes what was not (clean=True skips the checks). Without a mask the window
     # is exactly Hann (non-finite pixels get weight 0, untapered) and the cheaper unmasked paths are taken.
     vmask = None if mask is None else valid
-    per = analyze_periodicity(x, valid=valid, min_period_px=p.min_period_px, max_period_frac=p.max_period_frac,
+    per = analyze_periodicity(x, valid=vf, min_period_px=p.min_period_px, max_period_frac=p.max_period_frac,
                               rel_power=p.rel_power, harmonic_tol=p.harmonic_tol, taper_px=p.taper_px,
                               detrend_order=p.detrend_order, clean=True, taper=mask is not None)
     s = per.spec.side
