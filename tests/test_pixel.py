@@ -242,8 +242,12 @@ def test_render_through_the_session_transfer_draws_the_image():
     pred = _noisy(target, 15)
     pred[:, :, 40:70, 30:90] += 0.3
     a = PixelAnalyzer()
-    host = to_host({"pixel": a.compute(StepInputs(step=0, pred=pred, target=target))})["pixel"]
-    assert host["map/image_out"].dtype == np.float32  # one float32 buffer: uint8 maps arrive as 0..255 floats
+    device = a.compute(StepInputs(step=0, pred=pred, target=target))
+    host = to_host({"pixel": device})["pixel"]
+    for key, t in device.items():  # uint8 images stay uint8 (a quarter of the bytes), the rest is float32
+        assert host[key].dtype == (np.uint8 if t.dtype == torch.uint8 else np.float32), key
+        np.testing.assert_array_equal(host[key], t.to(torch.float32 if t.dtype != torch.uint8 else t.dtype).numpy())
+    assert host["map/image_out"].dtype == np.uint8
     res = a.summarize(0, host)
     assert len(res.tables["anomalies"]) == 1
     img = a.render(res)["pixel_overlay"]

@@ -19,18 +19,19 @@ Nested = Mapping[str, Mapping[str, torch.Tensor]]
 def to_host(outputs: Nested) -> dict[str, dict[str, np.ndarray]]:
     """Move every tensor in ``outputs`` (analyzer → key → tensor) to the CPU as numpy arrays.
 
-    All tensors on one device are flattened into a single float32 buffer and copied with **one**
-    transfer per device (normally exactly one), then split back into their shapes.
+    The tensors on one device are flattened into one buffer per kind and copied with one transfer each:
+    ``uint8`` tensors (images for the figures) stay ``uint8``, everything else becomes ``float32``. That is
+    one or two transfers per device, then the buffers are split back into their shapes.
     """
-    by_device: dict[torch.device, list[tuple[str, str, torch.Tensor]]] = {}
+    groups: dict[tuple[torch.device, torch.dtype], list[tuple[str, str, torch.Tensor]]] = {}
     for analyzer, tensors in outputs.items():
         for key, t in tensors.items():
             t = torch.as_tensor(t)
-            by_device.setdefault(t.device, []).append((analyzer, key, t))
+            kind = torch.uint8 if t.dtype == torch.uint8 else torch.float32
+            groups.setdefault((t.device, kind), []).append((analyzer, key, t))
     host: dict[str, dict[str, np.ndarray]] = {name: {} for name in outputs}
-    for items in by_device.values():
-        flat = torch.cat([t.detach().reshape(-1).to(torch.float32) for _, _, t in items]) if items else None
-        buf = flat.cpu().numpy() if flat is not None else np.empty(0, np.float32)
+    for (_device, kind), items in groups.items():
+        buf = torch.cat([t.detach().reshape(-1).to(kind) for _, _, t in items]).cpu().numpy()
         offset = 0
         for analyzer, key, t in items:
             n = t.numel()

@@ -17,7 +17,7 @@ AXIS_COLOURS = {"rows": "#ff3030", "cols": "#00e5ff", "none": "#ffd600"}
 
 def _hwc(image: np.ndarray) -> np.ndarray:
     """``C×h×w`` (C = 1 or 3) or ``h×w`` → what ``imshow`` wants."""
-    # The session's one-buffer transfer turns uint8 maps into float32 0..255: back to uint8 for imshow.
+    # uint8 from the session transfer; float 0..255 when a caller moved the maps itself.
     a = np.clip(np.asarray(image), 0, 255).astype(np.uint8)
     if a.ndim == 3:
         a = a[0] if a.shape[0] == 1 else np.moveaxis(a[:3], 0, -1)
