@@ -85,9 +85,9 @@ def local_period_map(x: torch.Tensor, valid: torch.Tensor | None = None, *, wind
         x0 = torch.where(finite, x, 0.0)
         vf = None if valid is None else (valid.bool() & finite).to(x.dtype)
     if ds > 1:
-        if ds * (h // ds) != h or ds * (w // ds) != w:  # whole blocks only, as before the map existed
-            x0, vf = x0[..., : ds * (h // ds), : ds * (w // ds)], (
-                None if vf is None else vf[..., : ds * (h // ds), : ds * (w // ds)])
+        hc, wc = ds * (h // ds), ds * (w // ds)  # whole blocks only: a partial last block is dropped
+        x0 = x0[..., :hc, :wc]
+        vf = None if vf is None else vf[..., :hc, :wc]
         if vf is None:
             x0 = box_downsample(x0, ds)
         else:
