@@ -148,3 +148,24 @@ def test_table_appends_match_mlflows_own_log_table_and_survive_a_resume(store, t
     assert loaded["event"].tolist() == ["spike", "spike", "drop", "drop", "spike"]
     logged = json.loads(client.get_run(first.run_id).data.tags["mlflow.loggedArtifacts"])
     assert {"path": "tables/t/events.json", "type": "table"} in logged  # the UI's table view lists it
+
+
+def test_an_embedded_store_keeps_its_artifacts_next_to_its_database(tmp_path, monkeypatch):
+    """MLflow's default artifact root is ./mlruns under the working directory of the moment; trackdiag puts
+    a new experiment's artifacts next to the sqlite file instead, wherever the training was started."""
+    import numpy as np
+
+    from trackdiag.backends.base import RunInfo
+
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    uri = sqlite_store(tmp_path / "store" / "runs.db")
+    b = MlflowBackend(MlflowParams(tracking_uri=uri, attach_active=False),
+                      run=RunInfo(experiment="beside", run_name="r", out_dir=tmp_path))
+    b.open()
+    b.log_image("trackdiag/probe/img", np.zeros((8, 8, 3), np.uint8), 0)
+    b.close("FINISHED")
+    assert list((tmp_path / "store" / "mlruns").rglob("*.png"))
+    assert not (tmp_path / "cwd" / "mlruns").exists()
+    client = MlflowClient(uri)
+    assert [a.path for a in client.list_artifacts(b.run_id)]  # MLflow finds them there

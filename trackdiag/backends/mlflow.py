@@ -127,7 +127,8 @@ class MlflowBackend(Backend):
                 return
             exp = self.client.get_experiment_by_name(self.run.experiment)
             exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(
-                self.run.experiment, artifact_location=self.params.artifact_location)
+                self.run.experiment,
+                artifact_location=self.params.artifact_location or _beside_sqlite(self.tracking_uri))
             run = self.client.create_run(exp_id, run_name=self.run.run_name, tags=dict(self.run.tags))
             self.run_id = run.info.run_id
             self.experiment_id = exp_id
@@ -259,3 +260,13 @@ def _append_rows(table: Any, columns: Mapping[str, list[Any]]) -> Any:
     import pandas as pd
 
     return pd.concat([table, pd.DataFrame(dict(columns))], ignore_index=True)
+
+
+def _beside_sqlite(uri: str) -> Optional[str]:
+    """For an embedded ``sqlite:///path/x.db`` store: ``path/mlruns`` (a ``file://`` URI), so that a new
+    experiment keeps its artifacts next to its database. MLflow's own default is ``./mlruns`` under whatever
+    the working directory is when the experiment is created. None for any other store (its own default)."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri[len(prefix):] in ("", ":memory:"):
+        return None
+    return (Path(uri[len(prefix):]).resolve().parent / "mlruns").as_uri()
