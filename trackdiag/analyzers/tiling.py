@@ -522,8 +522,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     if ref is not None:
         r = normalize_ref(ref, channels=c).to(device=pred.device, dtype=pred.dtype)
         rg = luminance(r)
-        rper = analyze_periodicity(torch.where(torch.isfinite(rg), rg, torch.zeros_like(rg)),
-                                   valid=torch.isfinite(rg), min_period_px=p.min_period_px, max_period_frac=0.5,
+        # Non-finite pixels of the reference are dropped and their holes tapered (prepare() does both).
+        rper = analyze_periodicity(rg, taper=True, min_period_px=p.min_period_px, max_period_frac=0.5,
                                    rel_power=p.rel_power, harmonic_tol=p.harmonic_tol,
                                    detrend_order=p.detrend_order)
         ref_period = rper.period_px.expand(b)

@@ -129,6 +129,11 @@ def acf(acf2d: np.ndarray, profile: np.ndarray, marks: np.ndarray) -> np.ndarray
     return figure_to_rgb(fig)
 
 
+def _centres(lo: float, hi: float, n: int) -> np.ndarray:
+    """Centres of ``n`` equal cells from ``lo`` to ``hi`` (one per map row or column)."""
+    return np.linspace(lo, hi, n + 1)[:-1] + (hi - lo) / max(n, 1) / 2
+
+
 def _extent(geometry: np.ndarray, shape: tuple[int, int]) -> tuple[float, float, float, float]:
     g = np.asarray(geometry, dtype=np.float64).reshape(-1)
     win, stride, _h, _w = g[:4]
@@ -172,13 +177,13 @@ def local_period_bands(doubled: np.ndarray, row_frac: np.ndarray, col_frac: np.n
     base_s = f"{base:.1f} px" if _finite(base) else "n/a"
     ax.set_title(f"≈2× period (base {base_s}){' — ' + hint if hint else ''}", fontsize=9)
     axr = fig.add_subplot(gs[0, 1], sharey=ax)
-    ys = np.linspace(ext[3], ext[2], rf.size + 1)[:-1] + (ext[2] - ext[3]) / max(rf.size, 1) / 2
+    ys = _centres(ext[3], ext[2], rf.size)
     axr.plot(rf, ys, color="red")
     axr.axvline(thr, color="grey", ls="--", lw=0.8)
     axr.set_xlim(0, 1)
     axr.set_title("rows", fontsize=8)
     axb = fig.add_subplot(gs[1, 0], sharex=ax)
-    xs = np.linspace(ext[0], ext[1], cf.size + 1)[:-1] + (ext[1] - ext[0]) / max(cf.size, 1) / 2
+    xs = _centres(ext[0], ext[1], cf.size)
     axb.plot(xs, cf, color="red")
     axb.axhline(thr, color="grey", ls="--", lw=0.8)
     axb.set_ylim(0, 1)
