@@ -290,7 +290,7 @@ def verdict_lines(results: Sequence[RunResult], ranking: Any, cfg: DemoConfig) -
     for r in results:
         history = checkerboard_history(cfg, r.run_id)
         trend = " → ".join(f"{history[s]:.3f}" for s in sorted(history))
-        causes = [v for v in likely_causes(r.summary) if v.severity != "ok"]
+        causes = [v for v in likely_causes(r.summary) if v.severity != "info"]
         found = "; ".join(v.cause for v in causes) if causes else "no tiling artifact stood out"
         lines.append(f"  {r.variant} ({DESCRIPTION[r.variant]}): {found}.")
         lines.append(f"      checkerboard_score at steps {sorted(history)}: {trend}")

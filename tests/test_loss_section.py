@@ -75,7 +75,7 @@ def test_clean_curve_gives_an_ok_verdict(tmp_path):
     _write_csv(tmp_path / "log.csv", steps, loss, t)
     (sec,) = loss_section.run(_args("--logdir", str(tmp_path / "log.csv")), tmp_path / "out", progress=False)
     assert sec.summary["ema_divergence_count"] == 0 and sec.summary["nonfinite_count"] == 0
-    assert all(v.severity == "ok" for v in sec.verdicts), [(v.cause, v.evidence) for v in sec.verdicts]
+    assert all(v.severity == "info" for v in sec.verdicts), [(v.cause, v.evidence) for v in sec.verdicts]
 
 
 def test_no_loss_series_is_a_clear_error(tmp_path):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .verdicts import Verdict
+
 __all__ = ["Figure", "Verdict", "Section", "Cell", "write_report", "write_json", "json_default"]
 
 
@@ -26,16 +28,6 @@ class Figure:
     path: str  # relative to the report folder
     title: str
     how_to_read: str = ""
-
-
-@dataclass
-class Verdict:
-    """A likely cause, the numbers that support it and the usual fix."""
-
-    cause: str
-    evidence: Mapping[str, Any]
-    fix: str
-    severity: str = "warn"  # "ok" | "warn" | "bad"
 
 
 @dataclass(frozen=True)
@@ -104,7 +96,7 @@ h1{font-size:1.6em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-t
 table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;
 font-size:.9em} th{background:#f3f3f3}
 .verdict{border-left:5px solid #e0a000;padding:.4em 1em;margin:.6em 0;background:#fffaf0}
-.verdict.bad{border-color:#c62828;background:#fff0f0} .verdict.ok{border-color:#2e7d32;background:#f0fff0}
+.verdict.bad{border-color:#c62828;background:#fff0f0} .verdict.info{border-color:#2e7d32;background:#f0fff0}
 figure{display:inline-block;margin:.6em;vertical-align:top;max-width:540px}
 figure img{max-width:520px;border:1px solid #ddd} figcaption{font-size:.85em;color:#444}
 td.best{background:#e8f5e9;font-weight:bold} td.bad{background:#ffebee;color:#b71c1c} td.warn{background:#fff8e1}
@@ -165,7 +157,7 @@ def write_report(out_dir: str | Path, sections: Sequence[Section], *, title: str
             parts.append("<h3>Likely causes</h3>")
             for v in sec.verdicts:
                 ev = ", ".join(f"{_e(k)} = {_e(val)}" for k, val in v.evidence.items())
-                parts.append(f"<div class='verdict {_e(v.severity)}'><b>{_e(v.cause)}</b><br>"
+                parts.append(f"<div class='verdict {_e(v.severity)}'><b>{_e(v.title)}</b><br>"
                              f"Evidence: {ev}<br>Fix: {_e(v.fix)}</div>")
         for note in sec.notes:
             parts.append(f"<p>{_e(note)}</p>")

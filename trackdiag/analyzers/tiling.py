@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from ..checks import check_image_batch, normalize_mask, normalize_ref
 from ..errors import InputValueError
-from ..report import Verdict
+from ..verdicts import Verdict, register_rules
 from ..schedule import Schedule
 from ..spectral import (
     Spectrum,
@@ -637,14 +637,16 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     out: list[Verdict] = []
     g = lambda k: _f(summary, k)
     if g("nonfinite_frac") > 0:
-        out.append(Verdict("Non-finite pixels in the output", {"nonfinite_frac": _r(g("nonfinite_frac"), 5)},
-                           "Find where NaN/Inf come from (fp16 overflow, division by zero in the decoder); "
-                           "they were left out of every metric here.", "bad"))
+        out.append(Verdict(code="nonfinite", severity="bad", title="Non-finite pixels in the output",
+                           evidence={"nonfinite_frac": _r(g("nonfinite_frac"), 5)},
+                           fix="Find where NaN/Inf come from (fp16 overflow, division by zero in the decoder); "
+                           "they were left out of every metric here."))
     score = g("periodicity_score")
     if math.isfinite(score) and score < APERIODIC_SCORE:
-        out.append(Verdict("No dominant period (aperiodic surface)", {"periodicity_score": _r(score)},
-                           "Period-based metrics (f*, E-ratios, bands) are unreliable for this image; "
-                           "judge it by the pixel and loss diagnostics instead.", "ok"))
+        out.append(Verdict(code="aperiodic", severity="info", title="No dominant period (aperiodic surface)",
+                           evidence={"periodicity_score": _r(score)},
+                           fix="Period-based metrics (f*, E-ratios, bands) are unreliable for this image; "
+                           "judge it by the pixel and loss diagnostics instead."))
     ratio = g("period_ratio_to_ref")
     e2, eh = g("E2f_over_Ef"), g("Ehalf_over_Ef")
     fix_doubling = ("Check the resolution the model sees against the texture scale (crop/resize in the data "
@@ -655,63 +657,69 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     if math.isfinite(ratio):
         ev.update({"ref_period_px": _r(g("ref_period_px")), "period_ratio_to_ref": _r(ratio)})
     if math.isfinite(ratio) and abs(ratio - 0.5) <= 0.1:
-        out.append(Verdict("Halved period: the output repeats twice as often as the reference (sits on 2f)", ev,
-                           fix_doubling, "bad"))
+        out.append(Verdict(code="period_halved", severity="bad", evidence=ev, fix=fix_doubling,
+                           title="Halved period: the output repeats twice as often as the reference (sits on 2f)"))
     elif math.isfinite(ratio) and abs(ratio - 2.0) <= 0.3:
-        out.append(Verdict("Doubled period: the output repeats half as often as the reference (sits on f/2)",
-                           ev, fix_doubling, "bad"))
+        out.append(Verdict(code="period_doubled", severity="bad", evidence=ev, fix=fix_doubling,
+                           title="Doubled period: the output repeats half as often as the reference (sits on f/2)"))
     elif (math.isfinite(e2) and e2 > HARMONIC_RATIO) or (math.isfinite(eh) and eh > HARMONIC_RATIO):
         which = "2f*" if (e2 if math.isfinite(e2) else 0) >= (eh if math.isfinite(eh) else 0) else "f*/2"
-        out.append(Verdict(f"Harmonic confusion: more energy at {which} than at f*", ev, fix_doubling,
-                           "bad" if max(e2 if math.isfinite(e2) else 0, eh if math.isfinite(eh) else 0) > 2
+        out.append(Verdict(code="harmonic_confusion", title=f"Harmonic confusion: more energy at {which} than at f*",
+                           evidence=ev, fix=fix_doubling, severity="bad" if max(e2 if math.isfinite(e2) else 0, eh if math.isfinite(eh) else 0) > 2
                            else "warn"))
     else:
         pa, pf = g("acf_first_peak_period_px"), g("fundamental_period_px")
         if math.isfinite(pa) and math.isfinite(pf) and pf > 0 and (abs(pa / pf - 2) < 0.2 or abs(pa / pf - 0.5) < 0.1):
-            out.append(Verdict("Spectrum and ACF disagree by 2× (harmonic confusion)", ev, fix_doubling, "warn"))
+            out.append(Verdict(code="harmonic_confusion", severity="warn", evidence=ev, fix=fix_doubling,
+                               title="Spectrum and ACF disagree by 2× (harmonic confusion)"))
     bs, run = g("band_score"), g("band_max_run")
     if math.isfinite(bs) and bs >= BAND_SCORE:
         axis = str(summary.get("band_axis_hint", "rows"))
-        out.append(Verdict(f"Bands of doubled period along the {axis}",
-                           {"band_score": _r(bs), "band_max_run": _r(run, 1), "band_axis_hint": axis,
+        out.append(Verdict(code="bands_cols" if axis == "cols" else "bands_rows",
+                           title=f"Bands of doubled period along the {axis}",
+                           evidence={"band_score": _r(bs), "band_max_run": _r(run, 1), "band_axis_hint": axis,
                             "band_base_period_px": _r(g("band_base_period_px"))},
-                           "Zones of 2× period clustered in rows/columns usually come from the upsampler "
+                           fix="Zones of 2× period clustered in rows/columns usually come from the upsampler "
                            "(replace transposed convolutions with resize→conv) or from patch stitching.",
-                           "bad" if bs >= 0.6 else "warn"))
+                           severity="bad" if bs >= 0.6 else "warn"))
     cb = g("checkerboard_score")
     if math.isfinite(cb) and cb >= CHECKERBOARD_WARN:
-        out.append(Verdict("Checkerboard / stride-grid artifact",
-                           {k: _r(g(k), 4) for k in summary if k.startswith("checkerboard_")},
-                           "Uneven kernel overlap of a transposed convolution: use resize (nearest/bilinear) "
-                           "→ conv, or a kernel size divisible by the stride.", "bad" if cb >= CHECKERBOARD_BAD else "warn"))
+        out.append(Verdict(code="checkerboard", title="Checkerboard / stride-grid artifact",
+                           evidence={k: _r(g(k), 4) for k in summary if k.startswith("checkerboard_")},
+                           fix="Uneven kernel overlap of a transposed convolution: use resize (nearest/bilinear) "
+                           "→ conv, or a kernel size divisible by the stride.", severity="bad" if cb >= CHECKERBOARD_BAD else "warn"))
     rn, dr = g("resize_nmse_downUp"), g("resize_delta_r")
     sx, sy = g("shift_nmse_dx1"), g("shift_nmse_dy1")
     sn = max(sx if math.isfinite(sx) else 0.0, sy if math.isfinite(sy) else 0.0)
     if math.isfinite(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE:
-        out.append(Verdict("Aliasing: much energy near Nyquist, lost by a down/up-scale and by a 1-px shift",
-                           {"shift_mse_dx1": _r(g("shift_mse_dx1"), 5), "shift_mse_dy1": _r(g("shift_mse_dy1"), 5),
+        out.append(Verdict(code="aliasing", severity="warn",
+                           title="Aliasing: much energy near Nyquist, lost by a down/up-scale and by a 1-px shift",
+                           evidence={"shift_mse_dx1": _r(g("shift_mse_dx1"), 5), "shift_mse_dy1": _r(g("shift_mse_dy1"), 5),
                             "shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
                             "resize_mse_downUp": _r(g("resize_mse_downUp"), 5), "resize_nmse_downUp": _r(rn),
                             "resize_delta_r": _r(dr)},
-                           "Low-pass before every subsampling (BlurPool / antialias=True in resizes; PIL "
-                           "resizes antialias by default).", "warn"))
+                           fix="Low-pass before every subsampling (BlurPool / antialias=True in resizes; PIL "
+                           "resizes antialias by default)."))
     bc = g("border_cross_index")
     if math.isfinite(bc) and bc >= BORDER_CROSS and g("axis_energy_frac_nohann") >= 0.05:
-        out.append(Verdict("FFT border cross (non-periodic frame)",
-                           {"border_cross_index": _r(bc), "axis_energy_frac_nohann": _r(g("axis_energy_frac_nohann")),
+        out.append(Verdict(code="border_cross", severity="warn", title="FFT border cross (non-periodic frame)",
+                           evidence={"border_cross_index": _r(bc), "axis_energy_frac_nohann": _r(g("axis_energy_frac_nohann")),
                             "axis_ratio_at_f": _r(g("axis_ratio_at_f"))},
-                           "Apodize (Hann/Tukey window) or use the periodic-plus-smooth decomposition before "
-                           "any FFT-based loss or metric; the cross pushes models toward row/column artifacts.",
-                           "warn"))
+                           fix="Apodize (Hann/Tukey window) or use the periodic-plus-smooth decomposition before "
+                           "any FFT-based loss or metric; the cross pushes models toward row/column artifacts."))
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
     big = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if math.isfinite(v)]
     if big and max(big)[0] >= PERSPECTIVE_TREND:
         _, name, v = max(big)
-        out.append(Verdict(f"Perspective: the local period changes {v:+.0%} {name}",
-                           {"local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx)},
-                           "Expected on a wall seen at an angle; compare periods in rectified (fronto-parallel) "
-                           "crops, and expect doubling to appear first where the period is smallest.", "ok"))
+        out.append(Verdict(code="perspective", severity="info",
+                           title=f"Perspective: the local period changes {v:+.0%} {name}",
+                           evidence={"local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx)},
+                           fix="Expected on a wall seen at an angle; compare periods in rectified (fronto-parallel) "
+                           "crops, and expect doubling to appear first where the period is smallest."))
     return out
+
+
+register_rules("tiling", likely_causes)
 
 
 # ------------------------------------------------------------------------------------------------------

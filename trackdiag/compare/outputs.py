@@ -17,7 +17,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..report import Cell, Figure, Section, Verdict, write_report
+from ..report import Cell, Figure, Section, write_report
+from ..verdicts import Verdict
 from .plots import HOW_TO_READ, mpl_text, trend_figure, trend_groups
 from .ranking import fmt
 from .table import Comparison
@@ -211,12 +212,12 @@ def write_markdown(c: Comparison, path: Path, figures: Sequence[Figure]) -> Path
 
 def write_html(c: Comparison, out_dir: Path, figures: Sequence[Figure]) -> Path:
     order = np.argsort(c.rank, kind="stable")
-    verdicts = [Verdict(cause=f"Best: {c.row_label(int(order[0]))}",
+    verdicts = [Verdict(code="best_checkpoint", title=f"Best: {c.row_label(int(order[0]))}",
                         evidence={s.label: fmt(c.values[int(order[0]), j]) for j, s in enumerate(c.specs)
                                   if s.weight > 0},
-                        fix="Use this checkpoint (see the ranking for the reason).", severity="ok")]
+                        fix="Use this checkpoint (see the ranking for the reason).", severity="info")]
     for o in c.onsets:
-        verdicts.append(Verdict(cause=f"{o['run']}: {o['metric']} got worse",
+        verdicts.append(Verdict(code="got_worse", title=f"{o['run']}: {o['metric']} got worse",
                                 evidence={"since": o["checkpoint"], "value there": fmt(o["value"]),
                                           "baseline": fmt(o["baseline"])},
                                 fix="Compare the checkpoints before and after this step; the trend plot "

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..report import Figure, Section, Verdict, write_report
+from ..report import Figure, Section, write_report
+from ..verdicts import Verdict
 from .records import CHECKS, DATASET_LEVEL
 from .scan import ScanResult
 
@@ -124,12 +125,12 @@ def write_dataset_report(res: ScanResult, out_dir: str | Path) -> Path:
     # Overview
     verdicts = []
     for check, paths in sorted(by_check.items(), key=lambda kv: -len(kv[1])):
-        verdicts.append(Verdict(cause=f"{check}: {CHECKS[check]}", evidence={"files": len(paths)},
+        verdicts.append(Verdict(code=f"dataset_{check}", title=f"{check}: {CHECKS[check]}", evidence={"files": len(paths)},
                                 fix=_FIXES.get(check, "see docs/dataset.md"),
                                 severity="bad" if check in _BAD else "warn"))
     if not by_check:
-        verdicts.append(Verdict(cause="no problem found", evidence={"images": len(recs)}, fix="-",
-                                severity="ok"))
+        verdicts.append(Verdict(code="dataset_ok", title="no problem found", evidence={"images": len(recs)},
+                                fix="-", severity="info"))
     overview = {k: v for k, v in summary.items() if not isinstance(v, dict)}
     overview.update({f"checks.{k}": v for k, v in summary["checks"].items() if v})
     sections.append(Section(title="Dataset health", summary=overview, verdicts=verdicts, notes=[

@@ -26,7 +26,8 @@ from ..analyzers.base import StepInputs
 from ..analyzers.latent import LatentAnalyzer, LatentParams
 from ..errors import InputFileError, TrackdiagError
 from ..latent_io import list_latent_files, load_latents
-from ..report import Figure, Section, Verdict
+from ..report import Figure, Section
+from ..verdicts import Verdict
 
 __all__ = ["add_arguments", "wanted", "run", "ROW_KEYS"]
 
@@ -197,33 +198,34 @@ def _verdicts(kinds: dict[str, list[str]], events: list[dict[str, Any]], params:
         return next(e for e in events if e["kind"] == kind)
 
     if kinds["nonfinite"]:
-        out.append(Verdict("NaN/Inf in the latents", {"files": len(kinds["nonfinite"]),
+        out.append(Verdict(code="latent_nonfinite", severity="bad", title="NaN/Inf in the latents", evidence={"files": len(kinds["nonfinite"]),
                                                       "first": kinds["nonfinite"][0]},
-                           "fp16 overflow in the VAE encoder or the UNet: run the VAE in fp32/bf16, clip "
-                           "gradients, lower the learning rate.", "bad"))
+                           fix="fp16 overflow in the VAE encoder or the UNet: run the VAE in fp32/bf16, "
+                           "clip gradients, lower the learning rate."))
     if kinds["stripes"]:
         e = first("stripes")
-        out.append(Verdict("Vertical/horizontal stripes in the latents (seed 7.1)",
-                           {"files": len(kinds["stripes"]), "first": kinds["stripes"][0],
+        out.append(Verdict(code="latent_stripes", severity="warn",
+                           title="Vertical/horizontal stripes in the latents",
+                           evidence={"files": len(kinds["stripes"]), "first": kinds["stripes"][0],
                             "detail": e["detail"]},
-                           "Seed 7.1: batch-norm imbalance, periodicity in the latents, or augmentations "
+                           fix="Batch-norm imbalance, periodicity in the latents, or augmentations "
                            "that create a regular pattern. Compare 'in' and 'out': stripes only after the "
-                           "UNet point at the model; already in 'in' at the data/VAE side.", "warn"))
+                           "UNet point at the model; already in 'in' at the data/VAE side."))
     if kinds["periodic"]:
         e = first("periodic")
-        out.append(Verdict("Periodic structure in the latents",
-                           {"files": len(kinds["periodic"]), "first": kinds["periodic"][0],
+        out.append(Verdict(code="latent_periodic", severity="warn", title="Periodic structure in the latents",
+                           evidence={"files": len(kinds["periodic"]), "first": kinds["periodic"][0],
                             "detail": e["detail"], "threshold": params.period_score_threshold},
-                           "A period in the UNet output that the target does not have is the tiling artifact "
+                           fix="A period in the UNet output that the target does not have is the tiling artifact "
                            "in latent space; check the dataset for tiled sources (dataset section) and the "
-                           "tiling section for doubling/halving.", "warn"))
+                           "tiling section for doubling/halving."))
     if kinds["drift"]:
         e = first("drift")
-        out.append(Verdict("Latent distribution drifts between batches",
-                           {"files": len(kinds["drift"]), "first": kinds["drift"][0], "detail": e["detail"]},
-                           "A change of per-channel mean/std between batches: a wrong VAE scaling factor on "
-                           "some data, mixed precision, or a data subset with different statistics.", "warn"))
+        out.append(Verdict(code="latent_drift", severity="warn",
+                           title="Latent distribution drifts between batches", evidence={"files": len(kinds["drift"]), "first": kinds["drift"][0], "detail": e["detail"]},
+                           fix="A change of per-channel mean/std between batches: a wrong VAE scaling factor on "
+                           "some data, mixed precision, or a data subset with different statistics."))
     if not out:
-        out.append(Verdict("No anomaly in the latents", {"files": n_files},
-                           "Nothing to do on the latent side.", "ok"))
+        out.append(Verdict(code="latent_ok", severity="info", title="No anomaly in the latents",
+                           evidence={"files": n_files}, fix="Nothing to do on the latent side."))
     return out

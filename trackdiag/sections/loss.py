@@ -23,7 +23,8 @@ import numpy as np
 
 from ..analyzers.loss import EVENT_COLUMNS, LossParams, SeriesDetection, detect_series
 from ..logreaders import LossLog, read_loss_log
-from ..report import Figure, Section, Verdict
+from ..report import Figure, Section
+from ..verdicts import Verdict
 
 __all__ = ["add_arguments", "wanted", "run", "write_events_csv", "loss_verdicts", "loss_summary"]
 
@@ -113,43 +114,44 @@ def loss_verdicts(det: SeriesDetection, params: LossParams) -> list[Verdict]:
     bad = [e for e in ev if e.kind == "nonfinite"]
     if bad:
         out.append(Verdict(
-            "NaN/Inf loss", {"nonfinite_count": len(bad), "first_step": bad[0].step},
-            "Look at the steps listed in events.csv: fp16 overflow (use bf16 or a GradScaler), a learning "
+            code="loss_nonfinite", severity="bad", title="NaN/Inf loss",
+            evidence={"nonfinite_count": len(bad), "first_step": bad[0].step},
+            fix="Look at the steps listed in events.csv: fp16 overflow (use bf16 or a GradScaler), a learning "
             "rate that is too high (lower it, clip gradients), or a corrupt sample (log sample_ids to find "
-            "it).",
-            "bad"))
+            "it)."))
     div = [e for e in ev if e.kind == "ema_divergence"]
     if div:
         out.append(Verdict(
-            "Loss diverges from its EMA (the run is becoming unstable)",
-            {"ema_divergence_count": len(div), "first_step": div[0].step, "how": div[0].detail},
-            "Lower the learning rate or lengthen the warm-up, clip gradients, and resume from a checkpoint "
-            f"before step {div[0].step}. A break of the EMA after a resume also shows here (seed "
-            "7.3).", "bad"))
+            code="loss_divergence", severity="bad",
+            title="Loss diverges from its EMA (the run is becoming unstable)",
+            evidence={"ema_divergence_count": len(div), "first_step": div[0].step, "how": div[0].detail},
+            fix="Lower the learning rate or lengthen the warm-up, clip gradients, and resume from a "
+            f"checkpoint before step {div[0].step}. A break of the EMA after a resume also shows here."))
     spikes = [e for e in ev if e.kind == "spike"]
     if spikes:
         rate = float(det.metrics.get("spike_rate", 0.0))
         top = sorted(spikes, key=lambda e: -e.z)[:5]
         noise_like = rate <= 2 * _NOMINAL_FALSE_ALARM * (3.0 / params.spike_sigma) ** 2 and top[0].z < 5.0
         out.append(Verdict(
-            "Loss spikes" + (" (no more than noise would give)" if noise_like else ""),
-            {"n_spikes": len(spikes), "spike_rate": round(rate, 5), "largest_z": round(top[0].z, 2),
+            code="loss_spike", severity="info" if noise_like else ("bad" if rate > 0.01 else "warn"),
+            title="Loss spikes" + (" (no more than noise would give)" if noise_like else ""),
+            evidence={"n_spikes": len(spikes), "spike_rate": round(rate, 5), "largest_z": round(top[0].z, 2),
              "worst_steps": ", ".join(str(e.step) for e in top)},
-            "Seed 7.3: a corrupt batch, a learning rate that is too high, or an EMA break. Inspect the "
-            "batches at the worst steps (pass sample_ids to trackdiag.log to see which samples recur in "
-            "spikes); if spikes are frequent, lower the learning rate or add gradient clipping.",
-            "ok" if noise_like else ("bad" if rate > 0.01 else "warn")))
+            fix="A corrupt batch, a learning rate that is too high, or an EMA break. Inspect the batches at "
+            "the worst steps (pass sample_ids to trackdiag.log to see which samples recur in spikes); if "
+            "spikes are frequent, lower the learning rate or add gradient clipping."))
     plateaus = [e for e in ev if e.kind == "plateau"]
     if plateaus:
         out.append(Verdict(
-            "Loss plateau (no improvement over the patience window)",
-            {"plateau_count": len(plateaus), "first_step": plateaus[0].step, "detail": plateaus[0].detail},
-            "Late in training a flat diffusion loss is normal (judge the samples, not the loss). Early on: "
+            code="loss_plateau", severity="warn", title="Loss plateau (no improvement over the patience window)",
+            evidence={"plateau_count": len(plateaus), "first_step": plateaus[0].step, "detail": plateaus[0].detail},
+            fix="Late in training a flat diffusion loss is normal (judge the samples, not the loss). Early on: "
             "check that the LoRA parameters train (requires_grad, optimizer param groups), that the learning "
-            "rate is not too small, and that the data loader is not repeating the same batches.", "warn"))
+            "rate is not too small, and that the data loader is not repeating the same batches."))
     if not out:
-        out.append(Verdict("No anomaly in the loss curve", {"events": 0},
-                           "Nothing to do on the loss side; look at the tiling and latent sections.", "ok"))
+        out.append(Verdict(code="loss_ok", severity="info", title="No anomaly in the loss curve",
+                           evidence={"events": 0},
+                           fix="Nothing to do on the loss side; look at the tiling and latent sections."))
     return out
 
 

@@ -16,7 +16,8 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import InputValueError, TrackdiagError
-from ..report import Figure, Section, Verdict
+from ..report import Figure, Section
+from ..verdicts import Verdict
 from . import unique_name
 
 __all__ = ["add_arguments", "wanted", "run", "pair_images"]
@@ -193,7 +194,7 @@ def _verdicts(s: dict[str, Any]) -> list[Verdict]:
     leak = s.get("energy_out_frac_max", float("nan"))
     if np.isfinite(leak) and leak > LEAK_FRAC:
         out.append(Verdict(
-            cause="The edit leaks outside the wall mask",
+            code="pixel_leak", title="The edit leaks outside the wall mask",
             evidence={"energy_out_frac_max": leak, "energy_out_frac": s.get("energy_out_frac")},
             fix="Check that masks match the images (run python -m trackdiag.dataset --masks); composite the "
                 "output with the mask, or add a masked loss term that penalises changes outside the wall.",
@@ -202,9 +203,9 @@ def _verdicts(s: dict[str, Any]) -> list[Verdict]:
     for frac, key, axis in ((r, "anomaly_row_energy_frac", "rows"), (c, "anomaly_col_energy_frac", "columns")):
         if np.isfinite(frac) and frac >= ALIGNED_FRAC:
             out.append(Verdict(
-                cause=f"Errors cluster along {axis}",
+                code=f"pixel_{'rows' if axis == 'rows' else 'cols'}", title=f"Errors cluster along {axis}",
                 evidence={key: frac, "anomaly_count": s.get("anomaly_count")},
-                fix="Typical causes (seed 7.1): batch-norm imbalance, periodicity in the latents, augmentations "
+                fix="Typical causes: batch-norm imbalance, periodicity in the latents, augmentations "
                     "that create a regular pattern, transposed-conv upsampling; see the tiling and latent "
                     "sections.", severity="warn"))
     return out
