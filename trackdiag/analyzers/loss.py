@@ -925,6 +925,7 @@ class LossAnalyzer(Analyzer):
     def __init__(self, params: Optional[LossParams] = None) -> None:
         super().__init__(params if params is not None else LossParams())
         self.detector = LossDetector(self.params)
+        self.last_report: Optional[StepReport] = None
         self._summaries = 0
 
     def compute(self, inputs: StepInputs) -> dict[str, torch.Tensor]:
@@ -944,6 +945,7 @@ class LossAnalyzer(Analyzer):
     def summarize(self, step: int, host: Mapping[str, np.ndarray], *,
                   sample_ids: Optional[Sequence[str]] = None) -> Result:
         rep = self.detector.update(step, host["loss"], host.get("timesteps"), sample_ids)
+        self.last_report = rep  # the latest step's report (read by the seed API)
         self._summaries += 1
         metrics = {"train_loss": rep.value, "ema_loss": rep.ema, "smoothed_loss": rep.smoothed,
                    "expected_loss": rep.expected,

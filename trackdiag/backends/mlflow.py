@@ -78,7 +78,7 @@ class MlflowBackend(Backend):
         self.client: Any = None
         self.run_id: Optional[str] = self.params.run_id
         self.experiment_id: Optional[str] = None
-        self.tracking_uri = self.params.tracking_uri
+        self.tracking_uri = absolute_sqlite_uri(self.params.tracking_uri)
         self._owns_run = False
         #: (run id, table key) → the table as this process last uploaded it (see :meth:`log_table`).
         self._tables: dict[tuple[str, str], Any] = {}
@@ -260,6 +260,25 @@ def _append_rows(table: Any, columns: Mapping[str, list[Any]]) -> Any:
     import pandas as pd
 
     return pd.concat([table, pd.DataFrame(dict(columns))], ignore_index=True)
+
+
+def absolute_sqlite_uri(uri: str) -> str:
+    """``sqlite:///relative.db`` → ``sqlite:////abs/path/relative.db`` (resolved against the working directory
+    now), so that a later ``chdir`` cannot send the run elsewhere (MLflow caches one engine per URI string) and
+    the printed ``mlflow ui`` command works from any folder. Other URIs are returned unchanged.
+
+    >>> absolute_sqlite_uri("http://127.0.0.1:5000")
+    'http://127.0.0.1:5000'
+    >>> absolute_sqlite_uri("sqlite:////tmp/x.db")
+    'sqlite:////tmp/x.db'
+    """
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return uri
+    path = uri[len(prefix):]
+    if path in ("", ":memory:") or path.startswith("/"):
+        return uri
+    return prefix + Path(path).resolve().as_posix()
 
 
 def _beside_sqlite(uri: str) -> Optional[str]:
