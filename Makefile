@@ -10,7 +10,7 @@ TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-10)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test bench venv browser clean
+.PHONY: demo test test-fast lint typecheck doctest bench venv browser clean
 
 venv: $(STAMP)
 
@@ -29,9 +29,23 @@ browser:
 demo: $(STAMP)
 	$(BIN)/python examples/toy_upsampler.py
 
+# The whole check: lint, types, then the tests and the docstrings' examples in one pytest run.
 test: $(STAMP) browser
-	@set +e; $(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	@set +e; $(BIN)/python -m pytest -q -p no:cacheprovider tests trackdiag --doctest-modules; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
+
+# The inner loop: everything not marked slow (about two minutes).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests trackdiag --doctest-modules
+
+lint: $(STAMP)
+	$(BIN)/ruff check trackdiag tests benchmarks examples
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+doctest: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules trackdiag
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
