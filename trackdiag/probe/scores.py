@@ -120,7 +120,7 @@ def seam_score(gray: torch.Tensor, wall: torch.Tensor) -> float:
 
 
 def artifact_scores(images: torch.Tensor, mask: Optional[torch.Tensor] = None, *,
-                    strides: Sequence[int] = GRID_STRIDES, band: int = 2,
+                    strides: Sequence[int] = GRID_STRIDES, band: int = 2, margin: int = 4,
                     checkerboard: bool = True) -> dict[str, float]:
     """Grid, edge, seam (and checkerboard) scores of a batch, averaged over its images.
 
@@ -130,6 +130,7 @@ def artifact_scores(images: torch.Tensor, mask: Optional[torch.Tensor] = None, *
             the wall only and ``mask_seam_score`` is added.
         strides: lattice strides for ``grid_s<k>``.
         band: width in px of the border bands of ``edge_<side>``.
+        margin: pixels at each border left out of the grid scores.
         checkerboard: also return the tiling analyzer's ``checkerboard_s2``.
 
     Returns:
@@ -143,7 +144,7 @@ def artifact_scores(images: torch.Tensor, mask: Optional[torch.Tensor] = None, *
         wall = normalize_mask(mask, batch=b, height=h, width=w).to(images.device)[:, 0]
     out: dict[str, float] = {}
     for k in strides:
-        out[f"grid_s{k}"] = grid_score(gray, int(k), valid=wall)
+        out[f"grid_s{k}"] = grid_score(gray, int(k), margin=margin, valid=wall)
     out.update(edge_scores(gray, band=band))
     if wall is not None:
         out["mask_seam_score"] = seam_score(gray, wall)
