@@ -117,7 +117,7 @@ def attribute(*, vae: Optional[VaeProbe] = None, pipeline: Optional[PipelineProb
     if eq is not None:
         lat = eq.by_kind.get("lattice", float("nan"))
         off = min((eq.by_kind[k] for k in ("whole", "subpixel") if k in eq.by_kind), default=float("nan"))
-        if not (_nan(lat) and lat != float("inf")) and not _nan(off) and off < EQ_LOW_DB and lat - off >= EQ_GAP_DB:
+        if lat == lat and off == off and off < EQ_LOW_DB and lat - off >= EQ_GAP_DB:
             out.append(Verdict(
                 code="probe_edit_lattice", severity="bad" if off < EQ_LOW_DB - 10 else "warn",
                 title=f"The edit model pins its output to a {eq.lattice}-px lattice "

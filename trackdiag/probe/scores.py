@@ -7,10 +7,12 @@ tiling analyzer's own estimators can replace them *in this one function* without
 
 Definitions (``x`` = luminance, ``B×H×W``; "jump" = first difference across a pixel boundary):
 
-* ``grid_s<k>``: for every phase ``p`` of the k-px lattice, ``E_p`` = mean squared jump across the
-  boundaries at positions ``≡ p (mod k)``. The score is ``max_p (E_p − E_{p+k/2}) / median_p E_p``: the excess
-  of the strongest lattice line over the line half a period away, in units of a typical line. A finer period
-  (k/2, k/4 …, e.g. a checkerboard) gives ``E_p = E_{p+k/2}`` and scores 0 here, so each stride counts only
+* ``grid_s<k>``: the boundaries of each row are cut into lattice cells of ``k`` boundaries; in each cell,
+  the share ``f_p`` of its squared-jump energy at phase ``p`` (position ``≡ p mod k``); ``F_p`` = the mean
+  share over cells (each cell weighs the same, so a few strong edges of the content cannot dominate). The
+  score is ``k · max_p (F_p − F_{p+k/2})``: the excess share of the strongest lattice line over the line half
+  a period away, in units of the uniform share ``1/k`` (0 = no lattice; at most ``k``). A finer period
+  (k/2, k/4 …, e.g. a checkerboard) gives ``F_p = F_{p+k/2}`` and scores 0 here, so each stride counts only
   what the next finer stride does not explain. Rows and columns are scored separately; the larger counts.
 * ``edge_<side>``: mean squared jump in the ``band`` outermost pixels of one side over the same in the
   interior, minus 1 (0 = the border looks like the inside).
@@ -38,18 +40,26 @@ def _gray(images: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(images.float().mean(dim=1), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def _phase_energy(jumps: torch.Tensor, k: int, weight: torch.Tensor) -> torch.Tensor:
-    """Weighted mean squared jump per lattice phase along the last axis. ``jumps``, ``weight`` B×H×(W−1) → (k,).
+def _phase_shares(jumps: torch.Tensor, k: int, weight: torch.Tensor) -> torch.Tensor:
+    """Mean share of each lattice phase in the jump energy of k-px blocks. ``jumps``, ``weight`` B×H×(W−1) → (k,).
 
     The jump at index ``j`` lies on the boundary between pixels ``j`` and ``j+1``; its phase is ``(j+1) % k``.
+    Blocks are the lattice cells ``[m·k, (m+1)·k)`` of boundaries; a block counts when all its jumps are
+    valid and it holds any energy. Uniform shares are ``1/k``; a line on the lattice puts its energy on one.
     """
     n = jumps.shape[-1]
-    phase = (torch.arange(n, device=jumps.device) + 1) % k
-    sq = jumps.double().square()
-    wd = weight.double()
-    num = torch.zeros(k, dtype=sq.dtype, device=sq.device).index_add_(0, phase, (sq * wd).sum(dim=(0, 1)))
-    den = torch.zeros(k, dtype=sq.dtype, device=sq.device).index_add_(0, phase, wd.sum(dim=(0, 1)))
-    return num / den.clamp_min(1e-12)
+    first = (k - 1) % k  # index of the first jump with phase 0
+    m = (n - first) // k
+    if m < 1:
+        return torch.full((k,), float("nan"), dtype=torch.float64)
+    sq = jumps.double().square()[..., first:first + m * k].reshape(*jumps.shape[:-1], m, k)
+    ok = weight[..., first:first + m * k].reshape(*jumps.shape[:-1], m, k).bool().all(dim=-1)
+    tot = sq.sum(dim=-1)
+    ok = ok & (tot > _EPS * k)
+    if not bool(ok.any()):
+        return torch.full((k,), 1.0 / k, dtype=torch.float64)  # nothing moves: no grid
+    shares = sq / tot.clamp_min(1e-30)[..., None]
+    return (shares * ok[..., None]).sum(dim=tuple(range(shares.ndim - 1))) / ok.sum()
 
 
 def grid_score(gray: torch.Tensor, k: int, *, margin: int = 4, valid: Optional[torch.Tensor] = None) -> float:
@@ -73,10 +83,9 @@ def grid_score(gray: torch.Tensor, k: int, *, margin: int = 4, valid: Optional[t
         keep[:, margin:h - margin, margin:w - margin] = True
         v = v & keep
         jumps = g[..., 1:] - g[..., :-1]
-        weight = (v[..., 1:] & v[..., :-1]).to(g.dtype)  # the absolute lattice phase is kept
-        e = _phase_energy(jumps, k, weight)
-        excess = (e - e.roll(-(k // 2))).max()
-        scores.append(float(excess / (e.median() + _EPS)))
+        weight = v[..., 1:] & v[..., :-1]  # the absolute lattice phase is kept
+        f = _phase_shares(jumps, k, weight)
+        scores.append(float((f - f.roll(-(k // 2))).max() * k))
     return max(scores) if scores else float("nan")
 
 
