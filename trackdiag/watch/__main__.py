@@ -90,7 +90,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         n = follower.run(poll_s=args.poll, idle_exit_s=args.idle_exit, once=args.once,
                          should_stop=lambda: stop["now"])
         if stop["now"]:
-            status = "KILLED"
+            status = "FINISHED"  # stopped by a signal: the run stays resumable
     finally:
         summary = follower.close(status)
     print(f"trackdiag watch: {n} new images logged; {len(follower.state.logged)} in total "
