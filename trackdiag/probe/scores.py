@@ -77,7 +77,7 @@ def grid_score(gray: torch.Tensor, k: int, *, margin: int = 4, valid: Optional[t
     v_all = torch.ones_like(gray, dtype=torch.bool) if valid is None else valid.bool()
     for g, v in ((gray, v_all), (gray.transpose(-1, -2), v_all.transpose(-1, -2))):
         h, w = g.shape[-2:]
-        if w - 2 * margin < 2 * k or h <= 2 * margin:
+        if w - 2 * margin < 4 * k or h <= 2 * margin:  # fewer than 4 lattice cells a row: too noisy
             continue
         keep = torch.zeros_like(v)
         keep[:, margin:h - margin, margin:w - margin] = True

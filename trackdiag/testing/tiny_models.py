@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import torch
 
-__all__ = ["tiny_vae", "vae_codec", "grid_texture", "add_grid"]
+__all__ = ["tiny_vae", "vae_codec", "grid_texture", "add_grid", "TinyLoraPipeline"]
 
 
 class _ResizeConv(torch.nn.Module):
@@ -145,3 +145,73 @@ def grid_texture(batch: int, size: int = 64, *, k: int = 0, amplitude: float = 0
         out.append(img)
     x = torch.stack(out).clamp(0, 1)
     return add_grid(x, k, amplitude) if k else x
+
+
+class TinyLoraPipeline:
+    """A one-step latent generator: a tiny diffusers ``UNet2DModel`` (+ a peft LoRA) and a VAE decoder.
+
+    ``generate(seed, lora_scale)`` draws seeded latent noise, lets the UNet predict the clean latent (it also
+    sees sin/cos position channels of period ``period_px`` — like a DiT's positional embedding — which the base
+    model ignores: their input weights are zero) and decodes it with ``decode``. :meth:`train_lora` fits the
+    LoRA for a few steps toward the latents of ``targets``; a grid in the targets is then the LoRA's.
+    """
+
+    def __init__(self, decode: Callable[[torch.Tensor], torch.Tensor], *, latent_channels: int = 4,
+                 latent_size: int = 24, period_px: int = 4, rank: int = 8, seed: int = 0) -> None:
+        from diffusers import UNet2DModel
+        from peft import LoraConfig, inject_adapter_in_model
+
+        self.decode, self.c, self.h = decode, latent_channels, latent_size
+        torch.manual_seed(seed)
+        unet = UNet2DModel(sample_size=latent_size, in_channels=latent_channels + 6, out_channels=latent_channels,
+                           block_out_channels=(8,), layers_per_block=1, down_block_types=("DownBlock2D",),
+                           up_block_types=("UpBlock2D",), norm_num_groups=4)
+        with torch.no_grad():
+            unet.conv_in.weight[:, latent_channels:] = 0  # the base model ignores position
+        cfg = LoraConfig(r=rank, lora_alpha=rank, target_modules=["conv_in", "conv1", "conv2", "conv_out"])
+        self.unet = inject_adapter_in_model(cfg, unet).eval()
+        yy, xx = torch.meshgrid(torch.arange(latent_size, dtype=torch.float32),
+                                torch.arange(latent_size, dtype=torch.float32), indexing="ij")
+        w = 2 * torch.pi / period_px
+        self.pos = torch.stack([torch.sin(w * xx), torch.cos(w * xx), torch.cos(torch.pi * xx),
+                                torch.sin(w * yy), torch.cos(w * yy), torch.cos(torch.pi * yy)])[None]
+
+    def set_scale(self, scale: float) -> None:
+        from peft.tuners.lora import LoraLayer
+
+        for m in self.unet.modules():
+            if isinstance(m, LoraLayer):
+                m.set_scale("default", float(scale))
+
+    def noise(self, seeds: Any) -> torch.Tensor:
+        return torch.cat([torch.randn(1, self.c, self.h, self.h, generator=torch.Generator().manual_seed(int(s)))
+                          for s in seeds])
+
+    def latents(self, seeds: Any, scale: float) -> torch.Tensor:
+        self.set_scale(scale)
+        z = self.noise(seeds)
+        return self.unet(torch.cat([z, self.pos.expand(z.shape[0], -1, -1, -1)], 1), 0).sample
+
+    @torch.no_grad()
+    def generate(self, seed: int, lora_scale: float) -> torch.Tensor:
+        return self.decode(self.latents([seed], lora_scale))
+
+    def train_lora(self, target_latents: torch.Tensor, *, steps: int = 30, lr: float = 1e-2) -> list[float]:
+        """Fit the LoRA (only) so that seed ``i`` gives ``target_latents[i]``; returns the losses."""
+        params = []
+        for name, p in self.unet.named_parameters():
+            p.requires_grad_("lora_" in name)
+            if "lora_" in name:
+                params.append(p)
+        opt = torch.optim.Adam(params, lr=lr)
+        seeds = list(range(target_latents.shape[0]))
+        losses = []
+        self.unet.train()
+        for _ in range(steps):
+            loss = torch.nn.functional.mse_loss(self.latents(seeds, 1.0), target_latents)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        self.unet.eval()
+        return losses
