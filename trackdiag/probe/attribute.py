@@ -29,7 +29,7 @@ from .vae import VaeProbe
 __all__ = ["attribute", "LIMITS", "FAMILIES"]
 
 #: family -> (warn, bad) on the family's score (ratios, see :mod:`trackdiag.probe.scores`).
-LIMITS: dict[str, tuple[float, float]] = {"grid": (0.3, 1.0), "edge": (0.5, 2.0), "seam": (0.5, 2.0)}
+LIMITS: dict[str, tuple[float, float]] = {"grid": (0.4, 1.0), "edge": (0.5, 2.0), "seam": (0.5, 2.0)}
 #: family -> the score keys it covers.
 FAMILIES: dict[str, tuple[str, ...]] = {
     "grid": tuple(f"grid_s{k}" for k in GRID_STRIDES),

@@ -97,12 +97,14 @@ def edge_scores(gray: torch.Tensor, *, band: int = 2) -> dict[str, float]:
     inner = torch.cat([dx[..., 2 * band:h - 2 * band, 2 * band:w - 1 - 2 * band].flatten(1),
                        dy[..., 2 * band:h - 1 - 2 * band, 2 * band:w - 2 * band].flatten(1)], dim=1)
     base = float(inner.mean()) + _EPS
-    # jumps along each side (parallel stripes) and into it (a step at the border)
+    # jumps along each side (parallel stripes) and into it (a step at the border); corners left out so
+    # that one bad side does not spill into its neighbours
+    r, c = slice(2 * band, h - 2 * band), slice(2 * band, w - 2 * band)
     sides = {
-        "edge_left": torch.cat([dy[..., :, :band].flatten(1), dx[..., :, :band].flatten(1)], 1),
-        "edge_right": torch.cat([dy[..., :, w - band:].flatten(1), dx[..., :, w - 1 - band:].flatten(1)], 1),
-        "edge_top": torch.cat([dx[..., :band, :].flatten(1), dy[..., :band, :].flatten(1)], 1),
-        "edge_bottom": torch.cat([dx[..., h - band:, :].flatten(1), dy[..., h - 1 - band:, :].flatten(1)], 1),
+        "edge_left": torch.cat([dy[..., r, :band].flatten(1), dx[..., r, :band].flatten(1)], 1),
+        "edge_right": torch.cat([dy[..., r, w - band:].flatten(1), dx[..., r, w - 1 - band:].flatten(1)], 1),
+        "edge_top": torch.cat([dx[..., :band, c].flatten(1), dy[..., :band, c].flatten(1)], 1),
+        "edge_bottom": torch.cat([dx[..., h - band:, c].flatten(1), dy[..., h - 1 - band:, c].flatten(1)], 1),
     }
     return {k: float(v.mean()) / base - 1.0 for k, v in sides.items()}
 
