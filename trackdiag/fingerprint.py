@@ -66,16 +66,10 @@ def mean_power_spectrum(res: torch.Tensor) -> torch.Tensor:
     return torch.fft.fft2(z.double()).abs().square().mean(dim=0)
 
 
-def _lattice_bins(h: int, w: int, k: int) -> list[tuple[int, int]]:
-    pts = []
-    for m in range(k):
-        for n in range(k):
-            if (m, n) == (0, 0):
-                continue
-            if m % 2 == 0 and n % 2 == 0 and k > 2:  # on the lattice of stride k/2
-                continue
-            pts.append(((m * h) // k, (n * w) // k))
-    return pts
+def _box_sum(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Circular ``(2r+1)×(2r+1)`` box sum of an ``H×W`` map."""
+    p = torch.nn.functional.pad(x[None, None], (r, r, r, r), mode="circular")
+    return torch.nn.functional.avg_pool2d(p, 2 * r + 1, stride=1)[0, 0] * (2 * r + 1) ** 2
 
 
 def lattice_score(power: torch.Tensor, k: int, *, n_images: int = 1) -> tuple[float, float]:
@@ -86,27 +80,26 @@ def lattice_score(power: torch.Tensor, k: int, *, n_images: int = 1) -> tuple[fl
     h, w = power.shape
     if h < 2 * k or w < 2 * k:
         return float("nan"), float("nan")
-    all_lattice = torch.zeros(h, w, dtype=torch.bool)
-    for m in range(k):
-        for n in range(k):
-            all_lattice[(m * h) // k, (n * w) // k] = True
-    axis, other = [], []
-    for (y, x) in _lattice_bins(h, w, k):
-        ys = torch.arange(y - 4, y + 5) % h
-        xs = torch.arange(x - 4, x + 5) % w
-        patch = power[ys][:, xs]
-        lat = all_lattice[ys][:, xs]
-        d = torch.maximum((torch.arange(9) - 4).abs()[:, None], (torch.arange(9) - 4).abs()[None, :])
-        ring = (d >= 2) & ~lat
-        bg = float(patch[ring].mean()) if bool(ring.any()) else float("nan")
-        if bg > 0:
-            (axis if y == 0 or x == 0 else other).append(float(power[y, x]) / bg)
+    ys = (torch.arange(k) * h) // k
+    xs = (torch.arange(k) * w) // k
+    lattice = torch.zeros(h, w, dtype=torch.bool)
+    lattice[ys[:, None], xs[None, :]] = True
+    off = (power * ~lattice).double()
+    cnt = (~lattice).double()
+    # background: the mean over Chebyshev distance 2..4 around each bin, lattice bins excluded
+    bg = (_box_sum(off, 4) - _box_sum(off, 1)) / (_box_sum(cnt, 4) - _box_sum(cnt, 1)).clamp_min(1)
+    m, n = torch.meshgrid(torch.arange(k), torch.arange(k), indexing="ij")
+    own = ~((m % 2 == 0) & (n % 2 == 0)) if k > 2 else ~((m == 0) & (n == 0))  # not on the k/2 lattice
+    yy, xx = ys[m[own]], xs[n[own]]
+    ratio = power[yy, xx].double() / bg[yy, xx]
+    axis = (yy == 0) | (xx == 0)
     best = (float("nan"), float("nan"))
-    # lines put their power on the axes only; a k×k pattern on the whole lattice: the larger excess counts
-    for ratios in (axis, axis + other):
-        if ratios:
-            score = sum(ratios) / len(ratios) - 1.0
-            cand = (score, score * math.sqrt(max(1, n_images) * len(ratios)))
+    # lines put their power on the axes only; a k×k pattern on the whole lattice: the larger z counts
+    for sel in (axis, torch.ones_like(axis)):
+        r = ratio[sel & torch.isfinite(ratio)]
+        if r.numel():
+            score = float(r.mean()) - 1.0
+            cand = (score, score * math.sqrt(max(1, n_images) * r.numel()))
             if not math.isfinite(best[0]) or cand[1] > best[1]:
                 best = cand
     return best
