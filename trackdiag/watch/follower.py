@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import torch
 
 from ..errors import InputFileError, TrackdiagError
@@ -122,9 +121,8 @@ class Follower:
         self.state = WatchState.load(self.state_path)
         self.mask, self.ref = mask, ref
         self.settle_s, self.group_wait_s = float(settle_s), float(group_wait_s)
-        self.fingerprint = FingerprintTracker() if fingerprint else None
-        if self.fingerprint is not None:
-            self.fingerprint.load_state_dict(self.state.fingerprint)
+        self.fingerprint = FingerprintTracker(strides=() if not fingerprint else (8, 16, 32))
+        self.fingerprint.load_state_dict(self.state.fingerprint)
         self._seen: dict[str, _Seen] = {}
         self._pending: dict[str, tuple[Sample, torch.Tensor, float]] = {}
         self.logged_now = 0
@@ -185,50 +183,22 @@ class Follower:
         return n
 
     def _log_group(self, step: int, group: dict[str, tuple[Sample, torch.Tensor, float]]) -> int:
-        from ..values import table_rows
-        from ..worker import Record
+        from ..integrations.validation import log_validation_images
 
+        items = sorted(group.items(), key=lambda kv: kv[1][0].key)
+        rows = [{"step": step, "file": rel, "key": _key(smp.key), "seed": smp.seed, "epoch": smp.epoch}
+                for rel, (smp, _, _) in items]
+        log_validation_images([img for _, (_, img, _) in items], step, session=self.session,
+                              keys=[_key(smp.key) for _, (smp, _, _) in items], mask=self.mask, ref=self.ref,
+                              fingerprint=self.fingerprint, rows=rows)
         s = self.session
-        if s._last_step is not None and step < s._last_step:
-            # a straggler of an earlier step: the trainer wrote it late; its step is still the right one
-            s._last_step = None
-        by_shape: dict[tuple[int, ...], list[tuple[str, Sample, torch.Tensor]]] = {}
-        for rel, (sample, img, _) in sorted(group.items(), key=lambda kv: kv[1][0].key):
-            by_shape.setdefault(tuple(img.shape), []).append((rel, sample, img))
-        biggest: Optional[torch.Tensor] = None
-        for shape, items in by_shape.items():
-            batch = torch.stack([img for _, _, img in items])
-            mask = self.mask if self.mask is not None and tuple(self.mask.shape[-2:]) == shape[-2:] else None
-            if self.mask is not None and mask is None:
-                log.warning("trackdiag watch: the mask (%s) does not match images of size %s; analysing the "
-                            "whole image", tuple(self.mask.shape[-2:]), shape[-2:])
-            s.log(step, batch, mask, ref=self.ref, sample_ids=[_key(smp.key) for _, smp, _ in items])
-            if biggest is None or batch.shape[0] > biggest.shape[0]:
-                biggest = batch
-        rows, metrics, images = [], {}, {}
-        for rel, (sample, img, _) in group.items():
-            k = _key(sample.key)
-            rows.append({"step": step, "file": rel, "key": k, "seed": sample.seed, "epoch": sample.epoch})
-            metrics[f"trackdiag/watch/logged/{k}"] = 1.0
-            images[f"trackdiag/watch/{k}"] = (img.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-        metrics["trackdiag/watch/images"] = float(len(group))
-        tables: dict[str, list[dict[str, Any]]] = {"trackdiag/watch/files": table_rows(rows)}
-        if self.fingerprint is not None and biggest is not None:
-            fp_metrics, verdicts = self.fingerprint.update(step, biggest)
-            metrics.update(fp_metrics)
-            if verdicts:
-                tables["trackdiag/fingerprint/verdicts"] = table_rows(
-                    [{"step": step, "code": v.code, "severity": v.severity, "title": v.title,
-                      "evidence": json.dumps(dict(v.evidence))} for v in verdicts])
-        s.worker.submit(Record(step=int(step), metrics=metrics, tables=tables, figures=[lambda: images]))
         if not s.flush(120.0):
             log.warning("trackdiag watch: the tracker did not confirm step %d yet; it stays in the spool", step)
         for rel, (sample, _, _) in group.items():
             self.state.logged[rel] = {"step": step, "key": _key(sample.key)}
             self._pending.pop(rel, None)
             self._seen.pop(rel, None)
-        if self.fingerprint is not None:
-            self.state.fingerprint = self.fingerprint.state_dict()
+        self.state.fingerprint = self.fingerprint.state_dict()
         if self.layout.step_unit == "epoch" and self.state.step_unit != "epoch":
             log.warning("trackdiag watch: per-epoch samples without --steps-per-epoch or --trainer-log: the "
                         "epoch is logged as the step (run param watch.step_unit=epoch)")
