@@ -34,9 +34,10 @@ class PipelineProbe:
         return max(self.scores)
 
     def grows_with_scale(self, key: str) -> bool:
-        """True when ``key`` does not decrease from one scale to the next (small noise allowed)."""
+        """True when ``key`` does not decrease from one scale to the next (10 % of the largest allowed: the
+        share-based scores saturate)."""
         vals = [self.scores[s][key] for s in sorted(self.scores)]
-        tol = 0.05 * max(abs(v) for v in vals) if vals else 0.0
+        tol = 0.1 * max(abs(v) for v in vals) if vals else 0.0
         return all(b >= a - tol for a, b in zip(vals[:-1], vals[1:], strict=True))
 
 
