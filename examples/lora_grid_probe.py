@@ -28,7 +28,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--every", type=int, default=10)
     p.add_argument("--lr", type=float, default=2e-2)
-    p.add_argument("--grid-vae", action="store_true", help="a VAE with transposed-conv upsampling, clean targets")
+    p.add_argument(
+        "--grid-vae", action="store_true", help="a VAE with transposed-conv upsampling, clean targets"
+    )
     p.add_argument("--out", type=Path, default=Path("lora_probe"))
     args = p.parse_args(argv)
 
@@ -39,18 +41,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    if args.grid_vae:   # 8× VAE whose decoder stamps an 8-px grid; 64-px images, clean targets
+    if args.grid_vae:  # 8× VAE whose decoder stamps an 8-px grid; 64-px images, clean targets
         enc, dec = vae_codec(tiny_vae(levels=3, upsample="transpose"))
         size, latent, k = 64, 8, 0
-    else:               # clean 2× VAE; 48-px images; the targets carry the grid
+    else:  # clean 2× VAE; 48-px images; the targets carry the grid
         enc, dec = vae_codec(tiny_vae(levels=1, upsample="resize"))
         size, latent, k = 48, 24, 8
     pipe = TinyLoraPipeline(dec, latent_size=latent)
     with torch.no_grad():
         targets = enc(grid_texture(4, size, k=k, amplitude=0.2, seed=5))
-    session = trackdiag.init(tracking_uri=f"sqlite:///{(args.out / 'mlruns.db').resolve()}",
-                             run_name="lora_grid_probe", out_dir=str(args.out / "trackdiag_runs"),
-                             overrides=["analyzer=[tiling]", "analyzer.tiling.schedule.every=1"])
+    session = trackdiag.init(
+        tracking_uri=f"sqlite:///{(args.out / 'mlruns.db').resolve()}",
+        run_name="lora_grid_probe",
+        out_dir=str(args.out / "trackdiag_runs"),
+        overrides=["analyzer=[tiling]", "analyzer.tiling.schedule.every=1"],
+    )
     val_seeds = (100, 101, 102, 103)
     for step in range(0, args.steps + 1, args.every):
         if step:
@@ -71,8 +76,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("no artifact attributed")
     session.log_params({"probe.verdicts": ",".join(v.code for v in verdicts) or "none"})
     summary = trackdiag.finish()
-    (args.out / "verdicts.json").write_text(json.dumps({"run_id": run_id,
-                                                        "verdicts": [v.to_dict() for v in verdicts]}, indent=1))
+    (args.out / "verdicts.json").write_text(
+        json.dumps({"run_id": run_id, "verdicts": [v.to_dict() for v in verdicts]}, indent=1)
+    )
     print(summary)
     return 0
 

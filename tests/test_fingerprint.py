@@ -31,16 +31,16 @@ def _fires(images: torch.Tensor, code: str = "fingerprint_grid_s8") -> bool:
 @pytest.mark.slow
 def test_weak_grid_found_only_by_averaging_and_no_false_alarms():
     trials = range(8)
-    weak = 0.005   # 0.5 % dark lines under 3 % noise: invisible in one image
+    weak = 0.005  # 0.5 % dark lines under 3 % noise: invisible in one image
     single = sum(_fires(_batch(1, s, weak)) for s in trials)
     averaged = sum(_fires(_batch(16, s, weak)) for s in trials)
     clean_single = sum(_fires(_batch(1, s)) for s in trials)
     clean_avg = sum(_fires(_batch(16, s)) for s in trials)
     per_image = [artifact_scores(_batch(1, s, weak), checkerboard=False)["grid_s8"] for s in trials]
-    assert averaged == 8, averaged                  # recall 8/8 on 16-image steps
-    assert single <= 3, single                      # one image: mostly missed
-    assert (clean_single, clean_avg) == (0, 0)      # no false alarm in 16 clean sets
-    assert max(per_image) < LIMITS["grid"][0]       # the per-image score cannot see it either
+    assert averaged == 8, averaged  # recall 8/8 on 16-image steps
+    assert single <= 3, single  # one image: mostly missed
+    assert (clean_single, clean_avg) == (0, 0)  # no false alarm in 16 clean sets
+    assert max(per_image) < LIMITS["grid"][0]  # the per-image score cannot see it either
 
 
 def test_stride_16_grid_is_named_16_not_8():
@@ -56,8 +56,9 @@ def test_tracker_since_when_and_rules_from_stored_metrics():
         amp = 0.01 if step >= 300 else 0.0
         metrics, verdicts = tr.update(step, _batch(8, step, amp))
         seen[step] = (metrics, verdicts)
-        assert metrics["trackdiag/fingerprint/verdict/fingerprint_grid_s8"] == (2.0 if step >= 300 else 0.0) or \
-            (step >= 300 and metrics["trackdiag/fingerprint/verdict/fingerprint_grid_s8"] >= 1.0)
+        assert metrics["trackdiag/fingerprint/verdict/fingerprint_grid_s8"] == (
+            2.0 if step >= 300 else 0.0
+        ) or (step >= 300 and metrics["trackdiag/fingerprint/verdict/fingerprint_grid_s8"] >= 1.0)
     last_metrics, last = seen[600]
     v = next(v for v in last if v.code == "fingerprint_grid_s8")
     assert v.evidence["since_step"] == 300 and "since step 300" in v.title

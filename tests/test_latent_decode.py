@@ -44,8 +44,13 @@ def test_flow_matching_x0():
 
 def test_bad_inputs_raise_typed_errors():
     with pytest.raises(ShapeError):
-        predicted_x0(_latents(), _latents()[:2], torch.tensor([1, 2, 3]), prediction_type="epsilon",
-                     alphas_cumprod=torch.ones(10))
+        predicted_x0(
+            _latents(),
+            _latents()[:2],
+            torch.tensor([1, 2, 3]),
+            prediction_type="epsilon",
+            alphas_cumprod=torch.ones(10),
+        )
     with pytest.raises(InputValueError):
         predicted_x0(_latents(), _latents(), torch.tensor([1, 2, 3]), prediction_type="epsilon")
     with pytest.raises(InputValueError):
@@ -64,9 +69,9 @@ def test_decoder_decodes_the_models_x0_every_n_steps_and_reports_cost():
     eps = torch.randn(z0.shape, generator=torch.Generator().manual_seed(0))
     t = torch.tensor([100, 400, 700, 900])
     zt = sched.add_noise(z0, eps, t)
-    perfect = sched.get_velocity(z0, eps, t)        # a model that predicts v exactly
+    perfect = sched.get_velocity(z0, eps, t)  # a model that predicts v exactly
     dec = LatentDecoder(vae, sched, every=50, max_samples=2)
-    assert dec(49, zt, perfect, t) is None           # not due: nothing decoded, nothing spent
+    assert dec(49, zt, perfect, t) is None  # not due: nothing decoded, nothing spent
     assert dec.decodes == 0
     out = dec(100, zt, perfect, t)
     assert out is not None and out.images.shape == (2, 3, 64, 64)
@@ -75,7 +80,10 @@ def test_decoder_decodes_the_models_x0_every_n_steps_and_reports_cost():
     assert torch.allclose(out.images, want, atol=1e-3)
     # the decoded pixels are the clean images up to the VAE's own (8× pooling) loss
     assert (out.images - images[:2]).abs().mean() < 0.05
-    noisy = dec(150, zt, torch.zeros_like(perfect), t)   # a model that predicts nothing useful
-    assert noisy is not None and (noisy.images - images[:2]).abs().mean() > 2 * (out.images - images[:2]).abs().mean()
+    noisy = dec(150, zt, torch.zeros_like(perfect), t)  # a model that predicts nothing useful
+    assert (
+        noisy is not None
+        and (noisy.images - images[:2]).abs().mean() > 2 * (out.images - images[:2]).abs().mean()
+    )
     assert out.cost_ms > 0 and noisy.total_cost_ms == pytest.approx(out.cost_ms + noisy.cost_ms)
     assert noisy.metrics()["trackdiag/latent_decode/decodes"] == 2.0

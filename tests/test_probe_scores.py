@@ -31,16 +31,20 @@ def test_grid_scores_detect_lattices_by_stride_with_few_false_alarms():
     fa16 = sum(artifact_scores(x, checkerboard=False)["grid_s16"] >= WARN for x in clean)
     assert fa8 == 0 and fa16 <= 1, (fa8, fa16)
     for k in (8, 16):
-        strong = [artifact_scores(add_grid(x, k, 0.04, phase=i % k), checkerboard=False)
-                  for i, x in enumerate(clean)]
+        strong = [
+            artifact_scores(add_grid(x, k, 0.04, phase=i % k), checkerboard=False)
+            for i, x in enumerate(clean)
+        ]
         recall = sum(s[f"grid_s{k}"] >= WARN for s in strong) / len(strong)
         assert recall == 1.0, (k, recall)
         # the right stride is the strongest: a 16-px grid half-shows at 8 px, an 8-px grid not at 16 px
         other = 16 if k == 8 else 8
         assert all(s[f"grid_s{k}"] > s[f"grid_s{other}"] for s in strong)
-    weak = [artifact_scores(add_grid(x, 8, 0.02, phase=i % 8), checkerboard=False)["grid_s8"]
-            for i, x in enumerate(clean)]
-    assert sum(w >= WARN for w in weak) >= 9   # 2 % lines on 3 % noise: most are found
+    weak = [
+        artifact_scores(add_grid(x, 8, 0.02, phase=i % 8), checkerboard=False)["grid_s8"]
+        for i, x in enumerate(clean)
+    ]
+    assert sum(w >= WARN for w in weak) >= 9  # 2 % lines on 3 % noise: most are found
 
 
 def test_checkerboard_period_does_not_count_as_grid():
@@ -60,7 +64,7 @@ def test_edge_and_seam_scores():
     mask = torch.zeros(96, 96)
     mask[:, 30:70] = 1
     seamed = x.clone()
-    seamed[..., :, 30:70] = (seamed[..., :, 30:70] + 0.2).clamp(0, 1)   # the pasted wall is brighter
+    seamed[..., :, 30:70] = (seamed[..., :, 30:70] + 0.2).clamp(0, 1)  # the pasted wall is brighter
     assert artifact_scores(seamed, mask, checkerboard=False)["mask_seam_score"] > LIMITS["seam"][1]
     assert artifact_scores(x, mask, checkerboard=False)["mask_seam_score"] < LIMITS["seam"][0]
 
@@ -79,7 +83,7 @@ def test_translate_is_an_ideal_shift():
 def test_masked_psnr_uses_only_valid_pixels():
     a = torch.zeros(1, 3, 8, 8)
     b = a.clone()
-    b[..., :, :4] = 1.0           # wrong everywhere outside the valid half
+    b[..., :, :4] = 1.0  # wrong everywhere outside the valid half
     b[..., :, 4:] = 0.1
     valid = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
     valid[..., :, 4:] = True
@@ -93,7 +97,9 @@ def test_eq_t_equivariant_edit_versus_a_lattice_pinned_edit():
 
     def blur(im):  # circular 3×3 blur: exactly shift-equivariant
         k = torch.ones(3, 1, 3, 3) / 9
-        return torch.nn.functional.conv2d(torch.nn.functional.pad(im, (1, 1, 1, 1), mode="circular"), k, groups=3)
+        return torch.nn.functional.conv2d(
+            torch.nn.functional.pad(im, (1, 1, 1, 1), mode="circular"), k, groups=3
+        )
 
     def pinned(im):  # 2×2 block average, then nearest upsampling: pinned to the 2-px lattice
         return torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(im, 2), scale_factor=2)

@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-WRITER = textwrap.dedent('''
+WRITER = textwrap.dedent("""
     import io, sys, time
     from pathlib import Path
     import numpy as np
@@ -44,7 +44,7 @@ WRITER = textwrap.dedent('''
                 time.sleep(pause)
                 f.write(data[len(data) // 2:])
         time.sleep(pause)
-''')
+""")
 
 
 def _env():
@@ -55,10 +55,27 @@ def _env():
 
 
 def _watch(folder: Path, tmp: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "trackdiag.cli", "watch", str(folder), "--tracking-uri",
-           f"sqlite:///{tmp / 'mlruns.db'}", "--out-dir", str(tmp / "td"), "--poll", "0.2", "--settle", "0.4",
-           "--group-wait", "1.5", *extra]
-    return subprocess.Popen(cmd, cwd=tmp, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "trackdiag.cli",
+        "watch",
+        str(folder),
+        "--tracking-uri",
+        f"sqlite:///{tmp / 'mlruns.db'}",
+        "--out-dir",
+        str(tmp / "td"),
+        "--poll",
+        "0.2",
+        "--settle",
+        "0.4",
+        "--group-wait",
+        "1.5",
+        *extra,
+    ]
+    return subprocess.Popen(
+        cmd, cwd=tmp, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def _state(tmp: Path) -> dict:
@@ -75,23 +92,24 @@ def test_watch_logs_every_image_once_at_its_step_across_a_restart(tmp_path):
     folder.mkdir()
     first = _watch(folder, tmp_path)
     seen = []
-    while not any("following" in line for line in seen):   # the watcher is up: now training starts writing
+    while not any("following" in line for line in seen):  # the watcher is up: now training starts writing
         line = first.stdout.readline()
         assert line, "".join(seen)
         seen.append(line)
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), ",".join(map(str, steps)), "0.7"],
-                              env=_env())
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(folder), ",".join(map(str, steps)), "0.7"], env=_env()
+    )
     try:
         deadline = time.time() + 240
         while len(_state(tmp_path).get("logged", {})) < 4 and time.time() < deadline:
             time.sleep(0.3)
         assert len(_state(tmp_path).get("logged", {})) >= 4, "the first watcher logged nothing"
         assert writer.poll() is None, "the writer finished before the restart: the test proves nothing"
-        first.send_signal(signal.SIGTERM)   # stop mid-run ...
+        first.send_signal(signal.SIGTERM)  # stop mid-run ...
         out1, _ = first.communicate(timeout=120)
         assert first.returncode == 0, out1
         logged_before = set(_state(tmp_path)["logged"])
-        second = _watch(folder, tmp_path, "--idle-exit", "4")   # ... and start again
+        second = _watch(folder, tmp_path, "--idle-exit", "4")  # ... and start again
         writer.wait(timeout=240)
         out2, _ = second.communicate(timeout=240)
         assert second.returncode == 0, out2
@@ -113,13 +131,13 @@ def test_watch_logs_every_image_once_at_its_step_across_a_restart(tmp_path):
     assert state["run_id"] == run_id
     for idx in range(2):
         hist = client.get_metric_history(run_id, f"trackdiag/watch/logged/{idx:02d}_seed{1000 + idx}")
-        assert sorted(m.step for m in hist) == steps   # each image once, at its own step
+        assert sorted(m.step for m in hist) == steps  # each image once, at its own step
     counts = client.get_metric_history(run_id, "trackdiag/watch/images")
     assert sum(m.value for m in counts) == len(expected)
     tiling = [k for k in client.get_run(run_id).data.metrics if k.startswith("trackdiag/tiling/")]
     assert tiling, "no diagnosis was logged"
     fp = client.get_metric_history(run_id, "trackdiag/fingerprint/grid_s8")
     assert sorted(m.step for m in fp) == steps
-    assert min(m.value for m in fp) > 0.5   # the 8-px grid of every image is found at every step
+    assert min(m.value for m in fp) > 0.5  # the 8-px grid of every image is found at every step
     images = [a.path for a in client.list_artifacts(run_id, "images")]
     assert len(images) >= len(expected)

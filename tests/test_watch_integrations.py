@@ -24,13 +24,13 @@ def _pil(seed: int, grid: bool = True) -> Image.Image:
     return Image.fromarray(a)
 
 
-class FileType(enum.Enum):   # OneTrainer's modules.util.enum.FileType
+class FileType(enum.Enum):  # OneTrainer's modules.util.enum.FileType
     IMAGE = "IMAGE"
     VIDEO = "VIDEO"
 
 
 @dataclass
-class ModelSamplerOutput:    # OneTrainer's sampler output: file_type and data
+class ModelSamplerOutput:  # OneTrainer's sampler output: file_type and data
     file_type: FileType
     data: Any
 
@@ -43,8 +43,11 @@ def _client(tmp):
 
 @pytest.mark.slow
 def test_diffusers_and_onetrainer_helpers_log_at_the_global_step(in_tmp):
-    s = trackdiag.init(tracking_uri=f"sqlite:///{in_tmp / 'mlruns.db'}", run_name="helpers",
-                       overrides=["analyzer=[tiling]", "analyzer.tiling.schedule.every=1"])
+    s = trackdiag.init(
+        tracking_uri=f"sqlite:///{in_tmp / 'mlruns.db'}",
+        run_name="helpers",
+        overrides=["analyzer=[tiling]", "analyzer.tiling.schedule.every=1"],
+    )
     # diffusers: log_validation returns PIL images; the scripts' trackers would get the epoch (3) as the step
     n = diffusers_log_validation([_pil(i) for i in range(4)], global_step=1200, prompts=["brick", "plaster"])
     assert n == 4
@@ -53,18 +56,19 @@ def test_diffusers_and_onetrainer_helpers_log_at_the_global_step(in_tmp):
     ot = OneTrainerSampleLogger(lambda: step["now"])
     for i in range(3):
         ot(ModelSamplerOutput(FileType.IMAGE, _pil(10 + i)))
-    ot(ModelSamplerOutput(FileType.VIDEO, b"not an image"))      # ignored
+    ot(ModelSamplerOutput(FileType.VIDEO, b"not an image"))  # ignored
     step["now"] = 1400
-    ot(ModelSamplerOutput(FileType.IMAGE, _pil(20)))            # a new step: the 1300 group is logged
-    ot(ModelSamplerOutput(FileType.IMAGE, "garbage"))           # never raises into the trainer
+    ot(ModelSamplerOutput(FileType.IMAGE, _pil(20)))  # a new step: the 1300 group is logged
+    ot(ModelSamplerOutput(FileType.IMAGE, "garbage"))  # never raises into the trainer
     assert ot.flush() == 1 and ot.logged == 4
     s.flush(60)
     run_id = s.backends[0].run_id
     trackdiag.finish()
     c = _client(in_tmp)
     keys = {k for k in c.get_run(run_id).data.metrics if k.startswith("trackdiag/watch/logged/")}
-    assert keys == {f"trackdiag/watch/logged/{k}" for k in ("p00_00", "p00_01", "p01_00", "p01_01", "00", "01",
-                                                            "02")}
+    assert keys == {
+        f"trackdiag/watch/logged/{k}" for k in ("p00_00", "p00_01", "p01_00", "p01_01", "00", "01", "02")
+    }
     assert [m.step for m in c.get_metric_history(run_id, "trackdiag/watch/logged/p01_01")] == [1200]
     assert sorted(m.step for m in c.get_metric_history(run_id, "trackdiag/watch/logged/00")) == [1300, 1400]
     counts = {m.step: m.value for m in c.get_metric_history(run_id, "trackdiag/watch/images")}

@@ -10,8 +10,15 @@ import pytest
 from PIL import Image
 
 from trackdiag.errors import ConfigError, InputFileError
-from trackdiag.watch import (AiToolkitLayout, KohyaLayout, PatternLayout, SimpleTunerLayout, detect_layout,
-                             epoch_steps_from_log, make_layout)
+from trackdiag.watch import (
+    AiToolkitLayout,
+    KohyaLayout,
+    PatternLayout,
+    SimpleTunerLayout,
+    detect_layout,
+    epoch_steps_from_log,
+    make_layout,
+)
 
 
 def _png(path: Path, value: int = 128) -> Path:
@@ -24,9 +31,9 @@ def test_kohya_steps_with_and_without_name_and_seed(tmp_path):
     s = tmp_path / "sample"
     _png(s / "wall_000100_00_20240501120000_42.png")
     _png(s / "wall_000100_01_20240501120003_43.png")
-    _png(s / "000200_00_20240501121000.png")             # no --output_name, no seed
+    _png(s / "000200_00_20240501121000.png")  # no --output_name, no seed
     _png(s / "my_lora_v2_000300_02_20240501122000.png")  # underscores in the name
-    _png(s / "notes_000300.png")                          # not a sample
+    _png(s / "notes_000300.png")  # not a sample
     (s / "prompt.txt").write_text("x")
     got = sorted((x.step, x.key, x.seed) for x in KohyaLayout().scan(tmp_path))
     assert got == [(100, "00_seed42", 42), (100, "01_seed43", 43), (200, "00", None), (300, "02", None)]
@@ -44,8 +51,9 @@ def test_kohya_epochs_map_to_steps(tmp_path):
     assert sorted((x.epoch, x.step) for x in by_count.scan(tmp_path)) == [(1, 250), (2, 500), (3, 750)]
     assert by_count.step_unit == "step"
     log = tmp_path / "train.log"
-    log.write_text("steps:  10%| epoch 1/3 loss=0.1 global_step=240\nepoch 2/3 global_step 470\n"
-                   "something else\n")
+    log.write_text(
+        "steps:  10%| epoch 1/3 loss=0.1 global_step=240\nepoch 2/3 global_step 470\nsomething else\n"
+    )
     by_log = KohyaLayout(log=log)
     # epoch 3 is not in the log yet: its sample waits
     assert sorted((x.epoch, x.step) for x in by_log.scan(tmp_path)) == [(1, 240), (2, 470)]
@@ -78,14 +86,23 @@ def test_simpletuner_manifest_with_partial_line_and_escape(tmp_path):
     _png(tmp_path / "validation" / "a_100.png")
     _png(tmp_path / "validation" / "b_100.png")
     _png(tmp_path / "validation" / "a_200.png")
-    recs = [{"schema_version": 1, "step": 100, "type": "image", "label": "brick wall", "index": 0,
-             "path": "validation/a_100.png"},
-            {"step": 100, "type": "image", "label": "plaster", "index": 1, "path": "validation/b_100.png"},
-            {"step": 100, "type": "video", "label": "v", "index": 0, "path": "validation/v.mp4"},
-            {"step": 150, "type": "image", "label": "evil", "index": 0, "path": "../outside.png"}]
+    recs = [
+        {
+            "schema_version": 1,
+            "step": 100,
+            "type": "image",
+            "label": "brick wall",
+            "index": 0,
+            "path": "validation/a_100.png",
+        },
+        {"step": 100, "type": "image", "label": "plaster", "index": 1, "path": "validation/b_100.png"},
+        {"step": 100, "type": "video", "label": "v", "index": 0, "path": "validation/v.mp4"},
+        {"step": 150, "type": "image", "label": "evil", "index": 0, "path": "../outside.png"},
+    ]
     text = "".join(json.dumps(r) + "\n" for r in recs)
-    partial = json.dumps({"step": 200, "type": "image", "label": "brick wall", "index": 0,
-                          "path": "validation/a_200.png"})
+    partial = json.dumps(
+        {"step": 200, "type": "image", "label": "brick wall", "index": 0, "path": "validation/a_200.png"}
+    )
     (tmp_path / "validation_media.jsonl").write_text(text + partial[:30])
     lay = SimpleTunerLayout()
     assert sorted((x.step, x.key) for x in lay.scan(tmp_path)) == [(100, "brick_wall_0"), (100, "plaster_1")]

@@ -32,36 +32,68 @@ from .checks import check_image_batch
 from .metricspec import MetricSpec, register_metrics
 from .verdicts import Verdict, register_rules, verdict_metrics
 
-__all__ = ["residual", "mean_power_spectrum", "lattice_score", "fingerprint_scores", "fingerprint_rules",
-           "FingerprintTracker", "STRIDES", "WARN", "BAD", "MIN_Z"]
+__all__ = [
+    "residual",
+    "mean_power_spectrum",
+    "lattice_score",
+    "fingerprint_scores",
+    "fingerprint_rules",
+    "FingerprintTracker",
+    "STRIDES",
+    "WARN",
+    "BAD",
+    "MIN_Z",
+]
 
 ANALYZER = "fingerprint"
 STRIDES: tuple[int, ...] = (8, 16, 32)
 #: Limits on the lattice excess (mean peak/background power − 1) and the least z-value for any verdict.
 WARN, BAD, MIN_Z = 0.5, 2.0, 6.0
 
-register_metrics(ANALYZER, [
-    *(MetricSpec(f"grid_s{k}", goal="min", unit="ratio", warn=WARN, bad=BAD,
-                 doc=f"{k}-px lattice power over its neighbourhood in the averaged residual spectrum, − 1")
-      for k in STRIDES),
-    *(MetricSpec(f"grid_s{k}_z", goal="none", unit="σ",
-                 doc=f"grid_s{k} in units of its standard deviation under pure noise") for k in STRIDES),
-    MetricSpec("n_images", goal="none", unit="", doc="images averaged into the fingerprint"),
-])
+register_metrics(
+    ANALYZER,
+    [
+        *(
+            MetricSpec(
+                f"grid_s{k}",
+                goal="min",
+                unit="ratio",
+                warn=WARN,
+                bad=BAD,
+                doc=f"{k}-px lattice power over its neighbourhood in the averaged residual spectrum, − 1",
+            )
+            for k in STRIDES
+        ),
+        *(
+            MetricSpec(
+                f"grid_s{k}_z",
+                goal="none",
+                unit="σ",
+                doc=f"grid_s{k} in units of its standard deviation under pure noise",
+            )
+            for k in STRIDES
+        ),
+        MetricSpec("n_images", goal="none", unit="", doc="images averaged into the fingerprint"),
+    ],
+)
 
 
 def residual(images: torch.Tensor) -> torch.Tensor:
     """High-pass residual of the luminance: ``B×C×H×W`` → ``B×H×W`` (``x − 3×3 box blur``, reflect pad)."""
     g = torch.nan_to_num(images.float().mean(dim=1, keepdim=True))
-    blur = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(g, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
+    blur = torch.nn.functional.avg_pool2d(
+        torch.nn.functional.pad(g, (1, 1, 1, 1), mode="reflect"), 3, stride=1
+    )
     return (g - blur)[:, 0]
 
 
 def mean_power_spectrum(res: torch.Tensor) -> torch.Tensor:
     """``B×H×W`` residuals → ``H×W`` mean power spectrum (per-image mean removed, Hann window)."""
-    b, h, w = res.shape
-    win = torch.hann_window(h, periodic=True, dtype=res.dtype)[:, None] * \
-        torch.hann_window(w, periodic=True, dtype=res.dtype)[None, :]
+    h, w = res.shape[-2:]
+    win = (
+        torch.hann_window(h, periodic=True, dtype=res.dtype)[:, None]
+        * torch.hann_window(w, periodic=True, dtype=res.dtype)[None, :]
+    )
     z = (res - res.mean(dim=(-2, -1), keepdim=True)) * win.to(res.device)
     return torch.fft.fft2(z.double()).abs().square().mean(dim=0)
 
@@ -124,7 +156,8 @@ def fingerprint_scores(images: torch.Tensor, *, strides: Sequence[int] = STRIDES
 
 
 def fingerprint_rules(summary: Mapping[str, Any]) -> list[Verdict]:
-    """Verdicts ``fingerprint_grid_s<k>`` from a flat summary (``grid_s<k>``, ``grid_s<k>_z``, ``since_…``)."""
+    """Verdicts ``fingerprint_grid_s<k>`` from a flat summary (``grid_s<k>``, ``grid_s<k>_z``,
+    ``since_…``)."""
     out = []
 
     def fires(k: int) -> bool:
@@ -141,17 +174,29 @@ def fingerprint_rules(summary: Mapping[str, Any]) -> list[Verdict]:
         if any(fires(c) and float(summary[f"grid_s{c}"]) > s for c in STRIDES if c > k and c % k == 0):
             continue
         since = summary.get(f"since_grid_s{k}")
-        ev: dict[str, Any] = {f"grid_s{k}": round(s, 3), "z": round(z, 1), "warn": WARN, "bad": BAD,
-                              "n_images": summary.get("n_images")}
+        ev: dict[str, Any] = {
+            f"grid_s{k}": round(s, 3),
+            "z": round(z, 1),
+            "warn": WARN,
+            "bad": BAD,
+            "n_images": summary.get("n_images"),
+        }
         if since is not None and math.isfinite(float(since)):
             ev["since_step"] = int(since)
-        out.append(Verdict(
-            code=f"fingerprint_grid_s{k}", severity="bad" if s >= BAD else "warn",
-            title=f"A {k}-px grid is stamped on every validation image"
-                  + (f" (since step {int(since)})" if "since_step" in ev else ""),
-            evidence=ev,
-            fix=("8 px: the VAE decoder (transposed convolutions, tiling decode) — try another VAE; 16/32 px: "
-                 "the patchify or stacked LoRAs — run trackdiag.probe to see which stage adds it.")))
+        out.append(
+            Verdict(
+                code=f"fingerprint_grid_s{k}",
+                severity="bad" if s >= BAD else "warn",
+                title=f"A {k}-px grid is stamped on every validation image"
+                + (f" (since step {ev['since_step']})" if "since_step" in ev else ""),
+                evidence=ev,
+                fix=(
+                    "8 px: the VAE decoder (transposed convolutions, tiling decode) — try another VAE; "
+                    "16/32 px: "
+                    "the patchify or stacked LoRAs — run trackdiag.probe to see which stage adds it."
+                ),
+            )
+        )
     return out
 
 
@@ -170,7 +215,8 @@ class FingerprintTracker:
     since: dict[str, int] = field(default_factory=dict)
 
     def update(self, step: int, images: torch.Tensor) -> tuple[dict[str, float], list[Verdict]]:
-        """Score ``images`` (``B×C×H×W``) of ``step``; returns ``trackdiag/fingerprint/...`` metrics, verdicts."""
+        """Score ``images`` (``B×C×H×W``) of ``step``; returns ``trackdiag/fingerprint/...`` metrics and
+        verdicts."""
         scores = fingerprint_scores(images, strides=self.strides)
         firing = {v.code for v in fingerprint_rules(scores)}
         for k in self.strides:
@@ -185,8 +231,9 @@ class FingerprintTracker:
                 summary[f"since_grid_s{k}"] = float(self.since[f"fingerprint_grid_s{k}"])
         verdicts = fingerprint_rules(summary)
         metrics = {f"trackdiag/{ANALYZER}/{key}": float(v) for key, v in summary.items()}
-        metrics.update(verdict_metrics(verdicts, ANALYZER,
-                                       codes=[f"fingerprint_grid_s{k}" for k in self.strides]))
+        metrics.update(
+            verdict_metrics(verdicts, ANALYZER, codes=[f"fingerprint_grid_s{k}" for k in self.strides])
+        )
         return metrics, verdicts
 
     def state_dict(self) -> dict[str, Any]:

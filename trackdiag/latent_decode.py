@@ -34,9 +34,15 @@ def _per_sample(values: torch.Tensor, timesteps: torch.Tensor, ndim: int) -> tor
     return values[t].reshape(-1, *([1] * (ndim - 1)))
 
 
-def predicted_x0(sample: torch.Tensor, model_output: torch.Tensor, timesteps: torch.Tensor, *,
-                 prediction_type: PredictionType, alphas_cumprod: Optional[torch.Tensor] = None,
-                 sigmas: Optional[torch.Tensor] = None) -> torch.Tensor:
+def predicted_x0(
+    sample: torch.Tensor,
+    model_output: torch.Tensor,
+    timesteps: torch.Tensor,
+    *,
+    prediction_type: PredictionType,
+    alphas_cumprod: Optional[torch.Tensor] = None,
+    sigmas: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """The model's clean-latent estimate x0 at a training step.
 
     Args:
@@ -52,13 +58,17 @@ def predicted_x0(sample: torch.Tensor, model_output: torch.Tensor, timesteps: to
         x0, ``B×C×h×w``, in ``sample``'s dtype.
     """
     if sample.shape != model_output.shape:
-        raise ShapeError(f"sample and model_output must have the same shape; got {tuple(sample.shape)} and "
-                         f"{tuple(model_output.shape)}")
+        raise ShapeError(
+            f"sample and model_output must have the same shape; got {tuple(sample.shape)} and "
+            f"{tuple(model_output.shape)}"
+        )
     timesteps = torch.as_tensor(timesteps).reshape(-1)
     if timesteps.numel() == 1 and sample.shape[0] > 1:
         timesteps = timesteps.expand(sample.shape[0])
     if timesteps.numel() != sample.shape[0]:
-        raise ShapeError(f"timesteps must have one entry per sample ({sample.shape[0]}); got {timesteps.numel()}")
+        raise ShapeError(
+            f"timesteps must have one entry per sample ({sample.shape[0]}); got {timesteps.numel()}"
+        )
     x, y = sample.double(), model_output.double()
     if prediction_type == "sample":
         return model_output
@@ -68,7 +78,9 @@ def predicted_x0(sample: torch.Tensor, model_output: torch.Tensor, timesteps: to
         s = _per_sample(sigmas.double(), timesteps, x.ndim)
         return (x - s * y).to(sample.dtype)
     if alphas_cumprod is None:
-        raise InputValueError(f"prediction_type={prediction_type!r} needs alphas_cumprod (scheduler.alphas_cumprod).")
+        raise InputValueError(
+            f"prediction_type={prediction_type!r} needs alphas_cumprod (scheduler.alphas_cumprod)."
+        )
     a = _per_sample(alphas_cumprod.double(), timesteps, x.ndim)
     sa, s1 = a.sqrt(), (1 - a).sqrt()
     if prediction_type == "epsilon":
@@ -76,8 +88,9 @@ def predicted_x0(sample: torch.Tensor, model_output: torch.Tensor, timesteps: to
     elif prediction_type == "v_prediction":
         x0 = sa * x - s1 * y
     else:
-        raise InputValueError(f"prediction_type must be 'epsilon', 'v_prediction', 'sample' or 'flow'; "
-                              f"got {prediction_type!r}")
+        raise InputValueError(
+            f"prediction_type must be 'epsilon', 'v_prediction', 'sample' or 'flow'; got {prediction_type!r}"
+        )
     return x0.to(sample.dtype)
 
 
@@ -94,9 +107,11 @@ class DecodeResult:
 
     def metrics(self) -> dict[str, float]:
         """``trackdiag/latent_decode/{cost_ms,total_cost_ms,decodes}`` for a tracker."""
-        return {"trackdiag/latent_decode/cost_ms": self.cost_ms,
-                "trackdiag/latent_decode/total_cost_ms": self.total_cost_ms,
-                "trackdiag/latent_decode/decodes": float(self.decodes)}
+        return {
+            "trackdiag/latent_decode/cost_ms": self.cost_ms,
+            "trackdiag/latent_decode/total_cost_ms": self.total_cost_ms,
+            "trackdiag/latent_decode/decodes": float(self.decodes),
+        }
 
 
 class LatentDecoder:
@@ -113,18 +128,29 @@ class LatentDecoder:
         scaling_factor, shift_factor: latent scaling (default: the VAE's config, else 1 and 0).
     """
 
-    def __init__(self, vae: Any, scheduler: Any = None, *, every: int = 100, max_samples: int = 2,
-                 prediction_type: Optional[PredictionType] = None, alphas_cumprod: Optional[torch.Tensor] = None,
-                 sigmas: Optional[torch.Tensor] = None, scaling_factor: Optional[float] = None,
-                 shift_factor: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        vae: Any,
+        scheduler: Any = None,
+        *,
+        every: int = 100,
+        max_samples: int = 2,
+        prediction_type: Optional[PredictionType] = None,
+        alphas_cumprod: Optional[torch.Tensor] = None,
+        sigmas: Optional[torch.Tensor] = None,
+        scaling_factor: Optional[float] = None,
+        shift_factor: Optional[float] = None,
+    ) -> None:
         if every < 1 or max_samples < 1:
             raise InputValueError(f"every and max_samples must be >= 1; got {every}, {max_samples}")
         self.vae, self.every, self.max_samples = vae, int(every), int(max_samples)
         cfg = getattr(scheduler, "config", None)
         self.prediction_type: PredictionType = prediction_type or (
-            getattr(cfg, "prediction_type", None) or "epsilon")  # type: ignore[assignment]
-        self.alphas_cumprod = alphas_cumprod if alphas_cumprod is not None else getattr(scheduler, "alphas_cumprod",
-                                                                                       None)
+            getattr(cfg, "prediction_type", None) or "epsilon"
+        )  # type: ignore[assignment]
+        self.alphas_cumprod = (
+            alphas_cumprod if alphas_cumprod is not None else getattr(scheduler, "alphas_cumprod", None)
+        )
         self.sigmas = sigmas if sigmas is not None else getattr(scheduler, "sigmas", None)
         vcfg = getattr(vae, "config", None)
         sf = scaling_factor if scaling_factor is not None else getattr(vcfg, "scaling_factor", None)
@@ -143,8 +169,9 @@ class LatentDecoder:
         return out.sample if hasattr(out, "sample") else out
 
     @torch.no_grad()
-    def __call__(self, step: int, noisy_latents: torch.Tensor, model_pred: torch.Tensor,
-                 timesteps: torch.Tensor) -> Optional[DecodeResult]:
+    def __call__(
+        self, step: int, noisy_latents: torch.Tensor, model_pred: torch.Tensor, timesteps: torch.Tensor
+    ) -> Optional[DecodeResult]:
         """Decode at a due step (else None). Latents ``B×C×h×w`` in the model's (scaled) latent space."""
         if not self.due(step):
             return None
@@ -152,9 +179,14 @@ class LatentDecoder:
         n = min(self.max_samples, noisy_latents.shape[0])
         ts = torch.as_tensor(timesteps).reshape(-1)
         ts = ts[:n] if ts.numel() > 1 else ts
-        x0 = predicted_x0(noisy_latents[:n].detach(), model_pred[:n].detach(), ts,
-                          prediction_type=self.prediction_type, alphas_cumprod=self.alphas_cumprod,
-                          sigmas=self.sigmas)
+        x0 = predicted_x0(
+            noisy_latents[:n].detach(),
+            model_pred[:n].detach(),
+            ts,
+            prediction_type=self.prediction_type,
+            alphas_cumprod=self.alphas_cumprod,
+            sigmas=self.sigmas,
+        )
         z = x0 / self.scaling_factor + self.shift_factor
         dtype = next(iter(self.vae.parameters())).dtype if hasattr(self.vae, "parameters") else z.dtype
         img = self._decode(z.to(dtype))
@@ -162,5 +194,11 @@ class LatentDecoder:
         cost = (time.perf_counter() - t0) * 1000.0
         self.total_cost_ms += cost
         self.decodes += 1
-        return DecodeResult(step=int(step), images=images, x0=x0, cost_ms=cost, total_cost_ms=self.total_cost_ms,
-                            decodes=self.decodes)
+        return DecodeResult(
+            step=int(step),
+            images=images,
+            x0=x0,
+            cost_ms=cost,
+            total_cost_ms=self.total_cost_ms,
+            decodes=self.decodes,
+        )

@@ -33,8 +33,14 @@ log = logging.getLogger("trackdiag")
 class OneTrainerSampleLogger:
     """A callable for ``TrainCallbacks.set_on_sample_default``; logs each step's samples once."""
 
-    def __init__(self, step_fn: Callable[[], int], *, session: Any = None, mask: Optional[torch.Tensor] = None,
-                 ref: Optional[torch.Tensor] = None) -> None:
+    def __init__(
+        self,
+        step_fn: Callable[[], int],
+        *,
+        session: Any = None,
+        mask: Optional[torch.Tensor] = None,
+        ref: Optional[torch.Tensor] = None,
+    ) -> None:
         self.step_fn, self.session, self.mask, self.ref = step_fn, session, mask, ref
         self.fingerprint = FingerprintTracker()
         self._step: Optional[int] = None
@@ -59,9 +65,15 @@ class OneTrainerSampleLogger:
         if self._step is None or not self._images:
             return 0
         try:
-            n = log_validation_images(self._images, self._step, session=self.session, mask=self.mask,
-                                      ref=self.ref, fingerprint=self.fingerprint,
-                                      keys=[f"{i:02d}" for i in range(len(self._images))])
+            n = log_validation_images(
+                self._images,
+                self._step,
+                session=self.session,
+                mask=self.mask,
+                ref=self.ref,
+                fingerprint=self.fingerprint,
+                keys=[f"{i:02d}" for i in range(len(self._images))],
+            )
         except Exception as exc:
             log.warning("trackdiag: OneTrainer samples of step %s not logged: %s", self._step, exc)
             n = 0

@@ -21,6 +21,23 @@ from .scores import artifact_scores
 from .types import Decode, Edit, Encode, Generate
 from .vae import DEFAULT_COLOURS, VaeProbe, probe_vae
 
-__all__ = ["probe_vae", "VaeProbe", "probe_lora_scales", "PipelineProbe", "eq_t", "EqResult", "translate",
-           "masked_psnr", "attribute", "artifact_scores", "Encode", "Decode", "Generate", "Edit", "LIMITS",
-           "FAMILIES", "DEFAULT_SHIFTS", "DEFAULT_COLOURS"]
+__all__ = [
+    "probe_vae",
+    "VaeProbe",
+    "probe_lora_scales",
+    "PipelineProbe",
+    "eq_t",
+    "EqResult",
+    "translate",
+    "masked_psnr",
+    "attribute",
+    "artifact_scores",
+    "Encode",
+    "Decode",
+    "Generate",
+    "Edit",
+    "LIMITS",
+    "FAMILIES",
+    "DEFAULT_SHIFTS",
+    "DEFAULT_COLOURS",
+]

@@ -36,24 +36,41 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "edge": ("edge_left", "edge_right", "edge_top", "edge_bottom"),
     "seam": ("mask_seam_score",),
 }
-#: EQ-T: a gap (dB) between lattice and off-lattice shifts, and an off-lattice level (dB), that call it pinned.
+#: EQ-T: a gap (dB) between lattice and off-lattice shifts, and an off-lattice level (dB), that call it
+#: pinned.
 EQ_GAP_DB, EQ_LOW_DB = 10.0, 35.0
 
-register_metrics("probe", [
-    *(MetricSpec(k, goal="min", unit="ratio", warn=LIMITS[f][0], bad=LIMITS[f][1],
-                 doc=f"{f} score of the probe images (see trackdiag.probe.scores)") for f, ks in FAMILIES.items()
-      for k in ks),
-    MetricSpec("eq_t_whole_db", goal="max", unit="dB", doc="EQ-T for whole-pixel shifts off the lattice"),
-    MetricSpec("eq_t_subpixel_db", goal="max", unit="dB", doc="EQ-T for sub-pixel shifts"),
-    MetricSpec("eq_t_lattice_db", goal="max", unit="dB", doc="EQ-T for shifts by a multiple of the lattice"),
-])
+register_metrics(
+    "probe",
+    [
+        *(
+            MetricSpec(
+                k,
+                goal="min",
+                unit="ratio",
+                warn=LIMITS[f][0],
+                bad=LIMITS[f][1],
+                doc=f"{f} score of the probe images (see trackdiag.probe.scores)",
+            )
+            for f, ks in FAMILIES.items()
+            for k in ks
+        ),
+        MetricSpec("eq_t_whole_db", goal="max", unit="dB", doc="EQ-T for whole-pixel shifts off the lattice"),
+        MetricSpec("eq_t_subpixel_db", goal="max", unit="dB", doc="EQ-T for sub-pixel shifts"),
+        MetricSpec(
+            "eq_t_lattice_db", goal="max", unit="dB", doc="EQ-T for shifts by a multiple of the lattice"
+        ),
+    ],
+)
 
 _FIX = {
     "vae": "The VAE makes it by itself: use another VAE (or a fine-tuned decoder), decode without tiling, "
-           "or post-filter at the VAE's lattice.",
-    "base": "The base model makes it without the LoRA: a different base model or sampler; the LoRA is not to blame.",
-    "lora": "The LoRA adds it: fewer steps or a lower LoRA scale, check the training targets for the pattern, "
-            "lower the rank or learning rate, or train on crops at random offsets.",
+    "or post-filter at the VAE's lattice.",
+    "base": "The base model makes it without the LoRA: a different base model or sampler; the LoRA is "
+    "not to blame.",
+    "lora": "The LoRA adds it: fewer steps or a lower LoRA scale, check the training targets for the "
+    "pattern, "
+    "lower the rank or learning rate, or train on crops at random offsets.",
 }
 
 
@@ -75,8 +92,9 @@ def _shares(key: str, vae: Optional[VaeProbe], pipe: Optional[PipelineProbe]) ->
     return shares
 
 
-def attribute(*, vae: Optional[VaeProbe] = None, pipeline: Optional[PipelineProbe] = None,
-              eq: Optional[EqResult] = None) -> list[Verdict]:
+def attribute(
+    *, vae: Optional[VaeProbe] = None, pipeline: Optional[PipelineProbe] = None, eq: Optional[EqResult] = None
+) -> list[Verdict]:
     """Verdicts that name the stage behind each artifact family, from whichever probes were run."""
     out: list[Verdict] = []
     for family, keys in FAMILIES.items():
@@ -88,7 +106,11 @@ def attribute(*, vae: Optional[VaeProbe] = None, pipeline: Optional[PipelineProb
                 continue
             if pipeline is not None:
                 total = pipeline.at(pipeline.full_scale, key)
-                total = max(total, shares.get("vae", float("-inf"))) if not _nan(total) else shares.get("vae", total)
+                total = (
+                    max(total, shares.get("vae", float("-inf")))
+                    if not _nan(total)
+                    else shares.get("vae", total)
+                )
             else:
                 total = shares.get("vae", float("nan"))
             if _nan(total) or total < warn:
@@ -99,8 +121,13 @@ def attribute(*, vae: Optional[VaeProbe] = None, pipeline: Optional[PipelineProb
         if best is None:
             continue
         share, stage, key, shares, total = best
-        ev: dict[str, Any] = {"metric": key, "score": round(total, 3), "warn": warn, "bad": bad,
-                              **{f"{s}_share": round(v, 3) for s, v in shares.items()}}
+        ev: dict[str, Any] = {
+            "metric": key,
+            "score": round(total, 3),
+            "warn": warn,
+            "bad": bad,
+            **{f"{s}_share": round(v, 3) for s, v in shares.items()},
+        }
         if pipeline is not None:
             ev["by_scale"] = {str(s): round(pipeline.at(s, key), 3) for s in sorted(pipeline.scores)}
             ev["grows_with_scale"] = pipeline.grows_with_scale(key)
@@ -108,21 +135,39 @@ def attribute(*, vae: Optional[VaeProbe] = None, pipeline: Optional[PipelineProb
         if vae is not None:
             ev["vae_constant"] = round(vae.constant.get(key, float("nan")), 3)
             ev.update({f"vae_excess_{n}": round(e.get(key, float("nan")), 3) for n, e in vae.excess.items()})
-        what = {"grid": f"The {key.removeprefix('grid_s')}-px grid", "edge": f"The artifact on the {key[5:]} edge",
-                "seam": "The seam at the mask border"}[family]
+        what = {
+            "grid": f"The {key.removeprefix('grid_s')}-px grid",
+            "edge": f"The artifact on the {key[5:]} edge",
+            "seam": "The seam at the mask border",
+        }[family]
         label = {"vae": "the VAE", "base": "the base model", "lora": "the LoRA"}[stage]
-        out.append(Verdict(code=f"probe_{stage}_{family}", severity="bad" if share >= bad else "warn",
-                           title=f"{what} comes from {label} (its share {share:.2f} of {total:.2f})",
-                           evidence=ev, fix=_FIX[stage]))
+        out.append(
+            Verdict(
+                code=f"probe_{stage}_{family}",
+                severity="bad" if share >= bad else "warn",
+                title=f"{what} comes from {label} (its share {share:.2f} of {total:.2f})",
+                evidence=ev,
+                fix=_FIX[stage],
+            )
+        )
     if eq is not None:
         lat = eq.by_kind.get("lattice", float("nan"))
         off = min((eq.by_kind[k] for k in ("whole", "subpixel") if k in eq.by_kind), default=float("nan"))
-        if lat == lat and off == off and off < EQ_LOW_DB and lat - off >= EQ_GAP_DB:
-            out.append(Verdict(
-                code="probe_edit_lattice", severity="bad" if off < EQ_LOW_DB - 10 else "warn",
-                title=f"The edit model pins its output to a {eq.lattice}-px lattice "
-                      f"(EQ-T {off:.1f} dB off the lattice, {lat:.1f} dB on it)",
-                evidence={**{k: round(v, 2) for k, v in eq.metrics().items()}, "lattice_px": eq.lattice,
-                          "gap_limit_db": EQ_GAP_DB, "low_limit_db": EQ_LOW_DB},
-                fix="Probe its VAE alone (probe_vae) and its LoRA scales; a VAE/patchify lattice is the usual cause."))
+        if not math.isnan(lat) and not math.isnan(off) and off < EQ_LOW_DB and lat - off >= EQ_GAP_DB:
+            out.append(
+                Verdict(
+                    code="probe_edit_lattice",
+                    severity="bad" if off < EQ_LOW_DB - 10 else "warn",
+                    title=f"The edit model pins its output to a {eq.lattice}-px lattice "
+                    f"(EQ-T {off:.1f} dB off the lattice, {lat:.1f} dB on it)",
+                    evidence={
+                        **{k: round(v, 2) for k, v in eq.metrics().items()},
+                        "lattice_px": eq.lattice,
+                        "gap_limit_db": EQ_GAP_DB,
+                        "low_limit_db": EQ_LOW_DB,
+                    },
+                    fix="Probe its VAE alone (probe_vae) and its LoRA scales; a VAE/patchify lattice is the "
+                    "usual cause.",
+                )
+            )
     return out

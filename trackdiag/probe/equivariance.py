@@ -31,7 +31,16 @@ __all__ = ["translate", "valid_after_shift", "masked_psnr", "EqResult", "eq_t", 
 
 #: Whole-pixel, sub-pixel and lattice (multiple of 8) shifts, ``(dy, dx)`` in px.
 DEFAULT_SHIFTS: tuple[tuple[float, float], ...] = (
-    (0.0, 1.0), (1.0, 0.0), (3.0, 5.0), (0.0, 0.5), (0.5, 0.5), (0.25, 0.75), (8.0, 0.0), (0.0, 8.0), (8.0, 16.0))
+    (0.0, 1.0),
+    (1.0, 0.0),
+    (3.0, 5.0),
+    (0.0, 0.5),
+    (0.5, 0.5),
+    (0.25, 0.75),
+    (8.0, 0.0),
+    (0.0, 8.0),
+    (8.0, 16.0),
+)
 
 
 def translate(x: torch.Tensor, dy: float, dx: float) -> torch.Tensor:
@@ -62,14 +71,17 @@ def valid_after_shift(h: int, w: int, dy: float, dx: float, *, border: int) -> t
     return v
 
 
-def masked_psnr(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor, *, peak: float = 1.0) -> tuple[float, float]:
-    """``(psnr_db, mse)`` over ``valid`` (broadcast to ``B×C×H×W``). Inf when equal, NaN when nothing is valid."""
+def masked_psnr(
+    a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor, *, peak: float = 1.0
+) -> tuple[float, float]:
+    """``(psnr_db, mse)`` over ``valid`` (broadcast to ``B×C×H×W``). Inf when equal, NaN when nothing
+    is valid."""
     v = valid.expand_as(a).to(a.dtype)
     n = float(v.sum())
     if n == 0:
         return float("nan"), float("nan")
     mse = float(((a.double() - b.double()).square() * v).sum()) / n
-    return (float("inf") if mse == 0 else 10.0 * math.log10(peak ** 2 / mse)), mse
+    return (float("inf") if mse == 0 else 10.0 * math.log10(peak**2 / mse)), mse
 
 
 @dataclass
@@ -92,8 +104,15 @@ def _kind(dy: float, dx: float, lattice: int) -> str:
 
 
 @torch.no_grad()
-def eq_t(edit: Edit, images: torch.Tensor, *, shifts: Sequence[tuple[float, float]] = DEFAULT_SHIFTS,
-         mask: Optional[torch.Tensor] = None, border: int = 8, lattice: int = 8) -> EqResult:
+def eq_t(
+    edit: Edit,
+    images: torch.Tensor,
+    *,
+    shifts: Sequence[tuple[float, float]] = DEFAULT_SHIFTS,
+    mask: Optional[torch.Tensor] = None,
+    border: int = 8,
+    lattice: int = 8,
+) -> EqResult:
     """EQ-T in dB of ``edit`` on ``images`` (``B×3×H×W`` in [0, 1]) for each shift, and per kind of shift.
 
     Per kind, the MSEs of its shifts are averaged first (the expectation over ``t`` of the definition).
@@ -103,8 +122,11 @@ def eq_t(edit: Edit, images: torch.Tensor, *, shifts: Sequence[tuple[float, floa
     ref = edit(x)
     if ref.shape != x.shape:
         raise ShapeError(f"edit(images) must keep the shape {tuple(x.shape)}; got {tuple(ref.shape)}")
-    wall = torch.ones(b, 1, h, w, dtype=torch.bool) if mask is None else normalize_mask(mask, batch=b, height=h,
-                                                                                          width=w)
+    wall = (
+        torch.ones(b, 1, h, w, dtype=torch.bool)
+        if mask is None
+        else normalize_mask(mask, batch=b, height=h, width=w)
+    )
     per_shift: dict[tuple[float, float], float] = {}
     mses: dict[str, list[float]] = {}
     for dy, dx in shifts:
@@ -112,7 +134,9 @@ def eq_t(edit: Edit, images: torch.Tensor, *, shifts: Sequence[tuple[float, floa
         valid = valid_after_shift(h, w, dy, dx, border=border)[None, None] & wall.to(torch.bool)
         psnr, mse = masked_psnr(out, ref, valid)
         per_shift[(float(dy), float(dx))] = psnr
-        if mse == mse:
+        if not math.isnan(mse):
             mses.setdefault(_kind(dy, dx, lattice), []).append(mse)
-    by_kind = {k: (float("inf") if sum(v) == 0 else 10.0 * math.log10(len(v) / sum(v))) for k, v in mses.items()}
+    by_kind = {
+        k: (float("inf") if sum(v) == 0 else 10.0 * math.log10(len(v) / sum(v))) for k, v in mses.items()
+    }
     return EqResult(per_shift=per_shift, by_kind=by_kind, lattice=lattice)

@@ -42,13 +42,19 @@ class PipelineProbe:
 
 
 @torch.no_grad()
-def probe_lora_scales(generate: Generate, *, seeds: Sequence[int] = (0, 1, 2),
-                      scales: Sequence[float] = (0.0, 0.5, 1.0), mask: Optional[torch.Tensor] = None
-                      ) -> PipelineProbe:
+def probe_lora_scales(
+    generate: Generate,
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    scales: Sequence[float] = (0.0, 0.5, 1.0),
+    mask: Optional[torch.Tensor] = None,
+) -> PipelineProbe:
     """Run ``generate(seed, scale)`` for every seed and scale; score each scale's images together."""
     scores: dict[float, dict[str, float]] = {}
     for s in scales:
-        imgs = [check_image_batch(generate(int(seed), float(s)), name=f"generate({seed}, {s})") for seed in seeds]
+        imgs = [
+            check_image_batch(generate(int(seed), float(s)), name=f"generate({seed}, {s})") for seed in seeds
+        ]
         batch = torch.cat(imgs)
         m = None
         if mask is not None:

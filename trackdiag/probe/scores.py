@@ -41,7 +41,9 @@ def _gray(images: torch.Tensor) -> torch.Tensor:
 
 
 def _phase_shares(jumps: torch.Tensor, k: int, weight: torch.Tensor) -> torch.Tensor:
-    """Mean share of each lattice phase in the jump energy of k-px blocks. ``jumps``, ``weight`` B×H×(W−1) → (k,).
+    """Mean share of each lattice phase in the jump energy of k-px blocks.
+
+    ``jumps``, ``weight``: B×H×(W−1) → (k,).
 
     The jump at index ``j`` lies on the boundary between pixels ``j`` and ``j+1``; its phase is ``(j+1) % k``.
     Blocks are the lattice cells ``[m·k, (m+1)·k)`` of boundaries; a block counts when all its jumps are
@@ -52,8 +54,8 @@ def _phase_shares(jumps: torch.Tensor, k: int, weight: torch.Tensor) -> torch.Te
     m = (n - first) // k
     if m < 1:
         return torch.full((k,), float("nan"), dtype=torch.float64)
-    sq = jumps.double().square()[..., first:first + m * k].reshape(*jumps.shape[:-1], m, k)
-    ok = weight[..., first:first + m * k].reshape(*jumps.shape[:-1], m, k).bool().all(dim=-1)
+    sq = jumps.double().square()[..., first : first + m * k].reshape(*jumps.shape[:-1], m, k)
+    ok = weight[..., first : first + m * k].reshape(*jumps.shape[:-1], m, k).bool().all(dim=-1)
     tot = sq.sum(dim=-1)
     ok = ok & (tot > _EPS * k)
     if not bool(ok.any()):
@@ -80,7 +82,7 @@ def grid_score(gray: torch.Tensor, k: int, *, margin: int = 4, valid: Optional[t
         if w - 2 * margin < 4 * k or h <= 2 * margin:  # fewer than 4 lattice cells a row: too noisy
             continue
         keep = torch.zeros_like(v)
-        keep[:, margin:h - margin, margin:w - margin] = True
+        keep[:, margin : h - margin, margin : w - margin] = True
         v = v & keep
         jumps = g[..., 1:] - g[..., :-1]
         weight = v[..., 1:] & v[..., :-1]  # the absolute lattice phase is kept
@@ -94,17 +96,26 @@ def edge_scores(gray: torch.Tensor, *, band: int = 2) -> dict[str, float]:
     h, w = gray.shape[-2:]
     dx = (gray[..., :, 1:] - gray[..., :, :-1]).square()
     dy = (gray[..., 1:, :] - gray[..., :-1, :]).square()
-    inner = torch.cat([dx[..., 2 * band:h - 2 * band, 2 * band:w - 1 - 2 * band].flatten(1),
-                       dy[..., 2 * band:h - 1 - 2 * band, 2 * band:w - 2 * band].flatten(1)], dim=1)
+    inner = torch.cat(
+        [
+            dx[..., 2 * band : h - 2 * band, 2 * band : w - 1 - 2 * band].flatten(1),
+            dy[..., 2 * band : h - 1 - 2 * band, 2 * band : w - 2 * band].flatten(1),
+        ],
+        dim=1,
+    )
     base = float(inner.mean()) + _EPS
     # jumps along each side (parallel stripes) and into it (a step at the border); corners left out so
     # that one bad side does not spill into its neighbours
     r, c = slice(2 * band, h - 2 * band), slice(2 * band, w - 2 * band)
     sides = {
         "edge_left": torch.cat([dy[..., r, :band].flatten(1), dx[..., r, :band].flatten(1)], 1),
-        "edge_right": torch.cat([dy[..., r, w - band:].flatten(1), dx[..., r, w - 1 - band:].flatten(1)], 1),
+        "edge_right": torch.cat(
+            [dy[..., r, w - band :].flatten(1), dx[..., r, w - 1 - band :].flatten(1)], 1
+        ),
         "edge_top": torch.cat([dx[..., :band, c].flatten(1), dy[..., :band, c].flatten(1)], 1),
-        "edge_bottom": torch.cat([dx[..., h - band:, c].flatten(1), dy[..., h - 1 - band:, c].flatten(1)], 1),
+        "edge_bottom": torch.cat(
+            [dx[..., h - band :, c].flatten(1), dy[..., h - 1 - band :, c].flatten(1)], 1
+        ),
     }
     return {k: float(v.mean()) / base - 1.0 for k, v in sides.items()}
 
@@ -130,9 +141,15 @@ def seam_score(gray: torch.Tensor, wall: torch.Tensor) -> float:
     return e_cross / (e_in + _EPS) - 1.0
 
 
-def artifact_scores(images: torch.Tensor, mask: Optional[torch.Tensor] = None, *,
-                    strides: Sequence[int] = GRID_STRIDES, band: int = 2, margin: int = 4,
-                    checkerboard: bool = True) -> dict[str, float]:
+def artifact_scores(
+    images: torch.Tensor,
+    mask: Optional[torch.Tensor] = None,
+    *,
+    strides: Sequence[int] = GRID_STRIDES,
+    band: int = 2,
+    margin: int = 4,
+    checkerboard: bool = True,
+) -> dict[str, float]:
     """Grid, edge, seam (and checkerboard) scores of a batch, averaged over its images.
 
     Args:

@@ -6,7 +6,8 @@ The probes call them under ``torch.no_grad()`` and never modify their inputs.
 * :class:`Encode` — ``encode(images) -> latents``: the VAE encoder (posterior mean, scaled as the model sees
   it or not — it only has to match ``decode``).
 * :class:`Decode` — ``decode(latents) -> images``: the VAE decoder, output mapped to [0, 1].
-* :class:`Generate` — ``generate(seed, lora_scale) -> images``: the whole text-to-image pipeline with its fixed
+* :class:`Generate` — ``generate(seed, lora_scale) -> images``: the whole text-to-image pipeline with its
+  fixed
   validation prompts; the same ``seed`` must give the same initial noise at every ``lora_scale``
   (``lora_scale`` 0 = the base model, 1 = the LoRA as trained; with diffusers:
   ``pipe(prompts, generator=torch.Generator().manual_seed(seed), cross_attention_kwargs={"scale": s})``).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
@@ -17,7 +18,12 @@ __all__ = ["VaeProbe", "probe_vae", "constant_colours", "DEFAULT_COLOURS"]
 
 #: Wall-like flat colours (white plaster, grey concrete, terracotta, dark slate, mid grey).
 DEFAULT_COLOURS: tuple[tuple[float, float, float], ...] = (
-    (0.92, 0.91, 0.88), (0.55, 0.55, 0.55), (0.72, 0.42, 0.30), (0.20, 0.22, 0.25), (0.5, 0.5, 0.5))
+    (0.92, 0.91, 0.88),
+    (0.55, 0.55, 0.55),
+    (0.72, 0.42, 0.30),
+    (0.20, 0.22, 0.25),
+    (0.5, 0.5, 0.5),
+)
 
 
 def constant_colours(colours: Sequence[Sequence[float]], size: int) -> torch.Tensor:
@@ -48,9 +54,9 @@ class VaeProbe:
     def added(self, key: str) -> float:
         """What the VAE adds to ``key``: the constant-colour score (content-free), else the largest excess."""
         v = self.constant.get(key, float("nan"))
-        if v == v:
+        if not math.isnan(v):
             return v
-        vals = [e[key] for e in self.excess.values() if key in e and e[key] == e[key]]
+        vals = [e[key] for e in self.excess.values() if key in e and not math.isnan(e[key])]
         return max(vals) if vals else float("nan")
 
 
@@ -60,9 +66,16 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def probe_vae(encode: Encode, decode: Decode, *, size: int = 128,
-              colours: Sequence[Sequence[float]] = DEFAULT_COLOURS, reference: Optional[torch.Tensor] = None,
-              targets: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None) -> VaeProbe:
+def probe_vae(
+    encode: Encode,
+    decode: Decode,
+    *,
+    size: int = 128,
+    colours: Sequence[Sequence[float]] = DEFAULT_COLOURS,
+    reference: Optional[torch.Tensor] = None,
+    targets: Optional[torch.Tensor] = None,
+    mask: Optional[torch.Tensor] = None,
+) -> VaeProbe:
     """Encode→decode flat colours (``size``×``size``), the reference (``3×h×w`` / ``1×3×h×w``) and targets.
 
     ``mask`` (targets' wall mask) adds the seam score on the targets. Scores: :func:`artifact_scores`.
@@ -81,8 +94,10 @@ def probe_vae(encode: Encode, decode: Decode, *, size: int = 128,
     for name, (x, m) in sets.items():
         y = decode(encode(x))
         if y.shape != x.shape:
-            raise ShapeError(f"decode(encode({name})) has shape {tuple(y.shape)}, expected {tuple(x.shape)}; "
-                             "crop the inputs to a multiple of the VAE's downsampling factor.")
+            raise ShapeError(
+                f"decode(encode({name})) has shape {tuple(y.shape)}, expected {tuple(x.shape)}; "
+                "crop the inputs to a multiple of the VAE's downsampling factor."
+            )
         si, so = artifact_scores(x, m, checkerboard=False), artifact_scores(y, m, checkerboard=False)
         probe.inputs[name], probe.outputs[name] = si, so
         probe.excess[name] = {k: so[k] - si[k] for k in so}

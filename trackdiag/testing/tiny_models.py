@@ -25,11 +25,12 @@ class _ResizeConv(torch.nn.Module):
         self.conv = torch.nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        return self.conv(torch.nn.functional.interpolate(x, scale_factor=2.0, mode="bilinear",
-                                                         align_corners=False))
+        return self.conv(
+            torch.nn.functional.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        )
 
 
-def _identity_conv_(conv: torch.nn.Conv2d) -> None:
+def _identity_conv_(conv: Any) -> None:
     """Make ``conv`` copy channel i to channel i (centre tap; extra outputs 0)."""
     with torch.no_grad():
         conv.weight.zero_()
@@ -46,13 +47,23 @@ def _identity_resnets_(module: torch.nn.Module) -> None:
 
     for m in module.modules():
         if isinstance(m, ResnetBlock2D):
-            with torch.no_grad():
-                m.conv2.weight.zero_()
-                m.conv2.bias.zero_()
+            _zero_(m.conv2)
 
 
-def tiny_vae(*, levels: int = 3, upsample: Literal["resize", "transpose"] = "resize",
-             imbalance: float = 0.15, latent_channels: int = 4) -> Any:
+def _zero_(conv: Any) -> None:
+    with torch.no_grad():
+        conv.weight.zero_()
+        if conv.bias is not None:
+            conv.bias.zero_()
+
+
+def tiny_vae(
+    *,
+    levels: int = 3,
+    upsample: Literal["resize", "transpose"] = "resize",
+    imbalance: float = 0.15,
+    latent_channels: int = 4,
+) -> Any:
     """A real ``diffusers.AutoencoderKL`` with ``levels`` 2× levels and designed (not trained) weights.
 
     Nothing is random: the encoder averages 2×2 blocks at each level, the decoder's resnets pass through and
@@ -65,10 +76,19 @@ def tiny_vae(*, levels: int = 3, upsample: Literal["resize", "transpose"] = "res
     from diffusers.models.upsampling import Upsample2D
 
     c = latent_channels
-    vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * (levels + 1),
-                        up_block_types=("UpDecoderBlock2D",) * (levels + 1), block_out_channels=(c,) * (levels + 1),
-                        layers_per_block=1, latent_channels=c, norm_num_groups=c, sample_size=64,
-                        mid_block_add_attention=False, scaling_factor=1.0)
+    vae: Any = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * (levels + 1),
+        up_block_types=("UpDecoderBlock2D",) * (levels + 1),
+        block_out_channels=(c,) * (levels + 1),
+        layers_per_block=1,
+        latent_channels=c,
+        norm_num_groups=c,
+        sample_size=64,
+        mid_block_add_attention=False,
+        scaling_factor=1.0,
+    )
     enc, dec = vae.encoder, vae.decoder
     _identity_resnets_(vae)
     for conv in (enc.conv_in, dec.conv_in, dec.conv_out, vae.quant_conv, vae.post_quant_conv):
@@ -87,13 +107,14 @@ def tiny_vae(*, levels: int = 3, upsample: Literal["resize", "transpose"] = "res
                 conv.bias.zero_()
                 for i in range(c):
                     conv.weight[i, i, :2, :2] = 0.25
-    taps = torch.tensor([0.25 * (1 - imbalance), 0.75 * (1 + imbalance), 0.75 * (1 - imbalance),
-                         0.25 * (1 + imbalance)])
+    taps = torch.tensor(
+        [0.25 * (1 - imbalance), 0.75 * (1 + imbalance), 0.75 * (1 - imbalance), 0.25 * (1 + imbalance)]
+    )
     for block in dec.up_blocks:
         if block.upsamplers is None:
             continue
         if upsample == "transpose":
-            up = Upsample2D(c, use_conv_transpose=True, out_channels=c, padding=1)
+            up: Any = Upsample2D(c, use_conv_transpose=True, out_channels=c, padding=1)
             with torch.no_grad():
                 up.conv.weight.zero_()
                 up.conv.bias.zero_()
@@ -106,7 +127,9 @@ def tiny_vae(*, levels: int = 3, upsample: Literal["resize", "transpose"] = "res
     return vae.eval()
 
 
-def vae_codec(vae: Any) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
+def vae_codec(
+    vae: Any,
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
     """``(encode, decode)`` over a diffusers VAE: images B×3×H×W in [0, 1] ↔ latents (the posterior mean)."""
 
     @torch.no_grad()
@@ -128,11 +151,14 @@ def add_grid(images: torch.Tensor, k: int, amplitude: float, *, phase: int = 0) 
     return out.clamp(0, 1)
 
 
-def grid_texture(batch: int, size: int = 64, *, k: int = 0, amplitude: float = 0.15, seed: int = 0) -> torch.Tensor:
+def grid_texture(
+    batch: int, size: int = 64, *, k: int = 0, amplitude: float = 0.15, seed: int = 0
+) -> torch.Tensor:
     """A batch of smooth, wall-like colour textures ``B×3×size×size`` in [0, 1] (a k-px grid when ``k``)."""
     g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
-                            indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij"
+    )
     out = []
     for _ in range(batch):
         base = torch.rand(3, 1, 1, generator=g) * 0.5 + 0.25
@@ -151,30 +177,57 @@ class TinyLoraPipeline:
     """A one-step latent generator: a tiny diffusers ``UNet2DModel`` (+ a peft LoRA) and a VAE decoder.
 
     ``generate(seed, lora_scale)`` draws seeded latent noise, lets the UNet predict the clean latent (it also
-    sees sin/cos position channels of period ``period_px`` — like a DiT's positional embedding — which the base
+    sees sin/cos position channels of period ``period_px`` — like a DiT's positional embedding — which the
+    base
     model ignores: their input weights are zero) and decodes it with ``decode``. :meth:`train_lora` fits the
     LoRA for a few steps toward the latents of ``targets``; a grid in the targets is then the LoRA's.
     """
 
-    def __init__(self, decode: Callable[[torch.Tensor], torch.Tensor], *, latent_channels: int = 4,
-                 latent_size: int = 24, period_px: int = 4, rank: int = 8, seed: int = 0) -> None:
+    def __init__(
+        self,
+        decode: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        latent_channels: int = 4,
+        latent_size: int = 24,
+        period_px: int = 4,
+        rank: int = 8,
+        seed: int = 0,
+    ) -> None:
         from diffusers import UNet2DModel
         from peft import LoraConfig, inject_adapter_in_model
 
         self.decode, self.c, self.h = decode, latent_channels, latent_size
         torch.manual_seed(seed)
-        unet = UNet2DModel(sample_size=latent_size, in_channels=latent_channels + 6, out_channels=latent_channels,
-                           block_out_channels=(8,), layers_per_block=1, down_block_types=("DownBlock2D",),
-                           up_block_types=("UpBlock2D",), norm_num_groups=4)
+        unet: Any = UNet2DModel(
+            sample_size=latent_size,
+            in_channels=latent_channels + 6,
+            out_channels=latent_channels,
+            block_out_channels=(8,),
+            layers_per_block=1,
+            down_block_types=("DownBlock2D",),
+            up_block_types=("UpBlock2D",),
+            norm_num_groups=4,
+        )
         with torch.no_grad():
             unet.conv_in.weight[:, latent_channels:] = 0  # the base model ignores position
         cfg = LoraConfig(r=rank, lora_alpha=rank, target_modules=["conv_in", "conv1", "conv2", "conv_out"])
         self.unet = inject_adapter_in_model(cfg, unet).eval()
-        yy, xx = torch.meshgrid(torch.arange(latent_size, dtype=torch.float32),
-                                torch.arange(latent_size, dtype=torch.float32), indexing="ij")
+        yy, xx = torch.meshgrid(
+            torch.arange(latent_size, dtype=torch.float32),
+            torch.arange(latent_size, dtype=torch.float32),
+            indexing="ij",
+        )
         w = 2 * torch.pi / period_px
-        self.pos = torch.stack([torch.sin(w * xx), torch.cos(w * xx), torch.cos(torch.pi * xx),
-                                torch.sin(w * yy), torch.cos(w * yy), torch.cos(torch.pi * yy)])[None]
+        self.pos = torch.stack(
+            [
+                torch.sin(w * xx),
+                torch.cos(w * xx),
+                torch.cos(torch.pi * xx),
+                torch.sin(w * yy),
+                torch.cos(w * yy),
+                torch.cos(torch.pi * yy),
+            ]
+        )[None]
 
     def set_scale(self, scale: float) -> None:
         from peft.tuners.lora import LoraLayer
@@ -184,8 +237,12 @@ class TinyLoraPipeline:
                 m.set_scale("default", float(scale))
 
     def noise(self, seeds: Any) -> torch.Tensor:
-        return torch.cat([torch.randn(1, self.c, self.h, self.h, generator=torch.Generator().manual_seed(int(s)))
-                          for s in seeds])
+        return torch.cat(
+            [
+                torch.randn(1, self.c, self.h, self.h, generator=torch.Generator().manual_seed(int(s)))
+                for s in seeds
+            ]
+        )
 
     def latents(self, seeds: Any, scale: float) -> torch.Tensor:
         self.set_scale(scale)

@@ -7,15 +7,40 @@ See :mod:`trackdiag.watch.layouts` (kohya, ai-toolkit, SimpleTuner, a pattern) a
 from __future__ import annotations
 
 from .follower import Follower, WatchState, state_dir_for
-from .layouts import (AiToolkitLayout, KohyaLayout, Layout, PatternLayout, Sample, SimpleTunerLayout,
-                      detect_layout, epoch_steps_from_log)
+from .layouts import (
+    AiToolkitLayout,
+    KohyaLayout,
+    Layout,
+    PatternLayout,
+    Sample,
+    SimpleTunerLayout,
+    detect_layout,
+    epoch_steps_from_log,
+)
 
-__all__ = ["Follower", "WatchState", "state_dir_for", "Layout", "Sample", "KohyaLayout", "AiToolkitLayout",
-           "SimpleTunerLayout", "PatternLayout", "detect_layout", "epoch_steps_from_log", "make_layout"]
+__all__ = [
+    "Follower",
+    "WatchState",
+    "state_dir_for",
+    "Layout",
+    "Sample",
+    "KohyaLayout",
+    "AiToolkitLayout",
+    "SimpleTunerLayout",
+    "PatternLayout",
+    "detect_layout",
+    "epoch_steps_from_log",
+    "make_layout",
+]
 
 
-def make_layout(name: str, *, pattern: str | None = None, steps_per_epoch: int | None = None,
-                trainer_log: str | None = None) -> Layout:
+def make_layout(
+    name: str,
+    *,
+    pattern: str | None = None,
+    steps_per_epoch: int | None = None,
+    trainer_log: str | None = None,
+) -> Layout:
     """A layout by name: ``kohya``, ``ai-toolkit``, ``simpletuner`` or ``pattern`` (needs ``pattern``)."""
     from pathlib import Path
 

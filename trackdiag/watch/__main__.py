@@ -22,12 +22,18 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="trackdiag watch", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="trackdiag watch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("folder", type=Path, help="the trainer's output folder (or the manifest file)")
-    p.add_argument("--layout", choices=["auto", "kohya", "ai-toolkit", "simpletuner", "pattern"], default="auto")
-    p.add_argument("--pattern", help="for --layout pattern: a path relative to FOLDER with {step} (and {idx}, "
-                                     "{seed}, {epoch}, {name}, *)")
+    p.add_argument(
+        "--layout", choices=["auto", "kohya", "ai-toolkit", "simpletuner", "pattern"], default="auto"
+    )
+    p.add_argument(
+        "--pattern",
+        help="for --layout pattern: a path relative to FOLDER with {step} (and {idx}, "
+        "{seed}, {epoch}, {name}, *)",
+    )
     p.add_argument("--steps-per-epoch", type=int, help="kohya per-epoch samples: the step is epoch × this")
     p.add_argument("--trainer-log", help="kohya per-epoch samples: a log with epoch and step on one line")
     p.add_argument("--mask", type=Path, help="wall mask image (white = wall), the validation images' size")
@@ -36,15 +42,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-name", help="name of a new run (default: the folder's name)")
     p.add_argument("--experiment", default=None)
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlruns.db)")
-    p.add_argument("--out-dir", type=Path, default=Path("trackdiag_runs"),
-                   help="trackdiag's own folder: spool and the watch state (default trackdiag_runs)")
-    p.add_argument("--override", action="append", default=None,
-                   help="a trackdiag config override (repeatable), e.g. backend=[mlflow,tensorboard]")
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("trackdiag_runs"),
+        help="trackdiag's own folder: spool and the watch state (default trackdiag_runs)",
+    )
+    p.add_argument(
+        "--override",
+        action="append",
+        default=None,
+        help="a trackdiag config override (repeatable), e.g. backend=[mlflow,tensorboard]",
+    )
     p.add_argument("--poll", type=float, default=2.0, help="seconds between scans")
     p.add_argument("--settle", type=float, default=1.0, help="a file must be unchanged this long")
-    p.add_argument("--group-wait", type=float, default=30.0,
-                   help="close a step's group when none of its files changed for this long")
-    p.add_argument("--idle-exit", type=float, default=None, help="stop after this many seconds without new files")
+    p.add_argument(
+        "--group-wait",
+        type=float,
+        default=30.0,
+        help="close a step's group when none of its files changed for this long",
+    )
+    p.add_argument(
+        "--idle-exit", type=float, default=None, help="stop after this many seconds without new files"
+    )
     p.add_argument("--once", action="store_true", help="log what is there now and stop")
     p.add_argument("--no-fingerprint", action="store_true")
     return p
@@ -61,19 +81,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         name = detect_layout(args.folder) if args.layout == "auto" else args.layout
         if args.pattern and args.layout == "auto":
             name = "pattern"
-        layout = make_layout(name, pattern=args.pattern, steps_per_epoch=args.steps_per_epoch,
-                             trainer_log=args.trainer_log)
+        layout = make_layout(
+            name, pattern=args.pattern, steps_per_epoch=args.steps_per_epoch, trainer_log=args.trainer_log
+        )
         root = args.folder.parent if args.folder.is_file() else args.folder
         options = {"experiment": args.experiment, "tracking_uri": args.tracking_uri}
         if args.override:
             from .follower import DEFAULT_OVERRIDES
 
             options["overrides"] = [*DEFAULT_OVERRIDES, *args.override]
-        follower = Follower(root, layout, out_dir=args.out_dir, run_id=args.run_id, run_name=args.run_name,
-                            mask=load_mask(args.mask) if args.mask else None,
-                            ref=load_image(args.ref) if args.ref else None, settle_s=args.settle,
-                            group_wait_s=args.group_wait, fingerprint=not args.no_fingerprint,
-                            **{k: v for k, v in options.items() if v is not None})
+        follower = Follower(
+            root,
+            layout,
+            out_dir=args.out_dir,
+            run_id=args.run_id,
+            run_name=args.run_name,
+            mask=load_mask(args.mask) if args.mask else None,
+            ref=load_image(args.ref) if args.ref else None,
+            settle_s=args.settle,
+            group_wait_s=args.group_wait,
+            fingerprint=not args.no_fingerprint,
+            **{k: v for k, v in options.items() if v is not None},
+        )
     except TrackdiagError as exc:
         print(f"trackdiag watch: {exc}", file=sys.stderr)
         return 2
@@ -87,14 +116,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"trackdiag watch: following {root} ({layout.name}) into run {follower.run_id}", flush=True)
     status = "FINISHED"
     try:
-        n = follower.run(poll_s=args.poll, idle_exit_s=args.idle_exit, once=args.once,
-                         should_stop=lambda: stop["now"])
+        n = follower.run(
+            poll_s=args.poll, idle_exit_s=args.idle_exit, once=args.once, should_stop=lambda: stop["now"]
+        )
         if stop["now"]:
             status = "FINISHED"  # stopped by a signal: the run stays resumable
     finally:
         summary = follower.close(status)
-    print(f"trackdiag watch: {n} new images logged; {len(follower.state.logged)} in total "
-          f"({len(follower.state.failed)} unreadable); state {follower.state_path}", flush=True)
+    print(
+        f"trackdiag watch: {n} new images logged; {len(follower.state.logged)} in total "
+        f"({len(follower.state.failed)} unreadable); state {follower.state_path}",
+        flush=True,
+    )
     del summary
     return 0
 

@@ -64,17 +64,34 @@ class WatchState:
         try:
             d = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise InputFileError(f"cannot read the watch state {path}: {exc}. Move it away to start over "
-                                 "(images would then be logged again).") from exc
-        return cls(run_id=d.get("run_id"), logged=dict(d.get("logged", {})), failed=dict(d.get("failed", {})),
-                   fingerprint=dict(d.get("fingerprint", {})), step_unit=str(d.get("step_unit", "step")))
+            raise InputFileError(
+                f"cannot read the watch state {path}: {exc}. Move it away to start over "
+                "(images would then be logged again)."
+            ) from exc
+        return cls(
+            run_id=d.get("run_id"),
+            logged=dict(d.get("logged", {})),
+            failed=dict(d.get("failed", {})),
+            fingerprint=dict(d.get("fingerprint", {})),
+            step_unit=str(d.get("step_unit", "step")),
+        )
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"run_id": self.run_id, "logged": self.logged, "failed": self.failed,
-                                   "fingerprint": self.fingerprint, "step_unit": self.step_unit}, indent=1),
-                       encoding="utf-8")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "run_id": self.run_id,
+                    "logged": self.logged,
+                    "failed": self.failed,
+                    "fingerprint": self.fingerprint,
+                    "step_unit": self.step_unit,
+                },
+                indent=1,
+            ),
+            encoding="utf-8",
+        )
         os.replace(tmp, path)
 
 
@@ -97,19 +114,32 @@ class Follower:
         root: the watched folder (kohya ``output_dir``, ai-toolkit job folder, SimpleTuner ``output_dir`` …).
         layout: a :class:`~trackdiag.watch.layouts.Layout`.
         out_dir: trackdiag's output folder (spool, state); nothing is written elsewhere.
-        run_id: log into this run; default: the run of the previous start, else a new run named after the folder.
+        run_id: log into this run; default: the run of the previous start, else a new run named after the
+            folder.
         run_name: the new run's name (default: the folder's name; ``…/sample`` → its parent's name).
         mask / ref: the wall mask (``H×W``) and reference texture (``C×h×w``), tensors in [0, 1].
         settle_s: a file must be unchanged this long before it is read.
         group_wait_s: a step's group is closed when no file of it changed for this long.
-        session_options: more keyword options for :class:`trackdiag.Session` (``tracking_uri``, ``experiment``,
+        session_options: more keyword options for :class:`trackdiag.Session` (``tracking_uri``,
+            ``experiment``,
             ``backend``, ``overrides`` …).
     """
 
-    def __init__(self, root: Path, layout: Layout, *, out_dir: Path = Path("trackdiag_runs"),
-                 run_id: Optional[str] = None, run_name: Optional[str] = None, mask: Optional[torch.Tensor] = None,
-                 ref: Optional[torch.Tensor] = None, settle_s: float = 1.0, group_wait_s: float = 30.0,
-                 fingerprint: bool = True, **session_options: Any) -> None:
+    def __init__(
+        self,
+        root: Path,
+        layout: Layout,
+        *,
+        out_dir: Path = Path("trackdiag_runs"),
+        run_id: Optional[str] = None,
+        run_name: Optional[str] = None,
+        mask: Optional[torch.Tensor] = None,
+        ref: Optional[torch.Tensor] = None,
+        settle_s: float = 1.0,
+        group_wait_s: float = 30.0,
+        fingerprint: bool = True,
+        **session_options: Any,
+    ) -> None:
         from ..session import Session
 
         self.root = Path(root)
@@ -126,15 +156,20 @@ class Follower:
         self._seen: dict[str, _Seen] = {}
         self._pending: dict[str, tuple[Sample, torch.Tensor, float]] = {}
         self.logged_now = 0
-        name = run_name or (self.root.resolve().parent.name if self.root.name in ("sample", "samples")
-                            else self.root.resolve().name)
+        name = run_name or (
+            self.root.resolve().parent.name
+            if self.root.name in ("sample", "samples")
+            else self.root.resolve().name
+        )
         overrides = list(session_options.pop("overrides", DEFAULT_OVERRIDES))
         rid = run_id or self.state.run_id
-        self.session = Session(None, overrides=overrides, run_name=name, run_id=rid, out_dir=str(self.out_dir),
-                               **session_options)
+        self.session = Session(
+            None, overrides=overrides, run_name=name, run_id=rid, out_dir=str(self.out_dir), **session_options
+        )
         self.session.flush(60.0)
-        self.run_id = rid or next((getattr(b, "run_id", None) for b in self.session.backends
-                                   if getattr(b, "run_id", None)), None)
+        self.run_id = rid or next(
+            (getattr(b, "run_id", None) for b in self.session.backends if getattr(b, "run_id", None)), None
+        )
         if self.run_id != self.state.run_id:
             self.state.run_id = self.run_id
             self.state.save(self.state_path)
@@ -166,7 +201,11 @@ class Follower:
                 img = _load_rgb(s.path)
             except InputFileError as exc:  # half-written or corrupt: retry, give up after a while
                 seen.load_errors += 1
-                if final or seen.load_errors >= 5 and now - st.st_mtime_ns / 1e9 > 10 * max(self.settle_s, 1.0):
+                if (
+                    final
+                    or seen.load_errors >= 5
+                    and now - st.st_mtime_ns / 1e9 > 10 * max(self.settle_s, 1.0)
+                ):
                     self.state.failed[rel] = str(exc)
                     log.warning("trackdiag watch: skipping %s: %s", rel, exc)
                 continue
@@ -186,30 +225,49 @@ class Follower:
         from ..integrations.validation import log_validation_images
 
         items = sorted(group.items(), key=lambda kv: kv[1][0].key)
-        rows = [{"step": step, "file": rel, "key": _key(smp.key), "seed": smp.seed, "epoch": smp.epoch}
-                for rel, (smp, _, _) in items]
-        log_validation_images([img for _, (_, img, _) in items], step, session=self.session,
-                              keys=[_key(smp.key) for _, (smp, _, _) in items], mask=self.mask, ref=self.ref,
-                              fingerprint=self.fingerprint, rows=rows)
+        rows = [
+            {"step": step, "file": rel, "key": _key(smp.key), "seed": smp.seed, "epoch": smp.epoch}
+            for rel, (smp, _, _) in items
+        ]
+        log_validation_images(
+            [img for _, (_, img, _) in items],
+            step,
+            session=self.session,
+            keys=[_key(smp.key) for _, (smp, _, _) in items],
+            mask=self.mask,
+            ref=self.ref,
+            fingerprint=self.fingerprint,
+            rows=rows,
+        )
         s = self.session
         if not s.flush(120.0):
-            log.warning("trackdiag watch: the tracker did not confirm step %d yet; it stays in the spool", step)
+            log.warning(
+                "trackdiag watch: the tracker did not confirm step %d yet; it stays in the spool", step
+            )
         for rel, (sample, _, _) in group.items():
             self.state.logged[rel] = {"step": step, "key": _key(sample.key)}
             self._pending.pop(rel, None)
             self._seen.pop(rel, None)
         self.state.fingerprint = self.fingerprint.state_dict()
         if self.layout.step_unit == "epoch" and self.state.step_unit != "epoch":
-            log.warning("trackdiag watch: per-epoch samples without --steps-per-epoch or --trainer-log: the "
-                        "epoch is logged as the step (run param watch.step_unit=epoch)")
+            log.warning(
+                "trackdiag watch: per-epoch samples without --steps-per-epoch or --trainer-log: the "
+                "epoch is logged as the step (run param watch.step_unit=epoch)"
+            )
             s.log_params({"watch.step_unit": "epoch"})
         self.state.step_unit = self.layout.step_unit
         self.state.save(self.state_path)
         return len(group)
 
     # -- the loop --------------------------------------------------------------------------------------
-    def run(self, *, poll_s: float = 2.0, idle_exit_s: Optional[float] = None, once: bool = False,
-            should_stop: Any = None) -> int:
+    def run(
+        self,
+        *,
+        poll_s: float = 2.0,
+        idle_exit_s: Optional[float] = None,
+        once: bool = False,
+        should_stop: Any = None,
+    ) -> int:
         """Poll until stopped (``should_stop()`` true), idle for ``idle_exit_s``, or once (``once``)."""
         if once:
             return self.poll(final=True)
@@ -243,5 +301,3 @@ def _load_rgb(path: Path) -> torch.Tensor:
     if img.shape[0] == 1:
         img = img.expand(3, -1, -1)
     return img[:3].contiguous()
-
-

@@ -8,7 +8,8 @@ A layout scans a folder and returns :class:`Sample` entries (path, step, prompt 
   (:func:`epoch_steps_from_log`); without either the epoch *is* the step (``step_unit == "epoch"``).
 * :class:`AiToolkitLayout` — ai-toolkit ``<training_folder>/<name>/samples/``:
   ``<time>__<step:09d>_<count>.<ext>`` (``rank<r>_sample<i>_`` prefix for distributed sampling).
-* :class:`SimpleTunerLayout` — SimpleTuner's ``validation_media.jsonl`` (``--report_to simpletuner``): one JSON
+* :class:`SimpleTunerLayout` — SimpleTuner's ``validation_media.jsonl`` (``--report_to simpletuner``): one
+  JSON
   record per image with ``step``, ``label``, ``index`` and ``path`` (relative to the output dir); a line that
   is still being written (no trailing newline, or not JSON yet) is read on a later poll.
 * :class:`PatternLayout` — a generic pattern relative to the folder with ``{step}`` (and optionally ``{idx}``,
@@ -25,8 +26,17 @@ from typing import Literal, Optional, Protocol
 
 from ..errors import ConfigError, InputFileError
 
-__all__ = ["Sample", "Layout", "KohyaLayout", "AiToolkitLayout", "SimpleTunerLayout", "PatternLayout",
-           "detect_layout", "epoch_steps_from_log", "IMAGE_SUFFIXES"]
+__all__ = [
+    "Sample",
+    "Layout",
+    "KohyaLayout",
+    "AiToolkitLayout",
+    "SimpleTunerLayout",
+    "PatternLayout",
+    "detect_layout",
+    "epoch_steps_from_log",
+    "IMAGE_SUFFIXES",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -50,7 +60,9 @@ class Sample:
 
 class Layout(Protocol):
     name: str
-    step_unit: Literal["step", "epoch"]
+
+    @property
+    def step_unit(self) -> Literal["step", "epoch"]: ...
 
     def scan(self, root: Path) -> list[Sample]: ...
 
@@ -61,8 +73,10 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-_KOHYA = re.compile(r"^(?:(?P<name>.*)_)?(?:e(?P<epoch>\d{6})|(?P<step>\d{6}))_(?P<idx>\d{2})_(?P<ts>\d{14})"
-                    r"(?:_(?P<seed>\d+))?\.png$")
+_KOHYA = re.compile(
+    r"^(?:(?P<name>.*)_)?(?:e(?P<epoch>\d{6})|(?P<step>\d{6}))_(?P<idx>\d{2})_(?P<ts>\d{14})"
+    r"(?:_(?P<seed>\d+))?\.png$"
+)
 
 
 def epoch_steps_from_log(path: Path) -> dict[int, int]:
@@ -86,7 +100,7 @@ def epoch_steps_from_log(path: Path) -> dict[int, int]:
         e = s = None
         if header:
             cells = [c.strip() for c in line.split(",")]
-            row = dict(zip(header, cells[:len(header)], strict=False))
+            row = dict(zip(header, cells[: len(header)], strict=False))
             e, s = row.get("epoch"), row.get("step", row.get("global_step"))
         elif line.lstrip().startswith("{"):
             try:
@@ -104,8 +118,10 @@ def epoch_steps_from_log(path: Path) -> dict[int, int]:
             continue
         out[ei] = max(out.get(ei, si), si)
     if not out:
-        raise InputFileError(f"no line with both an epoch and a step in the trainer log {path}; pass "
-                             "--steps-per-epoch instead.")
+        raise InputFileError(
+            f"no line with both an epoch and a step in the trainer log {path}; pass "
+            "--steps-per-epoch instead."
+        )
     return out
 
 
@@ -156,8 +172,11 @@ class KohyaLayout:
         return out
 
 
-_AITK = re.compile(r"^(?:rank(?P<rank>\d+)_sample(?P<sample>\d+)_)?(?P<ts>\d+)__(?P<step>\d+)_(?P<idx>\d+)"
-                   r"\.(?:png|jpg|jpeg|webp)$", re.IGNORECASE)
+_AITK = re.compile(
+    r"^(?:rank(?P<rank>\d+)_sample(?P<sample>\d+)_)?(?P<ts>\d+)__(?P<step>\d+)_(?P<idx>\d+)"
+    r"\.(?:png|jpg|jpeg|webp)$",
+    re.IGNORECASE,
+)
 
 
 class AiToolkitLayout:
@@ -192,13 +211,17 @@ class SimpleTunerLayout:
         except FileNotFoundError:
             return []
         out = []
-        complete = data[:data.rfind(b"\n") + 1]  # the last line may still be being written
+        complete = data[: data.rfind(b"\n") + 1]  # the last line may still be being written
         for line in complete.decode("utf-8", errors="replace").splitlines():
             try:
                 rec = json.loads(line)
             except ValueError:
                 continue
-            if not isinstance(rec, dict) or rec.get("type", "image") != "image" or not isinstance(rec.get("path"), str):
+            if (
+                not isinstance(rec, dict)
+                or rec.get("type", "image") != "image"
+                or not isinstance(rec.get("path"), str)
+            ):
                 continue
             p = (base / rec["path"]).resolve()
             if not p.is_relative_to(base.resolve()):  # never read outside the watched folder
@@ -213,16 +236,24 @@ class SimpleTunerLayout:
 
 
 class PatternLayout:
-    """A pattern relative to the folder with ``{step}`` (and ``{idx}``, ``{seed}``, ``{epoch}``, ``{name}``, ``*``)."""
+    """A pattern relative to the folder with ``{step}`` (and ``{idx}``, ``{seed}``, ``{epoch}``, ``{name}``,
+    ``*``)."""
 
     name = "pattern"
     step_unit: Literal["step", "epoch"] = "step"
-    _FIELDS = {"step": r"(?P<step>\d+)", "idx": r"(?P<idx>\d+)", "seed": r"(?P<seed>\d+)",
-               "epoch": r"(?P<epoch>\d+)", "name": r"(?P<name>[^/]*?)"}
+    _FIELDS = {
+        "step": r"(?P<step>\d+)",
+        "idx": r"(?P<idx>\d+)",
+        "seed": r"(?P<seed>\d+)",
+        "epoch": r"(?P<epoch>\d+)",
+        "name": r"(?P<name>[^/]*?)",
+    }
 
     def __init__(self, pattern: str) -> None:
         if "{step}" not in pattern:
-            raise ConfigError(f"the pattern must contain {{step}}; got {pattern!r} (e.g. 'val/{{step}}_{{idx}}.png')")
+            raise ConfigError(
+                f"the pattern must contain {{step}}; got {pattern!r} (e.g. 'val/{{step}}_{{idx}}.png')"
+            )
         if pattern.startswith("/") or ".." in Path(pattern).parts:
             raise ConfigError(f"the pattern must be relative to the watched folder; got {pattern!r}")
         rx = ""
@@ -250,8 +281,15 @@ class PatternLayout:
                 continue
             g = m.groupdict()
             key = "_".join(v for k, v in g.items() if k in ("name", "idx") and v) or p.stem
-            out.append(Sample(p, int(g["step"]), key, int(g["seed"]) if g.get("seed") else None,
-                              int(g["epoch"]) if g.get("epoch") else None))
+            out.append(
+                Sample(
+                    p,
+                    int(g["step"]),
+                    key,
+                    int(g["seed"]) if g.get("seed") else None,
+                    int(g["epoch"]) if g.get("epoch") else None,
+                )
+            )
         return out
 
 
