@@ -46,7 +46,7 @@ def metric_lines(run_dir: Path) -> list[int]:
 # -- the spool itself ---------------------------------------------------------------------------------------
 def test_spool_round_trip_ack_reject_and_reload(tmp_path):
     spool = Spool.for_run(tmp_path)
-    assert not spool.exists and spool.undelivered() == 0  # nothing written before the first item
+    assert not spool.exists and spool.undelivered() == 0  # nothing written before the first commit
     spool.describe("mlflow", target="trackdiag.backends.mlflow.MlflowBackend", params={"run_id": "abc"},
                    run={"experiment": "e"})
     img = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
@@ -57,6 +57,8 @@ def test_spool_round_trip_ack_reject_and_reload(tmp_path):
     assert (a, b, c) == (1, 2, 3) and spool.undelivered() == 3
     assert [e.id for e in spool.pending("mlflow")] == [1, 2]
     assert [e.id for e in spool.pending(include_rejected=False)] == [1, 2]
+    assert spool.not_durable() == 3 and not spool.exists  # buffered until the commit (write + fsync)
+    assert spool.commit() and spool.not_durable() == 0
     spool.ack(a)
     spool.close()
 
@@ -71,6 +73,7 @@ def test_spool_round_trip_ack_reject_and_reload(tmp_path):
         fh.write('{"op": "put", "id": 9')
     third = Spool(again.path)
     assert third.put("mlflow", "metrics", {"step": 5, "timestamp_ms": 1, "metrics": {"x": 2.0}}) == 4
+    third.close()
     assert find_spools(tmp_path) == [spool.path]
     ops = [line["op"] for line in iter_lines(spool.path)]
     assert ops[0] == "meta" and ops.count("put") == 4 and ops.count("ack") == 1  # append-only journal
@@ -233,4 +236,5 @@ def test_a_hung_tracker_costs_finish_only_its_flush_timeout_and_the_rest_is_spoo
     assert read_metrics(tmp_path / "out" / "h")[KEY].keys() == set(range(5))  # the healthy backend got all
     pending = Spool.open(summary.spool).pending("blocking")
     spooled = {e.payload["step"] for e in pending if e.kind == "metrics"}
-    assert spooled == set(range(1, 5))  # step 0 was in flight in the hung call; the rest is kept
+    # write-ahead: step 0, in flight in the hung call and never acknowledged, is kept as well as the rest
+    assert spooled == set(range(5))

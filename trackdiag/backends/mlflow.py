@@ -80,6 +80,7 @@ class MlflowBackend(Backend):
         self.experiment_id: Optional[str] = None
         self.tracking_uri = self.params.tracking_uri
         self._owns_run = False
+        self._resume_step: Optional[int] = None
         #: (run id, table key) → the table as this process last uploaded it (see :meth:`log_table`).
         self._tables: dict[tuple[str, str], Any] = {}
         # MLflow's active run is thread-local and open() runs on the worker: look for it here, on the
@@ -123,6 +124,10 @@ class MlflowBackend(Backend):
             if self.run_id is not None:
                 run = self.client.get_run(self.run_id)  # raises when the run does not exist
                 self.experiment_id = run.info.experiment_id
+                if not self._owns_run:  # a continued run (not one this backend created and re-opens)
+                    steps = [m.step for m in getattr(run.data, "_metric_objs", [])
+                             if m.key.startswith("trackdiag/")]
+                    self._resume_step = max(steps) if steps else None
                 self._set_tags()
                 return
             exp = self.client.get_experiment_by_name(self.run.experiment)
@@ -150,6 +155,9 @@ class MlflowBackend(Backend):
                 self.client.set_terminated(self.run_id, status=status)
             self._owns_run = False
 
+    def last_step(self) -> Optional[int]:
+        return self._resume_step
+
     def release(self) -> None:
         """Let go of the run without changing its status (used by ``trackdiag.sync``)."""
         self.client = None
@@ -157,7 +165,10 @@ class MlflowBackend(Backend):
     def resume_params(self) -> dict[str, Any]:
         """Parameters that rebuild this backend attached to the same run (for ``trackdiag.sync``)."""
         return {**asdict(self.params), "tracking_uri": self.tracking_uri, "run_id": self.run_id,
-                "attach_active": False, "terminate_on_close": self._owns_run}
+                "attach_active": False,
+                # a run that trackdiag.sync has to create (the tracker was never reached) is its own to finish
+                "terminate_on_close": (self.params.terminate_on_close if self.params.terminate_on_close
+                                       is not None else (self._owns_run or self.run_id is None))}
 
     def is_transient(self, exc: BaseException) -> bool:
         """Network errors, timeouts and HTTP 429/5xx are worth retrying; a 4xx (bad value) is not."""
@@ -182,6 +193,17 @@ class MlflowBackend(Backend):
         client = self._require()
         items = [Metric(key=k, value=float(v), timestamp=timestamp_ms, step=int(step))
                  for k, v in metrics.items()]
+        with self._bounded():
+            for i in range(0, len(items), _MAX_METRICS):
+                client.log_batch(self.run_id, metrics=items[i:i + _MAX_METRICS], synchronous=True)
+
+    def log_metrics_many(self, batches: Sequence[tuple[int, int, Mapping[str, float]]]) -> None:
+        """Several steps' metrics in as few ``log_batch`` calls as MLflow's limit (1000 metrics) allows."""
+        from mlflow.entities import Metric
+
+        client = self._require()
+        items = [Metric(key=k, value=float(v), timestamp=int(ts), step=int(step))
+                 for step, ts, metrics in batches for k, v in metrics.items()]
         with self._bounded():
             for i in range(0, len(items), _MAX_METRICS):
                 client.log_batch(self.run_id, metrics=items[i:i + _MAX_METRICS], synchronous=True)

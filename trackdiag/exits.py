@@ -1,0 +1,106 @@
+"""How a process ends: finish open sessions first, with the right status.
+
+* **Normal exit without ``finish()``**: the flush runs in :func:`threading._register_atexit` (Python ≥ 3.9),
+  i.e. in ``threading._shutdown``, *before* ``atexit`` handlers and before ``concurrent.futures`` refuses new
+  work, so MLflow's own exit teardown has not run yet and table or artifact uploads still work. Where that
+  hook does not exist, a plain ``atexit`` handler is used.
+* **Uncaught exception** (main thread or any thread): ``sys.excepthook`` / ``threading.excepthook`` finish the
+  session as ``FAILED``, then call the previous hook.
+* **``sys.exit(code)``** with a non-zero code (or a message): the session is finished as ``FAILED`` before
+  the interpreter unwinds. (``raise SystemExit(3)`` written out, and ``os._exit``, are not seen: use
+  ``sys.exit`` or call ``finish("FAILED")``.)
+
+Hooks are installed once per process and act only on sessions of the process that opened them (a forked
+child does not finish its parent's sessions).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+import weakref
+from typing import Any, Callable
+
+__all__ = ["register", "unregister"]
+
+log = logging.getLogger("trackdiag")
+
+_sessions: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+_pids: dict[int, int] = {}
+_installed = False
+_lock = threading.Lock()
+
+
+def register(session: Any) -> None:
+    """Finish ``session`` (``session.finish(status)``) at exit, on an uncaught exception or ``sys.exit``."""
+    _install()
+    with _lock:
+        _sessions[id(session)] = session
+        _pids[id(session)] = os.getpid()
+
+
+def unregister(session: Any) -> None:
+    with _lock:
+        _sessions.pop(id(session), None)
+        _pids.pop(id(session), None)
+
+
+def _finish_all(status: str) -> None:
+    with _lock:
+        mine = [s for k, s in list(_sessions.items()) if _pids.get(k) == os.getpid()]
+    for session in mine:
+        try:
+            session.finish(status)
+        except BaseException:  # noqa: BLE001 - never fail the exit path
+            log.exception("trackdiag: finish at exit failed")
+
+
+def _install() -> None:
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        _installed = True
+    register_early: Callable[[Callable[[], None]], None] | None = getattr(threading, "_register_atexit", None)
+    try:
+        if register_early is None:
+            raise RuntimeError
+        register_early(_at_exit)
+    except RuntimeError:  # no early hook, or the interpreter is already shutting down
+        atexit.register(_at_exit)
+    atexit.register(_at_exit)  # a second chance; finish() is idempotent
+
+    previous_hook = sys.excepthook
+
+    def excepthook(exc_type: Any, exc: Any, tb: Any) -> None:
+        if not issubclass(exc_type, SystemExit):
+            _finish_all("FAILED")
+        previous_hook(exc_type, exc, tb)
+
+    sys.excepthook = excepthook
+
+    previous_thread_hook = threading.excepthook
+
+    def thread_hook(args: Any) -> None:
+        if args.thread is threading.main_thread():
+            _finish_all("FAILED")
+        previous_thread_hook(args)
+
+    threading.excepthook = thread_hook
+
+    original_exit = sys.exit
+
+    def exit(status: object = None) -> None:  # noqa: A001 - replaces sys.exit
+        if status not in (None, 0):
+            _finish_all("FAILED")
+        original_exit(status)
+
+    exit.__doc__ = original_exit.__doc__
+    sys.exit = exit
+
+
+def _at_exit() -> None:
+    _finish_all("FINISHED")
