@@ -277,7 +277,7 @@ class Session:
         clean: dict[str, Any] = {}
         for key, value in values.items():  # one bad key is skipped (and counted), never the whole batch
             try:
-                clean[check_scalar_key(f"{prefix}{key}")] = value
+                clean[check_scalar_key(f"{prefix}{check_scalar_key(key)}")] = value
             except TrackdiagError as exc:
                 self.policy.handle(exc, what=f"log_scalars key {key!r}")
         metrics, texts = split_values(clean)

@@ -276,6 +276,10 @@ class Spool:
                 return False
             self.close()
             shutil.rmtree(self.path, ignore_errors=True)
+            try:
+                self.path.parent.rmdir()  # <out_dir>/spool, when no other run's spool is there
+            except OSError:
+                pass
             return True
 
     # -- reading ------------------------------------------------------------------------------------------
