@@ -94,8 +94,8 @@ def test_resume_skips_steps_the_run_already_holds_and_warns_once(in_tmp, caplog,
         s.log(step, batch(seed=step))
         if step == 29:
             state = s.state_dict()
-    run_id = s.backends[0].run_id
     trackdiag.finish()
+    run_id = s.backends[0].run_id
 
     s2 = trackdiag.init(config=mean_config(), overrides=["analyzer=[]"], allow_external_targets=True,
                         backend="mlflow", on_error="raise", run_id=run_id, on_resume=on_resume)

@@ -624,7 +624,9 @@ class Worker:
                         continue
                     lane.parked.remove(job)
                     self._done(lane, [job])
-        down = any(ln.jobs for ln in owner.lanes.values())  # what is left waits for a tracker that is down
+        # The tracker is down when its scalars could not be delivered. Figures alone failing (an artifact store
+        # that refuses writes) do not keep the run open: it is finished and they wait in the spool.
+        down = bool(owner.lanes[SCALARS].jobs) or (bool(owner.lanes[MEDIA].jobs) and not self._scalars_ok(owner))
         if stuck or down or owner.dead or not owner.opened:
             if not owner.opened and not down and not owner.dead:
                 return  # nothing was ever meant for it
@@ -642,6 +644,10 @@ class Worker:
             self._note_error(owner, "close", exc)
             self._spool.put(owner.name, "close", {"status": status}, error=f"{type(exc).__name__}: {exc}")
             self._spool.commit()
+
+    def _scalars_ok(self, owner: _Backend) -> bool:
+        """The backend's scalars lane delivered something and nothing waits in it."""
+        return self.stats.delivered[owner.name] > 0 and not owner.lanes[SCALARS].jobs
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _transient(self, owner: _Backend, exc: BaseException) -> bool:
