@@ -52,6 +52,9 @@ class WorkerConfig:
     spool_batch: int = 64
     #: ... or this many milliseconds after the first uncommitted record, whichever comes first.
     spool_batch_ms: float = 200.0
+    #: Where figures are drawn: "process" (a render process; matplotlib never holds the training thread's
+    #: GIL) or "thread" (the worker thread).
+    render: str = "process"
 
 
 @dataclass
@@ -166,6 +169,8 @@ def resolve(config: Any = None, overrides: Iterable[str] = (), shortcuts: Option
         raise ConfigError(f"invalid trackdiag configuration: {exc}") from None
     if merged.on_error not in ("warn", "raise"):
         raise ConfigError(f"on_error must be 'warn' or 'raise'; got {merged.on_error!r}.")
+    if merged.worker.render not in ("process", "thread"):
+        raise ConfigError(f"worker.render must be 'process' or 'thread'; got {merged.worker.render!r}.")
     if merged.on_resume not in ("skip", "log"):
         raise ConfigError(f"on_resume must be 'skip' or 'log'; got {merged.on_resume!r}.")
     if merged.worker.when_full not in ("drop_media", "block"):

@@ -104,3 +104,6 @@ def _install() -> None:
 
 def _at_exit() -> None:
     _finish_all("FINISHED")
+    from . import render
+
+    render.shutdown()  # after the sessions: their last figures may still be drawn there

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ._version import __version__
-from .analyzers.base import Analyzer, Result, StepInputs
+from .analyzers.base import Analyzer, StepInputs
 from .backends.base import Backend, RunInfo
 from .checks import (
     MIN_SIDE,
@@ -32,6 +32,7 @@ from .errors import AnalyzerError, MaskError, ShapeError, StepOrderError, Trackd
 from .policy import ErrorPolicy
 from .transfer import exchange, merge_ranks, rank_and_world, strip_maps, to_host
 from .values import metric_key, split_values, table_rows
+from .render import RenderJob
 from .worker import Record, Worker
 
 __all__ = ["Session", "FinishSummary"]
@@ -80,7 +81,8 @@ class FinishSummary:
         if self.skipped:
             lines.append(f"  skipped: {dict(self.skipped)}")
         if self.dropped_media:
-            lines.append(f"  figures/tables dropped (queue full): {self.dropped_media}")
+            lines.append(f"  figures/tables dropped (queue full, or not drawn before the flush timeout): "
+                         f"{self.dropped_media}")
         if self.failed:
             lines.append(f"  failed deliveries: {dict(self.failed)} last errors: {self.errors}")
         if self.replayed:
@@ -138,7 +140,7 @@ class Session:
         self.worker = Worker(backends, queue_size=w.queue_size, when_full=w.when_full,
                              block_timeout_s=w.block_timeout_s, spool=_make_spool(self, backends),
                              batch_records=w.spool_batch, batch_ms=w.spool_batch_ms,
-                             on_resume=self.cfg.on_resume)
+                             on_resume=self.cfg.on_resume, renderer=_make_renderer(w.render))
         self._last_step: Optional[int] = None
         self._steps_logged = 0
         self._finished: Optional[FinishSummary] = None
@@ -480,16 +482,9 @@ class Session:
                 if rows:
                     record.tables[metric_key(analyzer.name, name)] = table_rows(rows)
             if result.maps and analyzer.want_figures():
-                record.figures.append(_renderer(analyzer, result))
+                record.figures.append(RenderJob(analyzer, result))
         if record.metrics or record.tables or record.figures:
             self.worker.submit(record)
-
-
-def _renderer(analyzer: Analyzer, result: Result) -> Any:
-    def render() -> dict[str, np.ndarray]:
-        return {metric_key(analyzer.name, k): v for k, v in analyzer.render(result).items()}
-
-    return render
 
 
 def _make_spool(session: Session, backends: list[Backend]) -> Any:
@@ -499,6 +494,16 @@ def _make_spool(session: Session, backends: list[Backend]) -> Any:
     from .spool import Spool
 
     return Spool.for_run(session.out_dir)
+
+
+def _make_renderer(kind: str) -> Any:
+    """Where figures are drawn (:mod:`trackdiag.render`): ``process`` (default) or ``thread``."""
+    from . import render
+
+    if kind == "thread":
+        return render.thread_render
+    render.prepare()
+    return render.ProcessRenderer()
 
 
 def _location(backend: Backend) -> str:
