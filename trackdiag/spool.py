@@ -316,6 +316,12 @@ class Spool:
                     seen.setdefault(name, None)
             return list(seen)
 
+    def payload_of(self, entry_id: int) -> Optional[dict[str, Any]]:
+        """The journal form of an item still waiting (an image as its file name), or None."""
+        with self._lock:
+            item = self._items.get(entry_id)
+            return dict(item.payload) if item is not None else None
+
     def load(self, entry: Entry) -> dict[str, Any]:
         """The entry's payload as the backend call wants it (an image becomes an ``H×W×3`` uint8 array)."""
         with self._lock:

@@ -379,7 +379,16 @@ class Worker:
                 if lane.jobs and lane.jobs[-1].waited or self._waiting_out(lane):
                     job.waited = True
                 lane.jobs.append(job)
+                if lane.kind == MEDIA and len(lane.jobs) > self._queue_size:
+                    self._release_image(lane.jobs[-self._queue_size - 1])
             self._cv.notify_all()
+
+    @staticmethod
+    def _release_image(job: _Job) -> None:
+        """A figure far back in a slow lane: keep it on disk only (read back from the spool when its turn
+        comes), so a long outage costs disk, not memory."""
+        if job.kind == "image" and "image" in job.payload:
+            job.payload = {k: v for k, v in job.payload.items() if k != "image"}
 
     # -- render -------------------------------------------------------------------------------------------
     def _render_loop(self) -> None:
@@ -513,7 +522,7 @@ class Worker:
         if job.kind == "image" and "image" not in job.payload and self._spool is not None:
             from .spool import Entry
 
-            return self._spool.load(Entry(job.id, "", job.kind, job.payload))
+            return self._spool.load(Entry(job.id, "", job.kind, self._spool.payload_of(job.id) or job.payload))
         return job.payload
 
     def _transient_failure(self, lane: _Lane, jobs: list[_Job], exc: BaseException) -> None:
