@@ -22,7 +22,7 @@ import os
 import sys
 import threading
 import weakref
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 __all__ = ["register", "unregister"]
 
@@ -93,13 +93,13 @@ def _install() -> None:
 
     original_exit = sys.exit
 
-    def exit(status: object = None) -> None:  # noqa: A001 - replaces sys.exit
+    def exit(status: Any = None) -> NoReturn:  # noqa: A001 - replaces sys.exit
         if status not in (None, 0):
             _finish_all("FAILED")
         original_exit(status)
 
     exit.__doc__ = original_exit.__doc__
-    sys.exit = exit
+    sys.exit = exit  # type: ignore[assignment]
 
 
 def _at_exit() -> None:

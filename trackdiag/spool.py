@@ -120,6 +120,7 @@ class Spool:
         self._fh: Any = None
         self.write_errors = 0
         self.last_error = ""
+        self._closed = False  # after close(): a late commit (a hung call that came back) reopens and closes
         if (self.path / JOURNAL).is_file():
             self._load()
 
@@ -255,19 +256,25 @@ class Spool:
                 if item is not None:
                     item.durable, item.image = True, None
             self._buffer.clear()
+            if self._closed:
+                self._close_file()
             return True
 
     def close(self) -> bool:
         """Commit what is buffered and close the journal. Never raises; False when something is not durable."""
         with self._lock:
             ok = self.commit()
-            if self._fh is not None:
-                try:
-                    self._fh.close()
-                except Exception as exc:  # pragma: no cover - close after a failed write
-                    self._note_write_error(exc)
-                self._fh = None
+            self._closed = True
+            self._close_file()
             return ok
+
+    def _close_file(self) -> None:
+        if self._fh is not None:
+            try:
+                self._fh.close()
+            except Exception as exc:  # pragma: no cover - close after a failed write
+                self._note_write_error(exc)
+            self._fh = None
 
     def remove_if_done(self) -> bool:
         """Delete the spool folder when nothing in it is waiting for a tracker (a clean run leaves nothing)."""
