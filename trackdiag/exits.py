@@ -4,8 +4,8 @@
   i.e. in ``threading._shutdown``, *before* ``atexit`` handlers and before ``concurrent.futures`` refuses new
   work, so MLflow's own exit teardown has not run yet and table or artifact uploads still work. Where that
   hook does not exist, a plain ``atexit`` handler is used.
-* **Uncaught exception** (main thread or any thread): ``sys.excepthook`` / ``threading.excepthook`` finish the
-  session as ``FAILED``, then call the previous hook.
+* **Uncaught exception** in the main thread: ``sys.excepthook`` finishes the session as ``FAILED``, then
+  calls the previous hook.
 * **``sys.exit(code)``** with a non-zero code (or a message): the session is finished as ``FAILED`` before
   the interpreter unwinds. (``raise SystemExit(3)`` written out, and ``os._exit``, are not seen: use
   ``sys.exit`` or call ``finish("FAILED")``.)
@@ -81,15 +81,6 @@ def _install() -> None:
         previous_hook(exc_type, exc, tb)
 
     sys.excepthook = excepthook
-
-    previous_thread_hook = threading.excepthook
-
-    def thread_hook(args: Any) -> None:
-        if args.thread is threading.main_thread():
-            _finish_all("FAILED")
-        previous_thread_hook(args)
-
-    threading.excepthook = thread_hook
 
     original_exit = sys.exit
 
