@@ -135,3 +135,25 @@ def test_a_flood_of_figures_keeps_the_latest_and_the_last_step(in_tmp):
         missing = sorted(set(range(n)) - set(drawn))
         assert max(missing) < drawn[-1]
         assert np.all(np.diff(drawn[-8:]) > 0)
+
+
+def test_figures_not_drawn_within_finish_budget_are_kept_and_drawn_by_sync(in_tmp):
+    from trackdiag.sync import main as sync_main
+
+    s = trackdiag.init(overrides=["backend=[mlflow]", "analyzer=[tiling]", "analyzer.tiling.schedule.every=1",
+                                  "worker.figure_wait_min_s=0", "worker.figure_wait_frac=0"], run_name="fig")
+    n = 4
+    for step in range(n):
+        s.log(step, torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(step)))
+    summary = trackdiag.finish()
+    run_id = s.backends[0].run_id
+    client = MlflowClient("sqlite:///mlruns.db")
+
+    before = len(client.list_artifacts(run_id, "images"))
+    assert summary.deferred >= 1 and summary.kept == summary.deferred and summary.lost == 0
+    assert client.get_run(run_id).info.status == "FINISHED"  # the run is finished; its figures come later
+    assert sync_main([summary.spool]) == 0
+    after = {a.path for a in client.list_artifacts(run_id, "images")}
+    assert len(after) > before
+    assert sync_main([summary.spool]) == 0  # nothing drawn twice
+    assert {a.path for a in client.list_artifacts(run_id, "images")} == after

@@ -55,6 +55,11 @@ class WorkerConfig:
     #: Where figures are drawn: "process" (a render process; matplotlib never holds the training thread's
     #: GIL) or "thread" (the worker thread).
     render: str = "process"
+    #: finish() draws the figures still waiting for at most this fraction of the session's age ...
+    figure_wait_frac: float = 0.05
+    #: ... and at least this many seconds; the inputs of figures still undrawn then stay in the spool, and
+    #: ``python -m trackdiag.sync`` draws and delivers them.
+    figure_wait_min_s: float = 10.0
 
 
 @dataclass

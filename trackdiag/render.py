@@ -83,7 +83,7 @@ class _Server:
         try:
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=2)
         except Exception:  # noqa: BLE001 - exit path
             self.proc.kill()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,9 @@ class FinishSummary:
     ranks: str = ""
     #: Why the spool could not be written, when it could not.
     spool_error: str = ""
+    #: Figures not drawn before finish()'s drawing budget ran out, kept in the spool for ``sync`` (in
+    #: ``undelivered`` too).
+    deferred: int = 0
 
     @property
     def kept(self) -> int:
@@ -87,6 +91,9 @@ class FinishSummary:
             lines.append(f"  failed deliveries: {dict(self.failed)} last errors: {self.errors}")
         if self.replayed:
             lines.append(f"  delivered later from the spool: {dict(self.replayed)}")
+        if self.deferred:
+            lines.append(f"  figures left to draw: {self.deferred} (their inputs are in the spool; "
+                         "python -m trackdiag.sync draws and delivers them)")
         if self.refused:
             lines.append(f"  refused by the tracker (kept in the spool): {dict(self.refused)}")
         if self.kept:
@@ -118,6 +125,7 @@ class Session:
         self.cfg = resolve(config, overrides, options)
         self.policy = ErrorPolicy(self.cfg.on_error)
         self.rank, self.world = rank_and_world()
+        self._t0 = time.monotonic()
         self.out_dir = Path(self.cfg.out_dir)
         allow = bool(self.cfg.allow_external_targets)
         self.analyzers: list[Analyzer] = [
@@ -140,7 +148,8 @@ class Session:
         self.worker = Worker(backends, queue_size=w.queue_size, when_full=w.when_full,
                              block_timeout_s=w.block_timeout_s, spool=_make_spool(self, backends),
                              batch_records=w.spool_batch, batch_ms=w.spool_batch_ms,
-                             on_resume=self.cfg.on_resume, renderer=_make_renderer(w.render))
+                             on_resume=self.cfg.on_resume, renderer=_make_renderer(w.render),
+                             figure_wait=self._figure_wait)
         self._last_step: Optional[int] = None
         self._steps_logged = 0
         self._finished: Optional[FinishSummary] = None
@@ -345,8 +354,14 @@ class Session:
             undelivered=self.worker.undelivered(), replayed=dict(stats.replayed),
             spool=str(spool) if spool else None,
             locations={b.name: _location(b) for b in self.backends}, flushed=flushed,
-            lost=stats.lost, refused=dict(stats.refused), status=status, ranks=self._ranks_lost,
+            lost=stats.lost, refused=dict(stats.refused), deferred=stats.deferred, status=status, ranks=self._ranks_lost,
             spool_error=spool_obj.last_error if spool_obj is not None else "")
+
+    def _figure_wait(self) -> float:
+        """How long finish() draws figures: ``worker.figure_wait_frac`` of the session's age, at least
+        ``worker.figure_wait_min_s``; the inputs of figures still undrawn then go to the spool (sync draws)."""
+        w = self.cfg.worker
+        return max(float(w.figure_wait_min_s), float(w.figure_wait_frac) * (time.monotonic() - self._t0))
 
     def _leave_ranks(self) -> None:
         """Tell the other ranks this one is done (one last exchange, bounded), so nobody waits for it."""

@@ -57,9 +57,9 @@ __all__ = ["Spool", "Entry", "KINDS", "MEDIA_KINDS", "apply", "find_spools", "it
 
 log = logging.getLogger("trackdiag")
 
-KINDS = ("params", "metrics", "image", "table", "artifacts", "close")
+KINDS = ("params", "metrics", "image", "table", "artifacts", "close", "render")
 #: Kinds whose delivery is not idempotent (a second delivery would duplicate them).
-MEDIA_KINDS = frozenset({"image", "table", "artifacts"})
+MEDIA_KINDS = frozenset({"image", "table", "artifacts", "render"})
 JOURNAL = "spool.jsonl"
 
 
@@ -78,8 +78,29 @@ def apply(backend: Any, kind: str, payload: Mapping[str, Any]) -> None:
         backend.log_artifacts(Path(payload["path"]), payload["name"])
     elif kind == "close":
         backend.close(payload.get("status", "FINISHED"))
+    elif kind == "render":  # a figure finish() left undrawn: draw it now, then deliver it
+        for key, image in draw_deferred(payload).items():
+            backend.log_image(key, image, int(payload["step"]))
     else:
         raise ValueError(f"unknown spool item kind {kind!r}; expected one of {KINDS}")
+
+
+def draw_deferred(payload: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Draw a deferred figure from its inputs: the analyzer (a ``trackdiag.`` class, rebuilt from its
+    parameters and state) and the step's result (metrics, texts, maps)."""
+    from omegaconf import OmegaConf
+
+    from .analyzers.base import Result
+    from .config import build_component
+    from .values import metric_key
+
+    node = OmegaConf.create({"_target_": payload["analyzer"], **(payload.get("params") or {})})
+    analyzer = build_component(node, allow_external=False, what="deferred figure")
+    if payload.get("state"):
+        analyzer.load_state_dict(payload["state"])
+    result = Result(metrics=dict(payload.get("metrics") or {}), texts=dict(payload.get("texts") or {}),
+                    maps={k: np.asarray(v) for k, v in (payload.get("maps") or {}).items()})
+    return {metric_key(analyzer.name, k): v for k, v in analyzer.render(result).items()}
 
 
 @dataclass
@@ -101,6 +122,7 @@ class _Item:
     waiting: dict[str, Optional[str]]  # backend → None (pending) or the reason it was refused
     error: str = ""
     image: Optional[np.ndarray] = None  # kept in memory until its file is written
+    maps: Optional[dict[str, np.ndarray]] = None  # a deferred figure's maps, until written
     durable: bool = False
     line: Optional[str] = field(default=None, repr=False)  # the put line until it is written
 
@@ -171,7 +193,12 @@ class Spool:
             if kind == "image" and "image" in data:
                 image = np.asarray(data.pop("image"))
                 data["file"] = f"files/{entry_id:06d}.png"
+            elif kind == "render":
+                maps = data.pop("maps", {})
+                data["file"] = f"files/{entry_id:06d}.npz"
             item = _Item(kind, data, {n: None for n in names}, error=error[:500], image=image)
+            if kind == "render":
+                item.maps = {str(k): np.asarray(v) for k, v in maps.items()}
             self._items[entry_id] = item
             try:
                 if kind == "artifacts":
@@ -254,7 +281,7 @@ class Spool:
             for i in written:
                 item = self._items.get(i)
                 if item is not None:
-                    item.durable, item.image = True, None
+                    item.durable, item.image, item.maps = True, None, None
             self._buffer.clear()
             if self._closed:
                 self._close_file()
@@ -344,6 +371,13 @@ class Spool:
 
                 with Image.open(self.path / rel) as im:
                     payload["image"] = np.asarray(im.convert("RGB"))
+        elif entry.kind == "render":
+            rel = payload.pop("file")
+            if item is not None and item.maps is not None:
+                payload["maps"] = item.maps
+            else:
+                with np.load(self.path / rel, allow_pickle=False) as npz:
+                    payload["maps"] = {k: npz[k] for k in npz.files}
         elif entry.kind == "artifacts" and payload.get("copy"):
             payload["path"] = str(self.path / payload.pop("copy"))
         return payload
@@ -384,6 +418,12 @@ class Spool:
             pass
 
     def _externalize(self, entry_id: int, item: _Item) -> None:
+        if item.kind == "render" and item.maps is not None:
+            target = self.path / item.payload["file"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp.npz")
+            np.savez(tmp, **item.maps)
+            os.replace(tmp, target)
         if item.kind == "image" and item.image is not None:
             from .plots import save_rgb_png
 
@@ -408,7 +448,7 @@ class Spool:
 
     def _forget(self, entry_id: int) -> None:
         item = self._items.pop(entry_id)
-        if item.kind == "image" and item.durable:
+        if item.kind in ("image", "render") and item.durable:
             try:
                 (self.path / item.payload["file"]).unlink()
             except OSError:

@@ -114,6 +114,7 @@ class Stats:
     parked: Counter = field(default_factory=Counter)  # backend → items that kept failing (kept in the spool)
     lost: int = 0  # items neither delivered nor on disk at close (the disk refused the spool)
     unrendered: int = 0  # figures still waiting to be rendered when close() ran out of time
+    deferred: int = 0  # figures left undrawn at close, their inputs kept in the spool (sync draws them)
 
 
 class _Job:
@@ -164,7 +165,7 @@ class Worker:
     def __init__(self, backends: list[Backend], *, queue_size: int = 256, when_full: str = "drop_media",
                  block_timeout_s: float = 5.0, spool: Optional[Spool] = None, reopen_after_s: float = 5.0,
                  batch_records: int = 64, batch_ms: float = 200.0, renderer: Any = None,
-                 on_resume: str = "skip") -> None:
+                 on_resume: str = "skip", figure_wait: Optional[Callable[[], float]] = None) -> None:
         self.stats = Stats()
         self._backends = [_Backend(b, float(getattr(b.params, "retry_s", reopen_after_s))) for b in backends]
         self._lanes: list[_Lane] = []
@@ -180,10 +181,12 @@ class Worker:
         self._spool = spool if spool is not None else (Spool(_nowhere(), fsync=False) if backends else None)
         self._renderer = renderer
         self._on_resume = on_resume
+        self._figure_wait = figure_wait
         self._items: deque[Record] = deque()
         self._renders: deque[tuple[int, int, list[Renderer]]] = deque()  # (step, timestamp, figures)
         self._journaling = 0
         self._rendering = False
+        self._current: Optional[tuple[int, int, list[Renderer]]] = None  # the figures being drawn now
         self._closed = False
         self._stop = False
         self._deadline: Optional[float] = None
@@ -301,6 +304,8 @@ class Worker:
             for lane in self._lanes:
                 lane.retry_at = 0.0
             self._cv.notify_all()
+        self._defer_figures(deadline)
+        with self._cv:
             drained = self._cv.wait_for(self._drained, max(0.0, deadline - time.monotonic()))
             self._stop = True
             self.stats.unrendered += sum(len(figs) for _, _, figs in self._renders)
@@ -315,6 +320,39 @@ class Worker:
             self.stats.lost = self._spool.not_durable()
             self._spool.remove_if_done()
         return drained
+
+    def _defer_figures(self, deadline: float) -> None:
+        """Draw figures for at most ``figure_wait()`` seconds; keep the inputs of the rest in the spool, for
+        ``trackdiag.sync`` to draw and deliver (finish() waits for what must be delivered, not for drawing)."""
+        if self._figure_wait is None or self._spool is None:
+            return
+        until = min(deadline, time.monotonic() + max(0.0, self._figure_wait()))
+        with self._cv:
+            self._cv.wait_for(lambda: not self._renders and not self._items and not self._journaling,
+                              max(0.0, until - time.monotonic()))
+            left = list(self._renders)
+            self._renders.clear()
+            current = self._current
+            if current is not None and all(_deferred_payload(j, current[0]) is not None for j in current[2]):
+                left.insert(0, current)  # drawing it would outlast the budget: keep its inputs instead
+                self._current = None
+                self._rendering = False
+            keep = []  # figures that cannot be drawn later (an analyzer from outside trackdiag): drawn now
+            deferred = []
+            for step, stamp, figures in left:
+                later = [(job, _deferred_payload(job, step)) for job in figures]
+                now = [job for job, payload in later if payload is None]
+                deferred += [payload for _, payload in later if payload is not None]
+                if now:
+                    keep.append((step, stamp, now))
+            self._renders.extend(keep)
+            self._cv.notify_all()
+        names = [owner.name for owner in self._backends]
+        for payload in deferred:
+            self._spool.put(names, "render", payload, error="not drawn before finish()")
+            self.stats.deferred += 1
+        if deferred:
+            self._spool.commit()
 
     def _drained(self) -> bool:
         return not self._items and not self._journaling and not self._renders and not self._rendering and all(
@@ -402,8 +440,14 @@ class Worker:
                     continue
                 step, stamp, figures = self._renders.popleft()
                 self._rendering = True
+                self._current = (step, stamp, figures)
             try:
                 images = self._render(figures)
+                with self._cv:
+                    abandoned = self._current is None  # close() kept its inputs in the spool meanwhile
+                    self._current = None
+                if abandoned:
+                    continue
                 ops = Record(step=step, timestamp_ms=stamp).operations(images)
                 jobs = self._journal_ops(ops)
                 if jobs:
@@ -690,6 +734,29 @@ class Worker:
         if first:
             log.warning("trackdiag: backend %s failed to %s (%s: %s); what it did not take is kept in the "
                         "spool", name, kind, type(exc).__name__, str(exc)[:300])
+
+
+def _deferred_payload(job: Any, step: int) -> Optional[dict[str, Any]]:
+    """What ``trackdiag.spool.draw_deferred`` needs to draw a figure later, or None when it cannot be kept
+    (not a :class:`trackdiag.render.RenderJob` of a trackdiag analyzer)."""
+    import json
+
+    from .render import RenderJob
+
+    if not isinstance(job, RenderJob):
+        return None
+    analyzer, result = job.analyzer, job.result
+    cls = type(analyzer)
+    if not cls.__module__.startswith("trackdiag."):
+        return None
+    try:
+        state = analyzer.state_dict()
+        json.dumps(state)
+    except Exception:  # noqa: BLE001 - a state that is not JSON: drawn without it
+        state = None
+    return {"step": int(step), "analyzer": f"{cls.__module__}.{cls.__qualname__}",
+            "params": dataclasses.asdict(analyzer.params), "state": state,
+            "metrics": dict(result.metrics), "texts": dict(result.texts), "maps": dict(result.maps)}
 
 
 def _release(backend: Backend) -> None:
