@@ -6,8 +6,8 @@
   hook does not exist, a plain ``atexit`` handler is used.
 * **Uncaught exception** in the main thread: ``sys.excepthook`` finishes the session as ``FAILED``, then
   calls the previous hook.
-* **``sys.exit(code)``** with a non-zero code (or a message): the session is finished as ``FAILED`` before
-  the interpreter unwinds. (``raise SystemExit(3)`` written out, and ``os._exit``, are not seen: use
+* **``sys.exit(code)``** with a non-zero code (or a message): noted; the exit hook then finishes the session
+  as ``FAILED`` (a ``SystemExit`` that is caught, by a CLI framework or a notebook, does not end the session). (``raise SystemExit(3)`` written out, and ``os._exit``, are not seen: use
   ``sys.exit`` or call ``finish("FAILED")``.)
 
 Hooks are installed once per process and act only on sessions of the process that opened them (a forked
@@ -31,6 +31,7 @@ log = logging.getLogger("trackdiag")
 _sessions: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 _pids: dict[int, int] = {}
 _installed = False
+_exit_status = "FINISHED"  # what the last sys.exit() call asked for
 _lock = threading.Lock()
 
 
@@ -85,8 +86,10 @@ def _install() -> None:
     original_exit = sys.exit
 
     def exit(status: Any = None) -> NoReturn:  # noqa: A001 - replaces sys.exit
-        if status not in (None, 0):
-            _finish_all("FAILED")
+        global _exit_status
+        # Only noted here: the SystemExit may still be caught (a CLI framework, a notebook). The sessions are
+        # finished by the exit hook, before MLflow's teardown, with this status.
+        _exit_status = "FAILED" if status not in (None, 0) else "FINISHED"
         original_exit(status)
 
     exit.__doc__ = original_exit.__doc__
@@ -94,7 +97,7 @@ def _install() -> None:
 
 
 def _at_exit() -> None:
-    _finish_all("FINISHED")
+    _finish_all(_exit_status)
     from . import render
 
     render.shutdown()  # after the sessions: their last figures may still be drawn there

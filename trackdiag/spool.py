@@ -422,7 +422,7 @@ class Spool:
             target = self.path / item.payload["file"]
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + ".tmp.npz")
-            np.savez(tmp, **item.maps)
+            np.savez(tmp, **item.maps)  # type: ignore[arg-type]
             os.replace(tmp, target)
         if item.kind == "image" and item.image is not None:
             from .plots import save_rgb_png
