@@ -328,8 +328,8 @@ class Worker:
             return
         until = min(deadline, time.monotonic() + max(0.0, self._figure_wait()))
         with self._cv:
-            self._cv.wait_for(lambda: not self._renders and not self._items and not self._journaling,
-                              max(0.0, until - time.monotonic()))
+            self._cv.wait_for(lambda: not self._renders and not self._rendering and not self._items
+                              and not self._journaling, max(0.0, until - time.monotonic()))
             left = list(self._renders)
             self._renders.clear()
             current = self._current
