@@ -232,6 +232,12 @@ class MlflowBackend(Backend):
                 # The first append of this process: MLflow's own call merges with a table the run already
                 # holds (a resumed run), writes it and registers it for the UI's table view. Read the result
                 # once, so that later appends need neither a listing nor a download.
+                existing = _download_table(client, self.run_id, artifact)
+                if existing is not None:
+                    columns = _without_known_rows(existing, columns)
+                    if not any(columns.values()):  # a resend of rows the table holds (after a crash)
+                        self._tables[(str(self.run_id), key)] = existing
+                        return
                 client.log_table(self.run_id, data=columns, artifact_file=artifact)
                 try:  # the rows are delivered: a failure here must not make the worker send them again
                     with tempfile.TemporaryDirectory() as tmp:
@@ -239,6 +245,9 @@ class MlflowBackend(Backend):
                         self._tables[(str(self.run_id), key)] = _read_table(local)
                 except Exception:  # noqa: BLE001 - the next append takes MLflow's path again
                     pass
+                return
+            columns = _without_known_rows(known, columns)
+            if not any(columns.values()):
                 return
             merged = _append_rows(known, columns)
             with tempfile.TemporaryDirectory() as tmp:
@@ -268,6 +277,36 @@ class MlflowBackend(Backend):
             return f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
         hint = f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite") else uri
         return f"mlflow run {self.run_id} ({hint})"
+
+
+def _download_table(client: Any, run_id: Optional[str], artifact: str) -> Any:
+    """The table the run already holds under ``artifact`` (a DataFrame), or None when it has none."""
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return _read_table(client.download_artifacts(run_id, artifact, tmp))
+    except Exception:  # noqa: BLE001 - no such table (or unreadable): MLflow's own call decides
+        return None
+
+
+def _norm_cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return float(value)
+    return str(value)
+
+
+def _without_known_rows(table: Any, columns: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
+    """``columns`` without the rows the table already holds, cell for cell: appends are not idempotent, and
+    an append retried after a partial failure (or replayed after a crash) must not duplicate rows. Rows carry
+    their step, so two identical rows are a resend."""
+    cols = list(columns)
+    if not cols or not set(cols) <= set(map(str, table.columns)):
+        return dict(columns)
+    seen = {tuple(_norm_cell(v) for v in row) for row in table[cols].itertuples(index=False, name=None)}
+    n = len(columns[cols[0]])
+    keep = [i for i in range(n) if tuple(_norm_cell(columns[c][i]) for c in cols) not in seen]
+    return {c: [columns[c][i] for i in keep] for c in cols}
 
 
 def _read_table(path: str) -> Any:
