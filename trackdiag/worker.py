@@ -312,7 +312,9 @@ class Worker:
             self._renders.clear()
             self._cv.notify_all()
         for thread in self._threads:
-            thread.join(timeout=max(0.05, min(2.0, deadline - time.monotonic())))
+            # the render thread may still be drawing a figure whose inputs went to the spool: not waited for
+            wait = 0.05 if thread is self._render_thread else min(2.0, deadline - time.monotonic())
+            thread.join(timeout=max(0.05, wait))
         for owner in self._backends:
             self._finish_backend(owner, status, deadline)
         if self._spool is not None:
