@@ -16,6 +16,13 @@ Rows (``benchmark = "log"``):
   ``hung`` (HTTP only: a socket that accepts connections and never answers; ``http_timeout_s=2``).
   ``_spooled`` counts what went to the spool instead (replayable with ``python -m trackdiag.sync``).
 
+* Figure 3, ``finish()`` against the training loop (issue 15's targets, ratios in one run): a small CPU
+  training loop (a conv net, one torch thread) logging to the embedded MLflow store, (a) 10,000 steps of two
+  scalars each (``log_scalars``), (b) 100 steps at the defaults with the tiling analyzer every 10 steps
+  (figures included; ``_nofloor``: without the 10 s minimum drawing time). ``<case>_finish_ratio`` =
+  ``finish()`` time / loop time (target ≤ 0.05); ``<case>_undelivered`` counts what is left in the spool
+  (``_deferred_figures``: figures whose inputs wait there for ``sync`` to draw them; nothing is lost).
+
 ``--quick`` uses fewer steps and skips the HTTP server (its start-up alone takes 10-60 s).
 """
 
@@ -147,6 +154,73 @@ def figure2(tmp: Path, steps: int, quick: bool) -> list[dict]:
     return rows
 
 
+class _Net(torch.nn.Module):
+    """A small conv net: one training step is a few ms of real CPU work on a 4×3×64×64 batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(),
+                                        torch.nn.Conv2d(16, 3, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def _loop(s: Any, steps: int, *, pred_every: int, size: int) -> float:
+    """Train ``steps`` steps and log to ``s``; returns the loop's wall time (finish() excluded)."""
+    torch.manual_seed(0)
+    net = _Net()
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+    x = torch.rand(4, 3, size, size)
+    t0 = time.perf_counter()
+    for step in range(steps):
+        out = net(x).sigmoid()
+        loss = torch.nn.functional.mse_loss(out, x, reduction="none").mean(dim=(1, 2, 3))
+        opt.zero_grad()
+        loss.mean().backward()
+        opt.step()
+        if pred_every:
+            s.log(step, out.detach() if step % pred_every == 0 else None, loss=loss.detach())
+        else:
+            s.log_scalars({"train/loss": float(loss.detach().mean()), "train/lr": 1e-3}, step=step)
+    return time.perf_counter() - t0
+
+
+def figure3(tmp: Path, quick: bool) -> list[dict]:
+    import trackdiag
+    from servers import sqlite_store
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows: list[dict] = []
+    try:
+        tiling = ["analyzer=[tiling,loss]", "analyzer.tiling.schedule.every=10"]
+        cases = [("scalars_10k", 1000 if quick else 10_000, 0, 32, []),
+                 ("tiling_every_10", 20 if quick else 100, 10, 128, tiling),
+                 # the drawing budget alone (5 % of the run), without the 10 s floor for short runs
+                 ("tiling_every_10_nofloor", 20 if quick else 100, 10, 128,
+                  [*tiling, "worker.figure_wait_min_s=0"])]
+        for label, steps, pred_every, size, overrides in cases:
+            uri = sqlite_store(tmp / f"{label}.db")
+            s = trackdiag.init(overrides=["backend=[mlflow]", *(overrides or ["analyzer=[loss]"])],
+                               tracking_uri=uri, experiment="bench_finish", run_name=label,
+                               out_dir=str(tmp / "out" / label), on_error="warn")
+            loop = _loop(s, steps, pred_every=pred_every, size=size)
+            t0 = time.perf_counter()
+            summary = s.finish()
+            finish = time.perf_counter() - t0
+            note = f"{steps} steps, loop {loop:.1f} s, finish {finish:.2f} s, 1 torch thread, mlflow sqlite"
+            rows += [row("log", f"{label}_finish_ratio", finish / loop, "ratio", note),
+                     row("log", f"{label}_finish_s", finish, "s", note),
+                     row("log", f"{label}_loop_s", loop, "s", note),
+                     row("log", f"{label}_undelivered", summary.undelivered, "items", str(summary.failed)),
+                     row("log", f"{label}_deferred_figures", summary.deferred, "figures",
+                         "left to draw: their inputs are in the spool, sync draws and delivers them")]
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
 def run(quick: bool = False) -> list[dict]:
     import logging
 
@@ -156,9 +230,18 @@ def run(quick: bool = False) -> list[dict]:
         _measure(tmp, "warmup", {"local": {}}, 3)  # imports and first-call costs out of the figures
         rows = figure1(tmp, 5 if quick else 20)
         rows += figure2(tmp, 10 if quick else 30, quick)
+        rows += figure3(tmp, quick)
     return rows
 
 
 if __name__ == "__main__":
+    if "--finish" in sys.argv:  # figure 3 alone
+        import logging
+
+        logging.getLogger("trackdiag").setLevel(logging.ERROR)
+        with tempfile.TemporaryDirectory(prefix="trackdiag_bench_log_") as d:
+            for r in figure3(Path(d), "--quick" in sys.argv):
+                print(f"{r['metric']:<34} {r['value']:>10.3f} {r['unit']:<6} {r['note']}")
+        sys.exit(0)
     for r in run(quick="--quick" in sys.argv):
         print(f"{r['metric']:<34} {r['value']:>10.3f} {r['unit']:<6} {r['note']}")

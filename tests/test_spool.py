@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def metric_lines(run_dir: Path) -> list[int]:
 # -- the spool itself ---------------------------------------------------------------------------------------
 def test_spool_round_trip_ack_reject_and_reload(tmp_path):
     spool = Spool.for_run(tmp_path)
-    assert not spool.exists and spool.undelivered() == 0  # nothing written before the first item
+    assert not spool.exists and spool.undelivered() == 0  # nothing written before the first commit
     spool.describe("mlflow", target="trackdiag.backends.mlflow.MlflowBackend", params={"run_id": "abc"},
                    run={"experiment": "e"})
     img = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
@@ -57,6 +58,8 @@ def test_spool_round_trip_ack_reject_and_reload(tmp_path):
     assert (a, b, c) == (1, 2, 3) and spool.undelivered() == 3
     assert [e.id for e in spool.pending("mlflow")] == [1, 2]
     assert [e.id for e in spool.pending(include_rejected=False)] == [1, 2]
+    assert spool.not_durable() == 3 and not spool.exists  # buffered until the commit (write + fsync)
+    assert spool.commit() and spool.not_durable() == 0
     spool.ack(a)
     spool.close()
 
@@ -71,6 +74,7 @@ def test_spool_round_trip_ack_reject_and_reload(tmp_path):
         fh.write('{"op": "put", "id": 9')
     third = Spool(again.path)
     assert third.put("mlflow", "metrics", {"step": 5, "timestamp_ms": 1, "metrics": {"x": 2.0}}) == 4
+    third.close()
     assert find_spools(tmp_path) == [spool.path]
     ops = [line["op"] for line in iter_lines(spool.path)]
     assert ops[0] == "meta" and ops.count("put") == 4 and ops.count("ack") == 1  # append-only journal
@@ -231,6 +235,13 @@ def test_a_hung_tracker_costs_finish_only_its_flush_timeout_and_the_rest_is_spoo
     assert took < 15, took
     assert not summary.flushed
     assert read_metrics(tmp_path / "out" / "h")[KEY].keys() == set(range(5))  # the healthy backend got all
+    # Write-ahead: nothing was given up. Each step is in the spool, or (the hung call came back after
+    # finish() and was acknowledged then) at the tracker: exactly one of the two.
+    for _ in range(100):
+        if not any(t.name.startswith("trackdiag-blocking") and t.is_alive() for t in threading.enumerate()):
+            break
+        time.sleep(0.1)
     pending = Spool.open(summary.spool).pending("blocking")
-    spooled = {e.payload["step"] for e in pending if e.kind == "metrics"}
-    assert spooled == set(range(1, 5))  # step 0 was in flight in the hung call; the rest is kept
+    spooled = [e.payload["step"] for e in pending if e.kind == "metrics"]
+    arrived = list(read_metrics(tmp_path / "blocking" / "h").get(KEY, {}))
+    assert sorted(spooled + arrived) == list(range(5))

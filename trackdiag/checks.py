@@ -5,13 +5,18 @@ Every check raises a typed error (:mod:`trackdiag.errors`) that shows the expect
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import torch
 
 from .errors import InputValueError, MaskError, ShapeError
 
-__all__ = ["check_image_batch", "normalize_mask", "normalize_ref", "check_same_hw", "as_float_tensor"]
+__all__ = ["check_image_batch", "normalize_mask", "normalize_ref", "check_same_hw", "as_float_tensor",
+           "check_sample_ids", "check_timesteps", "check_scalar_key", "MIN_SIDE"]
+
+#: The smallest image side trackdiag analyses (a spectrum needs a few samples per axis).
+MIN_SIDE = 4
 
 
 def _fmt(shape: Sequence[int]) -> str:
@@ -40,11 +45,11 @@ def as_float_tensor(x: object, *, name: str) -> torch.Tensor:
     return x
 
 
-def check_image_batch(pred: object, *, name: str = "pred") -> torch.Tensor:
+def check_image_batch(pred: object, *, name: str = "pred", min_side: int = 1) -> torch.Tensor:
     """Validate an image batch. Returns it as a float tensor of shape ``B×C×H×W``.
 
     Raises:
-        ShapeError: when ``pred`` is not 4-D or has an empty dimension.
+        ShapeError: when ``pred`` is not 4-D, has an empty dimension or H or W below ``min_side``.
     """
     t = as_float_tensor(pred, name=name)
     if t.ndim != 4 or min(t.shape) == 0:
@@ -52,6 +57,36 @@ def check_image_batch(pred: object, *, name: str = "pred") -> torch.Tensor:
             f"{name} must have shape B×C×H×W with every size > 0; got {_fmt(t.shape)}. "
             "Add a batch dimension with x.unsqueeze(0) for a single C×H×W image."
         )
+    if min(t.shape[-2:]) < min_side:
+        raise ShapeError(f"{name} is too small to analyse: H and W must be >= {min_side}; got {_fmt(t.shape)}.")
+    return t
+
+
+def check_sample_ids(ids: object, *, n: int | None, name: str = "sample_ids") -> list[str]:
+    """``ids`` as ``n`` strings (one per sample). Raises :class:`InputValueError` / :class:`ShapeError`."""
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        raise InputValueError(f"{name} must be a sequence with one id per sample (e.g. a list of str); got "
+                              f"{type(ids).__name__} {ids!r:.80}.")
+    try:
+        out = [str(i) for i in ids]  # type: ignore[union-attr]
+    except Exception as exc:  # a broken iterable
+        raise InputValueError(f"{name} could not be read as a sequence: {type(exc).__name__}: {exc}") from None
+    if n is not None and len(out) != n:
+        raise ShapeError(f"{name} must have {n} entries (one per sample); got {len(out)}.")
+    return out
+
+
+def check_timesteps(timesteps: object, *, n: int | None, name: str = "timesteps") -> torch.Tensor:
+    """``timesteps`` as a numeric ``(n,)`` tensor. Raises :class:`InputValueError` / :class:`ShapeError`."""
+    try:
+        t = timesteps.detach() if isinstance(timesteps, torch.Tensor) else torch.as_tensor(timesteps)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InputValueError(f"{name} must be numbers, one per sample; got {timesteps!r:.80} "
+                              f"({type(exc).__name__}: {exc}).") from None
+    if t.is_complex() or t.dtype == torch.bool:
+        raise InputValueError(f"{name} must be real numbers; got dtype {t.dtype}.")
+    if t.ndim != 1 or (n is not None and t.numel() != n):
+        raise ShapeError(f"{name} must have shape ({n if n is not None else 'B'},); got {_fmt(t.shape)}.")
     return t
 
 
@@ -102,3 +137,21 @@ def check_same_hw(a: torch.Tensor, b: torch.Tensor, *, names: tuple[str, str]) -
             f"{names[1]} must match {names[0]} in batch and size: expected (B, *, H, W) = "
             f"({a.shape[0]}, *, {a.shape[-2]}, {a.shape[-1]}); got {_fmt(b.shape)}."
         )
+
+
+_KEY_BAD = re.compile(r"[^A-Za-z0-9_./ \-]")
+
+
+def check_scalar_key(key: object, *, max_len: int = 250) -> str:
+    """A scalar's key as every tracker accepts it: characters outside ``[A-Za-z0-9_./ -]`` become ``_``.
+
+    Raises :class:`InputValueError` for a key that is not a string, is empty, or is longer than ``max_len``.
+    """
+    if not isinstance(key, str):
+        raise InputValueError(f"a scalar's key must be a str; got {type(key).__name__} {key!r:.60}.")
+    clean = _KEY_BAD.sub("_", key).strip("/")
+    if not clean or clean.strip("._ ") == "":
+        raise InputValueError(f"a scalar's key must name something; got {key!r:.60}.")
+    if len(clean) > max_len:
+        raise InputValueError(f"a scalar's key must be at most {max_len} characters; got {len(clean)}.")
+    return clean

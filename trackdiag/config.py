@@ -48,11 +48,25 @@ class WorkerConfig:
     block_timeout_s: float = 5.0
     #: Longest wait for the queue to drain in ``finish()`` / at interpreter exit.
     flush_timeout_s: float = 120.0
+    #: The write-ahead spool is committed (fsync) after at most this many records ...
+    spool_batch: int = 64
+    #: ... or this many milliseconds after the first uncommitted record, whichever comes first.
+    spool_batch_ms: float = 200.0
+    #: Where figures are drawn: "process" (a render process; matplotlib never holds the training thread's
+    #: GIL) or "thread" (the worker thread).
+    render: str = "process"
+    #: finish() draws the figures still waiting for at most this fraction of the session's age ...
+    figure_wait_frac: float = 0.05
+    #: ... and at least this many seconds; the inputs of figures still undrawn then stay in the spool, and
+    #: ``python -m trackdiag.sync`` draws and delivers them.
+    figure_wait_min_s: float = 10.0
 
 
 @dataclass
 class TrackdiagConfig:
     on_error: str = "warn"
+    #: Steps at or below the last step a continued run already holds: "skip" (warn once) or "log" anyway.
+    on_resume: str = "skip"
     out_dir: str = "trackdiag_runs"
     allow_external_targets: bool = False
     run: RunConfig = field(default_factory=RunConfig)
@@ -160,6 +174,10 @@ def resolve(config: Any = None, overrides: Iterable[str] = (), shortcuts: Option
         raise ConfigError(f"invalid trackdiag configuration: {exc}") from None
     if merged.on_error not in ("warn", "raise"):
         raise ConfigError(f"on_error must be 'warn' or 'raise'; got {merged.on_error!r}.")
+    if merged.worker.render not in ("process", "thread"):
+        raise ConfigError(f"worker.render must be 'process' or 'thread'; got {merged.worker.render!r}.")
+    if merged.on_resume not in ("skip", "log"):
+        raise ConfigError(f"on_resume must be 'skip' or 'log'; got {merged.on_resume!r}.")
     if merged.worker.when_full not in ("drop_media", "block"):
         raise ConfigError(f"worker.when_full must be 'drop_media' or 'block'; got {merged.worker.when_full!r}.")
     return merged
@@ -169,7 +187,7 @@ def _apply_shortcuts(cfg: Any, shortcuts: Mapping[str, Any]) -> None:
     from omegaconf import OmegaConf
 
     simple = {"experiment": "run.experiment", "run_name": "run.run_name", "out_dir": "out_dir",
-              "on_error": "on_error", "allow_external_targets": "allow_external_targets"}
+              "on_error": "on_error", "on_resume": "on_resume", "allow_external_targets": "allow_external_targets"}
     for key, value in shortcuts.items():
         if value is None:
             continue

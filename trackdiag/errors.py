@@ -50,6 +50,18 @@ class BackendError(TrackdiagError, RuntimeError):
     kind = "backend"
 
 
+class AnalyzerError(TrackdiagError, RuntimeError):
+    """An analyzer failed on inputs that passed the checks (the cause is chained; please report it)."""
+
+    kind = "analyzer"
+
+
+class SpoolError(TrackdiagError, OSError):
+    """The write-ahead spool could not be written (disk full, read-only folder)."""
+
+    kind = "spool"
+
+
 class MissingDependencyError(TrackdiagError, ImportError):
     kind = "dependency"
 

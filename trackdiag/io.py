@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any, Union
 
@@ -10,11 +12,32 @@ import torch
 
 from .errors import InputFileError, ShapeError
 
-__all__ = ["ImageLike", "IMAGE_SUFFIXES", "load_image", "load_mask", "to_chw", "list_images"]
+__all__ = ["ImageLike", "IMAGE_SUFFIXES", "MAX_PIXELS", "load_image", "load_mask", "to_chw", "list_images",
+           "is_regular_file", "check_image_header"]
+
+#: The largest image trackdiag decodes (pixels): a file that claims more is refused before decoding
+#: (a decompression bomb, or a header that lies). 2**28 = 16384 × 16384.
+MAX_PIXELS = 2**28
 
 ImageLike = Union[str, Path, "PIL.Image.Image", np.ndarray, torch.Tensor]  # noqa: F821
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+def is_regular_file(path: str | Path) -> bool:
+    """A plain file (not a FIFO, socket or device, whose reading could block forever), links followed."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def check_image_header(im: Any, path: Path | str, *, max_pixels: int = MAX_PIXELS) -> None:
+    """Refuse an opened (not yet decoded) PIL image whose header claims more than ``max_pixels``."""
+    w, h = im.size
+    if w * h > max_pixels:
+        raise InputFileError(f"{path}: the file claims {w}×{h} pixels ({w * h / 1e6:.0f} MP), more than the "
+                             f"{max_pixels / 1e6:.0f} MP trackdiag decodes; not read.")
 
 
 def _open_pil(path: Path) -> Any:
@@ -24,12 +47,19 @@ def _open_pil(path: Path) -> Any:
         raise InputFileError(f"{path}: no such file.")
     if path.is_dir():
         raise InputFileError(f"{path}: is a folder, expected an image file.")
+    if not is_regular_file(path):
+        raise InputFileError(f"{path}: not a regular file (a FIFO, socket or device); not read.")
     try:
         with Image.open(path) as im:
+            check_image_header(im, path)
             im.load()
             return im.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputFileError(f"{path}: cannot decode image ({exc.__class__.__name__}: {exc}).") from None
+    except InputFileError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            MemoryError) as exc:
+        msg = " ".join(str(exc).split())
+        raise InputFileError(f"{path}: cannot decode image ({exc.__class__.__name__}: {msg}).") from None
 
 
 def _pil_to_array(im: Any) -> np.ndarray:
@@ -92,4 +122,4 @@ def list_images(root: str | Path) -> list[Path]:
         return [root]
     if not root.is_dir():
         raise InputFileError(f"{root}: no such file or folder.")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and is_regular_file(p))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import logging
+import time
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,14 +15,25 @@ import numpy as np
 import torch
 
 from ._version import __version__
-from .analyzers.base import Analyzer, Result, StepInputs
+from .analyzers.base import Analyzer, StepInputs
 from .backends.base import Backend, RunInfo
-from .checks import as_float_tensor, check_image_batch, check_same_hw, normalize_mask, normalize_ref
+from .checks import (
+    MIN_SIDE,
+    as_float_tensor,
+    check_image_batch,
+    check_same_hw,
+    check_scalar_key,
+    check_sample_ids,
+    check_timesteps,
+    normalize_mask,
+    normalize_ref,
+)
 from .config import build_component, flatten, resolve
-from .errors import MaskError, ShapeError, StepOrderError, TrackdiagError
+from .errors import AnalyzerError, MaskError, ShapeError, StepOrderError, TrackdiagError
 from .policy import ErrorPolicy
-from .transfer import gather_ranks, rank_and_world, to_host
+from .transfer import exchange, merge_ranks, rank_and_world, strip_maps, to_host
 from .values import metric_key, split_values, table_rows
+from .render import RenderJob
 from .worker import Record, Worker
 
 __all__ = ["Session", "FinishSummary"]
@@ -44,11 +55,29 @@ class FinishSummary:
     spool: Optional[str] = None
     locations: dict[str, str] = field(default_factory=dict)
     flushed: bool = True
+    #: Of ``undelivered``: items that are not in the spool either (the disk refused them): lost for good.
+    lost: int = 0
+    #: Items a tracker refused for good (kept in the spool; ``trackdiag.sync`` retries them after a fix).
+    refused: dict[str, int] = field(default_factory=dict)
+    #: The status the run was finished with (``FINISHED`` / ``FAILED``).
+    status: str = "FINISHED"
+    #: Under torch.distributed: what happened to the other ranks (empty when every rank took part).
+    ranks: str = ""
+    #: Why the spool could not be written, when it could not.
+    spool_error: str = ""
+    #: Figures not drawn before finish()'s drawing budget ran out, kept in the spool for ``sync`` (in
+    #: ``undelivered`` too).
+    deferred: int = 0
+
+    @property
+    def kept(self) -> int:
+        """Undelivered items that are safe in the spool (``python -m trackdiag.sync`` delivers them)."""
+        return self.undelivered - self.lost
 
     @property
     def clean(self) -> bool:
         """Nothing skipped, dropped or left undelivered (failed calls that were replayed later are fine)."""
-        return not (self.skipped or self.dropped_media or self.undelivered) and self.flushed
+        return not (self.skipped or self.dropped_media or self.undelivered or self.ranks) and self.flushed
 
     def __str__(self) -> str:
         lines = [f"trackdiag: {self.steps_logged} steps logged"]
@@ -56,14 +85,25 @@ class FinishSummary:
         if self.skipped:
             lines.append(f"  skipped: {dict(self.skipped)}")
         if self.dropped_media:
-            lines.append(f"  figures/tables dropped (queue full): {self.dropped_media}")
+            lines.append(f"  figures/tables dropped (queue full, or not drawn before the flush timeout): "
+                         f"{self.dropped_media}")
         if self.failed:
             lines.append(f"  failed deliveries: {dict(self.failed)} last errors: {self.errors}")
         if self.replayed:
             lines.append(f"  delivered later from the spool: {dict(self.replayed)}")
-        if self.undelivered:
-            lines.append(f"  undelivered, kept in spool {self.spool}: {self.undelivered} items "
+        if self.deferred:
+            lines.append(f"  figures left to draw: {self.deferred} (their inputs are in the spool; "
+                         "python -m trackdiag.sync draws and delivers them)")
+        if self.refused:
+            lines.append(f"  refused by the tracker (kept in the spool): {dict(self.refused)}")
+        if self.kept:
+            lines.append(f"  undelivered, kept in spool {self.spool}: {self.kept} items "
                          f"(replay: python -m trackdiag.sync {self.spool})")
+        if self.lost:
+            lines.append(f"  LOST: {self.lost} items were neither delivered nor written to the spool "
+                         f"({self.spool_error or 'the spool could not be written'})")
+        if self.ranks:
+            lines.append(f"  ranks: {self.ranks}")
         if not self.flushed:
             lines.append("  the queue did not drain before the flush timeout")
         return "\n".join(lines)
@@ -85,6 +125,7 @@ class Session:
         self.cfg = resolve(config, overrides, options)
         self.policy = ErrorPolicy(self.cfg.on_error)
         self.rank, self.world = rank_and_world()
+        self._t0 = time.monotonic()
         self.out_dir = Path(self.cfg.out_dir)
         allow = bool(self.cfg.allow_external_targets)
         self.analyzers: list[Analyzer] = [
@@ -105,13 +146,21 @@ class Session:
                 backends.append(build_component(node, allow_external=allow, what=f"backend.{name}", extra=extra))
         w = self.cfg.worker
         self.worker = Worker(backends, queue_size=w.queue_size, when_full=w.when_full,
-                             block_timeout_s=w.block_timeout_s, spool=_make_spool(self, backends))
+                             block_timeout_s=w.block_timeout_s, spool=_make_spool(self, backends),
+                             batch_records=w.spool_batch, batch_ms=w.spool_batch_ms,
+                             on_resume=self.cfg.on_resume, renderer=_make_renderer(w.render),
+                             figure_wait=self._figure_wait)
         self._last_step: Optional[int] = None
         self._steps_logged = 0
         self._finished: Optional[FinishSummary] = None
+        self._ranks_lost: str = ""  # why the ranks stopped gathering (a rank left or died)
+        self._rank_skips = 0  # rank-steps left out of a gather (refused inputs, another step)
         if self.rank == 0 and backends:
             self.worker.submit(Record(step=0, params=self._run_params()))
-        atexit.register(self._atexit)
+        _prewarm(self.analyzers)
+        from . import exits
+
+        exits.register(self)
 
     # -- public API ----------------------------------------------------------------------------------
     @property
@@ -132,47 +181,120 @@ class Session:
         counted in ``finish()``. Only the tensor math that is due runs here, plus one device→host copy.
         """
         self._check_open()
+        try:
+            self._log(step, pred, mask, ref, target, latents, loss, timesteps, sample_ids)
+        except TrackdiagError:
+            raise  # already judged by the policy ("raise")
+        except Exception as exc:  # an unexpected failure: typed, and never raised under "warn"
+            err = AnalyzerError(f"log(step={step!r}) failed unexpectedly: {type(exc).__name__}: {exc}")
+            err.__cause__ = exc
+            self.policy.handle(err, kind=f"unexpected:{type(exc).__name__}", what=f"log(step={step!r})")
+
+    def _log(self, step: Any, pred: Any, mask: Any, ref: Any, target: Any, latents: Any, loss: Any,
+             timesteps: Any, sample_ids: Any) -> None:
         inputs: Optional[StepInputs] = None
+        error: Optional[TrackdiagError] = None
         try:
             step = self._check_step(step)
             inputs = self._validate(step, pred, mask, ref, target, latents, loss, timesteps, sample_ids)
         except TrackdiagError as exc:
-            if self.world == 1 or not isinstance(step, int):
-                self.policy.handle(exc, what=f"log(step={step!r})")
-                return
-            # Under torch.distributed every rank must join the gather at this step, even with bad inputs.
-            self.policy.handle(exc, what=f"log(step={step!r}) on rank {self.rank}")
+            error = exc
+        distributed = self.world > 1 and not self._ranks_lost
+        if error is not None and not distributed:
+            self.policy.handle(error, what=f"log(step={step!r})")
+            return
         due = [a for a in self.analyzers if a.due(inputs)] if inputs is not None else []
         if inputs is not None:
-            self._last_step = step
+            self._last_step = inputs.step
             self._steps_logged += 1
-        if self.world > 1 and not any(a.params.schedule.due(step) for a in self.analyzers):
+        problems: list[tuple[TrackdiagError, str, str]] = []
+        host = self._compute(inputs, due, problems) if due and inputs is not None else {}
+        ids = list(inputs.sample_ids) if inputs is not None and inputs.sample_ids is not None else None
+        if distributed:
+            # Every rank takes part in exactly one exchange per log() call, whatever its inputs were.
+            merged = self._gather(inputs.step if inputs is not None else None, host, ids)
+            if error is not None:
+                self.policy.handle(error, what=f"log(step={step!r}) on rank {self.rank}")
+            self._report(problems)
+            if merged is None or inputs is None:
+                return
+            host, ids = merged
+            due = [a for a in self.analyzers if a.name in host]
+        else:
+            self._report(problems)
+        if inputs is None or self.rank != 0:
             return
-        if self.world == 1 and not due:
-            return
+        self._dispatch(inputs.step, [a for a in due if a.name in host], host, ids)
+
+    def _compute(self, inputs: StepInputs, due: list[Analyzer], problems: list[tuple[TrackdiagError, str, str]]
+                 ) -> dict[str, dict[str, np.ndarray]]:
+        """Run the due analyzers' tensor math and copy the results to the host (one transfer).
+
+        Failures are typed and collected in ``problems`` (judged by the policy after the ranks' exchange)."""
         outputs: dict[str, dict[str, torch.Tensor]] = {}
         with torch.no_grad():
             for analyzer in due:
+                what = f"analyzer {analyzer.name} at step {inputs.step}"
                 try:
                     outputs[analyzer.name] = analyzer.compute(inputs)
+                except TrackdiagError as exc:
+                    problems.append((exc, exc.kind, what))
                 except Exception as exc:  # a diagnostic never kills the run under "warn"
-                    self.policy.handle(exc, kind=f"{analyzer.name}:{type(exc).__name__}",
-                                       what=f"analyzer {analyzer.name} at step {step}")
-        host = to_host(outputs)
-        ids = [str(s) for s in inputs.sample_ids] if inputs.sample_ids is not None else None
-        if self.world > 1:
-            host, ids = gather_ranks(host, ids)
-            if self.rank != 0:
-                return
-        self._dispatch(step, [a for a in due if a.name in host], host, ids)
+                    err = AnalyzerError(f"analyzer {analyzer.name} failed at step {inputs.step}: "
+                                        f"{type(exc).__name__}: {exc}")
+                    err.__cause__ = exc
+                    problems.append((err, f"{analyzer.name}:{type(exc).__name__}", what))
+        return to_host(outputs)
+
+    def _report(self, problems: list[tuple[TrackdiagError, str, str]]) -> None:
+        for exc, kind, what in problems:
+            self.policy.handle(exc, kind=kind, what=what)
+
+    def _gather(self, step: Optional[int], host: dict[str, dict[str, np.ndarray]], ids: Optional[list[str]]
+                ) -> Optional[tuple[dict[str, dict[str, np.ndarray]], Optional[list[str]]]]:
+        """The exchange of one log() call across ranks; rank 0 gets the merge, others None.
+
+        A rank that is leaving (its ``finish()``) or that is gone (the exchange fails) ends the gathering for
+        the rest of the run on every rank; rank 0 then logs its own samples and the summary says so.
+        """
+        payload = {"step": step, "host": host if self.rank == 0 else strip_maps(host), "ids": ids,
+                   "leaving": False}
+        try:
+            payloads = exchange(payload)
+        except Exception as exc:  # a peer died: never hang or die with it
+            self._ranks_lost = f"the exchange failed ({type(exc).__name__}: {str(exc)[:200]}); " \
+                               "rank 0 logged its own samples from then on"
+            log.warning("trackdiag: %s", self._ranks_lost)
+            return (host, ids) if self.rank == 0 else None
+        leaving = [r for r, p in enumerate(payloads) if p.get("leaving")]
+        if leaving:
+            self._ranks_lost = f"rank(s) {leaving} finished early; rank 0 logged its own samples from then on"
+            log.warning("trackdiag: %s", self._ranks_lost)
+        if self.rank != 0 or step is None:
+            return None
+        merged, merged_ids, left_out = merge_ranks(payloads, step=step)
+        if left_out:
+            self._rank_skips += len([r for r in left_out if r not in leaving])
+        return merged, merged_ids
 
     def log_scalars(self, values: Mapping[str, Any], step: int, *, prefix: str = "") -> None:
         """Send plain scalars (e.g. the trainer's own loss) through the same worker and backends."""
         self._check_open()
-        metrics, texts = split_values({f"{prefix}{k}": v for k, v in values.items()})
-        tables = {f"{prefix}texts": [{"step": step, **texts}]} if texts else {}
-        if self.rank == 0:
-            self.worker.submit(Record(step=int(step), metrics=metrics, tables=tables))
+        try:
+            step = self._scalar_step(step)
+        except TrackdiagError as exc:
+            self.policy.handle(exc, what="log_scalars")
+            return
+        clean: dict[str, Any] = {}
+        for key, value in values.items():  # one bad key is skipped (and counted), never the whole batch
+            try:
+                clean[check_scalar_key(f"{prefix}{check_scalar_key(key)}")] = value
+            except TrackdiagError as exc:
+                self.policy.handle(exc, what=f"log_scalars key {key!r}")
+        metrics, texts = split_values(clean)
+        tables = {check_scalar_key(f"{prefix}texts"): [{"step": step, **texts}]} if texts else {}
+        if self.rank == 0 and (metrics or tables):
+            self.worker.submit(Record(step=step, metrics=metrics, tables=table_rows_map(tables)))
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Send run parameters (e.g. the trainer's own hyper-parameters) to every backend."""
@@ -193,27 +315,74 @@ class Session:
         return self.worker.flush(timeout)
 
     def finish(self, status: str = "FINISHED") -> FinishSummary:
-        """Flush the queue, close the backends and report what was skipped, dropped or undelivered."""
+        """Deliver what can be delivered within ``worker.flush_timeout_s``, close the backends and report
+        exactly what was skipped, dropped, refused, left in the spool or lost. Never raises."""
         if self._finished is not None:
             return self._finished
-        flushed = self.worker.close(status, timeout=self.cfg.worker.flush_timeout_s)
-        stats = self.worker.stats
-        skipped = dict(self.policy.skipped)
-        skipped.update({k: v for k, v in stats.skipped.items()})
-        spool = self.worker.spool_path
-        summary = FinishSummary(
-            steps_logged=self._steps_logged, skipped=skipped, dropped_media=stats.dropped_media,
-            failed=dict(stats.failed), errors=dict(stats.errors),
-            undelivered=self.worker.undelivered(), replayed=dict(stats.replayed),
-            spool=str(spool) if spool else None,
-            locations={b.name: b.location() for b in self.backends}, flushed=flushed)
+        self._finished = FinishSummary(steps_logged=self._steps_logged, status=status)  # re-entry guard
+        try:
+            summary = self._finish(status)
+        except Exception as exc:  # pragma: no cover - finish never raises into the training script
+            log.exception("trackdiag: finish failed: %s", exc)
+            summary = self._finished
+            summary.flushed = False
         self._finished = summary
-        atexit.unregister(self._atexit)
+        from . import exits
+
+        exits.unregister(self)
         if _current_session() is self:
             _set_current(None)
         if not summary.clean:
             log.warning("%s", summary)
         return summary
+
+    def _finish(self, status: str) -> FinishSummary:
+        self._leave_ranks()
+        if self._ranks_lost and status == "FINISHED" and self.rank == 0:
+            status = "FAILED"  # part of the job is missing from this run
+        flushed = self.worker.close(status, timeout=self.cfg.worker.flush_timeout_s)
+        stats = self.worker.stats
+        skipped = dict(self.policy.skipped)
+        skipped.update({k: v for k, v in stats.skipped.items()})
+        if self._rank_skips:
+            skipped["rank_left_out"] = self._rank_skips
+        spool = self.worker.spool_path
+        spool_obj = self.worker.spool
+        return FinishSummary(
+            steps_logged=self._steps_logged, skipped=skipped, dropped_media=stats.dropped_media + stats.unrendered,
+            failed=dict(stats.failed), errors=dict(stats.errors),
+            undelivered=self.worker.undelivered(), replayed=dict(stats.replayed),
+            spool=str(spool) if spool else None,
+            locations={b.name: _location(b) for b in self.backends}, flushed=flushed,
+            lost=stats.lost, refused=dict(stats.refused), deferred=stats.deferred, status=status, ranks=self._ranks_lost,
+            spool_error=spool_obj.last_error if spool_obj is not None else "")
+
+    def _figure_wait(self) -> float:
+        """How long finish() draws figures: ``worker.figure_wait_frac`` of the session's age, at least
+        ``worker.figure_wait_min_s``; the inputs of figures still undrawn then go to the spool (sync draws)."""
+        w = self.cfg.worker
+        return max(float(w.figure_wait_min_s), float(w.figure_wait_frac) * (time.monotonic() - self._t0))
+
+    def _leave_ranks(self) -> None:
+        """Tell the other ranks this one is done (one last exchange, bounded), so nobody waits for it."""
+        if self.world == 1 or self._ranks_lost:
+            return
+        import threading
+
+        done = threading.Event()
+
+        def leave() -> None:
+            try:
+                payloads = exchange({"step": None, "host": {}, "ids": None, "leaving": True})
+                if not all(p.get("leaving") for p in payloads):
+                    self._ranks_lost = f"rank {self.rank} finished while other ranks were still logging"
+            except Exception as exc:  # noqa: BLE001 - a peer is gone
+                self._ranks_lost = f"the last exchange failed ({type(exc).__name__})"
+            done.set()
+
+        threading.Thread(target=leave, name="trackdiag-leave", daemon=True).start()
+        if not done.wait(30.0):
+            self._ranks_lost = "the other ranks did not answer within 30 s at finish()"
 
     def state_dict(self) -> dict[str, Any]:
         """Analyzer state and the last step, to store next to a training checkpoint."""
@@ -248,11 +417,10 @@ class Session:
 
             raise NotInitializedError("this trackdiag session has finished; call trackdiag.init() again.")
 
-    def _atexit(self) -> None:
-        try:
-            self.finish("FINISHED")
-        except Exception:  # pragma: no cover - never fail interpreter exit
-            log.exception("trackdiag: finish at exit failed")
+    def _scalar_step(self, step: Any) -> int:
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or int(step) < 0:
+            raise StepOrderError(f"step must be an int >= 0; got {type(step).__name__} {step!r}.")
+        return int(step)
 
     def _check_step(self, step: Any) -> int:
         if isinstance(step, bool) or not isinstance(step, numbers.Integral):
@@ -270,7 +438,7 @@ class Session:
         inputs = StepInputs(step=step)
         batch: Optional[int] = None
         if pred is not None:
-            inputs.pred = check_image_batch(pred, name="pred").detach()
+            inputs.pred = check_image_batch(pred, name="pred", min_side=MIN_SIDE).detach()
             b, c, h, w = inputs.pred.shape
             batch = b
             if mask is not None:
@@ -305,19 +473,11 @@ class Session:
             if lt.ndim > 1:
                 raise ShapeError(f"loss must be a scalar or per-sample (B,); got {tuple(lt.shape)}.")
             inputs.loss = lt
+        n = inputs.loss.numel() if inputs.loss is not None and inputs.loss.ndim == 1 else batch
         if timesteps is not None:
-            tt = torch.as_tensor(timesteps).detach()
-            n = inputs.loss.numel() if inputs.loss is not None and inputs.loss.ndim == 1 else batch
-            if tt.ndim != 1 or (n is not None and tt.numel() != n):
-                raise ShapeError(f"timesteps must have shape ({n if n is not None else 'B'},); "
-                                 f"got {tuple(tt.shape)}.")
-            inputs.timesteps = tt
+            inputs.timesteps = check_timesteps(timesteps, n=n)
         if sample_ids is not None:
-            ids = list(sample_ids)
-            n = inputs.loss.numel() if inputs.loss is not None and inputs.loss.ndim == 1 else batch
-            if n is not None and len(ids) != n:
-                raise ShapeError(f"sample_ids must have {n} entries (one per sample); got {len(ids)}.")
-            inputs.sample_ids = [str(s) for s in ids]
+            inputs.sample_ids = check_sample_ids(sample_ids, n=n)
         return inputs
 
     def _dispatch(self, step: int, analyzers: list[Analyzer], host: Mapping[str, Mapping[str, np.ndarray]],
@@ -337,25 +497,51 @@ class Session:
                 if rows:
                     record.tables[metric_key(analyzer.name, name)] = table_rows(rows)
             if result.maps and analyzer.want_figures():
-                record.figures.append(_renderer(analyzer, result))
+                record.figures.append(RenderJob(analyzer, result))
         if record.metrics or record.tables or record.figures:
             self.worker.submit(record)
 
 
-def _renderer(analyzer: Analyzer, result: Result) -> Any:
-    def render() -> dict[str, np.ndarray]:
-        return {metric_key(analyzer.name, k): v for k, v in analyzer.render(result).items()}
-
-    return render
-
-
 def _make_spool(session: Session, backends: list[Backend]) -> Any:
-    """The spool for undelivered items (see :mod:`trackdiag.spool`), or None without backends."""
+    """The write-ahead spool (see :mod:`trackdiag.spool`), or None without backends."""
     if not backends:
         return None
     from .spool import Spool
 
     return Spool.for_run(session.out_dir)
+
+
+def _make_renderer(kind: str) -> Any:
+    """Where figures are drawn (:mod:`trackdiag.render`): ``process`` (default) or ``thread``."""
+    from . import render
+
+    if kind == "thread":
+        return render.thread_render
+    render.prepare()
+    return render.ProcessRenderer()
+
+
+def _location(backend: Backend) -> str:
+    try:
+        return backend.location()
+    except Exception as exc:  # noqa: BLE001 - a report line must not fail finish()
+        return f"{backend.name} ({type(exc).__name__})"
+
+
+def table_rows_map(tables: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return {k: table_rows(v) for k, v in tables.items()}
+
+
+def _prewarm(analyzers: Sequence[Analyzer]) -> None:
+    """Import now, in init(), what the analyzers and the figures need later (a first log() must not stall
+    for seconds on an import). Best effort: a missing optional package fails later, where it is used."""
+    import importlib
+
+    for module in ("scipy.special", "scipy.ndimage", "PIL.Image", "trackdiag.plots"):
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001
+            pass
 
 
 # -- the module-level "current session" -----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The spool: an append-only local store of everything a tracker did not accept, replayed when it is back.
+"""The spool: a write-ahead journal of every item meant for a tracker, durable *before* it is delivered.
 
 One spool per session, under the session's ``out_dir``::
 
@@ -7,22 +7,34 @@ One spool per session, under the session's ``out_dir``::
       files/000012.png     the figure of entry 12
       files/000013/...     a copy of the report folder of entry 13 (artifacts)
 
+The background worker (never the training thread) appends every item with :meth:`Spool.put` and makes the
+appended lines durable with :meth:`Spool.commit` (write, flush, ``fsync``) in batches of at most
+``worker.spool_batch`` records or ``worker.spool_batch_ms`` milliseconds; an item is handed to a tracker
+only after the batch that holds it was committed. A delivered item is acknowledged. After a crash
+(SIGKILL, power loss) ``python -m trackdiag.sync`` delivers what was committed and not acknowledged; only
+the batch that was being written can be lost.
+
 Journal lines (``op``):
 
 * ``{"op": "meta", "backend": name, "target": "pkg.Class", "params": {...}, "run": {...}}``: how to rebuild
   the backend and attach it to the same run (the last ``meta`` line of a backend wins);
-* ``{"op": "put", "id": n, "backend": name, "kind": k, "payload": {...}, "error": "..."}``: one undelivered
-  item. ``kind`` is ``params | metrics | image | table | artifacts | close`` (:data:`KINDS`);
-* ``{"op": "ack", "ids": [n, ...]}``: delivered (by the worker's automatic replay or by ``trackdiag.sync``);
-* ``{"op": "reject", "id": n, "error": "..."}``: the tracker refused the item for a reason a retry will not
-  fix (a 4xx, a bad value). It is kept: the automatic replay skips it, ``python -m trackdiag.sync`` retries
-  it.
+* ``{"op": "put", "id": n, "backends": [name, ...], "kind": k, "payload": {...}, "error": "..."}``: one
+  item for those backends. ``kind`` is ``params | metrics | image | table | artifacts | close``
+  (:data:`KINDS`). (Journals of older versions have ``"backend": name``; they are read as well.)
+* ``{"op": "ack", "ids": [n, ...], "backend": name}``: delivered to that backend (no ``backend``: to all);
+* ``{"op": "reject", "id": n, "backend": name, "error": "..."}``: that tracker refused the item for a reason
+  a retry will not fix (a 4xx, an invalid name). It is kept: the worker does not send it again,
+  ``python -m trackdiag.sync`` retries it after a fix.
 
-An entry is *undelivered* until it is acked. Nothing is ever rewritten or deleted, so a crash at any moment
-loses at most the line being written. Metrics keep their original timestamp, and MLflow stores identical
-``(key, step, timestamp, value)`` points once, so replaying a batch that in fact arrived does not duplicate
-it.
-NaN and ±Inf are written as the JSON extensions ``NaN`` / ``Infinity`` (Python's json reads them back).
+Acknowledgements of figures, tables and artifacts are committed at once (their delivery is not idempotent);
+acknowledgements of metrics ride with the next batch, so a crash can leave a delivered metrics batch
+unacknowledged and ``sync`` sends it again: MLflow stores an identical ``(key, step, timestamp, value)``
+point once (every item keeps its original timestamp).
+
+Disk full (``ENOSPC``) or any other write error never raises: the lines that could not be written stay in
+memory, the journal is cut back to its last whole line, and the next commit writes them again. What is not
+durable is counted (:meth:`Spool.not_durable`), so ``finish()`` can say exactly what a crash would lose and
+what was lost. NaN and ±Inf are written as the JSON extensions ``NaN`` / ``Infinity``.
 """
 
 from __future__ import annotations
@@ -34,18 +46,20 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["Spool", "Entry", "KINDS", "apply", "find_spools"]
+__all__ = ["Spool", "Entry", "KINDS", "MEDIA_KINDS", "apply", "find_spools", "iter_lines"]
 
 log = logging.getLogger("trackdiag")
 
-KINDS = ("params", "metrics", "image", "table", "artifacts", "close")
+KINDS = ("params", "metrics", "image", "table", "artifacts", "close", "render")
+#: Kinds whose delivery is not idempotent (a second delivery would duplicate them).
+MEDIA_KINDS = frozenset({"image", "table", "artifacts", "render"})
 JOURNAL = "spool.jsonl"
 
 
@@ -64,13 +78,34 @@ def apply(backend: Any, kind: str, payload: Mapping[str, Any]) -> None:
         backend.log_artifacts(Path(payload["path"]), payload["name"])
     elif kind == "close":
         backend.close(payload.get("status", "FINISHED"))
+    elif kind == "render":  # a figure finish() left undrawn: draw it now, then deliver it
+        for key, image in draw_deferred(payload).items():
+            backend.log_image(key, image, int(payload["step"]))
     else:
         raise ValueError(f"unknown spool item kind {kind!r}; expected one of {KINDS}")
 
 
+def draw_deferred(payload: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Draw a deferred figure from its inputs: the analyzer (a ``trackdiag.`` class, rebuilt from its
+    parameters and state) and the step's result (metrics, texts, maps)."""
+    from omegaconf import OmegaConf
+
+    from .analyzers.base import Result
+    from .config import build_component
+    from .values import metric_key
+
+    node = OmegaConf.create({"_target_": payload["analyzer"], **(payload.get("params") or {})})
+    analyzer = build_component(node, allow_external=False, what="deferred figure")
+    if payload.get("state"):
+        analyzer.load_state_dict(payload["state"])
+    result = Result(metrics=dict(payload.get("metrics") or {}), texts=dict(payload.get("texts") or {}),
+                    maps={k: np.asarray(v) for k, v in (payload.get("maps") or {}).items()})
+    return {metric_key(analyzer.name, k): v for k, v in analyzer.render(result).items()}
+
+
 @dataclass
 class Entry:
-    """One undelivered item, as journaled. ``payload`` is JSON; images are files (see :meth:`Spool.load`)."""
+    """One item waiting for one backend. ``payload`` is JSON; images are files (see :meth:`Spool.load`)."""
 
     id: int
     backend: str
@@ -80,29 +115,42 @@ class Entry:
     rejected: Optional[str] = None
 
 
+@dataclass
+class _Item:
+    kind: str
+    payload: dict[str, Any]  # journal form (an image is a file name once externalized)
+    waiting: dict[str, Optional[str]]  # backend → None (pending) or the reason it was refused
+    error: str = ""
+    image: Optional[np.ndarray] = None  # kept in memory until its file is written
+    maps: Optional[dict[str, np.ndarray]] = None  # a deferred figure's maps, until written
+    durable: bool = False
+    line: Optional[str] = field(default=None, repr=False)  # the put line until it is written
+
+
 class Spool:
-    """Append-only journal of undelivered items for one run. Thread-safe; ``put`` never raises.
+    """Write-ahead journal of one run's tracker items. Thread-safe; no method raises on a write error."""
 
-    Created lazily: nothing is written until the first undelivered item.
-    """
-
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, fsync: bool = True) -> None:
         self.path = Path(path)
+        self.fsync = fsync
         self._lock = threading.RLock()
         self._meta: dict[str, dict[str, Any]] = {}
         self._meta_written: dict[str, str] = {}
-        self._entries: dict[int, Entry] = {}  # undelivered, in id order
+        self._items: dict[int, _Item] = {}  # items some backend still waits for, in id order
+        self._buffer: list[tuple[str, Optional[int]]] = []  # lines not yet written (text, put id)
         self._next_id = 1
         self._fh: Any = None
         self.write_errors = 0
+        self.last_error = ""
+        self._closed = False  # after close(): a late commit (a hung call that came back) reopens and closes
         if (self.path / JOURNAL).is_file():
             self._load()
 
     @classmethod
-    def for_run(cls, out_dir: str | Path) -> Spool:
+    def for_run(cls, out_dir: str | Path, *, fsync: bool = True) -> Spool:
         """A fresh spool folder for one session under ``<out_dir>/spool/`` (not created until needed)."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        return cls(Path(out_dir) / "spool" / f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}")
+        return cls(Path(out_dir) / "spool" / f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}", fsync=fsync)
 
     @classmethod
     def open(cls, path: str | Path) -> Spool:
@@ -126,74 +174,168 @@ class Spool:
                  ) -> None:
         """Record how to rebuild ``backend`` (class, parameters to re-attach to its run, run info)."""
         meta = {"op": "meta", "backend": backend, "target": target, "params": dict(params), "run": dict(run)}
+        text = json.dumps(meta, default=_json_default, sort_keys=True)
         with self._lock:
             self._meta[backend] = meta
-            if self._fh is not None or self.exists:
-                try:
-                    self._write_meta(backend)
-                except Exception as exc:  # best effort; never raises into the worker
-                    self.write_errors += 1
-                    log.error("trackdiag: could not write the spool %s: %s", self.path, exc)
+            if self._meta_written.get(backend) != text:
+                self._meta_written[backend] = text
+                self._buffer.append((text, None))
 
-    def put(self, backend: str, kind: str, payload: Mapping[str, Any], *, error: str = "",
-            rejected: Optional[str] = None) -> Optional[int]:
-        """Journal one undelivered item; its id, or None when the disk refused it (logged, counted)."""
+    def put(self, backends: str | Sequence[str], kind: str, payload: Mapping[str, Any], *, error: str = "",
+            rejected: Optional[str] = None) -> int:
+        """Journal one item for ``backends`` (buffered until :meth:`commit`); returns its id. Never raises."""
+        names = [backends] if isinstance(backends, str) else list(backends)
         with self._lock:
+            entry_id = self._next_id
+            self._next_id += 1
+            data = dict(payload)
+            image = None
+            if kind == "image" and "image" in data:
+                image = np.asarray(data.pop("image"))
+                data["file"] = f"files/{entry_id:06d}.png"
+            elif kind == "render":
+                maps = data.pop("maps", {})
+                data["file"] = f"files/{entry_id:06d}.npz"
+            item = _Item(kind, data, {n: None for n in names}, error=error[:500], image=image)
+            if kind == "render":
+                item.maps = {str(k): np.asarray(v) for k, v in maps.items()}
+            self._items[entry_id] = item
             try:
-                self._ensure_open()
-                self._write_meta(backend)
-                entry_id = self._next_id
-                self._next_id += 1
-                data = self._externalize(entry_id, kind, payload)
-                line: dict[str, Any] = {"op": "put", "id": entry_id, "backend": backend, "kind": kind,
-                                        "payload": data, "error": error[:500]}
-                self._append(line)
-                entry = Entry(entry_id, backend, kind, data, error=error[:500])
-                self._entries[entry_id] = entry
-                if rejected is not None:
-                    self._append({"op": "reject", "id": entry_id, "error": rejected[:500]})
-                    entry.rejected = rejected[:500]
-                return entry_id
-            except Exception as exc:  # the spool must never take the run down
-                self.write_errors += 1
-                if self.write_errors == 1:
-                    log.error("trackdiag: could not write the spool %s (%s: %s); undelivered items are lost",
-                              self.path, type(exc).__name__, exc)
-                return None
+                if kind == "artifacts":
+                    data = self._copy_artifacts(entry_id, data)
+                    item.payload = data
+                item.line = json.dumps({"op": "put", "id": entry_id, "backends": names, "kind": kind,
+                                        "payload": data, "error": error[:500]}, default=_json_default)
+            except Exception as exc:  # pragma: no cover - payloads are plain data
+                self._note_write_error(exc)
+                item.line = None
+            self._buffer.append((item.line or "", entry_id))
+            if rejected is not None:
+                for n in names:
+                    self.reject(entry_id, rejected, backend=n)
+            return entry_id
 
-    def ack(self, ids: list[int] | int) -> None:
-        """Mark entries delivered."""
+    def ack(self, ids: list[int] | int, backend: Optional[str] = None, *, commit: bool = False) -> None:
+        """Mark entries delivered (to ``backend``, or to every backend they were meant for)."""
         ids = [ids] if isinstance(ids, int) else list(ids)
         if not ids:
             return
         with self._lock:
             for i in ids:
-                self._entries.pop(i, None)
-            self._safe_append({"op": "ack", "ids": ids})
+                item = self._items.get(i)
+                if item is None:
+                    continue
+                if backend is None:
+                    item.waiting.clear()
+                else:
+                    item.waiting.pop(backend, None)
+                if not item.waiting:
+                    self._forget(i)
+            line: dict[str, Any] = {"op": "ack", "ids": ids}
+            if backend is not None:
+                line["backend"] = backend
+            self._buffer.append((json.dumps(line), None))
+            if commit:
+                self.commit()
 
-    def reject(self, entry_id: int, error: str) -> None:
-        """Mark an entry refused for good (kept; only ``trackdiag.sync`` retries it)."""
+    def reject(self, entry_id: int, error: str, *, backend: Optional[str] = None) -> None:
+        """Mark an entry refused for good by ``backend`` (kept; only ``trackdiag.sync`` retries it)."""
         with self._lock:
-            if entry_id in self._entries:
-                self._entries[entry_id].rejected = error[:500]
-            self._safe_append({"op": "reject", "id": entry_id, "error": error[:500]})
+            item = self._items.get(entry_id)
+            names = ([backend] if backend is not None else list(item.waiting)) if item is not None else []
+            for n in names:
+                if item is not None and n in item.waiting:
+                    item.waiting[n] = error[:500]
+                self._buffer.append((json.dumps({"op": "reject", "id": entry_id, "backend": n,
+                                                 "error": error[:500]}), None))
 
-    def close(self) -> None:
+    def commit(self) -> bool:
+        """Write every buffered line and ``fsync`` the journal. False (nothing raised) when the disk refused;
+        the lines stay buffered and the next commit writes them again."""
         with self._lock:
-            if self._fh is not None:
+            if not self._buffer:
+                return True
+            good = -1
+            try:
+                self._ensure_open()
+                good = self._fh.tell()
+                written: list[int] = []
+                chunks = []
+                for text, entry_id in self._buffer:
+                    if entry_id is not None:
+                        item = self._items.get(entry_id)
+                        if item is None or item.line is None:
+                            continue  # acknowledged before it was ever written: nothing to keep
+                        self._externalize(entry_id, item)
+                        written.append(entry_id)
+                        text = item.line
+                    chunks.append(text + "\n")
+                self._fh.write("".join(chunks))
+                self._fh.flush()
+                if self.fsync:
+                    os.fsync(self._fh.fileno())
+            except Exception as exc:  # ENOSPC, EIO, a read-only folder: keep the lines, cut the torn tail
+                self._note_write_error(exc)
+                self._truncate(good)
+                return False
+            for i in written:
+                item = self._items.get(i)
+                if item is not None:
+                    item.durable, item.image, item.maps = True, None, None
+            self._buffer.clear()
+            if self._closed:
+                self._close_file()
+            return True
+
+    def close(self) -> bool:
+        """Commit what is buffered and close the journal. Never raises; False when something is not durable."""
+        with self._lock:
+            ok = self.commit()
+            self._closed = True
+            self._close_file()
+            return ok
+
+    def _close_file(self) -> None:
+        if self._fh is not None:
+            try:
                 self._fh.close()
-                self._fh = None
+            except Exception as exc:  # pragma: no cover - close after a failed write
+                self._note_write_error(exc)
+            self._fh = None
+
+    def remove_if_done(self) -> bool:
+        """Delete the spool folder when nothing in it is waiting for a tracker (a clean run leaves nothing)."""
+        with self._lock:
+            if self._items or self._buffer:
+                return False
+            self.close()
+            shutil.rmtree(self.path, ignore_errors=True)
+            try:
+                self.path.parent.rmdir()  # <out_dir>/spool, when no other run's spool is there
+            except OSError:
+                pass
+            return True
 
     # -- reading ------------------------------------------------------------------------------------------
     def pending(self, backend: Optional[str] = None, *, include_rejected: bool = True) -> list[Entry]:
-        """Undelivered entries in journal order (of one backend or all; refused ones optionally left out)."""
+        """Entries waiting for a backend, in journal order (refused ones optionally left out)."""
         with self._lock:
-            return [e for e in self._entries.values()
-                    if (backend is None or e.backend == backend) and (include_rejected or e.rejected is None)]
+            out = []
+            for i, item in self._items.items():
+                for name, rejected in item.waiting.items():
+                    if (backend is None or name == backend) and (include_rejected or rejected is None):
+                        out.append(Entry(i, name, item.kind, item.payload, error=item.error, rejected=rejected))
+            return out
 
     def undelivered(self) -> int:
+        """(item, backend) pairs not delivered yet."""
         with self._lock:
-            return len(self._entries)
+            return sum(len(item.waiting) for item in self._items.values())
+
+    def not_durable(self) -> int:
+        """(item, backend) pairs not delivered and not on disk: what a crash now, or an exit, loses."""
+        with self._lock:
+            return sum(len(item.waiting) for item in self._items.values() if not item.durable)
 
     def meta(self, backend: str) -> Optional[dict[str, Any]]:
         with self._lock:
@@ -203,23 +345,51 @@ class Spool:
         """Backends with undelivered entries, in order of first appearance."""
         with self._lock:
             seen: dict[str, None] = {}
-            for e in self._entries.values():
-                seen.setdefault(e.backend, None)
+            for item in self._items.values():
+                for name in item.waiting:
+                    seen.setdefault(name, None)
             return list(seen)
+
+    def payload_of(self, entry_id: int) -> Optional[dict[str, Any]]:
+        """The journal form of an item still waiting (an image as its file name), or None."""
+        with self._lock:
+            item = self._items.get(entry_id)
+            return dict(item.payload) if item is not None else None
 
     def load(self, entry: Entry) -> dict[str, Any]:
         """The entry's payload as the backend call wants it (an image becomes an ``H×W×3`` uint8 array)."""
+        with self._lock:
+            item = self._items.get(entry.id)
+            image = item.image if item is not None else None
         payload = dict(entry.payload)
         if entry.kind == "image":
-            from PIL import Image
+            rel = payload.pop("file")
+            if image is not None:
+                payload["image"] = image
+            else:
+                from PIL import Image
 
-            with Image.open(self.path / payload.pop("file")) as im:
-                payload["image"] = np.asarray(im.convert("RGB"))
+                with Image.open(self.path / rel) as im:
+                    payload["image"] = np.asarray(im.convert("RGB"))
+        elif entry.kind == "render":
+            rel = payload.pop("file")
+            if item is not None and item.maps is not None:
+                payload["maps"] = item.maps
+            else:
+                with np.load(self.path / rel, allow_pickle=False) as npz:
+                    payload["maps"] = {k: npz[k] for k in npz.files}
         elif entry.kind == "artifacts" and payload.get("copy"):
             payload["path"] = str(self.path / payload.pop("copy"))
         return payload
 
     # -- internals ----------------------------------------------------------------------------------------
+    def _note_write_error(self, exc: BaseException) -> None:
+        self.write_errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        if self.write_errors == 1:
+            log.error("trackdiag: could not write the spool %s (%s); what is not on disk is kept in memory "
+                      "and reported by finish()", self.path, self.last_error)
+
     def _ensure_open(self) -> None:
         if self._fh is None:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -233,47 +403,59 @@ class Spool:
             if torn:  # a crash cut the last line: start a fresh one so the next line stays readable
                 self._fh.write("\n")
 
-    def _append(self, line: Mapping[str, Any]) -> None:
-        self._ensure_open()
-        self._fh.write(json.dumps(line, default=_json_default) + "\n")
-        self._fh.flush()
-
-    def _safe_append(self, line: Mapping[str, Any]) -> None:
+    def _truncate(self, size: int) -> None:
+        """Cut the journal back to ``size`` bytes (the last whole line before a failed write)."""
+        fh, self._fh = self._fh, None
         try:
-            self._append(line)
-        except Exception as exc:  # a lost ack means a possible duplicate on replay, not a loss
-            self.write_errors += 1
-            log.error("trackdiag: could not write the spool %s (%s: %s)", self.path, type(exc).__name__, exc)
+            if fh is not None:
+                try:
+                    fh.close()
+                except Exception:  # noqa: BLE001 - the flush of a full disk fails again here
+                    pass
+            if size >= 0:
+                os.truncate(self.path / JOURNAL, size)
+        except Exception:  # noqa: BLE001 - best effort; a torn tail line is skipped on reading
+            pass
 
-    def _write_meta(self, backend: str) -> None:
-        meta = self._meta.get(backend)
-        if meta is None:
-            return
-        text = json.dumps(meta, default=_json_default, sort_keys=True)
-        if self._meta_written.get(backend) != text:
-            self._ensure_open()
-            self._fh.write(text + "\n")
-            self._fh.flush()
-            self._meta_written[backend] = text
-
-    def _externalize(self, entry_id: int, kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        data = dict(payload)
-        if kind == "image" and "image" in data:
+    def _externalize(self, entry_id: int, item: _Item) -> None:
+        if item.kind == "render" and item.maps is not None:
+            target = self.path / item.payload["file"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp.npz")
+            np.savez(tmp, **item.maps)  # type: ignore[arg-type]
+            os.replace(tmp, target)
+        if item.kind == "image" and item.image is not None:
             from .plots import save_rgb_png
 
-            rel = f"files/{entry_id:06d}.png"
-            save_rgb_png(np.asarray(data.pop("image")), self.path / rel)
-            data["file"] = rel
-        elif kind == "artifacts":
-            src = Path(data["path"])
-            if src.is_dir():
-                rel = f"files/{entry_id:06d}"
-                shutil.copytree(src, self.path / rel, dirs_exist_ok=True)
-                data["copy"] = rel
+            target = self.path / item.payload["file"]
+            tmp = target.with_name(target.name + ".tmp")
+            save_rgb_png(item.image, tmp)
+            if self.fsync:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.replace(tmp, target)
+
+    def _copy_artifacts(self, entry_id: int, data: dict[str, Any]) -> dict[str, Any]:
+        src = Path(data["path"])
+        if src.is_dir():
+            rel = f"files/{entry_id:06d}"
+            shutil.copytree(src, self.path / rel, dirs_exist_ok=True)
+            data = {**data, "copy": rel}
         return data
 
+    def _forget(self, entry_id: int) -> None:
+        item = self._items.pop(entry_id)
+        if item.kind in ("image", "render") and item.durable:
+            try:
+                (self.path / item.payload["file"]).unlink()
+            except OSError:
+                pass
+
     def _load(self) -> None:
-        entries: dict[int, Entry] = {}
+        items: dict[int, _Item] = {}
         with open(self.path / JOURNAL, encoding="utf-8") as fh:
             for n, text in enumerate(fh, 1):
                 if not text.strip():
@@ -289,15 +471,28 @@ class Spool:
                     self._meta[line["backend"]] = line
                     self._meta_written[line["backend"]] = json.dumps(line, sort_keys=True)
                 elif op == "put":
-                    entries[int(line["id"])] = Entry(int(line["id"]), line["backend"], line["kind"],
-                                                     line["payload"], error=line.get("error", ""))
-                    self._next_id = max(self._next_id, int(line["id"]) + 1)
+                    names = line.get("backends") or [line["backend"]]
+                    i = int(line["id"])
+                    items[i] = _Item(line["kind"], line["payload"], {b: None for b in names},
+                                     error=line.get("error", ""), durable=True)
+                    self._next_id = max(self._next_id, i + 1)
                 elif op == "ack":
                     for i in line["ids"]:
-                        entries.pop(int(i), None)
-                elif op == "reject" and int(line["id"]) in entries:
-                    entries[int(line["id"])].rejected = line.get("error", "")
-        self._entries = dict(sorted(entries.items()))
+                        item = items.get(int(i))
+                        if item is None:
+                            continue
+                        if line.get("backend") is None:
+                            item.waiting.clear()
+                        else:
+                            item.waiting.pop(line["backend"], None)
+                        if not item.waiting:
+                            del items[int(i)]
+                elif op == "reject" and int(line["id"]) in items:
+                    item = items[int(line["id"])]
+                    for b in ([line["backend"]] if line.get("backend") else list(item.waiting)):
+                        if b in item.waiting:
+                            item.waiting[b] = line.get("error", "")
+        self._items = dict(sorted(items.items()))
 
 
 def find_spools(path: str | Path) -> list[Path]:

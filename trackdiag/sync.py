@@ -73,9 +73,10 @@ def _sync_backend(spool: Spool, name: str, *, allow_external: bool, result: Sync
                     log.error("trackdiag.sync: %s is unreachable (%s); stopping, the rest stays in the spool",
                               name, exc)
                     return
-                spool.reject(entry.id, f"{type(exc).__name__}: {exc}")
+                spool.reject(entry.id, f"{type(exc).__name__}: {exc}", backend=name)
+                spool.commit()
                 continue
-            spool.ack(entry.id)
+            spool.ack(entry.id, name, commit=True)  # durable at once: a second sync sends nothing twice
             result.delivered[name] = result.delivered.get(name, 0) + 1
             closed = closed or entry.kind == "close"
     finally:

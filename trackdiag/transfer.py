@@ -11,7 +11,12 @@ import torch
 
 from .analyzers.base import is_map_key
 
-__all__ = ["to_host", "rank_and_world", "gather_ranks"]
+__all__ = ["to_host", "rank_and_world", "gather_ranks", "exchange", "merge_ranks", "RankPayload"]
+
+#: What every rank sends at every ``log()`` call under torch.distributed, whatever its inputs were:
+#: ``{"step": int | None, "host": {analyzer: {key: array}}, "ids": list[str] | None, "leaving": bool}``.
+#: ``step`` is None when the rank's call was refused (bad inputs); ``leaving`` is True from ``finish()``.
+RankPayload = dict
 
 Nested = Mapping[str, Mapping[str, torch.Tensor]]
 
@@ -108,3 +113,66 @@ def gather_ranks(host: dict[str, dict[str, np.ndarray]], ids: Optional[list[str]
     if all(g[1] is not None for g in gathered):
         all_ids = [i for g in gathered for i in g[1]]
     return merged, all_ids
+
+
+def exchange(payload: RankPayload) -> list[RankPayload]:
+    """Every rank's payload, on every rank (one ``all_gather_object``: a collective, every rank calls it).
+
+    Raises whatever torch.distributed raises when a peer is gone (the caller decides what that means).
+    """
+    import torch.distributed as dist
+
+    world = dist.get_world_size()
+    out: list[Any] = [None] * world
+    dist.all_gather_object(out, payload)
+    return out
+
+
+def merge_ranks(payloads: list[RankPayload], *, step: int) -> tuple[dict[str, dict[str, np.ndarray]],
+                                                                    Optional[list[str]], list[int]]:
+    """Rank 0's view of one step: the ranks that logged ``step`` merged as :func:`gather_ranks` does.
+
+    A rank whose call was refused, that logged another step or that is leaving is left out; so is an
+    analyzer on a rank that did not run it. Returns ``(host, ids, left_out_ranks)``. ``payloads[0]`` is
+    rank 0's own (its maps are the ones kept).
+    """
+    ok = [r for r, p in enumerate(payloads) if p.get("step") == step and not p.get("leaving")]
+    left_out = [r for r in range(len(payloads)) if r not in ok]
+    if 0 not in ok:
+        return {}, None, left_out
+    hosts = {r: payloads[r]["host"] for r in ok}
+    merged: dict[str, dict[str, np.ndarray]] = {}
+    for analyzer, own in hosts[0].items():
+        ranks = [r for r in ok if analyzer in hosts[r]]
+        weights = np.asarray([_rank_weight(hosts[r], analyzer, payloads[r].get("ids")) for r in ranks],
+                             np.float64)
+        out: dict[str, np.ndarray] = {}
+        for key, value in own.items():
+            parts = [hosts[r][analyzer].get(key) for r in ranks]
+            if is_map_key(key) or any(p is None for p in parts):
+                out[key] = value
+            elif np.ndim(value) == 0:
+                vals = np.asarray([np.asarray(p, np.float64) for p in parts])
+                finite = np.isfinite(vals)  # a rank that could not measure it (NaN) does not count
+                w = np.where(finite, np.maximum(weights, 1e-12), 0.0)
+                mean = float(np.sum(np.where(finite, vals, 0.0) * w) / np.sum(w)) if finite.any() else float("nan")
+                out[key] = np.asarray(mean, np.float32)
+            else:
+                try:
+                    out[key] = np.concatenate([np.asarray(p) for p in parts], axis=0)
+                except ValueError:  # ranks disagree on the trailing shape: keep rank 0's
+                    out[key] = value
+        merged[analyzer] = out
+    ids: Optional[list[str]] = None
+    if all(payloads[r].get("ids") is not None for r in ok):
+        ids = [i for r in ok for i in payloads[r]["ids"]]
+        n = {len(np.atleast_1d(v)) for h in merged.values() for k, v in h.items()
+             if not is_map_key(k) and np.ndim(v) >= 1}
+        if n and len(ids) not in n:
+            ids = None  # an analyzer missing on some rank: ids would not line up with the arrays
+    return merged, ids, left_out
+
+
+def strip_maps(host: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+    """``host`` without its ``"map/"`` arrays (only rank 0's figures are drawn: others need not send them)."""
+    return {a: {k: v for k, v in h.items() if not is_map_key(k)} for a, h in host.items()}

@@ -1,28 +1,40 @@
-"""The background worker: renders figures and writes to every backend, off the training thread.
+"""The background worker: journals, renders and delivers, off the training thread.
 
-The training thread only calls :meth:`Worker.submit`, which never does I/O. Records wait in an ordered
-queue; the number of records that still carry media (figures, tables) is bounded by ``queue_size``. When
-that bound is reached, the ``drop_media`` policy strips the new record's media (counted, reported at
-``finish()``) and keeps its scalars; ``block`` first waits up to ``block_timeout_s``. Scalar metrics are
-never dropped, and records are delivered in submission order, so a tracker never sees a step go down.
+One design for durability and overhead (see ``docs/backends.md``)::
 
-Threads: one *dispatcher* renders each record's figures once, then hands the record to one *lane* per
-backend. Each lane has its own thread, so a slow or dead tracker delays only itself, never the others.
+    training thread ──submit()──▶ memory queue ──▶ journal thread ──▶ spool (write-ahead, fsync in batches)
+                                                      │ figures                     │ committed items
+                                                      ▼                             ▼
+                                                render thread ──▶ spool ──▶ lanes: one "scalars" and one
+                                                                            "media" thread per backend
 
-Faults (per lane):
+* :meth:`Worker.submit` is the only call on the training thread: it appends to a memory queue and never does
+  I/O. Scalars are never dropped; when more than ``queue_size`` records wait with unrendered figures, the
+  figures of the *oldest* waiting record are dropped (counted), so the latest figures and always the last
+  step's are kept (``when_full="block"`` first waits up to ``block_timeout_s``).
+* The *journal thread* appends every item to the spool (:mod:`trackdiag.spool`) and commits (write + fsync)
+  after at most ``batch_records`` records or ``batch_ms`` milliseconds; only committed items are handed to
+  the lanes ("durable before delivery"). Figures go to the *render thread*, which renders them, journals the
+  images and hands them over the same way.
+* Each backend has two *lanes* (threads): ``scalars`` (params, metrics, close) and ``media`` (figures,
+  tables, artifacts), so scalars never wait behind media. Consecutive metrics items are sent in one call
+  (``Backend.log_metrics_many``: MLflow ``log_batch``).
 
-* a call that fails with a *transient* error (connection refused or reset, timeout, HTTP 5xx; the backend's
-  ``is_transient(exc)`` decides when it has one) marks the backend *down*: this item and everything after it
-  go to the spool (:mod:`trackdiag.spool`) without touching the network, until ``retry_s`` has passed. Then
-  the lane re-opens the backend if needed and replays the spool in order before anything new, so the tracker
-  still sees steps in order. Nothing is called twice in a row against a dead server.
-* a *permanent* failure (a value the tracker refuses) spools that item as rejected and goes on with the
-  next one; ``python -m trackdiag.sync`` can retry it after a fix.
+Failures are classified per item (the backend's ``is_transient``):
+
+* *permanent* (a value or a name the tracker refuses, MLflow's ``INVALID_PARAMETER_VALUE``): the item is
+  marked refused in the spool and the lane goes on; ``python -m trackdiag.sync`` retries it after a fix;
+* *transient* (connection refused, timeout, HTTP 5xx, ``ENOSPC``): the lane tries the next item once. If
+  that one is delivered, only the first item is at fault: it is *parked* (kept in the spool, tried again
+  at ``close()``) and the lane goes on. If the next one fails too, the tracker is down: the lane waits
+  ``retry_s`` and tries again, in order. A tracker that was full (``ENOSPC``) is retried the same way.
 * a backend whose ``open()`` fails permanently (bad configuration) is disabled for the run; everything meant
-  for it is kept in the spool.
+  for it stays in the spool.
 
-At ``close()`` each lane makes one last replay attempt, then closes its backend. What is still undelivered
-stays in the spool (with a ``close`` item, so ``trackdiag.sync`` can also finish the run).
+:meth:`Worker.close` waits at most ``timeout`` seconds in all, makes one last attempt for every waiting item
+of a tracker that was down, closes the backends and never raises. Whatever is not delivered stays in the
+spool (with a ``close`` item so that ``trackdiag.sync`` also finishes the run) or, when the disk refused
+it, is counted as lost.
 """
 
 from __future__ import annotations
@@ -35,18 +47,20 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Optional
 
 import numpy as np
 
 from .backends.base import Backend, is_transient_error
+from .spool import MEDIA_KINDS, Spool, apply
 
-__all__ = ["Record", "Worker", "Stats", "Undelivered", "is_transient_error"]
+__all__ = ["Record", "Worker", "Stats", "is_transient_error"]
 
 log = logging.getLogger("trackdiag")
 
 Renderer = Callable[[], Mapping[str, np.ndarray]]
 Op = tuple[str, dict[str, Any]]  # (kind, payload) as in trackdiag.spool.apply
+SCALARS, MEDIA = "scalars", "media"
 
 
 @dataclass
@@ -85,209 +99,375 @@ class Record:
         return ops
 
 
-class Undelivered(Protocol):
-    """Where deliveries that failed go (:class:`trackdiag.spool.Spool`). No method may raise."""
-
-    path: Path
-
-    def put(self, backend: str, kind: str, payload: dict[str, Any], *, error: str = "",
-            rejected: Optional[str] = None) -> Optional[int]: ...
-
-    def describe(self, backend: str, *, target: str, params: Mapping[str, Any], run: Mapping[str, Any]
-                 ) -> None: ...
-
-    def pending(self, backend: Optional[str] = None, *, include_rejected: bool = True) -> list[Any]: ...
-
-    def load(self, entry: Any) -> dict[str, Any]: ...
-
-    def ack(self, ids: Any) -> None: ...
-
-    def reject(self, entry_id: int, error: str) -> None: ...
-
-    def undelivered(self) -> int: ...
-
-
 @dataclass
 class Stats:
     """Counters reported by ``finish()``. Thread-safe through the worker's lock."""
 
-    skipped: Counter = field(default_factory=Counter)  # kind → items skipped on the training side
-    dropped_media: int = 0
+    skipped: Counter = field(default_factory=Counter)  # kind → items skipped on the worker side
+    dropped_media: int = 0  # figures not rendered because newer ones replaced them (queue full)
     failed: Counter = field(default_factory=Counter)  # "backend:kind" → failed calls
-    delivered: Counter = field(default_factory=Counter)  # backend → records delivered
+    delivered: Counter = field(default_factory=Counter)  # backend → items delivered
     errors: dict[str, str] = field(default_factory=dict)  # backend → last error message
-    spooled: Counter = field(default_factory=Counter)  # backend → items written to the spool
-    replayed: Counter = field(default_factory=Counter)  # backend → spooled items delivered later
-    lost: int = 0  # items that failed with no spool to keep them
+    spooled: Counter = field(default_factory=Counter)  # backend → items that had to wait (outage, failure)
+    replayed: Counter = field(default_factory=Counter)  # backend → items delivered after waiting
+    refused: Counter = field(default_factory=Counter)  # backend → items refused for good (kept in the spool)
+    parked: Counter = field(default_factory=Counter)  # backend → items that kept failing (kept in the spool)
+    lost: int = 0  # items neither delivered nor on disk at close (the disk refused the spool)
+    unrendered: int = 0  # figures still waiting to be rendered when close() ran out of time
+    deferred: int = 0  # figures left undrawn at close, their inputs kept in the spool (sync draws them)
 
 
 class _Job:
-    __slots__ = ("ops", "remaining", "media")
+    """One journaled item on its way to one backend."""
 
-    def __init__(self, ops: list[Op], lanes: int, media: bool) -> None:
-        self.ops = ops
-        self.remaining = lanes
-        self.media = media
+    __slots__ = ("id", "kind", "payload", "waited", "failures")
+
+    def __init__(self, entry_id: int, kind: str, payload: dict[str, Any]) -> None:
+        self.id = entry_id
+        self.kind = kind
+        self.payload = payload
+        self.waited = False
+        self.failures = 0
 
 
-class _Lane:
-    """One backend's queue, thread and health."""
+class _Backend:
+    """Shared state of one backend's two lanes."""
 
     def __init__(self, backend: Backend, retry_s: float) -> None:
         self.backend = backend
         self.name = backend.name
-        self.items: deque[_Job] = deque()
-        self.busy = False
         self.opened = False
         self.dead: Optional[str] = None  # why the backend was disabled (a permanent open failure)
-        self.retry_at = 0.0
         self.retry_s = retry_s
-        self.backlog = False  # the spool holds items of this backend that are to be replayed
+        self.open_lock = threading.Lock()
+        self.lanes: dict[str, _Lane] = {}
+        self.resume_step: Optional[int] = None  # the last step the run held when it was continued
+
+
+class _Lane:
+    def __init__(self, owner: _Backend, kind: str) -> None:
+        self.owner = owner
+        self.kind = kind
+        self.jobs: deque[_Job] = deque()
+        self.parked: list[_Job] = []
+        self.busy = False
+        self.retry_at = 0.0
         self.thread: Optional[threading.Thread] = None
+
+    @property
+    def name(self) -> str:
+        return self.owner.name
 
 
 class Worker:
-    """Drives the backends: one dispatcher thread, one delivery thread per backend."""
+    """Journals every record, then delivers it to every backend (see the module docstring)."""
 
     def __init__(self, backends: list[Backend], *, queue_size: int = 256, when_full: str = "drop_media",
-                 block_timeout_s: float = 5.0, spool: Optional[Undelivered] = None,
-                 reopen_after_s: float = 5.0) -> None:
+                 block_timeout_s: float = 5.0, spool: Optional[Spool] = None, reopen_after_s: float = 5.0,
+                 batch_records: int = 64, batch_ms: float = 200.0, renderer: Any = None,
+                 on_resume: str = "skip", figure_wait: Optional[Callable[[], float]] = None) -> None:
         self.stats = Stats()
-        self._lanes = [_Lane(b, float(getattr(b.params, "retry_s", reopen_after_s))) for b in backends]
+        self._backends = [_Backend(b, float(getattr(b.params, "retry_s", reopen_after_s))) for b in backends]
+        self._lanes: list[_Lane] = []
+        for owner in self._backends:
+            for kind in (SCALARS, MEDIA):
+                owner.lanes[kind] = lane = _Lane(owner, kind)
+                self._lanes.append(lane)
         self._queue_size = max(1, queue_size)
         self._when_full = when_full
         self._block_timeout_s = block_timeout_s
-        self._spool = spool
+        self._batch_records = max(1, int(batch_records))
+        self._batch_s = max(0.0, float(batch_ms)) / 1000.0
+        self._spool = spool if spool is not None else (Spool(_nowhere(), fsync=False) if backends else None)
+        self._renderer = renderer
+        self._on_resume = on_resume
+        self._figure_wait = figure_wait
         self._items: deque[Record] = deque()
-        self._media_pending = 0
-        self._dispatching = False
+        self._renders: deque[tuple[int, int, list[Renderer]]] = deque()  # (step, timestamp, figures)
+        self._journaling = 0
+        self._rendering = False
+        self._current: Optional[tuple[int, int, list[Renderer]]] = None  # the figures being drawn now
         self._closed = False
-        self._dispatch_done = False
-        self._abort = False
+        self._stop = False
+        self._deadline: Optional[float] = None
         self._cv = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        if not backends:
+            return
+        for owner in self._backends:
+            self._describe(owner)
         for lane in self._lanes:
-            self._describe(lane)
-            lane.thread = threading.Thread(target=self._lane_loop, args=(lane,), daemon=True,
-                                           name=f"trackdiag-{lane.name}")
-            lane.thread.start()
-        self._thread = threading.Thread(target=self._dispatch_loop, name="trackdiag-worker", daemon=True)
-        self._thread.start()
+            lane.thread = self._start(self._lane_loop, lane, name=f"trackdiag-{lane.name}-{lane.kind}")
+        self._journal_thread = self._start(self._journal_loop, name="trackdiag-journal")
+        self._render_thread = self._start(self._render_loop, name="trackdiag-render")
+
+    def _start(self, target: Callable[..., None], *args: Any, name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return thread
 
     @property
     def backends(self) -> list[Backend]:
-        return [lane.backend for lane in self._lanes]
+        return [owner.backend for owner in self._backends]
+
+    @property
+    def spool(self) -> Optional[Spool]:
+        return self._spool
 
     @property
     def spool_path(self) -> Optional[Path]:
-        """The spool folder, once something was written to it."""
-        if self._spool is None or not (Path(self._spool.path) / "spool.jsonl").is_file():
+        """The spool folder, while it holds something."""
+        if self._spool is None or not self._spool.exists:
             return None
         return Path(self._spool.path)
 
     def undelivered(self) -> int:
-        """Items not delivered: still in the spool, or lost because there was no spool to keep them."""
-        return (self._spool.undelivered() if self._spool is not None else 0) + self.stats.lost
+        """(item, backend) pairs not delivered: waiting in the spool, or lost because the disk refused them."""
+        return (self._spool.undelivered() if self._spool is not None else 0)
+
+    def not_durable(self) -> int:
+        """Undelivered (item, backend) pairs that are not on disk either."""
+        return self._spool.not_durable() if self._spool is not None else 0
 
     # -- training-thread side ------------------------------------------------------------------------
     def submit(self, record: Record) -> None:
         """Queue a record. Never does I/O; waits only under the ``block`` policy, and boundedly."""
+        if not self._backends:
+            return
         with self._cv:
             if self._closed:
                 raise RuntimeError("worker is closed")
-            if record.has_media and self._media_pending >= self._queue_size:
+            if record.figures and self._figures_waiting() >= self._queue_size:
                 if self._when_full == "block":
-                    self._cv.wait_for(lambda: self._media_pending < self._queue_size, self._block_timeout_s)
-                if self._media_pending >= self._queue_size:
-                    self.stats.dropped_media += record.drop_media()
+                    self._cv.wait_for(lambda: self._figures_waiting() < self._queue_size,
+                                      self._block_timeout_s)
+                if self._figures_waiting() >= self._queue_size:
+                    self._drop_oldest_figures()
             self._items.append(record)
-            if record.has_media:
-                self._media_pending += 1
             self._cv.notify_all()
 
+    def _figures_waiting(self) -> int:
+        return len(self._renders) + sum(1 for r in self._items if r.figures)
+
+    def _drop_oldest_figures(self) -> None:
+        """Make room for a newer figure: drop the oldest waiting one (the latest are worth more)."""
+        if self._renders:
+            self.stats.dropped_media += len(self._renders.popleft()[2])
+            return
+        for r in self._items:
+            if r.figures:
+                self.stats.dropped_media += len(r.figures)
+                r.figures = []
+                return
+
     def _idle(self) -> bool:
-        return not self._items and not self._dispatching and all(
-            not lane.items and not lane.busy for lane in self._lanes)
+        return not self._items and not self._journaling and not self._renders and not self._rendering and all(
+            not lane.busy and (not lane.jobs or self._waiting_out(lane)) for lane in self._lanes)
+
+    def _waiting_out(self, lane: _Lane) -> bool:
+        """The lane cannot make progress now (its tracker is down or disabled)."""
+        return bool(lane.owner.dead) or lane.retry_at < 0 or time.monotonic() < lane.retry_at
 
     def flush(self, timeout: Optional[float] = None) -> bool:
-        """Wait until every queued record was handled by every backend. Returns False on timeout."""
+        """Wait until every queued record was journaled and handled by every backend that is up.
+
+        Items for a tracker that is down stay in the spool (they are retried; ``close()`` tries once more).
+        Returns False on timeout.
+        """
         with self._cv:
             return self._cv.wait_for(self._idle, timeout)
 
     def pending(self) -> int:
         with self._cv:
-            return len(self._items) + int(self._dispatching) + sum(
-                len(lane.items) + int(lane.busy) for lane in self._lanes)
+            return len(self._items) + self._journaling + len(self._renders) + sum(
+                len(lane.jobs) + int(lane.busy) for lane in self._lanes)
 
     def close(self, status: str = "FINISHED", timeout: Optional[float] = None) -> bool:
-        """Flush, replay what the spool holds once more, close every backend. False when the flush timed out.
+        """Deliver what can be delivered within ``timeout`` seconds, close every backend; never raises.
 
-        A backend still stuck in a call after the flush timeout is left alone; what was queued for it goes
-        to the spool.
+        Returns False when something was still in progress when the time ran out (it stays in the spool).
         """
-        drained = self.flush(timeout)
+        try:
+            return self._close(status, timeout)
+        except Exception as exc:  # pragma: no cover - close must never raise into finish()
+            log.exception("trackdiag: closing the worker failed: %s", exc)
+            return False
+
+    def _close(self, status: str, timeout: Optional[float]) -> bool:
+        if not self._backends:
+            return True
+        deadline = time.monotonic() + (timeout if timeout is not None else 120.0)
         with self._cv:
             self._closed = True
-            self._cv.notify_all()
-        self._thread.join(timeout=5.0 if drained else 1.0)
-        with self._cv:
-            self._abort = True
-            leftover = list(self._items)
-            self._items.clear()
-            self._cv.notify_all()
-        for lane in self._lanes:
-            if lane.thread is not None:
-                lane.thread.join(timeout=5.0 if drained else 1.0)
-        for record in leftover:  # the dispatcher is stuck: keep the scalars, count the figures as dropped
-            self.stats.dropped_media += len(record.figures)
-            ops = record.operations({})
+            self._deadline = deadline  # lanes stop waiting for retry_s and try what waits once more
             for lane in self._lanes:
-                self._spool_ops(lane, ops, error="not delivered before the flush timeout")
-        for lane in self._lanes:
-            with self._cv:
-                jobs = list(lane.items)
-                lane.items.clear()
-            for job in jobs:
-                self._spool_ops(lane, job.ops, error="not delivered before the flush timeout")
-            if lane.thread is not None and lane.thread.is_alive():
-                log.warning("trackdiag: backend %s is still busy after the flush timeout; not closing it",
-                            lane.name)
-                continue
-            self._finish_lane(lane, status)
-        if self._spool is not None and hasattr(self._spool, "close"):
-            self._spool.close()  # reopened on demand if a stuck backend still hands something over
+                lane.retry_at = 0.0
+            self._cv.notify_all()
+        self._defer_figures(deadline)
+        with self._cv:
+            drained = self._cv.wait_for(self._drained, max(0.0, deadline - time.monotonic()))
+            self._stop = True
+            self.stats.unrendered += sum(len(figs) for _, _, figs in self._renders)
+            self._renders.clear()
+            self._cv.notify_all()
+        for thread in self._threads:
+            # the render thread may still be drawing a figure whose inputs went to the spool: not waited for
+            wait = 0.05 if thread is self._render_thread else min(2.0, deadline - time.monotonic())
+            thread.join(timeout=max(0.05, wait))
+        for owner in self._backends:
+            self._finish_backend(owner, status, deadline)
+        if self._spool is not None:
+            self._spool.close()
+            self.stats.lost = self._spool.not_durable()
+            self._spool.remove_if_done()
         return drained
 
-    # -- dispatcher ---------------------------------------------------------------------------------------
-    def _dispatch_loop(self) -> None:
+    def _defer_figures(self, deadline: float) -> None:
+        """Draw figures for at most ``figure_wait()`` seconds; keep the inputs of the rest in the spool, for
+        ``trackdiag.sync`` to draw and deliver (finish() waits for what must be delivered, not for drawing)."""
+        if self._figure_wait is None or self._spool is None:
+            return
+        until = min(deadline, time.monotonic() + max(0.0, self._figure_wait()))
+        with self._cv:
+            self._cv.wait_for(lambda: not self._renders and not self._rendering and not self._items
+                              and not self._journaling, max(0.0, until - time.monotonic()))
+            left = list(self._renders)
+            self._renders.clear()
+            current = self._current
+            if current is not None and all(_deferred_payload(j, current[0]) is not None for j in current[2]):
+                left.insert(0, current)  # drawing it would outlast the budget: keep its inputs instead
+                self._current = None
+                self._rendering = False
+            keep = []  # figures that cannot be drawn later (an analyzer from outside trackdiag): drawn now
+            deferred = []
+            for step, stamp, figures in left:
+                later = [(job, _deferred_payload(job, step)) for job in figures]
+                now = [job for job, payload in later if payload is None]
+                deferred += [payload for _, payload in later if payload is not None]
+                if now:
+                    keep.append((step, stamp, now))
+            self._renders.extend(keep)
+            self._cv.notify_all()
+        names = [owner.name for owner in self._backends]
+        for payload in deferred:
+            self._spool.put(names, "render", payload, error="not drawn before finish()")
+            self.stats.deferred += 1
+        if deferred:
+            self._spool.commit()
+
+    def _drained(self) -> bool:
+        return not self._items and not self._journaling and not self._renders and not self._rendering and all(
+            not lane.busy and (not lane.jobs or lane.owner.dead or lane.retry_at < 0) for lane in self._lanes)
+
+    # -- journal ------------------------------------------------------------------------------------------
+    def _journal_loop(self) -> None:
+        spool = self._spool
+        assert spool is not None
+        held: list[tuple[_Lane, _Job]] = []
+        n_held = 0  # records journaled, not yet committed and handed over (counted in self._journaling)
+        first = 0.0
         while True:
             with self._cv:
-                self._cv.wait_for(lambda: self._items or self._closed)
-                if not self._items:
-                    self._dispatch_done = True
-                    self._cv.notify_all()
+                if n_held:
+                    self._cv.wait_for(lambda: self._items or self._closed,
+                                      max(0.0, first + self._batch_s - time.monotonic()))
+                else:
+                    self._cv.wait_for(lambda: self._items or self._stop or self._closed)
+                if self._stop or (self._closed and not self._items and not n_held):
                     return
-                record = self._items.popleft()
-                self._dispatching = True
-            media = record.has_media
-            try:
-                images = self._render(record) if record.figures and self._lanes else {}
-                job = _Job(record.operations(images), len(self._lanes), media)
-            except Exception:  # pragma: no cover - operations() is plain data handling
-                log.exception("trackdiag worker: unexpected error")
-                job = _Job([], 0, media)
+                records = [self._items.popleft() for _ in range(min(len(self._items),
+                                                                    self._batch_records - n_held))]
+                self._journaling += len(records)
+            if records and not n_held:
+                first = time.monotonic()
+            for record in records:
+                held += self._journal(record)
+            n_held += len(records)
             with self._cv:
-                for lane in self._lanes:
-                    lane.items.append(job)
-                if job.remaining == 0 and media:
-                    self._media_pending -= 1
-                self._dispatching = False
-                self._cv.notify_all()
+                due = (n_held >= self._batch_records or time.monotonic() >= first + self._batch_s
+                       or self._closed)
+            if n_held and due:
+                spool.commit()
+                self._hand_over(held, done=n_held)
+                held, n_held = [], 0
 
-    def _render(self, record: Record) -> dict[str, np.ndarray]:
-        images: dict[str, np.ndarray] = {}
-        for render in record.figures:
+    def _journal(self, record: Record) -> list[tuple[_Lane, _Job]]:
+        """Put the record's items in the spool (not yet committed); its figures go to the render thread."""
+        assert self._spool is not None
+        if record.figures:
+            with self._cv:
+                self._renders.append((record.step, record.timestamp_ms, list(record.figures)))
+                self._cv.notify_all()
+        return self._journal_ops(record.operations({}))
+
+    def _journal_ops(self, ops: list[Op]) -> list[tuple[_Lane, _Job]]:
+        assert self._spool is not None
+        out = []
+        names = [owner.name for owner in self._backends]
+        for kind, payload in ops:
+            entry_id = self._spool.put(names, kind, payload)
+            lane_kind = MEDIA if kind in MEDIA_KINDS else SCALARS
+            for owner in self._backends:
+                out.append((owner.lanes[lane_kind], _Job(entry_id, kind, payload)))
+        return out
+
+    def _hand_over(self, jobs: list[tuple[_Lane, _Job]], *, done: int = 0) -> None:
+        with self._cv:
+            self._journaling -= done
+            for lane, job in jobs:
+                if lane.jobs and lane.jobs[-1].waited or self._waiting_out(lane):
+                    job.waited = True
+                lane.jobs.append(job)
+                if lane.kind == MEDIA and len(lane.jobs) > self._queue_size:
+                    self._release_image(lane.jobs[-self._queue_size - 1])
+            self._cv.notify_all()
+
+    @staticmethod
+    def _release_image(job: _Job) -> None:
+        """A figure far back in a slow lane: keep it on disk only (read back from the spool when its turn
+        comes), so a long outage costs disk, not memory."""
+        if job.kind == "image" and "image" in job.payload:
+            job.payload = {k: v for k, v in job.payload.items() if k != "image"}
+
+    # -- render -------------------------------------------------------------------------------------------
+    def _render_loop(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._renders or self._stop or (self._closed and not self._items
+                                                                          and not self._journaling))
+                if not self._renders:
+                    if self._stop or self._closed:
+                        return
+                    continue
+                step, stamp, figures = self._renders.popleft()
+                self._rendering = True
+                self._current = (step, stamp, figures)
             try:
-                images.update(render())
+                images = self._render(figures)
+                with self._cv:
+                    abandoned = self._current is None  # close() kept its inputs in the spool meanwhile
+                    self._current = None
+                if abandoned:
+                    continue
+                ops = Record(step=step, timestamp_ms=stamp).operations(images)
+                jobs = self._journal_ops(ops)
+                if jobs:
+                    assert self._spool is not None
+                    self._spool.commit()
+                    self._hand_over(jobs)
+            except Exception:  # pragma: no cover - _render guards every figure
+                log.exception("trackdiag worker: unexpected error while rendering")
+            finally:
+                with self._cv:
+                    self._rendering = False
+                    self._cv.notify_all()
+
+    def _render(self, figures: list[Renderer]) -> dict[str, np.ndarray]:
+        images: dict[str, np.ndarray] = {}
+        for render in figures:
+            try:
+                images.update(self._renderer(render) if self._renderer is not None else render())
             except Exception as exc:  # a broken figure must not cost the scalars
                 with self._cv:
                     self.stats.skipped[f"render:{type(exc).__name__}"] += 1
@@ -298,165 +478,256 @@ class Worker:
     def _lane_loop(self, lane: _Lane) -> None:
         while True:
             with self._cv:
-                self._cv.wait_for(lambda: lane.items or self._dispatch_done or self._abort)
-                if not lane.items:
-                    return
-                job = lane.items.popleft()
+                while True:
+                    if self._stop:
+                        return
+                    if lane.jobs and not lane.owner.dead and 0 <= lane.retry_at <= time.monotonic():
+                        break
+                    if lane.jobs and lane.retry_at > 0 and not lane.owner.dead:
+                        self._cv.wait(max(0.01, lane.retry_at - time.monotonic()))
+                    else:
+                        self._cv.wait(1.0 if self._closed else None)
+                    if self._closed and not self._items and not self._journaling and not self._renders \
+                            and not self._rendering and (not lane.jobs or lane.owner.dead):
+                        return
                 lane.busy = True
+                jobs = self._take(lane)
             try:
-                self._deliver(lane, job.ops)
+                self._deliver(lane, jobs)
             except Exception:  # pragma: no cover - _deliver guards every call; this is a last resort
                 log.exception("trackdiag worker: unexpected error in backend %s", lane.name)
             finally:
                 with self._cv:
                     lane.busy = False
-                    job.remaining -= 1
-                    if job.remaining == 0 and job.media:
-                        self._media_pending -= 1
                     self._cv.notify_all()
 
-    def _deliver(self, lane: _Lane, ops: list[Op]) -> None:
-        from .spool import apply
+    def _take(self, lane: _Lane) -> list[_Job]:
+        """The next job, or a run of consecutive metrics jobs (one store write), still in the lane."""
+        jobs = [lane.jobs[0]]
+        if jobs[0].kind == "metrics" and jobs[0].failures == 0:
+            n = len(jobs[0].payload["metrics"])
+            for job in list(lane.jobs)[1:]:
+                n += len(job.payload["metrics"]) if job.kind == "metrics" else 0
+                if job.kind != "metrics" or n > 1000 or len(jobs) >= 256:
+                    break
+                jobs.append(job)
+        return jobs
 
-        if not ops:
+    def _deliver(self, lane: _Lane, jobs: list[_Job]) -> None:
+        owner = lane.owner
+        if not self._open(owner, lane):
             return
-        if not self._ready(lane):
-            self._spool_ops(lane, ops, error=lane.dead or self.stats.errors.get(lane.name, "backend down"))
-            return
-        ok = True
-        for i, (kind, payload) in enumerate(ops):
-            try:
-                apply(lane.backend, kind, payload)
-            except Exception as exc:
-                ok = False
-                message = f"{type(exc).__name__}: {exc}"
-                self._note_error(lane, kind, exc)
-                if self._transient(lane, exc):
-                    lane.retry_at = time.monotonic() + lane.retry_s
-                    self._spool_ops(lane, ops[i:], error=message)
+        if owner.resume_step is not None and self._on_resume == "skip":
+            jobs = self._skip_resumed(lane, jobs)
+            if not jobs:
+                return
+        try:
+            self._call(owner.backend, jobs)
+        except Exception as exc:
+            self._note_error(owner, jobs[0].kind, exc)
+            if not self._transient(owner, exc):
+                if len(jobs) > 1:  # find the item at fault: one at a time from here
+                    with self._cv:
+                        for job in jobs:
+                            job.failures = max(job.failures, 1)
                     return
-                self._spool_ops(lane, [(kind, payload)], error=message, rejected=message)
-        if ok:
-            with self._cv:
-                self.stats.delivered[lane.name] += 1
-
-    def _ready(self, lane: _Lane) -> bool:
-        """Open the backend and replay its spooled items when due. False while it is down or disabled."""
-        if lane.dead:
-            return False
-        if lane.opened and not lane.backlog:
-            return True
-        if time.monotonic() < lane.retry_at:
-            return False
-        if not lane.opened:
-            try:
-                lane.backend.open()
-            except Exception as exc:
-                self._note_error(lane, "open", exc)
-                if self._transient(lane, exc):
-                    lane.retry_at = time.monotonic() + lane.retry_s
-                else:
-                    lane.dead = f"{type(exc).__name__}: {exc}"
-                    log.warning("trackdiag: backend %s could not be opened and is disabled for this run "
-                                "(%s); everything meant for it is kept in the spool%s", lane.name, lane.dead,
-                                f" {self._spool.path}" if self._spool is not None else "")
-                return False
-            lane.opened = True
-            self._describe(lane)
-            self._on_reopen(lane)
-        if lane.backlog:
-            return self._replay(lane)
-        return True
-
-    def _on_reopen(self, lane: _Lane) -> None:
-        """Called each time a backend was (re)opened, before its spool is replayed."""
-
-    def _replay(self, lane: _Lane) -> bool:
-        """Deliver the spooled items of ``lane`` in order. False (and down again) on a transient failure."""
-        from .spool import apply
-
-        if self._spool is None:
-            lane.backlog = False
-            return True
-        for entry in self._spool.pending(lane.name, include_rejected=False):
-            if entry.kind == "close":
-                continue
-            try:
-                payload = self._spool.load(entry)
-            except Exception as exc:
-                self._spool.reject(entry.id, f"unreadable spool entry: {type(exc).__name__}: {exc}")
-                continue
-            try:
-                apply(lane.backend, entry.kind, payload)
-            except Exception as exc:
-                self._note_error(lane, f"replay {entry.kind}", exc)
-                if self._transient(lane, exc):
-                    lane.retry_at = time.monotonic() + lane.retry_s
-                    return False
-                self._spool.reject(entry.id, f"{type(exc).__name__}: {exc}")
-                continue
-            self._spool.ack(entry.id)
-            with self._cv:
-                self.stats.replayed[lane.name] += 1
-        lane.backlog = False
-        log.info("trackdiag: backend %s is back; the spool was replayed", lane.name)
-        return True
-
-    def _finish_lane(self, lane: _Lane, status: str) -> None:
-        """At close: one last replay attempt, then close the backend (or spool the close when still down)."""
-        from .spool import apply
-
-        if lane.backlog and not lane.dead:
-            lane.retry_at = 0.0
-            self._ready(lane)
-        if lane.backlog or lane.dead:
-            self._spool_ops(lane, [("close", {"status": status})], error="still undelivered at close")
+                self._done(lane, jobs, refused=f"{type(exc).__name__}: {exc}")
+                return
+            self._transient_failure(lane, jobs, exc)
             return
-        if not lane.opened:
+        self._done(lane, jobs)
+
+    def _skip_resumed(self, lane: _Lane, jobs: list[_Job]) -> list[_Job]:
+        """Leave out steps the continued run already holds (MLflow cannot replace a point); warn once."""
+        limit = lane.owner.resume_step
+        assert limit is not None
+        old = [j for j in jobs if j.kind in ("metrics", "image", "table") and int(j.payload["step"]) <= limit]
+        if not old:
+            return jobs
+        assert self._spool is not None
+        self._spool.ack([j.id for j in old], lane.name, commit=True)
+        with self._cv:
+            first = not any(k.startswith("resume:") for k in self.stats.skipped)
+            for job in old:
+                lane.jobs.remove(job)
+                self.stats.skipped[f"resume:{lane.name}"] += 1
+            self._cv.notify_all()
+        if first:
+            log.warning("trackdiag: the %s run already holds steps up to %d; steps at or below it are not "
+                        "logged again (on_resume='log' logs them anyway)", lane.name, limit)
+        return [j for j in jobs if j not in old]
+
+    def _call(self, backend: Backend, jobs: list[_Job]) -> None:
+        if len(jobs) > 1:
+            backend.log_metrics_many([(int(j.payload["step"]), int(j.payload["timestamp_ms"]),
+                                       j.payload["metrics"]) for j in jobs])
+        else:
+            apply(backend, jobs[0].kind, self._payload(jobs[0]))
+
+    def _payload(self, job: _Job) -> dict[str, Any]:
+        if job.kind == "image" and "image" not in job.payload and self._spool is not None:
+            from .spool import Entry
+
+            return self._spool.load(Entry(job.id, "", job.kind, self._spool.payload_of(job.id) or job.payload))
+        return job.payload
+
+    def _transient_failure(self, lane: _Lane, jobs: list[_Job], exc: BaseException) -> None:
+        """The tracker is down, or only this item fails: probe with the next item to tell them apart."""
+        with self._cv:
+            for job in jobs:
+                job.failures += 1
+            head = jobs[0]
+            rest = [j for j in lane.jobs if j not in jobs]
+        if len(jobs) == 1 and rest:
+            probe = rest[0]
+            try:
+                self._call(lane.owner.backend, [probe])
+            except Exception as exc2:
+                self._note_error(lane.owner, probe.kind, exc2)
+            else:  # the tracker takes other items: park the one at fault, go on
+                with self._cv:
+                    lane.jobs.remove(head)
+                    lane.parked.append(head)
+                    self.stats.parked[lane.name] += 1
+                self._done(lane, [probe])
+                log.warning("trackdiag: backend %s keeps refusing one %s item (%s); it is kept in the spool "
+                            "and the rest goes on", lane.name, head.kind, str(exc)[:200])
+                return
+        with self._cv:  # down: everything in the lane waits, in order
+            lane.retry_at = time.monotonic() + lane.owner.retry_s
+            if self._closed:
+                lane.retry_at = -1.0  # close() made its last attempt: the rest stays in the spool
+            for job in lane.jobs:
+                if not job.waited:
+                    job.waited = True
+                    self.stats.spooled[lane.name] += 1
+            self._cv.notify_all()
+
+    def _done(self, lane: _Lane, jobs: list[_Job], *, refused: Optional[str] = None) -> None:
+        assert self._spool is not None
+        if refused is None:
+            # committed at once: a delivered item must not be delivered again by trackdiag.sync
+            self._spool.ack([j.id for j in jobs], lane.name, commit=True)
+        else:
+            for job in jobs:
+                self._spool.reject(job.id, refused, backend=lane.name)
+            self._spool.commit()
+        with self._cv:
+            for job in jobs:
+                if job in lane.jobs:
+                    lane.jobs.remove(job)
+                if refused is None:
+                    self.stats.delivered[lane.name] += 1
+                    if job.waited or job.failures:
+                        self.stats.replayed[lane.name] += 1
+                else:
+                    self.stats.refused[lane.name] += 1
+            if lane.retry_at < 0:
+                lane.retry_at = 0.0
+            self._cv.notify_all()
+
+    def _open(self, owner: _Backend, lane: _Lane) -> bool:
+        """Open the backend once (either lane may do it). False while it cannot be opened."""
+        with owner.open_lock:
+            if owner.opened:
+                return True
+            if owner.dead:
+                return False
+            try:
+                owner.backend.open()
+            except Exception as exc:
+                self._note_error(owner, "open", exc)
+                if self._transient(owner, exc):
+                    with self._cv:
+                        for ln in owner.lanes.values():
+                            ln.retry_at = -1.0 if self._closed else time.monotonic() + owner.retry_s
+                            for job in ln.jobs:
+                                if not job.waited:
+                                    job.waited = True
+                                    self.stats.spooled[ln.name] += 1
+                        self._cv.notify_all()
+                else:
+                    with self._cv:
+                        owner.dead = f"{type(exc).__name__}: {exc}"
+                        self._cv.notify_all()
+                    log.warning("trackdiag: backend %s could not be opened and is disabled for this run "
+                                "(%s); everything meant for it is kept in the spool %s", owner.name,
+                                owner.dead, self._spool.path if self._spool is not None else "")
+                return False
+            owner.opened = True
+            try:
+                owner.resume_step = owner.backend.last_step()
+            except Exception as exc:  # noqa: BLE001 - without it nothing is skipped
+                log.warning("trackdiag: could not read the last step of the %s run: %s", owner.name, exc)
+            self._describe(owner)
+            return True
+
+    def _finish_backend(self, owner: _Backend, status: str, deadline: float) -> None:
+        """At close: one more try for parked items, then close the backend (or journal the close)."""
+        assert self._spool is not None
+        stuck = any(ln.busy or (ln.thread is not None and ln.thread.is_alive()) and ln.jobs
+                    for ln in owner.lanes.values())
+        if owner.opened and not owner.dead and not stuck:
+            for lane in owner.lanes.values():
+                for job in list(lane.parked):
+                    if time.monotonic() >= deadline:
+                        break
+                    try:
+                        self._call(owner.backend, [job])
+                    except Exception as exc:
+                        self._note_error(owner, job.kind, exc)
+                        continue
+                    lane.parked.remove(job)
+                    self._done(lane, [job])
+        # The tracker is down when its scalars could not be delivered. Figures alone failing (an artifact store
+        # that refuses writes) do not keep the run open: it is finished and they wait in the spool.
+        down = bool(owner.lanes[SCALARS].jobs) or (bool(owner.lanes[MEDIA].jobs) and not self._scalars_ok(owner))
+        if stuck or down or owner.dead or not owner.opened:
+            if not owner.opened and not down and not owner.dead:
+                return  # nothing was ever meant for it
+            self._spool.put(owner.name, "close", {"status": status}, error="still undelivered at close")
+            self._spool.commit()
+            if stuck:
+                log.warning("trackdiag: backend %s is still busy after the flush timeout; not closing it",
+                            owner.name)
+            else:
+                _release(owner.backend)
             return
         try:
-            apply(lane.backend, "close", {"status": status})
+            apply(owner.backend, "close", {"status": status})
         except Exception as exc:
-            self._note_error(lane, "close", exc)
-            if self._transient(lane, exc):
-                self._spool_ops(lane, [("close", {"status": status})], error=f"{type(exc).__name__}: {exc}")
+            self._note_error(owner, "close", exc)
+            self._spool.put(owner.name, "close", {"status": status}, error=f"{type(exc).__name__}: {exc}")
+            self._spool.commit()
+
+    def _scalars_ok(self, owner: _Backend) -> bool:
+        """The backend's scalars lane delivered something and nothing waits in it."""
+        return self.stats.delivered[owner.name] > 0 and not owner.lanes[SCALARS].jobs
 
     # -- helpers ------------------------------------------------------------------------------------------
-    def _transient(self, lane: _Lane, exc: BaseException) -> bool:
+    def _transient(self, owner: _Backend, exc: BaseException) -> bool:
         try:
-            return bool(lane.backend.is_transient(exc))
+            return bool(owner.backend.is_transient(exc))
         except Exception:  # pragma: no cover - a broken judge must not break delivery
             return is_transient_error(exc)
 
-    def _spool_ops(self, lane: _Lane, ops: list[Op], *, error: str, rejected: Optional[str] = None) -> None:
-        for kind, payload in ops:
-            entry_id = self._spool.put(lane.name, kind, payload, error=error, rejected=rejected) \
-                if self._spool is not None else None
-            with self._cv:
-                if entry_id is None:
-                    self.stats.lost += 1
-                else:
-                    self.stats.spooled[lane.name] += 1
-            if entry_id is not None and rejected is None:
-                lane.backlog = True
-
-    def _describe(self, lane: _Lane) -> None:
+    def _describe(self, owner: _Backend) -> None:
         """Tell the spool how to rebuild this backend and re-attach it to its run (for ``trackdiag.sync``)."""
         if self._spool is None:
             return
-        backend = lane.backend
+        backend = owner.backend
         try:
             params = dict(backend.resume_params())
             run = dataclasses.asdict(backend.run) if dataclasses.is_dataclass(backend.run) else {}
             run = {k: (str(v) if isinstance(v, Path) else v) for k, v in run.items()}
             cls = type(backend)
-            self._spool.describe(lane.name, target=f"{cls.__module__}.{cls.__qualname__}", params=params,
+            self._spool.describe(owner.name, target=f"{cls.__module__}.{cls.__qualname__}", params=params,
                                  run=run)
         except Exception as exc:  # pragma: no cover - describing is best effort
-            log.warning("trackdiag: could not describe backend %s for the spool: %s", lane.name, exc)
+            log.warning("trackdiag: could not describe backend %s for the spool: %s", owner.name, exc)
 
-    def _note_error(self, lane: _Lane, kind: str, exc: BaseException) -> None:
-        name = lane.name
+    def _note_error(self, owner: _Backend, kind: str, exc: BaseException) -> None:
+        name = owner.name
         with self._cv:
             key = f"{name}:{kind}"
             first = self.stats.failed[key] == 0
@@ -465,3 +736,40 @@ class Worker:
         if first:
             log.warning("trackdiag: backend %s failed to %s (%s: %s); what it did not take is kept in the "
                         "spool", name, kind, type(exc).__name__, str(exc)[:300])
+
+
+def _deferred_payload(job: Any, step: int) -> Optional[dict[str, Any]]:
+    """What ``trackdiag.spool.draw_deferred`` needs to draw a figure later, or None when it cannot be kept
+    (not a :class:`trackdiag.render.RenderJob` of a trackdiag analyzer)."""
+    import json
+
+    from .render import RenderJob
+
+    if not isinstance(job, RenderJob):
+        return None
+    analyzer, result = job.analyzer, job.result
+    cls = type(analyzer)
+    if not cls.__module__.startswith("trackdiag."):
+        return None
+    try:
+        state = analyzer.state_dict()
+        json.dumps(state)
+    except Exception:  # noqa: BLE001 - a state that is not JSON: drawn without it
+        state = None
+    return {"step": int(step), "analyzer": f"{cls.__module__}.{cls.__qualname__}",
+            "params": dataclasses.asdict(analyzer.params), "state": state,
+            "metrics": dict(result.metrics), "texts": dict(result.texts), "maps": dict(result.maps)}
+
+
+def _release(backend: Backend) -> None:
+    try:
+        backend.release()
+    except Exception:  # noqa: BLE001 - letting go is best effort
+        pass
+
+
+def _nowhere() -> Path:
+    """A spool folder for a worker built without one (tests): a fresh temporary folder."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="trackdiag_spool_"))

@@ -78,6 +78,12 @@ class Backend(ABC):
     def log_metrics(self, metrics: Mapping[str, float], step: int, *, timestamp_ms: int) -> None:
         """Write a batch of scalar metrics at one step, in as few calls as the tracker allows."""
 
+    def log_metrics_many(self, batches: Sequence[tuple[int, int, Mapping[str, float]]]) -> None:
+        """Write several ``(step, timestamp_ms, metrics)`` batches; one store write where the tracker allows
+        (the worker sends consecutive metrics items this way). The default calls :meth:`log_metrics`."""
+        for step, timestamp_ms, metrics in batches:
+            self.log_metrics(metrics, step, timestamp_ms=timestamp_ms)
+
     @abstractmethod
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         """Write one ``H×W×3`` uint8 figure under ``key`` at ``step``."""
@@ -110,6 +116,11 @@ class Backend(ABC):
     def resume_params(self) -> dict[str, Any]:
         """Parameters that rebuild this backend attached to the same run (``trackdiag.sync`` uses them)."""
         return asdict(self.params) if is_dataclass(self.params) else {}
+
+    def last_step(self) -> Optional[int]:
+        """After ``open()``: the last step of trackdiag's metrics that a *continued* run already holds (None
+        for a new run). The worker leaves out steps at or below it (``on_resume="skip"``)."""
+        return None
 
     def release(self) -> None:
         """Let go of the run without finishing it (``trackdiag.sync`` after a partial replay)."""

@@ -80,6 +80,7 @@ class MlflowBackend(Backend):
         self.experiment_id: Optional[str] = None
         self.tracking_uri = absolute_sqlite_uri(self.params.tracking_uri)
         self._owns_run = False
+        self._resume_step: Optional[int] = None
         #: (run id, table key) → the table as this process last uploaded it (see :meth:`log_table`).
         self._tables: dict[tuple[str, str], Any] = {}
         # MLflow's active run is thread-local and open() runs on the worker: look for it here, on the
@@ -123,6 +124,10 @@ class MlflowBackend(Backend):
             if self.run_id is not None:
                 run = self.client.get_run(self.run_id)  # raises when the run does not exist
                 self.experiment_id = run.info.experiment_id
+                if not self._owns_run:  # a continued run (not one this backend created and re-opens)
+                    steps = [m.step for m in getattr(run.data, "_metric_objs", [])
+                             if m.key.startswith("trackdiag/")]
+                    self._resume_step = max(steps) if steps else None
                 self._set_tags()
                 return
             exp = self.client.get_experiment_by_name(self.run.experiment)
@@ -150,6 +155,9 @@ class MlflowBackend(Backend):
                 self.client.set_terminated(self.run_id, status=status)
             self._owns_run = False
 
+    def last_step(self) -> Optional[int]:
+        return self._resume_step
+
     def release(self) -> None:
         """Let go of the run without changing its status (used by ``trackdiag.sync``)."""
         self.client = None
@@ -157,7 +165,10 @@ class MlflowBackend(Backend):
     def resume_params(self) -> dict[str, Any]:
         """Parameters that rebuild this backend attached to the same run (for ``trackdiag.sync``)."""
         return {**asdict(self.params), "tracking_uri": self.tracking_uri, "run_id": self.run_id,
-                "attach_active": False, "terminate_on_close": self._owns_run}
+                "attach_active": False,
+                # a run that trackdiag.sync has to create (the tracker was never reached) is its own to finish
+                "terminate_on_close": (self.params.terminate_on_close if self.params.terminate_on_close
+                                       is not None else (self._owns_run or self.run_id is None))}
 
     def is_transient(self, exc: BaseException) -> bool:
         """Network errors, timeouts and HTTP 429/5xx are worth retrying; a 4xx (bad value) is not."""
@@ -186,6 +197,17 @@ class MlflowBackend(Backend):
             for i in range(0, len(items), _MAX_METRICS):
                 client.log_batch(self.run_id, metrics=items[i:i + _MAX_METRICS], synchronous=True)
 
+    def log_metrics_many(self, batches: Sequence[tuple[int, int, Mapping[str, float]]]) -> None:
+        """Several steps' metrics in as few ``log_batch`` calls as MLflow's limit (1000 metrics) allows."""
+        from mlflow.entities import Metric
+
+        client = self._require()
+        items = [Metric(key=k, value=float(v), timestamp=int(ts), step=int(step))
+                 for step, ts, metrics in batches for k, v in metrics.items()]
+        with self._bounded():
+            for i in range(0, len(items), _MAX_METRICS):
+                client.log_batch(self.run_id, metrics=items[i:i + _MAX_METRICS], synchronous=True)
+
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         client = self._require()
         with self._bounded():
@@ -210,6 +232,12 @@ class MlflowBackend(Backend):
                 # The first append of this process: MLflow's own call merges with a table the run already
                 # holds (a resumed run), writes it and registers it for the UI's table view. Read the result
                 # once, so that later appends need neither a listing nor a download.
+                existing = _download_table(client, self.run_id, artifact)
+                if existing is not None:
+                    columns = _without_known_rows(existing, columns)
+                    if not any(columns.values()):  # a resend of rows the table holds (after a crash)
+                        self._tables[(str(self.run_id), key)] = existing
+                        return
                 client.log_table(self.run_id, data=columns, artifact_file=artifact)
                 try:  # the rows are delivered: a failure here must not make the worker send them again
                     with tempfile.TemporaryDirectory() as tmp:
@@ -217,6 +245,9 @@ class MlflowBackend(Backend):
                         self._tables[(str(self.run_id), key)] = _read_table(local)
                 except Exception:  # noqa: BLE001 - the next append takes MLflow's path again
                     pass
+                return
+            columns = _without_known_rows(known, columns)
+            if not any(columns.values()):
                 return
             merged = _append_rows(known, columns)
             with tempfile.TemporaryDirectory() as tmp:
@@ -246,6 +277,36 @@ class MlflowBackend(Backend):
             return f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
         hint = f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite") else uri
         return f"mlflow run {self.run_id} ({hint})"
+
+
+def _download_table(client: Any, run_id: Optional[str], artifact: str) -> Any:
+    """The table the run already holds under ``artifact`` (a DataFrame), or None when it has none."""
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return _read_table(client.download_artifacts(run_id, artifact, tmp))
+    except Exception:  # noqa: BLE001 - no such table (or unreadable): MLflow's own call decides
+        return None
+
+
+def _norm_cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return float(value)
+    return str(value)
+
+
+def _without_known_rows(table: Any, columns: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
+    """``columns`` without the rows the table already holds, cell for cell: appends are not idempotent, and
+    an append retried after a partial failure (or replayed after a crash) must not duplicate rows. Rows carry
+    their step, so two identical rows are a resend."""
+    cols = list(columns)
+    if not cols or not set(cols) <= set(map(str, table.columns)):
+        return dict(columns)
+    seen = {tuple(_norm_cell(v) for v in row) for row in table[cols].itertuples(index=False, name=None)}
+    n = len(columns[cols[0]])
+    keep = [i for i in range(n) if tuple(_norm_cell(columns[c][i]) for c in cols) not in seen]
+    return {c: [columns[c][i] for i in keep] for c in cols}
 
 
 def _read_table(path: str) -> Any:

@@ -18,7 +18,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import InputFileError, InputValueError
-from ..io import IMAGE_SUFFIXES
+from ..io import IMAGE_SUFFIXES, is_regular_file
 from .crop_bias import CropBias, crop_bias
 from .duplicates import exact_groups, near_groups
 from .masks import inverted_masks
@@ -64,7 +64,7 @@ def iter_images(root: Path, *, exclude: Optional[Path] = None) -> Iterator[Path]
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
                              and (excluded is None or Path(dirpath, d).resolve() != excluded))
         for name in sorted(filenames):
-            if _is_image(name):
+            if _is_image(name) and is_regular_file(Path(dirpath, name)):  # a FIFO would block the decoder
                 yield Path(dirpath, name)
 
 

@@ -59,7 +59,10 @@ def _open_rgb(path: str) -> tuple[object, np.ndarray]:
     """
     from PIL import Image
 
+    from ..io import check_image_header
+
     with Image.open(path) as im:
+        check_image_header(im, path)  # a header that claims 50000×50000 is refused before decoding
         im.load()
         if im.mode in ("L", "RGB"):
             im = im.copy()
