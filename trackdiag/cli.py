@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "dataset": ("trackdiag.dataset.__main__", "check a dataset of images and masks"),
     "compare": ("trackdiag.compare_ckpts", "rank checkpoints and runs from a tracker or sample folders"),
     "sync": ("trackdiag.sync", "replay what a run left in its spool to the trackers"),
+    "ui": ("trackdiag.ui", "start the MLflow UI on the store a run used (on 127.0.0.1)"),
 }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import logging
 import numbers
 from collections.abc import Mapping, Sequence
@@ -18,8 +17,9 @@ from ._version import __version__
 from .analyzers.base import Analyzer, Result, StepInputs
 from .backends.base import Backend, RunInfo
 from .checks import as_float_tensor, check_image_batch, check_same_hw, normalize_mask, normalize_ref
-from .config import build_component, flatten, resolve
+from .config import build_component, resolve
 from .errors import MaskError, ShapeError, StepOrderError, TrackdiagError
+from .flow import VerdictFlow
 from .policy import ErrorPolicy
 from .transfer import gather_ranks, rank_and_world, to_host
 from .values import metric_key, split_values, table_rows
@@ -44,6 +44,10 @@ class FinishSummary:
     spool: Optional[str] = None
     locations: dict[str, str] = field(default_factory=dict)
     flushed: bool = True
+    #: The run's findings in words (cause, severity, since when, where to look); "" when none was judged.
+    findings: str = ""
+    #: The worst severity of the findings: ``none``, ``info``, ``warn`` or ``bad``.
+    verdict: str = "none"
 
     @property
     def clean(self) -> bool:
@@ -52,6 +56,8 @@ class FinishSummary:
 
     def __str__(self) -> str:
         lines = [f"trackdiag: {self.steps_logged} steps logged"]
+        if self.findings:
+            lines.append(self.findings)
         lines += [f"  {name}: {where}" for name, where in self.locations.items()]
         if self.skipped:
             lines.append(f"  skipped: {dict(self.skipped)}")
@@ -109,8 +115,9 @@ class Session:
         self._last_step: Optional[int] = None
         self._steps_logged = 0
         self._finished: Optional[FinishSummary] = None
+        self.flow = VerdictFlow()  # verdicts, since-when, samples figure (trackdiag.flow)
         if self.rank == 0 and backends:
-            self.worker.submit(Record(step=0, params=self._run_params()))
+            self.worker.submit(Record(step=0, params=self._run_params(), artifacts=self._config_artifact()))
         atexit.register(self._atexit)
 
     # -- public API ----------------------------------------------------------------------------------
@@ -158,12 +165,15 @@ class Session:
                 except Exception as exc:  # a diagnostic never kills the run under "warn"
                     self.policy.handle(exc, kind=f"{analyzer.name}:{type(exc).__name__}",
                                        what=f"analyzer {analyzer.name} at step {step}")
-        host = to_host(outputs)
+        extra = self.flow.thumbnails(inputs, due) if self.rank == 0 else {}
+        host = to_host({**outputs, **extra})
         ids = [str(s) for s in inputs.sample_ids] if inputs.sample_ids is not None else None
         if self.world > 1:
+            keep = {k: host.pop(k) for k in extra if k in host}
             host, ids = gather_ranks(host, ids)
             if self.rank != 0:
                 return
+            host.update(keep)
         self._dispatch(step, [a for a in due if a.name in host], host, ids)
 
     def log_scalars(self, values: Mapping[str, Any], step: int, *, prefix: str = "") -> None:
@@ -196,6 +206,8 @@ class Session:
         """Flush the queue, close the backends and report what was skipped, dropped or undelivered."""
         if self._finished is not None:
             return self._finished
+        for record in self.flow.final_records() if self.rank == 0 and self.backends else []:
+            self.worker.submit(record)  # the last step always gets its figures
         flushed = self.worker.close(status, timeout=self.cfg.worker.flush_timeout_s)
         stats = self.worker.stats
         skipped = dict(self.policy.skipped)
@@ -207,6 +219,7 @@ class Session:
             undelivered=self.worker.undelivered(), replayed=dict(stats.replayed),
             spool=str(spool) if spool else None,
             locations={b.name: b.location() for b in self.backends}, flushed=flushed)
+        _add_findings(summary, self.flow.findings, rank=self.rank)
         self._finished = summary
         atexit.unregister(self._atexit)
         if _current_session() is self:
@@ -234,13 +247,20 @@ class Session:
 
     # -- internals -------------------------------------------------------------------------------------
     def _run_params(self) -> dict[str, str]:
-        """The flattened configuration, with every analyzer's *validated* parameters (defaults included)."""
-        params = flatten({k: v for k, v in self.cfg.items() if k != "analyzer"})
-        for analyzer, node in zip(self.analyzers, self.cfg.analyzer.values()):
-            prefix = f"analyzer.{analyzer.name}."
-            params[prefix + "_target_"] = str(node.get("_target_"))
-            params.update(flatten(dataclasses.asdict(analyzer.params), prefix))
-        return params
+        """The params that matter to compare runs (:func:`trackdiag.runconfig.key_params`)."""
+        from .runconfig import key_params
+
+        return key_params(self.cfg, self.analyzers)
+
+    def _config_artifact(self) -> Optional[tuple[Path, str]]:
+        """The whole resolved configuration as ``config/config.yaml`` (None when it cannot be written)."""
+        from .runconfig import write_config
+
+        try:
+            return write_config(self.cfg, self.analyzers, self.out_dir, run_name=self.cfg.run.run_name), "config"
+        except OSError as exc:
+            log.warning("trackdiag: the configuration could not be written under %s: %s", self.out_dir, exc)
+            return None
 
     def _check_open(self) -> None:
         if self._finished is not None:
@@ -336,10 +356,25 @@ class Session:
             for name, rows in result.tables.items():
                 if rows:
                     record.tables[metric_key(analyzer.name, name)] = table_rows(rows)
-            if result.maps and analyzer.want_figures():
+            drawn = bool(result.maps) and analyzer.want_figures()
+            if drawn:
                 record.figures.append(_renderer(analyzer, result))
+            record.metrics.update(self.flow.observe(analyzer, step, result, drawn=drawn))
+        self.flow.complete(record, host, ids)
         if record.metrics or record.tables or record.figures:
             self.worker.submit(record)
+
+
+def _add_findings(summary: FinishSummary, findings: Any, *, rank: int) -> None:
+    """Put the run's findings into ``finish()``'s summary and print them (rank 0, once)."""
+    from .findings import console_text, print_findings
+
+    if rank != 0 or not findings.judged:
+        return
+    summary.verdict = findings.worst()
+    where = "; ".join(f"{name}: {loc}" for name, loc in summary.locations.items())
+    summary.findings = console_text(findings, where=f"where to look: {where}" if where else "")
+    print_findings(summary.findings)
 
 
 def _renderer(analyzer: Analyzer, result: Result) -> Any:

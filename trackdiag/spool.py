@@ -45,7 +45,7 @@ __all__ = ["Spool", "Entry", "KINDS", "apply", "find_spools"]
 
 log = logging.getLogger("trackdiag")
 
-KINDS = ("params", "metrics", "image", "table", "artifacts", "close")
+KINDS = ("params", "metrics", "image", "table", "artifacts", "findings", "close")
 JOURNAL = "spool.jsonl"
 
 
@@ -62,6 +62,8 @@ def apply(backend: Any, kind: str, payload: Mapping[str, Any]) -> None:
         backend.log_table(payload["key"], payload["rows"], int(payload["step"]))
     elif kind == "artifacts":
         backend.log_artifacts(Path(payload["path"]), payload["name"])
+    elif kind == "findings":
+        backend.publish_findings(payload["findings"], int(payload["step"]))
     elif kind == "close":
         backend.close(payload.get("status", "FINISHED"))
     else:
