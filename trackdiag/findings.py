@@ -304,14 +304,17 @@ def python_command() -> str:
     return sys.executable or "python3"
 
 
-def shell_command(*args: str, module: Optional[str] = None) -> str:
-    """A command line that works when pasted into a fresh shell: the venv's own console script when it is
-    there (``/path/venv/bin/trackdiag``), else ``/abs/python -m module``."""
+def shell_command(script: str, *args: str, module: Optional[str] = None) -> str:
+    """A command line that works when pasted into a fresh shell where the venv is not active: the venv's own
+    console script by its absolute path (``/path/venv/bin/trackdiag ui``) when it is there, else
+    ``/abs/python -m <module> …`` (``module`` defaults to ``trackdiag.cli <script>`` for ``trackdiag``)."""
     exe = python_command()
+    candidate = Path(exe).with_name(script)
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return shlex.join([str(candidate), *args])
     if module is None:
-        script = Path(exe).with_name(args[0])
-        if args and script.is_file() and os.access(script, os.X_OK):
-            return shlex.join([str(script), *args[1:]])
+        if script != "trackdiag":
+            return shlex.join([script, *args])
         return shlex.join([exe, "-m", "trackdiag.cli", *args])
     return shlex.join([exe, "-m", module, *args])
 
