@@ -33,7 +33,7 @@ from typing import Any, Optional
 from .verdicts import SEVERITY_LEVEL, Verdict, causes, evaluate, verdict_metrics, worst_severity
 
 __all__ = ["Finding", "RunFindings", "known_codes", "console_text", "markdown", "verdicts_of",
-           "threshold_text", "shell_command", "python_command", "print_findings"]
+           "threshold_text", "shell_command", "python_command", "print_findings", "add_verdict"]
 
 log = logging.getLogger("trackdiag")
 
@@ -296,6 +296,23 @@ def markdown(findings: RunFindings) -> str:
     for name, target in findings.links.items():
         lines.append(f"- {_md_escape(name)}: {target}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def add_verdict(path: Path, verdicts: Sequence[Verdict]) -> None:
+    """Add ``verdict`` (worst severity), ``causes`` and ``verdicts`` (when absent) to a summary.json."""
+    import json
+
+    if not path.is_file():
+        return
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        return
+    data["verdict"] = worst_severity(verdicts)
+    data["causes"] = causes(verdicts)
+    data.setdefault("verdicts", [v.to_dict() for v in verdicts])
+    from .report import write_json
+
+    write_json(data, path)
 
 
 # -- commands a user can paste ----------------------------------------------------------------------------

@@ -210,7 +210,8 @@ def write_markdown(c: Comparison, path: Path, figures: Sequence[Figure]) -> Path
     return path
 
 
-def write_html(c: Comparison, out_dir: Path, figures: Sequence[Figure]) -> Path:
+def comparison_verdicts(c: Comparison) -> list[Verdict]:
+    """The best checkpoint (``info``) and every metric that got worse (``bad``), as verdicts."""
     order = np.argsort(c.rank, kind="stable")
     verdicts = [Verdict(code="best_checkpoint", title=f"Best: {c.row_label(int(order[0]))}",
                         evidence={s.label: fmt(c.values[int(order[0]), j]) for j, s in enumerate(c.specs)
@@ -222,6 +223,12 @@ def write_html(c: Comparison, out_dir: Path, figures: Sequence[Figure]) -> Path:
                                           "baseline": fmt(o["baseline"])},
                                 fix="Compare the checkpoints before and after this step; the trend plot "
                                     "shows the change.", severity="bad"))
+    return verdicts
+
+
+def write_html(c: Comparison, out_dir: Path, figures: Sequence[Figure]) -> Path:
+    order = np.argsort(c.rank, kind="stable")
+    verdicts = comparison_verdicts(c)
     sections = [
         Section(title="Verdict", verdicts=verdicts, notes=list(c.verdict)),
         Section(title="Ranking", notes=[c.reasons[i] for i in order[:50]]

@@ -106,6 +106,23 @@ def _save(rgb: np.ndarray, out_dir: Path, rel: str) -> str:
     return rel
 
 
+def dataset_verdicts(res: Any) -> list[Verdict]:
+    """One verdict per check that flagged files (most files first); ``dataset_ok`` (info) when none did."""
+    by_check: dict[str, list[str]] = {}
+    for f in res.flags:
+        by_check.setdefault(f.check, []).append(f.path)
+    verdicts = []
+    for check, paths in sorted(by_check.items(), key=lambda kv: -len(kv[1])):
+        verdicts.append(Verdict(code=f"dataset_{check}", title=f"{check}: {CHECKS[check]}",
+                                evidence={"files": len(paths), "e.g.": paths[0]},
+                                fix=_FIXES.get(check, "see docs/dataset.md"),
+                                severity="bad" if check in _BAD else "warn"))
+    if not by_check:
+        verdicts.append(Verdict(code="dataset_ok", title="no problem found", evidence={"images": len(res.records)},
+                                fix="", severity="info"))
+    return verdicts
+
+
 def write_dataset_report(res: ScanResult, out_dir: str | Path) -> Path:
     """Write the report folder; returns the path of ``index.html``."""
     from ..plots import heatmap
@@ -123,14 +140,7 @@ def write_dataset_report(res: ScanResult, out_dir: str | Path) -> Path:
     sections: list[Section] = []
 
     # Overview
-    verdicts = []
-    for check, paths in sorted(by_check.items(), key=lambda kv: -len(kv[1])):
-        verdicts.append(Verdict(code=f"dataset_{check}", title=f"{check}: {CHECKS[check]}", evidence={"files": len(paths)},
-                                fix=_FIXES.get(check, "see docs/dataset.md"),
-                                severity="bad" if check in _BAD else "warn"))
-    if not by_check:
-        verdicts.append(Verdict(code="dataset_ok", title="no problem found", evidence={"images": len(recs)},
-                                fix="-", severity="info"))
+    verdicts = dataset_verdicts(res)
     overview = {k: v for k, v in summary.items() if not isinstance(v, dict)}
     overview.update({f"checks.{k}": v for k, v in summary["checks"].items() if v})
     sections.append(Section(title="Dataset health", summary=overview, verdicts=verdicts, notes=[
