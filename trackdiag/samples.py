@@ -87,11 +87,12 @@ def _zones(doubled: np.ndarray, geometry: np.ndarray, shape: tuple[int, int], si
 def samples_figure(images: np.ndarray, *, masks: Optional[np.ndarray] = None, size: Sequence[int] = (),
                    tiling_maps: Optional[Mapping[str, np.ndarray]] = None,
                    verdicts: Sequence[Any] = (), step: Optional[int] = None,
-                   sample_ids: Optional[Sequence[str]] = None) -> Optional[np.ndarray]:
+                   sample_ids: Optional[Sequence[str]] = None, panel_in: float = 3.2) -> Optional[np.ndarray]:
     """Render the samples figure (``H×W×3`` uint8), or None when there is no image to show.
 
     ``images`` n×h×w×3 uint8; ``masks`` n×h×w; ``size`` the original (H, W); ``tiling_maps`` the tiling
-    Result's maps (``local_doubled``, ``local_geometry``); ``verdicts`` the step's verdicts.
+    Result's maps (``local_doubled``, ``local_geometry``); ``verdicts`` the step's verdicts; ``panel_in`` the
+    width of one image in inches (100 dpi).
     """
     from matplotlib.patches import Patch
 
@@ -104,7 +105,7 @@ def samples_figure(images: np.ndarray, *, masks: Optional[np.ndarray] = None, si
     orig = (float(size[0]), float(size[1])) if len(size) >= 2 else (float(h), float(w))
     cols = min(n, 4)
     rows = math.ceil(n / cols)
-    fig = new_figure(3.2 * cols, 3.2 * rows * h / w + 0.9, dpi=100)
+    fig = new_figure(panel_in * cols, panel_in * rows * h / w + 0.9, dpi=100)
     problems = [v for v in verdicts if getattr(v, "severity", "") in ("bad", "warn")]
     grids = sorted({int(m.group(1)) for v in problems if (m := _GRID.match(v.code))})
     zones = None

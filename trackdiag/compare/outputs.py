@@ -246,7 +246,8 @@ def write_html(c: Comparison, out_dir: Path, figures: Sequence[Figure]) -> Path:
          "tags": "; ".join(f"{k}={v}" for k, v in sorted(r.tags.items()))} for r in c.runs]}))
     if c.notes:
         sections.append(Section(title="Notes", notes=list(c.notes)))
-    return write_report(out_dir, sections, title="trackdiag checkpoint comparison", embed_images=True)
+    return write_report(out_dir, sections, title="trackdiag checkpoint comparison", embed_images=True,
+                        kind="comparison")
 
 
 def save_pdf_page(pdf: Any, fig: Any) -> None:

@@ -236,7 +236,7 @@ def write_dataset_report(res: ScanResult, out_dir: str | Path) -> Path:
     from ..report import write_json
 
     write_json(summary, out / "summary.json")
-    return write_report(out, sections, title="trackdiag dataset health")
+    return write_report(out, sections, title="trackdiag dataset health", kind="dataset")
 
 
 _BAD = frozenset({"corrupt", "mask_unreadable", "mask_size_mismatch", "mask_empty", "mask_full", "mask_inverted",
@@ -259,7 +259,7 @@ _FIXES = {
     "low_contrast": "check for washed-out or blank images",
     "duplicate": "drop the copies, or the model over-weights those samples",
     "near_duplicate": "drop or down-weight near copies",
-    "tiled_texture": "use untiled sources, or crop to one tile; tiled sources teach period doubling (seed 7.2)",
+    "tiled_texture": "use untiled sources, or crop to one tile; tiled sources teach the model period doubling",
     "period_too_small": "use larger crops at the same scale, or downscale less",
     "period_too_large": "use larger crops, or downscale the source so that the crop holds several periods",
     "crop_bias": "sample crop positions uniformly around the wall, or augment with flips and shifts",
