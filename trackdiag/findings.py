@@ -49,7 +49,7 @@ _KNOWN: dict[str, tuple[str, ...]] = {
 }
 
 _SEVERITY_WORDS = {"bad": "BAD", "warn": "WARN", "info": "info"}
-_ICON = {"bad": "🔴", "warn": "🟠", "info": "🔵", "none": "🟢"}
+_ICON = {"bad": "BAD", "warn": "WARN", "info": "info", "none": "OK"}
 
 
 def known_codes(analyzer: str, *, module: Any = None) -> tuple[str, ...]:
@@ -265,14 +265,18 @@ def markdown(findings: RunFindings) -> str:
     step = findings.step
     head = {"none": "No problem found", "info": "No problem found (notes only)", "warn": "Likely problem",
             "bad": "Problem found"}[worst]
-    lines = [f"## {_ICON[worst]} trackdiag: {head}" + (f" (step {step})" if step is not None else ""), ""]
+    lines = [f"## trackdiag: {head}" + (f" (step {step})" if step is not None else ""), ""]
     current = findings.current()
+    problems = [f for f in current if f.verdict.is_problem]
+    if problems:  # the answer in one line, before anything that may be folded away
+        lines += ["; ".join(f"**{_ICON[f.verdict.severity]}: {_md_escape(f.verdict.title)}** since step {f.since}"
+                            for f in problems[:3]), ""]
     if current:
         lines += ["| severity | finding | code | since step | evidence (limits) |",
                   "|---|---|---|---|---|"]
         for f in current:
             v = f.verdict
-            lines.append(f"| {_ICON[v.severity]} {v.severity} | {_md_escape(v.title)} | `{v.code}` | {f.since} | "
+            lines.append(f"| {_ICON[v.severity]} | {_md_escape(v.title)} | `{v.code}` | {f.since} | "
                          f"{_md_escape(evidence_text(f.analyzer, v.evidence))} |")
         lines.append("")
         fixes = [f for f in current if f.verdict.fix and f.verdict.is_problem]

@@ -4,11 +4,12 @@ The whole resolved configuration (every analyzer's validated parameters, default
 file, ``config/config.yaml``; only the params that matter to compare runs become tracker params, so that
 MLflow's image cards (which list a run's params above the image) stay readable:
 
-* ``run.experiment``, ``run.run_name``, ``run.tags.<tag>``;
-* ``backend``: the selected backends (``"mlflow,local"``);
-* ``analyzer.<name>._target_``, ``analyzer.<name>.schedule`` (one string: ``"every every=10"``),
-  ``analyzer.<name>.figures_every``;
-* every other analyzer parameter whose value differs from its default (what a user changed).
+* ``run.run_name`` and ``run.tags.<tag>``;
+* ``analyzer.<name>.schedule`` for each analyzer (one string: ``"every every=10"``): which analyzers ran, and
+  when (``compare_ckpts`` reads them);
+* ``analyzer.<name>._target_`` only for an analyzer class that is not trackdiag's own;
+* every other analyzer parameter whose value differs from its default (``figures_every`` included): what a
+  user changed.
 """
 
 from __future__ import annotations
@@ -43,15 +44,15 @@ def key_params(cfg: Any, analyzers: Sequence[Any]) -> dict[str, str]:
     full = full_config(cfg, analyzers)
     run = dict(full.get("run") or {})
     tags = dict(run.pop("tags", None) or {})
-    params = flatten({"run": run})
+    params = {"run.run_name": str(run.get("run_name"))}
     params.update(flatten(tags, "run.tags."))
-    params["backend"] = ",".join(str(b) for b in (full.get("backend") or {}))
     for analyzer in analyzers:
         prefix = f"analyzer.{analyzer.name}."
         node = dict(full["analyzer"][analyzer.name])
-        params[prefix + "_target_"] = str(node.pop("_target_"))
+        target = str(node.pop("_target_"))
+        if not target.startswith(f"trackdiag.analyzers.{analyzer.name}."):  # a user's own analyzer class
+            params[prefix + "_target_"] = target
         params[prefix + "schedule"] = schedule_text(node.pop("schedule", {}) or {})
-        params[prefix + "figures_every"] = str(node.pop("figures_every", 1))
         defaults = dataclasses.asdict(type(analyzer.params)())
         changed = {k: v for k, v in node.items() if defaults.get(k) != v}
         params.update(flatten(changed, prefix))
