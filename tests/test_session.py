@@ -57,7 +57,7 @@ def test_metrics_images_params_land_in_the_embedded_store(in_tmp):
         assert hist[step] == pytest.approx(value, rel=1e-6)
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.params["analyzer.mean.schedule"] == "every every=1"  # the few params that matter
+    assert run.data.params["analyzer.mean.schedule"] == "every step"  # the few params that matter
     config = yaml.safe_load(Path(client.download_artifacts(run_id, "config/config.yaml", str(in_tmp))).read_text())
     assert config["analyzer"]["mean"]["scale"] == 1.0  # validated defaults: in config.yaml
     assert run.data.tags["trackdiag.analyzers"] == "mean"

@@ -120,7 +120,7 @@ def test_down_at_start_then_back(tmp_path):
     assert summary.undelivered == 0
     assert metric_lines(tmp_path / "flaky" / "r") == [0, 1, 2]
     params = json.loads((tmp_path / "flaky" / "r" / "params.json").read_text())
-    assert params["analyzer.mean.schedule"] == "every every=1"
+    assert params["analyzer.mean.schedule"] == "every step"
 
 
 def test_still_down_at_finish_is_reported_and_sync_delivers_it_later(tmp_path):

@@ -5,7 +5,7 @@ file, ``config/config.yaml``; only the params that matter to compare runs become
 MLflow's image cards (which list a run's params above the image) stay readable:
 
 * ``run.run_name`` and ``run.tags.<tag>``;
-* ``analyzer.<name>.schedule`` for each analyzer (one string: ``"every every=10"``): which analyzers ran, and
+* ``analyzer.<name>.schedule`` for each analyzer (one string: ``"every 10 steps"``): which analyzers ran, and
   when (``compare_ckpts`` reads them);
 * ``analyzer.<name>._target_`` only for an analyzer class that is not trackdiag's own;
 * every other analyzer parameter whose value differs from its default (``figures_every`` included): what a
@@ -65,11 +65,12 @@ def schedule_text(schedule: dict[str, Any]) -> str:
 
     default = dataclasses.asdict(Schedule())
     kind = str(schedule.get("kind", default.get("kind", "")))
-    parts = [kind]
+    every = schedule.get("every")
+    parts = [kind if kind != "every" else "every step" if every == 1 else f"every {every} steps"]
     for key, value in schedule.items():
-        if key == "kind":
+        if key in ("kind", "every") and kind == "every" or key == "kind":
             continue
-        if key == "every" and kind == "every" or value != default.get(key):
+        if value != default.get(key):
             parts.append(f"{key}={value}")
     return " ".join(parts)
 

@@ -136,9 +136,9 @@ class TensorboardBackend(Backend):
                         f"Copied to `{dest}`:\n\n" + "\n".join(f"* `{f}`" for f in files), 0)
 
     def publish_findings(self, findings: Mapping[str, Any], step: int) -> None:
-        """The findings as Markdown text (``trackdiag/verdict``) at each analysis step; at close, an HParams
+        """The findings as Markdown text (tag ``findings``, listed first) at each analysis step; at close, an HParams
         entry (the run's key params, verdict and causes against its key metrics) to compare runs."""
-        self._require().add_text("trackdiag/verdict", str(findings.get("markdown", "")), int(step))
+        self._require().add_text("findings", str(findings.get("markdown", "")), int(step))
         self._findings = dict(findings)
 
     def _write_hparams(self, findings: Mapping[str, Any]) -> None:
