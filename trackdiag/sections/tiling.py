@@ -140,7 +140,7 @@ def write_tiling_report(out_dir: Path, summary: Mapping[str, Any], result: Any, 
     images = TilingAnalyzer().render(result)
     verdicts = likely_causes(summary)
     figures = []
-    diagnosed = diagnosed_figure(result, verdicts)
+    diagnosed = diagnosed_figure(result, verdicts, title=title.split(": ", 1)[-1])
     if diagnosed is not None:
         save_rgb_png(diagnosed, out_dir / "diagnosed.png")
         figures.append(Figure("diagnosed.png", "The diagnosed image",
