@@ -16,6 +16,7 @@ import torch
 import trackdiag
 from cdp import DEEP_IMAGES, DEEP_TEXT, Browser, find_chromium
 from servers import prestart, prestart_tensorboard, shared_mlflow, shared_tensorboard
+from test_compare import store  # noqa: F401 - the fixture: two runs in an MLflow store
 from trackdiag import synth
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -144,3 +145,17 @@ def test_tensorboard_shows_the_verdict_text_and_the_hparams_table(request, brows
     assert ok, "TensorBoard's HParams tab never showed the trackdiag.verdict column"
     text = browser.text()
     assert "trackdiag.causes" in text and "trackdiag/verdict_level" in text and "every 10 steps" in text
+
+
+def test_comparison_page_has_its_own_best_checkpoint_box(store, browser, tmp_path):
+    from test_compare import run_compare
+
+    run_compare(store, tmp_path, "steps=[100,300,500]", "baseline=run-a@100", outputs=True)
+    browser.open((tmp_path / "out" / "index.html").as_uri())
+    assert browser.wait_for(f"({DEEP_IMAGES}).length >= 2", timeout=60, settle=1)
+    browser.screenshot(ARTIFACTS / "findings_comparison.png")
+    text = browser.text()
+    assert "Likely causes" not in text and "Fix:" not in text
+    assert text.index("In short:") < text.index("Best checkpoint: run-a @ step 500.") < text.index("What got worse")
+    boxes = browser.evaluate("[...document.querySelectorAll('div.best, div.verdict')].map(e => e.className)")
+    assert boxes[0] == "best" and boxes.count("best") == 1 and "verdict bad" in boxes  # run-b got worse

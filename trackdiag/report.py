@@ -74,14 +74,14 @@ class Template:
     evidence: str = "Evidence"
     none: str = "No problem found."
     best_title: str = "Best checkpoint"
-    best_action: str = "Use"
+    banner: str = "Verdict"
 
 
 #: One template per kind of page.
 TEMPLATES: dict[str, Template] = {
     "diagnosis": Template(),
     "dataset": Template(fix="What to do", none="No problem found in the dataset."),
-    "comparison": Template(findings="What got worse", fix="Where to look",
+    "comparison": Template(findings="What got worse", fix="Where to look", banner="In short",
                            none="No metric got worse than the baseline."),
 }
 
@@ -206,6 +206,7 @@ def _banner(sections: Sequence[Section], tpl: Template) -> str:
     from .verdicts import worst_severity
 
     verdicts = [v for sec in sections for v in sec.verdicts if v.code != "best_checkpoint"]
+    best = [v.title.removeprefix("Best: ") for sec in sections for v in sec.verdicts if v.code == "best_checkpoint"]
     worst = worst_severity(verdicts)
     problems = [v for v in verdicts if v.is_problem]
     if problems:
@@ -213,7 +214,9 @@ def _banner(sections: Sequence[Section], tpl: Template) -> str:
                          sorted(problems, key=lambda v: v.severity != "bad")[:4])
     else:
         text = tpl.none
-    return f"<div class='banner {_e(worst)}'><b>Verdict:</b> {_e(text)}</div>"
+    if best:
+        text = f"{tpl.best_title}: {best[0]}. {text}"
+    return f"<div class='banner {_e(worst)}'><b>{_e(tpl.banner)}:</b> {_e(text)}</div>"
 
 
 def _figure_html(root: Path, fig: Figure, embed: bool) -> str:
