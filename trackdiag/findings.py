@@ -219,6 +219,7 @@ def console_text(findings: RunFindings | Iterable[Verdict], *, title: str = "tra
 
     ``findings`` is a run's :class:`RunFindings` or plain verdicts (an offline diagnosis).
     """
+    items: list[tuple[Verdict, str, Optional[int]]]
     if isinstance(findings, RunFindings):
         items = [(f.verdict, f.analyzer, f.since) for f in findings.current()]
         step = findings.step

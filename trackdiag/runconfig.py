@@ -29,7 +29,8 @@ def full_config(cfg: Any, analyzers: Sequence[Any]) -> dict[str, Any]:
     """The resolved configuration as plain data, analyzers with their validated parameters."""
     from omegaconf import OmegaConf
 
-    plain = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    raw = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    plain: dict[str, Any] = {str(k): v for k, v in raw.items()} if isinstance(raw, dict) else {}
     out: dict[str, Any] = {k: v for k, v in plain.items() if k != "analyzer"}
     nodes = list((plain.get("analyzer") or {}).values())
     out["analyzer"] = {}
@@ -77,7 +78,7 @@ def schedule_text(schedule: dict[str, Any]) -> str:
 
 def write_config(cfg: Any, analyzers: Sequence[Any], out_dir: Path, *, run_name: str | None = None) -> Path:
     """Write ``config.yaml`` into a new folder under ``out_dir/configs/``; returns that folder."""
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder = Path(out_dir) / "configs" / f"{run_name or 'run'}-{stamp}-{os.getpid()}".replace("/", "_")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -178,7 +178,7 @@ class TensorboardBackend(Backend):
         return f"{here} (open it: {command})"
 
 
-def key_metric_tags(keys: Sequence[str]) -> list[str]:
+def key_metric_tags(keys: Iterable[str]) -> list[str]:
     """The logged ``trackdiag/<analyzer>/<key>`` tags whose metric has verdict limits (metricspec)."""
     from ..metricspec import spec
 
