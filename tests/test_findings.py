@@ -214,3 +214,21 @@ def test_trackdiag_ui_is_a_subcommand():
     from trackdiag.cli import SUBCOMMANDS
 
     assert SUBCOMMANDS["ui"][0] == "trackdiag.ui"
+
+
+def test_wandb_run_summary_holds_the_verdict(wandb_env):
+    from trackdiag.logreaders import iter_wandb_records, wait_for_wandb_run
+
+    cfg = {"analyzer": {"level": {"_target_": "test_findings.LevelAnalyzer", "schedule": {"every": 10}}},
+           "backend": {"wandb": {"mode": "offline", "dir": str(wandb_env / "wb")}}}
+    s = trackdiag.init(config=cfg, overrides=["analyzer=[]"], allow_external_targets=True, on_error="raise",
+                       out_dir=str(wandb_env / "out"), run_name="wb")
+    for step in LEVELS:
+        s.log(step, brightness(LEVELS[step]))
+    assert s.finish().clean
+    run_dir = next((wandb_env / "wb" / "wandb").glob("offline-run-*"))
+    run = wait_for_wandb_run(run_dir)
+    assert run.summary["trackdiag/verdict"] == "bad" and run.summary["trackdiag/causes"] == "bright"
+    assert "since step 80" in run.summary["trackdiag/findings"]
+    notes = [r.run.notes for r in iter_wandb_records(run_dir) if r.WhichOneof("record_type") == "run"]
+    assert any("Problem found" in n for n in notes), notes
