@@ -232,3 +232,26 @@ def test_wandb_run_summary_holds_the_verdict(wandb_env):
     assert "since step 80" in run.summary["trackdiag/findings"]
     notes = [r.run.notes for r in iter_wandb_records(run_dir) if r.WhichOneof("record_type") == "run"]
     assert any("Problem found" in n for n in notes), notes
+
+
+def test_limits_are_drawn_and_shown_next_to_the_evidence(tmp_path):
+    from trackdiag.metricspec import MetricSpec, register_metrics
+    from trackdiag.plots.limits import limits_figure
+    from trackdiag.report import Section, write_report
+
+    register_metrics("limitsdemo", [MetricSpec("grid_s8", goal="min", warn=0.1, bad=0.3),
+                                    MetricSpec("sharpness", goal="max", warn=0.5, bad=0.2),
+                                    MetricSpec("period_px", goal="none")])
+    assert limits_figure("limitsdemo", {"period_px": 8.0}) is None  # nothing with a limit: no figure
+    img = limits_figure("limitsdemo", {"grid_s8": 0.35, "sharpness": 0.9, "period_px": 8.0})
+    assert img is not None
+    r, g, b = (img[..., i].astype(int) for i in range(3))
+    red = (r > 170) & (g < 80) & (b < 80)  # the bad bar and bad lines
+    orange = (r > 200) & (g > 130) & (g < 190) & (b < 60)  # the warn lines
+    green = (g > 100) & (r < 80) & (b < 80)  # the fine bar
+    assert red.sum() > 200 and orange.sum() > 20 and green.sum() > 200
+    v = Verdict(code="grid_s8", severity="bad", title="8-px grid", evidence={"grid_s8": 0.35}, fix="f")
+    page = write_report(tmp_path, [Section(title="t", verdicts=[v], summary={"grid_s8": 0.35}, analyzer="limitsdemo")])
+    html = page.read_text()
+    assert "grid_s8 = 0.35 <span class='limit'>(limit: warn ≥ 0.1, bad ≥ 0.3)</span>" in html
+    assert "<th>limit</th>" in html  # the full table has a limit column
