@@ -15,7 +15,7 @@ import torch
 
 import trackdiag
 from cdp import DEEP_IMAGES, DEEP_TEXT, Browser, find_chromium
-from servers import prestart, prestart_tensorboard, shared_mlflow, shared_tensorboard
+from servers import TensorboardServer, prestart, shared_mlflow
 from test_compare import store  # noqa: F401 - the fixture: two runs in an MLflow store
 from trackdiag import synth
 
@@ -29,7 +29,6 @@ ONSET = 20  # the transposed-convolution artifact appears from this step on
 
 if CHROMIUM is not None:
     prestart()
-    prestart_tensorboard()
 
 
 @pytest.fixture
@@ -129,8 +128,11 @@ def test_report_page_shows_the_marked_image_first(browser, tmp_path):
     assert not browser.evaluate("document.querySelector('details').open")  # the full table starts collapsed
 
 
-def test_tensorboard_shows_the_verdict_text_and_the_hparams_table(request, browser):
-    server = shared_tensorboard(request)
+def test_tensorboard_shows_the_verdict_text_and_the_hparams_table(request, browser, tmp_path):
+    # its own TensorBoard: the shared one's custom-scalars page is checked chart by chart elsewhere
+    (tmp_path / "logs").mkdir()
+    server = TensorboardServer(tmp_path, tmp_path / "logs").start()
+    request.addfinalizer(server.stop)
     name = f"findings-{int(time.time())}"
     train({"tensorboard": {"log_dir": str(server.logdir / name)}}, server.root / "out", run_name=name)
     browser.open(server.url + "/#text")
