@@ -133,21 +133,11 @@ class MlflowBackend(Backend):
             exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(
                 self.run.experiment,
                 artifact_location=self.params.artifact_location or _beside_sqlite(self.tracking_uri))
-            if exp is None or "mlflow.experimentKind" not in (exp.tags or {}):
-                self._model_training_view(exp_id)
             run = self.client.create_run(exp_id, run_name=self.run.run_name, tags=dict(self.run.tags))
             self.run_id = run.info.run_id
             self.experiment_id = exp_id
             self._owns_run = True
             self._set_tags()
-
-    def _model_training_view(self, experiment_id: str) -> None:
-        """Mark the experiment as model training (``mlflow.experimentKind``), unless its kind is already set:
-        MLflow 3's UI otherwise opens it in the GenAI view (traces, judges), not the runs and their charts."""
-        try:
-            self.client.set_experiment_tag(experiment_id, "mlflow.experimentKind", "custom_model_development")
-        except Exception:  # noqa: BLE001 - a courtesy to the UI; never a reason to fail the run
-            pass
 
     def _set_tags(self) -> None:
         from mlflow.entities import RunTag
