@@ -181,7 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{'unchanged' if result.base_unchanged else 'CHANGED'}; loss {result.losses[0]:.4f} → "
           f"{result.losses[-1]:.4f} over {args.steps} steps")
     print(result.summary)
-    print(f"open: mlflow ui --backend-store-uri {args.tracking_uri}  (run {result.run_id})")
+    from trackdiag.findings import shell_command
+    from trackdiag.ui import store_uri
+
+    print(f"open: {shell_command('trackdiag', 'ui', '--store', store_uri(args.tracking_uri))}  (run {result.run_id})")
     return 0
 
 

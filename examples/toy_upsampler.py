@@ -307,8 +307,11 @@ def verdict_lines(results: Sequence[RunResult], ranking: Any, cfg: DemoConfig) -
     if ranking is not None and "html" in ranking.files:
         lines.append(f"  checkpoint comparison: {ranking.files['html']}")
     names = ", ".join(f"toy-{r.variant}" for r in results)
-    lines.append(f"Open the MLflow UI (experiment '{cfg.experiment}', runs {names}):")
-    lines.append(f"  mlflow ui --backend-store-uri {cfg.tracking_uri}")
+    from trackdiag.findings import shell_command
+    from trackdiag.ui import store_uri
+
+    lines.append(f"Open the MLflow UI (experiment '{cfg.experiment}', runs {names}; works in any shell):")
+    lines.append(f"  {shell_command('trackdiag', 'ui', '--store', store_uri(cfg.tracking_uri))}")
     return lines
 
 

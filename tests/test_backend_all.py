@@ -190,6 +190,6 @@ def test_one_session_every_backend_and_a_broken_one_does_not_stop_the_others(env
                  read_tensorboard(env / "out" / "tensorboard" / "all")):
         assert back.metrics["trackdiag/mean/mean"] == pytest.approx(expected)
         assert set(back.images["trackdiag/mean/img"]) == {0, 1, 2}
-        assert back.params["analyzer.mean.scale"] == "1.0" and back.status == "FINISHED"
+        assert back.params["analyzer.mean.schedule"] == "every step" and back.status == "FINISHED"
     assert set(summary.failed) == {"mlflow:open"}
-    assert summary.undelivered == 1 + 3 * 2 + 1 and summary.spool  # all of MLflow's share is kept
+    assert summary.undelivered == 2 + 3 * 2 + 1 and summary.spool  # all of MLflow's share is kept (params, config.yaml)

@@ -71,7 +71,7 @@ def test_a_run_id_that_does_not_exist_is_kept_in_the_spool(store):
     s.log(0, batch())
     summary = s.finish()
     assert summary.failed == {"mlflow:open": 1}  # RESOURCE_DOES_NOT_EXIST: permanent, not retried in a loop
-    assert summary.undelivered == 4 and summary.spool  # params, metrics, image, close
+    assert summary.undelivered == 5 and summary.spool  # params, config.yaml, metrics, image, close
 
 
 def test_http_limits_apply_only_around_our_calls_and_respect_the_users_values(monkeypatch):

@@ -35,7 +35,7 @@ def test_users_own_writer_is_used_and_left_open(tmp_path):
     assert back.metrics[KEY] == pytest.approx(expected)
     assert set(back.images["trackdiag/mean/img"]) == {0, 1, 2}
     assert back.tables["trackdiag/user/texts"] == [{"step": "2", "trackdiag/user/band_axis_hint": "rows"}]
-    assert back.params["analyzer.mean.scale"] == "1.0"
+    assert back.params["analyzer.mean.schedule"] == "every step"
     layout = back.extra["layout"]
     assert [c.title for c in layout.category] == ["trackdiag/mean"]
     assert [ch.title for ch in layout.category[0].chart] == ["mean"]

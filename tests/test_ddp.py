@@ -79,7 +79,8 @@ def test_two_ranks_one_run_and_metrics_over_the_union(tmp_path):
     assert ranks[0]["undelivered"] == 0
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("ddp").experiment_id])  # one run per job
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["ddp"]  # one local run folder, no spool
+    # one local run folder and the config.yaml that rank 0 uploaded, no spool
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["configs", "ddp"]
 
     expected = {
         "trackdiag/mean/mean": {s: float(data(s).mean(dim=(1, 2, 3)).mean()) for s in range(STEPS)},

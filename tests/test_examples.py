@@ -113,7 +113,10 @@ def test_toy_demo_deconv_shows_the_checkerboard_and_resize_does_not(toy_run):
     deconv_line = next(line for line in verdict.splitlines() if line.strip().startswith("deconv"))
     resize_line = next(line for line in verdict.splitlines() if line.strip().startswith("resize"))
     assert "Checkerboard" in deconv_line and "Checkerboard" not in resize_line
-    assert "mlflow ui --backend-store-uri sqlite:///mlruns.db" in stdout
+    # a command that works pasted into a fresh shell: absolute paths to the program and the store
+    line = next(x for x in stdout.splitlines() if " ui --store " in x).split()
+    assert Path(line[0]).is_absolute() and Path(line[0]).is_file(), line
+    assert line[-1].startswith("sqlite:////") and line[-1].endswith("/mlruns.db"), line
 
 
 @pytest.mark.slow

@@ -313,8 +313,12 @@ def test_compute_hands_tensors_over_without_a_sync():
     res = an.summarize(0, {"loss": np.array(0.3, np.float32)})
     assert res.metrics["train_loss"] == pytest.approx(0.3) and math.isnan(res.metrics["loss_z"])
     assert "history" in res.maps                           # first summary carries the figure data
-    img = an.render(res)["loss_curves"]
-    assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8
+    assert an.render(res) == {}                            # one point is an empty chart: no figure
+    two = LossAnalyzer(LossParams(figures_every=1))
+    for step, value in ((0, 0.3), (1, 0.25)):
+        res = two.summarize(step, {"loss": np.array(value, np.float32)})
+    img = two.render(res)["loss_curves"]
+    assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8 and img.std() > 5
 
 
 def test_conf_yaml_lists_every_param():
@@ -349,13 +353,15 @@ def test_through_a_session_with_the_local_backend(in_tmp):
         session.log(i, loss=torch.as_tensor(loss[i], dtype=torch.float32), timesteps=torch.as_tensor(t[i]),
                     sample_ids=[f"img{i % 40}_{j}" for j in range(4)], latents=lat)
     summary = session.finish()
-    (run,) = (in_tmp / "trackdiag_runs").iterdir()
+    (run,) = [p for p in (in_tmp / "trackdiag_runs").iterdir() if p.name != "configs"]
     lines = (run / "tables" / "trackdiag" / "loss" / "events.jsonl").read_text().splitlines()
     events = [json.loads(x) for x in lines if x.strip()]
     offline = detect_series(steps, loss, timesteps=t)
     assert [(e["step"], e["kind"]) for e in events] == [(e.step, e.kind) for e in offline.events]
     assert {"spike", "nonfinite"} <= {e["kind"] for e in events}
     assert all(e["samples"].startswith("img") for e in events)
-    assert len(list((run / "images" / "trackdiag" / "loss" / "loss_curves").glob("*.png"))) == 2
+    # drawn every 200 summaries (step 0 has one point: no figure) and at the last step, by finish()
+    curves = sorted(p.name for p in (run / "images" / "trackdiag" / "loss" / "loss_curves").glob("*.png"))
+    assert curves == ["step_0000200.png", "step_0000399.png"]
     assert list((run / "images" / "trackdiag" / "latent" / "out" / "channels").glob("*.png"))
     assert summary.steps_logged == 400 and not summary.skipped

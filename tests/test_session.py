@@ -8,8 +8,10 @@ import sys
 import textwrap
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
+import yaml
 import pytest
 import torch
 from mlflow import MlflowClient
@@ -55,7 +57,9 @@ def test_metrics_images_params_land_in_the_embedded_store(in_tmp):
         assert hist[step] == pytest.approx(value, rel=1e-6)
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.params["analyzer.mean.scale"] == "1.0"  # validated defaults are logged too
+    assert run.data.params["analyzer.mean.schedule"] == "every step"  # the few params that matter
+    config = yaml.safe_load(Path(client.download_artifacts(run_id, "config/config.yaml", str(in_tmp))).read_text())
+    assert config["analyzer"]["mean"]["scale"] == 1.0  # validated defaults: in config.yaml
     assert run.data.tags["trackdiag.analyzers"] == "mean"
     images = [a.path for a in client.list_artifacts(run_id, "images")]
     assert len(images) >= 4  # one image per step (plus MLflow's compressed thumbnails)

@@ -124,7 +124,7 @@ def test_down_at_start_then_back(tmp_path):
     assert summary.undelivered == 0
     assert metric_lines(tmp_path / "flaky" / "r") == [0, 1, 2]
     params = json.loads((tmp_path / "flaky" / "r" / "params.json").read_text())
-    assert params["analyzer.mean.scale"] == "1.0"
+    assert params["analyzer.mean.schedule"] == "every step"
 
 
 def test_still_down_at_finish_is_reported_and_sync_delivers_it_later(tmp_path):
@@ -184,7 +184,7 @@ def test_a_backend_that_cannot_be_configured_is_disabled_and_everything_is_kept(
         s.log(step, batch(seed=step))
     summary = s.finish()
     assert summary.failed == {"flaky:open": 1}  # tried once, not hammered
-    assert summary.undelivered == 1 + 3 * 2 + 1  # params, 3 × (metrics, image), close
+    assert summary.undelivered == 2 + 3 * 2 + 1  # params, config.yaml, 3 × (metrics, image), close
     assert read_metrics(tmp_path / "out" / "r")[KEY].keys() == {0, 1, 2}  # the other backend is unaffected
     switch.unlink()
     assert sync(summary.spool, allow_external=True).ok

@@ -48,5 +48,5 @@ def test_server_killed_and_restarted_every_step_once(request, tmp_path):
     assert len(images) == 15
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.params["analyzer.mean.scale"] == "1.0"
+    assert run.data.params["analyzer.mean.schedule"] == "every step"
     assert summary.locations["mlflow"] == f"{server.url}/#/experiments/{run.info.experiment_id}/runs/{run_id}"

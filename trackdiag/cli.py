@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("trackdiag.compare_ckpts", "rank checkpoints and runs from a tracker or sample folders"),
     "sync": ("trackdiag.sync", "replay what a run left in its spool to the trackers"),
     "watch": ("trackdiag.watch.__main__", "follow a trainer's validation images and log each at its step"),
+    "ui": ("trackdiag.ui", "start the MLflow UI on the store a run used (on 127.0.0.1)"),
 }
 
 

@@ -213,8 +213,14 @@ def _write_per_image(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
 
 
 def _summary(result: CompareResult) -> str:
+    from .compare.outputs import comparison_verdicts
+    from .findings import console_text
+
     c = result.comparison
-    lines = list(c.verdict[:1]) + [line for line in c.verdict[1:] if line.startswith("Got worse")]
+    lines = list(c.verdict[:1])
+    problems = [v for v in comparison_verdicts(c) if v.is_problem]
+    where = f"where to look: the trend plots in {result.files['html']}" if "html" in result.files else ""
+    lines.append(console_text(problems, title="findings", where=where if problems else ""))
     if "html" in result.files:
         lines.append(f"report: {result.files['html']}")
     lines += [f"{name}: {where}" for name, where in result.published.items()]

@@ -80,8 +80,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         write_json(summary, out_dir / "summary.json")
     index = write_report(out_dir, sections, title="trackdiag diagnosis")
+    from .findings import add_verdict, console_text
+
+    verdicts = [v for sec in sections for v in sec.verdicts]
+    add_verdict(out_dir / "summary.json", verdicts)
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)
+    print(console_text(verdicts, title="diagnosis",
+                       where=f"where to look: {index.resolve()} (the marked image first)"))
     print(f"report: {index}")
     return 1 if failures else 0
 

@@ -2,7 +2,16 @@
 
 Every user-provided string (paths, run names, tags, keys, values) is HTML-escaped here, in one place.
 Sections are produced by the analyzers' offline entry points (tiling, pixel, loss, latent, dataset,
-comparison); this module only lays them out.
+comparison); this module only lays them out, the same way on every page:
+
+1. the verdict of the whole page (worst severity) in one line;
+2. per section: the key figure (the diagnosed image with the zones marked) first, then the findings with
+   their severity, evidence and limits (from :mod:`trackdiag.metricspec`), then the figures, then the full
+   table of values, collapsed.
+
+One template per kind of page (:data:`TEMPLATES`: ``diagnosis``, ``dataset``, ``comparison``) names the boxes:
+a diagnosis has "Findings" with "Fix", a dataset "What to do", a comparison a "Best checkpoint" box of its
+own (not a finding) and "Got worse" findings.
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ class Figure:
     path: str  # relative to the report folder
     title: str
     how_to_read: str = ""
+    #: The section's key figure (the diagnosed image): shown first and large.
+    key: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,29 @@ class Section:
     verdicts: Sequence[Verdict] = field(default_factory=list)
     tables: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
     notes: Sequence[str] = field(default_factory=list)
+    #: The analyzer whose metric specs give the limits shown next to the evidence (``"tiling"``…).
+    analyzer: str = ""
+
+
+@dataclass(frozen=True)
+class Template:
+    """The words of one kind of page."""
+
+    findings: str = "Findings"
+    fix: str = "Fix"
+    evidence: str = "Evidence"
+    none: str = "No problem found."
+    best_title: str = "Best checkpoint"
+    banner: str = "Verdict"
+
+
+#: One template per kind of page.
+TEMPLATES: dict[str, Template] = {
+    "diagnosis": Template(),
+    "dataset": Template(fix="What to do", none="No problem found in the dataset."),
+    "comparison": Template(findings="What got worse", fix="Where to look", banner="In short",
+                           none="No metric got worse than the baseline."),
+}
 
 
 def json_default(obj: Any) -> Any:
@@ -96,9 +130,18 @@ h1{font-size:1.6em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-t
 table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;
 font-size:.9em} th{background:#f3f3f3}
 .verdict{border-left:5px solid #e0a000;padding:.4em 1em;margin:.6em 0;background:#fffaf0}
-.verdict.bad{border-color:#c62828;background:#fff0f0} .verdict.info{border-color:#2e7d32;background:#f0fff0}
+.verdict.bad{border-color:#c62828;background:#fff0f0} .verdict.info{border-color:#1565c0;background:#f3f8ff}
+.sev{font-weight:bold;text-transform:uppercase;font-size:.8em;padding:1px 6px;border-radius:3px;margin-right:.5em;
+color:#fff;background:#e0a000} .bad .sev{background:#c62828} .info .sev{background:#1565c0}
+.best{border:2px solid #2e7d32;background:#f0fff0;padding:.6em 1em;margin:.6em 0}
+.banner{font-size:1.2em;padding:.6em 1em;margin:.6em 0 1.2em;border-radius:4px;background:#f0fff0;
+border:1px solid #2e7d32} .banner.warn{background:#fffaf0;border-color:#e0a000}
+.banner.bad{background:#fff0f0;border-color:#c62828}
 figure{display:inline-block;margin:.6em;vertical-align:top;max-width:540px}
 figure img{max-width:520px;border:1px solid #ddd} figcaption{font-size:.85em;color:#444}
+figure.key{display:block;max-width:100%} figure.key img{max-width:100%;max-height:80vh}
+details{margin:.8em 0} summary{cursor:pointer;color:#1565c0}
+.limit{color:#666;font-size:.9em}
 td.best{background:#e8f5e9;font-weight:bold} td.bad{background:#ffebee;color:#b71c1c} td.warn{background:#fff8e1}
 """
 
@@ -138,39 +181,98 @@ def _img_src(root: Path, rel: str, embed: bool) -> str:
     return html.escape(rel, quote=True)
 
 
+def _limit(analyzer: str, key: str) -> str:
+    if not analyzer:
+        return ""
+    from .findings import threshold_text
+
+    text = threshold_text(analyzer, str(key))
+    return f" <span class='limit'>(limit: {_e(text)})</span>" if text else ""
+
+
+def _verdict_html(v: Verdict, analyzer: str, tpl: Template) -> str:
+    ev = "; ".join(f"{_e(k)} = {_e(val)}{_limit(analyzer, k)}" for k, val in v.evidence.items())
+    if v.code == "best_checkpoint":
+        return (f"<div class='best'><b>{_e(tpl.best_title)}: {_e(v.title.removeprefix('Best: '))}</b><br>"
+                f"{_e(tpl.evidence)}: {ev}<br>{_e(v.fix)}</div>")
+    word = {"bad": "bad", "warn": "warning", "info": "note"}[v.severity]
+    fix = f"<br>{_e(tpl.fix)}: {_e(v.fix)}" if v.fix else ""
+    evidence = f"<br>{_e(tpl.evidence)}: {ev}" if ev else ""
+    return (f"<div class='verdict {_e(v.severity)}'><span class='sev'>{word}</span><b>{_e(v.title)}</b> "
+            f"<code>{_e(v.code)}</code>{evidence}{fix}</div>")
+
+
+def _banner(sections: Sequence[Section], tpl: Template) -> str:
+    from .verdicts import worst_severity
+
+    verdicts = [v for sec in sections for v in sec.verdicts if v.code != "best_checkpoint"]
+    best = [v.title.removeprefix("Best: ") for sec in sections for v in sec.verdicts if v.code == "best_checkpoint"]
+    worst = worst_severity(verdicts)
+    problems = [v for v in verdicts if v.is_problem]
+    if problems:
+        text = "; ".join(f"{v.severity.upper()}: {v.title}" for v in
+                         sorted(problems, key=lambda v: v.severity != "bad")[:4])
+    else:
+        text = tpl.none
+    if best:
+        text = f"{tpl.best_title}: {best[0]}. {text}"
+    return f"<div class='banner {_e(worst)}'><b>{_e(tpl.banner)}:</b> {_e(text)}</div>"
+
+
+def _figure_html(root: Path, fig: Figure, embed: bool) -> str:
+    src = _img_src(root, fig.path, embed)
+    cls = " class='key'" if fig.key else ""
+    return (f"<figure{cls}><img src='{src}' alt='{_e(fig.title)}'><figcaption><b>{_e(fig.title)}</b><br>"
+            f"{_e(fig.how_to_read)}</figcaption></figure>")
+
+
 def write_report(out_dir: str | Path, sections: Sequence[Section], *, title: str = "trackdiag report",
-                 embed_images: bool = False, summary: Optional[Mapping[str, Any]] = None) -> Path:
+                 embed_images: bool = False, summary: Optional[Mapping[str, Any]] = None,
+                 kind: str = "diagnosis") -> Path:
     """Write ``index.html`` (and ``summary.json`` when ``summary`` is given) into ``out_dir``.
 
-    ``embed_images=True`` inlines PNGs as data URIs so the HTML file is self-contained.
-    Returns the path of ``index.html``.
+    ``embed_images=True`` inlines PNGs as data URIs so the HTML file is self-contained. ``kind`` picks the
+    page's template (:data:`TEMPLATES`). Returns the path of ``index.html``.
     """
+    tpl = TEMPLATES.get(kind, TEMPLATES["diagnosis"])
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     if summary is not None:
         write_json(summary, root / "summary.json")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>",
-             f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>"]
+             f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>", _banner(sections, tpl)]
     for sec in sections:
         parts.append(f"<section><h2>{_e(sec.title)}</h2>")
+        for fig in sec.figures:
+            if fig.key:
+                parts.append(_figure_html(root, fig, embed_images))
         if sec.verdicts:
-            parts.append("<h3>Likely causes</h3>")
-            for v in sec.verdicts:
-                ev = ", ".join(f"{_e(k)} = {_e(val)}" for k, val in v.evidence.items())
-                parts.append(f"<div class='verdict {_e(v.severity)}'><b>{_e(v.title)}</b><br>"
-                             f"Evidence: {ev}<br>Fix: {_e(v.fix)}</div>")
+            best = [v for v in sec.verdicts if v.code == "best_checkpoint"]
+            rest = [v for v in sec.verdicts if v.code != "best_checkpoint"]
+            parts += [_verdict_html(v, sec.analyzer, tpl) for v in best]
+            if rest:
+                parts.append(f"<h3>{_e(tpl.findings)}</h3>")
+                parts += [_verdict_html(v, sec.analyzer, tpl) for v in rest]
         for note in sec.notes:
             parts.append(f"<p>{_e(note)}</p>")
-        if sec.summary:
-            parts.append(_table_html([{"key": k, "value": v} for k, v in sec.summary.items()]))
-        for fig in sec.figures:
-            src = _img_src(root, fig.path, embed_images)
-            parts.append(f"<figure><img src='{src}' alt='{_e(fig.title)}'><figcaption><b>{_e(fig.title)}"
-                         f"</b><br>{_e(fig.how_to_read)}</figcaption></figure>")
+        parts += [_figure_html(root, fig, embed_images) for fig in sec.figures if not fig.key]
         for name, rows in sec.tables.items():
             parts.append(f"<h3>{_e(name)}</h3>{_table_html(list(rows))}")
+        if sec.summary:
+            rows = [{"key": k, "value": v, "limit": _limit_text(sec.analyzer, k)} for k, v in sec.summary.items()]
+            if not any(r["limit"] for r in rows):
+                rows = [{"key": r["key"], "value": r["value"]} for r in rows]
+            parts.append(f"<details><summary>All {len(rows)} values</summary>{_table_html(rows)}</details>")
         parts.append("</section>")
     parts.append("</body></html>")
     index = root / "index.html"
     index.write_text("\n".join(parts), encoding="utf-8")
     return index
+
+
+def _limit_text(analyzer: str, key: str) -> str:
+    if not analyzer:
+        return ""
+    from .findings import threshold_text
+
+    return threshold_text(analyzer, str(key))

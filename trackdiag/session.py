@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import time
 import numbers
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,18 +21,20 @@ from .checks import (
     as_float_tensor,
     check_image_batch,
     check_same_hw,
-    check_scalar_key,
     check_sample_ids,
+    check_scalar_key,
     check_timesteps,
     normalize_mask,
     normalize_ref,
 )
-from .config import build_component, flatten, resolve
+from .config import build_component, resolve
 from .errors import AnalyzerError, MaskError, ShapeError, StepOrderError, TrackdiagError
+from .flow import VerdictFlow
 from .policy import ErrorPolicy
+from .render import RenderJob
+from .samples import SAMPLES
 from .transfer import exchange, merge_ranks, rank_and_world, strip_maps, to_host
 from .values import metric_key, split_values, table_rows
-from .render import RenderJob
 from .worker import Record, Worker
 
 __all__ = ["Session", "FinishSummary"]
@@ -73,6 +74,10 @@ class FinishSummary:
     def kept(self) -> int:
         """Undelivered items that are safe in the spool (``python -m trackdiag.sync`` delivers them)."""
         return self.undelivered - self.lost
+    #: The run's findings in words (cause, severity, since when, where to look); "" when none was judged.
+    findings: str = ""
+    #: The worst severity of the findings: ``none``, ``info``, ``warn`` or ``bad``.
+    verdict: str = "none"
 
     @property
     def clean(self) -> bool:
@@ -81,6 +86,8 @@ class FinishSummary:
 
     def __str__(self) -> str:
         lines = [f"trackdiag: {self.steps_logged} steps logged"]
+        if self.findings:
+            lines.append(self.findings)
         lines += [f"  {name}: {where}" for name, where in self.locations.items()]
         if self.skipped:
             lines.append(f"  skipped: {dict(self.skipped)}")
@@ -155,8 +162,9 @@ class Session:
         self._finished: Optional[FinishSummary] = None
         self._ranks_lost: str = ""  # why the ranks stopped gathering (a rank left or died)
         self._rank_skips = 0  # rank-steps left out of a gather (refused inputs, another step)
+        self.flow = VerdictFlow()  # verdicts, since-when, samples figure (trackdiag.flow)
         if self.rank == 0 and backends:
-            self.worker.submit(Record(step=0, params=self._run_params()))
+            self.worker.submit(Record(step=0, params=self._run_params(), artifacts=self._config_artifact()))
         _prewarm(self.analyzers)
         from . import exits
 
@@ -212,6 +220,7 @@ class Session:
         ids = list(inputs.sample_ids) if inputs is not None and inputs.sample_ids is not None else None
         if distributed:
             # Every rank takes part in exactly one exchange per log() call, whatever its inputs were.
+            thumbs = {k: host.pop(k) for k in list(host) if k == SAMPLES}
             merged = self._gather(inputs.step if inputs is not None else None, host, ids)
             if error is not None:
                 self.policy.handle(error, what=f"log(step={step!r}) on rank {self.rank}")
@@ -219,6 +228,7 @@ class Session:
             if merged is None or inputs is None:
                 return
             host, ids = merged
+            host.update(thumbs)
             due = [a for a in self.analyzers if a.name in host]
         else:
             self._report(problems)
@@ -244,7 +254,9 @@ class Session:
                                         f"{type(exc).__name__}: {exc}")
                     err.__cause__ = exc
                     problems.append((err, f"{analyzer.name}:{type(exc).__name__}", what))
-        return to_host(outputs)
+        # the samples figure's thumbnails ride in the same single transfer (rank 0 only; never gathered)
+        extra = self.flow.thumbnails(inputs, due) if self.rank == 0 else {}
+        return to_host({**outputs, **extra})
 
     def _report(self, problems: list[tuple[TrackdiagError, str, str]]) -> None:
         for exc, kind, what in problems:
@@ -340,6 +352,8 @@ class Session:
         self._leave_ranks()
         if self._ranks_lost and status == "FINISHED" and self.rank == 0:
             status = "FAILED"  # part of the job is missing from this run
+        for record in self.flow.final_records() if self.rank == 0 and self.backends else []:
+            self.worker.submit(record)  # the last step always gets its figures
         flushed = self.worker.close(status, timeout=self.cfg.worker.flush_timeout_s)
         stats = self.worker.stats
         skipped = dict(self.policy.skipped)
@@ -348,7 +362,7 @@ class Session:
             skipped["rank_left_out"] = self._rank_skips
         spool = self.worker.spool_path
         spool_obj = self.worker.spool
-        return FinishSummary(
+        summary = FinishSummary(
             steps_logged=self._steps_logged, skipped=skipped, dropped_media=stats.dropped_media + stats.unrendered,
             failed=dict(stats.failed), errors=dict(stats.errors),
             undelivered=self.worker.undelivered(), replayed=dict(stats.replayed),
@@ -356,6 +370,8 @@ class Session:
             locations={b.name: _location(b) for b in self.backends}, flushed=flushed,
             lost=stats.lost, refused=dict(stats.refused), deferred=stats.deferred, status=status, ranks=self._ranks_lost,
             spool_error=spool_obj.last_error if spool_obj is not None else "")
+        _add_findings(summary, self.flow.findings, rank=self.rank)
+        return summary
 
     def _figure_wait(self) -> float:
         """How long finish() draws figures: ``worker.figure_wait_frac`` of the session's age, at least
@@ -403,13 +419,20 @@ class Session:
 
     # -- internals -------------------------------------------------------------------------------------
     def _run_params(self) -> dict[str, str]:
-        """The flattened configuration, with every analyzer's *validated* parameters (defaults included)."""
-        params = flatten({k: v for k, v in self.cfg.items() if k != "analyzer"})
-        for analyzer, node in zip(self.analyzers, self.cfg.analyzer.values()):
-            prefix = f"analyzer.{analyzer.name}."
-            params[prefix + "_target_"] = str(node.get("_target_"))
-            params.update(flatten(dataclasses.asdict(analyzer.params), prefix))
-        return params
+        """The params that matter to compare runs (:func:`trackdiag.runconfig.key_params`)."""
+        from .runconfig import key_params
+
+        return key_params(self.cfg, self.analyzers)
+
+    def _config_artifact(self) -> Optional[tuple[Path, str]]:
+        """The whole resolved configuration as ``config/config.yaml`` (None when it cannot be written)."""
+        from .runconfig import write_config
+
+        try:
+            return write_config(self.cfg, self.analyzers, self.out_dir, run_name=self.cfg.run.run_name), "config"
+        except OSError as exc:
+            log.warning("trackdiag: the configuration could not be written under %s: %s", self.out_dir, exc)
+            return None
 
     def _check_open(self) -> None:
         if self._finished is not None:
@@ -496,10 +519,25 @@ class Session:
             for name, rows in result.tables.items():
                 if rows:
                     record.tables[metric_key(analyzer.name, name)] = table_rows(rows)
-            if result.maps and analyzer.want_figures():
+            drawn = bool(result.maps) and analyzer.want_figures()
+            if drawn:
                 record.figures.append(RenderJob(analyzer, result))
+            record.metrics.update(self.flow.observe(analyzer, step, result, drawn=drawn))
+        self.flow.complete(record, host, ids)
         if record.metrics or record.tables or record.figures:
             self.worker.submit(record)
+
+
+def _add_findings(summary: FinishSummary, findings: Any, *, rank: int) -> None:
+    """Put the run's findings into ``finish()``'s summary and print them (rank 0, once)."""
+    from .findings import console_text, print_findings
+
+    if rank != 0 or not findings.judged:
+        return
+    summary.verdict = findings.worst()
+    where = "; ".join(f"{name}: {loc}" for name, loc in summary.locations.items())
+    summary.findings = console_text(findings, where=f"where to look: {where}" if where else "")
+    print_findings(summary.findings)
 
 
 def _make_spool(session: Session, backends: list[Backend]) -> Any:

@@ -57,7 +57,7 @@ __all__ = ["Spool", "Entry", "KINDS", "MEDIA_KINDS", "apply", "find_spools", "it
 
 log = logging.getLogger("trackdiag")
 
-KINDS = ("params", "metrics", "image", "table", "artifacts", "close", "render")
+KINDS = ("params", "metrics", "image", "table", "artifacts", "findings", "close", "render")
 #: Kinds whose delivery is not idempotent (a second delivery would duplicate them).
 MEDIA_KINDS = frozenset({"image", "table", "artifacts", "render"})
 JOURNAL = "spool.jsonl"
@@ -76,6 +76,8 @@ def apply(backend: Any, kind: str, payload: Mapping[str, Any]) -> None:
         backend.log_table(payload["key"], payload["rows"], int(payload["step"]))
     elif kind == "artifacts":
         backend.log_artifacts(Path(payload["path"]), payload["name"])
+    elif kind == "findings":
+        backend.publish_findings(payload["findings"], int(payload["step"]))
     elif kind == "close":
         backend.close(payload.get("status", "FINISHED"))
     elif kind == "render":  # a figure finish() left undrawn: draw it now, then deliver it

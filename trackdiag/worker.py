@@ -74,6 +74,8 @@ class Record:
     figures: list[Renderer] = field(default_factory=list)
     params: Optional[dict[str, str]] = None
     artifacts: Optional[tuple[Path, str]] = None
+    #: The run's current findings (:meth:`trackdiag.findings.RunFindings.payload`), published after the rest.
+    findings: Optional[dict[str, Any]] = None
 
     @property
     def has_media(self) -> bool:
@@ -96,6 +98,8 @@ class Record:
         ops += [("table", {"step": self.step, "key": k, "rows": rows}) for k, rows in self.tables.items()]
         if self.artifacts is not None:
             ops.append(("artifacts", {"path": str(self.artifacts[0]), "name": self.artifacts[1]}))
+        if self.findings is not None:
+            ops.append(("findings", {"step": self.step, "findings": self.findings}))
         return ops
 
 

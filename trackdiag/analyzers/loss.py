@@ -937,11 +937,6 @@ class LossAnalyzer(Analyzer):
             out["timesteps"] = inputs.timesteps.detach().float()
         return out
 
-    def want_figures(self) -> bool:
-        # summarize() already attaches the history map only every figures_every-th step
-        self._runs += 1
-        return True
-
     def summarize(self, step: int, host: Mapping[str, np.ndarray], *,
                   sample_ids: Optional[Sequence[str]] = None) -> Result:
         rep = self.detector.update(step, host["loss"], host.get("timesteps"), sample_ids)
@@ -958,18 +953,31 @@ class LossAnalyzer(Analyzer):
         result = Result(metrics=metrics)
         if rep.events:
             result.tables["events"] = [e.row() for e in rep.events]
-        if (self._summaries - 1) % max(1, self.params.figures_every) == 0:
+        self._drawn = (self._summaries - 1) % max(1, self.params.figures_every) == 0
+        if self._drawn:
             result.maps["history"] = self.detector.history_array()
             result.maps["bucket_profile"] = self.detector.bucket_profile()
             if self.detector.samples.stats:
                 result.tables["samples"] = self.detector.samples.rows(self.params.max_sample_rows)
         return result
 
+    def want_figures(self) -> bool:
+        # summarize() already attaches the history map only every figures_every-th step
+        self._runs += 1
+        return True
+
+    def final_result(self) -> Optional[Result]:
+        """The history at the last step, when that step's Result had none (the session draws it at finish)."""
+        if self._summaries == 0 or getattr(self, "_drawn", True):
+            return None
+        return Result(maps={"history": self.detector.history_array(),
+                            "bucket_profile": self.detector.bucket_profile()})
+
     def render(self, result: Result) -> dict[str, np.ndarray]:
         from ..plots.loss import loss_history_figure
 
         hist = result.maps.get("history")
-        if hist is None or hist.shape[1] == 0:
+        if hist is None or hist.ndim != 2 or hist.shape[1] < 2:  # one point is an empty chart: no figure
             return {}
         return {"loss_curves": loss_history_figure(hist, spike_sigma=self.params.spike_sigma)}
 

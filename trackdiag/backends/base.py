@@ -108,6 +108,10 @@ class Backend(ABC):
         """Where a person looks at the results (a URI, a folder, a command)."""
         return self.name
 
+    def publish_findings(self, findings: Mapping[str, Any], step: int) -> None:
+        """Show the run's current findings (:meth:`trackdiag.findings.RunFindings.payload`: ``verdict``,
+        ``causes``, ``findings``, ``markdown``, ``text``) where the tracker's users look. Default: nothing."""
+
     # -- optional hooks with defaults (used by the worker's fault handling and by trackdiag.sync) --------
     def is_transient(self, exc: BaseException) -> bool:
         """Whether a failed call is worth retrying later (tracker down) rather than refused for good."""

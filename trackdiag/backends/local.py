@@ -86,11 +86,17 @@ class LocalBackend(Backend):
         existing.update({k: str(v) for k, v in params.items()})
         path.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
 
+    def publish_findings(self, findings: Mapping[str, Any], step: int) -> None:
+        """``findings.json`` (verdict, causes, findings with since-when) and ``findings.md``, replaced."""
+        data = {k: v for k, v in findings.items() if k not in ("markdown", "text")}
+        (self.dir / "findings.json").write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        (self.dir / "findings.md").write_text(str(findings.get("markdown", "")), encoding="utf-8")
+
     def close(self, status: str = "FINISHED") -> None:
         (self.dir / "status.json").write_text(json.dumps({"status": status}) + "\n")
 
     def location(self) -> str:
-        return str(self.dir)
+        return str(self.dir.resolve())
 
     def resume_params(self) -> dict[str, Any]:
         return {**super().resume_params(), "run_dir": str(self.dir)}

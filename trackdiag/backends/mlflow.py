@@ -42,6 +42,8 @@ __all__ = ["MlflowBackend", "MlflowParams"]
 _MAX_METRICS = 1000
 _MAX_PARAMS = 100
 _MAX_PARAM_LEN = 6000
+#: MLflow's limit on a tag value.
+_MAX_TAG_LEN = 8000
 #: Error codes that mean "try again later" (HTTP 429 and 5xx).
 _RETRY_STATUS = 500
 
@@ -83,6 +85,8 @@ class MlflowBackend(Backend):
         self._resume_step: Optional[int] = None
         #: (run id, table key) → the table as this process last uploaded it (see :meth:`log_table`).
         self._tables: dict[tuple[str, str], Any] = {}
+        #: Artifact folders uploaded by log_artifacts (reports), linked from the run description.
+        self._reports: list[str] = []
         # MLflow's active run is thread-local and open() runs on the worker: look for it here, on the
         # thread that called trackdiag.init().
         active = mlflow.active_run() if self.params.attach_active and self.run_id is None else None
@@ -260,6 +264,8 @@ class MlflowBackend(Backend):
         client = self._require()
         with self._bounded():
             client.log_artifacts(self.run_id, str(local_dir), artifact_path=name)
+        if name != "config" and name not in self._reports:
+            self._reports.append(name)
 
     def log_params(self, params: Mapping[str, str]) -> None:
         from mlflow.entities import Param
@@ -271,12 +277,38 @@ class MlflowBackend(Backend):
             for i in range(0, len(items), _MAX_PARAMS):
                 client.log_batch(self.run_id, params=items[i:i + _MAX_PARAMS], synchronous=True)
 
+    def publish_findings(self, findings: Mapping[str, Any], step: int) -> None:
+        """The run description (``mlflow.note.content``, Markdown) and the tags ``trackdiag.verdict``
+        (``none|info|warn|bad``) and ``trackdiag.causes`` (sorted warn/bad codes), so the runs table can show
+        them as columns. Replaced at every analysis step."""
+        from mlflow.entities import RunTag
+
+        client = self._require()
+        note = str(findings.get("markdown", ""))
+        if self.experiment_id is not None:
+            base = f"#/experiments/{self.experiment_id}/runs/{self.run_id}"
+            links = [f"[figures (artifacts/images)]({base}/artifacts/images)",
+                     f"[charts]({base}/model-metrics)", f"[configuration (config.yaml)]({base}/artifacts/config)"]
+            links += [f"[report {name}]({base}/artifacts/{name})" for name in self._reports]
+            note = note.rstrip() + "\n\n" + " · ".join(links) + "\n"
+        tags = [RunTag("mlflow.note.content", note[:_MAX_TAG_LEN]),
+                RunTag("trackdiag.verdict", str(findings.get("verdict", "none"))),
+                RunTag("trackdiag.causes", ",".join(findings.get("causes", [])) or "-")]
+        with self._bounded():
+            client.log_batch(self.run_id, tags=tags, synchronous=True)
+
     def location(self) -> str:
         uri = self.tracking_uri
         if self._http and self.experiment_id is not None:
             return f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
-        hint = f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite") else uri
-        return f"mlflow run {self.run_id} ({hint})"
+        if uri.startswith("sqlite"):
+            from ..findings import shell_command
+
+            from ..ui import store_uri
+
+            command = shell_command('trackdiag', 'ui', '--store', store_uri(uri))
+            return f"mlflow run {self.run_id} (open it: {command})"
+        return f"mlflow run {self.run_id} ({uri})"
 
 
 def _download_table(client: Any, run_id: Optional[str], artifact: str) -> Any:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -66,6 +66,8 @@ class TensorboardBackend(Backend):
             name = self.run.run_name or time.strftime("run-%Y%m%d-%H%M%S")
             self.log_dir = Path(self.run.out_dir) / "tensorboard" / safe_relpath(name)
         self._keys: set[str] = set()
+        self._params: dict[str, str] = {}
+        self._findings: Optional[Mapping[str, Any]] = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -84,6 +86,8 @@ class TensorboardBackend(Backend):
         if self.writer is None:
             return
         self.writer.add_text("trackdiag/status", status, 0)
+        if self._findings is not None:
+            self._write_hparams(self._findings)
         if self._owns_writer:
             self.writer.close()
             self.writer = None
@@ -131,12 +135,61 @@ class TensorboardBackend(Backend):
         writer.add_text(f"trackdiag/artifacts/{safe_relpath(name).as_posix()}",
                         f"Copied to `{dest}`:\n\n" + "\n".join(f"* `{f}`" for f in files), 0)
 
+    def publish_findings(self, findings: Mapping[str, Any], step: int) -> None:
+        """The findings as Markdown text (tag ``findings``, listed first) at each analysis step; at close, an HParams
+        entry (the run's key params, verdict and causes against its key metrics) to compare runs."""
+        self._require().add_text("findings", str(findings.get("markdown", "")), int(step))
+        self._findings = dict(findings)
+
+    def _write_hparams(self, findings: Mapping[str, Any]) -> None:
+        from torch.utils.tensorboard.summary import hparams
+
+        writer = self._require()
+        level = {"none": 0.0, "info": 0.0, "warn": 1.0, "bad": 2.0}.get(str(findings.get("verdict")), 0.0)
+        writer.add_scalar("trackdiag/verdict_level", level, int(findings.get("step") or 0))
+        hp: dict[str, Any] = {k: v for k, v in self._params.items()
+                              if k.startswith(("run.run_name", "run.tags.")) or k.endswith(".schedule")}
+        hp["trackdiag.verdict"] = str(findings.get("verdict", "none"))
+        hp["trackdiag.causes"] = ",".join(findings.get("causes", [])) or "-"
+        metrics = {"trackdiag/verdict_level": level}
+        metrics.update({k: 0.0 for k in sorted(key_metric_tags(self._keys))})
+        for f in findings.get("findings", []):  # and the numbers behind each finding
+            for key in f.get("evidence", {}):
+                tag = f"trackdiag/{f.get('analyzer')}/{key}"
+                if tag in self._keys:
+                    metrics.setdefault(tag, 0.0)
+        exp, ssi, sei = hparams({k: str(v) for k, v in hp.items()}, metrics)
+        file_writer = writer._get_file_writer()
+        for summary in (exp, ssi, sei):
+            file_writer.add_summary(summary)
+        writer.flush()
+
     def log_params(self, params: Mapping[str, str]) -> None:
+        self._params.update({k: str(v) for k, v in params.items()})
         self._require().add_text("trackdiag/config", markdown_table(
             [{"param": k, "value": v} for k, v in sorted(params.items())]), 0)
 
     def location(self) -> str:
-        return f"{self.log_dir} (tensorboard --logdir {self.log_dir.parent} --samples_per_plugin images=1000)"
+        from ..findings import shell_command
+
+        here = self.log_dir.resolve()
+        command = shell_command("tensorboard", "--logdir", str(here.parent), "--samples_per_plugin", "images=1000",
+                                module="tensorboard.main")
+        return f"{here} (open it: {command})"
+
+
+def key_metric_tags(keys: Iterable[str]) -> list[str]:
+    """The logged ``trackdiag/<analyzer>/<key>`` tags whose metric has verdict limits (metricspec)."""
+    from ..metricspec import spec
+
+    out = []
+    for tag in keys:
+        parts = tag.split("/")
+        if len(parts) == 3 and parts[0] == "trackdiag" and parts[2] != "verdict":
+            s = spec(parts[1], parts[2])
+            if s is not None and (s.warn is not None or s.bad is not None):
+                out.append(tag)
+    return out
 
 
 def _md_cell(value: Any) -> str:

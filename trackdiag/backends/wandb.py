@@ -212,6 +212,19 @@ class WandbBackend(Backend):
     def log_params(self, params: Mapping[str, str]) -> None:
         self._require().config.update(dict(params), allow_val_change=True)
 
+    def publish_findings(self, findings: Mapping[str, Any], step: int) -> None:
+        """The verdict in the run summary (``trackdiag/verdict``, ``trackdiag/causes``,
+        ``trackdiag/findings``) and the findings' Markdown as the run's notes."""
+        run = self._require()
+        run.summary["trackdiag/verdict"] = str(findings.get("verdict", "none"))
+        run.summary["trackdiag/causes"] = ",".join(findings.get("causes", [])) or "-"
+        run.summary["trackdiag/findings"] = str(findings.get("text", ""))
+        run.summary["trackdiag/verdict_step"] = int(step)
+        try:
+            run.notes = str(findings.get("markdown", ""))
+        except Exception:  # noqa: BLE001 - a run the user started may refuse notes; the summary has it
+            pass
+
     def location(self) -> str:
         if self.wb is None:
             return "wandb (not started)"
@@ -219,7 +232,11 @@ class WandbBackend(Backend):
         if url:
             return str(url)
         run_dir = Path(self.wb.dir).parent if getattr(self.wb, "dir", None) else None
-        return f"{run_dir} (offline; upload with: wandb sync {run_dir})" if run_dir else "wandb (offline)"
+        if run_dir is None:
+            return "wandb (offline)"
+        from ..findings import shell_command
+
+        return f"{run_dir} (offline; upload with: {shell_command('wandb', 'sync', str(run_dir), module='wandb')})"
 
 
 def _new_table(wandb: Any, columns: list[str]) -> Any:

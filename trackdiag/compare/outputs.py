@@ -210,7 +210,8 @@ def write_markdown(c: Comparison, path: Path, figures: Sequence[Figure]) -> Path
     return path
 
 
-def write_html(c: Comparison, out_dir: Path, figures: Sequence[Figure]) -> Path:
+def comparison_verdicts(c: Comparison) -> list[Verdict]:
+    """The best checkpoint (``info``) and every metric that got worse (``bad``), as verdicts."""
     order = np.argsort(c.rank, kind="stable")
     verdicts = [Verdict(code="best_checkpoint", title=f"Best: {c.row_label(int(order[0]))}",
                         evidence={s.label: fmt(c.values[int(order[0]), j]) for j, s in enumerate(c.specs)
@@ -222,6 +223,12 @@ def write_html(c: Comparison, out_dir: Path, figures: Sequence[Figure]) -> Path:
                                           "baseline": fmt(o["baseline"])},
                                 fix="Compare the checkpoints before and after this step; the trend plot "
                                     "shows the change.", severity="bad"))
+    return verdicts
+
+
+def write_html(c: Comparison, out_dir: Path, figures: Sequence[Figure]) -> Path:
+    order = np.argsort(c.rank, kind="stable")
+    verdicts = comparison_verdicts(c)
     sections = [
         Section(title="Verdict", verdicts=verdicts, notes=list(c.verdict)),
         Section(title="Ranking", notes=[c.reasons[i] for i in order[:50]]
@@ -239,7 +246,8 @@ def write_html(c: Comparison, out_dir: Path, figures: Sequence[Figure]) -> Path:
          "tags": "; ".join(f"{k}={v}" for k, v in sorted(r.tags.items()))} for r in c.runs]}))
     if c.notes:
         sections.append(Section(title="Notes", notes=list(c.notes)))
-    return write_report(out_dir, sections, title="trackdiag checkpoint comparison", embed_images=True)
+    return write_report(out_dir, sections, title="trackdiag checkpoint comparison", embed_images=True,
+                        kind="comparison")
 
 
 def save_pdf_page(pdf: Any, fig: Any) -> None:
@@ -272,18 +280,6 @@ def save_pdf_page(pdf: Any, fig: Any) -> None:
         quiet.setLevel(level)
 
 
-def _image_page(pdf: Any, rgb: np.ndarray, dpi: int = 100) -> None:
-    """A PDF page holding an already rendered figure (the trend plot's PNG pixels): drawing 100 runs again
-    as vector graphics would cost several times more than the image, for a summary document."""
-    from ..plots import new_figure
-
-    h, w = rgb.shape[:2]
-    fig = new_figure(w / dpi, h / dpi, dpi=dpi)
-    fig.set_layout_engine("none")
-    fig.figimage(rgb, xo=0, yo=0, origin="upper")
-    pdf.savefig(fig, dpi=dpi)
-
-
 def _text_page(pdf: Any, title: str, lines: Sequence[str], *, wrap: bool = True, landscape: bool = False
                ) -> None:
     """Monospace text pages (one text object per page: fast, and searchable in the PDF)."""
@@ -302,6 +298,48 @@ def _text_page(pdf: Any, title: str, lines: Sequence[str], *, wrap: bool = True,
         fig.text(0.04, 0.97, mpl_text(title), fontsize=11, weight="bold", va="top")
         fig.text(0.04, 0.93, mpl_text("\n".join(wrapped[start:start + per_page])), fontsize=font, va="top",
                  family="monospace", fontweight="medium")
+        save_pdf_page(pdf, fig)
+
+
+_A4 = (8.27, 11.69)
+
+
+def _first_page(pdf: Any, c: Comparison, key: Optional[tuple[str, np.ndarray]]) -> None:
+    """Page 1, A4 portrait: the verdict in large type (best checkpoint, what got worse), then the key figure
+    (the trend of the first ranked metric) across the page's width."""
+    from ..plots import new_figure
+
+    fig = new_figure(*_A4)
+    fig.set_layout_engine("none")
+    fig.text(0.06, 0.965, "trackdiag checkpoint comparison", fontsize=15, weight="bold", va="top")
+    lines: list[str] = []
+    for line in c.verdict[:6]:
+        lines += textwrap.wrap(mpl_text(line), 78) or [""]
+    fig.text(0.06, 0.925, "\n".join(lines[:14]), fontsize=10.5, va="top", linespacing=1.4)
+    if key is not None:
+        label, rgb = key
+        h, w = rgb.shape[:2]
+        width = 0.88
+        height = min(0.52, width * (h / w) * _A4[0] / _A4[1])
+        top = 0.925 - 0.0175 * min(len(lines), 14) - 0.05  # just below the verdict
+        ax = fig.add_axes((0.06, top - height, width, height))
+        ax.imshow(rgb, interpolation="antialiased")
+        ax.set_axis_off()
+        fig.text(0.06, top + 0.01, mpl_text(f"Key figure: {label}"), fontsize=10, weight="bold")
+    save_pdf_page(pdf, fig)
+
+
+def _plot_pages(pdf: Any, plots: Sequence[tuple[str, np.ndarray]]) -> None:
+    """The trend plots, two per A4 portrait page, each scaled to the page's width."""
+    from ..plots import new_figure
+
+    for start in range(0, len(plots), 2):
+        fig = new_figure(*_A4)
+        fig.set_layout_engine("none")
+        for slot, (label, rgb) in enumerate(plots[start:start + 2]):
+            ax = fig.add_axes((0.05, 0.52 - 0.47 * slot, 0.9, 0.43))
+            ax.imshow(rgb, interpolation="antialiased")
+            ax.set_axis_off()
         save_pdf_page(pdf, fig)
 
 
@@ -347,11 +385,8 @@ def write_outputs(c: Comparison, out_dir: str | Path, *, formats: Sequence[str] 
 
         files["pdf"] = out / "comparison.pdf"
         pdf = PdfPages(files["pdf"])
+    rendered: list[tuple[str, np.ndarray]] = []
     try:
-        if pdf is not None:
-            order = np.argsort(c.rank, kind="stable")
-            _text_page(pdf, "trackdiag checkpoint comparison",
-                       list(c.verdict) + [""] + [c.reasons[i] for i in order[:20]] + [""] + c.notes[:40])
         if plots:
             (out / "plots").mkdir(exist_ok=True)
             for stale in (out / "plots").glob("trend_*.png"):  # from an earlier comparison in this folder
@@ -365,9 +400,12 @@ def write_outputs(c: Comparison, out_dir: str | Path, *, formats: Sequence[str] 
                 save_rgb_png(rgb, out / "plots" / name)
                 images[label] = rgb
                 figures.append(Figure(path=f"plots/{name}", title=label, how_to_read=HOW_TO_READ))
-                if pdf is not None:
-                    _image_page(pdf, rgb)
-        if pdf is not None:
+                rendered.append((label, rgb))
+        if pdf is not None:  # verdict and key figure first, then the reasons, the plots and the table
+            order = np.argsort(c.rank, kind="stable")
+            _first_page(pdf, c, rendered[0] if rendered else None)
+            _text_page(pdf, "Why this ranking", [c.reasons[i] for i in order[:20]] + [""] + c.notes[:40])
+            _plot_pages(pdf, rendered[1:])
             _table_pages(pdf, c, pdf_rows)
     finally:
         if pdf is not None:

@@ -67,6 +67,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     n_flag = len({f.path for f in res.flags})
     print(f"{len(res.records)} images in {res.elapsed_s:.1f} s ({res.images_per_second:.1f} img/s), "
           f"{len(res.flags)} findings on {n_flag} paths")
+    from ..findings import console_text
+    from .report import dataset_verdicts
+
+    print(console_text([v for v in dataset_verdicts(res) if v.is_problem], title="dataset findings",
+                       where=f"where to look: {index} and {Path(args.report).resolve() / 'flagged.csv'}"))
     print(f"report: {index}")
     print(f"flagged: {Path(args.report) / 'flagged.csv'}")
     return 0

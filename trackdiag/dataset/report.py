@@ -106,6 +106,23 @@ def _save(rgb: np.ndarray, out_dir: Path, rel: str) -> str:
     return rel
 
 
+def dataset_verdicts(res: Any) -> list[Verdict]:
+    """One verdict per check that flagged files (most files first); ``dataset_ok`` (info) when none did."""
+    by_check: dict[str, list[str]] = {}
+    for f in res.flags:
+        by_check.setdefault(f.check, []).append(f.path)
+    verdicts = []
+    for check, paths in sorted(by_check.items(), key=lambda kv: -len(kv[1])):
+        verdicts.append(Verdict(code=f"dataset_{check}", title=f"{check}: {CHECKS[check]}",
+                                evidence={"files": len(paths), "e.g.": paths[0]},
+                                fix=_FIXES.get(check, "see docs/dataset.md"),
+                                severity="bad" if check in _BAD else "warn"))
+    if not by_check:
+        verdicts.append(Verdict(code="dataset_ok", title="no problem found", evidence={"images": len(res.records)},
+                                fix="", severity="info"))
+    return verdicts
+
+
 def write_dataset_report(res: ScanResult, out_dir: str | Path) -> Path:
     """Write the report folder; returns the path of ``index.html``."""
     from ..plots import heatmap
@@ -123,14 +140,7 @@ def write_dataset_report(res: ScanResult, out_dir: str | Path) -> Path:
     sections: list[Section] = []
 
     # Overview
-    verdicts = []
-    for check, paths in sorted(by_check.items(), key=lambda kv: -len(kv[1])):
-        verdicts.append(Verdict(code=f"dataset_{check}", title=f"{check}: {CHECKS[check]}", evidence={"files": len(paths)},
-                                fix=_FIXES.get(check, "see docs/dataset.md"),
-                                severity="bad" if check in _BAD else "warn"))
-    if not by_check:
-        verdicts.append(Verdict(code="dataset_ok", title="no problem found", evidence={"images": len(recs)},
-                                fix="-", severity="info"))
+    verdicts = dataset_verdicts(res)
     overview = {k: v for k, v in summary.items() if not isinstance(v, dict)}
     overview.update({f"checks.{k}": v for k, v in summary["checks"].items() if v})
     sections.append(Section(title="Dataset health", summary=overview, verdicts=verdicts, notes=[
@@ -226,7 +236,7 @@ def write_dataset_report(res: ScanResult, out_dir: str | Path) -> Path:
     from ..report import write_json
 
     write_json(summary, out / "summary.json")
-    return write_report(out, sections, title="trackdiag dataset health")
+    return write_report(out, sections, title="trackdiag dataset health", kind="dataset")
 
 
 _BAD = frozenset({"corrupt", "mask_unreadable", "mask_size_mismatch", "mask_empty", "mask_full", "mask_inverted",
@@ -249,7 +259,7 @@ _FIXES = {
     "low_contrast": "check for washed-out or blank images",
     "duplicate": "drop the copies, or the model over-weights those samples",
     "near_duplicate": "drop or down-weight near copies",
-    "tiled_texture": "use untiled sources, or crop to one tile; tiled sources teach period doubling (seed 7.2)",
+    "tiled_texture": "use untiled sources, or crop to one tile; tiled sources teach the model period doubling",
     "period_too_small": "use larger crops at the same scale, or downscale less",
     "period_too_large": "use larger crops, or downscale the source so that the crop holds several periods",
     "crop_bias": "sample crop positions uniformly around the wall, or augment with flips and shifts",

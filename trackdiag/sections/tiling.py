@@ -95,7 +95,34 @@ def analyze_one(pred: Any, *, mask: Any = None, ref: Any = None, name: str = "pr
         out = analyzer.compute(StepInputs(step=0, pred=batch, mask=m, ref=r))
     host = to_host({"tiling": out})["tiling"]
     result = analyzer.summarize(0, host)
+    _attach_image(result, batch, m)
     return flat_summary(result.metrics, result.texts), result
+
+
+#: Result.maps keys of the diagnosed image (for the report's key figure); no figure of the analyzer uses them.
+_IMAGE_MAPS = ("diagnosed_images", "diagnosed_masks", "diagnosed_size")
+
+
+def _attach_image(result: Any, batch: Any, mask: Any) -> None:
+    from ..samples import thumbnails
+    from ..transfer import to_host
+
+    thumbs = to_host({"t": thumbnails(batch, mask, max_n=4, max_side=768)})["t"]
+    for key, name in zip(("map/images", "map/masks", "map/size"), _IMAGE_MAPS, strict=True):
+        if key in thumbs:
+            result.maps[name] = thumbs[key]
+
+
+def diagnosed_figure(result: Any, verdicts: Any, *, title: str = "") -> Any:
+    """The diagnosed image(s) with the zones, the mask outline and the grids marked, or None."""
+    from ..samples import samples_figure
+
+    if _IMAGE_MAPS[0] not in result.maps:
+        return None
+    size = [int(v) for v in np.asarray(result.maps.get(_IMAGE_MAPS[2], [])).reshape(-1)]
+    return samples_figure(result.maps[_IMAGE_MAPS[0]], masks=result.maps.get(_IMAGE_MAPS[1]), size=size,
+                          tiling_maps=result.maps, verdicts=verdicts, sample_ids=[title] if title else None,
+                          panel_in=7.0 if len(result.maps[_IMAGE_MAPS[0]]) == 1 else 3.6)
 
 
 def write_tiling_report(out_dir: Path, summary: Mapping[str, Any], result: Any, *, title: str = "Tiling diagnosis",
@@ -111,7 +138,21 @@ def write_tiling_report(out_dir: Path, summary: Mapping[str, Any], result: Any, 
 
     out_dir.mkdir(parents=True, exist_ok=True)
     images = TilingAnalyzer().render(result)
+    verdicts = likely_causes(summary)
     figures = []
+    diagnosed = diagnosed_figure(result, verdicts, title=title.split(": ", 1)[-1])
+    if diagnosed is not None:
+        save_rgb_png(diagnosed, out_dir / "diagnosed.png")
+        figures.append(Figure("diagnosed.png", "The diagnosed image",
+                              "Red: zones where the local period is about twice the image's period; cyan: the "
+                              "mask outline; yellow lines: a stride grid found in the output. The title names "
+                              "the findings.", key=True))
+    from ..plots.limits import HOW_TO_READ as LIMITS_HOW, limits_figure
+
+    limits = limits_figure("tiling", summary)
+    if limits is not None:
+        save_rgb_png(limits, out_dir / "limits.png")
+        figures.append(Figure("limits.png", "Key values against their limits", LIMITS_HOW))
     for name in FIGURES:
         if name in images:
             save_rgb_png(images[name], out_dir / f"{name}.png")
@@ -123,8 +164,8 @@ def write_tiling_report(out_dir: Path, summary: Mapping[str, Any], result: Any, 
              "this image's FFT bins; E2f_over_Ef and Ehalf_over_Ef are measured there). Radii are in bins of the "
              f"{int(summary.get('fft_side_px', 0) or 0)}-point FFT: period_px = fft_side_px / radius_bin. "
              "Definitions: docs/tiling.md.")]
-    section = Section(title=title, summary=dict(summary), figures=figures, verdicts=likely_causes(summary),
-                      notes=notes)
+    section = Section(title=title, summary=dict(summary), figures=figures, verdicts=verdicts, notes=notes,
+                      analyzer="tiling")
     if index:
         write_report(out_dir, [section], title=title)
     return section
