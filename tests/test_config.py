@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -165,7 +166,7 @@ def test_built_wheel_works_outside_the_repo(tmp_path):
         trackdiag.log(0, torch.rand(1, 3, 64, 64))
         print(trackdiag.finish())
         from mlflow import MlflowClient
-        c = MlflowClient("sqlite:///mlruns.db")
+        c = MlflowClient("sqlite:///" + os.path.abspath("mlruns.db"))
         (run,) = c.search_runs([c.get_experiment_by_name("trackdiag").experiment_id])
         assert "trackdiag/tiling/fundamental_period_px" in run.data.metrics, run.data.metrics
         print("OK")

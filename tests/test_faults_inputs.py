@@ -5,15 +5,16 @@ Each test counts what was logged against what arrived in a real store (embedded 
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
 import pytest
 import torch
 from mlflow import MlflowClient
+from probes import batch, mean_config
 
 import trackdiag
-from probes import batch, mean_config
 from trackdiag.backends.local import read_metrics
 from trackdiag.policy import TrackdiagWarning
 
@@ -72,7 +73,7 @@ def test_log_scalars_one_bad_key_does_not_refuse_the_batch(in_tmp):
         for step in range(5):
             s.log_scalars({**good, 7: 1.0, "": 2.0, "/": 3.0}, step=step)
     summary = trackdiag.finish()
-    client = MlflowClient("sqlite:///mlruns.db")
+    client = MlflowClient("sqlite:///" + os.path.abspath("mlruns.db"))
     run = client.get_run(s.backends[0].run_id)
     # characters MLflow refuses become "_": the value arrives instead of failing the batch
     assert set(run.data.metrics) == {"train/loss", "lr", "odd key_", "grad_norm"}
@@ -82,7 +83,7 @@ def test_log_scalars_one_bad_key_does_not_refuse_the_batch(in_tmp):
 
 
 def _mlflow_steps(run_id: str, key: str = KEY) -> list[int]:
-    client = MlflowClient("sqlite:///mlruns.db")
+    client = MlflowClient("sqlite:///" + os.path.abspath("mlruns.db"))
     return sorted(m.step for m in client.get_metric_history(run_id, key))
 
 
@@ -105,7 +106,7 @@ def test_resume_skips_steps_the_run_already_holds_and_warns_once(in_tmp, caplog,
         s2.log(step, batch(seed=1000 + step))
     summary = trackdiag.finish()
     steps = _mlflow_steps(run_id)
-    images = MlflowClient("sqlite:///mlruns.db").list_artifacts(run_id, "images")
+    images = MlflowClient("sqlite:///" + os.path.abspath("mlruns.db")).list_artifacts(run_id, "images")
     n_images = sum(1 for a in images if a.path.endswith(".png"))
     warned = [r for r in caplog.records if "already holds steps up to 49" in r.getMessage()]
     if on_resume == "skip":
@@ -147,7 +148,7 @@ def test_figures_not_drawn_within_finish_budget_are_kept_and_drawn_by_sync(in_tm
         s.log(step, torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(step)))
     summary = trackdiag.finish()
     run_id = s.backends[0].run_id
-    client = MlflowClient("sqlite:///mlruns.db")
+    client = MlflowClient("sqlite:///" + os.path.abspath("mlruns.db"))
 
     before = len(client.list_artifacts(run_id, "images"))
     assert summary.deferred >= 1 and summary.kept == summary.deferred and summary.lost == 0

@@ -8,6 +8,8 @@ package, so it cannot run in CI); the training itself is real: a conv decoder, A
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -88,7 +90,7 @@ def test_mixin_logs_raw_per_sample_loss_with_timesteps_and_skips_validation(in_t
 
     train_raw = trainer.seen_raw[:3] + trainer.seen_raw[4:]  # index 3 was the validation batch
     train_t = trainer.seen_t[:3] + trainer.seen_t[4:]
-    client = MlflowClient("sqlite:///mlruns.db")
+    client = MlflowClient("sqlite:///" + os.path.abspath("mlruns.db"))
     run_id = s.backends[0].run_id
     logged = history(client, run_id, "trackdiag/rec/loss_mean")
     assert sorted(logged) == list(range(STEPS))

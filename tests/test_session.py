@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -11,13 +12,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import yaml
 import pytest
 import torch
+import yaml
 from mlflow import MlflowClient
+from probes import BlockingBackend, batch, mean_config
 
 import trackdiag
-from probes import BlockingBackend, batch, mean_config
 from trackdiag.backends.local import read_metrics
 from trackdiag.policy import TrackdiagWarning
 
@@ -34,7 +35,7 @@ def start(**kw):
 
 def history(session, key=KEY):
     run_id = session.backends[0].run_id
-    client = MlflowClient("sqlite:///mlruns.db")
+    client = MlflowClient("sqlite:///" + os.path.abspath("mlruns.db"))
     return client, run_id, {m.step: m.value for m in client.get_metric_history(run_id, key)}
 
 
