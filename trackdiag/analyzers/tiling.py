@@ -505,7 +505,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     vmask = None if mask is None else valid
     per = analyze_periodicity(x, valid=vf, min_period_px=p.min_period_px, max_period_frac=p.max_period_frac,
                               rel_power=p.rel_power, harmonic_tol=p.harmonic_tol, taper_px=p.taper_px,
-                              detrend_order=p.detrend_order, clean=True, taper=mask is not None)
+                              detrend_order=p.detrend_order, clean=True, taper=mask is not None,
+                              lattice=True)
     s = per.spec.side
     out["fft_side_px"] = torch.full((b,), float(s), device=pred.device, dtype=gray.dtype)
     out["fundamental_radius_bin"] = per.radius_bin
@@ -523,9 +524,9 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         r = normalize_ref(ref, channels=c).to(device=pred.device, dtype=pred.dtype)
         rg = luminance(r)
         # Non-finite pixels of the reference are dropped and their holes tapered (prepare() does both).
-        rper = analyze_periodicity(rg, taper=True, min_period_px=p.min_period_px, max_period_frac=0.5,
+        rper = analyze_periodicity(rg, taper=True, min_period_px=p.min_period_px, max_period_frac=0.34,
                                    rel_power=p.rel_power, harmonic_tol=p.harmonic_tol,
-                                   detrend_order=p.detrend_order)
+                                   detrend_order=p.detrend_order, lattice=True)
         ref_period = rper.period_px.expand(b)
         out["ref_period_px"] = ref_period
         out["ref_radius_bin"] = s / ref_period

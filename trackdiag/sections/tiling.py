@@ -24,7 +24,8 @@ from ..errors import InputFileError, InputValueError, TrackdiagError
 from ..report import Figure, Section
 from . import unique_name
 
-__all__ = ["add_arguments", "analyze_one", "diagnose", "flat_summary", "run", "wanted", "write_tiling_report"]
+__all__ = ["add_arguments", "analyze_one", "diagnose", "flat_summary", "run", "wanted", "with_verdicts",
+           "write_tiling_report"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,7 +119,7 @@ def write_tiling_report(out_dir: Path, summary: Mapping[str, Any], result: Any, 
             figures.append(Figure(f"{name}.png", name, HOW_TO_READ[name]))
     if "local_period_px" in result.maps:
         np.save(out_dir / "local_period_px.npy", np.asarray(result.maps["local_period_px"], dtype=np.float32))
-    write_json(dict(summary), out_dir / "summary.json")
+    write_json(with_verdicts(summary), out_dir / "summary.json")
     notes = [(f"f* source: {summary.get('fstar_source', 'pred')} (with --ref, f* is the reference's fundamental in "
              "this image's FFT bins; E2f_over_Ef and Ehalf_over_Ef are measured there). Radii are in bins of the "
              f"{int(summary.get('fft_side_px', 0) or 0)}-point FFT: period_px = fft_side_px / radius_bin. "
@@ -149,7 +150,14 @@ def diagnose(pred: Any, *, mask: Any = None, ref: Any = None, out_dir: Any = Non
     summary, result = analyze_one(pred, mask=mask, ref=ref)
     if out_dir is not None:
         write_tiling_report(Path(out_dir), summary, result)
-    return summary
+    return with_verdicts(summary)
+
+
+def with_verdicts(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """``summary`` plus ``"verdicts"``: the tiling rules' verdicts as a list of ``Verdict.to_dict()``."""
+    from ..analyzers.tiling import likely_causes
+
+    return {**summary, "verdicts": [v.to_dict() for v in likely_causes(summary)]}
 
 
 # ------------------------------------------------------------------------------------------------------
