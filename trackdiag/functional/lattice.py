@@ -99,11 +99,12 @@ class PromPeaks(NamedTuple):
     ix: torch.Tensor
 
 
-def prominent_peaks(spec: Spectrum, *, r_min: float, r_max: float, k: int = 24, bg_reach: int = 6,
-                    reach: int = 2) -> PromPeaks:
+def prominent_peaks(spec: Spectrum, *, r_min: float, r_max: float, k: int = 32, bg_reach: int = 6,
+                    reach: int = 2, min_prominence: float = 30.0) -> PromPeaks:
     """Local maxima (over ``(2·reach+1)²``) of the prominence (:func:`prominence_map`) with
-    ``r_min ≤ radius ≤ r_max`` bins: the ``k`` most prominent, refined below one bin by a 3-point parabola
-    through the log power along ky and kx."""
+    ``r_min ≤ radius ≤ r_max`` bins: the ``k`` strongest (raw power) of those at least ``min_prominence``
+    prominent (the most prominent where fewer are), refined below one bin by a 3-point parabola through the
+    log power along ky and kx."""
     s = spec.side
     rr = min(s // 2, math.ceil(r_max) + 1)
     lprom, lpow, cy, cx = prominence_map(spec, rr=rr, bg_reach=bg_reach, frame=reach)
@@ -115,10 +116,13 @@ def prominent_peaks(spec: Spectrum, *, r_min: float, r_max: float, k: int = 24, 
     radius = torch.sqrt((cy[:, None].square() + cx[None, :].square()).to(lprom.dtype))
     band = (radius >= r_min) & (radius <= r_max) & ~((cx[None, :] == 0) & (cy[:, None] < 0))
     cand = (centre >= pooled) & band[None]
-    score = torch.where(cand, centre, torch.full_like(centre, -1e30)).flatten(1)
+    lmin = math.log(min_prominence)
+    rank = torch.where(centre >= lmin, lc + 1e4, centre)  # prominent ones first, by power
+    score = torch.where(cand, rank, torch.full_like(centre, -1e30)).flatten(1)
     kk = min(k, score.shape[1])
-    top, j = score.topk(kk, dim=1)
+    topr, j = score.topk(kk, dim=1)
     row, col = j // w, j % w
+    top = torch.where(topr > -1e29, centre.flatten(1).gather(1, j), topr)
     ar = torch.arange(n, device=lprom.device)[:, None]
 
     def at(dy: int, dx: int) -> torch.Tensor:
@@ -188,8 +192,12 @@ def _reduce_pair(peaks: PromPeaks, best: torch.Tensor, best_r: torch.Tensor, str
             hit |= d <= tol
     same = (ra - rb).abs() <= 0.05 * ra
     cos = (ay * by + ax * bx) / (ra * rb).clamp_min(1e-9)
-    square = same & (cos.abs() <= 0.15)
-    hexa = same & ((cos.abs() - 0.5).abs() <= 0.08)
+    # the square case only with a and b along the frame's axes (a wallpaper whose diagonal line is the
+    # strongest); a brick bond with bricks twice as long as high has the same geometry at 45°
+    axis_a = torch.minimum(ay.abs(), ax.abs()) <= 0.18 * ra
+    axis_b = torch.minimum(by.abs(), bx.abs()) <= 0.18 * rb
+    square = same & (cos.abs() <= 0.15) & axis_a & axis_b
+    hexa = same & ((cos.abs() - 0.5).abs() <= 0.03)
     both = lambda m: m[:, :, None] & m[:, None, :]  # noqa: E731
     hit &= both(short) & (both(strong) | (both(weak) & (square | hexa)))
     has = hit.flatten(1).any(dim=1)
@@ -219,15 +227,27 @@ def _centred_square(peaks: PromPeaks, best: torch.Tensor, fr: torch.Tensor, f: t
     return torch.where(use, hr, fr), torch.where(use[:, None], h, f)
 
 
-def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominence: float = 0.1,
+def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominence: float = 0.03,
                  rel_power: float = 0.25, weak_power: float = 0.02, max_harmonic: int = 6,
-                 tol_bins: float = 1.0, tol_rel: float = 0.03) -> Lattice:
+                 tol_bins: float = 1.0, tol_rel: float = 0.03, low_radius: float = 8.0) -> Lattice:
     """The fundamental ``f`` and the second basis vector ``g`` from :func:`prominent_peaks` (see the module
     docstring, step 3)."""
     n, kk = peaks.power.shape
     dev, dt = peaks.power.device, peaks.power.dtype
     top = torch.where(peaks.valid, peaks.prominence, torch.zeros_like(peaks.prominence)).amax(dim=1)
     ok = peaks.valid & (peaks.prominence >= torch.clamp(rel_prominence * top, min=min_prominence)[:, None])
+    # A low-frequency line (< low_radius bins) must have a harmonic (a prominent peak at 2k or 3k) to be a
+    # lattice line: a lone bump of colour variation between planks has none.
+    support = torch.zeros_like(ok)
+    for m in (2.0, 3.0):
+        d = torch.minimum(
+            torch.sqrt((peaks.ky[:, None, :] - m * peaks.ky[:, :, None]).square()
+                       + (peaks.kx[:, None, :] - m * peaks.kx[:, :, None]).square()),
+            torch.sqrt((peaks.ky[:, None, :] + m * peaks.ky[:, :, None]).square()
+                       + (peaks.kx[:, None, :] + m * peaks.kx[:, :, None]).square()))
+        tol = tol_bins + tol_rel * m * peaks.radius[:, :, None]
+        support |= ((d <= tol) & ok[:, None, :]).any(dim=2)
+    ok &= (peaks.radius >= low_radius) | support
     found = ok.any(dim=1)
     pw = torch.where(ok, peaks.power, torch.full_like(peaks.power, -1.0))
     i1 = pw.argmax(dim=1)
