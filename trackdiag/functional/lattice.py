@@ -229,7 +229,7 @@ def _centred_square(peaks: PromPeaks, best: torch.Tensor, fr: torch.Tensor, f: t
 
 def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominence: float = 0.03,
                  rel_power: float = 0.25, weak_power: float = 0.02, max_harmonic: int = 6,
-                 tol_bins: float = 1.0, tol_rel: float = 0.03, low_radius: float = 8.0) -> Lattice:
+                 tol_bins: float = 0.3, tol_rel: float = 0.03, low_radius: float = 14.0) -> Lattice:
     """The fundamental ``f`` and the second basis vector ``g`` from :func:`prominent_peaks` (see the module
     docstring, step 3)."""
     n, kk = peaks.power.shape
