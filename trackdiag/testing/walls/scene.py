@@ -231,6 +231,14 @@ def _render(spec: _Spec, res: float, ss: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(img, 0, 1).astype(np.float32), cover
 
 
+def _optics(img: np.ndarray, sigma: float = 0.5) -> np.ndarray:
+    """The lens: a Gaussian blur of ``sigma`` px (antialiases a point-sampled render; 4× cheaper than 2×2
+    supersampling, and the edges of every material are already soft over about a pixel)."""
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(img, sigma=(sigma, sigma, 0)).astype(np.float32)
+
+
 def _soft(x: np.ndarray) -> np.ndarray:
     t = np.clip(x, 0.0, 1.0)
     return t * t * (3 - 2 * t)
@@ -420,11 +428,11 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
             else:
                 img = artifacts.stride(hi, 3)
         else:
-            full, _ = _render(spec, 1, 2)
+            full = _optics(_render(spec, 1, 1)[0])
             img = artifacts.bilinear_upsample(artifacts.area_down(full, 2) if twin else artifacts.stride(full, 2))
         img = artifacts.add_grain(img, grain_rng, grain)
     else:
-        img, _ = _render(spec, 1, 2)
+        img = _optics(_render(spec, 1, 1)[0])
         img = artifacts.add_grain(img, grain_rng, grain)
     _c, cover = (None, None)
     cover = _render_cover(spec)
