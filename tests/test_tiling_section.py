@@ -74,7 +74,7 @@ def test_diagnose_writes_the_report_folder(images, tmp_path):
     lp = np.load(out / "local_period_px.npy")
     assert lp.ndim == 2 and np.nanmedian(lp) == pytest.approx(8.0, rel=0.1)
     html = (out / "index.html").read_text()
-    assert "Likely causes" in html and "Bands of doubled period along the rows" in html and "band_score" in html
+    assert "Likely causes" in html and "full-width band at twice the period" in html and "band_score" in html
     assert "resize→conv" in html or "resize-conv" in html or "resize" in html
 
 

@@ -42,6 +42,8 @@ from ..spectral import (
     radial_profile,
     ring_sum,
 )
+from ..functional.grid import grid_excess, parity_gain
+from ..functional.lattice import axis_periods, real_basis
 from .bands import band_metrics, local_period_map, period_trend
 from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
 
@@ -70,14 +72,21 @@ SEED_KEYS: tuple[str, ...] = (
 
 _LUMA = (0.299, 0.587, 0.114)
 
-#: Verdict thresholds (docs/tiling.md, calibrated on the separation tests).
-HARMONIC_RATIO = 1.0
-BAND_SCORE = 0.4
-CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.02, 0.05
+#: Verdict thresholds: every one is written in docs/tiling.md with what it was calibrated on.
+APERIODIC_SCORE = 0.3  # periodicity_score below: no confident lattice (aperiodic; period verdicts gated)
+HARMONIC_RATIO = 3.0  # no reference: E(2f*)/E(f*) or E(f*/2)/E(f*) above -> harmonic_confusion
+HALVED_E2F = 1.5  # with a reference: E(2f_ref)/E(f_ref) above (and above E(f/2)/E(f)) -> period_halved
+DOUBLED_EHALF = 0.5  # with a reference: E(f_ref/2)/E(f_ref) above (and E2f below) -> period_doubled
+SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
+BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band
+ZONE_FRAC = 0.2  # share of the measured windows doubled: a doubled zone
+BAND_SCORE = BAND_FRAC
+CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.012, 0.03  # checkerboard_s2 (parity gain, relative)
+GRID_WARN, GRID_BAD = 0.0023, 0.005  # grid_s<k> (median extra jump on the k-px lines, image units)
+GRID_NESTED = 1.6  # a larger stride is named only when its score is this many times the smaller one's
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 BORDER_CROSS = 0.5
 PERSPECTIVE_TREND = 0.15
-APERIODIC_SCORE = 0.3
 
 
 @dataclass
@@ -103,7 +112,7 @@ class TilingParams(AnalyzerParams):
     #: Half-width (bins) of the ky = 0 / kx = 0 axes for axis_ratio_at_f and the border cross.
     axis_half_width_bins: float = 1.0
     #: Strides whose grids checkerboard_score looks at (2: ×2 deconv, 8: latent-VAE grid).
-    checkerboard_strides: list[int] = field(default_factory=lambda: [2, 8])
+    checkerboard_strides: list[int] = field(default_factory=lambda: [2, 8, 16])
     #: Down→up resize factor of resize_mse_downUp / resize_delta_r.
     resize_factor: float = 0.5
     #: Local-period map: window (share of the shorter side), windows per window side, FFT size cap,
@@ -466,6 +475,23 @@ def _shrink(m: torch.Tensor, max_side: int) -> torch.Tensor:
     return F.interpolate(m[None, None], size=(max(1, round(h * sc)), max(1, round(w * sc))), mode="area")[0, 0]
 
 
+def _lattice_keys(per: Any, side: int, *, prefix: str) -> dict[str, torch.Tensor]:
+    """``lattice_t1_px``, ``lattice_t2_px``, their angles (degrees in [0, 180), from the +x axis, y down),
+    ``period_x_px``, ``period_y_px`` and ``lattice_prominence`` of an :func:`analyze_periodicity` result made
+    with ``lattice=True`` (keys prefixed with ``prefix``)."""
+    lat = per.lattice
+    t1, t2 = real_basis(lat.f, lat.g, side)
+    px, py = axis_periods(t1, t2)
+
+    def angle(t: torch.Tensor) -> torch.Tensor:
+        return torch.remainder(torch.rad2deg(torch.atan2(t[:, 0], t[:, 1])), 180.0)
+
+    return {f"{prefix}lattice_t1_px": t1.norm(dim=1), f"{prefix}lattice_t2_px": t2.norm(dim=1),
+            f"{prefix}lattice_t1_angle_deg": angle(t1), f"{prefix}lattice_t2_angle_deg": angle(t2),
+            f"{prefix}period_x_px": px, f"{prefix}period_y_px": py,
+            f"{prefix}lattice_prominence": lat.prominence}
+
+
 def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref: torch.Tensor | None = None,
                    params: TilingParams | None = None, maps: bool = True) -> dict[str, torch.Tensor]:
     """Every tiling metric of a batch, on ``pred``'s device, with no host synchronisation.
@@ -532,6 +558,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out["ref_radius_bin"] = s / ref_period
         out["ref_periodicity_score"] = rper.score.expand(b)
         out["period_ratio_to_ref"] = per.period_px / ref_period
+        out.update({k: v.expand(b) for k, v in _lattice_keys(rper, rper.spec.side, prefix="ref_").items()})
         fstar = s / ref_period
         lattice = rper.direction.expand(b, 2) * fstar[:, None], rper.score.expand(b) > APERIODIC_SCORE
     else:
@@ -544,18 +571,16 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out.update(energy_ratios(per.spec, fstar, min_bins=p.ring_min_bins, rel_width=p.ring_rel_width,
                              axis_half_width=p.axis_half_width_bins))
 
-    # Stride grids: energy of the windowed image including its mean, S² Σ (w x)² by Parseval.
-    # (the weights are already 0 outside the mask and on non-finite pixels)
-    total = float(s * s) * torch.linalg.vector_norm(x * per.weights, dim=(-2, -1)).square()
-    # Skip the texture's own harmonic lattice only where there is a texture (an aperiodic image has no lattice):
-    # the reference's when one is given (a grid in the output cannot pose as the texture then), else the image's.
-    if lattice is None:
-        lattice = per.direction * per.radius_bin[:, None], per.score > APERIODIC_SCORE
-    kstar = torch.where(lattice[1][:, None], lattice[0], torch.zeros_like(lattice[0]))
-    cb = checkerboard_scores(per.spec, total, strides=p.checkerboard_strides, kstar=kstar)
-    out.update(cb)
-    out["checkerboard_score"] = (torch.stack(list(cb.values())).amax(dim=0) if cb
-                                 else torch.zeros(b, device=pred.device, dtype=gray.dtype))
+    # Stride grids by demodulation (stride 2: parity gains) and grid-line jumps (strides >= 4); both work
+    # at any texture period (trackdiag.functional.grid).
+    strides = sorted({int(k) for k in p.checkerboard_strides})
+    pg = parity_gain(x, vf)
+    out.update(pg)
+    out.update(grid_excess(x, vf, strides=tuple(k for k in strides if k >= 4)))
+    out["checkerboard_score"] = pg["checkerboard_s2"]
+    out["checkerboard_s8"] = out.get("grid_s8", torch.full((b,), float("nan"), device=pred.device,
+                                                           dtype=gray.dtype))
+    out.update(_lattice_keys(per, s, prefix=""))
 
     nvalid = (valid_frac * float(h * w)).clamp_min(1.0)
     xv = x * vf
@@ -627,94 +652,155 @@ def _r(v: float, nd: int = 3) -> Any:
     return round(v, nd) if math.isfinite(v) else None
 
 
-def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
-    """The "likely causes" of a tiling summary, each with its supporting numbers and the usual fix.
+def _fin(v: float) -> bool:
+    return math.isfinite(v)
 
-    Rules (thresholds in ``docs/tiling.md``): non-finite output; no dominant period; doubling / halving of
-    the period (against the reference, or a harmonic stronger than f*, or ACF vs spectrum off by 2×); bands
-    of doubled period; checkerboard (stride grid); aliasing (shift / resize sensitivity); border cross;
-    perspective. An empty list means nothing stood out.
+
+def _grid_strides(summary: Mapping[str, Any]) -> list[int]:
+    out = []
+    for k in summary:
+        if k.startswith("grid_s") and k[6:].isdigit():
+            out.append(int(k[6:]))
+    return sorted(out)
+
+
+def _locked(summary: Mapping[str, Any], k: int) -> bool:
+    """The texture's lattice (the reference's when given) is axis-aligned and its x or y period is k, 2k,
+    3k or 4k px (within 2 %): the texture's own lines fall on a k-px grid's lines (for k = 2: its harmonic
+    of order ≤ 8 sits on Nyquist), so a grid of stride k and the texture cannot be told apart."""
+    pre = "ref_" if _fin(_f(summary, "ref_period_px")) else ""
+    for axis in ("x", "y"):
+        per = _f(summary, f"{pre}period_{axis}_px")
+        if not _fin(per) or per <= 0:
+            continue
+        m = per / k
+        if 0.95 <= m <= 4.1 and abs(m - round(m)) <= 0.02 * m:
+            for t in ("t1", "t2"):
+                ang = _f(summary, f"{pre}lattice_{t}_angle_deg")
+                if _fin(ang) and min(ang % 90.0, 90.0 - ang % 90.0) <= 1.0:
+                    return True
+    return False
+
+
+def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
+    """The verdicts of a flat tiling summary, each with its supporting numbers and the usual fix.
+
+    Stable codes: ``nonfinite``, ``aperiodic`` (info), ``perspective`` (info), ``period_doubled``,
+    ``period_halved`` (against a reference), ``harmonic_confusion`` (no reference), ``doubled_zone``,
+    ``bands_rows``, ``bands_cols``, ``checkerboard``, ``grid_s<k>``, ``aliasing``, ``border_cross``,
+    ``edge_artifact``, ``mask_seam``. Period-dependent verdicts need a confident lattice
+    (``periodicity_score ≥ APERIODIC_SCORE``); the verdicts never contradict each other (a doubled region is
+    a band *or* a zone; ``period_doubled``/``halved`` need the wall's own lattice to depart from the
+    reference's). Thresholds and what they were calibrated on: ``docs/tiling.md``. An empty list means
+    nothing stood out.
     """
     out: list[Verdict] = []
-    g = lambda k: _f(summary, k)
+    g = lambda k: _f(summary, k)  # noqa: E731
     if g("nonfinite_frac") > 0:
         out.append(Verdict(code="nonfinite", severity="bad", title="Non-finite pixels in the output",
                            evidence={"nonfinite_frac": _r(g("nonfinite_frac"), 5)},
                            fix="Find where NaN/Inf come from (fp16 overflow, division by zero in the decoder); "
                            "they were left out of every metric here."))
     score = g("periodicity_score")
-    if math.isfinite(score) and score < APERIODIC_SCORE:
+    confident = _fin(score) and score >= APERIODIC_SCORE
+    if _fin(score) and not confident:
         out.append(Verdict(code="aperiodic", severity="info", title="No dominant period (aperiodic surface)",
-                           evidence={"periodicity_score": _r(score)},
-                           fix="Period-based metrics (f*, E-ratios, bands) are unreliable for this image; "
-                           "judge it by the pixel and loss diagnostics instead."))
+                           evidence={"periodicity_score": _r(score), "limit": APERIODIC_SCORE},
+                           fix="Period-based verdicts (doubling, harmonics, bands, zones) are not given for this "
+                           "image; judge it by the grid, checkerboard, edge and seam verdicts."))
     ratio = g("period_ratio_to_ref")
     e2, eh = g("E2f_over_Ef"), g("Ehalf_over_Ef")
     fix_doubling = ("Check the resolution the model sees against the texture scale (crop/resize in the data "
                     "pipeline), and use an apodized spectral or ACF-based period loss so the fundamental, "
                     "not a harmonic, is matched.")
     ev = {"E2f_over_Ef": _r(e2), "Ehalf_over_Ef": _r(eh), "fundamental_period_px": _r(g("fundamental_period_px")),
-          "acf_first_peak_period_px": _r(g("acf_first_peak_period_px"))}
-    if math.isfinite(ratio):
+          "periodicity_score": _r(score), "ref_periodicity_score": _r(g("ref_periodicity_score"))}
+    has_ref = _fin(g("ref_period_px"))
+    e2v = e2 if _fin(e2) else 0.0
+    ehv = eh if _fin(eh) else 0.0
+    if has_ref:
         ev.update({"ref_period_px": _r(g("ref_period_px")), "period_ratio_to_ref": _r(ratio)})
-    if math.isfinite(ratio) and abs(ratio - 0.5) <= 0.1:
-        out.append(Verdict(code="period_halved", severity="bad", evidence=ev, fix=fix_doubling,
-                           title="Halved period: the output repeats twice as often as the reference (sits on 2f)"))
-    elif math.isfinite(ratio) and abs(ratio - 2.0) <= 0.3:
-        out.append(Verdict(code="period_doubled", severity="bad", evidence=ev, fix=fix_doubling,
-                           title="Doubled period: the output repeats half as often as the reference (sits on f/2)"))
-    elif (math.isfinite(e2) and e2 > HARMONIC_RATIO) or (math.isfinite(eh) and eh > HARMONIC_RATIO):
-        which = "2f*" if (e2 if math.isfinite(e2) else 0) >= (eh if math.isfinite(eh) else 0) else "f*/2"
-        out.append(Verdict(code="harmonic_confusion", title=f"Harmonic confusion: more energy at {which} than at f*",
-                           evidence=ev, fix=fix_doubling, severity="bad" if max(e2 if math.isfinite(e2) else 0, eh if math.isfinite(eh) else 0) > 2
-                           else "warn"))
-    else:
-        pa, pf = g("acf_first_peak_period_px"), g("fundamental_period_px")
-        if math.isfinite(pa) and math.isfinite(pf) and pf > 0 and (abs(pa / pf - 2) < 0.2 or abs(pa / pf - 0.5) < 0.1):
-            out.append(Verdict(code="harmonic_confusion", severity="warn", evidence=ev, fix=fix_doubling,
-                               title="Spectrum and ACF disagree by 2× (harmonic confusion)"))
-    bs, run = g("band_score"), g("band_max_run")
-    if math.isfinite(bs) and bs >= BAND_SCORE:
-        axis = str(summary.get("band_axis_hint", "rows"))
-        out.append(Verdict(code="bands_cols" if axis == "cols" else "bands_rows",
-                           title=f"Bands of doubled period along the {axis}",
-                           evidence={"band_score": _r(bs), "band_max_run": _r(run, 1), "band_axis_hint": axis,
-                            "band_base_period_px": _r(g("band_base_period_px"))},
-                           fix="Zones of 2× period clustered in rows/columns usually come from the upsampler "
-                           "(replace transposed convolutions with resize→conv) or from patch stitching.",
-                           severity="bad" if bs >= 0.6 else "warn"))
-    cb = g("checkerboard_score")
-    if math.isfinite(cb) and cb >= CHECKERBOARD_WARN:
-        out.append(Verdict(code="checkerboard", title="Checkerboard / stride-grid artifact",
-                           evidence={k: _r(g(k), 4) for k in summary if k.startswith("checkerboard_")},
-                           fix="Uneven kernel overlap of a transposed convolution: use resize (nearest/bilinear) "
-                           "→ conv, or a kernel size divisible by the stride.", severity="bad" if cb >= CHECKERBOARD_BAD else "warn"))
+        ref_ok = g("ref_periodicity_score") >= APERIODIC_SCORE
+        departs = not (_fin(ratio) and SAME_PERIOD[0] <= ratio <= SAME_PERIOD[1])
+        if confident and ref_ok and departs and e2v >= HALVED_E2F and e2v > ehv:
+            out.append(Verdict(code="period_halved", severity="bad", evidence={**ev, "limit_E2f": HALVED_E2F},
+                               fix=fix_doubling, title="Halved period: the output repeats twice as often as "
+                               "the reference (its energy sits on 2f)"))
+        elif confident and ref_ok and departs and ehv >= DOUBLED_EHALF and e2v < max(HALVED_E2F, ehv):
+            out.append(Verdict(code="period_doubled", severity="bad", evidence={**ev, "limit_Ehalf": DOUBLED_EHALF},
+                               fix=fix_doubling, title="Doubled period: the output repeats half as often as "
+                               "the reference (its energy sits on f/2)"))
+    elif confident and max(e2v, ehv) >= HARMONIC_RATIO:
+        which = "2f*" if e2v >= ehv else "f*/2"
+        out.append(Verdict(code="harmonic_confusion", severity="warn", evidence={**ev, "limit": HARMONIC_RATIO},
+                           fix=fix_doubling, title=f"Harmonic confusion: more energy at {which} than at f*"))
+    row, col, dfrac = g("band_row_frac_max"), g("band_col_frac_max"), g("band_doubled_frac")
+    bev = {"band_row_frac_max": _r(row), "band_col_frac_max": _r(col), "band_doubled_frac": _r(dfrac),
+           "doubled_area_frac": _r(g("doubled_area_frac")), "band_base_period_px": _r(g("band_base_period_px"))}
+    fix_band = ("Zones of 2× period usually come from the upsampler (replace transposed convolutions with "
+                "resize→conv), from patch stitching or from too little context (tiled inference): check the "
+                "tile overlap and the receptive field.")
+    if confident and ((_fin(row) and row >= BAND_FRAC) or (_fin(col) and col >= BAND_FRAC)):
+        is_cols = (col if _fin(col) else 0.0) > (row if _fin(row) else 0.0)
+        axis = "cols" if is_cols else "rows"
+        out.append(Verdict(code=f"bands_{axis}", severity="bad" if max(row, col) >= 0.95 else "warn",
+                           title=f"A {'full-height' if is_cols else 'full-width'} band at twice the period "
+                           f"({axis})", evidence={**bev, "limit": BAND_FRAC}, fix=fix_band))
+    elif confident and _fin(dfrac) and dfrac >= ZONE_FRAC:
+        out.append(Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period",
+                           evidence={**bev, "limit": ZONE_FRAC}, fix=fix_band))
+    cb = g("checkerboard_s2")
+    cb = cb if _fin(cb) else g("checkerboard_score")
+    if _fin(cb) and cb >= CHECKERBOARD_WARN and not (confident and _locked(summary, 2)):
+        out.append(Verdict(code="checkerboard", title="Checkerboard: the pixel parities have different gains",
+                           evidence={"checkerboard_s2": _r(cb, 4), "checkerboard_score": _r(g("checkerboard_score"), 4),
+                                     "limit": CHECKERBOARD_WARN,
+                                     **{k: _r(g(k), 4) for k in ("parity_gain_x", "parity_gain_y",
+                                                                  "parity_gain_xy") if k in summary}},
+                           fix="Uneven kernel overlap of a ×2 transposed convolution: use resize (nearest/"
+                           "bilinear) → conv, or a kernel size divisible by the stride.",
+                           severity="bad" if cb >= CHECKERBOARD_BAD else "warn"))
+    prev = 0.0
+    for k in _grid_strides(summary):
+        v = g(f"grid_s{k}")
+        if not _fin(v) or v < GRID_WARN or v < GRID_NESTED * prev or _locked(summary, k):
+            prev = max(prev, v if _fin(v) else 0.0)
+            continue
+        prev = max(prev, v)
+        out.append(Verdict(code=f"grid_s{k}", severity="bad" if v >= GRID_BAD else "warn",
+                           title=f"A {k}-px grid: block offsets or seams every {k} px",
+                           evidence={f"grid_s{k}": _r(v, 4), "limit": GRID_WARN,
+                                     f"grid_phase_s{k}": _r(g(f"grid_phase_s{k}"), 0)},
+                           fix=f"A {k}-px lattice is the latent/patch grid of the decoder: decode with overlapping "
+                           "tiles, check the VAE's scaling factor and the latent's statistics, and avoid "
+                           "per-patch normalisation."))
     rn, dr = g("resize_nmse_downUp"), g("resize_delta_r")
     sx, sy = g("shift_nmse_dx1"), g("shift_nmse_dy1")
-    sn = max(sx if math.isfinite(sx) else 0.0, sy if math.isfinite(sy) else 0.0)
-    if math.isfinite(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE:
+    sn = max(sx if _fin(sx) else 0.0, sy if _fin(sy) else 0.0)
+    if _fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE:
         out.append(Verdict(code="aliasing", severity="warn",
                            title="Aliasing: much energy near Nyquist, lost by a down/up-scale and by a 1-px shift",
-                           evidence={"shift_mse_dx1": _r(g("shift_mse_dx1"), 5), "shift_mse_dy1": _r(g("shift_mse_dy1"), 5),
-                            "shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
-                            "resize_mse_downUp": _r(g("resize_mse_downUp"), 5), "resize_nmse_downUp": _r(rn),
-                            "resize_delta_r": _r(dr)},
+                           evidence={"shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
+                                     "resize_nmse_downUp": _r(rn), "resize_delta_r": _r(dr),
+                                     "limit": ALIAS_RESIZE_NMSE},
                            fix="Low-pass before every subsampling (BlurPool / antialias=True in resizes; PIL "
                            "resizes antialias by default)."))
     bc = g("border_cross_index")
-    if math.isfinite(bc) and bc >= BORDER_CROSS and g("axis_energy_frac_nohann") >= 0.05:
+    if _fin(bc) and bc >= BORDER_CROSS and g("axis_energy_frac_nohann") >= 0.05:
         out.append(Verdict(code="border_cross", severity="warn", title="FFT border cross (non-periodic frame)",
-                           evidence={"border_cross_index": _r(bc), "axis_energy_frac_nohann": _r(g("axis_energy_frac_nohann")),
-                            "axis_ratio_at_f": _r(g("axis_ratio_at_f"))},
+                           evidence={"border_cross_index": _r(bc),
+                                     "axis_energy_frac_nohann": _r(g("axis_energy_frac_nohann")),
+                                     "axis_ratio_at_f": _r(g("axis_ratio_at_f"))},
                            fix="Apodize (Hann/Tukey window) or use the periodic-plus-smooth decomposition before "
                            "any FFT-based loss or metric; the cross pushes models toward row/column artifacts."))
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
-    big = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if math.isfinite(v)]
-    if big and max(big)[0] >= PERSPECTIVE_TREND:
+    big = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if _fin(v)]
+    if confident and big and max(big)[0] >= PERSPECTIVE_TREND:
         _, name, v = max(big)
         out.append(Verdict(code="perspective", severity="info",
                            title=f"Perspective: the local period changes {v:+.0%} {name}",
-                           evidence={"local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx)},
+                           evidence={"local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx),
+                                     "limit": PERSPECTIVE_TREND},
                            fix="Expected on a wall seen at an angle; compare periods in rectified (fronto-parallel) "
                            "crops, and expect doubling to appear first where the period is smallest."))
     return out
