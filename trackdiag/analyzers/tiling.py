@@ -86,7 +86,7 @@ GRID_WARN, GRID_BAD = 0.0023, 0.005  # grid_s<k> (median extra jump on the k-px 
 GRID_NESTED = 1.6  # a larger stride is named only when its score is this many times the smaller one's
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 BORDER_CROSS = 0.5
-PERSPECTIVE_TREND = 0.15
+PERSPECTIVE_TREND = 0.2  # |Theil–Sen slope of log local period| per frame height/width
 
 
 @dataclass
@@ -795,7 +795,7 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            "any FFT-based loss or metric; the cross pushes models toward row/column artifacts."))
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
     big = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if _fin(v)]
-    if confident and big and max(big)[0] >= PERSPECTIVE_TREND:
+    if big and max(big)[0] >= PERSPECTIVE_TREND:
         _, name, v = max(big)
         out.append(Verdict(code="perspective", severity="info",
                            title=f"Perspective: the local period changes {v:+.0%} {name}",
