@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .scene import Scene, make_scene, scene_id
+from .scene import GENERATOR_VERSION, Scene, make_scene, scene_id
 from .truth import REAL_DEV_NAMES, TARGET_CAUSES, Truth
 
 __all__ = ["SceneSpec", "sample_specs", "get_scene", "save_scene", "load_scene", "diagnose_scene", "run",
@@ -108,6 +108,8 @@ def load_scene(folder: str | Path, name: str) -> Scene | None:
     if not meta.exists():
         return None
     truth = Truth.from_dict(json.loads(meta.read_text()))
+    if truth.params.get("generator", 1) != GENERATOR_VERSION:
+        return None  # made by another version of the generator: stale
     data = (folder / f"{name}.jpg").read_bytes()
     pred = np.asarray(Image.open(folder / f"{name}.jpg").convert("RGB"))
     mask = np.asarray(Image.open(folder / f"{name}_mask.png")) > 127
