@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma-separated causes (default: the targets); known: {','.join(CAUSES)}")
     ap.add_argument("--seed", type=int, default=0, help="sample seed (default 0)")
     ap.add_argument("--size", type=_size, default=None, help="fixed frame size HxW (default: drawn, 512–1024)")
+    ap.add_argument("--combos", type=int, default=0,
+                    help="also this many scenes of each two-cause combination (evaluate.COMBOS; default 0)")
     ap.add_argument("--no-twins", action="store_true", help="no clean twins of checkerboard/aliasing/period scenes")
     ap.add_argument("--cache", metavar="DIR", help="folder for generated scenes (read back when present)")
     ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             ap.error(f"unknown causes {unknown}; known: {', '.join(CAUSES)}")
         specs = sample_specs(causes=causes, n_per_cause=args.n_per_cause, seed=args.seed,
-                             twins=not args.no_twins, size=args.size)
+                             twins=not args.no_twins, size=args.size, combos=args.combos)
         if args.limit is not None:
             specs = specs[:args.limit]
         if args.generate_only and not args.cache:

@@ -30,7 +30,7 @@ import numpy as np
 from .scene import GENERATOR_VERSION, Scene, make_scene, scene_id
 from .truth import REAL_DEV_NAMES, TARGET_CAUSES, Truth
 
-__all__ = ["SceneSpec", "sample_specs", "get_scene", "save_scene", "load_scene", "diagnose_scene", "run",
+__all__ = ["COMBOS", "SceneSpec", "sample_specs", "get_scene", "save_scene", "load_scene", "diagnose_scene", "run",
            "run_real_dev", "metrics", "format_table", "TARGETS"]
 
 #: issue 11's targets (checked by :func:`metrics`, reported under ``"targets"``).
@@ -66,11 +66,21 @@ class SceneSpec:
                           with_ref=self.with_ref, twin=self.twin)
 
 
+#: two-cause combinations (one resampling or image-level cause with a texture-level one).
+COMBOS = ("checkerboard+doubled_zone", "grid_s8+bands_rows", "grid_s8+period_doubled", "checkerboard+bands_cols",
+          "grid_s8+aliasing", "checkerboard+period_halved")
+
+
 def sample_specs(*, causes: Sequence[str] = TARGET_CAUSES, n_per_cause: int = 20, seed: int = 0,
-                 twins: bool = True, size: tuple[int, int] | None = None) -> list[SceneSpec]:
+                 twins: bool = True, size: tuple[int, int] | None = None, combos: int = 0,
+                 combo_list: Sequence[str] = COMBOS) -> list[SceneSpec]:
     """``n_per_cause`` scenes of each cause and of clean walls, half fronto-parallel and half angled; with
-    ``twins``, the clean twins of every second scene of :data:`TWINNED` causes are added (as clean scenes)."""
+    ``twins``, the clean twins of every second scene of :data:`TWINNED` causes are added (as clean scenes);
+    ``combos`` scenes of each two-cause combination of ``combo_list``."""
     specs: list[SceneSpec] = []
+    for c in (*combo_list,) if combos else ():
+        for i in range(combos):
+            specs.append(SceneSpec(cause=c, seed=seed * 100_003 + 50_000 + i, angled=bool(i % 2), size=size))
     for c in ("clean", *causes):
         for i in range(n_per_cause):
             s = SceneSpec(cause=c, seed=seed * 100_003 + i, angled=bool(i % 2), size=size)

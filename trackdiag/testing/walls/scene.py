@@ -323,8 +323,9 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
     for c in causes:
         if c not in CAUSES:
             raise ValueError(f"unknown cause {c!r}; known: {CAUSES}")
-    if "period_doubled" in causes and "period_halved" in causes:
-        raise ValueError("period_doubled and period_halved exclude each other")
+    for a, b in (("period_doubled", "period_halved"), ("checkerboard", "aliasing"), ("grid_s8", "grid_s16")):
+        if a in causes and b in causes:
+            raise ValueError(f"{a} and {b} exclude each other in one scene")
     rng = _seed_for(seed, causes, kind, angled)
     # ---- material -----------------------------------------------------------------------------------
     allowed = set(MATERIALS)
