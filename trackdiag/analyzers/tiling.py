@@ -30,7 +30,8 @@ import torch.nn.functional as F
 
 from ..checks import check_image_batch, normalize_mask, normalize_ref
 from ..errors import InputValueError
-from ..verdicts import Verdict, register_rules
+from ..metricspec import MetricSpec, register_metrics
+from ..verdicts import Verdict, register_rules, verdict_metrics
 from ..schedule import Schedule
 from ..spectral import (
     Spectrum,
@@ -43,6 +44,7 @@ from ..spectral import (
     ring_sum,
 )
 from ..functional.grid import grid_excess, parity_gain
+from ..functional.seams import SIDES, edge_scores, mask_seam_score
 from ..functional.lattice import axis_periods, real_basis
 from .bands import band_metrics, local_period_map, period_trend
 from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
@@ -72,6 +74,13 @@ SEED_KEYS: tuple[str, ...] = (
 
 _LUMA = (0.299, 0.587, 0.114)
 
+#: The stable verdict codes of the tiling rules (plus ``grid_s<k>`` for each configured stride ≥ 4).
+VERDICT_CODES: tuple[str, ...] = (
+    "nonfinite", "aperiodic", "perspective", "period_doubled", "period_halved", "harmonic_confusion",
+    "doubled_zone", "bands_rows", "bands_cols", "checkerboard", "aliasing", "border_cross", "edge_artifact",
+    "mask_seam",
+)
+
 #: Verdict thresholds: every one is written in docs/tiling.md with what it was calibrated on.
 APERIODIC_SCORE = 0.3  # periodicity_score below: no confident lattice (aperiodic; period verdicts gated)
 HARMONIC_RATIO = 3.0  # no reference: E(2f*)/E(f*) or E(f*/2)/E(f*) above -> harmonic_confusion
@@ -86,6 +95,8 @@ GRID_WARN, GRID_BAD = 0.0023, 0.005  # grid_s<k> (median extra jump on the k-px 
 GRID_NESTED = 1.6  # a larger stride is named only when its score is this many times the smaller one's
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 BORDER_CROSS = 0.5
+EDGE_WARN, EDGE_BAD = 8.0, 16.0  # edge_<side>: robust z of an outer line against the interior lines
+SEAM_WARN, SEAM_BAD = 0.04, 0.08  # mask_seam_score: relative offset of the contour band
 PERSPECTIVE_TREND = 0.2  # |Theil–Sen slope of log local period| per frame height/width
 
 
@@ -475,6 +486,36 @@ def _shrink(m: torch.Tensor, max_side: int) -> torch.Tensor:
     return F.interpolate(m[None, None], size=(max(1, round(h * sc)), max(1, round(w * sc))), mode="area")[0, 0]
 
 
+def spectrum_distance(a: Spectrum, b: Spectrum, *, height: int, width: int, min_period_px: float = 3.0,
+                      points: int = 128) -> torch.Tensor:
+    """Distance between two radially averaged windowed power spectra, in **octaves of period**: the
+    earth mover's (Wasserstein-1) distance between their energy distributions over ``log2(period)``.
+
+    ``a``: the output's :class:`Spectrum` (``N`` images, side ``S``); ``b``: the reference's (1 image, side
+    ``s``). Each ring's energy (mean power × circumference) is read at periods from ``min_period_px`` to
+    a quarter of the output's shorter side, on a common log grid of ``points`` periods, normalised to a
+    distribution; the distance is ``∫ |CDF_a − CDF_b| d log2(period)``. 0 for the same spectrum shape
+    whatever the contrast; 1 when all the energy moved by one octave (a doubled or halved period).
+    Returns ``(N,)``.
+    """
+    lo, hi = math.log2(max(2.0, min_period_px)), math.log2(max(4.0, 0.25 * min(height, width)))
+    grid = torch.linspace(lo, hi, points, device=a.power.device, dtype=a.power.dtype)
+
+    def dist(spec: Spectrum) -> torch.Tensor:
+        prof = radial_profile(spec.power)  # N×(S/2+1)
+        side = spec.side
+        r = side / torch.exp2(grid)  # the radius (bins) of each period
+        e = prof * torch.arange(prof.shape[1], device=prof.device, dtype=prof.dtype)
+        i0 = r.floor().long().clamp(0, prof.shape[1] - 2)
+        f = (r - i0.to(r.dtype)).clamp(0, 1)
+        val = e[:, i0] * (1 - f) + e[:, i0 + 1] * f
+        return val / val.sum(dim=1, keepdim=True).clamp_min(torch.finfo(val.dtype).tiny)
+
+    da, db = dist(a), dist(b)
+    step = (hi - lo) / (points - 1) if points > 1 else 0.0
+    return (da.cumsum(dim=1) - db.cumsum(dim=1)).abs().sum(dim=1) * step
+
+
 def _lattice_keys(per: Any, side: int, *, prefix: str) -> dict[str, torch.Tensor]:
     """``lattice_t1_px``, ``lattice_t2_px``, their angles (degrees in [0, 180), from the +x axis, y down),
     ``period_x_px``, ``period_y_px`` and ``lattice_prominence`` of an :func:`analyze_periodicity` result made
@@ -559,10 +600,13 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out["ref_periodicity_score"] = rper.score.expand(b)
         out["period_ratio_to_ref"] = per.period_px / ref_period
         out.update({k: v.expand(b) for k, v in _lattice_keys(rper, rper.spec.side, prefix="ref_").items()})
+        out["ref_spectrum_distance"] = spectrum_distance(per.spec, rper.spec, height=h, width=w,
+                                                         min_period_px=p.min_period_px)
         fstar = s / ref_period
         lattice = rper.direction.expand(b, 2) * fstar[:, None], rper.score.expand(b) > APERIODIC_SCORE
     else:
         out["ref_period_px"] = nan_b
+        out["ref_spectrum_distance"] = nan_b
         out["ref_radius_bin"] = nan_b
         out["ref_periodicity_score"] = nan_b
         out["period_ratio_to_ref"] = nan_b
@@ -581,6 +625,10 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["checkerboard_s8"] = out.get("grid_s8", torch.full((b,), float("nan"), device=pred.device,
                                                            dtype=gray.dtype))
     out.update(_lattice_keys(per, s, prefix=""))
+    # Where: the frame's edge strips and the seam along the mask contour.
+    out.update(edge_scores(x, vf))
+    out["mask_seam_score"] = (mask_seam_score(x, vf) if mask is not None
+                              else torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype))
 
     nvalid = (valid_frac * float(h * w)).clamp_min(1.0)
     xv = x * vf
@@ -793,6 +841,23 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                                      "axis_ratio_at_f": _r(g("axis_ratio_at_f"))},
                            fix="Apodize (Hann/Tukey window) or use the periodic-plus-smooth decomposition before "
                            "any FFT-based loss or metric; the cross pushes models toward row/column artifacts."))
+    es = g("edge_score")
+    if _fin(es) and es >= EDGE_WARN:
+        sides = {sd: g(f"edge_{sd}") for sd in SIDES}
+        worst = max(sides, key=lambda sd: sides[sd] if _fin(sides[sd]) else -1.0)
+        out.append(Verdict(code="edge_artifact", severity="bad" if es >= EDGE_BAD else "warn",
+                           title=f"Stripe or smear along the {worst} edge of the frame",
+                           evidence={**{f"edge_{sd}": _r(v, 2) for sd, v in sides.items()}, "edge_score": _r(es, 2),
+                                     "limit": EDGE_WARN},
+                           fix="Edge-only stripes come from padding in the decoder/upsampler or from outpainting "
+                           "borders: use reflect padding, generate with a margin and crop it."))
+    ms = g("mask_seam_score")
+    if _fin(ms) and ms >= SEAM_WARN:
+        out.append(Verdict(code="mask_seam", severity="bad" if ms >= SEAM_BAD else "warn",
+                           title="A seam (halo) along the wall mask's contour",
+                           evidence={"mask_seam_score": _r(ms, 4), "limit": SEAM_WARN},
+                           fix="Blend the inpainted wall into its surroundings: feather the mask, match colour and "
+                           "brightness at the boundary, or inpaint with a dilated mask and composite."))
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
     big = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if _fin(v)]
     if big and max(big)[0] >= PERSPECTIVE_TREND:
@@ -807,6 +872,66 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
 
 
 register_rules("tiling", likely_causes)
+
+
+def _specs() -> list[MetricSpec]:
+    """Every tiling metric's goal, unit, doc and the limits :func:`likely_causes` uses."""
+    m = MetricSpec
+    out = [
+        m("periodicity_score", "max", "", "confidence that the wall has a lattice (0..1); below "
+          f"{APERIODIC_SCORE} the wall is aperiodic and period verdicts are not given"),
+        m("fundamental_period_px", "none", "px", "f*: spacing of the lattice's densest rows"),
+        m("fundamental_radius_bin", "none", "bin", "f* in bins of the square FFT grid"),
+        m("acf_first_peak_period_px", "none", "px", "the lattice period confirmed in the autocorrelation"),
+        m("acf_first_peak_radius_bin", "none", "bin", "the ACF period in bins"),
+        m("lattice_t1_px", "none", "px", "shortest real-space lattice vector"),
+        m("lattice_t2_px", "none", "px", "second lattice vector (NaN on 1-D textures)"),
+        m("lattice_t1_angle_deg", "none", "deg", "angle of t1 from +x (y down), [0, 180)"),
+        m("lattice_t2_angle_deg", "none", "deg", "angle of t2 from +x (y down), [0, 180)"),
+        m("period_x_px", "none", "px", "shortest lattice repeat within 30° of the x axis"),
+        m("period_y_px", "none", "px", "shortest lattice repeat within 30° of the y axis"),
+        m("lattice_prominence", "max", "ratio", "f*'s peak over its whitened spectral neighbourhood"),
+        m("ref_period_px", "none", "px", "the reference's f* period"),
+        m("period_ratio_to_ref", "none", "ratio", "output period / reference period"),
+        m("ref_spectrum_distance", "min", "octave", "earth mover's distance between the output's and the "
+          "reference's radial power spectra over log2(period); 1 = all energy one octave off"),
+        m("E2f_over_Ef", "min", "ratio", "energy at 2f* over energy at f* (f* the reference's when given)",
+          warn=HALVED_E2F),
+        m("Ehalf_over_Ef", "min", "ratio", "energy at f*/2 over energy at f*", warn=DOUBLED_EHALF),
+        m("checkerboard_s2", "min", "ratio", "relative gain imbalance of the pixel parities (demodulated)",
+          warn=CHECKERBOARD_WARN, bad=CHECKERBOARD_BAD),
+        m("checkerboard_score", "min", "ratio", "= checkerboard_s2 (since issue 11)",
+          warn=CHECKERBOARD_WARN, bad=CHECKERBOARD_BAD),
+        m("checkerboard_s8", "min", "level", "= grid_s8 (since issue 11)", warn=GRID_WARN, bad=GRID_BAD),
+        m("band_score", "min", "ratio", "largest doubled share of a map row/column on the hinted axis",
+          warn=BAND_FRAC),
+        m("band_row_frac_max", "min", "ratio", "largest doubled share of a map row", warn=BAND_FRAC),
+        m("band_col_frac_max", "min", "ratio", "largest doubled share of a map column", warn=BAND_FRAC),
+        m("band_doubled_frac", "min", "ratio", "share of measured windows at twice the period", warn=ZONE_FRAC),
+        m("doubled_area_frac", "min", "ratio", "= band_doubled_frac (share of the valid area doubled)",
+          warn=ZONE_FRAC),
+        m("resize_nmse_downUp", "min", "ratio", "down→up resize error / variance", warn=ALIAS_RESIZE_NMSE),
+        m("shift_nmse_dx1", "min", "ratio", "1-px x-shift error / (2·variance)", warn=ALIAS_SHIFT_NMSE),
+        m("shift_nmse_dy1", "min", "ratio", "1-px y-shift error / (2·variance)", warn=ALIAS_SHIFT_NMSE),
+        m("border_cross_index", "min", "ratio", "median share of axis energy from the frame borders",
+          warn=BORDER_CROSS),
+        m("edge_score", "min", "z", "largest per-side edge-strip anomaly (robust z)", warn=EDGE_WARN,
+          bad=EDGE_BAD),
+        m("mask_seam_score", "min", "ratio", "relative brightness offset of the band along the mask contour",
+          warn=SEAM_WARN, bad=SEAM_BAD),
+        m("local_period_trend_y", "none", "log/frame", "Theil–Sen slope of log local period vs y/H"),
+        m("local_period_trend_x", "none", "log/frame", "Theil–Sen slope of log local period vs x/W"),
+        m("nonfinite_frac", "min", "ratio", "share of NaN/Inf pixels", bad=1e-9),
+        m("valid_px_frac", "none", "ratio", "share of pixels used (mask and finite)"),
+    ]
+    out += [m(f"edge_{sd}", "min", "z", f"{sd} edge strip against the interior", warn=EDGE_WARN, bad=EDGE_BAD)
+            for sd in SIDES]
+    out += [m(f"grid_s{k}", "min", "level", f"median extra jump on the {k}-px lattice lines (image units)",
+              warn=GRID_WARN, bad=GRID_BAD) for k in (4, 8, 16, 32, 64)]
+    return out
+
+
+register_metrics("tiling", _specs())
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -854,6 +979,11 @@ class TilingAnalyzer(Analyzer):
         refp = np.asarray(host.get("ref_period_px", np.asarray([np.nan])), dtype=np.float64)
         texts["fstar_source"] = "ref" if np.isfinite(refp).any() else "pred"
         maps = {k.removeprefix(MAP_PREFIX): np.asarray(v) for k, v in host.items() if k.startswith(MAP_PREFIX)}
+        # Each verdict's severity is a metric too (0 none or info, 1 warn, 2 bad): "since when" is one chart.
+        strides = sorted({int(k) for k in self.params.checkerboard_strides if int(k) >= 4})  # type: ignore[attr-defined]
+        codes = VERDICT_CODES + tuple(f"grid_s{k}" for k in strides)
+        levels = verdict_metrics(likely_causes({**metrics, **texts}), "tiling", codes=codes)
+        metrics.update({k.removeprefix("trackdiag/tiling/"): v for k, v in levels.items()})
         return Result(metrics=metrics, texts=texts, maps=maps)
 
     def render(self, result: Result) -> dict[str, np.ndarray]:
