@@ -398,11 +398,13 @@ def _sample_mirrored(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarra
 
 def _photo_material(name: str, img_name: str, tint: np.ndarray, scale: float, period: float | None,
                     approx: bool, normal: tuple[float, float] = (0.0, 1.0)) -> Material:
+    """The photograph scaled by ``scale``, its centre at texture (0, 0) (mirrored beyond its borders)."""
     img = _photo(img_name)
     mean = float(img.mean())
+    cy, cx = img.shape[0] / 2, img.shape[1] / 2
 
     def render(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        g = _sample_mirrored(img, u / scale + 37.0, v / scale + 11.0)
+        g = _sample_mirrored(img, u / scale + cx, v / scale + cy)
         g = 0.5 + (g - mean) * 1.1
         return np.clip(tint * (g[..., None] * 1.4), 0, 1).astype(np.float32)
 
@@ -410,20 +412,23 @@ def _photo_material(name: str, img_name: str, tint: np.ndarray, scale: float, pe
 
 
 def photo_brick(rng: np.random.Generator, period: float) -> Material:
-    """The photograph at 0.8–1.4× its size (the requested period only picks the scale in that range)."""
-    scale = float(np.clip(float(period) / photo_period(), 0.8, 1.4))
+    """The photograph at ``period / photo_period()`` times its size, clipped to 0.8–2.2 (the scene asks for
+    the scale at which one copy covers the frame)."""
+    scale = float(np.clip(float(period) / photo_period(), 0.8, 2.2))
     tint = np.array((0.75, 0.42, 0.32)) * rng.uniform(0.85, 1.1)
     return _photo_material("photo_brick", "brick", tint, scale, photo_period() * scale, True, (1.0, 0.0))
 
 
 def photo_gravel(rng: np.random.Generator, period: float) -> Material:
+    """``period`` is read as the scale (aperiodic: there is no period)."""
     tint = np.array((0.62, 0.60, 0.56)) * rng.uniform(0.85, 1.1)
-    return _photo_material("photo_gravel", "gravel", tint, rng.uniform(0.8, 1.6), None, False)
+    return _photo_material("photo_gravel", "gravel", tint, float(np.clip(period, 0.8, 2.2)), None, False)
 
 
 def photo_grass(rng: np.random.Generator, period: float) -> Material:
+    """``period`` is read as the scale (aperiodic: there is no period)."""
     tint = np.array((0.45, 0.62, 0.35)) * rng.uniform(0.85, 1.1)
-    return _photo_material("photo_grass", "grass", tint, rng.uniform(0.8, 1.6), None, False)
+    return _photo_material("photo_grass", "grass", tint, float(np.clip(period, 0.8, 2.2)), None, False)
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -19,7 +19,7 @@ import numpy as np
 from . import artifacts
 from .camera import View, angled as angled_view, fronto, local_period
 from .lighting import Lighting, draw_lighting, gain
-from .materials import APERIODIC, MATERIALS, PERIODIC, Material, make_material
+from .materials import APERIODIC, MATERIALS, PERIODIC, Material, make_material, photo_period
 from .noise import value_noise
 from .truth import CAUSES, Truth
 
@@ -27,7 +27,7 @@ __all__ = ["Scene", "make_scene", "scene_id", "SIZES", "CAUSE_MATERIALS", "GENER
 
 #: bumped whenever a change alters the pixels or the truth of a scene drawn from the same seed (caches keyed on
 #: it are then regenerated).
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 #: frame sizes drawn when ``size`` is not given (H, W); all multiples of 16.
 SIZES = ((512, 512), (512, 768), (768, 512), (768, 768), (640, 896), (768, 1024), (1024, 768), (1024, 1024))
@@ -358,6 +358,10 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
         p_tex = _loguniform(rng, lo_p, max(lo_p * 1.5, 36.0))
     else:
         p_tex = _loguniform(rng, lo_p, max(lo_p * 1.5, 56.0))
+    if kind.startswith("photo_"):
+        # one copy of the photograph covers the frame (no mirror seam in view), centred on the frame centre
+        cover = max(h, w) / 490.0 * float(rng.uniform(1.0, 1.15))
+        p_tex = photo_period() * cover if kind == "photo_brick" else cover
     material = make_material(kind, rng, p_tex)
     p_tex = material.period if material.period is not None else p_tex
     if with_ref is None:
@@ -366,6 +370,8 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
         with_ref = True
     # ---- view, layout, light --------------------------------------------------------------------------
     view = angled_view(h, w, rng, normal=material.normal) if angled else fronto(h, w, rng)
+    if kind.startswith("photo_"):
+        view = replace(view, u0=0.0, v0=0.0)
     layout = _draw_layout(rng, h, w)
     light = draw_lighting(rng)
     cx = np.array([w / 2])
