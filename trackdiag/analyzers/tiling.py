@@ -84,19 +84,22 @@ VERDICT_CODES: tuple[str, ...] = (
 #: Verdict thresholds: every one is written in docs/tiling.md with what it was calibrated on.
 APERIODIC_SCORE = 0.3  # periodicity_score below: no confident lattice (aperiodic; period verdicts gated)
 HARMONIC_RATIO = 3.0  # no reference: E(2f*)/E(f*) or E(f*/2)/E(f*) above -> harmonic_confusion
-HALVED_E2F = 1.5  # with a reference: E(2f_ref)/E(f_ref) above (and above E(f/2)/E(f)) -> period_halved
-DOUBLED_EHALF = 0.5  # with a reference: E(f_ref/2)/E(f_ref) above (and E2f below) -> period_doubled
+WEAK_SCORE = 0.1  # periodicity_score for the ratio branch of period_halved/doubled
+RATIO_TOL = 0.06  # period_ratio_to_ref within 6 % of 1/2 or 2
+HALVED_E2F = 3.0  # with a reference: E(2f_ref)/E(f_ref) above (and above E(f/2)/E(f)) -> period_halved
+DOUBLED_EHALF = 1.0  # with a reference: E(f_ref/2)/E(f_ref) above (and E2f below) -> period_doubled
 SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
 BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band
-ZONE_FRAC = 0.2  # share of the measured windows doubled: a doubled zone
+ZONE_FRAC = 0.17  # share of the measured windows doubled: a doubled zone
 BAND_SCORE = BAND_FRAC
-CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.012, 0.03  # checkerboard_s2 (parity gain, relative)
-GRID_WARN, GRID_BAD = 0.0023, 0.005  # grid_s<k> (median extra jump on the k-px lines, image units)
+CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.006, 0.02  # checkerboard_s2 (parity gain, relative)
+GRID_WARN, GRID_BAD = 0.0035, 0.008  # grid_s<k> (median extra jump on the k-px lines, image units)
+SECONDARY = 3.0  # checkerboard and a grid both over their limits: the weaker needs 3× its limit
 GRID_NESTED = 1.6  # a larger stride is named only when its score is this many times the smaller one's
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 BORDER_CROSS = 0.5
-EDGE_WARN, EDGE_BAD = 8.0, 16.0  # edge_<side>: robust z of an outer line against the interior lines
-SEAM_WARN, SEAM_BAD = 0.04, 0.08  # mask_seam_score: relative offset of the contour band
+EDGE_WARN, EDGE_BAD = 25.0, 50.0  # edge_<side>: robust z of an outer line against the interior lines
+SEAM_WARN, SEAM_BAD = 0.1, 0.2  # mask_seam_score: relative offset of the contour band
 PERSPECTIVE_TREND = 0.2  # |Theil–Sen slope of log local period| per frame height/width
 
 
@@ -725,7 +728,7 @@ def _locked(summary: Mapping[str, Any], k: int) -> bool:
         if 0.95 <= m <= 4.1 and abs(m - round(m)) <= 0.02 * m:
             for t in ("t1", "t2"):
                 ang = _f(summary, f"{pre}lattice_{t}_angle_deg")
-                if _fin(ang) and min(ang % 90.0, 90.0 - ang % 90.0) <= 1.0:
+                if _fin(ang) and min(ang % 90.0, 90.0 - ang % 90.0) <= 3.0:
                     return True
     return False
 
@@ -770,11 +773,17 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         ev.update({"ref_period_px": _r(g("ref_period_px")), "period_ratio_to_ref": _r(ratio)})
         ref_ok = g("ref_periodicity_score") >= APERIODIC_SCORE
         departs = not (_fin(ratio) and SAME_PERIOD[0] <= ratio <= SAME_PERIOD[1])
-        if confident and ref_ok and departs and e2v >= HALVED_E2F and e2v > ehv:
+        weak = _fin(score) and score >= WEAK_SCORE
+        # a ratio of exactly 1/2 (2) between two lattices is itself the evidence; otherwise the energy moved
+        halved = (weak and _fin(ratio) and abs(ratio - 0.5) <= RATIO_TOL * 0.5 and e2v >= 0.8) or (
+            confident and ref_ok and departs and e2v >= HALVED_E2F and e2v > ehv)
+        doubled = (weak and _fin(ratio) and abs(ratio - 2.0) <= RATIO_TOL * 2.0 and ehv >= DOUBLED_EHALF) or (
+            confident and ref_ok and departs and ehv >= 2.5 * DOUBLED_EHALF and e2v < ehv)
+        if halved:
             out.append(Verdict(code="period_halved", severity="bad", evidence={**ev, "limit_E2f": HALVED_E2F},
                                fix=fix_doubling, title="Halved period: the output repeats twice as often as "
                                "the reference (its energy sits on 2f)"))
-        elif confident and ref_ok and departs and ehv >= DOUBLED_EHALF and e2v < max(HALVED_E2F, ehv):
+        elif doubled:
             out.append(Verdict(code="period_doubled", severity="bad", evidence={**ev, "limit_Ehalf": DOUBLED_EHALF},
                                fix=fix_doubling, title="Doubled period: the output repeats half as often as "
                                "the reference (its energy sits on f/2)"))
@@ -797,9 +806,29 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     elif confident and _fin(dfrac) and dfrac >= ZONE_FRAC:
         out.append(Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period",
                            evidence={**bev, "limit": ZONE_FRAC}, fix=fix_band))
+    # Grids: every stride over its limit and not explained by the texture; then the stride that explains
+    # the others is named: of k and a multiple m·k, m·k when its score is GRID_NESTED times k's (a 16-px
+    # grid shows half its excess at 8), else k (an 8-px grid shows none at 16: the sibling phase cancels).
+    scores = {k: g(f"grid_s{k}") for k in _grid_strides(summary)}
+    cand = [k for k, v in scores.items() if _fin(v) and v >= GRID_WARN and not _locked(summary, k)]
+    named = []
+    for k in cand:
+        bigger = [k2 for k2 in cand if k2 > k and k2 % k == 0 and scores[k2] >= GRID_NESTED * scores[k]]
+        smaller = [k1 for k1 in cand if k1 < k and k % k1 == 0 and scores[k] < GRID_NESTED * scores[k1]]
+        if not bigger and not smaller:
+            named.append(k)
     cb = g("checkerboard_s2")
     cb = cb if _fin(cb) else g("checkerboard_score")
-    if _fin(cb) and cb >= CHECKERBOARD_WARN and not (confident and _locked(summary, 2)):
+    cb_on = _fin(cb) and cb >= CHECKERBOARD_WARN and not (confident and _locked(summary, 2))
+    # 1-px grid seams put energy on the pixel parities, a ×2 deconvolution on the grid lines: when both
+    # fire, the one further above its limit is the cause; the other needs SECONDARY × its limit.
+    top_grid = max((scores[k] / GRID_WARN for k in named), default=0.0)
+    if cb_on and named:
+        if cb / CHECKERBOARD_WARN >= top_grid:
+            named = [k for k in named if scores[k] >= SECONDARY * GRID_WARN]
+        else:
+            cb_on = cb >= SECONDARY * CHECKERBOARD_WARN
+    if cb_on:
         out.append(Verdict(code="checkerboard", title="Checkerboard: the pixel parities have different gains",
                            evidence={"checkerboard_s2": _r(cb, 4), "checkerboard_score": _r(g("checkerboard_score"), 4),
                                      "limit": CHECKERBOARD_WARN,
@@ -808,13 +837,8 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            fix="Uneven kernel overlap of a ×2 transposed convolution: use resize (nearest/"
                            "bilinear) → conv, or a kernel size divisible by the stride.",
                            severity="bad" if cb >= CHECKERBOARD_BAD else "warn"))
-    prev = 0.0
-    for k in _grid_strides(summary):
-        v = g(f"grid_s{k}")
-        if not _fin(v) or v < GRID_WARN or v < GRID_NESTED * prev or _locked(summary, k):
-            prev = max(prev, v if _fin(v) else 0.0)
-            continue
-        prev = max(prev, v)
+    for k in named:
+        v = scores[k]
         out.append(Verdict(code=f"grid_s{k}", severity="bad" if v >= GRID_BAD else "warn",
                            title=f"A {k}-px grid: block offsets or seams every {k} px",
                            evidence={f"grid_s{k}": _r(v, 4), "limit": GRID_WARN,

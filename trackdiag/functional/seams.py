@@ -87,7 +87,7 @@ def _erode(m: torch.Tensor, r: int) -> torch.Tensor:
     return 1.0 - F.max_pool2d(inv, 2 * r + 1, stride=1)[:, 0]
 
 
-def mask_seam_score(x: torch.Tensor, v: torch.Tensor, *, ring: int = 6, ref: int = 12, block: int = 32,
+def mask_seam_score(x: torch.Tensor, v: torch.Tensor, *, ring: int = 3, ref: int = 12, block: int = 32,
                     min_px: int = 24) -> torch.Tensor:
     """Seam along the mask contour (see the module docstring): ``(N,)`` relative offset, NaN where there
     is no contour (or too few blocks with both bands)."""
