@@ -63,9 +63,10 @@ def _mix(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def _jitter_colour(base: np.ndarray, h1: np.ndarray, h2: np.ndarray, h3: np.ndarray, *,
-                   bright: float, hue: float) -> np.ndarray:
-    """Per-cell colours: ``base`` (3,) with a brightness change ±``bright`` and a hue change ±``hue``."""
-    b = 1.0 + bright * (2 * h1 - 1)
+                   bright: float, hue: float, cluster: np.ndarray | float = 0.0) -> np.ndarray:
+    """Per-cell colours: ``base`` (3,) with a brightness change ±``bright`` (plus ``cluster``, a smooth field
+    over the cells: batches of darker and lighter tiles) and a hue change ±``hue``."""
+    b = 1.0 + bright * (2 * h1 - 1) + cluster
     col = base[None] * b[..., None] if b.ndim else base * b
     shift = np.stack([hue * (2 * h2 - 1), hue * (2 * h3 - 1) * 0.5, -hue * (2 * h2 - 1)], axis=-1)
     return np.clip(col + shift, 0.0, 1.0)
@@ -89,7 +90,9 @@ def tiles(rng: np.random.Generator, period: float) -> Material:
     gfrac = rng.uniform(0.05, 0.12)
     bevel = rng.uniform(0.04, 0.12)
     sheen = rng.uniform(0.02, 0.07)
-    var = rng.uniform(0.03, 0.09)
+    var = rng.uniform(0.03, 0.15)
+    clus = rng.uniform(0.0, 0.15) if rng.random() < 0.6 else 0.0  # batches of lighter / darker tiles
+    cscale = rng.uniform(3, 8)
     salt = _salt(rng)
     p = float(period)
 
@@ -106,7 +109,8 @@ def tiles(rng: np.random.Generator, period: float) -> Material:
         d = np.minimum(du, dv)
         in_tile = _smooth(gw - 0.4, gw + 0.4, d)
         h1, h2, h3, h4, h5 = (cell_hash(i, j, salt + k) for k in range(5))
-        col = _jitter_colour(base, h1, h2, h3, bright=var, hue=var * 0.4)
+        col = _jitter_colour(base, h1, h2, h3, bright=var, hue=var * 0.4,
+                             cluster=clus * value_noise(i, j, cscale, salt + 21))
         bw = 0.1 * p
         ramp = lambda dist: np.clip(1 - (dist - gw) / bw, 0, 1)  # noqa: E731
         left = np.where(fu < 0.5, ramp(fu * p), 0)
@@ -131,7 +135,9 @@ def brick(rng: np.random.Generator, period: float) -> Material:
     mortar = np.array((0.72, 0.70, 0.66)) * rng.uniform(0.8, 1.1)
     aspect = rng.uniform(2.6, 3.3)
     mfrac = rng.uniform(0.08, 0.16)
-    var = rng.uniform(0.08, 0.16)
+    var = rng.uniform(0.08, 0.25)
+    clus = rng.uniform(0.0, 0.15) if rng.random() < 0.6 else 0.0  # batches of lighter / darker bricks
+    cscale = rng.uniform(3, 8)
     salt = _salt(rng)
     p = float(period)
     length = aspect * p
@@ -147,7 +153,8 @@ def brick(rng: np.random.Generator, period: float) -> Material:
         d = np.minimum(np.minimum(fu, 1 - fu) * length, np.minimum(fv, 1 - fv) * p)
         in_brick = _smooth(mw - 0.4, mw + 0.4, d)
         h1, h2, h3 = (cell_hash(i, j, salt + k) for k in range(3))
-        col = _jitter_colour(base, h1, h2, h3, bright=var, hue=0.04)
+        col = _jitter_colour(base, h1, h2, h3, bright=var, hue=0.04,
+                             cluster=clus * value_noise(i, j, cscale, salt + 21))
         shade = 1 + 0.08 * fbm(u, v, p * 0.6, salt + 5, octaves=3) + 0.05 * value_noise(u, v, 1.5, salt + 9)
         # the bottom of each brick is a little darker (light from above), the top a little lighter
         shade += 0.05 * (0.5 - fv)
@@ -238,7 +245,9 @@ def hex_mosaic(rng: np.random.Generator, period: float) -> Material:
     base = np.array(_MOSAIC_COLOURS[rng.integers(len(_MOSAIC_COLOURS))]) * rng.uniform(0.9, 1.1)
     grout = np.array((0.78, 0.77, 0.74)) if base.mean() < 0.6 else np.array((0.45, 0.45, 0.44))
     gfrac = rng.uniform(0.06, 0.14)
-    var = rng.uniform(0.05, 0.15)
+    var = rng.uniform(0.05, 0.25)
+    clus = rng.uniform(0.0, 0.15) if rng.random() < 0.6 else 0.0  # batches of lighter / darker tiles
+    cscale = rng.uniform(3, 8)
     salt = _salt(rng)
 
     def render(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -247,7 +256,8 @@ def hex_mosaic(rng: np.random.Generator, period: float) -> Material:
         gw = gfrac * s / 2
         inside = _smooth(gw - 0.4, gw + 0.4, edge)
         h1, h2, h3 = (cell_hash(ca, cb, salt + q) for q in range(3))
-        col = _jitter_colour(base, h1, h2, h3, bright=var, hue=var * 0.5)
+        col = _jitter_colour(base, h1, h2, h3, bright=var, hue=var * 0.5,
+                             cluster=clus * value_noise(ca, cb, cscale, salt + 21))
         shade = 1 + 0.06 * (1 - d1 / s) + 0.02 * value_noise(u, v, 1.5, salt + 5)
         return np.clip(_mix(np.broadcast_to(grout, col.shape), col * shade[..., None], inside), 0, 1
                        ).astype(np.float32)
@@ -260,7 +270,9 @@ def penny(rng: np.random.Generator, period: float) -> Material:
     base = np.array(_MOSAIC_COLOURS[rng.integers(len(_MOSAIC_COLOURS))]) * rng.uniform(0.9, 1.1)
     grout = np.array((0.80, 0.79, 0.76)) if base.mean() < 0.6 else np.array((0.40, 0.40, 0.40))
     rfrac = rng.uniform(0.40, 0.47)
-    var = rng.uniform(0.05, 0.18)
+    var = rng.uniform(0.05, 0.25)
+    clus = rng.uniform(0.0, 0.15) if rng.random() < 0.6 else 0.0  # batches of lighter / darker pennies
+    cscale = rng.uniform(3, 8)
     salt = _salt(rng)
 
     def render(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -268,7 +280,8 @@ def penny(rng: np.random.Generator, period: float) -> Material:
         r = rfrac * s
         inside = _smooth(-0.5, 0.5, r - d1)
         h1, h2, h3 = (cell_hash(ca, cb, salt + q) for q in range(3))
-        col = _jitter_colour(base, h1, h2, h3, bright=var, hue=var * 0.5)
+        col = _jitter_colour(base, h1, h2, h3, bright=var, hue=var * 0.5,
+                             cluster=clus * value_noise(ca, cb, cscale, salt + 21))
         shade = 1 + 0.10 * (0.5 - d1 / r) + 0.02 * value_noise(u, v, 1.5, salt + 5)
         return np.clip(_mix(np.broadcast_to(grout, col.shape), col * shade[..., None], inside), 0, 1
                        ).astype(np.float32)
@@ -285,6 +298,7 @@ def planks(rng: np.random.Generator, period: float) -> Material:
     gap = rng.uniform(0.03, 0.07) * p
     salt = _salt(rng)
     lmin, lmax = rng.uniform(4, 7) * p, rng.uniform(9, 16) * p
+    bright = rng.uniform(0.1, 0.25)
 
     def render(u: np.ndarray, v: np.ndarray) -> np.ndarray:
         x = u / p
@@ -298,7 +312,7 @@ def planks(rng: np.random.Generator, period: float) -> Material:
         dist = np.minimum(np.minimum(fu, 1 - fu) * p, np.minimum(fv, 1 - fv) * length)
         board = _smooth(gap / 2 - 0.4, gap / 2 + 0.4, dist)
         h1, h2, h3 = (cell_hash(i, seg, salt + q) for q in range(3, 6))
-        col = _jitter_colour(base, h1, h2, h3, bright=0.12, hue=0.03)
+        col = _jitter_colour(base, h1, h2, h3, bright=bright, hue=0.03)
         grain = fbm(u * 6 / p + h1 * 40, v / (p * 0.9), 1.0, salt + 7, octaves=3)
         shade = 1 + 0.08 * grain + 0.02 * value_noise(u, v, 1.0, salt + 8)
         dark = base * 0.3

@@ -27,7 +27,7 @@ __all__ = ["Scene", "make_scene", "scene_id", "SIZES", "CAUSE_MATERIALS", "GENER
 
 #: bumped whenever a change alters the pixels or the truth of a scene drawn from the same seed (caches keyed on
 #: it are then regenerated).
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 #: frame sizes drawn when ``size`` is not given (H, W); all multiples of 16.
 SIZES = ((512, 512), (512, 768), (768, 512), (768, 768), (640, 896), (768, 1024), (1024, 768), (1024, 1024))
