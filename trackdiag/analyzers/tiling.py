@@ -98,8 +98,8 @@ SECONDARY = 3.0  # checkerboard and a grid both over their limits: the weaker ne
 GRID_NESTED = 1.6  # a larger stride is named only when its score is this many times the smaller one's
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 BORDER_CROSS = 0.5
-EDGE_WARN, EDGE_BAD = 25.0, 50.0  # edge_<side>: robust z of an outer line against the interior lines
-SEAM_WARN, SEAM_BAD = 0.1, 0.2  # mask_seam_score: relative offset of the contour band
+EDGE_WARN, EDGE_BAD = 40.0, 80.0  # edge_<side>: robust z of an outer line against the interior lines
+SEAM_WARN, SEAM_BAD = 0.072, 0.15  # mask_seam_score: relative offset of the contour band
 PERSPECTIVE_TREND = 0.2  # |Theil–Sen slope of log local period| per frame height/width
 
 
@@ -629,7 +629,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
                                                            dtype=gray.dtype))
     out.update(_lattice_keys(per, s, prefix=""))
     # Where: the frame's edge strips and the seam along the mask contour.
-    out.update(edge_scores(x, vf))
+    # The edge strips use every finite pixel: a stripe along the frame is seen on the floor or ceiling too.
+    out.update(edge_scores(x, finite.to(gray.dtype)))
     out["mask_seam_score"] = (mask_seam_score(x, vf) if mask is not None
                               else torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype))
 
@@ -717,7 +718,7 @@ def _grid_strides(summary: Mapping[str, Any]) -> list[int]:
 
 def _locked(summary: Mapping[str, Any], k: int) -> bool:
     """The texture's lattice (the reference's when given) is axis-aligned and its x or y period is k, 2k,
-    3k or 4k px (within 2 %): the texture's own lines fall on a k-px grid's lines (for k = 2: its harmonic
+    3k or 4k px (within 1 %): the texture's own lines fall on a k-px grid's lines (for k = 2: its harmonic
     of order ≤ 8 sits on Nyquist), so a grid of stride k and the texture cannot be told apart."""
     pre = "ref_" if _fin(_f(summary, "ref_period_px")) else ""
     for axis in ("x", "y"):
@@ -725,7 +726,7 @@ def _locked(summary: Mapping[str, Any], k: int) -> bool:
         if not _fin(per) or per <= 0:
             continue
         m = per / k
-        if 0.95 <= m <= 4.1 and abs(m - round(m)) <= 0.02 * m:
+        if 0.95 <= m <= 4.1 and abs(m - round(m)) <= 0.01 * m:
             for t in ("t1", "t2"):
                 ang = _f(summary, f"{pre}lattice_{t}_angle_deg")
                 if _fin(ang) and min(ang % 90.0, 90.0 - ang % 90.0) <= 3.0:
