@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trackdiag.testing.walls.evaluate import (SceneSpec, format_table, get_scene, load_scene, metrics, run,
-                                              sample_specs)
+from trackdiag.testing.walls.evaluate import (
+    SceneSpec,
+    format_table,
+    get_scene,
+    load_scene,
+    metrics,
+    run,
+    sample_specs,
+)
 
 
 def _rec(id_, causes, found, *, info=(), period=None, est=None, angled=False, label=None, context=()):

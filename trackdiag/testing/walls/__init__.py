@@ -29,5 +29,17 @@ from .materials import APERIODIC, MATERIALS, PERIODIC
 from .scene import CAUSE_MATERIALS, SIZES, Scene, make_scene, scene_id
 from .truth import CAUSES, REAL_DEV_NAMES, TARGET_CAUSES, Truth
 
-__all__ = ["APERIODIC", "CAUSES", "CAUSE_MATERIALS", "MATERIALS", "PERIODIC", "REAL_DEV_NAMES", "SIZES",
-           "Scene", "TARGET_CAUSES", "Truth", "make_scene", "scene_id"]
+__all__ = [
+           "APERIODIC",
+           "CAUSES",
+           "CAUSE_MATERIALS",
+           "MATERIALS",
+           "PERIODIC",
+           "REAL_DEV_NAMES",
+           "SIZES",
+           "TARGET_CAUSES",
+           "Scene",
+           "Truth",
+           "make_scene",
+           "scene_id",
+]

@@ -15,8 +15,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["deconv_upsample", "bilinear_upsample", "block_grid", "edge_stripe", "mask_seam", "stride",
-           "area_down", "antialiased_down", "add_grain", "jpeg"]
+__all__ = [
+    "add_grain",
+    "antialiased_down",
+    "area_down",
+    "bilinear_upsample",
+    "block_grid",
+    "deconv_upsample",
+    "edge_stripe",
+    "jpeg",
+    "mask_seam",
+    "stride",
+]
 
 
 def _to_t(img: np.ndarray) -> torch.Tensor:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["View", "fronto", "angled", "local_period"]
+__all__ = ["View", "angled", "fronto", "local_period"]
 
 
 @dataclass(frozen=True)

@@ -20,18 +20,31 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .scene import GENERATOR_VERSION, Scene, make_scene, scene_id
 from .truth import REAL_DEV_NAMES, TARGET_CAUSES, Truth
 
-__all__ = ["COMBOS", "SceneSpec", "sample_specs", "get_scene", "save_scene", "load_scene", "diagnose_scene", "run",
-           "run_real_dev", "metrics", "format_table", "TARGETS"]
+__all__ = [
+    "COMBOS",
+    "TARGETS",
+    "SceneSpec",
+    "diagnose_scene",
+    "format_table",
+    "get_scene",
+    "load_scene",
+    "metrics",
+    "run",
+    "run_real_dev",
+    "sample_specs",
+    "save_scene",
+]
 
 #: issue 11's targets (checked by :func:`metrics`, reported under ``"targets"``).
 TARGETS = {"f1_min": 0.9, "clean_false_alarm_max": 0.05, "exact_set_min": 0.85, "period_within5_min": 0.95,
@@ -278,7 +291,7 @@ def _fired(rec: Mapping[str, Any], code: str) -> bool:
     return any(v["code"] == code for v in rec.get("verdicts", []))
 
 
-def _rate(k: int, n: int) -> float | None:
+def _rate(k: float, n: int) -> float | None:
     return k / n if n else None
 
 
@@ -402,21 +415,22 @@ def format_table(m: Mapping[str, Any], *, max_misses: int = 30) -> str:
         lines.append(f"{c:<16}{v['n_true']:>4}{v['tp']:>5}{v['fp']:>5}{v['fn']:>5}{_f(v['precision']):>7}"
                      f"{_f(v['recall']):>7}{_f(v['f1']):>7}  {'ok' if ok else '--' if ok is None else 'MISS'}")
     cl = m["clean"]
-    lines += ["", f"clean walls with a warn/bad verdict: {_f(cl['false_alarm_rate'])} of {cl['n']}  "
-                  f"(codes: {dict(sorted(cl['codes'].items(), key=lambda kv: -kv[1]))})",
+    per, ref, persp, aper = m["period"], m["ref_period"], m["perspective"], m["aperiodic"]
+    codes = dict(sorted(cl["codes"].items(), key=lambda kv: -kv[1]))
+    lines += ["",
+              f"clean walls with a warn/bad verdict: {_f(cl['false_alarm_rate'])} of {cl['n']}  (codes: {codes})",
               f"exact verdict set: {_f(m['exact_set_rate'])}",
-              f"base period within 5 %: {_f(m['period']['within'])} of {m['period']['n']} "
-              f"(fronto {_f(m['period']['fronto'])}, angled {_f(m['period']['angled'])}; photo within 10 %: "
-              f"{_f(m['period']['within10_approx'])} of {m['period']['n_approx']})",
-              f"reference period within 5 %: {_f(m['ref_period']['within'])} of {m['ref_period']['n']}",
-              f"perspective fires: angled {_f(m['perspective']['rate_angled'])} of {m['perspective']['n_angled']}, "
-              f"fronto {_f(m['perspective']['rate_fronto'])} of {m['perspective']['n_fronto']}",
-              f"aperiodic fires: aperiodic walls {_f(m['aperiodic']['rate_aperiodic'])} of {m['aperiodic']['n']}, "
-              f"periodic walls {_f(m['aperiodic']['rate_periodic'])}",
+              (f"base period within 5 %: {_f(per['within'])} of {per['n']} (fronto {_f(per['fronto'])}, "
+               f"angled {_f(per['angled'])}; photo within 10 %: {_f(per['within10_approx'])} of {per['n_approx']})"),
+              f"reference period within 5 %: {_f(ref['within'])} of {ref['n']}",
+              (f"perspective fires: angled {_f(persp['rate_angled'])} of {persp['n_angled']}, "
+               f"fronto {_f(persp['rate_fronto'])} of {persp['n_fronto']}"),
+              (f"aperiodic fires: aperiodic walls {_f(aper['rate_aperiodic'])} of {aper['n']}, "
+               f"periodic walls {_f(aper['rate_periodic'])}"),
               f"targets met: {m['targets']['all_met']}"]
     if m["errors"]:
         lines += ["", f"errors ({len(m['errors'])}):"] + [f"  {e['id']}: {e['error']}" for e in m["errors"][:10]]
-    lines += ["", f"confusion (truth → found warn/bad set: count):"]
+    lines += ["", "confusion (truth → found warn/bad set: count):"]
     for t, row in m["confusion"].items():
         lines.append(f"  {t:<16} " + ", ".join(f"{k}: {n}" for k, n in sorted(row.items(), key=lambda kv: -kv[1])))
     if m["misses"]:

@@ -14,15 +14,16 @@ twice the period) gives the same wall.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .noise import cell_hash, fbm, value_noise
 
-__all__ = ["Material", "MATERIALS", "PERIODIC", "APERIODIC", "make_material", "photo_period"]
+__all__ = ["APERIODIC", "MATERIALS", "PERIODIC", "Material", "make_material", "photo_period"]
 
 RenderFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -48,8 +49,8 @@ class Material:
     period_approx: bool = False
 
 
-def _smooth(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - edge0) / max(edge1 - edge0, 1e-6), 0.0, 1.0)
+def _smooth(edge0: float | np.ndarray, edge1: float | np.ndarray, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - edge0) / np.maximum(np.asarray(edge1) - edge0, 1e-6), 0.0, 1.0)
     return t * t * (3 - 2 * t)
 
 
@@ -112,7 +113,7 @@ def tiles(rng: np.random.Generator, period: float) -> Material:
         col = _jitter_colour(base, h1, h2, h3, bright=var, hue=var * 0.4,
                              cluster=clus * value_noise(i, j, cscale, salt + 21))
         bw = 0.1 * p
-        ramp = lambda dist: np.clip(1 - (dist - gw) / bw, 0, 1)  # noqa: E731
+        ramp = lambda dist: np.clip(1 - (dist - gw) / bw, 0, 1)
         left = np.where(fu < 0.5, ramp(fu * p), 0)
         right = np.where(fu >= 0.5, ramp((1 - fu) * p), 0)
         top = np.where(fv < 0.5, ramp(fv * p), 0)
@@ -210,7 +211,8 @@ def herringbone(rng: np.random.Generator, period: float) -> Material:
 # ------------------------------------------------------------------------------------------------------
 # hexagonal and penny mosaic on one hexagonal lattice (rows spaced ``period``)
 # ------------------------------------------------------------------------------------------------------
-def _hex_nearest(u: np.ndarray, v: np.ndarray, p: float) -> tuple[np.ndarray, ...]:
+def _hex_nearest(u: np.ndarray, v: np.ndarray,
+                 p: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     """Nearest and second-nearest lattice distances and the nearest cell's indices (a, b)."""
     s = 2 * p / math.sqrt(3)
     b = v / p
@@ -233,7 +235,7 @@ def _hex_nearest(u: np.ndarray, v: np.ndarray, p: float) -> tuple[np.ndarray, ..
             ba = np.where(closer, ca, ba)
             bb = np.where(closer, cb, bb)
             best = np.where(closer, dd, best)
-    return best, second, ba, bb, np.float32(s)
+    return best, second, ba, bb, float(s)
 
 
 _MOSAIC_COLOURS = [(0.20, 0.45, 0.60), (0.85, 0.85, 0.82), (0.30, 0.55, 0.45), (0.75, 0.60, 0.40),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cell_hash", "value_noise", "fbm"]
+__all__ = ["cell_hash", "fbm", "value_noise"]
 
 _M1 = np.uint32(0x85EBCA6B)
 _M2 = np.uint32(0xC2B2AE35)

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from . import artifacts
-from .camera import View, angled as angled_view, fronto, local_period
+from .camera import View, fronto, local_period
+from .camera import angled as angled_view
 from .lighting import Lighting, draw_lighting, gain
 from .materials import APERIODIC, MATERIALS, PERIODIC, Material, make_material, photo_period
 from .noise import value_noise
 from .truth import CAUSES, Truth
 
-__all__ = ["Scene", "make_scene", "scene_id", "SIZES", "CAUSE_MATERIALS", "GENERATOR_VERSION"]
+__all__ = ["CAUSE_MATERIALS", "GENERATOR_VERSION", "SIZES", "Scene", "make_scene", "scene_id"]
 
 #: bumped whenever a change alters the pixels or the truth of a scene drawn from the same seed (caches keyed on
 #: it are then regenerated).
@@ -180,8 +182,8 @@ class _Spec:
 
 def _render(spec: _Spec, res: float, ss: int) -> tuple[np.ndarray, np.ndarray]:
     """Render at ``res`` × the output resolution, supersampled ``ss``× (box), → (``h×w×3``, wall coverage)."""
-    h = int(round(spec.height * res))
-    w = int(round(spec.width * res))
+    h = round(spec.height * res)
+    w = round(spec.width * res)
     r = res * ss
     ys = ((np.arange(h * ss, dtype=np.float32) + 0.5) / r)
     xs = ((np.arange(w * ss, dtype=np.float32) + 0.5) / r)
@@ -360,8 +362,8 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
         p_tex = _loguniform(rng, lo_p, max(lo_p * 1.5, 56.0))
     if kind.startswith("photo_"):
         # one copy of the photograph covers the frame (no mirror seam in view), centred on the frame centre
-        cover = max(h, w) / 490.0 * float(rng.uniform(1.0, 1.15))
-        p_tex = photo_period() * cover if kind == "photo_brick" else cover
+        span = max(h, w) / 490.0 * float(rng.uniform(1.0, 1.15))
+        p_tex = photo_period() * span if kind == "photo_brick" else span
     material = make_material(kind, rng, p_tex)
     p_tex = material.period if material.period is not None else p_tex
     if with_ref is None:
@@ -375,8 +377,8 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
     layout = _draw_layout(rng, h, w)
     light = draw_lighting(rng)
     cx = np.array([w / 2])
-    _u, v_floor = view.to_texture(cx, np.array([layout.floor_y]))
-    _u, v_ceil = view.to_texture(cx, np.array([layout.ceil_y])) if layout.ceil_y > 0 else (0, np.array([-1e9]))
+    v_floor = view.to_texture(cx, np.array([layout.floor_y]))[1]
+    v_ceil = view.to_texture(cx, np.array([layout.ceil_y]))[1] if layout.ceil_y > 0 else np.array([-1e9])
     # wall extent at the centre column, for zones and bands
     top = max(layout.ceil_y, 0.0)
     bottom = layout.floor_y
@@ -450,7 +452,6 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
     else:
         img = _optics(_render(spec, 1, 1)[0])
         img = artifacts.add_grain(img, grain_rng, grain)
-    _c, cover = (None, None)
     cover = _render_cover(spec)
     mask = cover > 0.5
     # ---- image-level causes ----------------------------------------------------------------------------
@@ -504,7 +505,7 @@ def _render_cover(spec: _Spec) -> np.ndarray:
     xs = (np.arange(w * ss, dtype=np.float32) + 0.5) / ss
     X, Y = np.meshgrid(xs, ys)
     _u, v = spec.view.to_texture(X, Y)
-    cover = ((v <= spec.v_floor) & (v >= spec.v_ceil)).astype(np.float32)
+    cover: np.ndarray = ((v <= spec.v_floor) & (v >= spec.v_ceil)).astype(np.float32)
     for b in spec.layout.furniture + spec.layout.frames:
         cover = cover * (1 - np.clip(0.5 - _rounded_box_sd(X, Y, b) * ss, 0, 1))
     return artifacts.area_down(cover[..., None], ss)[..., 0]
@@ -523,7 +524,7 @@ def _perspective_truth(view: View, mask: np.ndarray, material: Material, h: int,
         p = local_period(view, x, y, 1.0, material.normal)
     else:
         p = 1.0 / np.sqrt(np.abs(np.linalg.det(view.jacobian(x, y))))
-    lo, med, hi = np.percentile(p, [2, 50, 98])
+    lo, med, hi = (float(q) for q in np.percentile(p, [2, 50, 98]))
     a = np.stack([np.ones_like(x), x / w - 0.5, y / h - 0.5], axis=1)
     coef, *_ = np.linalg.lstsq(a, np.log(p), rcond=None)
     return float((hi - lo) / med), float(coef[1]), float(coef[2])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["CAUSES", "TARGET_CAUSES", "REAL_DEV_NAMES", "Truth"]
+__all__ = ["CAUSES", "REAL_DEV_NAMES", "TARGET_CAUSES", "Truth"]
 
 #: every cause the generator can plant, by verdict code.
 CAUSES = ("checkerboard", "grid_s8", "grid_s16", "doubled_zone", "period_doubled", "period_halved",
@@ -67,6 +67,6 @@ class Truth:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Truth":
+    def from_dict(cls, d: dict[str, Any]) -> Truth:
         names = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in names})
