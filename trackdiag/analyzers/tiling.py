@@ -90,16 +90,17 @@ HALVED_E2F = 3.0  # with a reference: E(2f_ref)/E(f_ref) above (and above E(f/2)
 DOUBLED_EHALF = 1.0  # with a reference: E(f_ref/2)/E(f_ref) above (and E2f below) -> period_doubled
 SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
 BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band
-ZONE_FRAC = 0.17  # share of the measured windows doubled: a doubled zone
+ZONE_FRAC = 0.3  # share of the measured windows doubled: a doubled zone
 BAND_SCORE = BAND_FRAC
 CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.006, 0.02  # checkerboard_s2 (parity gain, relative)
 GRID_WARN, GRID_BAD = 0.0035, 0.008  # grid_s<k> (median extra jump on the k-px lines, image units)
+CB_OVER_GRID = 2.2  # checkerboard_s2 / grid score above which a stride-2 imbalance is the checkerboard
 SECONDARY = 3.0  # checkerboard and a grid both over their limits: the weaker needs 3× its limit
 GRID_NESTED = 1.6  # a larger stride is named only when its score is this many times the smaller one's
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 BORDER_CROSS = 0.9  # photos of walls reach 0.86 without any cross artifact (generated scenes)
 EDGE_WARN, EDGE_BAD = 40.0, 80.0  # edge_<side>: robust z of an outer line against the interior lines
-SEAM_WARN, SEAM_BAD = 0.072, 0.15  # mask_seam_score: relative offset of the contour band
+SEAM_WARN, SEAM_BAD = 0.14, 0.25  # mask_seam_score: relative offset of the contour band
 PERSPECTIVE_TREND = 0.2  # |Theil–Sen slope of log local period| per frame height/width
 
 
@@ -717,20 +718,24 @@ def _grid_strides(summary: Mapping[str, Any]) -> list[int]:
 
 
 def _locked(summary: Mapping[str, Any], k: int) -> bool:
-    """The texture's lattice (the reference's when given) is axis-aligned and its x or y period is k, 2k,
-    3k or 4k px (within 1 %): the texture's own lines fall on a k-px grid's lines (for k = 2: its harmonic
-    of order ≤ 8 sits on Nyquist), so a grid of stride k and the texture cannot be told apart."""
+    """The texture's lattice (the reference's when given) is within 3° of the axes and each of its measured
+    axis periods (x and y; one on a 1-D texture) is k, 2k, 3k or 4k px within 1 %: the texture's own lines
+    fall on a k-px grid's lines (k = 2: a harmonic of order ≤ 8 sits on Nyquist), so a grid of stride k and
+    the texture cannot be told apart. (A grid that took over one axis of a texture leaves the other axis
+    unlocked and is still named.)"""
     pre = "ref_" if _fin(_f(summary, "ref_period_px")) else ""
-    for axis in ("x", "y"):
-        per = _f(summary, f"{pre}period_{axis}_px")
-        if not _fin(per) or per <= 0:
-            continue
+    pers = [_f(summary, f"{pre}period_{axis}_px") for axis in ("x", "y")]
+    pers = [p for p in pers if _fin(p) and p > 0]
+    if not pers:
+        return False
+    for per in pers:
         m = per / k
-        if 0.95 <= m <= 4.1 and abs(m - round(m)) <= 0.01 * m:
-            for t in ("t1", "t2"):
-                ang = _f(summary, f"{pre}lattice_{t}_angle_deg")
-                if _fin(ang) and min(ang % 90.0, 90.0 - ang % 90.0) <= 3.0:
-                    return True
+        if not (0.95 <= m <= 4.1 and abs(m - round(m)) <= 0.01 * m):
+            return False
+    for t in ("t1", "t2"):
+        ang = _f(summary, f"{pre}lattice_{t}_angle_deg")
+        if _fin(ang) and min(ang % 90.0, 90.0 - ang % 90.0) <= 3.0:
+            return True
     return False
 
 
@@ -821,14 +826,15 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     cb = g("checkerboard_s2")
     cb = cb if _fin(cb) else g("checkerboard_score")
     cb_on = _fin(cb) and cb >= CHECKERBOARD_WARN and not (confident and _locked(summary, 2))
-    # 1-px grid seams put energy on the pixel parities, a ×2 deconvolution on the grid lines: when both
-    # fire, the one further above its limit is the cause; the other needs SECONDARY × its limit.
-    top_grid = max((scores[k] / GRID_WARN for k in named), default=0.0)
+    # 1-px grid seams put energy on the pixel parities, a ×2 deconvolution a little on the grid lines: when
+    # both fire, a checkerboard has checkerboard_s2 ≥ CB_OVER_GRID × the grid's score (generated: ≥ 2.9 for
+    # deconvolutions, ≤ 1.5 for grids); the other one then needs SECONDARY × its limit.
+    top_grid = max((scores[k] for k in named), default=0.0)
     if cb_on and named:
-        if cb / CHECKERBOARD_WARN >= top_grid:
+        if cb >= CB_OVER_GRID * top_grid:
             named = [k for k in named if scores[k] >= SECONDARY * GRID_WARN]
         else:
-            cb_on = cb >= SECONDARY * CHECKERBOARD_WARN
+            cb_on = cb >= SECONDARY * CHECKERBOARD_WARN and cb >= CB_OVER_GRID * top_grid
     if cb_on:
         out.append(Verdict(code="checkerboard", title="Checkerboard: the pixel parities have different gains",
                            evidence={"checkerboard_s2": _r(cb, 4), "checkerboard_score": _r(g("checkerboard_score"), 4),
