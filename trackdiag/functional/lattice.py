@@ -110,7 +110,9 @@ def prominent_peaks(spec: Spectrum, *, r_min: float, r_max: float, k: int = 32, 
     lprom, lpow, cy, cx = prominence_map(spec, rr=rr, bg_reach=bg_reach, frame=reach)
     n = lprom.shape[0]
     h, w = cy.numel(), cx.numel()
-    pooled = F.max_pool2d(lprom[:, None], kernel_size=2 * reach + 1, stride=1)[:, 0]  # crop-sized
+    k5 = 2 * reach + 1  # separable maximum: rows then columns (a 2-D pool is not separable on CPU)
+    pooled = F.max_pool2d(F.max_pool2d(lprom[:, None], kernel_size=(1, k5), stride=1), kernel_size=(k5, 1),
+                          stride=1)[:, 0]  # crop-sized
     centre = lprom[:, reach: reach + h, reach: reach + w]
     lc = lpow[:, reach: reach + h, reach: reach + w]
     radius = torch.sqrt((cy[:, None].square() + cx[None, :].square()).to(lprom.dtype))

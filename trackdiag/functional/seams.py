@@ -53,14 +53,15 @@ def _robust_z(outer: torch.Tensor, inner: torch.Tensor, ok_in: torch.Tensor, flo
 def edge_scores(x: torch.Tensor, v: torch.Tensor, *, strip: int = 12, inner: int = 48) -> dict[str, torch.Tensor]:
     """``edge_left``, ``edge_right``, ``edge_top``, ``edge_bottom`` and ``edge_score`` (robust z units),
     each ``(N,)``; NaN for a side with no valid outer line or fewer than 8 valid interior lines."""
-    views = {"top": (x, v), "bottom": (x.flip(-2), v.flip(-2)),
-             "left": (x.transpose(-1, -2), v.transpose(-1, -2)),
-             "right": (x.transpose(-1, -2).flip(-2), v.transpose(-1, -2).flip(-2))}
-    out: dict[str, torch.Tensor] = {}
     n_lines = strip + inner
+    m = n_lines + 1  # only the lines near each side are read (flips of thin slices, not of the image)
+    xt, vt = x.transpose(-1, -2), v.transpose(-1, -2)
+    views = {"top": (x[:, :m], v[:, :m]), "bottom": (x[:, -m:].flip(-2), v[:, -m:].flip(-2)),
+             "left": (xt[:, :m], vt[:, :m]), "right": (xt[:, -m:].flip(-2), vt[:, -m:].flip(-2))}
+    out: dict[str, torch.Tensor] = {}
     for side in SIDES:
         xs, vs = views[side]
-        if xs.shape[-2] < n_lines + 2:
+        if min(x.shape[-2], x.shape[-1]) < n_lines + 2:
             out[f"edge_{side}"] = torch.full(x.shape[:1], float("nan"), device=x.device, dtype=x.dtype)
             continue
         mean, along, perp, share = _line_stats(xs, vs, n_lines)
