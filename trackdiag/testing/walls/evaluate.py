@@ -16,6 +16,7 @@ info verdicts count only for ``perspective`` and ``aperiodic``.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -186,8 +187,12 @@ def diagnose_scene(pred: Any, mask: Any, ref: Any) -> tuple[list[dict[str, str]]
     """Run ``trackdiag.diagnose`` → (verdicts as ``{"code", "severity"}``, scalar summary, seconds)."""
     import trackdiag
 
+    fn = getattr(trackdiag.diagnose, "diagnose", trackdiag.diagnose)  # the function (the module is callable)
+    kwargs: dict[str, Any] = {}
+    if "value_range" in inspect.signature(fn).parameters:
+        kwargs["value_range"] = "0-255"  # the scenes are uint8 JPEG decodes (say so: no guessing, no warning)
     t0 = time.perf_counter()
-    summary = trackdiag.diagnose(pred, mask=mask, ref=ref)
+    summary = fn(pred, mask=mask, ref=ref, **kwargs)
     dt = time.perf_counter() - t0
     return _verdicts_of(summary), _scalars(summary), dt
 
