@@ -981,7 +981,7 @@ def _analyze_lattice(x: torch.Tensor, sig: torch.Tensor, wts: torch.Tensor, spec
     score = rho_p.clamp(0.0, 1.0).sqrt() * gate
     score = torch.where(has & torch.isfinite(score), score, torch.zeros_like(score))
     ar = torch.arange(x.shape[0], device=x.device)
-    peak_index = torch.stack([peaks.iy[ar, lat.index], peaks.ix[ar, lat.index]], dim=1)
+    peak_index = torch.stack([peaks.iy[ar, lat.best], peaks.ix[ar, lat.best]], dim=1)
     return Periodicity(radius, period, direction, lag, rho, prom, score, sig, wts, spec, lags, prof, peak_index,
                        lat)
 

@@ -53,7 +53,7 @@ def parity_gain(x: torch.Tensor, valid: torch.Tensor, *, block: int = 8) -> dict
                           ("xy", cy[None, :, None] * cx[None, None, :])):
         m = box_downsample(xv * carrier, block)
         out[f"parity_gain_{name}"] = (m * s * full).sum(dim=(-2, -1)) / den.clamp_min(tiny)
-    score = torch.sqrt(sum(v_.square() for v_ in out.values()))
+    score = torch.sqrt(torch.stack(list(out.values())).square().sum(dim=0))
     ok = den > 0
     nan = torch.full_like(score, float("nan"))
     out = {k: torch.where(ok, v_, nan) for k, v_ in out.items()}

@@ -149,7 +149,7 @@ class Lattice(NamedTuple):
 
     ``f``: ``N×2`` fundamental reciprocal vector (ky, kx) in bins (the densest rows' normal, length f*);
     ``g``: ``N×2`` second basis vector (NaN on 1-D textures); ``radius`` = ``|f|``; ``power`` and
-    ``prominence`` of f's peak; ``found``: a prominent peak exists; ``index``: ``(N,)`` long index of f in
+    ``prominence`` of f's peak; ``found``: a prominent peak exists; ``best``: ``(N,)`` long index of f in
     the peaks; ``n_prominent``: how many peaks pass ``min_prominence``.
     """
 
@@ -159,7 +159,7 @@ class Lattice(NamedTuple):
     power: torch.Tensor
     prominence: torch.Tensor
     found: torch.Tensor
-    index: torch.Tensor
+    best: torch.Tensor
     n_prominent: torch.Tensor
 
 
