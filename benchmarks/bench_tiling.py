@@ -104,6 +104,17 @@ def run(quick: bool) -> list[dict]:
         rows.append(row(name, f"{label}_worst", max(values) if worst_is_max else min(values), "x",
                         "the least favourable round"))
     rows.append(row(name, f"full_summary_{threads}threads", med("full_mt") * 1e3, "ms", "default torch threads"))
+    # The same ratio on a 4×3×256² batch (the fixed costs weigh more on small images).
+    small = wall_batch(4, 256, generator=torch.Generator().manual_seed(1))
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            t_small, _ = _timed(lambda: tiling_metrics(small, maps=False), 5)
+            f_small, _ = _timed(lambda: torch.fft.rfft2(small), 15)
+    finally:
+        torch.set_num_threads(threads)
+    rows.append(row("tiling_4x3x256", "full_summary_1thread", t_small * 1e3, "ms", "tiling_metrics(maps=False)"))
+    rows.append(row("tiling_4x3x256", "ratio_vs_rfft2_1thread", t_small / f_small, "x", "one rfft2 over the batch"))
     with torch.no_grad():
         out = tiling_metrics(batch, maps=False)
     for key in ("fundamental_period_px", "acf_first_peak_period_px", "band_base_period_px"):

@@ -412,17 +412,19 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
     _h, _w = x.shape
     out: dict[str, float] = {"nonfinite_frac": float((~finite).mean()), "valid_px_frac": float(valid.mean())}
     per = periodicity(x, valid, mask is not None)
+    lat = lattice_periodicity(x, valid, mask is not None)
     s = per["s"]
     ky, kx, r, wt = per["grid"]
-    out.update(fundamental_radius_bin=per["radius"], fundamental_period_px=s / per["radius"],
-               acf_first_peak_period_px=per["acf"], acf_first_peak_radius_bin=s / per["acf"],
-               periodicity_score=per["score"])
+    out.update(fundamental_radius_bin=lat["radius"], fundamental_period_px=s / lat["radius"],
+               acf_first_peak_period_px=lat["acf"], acf_first_peak_radius_bin=s / lat["acf"],
+               periodicity_score=lat["score"])
+    per["radius"] = lat["radius"]
     fstar = per["radius"]
     d = per["direction"]
     kstar = (d[0] * fstar, d[1] * fstar) if math.isfinite(fstar) else (0.0, 0.0)
     if ref is not None:
         rg = luminance(ref)
-        rp = periodicity(np.where(np.isfinite(rg), rg, 0.0), np.isfinite(rg), True, max_period_frac=0.5)
+        rp = lattice_periodicity(np.where(np.isfinite(rg), rg, 0.0), np.isfinite(rg), True, max_period_frac=0.34)
         out["ref_period_px"] = rp["s"] / rp["radius"]
         out["ref_radius_bin"] = s / out["ref_period_px"]
         fstar = out["ref_radius_bin"]
@@ -434,10 +436,10 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
     axis = (np.abs(ky) <= 1) | (np.abs(kx) <= 1)
     out["axis_ratio_at_f"] = ring_energy(p, r, wt, fstar, axis) / ef if ef > 0 else float("nan")
     total = float(s * s * ((x * per["w"]) ** 2).sum())
-    cb = checkerboard(p, total, kstar)
-    out.update(cb)
-    out["checkerboard_score"] = max(cb.values())
     vf = valid.astype(np.float64)
+    out["checkerboard_s2"] = out["checkerboard_score"] = parity_gain(x, vf)
+    for k in (8, 16):
+        out[f"grid_s{k}"] = grid_excess(x, vf, k)
     mean = (x * vf).sum() / max(vf.sum(), 1.0)
     var = max(((x - mean) ** 2 * vf).sum() / max(vf.sum(), 1.0), 0.0)
     out.update(border_cross((x - mean) * vf))
@@ -457,3 +459,204 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
     out["shift_nmse_dx1"] = out["shift_mse_dx1"] / max(2 * var, 1e-300)
     out["resize_nmse_downUp"] = out["resize_mse_downUp"] / max(var, 1e-300)
     return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# Issue 11 estimators, the plain way (one image, full-plane arrays, Python loops over peaks)
+# ------------------------------------------------------------------------------------------------------
+def lattice_periodicity(x: np.ndarray, valid: np.ndarray, masked: bool, *, min_period_px: float = 3.0,
+                        max_period_frac: float = 0.25, bg_reach: int = 6, k: int = 32,
+                        min_prom: float = 30.0) -> dict[str, Any]:
+    """The 2-D lattice estimator of ``trackdiag.functional.lattice`` on one image: the prominence of every
+    coefficient of the full (fftshifted) plane against its 13×13 neighbourhood without the central 3×3,
+    5×5 local maxima, the same candidate and reduction rules, the ACF at the lattice period."""
+    h, wd = x.shape
+    s = max(h, wd)
+    v = valid & np.isfinite(x)
+    x0 = np.where(v, x, 0.0)
+    w = np.outer(hann(h), hann(wd)) * (apodize(v) if masked else v)
+    sig = detrend(x0, w) * w
+    full = np.abs(np.fft.fft2(sig, s=(s, s))) ** 2
+    lp = np.log(np.maximum(full, np.finfo(np.float32).tiny))
+    pad = bg_reach + 2
+    ext = np.pad(lp, pad, mode="wrap")  # the full plane is periodic: neighbours wrap
+    kk = 2 * bg_reach + 1
+    big = np.lib.stride_tricks.sliding_window_view(ext, (kk, kk)).sum(axis=(-2, -1))
+    small = np.lib.stride_tricks.sliding_window_view(ext[bg_reach - 1:-(bg_reach - 1), bg_reach - 1:-(bg_reach - 1)],
+                                                     (3, 3)).sum(axis=(-2, -1))
+    prom_ext = ext[bg_reach:-bg_reach, bg_reach:-bg_reach] - (big - small) / (kk * kk - 9)  # framed by 2
+    prom = prom_ext[2:-2, 2:-2]
+    is_max = prom >= np.lib.stride_tricks.sliding_window_view(prom_ext, (5, 5)).max(axis=(-2, -1))
+    fy = np.fft.fftfreq(s, d=1.0 / s)[:, None] * np.ones((1, s))
+    fx = np.fft.fftfreq(s, d=1.0 / s)[None, :] * np.ones((s, 1))
+    rad = np.hypot(fy, fx)
+    r_min = max(1.5, s / max(1.0, max_period_frac * min(h, wd)))
+    r_max = min(s / 2.0, s / max(min_period_px, 2.0))
+    half = (fx > 0) | ((fx == 0) & (fy > 0))  # one of each Hermitian pair
+    cand = is_max & half & (rad >= r_min) & (rad <= r_max) & (fx <= s // 2) & (np.abs(fy) <= s // 2)
+    idx = np.flatnonzero(cand)
+    promv = prom.ravel()[idx]
+    strong = promv >= math.log(min_prom)
+    order = np.lexsort((-lp.ravel()[idx], ~strong))  # prominent first, by power; then by prominence
+    order = np.concatenate([order[strong[order]], idx.argsort()[:0]]) if strong.any() else np.argsort(-promv)
+    idx = idx[order][:k]
+    peaks = []
+    for i in idx:
+        iy, ix = divmod(int(i), s)
+
+        def off(a: float, b: float, c: float) -> float:
+            den = a - 2 * b + c
+            return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den < 0 else 0.0
+
+        ry = fy[iy, ix] + off(lp[(iy - 1) % s, ix], lp[iy, ix], lp[(iy + 1) % s, ix])
+        rx = fx[iy, ix] + off(lp[iy, (ix - 1) % s], lp[iy, ix], lp[iy, (ix + 1) % s])
+        peaks.append(dict(ky=ry, kx=rx, r=math.hypot(ry, rx), p=float(full[iy, ix]),
+                          prom=float(math.exp(min(prom[iy, ix], 80.0)))))
+    out: dict[str, Any] = {"sig": sig, "w": w, "s": s}
+    f = _pick_lattice_np(peaks, min_prom)
+    if f is None:
+        out.update(radius=float("nan"), acf=float("nan"), rho=0.0, score=0.0, prominence=0.0)
+        return out
+    (fky, fkx), prom_f = f
+    radius = math.hypot(fky, fkx)
+    direction = (fky / radius, fkx / radius)
+    ky, kx, r, wt = rfft_grid(s)
+    p_half = np.abs(np.fft.rfft2(sig, s=(s, s))) ** 2
+    floor = math.exp(EULER_GAMMA) * geo_mean_ring(p_half, r, wt, 0.425 * s, 0.075 * s)
+    step = 0.25
+    rho = acf_profile(sig, w, direction, max(2.0, 0.45 * min(h, wd)), step, floor, s, r_max)
+    period = s / radius
+
+    def near(target: float) -> tuple[float, float]:
+        best = None
+        for i in range(1, len(rho) - 1):
+            if rho[i] >= rho[i - 1] and rho[i] > rho[i + 1] and 0.8 * target <= i * step <= 1.2 * target:
+                if best is None or rho[i] > rho[best]:
+                    best = i
+        if best is None:
+            return float("nan"), 0.0
+        a, b, c = rho[best - 1], rho[best], rho[best + 1]
+        den = a - 2 * b + c
+        d = float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den < 0 else 0.0
+        return best * step + d * step, float(b - 0.25 * (a - c) * d)
+
+    lag, rh = near(period)
+    _, rh2 = near(2 * period)
+    rho_p = max(rh, rh2)
+    if not math.isfinite(lag):
+        lag, rh = first_peak(rho, step, max(min_period_px, 2.0) * 0.75)
+    gate = min(max(math.log10(max(prom_f, 1e-30)) - 1.5, 0.0), 1.0)
+    out.update(radius=radius, acf=lag, rho=rh, score=math.sqrt(min(max(rho_p, 0.0), 1.0)) * gate,
+               prominence=prom_f)
+    return out
+
+
+def _pick_lattice_np(peaks: list[dict[str, float]], min_prom: float, rel_prom: float = 0.03,
+                     rel_power: float = 0.25, weak_power: float = 0.02, tol_bins: float = 0.3,
+                     tol_rel: float = 0.03, low_radius: float = 14.0) -> tuple[tuple[float, float], float] | None:
+    """``pick_lattice`` of one image, with loops."""
+    if not peaks:
+        return None
+    top = max(q["prom"] for q in peaks)
+    ok = [q for q in peaks if q["prom"] >= max(min_prom, rel_prom * top)]
+
+    def dist(a: tuple[float, float], b: tuple[float, float]) -> float:
+        return min(math.hypot(a[0] - b[0], a[1] - b[1]), math.hypot(a[0] + b[0], a[1] + b[1]))
+
+    def supported(q: dict[str, float]) -> bool:
+        return any(dist((o["ky"], o["kx"]), (m * q["ky"], m * q["kx"])) <= tol_bins + tol_rel * m * q["r"]
+                   for m in (2.0, 3.0) for o in ok)
+
+    ok = [q for q in ok if q["r"] >= low_radius or supported(q)]
+    if not ok:
+        return None
+    q1 = max(ok, key=lambda q: q["p"])
+    strong = [q for q in ok if q["p"] >= rel_power * q1["p"]]
+    weak = [q for q in ok if q["p"] >= weak_power * q1["p"]]
+    best = q1
+    for m in range(2, 7):
+        t = (q1["ky"] / m, q1["kx"] / m)
+        near = [q for q in strong if dist((q["ky"], q["kx"]), t) <= tol_bins + tol_rel * math.hypot(*t)]
+        if near:
+            q = max(near, key=lambda q: q["p"])
+            if q["r"] < best["r"]:
+                best = q
+    for _ in range(2):
+        kb, tol = (best["ky"], best["kx"]), tol_bins + tol_rel * best["r"]
+        hits = []
+        for a in ok:
+            for b in ok:
+                if a["r"] > 0.85 * best["r"] or b["r"] > 0.85 * best["r"]:
+                    continue
+                if not any(dist((a["ky"] + sg * b["ky"], a["kx"] + sg * b["kx"]), kb) <= tol for sg in (1, -1)):
+                    continue
+                same = abs(a["r"] - b["r"]) <= 0.05 * a["r"]
+                cos = (a["ky"] * b["ky"] + a["kx"] * b["kx"]) / max(a["r"] * b["r"], 1e-9)
+                ax_a = min(abs(a["ky"]), abs(a["kx"])) <= 0.18 * a["r"]
+                ax_b = min(abs(b["ky"]), abs(b["kx"])) <= 0.18 * b["r"]
+                geom = same and ((abs(cos) <= 0.15 and ax_a and ax_b) or abs(abs(cos) - 0.5) <= 0.03)
+                if (a in strong and b in strong) or (a in weak and b in weak and geom):
+                    hits.append(a)
+        if hits:
+            best = max(hits, key=lambda q: q["p"])
+        for m in range(2, 7):
+            t = (best["ky"] / m, best["kx"] / m)
+            near = [q for q in strong if dist((q["ky"], q["kx"]), t) <= tol_bins + tol_rel * math.hypot(*t)]
+            if near:
+                q = max(near, key=lambda q: q["p"])
+                if q["r"] < best["r"]:
+                    best = q
+    f = (best["ky"], best["kx"])
+    fr = best["r"]
+    ang = math.degrees(math.atan2(abs(f[0]), abs(f[1])))
+    perp = [q for q in ok if abs((q["ky"] * f[0] + q["kx"] * f[1]) / max(q["r"] * fr, 1e-9)) <= 0.15
+            and abs(q["r"] - fr) <= 0.05 * fr]
+    if abs(ang - 45.0) <= 8.0 and perp:
+        g = max(perp, key=lambda q: q["p"])
+        a = ((f[0] + g["ky"]) / 2, (f[1] + g["kx"]) / 2)
+        b = ((f[0] - g["ky"]) / 2, (f[1] - g["kx"]) / 2)
+        f = a if min(abs(a[0]), abs(a[1])) <= min(abs(b[0]), abs(b[1])) else b
+    return f, best["prom"]
+
+
+def parity_gain(x: np.ndarray, v: np.ndarray, block: int = 8) -> float:
+    """``checkerboard_s2``: per carrier, Σ (block mean of x·v·c)·(block mean of x·v) / Σ (block mean)², over
+    fully valid blocks; the root sum of squares of the three carriers."""
+    h, w = x.shape
+    hc, wc = h // block * block, w // block * block
+    x, v = x[:hc, :wc] * v[:hc, :wc], v[:hc, :wc]
+
+    def bm(a: np.ndarray) -> np.ndarray:
+        return a.reshape(hc // block, block, wc // block, block).mean(axis=(1, 3))
+
+    sm, full = bm(x), bm(v) >= 0.999
+    den = (sm[full] ** 2).sum()
+    cy = 1.0 - 2.0 * (np.arange(hc) % 2)
+    cx = 1.0 - 2.0 * (np.arange(wc) % 2)
+    tot = 0.0
+    for c in (cx[None, :], cy[:, None], cy[:, None] * cx[None, :]):
+        tot += ((bm(x * c) * sm)[full].sum() / max(den, 1e-300)) ** 2
+    return math.sqrt(tot)
+
+
+def grid_excess(x: np.ndarray, v: np.ndarray, k: int) -> float:
+    """``grid_s<k>``: per k×k block the jump across each of its k lines (edge-mean difference) minus the
+    block's median; median over valid blocks per phase; winning phase minus the phase k/2 away; mean of
+    the two directions."""
+    scores = []
+    for a, m in ((x, v), (x.T, v.T)):
+        d = a[:, 1:] - a[:, :-1]
+        pv = m[:, 1:] * m[:, :-1]
+        rows = d.shape[0] // k
+        nb = (d.shape[1] - (k - 1)) // k
+        seg = d[: rows * k, k - 1: k - 1 + k * nb].reshape(rows, k, nb, k).mean(axis=1)
+        ok = pv[: rows * k, k - 1: k - 1 + k * nb].reshape(rows, k, nb, k).min(axis=(1, 3)) > 0.5
+        seg = np.abs(seg)
+        # torch's median is the lower middle value of an even count: the same here
+        lower = lambda a, axis=None: np.take(np.sort(a, axis=axis), (a.shape[axis if axis is not None else 0] - 1) // 2,
+                                              axis=axis if axis is not None else 0)  # noqa: E731
+        exc = seg - lower(seg, axis=-1)[..., None]
+        med = np.array([lower(exc[..., ph][ok]) if ok.any() else 0.0 for ph in range(k)])
+        j = int(np.argmax(med))
+        scores.append(med[j] - med[(j + k // 2) % k])
+    return 0.5 * (scores[0] + scores[1])

@@ -131,10 +131,13 @@ def test_verdict_rules_name_the_cause_with_numbers_and_a_fix():
     assert likely_causes(clean) == []
     assert not any(v.cause.startswith("Aliasing") for v in likely_causes({**clean, "resize_nmse_downUp": 0.6}))
     cases = {
-        "Halved period": {"period_ratio_to_ref": 0.5, "ref_period_px": 16.0},
-        "Doubled period": {"period_ratio_to_ref": 2.0, "ref_period_px": 16.0},
+        "Halved period": {"period_ratio_to_ref": 0.5, "ref_period_px": 16.0, "ref_periodicity_score": 0.9,
+                          "E2f_over_Ef": 3.0},
+        "Doubled period": {"period_ratio_to_ref": 2.0, "ref_period_px": 16.0, "ref_periodicity_score": 0.9,
+                           "Ehalf_over_Ef": 1.2},
         "Harmonic confusion": {"E2f_over_Ef": 3.0},
-        "Bands of doubled period along the cols": {"band_score": 0.7, "band_axis_hint": "cols"},
+        "A full-height band at twice the period": {"band_col_frac_max": 0.9, "band_row_frac_max": 0.3},
+        "A zone at twice the period": {"band_doubled_frac": 0.3, "band_col_frac_max": 0.5},
         "Checkerboard": {"checkerboard_score": 0.2},
         "Aliasing": {"resize_nmse_downUp": 0.6, "shift_nmse_dx1": 0.55},  # both needed
         "FFT border cross": {"border_cross_index": 0.9, "axis_energy_frac_nohann": 0.6},

@@ -74,7 +74,7 @@ def test_diagnose_writes_the_report_folder(images, tmp_path):
     lp = np.load(out / "local_period_px.npy")
     assert lp.ndim == 2 and np.nanmedian(lp) == pytest.approx(8.0, rel=0.1)
     html = (out / "index.html").read_text()
-    assert "Findings" in html and "Bands of doubled period along the rows" in html and "band_score" in html
+    assert "Findings" in html and "full-width band at twice the period" in html and "band_score" in html
     # The page reads top-down: the verdict, the diagnosed image with the zones marked, the findings, the other
     # figures, and the full table last, collapsed.
     order = [html.index(s) for s in ("class='banner bad'", "src='diagnosed.png'", "<h3>Findings</h3>",

@@ -7,7 +7,7 @@ import torch
 from tiling_cases import one_thread
 
 from trackdiag import synth as S
-from trackdiag.analyzers.tiling import tiling_metrics
+from trackdiag.analyzers.tiling import likely_causes, tiling_metrics
 
 
 @pytest.fixture(autouse=True)
@@ -80,35 +80,50 @@ def test_checkerboard_score_separates_deconv_from_bilinear_upsampling(texture):
 
 
 @pytest.mark.parametrize("amp", [0.05, 0.1, 0.2])
-def test_checkerboard_score_of_a_pure_nyquist_grid_is_its_relative_amplitude(amp):
-    """``0.5 + a·(−1)^(x+y)``: the grid holds ``a²`` of the ``0.25 + a²`` energy per pixel, all of it in the
-    3×3 bins around (S/2, S/2) under the Hann window, so the score is ``a / sqrt(0.25 + a²)`` exactly."""
+def test_checkerboard_score_of_a_pure_nyquist_grid_is_its_relative_gain(amp):
+    """``0.5·(1 + g·(−1)^(x+y))``: the parities' gains are ``1 ± g``; the demodulated score is ``g`` exactly
+    (the checkerboard's meaning changed with issue 11: a relative parity gain, no longer the share of
+    spectral energy at the stride grid)."""
     n = 256
     grid = ((torch.arange(n)[:, None] + torch.arange(n)[None, :]) % 2).float() * 2 - 1
-    out = _m((0.5 + amp * grid)[None])
-    assert out["checkerboard_score"][0] == pytest.approx(amp / (0.25 + amp * amp) ** 0.5, rel=1e-3)
+    out = _m((0.5 * (1 + amp * grid))[None])
+    assert out["checkerboard_score"][0] == pytest.approx(amp, rel=1e-3)
+    assert out["checkerboard_s2"][0] == out["checkerboard_score"][0]
 
 
 def test_a_tile_period_of_8_px_is_not_mistaken_for_a_vae_grid():
+    """A texture locked to the pixel grid with an 8-px period has jumps on every 8th line and energy at
+    Nyquist, exactly like a grid: its own lattice says so, and no grid or checkerboard verdict is given."""
     g = torch.Generator().manual_seed(13)
-    out = _m(torch.stack([S.tiles(256, 256, period_px=8.0, generator=g), S.grating(256, 256, period_px=8.0,
-                                                                                   profile="lines")]))
-    assert max(out["checkerboard_score"]) < 0.02
+    x = torch.stack([S.tiles(256, 256, period_px=8.0, generator=g),
+                     S.grating(256, 256, period_px=8.0, profile="lines")])
+    out = tiling_metrics(x[:, None], maps=False)
+    for i in range(2):
+        summary = {k: float(v[i]) for k, v in out.items()}
+        assert summary["fundamental_period_px"] == pytest.approx(8.0, rel=0.02)
+        codes = {v.code for v in likely_causes(summary)}
+        assert not codes & {"grid_s8", "grid_s16", "checkerboard"}, codes
 
 
 def test_a_latent_grid_that_becomes_the_fundamental_is_caught_with_a_reference():
-    """8-px VAE seams over a 20-px tile wall, strong enough to become the output's own f*: without a
-    reference the grid passes for the texture's lattice (an 8-px tile looks the same); with the reference
-    tile the lattice is the reference's, and the grid is measured."""
+    """8-px VAE seams over a 20-px tile wall, strong enough to become the output's own f*: with the
+    reference tile the lattice is the reference's, and the grid is named (and not on the clean wall).
+    Without a reference it is named only when the output's lattice is not locked to 8 px on both axes."""
     g = torch.Generator().manual_seed(15)
     wall = S.tiles(256, 256, period_px=20.0, generator=g)
     seam = ((torch.arange(256)[:, None] % 8 == 0) | (torch.arange(256)[None, :] % 8 == 0)).float()
     ref = S.tiles(160, 160, period_px=20.0, generator=torch.Generator().manual_seed(16))
     batch = torch.stack([wall, (wall + 0.3 * (seam - seam.mean())).clamp(0, 1)])
-    alone, with_ref = _m(batch), _m(batch, ref=ref[None])
-    assert alone["fundamental_period_px"][1] == pytest.approx(8.0, rel=0.02)  # the grid took over f*
-    assert alone["checkerboard_score"][1] < 0.02  # ... and hid itself
-    assert with_ref["checkerboard_score"][0] < 0.02 < 0.1 < with_ref["checkerboard_score"][1]
+    alone = tiling_metrics(batch[:, None], maps=False)
+    with_ref = tiling_metrics(batch[:, None], ref=ref[None], maps=False)
+    assert float(alone["fundamental_period_px"][1]) == pytest.approx(8.0, rel=0.02)  # the grid took over f*
+    assert float(with_ref["grid_s8"][1]) > 10 * float(with_ref["grid_s8"][0])
+
+    def codes(out, i):
+        return {v.code for v in likely_causes({k: float(v[i]) for k, v in out.items()})}
+
+    assert "grid_s8" not in codes(alone, 0) and "grid_s8" not in codes(with_ref, 0)
+    assert "grid_s8" in codes(with_ref, 1)
 
 
 def test_shift_and_resize_sensitivity_separate_strided_from_antialiased_downsampling():

@@ -93,15 +93,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 
-def diagnose(pred: Any, *, mask: Any = None, ref: Any = None, out_dir: Any = None) -> dict[str, Any]:
+def diagnose(pred: Any, *, mask: Any = None, ref: Any = None, out_dir: Any = None,
+             value_range: Optional[str] = None) -> dict[str, Any]:
     """Tiling diagnosis of one image: ``trackdiag.diagnose(pred, mask=..., ref=..., out_dir=...) -> dict``.
 
     ``pred``, ``mask`` and ``ref`` are paths, PIL images, numpy arrays or tensors. Returns the flat
-    summary (the seed's keys); writes the report folder when ``out_dir`` is given.
+    summary (the seed's keys) with ``"verdicts"``; writes the report folder when ``out_dir`` is given.
+    ``value_range``: ``"0-1"``, ``"-1-1"``, ``"0-255"`` or None (guess; :mod:`trackdiag.value_range`).
     """
     from .sections.tiling import diagnose as _diagnose
 
-    return _diagnose(pred, mask=mask, ref=ref, out_dir=out_dir)
+    return _diagnose(pred, mask=mask, ref=ref, out_dir=out_dir, value_range=value_range)
 
 
 class _CallableModule(type(sys)):  # type: ignore[misc]

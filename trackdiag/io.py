@@ -71,12 +71,14 @@ def _pil_to_array(im: Any) -> np.ndarray:
     return np.asarray(im, dtype=np.float32) / 255.0
 
 
-def to_chw(image: ImageLike, *, name: str = "image") -> torch.Tensor:
+def to_chw(image: ImageLike, *, name: str = "image", value_range: str | None = None,
+           auto_range: bool = True) -> torch.Tensor:
     """Convert a path, PIL image, numpy array or tensor to a float32 ``C×H×W`` tensor.
 
     Paths and PIL images are scaled to [0, 1]. Arrays/tensors are taken as they are: ``H×W`` → ``1×H×W``;
     ``H×W×C`` numpy arrays (C in 1, 3, 4) become ``C×H×W``; tensors must be ``C×H×W`` or ``H×W``;
-    uint8 data is scaled by 1/255.
+    their values are read per ``value_range`` (:mod:`trackdiag.value_range`: integer → 0..255, float with
+    values below 0 → [-1, 1], warned once); with ``auto_range=False`` only uint8 data is scaled by 1/255.
     """
     if isinstance(image, (str, Path)):
         image = _open_pil(Path(image))
@@ -84,6 +86,10 @@ def to_chw(image: ImageLike, *, name: str = "image") -> torch.Tensor:
         arr = _pil_to_array(image)
         t = torch.from_numpy(np.ascontiguousarray(arr))
         return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
+    if auto_range and isinstance(image, (np.ndarray, torch.Tensor)):
+        from .value_range import to_unit_range
+
+        image = to_unit_range(image, value_range, name=name)
     if isinstance(image, np.ndarray):
         scale = 255.0 if image.dtype == np.uint8 else 1.0
         arr = image.astype(np.float32) / scale
@@ -104,14 +110,15 @@ def to_chw(image: ImageLike, *, name: str = "image") -> torch.Tensor:
     return t
 
 
-def load_image(image: ImageLike, *, name: str = "image") -> torch.Tensor:
-    """Load an image as float32 ``C×H×W`` in [0, 1] (C = 1 or 3). Raises :class:`InputFileError`."""
-    return to_chw(image, name=name)
+def load_image(image: ImageLike, *, name: str = "image", value_range: str | None = None) -> torch.Tensor:
+    """Load an image as float32 ``C×H×W`` in [0, 1] (C = 1 or 3); arrays and tensors are read per
+    ``value_range`` (:mod:`trackdiag.value_range`). Raises :class:`InputFileError`."""
+    return to_chw(image, name=name, value_range=value_range)
 
 
 def load_mask(mask: ImageLike, *, name: str = "mask") -> torch.Tensor:
     """Load a mask as float32 ``H×W`` in [0, 1]; values > 0.5 are the wall. Colour masks are averaged."""
-    t = to_chw(mask, name=name)
+    t = to_chw(mask, name=name, auto_range=False)
     return t.mean(dim=0)
 
 

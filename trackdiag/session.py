@@ -177,7 +177,7 @@ class Session:
 
     def log(self, step: int, pred: Any = None, mask: Any = None, *, ref: Any = None, target: Any = None,
             latents: Any = None, loss: Any = None, timesteps: Any = None,
-            sample_ids: Optional[Sequence[Any]] = None) -> None:
+            sample_ids: Optional[Sequence[Any]] = None, value_range: Optional[str] = None) -> None:
         """Run the analyzers that are due at ``step`` and queue their results for the backends.
 
         Shapes: ``pred`` B×C×H×W in [0, 1]; ``mask`` B×1×H×W, 1×H×W or H×W (> 0.5 = wall); ``ref``
@@ -187,6 +187,8 @@ class Session:
 
         With ``on_error="warn"`` nothing raises: a bad call is skipped, warned about once per kind and
         counted in ``finish()``. Only the tensor math that is due runs here, plus one device→host copy.
+        ``value_range`` (``"0-1"``, ``"-1-1"``, ``"0-255"``; None guesses) says what ``pred``/``ref``/``target``
+        numbers mean (:mod:`trackdiag.value_range`).
         """
         self._check_open()
         try:
@@ -203,6 +205,7 @@ class Session:
         inputs: Optional[StepInputs] = None
         error: Optional[TrackdiagError] = None
         try:
+            pred, ref, target = _unit_range(pred, ref, target, value_range)
             step = self._check_step(step)
             inputs = self._validate(step, pred, mask, ref, target, latents, loss, timesteps, sample_ids)
         except TrackdiagError as exc:
@@ -593,3 +596,11 @@ def _current_session() -> Optional[Session]:
 def _set_current(session: Optional[Session]) -> None:
     global _CURRENT
     _CURRENT = session
+
+
+def _unit_range(pred: Any, ref: Any, target: Any, value_range: Optional[str]) -> tuple[Any, Any, Any]:
+    """``pred``, ``ref`` and ``target`` in [0, 1] per ``value_range`` (:mod:`trackdiag.value_range`)."""
+    from .value_range import to_unit_range
+
+    return (to_unit_range(pred, value_range, name="pred"), to_unit_range(ref, value_range, name="ref"),
+            to_unit_range(target, value_range, name="target"))

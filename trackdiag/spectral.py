@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -794,12 +794,41 @@ class Periodicity(NamedTuple):
     acf_lags: torch.Tensor
     acf_profile: torch.Tensor
     peak_index: torch.Tensor
+    lattice: Any = None  # trackdiag.functional.lattice.Lattice when analyze_periodicity(lattice=True)
+
+
+def _acf_near(profile: torch.Tensor, lags: torch.Tensor, period: torch.Tensor, *, rel: float = 0.2
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Highest ACF local maximum within ``period·(1 ± rel)`` (``N×T`` profile at ``lags``), parabola-refined:
+    ``(lag, rho)``, both ``(N,)``; NaN lag and ρ = 0 where there is none."""
+    n, t = profile.shape
+    left = torch.cat([profile[:, :1], profile[:, :-1]], dim=1)
+    right = torch.cat([profile[:, 1:], profile[:, -1:]], dim=1)
+    is_max = (profile >= left) & (profile > right)
+    is_max[:, 0] = False
+    is_max[:, -1] = False
+    p = period[:, None]
+    win = is_max & (lags[None] >= (1 - rel) * p) & (lags[None] <= (1 + rel) * p)
+    i = torch.where(win, profile, torch.full_like(profile, -2.0)).argmax(dim=1).clamp(1, t - 2)
+    found = win.any(dim=1)
+    a = profile.gather(1, (i - 1)[:, None])[:, 0]
+    b = profile.gather(1, i[:, None])[:, 0]
+    c = profile.gather(1, (i + 1)[:, None])[:, 0]
+    den = a - 2 * b + c
+    d = torch.where(den < 0, 0.5 * (a - c) / torch.where(den < 0, den, -torch.ones_like(den)),
+                    torch.zeros_like(den)).clamp(-0.5, 0.5)
+    step = lags[1] - lags[0]
+    lag = lags[i] + d * step
+    rho = b - 0.25 * (a - c) * d
+    return (torch.where(found, lag, torch.full_like(lag, float("nan"))),
+            torch.where(found, rho, torch.zeros_like(rho)))
 
 
 def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, min_period_px: float = 3.0,
                         max_period_frac: float = 0.5, rel_power: float = 0.25, harmonic_tol: float = 0.04,
                         taper_px: int | None = None, detrend_order: int = 2, clean: bool = False,
-                        taper: bool | None = None) -> Periodicity:
+                        taper: bool | None = None, lattice: bool = False,
+                        lattice_params: dict[str, float] | None = None) -> Periodicity:
     """The fundamental period of each image, from the spectrum and, independently, from the ACF.
 
     1. Pixels outside ``valid`` or non-finite are dropped; the rest is detrended (a weighted polynomial of
@@ -814,6 +843,12 @@ def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, m
        peak (how much of the texture repeats), gated by how far f* stands out of its ring's background
        (geometric-mean power; 10× → 0, 100× → 1): noise and plaster score ≈ 0, clean periodic walls ≈ 1.
 
+    With ``lattice=True`` (the tiling analyzer), steps 2–4 use the 2-D lattice estimator of
+    :mod:`trackdiag.functional.lattice` instead: f* is the lattice's fundamental (prominent peaks against
+    the whitened spectrum), the ACF period is the ACF maximum within ±20 % of f*'s period (the lattice
+    confirmed in the autocorrelation; the first significant peak where there is none), ``peak_ratio`` is
+    f*'s prominence and ``score = sqrt(clamp(ρ, 0, 1)) · clamp(log10(prominence) − 1.5, 0, 1)``.
+
     ``x``: ``N×H×W``; ``valid``: optional ``N×H×W`` bool (or 0/1 float); ``clean``, ``taper``: see
     :func:`prepare`.
     See :class:`Periodicity`.
@@ -827,6 +862,9 @@ def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, m
     spec = spectrum(sig, side=s)
     r_min = max(1.5, s / max(1.0, max_period_frac * min(h, w)))
     r_max = min(s / 2.0, s / max(min_period_px, 2.0))
+    if lattice:
+        return _analyze_lattice(x, sig, wts, spec, r_min=r_min, r_max=r_max, min_period_px=min_period_px,
+                                params=lattice_params or {})
     peaks = find_peaks(spec, r_min=r_min, r_max=r_max)
     j = pick_fundamental(peaks, rel_power=rel_power, harmonic_tol=harmonic_tol)
     # Among peaks at f*'s radius (within 2 %), the strongest gives the direction: on a brick wall whose brick
@@ -889,6 +927,63 @@ def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, m
     peak_index = torch.stack([peaks.iy.gather(1, j[:, None])[:, 0], peaks.ix.gather(1, j[:, None])[:, 0]], dim=1)
     return Periodicity(radius, s / radius, direction, acf_lag, rho, peak_ratio, score, sig, wts, spec,
                        lags, prof, peak_index)
+
+
+def _window_spectrum(wts: torch.Tensor, s: int) -> Spectrum:
+    """The window's spectrum on a 4× coarser grid (same frequencies in bins; a window's spectrum lives at
+    low frequencies); one spectrum for all when every image has the same window (an expanded view)."""
+    q = 4 if s >= 128 else 1
+    sq = -(-s // q)
+    same = wts.shape[0] > 1 and wts.stride(0) == 0
+    wspec = spectrum(box_downsample(wts[:1] if same else wts, q), side=sq)
+    if same:
+        wspec = wspec._replace(power=wspec.power.expand(wts.shape[0], -1, -1))
+    scale = s / (q * sq)
+    return wspec._replace(ky=wspec.ky * scale, kx=wspec.kx * scale)
+
+
+def _analyze_lattice(x: torch.Tensor, sig: torch.Tensor, wts: torch.Tensor, spec: Spectrum, *, r_min: float,
+                     r_max: float, min_period_px: float, params: dict[str, float]) -> Periodicity:
+    """:func:`analyze_periodicity` with the 2-D lattice estimator (``lattice=True``)."""
+    from .functional.lattice import pick_lattice, prominent_peaks
+
+    h, w = x.shape[-2:]
+    s = spec.side
+    peaks = prominent_peaks(spec, r_min=r_min, r_max=r_max)
+    lat = pick_lattice(peaks, **params)  # type: ignore[arg-type]
+    has = lat.found
+    radius = lat.radius
+    fy = torch.nan_to_num(lat.f[:, 0], nan=0.0)
+    fx = torch.nan_to_num(lat.f[:, 1], nan=1.0)
+    norm = torch.sqrt(fy.square() + fx.square()).clamp_min(1e-6)
+    direction = torch.stack([fy / norm, fx / norm], dim=1)
+    wspec = _window_spectrum(wts, s)
+    step = 0.25
+    count = int(max(2.0, 0.45 * min(h, w)) / step) + 1
+    lags = torch.arange(count, device=x.device, dtype=x.dtype) * step
+    lh = radial_hist(log_power(spec.power), spec)
+    counts = radial_counts(spec)
+    clean_p = (spec.power - noise_floor(lh, counts, s)[:, None, None]).clamp_min(0.0)
+    prof = acf_along(clean_p, wspec.power, spec, direction, step=step, count=count, weight_spec=wspec,
+                     max_bin=r_max)
+    period = s / radius
+    lag, rho = _acf_near(prof, lags, torch.nan_to_num(period, nan=-1.0))
+    # Staggered lattices (running bond, hex, penny) repeat along f only every second row.
+    _lag2, rho2 = _acf_near(prof, lags, torch.nan_to_num(2 * period, nan=-1.0))
+    min_lag = torch.full_like(radius, max(min_period_px, 2.0) * 0.75)
+    lag0, rho0 = first_acf_peak(prof, step=step, min_lag=min_lag)
+    miss = ~torch.isfinite(lag)
+    lag = torch.where(miss, lag0, lag)
+    rho_p = torch.maximum(rho, rho2)  # ρ at the lattice period or twice it (0 where the ACF has no maximum)
+    rho = torch.where(miss, rho0, rho)
+    prom = lat.prominence
+    gate = (torch.log10(prom.clamp_min(1e-30)) - 1.5).clamp(0.0, 1.0)
+    score = rho_p.clamp(0.0, 1.0).sqrt() * gate
+    score = torch.where(has & torch.isfinite(score), score, torch.zeros_like(score))
+    ar = torch.arange(x.shape[0], device=x.device)
+    peak_index = torch.stack([peaks.iy[ar, lat.best], peaks.ix[ar, lat.best]], dim=1)
+    return Periodicity(radius, period, direction, lag, rho, prom, score, sig, wts, spec, lags, prof, peak_index,
+                       lat)
 
 
 def dominant_period(x: torch.Tensor, *, valid: torch.Tensor | None = None, min_period_px: float = 3.0,

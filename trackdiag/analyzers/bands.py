@@ -20,6 +20,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from ..functional.localmap import axis_fundamentals, theil_sen
 from ..spectral import box_downsample, find_peaks, fundamental_of, hann2d, log_power, pick_fundamental, spectrum
 
 __all__ = [
@@ -46,6 +47,8 @@ class LocalPeriodMap(NamedTuple):
     center_x: torch.Tensor
     window_px: int
     stride_px: int
+    period_x_px: torch.Tensor | None = None
+    period_y_px: torch.Tensor | None = None
 
 
 def local_geometry(height: int, width: int, *, window_frac: float = 0.25, overlap: int = 3,
@@ -129,9 +132,16 @@ def local_period_map(x: torch.Tensor, valid: torch.Tensor | None = None, *, wind
     ratio = torch.where(found, p0 / bg.clamp_min(torch.finfo(x.dtype).tiny), torch.zeros_like(p0))
     ok = found & (frac >= min_valid_frac) & (ratio >= min_peak_ratio)
     period = torch.where(ok, (k * ds) / radius, torch.full_like(radius, float("nan")))
+    # Per axis (a band at twice the period along one axis changes that axis only).
+    fx, rx, fy, ry = axis_fundamentals(spec.power, r_min=r_min, r_max=r_max, rel_power=rel_power)
+    nan = torch.full_like(fx, float("nan"))
+    okv = frac >= min_valid_frac
+    perx = torch.where(okv & (rx >= min_peak_ratio), (k * ds) / fx, nan)
+    pery = torch.where(okv & (ry >= min_peak_ratio), (k * ds) / fy, nan)
     cy = (torch.arange(gh, device=x.device, dtype=x.dtype) * st + k / 2.0) * ds
     cx = (torch.arange(gw, device=x.device, dtype=x.dtype) * st + k / 2.0) * ds
-    return LocalPeriodMap(period.reshape(n, gh, gw), ratio.reshape(n, gh, gw), cy, cx, k * ds, st * ds)
+    return LocalPeriodMap(period.reshape(n, gh, gw), ratio.reshape(n, gh, gw), cy, cx, k * ds, st * ds,
+                          perx.reshape(n, gh, gw), pery.reshape(n, gh, gw))
 
 
 def longest_run(flags: torch.Tensor) -> torch.Tensor:
@@ -168,6 +178,17 @@ def band_metrics(lp: LocalPeriodMap, *, doubled_range: tuple[float, float] = (1.
     measured = torch.isfinite(p)
     ratio = p / base[:, None, None]
     doubled = measured & (ratio >= doubled_range[0]) & (ratio <= doubled_range[1])
+    extra: dict[str, torch.Tensor] = {}
+    if lp.period_x_px is not None and lp.period_y_px is not None:
+        # Per axis: a window is doubled when its x or its y period is about twice that axis's base.
+        dx_, mx_ = _axis_doubled(lp.period_x_px, doubled_range)
+        dy_, my_ = _axis_doubled(lp.period_y_px, doubled_range)
+        measured = mx_ | my_
+        doubled = dx_ | dy_
+        extra["band_base_period_x_px"] = lp.period_x_px.reshape(n, -1).nanmedian(dim=1).values
+        extra["band_base_period_y_px"] = lp.period_y_px.reshape(n, -1).nanmedian(dim=1).values
+        extra["doubled_x_frac"] = dx_.reshape(n, -1).sum(1) / mx_.reshape(n, -1).sum(1).clamp_min(1)
+        extra["doubled_y_frac"] = dy_.reshape(n, -1).sum(1) / my_.reshape(n, -1).sum(1).clamp_min(1)
     d = doubled.to(p.dtype)
     m = measured.to(p.dtype)
     row_frac = _smooth3(d.sum(dim=2) / m.sum(dim=2).clamp_min(1.0))
@@ -183,7 +204,17 @@ def band_metrics(lp: LocalPeriodMap, *, doubled_range: tuple[float, float] = (1.
     def gate(t: torch.Tensor) -> torch.Tensor:
         return torch.where(has, t, nan)
 
+    dwt = doubled.to(p.dtype)
+    cnt = dwt.sum(dim=(1, 2)).clamp_min(1.0)
+    gy = torch.linspace(0.0, 1.0, p.shape[1], device=p.device, dtype=p.dtype)[None, :, None]
+    gx = torch.linspace(0.0, 1.0, p.shape[2], device=p.device, dtype=p.dtype)[None, None, :]
+    any_d = dwt.sum(dim=(1, 2)) > 0
+    nanv = torch.full_like(base, float("nan"))
     return {
+        **{k: gate(v) for k, v in extra.items()},
+        "doubled_area_frac": gate(d.sum(dim=(1, 2)) / m.sum(dim=(1, 2)).clamp_min(1.0)),
+        "doubled_center_y": torch.where(any_d, (dwt * gy).sum(dim=(1, 2)) / cnt, nanv),
+        "doubled_center_x": torch.where(any_d, (dwt * gx).sum(dim=(1, 2)) / cnt, nanv),
         "band_base_period_px": base,
         "band_row_frac_max": gate(row_max),
         "band_col_frac_max": gate(col_max),
@@ -199,26 +230,42 @@ def band_metrics(lp: LocalPeriodMap, *, doubled_range: tuple[float, float] = (1.
     }
 
 
-def period_trend(lp: LocalPeriodMap, *, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Perspective trend: fit ``period ≈ a + b·(y/H) + c·(x/W)`` over the measured windows (least squares).
+def _axis_doubled(per: torch.Tensor, doubled_range: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(doubled, measured)`` ``N×h×w`` bool of a per-axis period map against its own median."""
+    n = per.shape[0]
+    base = per.reshape(n, -1).nanmedian(dim=1).values
+    measured = torch.isfinite(per)
+    r = per / base[:, None, None]
+    return measured & (r >= doubled_range[0]) & (r <= doubled_range[1]), measured
 
-    Returns ``(b / median, c / median)``, both ``(N,)``: the relative change of the local period from the top
-    to the bottom row and from the left to the right column (0.3 = 30 % longer at the bottom). NaN with fewer
-    than 4 measured windows.
+
+def period_trend(lp: LocalPeriodMap, *, height: int, width: int, keep: tuple[float, float] = (0.6, 1.6)
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Perspective trend: robust (Theil–Sen) slopes of the log local period against ``y / H`` (pairs of
+    windows in the same map column) and against ``x / W`` (pairs in the same map row).
+
+    The local scale of a window is the mean of ``log(period / median)`` over its scalar period and its
+    per-axis periods (when the map has them); only confident windows count (a measured
+    period) whose ratio to the median is inside ``keep`` (windows at 2–4× the period are harmonics or
+    doubled zones, not perspective). Returns ``(slope_y, slope_x)``, both ``(N,)``: 0.3 ≈ 30 % longer
+    period at the bottom (right); NaN with fewer than 4 usable windows.
     """
     p = lp.period_px
-    n = p.shape[0]
-    y = (lp.center_y / height)[:, None].expand(p.shape[1:])
-    x = (lp.center_x / width)[None, :].expand(p.shape[1:])
-    m = torch.isfinite(p)
-    basis = torch.stack([torch.ones_like(y), y, x], dim=0).reshape(3, -1)  # 3×M
-    wv = m.reshape(n, -1).to(p.dtype)
-    pv = torch.nan_to_num(p.reshape(n, -1))
-    a = torch.einsum("km,nm,lm->nkl", basis, wv, basis).double()
-    b = torch.einsum("km,nm->nk", basis, wv * pv).double()
-    eye = torch.eye(3, device=p.device, dtype=a.dtype)
-    coef = torch.linalg.solve(a + 1e-9 * eye, b[..., None])[..., 0].to(p.dtype)
-    med = p.reshape(n, -1).nanmedian(dim=1).values
-    ok = (wv.sum(dim=1) >= 4) & torch.isfinite(med)
-    nan = torch.full_like(med, float("nan"))
-    return torch.where(ok, coef[:, 1] / med, nan), torch.where(ok, coef[:, 2] / med, nan)
+    n, gh, gw = p.shape
+    maps = [p] + [m for m in (lp.period_x_px, lp.period_y_px) if m is not None]
+    logs, oks = [], []
+    for m in maps:
+        base = m.reshape(n, -1).nanmedian(dim=1).values[:, None, None]
+        r = m / base
+        ok = torch.isfinite(r) & (r >= keep[0]) & (r <= keep[1])
+        logs.append(torch.where(ok, torch.log(r.clamp_min(1e-6)), torch.zeros_like(r)))
+        oks.append(ok.to(p.dtype))
+    cnt = torch.stack(oks).sum(0)
+    scale = torch.stack(logs).sum(0) / cnt.clamp_min(1.0)
+    w = (cnt > 0).to(p.dtype).reshape(n, -1)
+    v = scale.reshape(n, -1)
+    ty = (lp.center_y / height)[:, None].expand(gh, gw).reshape(-1)
+    tx = (lp.center_x / width)[None, :].expand(gh, gw).reshape(-1)
+    col = torch.arange(gw, device=p.device)[None, :].expand(gh, gw).reshape(-1)
+    row = torch.arange(gh, device=p.device)[:, None].expand(gh, gw).reshape(-1)
+    return theil_sen(ty[None], v, w, group=col), theil_sen(tx[None], v, w, group=row)

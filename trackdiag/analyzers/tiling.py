@@ -30,7 +30,8 @@ import torch.nn.functional as F
 
 from ..checks import check_image_batch, normalize_mask, normalize_ref
 from ..errors import InputValueError
-from ..verdicts import Verdict, register_rules
+from ..metricspec import MetricSpec, register_metrics
+from ..verdicts import Verdict, register_rules, verdict_metrics
 from ..schedule import Schedule
 from ..spectral import (
     Spectrum,
@@ -42,6 +43,9 @@ from ..spectral import (
     radial_profile,
     ring_sum,
 )
+from ..functional.grid import grid_excess, parity_gain
+from ..functional.seams import SIDES, edge_scores, mask_seam_score
+from ..functional.lattice import axis_periods, real_basis
 from .bands import band_metrics, local_period_map, period_trend
 from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
 
@@ -70,14 +74,34 @@ SEED_KEYS: tuple[str, ...] = (
 
 _LUMA = (0.299, 0.587, 0.114)
 
-#: Verdict thresholds (docs/tiling.md, calibrated on the separation tests).
-HARMONIC_RATIO = 1.0
-BAND_SCORE = 0.4
-CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.02, 0.05
+#: The stable verdict codes of the tiling rules (plus ``grid_s<k>`` for each configured stride ≥ 4).
+VERDICT_CODES: tuple[str, ...] = (
+    "nonfinite", "aperiodic", "perspective", "period_doubled", "period_halved", "harmonic_confusion",
+    "doubled_zone", "bands_rows", "bands_cols", "checkerboard", "aliasing", "border_cross", "edge_artifact",
+    "mask_seam",
+)
+
+#: Verdict thresholds: every one is written in docs/tiling.md with what it was calibrated on.
+APERIODIC_SCORE = 0.3  # periodicity_score below: no confident lattice (aperiodic; period verdicts gated)
+HARMONIC_RATIO = 3.0  # no reference: E(2f*)/E(f*) or E(f*/2)/E(f*) above -> harmonic_confusion
+WEAK_SCORE = 0.1  # periodicity_score for the ratio branch of period_halved/doubled
+RATIO_TOL = 0.06  # period_ratio_to_ref within 6 % of 1/2 or 2
+HALVED_E2F = 3.0  # with a reference: E(2f_ref)/E(f_ref) above (and above E(f/2)/E(f)) -> period_halved
+DOUBLED_EHALF = 1.0  # with a reference: E(f_ref/2)/E(f_ref) above (and E2f below) -> period_doubled
+SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
+BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band
+ZONE_FRAC = 0.3  # share of the measured windows doubled: a doubled zone
+BAND_SCORE = BAND_FRAC
+CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.006, 0.02  # checkerboard_s2 (parity gain, relative)
+GRID_WARN, GRID_BAD = 0.0035, 0.008  # grid_s<k> (median extra jump on the k-px lines, image units)
+CB_OVER_GRID = 2.2  # checkerboard_s2 / grid score above which a stride-2 imbalance is the checkerboard
+SECONDARY = 3.0  # checkerboard and a grid both over their limits: the weaker needs 3× its limit
+GRID_NESTED = 1.6  # a larger stride is named only when its score is this many times the smaller one's
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
-BORDER_CROSS = 0.5
-PERSPECTIVE_TREND = 0.15
-APERIODIC_SCORE = 0.3
+BORDER_CROSS = 0.9  # photos of walls reach 0.86 without any cross artifact (generated scenes)
+EDGE_WARN, EDGE_BAD = 40.0, 80.0  # edge_<side>: robust z of an outer line against the interior lines
+SEAM_WARN, SEAM_BAD = 0.14, 0.25  # mask_seam_score: relative offset of the contour band
+PERSPECTIVE_TREND = 0.2  # |Theil–Sen slope of log local period| per frame height/width
 
 
 @dataclass
@@ -103,7 +127,7 @@ class TilingParams(AnalyzerParams):
     #: Half-width (bins) of the ky = 0 / kx = 0 axes for axis_ratio_at_f and the border cross.
     axis_half_width_bins: float = 1.0
     #: Strides whose grids checkerboard_score looks at (2: ×2 deconv, 8: latent-VAE grid).
-    checkerboard_strides: list[int] = field(default_factory=lambda: [2, 8])
+    checkerboard_strides: list[int] = field(default_factory=lambda: [2, 8, 16])
     #: Down→up resize factor of resize_mse_downUp / resize_delta_r.
     resize_factor: float = 0.5
     #: Local-period map: window (share of the shorter side), windows per window side, FFT size cap,
@@ -466,6 +490,53 @@ def _shrink(m: torch.Tensor, max_side: int) -> torch.Tensor:
     return F.interpolate(m[None, None], size=(max(1, round(h * sc)), max(1, round(w * sc))), mode="area")[0, 0]
 
 
+def spectrum_distance(a: Spectrum, b: Spectrum, *, height: int, width: int, min_period_px: float = 3.0,
+                      points: int = 128) -> torch.Tensor:
+    """Distance between two radially averaged windowed power spectra, in **octaves of period**: the
+    earth mover's (Wasserstein-1) distance between their energy distributions over ``log2(period)``.
+
+    ``a``: the output's :class:`Spectrum` (``N`` images, side ``S``); ``b``: the reference's (1 image, side
+    ``s``). Each ring's energy (mean power × circumference) is read at periods from ``min_period_px`` to
+    a quarter of the output's shorter side, on a common log grid of ``points`` periods, normalised to a
+    distribution; the distance is ``∫ |CDF_a − CDF_b| d log2(period)``. 0 for the same spectrum shape
+    whatever the contrast; 1 when all the energy moved by one octave (a doubled or halved period).
+    Returns ``(N,)``.
+    """
+    lo, hi = math.log2(max(2.0, min_period_px)), math.log2(max(4.0, 0.25 * min(height, width)))
+    grid = torch.linspace(lo, hi, points, device=a.power.device, dtype=a.power.dtype)
+
+    def dist(spec: Spectrum) -> torch.Tensor:
+        prof = radial_profile(spec.power)  # N×(S/2+1)
+        side = spec.side
+        r = side / torch.exp2(grid)  # the radius (bins) of each period
+        e = prof * torch.arange(prof.shape[1], device=prof.device, dtype=prof.dtype)
+        i0 = r.floor().long().clamp(0, prof.shape[1] - 2)
+        f = (r - i0.to(r.dtype)).clamp(0, 1)
+        val = e[:, i0] * (1 - f) + e[:, i0 + 1] * f
+        return val / val.sum(dim=1, keepdim=True).clamp_min(torch.finfo(val.dtype).tiny)
+
+    da, db = dist(a), dist(b)
+    step = (hi - lo) / (points - 1) if points > 1 else 0.0
+    return (da.cumsum(dim=1) - db.cumsum(dim=1)).abs().sum(dim=1) * step
+
+
+def _lattice_keys(per: Any, side: int, *, prefix: str) -> dict[str, torch.Tensor]:
+    """``lattice_t1_px``, ``lattice_t2_px``, their angles (degrees in [0, 180), from the +x axis, y down),
+    ``period_x_px``, ``period_y_px`` and ``lattice_prominence`` of an :func:`analyze_periodicity` result made
+    with ``lattice=True`` (keys prefixed with ``prefix``)."""
+    lat = per.lattice
+    t1, t2 = real_basis(lat.f, lat.g, side)
+    px, py = axis_periods(t1, t2)
+
+    def angle(t: torch.Tensor) -> torch.Tensor:
+        return torch.remainder(torch.rad2deg(torch.atan2(t[:, 0], t[:, 1])), 180.0)
+
+    return {f"{prefix}lattice_t1_px": t1.norm(dim=1), f"{prefix}lattice_t2_px": t2.norm(dim=1),
+            f"{prefix}lattice_t1_angle_deg": angle(t1), f"{prefix}lattice_t2_angle_deg": angle(t2),
+            f"{prefix}period_x_px": px, f"{prefix}period_y_px": py,
+            f"{prefix}lattice_prominence": lat.prominence}
+
+
 def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref: torch.Tensor | None = None,
                    params: TilingParams | None = None, maps: bool = True) -> dict[str, torch.Tensor]:
     """Every tiling metric of a batch, on ``pred``'s device, with no host synchronisation.
@@ -505,7 +576,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     vmask = None if mask is None else valid
     per = analyze_periodicity(x, valid=vf, min_period_px=p.min_period_px, max_period_frac=p.max_period_frac,
                               rel_power=p.rel_power, harmonic_tol=p.harmonic_tol, taper_px=p.taper_px,
-                              detrend_order=p.detrend_order, clean=True, taper=mask is not None)
+                              detrend_order=p.detrend_order, clean=True, taper=mask is not None,
+                              lattice=True)
     s = per.spec.side
     out["fft_side_px"] = torch.full((b,), float(s), device=pred.device, dtype=gray.dtype)
     out["fundamental_radius_bin"] = per.radius_bin
@@ -523,18 +595,22 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         r = normalize_ref(ref, channels=c).to(device=pred.device, dtype=pred.dtype)
         rg = luminance(r)
         # Non-finite pixels of the reference are dropped and their holes tapered (prepare() does both).
-        rper = analyze_periodicity(rg, taper=True, min_period_px=p.min_period_px, max_period_frac=0.5,
+        rper = analyze_periodicity(rg, taper=True, min_period_px=p.min_period_px, max_period_frac=0.34,
                                    rel_power=p.rel_power, harmonic_tol=p.harmonic_tol,
-                                   detrend_order=p.detrend_order)
+                                   detrend_order=p.detrend_order, lattice=True)
         ref_period = rper.period_px.expand(b)
         out["ref_period_px"] = ref_period
         out["ref_radius_bin"] = s / ref_period
         out["ref_periodicity_score"] = rper.score.expand(b)
         out["period_ratio_to_ref"] = per.period_px / ref_period
+        out.update({k: v.expand(b) for k, v in _lattice_keys(rper, rper.spec.side, prefix="ref_").items()})
+        out["ref_spectrum_distance"] = spectrum_distance(per.spec, rper.spec, height=h, width=w,
+                                                         min_period_px=p.min_period_px)
         fstar = s / ref_period
         lattice = rper.direction.expand(b, 2) * fstar[:, None], rper.score.expand(b) > APERIODIC_SCORE
     else:
         out["ref_period_px"] = nan_b
+        out["ref_spectrum_distance"] = nan_b
         out["ref_radius_bin"] = nan_b
         out["ref_periodicity_score"] = nan_b
         out["period_ratio_to_ref"] = nan_b
@@ -543,18 +619,21 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out.update(energy_ratios(per.spec, fstar, min_bins=p.ring_min_bins, rel_width=p.ring_rel_width,
                              axis_half_width=p.axis_half_width_bins))
 
-    # Stride grids: energy of the windowed image including its mean, S² Σ (w x)² by Parseval.
-    # (the weights are already 0 outside the mask and on non-finite pixels)
-    total = float(s * s) * torch.linalg.vector_norm(x * per.weights, dim=(-2, -1)).square()
-    # Skip the texture's own harmonic lattice only where there is a texture (an aperiodic image has no lattice):
-    # the reference's when one is given (a grid in the output cannot pose as the texture then), else the image's.
-    if lattice is None:
-        lattice = per.direction * per.radius_bin[:, None], per.score > APERIODIC_SCORE
-    kstar = torch.where(lattice[1][:, None], lattice[0], torch.zeros_like(lattice[0]))
-    cb = checkerboard_scores(per.spec, total, strides=p.checkerboard_strides, kstar=kstar)
-    out.update(cb)
-    out["checkerboard_score"] = (torch.stack(list(cb.values())).amax(dim=0) if cb
-                                 else torch.zeros(b, device=pred.device, dtype=gray.dtype))
+    # Stride grids by demodulation (stride 2: parity gains) and grid-line jumps (strides >= 4); both work
+    # at any texture period (trackdiag.functional.grid).
+    strides = sorted({int(k) for k in p.checkerboard_strides})
+    pg = parity_gain(x, vf)
+    out.update(pg)
+    out.update(grid_excess(x, vf, strides=tuple(k for k in strides if k >= 4)))
+    out["checkerboard_score"] = pg["checkerboard_s2"]
+    out["checkerboard_s8"] = out.get("grid_s8", torch.full((b,), float("nan"), device=pred.device,
+                                                           dtype=gray.dtype))
+    out.update(_lattice_keys(per, s, prefix=""))
+    # Where: the frame's edge strips and the seam along the mask contour.
+    # The edge strips use every finite pixel: a stripe along the frame is seen on the floor or ceiling too.
+    out.update(edge_scores(x, finite.to(gray.dtype)))
+    out["mask_seam_score"] = (mask_seam_score(x, vf) if mask is not None
+                              else torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype))
 
     nvalid = (valid_frac * float(h * w)).clamp_min(1.0)
     xv = x * vf
@@ -626,100 +705,264 @@ def _r(v: float, nd: int = 3) -> Any:
     return round(v, nd) if math.isfinite(v) else None
 
 
-def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
-    """The "likely causes" of a tiling summary, each with its supporting numbers and the usual fix.
+def _fin(v: float) -> bool:
+    return math.isfinite(v)
 
-    Rules (thresholds in ``docs/tiling.md``): non-finite output; no dominant period; doubling / halving of
-    the period (against the reference, or a harmonic stronger than f*, or ACF vs spectrum off by 2×); bands
-    of doubled period; checkerboard (stride grid); aliasing (shift / resize sensitivity); border cross;
-    perspective. An empty list means nothing stood out.
+
+def _grid_strides(summary: Mapping[str, Any]) -> list[int]:
+    out = []
+    for k in summary:
+        if k.startswith("grid_s") and k[6:].isdigit():
+            out.append(int(k[6:]))
+    return sorted(out)
+
+
+def _locked(summary: Mapping[str, Any], k: int) -> bool:
+    """The texture's lattice (the reference's when given) is within 3° of the axes and each of its measured
+    axis periods (x and y; one on a 1-D texture) is k, 2k, 3k or 4k px within 1 %: the texture's own lines
+    fall on a k-px grid's lines (k = 2: a harmonic of order ≤ 8 sits on Nyquist), so a grid of stride k and
+    the texture cannot be told apart. (A grid that took over one axis of a texture leaves the other axis
+    unlocked and is still named.)"""
+    pre = "ref_" if _fin(_f(summary, "ref_period_px")) else ""
+    pers = [_f(summary, f"{pre}period_{axis}_px") for axis in ("x", "y")]
+    pers = [p for p in pers if _fin(p) and p > 0]
+    if not pers:
+        return False
+    for per in pers:
+        m = per / k
+        if not (0.95 <= m <= 4.1 and abs(m - round(m)) <= 0.01 * m):
+            return False
+    for t in ("t1", "t2"):
+        ang = _f(summary, f"{pre}lattice_{t}_angle_deg")
+        if _fin(ang) and min(ang % 90.0, 90.0 - ang % 90.0) <= 3.0:
+            return True
+    return False
+
+
+def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
+    """The verdicts of a flat tiling summary, each with its supporting numbers and the usual fix.
+
+    Stable codes: ``nonfinite``, ``aperiodic`` (info), ``perspective`` (info), ``period_doubled``,
+    ``period_halved`` (against a reference), ``harmonic_confusion`` (no reference), ``doubled_zone``,
+    ``bands_rows``, ``bands_cols``, ``checkerboard``, ``grid_s<k>``, ``aliasing``, ``border_cross``,
+    ``edge_artifact``, ``mask_seam``. Period-dependent verdicts need a confident lattice
+    (``periodicity_score ≥ APERIODIC_SCORE``); the verdicts never contradict each other (a doubled region is
+    a band *or* a zone; ``period_doubled``/``halved`` need the wall's own lattice to depart from the
+    reference's). Thresholds and what they were calibrated on: ``docs/tiling.md``. An empty list means
+    nothing stood out.
     """
     out: list[Verdict] = []
-    g = lambda k: _f(summary, k)
+    g = lambda k: _f(summary, k)  # noqa: E731
     if g("nonfinite_frac") > 0:
         out.append(Verdict(code="nonfinite", severity="bad", title="Non-finite pixels in the output",
                            evidence={"nonfinite_frac": _r(g("nonfinite_frac"), 5)},
                            fix="Find where NaN/Inf come from (fp16 overflow, division by zero in the decoder); "
                            "they were left out of every metric here."))
     score = g("periodicity_score")
-    if math.isfinite(score) and score < APERIODIC_SCORE:
+    confident = _fin(score) and score >= APERIODIC_SCORE
+    if _fin(score) and not confident:
         out.append(Verdict(code="aperiodic", severity="info", title="No dominant period (aperiodic surface)",
-                           evidence={"periodicity_score": _r(score)},
-                           fix="Period-based metrics (f*, E-ratios, bands) are unreliable for this image; "
-                           "judge it by the pixel and loss diagnostics instead."))
+                           evidence={"periodicity_score": _r(score), "limit": APERIODIC_SCORE},
+                           fix="Period-based verdicts (doubling, harmonics, bands, zones) are not given for this "
+                           "image; judge it by the grid, checkerboard, edge and seam verdicts."))
     ratio = g("period_ratio_to_ref")
     e2, eh = g("E2f_over_Ef"), g("Ehalf_over_Ef")
     fix_doubling = ("Check the resolution the model sees against the texture scale (crop/resize in the data "
                     "pipeline), and use an apodized spectral or ACF-based period loss so the fundamental, "
                     "not a harmonic, is matched.")
     ev = {"E2f_over_Ef": _r(e2), "Ehalf_over_Ef": _r(eh), "fundamental_period_px": _r(g("fundamental_period_px")),
-          "acf_first_peak_period_px": _r(g("acf_first_peak_period_px"))}
-    if math.isfinite(ratio):
+          "periodicity_score": _r(score), "ref_periodicity_score": _r(g("ref_periodicity_score"))}
+    has_ref = _fin(g("ref_period_px"))
+    e2v = e2 if _fin(e2) else 0.0
+    ehv = eh if _fin(eh) else 0.0
+    if has_ref:
         ev.update({"ref_period_px": _r(g("ref_period_px")), "period_ratio_to_ref": _r(ratio)})
-    if math.isfinite(ratio) and abs(ratio - 0.5) <= 0.1:
-        out.append(Verdict(code="period_halved", severity="bad", evidence=ev, fix=fix_doubling,
-                           title="Halved period: the output repeats twice as often as the reference (sits on 2f)"))
-    elif math.isfinite(ratio) and abs(ratio - 2.0) <= 0.3:
-        out.append(Verdict(code="period_doubled", severity="bad", evidence=ev, fix=fix_doubling,
-                           title="Doubled period: the output repeats half as often as the reference (sits on f/2)"))
-    elif (math.isfinite(e2) and e2 > HARMONIC_RATIO) or (math.isfinite(eh) and eh > HARMONIC_RATIO):
-        which = "2f*" if (e2 if math.isfinite(e2) else 0) >= (eh if math.isfinite(eh) else 0) else "f*/2"
-        out.append(Verdict(code="harmonic_confusion", title=f"Harmonic confusion: more energy at {which} than at f*",
-                           evidence=ev, fix=fix_doubling, severity="bad" if max(e2 if math.isfinite(e2) else 0, eh if math.isfinite(eh) else 0) > 2
-                           else "warn"))
-    else:
-        pa, pf = g("acf_first_peak_period_px"), g("fundamental_period_px")
-        if math.isfinite(pa) and math.isfinite(pf) and pf > 0 and (abs(pa / pf - 2) < 0.2 or abs(pa / pf - 0.5) < 0.1):
-            out.append(Verdict(code="harmonic_confusion", severity="warn", evidence=ev, fix=fix_doubling,
-                               title="Spectrum and ACF disagree by 2× (harmonic confusion)"))
-    bs, run = g("band_score"), g("band_max_run")
-    if math.isfinite(bs) and bs >= BAND_SCORE:
-        axis = str(summary.get("band_axis_hint", "rows"))
-        out.append(Verdict(code="bands_cols" if axis == "cols" else "bands_rows",
-                           title=f"Bands of doubled period along the {axis}",
-                           evidence={"band_score": _r(bs), "band_max_run": _r(run, 1), "band_axis_hint": axis,
-                            "band_base_period_px": _r(g("band_base_period_px"))},
-                           fix="Zones of 2× period clustered in rows/columns usually come from the upsampler "
-                           "(replace transposed convolutions with resize→conv) or from patch stitching.",
-                           severity="bad" if bs >= 0.6 else "warn"))
-    cb = g("checkerboard_score")
-    if math.isfinite(cb) and cb >= CHECKERBOARD_WARN:
-        out.append(Verdict(code="checkerboard", title="Checkerboard / stride-grid artifact",
-                           evidence={k: _r(g(k), 4) for k in summary if k.startswith("checkerboard_")},
-                           fix="Uneven kernel overlap of a transposed convolution: use resize (nearest/bilinear) "
-                           "→ conv, or a kernel size divisible by the stride.", severity="bad" if cb >= CHECKERBOARD_BAD else "warn"))
+        ref_ok = g("ref_periodicity_score") >= APERIODIC_SCORE
+        departs = not (_fin(ratio) and SAME_PERIOD[0] <= ratio <= SAME_PERIOD[1])
+        weak = _fin(score) and score >= WEAK_SCORE
+        # a ratio of exactly 1/2 (2) between two lattices is itself the evidence; otherwise the energy moved
+        halved = (weak and _fin(ratio) and abs(ratio - 0.5) <= RATIO_TOL * 0.5 and e2v >= 0.8) or (
+            confident and ref_ok and departs and e2v >= HALVED_E2F and e2v > ehv)
+        doubled = (weak and _fin(ratio) and abs(ratio - 2.0) <= RATIO_TOL * 2.0 and ehv >= DOUBLED_EHALF) or (
+            confident and ref_ok and departs and ehv >= 2.5 * DOUBLED_EHALF and e2v < ehv)
+        if halved:
+            out.append(Verdict(code="period_halved", severity="bad", evidence={**ev, "limit_E2f": HALVED_E2F},
+                               fix=fix_doubling, title="Halved period: the output repeats twice as often as "
+                               "the reference (its energy sits on 2f)"))
+        elif doubled:
+            out.append(Verdict(code="period_doubled", severity="bad", evidence={**ev, "limit_Ehalf": DOUBLED_EHALF},
+                               fix=fix_doubling, title="Doubled period: the output repeats half as often as "
+                               "the reference (its energy sits on f/2)"))
+    elif confident and max(e2v, ehv) >= HARMONIC_RATIO:
+        which = "2f*" if e2v >= ehv else "f*/2"
+        out.append(Verdict(code="harmonic_confusion", severity="warn", evidence={**ev, "limit": HARMONIC_RATIO},
+                           fix=fix_doubling, title=f"Harmonic confusion: more energy at {which} than at f*"))
+    row, col, dfrac = g("band_row_frac_max"), g("band_col_frac_max"), g("band_doubled_frac")
+    bev = {"band_row_frac_max": _r(row), "band_col_frac_max": _r(col), "band_doubled_frac": _r(dfrac),
+           "doubled_area_frac": _r(g("doubled_area_frac")), "band_base_period_px": _r(g("band_base_period_px"))}
+    fix_band = ("Zones of 2× period usually come from the upsampler (replace transposed convolutions with "
+                "resize→conv), from patch stitching or from too little context (tiled inference): check the "
+                "tile overlap and the receptive field.")
+    if confident and ((_fin(row) and row >= BAND_FRAC) or (_fin(col) and col >= BAND_FRAC)):
+        is_cols = (col if _fin(col) else 0.0) > (row if _fin(row) else 0.0)
+        axis = "cols" if is_cols else "rows"
+        out.append(Verdict(code=f"bands_{axis}", severity="bad" if max(row, col) >= 0.95 else "warn",
+                           title=f"A {'full-height' if is_cols else 'full-width'} band at twice the period "
+                           f"({axis})", evidence={**bev, "limit": BAND_FRAC}, fix=fix_band))
+    elif confident and _fin(dfrac) and dfrac >= ZONE_FRAC:
+        out.append(Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period",
+                           evidence={**bev, "limit": ZONE_FRAC}, fix=fix_band))
+    # Grids: every stride over its limit and not explained by the texture; then the stride that explains
+    # the others is named: of k and a multiple m·k, m·k when its score is GRID_NESTED times k's (a 16-px
+    # grid shows half its excess at 8), else k (an 8-px grid shows none at 16: the sibling phase cancels).
+    scores = {k: g(f"grid_s{k}") for k in _grid_strides(summary)}
+    cand = [k for k, v in scores.items() if _fin(v) and v >= GRID_WARN and not _locked(summary, k)]
+    named = []
+    for k in cand:
+        bigger = [k2 for k2 in cand if k2 > k and k2 % k == 0 and scores[k2] >= GRID_NESTED * scores[k]]
+        smaller = [k1 for k1 in cand if k1 < k and k % k1 == 0 and scores[k] < GRID_NESTED * scores[k1]]
+        if not bigger and not smaller:
+            named.append(k)
+    cb = g("checkerboard_s2")
+    cb = cb if _fin(cb) else g("checkerboard_score")
+    cb_on = _fin(cb) and cb >= CHECKERBOARD_WARN and not (confident and _locked(summary, 2))
+    # 1-px grid seams put energy on the pixel parities, a ×2 deconvolution a little on the grid lines: when
+    # both fire, a checkerboard has checkerboard_s2 ≥ CB_OVER_GRID × the grid's score (generated: ≥ 2.9 for
+    # deconvolutions, ≤ 1.5 for grids); the other one then needs SECONDARY × its limit.
+    top_grid = max((scores[k] for k in named), default=0.0)
+    if cb_on and named:
+        if cb >= CB_OVER_GRID * top_grid:
+            named = [k for k in named if scores[k] >= SECONDARY * GRID_WARN]
+        else:
+            cb_on = cb >= SECONDARY * CHECKERBOARD_WARN and cb >= CB_OVER_GRID * top_grid
+    if cb_on:
+        out.append(Verdict(code="checkerboard", title="Checkerboard: the pixel parities have different gains",
+                           evidence={"checkerboard_s2": _r(cb, 4), "checkerboard_score": _r(g("checkerboard_score"), 4),
+                                     "limit": CHECKERBOARD_WARN,
+                                     **{k: _r(g(k), 4) for k in ("parity_gain_x", "parity_gain_y",
+                                                                  "parity_gain_xy") if k in summary}},
+                           fix="Uneven kernel overlap of a ×2 transposed convolution: use resize (nearest/"
+                           "bilinear) → conv, or a kernel size divisible by the stride.",
+                           severity="bad" if cb >= CHECKERBOARD_BAD else "warn"))
+    for k in named:
+        v = scores[k]
+        out.append(Verdict(code=f"grid_s{k}", severity="bad" if v >= GRID_BAD else "warn",
+                           title=f"A {k}-px grid: block offsets or seams every {k} px",
+                           evidence={f"grid_s{k}": _r(v, 4), "limit": GRID_WARN,
+                                     f"grid_phase_s{k}": _r(g(f"grid_phase_s{k}"), 0)},
+                           fix=f"A {k}-px lattice is the latent/patch grid of the decoder: decode with overlapping "
+                           "tiles, check the VAE's scaling factor and the latent's statistics, and avoid "
+                           "per-patch normalisation."))
     rn, dr = g("resize_nmse_downUp"), g("resize_delta_r")
     sx, sy = g("shift_nmse_dx1"), g("shift_nmse_dy1")
-    sn = max(sx if math.isfinite(sx) else 0.0, sy if math.isfinite(sy) else 0.0)
-    if math.isfinite(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE:
+    sn = max(sx if _fin(sx) else 0.0, sy if _fin(sy) else 0.0)
+    if _fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE:
         out.append(Verdict(code="aliasing", severity="warn",
                            title="Aliasing: much energy near Nyquist, lost by a down/up-scale and by a 1-px shift",
-                           evidence={"shift_mse_dx1": _r(g("shift_mse_dx1"), 5), "shift_mse_dy1": _r(g("shift_mse_dy1"), 5),
-                            "shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
-                            "resize_mse_downUp": _r(g("resize_mse_downUp"), 5), "resize_nmse_downUp": _r(rn),
-                            "resize_delta_r": _r(dr)},
+                           evidence={"shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
+                                     "resize_nmse_downUp": _r(rn), "resize_delta_r": _r(dr),
+                                     "limit": ALIAS_RESIZE_NMSE},
                            fix="Low-pass before every subsampling (BlurPool / antialias=True in resizes; PIL "
                            "resizes antialias by default)."))
     bc = g("border_cross_index")
-    if math.isfinite(bc) and bc >= BORDER_CROSS and g("axis_energy_frac_nohann") >= 0.05:
+    if _fin(bc) and bc >= BORDER_CROSS and g("axis_energy_frac_nohann") >= 0.05:
         out.append(Verdict(code="border_cross", severity="warn", title="FFT border cross (non-periodic frame)",
-                           evidence={"border_cross_index": _r(bc), "axis_energy_frac_nohann": _r(g("axis_energy_frac_nohann")),
-                            "axis_ratio_at_f": _r(g("axis_ratio_at_f"))},
+                           evidence={"border_cross_index": _r(bc),
+                                     "axis_energy_frac_nohann": _r(g("axis_energy_frac_nohann")),
+                                     "axis_ratio_at_f": _r(g("axis_ratio_at_f"))},
                            fix="Apodize (Hann/Tukey window) or use the periodic-plus-smooth decomposition before "
                            "any FFT-based loss or metric; the cross pushes models toward row/column artifacts."))
+    es = g("edge_score")
+    if _fin(es) and es >= EDGE_WARN:
+        sides = {sd: g(f"edge_{sd}") for sd in SIDES}
+        worst = max(sides, key=lambda sd: sides[sd] if _fin(sides[sd]) else -1.0)
+        out.append(Verdict(code="edge_artifact", severity="bad" if es >= EDGE_BAD else "warn",
+                           title=f"Stripe or smear along the {worst} edge of the frame",
+                           evidence={**{f"edge_{sd}": _r(v, 2) for sd, v in sides.items()}, "edge_score": _r(es, 2),
+                                     "limit": EDGE_WARN},
+                           fix="Edge-only stripes come from padding in the decoder/upsampler or from outpainting "
+                           "borders: use reflect padding, generate with a margin and crop it."))
+    ms = g("mask_seam_score")
+    if _fin(ms) and ms >= SEAM_WARN:
+        out.append(Verdict(code="mask_seam", severity="bad" if ms >= SEAM_BAD else "warn",
+                           title="A seam (halo) along the wall mask's contour",
+                           evidence={"mask_seam_score": _r(ms, 4), "limit": SEAM_WARN},
+                           fix="Blend the inpainted wall into its surroundings: feather the mask, match colour and "
+                           "brightness at the boundary, or inpaint with a dilated mask and composite."))
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
-    big = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if math.isfinite(v)]
+    big = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if _fin(v)]
     if big and max(big)[0] >= PERSPECTIVE_TREND:
         _, name, v = max(big)
         out.append(Verdict(code="perspective", severity="info",
                            title=f"Perspective: the local period changes {v:+.0%} {name}",
-                           evidence={"local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx)},
+                           evidence={"local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx),
+                                     "limit": PERSPECTIVE_TREND},
                            fix="Expected on a wall seen at an angle; compare periods in rectified (fronto-parallel) "
                            "crops, and expect doubling to appear first where the period is smallest."))
     return out
 
 
 register_rules("tiling", likely_causes)
+
+
+def _specs() -> list[MetricSpec]:
+    """Every tiling metric's goal, unit, doc and the limits :func:`likely_causes` uses."""
+    m = MetricSpec
+    out = [
+        m("periodicity_score", "max", "", "confidence that the wall has a lattice (0..1); below "
+          f"{APERIODIC_SCORE} the wall is aperiodic and period verdicts are not given"),
+        m("fundamental_period_px", "none", "px", "f*: spacing of the lattice's densest rows"),
+        m("fundamental_radius_bin", "none", "bin", "f* in bins of the square FFT grid"),
+        m("acf_first_peak_period_px", "none", "px", "the lattice period confirmed in the autocorrelation"),
+        m("acf_first_peak_radius_bin", "none", "bin", "the ACF period in bins"),
+        m("lattice_t1_px", "none", "px", "shortest real-space lattice vector"),
+        m("lattice_t2_px", "none", "px", "second lattice vector (NaN on 1-D textures)"),
+        m("lattice_t1_angle_deg", "none", "deg", "angle of t1 from +x (y down), [0, 180)"),
+        m("lattice_t2_angle_deg", "none", "deg", "angle of t2 from +x (y down), [0, 180)"),
+        m("period_x_px", "none", "px", "shortest lattice repeat within 30° of the x axis"),
+        m("period_y_px", "none", "px", "shortest lattice repeat within 30° of the y axis"),
+        m("lattice_prominence", "max", "ratio", "f*'s peak over its whitened spectral neighbourhood"),
+        m("ref_period_px", "none", "px", "the reference's f* period"),
+        m("period_ratio_to_ref", "none", "ratio", "output period / reference period"),
+        m("ref_spectrum_distance", "min", "octave", "earth mover's distance between the output's and the "
+          "reference's radial power spectra over log2(period); 1 = all energy one octave off"),
+        m("E2f_over_Ef", "min", "ratio", "energy at 2f* over energy at f* (f* the reference's when given)",
+          warn=HALVED_E2F),
+        m("Ehalf_over_Ef", "min", "ratio", "energy at f*/2 over energy at f*", warn=DOUBLED_EHALF),
+        m("checkerboard_s2", "min", "ratio", "relative gain imbalance of the pixel parities (demodulated)",
+          warn=CHECKERBOARD_WARN, bad=CHECKERBOARD_BAD),
+        m("checkerboard_score", "min", "ratio", "= checkerboard_s2 (since issue 11)",
+          warn=CHECKERBOARD_WARN, bad=CHECKERBOARD_BAD),
+        m("checkerboard_s8", "min", "level", "= grid_s8 (since issue 11)", warn=GRID_WARN, bad=GRID_BAD),
+        m("band_score", "min", "ratio", "largest doubled share of a map row/column on the hinted axis",
+          warn=BAND_FRAC),
+        m("band_row_frac_max", "min", "ratio", "largest doubled share of a map row", warn=BAND_FRAC),
+        m("band_col_frac_max", "min", "ratio", "largest doubled share of a map column", warn=BAND_FRAC),
+        m("band_doubled_frac", "min", "ratio", "share of measured windows at twice the period", warn=ZONE_FRAC),
+        m("doubled_area_frac", "min", "ratio", "= band_doubled_frac (share of the valid area doubled)",
+          warn=ZONE_FRAC),
+        m("resize_nmse_downUp", "min", "ratio", "down→up resize error / variance", warn=ALIAS_RESIZE_NMSE),
+        m("shift_nmse_dx1", "min", "ratio", "1-px x-shift error / (2·variance)", warn=ALIAS_SHIFT_NMSE),
+        m("shift_nmse_dy1", "min", "ratio", "1-px y-shift error / (2·variance)", warn=ALIAS_SHIFT_NMSE),
+        m("border_cross_index", "min", "ratio", "median share of axis energy from the frame borders",
+          warn=BORDER_CROSS),
+        m("edge_score", "min", "z", "largest per-side edge-strip anomaly (robust z)", warn=EDGE_WARN,
+          bad=EDGE_BAD),
+        m("mask_seam_score", "min", "ratio", "relative brightness offset of the band along the mask contour",
+          warn=SEAM_WARN, bad=SEAM_BAD),
+        m("local_period_trend_y", "none", "log/frame", "Theil–Sen slope of log local period vs y/H"),
+        m("local_period_trend_x", "none", "log/frame", "Theil–Sen slope of log local period vs x/W"),
+        m("nonfinite_frac", "min", "ratio", "share of NaN/Inf pixels", bad=1e-9),
+        m("valid_px_frac", "none", "ratio", "share of pixels used (mask and finite)"),
+    ]
+    out += [m(f"edge_{sd}", "min", "z", f"{sd} edge strip against the interior", warn=EDGE_WARN, bad=EDGE_BAD)
+            for sd in SIDES]
+    out += [m(f"grid_s{k}", "min", "level", f"median extra jump on the {k}-px lattice lines (image units)",
+              warn=GRID_WARN, bad=GRID_BAD) for k in (4, 8, 16, 32, 64)]
+    return out
+
+
+register_metrics("tiling", _specs())
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -767,6 +1010,11 @@ class TilingAnalyzer(Analyzer):
         refp = np.asarray(host.get("ref_period_px", np.asarray([np.nan])), dtype=np.float64)
         texts["fstar_source"] = "ref" if np.isfinite(refp).any() else "pred"
         maps = {k.removeprefix(MAP_PREFIX): np.asarray(v) for k, v in host.items() if k.startswith(MAP_PREFIX)}
+        # Each verdict's severity is a metric too (0 none or info, 1 warn, 2 bad): "since when" is one chart.
+        strides = sorted({int(k) for k in self.params.checkerboard_strides if int(k) >= 4})  # type: ignore[attr-defined]
+        codes = VERDICT_CODES + tuple(f"grid_s{k}" for k in strides)
+        levels = verdict_metrics(likely_causes({**metrics, **texts}), "tiling", codes=codes)
+        metrics.update({k.removeprefix("trackdiag/tiling/"): v for k, v in levels.items()})
         return Result(metrics=metrics, texts=texts, maps=maps)
 
     def render(self, result: Result) -> dict[str, np.ndarray]:

@@ -24,7 +24,8 @@ from ..errors import InputFileError, InputValueError, TrackdiagError
 from ..report import Figure, Section
 from . import unique_name
 
-__all__ = ["add_arguments", "analyze_one", "diagnose", "flat_summary", "run", "wanted", "write_tiling_report"]
+__all__ = ["add_arguments", "analyze_one", "diagnose", "flat_summary", "run", "wanted", "with_verdicts",
+           "write_tiling_report"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "only masked pixels count")
     g.add_argument("--ref", default=None, metavar="PATH",
                    help="reference texture patch (e.g. a 256×256 tileable crop): f* becomes its fundamental")
+    g.add_argument("--value-range", default=None, choices=("0-1", "-1-1", "0-255"),
+                   help="what .npy/.pt inputs' numbers mean (image files are always 0-1); default: guess "
+                        "(integer → 0-255, float below 0 → -1-1)")
 
 
 def wanted(args: argparse.Namespace) -> bool:
@@ -45,16 +49,16 @@ def wanted(args: argparse.Namespace) -> bool:
 # ------------------------------------------------------------------------------------------------------
 # One image
 # ------------------------------------------------------------------------------------------------------
-def _as_batch(pred: Any, name: str) -> Any:
+def _as_batch(pred: Any, name: str, value_range: str | None = None) -> Any:
     import torch
 
     from ..io import load_image
+    from ..value_range import to_unit_range
 
-    if isinstance(pred, torch.Tensor) and pred.ndim == 4:
-        return pred.float()
-    if isinstance(pred, np.ndarray) and pred.ndim == 4:
-        return torch.from_numpy(np.ascontiguousarray(pred)).float()
-    return load_image(pred, name=name)[None]
+    if isinstance(pred, (torch.Tensor, np.ndarray)) and pred.ndim == 4:
+        t = to_unit_range(pred, value_range, name=name)
+        return t.float() if isinstance(t, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(t)).float()
+    return load_image(pred, name=name, value_range=value_range)[None]
 
 
 def flat_summary(metrics: Mapping[str, float], texts: Mapping[str, str]) -> dict[str, Any]:
@@ -67,7 +71,8 @@ def flat_summary(metrics: Mapping[str, float], texts: Mapping[str, str]) -> dict
     return out
 
 
-def analyze_one(pred: Any, *, mask: Any = None, ref: Any = None, name: str = "pred") -> tuple[dict[str, Any], Any]:
+def analyze_one(pred: Any, *, mask: Any = None, ref: Any = None, name: str = "pred",
+                value_range: str | None = None) -> tuple[dict[str, Any], Any]:
     """Run the tiling analyzer on one image (or a ``B×C×H×W`` batch). Returns ``(summary, result)``.
 
     Raises :class:`~trackdiag.errors.InputFileError` (unreadable file) or a shape/value error.
@@ -80,7 +85,7 @@ def analyze_one(pred: Any, *, mask: Any = None, ref: Any = None, name: str = "pr
     from ..io import load_image, load_mask
     from ..transfer import to_host
 
-    batch = _as_batch(pred, name)
+    batch = _as_batch(pred, name, value_range)
     m = None
     if mask is not None:
         mt = load_mask(mask, name="mask") if not isinstance(mask, torch.Tensor) or mask.ndim < 3 else mask
@@ -89,7 +94,7 @@ def analyze_one(pred: Any, *, mask: Any = None, ref: Any = None, name: str = "pr
             from ..errors import MaskError
 
             raise MaskError("mask: no wall pixel (nothing > 0.5); check the mask file or invert it.")
-    r = load_image(ref, name="ref") if ref is not None else None
+    r = load_image(ref, name="ref", value_range=value_range) if ref is not None else None
     analyzer = TilingAnalyzer()
     with torch.no_grad():
         out = analyzer.compute(StepInputs(step=0, pred=batch, mask=m, ref=r))
@@ -159,7 +164,7 @@ def write_tiling_report(out_dir: Path, summary: Mapping[str, Any], result: Any, 
             figures.append(Figure(f"{name}.png", name, HOW_TO_READ[name]))
     if "local_period_px" in result.maps:
         np.save(out_dir / "local_period_px.npy", np.asarray(result.maps["local_period_px"], dtype=np.float32))
-    write_json(dict(summary), out_dir / "summary.json")
+    write_json(with_verdicts(summary), out_dir / "summary.json")
     notes = [(f"f* source: {summary.get('fstar_source', 'pred')} (with --ref, f* is the reference's fundamental in "
              "this image's FFT bins; E2f_over_Ef and Ehalf_over_Ef are measured there). Radii are in bins of the "
              f"{int(summary.get('fft_side_px', 0) or 0)}-point FFT: period_px = fft_side_px / radius_bin. "
@@ -171,7 +176,8 @@ def write_tiling_report(out_dir: Path, summary: Mapping[str, Any], result: Any, 
     return section
 
 
-def diagnose(pred: Any, *, mask: Any = None, ref: Any = None, out_dir: Any = None) -> dict[str, Any]:
+def diagnose(pred: Any, *, mask: Any = None, ref: Any = None, out_dir: Any = None,
+             value_range: str | None = None) -> dict[str, Any]:
     """Tiling diagnosis of one image: ``trackdiag.diagnose(pred, mask=..., ref=..., out_dir=...) -> dict``.
 
     Args:
@@ -181,16 +187,26 @@ def diagnose(pred: Any, *, mask: Any = None, ref: Any = None, out_dir: Any = Non
         ref: optional reference texture (any size): f* becomes its fundamental in ``pred``'s FFT bins.
         out_dir: when given, the report folder is written there (six PNGs, ``summary.json``,
             ``local_period_px.npy``, ``index.html``).
+        value_range: ``"0-1"``, ``"-1-1"`` or ``"0-255"`` for arrays and tensors (``pred`` and ``ref``);
+            None guesses (:mod:`trackdiag.value_range`: integer → 0..255, float below 0 → [-1, 1]).
 
     Returns:
         The flat summary: the seed's keys (``fundamental_radius_bin`` … ``band_max_run``) and ours
         (``fundamental_period_px``, ``periodicity_score``, ``checkerboard_score``, ``border_cross_index``, …);
-        NaN where something could not be measured.
+        NaN where something could not be measured; and ``"verdicts"``, a list of
+        ``{"code", "severity", "title", "evidence", "fix"}`` (:func:`with_verdicts`).
     """
-    summary, result = analyze_one(pred, mask=mask, ref=ref)
+    summary, result = analyze_one(pred, mask=mask, ref=ref, value_range=value_range)
     if out_dir is not None:
         write_tiling_report(Path(out_dir), summary, result)
-    return summary
+    return with_verdicts(summary)
+
+
+def with_verdicts(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """``summary`` plus ``"verdicts"``: the tiling rules' verdicts as a list of ``Verdict.to_dict()``."""
+    from ..analyzers.tiling import likely_causes
+
+    return {**summary, "verdicts": [v.to_dict() for v in likely_causes(summary)]}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -234,7 +250,8 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
         raise InputValueError(f"--pred: no image found in {' '.join(map(str, args.pred))}.")
     if len(preds) == 1 and not Path(args.pred[0]).is_dir():
         p = preds[0]
-        summary, result = analyze_one(p, mask=_mask_for(mask, p), ref=ref, name=str(p))
+        summary, result = analyze_one(p, mask=_mask_for(mask, p), ref=ref, name=str(p),
+                                      value_range=getattr(args, "value_range", None))
         return [write_tiling_report(out_dir, summary, result, title=f"Tiling: {p.name}", index=False)]
 
     rows: list[dict[str, Any]] = []
@@ -248,7 +265,8 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
     for p in iterator:
         sub = unique_name(p.stem, used, default="pred")
         try:
-            summary, result = analyze_one(p, mask=_mask_for(mask, p), ref=ref, name=str(p))
+            summary, result = analyze_one(p, mask=_mask_for(mask, p), ref=ref, name=str(p),
+                                          value_range=getattr(args, "value_range", None))
         except TrackdiagError as exc:
             problems.append({"pred": str(p), "status": "error", "error": _one_line(exc)})
             continue

@@ -1,0 +1,345 @@
+"""The texture's 2-D lattice from prominent spectral peaks, confirmed in the autocorrelation.
+
+Pure batched functions on spectra of ``N×H×W`` images (:class:`~trackdiag.spectral.Spectrum`, square
+``S×S`` grid, rfft2 layout). No Python loop over images or pixels.
+
+1. **Whitening** (:func:`prominence_map`): each coefficient's log power minus the mean log power of its
+   ``(2R+1)²`` neighbourhood (its own 3×3 left out). Smooth spectral envelopes — shading, per-tile colour
+   variation (a broad low-frequency hump), grain, JPEG — whiten to about 1; a lattice line stands out by
+   10²–10⁵. The result is the *prominence* (a ratio).
+2. **Peaks** (:func:`prominent_peaks`): local maxima of the prominence in the searched band, the ``k`` most
+   prominent, each with its raw power and sub-bin frequency.
+3. **Lattice** (:func:`pick_lattice`): among the peaks prominent enough (``min_prominence``), the strongest
+   (raw power) is a lattice vector ``k₁``; it is reduced to the fundamental of its own direction (a prominent
+   peak at ``k₁/m`` with ≥ ``rel_power`` of its power: thin grout lines have slowly decaying harmonics) and
+   to a shorter pair (two prominent peaks ``a ± b = k₁`` each with ≥ ``rel_power`` of the power: the
+   diagonal of a square motif). The result ``f`` is the fundamental spectral peak f*: its period
+   ``S/|f|`` is the spacing of the lattice's densest rows (tile pitch, brick course, hex row, plank width,
+   wallpaper repeat). The second basis vector is the shortest prominent peak not collinear with ``f``
+   (none on a 1-D texture such as planks).
+4. **Real-space basis** (:func:`real_basis`): ``t₁, t₂`` with ``tᵢ·bⱼ = δᵢⱼ`` (cycles/px), Gauss-reduced,
+   and the periods along x and y (:func:`axis_periods`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from ..spectral import Spectrum, _mirror_index
+
+__all__ = ["Lattice", "PromPeaks", "axis_periods", "pick_lattice", "prominence_map", "prominent_peaks",
+           "real_basis"]
+
+
+@functools.lru_cache(maxsize=32)
+def _framed(side: int, rr: int, reach: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor,
+                                                                           torch.Tensor]:
+    """Flat storage indices of the crop ``|ky| ≤ rr, 0 ≤ kx ≤ rr`` framed by ``reach`` bins (Hermitian
+    twins beyond kx < 0 or > S/2, ky wraps), and the crop's signed ``ky`` and ``kx`` (long)."""
+    c = side // 2 + 1
+    y0, y1 = -min(rr, (side - 1) // 2), min(rr, side // 2)
+    ky = torch.arange(y0 - reach, y1 + reach + 1, device=device)
+    kx = torch.arange(-reach, min(rr, c - 1) + reach + 1, device=device)
+    gy, gx = _mirror_index(ky[:, None].expand(-1, kx.numel()), kx[None, :].expand(ky.numel(), -1), side)
+    return (gy * c + gx).flatten(), ky[reach: ky.numel() - reach], kx[reach: kx.numel() - reach]
+
+
+def _box_sum(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Separable ``k×k`` box sum without padding: ``N×H×W`` → ``N×(H−k+1)×(W−k+1)``."""
+    c = x.cumsum(dim=-1)
+    c = torch.cat([c[..., k - 1: k], c[..., k:] - c[..., : -k]], dim=-1)
+    c = c.cumsum(dim=-2)
+    return torch.cat([c[..., k - 1: k, :], c[..., k:, :] - c[..., : -k, :]], dim=-2)
+
+
+def prominence_map(spec: Spectrum, *, rr: int, bg_reach: int = 6, frame: int = 0
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Log prominence and log power of the crop ``|ky| ≤ rr, 0 ≤ kx ≤ rr`` of ``spec`` (with ``frame``
+    more bins on every side).
+
+    ``log_prom = log P − mean(log P over the (2R+1)² neighbourhood without its central 3×3)``, with
+    ``R = bg_reach``. Returns ``(log_prom, log_power, ky, kx)``: ``N×h×w`` (framed) and the crop's signed
+    integer frequencies (unframed, long).
+    """
+    power = spec.power
+    n, s, _c = power.shape
+    reach = bg_reach + frame
+    flat, cy, cx = _framed(s, rr, reach, power.device)
+    fh, fw = cy.numel() + 2 * reach, cx.numel() + 2 * reach
+    lp = torch.log(power.flatten(1).index_select(1, flat).clamp_min(torch.finfo(power.dtype).tiny))
+    lp = lp.reshape(n, fh, fw)
+    k = 2 * bg_reach + 1
+    big = _box_sum(lp, k)  # framed by `frame`
+    small = _box_sum(lp[:, bg_reach - 1: fh - bg_reach + 1, bg_reach - 1: fw - bg_reach + 1], 3)
+    bg = (big - small) / float(k * k - 9)
+    inner = lp[:, bg_reach: fh - bg_reach, bg_reach: fw - bg_reach]
+    return inner - bg, inner, cy, cx
+
+
+class PromPeaks(NamedTuple):
+    """The ``k`` most prominent spectral peaks of each image, most prominent first; every field ``N×K``.
+
+    ``ky``, ``kx``: sub-bin signed frequencies (bins; kx ≥ 0, and ky > 0 on the kx = 0 column);
+    ``radius``; ``power`` (raw); ``prominence`` (ratio to the neighbourhood's geometric mean); ``valid``;
+    ``iy``, ``ix``: storage indices (rfft2 layout) of the peak coefficient.
+    """
+
+    ky: torch.Tensor
+    kx: torch.Tensor
+    radius: torch.Tensor
+    power: torch.Tensor
+    prominence: torch.Tensor
+    valid: torch.Tensor
+    iy: torch.Tensor
+    ix: torch.Tensor
+
+
+def prominent_peaks(spec: Spectrum, *, r_min: float, r_max: float, k: int = 32, bg_reach: int = 6,
+                    reach: int = 2, min_prominence: float = 30.0) -> PromPeaks:
+    """Local maxima (over ``(2·reach+1)²``) of the prominence (:func:`prominence_map`) with
+    ``r_min ≤ radius ≤ r_max`` bins: the ``k`` strongest (raw power) of those at least ``min_prominence``
+    prominent (the most prominent where fewer are), refined below one bin by a 3-point parabola through the
+    log power along ky and kx."""
+    s = spec.side
+    rr = min(s // 2, math.ceil(r_max) + 1)
+    lprom, lpow, cy, cx = prominence_map(spec, rr=rr, bg_reach=bg_reach, frame=reach)
+    n = lprom.shape[0]
+    h, w = cy.numel(), cx.numel()
+    k5 = 2 * reach + 1  # separable maximum: rows then columns (a 2-D pool is not separable on CPU)
+    pooled = F.max_pool2d(F.max_pool2d(lprom[:, None], kernel_size=(1, k5), stride=1), kernel_size=(k5, 1),
+                          stride=1)[:, 0]  # crop-sized
+    centre = lprom[:, reach: reach + h, reach: reach + w]
+    lc = lpow[:, reach: reach + h, reach: reach + w]
+    radius = torch.sqrt((cy[:, None].square() + cx[None, :].square()).to(lprom.dtype))
+    band = (radius >= r_min) & (radius <= r_max) & ~((cx[None, :] == 0) & (cy[:, None] < 0))
+    cand = (centre >= pooled) & band[None]
+    lmin = math.log(min_prominence)
+    rank = torch.where(centre >= lmin, lc + 1e4, centre)  # prominent ones first, by power
+    score = torch.where(cand, rank, torch.full_like(centre, -1e30)).flatten(1)
+    kk = min(k, score.shape[1])
+    topr, j = score.topk(kk, dim=1)
+    row, col = j // w, j % w
+    top = torch.where(topr > -1e29, centre.flatten(1).gather(1, j), topr)
+    ar = torch.arange(n, device=lprom.device)[:, None]
+
+    def at(dy: int, dx: int) -> torch.Tensor:
+        return lpow[ar, row + reach + dy, col + reach + dx]
+
+    def off(lm: torch.Tensor, l0: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        den = lm - 2 * l0 + lq
+        d = 0.5 * (lm - lq) / torch.where(den < 0, den, torch.full_like(den, -1.0))
+        return torch.where(den < 0, d, torch.zeros_like(d)).clamp(-0.5, 0.5)
+
+    l0 = at(0, 0)
+    ky = cy[row].to(lprom.dtype) + off(at(-1, 0), l0, at(1, 0))
+    kx = cx[col].to(lprom.dtype) + off(at(0, -1), l0, at(0, 1))
+    valid = top > -1e29
+    del lc
+    return PromPeaks(ky, kx, torch.sqrt(ky.square() + kx.square()), torch.exp(l0), torch.exp(top.clamp_max(80.0)),
+                     valid, cy[row] % s, cx[col])
+
+
+class Lattice(NamedTuple):
+    """The lattice of each image (every field ``(N,)`` unless noted; NaN where undefined).
+
+    ``f``: ``N×2`` fundamental reciprocal vector (ky, kx) in bins (the densest rows' normal, length f*);
+    ``g``: ``N×2`` second basis vector (NaN on 1-D textures); ``radius`` = ``|f|``; ``power`` and
+    ``prominence`` of f's peak; ``found``: a prominent peak exists; ``best``: ``(N,)`` long index of f in
+    the peaks; ``n_prominent``: how many peaks pass ``min_prominence``.
+    """
+
+    f: torch.Tensor
+    g: torch.Tensor
+    radius: torch.Tensor
+    power: torch.Tensor
+    prominence: torch.Tensor
+    found: torch.Tensor
+    best: torch.Tensor
+    n_prominent: torch.Tensor
+
+
+def _near(peaks: PromPeaks, target: torch.Tensor, ok: torch.Tensor, tol_bins: float, tol_rel: float
+          ) -> torch.Tensor:
+    """``N×K`` bool: peaks (among ``ok``) within ``tol_bins + tol_rel·|target|`` of ``±target`` (``N×2``)."""
+    ty, tx = target[:, :1], target[:, 1:]
+    tol = tol_bins + tol_rel * torch.sqrt(ty.square() + tx.square())
+    d1 = torch.sqrt((peaks.ky - ty).square() + (peaks.kx - tx).square())
+    d2 = torch.sqrt((peaks.ky + ty).square() + (peaks.kx + tx).square())
+    return ok & (torch.minimum(d1, d2) <= tol)
+
+
+def _reduce_pair(peaks: PromPeaks, best: torch.Tensor, best_r: torch.Tensor, strong: torch.Tensor,
+                 weak: torch.Tensor, tol_bins: float, tol_rel: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace ``best`` by a shorter peak ``a`` when ``a ± b = best`` for another peak ``b``, both at most
+    0.85 × its radius: both ``strong``; or both ``weak`` with the geometry of a square (``a ⊥ b``,
+    ``|a| = |b|``) or hexagonal lattice (``|a| = |b| = |a − b|``). A running bond's head-joint pair sums
+    to the bed-joint line too, but at 62–75° and with little power: it is not taken."""
+    n, kk = peaks.power.shape
+    ar = torch.arange(n, device=peaks.power.device)
+    kb = torch.stack([peaks.ky[ar, best], peaks.kx[ar, best]], dim=1)
+    ay, ax = peaks.ky[:, :, None], peaks.kx[:, :, None]
+    by, bx = peaks.ky[:, None, :], peaks.kx[:, None, :]
+    ra, rb = peaks.radius[:, :, None], peaks.radius[:, None, :]
+    short = peaks.radius <= 0.85 * best_r[:, None]
+    tol = (tol_bins + tol_rel * best_r)[:, None, None]
+    hit = torch.zeros(n, kk, kk, dtype=torch.bool, device=peaks.power.device)
+    for sy, sx in ((ay + by, ax + bx), (ay - by, ax - bx)):
+        for sgn in (1.0, -1.0):
+            d = torch.sqrt((sy - sgn * kb[:, 0, None, None]).square() + (sx - sgn * kb[:, 1, None, None]).square())
+            hit |= d <= tol
+    same = (ra - rb).abs() <= 0.05 * ra
+    cos = (ay * by + ax * bx) / (ra * rb).clamp_min(1e-9)
+    # the square case only with a and b along the frame's axes (a wallpaper whose diagonal line is the
+    # strongest); a brick bond with bricks twice as long as high has the same geometry at 45°
+    axis_a = torch.minimum(ay.abs(), ax.abs()) <= 0.18 * ra
+    axis_b = torch.minimum(by.abs(), bx.abs()) <= 0.18 * rb
+    square = same & (cos.abs() <= 0.15) & axis_a & axis_b
+    hexa = same & ((cos.abs() - 0.5).abs() <= 0.03)
+    both = lambda m: m[:, :, None] & m[:, None, :]  # noqa: E731
+    hit &= both(short) & (both(strong) | (both(weak) & (square | hexa)))
+    has = hit.flatten(1).any(dim=1)
+    pj = torch.where(hit.any(dim=2), peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
+    return torch.where(has, pj, best), torch.where(has, peaks.radius[ar, pj], best_r)
+
+
+def _centred_square(peaks: PromPeaks, best: torch.Tensor, fr: torch.Tensor, f: torch.Tensor, ok: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A centred square lattice seen along its axes (a wallpaper motif with a second motif at the cell
+    centre): ``f`` runs at 45° (± 8°) to the axes and a prominent peak ``g`` of the same length (± 5 %)
+    stands perpendicular to it. The wall's repeat along its axes is then ``2/|f ± g|``-periodic: the
+    returned fundamental is the axis-aligned ``(f ± g)/2`` (a line the motif need not show), length
+    ``|f|/√2``. Returns ``(radius, f)``."""
+    ar = torch.arange(f.shape[0], device=f.device)
+    ang = torch.rad2deg(torch.atan2(f[:, 0].abs(), f[:, 1].abs()))
+    diag = (ang - 45.0).abs() <= 8.0
+    cos = (peaks.ky * f[:, :1] + peaks.kx * f[:, 1:]) / (peaks.radius * fr[:, None]).clamp_min(1e-9)
+    perp = ok & (cos.abs() <= 0.15) & ((peaks.radius - fr[:, None]).abs() <= 0.05 * fr[:, None])
+    jg = torch.where(perp, peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
+    g = torch.stack([peaks.ky[ar, jg], peaks.kx[ar, jg]], dim=1)
+    a, b = (f + g) / 2, (f - g) / 2
+    a_axis = torch.minimum(a[:, 0].abs(), a[:, 1].abs()) <= torch.minimum(b[:, 0].abs(), b[:, 1].abs())
+    h = torch.where(a_axis[:, None], a, b)
+    use = diag & perp.any(dim=1)
+    hr = torch.sqrt(h.square().sum(dim=1))
+    return torch.where(use, hr, fr), torch.where(use[:, None], h, f)
+
+
+def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominence: float = 0.03,
+                 rel_power: float = 0.25, weak_power: float = 0.02, max_harmonic: int = 6,
+                 tol_bins: float = 0.3, tol_rel: float = 0.03, low_radius: float = 14.0) -> Lattice:
+    """The fundamental ``f`` and the second basis vector ``g`` from :func:`prominent_peaks` (see the module
+    docstring, step 3)."""
+    n, kk = peaks.power.shape
+    dev, dt = peaks.power.device, peaks.power.dtype
+    top = torch.where(peaks.valid, peaks.prominence, torch.zeros_like(peaks.prominence)).amax(dim=1)
+    ok = peaks.valid & (peaks.prominence >= torch.clamp(rel_prominence * top, min=min_prominence)[:, None])
+    # A low-frequency line (< low_radius bins) must have a harmonic (a prominent peak at 2k or 3k) to be a
+    # lattice line: a lone bump of colour variation between planks has none.
+    support = torch.zeros_like(ok)
+    for m in (2.0, 3.0):
+        d = torch.minimum(
+            torch.sqrt((peaks.ky[:, None, :] - m * peaks.ky[:, :, None]).square()
+                       + (peaks.kx[:, None, :] - m * peaks.kx[:, :, None]).square()),
+            torch.sqrt((peaks.ky[:, None, :] + m * peaks.ky[:, :, None]).square()
+                       + (peaks.kx[:, None, :] + m * peaks.kx[:, :, None]).square()))
+        tol = tol_bins + tol_rel * m * peaks.radius[:, :, None]
+        support |= ((d <= tol) & ok[:, None, :]).any(dim=2)
+    ok &= (peaks.radius >= low_radius) | support
+    found = ok.any(dim=1)
+    pw = torch.where(ok, peaks.power, torch.full_like(peaks.power, -1.0))
+    i1 = pw.argmax(dim=1)
+    ar = torch.arange(n, device=dev)
+    k1 = torch.stack([peaks.ky[ar, i1], peaks.kx[ar, i1]], dim=1)
+    p1 = peaks.power[ar, i1]
+    strong = ok & (peaks.power >= rel_power * p1[:, None])
+    best = i1.clone()
+    best_r = peaks.radius[ar, i1].clone()
+    # Divisors along k1's own direction (the lowest present wins), then shorter pairs; twice over (the
+    # √12 line of a hex mosaic → its half, the √3 line → the pair of fundamentals).
+    for m in range(2, max_harmonic + 1):
+        near = _near(peaks, k1 / m, strong, tol_bins, tol_rel)
+        j = torch.where(near, peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
+        r = peaks.radius[ar, j]
+        use = near.any(dim=1) & (r < best_r)
+        best = torch.where(use, j, best)
+        best_r = torch.where(use, r, best_r)
+    weak = ok & (peaks.power >= weak_power * p1[:, None])
+    for _ in range(2):
+        best, best_r = _reduce_pair(peaks, best, best_r, strong, weak, tol_bins, tol_rel)
+        for m in range(2, max_harmonic + 1):
+            kb = torch.stack([peaks.ky[ar, best], peaks.kx[ar, best]], dim=1)
+            near = _near(peaks, kb / m, strong, tol_bins, tol_rel)
+            j = torch.where(near, peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
+            r = peaks.radius[ar, j]
+            use = near.any(dim=1) & (r < best_r)
+            best = torch.where(use, j, best)
+            best_r = torch.where(use, r, best_r)
+    f = torch.stack([peaks.ky[ar, best], peaks.kx[ar, best]], dim=1)
+    fr = peaks.radius[ar, best]
+    # A centred square lattice seen along its axes (a wallpaper motif with a second motif at the cell
+    # centre): the basis lines run at 45°; the wall's repeat is the axis-aligned line f ± g, if prominent.
+    fr, f = _centred_square(peaks, best, fr, f, ok)
+    # Second basis vector: the shortest prominent peak not collinear with f (|sin| > 0.3), with some power.
+    cross = (peaks.ky * f[:, 1:] - peaks.kx * f[:, :1]).abs() / (peaks.radius * fr[:, None]).clamp_min(1e-9)
+    cand = ok & (cross > 0.3) & (peaks.power >= 0.02 * peaks.power[ar, best][:, None])
+    jg = torch.where(cand, peaks.radius, torch.full_like(peaks.radius, float("inf"))).argmin(dim=1)
+    has_g = cand.any(dim=1) & found
+    nan2 = torch.full((n, 2), float("nan"), device=dev, dtype=dt)
+    g = torch.where(has_g[:, None], torch.stack([peaks.ky[ar, jg], peaks.kx[ar, jg]], dim=1), nan2)
+    nan = torch.full((n,), float("nan"), device=dev, dtype=dt)
+    return Lattice(torch.where(found[:, None], f, nan2), g, torch.where(found, fr, nan),
+                   torch.where(found, peaks.power[ar, best], nan), torch.where(found, peaks.prominence[ar, best],
+                                                                                torch.zeros_like(fr)),
+                   found, best, ok.sum(dim=1))
+
+
+def real_basis(f: torch.Tensor, g: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real-space lattice vectors ``t₁``, ``t₂`` (``N×2``, (ty, tx) px) dual to the reciprocal ``f``, ``g``
+    (``N×2`` bins of the ``side`` grid): ``tᵢ·bⱼ = δᵢⱼ`` with ``b = k / side``, then Gauss-reduced (``t₁``
+    the shortest). Where ``g`` is NaN (1-D texture), ``t₁ = f/|f|²·side`` (the repeat across the lines) and
+    ``t₂`` is NaN."""
+    b1, b2 = f / side, g / side
+    det = b1[:, 0] * b2[:, 1] - b1[:, 1] * b2[:, 0]
+    # rows of T = inverse-transpose of B (rows b1, b2)
+    t1 = torch.stack([b2[:, 1], -b2[:, 0]], dim=1) / det[:, None]
+    t2 = torch.stack([-b1[:, 1], b1[:, 0]], dim=1) / det[:, None]
+    for _ in range(4):  # Lagrange–Gauss reduction, a few rounds are plenty
+        swap = (t2.square().sum(1) < t1.square().sum(1))[:, None]
+        t1, t2 = torch.where(swap, t2, t1), torch.where(swap, t1, t2)
+        mu = torch.round((t1 * t2).sum(1) / t1.square().sum(1).clamp_min(1e-12))
+        t2 = t2 - mu[:, None] * t1
+    one_d = ~torch.isfinite(g).all(dim=1)
+    t1d = b1 / b1.square().sum(1, keepdim=True).clamp_min(1e-12)
+    nan2 = torch.full_like(t1, float("nan"))
+    return torch.where(one_d[:, None], t1d, t1), torch.where(one_d[:, None], nan2, t2)
+
+
+def axis_periods(t1: torch.Tensor, t2: torch.Tensor, *, max_angle_deg: float = 30.0
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Period along x and along y (``(N,)`` px): the length of the shortest lattice vector ``a·t₁ + b·t₂``
+    (``|a|, |b| ≤ 3``) within ``max_angle_deg`` of that axis; NaN where none is. On a 1-D texture only
+    ``t₁`` counts."""
+    dev, dt = t1.device, t1.dtype
+    r = torch.arange(-3, 4, device=dev, dtype=dt)
+    a, b = torch.meshgrid(r, r, indexing="ij")
+    a, b = a.flatten(), b.flatten()
+    keep = (a != 0) | (b != 0)
+    a, b = a[keep], b[keep]
+    t2z = torch.nan_to_num(t2, nan=0.0)
+    one_d = ~torch.isfinite(t2).all(dim=1)
+    vy = a[None] * t1[:, :1] + b[None] * t2z[:, :1]
+    vx = a[None] * t1[:, 1:] + b[None] * t2z[:, 1:]
+    ln = torch.sqrt(vy.square() + vx.square())
+    valid = torch.where(one_d[:, None], (b == 0)[None].expand_as(ln), torch.ones_like(ln, dtype=torch.bool))
+    valid &= ln > 1e-6
+    c = math.cos(math.radians(max_angle_deg))
+    inf = torch.full_like(ln, float("inf"))
+    px = torch.where(valid & (vx.abs() >= c * ln), ln, inf).amin(dim=1)
+    py = torch.where(valid & (vy.abs() >= c * ln), ln, inf).amin(dim=1)
+    nan = torch.full_like(px, float("nan"))
+    return torch.where(torch.isfinite(px), px, nan), torch.where(torch.isfinite(py), py, nan)
