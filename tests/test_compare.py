@@ -288,30 +288,25 @@ def test_missing_metrics_and_steps_give_clear_messages(store, tmp_path):
         run_compare(store, tmp_path, "weights.nope=2")
 
 
-# -- one batched query per run --------------------------------------------------------------------------
-def test_one_metrics_query_per_run_and_same_result_as_per_key_reads(store):
-    from sqlalchemy import event
+# -- one bulk read per metric key -----------------------------------------------------------------------
+def test_one_bulk_read_per_key_and_same_result_as_per_key_reads(store, monkeypatch):
+    from trackdiag.compare import mlflow_bulk
 
-    from trackdiag.compare.sources import _client
+    calls = []
+    orig = mlflow_bulk._DatabaseReader._fetch
 
-    statements = []
-    client = _client(store["uri"])
-    engine = client._tracking_client.store.engine
+    def spy(self, run_ids, key, max_results):
+        calls.append((tuple(run_ids), key))
+        return orig(self, run_ids, key, max_results)
 
-    def count(conn, cursor, statement, *args):
-        if re.search(r"\bFROM metrics\b", statement):
-            statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        fast = read_mlflow(tracking_uri=store["uri"], experiment="cmp", select=lambda keys: [BS, E2F])
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-    assert len(statements) == 3  # one per run, for both keys
+    monkeypatch.setattr(mlflow_bulk._DatabaseReader, "_fetch", spy)
+    fast = read_mlflow(tracking_uri=store["uri"], experiment="cmp", select=lambda keys: [BS, E2F])
+    assert sorted(k for _, k in calls) == sorted([BS, E2F])  # one read per key for all three runs
+    assert all(len(ids) == 3 for ids, _ in calls)
     slow = read_mlflow(
         tracking_uri=store["uri"], experiment="cmp", select=lambda keys: [BS, E2F], batched=False
     )
-    for a, b in zip(fast, slow):
+    for a, b in zip(fast, slow, strict=True):
         assert a.name == b.name and a.metrics.keys() == b.metrics.keys()
         for key in a.metrics:
             np.testing.assert_array_equal(a.metrics[key].steps, b.metrics[key].steps)
