@@ -255,7 +255,12 @@ def _tiered(c: Any, runs: Sequence[Any], cfg: Any, *, within: Any = None, interv
     found = sw.onsets(runs, columns=columns, checkpoints=checkpoints, verdict_series=vseries,
                       loss_samples=_loss_samples(cfg) if cfg.backend == "mlflow" else None)
     c.onsets = found
-    c.verdict += sw.summary_lines(found, list(dict.fromkeys(c.run)))
+    bad_start = {}
+    for rid, ck in checkpoints.items():
+        rows = np.flatnonzero((np.array(c.run_id) == rid) & (c.step == ck[0]))
+        if rows.size and level[rows[0]] >= 1:
+            bad_start[c.run[rows[0]]] = f"step {int(ck[0])}: {', '.join(codes[rows[0]][:3])}"
+    c.verdict += sw.summary_lines(found, list(dict.fromkeys(c.run)), bad_start)
 
 
 def _loss_samples(cfg: Any) -> Callable[[Any, int, int], list[dict]]:

@@ -37,6 +37,11 @@ def _onset(run: RunData, label: str, series: Series, sign: float, checkpoints: n
         worse = -sign * ev.jump > 0  # sign: +1 higher is better
         if not worse or (bad_side is not None and not bad_side(ev.after)):
             continue
+        # the values themselves must move the wrong way (a converging curve that bends is not worse)
+        i = ev.index
+        moved = float(np.median(vals[i:i + 3]) - np.median(vals[max(0, i - 3):i]))
+        if -sign * moved <= 2.0 * ev.sigma:
+            continue
         lo, hi = int(steps[ev.lo]), int(steps[ev.hi])
         before = checkpoints[checkpoints < lo]
         return {"run": run.name, "run_id": run.run_id, "metric": label, "base": label,
@@ -95,13 +100,19 @@ def onsets(runs: Sequence[RunData], *, columns: Sequence[tuple[str, float, Optio
     return out
 
 
-def summary_lines(found: Sequence[Mapping[str, Any]], run_names: Sequence[str]) -> list[str]:
+def summary_lines(found: Sequence[Mapping[str, Any]], run_names: Sequence[str],
+                  bad_start: Optional[Mapping[str, str]] = None) -> list[str]:
     """One line per run: its earliest onset, the window and the last good checkpoint; or "no onset"."""
     lines = []
     for name in run_names:
         mine = [o for o in found if o["run"] == name]
         if not mine:
-            lines.append(f"Since when: {name}: no onset — no diagnostic series got worse for good.")
+            bad_from_start = bad_start.get(name) if bad_start else None
+            if bad_from_start:
+                lines.append(f"Since when: {name} has a warn/bad verdict from its first checkpoint ({bad_from_start}) "
+                             "on: no good checkpoint to return to.")
+            else:
+                lines.append(f"Since when: {name}: no onset — no diagnostic series got worse for good.")
             continue
         first = min(mine, key=lambda o: o["since"])
         what = sorted({o["metric"] for o in mine if o["lo"] <= first["hi"]})
