@@ -75,14 +75,18 @@ class SegmentCost:
 
 
 def noise_sigma(y: np.ndarray) -> float:
-    """Robust σ of white noise around a piecewise-linear signal: ``MAD(Δ²y) / 0.6745 / √6``
-    (a second difference of i.i.d. noise has variance 6σ²; a line has none; a few jumps barely move the
-    median). ``y``: ``(N,)``; 0 for fewer than 3 points."""
+    """Robust σ of white noise around a piecewise-linear signal: the larger of ``MAD(Δy) / 0.6745 / √2``
+    and ``MAD(Δ²y) / 0.6745 / √6`` (differences of i.i.d. noise have variance 2σ² and 6σ²; the median
+    removes a line's constant slope; a few jumps barely move the median; on short series each estimate
+    alone is often low, and a low σ makes noise look like a jump). ``y``: ``(N,)``; 0 for < 3 points."""
     y = np.asarray(y, dtype=np.float64)
     if y.size < 3:
         return 0.0
+    d1 = np.diff(y)
     d2 = np.diff(y, 2)
-    return float(np.median(np.abs(d2 - np.median(d2))) / 0.6745 / math.sqrt(6.0))
+    s1 = float(np.median(np.abs(d1 - np.median(d1))) / 0.6745 / math.sqrt(2.0))
+    s2 = float(np.median(np.abs(d2 - np.median(d2))) / 0.6745 / math.sqrt(6.0))
+    return max(s1, s2)
 
 
 def pelt(cost: SegmentCost, n: int, penalty: float, *, min_size: int = 3) -> list[int]:
@@ -137,7 +141,7 @@ class ChangeEvent:
 
 
 def events(y: np.ndarray, *, x: np.ndarray | None = None, sigma: float | None = None,
-           min_size: int = 3, beta: float = BIC_BETA, min_sigma: float = 4.0, min_rel: float = 0.25
+           min_size: int = 3, beta: float = BIC_BETA, min_sigma: float = 5.0, min_rel: float = 0.25
            ) -> list[ChangeEvent]:
     """The jumps of series ``y`` ``(N,)`` (positions ``x`` ``(N,)``, default ``arange``): PELT breaks whose
     two line fits differ at the break by more than ``min_sigma`` σ and more than ``min_rel`` × the series'
