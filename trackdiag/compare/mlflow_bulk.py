@@ -29,6 +29,7 @@ __all__ = ["BulkReader", "bulk_reader", "MAX_RUNS_PER_CALL", "MAX_POINTS_PER_CAL
 #: MLflow's bounds on one bulk request (``server/handlers.py``: 100 run ids, 25,000 points).
 MAX_RUNS_PER_CALL = 100
 MAX_POINTS_PER_CALL = 25_000
+_STORES: dict[str, Any] = {}
 _DB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql")
 
 
@@ -82,7 +83,11 @@ class _DatabaseReader(BulkReader):
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
         self.uri = uri
-        self.store = SqlAlchemyStore(uri, os.path.join(os.path.dirname(uri.split(":///")[-1]), "mlartifacts"))
+        store = _STORES.get(uri)
+        if store is None:  # opening a store checks its schema (seconds): once per process and URI
+            store = _STORES[uri] = SqlAlchemyStore(
+                uri, os.path.join(os.path.dirname(uri.split(":///")[-1]), "mlartifacts"))
+        self.store = store
 
     def _fetch(self, run_ids: Sequence[str], key: str, max_results: int
                ) -> list[tuple[str, int, int, float]]:
@@ -90,7 +95,7 @@ class _DatabaseReader(BulkReader):
         return [(m.run_id, int(m.step), int(m.timestamp), float(m.value)) for m in got]
 
     def close(self) -> None:
-        self.store.engine.dispose()
+        pass
 
 
 class _RestReader(BulkReader):
