@@ -289,20 +289,19 @@ def test_missing_metrics_and_steps_give_clear_messages(store, tmp_path):
 
 
 # -- one bulk read per metric key -----------------------------------------------------------------------
-def test_one_bulk_read_per_key_and_same_result_as_per_key_reads(store, monkeypatch):
+def test_one_query_for_every_run_and_key_and_same_result_as_per_key_reads(store, monkeypatch):
     from trackdiag.compare import mlflow_bulk
 
-    calls = []
-    orig = mlflow_bulk._DatabaseReader._fetch
+    readers = []
+    orig = mlflow_bulk.bulk_reader
 
-    def spy(self, run_ids, key, max_results):
-        calls.append((tuple(run_ids), key))
-        return orig(self, run_ids, key, max_results)
+    def spy(uri):
+        readers.append(orig(uri))
+        return readers[-1]
 
-    monkeypatch.setattr(mlflow_bulk._DatabaseReader, "_fetch", spy)
+    monkeypatch.setattr("trackdiag.compare.sources.bulk_reader", spy)
     fast = read_mlflow(tracking_uri=store["uri"], experiment="cmp", select=lambda keys: [BS, E2F])
-    assert sorted(k for _, k in calls) == sorted([BS, E2F])  # one read per key for all three runs
-    assert all(len(ids) == 3 for ids, _ in calls)
+    assert len(readers) == 1 and readers[0].calls == 1  # three runs, two keys: one SELECT
     slow = read_mlflow(
         tracking_uri=store["uri"], experiment="cmp", select=lambda keys: [BS, E2F], batched=False
     )
