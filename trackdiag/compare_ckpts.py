@@ -197,7 +197,13 @@ def run(cfg: Any, *, progress: Optional[Callable[[str], None]] = None) -> Compar
     c.mode = mode
     c.notes = notes + c.notes
     if cfg.ranking.method == "tiered":
+        if mode == "samples":  # a few checkpoints, no series to segment: regressions against the baseline
+            rank(c, method="mean_rank", flagged_last=True, explain=int(cfg.ranking.explain))
+            worse, found = [v for v in c.verdict if v.startswith("Got worse")], c.onsets
         _tiered(c, runs, cfg, within=extra_files.get("within"), intervals=extra_files.get("intervals"))
+        if mode == "samples":
+            c.onsets = found
+            c.verdict += worse
     else:
         rank(c, method=cfg.ranking.method, flagged_last=bool(cfg.ranking.flagged_last),
              explain=int(cfg.ranking.explain))
@@ -234,7 +240,7 @@ def _tiered(c: Any, runs: Sequence[Any], cfg: Any, *, within: Any = None, interv
     tiered_rank(c, runs, severity=level, codes=codes, severity_first=bool(cfg.ranking.severity_first),
                 within=within, intervals=intervals)
     c.onsets = []
-    if not cfg.ranking.since:
+    if not cfg.ranking.since or c.mode == "samples":
         return
     checkpoints = {rid: np.sort(c.step[np.array(c.run_id) == rid]) for rid in dict.fromkeys(c.run_id)}
     # recomputed verdict series (runs without verdict metrics): one 0/1/2 series per code over the checkpoints

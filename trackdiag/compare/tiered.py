@@ -101,7 +101,7 @@ def column_noise(c: Comparison, j: int, runs: Sequence[RunData],
             return float(np.median(w))
     key = c.specs[j].key
     sig = [noise_sigma(r.metrics[key].values[np.isfinite(r.metrics[key].values)])
-           for r in runs if key in r.metrics and r.metrics[key].steps.size >= 3]
+           for r in runs if key in r.metrics and r.metrics[key].steps.size >= 6]  # fewer: no estimate
     return float(np.median(sig)) if sig else 0.0
 
 
