@@ -196,6 +196,10 @@ def run(cfg: Any, *, progress: Optional[Callable[[str], None]] = None) -> Compar
                     rel_tolerance=float(cfg.regression.rel), on_missing=str(cfg.on_missing))
     c.mode = mode
     c.notes = notes + c.notes
+    if mode == "samples" and extra_files.get("per_image"):
+        from .compare.bootstrap import sample_intervals
+
+        extra_files["within"], extra_files["intervals"] = sample_intervals(c, extra_files["per_image"])
     if cfg.ranking.method == "tiered":
         if mode == "samples":  # a few checkpoints, no series to segment: regressions against the baseline
             rank(c, method="mean_rank", flagged_last=True, explain=int(cfg.ranking.explain))
@@ -203,7 +207,7 @@ def run(cfg: Any, *, progress: Optional[Callable[[str], None]] = None) -> Compar
         _tiered(c, runs, cfg, within=extra_files.get("within"), intervals=extra_files.get("intervals"))
         if mode == "samples":
             c.onsets = found
-            c.verdict += worse
+            c.verdict += worse + _interval_lines(c, extra_files.get("intervals") or {})
     else:
         rank(c, method=cfg.ranking.method, flagged_last=bool(cfg.ranking.flagged_last),
              explain=int(cfg.ranking.explain))
@@ -267,6 +271,20 @@ def _tiered(c: Any, runs: Sequence[Any], cfg: Any, *, within: Any = None, interv
         if rows.size and level[rows[0]] >= 1:
             bad_start[c.run[rows[0]]] = f"step {int(ck[0])}: {', '.join(codes[rows[0]][:3])}"
     c.verdict += sw.summary_lines(found, list(dict.fromkeys(c.run)), bad_start)
+
+
+def _interval_lines(c: Any, intervals: Any) -> list[str]:
+    """The bootstrap 95 % intervals of the best two rows, per ranked column that has them."""
+    import numpy as np
+
+    order = np.argsort(c.rank, kind="stable")[:2]
+    lines = []
+    for j, s in enumerate(c.specs):
+        parts = [f"{c.row_label(int(i))} [{intervals[(int(i), j)][0]:.4g}, {intervals[(int(i), j)][1]:.4g}]"
+                 for i in order if (int(i), j) in intervals]
+        if parts:
+            lines.append(f"Bootstrap 95 % interval of {s.label} over the samples: " + "; ".join(parts) + ".")
+    return lines
 
 
 def _loss_samples(cfg: Any) -> Callable[[Any, int, int], list[dict]]:
