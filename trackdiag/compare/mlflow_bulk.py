@@ -57,9 +57,17 @@ class BulkReader:
 
         ``keys_of``: the keys each run logged (from ``search_runs``); a key is asked only of those runs.
         """
+        out: dict[str, dict[str, Series]] = {r: {} for r in run_ids}
+        for key, rows in self.rows(run_ids, keys, keys_of=keys_of).items():
+            for run_id, series in _group(rows).items():
+                out.setdefault(run_id, {})[key] = series
+        return out
+
+    def rows(self, run_ids: Sequence[str], keys: Sequence[str], *,
+             keys_of: Optional[dict[str, set[str]]] = None) -> dict[str, list[tuple[str, int, int, float]]]:
+        """``key -> [(run_id, step, timestamp, value), …]``: every logged point, repeats included."""
         from concurrent.futures import ThreadPoolExecutor
 
-        out: dict[str, dict[str, Series]] = {r: {} for r in run_ids}
         jobs = []
         for key in keys:
             ids = [r for r in run_ids if keys_of is None or key in keys_of.get(r, ())]
@@ -67,13 +75,10 @@ class BulkReader:
         # a few requests in flight: a server (gunicorn/uvicorn workers) answers them side by side
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
             results = list(pool.map(lambda job: self._batch(job[1], job[0]), jobs))
-        by_key: dict[str, list[tuple[str, int, int, float]]] = {}
-        for (key, _), rows in zip(jobs, results, strict=True):
-            by_key.setdefault(key, []).extend(rows)
-        for key, rows in by_key.items():
-            for run_id, series in _group(rows).items():
-                out.setdefault(run_id, {})[key] = series
-        return out
+        by_key: dict[str, list[tuple[str, int, int, float]]] = {k: [] for k in keys}
+        for (key, _), got in zip(jobs, results, strict=True):
+            by_key[key].extend(got)
+        return by_key
 
     def _batch(self, ids: Sequence[str], key: str) -> list[tuple[str, int, int, float]]:
         self.calls += 1
@@ -108,14 +113,13 @@ class _DatabaseReader(BulkReader):
             engine = _ENGINES[uri] = sqlalchemy.create_engine(uri)
         self.engine = engine
 
-    def histories(self, run_ids: Sequence[str], keys: Sequence[str], *,
-                  keys_of: Optional[dict[str, set[str]]] = None) -> dict[str, dict[str, Series]]:
+    def rows(self, run_ids: Sequence[str], keys: Sequence[str], *,
+             keys_of: Optional[dict[str, set[str]]] = None) -> dict[str, list[tuple[str, int, int, float]]]:
         import sqlalchemy as sa
 
-        out: dict[str, dict[str, Series]] = {r: {} for r in run_ids}
+        by_key: dict[str, list[tuple[str, int, int, float]]] = {k: [] for k in keys}
         if not keys or not run_ids:
-            return out
-        rows_by_key: dict[str, list[tuple[str, int, int, float]]] = {k: [] for k in keys}
+            return by_key
         stmt = sa.text("SELECT run_uuid, key, step, timestamp, value, is_nan FROM metrics "
                        "WHERE run_uuid IN :ids AND key IN :keys").bindparams(
             sa.bindparam("ids", expanding=True), sa.bindparam("keys", expanding=True))
@@ -124,11 +128,8 @@ class _DatabaseReader(BulkReader):
                 self.calls += 1
                 ids = list(run_ids[start:start + self.RUNS_PER_QUERY])
                 for run_id, key, step, ts, value, is_nan in conn.execute(stmt, {"ids": ids, "keys": list(keys)}):
-                    rows_by_key[key].append((run_id, int(step), int(ts), float("nan") if is_nan else float(value)))
-        for key, rows in rows_by_key.items():
-            for run_id, series in _group(rows).items():
-                out.setdefault(run_id, {})[key] = series
-        return out
+                    by_key[key].append((run_id, int(step), int(ts), float("nan") if is_nan else float(value)))
+        return by_key
 
     def close(self) -> None:
         pass
