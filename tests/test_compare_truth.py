@@ -65,3 +65,31 @@ def test_defaults_rank_a_late_clean_checkpoint_and_find_each_onset(truth_store):
         assert mine, (name, c.onsets)
         assert all(abs(o["since"] - planted) <= EVERY for o in mine), (name, mine)
         assert min(o["last_good"] for o in mine) >= planted - 2 * EVERY
+
+
+def test_without_verdicts_fidelity_and_change_points_find_the_truth(truth_store):
+    """The same store ranked without verdicts (ranking.verdict_analyzers=[]): independent of how the tiling
+    rules are calibrated. The best checkpoint is a late clean one, the clean run has no onset, and each
+    artifact run's first onset is within one checkpoint of its planted step (all its onsets are reported)."""
+    from trackdiag.compare_ckpts import compare
+
+    uri, root = truth_store
+    c = compare(overrides=[f"mlflow.tracking_uri={uri}", "mlflow.experiment=truth", "publish.to=none",
+                           f"output.dir={root / 'out2'}", "output.formats=[md]", "output.plots=false",
+                           "ranking.verdict_analyzers=[]"]).comparison
+    best = int(np.argmin(c.rank))
+    assert c.run[best] == "clean" and c.step[best] >= STEPS // 2, c.verdict
+    assert not [o for o in c.onsets if o["run"] == "clean"], c.onsets
+    within = []
+    for name, (_, planted) in PLANTED.items():
+        if planted is None:
+            continue
+        mine = [o for o in c.onsets if o["run"] == name]
+        assert mine, (name, c.onsets)
+        first = min(mine, key=lambda o: o["since"])
+        assert abs(first["since"] - planted) <= EVERY, (name, mine)
+        assert first["last_good"] is not None and planted - 2 * EVERY <= first["last_good"] < planted
+        within += [abs(o["since"] - planted) <= EVERY for o in mine]
+    print(f"\nonsets within one checkpoint of the planted step: {sum(within)}/{len(within)}; "
+          f"{[(o['run'], o['metric'], o['since']) for o in c.onsets]}")
+    assert sum(within) >= 0.75 * len(within)
