@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -217,7 +217,7 @@ def _apart(c: Comparison, a: int, b: int, fid_cols: Sequence[int], art_cols: Seq
            ) -> bool:
     """True when some ranked metric separates rows ``a`` and ``b`` beyond its noise (or their bootstrap
     intervals do not overlap)."""
-    if getattr(c, "severity", None) is not None and c.severity[a] != c.severity[b]:
+    if c.severity is not None and c.severity[a] != c.severity[b]:
         return True
     for j in [*fid_cols, *art_cols]:
         va, vb = c.values[a, j], c.values[b, j]
@@ -232,6 +232,3 @@ def _apart(c: Comparison, a: int, b: int, fid_cols: Sequence[int], art_cols: Seq
             return True
     return False
 
-
-def describe(value: Any) -> str:  # pragma: no cover - kept small for the outputs
-    return fmt(value)

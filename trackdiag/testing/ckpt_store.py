@@ -106,4 +106,4 @@ def fill_run(*, tracking_uri: str, experiment: str, run_name: str, artifact: Opt
         for step in range(0, steps + 1, every):
             pred = output_at(sharp, step, steps=steps, artifact=artifact, onset=onset)
             session.log(step, pred, ref=ref, target=sharp)
-    return str(session.backends[0].run_id)
+    return str(getattr(session.backends[0], "run_id", ""))

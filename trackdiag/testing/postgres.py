@@ -56,9 +56,10 @@ class Postgres:
     """One PostgreSQL cluster in a temporary folder; ``uri(db)`` is its SQLAlchemy URI."""
 
     def __init__(self) -> None:
-        self.bin = pg_bin()
-        if self.bin is None:
+        found = pg_bin()
+        if found is None:
             raise RuntimeError(available() or "no PostgreSQL")
+        self.bin: Path = found
         self.root = Path(tempfile.mkdtemp(prefix="trackdiag_pg_"))
         self.data = self.root / "data"
         self.port = _free_port()
