@@ -70,7 +70,7 @@ def test_defaults_rank_a_late_clean_checkpoint_and_find_each_onset(truth_store):
 def test_without_verdicts_fidelity_and_change_points_find_the_truth(truth_store):
     """The same store ranked without verdicts (ranking.verdict_analyzers=[]): independent of how the tiling
     rules are calibrated. The best checkpoint is a late clean one, the clean run has no onset, and each
-    artifact run's first onset is within one checkpoint of its planted step (all its onsets are reported)."""
+    artifact run's onsets are all within one checkpoint of its planted step."""
     from trackdiag.compare_ckpts import compare
 
     uri, root = truth_store
@@ -92,4 +92,4 @@ def test_without_verdicts_fidelity_and_change_points_find_the_truth(truth_store)
         within += [abs(o["since"] - planted) <= EVERY for o in mine]
     print(f"\nonsets within one checkpoint of the planted step: {sum(within)}/{len(within)}; "
           f"{[(o['run'], o['metric'], o['since']) for o in c.onsets]}")
-    assert sum(within) >= 0.75 * len(within)
+    assert all(within)
