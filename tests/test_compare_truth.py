@@ -93,3 +93,38 @@ def test_without_verdicts_fidelity_and_change_points_find_the_truth(truth_store)
     print(f"\nonsets within one checkpoint of the planted step: {sum(within)}/{len(within)}; "
           f"{[(o['run'], o['metric'], o['since']) for o in c.onsets]}")
     assert all(within)
+
+
+def test_loss_onset_names_the_samples_and_steps_in_its_window(tmp_path):
+    """A loss that jumps to a higher level at step 150 (a bad shard enters the data): "since when" gives the
+    onset within one step of it, no onset before, and the samples of the loss events logged in the window."""
+    import trackdiag
+    from tests.servers import sqlite_store
+    from trackdiag.compare_ckpts import compare
+
+    uri = sqlite_store(tmp_path / "m.db")
+    rng = np.random.default_rng(0)
+    with trackdiag.init(overrides=["analyzer=[loss]", "analyzer.loss.figures_every=1000"], backend="mlflow",
+                        tracking_uri=uri, experiment="lossy", run_name="lossy", out_dir=str(tmp_path / "td")) as s:
+        for step in range(240):
+            ids = [f"img{int(i)}" for i in rng.integers(0, 500, 4)]
+            level = 0.05 + 0.2 * np.exp(-step / 60) + (0.25 if step >= 150 else 0.0)
+            if step >= 150:
+                ids[0] = "shard7_img3"
+            losses = level * np.exp(rng.normal(0, 0.05, 4))
+            s.log(step, loss=torch_tensor(losses), sample_ids=ids)
+    c = compare(overrides=[f"mlflow.tracking_uri={uri}", "mlflow.experiment=lossy", "publish.to=none",
+                           f"output.dir={tmp_path / 'out'}", "output.formats=[md]", "output.plots=false",
+                           "metrics=[loss/smoothed_loss]", "goals.smoothed_loss=min"]).comparison
+    (onset,) = [o for o in c.onsets if o.get("kind") == "loss"]
+    assert abs(onset["since"] - 150) <= 1 and onset["last_good"] is not None and onset["last_good"] < 150
+    steps = {int(e["step"]) for e in onset["samples"]}
+    assert steps and all(onset["lo"] <= st <= onset["hi"] for st in steps)
+    assert any("shard7_img3" in str(e.get("samples")) for e in onset["samples"])
+    assert any(line.strip().startswith("loss onset at step") and "shard7_img3" in line for line in c.verdict)
+
+
+def torch_tensor(x):
+    import torch
+
+    return torch.as_tensor(x, dtype=torch.float32)

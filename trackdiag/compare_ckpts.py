@@ -290,15 +290,21 @@ def _interval_lines(c: Any, intervals: Any) -> list[str]:
 def _loss_samples(cfg: Any) -> Callable[[Any, int, int], list[dict]]:
     """Reads the loss analyzer's ``events`` table of an MLflow run (the samples of each loss event)."""
     def read(run: Any, lo: int, hi: int) -> list[dict]:
-        try:
-            import mlflow
+        import json
+        import tempfile
 
-            mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
-            df = mlflow.load_table("tables/trackdiag/loss/events.json", run_ids=[run.run_id])
+        try:
+            from mlflow import MlflowClient
+
+            client = MlflowClient(tracking_uri=cfg.mlflow.tracking_uri)
+            with tempfile.TemporaryDirectory(prefix="trackdiag_loss_events_") as tmp:
+                path = client.download_artifacts(run.run_id, "tables/trackdiag/loss/events.json", tmp)
+                table = json.loads(Path(path).read_text(encoding="utf-8"))
         except Exception:  # noqa: BLE001 - no table logged, or an older layout: no samples to name
             return []
-        rows = df.to_dict("records") if hasattr(df, "to_dict") else []
-        return [r for r in rows if "step" in r and lo <= int(r["step"]) <= hi]
+        cols = table.get("columns", []) if isinstance(table, dict) else []
+        rows = [dict(zip(cols, r, strict=False)) for r in table.get("data", [])] if cols else []
+        return [r for r in rows if r.get("step") is not None and lo <= int(r["step"]) <= hi]
 
     return read
 
