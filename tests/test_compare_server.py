@@ -9,8 +9,7 @@ import pytest
 
 from trackdiag.testing import postgres
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(postgres.available() is not None, reason=str(postgres.available()))]
+pytestmark = pytest.mark.slow
 
 KEYS = ("trackdiag/tiling/checkerboard_score", "trackdiag/pixel/diff_rmse", "trackdiag/tiling/band_score",
         "trackdiag/loss/train_loss")
@@ -52,6 +51,7 @@ def _compare(uri: str, out):
                               "metrics=[checkerboard_score,diff_rmse,band_score]"]).comparison
 
 
+@pytest.mark.skipif(postgres.available() is not None, reason=str(postgres.available()))
 def test_server_on_postgres_gives_the_same_answers_as_sqlite(tmp_path):
     from tests.servers import sqlite_store
 
