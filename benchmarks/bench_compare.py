@@ -1,4 +1,10 @@
-"""compare_ckpts at scale: 100 runs × 20 metrics × 50 checkpoints in an MLflow sqlite store.
+"""compare_ckpts at scale: 1,000 runs × 20 metrics × 50 checkpoints (``--quick``: 20 runs) in an MLflow
+sqlite store, and the same runs on an ``mlflow server`` backed by PostgreSQL (started here on 127.0.0.1;
+full form only, when PostgreSQL and psycopg2 are installed).
+
+Reading rows (the point of the issue): ``read_bulk_sqlite`` / ``read_bulk_server`` (one bulk read per key
+and 100 runs) against ``read_naive_sqlite`` / ``read_naive_server``: the script a user would write, one
+``get_metric_history`` per run and key; ``naive_over_bulk_*`` and ``server_over_sqlite`` are the ratios.
 
 The store (100 000 metric rows) is made once with ``log_batch`` (one call of 1000 metrics per run) and
 cached under the system temp dir (``trackdiag_bench/compare_<version>.db``); later runs reuse it.
@@ -35,7 +41,8 @@ import numpy as np
 
 from common import row
 
-N_RUNS, N_METRICS, N_STEPS = 100, 20, 50
+N_RUNS, N_METRICS, N_STEPS = 1000, 20, 50
+QUICK_RUNS = 20  # the quick form (tests/test_benchmarks.py) stays short; the docs table used 40
 NAMES = [
     "E2f_over_Ef",
     "Ehalf_over_Ef",
@@ -64,30 +71,32 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def _store_path() -> Path:
+def _store_path(n_runs: int = N_RUNS) -> Path:
     import mlflow
 
     folder = Path(tempfile.gettempdir()) / "trackdiag_bench"
     folder.mkdir(exist_ok=True)
-    return folder / f"compare_v2_{N_RUNS}x{N_METRICS}x{N_STEPS}_mlflow{mlflow.__version__}.db"
+    return folder / f"compare_v3_{n_runs}x{N_METRICS}x{N_STEPS}_mlflow{mlflow.__version__}.db"
 
 
-def make_store(path: Path) -> float:
-    """Create the store with log_batch; returns the seconds it took (0 when the cached one is used)."""
+def make_store(path: Path, n_runs: int = N_RUNS, uri: str = "") -> float:
+    """Create the store with log_batch; returns the seconds it took (0 when the cached one is used).
+    ``uri``: fill that store (a server) instead of the sqlite file at ``path``."""
     marker = path.with_suffix(".json")
-    if path.is_file() and marker.is_file():
+    if not uri and path.is_file() and marker.is_file():
         return 0.0
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
-    path.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    client = MlflowClient(f"sqlite:///{path}")
+    if not uri:
+        path.unlink(missing_ok=True)
+    client = MlflowClient(uri or f"sqlite:///{path}")
     # An artifact location of its own (never ./mlruns of whatever folder the benchmark runs in).
     exp = client.create_experiment(EXPERIMENT, artifact_location=str(path.with_suffix("")) + "_artifacts")
     rng = np.random.default_rng(0)
     steps = np.arange(1, N_STEPS + 1) * 100
-    for r in range(N_RUNS):
+    for r in range(n_runs):
         run = client.create_run(exp, run_name=f"run-{r:03d}", tags={"lr": f"{1e-4 * (1 + r % 5):.0e}"})
         walk = np.abs(0.5 + np.cumsum(rng.normal(0, 0.02, (N_STEPS, N_METRICS)), axis=0))
         ts = int(time.time() * 1000)
@@ -99,7 +108,8 @@ def make_store(path: Path) -> float:
         for start in range(0, len(metrics), 1000):
             client.log_batch(run.info.run_id, metrics=metrics[start : start + 1000], synchronous=True)
         client.set_terminated(run.info.run_id)
-    marker.write_text(json.dumps({"runs": N_RUNS, "metrics": N_METRICS, "steps": N_STEPS}))
+    if not uri:
+        marker.write_text(json.dumps({"runs": n_runs, "metrics": N_METRICS, "steps": N_STEPS}))
     return time.perf_counter() - t0
 
 
@@ -123,12 +133,13 @@ def run(quick: bool = False) -> list[dict]:
     from trackdiag.compare.table import build_table
     from trackdiag.compare_ckpts import compare
 
-    path = _store_path()
-    made = make_store(path)
+    n_runs = QUICK_RUNS if quick else N_RUNS
+    path = _store_path(n_runs)
+    made = make_store(path, n_runs)
     uri = f"sqlite:///{path}"
     repeat = 1 if quick else 3
     out = Path(tempfile.mkdtemp(prefix="bench_compare_"))
-    note = f"{N_RUNS} runs x {N_METRICS} metrics x {N_STEPS} steps, sqlite"
+    note = f"{n_runs} runs x {N_METRICS} metrics x {N_STEPS} steps"
     rows = []
 
     def add(metric: str, timing: tuple[float, float], what: str) -> None:
@@ -145,31 +156,56 @@ def run(quick: bool = False) -> list[dict]:
     if made:
         rows.append(row("compare", "make_store_log_batch", made, "s", note + " (one log_batch per run)"))
 
-    def read(batched: bool, max_runs: int):
-        return read_mlflow(tracking_uri=uri, experiment=EXPERIMENT, max_runs=max_runs,
+    def read(store: str, batched: bool = True):
+        return read_mlflow(tracking_uri=store, experiment=EXPERIMENT, max_runs=n_runs,
                            select=lambda per_run: KEYS, batched=batched)
 
-    points = sum(len(s.steps) for r in read(True, N_RUNS) for s in r.metrics.values())
-    assert points == N_RUNS * N_METRICS * N_STEPS, points
-    add("read_batched_100runs", measure(lambda: read(True, N_RUNS), repeat=repeat),
-        note + "; one SQL query per run")
-    fast20 = measure(lambda: read(True, 20), repeat=repeat)
-    slow20 = measure(lambda: read(False, 20), repeat=1, warmup=0)
-    add("read_batched_20runs", fast20, "20 runs x 20 metrics, one query per run")
-    add("read_per_key_20runs", slow20, "20 runs x 20 metrics, get_metric_history per key: 400 calls")
-    rows.append(row("compare", "per_key_over_batched", slow20[0] / fast20[0], "x", "same 20 runs, wall"))
+    def naive(store: str) -> int:
+        """The script a user would write: every run, every key, get_metric_history."""
+        from mlflow import MlflowClient
 
-    runs = read(True, N_RUNS)
+        client = MlflowClient(store)
+        exp = client.get_experiment_by_name(EXPERIMENT)
+        points = 0
+        for r in client.search_runs([exp.experiment_id], max_results=n_runs):
+            for key in KEYS:
+                points += len(client.get_metric_history(r.info.run_id, key))
+        return points
+
+    def reading(kind: str, store: str) -> float:
+        points = sum(len(s.steps) for r in read(store) for s in r.metrics.values())
+        assert points == n_runs * N_METRICS * N_STEPS, points
+        bulk = measure(lambda: read(store), repeat=repeat)
+        how = "one SELECT per 500 runs" if kind == "sqlite" else "bulk requests, one per key and 100 runs"
+        add(f"read_bulk_{kind}", bulk, note + f", {kind}; {how}")
+        slow = measure(lambda: naive(store), repeat=1, warmup=0)
+        add(f"read_naive_{kind}", slow, note + f", {kind}; get_metric_history per run and key")
+        rows.append(row("compare", f"naive_over_bulk_{kind}", slow[0] / bulk[0], "x", "wall, target >= 10"))
+        return bulk[0]
+
+    t_sqlite = reading("sqlite", uri)
+    from trackdiag.testing import postgres
+
+    if postgres.available() is None:  # quick form too: a small store, the same comparison
+        with postgres.Postgres() as pg:
+            with postgres.MlflowOnPostgres(pg.create_db("mlflow")) as server:
+                filled = make_store(path, n_runs, uri=server.url)
+                rows.append(row("compare", "make_server_store", filled, "s", note + " into the server"))
+                t_server = reading("server", server.url)
+        rows.append(row("compare", "server_over_sqlite", t_server / t_sqlite, "x", "bulk read, target <= 3"))
+
+    runs = read(uri)
     specs = build_specs(KEYS, goals={}, default_goal="min", weights={}, tolerances={}, limits={},
                         available=KEYS)
     add("table_rank_5000rows", measure(lambda: rank(build_table(runs, specs, steps="all", tolerance=50)),
-                                       repeat=repeat), "build + judge + rank + reasons, steps=all")
+                                       repeat=repeat), f"build + judge + rank + reasons, steps=all ({n_runs * N_STEPS} rows)")
 
     base = [f"mlflow.tracking_uri={uri}", f"mlflow.experiment={EXPERIMENT}", "steps=all",
-            f"output.dir={out / 'r'}", "baseline=run-000@100", f"metrics=[{','.join(NAMES)}]"]
+            f"output.dir={out / 'r'}", "baseline=run-000@100", f"metrics=[{','.join(NAMES)}]",
+            f"mlflow.max_runs={n_runs}"]
     fast = base + ["output.formats=[csv]", "output.plots=false", "publish.to=none"]
     add("compare_no_outputs", measure(lambda: compare(overrides=fast), repeat=repeat),
-        "compare() end to end, steps=all (5000 rows), CSV only")
+        "compare() end to end (tiered ranking, since when), steps=all, CSV only")
     full = base + ["publish.to=none"]
     add("compare_full_report", measure(lambda: compare(overrides=full), repeat=1 if quick else 2),
         "compare() with CSV+JSON+MD+HTML+PDF and 20 trend plots of 100 runs")

@@ -67,8 +67,12 @@ def _log_run(name, steps, bs, e2f, *, uri, root):
 
 
 def run_compare(store, tmp_path, *extra, publish="none", outputs=False):
-    """A comparison of the store's runs; without ``outputs`` only the CSV is written (fast)."""
-    overrides = [
+    """A comparison of the store's runs; without ``outputs`` only the CSV is written (fast). These tests pin
+    the mean-rank method against the baseline and the last step unless they say otherwise (the tiered
+    default is tested in test_compare_server.py and test_compare_truth.py)."""
+    pinned = [o for o in ("steps=last", "ranking.method=mean_rank")
+              if not any(e.startswith(o.split("=")[0] + "=") for e in extra)]
+    overrides = [*pinned,
         f"mlflow.tracking_uri={store['uri']}",
         "mlflow.experiment=cmp",
         f"output.dir={tmp_path / 'out'}",
@@ -238,7 +242,8 @@ def test_runs_by_name_and_id_and_default_metrics(store, tmp_path):
     assert [s.label for s in c.specs] == ["tiling/band_score", "tiling/E2f_over_Ef"]
     assert any("logged by only some runs, left out: ['probe/only_a']" in n for n in c.notes)
     assert any(
-        n.startswith("key metrics not logged by every run, left out: ['band_max_run'") for n in c.notes
+        n.startswith("key metrics not logged by every run, left out: ['ref_spectrum_distance', 'pixel/diff_rmse'")
+        and "'band_max_run'" in n for n in c.notes
     )
     c = run_compare(store, tmp_path, "metrics=[]", "key_metrics=[nothing_like_this]").comparison
     assert [s.label for s in c.specs] == ["tiling/E2f_over_Ef", "tiling/band_score"]  # every common one
@@ -288,30 +293,24 @@ def test_missing_metrics_and_steps_give_clear_messages(store, tmp_path):
         run_compare(store, tmp_path, "weights.nope=2")
 
 
-# -- one batched query per run --------------------------------------------------------------------------
-def test_one_metrics_query_per_run_and_same_result_as_per_key_reads(store):
-    from sqlalchemy import event
+# -- one bulk read per metric key -----------------------------------------------------------------------
+def test_one_query_for_every_run_and_key_and_same_result_as_per_key_reads(store, monkeypatch):
+    from trackdiag.compare import mlflow_bulk
 
-    from trackdiag.compare.sources import _client
+    readers = []
+    orig = mlflow_bulk.bulk_reader
 
-    statements = []
-    client = _client(store["uri"])
-    engine = client._tracking_client.store.engine
+    def spy(uri):
+        readers.append(orig(uri))
+        return readers[-1]
 
-    def count(conn, cursor, statement, *args):
-        if re.search(r"\bFROM metrics\b", statement):
-            statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        fast = read_mlflow(tracking_uri=store["uri"], experiment="cmp", select=lambda keys: [BS, E2F])
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-    assert len(statements) == 3  # one per run, for both keys
+    monkeypatch.setattr("trackdiag.compare.sources.bulk_reader", spy)
+    fast = read_mlflow(tracking_uri=store["uri"], experiment="cmp", select=lambda keys: [BS, E2F])
+    assert len(readers) == 1 and readers[0].calls == 1  # three runs, two keys: one SELECT
     slow = read_mlflow(
         tracking_uri=store["uri"], experiment="cmp", select=lambda keys: [BS, E2F], batched=False
     )
-    for a, b in zip(fast, slow):
+    for a, b in zip(fast, slow, strict=True):
         assert a.name == b.name and a.metrics.keys() == b.metrics.keys()
         for key in a.metrics:
             np.testing.assert_array_equal(a.metrics[key].steps, b.metrics[key].steps)
@@ -360,7 +359,10 @@ def test_comparison_run_in_mlflow_and_later_comparisons_skip_it(store, tmp_path)
     res = run_compare(store, tmp_path, "steps=[100,300,500]", publish="auto", outputs=True)
     assert list(res.published) == ["mlflow"]
     client = MlflowClient(store["uri"])
-    exp = client.get_experiment_by_name("cmp")
+    # the comparison goes to its own experiment, never among the training runs
+    assert not client.search_runs([client.get_experiment_by_name("cmp").experiment_id],
+                                  "tags.`trackdiag.kind` = 'comparison'")
+    exp = client.get_experiment_by_name("cmp-comparisons")
     (run,) = client.search_runs([exp.experiment_id], "tags.`trackdiag.kind` = 'comparison'")
     assert run.info.run_name == "comparison" and run.info.status == "FINISHED"
     assert run.data.tags["trackdiag.compare.best"] == "run-a @ step 500"
@@ -374,9 +376,12 @@ def test_comparison_run_in_mlflow_and_later_comparisons_skip_it(store, tmp_path)
     cols = table["columns"]
     rows = [dict(zip(cols, r)) for r in table["data"]]
     assert [r["rank"] for r in rows if r["run"] == "run-a"] == [7, 4, 1]
-    # the comparison run is not compared next time
+    # the comparison run is not compared next time; a rerun replaces it
     c = run_compare(store, tmp_path, "steps=last").comparison
     assert "comparison" not in c.run and len(c) == 3
+    run_compare(store, tmp_path, "steps=[100,300,500]", publish="auto")
+    (again,) = client.search_runs([exp.experiment_id], "tags.`trackdiag.kind` = 'comparison'")
+    assert again.info.run_id != run.info.run_id
 
 
 def test_local_run_folders_give_the_same_table(store, tmp_path):
@@ -410,6 +415,7 @@ def test_cli_with_overrides(store, tmp_path):
             "steps=[100,300,500]",
             "output.dir=rep",
             "limits.band_score=0.305",
+            "ranking.method=mean_rank",
             "metrics=[band_score,E2f_over_Ef]",
             "output.formats=[csv,md]",
             "output.plots=false",

@@ -140,3 +140,23 @@ def test_sets_names_steps_and_errors(tmp_path):
         compare(
             overrides=[f"samples.sets=[{tmp_path / 'nope'}]", "publish.to=none", f"output.dir={tmp_path}"]
         )
+
+
+def test_bootstrap_intervals_cover_the_mean_and_separate_clear_differences():
+    import numpy as np
+
+    from trackdiag.compare.bootstrap import bootstrap_mean
+
+    rng = np.random.default_rng(3)
+    covered = 0
+    for _ in range(200):                                   # coverage of the true mean, about 95 %
+        x = rng.normal(1.0, 0.5, 30)
+        _, lo, hi = bootstrap_mean(x, seed=int(rng.integers(1 << 30)))
+        covered += lo <= 1.0 <= hi
+    assert 0.88 <= covered / 200 <= 0.99
+    se, lo, hi = bootstrap_mean(rng.normal(0.0, 1.0, 50))
+    assert se == pytest.approx(1 / np.sqrt(50), rel=0.3) and lo < hi
+    _, _, hi_a = bootstrap_mean(rng.normal(0.0, 0.1, 20))
+    _, lo_b, _ = bootstrap_mean(rng.normal(1.0, 0.1, 20))
+    assert hi_a < lo_b                                      # apart: told apart
+    assert np.isnan(bootstrap_mean(np.array([1.0]))[0])

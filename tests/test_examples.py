@@ -126,7 +126,9 @@ def test_toy_demo_ranks_the_checkpoints(toy_run):
     rows = table["rows"] if isinstance(table, dict) and "rows" in table else table
     assert len(rows) == 2 * len(CHECKPOINTS)
     client = MlflowClient(f"sqlite:///{work / 'mlruns.db'}")
-    assert "comparison" in _runs(client)
+    assert "comparison" not in _runs(client)  # the comparison run has its own experiment
+    comparisons = client.get_experiment_by_name(toy_upsampler.EXPERIMENT + "-comparisons")
+    assert [r.info.run_name for r in client.search_runs([comparisons.experiment_id])] == ["comparison"]
     # A trained resize-conv checkpoint wins (its trained checkpoints are within noise of each other).
     best = re.search(r"best checkpoint: (\S+) @ step (\d+)", stdout)
     assert best is not None and best.group(1) == "toy-resize" and int(best.group(2)) in CHECKPOINTS[1:], stdout

@@ -179,7 +179,9 @@ def test_high_timestep_batches_alone_raise_no_spike(mode):
         # sanity: without the timesteps these batches are outliers, so the test can fail
         blind = detect_series(steps, loss, timesteps=None)
         flagged = {e.step for e in blind.events if e.kind == "spike"} & set(high.tolist())
-        assert len(flagged) >= 0.5 * high.size
+        # (0.4: since the level follows the newest half's trend when the curve bends, a converging curve
+        # raises nothing; the blind detector then flags 27 of these 60 batches instead of >= 30)
+        assert len(flagged) >= 0.4 * high.size
 
 
 def _comparable(rows):
@@ -365,3 +367,23 @@ def test_through_a_session_with_the_local_backend(in_tmp):
     assert curves == ["step_0000200.png", "step_0000399.png"]
     assert list((run / "images" / "trackdiag" / "latent" / "out" / "channels").glob("*.png"))
     assert summary.steps_logged == 400 and not summary.skipped
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_smooth_converging_curve_raises_no_spike(seed):
+    """A loss whose descent slows down (exponential decay towards a floor, the shape of every converging run,
+    e.g. the demo's deconv loss) sits above the straight line extrapolated from its steeper past; it must not
+    be called a spike. Planted spikes on the same curve are still found."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(60, 400))
+    steps = np.arange(n)
+    tau = rng.uniform(0.1, 0.4) * n
+    clean = np.log(0.2 * np.exp(-steps / tau) + 0.02) + rng.normal(0.0, 0.04, n)
+    det = detect_series(steps, np.exp(clean))
+    spikes = [e.step for e in det.events if e.kind == "spike"]
+    assert len(spikes) <= max(1, round(0.00135 * n)), spikes      # the nominal 3-sigma false-alarm rate
+    planted = np.sort(rng.choice(np.arange(30, n), size=4, replace=False))
+    spiky = clean.copy()
+    spiky[planted] += 0.6                                           # 15 sigma up
+    found = {e.step for e in detect_series(steps, np.exp(spiky)).events if e.kind == "spike"}
+    assert set(planted.tolist()) <= found

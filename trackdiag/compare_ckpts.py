@@ -103,9 +103,46 @@ def _selector(cfg: Any, box: dict[str, Any]) -> Callable[[Sequence[Sequence[str]
                 raise MissingMetricError(f"no metric was logged by every run; logged by some: "
                                          f"{partial[:20]}. Choose with metrics=[…].")
         box["keys"] = keys
-        return keys
+        return keys + [k for k in _extra_keys(cfg, per_run) if k not in keys]
 
     return select
+
+
+def _extra_keys(cfg: Any, per_run: Sequence[Sequence[str]]) -> list[str]:
+    """Keys read besides the columns: verdict severities, every metric of the verdict analyzers (to
+    recompute verdicts where none were logged) and the training loss ("since when")."""
+    from .compare.since import LOSS_KEYS
+    from .values import ROOT
+
+    available = list(dict.fromkeys(k for keys in per_run for k in keys))
+    if str(cfg.ranking.method) != "tiered":
+        return []
+    prefixes = tuple(f"{ROOT}/{a}/" for a in cfg.ranking.verdict_analyzers)
+    out = [k for k in available if k.startswith(ROOT + "/") and "/verdict/" in k]
+    out += [k for k in available if k.startswith(prefixes) and "/verdict/" not in k]
+    out += [k for k in LOSS_KEYS if k in available][:1]
+    return list(dict.fromkeys(out))
+
+
+def _spec_goals(keys: Sequence[str]) -> tuple[dict[str, str], dict[str, float]]:
+    """Goals and warn limits of ``keys`` from the analyzers' metric specs (:mod:`trackdiag.metricspec`):
+    the one source of directions and limits shared with ``diagnose``."""
+    from .metricspec import specs_for
+    from .values import ROOT
+
+    goals: dict[str, str] = {}
+    warns: dict[str, float] = {}
+    for key in keys:
+        parts = key.split("/")
+        if len(parts) < 3 or parts[0] != ROOT:
+            continue
+        sp = specs_for(parts[1]).get("/".join(parts[2:]))
+        if sp is None:
+            continue
+        goals[key] = sp.goal
+        if sp.warn is not None and sp.goal != "none":
+            warns[key] = float(sp.warn)
+    return goals, warns
 
 
 def _specs(cfg: Any, keys: Sequence[str], available: Sequence[str], *, aggregates: Sequence[str] = (),
@@ -113,8 +150,11 @@ def _specs(cfg: Any, keys: Sequence[str], available: Sequence[str], *, aggregate
     from .compare.config import shipped_map_keys
     from .compare.metrics import build_specs
 
-    return build_specs(keys, goals=dict(cfg.goals), default_goal=cfg.default_goal, weights=dict(cfg.weights),
-                       tolerances=dict(cfg.regression.abs), limits=dict(cfg.limits), available=available,
+    spec_goals, spec_warns = _spec_goals(keys)
+    goals = {**dict(cfg.goals), **spec_goals}
+    limits = {**spec_warns, **dict(cfg.limits)}
+    return build_specs(keys, goals=goals, default_goal=cfg.default_goal, weights=dict(cfg.weights),
+                       tolerances=dict(cfg.regression.abs), limits=limits, available=available,
                        aggregates=aggregates, rank_by=rank_by, strict_settings=True,
                        defaults=shipped_map_keys())
 
@@ -156,8 +196,21 @@ def run(cfg: Any, *, progress: Optional[Callable[[str], None]] = None) -> Compar
                     rel_tolerance=float(cfg.regression.rel), on_missing=str(cfg.on_missing))
     c.mode = mode
     c.notes = notes + c.notes
-    rank(c, method=cfg.ranking.method, flagged_last=bool(cfg.ranking.flagged_last),
-         explain=int(cfg.ranking.explain))
+    if mode == "samples" and extra_files.get("per_image"):
+        from .compare.bootstrap import sample_intervals
+
+        extra_files["within"], extra_files["intervals"] = sample_intervals(c, extra_files["per_image"])
+    if cfg.ranking.method == "tiered":
+        if mode == "samples":  # a few checkpoints, no series to segment: regressions against the baseline
+            rank(c, method="mean_rank", flagged_last=True, explain=int(cfg.ranking.explain))
+            worse, found = [v for v in c.verdict if v.startswith("Got worse")], c.onsets
+        _tiered(c, runs, cfg, within=extra_files.get("within"), intervals=extra_files.get("intervals"))
+        if mode == "samples":
+            c.onsets = found
+            c.verdict += worse + _interval_lines(c, extra_files.get("intervals") or {})
+    else:
+        rank(c, method=cfg.ranking.method, flagged_last=bool(cfg.ranking.flagged_last),
+             explain=int(cfg.ranking.explain))
     plain = OmegaConf.to_container(cfg, resolve=True)
     names, publish_notes = targets(plain["publish"]["to"], source=source)
     c.notes += publish_notes
@@ -168,12 +221,92 @@ def run(cfg: Any, *, progress: Optional[Callable[[str], None]] = None) -> Compar
         files["per_image"] = _write_per_image(extra_files["per_image"], out_dir / "per_image.csv")
     local_root = Path(str(runs[0].run_id)).parent if source == "local" and runs else None
     project = runs[0].tags.get("project") if source == "wandb" and runs else None
+    experiment = cfg.publish.experiment or project or f"{cfg.mlflow.experiment}-comparisons"
     where = publish(c, names, out_dir=out_dir, images=images, params=flatten(plain, "compare."),
-                    experiment=cfg.publish.experiment or project or cfg.mlflow.experiment,
+                    experiment=experiment,
                     run_name=cfg.publish.run_name, tracking_uri=cfg.mlflow.tracking_uri,
                     local_root=local_root, log_images=bool(cfg.publish.images),
                     backend_overrides=list(cfg.publish.overrides))
     return CompareResult(comparison=c, files=files, published=where, config=cfg)
+
+
+def _tiered(c: Any, runs: Sequence[Any], cfg: Any, *, within: Any = None, intervals: Any = None) -> None:
+    """The default ranking and "since when" (see :mod:`trackdiag.compare.tiered`, :mod:`.compare.since`)."""
+    import numpy as np
+
+    from .compare import since as sw
+    from .compare.data import Series
+    from .compare.tiered import severities, tiered_rank
+
+    tol = int(cfg.tolerance)
+    level, codes, notes = severities(c, runs, analyzers=list(cfg.ranking.verdict_analyzers), tolerance=tol)
+    c.notes += notes
+    tiered_rank(c, runs, severity=level, codes=codes, severity_first=bool(cfg.ranking.severity_first),
+                within=within, intervals=intervals)
+    c.onsets = []
+    if not cfg.ranking.since or c.mode == "samples":
+        return
+    checkpoints = {rid: np.sort(c.step[np.array(c.run_id) == rid]) for rid in dict.fromkeys(c.run_id)}
+    # recomputed verdict series (runs without verdict metrics): one 0/1/2 series per code over the checkpoints
+    vseries: dict[str, dict[str, Series]] = {}
+    for rid in checkpoints:
+        rows = np.flatnonzero(np.array(c.run_id) == rid)
+        rows = rows[np.argsort(c.step[rows], kind="stable")]
+        allc = sorted({code for r in rows for code in codes[r]})
+        for code in allc:
+            run = next(r for r in runs if r.run_id == rid)
+            if any(k.endswith("/verdict/" + code.split("/")[-1]) for k in run.metrics):
+                continue
+            vals = [1.0 if code in codes[r] else 0.0 for r in rows]
+            vseries.setdefault(rid, {})[f"{code.split('/')[0]}/verdict/{code.split('/')[-1]}"] = Series(
+                c.step[rows], np.array([max(v, 0.0) * (2.0 if level[r] >= 2 else 1.0)
+                                        for v, r in zip(vals, rows, strict=True)]))
+    columns = [(s.key, s.sign, s.limit) for s in c.specs if s.sign != 0]
+    found = sw.onsets(runs, columns=columns, checkpoints=checkpoints, verdict_series=vseries,
+                      loss_samples=_loss_samples(cfg) if cfg.backend == "mlflow" else None)
+    c.onsets = found
+    bad_start = {}
+    for rid, ck in checkpoints.items():
+        rows = np.flatnonzero((np.array(c.run_id) == rid) & (c.step == ck[0]))
+        if rows.size and level[rows[0]] >= 1:
+            bad_start[c.run[rows[0]]] = f"step {int(ck[0])}: {', '.join(codes[rows[0]][:3])}"
+    c.verdict += sw.summary_lines(found, list(dict.fromkeys(c.run)), bad_start)
+
+
+def _interval_lines(c: Any, intervals: Any) -> list[str]:
+    """The bootstrap 95 % intervals of the best two rows, per ranked column that has them."""
+    import numpy as np
+
+    order = np.argsort(c.rank, kind="stable")[:2]
+    lines = []
+    for j, s in enumerate(c.specs):
+        parts = [f"{c.row_label(int(i))} [{intervals[(int(i), j)][0]:.4g}, {intervals[(int(i), j)][1]:.4g}]"
+                 for i in order if (int(i), j) in intervals]
+        if parts:
+            lines.append(f"Bootstrap 95 % interval of {s.label} over the samples: " + "; ".join(parts) + ".")
+    return lines
+
+
+def _loss_samples(cfg: Any) -> Callable[[Any, int, int], list[dict]]:
+    """Reads the loss analyzer's ``events`` table of an MLflow run (the samples of each loss event)."""
+    def read(run: Any, lo: int, hi: int) -> list[dict]:
+        import json
+        import tempfile
+
+        try:
+            from mlflow import MlflowClient
+
+            client = MlflowClient(tracking_uri=cfg.mlflow.tracking_uri)
+            with tempfile.TemporaryDirectory(prefix="trackdiag_loss_events_") as tmp:
+                path = client.download_artifacts(run.run_id, "tables/trackdiag/loss/events.json", tmp)
+                table = json.loads(Path(path).read_text(encoding="utf-8"))
+        except Exception:  # noqa: BLE001 - no table logged, or an older layout: no samples to name
+            return []
+        cols = table.get("columns", []) if isinstance(table, dict) else []
+        rows = [dict(zip(cols, r, strict=False)) for r in table.get("data", [])] if cols else []
+        return [r for r in rows if r.get("step") is not None and lo <= int(r["step"]) <= hi]
+
+    return read
 
 
 def _samples(cfg: Any, progress: Optional[Callable[[str], None]]) -> tuple[list, list, list, list[str]]:

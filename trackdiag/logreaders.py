@@ -447,8 +447,9 @@ def read_mlflow(run_id: str, *, tracking_uri: Optional[str] = None, keys: Option
                 ) -> tuple[dict[str, ScalarSeries], list[str]]:
     """Metric histories of an MLflow run: ``(series for keys, every metric key of the run)``.
 
-    ``keys=None`` fetches every metric. Uses an explicit ``MlflowClient`` (no global run state); each
-    history is fetched with ``get_metric_history`` (paged by MLflow).
+    ``keys=None`` fetches every metric. Uses an explicit ``MlflowClient`` (no global run state). The
+    histories come from :mod:`trackdiag.compare.mlflow_bulk`: one ``SELECT`` for every key on a database
+    store, bulk reads on a server (the same rows either way); a ``file:`` store reads per key.
     """
     try:
         from mlflow.exceptions import MlflowException
@@ -469,7 +470,20 @@ def read_mlflow(run_id: str, *, tracking_uri: Optional[str] = None, keys: Option
     all_keys = sorted(run.data.metrics)
     wanted = all_keys if keys is None else [k for k in keys if k in run.data.metrics]
     col = _Collector()
-    for key in wanted:
+    from .compare.mlflow_bulk import bulk_reader
+
+    uri = client.tracking_uri
+    reader = bulk_reader(uri) if wanted else None
+    if reader is not None:  # a database or a server: every key in one read (or one per key on a server)
+        try:
+            rows = reader.rows([run_id], wanted)
+        except Exception as exc:  # noqa: BLE001 - database / HTTP errors of the store
+            raise InputFileError(f"{where}: cannot read the metrics ({type(exc).__name__}: {exc}).") from None
+        for key in wanted:
+            for _, step, _, value in sorted(rows.get(key, []), key=lambda r: (r[1], r[2])):
+                col.add(key, step, value)
+        return col.series(), all_keys
+    for key in wanted:  # a file store: MLflow's per-key read
         try:
             history = client.get_metric_history(run_id, key)
         except MlflowException as exc:

@@ -364,10 +364,30 @@ class RollingSpikeDetector:
         lv = local_level(pos, x, at, robust=self.robust, detrend=self.detrend)
         return LocalLevel(lv.expected, max(lv.scale, self.min_scale), lv.dof)
 
+    def recent_level(self, at: float) -> Optional[LocalLevel]:
+        """The local level at ``at`` from the newest half of the window (at least ``min_history`` points);
+        None while the window is too short or when it is the whole window anyway."""
+        n = self._ring.count
+        k = max(self.min_history, n // 2)
+        if n < self.min_history or k >= n or not self.detrend:
+            return None
+        pos, x = self._ring.view()
+        newest = np.argsort(pos, kind="stable")[-k:]
+        lv = local_level(pos[newest], x[newest], at, robust=self.robust, detrend=True)
+        return LocalLevel(lv.expected, max(lv.scale, self.min_scale), lv.dof)
+
     def check(self, x: float, pos: float) -> SpikeCheck:
+        """A spike must stand out against the trend of the whole window AND against the trend of its newest
+        half: a curve whose descent slows down (every converging loss) sits above the straight line
+        extrapolated from its steeper past, but not above its own recent trend. When the newest half's
+        extrapolation lies above the whole window's by more than one σ of a new point (a bend, not noise),
+        it is the expected value; σ stays the whole window's (more points, a steadier estimate)."""
         lv = self.level(pos)
         if lv is None:
             return _COLD
+        near = self.recent_level(pos)
+        if near is not None and near.expected > lv.expected:
+            lv = LocalLevel(near.expected, lv.scale, lv.dof)
         z = t_to_z((float(x) - lv.expected) / lv.scale, lv.dof)
         return SpikeCheck(z, lv.expected, lv.scale, z > self.sigma, True)
 

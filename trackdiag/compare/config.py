@@ -55,9 +55,12 @@ class RegressionConfig:
 
 @dataclass
 class RankingConfig:
-    method: str = "mean_rank"
+    method: str = "tiered"
     flagged_last: bool = True
     explain: int = 5
+    severity_first: bool = True
+    verdict_analyzers: list[str] = field(default_factory=lambda: ["tiling", "pixel"])
+    since: bool = True
 
 
 @dataclass
@@ -96,7 +99,7 @@ class CompareConfig:
     backend: str = "mlflow"
     runs: list[str] = field(default_factory=list)
     mlflow: MlflowSourceConfig = field(default_factory=MlflowSourceConfig)
-    steps: Any = "last"
+    steps: Any = "all"
     tolerance: int = 50
     metrics: list[str] = field(default_factory=list)
     key_metrics: list[str] = field(default_factory=list)

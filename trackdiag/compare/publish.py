@@ -86,6 +86,9 @@ def publish(c: Comparison, names: Sequence[str], *, out_dir: Path, images: Mappi
     rows = flat_rows(c)
     where = {}
     for name in names:
+        if name == "mlflow":
+            _retire_previous(tracking_uri or str(cfg.backend.mlflow.get("tracking_uri") or ""), experiment,
+                             run_name)
         backend = build_component(cfg.backend[name], allow_external=False, what=f"publish {name}",
                                   extra={"run": run})
         try:
@@ -111,3 +114,24 @@ def publish(c: Comparison, names: Sequence[str], *, out_dir: Path, images: Mappi
             backend.close(status)
         where[name] = backend.location()
     return where
+
+
+def _retire_previous(tracking_uri: str, experiment: str, run_name: str) -> int:
+    """A rerun replaces the comparison: earlier comparison runs of the same name in ``experiment`` are
+    deleted (MLflow's soft delete: gone from the UI and from searches). Returns how many."""
+    if not tracking_uri:
+        return 0
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return 0
+    old = client.search_runs([exp.experiment_id],
+                             f"tags.`{COMPARISON_TAG[0]}` = '{COMPARISON_TAG[1]}'", max_results=1000)
+    gone = 0
+    for run in old:
+        if run.info.run_name == run_name:
+            client.delete_run(run.info.run_id)
+            gone += 1
+    return gone

@@ -21,7 +21,7 @@ from .table import Comparison, onsets
 
 __all__ = ["rank", "average_ranks", "METHODS", "fmt"]
 
-METHODS = ("mean_rank", "lexicographic")
+METHODS = ("tiered", "mean_rank", "lexicographic")
 #: Flags of one kind named in a row's reason; the rest are counted.
 MAX_PROBLEMS = 3
 
@@ -68,8 +68,9 @@ def rank(c: Comparison, *, method: str = "mean_rank", flagged_last: bool = True,
          ) -> Comparison:
     """Fill ``c.rank`` (1 = best), ``c.score``, ``c.reasons`` (one sentence per row), ``c.onsets`` and
     ``c.verdict`` (the summary in words). ``explain``: rows whose reason names every ranked column."""
-    if method not in METHODS:
-        raise ConfigError(f"ranking.method must be one of {METHODS}; got {method!r}.")
+    if method not in METHODS or method == "tiered":
+        raise ConfigError(f"ranking.method must be one of {METHODS[1:]} here (tiered: "
+                          f"trackdiag.compare.tiered.tiered_rank); got {method!r}.")
     cols = [j for j, s in enumerate(c.specs) if s.weight > 0]
     weights = np.array([c.specs[j].weight for j in cols])
     sign = np.array([c.specs[j].sign for j in cols])

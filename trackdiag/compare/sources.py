@@ -1,14 +1,12 @@
 """Read runs from the trackers: MLflow (by experiment + filter, by run ids or names), local run folders,
 W&B offline run folders and TensorBoard log folders.
 
-Every reader makes **one batched read per run**:
+Every reader reads in batches:
 
-* MLflow on a SQL store (sqlite, postgres …): one query per run for the histories of all selected keys
-  (``SELECT key, step, timestamp, value, is_nan FROM metrics WHERE run_uuid = ? AND key IN (…)``, through
-  MLflow's own SQLAlchemy models). MLflow's public client has no call that returns the histories of many
-  keys at once (``get_metric_history`` is per key; ``get_metric_history_bulk_interval`` is per key over many
-  runs), so other stores (an HTTP server) fall back to ``get_metric_history`` per key — see
-  ``docs/compare_ckpts.md`` for the figures.
+* MLflow (a database such as sqlite or PostgreSQL, or an ``mlflow server``): one bulk read per metric key
+  and up to 100 runs (:mod:`trackdiag.compare.mlflow_bulk`), through the store method the server itself
+  answers with, so a database and a server give the same rows; a ``file:`` store reads per key with
+  ``get_metric_history``.
 * local folders: one read of ``metrics.jsonl``; W&B offline / TensorBoard folders: one pass over the run's
   log file through :mod:`trackdiag.logreaders`.
 
@@ -29,6 +27,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .data import MissingRunError, RunData, Series, series_from_points, unique_names
+from .mlflow_bulk import bulk_reader
 
 __all__ = ["read_runs", "read_mlflow", "read_local", "read_logreader", "expand_folders", "SOURCES",
            "COMPARISON_TAG"]
@@ -110,43 +109,6 @@ def _find_mlflow_runs(client: Any, *, experiment: str, filter_string: str, runs:
     return sorted(found, key=lambda r: r.info.start_time or 0)
 
 
-def _sql_histories(store: Any, run_id: str, keys: Sequence[str]) -> Optional[dict[str, Series]]:
-    """All histories of ``keys`` of one run in ONE query on an MLflow SQL store; None for other stores."""
-    try:
-        from mlflow.store.tracking.dbmodels.models import SqlMetric
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-    except ImportError:  # pragma: no cover - mlflow without SQLAlchemy
-        return None
-    if not isinstance(store, SqlAlchemyStore):
-        return None
-    wanted = list(keys)
-    with store.ManagedSessionMaker() as session:
-        query = session.query(SqlMetric.key, SqlMetric.step, SqlMetric.timestamp, SqlMetric.value,
-                              SqlMetric.is_nan).filter(SqlMetric.run_uuid == run_id)
-        if len(wanted) <= 500:  # stay far below SQLite's bound on query parameters
-            query = query.filter(SqlMetric.key.in_(wanted))
-        rows = query.all()
-    return _group_rows(rows, wanted)
-
-
-def _group_rows(rows: Sequence[Sequence[Any]], keys: Sequence[str]) -> dict[str, Series]:
-    """``(key, step, timestamp, value, is_nan)`` rows → key → Series (the last timestamp at a step wins)."""
-    out: dict[str, Series] = {}
-    if not rows:
-        return out
-    index = {k: i for i, k in enumerate(keys)}
-    kidx = np.fromiter((index.get(r[0], -1) for r in rows), dtype=np.int64, count=len(rows))
-    data = np.array([(r[1], r[2], r[3], r[4]) for r in rows], dtype=np.float64)
-    data[data[:, 3] > 0, 2] = np.nan  # MLflow stores NaN as value 0 with is_nan = 1
-    order = np.lexsort((data[:, 1], data[:, 0], kidx))
-    kidx, data = kidx[order], data[order]
-    bounds = np.flatnonzero(np.diff(kidx)) + 1
-    for chunk_k, chunk in zip(np.split(kidx, bounds), np.split(data, bounds)):
-        if chunk_k.size and chunk_k[0] >= 0:
-            out[keys[int(chunk_k[0])]] = series_from_points(chunk[:, 0], chunk[:, 2], chunk[:, 1])
-    return out
-
-
 def _client_histories(client: Any, run_id: str, keys: Sequence[str]) -> dict[str, Series]:
     """Fallback for stores without SQL access: one ``get_metric_history`` call per key."""
     out = {}
@@ -166,17 +128,23 @@ def read_mlflow(*, tracking_uri: str, experiment: str, filter_string: str = "", 
     found = _find_mlflow_runs(client, experiment=experiment, filter_string=filter_string, runs=runs,
                               max_runs=max_runs)
     keys = list(select([list(r.data.metrics) for r in found]))
-    # The store behind the client (MLflow has no public accessor); a client without one reads per key.
-    store = getattr(getattr(client, "_tracking_client", None), "store", None) if batched else None
     names = unique_names([r.info.run_name or r.info.run_id for r in found], [r.info.run_id for r in found])
+    ids = [r.info.run_id for r in found]
+    keys_of = {r.info.run_id: set(r.data.metrics) for r in found}
+    reader = bulk_reader(tracking_uri) if batched else None
+    if reader is not None:
+        try:
+            histories = reader.histories(ids, keys, keys_of=keys_of)
+        finally:
+            reader.close()
+    else:
+        histories = {rid: _client_histories(client, rid, [k for k in keys if k in keys_of[rid]])
+                     for rid in ids}
     out = []
-    for run, name in zip(found, names):
-        run_keys = [k for k in keys if k in run.data.metrics]
-        metrics = _sql_histories(store, run.info.run_id, run_keys) if store is not None else None
-        if metrics is None:
-            metrics = _client_histories(client, run.info.run_id, run_keys)
+    for run, name in zip(found, names, strict=True):
         tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
-        out.append(RunData(name=name, run_id=run.info.run_id, source="mlflow", metrics=metrics, tags=tags))
+        out.append(RunData(name=name, run_id=run.info.run_id, source="mlflow",
+                           metrics=histories.get(run.info.run_id, {}), tags=tags))
     return out
 
 

@@ -53,6 +53,9 @@ class Comparison:
     verdict: list[str] = field(default_factory=list)
     onsets: list[dict] = field(default_factory=list)
     mode: str = "runs"
+    # filled by tiered.tiered_rank(): worst verdict level per row (0/1/2) and the ranked columns by role
+    severity: Optional[np.ndarray] = None
+    ranked_columns: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def flagged(self) -> np.ndarray:
