@@ -73,10 +73,10 @@ def get_session() -> "Session":
 
 def log(step: int, pred: Any = None, mask: Any = None, *, ref: Any = None, target: Any = None,
         latents: Any = None, loss: Any = None, timesteps: Any = None,
-        sample_ids: Optional[Sequence[Any]] = None) -> None:
+        sample_ids: Optional[Sequence[Any]] = None, value_range: Optional[str] = None) -> None:
     """Log one training step to the current session. See :meth:`trackdiag.session.Session.log`."""
     get_session().log(step, pred, mask, ref=ref, target=target, latents=latents, loss=loss,
-                      timesteps=timesteps, sample_ids=sample_ids)
+                      timesteps=timesteps, sample_ids=sample_ids, value_range=value_range)
 
 
 def finish(status: str = "FINISHED") -> "FinishSummary":

@@ -192,7 +192,7 @@ class Session:
         """
         self._check_open()
         try:
-            self._log(step, pred, mask, ref, target, latents, loss, timesteps, sample_ids)
+            self._log(step, pred, mask, ref, target, latents, loss, timesteps, sample_ids, value_range)
         except TrackdiagError:
             raise  # already judged by the policy ("raise")
         except Exception as exc:  # an unexpected failure: typed, and never raised under "warn"
@@ -201,7 +201,7 @@ class Session:
             self.policy.handle(err, kind=f"unexpected:{type(exc).__name__}", what=f"log(step={step!r})")
 
     def _log(self, step: Any, pred: Any, mask: Any, ref: Any, target: Any, latents: Any, loss: Any,
-             timesteps: Any, sample_ids: Any) -> None:
+             timesteps: Any, sample_ids: Any, value_range: Optional[str] = None) -> None:
         inputs: Optional[StepInputs] = None
         error: Optional[TrackdiagError] = None
         try:
