@@ -145,14 +145,27 @@ def _spec_goals(keys: Sequence[str]) -> tuple[dict[str, str], dict[str, float]]:
     return goals, warns
 
 
+def _uncovered(spec: Mapping[str, Any], table: Mapping[str, Any], available: Sequence[str]) -> dict[str, Any]:
+    """The entries of ``spec`` whose key no entry of ``table`` names (by its full or its short name)."""
+    from .compare.metrics import candidates
+
+    names = [str(n) for n in table]
+    named: set[str] = set()
+    for name in names:
+        named.update(candidates(name, available))
+    return {k: v for k, v in spec.items()
+            if k not in named and not any(k == n or k.endswith("/" + n) for n in names)}
+
+
 def _specs(cfg: Any, keys: Sequence[str], available: Sequence[str], *, aggregates: Sequence[str] = (),
            rank_by: str = "") -> list:
     from .compare.config import shipped_map_keys
     from .compare.metrics import build_specs
 
     spec_goals, spec_warns = _spec_goals(keys)
-    goals = {**dict(cfg.goals), **spec_goals}
-    limits = {**spec_warns, **dict(cfg.limits)}
+    # the config (shipped defaults and the user's overrides) wins over the specs for every key it names
+    goals = {**_uncovered(spec_goals, dict(cfg.goals), available), **dict(cfg.goals)}
+    limits = {**_uncovered(spec_warns, dict(cfg.limits), available), **dict(cfg.limits)}
     return build_specs(keys, goals=goals, default_goal=cfg.default_goal, weights=dict(cfg.weights),
                        tolerances=dict(cfg.regression.abs), limits=limits, available=available,
                        aggregates=aggregates, rank_by=rank_by, strict_settings=True,
