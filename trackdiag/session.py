@@ -17,10 +17,12 @@ import torch
 from ._version import __version__
 from .analyzers.base import Analyzer, Result, StepInputs
 from .backends.base import Backend, RunInfo
+from .budget import PixelBudget
 from .checks import as_float_tensor, check_image_batch, check_same_hw, normalize_mask, normalize_ref
 from .config import build_component, flatten, resolve
 from .errors import MaskError, ShapeError, StepOrderError, TrackdiagError
 from .policy import ErrorPolicy
+from .threads import intra_op_threads
 from .transfer import gather_ranks, rank_and_world, to_host
 from .values import metric_key, split_values, table_rows
 from .worker import Record, Worker
@@ -106,6 +108,8 @@ class Session:
         w = self.cfg.worker
         self.worker = Worker(backends, queue_size=w.queue_size, when_full=w.when_full,
                              block_timeout_s=w.block_timeout_s, spool=_make_spool(self, backends))
+        self._budget = PixelBudget.from_config(self.cfg.get("budget"), report=lambda m, s: self.log_scalars(
+            m, s, prefix="trackdiag/budget/"))
         self._last_step: Optional[int] = None
         self._steps_logged = 0
         self._finished: Optional[FinishSummary] = None
@@ -151,7 +155,7 @@ class Session:
         if self.world == 1 and not due:
             return
         outputs: dict[str, dict[str, torch.Tensor]] = {}
-        with torch.no_grad():
+        with torch.no_grad(), intra_op_threads(self.cfg.budget.intra_op_threads):
             for analyzer in due:
                 try:
                     outputs[analyzer.name] = analyzer.compute(inputs)
@@ -318,7 +322,7 @@ class Session:
             if n is not None and len(ids) != n:
                 raise ShapeError(f"sample_ids must have {n} entries (one per sample); got {len(ids)}.")
             inputs.sample_ids = [str(s) for s in ids]
-        return inputs
+        return self._budget(inputs)
 
     def _dispatch(self, step: int, analyzers: list[Analyzer], host: Mapping[str, Mapping[str, np.ndarray]],
                   ids: Optional[list[str]]) -> None:
