@@ -43,6 +43,7 @@ class Task:
     params: ScanParams
     source: Optional[Source] = None  # None: the file ``path``
     mask_source: Optional[Source] = None  # None: the file ``mask_path``
+    error: Optional[str] = None  # found while listing (e.g. an unreadable tar shard): reported as corrupt
 
 
 def read_source(src: Source, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
@@ -196,6 +197,10 @@ def analyze_image(task: Task) -> ImageRecord:
 
     p = task.params
     rec = ImageRecord(path=task.path, mask_path=task.mask_path)
+    if task.error is not None:
+        rec.error = task.error
+        rec.flags.append(("corrupt", rec.error))
+        return rec
     try:
         im, pixels, (full_w, full_h), k = _open_rgb(read_source(task.source or Source(task.path)), p)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a corrupt file, reported, not fatal
