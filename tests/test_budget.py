@@ -87,7 +87,8 @@ def test_junctions_fall_on_the_texture_period_and_keep_it():
     assert comp == pytest.approx(full, rel=0.02)
     # Without matching the junctions land anywhere and the seams show.
     blind = plan_axis(2400, plan.rows.kept, profile=None)
-    gaps = [(b - a) % (2 * period) for (_, a), (b, _) in zip(blind.blocks[:-1], blind.blocks[1:], strict=True)]
+    pairs = zip(blind.blocks[:-1], blind.blocks[1:], strict=True)
+    gaps = [(b - a) % (2 * period) for (_, a), (b, _) in pairs]
     assert any(1.5 < g < 2 * period - 1.5 for g in gaps)
 
 

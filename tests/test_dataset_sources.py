@@ -1,4 +1,4 @@
-"""Dataset scans beyond a plain folder: webdataset tar shards, hostile files (FIFOs), the Ray Data executor."""
+"""Dataset scans beyond a plain folder: webdataset tar shards, hostile files (FIFOs), the Ray executor."""
 
 from __future__ import annotations
 

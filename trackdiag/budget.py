@@ -153,7 +153,8 @@ def plan_axis(size: int, kept: int, *, profile: Optional[torch.Tensor] = None,
             seg = covered[lo_w:hi_w]
             pos = torch.arange(lo_w, hi_w, dtype=seg.dtype, device=seg.device)
             contour_peak = int(round(float((seg * pos).sum() / seg.sum())))
-            start = min(max(contour_peak - n_contour // 2, edge + match_rows), size - edge - n_contour - match_rows)
+            start = min(max(contour_peak - n_contour // 2, edge + match_rows),
+                        size - edge - n_contour - match_rows)
             contour_block = (start, start + n_contour)
         else:
             n_central = inner  # every contour pixel is already in the strips or the centre
@@ -314,7 +315,8 @@ class PixelBudget:
     def __init__(self, max_megapixels: float = 1.0, *,
                  report: Optional[Callable[[Mapping[str, float], int], None]] = None) -> None:
         if not (max_megapixels >= 0 and math.isfinite(max_megapixels)):
-            raise InputValueError(f"budget.max_megapixels must be >= 0 (0 = no budget); got {max_megapixels}.")
+            raise InputValueError(f"budget.max_megapixels must be >= 0 (0 = no budget); "
+                                  f"got {max_megapixels}.")
         self.max_pixels = int(max_megapixels * 1_000_000)
         self.report = report
         self.last: Optional[BudgetPlan] = None
@@ -329,7 +331,7 @@ class PixelBudget:
         """``inputs`` with ``pred``, ``mask`` and ``target`` replaced by their composites when over budget."""
         self.last = None
         pred = inputs.pred
-        if pred is None or self.max_pixels <= 0 or pred.shape[0] * pred.shape[-2] * pred.shape[-1] <= self.max_pixels:
+        if pred is None or self.max_pixels <= 0 or pred[:, 0].numel() <= self.max_pixels:
             return inputs
         with torch.no_grad():
             plan = plan_budget(pred, max_pixels=self.max_pixels, mask=inputs.mask)

@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "brightness/contrast outliers, duplicates and crop bias.",
         epilog="check names: " + ", ".join(CHECKS))
     parser.add_argument("images", type=Path,
-                        help="folder of images (recursive; .tar webdataset shards included) or one image or shard")
+                        help="folder of images (recursive; .tar webdataset shards included), one image "
+                             "or one shard")
     parser.add_argument("--masks", type=Path, default=None,
                         help="folder of masks with the images' relative paths and stems (any image suffix)")
     parser.add_argument("--report", "--out", dest="report", type=Path, required=True, help="report folder")
@@ -45,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="worker processes (default: CPU count, at most 8; 0 = in this process)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--executor", choices=("local", "ray"), default="local",
-                        help="local process pool (default) or Ray Data on the connected cluster (trackdiag[ray])")
+                        help="local process pool (default) or Ray Data on the connected cluster "
+                             "(pip install 'trackdiag[ray]')")
     defaults = ScanParams()
     for f in fields(ScanParams):
         if f.name in _FLAGS:
@@ -62,8 +64,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     params = ScanParams(**{name: getattr(args, name) for name in _FLAGS})
     try:
-        res = scan(args.images, args.masks, params=params, workers=args.workers, progress=not args.no_progress,
-                   executor=args.executor)
+        res = scan(args.images, args.masks, params=params, workers=args.workers,
+                   progress=not args.no_progress, executor=args.executor)
         index = write_dataset_report(res, args.report)
     except TrackdiagError as exc:
         print(f"error: {exc}", file=sys.stderr)

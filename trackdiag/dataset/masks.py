@@ -27,11 +27,17 @@ def _thumb(binary: np.ndarray) -> np.ndarray:
 
 
 def sobel_magnitude(gray: np.ndarray) -> np.ndarray:
-    """Sobel gradient magnitude of an ``H×W`` float image (scipy.ndimage, reflect padding), same shape."""
-    from scipy import ndimage
+    """Sobel gradient magnitude of an ``H×W`` float image (reflect padding, as ``scipy.ndimage.sobel``).
 
-    g = gray.astype(np.float32, copy=False)
-    return np.hypot(ndimage.sobel(g, axis=1), ndimage.sobel(g, axis=0)) / 8.0
+    Separable numpy slices on one padded copy: the same values as ``scipy.ndimage.sobel`` along each axis,
+    several times faster on the sizes of a dataset scan.
+    """
+    g = np.pad(np.asarray(gray, np.float32), 1, mode="symmetric")
+    sy = g[:-2] + 2.0 * g[1:-1] + g[2:]  # smoothing along y, then difference along x
+    gx = sy[:, 2:] - sy[:, :-2]
+    sx = g[:, :-2] + 2.0 * g[:, 1:-1] + g[:, 2:]  # smoothing along x, then difference along y
+    gy = sx[2:] - sx[:-2]
+    return np.hypot(gx, gy) / 8.0
 
 
 def _inner_border(binary: np.ndarray) -> np.ndarray:
@@ -45,7 +51,7 @@ def _inner_border(binary: np.ndarray) -> np.ndarray:
 
 
 def mask_offset(binary: np.ndarray, edges: np.ndarray | None = None, *, gray: np.ndarray | None = None,
-                max_shift: int = 4, max_points: int = 20000) -> tuple[int, int, float]:
+                max_shift: int = 4, max_points: int = 4000) -> tuple[int, int, float]:
     """How well the mask border sits on image edges, at every shift within ``±max_shift`` px.
 
     Args:
@@ -76,7 +82,7 @@ def mask_offset(binary: np.ndarray, edges: np.ndarray | None = None, *, gray: np
         pick = np.linspace(0, ys.size - 1, max_points).astype(np.int64)
         ys, xs = ys[pick], xs[pick]
     shifts = np.arange(-max_shift, max_shift + 1)
-    # (S, S, P) gathers of the edge map at the shifted border points: a few thousand points × 81 shifts.
+    # (S, S, P) gathers of the edge map at the shifted border points: at most 4000 points × 81 shifts.
     scores = edges[ys[None, None, :] + shifts[:, None, None], xs[None, None, :] + shifts[None, :, None]].mean(-1)
     at0 = scores[max_shift, max_shift]
     # Among near-ties (within 2 %) prefer the smallest shift: a straight border is blind to shifts along itself.

@@ -116,8 +116,8 @@ def iter_shard(tar: Path) -> Iterator[tuple[str, Source, Optional[tuple[str, Sou
                 elif ("." + ext) in IMAGE_SUFFIXES:
                     images.append((key, src, shown))  # type: ignore[arg-type]
     except (tarfile.TarError, OSError) as exc:
-        raise InputFileError(f"{tar}: not a readable uncompressed tar shard ({exc.__class__.__name__}: {exc}).") \
-            from None
+        raise InputFileError(f"{tar}: not a readable uncompressed tar shard "
+                             f"({exc.__class__.__name__}: {exc}).") from None
     for key, src, shown in images:  # type: ignore[misc]
         yield shown, src, masks.get(key)
 
@@ -220,7 +220,8 @@ def _ray_records(tasks: Iterator[Task]) -> Iterator[ImageRecord]:
         yield pickle.loads(r["rec"])
 
 
-def _records(tasks: Iterator[Task], workers: int, total: int, executor: str = "local") -> Iterator[ImageRecord]:
+def _records(tasks: Iterator[Task], workers: int, total: int, executor: str = "local"
+             ) -> Iterator[ImageRecord]:
     if executor == "ray":
         yield from _ray_records(tasks)
         return

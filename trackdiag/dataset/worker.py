@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 import stat
 from dataclasses import dataclass
 from typing import Optional
@@ -106,7 +107,8 @@ def init_worker() -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().replace("\n", " ")
+    # Decoders read from memory: name no in-memory object (its address differs from run to run).
+    text = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(exc).strip().replace("\n", " "))
     return f"{exc.__class__.__name__}: {text}"[:300]
 
 
@@ -130,7 +132,8 @@ def draft_scale(width: int, height: int, params: ScanParams) -> int:
     return k
 
 
-def _open_rgb(data: bytes, params: Optional[ScanParams] = None) -> tuple[object, np.ndarray, tuple[int, int], int]:
+def _open_rgb(data: bytes, params: Optional[ScanParams] = None
+              ) -> tuple[object, np.ndarray, tuple[int, int], int]:
     """Decode (truncated files fail here, not later): an 8-bit L/RGB PIL image, its array, the file's own
     ``(width, height)`` and the draft scale ``k`` (JPEG decoded at 1/k, see :func:`draft_scale`).
 
@@ -164,7 +167,7 @@ def _reduce_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
     im = Image.fromarray(np.asarray(mask, np.float32), mode="F")
-    return np.asarray(im.resize((shape[1], shape[0]), Image.BOX), dtype=np.float32)
+    return np.asarray(im.resize((shape[1], shape[0]), Image.Resampling.BOX), dtype=np.float32)
 
 
 def _load_mask(data: bytes, name: str) -> np.ndarray:
@@ -232,13 +235,14 @@ def analyze_image(task: Task) -> ImageRecord:
         except Exception as exc:  # noqa: BLE001
             rec.flags.append(("mask_unreadable", f"{task.mask_path}: {_describe(exc)}"))
     # The mask's own checks at its resolution; the offset and the period on the (draft-decoded) image's grid.
-    same = mask is not None and mask.shape == (full_h, full_w)
-    on_grid = mask if not same or k == 1 else _reduce_mask(mask, gray.shape)
+    wall: Optional[np.ndarray] = None  # the wall on the decoded image's grid, when the mask fits the image
+    if mask is not None and mask.shape == (full_h, full_w):
+        wall = (mask if k == 1 else _reduce_mask(mask, (gray.shape[0], gray.shape[1]))) > 0.5
     if mask is not None:
         try:
             rec.mask = mask_record(mask, max_shift=p.max_offset_px)
-            if same and 0.01 < rec.mask.coverage < 0.99:
-                dx, dy, gain = mask_offset(on_grid > 0.5, gray=gray, max_shift=p.max_offset_px)
+            if wall is not None and 0.01 < rec.mask.coverage < 0.99:
+                dx, dy, gain = mask_offset(wall, gray=gray, max_shift=p.max_offset_px)
                 rec.mask.offset_dx, rec.mask.offset_dy, rec.mask.offset_gain = dx * k, dy * k, gain
             rec.flags.extend(mask_flags(rec.mask, image_size=(rec.width, rec.height), params=p))
         except Exception as exc:  # noqa: BLE001
@@ -246,10 +250,12 @@ def analyze_image(task: Task) -> ImageRecord:
             rec.flags.append(("check_error", f"mask checks: {_describe(exc)}"))
     try:
         # The period of the wall: measured under the mask when it fits the image (in source pixels).
-        per = periodicity(gray, valid=(on_grid > 0.5) if same else None, max_side=max(8, p.analysis_max_side // k),
+        per = periodicity(gray, valid=wall,
+                          max_side=max(8, p.analysis_max_side // k),
                           tiled_similarity=p.tiled_similarity, tiled_margin=p.tiled_margin)
         if k > 1:
-            per = dataclasses.replace(per, period_px=per.period_px * k, shift=(per.shift[0] * k, per.shift[1] * k))
+            per = dataclasses.replace(per, period_px=per.period_px * k,
+                                      shift=(per.shift[0] * k, per.shift[1] * k))
         rec.period_px, rec.period_score, rec.repeat_similarity, rec.repeat_shift = (
             per.period_px, per.score, per.similarity, per.shift)
         rec.flags.extend(period_flags(per, image_size=(rec.width, rec.height), params=p))
