@@ -102,8 +102,8 @@ def repetition(gray: np.ndarray, period: float, *, valid: Optional[np.ndarray] =
                 cands.append((sim, dx, dy))
     if not cands:
         return float("nan"), (0, 0)
-    cands.sort(reverse=True)
-    refine = [c for c in cands if c[0] >= threshold - 0.15] or cands[:1]
+    # In the order tried (smaller shifts first, as without the screen: ties keep the first one).
+    refine = [c for c in cands if c[0] >= threshold - 0.15] or [max(cands, key=lambda c: c[0])]
     best, where = float("nan"), (0, 0)
     for _, dx, dy in refine:
         sim = shift_similarity(gray, dx, dy, valid=valid)
