@@ -175,3 +175,18 @@ def test_session_analyses_the_composite_reports_the_budget_and_restores_threads(
         trackdiag.finish()
     finally:
         torch.set_num_threads(saved)
+
+
+# -- the host transfer on the CPU ---------------------------------------------------------------------------
+def test_cpu_results_are_copied_not_shared_with_the_users_tensors():
+    from trackdiag.transfer import to_host
+
+    user = torch.rand(2, 3, 8, 8)
+    outputs = {"a": {"view": user[0, 0, :4, :4], "f64": torch.ones(2, dtype=torch.float64),
+                     "flag": torch.tensor([True, False]), "img": torch.full((2, 2, 3), 7, dtype=torch.uint8)}}
+    host = to_host(outputs)["a"]
+    before = host["view"].copy()
+    user.zero_()  # the training loop reuses its buffers; the worker renders later
+    assert host["view"].dtype.name == "float32" and host["f64"].dtype.name == "float32"
+    assert host["flag"].tolist() == [1.0, 0.0] and host["img"].dtype.name == "uint8"
+    assert (host["view"] == before).all()
