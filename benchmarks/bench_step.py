@@ -96,7 +96,7 @@ def _train(quick: bool) -> list[dict]:
     data = _data(64)
     betas = torch.linspace(1e-4, 0.02, 1000)
     alphas = torch.cumprod(1 - betas, 0)
-    block = 5 if quick else 10
+    block = 3 if quick else 10
     blocks = 2 if quick else 6
     g = torch.Generator().manual_seed(2)
 
