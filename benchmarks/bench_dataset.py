@@ -153,6 +153,19 @@ def run(quick: bool) -> list[dict]:
         rows.append(row("dataset_scan", f"images_per_second_workers{workers}", ips, "img/s",
                         f"{n} JPEG wall scenes {SIDE}x{SIDE} with masks, end to end (pool start included); "
                         f"{os.cpu_count()} CPUs"))
+        from trackdiag.dataset import ScanParams
+
+        t0 = time.perf_counter()
+        cheap = scan(images, masks, workers=workers, progress=False, params=ScanParams(spectral_tier=False))
+        ips_cheap = n / (time.perf_counter() - t0)
+        rows.append(row("dataset_scan", f"images_per_second_cheap_tier_workers{workers}", ips_cheap, "img/s",
+                        "spectral tier off: photometry, duplicates, masks (CleanVision's check families, "
+                        "plus masks)"))
+        same = {(f.path, f.check) for f in cheap.flags}
+        full_cheap = {(f.path, f.check) for f in par.flags if f.check not in
+                      ("tiled_texture", "period_too_small", "period_too_large")}
+        rows.append(row("dataset_scan", "cheap_tier_flags_equal", float(same == full_cheap), "bool",
+                        "the cheap tier flags the same (path, check) pairs as the full scan, periods aside"))
         serial_n = min(n, 10 if quick else 40)
         sub = root / "serial"
         (sub / "images").mkdir(parents=True)
@@ -189,6 +202,8 @@ def run(quick: bool) -> list[dict]:
                         f"CleanVision find_issues default issue types, n_jobs={workers}, same folder"))
         rows.append(row("dataset_scan", "speedup_vs_cleanvision", ips / (n / t_cv), "x",
                         f"trackdiag workers={workers} (all checks incl. masks and periods) / CleanVision"))
+        rows.append(row("dataset_scan", "speedup_vs_cleanvision_cheap_tier", ips_cheap / (n / t_cv), "x",
+                        "trackdiag cheap tier (photometry, duplicates, masks) / CleanVision default issues"))
         issues = lab.issues
         for kind, (_, col) in SHARED.items():
             found = {Path(p).stem for p in issues.index[issues[col].astype(bool)]} if col in issues else set()

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes (default: CPU count, at most 8; 0 = in this process)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-spectral", action="store_true",
+                        help="cheap tier only: photometry, duplicates and masks, no periods "
+                             "(workers without torch)")
     parser.add_argument("--executor", choices=("local", "ray"), default="local",
                         help="local process pool (default) or Ray Data on the connected cluster "
                              "(pip install 'trackdiag[ray]')")
@@ -62,7 +65,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .scan import scan
 
     args = build_parser().parse_args(argv)
-    params = ScanParams(**{name: getattr(args, name) for name in _FLAGS})
+    params = ScanParams(**{name: getattr(args, name) for name in _FLAGS}, spectral_tier=not args.no_spectral)
     try:
         res = scan(args.images, args.masks, params=params, workers=args.workers,
                    progress=not args.no_progress, executor=args.executor)

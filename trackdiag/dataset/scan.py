@@ -18,7 +18,6 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import InputFileError, InputValueError
-from ..io import IMAGE_SUFFIXES
 from .crop_bias import CropBias, crop_bias
 from .duplicates import exact_groups, near_groups
 from .masks import inverted_masks
@@ -50,8 +49,15 @@ class ScanResult:
         return len(self.records) / self.elapsed_s if self.elapsed_s > 0 else float("nan")
 
 
+def _image_suffixes() -> frozenset[str]:
+    # trackdiag.io imports torch: only the parent needs the suffixes, workers must not pay for torch.
+    from ..io import IMAGE_SUFFIXES
+
+    return IMAGE_SUFFIXES
+
+
 def _is_image(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES and not name.startswith(".")
+    return os.path.splitext(name)[1].lower() in _image_suffixes() and not name.startswith(".")
 
 
 def _is_tar(name: str) -> bool:
@@ -111,9 +117,9 @@ def iter_shard(tar: Path) -> Iterator[tuple[str, Source, Optional[tuple[str, Sou
                 src = Source(str(tar), m.offset_data, m.size)
                 shown = f"{tar}/{m.name}"
                 head, _, tail = ext.partition(".")
-                if head in MASK_EXTS and ("." + tail) in IMAGE_SUFFIXES:
+                if head in MASK_EXTS and ("." + tail) in _image_suffixes():
                     masks.setdefault(key, (shown, src))
-                elif ("." + ext) in IMAGE_SUFFIXES:
+                elif ("." + ext) in _image_suffixes():
                     images.append((key, src, shown))  # type: ignore[arg-type]
     except (tarfile.TarError, OSError) as exc:
         raise InputFileError(f"{tar}: not a readable uncompressed tar shard "
@@ -131,6 +137,9 @@ def mask_index(masks_root: Path) -> dict[str, str]:
             index[key] = str(p)
     return index
 
+
+#: Without the spectral tier workers never import torch: a much lighter forkserver.
+_PRELOAD_CHEAP = ["numpy", "PIL.Image", "scipy.ndimage", "imagehash", "trackdiag.dataset.worker"]
 
 #: Imported once by the forkserver, so that workers start in milliseconds instead of importing torch each.
 _PRELOAD = ["numpy", "PIL.Image", "scipy.ndimage", "imagehash", "torch", "trackdiag.spectral",
@@ -220,8 +229,8 @@ def _ray_records(tasks: Iterator[Task]) -> Iterator[ImageRecord]:
         yield pickle.loads(r["rec"])
 
 
-def _records(tasks: Iterator[Task], workers: int, total: int, executor: str = "local"
-             ) -> Iterator[ImageRecord]:
+def _records(tasks: Iterator[Task], workers: int, total: int, executor: str = "local",
+             tasks_need_torch: bool = True) -> Iterator[ImageRecord]:
     if executor == "ray":
         yield from _ray_records(tasks)
         return
@@ -243,7 +252,7 @@ def _records(tasks: Iterator[Task], workers: int, total: int, executor: str = "l
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(_PRELOAD)
+        ctx.set_forkserver_preload(_PRELOAD if tasks_need_torch else _PRELOAD_CHEAP)
     chunk = max(1, min(16, total // (workers * 8) or 1))
     with ctx.Pool(workers, initializer=init_worker) as pool:
         yield from pool.imap(analyze_image, tasks, chunksize=chunk)
@@ -277,7 +286,7 @@ def scan(images: str | Path, masks: str | Path | None = None, *, params: Optiona
     workers = default_workers() if workers is None else int(workers)
     total = _count(root, masks_root)
     if total == 0:
-        raise InputValueError(f"{root}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+        raise InputValueError(f"{root}: no image files ({', '.join(sorted(_image_suffixes()))}).")
     t0 = time.perf_counter()
     bar: Any = None
     if progress:
@@ -287,7 +296,7 @@ def scan(images: str | Path, masks: str | Path | None = None, *, params: Optiona
     records: list[ImageRecord] = []
     hist = np.zeros(HIST_BINS, np.int64)
     try:
-        for rec in _records(_tasks(root, masks_root, p), workers, total, executor):
+        for rec in _records(_tasks(root, masks_root, p), workers, total, executor, p.spectral_tier):
             if rec.luma_hist is not None:
                 hist += rec.luma_hist
                 rec.luma_hist = None

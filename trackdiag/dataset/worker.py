@@ -11,6 +11,7 @@ import io
 import os
 import re
 import stat
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
@@ -91,13 +92,9 @@ def init_worker() -> None:
 
     Only worker processes are touched; the caller's process keeps its thread settings.
     """
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # read by torch when a worker first imports it
+    if "torch" in sys.modules:  # preloaded by the forkserver (the spectral tier needs it)
+        sys.modules["torch"].set_num_threads(1)
     try:  # BLAS pools were sized when numpy was imported (in the forkserver): shrink them if we can.
         from threadpoolctl import threadpool_limits
 
@@ -171,17 +168,23 @@ def _reduce_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _load_mask(data: bytes, name: str) -> np.ndarray:
+    """``H×W`` float32 in [0, 1] like :func:`trackdiag.io.load_mask` (16-bit by range, colour averaged),
+    without importing torch."""
     from PIL import Image
-
-    from ..io import load_mask
 
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
-            pil = im.copy()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float32)
+                arr = arr / (65535.0 if arr.max() > 255 else 255.0)
+            else:
+                if im.mode not in ("L", "RGB"):
+                    im = im.convert("RGB")
+                arr = np.asarray(im, dtype=np.float32) / 255.0
     except Exception as exc:  # noqa: BLE001 - any decoder failure
         raise InputFileError(f"{name}: cannot decode image ({_describe(exc)}).") from None
-    return load_mask(pil, name=name).numpy()
+    return arr.mean(axis=2) if arr.ndim == 3 else arr
 
 
 def _thumbnail(im: object) -> object:
@@ -248,6 +251,8 @@ def analyze_image(task: Task) -> ImageRecord:
         except Exception as exc:  # noqa: BLE001
             rec.mask = None
             rec.flags.append(("check_error", f"mask checks: {_describe(exc)}"))
+    if not p.spectral_tier:
+        return rec
     try:
         # The period of the wall: measured under the mask when it fits the image (in source pixels).
         per = periodicity(gray, valid=wall,
