@@ -131,3 +131,28 @@ def test_ray_executor_gives_the_local_pools_flagged_csv(planted, tmp_path):
     b = write_flagged_csv(distributed, tmp_path / "ray.csv").read_text()
     assert a == b and a.count("\n") > 15
     assert [r.path for r in distributed.records] == [r.path for r in local.records]
+
+
+def test_the_cheap_tier_flags_the_same_images_without_the_spectral_tier(planted):
+    from trackdiag.dataset import ScanParams
+
+    root, _ = planted
+    full = scan(root / "images", root / "masks", workers=0, progress=False)
+    cheap = scan(root / "images", root / "masks", workers=0, progress=False,
+                 params=ScanParams(spectral_tier=False))
+    periods = {"tiled_texture", "period_too_small", "period_too_large"}
+    assert {(f.path, f.check) for f in cheap.flags} == {(f.path, f.check) for f in full.flags
+                                                        if f.check not in periods}
+    assert any(f.check == "tiled_texture" for f in full.flags)
+    assert all(r.period_px != r.period_px for r in cheap.records)  # NaN: not measured
+
+
+def test_a_cheap_tier_worker_never_imports_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, trackdiag.dataset.worker as w\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
