@@ -45,6 +45,7 @@ def planted(tmp_path_factory):
     return root, expected
 
 
+@pytest.mark.slow
 def test_a_tar_shard_is_scanned_like_the_folder(planted, tmp_path):
     root, expected = planted
     shards = tmp_path / "shards"
@@ -133,6 +134,7 @@ def test_ray_executor_gives_the_local_pools_flagged_csv(planted, tmp_path):
     assert [r.path for r in distributed.records] == [r.path for r in local.records]
 
 
+@pytest.mark.slow
 def test_the_cheap_tier_flags_the_same_images_without_the_spectral_tier(planted):
     from trackdiag.dataset import ScanParams
 
