@@ -154,6 +154,7 @@ def _train(quick: bool) -> list[dict]:
         row("step", "step_ms_with", mw * 1e3, "ms",
             "trackdiag at defaults (mlflow; tiling/pixel/latent every 100)"),
         row("step", "added_pct", (mw / mo - 1) * 100, "%", "target <= 5"),
+        row("step", "log_mean_ms", statistics.fmean(logs) * 1e3, "ms", "log() on the training thread"),
         row("step", "log_p99_ms", _p99(logs) * 1e3, "ms", "log() on the training thread"),
         row("step", "compute_p99_ms", _p99(computes) * 1e3, "ms",
             "the analyzers' own compute in those calls"),
