@@ -23,7 +23,7 @@ def _thumb(binary: np.ndarray) -> np.ndarray:
     from PIL import Image
 
     im = Image.fromarray(binary.astype(np.uint8) * 255)
-    return np.asarray(im.resize((THUMB, THUMB), Image.BOX), dtype=np.uint8)
+    return np.asarray(im.resize((THUMB, THUMB), Image.Resampling.BOX), dtype=np.uint8)
 
 
 def sobel_magnitude(gray: np.ndarray) -> np.ndarray:
