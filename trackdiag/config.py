@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 from .errors import ConfigError
 
-__all__ = ["TrackdiagConfig", "RunConfig", "WorkerConfig", "config_dir", "compose", "resolve",
+__all__ = ["TrackdiagConfig", "RunConfig", "WorkerConfig", "BudgetConfig", "config_dir", "compose", "resolve",
            "build_component", "flatten"]
 
 ALLOWED_PREFIX = "trackdiag."
@@ -63,6 +63,18 @@ class WorkerConfig:
 
 
 @dataclass
+class BudgetConfig:
+    """Per-call compute limits of ``log()`` (see :mod:`trackdiag.budget` and :mod:`trackdiag.threads`)."""
+
+    #: Most pixels (millions, over the batch) one ``log()`` call analyses: larger images are analysed on
+    #: native-resolution composites (edge strips, centre, mask contour). 0 disables the budget.
+    max_megapixels: float = 1.0
+    #: Torch intra-op threads around trackdiag's own analyzer calls on the CPU, restored afterwards
+    #: (0 = leave the user's setting).
+    intra_op_threads: int = 1
+
+
+@dataclass
 class TrackdiagConfig:
     on_error: str = "warn"
     #: Steps at or below the last step a continued run already holds: "skip" (warn once) or "log" anyway.
@@ -71,6 +83,7 @@ class TrackdiagConfig:
     allow_external_targets: bool = False
     run: RunConfig = field(default_factory=RunConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     backend: dict[str, Any] = field(default_factory=dict)
     analyzer: dict[str, Any] = field(default_factory=dict)
 

@@ -16,6 +16,7 @@ import torch
 from ._version import __version__
 from .analyzers.base import Analyzer, StepInputs
 from .backends.base import Backend, RunInfo
+from .budget import PixelBudget
 from .checks import (
     MIN_SIDE,
     as_float_tensor,
@@ -33,6 +34,7 @@ from .flow import VerdictFlow
 from .policy import ErrorPolicy
 from .render import RenderJob
 from .samples import SAMPLES
+from .threads import intra_op_threads
 from .transfer import exchange, merge_ranks, rank_and_world, strip_maps, to_host
 from .values import metric_key, split_values, table_rows
 from .worker import Record, Worker
@@ -157,6 +159,8 @@ class Session:
                              batch_records=w.spool_batch, batch_ms=w.spool_batch_ms,
                              on_resume=self.cfg.on_resume, renderer=_make_renderer(w.render),
                              figure_wait=self._figure_wait)
+        self._budget = PixelBudget.from_config(self.cfg.get("budget"), report=lambda m, s: self.log_scalars(
+            m, s, prefix="trackdiag/budget/"))
         self._last_step: Optional[int] = None
         self._steps_logged = 0
         self._finished: Optional[FinishSummary] = None
@@ -245,7 +249,7 @@ class Session:
 
         Failures are typed and collected in ``problems`` (judged by the policy after the ranks' exchange)."""
         outputs: dict[str, dict[str, torch.Tensor]] = {}
-        with torch.no_grad():
+        with torch.no_grad(), intra_op_threads(self.cfg.budget.intra_op_threads):
             for analyzer in due:
                 what = f"analyzer {analyzer.name} at step {inputs.step}"
                 try:
@@ -504,7 +508,7 @@ class Session:
             inputs.timesteps = check_timesteps(timesteps, n=n)
         if sample_ids is not None:
             inputs.sample_ids = check_sample_ids(sample_ids, n=n)
-        return inputs
+        return self._budget(inputs)
 
     def _dispatch(self, step: int, analyzers: list[Analyzer], host: Mapping[str, Mapping[str, np.ndarray]],
                   ids: Optional[list[str]]) -> None:

@@ -26,7 +26,8 @@ def to_host(outputs: Nested) -> dict[str, dict[str, np.ndarray]]:
 
     The tensors on one device are flattened into one buffer per kind and copied with one transfer each:
     ``uint8`` tensors (images for the figures) stay ``uint8``, everything else becomes ``float32``. That is
-    one or two transfers per device, then the buffers are split back into their shapes.
+    one or two transfers per device, then the buffers are split back into their shapes. Tensors already on the
+    CPU are copied one by one (no concatenation).
     """
     groups: dict[tuple[torch.device, torch.dtype], list[tuple[str, str, torch.Tensor]]] = {}
     for analyzer, tensors in outputs.items():
@@ -35,7 +36,14 @@ def to_host(outputs: Nested) -> dict[str, dict[str, np.ndarray]]:
             kind = torch.uint8 if t.dtype == torch.uint8 else torch.float32
             groups.setdefault((t.device, kind), []).append((analyzer, key, t))
     host: dict[str, dict[str, np.ndarray]] = {name: {} for name in outputs}
-    for (_device, kind), items in groups.items():
+    for (device, kind), items in groups.items():
+        if device.type == "cpu":
+            # Already on the host: one copy per tensor (a view of user data must not be shared with the
+            # worker), no concatenation and splitting of many small tensors.
+            for analyzer, key, t in items:
+                arr = t.detach() if t.dtype == kind else t.detach().to(kind)
+                host[analyzer][key] = np.array(arr.numpy(), copy=True)
+            continue
         buf = torch.cat([t.detach().reshape(-1).to(kind) for _, _, t in items]).cpu().numpy()
         offset = 0
         for analyzer, key, t in items:

@@ -287,7 +287,9 @@ def pixel_maps(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Te
         pred, target = pred.float(), target.float()
     b, _, h, w = pred.shape
     m = None
-    if mask is not None:
+    if isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and tuple(mask.shape) == (b, 1, h, w):
+        m = mask.to(pred.device)[:, 0]  # already normalised (StepInputs): no second finiteness pass
+    elif mask is not None:
         m = normalize_mask(mask, batch=b, height=h, width=w).to(pred.device)[:, 0]
     delta = pred - target
     diff = delta.abs().mean(dim=1)

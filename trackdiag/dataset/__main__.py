@@ -36,13 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check a folder of training images (and masks) for tiled textures, broken masks, "
                     "brightness/contrast outliers, duplicates and crop bias.",
         epilog="check names: " + ", ".join(CHECKS))
-    parser.add_argument("images", type=Path, help="folder of images (recursive) or one image")
+    parser.add_argument("images", type=Path,
+                        help="folder of images (recursive; .tar webdataset shards included), one image "
+                             "or one shard")
     parser.add_argument("--masks", type=Path, default=None,
                         help="folder of masks with the images' relative paths and stems (any image suffix)")
     parser.add_argument("--report", "--out", dest="report", type=Path, required=True, help="report folder")
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes (default: CPU count, at most 8; 0 = in this process)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-spectral", action="store_true",
+                        help="cheap tier only: photometry, duplicates and masks, no periods "
+                             "(workers without torch)")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="local process pool (default) or Ray Data on the connected cluster "
+                             "(pip install 'trackdiag[ray]')")
     defaults = ScanParams()
     for f in fields(ScanParams):
         if f.name in _FLAGS:
@@ -57,9 +65,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .scan import scan
 
     args = build_parser().parse_args(argv)
-    params = ScanParams(**{name: getattr(args, name) for name in _FLAGS})
+    params = ScanParams(**{name: getattr(args, name) for name in _FLAGS}, spectral_tier=not args.no_spectral)
     try:
-        res = scan(args.images, args.masks, params=params, workers=args.workers, progress=not args.no_progress)
+        res = scan(args.images, args.masks, params=params, workers=args.workers,
+                   progress=not args.no_progress, executor=args.executor)
         index = write_dataset_report(res, args.report)
     except TrackdiagError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -23,43 +23,66 @@ def _thumb(binary: np.ndarray) -> np.ndarray:
     from PIL import Image
 
     im = Image.fromarray(binary.astype(np.uint8) * 255)
-    return np.asarray(im.resize((THUMB, THUMB), Image.BOX), dtype=np.uint8)
+    return np.asarray(im.resize((THUMB, THUMB), Image.Resampling.BOX), dtype=np.uint8)
 
 
 def sobel_magnitude(gray: np.ndarray) -> np.ndarray:
-    """Sobel gradient magnitude of an ``H×W`` float image (scipy.ndimage, reflect padding), same shape."""
-    from scipy import ndimage
+    """Sobel gradient magnitude of an ``H×W`` float image (reflect padding, as ``scipy.ndimage.sobel``).
 
-    g = gray.astype(np.float32, copy=False)
-    return np.hypot(ndimage.sobel(g, axis=1), ndimage.sobel(g, axis=0)) / 8.0
+    Separable numpy slices on one padded copy: the same values as ``scipy.ndimage.sobel`` along each axis,
+    several times faster on the sizes of a dataset scan.
+    """
+    g = np.pad(np.asarray(gray, np.float32), 1, mode="symmetric")
+    sy = g[:-2] + 2.0 * g[1:-1] + g[2:]  # smoothing along y, then difference along x
+    gx = sy[:, 2:] - sy[:, :-2]
+    sx = g[:, :-2] + 2.0 * g[:, 1:-1] + g[:, 2:]  # smoothing along x, then difference along y
+    gy = sx[2:] - sx[:-2]
+    return np.hypot(gx, gy) / 8.0
 
 
-def mask_offset(binary: np.ndarray, edges: np.ndarray, *, max_shift: int = 4, max_points: int = 20000,
-                ) -> tuple[int, int, float]:
+def _inner_border(binary: np.ndarray) -> np.ndarray:
+    """Wall pixels with a non-wall 4-neighbour (the frame counts as wall): ``binary & ~erosion(binary)``."""
+    inner = binary.copy()
+    inner[1:] &= binary[:-1]
+    inner[:-1] &= binary[1:]
+    inner[:, 1:] &= binary[:, :-1]
+    inner[:, :-1] &= binary[:, 1:]
+    return binary & ~inner
+
+
+def mask_offset(binary: np.ndarray, edges: np.ndarray | None = None, *, gray: np.ndarray | None = None,
+                max_shift: int = 4, max_points: int = 4000) -> tuple[int, int, float]:
     """How well the mask border sits on image edges, at every shift within ``±max_shift`` px.
 
     Args:
-        binary: ``H×W`` bool mask; edges: ``H×W`` edge strength of the image (:func:`sobel_magnitude`).
+        binary: ``H×W`` bool mask; edges: ``H×W`` edge strength of the image (:func:`sobel_magnitude`), or
+            ``gray``: the ``H×W`` luma, whose edge strength is then computed only around the border.
 
     Returns:
         ``(dx, dy, gain)``: the shift that puts the border on the strongest edges and
         ``gain = edge(best) / edge(no shift)`` (1.0 when no shift beats the current position, NaN when the
         mask has no inner border away from the frame).
     """
-    from scipy import ndimage
-
-    h, w = binary.shape
-    border = binary & ~ndimage.binary_erosion(binary, border_value=1)
+    border = _inner_border(binary)
     m = max_shift + 1
     border[:m], border[-m:], border[:, :m], border[:, -m:] = False, False, False, False
     ys, xs = np.nonzero(border)
     if ys.size < 16:
         return 0, 0, float("nan")
+    if edges is None:
+        if gray is None:
+            raise ValueError("mask_offset needs edges or gray")
+        # Sobel only on the border's bounding box (± the search and the filter's reach): same values there.
+        pad = max_shift + 2
+        y0, y1 = max(0, int(ys.min()) - pad), min(binary.shape[0], int(ys.max()) + pad + 1)
+        x0, x1 = max(0, int(xs.min()) - pad), min(binary.shape[1], int(xs.max()) + pad + 1)
+        edges = np.zeros(binary.shape, np.float32)
+        edges[y0:y1, x0:x1] = _sobel_window(gray, y0, y1, x0, x1)
     if ys.size > max_points:
         pick = np.linspace(0, ys.size - 1, max_points).astype(np.int64)
         ys, xs = ys[pick], xs[pick]
     shifts = np.arange(-max_shift, max_shift + 1)
-    # (S, S, P) gathers of the edge map at the shifted border points: a few thousand points × 81 shifts.
+    # (S, S, P) gathers of the edge map at the shifted border points: at most 4000 points × 81 shifts.
     scores = edges[ys[None, None, :] + shifts[:, None, None], xs[None, None, :] + shifts[None, :, None]].mean(-1)
     at0 = scores[max_shift, max_shift]
     # Among near-ties (within 2 %) prefer the smallest shift: a straight border is blind to shifts along itself.
@@ -70,6 +93,26 @@ def mask_offset(binary: np.ndarray, edges: np.ndarray, *, max_shift: int = 4, ma
     if best <= at0 * (1 + 1e-6):
         return 0, 0, 1.0
     return int(shifts[ix]), int(shifts[iy]), float(best / max(at0, 1e-12))
+
+
+def _sobel_window(gray: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """:func:`sobel_magnitude` of ``gray`` restricted to ``[y0:y1, x0:x1]`` (computed with a 1-px halo, so the
+    values equal the full image's; reflect padding only where the window touches the frame)."""
+    h, w = gray.shape
+    a0, a1, b0, b1 = max(0, y0 - 1), min(h, y1 + 1), max(0, x0 - 1), min(w, x1 + 1)
+    full = sobel_magnitude(gray[a0:a1, b0:b1])
+    return full[y0 - a0: full.shape[0] - (a1 - y1), x0 - b0: full.shape[1] - (b1 - x1)]
+
+
+def _count_holes(binary: np.ndarray) -> int:
+    """Background components (4-connected, like ``binary_fill_holes``) that do not touch the frame."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(~binary)
+    if n == 0:
+        return 0
+    frame = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    return int(n - np.unique(frame[frame > 0]).size)
 
 
 def mask_record(mask: np.ndarray, *, gray: Optional[np.ndarray] = None, max_shift: int = 4) -> MaskRecord:
@@ -83,23 +126,22 @@ def mask_record(mask: np.ndarray, *, gray: Optional[np.ndarray] = None, max_shif
     m = np.asarray(mask, dtype=np.float32)
     h, w = m.shape
     binary = m > 0.5
-    coverage = float(binary.mean())
-    nonbinary = float(((m > 0.02) & (m < 0.98)).mean())
+    n_wall = int(np.count_nonzero(binary))
+    coverage = n_wall / float(h * w)
+    nonbinary = float(np.count_nonzero((m > 0.02) & (m < 0.98))) / float(h * w)
     eight = np.ones((3, 3), bool)
     _, fragments = ndimage.label(binary, structure=eight)
-    holes_map = ndimage.binary_fill_holes(binary) & ~binary
-    _, holes = ndimage.label(holes_map)
+    holes = _count_holes(binary)
     if coverage > 0:
-        ys, xs = np.nonzero(binary)
-        cx, cy = float((xs.mean() + 0.5) / w), float((ys.mean() + 0.5) / h)
+        cx = float((binary.sum(axis=0) @ (np.arange(w) + 0.5)) / n_wall / w)
+        cy = float((binary.sum(axis=1) @ (np.arange(h) + 0.5)) / n_wall / h)
     else:
         cx = cy = float("nan")
     rec = MaskRecord(width=w, height=h, coverage=coverage, nonbinary_frac=nonbinary, max_value=float(m.max()),
                      fragments=int(fragments), holes=int(holes), centroid_x=cx, centroid_y=cy,
                      thumb=_thumb(binary))
     if gray is not None and gray.shape == m.shape and 0.01 < coverage < 0.99:
-        rec.offset_dx, rec.offset_dy, rec.offset_gain = mask_offset(binary, sobel_magnitude(gray),
-                                                                    max_shift=max_shift)
+        rec.offset_dx, rec.offset_dy, rec.offset_gain = mask_offset(binary, gray=gray, max_shift=max_shift)
     return rec
 
 

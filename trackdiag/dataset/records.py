@@ -129,3 +129,5 @@ class ScanParams:
     train_size: int = 0  # side the crop is resized to for training (0 = crop_size, no resize)
     min_period_px: float = 6.0  # at training resolution
     min_repeats: float = 2.0  # repeats of the period across the crop
+    # tiers
+    spectral_tier: bool = True  # False: photometry, hashes and masks only (no period, no torch in workers)

@@ -24,9 +24,9 @@ from .duplicates import exact_groups, near_groups
 from .masks import inverted_masks
 from .photometry import HIST_BINS, RobustStats, photometry_flags
 from .records import Flag, ImageRecord, ScanParams
-from .worker import Task, analyze_image, init_worker
+from .worker import Source, Task, analyze_image, init_worker
 
-__all__ = ["ScanResult", "iter_images", "mask_index", "scan", "default_workers"]
+__all__ = ["ScanResult", "iter_images", "iter_shard", "mask_index", "scan", "default_workers"]
 
 
 @dataclass
@@ -50,22 +50,82 @@ class ScanResult:
         return len(self.records) / self.elapsed_s if self.elapsed_s > 0 else float("nan")
 
 
+def _image_suffixes() -> frozenset[str]:
+    # trackdiag.io imports torch: only the parent needs the suffixes, workers must not pay for torch.
+
+    return IMAGE_SUFFIXES
+
+
 def _is_image(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES and not name.startswith(".")
+    return os.path.splitext(name)[1].lower() in _image_suffixes() and not name.startswith(".")
 
 
-def iter_images(root: Path, *, exclude: Optional[Path] = None) -> Iterator[Path]:
-    """Image files below ``root`` in sorted path order, walked lazily (``exclude``: a folder to skip)."""
-    if root.is_file():
-        yield root
+def _is_tar(name: str) -> bool:
+    return name.lower().endswith(".tar") and not name.startswith(".")
+
+
+def iter_images(root: Path, *, exclude: Optional[Path] = None, shards: bool = False) -> Iterator[Path]:
+    """Image files below ``root`` in sorted path order, walked lazily (``exclude``: a folder to skip).
+
+    With ``shards``, uncompressed ``.tar`` files (webdataset shards) are yielded too. Only names are looked
+    at here: a FIFO or device named like an image is refused later by the reader, without blocking.
+    """
+    if not root.is_dir():
+        if root.exists():
+            yield root
         return
     excluded = exclude.resolve() if exclude is not None else None
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
                              and (excluded is None or Path(dirpath, d).resolve() != excluded))
         for name in sorted(filenames):
-            if _is_image(name) and is_regular_file(Path(dirpath, name)):  # a FIFO would block the decoder
+            if (_is_image(name) and is_regular_file(Path(dirpath, name))) or (shards and _is_tar(name)):
                 yield Path(dirpath, name)
+
+
+def _member_key(name: str) -> tuple[str, str]:
+    """webdataset's split of a member name: ``dir/000123.mask.png`` → (``dir/000123``, ``mask.png``)."""
+    d, base = os.path.split(name)
+    stem, _, ext = base.partition(".")
+    return (f"{d}/{stem}" if d else stem), ext.lower()
+
+
+#: webdataset extensions of a sample's mask member (``000123.mask.png``, ``000123.seg.png``).
+MASK_EXTS = ("mask", "seg")
+
+
+def iter_shard(tar: Path) -> Iterator[tuple[str, Source, Optional[tuple[str, Source]]]]:
+    """The samples of an uncompressed tar shard: ``(display path, image source, (mask path, source) | None)``.
+
+    Members are read by offset (no unpacking, nothing written to disk). A sample is a webdataset key with an
+    image member (``.jpg``, ``.png`` ...); its mask is the member with the same key and an extension that
+    starts with ``mask.`` or ``seg.``. Non-regular members (links, devices) are ignored.
+
+    Raises:
+        InputFileError: the shard is compressed or not a readable tar.
+    """
+    import tarfile
+
+    images: list[tuple[str, Source]] = []
+    masks: dict[str, tuple[str, Source]] = {}
+    try:
+        with tarfile.open(tar, mode="r:") as tf:
+            for m in tf:
+                if not m.isreg():
+                    continue
+                key, ext = _member_key(m.name)
+                src = Source(str(tar), m.offset_data, m.size)
+                shown = f"{tar}/{m.name}"
+                head, _, tail = ext.partition(".")
+                if head in MASK_EXTS and ("." + tail) in _image_suffixes():
+                    masks.setdefault(key, (shown, src))
+                elif ("." + ext) in _image_suffixes():
+                    images.append((key, src, shown))  # type: ignore[arg-type]
+    except (tarfile.TarError, OSError) as exc:
+        raise InputFileError(f"{tar}: not a readable uncompressed tar shard "
+                             f"({exc.__class__.__name__}: {exc}).") from None
+    for key, src, shown in images:  # type: ignore[misc]
+        yield shown, src, masks.get(key)
 
 
 def mask_index(masks_root: Path) -> dict[str, str]:
@@ -77,6 +137,9 @@ def mask_index(masks_root: Path) -> dict[str, str]:
             index[key] = str(p)
     return index
 
+
+#: Without the spectral tier workers never import torch: a much lighter forkserver.
+_PRELOAD_CHEAP = ["numpy", "PIL.Image", "scipy.ndimage", "imagehash", "trackdiag.dataset.worker"]
 
 #: Imported once by the forkserver, so that workers start in milliseconds instead of importing torch each.
 _PRELOAD = ["numpy", "PIL.Image", "scipy.ndimage", "imagehash", "torch", "trackdiag.spectral",
@@ -90,14 +153,87 @@ def default_workers() -> int:
 def _tasks(root: Path, masks_root: Optional[Path], params: ScanParams) -> Iterator[Task]:
     masks = mask_index(masks_root) if masks_root is not None else None
     base = root if root.is_dir() else root.parent
-    for path in iter_images(root, exclude=masks_root):
+    for path in iter_images(root, exclude=masks_root, shards=True):
+        if _is_tar(path.name):
+            stem = path.relative_to(base).with_suffix("").as_posix()
+            try:
+                for shown, src, in_shard in iter_shard(path):
+                    mask_path, mask_src = in_shard if in_shard is not None else (None, None)
+                    if mask_path is None and masks is not None:
+                        key = f"{stem}/{_member_key(shown[len(str(path)) + 1:])[0]}"
+                        mask_path = masks.get(key)
+                    yield Task(shown, mask_path, masks is not None or in_shard is not None, params,
+                               source=src, mask_source=mask_src)
+            except InputFileError as exc:
+                yield Task(str(path), None, False, params, error=str(exc))
+            continue
         mask = None
         if masks is not None:
             mask = masks.get(path.relative_to(base).with_suffix("").as_posix())
         yield Task(str(path), mask, masks is not None, params)
 
 
-def _records(tasks: Iterator[Task], workers: int, total: int) -> Iterator[ImageRecord]:
+def _count(root: Path, masks_root: Optional[Path]) -> int:
+    """Images to scan: image files, plus the image members of tar shards (their headers are read)."""
+    n = 0
+    for path in iter_images(root, exclude=masks_root, shards=True):
+        if _is_tar(path.name):
+            try:
+                n += sum(1 for _ in iter_shard(path))
+            except InputFileError:
+                n += 1  # reported as one corrupt entry
+        else:
+            n += 1
+    return n
+
+
+def _ray_analyze(row: dict[str, Any]) -> dict[str, Any]:
+    """Ray Data map function: one pickled Task in, one pickled ImageRecord out (index kept for the order)."""
+    import pickle
+
+    global _RAY_READY
+    if not _RAY_READY:
+        init_worker()
+        _RAY_READY = True
+    rec = analyze_image(pickle.loads(row["task"]))
+    return {"i": row["i"], "rec": pickle.dumps(rec)}
+
+
+_RAY_READY = False
+
+
+def _ray_records(tasks: Iterator[Task]) -> Iterator[ImageRecord]:
+    """Per-image work as a Ray Data pipeline (``pip install 'trackdiag[ray]'``), records in path order.
+
+    Uses the Ray cluster this process is connected to (``ray.init(address=...)`` first), else starts a local
+    one. Every node must see the image paths (a shared file system). Records are small; they are collected
+    and put back in the walk order, so ``flagged.csv`` is the same as with the local pool.
+    """
+    import pickle
+
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        from ..errors import MissingDependencyError
+
+        raise MissingDependencyError("ray", "ray", "the Ray Data executor") from None
+    if not ray.is_initialized():
+        ray.init(ignore_reinit_error=True, log_to_driver=False)
+    items = [{"i": i, "task": pickle.dumps(t)} for i, t in enumerate(tasks)]
+    if not items:
+        return
+    ds = ray.data.from_items(items).map(_ray_analyze)
+    done = sorted(ds.iter_rows(), key=lambda r: int(r["i"]))
+    for r in done:
+        yield pickle.loads(r["rec"])
+
+
+def _records(tasks: Iterator[Task], workers: int, total: int, executor: str = "local",
+             tasks_need_torch: bool = True) -> Iterator[ImageRecord]:
+    if executor == "ray":
+        yield from _ray_records(tasks)
+        return
     if workers <= 1:
         # Per-image tensors are small: torch's intra-op threads only add overhead (5× slower measured on a
         # busy 2-core machine). Scoped to this loop, the caller's setting is restored afterwards.
@@ -116,20 +252,23 @@ def _records(tasks: Iterator[Task], workers: int, total: int) -> Iterator[ImageR
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(_PRELOAD)
+        ctx.set_forkserver_preload(_PRELOAD if tasks_need_torch else _PRELOAD_CHEAP)
     chunk = max(1, min(16, total // (workers * 8) or 1))
     with ctx.Pool(workers, initializer=init_worker) as pool:
         yield from pool.imap(analyze_image, tasks, chunksize=chunk)
 
 
 def scan(images: str | Path, masks: str | Path | None = None, *, params: Optional[ScanParams] = None,
-         workers: Optional[int] = None, progress: bool = True) -> ScanResult:
+         workers: Optional[int] = None, progress: bool = True, executor: str = "local") -> ScanResult:
     """Run every dataset check on the images below ``images`` (masks paired from ``masks``, see docs).
 
     Args:
-        images: a folder (walked recursively) or one image file.
+        images: a folder (walked recursively; uncompressed ``.tar`` webdataset shards in it are read
+            member by member), one image file or one ``.tar`` shard.
         masks: a folder whose files have the images' relative paths and stems (any image suffix).
         workers: worker processes (default: CPU count, at most 8); 0 or 1 runs in this process.
+        executor: ``"local"`` (this machine's process pool) or ``"ray"`` (Ray Data on the connected
+            cluster; ``workers`` is then ignored). Both give the same records and flags.
 
     Raises:
         InputFileError: ``images`` or ``masks`` does not exist.
@@ -142,10 +281,12 @@ def scan(images: str | Path, masks: str | Path | None = None, *, params: Optiona
     masks_root = Path(masks) if masks is not None else None
     if masks_root is not None and not masks_root.is_dir():
         raise InputFileError(f"--masks {masks_root}: not a folder (give the folder that holds the masks).")
+    if executor not in ("local", "ray"):
+        raise InputValueError(f"executor must be 'local' or 'ray'; got {executor!r}.")
     workers = default_workers() if workers is None else int(workers)
-    total = sum(1 for _ in iter_images(root, exclude=masks_root))
+    total = _count(root, masks_root)
     if total == 0:
-        raise InputValueError(f"{root}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+        raise InputValueError(f"{root}: no image files ({', '.join(sorted(_image_suffixes()))}).")
     t0 = time.perf_counter()
     bar: Any = None
     if progress:
@@ -155,7 +296,7 @@ def scan(images: str | Path, masks: str | Path | None = None, *, params: Optiona
     records: list[ImageRecord] = []
     hist = np.zeros(HIST_BINS, np.int64)
     try:
-        for rec in _records(_tasks(root, masks_root, p), workers, total):
+        for rec in _records(_tasks(root, masks_root, p), workers, total, executor, p.spectral_tier):
             if rec.luma_hist is not None:
                 hist += rec.luma_hist
                 rec.luma_hist = None

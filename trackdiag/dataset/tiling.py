@@ -83,26 +83,39 @@ def _candidate_shifts(period: float, limit: int) -> list[int]:
 
 
 def repetition(gray: np.ndarray, period: float, *, valid: Optional[np.ndarray] = None,
-               threshold: float = 0.97, margin: float = 0.2) -> tuple[float, tuple[int, int]]:
+               threshold: float = 0.97, margin: float = 0.2, screen_pairs: int = 2048
+               ) -> tuple[float, tuple[int, int]]:
     """Best self-similarity of ``gray`` under an axis shift related to ``period``, and that shift.
 
     A shift whose half shift matches as well (within ``margin``) is degenerate (the region is constant along
-    that axis) and is left out when it reaches ``threshold``.
+    that axis) and is left out when it reaches ``threshold``. Every candidate shift is first screened on about
+    ``screen_pairs`` pixel pairs; only the best one and those that come within 0.15 of ``threshold`` are
+    measured on the full sample (an exact repetition scores 1 on any subsample).
     """
     h, w = gray.shape
-    best, where = float("nan"), (0, 0)
+    cands: list[tuple[float, int, int]] = []
     for axis, limit in ((0, w // 2), (1, h // 2)):
         for s in _candidate_shifts(period, limit):
             dx, dy = (s, 0) if axis == 0 else (0, s)
-            sim = shift_similarity(gray, dx, dy, valid=valid)
-            if not math.isfinite(sim) or sim <= best:
+            sim = shift_similarity(gray, dx, dy, valid=valid, max_pairs=screen_pairs)
+            if math.isfinite(sim):
+                cands.append((sim, dx, dy))
+    if not cands:
+        return float("nan"), (0, 0)
+    # In the order tried (smaller shifts first, as without the screen: ties keep the first one).
+    refine = [c for c in cands if c[0] >= threshold - 0.15] or [max(cands, key=lambda c: c[0])]
+    best, where = float("nan"), (0, 0)
+    for _, dx, dy in refine:
+        sim = shift_similarity(gray, dx, dy, valid=valid)
+        if not math.isfinite(sim) or sim <= best:
+            continue
+        if sim >= threshold:
+            s = dx or dy
+            hx, hy = (max(1, s // 2), 0) if dx else (0, max(1, s // 2))
+            half = shift_similarity(gray, hx, hy, valid=valid)
+            if math.isfinite(half) and half > sim - margin:
                 continue
-            if sim >= threshold:
-                hx, hy = (max(1, s // 2), 0) if axis == 0 else (0, max(1, s // 2))
-                half = shift_similarity(gray, hx, hy, valid=valid)
-                if math.isfinite(half) and half > sim - margin:
-                    continue
-            best, where = sim, (dx, dy)
+        best, where = sim, (dx, dy)
     return best, where
 
 

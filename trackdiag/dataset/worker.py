@@ -6,7 +6,12 @@ broken file never stops a scan of thousands.
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
+import re
+import stat
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
@@ -15,15 +20,71 @@ import numpy as np
 from ..errors import InputFileError
 from .records import ImageRecord, ScanParams
 
-__all__ = ["Task", "analyze_image", "init_worker"]
+__all__ = ["Source", "Task", "analyze_image", "init_worker", "read_source"]
+
+
+#: Largest file (or tar member) a scan reads: anything bigger is reported, not decoded.
+MAX_FILE_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an image's bytes are: a whole regular file (``offset < 0``), or ``size`` bytes at ``offset`` of
+    an uncompressed tar shard (a webdataset member, read directly without unpacking)."""
+
+    file: str
+    offset: int = -1
+    size: int = -1
 
 
 @dataclass(frozen=True)
 class Task:
-    path: str
+    path: str  # what flagged.csv shows: a file path, or ``shard.tar/member`` for a tar member
     mask_path: Optional[str]
     mask_expected: bool  # --masks was given (a missing mask is then flagged)
     params: ScanParams
+    source: Optional[Source] = None  # None: the file ``path``
+    mask_source: Optional[Source] = None  # None: the file ``mask_path``
+    error: Optional[str] = None  # found while listing (e.g. an unreadable tar shard): reported as corrupt
+
+
+def read_source(src: Source, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file or of a tar member, without ever blocking on a special file.
+
+    The file is opened non-blocking and checked with ``fstat`` on the open descriptor: a FIFO, socket or
+    device (also behind a symlink) is refused before anything is read, so a scan cannot hang on one.
+
+    Raises:
+        InputFileError: not a regular file, too large, truncated, or unreadable.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(src.file, flags)
+    except OSError as exc:
+        raise InputFileError(f"{src.file}: cannot open ({exc.strerror or exc}).") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputFileError(f"{src.file}: not a regular file (FIFO, socket or device); not read.")
+        n = st.st_size if src.offset < 0 else src.size
+        if n > max_bytes:
+            raise InputFileError(f"{src.file}: {n} bytes, more than the {max_bytes} a scan reads per image.")
+        if src.offset >= 0:
+            if src.offset + n > st.st_size:
+                raise InputFileError(f"{src.file}: tar member at {src.offset} runs past the end of the file.")
+            os.lseek(fd, src.offset, os.SEEK_SET)
+        chunks, got = [], 0
+        while got < n:
+            b = os.read(fd, min(n - got, 1 << 24))
+            if not b:
+                break
+            chunks.append(b)
+            got += len(b)
+        if got < n:
+            raise InputFileError(f"{src.file}: truncated ({got} of {n} bytes).")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def init_worker() -> None:
@@ -31,13 +92,9 @@ def init_worker() -> None:
 
     Only worker processes are touched; the caller's process keeps its thread settings.
     """
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # read by torch when a worker first imports it
+    if "torch" in sys.modules:  # preloaded by the forkserver (the spectral tier needs it)
+        sys.modules["torch"].set_num_threads(1)
     try:  # BLAS pools were sized when numpy was imported (in the forkserver): shrink them if we can.
         from threadpoolctl import threadpool_limits
 
@@ -47,12 +104,35 @@ def init_worker() -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().replace("\n", " ")
+    # Decoders read from memory: name no in-memory object (its address differs from run to run).
+    text = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(exc).strip().replace("\n", " "))
     return f"{exc.__class__.__name__}: {text}"[:300]
 
 
-def _open_rgb(path: str) -> tuple[object, np.ndarray]:
-    """Decode fully (truncated files fail here, not later). Returns an 8-bit L/RGB PIL image and its array.
+def draft_scale(width: int, height: int, params: ScanParams) -> int:
+    """The JPEG draft scale (1, 2, 4 or 8) at which every check still sees what it needs.
+
+    The smallest period that matters is ``min_period_px`` at the *training* resolution, i.e.
+    ``min_period_px · crop / train`` source pixels; decoding at 1/k keeps it ≥ 4 px when
+    ``k ≤ min_period_px · crop / train / 4``. With the defaults (no resize for training) that is 1: full
+    decode. Datasets of large photos trained at a smaller size decode at 1/2..1/8, several times faster.
+    """
+    crop = float(params.crop_size or min(width, height))
+    train = float(params.train_size or crop)
+    if train <= 0 or crop <= 0:
+        return 1
+    limit = params.min_period_px * crop / train / 4.0
+    k = 1
+    for cand in (2, 4, 8):
+        if cand <= limit and min(width, height) // cand >= 64:
+            k = cand
+    return k
+
+
+def _open_rgb(data: bytes, params: Optional[ScanParams] = None, *, name: str = "image"
+              ) -> tuple[object, np.ndarray, tuple[int, int], int]:
+    """Decode (truncated files fail here, not later): an 8-bit L/RGB PIL image, its array, the file's own
+    ``(width, height)`` and the draft scale ``k`` (JPEG decoded at 1/k, see :func:`draft_scale`).
 
     16-bit and float images are scaled to 8 bits by their range (as :func:`trackdiag.io.load_image` does),
     not clipped; other modes (palette, RGBA, CMYK ...) are converted to RGB.
@@ -61,8 +141,15 @@ def _open_rgb(path: str) -> tuple[object, np.ndarray]:
 
     from ..io import check_image_header
 
-    with Image.open(path) as im:
-        check_image_header(im, path)  # a header that claims 50000×50000 is refused before decoding
+    with Image.open(io.BytesIO(data)) as im:
+        check_image_header(im, name)  # a header that claims 50000×50000 is refused before decoding
+        size = im.size
+        k = 1
+        if params is not None and im.format == "JPEG":
+            k = draft_scale(size[0], size[1], params)
+            if k > 1:
+                im.draft(im.mode if im.mode in ("L", "RGB") else "RGB", (size[0] // k, size[1] // k))
+                k = max(1, round(size[0] / im.size[0]))
         im.load()
         if im.mode in ("L", "RGB"):
             im = im.copy()
@@ -72,31 +159,64 @@ def _open_rgb(path: str) -> tuple[object, np.ndarray]:
             im = Image.fromarray((np.clip(arr / top, 0, 1) * 255).round().astype(np.uint8))
         else:
             im = im.convert("RGB")
-    return im, np.asarray(im)
+    return im, np.asarray(im), size, k
 
 
-def _load_mask(path: str) -> np.ndarray:
-    from ..io import load_mask
+def _reduce_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A float mask box-averaged onto ``shape`` (the draft-decoded image's size)."""
+    from PIL import Image
 
-    return load_mask(path, name=path).numpy()
+    im = Image.fromarray(np.asarray(mask, np.float32), mode="F")
+    return np.asarray(im.resize((shape[1], shape[0]), Image.Resampling.BOX), dtype=np.float32)
+
+
+def _load_mask(data: bytes, name: str) -> np.ndarray:
+    """``H×W`` float32 in [0, 1] like :func:`trackdiag.io.load_mask` (16-bit by range, colour averaged),
+    without importing torch."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float32)
+                arr = arr / (65535.0 if arr.max() > 255 else 255.0)
+            else:
+                if im.mode not in ("L", "RGB"):
+                    im = im.convert("RGB")
+                arr = np.asarray(im, dtype=np.float32) / 255.0
+    except Exception as exc:  # noqa: BLE001 - any decoder failure
+        raise InputFileError(f"{name}: cannot decode image ({_describe(exc)}).") from None
+    return arr.mean(axis=2) if arr.ndim == 3 else arr
+
+
+def _thumbnail(im: object) -> object:
+    """The cheap tier's view for the perceptual hash: a box-reduced copy (≥ 64 px on the short side)."""
+    w, h = im.size  # type: ignore[attr-defined]
+    k = max(1, min(w, h) // 128)
+    return im.reduce(k) if k > 1 else im  # type: ignore[attr-defined]
 
 
 def analyze_image(task: Task) -> ImageRecord:
     """Everything measured on one image (and its mask). Never raises for a bad file."""
     from .duplicates import content_hash, perceptual_hash
-    from .masks import mask_flags, mask_record
+    from .masks import mask_flags, mask_offset, mask_record
     from .photometry import image_stats, luma
     from .tiling import period_flags, periodicity
 
     p = task.params
     rec = ImageRecord(path=task.path, mask_path=task.mask_path)
+    if task.error is not None:
+        rec.error = task.error
+        rec.flags.append(("corrupt", rec.error))
+        return rec
     try:
-        im, pixels = _open_rgb(task.path)
+        im, pixels, (full_w, full_h), k = _open_rgb(read_source(task.source or Source(task.path)), p, name=str(task.path))
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a corrupt file, reported, not fatal
         rec.error = _describe(exc)
         rec.flags.append(("corrupt", rec.error))
         return rec
-    rec.height, rec.width = pixels.shape[:2]
+    rec.height, rec.width = full_h, full_w
     if min(rec.height, rec.width) < 8:
         rec.error = f"image is {rec.width}×{rec.height} px; too small to analyse (at least 8×8)"
         rec.flags.append(("corrupt", rec.error))
@@ -105,7 +225,7 @@ def analyze_image(task: Task) -> ImageRecord:
     rec.brightness, rec.contrast, rec.luma_hist = image_stats(gray)
     rec.content_hash = content_hash(pixels)
     try:
-        rec.phash = perceptual_hash(im)
+        rec.phash = perceptual_hash(_thumbnail(im))
     except Exception as exc:  # noqa: BLE001
         rec.flags.append(("corrupt", f"perceptual hash failed ({_describe(exc)})"))
     del im, pixels
@@ -115,23 +235,35 @@ def analyze_image(task: Task) -> ImageRecord:
             rec.flags.append(("mask_missing", "no mask with the same relative path and stem under --masks"))
     else:
         try:
-            mask = _load_mask(task.mask_path)
+            mask = _load_mask(read_source(task.mask_source or Source(task.mask_path)), task.mask_path)
         except InputFileError as exc:
             rec.flags.append(("mask_unreadable", str(exc)[:300]))
         except Exception as exc:  # noqa: BLE001
             rec.flags.append(("mask_unreadable", f"{task.mask_path}: {_describe(exc)}"))
-    same = mask is not None and mask.shape == gray.shape
+    # The mask's own checks at its resolution; the offset and the period on the (draft-decoded) image's grid.
+    wall: Optional[np.ndarray] = None  # the wall on the decoded image's grid, when the mask fits the image
+    if mask is not None and mask.shape == (full_h, full_w):
+        wall = (mask if k == 1 else _reduce_mask(mask, (gray.shape[0], gray.shape[1]))) > 0.5
     if mask is not None:
         try:
-            rec.mask = mask_record(mask, gray=gray if same else None, max_shift=p.max_offset_px)
+            rec.mask = mask_record(mask, max_shift=p.max_offset_px)
+            if wall is not None and 0.01 < rec.mask.coverage < 0.99:
+                dx, dy, gain = mask_offset(wall, gray=gray, max_shift=p.max_offset_px)
+                rec.mask.offset_dx, rec.mask.offset_dy, rec.mask.offset_gain = dx * k, dy * k, gain
             rec.flags.extend(mask_flags(rec.mask, image_size=(rec.width, rec.height), params=p))
         except Exception as exc:  # noqa: BLE001
             rec.mask = None
             rec.flags.append(("check_error", f"mask checks: {_describe(exc)}"))
+    if not p.spectral_tier:
+        return rec
     try:
-        # The period of the wall: measured under the mask when it fits the image.
-        per = periodicity(gray, valid=(mask > 0.5) if same else None, max_side=p.analysis_max_side,
+        # The period of the wall: measured under the mask when it fits the image (in source pixels).
+        per = periodicity(gray, valid=wall,
+                          max_side=max(8, p.analysis_max_side // k),
                           tiled_similarity=p.tiled_similarity, tiled_margin=p.tiled_margin)
+        if k > 1:
+            per = dataclasses.replace(per, period_px=per.period_px * k,
+                                      shift=(per.shift[0] * k, per.shift[1] * k))
         rec.period_px, rec.period_score, rec.repeat_similarity, rec.repeat_shift = (
             per.period_px, per.score, per.similarity, per.shift)
         rec.flags.extend(period_flags(per, image_size=(rec.width, rec.height), params=p))
