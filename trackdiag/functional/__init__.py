@@ -1,0 +1,1 @@
+"""Pure tensor math shared by analyzers (no state, no I/O)."""
