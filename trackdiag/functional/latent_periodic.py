@@ -25,6 +25,7 @@ analyzer's lattice and grid estimators do on images; they could share this modul
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -115,11 +116,13 @@ def whitened_spectrum(x: torch.Tensor, *, detrend_order: int = 2) -> WhiteSpectr
     return WhiteSpectrum(power, ratio, expected, ky, kx, radius, total)
 
 
+@functools.lru_cache(maxsize=256)
 def gamma_threshold(mean_of: int, p: float) -> float:
     """Upper ``p`` quantile of the mean of ``mean_of`` independent Exp(1) variables (a Gamma law)."""
-    from scipy.stats import gamma
+    from scipy.special import gammainccinv
 
-    return float(gamma.isf(p, a=max(1, int(mean_of)), scale=1.0 / max(1, int(mean_of))))
+    n = max(1, int(mean_of))
+    return float(gammainccinv(n, p) / n)
 
 
 @dataclass
@@ -148,31 +151,29 @@ class PeriodicFinding:
         return self.kind != "none"
 
 
+def _box_sum(x: torch.Tensor, ky: int, kx: int) -> torch.Tensor:
+    """Circular box sums of ``x`` (N×h×w) over ``ky×kx`` windows centred on each bin."""
+    pad = F.pad(x[:, None], (kx // 2, kx // 2, ky // 2, ky // 2), mode="circular")
+    return F.avg_pool2d(pad, (ky, kx), stride=1)[:, 0] * float(ky * kx)
+
+
 def local_background(power: torch.Tensor, *, size: int = 7, line: int = 13) -> torch.Tensor:
-    """Median power around each bin over ``ln 2``; ``N×h×w`` → ``N×h×w`` (circular at the borders).
+    """Mean power around each bin; ``N×h×w`` → ``N×h×w`` (circular at the borders).
 
     Off the axes: the ``size×size`` neighbourhood without its central 3×3 (a peak's main lobe under a Hann
     window). On the axis lines (``|kx| <= 1`` or ``|ky| <= 1``, where stripes raise every bin): the same
     line's bins within ``line // 2`` without the central 3, so that a raised line (stripes) is not a peak
-    while a periodic peak on it (a grid's lines) still is.
+    while a periodic peak on it (a grid's lines) still is. Box sums: one pass, no sorting.
     """
     n, h, w = power.shape
-    k = int(size)
-    pad = F.pad(power[:, None], (k // 2,) * 4, mode="circular")
-    patches = F.unfold(pad, k)  # N×k²×(h·w)
-    ring = [i * k + j for i in range(k) for j in range(k) if max(abs(i - k // 2), abs(j - k // 2)) > 1]
-    out = patches[:, ring].median(dim=1).values.reshape(n, h, w)
-    r = int(line) // 2
-    keep = [i for i in range(2 * r + 1) if abs(i - r) > 1]
-    along_y = F.unfold(F.pad(power[:, None], (0, 0, r, r), mode="circular"), (2 * r + 1, 1))
-    along_y = along_y[:, keep].median(dim=1).values.reshape(n, h, w)  # neighbours along ky
-    along_x = F.unfold(F.pad(power[:, None], (r, r, 0, 0), mode="circular"), (1, 2 * r + 1))
-    along_x = along_x[:, keep].median(dim=1).values.reshape(n, h, w)
+    k, r = int(size), int(line)
+    out = (_box_sum(power, k, k) - _box_sum(power, 3, 3)) / float(k * k - 9)
+    along_y = (_box_sum(power, r, 1) - _box_sum(power, 3, 1)) / float(r - 3)
+    along_x = (_box_sum(power, 1, r) - _box_sum(power, 1, 3)) / float(r - 3)
     ky = torch.fft.fftfreq(h, d=1.0 / h, device=power.device).round().abs()[:, None].expand(h, w)
     kx = torch.fft.fftfreq(w, d=1.0 / w, device=power.device).round().abs()[None, :].expand(h, w)
     out = torch.where(kx <= 1, along_y, out)  # the row-stripe line runs along ky
-    out = torch.where(ky <= 1, along_x, out)
-    return out / _LN2
+    return torch.where(ky <= 1, along_x, out)
 
 
 def prominence(spec: WhiteSpectrum) -> torch.Tensor:
