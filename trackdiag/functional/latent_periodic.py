@@ -109,6 +109,11 @@ def whitened_spectrum(x: torch.Tensor, *, detrend_order: int = 2) -> WhiteSpectr
         raise ValueError(f"image {h}×{w} too small for a whitened spectrum")
     nearest = good[(idx[:, None] - good[None, :]).abs().argmin(dim=1)]
     bg = bg[:, nearest]
+    # beyond the inscribed circle the rings are incomplete (a few bins around the corners, where one peak's
+    # leakage is most of the ring): never above the last complete ring's level
+    full = min(h, w) // 2
+    if nring > full + 1:
+        bg[:, full + 1:] = torch.minimum(bg[:, full + 1:], bg[:, full: full + 1])
     expected = bg[:, ring_f].reshape(n, h, w).clamp_min(1e-30)
     ratio = power / expected
     ratio[:, 0, 0] = 0.0
@@ -223,7 +228,7 @@ def periodic_peaks_from(prom: torch.Tensor, share_map: torch.Tensor, *, samples:
     thr = gamma_threshold(samples, p_bin)
     half = (ky > 0) | ((ky == 0) & (kx > 0))
     if h % 2 == 0:
-        half = half | ((ky == -(h // 2)) & (kx >= 0))
+        half = half | (ky == -(h // 2))  # the Nyquist row (its mirror is itself)
     search = half & (radius * max(h, w) >= min_cycles - 1e-6)
     padded = F.pad(prom[:, None], (1, 1, 1, 1), mode="circular")
     local_max = prom >= F.max_pool2d(padded, 3, stride=1)[:, 0]
