@@ -522,6 +522,7 @@ class PixelAnalyzer(Analyzer):
                              "mean_score": c.mean_score, "peak_score": c.peak_score, "energy": c.energy,
                              "axis": c.axis})
         bands_r = host.get(MAP_PREFIX + "band_rows")
+        band_count = {"rows": 0, "cols": 0}
         if bands_r is not None:
             bands_c = np.asarray(host[MAP_PREFIX + "band_cols"])
             zlim = np.asarray(host.get("band_z", np.full(len(bands_r), 8.0)), dtype=np.float64).reshape(-1)
@@ -530,6 +531,7 @@ class PixelAnalyzer(Analyzer):
                 for c in band_components(np.asarray(bands_r[i]), np.asarray(bands_c[i]), float(zlim[i]),
                                          height=h, width=w):
                     per_sample[i].append(c)
+                    band_count[c.axis] += 1
                     rows.append({"step": step, "sample": sid, "index": i, "x0": c.x0, "y0": c.y0, "x1": c.x1,
                                  "y1": c.y1, "area_px": c.area_px, "mean_score": c.mean_score,
                                  "peak_score": c.peak_score, "energy": c.energy, "axis": c.axis})
@@ -544,6 +546,9 @@ class PixelAnalyzer(Analyzer):
             "anomaly_col_energy_frac": col_frac,
             "anomaly_aligned_energy_frac": row_frac + col_frac,
         })
+        if bands_r is not None:
+            metrics["band_rows_count"] = float(band_count["rows"])
+            metrics["band_cols_count"] = float(band_count["cols"])
         hint = "none"
         if everything and max(row_frac, col_frac) >= 0.5:
             hint = "rows" if row_frac >= col_frac else "cols"
@@ -613,10 +618,11 @@ def pixel_rules(summary: Mapping[str, Any]) -> list[Verdict]:
     for key, code, axis in (("anomaly_row_energy_frac", "pixel_rows", "rows"),
                             ("anomaly_col_energy_frac", "pixel_cols", "columns")):
         frac = g(key)
-        if math.isfinite(frac) and frac >= ALIGNED_FRAC:
+        bands = g(f"band_{code.split('_')[1]}_count")
+        if (math.isfinite(frac) and frac >= ALIGNED_FRAC) or (math.isfinite(bands) and bands > 0):
             out.append(Verdict(
                 code=code, severity="warn", title=f"Errors cluster along {axis}",
-                evidence={key: frac, "anomaly_count": g("anomaly_count")},
+                evidence={key: frac, "anomaly_count": g("anomaly_count"), "bands": bands},
                 fix="Typical causes: batch-norm imbalance, periodicity in the latents, augmentations that create "
                     "a regular pattern, transposed-conv upsampling; see the tiling and latent sections."))
     count = g("anomaly_count")
