@@ -64,6 +64,7 @@ def test_stripes_found_with_channel_and_axis(share):
     assert hits / n >= 0.9, (share, hits)
 
 
+@pytest.mark.slow
 def test_smooth_gradient_is_not_stripes():
     rng = np.random.default_rng(SEED + 1)
     flagged = 0
