@@ -94,19 +94,21 @@ def test_clean_latents_raise_no_flag():
         assert res.metrics["flag_count"] == 0
     m = res.metrics
     assert abs(m["out/std_mean"] - 1.0) < 0.05 and abs(m["out/c0/kurtosis"]) < 0.2
-    assert m["out/periodic_channels"] == 0 and m["out/stripe_rows_max"] < 0.05
+    assert m["out/periodic_channels"] == 0 and m["out/stripe_rows_max"] < 0.05 and m["out/stripe_excess"] < 0.025
 
 
 def test_planted_stripes_are_flagged_with_their_axis():
     an = LatentAnalyzer()
     lat = clean_batch(3)
-    bands = torch.tensor([1.0, 1.0, -1.0, -1.0]).repeat(H // 4)
+    # aperiodic row offsets (a 4-row square wave is a periodic pattern and is reported as such)
+    bands = torch.randn(H, generator=torch.Generator().manual_seed(33))
     lat["out"][:, 2] += 0.8 * bands[None, :, None]                          # horizontal stripes in channel 2
     res = run(an, lat, 0)
     assert flags(res) == {"stripes"} and flags(res, "in") == set()   # stripes are not also "periodic"
     ev = [e for e in res.tables["events"] if e["kind"] == "stripes"]
     assert ev[0]["channel"] == 2 and "rows" in ev[0]["detail"]
     assert res.metrics["out/c2/stripe_rows"] > 0.3 > res.metrics["out/c2/stripe_cols"]
+    assert res.metrics["out/c2/stripe_rows_excess"] > 0.1
     lat = clean_batch(4)
     lat["in"][:, 0] += 0.8 * bands[None, None, :]                    # vertical stripes before the UNet
     res = run(LatentAnalyzer(), lat, 0)
@@ -123,9 +125,10 @@ def test_planted_periodicity_is_found_at_its_period():
     lat["out"][:, 1] = 0.5 * lat["out"][:, 1] + grid
     res = run(LatentAnalyzer(), lat, 0)
     assert flags(res) == {"periodic"} and flags(res, "in") == set()
-    assert res.metrics["out/c1/period_px"] == pytest.approx(8.0 / math.sqrt(2.0), rel=0.05)
-    assert res.metrics["out/c1/period_score"] > LatentParams().period_score_threshold
-    assert res.metrics["out/c0/period_score"] < LatentParams().period_score_threshold   # clean channel
+    # the cell period of the 8-px tile lattice (its peaks are the diagonal waves at 8/sqrt(2))
+    assert res.metrics["out/c1/period_px"] == pytest.approx(8.0, rel=0.05)
+    assert res.metrics["out/c1/periodic_excess"] > 1.0
+    assert res.metrics["out/c0/periodic_excess"] < 1.0   # clean channel
     assert res.metrics["out/periodic_channels"] == 1
 
 
@@ -140,7 +143,7 @@ def test_drift_is_flagged_when_the_distribution_jumps():
         if "drift" in flags(res):
             drift_steps.append(step)
         assert "drift" not in flags(res, "in")
-    assert drift_steps and drift_steps[0] == 18 and max(drift_steps) < 25, drift_steps
+    assert drift_steps and 18 <= drift_steps[0] <= 19 and min(drift_steps) >= 18, drift_steps
     assert channel_drift(np.zeros(4), np.ones(4), np.zeros(4), np.ones(4)) == 0.0
     assert channel_drift(np.ones(4), np.ones(4), np.zeros(4), np.ones(4)) == pytest.approx(1.0)
 
@@ -160,7 +163,7 @@ def test_drift_state_survives_resume():
     seq = [clean_batch(200 + i, names=("out",), size=32) for i in range(20)]
     for lat in seq[14:]:
         lat["out"] = lat["out"] + 0.5
-    ref = [run(whole, lat, i).metrics["out/drift"] for i, lat in enumerate(seq)]
+    ref = [run(whole, lat, i).metrics["out/drift_p"] for i, lat in enumerate(seq)]
     for i, lat in enumerate(seq[:10]):
         run(first, lat, i)
     buf = io.BytesIO()
@@ -168,9 +171,9 @@ def test_drift_state_survives_resume():
     buf.seek(0)
     second = LatentAnalyzer()
     second.load_state_dict(torch.load(buf, weights_only=True))
-    got = [run(second, lat, 10 + i).metrics["out/drift"] for i, lat in enumerate(seq[10:])]
+    got = [run(second, lat, 10 + i).metrics["out/drift_p"] for i, lat in enumerate(seq[10:])]
     np.testing.assert_allclose(got, ref[10:], rtol=1e-12)
-    assert max(ref[14:16]) > 3 * max(ref[1:14])                             # the shift is in the resumed part
+    assert min(ref[14:16]) < 1e-6 < min(ref[9:14])                           # the shift is in the resumed part
 
 
 def test_compute_outputs_and_render():
@@ -178,7 +181,8 @@ def test_compute_outputs_and_render():
     lat = clean_batch(7)
     out = an.compute(StepInputs(step=0, latents=lat))
     assert out["out/mean"].shape == (B, C) and out["out/nonfinite"].shape == (B,)
-    assert out["map/out"].shape == (C, H, W) and out["out/period_px"].shape == (B, C)
+    assert out["map/out"].shape == (C, H, W) and out["out/stripe_rows_excess"].shape == (B, C)
+    assert out["out/prom"].shape == (B, C + 1, H, W)
     res = an.summarize(0, {k: v.numpy() for k, v in out.items()})
     figs = an.render(res)
     assert {"in/channels", "out/channels", "out/channel_stats"} <= set(figs)

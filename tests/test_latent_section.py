@@ -101,7 +101,8 @@ def test_cli_mixes_logdir_and_latents_in_one_report(tmp_path):
     root = tmp_path / "lat"
     root.mkdir()
     yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
-    lattice = 2 * torch.cos(math.pi * xx / 4) * torch.cos(math.pi * yy / 4)
+    # a 4-px lattice: 8 cells across the 32-px latent (periods are searched with at least 6 cells)
+    lattice = 2 * torch.cos(math.pi * xx / 2) * torch.cos(math.pi * yy / 2)
     for i in range(3):
         b = clean_batch(400 + i, names=("out",), size=32)
         if i == 2:

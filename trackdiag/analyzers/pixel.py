@@ -36,12 +36,14 @@ import torch.nn.functional as F
 
 from ..checks import check_image_batch, check_same_hw, normalize_mask
 from ..errors import InputValueError, ShapeError
+from ..metricspec import MetricSpec, register_metrics
+from ..verdicts import Verdict, register_rules
 from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
 
 __all__ = [
     "PixelParams", "PixelAnalyzer", "Component", "match_channels", "difference_map", "sobel",
     "gradient_difference", "anomaly_score", "anomaly_threshold", "mask_energy", "mask_border", "anomaly_grid",
-    "label_components", "aligned_energy_fractions", "pixel_maps",
+    "label_components", "aligned_energy_fractions", "pixel_maps", "band_components",
 ]
 
 #: Sobel kernels normalised by 1/8, so a step of height ``c`` gives a gradient of ``c/2`` on both sides.
@@ -267,7 +269,8 @@ def _to_u8(x: torch.Tensor) -> torch.Tensor:
 def pixel_maps(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None, *,
                sobel_weight: float = 1.0, smooth_px: int = 1, threshold_sigma: float = 4.0,
                min_score: float = 0.05, map_max_side: int = 128, component_samples: int = 8,
-               heatmap_scale: float = 4.0, render_max_side: int = 256) -> dict[str, torch.Tensor]:
+               heatmap_scale: float = 4.0, render_max_side: int = 256,
+               target_is_input: bool = False) -> dict[str, torch.Tensor]:
     """Everything the pixel analyzer measures on the device, for a batch.
 
     Args:
@@ -296,8 +299,17 @@ def pixel_maps(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Te
     diff_sq = delta.square().mean(dim=1)
     grad = sobel(delta).square().sum(dim=2).mean(dim=1).sqrt()
     grad_for_score = grad if m is None else grad * ~mask_border(m)
-    score = anomaly_score(diff, grad_for_score, sobel_weight=sobel_weight, smooth_px=smooth_px)
-    thr = anomaly_threshold(score, region=m, sigma=threshold_sigma, min_score=min_score)
+    extra: dict[str, torch.Tensor] = {}
+    if target_is_input:
+        # the target is the unedited input: leak in noise levels, defects against the texture's own lattice
+        from ..functional.pixel_judge import judge_against_input
+
+        judged = judge_against_input(pred, target, m)
+        score, thr = judged.pop("score"), judged.pop("threshold")
+        extra = judged
+    else:
+        score = anomaly_score(diff, grad_for_score, sobel_weight=sobel_weight, smooth_px=smooth_px)
+        thr = anomaly_threshold(score, region=m, sigma=threshold_sigma, min_score=min_score)
     out: dict[str, torch.Tensor] = {
         "diff_mae": diff.mean(dim=(1, 2)),
         "diff_rmse": diff_sq.mean(dim=(1, 2)).sqrt(),
@@ -306,6 +318,10 @@ def pixel_maps(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Te
         "anomaly_threshold": thr,
         "anomaly_area_frac": (score > thr[:, None, None]).float().mean(dim=(1, 2)),
     }
+    for key in ("band_rows", "band_cols"):
+        if key in extra:
+            out[MAP_PREFIX + key] = extra.pop(key)
+    out.update(extra)
     k = max(1, min(b, int(component_samples)))
     stride = grid_stride(h, w, map_max_side)
     out[MAP_PREFIX + "anomaly_grid"] = anomaly_grid(score[:k], thr[:k], stride=stride)
@@ -386,6 +402,31 @@ def label_components(grid: np.ndarray, *, stride: int, height: int, width: int, 
     return comps
 
 
+def band_components(z_rows: np.ndarray, z_cols: np.ndarray, limit: float, *, height: int, width: int,
+                    ) -> list[Component]:
+    """Bands of consecutive rows (columns) whose robust ``|z|`` is above ``limit``, as full-width
+    (full-height) components with ``axis`` ``"rows"`` (``"cols"``); ``energy`` is the sum of ``|z|``."""
+    out: list[Component] = []
+    for z, axis in ((np.asarray(z_rows, np.float64), "rows"), (np.asarray(z_cols, np.float64), "cols")):
+        hot = z >= limit
+        i = 0
+        while i < len(z):
+            if not hot[i]:
+                i += 1
+                continue
+            j = i
+            while j < len(z) and hot[j]:
+                j += 1
+            e = float(z[i:j].sum())
+            if axis == "rows":
+                comp = Component(0, i, width, j, float((j - i) * width), e, e / (j - i), float(z[i:j].max()), axis)
+            else:
+                comp = Component(i, 0, j, height, float((j - i) * height), e, e / (j - i), float(z[i:j].max()), axis)
+            out.append(comp)
+            i = j
+    return out
+
+
 def aligned_energy_fractions(components: Sequence[Component]) -> tuple[float, float]:
     """Share of the anomaly energy in row-aligned and in column-aligned components (NaN when none)."""
     total = sum(c.energy for c in components)
@@ -425,6 +466,10 @@ class PixelParams(AnalyzerParams):
     render_max_side: int = 256
     #: Rows of the anomaly table kept per sample (largest energy first).
     max_components: int = 20
+    #: The target is the unedited input (offline ``--images``): leak in noise levels and defects judged
+    #: against the texture's own lattice. False in the training loop, where the output is compared with its
+    #: training target everywhere (no leak metric there).
+    target_is_input: bool = False
 
 
 class PixelAnalyzer(Analyzer):
@@ -457,7 +502,8 @@ class PixelAnalyzer(Analyzer):
             return pixel_maps(inputs.pred, inputs.target, inputs.mask, sobel_weight=p.sobel_weight,
                               smooth_px=p.smooth_px, threshold_sigma=p.threshold_sigma, min_score=p.min_score,
                               map_max_side=p.map_max_side, component_samples=p.component_samples,
-                              heatmap_scale=p.heatmap_scale, render_max_side=p.render_max_side)
+                              heatmap_scale=p.heatmap_scale, render_max_side=p.render_max_side,
+                              target_is_input=p.target_is_input)
 
     def summarize(self, step: int, host: Mapping[str, np.ndarray], *,
                   sample_ids: Optional[Sequence[str]] = None) -> Result:
@@ -477,6 +523,20 @@ class PixelAnalyzer(Analyzer):
                              "x0": c.x0, "y0": c.y0, "x1": c.x1, "y1": c.y1, "area_px": c.area_px,
                              "mean_score": c.mean_score, "peak_score": c.peak_score, "energy": c.energy,
                              "axis": c.axis})
+        bands_r = host.get(MAP_PREFIX + "band_rows")
+        band_count = {"rows": 0, "cols": 0}
+        if bands_r is not None:
+            bands_c = np.asarray(host[MAP_PREFIX + "band_cols"])
+            zlim = np.asarray(host.get("band_z", np.full(len(bands_r), 8.0)), dtype=np.float64).reshape(-1)
+            for i in range(min(len(per_sample), len(bands_r))):
+                sid = str(sample_ids[i]) if sample_ids is not None and i < len(sample_ids) else str(i)
+                for c in band_components(np.asarray(bands_r[i]), np.asarray(bands_c[i]), float(zlim[i]),
+                                         height=h, width=w):
+                    per_sample[i].append(c)
+                    band_count[c.axis] += 1
+                    rows.append({"step": step, "sample": sid, "index": i, "x0": c.x0, "y0": c.y0, "x1": c.x1,
+                                 "y1": c.y1, "area_px": c.area_px, "mean_score": c.mean_score,
+                                 "peak_score": c.peak_score, "energy": c.energy, "axis": c.axis})
         everything = [c for comps in per_sample for c in comps]
         # Energy-weighted over the labelled samples: the share of all anomaly energy in aligned components.
         row_frac, col_frac = aligned_energy_fractions(everything)
@@ -488,11 +548,15 @@ class PixelAnalyzer(Analyzer):
             "anomaly_col_energy_frac": col_frac,
             "anomaly_aligned_energy_frac": row_frac + col_frac,
         })
+        if bands_r is not None:
+            metrics["band_rows_count"] = float(band_count["rows"])
+            metrics["band_cols_count"] = float(band_count["cols"])
         hint = "none"
         if everything and max(row_frac, col_frac) >= 0.5:
             hint = "rows" if row_frac >= col_frac else "cols"
+        skip = {MAP_PREFIX + k for k in ("anomaly_grid", "geometry", "band_rows", "band_cols")}
         maps = {k.removeprefix(MAP_PREFIX): np.asarray(v) for k, v in host.items()
-                if k.startswith(MAP_PREFIX) and k not in (MAP_PREFIX + "anomaly_grid", MAP_PREFIX + "geometry")}
+                if k.startswith(MAP_PREFIX) and k not in skip}
         maps["geometry"] = np.asarray([h, w, stride])
         return Result(metrics=metrics, texts={"anomaly_axis_hint": hint}, maps=maps,
                       tables={"anomalies": rows})
@@ -508,3 +572,70 @@ class PixelAnalyzer(Analyzer):
             image_in=result.maps["image_in"], image_out=result.maps["image_out"],
             heatmap=result.maps["heatmap"], grad_heatmap=result.maps.get("grad_heatmap"),
             boxes=boxes, full_size=(h, w))}
+
+
+# ------------------------------------------------------------------------------------------------------
+# Metric specs and verdict rules (they read only the flat metrics)
+# ------------------------------------------------------------------------------------------------------
+#: A leak: the edit spills at least this many px beyond the mask (at >= 3x the image's noise level).
+LEAK_PX_WARN = 3.0
+LEAK_PX_BAD = 12.0
+#: Share of the anomaly energy in row- (column-) aligned components from which errors "cluster along" them.
+ALIGNED_FRAC = 0.5
+
+register_metrics("pixel", [
+    MetricSpec("leak_px", goal="min", unit="px",
+               doc="depth of the edit's spill beyond the mask at >= 3x the image's own noise level "
+                   "(only when the target is the unedited input)", warn=LEAK_PX_WARN, bad=LEAK_PX_BAD),
+    MetricSpec("leak_level", goal="min", unit="× noise", doc="change just outside the mask, in noise levels"),
+    MetricSpec("noise_level", goal="none", unit="", doc="local RMS of the unexplained change outside the mask"),
+    MetricSpec("anomaly_count", goal="min", unit="", doc="anomaly regions per sample", warn=1.0),
+    MetricSpec("anomaly_row_energy_frac", goal="min", unit="share", doc="anomaly energy along rows",
+               warn=ALIGNED_FRAC),
+    MetricSpec("anomaly_col_energy_frac", goal="min", unit="share", doc="anomaly energy along columns",
+               warn=ALIGNED_FRAC),
+    MetricSpec("energy_out_frac", goal="min", unit="share",
+               doc="share of the difference energy outside the mask (relative; see leak_px)"),
+])
+
+
+def pixel_rules(summary: Mapping[str, Any]) -> list[Verdict]:
+    """Verdicts of the pixel analyzer from its flat metrics (one pair or a batch)."""
+    def g(key: str) -> float:
+        try:
+            return float(summary.get(key, math.nan))
+        except (TypeError, ValueError):
+            return math.nan
+
+    out: list[Verdict] = []
+    leak = g("leak_px_max") if math.isfinite(g("leak_px_max")) else g("leak_px")
+    if math.isfinite(leak) and leak >= LEAK_PX_WARN:
+        out.append(Verdict(
+            code="pixel_leak", severity="bad" if leak >= LEAK_PX_BAD else "warn",
+            title=f"The edit spills {leak:.0f} px beyond the wall mask",
+            evidence={"leak_px": leak, "leak_level": g("leak_level"), "noise_level": g("noise_level"),
+                      "limit_px": LEAK_PX_WARN},
+            fix="Check that masks match the images (python -m trackdiag.dataset --masks); composite the output "
+                "with the mask, or add a masked loss term that penalises changes outside the wall."))
+    for key, code, axis in (("anomaly_row_energy_frac", "pixel_rows", "rows"),
+                            ("anomaly_col_energy_frac", "pixel_cols", "columns")):
+        frac = g(key)
+        bands = g(f"band_{code.split('_')[1]}_count")
+        if (math.isfinite(frac) and frac >= ALIGNED_FRAC) or (math.isfinite(bands) and bands > 0):
+            out.append(Verdict(
+                code=code, severity="warn", title=f"Errors cluster along {axis}",
+                evidence={key: frac, "anomaly_count": g("anomaly_count"), "bands": bands},
+                fix="Typical causes: batch-norm imbalance, periodicity in the latents, augmentations that create "
+                    "a regular pattern, transposed-conv upsampling; see the tiling and latent sections."))
+    count = g("anomaly_count")
+    if math.isfinite(count) and count > 0 and not any(v.code in ("pixel_rows", "pixel_cols") for v in out):
+        out.append(Verdict(
+            code="pixel_defect", severity="warn", title=f"{count:g} anomaly region(s) per image",
+            evidence={"anomaly_count": count, "anomaly_area_px": g("anomaly_area_px"),
+                      "anomaly_peak_score": g("anomaly_peak_score")},
+            fix="Look at the boxes in the overlay: offsets and misplaced patches come from patch-based "
+                "sampling or attention seams; smears from too few steps or a too-strong guidance."))
+    return out
+
+
+register_rules("pixel", pixel_rules)

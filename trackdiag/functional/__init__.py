@@ -1,3 +1,7 @@
-"""Pure tensor math of the tiling diagnosis (no state, no host synchronisation): the 2-D lattice
-estimator (:mod:`.lattice`), the stride-grid and checkerboard demodulators (:mod:`.grid`) and the edge and
-mask-seam scores (:mod:`.seams`)."""
+"""Pure tensor math shared by the analyzers (no state, no I/O, no host synchronisation).
+
+Tiling: the 2-D lattice estimator (:mod:`.lattice`), the local lattice map (:mod:`.localmap`), the stride-grid
+and checkerboard demodulators (:mod:`.grid`) and the edge and mask-seam scores (:mod:`.seams`). Latents:
+periodic peaks (:mod:`.latent_periodic`) and drift (:mod:`.latent_drift`). Pixels: leak (:mod:`.pixel_leak`),
+texture defects (:mod:`.pixel_texture`, :mod:`.pixel_judge`).
+"""

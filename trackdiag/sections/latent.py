@@ -33,7 +33,9 @@ __all__ = ["add_arguments", "wanted", "run", "ROW_KEYS"]
 
 #: Per-name metrics copied into latents.csv (prefixed by the latent name in the analyzer's metrics).
 ROW_KEYS = ("nonfinite_share", "std_mean", "abs_mean_max", "kurtosis_max", "stripe_rows_max",
-            "stripe_cols_max", "period_score_max", "periodic_channels", "drift", "drift_z")
+            "stripe_cols_max", "stripe_excess", "stripe_z", "stripe_channel", "periodic_excess", "period_px",
+            "periodic_channel", "periodic_share", "periodic_channels", "drift", "drift_excess", "drift_delta",
+            "drift_channel")
 
 
 def _add_shared(group: Any, flag: str, **kwargs: Any) -> None:
@@ -49,12 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--latents", type=Path, default=None,
                    help="a latent file or a folder of them (.safetensors, .npy, .npz, .pt); a dict in a file "
                         "keeps its keys, e.g. {'in': z_t, 'out': unet_out}")
-    g.add_argument("--stripe-threshold", type=float, default=None,
-                   help="flag a channel whose row- or column-mean variance is above this share of its "
-                        "variance (default 0.2)")
-    _add_shared(g, "--fft-threshold", type=float, default=None,
-                help="sensitivity to periodic peaks: the period score above which a latent channel is "
-                     "flagged periodic (default 0.3)")
+    g.add_argument("--periodic-p-bin", type=float, default=None,
+                   help="false-alarm probability of one spectral bin for the latent periodic peaks "
+                        "(default 1e-8; the threshold adapts to the batch size)")
     _add_shared(g, "--max-images", type=int, default=8,
                 help="at most this many files get figures (default 8)")
 
@@ -65,10 +64,8 @@ def wanted(args: argparse.Namespace) -> bool:
 
 def _params(args: argparse.Namespace) -> LatentParams:
     kwargs: dict[str, Any] = {}
-    if getattr(args, "stripe_threshold", None) is not None:
-        kwargs["stripe_threshold"] = float(args.stripe_threshold)
-    if getattr(args, "fft_threshold", None) is not None:
-        kwargs["period_score_threshold"] = float(args.fft_threshold)
+    if getattr(args, "periodic_p_bin", None) is not None:
+        kwargs["periodic_p_bin"] = float(args.periodic_p_bin)
     return LatentParams(**kwargs)
 
 
@@ -156,15 +153,15 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool = True) -> list[
     fig_dir.mkdir(exist_ok=True)
     names = sorted({r["latent"] for r in rows})
     labels = [p.stem for p, _ in results]
-    drift = {n: [res.metrics.get(f"{_safe_key(n)}/drift", math.nan) for _, res in results] for n in names}
+    drift = {n: [res.metrics.get(f"{_safe_key(n)}/drift_excess", math.nan) for _, res in results] for n in names}
     flagged = {n: ["drift" in res.texts.get(f"{_safe_key(n)}/flags", "").split(",") for _, res in results]
                for n in names}
     if len(results) > 1:
-        save_rgb_png(drift_figure(labels, drift, threshold=params.drift_threshold, flagged=flagged),
+        save_rgb_png(drift_figure(labels, drift, threshold=1.0, flagged=flagged),
                      out_dir / "latent_drift.png")
         figures.append(Figure("latent_drift.png", "latent drift from file to file",
-                              "Distance of each file's per-channel (mean, std) from the running reference, "
-                              "in reference sigma. A jump marks a change in the latent distribution."))
+                              "The drift scan's -log10 p over its per-batch limit (>= 1: drift): a change of "
+                              "per-channel mean or spread against the earlier files."))
     kinds = {k: sorted({e["file"] for e in events if e["kind"] == k}) for k in
              ("nonfinite", "stripes", "periodic", "drift")}
     summary = {"latent_files": len(files), "latent_files_read": len(results),
@@ -172,7 +169,7 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool = True) -> list[
                "latent_names": ",".join(names),
                **{f"files_{k}": len(v) for k, v in kinds.items()},
                "latents_csv": "latents.csv"}
-    verdicts = _verdicts(kinds, events, params, len(results))
+    verdicts = _verdicts(results, files, root)
     tables: dict[str, Any] = {"latents": rows}
     if events:
         tables["latent events"] = events
@@ -190,42 +187,23 @@ def _safe_key(name: str) -> str:
     return _safe(name)
 
 
-def _verdicts(kinds: dict[str, list[str]], events: list[dict[str, Any]], params: LatentParams,
-              n_files: int) -> list[Verdict]:
+def _verdicts(results: list[tuple[Path, Any]], files: list[Path], root: Path) -> list[Verdict]:
+    """The latent rules on every file's metrics; one verdict per code (the worst), with the files it hit."""
+    from ..verdicts import evaluate
+
+    by_code: dict[str, list[tuple[str, Verdict]]] = {}
+    for path, res in results:
+        rel = path.relative_to(root).as_posix() if root.is_dir() else path.name
+        for v in evaluate("latent", {**res.metrics, **res.texts}):
+            by_code.setdefault(v.code, []).append((rel, v))
     out: list[Verdict] = []
-
-    def first(kind: str) -> dict[str, Any]:
-        return next(e for e in events if e["kind"] == kind)
-
-    if kinds["nonfinite"]:
-        out.append(Verdict(code="latent_nonfinite", severity="bad", title="NaN/Inf in the latents", evidence={"files": len(kinds["nonfinite"]),
-                                                      "first": kinds["nonfinite"][0]},
-                           fix="fp16 overflow in the VAE encoder or the UNet: run the VAE in fp32/bf16, "
-                           "clip gradients, lower the learning rate."))
-    if kinds["stripes"]:
-        e = first("stripes")
-        out.append(Verdict(code="latent_stripes", severity="warn",
-                           title="Vertical/horizontal stripes in the latents",
-                           evidence={"files": len(kinds["stripes"]), "first": kinds["stripes"][0],
-                            "detail": e["detail"]},
-                           fix="Batch-norm imbalance, periodicity in the latents, or augmentations "
-                           "that create a regular pattern. Compare 'in' and 'out': stripes only after the "
-                           "UNet point at the model; already in 'in' at the data/VAE side."))
-    if kinds["periodic"]:
-        e = first("periodic")
-        out.append(Verdict(code="latent_periodic", severity="warn", title="Periodic structure in the latents",
-                           evidence={"files": len(kinds["periodic"]), "first": kinds["periodic"][0],
-                            "detail": e["detail"], "threshold": params.period_score_threshold},
-                           fix="A period in the UNet output that the target does not have is the tiling artifact "
-                           "in latent space; check the dataset for tiled sources (dataset section) and the "
-                           "tiling section for doubling/halving."))
-    if kinds["drift"]:
-        e = first("drift")
-        out.append(Verdict(code="latent_drift", severity="warn",
-                           title="Latent distribution drifts between batches", evidence={"files": len(kinds["drift"]), "first": kinds["drift"][0], "detail": e["detail"]},
-                           fix="A change of per-channel mean/std between batches: a wrong VAE scaling factor on "
-                           "some data, mixed precision, or a data subset with different statistics."))
+    for code, hits in sorted(by_code.items()):
+        worst = max(hits, key=lambda h: (h[1].severity == "bad", h[1].severity == "warn"))
+        rel, v = worst
+        out.append(Verdict(code=code, severity=v.severity, title=v.title,
+                           evidence={**v.evidence, "files": len({h[0] for h in hits}), "first": hits[0][0],
+                                     "shown": rel}, fix=v.fix))
     if not out:
         out.append(Verdict(code="latent_ok", severity="info", title="No anomaly in the latents",
-                           evidence={"files": n_files}, fix="Nothing to do on the latent side."))
+                           evidence={"files": len(results)}, fix="Nothing to do on the latent side."))
     return out

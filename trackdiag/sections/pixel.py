@@ -24,9 +24,8 @@ __all__ = ["add_arguments", "wanted", "run", "pair_images"]
 
 #: Longest side of the anomaly grid offline: boxes are pixel-exact up to this size.
 _OFFLINE_MAP_SIDE = 1024
-#: Thresholds of the verdicts (documented in docs/pixel.md).
-LEAK_FRAC = 0.05
-ALIGNED_FRAC = 0.5
+#: Thresholds of the verdicts live with the rules (trackdiag.analyzers.pixel); re-exported here.
+from ..analyzers.pixel import ALIGNED_FRAC, LEAK_PX_WARN as LEAK_PX  # noqa: E402
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +112,7 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
     if not pairs:
         raise InputValueError("--images: no pairs found (folders are paired by relative path and stem).")
     params = PixelParams(heatmap_scale=args.heatmap_scale, map_max_side=_OFFLINE_MAP_SIDE, component_samples=1,
-                         max_components=50)
+                         max_components=50, target_is_input=True)
     analyzer = PixelAnalyzer(params)
     iterator: Any = pairs
     if progress:
@@ -163,11 +162,29 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
     write_json(summary, out_dir / "summary.json")
     notes = [f"{len(per_pair)} of {len(pairs)} pairs analysed; figures for the {len(figures)} pairs with the "
              "largest anomaly area."]
+    _write_csv(anomalies, out_dir / "pixel_anomalies.csv")
+    _write_csv(per_pair, out_dir / "pixel_pairs.csv")
+    notes.append("Every anomaly is in pixel_anomalies.csv and every pair in pixel_pairs.csv.")
     tables: dict[str, list[dict[str, Any]]] = {"pairs": per_pair, "anomalies": anomalies}
     if problems:
         tables["problems"] = problems
     return [Section(title="Pixel diagnostics", summary=summary, figures=figures, verdicts=_verdicts(summary),
                     tables=tables, notes=notes)]
+
+
+def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """All ``rows`` as CSV (the union of their keys as columns, in first-seen order)."""
+    import csv
+
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=cols or ["pair"])
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: r.get(k, "") for k in cols})
 
 
 def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -183,6 +200,10 @@ def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out["anomaly_count_total"] = int(sum(r["anomaly_count"] for r in rows))
     out["energy_out_frac_max"] = float(np.nanmax([r["energy_out_frac"] for r in rows])) \
         if any(np.isfinite(r["energy_out_frac"]) for r in rows) else float("nan")
+    leaks = [float(r.get("leak_px", float("nan"))) for r in rows]
+    out["leak_px_max"] = float(np.nanmax(leaks)) if any(np.isfinite(v) for v in leaks) else float("nan")
+    out["pairs_with_leak"] = int(sum(1 for v in leaks if np.isfinite(v) and v >= LEAK_PX))
+    out["pairs_with_anomalies"] = int(sum(1 for r in rows if r.get("anomaly_count", 0) > 0))
     hints = [r.get("anomaly_axis_hint", "none") for r in rows]
     out["anomaly_axis_hint"] = max(("rows", "cols"), key=hints.count) if (
         hints.count("rows") + hints.count("cols")) * 2 > len(hints) else "none"
@@ -190,22 +211,7 @@ def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _verdicts(s: dict[str, Any]) -> list[Verdict]:
-    out: list[Verdict] = []
-    leak = s.get("energy_out_frac_max", float("nan"))
-    if np.isfinite(leak) and leak > LEAK_FRAC:
-        out.append(Verdict(
-            code="pixel_leak", title="The edit leaks outside the wall mask",
-            evidence={"energy_out_frac_max": leak, "energy_out_frac": s.get("energy_out_frac")},
-            fix="Check that masks match the images (run python -m trackdiag.dataset --masks); composite the "
-                "output with the mask, or add a masked loss term that penalises changes outside the wall.",
-            severity="bad"))
-    r, c = s.get("anomaly_row_energy_frac", float("nan")), s.get("anomaly_col_energy_frac", float("nan"))
-    for frac, key, axis in ((r, "anomaly_row_energy_frac", "rows"), (c, "anomaly_col_energy_frac", "columns")):
-        if np.isfinite(frac) and frac >= ALIGNED_FRAC:
-            out.append(Verdict(
-                code=f"pixel_{'rows' if axis == 'rows' else 'cols'}", title=f"Errors cluster along {axis}",
-                evidence={key: frac, "anomaly_count": s.get("anomaly_count")},
-                fix="Typical causes: batch-norm imbalance, periodicity in the latents, augmentations "
-                    "that create a regular pattern, transposed-conv upsampling; see the tiling and latent "
-                    "sections.", severity="warn"))
-    return out
+    """The pixel analyzer's registered rules on the aggregate (the same rules as in the training loop)."""
+    from ..verdicts import evaluate
+
+    return evaluate("pixel", s)

@@ -1,0 +1,88 @@
+"""Pixel analyzer (target = unedited input) on generated brick-wall pairs with known truth.
+
+Generators: :mod:`trackdiag.testing.pairs`. Thresholds were set on seeds 3, 5 and 21; these use others.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from trackdiag.analyzers.base import StepInputs
+from trackdiag.analyzers.pixel import PixelAnalyzer, PixelParams
+from trackdiag.testing.pairs import UNEDITED_KINDS, make_pair
+from trackdiag.verdicts import evaluate
+
+SEED = 7700
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
+
+
+def _run(pair):
+    an = PixelAnalyzer(PixelParams(target_is_input=True, map_max_side=1024, component_samples=1,
+                                   max_components=50))
+    host = {k: v.numpy() for k, v in an.compute(StepInputs(step=0, pred=_t(pair.out), target=_t(pair.inp),
+                                                            mask=torch.from_numpy(pair.mask)[None, None])).items()}
+    res = an.summarize(0, host)
+    return res, {v.code for v in evaluate("pixel", res.metrics)}
+
+
+def _iou(a, b) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+@pytest.mark.slow
+def test_unedited_pairs_raise_no_leak_and_every_spill_is_found():
+    rng = np.random.default_rng(SEED)
+    false_leaks = boxes = 0
+    for i in range(8):
+        res, codes = _run(make_pair(rng, kind=UNEDITED_KINDS[i % 4]))
+        false_leaks += "pixel_leak" in codes
+        boxes += res.metrics["anomaly_count"] > 0
+    assert false_leaks == 0 and boxes <= 1, (false_leaks, boxes)
+    for i, spill in enumerate((4, 9, 16, 24)):
+        res, codes = _run(make_pair(rng, edited=bool(i % 2), kind=UNEDITED_KINDS[i], spill_px=spill))
+        assert "pixel_leak" in codes and abs(res.metrics["leak_px"] - spill) <= 3, (spill, res.metrics["leak_px"])
+
+
+def test_leak_is_not_computed_in_the_training_loop():
+    rng = np.random.default_rng(SEED + 1)
+    pair = make_pair(rng, edited=True, spill_px=12)
+    an = PixelAnalyzer()
+    host = {k: v.numpy() for k, v in an.compute(StepInputs(step=0, pred=_t(pair.out), target=_t(pair.inp),
+                                                            mask=torch.from_numpy(pair.mask)[None, None])).items()}
+    assert "leak_px" not in an.summarize(0, host).metrics
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="issue 18 target (IoU >= 0.5 in >= 90 %) not reached: measured 3 of 6 on these "
+                          "held-out pairs (5 of 6 on the calibration seeds); the box is often merged with "
+                          "texture seams around it", strict=False)
+def test_defect_boxes_in_unedited_pairs():
+    rng = np.random.default_rng(SEED + 2)
+    found = n = 0
+    for i, kind in enumerate(("offset", "smear", "misplaced") * 2):
+        pair = make_pair(rng, kind=UNEDITED_KINDS[i % 4], box=kind)
+        res, _ = _run(pair)
+        n += 1
+        found += any(_iou((a["x0"], a["y0"], a["x1"], a["y1"]), pair.boxes[0]) >= 0.5
+                     for a in res.tables["anomalies"])
+    assert found / n >= 0.9, (found, n)
+
+
+@pytest.mark.slow
+def test_row_and_column_stripes_in_unedited_pairs_with_their_axis():
+    rng = np.random.default_rng(SEED + 3)
+    hits = 0
+    for i in range(6):
+        axis = ("rows", "cols")[i % 2]
+        pair = make_pair(rng, kind=UNEDITED_KINDS[i % 4], stripe=(axis, 0.08 + 0.04 * (i % 3)))
+        res, codes = _run(pair)
+        hits += any(a["axis"] == axis for a in res.tables["anomalies"]) and f"pixel_{axis}" in codes
+    assert hits >= 5, hits

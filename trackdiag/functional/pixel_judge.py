@@ -1,0 +1,66 @@
+"""Pixel anomalies when the target is the unedited input: leak, texture-referenced defects and bands.
+
+:func:`judge_against_input` combines :mod:`trackdiag.functional.pixel_leak` and
+:mod:`trackdiag.functional.pixel_texture` for a batch (``pred``, ``inp``: ``B×C×H×W`` in [0, 1]; ``mask``:
+``B×H×W`` bool or None):
+
+* a sample is **edited** when the median change inside the mask is above ``edit_level`` × the noise level
+  outside it; its signal is the output itself inside the mask (judged against its own lattice);
+* otherwise the signal is the difference to the input, aligned (integer shift) and with exposure removed,
+  over the whole image (the difference heat map of an edit that should be small);
+* the anomaly score is the local RMS of the lattice residual over its median (the texture's own level);
+  ``score_edited`` / ``score_unedited`` are the thresholds; row/column bands are lines whose mean residual
+  has a robust ``|z|`` above ``band_z_edited`` / ``band_z_unedited``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .pixel_leak import leak_measure, photometric_residual, register_shift
+from .pixel_texture import band_profile, lattice_residual, lattice_vectors, local_rms
+
+__all__ = ["judge_against_input"]
+
+
+def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[torch.Tensor], *,
+                        edit_level: float = 4.0, score_unedited: float = 4.0, score_edited: float = 12.0,
+                        band_z_unedited: float = 8.0, band_z_edited: float = 20.0, window: int = 9
+                        ) -> dict[str, torch.Tensor]:
+    """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
+    ``threshold`` (``(B,)``), ``edited`` (``(B,)`` 0/1), ``band_rows``/``band_cols`` (``B×H``/``B×W`` robust
+    ``|z|`` of each line, 0 where not measured), ``band_z`` (``(B,)`` the band threshold) and, with a mask,
+    the leak metrics of :func:`~trackdiag.functional.pixel_leak.leak_measure` (each ``(B,)``)."""
+    b, _, h, w = pred.shape
+    unclipped = ((pred > 0.01) & (pred < 0.99) & (inp > 0.01) & (inp < 0.99)).all(dim=1)
+    full = torch.ones(b, h, w, dtype=torch.bool, device=pred.device)
+    out: dict[str, torch.Tensor] = {}
+    if mask is not None:
+        out.update(leak_measure(pred, inp, mask))
+        change = (pred - inp).abs().mean(dim=1)
+        inside = torch.where(mask, change, torch.full_like(change, float("nan"))).reshape(b, -1)
+        edited = inside.nanmedian(dim=1).values > edit_level * out["noise_level"]
+        edited = edited & (mask.reshape(b, -1).sum(dim=1) >= 64)
+    else:
+        edited = torch.zeros(b, dtype=torch.bool, device=pred.device)
+    aligned = register_shift(pred, inp, full & unclipped)
+    diff = photometric_residual(pred, aligned, full & unclipped)
+    own = pred.mean(dim=1)
+    m = mask if mask is not None else full
+    signal = torch.where(edited[:, None, None], own, diff)
+    region = torch.where(edited[:, None, None], m, full) & unclipped
+    vectors = lattice_vectors(signal.cpu(), region.cpu()).to(pred.device)
+    res = lattice_residual(signal, region, vectors)
+    lr = local_rms(res, window=window)
+    flat = torch.where(region & torch.isfinite(lr), lr, torch.full_like(lr, float("nan"))).reshape(b, -1)
+    level = flat.nanmedian(dim=1).values.clamp_min(1e-6)
+    score = torch.nan_to_num(lr / level[:, None, None], nan=0.0) * region
+    out["score"] = score
+    out["threshold"] = torch.where(edited, torch.full((b,), score_edited), torch.full((b,), score_unedited))
+    out["edited"] = edited.float()
+    out["band_rows"] = torch.nan_to_num(band_profile(res, region, axis="rows").abs(), nan=0.0)
+    out["band_cols"] = torch.nan_to_num(band_profile(res, region, axis="cols").abs(), nan=0.0)
+    out["band_z"] = torch.where(edited, torch.full((b,), band_z_edited), torch.full((b,), band_z_unedited))
+    return out
