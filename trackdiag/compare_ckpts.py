@@ -30,6 +30,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from .compare.config import compose, validate
 from .compare.table import Comparison
+from .config import to_dict
 from .errors import TrackdiagError
 
 __all__ = ["compare", "run", "main", "CompareResult"]
@@ -211,7 +212,7 @@ def run(cfg: Any, *, progress: Optional[Callable[[str], None]] = None) -> Compar
     else:
         rank(c, method=cfg.ranking.method, flagged_last=bool(cfg.ranking.flagged_last),
              explain=int(cfg.ranking.explain))
-    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain = to_dict(cfg)
     names, publish_notes = targets(plain["publish"]["to"], source=source)
     c.notes += publish_notes
     out_dir = Path(cfg.output.dir)

@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 from .errors import ConfigError
 
-__all__ = ["TrackdiagConfig", "RunConfig", "WorkerConfig", "config_dir", "compose", "resolve",
+__all__ = ["to_dict", "TrackdiagConfig", "RunConfig", "WorkerConfig", "config_dir", "compose", "resolve",
            "build_component", "flatten"]
 
 ALLOWED_PREFIX = "trackdiag."
@@ -158,8 +158,7 @@ def resolve(config: Any = None, overrides: Iterable[str] = (), shortcuts: Option
             cfg[group] = {}
     try:
         if config is not None:
-            user = config if isinstance(config, DictConfig) else OmegaConf.create(dict(config))
-            user = OmegaConf.to_container(user, resolve=True)
+            user = to_dict(config if isinstance(config, DictConfig) else OmegaConf.create(dict(config)))
             for group in ("backend", "analyzer"):
                 if group in user:
                     cfg[group] = _merge_selection(cfg[group], user.pop(group), group)
@@ -225,7 +224,7 @@ def build_component(node: Any, *, allow_external: bool, what: str, extra: Option
     schema = getattr(cls, "Params", None)
     if schema is None:
         raise ConfigError(f"{what}: {target} has no Params dataclass, so its parameters cannot be validated.")
-    values = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k != "_target_"}
+    values = {k: v for k, v in to_dict(node).items() if k != "_target_"}
     try:
         params = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
     except OmegaConfBaseException as exc:
@@ -235,11 +234,20 @@ def build_component(node: Any, *, allow_external: bool, what: str, extra: Option
     return cls(params, **dict(extra or {}))
 
 
+def to_dict(node: Any) -> dict[str, Any]:
+    """A config node (a DictConfig or a mapping) as a plain, resolved ``dict``; a typed :class:`ConfigError`
+    when the node is not a mapping (a list or a scalar where a section was expected)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"expected a mapping of options, got {type(data).__name__}.")
+    return {str(k): v for k, v in data.items()}
+
+
 def flatten(node: Any, prefix: str = "") -> dict[str, str]:
     """Flatten a nested config into ``{"a.b.c": "value"}`` strings (for tracker params)."""
-    from omegaconf import OmegaConf
-
-    data = OmegaConf.to_container(node, resolve=True) if not isinstance(node, Mapping) else node
+    data = node if isinstance(node, Mapping) else to_dict(node)
     out: dict[str, str] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"

@@ -625,7 +625,7 @@ def iter_wandb_records(path: str | Path, *, allow_truncated: bool = False,
         else:
             raise InputFileError(f"{file}: corrupt W&B record at byte {pos - length - _WB_HEADER} "
                                  f"(unexpected chunk type {kind}).")
-        rec = pb.Record()
+        rec = pb.Record()  # type: ignore[attr-defined]  # generated protobuf module, no stubs
         try:
             rec.ParseFromString(b"".join(chunks))
         except Exception as exc:  # noqa: BLE001 - protobuf DecodeError

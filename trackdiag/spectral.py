@@ -894,8 +894,8 @@ def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, m
     lh = radial_hist(log_power(spec.power), spec)
     counts = radial_counts(spec)
     # The white-noise floor is a spike at lag 0 whose band-limited ringing would make false early peaks.
-    clean = (spec.power - noise_floor(lh, counts, s)[:, None, None]).clamp_min(0.0)
-    prof = acf_along(clean, wspec.power, spec, direction, step=step, count=count, weight_spec=wspec,
+    clean_p = (spec.power - noise_floor(lh, counts, s)[:, None, None]).clamp_min(0.0)
+    prof = acf_along(clean_p, wspec.power, spec, direction, step=step, count=count, weight_spec=wspec,
                      max_bin=r_max)
     min_lag = torch.maximum(torch.full_like(radius, max(min_period_px, 2.0) * 0.75),
                             torch.nan_to_num(0.3 * s / radius, nan=0.0))

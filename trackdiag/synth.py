@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -254,8 +256,9 @@ def band_doubled(height: int, width: int, *, period_px: float, band: tuple[float
     vertical strip of columns ``[band[0]·W, band[1]·W)``. ``kind`` is ``"tiles"``, ``"brick"`` or
     ``"grating"``; extra keyword arguments go to that generator. Returns ``H×W`` float32 in [0, 1].
     """
-    make = {"tiles": tiles, "brick": brick, "grating": grating}[kind]
-    extra = dict(kwargs)
+    makers: dict[str, Callable[..., torch.Tensor]] = {"tiles": tiles, "brick": brick, "grating": grating}
+    make = makers[kind]
+    extra: dict[str, Any] = dict(kwargs)
     if kind != "grating":
         extra["generator"] = generator
     base = make(height, width, period_px=period_px, **extra)

@@ -96,6 +96,9 @@ class BulkReader:
         hist = MlflowClient(tracking_uri=self.uri).get_metric_history(run_id, key)  # type: ignore[attr-defined]
         return [(run_id, int(m.step), int(m.timestamp), float(m.value)) for m in hist]
 
+    def close(self) -> None:
+        """Release what the reader holds (a database connection, a client); the base holds nothing."""
+
 
 class _DatabaseReader(BulkReader):
     """A database store: one plain ``SELECT`` on MLflow's ``metrics`` table per batch of 500 runs, for every

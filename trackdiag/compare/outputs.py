@@ -131,7 +131,7 @@ def _cell_title(c: Comparison, i: int, j: int) -> str:
     return "; ".join(out)
 
 
-def _display_rows(c: Comparison, cells: bool, rows_idx: Optional[Sequence[int]] = None
+def _display_rows(c: Comparison, cells: bool, rows_idx: Optional[Sequence[int] | np.ndarray] = None
                   ) -> list[dict[str, Any]]:
     """Rows for people (formatted cells), for ``rows_idx`` (default: every row in table order)."""
     rows = []

@@ -42,7 +42,7 @@ def trend_groups(c: Comparison) -> list[tuple[str, list[int]]]:
     return [(label, sorted(cols, key=lambda j: c.specs[j].weight <= 0)) for label, cols in groups.items()]
 
 
-_AGG_STYLES = (":", "-.", (0, (1, 3)))
+_AGG_STYLES: tuple[Any, ...] = (":", "-.", (0, (1, 3)))  # matplotlib line styles: a name or (offset, dashes)
 
 
 def trend_figure(c: Comparison, j: int, *, extra: Sequence[int] = (), width: float = 7.0, height: float = 4.2

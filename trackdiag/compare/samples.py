@@ -46,6 +46,13 @@ class SampleSet:
     run: str = "samples"
     masks: Optional[Path] = None
 
+    @property
+    def at(self) -> int:
+        """The checkpoint's step, once :func:`parse_sets` has set it."""
+        if self.step is None:
+            raise ConfigError(f"samples.sets: checkpoint {self.name!r} has no step yet.")
+        return int(self.step)
+
 
 @dataclass
 class SamplesResult:
@@ -88,13 +95,14 @@ def parse_sets(entries: Sequence[Any], *, run_name: str, masks: Optional[str]) -
             raise ConfigError(f"samples.sets: checkpoint names repeat in run {group[0].run!r}: {names}. Give "
                               "each entry a distinct name.")
         numbers = [_NUMBER.search(s.name) for s in group]
-        parsed = [s.step if s.step is not None else (int(m.group(1)) if m else None)
-                  for s, m in zip(group, numbers)]
-        if None in parsed or len(set(parsed)) != len(parsed):
+        found = [s.step if s.step is not None else (int(m.group(1)) if m else None)
+                 for s, m in zip(group, numbers, strict=True)]
+        parsed = [p for p in found if p is not None]
+        if len(parsed) != len(found) or len(set(parsed)) != len(parsed):
             parsed = [s.step if s.step is not None else i for i, s in enumerate(group)]
             if len(set(parsed)) != len(parsed):
                 raise ConfigError(f"samples.sets: steps repeat in run {group[0].run!r}: {parsed}.")
-        for s, step in zip(group, parsed):
+        for s, step in zip(group, parsed, strict=True):
             s.step = int(step)
     return sets
 
@@ -206,7 +214,8 @@ def analyze_sets(sets: Sequence[SampleSet], analyzers: Sequence[Analyzer], *, re
                 chunk = idx[start:start + batch_size]
                 pred = torch.stack([loaded[k][1] for k in chunk])
                 b, c, h, w = pred.shape
-                mask = normalize_mask(torch.stack([loaded[k][2] for k in chunk])[:, None], batch=b, height=h,
+                masks = [m for k in chunk if (m := loaded[k][2]) is not None]  # all present when has_mask
+                mask = normalize_mask(torch.stack(masks)[:, None], batch=b, height=h,
                                       width=w) if has_mask else None
                 r = ref_t
                 if r is not None and c == 1 and r.shape[1] != 1:  # grey samples, colour reference
@@ -261,7 +270,7 @@ def to_runs(sets: Sequence[SampleSet], rows: Sequence[Mapping[str, Any]], *, agg
     runs: dict[str, RunData] = {}
     for s in sets:
         run = runs.setdefault(s.run, RunData(name=s.run, run_id=s.run, source="samples"))
-        run.labels[int(s.step)] = s.name
+        run.labels[s.at] = s.name
         mine = [r for r in rows if r["run"] == s.run and r["checkpoint"] == s.name]
         if not mine:
             continue
@@ -274,7 +283,7 @@ def to_runs(sets: Sequence[SampleSet], rows: Sequence[Mapping[str, Any]], *, agg
                 old = run.metrics.get(name)
                 steps = [] if old is None else list(old.steps)
                 vals = [] if old is None else list(old.values)
-                run.metrics[name] = Series(steps + [int(s.step)], vals + [agg[a]])
+                run.metrics[name] = Series(np.array(steps + [s.at]), np.array(vals + [agg[a]]))
     for run in runs.values():  # keep the series sorted by step
         for name, series in run.metrics.items():
             order = np.argsort(series.steps, kind="stable")

@@ -177,7 +177,7 @@ def build_table(runs: Sequence[RunData], specs: Sequence[MetricSpec], *, steps: 
     b = find_baseline(baseline, row_run, row_id, step, row_ck)
     delta, best, regressed, over, tol = judge(values, specs, b, rel_tolerance)
     if np.isnan(values[b]).any():
-        missing = [specs[j].label for j in np.flatnonzero(np.isnan(values[b]))]
+        missing = [specs[int(j)].label for j in np.flatnonzero(np.isnan(values[b]))]
         notes.append(f"the baseline {row_run[b]} @ {row_ck[b]} has no value of {missing}: no deltas or "
                      "regressions for those columns.")
     return Comparison(specs=list(specs), run=row_run, run_id=row_id, step=step, checkpoint=row_ck,

@@ -31,7 +31,7 @@ try:
     from lightning.pytorch import Callback
 except ImportError:  # pragma: no cover - exercised only without lightning
     try:
-        from pytorch_lightning import Callback  # type: ignore[no-redef]
+        from pytorch_lightning import Callback  # type: ignore[no-redef,assignment]  # same class, old package
     except ImportError:
         raise MissingDependencyError("lightning", purpose="trackdiag.integrations.lightning") from None
 

@@ -57,7 +57,7 @@ class LossDiagnostics:
     """
 
     def __init__(self, config: Any = None, *, writer: Any = None) -> None:
-        from ..analyzers.loss import LossParams
+        from ..analyzers.loss import LossAnalyzer, LossParams
         from ..session import Session
 
         opts = as_options(config)
@@ -71,7 +71,7 @@ class LossDiagnostics:
         if writer is not None:
             session_opts.setdefault("backend", "tensorboard")
         self.session = Session(None, overrides=overrides, writer=writer, **session_opts)
-        self._loss = next(a for a in self.session.analyzers if a.name == "loss")
+        self._loss = next(a for a in self.session.analyzers if isinstance(a, LossAnalyzer))
 
     def log_step(self, step: int, loss: Any, ema_loss: Any = None, model: Any = None,
                  batch: Optional[Mapping[str, Any]] = None) -> list[Any]:
