@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import row
 
 N_RUNS, N_METRICS, N_STEPS = 1000, 20, 50

@@ -420,22 +420,18 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
                periodicity_score=lat["score"])
     per["radius"] = lat["radius"]
     fstar = per["radius"]
-    d = per["direction"]
-    kstar = (d[0] * fstar, d[1] * fstar) if math.isfinite(fstar) else (0.0, 0.0)
     if ref is not None:
         rg = luminance(ref)
         rp = lattice_periodicity(np.where(np.isfinite(rg), rg, 0.0), np.isfinite(rg), True, max_period_frac=0.34)
         out["ref_period_px"] = rp["s"] / rp["radius"]
         out["ref_radius_bin"] = s / out["ref_period_px"]
         fstar = out["ref_radius_bin"]
-        kstar = (rp["direction"][0] * fstar, rp["direction"][1] * fstar)  # the reference's lattice
     p = per["p"]
     ef = ring_energy(p, r, wt, fstar)
     out["E2f_over_Ef"] = ring_energy(p, r, wt, 2 * fstar) / ef if ef > 0 else float("nan")
     out["Ehalf_over_Ef"] = ring_energy(p, r, wt, 0.5 * fstar) / ef if ef > 0 else float("nan")
     axis = (np.abs(ky) <= 1) | (np.abs(kx) <= 1)
     out["axis_ratio_at_f"] = ring_energy(p, r, wt, fstar, axis) / ef if ef > 0 else float("nan")
-    total = float(s * s * ((x * per["w"]) ** 2).sum())
     vf = valid.astype(np.float64)
     out["checkerboard_s2"] = out["checkerboard_score"] = parity_gain(x, vf)
     for k in (8, 16):
@@ -654,7 +650,7 @@ def grid_excess(x: np.ndarray, v: np.ndarray, k: int) -> float:
         seg = np.abs(seg)
         # torch's median is the lower middle value of an even count: the same here
         lower = lambda a, axis=None: np.take(np.sort(a, axis=axis), (a.shape[axis if axis is not None else 0] - 1) // 2,
-                                              axis=axis if axis is not None else 0)  # noqa: E731
+                                              axis=axis if axis is not None else 0)
         exc = seg - lower(seg, axis=-1)[..., None]
         med = np.array([lower(exc[..., ph][ok]) if ok.any() else 0.0 for ph in range(k)])
         j = int(np.argmax(med))

@@ -12,10 +12,10 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
-
-import trackdiag
 from probes import batch, mean_config
 from servers import sqlite_store
+
+import trackdiag
 from trackdiag.backends.mlflow import MlflowBackend, MlflowParams
 
 KEY = "trackdiag/mean/mean"

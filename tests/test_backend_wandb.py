@@ -4,10 +4,10 @@ never write a row W&B would drop; read back from the offline run folder with wan
 from __future__ import annotations
 
 import pytest
-
-import trackdiag
 from probes import batch, mean_config
 from readback import read_wandb, wandb_run_dir
+
+import trackdiag
 
 KEY = "trackdiag/mean/mean"
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import trackdiag
 from cdp import DEEP_IMAGES, DEEP_TEXT, Browser, find_chromium
 from servers import TensorboardServer, prestart, shared_mlflow
 from test_compare import store  # noqa: F401 - the fixture: two runs in an MLflow store
+
+import trackdiag
 from trackdiag import synth
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -149,7 +149,7 @@ def test_tensorboard_shows_the_verdict_text_and_the_hparams_table(request, brows
     assert "trackdiag.causes" in text and "trackdiag/verdict_level" in text and "every 10 steps" in text
 
 
-def test_comparison_page_has_its_own_best_checkpoint_box(store, browser, tmp_path):
+def test_comparison_page_has_its_own_best_checkpoint_box(store, browser, tmp_path):  # noqa: F811 - fixture
     from test_compare import run_compare
 
     run_compare(store, tmp_path, "steps=[100,300,500]", "baseline=run-a@100", outputs=True)

@@ -10,7 +10,13 @@ from PIL import Image
 from scipy import ndimage
 
 from trackdiag.dataset.crop_bias import crop_bias
-from trackdiag.dataset.duplicates import content_hash, exact_groups, hamming_pairs, near_groups, perceptual_hash
+from trackdiag.dataset.duplicates import (
+    content_hash,
+    exact_groups,
+    hamming_pairs,
+    near_groups,
+    perceptual_hash,
+)
 from trackdiag.dataset.masks import inverted_masks, mask_flags, mask_offset, mask_record, sobel_magnitude
 from trackdiag.dataset.photometry import image_stats, luma, photometry_flags, robust_z
 from trackdiag.dataset.records import CHECKS, ScanParams

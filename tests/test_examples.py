@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 sys.path.insert(0, str(EXAMPLES))
 
-import toy_upsampler
+import toy_upsampler  # noqa: E402 - importable only once examples/ is on sys.path (above)
 
 CB = "trackdiag/tiling/checkerboard_score"
 

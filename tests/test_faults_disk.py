@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from probes import batch, mean_config
+from servers import sqlite_store
 
 import trackdiag
 import trackdiag.spool as spool_mod
-from probes import batch, mean_config
-from servers import sqlite_store
 from trackdiag.backends.local import read_metrics
 from trackdiag.spool import Spool
 from trackdiag.sync import sync

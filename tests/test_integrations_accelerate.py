@@ -88,7 +88,7 @@ def test_log_with_trackdiag_runs_a_session(store):
     assert [train_loss[i] for i in range(STEPS)] == pytest.approx([s[0] for s in seen], rel=1e-5)
     # The string value "phase" went to a table, one row per step.
     table = json.loads(Path(client.download_artifacts(run_id, "tables/texts.json")).read_text())
-    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
     assert [(r["step"], r["phase"]) for r in rows] == [(i, "warmup" if i < 2 else "main") for i in range(STEPS)]
 
 

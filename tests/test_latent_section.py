@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from test_latent_analyzer import clean_batch, run
+
 from trackdiag.analyzers.latent import LatentAnalyzer
 from trackdiag.errors import InputFileError
 from trackdiag.sections import latent as latent_section

@@ -74,7 +74,7 @@ def test_context_manager_marks_failed_run(in_tmp):
     with pytest.raises(ZeroDivisionError):
         with start() as s:
             s.log(0, batch())
-            1 / 0
+            _ = 1 / 0
     client, run_id, hist = history(s)
     assert client.get_run(run_id).info.status == "FAILED"
     assert list(hist) == [0]

@@ -167,7 +167,7 @@ def test_border_cross_index_tells_a_frame_cross_from_an_axis_aligned_texture():
                S.brick(256, 256, period_px=16.0, offset=(0.0, 0.0), generator=g)]
     framed = [S.nonperiodic_frame(a, generator=g) for a in aligned]
     idx = []
-    for a, f in zip(aligned, framed):
+    for a, f in zip(aligned, framed, strict=True):
         out = _m(torch.stack([a, f]))
         idx.append(out["border_cross_index"])
         assert out["axis_energy_frac_nohann"][0] > 0.5  # truly axis-aligned: much axis energy ...

@@ -23,10 +23,10 @@ From Python::
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional
 
 from .compare.config import compose, validate
 from .compare.table import Comparison
@@ -168,7 +168,6 @@ def _goal_of(cfg: Any, available: Sequence[str]) -> Callable[[str], str]:
 
 def run(cfg: Any, *, progress: Optional[Callable[[str], None]] = None) -> CompareResult:
     """Run a comparison from a validated config node (see :func:`compare`)."""
-    from omegaconf import OmegaConf
 
     from .compare.outputs import write_outputs
     from .compare.publish import publish, targets
@@ -301,7 +300,7 @@ def _loss_samples(cfg: Any) -> Callable[[Any, int, int], list[dict]]:
             with tempfile.TemporaryDirectory(prefix="trackdiag_loss_events_") as tmp:
                 path = client.download_artifacts(run.run_id, "tables/trackdiag/loss/events.json", tmp)
                 table = json.loads(Path(path).read_text(encoding="utf-8"))
-        except Exception:  # noqa: BLE001 - no table logged, or an older layout: no samples to name
+        except Exception:
             return []
         cols = table.get("columns", []) if isinstance(table, dict) else []
         rows = [dict(zip(cols, r, strict=False)) for r in table.get("data", [])] if cols else []

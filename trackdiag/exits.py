@@ -22,7 +22,8 @@ import os
 import sys
 import threading
 import weakref
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 __all__ = ["register", "unregister"]
 
@@ -55,7 +56,7 @@ def _finish_all(status: str) -> None:
     for session in mine:
         try:
             session.finish(status)
-        except BaseException:  # noqa: BLE001 - never fail the exit path
+        except BaseException:
             log.exception("trackdiag: finish at exit failed")
 
 
@@ -85,7 +86,7 @@ def _install() -> None:
 
     original_exit = sys.exit
 
-    def exit(status: Any = None) -> NoReturn:  # noqa: A001 - replaces sys.exit
+    def exit(status: Any = None) -> NoReturn:
         global _exit_status
         # Only noted here: the SystemExit may still be caught (a CLI framework, a notebook). The sessions are
         # finished by the exit hook, before MLflow's teardown, with this status.

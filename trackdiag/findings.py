@@ -191,7 +191,7 @@ def threshold_text(analyzer: str, key: str) -> str:
         from .metricspec import spec
 
         s = spec(analyzer, key)
-    except Exception:  # noqa: BLE001 - limits are a courtesy
+    except Exception:
         return ""
     if s is None or (s.warn is None and s.bad is None) or s.goal == "none":
         return ""

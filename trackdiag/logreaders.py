@@ -314,7 +314,7 @@ def read_tensorboard(path: str | Path, *, allow_truncated: bool = False,
             for ev in acc.Tensors(tag):
                 try:
                     arr = tensor_util.make_ndarray(ev.tensor_proto)
-                except Exception:  # noqa: BLE001 - a non-numeric tensor is simply not a scalar series
+                except Exception:
                     break
                 if arr.size != 1 or not np.issubdtype(arr.dtype, np.number):
                     break
@@ -464,7 +464,7 @@ def read_mlflow(run_id: str, *, tracking_uri: Optional[str] = None, keys: Option
         why = getattr(exc, "message", exc)
         raise InputFileError(f"{where}: cannot open the run ({why}). Check --run-id and --tracking-uri.") \
             from None
-    except Exception as exc:  # noqa: BLE001 - connection errors etc. from the tracking store
+    except Exception as exc:
         raise InputFileError(f"{where}: cannot reach the tracking store ({type(exc).__name__}: "
                              f"{exc}).") from None
     all_keys = sorted(run.data.metrics)
@@ -477,7 +477,7 @@ def read_mlflow(run_id: str, *, tracking_uri: Optional[str] = None, keys: Option
     if reader is not None:  # a database or a server: every key in one read (or one per key on a server)
         try:
             rows = reader.rows([run_id], wanted)
-        except Exception as exc:  # noqa: BLE001 - database / HTTP errors of the store
+        except Exception as exc:
             raise InputFileError(f"{where}: cannot read the metrics ({type(exc).__name__}: {exc}).") from None
         for key in wanted:
             for _, step, _, value in sorted(rows.get(key, []), key=lambda r: (r[1], r[2])):
@@ -628,7 +628,7 @@ def iter_wandb_records(path: str | Path, *, allow_truncated: bool = False,
         rec = pb.Record()  # type: ignore[attr-defined]  # generated protobuf module, no stubs
         try:
             rec.ParseFromString(b"".join(chunks))
-        except Exception as exc:  # noqa: BLE001 - protobuf DecodeError
+        except Exception as exc:
             raise InputFileError(f"{file}: a W&B record does not decode ({exc}).") from None
         count += 1
         yield rec

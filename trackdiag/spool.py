@@ -412,11 +412,11 @@ class Spool:
             if fh is not None:
                 try:
                     fh.close()
-                except Exception:  # noqa: BLE001 - the flush of a full disk fails again here
+                except Exception:
                     pass
             if size >= 0:
                 os.truncate(self.path / JOURNAL, size)
-        except Exception:  # noqa: BLE001 - best effort; a torn tail line is skipped on reading
+        except Exception:
             pass
 
     def _externalize(self, entry_id: int, item: _Item) -> None:

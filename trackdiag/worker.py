@@ -661,7 +661,7 @@ class Worker:
             owner.opened = True
             try:
                 owner.resume_step = owner.backend.last_step()
-            except Exception as exc:  # noqa: BLE001 - without it nothing is skipped
+            except Exception as exc:
                 log.warning("trackdiag: could not read the last step of the %s run: %s", owner.name, exc)
             self._describe(owner)
             return True
@@ -758,7 +758,7 @@ def _deferred_payload(job: Any, step: int) -> Optional[dict[str, Any]]:
     try:
         state = analyzer.state_dict()
         json.dumps(state)
-    except Exception:  # noqa: BLE001 - a state that is not JSON: drawn without it
+    except Exception:
         state = None
     return {"step": int(step), "analyzer": f"{cls.__module__}.{cls.__qualname__}",
             "params": dataclasses.asdict(analyzer.params), "state": state,
@@ -768,7 +768,7 @@ def _deferred_payload(job: Any, step: int) -> Optional[dict[str, Any]]:
 def _release(backend: Backend) -> None:
     try:
         backend.release()
-    except Exception:  # noqa: BLE001 - letting go is best effort
+    except Exception:
         pass
 
 

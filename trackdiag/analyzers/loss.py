@@ -433,7 +433,7 @@ class _SampleStats:
         self.suspects: set[str] = set()
 
     def update(self, ids: Sequence[str], losses: np.ndarray, excess: np.ndarray, spike: bool) -> None:
-        for sid, loss, exc in zip(ids, losses, excess):
+        for sid, loss, exc in zip(ids, losses, excess, strict=True):
             rec = self.stats.get(sid)
             if rec is None:
                 if len(self.stats) >= self.max_tracked:

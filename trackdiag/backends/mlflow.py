@@ -247,7 +247,7 @@ class MlflowBackend(Backend):
                     with tempfile.TemporaryDirectory() as tmp:
                         local = client.download_artifacts(self.run_id, artifact, tmp)
                         self._tables[(str(self.run_id), key)] = _read_table(local)
-                except Exception:  # noqa: BLE001 - the next append takes MLflow's path again
+                except Exception:
                     pass
                 return
             columns = _without_known_rows(known, columns)
@@ -303,7 +303,6 @@ class MlflowBackend(Backend):
             return f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
         if uri.startswith("sqlite"):
             from ..findings import shell_command
-
             from ..ui import store_uri
 
             command = shell_command('trackdiag', 'ui', '--store', store_uri(uri))
@@ -316,7 +315,7 @@ def _download_table(client: Any, run_id: Optional[str], artifact: str) -> Any:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             return _read_table(client.download_artifacts(run_id, artifact, tmp))
-    except Exception:  # noqa: BLE001 - no such table (or unreadable): MLflow's own call decides
+    except Exception:
         return None
 
 

@@ -222,7 +222,7 @@ class WandbBackend(Backend):
         run.summary["trackdiag/verdict_step"] = int(step)
         try:
             run.notes = str(findings.get("markdown", ""))
-        except Exception:  # noqa: BLE001 - a run the user started may refuse notes; the summary has it
+        except Exception:
             pass
 
     def location(self) -> str:

@@ -124,7 +124,7 @@ def unique_names(names: Sequence[str], ids: Sequence[str]) -> list[str]:
     """Display names, made unique by appending a short id where two runs share a name."""
     counts: Mapping[str, int] = {n: names.count(n) for n in set(names)}
     out = []
-    for name, rid in zip(names, ids):
+    for name, rid in zip(names, ids, strict=True):
         out.append(name if counts[name] == 1 else f"{name} [{str(rid)[:8]}]")
     # Still equal (same name and id prefix): number them.
     seen: dict[str, int] = {}

@@ -336,7 +336,7 @@ def _plot_pages(pdf: Any, plots: Sequence[tuple[str, np.ndarray]]) -> None:
     for start in range(0, len(plots), 2):
         fig = new_figure(*_A4)
         fig.set_layout_engine("none")
-        for slot, (label, rgb) in enumerate(plots[start:start + 2]):
+        for slot, (_label, rgb) in enumerate(plots[start:start + 2]):
             ax = fig.add_axes((0.05, 0.52 - 0.47 * slot, 0.9, 0.43))
             ax.imshow(rgb, interpolation="antialiased")
             ax.set_axis_off()
@@ -355,8 +355,8 @@ def _table_pages(pdf: Any, c: Comparison, max_rows: int) -> None:
                  for k in use] for r in rows]
         head = [textwrap.shorten(k, 26, placeholder="~") for k in use]
         widths = [max(len(h), *(len(t[k]) for t in text)) if text else len(h) for k, h in enumerate(head)]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
-        lines += ["  ".join(x.ljust(w) for x, w in zip(t, widths)) for t in text]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+        lines += ["  ".join(x.ljust(w) for x, w in zip(t, widths, strict=True)) for t in text]
         title = (f"Comparison table, best first ({len(rows)} of {len(c)} rows; columns {col0 - 2}–"
                  f"{min(len(cols), col0 + per_cols) - 3} of {len(cols) - 3}). * best in column, ! flagged")
         _text_page(pdf, title, lines, wrap=False, landscape=True)

@@ -232,7 +232,7 @@ def analyze_sets(sets: Sequence[SampleSet], analyzers: Sequence[Analyzer], *, re
                         names = [loaded[k][0].name for k in chunk]
                         notes.append(f"{s.name}: {analyzer.name} failed on {names}: {exc}")
                         continue
-                    for k, values in zip(chunk, metrics):
+                    for k, values in zip(chunk, metrics, strict=True):
                         row = per_image.setdefault(k, {"run": s.run, "checkpoint": s.name, "step": s.step,
                                                        "image": loaded[k][0].name})
                         row.update({metric_key(analyzer.name, key): v for key, v in values.items()})

@@ -23,8 +23,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
-
 from ..errors import ConfigError
 from .data import MissingRunError, RunData, Series, series_from_points, unique_names
 from .mlflow_bulk import bulk_reader
@@ -182,7 +180,7 @@ def read_local(*, runs: Sequence[str], select: Select) -> list[RunData]:
     keys = list(select([list(r) for r in raw]))
     names = unique_names([f.name for f in folders], [str(f) for f in folders])
     out = []
-    for folder, name, metrics in zip(folders, names, raw):
+    for folder, name, metrics in zip(folders, names, raw, strict=True):
         series = {k: series_from_points(list(metrics[k]), list(metrics[k].values()))
                   for k in keys if k in metrics}
         params = folder / "params.json"
@@ -220,7 +218,7 @@ def read_logreader(kind: str, *, runs: Sequence[str], select: Select) -> list[Ru
     keys = list(select([list(t) for t in tables]))
     names = unique_names(names, [str(f) for f in folders])
     out = []
-    for folder, name, table, tag in zip(folders, names, tables, tags):
+    for folder, name, table, tag in zip(folders, names, tables, tags, strict=True):
         metrics = {k: Series(table[k].steps, table[k].values) for k in keys if k in table}
         out.append(RunData(name=name, run_id=str(folder), source=kind, metrics=metrics, tags=tag))
     return out

@@ -160,7 +160,7 @@ def build_table(runs: Sequence[RunData], specs: Sequence[MetricSpec], *, steps: 
             notes.append(msg)
             ck, vals, logged = ck[~empty], vals[~empty], logged[~empty]
         gaps = (logged < 0) & np.array([k in run.metrics for k in keys])[None, :]
-        for i, j in zip(*np.nonzero(gaps)):
+        for i, j in zip(*np.nonzero(gaps), strict=True):
             notes.append(f"run {run.name!r} @ {_checkpoint_label(run, int(ck[i]))}: no {specs[j].label} "
                          f"within ±{tolerance} steps.")
         row_run += [run.name] * ck.size

@@ -210,7 +210,7 @@ def _one(spec: SceneSpec, cache: str | None, diagnose: bool) -> dict[str, Any]:
         try:
             v, s, dt = diagnose_scene(scene.pred, scene.mask.astype(np.float32), scene.ref)
             rec.update(verdicts=v, summary=s, seconds=dt)
-        except Exception as exc:  # noqa: BLE001 - a failing case is a result, reported as such
+        except Exception as exc:
             rec.update(verdicts=[], summary={}, seconds=0.0, error=f"{type(exc).__name__}: {exc}")
     return rec
 
@@ -265,7 +265,7 @@ def _real_dev_one(folder: str, case: dict[str, Any]) -> dict[str, Any]:
     try:
         v, s, dt = diagnose_scene(pred, mask, ref)
         rec.update(verdicts=v, summary=s, seconds=dt)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         rec.update(verdicts=[], summary={}, seconds=0.0, error=f"{type(exc).__name__}: {exc}")
     return rec
 
