@@ -53,7 +53,8 @@ def add_lora(unet: Any, *, rank: int, alpha: float | None = None) -> Any:
     """Inject a peft LoRA adapter into ``unet`` (in place); only the adapter's weights stay trainable."""
     from peft import LoraConfig, inject_adapter_in_model
 
-    config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank, target_modules=list(LORA_TARGETS),
+    config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank,
+                        target_modules=list(LORA_TARGETS),
                         init_lora_weights="gaussian")
     return inject_adapter_in_model(config, unet)
 
@@ -170,7 +171,8 @@ def train(args: argparse.Namespace) -> LoraResult:
     result.run_id = session.backends[0].run_id
     after = dict(accelerator.unwrap_model(unet).named_parameters())
     result.lora_changed = any(not torch.equal(before[n], after[n].detach()) for n in result.trainable)
-    result.base_unchanged = all(torch.equal(before[n], after[n].detach()) for n in before if n not in result.trainable)
+    result.base_unchanged = all(torch.equal(before[n],
+                                            after[n].detach()) for n in before if n not in result.trainable)
     return result
 
 

@@ -95,7 +95,8 @@ def training_textures(n: int, size: int, *, generator: torch.Generator) -> torch
     return synth.wall_batch(n, size, generator=generator, min_period_px=lo, max_period_frac=hi / size)
 
 
-def evaluation_textures(n: int, size: int, *, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluation_textures(n: int, size: int, *, generator: torch.Generator
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed evaluation set and its reference tile.
 
     Returns ``(walls, ref)``: ``n×3×size×size`` brick and tile walls (alternating), all with period
@@ -193,7 +194,8 @@ def session_overrides(cfg: DemoConfig) -> list[str]:
     The tiling figures (six per call) render at every other evaluation: they cost the background worker
     several seconds of CPU each time, and the MLflow UI's step slider needs only a few steps.
     """
-    return ["analyzer=[tiling,loss,pixel]", "analyzer.tiling.schedule.every=1", "analyzer.tiling.figures_every=2",
+    return ["analyzer=[tiling,loss,pixel]", "analyzer.tiling.schedule.every=1",
+            "analyzer.tiling.figures_every=2",
             "analyzer.pixel.schedule.every=1"]
 
 
@@ -211,7 +213,8 @@ def train_variant(variant: str, cfg: DemoConfig, train_set: torch.Tensor, eval_s
     tags = {"demo.variant": variant, "demo.upsampler": DESCRIPTION[variant],
             **{f"demo.{k}": str(v) for k, v in asdict(cfg).items() if k not in ("out", "tracking_uri")}}
     session = trackdiag.init({"run": {"tags": tags}}, overrides=session_overrides(cfg), backend="mlflow",
-                             tracking_uri=cfg.tracking_uri, experiment=cfg.experiment, run_name=f"toy-{variant}",
+                             tracking_uri=cfg.tracking_uri, experiment=cfg.experiment,
+                             run_name=f"toy-{variant}",
                              out_dir=str(out / "trackdiag_runs"))
     result = RunResult(variant=variant, run_id="", train_seconds=0.0, final_loss=math.nan)
     train_time = 0.0
@@ -259,8 +262,10 @@ def write_report(result: RunResult, cfg: DemoConfig, ref: torch.Tensor, targets:
     result.summary = trackdiag.diagnose(result.final_pred, ref=ref, out_dir=out)
     result.report = out / "index.html"
     n = min(4, len(targets))
-    grid = torch.cat([torch.cat(list(targets[:n]), dim=2), torch.cat(list(result.final_pred[:n]), dim=2)], dim=1)
-    save_rgb_png((grid.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy(), out / "samples.png")
+    grid = torch.cat([torch.cat(list(targets[:n]), dim=2), torch.cat(list(result.final_pred[:n]), dim=2)],
+                     dim=1)
+    save_rgb_png((grid.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy(),
+                 out / "samples.png")
 
 
 def rank_checkpoints(cfg: DemoConfig, results: Sequence[RunResult]) -> Any:
@@ -271,7 +276,8 @@ def rank_checkpoints(cfg: DemoConfig, results: Sequence[RunResult]) -> Any:
     return compare(overrides=[
         f"mlflow.tracking_uri='{cfg.tracking_uri}'", f"mlflow.experiment={cfg.experiment}", f"runs=[{runs}]",
         "steps=all", f"tolerance={max(1, cfg.eval_every // 2)}", f"metrics=[{','.join(RANK_METRICS)}]",
-        f"output.dir='{Path(cfg.out) / 'comparison'}'", "output.formats=[csv,json,md,html]", "publish.to=mlflow"])
+        f"output.dir='{Path(cfg.out) / 'comparison'}'", "output.formats=[csv,json,md,html]",
+        "publish.to=mlflow"])
 
 
 def checkerboard_history(cfg: DemoConfig, run_id: str) -> dict[int, float]:
@@ -320,8 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps per run (default {d.steps})")
-    p.add_argument("--size", type=int, default=d.size, help=f"side of the evaluation images (default {d.size})")
-    p.add_argument("--train-size", type=int, default=d.train_size, help=f"side of the training crops (default {d.train_size})")
+    p.add_argument("--size", type=int, default=d.size,
+                   help=f"side of the evaluation images (default {d.size})")
+    p.add_argument("--train-size", type=int, default=d.train_size,
+                   help=f"side of the training crops (default {d.train_size})")
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--eval-every", type=int, default=d.eval_every,
                    help=f"evaluate, log predictions and save a checkpoint every n steps (default {d.eval_every})")

@@ -217,7 +217,8 @@ def test_lexicographic_ranking_and_goal_max(store, tmp_path):
 
 def test_steps_last_all_baseline_forms_and_weights(store, tmp_path):
     c = run_compare(store, tmp_path, "steps=last").comparison
-    assert [(r, int(s)) for r, s in zip(c.run, c.step, strict=True)] == [("run-a", 500), ("run-b", 500), (EVIL, 510)]
+    assert [(r, int(s)) for r, s in zip(c.run, c.step, strict=True)] == [("run-a", 500), ("run-b", 500),
+                                                                         (EVIL, 510)]
     c = run_compare(store, tmp_path, "steps=all", "baseline=run-b").comparison
     assert len(c) == 15 and (c.run[c.baseline], int(c.step[c.baseline])) == ("run-b", 500)
     c = run_compare(store, tmp_path, "steps=all", "baseline=run-b@200").comparison

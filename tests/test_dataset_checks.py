@@ -175,7 +175,8 @@ def test_content_and_perceptual_hash(tmp_path):
     Image.fromarray(rgb).save(tmp_path / "a.bmp")
     decoded = [np.asarray(Image.open(tmp_path / n)) for n in ("a.png", "a.bmp")]
     assert content_hash(decoded[0]) == content_hash(decoded[1])
-    near = np.clip(rgb.astype(int) + np.random.default_rng(7).integers(-3, 4, rgb.shape), 0, 255).astype(np.uint8)
+    near = np.clip(rgb.astype(int) + np.random.default_rng(7).integers(-3, 4, rgb.shape), 0,
+                   255).astype(np.uint8)
     assert content_hash(near) != content_hash(rgb)
     other = (np.stack([_scene(8)[0]] * 3, -1) * 255).astype(np.uint8)
     h = [perceptual_hash(Image.fromarray(x)) for x in (rgb, near, other)]

@@ -82,8 +82,8 @@ def test_toy_demo_logs_both_runs_with_figures_and_reports(toy_run):
         assert run.info.status == "FINISHED"
         assert run.data.tags["demo.variant"] == name.split("-")[1]
         assert sorted(_checkerboard(client, run)) == CHECKPOINTS
-        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "trackdiag/loss/train_loss")) \
-            == list(range(STEPS))
+        history = client.get_metric_history(run.info.run_id, "trackdiag/loss/train_loss")
+        assert sorted(m.step for m in history) == list(range(STEPS))
         images = {a.path.split("+")[0] for a in client.list_artifacts(run.info.run_id, "images")}
         for fig in ("tiling~radial_profile", "tiling~local_period_px", "pixel~pixel_overlay"):
             assert any(fig in path for path in images), (name, fig, sorted(images))
@@ -134,7 +134,8 @@ def test_toy_demo_ranks_the_checkpoints(toy_run):
     assert best is not None and best.group(1) == "toy-resize" and int(best.group(2)) in CHECKPOINTS[1:], stdout
     for variant in ("deconv", "resize"):
         for step in CHECKPOINTS:
-            state = torch.load(work / "out" / "checkpoints" / variant / f"step_{step:05d}.pt", weights_only=True)
+            state = torch.load(work / "out" / "checkpoints" / variant / f"step_{step:05d}.pt",
+                               weights_only=True)
             model = toy_upsampler.Decoder(variant)
             model.load_state_dict(state)  # a real, loadable checkpoint of that architecture
 
@@ -182,7 +183,8 @@ def test_diffusers_lora_example_feeds_every_input(tmp_path, monkeypatch, _fresh_
     # The latents before and after the UNet: x_t and the epsilon prediction, channel by channel.
     for name in ("in", "out"):
         means = hist(f"trackdiag/latent/{name}/c0/mean")
-        assert [means[s] for s in range(steps)] == pytest.approx(result.latent_c0_means[name], rel=1e-4, abs=1e-6)
+        assert [means[s] for s in range(steps)] == pytest.approx(result.latent_c0_means[name], rel=1e-4,
+                                                                 abs=1e-6)
     # The x0 estimate reached the tiling analyzer at every step.
     assert sorted(hist("trackdiag/tiling/fundamental_period_px")) == list(range(steps))
     # Figures of the tiling and latent analyzers (rendered on the first analysis, --figures-every 10).

@@ -68,7 +68,8 @@ def test_bad_inputs_and_a_dying_rank_never_hang_or_mislabel_rank_0(tmp_path):
     out.mkdir()
     # plain processes: torch's own launcher would SIGTERM rank 0 when rank 1 fails, which is not what is tested
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_rank_main, args=(r, 2, str(tmp_path / "init"), str(out), uri)) for r in (0, 1)]
+    procs = [ctx.Process(target=_rank_main, args=(r, 2, str(tmp_path / "init"), str(out), uri)) for r in (0,
+                                                                                                          1)]
     for p in procs:
         p.start()
     for p in procs:

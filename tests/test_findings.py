@@ -250,7 +250,8 @@ def test_limits_are_drawn_and_shown_next_to_the_evidence(tmp_path):
     green = (g > 100) & (r < 80) & (b < 80)  # the fine bar
     assert red.sum() > 200 and orange.sum() > 20 and green.sum() > 200
     v = Verdict(code="grid_s8", severity="bad", title="8-px grid", evidence={"grid_s8": 0.35}, fix="f")
-    page = write_report(tmp_path, [Section(title="t", verdicts=[v], summary={"grid_s8": 0.35}, analyzer="limitsdemo")])
+    page = write_report(tmp_path,
+                        [Section(title="t", verdicts=[v], summary={"grid_s8": 0.35}, analyzer="limitsdemo")])
     html = page.read_text()
     assert "grid_s8 = 0.35 <span class='limit'>(limit: warn ≥ 0.1, bad ≥ 0.3)</span>" in html
     assert "<th>limit</th>" in html  # the full table has a limit column

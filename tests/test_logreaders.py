@@ -108,7 +108,8 @@ def test_csv_sparse_lightning_style_and_long_format(tmp_path):
     np.testing.assert_array_equal(log.steps, steps)
     np.testing.assert_allclose(log.values, loss)
     np.testing.assert_allclose(log.timesteps, t)
-    long = ["key,value,step,timestamp"] + [f"loss,{float(v)!r},{s},0" for s, v in zip(steps, loss, strict=True)]
+    long = ["key,value,step,timestamp"] + [f"loss,{float(v)!r},{s},0" for s, v in zip(steps, loss,
+                                                                                      strict=True)]
     (tmp_path / "long.csv").write_text("\n".join(long) + "\n")
     log = read_loss_log(tmp_path / "long.csv")
     assert log.tag == "loss" and log.timesteps is None

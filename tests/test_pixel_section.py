@@ -60,7 +60,8 @@ def test_pairs_with_a_mask_find_the_defect_the_leak_and_write_the_report(tmp_pat
     leaky_out[104:120, 20:60] = 1.0  # the edit spilled below the wall
     args = ["--images", _save(inp, tmp_path / "in.png"), _save(clean_out, tmp_path / "clean.png"),
             str(tmp_path / "in.png"), _save(leaky_out, tmp_path / "leaky.png"),
-            "--mask", _save(mask.astype(float), tmp_path / "m.png"), "--heatmap-scale", "2", "--max-images", "1"]
+            "--mask", _save(mask.astype(float),
+                            tmp_path / "m.png"), "--heatmap-scale", "2", "--max-images", "1"]
     out, sections = _run(tmp_path, args)
     (sec,) = sections
     pairs = {r["pair"]: r for r in sec.tables["pairs"]}

@@ -186,7 +186,8 @@ def _apply_shortcuts(cfg: Any, shortcuts: Mapping[str, Any]) -> None:
     from omegaconf import OmegaConf
 
     simple = {"experiment": "run.experiment", "run_name": "run.run_name", "out_dir": "out_dir",
-              "on_error": "on_error", "on_resume": "on_resume", "allow_external_targets": "allow_external_targets"}
+              "on_error": "on_error", "on_resume": "on_resume",
+              "allow_external_targets": "allow_external_targets"}
     for key, value in shortcuts.items():
         if value is None:
             continue

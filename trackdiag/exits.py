@@ -7,7 +7,8 @@
 * **Uncaught exception** in the main thread: ``sys.excepthook`` finishes the session as ``FAILED``, then
   calls the previous hook.
 * **``sys.exit(code)``** with a non-zero code (or a message): noted; the exit hook then finishes the session
-  as ``FAILED`` (a ``SystemExit`` that is caught, by a CLI framework or a notebook, does not end the session). (``raise SystemExit(3)`` written out, and ``os._exit``, are not seen: use
+  as ``FAILED`` (a ``SystemExit`` that is caught, by a CLI framework or a notebook, does not end the session).
+  (``raise SystemExit(3)`` written out, and ``os._exit``, are not seen: use
   ``sys.exit`` or call ``finish("FAILED")``.)
 
 Hooks are installed once per process and act only on sessions of the process that opened them (a forked

@@ -196,7 +196,8 @@ def threshold_text(analyzer: str, key: str) -> str:
     if s is None or (s.warn is None and s.bad is None) or s.goal == "none":
         return ""
     op = "≥" if s.goal == "min" else "≤"
-    parts = [f"{name} {op} {_fmt(lim)}" for name, lim in (("warn", s.warn), ("bad", s.bad)) if lim is not None]
+    parts = [f"{name} {op} {_fmt(lim)}" for name, lim in (("warn", s.warn),
+                                                          ("bad", s.bad)) if lim is not None]
     return ", ".join(parts)
 
 

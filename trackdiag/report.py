@@ -259,7 +259,8 @@ def write_report(out_dir: str | Path, sections: Sequence[Section], *, title: str
         for name, rows in sec.tables.items():
             parts.append(f"<h3>{_e(name)}</h3>{_table_html(list(rows))}")
         if sec.summary:
-            rows = [{"key": k, "value": v, "limit": _limit_text(sec.analyzer, k)} for k, v in sec.summary.items()]
+            rows = [{"key": k, "value": v,
+                     "limit": _limit_text(sec.analyzer, k)} for k, v in sec.summary.items()]
             if not any(r["limit"] for r in rows):
                 rows = [{"key": r["key"], "value": r["value"]} for r in rows]
             parts.append(f"<details><summary>All {len(rows)} values</summary>{_table_html(rows)}</details>")

@@ -326,7 +326,8 @@ class Spool:
             for i, item in self._items.items():
                 for name, rejected in item.waiting.items():
                     if (backend is None or name == backend) and (include_rejected or rejected is None):
-                        out.append(Entry(i, name, item.kind, item.payload, error=item.error, rejected=rejected))
+                        out.append(Entry(i, name, item.kind, item.payload, error=item.error,
+                                         rejected=rejected))
             return out
 
     def undelivered(self) -> int:

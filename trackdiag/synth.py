@@ -56,7 +56,8 @@ def _rand(generator: torch.Generator | None, *shape: int) -> torch.Tensor:
     return torch.rand(*shape, generator=generator)
 
 
-def rotated_coords(height: int, width: int, *, angle_deg: float = 0.0, offset: tuple[float, float] = (0.0, 0.0),
+def rotated_coords(height: int, width: int, *, angle_deg: float = 0.0,
+                   offset: tuple[float, float] = (0.0, 0.0),
                    device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixel coordinates rotated by ``angle_deg`` about the image centre: ``(u, v)``, each ``H×W`` float32.
 
@@ -194,7 +195,8 @@ def plaster(height: int, width: int, *, beta: float = 1.6, contrast: float = 0.1
 
 
 def ellipse_mask(height: int, width: int, *, center: tuple[float, float] = (0.5, 0.5),
-                 radii: tuple[float, float] = (0.35, 0.4), device: torch.device | None = None) -> torch.Tensor:
+                 radii: tuple[float, float] = (0.35,
+                                               0.4), device: torch.device | None = None) -> torch.Tensor:
     """Boolean ``H×W`` ellipse (centre and radii as fractions of ``(H, W)``): a non-rectangular wall mask."""
     y = (torch.arange(height, device=device, dtype=torch.float32)[:, None] + 0.5) / height
     x = (torch.arange(width, device=device, dtype=torch.float32)[None, :] + 0.5) / width
@@ -352,8 +354,8 @@ def wall_batch(n: int, size: int, *, generator: torch.Generator | None = None,
                noise: float = 0.02) -> torch.Tensor:
     """``n`` random brick and tile walls, ``n×3×size×size`` in [0, 1], for training demos and examples.
 
-    Kinds alternate brick / tiles; periods are drawn log-uniformly in ``[min_period_px, max_period_frac·size]``
-    (course height for bricks), rotations within ±3°, colours as random warm tints, plus white noise.
+    Kinds alternate brick / tiles; periods are drawn log-uniformly in
+    ``[min_period_px, max_period_frac·size]`` (course height for bricks), rotations within ±3°, colours as random warm tints, plus white noise.
     """
     out = []
     hi = max(min_period_px, max_period_frac * size)

@@ -329,7 +329,8 @@ class Worker:
 
     def _defer_figures(self, deadline: float) -> None:
         """Draw figures for at most ``figure_wait()`` seconds; keep the inputs of the rest in the spool, for
-        ``trackdiag.sync`` to draw and deliver (finish() waits for what must be delivered, not for drawing)."""
+        ``trackdiag.sync`` to draw and deliver (finish() waits for what must be delivered, not for
+        drawing)."""
         if self._figure_wait is None or self._spool is None:
             return
         until = min(deadline, time.monotonic() + max(0.0, self._figure_wait()))
@@ -572,7 +573,8 @@ class Worker:
         if job.kind == "image" and "image" not in job.payload and self._spool is not None:
             from .spool import Entry
 
-            return self._spool.load(Entry(job.id, "", job.kind, self._spool.payload_of(job.id) or job.payload))
+            return self._spool.load(Entry(job.id, "", job.kind,
+                                          self._spool.payload_of(job.id) or job.payload))
         return job.payload
 
     def _transient_failure(self, lane: _Lane, jobs: list[_Job], exc: BaseException) -> None:

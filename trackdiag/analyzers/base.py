@@ -30,7 +30,8 @@ from typing_extensions import TypeVar
 
 from ..schedule import Schedule
 
-__all__ = ["AnalyzerParams", "StepInputs", "Result", "Analyzer", "reduce_per_sample", "is_map_key", "MAP_PREFIX"]
+__all__ = ["AnalyzerParams", "StepInputs", "Result", "Analyzer", "reduce_per_sample", "is_map_key",
+           "MAP_PREFIX"]
 
 #: Prefix of the keys of figure maps in :meth:`Analyzer.compute`'s output.
 MAP_PREFIX = "map/"

@@ -288,7 +288,8 @@ class MlflowBackend(Backend):
         if self.experiment_id is not None:
             base = f"#/experiments/{self.experiment_id}/runs/{self.run_id}"
             links = [f"[figures (artifacts/images)]({base}/artifacts/images)",
-                     f"[charts]({base}/model-metrics)", f"[configuration (config.yaml)]({base}/artifacts/config)"]
+                     f"[charts]({base}/model-metrics)",
+                     f"[configuration (config.yaml)]({base}/artifacts/config)"]
             links += [f"[report {name}]({base}/artifacts/{name})" for name in self._reports]
             note = note.rstrip() + "\n\n" + " · ".join(links) + "\n"
         tags = [RunTag("mlflow.note.content", note[:_MAX_TAG_LEN]),
@@ -356,8 +357,8 @@ def _append_rows(table: Any, columns: Mapping[str, list[Any]]) -> Any:
 
 def absolute_sqlite_uri(uri: str) -> str:
     """``sqlite:///relative.db`` → ``sqlite:////abs/path/relative.db`` (resolved against the working directory
-    now), so that a later ``chdir`` cannot send the run elsewhere (MLflow caches one engine per URI string) and
-    the printed ``mlflow ui`` command works from any folder. Other URIs are returned unchanged.
+    now), so that a later ``chdir`` cannot send the run elsewhere (MLflow caches one engine per URI string)
+    and the printed ``mlflow ui`` command works from any folder. Other URIs are returned unchanged.
 
     >>> absolute_sqlite_uri("http://127.0.0.1:5000")
     'http://127.0.0.1:5000'

@@ -137,7 +137,8 @@ def compose(overrides: Iterable[str] = ()) -> Any:
     from ..config import compose as compose_dir
 
     _register()
-    cfg = compose_dir(map_overrides(overrides), directory=Path(compare_config_dir()), job_name="compare_ckpts",
+    cfg = compose_dir(map_overrides(overrides), directory=Path(compare_config_dir()),
+                      job_name="compare_ckpts",
                       what="compare_ckpts")
     OmegaConf.set_struct(cfg, False)
     cfg.pop("hydra", None)

@@ -1,8 +1,8 @@
 """The default ranking (``ranking.method=tiered``): verdicts first, then fidelity, then the artifact metrics.
 
 1. **Verdicts.** Each checkpoint's worst verdict severity (0 none/info, 1 warn, 2 bad), from the logged
-   ``trackdiag/<analyzer>/verdict/<code>`` metrics, or — where a run logged none (older runs, W&B, TensorBoard,
-   local runs) — recomputed from the stored metrics with the analyzer's own rules
+   ``trackdiag/<analyzer>/verdict/<code>`` metrics, or — where a run logged none (older runs, W&B,
+   TensorBoard, local runs) — recomputed from the stored metrics with the analyzer's own rules
    (:func:`trackdiag.verdicts.evaluate`). A checkpoint with a bad verdict never ranks above one without
    (``ranking.severity_first=false`` turns this off).
 2. **Fidelity** (``ref_spectrum_distance``, ``pixel/diff_rmse``; lower is better): a blurry checkpoint has

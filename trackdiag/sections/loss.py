@@ -143,8 +143,10 @@ def loss_verdicts(det: SeriesDetection, params: LossParams) -> list[Verdict]:
     plateaus = [e for e in ev if e.kind == "plateau"]
     if plateaus:
         out.append(Verdict(
-            code="loss_plateau", severity="warn", title="Loss plateau (no improvement over the patience window)",
-            evidence={"plateau_count": len(plateaus), "first_step": plateaus[0].step, "detail": plateaus[0].detail},
+            code="loss_plateau", severity="warn",
+            title="Loss plateau (no improvement over the patience window)",
+            evidence={"plateau_count": len(plateaus), "first_step": plateaus[0].step,
+                      "detail": plateaus[0].detail},
             fix="Late in training a flat diffusion loss is normal (judge the samples, not the loss). Early on: "
             "check that the LoRA parameters train (requires_grad, optimizer param groups), that the learning "
             "rate is not too small, and that the data loader is not repeating the same batches."))

@@ -29,7 +29,8 @@ __all__ = ["run_diagnostics_from_tensors", "main", "reset"]
 _SESSIONS: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
 
 
-def run_diagnostics_from_tensors(pred_bchw: Any, mask_bchw: Any = None, out_dir: Any = None, ref_chw: Any = None,
+def run_diagnostics_from_tensors(pred_bchw: Any, mask_bchw: Any = None, out_dir: Any = None,
+                                 ref_chw: Any = None,
                                  global_step: int = 0, writer: Any = None, tag_prefix: str = "train",
                                  **options: Any) -> dict[str, Any]:
     """Tiling diagnosis of a batch, logged and returned as the note's flat dict.
@@ -101,7 +102,8 @@ def _inputs(pred: Any, mask: Any, ref: Any, step: int) -> Any:
     return StepInputs(step=step, pred=p, mask=m, ref=r)
 
 
-def _to_writer(writer: Any, prefix: str, step: int, analyzer: Any, result: Any, verdicts: Sequence[Any]) -> None:
+def _to_writer(writer: Any, prefix: str, step: int, analyzer: Any, result: Any,
+               verdicts: Sequence[Any]) -> None:
     from ..backends.tensorboard import TensorboardBackend, TensorboardParams
 
     tb = TensorboardBackend(TensorboardParams(custom_scalars=False), writer=writer)

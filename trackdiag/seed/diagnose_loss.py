@@ -50,7 +50,8 @@ class LossDiagnostics:
         config: a dict, an OmegaConf ``DictConfig`` or any object with attributes. Read from it:
             ``diag_interval`` (the note's; kept as :attr:`diag_interval`), any field of
             :class:`trackdiag.analyzers.loss.LossParams` (``spike_sigma``, ``window``, ``robust`` …), the run
-            options ``backend``, ``tracking_uri``, ``experiment``, ``run_name``, ``out_dir``, ``on_error``, and
+            options ``backend``, ``tracking_uri``, ``experiment``, ``run_name``, ``out_dir``, ``on_error``,
+            and
             ``overrides`` (a list of trackdiag Hydra overrides). Without a backend option the results go to
             the embedded MLflow store, as everywhere else in trackdiag.
         writer: your ``SummaryWriter``: the results go to it (the tensorboard backend) instead.

@@ -125,7 +125,8 @@ class MlflowOnPostgres:
     def start(self, timeout: float = 300.0) -> MlflowOnPostgres:
         mlflow = Path(sys.executable).parent / "mlflow"
         cmd = [str(mlflow), "server", "--backend-store-uri", self.db_uri, "--artifacts-destination",
-               str(self.root / "artifacts"), "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+               str(self.root / "artifacts"), "--host", "127.0.0.1", "--port", str(self.port), "--workers",
+               "1"]
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         with open(self.root / "server.log", "ab") as fh:
             self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=self.root,

@@ -9,9 +9,10 @@ Usage::
 
     records = run_real_dev("../shared/bench/real-dev")          # the development sample
 
-A *record* is ``{"id", "truth": Truth.to_dict(), "verdicts": [{"code", "severity"}...], "summary": {key: float},
-"seconds"}``. :func:`metrics` scores them: a cause is found when a verdict with its code has severity warn or bad;
-info verdicts count only for ``perspective`` and ``aperiodic``.
+A *record* is ``{"id", "truth": Truth.to_dict(), "verdicts": [{"code", "severity"}...], "summary": {key:
+float},
+"seconds"}``. :func:`metrics` scores them: a cause is found when a verdict with its code has severity warn or
+bad; info verdicts count only for ``perspective`` and ``aperiodic``.
 """
 
 from __future__ import annotations
@@ -76,12 +77,14 @@ class SceneSpec:
         return base if self.size is None else f"{base}_{self.size[0]}x{self.size[1]}"
 
     def make(self) -> Scene:
-        return make_scene(kind=self.kind, cause=self.causes, seed=self.seed, size=self.size, angled=self.angled,
+        return make_scene(kind=self.kind, cause=self.causes, seed=self.seed, size=self.size,
+                          angled=self.angled,
                           with_ref=self.with_ref, twin=self.twin)
 
 
 #: two-cause combinations (one resampling or image-level cause with a texture-level one).
-COMBOS = ("checkerboard+doubled_zone", "grid_s8+bands_rows", "grid_s8+period_doubled", "checkerboard+bands_cols",
+COMBOS = ("checkerboard+doubled_zone", "grid_s8+bands_rows", "grid_s8+period_doubled",
+          "checkerboard+bands_cols",
           "grid_s8+aliasing", "checkerboard+period_halved")
 
 
@@ -255,7 +258,8 @@ def _real_dev_one(folder: str, case: dict[str, Any]) -> dict[str, Any]:
     truth = Truth(id=case["id"], causes=causes, context=list(case.get("context", [])),
                   texture=case.get("texture", ""), size=list(case.get("size", pred.shape[:2])),
                   jpeg_q=int(case.get("jpeg_q") or 0), period_px=case.get("period_px"),
-                  period_approx=bool(case.get("period_approx", False)), ref_period_px=case.get("ref_period_px"),
+                  period_approx=bool(case.get("period_approx",
+                                              False)), ref_period_px=case.get("ref_period_px"),
                   perspective_label=case.get("perspective_label"), period_change=float("nan"),
                   true_trend_x=float(case.get("true_trend_x") or 0.0),
                   true_trend_y=float(case.get("true_trend_y") or 0.0), band_axis=case.get("band_axis"),
@@ -360,7 +364,8 @@ def metrics(records: Sequence[Mapping[str, Any]], *, causes: Sequence[str] | Non
              "rate_fronto": _rate(sum(_fired(r, "perspective") for r in neg), len(neg))}
     aper = [r for r in recs if "aperiodic" in r["truth"].get("context", [])]
     peri = [r for r in recs if r["truth"].get("period_px") is not None]
-    aperiodic = {"n": len(aper), "rate_aperiodic": _rate(sum(_fired(r, "aperiodic") for r in aper), len(aper)),
+    aperiodic = {"n": len(aper),
+                 "rate_aperiodic": _rate(sum(_fired(r, "aperiodic") for r in aper), len(aper)),
                  "rate_periodic": _rate(sum(_fired(r, "aperiodic") for r in peri), len(peri))}
     misses = []
     confusion: dict[str, dict[str, int]] = {}
@@ -434,10 +439,12 @@ def format_table(m: Mapping[str, Any], *, max_misses: int = 30) -> str:
                f"periodic walls {_f(aper['rate_periodic'])}"),
               f"targets met: {m['targets']['all_met']}"]
     if m["errors"]:
-        lines += ["", f"errors ({len(m['errors'])}):"] + [f"  {e['id']}: {e['error']}" for e in m["errors"][:10]]
+        lines += ["",
+                  f"errors ({len(m['errors'])}):"] + [f"  {e['id']}: {e['error']}" for e in m["errors"][:10]]
     lines += ["", "confusion (truth → found warn/bad set: count):"]
     for t, row in m["confusion"].items():
-        lines.append(f"  {t:<16} " + ", ".join(f"{k}: {n}" for k, n in sorted(row.items(), key=lambda kv: -kv[1])))
+        lines.append(f"  {t:<16} " + ", ".join(f"{k}: {n}" for k, n in sorted(row.items(),
+                                                                              key=lambda kv: -kv[1])))
     if m["misses"]:
         lines += ["", f"misses ({len(m['misses'])}, first {max_misses}):"]
         for x in m["misses"][:max_misses]:
