@@ -333,16 +333,9 @@ def _samples(cfg: Any, progress: Optional[Callable[[str], None]]) -> tuple[list,
 
 
 def _write_per_image(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    import csv
+    from .tables import write_csv
 
-    cols: list[str] = []
-    for row in rows:
-        cols.extend(k for k in row if k not in cols)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=cols)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    return write_csv(path, rows)
 
 
 def _summary(result: CompareResult) -> str:

@@ -29,6 +29,7 @@ import torch
 from typing_extensions import TypeVar
 
 from ..schedule import Schedule
+from ..values import finite_mean
 
 __all__ = ["AnalyzerParams", "StepInputs", "Result", "Analyzer", "reduce_per_sample", "is_map_key",
            "MAP_PREFIX"]
@@ -96,9 +97,7 @@ def reduce_per_sample(host: Mapping[str, np.ndarray]) -> dict[str, float]:
     for key, value in host.items():
         if is_map_key(key) or np.ndim(value) > 1:
             continue
-        arr = np.asarray(value, dtype=np.float64)
-        finite = arr[np.isfinite(arr)]
-        out[key] = float(finite.mean()) if finite.size else float("nan")
+        out[key] = finite_mean(value)
     return out
 
 

@@ -8,7 +8,6 @@ HTML); matplotlib text has ``$`` escaped (no mathtext). CSV and JSON carry the r
 
 from __future__ import annotations
 
-import csv
 import html
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..report import Cell, Figure, Section, write_report
+from ..tables import write_csv as write_rows_csv
 from ..verdicts import Verdict
 from .plots import HOW_TO_READ, mpl_text, trend_figure, trend_groups
 from .ranking import fmt
@@ -175,11 +175,7 @@ def _write_strict_json(data: Any, path: Path) -> Path:
 
 def write_csv(c: Comparison, path: Path) -> Path:
     rows = flat_rows(c)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["rank"])
-        writer.writeheader()
-        writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
-    return path
+    return write_rows_csv(path, rows, columns=list(rows[0]) if rows else ["rank"])
 
 
 def write_markdown(c: Comparison, path: Path, figures: Sequence[Figure]) -> Path:

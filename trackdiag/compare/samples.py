@@ -28,6 +28,7 @@ from ..checks import normalize_mask, normalize_ref
 from ..config import build_component, resolve
 from ..errors import ConfigError, InputFileError, TrackdiagError
 from ..io import list_images, load_image, load_mask
+from ..pairing import companion_lookup
 from ..values import metric_key
 from .data import MissingRunError, RunData, Series
 
@@ -131,14 +132,10 @@ def build_analyzers(names: Sequence[str], params: Mapping[str, Any]) -> list[Ana
 
 
 def _mask_lookup(masks: Optional[Path]) -> Callable[[Path], Optional[Path]]:
-    if masks is None:
-        return lambda _: None
-    if masks.is_file():
-        return lambda _: masks
-    if not masks.is_dir():
+    """Pairing by stem, as every CLI does it (:mod:`trackdiag.pairing`)."""
+    if masks is not None and not masks.exists():
         raise MissingRunError(f"samples.masks: {masks} is neither a mask file nor a folder of masks.")
-    by_stem = {p.stem: p for p in list_images(masks)}
-    return lambda image: by_stem.get(image.stem)
+    return companion_lookup(masks, what="mask")
 
 
 def _per_image_metrics(analyzer: Analyzer, host: Mapping[str, np.ndarray], b: int) -> list[dict[str, float]]:

@@ -14,7 +14,6 @@ No loss series → :class:`~trackdiag.errors.InputFileError` (the CLI exits non-
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 from pathlib import Path
 from typing import Any, Optional
@@ -24,6 +23,7 @@ import numpy as np
 from ..analyzers.loss import EVENT_COLUMNS, LossParams, SeriesDetection, detect_series
 from ..logreaders import LossLog, read_loss_log
 from ..report import Figure, Section
+from ..tables import write_csv
 from ..verdicts import Verdict
 
 __all__ = ["add_arguments", "wanted", "run", "write_events_csv", "loss_verdicts", "loss_summary"]
@@ -69,14 +69,7 @@ def _params(args: argparse.Namespace) -> LossParams:
 
 def write_events_csv(rows: list[dict[str, Any]], path: Path) -> Path:
     """Write the events table (columns :data:`EVENT_COLUMNS`; NaN as an empty cell)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(EVENT_COLUMNS), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if isinstance(v, float) and not math.isfinite(v) else
-                                 (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in row.items()})
-    return path
+    return write_csv(path, rows, columns=EVENT_COLUMNS, float_format=".6g", extra="ignore")
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

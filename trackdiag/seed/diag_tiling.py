@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Tiling diagnosis of one image (or a folder of images): period, harmonics, bands, checkerboards, "
         "aliasing, border cross. The same as 'trackdiag diagnose --pred'."))
     parser.add_argument("--pred", required=True, nargs="+", help="the image (or folder) to diagnose")
-    parser.add_argument("--mask", default=None, help="wall mask (> 0.5 = wall), or a folder of masks")
+    parser.add_argument("--mask", "--masks", dest="mask", default=None,
+                        help="wall mask (> 0.5 = wall), or a folder of masks paired by file stem")
     parser.add_argument("--ref", default=None, help="reference texture patch (best a 256×256 tile)")
     parser.add_argument("--out", required=True, help="report folder (created)")
     return parser
