@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import ConfigError
+from ..logreaders import WANDB_STEP_KEYS, wandb_step_key  # noqa: F401 - WANDB_STEP_KEYS: the old home
 from .data import MissingRunError, RunData, Series, series_from_points, unique_names
 from .mlflow_bulk import bulk_reader
 
@@ -224,14 +225,12 @@ def read_logreader(kind: str, *, runs: Sequence[str], select: Select) -> list[Ru
     return out
 
 
-#: The step of a W&B row: trackdiag's W&B backend writes the trainer's step as ``trackdiag/step`` (it never
-#: passes ``step=`` to ``run.log``); other runs have W&B's own ``_step``.
-WANDB_STEP_KEYS = ("trackdiag/step", "_step")
 
 
 def wandb_series(history: Sequence[dict[str, Any]]) -> dict[str, Series]:
-    """Numeric series of W&B history rows, on ``trackdiag/step`` when the rows carry it, else ``_step``."""
-    step_key = next((k for k in WANDB_STEP_KEYS if any(k in row for row in history)), None)
+    """Numeric series of W&B history rows, on the one W&B step axis (:func:`trackdiag.logreaders.wandb_step_key`:
+    ``trackdiag/step`` when the rows carry it, else ``_step``)."""
+    step_key = wandb_step_key(history)
     if step_key is None:
         return {}
     points: dict[str, tuple[list[int], list[float]]] = {}
