@@ -186,7 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from trackdiag.findings import shell_command
     from trackdiag.ui import store_uri
 
-    print(f"open: {shell_command('trackdiag', 'ui', '--store', store_uri(args.tracking_uri))}  (run {result.run_id})")
+    print(f"open: {shell_command('trackdiag', 'ui', '--store', store_uri(args.tracking_uri))}  (run "
+          f"{result.run_id})")
     return 0
 
 

@@ -201,7 +201,8 @@ def session_overrides(cfg: DemoConfig) -> list[str]:
 
 def train_variant(variant: str, cfg: DemoConfig, train_set: torch.Tensor, eval_set: torch.Tensor,
                   ref: torch.Tensor) -> RunResult:
-    """Train one decoder, logging to its own MLflow run; write the report of its final outputs into the run."""
+    """Train one decoder, logging to its own MLflow run; write the report of its final outputs into the
+    run."""
     torch.manual_seed(cfg.seed)
     model = Decoder(variant, channels=cfg.channels, factor=cfg.factor)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -269,7 +270,8 @@ def write_report(result: RunResult, cfg: DemoConfig, ref: torch.Tensor, targets:
 
 
 def rank_checkpoints(cfg: DemoConfig, results: Sequence[RunResult]) -> Any:
-    """Rank every checkpoint of every run with ``trackdiag.compare_ckpts`` (tracker mode, read back from MLflow)."""
+    """Rank every checkpoint of every run with ``trackdiag.compare_ckpts`` (tracker mode, read back from
+    MLflow)."""
     from trackdiag.compare_ckpts import compare
 
     runs = ",".join(r.run_id for r in results)
@@ -332,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"side of the training crops (default {d.train_size})")
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--eval-every", type=int, default=d.eval_every,
-                   help=f"evaluate, log predictions and save a checkpoint every n steps (default {d.eval_every})")
+                   help="evaluate, log predictions and save a checkpoint every n steps (default "
+                        f"{d.eval_every})")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", default=d.out, help=f"reports, checkpoints, local run files (default {d.out})")
     p.add_argument("--tracking-uri", default=d.tracking_uri, help=f"MLflow store (default {d.tracking_uri})")
@@ -360,7 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"training {variant} ...", flush=True)
         result = train_variant(variant, cfg, train_set, eval_set, ref)
         results.append(result)
-        print(f"  {variant}: {cfg.steps} steps in {result.train_seconds:.1f} s, final loss {result.final_loss:.4f}")
+        print(f"  {variant}: {cfg.steps} steps in {result.train_seconds:.1f} s, final loss "
+              f"{result.final_loss:.4f}")
     ranking = rank_checkpoints(cfg, results) if cfg.compare and len(results) > 1 else None
     print()
     print("\n".join(verdict_lines(results, ranking, cfg)))

@@ -158,6 +158,7 @@ def test_comparison_page_has_its_own_best_checkpoint_box(store, browser, tmp_pat
     browser.screenshot(ARTIFACTS / "findings_comparison.png")
     text = browser.text()
     assert "Likely causes" not in text and "Fix:" not in text
-    assert text.index("In short:") < text.index("Best checkpoint: run-a @ step 500.") < text.index("What got worse")
+    assert text.index("In short:") < text.index("Best checkpoint: run-a @ step 500.") < text.index("What got "
+                                                                                                   "worse")
     boxes = browser.evaluate("[...document.querySelectorAll('div.best, div.verdict')].map(e => e.className)")
     assert boxes[0] == "best" and boxes.count("best") == 1 and "verdict bad" in boxes  # run-b got worse

@@ -16,7 +16,8 @@ KEYS = ("trackdiag/tiling/checkerboard_score", "trackdiag/pixel/diff_rmse", "tra
 
 
 def _fill(uri: str, seed: int = 0) -> None:
-    """Three runs, 20 checkpoints each: sharpening (diff_rmse falls), one with a checkerboard from step 500."""
+    """Three runs, 20 checkpoints each: sharpening (diff_rmse falls), one with a checkerboard from step
+    500."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 

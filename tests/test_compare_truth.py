@@ -51,7 +51,8 @@ def test_defaults_rank_a_late_clean_checkpoint_and_find_each_onset(truth_store):
     uri, root = truth_store
     flagged = _rules_flag_the_clean_photo()
     if flagged:
-        pytest.xfail(f"the tiling rules flag the clean brick photo itself {flagged}: verdict-first ranking and "
+        pytest.xfail(f"the tiling rules flag the clean brick photo itself {flagged}: verdict-first ranking "
+                     "and "
                      "the verdict series cannot be right until the rules are calibrated on real photos")
     c = compare(overrides=[f"mlflow.tracking_uri={uri}", "mlflow.experiment=truth", "publish.to=none",
                            f"output.dir={root / 'out'}", "output.formats=[md]",

@@ -1,4 +1,5 @@
-"""The examples run with small settings, and what they logged is read back and checked, not only their exit code."""
+"""The examples run with small settings, and what they logged is read back and checked, not only their exit
+code."""
 
 from __future__ import annotations
 

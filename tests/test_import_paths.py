@@ -95,7 +95,7 @@ def test_cli_subcommands_point_at_modules_with_main():
 
     assert {"diagnose", "dataset", "compare", "sync"} <= set(SUBCOMMANDS)
     for name, (module, _help) in SUBCOMMANDS.items():
-        assert callable(getattr(importlib.import_module(module), "main")), name
+        assert callable(importlib.import_module(module).main), name
 
 
 @pytest.mark.parametrize("module", PYTHON_M)

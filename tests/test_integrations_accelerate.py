@@ -1,4 +1,5 @@
-"""``Accelerator(log_with="trackdiag")``: a real accelerate training loop on the CPU, read back from MLflow."""
+"""``Accelerator(log_with="trackdiag")``: a real accelerate training loop on the CPU, read back from
+MLflow."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def _fresh_accelerate_state():
 
 
 def train(accelerator: Accelerator, steps: int = STEPS, seed: int = 0):
-    """A real loop: per-sample loss, accelerator.backward, scalars through accelerator.log, tensors to trackdiag."""
+    """A real loop: per-sample loss, accelerator.backward, scalars through accelerator.log, tensors to
+    trackdiag."""
     torch.manual_seed(seed)
     model = TinyDecoder()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)

@@ -179,7 +179,8 @@ def test_border_cross_index_tells_a_frame_cross_from_an_axis_aligned_texture():
 
 
 def test_checkerboard_on_an_untextured_image_is_not_skipped():
-    """A stride-2 grid on a flat, noisy image: no texture lattice exists, so nothing on the grid is skipped."""
+    """A stride-2 grid on a flat, noisy image: no texture lattice exists, so nothing on the grid is
+    skipped."""
     from trackdiag.analyzers.base import StepInputs
     from trackdiag.analyzers.tiling import TilingAnalyzer
     from trackdiag.transfer import to_host

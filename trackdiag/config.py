@@ -178,7 +178,8 @@ def resolve(config: Any = None, overrides: Iterable[str] = (), shortcuts: Option
     if merged.on_resume not in ("skip", "log"):
         raise ConfigError(f"on_resume must be 'skip' or 'log'; got {merged.on_resume!r}.")
     if merged.worker.when_full not in ("drop_media", "block"):
-        raise ConfigError(f"worker.when_full must be 'drop_media' or 'block'; got {merged.worker.when_full!r}.")
+        raise ConfigError("worker.when_full must be 'drop_media' or 'block'; got "
+                          f"{merged.worker.when_full!r}.")
     return merged
 
 
@@ -215,7 +216,8 @@ def build_component(node: Any, *, allow_external: bool, what: str, extra: Option
     if not isinstance(target, str) or not target:
         raise ConfigError(f"{what}: missing _target_.")
     if not target.startswith(ALLOWED_PREFIX) and not allow_external:
-        raise ConfigError(f"{what}: _target_ {target!r} is outside trackdiag. Set allow_external_targets=true "
+        raise ConfigError(f"{what}: _target_ {target!r} is outside trackdiag. Set "
+                          "allow_external_targets=true "
                           "to allow classes from other packages.")
     module_name, _, attr = target.rpartition(".")
     try:

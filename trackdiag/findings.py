@@ -271,7 +271,8 @@ def markdown(findings: RunFindings) -> str:
     current = findings.current()
     problems = [f for f in current if f.verdict.is_problem]
     if problems:  # the answer in one line, before anything that may be folded away
-        lines += ["; ".join(f"**{_ICON[f.verdict.severity]}: {_md_escape(f.verdict.title)}** since step {f.since}"
+        lines += ["; ".join(f"**{_ICON[f.verdict.severity]}: {_md_escape(f.verdict.title)}** since step "
+                            f"{f.since}"
                             for f in problems[:3]), ""]
     if current:
         lines += ["| severity | finding | code | since step | evidence (limits) |",

@@ -285,7 +285,8 @@ def half_plane_weights(side: int, *, device: torch.device | None = None,
 
 
 def power_spectrum(signal: torch.Tensor, *, side: int | None = None) -> torch.Tensor:
-    """``|rfft2|²`` of ``N×H×W`` on a square ``side×side`` grid (zero-padded). Returns ``N×side×(side//2+1)``."""
+    """``|rfft2|²`` of ``N×H×W`` on a square ``side×side`` grid (zero-padded). Returns
+    ``N×side×(side//2+1)``."""
     s = side or fft_side(signal.shape[-2], signal.shape[-1])
     spec = torch.fft.rfft2(signal, s=(s, s))
     return spec.real.square().add_(spec.imag.square())
@@ -592,7 +593,8 @@ def _cosine_sum(hist: torch.Tensor, side: int, step: float, count: int, bins_per
     length = round(exact)
     length = max(length + length % 2, 2 * count)
     if length != round(exact):
-        raise ValueError(f"step ({step}) and count ({count}): bins_per_bin · side / step must be even and ≥ 2·count.")
+        raise ValueError(f"step ({step}) and count ({count}): bins_per_bin · side / step must be even and ≥ "
+                         "2·count.")
     # cos(2π b m / L) is L-periodic and even in b: fold sub-bins beyond L/2 (lags coarser than the
     # projection's resolution) onto their alias instead of truncating them.
     b = torch.arange(nb, device=hist.device) % length

@@ -290,7 +290,8 @@ class Spool:
             return True
 
     def close(self) -> bool:
-        """Commit what is buffered and close the journal. Never raises; False when something is not durable."""
+        """Commit what is buffered and close the journal. Never raises; False when something is not
+        durable."""
         with self._lock:
             ok = self.commit()
             self._closed = True
@@ -306,7 +307,8 @@ class Spool:
             self._fh = None
 
     def remove_if_done(self) -> bool:
-        """Delete the spool folder when nothing in it is waiting for a tracker (a clean run leaves nothing)."""
+        """Delete the spool folder when nothing in it is waiting for a tracker (a clean run leaves
+        nothing)."""
         with self._lock:
             if self._items or self._buffer:
                 return False

@@ -355,7 +355,8 @@ def wall_batch(n: int, size: int, *, generator: torch.Generator | None = None,
     """``n`` random brick and tile walls, ``n×3×size×size`` in [0, 1], for training demos and examples.
 
     Kinds alternate brick / tiles; periods are drawn log-uniformly in
-    ``[min_period_px, max_period_frac·size]`` (course height for bricks), rotations within ±3°, colours as random warm tints, plus white noise.
+    ``[min_period_px, max_period_frac·size]`` (course height for bricks), rotations within ±3°, colours as
+    random warm tints, plus white noise.
     """
     out = []
     hi = max(min_period_px, max_period_frac * size)

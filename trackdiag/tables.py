@@ -37,7 +37,8 @@ def union_columns(rows: Iterable[Mapping[str, Any]], *, first: Sequence[str] = (
 
 
 def csv_cell(value: Any, *, float_format: Optional[str] = None) -> Any:
-    """A value as a CSV cell: ``""`` for None, NaN and ±Inf; floats formatted with ``float_format`` if given."""
+    """A value as a CSV cell: ``""`` for None, NaN and ±Inf; floats formatted with ``float_format`` if
+    given."""
     if value is None:
         return ""
     if isinstance(value, float):

@@ -32,8 +32,9 @@ def store_uri(store: Optional[str] = None) -> str:
     if "://" not in store and not store.startswith("sqlite:"):
         return "sqlite:///" + str(Path(store).expanduser().resolve())
     prefix = "sqlite:///"
-    if store.startswith(prefix) and not store[len(prefix):].startswith("/") and store[len(prefix):] != ":memory:":
-        return prefix + str(Path(store[len(prefix):]).resolve())
+    rest = store[len(prefix):]
+    if store.startswith(prefix) and not rest.startswith("/") and rest != ":memory:":
+        return prefix + str(Path(rest).resolve())
     return store
 
 

@@ -227,7 +227,8 @@ class Worker:
         return Path(self._spool.path)
 
     def undelivered(self) -> int:
-        """(item, backend) pairs not delivered: waiting in the spool, or lost because the disk refused them."""
+        """(item, backend) pairs not delivered: waiting in the spool, or lost because the disk refused
+        them."""
         return (self._spool.undelivered() if self._spool is not None else 0)
 
     def not_durable(self) -> int:
@@ -685,9 +686,10 @@ class Worker:
                         continue
                     lane.parked.remove(job)
                     self._done(lane, [job])
-        # The tracker is down when its scalars could not be delivered. Figures alone failing (an artifact store
-        # that refuses writes) do not keep the run open: it is finished and they wait in the spool.
-        down = bool(owner.lanes[SCALARS].jobs) or (bool(owner.lanes[MEDIA].jobs) and not self._scalars_ok(owner))
+        # The tracker is down when its scalars could not be delivered. Figures alone failing (an artifact
+        # store that refuses writes) do not keep the run open: it is finished and they wait in the spool.
+        media_only = bool(owner.lanes[MEDIA].jobs) and not self._scalars_ok(owner)
+        down = bool(owner.lanes[SCALARS].jobs) or media_only
         if stuck or down or owner.dead or not owner.opened:
             if not owner.opened and not down and not owner.dead:
                 return  # nothing was ever meant for it

@@ -228,8 +228,9 @@ def read_logreader(kind: str, *, runs: Sequence[str], select: Select) -> list[Ru
 
 
 def wandb_series(history: Sequence[dict[str, Any]]) -> dict[str, Series]:
-    """Numeric series of W&B history rows, on the one W&B step axis (:func:`trackdiag.logreaders.wandb_step_key`:
-    ``trackdiag/step`` when the rows carry it, else ``_step``)."""
+    """Numeric series of W&B history rows, on the one W&B step axis
+    (:func:`trackdiag.logreaders.wandb_step_key`: ``trackdiag/step`` when the rows carry it, else
+    ``_step``)."""
     step_key = wandb_step_key(history)
     if step_key is None:
         return {}

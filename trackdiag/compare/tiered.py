@@ -203,8 +203,9 @@ def _verdict(c: Comparison, order: np.ndarray, key: np.ndarray, tier: np.ndarray
         second = next((int(r) for r in order[1:] if int(r) not in tied), None)
         if second is not None:
             apart = _apart(c, top, second, fid_cols, art_cols, noise, intervals)
-            lines.append(f"Runner-up: {c.row_label(second)}" + ("" if apart else
-                         " — cannot be told apart from the best within the noise of the ranked metrics") + ".")
+            tie = "" if apart else (" — cannot be told apart from the best within the noise of the ranked "
+                                    "metrics")
+            lines.append(f"Runner-up: {c.row_label(second)}{tie}.")
     bad = [int(r) for r in order if tier[r] >= 2]
     if bad:
         lines.append(f"{len(bad)} of {len(c)} checkpoints have a bad verdict and rank last, e.g. "

@@ -136,7 +136,8 @@ class TrackdiagCallback(Callback):
                                   f"keywords; got {type(found).__name__}.")
         unknown = set(found) - LOG_KEYS
         if unknown:
-            raise InputValueError(f"TrackdiagCallback: unknown keys {sorted(unknown)}; use {sorted(LOG_KEYS)}.")
+            raise InputValueError(f"TrackdiagCallback: unknown keys {sorted(unknown)}; use "
+                                  f"{sorted(LOG_KEYS)}.")
         return dict(found)
 
     # -- checkpoints: the analyzers' streaming state resumes with the Trainer -------------------------------
@@ -154,7 +155,8 @@ class TrackdiagCallback(Callback):
 
 
 def _mlflow_logger_target(trainer: Any) -> dict[str, Any]:
-    """``run_id``/``tracking_uri``/``backend`` options that point at the Trainer's MLFlowLogger run, if any."""
+    """``run_id``/``tracking_uri``/``backend`` options that point at the Trainer's MLFlowLogger run, if
+    any."""
     try:
         from lightning.pytorch.loggers import MLFlowLogger
     except ImportError:  # pragma: no cover

@@ -109,7 +109,8 @@ def loss_verdicts(det: SeriesDetection, params: LossParams) -> list[Verdict]:
         out.append(Verdict(
             code="loss_nonfinite", severity="bad", title="NaN/Inf loss",
             evidence={"nonfinite_count": len(bad), "first_step": bad[0].step},
-            fix="Look at the steps listed in events.csv: fp16 overflow (use bf16 or a GradScaler), a learning "
+            fix="Look at the steps listed in events.csv: fp16 overflow (use bf16 or a GradScaler), a "
+                "learning "
             "rate that is too high (lower it, clip gradients), or a corrupt sample (log sample_ids to find "
             "it)."))
     div = [e for e in ev if e.kind == "ema_divergence"]
@@ -140,7 +141,8 @@ def loss_verdicts(det: SeriesDetection, params: LossParams) -> list[Verdict]:
             title="Loss plateau (no improvement over the patience window)",
             evidence={"plateau_count": len(plateaus), "first_step": plateaus[0].step,
                       "detail": plateaus[0].detail},
-            fix="Late in training a flat diffusion loss is normal (judge the samples, not the loss). Early on: "
+            fix="Late in training a flat diffusion loss is normal (judge the samples, not the loss). Early "
+                "on: "
             "check that the LoRA parameters train (requires_grad, optimizer param groups), that the learning "
             "rate is not too small, and that the data loader is not repeating the same batches."))
     if not out:

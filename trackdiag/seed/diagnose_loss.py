@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m trackdiag.seed.diagnose_loss --logdir ... --images in.png out.png --latents ... --report ...``."""
+    """``python -m trackdiag.seed.diagnose_loss --logdir ... --images in.png out.png --latents ... --report
+    ...``."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not (args.logdir or args.images or args.latents):

@@ -110,7 +110,8 @@ class Postgres:
 
 
 class MlflowOnPostgres:
-    """``mlflow server`` on 127.0.0.1 with a PostgreSQL backend store and served artifacts in a temp folder."""
+    """``mlflow server`` on 127.0.0.1 with a PostgreSQL backend store and served artifacts in a temp
+    folder."""
 
     def __init__(self, db_uri: str) -> None:
         self.db_uri = db_uri

@@ -111,7 +111,8 @@ def sample_specs(*, causes: Sequence[str] = TARGET_CAUSES, n_per_cause: int = 20
 # cache on disk: <id>.jpg, <id>_mask.png, <id>_ref.png, <id>.json
 # ------------------------------------------------------------------------------------------------------
 def save_scene(scene: Scene, folder: str | Path, name: str | None = None) -> None:
-    """Write the scene as ``<name>.jpg`` (the exact JPEG), ``_mask.png``, ``_ref.png`` and ``.json`` (truth)."""
+    """Write the scene as ``<name>.jpg`` (the exact JPEG), ``_mask.png``, ``_ref.png`` and ``.json``
+    (truth)."""
     from PIL import Image
 
     folder = Path(folder)
@@ -344,7 +345,8 @@ def metrics(records: Sequence[Mapping[str, Any]], *, causes: Sequence[str] | Non
         rows = [r for r in subset if r["truth"].get(truth_key) is not None
                 and not r["truth"].get("period_approx", False)]
         ok = [r for r in rows if _within(r.get("summary", {}).get(key), r["truth"][truth_key], tol)]
-        approx = [r for r in subset if r["truth"].get(truth_key) is not None and r["truth"].get("period_approx")]
+        approx = [r for r in subset
+                  if r["truth"].get(truth_key) is not None and r["truth"].get("period_approx")]
         ok_approx = [r for r in approx if _within(r.get("summary", {}).get(key), r["truth"][truth_key], 0.1)]
         return {"n": len(rows), "within": _rate(len(ok), len(rows)),
                 "n_approx": len(approx), "within10_approx": _rate(len(ok_approx), len(approx)),
@@ -423,15 +425,18 @@ def format_table(m: Mapping[str, Any], *, max_misses: int = 30) -> str:
     for c, v in m["per_cause"].items():
         ok = m["targets"].get(f"f1_{c}")
         lines.append(f"{c:<16}{v['n_true']:>4}{v['tp']:>5}{v['fp']:>5}{v['fn']:>5}{_f(v['precision']):>7}"
-                     f"{_f(v['recall']):>7}{_f(v['f1']):>7}  {'ok' if ok else '--' if ok is None else 'MISS'}")
+                     f"{_f(v['recall']):>7}{_f(v['f1']):>7}  "
+                     f"{'ok' if ok else '--' if ok is None else 'MISS'}")
     cl = m["clean"]
     per, ref, persp, aper = m["period"], m["ref_period"], m["perspective"], m["aperiodic"]
     codes = dict(sorted(cl["codes"].items(), key=lambda kv: -kv[1]))
     lines += ["",
-              f"clean walls with a warn/bad verdict: {_f(cl['false_alarm_rate'])} of {cl['n']}  (codes: {codes})",
+              f"clean walls with a warn/bad verdict: {_f(cl['false_alarm_rate'])} of {cl['n']}  (codes: "
+              f"{codes})",
               f"exact verdict set: {_f(m['exact_set_rate'])}",
               (f"base period within 5 %: {_f(per['within'])} of {per['n']} (fronto {_f(per['fronto'])}, "
-               f"angled {_f(per['angled'])}; photo within 10 %: {_f(per['within10_approx'])} of {per['n_approx']})"),
+               f"angled {_f(per['angled'])}; photo within 10 %: {_f(per['within10_approx'])} of "
+               f"{per['n_approx']})"),
               f"reference period within 5 %: {_f(ref['within'])} of {ref['n']}",
               (f"perspective fires: angled {_f(persp['rate_angled'])} of {persp['n_angled']}, "
                f"fronto {_f(persp['rate_fronto'])} of {persp['n_fronto']}"),

@@ -27,8 +27,8 @@ from .truth import CAUSES, Truth
 
 __all__ = ["CAUSE_MATERIALS", "GENERATOR_VERSION", "SIZES", "Scene", "make_scene", "scene_id"]
 
-#: bumped whenever a change alters the pixels or the truth of a scene drawn from the same seed (caches keyed on
-#: it are then regenerated).
+#: bumped whenever a change alters the pixels or the truth of a scene drawn from the same seed (caches
+#: keyed on it are then regenerated).
 GENERATOR_VERSION = 4
 
 #: frame sizes drawn when ``size`` is not given (H, W); all multiples of 16.
