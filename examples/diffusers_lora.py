@@ -77,7 +77,8 @@ class LoraResult:
     losses: list[float] = field(default_factory=list)
     timesteps: list[list[int]] = field(default_factory=list)
     trainable: list[str] = field(default_factory=list)
-    #: Channel-0 mean of the UNet input x_t and of its output at each logged step (what trackdiag should show).
+    #: Channel-0 mean of the UNet input x_t and of its output at each logged step (what trackdiag should
+    #: show).
     latent_c0_means: dict[str, list[float]] = field(default_factory=lambda: {"in": [], "out": []})
     lora_changed: bool = False
     base_unchanged: bool = False

@@ -193,4 +193,5 @@ def test_one_session_every_backend_and_a_broken_one_does_not_stop_the_others(env
         assert set(back.images["trackdiag/mean/img"]) == {0, 1, 2}
         assert back.params["analyzer.mean.schedule"] == "every step" and back.status == "FINISHED"
     assert set(summary.failed) == {"mlflow:open"}
-    assert summary.undelivered == 2 + 3 * 2 + 1 and summary.spool  # all of MLflow's share is kept (params, config.yaml)
+    # all of MLflow's share is kept (params, config.yaml)
+    assert summary.undelivered == 2 + 3 * 2 + 1 and summary.spool

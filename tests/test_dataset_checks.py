@@ -147,7 +147,7 @@ def test_photometry_absolute_limits_without_enough_images():
     assert all(f == [] for f in flags)
 
 
-# -- duplicates ------------------------------------------------------------------------------------------------
+# -- duplicates ----------------------------------------------------------------------------------------------
 def test_hamming_pairs_match_brute_force():
     rng = np.random.default_rng(5)
     hashes = [int(x) for x in rng.integers(0, 2**63, 300, dtype=np.int64)]
@@ -183,7 +183,7 @@ def test_content_and_perceptual_hash(tmp_path):
     assert bin(h[0] ^ h[1]).count("1") <= P.near_duplicate_bits < bin(h[0] ^ h[2]).count("1")
 
 
-# -- crop bias ------------------------------------------------------------------------------------------------
+# -- crop bias -----------------------------------------------------------------------------------------------
 def test_crop_bias_direction_and_no_false_alarm():
     rng = np.random.default_rng(9)
     cx, cov = 0.5 + 0.05 * rng.standard_normal(30), np.full(30, 0.4)
@@ -198,7 +198,7 @@ def test_crop_bias_direction_and_no_false_alarm():
     assert full.n == 0 and not full.biased
 
 
-# -- the per-image worker --------------------------------------------------------------------------------------
+# -- the per-image worker ------------------------------------------------------------------------------------
 def test_worker_reports_corrupt_files_and_sends_small_records(tmp_path):
     img, m = _scene(10)
     Image.fromarray((img * 255).astype(np.uint8)).save(tmp_path / "ok.png")

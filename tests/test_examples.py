@@ -132,7 +132,8 @@ def test_toy_demo_ranks_the_checkpoints(toy_run):
     assert [r.info.run_name for r in client.search_runs([comparisons.experiment_id])] == ["comparison"]
     # A trained resize-conv checkpoint wins (its trained checkpoints are within noise of each other).
     best = re.search(r"best checkpoint: (\S+) @ step (\d+)", stdout)
-    assert best is not None and best.group(1) == "toy-resize" and int(best.group(2)) in CHECKPOINTS[1:], stdout
+    assert best is not None, stdout
+    assert best.group(1) == "toy-resize" and int(best.group(2)) in CHECKPOINTS[1:], stdout
     for variant in ("deconv", "resize"):
         for step in CHECKPOINTS:
             state = torch.load(work / "out" / "checkpoints" / variant / f"step_{step:05d}.pt",

@@ -66,7 +66,8 @@ def test_bad_inputs_and_a_dying_rank_never_hang_or_mislabel_rank_0(tmp_path):
     uri = sqlite_store(tmp_path / "mlruns.db")
     out = tmp_path / "out"
     out.mkdir()
-    # plain processes: torch's own launcher would SIGTERM rank 0 when rank 1 fails, which is not what is tested
+    # plain processes: torch's own launcher would SIGTERM rank 0 when rank 1 fails, which is not what is
+    # tested
     ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_rank_main, args=(r, 2, str(tmp_path / "init"), str(out), uri)) for r in (0,
                                                                                                           1)]

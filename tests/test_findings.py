@@ -179,7 +179,8 @@ def test_key_params_and_config_yaml(tmp_path):
     assert params == {"run.run_name": "k", "run.tags.lr": "0.1", "analyzer.tiling.schedule": "every 50 steps",
                       "analyzer.tiling.min_period_px": "5.0", "analyzer.loss.schedule": "every step"}
     config = yaml.safe_load((tmp_path / "out" / "k" / "artifacts" / "config" / "config.yaml").read_text())
-    assert config["analyzer"]["tiling"]["min_period_px"] == 5 and "checkerboard_strides" in config["analyzer"]["tiling"]
+    tiling = config["analyzer"]["tiling"]
+    assert tiling["min_period_px"] == 5 and "checkerboard_strides" in tiling
     assert config["run"]["tags"] == {"lr": 0.1} or config["run"]["tags"] == {"lr": "0.1"}
     assert isinstance(s.backends[0], LocalBackend)
 
@@ -203,7 +204,8 @@ def test_printed_commands_work_in_a_fresh_shell(tmp_path):
     assert out.returncode == 0, out.stderr
     ui = shlex.split(out.stdout.strip())
     assert Path(ui[0]).is_absolute() and ui[1:4] == ["-m", "mlflow", "ui"]
-    assert ui[ui.index("--backend-store-uri") + 1] == f"sqlite:///{db}" and ui[ui.index("--host") + 1] == "127.0.0.1"
+    assert ui[ui.index("--backend-store-uri") + 1] == f"sqlite:///{db}"
+    assert ui[ui.index("--host") + 1] == "127.0.0.1"
     missing = subprocess.run([*argv[:-2], f"sqlite:///{tmp_path / 'nothing.db'}", "--print"], cwd=tmp_path,
                              env=env, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no MLflow database" in missing.stderr

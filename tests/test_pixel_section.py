@@ -92,8 +92,8 @@ def test_folders_pair_by_stem_and_bad_pairs_are_reported_not_fatal(tmp_path):
     _save(_texture(6), tmp_path / "a" / "lonely.png")  # no partner: not a pair
     _, (sec,) = _run(tmp_path, ["--images", str(tmp_path / "a"), str(tmp_path / "b")])
     assert sorted(r["pair"] for r in sec.tables["pairs"]) == ["0", "1"]
-    assert [p["pair"] for p in sec.tables["problems"]] == ["odd"] and "must match" in sec.tables["problems"][0][
-        "error"]
+    problems = sec.tables["problems"]
+    assert [p["pair"] for p in problems] == ["odd"] and "must match" in problems[0]["error"]
     assert all(r["diff_mae"] == 0 for r in sec.tables["pairs"])
 
 
