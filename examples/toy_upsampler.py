@@ -47,8 +47,8 @@ VARIANTS = ("deconv", "resize")
 EXPERIMENT = "toy_upsampler"
 DESCRIPTION = {"deconv": "ConvTranspose2d k3 s2", "resize": "nearest resize → Conv2d k3"}
 #: The metrics compare_ckpts ranks the checkpoints by (both: lower is better): the artifact under study and
-#: the pixel RMSE against the evaluation targets (without it the untrained, blurry step-0 checkpoint, which has
-#: no artifact at all, would rank first). Other tiling metrics are in the MLflow runs and the reports.
+#: the pixel RMSE against the evaluation targets (without it the untrained, blurry step-0 checkpoint, which
+#: has no artifact at all, would rank first). Other tiling metrics are in the MLflow runs and the reports.
 RANK_METRICS = ("tiling/checkerboard_score", "pixel/diff_rmse")
 CHECKERBOARD = "trackdiag/tiling/checkerboard_score"
 
