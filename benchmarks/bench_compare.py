@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import row
 
 N_RUNS, N_METRICS, N_STEPS = 1000, 20, 50
@@ -198,7 +197,8 @@ def run(quick: bool = False) -> list[dict]:
     specs = build_specs(KEYS, goals={}, default_goal="min", weights={}, tolerances={}, limits={},
                         available=KEYS)
     add("table_rank_5000rows", measure(lambda: rank(build_table(runs, specs, steps="all", tolerance=50)),
-                                       repeat=repeat), f"build + judge + rank + reasons, steps=all ({n_runs * N_STEPS} rows)")
+                                       repeat=repeat),
+                                       f"build + judge + rank + reasons, steps=all ({n_runs * N_STEPS} rows)")
 
     base = [f"mlflow.tracking_uri={uri}", f"mlflow.experiment={EXPERIMENT}", "steps=all",
             f"output.dir={out / 'r'}", "baseline=run-000@100", f"metrics=[{','.join(NAMES)}]",

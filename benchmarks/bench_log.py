@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from common import row
 
 HERE = Path(__file__).resolve().parent
@@ -187,8 +186,9 @@ def _loop(s: Any, steps: int, *, pred_every: int, size: int) -> float:
 
 
 def figure3(tmp: Path, quick: bool) -> list[dict]:
-    import trackdiag
     from servers import sqlite_store
+
+    import trackdiag
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -29,15 +29,19 @@ def _size(text: str) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--real-dev", metavar="DIR", help="score real-dev's cases.json in DIR instead of generated scenes")
-    ap.add_argument("--n-per-cause", type=int, default=20, help="generated scenes per cause and clean (default 20)")
+    ap.add_argument("--real-dev", metavar="DIR",
+                    help="score real-dev's cases.json in DIR instead of generated scenes")
+    ap.add_argument("--n-per-cause", type=int, default=20,
+                    help="generated scenes per cause and clean (default 20)")
     ap.add_argument("--causes", default=",".join(TARGET_CAUSES),
                     help=f"comma-separated causes (default: the targets); known: {','.join(CAUSES)}")
     ap.add_argument("--seed", type=int, default=0, help="sample seed (default 0)")
-    ap.add_argument("--size", type=_size, default=None, help="fixed frame size HxW (default: drawn, 512–1024)")
+    ap.add_argument("--size", type=_size, default=None,
+                    help="fixed frame size HxW (default: drawn, 512–1024)")
     ap.add_argument("--combos", type=int, default=0,
                     help="also this many scenes of each two-cause combination (evaluate.COMBOS; default 0)")
-    ap.add_argument("--no-twins", action="store_true", help="no clean twins of checkerboard/aliasing/period scenes")
+    ap.add_argument("--no-twins", action="store_true",
+                    help="no clean twins of checkerboard/aliasing/period scenes")
     ap.add_argument("--cache", metavar="DIR", help="folder for generated scenes (read back when present)")
     ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     ap.add_argument("--generate-only", action="store_true", help="only generate the scenes into --cache")

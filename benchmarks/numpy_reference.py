@@ -39,7 +39,8 @@ def hann(n: int) -> np.ndarray:
 def detrend(x: np.ndarray, w: np.ndarray, order: int = 2) -> np.ndarray:
     h, wd = x.shape
     yy, xx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, wd), indexing="ij")
-    cols = [np.ones_like(xx)] + ([xx, yy] if order >= 1 else []) + ([xx * xx, xx * yy, yy * yy] if order >= 2 else [])
+    cols = [np.ones_like(xx)] + ([xx, yy] if order >= 1 else []) + ([xx * xx, xx * yy,
+                                                                     yy * yy] if order >= 2 else [])
     a = np.stack([c.ravel() for c in cols], axis=1)
     sw = np.sqrt(w.ravel())
     coef, *_ = np.linalg.lstsq(a * sw[:, None], x.ravel() * sw, rcond=None)
@@ -148,7 +149,8 @@ def acf_profile(sig: np.ndarray, w: np.ndarray, direction: tuple[float, float], 
         y0, x0 = np.floor(yy).astype(int), np.floor(xx).astype(int)
         fy, fx = yy - y0, xx - x0
         g = lambda y, x: a[y % size[0], x % size[1]]
-        return ((1 - fy) * (1 - fx) * g(y0, x0) + (1 - fy) * fx * g(y0, x0 + 1) + fy * (1 - fx) * g(y0 + 1, x0)
+        return ((1 - fy) * (1 - fx) * g(y0, x0) + (1 - fy) * fx * g(y0, x0 + 1) + fy * (1 - fx) * g(y0 + 1,
+                                                                                                    x0)
                 + fy * fx * g(y0 + 1, x0 + 1))
 
     num, den = bilinear(rs), bilinear(rw)
@@ -191,7 +193,8 @@ def periodicity(x: np.ndarray, valid: np.ndarray, masked: bool, *, min_period_px
     peaks = find_peaks(p, r, ky, kx, r_min, r_max)
     out: dict[str, Any] = {"sig": sig, "w": w, "p": p, "s": s, "grid": (ky, kx, r, wt)}
     if not peaks:
-        out.update(radius=float("nan"), acf=float("nan"), rho=0.0, score=0.0, index=(0, 0), direction=(0.0, 1.0))
+        out.update(radius=float("nan"), acf=float("nan"), rho=0.0, score=0.0, index=(0, 0),
+                   direction=(0.0, 1.0))
         return out
     j = pick(peaks)
     rj = peaks[j][3]
@@ -314,7 +317,8 @@ def border_cross(u: np.ndarray) -> dict[str, float]:
     pu = np.abs(big_u) ** 2 * wt
     ax_all = ((np.abs(qy) <= 1) | (qx <= 1)) & ~((qy == 0) & (qx == 0))
     eu = pu.sum() - pu[0, 0]
-    return {"border_cross_index": index, "axis_energy_frac_nohann": float(pu[ax_all].sum() / eu) if eu > 0 else 0.0}
+    return {"border_cross_index": index,
+            "axis_energy_frac_nohann": float(pu[ax_all].sum() / eu) if eu > 0 else 0.0}
 
 
 def resize_down_up(x: np.ndarray) -> np.ndarray:
@@ -397,9 +401,12 @@ def bands(lp: np.ndarray, stride: int) -> dict[str, float]:
     cf = smooth(dbl.sum(0) / np.maximum(meas.sum(0), 1))
     rrun, crun = longest_run(rf >= 0.35) * stride, longest_run(cf >= 0.35) * stride
     cols = cf.max() > rf.max()
-    return {"band_base_period_px": base, "band_row_frac_max": float(rf.max()), "band_col_frac_max": float(cf.max()),
-            "band_row_max_run": float(rrun), "band_col_max_run": float(crun), "band_axis_is_cols": float(cols),
-            "band_score": float(cf.max() if cols else rf.max()), "band_max_run": float(crun if cols else rrun)}
+    return {"band_base_period_px": base, "band_row_frac_max": float(rf.max()),
+            "band_col_frac_max": float(cf.max()),
+            "band_row_max_run": float(rrun), "band_col_max_run": float(crun),
+            "band_axis_is_cols": float(cols),
+            "band_score": float(cf.max() if cols else rf.max()),
+            "band_max_run": float(crun if cols else rrun)}
 
 
 def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: np.ndarray | None = None
@@ -420,22 +427,19 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
                periodicity_score=lat["score"])
     per["radius"] = lat["radius"]
     fstar = per["radius"]
-    d = per["direction"]
-    kstar = (d[0] * fstar, d[1] * fstar) if math.isfinite(fstar) else (0.0, 0.0)
     if ref is not None:
         rg = luminance(ref)
-        rp = lattice_periodicity(np.where(np.isfinite(rg), rg, 0.0), np.isfinite(rg), True, max_period_frac=0.34)
+        rp = lattice_periodicity(np.where(np.isfinite(rg), rg, 0.0), np.isfinite(rg), True,
+                                 max_period_frac=0.34)
         out["ref_period_px"] = rp["s"] / rp["radius"]
         out["ref_radius_bin"] = s / out["ref_period_px"]
         fstar = out["ref_radius_bin"]
-        kstar = (rp["direction"][0] * fstar, rp["direction"][1] * fstar)  # the reference's lattice
     p = per["p"]
     ef = ring_energy(p, r, wt, fstar)
     out["E2f_over_Ef"] = ring_energy(p, r, wt, 2 * fstar) / ef if ef > 0 else float("nan")
     out["Ehalf_over_Ef"] = ring_energy(p, r, wt, 0.5 * fstar) / ef if ef > 0 else float("nan")
     axis = (np.abs(ky) <= 1) | (np.abs(kx) <= 1)
     out["axis_ratio_at_f"] = ring_energy(p, r, wt, fstar, axis) / ef if ef > 0 else float("nan")
-    total = float(s * s * ((x * per["w"]) ** 2).sum())
     vf = valid.astype(np.float64)
     out["checkerboard_s2"] = out["checkerboard_score"] = parity_gain(x, vf)
     for k in (8, 16):
@@ -482,7 +486,8 @@ def lattice_periodicity(x: np.ndarray, valid: np.ndarray, masked: bool, *, min_p
     ext = np.pad(lp, pad, mode="wrap")  # the full plane is periodic: neighbours wrap
     kk = 2 * bg_reach + 1
     big = np.lib.stride_tricks.sliding_window_view(ext, (kk, kk)).sum(axis=(-2, -1))
-    small = np.lib.stride_tricks.sliding_window_view(ext[bg_reach - 1:-(bg_reach - 1), bg_reach - 1:-(bg_reach - 1)],
+    small = np.lib.stride_tricks.sliding_window_view(ext[bg_reach - 1:-(bg_reach - 1),
+                                                         bg_reach - 1:-(bg_reach - 1)],
                                                      (3, 3)).sum(axis=(-2, -1))
     prom_ext = ext[bg_reach:-bg_reach, bg_reach:-bg_reach] - (big - small) / (kk * kk - 9)  # framed by 2
     prom = prom_ext[2:-2, 2:-2]
@@ -553,7 +558,8 @@ def lattice_periodicity(x: np.ndarray, valid: np.ndarray, masked: bool, *, min_p
 
 def _pick_lattice_np(peaks: list[dict[str, float]], min_prom: float, rel_prom: float = 0.03,
                      rel_power: float = 0.25, weak_power: float = 0.02, tol_bins: float = 0.3,
-                     tol_rel: float = 0.03, low_radius: float = 14.0) -> tuple[tuple[float, float], float] | None:
+                     tol_rel: float = 0.03, low_radius: float = 14.0) -> tuple[tuple[float, float],
+                                                                               float] | None:
     """``pick_lattice`` of one image, with loops."""
     if not peaks:
         return None
@@ -588,7 +594,8 @@ def _pick_lattice_np(peaks: list[dict[str, float]], min_prom: float, rel_prom: f
             for b in ok:
                 if a["r"] > 0.85 * best["r"] or b["r"] > 0.85 * best["r"]:
                     continue
-                if not any(dist((a["ky"] + sg * b["ky"], a["kx"] + sg * b["kx"]), kb) <= tol for sg in (1, -1)):
+                if not any(dist((a["ky"] + sg * b["ky"], a["kx"] + sg * b["kx"]), kb) <= tol for sg in (1,
+                                                                                                        -1)):
                     continue
                 same = abs(a["r"] - b["r"]) <= 0.05 * a["r"]
                 cos = (a["ky"] * b["ky"] + a["kx"] * b["kx"]) / max(a["r"] * b["r"], 1e-9)
@@ -653,8 +660,9 @@ def grid_excess(x: np.ndarray, v: np.ndarray, k: int) -> float:
         ok = pv[: rows * k, k - 1: k - 1 + k * nb].reshape(rows, k, nb, k).min(axis=(1, 3)) > 0.5
         seg = np.abs(seg)
         # torch's median is the lower middle value of an even count: the same here
-        lower = lambda a, axis=None: np.take(np.sort(a, axis=axis), (a.shape[axis if axis is not None else 0] - 1) // 2,
-                                              axis=axis if axis is not None else 0)  # noqa: E731
+        lower = lambda a, axis=None: np.take(np.sort(a, axis=axis),
+                                             (a.shape[axis if axis is not None else 0] - 1) // 2,
+                                              axis=axis if axis is not None else 0)
         exc = seg - lower(seg, axis=-1)[..., None]
         med = np.array([lower(exc[..., ph][ok]) if ok.any() else 0.0 for ph in range(k)])
         j = int(np.argmax(med))

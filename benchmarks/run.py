@@ -1,4 +1,5 @@
-"""Run every benchmark in this folder: ``python benchmarks/run.py [--quick] [--only NAME]`` (or ``make bench``).
+"""Run every benchmark in this folder: ``python benchmarks/run.py [--quick] [--only NAME]`` (or ``make
+bench``).
 
 Each ``bench_*.py`` module exposes ``run(quick: bool) -> list[dict]``; a row is
 ``{"benchmark": str, "metric": str, "value": float, "unit": str, "note": str}``. Ratios are always measured
@@ -28,7 +29,8 @@ def _load(path: Path):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (for CI smoke runs)")
     parser.add_argument("--only", action="append", default=[], help="run only bench_<NAME>.py (repeatable)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")

@@ -53,7 +53,8 @@ def add_lora(unet: Any, *, rank: int, alpha: float | None = None) -> Any:
     """Inject a peft LoRA adapter into ``unet`` (in place); only the adapter's weights stay trainable."""
     from peft import LoraConfig, inject_adapter_in_model
 
-    config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank, target_modules=list(LORA_TARGETS),
+    config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank,
+                        target_modules=list(LORA_TARGETS),
                         init_lora_weights="gaussian")
     return inject_adapter_in_model(config, unet)
 
@@ -76,7 +77,8 @@ class LoraResult:
     losses: list[float] = field(default_factory=list)
     timesteps: list[list[int]] = field(default_factory=list)
     trainable: list[str] = field(default_factory=list)
-    #: Channel-0 mean of the UNet input x_t and of its output at each logged step (what trackdiag should show).
+    #: Channel-0 mean of the UNet input x_t and of its output at each logged step (what trackdiag should
+    #: show).
     latent_c0_means: dict[str, list[float]] = field(default_factory=lambda: {"in": [], "out": []})
     lora_changed: bool = False
     base_unchanged: bool = False
@@ -170,7 +172,8 @@ def train(args: argparse.Namespace) -> LoraResult:
     result.run_id = session.backends[0].run_id
     after = dict(accelerator.unwrap_model(unet).named_parameters())
     result.lora_changed = any(not torch.equal(before[n], after[n].detach()) for n in result.trainable)
-    result.base_unchanged = all(torch.equal(before[n], after[n].detach()) for n in before if n not in result.trainable)
+    result.base_unchanged = all(torch.equal(before[n],
+                                            after[n].detach()) for n in before if n not in result.trainable)
     return result
 
 
@@ -184,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from trackdiag.findings import shell_command
     from trackdiag.ui import store_uri
 
-    print(f"open: {shell_command('trackdiag', 'ui', '--store', store_uri(args.tracking_uri))}  (run {result.run_id})")
+    print(f"open: {shell_command('trackdiag', 'ui', '--store', store_uri(args.tracking_uri))}  (run "
+          f"{result.run_id})")
     return 0
 
 

@@ -46,9 +46,9 @@ from trackdiag import synth
 VARIANTS = ("deconv", "resize")
 EXPERIMENT = "toy_upsampler"
 DESCRIPTION = {"deconv": "ConvTranspose2d k3 s2", "resize": "nearest resize → Conv2d k3"}
-#: The metrics compare_ckpts ranks the checkpoints by (both: lower is better): the artifact under study and the
-#: pixel RMSE against the evaluation targets (without it the untrained, blurry step-0 checkpoint, which has no
-#: artifact at all, would rank first). Other tiling metrics are in the MLflow runs and the reports.
+#: The metrics compare_ckpts ranks the checkpoints by (both: lower is better): the artifact under study and
+#: the pixel RMSE against the evaluation targets (without it the untrained, blurry step-0 checkpoint, which
+#: has no artifact at all, would rank first). Other tiling metrics are in the MLflow runs and the reports.
 RANK_METRICS = ("tiling/checkerboard_score", "pixel/diff_rmse")
 CHECKERBOARD = "trackdiag/tiling/checkerboard_score"
 
@@ -95,7 +95,8 @@ def training_textures(n: int, size: int, *, generator: torch.Generator) -> torch
     return synth.wall_batch(n, size, generator=generator, min_period_px=lo, max_period_frac=hi / size)
 
 
-def evaluation_textures(n: int, size: int, *, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluation_textures(n: int, size: int, *, generator: torch.Generator
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed evaluation set and its reference tile.
 
     Returns ``(walls, ref)``: ``n×3×size×size`` brick and tile walls (alternating), all with period
@@ -193,13 +194,15 @@ def session_overrides(cfg: DemoConfig) -> list[str]:
     The tiling figures (six per call) render at every other evaluation: they cost the background worker
     several seconds of CPU each time, and the MLflow UI's step slider needs only a few steps.
     """
-    return ["analyzer=[tiling,loss,pixel]", "analyzer.tiling.schedule.every=1", "analyzer.tiling.figures_every=2",
+    return ["analyzer=[tiling,loss,pixel]", "analyzer.tiling.schedule.every=1",
+            "analyzer.tiling.figures_every=2",
             "analyzer.pixel.schedule.every=1"]
 
 
 def train_variant(variant: str, cfg: DemoConfig, train_set: torch.Tensor, eval_set: torch.Tensor,
                   ref: torch.Tensor) -> RunResult:
-    """Train one decoder, logging to its own MLflow run; write the report of its final outputs into the run."""
+    """Train one decoder, logging to its own MLflow run; write the report of its final outputs into the
+    run."""
     torch.manual_seed(cfg.seed)
     model = Decoder(variant, channels=cfg.channels, factor=cfg.factor)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -211,7 +214,8 @@ def train_variant(variant: str, cfg: DemoConfig, train_set: torch.Tensor, eval_s
     tags = {"demo.variant": variant, "demo.upsampler": DESCRIPTION[variant],
             **{f"demo.{k}": str(v) for k, v in asdict(cfg).items() if k not in ("out", "tracking_uri")}}
     session = trackdiag.init({"run": {"tags": tags}}, overrides=session_overrides(cfg), backend="mlflow",
-                             tracking_uri=cfg.tracking_uri, experiment=cfg.experiment, run_name=f"toy-{variant}",
+                             tracking_uri=cfg.tracking_uri, experiment=cfg.experiment,
+                             run_name=f"toy-{variant}",
                              out_dir=str(out / "trackdiag_runs"))
     result = RunResult(variant=variant, run_id="", train_seconds=0.0, final_loss=math.nan)
     train_time = 0.0
@@ -259,19 +263,23 @@ def write_report(result: RunResult, cfg: DemoConfig, ref: torch.Tensor, targets:
     result.summary = trackdiag.diagnose(result.final_pred, ref=ref, out_dir=out)
     result.report = out / "index.html"
     n = min(4, len(targets))
-    grid = torch.cat([torch.cat(list(targets[:n]), dim=2), torch.cat(list(result.final_pred[:n]), dim=2)], dim=1)
-    save_rgb_png((grid.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy(), out / "samples.png")
+    grid = torch.cat([torch.cat(list(targets[:n]), dim=2), torch.cat(list(result.final_pred[:n]), dim=2)],
+                     dim=1)
+    save_rgb_png((grid.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy(),
+                 out / "samples.png")
 
 
 def rank_checkpoints(cfg: DemoConfig, results: Sequence[RunResult]) -> Any:
-    """Rank every checkpoint of every run with ``trackdiag.compare_ckpts`` (tracker mode, read back from MLflow)."""
+    """Rank every checkpoint of every run with ``trackdiag.compare_ckpts`` (tracker mode, read back from
+    MLflow)."""
     from trackdiag.compare_ckpts import compare
 
     runs = ",".join(r.run_id for r in results)
     return compare(overrides=[
         f"mlflow.tracking_uri='{cfg.tracking_uri}'", f"mlflow.experiment={cfg.experiment}", f"runs=[{runs}]",
         "steps=all", f"tolerance={max(1, cfg.eval_every // 2)}", f"metrics=[{','.join(RANK_METRICS)}]",
-        f"output.dir='{Path(cfg.out) / 'comparison'}'", "output.formats=[csv,json,md,html]", "publish.to=mlflow"])
+        f"output.dir='{Path(cfg.out) / 'comparison'}'", "output.formats=[csv,json,md,html]",
+        "publish.to=mlflow"])
 
 
 def checkerboard_history(cfg: DemoConfig, run_id: str) -> dict[int, float]:
@@ -320,11 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps per run (default {d.steps})")
-    p.add_argument("--size", type=int, default=d.size, help=f"side of the evaluation images (default {d.size})")
-    p.add_argument("--train-size", type=int, default=d.train_size, help=f"side of the training crops (default {d.train_size})")
+    p.add_argument("--size", type=int, default=d.size,
+                   help=f"side of the evaluation images (default {d.size})")
+    p.add_argument("--train-size", type=int, default=d.train_size,
+                   help=f"side of the training crops (default {d.train_size})")
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--eval-every", type=int, default=d.eval_every,
-                   help=f"evaluate, log predictions and save a checkpoint every n steps (default {d.eval_every})")
+                   help="evaluate, log predictions and save a checkpoint every n steps (default "
+                        f"{d.eval_every})")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", default=d.out, help=f"reports, checkpoints, local run files (default {d.out})")
     p.add_argument("--tracking-uri", default=d.tracking_uri, help=f"MLflow store (default {d.tracking_uri})")
@@ -352,7 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"training {variant} ...", flush=True)
         result = train_variant(variant, cfg, train_set, eval_set, ref)
         results.append(result)
-        print(f"  {variant}: {cfg.steps} steps in {result.train_seconds:.1f} s, final loss {result.final_loss:.4f}")
+        print(f"  {variant}: {cfg.steps} steps in {result.train_seconds:.1f} s, final loss "
+              f"{result.final_loss:.4f}")
     ranking = rank_checkpoints(cfg, results) if cfg.compare and len(results) > 1 else None
     print()
     print("\n".join(verdict_lines(results, ranking, cfg)))

@@ -44,7 +44,8 @@ class PredRecorder(Analyzer):
 
 
 def every_step(*names: str) -> dict:
-    """A session config with the named recorders (``rec``, ``prec``) and the real loss analyzer, every step."""
+    """A session config with the named recorders (``rec``, ``prec``) and the real loss analyzer, every
+    step."""
     targets = {"rec": "integration_probes.LossRecorder", "prec": "integration_probes.PredRecorder",
                "loss": "trackdiag.analyzers.loss.LossAnalyzer"}
     return {"analyzer": {n: {"_target_": targets[n], "schedule": {"every": 1}} for n in names}}

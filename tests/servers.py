@@ -84,11 +84,11 @@ class _Server:
     def env(self) -> dict[str, str]:
         return dict(os.environ)
 
-    def start(self, timeout: float = 240.0) -> "_Server":
+    def start(self, timeout: float = 240.0) -> _Server:
         _launch(self)
         return self.wait(timeout)
 
-    def wait(self, timeout: float = 240.0) -> "_Server":
+    def wait(self, timeout: float = 240.0) -> _Server:
         """Wait until the server answers its health check."""
         assert self.proc is not None
         deadline = time.monotonic() + timeout

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from readback import read_local, read_mlflow, read_tensorboard, read_wandb, wandb_run_dir
 from servers import sqlite_store
+
 from trackdiag.backends.base import RunInfo
 from trackdiag.errors import MissingDependencyError
 
@@ -172,8 +172,9 @@ def test_missing_optional_dependency_fails_at_construction_with_a_hint(monkeypat
 
 
 def test_one_session_every_backend_and_a_broken_one_does_not_stop_the_others(env):
-    import trackdiag
     from probes import batch, mean_config
+
+    import trackdiag
 
     (env / "not_a_dir").write_text("")
     config = {**mean_config(), "backend": {
@@ -192,4 +193,5 @@ def test_one_session_every_backend_and_a_broken_one_does_not_stop_the_others(env
         assert set(back.images["trackdiag/mean/img"]) == {0, 1, 2}
         assert back.params["analyzer.mean.schedule"] == "every step" and back.status == "FINISHED"
     assert set(summary.failed) == {"mlflow:open"}
-    assert summary.undelivered == 2 + 3 * 2 + 1 and summary.spool  # all of MLflow's share is kept (params, config.yaml)
+    # all of MLflow's share is kept (params, config.yaml)
+    assert summary.undelivered == 2 + 3 * 2 + 1 and summary.spool

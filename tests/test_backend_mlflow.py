@@ -12,10 +12,10 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
-
-import trackdiag
 from probes import batch, mean_config
 from servers import sqlite_store
+
+import trackdiag
 from trackdiag.backends.mlflow import MlflowBackend, MlflowParams
 
 KEY = "trackdiag/mean/mean"
@@ -127,7 +127,8 @@ def test_table_appends_match_mlflows_own_log_table_and_survive_a_resume(store, t
     calls = []
     for name in ("download_artifacts", "list_artifacts", "get_run"):
         real = getattr(first.client, name)
-        setattr(first.client, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+        setattr(first.client, name,
+                lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
     first.log_table("t/events", chunks[0], 0)
     calls.clear()
     for s, rows in enumerate(chunks[1:3], start=1):

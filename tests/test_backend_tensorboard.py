@@ -4,10 +4,10 @@ EventAccumulator."""
 from __future__ import annotations
 
 import pytest
-
-import trackdiag
 from probes import batch, mean_config
 from readback import read_tensorboard
+
+import trackdiag
 
 KEY = "trackdiag/mean/mean"
 

@@ -4,10 +4,10 @@ never write a row W&B would drop; read back from the offline run folder with wan
 from __future__ import annotations
 
 import pytest
-
-import trackdiag
 from probes import batch, mean_config
 from readback import read_wandb, wandb_run_dir
+
+import trackdiag
 
 KEY = "trackdiag/mean/mean"
 
@@ -61,5 +61,6 @@ def test_own_run_gets_project_name_and_config(env):
     back = read_wandb(wandb_run_dir(env / "wb"))
     run = back.extra["run"]
     assert run.project == "walls" and back.status == "FINISHED"
-    assert back.params["analyzer.mean.schedule"] == "every step" and back.params["analyzer.mean._target_"] == "probes.MeanAnalyzer"
+    assert back.params["analyzer.mean.schedule"] == "every step"
+    assert back.params["analyzer.mean._target_"] == "probes.MeanAnalyzer"
     assert "offline" in s.finish().locations["wandb"] and "wandb sync" in s.finish().locations["wandb"]

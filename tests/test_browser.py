@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import trackdiag
 from cdp import DEEP_IMAGES, DEEP_TEXT, Browser, find_chromium
 from servers import prestart, prestart_tensorboard, shared_mlflow, shared_tensorboard
+
+import trackdiag
 from trackdiag.analyzers.base import Analyzer, AnalyzerParams, Result
 
 pytestmark = pytest.mark.browser

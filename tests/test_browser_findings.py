@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import trackdiag
 from cdp import DEEP_IMAGES, DEEP_TEXT, Browser, find_chromium
 from servers import TensorboardServer, prestart, shared_mlflow
 from test_compare import store  # noqa: F401 - the fixture: two runs in an MLflow store
+
+import trackdiag
 from trackdiag import synth
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -99,7 +99,7 @@ def test_mlflow_run_page_shows_the_verdict_and_the_image_cards_show_images(reque
     visible = browser.evaluate("""(() => [...document.querySelectorAll('img')]
         .filter(i => (i.currentSrc || i.src).includes('trackdiag~') && i.complete && i.naturalWidth > 0)
         .map(i => { const r = i.getBoundingClientRect(); return [i.src.split('/').pop().slice(0, 60),
-                                                                   Math.round(r.width), Math.round(r.height)]; }))()""")
+            Math.round(r.width), Math.round(r.height)]; }))()""")
     browser.screenshot(ARTIFACTS / "findings_mlflow_charts.png")
     assert ok, "the samples figure never loaded on the charts page"
     shown = [v for v in visible if v[1] >= 80 and v[2] >= 80]
@@ -122,7 +122,8 @@ def test_report_page_shows_the_marked_image_first(browser, tmp_path):
     text = browser.text()
     assert text.index("Verdict:") < text.index("Findings") < text.index("All ")
     first = browser.evaluate("""(() => { const i = document.querySelector('img');
-        const r = i.getBoundingClientRect(); return [i.getAttribute('src'), i.naturalWidth, r.top, r.width]; })()""")
+        const r = i.getBoundingClientRect();
+        return [i.getAttribute('src'), i.naturalWidth, r.top, r.width]; })()""")
     assert first[0] == "diagnosed.png" and first[1] > 300 and first[3] > 300, first
     assert first[2] < 1100, "the marked image is not on the first screen"
     assert not browser.evaluate("document.querySelector('details').open")  # the full table starts collapsed
@@ -149,7 +150,7 @@ def test_tensorboard_shows_the_verdict_text_and_the_hparams_table(request, brows
     assert "trackdiag.causes" in text and "trackdiag/verdict_level" in text and "every 10 steps" in text
 
 
-def test_comparison_page_has_its_own_best_checkpoint_box(store, browser, tmp_path):
+def test_comparison_page_has_its_own_best_checkpoint_box(store, browser, tmp_path):  # noqa: F811 - fixture
     from test_compare import run_compare
 
     run_compare(store, tmp_path, "steps=[100,300,500]", "baseline=run-a@100", outputs=True)
@@ -158,6 +159,7 @@ def test_comparison_page_has_its_own_best_checkpoint_box(store, browser, tmp_pat
     browser.screenshot(ARTIFACTS / "findings_comparison.png")
     text = browser.text()
     assert "Likely causes" not in text and "Fix:" not in text
-    assert text.index("In short:") < text.index("Best checkpoint: run-a @ step 500.") < text.index("What got worse")
+    best = text.index("Best checkpoint: run-a @ step 500.")
+    assert text.index("In short:") < best < text.index("What got worse")
     boxes = browser.evaluate("[...document.querySelectorAll('div.best, div.verdict')].map(e => e.className)")
     assert boxes[0] == "best" and boxes.count("best") == 1 and "verdict bad" in boxes  # run-b got worse

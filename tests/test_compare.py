@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +56,7 @@ def _log_run(name, steps, bs, e2f, *, uri, root):
         out_dir=str(root / "local"),
         on_error="raise",
     )
-    for k, (step, b, e) in enumerate(zip(steps, bs, e2f)):
+    for k, (step, b, e) in enumerate(zip(steps, bs, e2f, strict=True)):
         values = {BS: b, E2F: e}
         if name == "run-a":
             values[ONLY_A] = float(k)
@@ -122,7 +121,7 @@ def test_table_values_deltas_flags_and_ranking_are_exact(store, tmp_path):
     idx = rows_by_label(c)
     assert len(c) == 9
     for name, (steps, bs, e2f) in TRAJ.items():
-        for k, checkpoint in zip((0, 2, 4), (100, 300, 500)):
+        for k, checkpoint in zip((0, 2, 4), (100, 300, 500), strict=True):
             i = idx[(name, checkpoint)]
             assert c.values[i].tolist() == [bs[k], e2f[k]]  # exact: the logged floats
             assert c.logged[i].tolist() == [steps[k], steps[k]]  # run-c: nearest step, 10 away
@@ -132,7 +131,7 @@ def test_table_values_deltas_flags_and_ranking_are_exact(store, tmp_path):
     assert np.flatnonzero(c.best[:, 1]).tolist() == [idx[("run-a", 500)]]
     # regressions (rel 0.1): band_score tolerance 0.05, E2f 0.15; only run-b @ 500's band_score (+0.10)
     assert c.tolerance.tolist() == pytest.approx([0.05, 0.15])
-    assert list(zip(*np.nonzero(c.regressed))) == [(idx[("run-b", 500)], 0)]
+    assert list(zip(*np.nonzero(c.regressed), strict=True)) == [(idx[("run-b", 500)], 0)]
     assert not c.over_limit.any()
     # mean ranks computed by hand (ties share the average rank)
     expected_score = {
@@ -218,7 +217,8 @@ def test_lexicographic_ranking_and_goal_max(store, tmp_path):
 
 def test_steps_last_all_baseline_forms_and_weights(store, tmp_path):
     c = run_compare(store, tmp_path, "steps=last").comparison
-    assert [(r, int(s)) for r, s in zip(c.run, c.step)] == [("run-a", 500), ("run-b", 500), (EVIL, 510)]
+    assert [(r, int(s)) for r, s in zip(c.run, c.step, strict=True)] == [("run-a", 500), ("run-b", 500),
+                                                                         (EVIL, 510)]
     c = run_compare(store, tmp_path, "steps=all", "baseline=run-b").comparison
     assert len(c) == 15 and (c.run[c.baseline], int(c.step[c.baseline])) == ("run-b", 500)
     c = run_compare(store, tmp_path, "steps=all", "baseline=run-b@200").comparison
@@ -242,7 +242,8 @@ def test_runs_by_name_and_id_and_default_metrics(store, tmp_path):
     assert [s.label for s in c.specs] == ["tiling/band_score", "tiling/E2f_over_Ef"]
     assert any("logged by only some runs, left out: ['probe/only_a']" in n for n in c.notes)
     assert any(
-        n.startswith("key metrics not logged by every run, left out: ['ref_spectrum_distance', 'pixel/diff_rmse'")
+        n.startswith("key metrics not logged by every run, left out: ['ref_spectrum_distance', "
+                     "'pixel/diff_rmse'")
         and "'band_max_run'" in n for n in c.notes
     )
     c = run_compare(store, tmp_path, "metrics=[]", "key_metrics=[nothing_like_this]").comparison
@@ -374,7 +375,7 @@ def test_comparison_run_in_mlflow_and_later_comparisons_skip_it(store, tmp_path)
     local = client.download_artifacts(run.info.run_id, key, str(tmp_path))
     table = json.loads(Path(local).read_text())
     cols = table["columns"]
-    rows = [dict(zip(cols, r)) for r in table["data"]]
+    rows = [dict(zip(cols, r, strict=True)) for r in table["data"]]
     assert [r["rank"] for r in rows if r["run"] == "run-a"] == [7, 4, 1]
     # the comparison run is not compared next time; a rerun replaces it
     c = run_compare(store, tmp_path, "steps=last").comparison

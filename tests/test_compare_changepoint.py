@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trackdiag.changepoint import events, noise_sigma, pelt, SegmentCost
+from trackdiag.changepoint import SegmentCost, events, noise_sigma, pelt
 
 
 def _curve(rng, n):

@@ -16,7 +16,8 @@ KEYS = ("trackdiag/tiling/checkerboard_score", "trackdiag/pixel/diff_rmse", "tra
 
 
 def _fill(uri: str, seed: int = 0) -> None:
-    """Three runs, 20 checkpoints each: sharpening (diff_rmse falls), one with a checkerboard from step 500."""
+    """Three runs, 20 checkpoints each: sharpening (diff_rmse falls), one with a checkerboard from step
+    500."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
@@ -37,7 +38,8 @@ def _fill(uri: str, seed: int = 0) -> None:
                 metrics.append(Metric(key, float(v), 1_000 + int(s), int(s)))
         loss_steps = np.arange(1000)
         loss = 0.02 + 0.2 * np.exp(-loss_steps / 200) * np.exp(rng.normal(0, 0.05, loss_steps.size))
-        metrics += [Metric(KEYS[3], float(v), 1_000 + int(s), int(s)) for s, v in zip(loss_steps, loss, strict=True)]
+        metrics += [Metric(KEYS[3], float(v), 1_000 + int(s), int(s)) for s, v in zip(loss_steps, loss,
+                                                                                      strict=True)]
         for start in range(0, len(metrics), 1000):
             client.log_batch(run.info.run_id, metrics=metrics[start:start + 1000])
         client.set_terminated(run.info.run_id)
@@ -80,7 +82,8 @@ def _right(a) -> None:
     a late clean checkpoint is best."""
     found = {(o["run"], o["metric"], o["since"]) for o in a.onsets}
     assert {run for run, _, _ in found} == {"grid"}, found
-    assert ("grid", "tiling/checkerboard_score", 500) in found and all(abs(s - 500) <= 50 for _, _, s in found)
+    assert ("grid", "tiling/checkerboard_score",
+            500) in found and all(abs(s - 500) <= 50 for _, _, s in found)
     best = a.row_label(int(np.argmin(a.rank)))
     assert best.startswith("clean") and int(best.rsplit(" ", 1)[-1]) >= 500, best  # the second half
 

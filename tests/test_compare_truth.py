@@ -51,10 +51,12 @@ def test_defaults_rank_a_late_clean_checkpoint_and_find_each_onset(truth_store):
     uri, root = truth_store
     flagged = _rules_flag_the_clean_photo()
     if flagged:
-        pytest.xfail(f"the tiling rules flag the clean brick photo itself {flagged}: verdict-first ranking and "
+        pytest.xfail(f"the tiling rules flag the clean brick photo itself {flagged}: verdict-first ranking "
+                     "and "
                      "the verdict series cannot be right until the rules are calibrated on real photos")
     c = compare(overrides=[f"mlflow.tracking_uri={uri}", "mlflow.experiment=truth", "publish.to=none",
-                           f"output.dir={root / 'out'}", "output.formats=[md]", "output.plots=false"]).comparison
+                           f"output.dir={root / 'out'}", "output.formats=[md]",
+                           "output.plots=false"]).comparison
     best = int(np.argmin(c.rank))
     assert c.run[best] == "clean" and c.step[best] >= STEPS // 2, c.verdict
     assert not [o for o in c.onsets if o["run"] == "clean"], c.onsets
@@ -105,7 +107,8 @@ def test_loss_onset_names_the_samples_and_steps_in_its_window(tmp_path):
     uri = sqlite_store(tmp_path / "m.db")
     rng = np.random.default_rng(0)
     with trackdiag.init(overrides=["analyzer=[loss]", "analyzer.loss.figures_every=1000"], backend="mlflow",
-                        tracking_uri=uri, experiment="lossy", run_name="lossy", out_dir=str(tmp_path / "td")) as s:
+                        tracking_uri=uri, experiment="lossy", run_name="lossy",
+                        out_dir=str(tmp_path / "td")) as s:
         for step in range(240):
             ids = [f"img{int(i)}" for i in rng.integers(0, 500, 4)]
             level = 0.05 + 0.2 * np.exp(-step / 60) + (0.25 if step >= 150 else 0.0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -80,7 +79,8 @@ def test_targets_outside_trackdiag_need_opt_in(in_tmp):
 
 
 def test_config_node_selects_and_fills_defaults():
-    cfg = resolve({"backend": {"local": {"root": "here"}}, "analyzer": {"tiling": {"schedule": {"every": 3}}}})
+    cfg = resolve({"backend": {"local": {"root": "here"}},
+                   "analyzer": {"tiling": {"schedule": {"every": 3}}}})
     assert list(cfg.backend) == ["local"] and cfg.backend.local.root == "here"
     assert list(cfg.analyzer) == ["tiling"]
     assert cfg.analyzer.tiling._target_ == "trackdiag.analyzers.tiling.TilingAnalyzer"

@@ -10,7 +10,13 @@ from PIL import Image
 from scipy import ndimage
 
 from trackdiag.dataset.crop_bias import crop_bias
-from trackdiag.dataset.duplicates import content_hash, exact_groups, hamming_pairs, near_groups, perceptual_hash
+from trackdiag.dataset.duplicates import (
+    content_hash,
+    exact_groups,
+    hamming_pairs,
+    near_groups,
+    perceptual_hash,
+)
 from trackdiag.dataset.masks import inverted_masks, mask_flags, mask_offset, mask_record, sobel_magnitude
 from trackdiag.dataset.photometry import image_stats, luma, photometry_flags, robust_z
 from trackdiag.dataset.records import CHECKS, ScanParams
@@ -141,7 +147,7 @@ def test_photometry_absolute_limits_without_enough_images():
     assert all(f == [] for f in flags)
 
 
-# -- duplicates ------------------------------------------------------------------------------------------------
+# -- duplicates ----------------------------------------------------------------------------------------------
 def test_hamming_pairs_match_brute_force():
     rng = np.random.default_rng(5)
     hashes = [int(x) for x in rng.integers(0, 2**63, 300, dtype=np.int64)]
@@ -169,14 +175,15 @@ def test_content_and_perceptual_hash(tmp_path):
     Image.fromarray(rgb).save(tmp_path / "a.bmp")
     decoded = [np.asarray(Image.open(tmp_path / n)) for n in ("a.png", "a.bmp")]
     assert content_hash(decoded[0]) == content_hash(decoded[1])
-    near = np.clip(rgb.astype(int) + np.random.default_rng(7).integers(-3, 4, rgb.shape), 0, 255).astype(np.uint8)
+    near = np.clip(rgb.astype(int) + np.random.default_rng(7).integers(-3, 4, rgb.shape), 0,
+                   255).astype(np.uint8)
     assert content_hash(near) != content_hash(rgb)
     other = (np.stack([_scene(8)[0]] * 3, -1) * 255).astype(np.uint8)
     h = [perceptual_hash(Image.fromarray(x)) for x in (rgb, near, other)]
     assert bin(h[0] ^ h[1]).count("1") <= P.near_duplicate_bits < bin(h[0] ^ h[2]).count("1")
 
 
-# -- crop bias ------------------------------------------------------------------------------------------------
+# -- crop bias -----------------------------------------------------------------------------------------------
 def test_crop_bias_direction_and_no_false_alarm():
     rng = np.random.default_rng(9)
     cx, cov = 0.5 + 0.05 * rng.standard_normal(30), np.full(30, 0.4)
@@ -191,7 +198,7 @@ def test_crop_bias_direction_and_no_false_alarm():
     assert full.n == 0 and not full.biased
 
 
-# -- the per-image worker --------------------------------------------------------------------------------------
+# -- the per-image worker ------------------------------------------------------------------------------------
 def test_worker_reports_corrupt_files_and_sends_small_records(tmp_path):
     img, m = _scene(10)
     Image.fromarray((img * 255).astype(np.uint8)).save(tmp_path / "ok.png")

@@ -51,7 +51,8 @@ def _build(root: Path) -> dict[str, set[str]]:
     expected: dict[str, set[str]] = {}
     scenes = {}
 
-    def add(name: str, rgb: np.ndarray, mask: np.ndarray | None, checks: set[str], suffix: str = ".png") -> None:
+    def add(name: str, rgb: np.ndarray, mask: np.ndarray | None, checks: set[str],
+            suffix: str = ".png") -> None:
         Image.fromarray(_u8(rgb)).save(imgs / f"{name}{suffix}")
         if mask is not None:
             Image.fromarray(mask if mask.dtype == np.uint8 else _u8(mask)).save(msks / f"{name}.png")
@@ -107,7 +108,8 @@ def scanned(tmp_path_factory):
     root = tmp_path_factory.mktemp("ds")
     expected = _build(root)
     report = root / "report"
-    rc = main([str(root / "images"), "--masks", str(root / "masks"), "--report", str(report), "--workers", "2",
+    rc = main([str(root / "images"), "--masks", str(root / "masks"), "--report", str(report), "--workers",
+               "2",
                "--no-progress"])
     assert rc == 0
     return root, expected, report

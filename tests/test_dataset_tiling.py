@@ -27,7 +27,8 @@ def test_shift_similarity_is_one_for_an_exact_repeat_and_respects_the_mask():
     rng = np.random.default_rng(0)
     tile = rng.random((16, 16)).astype(np.float32)
     img = np.tile(tile, (8, 8))
-    assert shift_similarity(img, 16, 0) == pytest.approx(1.0) and shift_similarity(img, 0, 32) == pytest.approx(1.0)
+    assert shift_similarity(img, 16, 0) == pytest.approx(1.0) and shift_similarity(img, 0,
+                                                                                   32) == pytest.approx(1.0)
     assert abs(shift_similarity(img, 7, 0)) < 0.2
     valid = np.zeros_like(img, bool)
     valid[:, :40] = True

@@ -62,9 +62,9 @@ def _rank_main(rank: int, world: int, init_file: str, out_dir: str, store_uri: s
 def test_two_ranks_one_run_and_metrics_over_the_union(tmp_path):
     import torch.multiprocessing as mp
     from mlflow import MlflowClient
+    from servers import sqlite_store
 
     import trackdiag.session  # noqa: F401  (imported before the fork, so the children need not)
-    from servers import sqlite_store
     from trackdiag.backends.local import read_metrics
 
     uri = sqlite_store(tmp_path / "mlruns.db")

@@ -1,4 +1,5 @@
-"""The examples run with small settings, and what they logged is read back and checked, not only their exit code."""
+"""The examples run with small settings, and what they logged is read back and checked, not only their exit
+code."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 sys.path.insert(0, str(EXAMPLES))
 
-import toy_upsampler
+import toy_upsampler  # noqa: E402 - importable only once examples/ is on sys.path (above)
 
 CB = "trackdiag/tiling/checkerboard_score"
 
@@ -82,8 +83,8 @@ def test_toy_demo_logs_both_runs_with_figures_and_reports(toy_run):
         assert run.info.status == "FINISHED"
         assert run.data.tags["demo.variant"] == name.split("-")[1]
         assert sorted(_checkerboard(client, run)) == CHECKPOINTS
-        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "trackdiag/loss/train_loss")) \
-            == list(range(STEPS))
+        history = client.get_metric_history(run.info.run_id, "trackdiag/loss/train_loss")
+        assert sorted(m.step for m in history) == list(range(STEPS))
         images = {a.path.split("+")[0] for a in client.list_artifacts(run.info.run_id, "images")}
         for fig in ("tiling~radial_profile", "tiling~local_period_px", "pixel~pixel_overlay"):
             assert any(fig in path for path in images), (name, fig, sorted(images))
@@ -131,10 +132,12 @@ def test_toy_demo_ranks_the_checkpoints(toy_run):
     assert [r.info.run_name for r in client.search_runs([comparisons.experiment_id])] == ["comparison"]
     # A trained resize-conv checkpoint wins (its trained checkpoints are within noise of each other).
     best = re.search(r"best checkpoint: (\S+) @ step (\d+)", stdout)
-    assert best is not None and best.group(1) == "toy-resize" and int(best.group(2)) in CHECKPOINTS[1:], stdout
+    assert best is not None, stdout
+    assert best.group(1) == "toy-resize" and int(best.group(2)) in CHECKPOINTS[1:], stdout
     for variant in ("deconv", "resize"):
         for step in CHECKPOINTS:
-            state = torch.load(work / "out" / "checkpoints" / variant / f"step_{step:05d}.pt", weights_only=True)
+            state = torch.load(work / "out" / "checkpoints" / variant / f"step_{step:05d}.pt",
+                               weights_only=True)
             model = toy_upsampler.Decoder(variant)
             model.load_state_dict(state)  # a real, loadable checkpoint of that architecture
 
@@ -182,7 +185,8 @@ def test_diffusers_lora_example_feeds_every_input(tmp_path, monkeypatch, _fresh_
     # The latents before and after the UNet: x_t and the epsilon prediction, channel by channel.
     for name in ("in", "out"):
         means = hist(f"trackdiag/latent/{name}/c0/mean")
-        assert [means[s] for s in range(steps)] == pytest.approx(result.latent_c0_means[name], rel=1e-4, abs=1e-6)
+        assert [means[s] for s in range(steps)] == pytest.approx(result.latent_c0_means[name], rel=1e-4,
+                                                                 abs=1e-6)
     # The x0 estimate reached the tiling analyzer at every step.
     assert sorted(hist("trackdiag/tiling/fundamental_period_px")) == list(range(steps))
     # Figures of the tiling and latent analyzers (rendered on the first analysis, --figures-every 10).

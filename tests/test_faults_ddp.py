@@ -26,9 +26,9 @@ def data(step: int) -> torch.Tensor:
 def _rank_main(rank: int, world: int, init_file: str, out_dir: str, store_uri: str) -> None:
     sys.path.insert(0, str(TESTS))
     import torch.distributed as dist
+    from probes import mean_config
 
     import trackdiag
-    from probes import mean_config
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     config = {**mean_config(), "backend": {"mlflow": {"tracking_uri": store_uri}}}
@@ -59,16 +59,18 @@ def test_bad_inputs_and_a_dying_rank_never_hang_or_mislabel_rank_0(tmp_path):
     import multiprocessing
 
     from mlflow import MlflowClient
+    from servers import sqlite_store
 
     import trackdiag.session  # noqa: F401  (imported before the fork)
-    from servers import sqlite_store
 
     uri = sqlite_store(tmp_path / "mlruns.db")
     out = tmp_path / "out"
     out.mkdir()
-    # plain processes: torch's own launcher would SIGTERM rank 0 when rank 1 fails, which is not what is tested
+    # plain processes: torch's own launcher would SIGTERM rank 0 when rank 1 fails, which is not what is
+    # tested
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_rank_main, args=(r, 2, str(tmp_path / "init"), str(out), uri)) for r in (0, 1)]
+    procs = [ctx.Process(target=_rank_main, args=(r, 2, str(tmp_path / "init"), str(out), uri)) for r in (0,
+                                                                                                          1)]
     for p in procs:
         p.start()
     for p in procs:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from probes import batch, mean_config
+from servers import sqlite_store
 
 import trackdiag
 import trackdiag.spool as spool_mod
-from probes import batch, mean_config
-from servers import sqlite_store
 from trackdiag.backends.local import read_metrics
 from trackdiag.spool import Spool
 from trackdiag.sync import sync
@@ -50,7 +50,8 @@ def store_fs(tmp_path):
 
 
 def start(tmp: Path, out: Path, switch: Path, **kw):
-    config = {**mean_config(), "backend": {"flaky": {"_target_": "flaky.FlakyBackend", "root": str(tmp / "fl"),
+    config = {**mean_config(),
+              "backend": {"flaky": {"_target_": "flaky.FlakyBackend", "root": str(tmp / "fl"),
                                                      "switch": str(switch)}}}
     return trackdiag.init(config=config, overrides=["analyzer=[]", "worker.flush_timeout_s=20"],
                           allow_external_targets=True, run_name="d", out_dir=str(out), on_error="raise", **kw)

@@ -90,7 +90,8 @@ def test_dataset_scan_with_a_fifo_finishes(tmp_path):
         wall(images / f"w{i}.png", i)
     os.mkfifo(images / "x.png")
     bomb_png(images / "bomb.png")
-    done = subprocess.run([sys.executable, "-m", "trackdiag.dataset", str(images), "--out", str(tmp_path / "o")],
+    done = subprocess.run([sys.executable, "-m", "trackdiag.dataset", str(images), "--out",
+                           str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(Path(trackdiag.__file__).parents[1])})
     assert done.returncode in (0, 1), done.stderr[-2000:]

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-
-import trackdiag
 from probes import batch, mean_config
 from servers import MlflowServer, free_port
+
+import trackdiag
 from trackdiag.sync import main as sync_main
 
 KEY = "trackdiag/mean/mean"

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 import trackdiag
@@ -180,7 +179,8 @@ def test_key_params_and_config_yaml(tmp_path):
     assert params == {"run.run_name": "k", "run.tags.lr": "0.1", "analyzer.tiling.schedule": "every 50 steps",
                       "analyzer.tiling.min_period_px": "5.0", "analyzer.loss.schedule": "every step"}
     config = yaml.safe_load((tmp_path / "out" / "k" / "artifacts" / "config" / "config.yaml").read_text())
-    assert config["analyzer"]["tiling"]["min_period_px"] == 5 and "checkerboard_strides" in config["analyzer"]["tiling"]
+    tiling = config["analyzer"]["tiling"]
+    assert tiling["min_period_px"] == 5 and "checkerboard_strides" in tiling
     assert config["run"]["tags"] == {"lr": 0.1} or config["run"]["tags"] == {"lr": "0.1"}
     assert isinstance(s.backends[0], LocalBackend)
 
@@ -204,7 +204,8 @@ def test_printed_commands_work_in_a_fresh_shell(tmp_path):
     assert out.returncode == 0, out.stderr
     ui = shlex.split(out.stdout.strip())
     assert Path(ui[0]).is_absolute() and ui[1:4] == ["-m", "mlflow", "ui"]
-    assert ui[ui.index("--backend-store-uri") + 1] == f"sqlite:///{db}" and ui[ui.index("--host") + 1] == "127.0.0.1"
+    assert ui[ui.index("--backend-store-uri") + 1] == f"sqlite:///{db}"
+    assert ui[ui.index("--host") + 1] == "127.0.0.1"
     missing = subprocess.run([*argv[:-2], f"sqlite:///{tmp_path / 'nothing.db'}", "--print"], cwd=tmp_path,
                              env=env, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no MLflow database" in missing.stderr
@@ -251,7 +252,8 @@ def test_limits_are_drawn_and_shown_next_to_the_evidence(tmp_path):
     green = (g > 100) & (r < 80) & (b < 80)  # the fine bar
     assert red.sum() > 200 and orange.sum() > 20 and green.sum() > 200
     v = Verdict(code="grid_s8", severity="bad", title="8-px grid", evidence={"grid_s8": 0.35}, fix="f")
-    page = write_report(tmp_path, [Section(title="t", verdicts=[v], summary={"grid_s8": 0.35}, analyzer="limitsdemo")])
+    page = write_report(tmp_path,
+                        [Section(title="t", verdicts=[v], summary={"grid_s8": 0.35}, analyzer="limitsdemo")])
     html = page.read_text()
     assert "grid_s8 = 0.35 <span class='limit'>(limit: warn ≥ 0.1, bad ≥ 0.3)</span>" in html
     assert "<th>limit</th>" in html  # the full table has a limit column

@@ -1,4 +1,5 @@
-"""``Accelerator(log_with="trackdiag")``: a real accelerate training loop on the CPU, read back from MLflow."""
+"""``Accelerator(log_with="trackdiag")``: a real accelerate training loop on the CPU, read back from
+MLflow."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def _fresh_accelerate_state():
 
 
 def train(accelerator: Accelerator, steps: int = STEPS, seed: int = 0):
-    """A real loop: per-sample loss, accelerator.backward, scalars through accelerator.log, tensors to trackdiag."""
+    """A real loop: per-sample loss, accelerator.backward, scalars through accelerator.log, tensors to
+    trackdiag."""
     torch.manual_seed(seed)
     model = TinyDecoder()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -65,7 +67,8 @@ def test_log_with_trackdiag_runs_a_session(store):
     register()
     accelerator = Accelerator(cpu=True, log_with="trackdiag")
     accelerator.init_trackers("walls", config={"lr": 0.01, "arch": "tiny"}, init_kwargs={"trackdiag": {
-        "config": every_step("rec", "prec", "loss"), "overrides": ["analyzer=[]"], "allow_external_targets": True,
+        "config": every_step("rec", "prec",
+                             "loss"), "overrides": ["analyzer=[]"], "allow_external_targets": True,
         "backend": "mlflow", "tracking_uri": store, "run_name": "acc", "on_error": "raise"}})
     session = accelerator.get_tracker("trackdiag", unwrap=True)
     assert session is trackdiag.get_session()
@@ -88,8 +91,9 @@ def test_log_with_trackdiag_runs_a_session(store):
     assert [train_loss[i] for i in range(STEPS)] == pytest.approx([s[0] for s in seen], rel=1e-5)
     # The string value "phase" went to a table, one row per step.
     table = json.loads(Path(client.download_artifacts(run_id, "tables/texts.json")).read_text())
-    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
-    assert [(r["step"], r["phase"]) for r in rows] == [(i, "warmup" if i < 2 else "main") for i in range(STEPS)]
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+    expected = [(i, "warmup" if i < 2 else "main") for i in range(STEPS)]
+    assert [(r["step"], r["phase"]) for r in rows] == expected
 
 
 def test_shares_the_run_of_accelerates_mlflow_tracker(store, monkeypatch):
@@ -120,4 +124,5 @@ def test_bad_init_kwargs_are_a_clear_error(store):
     register()
     accelerator = Accelerator(cpu=True, log_with="trackdiag")
     with pytest.raises(trackdiag.ConfigError, match="init_kwargs"):
-        accelerator.init_trackers("bad", init_kwargs={"trackdiag": {"backend": "local", "tracking_uri": store}})
+        accelerator.init_trackers("bad",
+                                  init_kwargs={"trackdiag": {"backend": "local", "tracking_uri": store}})

@@ -77,7 +77,8 @@ class TrackedTrainer(TrackdiagLossMixin, KohyaShapedTrainer):
 
 
 def test_mixin_logs_raw_per_sample_loss_with_timesteps_and_skips_validation(in_tmp):
-    s = trackdiag.init(config=every_step("rec", "loss"), overrides=["analyzer=[]"], allow_external_targets=True,
+    s = trackdiag.init(config=every_step("rec", "loss"), overrides=["analyzer=[]"],
+                       allow_external_targets=True,
                        backend="mlflow", run_name="kohya", on_error="raise")
     trainer = TrackedTrainer()
     before = [p.detach().clone() for p in trainer.model.parameters()]
@@ -86,7 +87,8 @@ def test_mixin_logs_raw_per_sample_loss_with_timesteps_and_skips_validation(in_t
     trainer.train(STEPS - 3)
     summary = trackdiag.finish()
     assert summary.clean, str(summary)
-    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))  # it really trained
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(),
+                                                     strict=True))  # it really trained
 
     train_raw = trainer.seen_raw[:3] + trainer.seen_raw[4:]  # index 3 was the validation batch
     train_t = trainer.seen_t[:3] + trainer.seen_t[4:]
@@ -101,7 +103,8 @@ def test_mixin_logs_raw_per_sample_loss_with_timesteps_and_skips_validation(in_t
     assert set(history(client, run_id, "trackdiag/rec/n").values()) == {float(B)}
     # The real loss analyzer saw the same per-sample losses.
     train_loss = history(client, run_id, "trackdiag/loss/train_loss")
-    assert [train_loss[i] for i in range(STEPS)] == pytest.approx([float(r.mean()) for r in train_raw], rel=1e-5)
+    assert [train_loss[i] for i in range(STEPS)] == pytest.approx([float(r.mean()) for r in train_raw],
+                                                                  rel=1e-5)
 
 
 def test_mixin_returns_the_trainers_weighted_loss_and_gradients_flow(in_tmp):
@@ -109,7 +112,7 @@ def test_mixin_returns_the_trainers_weighted_loss_and_gradients_flow(in_tmp):
                    backend="local", run_name="grad", on_error="raise")
     plain, tracked = KohyaShapedTrainer(seed=3), TrackedTrainer(seed=3)
     assert plain.train(3) == pytest.approx(tracked.train(3), rel=1e-6)  # the hook changes nothing
-    for a, b in zip(plain.model.parameters(), tracked.model.parameters()):
+    for a, b in zip(plain.model.parameters(), tracked.model.parameters(), strict=True):
         assert torch.allclose(a, b)
     trackdiag.finish()
 
@@ -126,7 +129,8 @@ def test_decorator_can_log_the_weighted_loss(in_tmp):
     trainer.train(4)
     trackdiag.finish()
     logged = read_metrics(in_tmp / "trackdiag_runs" / "w")["trackdiag/rec/loss_mean"]
-    expected = [float((r * snr_weight(t)).mean()) for r, t in zip(trainer.seen_raw, trainer.seen_t)]
+    expected = [float((r * snr_weight(t)).mean()) for r, t in zip(trainer.seen_raw, trainer.seen_t,
+                                                                  strict=True)]
     raw = [float(r.mean()) for r in trainer.seen_raw]
     assert [logged[i] for i in range(4)] == pytest.approx(expected, rel=1e-5)
     assert expected != pytest.approx(raw, rel=1e-3)  # the weighting really changed the values

@@ -71,7 +71,8 @@ def trainer(tmp_path, callback, logger=False, epochs=1, **kw):
 
 
 def callback(store, *names, **kw):
-    return TrackdiagCallback(config=every_step(*names), overrides=["analyzer=[]"], allow_external_targets=True,
+    return TrackdiagCallback(config=every_step(*names), overrides=["analyzer=[]"],
+                             allow_external_targets=True,
                              backend="mlflow", tracking_uri=store, on_error="raise", **kw)
 
 

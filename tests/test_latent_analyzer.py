@@ -13,7 +13,12 @@ import torch.nn.functional as F
 
 from trackdiag.analyzers.base import StepInputs
 from trackdiag.analyzers.latent import (
-    LatentAnalyzer, LatentParams, channel_drift, channel_moments, pool_moments, stripe_energy,
+    LatentAnalyzer,
+    LatentParams,
+    channel_drift,
+    channel_moments,
+    pool_moments,
+    stripe_energy,
 )
 
 B, C, H, W = 2, 4, 64, 64

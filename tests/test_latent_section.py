@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from test_latent_analyzer import clean_batch, run
+
 from trackdiag.analyzers.latent import LatentAnalyzer
 from trackdiag.errors import InputFileError
 from trackdiag.sections import latent as latent_section
@@ -47,7 +47,8 @@ def latent_dir(tmp_path_factory):
     return root, batches
 
 
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # the planted garbage file's header
+# the planted garbage file's header
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 def test_section_flags_the_planted_files_and_matches_the_loop(latent_dir, tmp_path):
     root, batches = latent_dir
     (sec,) = latent_section.run(_args("--latents", str(root), "--max-images", "2"), tmp_path, progress=False)

@@ -11,7 +11,12 @@ import pytest
 
 from trackdiag.errors import InputFileError
 from trackdiag.logreaders import (
-    guess_loss_tag, guess_timestep_tag, iter_wandb_records, read_loss_log, read_wandb_offline, wait_for_wandb_run,
+    guess_loss_tag,
+    guess_timestep_tag,
+    iter_wandb_records,
+    read_loss_log,
+    read_wandb_offline,
+    wait_for_wandb_run,
 )
 
 N = 60
@@ -42,7 +47,7 @@ def _write_tb(folder: Path) -> None:
 
     steps, loss, t = _curve()
     w = SummaryWriter(str(folder))
-    for s, v, tt in zip(steps, loss, t):
+    for s, v, tt in zip(steps, loss, t, strict=True):
         w.add_scalar("train/loss", v, int(s))
         w.add_scalar("val/loss", 2 * v, int(s))
         w.add_scalar("timestep", tt, int(s))
@@ -93,7 +98,7 @@ def test_tensorboard_damaged_or_empty(tmp_path):
 def test_csv_sparse_lightning_style_and_long_format(tmp_path):
     steps, loss, t = _curve()
     lines = ["epoch,step,train_loss,val_loss,timesteps"]
-    for s, v, tt in zip(steps, loss, t):
+    for s, v, tt in zip(steps, loss, t, strict=True):
         lines.append(f"0,{s},{float(v)!r},,{tt}")
         if s % 20 == 0:
             lines.append(f"0,{s},,{2 * float(v)!r},")          # validation rows leave the other cells empty
@@ -103,7 +108,8 @@ def test_csv_sparse_lightning_style_and_long_format(tmp_path):
     np.testing.assert_array_equal(log.steps, steps)
     np.testing.assert_allclose(log.values, loss)
     np.testing.assert_allclose(log.timesteps, t)
-    long = ["key,value,step,timestamp"] + [f"loss,{float(v)!r},{s},0" for s, v in zip(steps, loss)]
+    long = ["key,value,step,timestamp"] + [f"loss,{float(v)!r},{s},0" for s, v in zip(steps, loss,
+                                                                                      strict=True)]
     (tmp_path / "long.csv").write_text("\n".join(long) + "\n")
     log = read_loss_log(tmp_path / "long.csv")
     assert log.tag == "loss" and log.timesteps is None
@@ -134,7 +140,7 @@ def test_jsonl_nested_and_problems(tmp_path):
     steps, loss, t = _curve()
     f = tmp_path / "log.jsonl"
     f.write_text("".join(json.dumps({"global_step": int(s), "train": {"loss": float(v)}, "t": int(tt),
-                                     "note": "x"}) + "\n" for s, v, tt in zip(steps, loss, t)))
+                                     "note": "x"}) + "\n" for s, v, tt in zip(steps, loss, t, strict=True)))
     log = read_loss_log(f)
     assert (log.format, log.tag, log.timestep_tag) == ("jsonl", "train/loss", "t")
     np.testing.assert_array_equal(log.steps, steps)
@@ -165,8 +171,8 @@ def test_mlflow_run_roundtrip(tmp_path):
     run = client.create_run(exp)
     steps, loss, t = _curve()
     now = int(time.time() * 1000)
-    metrics = [Metric("train_loss", float(v), now, int(s)) for s, v in zip(steps, loss)]
-    metrics += [Metric("timestep", float(tt), now, int(s)) for s, tt in zip(steps, t)]
+    metrics = [Metric("train_loss", float(v), now, int(s)) for s, v in zip(steps, loss, strict=True)]
+    metrics += [Metric("timestep", float(tt), now, int(s)) for s, tt in zip(steps, t, strict=True)]
     metrics += [Metric("lr", 1e-4, now, int(s)) for s in steps]
     for i in range(0, len(metrics), 1000):
         client.log_batch(run.info.run_id, metrics=metrics[i:i + 1000])
@@ -214,7 +220,7 @@ def wandb_run(tmp_path_factory):
     try:
         run = wandb.init(project="trackdiag-test", config={"lr": 1e-4, "model": {"rank": 8}}, dir=str(root))
         steps, loss, t = _curve()
-        for s, v, tt in zip(steps, loss, t):
+        for s, v, tt in zip(steps, loss, t, strict=True):
             row = {"train_loss": float(v), "timestep": int(tt), "eval": {"loss": 2 * float(v)}}
             run.log(row, step=int(s))
         run.log({"sample": wandb.Image(np.zeros((8, 8, 3), np.uint8))}, step=int(steps[-1]) + 1)

@@ -19,8 +19,16 @@ import torch
 
 from trackdiag.analyzers.base import StepInputs
 from trackdiag.analyzers.loss import (
-    EVENT_KINDS, LossAnalyzer, LossDetector, LossParams, RollingSpikeDetector, detect_series,
-    linear_improvement, local_level, t_to_z, timestep_buckets,
+    EVENT_KINDS,
+    LossAnalyzer,
+    LossDetector,
+    LossParams,
+    RollingSpikeDetector,
+    detect_series,
+    linear_improvement,
+    local_level,
+    t_to_z,
+    timestep_buckets,
 )
 from trackdiag.errors import ConfigError, ShapeError
 

@@ -8,8 +8,8 @@ import json
 
 import numpy as np
 import pytest
-
 from test_loss_detection import make_curve
+
 from trackdiag.analyzers.loss import EVENT_COLUMNS, detect_series
 from trackdiag.errors import TrackdiagError
 from trackdiag.sections import loss as loss_section
@@ -24,7 +24,7 @@ def _args(*argv: str) -> argparse.Namespace:
 def _write_csv(path, steps, loss, t):
     with path.open("w") as fh:
         fh.write("step,train_loss,val_loss,timestep\n")
-        for s, v, tt in zip(steps, loss, t):
+        for s, v, tt in zip(steps, loss, t, strict=True):
             fh.write(f"{s},{float(v)!r},,{int(tt)}\n")
 
 
@@ -88,7 +88,7 @@ def _tensorboard_log(folder, steps, loss, t):
     from torch.utils.tensorboard import SummaryWriter
 
     w = SummaryWriter(str(folder))
-    for s, v, tt in zip(steps, loss, t):
+    for s, v, tt in zip(steps, loss, t, strict=True):
         if np.isfinite(v):
             w.add_scalar("train/loss", float(v), int(s))
         w.add_scalar("train/timestep", float(tt), int(s))

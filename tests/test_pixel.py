@@ -246,7 +246,8 @@ def test_render_through_the_session_transfer_draws_the_image():
     host = to_host({"pixel": device})["pixel"]
     for key, t in device.items():  # uint8 images stay uint8 (a quarter of the bytes), the rest is float32
         assert host[key].dtype == (np.uint8 if t.dtype == torch.uint8 else np.float32), key
-        np.testing.assert_array_equal(host[key], t.to(torch.float32 if t.dtype != torch.uint8 else t.dtype).numpy())
+        np.testing.assert_array_equal(host[key],
+                                      t.to(torch.float32 if t.dtype != torch.uint8 else t.dtype).numpy())
     assert host["map/image_out"].dtype == np.uint8
     res = a.summarize(0, host)
     assert len(res.tables["anomalies"]) == 1

@@ -60,7 +60,8 @@ def test_pairs_with_a_mask_find_the_defect_the_leak_and_write_the_report(tmp_pat
     leaky_out[96:112, 20:60] = _texture(1)[96:112, 20:60]  # the edit spilled 16 px below the wall
     args = ["--images", _save(inp, tmp_path / "in.png"), _save(clean_out, tmp_path / "clean.png"),
             str(tmp_path / "in.png"), _save(leaky_out, tmp_path / "leaky.png"),
-            "--mask", _save(mask.astype(float), tmp_path / "m.png"), "--heatmap-scale", "2", "--max-images", "1"]
+            "--mask", _save(mask.astype(float),
+                            tmp_path / "m.png"), "--heatmap-scale", "2", "--max-images", "1"]
     out, sections = _run(tmp_path, args)
     (sec,) = sections
     pairs = {r["pair"]: r for r in sec.tables["pairs"]}
@@ -90,8 +91,8 @@ def test_folders_pair_by_stem_and_bad_pairs_are_reported_not_fatal(tmp_path):
     _save(_texture(6), tmp_path / "a" / "lonely.png")  # no partner: not a pair
     _, (sec,) = _run(tmp_path, ["--images", str(tmp_path / "a"), str(tmp_path / "b")])
     assert sorted(r["pair"] for r in sec.tables["pairs"]) == ["0", "1"]
-    assert [p["pair"] for p in sec.tables["problems"]] == ["odd"] and "must match" in sec.tables["problems"][0][
-        "error"]
+    problems = sec.tables["problems"]
+    assert [p["pair"] for p in problems] == ["odd"] and "must match" in problems[0]["error"]
     assert all(r["diff_mae"] == 0 for r in sec.tables["pairs"])
 
 

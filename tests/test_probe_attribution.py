@@ -15,7 +15,7 @@ from trackdiag.probe import attribute, eq_t, probe_lora_scales, probe_vae
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
-from trackdiag.testing.tiny_models import TinyLoraPipeline, grid_texture, tiny_vae, vae_codec  # noqa: E402
+from trackdiag.testing.tiny_models import TinyLoraPipeline, grid_texture, tiny_vae, vae_codec
 
 
 def _codes(verdicts):

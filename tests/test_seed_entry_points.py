@@ -241,7 +241,8 @@ def test_scripts_take_the_notes_flags(tmp_path: Path) -> None:
     Image.fromarray(wall[:64, :64]).save(tmp_path / "tile.png")
     out = subprocess.run([sys.executable, "-m", "trackdiag.seed.diag_tiling", "--pred",
                           str(tmp_path / "replaced_wall.png"), "--ref", str(tmp_path / "tile.png"),
-                          "--mask", str(tmp_path / "wall_mask.png"), "--out", str(tmp_path / "diag_report_ref")],
+                          "--mask", str(tmp_path / "wall_mask.png"), "--out",
+                          str(tmp_path / "diag_report_ref")],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "diag_report_ref" / "summary.json").is_file()
@@ -262,7 +263,8 @@ def test_scripts_take_the_notes_flags(tmp_path: Path) -> None:
         assert flag in usage
 
 
-@pytest.mark.skipif(not SEEDS.is_dir(), reason="the design notes (../shared/seeds) are not beside this checkout")
+@pytest.mark.skipif(not SEEDS.is_dir(),
+                    reason="the design notes (../shared/seeds) are not beside this checkout")
 def test_blocks_match_the_notes() -> None:
     """The blocks above are the notes' own, but for the import line (and the filled-in `...`)."""
     note0 = next(SEEDS.glob("000_*.txt")).read_text(encoding="utf-8")

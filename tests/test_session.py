@@ -59,7 +59,8 @@ def test_metrics_images_params_land_in_the_embedded_store(in_tmp):
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["analyzer.mean.schedule"] == "every step"  # the few params that matter
-    config = yaml.safe_load(Path(client.download_artifacts(run_id, "config/config.yaml", str(in_tmp))).read_text())
+    config = yaml.safe_load(Path(client.download_artifacts(run_id, "config/config.yaml",
+                                                           str(in_tmp))).read_text())
     assert config["analyzer"]["mean"]["scale"] == 1.0  # validated defaults: in config.yaml
     assert run.data.tags["trackdiag.analyzers"] == "mean"
     images = [a.path for a in client.list_artifacts(run_id, "images")]
@@ -74,7 +75,7 @@ def test_context_manager_marks_failed_run(in_tmp):
     with pytest.raises(ZeroDivisionError):
         with start() as s:
             s.log(0, batch())
-            1 / 0
+            _ = 1 / 0
     client, run_id, hist = history(s)
     assert client.get_run(run_id).info.status == "FAILED"
     assert list(hist) == [0]
@@ -165,7 +166,8 @@ def test_analyzer_failure_under_raise_raises(in_tmp):
 
 
 def test_full_queue_drops_media_never_scalars(in_tmp):
-    s = trackdiag.init(config=mean_config(render_sleep_s=0.05), overrides=["analyzer=[]", "worker.queue_size=2"],
+    s = trackdiag.init(config=mean_config(render_sleep_s=0.05),
+                       overrides=["analyzer=[]", "worker.queue_size=2"],
                        allow_external_targets=True, backend="local", run_name="q", on_error="raise")
     for step in range(30):
         s.log(step, batch())

@@ -43,7 +43,7 @@ def test_detrend_removes_exactly_the_weighted_polynomial(order):
     terms = [torch.ones(h, w), xx.expand(h, w), yy.expand(h, w), (xx * xx).expand(h, w), xx * yy,
              (yy * yy).expand(h, w)][: {0: 1, 1: 3, 2: 6}[order]]
     coef = torch.randn(len(terms), generator=g)
-    poly = sum(c * t for c, t in zip(coef, terms))
+    poly = sum(c * t for c, t in zip(coef, terms, strict=True))
     weights = torch.rand(2, h, w, generator=g)
     out = sp.detrend(poly.expand(2, h, w).contiguous(), weights, order=order)
     assert float(out.abs().max()) < 1e-4

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from probes import BlockingBackend, batch, mean_config
 
 import trackdiag
-from probes import BlockingBackend, batch, mean_config
 from trackdiag.backends.local import read_metrics
 from trackdiag.spool import Spool, find_spools, iter_lines
 from trackdiag.sync import sync

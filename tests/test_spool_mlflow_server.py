@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 from mlflow import MlflowClient
-
-import trackdiag
 from probes import batch, mean_config
 from servers import prestart, shared_mlflow
+
+import trackdiag
 
 prestart()  # boot the shared server while the other tests run
 KEY = "trackdiag/mean/mean"

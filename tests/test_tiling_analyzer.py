@@ -44,7 +44,8 @@ def test_compute_returns_per_sample_values_and_small_maps(batch):
         assert out[key].shape == (3,), (key, out[key].shape)
         assert out[key].dtype == torch.float32
     maps = {k: v for k, v in out.items() if k.startswith("map/")}
-    for name in ("map/local_period_px", "map/fft_log_hann", "map/fft_log_nohann", "map/radial_profile", "map/acf"):
+    for name in ("map/local_period_px", "map/fft_log_hann", "map/fft_log_nohann", "map/radial_profile",
+                 "map/acf"):
         assert maps[name].ndim == 2 and max(maps[name].shape) <= 256, (name, maps[name].shape)
     assert max(maps["map/fft_log_hann"].shape) <= TilingParams().map_max_side
     assert float(out["fundamental_period_px"][0]) == pytest.approx(14.0, rel=0.03)
@@ -129,7 +130,8 @@ def test_verdict_rules_name_the_cause_with_numbers_and_a_fix():
              "checkerboard_score": 0.005, "border_cross_index": 0.0, "nonfinite_frac": 0.0,
              "local_period_trend_y": 0.02, "local_period_trend_x": -0.01}
     assert likely_causes(clean) == []
-    assert not any(v.cause.startswith("Aliasing") for v in likely_causes({**clean, "resize_nmse_downUp": 0.6}))
+    assert not any(v.cause.startswith("Aliasing") for v in likely_causes({**clean,
+                                                                          "resize_nmse_downUp": 0.6}))
     cases = {
         "Halved period": {"period_ratio_to_ref": 0.5, "ref_period_px": 16.0, "ref_periodicity_score": 0.9,
                           "E2f_over_Ef": 3.0},
@@ -149,7 +151,8 @@ def test_verdict_rules_name_the_cause_with_numbers_and_a_fix():
         verdicts = likely_causes({**clean, **change})
         hit = [v for v in verdicts if v.cause.startswith(cause)]
         assert hit, (cause, [v.cause for v in verdicts])
-        assert hit[0].fix and hit[0].evidence and all(k in hit[0].evidence for k in change if k != "band_axis_hint")
+        assert hit[0].fix and hit[0].evidence
+        assert all(k in hit[0].evidence for k in change if k != "band_axis_hint")
 
 
 def test_params_validation_and_conf_yaml_lists_every_param():

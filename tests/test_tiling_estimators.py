@@ -48,7 +48,8 @@ def test_lattice_period_within_2_percent_at_periods_8_to_16_after_jpeg():
     out = tiling_metrics(x[:, None], maps=False)
     est = out["fundamental_period_px"].tolist()
     ok = [abs(e / p - 1) <= 0.02 for e, (_, p, _) in zip(est, cases, strict=True)]
-    assert sum(ok) >= 0.95 * len(cases), [(c, round(e, 2)) for c, e, o in zip(cases, est, ok, strict=True) if not o]
+    assert sum(ok) >= 0.95 * len(cases), [(c, round(e, 2)) for c, e, o in zip(cases, est, ok,
+                                                                              strict=True) if not o]
     assert min(out["periodicity_score"].tolist()) >= 0.3
 
 
@@ -143,7 +144,8 @@ def test_grid_s8_at_1_5_percent_after_jpeg_85_and_an_8_px_tile_is_not_a_grid():
 def test_grid_s16_is_named_for_a_16_px_grid():
     g = torch.Generator().manual_seed(6)
     base = S.add_noise(_texture("tiles", 11.2, 1.1, g), 0.01, generator=g)
-    x = torch.stack([S.jpeg(_block_offsets(base, 16, 0.02, g), 85), S.jpeg(_block_offsets(base, 8, 0.02, g), 85)])
+    x = torch.stack([S.jpeg(_block_offsets(base, 16, 0.02, g), 85),
+                     S.jpeg(_block_offsets(base, 8, 0.02, g), 85)])
     out = tiling_metrics(x[:, None], maps=False)
     assert "grid_s16" in _codes(out, 0) and "grid_s8" not in _codes(out, 0)
     assert "grid_s8" in _codes(out, 1) and "grid_s16" not in _codes(out, 1)
@@ -183,7 +185,8 @@ def test_theil_sen_ignores_outliers_and_groups():
 def test_ref_spectrum_distance_is_zero_for_the_same_texture_and_about_one_octave_when_doubled():
     g = torch.Generator().manual_seed(9)
     ref = S.tiles(256, 256, period_px=14.0, generator=g)
-    x = torch.stack([S.tiles(384, 384, period_px=14.0, generator=g), S.tiles(384, 384, period_px=28.0, generator=g)])
+    x = torch.stack([S.tiles(384, 384, period_px=14.0, generator=g),
+                     S.tiles(384, 384, period_px=28.0, generator=g)])
     d = tiling_metrics(x[:, None], ref=ref[None], maps=False)["ref_spectrum_distance"].tolist()
     assert d[0] < 0.25 < 0.45 < d[1] < 1.4, d
 
@@ -191,7 +194,8 @@ def test_ref_spectrum_distance_is_zero_for_the_same_texture_and_about_one_octave
 def test_value_range_rule_and_warning():
     f = torch.rand(2, 3, 8, 8)
     assert guess_value_range(f) == "0-1" and guess_value_range(f * 2 - 1) == "-1-1"
-    assert guess_value_range((f * 255).to(torch.uint8)) == "0-255" and guess_value_range(np.zeros(3, np.int32)) == "0-255"
+    assert guess_value_range((f * 255).to(torch.uint8)) == "0-255"
+    assert guess_value_range(np.zeros(3, np.int32)) == "0-255"
     assert torch.allclose(to_unit_range(f * 2 - 1, "-1-1"), f, atol=1e-6)
     assert torch.allclose(to_unit_range(f * 255, "0-255"), f, atol=1e-6)
     with pytest.raises(Exception, match="value_range"):

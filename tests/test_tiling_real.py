@@ -14,7 +14,8 @@ from trackdiag.analyzers.tiling import tiling_metrics
 def photos():
     from skimage import data
 
-    imgs = {name: torch.from_numpy(getattr(data, name)()).float() / 255 for name in ("brick", "gravel", "grass")}
+    imgs = {name: torch.from_numpy(getattr(data, name)()).float() / 255 for name in ("brick", "gravel",
+                                                                                     "grass")}
     with one_thread():
         out = tiling_metrics(torch.stack(list(imgs.values()))[:, None])
     return {name: {k: (v[i] if not k.startswith("map/") else v) for k, v in out.items()}

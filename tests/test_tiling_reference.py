@@ -39,7 +39,8 @@ def test_torch_metrics_match_the_numpy_reference(case):
         img = S.nonperiodic_frame(S.grating(256, 256, period_px=16.0), generator=g)
     else:
         mask = S.ellipse_mask(256, 256, radii=(0.4, 0.4))
-        img = S.composite(S.tiles(256, 256, period_px=15.0, generator=g), S.plaster(256, 256, generator=g), mask)
+        img = S.composite(S.tiles(256, 256, period_px=15.0, generator=g), S.plaster(256, 256, generator=g),
+                          mask)
     with one_thread():
         out = tiling_metrics(img[None, None], mask=mask, maps=False)
     ref = reference_metrics(img.numpy(), mask=mask.numpy().astype(float) if mask is not None else None)

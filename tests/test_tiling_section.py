@@ -39,7 +39,8 @@ def images(tmp_path_factory):
     return {
         "tiles": _png(S.to_rgb(S.tiles(256, 256, period_px=16.0, generator=g), tint=(1, 0.9, 0.8)),
                       root / "tiles.png"),
-        "band": _png(S.band_doubled(256, 256, period_px=8.0, band=(0.4, 0.65), generator=g), root / "band.png"),
+        "band": _png(S.band_doubled(256, 256, period_px=8.0, band=(0.4, 0.65), generator=g),
+                     root / "band.png"),
         "deconv": _png(S.upsample_x2(S.tiles(128, 128, period_px=12.0, generator=g)), root / "deconv.png"),
         "ref": _png(S.tiles(128, 128, period_px=16.0, generator=g), root / "ref.png"),
         "mask": _png(S.ellipse_mask(256, 256).float(), root / "mask.png"),

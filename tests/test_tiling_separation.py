@@ -51,7 +51,8 @@ def test_band_score_finds_a_band_of_doubled_period_and_its_axis(axis):
     g = torch.Generator().manual_seed(11)
     clean = S.tiles(512, 512, period_px=12.0, generator=g)
     banded = S.band_doubled(512, 512, period_px=12.0, band=(0.35, 0.65), axis=axis, generator=g)
-    brick_band = S.band_doubled(512, 512, period_px=10.0, band=(0.35, 0.65), axis=axis, kind="brick", generator=g)
+    brick_band = S.band_doubled(512, 512, period_px=10.0, band=(0.35, 0.65), axis=axis, kind="brick",
+                                generator=g)
     out = _m(torch.stack([clean, banded, brick_band]))
     score, run, is_cols = out["band_score"], out["band_max_run"], out["band_axis_is_cols"]
     assert score[0] < 0.3 and run[0] < 64
@@ -149,7 +150,8 @@ def test_periodicity_score_separates_walls_from_aperiodic_surfaces():
                 S.jpeg(S.brick(256, 256, period_px=11.0, angle_deg=-1, generator=g), 40),
                 S.vignette(S.grating(256, 256, period_px=23.0, profile="lines"), 0.5)]
     aperiodic = [S.plaster(256, 256, generator=g), torch.rand(256, 256, generator=g),
-                 S.add_noise(S.smooth_field(256, 256, scale_px=6.0, generator=g) * 0.1 + 0.5, 0.02, generator=g),
+                 S.add_noise(S.smooth_field(256, 256, scale_px=6.0, generator=g) * 0.1 + 0.5, 0.02,
+                             generator=g),
                  torch.from_numpy(data.gravel()[:256, :256]).float() / 255,
                  torch.from_numpy(data.grass()[:256, :256]).float() / 255]
     out = _m(torch.stack(periodic + aperiodic))
@@ -167,7 +169,7 @@ def test_border_cross_index_tells_a_frame_cross_from_an_axis_aligned_texture():
                S.brick(256, 256, period_px=16.0, offset=(0.0, 0.0), generator=g)]
     framed = [S.nonperiodic_frame(a, generator=g) for a in aligned]
     idx = []
-    for a, f in zip(aligned, framed):
+    for a, f in zip(aligned, framed, strict=True):
         out = _m(torch.stack([a, f]))
         idx.append(out["border_cross_index"])
         assert out["axis_energy_frac_nohann"][0] > 0.5  # truly axis-aligned: much axis energy ...
@@ -177,7 +179,8 @@ def test_border_cross_index_tells_a_frame_cross_from_an_axis_aligned_texture():
 
 
 def test_checkerboard_on_an_untextured_image_is_not_skipped():
-    """A stride-2 grid on a flat, noisy image: no texture lattice exists, so nothing on the grid is skipped."""
+    """A stride-2 grid on a flat, noisy image: no texture lattice exists, so nothing on the grid is
+    skipped."""
     from trackdiag.analyzers.base import StepInputs
     from trackdiag.analyzers.tiling import TilingAnalyzer
     from trackdiag.transfer import to_host

@@ -5,7 +5,8 @@
   :func:`trackdiag.testing.walls.evaluate.metrics` and held to the issue's targets. The full calibration runs
   ``benchmarks/eval_tiling.py`` with ≥ 50 scenes per cause.
 * ``test_harness_on_real_dev``: the harness runs on ``../shared/bench/real-dev`` (the development sample) when
-  that folder exists (or where ``TRACKDIAG_REAL_DEV`` points), maps its truth names to verdict codes, and reports the numbers.
+  that folder exists (or where ``TRACKDIAG_REAL_DEV`` points), maps its truth names to verdict codes, and
+  reports the numbers.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ REAL_DEV = Path(os.environ.get("TRACKDIAG_REAL_DEV", ROOT.parent / "shared" / "b
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="issue 11 targets not met yet (2026-12-06, commit 0ae236f): on this sample "
-                   "doubled_zone, bands_rows/cols and aliasing F1 0-0.22, period_doubled 0.78, clean false alarms "
+@pytest.mark.xfail(strict=False,
+                   reason="issue 11 targets not met yet (2026-12-06, commit 0ae236f): on this sample "
+                   "doubled_zone, bands_rows/cols and aliasing F1 0-0.22, period_doubled 0.78, clean false "
+                   "alarms "
                    "8 %, exact set 60 %, period within 5 % 83 % (angled 65 %), perspective 86 % / 13 %")
 def test_targets_on_generated_scenes(tmp_path):
     specs = sample_specs(n_per_cause=8, seed=7, size=(512, 512))

@@ -17,7 +17,8 @@ from trackdiag.testing.walls.evaluate import (
 
 
 def _rec(id_, causes, found, *, info=(), period=None, est=None, angled=False, label=None, context=()):
-    verdicts = [{"code": c, "severity": "warn"} for c in found] + [{"code": c, "severity": "info"} for c in info]
+    verdicts = [{"code": c, "severity": "warn"} for c in found] + [{"code": c,
+                                                                    "severity": "info"} for c in info]
     return {"id": id_, "truth": {"causes": list(causes), "period_px": period, "period_approx": False,
                                  "ref_period_px": None, "angled": angled, "perspective_label": label,
                                  "context": list(context), "texture": "tiles"},
@@ -28,8 +29,10 @@ def test_metrics_follow_the_scoring_rules():
     recs = [
         _rec("a", ["checkerboard"], ["checkerboard"], period=20, est=20.5, label=False),   # exact, period ok
         _rec("b", ["checkerboard"], [], period=20, est=40.0, angled=True, label=True, info=["perspective"]),
-        _rec("c", [], ["checkerboard"], period=10, est=10.2, label=False, info=["perspective"]),  # false alarm
-        _rec("d", [], [], info=["aperiodic"], label=False, context=["aperiodic"]),          # info is not an alarm
+        _rec("c", [], ["checkerboard"], period=10, est=10.2, label=False,
+             info=["perspective"]),  # false alarm
+        _rec("d", [], [], info=["aperiodic"], label=False,
+             context=["aperiodic"]),          # info is not an alarm
         _rec("e", ["grid_s8"], ["grid_s8", "harmonic_confusion"], label=True, angled=True),  # not exact
     ]
     m = metrics(recs)

@@ -109,7 +109,8 @@ def test_fronto_period_matches_the_truth(kind):
         est, half = _spectral_period(_grey(s), s.mask, normal, t.period_px)
         assert est == pytest.approx(t.period_px, rel=0.03), (kind, seed, est, t.period_px)
         if kind != "planks":  # strong plank-to-plank colour makes a broadband hump there (the trap)
-            assert half < 0.65, f"{kind}: a peak at twice the period (ratio {half:.2f}): the truth would be half"
+            assert half < 0.65, (f"{kind}: a peak at twice the period (ratio {half:.2f}): the truth "
+                                 "would be half")
 
 
 @pytest.mark.parametrize("cause,factor", [("period_doubled", 2.0), ("period_halved", 0.5)])

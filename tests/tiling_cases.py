@@ -80,5 +80,6 @@ def make_case(rng: random.Random, h: int, w: int, gen: torch.Generator) -> Case:
 def batch(cases: list[Case]) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack same-size cases: ``N×H×W`` images and ``N×H×W`` masks (all-true where a case has none)."""
     x = torch.stack([c.image for c in cases])
-    m = torch.stack([c.mask if c.mask is not None else torch.ones_like(c.image, dtype=torch.bool) for c in cases])
+    m = torch.stack([c.mask if c.mask is not None else torch.ones_like(c.image, dtype=torch.bool)
+                     for c in cases])
     return x, m

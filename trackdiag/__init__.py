@@ -14,7 +14,8 @@ Heavy modules (torch, mlflow, matplotlib, hydra) load lazily, so ``import trackd
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
 from ._version import __version__
 from .errors import (
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 
-def init(config: Any = None, *, overrides: Sequence[str] = (), **options: Any) -> "Session":
+def init(config: Any = None, *, overrides: Sequence[str] = (), **options: Any) -> Session:
     """Start a diagnostics session and make it current for :func:`log` and :func:`finish`.
 
     Args:
@@ -60,7 +61,7 @@ def init(config: Any = None, *, overrides: Sequence[str] = (), **options: Any) -
     return s
 
 
-def get_session() -> "Session":
+def get_session() -> Session:
     """The current session. Raises :class:`NotInitializedError` before :func:`init`."""
     from . import session as _session
 
@@ -79,7 +80,7 @@ def log(step: int, pred: Any = None, mask: Any = None, *, ref: Any = None, targe
                       timesteps=timesteps, sample_ids=sample_ids, value_range=value_range)
 
 
-def finish(status: str = "FINISHED") -> "FinishSummary":
+def finish(status: str = "FINISHED") -> FinishSummary:
     """Flush and close the current session; returns what was skipped, dropped or undelivered."""
     return get_session().finish(status)
 

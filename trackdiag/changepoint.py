@@ -66,7 +66,8 @@ class SegmentCost:
         return max(float(rss), 0.0)
 
     def fit_at(self, a: int, b: int, i: float) -> float:
-        """The fitted line of ``[a, b)`` evaluated at (normalised) position of point ``i`` (may be outside)."""
+        """The fitted line of ``[a, b)`` evaluated at (normalised) position of point ``i`` (may be
+        outside)."""
         n, sx, sy, sxx, sxy, _ = self._moments(a, b)
         vxx = sxx - sx * sx / n
         slope = (sxy - sx * sy / n) / vxx if vxx > 1e-12 else 0.0

@@ -58,7 +58,8 @@ def check_image_batch(pred: object, *, name: str = "pred", min_side: int = 1) ->
             "Add a batch dimension with x.unsqueeze(0) for a single C×H×W image."
         )
     if min(t.shape[-2:]) < min_side:
-        raise ShapeError(f"{name} is too small to analyse: H and W must be >= {min_side}; got {_fmt(t.shape)}.")
+        raise ShapeError(f"{name} is too small to analyse: H and W must be >= {min_side}; got "
+                         f"{_fmt(t.shape)}.")
     return t
 
 
@@ -70,7 +71,8 @@ def check_sample_ids(ids: object, *, n: int | None, name: str = "sample_ids") ->
     try:
         out = [str(i) for i in ids]  # type: ignore[union-attr]
     except Exception as exc:  # a broken iterable
-        raise InputValueError(f"{name} could not be read as a sequence: {type(exc).__name__}: {exc}") from None
+        raise InputValueError(f"{name} could not be read as a sequence: "
+                              f"{type(exc).__name__}: {exc}") from None
     if n is not None and len(out) != n:
         raise ShapeError(f"{name} must have {n} entries (one per sample); got {len(out)}.")
     return out

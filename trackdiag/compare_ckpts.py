@@ -23,13 +23,14 @@ From Python::
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional
 
 from .compare.config import compose, validate
 from .compare.table import Comparison
+from .config import to_dict
 from .errors import TrackdiagError
 
 __all__ = ["compare", "run", "main", "CompareResult"]
@@ -180,7 +181,6 @@ def _goal_of(cfg: Any, available: Sequence[str]) -> Callable[[str], str]:
 
 def run(cfg: Any, *, progress: Optional[Callable[[str], None]] = None) -> CompareResult:
     """Run a comparison from a validated config node (see :func:`compare`)."""
-    from omegaconf import OmegaConf
 
     from .compare.outputs import write_outputs
     from .compare.publish import publish, targets
@@ -224,7 +224,7 @@ def run(cfg: Any, *, progress: Optional[Callable[[str], None]] = None) -> Compar
     else:
         rank(c, method=cfg.ranking.method, flagged_last=bool(cfg.ranking.flagged_last),
              explain=int(cfg.ranking.explain))
-    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain = to_dict(cfg)
     names, publish_notes = targets(plain["publish"]["to"], source=source)
     c.notes += publish_notes
     out_dir = Path(cfg.output.dir)
@@ -313,7 +313,7 @@ def _loss_samples(cfg: Any) -> Callable[[Any, int, int], list[dict]]:
             with tempfile.TemporaryDirectory(prefix="trackdiag_loss_events_") as tmp:
                 path = client.download_artifacts(run.run_id, "tables/trackdiag/loss/events.json", tmp)
                 table = json.loads(Path(path).read_text(encoding="utf-8"))
-        except Exception:  # noqa: BLE001 - no table logged, or an older layout: no samples to name
+        except Exception:
             return []
         cols = table.get("columns", []) if isinstance(table, dict) else []
         rows = [dict(zip(cols, r, strict=False)) for r in table.get("data", [])] if cols else []
@@ -346,16 +346,9 @@ def _samples(cfg: Any, progress: Optional[Callable[[str], None]]) -> tuple[list,
 
 
 def _write_per_image(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    import csv
+    from .tables import write_csv
 
-    cols: list[str] = []
-    for row in rows:
-        cols.extend(k for k in row if k not in cols)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=cols)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    return write_csv(path, rows)
 
 
 def _summary(result: CompareResult) -> str:

@@ -25,8 +25,8 @@ from typing import Any, Optional
 
 from .errors import ConfigError
 
-__all__ = ["TrackdiagConfig", "RunConfig", "WorkerConfig", "BudgetConfig", "config_dir", "compose", "resolve",
-           "build_component", "flatten"]
+__all__ = ["to_dict", "TrackdiagConfig", "RunConfig", "WorkerConfig", "BudgetConfig", "config_dir", "compose",
+           "resolve", "build_component", "flatten"]
 
 ALLOWED_PREFIX = "trackdiag."
 
@@ -171,8 +171,7 @@ def resolve(config: Any = None, overrides: Iterable[str] = (), shortcuts: Option
             cfg[group] = {}
     try:
         if config is not None:
-            user = config if isinstance(config, DictConfig) else OmegaConf.create(dict(config))
-            user = OmegaConf.to_container(user, resolve=True)
+            user = to_dict(config if isinstance(config, DictConfig) else OmegaConf.create(dict(config)))
             for group in ("backend", "analyzer"):
                 if group in user:
                     cfg[group] = _merge_selection(cfg[group], user.pop(group), group)
@@ -192,7 +191,8 @@ def resolve(config: Any = None, overrides: Iterable[str] = (), shortcuts: Option
     if merged.on_resume not in ("skip", "log"):
         raise ConfigError(f"on_resume must be 'skip' or 'log'; got {merged.on_resume!r}.")
     if merged.worker.when_full not in ("drop_media", "block"):
-        raise ConfigError(f"worker.when_full must be 'drop_media' or 'block'; got {merged.worker.when_full!r}.")
+        raise ConfigError("worker.when_full must be 'drop_media' or 'block'; got "
+                          f"{merged.worker.when_full!r}.")
     return merged
 
 
@@ -200,7 +200,8 @@ def _apply_shortcuts(cfg: Any, shortcuts: Mapping[str, Any]) -> None:
     from omegaconf import OmegaConf
 
     simple = {"experiment": "run.experiment", "run_name": "run.run_name", "out_dir": "out_dir",
-              "on_error": "on_error", "on_resume": "on_resume", "allow_external_targets": "allow_external_targets"}
+              "on_error": "on_error", "on_resume": "on_resume",
+              "allow_external_targets": "allow_external_targets"}
     for key, value in shortcuts.items():
         if value is None:
             continue
@@ -228,7 +229,8 @@ def build_component(node: Any, *, allow_external: bool, what: str, extra: Option
     if not isinstance(target, str) or not target:
         raise ConfigError(f"{what}: missing _target_.")
     if not target.startswith(ALLOWED_PREFIX) and not allow_external:
-        raise ConfigError(f"{what}: _target_ {target!r} is outside trackdiag. Set allow_external_targets=true "
+        raise ConfigError(f"{what}: _target_ {target!r} is outside trackdiag. Set "
+                          "allow_external_targets=true "
                           "to allow classes from other packages.")
     module_name, _, attr = target.rpartition(".")
     try:
@@ -238,7 +240,7 @@ def build_component(node: Any, *, allow_external: bool, what: str, extra: Option
     schema = getattr(cls, "Params", None)
     if schema is None:
         raise ConfigError(f"{what}: {target} has no Params dataclass, so its parameters cannot be validated.")
-    values = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k != "_target_"}
+    values = {k: v for k, v in to_dict(node).items() if k != "_target_"}
     try:
         params = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
     except OmegaConfBaseException as exc:
@@ -248,11 +250,20 @@ def build_component(node: Any, *, allow_external: bool, what: str, extra: Option
     return cls(params, **dict(extra or {}))
 
 
+def to_dict(node: Any) -> dict[str, Any]:
+    """A config node (a DictConfig or a mapping) as a plain, resolved ``dict``; a typed :class:`ConfigError`
+    when the node is not a mapping (a list or a scalar where a section was expected)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"expected a mapping of options, got {type(data).__name__}.")
+    return {str(k): v for k, v in data.items()}
+
+
 def flatten(node: Any, prefix: str = "") -> dict[str, str]:
     """Flatten a nested config into ``{"a.b.c": "value"}`` strings (for tracker params)."""
-    from omegaconf import OmegaConf
-
-    data = OmegaConf.to_container(node, resolve=True) if not isinstance(node, Mapping) else node
+    data = node if isinstance(node, Mapping) else to_dict(node)
     out: dict[str, str] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"

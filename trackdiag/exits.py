@@ -7,7 +7,8 @@
 * **Uncaught exception** in the main thread: ``sys.excepthook`` finishes the session as ``FAILED``, then
   calls the previous hook.
 * **``sys.exit(code)``** with a non-zero code (or a message): noted; the exit hook then finishes the session
-  as ``FAILED`` (a ``SystemExit`` that is caught, by a CLI framework or a notebook, does not end the session). (``raise SystemExit(3)`` written out, and ``os._exit``, are not seen: use
+  as ``FAILED`` (a ``SystemExit`` that is caught, by a CLI framework or a notebook, does not end the session).
+  (``raise SystemExit(3)`` written out, and ``os._exit``, are not seen: use
   ``sys.exit`` or call ``finish("FAILED")``.)
 
 Hooks are installed once per process and act only on sessions of the process that opened them (a forked
@@ -22,7 +23,8 @@ import os
 import sys
 import threading
 import weakref
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 __all__ = ["register", "unregister"]
 
@@ -55,7 +57,7 @@ def _finish_all(status: str) -> None:
     for session in mine:
         try:
             session.finish(status)
-        except BaseException:  # noqa: BLE001 - never fail the exit path
+        except BaseException:
             log.exception("trackdiag: finish at exit failed")
 
 
@@ -85,7 +87,7 @@ def _install() -> None:
 
     original_exit = sys.exit
 
-    def exit(status: Any = None) -> NoReturn:  # noqa: A001 - replaces sys.exit
+    def exit(status: Any = None) -> NoReturn:
         global _exit_status
         # Only noted here: the SystemExit may still be caught (a CLI framework, a notebook). The sessions are
         # finished by the exit hook, before MLflow's teardown, with this status.

@@ -191,12 +191,13 @@ def threshold_text(analyzer: str, key: str) -> str:
         from .metricspec import spec
 
         s = spec(analyzer, key)
-    except Exception:  # noqa: BLE001 - limits are a courtesy
+    except Exception:
         return ""
     if s is None or (s.warn is None and s.bad is None) or s.goal == "none":
         return ""
     op = "≥" if s.goal == "min" else "≤"
-    parts = [f"{name} {op} {_fmt(lim)}" for name, lim in (("warn", s.warn), ("bad", s.bad)) if lim is not None]
+    parts = [f"{name} {op} {_fmt(lim)}" for name, lim in (("warn", s.warn),
+                                                          ("bad", s.bad)) if lim is not None]
     return ", ".join(parts)
 
 
@@ -270,7 +271,8 @@ def markdown(findings: RunFindings) -> str:
     current = findings.current()
     problems = [f for f in current if f.verdict.is_problem]
     if problems:  # the answer in one line, before anything that may be folded away
-        lines += ["; ".join(f"**{_ICON[f.verdict.severity]}: {_md_escape(f.verdict.title)}** since step {f.since}"
+        lines += ["; ".join(f"**{_ICON[f.verdict.severity]}: {_md_escape(f.verdict.title)}** since step "
+                            f"{f.since}"
                             for f in problems[:3]), ""]
     if current:
         lines += ["| severity | finding | code | since step | evidence (limits) |",

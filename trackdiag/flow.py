@@ -93,7 +93,7 @@ class VerdictFlow:
             if result is None and hasattr(analyzer, "final_result"):
                 try:  # an analyzer that attaches its figure maps only on drawing steps (loss)
                     result = analyzer.final_result()
-                except Exception as exc:  # noqa: BLE001 - a figure must not cost finish()
+                except Exception as exc:
                     log.warning("trackdiag: no last figure for %s: %s", name, exc)
             if result is not None and result.maps:
                 out.append(Record(step=step, figures=[_renderer(analyzer, result)]))

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 import torch
 
 from .errors import InputFileError, ShapeError
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 __all__ = ["ImageLike", "IMAGE_SUFFIXES", "MAX_PIXELS", "load_image", "load_mask", "to_chw", "list_images",
            "is_regular_file", "check_image_header"]
@@ -19,7 +22,7 @@ __all__ = ["ImageLike", "IMAGE_SUFFIXES", "MAX_PIXELS", "load_image", "load_mask
 #: (a decompression bomb, or a header that lies). 2**28 = 16384 × 16384.
 MAX_PIXELS = 2**28
 
-ImageLike = Union[str, Path, "PIL.Image.Image", np.ndarray, torch.Tensor]  # noqa: F821
+ImageLike = Union[str, Path, "PIL.Image.Image", np.ndarray, torch.Tensor]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 

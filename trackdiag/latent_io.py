@@ -105,7 +105,7 @@ def _load_safetensors(path: Path) -> Any:
         raise MissingDependencyError("safetensors", purpose="reading .safetensors latents") from None
     try:
         return load_file(str(path), device="cpu")
-    except Exception as exc:  # noqa: BLE001 - SafetensorError and friends
+    except Exception as exc:
         raise InputFileError(f"{path}: not a readable safetensors file; truncated or corrupt "
                              f"({type(exc).__name__}: {exc}).") from None
 

@@ -31,11 +31,13 @@ from typing import Any, Optional
 import numpy as np
 
 from .errors import InputFileError, MissingDependencyError
+from .series import Series
 
 __all__ = [
     "ScalarSeries", "LossLog", "WandbRun", "LOSS_TAG_PREFERENCE", "TIMESTEP_TAGS", "guess_loss_tag",
     "guess_timestep_tag", "read_loss_log", "read_scalars", "read_tensorboard", "read_csv", "read_jsonl",
     "read_mlflow", "read_wandb_offline", "wait_for_wandb_run", "iter_wandb_records", "detect_format",
+    "WANDB_STEP_KEYS", "wandb_step_key", "Series",
 ]
 
 #: Loss names tried first, in order (compared case-insensitively).
@@ -45,19 +47,14 @@ LOSS_TAG_PREFERENCE = ("train_loss", "train/loss", "loss/train", "training_loss"
 TIMESTEP_TAGS = ("timestep", "timesteps", "t")
 #: Step columns/keys of CSV and JSONL logs, in order.
 STEP_KEYS = ("step", "global_step", "_step", "trainer/global_step", "iteration", "iter")
+#: The step of a W&B history row, the one axis every reader uses: trackdiag's W&B backend writes the trainer's
+#: step as ``trackdiag/step`` (it never passes ``step=`` to ``run.log``); other runs have W&B's own ``_step``.
+WANDB_STEP_KEYS = ("trackdiag/step", "_step")
 _EVAL_WORDS = re.compile(r"(^|[/_.\-])(val|valid|validation|eval|test)([/_.\-]|$)", re.IGNORECASE)
 
 
-@dataclass
-class ScalarSeries:
-    """One numeric series: ``steps`` int64 ``(N,)`` ascending, ``values`` float64 ``(N,)``.
-
-    ``duplicates``: points that were logged again at an existing step (the last value is kept).
-    """
-
-    steps: np.ndarray
-    values: np.ndarray
-    duplicates: int = 0
+#: The one series type (:class:`trackdiag.series.Series`), under the name this module always gave it.
+ScalarSeries = Series
 
 
 @dataclass
@@ -314,7 +311,7 @@ def read_tensorboard(path: str | Path, *, allow_truncated: bool = False,
             for ev in acc.Tensors(tag):
                 try:
                     arr = tensor_util.make_ndarray(ev.tensor_proto)
-                except Exception:  # noqa: BLE001 - a non-numeric tensor is simply not a scalar series
+                except Exception:
                     break
                 if arr.size != 1 or not np.issubdtype(arr.dtype, np.number):
                     break
@@ -464,7 +461,7 @@ def read_mlflow(run_id: str, *, tracking_uri: Optional[str] = None, keys: Option
         why = getattr(exc, "message", exc)
         raise InputFileError(f"{where}: cannot open the run ({why}). Check --run-id and --tracking-uri.") \
             from None
-    except Exception as exc:  # noqa: BLE001 - connection errors etc. from the tracking store
+    except Exception as exc:
         raise InputFileError(f"{where}: cannot reach the tracking store ({type(exc).__name__}: "
                              f"{exc}).") from None
     all_keys = sorted(run.data.metrics)
@@ -477,7 +474,7 @@ def read_mlflow(run_id: str, *, tracking_uri: Optional[str] = None, keys: Option
     if reader is not None:  # a database or a server: every key in one read (or one per key on a server)
         try:
             rows = reader.rows([run_id], wanted)
-        except Exception as exc:  # noqa: BLE001 - database / HTTP errors of the store
+        except Exception as exc:
             raise InputFileError(f"{where}: cannot read the metrics ({type(exc).__name__}: {exc}).") from None
         for key in wanted:
             for _, step, _, value in sorted(rows.get(key, []), key=lambda r: (r[1], r[2])):
@@ -525,19 +522,26 @@ class WandbRun:
     warnings: list[str] = field(default_factory=list)
 
     def series(self) -> dict[str, ScalarSeries]:
-        """Numeric history series keyed by name (internal ``_``-keys left out), on ``_step``."""
+        """Numeric history series keyed by name (internal ``_``-keys left out), on :func:`wandb_step_key`'s
+        axis (``trackdiag/step`` when the rows carry it, else ``_step``, else the row's position)."""
+        step_key = wandb_step_key(self.history)
         col = _Collector()
         for i, row in enumerate(self.history):
-            step = row.get("_step", i)
+            step = row.get(step_key, i) if step_key is not None else i
             if not isinstance(step, (int, float)) or isinstance(step, bool):
                 continue
             for key, value in row.items():
-                if key.startswith("_"):
+                if key.startswith("_") or key == step_key:
                     continue
                 v = _number(value) if not isinstance(value, str) else None
                 if v is not None:
                     col.add(key, int(step), v)
         return col.series()
+
+
+def wandb_step_key(history: Sequence[Mapping[str, Any]]) -> Optional[str]:
+    """The step key of W&B history rows: the first of :data:`WANDB_STEP_KEYS` that any row carries."""
+    return next((k for k in WANDB_STEP_KEYS if any(k in row for row in history)), None)
 
 
 def _find_wandb_file(path: Path) -> Path:
@@ -625,10 +629,10 @@ def iter_wandb_records(path: str | Path, *, allow_truncated: bool = False,
         else:
             raise InputFileError(f"{file}: corrupt W&B record at byte {pos - length - _WB_HEADER} "
                                  f"(unexpected chunk type {kind}).")
-        rec = pb.Record()
+        rec = pb.Record()  # type: ignore[attr-defined]  # generated protobuf module, no stubs
         try:
             rec.ParseFromString(b"".join(chunks))
-        except Exception as exc:  # noqa: BLE001 - protobuf DecodeError
+        except Exception as exc:
             raise InputFileError(f"{file}: a W&B record does not decode ({exc}).") from None
         count += 1
         yield rec

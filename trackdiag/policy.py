@@ -1,4 +1,5 @@
-"""What happens to a problem: ``on_error="warn"`` (default) warns once per kind and counts; ``"raise"`` raises."""
+"""What happens to a problem: ``on_error="warn"`` (default) warns once per kind and counts; ``"raise"``
+raises."""
 
 from __future__ import annotations
 

@@ -84,7 +84,7 @@ class _Server:
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
             self.proc.wait(timeout=2)
-        except Exception:  # noqa: BLE001 - exit path
+        except Exception:
             self.proc.kill()
 
 
@@ -110,7 +110,7 @@ def _serve() -> None:  # in the render process
     for module in ("matplotlib", "trackdiag.plots"):
         try:
             importlib.import_module(module)
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     src, dst = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # anything the figure code prints must not corrupt the channel
@@ -122,7 +122,7 @@ def _serve() -> None:  # in the render process
         job = pickle.loads(_read(src, int.from_bytes(head, "little")))
         try:
             reply: tuple[bool, Any] = (True, dict(job()))
-        except Exception as exc:  # noqa: BLE001 - sent back, raised there
+        except Exception as exc:
             reply = (False, f"{type(exc).__name__}: {exc}")
         data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         dst.write(len(data).to_bytes(8, "little") + data)

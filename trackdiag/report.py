@@ -43,7 +43,8 @@ class Figure:
 
 @dataclass(frozen=True)
 class Cell:
-    """A table cell with a style: ``css`` is ``"best"``, ``"bad"``, ``"warn"`` or ``""``; ``title`` a tooltip."""
+    """A table cell with a style: ``css`` is ``"best"``, ``"bad"``, ``"warn"`` or ``""``; ``title`` a
+    tooltip."""
 
     value: Any
     css: str = ""
@@ -131,8 +132,8 @@ table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;paddin
 font-size:.9em} th{background:#f3f3f3}
 .verdict{border-left:5px solid #e0a000;padding:.4em 1em;margin:.6em 0;background:#fffaf0}
 .verdict.bad{border-color:#c62828;background:#fff0f0} .verdict.info{border-color:#1565c0;background:#f3f8ff}
-.sev{font-weight:bold;text-transform:uppercase;font-size:.8em;padding:1px 6px;border-radius:3px;margin-right:.5em;
-color:#fff;background:#e0a000} .bad .sev{background:#c62828} .info .sev{background:#1565c0}
+.sev{font-weight:bold;text-transform:uppercase;font-size:.8em;padding:1px 6px;border-radius:3px;
+margin-right:.5em;color:#fff;background:#e0a000} .bad .sev{background:#c62828} .info .sev{background:#1565c0}
 .best{border:2px solid #2e7d32;background:#f0fff0;padding:.6em 1em;margin:.6em 0}
 .banner{font-size:1.2em;padding:.6em 1em;margin:.6em 0 1.2em;border-radius:4px;background:#f0fff0;
 border:1px solid #2e7d32} .banner.warn{background:#fffaf0;border-color:#e0a000}
@@ -142,7 +143,8 @@ figure img{max-width:520px;border:1px solid #ddd} figcaption{font-size:.85em;col
 figure.key{display:block;max-width:100%} figure.key img{max-width:100%;max-height:80vh}
 details{margin:.8em 0} summary{cursor:pointer;color:#1565c0}
 .limit{color:#666;font-size:.9em}
-td.best{background:#e8f5e9;font-weight:bold} td.bad{background:#ffebee;color:#b71c1c} td.warn{background:#fff8e1}
+td.best{background:#e8f5e9;font-weight:bold} td.bad{background:#ffebee;color:#b71c1c}
+td.warn{background:#fff8e1}
 """
 
 
@@ -206,7 +208,8 @@ def _banner(sections: Sequence[Section], tpl: Template) -> str:
     from .verdicts import worst_severity
 
     verdicts = [v for sec in sections for v in sec.verdicts if v.code != "best_checkpoint"]
-    best = [v.title.removeprefix("Best: ") for sec in sections for v in sec.verdicts if v.code == "best_checkpoint"]
+    best = [v.title.removeprefix("Best: ") for sec in sections for v in sec.verdicts
+            if v.code == "best_checkpoint"]
     worst = worst_severity(verdicts)
     problems = [v for v in verdicts if v.is_problem]
     if problems:
@@ -259,7 +262,8 @@ def write_report(out_dir: str | Path, sections: Sequence[Section], *, title: str
         for name, rows in sec.tables.items():
             parts.append(f"<h3>{_e(name)}</h3>{_table_html(list(rows))}")
         if sec.summary:
-            rows = [{"key": k, "value": v, "limit": _limit_text(sec.analyzer, k)} for k, v in sec.summary.items()]
+            rows = [{"key": k, "value": v,
+                     "limit": _limit_text(sec.analyzer, k)} for k, v in sec.summary.items()]
             if not any(r["limit"] for r in rows):
                 rows = [{"key": r["key"], "value": r["value"]} for r in rows]
             parts.append(f"<details><summary>All {len(rows)} values</summary>{_table_html(rows)}</details>")

@@ -123,7 +123,8 @@ class Session:
 
     Args:
         config: a user's config node (DictConfig/mapping) following ``conf/config.yaml``; None for defaults.
-        overrides: Hydra override strings, e.g. ``["backend=[mlflow,local]", "analyzer.tiling.schedule.every=10"]``.
+        overrides: Hydra override strings, e.g. ``["backend=[mlflow,local]",
+        "analyzer.tiling.schedule.every=10"]``.
         writer: a user's own ``torch.utils.tensorboard.SummaryWriter`` for the tensorboard backend.
         **options: shortcuts ``backend``, ``tracking_uri``, ``run_id``, ``experiment``, ``run_name``,
             ``out_dir``, ``on_error``, ``allow_external_targets``.
@@ -152,7 +153,8 @@ class Session:
                 extra: dict[str, Any] = {"run": run}
                 if writer is not None and name == "tensorboard":
                     extra["writer"] = writer
-                backends.append(build_component(node, allow_external=allow, what=f"backend.{name}", extra=extra))
+                backends.append(build_component(node, allow_external=allow, what=f"backend.{name}",
+                                                extra=extra))
         w = self.cfg.worker
         self.worker = Worker(backends, queue_size=w.queue_size, when_full=w.when_full,
                              block_timeout_s=w.block_timeout_s, spool=_make_spool(self, backends),
@@ -191,8 +193,8 @@ class Session:
 
         With ``on_error="warn"`` nothing raises: a bad call is skipped, warned about once per kind and
         counted in ``finish()``. Only the tensor math that is due runs here, plus one device→host copy.
-        ``value_range`` (``"0-1"``, ``"-1-1"``, ``"0-255"``; None guesses) says what ``pred``/``ref``/``target``
-        numbers mean (:mod:`trackdiag.value_range`).
+        ``value_range`` (``"0-1"``, ``"-1-1"``, ``"0-255"``; None guesses) says what
+        ``pred``/``ref``/``target`` numbers mean (:mod:`trackdiag.value_range`).
         """
         self._check_open()
         try:
@@ -243,7 +245,8 @@ class Session:
             return
         self._dispatch(inputs.step, [a for a in due if a.name in host], host, ids)
 
-    def _compute(self, inputs: StepInputs, due: list[Analyzer], problems: list[tuple[TrackdiagError, str, str]]
+    def _compute(self, inputs: StepInputs, due: list[Analyzer],
+                 problems: list[tuple[TrackdiagError, str, str]]
                  ) -> dict[str, dict[str, np.ndarray]]:
         """Run the due analyzers' tensor math and copy the results to the host (one transfer).
 
@@ -370,19 +373,22 @@ class Session:
         spool = self.worker.spool_path
         spool_obj = self.worker.spool
         summary = FinishSummary(
-            steps_logged=self._steps_logged, skipped=skipped, dropped_media=stats.dropped_media + stats.unrendered,
+            steps_logged=self._steps_logged, skipped=skipped,
+            dropped_media=stats.dropped_media + stats.unrendered,
             failed=dict(stats.failed), errors=dict(stats.errors),
             undelivered=self.worker.undelivered(), replayed=dict(stats.replayed),
             spool=str(spool) if spool else None,
             locations={b.name: _location(b) for b in self.backends}, flushed=flushed,
-            lost=stats.lost, refused=dict(stats.refused), deferred=stats.deferred, status=status, ranks=self._ranks_lost,
+            lost=stats.lost, refused=dict(stats.refused), deferred=stats.deferred, status=status,
+            ranks=self._ranks_lost,
             spool_error=spool_obj.last_error if spool_obj is not None else "")
         _add_findings(summary, self.flow.findings, rank=self.rank)
         return summary
 
     def _figure_wait(self) -> float:
         """How long finish() draws figures: ``worker.figure_wait_frac`` of the session's age, at least
-        ``worker.figure_wait_min_s``; the inputs of figures still undrawn then go to the spool (sync draws)."""
+        ``worker.figure_wait_min_s``; the inputs of figures still undrawn then go to the spool (sync
+        draws)."""
         w = self.cfg.worker
         return max(float(w.figure_wait_min_s), float(w.figure_wait_frac) * (time.monotonic() - self._t0))
 
@@ -399,7 +405,7 @@ class Session:
                 payloads = exchange({"step": None, "host": {}, "ids": None, "leaving": True})
                 if not all(p.get("leaving") for p in payloads):
                     self._ranks_lost = f"rank {self.rank} finished while other ranks were still logging"
-            except Exception as exc:  # noqa: BLE001 - a peer is gone
+            except Exception as exc:
                 self._ranks_lost = f"the last exchange failed ({type(exc).__name__})"
             done.set()
 
@@ -436,7 +442,8 @@ class Session:
         from .runconfig import write_config
 
         try:
-            return write_config(self.cfg, self.analyzers, self.out_dir, run_name=self.cfg.run.run_name), "config"
+            return write_config(self.cfg, self.analyzers, self.out_dir,
+                                run_name=self.cfg.run.run_name), "config"
         except OSError as exc:
             log.warning("trackdiag: the configuration could not be written under %s: %s", self.out_dir, exc)
             return None
@@ -522,7 +529,8 @@ class Session:
                 continue
             record.metrics.update({metric_key(analyzer.name, k): v for k, v in result.metrics.items()})
             if result.texts:
-                record.tables[metric_key(analyzer.name, "texts")] = table_rows([{"step": step, **result.texts}])
+                texts = table_rows([{"step": step, **result.texts}])
+                record.tables[metric_key(analyzer.name, "texts")] = texts
             for name, rows in result.tables.items():
                 if rows:
                     record.tables[metric_key(analyzer.name, name)] = table_rows(rows)
@@ -569,7 +577,7 @@ def _make_renderer(kind: str) -> Any:
 def _location(backend: Backend) -> str:
     try:
         return backend.location()
-    except Exception as exc:  # noqa: BLE001 - a report line must not fail finish()
+    except Exception as exc:
         return f"{backend.name} ({type(exc).__name__})"
 
 
@@ -585,7 +593,7 @@ def _prewarm(analyzers: Sequence[Analyzer]) -> None:
     for module in ("scipy.special", "scipy.ndimage", "PIL.Image", "trackdiag.plots"):
         try:
             importlib.import_module(module)
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
 

@@ -85,8 +85,8 @@ def box_downsample(x: torch.Tensor, k: int) -> torch.Tensor:
     average the pixels they hold, as ``avg_pool2d(ceil_mode=True)``).
 
     When ``k`` divides both sides this sums strided views, several times faster than ``avg_pool2d`` on CPU
-    (which is not vectorised for one channel): the ``k²`` phases for ``k = 2``; for larger ``k`` the ``k`` rows
-    of each block first (whole rows, read in order), then ``k`` columns of that.
+    (which is not vectorised for one channel): the ``k²`` phases for ``k = 2``; for larger ``k`` the ``k``
+    rows of each block first (whole rows, read in order), then ``k`` columns of that.
     """
     if k <= 1:
         return x
@@ -251,7 +251,8 @@ class Spectrum(NamedTuple):
 
     ``power`` ``N×S×(S//2+1)`` (rfft2 layout: ky in FFT order, kx ≥ 0); ``ky``, ``kx`` and ``radius`` are
     ``S×(S//2+1)`` frequencies in bins (``period = S / radius`` px); ``weight`` is 2 for the columns that
-    stand for two Hermitian twins and 1 elsewhere, so that ``(power * weight).sum()`` is the full-plane energy.
+    stand for two Hermitian twins and 1 elsewhere, so that ``(power * weight).sum()`` is the full-plane
+    energy.
     """
 
     power: torch.Tensor
@@ -284,7 +285,8 @@ def half_plane_weights(side: int, *, device: torch.device | None = None,
 
 
 def power_spectrum(signal: torch.Tensor, *, side: int | None = None) -> torch.Tensor:
-    """``|rfft2|²`` of ``N×H×W`` on a square ``side×side`` grid (zero-padded). Returns ``N×side×(side//2+1)``."""
+    """``|rfft2|²`` of ``N×H×W`` on a square ``side×side`` grid (zero-padded). Returns
+    ``N×side×(side//2+1)``."""
     s = side or fft_side(signal.shape[-2], signal.shape[-1])
     spec = torch.fft.rfft2(signal, s=(s, s))
     return spec.real.square().add_(spec.imag.square())
@@ -315,7 +317,8 @@ def radial_profile(power: torch.Tensor, *, side: int | None = None) -> torch.Ten
     flat_idx = idx.flatten().expand(n, -1)
     sums = torch.zeros(n, nb, device=power.device, dtype=power.dtype).scatter_add_(
         1, flat_idx, (power * hw).flatten(1))
-    counts = torch.zeros(nb, device=power.device, dtype=power.dtype).scatter_add_(0, idx.flatten(), hw.flatten())
+    counts = torch.zeros(nb, device=power.device, dtype=power.dtype).scatter_add_(0, idx.flatten(),
+                                                                                  hw.flatten())
     return (sums / counts.clamp_min(1.0))[:, : s // 2 + 1]
 
 
@@ -365,7 +368,8 @@ def ring_sum(hist: torch.Tensor, center: torch.Tensor, half_width: torch.Tensor 
 
 
 def ring_background(log_hist: torch.Tensor, counts: torch.Tensor, center: torch.Tensor,
-                    half_width: torch.Tensor | float = 1.0, *, bins_per_bin: int = BINS_PER_BIN) -> torch.Tensor:
+                    half_width: torch.Tensor | float = 1.0, *,
+                    bins_per_bin: int = BINS_PER_BIN) -> torch.Tensor:
     """Geometric-mean power of the ring ``|ρ − center| ≤ half_width`` (``(N,)``): a robust local background.
 
     ``log_hist`` is :func:`radial_hist` of the log power, ``counts`` :func:`radial_counts`. The mean of log
@@ -382,7 +386,8 @@ def noise_floor(log_hist: torch.Tensor, counts: torch.Tensor, side: int, *,
     """Mean power of the white-noise floor, ``(N,)``: ``e^γ`` × the geometric-mean power of the outer band
     ``0.35·S ≤ ρ ≤ 0.5·S`` (sensor noise and JPEG grain are flat there; texture lines are sparse)."""
     c = torch.full((log_hist.shape[0],), 0.425 * side, device=log_hist.device, dtype=log_hist.dtype)
-    return math.exp(0.5772156649) * ring_background(log_hist, counts, c, 0.075 * side, bins_per_bin=bins_per_bin)
+    return math.exp(0.5772156649) * ring_background(log_hist, counts, c, 0.075 * side,
+                                                    bins_per_bin=bins_per_bin)
 
 
 def log_power(power: torch.Tensor) -> torch.Tensor:
@@ -472,7 +477,8 @@ def find_peaks(spec: Spectrum, *, r_min: float | torch.Tensor, r_max: float | to
     band = (crop_r[None].to(power.dtype) >= lo) & (crop_r[None].to(power.dtype) <= hi)
     inband = torch.where(band, crop, 0.0)
     b = reach + 1
-    pooled, where = F.max_pool2d(inband[:, None], kernel_size=b, stride=b, ceil_mode=True, return_indices=True)
+    pooled, where = F.max_pool2d(inband[:, None], kernel_size=b, stride=b, ceil_mode=True,
+                                 return_indices=True)
     pooled, where = pooled.flatten(1), where.flatten(1)
     kk = min(4 * k, pooled.shape[1])
     cval, cpos = pooled.topk(kk, dim=1)
@@ -587,7 +593,8 @@ def _cosine_sum(hist: torch.Tensor, side: int, step: float, count: int, bins_per
     length = round(exact)
     length = max(length + length % 2, 2 * count)
     if length != round(exact):
-        raise ValueError(f"step ({step}) and count ({count}): bins_per_bin · side / step must be even and ≥ 2·count.")
+        raise ValueError(f"step ({step}) and count ({count}): bins_per_bin · side / step must be even and ≥ "
+                         "2·count.")
     # cos(2π b m / L) is L-periodic and even in b: fold sub-bins beyond L/2 (lags coarser than the
     # projection's resolution) onto their alias instead of truncating them.
     b = torch.arange(nb, device=hist.device) % length
@@ -638,13 +645,16 @@ def acf_along(signal_power: torch.Tensor, weight_power: torch.Tensor, spec: Spec
     return torch.where(support, rho, torch.zeros_like(rho))
 
 
-def first_acf_peak(profile: torch.Tensor, *, step: float, min_lag: float | torch.Tensor, rel_height: float = 0.5,
+def first_acf_peak(profile: torch.Tensor, *, step: float, min_lag: float | torch.Tensor,
+                   rel_height: float = 0.5,
                    min_height: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
     """First significant local maximum of ``N×T`` ACF profiles sampled at the lags ``k · step`` px.
 
     Searches lags ≥ ``min_lag`` (a float or an ``(N,)`` tensor) after the central lobe (the first lag where
-    ρ ≤ 0.5; the first local minimum when ρ never gets that low). A maximum is significant when ρ ≥ ``min_height`` and
-    ≥ ``rel_height`` × the highest maximum in the search range; the first one wins (a harmonic of the period is a shorter lag with a *lower* ρ; a
+    ρ ≤ 0.5; the first local minimum when ρ never gets that low). A maximum is significant when ρ ≥
+    ``min_height`` and
+    ≥ ``rel_height`` × the highest maximum in the search range; the first one wins (a harmonic of the period
+    is a shorter lag with a *lower* ρ; a
     doubled zone adds a longer lag, not a shorter one). Refined by a 3-point parabola.
     Returns ``(lag_px, rho)``, both ``(N,)``; NaN lag and ρ = 0 where there is none.
     """
@@ -666,7 +676,8 @@ def first_acf_peak(profile: torch.Tensor, *, step: float, min_lag: float | torch
     first_low = torch.where(low, ar, full).amin(dim=1)
     first_min = torch.where(is_min, ar, full).amin(dim=1)
     first_low = torch.where(first_low < t, first_low, first_min)
-    ml = min_lag if isinstance(min_lag, torch.Tensor) else torch.full((n,), float(min_lag), device=profile.device)
+    ml = min_lag if isinstance(min_lag, torch.Tensor) else torch.full((n,), float(min_lag),
+                                                                      device=profile.device)
     in_range = (ar[None] >= first_low[:, None]) & (lags[None] >= ml[:, None].to(lags.dtype))
     cand = is_max & in_range
     vals = torch.where(cand, profile, torch.full_like(profile, -1.0))
@@ -894,8 +905,8 @@ def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, m
     lh = radial_hist(log_power(spec.power), spec)
     counts = radial_counts(spec)
     # The white-noise floor is a spike at lag 0 whose band-limited ringing would make false early peaks.
-    clean = (spec.power - noise_floor(lh, counts, s)[:, None, None]).clamp_min(0.0)
-    prof = acf_along(clean, wspec.power, spec, direction, step=step, count=count, weight_spec=wspec,
+    clean_p = (spec.power - noise_floor(lh, counts, s)[:, None, None]).clamp_min(0.0)
+    prof = acf_along(clean_p, wspec.power, spec, direction, step=step, count=count, weight_spec=wspec,
                      max_bin=r_max)
     min_lag = torch.maximum(torch.full_like(radius, max(min_period_px, 2.0) * 0.75),
                             torch.nan_to_num(0.3 * s / radius, nan=0.0))
@@ -924,7 +935,8 @@ def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, m
     gate = (torch.log10(peak_ratio.clamp_min(1e-30)) - 1.0).clamp(0.0, 1.0)
     score = rho.clamp(0.0, 1.0).sqrt() * gate
     score = torch.where(has & torch.isfinite(score), score, torch.zeros_like(score))
-    peak_index = torch.stack([peaks.iy.gather(1, j[:, None])[:, 0], peaks.ix.gather(1, j[:, None])[:, 0]], dim=1)
+    peak_index = torch.stack([peaks.iy.gather(1, j[:, None])[:, 0], peaks.ix.gather(1, j[:, None])[:, 0]],
+                             dim=1)
     return Periodicity(radius, s / radius, direction, acf_lag, rho, peak_ratio, score, sig, wts, spec,
                        lags, prof, peak_index)
 
@@ -982,7 +994,8 @@ def _analyze_lattice(x: torch.Tensor, sig: torch.Tensor, wts: torch.Tensor, spec
     score = torch.where(has & torch.isfinite(score), score, torch.zeros_like(score))
     ar = torch.arange(x.shape[0], device=x.device)
     peak_index = torch.stack([peaks.iy[ar, lat.best], peaks.ix[ar, lat.best]], dim=1)
-    return Periodicity(radius, period, direction, lag, rho, prom, score, sig, wts, spec, lags, prof, peak_index,
+    return Periodicity(radius, period, direction, lag, rho, prom, score, sig, wts, spec, lags, prof,
+                       peak_index,
                        lat)
 
 

@@ -290,7 +290,8 @@ class Spool:
             return True
 
     def close(self) -> bool:
-        """Commit what is buffered and close the journal. Never raises; False when something is not durable."""
+        """Commit what is buffered and close the journal. Never raises; False when something is not
+        durable."""
         with self._lock:
             ok = self.commit()
             self._closed = True
@@ -306,7 +307,8 @@ class Spool:
             self._fh = None
 
     def remove_if_done(self) -> bool:
-        """Delete the spool folder when nothing in it is waiting for a tracker (a clean run leaves nothing)."""
+        """Delete the spool folder when nothing in it is waiting for a tracker (a clean run leaves
+        nothing)."""
         with self._lock:
             if self._items or self._buffer:
                 return False
@@ -326,7 +328,8 @@ class Spool:
             for i, item in self._items.items():
                 for name, rejected in item.waiting.items():
                     if (backend is None or name == backend) and (include_rejected or rejected is None):
-                        out.append(Entry(i, name, item.kind, item.payload, error=item.error, rejected=rejected))
+                        out.append(Entry(i, name, item.kind, item.payload, error=item.error,
+                                         rejected=rejected))
             return out
 
     def undelivered(self) -> int:
@@ -412,11 +415,11 @@ class Spool:
             if fh is not None:
                 try:
                     fh.close()
-                except Exception:  # noqa: BLE001 - the flush of a full disk fails again here
+                except Exception:
                     pass
             if size >= 0:
                 os.truncate(self.path / JOURNAL, size)
-        except Exception:  # noqa: BLE001 - best effort; a torn tail line is skipped on reading
+        except Exception:
             pass
 
     def _externalize(self, entry_id: int, item: _Item) -> None:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +56,8 @@ def _rand(generator: torch.Generator | None, *shape: int) -> torch.Tensor:
     return torch.rand(*shape, generator=generator)
 
 
-def rotated_coords(height: int, width: int, *, angle_deg: float = 0.0, offset: tuple[float, float] = (0.0, 0.0),
+def rotated_coords(height: int, width: int, *, angle_deg: float = 0.0,
+                   offset: tuple[float, float] = (0.0, 0.0),
                    device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixel coordinates rotated by ``angle_deg`` about the image centre: ``(u, v)``, each ``H×W`` float32.
 
@@ -192,7 +195,8 @@ def plaster(height: int, width: int, *, beta: float = 1.6, contrast: float = 0.1
 
 
 def ellipse_mask(height: int, width: int, *, center: tuple[float, float] = (0.5, 0.5),
-                 radii: tuple[float, float] = (0.35, 0.4), device: torch.device | None = None) -> torch.Tensor:
+                 radii: tuple[float, float] = (0.35,
+                                               0.4), device: torch.device | None = None) -> torch.Tensor:
     """Boolean ``H×W`` ellipse (centre and radii as fractions of ``(H, W)``): a non-rectangular wall mask."""
     y = (torch.arange(height, device=device, dtype=torch.float32)[:, None] + 0.5) / height
     x = (torch.arange(width, device=device, dtype=torch.float32)[None, :] + 0.5) / width
@@ -254,8 +258,9 @@ def band_doubled(height: int, width: int, *, period_px: float, band: tuple[float
     vertical strip of columns ``[band[0]·W, band[1]·W)``. ``kind`` is ``"tiles"``, ``"brick"`` or
     ``"grating"``; extra keyword arguments go to that generator. Returns ``H×W`` float32 in [0, 1].
     """
-    make = {"tiles": tiles, "brick": brick, "grating": grating}[kind]
-    extra = dict(kwargs)
+    makers: dict[str, Callable[..., torch.Tensor]] = {"tiles": tiles, "brick": brick, "grating": grating}
+    make = makers[kind]
+    extra: dict[str, Any] = dict(kwargs)
     if kind != "grating":
         extra["generator"] = generator
     base = make(height, width, period_px=period_px, **extra)
@@ -349,8 +354,9 @@ def wall_batch(n: int, size: int, *, generator: torch.Generator | None = None,
                noise: float = 0.02) -> torch.Tensor:
     """``n`` random brick and tile walls, ``n×3×size×size`` in [0, 1], for training demos and examples.
 
-    Kinds alternate brick / tiles; periods are drawn log-uniformly in ``[min_period_px, max_period_frac·size]``
-    (course height for bricks), rotations within ±3°, colours as random warm tints, plus white noise.
+    Kinds alternate brick / tiles; periods are drawn log-uniformly in
+    ``[min_period_px, max_period_frac·size]`` (course height for bricks), rotations within ±3°, colours as
+    random warm tints, plus white noise.
     """
     out = []
     hi = max(min_period_px, max_period_frac * size)

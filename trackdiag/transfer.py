@@ -163,7 +163,8 @@ def merge_ranks(payloads: list[RankPayload], *, step: int) -> tuple[dict[str, di
                 vals = np.asarray([np.asarray(p, np.float64) for p in parts])
                 finite = np.isfinite(vals)  # a rank that could not measure it (NaN) does not count
                 w = np.where(finite, np.maximum(weights, 1e-12), 0.0)
-                mean = float(np.sum(np.where(finite, vals, 0.0) * w) / np.sum(w)) if finite.any() else float("nan")
+                mean = float(np.sum(np.where(finite, vals,
+                                             0.0) * w) / np.sum(w)) if finite.any() else float("nan")
                 out[key] = np.asarray(mean, np.float32)
             else:
                 try:

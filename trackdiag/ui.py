@@ -32,8 +32,9 @@ def store_uri(store: Optional[str] = None) -> str:
     if "://" not in store and not store.startswith("sqlite:"):
         return "sqlite:///" + str(Path(store).expanduser().resolve())
     prefix = "sqlite:///"
-    if store.startswith(prefix) and not store[len(prefix):].startswith("/") and store[len(prefix):] != ":memory:":
-        return prefix + str(Path(store[len(prefix):]).resolve())
+    rest = store[len(prefix):]
+    if store.startswith(prefix) and not rest.startswith("/") and rest != ":memory:":
+        return prefix + str(Path(rest).resolve())
     return store
 
 
@@ -46,7 +47,8 @@ def ui_command(store: Optional[str] = None, *, port: int = 5000) -> list[str]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="trackdiag ui", description=__doc__.split("Examples::")[0].strip(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--store", help="MLflow store: a URI or a path to an sqlite .db (default ./mlruns.db)")
+    parser.add_argument("--store",
+                        help="MLflow store: a URI or a path to an sqlite .db (default ./mlruns.db)")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--print", dest="dry", action="store_true", help="print the command, do not run it")
     args = parser.parse_args(argv)

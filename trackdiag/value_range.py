@@ -40,7 +40,8 @@ class ValueRangeWarning(UserWarning):
 
 def _check(value_range: Optional[str]) -> None:
     if value_range is not None and value_range not in VALUE_RANGES:
-        raise InputValueError(f"value_range must be one of {', '.join(VALUE_RANGES)} or None; got {value_range!r}.")
+        raise InputValueError(f"value_range must be one of {', '.join(VALUE_RANGES)} or None; got "
+                              f"{value_range!r}.")
 
 
 def guess_value_range(x: Any) -> str:

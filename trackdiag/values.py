@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ROOT", "metric_key", "to_float", "split_values", "table_rows"]
+__all__ = ["ROOT", "metric_key", "to_float", "split_values", "table_rows", "finite_mean", "column_means"]
 
 ROOT = "trackdiag"
 _BAD = re.compile(r"[^A-Za-z0-9_./ \-]")
@@ -74,3 +74,27 @@ def table_rows(rows: Any) -> list[dict[str, Any]]:
                 clean[str(key)] = str(value)
         out.append(clean)
     return out
+
+
+def finite_mean(values: Any) -> float:
+    """The NaN-aware batch mean: the mean of the finite entries of ``values`` (any shape), NaN when none is.
+
+    The one reduction of per-sample values to a batch metric (analyzers, the diagnose sections).
+
+    >>> finite_mean([1.0, float("nan"), 3.0, float("inf")]), math.isnan(finite_mean([float("nan")]))
+    (2.0, True)
+    """
+    import numpy as np
+
+    arr = np.asarray(values, dtype=np.float64)
+    finite = arr[np.isfinite(arr)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
+def column_means(rows: Any) -> dict[str, float]:
+    """:func:`finite_mean` of every float column of a list of row dicts (columns named by the first row;
+    a row without the column counts as NaN)."""
+    if not rows:
+        return {}
+    return {key: finite_mean([r.get(key, math.nan) for r in rows])
+            for key, value in rows[0].items() if isinstance(value, float)}

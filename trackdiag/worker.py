@@ -227,7 +227,8 @@ class Worker:
         return Path(self._spool.path)
 
     def undelivered(self) -> int:
-        """(item, backend) pairs not delivered: waiting in the spool, or lost because the disk refused them."""
+        """(item, backend) pairs not delivered: waiting in the spool, or lost because the disk refused
+        them."""
         return (self._spool.undelivered() if self._spool is not None else 0)
 
     def not_durable(self) -> int:
@@ -329,7 +330,8 @@ class Worker:
 
     def _defer_figures(self, deadline: float) -> None:
         """Draw figures for at most ``figure_wait()`` seconds; keep the inputs of the rest in the spool, for
-        ``trackdiag.sync`` to draw and deliver (finish() waits for what must be delivered, not for drawing)."""
+        ``trackdiag.sync`` to draw and deliver (finish() waits for what must be delivered, not for
+        drawing)."""
         if self._figure_wait is None or self._spool is None:
             return
         until = min(deadline, time.monotonic() + max(0.0, self._figure_wait()))
@@ -572,7 +574,8 @@ class Worker:
         if job.kind == "image" and "image" not in job.payload and self._spool is not None:
             from .spool import Entry
 
-            return self._spool.load(Entry(job.id, "", job.kind, self._spool.payload_of(job.id) or job.payload))
+            return self._spool.load(Entry(job.id, "", job.kind,
+                                          self._spool.payload_of(job.id) or job.payload))
         return job.payload
 
     def _transient_failure(self, lane: _Lane, jobs: list[_Job], exc: BaseException) -> None:
@@ -661,7 +664,7 @@ class Worker:
             owner.opened = True
             try:
                 owner.resume_step = owner.backend.last_step()
-            except Exception as exc:  # noqa: BLE001 - without it nothing is skipped
+            except Exception as exc:
                 log.warning("trackdiag: could not read the last step of the %s run: %s", owner.name, exc)
             self._describe(owner)
             return True
@@ -683,9 +686,10 @@ class Worker:
                         continue
                     lane.parked.remove(job)
                     self._done(lane, [job])
-        # The tracker is down when its scalars could not be delivered. Figures alone failing (an artifact store
-        # that refuses writes) do not keep the run open: it is finished and they wait in the spool.
-        down = bool(owner.lanes[SCALARS].jobs) or (bool(owner.lanes[MEDIA].jobs) and not self._scalars_ok(owner))
+        # The tracker is down when its scalars could not be delivered. Figures alone failing (an artifact
+        # store that refuses writes) do not keep the run open: it is finished and they wait in the spool.
+        media_only = bool(owner.lanes[MEDIA].jobs) and not self._scalars_ok(owner)
+        down = bool(owner.lanes[SCALARS].jobs) or media_only
         if stuck or down or owner.dead or not owner.opened:
             if not owner.opened and not down and not owner.dead:
                 return  # nothing was ever meant for it
@@ -758,7 +762,7 @@ def _deferred_payload(job: Any, step: int) -> Optional[dict[str, Any]]:
     try:
         state = analyzer.state_dict()
         json.dumps(state)
-    except Exception:  # noqa: BLE001 - a state that is not JSON: drawn without it
+    except Exception:
         state = None
     return {"step": int(step), "analyzer": f"{cls.__module__}.{cls.__qualname__}",
             "params": dataclasses.asdict(analyzer.params), "state": state,
@@ -768,7 +772,7 @@ def _deferred_payload(job: Any, step: int) -> Optional[dict[str, Any]]:
 def _release(backend: Backend) -> None:
     try:
         backend.release()
-    except Exception:  # noqa: BLE001 - letting go is best effort
+    except Exception:
         pass
 
 

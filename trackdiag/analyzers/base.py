@@ -22,14 +22,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Generic, Optional, cast
 
 import numpy as np
 import torch
+from typing_extensions import TypeVar
 
 from ..schedule import Schedule
+from ..values import finite_mean
 
-__all__ = ["AnalyzerParams", "StepInputs", "Result", "Analyzer", "reduce_per_sample", "is_map_key", "MAP_PREFIX"]
+__all__ = ["AnalyzerParams", "StepInputs", "Result", "Analyzer", "reduce_per_sample", "is_map_key",
+           "MAP_PREFIX"]
 
 #: Prefix of the keys of figure maps in :meth:`Analyzer.compute`'s output.
 MAP_PREFIX = "map/"
@@ -94,14 +97,21 @@ def reduce_per_sample(host: Mapping[str, np.ndarray]) -> dict[str, float]:
     for key, value in host.items():
         if is_map_key(key) or np.ndim(value) > 1:
             continue
-        arr = np.asarray(value, dtype=np.float64)
-        finite = arr[np.isfinite(arr)]
-        out[key] = float(finite.mean()) if finite.size else float("nan")
+        out[key] = finite_mean(value)
     return out
 
 
-class Analyzer(ABC):
-    """Base class of every analyzer. Subclasses set ``name``, ``Params`` and ``requires``."""
+#: An analyzer's own parameter type. It defaults to :class:`AnalyzerParams`, so a subclass written as plain
+#: ``class X(Analyzer)`` still type-checks (its ``self.params`` is then an ``AnalyzerParams``).
+P = TypeVar("P", bound=AnalyzerParams, default=AnalyzerParams)
+
+
+class Analyzer(ABC, Generic[P]):
+    """Base class of every analyzer. Subclasses set ``name``, ``Params`` and ``requires``.
+
+    Subclass it as ``class LossAnalyzer(Analyzer[LossParams])`` so that ``self.params`` has the
+    analyzer's own parameter type for type checkers.
+    """
 
     #: Key segment used in trackers: metrics become ``trackdiag/<name>/<key>``.
     name: ClassVar[str]
@@ -110,8 +120,9 @@ class Analyzer(ABC):
     #: Fields of :class:`StepInputs` that must be present for the analyzer to run (e.g. ``("pred",)``).
     requires: ClassVar[tuple[str, ...]] = ("pred",)
 
-    def __init__(self, params: Optional[AnalyzerParams] = None) -> None:
-        self.params = params if params is not None else self.Params()
+    def __init__(self, params: Optional[P] = None) -> None:
+        # ``Params`` is a ClassVar, which cannot name the type variable; the subclass pairs them.
+        self.params: P = params if params is not None else cast(P, self.Params())
         self._runs = 0
 
     # -- scheduling ---------------------------------------------------------------------------------

@@ -433,7 +433,7 @@ class _SampleStats:
         self.suspects: set[str] = set()
 
     def update(self, ids: Sequence[str], losses: np.ndarray, excess: np.ndarray, spike: bool) -> None:
-        for sid, loss, exc in zip(ids, losses, excess):
+        for sid, loss, exc in zip(ids, losses, excess, strict=True):
             rec = self.stats.get(sid)
             if rec is None:
                 if len(self.stats) >= self.max_tracked:
@@ -568,6 +568,7 @@ class LossDetector:
         elif by_sample:
             per = x - self.offsets[buckets]
         else:
+            assert shares is not None, "bucket shares come with the buckets"
             per = x - self._batch_offset(shares)
         if per.size == 1:
             return float(per[0]), per
@@ -659,7 +660,7 @@ class LossDetector:
         x = self._tx(values)
         n, per = self._normalize(x, buckets, by_sample, shares)
         report.normalized = n
-        if buckets is not None:
+        if buckets is not None and shares is not None:  # both or neither
             cold = bool((self.bucket_counts[shares > 0] < p.min_bucket_count).any())
         else:
             # once the detector normalises per timestep, a step without timesteps cannot be tested fairly
@@ -686,7 +687,7 @@ class LossDetector:
 
         xm = float(x.sum()) / x.size
         if not spike:
-            if buckets is not None:
+            if buckets is not None and shares is not None:  # both or neither
                 ref = check.expected if check.warm else (
                     self.warm_ref if math.isfinite(self.warm_ref) else xm)
                 self._learn_buckets(x, buckets, by_sample, shares, ref)
@@ -931,7 +932,7 @@ def detect_series(steps: Any, loss: Any, *, timesteps: Any = None, params: Optio
 # ------------------------------------------------------------------------------------------------------
 # The analyzer
 # ------------------------------------------------------------------------------------------------------
-class LossAnalyzer(Analyzer):
+class LossAnalyzer(Analyzer[LossParams]):
     """Loss spikes, plateaus, EMA divergence and non-finite losses, per timestep bucket, in the loop.
 
     ``compute`` hands the loss (``()`` or ``(B,)``) and the timesteps over without a device sync;

@@ -111,6 +111,7 @@ class Backend(ABC):
     def publish_findings(self, findings: Mapping[str, Any], step: int) -> None:
         """Show the run's current findings (:meth:`trackdiag.findings.RunFindings.payload`: ``verdict``,
         ``causes``, ``findings``, ``markdown``, ``text``) where the tracker's users look. Default: nothing."""
+        return None
 
     # -- optional hooks with defaults (used by the worker's fault handling and by trackdiag.sync) --------
     def is_transient(self, exc: BaseException) -> bool:
@@ -128,3 +129,4 @@ class Backend(ABC):
 
     def release(self) -> None:
         """Let go of the run without finishing it (``trackdiag.sync`` after a partial replay)."""
+        return None

@@ -89,7 +89,8 @@ class LocalBackend(Backend):
     def publish_findings(self, findings: Mapping[str, Any], step: int) -> None:
         """``findings.json`` (verdict, causes, findings with since-when) and ``findings.md``, replaced."""
         data = {k: v for k, v in findings.items() if k not in ("markdown", "text")}
-        (self.dir / "findings.json").write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        (self.dir / "findings.json").write_text(json.dumps(data, indent=2, default=str) + "\n",
+                                                encoding="utf-8")
         (self.dir / "findings.md").write_text(str(findings.get("markdown", "")), encoding="utf-8")
 
     def close(self, status: str = "FINISHED") -> None:

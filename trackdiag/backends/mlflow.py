@@ -247,7 +247,7 @@ class MlflowBackend(Backend):
                     with tempfile.TemporaryDirectory() as tmp:
                         local = client.download_artifacts(self.run_id, artifact, tmp)
                         self._tables[(str(self.run_id), key)] = _read_table(local)
-                except Exception:  # noqa: BLE001 - the next append takes MLflow's path again
+                except Exception:
                     pass
                 return
             columns = _without_known_rows(known, columns)
@@ -288,7 +288,8 @@ class MlflowBackend(Backend):
         if self.experiment_id is not None:
             base = f"#/experiments/{self.experiment_id}/runs/{self.run_id}"
             links = [f"[figures (artifacts/images)]({base}/artifacts/images)",
-                     f"[charts]({base}/model-metrics)", f"[configuration (config.yaml)]({base}/artifacts/config)"]
+                     f"[charts]({base}/model-metrics)",
+                     f"[configuration (config.yaml)]({base}/artifacts/config)"]
             links += [f"[report {name}]({base}/artifacts/{name})" for name in self._reports]
             note = note.rstrip() + "\n\n" + " · ".join(links) + "\n"
         tags = [RunTag("mlflow.note.content", note[:_MAX_TAG_LEN]),
@@ -303,7 +304,6 @@ class MlflowBackend(Backend):
             return f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
         if uri.startswith("sqlite"):
             from ..findings import shell_command
-
             from ..ui import store_uri
 
             command = shell_command('trackdiag', 'ui', '--store', store_uri(uri))
@@ -316,7 +316,7 @@ def _download_table(client: Any, run_id: Optional[str], artifact: str) -> Any:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             return _read_table(client.download_artifacts(run_id, artifact, tmp))
-    except Exception:  # noqa: BLE001 - no such table (or unreadable): MLflow's own call decides
+    except Exception:
         return None
 
 
@@ -357,8 +357,8 @@ def _append_rows(table: Any, columns: Mapping[str, list[Any]]) -> Any:
 
 def absolute_sqlite_uri(uri: str) -> str:
     """``sqlite:///relative.db`` → ``sqlite:////abs/path/relative.db`` (resolved against the working directory
-    now), so that a later ``chdir`` cannot send the run elsewhere (MLflow caches one engine per URI string) and
-    the printed ``mlflow ui`` command works from any folder. Other URIs are returned unchanged.
+    now), so that a later ``chdir`` cannot send the run elsewhere (MLflow caches one engine per URI string)
+    and the printed ``mlflow ui`` command works from any folder. Other URIs are returned unchanged.
 
     >>> absolute_sqlite_uri("http://127.0.0.1:5000")
     'http://127.0.0.1:5000'

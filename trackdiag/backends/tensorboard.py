@@ -136,7 +136,8 @@ class TensorboardBackend(Backend):
                         f"Copied to `{dest}`:\n\n" + "\n".join(f"* `{f}`" for f in files), 0)
 
     def publish_findings(self, findings: Mapping[str, Any], step: int) -> None:
-        """The findings as Markdown text (tag ``findings``, listed first) at each analysis step; at close, an HParams
+        """The findings as Markdown text (tag ``findings``, listed first) at each analysis step; at close, an
+        HParams
         entry (the run's key params, verdict and causes against its key metrics) to compare runs."""
         self._require().add_text("findings", str(findings.get("markdown", "")), int(step))
         self._findings = dict(findings)
@@ -173,7 +174,8 @@ class TensorboardBackend(Backend):
         from ..findings import shell_command
 
         here = self.log_dir.resolve()
-        command = shell_command("tensorboard", "--logdir", str(here.parent), "--samples_per_plugin", "images=1000",
+        command = shell_command("tensorboard", "--logdir", str(here.parent), "--samples_per_plugin",
+                                "images=1000",
                                 module="tensorboard.main")
         return f"{here} (open it: {command})"
 

@@ -222,7 +222,7 @@ class WandbBackend(Backend):
         run.summary["trackdiag/verdict_step"] = int(step)
         try:
             run.notes = str(findings.get("markdown", ""))
-        except Exception:  # noqa: BLE001 - a run the user started may refuse notes; the summary has it
+        except Exception:
             pass
 
     def location(self) -> str:
@@ -236,7 +236,8 @@ class WandbBackend(Backend):
             return "wandb (offline)"
         from ..findings import shell_command
 
-        return f"{run_dir} (offline; upload with: {shell_command('wandb', 'sync', str(run_dir), module='wandb')})"
+        upload = shell_command('wandb', 'sync', str(run_dir), module='wandb')
+        return f"{run_dir} (offline; upload with: {upload})"
 
 
 def _new_table(wandb: Any, columns: list[str]) -> Any:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from ..config import to_dict
 from ..errors import ConfigError
 
 __all__ = ["CompareConfig", "MlflowSourceConfig", "RegressionConfig", "RankingConfig", "SamplesConfig",
@@ -136,7 +137,8 @@ def compose(overrides: Iterable[str] = ()) -> Any:
     from ..config import compose as compose_dir
 
     _register()
-    cfg = compose_dir(map_overrides(overrides), directory=Path(compare_config_dir()), job_name="compare_ckpts",
+    cfg = compose_dir(map_overrides(overrides), directory=Path(compare_config_dir()),
+                      job_name="compare_ckpts",
                       what="compare_ckpts")
     OmegaConf.set_struct(cfg, False)
     cfg.pop("hydra", None)
@@ -147,11 +149,13 @@ def compose(overrides: Iterable[str] = ()) -> Any:
 def shipped_map_keys() -> dict[str, tuple[str, ...]]:
     """The metric names of the per-metric maps in the shipped ``conf/compare/config.yaml`` (``weights``,
     ``limits``, ``regression.abs``): a run need not log them, unlike the names a user adds."""
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
     from ..config import config_dir
 
     raw = OmegaConf.load(config_dir() / "compare" / "config.yaml")
+    if not isinstance(raw, DictConfig):
+        raise ConfigError("compare/config.yaml must be a mapping.")
     return {"weights": tuple(raw.get("weights") or {}), "limits": tuple(raw.get("limits") or {}),
             "regression.abs": tuple((raw.get("regression") or {}).get("abs") or {})}
 
@@ -164,10 +168,8 @@ def validate(cfg: Any) -> Any:
     from .ranking import METHODS
     from .sources import SOURCES
 
-    from omegaconf import DictConfig
-
     try:
-        data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+        data = to_dict(cfg)
         data.pop("hydra", None)
         node = OmegaConf.merge(OmegaConf.structured(CompareConfig), data)
     except OmegaConfBaseException as exc:

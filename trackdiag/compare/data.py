@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TrackdiagError
+from ..series import Series
 
 __all__ = ["Series", "RunData", "MissingRunError", "MissingMetricError", "series_from_points", "values_at",
            "checkpoint_steps", "unique_names"]
@@ -29,21 +30,6 @@ class MissingMetricError(TrackdiagError, LookupError):
     """A metric that was asked for was not logged by any (or by a given) run."""
 
     kind = "missing_metric"
-
-
-@dataclass
-class Series:
-    """One metric of one run. ``steps``: ``(N,)`` int64, sorted and unique; ``values``: ``(N,)`` float64."""
-
-    steps: np.ndarray
-    values: np.ndarray
-
-    def __post_init__(self) -> None:
-        self.steps = np.asarray(self.steps, dtype=np.int64)
-        self.values = np.asarray(self.values, dtype=np.float64)
-        if self.steps.shape != self.values.shape or self.steps.ndim != 1:
-            raise ValueError(f"Series: steps and values must be 1-D of one length; got {self.steps.shape} "
-                             f"and {self.values.shape}.")
 
 
 @dataclass
@@ -124,7 +110,7 @@ def unique_names(names: Sequence[str], ids: Sequence[str]) -> list[str]:
     """Display names, made unique by appending a short id where two runs share a name."""
     counts: Mapping[str, int] = {n: names.count(n) for n in set(names)}
     out = []
-    for name, rid in zip(names, ids):
+    for name, rid in zip(names, ids, strict=True):
         out.append(name if counts[name] == 1 else f"{name} [{str(rid)[:8]}]")
     # Still equal (same name and id prefix): number them.
     seen: dict[str, int] = {}

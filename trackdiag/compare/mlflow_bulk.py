@@ -71,7 +71,8 @@ class BulkReader:
         jobs = []
         for key in keys:
             ids = [r for r in run_ids if keys_of is None or key in keys_of.get(r, ())]
-            jobs += [(key, ids[start:start + MAX_RUNS_PER_CALL]) for start in range(0, len(ids), MAX_RUNS_PER_CALL)]
+            jobs += [(key, ids[start:start + MAX_RUNS_PER_CALL]) for start in range(0, len(ids),
+                                                                                    MAX_RUNS_PER_CALL)]
         # a few requests in flight: a server (gunicorn/uvicorn workers) answers them side by side
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
             results = list(pool.map(lambda job: self._batch(job[1], job[0]), jobs))
@@ -95,6 +96,9 @@ class BulkReader:
 
         hist = MlflowClient(tracking_uri=self.uri).get_metric_history(run_id, key)  # type: ignore[attr-defined]
         return [(run_id, int(m.step), int(m.timestamp), float(m.value)) for m in hist]
+
+    def close(self) -> None:
+        """Release what the reader holds (a database connection, a client); the base holds nothing."""
 
 
 class _DatabaseReader(BulkReader):
@@ -127,7 +131,8 @@ class _DatabaseReader(BulkReader):
             for start in range(0, len(run_ids), self.RUNS_PER_QUERY):
                 self.calls += 1
                 ids = list(run_ids[start:start + self.RUNS_PER_QUERY])
-                for run_id, key, step, ts, value, is_nan in conn.execute(stmt, {"ids": ids, "keys": list(keys)}):
+                found = conn.execute(stmt, {"ids": ids, "keys": list(keys)})
+                for run_id, key, step, ts, value, is_nan in found:
                     by_key[key].append((run_id, int(step), int(ts), float("nan") if is_nan else float(value)))
         return by_key
 

@@ -8,7 +8,6 @@ HTML); matplotlib text has ``$`` escaped (no mathtext). CSV and JSON carry the r
 
 from __future__ import annotations
 
-import csv
 import html
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..report import Cell, Figure, Section, write_report
+from ..tables import write_csv as write_rows_csv
 from ..verdicts import Verdict
 from .plots import HOW_TO_READ, mpl_text, trend_figure, trend_groups
 from .ranking import fmt
@@ -131,7 +131,7 @@ def _cell_title(c: Comparison, i: int, j: int) -> str:
     return "; ".join(out)
 
 
-def _display_rows(c: Comparison, cells: bool, rows_idx: Optional[Sequence[int]] = None
+def _display_rows(c: Comparison, cells: bool, rows_idx: Optional[Sequence[int] | np.ndarray] = None
                   ) -> list[dict[str, Any]]:
     """Rows for people (formatted cells), for ``rows_idx`` (default: every row in table order)."""
     rows = []
@@ -175,11 +175,7 @@ def _write_strict_json(data: Any, path: Path) -> Path:
 
 def write_csv(c: Comparison, path: Path) -> Path:
     rows = flat_rows(c)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["rank"])
-        writer.writeheader()
-        writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
-    return path
+    return write_rows_csv(path, rows, columns=list(rows[0]) if rows else ["rank"])
 
 
 def write_markdown(c: Comparison, path: Path, figures: Sequence[Figure]) -> Path:
@@ -336,7 +332,7 @@ def _plot_pages(pdf: Any, plots: Sequence[tuple[str, np.ndarray]]) -> None:
     for start in range(0, len(plots), 2):
         fig = new_figure(*_A4)
         fig.set_layout_engine("none")
-        for slot, (label, rgb) in enumerate(plots[start:start + 2]):
+        for slot, (_label, rgb) in enumerate(plots[start:start + 2]):
             ax = fig.add_axes((0.05, 0.52 - 0.47 * slot, 0.9, 0.43))
             ax.imshow(rgb, interpolation="antialiased")
             ax.set_axis_off()
@@ -355,8 +351,8 @@ def _table_pages(pdf: Any, c: Comparison, max_rows: int) -> None:
                  for k in use] for r in rows]
         head = [textwrap.shorten(k, 26, placeholder="~") for k in use]
         widths = [max(len(h), *(len(t[k]) for t in text)) if text else len(h) for k, h in enumerate(head)]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
-        lines += ["  ".join(x.ljust(w) for x, w in zip(t, widths)) for t in text]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+        lines += ["  ".join(x.ljust(w) for x, w in zip(t, widths, strict=True)) for t in text]
         title = (f"Comparison table, best first ({len(rows)} of {len(c)} rows; columns {col0 - 2}–"
                  f"{min(len(cols), col0 + per_cols) - 3} of {len(cols) - 3}). * best in column, ! flagged")
         _text_page(pdf, title, lines, wrap=False, landscape=True)

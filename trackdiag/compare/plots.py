@@ -42,7 +42,7 @@ def trend_groups(c: Comparison) -> list[tuple[str, list[int]]]:
     return [(label, sorted(cols, key=lambda j: c.specs[j].weight <= 0)) for label, cols in groups.items()]
 
 
-_AGG_STYLES = (":", "-.", (0, (1, 3)))
+_AGG_STYLES: tuple[Any, ...] = (":", "-.", (0, (1, 3)))  # matplotlib line styles: a name or (offset, dashes)
 
 
 def trend_figure(c: Comparison, j: int, *, extra: Sequence[int] = (), width: float = 7.0, height: float = 4.2
@@ -61,7 +61,7 @@ def trend_figure(c: Comparison, j: int, *, extra: Sequence[int] = (), width: flo
     # One LineCollection and one scatter for every run: two artists, not one per run (100 runs draw fast).
     x, y = c.step[order].astype(np.float64), c.values[order, j]
     segments = [np.column_stack([xs[np.isfinite(ys)], ys[np.isfinite(ys)]])
-                for xs, ys in zip(np.split(x, bounds), np.split(y, bounds))]
+                for xs, ys in zip(np.split(x, bounds), np.split(y, bounds), strict=True)]
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
@@ -69,10 +69,10 @@ def trend_figure(c: Comparison, j: int, *, extra: Sequence[int] = (), width: flo
     raster = bool(np.isfinite(y).sum() > RASTER_POINTS)
     ax.add_collection(LineCollection(segments, colors=colors, linewidths=1.3, rasterized=raster))
     agg_handles = []
-    for style, k in zip(_AGG_STYLES, extra):
+    for style, k in zip(_AGG_STYLES, extra, strict=False):  # at most as many aggregates as styles
         yk = c.values[order, k]
         segs = [np.column_stack([xs[np.isfinite(ys)], ys[np.isfinite(ys)]])
-                for xs, ys in zip(np.split(x, bounds), np.split(yk, bounds))]
+                for xs, ys in zip(np.split(x, bounds), np.split(yk, bounds), strict=True)]
         ax.add_collection(LineCollection(segs, colors=colors, linewidths=0.9, linestyles=style, alpha=0.8,
                                          rasterized=raster))
         agg_handles.append(Line2D([], [], color="0.3", linewidth=0.9, linestyle=style,

@@ -48,8 +48,8 @@ def average_ranks(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def fmt(value: float) -> str:
-    """A short number: 4 significant digits, no exponent for ordinary magnitudes."""
+def fmt(value: float | None) -> str:
+    """A short number: 4 significant digits, no exponent for ordinary magnitudes; ``"n/a"`` for None/NaN."""
     if value is None or not np.isfinite(value):
         return "n/a"
     return f"{value:.4g}"
@@ -79,7 +79,7 @@ def rank(c: Comparison, *, method: str = "mean_rank", flagged_last: bool = True,
     oriented = np.where(np.isfinite(vals), -sign[None, :] * vals, np.inf)
     ranks = average_ranks(oriented)
     n = len(c)
-    flagged = c.flagged.any(axis=1)
+    flagged = np.asarray(c.flagged.any(axis=1))  # (R,)
     if method == "mean_rank":
         score = (ranks * weights[None, :]).sum(axis=1) / weights.sum()
         keys = [np.arange(n), *[oriented[:, k] for k in reversed(range(len(cols)))], score]

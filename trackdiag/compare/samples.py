@@ -28,6 +28,7 @@ from ..checks import normalize_mask, normalize_ref
 from ..config import build_component, resolve
 from ..errors import ConfigError, InputFileError, TrackdiagError
 from ..io import list_images, load_image, load_mask
+from ..pairing import companion_lookup
 from ..values import metric_key
 from .data import MissingRunError, RunData, Series
 
@@ -45,6 +46,13 @@ class SampleSet:
     step: Optional[int] = None
     run: str = "samples"
     masks: Optional[Path] = None
+
+    @property
+    def at(self) -> int:
+        """The checkpoint's step, once :func:`parse_sets` has set it."""
+        if self.step is None:
+            raise ConfigError(f"samples.sets: checkpoint {self.name!r} has no step yet.")
+        return int(self.step)
 
 
 @dataclass
@@ -88,13 +96,14 @@ def parse_sets(entries: Sequence[Any], *, run_name: str, masks: Optional[str]) -
             raise ConfigError(f"samples.sets: checkpoint names repeat in run {group[0].run!r}: {names}. Give "
                               "each entry a distinct name.")
         numbers = [_NUMBER.search(s.name) for s in group]
-        parsed = [s.step if s.step is not None else (int(m.group(1)) if m else None)
-                  for s, m in zip(group, numbers)]
-        if None in parsed or len(set(parsed)) != len(parsed):
+        found = [s.step if s.step is not None else (int(m.group(1)) if m else None)
+                 for s, m in zip(group, numbers, strict=True)]
+        parsed = [p for p in found if p is not None]
+        if len(parsed) != len(found) or len(set(parsed)) != len(parsed):
             parsed = [s.step if s.step is not None else i for i, s in enumerate(group)]
             if len(set(parsed)) != len(parsed):
                 raise ConfigError(f"samples.sets: steps repeat in run {group[0].run!r}: {parsed}.")
-        for s, step in zip(group, parsed):
+        for s, step in zip(group, parsed, strict=True):
             s.step = int(step)
     return sets
 
@@ -123,14 +132,10 @@ def build_analyzers(names: Sequence[str], params: Mapping[str, Any]) -> list[Ana
 
 
 def _mask_lookup(masks: Optional[Path]) -> Callable[[Path], Optional[Path]]:
-    if masks is None:
-        return lambda _: None
-    if masks.is_file():
-        return lambda _: masks
-    if not masks.is_dir():
+    """Pairing by stem, as every CLI does it (:mod:`trackdiag.pairing`)."""
+    if masks is not None and not masks.exists():
         raise MissingRunError(f"samples.masks: {masks} is neither a mask file nor a folder of masks.")
-    by_stem = {p.stem: p for p in list_images(masks)}
-    return lambda image: by_stem.get(image.stem)
+    return companion_lookup(masks, what="mask")
 
 
 def _per_image_metrics(analyzer: Analyzer, host: Mapping[str, np.ndarray], b: int) -> list[dict[str, float]]:
@@ -206,7 +211,8 @@ def analyze_sets(sets: Sequence[SampleSet], analyzers: Sequence[Analyzer], *, re
                 chunk = idx[start:start + batch_size]
                 pred = torch.stack([loaded[k][1] for k in chunk])
                 b, c, h, w = pred.shape
-                mask = normalize_mask(torch.stack([loaded[k][2] for k in chunk])[:, None], batch=b, height=h,
+                masks = [m for k in chunk if (m := loaded[k][2]) is not None]  # all present when has_mask
+                mask = normalize_mask(torch.stack(masks)[:, None], batch=b, height=h,
                                       width=w) if has_mask else None
                 r = ref_t
                 if r is not None and c == 1 and r.shape[1] != 1:  # grey samples, colour reference
@@ -223,7 +229,7 @@ def analyze_sets(sets: Sequence[SampleSet], analyzers: Sequence[Analyzer], *, re
                         names = [loaded[k][0].name for k in chunk]
                         notes.append(f"{s.name}: {analyzer.name} failed on {names}: {exc}")
                         continue
-                    for k, values in zip(chunk, metrics):
+                    for k, values in zip(chunk, metrics, strict=True):
                         row = per_image.setdefault(k, {"run": s.run, "checkpoint": s.name, "step": s.step,
                                                        "image": loaded[k][0].name})
                         row.update({metric_key(analyzer.name, key): v for key, v in values.items()})
@@ -261,7 +267,7 @@ def to_runs(sets: Sequence[SampleSet], rows: Sequence[Mapping[str, Any]], *, agg
     runs: dict[str, RunData] = {}
     for s in sets:
         run = runs.setdefault(s.run, RunData(name=s.run, run_id=s.run, source="samples"))
-        run.labels[int(s.step)] = s.name
+        run.labels[s.at] = s.name
         mine = [r for r in rows if r["run"] == s.run and r["checkpoint"] == s.name]
         if not mine:
             continue
@@ -274,7 +280,7 @@ def to_runs(sets: Sequence[SampleSet], rows: Sequence[Mapping[str, Any]], *, agg
                 old = run.metrics.get(name)
                 steps = [] if old is None else list(old.steps)
                 vals = [] if old is None else list(old.values)
-                run.metrics[name] = Series(steps + [int(s.step)], vals + [agg[a]])
+                run.metrics[name] = Series(np.array(steps + [s.at]), np.array(vals + [agg[a]]))
     for run in runs.values():  # keep the series sorted by step
         for name, series in run.metrics.items():
             order = np.argsort(series.steps, kind="stable")

@@ -109,7 +109,8 @@ def summary_lines(found: Sequence[Mapping[str, Any]], run_names: Sequence[str],
         if not mine:
             bad_from_start = bad_start.get(name) if bad_start else None
             if bad_from_start:
-                lines.append(f"Since when: {name} has a warn/bad verdict from its first checkpoint ({bad_from_start}) "
+                lines.append(f"Since when: {name} has a warn/bad verdict from its first checkpoint "
+                             f"({bad_from_start}) "
                              "on: no good checkpoint to return to.")
             else:
                 lines.append(f"Since when: {name}: no onset — no diagnostic series got worse for good.")

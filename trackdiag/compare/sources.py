@@ -23,9 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
-
 from ..errors import ConfigError
+from ..logreaders import WANDB_STEP_KEYS, wandb_step_key  # noqa: F401 - WANDB_STEP_KEYS: the old home
 from .data import MissingRunError, RunData, Series, series_from_points, unique_names
 from .mlflow_bulk import bulk_reader
 
@@ -182,7 +181,7 @@ def read_local(*, runs: Sequence[str], select: Select) -> list[RunData]:
     keys = list(select([list(r) for r in raw]))
     names = unique_names([f.name for f in folders], [str(f) for f in folders])
     out = []
-    for folder, name, metrics in zip(folders, names, raw):
+    for folder, name, metrics in zip(folders, names, raw, strict=True):
         series = {k: series_from_points(list(metrics[k]), list(metrics[k].values()))
                   for k in keys if k in metrics}
         params = folder / "params.json"
@@ -220,20 +219,19 @@ def read_logreader(kind: str, *, runs: Sequence[str], select: Select) -> list[Ru
     keys = list(select([list(t) for t in tables]))
     names = unique_names(names, [str(f) for f in folders])
     out = []
-    for folder, name, table, tag in zip(folders, names, tables, tags):
+    for folder, name, table, tag in zip(folders, names, tables, tags, strict=True):
         metrics = {k: Series(table[k].steps, table[k].values) for k in keys if k in table}
         out.append(RunData(name=name, run_id=str(folder), source=kind, metrics=metrics, tags=tag))
     return out
 
 
-#: The step of a W&B row: trackdiag's W&B backend writes the trainer's step as ``trackdiag/step`` (it never
-#: passes ``step=`` to ``run.log``); other runs have W&B's own ``_step``.
-WANDB_STEP_KEYS = ("trackdiag/step", "_step")
 
 
 def wandb_series(history: Sequence[dict[str, Any]]) -> dict[str, Series]:
-    """Numeric series of W&B history rows, on ``trackdiag/step`` when the rows carry it, else ``_step``."""
-    step_key = next((k for k in WANDB_STEP_KEYS if any(k in row for row in history)), None)
+    """Numeric series of W&B history rows, on the one W&B step axis
+    (:func:`trackdiag.logreaders.wandb_step_key`: ``trackdiag/step`` when the rows carry it, else
+    ``_step``)."""
+    step_key = wandb_step_key(history)
     if step_key is None:
         return {}
     points: dict[str, tuple[list[int], list[float]]] = {}

@@ -160,7 +160,7 @@ def build_table(runs: Sequence[RunData], specs: Sequence[MetricSpec], *, steps: 
             notes.append(msg)
             ck, vals, logged = ck[~empty], vals[~empty], logged[~empty]
         gaps = (logged < 0) & np.array([k in run.metrics for k in keys])[None, :]
-        for i, j in zip(*np.nonzero(gaps)):
+        for i, j in zip(*np.nonzero(gaps), strict=True):
             notes.append(f"run {run.name!r} @ {_checkpoint_label(run, int(ck[i]))}: no {specs[j].label} "
                          f"within ±{tolerance} steps.")
         row_run += [run.name] * ck.size
@@ -177,7 +177,7 @@ def build_table(runs: Sequence[RunData], specs: Sequence[MetricSpec], *, steps: 
     b = find_baseline(baseline, row_run, row_id, step, row_ck)
     delta, best, regressed, over, tol = judge(values, specs, b, rel_tolerance)
     if np.isnan(values[b]).any():
-        missing = [specs[j].label for j in np.flatnonzero(np.isnan(values[b]))]
+        missing = [specs[int(j)].label for j in np.flatnonzero(np.isnan(values[b]))]
         notes.append(f"the baseline {row_run[b]} @ {row_ck[b]} has no value of {missing}: no deltas or "
                      "regressions for those columns.")
     return Comparison(specs=list(specs), run=row_run, run_id=row_id, step=step, checkpoint=row_ck,

@@ -1,8 +1,8 @@
 """The default ranking (``ranking.method=tiered``): verdicts first, then fidelity, then the artifact metrics.
 
 1. **Verdicts.** Each checkpoint's worst verdict severity (0 none/info, 1 warn, 2 bad), from the logged
-   ``trackdiag/<analyzer>/verdict/<code>`` metrics, or — where a run logged none (older runs, W&B, TensorBoard,
-   local runs) — recomputed from the stored metrics with the analyzer's own rules
+   ``trackdiag/<analyzer>/verdict/<code>`` metrics, or — where a run logged none (older runs, W&B,
+   TensorBoard, local runs) — recomputed from the stored metrics with the analyzer's own rules
    (:func:`trackdiag.verdicts.evaluate`). A checkpoint with a bad verdict never ranks above one without
    (``ranking.severity_first=false`` turns this off).
 2. **Fidelity** (``ref_spectrum_distance``, ``pixel/diff_rmse``; lower is better): a blurry checkpoint has
@@ -203,8 +203,9 @@ def _verdict(c: Comparison, order: np.ndarray, key: np.ndarray, tier: np.ndarray
         second = next((int(r) for r in order[1:] if int(r) not in tied), None)
         if second is not None:
             apart = _apart(c, top, second, fid_cols, art_cols, noise, intervals)
-            lines.append(f"Runner-up: {c.row_label(second)}" + ("" if apart else
-                         " — cannot be told apart from the best within the noise of the ranked metrics") + ".")
+            tie = "" if apart else (" — cannot be told apart from the best within the noise of the ranked "
+                                    "metrics")
+            lines.append(f"Runner-up: {c.row_label(second)}{tie}.")
     bad = [int(r) for r in order if tier[r] >= 2]
     if bad:
         lines.append(f"{len(bad)} of {len(c)} checkpoints have a bad verdict and rank last, e.g. "

@@ -141,7 +141,8 @@ def register() -> type[TrackdiagTracker]:
         from accelerate.tracking import LOGGER_TYPE_TO_CLASS, register_tracker_class
     except ImportError:
         raise ConfigError("this accelerate version has no accelerate.tracking.register_tracker_class. "
-                          "Pass an instance instead: Accelerator(log_with=[TrackdiagTracker('project')]).") from None
+                          "Pass an instance instead: "
+                          "Accelerator(log_with=[TrackdiagTracker('project')]).") from None
     if LOGGER_TYPE_TO_CLASS.get(TRACKER_NAME) is not TrackdiagTracker:
         register_tracker_class(TrackdiagTracker)
     return TrackdiagTracker

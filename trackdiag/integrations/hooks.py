@@ -1,4 +1,5 @@
-"""A hook for trainers that expose the per-sample loss before it is reduced (kohya-style ``post_process_loss``).
+"""A hook for trainers that expose the per-sample loss before it is reduced (kohya-style
+``post_process_loss``).
 
 Diffusion trainers compute an element-wise loss, average it over C×H×W to one value per sample, weight it
 (min-SNR, debiased estimation, …) and only then take the batch mean. kohya-ss ``sd-scripts`` exposes that
@@ -86,7 +87,8 @@ class PerSampleLossHook:
         if step is None:
             step = int(self.step_fn()) if self.step_fn is not None else self.calls
         self.calls += 1
-        self.session.log(step, loss=loss.detach(), timesteps=None if timesteps is None else timesteps.detach(),
+        self.session.log(step, loss=loss.detach(),
+                         timesteps=None if timesteps is None else timesteps.detach(),
                          sample_ids=sample_ids)
         return loss
 

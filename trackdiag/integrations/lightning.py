@@ -15,8 +15,8 @@
 
 The callback reads the ``"trackdiag"`` entry of what ``training_step`` returns (the keyword arguments of
 :func:`trackdiag.log`: ``pred``, ``mask``, ``ref``, ``target``, ``latents``, ``loss``, ``timesteps``,
-``sample_ids``) and logs it at ``trainer.global_step``. A custom ``extract(trainer, pl_module, outputs, batch)``
-can build that mapping instead. The session starts in ``setup("fit")`` and finishes in ``teardown``
+``sample_ids``) and logs it at ``trainer.global_step``. A custom ``extract(trainer, pl_module, outputs,
+batch)`` can build that mapping instead. The session starts in ``setup("fit")`` and finishes in ``teardown``
 (``FAILED`` when training raised); its analyzer state is part of Lightning checkpoints.
 """
 
@@ -31,7 +31,7 @@ try:
     from lightning.pytorch import Callback
 except ImportError:  # pragma: no cover - exercised only without lightning
     try:
-        from pytorch_lightning import Callback  # type: ignore[no-redef]
+        from pytorch_lightning import Callback  # type: ignore[no-redef,assignment]  # same class, old package
     except ImportError:
         raise MissingDependencyError("lightning", purpose="trackdiag.integrations.lightning") from None
 
@@ -52,7 +52,8 @@ class TrackdiagCallback(Callback):
         session: an existing :class:`~trackdiag.session.Session` (the caller finishes it); by default the
             callback starts its own in ``setup("fit")`` and finishes it in ``teardown``.
         config, overrides: as in :func:`trackdiag.init`.
-        attach_to_logger: when the Trainer's logger is Lightning's ``MLFlowLogger``, write the diagnostics into
+        attach_to_logger: when the Trainer's logger is Lightning's ``MLFlowLogger``, write the diagnostics
+        into
             its run (same tracking URI and run id) instead of creating a second run. Default True.
         validation: also log what ``validation_step`` returns under ``key`` (at the current global step). Its
             ``loss``/``timesteps`` are left out, so validation losses never feed the training-loss detectors.
@@ -107,7 +108,8 @@ class TrackdiagCallback(Callback):
             self.session = None
 
     # -- data -----------------------------------------------------------------------------------------------
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
         inputs = self._inputs(trainer, pl_module, outputs, batch)
         if inputs is not None and self.session is not None:
             self.session.log(int(trainer.global_step), **inputs)
@@ -134,7 +136,8 @@ class TrackdiagCallback(Callback):
                                   f"keywords; got {type(found).__name__}.")
         unknown = set(found) - LOG_KEYS
         if unknown:
-            raise InputValueError(f"TrackdiagCallback: unknown keys {sorted(unknown)}; use {sorted(LOG_KEYS)}.")
+            raise InputValueError(f"TrackdiagCallback: unknown keys {sorted(unknown)}; use "
+                                  f"{sorted(LOG_KEYS)}.")
         return dict(found)
 
     # -- checkpoints: the analyzers' streaming state resumes with the Trainer -------------------------------
@@ -152,7 +155,8 @@ class TrackdiagCallback(Callback):
 
 
 def _mlflow_logger_target(trainer: Any) -> dict[str, Any]:
-    """``run_id``/``tracking_uri``/``backend`` options that point at the Trainer's MLFlowLogger run, if any."""
+    """``run_id``/``tracking_uri``/``backend`` options that point at the Trainer's MLFlowLogger run, if
+    any."""
     try:
         from lightning.pytorch.loggers import MLFlowLogger
     except ImportError:  # pragma: no cover

@@ -15,7 +15,8 @@ SECTION_MODULES: tuple[str, ...] = ("tiling", "pixel", "loss", "latent")
 
 
 def unique_name(name: str, used: set[str], *, default: str) -> str:
-    """A folder-safe name for one input's report sub-folder, made unique within ``used`` (which it updates)."""
+    """A folder-safe name for one input's report sub-folder, made unique within ``used`` (which it
+    updates)."""
     # no leading dots: a file named "...png" has the stem "..", which must not become a folder name
     base = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).lstrip(".") or default
     out, i = base, 1

@@ -14,7 +14,6 @@ No loss series → :class:`~trackdiag.errors.InputFileError` (the CLI exits non-
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 from pathlib import Path
 from typing import Any, Optional
@@ -24,6 +23,7 @@ import numpy as np
 from ..analyzers.loss import EVENT_COLUMNS, LossParams, SeriesDetection, detect_series
 from ..logreaders import LossLog, read_loss_log
 from ..report import Figure, Section
+from ..tables import write_csv
 from ..verdicts import Verdict
 
 __all__ = ["add_arguments", "wanted", "run", "write_events_csv", "loss_verdicts", "loss_summary"]
@@ -69,14 +69,7 @@ def _params(args: argparse.Namespace) -> LossParams:
 
 def write_events_csv(rows: list[dict[str, Any]], path: Path) -> Path:
     """Write the events table (columns :data:`EVENT_COLUMNS`; NaN as an empty cell)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(EVENT_COLUMNS), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if isinstance(v, float) and not math.isfinite(v) else
-                                 (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in row.items()})
-    return path
+    return write_csv(path, rows, columns=EVENT_COLUMNS, float_format=".6g", extra="ignore")
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
@@ -116,7 +109,8 @@ def loss_verdicts(det: SeriesDetection, params: LossParams) -> list[Verdict]:
         out.append(Verdict(
             code="loss_nonfinite", severity="bad", title="NaN/Inf loss",
             evidence={"nonfinite_count": len(bad), "first_step": bad[0].step},
-            fix="Look at the steps listed in events.csv: fp16 overflow (use bf16 or a GradScaler), a learning "
+            fix="Look at the steps listed in events.csv: fp16 overflow (use bf16 or a GradScaler), a "
+                "learning "
             "rate that is too high (lower it, clip gradients), or a corrupt sample (log sample_ids to find "
             "it)."))
     div = [e for e in ev if e.kind == "ema_divergence"]
@@ -143,9 +137,12 @@ def loss_verdicts(det: SeriesDetection, params: LossParams) -> list[Verdict]:
     plateaus = [e for e in ev if e.kind == "plateau"]
     if plateaus:
         out.append(Verdict(
-            code="loss_plateau", severity="warn", title="Loss plateau (no improvement over the patience window)",
-            evidence={"plateau_count": len(plateaus), "first_step": plateaus[0].step, "detail": plateaus[0].detail},
-            fix="Late in training a flat diffusion loss is normal (judge the samples, not the loss). Early on: "
+            code="loss_plateau", severity="warn",
+            title="Loss plateau (no improvement over the patience window)",
+            evidence={"plateau_count": len(plateaus), "first_step": plateaus[0].step,
+                      "detail": plateaus[0].detail},
+            fix="Late in training a flat diffusion loss is normal (judge the samples, not the loss). Early "
+                "on: "
             "check that the LoRA parameters train (requires_grad, optimizer param groups), that the learning "
             "rate is not too small, and that the data loader is not repeating the same batches."))
     if not out:

@@ -152,7 +152,8 @@ def write_tiling_report(out_dir: Path, summary: Mapping[str, Any], result: Any, 
                               "Red: zones where the local period is about twice the image's period; cyan: the "
                               "mask outline; yellow lines: a stride grid found in the output. The title names "
                               "the findings.", key=True))
-    from ..plots.limits import HOW_TO_READ as LIMITS_HOW, limits_figure
+    from ..plots.limits import HOW_TO_READ as LIMITS_HOW
+    from ..plots.limits import limits_figure
 
     limits = limits_figure("tiling", summary)
     if limits is not None:

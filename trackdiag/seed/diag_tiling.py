@@ -29,7 +29,8 @@ __all__ = ["run_diagnostics_from_tensors", "main", "reset"]
 _SESSIONS: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
 
 
-def run_diagnostics_from_tensors(pred_bchw: Any, mask_bchw: Any = None, out_dir: Any = None, ref_chw: Any = None,
+def run_diagnostics_from_tensors(pred_bchw: Any, mask_bchw: Any = None, out_dir: Any = None,
+                                 ref_chw: Any = None,
                                  global_step: int = 0, writer: Any = None, tag_prefix: str = "train",
                                  **options: Any) -> dict[str, Any]:
     """Tiling diagnosis of a batch, logged and returned as the note's flat dict.
@@ -101,7 +102,8 @@ def _inputs(pred: Any, mask: Any, ref: Any, step: int) -> Any:
     return StepInputs(step=step, pred=p, mask=m, ref=r)
 
 
-def _to_writer(writer: Any, prefix: str, step: int, analyzer: Any, result: Any, verdicts: Sequence[Any]) -> None:
+def _to_writer(writer: Any, prefix: str, step: int, analyzer: Any, result: Any,
+               verdicts: Sequence[Any]) -> None:
     from ..backends.tensorboard import TensorboardBackend, TensorboardParams
 
     tb = TensorboardBackend(TensorboardParams(custom_scalars=False), writer=writer)
@@ -147,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Tiling diagnosis of one image (or a folder of images): period, harmonics, bands, checkerboards, "
         "aliasing, border cross. The same as 'trackdiag diagnose --pred'."))
     parser.add_argument("--pred", required=True, nargs="+", help="the image (or folder) to diagnose")
-    parser.add_argument("--mask", default=None, help="wall mask (> 0.5 = wall), or a folder of masks")
+    parser.add_argument("--mask", "--masks", dest="mask", default=None,
+                        help="wall mask (> 0.5 = wall), or a folder of masks paired by file stem")
     parser.add_argument("--ref", default=None, help="reference texture patch (best a 256×256 tile)")
     parser.add_argument("--out", required=True, help="report folder (created)")
     return parser

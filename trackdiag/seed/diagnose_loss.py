@@ -50,14 +50,15 @@ class LossDiagnostics:
         config: a dict, an OmegaConf ``DictConfig`` or any object with attributes. Read from it:
             ``diag_interval`` (the note's; kept as :attr:`diag_interval`), any field of
             :class:`trackdiag.analyzers.loss.LossParams` (``spike_sigma``, ``window``, ``robust`` …), the run
-            options ``backend``, ``tracking_uri``, ``experiment``, ``run_name``, ``out_dir``, ``on_error``, and
+            options ``backend``, ``tracking_uri``, ``experiment``, ``run_name``, ``out_dir``, ``on_error``,
+            and
             ``overrides`` (a list of trackdiag Hydra overrides). Without a backend option the results go to
             the embedded MLflow store, as everywhere else in trackdiag.
         writer: your ``SummaryWriter``: the results go to it (the tensorboard backend) instead.
     """
 
     def __init__(self, config: Any = None, *, writer: Any = None) -> None:
-        from ..analyzers.loss import LossParams
+        from ..analyzers.loss import LossAnalyzer, LossParams
         from ..session import Session
 
         opts = as_options(config)
@@ -71,7 +72,7 @@ class LossDiagnostics:
         if writer is not None:
             session_opts.setdefault("backend", "tensorboard")
         self.session = Session(None, overrides=overrides, writer=writer, **session_opts)
-        self._loss = next(a for a in self.session.analyzers if a.name == "loss")
+        self._loss = next(a for a in self.session.analyzers if isinstance(a, LossAnalyzer))
 
     def log_step(self, step: int, loss: Any, ema_loss: Any = None, model: Any = None,
                  batch: Optional[Mapping[str, Any]] = None) -> list[Any]:
@@ -156,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m trackdiag.seed.diagnose_loss --logdir ... --images in.png out.png --latents ... --report ...``."""
+    """``python -m trackdiag.seed.diagnose_loss --logdir ... --images in.png out.png --latents ... --report
+    ...``."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not (args.logdir or args.images or args.latents):

@@ -39,7 +39,8 @@ def brick_crops(n: int, size: int, *, seed: int = 0) -> tuple[torch.Tensor, torc
     h = img.shape[0] - size - 8
     top = torch.randint(0, h // 2, (n,), generator=g)
     left = torch.randint(0, img.shape[1] - size, (n,), generator=g)
-    crops = torch.stack([img[t:t + size, l_:l_ + size] for t, l_ in zip(top.tolist(), left.tolist(), strict=True)])
+    crops = torch.stack([img[t:t + size, l_:l_ + size] for t, l_ in zip(top.tolist(), left.tolist(),
+                                                                        strict=True)])
     ref = img[-size:, :size][None]
     return crops[:, None].repeat(1, 3, 1, 1), ref[:, None].repeat(1, 3, 1, 1)
 
@@ -71,7 +72,8 @@ def doubled_zone(sharp: torch.Tensor) -> torch.Tensor:
     """``sharp`` ``B×C×H×W`` with its left half replaced by the ×2 enlargement of its top-left quarter:
     the texture there repeats at twice the period."""
     b, c, h, w = sharp.shape
-    big = F.interpolate(sharp[..., : h // 2, : w // 4], size=(h, w // 2), mode="bilinear", align_corners=False)
+    big = F.interpolate(sharp[..., : h // 2, : w // 4], size=(h, w // 2), mode="bilinear",
+                        align_corners=False)
     out = sharp.clone()
     out[..., :, : w // 2] = big
     return out
@@ -98,7 +100,8 @@ def fill_run(*, tracking_uri: str, experiment: str, run_name: str, artifact: Opt
     import trackdiag
 
     sharp, ref = brick_crops(n, size, seed=seed)
-    ov = ["analyzer=[tiling,pixel]", f"analyzer.tiling.schedule.every={every}", "analyzer.tiling.figures_every=0",
+    ov = ["analyzer=[tiling,pixel]", f"analyzer.tiling.schedule.every={every}",
+          "analyzer.tiling.figures_every=0",
           f"analyzer.pixel.schedule.every={every}", "analyzer.pixel.figures_every=0", *overrides]
     session = trackdiag.init(overrides=ov, backend="mlflow", tracking_uri=tracking_uri, experiment=experiment,
                              run_name=run_name, **({"out_dir": out_dir} if out_dir else {}))

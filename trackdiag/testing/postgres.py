@@ -76,7 +76,7 @@ class Postgres:
         if res.returncode != 0:
             raise RuntimeError(f"{args[0]} failed ({res.returncode}): {res.stderr[-2000:]}")
 
-    def start(self) -> "Postgres":
+    def start(self) -> Postgres:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                   "--no-sync")
         opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.root} "
@@ -102,7 +102,7 @@ class Postgres:
             self.started = False
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "Postgres":
+    def __enter__(self) -> Postgres:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -110,7 +110,8 @@ class Postgres:
 
 
 class MlflowOnPostgres:
-    """``mlflow server`` on 127.0.0.1 with a PostgreSQL backend store and served artifacts in a temp folder."""
+    """``mlflow server`` on 127.0.0.1 with a PostgreSQL backend store and served artifacts in a temp
+    folder."""
 
     def __init__(self, db_uri: str) -> None:
         self.db_uri = db_uri
@@ -122,10 +123,11 @@ class MlflowOnPostgres:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 300.0) -> "MlflowOnPostgres":
+    def start(self, timeout: float = 300.0) -> MlflowOnPostgres:
         mlflow = Path(sys.executable).parent / "mlflow"
         cmd = [str(mlflow), "server", "--backend-store-uri", self.db_uri, "--artifacts-destination",
-               str(self.root / "artifacts"), "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+               str(self.root / "artifacts"), "--host", "127.0.0.1", "--port", str(self.port), "--workers",
+               "1"]
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         with open(self.root / "server.log", "ab") as fh:
             self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=self.root,
@@ -157,7 +159,7 @@ class MlflowOnPostgres:
             self.proc = None
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "MlflowOnPostgres":
+    def __enter__(self) -> MlflowOnPostgres:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

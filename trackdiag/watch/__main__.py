@@ -15,8 +15,9 @@ import argparse
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 __all__ = ["main", "build_parser"]
 

@@ -41,7 +41,8 @@ def deconv_upsample(img: np.ndarray, delta: float) -> np.ndarray:
     """×2 upsampling by ``nn.ConvTranspose2d(3, 3, kernel_size=3, stride=2, groups=3)``.
 
     Separable taps ``[a, 1, a]`` with ``2a = 1 + delta``: an even output row/column gets gain 1, an odd one
-    ``1 + delta`` (the parity gain imbalance), renormalised so that the mean gain is 1. ``h×w×3`` → ``2h×2w×3``.
+    ``1 + delta`` (the parity gain imbalance), renormalised so that the mean gain is 1. ``h×w×3`` →
+    ``2h×2w×3``.
     """
     a = (1.0 + delta) / 2.0
     k1 = torch.tensor([a, 1.0, a])
@@ -113,7 +114,8 @@ def edge_stripe(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     return np.clip(out, 0, 1), {"side": side, "width": width, "kind": kind}
 
 
-def mask_seam(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, object]]:
+def mask_seam(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+              ) -> tuple[np.ndarray, dict[str, object]]:
     """A halo 2–5 px wide along the inside of the mask contour: a brightness and colour offset of 6–15 %."""
     from scipy.ndimage import distance_transform_edt
 

@@ -9,9 +9,10 @@ Usage::
 
     records = run_real_dev("../shared/bench/real-dev")          # the development sample
 
-A *record* is ``{"id", "truth": Truth.to_dict(), "verdicts": [{"code", "severity"}...], "summary": {key: float},
-"seconds"}``. :func:`metrics` scores them: a cause is found when a verdict with its code has severity warn or bad;
-info verdicts count only for ``perspective`` and ``aperiodic``.
+A *record* is ``{"id", "truth": Truth.to_dict(), "verdicts": [{"code", "severity"}...], "summary": {key:
+float},
+"seconds"}``. :func:`metrics` scores them: a cause is found when a verdict with its code has severity warn or
+bad; info verdicts count only for ``perspective`` and ``aperiodic``.
 """
 
 from __future__ import annotations
@@ -76,12 +77,14 @@ class SceneSpec:
         return base if self.size is None else f"{base}_{self.size[0]}x{self.size[1]}"
 
     def make(self) -> Scene:
-        return make_scene(kind=self.kind, cause=self.causes, seed=self.seed, size=self.size, angled=self.angled,
+        return make_scene(kind=self.kind, cause=self.causes, seed=self.seed, size=self.size,
+                          angled=self.angled,
                           with_ref=self.with_ref, twin=self.twin)
 
 
 #: two-cause combinations (one resampling or image-level cause with a texture-level one).
-COMBOS = ("checkerboard+doubled_zone", "grid_s8+bands_rows", "grid_s8+period_doubled", "checkerboard+bands_cols",
+COMBOS = ("checkerboard+doubled_zone", "grid_s8+bands_rows", "grid_s8+period_doubled",
+          "checkerboard+bands_cols",
           "grid_s8+aliasing", "checkerboard+period_halved")
 
 
@@ -108,7 +111,8 @@ def sample_specs(*, causes: Sequence[str] = TARGET_CAUSES, n_per_cause: int = 20
 # cache on disk: <id>.jpg, <id>_mask.png, <id>_ref.png, <id>.json
 # ------------------------------------------------------------------------------------------------------
 def save_scene(scene: Scene, folder: str | Path, name: str | None = None) -> None:
-    """Write the scene as ``<name>.jpg`` (the exact JPEG), ``_mask.png``, ``_ref.png`` and ``.json`` (truth)."""
+    """Write the scene as ``<name>.jpg`` (the exact JPEG), ``_mask.png``, ``_ref.png`` and ``.json``
+    (truth)."""
     from PIL import Image
 
     folder = Path(folder)
@@ -210,7 +214,7 @@ def _one(spec: SceneSpec, cache: str | None, diagnose: bool) -> dict[str, Any]:
         try:
             v, s, dt = diagnose_scene(scene.pred, scene.mask.astype(np.float32), scene.ref)
             rec.update(verdicts=v, summary=s, seconds=dt)
-        except Exception as exc:  # noqa: BLE001 - a failing case is a result, reported as such
+        except Exception as exc:
             rec.update(verdicts=[], summary={}, seconds=0.0, error=f"{type(exc).__name__}: {exc}")
     return rec
 
@@ -255,7 +259,8 @@ def _real_dev_one(folder: str, case: dict[str, Any]) -> dict[str, Any]:
     truth = Truth(id=case["id"], causes=causes, context=list(case.get("context", [])),
                   texture=case.get("texture", ""), size=list(case.get("size", pred.shape[:2])),
                   jpeg_q=int(case.get("jpeg_q") or 0), period_px=case.get("period_px"),
-                  period_approx=bool(case.get("period_approx", False)), ref_period_px=case.get("ref_period_px"),
+                  period_approx=bool(case.get("period_approx",
+                                              False)), ref_period_px=case.get("ref_period_px"),
                   perspective_label=case.get("perspective_label"), period_change=float("nan"),
                   true_trend_x=float(case.get("true_trend_x") or 0.0),
                   true_trend_y=float(case.get("true_trend_y") or 0.0), band_axis=case.get("band_axis"),
@@ -265,7 +270,7 @@ def _real_dev_one(folder: str, case: dict[str, Any]) -> dict[str, Any]:
     try:
         v, s, dt = diagnose_scene(pred, mask, ref)
         rec.update(verdicts=v, summary=s, seconds=dt)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         rec.update(verdicts=[], summary={}, seconds=0.0, error=f"{type(exc).__name__}: {exc}")
     return rec
 
@@ -340,7 +345,8 @@ def metrics(records: Sequence[Mapping[str, Any]], *, causes: Sequence[str] | Non
         rows = [r for r in subset if r["truth"].get(truth_key) is not None
                 and not r["truth"].get("period_approx", False)]
         ok = [r for r in rows if _within(r.get("summary", {}).get(key), r["truth"][truth_key], tol)]
-        approx = [r for r in subset if r["truth"].get(truth_key) is not None and r["truth"].get("period_approx")]
+        approx = [r for r in subset
+                  if r["truth"].get(truth_key) is not None and r["truth"].get("period_approx")]
         ok_approx = [r for r in approx if _within(r.get("summary", {}).get(key), r["truth"][truth_key], 0.1)]
         return {"n": len(rows), "within": _rate(len(ok), len(rows)),
                 "n_approx": len(approx), "within10_approx": _rate(len(ok_approx), len(approx)),
@@ -360,7 +366,8 @@ def metrics(records: Sequence[Mapping[str, Any]], *, causes: Sequence[str] | Non
              "rate_fronto": _rate(sum(_fired(r, "perspective") for r in neg), len(neg))}
     aper = [r for r in recs if "aperiodic" in r["truth"].get("context", [])]
     peri = [r for r in recs if r["truth"].get("period_px") is not None]
-    aperiodic = {"n": len(aper), "rate_aperiodic": _rate(sum(_fired(r, "aperiodic") for r in aper), len(aper)),
+    aperiodic = {"n": len(aper),
+                 "rate_aperiodic": _rate(sum(_fired(r, "aperiodic") for r in aper), len(aper)),
                  "rate_periodic": _rate(sum(_fired(r, "aperiodic") for r in peri), len(peri))}
     misses = []
     confusion: dict[str, dict[str, int]] = {}
@@ -418,15 +425,18 @@ def format_table(m: Mapping[str, Any], *, max_misses: int = 30) -> str:
     for c, v in m["per_cause"].items():
         ok = m["targets"].get(f"f1_{c}")
         lines.append(f"{c:<16}{v['n_true']:>4}{v['tp']:>5}{v['fp']:>5}{v['fn']:>5}{_f(v['precision']):>7}"
-                     f"{_f(v['recall']):>7}{_f(v['f1']):>7}  {'ok' if ok else '--' if ok is None else 'MISS'}")
+                     f"{_f(v['recall']):>7}{_f(v['f1']):>7}  "
+                     f"{'ok' if ok else '--' if ok is None else 'MISS'}")
     cl = m["clean"]
     per, ref, persp, aper = m["period"], m["ref_period"], m["perspective"], m["aperiodic"]
     codes = dict(sorted(cl["codes"].items(), key=lambda kv: -kv[1]))
     lines += ["",
-              f"clean walls with a warn/bad verdict: {_f(cl['false_alarm_rate'])} of {cl['n']}  (codes: {codes})",
+              f"clean walls with a warn/bad verdict: {_f(cl['false_alarm_rate'])} of {cl['n']}  (codes: "
+              f"{codes})",
               f"exact verdict set: {_f(m['exact_set_rate'])}",
               (f"base period within 5 %: {_f(per['within'])} of {per['n']} (fronto {_f(per['fronto'])}, "
-               f"angled {_f(per['angled'])}; photo within 10 %: {_f(per['within10_approx'])} of {per['n_approx']})"),
+               f"angled {_f(per['angled'])}; photo within 10 %: {_f(per['within10_approx'])} of "
+               f"{per['n_approx']})"),
               f"reference period within 5 %: {_f(ref['within'])} of {ref['n']}",
               (f"perspective fires: angled {_f(persp['rate_angled'])} of {persp['n_angled']}, "
                f"fronto {_f(persp['rate_fronto'])} of {persp['n_fronto']}"),
@@ -434,10 +444,12 @@ def format_table(m: Mapping[str, Any], *, max_misses: int = 30) -> str:
                f"periodic walls {_f(aper['rate_periodic'])}"),
               f"targets met: {m['targets']['all_met']}"]
     if m["errors"]:
-        lines += ["", f"errors ({len(m['errors'])}):"] + [f"  {e['id']}: {e['error']}" for e in m["errors"][:10]]
+        lines += ["",
+                  f"errors ({len(m['errors'])}):"] + [f"  {e['id']}: {e['error']}" for e in m["errors"][:10]]
     lines += ["", "confusion (truth → found warn/bad set: count):"]
     for t, row in m["confusion"].items():
-        lines.append(f"  {t:<16} " + ", ".join(f"{k}: {n}" for k, n in sorted(row.items(), key=lambda kv: -kv[1])))
+        lines.append(f"  {t:<16} " + ", ".join(f"{k}: {n}" for k, n in sorted(row.items(),
+                                                                              key=lambda kv: -kv[1])))
     if m["misses"]:
         lines += ["", f"misses ({len(m['misses'])}, first {max_misses}):"]
         for x in m["misses"][:max_misses]:

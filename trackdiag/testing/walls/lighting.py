@@ -33,7 +33,8 @@ class Lighting:
 def draw_lighting(rng: np.random.Generator) -> Lighting:
     return Lighting(
         grad=float(rng.uniform(0.08, 0.35)), grad_angle=float(rng.uniform(0, 2 * math.pi)),
-        hot=float(rng.uniform(0.05, 0.3)), hot_xy=(float(rng.uniform(0.15, 0.85)), float(rng.uniform(0.1, 0.6))),
+        hot=float(rng.uniform(0.05, 0.3)), hot_xy=(float(rng.uniform(0.15, 0.85)),
+                                                   float(rng.uniform(0.1, 0.6))),
         hot_r=float(rng.uniform(0.12, 0.4)), vignette=float(rng.uniform(0.08, 0.35)),
         shadow=float(rng.uniform(0.1, 0.35)) if rng.random() < 0.8 else 0.0,
         shadow_c=(float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.2, 0.9))),

@@ -36,8 +36,8 @@ class Material:
         name: material name (a key of :data:`MATERIALS`).
         period: the defining period in texture units, or None (herringbone, aperiodic surfaces).
         normal: unit texture-space vector along which ``period`` repeats.
-        render: ``render(u, v)`` with ``u``, ``v`` float arrays of one shape ``S`` → ``S×3`` float32 in [0, 1].
-        params: the drawn parameters (JSON-friendly), for the truth record.
+        render: ``render(u, v)`` with ``u``, ``v`` float arrays of one shape ``S`` → ``S×3`` float32 in [0,
+        1]. params: the drawn parameters (JSON-friendly), for the truth record.
         period_approx: True when ``period`` is measured (a photograph), not constructed.
     """
 
@@ -164,7 +164,8 @@ def brick(rng: np.random.Generator, period: float) -> Material:
         mcol = mcol * (1 - 0.15 * ((fv > 0.5) & (fv < 1)))[..., None]
         return np.clip(_mix(mcol, col * shade[..., None], in_brick), 0, 1).astype(np.float32)
 
-    return Material("brick", p, (0.0, 1.0), render, {"aspect": aspect, "mortar_frac": mfrac, "colour_var": var})
+    return Material("brick", p, (0.0, 1.0), render,
+                    {"aspect": aspect, "mortar_frac": mfrac, "colour_var": var})
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 A scene is drawn once (material, view, room layout, lighting, artifact parameters) from a seeded
 ``numpy.random.Generator`` and rendered at any sampling of the frame (supersampled ×2 for antialiasing, at
 half resolution for the transposed-conv upsampler, at ×3 for strided subsampling). Artifacts are planted by
-their mechanism (see :mod:`.artifacts`); texture-level ones (a zone or band at twice the period, the whole wall
-at 2× / 0.5× the reference's period) are rendered in texture coordinates.
+their mechanism (see :mod:`.artifacts`); texture-level ones (a zone or band at twice the period, the whole
+wall at 2× / 0.5× the reference's period) are rendered in texture coordinates.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from .truth import CAUSES, Truth
 
 __all__ = ["CAUSE_MATERIALS", "GENERATOR_VERSION", "SIZES", "Scene", "make_scene", "scene_id"]
 
-#: bumped whenever a change alters the pixels or the truth of a scene drawn from the same seed (caches keyed on
-#: it are then regenerated).
+#: bumped whenever a change alters the pixels or the truth of a scene drawn from the same seed (caches
+#: keyed on it are then regenerated).
 GENERATOR_VERSION = 4
 
 #: frame sizes drawn when ``size`` is not given (H, W); all multiples of 16.
@@ -209,7 +209,8 @@ def _render(spec: _Spec, res: float, ss: int) -> tuple[np.ndarray, np.ndarray]:
     yh = lay.floor_y - 2.5 * spec.height
     depth = (lay.floor_y - yh) / np.maximum(Y[in_floor] - yh, 1.0)
     img[in_floor] = lay.floor_material.render((X[in_floor] - spec.width / 2) * depth, 4000.0 * depth) * 0.85
-    img[in_ceil] = np.asarray(lay.ceiling_colour, np.float32) * (1 - 0.06 * (Y[in_ceil] / spec.height))[:, None]
+    img[in_ceil] = np.asarray(lay.ceiling_colour, np.float32) * (1 - 0.06 * (Y[in_ceil] / spec.height))[:,
+                                                                                                        None]
     cover = (~in_floor & ~in_ceil).astype(np.float32)
     for b in lay.furniture + lay.frames:
         # only the box's bounding rows and columns
@@ -225,7 +226,8 @@ def _render(spec: _Spec, res: float, ss: int) -> tuple[np.ndarray, np.ndarray]:
         if b.border > 0:  # a picture frame
             pic = np.asarray(b.inner, np.float32) * (1 + 0.4 * value_noise(bx, by, 25.0, b.salt))[..., None]
             in_pic = np.clip(0.5 - (sd + b.border) * r, 0, 1)
-            col = np.asarray(b.colour, np.float32) + (pic - np.asarray(b.colour, np.float32)) * in_pic[..., None]
+            colour = np.asarray(b.colour, np.float32)
+            col = colour + (pic - colour) * in_pic[..., None]
         else:  # furniture, lit from above
             col = np.asarray(b.colour, np.float32) * (1 + 0.15 * value_noise(bx, by, 3.0, b.salt))[..., None]
             col = col * (1 + 0.25 * np.clip(1 - (by - b.y0) / 12.0, 0, 1))[..., None]
@@ -313,8 +315,8 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
             0.5×, no zone, band, grid, edge stripe or seam. Its truth has no cause.
 
     Returns:
-        A :class:`Scene` (``pred`` uint8 ``H×W×3``, ``mask`` bool ``H×W``, ``ref`` uint8 ``256×256×3`` or None,
-        ``truth``).
+        A :class:`Scene` (``pred`` uint8 ``H×W×3``, ``mask`` bool ``H×W``, ``ref`` uint8 ``256×256×3`` or
+        None, ``truth``).
     """
     if cause is None or cause == "clean":
         causes: list[str] = []
@@ -383,12 +385,14 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
     top = max(layout.ceil_y, 0.0)
     bottom = layout.floor_y
     params: dict[str, Any] = {
-        "generator": GENERATOR_VERSION, "material": material.params, "texture_period": material.period, "normal": list(material.normal),
+        "generator": GENERATOR_VERSION, "material": material.params, "texture_period": material.period,
+        "normal": list(material.normal),
         "view": {"roll_deg": view.roll_deg, "gx": view.gx, "gy": view.gy},
         "floor_y": layout.floor_y, "ceil_y": layout.ceil_y if layout.ceil_y > 0 else None,
         "furniture_boxes": [[b.x0, b.y0, b.x1, b.y1] for b in layout.furniture],
         "frame_boxes": [[b.x0, b.y0, b.x1, b.y1] for b in layout.frames],
-        "lighting": {"grad": light.grad, "hot": light.hot, "vignette": light.vignette, "shadow": light.shadow},
+        "lighting": {"grad": light.grad, "hot": light.hot, "vignette": light.vignette,
+                     "shadow": light.shadow},
     }
     # ---- texture-level causes ---------------------------------------------------------------------------
     wall_scale = 1.0
@@ -408,7 +412,8 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
         params["zone"] = {"shape": "ellipse", "cx": float(zx), "cy": float(zy), "rx": float(rx),
                           "ry": float(ry), "feather": feather}
         if not twin:
-            zones.append(_Zone(_zone_weight(float(zx), float(zy), float(rx), float(ry), feather, wob), 2.0, 2.0))
+            zones.append(_Zone(_zone_weight(float(zx), float(zy), float(rx), float(ry), feather, wob), 2.0,
+                               2.0))
     band_axis = None
     for c in ("bands_rows", "bands_cols"):
         if c not in causes:
