@@ -355,7 +355,7 @@ class Axes:
     def frame(self, *, xticks: Optional[Sequence[float]] = None, yticks: Optional[Sequence[float]] = None,
               xlabels: Optional[Sequence[str]] = None, ylabels: Optional[Sequence[str]] = None,
               xlabel: str = "", ylabel: str = "", title: str = "", grid: bool = False,
-              tick_size: float = 9, label_size: float = 10, title_size: float = 11) -> None:
+              tick_size: float = 10, label_size: float = 11, title_size: float = 12) -> None:
         """Box, ticks (auto when None; ``[]`` for none), axis labels, title, optional grid."""
         x0, y0, x1, y1 = self.box
         xt = nice_ticks(*sorted(self.xlim)) if xticks is None else list(xticks)
