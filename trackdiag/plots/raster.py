@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["SS", "Canvas", "Axes", "colorize", "lut", "nice_ticks", "font", "fmt_tick"]
+__all__ = ["SS", "warm", "Canvas", "Axes", "colorize", "lut", "nice_ticks", "font", "fmt_tick"]
 
 #: Supersampling factor (drawn at SS× and reduced).
 SS = 2
@@ -74,6 +74,14 @@ def lut(name: str) -> np.ndarray:
     except Exception:  # noqa: BLE001 - no matplotlib, or an unknown name: a grey ramp still reads
         g = np.arange(256, dtype=np.uint8)
         return np.stack([g, g, g], axis=1)
+
+
+def warm() -> None:
+    """Load the fonts and colour maps the in-loop figures use (the render process calls it at start)."""
+    for size in (8, 9, 10, 11, 12):
+        font(size)
+    for name in ("magma", "viridis", "RdBu_r", "hot", "inferno", "gray"):
+        lut(name)
 
 
 def colorize(values: np.ndarray, cmap: str, vmin: float, vmax: float,
