@@ -253,20 +253,26 @@ def local_period_bands(doubled: np.ndarray, row_frac: np.ndarray, col_frac: np.n
     return c.to_array()
 
 
+def _any_finite(*arrays: Any) -> bool:
+    return all(np.isfinite(np.asarray(a, dtype=np.float64)).any() for a in arrays)
+
+
 def render_all(maps: Mapping[str, np.ndarray], metrics: Mapping[str, float],
                texts: Mapping[str, str]) -> dict[str, np.ndarray]:
-    """The six figures from a tiling Result's maps (missing maps → that figure is skipped)."""
+    """The six figures from a tiling Result's maps. A figure whose maps are missing or hold no finite value
+    is skipped (no empty chart)."""
     out: dict[str, np.ndarray] = {}
     side = float(np.asarray(maps["radial_marks"]).reshape(-1)[4]) if "radial_marks" in maps else math.nan
     if "radial_profile" in maps and "radial_marks" in maps:
-        out["radial_profile"] = radial_profile(maps["radial_profile"], maps["radial_marks"])
-    if "fft_log_hann" in maps:
-        out["fft_log_hann"] = fft_log(maps["fft_log_hann"], title="log power, Hann window", side=side)
-    if "fft_log_nohann" in maps:
-        out["fft_log_nohann"] = fft_log(maps["fft_log_nohann"], title="log power, no window", side=side)
-    if "acf" in maps and "acf_profile" in maps and "acf_marks" in maps:
+        pw = np.asarray(maps["radial_profile"], dtype=np.float64)
+        if pw.ndim == 2 and pw.shape[0] == 2 and (np.isfinite(pw[1]) & (pw[1] > 0) & (pw[0] >= 1)).any():
+            out["radial_profile"] = radial_profile(maps["radial_profile"], maps["radial_marks"])
+    for name, title in (("fft_log_hann", "log power, Hann window"), ("fft_log_nohann", "log power, no window")):
+        if name in maps and _any_finite(maps[name]):
+            out[name] = fft_log(maps[name], title=title, side=side)
+    if "acf" in maps and "acf_profile" in maps and "acf_marks" in maps and _any_finite(maps["acf"]):
         out["acf"] = acf(maps["acf"], maps["acf_profile"], maps["acf_marks"])
-    if "local_period_px" in maps and "local_geometry" in maps:
+    if "local_period_px" in maps and "local_geometry" in maps and _any_finite(maps["local_period_px"]):
         out["local_period_px"] = local_period(maps["local_period_px"], maps["local_geometry"])
         if "local_doubled" in maps:
             base = float(np.asarray(maps.get("local_base", [[math.nan]])).reshape(-1)[0])
