@@ -200,7 +200,7 @@ def samples_figure(images: np.ndarray, *, masks: Optional[np.ndarray] = None, si
         x0, y0 = gap + k * (pw + gap), top + r * cell_h
         label = str(sample_ids[i]) if sample_ids is not None and i < len(sample_ids) else f"sample {i}"
         c.text((x0 + pw / 2, y0 + 14), label, size=11, anchor="md")
-        panel = _panel(imgs[i], pw, ph, mask=np.asarray(masks[i]) if has_mask[i] else None,
+        panel = _panel(imgs[i], pw, ph, mask=np.asarray(masks[i]) if (masks is not None and has_mask[i]) else None,
                        zones=zones if (i == 0 and show_zones) else None, grid_steps=steps_px)
         c.image(panel, (x0, y0 + 18, x0 + pw, y0 + 18 + ph))
         c.rect((x0 - 1, y0 + 17, x0 + pw, y0 + 18 + ph), outline="#333", width=0.5)

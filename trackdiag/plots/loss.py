@@ -45,7 +45,7 @@ def _log_ticks(lo: float, hi: float) -> list[float]:
 
 
 #: Line style per curve position (colour, width, dash).
-_STYLES = [{"color": "#8fb8dc", "width": 0.8}, {"color": "#ff7f0e", "width": 1.6},
+_STYLES: list[dict[str, Any]] = [{"color": "#8fb8dc", "width": 0.8}, {"color": "#ff7f0e", "width": 1.6},
            {"color": "#2ca02c", "width": 1.4}, {"color": "#7f7f7f", "width": 1.0, "dash": (5, 3)}]
 _SHAPES = {"^": "^", "s": "s", "D": "D", "x": "x"}
 
@@ -102,7 +102,7 @@ def loss_curve_figure(steps: np.ndarray, curves: Mapping[str, np.ndarray], *, ti
         ax.plot(steps, shown[name], color=st["color"], width=st["width"], dash=st.get("dash"))
         legend.append((name, dict(st)))
     if names and events and steps.size:
-        key = mark_on if mark_on in curves else names[0]
+        key = mark_on if (mark_on is not None and mark_on in curves) else names[0]
         y = shown[key]
         order = np.argsort(steps)
         s_sorted, y_sorted = steps[order], y[order]

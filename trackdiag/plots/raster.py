@@ -145,7 +145,7 @@ class Canvas:
         from PIL import Image, ImageDraw
 
         l, t, r, b = self.draw.textbbox((0, 0), s, font=f, anchor="lt")
-        tmp = Image.new("L", (max(1, r - l), max(1, b - t)), 0)
+        tmp = Image.new("L", (max(1, int(r - l)), max(1, int(b - t))), 0)
         ImageDraw.Draw(tmp).text((-l, -t), s, font=f, fill=255, anchor="lt")
         tmp = tmp.rotate(90, expand=True)
         w, h = tmp.size
@@ -366,8 +366,8 @@ class Axes:
               tick_size: float = 10, label_size: float = 11, title_size: float = 12) -> None:
         """Box, ticks (auto when None; ``[]`` for none), axis labels, title, optional grid."""
         x0, y0, x1, y1 = self.box
-        xt = nice_ticks(*sorted(self.xlim)) if xticks is None else list(xticks)
-        yt = nice_ticks(*sorted(self.ylim)) if yticks is None else list(yticks)
+        xt = nice_ticks(min(self.xlim), max(self.xlim)) if xticks is None else list(xticks)
+        yt = nice_ticks(min(self.ylim), max(self.ylim)) if yticks is None else list(yticks)
         xl = [fmt_tick(v) for v in xt] if xlabels is None else list(xlabels)
         yl = [fmt_tick(v) for v in yt] if ylabels is None else list(ylabels)
         widest = 0.0
@@ -400,9 +400,9 @@ class Axes:
     def grid_under(self) -> None:
         """Light grid lines at the auto ticks (call before plotting so curves sit on top)."""
         x0, y0, x1, y1 = self.box
-        for v in nice_ticks(*sorted(self.xlim)):
+        for v in nice_ticks(min(self.xlim), max(self.xlim)):
             px = float(self.px(v))
             self.c.line([(px, y0), (px, y1)], fill="#e6e6e6")
-        for v in nice_ticks(*sorted(self.ylim)):
+        for v in nice_ticks(min(self.ylim), max(self.ylim)):
             py = float(self.py(v))
             self.c.line([(x0, py), (x1, py)], fill="#e6e6e6")
