@@ -138,11 +138,24 @@ def test_a_flood_of_figures_keeps_the_latest_and_the_last_step(in_tmp):
         assert np.all(np.diff(drawn[-8:]) > 0)
 
 
-def test_figures_not_drawn_within_finish_budget_are_kept_and_drawn_by_sync(in_tmp):
+def test_figures_not_drawn_within_finish_budget_are_kept_and_drawn_by_sync(in_tmp, monkeypatch):
+    import time
+
+    from trackdiag.plots import tiling as tiling_plots
     from trackdiag.sync import main as sync_main
 
+    # Figures are drawn in milliseconds now: make drawing slow (on the worker thread, where the patch applies)
+    # so that some are still waiting when finish() starts, whatever the machine's speed.
+    fast = tiling_plots.render_all
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        return fast(*args, **kwargs)
+
+    monkeypatch.setattr(tiling_plots, "render_all", slow)
     s = trackdiag.init(overrides=["backend=[mlflow]", "analyzer=[tiling]", "analyzer.tiling.schedule.every=1",
-                                  "worker.figure_wait_min_s=0", "worker.figure_wait_frac=0"], run_name="fig")
+                                  "worker.figure_wait_min_s=0", "worker.figure_wait_frac=0",
+                                  "worker.render=thread"], run_name="fig")
     n = 4
     for step in range(n):
         s.log(step, torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(step)))

@@ -59,7 +59,7 @@ class WorkerConfig:
     figure_wait_frac: float = 0.05
     #: ... and at least this many seconds; the inputs of figures still undrawn then stay in the spool, and
     #: ``python -m trackdiag.sync`` draws and delivers them.
-    figure_wait_min_s: float = 10.0
+    figure_wait_min_s: float = 2.0
 
 
 @dataclass

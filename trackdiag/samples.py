@@ -84,6 +84,59 @@ def _zones(doubled: np.ndarray, geometry: np.ndarray, shape: tuple[int, int], si
     return np.where(inside & np.isfinite(vals), vals, 0.0)
 
 
+def _resize(a: np.ndarray, size: tuple[int, int], *, nearest: bool) -> np.ndarray:
+    """``h×w`` or ``h×w×3`` uint8 → ``size`` (W, H): box-averaged when shrinking, nearest otherwise."""
+    from PIL import Image
+
+    im = Image.fromarray(np.ascontiguousarray(a, dtype=np.uint8))
+    shrink = size[0] < im.width or size[1] < im.height
+    mode = Image.Resampling.NEAREST if nearest or not shrink else Image.Resampling.BOX
+    return np.asarray(im.resize(size, mode))
+
+
+def _wrap(canvas: Any, text: str, width: float, size: float) -> list[str]:
+    """Greedy word wrap of ``text`` to ``width`` output pixels."""
+    lines: list[str] = []
+    cur = ""
+    for word in text.split(" "):
+        trial = f"{cur} {word}" if cur else word
+        if cur and canvas.text_width(trial, size) > width:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = trial
+    return lines + ([cur] if cur else [])
+
+
+def _panel(img: np.ndarray, pw: int, ph: int, *, mask: Optional[np.ndarray], zones: Optional[np.ndarray],
+           grid_steps: Sequence[tuple[float, float]]) -> np.ndarray:
+    """One sample at ``ph×pw`` with the zones (red, 35 %), the grid lines (yellow, 45 %) and the mask outline
+    (cyan) drawn into its pixels."""
+    rgb = img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2)
+    out = _resize(rgb[..., :3], (pw, ph), nearest=False).astype(np.float32)
+    h, w = img.shape[:2]
+    if zones is not None:
+        z = _resize((zones > 0.5).astype(np.uint8) * 255, (pw, ph), nearest=True) > 127
+        out[z] = out[z] * 0.65 + np.array([255.0, 0.0, 0.0]) * 0.35
+    yellow = np.array([255.0, 255.0, 0.0])
+    for sx, sy in grid_steps:  # in thumbnail pixels
+        for x in np.arange(sx, w, sx):
+            c = int(round((x - 0.5) / w * pw))
+            if 0 <= c < pw:
+                out[:, c] = out[:, c] * 0.55 + yellow * 0.45
+        for y in np.arange(sy, h, sy):
+            r = int(round((y - 0.5) / h * ph))
+            if 0 <= r < ph:
+                out[r] = out[r] * 0.55 + yellow * 0.45
+    if mask is not None:
+        m = _resize(np.asarray(mask, dtype=np.uint8) * 255, (pw, ph), nearest=True) > 127
+        edge = np.zeros_like(m)
+        edge[:-1] |= m[:-1] != m[1:]
+        edge[:, :-1] |= m[:, :-1] != m[:, 1:]
+        out[edge] = (0.0, 255.0, 255.0)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def samples_figure(images: np.ndarray, *, masks: Optional[np.ndarray] = None, size: Sequence[int] = (),
                    tiling_maps: Optional[Mapping[str, np.ndarray]] = None,
                    verdicts: Sequence[Any] = (), step: Optional[int] = None,
@@ -92,11 +145,10 @@ def samples_figure(images: np.ndarray, *, masks: Optional[np.ndarray] = None, si
 
     ``images`` n×h×w×3 uint8; ``masks`` n×h×w; ``size`` the original (H, W); ``tiling_maps`` the tiling
     Result's maps (``local_doubled``, ``local_geometry``); ``verdicts`` the step's verdicts; ``panel_in`` the
-    width of one image in inches (100 dpi).
+    width of one image in inches at 100 dpi (so a panel is ``100·panel_in`` pixels wide, less its margins).
+    Drawn with Pillow (:mod:`trackdiag.plots.raster`): this figure is drawn at every analysis step.
     """
-    from matplotlib.patches import Patch
-
-    from .plots import figure_to_rgb, new_figure
+    from .plots.raster import Canvas
 
     imgs = np.asarray(images)
     if imgs.ndim != 4 or imgs.shape[0] == 0 or imgs.shape[1] < 2 or imgs.shape[2] < 2:
@@ -105,44 +157,59 @@ def samples_figure(images: np.ndarray, *, masks: Optional[np.ndarray] = None, si
     orig = (float(size[0]), float(size[1])) if len(size) >= 2 else (float(h), float(w))
     cols = min(n, 4)
     rows = math.ceil(n / cols)
-    fig = new_figure(panel_in * cols, panel_in * rows * h / w + 0.9, dpi=100)
+    gap = 10
+    pw = max(16, int(round(100 * panel_in)) - gap)
+    ph = max(16, int(round(pw * h / w)))
     problems = [v for v in verdicts if getattr(v, "severity", "") in ("bad", "warn")]
     grids = sorted({int(m.group(1)) for v in problems if (m := _GRID.match(v.code))})
     zones = None
     maps = tiling_maps or {}
     if "local_doubled" in maps and "local_geometry" in maps:
         zones = _zones(maps["local_doubled"], maps["local_geometry"], (h, w), orig)
-    legend = []
-    for i in range(n):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        ax.imshow(imgs[i], interpolation="nearest")
-        if masks is not None and i < len(masks) and np.asarray(masks[i]).any() and not np.asarray(masks[i]).all():
-            ax.contour(np.asarray(masks[i], dtype=float), levels=[0.5], colors="cyan", linewidths=1.0)
-            if i == 0:
-                legend.append(Patch(color="cyan", label="mask outline"))
-        if i == 0 and zones is not None and (zones > 0.5).any():
-            overlay = np.zeros((h, w, 4))
-            overlay[..., 0] = 1.0
-            overlay[..., 3] = np.where(zones > 0.5, 0.35, 0.0)
-            ax.imshow(overlay, interpolation="nearest")
-            legend.append(Patch(color=(1, 0, 0, 0.5), label="≈2× period zones"))
-        for k in grids:
-            step_px = k * w / orig[1]
-            if step_px >= 3:
-                for x in np.arange(step_px, w, step_px):
-                    ax.axvline(x - 0.5, color="yellow", lw=0.4, alpha=0.6)
-                for y in np.arange(k * h / orig[0], h, k * h / orig[0]):
-                    ax.axhline(y - 0.5, color="yellow", lw=0.4, alpha=0.6)
-                if i == 0:
-                    legend.append(Patch(color="yellow", label=f"{k}-px grid"))
-        label = str(sample_ids[i]) if sample_ids is not None and i < len(sample_ids) else f"sample {i}"
-        ax.set_title(label, fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
     worst = sorted(problems, key=lambda v: v.severity != "bad")
     head = "; ".join(f"{v.severity.upper()}: {v.title}" for v in worst[:3]) or "no problem found"
     where = f"step {step}: " if step is not None else ""
-    fig.suptitle(f"{where}{head}", fontsize=9, wrap=True)
-    if legend:
-        fig.legend(handles=legend, loc="lower center", ncol=len(legend), fontsize=7, frameon=False)
-    return figure_to_rgb(fig)
+    width = cols * (pw + gap) + gap
+    probe = Canvas(1, 1)
+    title_lines = _wrap(probe, f"{where}{head}", width - 2 * gap, 12)
+    top = 8 + 17 * len(title_lines)
+    cell_h = 18 + ph + gap
+    legend: list[tuple[str, dict[str, Any]]] = []
+    has_mask = [masks is not None and i < len(masks) and bool(np.asarray(masks[i]).any())
+                and not bool(np.asarray(masks[i]).all()) for i in range(n)]
+    if has_mask and has_mask[0]:
+        legend.append(("mask outline", {"color": "cyan", "patch": True}))
+    show_zones = zones is not None and bool((zones > 0.5).any())
+    if show_zones:
+        legend.append(("≈2× period zones", {"color": (255, 128, 128), "patch": True}))
+    steps_px = [(k * w / orig[1], k * h / orig[0]) for k in grids if k * w / orig[1] >= 3]
+    legend += [(f"{k}-px grid", {"color": "yellow", "patch": True}) for k in grids if k * w / orig[1] >= 3]
+    legend_rows: list[list[tuple[str, dict[str, Any]]]] = []
+    for entry in legend:  # greedy rows that fit the width
+        need = probe.text_width(entry[0], 10) + 36
+        if legend_rows and sum(probe.text_width(e[0], 10) + 36 for e in legend_rows[-1]) + need <= width - gap:
+            legend_rows[-1].append(entry)
+        else:
+            legend_rows.append([entry])
+    height = top + rows * cell_h + (4 + 18 * len(legend_rows) if legend_rows else 4)
+    c = Canvas(width, height)
+    for j, line in enumerate(title_lines):
+        c.text((width / 2, 6 + 17 * j), line, size=12, anchor="ma")
+    for i in range(n):
+        r, k = divmod(i, cols)
+        x0, y0 = gap + k * (pw + gap), top + r * cell_h
+        label = str(sample_ids[i]) if sample_ids is not None and i < len(sample_ids) else f"sample {i}"
+        c.text((x0 + pw / 2, y0 + 14), label, size=11, anchor="md")
+        panel = _panel(imgs[i], pw, ph, mask=np.asarray(masks[i]) if (masks is not None and has_mask[i]) else None,
+                       zones=zones if (i == 0 and show_zones) else None, grid_steps=steps_px)
+        c.image(panel, (x0, y0 + 18, x0 + pw, y0 + 18 + ph))
+        c.rect((x0 - 1, y0 + 17, x0 + pw, y0 + 18 + ph), outline="#333", width=0.5)
+    for j, row in enumerate(legend_rows):
+        lw = sum(c.text_width(lab, 10) + 36 for lab, _ in row) - 12
+        x = (width - lw) / 2
+        y = height - 12 - 18 * (len(legend_rows) - 1 - j)
+        for lab, st in row:
+            c.rect((x, y - 5, x + 20, y + 5), fill=st["color"])
+            c.text((x + 25, y), lab, size=10, anchor="lm")
+            x += c.text_width(lab, 10) + 36
+    return c.to_array()
