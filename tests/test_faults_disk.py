@@ -79,7 +79,7 @@ def test_spool_on_a_full_filesystem_reports_exactly_what_was_lost(tmp_path, smal
     assert result.ok
     arrived = delivered_steps(tmp_path)
     assert len(arrived) == len(set(arrived))
-    kinds = {"metrics": n, "image": n, "params": 1, "close": 1}
+    kinds = {"metrics": n, "image": n, "params": 1, "artifacts": 1, "close": 1}  # artifacts: config.yaml
     assert sum(result.delivered.values()) + summary.lost == sum(kinds.values())  # every item accounted
 
 
@@ -101,7 +101,7 @@ def test_enospc_at_the_spools_write_is_retried_and_nothing_is_lost_once_space_re
     for step in range(10, 20):
         s.log(step, batch(seed=step))
     summary = s.finish()
-    assert summary.lost == 0 and summary.kept == summary.undelivered == 2 * 20 + 2  # params + close too
+    assert summary.lost == 0 and summary.kept == summary.undelivered == 2 * 20 + 3  # params, config.yaml, close
     switch.unlink()
     assert sync(summary.spool, allow_external=True).ok
     assert delivered_steps(tmp_path) == list(range(20))
@@ -115,8 +115,8 @@ def test_enospc_that_lasts_through_finish_is_reported_as_lost_never_raised(tmp_p
     for step in range(7):
         s.log(step, batch(seed=step))
     summary = s.finish()
-    assert summary.lost == summary.undelivered == 2 * 7 + 2 and summary.kept == 0
-    assert "LOST: 16 items" in str(summary)
+    assert summary.lost == summary.undelivered == 2 * 7 + 3 and summary.kept == 0
+    assert "LOST: 17 items" in str(summary)
 
 
 def test_a_store_that_was_full_is_retried_when_it_has_room(tmp_path, monkeypatch):

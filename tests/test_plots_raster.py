@@ -10,7 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from trackdiag.plots import latent as L, loss as LO, pixel as P, raster as R, tiling as T
+from trackdiag.plots import latent as L
+from trackdiag.plots import loss as LO
+from trackdiag.plots import pixel as P
+from trackdiag.plots import raster as R
+from trackdiag.plots import tiling as T
 from trackdiag.samples import samples_figure
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -11,6 +9,7 @@ import numpy as np
 import torch
 
 from .errors import InputFileError, ShapeError
+from .filesafety import IMAGE_SUFFIXES, MAX_PIXELS, check_image_header, is_regular_file
 
 if TYPE_CHECKING:
     import PIL.Image
@@ -18,29 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["ImageLike", "IMAGE_SUFFIXES", "MAX_PIXELS", "load_image", "load_mask", "to_chw", "list_images",
            "is_regular_file", "check_image_header"]
 
-#: The largest image trackdiag decodes (pixels): a file that claims more is refused before decoding
-#: (a decompression bomb, or a header that lies). 2**28 = 16384 × 16384.
-MAX_PIXELS = 2**28
-
 ImageLike = Union[str, Path, "PIL.Image.Image", np.ndarray, torch.Tensor]
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
-
-
-def is_regular_file(path: str | Path) -> bool:
-    """A plain file (not a FIFO, socket or device, whose reading could block forever), links followed."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
-def check_image_header(im: Any, path: Path | str, *, max_pixels: int = MAX_PIXELS) -> None:
-    """Refuse an opened (not yet decoded) PIL image whose header claims more than ``max_pixels``."""
-    w, h = im.size
-    if w * h > max_pixels:
-        raise InputFileError(f"{path}: the file claims {w}×{h} pixels ({w * h / 1e6:.0f} MP), more than the "
-                             f"{max_pixels / 1e6:.0f} MP trackdiag decodes; not read.")
 
 
 def _open_pil(path: Path) -> Any:

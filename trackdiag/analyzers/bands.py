@@ -21,7 +21,15 @@ import torch
 import torch.nn.functional as F
 
 from ..functional.localmap import axis_fundamentals, theil_sen
-from ..spectral import box_downsample, find_peaks, fundamental_of, hann2d, log_power, pick_fundamental, spectrum
+from ..spectral import (
+    box_downsample,
+    find_peaks,
+    fundamental_of,
+    hann2d,
+    log_power,
+    pick_fundamental,
+    spectrum,
+)
 
 __all__ = [
     "LocalPeriodMap",

@@ -30,8 +30,10 @@ import torch.nn.functional as F
 
 from ..checks import check_image_batch, normalize_mask, normalize_ref
 from ..errors import InputValueError
+from ..functional.grid import grid_excess, parity_gain
+from ..functional.lattice import axis_periods, real_basis
+from ..functional.seams import SIDES, edge_scores, mask_seam_score
 from ..metricspec import MetricSpec, register_metrics
-from ..verdicts import Verdict, register_rules, verdict_metrics
 from ..schedule import Schedule
 from ..spectral import (
     Spectrum,
@@ -43,9 +45,7 @@ from ..spectral import (
     radial_profile,
     ring_sum,
 )
-from ..functional.grid import grid_excess, parity_gain
-from ..functional.seams import SIDES, edge_scores, mask_seam_score
-from ..functional.lattice import axis_periods, real_basis
+from ..verdicts import Verdict, register_rules, verdict_metrics
 from .bands import band_metrics, local_period_map, period_trend
 from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
 

@@ -18,7 +18,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import InputFileError, InputValueError
-from ..io import IMAGE_SUFFIXES, is_regular_file
+from ..filesafety import IMAGE_SUFFIXES
 from .crop_bias import CropBias, crop_bias
 from .duplicates import exact_groups, near_groups
 from .masks import inverted_masks
@@ -79,7 +79,8 @@ def iter_images(root: Path, *, exclude: Optional[Path] = None, shards: bool = Fa
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
                              and (excluded is None or Path(dirpath, d).resolve() != excluded))
         for name in sorted(filenames):
-            if (_is_image(name) and is_regular_file(Path(dirpath, name))) or (shards and _is_tar(name)):
+            # a FIFO or device named like an image is listed too: the worker reports it without opening it
+            if _is_image(name) or (shards and _is_tar(name)):
                 yield Path(dirpath, name)
 
 

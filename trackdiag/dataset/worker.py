@@ -139,7 +139,7 @@ def _open_rgb(data: bytes, params: Optional[ScanParams] = None, *, name: str = "
     """
     from PIL import Image
 
-    from ..io import check_image_header
+    from ..filesafety import check_image_header
 
     with Image.open(io.BytesIO(data)) as im:
         check_image_header(im, name)  # a header that claims 50000×50000 is refused before decoding

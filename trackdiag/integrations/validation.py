@@ -3,8 +3,10 @@
 One home for what ``trackdiag watch``, the diffusers helper and the OneTrainer callback all do with a group
 of validation images of one training step.
 
->>> images = log_validation(pipeline, args, accelerator, epoch)          # diffusers example scripts
->>> log_validation_images(images, step=global_step)                       # doctest: +SKIP
+Usage, in a diffusers example script::
+
+    images = log_validation(pipeline, args, accelerator, epoch)
+    log_validation_images(images, step=global_step)
 """
 
 from __future__ import annotations
