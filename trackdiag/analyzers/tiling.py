@@ -91,6 +91,8 @@ DOUBLED_EHALF = 1.0  # with a reference: E(f_ref/2)/E(f_ref) above (and E2f belo
 SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
 BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band
 ZONE_FRAC = 0.3  # share of the measured windows doubled: a doubled zone
+ZONE_HALF_FRAC = 0.05  # zone_frac (half-frequency map) above: a doubled zone
+BAND_EXTENT = 0.8  # zone_x_extent (zone_y_extent) above: the doubled region spans the width (height): a band
 BAND_SCORE = BAND_FRAC
 CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.006, 0.02  # checkerboard_s2 (parity gain, relative)
 GRID_WARN, GRID_BAD = 0.0035, 0.008  # grid_s<k> (median extra jump on the k-px lines, image units)
@@ -803,15 +805,27 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     fix_band = ("Zones of 2× period usually come from the upsampler (replace transposed convolutions with "
                 "resize→conv), from patch stitching or from too little context (tiled inference): check the "
                 "tile overlap and the receptive field.")
-    if confident and ((_fin(row) and row >= BAND_FRAC) or (_fin(col) and col >= BAND_FRAC)):
+    # The half-frequency map (bands.py) when present: zone_row/col_frac_max, zone_frac.
+    # A doubled region (zone_frac ≥ ZONE_HALF_FRAC) whose extent spans the wall's width (height) is a band.
+    zx, zy, zf = g("zone_x_extent"), g("zone_y_extent"), g("zone_frac")
+    if _fin(zf):
+        big = zf >= ZONE_HALF_FRAC
+        # the period map's full rows (columns) count too: max of the two, each against its own limit
+        row = max(zx if big else 0.0, (row if _fin(row) else 0.0) * BAND_EXTENT / BAND_FRAC)
+        col = max(zy if big else 0.0, (col if _fin(col) else 0.0) * BAND_EXTENT / BAND_FRAC)
+        dfrac = zf
+        bev.update({"zone_x_extent": _r(zx), "zone_y_extent": _r(zy), "zone_frac": _r(zf)})
+    zone_lim = ZONE_HALF_FRAC if _fin(zf) else ZONE_FRAC
+    band_lim = BAND_EXTENT if _fin(zf) else BAND_FRAC
+    if confident and ((_fin(row) and row >= band_lim) or (_fin(col) and col >= band_lim)):
         is_cols = (col if _fin(col) else 0.0) > (row if _fin(row) else 0.0)
         axis = "cols" if is_cols else "rows"
         out.append(Verdict(code=f"bands_{axis}", severity="bad" if max(row, col) >= 0.95 else "warn",
                            title=f"A {'full-height' if is_cols else 'full-width'} band at twice the period "
-                           f"({axis})", evidence={**bev, "limit": BAND_FRAC}, fix=fix_band))
-    elif confident and _fin(dfrac) and dfrac >= ZONE_FRAC:
+                           f"({axis})", evidence={**bev, "limit": band_lim}, fix=fix_band))
+    elif confident and _fin(dfrac) and dfrac >= zone_lim:
         out.append(Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period",
-                           evidence={**bev, "limit": ZONE_FRAC}, fix=fix_band))
+                           evidence={**bev, "limit": zone_lim}, fix=fix_band))
     # Grids: every stride over its limit and not explained by the texture; then the stride that explains
     # the others is named: of k and a multiple m·k, m·k when its score is GRID_NESTED times k's (a 16-px
     # grid shows half its excess at 8), else k (an 8-px grid shows none at 16: the sibling phase cancels).
