@@ -44,7 +44,7 @@ from ..spectral import (
     ring_sum,
 )
 from ..functional.grid import grid_excess, parity_gain
-from ..functional.seams import SIDES, edge_scores, mask_seam_score
+from ..functional.seams import SIDES, edge_scores, mask_seam_parts
 from ..functional.lattice import axis_periods, real_basis
 from .bands import band_metrics, local_period_map, period_trend
 from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
@@ -91,7 +91,7 @@ DOUBLED_EHALF = 1.0  # with a reference: E(f_ref/2)/E(f_ref) above (and E2f belo
 SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
 BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band
 ZONE_FRAC = 0.3  # share of the measured windows doubled: a doubled zone
-ZONE_HALF_FRAC = 0.05  # zone_frac (half-frequency map) above: a doubled zone
+ZONE_HALF_FRAC = 0.1  # zone_frac (half-frequency map) above: a doubled zone
 BAND_EXTENT = 0.8  # zone_x_extent (zone_y_extent) above: the doubled region spans the width (height): a band
 BAND_SCORE = BAND_FRAC
 CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.006, 0.02  # checkerboard_s2 (parity gain, relative)
@@ -102,7 +102,8 @@ GRID_NESTED = 1.6  # a larger stride is named only when its score is this many t
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 BORDER_CROSS = 0.9  # photos of walls reach 0.86 without any cross artifact (generated scenes)
 EDGE_WARN, EDGE_BAD = 40.0, 80.0  # edge_<side>: robust z of an outer line against the interior lines
-SEAM_WARN, SEAM_BAD = 0.14, 0.25  # mask_seam_score: relative offset of the contour band
+SEAM_WARN, SEAM_BAD = 0.05, 0.1  # mask_seam_score: relative offset of the contour band (1–3 px in vs 6–10)
+SEAM_T_WARN, SEAM_T_BAD = 1.5, 3.0  # mask_seam_t: that offset over its spread along the contour
 PERSPECTIVE_TREND = 0.2  # |Theil–Sen slope of log local period| per frame height/width
 
 
@@ -634,8 +635,11 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # Where: the frame's edge strips and the seam along the mask contour.
     # The edge strips use every finite pixel: a stripe along the frame is seen on the floor or ceiling too.
     out.update(edge_scores(x, finite.to(gray.dtype)))
-    out["mask_seam_score"] = (mask_seam_score(x, vf) if mask is not None
-                              else torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype))
+    if mask is not None:
+        out.update(mask_seam_parts(x, vf))
+    else:
+        out.update({k: torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype)
+                    for k in ("mask_seam_score", "mask_seam_t", "mask_seam_agree")})
 
     nvalid = (valid_frac * float(h * w)).clamp_min(1.0)
     xv = x * vf
@@ -823,7 +827,8 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         out.append(Verdict(code=f"bands_{axis}", severity="bad" if max(row, col) >= 0.95 else "warn",
                            title=f"A {'full-height' if is_cols else 'full-width'} band at twice the period "
                            f"({axis})", evidence={**bev, "limit": band_lim}, fix=fix_band))
-    elif confident and _fin(dfrac) and dfrac >= zone_lim:
+    elif confident and _fin(dfrac) and dfrac >= zone_lim and not any(
+            v.code in ("period_doubled", "period_halved") for v in out):  # the whole wall, not a zone
         out.append(Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period",
                            evidence={**bev, "limit": zone_lim}, fix=fix_band))
     # Grids: every stride over its limit and not explained by the texture; then the stride that explains
@@ -896,11 +901,14 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                                      "limit": EDGE_WARN},
                            fix="Edge-only stripes come from padding in the decoder/upsampler or from outpainting "
                            "borders: use reflect padding, generate with a margin and crop it."))
-    ms = g("mask_seam_score")
-    if _fin(ms) and ms >= SEAM_WARN:
-        out.append(Verdict(code="mask_seam", severity="bad" if ms >= SEAM_BAD else "warn",
+    ms, mt = g("mask_seam_score"), g("mask_seam_t")
+    mt = mt if _fin(mt) else 0.0
+    if _fin(ms) and ms >= SEAM_WARN and mt >= SEAM_T_WARN:
+        out.append(Verdict(code="mask_seam", severity="bad" if ms >= SEAM_BAD and mt >= SEAM_T_BAD else "warn",
                            title="A seam (halo) along the wall mask's contour",
-                           evidence={"mask_seam_score": _r(ms, 4), "limit": SEAM_WARN},
+                           evidence={"mask_seam_score": _r(ms, 4), "mask_seam_t": _r(mt, 2),
+                                     "mask_seam_agree": _r(g("mask_seam_agree"), 2), "limit": SEAM_WARN,
+                                     "limit_t": SEAM_T_WARN},
                            fix="Blend the inpainted wall into its surroundings: feather the mask, match colour and "
                            "brightness at the boundary, or inpaint with a dilated mask and composite."))
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
@@ -972,6 +980,9 @@ def _specs() -> list[MetricSpec]:
           bad=EDGE_BAD),
         m("mask_seam_score", "min", "ratio", "relative brightness offset of the band along the mask contour",
           warn=SEAM_WARN, bad=SEAM_BAD),
+        m("mask_seam_t", "min", "ratio", "contour offset over its spread across contour blocks (consistency)",
+          warn=SEAM_T_WARN, bad=SEAM_T_BAD),
+        m("mask_seam_agree", "none", "frac", "share of contour blocks with the median offset's sign"),
         m("local_period_trend_y", "none", "log/frame", "Theil–Sen slope of log local period vs y/H"),
         m("local_period_trend_x", "none", "log/frame", "Theil–Sen slope of log local period vs x/W"),
         m("nonfinite_frac", "min", "ratio", "share of NaN/Inf pixels", bad=1e-9),
