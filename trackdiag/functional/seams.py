@@ -9,11 +9,12 @@ Pure batched functions on ``N×H×W`` luminance ``x`` (in [0, 1]) and ``N×H×W`
   scored in robust z units against the interior lines (median and 1.4826·MAD, floored); the side's score
   is the largest, ``edge_<side>``; ``edge_score`` is the largest side. Lines with < 50 % valid pixels do
   not count (a masked-out floor strip is not an edge of the wall).
-* :func:`mask_seam_score`: a halo along the inside of the mask contour (an inpainting seam): the
-  relative brightness offset of the band 0–``ring`` px inside the contour against the band
-  ``ring+2``–``ring+2+ref`` px inside, compared block by block (``block`` px) and summarised by the median
-  over blocks (signed, so a consistent halo adds up and the texture does not), as an absolute value.
-  The frame border is not a contour. NaN without a contour.
+* :func:`mask_seam_parts`: a halo along the inside of the mask contour (an inpainting seam): the
+  relative brightness offset of the band ``skip``–``ring`` px inside the contour against the band
+  ``gap``–``gap+ref`` px inside, compared block by block (``block`` px) and summarised by the median
+  over blocks (signed, so a consistent halo adds up and the texture does not), as an absolute value, and
+  by its consistency along the contour (median over MAD across blocks). The frame border is not a
+  contour. NaN without a contour.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SIDES", "edge_scores", "mask_seam_score"]
+__all__ = ["SIDES", "edge_scores", "mask_seam_parts", "mask_seam_score"]
 
 SIDES = ("left", "right", "top", "bottom")
 
@@ -88,14 +89,23 @@ def _erode(m: torch.Tensor, r: int) -> torch.Tensor:
     return 1.0 - F.max_pool2d(inv, 2 * r + 1, stride=1)[:, 0]
 
 
-def mask_seam_score(x: torch.Tensor, v: torch.Tensor, *, ring: int = 3, ref: int = 12, block: int = 32,
-                    min_px: int = 24) -> torch.Tensor:
-    """Seam along the mask contour (see the module docstring): ``(N,)`` relative offset, NaN where there
-    is no contour (or too few blocks with both bands)."""
+def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: int = 3, gap: int = 6,
+                    ref: int = 4, block: int = 32, min_px: int = 16) -> dict[str, torch.Tensor]:
+    """Seam along the mask contour (see the module docstring), each ``(N,)``:
+
+    * ``mask_seam_score``: ``|median over blocks|`` of the relative offset of the band ``skip``–``ring`` px
+      inside the contour against the band ``gap``–``gap+ref`` px inside (the outermost ``skip`` px hold
+      pixels mixed with what the mask removed, and JPEG ringing);
+    * ``mask_seam_t``: that median over its spread across blocks, ``|med| / (1.4826·MAD + 0.01)``: a halo
+      is the same offset all along the contour, texture and shadows differ from block to block;
+    * ``mask_seam_agree``: share of blocks whose offset has the median's sign.
+
+    NaN where there is no contour (or fewer than 4 blocks with both bands)."""
+    e_skip = _erode(v, skip)
     e_ring = _erode(v, ring)
-    e_gap = _erode(v, ring + 2)
-    e_ref = _erode(v, ring + 2 + ref)
-    band_ring = v * (1.0 - e_ring)
+    e_gap = _erode(v, gap)
+    e_ref = _erode(v, gap + ref)
+    band_ring = e_skip * (1.0 - e_ring)
     band_ref = e_gap * (1.0 - e_ref)
     k = block
     n, h, w = x.shape
@@ -111,6 +121,17 @@ def mask_seam_score(x: torch.Tensor, v: torch.Tensor, *, ring: int = 3, ref: int
     m_f = s_f / c_f.clamp_min(1.0)
     rel = (m_r - m_f) / m_f.abs().clamp_min(0.02)
     rel = torch.where(ok, rel, torch.full_like(rel, float("nan"))).reshape(n, -1)
-    med = rel.nanmedian(dim=1).values.abs()
+    med = rel.nanmedian(dim=1).values
+    mad = (rel - med[:, None]).abs().nanmedian(dim=1).values
+    agree = torch.nanmean(torch.where(ok.reshape(n, -1), ((rel * torch.sign(med[:, None])) > 0).to(x.dtype),
+                                      torch.full_like(rel, float("nan"))), dim=1)
     enough = ok.reshape(n, -1).sum(dim=1) >= 4
-    return torch.where(enough, med, torch.full_like(med, float("nan")))
+    nan = torch.full_like(med, float("nan"))
+    return {"mask_seam_score": torch.where(enough, med.abs(), nan),
+            "mask_seam_t": torch.where(enough, med.abs() / (1.4826 * mad + 0.01), nan),
+            "mask_seam_agree": torch.where(enough, agree, nan)}
+
+
+def mask_seam_score(x: torch.Tensor, v: torch.Tensor, **kw: int) -> torch.Tensor:
+    """``mask_seam_score`` of :func:`mask_seam_parts`: ``(N,)``."""
+    return mask_seam_parts(x, v, **kw)["mask_seam_score"]
