@@ -76,11 +76,11 @@ def edge_scores(x: torch.Tensor, v: torch.Tensor, *, strip: int = 13, inner: int
             zs = []
             for stat, floor in ((mean, 0.004), (along, 0.1), (perp, 0.1)):
                 a = 0.5 * (stat[:, :-1] + stat[:, 1:])  # a[i]: mean of lines i, i+1
-                d = a[:, :-2] - a[:, 2:]  # d[i]: step at boundary i+2
+                d = a[:, :-2] - a[:, 2:]  # d[i]: step at boundary i+2 (from 3 on: line 0 alone is not a stripe)
                 ins = d[:, strip + 3:]
                 med = ins.median(dim=1).values
                 mad = (ins - med[:, None]).abs().median(dim=1).values
-                zs.append((d[:, : strip - 1] - med[:, None]) / torch.clamp(1.4826 * mad, min=floor)[:, None])
+                zs.append((d[:, 1: strip - 1] - med[:, None]) / torch.clamp(1.4826 * mad, min=floor)[:, None])
             segz.append(torch.stack(zs))  # 3×N×(strip−1)
         z = torch.stack(segz)  # segments×3×N×(strip−1)
         same = torch.maximum(z.amin(dim=0), (-z).amin(dim=0))  # the same signed step on every segment
