@@ -14,7 +14,10 @@ import torch
 from tiling_cases import one_thread
 
 from trackdiag import synth as S
-from trackdiag.analyzers.tiling import CHECKERBOARD_WARN, GRID_WARN, SEAM_WARN, likely_causes, tiling_metrics
+from trackdiag.analyzers.tiling import (
+    CHECKERBOARD_WARN, GRID_WARN, SEAM_T_WARN, SEAM_WARN,
+    likely_causes, tiling_metrics,
+)
 from trackdiag.functional.lattice import axis_periods, real_basis
 from trackdiag.functional.localmap import theil_sen
 from trackdiag.value_range import ValueRangeWarning, guess_value_range, to_unit_range
@@ -166,7 +169,9 @@ def test_mask_seam_separates_a_halo_from_a_clean_contour():
     out = tiling_metrics(torch.stack(clean + seam)[:, None], mask=mask, maps=False)
     s = out["mask_seam_score"].tolist()
     assert max(s[:3]) < min(s[3:]), s
-    assert max(s[:3]) < SEAM_WARN, s  # (the limit is set by realistic rooms, where it finds few seams)
+    t = out["mask_seam_t"].tolist()
+    # the verdict needs both the offset and its consistency along the contour (limits set on realistic rooms)
+    assert not any(si >= SEAM_WARN and ti >= SEAM_T_WARN for si, ti in zip(s[:3], t[:3], strict=True)), (s, t)
 
 
 def test_theil_sen_ignores_outliers_and_groups():

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ..functional.localmap import axis_fundamentals, theil_sen
+from ..functional.localmap import axis_fundamentals, axis_profiles, half_frequency_ratio, theil_sen
 from ..spectral import (
     box_downsample,
     find_peaks,
@@ -57,6 +57,10 @@ class LocalPeriodMap(NamedTuple):
     stride_px: int
     period_x_px: torch.Tensor | None = None
     period_y_px: torch.Tensor | None = None
+    #: ``N×h×w`` log power ratio at half the map's base frequency over the base, along x and along y
+    #: (:func:`~trackdiag.functional.localmap.half_frequency_ratio`); NaN where unmeasured.
+    half_x: torch.Tensor | None = None
+    half_y: torch.Tensor | None = None
 
 
 def local_geometry(height: int, width: int, *, window_frac: float = 0.25, overlap: int = 3,
@@ -146,10 +150,26 @@ def local_period_map(x: torch.Tensor, valid: torch.Tensor | None = None, *, wind
     okv = frac >= min_valid_frac
     perx = torch.where(okv & (rx >= min_peak_ratio), (k * ds) / fx, nan)
     pery = torch.where(okv & (ry >= min_peak_ratio), (k * ds) / fy, nan)
+    # Energy at half the base frequency along each axis (the base: the median of the windows' axis periods).
+    px_prof, py_prof = axis_profiles(spec.power)
+    halves = []
+    for f_, ok_ in ((fx, okv & (rx >= min_peak_ratio)), (fy, okv & (ry >= min_peak_ratio))):
+        fb = _local_median(torch.where(ok_, f_, nan).reshape(n, gh, gw), reach=3).reshape(-1)  # bins
+        halves.append(torch.where(okv, half_frequency_ratio(px_prof if len(halves) == 0 else py_prof, fb), nan))
     cy = (torch.arange(gh, device=x.device, dtype=x.dtype) * st + k / 2.0) * ds
     cx = (torch.arange(gw, device=x.device, dtype=x.dtype) * st + k / 2.0) * ds
     return LocalPeriodMap(period.reshape(n, gh, gw), ratio.reshape(n, gh, gw), cy, cx, k * ds, st * ds,
-                          perx.reshape(n, gh, gw), pery.reshape(n, gh, gw))
+                          perx.reshape(n, gh, gw), pery.reshape(n, gh, gw),
+                          halves[0].reshape(n, gh, gw), halves[1].reshape(n, gh, gw))
+
+
+def _local_median(v: torch.Tensor, *, reach: int) -> torch.Tensor:
+    """NaN-aware median over the ``(2·reach+1)²`` neighbourhood of every cell of ``N×h×w`` (edges shrink)."""
+    n, h, w = v.shape
+    side = 2 * reach + 1
+    pad = F.pad(v[:, None], (reach, reach, reach, reach), value=float("nan"))[:, 0]
+    nb = pad.unfold(1, side, 1).unfold(2, side, 1).reshape(n, h, w, side * side)
+    return nb.nanmedian(dim=-1).values
 
 
 def longest_run(flags: torch.Tensor) -> torch.Tensor:
@@ -168,7 +188,7 @@ def _smooth3(v: torch.Tensor) -> torch.Tensor:
 
 
 def band_metrics(lp: LocalPeriodMap, *, doubled_range: tuple[float, float] = (1.7, 2.35),
-                 frac_threshold: float = 0.35) -> dict[str, torch.Tensor]:
+                 frac_threshold: float = 0.35, half_excess: float = 3.0) -> dict[str, torch.Tensor]:
     """Seed ``band_*`` metrics from a local-period map; every value ``(N,)`` float.
 
     Keys: ``band_base_period_px`` (median of the map), ``band_row_frac_max``, ``band_col_frac_max`` (largest
@@ -197,6 +217,24 @@ def band_metrics(lp: LocalPeriodMap, *, doubled_range: tuple[float, float] = (1.
         extra["band_base_period_y_px"] = lp.period_y_px.reshape(n, -1).nanmedian(dim=1).values
         extra["doubled_x_frac"] = dx_.reshape(n, -1).sum(1) / mx_.reshape(n, -1).sum(1).clamp_min(1)
         extra["doubled_y_frac"] = dy_.reshape(n, -1).sum(1) / my_.reshape(n, -1).sum(1).clamp_min(1)
+    if lp.half_x is not None and lp.half_y is not None:
+        # Half-frequency map: a window whose power at half its neighbourhood's base frequency (x or y) rises
+        # more than e^half_excess above the map's median level is inside a region at twice the period.
+        hd, hm = [], []
+        for r in (lp.half_x, lp.half_y):
+            ex = r - r.reshape(n, -1).nanmedian(dim=1).values[:, None, None]
+            hm.append(torch.isfinite(ex))
+            hd.append(hm[-1] & (ex > half_excess))
+        hmeas, hdbl = hm[0] | hm[1], hd[0] | hd[1]
+        hdf, hmf = hdbl.to(p.dtype), hmeas.to(p.dtype)
+        extra["zone_frac"] = hdf.sum(dim=(1, 2)) / hmf.sum(dim=(1, 2)).clamp_min(1.0)
+        extra["zone_row_frac_max"] = _smooth3(hdf.sum(dim=2) / hmf.sum(dim=2).clamp_min(1.0)).amax(dim=1)
+        extra["zone_col_frac_max"] = _smooth3(hdf.sum(dim=1) / hmf.sum(dim=1).clamp_min(1.0)).amax(dim=1)
+        # Extent: share of the measured map columns (rows) holding a doubled window (1 = full width / height).
+        for key, dim in (("zone_x_extent", 1), ("zone_y_extent", 2)):
+            has_m = hmeas.any(dim=dim).to(p.dtype)
+            has_d = hdbl.any(dim=dim).to(p.dtype)
+            extra[key] = has_d.sum(dim=1) / has_m.sum(dim=1).clamp_min(1.0)
     d = doubled.to(p.dtype)
     m = measured.to(p.dtype)
     row_frac = _smooth3(d.sum(dim=2) / m.sum(dim=2).clamp_min(1.0))

@@ -32,7 +32,7 @@ from ..checks import check_image_batch, normalize_mask, normalize_ref
 from ..errors import InputValueError
 from ..functional.grid import grid_excess, parity_gain
 from ..functional.lattice import axis_periods, real_basis
-from ..functional.seams import SIDES, edge_scores, mask_seam_score
+from ..functional.seams import SIDES, edge_scores, mask_seam_parts
 from ..metricspec import MetricSpec, register_metrics
 from ..schedule import Schedule
 from ..spectral import (
@@ -91,6 +91,8 @@ DOUBLED_EHALF = 1.0  # with a reference: E(f_ref/2)/E(f_ref) above (and E2f belo
 SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
 BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band
 ZONE_FRAC = 0.3  # share of the measured windows doubled: a doubled zone
+ZONE_HALF_FRAC = 0.1  # zone_frac (half-frequency map) above: a doubled zone
+BAND_EXTENT = 0.8  # zone_x_extent (zone_y_extent) above: the doubled region spans the width (height): a band
 BAND_SCORE = BAND_FRAC
 CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.006, 0.02  # checkerboard_s2 (parity gain, relative)
 GRID_WARN, GRID_BAD = 0.0035, 0.008  # grid_s<k> (median extra jump on the k-px lines, image units)
@@ -99,8 +101,9 @@ SECONDARY = 3.0  # checkerboard and a grid both over their limits: the weaker ne
 GRID_NESTED = 1.6  # a larger stride is named only when its score is this many times the smaller one's
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 BORDER_CROSS = 0.9  # photos of walls reach 0.86 without any cross artifact (generated scenes)
-EDGE_WARN, EDGE_BAD = 40.0, 80.0  # edge_<side>: robust z of an outer line against the interior lines
-SEAM_WARN, SEAM_BAD = 0.14, 0.25  # mask_seam_score: relative offset of the contour band
+EDGE_WARN, EDGE_BAD = 9.0, 18.0  # edge_<side>: robust z of a step 2-13 px in, the same on the whole side
+SEAM_WARN, SEAM_BAD = 0.05, 0.1  # mask_seam_score: relative offset of the contour band (1–3 px in vs 6–10)
+SEAM_T_WARN, SEAM_T_BAD = 1.5, 3.0  # mask_seam_t: that offset over its spread along the contour
 PERSPECTIVE_TREND = 0.2  # |Theil–Sen slope of log local period| per frame height/width
 
 
@@ -632,8 +635,11 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # Where: the frame's edge strips and the seam along the mask contour.
     # The edge strips use every finite pixel: a stripe along the frame is seen on the floor or ceiling too.
     out.update(edge_scores(x, finite.to(gray.dtype)))
-    out["mask_seam_score"] = (mask_seam_score(x, vf) if mask is not None
-                              else torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype))
+    if mask is not None:
+        out.update(mask_seam_parts(x, vf))
+    else:
+        out.update({k: torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype)
+                    for k in ("mask_seam_score", "mask_seam_t", "mask_seam_agree")})
 
     nvalid = (valid_frac * float(h * w)).clamp_min(1.0)
     xv = x * vf
@@ -803,15 +809,28 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     fix_band = ("Zones of 2× period usually come from the upsampler (replace transposed convolutions with "
                 "resize→conv), from patch stitching or from too little context (tiled inference): check the "
                 "tile overlap and the receptive field.")
-    if confident and ((_fin(row) and row >= BAND_FRAC) or (_fin(col) and col >= BAND_FRAC)):
+    # The half-frequency map (bands.py) when present: zone_row/col_frac_max, zone_frac.
+    # A doubled region (zone_frac ≥ ZONE_HALF_FRAC) whose extent spans the wall's width (height) is a band.
+    zx, zy, zf = g("zone_x_extent"), g("zone_y_extent"), g("zone_frac")
+    if _fin(zf):
+        big = zf >= ZONE_HALF_FRAC
+        # the period map's full rows (columns) count too: max of the two, each against its own limit
+        row = max(zx if big else 0.0, (row if _fin(row) else 0.0) * BAND_EXTENT / BAND_FRAC)
+        col = max(zy if big else 0.0, (col if _fin(col) else 0.0) * BAND_EXTENT / BAND_FRAC)
+        dfrac = zf
+        bev.update({"zone_x_extent": _r(zx), "zone_y_extent": _r(zy), "zone_frac": _r(zf)})
+    zone_lim = ZONE_HALF_FRAC if _fin(zf) else ZONE_FRAC
+    band_lim = BAND_EXTENT if _fin(zf) else BAND_FRAC
+    if confident and ((_fin(row) and row >= band_lim) or (_fin(col) and col >= band_lim)):
         is_cols = (col if _fin(col) else 0.0) > (row if _fin(row) else 0.0)
         axis = "cols" if is_cols else "rows"
         out.append(Verdict(code=f"bands_{axis}", severity="bad" if max(row, col) >= 0.95 else "warn",
                            title=f"A {'full-height' if is_cols else 'full-width'} band at twice the period "
-                           f"({axis})", evidence={**bev, "limit": BAND_FRAC}, fix=fix_band))
-    elif confident and _fin(dfrac) and dfrac >= ZONE_FRAC:
+                           f"({axis})", evidence={**bev, "limit": band_lim}, fix=fix_band))
+    elif confident and _fin(dfrac) and dfrac >= zone_lim and not any(
+            v.code in ("period_doubled", "period_halved") for v in out):  # the whole wall, not a zone
         out.append(Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period",
-                           evidence={**bev, "limit": ZONE_FRAC}, fix=fix_band))
+                           evidence={**bev, "limit": zone_lim}, fix=fix_band))
     # Grids: every stride over its limit and not explained by the texture; then the stride that explains
     # the others is named: of k and a multiple m·k, m·k when its score is GRID_NESTED times k's (a 16-px
     # grid shows half its excess at 8), else k (an 8-px grid shows none at 16: the sibling phase cancels).
@@ -882,11 +901,14 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                                      "limit": EDGE_WARN},
                            fix="Edge-only stripes come from padding in the decoder/upsampler or from outpainting "
                            "borders: use reflect padding, generate with a margin and crop it."))
-    ms = g("mask_seam_score")
-    if _fin(ms) and ms >= SEAM_WARN:
-        out.append(Verdict(code="mask_seam", severity="bad" if ms >= SEAM_BAD else "warn",
+    ms, mt = g("mask_seam_score"), g("mask_seam_t")
+    mt = mt if _fin(mt) else 0.0
+    if _fin(ms) and ms >= SEAM_WARN and mt >= SEAM_T_WARN:
+        out.append(Verdict(code="mask_seam", severity="bad" if ms >= SEAM_BAD and mt >= SEAM_T_BAD else "warn",
                            title="A seam (halo) along the wall mask's contour",
-                           evidence={"mask_seam_score": _r(ms, 4), "limit": SEAM_WARN},
+                           evidence={"mask_seam_score": _r(ms, 4), "mask_seam_t": _r(mt, 2),
+                                     "mask_seam_agree": _r(g("mask_seam_agree"), 2), "limit": SEAM_WARN,
+                                     "limit_t": SEAM_T_WARN},
                            fix="Blend the inpainted wall into its surroundings: feather the mask, match colour and "
                            "brightness at the boundary, or inpaint with a dilated mask and composite."))
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
@@ -941,6 +963,14 @@ def _specs() -> list[MetricSpec]:
         m("band_doubled_frac", "min", "ratio", "share of measured windows at twice the period", warn=ZONE_FRAC),
         m("doubled_area_frac", "min", "ratio", "= band_doubled_frac (share of the valid area doubled)",
           warn=ZONE_FRAC),
+        m("zone_frac", "min", "ratio", "share of the windows with a half-frequency excess (2×-period region)",
+          warn=ZONE_HALF_FRAC),
+        m("zone_x_extent", "min", "ratio", "share of map columns holding a 2×-period window (1: full width)",
+          warn=BAND_EXTENT),
+        m("zone_y_extent", "min", "ratio", "share of map rows holding a 2×-period window (1: full height)",
+          warn=BAND_EXTENT),
+        m("zone_row_frac_max", "min", "ratio", "largest share of a map row with a half-frequency excess"),
+        m("zone_col_frac_max", "min", "ratio", "largest share of a map column with a half-frequency excess"),
         m("resize_nmse_downUp", "min", "ratio", "down→up resize error / variance", warn=ALIAS_RESIZE_NMSE),
         m("shift_nmse_dx1", "min", "ratio", "1-px x-shift error / (2·variance)", warn=ALIAS_SHIFT_NMSE),
         m("shift_nmse_dy1", "min", "ratio", "1-px y-shift error / (2·variance)", warn=ALIAS_SHIFT_NMSE),
@@ -950,6 +980,9 @@ def _specs() -> list[MetricSpec]:
           bad=EDGE_BAD),
         m("mask_seam_score", "min", "ratio", "relative brightness offset of the band along the mask contour",
           warn=SEAM_WARN, bad=SEAM_BAD),
+        m("mask_seam_t", "min", "ratio", "contour offset over its spread across contour blocks (consistency)",
+          warn=SEAM_T_WARN, bad=SEAM_T_BAD),
+        m("mask_seam_agree", "none", "frac", "share of contour blocks with the median offset's sign"),
         m("local_period_trend_y", "none", "log/frame", "Theil–Sen slope of log local period vs y/H"),
         m("local_period_trend_x", "none", "log/frame", "Theil–Sen slope of log local period vs x/W"),
         m("nonfinite_frac", "min", "ratio", "share of NaN/Inf pixels", bad=1e-9),

@@ -17,7 +17,7 @@ import math
 
 import torch
 
-__all__ = ["axis_fundamentals", "theil_sen"]
+__all__ = ["axis_fundamentals", "axis_profiles", "half_frequency_ratio", "theil_sen"]
 
 
 def _profile_fundamental(prof: torch.Tensor, lo: int, hi: int, rel_power: float, max_div: int = 4
@@ -56,14 +56,11 @@ def _profile_fundamental(prof: torch.Tensor, lo: int, hi: int, rel_power: float,
     return torch.where(found, f, nan), torch.where(found, ratio, torch.zeros_like(ratio))
 
 
-def axis_fundamentals(power: torch.Tensor, *, r_min: float, r_max: float, rel_power: float = 0.25,
-                      cone_deg: float = 30.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-axis fundamentals of ``M×k×(k//2+1)`` window power spectra (see the module docstring).
-
-    Returns ``(fx, ratio_x, fy, ratio_y)``, each ``(M,)``: frequencies in bins of the k-point window FFT
-    (period = k / f, NaN where none) and the peak's ratio to the geometric-mean power of its profile.
-    """
-    m_, k, c = power.shape
+def axis_profiles(power: torch.Tensor, *, cone_deg: float = 30.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Max-projected axis profiles of ``M×k×(k//2+1)`` window power spectra: ``(px, py)``, ``M×(k//2+1)``;
+    ``px[:, j]`` is the largest power at ``kx = j`` in the cone ``|ky| ≤ tan(cone)·kx``, ``py`` likewise
+    along ``|ky|`` (both signs of ky folded)."""
+    _m, k, c = power.shape
     dev, dt = power.device, power.dtype
     ky = torch.fft.fftfreq(k, d=1.0 / k, device=dev, dtype=dt)[:, None].expand(k, c)
     kx = torch.arange(c, device=dev, dtype=dt)[None, :].expand(k, c)
@@ -75,7 +72,40 @@ def axis_fundamentals(power: torch.Tensor, *, r_min: float, r_max: float, rel_po
     half = k // 2 + 1
     pos = py_all[:, :half]
     neg = torch.cat([py_all[:, :1], py_all.flip(1)[:, : half - 1]], dim=1)  # |ky| = 0..k/2 from −ky
-    py = torch.maximum(pos, neg)
+    return px, torch.maximum(pos, neg)
+
+
+def half_frequency_ratio(prof: torch.Tensor, f0: torch.Tensor, *, reach: float = 1.0) -> torch.Tensor:
+    """``log`` of the power at ``f0 / 2`` over the power at ``f0`` of ``M×L`` axis profiles, each the largest
+    value within ``±reach`` bins of the point (``f0``: ``(M,)`` or scalar, bins; NaN where ``f0`` is NaN or
+    ``f0 / 2 < 1``). A region rendered at twice the period along the axis has its own fundamental at
+    ``f0 / 2`` (and its second harmonic at ``f0``): the ratio rises there from the background level."""
+    m_, length = prof.shape
+    dev, dt = prof.device, prof.dtype
+    f0 = torch.as_tensor(f0, device=dev, dtype=dt).expand(m_)
+    idx = torch.arange(length, device=dev, dtype=dt)[None, :]
+    tiny = torch.finfo(dt).tiny
+
+    def at(f: torch.Tensor) -> torch.Tensor:
+        near = (idx - f[:, None]).abs() <= reach
+        return torch.where(near, prof, torch.zeros_like(prof)).amax(dim=1).clamp_min(tiny)
+
+    ok = torch.isfinite(f0) & (f0 / 2 >= 1.0) & (f0 + reach < length)
+    f = torch.where(ok, f0, torch.full_like(f0, 4.0))
+    r = torch.log(at(f / 2)) - torch.log(at(f))
+    return torch.where(ok, r, torch.full_like(r, float("nan")))
+
+
+def axis_fundamentals(power: torch.Tensor, *, r_min: float, r_max: float, rel_power: float = 0.25,
+                      cone_deg: float = 30.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-axis fundamentals of ``M×k×(k//2+1)`` window power spectra (see the module docstring).
+
+    Returns ``(fx, ratio_x, fy, ratio_y)``, each ``(M,)``: frequencies in bins of the k-point window FFT
+    (period = k / f, NaN where none) and the peak's ratio to the geometric-mean power of its profile.
+    """
+    c = power.shape[-1]
+    half = power.shape[-2] // 2 + 1
+    px, py = axis_profiles(power, cone_deg=cone_deg)
     lo, hi = max(1, math.ceil(r_min)), min(c - 2, math.floor(r_max))
     fx, rx = _profile_fundamental(px, lo, hi, rel_power)
     fy, ry = _profile_fundamental(py, lo, min(half - 2, hi), rel_power)

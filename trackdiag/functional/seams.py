@@ -2,18 +2,17 @@
 
 Pure batched functions on ``N×H×W`` luminance ``x`` (in [0, 1]) and ``N×H×W`` 0/1 validity weights ``v``.
 
-* :func:`edge_scores`: for each side (left, right, top, bottom), the ``strip`` outermost lines parallel to
-  that side are compared with the interior lines ``inner`` px further in. Per line: its mean level, the
-  log energy of differences along the line (fine stripes), and the log energy of differences to the next
-  line inwards (a smear has none, an offset makes one large jump). Each statistic of each outer line is
-  scored in robust z units against the interior lines (median and 1.4826·MAD, floored); the side's score
-  is the largest, ``edge_<side>``; ``edge_score`` is the largest side. Lines with < 50 % valid pixels do
-  not count (a masked-out floor strip is not an edge of the wall).
-* :func:`mask_seam_score`: a halo along the inside of the mask contour (an inpainting seam): the
-  relative brightness offset of the band 0–``ring`` px inside the contour against the band
-  ``ring+2``–``ring+2+ref`` px inside, compared block by block (``block`` px) and summarised by the median
-  over blocks (signed, so a consistent halo adds up and the texture does not), as an absolute value.
-  The frame border is not a contour. NaN without a contour.
+* :func:`edge_scores`: for each side (left, right, top, bottom), per line parallel to it: its mean level,
+  the log energy of differences along the line (fine stripes), and the log energy of differences to the
+  next line inwards (a smear has none). A stripe is a step in these at 2–``strip`` px from the side that
+  runs the whole side: steps are scored in robust z units against the interior steps, on each of
+  ``segments`` pieces of the side, and only a step of the same sign on every piece counts.
+* :func:`mask_seam_parts`: a halo along the inside of the mask contour (an inpainting seam): the
+  relative brightness offset of the band ``skip``–``ring`` px inside the contour against the band
+  ``gap``–``gap+ref`` px inside, compared block by block (``block`` px) and summarised by the median
+  over blocks (signed, so a consistent halo adds up and the texture does not), as an absolute value, and
+  by its consistency along the contour (median over MAD across blocks). The frame border is not a
+  contour. NaN without a contour.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SIDES", "edge_scores", "mask_seam_score"]
+__all__ = ["SIDES", "edge_scores", "mask_seam_parts", "mask_seam_score"]
 
 SIDES = ("left", "right", "top", "bottom")
 
@@ -42,17 +41,21 @@ def _line_stats(x: torch.Tensor, v: torch.Tensor, n_lines: int) -> tuple[torch.T
     return mean, along, perp, cnt / float(x.shape[-1])
 
 
-def _robust_z(outer: torch.Tensor, inner: torch.Tensor, ok_in: torch.Tensor, floor: float) -> torch.Tensor:
-    """``|outer − median(inner)| / max(1.4826·MAD(inner), floor)`` per image: ``N×a``, ``N×b`` → ``N×a``."""
-    vals = torch.where(ok_in, inner, torch.full_like(inner, float("nan")))
-    med = vals.nanmedian(dim=1, keepdim=True).values
-    mad = (vals - med).abs().nanmedian(dim=1, keepdim=True).values
-    return (outer - med).abs() / torch.clamp(1.4826 * mad, min=floor)
-
-
-def edge_scores(x: torch.Tensor, v: torch.Tensor, *, strip: int = 12, inner: int = 48) -> dict[str, torch.Tensor]:
+def edge_scores(x: torch.Tensor, v: torch.Tensor, *, strip: int = 13, inner: int = 48,
+                segments: int = 4) -> dict[str, torch.Tensor]:
     """``edge_left``, ``edge_right``, ``edge_top``, ``edge_bottom`` and ``edge_score`` (robust z units),
-    each ``(N,)``; NaN for a side with no valid outer line or fewer than 8 valid interior lines."""
+    each ``(N,)``, and ``edge_side`` (index into :data:`SIDES`).
+
+    A stripe on one side (an offset, a smear or fine stripes 3–12 px wide) is a *step* in the per-line
+    statistics (mean level, log along-line and log to-next-line difference energy) at a boundary 2–``strip``
+    px from the side, and it runs the whole length of the side. Each side is cut into ``segments`` pieces
+    along its length; in each, the step at boundary ``b`` is the mean of the 2 lines before it minus the
+    mean of the 2 lines after it, in robust z units against the steps at the interior boundaries
+    (``strip+5``…``strip+inner``: median, 1.4826·MAD, floored). The side's score is, over statistics and
+    boundaries, the largest step that has the same sign on *every* segment (min over segments): furniture,
+    a frame or a shadow reaching the side only in places is not an edge artifact; a ceiling or floor line
+    parallel to the side within ``strip`` px still is (it cannot be told apart). NaN for a side shorter
+    than ``4·segments`` px or too close to the opposite one."""
     n_lines = strip + inner
     m = n_lines + 1  # only the lines near each side are read (flips of thin slices, not of the image)
     xt, vt = x.transpose(-1, -2), v.transpose(-1, -2)
@@ -61,19 +64,27 @@ def edge_scores(x: torch.Tensor, v: torch.Tensor, *, strip: int = 12, inner: int
     out: dict[str, torch.Tensor] = {}
     for side in SIDES:
         xs, vs = views[side]
-        if min(x.shape[-2], x.shape[-1]) < n_lines + 2:
+        length = xs.shape[-1]
+        if min(x.shape[-2], x.shape[-1]) < n_lines + 2 or length < 4 * segments:
             out[f"edge_{side}"] = torch.full(x.shape[:1], float("nan"), device=x.device, dtype=x.dtype)
             continue
-        mean, along, perp, share = _line_stats(xs, vs, n_lines)
-        ok = share >= 0.5
-        o, i = slice(0, strip), slice(strip + 4, n_lines)
-        zs = []
-        for stat, floor in ((mean, 0.01), (along, 0.15), (perp, 0.15)):
-            z = _robust_z(stat[:, o], stat[:, i], ok[:, i], floor)
-            zs.append(torch.where(ok[:, o], z, torch.zeros_like(z)).amax(dim=1))
-        score = torch.stack(zs).amax(dim=0)
-        usable = ok[:, o].any(dim=1) & (ok[:, i].sum(dim=1) >= 8)
-        out[f"edge_{side}"] = torch.where(usable, score, torch.full_like(score, float("nan")))
+        q = length // segments
+        segz = []
+        for j in range(segments):
+            mean, along, perp, _share = _line_stats(xs[..., j * q:(j + 1) * q], vs[..., j * q:(j + 1) * q],
+                                                    n_lines)
+            zs = []
+            for stat, floor in ((mean, 0.004), (along, 0.1), (perp, 0.1)):
+                a = 0.5 * (stat[:, :-1] + stat[:, 1:])  # a[i]: mean of lines i, i+1
+                d = a[:, :-2] - a[:, 2:]  # d[i]: step at boundary i+2 (from 3 on: line 0 alone is not a stripe)
+                ins = d[:, strip + 3:]
+                med = ins.median(dim=1).values
+                mad = (ins - med[:, None]).abs().median(dim=1).values
+                zs.append((d[:, 1: strip - 1] - med[:, None]) / torch.clamp(1.4826 * mad, min=floor)[:, None])
+            segz.append(torch.stack(zs))  # 3×N×(strip−1)
+        z = torch.stack(segz)  # segments×3×N×(strip−1)
+        same = torch.maximum(z.amin(dim=0), (-z).amin(dim=0))  # the same signed step on every segment
+        out[f"edge_{side}"] = torch.nan_to_num(same, nan=0.0).amax(dim=-1).amax(dim=0)
     sides = torch.stack([torch.nan_to_num(out[f"edge_{s}"], nan=0.0) for s in SIDES])
     out["edge_score"] = sides.amax(dim=0)
     out["edge_side"] = sides.argmax(dim=0).to(x.dtype)  # index into SIDES
@@ -88,14 +99,23 @@ def _erode(m: torch.Tensor, r: int) -> torch.Tensor:
     return 1.0 - F.max_pool2d(inv, 2 * r + 1, stride=1)[:, 0]
 
 
-def mask_seam_score(x: torch.Tensor, v: torch.Tensor, *, ring: int = 3, ref: int = 12, block: int = 32,
-                    min_px: int = 24) -> torch.Tensor:
-    """Seam along the mask contour (see the module docstring): ``(N,)`` relative offset, NaN where there
-    is no contour (or too few blocks with both bands)."""
+def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: int = 3, gap: int = 6,
+                    ref: int = 4, block: int = 32, min_px: int = 16) -> dict[str, torch.Tensor]:
+    """Seam along the mask contour (see the module docstring), each ``(N,)``:
+
+    * ``mask_seam_score``: ``|median over blocks|`` of the relative offset of the band ``skip``–``ring`` px
+      inside the contour against the band ``gap``–``gap+ref`` px inside (the outermost ``skip`` px hold
+      pixels mixed with what the mask removed, and JPEG ringing);
+    * ``mask_seam_t``: that median over its spread across blocks, ``|med| / (1.4826·MAD + 0.01)``: a halo
+      is the same offset all along the contour, texture and shadows differ from block to block;
+    * ``mask_seam_agree``: share of blocks whose offset has the median's sign.
+
+    NaN where there is no contour (or fewer than 4 blocks with both bands)."""
+    e_skip = _erode(v, skip)
     e_ring = _erode(v, ring)
-    e_gap = _erode(v, ring + 2)
-    e_ref = _erode(v, ring + 2 + ref)
-    band_ring = v * (1.0 - e_ring)
+    e_gap = _erode(v, gap)
+    e_ref = _erode(v, gap + ref)
+    band_ring = e_skip * (1.0 - e_ring)
     band_ref = e_gap * (1.0 - e_ref)
     k = block
     n, h, w = x.shape
@@ -111,6 +131,17 @@ def mask_seam_score(x: torch.Tensor, v: torch.Tensor, *, ring: int = 3, ref: int
     m_f = s_f / c_f.clamp_min(1.0)
     rel = (m_r - m_f) / m_f.abs().clamp_min(0.02)
     rel = torch.where(ok, rel, torch.full_like(rel, float("nan"))).reshape(n, -1)
-    med = rel.nanmedian(dim=1).values.abs()
+    med = rel.nanmedian(dim=1).values
+    mad = (rel - med[:, None]).abs().nanmedian(dim=1).values
+    agree = torch.nanmean(torch.where(ok.reshape(n, -1), ((rel * torch.sign(med[:, None])) > 0).to(x.dtype),
+                                      torch.full_like(rel, float("nan"))), dim=1)
     enough = ok.reshape(n, -1).sum(dim=1) >= 4
-    return torch.where(enough, med, torch.full_like(med, float("nan")))
+    nan = torch.full_like(med, float("nan"))
+    return {"mask_seam_score": torch.where(enough, med.abs(), nan),
+            "mask_seam_t": torch.where(enough, med.abs() / (1.4826 * mad + 0.01), nan),
+            "mask_seam_agree": torch.where(enough, agree, nan)}
+
+
+def mask_seam_score(x: torch.Tensor, v: torch.Tensor, **kw: int) -> torch.Tensor:
+    """``mask_seam_score`` of :func:`mask_seam_parts`: ``(N,)``."""
+    return mask_seam_parts(x, v, **kw)["mask_seam_score"]
