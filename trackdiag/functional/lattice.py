@@ -231,7 +231,8 @@ def _centred_square(peaks: PromPeaks, best: torch.Tensor, fr: torch.Tensor, f: t
 
 def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominence: float = 0.03,
                  rel_power: float = 0.25, weak_power: float = 0.02, max_harmonic: int = 6,
-                 tol_bins: float = 0.3, tol_rel: float = 0.03, low_radius: float = 14.0) -> Lattice:
+                 tol_bins: float = 0.3, tol_rel: float = 0.03, low_radius: float = 14.0,
+                 lone_prominence: float = 1e5) -> Lattice:
     """The fundamental ``f`` and the second basis vector ``g`` from :func:`prominent_peaks` (see the module
     docstring, step 3)."""
     n, kk = peaks.power.shape
@@ -249,7 +250,9 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
                        + (peaks.kx[:, None, :] + m * peaks.kx[:, :, None]).square()))
         tol = tol_bins + tol_rel * m * peaks.radius[:, :, None]
         support |= ((d <= tol) & ok[:, None, :]).any(dim=2)
-    ok &= (peaks.radius >= low_radius) | support
+    # ... unless it stands so far above its neighbourhood that nothing but a grating can make it (a pure
+    # sinusoid has no harmonics: measured 4e10; colour humps between planks 30-50, wall lattice peaks < 3e3).
+    ok &= (peaks.radius >= low_radius) | support | (peaks.prominence >= lone_prominence)
     found = ok.any(dim=1)
     pw = torch.where(ok, peaks.power, torch.full_like(peaks.power, -1.0))
     i1 = pw.argmax(dim=1)
