@@ -374,7 +374,7 @@ def latent_spectral(x: torch.Tensor, *, pc1: bool = True) -> dict[str, torch.Ten
     return out
 
 
-class LatentAnalyzer(Analyzer):
+class LatentAnalyzer(Analyzer[LatentParams]):
     """Latent statistics before/after the UNet, periodicity, stripes and batch-to-batch drift."""
 
     name = "latent"
@@ -389,7 +389,7 @@ class LatentAnalyzer(Analyzer):
     def compute(self, inputs: StepInputs) -> dict[str, torch.Tensor]:
         if not inputs.latents:
             raise InputValueError("the latent analyzer needs latents={'in': z_t, 'out': unet_out}.")
-        p: LatentParams = self.params  # type: ignore[assignment]
+        p = self.params
         out: dict[str, torch.Tensor] = {}
         for name, x in inputs.latents.items():
             x = check_image_batch(x, name=f"latents[{name!r}]")
@@ -413,7 +413,7 @@ class LatentAnalyzer(Analyzer):
     # -- CPU side -----------------------------------------------------------------------------------
     def summarize(self, step: int, host: Mapping[str, np.ndarray], *,
                   sample_ids: Optional[Sequence[str]] = None) -> Result:
-        p: LatentParams = self.params  # type: ignore[assignment]
+        p = self.params
         res = Result()
         names = sorted({k.split("/", 1)[0] for k in host if not k.startswith(MAP_PREFIX)})
         m = res.metrics
@@ -526,7 +526,7 @@ class LatentAnalyzer(Analyzer):
         super().load_state_dict(state)
         self.drift = {}
         for name, sub in state.get("drift", {}).items():
-            st = _DriftState(self.params)  # type: ignore[arg-type]
+            st = _DriftState(self.params)
             st.load_state_dict(sub)
             self.drift[str(name)] = st
 

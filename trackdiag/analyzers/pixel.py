@@ -472,7 +472,7 @@ class PixelParams(AnalyzerParams):
     target_is_input: bool = False
 
 
-class PixelAnalyzer(Analyzer):
+class PixelAnalyzer(Analyzer[PixelParams]):
     """Difference heat map, Sobel gradient difference, anomaly regions and mask leakage of ``pred`` vs ``target``.
 
     Metrics (``trackdiag/pixel/<key>``): ``diff_mae``, ``diff_rmse``, ``grad_diff_mean``,
@@ -497,7 +497,9 @@ class PixelAnalyzer(Analyzer):
                 f"{p}.")
 
     def compute(self, inputs: StepInputs) -> dict[str, torch.Tensor]:
-        p: PixelParams = self.params  # type: ignore[assignment]
+        p = self.params
+        if inputs.pred is None or inputs.target is None:
+            raise InputValueError("pixel analyzer: compute needs both pred and target.")
         with torch.no_grad():
             return pixel_maps(inputs.pred, inputs.target, inputs.mask, sobel_weight=p.sobel_weight,
                               smooth_px=p.smooth_px, threshold_sigma=p.threshold_sigma, min_score=p.min_score,
@@ -507,7 +509,7 @@ class PixelAnalyzer(Analyzer):
 
     def summarize(self, step: int, host: Mapping[str, np.ndarray], *,
                   sample_ids: Optional[Sequence[str]] = None) -> Result:
-        p: PixelParams = self.params  # type: ignore[assignment]
+        p = self.params
         metrics = reduce_per_sample(host)
         grid = np.asarray(host[MAP_PREFIX + "anomaly_grid"])
         h, w, stride = (int(v) for v in np.asarray(host[MAP_PREFIX + "geometry"]).reshape(-1)[:3])

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["content_hash", "perceptual_hash", "hamming_pairs", "exact_groups", "near_groups"]
 
@@ -18,7 +22,7 @@ def content_hash(pixels: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def perceptual_hash(image: object) -> int:
+def perceptual_hash(image: Image.Image) -> int:
     """64-bit DCT perceptual hash of a PIL image (``imagehash.phash``) as an int."""
     import imagehash
 

@@ -80,10 +80,10 @@ def _thumb(path: str, mask_path: str | None = None) -> np.ndarray | None:
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            size = im.size
-            im.draft("RGB", (_THUMB_SIDE, _THUMB_SIDE))
-            im = im.convert("RGB")
+        with Image.open(path) as opened:
+            size = opened.size
+            opened.draft("RGB", (_THUMB_SIDE, _THUMB_SIDE))
+            im = opened.convert("RGB")
             im.thumbnail((_THUMB_SIDE, _THUMB_SIDE))
             rgb = np.asarray(im, dtype=np.float32)
     except Exception:  # noqa: BLE001 - a thumbnail is best effort; the file is already reported
@@ -92,7 +92,7 @@ def _thumb(path: str, mask_path: str | None = None) -> np.ndarray | None:
         try:
             with Image.open(mask_path) as m:
                 if m.size == size:
-                    wall = np.asarray(m.convert("L").resize(im.size, Image.NEAREST)) > 127
+                    wall = np.asarray(m.convert("L").resize(im.size, Image.Resampling.NEAREST)) > 127
                     rgb[wall] = 0.6 * rgb[wall] + 0.4 * np.asarray([255, 0, 0], np.float32)
         except Exception:  # noqa: BLE001
             pass
@@ -187,10 +187,10 @@ def write_dataset_report(res: ScanResult, out_dir: str | Path) -> Path:
     sections.append(Section(title="Tiled source textures", figures=figs, notes=notes))
 
     # Masks and crop bias
-    with_mask = [r for r in ok if r.mask is not None]
+    with_mask = [r.mask for r in ok if r.mask is not None]
     figs = []
     if with_mask:
-        figs.append(Figure(_save(value_histogram([r.mask.coverage for r in with_mask], title="mask coverage",
+        figs.append(Figure(_save(value_histogram([m.coverage for m in with_mask], title="mask coverage",
                                                  xlabel="share of wall pixels"), out, "dataset/coverage.png"),
                            "Mask coverage", "Spikes at 0 or 1 are empty or full masks."))
         if res.mask_prior is not None:
@@ -199,7 +199,7 @@ def write_dataset_report(res: ScanResult, out_dir: str | Path) -> Path:
                                "Typical mask", "Masks anti-correlated with this are flagged mask_inverted."))
         c = res.crop
         figs.append(Figure(_save(centroid_map(
-            [r.mask.centroid_x for r in with_mask], [r.mask.centroid_y for r in with_mask],
+            [m.centroid_x for m in with_mask], [m.centroid_y for m in with_mask],
             mean=(c.mean_x, c.mean_y) if c else (float("nan"), float("nan")), prior=res.mask_prior),
             out, "dataset/centroids.png"), "Crop bias",
             "Each dot is the centre of a wall mask in its crop. A mean far from the centre is crop bias."))

@@ -343,17 +343,19 @@ def _dataset_checks(res: ScanResult) -> None:
             extra[ok[g]].append(("near_duplicate", f"perceptual hash within {d} bits of an image in the group "
                                                    f"of {keep}"))
     # Masks: inversion against the dataset prior; crop bias from the centroids.
-    with_mask = [i for i in ok if recs[i].mask is not None and recs[i].mask.thumb is not None]
-    flagged, corr, res.mask_prior = inverted_masks([recs[i].mask.thumb for i in with_mask],
-                                                   [recs[i].mask.coverage for i in with_mask],
+    masks = {i: mr for i in ok if (mr := recs[i].mask) is not None and mr.thumb is not None}
+    thumbs = {i: t for i, mr in masks.items() if (t := mr.thumb) is not None}
+    with_mask = list(masks)
+    flagged, corr, res.mask_prior = inverted_masks([thumbs[i] for i in with_mask],
+                                                   [masks[i].coverage for i in with_mask],
                                                    min_corr=p.inverted_corr, min_masks=p.min_images_for_stats)
-    cov_med = float(np.median([recs[i].mask.coverage for i in with_mask])) if with_mask else float("nan")
+    cov_med = float(np.median([masks[i].coverage for i in with_mask])) if with_mask else float("nan")
     for k, i in enumerate(with_mask):
         if flagged[k]:
             extra[i].append(("mask_inverted", f"correlation {corr[k]:.2f} with the dataset's typical mask; "
-                                              f"coverage {recs[i].mask.coverage:.2f} vs typical {cov_med:.2f}"))
+                                              f"coverage {masks[i].coverage:.2f} vs typical {cov_med:.2f}"))
     if with_mask:
-        m = [recs[i].mask for i in with_mask]
+        m = [masks[i] for i in with_mask]
         res.crop = crop_bias([x.centroid_x for x in m], [x.centroid_y for x in m], [x.coverage for x in m],
                              max_offset=p.crop_bias_offset, min_masks=p.min_images_for_stats)
     for rec, more in zip(recs, extra):

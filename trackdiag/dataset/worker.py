@@ -13,12 +13,15 @@ import re
 import stat
 import sys
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from ..errors import InputFileError
 from .records import ImageRecord, ScanParams
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["Source", "Task", "analyze_image", "init_worker", "read_source"]
 
@@ -130,7 +133,7 @@ def draft_scale(width: int, height: int, params: ScanParams) -> int:
 
 
 def _open_rgb(data: bytes, params: Optional[ScanParams] = None, *, name: str = "image"
-              ) -> tuple[object, np.ndarray, tuple[int, int], int]:
+              ) -> tuple[Image.Image, np.ndarray, tuple[int, int], int]:
     """Decode (truncated files fail here, not later): an 8-bit L/RGB PIL image, its array, the file's own
     ``(width, height)`` and the draft scale ``k`` (JPEG decoded at 1/k, see :func:`draft_scale`).
 
@@ -141,7 +144,8 @@ def _open_rgb(data: bytes, params: Optional[ScanParams] = None, *, name: str = "
 
     from ..io import check_image_header
 
-    with Image.open(io.BytesIO(data)) as im:
+    with Image.open(io.BytesIO(data)) as opened:
+        im: Image.Image = opened  # re-bound below to decoded copies, which are plain Images
         check_image_header(im, name)  # a header that claims 50000×50000 is refused before decoding
         size = im.size
         k = 1
@@ -182,19 +186,18 @@ def _load_mask(data: bytes, name: str) -> np.ndarray:
                 arr = np.asarray(im, dtype=np.float32)
                 arr = arr / (65535.0 if arr.max() > 255 else 255.0)
             else:
-                if im.mode not in ("L", "RGB"):
-                    im = im.convert("RGB")
-                arr = np.asarray(im, dtype=np.float32) / 255.0
+                rgb = im if im.mode in ("L", "RGB") else im.convert("RGB")
+                arr = np.asarray(rgb, dtype=np.float32) / 255.0
     except Exception as exc:  # noqa: BLE001 - any decoder failure
         raise InputFileError(f"{name}: cannot decode image ({_describe(exc)}).") from None
     return arr.mean(axis=2) if arr.ndim == 3 else arr
 
 
-def _thumbnail(im: object) -> object:
+def _thumbnail(im: Image.Image) -> Image.Image:
     """The cheap tier's view for the perceptual hash: a box-reduced copy (≥ 64 px on the short side)."""
-    w, h = im.size  # type: ignore[attr-defined]
+    w, h = im.size
     k = max(1, min(w, h) // 128)
-    return im.reduce(k) if k > 1 else im  # type: ignore[attr-defined]
+    return im.reduce(k) if k > 1 else im
 
 
 def analyze_image(task: Task) -> ImageRecord:

@@ -117,7 +117,7 @@ def plant_stripes(rng: np.random.Generator, z: np.ndarray, *, channel: int, shar
     b, _, h, w = z.shape
     n = h if axis == "rows" else w
     for i in range(b):
-        prof: np.ndarray = rng.standard_normal(n)
+        prof: np.ndarray = rng.standard_normal(size=(n,))
         if smooth_px > 0:
             k = np.exp(-0.5 * (np.arange(-8, 9) / smooth_px) ** 2)
             prof = np.convolve(np.pad(prof, 8, mode="wrap"), k / k.sum(), mode="same")[8:-8]
