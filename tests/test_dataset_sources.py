@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from test_dataset_cli import _build
+
 from trackdiag.dataset import scan, write_flagged_csv
 from trackdiag.dataset.worker import Source, read_source
 

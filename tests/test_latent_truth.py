@@ -13,7 +13,12 @@ import torch
 from trackdiag.analyzers.base import StepInputs
 from trackdiag.analyzers.latent import LatentAnalyzer, LatentParams
 from trackdiag.testing.latents import (
-    drift_stream, plant_gradient, plant_periodic, plant_stripes, unet_like_output, vae_like_latents,
+    drift_stream,
+    plant_gradient,
+    plant_periodic,
+    plant_stripes,
+    unet_like_output,
+    vae_like_latents,
 )
 
 SEED = 9100

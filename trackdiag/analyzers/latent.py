@@ -35,14 +35,19 @@ import torch.nn.functional as F
 
 from ..checks import check_image_batch
 from ..errors import ConfigError, InputValueError
-from ..schedule import Schedule
-from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs
 from ..functional.latent_drift import drift_scan, image_statistics
 from ..functional.latent_periodic import (
-    first_component, gamma_threshold, periodic_peaks_from, prominence, stripe_excess, whitened_spectrum,
+    first_component,
+    gamma_threshold,
+    periodic_peaks_from,
+    prominence,
+    stripe_excess,
+    whitened_spectrum,
 )
 from ..metricspec import MetricSpec, register_metrics
+from ..schedule import Schedule
 from ..verdicts import Verdict, register_rules
+from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs
 
 __all__ = [
     "LatentParams", "LatentAnalyzer", "ChannelStats", "channel_moments", "pool_moments", "nonfinite_share",

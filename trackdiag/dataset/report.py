@@ -86,7 +86,7 @@ def _thumb(path: str, mask_path: str | None = None) -> np.ndarray | None:
             im = opened.convert("RGB")
             im.thumbnail((_THUMB_SIDE, _THUMB_SIDE))
             rgb = np.asarray(im, dtype=np.float32)
-    except Exception:  # noqa: BLE001 - a thumbnail is best effort; the file is already reported
+    except Exception:  # a thumbnail is best effort; the file is already reported
         return None
     if mask_path is not None:
         try:
@@ -94,7 +94,7 @@ def _thumb(path: str, mask_path: str | None = None) -> np.ndarray | None:
                 if m.size == size:
                     wall = np.asarray(m.convert("L").resize(im.size, Image.Resampling.NEAREST)) > 127
                     rgb[wall] = 0.6 * rgb[wall] + 0.4 * np.asarray([255, 0, 0], np.float32)
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     return rgb.round().astype(np.uint8)
 

@@ -188,7 +188,7 @@ def _load_mask(data: bytes, name: str) -> np.ndarray:
             else:
                 rgb = im if im.mode in ("L", "RGB") else im.convert("RGB")
                 arr = np.asarray(rgb, dtype=np.float32) / 255.0
-    except Exception as exc:  # noqa: BLE001 - any decoder failure
+    except Exception as exc:  # any decoder failure
         raise InputFileError(f"{name}: cannot decode image ({_describe(exc)}).") from None
     return arr.mean(axis=2) if arr.ndim == 3 else arr
 
@@ -215,7 +215,7 @@ def analyze_image(task: Task) -> ImageRecord:
         return rec
     try:
         im, pixels, (full_w, full_h), k = _open_rgb(read_source(task.source or Source(task.path)), p, name=str(task.path))
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is a corrupt file, reported, not fatal
+    except Exception as exc:  # any decoder failure is a corrupt file, reported, not fatal
         rec.error = _describe(exc)
         rec.flags.append(("corrupt", rec.error))
         return rec
@@ -229,7 +229,7 @@ def analyze_image(task: Task) -> ImageRecord:
     rec.content_hash = content_hash(pixels)
     try:
         rec.phash = perceptual_hash(_thumbnail(im))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         rec.flags.append(("corrupt", f"perceptual hash failed ({_describe(exc)})"))
     del im, pixels
     mask = None
@@ -241,7 +241,7 @@ def analyze_image(task: Task) -> ImageRecord:
             mask = _load_mask(read_source(task.mask_source or Source(task.mask_path)), task.mask_path)
         except InputFileError as exc:
             rec.flags.append(("mask_unreadable", str(exc)[:300]))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             rec.flags.append(("mask_unreadable", f"{task.mask_path}: {_describe(exc)}"))
     # The mask's own checks at its resolution; the offset and the period on the (draft-decoded) image's grid.
     wall: Optional[np.ndarray] = None  # the wall on the decoded image's grid, when the mask fits the image
@@ -254,7 +254,7 @@ def analyze_image(task: Task) -> ImageRecord:
                 dx, dy, gain = mask_offset(wall, gray=gray, max_shift=p.max_offset_px)
                 rec.mask.offset_dx, rec.mask.offset_dy, rec.mask.offset_gain = dx * k, dy * k, gain
             rec.flags.extend(mask_flags(rec.mask, image_size=(rec.width, rec.height), params=p))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             rec.mask = None
             rec.flags.append(("check_error", f"mask checks: {_describe(exc)}"))
     if not p.spectral_tier:
@@ -272,6 +272,6 @@ def analyze_image(task: Task) -> ImageRecord:
         rec.flags.extend(period_flags(per, image_size=(rec.width, rec.height), params=p))
     except ImportError:
         pass  # the spectral module is missing: the report says periodicity was not measured
-    except Exception as exc:  # noqa: BLE001 - one check failing on one file must not stop the scan
+    except Exception as exc:  # one check failing on one file must not stop the scan
         rec.flags.append(("check_error", f"periodicity: {_describe(exc)}"))
     return rec

@@ -23,7 +23,6 @@ Pure batched functions on ``N×H×W`` luminance with ``N×H×W`` 0/1 validity we
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..spectral import box_downsample
 

@@ -21,7 +21,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-
 from ..analyzers.base import StepInputs
 from ..analyzers.latent import LatentAnalyzer, LatentParams
 from ..errors import InputFileError, TrackdiagError

@@ -25,7 +25,7 @@ __all__ = ["add_arguments", "wanted", "run", "pair_images"]
 #: Longest side of the anomaly grid offline: boxes are pixel-exact up to this size.
 _OFFLINE_MAP_SIDE = 1024
 #: Thresholds of the verdicts live with the rules (trackdiag.analyzers.pixel); re-exported here.
-from ..analyzers.pixel import ALIGNED_FRAC, LEAK_PX_WARN as LEAK_PX  # noqa: E402
+from ..analyzers.pixel import LEAK_PX_WARN as LEAK_PX  # noqa: E402
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
