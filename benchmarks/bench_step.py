@@ -127,7 +127,7 @@ def _train(quick: bool) -> list[dict]:
         session = trackdiag.init(run_name="bench_step")
         timer = _Timed(session)
         log_step = 0
-        for b in range(blocks):
+        for _block_no in range(blocks):
             for _ in range(block):
                 t0 = time.perf_counter()
                 step(log_step)

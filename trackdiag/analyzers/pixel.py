@@ -389,7 +389,7 @@ def label_components(grid: np.ndarray, *, stride: int, height: int, width: int, 
     energies = ndimage.sum_labels(total, labels, index)
     peaks = ndimage.maximum(peak, labels, index)
     comps: list[Component] = []
-    for sl, area, energy, pk in zip(ndimage.find_objects(labels), areas, energies, peaks):
+    for sl, area, energy, pk in zip(ndimage.find_objects(labels), areas, energies, peaks, strict=True):
         if area < min_area_px:
             continue
         y0, y1 = sl[0].start * stride, min(sl[0].stop * stride, height)

@@ -43,7 +43,7 @@ def hamming_pairs(hashes: Sequence[int], *, max_bits: int, chunk: int = 256) -> 
         dist = np.bitwise_count(rows[:, None] ^ h[None, i0:])  # chunk × (n - i0)
         ii, jj = np.nonzero(dist <= max_bits)
         keep = jj > ii  # upper triangle: j counted from i0
-        for a, b in zip(ii[keep], jj[keep]):
+        for a, b in zip(ii[keep], jj[keep], strict=True):
             out.append((int(i0 + a), int(i0 + b), int(dist[a, b])))
     return out
 

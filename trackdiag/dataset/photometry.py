@@ -61,7 +61,7 @@ def photometry_flags(brightness: Sequence[float], contrast: Sequence[float], *, 
     zc, sc = robust_z(contrast, floor=p.contrast_scale_floor)
     use_z = int(np.isfinite(zb).sum()) >= p.min_images_for_stats
     out: list[list[tuple[str, str]]] = []
-    for b, c, z1, z2 in zip(brightness, contrast, zb, zc):
+    for b, c, z1, z2 in zip(brightness, contrast, zb, zc, strict=True):
         flags: list[tuple[str, str]] = []
         if np.isfinite(b):
             if b < p.dark_abs or (use_z and z1 <= -p.z_threshold):

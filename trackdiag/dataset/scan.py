@@ -321,7 +321,7 @@ def _dataset_checks(res: ScanResult) -> None:
     # Photometry: robust z over the readable images.
     phot, res.photometry = photometry_flags([recs[i].brightness for i in ok], [recs[i].contrast for i in ok],
                                             params=p)
-    for i, flags in zip(ok, phot):
+    for i, flags in zip(ok, phot, strict=True):
         extra[i].extend(flags)
     # Duplicates: the first image of a group (path order) stays unflagged.
     digests = [recs[i].content_hash for i in ok]
@@ -358,7 +358,7 @@ def _dataset_checks(res: ScanResult) -> None:
         m = [masks[i] for i in with_mask]
         res.crop = crop_bias([x.centroid_x for x in m], [x.centroid_y for x in m], [x.coverage for x in m],
                              max_offset=p.crop_bias_offset, min_masks=p.min_images_for_stats)
-    for rec, more in zip(recs, extra):
+    for rec, more in zip(recs, extra, strict=True):
         for check, reason in rec.flags + more:
             res.flags.append(Flag(rec.path, check, reason))
     if res.crop is not None and res.crop.biased:

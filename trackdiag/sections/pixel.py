@@ -75,7 +75,7 @@ def pair_images(items: list[str], mask: Optional[str] = None) -> Iterator[Pair]:
             return mask_path
         return masks.get(key) or masks.get(Path(key).name)
 
-    for a, b in zip(items[0::2], items[1::2]):
+    for a, b in zip(items[0::2], items[1::2], strict=True):
         pa, pb = Path(a), Path(b)
         if pa.is_dir() and pb.is_dir():
             ins, outs = _stem_index(pa), _stem_index(pb)
