@@ -419,9 +419,11 @@ def band_components(z_rows: np.ndarray, z_cols: np.ndarray, limit: float, *, hei
                 j += 1
             e = float(z[i:j].sum())
             if axis == "rows":
-                comp = Component(0, i, width, j, float((j - i) * width), e, e / (j - i), float(z[i:j].max()), axis)
+                comp = Component(0, i, width, j, float((j - i) * width), e, e / (j - i),
+                                 float(z[i:j].max()), axis)
             else:
-                comp = Component(i, 0, j, height, float((j - i) * height), e, e / (j - i), float(z[i:j].max()), axis)
+                comp = Component(i, 0, j, height, float((j - i) * height), e, e / (j - i),
+                                 float(z[i:j].max()), axis)
             out.append(comp)
             i = j
     return out
@@ -590,7 +592,8 @@ register_metrics("pixel", [
                doc="depth of the edit's spill beyond the mask at >= 3x the image's own noise level "
                    "(only when the target is the unedited input)", warn=LEAK_PX_WARN, bad=LEAK_PX_BAD),
     MetricSpec("leak_level", goal="min", unit="× noise", doc="change just outside the mask, in noise levels"),
-    MetricSpec("noise_level", goal="none", unit="", doc="local RMS of the unexplained change outside the mask"),
+    MetricSpec("noise_level", goal="none", unit="",
+               doc="local RMS of the unexplained change outside the mask"),
     MetricSpec("anomaly_count", goal="min", unit="", doc="anomaly regions per sample", warn=1.0),
     MetricSpec("anomaly_row_energy_frac", goal="min", unit="share", doc="anomaly energy along rows",
                warn=ALIGNED_FRAC),
@@ -617,8 +620,8 @@ def pixel_rules(summary: Mapping[str, Any]) -> list[Verdict]:
             title=f"The edit spills {leak:.0f} px beyond the wall mask",
             evidence={"leak_px": leak, "leak_level": g("leak_level"), "noise_level": g("noise_level"),
                       "limit_px": LEAK_PX_WARN},
-            fix="Check that masks match the images (python -m trackdiag.dataset --masks); composite the output "
-                "with the mask, or add a masked loss term that penalises changes outside the wall."))
+            fix="Check that masks match the images (python -m trackdiag.dataset --mask); composite the "
+                "output with the mask, or add a masked loss term that penalises changes outside the wall."))
     for key, code, axis in (("anomaly_row_energy_frac", "pixel_rows", "rows"),
                             ("anomaly_col_energy_frac", "pixel_cols", "columns")):
         frac = g(key)
@@ -627,8 +630,8 @@ def pixel_rules(summary: Mapping[str, Any]) -> list[Verdict]:
             out.append(Verdict(
                 code=code, severity="warn", title=f"Errors cluster along {axis}",
                 evidence={key: frac, "anomaly_count": g("anomaly_count"), "bands": bands},
-                fix="Typical causes: batch-norm imbalance, periodicity in the latents, augmentations that create "
-                    "a regular pattern, transposed-conv upsampling; see the tiling and latent sections."))
+                fix="Typical causes: batch-norm imbalance, periodicity in the latents, augmentations that "
+                    "create a regular pattern, transposed-conv upsampling; see the tiling and latent sections."))
     count = g("anomaly_count")
     if math.isfinite(count) and count > 0 and not any(v.code in ("pixel_rows", "pixel_cols") for v in out):
         out.append(Verdict(

@@ -118,8 +118,8 @@ def dataset_verdicts(res: Any) -> list[Verdict]:
                                 fix=_FIXES.get(check, "see docs/dataset.md"),
                                 severity="bad" if check in _BAD else "warn"))
     if not by_check:
-        verdicts.append(Verdict(code="dataset_ok", title="no problem found", evidence={"images": len(res.records)},
-                                fix="", severity="info"))
+        verdicts.append(Verdict(code="dataset_ok", title="no problem found",
+                                evidence={"images": len(res.records)}, fix="", severity="info"))
     return verdicts
 
 
@@ -239,8 +239,8 @@ def write_dataset_report(res: ScanResult, out_dir: str | Path) -> Path:
     return write_report(out, sections, title="trackdiag dataset health", kind="dataset")
 
 
-_BAD = frozenset({"corrupt", "mask_unreadable", "mask_size_mismatch", "mask_empty", "mask_full", "mask_inverted",
-                  "mask_missing", "tiled_texture", "mask_offset"})
+_BAD = frozenset({"corrupt", "mask_unreadable", "mask_size_mismatch", "mask_empty", "mask_full",
+                  "mask_inverted", "mask_missing", "tiled_texture", "mask_offset"})
 
 _FIXES = {
     "corrupt": "re-export or drop the files; a training loader would crash or skip them",

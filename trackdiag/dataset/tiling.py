@@ -147,7 +147,8 @@ def periodicity(gray: np.ndarray, *, valid: Optional[np.ndarray] = None, max_sid
     return Periodicity(period, score, best, shift)
 
 
-def period_flags(per: Periodicity, *, image_size: tuple[int, int], params: ScanParams) -> list[tuple[str, str]]:
+def period_flags(per: Periodicity, *, image_size: tuple[int, int],
+                 params: ScanParams) -> list[tuple[str, str]]:
     """``tiled_texture``, ``period_too_small``, ``period_too_large`` for one image (``image_size`` = W, H).
 
     Period limits apply only to textures that are periodic (``score >= periodic_score``) or tiled: the crop
@@ -167,8 +168,8 @@ def period_flags(per: Periodicity, *, image_size: tuple[int, int], params: ScanP
     effective = per.period_px * train / crop
     repeats = crop / per.period_px
     if effective < p.min_period_px:
-        out.append(("period_too_small", f"period {per.period_px:.1f} px is {effective:.1f} px at the training "
-                                        f"resolution (minimum {p.min_period_px:g})"))
+        out.append(("period_too_small", f"period {per.period_px:.1f} px is {effective:.1f} px at the "
+                                        f"training resolution (minimum {p.min_period_px:g})"))
     if repeats < p.min_repeats:
         out.append(("period_too_large", f"period {per.period_px:.1f} px repeats only {repeats:.1f}× in a "
                                         f"{crop:.0f} px crop (minimum {p.min_repeats:g})"))

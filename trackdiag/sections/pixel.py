@@ -111,8 +111,8 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
             pair.name = f"{pair.name}#{seen[pair.name]}"
     if not pairs:
         raise InputValueError("--images: no pairs found (folders are paired by relative path and stem).")
-    params = PixelParams(heatmap_scale=args.heatmap_scale, map_max_side=_OFFLINE_MAP_SIDE, component_samples=1,
-                         max_components=50, target_is_input=True)
+    params = PixelParams(heatmap_scale=args.heatmap_scale, map_max_side=_OFFLINE_MAP_SIDE,
+                         component_samples=1, max_components=50, target_is_input=True)
     analyzer = PixelAnalyzer(params)
     iterator: Any = pairs
     if progress:
@@ -138,7 +138,8 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
         row = {"pair": pair.name, "input": str(pair.inp), "output": str(pair.out),
                "mask": str(pair.mask) if pair.mask else "", **result.metrics, **result.texts}
         per_pair.append(row)
-        anomalies.extend({"pair": pair.name, **{k: v for k, v in a.items() if k not in ("step", "sample", "index")}}
+        anomalies.extend({"pair": pair.name,
+                          **{k: v for k, v in a.items() if k not in ("step", "sample", "index")}}
                          for a in result.tables["anomalies"])
         results.append((pair, result))
 
