@@ -119,7 +119,8 @@ class ScanParams:
     offset_gain: float = 1.5
     inverted_corr: float = 0.3
     # crop bias
-    crop_bias_offset: float = 0.15  # distance of the mean centroid from the frame centre (fraction of the frame)
+    #: Distance of the mean centroid from the frame centre (fraction of the frame).
+    crop_bias_offset: float = 0.15
     # periodicity
     analysis_max_side: int = 1024  # centre crop for the period estimate
     periodic_score: float = 0.5  # dominant_period score: walls ≥ 0.5, aperiodic surfaces ≈ 0 (docs/tiling.md)

@@ -340,8 +340,8 @@ def _dataset_checks(res: ScanResult) -> None:
         res.near_duplicate_groups.append([recs[ok[g]].path for g in group])
         for g in group[1:]:
             d = nearest.get(g, -1)
-            extra[ok[g]].append(("near_duplicate", f"perceptual hash within {d} bits of an image in the group "
-                                                   f"of {keep}"))
+            extra[ok[g]].append(("near_duplicate", f"perceptual hash within {d} bits of an image in the "
+                                                   f"group of {keep}"))
     # Masks: inversion against the dataset prior; crop bias from the centroids.
     masks = {i: mr for i in ok if (mr := recs[i].mask) is not None and mr.thumb is not None}
     thumbs = {i: t for i, mr in masks.items() if (t := mr.thumb) is not None}

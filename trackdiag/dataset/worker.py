@@ -214,7 +214,8 @@ def analyze_image(task: Task) -> ImageRecord:
         rec.flags.append(("corrupt", rec.error))
         return rec
     try:
-        im, pixels, (full_w, full_h), k = _open_rgb(read_source(task.source or Source(task.path)), p, name=str(task.path))
+        data = read_source(task.source or Source(task.path))
+        im, pixels, (full_w, full_h), k = _open_rgb(data, p, name=str(task.path))
     except Exception as exc:  # any decoder failure is a corrupt file, reported, not fatal
         rec.error = _describe(exc)
         rec.flags.append(("corrupt", rec.error))
@@ -231,7 +232,7 @@ def analyze_image(task: Task) -> ImageRecord:
         rec.phash = perceptual_hash(_thumbnail(im))
     except Exception as exc:
         rec.flags.append(("corrupt", f"perceptual hash failed ({_describe(exc)})"))
-    del im, pixels
+    del data, im, pixels
     mask = None
     if task.mask_path is None:
         if task.mask_expected:

@@ -152,7 +152,8 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool = True) -> list[
     fig_dir.mkdir(exist_ok=True)
     names = sorted({r["latent"] for r in rows})
     labels = [p.stem for p, _ in results]
-    drift = {n: [res.metrics.get(f"{_safe_key(n)}/drift_excess", math.nan) for _, res in results] for n in names}
+    drift = {n: [res.metrics.get(f"{_safe_key(n)}/drift_excess", math.nan) for _, res in results]
+             for n in names}
     flagged = {n: ["drift" in res.texts.get(f"{_safe_key(n)}/flags", "").split(",") for _, res in results]
                for n in names}
     if len(results) > 1:

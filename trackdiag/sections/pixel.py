@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--heatmap-scale", type=float, default=4.0,
                    help="gain of the difference heat map: shown as clamp(|diff| * scale, 0, 1) (default 4)")
     g.add_argument("--max-images", type=int, default=8,
-                   help="at most this many pairs get a figure in the report, most anomalous first (default 8)")
+                   help="at most this many pairs get a figure in the report, most anomalous first "
+                        "(default 8)")
 
 
 def wanted(args: argparse.Namespace) -> bool:
@@ -101,7 +102,8 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
     mask = getattr(args, "mask", None)  # defined by the tiling section
     if isinstance(mask, (list, tuple)):
         if len(mask) > 1:
-            raise InputValueError(f"--images takes one --mask (a file, or a folder of masks); got {len(mask)}.")
+            raise InputValueError("--images takes one --mask (a file, or a folder of masks); "
+                                  f"got {len(mask)}.")
         mask = mask[0] if mask else None
     pairs = list(pair_images(list(args.images), str(mask) if mask is not None else None))
     seen: dict[str, int] = {}
@@ -133,7 +135,8 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
                         analyzer.compute(StepInputs(step=0, pred=out, target=inp, mask=mask)).items()}
             result = analyzer.summarize(0, host, sample_ids=[pair.name])
         except TrackdiagError as exc:
-            problems.append({"pair": pair.name, "input": str(pair.inp), "output": str(pair.out), "error": str(exc)})
+            problems.append({"pair": pair.name, "input": str(pair.inp), "output": str(pair.out),
+                             "error": str(exc)})
             continue
         row = {"pair": pair.name, "input": str(pair.inp), "output": str(pair.out),
                "mask": str(pair.mask) if pair.mask else "", **result.metrics, **result.texts}
