@@ -244,7 +244,8 @@ def latent_rules(summary: Mapping[str, Any]) -> list[Verdict]:
                 evidence={"latent": n, "channel": ch, "axis": axis.split()[0], "stripe_excess": round(se, 4),
                           "stripe_z": round(sz, 2), "limits": [STRIPE_EXCESS_WARN, STRIPE_Z_WARN]},
                 fix="Batch-norm imbalance, periodicity in the latents, or augmentations that create a "
-                    "regular pattern. Compare 'in' and 'out': stripes only after the UNet point at the model."))
+                    "regular pattern. Compare 'in' and 'out': stripes only after the UNet point at the "
+                    "model."))
         de = g(f"{n}/drift_excess")
         if math.isfinite(de) and de >= 1.0:
             ch = int(g(f"{n}/drift_channel"))
@@ -300,7 +301,8 @@ class LatentParams(AnalyzerParams):
                 raise ConfigError(f"latent {name} must be >= 1; got {getattr(self, name)}.")
         if self.drift_min_history < 3 or self.drift_history < self.drift_min_history + self.drift_max_lag:
             raise ConfigError("latent drift_min_history must be >= 3 and drift_history >= "
-                              f"drift_min_history + drift_max_lag; got {self.drift_min_history}, {self.drift_history}.")
+                              f"drift_min_history + drift_max_lag; got {self.drift_min_history}, "
+                              f"{self.drift_history}.")
         if not (0 < self.drift_false_alarm < 1 and 0 < self.periodic_p_bin < 1):
             raise ConfigError("latent drift_false_alarm and periodic_p_bin must be in (0, 1).")
         if self.periodic_min_cycles < 1:

@@ -54,7 +54,8 @@ _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) 
 # Pure tensor math
 # ------------------------------------------------------------------------------------------------------
 def match_channels(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate ``pred`` and ``target`` (``B×C×H×W``, same B, H, W) and broadcast a 1-channel one to the other.
+    """Validate ``pred`` and ``target`` (``B×C×H×W``, same B, H, W) and broadcast a 1-channel one to the
+    other.
 
     Raises:
         ShapeError: different batch/size, or channel counts that are neither equal nor 1.
@@ -279,7 +280,8 @@ def pixel_maps(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Te
 
     Returns:
         Per-sample ``(B,)`` tensors ``diff_mae``, ``diff_rmse``, ``grad_diff_mean``, ``energy_in_mask``,
-        ``energy_out_mask``, ``energy_out_frac``, ``anomaly_threshold``, ``anomaly_area_frac``; and figure maps
+        ``energy_out_mask``, ``energy_out_frac``, ``anomaly_threshold``, ``anomaly_area_frac``; and figure
+        maps
         (``map/`` keys, first samples only): ``map/anomaly_grid`` (``k×3×h×w``, :func:`anomaly_grid` of the
         first ``component_samples``), ``map/geometry`` (``[H, W, stride]``), ``map/image_in`` /
         ``map/image_out`` (sample 0, ``C×h×w`` uint8), ``map/heatmap`` (sample 0, ``clamp(|Δ|·heatmap_scale)``
@@ -446,7 +448,8 @@ def aligned_energy_fractions(components: Sequence[Component]) -> tuple[float, fl
 class PixelParams(AnalyzerParams):
     """Parameters of :class:`PixelAnalyzer` (see ``docs/pixel.md``)."""
 
-    #: Gain of the difference heat map in figures (seed ``--heatmap-scale``): shown as ``clamp(|Δ|·scale, 0, 1)``.
+    #: Gain of the difference heat map in figures (seed ``--heatmap-scale``): shown as
+    #: ``clamp(|Δ|·scale, 0, 1)``.
     heatmap_scale: float = 4.0
     #: Weight of the Sobel gradient difference in the anomaly score ``|Δ| + w·|∇Δ|``.
     sobel_weight: float = 1.0
@@ -475,7 +478,8 @@ class PixelParams(AnalyzerParams):
 
 
 class PixelAnalyzer(Analyzer[PixelParams]):
-    """Difference heat map, Sobel gradient difference, anomaly regions and mask leakage of ``pred`` vs ``target``.
+    """Difference heat map, Sobel gradient difference, anomaly regions and mask leakage of ``pred`` vs
+    ``target``.
 
     Metrics (``trackdiag/pixel/<key>``): ``diff_mae``, ``diff_rmse``, ``grad_diff_mean``,
     ``energy_in_mask``, ``energy_out_mask``, ``energy_out_frac``, ``anomaly_threshold``,
@@ -631,7 +635,8 @@ def pixel_rules(summary: Mapping[str, Any]) -> list[Verdict]:
                 code=code, severity="warn", title=f"Errors cluster along {axis}",
                 evidence={key: frac, "anomaly_count": g("anomaly_count"), "bands": bands},
                 fix="Typical causes: batch-norm imbalance, periodicity in the latents, augmentations that "
-                    "create a regular pattern, transposed-conv upsampling; see the tiling and latent sections."))
+                    "create a regular pattern, transposed-conv upsampling; see the tiling and latent "
+                    "sections."))
     count = g("anomaly_count")
     if math.isfinite(count) and count > 0 and not any(v.code in ("pixel_rows", "pixel_cols") for v in out):
         out.append(Verdict(

@@ -259,7 +259,8 @@ _FIXES = {
     "low_contrast": "check for washed-out or blank images",
     "duplicate": "drop the copies, or the model over-weights those samples",
     "near_duplicate": "drop or down-weight near copies",
-    "tiled_texture": "use untiled sources, or crop to one tile; tiled sources teach the model period doubling",
+    "tiled_texture": "use untiled sources, or crop to one tile; tiled sources teach the model period "
+                     "doubling",
     "period_too_small": "use larger crops at the same scale, or downscale less",
     "period_too_large": "use larger crops, or downscale the source so that the crop holds several periods",
     "crop_bias": "sample crop positions uniformly around the wall, or augment with flips and shifts",

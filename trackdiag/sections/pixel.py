@@ -1,8 +1,9 @@
 """``--images IN OUT [IN OUT ...]``: pixel-space diagnostics of input/output pairs (seed section 3.3).
 
 Each pair is an input (or training target) and the model's output for it. ``IN`` and ``OUT`` may also be two
-folders: files are then paired by their path relative to the folder, without the suffix. ``--mask`` (defined by
-the tiling section) is one mask for every pair, or a folder of masks matched to ``IN`` the same way.
+folders: files are then paired by their path relative to the folder, without the suffix. ``--mask``
+(defined by the tiling section) is one mask for every pair, or a folder of masks matched to ``IN`` the
+same way.
 """
 
 from __future__ import annotations
@@ -162,7 +163,8 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
             "Top: input and output; boxes are anomaly regions (red = along a row, cyan = along a column). "
             "Bottom: |difference| and the Sobel gradient difference, both multiplied by --heatmap-scale; "
             "bright outside the wall means the edit leaked.")))
-    # The flat summary of a pixel-only run; diagnose replaces it by the combined one when several sections run.
+    # The flat summary of a pixel-only run; diagnose replaces it by the combined one when several
+    # sections run.
     write_json(summary, out_dir / "summary.json")
     notes = [f"{len(per_pair)} of {len(pairs)} pairs analysed; figures for the {len(figures)} pairs with the "
              "largest anomaly area."]

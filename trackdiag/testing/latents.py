@@ -181,7 +181,8 @@ def drift_stream(rng: np.random.Generator, n_batches: int, *, change_at: Optiona
                  channel: int = 0, mean_shift_sigma: float = 0.0, std_factor: float = 1.0,
                  batch: int = 4, size: int = 64) -> list[np.ndarray]:
     """``n_batches`` latent batches; from ``change_at`` on, ``channel`` is shifted by ``mean_shift_sigma`` ×
-    the channel's pixel std (``CHANNEL_STDS``) and its spread around the channel mean scaled by ``std_factor``."""
+    the channel's pixel std (``CHANNEL_STDS``) and its spread around the channel mean scaled by
+    ``std_factor``."""
     out = []
     for t in range(n_batches):
         z = vae_like_latents(rng, batch, size=size)
