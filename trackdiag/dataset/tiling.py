@@ -3,8 +3,8 @@ repetition.
 
 The period comes from :func:`trackdiag.spectral.dominant_period`, the same estimate as the tiling analyzer's
 ``fundamental_period_px``. A texture is *already tiled* when it equals itself shifted along x or y by a
-lattice period: the Pearson correlation of the overlapping parts reaches ``tiled_similarity``. The
-radial f* of a 2-D lattice of period ``T`` can be any ``|(a, b)| / T`` (a diagonal harmonic), so the shifts tried are
+lattice period: the Pearson correlation of the overlapping parts reaches ``tiled_similarity``. The radial f*
+of a 2-D lattice of period ``T`` can be any ``|(a, b)| / T`` (a diagonal harmonic), so the shifts tried are
 ``P · sqrt(a² + b²)`` for small integers, ±1 px. A region that is constant along an axis matches itself at
 every shift; it counts only when the half shift matches clearly worse (``tiled_margin``). Natural periodic
 walls (bricks, tiles photographed in place) vary from repeat to repeat and stay well below the threshold.
