@@ -16,7 +16,7 @@ __all__ = ["CHECKS", "DATASET_LEVEL", "Flag", "ImageRecord", "MaskRecord", "Scan
 #: Every check, with what it means. ``docs/dataset.md`` lists the same names.
 CHECKS: dict[str, str] = {
     "corrupt": "the image file cannot be opened or decoded",
-    "mask_missing": "--masks was given but no mask has the image's relative path and stem",
+    "mask_missing": "--mask was given but no mask has the image's relative path and stem",
     "mask_unreadable": "the mask file cannot be opened or decoded",
     "mask_size_mismatch": "the mask's size differs from the image's",
     "mask_empty": "(almost) no pixel of the mask is wall (> 0.5)",

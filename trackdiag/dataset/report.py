@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,11 @@ _THUMB_SIDE = 128
 
 def write_flagged_csv(res: ScanResult, path: Path) -> Path:
     """``path,check,reason``, one row per finding, sorted by path then check name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "check", "reason"])
-        for fl in sorted(res.flags, key=lambda x: (x.path, x.check)):
-            w.writerow([fl.path, fl.check, fl.reason])
+    from ..tables import write_csv
+
+    rows = [{"path": fl.path, "check": fl.check, "reason": fl.reason}
+            for fl in sorted(res.flags, key=lambda x: (x.path, x.check))]
+    write_csv(path, rows, columns=["path", "check", "reason"])
     return path
 
 
@@ -204,7 +202,7 @@ def write_dataset_report(res: ScanResult, out_dir: str | Path) -> Path:
             out, "dataset/centroids.png"), "Crop bias",
             "Each dot is the centre of a wall mask in its crop. A mean far from the centre is crop bias."))
     notes = [res.crop.reason] if res.crop is not None else (
-        [] if with_mask else ["No masks (give --masks MASKS to check them)."])
+        [] if with_mask else ["No masks (give --mask MASKS to check them)."])
     sections.append(Section(title="Masks and crop bias", figures=figs, notes=notes))
 
     # Duplicates

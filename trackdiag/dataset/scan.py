@@ -129,13 +129,11 @@ def iter_shard(tar: Path) -> Iterator[tuple[str, Source, Optional[tuple[str, Sou
 
 
 def mask_index(masks_root: Path) -> dict[str, str]:
-    """``relative/path/stem`` → mask path for every image file under ``masks_root`` (``.png`` preferred)."""
-    index: dict[str, str] = {}
-    for p in iter_images(masks_root):
-        key = p.relative_to(masks_root).with_suffix("").as_posix()
-        if key not in index or p.suffix.lower() == ".png":
-            index[key] = str(p)
-    return index
+    """``relative/path/stem`` → mask path for every image file under ``masks_root`` (``.png`` preferred):
+    :func:`trackdiag.pairing.stem_index` with relative keys, the paths as strings for the workers."""
+    from ..pairing import stem_index
+
+    return {key: str(p) for key, p in stem_index(masks_root, recursive=True).items()}
 
 
 #: Without the spectral tier workers never import torch: a much lighter forkserver.
@@ -280,7 +278,7 @@ def scan(images: str | Path, masks: str | Path | None = None, *, params: Optiona
         raise InputFileError(f"{root}: no such file or folder.")
     masks_root = Path(masks) if masks is not None else None
     if masks_root is not None and not masks_root.is_dir():
-        raise InputFileError(f"--masks {masks_root}: not a folder (give the folder that holds the masks).")
+        raise InputFileError(f"--mask {masks_root}: not a folder (give the folder that holds the masks).")
     if executor not in ("local", "ray"):
         raise InputValueError(f"executor must be 'local' or 'ray'; got {executor!r}.")
     workers = default_workers() if workers is None else int(workers)

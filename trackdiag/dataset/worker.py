@@ -44,7 +44,7 @@ class Source:
 class Task:
     path: str  # what flagged.csv shows: a file path, or ``shard.tar/member`` for a tar member
     mask_path: Optional[str]
-    mask_expected: bool  # --masks was given (a missing mask is then flagged)
+    mask_expected: bool  # --mask was given (a missing mask is then flagged)
     params: ScanParams
     source: Optional[Source] = None  # None: the file ``path``
     mask_source: Optional[Source] = None  # None: the file ``mask_path``
@@ -236,7 +236,7 @@ def analyze_image(task: Task) -> ImageRecord:
     mask = None
     if task.mask_path is None:
         if task.mask_expected:
-            rec.flags.append(("mask_missing", "no mask with the same relative path and stem under --masks"))
+            rec.flags.append(("mask_missing", "no mask with the same relative path and stem under --mask"))
     else:
         try:
             mask = _load_mask(read_source(task.mask_source or Source(task.mask_path)), task.mask_path)

@@ -9,7 +9,7 @@ same way.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -52,41 +52,30 @@ class Pair:
     mask: Optional[Path]
 
 
-def _stem_index(root: Path) -> dict[str, Path]:
-    from ..io import list_images
-
-    index: dict[str, Path] = {}
-    for p in list_images(root):
-        key = p.relative_to(root).with_suffix("").as_posix()
-        if key not in index or p.suffix.lower() == ".png":
-            index[key] = p
-    return index
-
-
 def pair_images(items: list[str], mask: Optional[str] = None) -> Iterator[Pair]:
     """Expand ``--images`` (and ``--mask``) into pairs. Raises :class:`InputValueError` on an odd count."""
     if len(items) % 2:
         raise InputValueError(f"--images takes IN OUT pairs; got {len(items)} paths. Give an even number.")
-    mask_path = Path(mask) if mask else None
-    masks = _stem_index(mask_path) if mask_path is not None and mask_path.is_dir() else None
+    from ..pairing import companion_lookup, stem_index
 
-    def mask_for(key: str) -> Optional[Path]:
-        if mask_path is None:
-            return None
-        if masks is None:
-            return mask_path
-        return masks.get(key) or masks.get(Path(key).name)
+    mask_path = Path(mask) if mask else None
+
+    def masks_for(root: Optional[Path]) -> Callable[[Path], Optional[Path]]:
+        if mask_path is not None and not mask_path.exists():
+            return lambda _image: mask_path  # reported per pair when it is loaded
+        return companion_lookup(mask_path, what="mask", root=root)
 
     for a, b in zip(items[0::2], items[1::2], strict=True):
         pa, pb = Path(a), Path(b)
         if pa.is_dir() and pb.is_dir():
-            ins, outs = _stem_index(pa), _stem_index(pb)
+            ins, outs = stem_index(pa, recursive=True), stem_index(pb, recursive=True)
+            mask_for = masks_for(pa)
             for key in sorted(ins):
                 if key in outs:
-                    yield Pair(key, ins[key], outs[key], mask_for(key))
+                    yield Pair(key, ins[key], outs[key], mask_for(ins[key]))
         else:
             # Named after the output (inputs are often shared between pairs); the mask belongs to the input.
-            yield Pair(pb.stem, pa, pb, mask_for(pa.stem))
+            yield Pair(pb.stem, pa, pb, masks_for(None)(pa))
 
 
 def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section]:
@@ -195,14 +184,11 @@ def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean of every numeric metric over the pairs (NaN-aware); ``anomaly_count_total``; the axis hint."""
-    out: dict[str, Any] = {}
+    from ..values import column_means
+
     if not rows:
-        return out
-    keys = [k for k, v in rows[0].items() if isinstance(v, float)]
-    for key in keys:
-        vals = np.asarray([r.get(key, np.nan) for r in rows], dtype=np.float64)
-        finite = vals[np.isfinite(vals)]
-        out[key] = float(finite.mean()) if finite.size else float("nan")
+        return {}
+    out: dict[str, Any] = dict(column_means(rows))
     out["anomaly_count_total"] = int(sum(r["anomaly_count"] for r in rows))
     out["energy_out_frac_max"] = float(np.nanmax([r["energy_out_frac"] for r in rows])) \
         if any(np.isfinite(r["energy_out_frac"]) for r in rows) else float("nan")
