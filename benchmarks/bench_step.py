@@ -25,13 +25,13 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
-
 from common import row
 
 
@@ -127,7 +127,7 @@ def _train(quick: bool) -> list[dict]:
         session = trackdiag.init(run_name="bench_step")
         timer = _Timed(session)
         log_step = 0
-        for b in range(blocks):
+        for _block_no in range(blocks):
             for _ in range(block):
                 t0 = time.perf_counter()
                 step(log_step)

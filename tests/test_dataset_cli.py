@@ -185,3 +185,16 @@ def test_crop_bias_is_a_dataset_level_row(tmp_path):
 def test_missing_folder_is_a_one_line_error(tmp_path, capsys):
     assert main([str(tmp_path / "nope"), "--report", str(tmp_path / "r"), "--no-progress"]) == 1
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_mask_is_the_documented_flag_and_masks_stays_an_alias(tmp_path):
+    from trackdiag.dataset.__main__ import build_parser
+
+    parser = build_parser()
+    for flag in ("--mask", "--masks"):
+        args = parser.parse_args([str(tmp_path / "images"), flag, str(tmp_path / "m"), "--report", "r"])
+        assert args.masks == tmp_path / "m", flag
+    # "--mask" alone would also parse as an abbreviation of "--masks": check the declared spellings
+    action = next(a for a in parser._actions if a.dest == "masks")
+    assert action.option_strings == ["--mask", "--masks"]
+    assert parser.parse_args([str(tmp_path / "images"), "--report", "r"]).masks is None

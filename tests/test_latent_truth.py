@@ -25,7 +25,8 @@ SEED = 9100
 
 
 def _run(an: LatentAnalyzer, z: np.ndarray, step: int = 0, name: str = "out"):
-    host = {k: v.numpy() for k, v in an.compute(StepInputs(step=step, latents={name: torch.from_numpy(z)})).items()}
+    maps = an.compute(StepInputs(step=step, latents={name: torch.from_numpy(z)}))
+    host = {k: v.numpy() for k, v in maps.items()}
     return an.summarize(step, host)
 
 
@@ -64,7 +65,8 @@ def test_stripes_found_with_channel_and_axis(share):
                           smooth_px=float(rng.uniform(0.0, 0.7)))
         res = _run(LatentAnalyzer(), z)
         ev = [e for e in res.tables.get("events", []) if e["kind"] == "stripes"]
-        if ev and ev[0]["channel"] == c and (axis in ev[0]["detail"] if axis == "rows" else "columns" in ev[0]["detail"]):
+        word = axis if axis == "rows" else "columns"
+        if ev and ev[0]["channel"] == c and word in ev[0]["detail"]:
             hits += 1
     assert hits / n >= 0.9, (share, hits)
 

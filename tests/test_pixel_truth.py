@@ -24,8 +24,9 @@ def _t(a: np.ndarray) -> torch.Tensor:
 def _run(pair):
     an = PixelAnalyzer(PixelParams(target_is_input=True, map_max_side=1024, component_samples=1,
                                    max_components=50))
-    host = {k: v.numpy() for k, v in an.compute(StepInputs(step=0, pred=_t(pair.out), target=_t(pair.inp),
-                                                            mask=torch.from_numpy(pair.mask)[None, None])).items()}
+    maps = an.compute(StepInputs(step=0, pred=_t(pair.out), target=_t(pair.inp),
+                                 mask=torch.from_numpy(pair.mask)[None, None]))
+    host = {k: v.numpy() for k, v in maps.items()}
     res = an.summarize(0, host)
     return res, {v.code for v in evaluate("pixel", res.metrics)}
 
@@ -48,15 +49,17 @@ def test_unedited_pairs_raise_no_leak_and_every_spill_is_found():
     assert false_leaks == 0 and boxes <= 1, (false_leaks, boxes)
     for i, spill in enumerate((4, 9, 16, 24)):
         res, codes = _run(make_pair(rng, edited=bool(i % 2), kind=UNEDITED_KINDS[i], spill_px=spill))
-        assert "pixel_leak" in codes and abs(res.metrics["leak_px"] - spill) <= 3, (spill, res.metrics["leak_px"])
+        leak = res.metrics["leak_px"]
+        assert "pixel_leak" in codes and abs(leak - spill) <= 3, (spill, leak)
 
 
 def test_leak_is_not_computed_in_the_training_loop():
     rng = np.random.default_rng(SEED + 1)
     pair = make_pair(rng, edited=True, spill_px=12)
     an = PixelAnalyzer()
-    host = {k: v.numpy() for k, v in an.compute(StepInputs(step=0, pred=_t(pair.out), target=_t(pair.inp),
-                                                            mask=torch.from_numpy(pair.mask)[None, None])).items()}
+    maps = an.compute(StepInputs(step=0, pred=_t(pair.out), target=_t(pair.inp),
+                                 mask=torch.from_numpy(pair.mask)[None, None]))
+    host = {k: v.numpy() for k, v in maps.items()}
     assert "leak_px" not in an.summarize(0, host).metrics
 
 

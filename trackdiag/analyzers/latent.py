@@ -188,7 +188,8 @@ register_metrics("latent", [
                doc="-log10 p of the drift scan over -log10 of its per-batch limit (>= 1: drift)", warn=1.0),
     MetricSpec("drift_delta", goal="none", unit="σ or ×",
                doc="size of the change: mean shift in pixel σ, or std factor"),
-    MetricSpec("drift", goal="min", unit="σ", doc="distance of the batch's (mean, std) from the earlier ones"),
+    MetricSpec("drift", goal="min", unit="σ",
+               doc="distance of the batch's (mean, std) from the earlier ones"),
     MetricSpec("nonfinite_share", goal="min", unit="share", doc="share of NaN/Inf values", warn=1e-12,
                bad=1e-3),
     MetricSpec("std_mean", goal="none", unit="", doc="mean of the per-channel std"),
@@ -196,7 +197,8 @@ register_metrics("latent", [
 
 
 def _names(summary: Mapping[str, Any]) -> list[str]:
-    return sorted({k.split("/", 1)[0] for k in summary if k.endswith("/periodic_excess") and k.count("/") == 1})
+    return sorted({k.split("/", 1)[0] for k in summary
+                   if k.endswith("/periodic_excess") and k.count("/") == 1})
 
 
 def latent_rules(summary: Mapping[str, Any]) -> list[Verdict]:
@@ -241,8 +243,9 @@ def latent_rules(summary: Mapping[str, Any]) -> list[Verdict]:
                 title=f"Stripes in latents[{n!r}]: channel {ch}, {axis}",
                 evidence={"latent": n, "channel": ch, "axis": axis.split()[0], "stripe_excess": round(se, 4),
                           "stripe_z": round(sz, 2), "limits": [STRIPE_EXCESS_WARN, STRIPE_Z_WARN]},
-                fix="Batch-norm imbalance, periodicity in the latents, or augmentations that create a regular "
-                    "pattern. Compare 'in' and 'out': stripes only after the UNet point at the model."))
+                fix="Batch-norm imbalance, periodicity in the latents, or augmentations that create a "
+                    "regular pattern. Compare 'in' and 'out': stripes only after the UNet point at the "
+                    "model."))
         de = g(f"{n}/drift_excess")
         if math.isfinite(de) and de >= 1.0:
             ch = int(g(f"{n}/drift_channel"))
@@ -255,8 +258,8 @@ def latent_rules(summary: Mapping[str, Any]) -> list[Verdict]:
                 evidence={"latent": n, "channel": ch, "statistic": stat, "delta": round(delta, 3),
                           "batches_since_change": int(g(f"{n}/drift_lag")), "drift_excess": round(de, 3),
                           "p": g(f"{n}/drift_p")},
-                fix="A change of per-channel mean/std between batches: a wrong VAE scaling factor on some data, "
-                    "mixed precision, or a data subset with different statistics."))
+                fix="A change of per-channel mean/std between batches: a wrong VAE scaling factor on some "
+                    "data, mixed precision, or a data subset with different statistics."))
     return out
 
 
@@ -297,8 +300,9 @@ class LatentParams(AnalyzerParams):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"latent {name} must be >= 1; got {getattr(self, name)}.")
         if self.drift_min_history < 3 or self.drift_history < self.drift_min_history + self.drift_max_lag:
-            raise ConfigError("latent drift_min_history must be >= 3 and drift_history >= drift_min_history + "
-                              f"drift_max_lag; got {self.drift_min_history}, {self.drift_history}.")
+            raise ConfigError("latent drift_min_history must be >= 3 and drift_history >= "
+                              f"drift_min_history + drift_max_lag; got {self.drift_min_history}, "
+                              f"{self.drift_history}.")
         if not (0 < self.drift_false_alarm < 1 and 0 < self.periodic_p_bin < 1):
             raise ConfigError("latent drift_false_alarm and periodic_p_bin must be in (0, 1).")
         if self.periodic_min_cycles < 1:
@@ -379,7 +383,7 @@ def latent_spectral(x: torch.Tensor, *, pc1: bool = True) -> dict[str, torch.Ten
     return out
 
 
-class LatentAnalyzer(Analyzer):
+class LatentAnalyzer(Analyzer[LatentParams]):
     """Latent statistics before/after the UNet, periodicity, stripes and batch-to-batch drift."""
 
     name = "latent"
@@ -394,7 +398,7 @@ class LatentAnalyzer(Analyzer):
     def compute(self, inputs: StepInputs) -> dict[str, torch.Tensor]:
         if not inputs.latents:
             raise InputValueError("the latent analyzer needs latents={'in': z_t, 'out': unet_out}.")
-        p: LatentParams = self.params  # type: ignore[assignment]
+        p = self.params
         out: dict[str, torch.Tensor] = {}
         for name, x in inputs.latents.items():
             x = check_image_batch(x, name=f"latents[{name!r}]")
@@ -418,7 +422,7 @@ class LatentAnalyzer(Analyzer):
     # -- CPU side -----------------------------------------------------------------------------------
     def summarize(self, step: int, host: Mapping[str, np.ndarray], *,
                   sample_ids: Optional[Sequence[str]] = None) -> Result:
-        p: LatentParams = self.params  # type: ignore[assignment]
+        p = self.params
         res = Result()
         names = sorted({k.split("/", 1)[0] for k in host if not k.startswith(MAP_PREFIX)})
         m = res.metrics
@@ -531,7 +535,7 @@ class LatentAnalyzer(Analyzer):
         super().load_state_dict(state)
         self.drift = {}
         for name, sub in state.get("drift", {}).items():
-            st = _DriftState(self.params)  # type: ignore[arg-type]
+            st = _DriftState(self.params)
             st.load_state_dict(sub)
             self.drift[str(name)] = st
 

@@ -54,7 +54,8 @@ _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) 
 # Pure tensor math
 # ------------------------------------------------------------------------------------------------------
 def match_channels(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate ``pred`` and ``target`` (``B×C×H×W``, same B, H, W) and broadcast a 1-channel one to the other.
+    """Validate ``pred`` and ``target`` (``B×C×H×W``, same B, H, W) and broadcast a 1-channel one to the
+    other.
 
     Raises:
         ShapeError: different batch/size, or channel counts that are neither equal nor 1.
@@ -279,7 +280,8 @@ def pixel_maps(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Te
 
     Returns:
         Per-sample ``(B,)`` tensors ``diff_mae``, ``diff_rmse``, ``grad_diff_mean``, ``energy_in_mask``,
-        ``energy_out_mask``, ``energy_out_frac``, ``anomaly_threshold``, ``anomaly_area_frac``; and figure maps
+        ``energy_out_mask``, ``energy_out_frac``, ``anomaly_threshold``, ``anomaly_area_frac``; and figure
+        maps
         (``map/`` keys, first samples only): ``map/anomaly_grid`` (``k×3×h×w``, :func:`anomaly_grid` of the
         first ``component_samples``), ``map/geometry`` (``[H, W, stride]``), ``map/image_in`` /
         ``map/image_out`` (sample 0, ``C×h×w`` uint8), ``map/heatmap`` (sample 0, ``clamp(|Δ|·heatmap_scale)``
@@ -389,7 +391,7 @@ def label_components(grid: np.ndarray, *, stride: int, height: int, width: int, 
     energies = ndimage.sum_labels(total, labels, index)
     peaks = ndimage.maximum(peak, labels, index)
     comps: list[Component] = []
-    for sl, area, energy, pk in zip(ndimage.find_objects(labels), areas, energies, peaks):
+    for sl, area, energy, pk in zip(ndimage.find_objects(labels), areas, energies, peaks, strict=True):
         if area < min_area_px:
             continue
         y0, y1 = sl[0].start * stride, min(sl[0].stop * stride, height)
@@ -419,9 +421,11 @@ def band_components(z_rows: np.ndarray, z_cols: np.ndarray, limit: float, *, hei
                 j += 1
             e = float(z[i:j].sum())
             if axis == "rows":
-                comp = Component(0, i, width, j, float((j - i) * width), e, e / (j - i), float(z[i:j].max()), axis)
+                comp = Component(0, i, width, j, float((j - i) * width), e, e / (j - i),
+                                 float(z[i:j].max()), axis)
             else:
-                comp = Component(i, 0, j, height, float((j - i) * height), e, e / (j - i), float(z[i:j].max()), axis)
+                comp = Component(i, 0, j, height, float((j - i) * height), e, e / (j - i),
+                                 float(z[i:j].max()), axis)
             out.append(comp)
             i = j
     return out
@@ -444,7 +448,8 @@ def aligned_energy_fractions(components: Sequence[Component]) -> tuple[float, fl
 class PixelParams(AnalyzerParams):
     """Parameters of :class:`PixelAnalyzer` (see ``docs/pixel.md``)."""
 
-    #: Gain of the difference heat map in figures (seed ``--heatmap-scale``): shown as ``clamp(|Δ|·scale, 0, 1)``.
+    #: Gain of the difference heat map in figures (seed ``--heatmap-scale``): shown as
+    #: ``clamp(|Δ|·scale, 0, 1)``.
     heatmap_scale: float = 4.0
     #: Weight of the Sobel gradient difference in the anomaly score ``|Δ| + w·|∇Δ|``.
     sobel_weight: float = 1.0
@@ -472,8 +477,9 @@ class PixelParams(AnalyzerParams):
     target_is_input: bool = False
 
 
-class PixelAnalyzer(Analyzer):
-    """Difference heat map, Sobel gradient difference, anomaly regions and mask leakage of ``pred`` vs ``target``.
+class PixelAnalyzer(Analyzer[PixelParams]):
+    """Difference heat map, Sobel gradient difference, anomaly regions and mask leakage of ``pred`` vs
+    ``target``.
 
     Metrics (``trackdiag/pixel/<key>``): ``diff_mae``, ``diff_rmse``, ``grad_diff_mean``,
     ``energy_in_mask``, ``energy_out_mask``, ``energy_out_frac``, ``anomaly_threshold``,
@@ -497,7 +503,9 @@ class PixelAnalyzer(Analyzer):
                 f"{p}.")
 
     def compute(self, inputs: StepInputs) -> dict[str, torch.Tensor]:
-        p: PixelParams = self.params  # type: ignore[assignment]
+        p = self.params
+        if inputs.pred is None or inputs.target is None:
+            raise InputValueError("pixel analyzer: compute needs both pred and target.")
         with torch.no_grad():
             return pixel_maps(inputs.pred, inputs.target, inputs.mask, sobel_weight=p.sobel_weight,
                               smooth_px=p.smooth_px, threshold_sigma=p.threshold_sigma, min_score=p.min_score,
@@ -507,7 +515,7 @@ class PixelAnalyzer(Analyzer):
 
     def summarize(self, step: int, host: Mapping[str, np.ndarray], *,
                   sample_ids: Optional[Sequence[str]] = None) -> Result:
-        p: PixelParams = self.params  # type: ignore[assignment]
+        p = self.params
         metrics = reduce_per_sample(host)
         grid = np.asarray(host[MAP_PREFIX + "anomaly_grid"])
         h, w, stride = (int(v) for v in np.asarray(host[MAP_PREFIX + "geometry"]).reshape(-1)[:3])
@@ -588,7 +596,8 @@ register_metrics("pixel", [
                doc="depth of the edit's spill beyond the mask at >= 3x the image's own noise level "
                    "(only when the target is the unedited input)", warn=LEAK_PX_WARN, bad=LEAK_PX_BAD),
     MetricSpec("leak_level", goal="min", unit="× noise", doc="change just outside the mask, in noise levels"),
-    MetricSpec("noise_level", goal="none", unit="", doc="local RMS of the unexplained change outside the mask"),
+    MetricSpec("noise_level", goal="none", unit="",
+               doc="local RMS of the unexplained change outside the mask"),
     MetricSpec("anomaly_count", goal="min", unit="", doc="anomaly regions per sample", warn=1.0),
     MetricSpec("anomaly_row_energy_frac", goal="min", unit="share", doc="anomaly energy along rows",
                warn=ALIGNED_FRAC),
@@ -615,8 +624,8 @@ def pixel_rules(summary: Mapping[str, Any]) -> list[Verdict]:
             title=f"The edit spills {leak:.0f} px beyond the wall mask",
             evidence={"leak_px": leak, "leak_level": g("leak_level"), "noise_level": g("noise_level"),
                       "limit_px": LEAK_PX_WARN},
-            fix="Check that masks match the images (python -m trackdiag.dataset --masks); composite the output "
-                "with the mask, or add a masked loss term that penalises changes outside the wall."))
+            fix="Check that masks match the images (python -m trackdiag.dataset --mask); composite the "
+                "output with the mask, or add a masked loss term that penalises changes outside the wall."))
     for key, code, axis in (("anomaly_row_energy_frac", "pixel_rows", "rows"),
                             ("anomaly_col_energy_frac", "pixel_cols", "columns")):
         frac = g(key)
@@ -625,8 +634,9 @@ def pixel_rules(summary: Mapping[str, Any]) -> list[Verdict]:
             out.append(Verdict(
                 code=code, severity="warn", title=f"Errors cluster along {axis}",
                 evidence={key: frac, "anomaly_count": g("anomaly_count"), "bands": bands},
-                fix="Typical causes: batch-norm imbalance, periodicity in the latents, augmentations that create "
-                    "a regular pattern, transposed-conv upsampling; see the tiling and latent sections."))
+                fix="Typical causes: batch-norm imbalance, periodicity in the latents, augmentations that "
+                    "create a regular pattern, transposed-conv upsampling; see the tiling and latent "
+                    "sections."))
     count = g("anomaly_count")
     if math.isfinite(count) and count > 0 and not any(v.code in ("pixel_rows", "pixel_cols") for v in out):
         out.append(Verdict(

@@ -1,4 +1,5 @@
-"""Dataset health checks (seed section 3.4): ``python -m trackdiag.dataset IMAGES [--masks MASKS] --report DIR``.
+"""Dataset health checks (seed section 3.4):
+``python -m trackdiag.dataset IMAGES [--mask MASKS] --report DIR``.
 
 Modules, one check family each: :mod:`.masks` (validity, inversion), :mod:`.photometry` (brightness and
 contrast outliers), :mod:`.duplicates` (exact and perceptual-hash duplicates), :mod:`.tiling` (already tiled

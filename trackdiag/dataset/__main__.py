@@ -1,4 +1,4 @@
-"""``python -m trackdiag.dataset IMAGES [--masks MASKS] --report DIR``: dataset health checks.
+"""``python -m trackdiag.dataset IMAGES [--mask MASKS] --report DIR``: dataset health checks.
 
 Exit status: 0 when the report was written (whatever was flagged), 1 when the scan could not run (the reason
 on one line), 2 on bad usage.
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import TrackdiagError
+from ..pairing import MASK_FLAG, MASK_FLAG_ALIASES
 from .records import CHECKS, ScanParams
 
 _FLAGS = {  # ScanParams fields exposed on the command line (the rest keep their defaults)
@@ -39,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("images", type=Path,
                         help="folder of images (recursive; .tar webdataset shards included), one image "
                              "or one shard")
-    parser.add_argument("--masks", type=Path, default=None,
-                        help="folder of masks with the images' relative paths and stems (any image suffix)")
+    parser.add_argument(MASK_FLAG, *MASK_FLAG_ALIASES, dest="masks", type=Path, default=None,
+                        help="folder of masks with the images' relative paths and stems (any image suffix); "
+                             "--masks is accepted as an alias")
     parser.add_argument("--report", "--out", dest="report", type=Path, required=True, help="report folder")
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes (default: CPU count, at most 8; 0 = in this process)")

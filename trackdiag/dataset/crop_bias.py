@@ -22,8 +22,8 @@ class CropBias:
     reason: str
 
 
-def crop_bias(cx: Sequence[float], cy: Sequence[float], coverage: Sequence[float], *, max_offset: float = 0.15,
-              min_masks: int = 8) -> CropBias:
+def crop_bias(cx: Sequence[float], cy: Sequence[float], coverage: Sequence[float], *,
+              max_offset: float = 0.15, min_masks: int = 8) -> CropBias:
     """Whether the wall sits systematically off-centre in the crops.
 
     Only masks that are neither (almost) empty nor (almost) full take part: their centroid says where the wall

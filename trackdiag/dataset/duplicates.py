@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["content_hash", "perceptual_hash", "hamming_pairs", "exact_groups", "near_groups"]
 
@@ -18,7 +22,7 @@ def content_hash(pixels: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def perceptual_hash(image: object) -> int:
+def perceptual_hash(image: Image.Image) -> int:
     """64-bit DCT perceptual hash of a PIL image (``imagehash.phash``) as an int."""
     import imagehash
 
@@ -39,7 +43,7 @@ def hamming_pairs(hashes: Sequence[int], *, max_bits: int, chunk: int = 256) -> 
         dist = np.bitwise_count(rows[:, None] ^ h[None, i0:])  # chunk × (n - i0)
         ii, jj = np.nonzero(dist <= max_bits)
         keep = jj > ii  # upper triangle: j counted from i0
-        for a, b in zip(ii[keep], jj[keep]):
+        for a, b in zip(ii[keep], jj[keep], strict=True):
             out.append((int(i0 + a), int(i0 + b), int(dist[a, b])))
     return out
 

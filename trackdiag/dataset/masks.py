@@ -12,7 +12,8 @@ import numpy as np
 
 from .records import MaskRecord, ScanParams
 
-__all__ = ["THUMB", "mask_record", "mask_offset", "mask_flags", "mask_prior", "inverted_masks", "sobel_magnitude"]
+__all__ = ["THUMB", "mask_record", "mask_offset", "mask_flags", "mask_prior", "inverted_masks",
+           "sobel_magnitude"]
 
 #: Side of the mask thumbnails kept per image (16×16 uint8 = 256 bytes).
 THUMB = 16
@@ -83,9 +84,12 @@ def mask_offset(binary: np.ndarray, edges: np.ndarray | None = None, *, gray: np
         ys, xs = ys[pick], xs[pick]
     shifts = np.arange(-max_shift, max_shift + 1)
     # (S, S, P) gathers of the edge map at the shifted border points: at most 4000 points × 81 shifts.
-    scores = edges[ys[None, None, :] + shifts[:, None, None], xs[None, None, :] + shifts[None, :, None]].mean(-1)
+    rows = ys[None, None, :] + shifts[:, None, None]
+    cols = xs[None, None, :] + shifts[None, :, None]
+    scores = edges[rows, cols].mean(-1)
     at0 = scores[max_shift, max_shift]
-    # Among near-ties (within 2 %) prefer the smallest shift: a straight border is blind to shifts along itself.
+    # Among near-ties (within 2 %) prefer the smallest shift: a straight border is blind to shifts
+    # along itself.
     near_best = scores >= scores.max() * 0.98
     size = np.abs(shifts)[:, None] + np.abs(shifts)[None, :]
     iy, ix = np.unravel_index(int(np.argmin(np.where(near_best, size, np.iinfo(np.int64).max))), scores.shape)

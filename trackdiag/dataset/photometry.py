@@ -61,14 +61,16 @@ def photometry_flags(brightness: Sequence[float], contrast: Sequence[float], *, 
     zc, sc = robust_z(contrast, floor=p.contrast_scale_floor)
     use_z = int(np.isfinite(zb).sum()) >= p.min_images_for_stats
     out: list[list[tuple[str, str]]] = []
-    for b, c, z1, z2 in zip(brightness, contrast, zb, zc):
+    for b, c, z1, z2 in zip(brightness, contrast, zb, zc, strict=True):
         flags: list[tuple[str, str]] = []
+        brightness_note = f"mean brightness {b:.3f} (dataset median {sb.median:.3f}, z = {z1:.1f})"
         if np.isfinite(b):
             if b < p.dark_abs or (use_z and z1 <= -p.z_threshold):
-                flags.append(("dark", f"mean brightness {b:.3f} (dataset median {sb.median:.3f}, z = {z1:.1f})"))
+                flags.append(("dark", brightness_note))
             elif b > p.bright_abs or (use_z and z1 >= p.z_threshold):
-                flags.append(("bright", f"mean brightness {b:.3f} (dataset median {sb.median:.3f}, z = {z1:.1f})"))
+                flags.append(("bright", brightness_note))
         if np.isfinite(c) and (c < p.low_contrast_abs or (use_z and z2 <= -p.z_threshold)):
-            flags.append(("low_contrast", f"RMS contrast {c:.3f} (dataset median {sc.median:.3f}, z = {z2:.1f})"))
+            flags.append(("low_contrast",
+                          f"RMS contrast {c:.3f} (dataset median {sc.median:.3f}, z = {z2:.1f})"))
         out.append(flags)
     return out, {"brightness": sb, "contrast": sc}

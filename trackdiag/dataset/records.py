@@ -16,7 +16,7 @@ __all__ = ["CHECKS", "DATASET_LEVEL", "Flag", "ImageRecord", "MaskRecord", "Scan
 #: Every check, with what it means. ``docs/dataset.md`` lists the same names.
 CHECKS: dict[str, str] = {
     "corrupt": "the image file cannot be opened or decoded",
-    "mask_missing": "--masks was given but no mask has the image's relative path and stem",
+    "mask_missing": "--mask was given but no mask has the image's relative path and stem",
     "mask_unreadable": "the mask file cannot be opened or decoded",
     "mask_size_mismatch": "the mask's size differs from the image's",
     "mask_empty": "(almost) no pixel of the mask is wall (> 0.5)",
@@ -119,7 +119,8 @@ class ScanParams:
     offset_gain: float = 1.5
     inverted_corr: float = 0.3
     # crop bias
-    crop_bias_offset: float = 0.15  # distance of the mean centroid from the frame centre (fraction of the frame)
+    #: Distance of the mean centroid from the frame centre (fraction of the frame).
+    crop_bias_offset: float = 0.15
     # periodicity
     analysis_max_side: int = 1024  # centre crop for the period estimate
     periodic_score: float = 0.5  # dominant_period score: walls ≥ 0.5, aperiodic surfaces ≈ 0 (docs/tiling.md)

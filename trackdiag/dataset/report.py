@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,11 @@ _THUMB_SIDE = 128
 
 def write_flagged_csv(res: ScanResult, path: Path) -> Path:
     """``path,check,reason``, one row per finding, sorted by path then check name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "check", "reason"])
-        for fl in sorted(res.flags, key=lambda x: (x.path, x.check)):
-            w.writerow([fl.path, fl.check, fl.reason])
+    from ..tables import write_csv
+
+    rows = [{"path": fl.path, "check": fl.check, "reason": fl.reason}
+            for fl in sorted(res.flags, key=lambda x: (x.path, x.check))]
+    write_csv(path, rows, columns=["path", "check", "reason"])
     return path
 
 
@@ -80,21 +78,21 @@ def _thumb(path: str, mask_path: str | None = None) -> np.ndarray | None:
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            size = im.size
-            im.draft("RGB", (_THUMB_SIDE, _THUMB_SIDE))
-            im = im.convert("RGB")
+        with Image.open(path) as opened:
+            size = opened.size
+            opened.draft("RGB", (_THUMB_SIDE, _THUMB_SIDE))
+            im = opened.convert("RGB")
             im.thumbnail((_THUMB_SIDE, _THUMB_SIDE))
             rgb = np.asarray(im, dtype=np.float32)
-    except Exception:  # noqa: BLE001 - a thumbnail is best effort; the file is already reported
+    except Exception:  # a thumbnail is best effort; the file is already reported
         return None
     if mask_path is not None:
         try:
             with Image.open(mask_path) as m:
                 if m.size == size:
-                    wall = np.asarray(m.convert("L").resize(im.size, Image.NEAREST)) > 127
+                    wall = np.asarray(m.convert("L").resize(im.size, Image.Resampling.NEAREST)) > 127
                     rgb[wall] = 0.6 * rgb[wall] + 0.4 * np.asarray([255, 0, 0], np.float32)
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     return rgb.round().astype(np.uint8)
 
@@ -118,8 +116,8 @@ def dataset_verdicts(res: Any) -> list[Verdict]:
                                 fix=_FIXES.get(check, "see docs/dataset.md"),
                                 severity="bad" if check in _BAD else "warn"))
     if not by_check:
-        verdicts.append(Verdict(code="dataset_ok", title="no problem found", evidence={"images": len(res.records)},
-                                fix="", severity="info"))
+        verdicts.append(Verdict(code="dataset_ok", title="no problem found",
+                                evidence={"images": len(res.records)}, fix="", severity="info"))
     return verdicts
 
 
@@ -187,10 +185,10 @@ def write_dataset_report(res: ScanResult, out_dir: str | Path) -> Path:
     sections.append(Section(title="Tiled source textures", figures=figs, notes=notes))
 
     # Masks and crop bias
-    with_mask = [r for r in ok if r.mask is not None]
+    with_mask = [r.mask for r in ok if r.mask is not None]
     figs = []
     if with_mask:
-        figs.append(Figure(_save(value_histogram([r.mask.coverage for r in with_mask], title="mask coverage",
+        figs.append(Figure(_save(value_histogram([m.coverage for m in with_mask], title="mask coverage",
                                                  xlabel="share of wall pixels"), out, "dataset/coverage.png"),
                            "Mask coverage", "Spikes at 0 or 1 are empty or full masks."))
         if res.mask_prior is not None:
@@ -199,12 +197,12 @@ def write_dataset_report(res: ScanResult, out_dir: str | Path) -> Path:
                                "Typical mask", "Masks anti-correlated with this are flagged mask_inverted."))
         c = res.crop
         figs.append(Figure(_save(centroid_map(
-            [r.mask.centroid_x for r in with_mask], [r.mask.centroid_y for r in with_mask],
+            [m.centroid_x for m in with_mask], [m.centroid_y for m in with_mask],
             mean=(c.mean_x, c.mean_y) if c else (float("nan"), float("nan")), prior=res.mask_prior),
             out, "dataset/centroids.png"), "Crop bias",
             "Each dot is the centre of a wall mask in its crop. A mean far from the centre is crop bias."))
     notes = [res.crop.reason] if res.crop is not None else (
-        [] if with_mask else ["No masks (give --masks MASKS to check them)."])
+        [] if with_mask else ["No masks (give --mask MASKS to check them)."])
     sections.append(Section(title="Masks and crop bias", figures=figs, notes=notes))
 
     # Duplicates
@@ -239,8 +237,8 @@ def write_dataset_report(res: ScanResult, out_dir: str | Path) -> Path:
     return write_report(out, sections, title="trackdiag dataset health", kind="dataset")
 
 
-_BAD = frozenset({"corrupt", "mask_unreadable", "mask_size_mismatch", "mask_empty", "mask_full", "mask_inverted",
-                  "mask_missing", "tiled_texture", "mask_offset"})
+_BAD = frozenset({"corrupt", "mask_unreadable", "mask_size_mismatch", "mask_empty", "mask_full",
+                  "mask_inverted", "mask_missing", "tiled_texture", "mask_offset"})
 
 _FIXES = {
     "corrupt": "re-export or drop the files; a training loader would crash or skip them",
@@ -259,7 +257,8 @@ _FIXES = {
     "low_contrast": "check for washed-out or blank images",
     "duplicate": "drop the copies, or the model over-weights those samples",
     "near_duplicate": "drop or down-weight near copies",
-    "tiled_texture": "use untiled sources, or crop to one tile; tiled sources teach the model period doubling",
+    "tiled_texture": "use untiled sources, or crop to one tile; tiled sources teach the model period "
+                     "doubling",
     "period_too_small": "use larger crops at the same scale, or downscale less",
     "period_too_large": "use larger crops, or downscale the source so that the crop holds several periods",
     "crop_bias": "sample crop positions uniformly around the wall, or augment with flips and shifts",

@@ -130,13 +130,11 @@ def iter_shard(tar: Path) -> Iterator[tuple[str, Source, Optional[tuple[str, Sou
 
 
 def mask_index(masks_root: Path) -> dict[str, str]:
-    """``relative/path/stem`` → mask path for every image file under ``masks_root`` (``.png`` preferred)."""
-    index: dict[str, str] = {}
-    for p in iter_images(masks_root):
-        key = p.relative_to(masks_root).with_suffix("").as_posix()
-        if key not in index or p.suffix.lower() == ".png":
-            index[key] = str(p)
-    return index
+    """``relative/path/stem`` → mask path for every image file under ``masks_root`` (``.png`` preferred):
+    :func:`trackdiag.pairing.stem_index` with relative keys, the paths as strings for the workers."""
+    from ..pairing import stem_index
+
+    return {key: str(p) for key, p in stem_index(masks_root, recursive=True).items()}
 
 
 #: Without the spectral tier workers never import torch: a much lighter forkserver.
@@ -281,7 +279,7 @@ def scan(images: str | Path, masks: str | Path | None = None, *, params: Optiona
         raise InputFileError(f"{root}: no such file or folder.")
     masks_root = Path(masks) if masks is not None else None
     if masks_root is not None and not masks_root.is_dir():
-        raise InputFileError(f"--masks {masks_root}: not a folder (give the folder that holds the masks).")
+        raise InputFileError(f"--mask {masks_root}: not a folder (give the folder that holds the masks).")
     if executor not in ("local", "ray"):
         raise InputValueError(f"executor must be 'local' or 'ray'; got {executor!r}.")
     workers = default_workers() if workers is None else int(workers)
@@ -322,7 +320,7 @@ def _dataset_checks(res: ScanResult) -> None:
     # Photometry: robust z over the readable images.
     phot, res.photometry = photometry_flags([recs[i].brightness for i in ok], [recs[i].contrast for i in ok],
                                             params=p)
-    for i, flags in zip(ok, phot):
+    for i, flags in zip(ok, phot, strict=True):
         extra[i].extend(flags)
     # Duplicates: the first image of a group (path order) stays unflagged.
     digests = [recs[i].content_hash for i in ok]
@@ -341,23 +339,25 @@ def _dataset_checks(res: ScanResult) -> None:
         res.near_duplicate_groups.append([recs[ok[g]].path for g in group])
         for g in group[1:]:
             d = nearest.get(g, -1)
-            extra[ok[g]].append(("near_duplicate", f"perceptual hash within {d} bits of an image in the group "
-                                                   f"of {keep}"))
+            extra[ok[g]].append(("near_duplicate", f"perceptual hash within {d} bits of an image in the "
+                                                   f"group of {keep}"))
     # Masks: inversion against the dataset prior; crop bias from the centroids.
-    with_mask = [i for i in ok if recs[i].mask is not None and recs[i].mask.thumb is not None]
-    flagged, corr, res.mask_prior = inverted_masks([recs[i].mask.thumb for i in with_mask],
-                                                   [recs[i].mask.coverage for i in with_mask],
+    masks = {i: mr for i in ok if (mr := recs[i].mask) is not None and mr.thumb is not None}
+    thumbs = {i: t for i, mr in masks.items() if (t := mr.thumb) is not None}
+    with_mask = list(masks)
+    flagged, corr, res.mask_prior = inverted_masks([thumbs[i] for i in with_mask],
+                                                   [masks[i].coverage for i in with_mask],
                                                    min_corr=p.inverted_corr, min_masks=p.min_images_for_stats)
-    cov_med = float(np.median([recs[i].mask.coverage for i in with_mask])) if with_mask else float("nan")
+    cov_med = float(np.median([masks[i].coverage for i in with_mask])) if with_mask else float("nan")
     for k, i in enumerate(with_mask):
         if flagged[k]:
             extra[i].append(("mask_inverted", f"correlation {corr[k]:.2f} with the dataset's typical mask; "
-                                              f"coverage {recs[i].mask.coverage:.2f} vs typical {cov_med:.2f}"))
+                                              f"coverage {masks[i].coverage:.2f} vs typical {cov_med:.2f}"))
     if with_mask:
-        m = [recs[i].mask for i in with_mask]
+        m = [masks[i] for i in with_mask]
         res.crop = crop_bias([x.centroid_x for x in m], [x.centroid_y for x in m], [x.coverage for x in m],
                              max_offset=p.crop_bias_offset, min_masks=p.min_images_for_stats)
-    for rec, more in zip(recs, extra):
+    for rec, more in zip(recs, extra, strict=True):
         for check, reason in rec.flags + more:
             res.flags.append(Flag(rec.path, check, reason))
     if res.crop is not None and res.crop.biased:

@@ -1,9 +1,10 @@
-"""Tiled source textures: the texture's period (the tiling analyzer's f*) and whether it is an exact repetition.
+"""Tiled source textures: the texture's period (the tiling analyzer's f*) and whether it is an exact
+repetition.
 
 The period comes from :func:`trackdiag.spectral.dominant_period`, the same estimate as the tiling analyzer's
-``fundamental_period_px``. A texture is *already tiled* when it equals itself shifted along x or y by a lattice
-period: the Pearson correlation of the overlapping parts reaches ``tiled_similarity``. The radial f* of a 2-D
-lattice of period ``T`` can be any ``|(a, b)| / T`` (a diagonal harmonic), so the shifts tried are
+``fundamental_period_px``. A texture is *already tiled* when it equals itself shifted along x or y by a
+lattice period: the Pearson correlation of the overlapping parts reaches ``tiled_similarity``. The radial f*
+of a 2-D lattice of period ``T`` can be any ``|(a, b)| / T`` (a diagonal harmonic), so the shifts tried are
 ``P · sqrt(a² + b²)`` for small integers, ±1 px. A region that is constant along an axis matches itself at
 every shift; it counts only when the half shift matches clearly worse (``tiled_margin``). Natural periodic
 walls (bricks, tiles photographed in place) vary from repeat to repeat and stay well below the threshold.
@@ -147,7 +148,8 @@ def periodicity(gray: np.ndarray, *, valid: Optional[np.ndarray] = None, max_sid
     return Periodicity(period, score, best, shift)
 
 
-def period_flags(per: Periodicity, *, image_size: tuple[int, int], params: ScanParams) -> list[tuple[str, str]]:
+def period_flags(per: Periodicity, *, image_size: tuple[int, int],
+                 params: ScanParams) -> list[tuple[str, str]]:
     """``tiled_texture``, ``period_too_small``, ``period_too_large`` for one image (``image_size`` = W, H).
 
     Period limits apply only to textures that are periodic (``score >= periodic_score``) or tiled: the crop
@@ -167,8 +169,8 @@ def period_flags(per: Periodicity, *, image_size: tuple[int, int], params: ScanP
     effective = per.period_px * train / crop
     repeats = crop / per.period_px
     if effective < p.min_period_px:
-        out.append(("period_too_small", f"period {per.period_px:.1f} px is {effective:.1f} px at the training "
-                                        f"resolution (minimum {p.min_period_px:g})"))
+        out.append(("period_too_small", f"period {per.period_px:.1f} px is {effective:.1f} px at the "
+                                        f"training resolution (minimum {p.min_period_px:g})"))
     if repeats < p.min_repeats:
         out.append(("period_too_large", f"period {per.period_px:.1f} px repeats only {repeats:.1f}× in a "
                                         f"{crop:.0f} px crop (minimum {p.min_repeats:g})"))

@@ -13,12 +13,15 @@ import re
 import stat
 import sys
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from ..errors import InputFileError
 from .records import ImageRecord, ScanParams
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["Source", "Task", "analyze_image", "init_worker", "read_source"]
 
@@ -41,7 +44,7 @@ class Source:
 class Task:
     path: str  # what flagged.csv shows: a file path, or ``shard.tar/member`` for a tar member
     mask_path: Optional[str]
-    mask_expected: bool  # --masks was given (a missing mask is then flagged)
+    mask_expected: bool  # --mask was given (a missing mask is then flagged)
     params: ScanParams
     source: Optional[Source] = None  # None: the file ``path``
     mask_source: Optional[Source] = None  # None: the file ``mask_path``
@@ -130,7 +133,7 @@ def draft_scale(width: int, height: int, params: ScanParams) -> int:
 
 
 def _open_rgb(data: bytes, params: Optional[ScanParams] = None, *, name: str = "image"
-              ) -> tuple[object, np.ndarray, tuple[int, int], int]:
+              ) -> tuple[Image.Image, np.ndarray, tuple[int, int], int]:
     """Decode (truncated files fail here, not later): an 8-bit L/RGB PIL image, its array, the file's own
     ``(width, height)`` and the draft scale ``k`` (JPEG decoded at 1/k, see :func:`draft_scale`).
 
@@ -141,7 +144,8 @@ def _open_rgb(data: bytes, params: Optional[ScanParams] = None, *, name: str = "
 
     from ..filesafety import check_image_header
 
-    with Image.open(io.BytesIO(data)) as im:
+    with Image.open(io.BytesIO(data)) as opened:
+        im: Image.Image = opened  # re-bound below to decoded copies, which are plain Images
         check_image_header(im, name)  # a header that claims 50000×50000 is refused before decoding
         size = im.size
         k = 1
@@ -182,19 +186,18 @@ def _load_mask(data: bytes, name: str) -> np.ndarray:
                 arr = np.asarray(im, dtype=np.float32)
                 arr = arr / (65535.0 if arr.max() > 255 else 255.0)
             else:
-                if im.mode not in ("L", "RGB"):
-                    im = im.convert("RGB")
-                arr = np.asarray(im, dtype=np.float32) / 255.0
-    except Exception as exc:  # noqa: BLE001 - any decoder failure
+                rgb = im if im.mode in ("L", "RGB") else im.convert("RGB")
+                arr = np.asarray(rgb, dtype=np.float32) / 255.0
+    except Exception as exc:  # any decoder failure
         raise InputFileError(f"{name}: cannot decode image ({_describe(exc)}).") from None
     return arr.mean(axis=2) if arr.ndim == 3 else arr
 
 
-def _thumbnail(im: object) -> object:
+def _thumbnail(im: Image.Image) -> Image.Image:
     """The cheap tier's view for the perceptual hash: a box-reduced copy (≥ 64 px on the short side)."""
-    w, h = im.size  # type: ignore[attr-defined]
+    w, h = im.size
     k = max(1, min(w, h) // 128)
-    return im.reduce(k) if k > 1 else im  # type: ignore[attr-defined]
+    return im.reduce(k) if k > 1 else im
 
 
 def analyze_image(task: Task) -> ImageRecord:
@@ -211,8 +214,9 @@ def analyze_image(task: Task) -> ImageRecord:
         rec.flags.append(("corrupt", rec.error))
         return rec
     try:
-        im, pixels, (full_w, full_h), k = _open_rgb(read_source(task.source or Source(task.path)), p, name=str(task.path))
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is a corrupt file, reported, not fatal
+        data = read_source(task.source or Source(task.path))
+        im, pixels, (full_w, full_h), k = _open_rgb(data, p, name=str(task.path))
+    except Exception as exc:  # any decoder failure is a corrupt file, reported, not fatal
         rec.error = _describe(exc)
         rec.flags.append(("corrupt", rec.error))
         return rec
@@ -226,19 +230,19 @@ def analyze_image(task: Task) -> ImageRecord:
     rec.content_hash = content_hash(pixels)
     try:
         rec.phash = perceptual_hash(_thumbnail(im))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         rec.flags.append(("corrupt", f"perceptual hash failed ({_describe(exc)})"))
-    del im, pixels
+    del data, im, pixels
     mask = None
     if task.mask_path is None:
         if task.mask_expected:
-            rec.flags.append(("mask_missing", "no mask with the same relative path and stem under --masks"))
+            rec.flags.append(("mask_missing", "no mask with the same relative path and stem under --mask"))
     else:
         try:
             mask = _load_mask(read_source(task.mask_source or Source(task.mask_path)), task.mask_path)
         except InputFileError as exc:
             rec.flags.append(("mask_unreadable", str(exc)[:300]))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             rec.flags.append(("mask_unreadable", f"{task.mask_path}: {_describe(exc)}"))
     # The mask's own checks at its resolution; the offset and the period on the (draft-decoded) image's grid.
     wall: Optional[np.ndarray] = None  # the wall on the decoded image's grid, when the mask fits the image
@@ -251,7 +255,7 @@ def analyze_image(task: Task) -> ImageRecord:
                 dx, dy, gain = mask_offset(wall, gray=gray, max_shift=p.max_offset_px)
                 rec.mask.offset_dx, rec.mask.offset_dy, rec.mask.offset_gain = dx * k, dy * k, gain
             rec.flags.extend(mask_flags(rec.mask, image_size=(rec.width, rec.height), params=p))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             rec.mask = None
             rec.flags.append(("check_error", f"mask checks: {_describe(exc)}"))
     if not p.spectral_tier:
@@ -269,6 +273,6 @@ def analyze_image(task: Task) -> ImageRecord:
         rec.flags.extend(period_flags(per, image_size=(rec.width, rec.height), params=p))
     except ImportError:
         pass  # the spectral module is missing: the report says periodicity was not measured
-    except Exception as exc:  # noqa: BLE001 - one check failing on one file must not stop the scan
+    except Exception as exc:  # one check failing on one file must not stop the scan
         rec.flags.append(("check_error", f"periodicity: {_describe(exc)}"))
     return rec

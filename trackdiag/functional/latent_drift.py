@@ -11,9 +11,9 @@ with ``s`` the image-to-image spread of the earlier images: a two-sample statist
 ``n - 1`` degrees of freedom under no change (images of random batches are independent). Working on
 images rather than on batch means gives the reference spread ``B`` times more degrees of freedom
 (12 batches of 4 images: 47 instead of 11), which is what makes a 0.5 σ shift detectable within 5 batches
-at a low false-alarm rate. The smallest two-sided p-value over lags, channels and the two statistics is compared with a
-per-batch false-alarm rate divided by the number of tests (Bonferroni; the tests overlap, so the measured
-rate is lower than the nominal one).
+at a low false-alarm rate. The smallest two-sided p-value over lags, channels and the two statistics is
+compared with a per-batch false-alarm rate divided by the number of tests (Bonferroni; the tests
+overlap, so the measured rate is lower than the nominal one).
 
 Why this rather than a CUSUM: the spread ``s`` is not known in advance (it depends on the data's per-image
 variation), a CUSUM with ``s`` estimated from 12 batches has a false-alarm rate that depends strongly on that

@@ -32,7 +32,8 @@ def lattice_vectors(signal: torch.Tensor, region: torch.Tensor, *, min_lag: int 
     """``B×2×2`` integer lattice vectors ``(dy, dx)`` from the region's normalised autocorrelation."""
     b, h, w = signal.shape
     m = region.float()
-    x = (signal - (signal * m).sum(dim=(1, 2), keepdim=True) / m.sum(dim=(1, 2), keepdim=True).clamp_min(1)) * m
+    mean = (signal * m).sum(dim=(1, 2), keepdim=True) / m.sum(dim=(1, 2), keepdim=True).clamp_min(1)
+    x = (signal - mean) * m
     sh, sw = 2 * h, 2 * w
     fx = torch.fft.rfft2(x, s=(sh, sw))
     fm = torch.fft.rfft2(m, s=(sh, sw))

@@ -16,7 +16,6 @@ read the section fails with :class:`~trackdiag.errors.InputFileError`.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from ..analyzers.latent import LatentAnalyzer, LatentParams
 from ..errors import InputFileError, TrackdiagError
 from ..latent_io import list_latent_files, load_latents
 from ..report import Figure, Section
+from ..tables import write_csv
 from ..verdicts import Verdict
 
 __all__ = ["add_arguments", "wanted", "run", "ROW_KEYS"]
@@ -66,12 +66,6 @@ def _params(args: argparse.Namespace) -> LatentParams:
     if getattr(args, "periodic_p_bin", None) is not None:
         kwargs["periodic_p_bin"] = float(args.periodic_p_bin)
     return LatentParams(**kwargs)
-
-
-def _fmt(v: Any) -> Any:
-    if isinstance(v, float):
-        return "" if not math.isfinite(v) else f"{v:.6g}"
-    return v
 
 
 def run(args: argparse.Namespace, out_dir: Path, progress: bool = True) -> list[Section]:
@@ -119,12 +113,8 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool = True) -> list[
         raise InputFileError(f"{root}: none of the {len(files)} latent files could be read; first problem: "
                              f"{failed[0]['error']}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / "latents.csv").open("w", newline="", encoding="utf-8") as fh:
-        cols = ["file", "latent", "shape", *ROW_KEYS, "flags"]
-        writer = csv.DictWriter(fh, fieldnames=cols)
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: _fmt(r.get(k, "")) for k in cols})
+    write_csv(out_dir / "latents.csv", rows, columns=["file", "latent", "shape", *ROW_KEYS, "flags"],
+              float_format=".6g")
     figures: list[Figure] = []
     max_images = int(getattr(args, "max_images", 8) or 8)
     flagged_first = sorted(results, key=lambda pr: (pr[1].metrics.get("flag_count", 0.0) == 0,
@@ -152,7 +142,8 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool = True) -> list[
     fig_dir.mkdir(exist_ok=True)
     names = sorted({r["latent"] for r in rows})
     labels = [p.stem for p, _ in results]
-    drift = {n: [res.metrics.get(f"{_safe_key(n)}/drift_excess", math.nan) for _, res in results] for n in names}
+    drift = {n: [res.metrics.get(f"{_safe_key(n)}/drift_excess", math.nan) for _, res in results]
+             for n in names}
     flagged = {n: ["drift" in res.texts.get(f"{_safe_key(n)}/flags", "").split(",") for _, res in results]
                for n in names}
     if len(results) > 1:

@@ -1,14 +1,15 @@
 """``--images IN OUT [IN OUT ...]``: pixel-space diagnostics of input/output pairs (seed section 3.3).
 
 Each pair is an input (or training target) and the model's output for it. ``IN`` and ``OUT`` may also be two
-folders: files are then paired by their path relative to the folder, without the suffix. ``--mask`` (defined by
-the tiling section) is one mask for every pair, or a folder of masks matched to ``IN`` the same way.
+folders: files are then paired by their path relative to the folder, without the suffix. ``--mask``
+(defined by the tiling section) is one mask for every pair, or a folder of masks matched to ``IN`` the
+same way.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -35,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--heatmap-scale", type=float, default=4.0,
                    help="gain of the difference heat map: shown as clamp(|diff| * scale, 0, 1) (default 4)")
     g.add_argument("--max-images", type=int, default=8,
-                   help="at most this many pairs get a figure in the report, most anomalous first (default 8)")
+                   help="at most this many pairs get a figure in the report, most anomalous first "
+                        "(default 8)")
 
 
 def wanted(args: argparse.Namespace) -> bool:
@@ -50,41 +52,30 @@ class Pair:
     mask: Optional[Path]
 
 
-def _stem_index(root: Path) -> dict[str, Path]:
-    from ..io import list_images
-
-    index: dict[str, Path] = {}
-    for p in list_images(root):
-        key = p.relative_to(root).with_suffix("").as_posix()
-        if key not in index or p.suffix.lower() == ".png":
-            index[key] = p
-    return index
-
-
 def pair_images(items: list[str], mask: Optional[str] = None) -> Iterator[Pair]:
     """Expand ``--images`` (and ``--mask``) into pairs. Raises :class:`InputValueError` on an odd count."""
     if len(items) % 2:
         raise InputValueError(f"--images takes IN OUT pairs; got {len(items)} paths. Give an even number.")
+    from ..pairing import companion_lookup, stem_index
+
     mask_path = Path(mask) if mask else None
-    masks = _stem_index(mask_path) if mask_path is not None and mask_path.is_dir() else None
 
-    def mask_for(key: str) -> Optional[Path]:
-        if mask_path is None:
-            return None
-        if masks is None:
-            return mask_path
-        return masks.get(key) or masks.get(Path(key).name)
+    def masks_for(root: Optional[Path]) -> Callable[[Path], Optional[Path]]:
+        if mask_path is not None and not mask_path.exists():
+            return lambda _image: mask_path  # reported per pair when it is loaded
+        return companion_lookup(mask_path, what="mask", root=root)
 
-    for a, b in zip(items[0::2], items[1::2]):
+    for a, b in zip(items[0::2], items[1::2], strict=True):
         pa, pb = Path(a), Path(b)
         if pa.is_dir() and pb.is_dir():
-            ins, outs = _stem_index(pa), _stem_index(pb)
+            ins, outs = stem_index(pa, recursive=True), stem_index(pb, recursive=True)
+            mask_for = masks_for(pa)
             for key in sorted(ins):
                 if key in outs:
-                    yield Pair(key, ins[key], outs[key], mask_for(key))
+                    yield Pair(key, ins[key], outs[key], mask_for(ins[key]))
         else:
             # Named after the output (inputs are often shared between pairs); the mask belongs to the input.
-            yield Pair(pb.stem, pa, pb, mask_for(pa.stem))
+            yield Pair(pb.stem, pa, pb, masks_for(None)(pa))
 
 
 def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section]:
@@ -101,7 +92,8 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
     mask = getattr(args, "mask", None)  # defined by the tiling section
     if isinstance(mask, (list, tuple)):
         if len(mask) > 1:
-            raise InputValueError(f"--images takes one --mask (a file, or a folder of masks); got {len(mask)}.")
+            raise InputValueError("--images takes one --mask (a file, or a folder of masks); "
+                                  f"got {len(mask)}.")
         mask = mask[0] if mask else None
     pairs = list(pair_images(list(args.images), str(mask) if mask is not None else None))
     seen: dict[str, int] = {}
@@ -111,8 +103,8 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
             pair.name = f"{pair.name}#{seen[pair.name]}"
     if not pairs:
         raise InputValueError("--images: no pairs found (folders are paired by relative path and stem).")
-    params = PixelParams(heatmap_scale=args.heatmap_scale, map_max_side=_OFFLINE_MAP_SIDE, component_samples=1,
-                         max_components=50, target_is_input=True)
+    params = PixelParams(heatmap_scale=args.heatmap_scale, map_max_side=_OFFLINE_MAP_SIDE,
+                         component_samples=1, max_components=50, target_is_input=True)
     analyzer = PixelAnalyzer(params)
     iterator: Any = pairs
     if progress:
@@ -133,12 +125,14 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
                         analyzer.compute(StepInputs(step=0, pred=out, target=inp, mask=mask)).items()}
             result = analyzer.summarize(0, host, sample_ids=[pair.name])
         except TrackdiagError as exc:
-            problems.append({"pair": pair.name, "input": str(pair.inp), "output": str(pair.out), "error": str(exc)})
+            problems.append({"pair": pair.name, "input": str(pair.inp), "output": str(pair.out),
+                             "error": str(exc)})
             continue
         row = {"pair": pair.name, "input": str(pair.inp), "output": str(pair.out),
                "mask": str(pair.mask) if pair.mask else "", **result.metrics, **result.texts}
         per_pair.append(row)
-        anomalies.extend({"pair": pair.name, **{k: v for k, v in a.items() if k not in ("step", "sample", "index")}}
+        anomalies.extend({"pair": pair.name,
+                          **{k: v for k, v in a.items() if k not in ("step", "sample", "index")}}
                          for a in result.tables["anomalies"])
         results.append((pair, result))
 
@@ -158,7 +152,8 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
             "Top: input and output; boxes are anomaly regions (red = along a row, cyan = along a column). "
             "Bottom: |difference| and the Sobel gradient difference, both multiplied by --heatmap-scale; "
             "bright outside the wall means the edit leaked.")))
-    # The flat summary of a pixel-only run; diagnose replaces it by the combined one when several sections run.
+    # The flat summary of a pixel-only run; diagnose replaces it by the combined one when several
+    # sections run.
     write_json(summary, out_dir / "summary.json")
     notes = [f"{len(per_pair)} of {len(pairs)} pairs analysed; figures for the {len(figures)} pairs with the "
              "largest anomaly area."]
@@ -189,14 +184,11 @@ def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean of every numeric metric over the pairs (NaN-aware); ``anomaly_count_total``; the axis hint."""
-    out: dict[str, Any] = {}
+    from ..values import column_means
+
     if not rows:
-        return out
-    keys = [k for k, v in rows[0].items() if isinstance(v, float)]
-    for key in keys:
-        vals = np.asarray([r.get(key, np.nan) for r in rows], dtype=np.float64)
-        finite = vals[np.isfinite(vals)]
-        out[key] = float(finite.mean()) if finite.size else float("nan")
+        return {}
+    out: dict[str, Any] = dict(column_means(rows))
     out["anomaly_count_total"] = int(sum(r["anomaly_count"] for r in rows))
     out["energy_out_frac_max"] = float(np.nanmax([r["energy_out_frac"] for r in rows])) \
         if any(np.isfinite(r["energy_out_frac"]) for r in rows) else float("nan")

@@ -117,7 +117,7 @@ def plant_stripes(rng: np.random.Generator, z: np.ndarray, *, channel: int, shar
     b, _, h, w = z.shape
     n = h if axis == "rows" else w
     for i in range(b):
-        prof: np.ndarray = rng.standard_normal(n)
+        prof: np.ndarray = rng.standard_normal(size=(n,))
         if smooth_px > 0:
             k = np.exp(-0.5 * (np.arange(-8, 9) / smooth_px) ** 2)
             prof = np.convolve(np.pad(prof, 8, mode="wrap"), k / k.sum(), mode="same")[8:-8]
@@ -181,7 +181,8 @@ def drift_stream(rng: np.random.Generator, n_batches: int, *, change_at: Optiona
                  channel: int = 0, mean_shift_sigma: float = 0.0, std_factor: float = 1.0,
                  batch: int = 4, size: int = 64) -> list[np.ndarray]:
     """``n_batches`` latent batches; from ``change_at`` on, ``channel`` is shifted by ``mean_shift_sigma`` ×
-    the channel's pixel std (``CHANNEL_STDS``) and its spread around the channel mean scaled by ``std_factor``."""
+    the channel's pixel std (``CHANNEL_STDS``) and its spread around the channel mean scaled by
+    ``std_factor``."""
     out = []
     for t in range(n_batches):
         z = vae_like_latents(rng, batch, size=size)

@@ -135,8 +135,10 @@ def make_pair(rng: np.random.Generator, *, edited: bool = False, kind: Optional[
         edited: the wall is re-textured in the output (else the output is an unedited ``kind`` copy).
         kind: the unedited change (``noise``, ``jpeg``, ``exposure``, ``rerender``); random when None.
         box: plant a defect box (``offset``, ``smear``, ``misplaced``) inside the wall of the output.
-        stripe: ``(axis, amplitude)``: a band of 3–8 rows (or columns) across the wall offset by ``±amplitude``.
-        spill_px: the edit (or, unedited, a re-textured strip) spills this many px beyond the mask on one side.
+        stripe: ``(axis, amplitude)``: a band of 3–8 rows (or columns) across the wall offset by
+            ``±amplitude``.
+        spill_px: the edit (or, unedited, a re-textured strip) spills this many px beyond the mask on one
+            side.
     """
     img, mask = wall_scene(rng, size)
     kind = kind or str(rng.choice(UNEDITED_KINDS))
