@@ -593,7 +593,6 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
 
     nan_b = torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype)
     fstar = per.radius_bin
-    lattice: tuple[torch.Tensor, torch.Tensor] | None = None  # (k* N×2 bins, has a texture N) for the grids
     if ref is not None:
         r = normalize_ref(ref, channels=c).to(device=pred.device, dtype=pred.dtype)
         rg = luminance(r)
@@ -610,7 +609,6 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out["ref_spectrum_distance"] = spectrum_distance(per.spec, rper.spec, height=h, width=w,
                                                          min_period_px=p.min_period_px)
         fstar = s / ref_period
-        lattice = rper.direction.expand(b, 2) * fstar[:, None], rper.score.expand(b) > APERIODIC_SCORE
     else:
         out["ref_period_px"] = nan_b
         out["ref_spectrum_distance"] = nan_b
@@ -669,18 +667,18 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["local_period_trend_y"], out["local_period_trend_x"] = ty, tx
 
     if maps:
-        m = p.map_max_side
+        side_max = p.map_max_side
         prof = radial_profile(per.spec.power[:1])[0]
         radii = torch.arange(prof.shape[0], device=pred.device, dtype=gray.dtype)
         out[MAP_PREFIX + "radial_profile"] = torch.stack([radii, prof])
         out[MAP_PREFIX + "radial_marks"] = torch.stack([fstar[0], per.radius_bin[0], out["ref_radius_bin"][0],
                                                         s / per.acf_period_px[0],
                                                         torch.tensor(float(s), device=pred.device)])[None]
-        out[MAP_PREFIX + "fft_log_hann"] = _fft_log_map(per.signal[0], s, m)
-        out[MAP_PREFIX + "fft_log_nohann"] = _fft_log_map(u[0], s, m)
+        out[MAP_PREFIX + "fft_log_hann"] = _fft_log_map(per.signal[0], s, side_max)
+        out[MAP_PREFIX + "fft_log_nohann"] = _fft_log_map(u[0], s, side_max)
         max_lag = max(2, min(h, w) // 4)
         acf2 = autocorrelation_map(per.signal[:1], per.weights[:1], max_lag=max_lag)[0]
-        out[MAP_PREFIX + "acf"] = _shrink(acf2, m)
+        out[MAP_PREFIX + "acf"] = _shrink(acf2, side_max)
         out[MAP_PREFIX + "acf_profile"] = torch.stack([per.acf_lags, per.acf_profile[0]])
         out[MAP_PREFIX + "acf_marks"] = torch.stack([per.acf_period_px[0], per.period_px[0],
                                                      out["ref_period_px"][0],
@@ -758,7 +756,7 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     nothing stood out.
     """
     out: list[Verdict] = []
-    g = lambda k: _f(summary, k)  # noqa: E731
+    g = lambda k: _f(summary, k)
     if g("nonfinite_frac") > 0:
         out.append(Verdict(code="nonfinite", severity="bad", title="Non-finite pixels in the output",
                            evidence={"nonfinite_frac": _r(g("nonfinite_frac"), 5)},
@@ -912,9 +910,9 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            fix="Blend the inpainted wall into its surroundings: feather the mask, match colour and "
                            "brightness at the boundary, or inpaint with a dilated mask and composite."))
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
-    big = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if _fin(v)]
-    if big and max(big)[0] >= PERSPECTIVE_TREND:
-        _, name, v = max(big)
+    trends = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if _fin(v)]
+    if trends and max(trends)[0] >= PERSPECTIVE_TREND:
+        _, name, v = max(trends)
         out.append(Verdict(code="perspective", severity="info",
                            title=f"Perspective: the local period changes {v:+.0%} {name}",
                            evidence={"local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx),
@@ -1001,7 +999,7 @@ register_metrics("tiling", _specs())
 # ------------------------------------------------------------------------------------------------------
 # The analyzer
 # ------------------------------------------------------------------------------------------------------
-class TilingAnalyzer(Analyzer):
+class TilingAnalyzer(Analyzer[TilingParams]):
     """Tiling diagnostics of ``pred`` (optionally within ``mask``, against ``ref``).
 
     Metrics (``trackdiag/tiling/<key>``): the seed's keys (:data:`SEED_KEYS`) plus ``fundamental_period_px``,
@@ -1017,7 +1015,7 @@ class TilingAnalyzer(Analyzer):
 
     def __init__(self, params: TilingParams | None = None) -> None:
         super().__init__(params)
-        p: TilingParams = self.params  # type: ignore[assignment]
+        p = self.params
         if not (p.min_period_px >= 2 and 0 < p.max_period_frac <= 0.5 and 0 < p.rel_power <= 1
                 and p.ring_min_bins > 0 and p.ring_rel_width >= 0 and 0 < p.resize_factor < 1
                 and 0 < p.local_window_frac <= 1 and p.local_overlap >= 1 and p.map_max_side >= 8
@@ -1031,8 +1029,9 @@ class TilingAnalyzer(Analyzer):
 
     def compute(self, inputs: StepInputs) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            return tiling_metrics(inputs.pred, mask=inputs.mask, ref=inputs.ref,
-                                  params=self.params)  # type: ignore[arg-type]
+            # due() runs compute only with pred present; check_image_batch raises on a missing one.
+            pred = check_image_batch(inputs.pred, name="pred")
+            return tiling_metrics(pred, mask=inputs.mask, ref=inputs.ref, params=self.params)
 
     def summarize(self, step: int, host: Mapping[str, np.ndarray], *,
                   sample_ids: Sequence[str] | None = None) -> Result:
@@ -1044,7 +1043,7 @@ class TilingAnalyzer(Analyzer):
         texts["fstar_source"] = "ref" if np.isfinite(refp).any() else "pred"
         maps = {k.removeprefix(MAP_PREFIX): np.asarray(v) for k, v in host.items() if k.startswith(MAP_PREFIX)}
         # Each verdict's severity is a metric too (0 none or info, 1 warn, 2 bad): "since when" is one chart.
-        strides = sorted({int(k) for k in self.params.checkerboard_strides if int(k) >= 4})  # type: ignore[attr-defined]
+        strides = sorted({int(k) for k in self.params.checkerboard_strides if int(k) >= 4})
         codes = VERDICT_CODES + tuple(f"grid_s{k}" for k in strides)
         levels = verdict_metrics(likely_causes({**metrics, **texts}), "tiling", codes=codes)
         metrics.update({k.removeprefix("trackdiag/tiling/"): v for k, v in levels.items()})

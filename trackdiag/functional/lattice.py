@@ -200,7 +200,7 @@ def _reduce_pair(peaks: PromPeaks, best: torch.Tensor, best_r: torch.Tensor, str
     axis_b = torch.minimum(by.abs(), bx.abs()) <= 0.18 * rb
     square = same & (cos.abs() <= 0.15) & axis_a & axis_b
     hexa = same & ((cos.abs() - 0.5).abs() <= 0.03)
-    both = lambda m: m[:, :, None] & m[:, None, :]  # noqa: E731
+    both = lambda m: m[:, :, None] & m[:, None, :]
     hit &= both(short) & (both(strong) | (both(weak) & (square | hexa)))
     has = hit.flatten(1).any(dim=1)
     pj = torch.where(hit.any(dim=2), peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)

@@ -81,7 +81,7 @@ def centroid_map(cx: Sequence[float], cy: Sequence[float], *, mean: tuple[float,
 
 def contact_sheet(thumbs: Sequence[np.ndarray], captions: Sequence[str], *, title: str, cols: int = 6,
                   cell: int = 128) -> np.ndarray:
-    """A grid of ``h×w×3`` uint8 thumbnails (each at most ``cell`` px) with short captions.
+    """A grid of ``h×w×3`` uint8 thumbnails (each at most ``cell`` px) with one short caption each.
 
     Drawn with Pillow, not matplotlib: a sheet per check costs milliseconds, not a layout pass.
     """
@@ -94,7 +94,7 @@ def contact_sheet(thumbs: Sequence[np.ndarray], captions: Sequence[str], *, titl
     sheet = Image.new("RGB", (cols * (cell + pad) + pad, title_h + rows * (cell + cap_h + pad) + pad), "white")
     draw = ImageDraw.Draw(sheet)
     draw.text((pad, 2), title, fill=(0, 0, 0))
-    for k, (img, cap) in enumerate(zip(thumbs, captions)):
+    for k, (img, cap) in enumerate(zip(thumbs, captions, strict=True)):
         r, c = divmod(k, cols)
         x, y = pad + c * (cell + pad), title_h + r * (cell + cap_h + pad)
         tile = Image.fromarray(np.asarray(img, np.uint8))

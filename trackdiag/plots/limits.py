@@ -46,7 +46,7 @@ def limits_figure(analyzer: str, summary: Mapping[str, Any], *, max_rows: int = 
     y = np.arange(len(rows))
     shown = [min(r[2], 3.0) for r in rows]
     ax.barh(y, shown, color=[colours[r[5]] for r in rows], height=0.6)
-    for i, (key, value, pos, w, has_bad, level, unit) in enumerate(rows):
+    for i, (_key, value, pos, w, has_bad, _level, unit) in enumerate(rows):
         if w is not None:
             ax.plot([w, w], [i - 0.4, i + 0.4], color="#e0a000", lw=2)
         if has_bad:
