@@ -42,7 +42,8 @@ def value_histogram(values: Sequence[float], *, title: str, xlabel: str, bins: i
     return figure_to_rgb(fig)
 
 
-def pixel_histogram(counts: np.ndarray, *, title: str = "pixel brightness over the whole dataset") -> np.ndarray:
+def pixel_histogram(counts: np.ndarray, *,
+                    title: str = "pixel brightness over the whole dataset") -> np.ndarray:
     """Bar chart of the summed per-image luma histograms (``counts`` over [0, 1] in equal bins)."""
     c = np.asarray(counts, np.float64)
     total = c.sum()
@@ -91,7 +92,9 @@ def contact_sheet(thumbs: Sequence[np.ndarray], captions: Sequence[str], *, titl
     cols = min(cols, n)
     rows = (n + cols - 1) // cols
     pad, cap_h, title_h = 4, 12, 16
-    sheet = Image.new("RGB", (cols * (cell + pad) + pad, title_h + rows * (cell + cap_h + pad) + pad), "white")
+    sheet_w = cols * (cell + pad) + pad
+    sheet_h = title_h + rows * (cell + cap_h + pad) + pad
+    sheet = Image.new("RGB", (sheet_w, sheet_h), "white")
     draw = ImageDraw.Draw(sheet)
     draw.text((pad, 2), title, fill=(0, 0, 0))
     for k, (img, cap) in enumerate(zip(thumbs, captions, strict=True)):

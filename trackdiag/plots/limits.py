@@ -12,9 +12,10 @@ from . import figure_to_rgb, new_figure
 
 __all__ = ["limits_figure", "HOW_TO_READ"]
 
-HOW_TO_READ = ("Each bar is one measured value on the scale of its own limits: the orange line is where it becomes "
-               "a warning, the red line where it is bad (for metrics where lower is better; for the others the "
-               "scale is turned so that right is always worse). Bars are coloured by the level they reach.")
+HOW_TO_READ = ("Each bar is one measured value on the scale of its own limits: the orange line is where it "
+               "becomes a warning, the red line where it is bad (for metrics where lower is better; for the "
+               "others the scale is turned so that right is always worse). Bars are coloured by the level "
+               "they reach.")
 
 
 def limits_figure(analyzer: str, summary: Mapping[str, Any], *, max_rows: int = 14) -> Optional[np.ndarray]:

@@ -1,8 +1,9 @@
 """A small raster plotting kit: figures drawn with Pillow, no matplotlib figure machinery.
 
 The figures the training loop draws go through here: a colour-mapped heat map is a lookup table and a
-resize; a line plot is a few ``ImageDraw`` calls. Everything is drawn at ``SS``× the output size and box-reduced,
-which gives anti-aliased lines and text for a few milliseconds per figure (a matplotlib figure costs 0.2–1 s).
+resize; a line plot is a few ``ImageDraw`` calls. Everything is drawn at ``SS``× the output size and
+box-reduced, which gives anti-aliased lines and text for a few milliseconds per figure (a matplotlib
+figure costs 0.2–1 s).
 
 Coordinates given to :class:`Canvas` and :class:`Axes` are output pixels (``x`` right, ``y`` down).
 Colour maps are the matplotlib ones (256-entry lookup tables read once from ``matplotlib.colormaps``, which
@@ -201,7 +202,10 @@ class Canvas:
         self.img.paste(im, (x0, y0))
 
     def marker(self, x: float, y: float, *, shape: str, fill: Colour, size: float = 6.0) -> None:
-        """One marker centred on (x, y): ``^`` triangle, ``s`` square, ``D`` diamond, ``x`` cross, ``o`` dot."""
+        """One marker centred on (x, y).
+
+        Shapes: ``^`` triangle, ``s`` square, ``D`` diamond, ``x`` cross, ``o`` dot.
+        """
         r = size / 2 * SS
         cx, cy = x * SS, y * SS
         c = _rgb(fill)
@@ -280,7 +284,8 @@ class Axes:
 
     def px(self, x: Any) -> Any:
         x0, _, x1, _ = self.box
-        return x0 + (np.asarray(x, dtype=np.float64) - self.xlim[0]) / (self.xlim[1] - self.xlim[0]) * (x1 - x0)
+        frac = (np.asarray(x, dtype=np.float64) - self.xlim[0]) / (self.xlim[1] - self.xlim[0])
+        return x0 + frac * (x1 - x0)
 
     def py(self, y: Any) -> Any:
         _, y0, _, y1 = self.box
@@ -328,7 +333,10 @@ class Axes:
             self.c.line([(self.box[0], py), (self.box[2], py)], fill=color, width=width, dash=dash)
 
     def image(self, rgb: np.ndarray, extent: Optional[tuple[float, float, float, float]] = None) -> None:
-        """Paste ``rgb`` over data ``extent`` (left, right, bottom, top as in imshow); default: the whole box."""
+        """Paste ``rgb`` over data ``extent`` (left, right, bottom, top as in imshow).
+
+        Without ``extent`` it fills the whole box.
+        """
         if extent is None:
             self.c.image(rgb, self.box)
             return
