@@ -153,7 +153,7 @@ def local_period_map(x: torch.Tensor, valid: torch.Tensor | None = None, *, wind
     pery = torch.where(okv & (ry >= min_peak_ratio), (k * ds) / fy, nan)
     # Energy at half the base frequency along each axis (the base: the median of the windows' axis periods).
     px_prof, py_prof = axis_profiles(spec.power)
-    halves = []
+    halves: list[torch.Tensor] = []
     for f_, ok_ in ((fx, okv & (rx >= min_peak_ratio)), (fy, okv & (ry >= min_peak_ratio))):
         fb = _local_median(torch.where(ok_, f_, nan).reshape(n, gh, gw), reach=3).reshape(-1)  # bins
         prof = px_prof if len(halves) == 0 else py_prof
