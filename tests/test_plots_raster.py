@@ -48,7 +48,8 @@ def test_radial_profile_marks_fstar_and_its_harmonics_on_a_linear_radius_axis(fs
     assert img.shape == (*T.SIZES["radial_profile"], 3) and img.dtype == np.uint8
     # Below the legend: the solid red f* line and the dashed 0.5·f* and 2·f* lines are the only red columns.
     band = img[200:340].astype(int)
-    reddish = (band[..., 0] > 200) & (band[..., 0] - np.maximum(band[..., 1], band[..., 2]) > 60)  # anti-aliased
+    # anti-aliased
+    reddish = (band[..., 0] > 200) & (band[..., 0] - np.maximum(band[..., 1], band[..., 2]) > 60)
     xs = _groups([int(c) for c in np.nonzero(reddish.sum(axis=0) >= 30)[0]])
     assert len(xs) == 3, xs
     half, one, two = xs
@@ -89,7 +90,8 @@ def test_fft_figure_puts_the_bright_cell_where_the_spectrum_has_it():
     logp[10, 50] = 7.0  # one bright cell, upper right of the centre
     img = T.fft_log(logp, title="t", side=64.0)
     assert img.shape == (*T.SIZES["fft_log"], 3)
-    bright = (img[..., 0] > 235) & (img[..., 1] > 235) & (img[..., 2] > 150) & (img[..., 2] < 225)  # magma's top
+    # magma's top
+    bright = (img[..., 0] > 235) & (img[..., 1] > 235) & (img[..., 2] > 150) & (img[..., 2] < 225)
     ys, xs = np.nonzero(bright[:, :420])  # left of the colour bar
     side = min(500 - 150, 440 - 80)
     assert abs(xs.mean() - (70 + (50 + 0.5) / 64 * side)) <= 3
@@ -143,8 +145,9 @@ def test_samples_figure_tints_the_doubled_zone_only_and_is_none_without_images()
 
 def test_empty_data_gives_no_figure():
     nan = np.full((8, 8), np.nan)
-    assert T.render_all({"fft_log_hann": nan, "local_period_px": nan, "local_geometry": np.array([[8, 4, 8, 8]]),
-                         "radial_profile": np.full((2, 5), np.nan), "radial_marks": np.ones((1, 5))}, {}, {}) == {}
+    maps = {"fft_log_hann": nan, "local_period_px": nan, "local_geometry": np.array([[8, 4, 8, 8]]),
+            "radial_profile": np.full((2, 5), np.nan), "radial_marks": np.ones((1, 5))}
+    assert T.render_all(maps, {}, {}) == {}
 
 
 def test_montage_and_stats_sizes():

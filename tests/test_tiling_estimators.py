@@ -15,8 +15,12 @@ from tiling_cases import one_thread
 
 from trackdiag import synth as S
 from trackdiag.analyzers.tiling import (
-    CHECKERBOARD_WARN, GRID_WARN, SEAM_T_WARN, SEAM_WARN,
-    likely_causes, tiling_metrics,
+    CHECKERBOARD_WARN,
+    GRID_WARN,
+    SEAM_T_WARN,
+    SEAM_WARN,
+    likely_causes,
+    tiling_metrics,
 )
 from trackdiag.functional.lattice import axis_periods, real_basis
 from trackdiag.functional.localmap import theil_sen

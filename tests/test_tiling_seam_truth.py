@@ -7,7 +7,7 @@ The limits (EDGE_WARN; SEAM_WARN and SEAM_T_WARN) were calibrated on the evaluat
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 SEEDS = range(300, 308)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _run(cause: str | None, seed: int) -> tuple[dict[str, float], frozenset[str]]:
     sc = make_scene(cause=cause, seed=seed, size=(512, 640), angled=bool(seed % 2))
     x = torch.from_numpy(np.ascontiguousarray(sc.pred)).float().div(255.0).permute(2, 0, 1)[None]

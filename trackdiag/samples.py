@@ -187,7 +187,8 @@ def samples_figure(images: np.ndarray, *, masks: Optional[np.ndarray] = None, si
     legend_rows: list[list[tuple[str, dict[str, Any]]]] = []
     for entry in legend:  # greedy rows that fit the width
         need = probe.text_width(entry[0], 10) + 36
-        if legend_rows and sum(probe.text_width(e[0], 10) + 36 for e in legend_rows[-1]) + need <= width - gap:
+        row_w = sum(probe.text_width(e[0], 10) + 36 for e in legend_rows[-1]) if legend_rows else 0.0
+        if legend_rows and row_w + need <= width - gap:
             legend_rows[-1].append(entry)
         else:
             legend_rows.append([entry])
@@ -200,7 +201,8 @@ def samples_figure(images: np.ndarray, *, masks: Optional[np.ndarray] = None, si
         x0, y0 = gap + k * (pw + gap), top + r * cell_h
         label = str(sample_ids[i]) if sample_ids is not None and i < len(sample_ids) else f"sample {i}"
         c.text((x0 + pw / 2, y0 + 14), label, size=11, anchor="md")
-        panel = _panel(imgs[i], pw, ph, mask=np.asarray(masks[i]) if (masks is not None and has_mask[i]) else None,
+        mask_i = np.asarray(masks[i]) if (masks is not None and has_mask[i]) else None
+        panel = _panel(imgs[i], pw, ph, mask=mask_i,
                        zones=zones if (i == 0 and show_zones) else None, grid_steps=steps_px)
         c.image(panel, (x0, y0 + 18, x0 + pw, y0 + 18 + ph))
         c.rect((x0 - 1, y0 + 17, x0 + pw, y0 + 18 + ph), outline="#333", width=0.5)

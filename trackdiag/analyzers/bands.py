@@ -2,8 +2,8 @@
 
 The local period is the fundamental of overlapping windows, all measured at once: the image is cut into
 windows with ``Tensor.unfold`` (a strided view), every window is Hann-windowed (its weighted mean removed when
-there is a mask), and one batched FFT plus the same peak picking as the global estimate (:mod:`trackdiag.spectral`) gives each window's
-fundamental. No Python loop runs over windows or pixels.
+there is a mask), and one batched FFT plus the same peak picking as the global estimate
+(:mod:`trackdiag.spectral`) gives each window's fundamental. No Python loop runs over windows or pixels.
 
 Bands: where the local period is about twice the base period (the median of the map), a window is "doubled".
 The share of doubled windows per map row and per map column, smoothed over three rows/columns, gives
@@ -46,7 +46,8 @@ class LocalPeriodMap(NamedTuple):
 
     ``period_px`` ``N×h×w`` (original pixels; NaN where a window is mostly outside the mask or has no clear
     peak); ``peak_ratio`` ``N×h×w`` (the window's peak over its ring background); ``center_y`` ``(h,)`` and
-    ``center_x`` ``(w,)`` window centres in original pixels; ``window_px`` and ``stride_px`` in original pixels.
+    ``center_x`` ``(w,)`` window centres in original pixels; ``window_px`` and ``stride_px`` in original
+    pixels.
     """
 
     period_px: torch.Tensor
@@ -79,15 +80,15 @@ def local_geometry(height: int, width: int, *, window_frac: float = 0.25, overla
 
 
 def local_period_map(x: torch.Tensor, valid: torch.Tensor | None = None, *, window_frac: float = 0.25,
-                     overlap: int = 3, max_fft_px: int = 64, max_downsample: int = 2, min_period_px: float = 3.0,
-                     min_valid_frac: float = 0.6, min_peak_ratio: float = 10.0, rel_power: float = 0.25,
-                     clean: bool = False) -> LocalPeriodMap:
+                     overlap: int = 3, max_fft_px: int = 64, max_downsample: int = 2,
+                     min_period_px: float = 3.0, min_valid_frac: float = 0.6, min_peak_ratio: float = 10.0,
+                     rel_power: float = 0.25, clean: bool = False) -> LocalPeriodMap:
     """Fundamental period of every window of ``x`` (``N×H×W``; ``valid`` optional ``N×H×W`` bool; without it
     every window counts and non-finite pixels are read as 0).
 
     Windows with less than ``min_valid_frac`` valid pixels, or whose fundamental stands less than
-    ``min_peak_ratio`` above the geometric-mean power of the searched band, are NaN. Periods longer than half the window are not
-    searched (two periods at least must fit).
+    ``min_peak_ratio`` above the geometric-mean power of the searched band, are NaN. Periods longer than half
+    the window are not searched (two periods at least must fit).
     """
     n, h, w = x.shape
     win, stride, ds = local_geometry(h, w, window_frac=window_frac, overlap=overlap, max_fft_px=max_fft_px,
@@ -152,10 +153,11 @@ def local_period_map(x: torch.Tensor, valid: torch.Tensor | None = None, *, wind
     pery = torch.where(okv & (ry >= min_peak_ratio), (k * ds) / fy, nan)
     # Energy at half the base frequency along each axis (the base: the median of the windows' axis periods).
     px_prof, py_prof = axis_profiles(spec.power)
-    halves = []
+    halves: list[torch.Tensor] = []
     for f_, ok_ in ((fx, okv & (rx >= min_peak_ratio)), (fy, okv & (ry >= min_peak_ratio))):
         fb = _local_median(torch.where(ok_, f_, nan).reshape(n, gh, gw), reach=3).reshape(-1)  # bins
-        halves.append(torch.where(okv, half_frequency_ratio(px_prof if len(halves) == 0 else py_prof, fb), nan))
+        prof = px_prof if len(halves) == 0 else py_prof
+        halves.append(torch.where(okv, half_frequency_ratio(prof, fb), nan))
     cy = (torch.arange(gh, device=x.device, dtype=x.dtype) * st + k / 2.0) * ds
     cx = (torch.arange(gw, device=x.device, dtype=x.dtype) * st + k / 2.0) * ds
     return LocalPeriodMap(period.reshape(n, gh, gw), ratio.reshape(n, gh, gw), cy, cx, k * ds, st * ds,

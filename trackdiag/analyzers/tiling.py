@@ -307,7 +307,8 @@ def _border_axis_lines(u: torch.Tensor, a: int) -> tuple[torch.Tensor, torch.Ten
     return rows, cols
 
 
-def border_cross(u: torch.Tensor, *, axis_half_width: int = 1, min_radius: float = 2.0) -> dict[str, torch.Tensor]:
+def border_cross(u: torch.Tensor, *, axis_half_width: int = 1,
+                 min_radius: float = 2.0) -> dict[str, torch.Tensor]:
     """Border-cross index of ``N×H×W`` mean-removed images (no window), each value ``(N,)``.
 
     The periodic-plus-smooth decomposition (Moisan 2011) splits the raw DFT ``U = P + S``: ``P`` is the
@@ -355,8 +356,9 @@ def border_cross(u: torch.Tensor, *, axis_half_width: int = 1, min_radius: float
     p2 = torch.cat([pw(p_r), pw(p_c)], dim=1)
     u2 = torch.cat([pw(ru), pw(cu)], dim=1)
     keep = torch.cat([keep_r.expand(ru.shape[1:]).flatten(), keep_c.expand(cu.shape[1:]).flatten()])
+    keep_c_off = (ky_c.abs() > a) * ~((ky_c == 0) & (kx_c == 0))
     wts = torch.cat([(weight(kx_r) * keep_r).expand(ru.shape[1:]).flatten(),
-                     (weight(kx_c) * (ky_c.abs() > a) * ~((ky_c == 0) & (kx_c == 0))).expand(cu.shape[1:]).flatten()])
+                     (weight(kx_c) * keep_c_off).expand(cu.shape[1:]).flatten()])
     tot = s2 + p2
     ok = keep[None] & (tot > 1e-12 * tot.amax(dim=1, keepdim=True))
     share = torch.where(ok, s2 / tot.clamp_min(torch.finfo(dt).tiny), torch.full_like(tot, float("nan")))
@@ -389,7 +391,8 @@ def shift_mse(x: torch.Tensor, valid: torch.Tensor, *, weights: torch.Tensor | N
     return out[0], out[1]
 
 
-def _box_frequencies(center: torch.Tensor, reach: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def _box_frequencies(center: torch.Tensor, reach: int,
+                     dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Integer frequencies ``center ± (reach + 1)`` (``center`` ``N×2``: ky, kx): ``(ky, kx)``, each
     ``N×b`` with ``b = 2·reach + 3`` (one extra bin on each side for the parabola)."""
     offs = torch.arange(-reach - 1, reach + 2, device=center.device, dtype=dtype)
@@ -490,7 +493,8 @@ def _shrink(m: torch.Tensor, max_side: int) -> torch.Tensor:
     if max(h, w) <= max_side:
         return m
     sc = max_side / max(h, w)
-    return F.interpolate(m[None, None], size=(max(1, round(h * sc)), max(1, round(w * sc))), mode="area")[0, 0]
+    size = (max(1, round(h * sc)), max(1, round(w * sc)))
+    return F.interpolate(m[None, None], size=size, mode="area")[0, 0]
 
 
 def spectrum_distance(a: Spectrum, b: Spectrum, *, height: int, width: int, min_period_px: float = 3.0,
@@ -571,7 +575,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     vf = valid.to(gray.dtype)
     valid_frac = vf.mean(dim=(-2, -1))
     out: dict[str, torch.Tensor] = {
-        "nonfinite_frac": (1.0 - valid_frac) if mask is None else 1.0 - finite.to(gray.dtype).mean(dim=(-2, -1)),
+        "nonfinite_frac": ((1.0 - valid_frac) if mask is None
+                           else 1.0 - finite.to(gray.dtype).mean(dim=(-2, -1))),
         "valid_px_frac": valid_frac,
     }
     # x is finite and `valid` excludes what was not (clean=True skips the checks). Without a mask the window
@@ -593,7 +598,6 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
 
     nan_b = torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype)
     fstar = per.radius_bin
-    lattice: tuple[torch.Tensor, torch.Tensor] | None = None  # (k* N×2 bins, has a texture N) for the grids
     if ref is not None:
         r = normalize_ref(ref, channels=c).to(device=pred.device, dtype=pred.dtype)
         rg = luminance(r)
@@ -610,7 +614,6 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out["ref_spectrum_distance"] = spectrum_distance(per.spec, rper.spec, height=h, width=w,
                                                          min_period_px=p.min_period_px)
         fstar = s / ref_period
-        lattice = rper.direction.expand(b, 2) * fstar[:, None], rper.score.expand(b) > APERIODIC_SCORE
     else:
         out["ref_period_px"] = nan_b
         out["ref_spectrum_distance"] = nan_b
@@ -669,18 +672,18 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["local_period_trend_y"], out["local_period_trend_x"] = ty, tx
 
     if maps:
-        m = p.map_max_side
+        side_max = p.map_max_side
         prof = radial_profile(per.spec.power[:1])[0]
         radii = torch.arange(prof.shape[0], device=pred.device, dtype=gray.dtype)
         out[MAP_PREFIX + "radial_profile"] = torch.stack([radii, prof])
         out[MAP_PREFIX + "radial_marks"] = torch.stack([fstar[0], per.radius_bin[0], out["ref_radius_bin"][0],
                                                         s / per.acf_period_px[0],
                                                         torch.tensor(float(s), device=pred.device)])[None]
-        out[MAP_PREFIX + "fft_log_hann"] = _fft_log_map(per.signal[0], s, m)
-        out[MAP_PREFIX + "fft_log_nohann"] = _fft_log_map(u[0], s, m)
+        out[MAP_PREFIX + "fft_log_hann"] = _fft_log_map(per.signal[0], s, side_max)
+        out[MAP_PREFIX + "fft_log_nohann"] = _fft_log_map(u[0], s, side_max)
         max_lag = max(2, min(h, w) // 4)
         acf2 = autocorrelation_map(per.signal[:1], per.weights[:1], max_lag=max_lag)[0]
-        out[MAP_PREFIX + "acf"] = _shrink(acf2, m)
+        out[MAP_PREFIX + "acf"] = _shrink(acf2, side_max)
         out[MAP_PREFIX + "acf_profile"] = torch.stack([per.acf_lags, per.acf_profile[0]])
         out[MAP_PREFIX + "acf_marks"] = torch.stack([per.acf_period_px[0], per.period_px[0],
                                                      out["ref_period_px"][0],
@@ -758,26 +761,27 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     nothing stood out.
     """
     out: list[Verdict] = []
-    g = lambda k: _f(summary, k)  # noqa: E731
+    g = lambda k: _f(summary, k)
     if g("nonfinite_frac") > 0:
         out.append(Verdict(code="nonfinite", severity="bad", title="Non-finite pixels in the output",
                            evidence={"nonfinite_frac": _r(g("nonfinite_frac"), 5)},
-                           fix="Find where NaN/Inf come from (fp16 overflow, division by zero in the decoder); "
-                           "they were left out of every metric here."))
+                           fix="Find where NaN/Inf come from (fp16 overflow, division by zero in the "
+                           "decoder); they were left out of every metric here."))
     score = g("periodicity_score")
     confident = _fin(score) and score >= APERIODIC_SCORE
     if _fin(score) and not confident:
         out.append(Verdict(code="aperiodic", severity="info", title="No dominant period (aperiodic surface)",
                            evidence={"periodicity_score": _r(score), "limit": APERIODIC_SCORE},
-                           fix="Period-based verdicts (doubling, harmonics, bands, zones) are not given for this "
-                           "image; judge it by the grid, checkerboard, edge and seam verdicts."))
+                           fix="Period-based verdicts (doubling, harmonics, bands, zones) are not given for "
+                           "this image; judge it by the grid, checkerboard, edge and seam verdicts."))
     ratio = g("period_ratio_to_ref")
     e2, eh = g("E2f_over_Ef"), g("Ehalf_over_Ef")
     fix_doubling = ("Check the resolution the model sees against the texture scale (crop/resize in the data "
                     "pipeline), and use an apodized spectral or ACF-based period loss so the fundamental, "
                     "not a harmonic, is matched.")
-    ev = {"E2f_over_Ef": _r(e2), "Ehalf_over_Ef": _r(eh), "fundamental_period_px": _r(g("fundamental_period_px")),
-          "periodicity_score": _r(score), "ref_periodicity_score": _r(g("ref_periodicity_score"))}
+    ev = {"E2f_over_Ef": _r(e2), "Ehalf_over_Ef": _r(eh),
+          "fundamental_period_px": _r(g("fundamental_period_px")), "periodicity_score": _r(score),
+          "ref_periodicity_score": _r(g("ref_periodicity_score"))}
     has_ref = _fin(g("ref_period_px"))
     e2v = e2 if _fin(e2) else 0.0
     ehv = eh if _fin(eh) else 0.0
@@ -796,16 +800,19 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                                fix=fix_doubling, title="Halved period: the output repeats twice as often as "
                                "the reference (its energy sits on 2f)"))
         elif doubled:
-            out.append(Verdict(code="period_doubled", severity="bad", evidence={**ev, "limit_Ehalf": DOUBLED_EHALF},
+            out.append(Verdict(code="period_doubled", severity="bad",
+                               evidence={**ev, "limit_Ehalf": DOUBLED_EHALF},
                                fix=fix_doubling, title="Doubled period: the output repeats half as often as "
                                "the reference (its energy sits on f/2)"))
     elif confident and max(e2v, ehv) >= HARMONIC_RATIO:
         which = "2f*" if e2v >= ehv else "f*/2"
-        out.append(Verdict(code="harmonic_confusion", severity="warn", evidence={**ev, "limit": HARMONIC_RATIO},
+        out.append(Verdict(code="harmonic_confusion", severity="warn",
+                           evidence={**ev, "limit": HARMONIC_RATIO},
                            fix=fix_doubling, title=f"Harmonic confusion: more energy at {which} than at f*"))
     row, col, dfrac = g("band_row_frac_max"), g("band_col_frac_max"), g("band_doubled_frac")
     bev = {"band_row_frac_max": _r(row), "band_col_frac_max": _r(col), "band_doubled_frac": _r(dfrac),
-           "doubled_area_frac": _r(g("doubled_area_frac")), "band_base_period_px": _r(g("band_base_period_px"))}
+           "doubled_area_frac": _r(g("doubled_area_frac")),
+           "band_base_period_px": _r(g("band_base_period_px"))}
     fix_band = ("Zones of 2× period usually come from the upsampler (replace transposed convolutions with "
                 "resize→conv), from patch stitching or from too little context (tiled inference): check the "
                 "tile overlap and the receptive field.")
@@ -856,7 +863,8 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
             cb_on = cb >= SECONDARY * CHECKERBOARD_WARN and cb >= CB_OVER_GRID * top_grid
     if cb_on:
         out.append(Verdict(code="checkerboard", title="Checkerboard: the pixel parities have different gains",
-                           evidence={"checkerboard_s2": _r(cb, 4), "checkerboard_score": _r(g("checkerboard_score"), 4),
+                           evidence={"checkerboard_s2": _r(cb, 4),
+                                     "checkerboard_score": _r(g("checkerboard_score"), 4),
                                      "limit": CHECKERBOARD_WARN,
                                      **{k: _r(g(k), 4) for k in ("parity_gain_x", "parity_gain_y",
                                                                   "parity_gain_xy") if k in summary}},
@@ -869,15 +877,16 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            title=f"A {k}-px grid: block offsets or seams every {k} px",
                            evidence={f"grid_s{k}": _r(v, 4), "limit": GRID_WARN,
                                      f"grid_phase_s{k}": _r(g(f"grid_phase_s{k}"), 0)},
-                           fix=f"A {k}-px lattice is the latent/patch grid of the decoder: decode with overlapping "
-                           "tiles, check the VAE's scaling factor and the latent's statistics, and avoid "
-                           "per-patch normalisation."))
+                           fix=f"A {k}-px lattice is the latent/patch grid of the decoder: decode with "
+                           "overlapping tiles, check the VAE's scaling factor and the latent's statistics, "
+                           "and avoid per-patch normalisation."))
     rn, dr = g("resize_nmse_downUp"), g("resize_delta_r")
     sx, sy = g("shift_nmse_dx1"), g("shift_nmse_dy1")
     sn = max(sx if _fin(sx) else 0.0, sy if _fin(sy) else 0.0)
     if _fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE:
         out.append(Verdict(code="aliasing", severity="warn",
-                           title="Aliasing: much energy near Nyquist, lost by a down/up-scale and by a 1-px shift",
+                           title="Aliasing: much energy near Nyquist, lost by a down/up-scale and by a 1-px "
+                           "shift",
                            evidence={"shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
                                      "resize_nmse_downUp": _r(rn), "resize_delta_r": _r(dr),
                                      "limit": ALIAS_RESIZE_NMSE},
@@ -885,42 +894,47 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            "resizes antialias by default)."))
     bc = g("border_cross_index")
     if _fin(bc) and bc >= BORDER_CROSS and g("axis_energy_frac_nohann") >= 0.05:
-        out.append(Verdict(code="border_cross", severity="warn", title="FFT border cross (non-periodic frame)",
+        out.append(Verdict(code="border_cross", severity="warn",
+                           title="FFT border cross (non-periodic frame)",
                            evidence={"border_cross_index": _r(bc),
                                      "axis_energy_frac_nohann": _r(g("axis_energy_frac_nohann")),
                                      "axis_ratio_at_f": _r(g("axis_ratio_at_f"))},
-                           fix="Apodize (Hann/Tukey window) or use the periodic-plus-smooth decomposition before "
-                           "any FFT-based loss or metric; the cross pushes models toward row/column artifacts."))
+                           fix="Apodize (Hann/Tukey window) or use the periodic-plus-smooth decomposition "
+                           "before any FFT-based loss or metric; the cross pushes models toward row/column "
+                           "artifacts."))
     es = g("edge_score")
     if _fin(es) and es >= EDGE_WARN:
         sides = {sd: g(f"edge_{sd}") for sd in SIDES}
         worst = max(sides, key=lambda sd: sides[sd] if _fin(sides[sd]) else -1.0)
         out.append(Verdict(code="edge_artifact", severity="bad" if es >= EDGE_BAD else "warn",
                            title=f"Stripe or smear along the {worst} edge of the frame",
-                           evidence={**{f"edge_{sd}": _r(v, 2) for sd, v in sides.items()}, "edge_score": _r(es, 2),
-                                     "limit": EDGE_WARN},
-                           fix="Edge-only stripes come from padding in the decoder/upsampler or from outpainting "
-                           "borders: use reflect padding, generate with a margin and crop it."))
+                           evidence={**{f"edge_{sd}": _r(v, 2) for sd, v in sides.items()},
+                                     "edge_score": _r(es, 2), "limit": EDGE_WARN},
+                           fix="Edge-only stripes come from padding in the decoder/upsampler or from "
+                           "outpainting borders: use reflect padding, generate with a margin and crop it."))
     ms, mt = g("mask_seam_score"), g("mask_seam_t")
     mt = mt if _fin(mt) else 0.0
     if _fin(ms) and ms >= SEAM_WARN and mt >= SEAM_T_WARN:
-        out.append(Verdict(code="mask_seam", severity="bad" if ms >= SEAM_BAD and mt >= SEAM_T_BAD else "warn",
+        out.append(Verdict(code="mask_seam",
+                           severity="bad" if ms >= SEAM_BAD and mt >= SEAM_T_BAD else "warn",
                            title="A seam (halo) along the wall mask's contour",
                            evidence={"mask_seam_score": _r(ms, 4), "mask_seam_t": _r(mt, 2),
                                      "mask_seam_agree": _r(g("mask_seam_agree"), 2), "limit": SEAM_WARN,
                                      "limit_t": SEAM_T_WARN},
-                           fix="Blend the inpainted wall into its surroundings: feather the mask, match colour and "
-                           "brightness at the boundary, or inpaint with a dilated mask and composite."))
+                           fix="Blend the inpainted wall into its surroundings: feather the mask, match "
+                           "colour and brightness at the boundary, or inpaint with a dilated mask and "
+                           "composite."))
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
-    big = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if _fin(v)]
-    if big and max(big)[0] >= PERSPECTIVE_TREND:
-        _, name, v = max(big)
+    trends = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if _fin(v)]
+    if trends and max(trends)[0] >= PERSPECTIVE_TREND:
+        _, name, v = max(trends)
         out.append(Verdict(code="perspective", severity="info",
                            title=f"Perspective: the local period changes {v:+.0%} {name}",
                            evidence={"local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx),
                                      "limit": PERSPECTIVE_TREND},
-                           fix="Expected on a wall seen at an angle; compare periods in rectified (fronto-parallel) "
-                           "crops, and expect doubling to appear first where the period is smallest."))
+                           fix="Expected on a wall seen at an angle; compare periods in rectified "
+                           "(fronto-parallel) crops, and expect doubling to appear first where the period is "
+                           "smallest."))
     return out
 
 
@@ -960,7 +974,8 @@ def _specs() -> list[MetricSpec]:
           warn=BAND_FRAC),
         m("band_row_frac_max", "min", "ratio", "largest doubled share of a map row", warn=BAND_FRAC),
         m("band_col_frac_max", "min", "ratio", "largest doubled share of a map column", warn=BAND_FRAC),
-        m("band_doubled_frac", "min", "ratio", "share of measured windows at twice the period", warn=ZONE_FRAC),
+        m("band_doubled_frac", "min", "ratio", "share of measured windows at twice the period",
+          warn=ZONE_FRAC),
         m("doubled_area_frac", "min", "ratio", "= band_doubled_frac (share of the valid area doubled)",
           warn=ZONE_FRAC),
         m("zone_frac", "min", "ratio", "share of the windows with a half-frequency excess (2×-period region)",
@@ -1001,7 +1016,7 @@ register_metrics("tiling", _specs())
 # ------------------------------------------------------------------------------------------------------
 # The analyzer
 # ------------------------------------------------------------------------------------------------------
-class TilingAnalyzer(Analyzer):
+class TilingAnalyzer(Analyzer[TilingParams]):
     """Tiling diagnostics of ``pred`` (optionally within ``mask``, against ``ref``).
 
     Metrics (``trackdiag/tiling/<key>``): the seed's keys (:data:`SEED_KEYS`) plus ``fundamental_period_px``,
@@ -1017,7 +1032,7 @@ class TilingAnalyzer(Analyzer):
 
     def __init__(self, params: TilingParams | None = None) -> None:
         super().__init__(params)
-        p: TilingParams = self.params  # type: ignore[assignment]
+        p = self.params
         if not (p.min_period_px >= 2 and 0 < p.max_period_frac <= 0.5 and 0 < p.rel_power <= 1
                 and p.ring_min_bins > 0 and p.ring_rel_width >= 0 and 0 < p.resize_factor < 1
                 and 0 < p.local_window_frac <= 1 and p.local_overlap >= 1 and p.map_max_side >= 8
@@ -1031,8 +1046,9 @@ class TilingAnalyzer(Analyzer):
 
     def compute(self, inputs: StepInputs) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            return tiling_metrics(inputs.pred, mask=inputs.mask, ref=inputs.ref,
-                                  params=self.params)  # type: ignore[arg-type]
+            # due() runs compute only with pred present; check_image_batch raises on a missing one.
+            pred = check_image_batch(inputs.pred, name="pred")
+            return tiling_metrics(pred, mask=inputs.mask, ref=inputs.ref, params=self.params)
 
     def summarize(self, step: int, host: Mapping[str, np.ndarray], *,
                   sample_ids: Sequence[str] | None = None) -> Result:
@@ -1042,9 +1058,10 @@ class TilingAnalyzer(Analyzer):
         texts = {"band_axis_hint": ("cols" if cols.mean() >= 0.5 else "rows") if cols.size else "none"}
         refp = np.asarray(host.get("ref_period_px", np.asarray([np.nan])), dtype=np.float64)
         texts["fstar_source"] = "ref" if np.isfinite(refp).any() else "pred"
-        maps = {k.removeprefix(MAP_PREFIX): np.asarray(v) for k, v in host.items() if k.startswith(MAP_PREFIX)}
+        maps = {k.removeprefix(MAP_PREFIX): np.asarray(v) for k, v in host.items()
+                if k.startswith(MAP_PREFIX)}
         # Each verdict's severity is a metric too (0 none or info, 1 warn, 2 bad): "since when" is one chart.
-        strides = sorted({int(k) for k in self.params.checkerboard_strides if int(k) >= 4})  # type: ignore[attr-defined]
+        strides = sorted({int(k) for k in self.params.checkerboard_strides if int(k) >= 4})
         codes = VERDICT_CODES + tuple(f"grid_s{k}" for k in strides)
         levels = verdict_metrics(likely_causes({**metrics, **texts}), "tiling", codes=codes)
         metrics.update({k.removeprefix("trackdiag/tiling/"): v for k, v in levels.items()})

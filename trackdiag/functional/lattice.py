@@ -140,8 +140,8 @@ def prominent_peaks(spec: Spectrum, *, r_min: float, r_max: float, k: int = 32, 
     kx = cx[col].to(lprom.dtype) + off(at(0, -1), l0, at(0, 1))
     valid = top > -1e29
     del lc
-    return PromPeaks(ky, kx, torch.sqrt(ky.square() + kx.square()), torch.exp(l0), torch.exp(top.clamp_max(80.0)),
-                     valid, cy[row] % s, cx[col])
+    return PromPeaks(ky, kx, torch.sqrt(ky.square() + kx.square()), torch.exp(l0),
+                     torch.exp(top.clamp_max(80.0)), valid, cy[row] % s, cx[col])
 
 
 class Lattice(NamedTuple):
@@ -190,7 +190,9 @@ def _reduce_pair(peaks: PromPeaks, best: torch.Tensor, best_r: torch.Tensor, str
     hit = torch.zeros(n, kk, kk, dtype=torch.bool, device=peaks.power.device)
     for sy, sx in ((ay + by, ax + bx), (ay - by, ax - bx)):
         for sgn in (1.0, -1.0):
-            d = torch.sqrt((sy - sgn * kb[:, 0, None, None]).square() + (sx - sgn * kb[:, 1, None, None]).square())
+            dy = sy - sgn * kb[:, 0, None, None]
+            dx = sx - sgn * kb[:, 1, None, None]
+            d = torch.sqrt(dy.square() + dx.square())
             hit |= d <= tol
     same = (ra - rb).abs() <= 0.05 * ra
     cos = (ay * by + ax * bx) / (ra * rb).clamp_min(1e-9)
@@ -200,7 +202,7 @@ def _reduce_pair(peaks: PromPeaks, best: torch.Tensor, best_r: torch.Tensor, str
     axis_b = torch.minimum(by.abs(), bx.abs()) <= 0.18 * rb
     square = same & (cos.abs() <= 0.15) & axis_a & axis_b
     hexa = same & ((cos.abs() - 0.5).abs() <= 0.03)
-    both = lambda m: m[:, :, None] & m[:, None, :]  # noqa: E731
+    both = lambda m: m[:, :, None] & m[:, None, :]
     hit &= both(short) & (both(strong) | (both(weak) & (square | hexa)))
     has = hit.flatten(1).any(dim=1)
     pj = torch.where(hit.any(dim=2), peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
@@ -295,10 +297,9 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     nan2 = torch.full((n, 2), float("nan"), device=dev, dtype=dt)
     g = torch.where(has_g[:, None], torch.stack([peaks.ky[ar, jg], peaks.kx[ar, jg]], dim=1), nan2)
     nan = torch.full((n,), float("nan"), device=dev, dtype=dt)
+    prominence = torch.where(found, peaks.prominence[ar, best], torch.zeros_like(fr))
     return Lattice(torch.where(found[:, None], f, nan2), g, torch.where(found, fr, nan),
-                   torch.where(found, peaks.power[ar, best], nan), torch.where(found, peaks.prominence[ar, best],
-                                                                                torch.zeros_like(fr)),
-                   found, best, ok.sum(dim=1))
+                   torch.where(found, peaks.power[ar, best], nan), prominence, found, best, ok.sum(dim=1))
 
 
 def real_basis(f: torch.Tensor, g: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -38,7 +38,8 @@ def _profile_fundamental(prof: torch.Tensor, lo: int, hi: int, rel_power: float,
         c = torch.round(j.to(dt) / m).long()
         for off in (-1, 0, 1):
             cand = (c + off).clamp(0, length - 1)
-            ok = is_max.gather(1, cand[:, None])[:, 0] & (prof.gather(1, cand[:, None])[:, 0] >= rel_power * top)
+            strong = prof.gather(1, cand[:, None])[:, 0] >= rel_power * top
+            ok = is_max.gather(1, cand[:, None])[:, 0] & strong
             ok &= cand < best
             best = torch.where(ok, cand, best)
     found = top > 0
@@ -96,8 +97,9 @@ def half_frequency_ratio(prof: torch.Tensor, f0: torch.Tensor, *, reach: float =
     return torch.where(ok, r, torch.full_like(r, float("nan")))
 
 
-def axis_fundamentals(power: torch.Tensor, *, r_min: float, r_max: float, rel_power: float = 0.25,
-                      cone_deg: float = 30.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def axis_fundamentals(
+    power: torch.Tensor, *, r_min: float, r_max: float, rel_power: float = 0.25, cone_deg: float = 30.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-axis fundamentals of ``M×k×(k//2+1)`` window power spectra (see the module docstring).
 
     Returns ``(fx, ratio_x, fy, ratio_y)``, each ``(M,)``: frequencies in bins of the k-point window FFT

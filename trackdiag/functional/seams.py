@@ -76,7 +76,8 @@ def edge_scores(x: torch.Tensor, v: torch.Tensor, *, strip: int = 13, inner: int
             zs = []
             for stat, floor in ((mean, 0.004), (along, 0.1), (perp, 0.1)):
                 a = 0.5 * (stat[:, :-1] + stat[:, 1:])  # a[i]: mean of lines i, i+1
-                d = a[:, :-2] - a[:, 2:]  # d[i]: step at boundary i+2 (from 3 on: line 0 alone is not a stripe)
+                # d[i]: step at boundary i+2 (from 3 on: line 0 alone is not a stripe)
+                d = a[:, :-2] - a[:, 2:]
                 ins = d[:, strip + 3:]
                 med = ins.median(dim=1).values
                 mad = (ins - med[:, None]).abs().median(dim=1).values

@@ -42,7 +42,8 @@ def value_histogram(values: Sequence[float], *, title: str, xlabel: str, bins: i
     return figure_to_rgb(fig)
 
 
-def pixel_histogram(counts: np.ndarray, *, title: str = "pixel brightness over the whole dataset") -> np.ndarray:
+def pixel_histogram(counts: np.ndarray, *,
+                    title: str = "pixel brightness over the whole dataset") -> np.ndarray:
     """Bar chart of the summed per-image luma histograms (``counts`` over [0, 1] in equal bins)."""
     c = np.asarray(counts, np.float64)
     total = c.sum()
@@ -81,7 +82,7 @@ def centroid_map(cx: Sequence[float], cy: Sequence[float], *, mean: tuple[float,
 
 def contact_sheet(thumbs: Sequence[np.ndarray], captions: Sequence[str], *, title: str, cols: int = 6,
                   cell: int = 128) -> np.ndarray:
-    """A grid of ``h×w×3`` uint8 thumbnails (each at most ``cell`` px) with short captions.
+    """A grid of ``h×w×3`` uint8 thumbnails (each at most ``cell`` px) with one short caption each.
 
     Drawn with Pillow, not matplotlib: a sheet per check costs milliseconds, not a layout pass.
     """
@@ -91,10 +92,12 @@ def contact_sheet(thumbs: Sequence[np.ndarray], captions: Sequence[str], *, titl
     cols = min(cols, n)
     rows = (n + cols - 1) // cols
     pad, cap_h, title_h = 4, 12, 16
-    sheet = Image.new("RGB", (cols * (cell + pad) + pad, title_h + rows * (cell + cap_h + pad) + pad), "white")
+    sheet_w = cols * (cell + pad) + pad
+    sheet_h = title_h + rows * (cell + cap_h + pad) + pad
+    sheet = Image.new("RGB", (sheet_w, sheet_h), "white")
     draw = ImageDraw.Draw(sheet)
     draw.text((pad, 2), title, fill=(0, 0, 0))
-    for k, (img, cap) in enumerate(zip(thumbs, captions)):
+    for k, (img, cap) in enumerate(zip(thumbs, captions, strict=True)):
         r, c = divmod(k, cols)
         x, y = pad + c * (cell + pad), title_h + r * (cell + cap_h + pad)
         tile = Image.fromarray(np.asarray(img, np.uint8))

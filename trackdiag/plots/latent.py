@@ -64,7 +64,8 @@ def channel_stats_figure(stats: Mapping[str, np.ndarray]) -> np.ndarray:
     from .raster import Axes, Canvas
 
     names = list(stats)
-    arrs = [np.nan_to_num(np.asarray(stats[n], dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0) for n in names]
+    arrs = [np.nan_to_num(np.asarray(stats[n], dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+            for n in names]
     canvas = Canvas(1000, 520)
     canvas.text((500, 6), "latent channels (std 1, skew 0, kurtosis 0 for unit-normal latents)", size=12,
                 anchor="ma")

@@ -12,9 +12,10 @@ from . import figure_to_rgb, new_figure
 
 __all__ = ["limits_figure", "HOW_TO_READ"]
 
-HOW_TO_READ = ("Each bar is one measured value on the scale of its own limits: the orange line is where it becomes "
-               "a warning, the red line where it is bad (for metrics where lower is better; for the others the "
-               "scale is turned so that right is always worse). Bars are coloured by the level they reach.")
+HOW_TO_READ = ("Each bar is one measured value on the scale of its own limits: the orange line is where it "
+               "becomes a warning, the red line where it is bad (for metrics where lower is better; for the "
+               "others the scale is turned so that right is always worse). Bars are coloured by the level "
+               "they reach.")
 
 
 def limits_figure(analyzer: str, summary: Mapping[str, Any], *, max_rows: int = 14) -> Optional[np.ndarray]:
@@ -46,7 +47,7 @@ def limits_figure(analyzer: str, summary: Mapping[str, Any], *, max_rows: int = 
     y = np.arange(len(rows))
     shown = [min(r[2], 3.0) for r in rows]
     ax.barh(y, shown, color=[colours[r[5]] for r in rows], height=0.6)
-    for i, (key, value, pos, w, has_bad, level, unit) in enumerate(rows):
+    for i, (_key, value, pos, w, has_bad, _level, unit) in enumerate(rows):
         if w is not None:
             ax.plot([w, w], [i - 0.4, i + 0.4], color="#e0a000", lw=2)
         if has_bad:

@@ -117,9 +117,11 @@ def loss_curve_figure(steps: np.ndarray, curves: Mapping[str, np.ndarray], *, ti
                     ax.vline(float(x), color=_faint(style["color"]), width=1.0)
             idx = np.clip(np.searchsorted(s_sorted, xs), 0, s_sorted.size - 1)
             ys = np.where(np.isfinite(y_sorted[idx]), y_sorted[idx], bottom)
-            for px_, py_ in zip(np.atleast_1d(ax.px(xs)).tolist(), np.atleast_1d(ax.py(ys)).tolist(), strict=True):
+            pxs, pys = np.atleast_1d(ax.px(xs)).tolist(), np.atleast_1d(ax.py(ys)).tolist()
+            for px_, py_ in zip(pxs, pys, strict=True):
                 c.marker(px_, py_, shape=_SHAPES[style["marker"]], fill=style["color"], size=8)
-            legend.append((f"{style['label']} ({xs.size})", {"color": style["color"], "marker": style["marker"]}))
+            legend.append((f"{style['label']} ({xs.size})",
+                           {"color": style["color"], "marker": style["marker"]}))
     ax.frame(xticks=xt, yticks=ytp, ylabels=ylab, xlabel="step", ylabel=ylabel, title=title)
     c.legend(legend, anchor=(ax.box[2] - 6, ax.box[1] + 6), corner="ur", size=8)
     return c.to_array()

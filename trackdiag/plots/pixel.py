@@ -1,4 +1,5 @@
-"""Figures of the pixel analyzer: input / output / difference heat map / Sobel difference, with anomaly boxes."""
+"""Figures of the pixel analyzer: input / output / difference heat map / Sobel difference, with anomaly
+boxes."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """A small raster plotting kit: figures drawn with Pillow, no matplotlib figure machinery.
 
 The figures the training loop draws go through here: a colour-mapped heat map is a lookup table and a
-resize; a line plot is a few ``ImageDraw`` calls. Everything is drawn at ``SS``× the output size and box-reduced,
-which gives anti-aliased lines and text for a few milliseconds per figure (a matplotlib figure costs 0.2–1 s).
+resize; a line plot is a few ``ImageDraw`` calls. Everything is drawn at ``SS``× the output size and
+box-reduced, which gives anti-aliased lines and text for a few milliseconds per figure (a matplotlib
+figure costs 0.2–1 s).
 
 Coordinates given to :class:`Canvas` and :class:`Axes` are output pixels (``x`` right, ``y`` down).
 Colour maps are the matplotlib ones (256-entry lookup tables read once from ``matplotlib.colormaps``, which
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, Optional
 
 import numpy as np
@@ -27,7 +28,7 @@ SS = 2
 Colour = Any  # "#rrggbb", a name PIL knows, or an RGB tuple
 
 
-@lru_cache(maxsize=None)
+@cache
 def _font_path() -> Optional[str]:
     import importlib.util
     from pathlib import Path
@@ -71,7 +72,7 @@ def lut(name: str) -> np.ndarray:
 
         rgba = colormaps[name](np.linspace(0.0, 1.0, 256))
         return np.round(rgba[:, :3] * 255).astype(np.uint8)
-    except Exception:  # noqa: BLE001 - no matplotlib, or an unknown name: a grey ramp still reads
+    except Exception:
         g = np.arange(256, dtype=np.uint8)
         return np.stack([g, g, g], axis=1)
 
@@ -144,9 +145,9 @@ class Canvas:
             return
         from PIL import Image, ImageDraw
 
-        l, t, r, b = self.draw.textbbox((0, 0), s, font=f, anchor="lt")
-        tmp = Image.new("L", (max(1, int(r - l)), max(1, int(b - t))), 0)
-        ImageDraw.Draw(tmp).text((-l, -t), s, font=f, fill=255, anchor="lt")
+        left, top, right, bottom = self.draw.textbbox((0, 0), s, font=f, anchor="lt")
+        tmp = Image.new("L", (max(1, int(right - left)), max(1, int(bottom - top))), 0)
+        ImageDraw.Draw(tmp).text((-left, -top), s, font=f, fill=255, anchor="lt")
         tmp = tmp.rotate(90, expand=True)
         w, h = tmp.size
         ox = {"l": 0, "m": w // 2, "r": w}[anchor[0]]
@@ -154,8 +155,8 @@ class Canvas:
         self.img.paste(Image.new("RGB", tmp.size, _rgb(fill)), (int(x - ox), int(y - oy)), tmp)
 
     def text_width(self, s: str, size: float = 11) -> float:
-        l, _t, r, _b = self.draw.textbbox((0, 0), s, font=font(size))
-        return (r - l) / SS
+        left, _top, right, _bottom = self.draw.textbbox((0, 0), s, font=font(size))
+        return (right - left) / SS
 
     def rect(self, box: tuple[float, float, float, float], *, outline: Optional[Colour] = None,
              fill: Optional[Colour] = None, width: float = 1.0) -> None:
@@ -201,7 +202,10 @@ class Canvas:
         self.img.paste(im, (x0, y0))
 
     def marker(self, x: float, y: float, *, shape: str, fill: Colour, size: float = 6.0) -> None:
-        """One marker centred on (x, y): ``^`` triangle, ``s`` square, ``D`` diamond, ``x`` cross, ``o`` dot."""
+        """One marker centred on (x, y).
+
+        Shapes: ``^`` triangle, ``s`` square, ``D`` diamond, ``x`` cross, ``o`` dot.
+        """
         r = size / 2 * SS
         cx, cy = x * SS, y * SS
         c = _rgb(fill)
@@ -280,7 +284,8 @@ class Axes:
 
     def px(self, x: Any) -> Any:
         x0, _, x1, _ = self.box
-        return x0 + (np.asarray(x, dtype=np.float64) - self.xlim[0]) / (self.xlim[1] - self.xlim[0]) * (x1 - x0)
+        frac = (np.asarray(x, dtype=np.float64) - self.xlim[0]) / (self.xlim[1] - self.xlim[0])
+        return x0 + frac * (x1 - x0)
 
     def py(self, y: Any) -> Any:
         _, y0, _, y1 = self.box
@@ -328,13 +333,16 @@ class Axes:
             self.c.line([(self.box[0], py), (self.box[2], py)], fill=color, width=width, dash=dash)
 
     def image(self, rgb: np.ndarray, extent: Optional[tuple[float, float, float, float]] = None) -> None:
-        """Paste ``rgb`` over data ``extent`` (left, right, bottom, top as in imshow); default: the whole box."""
+        """Paste ``rgb`` over data ``extent`` (left, right, bottom, top as in imshow).
+
+        Without ``extent`` it fills the whole box.
+        """
         if extent is None:
             self.c.image(rgb, self.box)
             return
-        l, r, b, t = extent
-        xa, xb = sorted((float(self.px(l)), float(self.px(r))))
-        ya, yb = sorted((float(self.py(t)), float(self.py(b))))
+        left, right, bottom, top = extent
+        xa, xb = sorted((float(self.px(left)), float(self.px(right))))
+        ya, yb = sorted((float(self.py(top)), float(self.py(bottom))))
         bx0, by0, bx1, by1 = self.box
         # Crop what falls outside the box (in cells of the array).
         h, w = rgb.shape[:2]

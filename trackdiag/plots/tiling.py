@@ -40,9 +40,10 @@ HOW_TO_READ: dict[str, str] = {
     "fft_log_nohann": "log10 power without a window. A bright horizontal/vertical cross through the centre "
                       "that the Hann version does not show means the frame borders do not match "
                       "(see border_cross_index); it often drives row/column artifacts.",
-    "acf": "Left: 2-D autocorrelation (Wiener–Khinchin, window-normalised). Right: the ACF along the direction "
-           "of f*; its first significant peak (red) is the period in pixels. It should sit at S/f*: a peak at "
-           "half or twice that means a jump to 2f or f/2. The ACF is less sensitive to amplitude distortion.",
+    "acf": "Left: 2-D autocorrelation (Wiener–Khinchin, window-normalised). Right: the ACF along the "
+           "direction of f*; its first significant peak (red) is the period in pixels. It should sit at "
+           "S/f*: a peak at half or twice that means a jump to 2f or f/2. The ACF is less sensitive to "
+           "amplitude distortion.",
     "local_period_px": "Local period (px) in overlapping windows. Stripes or blocks reveal a grid tied to "
                        "up/downsampling, strides or patch stitching; a smooth drift is perspective.",
     "local_period_bands": "Where the local period is ≈ 2× the base period (the median). Right/bottom: the "
@@ -76,13 +77,14 @@ def _heat_panel(c: Canvas, box: tuple[float, float, float, float], a: np.ndarray
     ax.image(colorize(a, cmap, vmin, vmax), extent)
     ax.frame(xlabel=xlabel, ylabel=ylabel, title=title)
     if colorbar:
-        c.colorbar((box[2] + 12, box[1], box[2] + 26, box[3]), cmap=cmap, vmin=vmin, vmax=vmax, label=cbar_label)
+        c.colorbar((box[2] + 12, box[1], box[2] + 26, box[3]), cmap=cmap, vmin=vmin, vmax=vmax,
+                   label=cbar_label)
     return ax
 
 
 #: Size (height, width) of each figure in pixels.
-SIZES = {"radial_profile": (400, 600), "fft_log": (440, 500), "acf": (420, 1000), "local_period_px": (440, 540),
-         "local_period_bands": (560, 640)}
+SIZES = {"radial_profile": (400, 600), "fft_log": (440, 500), "acf": (420, 1000),
+         "local_period_px": (440, 540), "local_period_bands": (560, 640)}
 
 
 def radial_profile(profile: np.ndarray, marks: np.ndarray, *, title: str = "radial profile") -> np.ndarray:
@@ -122,8 +124,8 @@ def radial_profile(profile: np.ndarray, marks: np.ndarray, *, title: str = "radi
     if _finite(facf):
         ax.vline(facf, color="grey", width=1.0, dash=(1.5, 2.5))
         legend.append((f"ACF period → {facf:.2f} bins", {"color": "grey", "dash": (1.5, 2.5), "width": 1.0}))
-    ax.frame(xlabel=f"radius (bins of the {int(side) if _finite(side) else '?'}-point FFT)", ylabel="log10 power",
-             title=title)
+    side_s = int(side) if _finite(side) else "?"
+    ax.frame(xlabel=f"radius (bins of the {side_s}-point FFT)", ylabel="log10 power", title=title)
     c.legend(legend, anchor=(ax.box[2] - 6, ax.box[1] + 6), corner="ur", size=8)
     return c.to_array()
 
@@ -208,7 +210,8 @@ def local_period(period: np.ndarray, geometry: np.ndarray) -> np.ndarray:
     """Local period map ``h×w`` (px, NaN unmeasured, shown white) over image coordinates; ``440×540×3``."""
     a = np.asarray(period, dtype=np.float64)
     finite = a[np.isfinite(a)]
-    vmin, vmax = (float(np.percentile(finite, 2)), float(np.percentile(finite, 98))) if finite.size else (0.0, 1.0)
+    vmin, vmax = ((float(np.percentile(finite, 2)), float(np.percentile(finite, 98))) if finite.size
+                  else (0.0, 1.0))
     g = np.asarray(geometry, dtype=np.float64).reshape(-1)
     h, w = SIZES["local_period_px"]
     c = Canvas(w, h)
@@ -235,7 +238,8 @@ def local_period_bands(doubled: np.ndarray, row_frac: np.ndarray, col_frac: np.n
     base_s = f"{base:.1f} px" if _finite(base) else "n/a"
     ax = Axes(c, box, xlim=(0.0, g[3]), ylim=(0.0, g[2]), yflip=True)
     ax.image(colorize(d, "hot", 0.0, 1.0), ext)
-    ax.frame(xticks=[], ylabel="y (px)", title=f"≈2× period (base {base_s}){' — ' + hint if hint else ''}", title_size=10)
+    suffix = " — " + hint if hint else ""
+    ax.frame(xticks=[], ylabel="y (px)", title=f"≈2× period (base {base_s}){suffix}", title_size=10)
     # Rows: share per map row, plotted against y (shares the map's y axis).
     axr = Axes(c, (box[2] + 14, box[1], box[2] + 124, box[3]), xlim=(0.0, 1.0), ylim=(0.0, g[2]), yflip=True)
     axr.vline(thr, color="grey", width=0.8, dash=(4, 3))
@@ -267,7 +271,8 @@ def render_all(maps: Mapping[str, np.ndarray], metrics: Mapping[str, float],
         pw = np.asarray(maps["radial_profile"], dtype=np.float64)
         if pw.ndim == 2 and pw.shape[0] == 2 and (np.isfinite(pw[1]) & (pw[1] > 0) & (pw[0] >= 1)).any():
             out["radial_profile"] = radial_profile(maps["radial_profile"], maps["radial_marks"])
-    for name, title in (("fft_log_hann", "log power, Hann window"), ("fft_log_nohann", "log power, no window")):
+    fft_titles = (("fft_log_hann", "log power, Hann window"), ("fft_log_nohann", "log power, no window"))
+    for name, title in fft_titles:
         if name in maps and _any_finite(maps[name]):
             out[name] = fft_log(maps[name], title=title, side=side)
     if "acf" in maps and "acf_profile" in maps and "acf_marks" in maps and _any_finite(maps["acf"]):
@@ -277,6 +282,7 @@ def render_all(maps: Mapping[str, np.ndarray], metrics: Mapping[str, float],
         if "local_doubled" in maps:
             base = float(np.asarray(maps.get("local_base", [[math.nan]])).reshape(-1)[0])
             out["local_period_bands"] = local_period_bands(
-                maps["local_doubled"], maps.get("band_row_frac", np.zeros(1)), maps.get("band_col_frac", np.zeros(1)),
-                maps["local_geometry"], base=base, hint=str(texts.get("band_axis_hint", "")))
+                maps["local_doubled"], maps.get("band_row_frac", np.zeros(1)),
+                maps.get("band_col_frac", np.zeros(1)), maps["local_geometry"], base=base,
+                hint=str(texts.get("band_axis_hint", "")))
     return out

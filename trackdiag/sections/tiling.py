@@ -130,8 +130,8 @@ def diagnosed_figure(result: Any, verdicts: Any, *, title: str = "") -> Any:
                           panel_in=7.0 if len(result.maps[_IMAGE_MAPS[0]]) == 1 else 3.6)
 
 
-def write_tiling_report(out_dir: Path, summary: Mapping[str, Any], result: Any, *, title: str = "Tiling diagnosis",
-                        index: bool = True) -> Section:
+def write_tiling_report(out_dir: Path, summary: Mapping[str, Any], result: Any, *,
+                        title: str = "Tiling diagnosis", index: bool = True) -> Section:
     """Write the six figures, ``summary.json``, ``local_period_px.npy`` (and ``index.html``) into ``out_dir``.
 
     Returns the report :class:`~trackdiag.report.Section` (figures relative to ``out_dir``).
@@ -149,9 +149,9 @@ def write_tiling_report(out_dir: Path, summary: Mapping[str, Any], result: Any, 
     if diagnosed is not None:
         save_rgb_png(diagnosed, out_dir / "diagnosed.png")
         figures.append(Figure("diagnosed.png", "The diagnosed image",
-                              "Red: zones where the local period is about twice the image's period; cyan: the "
-                              "mask outline; yellow lines: a stride grid found in the output. The title names "
-                              "the findings.", key=True))
+                              "Red: zones where the local period is about twice the image's period; cyan: "
+                              "the mask outline; yellow lines: a stride grid found in the output. The title "
+                              "names the findings.", key=True))
     from ..plots.limits import HOW_TO_READ as LIMITS_HOW
     from ..plots.limits import limits_figure
 
@@ -166,8 +166,9 @@ def write_tiling_report(out_dir: Path, summary: Mapping[str, Any], result: Any, 
     if "local_period_px" in result.maps:
         np.save(out_dir / "local_period_px.npy", np.asarray(result.maps["local_period_px"], dtype=np.float32))
     write_json(with_verdicts(summary), out_dir / "summary.json")
-    notes = [(f"f* source: {summary.get('fstar_source', 'pred')} (with --ref, f* is the reference's fundamental in "
-             "this image's FFT bins; E2f_over_Ef and Ehalf_over_Ef are measured there). Radii are in bins of the "
+    notes = [(f"f* source: {summary.get('fstar_source', 'pred')} (with --ref, f* is the reference's "
+             "fundamental in this image's FFT bins; E2f_over_Ef and Ehalf_over_Ef are measured there). Radii "
+             "are in bins of the "
              f"{int(summary.get('fft_side_px', 0) or 0)}-point FFT: period_px = fft_side_px / radius_bin. "
              "Definitions: docs/tiling.md.")]
     section = Section(title=title, summary=dict(summary), figures=figures, verdicts=verdicts, notes=notes,
@@ -274,9 +275,10 @@ def run(args: argparse.Namespace, out_dir: Path, progress: bool) -> list[Section
         write_tiling_report(out_dir / sub, summary, result, title=f"Tiling: {p.name}")
         rows.append({"pred": str(p), "folder": sub, "status": "ok", **summary})
     _write_csv(out_dir / "summary.csv", rows + problems)
-    table = [{"pred": r["pred"], "report": f"{r['folder']}/index.html",
-              **{k: r.get(k) for k in ("fundamental_period_px", "periodicity_score", "E2f_over_Ef", "Ehalf_over_Ef",
-                                       "band_score", "checkerboard_score", "border_cross_index")}} for r in rows]
+    table_keys = ("fundamental_period_px", "periodicity_score", "E2f_over_Ef", "Ehalf_over_Ef", "band_score",
+                  "checkerboard_score", "border_cross_index")
+    table = [{"pred": r["pred"], "report": f"{r['folder']}/index.html", **{k: r.get(k) for k in table_keys}}
+             for r in rows]
     agg = _aggregate(rows)
     agg.update({"images": len(preds), "images_failed": len(problems)})
     section = Section(title="Tiling diagnosis", summary=agg,
@@ -313,4 +315,5 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
         for r in rows:
-            w.writerow({k: ("" if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()})
+            w.writerow({k: ("" if isinstance(v, float) and not math.isfinite(v) else v)
+                        for k, v in r.items()})
