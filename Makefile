@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/toy_upsampler.py
 
 # The whole check: lint, types, then the tests and the docstrings' examples in one pytest run.
-test: $(STAMP) browser
+test: $(STAMP) browser lint typecheck
 	@set +e; $(BIN)/python -m pytest -q -p no:cacheprovider tests trackdiag --doctest-modules; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 

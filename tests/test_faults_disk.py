@@ -101,7 +101,8 @@ def test_enospc_at_the_spools_write_is_retried_and_nothing_is_lost_once_space_re
     for step in range(10, 20):
         s.log(step, batch(seed=step))
     summary = s.finish()
-    assert summary.lost == 0 and summary.kept == summary.undelivered == 2 * 20 + 3  # params, config.yaml, close
+    # metrics and images, plus params, the config.yaml artifact and close
+    assert summary.lost == 0 and summary.kept == summary.undelivered == 2 * 20 + 3
     switch.unlink()
     assert sync(summary.spool, allow_external=True).ok
     assert delivered_steps(tmp_path) == list(range(20))

@@ -110,7 +110,7 @@ def _serve() -> None:  # in the render process
     try:  # the in-loop figures are drawn with Pillow: warm its fonts and the colour maps they use
         raster = importlib.import_module("trackdiag.plots.raster")
         raster.warm()
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     src, dst = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # anything the figure code prints must not corrupt the channel
