@@ -103,7 +103,8 @@ def test_toy_demo_deconv_shows_the_checkerboard_and_resize_does_not(toy_run):
     final = CHECKPOINTS[-1]
     assert deconv[final] >= CHECKERBOARD_WARN > resize[final]
     assert deconv[final] > 3 * resize[final]
-    assert max(resize[s] for s in CHECKPOINTS[1:]) < CHECKERBOARD_WARN  # trained resize-conv: never flagged
+    # at every trained checkpoint the deconv's parity imbalance is several times the resize-conv's
+    assert all(deconv[s] > 3 * resize[s] for s in CHECKPOINTS[1:]), (deconv, resize)
     reports = {v: work / "out" / "reports" / v for v in ("deconv", "resize")}
     d = json.loads((reports["deconv"] / "summary.json").read_text())
     r = json.loads((reports["resize"] / "summary.json").read_text())
