@@ -158,6 +158,7 @@ def test_built_wheel_works_outside_the_repo(tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
     script = textwrap.dedent("""
+        import os
         import torch, trackdiag
         from trackdiag.config import config_dir
         assert "site-packages" in trackdiag.__file__, trackdiag.__file__
