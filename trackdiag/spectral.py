@@ -889,25 +889,7 @@ def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, m
     direction = torch.stack([ky0 / norm, kx0 / norm], dim=1)
     direction = torch.where(has[:, None], direction, torch.tensor([0.0, 1.0], device=x.device, dtype=x.dtype))
 
-    # The window's spectrum lives at low frequencies: take it on a 4× coarser grid (same frequencies in bins).
-    q = 4 if s >= 128 else 1
-    sq = -(-s // q)
-    # Without a mask every image has the same window (an expanded view): one spectrum serves them all.
-    same = wts.shape[0] > 1 and wts.stride(0) == 0
-    wspec = spectrum(box_downsample(wts[:1] if same else wts, q), side=sq)
-    if same:
-        wspec = wspec._replace(power=wspec.power.expand(wts.shape[0], -1, -1))
-    scale = s / (q * sq)  # coarse bin → fine bin
-    wspec = wspec._replace(ky=wspec.ky * scale, kx=wspec.kx * scale)
-    step = 0.25
-    count = int(max(2.0, 0.45 * min(h, w)) / step) + 1
-    lags = torch.arange(count, device=x.device, dtype=x.dtype) * step
-    lh = radial_hist(log_power(spec.power), spec)
-    counts = radial_counts(spec)
-    # The white-noise floor is a spike at lag 0 whose band-limited ringing would make false early peaks.
-    clean_p = (spec.power - noise_floor(lh, counts, s)[:, None, None]).clamp_min(0.0)
-    prof = acf_along(clean_p, wspec.power, spec, direction, step=step, count=count, weight_spec=wspec,
-                     max_bin=r_max)
+    step, lags, lh, counts, prof = _acf_profile(x, wts, spec, direction, r_max=r_max)
     min_lag = torch.maximum(torch.full_like(radius, max(min_period_px, 2.0) * 0.75),
                             torch.nan_to_num(0.3 * s / radius, nan=0.0))
     acf_lag, rho = first_acf_peak(prof, step=step, min_lag=min_lag)
@@ -954,6 +936,25 @@ def _window_spectrum(wts: torch.Tensor, s: int) -> Spectrum:
     return wspec._replace(ky=wspec.ky * scale, kx=wspec.kx * scale)
 
 
+def _acf_profile(x: torch.Tensor, wts: torch.Tensor, spec: Spectrum, direction: torch.Tensor, *,
+                 r_max: float) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The window-corrected autocorrelation along ``direction`` (N×2 unit vectors in (ky, kx)), at lags in
+    quarter pixels up to 0.45 of the shorter side. Returns ``(step, lags (L,), log-power radial histogram,
+    radial counts, profile N×L)``; the histogram and counts serve the callers' background estimates."""
+    h, w = x.shape[-2:]
+    wspec = _window_spectrum(wts, spec.side)
+    step = 0.25
+    count = int(max(2.0, 0.45 * min(h, w)) / step) + 1
+    lags = torch.arange(count, device=x.device, dtype=x.dtype) * step
+    lh = radial_hist(log_power(spec.power), spec)
+    counts = radial_counts(spec)
+    # The white-noise floor is a spike at lag 0 whose band-limited ringing would make false early peaks.
+    clean_p = (spec.power - noise_floor(lh, counts, spec.side)[:, None, None]).clamp_min(0.0)
+    prof = acf_along(clean_p, wspec.power, spec, direction, step=step, count=count, weight_spec=wspec,
+                     max_bin=r_max)
+    return step, lags, lh, counts, prof
+
+
 def _analyze_lattice(x: torch.Tensor, sig: torch.Tensor, wts: torch.Tensor, spec: Spectrum, *, r_min: float,
                      r_max: float, min_period_px: float, params: dict[str, float]) -> Periodicity:
     """:func:`analyze_periodicity` with the 2-D lattice estimator (``lattice=True``)."""
@@ -969,15 +970,7 @@ def _analyze_lattice(x: torch.Tensor, sig: torch.Tensor, wts: torch.Tensor, spec
     fx = torch.nan_to_num(lat.f[:, 1], nan=1.0)
     norm = torch.sqrt(fy.square() + fx.square()).clamp_min(1e-6)
     direction = torch.stack([fy / norm, fx / norm], dim=1)
-    wspec = _window_spectrum(wts, s)
-    step = 0.25
-    count = int(max(2.0, 0.45 * min(h, w)) / step) + 1
-    lags = torch.arange(count, device=x.device, dtype=x.dtype) * step
-    lh = radial_hist(log_power(spec.power), spec)
-    counts = radial_counts(spec)
-    clean_p = (spec.power - noise_floor(lh, counts, s)[:, None, None]).clamp_min(0.0)
-    prof = acf_along(clean_p, wspec.power, spec, direction, step=step, count=count, weight_spec=wspec,
-                     max_bin=r_max)
+    step, lags, lh, counts, prof = _acf_profile(x, wts, spec, direction, r_max=r_max)
     period = s / radius
     lag, rho = _acf_near(prof, lags, torch.nan_to_num(period, nan=-1.0))
     # Staggered lattices (running bond, hex, penny) repeat along f only every second row.
