@@ -245,3 +245,33 @@ def test_a_hung_tracker_costs_finish_only_its_flush_timeout_and_the_rest_is_spoo
     spooled = [e.payload["step"] for e in pending if e.kind == "metrics"]
     arrived = list(read_metrics(tmp_path / "blocking" / "h").get(KEY, {}))
     assert sorted(spooled + arrived) == list(range(5))
+
+
+def test_sync_finds_the_run_created_just_before_the_process_died(tmp_path):
+    """The process created its MLflow run, then died before the run's id reached the spool: the spool only
+    has the description written before the run existed. sync attaches to that run (found by the run key
+    chosen before creating it) instead of creating a second one."""
+    from mlflow import MlflowClient
+
+    from trackdiag.backends.base import RunInfo
+    from trackdiag.backends.mlflow import MlflowBackend, MlflowParams
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    run = RunInfo(experiment="died", run_name="child", out_dir=tmp_path)
+    backend = MlflowBackend(MlflowParams(tracking_uri=uri), run=run)
+    before_open = backend.resume_params()
+    assert before_open["run_id"] is None and before_open["run_key"]
+    backend.open()  # the run exists now; the process dies before describing it again
+
+    spool = Spool(tmp_path / "spool")
+    spool.describe("mlflow", target="trackdiag.backends.mlflow.MlflowBackend", params=before_open,
+                   run={"experiment": "died", "run_name": "child", "out_dir": str(tmp_path)})
+    for step in range(3):
+        spool.put("mlflow", "metrics", {"step": step, "timestamp_ms": 1, "metrics": {"trackdiag/x": step}})
+    spool.close()
+
+    assert sync(tmp_path / "spool").ok
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("died").experiment_id])
+    assert [r.info.run_id for r in runs] == [backend.run_id]
+    assert sorted(m.step for m in client.get_metric_history(backend.run_id, "trackdiag/x")) == [0, 1, 2]

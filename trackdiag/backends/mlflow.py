@@ -25,6 +25,7 @@ import os
 import posixpath
 import tempfile
 import threading
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -48,6 +49,8 @@ _MAX_TAG_LEN = 8000
 _RETRY_STATUS = 500
 
 _ENV_LOCK = threading.Lock()
+#: Run tag holding :attr:`MlflowParams.run_key`.
+RUN_KEY_TAG = "trackdiag.run_key"
 
 
 @dataclass
@@ -64,6 +67,9 @@ class MlflowParams(BackendParams):
     retry_s: float = 5.0
     #: Terminate the run at close: None = only a run this backend created.
     terminate_on_close: Optional[bool] = None
+    #: Tag (``trackdiag.run_key``) of the run this backend creates, chosen before it is created, so that
+    #: ``trackdiag.sync`` finds that run even when the process died before its id reached the spool.
+    run_key: Optional[str] = None
 
 
 class MlflowBackend(Backend):
@@ -82,6 +88,7 @@ class MlflowBackend(Backend):
         self.experiment_id: Optional[str] = None
         self.tracking_uri = absolute_sqlite_uri(self.params.tracking_uri)
         self._owns_run = False
+        self.run_key = self.params.run_key or uuid.uuid4().hex
         self._resume_step: Optional[int] = None
         #: (run id, table key) → the table as this process last uploaded it (see :meth:`log_table`).
         self._tables: dict[tuple[str, str], Any] = {}
@@ -138,11 +145,20 @@ class MlflowBackend(Backend):
             exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(
                 self.run.experiment,
                 artifact_location=self.params.artifact_location or _beside_sqlite(self.tracking_uri))
-            run = self.client.create_run(exp_id, run_name=self.run.run_name, tags=dict(self.run.tags))
+            run = self._created_before(exp_id) or self.client.create_run(
+                exp_id, run_name=self.run.run_name, tags={**self.run.tags, RUN_KEY_TAG: self.run_key})
             self.run_id = run.info.run_id
             self.experiment_id = exp_id
             self._owns_run = True
             self._set_tags()
+
+    def _created_before(self, experiment_id: str) -> Any:
+        """The run this backend (or the process it replays) already created, found by its run key."""
+        if self.params.run_key is None:
+            return None
+        query = f"tags.`{RUN_KEY_TAG}` = '{self.run_key}'"
+        runs = self.client.search_runs([experiment_id], filter_string=query, max_results=1)
+        return runs[0] if runs else None
 
     def _set_tags(self) -> None:
         from mlflow.entities import RunTag
@@ -169,7 +185,7 @@ class MlflowBackend(Backend):
     def resume_params(self) -> dict[str, Any]:
         """Parameters that rebuild this backend attached to the same run (for ``trackdiag.sync``)."""
         return {**asdict(self.params), "tracking_uri": self.tracking_uri, "run_id": self.run_id,
-                "attach_active": False,
+                "run_key": self.run_key, "attach_active": False,
                 # a run that trackdiag.sync has to create (the tracker was never reached) is its own to finish
                 "terminate_on_close": (self.params.terminate_on_close if self.params.terminate_on_close
                                        is not None else (self._owns_run or self.run_id is None))}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -75,6 +76,10 @@ class WandbBackend(Backend):
         self._closed = False
         # wandb.run belongs to the thread-independent global state, but look now (init time) like MLflow does.
         self._user_run = wandb.run if self.params.attach and self.params.run_id is None else None
+        # The id of the run this backend creates is chosen now, so the spool names it before it exists
+        # (``trackdiag.sync`` then resumes that run even when the process died right after creating it).
+        self._new_id: str = self.params.run_id or (self._user_run.id if self._user_run is not None
+                                                   else uuid.uuid4().hex[:12])
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -95,8 +100,7 @@ class WandbBackend(Backend):
             if self.params.dir:
                 Path(self.params.dir).mkdir(parents=True, exist_ok=True)
                 kwargs["dir"] = self.params.dir
-            if self.params.run_id:
-                kwargs.update(id=self.params.run_id, resume="allow")
+            kwargs.update(id=self._new_id, resume="allow")
             self.wb = wandb.init(**kwargs)
             self._owns_run = True
         self._define(self.params.step_metric, axis=True)
@@ -142,7 +146,7 @@ class WandbBackend(Backend):
     def resume_params(self) -> dict[str, Any]:
         settings = getattr(self.wb, "settings", None) if self.wb is not None else None
         run_dir = getattr(settings, "root_dir", None)
-        return {**asdict(self.params), "run_id": getattr(self.wb, "id", None) or self.params.run_id,
+        return {**asdict(self.params), "run_id": getattr(self.wb, "id", None) or self._new_id,
                 "attach": False, "dir": self.params.dir or (str(run_dir) if run_dir else "")}
 
     def is_transient(self, exc: BaseException) -> bool:
