@@ -619,10 +619,10 @@ def _pick_lattice_np(peaks: list[dict[str, float]], min_prom: float, rel_prom: f
     perp = [q for q in ok if abs((q["ky"] * f[0] + q["kx"] * f[1]) / max(q["r"] * fr, 1e-9)) <= 0.15
             and abs(q["r"] - fr) <= 0.05 * fr]
     if abs(ang - 45.0) <= 8.0 and perp:
-        g = max(perp, key=lambda q: q["p"])
-        a = ((f[0] + g["ky"]) / 2, (f[1] + g["kx"]) / 2)
-        b = ((f[0] - g["ky"]) / 2, (f[1] - g["kx"]) / 2)
-        f = a if min(abs(a[0]), abs(a[1])) <= min(abs(b[0]), abs(b[1])) else b
+        other = max(perp, key=lambda q: q["p"])
+        fa = ((f[0] + other["ky"]) / 2, (f[1] + other["kx"]) / 2)
+        fb = ((f[0] - other["ky"]) / 2, (f[1] - other["kx"]) / 2)
+        f = fa if min(abs(fa[0]), abs(fa[1])) <= min(abs(fb[0]), abs(fb[1])) else fb
     return f, best["prom"]
 
 
