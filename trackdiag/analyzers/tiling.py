@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from ..checks import check_image_batch, normalize_mask, normalize_ref
 from ..errors import InputValueError
+from ..functional.detail import DETAIL_SPECS, detail_deficit_db
 from ..functional.grid import grid_excess, parity_gain
 from ..functional.lattice import axis_periods, real_basis
 from ..functional.seams import SIDES, edge_scores, mask_seam_parts
@@ -613,10 +614,12 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out.update({k: v.expand(b) for k, v in _lattice_keys(rper, rper.spec.side, prefix="ref_").items()})
         out["ref_spectrum_distance"] = spectrum_distance(per.spec, rper.spec, height=h, width=w,
                                                          min_period_px=p.min_period_px)
+        out["ref_detail_deficit_db"] = detail_deficit_db(per.spec, rper.spec, pixels=vf.sum(dim=(-2, -1)))
         fstar = s / ref_period
     else:
         out["ref_period_px"] = nan_b
         out["ref_spectrum_distance"] = nan_b
+        out["ref_detail_deficit_db"] = nan_b
         out["ref_radius_bin"] = nan_b
         out["ref_periodicity_score"] = nan_b
         out["period_ratio_to_ref"] = nan_b
@@ -962,6 +965,7 @@ def _specs() -> list[MetricSpec]:
         m("period_ratio_to_ref", "none", "ratio", "output period / reference period"),
         m("ref_spectrum_distance", "min", "octave", "earth mover's distance between the output's and the "
           "reference's radial power spectra over log2(period); 1 = all energy one octave off"),
+        *DETAIL_SPECS,
         m("E2f_over_Ef", "min", "ratio", "energy at 2f* over energy at f* (f* the reference's when given)",
           warn=HALVED_E2F),
         m("Ehalf_over_Ef", "min", "ratio", "energy at f*/2 over energy at f*", warn=DOUBLED_EHALF),
