@@ -199,7 +199,7 @@ def figure3(tmp: Path, quick: bool) -> list[dict]:
                  ("tiling_every_10", 20 if quick else 100, 10, 128, tiling),
                  # the drawing budget alone (5 % of the run), without the 10 s floor for short runs
                  ("tiling_every_10_nofloor", 20 if quick else 100, 10, 128,
-                  [*tiling, "worker.figure_wait_min_s=0"])]
+                  [*tiling, "worker.figure_wait_min_s=0", "worker.upload_wait_min_s=0"])]
         for label, steps, pred_every, size, overrides in cases:
             uri = sqlite_store(tmp / f"{label}.db")
             s = trackdiag.init(overrides=["backend=[mlflow]", *(overrides or ["analyzer=[loss]"])],

@@ -71,7 +71,15 @@ def apply(backend: Any, kind: str, payload: Mapping[str, Any]) -> None:
         backend.log_metrics(payload["metrics"], int(payload["step"]),
                             timestamp_ms=int(payload["timestamp_ms"]))
     elif kind == "image":
-        backend.log_image(payload["key"], payload["image"], int(payload["step"]))
+        from .backends.base import ImageItem
+
+        stamp = payload.get("timestamp_ms")
+        item = ImageItem(str(payload["key"]), int(payload["step"]), None if stamp is None else int(stamp),
+                         image=payload.get("image"), png=payload.get("png"))
+        if hasattr(backend, "log_images"):
+            backend.log_images([item])
+        else:  # a tracker object that only has the basic call
+            backend.log_image(item.key, item.array(), item.step)
     elif kind == "table":
         backend.log_table(payload["key"], payload["rows"], int(payload["step"]))
     elif kind == "artifacts":
@@ -361,6 +369,14 @@ class Spool:
             item = self._items.get(entry_id)
             return dict(item.payload) if item is not None else None
 
+    def file_of(self, entry_id: int) -> Optional[Path]:
+        """The PNG file of a figure still waiting, once it is durable (None before, or for other kinds)."""
+        with self._lock:
+            item = self._items.get(entry_id)
+            if item is None or item.kind != "image" or not item.durable or "file" not in item.payload:
+                return None
+            return self.path / item.payload["file"]
+
     def load(self, entry: Entry) -> dict[str, Any]:
         """The entry's payload as the backend call wants it (an image becomes an ``H×W×3`` uint8 array)."""
         with self._lock:
@@ -369,6 +385,8 @@ class Spool:
         payload = dict(entry.payload)
         if entry.kind == "image":
             rel = payload.pop("file")
+            if (self.path / rel).is_file():
+                payload["png"] = self.path / rel  # a tracker that stores PNG files uploads it as it is
             if image is not None:
                 payload["image"] = image
             else:
