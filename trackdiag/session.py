@@ -385,7 +385,8 @@ class Session:
             undelivered=self.worker.undelivered(), replayed=dict(stats.replayed),
             spool=str(spool) if spool else None,
             locations={b.name: _location(b) for b in self.backends}, flushed=flushed,
-            lost=stats.lost, refused=dict(stats.refused), deferred=stats.deferred, held=dict(stats.held), status=status,
+            lost=stats.lost, refused=dict(stats.refused), deferred=stats.deferred, held=dict(stats.held),
+            status=status,
             ranks=self._ranks_lost,
             spool_error=spool_obj.last_error if spool_obj is not None else "")
         _add_findings(summary, self.flow.findings, rank=self.rank)
@@ -399,8 +400,9 @@ class Session:
         return max(float(w.figure_wait_min_s), float(w.figure_wait_frac) * (time.monotonic() - self._t0))
 
     def _upload_wait(self) -> float:
-        """How long finish() uploads figures already drawn: ``worker.figure_wait_frac`` of the session's age,
-        at least ``worker.upload_wait_min_s``; the PNG files of the rest stay in the spool (sync uploads)."""
+        """How long finish() goes on uploading figures once the scalars are delivered:
+        ``worker.figure_wait_frac`` of the session's age, at least ``worker.upload_wait_min_s``; the PNG files
+        of the rest stay in the spool (sync uploads them)."""
         w = self.cfg.worker
         return max(float(w.upload_wait_min_s), float(w.figure_wait_frac) * (time.monotonic() - self._t0))
 

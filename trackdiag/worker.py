@@ -316,12 +316,13 @@ class Worker:
             for lane in self._lanes:
                 lane.retry_at = 0.0
             self._cv.notify_all()
-        started = time.monotonic()
         self._defer_figures(deadline)
         if self._upload_wait is not None and self._spool is not None:
-            # figures drawn but not uploaded within the upload budget wait in the spool as PNG files
-            until = min(deadline, started + max(0.0, self._upload_wait()))
+            # once the scalars are delivered, figures get at most the upload budget; those drawn and not
+            # uploaded by then wait in the spool as PNG files
             with self._cv:
+                self._cv.wait_for(self._scalars_drained, max(0.0, deadline - time.monotonic()))
+                until = min(deadline, time.monotonic() + max(0.0, self._upload_wait()))
                 if not self._cv.wait_for(self._drained, max(0.0, until - time.monotonic())):
                     self._hold_figures()
         with self._cv:
@@ -392,6 +393,11 @@ class Worker:
         if deferred:
             self._spool.commit()
         return until
+
+    def _scalars_drained(self) -> bool:
+        return not self._items and not self._journaling and all(
+            not lane.busy and (not lane.jobs or lane.owner.dead or lane.retry_at < 0)
+            for lane in self._lanes if lane.kind == SCALARS)
 
     def _drained(self) -> bool:
         return not self._items and not self._journaling and not self._renders and not self._rendering and all(

@@ -9,8 +9,8 @@ tag once per run. The name's unique part is derived from the run, key, step and 
 upload that is repeated (a retry after a partial failure, ``trackdiag.sync`` after a crash) replaces the same
 files instead of adding a copy.
 
-When the installed MLflow's scheme cannot be read, :func:`image_names` returns None and the caller falls back to
-MLflow's own ``log_image``.
+When the installed MLflow's scheme cannot be read, :func:`image_names` returns None and the caller falls back
+to MLflow's own ``log_image``.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def _scheme() -> Optional[tuple[str, str]]:
         pass
     text = "\n".join(sources)
     name = re.search(r"images/\{sanitized_key\}(\W)step\1\{step\}\1timestamp\1\{timestamp\}\1\{\w+\}", text)
-    slash = re.search(r"""re\.sub\(r?["']/["'],\s*r?["'](.)["'],\s*key\)|key\.replace\(["']/["'],\s*["'](.)["']\)""",
-                      text)
+    slash = re.search(r"""re\.sub\(r?["']/["'],\s*r?["'](.)["'],\s*key\)"""
+                      r"""|key\.replace\(["']/["'],\s*["'](.)["']\)""", text)
     compressed = name is not None and re.search(
         r"\{uncompressed_filename\}" + re.escape(name.group(1)) + "compressed", text)
     if name is None or slash is None or not compressed:
@@ -81,7 +81,8 @@ def image_names(run_id: str, item: ImageItem) -> Optional[tuple[str, str]]:
     else:
         stamp = int(item.timestamp_ms)
         unique = str(uuid.uuid5(_NAMESPACE, f"{run_id}\0{item.key}\0{int(item.step)}\0{stamp}"))
-    base = f"{item.key.replace('/', slash)}{sep}step{sep}{int(item.step)}{sep}timestamp{sep}{stamp}{sep}{unique}"
+    key = item.key.replace("/", slash)
+    base = f"{key}{sep}step{sep}{int(item.step)}{sep}timestamp{sep}{stamp}{sep}{unique}"
     return f"{base}.png", f"{base}{sep}compressed.webp"
 
 
@@ -99,7 +100,8 @@ def _thumbnail(image: np.ndarray, path: Path) -> None:
 
 
 def _place_png(item: ImageItem, path: Path) -> None:
-    """The figure's PNG at ``path``: a hard link to (or copy of) the spool's file, encoded only without one."""
+    """The figure's PNG at ``path``: a hard link to (or a copy of) the spool's file; encoded only without
+    one."""
     if item.png is not None and Path(item.png).is_file():
         try:
             os.link(item.png, path)
@@ -116,9 +118,9 @@ def upload_images(client: Any, run_id: str, items: Sequence[ImageItem]) -> bool:
     MLflow's naming scheme is unknown. Raises ``ValueError`` for a key MLflow would refuse."""
     for item in items:
         if not KEY_PATTERN.match(item.key):
-            raise ValueError(f"The `key` parameter may only contain alphanumerics, underscores (_), dashes (-), "
-                             f"periods (.), spaces ( ), and slashes (/). The provided key `{item.key}` contains "
-                             "invalid characters.")
+            raise ValueError("The `key` parameter may only contain alphanumerics, underscores (_), dashes "
+                             "(-), periods (.), spaces ( ), and slashes (/). The provided key "
+                             f"`{item.key}` contains invalid characters.")
     if _scheme() is None:
         return False
     with tempfile.TemporaryDirectory(prefix="trackdiag_images_") as tmp:
