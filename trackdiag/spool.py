@@ -448,11 +448,13 @@ class Spool:
             np.savez(tmp, **item.maps)  # type: ignore[arg-type]
             os.replace(tmp, target)
         if item.kind == "image" and item.image is not None:
-            from .plots import save_rgb_png
+            from PIL import Image
 
             target = self.path / item.payload["file"]
             tmp = target.with_name(target.name + ".tmp")
-            save_rgb_png(item.image, tmp)
+            # the one PNG encode of this figure (trackers that store PNG files upload this file): zlib level 1
+            # is 2-3x faster than Pillow's default 6 for figures, at about 10 % more bytes
+            Image.fromarray(np.asarray(item.image, dtype=np.uint8)).save(tmp, format="PNG", compress_level=1)
             if self.fsync:
                 fd = os.open(tmp, os.O_RDONLY)
                 try:
