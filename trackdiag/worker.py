@@ -204,7 +204,10 @@ class Worker:
         self._closed = False
         self._stop = False
         self._deadline: Optional[float] = None
-        self._cv = threading.Condition()
+        lock = threading.RLock()
+        self._cv = threading.Condition(lock)
+        # submit() wakes only the journal thread (the one waiting for records), not every worker thread
+        self._journal_cv = threading.Condition(lock)
         self._threads: list[threading.Thread] = []
         if not backends:
             return
@@ -260,7 +263,7 @@ class Worker:
                 if self._figures_waiting() >= self._queue_size:
                     self._drop_oldest_figures()
             self._items.append(record)
-            self._cv.notify_all()
+            self._journal_cv.notify()
 
     def _figures_waiting(self) -> int:
         return len(self._renders) + sum(1 for r in self._items if r.figures)
@@ -324,6 +327,7 @@ class Worker:
             for lane in self._lanes:
                 lane.retry_at = 0.0
             self._cv.notify_all()
+            self._journal_cv.notify_all()
         self._defer_figures(deadline)
         if self._upload_wait is not None and self._spool is not None:
             # once the scalars are delivered, figures get at most the upload budget; those drawn and not
@@ -339,6 +343,7 @@ class Worker:
             self.stats.unrendered += sum(len(figs) for _, _, figs in self._renders)
             self._renders.clear()
             self._cv.notify_all()
+            self._journal_cv.notify_all()
         for thread in self._threads:
             # the render thread may still be drawing a figure whose inputs went to the spool: not waited for
             wait = 0.05 if thread is self._render_thread else min(2.0, deadline - time.monotonic())
@@ -421,10 +426,10 @@ class Worker:
         while True:
             with self._cv:
                 if n_held:
-                    self._cv.wait_for(lambda: self._items or self._closed,
-                                      max(0.0, first + self._batch_s - time.monotonic()))
+                    self._journal_cv.wait_for(lambda: self._items or self._closed,
+                                              max(0.0, first + self._batch_s - time.monotonic()))
                 else:
-                    self._cv.wait_for(lambda: self._items or self._stop or self._closed)
+                    self._journal_cv.wait_for(lambda: self._items or self._stop or self._closed)
                 if self._stop or (self._closed and not self._items and not n_held):
                     return
                 records = [self._items.popleft() for _ in range(min(len(self._items),
