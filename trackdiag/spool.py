@@ -451,6 +451,7 @@ class Spool:
             from PIL import Image
 
             target = self.path / item.payload["file"]
+            target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + ".tmp")
             # the one PNG encode of this figure (trackers that store PNG files upload this file): zlib level 1
             # is 2-3x faster than Pillow's default 6 for figures, at about 10 % more bytes
