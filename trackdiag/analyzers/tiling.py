@@ -95,10 +95,11 @@ ZONE_HALF_FRAC = 0.1  # zone_frac (half-frequency map) above: a doubled zone
 BAND_EXTENT = 0.8  # zone_x_extent (zone_y_extent) above: the doubled region spans the width (height): a band
 BAND_SCORE = BAND_FRAC
 CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.006, 0.02  # checkerboard_s2 (parity gain, relative)
-GRID_WARN, GRID_BAD = 0.0035, 0.008  # grid_s<k> (median extra jump on the k-px lines, image units)
+GRID_WARN, GRID_BAD = 0.0035, 0.008  # grid_s<k> (extra jump on the k-px lines less its noise floor)
 CB_OVER_GRID = 2.2  # checkerboard_s2 / grid score above which a stride-2 imbalance is the checkerboard
 SECONDARY = 3.0  # checkerboard and a grid both over their limits: the weaker needs 3× its limit
-GRID_NESTED = 1.6  # a larger stride is named only when its score is this many times the smaller one's
+GRID_NESTED = 0.5  # a larger stride m·k is named when its score is at least this share of k's (an
+#   8-px grid has grid_s16 = 0; generated 16-px grids have grid_s16/grid_s8 = 1.0–2.3)
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 BORDER_CROSS = 0.9  # photos of walls reach 0.86 without any cross artifact (generated scenes)
 EDGE_WARN, EDGE_BAD = 9.0, 18.0  # edge_<side>: robust z of a step 2-13 px in, the same on the whole side
@@ -726,26 +727,49 @@ def _grid_strides(summary: Mapping[str, Any]) -> list[int]:
     return sorted(out)
 
 
+def _axis_locked(summary: Mapping[str, Any], k: int) -> dict[str, bool]:
+    """Which axes (``x``, ``y``) of the output's own lattice are locked to a k-px grid of the frame.
+
+    A texture of period ``P`` along an axis has its n-th harmonic (``n = round(P/k)``) at or near the
+    grid's frequency ``1/k`` (for k = 2: Nyquist, the parity carrier). Its lines then fall on the grid's
+    lines over the whole frame only when the harmonic's detuning ``|n/P − 1/k|`` and its tilt
+    ``(n/P)·sin θ`` (θ the lattice vector's angle from the axis) each stay within half a cycle over the
+    frame (``fft_side_px``): the procedural, unrotated walls. A 1° roll or a 0.2 % period error already
+    spreads the texture's lines over all phases. Only a confident lattice (``periodicity_score ≥
+    APERIODIC_SCORE``) counts: a weak "lattice" on an aperiodic wall is the grid itself."""
+    score = _f(summary, "periodicity_score")
+    out = {"x": False, "y": False}
+    if not (_fin(score) and score >= APERIODIC_SCORE):
+        return out
+    side = _f(summary, "fft_side_px")
+    side = side if _fin(side) and side > 0 else 512.0
+    angles = [a for a in (_f(summary, f"lattice_{t}_angle_deg") for t in ("t1", "t2")) if _fin(a)]
+    for axis, ref_angle in (("x", 0.0), ("y", 90.0)):
+        per = _f(summary, f"period_{axis}_px")
+        if not (_fin(per) and per >= 0.95 * k):
+            continue
+        f = round(per / k) / per
+        detune = abs(f - 1.0 / k) * side
+        out[axis] = detune <= 0.5 and any(
+            abs(math.sin(math.radians(a - ref_angle))) * f * side <= 0.5 for a in angles)
+    return out
+
+
 def _locked(summary: Mapping[str, Any], k: int) -> bool:
-    """The texture's lattice (the reference's when given) is within 3° of the axes and each of its measured
-    axis periods (x and y; one on a 1-D texture) is k, 2k, 3k or 4k px within 1 %: the texture's own lines
-    fall on a k-px grid's lines (k = 2: a harmonic of order ≤ 8 sits on Nyquist), so a grid of stride k and
-    the texture cannot be told apart. (A grid that took over one axis of a texture leaves the other axis
-    unlocked and is still named.)"""
-    pre = "ref_" if _fin(_f(summary, "ref_period_px")) else ""
-    pers = [_f(summary, f"{pre}period_{axis}_px") for axis in ("x", "y")]
-    pers = [p for p in pers if _fin(p) and p > 0]
-    if not pers:
-        return False
-    for per in pers:
-        m = per / k
-        if not (0.95 <= m <= 4.1 and abs(m - round(m)) <= 0.01 * m):
-            return False
-    for t in ("t1", "t2"):
-        ang = _f(summary, f"{pre}lattice_{t}_angle_deg")
-        if _fin(ang) and min(ang % 90.0, 90.0 - ang % 90.0) <= 3.0:
-            return True
-    return False
+    """A k-px grid (k ≥ 4) and the texture cannot be told apart: every measured axis period of the output's
+    lattice (one on a 1-D texture) is locked to the grid (:func:`_axis_locked`). (A grid that took over one
+    axis of a texture leaves the other axis unlocked and is still named.)"""
+    lk = _axis_locked(summary, k)
+    pers = [a for a in ("x", "y") if _fin(_f(summary, f"period_{a}_px"))]
+    return bool(pers) and all(lk[a] for a in pers)
+
+
+def _parity_locked(summary: Mapping[str, Any]) -> dict[str, bool]:
+    """Which parity carriers (``x``, ``y``, ``xy``) the output's own lattice explains: a period of exactly
+    ``2n`` px along a pixel-locked axis puts the n-th harmonic, of any order, on Nyquist
+    (:func:`_axis_locked` with k = 2); ``xy`` needs both axes."""
+    lk = _axis_locked(summary, 2)
+    return {"x": lk["x"], "y": lk["y"], "xy": lk["x"] and lk["y"]}
 
 
 def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
@@ -839,8 +863,8 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         out.append(Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period",
                            evidence={**bev, "limit": zone_lim}, fix=fix_band))
     # Grids: every stride over its limit and not explained by the texture; then the stride that explains
-    # the others is named: of k and a multiple m·k, m·k when its score is GRID_NESTED times k's (a 16-px
-    # grid shows half its excess at 8), else k (an 8-px grid shows none at 16: the sibling phase cancels).
+    # the others is named: of k and a multiple m·k, m·k when its score is at least GRID_NESTED times k's (a
+    # 16-px grid shows about half its excess at 8; an 8-px grid none at 16: the sibling phase cancels).
     scores = {k: g(f"grid_s{k}") for k in _grid_strides(summary)}
     cand = [k for k, v in scores.items() if _fin(v) and v >= GRID_WARN and not _locked(summary, k)]
     named = []
@@ -851,7 +875,15 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
             named.append(k)
     cb = g("checkerboard_s2")
     cb = cb if _fin(cb) else g("checkerboard_score")
-    cb_on = _fin(cb) and cb >= CHECKERBOARD_WARN and not (confident and _locked(summary, 2))
+    # the share of the parity imbalance on carriers that a pixel-locked lattice does not explain
+    gains = {c: g(f"parity_gain_{c}") for c in ("x", "y", "xy")}
+    if all(_fin(v) for v in gains.values()):
+        locked = _parity_locked(summary)
+        tot = sum(v * v for v in gains.values())
+        free = sum(v * v for c, v in gains.items() if not locked[c])
+        if tot > 0 and free < tot:
+            cb = cb * math.sqrt(free / tot)
+    cb_on = _fin(cb) and cb >= CHECKERBOARD_WARN
     # 1-px grid seams put energy on the pixel parities, a ×2 deconvolution a little on the grid lines: when
     # both fire, a checkerboard has checkerboard_s2 ≥ CB_OVER_GRID × the grid's score (generated: ≥ 2.9 for
     # deconvolutions, ≤ 1.5 for grids); the other one then needs SECONDARY × its limit.
@@ -967,6 +999,8 @@ def _specs() -> list[MetricSpec]:
         m("Ehalf_over_Ef", "min", "ratio", "energy at f*/2 over energy at f*", warn=DOUBLED_EHALF),
         m("checkerboard_s2", "min", "ratio", "relative gain imbalance of the pixel parities (demodulated)",
           warn=CHECKERBOARD_WARN, bad=CHECKERBOARD_BAD),
+        m("checkerboard_robust", "none", "ratio", "interquartile mean of the 2×2-quad parity contrasts "
+          "(a gain is everywhere; a pixel-locked texture's Nyquist harmonic only on its edges)"),
         m("checkerboard_score", "min", "ratio", "= checkerboard_s2 (since issue 11)",
           warn=CHECKERBOARD_WARN, bad=CHECKERBOARD_BAD),
         m("checkerboard_s8", "min", "level", "= grid_s8 (since issue 11)", warn=GRID_WARN, bad=GRID_BAD),
@@ -1005,7 +1039,8 @@ def _specs() -> list[MetricSpec]:
     ]
     out += [m(f"edge_{sd}", "min", "z", f"{sd} edge strip against the interior", warn=EDGE_WARN, bad=EDGE_BAD)
             for sd in SIDES]
-    out += [m(f"grid_s{k}", "min", "level", f"median extra jump on the {k}-px lattice lines (image units)",
+    out += [m(f"grid_s{k}", "min", "level", f"extra |jump| on the {k}-px lattice lines over the lines around "
+              "them, less 3.5 standard errors (image units)",
               warn=GRID_WARN, bad=GRID_BAD) for k in (4, 8, 16, 32, 64)]
     return out
 
