@@ -727,41 +727,72 @@ def _grid_strides(summary: Mapping[str, Any]) -> list[int]:
     return sorted(out)
 
 
-def _axis_locked(summary: Mapping[str, Any], k: int) -> dict[str, bool]:
-    """Which axes (``x``, ``y``) of the output's own lattice are locked to a k-px grid of the frame.
+def _line_families(summary: Mapping[str, Any]) -> list[tuple[float, float]]:
+    """The texture's families of parallel lattice lines as ``(line direction in degrees, spacing px)``: on a
+    2-D lattice the rows along each basis vector ``t_i``, spaced ``|t1 × t2| / |t_i|`` (brick courses
+    are the rows along the brick's length even when the shortest vertical repeat is oblique); on a 1-D
+    texture the lines across ``t1``, spaced ``|t1|``."""
+    t1, t2 = _f(summary, "lattice_t1_px"), _f(summary, "lattice_t2_px")
+    a1, a2 = _f(summary, "lattice_t1_angle_deg"), _f(summary, "lattice_t2_angle_deg")
+    if not (_fin(t1) and _fin(a1) and t1 > 0):
+        return []
+    if not (_fin(t2) and _fin(a2) and t2 > 0):
+        return [(a1 + 90.0, t1)]
+    area = t1 * t2 * abs(math.sin(math.radians(a2 - a1)))
+    return [(a1, area / t1), (a2, area / t2)] if area > 0 else []
 
-    A texture of period ``P`` along an axis has its n-th harmonic (``n = round(P/k)``) at or near the
-    grid's frequency ``1/k`` (for k = 2: Nyquist, the parity carrier). Its lines then fall on the grid's
-    lines over the whole frame only when the harmonic's detuning ``|n/P − 1/k|`` and its tilt
-    ``(n/P)·sin θ`` (θ the lattice vector's angle from the axis) each stay within half a cycle over the
-    frame (``fft_side_px``): the procedural, unrotated walls. A 1° roll or a 0.2 % period error already
-    spreads the texture's lines over all phases. Only a confident lattice (``periodicity_score ≥
-    APERIODIC_SCORE``) counts: a weak "lattice" on an aperiodic wall is the grid itself."""
+
+def _family_locked(direction: float, per: float, k: int, side: float) -> dict[str, bool]:
+    """Whether one family of texture lines (direction in degrees, spacing ``per`` px) falls on the
+    vertical (``x``) or horizontal (``y``) lines of a k-px grid of the frame (see :func:`_axis_locked`)."""
+    out = {"x": False, "y": False}
+    if per < 0.95 * k:
+        return out
+    f = round(per / k) / per
+    if abs(f - 1.0 / k) * side > 0.5:
+        return out
+    for axis, grid_line in (("x", 90.0), ("y", 0.0)):
+        out[axis] = abs(math.sin(math.radians(direction - grid_line))) * f * side <= 0.5
+    return out
+
+
+def _side(summary: Mapping[str, Any]) -> float:
+    side = _f(summary, "fft_side_px")
+    return side if _fin(side) and side > 0 else 512.0
+
+
+def _axis_locked(summary: Mapping[str, Any], k: int) -> dict[str, bool]:
+    """Which directions of a k-px grid of the frame the output's own lattice lines fall on: ``x`` (the
+    grid's vertical lines, jumps across x) and ``y`` (its horizontal lines).
+
+    A family of texture lines spaced ``P`` (:func:`_line_families`) has its n-th harmonic (``n =
+    round(P/k)``) at or near the grid's frequency ``1/k`` (k = 2: Nyquist, the parity carrier). The
+    texture's lines then fall on the grid's lines over the whole frame only when the harmonic's detuning
+    ``|n/P − 1/k|`` and its tilt ``(n/P)·sin θ`` (θ the lines' angle from the grid's lines) each stay
+    within half a cycle over the frame (``fft_side_px``): the procedural, unrotated walls. A 1° roll or
+    a 0.2 % period error on a 1024-px frame already spreads the texture's lines over all phases. Only a
+    confident lattice (``periodicity_score ≥ APERIODIC_SCORE``) counts: a weak "lattice" on an aperiodic
+    wall is the grid itself."""
     score = _f(summary, "periodicity_score")
     out = {"x": False, "y": False}
     if not (_fin(score) and score >= APERIODIC_SCORE):
         return out
-    side = _f(summary, "fft_side_px")
-    side = side if _fin(side) and side > 0 else 512.0
-    angles = [a for a in (_f(summary, f"lattice_{t}_angle_deg") for t in ("t1", "t2")) if _fin(a)]
-    for axis, ref_angle in (("x", 0.0), ("y", 90.0)):
-        per = _f(summary, f"period_{axis}_px")
-        if not (_fin(per) and per >= 0.95 * k):
-            continue
-        f = round(per / k) / per
-        detune = abs(f - 1.0 / k) * side
-        out[axis] = detune <= 0.5 and any(
-            abs(math.sin(math.radians(a - ref_angle))) * f * side <= 0.5 for a in angles)
+    for direction, per in _line_families(summary):
+        lk = _family_locked(direction, per, k, _side(summary))
+        out = {a: out[a] or lk[a] for a in out}
     return out
 
 
 def _locked(summary: Mapping[str, Any], k: int) -> bool:
-    """A k-px grid (k ≥ 4) and the texture cannot be told apart: every measured axis period of the output's
-    lattice (one on a 1-D texture) is locked to the grid (:func:`_axis_locked`). (A grid that took over one
-    axis of a texture leaves the other axis unlocked and is still named.)"""
-    lk = _axis_locked(summary, k)
-    pers = [a for a in ("x", "y") if _fin(_f(summary, f"period_{a}_px"))]
-    return bool(pers) and all(lk[a] for a in pers)
+    """A k-px grid (k ≥ 4) and the texture cannot be told apart: *every* family of the output's lattice
+    lines (:func:`_line_families`; one on a 1-D texture) falls on the grid's lines. A grid strong enough to
+    become one of the lattice's vectors leaves the texture's other family unlocked and is still named
+    (a photo-brick wall whose lattice estimate took the 8-px grid as t1, with its 64-px courses as t2)."""
+    score = _f(summary, "periodicity_score")
+    fams = _line_families(summary)
+    if not (_fin(score) and score >= APERIODIC_SCORE and fams):
+        return False
+    return all(any(_family_locked(d, p, k, _side(summary)).values()) for d, p in fams)
 
 
 def _parity_locked(summary: Mapping[str, Any]) -> dict[str, bool]:
@@ -883,7 +914,10 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         free = sum(v * v for c, v in gains.items() if not locked[c])
         if tot > 0 and free < tot:
             cb = cb * math.sqrt(free / tot)
-    cb_on = _fin(cb) and cb >= CHECKERBOARD_WARN
+    # a parity pattern on one axis only (checkerboard_dims = 1) is a 1-D texture of period 2 (a grating
+    # locked to the pixel columns or rows), not the 2-D gain pattern of a ×2 transposed convolution
+    dims = g("checkerboard_dims")
+    cb_on = _fin(cb) and cb >= CHECKERBOARD_WARN and not (_fin(dims) and dims < 2)
     # 1-px grid seams put energy on the pixel parities, a ×2 deconvolution a little on the grid lines: when
     # both fire, a checkerboard has checkerboard_s2 ≥ CB_OVER_GRID × the grid's score (generated: ≥ 2.9 for
     # deconvolutions, ≤ 1.5 for grids); the other one then needs SECONDARY × its limit.
@@ -1001,6 +1035,8 @@ def _specs() -> list[MetricSpec]:
           warn=CHECKERBOARD_WARN, bad=CHECKERBOARD_BAD),
         m("checkerboard_robust", "none", "ratio", "interquartile mean of the 2×2-quad parity contrasts "
           "(a gain is everywhere; a pixel-locked texture's Nyquist harmonic only on its edges)"),
+        m("checkerboard_dims", "none", "", "2: the parity imbalance is two-dimensional (a checkerboard); 1: "
+          "one axis only (a 1-D period-2 pattern); 0: none above the noise floor"),
         m("checkerboard_score", "min", "ratio", "= checkerboard_s2 (since issue 11)",
           warn=CHECKERBOARD_WARN, bad=CHECKERBOARD_BAD),
         m("checkerboard_s8", "min", "level", "= grid_s8 (since issue 11)", warn=GRID_WARN, bad=GRID_BAD),

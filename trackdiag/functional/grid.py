@@ -119,8 +119,10 @@ def _quad_gains(x: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]
 
 def parity_gain(x: torch.Tensor, valid: torch.Tensor, *, block: int = 8) -> dict[str, torch.Tensor]:
     """Polyphase gain imbalance of the pixel parities (see the module docstring): ``checkerboard_s2`` (the
-    floored, spread-capped magnitude), ``checkerboard_robust`` (quad interquartile-mean magnitude) and the
-    three raw least-squares carriers ``parity_gain_x``, ``parity_gain_y``, ``parity_gain_xy`` (signed),
+    floored, spread-capped magnitude), ``checkerboard_robust`` (quad interquartile-mean magnitude),
+    ``checkerboard_dims`` (2: the imbalance is two-dimensional — the xy carrier or both axis carriers stand
+    above their noise floor, as under a ×2 transposed convolution; 1: one axis only, a 1-D pattern of
+    period 2 such as a pixel-locked grating; 0: none) and the three raw least-squares carriers ``parity_gain_x``, ``parity_gain_y``, ``parity_gain_xy`` (signed),
     each ``(N,)``.
 
     ``x``: ``N×H×W`` finite luminance; ``valid``: ``N×H×W`` 0/1 float. NaN where no block is fully valid.
@@ -152,6 +154,8 @@ def parity_gain(x: torch.Tensor, valid: torch.Tensor, *, block: int = 8) -> dict
         out[f"parity_gain_{name}"] = a
         floored.append(floor(a.abs(), se, PARITY_Z))
     ls = torch.sqrt(torch.stack(floored).square().sum(dim=0))
+    sig = [f > 0 for f in floored]
+    dims = torch.where(sig[2] | (sig[0] & sig[1]), 2.0, torch.where(sig[0] | sig[1], 1.0, 0.0)).to(dt)
     rob = _quad_gains(x, v)
     robust = torch.sqrt(torch.stack(list(rob.values())).square().sum(dim=0))
     score = torch.minimum(ls, SPREAD_RATIO * torch.nan_to_num(robust, nan=float("inf")))
@@ -159,6 +163,7 @@ def parity_gain(x: torch.Tensor, valid: torch.Tensor, *, block: int = 8) -> dict
     nan = torch.full_like(score, float("nan"))
     out = {k: torch.where(ok, v_, nan) for k, v_ in out.items()}
     out["checkerboard_robust"] = torch.where(ok, robust, nan)
+    out["checkerboard_dims"] = torch.where(ok, dims, nan)
     out["checkerboard_s2"] = torch.where(ok, score, nan)
     return out
 
@@ -231,6 +236,11 @@ def _direction(d: torch.Tensor, pair: torch.Tensor, k: int
     db = pick(wb, arg) - pick(wb, sib_idx)
     okb = (pick(cb, arg) > 0) & (pick(cb, sib_idx) > 0)
     se = _batch_se(torch.nan_to_num(db, nan=0.0), okb)
+    # the difference itself is the mean over the same parts (a texture locked to the frame whose period
+    # does not divide the cycles left over would otherwise give the phases unequal shares of its lines)
+    nbv = okb.to(d.dtype).sum(dim=1)
+    diff = torch.where(nbv > 0, torch.where(okb, db, torch.zeros_like(db)).sum(dim=1) / nbv.clamp_min(1.0),
+                       diff)
     entries = torch.minimum(cnt.gather(1, arg[:, None])[:, 0], cnt.gather(1, sib_idx[:, None])[:, 0])
     return diff, se, arg.to(d.dtype), entries.to(d.dtype)
 
