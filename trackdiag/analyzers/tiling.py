@@ -796,11 +796,10 @@ def _locked(summary: Mapping[str, Any], k: int) -> bool:
 
 
 def _parity_locked(summary: Mapping[str, Any]) -> dict[str, bool]:
-    """Which parity carriers (``x``, ``y``, ``xy``) the output's own lattice explains: a period of exactly
-    ``2n`` px along a pixel-locked axis puts the n-th harmonic, of any order, on Nyquist
-    (:func:`_axis_locked` with k = 2); ``xy`` needs both axes."""
-    lk = _axis_locked(summary, 2)
-    return {"x": lk["x"], "y": lk["y"], "xy": lk["x"] and lk["y"]}
+    """Which parity carriers (``x``, ``y``) the output's own lattice lines fall on: a line spacing of exactly
+    ``2n`` px along a pixel-locked direction puts the n-th harmonic, of any order, on Nyquist
+    (:func:`_axis_locked` with k = 2)."""
+    return _axis_locked(summary, 2)
 
 
 def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
@@ -906,14 +905,11 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
             named.append(k)
     cb = g("checkerboard_s2")
     cb = cb if _fin(cb) else g("checkerboard_score")
-    # the share of the parity imbalance on carriers that a pixel-locked lattice does not explain
-    gains = {c: g(f"parity_gain_{c}") for c in ("x", "y", "xy")}
-    if all(_fin(v) for v in gains.values()):
-        locked = _parity_locked(summary)
-        tot = sum(v * v for v in gains.values())
-        free = sum(v * v for c, v in gains.items() if not locked[c])
-        if tot > 0 and free < tot:
-            cb = cb * math.sqrt(free / tot)
+    # a lattice locked to the pixel grid puts its own harmonics on the parity carriers, on its edges only:
+    # then only the part of the imbalance shared by every 2×2 quad (checkerboard_robust) is a gain
+    rob = g("checkerboard_robust")
+    if _fin(cb) and _fin(rob) and any(_parity_locked(summary).values()):
+        cb = min(cb, rob)
     # a parity pattern on one axis only (checkerboard_dims = 1) is a 1-D texture of period 2 (a grating
     # locked to the pixel columns or rows), not the 2-D gain pattern of a ×2 transposed convolution
     dims = g("checkerboard_dims")

@@ -32,7 +32,9 @@ Pure batched functions on ``N×H×W`` luminance with ``N×H×W`` 0/1 validity we
   is ``w_φ``. Because every line is compared with a window *centred on it*, all k phases are exchangeable
   on any texture not locked to the frame (smooth gradients, upsampled content, noise), so
   ``w_φ* − w_{φ*+k/2}`` (φ* the largest) is only the max-of-k sampling spread there; its standard error
-  comes from the same difference on 4×4 spatial parts (batch means), and the score is the mean of the two
+  is the smaller of two estimates — the same difference on 4×4 spatial parts (batch means; conservative
+  when a texture's phase drifts across the frame) and the rms of the other phase pairs'
+  ``w_φ − w_{φ+k/2}`` (the empirical null of the k phases) — and the score is the mean of the two
   directions' differences less ``NOISE_Z`` standard errors (≥ 0; a linear floor: the 2-px parity pattern
   of a ×2 deconvolution lifts every even phase, and a quadrature floor would let that read as a grid). A grid of stride k/2 puts
   jumps on φ* + k/2 too, so ``grid_s16`` of an 8-px grid is ≈ 0 while ``grid_s8`` of a 16-px grid is
@@ -87,19 +89,17 @@ def _batch_se(vals: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
 
 
 def _iqm(p: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
-    """Interquartile mean of each row of ``N×M`` over the entries where ``ok`` (NaN when none); two
-    selections (``kthvalue``) and a masked mean per row, no sort."""
-    out = torch.full((p.shape[0],), float("nan"), device=p.device, dtype=p.dtype)
-    for i in range(p.shape[0]):
-        vals = p[i] if bool(ok[i].all()) else p[i][ok[i]]
-        m = vals.numel()
-        if m == 0:
-            continue
-        q1 = vals.kthvalue(max(1, (m + 3) // 4)).values
-        q3 = vals.kthvalue(max(1, (3 * m + 3) // 4)).values
-        inner = (vals >= q1) & (vals <= q3)
-        out[i] = (vals * inner).sum() / inner.sum().clamp_min(1)
-    return out
+    """Interquartile mean of each row of ``N×M`` over the entries where ``ok``: the mean of the sorted valid
+    values ``[n//4, max(3n//4, n//4 + 1))`` (NaN when none). No host synchronisation."""
+    cnt = ok.sum(dim=1)
+    srt = torch.where(ok, p, torch.full_like(p, float("inf"))).sort(dim=1).values
+    cs = torch.cumsum(torch.where(torch.isfinite(srt), srt, torch.zeros_like(srt)), dim=1)
+    cs = torch.cat([torch.zeros_like(cs[:, :1]), cs], dim=1)
+    lo = cnt // 4
+    hi = torch.maximum((3 * cnt) // 4, lo + 1).clamp_max(p.shape[1])
+    s = cs.gather(1, hi[:, None])[:, 0] - cs.gather(1, lo[:, None])[:, 0]
+    out = s / (hi - lo).clamp_min(1).to(p.dtype)
+    return torch.where(cnt > 0, out, torch.full_like(out, float("nan")))
 
 
 def _quad_gains(x: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -241,6 +241,13 @@ def _direction(d: torch.Tensor, pair: torch.Tensor, k: int
     nbv = okb.to(d.dtype).sum(dim=1)
     diff = torch.where(nbv > 0, torch.where(okb, db, torch.zeros_like(db)).sum(dim=1) / nbv.clamp_min(1.0),
                        diff)
+    # the empirical null: the same difference for the other phase pairs (phase, phase + k/2)
+    pair = w - w.roll(-(k // 2), dims=1)  # N×k: w_φ − w_{φ+k/2}
+    ph = torch.arange(k, device=d.device)[None, :]
+    other = (ph != arg[:, None]) & (ph != sib_idx[:, None])
+    null = torch.where(other & torch.isfinite(pair), pair.square(), torch.zeros_like(pair))
+    nscale = torch.sqrt(null.sum(dim=1) / other.sum(dim=1).clamp_min(1).to(d.dtype))
+    se = torch.where(torch.isfinite(se), torch.minimum(se, nscale), nscale)
     entries = torch.minimum(cnt.gather(1, arg[:, None])[:, 0], cnt.gather(1, sib_idx[:, None])[:, 0])
     return diff, se, arg.to(d.dtype), entries.to(d.dtype)
 
