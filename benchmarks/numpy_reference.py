@@ -702,7 +702,8 @@ def grid_excess(x: np.ndarray, v: np.ndarray, k: int) -> float:
     """``grid_s<k>``: per line (difference across it, averaged over k-row segments) its |jump| minus the
     median |jump| of the k lines within ±k/2 (itself excluded); per phase (line mod k) the 10 %-trimmed mean
     over 4×4 parts of the image; the winning phase (over the whole image) minus the phase k/2 away,
-    averaged over the parts, less 3.5 standard errors (batch means); mean of the two directions."""
+    averaged over the parts, less 3.5 standard errors (the smaller of the batch-means one and the rms of
+    the other phase pairs' differences); mean of the two directions."""
     h = k // 2
     res = []
     for a, m in ((x, v), (x.T, v.T)):
@@ -738,7 +739,12 @@ def grid_excess(x: np.ndarray, v: np.ndarray, k: int) -> float:
                 if ob[..., j].any() and ob[..., sib].any():
                     db.append(_trimmed(eb[..., j][ob[..., j]]) - _trimmed(eb[..., sib][ob[..., sib]]))
         diff = float(np.mean(db)) if db else float(w[j] - w[sib])
-        res.append((diff, _batch_se(db), int(min(cnt[j], cnt[sib]))))
+        # the empirical null: the other phase pairs' differences
+        others = [p for p in range(k) if p not in (j, sib)]
+        nd = [w[p] - w[(p + k // 2) % k] for p in others]
+        nscale = math.sqrt(sum(x * x for x in nd if math.isfinite(x)) / max(len(others), 1))
+        se = _batch_se(db)
+        res.append((diff, min(se, nscale) if math.isfinite(se) else nscale, int(min(cnt[j], cnt[sib]))))
     (d0, s0, n0), (d1, s1, n1) = res
     se = 0.5 * math.sqrt(s0 ** 2 + s1 ** 2)
     if n0 < 32 or n1 < 32 or not math.isfinite(se):
