@@ -95,7 +95,8 @@ ZONE_HALF_FRAC = 0.1  # zone_frac (half-frequency map) above: a doubled zone
 BAND_EXTENT = 0.8  # zone_x_extent (zone_y_extent) above: the doubled region spans the width (height): a band
 BAND_SCORE = BAND_FRAC
 CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.006, 0.02  # checkerboard_s2 (parity gain, relative)
-GRID_WARN, GRID_BAD = 0.0035, 0.008  # grid_s<k> (extra jump on the k-px lines less its noise floor)
+GRID_WARN, GRID_BAD = 0.004, 0.008  # grid_s<k> (extra jump on the k-px lines less its noise floor; the
+#   geometric midpoint of the highest non-grid scene, 0.0035, and the lowest grid, 0.0042-0.0047, generated)
 CB_OVER_GRID = 2.2  # checkerboard_s2 / grid score above which a stride-2 imbalance is the checkerboard
 SECONDARY = 3.0  # checkerboard and a grid both over their limits: the weaker needs 3× its limit
 GRID_NESTED = 0.5  # a larger stride m·k is named when its score is at least this share of k's (an
