@@ -718,7 +718,8 @@ def grid_excess(x: np.ndarray, v: np.ndarray, k: int) -> float:
         okp = pv[:rc].reshape(rc // k, k, length).min(axis=1) > 0.5
         win = np.lib.stride_tricks.sliding_window_view(seg, 2 * h + 1, axis=-1)
         okw = np.lib.stride_tricks.sliding_window_view(okp, 2 * h + 1, axis=-1).all(axis=-1)
-        nbr = np.sort(np.concatenate([win[..., :h], win[..., h + 1:]], axis=-1), axis=-1)[..., (2 * h - 1) // 2]
+        around = np.concatenate([win[..., :h], win[..., h + 1:]], axis=-1)
+        nbr = np.sort(around, axis=-1)[..., (2 * h - 1) // 2]
         e = win[..., h] - nbr
         start = (-(h + 1)) % k
         cyc = (e.shape[-1] - start) // k

@@ -45,7 +45,7 @@ def test_noise_and_aperiodic_walls_score_no_grid_and_no_checkerboard():
         off = torch.randn(384 // 8, 384 // 8, generator=g) * 0.015
         grids.append(S.jpeg((w + off.repeat_interleave(8, 0).repeat_interleave(8, 1)).clamp(0, 1), 85))
     out = _metrics(torch.stack(noise))
-    assert all(not (_codes(out, i) & ARTIFACTS) for i in range(len(noise))), [_codes(out, i) for i in range(6)]
+    assert all(not (_codes(out, i) & ARTIFACTS) for i in range(6)), [_codes(out, i) for i in range(6)]
     assert max(out["checkerboard_s2"].tolist()) < CHECKERBOARD_WARN / 2
     assert sum(v >= GRID_WARN for v in out["grid_s8"].tolist()) <= 1  # was 6 of 6 (best-of-8 phases)
     out = _metrics(torch.stack(walls + grids))

@@ -36,7 +36,8 @@ Pure batched functions on ``N×H×W`` luminance with ``N×H×W`` 0/1 validity we
   when a texture's phase drifts across the frame) and the rms of the other phase pairs'
   ``w_φ − w_{φ+k/2}`` (the empirical null of the k phases) — and the score is the mean of the two
   directions' differences less ``NOISE_Z`` standard errors (≥ 0; a linear floor: the 2-px parity pattern
-  of a ×2 deconvolution lifts every even phase, and a quadrature floor would let that read as a grid). A grid of stride k/2 puts
+  of a ×2 deconvolution lifts every even phase, and a quadrature floor would let that read as a grid).
+  A grid of stride k/2 puts
   jumps on φ* + k/2 too, so ``grid_s16`` of an 8-px grid is ≈ 0 while ``grid_s8`` of a 16-px grid is
   about half its ``grid_s16``. A texture whose lattice period is a multiple of k and aligned to the
   frame cannot be told from a grid (the verdict rules use the lattice to say so).
@@ -50,7 +51,8 @@ from ..spectral import box_downsample
 
 __all__ = ["NOISE_Z", "PARITY_Z", "SPREAD_RATIO", "floor", "grid_excess", "parity_gain"]
 
-#: Standard errors (batch means over 4×4 parts of the image) subtracted from each grid estimate: the max-of-k null statistic on white and blurred noise (64–512 px, k = 8, 16) stays below it.
+#: Standard errors subtracted from each grid estimate (see :func:`grid_excess`): the max-of-k null
+#: statistic on white and blurred noise (64–512 px, k = 8, 16) stays below it.
 NOISE_Z = 3.5
 #: The same for each parity carrier (one estimate, no selection among phases: a t test at p ≈ 0.01).
 PARITY_Z = 3.0
@@ -122,7 +124,8 @@ def parity_gain(x: torch.Tensor, valid: torch.Tensor, *, block: int = 8) -> dict
     floored, spread-capped magnitude), ``checkerboard_robust`` (quad interquartile-mean magnitude),
     ``checkerboard_dims`` (2: the imbalance is two-dimensional — the xy carrier or both axis carriers stand
     above their noise floor, as under a ×2 transposed convolution; 1: one axis only, a 1-D pattern of
-    period 2 such as a pixel-locked grating; 0: none) and the three raw least-squares carriers ``parity_gain_x``, ``parity_gain_y``, ``parity_gain_xy`` (signed),
+    period 2 such as a pixel-locked grating; 0: none) and the three raw least-squares carriers
+    ``parity_gain_x``, ``parity_gain_y``, ``parity_gain_xy`` (signed),
     each ``(N,)``.
 
     ``x``: ``N×H×W`` finite luminance; ``valid``: ``N×H×W`` 0/1 float. NaN where no block is fully valid.
@@ -232,7 +235,7 @@ def _direction(d: torch.Tensor, pair: torch.Tensor, k: int
     m = (r2 // gr) * (c2 // gc)
     wb, cb = _trimmed_phase_means(eb.reshape(n * gr * gc, m, k), ob.reshape(n * gr * gc, m, k))
     wb, cb = wb.reshape(n, gr * gc, k), cb.reshape(n, gr * gc, k)
-    pick = lambda t, i: t.gather(2, i[:, None, None].expand(n, gr * gc, 1))[..., 0]  # noqa: E731
+    pick = lambda t, i: t.gather(2, i[:, None, None].expand(n, gr * gc, 1))[..., 0]
     db = pick(wb, arg) - pick(wb, sib_idx)
     okb = (pick(cb, arg) > 0) & (pick(cb, sib_idx) > 0)
     se = _batch_se(torch.nan_to_num(db, nan=0.0), okb)
