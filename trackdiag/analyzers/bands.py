@@ -15,12 +15,19 @@ Definitions and defaults: ``docs/tiling.md``.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from ..functional.localmap import axis_fundamentals, axis_profiles, half_frequency_ratio, theil_sen
+from ..functional.localmap import (
+    axis_fundamentals,
+    axis_profiles,
+    half_frequency_ratio,
+    strip_novelty,
+    theil_sen,
+)
 from ..spectral import (
     box_downsample,
     find_peaks,
@@ -38,6 +45,7 @@ __all__ = [
     "local_period_map",
     "longest_run",
     "period_trend",
+    "strip_band_keys",
 ]
 
 
@@ -317,3 +325,31 @@ def period_trend(lp: LocalPeriodMap, *, height: int, width: int, keep: tuple[flo
     col = torch.arange(gw, device=p.device)[None, :].expand(gh, gw).reshape(-1)
     row = torch.arange(gh, device=p.device)[:, None].expand(gh, gw).reshape(-1)
     return theil_sen(ty[None], v, w, group=col), theil_sen(tx[None], v, w, group=row)
+
+
+def strip_band_keys(x: torch.Tensor, valid: torch.Tensor, *, lattice_px: float = float("nan"),
+                    periods: float = 2.0, frac: tuple[float, float] = (1 / 16, 1 / 6)
+                    ) -> dict[str, torch.Tensor]:
+    """Band keys from the spectral novelty of full-width and full-height strips
+    (:func:`~trackdiag.functional.localmap.strip_novelty`); ``x`` ``N×H×W`` finite, ``valid`` ``N×H×W`` 0/1.
+
+    ``strip_novelty_x`` / ``strip_extent_x``: horizontal strips along x (a full-width band at twice the
+    period along x adds novel frequencies to the strips it covers, over their whole width: extent near 1;
+    a zone covers part of the width); ``strip_novelty_y`` / ``strip_extent_y``: vertical strips along y.
+    ``strip_novelty_at_y`` / ``strip_novelty_at_x``: where the most novel strip lies (0..1 of the frame).
+    Strips are ``periods`` × ``lattice_px`` (the longest lattice vector; clamped to ``frac`` of the side)
+    wide, so that each samples every row of the motif; ``H // 12`` without a lattice. Every value ``(N,)``.
+    """
+    h, w = x.shape[-2:]
+
+    def side(n: int) -> int | None:  # a strip holds ``periods`` lattice repeats (it samples every row of it)
+        if not math.isfinite(lattice_px):
+            return None
+        return int(round(min(max(periods * lattice_px, frac[0] * n), frac[1] * n)))
+
+    sx = strip_novelty(x, valid, strip_px=side(h))
+    sy = strip_novelty(x.transpose(1, 2), valid.transpose(1, 2), strip_px=side(w))
+    at_y = (sx["argmax"] * sx["strip_stride_px"] + sx["strip_px"] / 2) / h
+    at_x = (sy["argmax"] * sy["strip_stride_px"] + sy["strip_px"] / 2) / w
+    return {"strip_novelty_x": sx["novelty_max"], "strip_extent_x": sx["extent"], "strip_novelty_at_y": at_y,
+            "strip_novelty_y": sy["novelty_max"], "strip_extent_y": sy["extent"], "strip_novelty_at_x": at_x}

@@ -38,15 +38,17 @@ from ..schedule import Schedule
 from ..spectral import (
     Spectrum,
     analyze_periodicity,
+    apodized_weights,
     autocorrelation_map,
     axis_lines,
+    fine_peak_frac,
     gather_power,
     radial_hist,
     radial_profile,
     ring_sum,
 )
 from ..verdicts import Verdict, register_rules, verdict_metrics
-from .bands import band_metrics, local_period_map, period_trend
+from .bands import band_metrics, local_period_map, period_trend, strip_band_keys
 from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
 
 __all__ = [
@@ -94,12 +96,17 @@ ZONE_FRAC = 0.3  # share of the measured windows doubled: a doubled zone
 ZONE_HALF_FRAC = 0.1  # zone_frac (half-frequency map) above: a doubled zone
 BAND_EXTENT = 0.8  # zone_x_extent (zone_y_extent) above: the doubled region spans the width (height): a band
 BAND_SCORE = BAND_FRAC
+STRIP_NOVELTY = 0.17  # strip_novelty_x above: a strip repeats what the rest of the wall does not (2x along x)
+STRIP_EXTENT = 0.8  # strip_extent_x above: the novel content spans the strip's width (a band, not a zone)
+STRIP_OTHER_AXIS = 0.5  # strip_novelty_y above as well: novel along both axes (moiré, not a 2x band)
+STRIP_MIN_LATTICE_PX = 8.0  # the wall's longest lattice vector below: no wall lattice to double (aliasing)
 CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.006, 0.02  # checkerboard_s2 (parity gain, relative)
 GRID_WARN, GRID_BAD = 0.0035, 0.008  # grid_s<k> (median extra jump on the k-px lines, image units)
 CB_OVER_GRID = 2.2  # checkerboard_s2 / grid score above which a stride-2 imbalance is the checkerboard
 SECONDARY = 3.0  # checkerboard and a grid both over their limits: the weaker needs 3× its limit
 GRID_NESTED = 1.6  # a larger stride is named only when its score is this many times the smaller one's
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
+ALIAS_FINE_PEAKS = 0.1  # alias_fine_peak_frac above: sharp peaks at periods <= 5 px off the lattice (folded)
 BORDER_CROSS = 0.9  # photos of walls reach 0.86 without any cross artifact (generated scenes)
 EDGE_WARN, EDGE_BAD = 9.0, 18.0  # edge_<side>: robust z of a step 2-13 px in, the same on the whole side
 SEAM_WARN, SEAM_BAD = 0.05, 0.1  # mask_seam_score: relative offset of the contour band (1–3 px in vs 6–10)
@@ -635,6 +642,9 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["checkerboard_s8"] = out.get("grid_s8", torch.full((b,), float("nan"), device=pred.device,
                                                            dtype=gray.dtype))
     out.update(_lattice_keys(per, s, prefix=""))
+    lat = per.lattice
+    out["alias_fine_peak_frac"] = fine_peak_frac(per.spec, f=lat.f, g=lat.g,
+                                                 lattice_ok=lat.found & (lat.radius <= s / 6.0))
     # Where: the frame's edge strips and the seam along the mask contour.
     # The edge strips use every finite pixel: a stripe along the frame is seen on the floor or ceiling too.
     out.update(edge_scores(x, finite.to(gray.dtype)))
@@ -670,6 +680,11 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out.update({k: v for k, v in bm.items() if not k.startswith("_")})
     ty, tx = period_trend(lp, height=h, width=w)
     out["local_period_trend_y"], out["local_period_trend_x"] = ty, tx
+    lat_px = torch.fmax(out["lattice_t1_px"], out["lattice_t2_px"])
+    lat_px = lat_px[torch.isfinite(lat_px)]
+    # strips: the mask edges tapered (a hard edge inside a strip would leak into its spectrum)
+    sw = vf if mask is None else apodized_weights(valid, taper_px=p.taper_px).to(gray.dtype)
+    out.update(strip_band_keys(x, sw, lattice_px=float(lat_px.max()) if lat_px.numel() else float("nan")))
 
     if maps:
         side_max = p.map_max_side
@@ -828,16 +843,29 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         bev.update({"zone_x_extent": _r(zx), "zone_y_extent": _r(zy), "zone_frac": _r(zf)})
     zone_lim = ZONE_HALF_FRAC if _fin(zf) else ZONE_FRAC
     band_lim = BAND_EXTENT if _fin(zf) else BAND_FRAC
+    # Full-width strips (bands.strip_band_keys): novel frequencies along x in some horizontal strips, on a
+    # lattice of real walls (>= STRIP_MIN_LATTICE_PX) and not along y as well (aliasing moiré is novel
+    # along both): over the strip's whole width a band (bands_rows), over part of it a zone.
+    snx, sex, sny = g("strip_novelty_x"), g("strip_extent_x"), g("strip_novelty_y")
+    lat = max((v for v in (g("lattice_t1_px"), g("lattice_t2_px")) if _fin(v)), default=float("nan"))
+    strip_on = (_fin(snx) and snx >= STRIP_NOVELTY and _fin(lat) and lat >= STRIP_MIN_LATTICE_PX
+                and not (_fin(sny) and sny >= STRIP_OTHER_AXIS))
+    sev = {"strip_novelty_x": _r(snx), "strip_extent_x": _r(sex), "strip_novelty_y": _r(sny),
+           "limit_strip": STRIP_NOVELTY}
+    whole = any(v.code in ("period_doubled", "period_halved") for v in out)  # the whole wall, not a zone
     if confident and ((_fin(row) and row >= band_lim) or (_fin(col) and col >= band_lim)):
         is_cols = (col if _fin(col) else 0.0) > (row if _fin(row) else 0.0)
         axis = "cols" if is_cols else "rows"
         out.append(Verdict(code=f"bands_{axis}", severity="bad" if max(row, col) >= 0.95 else "warn",
                            title=f"A {'full-height' if is_cols else 'full-width'} band at twice the period "
                            f"({axis})", evidence={**bev, "limit": band_lim}, fix=fix_band))
-    elif confident and _fin(dfrac) and dfrac >= zone_lim and not any(
-            v.code in ("period_doubled", "period_halved") for v in out):  # the whole wall, not a zone
+    elif strip_on and not whole and _fin(sex) and sex >= STRIP_EXTENT:
+        out.append(Verdict(code="bands_rows", severity="bad" if snx >= 2 * STRIP_NOVELTY else "warn",
+                           title="A full-width band at twice the period along x (rows)",
+                           evidence={**bev, **sev, "limit_extent": STRIP_EXTENT}, fix=fix_band))
+    elif not whole and ((confident and _fin(dfrac) and dfrac >= zone_lim) or strip_on):
         out.append(Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period",
-                           evidence={**bev, "limit": zone_lim}, fix=fix_band))
+                           evidence={**bev, **sev, "limit": zone_lim}, fix=fix_band))
     # Grids: every stride over its limit and not explained by the texture; then the stride that explains
     # the others is named: of k and a multiple m·k, m·k when its score is GRID_NESTED times k's (a 16-px
     # grid shows half its excess at 8), else k (an 8-px grid shows none at 16: the sibling phase cancels).
@@ -883,11 +911,17 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     rn, dr = g("resize_nmse_downUp"), g("resize_delta_r")
     sx, sy = g("shift_nmse_dx1"), g("shift_nmse_dy1")
     sn = max(sx if _fin(sx) else 0.0, sy if _fin(sy) else 0.0)
-    if _fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE:
-        out.append(Verdict(code="aliasing", severity="warn",
-                           title="Aliasing: much energy near Nyquist, lost by a down/up-scale and by a 1-px "
-                           "shift",
-                           evidence={"shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
+    fp = g("alias_fine_peak_frac")
+    folded = _fin(fp) and fp >= ALIAS_FINE_PEAKS
+    if folded or (_fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE):
+        bad = folded and fp >= 2 * ALIAS_FINE_PEAKS
+        out.append(Verdict(code="aliasing", severity="bad" if bad else "warn",
+                           title=("Aliasing: sharp fine-scale peaks off the wall's lattice (folded by a "
+                                  "subsampling without low-pass)" if folded else
+                                  "Aliasing: much energy near Nyquist, lost by a down/up-scale and by a 1-px "
+                                  "shift"),
+                           evidence={"alias_fine_peak_frac": _r(fp), "limit_fine": ALIAS_FINE_PEAKS,
+                                     "shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
                                      "resize_nmse_downUp": _r(rn), "resize_delta_r": _r(dr),
                                      "limit": ALIAS_RESIZE_NMSE},
                            fix="Low-pass before every subsampling (BlurPool / antialias=True in resizes; PIL "
@@ -986,6 +1020,16 @@ def _specs() -> list[MetricSpec]:
           warn=BAND_EXTENT),
         m("zone_row_frac_max", "min", "ratio", "largest share of a map row with a half-frequency excess"),
         m("zone_col_frac_max", "min", "ratio", "largest share of a map column with a half-frequency excess"),
+        m("alias_fine_peak_frac", "min", "frac", "share of the AC power in prominent peaks at periods <= 5 px "
+          "off the wall's lattice and off the 8-px grid (folded by a subsampling without low-pass)",
+          warn=ALIAS_FINE_PEAKS, bad=2 * ALIAS_FINE_PEAKS),
+        m("strip_novelty_x", "min", "frac", "largest share of a horizontal strip's x-spectrum that the wall "
+          "around it lacks (2x band or zone along x)", warn=STRIP_NOVELTY),
+        m("strip_extent_x", "none", "frac", "share of that strip's width with the novel content (1: band)"),
+        m("strip_novelty_y", "min", "frac", "the same for vertical strips along y"),
+        m("strip_extent_y", "none", "frac", "share of that strip's height carrying the novel content"),
+        m("strip_novelty_at_y", "none", "frac", "centre of the most novel horizontal strip (0: top)"),
+        m("strip_novelty_at_x", "none", "frac", "centre of the most novel vertical strip (0: left)"),
         m("resize_nmse_downUp", "min", "ratio", "down→up resize error / variance", warn=ALIAS_RESIZE_NMSE),
         m("shift_nmse_dx1", "min", "ratio", "1-px x-shift error / (2·variance)", warn=ALIAS_SHIFT_NMSE),
         m("shift_nmse_dy1", "min", "ratio", "1-px y-shift error / (2·variance)", warn=ALIAS_SHIFT_NMSE),
