@@ -48,7 +48,14 @@ from ..spectral import (
     ring_sum,
 )
 from ..verdicts import Verdict, register_rules, verdict_metrics
-from .bands import band_metrics, local_period_map, period_trend, strip_band_keys
+from .bands import (
+    band_metrics,
+    centre_period,
+    local_period_map,
+    period_trend,
+    scale_trend,
+    strip_band_keys,
+)
 from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
 
 __all__ = [
@@ -112,6 +119,10 @@ EDGE_WARN, EDGE_BAD = 9.0, 18.0  # edge_<side>: robust z of a step 2-13 px in, t
 SEAM_WARN, SEAM_BAD = 0.05, 0.1  # mask_seam_score: relative offset of the contour band (1–3 px in vs 6–10)
 SEAM_T_WARN, SEAM_T_BAD = 1.5, 3.0  # mask_seam_t: that offset over its spread along the contour
 PERSPECTIVE_TREND = 0.2  # |Theil–Sen slope of log local period| per frame height/width
+CENTRE_AGREE = 0.12  # global and centre (local map) periods within 12 %: the centre's is reported (angled)
+CENTRE_MULTIPLE = 1.4  # global period >= 1.4 × the centre's on an angled wall: the centre's is reported
+SCALE_TREND = 0.3  # |scale_trend_x| or |scale_trend_y| above (log period per frame): perspective
+SCALE_CORR = 0.3  # ... where the two thirds' log-radial profiles correlate at least this well
 
 
 @dataclass
@@ -680,11 +691,24 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out.update({k: v for k, v in bm.items() if not k.startswith("_")})
     ty, tx = period_trend(lp, height=h, width=w)
     out["local_period_trend_y"], out["local_period_trend_x"] = ty, tx
+    # On a wall seen at an angle the global peak is smeared over the range of local periods: the period at
+    # the frame centre comes from the local map (trend-corrected median) when the two agree within
+    # CENTRE_AGREE, or when the global one is a multiple (>= CENTRE_MULTIPLE ×) of the map's.
+    cen = centre_period(lp, ty, tx, height=h, width=w)
+    gl = per.period_px
+    persp = torch.fmax(ty.abs(), tx.abs()) >= PERSPECTIVE_TREND
+    hi_, lo_ = torch.fmax(gl, cen), torch.fmin(gl, cen)
+    rc = hi_ / lo_
+    use_c = persp & torch.isfinite(rc) & ((rc <= 1.0 + CENTRE_AGREE) | ((rc >= CENTRE_MULTIPLE) & (cen < gl)))
+    out["centre_period_px"] = cen
+    out["fundamental_period_px"] = torch.where(use_c, cen, gl)
+    out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
     lat_px = torch.fmax(out["lattice_t1_px"], out["lattice_t2_px"])
     lat_px = lat_px[torch.isfinite(lat_px)]
     # strips: the mask edges tapered (a hard edge inside a strip would leak into its spectrum)
     sw = vf if mask is None else apodized_weights(valid, taper_px=p.taper_px).to(gray.dtype)
     out.update(strip_band_keys(x, sw, lattice_px=float(lat_px.max()) if lat_px.numel() else float("nan")))
+    out.update(scale_trend(x, sw))
 
     if maps:
         side_max = p.map_max_side
@@ -959,13 +983,22 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            "colour and brightness at the boundary, or inpaint with a dilated mask and "
                            "composite."))
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
-    trends = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if _fin(v)]
-    if trends and max(trends)[0] >= PERSPECTIVE_TREND:
+    sy, sx_, cy, cx = g("scale_trend_y"), g("scale_trend_x"), g("scale_corr_y"), g("scale_corr_x")
+    if _fin(sy) or _fin(sx_):  # the scale change between opposite thirds (bands.scale_trend)
+        trends = [(abs(v), name, v) for v, c, name in ((sy, cy, "top→bottom"), (sx_, cx, "left→right"))
+                  if _fin(v) and _fin(c) and c >= SCALE_CORR]
+        limit = SCALE_TREND
+    else:  # a summary from before the scale keys: the local-period map's trend
+        trends = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if _fin(v)]
+        limit = PERSPECTIVE_TREND
+    if trends and max(trends)[0] >= limit:
         _, name, v = max(trends)
         out.append(Verdict(code="perspective", severity="info",
-                           title=f"Perspective: the local period changes {v:+.0%} {name}",
-                           evidence={"local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx),
-                                     "limit": PERSPECTIVE_TREND},
+                           title=f"Perspective: the period changes {v:+.0%} per frame {name}",
+                           evidence={"scale_trend_y": _r(sy), "scale_trend_x": _r(sx_),
+                                     "scale_corr_y": _r(cy), "scale_corr_x": _r(cx),
+                                     "local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx),
+                                     "limit": limit},
                            fix="Expected on a wall seen at an angle; compare periods in rectified "
                            "(fronto-parallel) crops, and expect doubling to appear first where the period is "
                            "smallest."))
@@ -1042,6 +1075,11 @@ def _specs() -> list[MetricSpec]:
         m("mask_seam_t", "min", "ratio", "contour offset over its spread across contour blocks (consistency)",
           warn=SEAM_T_WARN, bad=SEAM_T_BAD),
         m("mask_seam_agree", "none", "frac", "share of contour blocks with the median offset's sign"),
+        m("centre_period_px", "none", "px", "period at the frame centre from the local map (trend-corrected)"),
+        m("scale_trend_x", "none", "log/frame", "ln(period right / left third) / (2/3): perspective along x"),
+        m("scale_trend_y", "none", "log/frame", "ln(period bottom / top third) / (2/3): perspective along y"),
+        m("scale_corr_x", "none", "corr", "correlation of the left and right thirds' log-radial spectra"),
+        m("scale_corr_y", "none", "corr", "correlation of the top and bottom thirds' log-radial spectra"),
         m("local_period_trend_y", "none", "log/frame", "Theil–Sen slope of log local period vs y/H"),
         m("local_period_trend_x", "none", "log/frame", "Theil–Sen slope of log local period vs x/W"),
         m("nonfinite_frac", "min", "ratio", "share of NaN/Inf pixels", bad=1e-9),

@@ -18,7 +18,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["axis_fundamentals", "axis_profiles", "half_frequency_ratio", "strip_novelty", "theil_sen"]
+__all__ = ["axis_fundamentals", "axis_profiles", "half_frequency_ratio", "log_radial_profile", "scale_shift",
+           "strip_novelty", "theil_sen"]
 
 
 def _profile_fundamental(prof: torch.Tensor, lo: int, hi: int, rel_power: float, max_div: int = 4
@@ -227,3 +228,59 @@ def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min
     full = lambda v: torch.full((n,), float(v), device=dev, dtype=dt)  # noqa: E731
     return {"novelty": nov, "novelty_max": best, "extent": extent, "argmax": j.to(dt),
             "strip_px": full(s), "strip_stride_px": full(st)}
+
+
+def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octave: int = 32,
+                       r_lo_bins: float = 6.0, hi_cycles: float = 0.45) -> torch.Tensor:
+    """Whitened log power of ``N×h×w`` ``z`` (``weights`` 0..1; weighted mean removed, Hann-windowed) on a
+    log-frequency grid: ``N×B``, ``B = bins_per_octave · log2(hi / lo)`` from ``r_lo_bins / max(h, w)`` to
+    ``hi_cycles`` cycles/px. The 1-bin ring means are interpolated onto the log grid and a moving average
+    over one octave is subtracted, so that peaks (not the spectral slope) carry the profile; a change of
+    scale is then a shift along the grid."""
+    n, h, w = z.shape
+    dev, dt = z.device, z.dtype
+    hann = torch.outer(torch.hann_window(h, periodic=False, device=dev, dtype=dt),
+                       torch.hann_window(w, periodic=False, device=dev, dtype=dt))
+    ww = weights * hann
+    mean = (z * ww).sum((1, 2), keepdim=True) / ww.sum((1, 2), keepdim=True).clamp_min(1e-9)
+    p = torch.fft.rfft2((z - mean) * ww).abs().square()  # N×h×(w//2+1)
+    s = max(h, w)
+    ky = torch.fft.fftfreq(h, device=dev, dtype=dt)[:, None]
+    kx = torch.fft.rfftfreq(w, device=dev, dtype=dt)[None, :]
+    ri = (torch.sqrt(ky.square() + kx.square()) * s).round().long().clamp(max=s // 2 + 1)
+    nr = s // 2 + 2
+    tot = torch.zeros(n, nr, device=dev, dtype=dt).scatter_add_(1, ri.flatten()[None].expand(n, -1),
+                                                               p.reshape(n, -1))
+    cnt = torch.zeros(nr, device=dev, dtype=dt).scatter_add_(0, ri.flatten(), torch.ones_like(ri.flatten(),
+                                                                                            dtype=dt))
+    lin = torch.log((tot / cnt.clamp_min(1.0)).clamp_min(torch.finfo(dt).tiny))
+    nb = max(2, int(math.ceil(math.log2(hi_cycles * s / r_lo_bins) * bins_per_octave)))
+    rr = r_lo_bins * 2.0 ** (torch.arange(nb, device=dev, dtype=dt) / bins_per_octave)
+    i0 = rr.floor().long().clamp(max=nr - 2)
+    fr = rr - i0.to(dt)
+    prof = lin[:, i0] * (1 - fr) + lin[:, i0 + 1] * fr
+    k = bins_per_octave | 1
+    return prof - F.avg_pool1d(prof[:, None], k, 1, k // 2, count_include_pad=False)[:, 0]
+
+
+def scale_shift(a: torch.Tensor, b: torch.Tensor, *, max_shift: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shift (in grid steps) of ``N×B`` profile ``b`` against ``a`` that maximises their correlation over
+    ``±max_shift`` (positive: ``b`` lies at higher frequencies), and that correlation; both ``(N,)``."""
+    n, length = a.shape
+    k = min(max_shift, length // 3)
+    pad_b = F.pad(b, (k, k), value=float("nan"))
+    win = pad_b.unfold(1, length, 1)  # N×(2k+1)×B: win[:, j] = b shifted by (j - k)
+    shifts = torch.arange(-k, k + 1, device=a.device)
+    aa = a[:, None, :].expand_as(win)
+    ok = torch.isfinite(win)
+    cnt = ok.sum(-1).clamp_min(1)
+
+    def centred(v: torch.Tensor) -> torch.Tensor:
+        v = torch.where(ok, v, torch.zeros_like(v))
+        return torch.where(ok, v - v.sum(-1, keepdim=True) / cnt[..., None], torch.zeros_like(v))
+
+    x, y = centred(aa), centred(win)
+    c = (x * y).sum(-1) / (x.norm(dim=-1) * y.norm(dim=-1)).clamp_min(1e-12)
+    c = torch.where(cnt >= length // 2, c, torch.full_like(c, -1.0))
+    best, j = c.max(dim=1)
+    return shifts[j].to(a.dtype), best
