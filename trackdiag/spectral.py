@@ -1035,7 +1035,8 @@ def fine_peak_frac(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.Te
     lp = log_power(p)
     k = 2 * reach + 1
     wrapped = torch.cat([lp[:, -reach:], lp, lp[:, :reach]], dim=1)  # ky wraps around
-    bg = F.avg_pool2d(wrapped[:, None], k, 1, padding=(0, reach), count_include_pad=False)[:, 0]
+    bg = F.avg_pool2d(wrapped[:, None], (k, 1), 1)  # separable box mean: ky (wrapped), then kx
+    bg = F.avg_pool2d(bg, (1, k), 1, padding=(0, reach), count_include_pad=False)[:, 0]
     peak = (lp - bg) > math.log(gain)
     cyc = spec.radius / s
     fy, fx = spec.ky * (stride / s), spec.kx * (stride / s)
