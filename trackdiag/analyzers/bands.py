@@ -360,7 +360,7 @@ def strip_band_keys(x: torch.Tensor, valid: torch.Tensor, *, lattice_px: float =
 
 
 def scale_trend(x: torch.Tensor, weights: torch.Tensor, *, bins_per_octave: int = 32, max_octaves: float = 0.8,
-                ds: int = 2) -> dict[str, torch.Tensor]:
+                ds: int = 1) -> dict[str, torch.Tensor]:
     """Perspective from the change of scale between opposite thirds of the frame (``x`` ``N×H×W``,
     ``weights`` 0..1 ``N×H×W``).
 

@@ -114,6 +114,7 @@ SECONDARY = 3.0  # checkerboard and a grid both over their limits: the weaker ne
 GRID_NESTED = 1.6  # a larger stride is named only when its score is this many times the smaller one's
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 ALIAS_FINE_PEAKS = 0.1  # alias_fine_peak_frac above: sharp peaks at periods <= 5 px off the lattice (folded)
+MOIRE_BOTH, MOIRE_MAX = 0.2, 0.6  # strip_novelty_x and _y both >= 0.2, one >= 0.6: a moiré (aliasing)
 BORDER_CROSS = 0.9  # photos of walls reach 0.86 without any cross artifact (generated scenes)
 EDGE_WARN, EDGE_BAD = 9.0, 18.0  # edge_<side>: robust z of a step 2-13 px in, the same on the whole side
 SEAM_WARN, SEAM_BAD = 0.05, 0.1  # mask_seam_score: relative offset of the contour band (1–3 px in vs 6–10)
@@ -887,9 +888,11 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         out.append(Verdict(code="bands_rows", severity="bad" if snx >= 2 * STRIP_NOVELTY else "warn",
                            title="A full-width band at twice the period along x (rows)",
                            evidence={**bev, **sev, "limit_extent": STRIP_EXTENT}, fix=fix_band))
-    elif not whole and ((confident and _fin(dfrac) and dfrac >= zone_lim) or strip_on):
+    elif confident and not whole and _fin(dfrac) and dfrac >= zone_lim:
+        # (a strip whose novel content covers part of its width is not enough for a zone: on wallpaper
+        # under picture frames it was a clean wall's, and it found no zone the map missed)
         out.append(Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period",
-                           evidence={**bev, **sev, "limit": zone_lim}, fix=fix_band))
+                           evidence={**bev, "limit": zone_lim}, fix=fix_band))
     # Grids: every stride over its limit and not explained by the texture; then the stride that explains
     # the others is named: of k and a multiple m·k, m·k when its score is GRID_NESTED times k's (a 16-px
     # grid shows half its excess at 8), else k (an 8-px grid shows none at 16: the sibling phase cancels).
@@ -937,14 +940,21 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     sn = max(sx if _fin(sx) else 0.0, sy if _fin(sy) else 0.0)
     fp = g("alias_fine_peak_frac")
     folded = _fin(fp) and fp >= ALIAS_FINE_PEAKS
-    if folded or (_fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE):
+    # moiré on an angled wall: the folded frequency (f_s − f) drifts much faster than the wall's own period,
+    # so the spectrum changes across the wall along both axes (strip novelty high on x and y)
+    nov = sorted(v for v in (snx, sny) if _fin(v))
+    moire = len(nov) == 2 and nov[0] >= MOIRE_BOTH and nov[1] >= MOIRE_MAX
+    if folded or moire or (_fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE):
         bad = folded and fp >= 2 * ALIAS_FINE_PEAKS
         out.append(Verdict(code="aliasing", severity="bad" if bad else "warn",
                            title=("Aliasing: sharp fine-scale peaks off the wall's lattice (folded by a "
                                   "subsampling without low-pass)" if folded else
+                                  "Aliasing: a moiré whose spectrum changes across the wall along both axes"
+                                  if moire else
                                   "Aliasing: much energy near Nyquist, lost by a down/up-scale and by a 1-px "
                                   "shift"),
                            evidence={"alias_fine_peak_frac": _r(fp), "limit_fine": ALIAS_FINE_PEAKS,
+                                     "strip_novelty_x": _r(snx), "strip_novelty_y": _r(sny),
                                      "shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
                                      "resize_nmse_downUp": _r(rn), "resize_delta_r": _r(dr),
                                      "limit": ALIAS_RESIZE_NMSE},
