@@ -53,7 +53,7 @@ def test_strip_novelty_band_zone_clean() -> None:
     # the most novel strip lies on the band (rows 150–230)
     at = float(band["argmax"][0] * band["strip_stride_px"][0] + band["strip_px"][0] / 2)
     assert 140 <= at <= 240, at
-    keys = strip_band_keys(_band_image("band"), ones, lattice_px=12.0)
+    keys = strip_band_keys(_band_image("band"), ones)
     assert float(keys["strip_novelty_x"][0]) >= 0.2 and float(keys["strip_novelty_y"][0]) < 0.1
 
 

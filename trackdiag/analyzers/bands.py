@@ -331,8 +331,7 @@ def period_trend(lp: LocalPeriodMap, *, height: int, width: int, keep: tuple[flo
     return theil_sen(ty[None], v, w, group=col), theil_sen(tx[None], v, w, group=row)
 
 
-def strip_band_keys(x: torch.Tensor, valid: torch.Tensor, *, lattice_px: float = float("nan"),
-                    periods: float = 2.0, frac: tuple[float, float] = (1 / 16, 1 / 6)
+def strip_band_keys(x: torch.Tensor, valid: torch.Tensor, *, strip_frac: float = 0.1
                     ) -> dict[str, torch.Tensor]:
     """Band keys from the spectral novelty of full-width and full-height strips
     (:func:`~trackdiag.functional.localmap.strip_novelty`); ``x`` ``N×H×W`` finite, ``valid`` ``N×H×W`` 0/1.
@@ -341,18 +340,13 @@ def strip_band_keys(x: torch.Tensor, valid: torch.Tensor, *, lattice_px: float =
     period along x adds novel frequencies to the strips it covers, over their whole width: extent near 1;
     a zone covers part of the width); ``strip_novelty_y`` / ``strip_extent_y``: vertical strips along y.
     ``strip_novelty_at_y`` / ``strip_novelty_at_x``: where the most novel strip lies (0..1 of the frame).
-    Strips are ``periods`` × ``lattice_px`` (the longest lattice vector; clamped to ``frac`` of the side)
-    wide, so that each samples every row of the motif; ``H // 12`` without a lattice. Every value ``(N,)``.
+    Strips are ``strip_frac`` of the side wide (a tenth: narrower than the narrowest generated band, wide
+    enough to sample every row of a motif of up to about 5 % of the side; a size read from the lattice would
+    need a host read inside ``tiling_metrics``). Every value ``(N,)``.
     """
     h, w = x.shape[-2:]
-
-    def side(n: int) -> int | None:  # a strip holds ``periods`` lattice repeats (it samples every row of it)
-        if not math.isfinite(lattice_px):
-            return None
-        return int(round(min(max(periods * lattice_px, frac[0] * n), frac[1] * n)))
-
-    sx = strip_novelty(x, valid, strip_px=side(h))
-    sy = strip_novelty(x.transpose(1, 2), valid.transpose(1, 2), strip_px=side(w))
+    sx = strip_novelty(x, valid, strip_px=max(8, round(strip_frac * h)))
+    sy = strip_novelty(x.transpose(1, 2), valid.transpose(1, 2), strip_px=max(8, round(strip_frac * w)))
     at_y = (sx["argmax"] * sx["strip_stride_px"] + sx["strip_px"] / 2) / h
     at_x = (sy["argmax"] * sy["strip_stride_px"] + sy["strip_px"] / 2) / w
     return {"strip_novelty_x": sx["novelty_max"], "strip_extent_x": sx["extent"], "strip_novelty_at_y": at_y,

@@ -704,11 +704,9 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["centre_period_px"] = cen
     out["fundamental_period_px"] = torch.where(use_c, cen, gl)
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
-    lat_px = torch.fmax(out["lattice_t1_px"], out["lattice_t2_px"])
-    lat_px = lat_px[torch.isfinite(lat_px)]
     # strips: the mask edges tapered (a hard edge inside a strip would leak into its spectrum)
     sw = vf if mask is None else apodized_weights(valid, taper_px=p.taper_px).to(gray.dtype)
-    out.update(strip_band_keys(x, sw, lattice_px=float(lat_px.max()) if lat_px.numel() else float("nan")))
+    out.update(strip_band_keys(x, sw))
     out.update(scale_trend(x, sw))
 
     if maps:
