@@ -331,7 +331,8 @@ def period_trend(lp: LocalPeriodMap, *, height: int, width: int, keep: tuple[flo
     return theil_sen(ty[None], v, w, group=col), theil_sen(tx[None], v, w, group=row)
 
 
-def strip_band_keys(x: torch.Tensor, valid: torch.Tensor, *, strip_frac: float = 0.1
+def strip_band_keys(x: torch.Tensor, valid: torch.Tensor, *, period_x_px: torch.Tensor | None = None,
+                    period_y_px: torch.Tensor | None = None, strip_frac: float = 0.1
                     ) -> dict[str, torch.Tensor]:
     """Band keys from the spectral novelty of full-width and full-height strips
     (:func:`~trackdiag.functional.localmap.strip_novelty`); ``x`` ``N×H×W`` finite, ``valid`` ``N×H×W`` 0/1.
@@ -340,17 +341,21 @@ def strip_band_keys(x: torch.Tensor, valid: torch.Tensor, *, strip_frac: float =
     period along x adds novel frequencies to the strips it covers, over their whole width: extent near 1;
     a zone covers part of the width); ``strip_novelty_y`` / ``strip_extent_y``: vertical strips along y.
     ``strip_novelty_at_y`` / ``strip_novelty_at_x``: where the most novel strip lies (0..1 of the frame).
+    With ``period_x_px`` / ``period_y_px`` (the wall's lattice periods along x / y, ``(N,)``) only novel
+    content below 0.75 × the wall's frequency counts; ``strip_novelty_all_x`` / ``_y`` count every frequency.
     Strips are ``strip_frac`` of the side wide (a tenth: narrower than the narrowest generated band, wide
     enough to sample every row of a motif of up to about 5 % of the side; a size read from the lattice would
     need a host read inside ``tiling_metrics``). Every value ``(N,)``.
     """
     h, w = x.shape[-2:]
-    sx = strip_novelty(x, valid, strip_px=max(8, round(strip_frac * h)))
-    sy = strip_novelty(x.transpose(1, 2), valid.transpose(1, 2), strip_px=max(8, round(strip_frac * w)))
+    sx = strip_novelty(x, valid, strip_px=max(8, round(strip_frac * h)), below_period_px=period_x_px)
+    sy = strip_novelty(x.transpose(1, 2), valid.transpose(1, 2), strip_px=max(8, round(strip_frac * w)),
+                       below_period_px=period_y_px)
     at_y = (sx["argmax"] * sx["strip_stride_px"] + sx["strip_px"] / 2) / h
     at_x = (sy["argmax"] * sy["strip_stride_px"] + sy["strip_px"] / 2) / w
     return {"strip_novelty_x": sx["novelty_max"], "strip_extent_x": sx["extent"], "strip_novelty_at_y": at_y,
-            "strip_novelty_y": sy["novelty_max"], "strip_extent_y": sy["extent"], "strip_novelty_at_x": at_x}
+            "strip_novelty_y": sy["novelty_max"], "strip_extent_y": sy["extent"], "strip_novelty_at_x": at_x,
+            "strip_novelty_all_x": sx["novelty_all_max"], "strip_novelty_all_y": sy["novelty_all_max"]}
 
 
 def scale_trend(x: torch.Tensor, weights: torch.Tensor, *, bins_per_octave: int = 32, max_octaves: float = 0.8,

@@ -706,7 +706,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
     # strips: the mask edges tapered (a hard edge inside a strip would leak into its spectrum)
     sw = vf if mask is None else apodized_weights(valid, taper_px=p.taper_px).to(gray.dtype)
-    out.update(strip_band_keys(x, sw))
+    out.update(strip_band_keys(x, sw, period_x_px=out["period_x_px"], period_y_px=out["period_y_px"]))
     out.update(scale_trend(x, sw))
 
     if maps:
@@ -872,7 +872,8 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     snx, sex, sny = g("strip_novelty_x"), g("strip_extent_x"), g("strip_novelty_y")
     lat = max((v for v in (g("lattice_t1_px"), g("lattice_t2_px")) if _fin(v)), default=float("nan"))
     strip_on = (_fin(snx) and snx >= STRIP_NOVELTY and _fin(lat) and lat >= STRIP_MIN_LATTICE_PX
-                and not (_fin(sny) and sny >= STRIP_OTHER_AXIS))
+                and not (_fin(sny) and sny >= STRIP_OTHER_AXIS)
+                and not (_fin(g("strip_novelty_all_y")) and g("strip_novelty_all_y") >= STRIP_OTHER_AXIS))
     sev = {"strip_novelty_x": _r(snx), "strip_extent_x": _r(sex), "strip_novelty_y": _r(sny),
            "limit_strip": STRIP_NOVELTY}
     whole = any(v.code in ("period_doubled", "period_halved") for v in out)  # the whole wall, not a zone
@@ -940,7 +941,8 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     folded = _fin(fp) and fp >= ALIAS_FINE_PEAKS
     # moiré on an angled wall: the folded frequency (f_s − f) drifts much faster than the wall's own period,
     # so the spectrum changes across the wall along both axes (strip novelty high on x and y)
-    nov = sorted(v for v in (snx, sny) if _fin(v))
+    nax, nay = g("strip_novelty_all_x"), g("strip_novelty_all_y")
+    nov = sorted(v for v in ((nax, nay) if _fin(nax) else (snx, sny)) if _fin(v))
     moire = len(nov) == 2 and nov[0] >= MOIRE_BOTH and nov[1] >= MOIRE_MAX
     if folded or moire or (_fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE):
         bad = folded and fp >= 2 * ALIAS_FINE_PEAKS
@@ -1068,6 +1070,8 @@ def _specs() -> list[MetricSpec]:
           "around it lacks (2x band or zone along x)", warn=STRIP_NOVELTY),
         m("strip_extent_x", "none", "frac", "share of that strip's width with the novel content (1: band)"),
         m("strip_novelty_y", "min", "frac", "the same for vertical strips along y"),
+        m("strip_novelty_all_x", "none", "frac", "strip_novelty_x over every frequency (moiré)"),
+        m("strip_novelty_all_y", "none", "frac", "strip_novelty_y over every frequency (moiré)"),
         m("strip_extent_y", "none", "frac", "share of that strip's height carrying the novel content"),
         m("strip_novelty_at_y", "none", "frac", "centre of the most novel horizontal strip (0: top)"),
         m("strip_novelty_at_x", "none", "frac", "centre of the most novel vertical strip (0: left)"),

@@ -150,7 +150,8 @@ def _dilate_rel(p: torch.Tensor, rel: float, extra: int = 1) -> torch.Tensor:
 def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min_valid: float = 0.5,
                   gain: float = 4.0, rel_tol: float = 0.2, min_period_px: float = 6.0,
                   max_period_frac: float = 0.25, smooth_frac: float = 1.0 / 16.0,
-                  ref_gap: float = 0.18, ref_reach: float = 0.2, strip_px: int | None = None
+                  ref_gap: float = 0.18, ref_reach: float = 0.2, strip_px: int | None = None,
+                  below_period_px: torch.Tensor | None = None, below_frac: float = 0.75
                   ) -> dict[str, torch.Tensor]:
     """Spectral novelty of horizontal strips along x (``N×H×W`` luminance ``x``, ``valid`` 0/1 weights).
 
@@ -166,6 +167,11 @@ def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min
     novelty is band-passed to its novel frequencies (unwindowed rows, ``irfft``) and the energy along x,
     smoothed over ``smooth_frac·W``, gives its *extent*: the share of the valid width where that energy
     is at least a quarter of its 90th percentile (near 1: a full-width band; a zone covers part).
+
+    With ``below_period_px`` (``(N,)``, px; NaN: no limit) only novel bins below ``below_frac`` × the
+    frequency of that period count (a band at twice the wall's period adds content *below* its frequency;
+    an angled wall's fine texture drifting from strip to strip adds it above); ``novelty_all_max`` is the
+    largest novelty over every frequency.
 
     Returns ``{"novelty": N×S (NaN where a strip is mostly invalid), "novelty_max": (N,), "extent": (N,),
     "argmax": (N,) strip index, "strip_px": (N,) strip height, "strip_stride_px": (N,)}``.
@@ -205,6 +211,17 @@ def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min
     ref = ref.nan_to_num(0.0)
     refd = _dilate_rel(ref.permute(0, 2, 1).reshape(n * ns, c), rel_tol).reshape(n, ns, c)
     excess = ps > gain * refd  # N×S×C
+    def smoothed_max(ex: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v = torch.where(ex, ps, torch.zeros_like(ps)).sum(-1)
+        v = F.avg_pool1d(v[:, None], 3, 1, 1, count_include_pad=False)[:, 0]
+        return torch.where(ok, v, torch.zeros_like(v)).max(dim=1)
+
+    nov_all, _ = smoothed_max(excess)  # every frequency (a moiré is novel anywhere)
+    if below_period_px is not None:  # only novel content below below_frac × the wall's own frequency counts
+        fmax = below_frac * w / below_period_px.to(dt)  # (N,) bins; NaN: no limit
+        low = torch.where(torch.isfinite(fmax)[:, None], f[None] <= fmax.nan_to_num(0.0)[:, None],
+                          torch.ones(n, c, dtype=torch.bool, device=dev))
+        excess = excess & low[:, None, :]
     nov = torch.where(excess, ps, torch.zeros_like(ps)).sum(-1)
     nov = torch.where(ok, nov, torch.full_like(nov, float("nan")))
     # the largest novelty, smoothed over two neighbouring strips (a band is wider than one strip)
@@ -226,7 +243,8 @@ def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min
     hit = vcol & (e >= 0.25 * p90[:, None])
     extent = hit.sum(1).to(dt) / vcol.sum(1).clamp_min(1).to(dt)
     full = lambda v: torch.full((n,), float(v), device=dev, dtype=dt)  # noqa: E731
-    return {"novelty": nov, "novelty_max": best, "extent": extent, "argmax": j.to(dt),
+    return {"novelty": nov, "novelty_max": best, "novelty_all_max": nov_all, "extent": extent,
+            "argmax": j.to(dt),
             "strip_px": full(s), "strip_stride_px": full(st)}
 
 
