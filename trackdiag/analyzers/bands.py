@@ -341,8 +341,8 @@ def strip_band_keys(x: torch.Tensor, valid: torch.Tensor, *, period_x_px: torch.
     period along x adds novel frequencies to the strips it covers, over their whole width: extent near 1;
     a zone covers part of the width); ``strip_novelty_y`` / ``strip_extent_y``: vertical strips along y.
     ``strip_novelty_at_y`` / ``strip_novelty_at_x``: where the most novel strip lies (0..1 of the frame).
-    With ``period_x_px`` / ``period_y_px`` (the wall's lattice periods along x / y, ``(N,)``) only novel
-    content below 0.75 × the wall's frequency counts; ``strip_novelty_all_x`` / ``_y`` count every frequency.
+    With ``period_x_px`` / ``period_y_px`` (``(N,)``; ``tiling_metrics`` passes the wall's fundamental
+    period, its densest rows, for both) only novel content below 0.75 × that frequency counts; ``strip_novelty_all_x`` / ``_y`` count every frequency.
     Strips are ``strip_frac`` of the side wide (a tenth: narrower than the narrowest generated band, wide
     enough to sample every row of a motif of up to about 5 % of the side; a size read from the lattice would
     need a host read inside ``tiling_metrics``). Every value ``(N,)``.

@@ -706,7 +706,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
     # strips: the mask edges tapered (a hard edge inside a strip would leak into its spectrum)
     sw = vf if mask is None else apodized_weights(valid, taper_px=p.taper_px).to(gray.dtype)
-    out.update(strip_band_keys(x, sw, period_x_px=out["period_x_px"], period_y_px=out["period_y_px"]))
+    # (the limit: the wall's densest rows, f*; a staggered lattice's x repeat is longer than its pitch)
+    out.update(strip_band_keys(x, sw, period_x_px=per.period_px, period_y_px=per.period_px))
     out.update(scale_trend(x, sw))
 
     if maps:
