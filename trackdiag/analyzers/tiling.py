@@ -124,6 +124,7 @@ CENTRE_AGREE = 0.12  # global and centre (local map) periods within 12 %: the ce
 CENTRE_MULTIPLE = 1.4  # global period >= 1.4 × the centre's on an angled wall: the centre's is reported
 SCALE_TREND = 0.3  # |scale_trend_x| or |scale_trend_y| above (log period per frame): perspective
 SCALE_CORR = 0.3  # ... where the two thirds' log-radial profiles correlate at least this well
+MAP_TREND_STRONG = 0.3  # or |local_period_trend_*| above (with the scale keys present): perspective
 
 
 @dataclass
@@ -995,9 +996,12 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            "composite."))
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
     sy, sx_, cy, cx = g("scale_trend_y"), g("scale_trend_x"), g("scale_corr_y"), g("scale_corr_x")
-    if _fin(sy) or _fin(sx_):  # the scale change between opposite thirds (bands.scale_trend)
+    if _fin(sy) or _fin(sx_):  # the scale change between opposite thirds (bands.scale_trend) ...
         trends = [(abs(v), name, v) for v, c, name in ((sy, cy, "top→bottom"), (sx_, cx, "left→right"))
                   if _fin(v) and _fin(c) and c >= SCALE_CORR]
+        # ... or a strong trend of the local map (its windows at 2–4× the period make weak ones unreliable)
+        trends += [(abs(v) * SCALE_TREND / MAP_TREND_STRONG, name, v)
+                   for v, name in ((ty, "top→bottom"), (tx, "left→right")) if _fin(v)]
         limit = SCALE_TREND
     else:  # a summary from before the scale keys: the local-period map's trend
         trends = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if _fin(v)]
