@@ -77,7 +77,8 @@ def test_row_bands_and_aliasing_floor_on_generated_scenes(tmp_path):
     sample none of them was calibrated on (seed 7, 512×512, 8 per cause, 8 clean walls plus 4 clean twins).
     Measured when written (2026-12-06): bands_rows 2 of 8 (main before: see the report), aliasing 4 of 8,
     clean walls with an alarm 0 of 12, perspective on 6 % of fronto-parallel walls. The floors are those
-    measurements (a guard against losing what works), the issue's targets are test_targets_on_generated_scenes'.
+    measurements (a guard against losing what works); the issue's targets are those of
+    test_targets_on_generated_scenes.
     """
     specs = sample_specs(causes=("bands_rows", "aliasing"), n_per_cause=8, seed=7, size=(512, 512))
     m = metrics(run(specs, cache=tmp_path / "scenes"))

@@ -342,7 +342,8 @@ def strip_band_keys(x: torch.Tensor, valid: torch.Tensor, *, period_x_px: torch.
     a zone covers part of the width); ``strip_novelty_y`` / ``strip_extent_y``: vertical strips along y.
     ``strip_novelty_at_y`` / ``strip_novelty_at_x``: where the most novel strip lies (0..1 of the frame).
     With ``period_x_px`` / ``period_y_px`` (``(N,)``; ``tiling_metrics`` passes the wall's fundamental
-    period, its densest rows, for both) only novel content below 0.75 × that frequency counts; ``strip_novelty_all_x`` / ``_y`` count every frequency.
+    period, its densest rows, for both) only novel content below 0.75 × that frequency counts;
+    ``strip_novelty_all_x`` / ``_y`` count every frequency.
     Strips are ``strip_frac`` of the side wide (a tenth: narrower than the narrowest generated band, wide
     enough to sample every row of a motif of up to about 5 % of the side; a size read from the lattice would
     need a host read inside ``tiling_metrics``). Every value ``(N,)``.
@@ -358,7 +359,8 @@ def strip_band_keys(x: torch.Tensor, valid: torch.Tensor, *, period_x_px: torch.
             "strip_novelty_all_x": sx["novelty_all_max"], "strip_novelty_all_y": sy["novelty_all_max"]}
 
 
-def scale_trend(x: torch.Tensor, weights: torch.Tensor, *, bins_per_octave: int = 32, max_octaves: float = 0.8,
+def scale_trend(x: torch.Tensor, weights: torch.Tensor, *, bins_per_octave: int = 32,
+                max_octaves: float = 0.8,
                 ds: int = 1) -> dict[str, torch.Tensor]:
     """Perspective from the change of scale between opposite thirds of the frame (``x`` ``N×H×W``,
     ``weights`` 0..1 ``N×H×W``).

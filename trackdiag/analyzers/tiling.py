@@ -1068,7 +1068,8 @@ def _specs() -> list[MetricSpec]:
           warn=BAND_EXTENT),
         m("zone_row_frac_max", "min", "ratio", "largest share of a map row with a half-frequency excess"),
         m("zone_col_frac_max", "min", "ratio", "largest share of a map column with a half-frequency excess"),
-        m("alias_fine_peak_frac", "min", "frac", "share of the AC power in prominent peaks at periods <= 5 px "
+        m("alias_fine_peak_frac", "min", "frac", "share of the AC power in prominent peaks at periods <= 5 "
+          "px "
           "off the wall's lattice and off the 8-px grid (folded by a subsampling without low-pass)",
           warn=ALIAS_FINE_PEAKS, bad=2 * ALIAS_FINE_PEAKS),
         m("strip_novelty_x", "min", "frac", "largest share of a horizontal strip's x-spectrum that the wall "
@@ -1092,7 +1093,7 @@ def _specs() -> list[MetricSpec]:
         m("mask_seam_t", "min", "ratio", "contour offset over its spread across contour blocks (consistency)",
           warn=SEAM_T_WARN, bad=SEAM_T_BAD),
         m("mask_seam_agree", "none", "frac", "share of contour blocks with the median offset's sign"),
-        m("centre_period_px", "none", "px", "period at the frame centre from the local map (trend-corrected)"),
+        m("centre_period_px", "none", "px", "period at the frame centre (local map, trend-corrected)"),
         m("scale_trend_x", "none", "log/frame", "ln(period right / left third) / (2/3): perspective along x"),
         m("scale_trend_y", "none", "log/frame", "ln(period bottom / top third) / (2/3): perspective along y"),
         m("scale_corr_x", "none", "corr", "correlation of the left and right thirds' log-radial spectra"),

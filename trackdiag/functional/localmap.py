@@ -242,7 +242,7 @@ def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min
     p90 = ev.nanquantile(0.9, dim=1)
     hit = vcol & (e >= 0.25 * p90[:, None])
     extent = hit.sum(1).to(dt) / vcol.sum(1).clamp_min(1).to(dt)
-    full = lambda v: torch.full((n,), float(v), device=dev, dtype=dt)  # noqa: E731
+    full = lambda v: torch.full((n,), float(v), device=dev, dtype=dt)
     return {"novelty": nov, "novelty_max": best, "novelty_all_max": nov_all, "extent": extent,
             "argmax": j.to(dt),
             "strip_px": full(s), "strip_stride_px": full(st)}
