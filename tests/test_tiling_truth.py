@@ -30,7 +30,11 @@ REAL_DEV = Path(os.environ.get("TRACKDIAG_REAL_DEV", ROOT.parent / "shared" / "b
                    reason="issue 11 targets not met yet (2026-12-06, commit 0ae236f): on this sample "
                    "doubled_zone, bands_rows/cols and aliasing F1 0-0.22, period_doubled 0.78, clean false "
                    "alarms "
-                   "8 %, exact set 60 %, period within 5 % 83 % (angled 65 %), perspective 86 % / 13 %")
+                   "8 %, exact set 60 %, period within 5 % 83 % (angled 65 %), perspective 86 % / 13 %. "
+                   "Third round (2026-12-06, eval_tiling --n-per-cause 12 --seed 0, 156 scenes): F1 "
+                   "bands_rows 0.29 -> 0.70, aliasing 0.50 -> 0.80, doubled_zone 0.44, bands_cols 0.59, "
+                   "period_doubled 0.81, period_halved 0.70; clean alarms 8 % -> 8 %; period within 5 % "
+                   "angled 49 % -> 76 % (fronto 95 %); perspective angled 74 % / fronto 12 % -> 74 % / 9 %")
 def test_targets_on_generated_scenes(tmp_path):
     specs = sample_specs(n_per_cause=8, seed=7, size=(512, 512))
     records = run(specs, cache=tmp_path / "scenes")
@@ -64,3 +68,24 @@ def test_harness_on_real_dev():
     for key in ("exact_set_rate",):
         assert 0.0 <= m[key] <= 1.0
     assert m["period"]["n"] + m["period"]["n_approx"] == sum(1 for c in cases if c["period_px"] is not None)
+
+
+@pytest.mark.slow
+def test_row_bands_and_aliasing_floor_on_generated_scenes(tmp_path):
+    """Recall floors for the causes whose estimators were rebuilt in the third round (strip novelty for
+    full-width bands along x, fine-peak share and moiré for aliasing, the scale trend for perspective) on a
+    sample none of them was calibrated on (seed 7, 512×512, 8 per cause, 8 clean walls plus 4 clean twins).
+    Measured when written (2026-12-06): bands_rows 2 of 8 (main before: see the report), aliasing 4 of 8,
+    clean walls with an alarm 0 of 12, perspective on 6 % of fronto-parallel walls. The floors are those
+    measurements (a guard against losing what works); the issue's targets are those of
+    test_targets_on_generated_scenes.
+    """
+    specs = sample_specs(causes=("bands_rows", "aliasing"), n_per_cause=8, seed=7, size=(512, 512))
+    m = metrics(run(specs, cache=tmp_path / "scenes"))
+    print("\n" + format_table(m))
+    assert not m["errors"], m["errors"]
+    assert m["per_cause"]["bands_rows"]["tp"] >= 2
+    assert m["per_cause"]["aliasing"]["tp"] >= 3
+    assert m["per_cause"]["bands_rows"]["fp"] == 0 and m["per_cause"]["aliasing"]["fp"] == 0
+    assert m["clean"]["n"] == 12 and m["clean"]["false_alarm_rate"] <= 1 / 12
+    assert m["perspective"]["rate_fronto"] <= 0.1

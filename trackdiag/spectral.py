@@ -33,6 +33,7 @@ __all__ = [
     "detrend",
     "dominant_period",
     "fft_side",
+    "fine_peak_frac",
     "find_peaks",
     "first_acf_peak",
     "fundamental_of",
@@ -1010,3 +1011,56 @@ def dominant_period(x: torch.Tensor, *, valid: torch.Tensor | None = None, min_p
     """
     est = analyze_periodicity(x, valid=valid, min_period_px=min_period_px, max_period_frac=max_period_frac)
     return PeriodEstimate(est.period_px, est.radius_bin, est.score)
+
+
+def fine_peak_frac(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.Tensor | None = None,
+                   lattice_ok: torch.Tensor | None = None, min_cycles_px: float = 0.2, gain: float = 8.0,
+                   reach: int = 4, stride: int = 8, stride_reach: float = 1.5, rel_tol: float = 0.06
+                   ) -> torch.Tensor:
+    """Share of the AC power in *prominent* peaks at fine scale that the wall's own lattice does not explain:
+    the signature of a non-antialiased subsampling (strided slicing, nearest resize), which folds a texture
+    finer than the new Nyquist frequency into sharp spurious peaks (moiré), while an antialiased resize leaves
+    a soft image.
+
+    A bin counts when it is at ≥ ``min_cycles_px`` cycles/px (periods ≤ 5 px), stands ``gain``× above the
+    geometric mean of its ``(2·reach+1)²`` neighbourhood, is not within ``stride_reach`` bins of a multiple
+    of ``1/stride`` cycles/px (VAE/JPEG grids and the checkerboard live there and have their own verdicts),
+    and is not within ``stride_reach + rel_tol·r`` bins of a point ``m·f + n·g`` of the lattice (``f``,
+    ``g``: ``N×2`` reciprocal basis in bins, ``g`` NaN on 1-D textures; only where ``lattice_ok``): a
+    texture's own harmonics are fine but expected. Returns ``(N,)`` in [0, 1].
+    """
+    p = spec.power
+    n, s, _c = p.shape
+    dev, dt = p.device, p.dtype
+    lp = log_power(p)
+    k = 2 * reach + 1
+    wrapped = torch.cat([lp[:, -reach:], lp, lp[:, :reach]], dim=1)  # ky wraps around
+    bg = F.avg_pool2d(wrapped[:, None], (k, 1), 1)  # separable box mean: ky (wrapped), then kx
+    bg = F.avg_pool2d(bg, (1, k), 1, padding=(0, reach), count_include_pad=False)[:, 0]
+    peak = (lp - bg) > math.log(gain)
+    cyc = spec.radius / s
+    fy, fx = spec.ky * (stride / s), spec.kx * (stride / s)
+    near = (((fy - fy.round()).abs() * s / stride) <= stride_reach) & (
+        ((fx - fx.round()).abs() * s / stride) <= stride_reach)
+    keep = ((cyc >= min_cycles_px) & ~near)[None].expand(n, -1, -1)
+    if f is not None and g is not None:
+        one_d = ~torch.isfinite(g[:, 0])
+        perp = torch.stack([-f[:, 1], f[:, 0]], dim=-1)
+        g1 = torch.where(one_d[:, None], perp, g)
+        basis = torch.stack([f, g1], dim=-1)  # N×2×2, columns f and g
+        det = basis[:, 0, 0] * basis[:, 1, 1] - basis[:, 0, 1] * basis[:, 1, 0]
+        ok = torch.isfinite(det) & (det.abs() > 1e-9)
+        if lattice_ok is not None:
+            ok = ok & lattice_ok
+        inv = torch.linalg.inv(torch.where(ok[:, None, None], basis, torch.eye(2, device=dev, dtype=dt)))
+        kk = torch.stack([spec.ky, spec.kx], dim=-1)  # S×C×2
+        ab = torch.einsum("nij,scj->nsci", inv, kk).round()
+        ab = torch.stack([ab[..., 0], torch.where(one_d[:, None, None], torch.zeros_like(ab[..., 1]),
+                                                  ab[..., 1])], dim=-1)
+        d = (torch.einsum("nij,nscj->nsci", basis, ab) - kk[None]).norm(dim=-1)
+        on = (d <= stride_reach + rel_tol * spec.radius[None]) & ok[:, None, None]
+        keep = keep & ~on
+    wt = spec.weight
+    ac = (spec.radius >= 2).to(dt) * wt
+    tot = (p * ac).sum(dim=(1, 2)).clamp_min(torch.finfo(dt).tiny)
+    return (p * wt * (peak & keep).to(dt)).sum(dim=(1, 2)) / tot

@@ -15,12 +15,21 @@ Definitions and defaults: ``docs/tiling.md``.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from ..functional.localmap import axis_fundamentals, axis_profiles, half_frequency_ratio, theil_sen
+from ..functional.localmap import (
+    axis_fundamentals,
+    axis_profiles,
+    half_frequency_ratio,
+    log_radial_profile,
+    scale_shift,
+    strip_novelty,
+    theil_sen,
+)
 from ..spectral import (
     box_downsample,
     find_peaks,
@@ -34,10 +43,13 @@ from ..spectral import (
 __all__ = [
     "LocalPeriodMap",
     "band_metrics",
+    "centre_period",
     "local_geometry",
     "local_period_map",
     "longest_run",
     "period_trend",
+    "scale_trend",
+    "strip_band_keys",
 ]
 
 
@@ -317,3 +329,85 @@ def period_trend(lp: LocalPeriodMap, *, height: int, width: int, keep: tuple[flo
     col = torch.arange(gw, device=p.device)[None, :].expand(gh, gw).reshape(-1)
     row = torch.arange(gh, device=p.device)[:, None].expand(gh, gw).reshape(-1)
     return theil_sen(ty[None], v, w, group=col), theil_sen(tx[None], v, w, group=row)
+
+
+def strip_band_keys(x: torch.Tensor, valid: torch.Tensor, *, period_x_px: torch.Tensor | None = None,
+                    period_y_px: torch.Tensor | None = None, strip_frac: float = 0.1
+                    ) -> dict[str, torch.Tensor]:
+    """Band keys from the spectral novelty of full-width and full-height strips
+    (:func:`~trackdiag.functional.localmap.strip_novelty`); ``x`` ``N×H×W`` finite, ``valid`` ``N×H×W`` 0/1.
+
+    ``strip_novelty_x`` / ``strip_extent_x``: horizontal strips along x (a full-width band at twice the
+    period along x adds novel frequencies to the strips it covers, over their whole width: extent near 1;
+    a zone covers part of the width); ``strip_novelty_y`` / ``strip_extent_y``: vertical strips along y.
+    ``strip_novelty_at_y`` / ``strip_novelty_at_x``: where the most novel strip lies (0..1 of the frame).
+    With ``period_x_px`` / ``period_y_px`` (``(N,)``; ``tiling_metrics`` passes the wall's fundamental
+    period, its densest rows, for both) only novel content below 0.75 × that frequency counts;
+    ``strip_novelty_all_x`` / ``_y`` count every frequency.
+    Strips are ``strip_frac`` of the side wide (a tenth: narrower than the narrowest generated band, wide
+    enough to sample every row of a motif of up to about 5 % of the side; a size read from the lattice would
+    need a host read inside ``tiling_metrics``). Every value ``(N,)``.
+    """
+    h, w = x.shape[-2:]
+    sx = strip_novelty(x, valid, strip_px=max(8, round(strip_frac * h)), below_period_px=period_x_px)
+    sy = strip_novelty(x.transpose(1, 2), valid.transpose(1, 2), strip_px=max(8, round(strip_frac * w)),
+                       below_period_px=period_y_px)
+    at_y = (sx["argmax"] * sx["strip_stride_px"] + sx["strip_px"] / 2) / h
+    at_x = (sy["argmax"] * sy["strip_stride_px"] + sy["strip_px"] / 2) / w
+    return {"strip_novelty_x": sx["novelty_max"], "strip_extent_x": sx["extent"], "strip_novelty_at_y": at_y,
+            "strip_novelty_y": sy["novelty_max"], "strip_extent_y": sy["extent"], "strip_novelty_at_x": at_x,
+            "strip_novelty_all_x": sx["novelty_all_max"], "strip_novelty_all_y": sy["novelty_all_max"]}
+
+
+def scale_trend(x: torch.Tensor, weights: torch.Tensor, *, bins_per_octave: int = 32,
+                max_octaves: float = 0.8,
+                ds: int = 1) -> dict[str, torch.Tensor]:
+    """Perspective from the change of scale between opposite thirds of the frame (``x`` ``N×H×W``,
+    ``weights`` 0..1 ``N×H×W``).
+
+    The left and right thirds (top and bottom thirds) are box-downsampled by ``ds`` (periods of 8 px stay 4
+    px), and their whitened log-radial power profiles
+    (:func:`~trackdiag.functional.localmap.log_radial_profile`) are cross-correlated along log frequency:
+    every peak of a wall seen at an angle moves by the same factor, whichever of them is the fundamental, so
+    the shift measures the scale change without picking a period (the local-period map's windows at 2–4×
+    the period do not enter). ``scale_trend_x`` = ``ln(period right / period left) / (2/3)`` (the thirds'
+    centres are 2/3 of the width apart), the slope of the log period against ``x / W`` like
+    ``local_period_trend_x``; ``scale_trend_y`` likewise top → bottom; ``scale_corr_x`` / ``_y`` the
+    correlation at the best shift (−1..1). Every value ``(N,)``.
+    """
+    h, w = x.shape[-2:]
+    if ds > 1 and min(h, w) >= 64 * ds:
+        hc, wc = ds * (h // ds), ds * (w // ds)
+        x, weights = box_downsample(x[..., :hc, :wc], ds), box_downsample(weights[..., :hc, :wc], ds)
+        h, w = x.shape[-2:]
+    out: dict[str, torch.Tensor] = {}
+    k = int(round(max_octaves * bins_per_octave))
+    for name, a, b in (("x", (slice(None), slice(0, w // 3)), (slice(None), slice(w - w // 3, w))),
+                       ("y", (slice(0, h // 3), slice(None)), (slice(h - h // 3, h), slice(None)))):
+        pa = log_radial_profile(x[(Ellipsis, *a)], weights[(Ellipsis, *a)], bins_per_octave=bins_per_octave)
+        pb = log_radial_profile(x[(Ellipsis, *b)], weights[(Ellipsis, *b)], bins_per_octave=bins_per_octave)
+        shift, corr = scale_shift(pa, pb, max_shift=k)
+        # b at higher frequency (shift > 0) = shorter period on the right / bottom
+        out[f"scale_trend_{name}"] = -shift / bins_per_octave * math.log(2.0) / (2.0 / 3.0)
+        out[f"scale_corr_{name}"] = corr
+    return out
+
+
+def centre_period(lp: LocalPeriodMap, trend_y: torch.Tensor, trend_x: torch.Tensor, *, height: int,
+                  width: int, keep: tuple[float, float] = (0.6, 1.6)) -> torch.Tensor:
+    """The wall's period at the frame centre from the local-period map: every window's log period, moved to
+    the centre along the trend (``trend_y``, ``trend_x``: ``(N,)`` slopes of :func:`period_trend`, NaN read
+    as 0), and the median over the windows within ``keep`` × the map's median. ``(N,)``; NaN without
+    windows."""
+    p = lp.period_px
+    n = p.shape[0]
+    base = p.reshape(n, -1).nanmedian(dim=1).values[:, None, None]
+    r = p / base
+    ok = torch.isfinite(r) & (r >= keep[0]) & (r <= keep[1])
+    cy = (lp.center_y / height - 0.5)[None, :, None]
+    cx = (lp.center_x / width - 0.5)[None, None, :]
+    sy = torch.nan_to_num(trend_y)[:, None, None]
+    sx = torch.nan_to_num(trend_x)[:, None, None]
+    lc = torch.log(p.clamp_min(1e-6)) - sy * cy - sx * cx
+    lc = torch.where(ok, lc, torch.full_like(lc, float("nan")))
+    return torch.exp(lc.reshape(n, -1).nanmedian(dim=1).values)

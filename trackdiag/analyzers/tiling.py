@@ -39,15 +39,24 @@ from ..schedule import Schedule
 from ..spectral import (
     Spectrum,
     analyze_periodicity,
+    apodized_weights,
     autocorrelation_map,
     axis_lines,
+    fine_peak_frac,
     gather_power,
     radial_hist,
     radial_profile,
     ring_sum,
 )
 from ..verdicts import Verdict, register_rules, verdict_metrics
-from .bands import band_metrics, local_period_map, period_trend
+from .bands import (
+    band_metrics,
+    centre_period,
+    local_period_map,
+    period_trend,
+    scale_trend,
+    strip_band_keys,
+)
 from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
 
 __all__ = [
@@ -95,6 +104,10 @@ ZONE_FRAC = 0.3  # share of the measured windows doubled: a doubled zone
 ZONE_HALF_FRAC = 0.1  # zone_frac (half-frequency map) above: a doubled zone
 BAND_EXTENT = 0.8  # zone_x_extent (zone_y_extent) above: the doubled region spans the width (height): a band
 BAND_SCORE = BAND_FRAC
+STRIP_NOVELTY = 0.17  # strip_novelty_x above: a strip repeats what the rest of the wall does not (2x along x)
+STRIP_EXTENT = 0.8  # strip_extent_x above: the novel content spans the strip's width (a band, not a zone)
+STRIP_OTHER_AXIS = 0.5  # strip_novelty_y above as well: novel along both axes (moiré, not a 2x band)
+STRIP_MIN_LATTICE_PX = 8.0  # the wall's longest lattice vector below: no wall lattice to double (aliasing)
 CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.006, 0.02  # checkerboard_s2 (parity gain, relative)
 GRID_WARN, GRID_BAD = 0.004, 0.008  # grid_s<k> (extra jump on the k-px lines less its noise floor; the
 #   geometric midpoint of the highest non-grid scene, 0.0035, and the lowest grid, 0.0042-0.0047, generated)
@@ -103,11 +116,18 @@ SECONDARY = 3.0  # checkerboard and a grid both over their limits: the weaker ne
 GRID_NESTED = 0.5  # a larger stride m·k is named when its score is at least this share of k's (an
 #   8-px grid has grid_s16 = 0; generated 16-px grids have grid_s16/grid_s8 = 1.0–2.3)
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
+ALIAS_FINE_PEAKS = 0.1  # alias_fine_peak_frac above: sharp peaks at periods <= 5 px off the lattice (folded)
+MOIRE_BOTH, MOIRE_MAX = 0.2, 0.6  # strip_novelty_x and _y both >= 0.2, one >= 0.6: a moiré (aliasing)
 BORDER_CROSS = 0.9  # photos of walls reach 0.86 without any cross artifact (generated scenes)
 EDGE_WARN, EDGE_BAD = 9.0, 18.0  # edge_<side>: robust z of a step 2-13 px in, the same on the whole side
 SEAM_WARN, SEAM_BAD = 0.05, 0.1  # mask_seam_score: relative offset of the contour band (1–3 px in vs 6–10)
 SEAM_T_WARN, SEAM_T_BAD = 1.5, 3.0  # mask_seam_t: that offset over its spread along the contour
 PERSPECTIVE_TREND = 0.2  # |Theil–Sen slope of log local period| per frame height/width
+CENTRE_AGREE = 0.12  # global and centre (local map) periods within 12 %: the centre's is reported (angled)
+CENTRE_MULTIPLE = 1.4  # global period >= 1.4 × the centre's on an angled wall: the centre's is reported
+SCALE_TREND = 0.3  # |scale_trend_x| or |scale_trend_y| above (log period per frame): perspective
+SCALE_CORR = 0.3  # ... where the two thirds' log-radial profiles correlate at least this well
+MAP_TREND_STRONG = 0.3  # or |local_period_trend_*| above (with the scale keys present): perspective
 
 
 @dataclass
@@ -640,6 +660,9 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["checkerboard_s8"] = out.get("grid_s8", torch.full((b,), float("nan"), device=pred.device,
                                                            dtype=gray.dtype))
     out.update(_lattice_keys(per, s, prefix=""))
+    lat = per.lattice
+    out["alias_fine_peak_frac"] = fine_peak_frac(per.spec, f=lat.f, g=lat.g,
+                                                 lattice_ok=lat.found & (lat.radius <= s / 6.0))
     # Where: the frame's edge strips and the seam along the mask contour.
     # The edge strips use every finite pixel: a stripe along the frame is seen on the floor or ceiling too.
     out.update(edge_scores(x, finite.to(gray.dtype)))
@@ -675,6 +698,23 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out.update({k: v for k, v in bm.items() if not k.startswith("_")})
     ty, tx = period_trend(lp, height=h, width=w)
     out["local_period_trend_y"], out["local_period_trend_x"] = ty, tx
+    # On a wall seen at an angle the global peak is smeared over the range of local periods: the period at
+    # the frame centre comes from the local map (trend-corrected median) when the two agree within
+    # CENTRE_AGREE, or when the global one is a multiple (>= CENTRE_MULTIPLE ×) of the map's.
+    cen = centre_period(lp, ty, tx, height=h, width=w)
+    gl = per.period_px
+    persp = torch.fmax(ty.abs(), tx.abs()) >= PERSPECTIVE_TREND
+    hi_, lo_ = torch.fmax(gl, cen), torch.fmin(gl, cen)
+    rc = hi_ / lo_
+    use_c = persp & torch.isfinite(rc) & ((rc <= 1.0 + CENTRE_AGREE) | ((rc >= CENTRE_MULTIPLE) & (cen < gl)))
+    out["centre_period_px"] = cen
+    out["fundamental_period_px"] = torch.where(use_c, cen, gl)
+    out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
+    # strips: the mask edges tapered (a hard edge inside a strip would leak into its spectrum)
+    sw = vf if mask is None else apodized_weights(valid, taper_px=p.taper_px).to(gray.dtype)
+    # (the limit: the wall's densest rows, f*; a staggered lattice's x repeat is longer than its pitch)
+    out.update(strip_band_keys(x, sw, period_x_px=per.period_px, period_y_px=per.period_px))
+    out.update(scale_trend(x, sw))
 
     if maps:
         side_max = p.map_max_side
@@ -886,14 +926,30 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         bev.update({"zone_x_extent": _r(zx), "zone_y_extent": _r(zy), "zone_frac": _r(zf)})
     zone_lim = ZONE_HALF_FRAC if _fin(zf) else ZONE_FRAC
     band_lim = BAND_EXTENT if _fin(zf) else BAND_FRAC
+    # Full-width strips (bands.strip_band_keys): novel frequencies along x in some horizontal strips, on a
+    # lattice of real walls (>= STRIP_MIN_LATTICE_PX) and not along y as well (aliasing moiré is novel
+    # along both): over the strip's whole width a band (bands_rows), over part of it a zone.
+    snx, sex, sny = g("strip_novelty_x"), g("strip_extent_x"), g("strip_novelty_y")
+    lat = max((v for v in (g("lattice_t1_px"), g("lattice_t2_px")) if _fin(v)), default=float("nan"))
+    strip_on = (_fin(snx) and snx >= STRIP_NOVELTY and _fin(lat) and lat >= STRIP_MIN_LATTICE_PX
+                and not (_fin(sny) and sny >= STRIP_OTHER_AXIS)
+                and not (_fin(g("strip_novelty_all_y")) and g("strip_novelty_all_y") >= STRIP_OTHER_AXIS))
+    sev = {"strip_novelty_x": _r(snx), "strip_extent_x": _r(sex), "strip_novelty_y": _r(sny),
+           "limit_strip": STRIP_NOVELTY}
+    whole = any(v.code in ("period_doubled", "period_halved") for v in out)  # the whole wall, not a zone
     if confident and ((_fin(row) and row >= band_lim) or (_fin(col) and col >= band_lim)):
         is_cols = (col if _fin(col) else 0.0) > (row if _fin(row) else 0.0)
         axis = "cols" if is_cols else "rows"
         out.append(Verdict(code=f"bands_{axis}", severity="bad" if max(row, col) >= 0.95 else "warn",
                            title=f"A {'full-height' if is_cols else 'full-width'} band at twice the period "
                            f"({axis})", evidence={**bev, "limit": band_lim}, fix=fix_band))
-    elif confident and _fin(dfrac) and dfrac >= zone_lim and not any(
-            v.code in ("period_doubled", "period_halved") for v in out):  # the whole wall, not a zone
+    elif strip_on and not whole and _fin(sex) and sex >= STRIP_EXTENT:
+        out.append(Verdict(code="bands_rows", severity="bad" if snx >= 2 * STRIP_NOVELTY else "warn",
+                           title="A full-width band at twice the period along x (rows)",
+                           evidence={**bev, **sev, "limit_extent": STRIP_EXTENT}, fix=fix_band))
+    elif confident and not whole and _fin(dfrac) and dfrac >= zone_lim:
+        # (a strip whose novel content covers part of its width is not enough for a zone: on wallpaper
+        # under picture frames it was a clean wall's, and it found no zone the map missed)
         out.append(Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period",
                            evidence={**bev, "limit": zone_lim}, fix=fix_band))
     # Grids: every stride over its limit and not explained by the texture; then the stride that explains
@@ -949,11 +1005,25 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     rn, dr = g("resize_nmse_downUp"), g("resize_delta_r")
     sx, sy = g("shift_nmse_dx1"), g("shift_nmse_dy1")
     sn = max(sx if _fin(sx) else 0.0, sy if _fin(sy) else 0.0)
-    if _fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE:
-        out.append(Verdict(code="aliasing", severity="warn",
-                           title="Aliasing: much energy near Nyquist, lost by a down/up-scale and by a 1-px "
-                           "shift",
-                           evidence={"shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
+    fp = g("alias_fine_peak_frac")
+    folded = _fin(fp) and fp >= ALIAS_FINE_PEAKS
+    # moiré on an angled wall: the folded frequency (f_s − f) drifts much faster than the wall's own period,
+    # so the spectrum changes across the wall along both axes (strip novelty high on x and y)
+    nax, nay = g("strip_novelty_all_x"), g("strip_novelty_all_y")
+    nov = sorted(v for v in ((nax, nay) if _fin(nax) else (snx, sny)) if _fin(v))
+    moire = len(nov) == 2 and nov[0] >= MOIRE_BOTH and nov[1] >= MOIRE_MAX
+    if folded or moire or (_fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE):
+        bad = folded and fp >= 2 * ALIAS_FINE_PEAKS
+        out.append(Verdict(code="aliasing", severity="bad" if bad else "warn",
+                           title=("Aliasing: sharp fine-scale peaks off the wall's lattice (folded by a "
+                                  "subsampling without low-pass)" if folded else
+                                  "Aliasing: a moiré whose spectrum changes across the wall along both axes"
+                                  if moire else
+                                  "Aliasing: much energy near Nyquist, lost by a down/up-scale and by a 1-px "
+                                  "shift"),
+                           evidence={"alias_fine_peak_frac": _r(fp), "limit_fine": ALIAS_FINE_PEAKS,
+                                     "strip_novelty_x": _r(snx), "strip_novelty_y": _r(sny),
+                                     "shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
                                      "resize_nmse_downUp": _r(rn), "resize_delta_r": _r(dr),
                                      "limit": ALIAS_RESIZE_NMSE},
                            fix="Low-pass before every subsampling (BlurPool / antialias=True in resizes; PIL "
@@ -991,13 +1061,25 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            "colour and brightness at the boundary, or inpaint with a dilated mask and "
                            "composite."))
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
-    trends = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if _fin(v)]
-    if trends and max(trends)[0] >= PERSPECTIVE_TREND:
+    sy, sx_, cy, cx = g("scale_trend_y"), g("scale_trend_x"), g("scale_corr_y"), g("scale_corr_x")
+    if _fin(sy) or _fin(sx_):  # the scale change between opposite thirds (bands.scale_trend) ...
+        trends = [(abs(v), name, v) for v, c, name in ((sy, cy, "top→bottom"), (sx_, cx, "left→right"))
+                  if _fin(v) and _fin(c) and c >= SCALE_CORR]
+        # ... or a strong trend of the local map (its windows at 2–4× the period make weak ones unreliable)
+        trends += [(abs(v) * SCALE_TREND / MAP_TREND_STRONG, name, v)
+                   for v, name in ((ty, "top→bottom"), (tx, "left→right")) if _fin(v)]
+        limit = SCALE_TREND
+    else:  # a summary from before the scale keys: the local-period map's trend
+        trends = [(abs(v), name, v) for v, name in ((ty, "top→bottom"), (tx, "left→right")) if _fin(v)]
+        limit = PERSPECTIVE_TREND
+    if trends and max(trends)[0] >= limit:
         _, name, v = max(trends)
         out.append(Verdict(code="perspective", severity="info",
-                           title=f"Perspective: the local period changes {v:+.0%} {name}",
-                           evidence={"local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx),
-                                     "limit": PERSPECTIVE_TREND},
+                           title=f"Perspective: the period changes {v:+.0%} per frame {name}",
+                           evidence={"scale_trend_y": _r(sy), "scale_trend_x": _r(sx_),
+                                     "scale_corr_y": _r(cy), "scale_corr_x": _r(cx),
+                                     "local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx),
+                                     "limit": limit},
                            fix="Expected on a wall seen at an angle; compare periods in rectified "
                            "(fronto-parallel) crops, and expect doubling to appear first where the period is "
                            "smallest."))
@@ -1057,6 +1139,19 @@ def _specs() -> list[MetricSpec]:
           warn=BAND_EXTENT),
         m("zone_row_frac_max", "min", "ratio", "largest share of a map row with a half-frequency excess"),
         m("zone_col_frac_max", "min", "ratio", "largest share of a map column with a half-frequency excess"),
+        m("alias_fine_peak_frac", "min", "frac", "share of the AC power in prominent peaks at periods <= 5 "
+          "px "
+          "off the wall's lattice and off the 8-px grid (folded by a subsampling without low-pass)",
+          warn=ALIAS_FINE_PEAKS, bad=2 * ALIAS_FINE_PEAKS),
+        m("strip_novelty_x", "min", "frac", "largest share of a horizontal strip's x-spectrum that the wall "
+          "around it lacks (2x band or zone along x)", warn=STRIP_NOVELTY),
+        m("strip_extent_x", "none", "frac", "share of that strip's width with the novel content (1: band)"),
+        m("strip_novelty_y", "min", "frac", "the same for vertical strips along y"),
+        m("strip_novelty_all_x", "none", "frac", "strip_novelty_x over every frequency (moiré)"),
+        m("strip_novelty_all_y", "none", "frac", "strip_novelty_y over every frequency (moiré)"),
+        m("strip_extent_y", "none", "frac", "share of that strip's height carrying the novel content"),
+        m("strip_novelty_at_y", "none", "frac", "centre of the most novel horizontal strip (0: top)"),
+        m("strip_novelty_at_x", "none", "frac", "centre of the most novel vertical strip (0: left)"),
         m("resize_nmse_downUp", "min", "ratio", "down→up resize error / variance", warn=ALIAS_RESIZE_NMSE),
         m("shift_nmse_dx1", "min", "ratio", "1-px x-shift error / (2·variance)", warn=ALIAS_SHIFT_NMSE),
         m("shift_nmse_dy1", "min", "ratio", "1-px y-shift error / (2·variance)", warn=ALIAS_SHIFT_NMSE),
@@ -1069,6 +1164,11 @@ def _specs() -> list[MetricSpec]:
         m("mask_seam_t", "min", "ratio", "contour offset over its spread across contour blocks (consistency)",
           warn=SEAM_T_WARN, bad=SEAM_T_BAD),
         m("mask_seam_agree", "none", "frac", "share of contour blocks with the median offset's sign"),
+        m("centre_period_px", "none", "px", "period at the frame centre (local map, trend-corrected)"),
+        m("scale_trend_x", "none", "log/frame", "ln(period right / left third) / (2/3): perspective along x"),
+        m("scale_trend_y", "none", "log/frame", "ln(period bottom / top third) / (2/3): perspective along y"),
+        m("scale_corr_x", "none", "corr", "correlation of the left and right thirds' log-radial spectra"),
+        m("scale_corr_y", "none", "corr", "correlation of the top and bottom thirds' log-radial spectra"),
         m("local_period_trend_y", "none", "log/frame", "Theil–Sen slope of log local period vs y/H"),
         m("local_period_trend_x", "none", "log/frame", "Theil–Sen slope of log local period vs x/W"),
         m("nonfinite_frac", "min", "ratio", "share of NaN/Inf pixels", bad=1e-9),

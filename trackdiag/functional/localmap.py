@@ -16,8 +16,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["axis_fundamentals", "axis_profiles", "half_frequency_ratio", "theil_sen"]
+__all__ = ["axis_fundamentals", "axis_profiles", "half_frequency_ratio", "log_radial_profile", "scale_shift",
+           "strip_novelty", "theil_sen"]
 
 
 def _profile_fundamental(prof: torch.Tensor, lo: int, hi: int, rel_power: float, max_div: int = 4
@@ -130,3 +132,173 @@ def theil_sen(t: torch.Tensor, v: torch.Tensor, w: torch.Tensor, *, group: torch
     med = s.flatten(1).nanmedian(dim=1).values
     enough = (w > 0.5).sum(dim=1) >= min_points
     return torch.where(enough, med, torch.full_like(med, float("nan"))).to(dt)
+
+
+def _dilate_rel(p: torch.Tensor, rel: float, extra: int = 1) -> torch.Tensor:
+    """Max of ``M×L`` profiles over ``±(extra + rel·f)`` bins around every bin ``f`` (a relative tolerance
+    on the frequency: the same peak drifts by a few % across an angled wall)."""
+    m_, length = p.shape
+    reach = extra + int(math.ceil(rel * (length - 1)))
+    pad = torch.nn.functional.pad(p, (reach, reach), value=0.0)
+    win = pad.unfold(1, 2 * reach + 1, 1)  # M×L×(2r+1)
+    f = torch.arange(length, device=p.device, dtype=p.dtype)
+    off = torch.arange(-reach, reach + 1, device=p.device, dtype=p.dtype)
+    keep = off.abs()[None, :] <= (extra + rel * f)[:, None]  # L×(2r+1)
+    return torch.where(keep[None], win, torch.zeros_like(win)).amax(dim=-1)
+
+
+def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min_valid: float = 0.5,
+                  gain: float = 4.0, rel_tol: float = 0.2, min_period_px: float = 6.0,
+                  max_period_frac: float = 0.25, smooth_frac: float = 1.0 / 16.0,
+                  ref_gap: float = 0.18, ref_reach: float = 0.2, strip_px: int | None = None,
+                  below_period_px: torch.Tensor | None = None, below_frac: float = 0.75
+                  ) -> dict[str, torch.Tensor]:
+    """Spectral novelty of horizontal strips along x (``N×H×W`` luminance ``x``, ``valid`` 0/1 weights).
+
+    Every row's 1-D power spectrum along x (Hann window over the width, weighted mean removed) is averaged
+    over strips of ``strip_px`` rows (default ``H // strips``; stride half a strip) and normalised to unit
+    power in the band of periods ``[min_period_px, max_period_frac·W]``. The reference of a strip is the
+    larger of the median spectra of the strips ``ref_gap..ref_gap + ref_reach`` (fractions of the strip
+    count) away on either side (a band up to twice the gap wide is not its own reference; the period drifts
+    across an angled wall, so far strips are not used), among strips with at least ``min_valid`` valid
+    weight, dilated by ``±(1 + rel_tol·f)`` bins. A strip's *novelty* is the share of
+    its power above ``gain`` × that reference: 0 where the strip repeats what the whole wall repeats, up to
+    about 0.5 where a band at twice the period along x adds its own fundamental. The strip of largest
+    novelty is band-passed to its novel frequencies (unwindowed rows, ``irfft``) and the energy along x,
+    smoothed over ``smooth_frac·W``, gives its *extent*: the share of the valid width where that energy
+    is at least a quarter of its 90th percentile (near 1: a full-width band; a zone covers part).
+
+    With ``below_period_px`` (``(N,)``, px; NaN: no limit) only novel bins below ``below_frac`` × the
+    frequency of that period count (a band at twice the wall's period adds content *below* its frequency;
+    an angled wall's fine texture drifting from strip to strip adds it above); ``novelty_all_max`` is the
+    largest novelty over every frequency.
+
+    Returns ``{"novelty": N×S (NaN where a strip is mostly invalid), "novelty_max": (N,), "extent": (N,),
+    "argmax": (N,) strip index, "strip_px": (N,) strip height, "strip_stride_px": (N,)}``.
+    """
+    n, h, w = x.shape
+    dt, dev = x.dtype, x.device
+    vf = valid.to(dt)
+    cnt = vf.sum(-1, keepdim=True).clamp_min(1.0)
+    z = (x - (x * vf).sum(-1, keepdim=True) / cnt) * vf  # N×H×W, zero outside the valid pixels
+    hw = torch.hann_window(w, periodic=False, device=dev, dtype=dt)
+    pw = torch.fft.rfft(z * hw, dim=-1).abs().square()  # N×H×C
+    c = pw.shape[-1]
+    s = max(8, min(h // 2, strip_px if strip_px else h // max(1, strips)))
+    st = max(1, s // 2)
+    ps = F.avg_pool1d(pw.permute(0, 2, 1).reshape(n * c, 1, h), s, st)  # (N·C)×1×S
+    ns = ps.shape[-1]
+    ps = ps.reshape(n, c, ns).permute(0, 2, 1)  # N×S×C
+    vs = F.avg_pool1d(vf.mean(-1)[:, None], s, st)[:, 0]  # N×S
+    f = torch.arange(c, device=dev, dtype=dt)
+    band = ((f >= 1.0 / max_period_frac) & (f <= w / min_period_px)).to(dt)
+    ps = ps * band
+    ps = ps / ps.sum(-1, keepdim=True).clamp_min(torch.finfo(dt).tiny)
+    ok = vs >= min_valid
+    nan = torch.full_like(ps, float("nan"))
+    # Reference of strip i: the larger of the medians of the strips at distances gap..gap+reach on either
+    # side (a band up to 2·gap strides wide is not its own reference; near neighbours follow the period's
+    # drift across an angled wall).
+    gap = max(1, int(round(ref_gap * ns)))
+    reach = max(2, int(round(ref_reach * ns)))
+    pad = gap + reach
+    pv = F.pad(torch.where(ok[..., None], ps, nan).permute(0, 2, 1), (pad, pad), value=float("nan"))
+    win = pv.unfold(2, 2 * pad + 1, 1)  # N×C×S×(2·pad+1)
+    left = win[..., :reach].nanmedian(dim=-1).values
+    right = win[..., -reach:].nanmedian(dim=-1).values
+    ref = torch.fmax(left, right)  # N×C×S
+    ok = ok & torch.isfinite(ref[:, 0])  # a strip with no reference on either side is not judged
+    ref = ref.nan_to_num(0.0)
+    refd = _dilate_rel(ref.permute(0, 2, 1).reshape(n * ns, c), rel_tol).reshape(n, ns, c)
+    excess = ps > gain * refd  # N×S×C
+    def smoothed_max(ex: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v = torch.where(ex, ps, torch.zeros_like(ps)).sum(-1)
+        v = F.avg_pool1d(v[:, None], 3, 1, 1, count_include_pad=False)[:, 0]
+        return torch.where(ok, v, torch.zeros_like(v)).max(dim=1)
+
+    nov_all, _ = smoothed_max(excess)  # every frequency (a moiré is novel anywhere)
+    if below_period_px is not None:  # only novel content below below_frac × the wall's own frequency counts
+        fmax = below_frac * w / below_period_px.to(dt)  # (N,) bins; NaN: no limit
+        low = torch.where(torch.isfinite(fmax)[:, None], f[None] <= fmax.nan_to_num(0.0)[:, None],
+                          torch.ones(n, c, dtype=torch.bool, device=dev))
+        excess = excess & low[:, None, :]
+    nov = torch.where(excess, ps, torch.zeros_like(ps)).sum(-1)
+    nov = torch.where(ok, nov, torch.full_like(nov, float("nan")))
+    # the largest novelty, smoothed over two neighbouring strips (a band is wider than one strip)
+    nov_s = F.avg_pool1d(nov.nan_to_num(0.0)[:, None], 3, 1, 1, count_include_pad=False)[:, 0]
+    nov_s = torch.where(ok, nov_s, torch.zeros_like(nov_s))
+    best, j = nov_s.max(dim=1)
+    # extent of the best strip's novel content along x
+    rows = (j[:, None] * st + torch.arange(s, device=dev)[None]).clamp(max=h - 1)  # N×s
+    zr = z.gather(1, rows[..., None].expand(n, s, w))  # N×s×W
+    vr = vf.gather(1, rows[..., None].expand(n, s, w))
+    sel = excess.gather(1, j[:, None, None].expand(n, 1, c))[:, 0].to(dt)  # N×C
+    bp = torch.fft.irfft(torch.fft.rfft(zr, dim=-1) * sel[:, None], n=w, dim=-1)
+    e = (bp.square() * vr).sum(1) / vr.sum(1).clamp_min(1.0)  # N×W
+    vcol = vr.mean(1) >= 0.5
+    k = max(3, int(round(smooth_frac * w)) | 1)
+    e = F.avg_pool1d(e[:, None], k, 1, k // 2, count_include_pad=False)[:, 0]
+    ev = torch.where(vcol, e, torch.full_like(e, float("nan")))
+    p90 = ev.nanquantile(0.9, dim=1)
+    hit = vcol & (e >= 0.25 * p90[:, None])
+    extent = hit.sum(1).to(dt) / vcol.sum(1).clamp_min(1).to(dt)
+    full = lambda v: torch.full((n,), float(v), device=dev, dtype=dt)
+    return {"novelty": nov, "novelty_max": best, "novelty_all_max": nov_all, "extent": extent,
+            "argmax": j.to(dt),
+            "strip_px": full(s), "strip_stride_px": full(st)}
+
+
+def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octave: int = 32,
+                       r_lo_bins: float = 6.0, hi_cycles: float = 0.45) -> torch.Tensor:
+    """Whitened log power of ``N×h×w`` ``z`` (``weights`` 0..1; weighted mean removed, Hann-windowed) on a
+    log-frequency grid: ``N×B``, ``B = bins_per_octave · log2(hi / lo)`` from ``r_lo_bins / max(h, w)`` to
+    ``hi_cycles`` cycles/px. The 1-bin ring means are interpolated onto the log grid and a moving average
+    over one octave is subtracted, so that peaks (not the spectral slope) carry the profile; a change of
+    scale is then a shift along the grid."""
+    n, h, w = z.shape
+    dev, dt = z.device, z.dtype
+    hann = torch.outer(torch.hann_window(h, periodic=False, device=dev, dtype=dt),
+                       torch.hann_window(w, periodic=False, device=dev, dtype=dt))
+    ww = weights * hann
+    mean = (z * ww).sum((1, 2), keepdim=True) / ww.sum((1, 2), keepdim=True).clamp_min(1e-9)
+    p = torch.fft.rfft2((z - mean) * ww).abs().square()  # N×h×(w//2+1)
+    s = max(h, w)
+    ky = torch.fft.fftfreq(h, device=dev, dtype=dt)[:, None]
+    kx = torch.fft.rfftfreq(w, device=dev, dtype=dt)[None, :]
+    ri = (torch.sqrt(ky.square() + kx.square()) * s).round().long().clamp(max=s // 2 + 1)
+    nr = s // 2 + 2
+    tot = torch.zeros(n, nr, device=dev, dtype=dt).scatter_add_(1, ri.flatten()[None].expand(n, -1),
+                                                               p.reshape(n, -1))
+    cnt = torch.zeros(nr, device=dev, dtype=dt).scatter_add_(0, ri.flatten(), torch.ones_like(ri.flatten(),
+                                                                                            dtype=dt))
+    lin = torch.log((tot / cnt.clamp_min(1.0)).clamp_min(torch.finfo(dt).tiny))
+    nb = max(2, int(math.ceil(math.log2(hi_cycles * s / r_lo_bins) * bins_per_octave)))
+    rr = r_lo_bins * 2.0 ** (torch.arange(nb, device=dev, dtype=dt) / bins_per_octave)
+    i0 = rr.floor().long().clamp(max=nr - 2)
+    fr = rr - i0.to(dt)
+    prof = lin[:, i0] * (1 - fr) + lin[:, i0 + 1] * fr
+    k = bins_per_octave | 1
+    return prof - F.avg_pool1d(prof[:, None], k, 1, k // 2, count_include_pad=False)[:, 0]
+
+
+def scale_shift(a: torch.Tensor, b: torch.Tensor, *, max_shift: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shift (in grid steps) of ``N×B`` profile ``b`` against ``a`` that maximises their correlation over
+    ``±max_shift`` (positive: ``b`` lies at higher frequencies), and that correlation; both ``(N,)``."""
+    n, length = a.shape
+    k = min(max_shift, length // 3)
+    pad_b = F.pad(b, (k, k), value=float("nan"))
+    win = pad_b.unfold(1, length, 1)  # N×(2k+1)×B: win[:, j] = b shifted by (j - k)
+    shifts = torch.arange(-k, k + 1, device=a.device)
+    aa = a[:, None, :].expand_as(win)
+    ok = torch.isfinite(win)
+    cnt = ok.sum(-1).clamp_min(1)
+
+    def centred(v: torch.Tensor) -> torch.Tensor:
+        v = torch.where(ok, v, torch.zeros_like(v))
+        return torch.where(ok, v - v.sum(-1, keepdim=True) / cnt[..., None], torch.zeros_like(v))
+
+    x, y = centred(aa), centred(win)
+    c = (x * y).sum(-1) / (x.norm(dim=-1) * y.norm(dim=-1)).clamp_min(1e-12)
+    c = torch.where(cnt >= length // 2, c, torch.full_like(c, -1.0))
+    best, j = c.max(dim=1)
+    return shifts[j].to(a.dtype), best
