@@ -199,13 +199,12 @@ def test_conf_yaml_lists_every_param():
     from dataclasses import fields
     from pathlib import Path
 
-    from omegaconf import OmegaConf
-
     from trackdiag.config import build_component
+    from trackdiag.confstore import group_node
 
     path = Path(__file__).resolve().parents[1] / "conf" / "analyzer" / "latent.yaml"
     assert path.read_text().splitlines()[0] == "# @package analyzer.latent"
-    node = OmegaConf.load(path)
+    node = group_node("analyzer", "latent")  # the file selects the Params defaults (trackdiag.confstore)
     assert set(node) - {"_target_"} == {f.name for f in fields(LatentParams)}
     analyzer = build_component(node, allow_external=False, what="analyzer.latent")
     assert isinstance(analyzer, LatentAnalyzer) and analyzer.params == LatentParams()
