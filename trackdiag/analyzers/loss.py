@@ -535,7 +535,7 @@ class LossDetector:
         self.n_nonfinite = 0
         self.n_nonpositive = 0
         self.n_spikes = 0
-        self.max_spike_z = math.nan  # the largest spike so far (σ of the local level)
+        self.max_spike_z = 0.0  # the largest spike so far (σ of the local level; 0 before the first)
         self.n_events = {kind: 0 for kind in EVENT_KINDS}
         self.ema_raw = 0.0          # EMA of the raw loss (bias-corrected on read)
         self.ema_raw_w = 0.0
@@ -676,7 +676,7 @@ class LossDetector:
                                                           else 0.0))
         if spike:
             self.n_spikes += 1
-            self.max_spike_z = float(check.z) if not self.max_spike_z >= check.z else self.max_spike_z
+            self.max_spike_z = max(self.max_spike_z, float(check.z))
             self.n_events["spike"] += 1
             report.spike = True
             report.events.append(LossEvent(
