@@ -89,6 +89,7 @@ def fill(backend: dict, **kw) -> trackdiag.Session:
     return s
 
 
+@pytest.mark.slow  # an MLflow server and headless Chromium: 53 s on a loaded 2-core box
 def test_mlflow_run_page_shows_the_metrics_and_the_figures(request, browser, tmp_path):
     from mlflow import MlflowClient
 

@@ -405,6 +405,7 @@ def test_local_run_folders_give_the_same_table(store, tmp_path):
 
 
 # -- the command line -------------------------------------------------------------------------------------
+@pytest.mark.slow  # the CLI in a subprocess: 24 s on a loaded 2-core box
 def test_cli_with_overrides(store, tmp_path):
     proc = subprocess.run(
         [
