@@ -11,6 +11,11 @@ Rows (all measured in this one run, on this machine's CPUs):
   CleanVision's ``find_issues(n_jobs=N)`` with its default issue types, both timed end to end (pool start-up
   included), and their ratio ``speedup_vs_cleanvision``;
 * ``images_per_second_workers0``: trackdiag in-process;
+* ``cpu_ms_per_image_coarse_period`` / ``_full_period`` and ``cpu_full_over_coarse_period``: CPU time per
+  image (load-independent), every check, in-process, the two period estimates alternated image by image;
+* ``images_per_second_full_res_period_workers<N>`` / ``speedup_vs_cleanvision_full_res_period``: every check
+  with the period always estimated at full resolution (``coarse_period_min_px=0``, the scan before the
+  coarse-first estimate), and ``coarse_period_flags_equal``: both flag the same (path, check) pairs;
 * recall / false alarms of both tools on the problems they share (dark, light/bright, low contrast /
   low information, exact and near duplicates), and trackdiag's recall on the mask problems.
 
@@ -160,6 +165,15 @@ def run(quick: bool) -> list[dict]:
         rows.append(row("dataset_scan", f"images_per_second_cheap_tier_workers{workers}", ips_cheap, "img/s",
                         "spectral tier off: photometry, duplicates, masks (CleanVision's check families, "
                         "plus masks)"))
+        t0 = time.perf_counter()
+        fine = scan(images, masks, workers=workers, progress=False, params=ScanParams(coarse_period_min_px=0))
+        ips_fine = n / (time.perf_counter() - t0)
+        rows.append(row("dataset_scan", f"images_per_second_full_res_period_workers{workers}", ips_fine,
+                        "img/s", "every check, the period at full resolution (coarse_period_min_px=0)"))
+        pairs_fine = {(f.path, f.check) for f in fine.flags}
+        rows.append(row("dataset_scan", "coarse_period_flags_equal",
+                        float(pairs_fine == {(f.path, f.check) for f in par.flags}),
+                        "bool", "the coarse-first period estimate flags the same (path, check) pairs"))
         same = {(f.path, f.check) for f in cheap.flags}
         full_cheap = {(f.path, f.check) for f in par.flags if f.check not in
                       ("tiled_texture", "period_too_small", "period_too_large")}
@@ -174,6 +188,29 @@ def run(quick: bool) -> list[dict]:
         scan(sub / "images", workers=0, progress=False)
         rows.append(row("dataset_scan", "images_per_second_workers0", serial_n / (time.perf_counter() - t0),
                         "img/s", f"{serial_n} images in-process, no masks"))
+        # CPU time per image (independent of the machine's load), in-process with masks, the period estimate
+        # coarse-first (the default) and at full resolution, alternated image by image
+        from trackdiag.dataset.scan import scan as _scan
+
+        cpu = {"coarse": 0.0, "full": 0.0}
+        variants = {"coarse": ScanParams(), "full": ScanParams(coarse_period_min_px=0)}
+        stems = sorted(truth)[:serial_n]
+        one = root / "one"
+        for s in stems:
+            shutil.rmtree(one, ignore_errors=True)
+            (one / "images").mkdir(parents=True)
+            (one / "masks").mkdir()
+            shutil.copyfile(images / f"{s}.jpg", one / "images" / f"{s}.jpg")
+            shutil.copyfile(masks / f"{s}.png", one / "masks" / f"{s}.png")
+            for name, params in variants.items():
+                c0 = time.process_time()
+                _scan(one / "images", one / "masks", workers=0, progress=False, params=params)
+                cpu[name] += time.process_time() - c0
+        for name, total in cpu.items():
+            rows.append(row("dataset_scan", f"cpu_ms_per_image_{name}_period", total / len(stems) * 1e3, "ms",
+                            f"{len(stems)} images in-process with masks, CPU time; every check"))
+        rows.append(row("dataset_scan", "cpu_full_over_coarse_period", cpu["full"] / max(cpu["coarse"], 1e-9),
+                        "x", "CPU per image, period at full resolution / coarse-first (the default)"))
         flagged: dict[str, set[str]] = {}
         for f in par.flags:
             flagged.setdefault(f.check, set()).add(Path(f.path).stem)
@@ -201,6 +238,8 @@ def run(quick: bool) -> list[dict]:
                         f"CleanVision find_issues default issue types, n_jobs={workers}, same folder"))
         rows.append(row("dataset_scan", "speedup_vs_cleanvision", ips / (n / t_cv), "x",
                         f"trackdiag workers={workers} (all checks incl. masks and periods) / CleanVision"))
+        rows.append(row("dataset_scan", "speedup_vs_cleanvision_full_res_period", ips_fine / (n / t_cv), "x",
+                        "the same, the period always at full resolution (the scan before the coarse tier)"))
         rows.append(row("dataset_scan", "speedup_vs_cleanvision_cheap_tier", ips_cheap / (n / t_cv), "x",
                         "trackdiag cheap tier (photometry, duplicates, masks) / CleanVision default issues"))
         issues = lab.issues

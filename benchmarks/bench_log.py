@@ -23,6 +23,10 @@ Rows (``benchmark = "log"``):
   ``finish()`` time / loop time (target ≤ 0.05); ``<case>_undelivered`` counts what is left in the spool
   (``_deferred_figures``: figures whose inputs wait there for ``sync`` to draw them; nothing is lost).
 
+* Figure 4, the worker's share of the training process: ``worker_cpu_ms_per_step`` (CPU of every thread but
+  the training thread, per 30 ms step, loss analyzer, embedded MLflow store) and
+  ``metrics_writes_per_100_steps`` (store writes of metrics): both independent of the machine's load.
+
 ``--quick`` uses fewer steps and skips the HTTP server (its start-up alone takes 10-60 s).
 """
 
@@ -199,7 +203,7 @@ def figure3(tmp: Path, quick: bool) -> list[dict]:
                  ("tiling_every_10", 20 if quick else 100, 10, 128, tiling),
                  # the drawing budget alone (5 % of the run), without the 10 s floor for short runs
                  ("tiling_every_10_nofloor", 20 if quick else 100, 10, 128,
-                  [*tiling, "worker.figure_wait_min_s=0"])]
+                  [*tiling, "worker.figure_wait_min_s=0", "worker.upload_wait_min_s=0"])]
         for label, steps, pred_every, size, overrides in cases:
             uri = sqlite_store(tmp / f"{label}.db")
             s = trackdiag.init(overrides=["backend=[mlflow]", *(overrides or ["analyzer=[loss]"])],
@@ -221,6 +225,51 @@ def figure3(tmp: Path, quick: bool) -> list[dict]:
     return rows
 
 
+def figure4(tmp: Path, quick: bool) -> list[dict]:
+    """What the background worker takes from the training process per step (CPU seconds of every thread
+    but the training thread, while a loop of 30 ms steps logs the loss analyzer to the embedded MLflow store
+    at the defaults), and how many metrics writes reach the store: both independent of the machine's load."""
+    from servers import sqlite_store
+
+    import trackdiag
+    from trackdiag.backends.mlflow import MlflowBackend
+
+    calls = [0]
+    original = MlflowBackend.log_metrics_many
+
+    def counted(self: Any, batches: Any) -> None:
+        calls[0] += 1
+        original(self, batches)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    MlflowBackend.log_metrics_many = counted  # type: ignore[method-assign]
+    try:
+        s = trackdiag.init(overrides=["backend=[mlflow]", "analyzer=[loss]"], experiment="bench_worker",
+                           tracking_uri=sqlite_store(tmp / "worker.db"), run_name="worker",
+                           out_dir=str(tmp / "out" / "worker"), on_error="warn")
+        s.log(0, loss=torch.rand(4) + 0.5, timesteps=torch.randint(0, 1000, (4,)))
+        s.flush(timeout=120)  # the store is open: the steady state from here
+        steps = 50 if quick else 200
+        calls[0] = 0
+        cpu0, main0 = time.process_time(), time.thread_time()
+        t0 = time.perf_counter()
+        for step in range(1, steps + 1):
+            t = time.perf_counter()
+            while time.perf_counter() - t < 0.03:  # a training step's compute (torch releases the GIL)
+                torch.mm(torch.rand(96, 96), torch.rand(96, 96))
+            s.log(step, loss=torch.rand(4) + 0.5, timesteps=torch.randint(0, 1000, (4,)))
+        loop = time.perf_counter() - t0
+        worker = (time.process_time() - cpu0) - (time.thread_time() - main0)
+        s.finish()
+    finally:
+        MlflowBackend.log_metrics_many = original  # type: ignore[method-assign]
+        torch.set_num_threads(threads)
+    note = f"{steps} steps of 30 ms, loss analyzer, mlflow sqlite; loop {loop:.1f} s"
+    return [row("log", "worker_cpu_ms_per_step", worker / steps * 1e3, "ms", note),
+            row("log", "metrics_writes_per_100_steps", calls[0] * 100 / steps, "calls", note)]
+
+
 def run(quick: bool = False) -> list[dict]:
     import logging
 
@@ -231,10 +280,19 @@ def run(quick: bool = False) -> list[dict]:
         rows = figure1(tmp, 5 if quick else 20)
         rows += figure2(tmp, 10 if quick else 30, quick)
         rows += figure3(tmp, quick)
+        rows += figure4(tmp, quick)
     return rows
 
 
 if __name__ == "__main__":
+    if "--worker" in sys.argv:  # figure 4 alone
+        import logging
+
+        logging.getLogger("trackdiag").setLevel(logging.ERROR)
+        with tempfile.TemporaryDirectory(prefix="trackdiag_bench_log_") as d:
+            for r in figure4(Path(d), "--quick" in sys.argv):
+                print(f"{r['metric']:<34} {r['value']:>10.3f} {r['unit']:<6} {r['note']}")
+        sys.exit(0)
     if "--finish" in sys.argv:  # figure 3 alone
         import logging
 

@@ -619,52 +619,137 @@ def _pick_lattice_np(peaks: list[dict[str, float]], min_prom: float, rel_prom: f
     perp = [q for q in ok if abs((q["ky"] * f[0] + q["kx"] * f[1]) / max(q["r"] * fr, 1e-9)) <= 0.15
             and abs(q["r"] - fr) <= 0.05 * fr]
     if abs(ang - 45.0) <= 8.0 and perp:
-        g = max(perp, key=lambda q: q["p"])
-        a = ((f[0] + g["ky"]) / 2, (f[1] + g["kx"]) / 2)
-        b = ((f[0] - g["ky"]) / 2, (f[1] - g["kx"]) / 2)
-        f = a if min(abs(a[0]), abs(a[1])) <= min(abs(b[0]), abs(b[1])) else b
+        other = max(perp, key=lambda q: q["p"])
+        fa = ((f[0] + other["ky"]) / 2, (f[1] + other["kx"]) / 2)
+        fb = ((f[0] - other["ky"]) / 2, (f[1] - other["kx"]) / 2)
+        f = fa if min(abs(fa[0]), abs(fa[1])) <= min(abs(fb[0]), abs(fb[1])) else fb
     return f, best["prom"]
+
+
+def _batch_se(vals: list[float]) -> float:
+    """Standard error of the mean of the batch values (NaN with fewer than 4)."""
+    if len(vals) < 4:
+        return math.nan
+    return float(np.std(vals, ddof=1) / math.sqrt(len(vals)))
+
+
+def _parts(n: int) -> int:
+    return max(1, min(4, n))
 
 
 def parity_gain(x: np.ndarray, v: np.ndarray, block: int = 8) -> float:
     """``checkerboard_s2``: per carrier, Σ (block mean of x·v·c)·(block mean of x·v) / Σ (block mean)², over
-    fully valid blocks; the root sum of squares of the three carriers."""
+    fully valid blocks, less 3 standard errors in quadrature (the same ratio on 4×4 parts of the image);
+    the root sum of squares of the three carriers, capped at 3× the root sum of squares of the carriers'
+    interquartile means of the 2×2-quad contrasts."""
     h, w = x.shape
     hc, wc = h // block * block, w // block * block
-    x, v = x[:hc, :wc] * v[:hc, :wc], v[:hc, :wc]
+    xr, v = x[:hc, :wc], v[:hc, :wc]
+    x = xr * v
 
     def bm(a: np.ndarray) -> np.ndarray:
         return a.reshape(hc // block, block, wc // block, block).mean(axis=(1, 3))
 
     sm, full = bm(x), bm(v) >= 0.999
-    den = (sm[full] ** 2).sum()
+    s2 = np.where(full, sm ** 2, 0.0)
+    den = s2.sum()
+    if den <= 0:
+        return math.nan
+    hb, wb = sm.shape
+    gr, gc = _parts(hb), _parts(wb)
+    rb, cb = hb // gr, wb // gc
+
+    def batches(a: np.ndarray) -> np.ndarray:
+        return a[:gr * rb, :gc * cb].reshape(gr, rb, gc, cb).sum(axis=(1, 3)).ravel()
+
+    den_b = batches(s2)
     cy = 1.0 - 2.0 * (np.arange(hc) % 2)
     cx = 1.0 - 2.0 * (np.arange(wc) % 2)
     tot = 0.0
     for c in (cx[None, :], cy[:, None], cy[:, None] * cx[None, :]):
-        tot += ((bm(x * c) * sm)[full].sum() / max(den, 1e-300)) ** 2
-    return math.sqrt(tot)
+        ms = np.where(full, bm(x * c) * sm, 0.0)
+        a = ms.sum() / den
+        ab = batches(ms)
+        se = _batch_se([float(n / d) for n, d in zip(ab, den_b, strict=True) if d > 0])
+        se = math.inf if math.isnan(se) else se
+        tot += max(0.0, a * a - (3.0 * se) ** 2)
+    ls = math.sqrt(tot)
+    # robust gain: interquartile mean of the quad contrasts per carrier
+    q = xr[: hc // 2 * 2, : wc // 2 * 2]
+    qv = v[: hc // 2 * 2, : wc // 2 * 2].reshape(hc // 2, 2, wc // 2, 2).min(axis=(1, 3)) > 0.5
+    y00, y01, y10, y11 = q[0::2, 0::2], q[0::2, 1::2], q[1::2, 0::2], q[1::2, 1::2]
+    qs = np.maximum(y00 + y01 + y10 + y11, 0.08)
+    rob = 0.0
+    for num in ((y00 + y10) - (y01 + y11), (y00 + y01) - (y10 + y11), (y00 + y11) - (y01 + y10)):
+        vals = np.sort((num / qs)[qv])
+        n = vals.size
+        lo, hi = n // 4, max(3 * n // 4, n // 4 + 1)
+        rob += float(vals[lo:hi].mean()) ** 2
+    return min(ls, 3.0 * math.sqrt(rob))
+
+
+def _trimmed(vals: np.ndarray, trim: float = 0.1) -> float:
+    vals = np.sort(vals)
+    n = vals.size
+    if n == 0:
+        return math.nan
+    lo = int(math.floor(trim * n))
+    hi = max(n - lo, lo + 1)
+    return float(vals[lo:hi].mean())
 
 
 def grid_excess(x: np.ndarray, v: np.ndarray, k: int) -> float:
-    """``grid_s<k>``: per k×k block the jump across each of its k lines (edge-mean difference) minus the
-    block's median; median over valid blocks per phase; winning phase minus the phase k/2 away; mean of
-    the two directions."""
-    scores = []
+    """``grid_s<k>``: per line (difference across it, averaged over k-row segments) its |jump| minus the
+    median |jump| of the k lines within ±k/2 (itself excluded); per phase (line mod k) the 10 %-trimmed mean
+    over 4×4 parts of the image; the winning phase (over the whole image) minus the phase k/2 away,
+    averaged over the parts, less 3.5 standard errors (the smaller of the batch-means one and the rms of
+    the other phase pairs' differences); mean of the two directions."""
+    h = k // 2
+    res = []
     for a, m in ((x, v), (x.T, v.T)):
         d = a[:, 1:] - a[:, :-1]
         pv = m[:, 1:] * m[:, :-1]
-        rows = d.shape[0] // k
-        nb = (d.shape[1] - (k - 1)) // k
-        seg = d[: rows * k, k - 1: k - 1 + k * nb].reshape(rows, k, nb, k).mean(axis=1)
-        ok = pv[: rows * k, k - 1: k - 1 + k * nb].reshape(rows, k, nb, k).min(axis=(1, 3)) > 0.5
-        seg = np.abs(seg)
-        # torch's median is the lower middle value of an even count: the same here
-        lower = lambda a, axis=None: np.take(np.sort(a, axis=axis),
-                                             (a.shape[axis if axis is not None else 0] - 1) // 2,
-                                              axis=axis if axis is not None else 0)
-        exc = seg - lower(seg, axis=-1)[..., None]
-        med = np.array([lower(exc[..., ph][ok]) if ok.any() else 0.0 for ph in range(k)])
-        j = int(np.argmax(med))
-        scores.append(med[j] - med[(j + k // 2) % k])
-    return 0.5 * (scores[0] + scores[1])
+        r, length = d.shape
+        rc = r // k * k
+        if rc == 0 or length < 2 * h + 1 + k:
+            res.append((0.0, math.nan, 0))
+            continue
+        seg = np.abs(d[:rc].reshape(rc // k, k, length).mean(axis=1))
+        okp = pv[:rc].reshape(rc // k, k, length).min(axis=1) > 0.5
+        win = np.lib.stride_tricks.sliding_window_view(seg, 2 * h + 1, axis=-1)
+        okw = np.lib.stride_tricks.sliding_window_view(okp, 2 * h + 1, axis=-1).all(axis=-1)
+        around = np.concatenate([win[..., :h], win[..., h + 1:]], axis=-1)
+        nbr = np.sort(around, axis=-1)[..., (2 * h - 1) // 2]
+        e = win[..., h] - nbr
+        start = (-(h + 1)) % k
+        cyc = (e.shape[-1] - start) // k
+        e = e[:, start:start + cyc * k].reshape(rc // k, cyc, k)
+        ok = okw[:, start:start + cyc * k].reshape(rc // k, cyc, k)
+        w = np.array([_trimmed(e[..., p][ok[..., p]]) for p in range(k)])
+        j = int(np.argmax(np.where(np.isnan(w), -np.inf, w)))
+        sib = (j + k // 2) % k
+        cnt = ok.sum(axis=(0, 1))
+        rr = rc // k
+        gr, gc = _parts(rr), _parts(cyc)
+        rb, cb = rr // gr, cyc // gc
+        db = []
+        for bi in range(gr):
+            for bj in range(gc):
+                eb = e[bi * rb:(bi + 1) * rb, bj * cb:(bj + 1) * cb]
+                ob = ok[bi * rb:(bi + 1) * rb, bj * cb:(bj + 1) * cb]
+                if ob[..., j].any() and ob[..., sib].any():
+                    db.append(_trimmed(eb[..., j][ob[..., j]]) - _trimmed(eb[..., sib][ob[..., sib]]))
+        diff = float(np.mean(db)) if db else float(w[j] - w[sib])
+        # the empirical null: the other phase pairs' differences
+        others = [p for p in range(k) if p not in (j, sib)]
+        nd = [w[p] - w[(p + k // 2) % k] for p in others]
+        nscale = math.sqrt(sum(x * x for x in nd if math.isfinite(x)) / max(len(others), 1))
+        se = _batch_se(db)
+        res.append((diff, min(se, nscale) if math.isfinite(se) else nscale, int(min(cnt[j], cnt[sib]))))
+    (d0, s0, n0), (d1, s1, n1) = res
+    se = 0.5 * math.sqrt(s0 ** 2 + s1 ** 2)
+    if n0 < 32 or n1 < 32 or not math.isfinite(se):
+        return math.nan
+    return max(0.0, 0.5 * (d0 + d1) - 3.5 * se)
+
+

@@ -22,6 +22,8 @@ class FlakyParams(LocalParams):
     kinds: list[str] = field(default_factory=lambda: ["open", "params", "metrics", "image", "table", "close"])
     retry_s: float = 0.2
     sleep_s: float = 0.0
+    #: Seconds each figure upload takes (a slow artifact store).
+    image_sleep_s: float = 0.0
 
 
 class FlakyBackend(LocalBackend):
@@ -50,6 +52,7 @@ class FlakyBackend(LocalBackend):
 
     def log_image(self, key, image, step):
         self._gate("image")
+        time.sleep(self.params.image_sleep_s)
         super().log_image(key, image, step)
 
     def log_table(self, key, rows, step):

@@ -242,7 +242,7 @@ def test_runs_by_name_and_id_and_default_metrics(store, tmp_path):
     assert [s.label for s in c.specs] == ["tiling/band_score", "tiling/E2f_over_Ef"]
     assert any("logged by only some runs, left out: ['probe/only_a']" in n for n in c.notes)
     assert any(
-        n.startswith("key metrics not logged by every run, left out: ['ref_spectrum_distance', "
+        n.startswith("key metrics not logged by every run, left out: ['ref_detail_deficit_db', "
                      "'pixel/diff_rmse'")
         and "'band_max_run'" in n for n in c.notes
     )

@@ -60,10 +60,6 @@ def folders(tmp_path_factory):
 
 
 @pytest.mark.slow  # samples mode end to end on 3 checkpoints x 3 walls: 67 s on a loaded 2-core box
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 11/13 (measured 2026-12-06): ranks and values are right, but the checkerboard limit (0.006) "
-    "already flags the clean checkpoint's worst sample, so the onset is reported since ckpt_1000, not at "
-    "ckpt_2000"))
 def test_clean_walls_rank_above_checkerboard_and_doubled_bands(folders, tmp_path):
     out = tmp_path / "out"
     res = compare(

@@ -19,10 +19,6 @@ STEPS, EVERY = 500, 50
 PLANTED = {"clean": (None, None), "grid": ("checkerboard", 200), "zone": ("doubled", 300)}
 
 
-_FIDELITY_XFAIL = pytest.mark.xfail(strict=False, reason=(
-    "issues 11/13: since ref_spectrum_distance is logged, the clean run's blurry early checkpoint wins on "
-    "fidelity (the metric is an earth mover's distance over energy per octave, which a blur barely moves) "
-    "and change points mark the clean run at step 150 on it; measured 2026-12-06 after the merge"))
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +47,6 @@ def _rules_flag_the_clean_photo() -> list:
     return [(v.code, v.severity) for v in evaluate("tiling", summary) if v.severity in ("warn", "bad")]
 
 
-@_FIDELITY_XFAIL
 def test_defaults_rank_a_late_clean_checkpoint_and_find_each_onset(truth_store):
     from trackdiag.compare_ckpts import compare
 
@@ -76,7 +71,6 @@ def test_defaults_rank_a_late_clean_checkpoint_and_find_each_onset(truth_store):
         assert min(o["last_good"] for o in mine) >= planted - 2 * EVERY
 
 
-@_FIDELITY_XFAIL
 def test_without_verdicts_fidelity_and_change_points_find_the_truth(truth_store):
     """The same store ranked without verdicts (ranking.verdict_analyzers=[]): independent of how the tiling
     rules are calibrated. The best checkpoint is a late clean one, the clean run has no onset, and each

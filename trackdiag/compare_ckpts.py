@@ -104,7 +104,15 @@ def _selector(cfg: Any, box: dict[str, Any]) -> Callable[[Sequence[Sequence[str]
                 raise MissingMetricError(f"no metric was logged by every run; logged by some: "
                                          f"{partial[:20]}. Choose with metrics=[…].")
         box["keys"] = keys
-        return keys + [k for k in _extra_keys(cfg, per_run) if k not in keys]
+        from .compare.since import LOSS_KEYS
+        from .compare.sources import KeyPlan
+        from .values import ROOT
+
+        extra = [k for k in _extra_keys(cfg, per_run) if k not in keys]
+        # an analyzer's own metrics serve to recompute its verdicts: not needed from runs that logged them
+        prefixes = tuple(f"{ROOT}/{a}/" for a in cfg.ranking.verdict_analyzers)
+        return KeyPlan(keys + extra, only_without_verdicts=[
+            k for k in extra if k.startswith(prefixes) and "/verdict/" not in k and k not in LOSS_KEYS])
 
     return select
 

@@ -64,6 +64,10 @@ class WorkerConfig:
     #: ... and at least this many seconds; the inputs of figures still undrawn then stay in the spool, and
     #: ``python -m trackdiag.sync`` draws and delivers them.
     figure_wait_min_s: float = 2.0
+    #: Once the scalars are delivered, finish() uploads figures already drawn for at most
+    #: ``figure_wait_frac`` of the session's age and at least this many seconds; the PNG files of the rest
+    #: stay in the spool and ``python -m trackdiag.sync`` uploads them. Tables and artifacts are not bound.
+    upload_wait_min_s: float = 10.0
 
 
 @dataclass

@@ -71,6 +71,9 @@ class FinishSummary:
     #: Figures not drawn before finish()'s drawing budget ran out, kept in the spool for ``sync`` (in
     #: ``undelivered`` too).
     deferred: int = 0
+    #: Figures drawn but not uploaded before finish()'s figure budget ran out (backend → count), kept in the
+    #: spool as PNG files for ``sync`` (in ``undelivered`` too).
+    held: dict[str, int] = field(default_factory=dict)
 
     @property
     def kept(self) -> int:
@@ -103,6 +106,9 @@ class FinishSummary:
         if self.deferred:
             lines.append(f"  figures left to draw: {self.deferred} (their inputs are in the spool; "
                          "python -m trackdiag.sync draws and delivers them)")
+        if self.held:
+            lines.append(f"  figures drawn, not uploaded within finish()'s figure budget: {dict(self.held)} "
+                         "(their PNG files are in the spool; python -m trackdiag.sync uploads them)")
         if self.refused:
             lines.append(f"  refused by the tracker (kept in the spool): {dict(self.refused)}")
         if self.kept:
@@ -160,7 +166,7 @@ class Session:
                              block_timeout_s=w.block_timeout_s, spool=_make_spool(self, backends),
                              batch_records=w.spool_batch, batch_ms=w.spool_batch_ms,
                              on_resume=self.cfg.on_resume, renderer=_make_renderer(w.render),
-                             figure_wait=self._figure_wait)
+                             figure_wait=self._figure_wait, upload_wait=self._upload_wait)
         self._budget = PixelBudget.from_config(self.cfg.get("budget"), report=lambda m, s: self.log_scalars(
             m, s, prefix="trackdiag/budget/"))
         self._last_step: Optional[int] = None
@@ -379,7 +385,8 @@ class Session:
             undelivered=self.worker.undelivered(), replayed=dict(stats.replayed),
             spool=str(spool) if spool else None,
             locations={b.name: _location(b) for b in self.backends}, flushed=flushed,
-            lost=stats.lost, refused=dict(stats.refused), deferred=stats.deferred, status=status,
+            lost=stats.lost, refused=dict(stats.refused), deferred=stats.deferred, held=dict(stats.held),
+            status=status,
             ranks=self._ranks_lost,
             spool_error=spool_obj.last_error if spool_obj is not None else "")
         _add_findings(summary, self.flow.findings, rank=self.rank)
@@ -391,6 +398,13 @@ class Session:
         draws)."""
         w = self.cfg.worker
         return max(float(w.figure_wait_min_s), float(w.figure_wait_frac) * (time.monotonic() - self._t0))
+
+    def _upload_wait(self) -> float:
+        """How long finish() goes on uploading figures once the scalars are delivered:
+        ``worker.figure_wait_frac`` of the session's age, at least ``worker.upload_wait_min_s``; the PNG files
+        of the rest stay in the spool (sync uploads them)."""
+        w = self.cfg.worker
+        return max(float(w.upload_wait_min_s), float(w.figure_wait_frac) * (time.monotonic() - self._t0))
 
     def _leave_ranks(self) -> None:
         """Tell the other ranks this one is done (one last exchange, bounded), so nobody waits for it."""

@@ -71,7 +71,15 @@ def apply(backend: Any, kind: str, payload: Mapping[str, Any]) -> None:
         backend.log_metrics(payload["metrics"], int(payload["step"]),
                             timestamp_ms=int(payload["timestamp_ms"]))
     elif kind == "image":
-        backend.log_image(payload["key"], payload["image"], int(payload["step"]))
+        from .backends.base import ImageItem
+
+        stamp = payload.get("timestamp_ms")
+        item = ImageItem(str(payload["key"]), int(payload["step"]), None if stamp is None else int(stamp),
+                         image=payload.get("image"), png=payload.get("png"))
+        if hasattr(backend, "log_images"):
+            backend.log_images([item])
+        else:  # a tracker object that only has the basic call
+            backend.log_image(item.key, item.array(), item.step)
     elif kind == "table":
         backend.log_table(payload["key"], payload["rows"], int(payload["step"]))
     elif kind == "artifacts":
@@ -361,6 +369,14 @@ class Spool:
             item = self._items.get(entry_id)
             return dict(item.payload) if item is not None else None
 
+    def file_of(self, entry_id: int) -> Optional[Path]:
+        """The PNG file of a figure still waiting, once it is durable (None before, or for other kinds)."""
+        with self._lock:
+            item = self._items.get(entry_id)
+            if item is None or item.kind != "image" or not item.durable or "file" not in item.payload:
+                return None
+            return self.path / item.payload["file"]
+
     def load(self, entry: Entry) -> dict[str, Any]:
         """The entry's payload as the backend call wants it (an image becomes an ``H×W×3`` uint8 array)."""
         with self._lock:
@@ -369,6 +385,8 @@ class Spool:
         payload = dict(entry.payload)
         if entry.kind == "image":
             rel = payload.pop("file")
+            if (self.path / rel).is_file():
+                payload["png"] = self.path / rel  # a tracker that stores PNG files uploads it as it is
             if image is not None:
                 payload["image"] = image
             else:
@@ -430,11 +448,14 @@ class Spool:
             np.savez(tmp, **item.maps)  # type: ignore[arg-type]
             os.replace(tmp, target)
         if item.kind == "image" and item.image is not None:
-            from .plots import save_rgb_png
+            from PIL import Image
 
             target = self.path / item.payload["file"]
+            target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + ".tmp")
-            save_rgb_png(item.image, tmp)
+            # the one PNG encode of this figure (trackers that store PNG files upload this file): zlib level 1
+            # is 2-3x faster than Pillow's default 6 for figures, at about 10 % more bytes
+            Image.fromarray(np.asarray(item.image, dtype=np.uint8)).save(tmp, format="PNG", compress_level=1)
             if self.fsync:
                 fd = os.open(tmp, os.O_RDONLY)
                 try:

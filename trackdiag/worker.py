@@ -51,7 +51,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .backends.base import Backend, is_transient_error
+from .backends.base import Backend, ImageItem, is_transient_error
 from .spool import MEDIA_KINDS, Spool, apply
 
 __all__ = ["Record", "Worker", "Stats", "is_transient_error"]
@@ -61,6 +61,8 @@ log = logging.getLogger("trackdiag")
 Renderer = Callable[[], Mapping[str, np.ndarray]]
 Op = tuple[str, dict[str, Any]]  # (kind, payload) as in trackdiag.spool.apply
 SCALARS, MEDIA = "scalars", "media"
+#: Most figures sent to a backend in one call (``Backend.log_images``: one MLflow upload).
+IMAGE_BATCH = 16
 
 
 @dataclass
@@ -94,7 +96,8 @@ class Record:
         if self.metrics:
             ops.append(("metrics", {"step": self.step, "timestamp_ms": self.timestamp_ms,
                                     "metrics": self.metrics}))
-        ops += [("image", {"step": self.step, "key": k, "image": im}) for k, im in images.items()]
+        ops += [("image", {"step": self.step, "timestamp_ms": self.timestamp_ms, "key": k, "image": im})
+                for k, im in images.items()]
         ops += [("table", {"step": self.step, "key": k, "rows": rows}) for k, rows in self.tables.items()]
         if self.artifacts is not None:
             ops.append(("artifacts", {"path": str(self.artifacts[0]), "name": self.artifacts[1]}))
@@ -119,6 +122,7 @@ class Stats:
     lost: int = 0  # items neither delivered nor on disk at close (the disk refused the spool)
     unrendered: int = 0  # figures still waiting to be rendered when close() ran out of time
     deferred: int = 0  # figures left undrawn at close, their inputs kept in the spool (sync draws them)
+    held: Counter = field(default_factory=Counter)  # backend → figures drawn, kept in the spool at close
 
 
 class _Job:
@@ -155,6 +159,8 @@ class _Lane:
         self.jobs: deque[_Job] = deque()
         self.parked: list[_Job] = []
         self.busy = False
+        self.inflight: list[_Job] = []  # the jobs of the call in progress
+        self.last_metrics = 0.0  # when this lane last sent metrics (time.monotonic())
         self.retry_at = 0.0
         self.thread: Optional[threading.Thread] = None
 
@@ -169,7 +175,8 @@ class Worker:
     def __init__(self, backends: list[Backend], *, queue_size: int = 256, when_full: str = "drop_media",
                  block_timeout_s: float = 5.0, spool: Optional[Spool] = None, reopen_after_s: float = 5.0,
                  batch_records: int = 64, batch_ms: float = 200.0, renderer: Any = None,
-                 on_resume: str = "skip", figure_wait: Optional[Callable[[], float]] = None) -> None:
+                 on_resume: str = "skip", figure_wait: Optional[Callable[[], float]] = None,
+                 upload_wait: Optional[Callable[[], float]] = None, metrics_every_s: float = 1.0) -> None:
         self.stats = Stats()
         self._backends = [_Backend(b, float(getattr(b.params, "retry_s", reopen_after_s))) for b in backends]
         self._lanes: list[_Lane] = []
@@ -186,6 +193,9 @@ class Worker:
         self._renderer = renderer
         self._on_resume = on_resume
         self._figure_wait = figure_wait
+        self._upload_wait = upload_wait
+        self._metrics_every_s = max(0.0, float(metrics_every_s))
+        self._flushing = 0
         self._items: deque[Record] = deque()
         self._renders: deque[tuple[int, int, list[Renderer]]] = deque()  # (step, timestamp, figures)
         self._journaling = 0
@@ -194,7 +204,10 @@ class Worker:
         self._closed = False
         self._stop = False
         self._deadline: Optional[float] = None
-        self._cv = threading.Condition()
+        lock = threading.RLock()
+        self._cv = threading.Condition(lock)
+        # submit() wakes only the journal thread (the one waiting for records), not every worker thread
+        self._journal_cv = threading.Condition(lock)
         self._threads: list[threading.Thread] = []
         if not backends:
             return
@@ -250,7 +263,7 @@ class Worker:
                 if self._figures_waiting() >= self._queue_size:
                     self._drop_oldest_figures()
             self._items.append(record)
-            self._cv.notify_all()
+            self._journal_cv.notify()
 
     def _figures_waiting(self) -> int:
         return len(self._renders) + sum(1 for r in self._items if r.figures)
@@ -281,7 +294,12 @@ class Worker:
         Returns False on timeout.
         """
         with self._cv:
-            return self._cv.wait_for(self._idle, timeout)
+            self._flushing += 1  # metrics go out now, without waiting for the next metrics interval
+            self._cv.notify_all()
+            try:
+                return self._cv.wait_for(self._idle, timeout)
+            finally:
+                self._flushing -= 1
 
     def pending(self) -> int:
         with self._cv:
@@ -309,13 +327,23 @@ class Worker:
             for lane in self._lanes:
                 lane.retry_at = 0.0
             self._cv.notify_all()
+            self._journal_cv.notify_all()
         self._defer_figures(deadline)
+        if self._upload_wait is not None and self._spool is not None:
+            # once the scalars are delivered, figures get at most the upload budget; those drawn and not
+            # uploaded by then wait in the spool as PNG files
+            with self._cv:
+                self._cv.wait_for(self._scalars_drained, max(0.0, deadline - time.monotonic()))
+                until = min(deadline, time.monotonic() + max(0.0, self._upload_wait()))
+                if not self._cv.wait_for(self._drained, max(0.0, until - time.monotonic())):
+                    self._hold_figures()
         with self._cv:
             drained = self._cv.wait_for(self._drained, max(0.0, deadline - time.monotonic()))
             self._stop = True
             self.stats.unrendered += sum(len(figs) for _, _, figs in self._renders)
             self._renders.clear()
             self._cv.notify_all()
+            self._journal_cv.notify_all()
         for thread in self._threads:
             # the render thread may still be drawing a figure whose inputs went to the spool: not waited for
             wait = 0.05 if thread is self._render_thread else min(2.0, deadline - time.monotonic())
@@ -328,12 +356,28 @@ class Worker:
             self._spool.remove_if_done()
         return drained
 
-    def _defer_figures(self, deadline: float) -> None:
+    def _hold_figures(self) -> None:
+        """The figure budget is spent: figures drawn and durable in the spool, not uploaded yet, stay there
+        for ``trackdiag.sync`` (counted in ``stats.held``); scalars, tables and artifacts are still delivered.
+        Called with the lock held."""
+        assert self._spool is not None
+        for lane in self._lanes:
+            if lane.kind != MEDIA or lane.owner.dead:
+                continue
+            held = [job for job in lane.jobs if job.kind == "image" and job not in lane.inflight
+                    and self._spool.file_of(job.id) is not None]
+            for job in held:
+                lane.jobs.remove(job)
+            if held:
+                self.stats.held[lane.name] += len(held)
+        self._cv.notify_all()
+
+    def _defer_figures(self, deadline: float) -> Optional[float]:
         """Draw figures for at most ``figure_wait()`` seconds; keep the inputs of the rest in the spool, for
         ``trackdiag.sync`` to draw and deliver (finish() waits for what must be delivered, not for
-        drawing)."""
+        drawing). Returns the end of the figure budget (None: no budget)."""
         if self._figure_wait is None or self._spool is None:
-            return
+            return None
         until = min(deadline, time.monotonic() + max(0.0, self._figure_wait()))
         with self._cv:
             self._cv.wait_for(lambda: not self._renders and not self._rendering and not self._items
@@ -361,6 +405,12 @@ class Worker:
             self.stats.deferred += 1
         if deferred:
             self._spool.commit()
+        return until
+
+    def _scalars_drained(self) -> bool:
+        return not self._items and not self._journaling and all(
+            not lane.busy and (not lane.jobs or lane.owner.dead or lane.retry_at < 0)
+            for lane in self._lanes if lane.kind == SCALARS)
 
     def _drained(self) -> bool:
         return not self._items and not self._journaling and not self._renders and not self._rendering and all(
@@ -376,10 +426,10 @@ class Worker:
         while True:
             with self._cv:
                 if n_held:
-                    self._cv.wait_for(lambda: self._items or self._closed,
-                                      max(0.0, first + self._batch_s - time.monotonic()))
+                    self._journal_cv.wait_for(lambda: self._items or self._closed,
+                                              max(0.0, first + self._batch_s - time.monotonic()))
                 else:
-                    self._cv.wait_for(lambda: self._items or self._stop or self._closed)
+                    self._journal_cv.wait_for(lambda: self._items or self._stop or self._closed)
                 if self._stop or (self._closed and not self._items and not n_held):
                     return
                 records = [self._items.popleft() for _ in range(min(len(self._items),
@@ -488,7 +538,11 @@ class Worker:
                     if self._stop:
                         return
                     if lane.jobs and not lane.owner.dead and 0 <= lane.retry_at <= time.monotonic():
-                        break
+                        linger = self._linger(lane)
+                        if linger <= 0:
+                            break
+                        self._cv.wait(linger)
+                        continue
                     if lane.jobs and lane.retry_at > 0 and not lane.owner.dead:
                         self._cv.wait(max(0.01, lane.retry_at - time.monotonic()))
                     else:
@@ -497,7 +551,7 @@ class Worker:
                             and not self._rendering and (not lane.jobs or lane.owner.dead):
                         return
                 lane.busy = True
-                jobs = self._take(lane)
+                jobs = lane.inflight = self._take(lane)
             try:
                 self._deliver(lane, jobs)
             except Exception:  # pragma: no cover - _deliver guards every call; this is a last resort
@@ -505,11 +559,31 @@ class Worker:
             finally:
                 with self._cv:
                     lane.busy = False
+                    lane.inflight = []
                     self._cv.notify_all()
 
+    def _linger(self, lane: _Lane) -> float:
+        """Seconds a scalars lane waits before its next metrics call, so that the steps of about
+        ``metrics_every_s`` go to the tracker in one write (one store transaction instead of one per step:
+        less CPU and less GIL taken from the training thread). The items are durable in the spool
+        meanwhile; ``flush()`` and ``close()`` do not wait."""
+        if lane.kind != SCALARS or self._closed or self._flushing or not lane.jobs:
+            return 0.0
+        head = lane.jobs[0]
+        if head.kind != "metrics" or head.failures:
+            return 0.0
+        return lane.last_metrics + self._metrics_every_s - time.monotonic()
+
     def _take(self, lane: _Lane) -> list[_Job]:
-        """The next job, or a run of consecutive metrics jobs (one store write), still in the lane."""
+        """The next job, or a run of consecutive metrics jobs (one store write) or figures (one upload), still
+        in the lane."""
         jobs = [lane.jobs[0]]
+        if jobs[0].kind == "image" and jobs[0].failures == 0:
+            for job in list(lane.jobs)[1:IMAGE_BATCH]:
+                if job.kind != "image" or job.failures:
+                    break
+                jobs.append(job)
+            return jobs
         if jobs[0].kind == "metrics" and jobs[0].failures == 0:
             n = len(jobs[0].payload["metrics"])
             for job in list(lane.jobs)[1:]:
@@ -527,6 +601,8 @@ class Worker:
             jobs = self._skip_resumed(lane, jobs)
             if not jobs:
                 return
+        if jobs[0].kind == "metrics":
+            lane.last_metrics = time.monotonic()
         try:
             self._call(owner.backend, jobs)
         except Exception as exc:
@@ -564,11 +640,25 @@ class Worker:
         return [j for j in jobs if j not in old]
 
     def _call(self, backend: Backend, jobs: list[_Job]) -> None:
-        if len(jobs) > 1:
+        if jobs[0].kind == "image":
+            backend.log_images([self._image_item(job) for job in jobs])
+        elif len(jobs) > 1:
             backend.log_metrics_many([(int(j.payload["step"]), int(j.payload["timestamp_ms"]),
                                        j.payload["metrics"]) for j in jobs])
         else:
             apply(backend, jobs[0].kind, self._payload(jobs[0]))
+
+    def _image_item(self, job: _Job) -> ImageItem:
+        """A figure as the backend gets it: its pixels while they are in memory, and the spool's PNG file
+        (written once; a tracker that stores PNG files uploads it as it is)."""
+        payload = job.payload
+        png = self._spool.file_of(job.id) if self._spool is not None else None
+        image = payload.get("image")
+        if image is None and png is None:
+            return self._image_item(_Job(job.id, job.kind, self._payload(job)))
+        stamp = payload.get("timestamp_ms")
+        return ImageItem(str(payload["key"]), int(payload["step"]), None if stamp is None else int(stamp),
+                         image=image, png=png)
 
     def _payload(self, job: _Job) -> dict[str, Any]:
         if job.kind == "image" and "image" not in job.payload and self._spool is not None:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from ..checks import check_image_batch, normalize_mask, normalize_ref
 from ..errors import InputValueError
 from ..figuredata import BAND_FRAC_THRESHOLD, AcfMarks, LocalGeometry, RadialMarks
+from ..functional.detail import DETAIL_SPECS, detail_deficit_db
 from ..functional.grid import grid_excess, parity_gain
 from ..functional.lattice import axis_periods, real_basis
 from ..functional.seams import SIDES, edge_scores, mask_seam_parts
@@ -96,10 +97,12 @@ ZONE_HALF_FRAC = 0.1  # zone_frac (half-frequency map) above: a doubled zone
 BAND_EXTENT = 0.8  # zone_x_extent (zone_y_extent) above: the doubled region spans the width (height): a band
 BAND_SCORE = BAND_FRAC
 CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.006, 0.02  # checkerboard_s2 (parity gain, relative)
-GRID_WARN, GRID_BAD = 0.0035, 0.008  # grid_s<k> (median extra jump on the k-px lines, image units)
+GRID_WARN, GRID_BAD = 0.004, 0.008  # grid_s<k> (extra jump on the k-px lines less its noise floor; the
+#   geometric midpoint of the highest non-grid scene, 0.0035, and the lowest grid, 0.0042-0.0047, generated)
 CB_OVER_GRID = 2.2  # checkerboard_s2 / grid score above which a stride-2 imbalance is the checkerboard
 SECONDARY = 3.0  # checkerboard and a grid both over their limits: the weaker needs 3× its limit
-GRID_NESTED = 1.6  # a larger stride is named only when its score is this many times the smaller one's
+GRID_NESTED = 0.5  # a larger stride m·k is named when its score is at least this share of k's (an
+#   8-px grid has grid_s16 = 0; generated 16-px grids have grid_s16/grid_s8 = 1.0–2.3)
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 BORDER_CROSS = 0.9  # photos of walls reach 0.86 without any cross artifact (generated scenes)
 EDGE_WARN, EDGE_BAD = 9.0, 18.0  # edge_<side>: robust z of a step 2-13 px in, the same on the whole side
@@ -614,10 +617,12 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out.update({k: v.expand(b) for k, v in _lattice_keys(rper, rper.spec.side, prefix="ref_").items()})
         out["ref_spectrum_distance"] = spectrum_distance(per.spec, rper.spec, height=h, width=w,
                                                          min_period_px=p.min_period_px)
+        out["ref_detail_deficit_db"] = detail_deficit_db(per.spec, rper.spec, pixels=vf.sum(dim=(-2, -1)))
         fstar = s / ref_period
     else:
         out["ref_period_px"] = nan_b
         out["ref_spectrum_distance"] = nan_b
+        out["ref_detail_deficit_db"] = nan_b
         out["ref_radius_bin"] = nan_b
         out["ref_periodicity_score"] = nan_b
         out["period_ratio_to_ref"] = nan_b
@@ -728,26 +733,79 @@ def _grid_strides(summary: Mapping[str, Any]) -> list[int]:
     return sorted(out)
 
 
+def _line_families(summary: Mapping[str, Any]) -> list[tuple[float, float]]:
+    """The texture's families of parallel lattice lines as ``(line direction in degrees, spacing px)``: on a
+    2-D lattice the rows along each basis vector ``t_i``, spaced ``|t1 × t2| / |t_i|`` (brick courses
+    are the rows along the brick's length even when the shortest vertical repeat is oblique); on a 1-D
+    texture the lines across ``t1``, spaced ``|t1|``."""
+    t1, t2 = _f(summary, "lattice_t1_px"), _f(summary, "lattice_t2_px")
+    a1, a2 = _f(summary, "lattice_t1_angle_deg"), _f(summary, "lattice_t2_angle_deg")
+    if not (_fin(t1) and _fin(a1) and t1 > 0):
+        return []
+    if not (_fin(t2) and _fin(a2) and t2 > 0):
+        return [(a1 + 90.0, t1)]
+    area = t1 * t2 * abs(math.sin(math.radians(a2 - a1)))
+    return [(a1, area / t1), (a2, area / t2)] if area > 0 else []
+
+
+def _family_locked(direction: float, per: float, k: int, side: float) -> dict[str, bool]:
+    """Whether one family of texture lines (direction in degrees, spacing ``per`` px) falls on the
+    vertical (``x``) or horizontal (``y``) lines of a k-px grid of the frame (see :func:`_axis_locked`)."""
+    out = {"x": False, "y": False}
+    if per < 0.95 * k:
+        return out
+    f = round(per / k) / per
+    if abs(f - 1.0 / k) * side > 0.5:
+        return out
+    for axis, grid_line in (("x", 90.0), ("y", 0.0)):
+        out[axis] = abs(math.sin(math.radians(direction - grid_line))) * f * side <= 0.5
+    return out
+
+
+def _side(summary: Mapping[str, Any]) -> float:
+    side = _f(summary, "fft_side_px")
+    return side if _fin(side) and side > 0 else 512.0
+
+
+def _axis_locked(summary: Mapping[str, Any], k: int) -> dict[str, bool]:
+    """Which directions of a k-px grid of the frame the output's own lattice lines fall on: ``x`` (the
+    grid's vertical lines, jumps across x) and ``y`` (its horizontal lines).
+
+    A family of texture lines spaced ``P`` (:func:`_line_families`) has its n-th harmonic (``n =
+    round(P/k)``) at or near the grid's frequency ``1/k`` (k = 2: Nyquist, the parity carrier). The
+    texture's lines then fall on the grid's lines over the whole frame only when the harmonic's detuning
+    ``|n/P − 1/k|`` and its tilt ``(n/P)·sin θ`` (θ the lines' angle from the grid's lines) each stay
+    within half a cycle over the frame (``fft_side_px``): the procedural, unrotated walls. A 1° roll or
+    a 0.2 % period error on a 1024-px frame already spreads the texture's lines over all phases. Only a
+    confident lattice (``periodicity_score ≥ APERIODIC_SCORE``) counts: a weak "lattice" on an aperiodic
+    wall is the grid itself."""
+    score = _f(summary, "periodicity_score")
+    out = {"x": False, "y": False}
+    if not (_fin(score) and score >= APERIODIC_SCORE):
+        return out
+    for direction, per in _line_families(summary):
+        lk = _family_locked(direction, per, k, _side(summary))
+        out = {a: out[a] or lk[a] for a in out}
+    return out
+
+
 def _locked(summary: Mapping[str, Any], k: int) -> bool:
-    """The texture's lattice (the reference's when given) is within 3° of the axes and each of its measured
-    axis periods (x and y; one on a 1-D texture) is k, 2k, 3k or 4k px within 1 %: the texture's own lines
-    fall on a k-px grid's lines (k = 2: a harmonic of order ≤ 8 sits on Nyquist), so a grid of stride k and
-    the texture cannot be told apart. (A grid that took over one axis of a texture leaves the other axis
-    unlocked and is still named.)"""
-    pre = "ref_" if _fin(_f(summary, "ref_period_px")) else ""
-    pers = [_f(summary, f"{pre}period_{axis}_px") for axis in ("x", "y")]
-    pers = [p for p in pers if _fin(p) and p > 0]
-    if not pers:
+    """A k-px grid (k ≥ 4) and the texture cannot be told apart: *every* family of the output's lattice
+    lines (:func:`_line_families`; one on a 1-D texture) falls on the grid's lines. A grid strong enough to
+    become one of the lattice's vectors leaves the texture's other family unlocked and is still named
+    (a photo-brick wall whose lattice estimate took the 8-px grid as t1, with its 64-px courses as t2)."""
+    score = _f(summary, "periodicity_score")
+    fams = _line_families(summary)
+    if not (_fin(score) and score >= APERIODIC_SCORE and fams):
         return False
-    for per in pers:
-        m = per / k
-        if not (0.95 <= m <= 4.1 and abs(m - round(m)) <= 0.01 * m):
-            return False
-    for t in ("t1", "t2"):
-        ang = _f(summary, f"{pre}lattice_{t}_angle_deg")
-        if _fin(ang) and min(ang % 90.0, 90.0 - ang % 90.0) <= 3.0:
-            return True
-    return False
+    return all(any(_family_locked(d, p, k, _side(summary)).values()) for d, p in fams)
+
+
+def _parity_locked(summary: Mapping[str, Any]) -> dict[str, bool]:
+    """Which parity carriers (``x``, ``y``) the output's own lattice lines fall on: a line spacing of exactly
+    ``2n`` px along a pixel-locked direction puts the n-th harmonic, of any order, on Nyquist
+    (:func:`_axis_locked` with k = 2)."""
+    return _axis_locked(summary, 2)
 
 
 def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
@@ -841,8 +899,8 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         out.append(Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period",
                            evidence={**bev, "limit": zone_lim}, fix=fix_band))
     # Grids: every stride over its limit and not explained by the texture; then the stride that explains
-    # the others is named: of k and a multiple m·k, m·k when its score is GRID_NESTED times k's (a 16-px
-    # grid shows half its excess at 8), else k (an 8-px grid shows none at 16: the sibling phase cancels).
+    # the others is named: of k and a multiple m·k, m·k when its score is at least GRID_NESTED times k's (a
+    # 16-px grid shows about half its excess at 8; an 8-px grid none at 16: the sibling phase cancels).
     scores = {k: g(f"grid_s{k}") for k in _grid_strides(summary)}
     cand = [k for k, v in scores.items() if _fin(v) and v >= GRID_WARN and not _locked(summary, k)]
     named = []
@@ -853,7 +911,15 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
             named.append(k)
     cb = g("checkerboard_s2")
     cb = cb if _fin(cb) else g("checkerboard_score")
-    cb_on = _fin(cb) and cb >= CHECKERBOARD_WARN and not (confident and _locked(summary, 2))
+    # a lattice locked to the pixel grid puts its own harmonics on the parity carriers, on its edges only:
+    # then only the part of the imbalance shared by every 2×2 quad (checkerboard_robust) is a gain
+    rob = g("checkerboard_robust")
+    if _fin(cb) and _fin(rob) and any(_parity_locked(summary).values()):
+        cb = min(cb, rob)
+    # a parity pattern on one axis only (checkerboard_dims = 1) is a 1-D texture of period 2 (a grating
+    # locked to the pixel columns or rows), not the 2-D gain pattern of a ×2 transposed convolution
+    dims = g("checkerboard_dims")
+    cb_on = _fin(cb) and cb >= CHECKERBOARD_WARN and not (_fin(dims) and dims < 2)
     # 1-px grid seams put energy on the pixel parities, a ×2 deconvolution a little on the grid lines: when
     # both fire, a checkerboard has checkerboard_s2 ≥ CB_OVER_GRID × the grid's score (generated: ≥ 2.9 for
     # deconvolutions, ≤ 1.5 for grids); the other one then needs SECONDARY × its limit.
@@ -964,11 +1030,16 @@ def _specs() -> list[MetricSpec]:
         m("period_ratio_to_ref", "none", "ratio", "output period / reference period"),
         m("ref_spectrum_distance", "min", "octave", "earth mover's distance between the output's and the "
           "reference's radial power spectra over log2(period); 1 = all energy one octave off"),
+        *DETAIL_SPECS,
         m("E2f_over_Ef", "min", "ratio", "energy at 2f* over energy at f* (f* the reference's when given)",
           warn=HALVED_E2F),
         m("Ehalf_over_Ef", "min", "ratio", "energy at f*/2 over energy at f*", warn=DOUBLED_EHALF),
         m("checkerboard_s2", "min", "ratio", "relative gain imbalance of the pixel parities (demodulated)",
           warn=CHECKERBOARD_WARN, bad=CHECKERBOARD_BAD),
+        m("checkerboard_robust", "none", "ratio", "interquartile mean of the 2×2-quad parity contrasts "
+          "(a gain is everywhere; a pixel-locked texture's Nyquist harmonic only on its edges)"),
+        m("checkerboard_dims", "none", "", "2: the parity imbalance is two-dimensional (a checkerboard); 1: "
+          "one axis only (a 1-D period-2 pattern); 0: none above the noise floor"),
         m("checkerboard_score", "min", "ratio", "= checkerboard_s2 (since issue 11)",
           warn=CHECKERBOARD_WARN, bad=CHECKERBOARD_BAD),
         m("checkerboard_s8", "min", "level", "= grid_s8 (since issue 11)", warn=GRID_WARN, bad=GRID_BAD),
@@ -1007,7 +1078,8 @@ def _specs() -> list[MetricSpec]:
     ]
     out += [m(f"edge_{sd}", "min", "z", f"{sd} edge strip against the interior", warn=EDGE_WARN, bad=EDGE_BAD)
             for sd in SIDES]
-    out += [m(f"grid_s{k}", "min", "level", f"median extra jump on the {k}-px lattice lines (image units)",
+    out += [m(f"grid_s{k}", "min", "level", f"extra |jump| on the {k}-px lattice lines over the lines around "
+              "them, less 3.5 standard errors (image units)",
               warn=GRID_WARN, bad=GRID_BAD) for k in (4, 8, 16, 32, 64)]
     return out
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Optional
 
 import numpy as np
 
-__all__ = ["Backend", "BackendParams", "RunInfo", "is_transient_error"]
+__all__ = ["Backend", "BackendParams", "ImageItem", "RunInfo", "is_transient_error"]
 
 
 _TRANSIENT_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.ETIMEDOUT,
@@ -43,6 +43,31 @@ def is_transient_error(exc: BaseException) -> bool:
             return True
         cur = cur.__cause__ or cur.__context__
     return False
+
+
+@dataclass
+class ImageItem:
+    """One figure on its way to a tracker: the ``H×W×3`` uint8 array while it is in memory, and its PNG file
+    once the spool wrote it (``png``), so that a tracker that stores PNG files uploads those bytes instead
+    of encoding the image a second time."""
+
+    key: str
+    step: int
+    #: When the figure's step was logged (milliseconds); None for journals written before it was kept.
+    timestamp_ms: Optional[int] = None
+    image: Optional[np.ndarray] = None
+    png: Optional[Path] = None
+
+    def array(self) -> np.ndarray:
+        """The image as an ``H×W×3`` uint8 array (decoded from ``png`` when it is not in memory)."""
+        if self.image is not None:
+            return self.image
+        if self.png is None:
+            raise ValueError(f"image {self.key!r} at step {self.step} has neither pixels nor a file")
+        from PIL import Image
+
+        with Image.open(self.png) as im:
+            return np.asarray(im.convert("RGB"))
 
 
 @dataclass
@@ -87,6 +112,13 @@ class Backend(ABC):
     @abstractmethod
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         """Write one ``H×W×3`` uint8 figure under ``key`` at ``step``."""
+
+    def log_images(self, items: Sequence[ImageItem]) -> None:
+        """Write several figures (the worker sends consecutive figures this way). A tracker that stores PNG
+        files overrides it to upload ``item.png`` as it is and to send the batch in as few calls as it can;
+        the default calls :meth:`log_image` for each."""
+        for item in items:
+            self.log_image(item.key, item.array(), int(item.step))
 
     @abstractmethod
     def log_table(self, key: str, rows: Sequence[Mapping[str, Any]], step: int) -> None:

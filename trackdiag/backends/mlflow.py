@@ -35,7 +35,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import BackendError, MissingDependencyError
-from .base import Backend, BackendParams
+from .base import Backend, BackendParams, ImageItem
 
 __all__ = ["MlflowBackend", "MlflowParams"]
 
@@ -96,6 +96,8 @@ class MlflowBackend(Backend):
         self._tables: dict[tuple[str, str], Any] = {}
         #: Artifact folders uploaded by log_artifacts (reports), linked from the run description.
         self._reports: list[str] = []
+        #: The run whose ``mlflow.loggedImages`` tag this backend has set (once per run, see log_images).
+        self._images_tagged: Optional[str] = None
         # MLflow's active run is thread-local and open() runs on the worker: look for it here, on the
         # thread that called trackdiag.init().
         active = mlflow.active_run() if self.params.attach_active and self.run_id is None else None
@@ -235,6 +237,21 @@ class MlflowBackend(Backend):
         with self._bounded():
             client.log_image(self.run_id, np.ascontiguousarray(image), key=key, step=int(step),
                              synchronous=True)
+
+    def log_images(self, items: Sequence[ImageItem]) -> None:
+        """Several figures in one upload, each PNG as the spool wrote it (:mod:`.mlflow_images`)."""
+        from .mlflow_images import upload_images
+
+        client = self._require()
+        with self._bounded():
+            if not upload_images(client, str(self.run_id), items):
+                super().log_images(items)  # an MLflow whose file-name scheme is unknown: its own log_image
+                return
+            if self._images_tagged != self.run_id:
+                from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_IMAGES
+
+                client.set_tag(self.run_id, MLFLOW_LOGGED_IMAGES, True)
+                self._images_tagged = self.run_id
 
     def log_table(self, key: str, rows: Sequence[Mapping[str, Any]], step: int) -> None:
         if not rows:

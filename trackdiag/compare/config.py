@@ -42,8 +42,8 @@ def map_overrides(overrides: Iterable[str]) -> list[str]:
 
 
 #: The table's columns when ``metrics`` is empty (those every run logged, in this order): fidelity first
-#: (ref_spectrum_distance, pixel/diff_rmse), then the artifact metrics.
-KEY_METRICS = ("ref_spectrum_distance", "pixel/diff_rmse", "checkerboard_score", "grid_s8", "grid_s16",
+#: (ref_detail_deficit_db, pixel/diff_rmse), then the artifact metrics.
+KEY_METRICS = ("ref_detail_deficit_db", "pixel/diff_rmse", "checkerboard_score", "grid_s8", "grid_s16",
                "band_score", "band_max_run", "doubled_area_frac", "mask_seam_score", "E2f_over_Ef",
                "Ehalf_over_Ef", "axis_ratio_at_f", "border_cross_index", "shift_nmse_dx1", "shift_nmse_dy1",
                "resize_nmse_downUp")
@@ -51,7 +51,7 @@ KEY_METRICS = ("ref_spectrum_distance", "pixel/diff_rmse", "checkerboard_score",
 #: Which way is better, per metric (a short name covers every analyzer's key with that ending).
 GOALS: dict[str, str] = {
     # fidelity (lower is better)
-    **dict.fromkeys(("ref_spectrum_distance", "diff_rmse"), "min"),
+    **dict.fromkeys(("ref_detail_deficit_db", "ref_spectrum_distance", "diff_rmse"), "min"),
     # tiling: artifact indicators (lower is better)
     **dict.fromkeys((
         "grid_s8", "grid_s16", "doubled_area_frac", "mask_seam_score", "E2f_over_Ef", "Ehalf_over_Ef",
@@ -101,7 +101,7 @@ class RegressionConfig:
 
 @dataclass
 class RankingConfig:
-    #: tiered: verdict severity, then fidelity (ref_spectrum_distance, pixel/diff_rmse; ties within 2 sigma
+    #: tiered: verdict severity, then fidelity (ref_detail_deficit_db, pixel/diff_rmse; ties within 2 sigma
     #: of their noise), then the artifact metrics' mean rank | mean_rank: weighted mean of per-metric ranks
     #: | lexicographic: the first metric decides, the next breaks ties.
     method: str = "tiered"

@@ -24,13 +24,14 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..logreaders import WANDB_STEP_KEYS, wandb_step_key  # noqa: F401 - WANDB_STEP_KEYS: the old home
-from ..logreaders.mlflow import COMPARISON_TAG, Select, read_mlflow
+from ..logreaders.mlflow import COMPARISON_TAG, KeyPlan, Select, keys_per_run, read_mlflow
 from .data import MissingRunError, RunData, Series, series_from_points, unique_names
 
 __all__ = ["read_runs", "read_mlflow", "read_local", "read_logreader", "expand_folders", "SOURCES",
-           "COMPARISON_TAG"]
+           "COMPARISON_TAG", "KeyPlan", "keys_per_run"]
 
-# read_mlflow (the one MLflow reader), Select and COMPARISON_TAG live in trackdiag.logreaders.mlflow.
+# read_mlflow (the one MLflow reader), Select, KeyPlan, keys_per_run and COMPARISON_TAG live in
+# trackdiag.logreaders.mlflow.
 SOURCES = ("mlflow", "wandb", "tensorboard", "local")
 
 

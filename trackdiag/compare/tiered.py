@@ -5,8 +5,11 @@
    TensorBoard, local runs) — recomputed from the stored metrics with the analyzer's own rules
    (:func:`trackdiag.verdicts.evaluate`). A checkpoint with a bad verdict never ranks above one without
    (``ranking.severity_first=false`` turns this off).
-2. **Fidelity** (``ref_spectrum_distance``, ``pixel/diff_rmse``; lower is better): a blurry checkpoint has
-   no artifacts because it has no detail, so it must not win on artifacts alone. Each fidelity column is
+2. **Fidelity** (``ref_detail_deficit_db``, ``pixel/diff_rmse``; lower is better): a blurry checkpoint has
+   no artifacts because it has no detail, so it must not win on artifacts alone. ``ref_detail_deficit_db``
+   (:mod:`trackdiag.functional.detail`) is the fine detail missing against the reference, in dB; the older
+   ``ref_spectrum_distance`` (energy per octave) is not used: a blur barely moves it, and on photos it can
+   even fall as the detail goes. Each fidelity column is
    measured in units of its own noise σ; checkpoints within :data:`TIE_SIGMA` σ of the best of a group
    are a fidelity tie, which the artifact metrics decide.
 3. **Artifacts**: the mean rank over the artifact columns, each with its goal.
@@ -33,7 +36,7 @@ from .table import Comparison
 __all__ = ["FIDELITY", "TIE_SIGMA", "severities", "column_noise", "tiered_rank", "is_verdict_key"]
 
 #: Fidelity metrics by preference (short names; lower is better).
-FIDELITY = ("ref_spectrum_distance", "pixel/diff_rmse")
+FIDELITY = ("ref_detail_deficit_db", "pixel/diff_rmse")
 #: Two checkpoints are a fidelity tie when they differ by less than this many σ of the column's noise.
 TIE_SIGMA = 2.0
 _LEVELS = {"none": 0, "info": 0, "warn": 1, "bad": 2}
@@ -126,7 +129,7 @@ def tiered_rank(c: Comparison, runs: Sequence[RunData], *, severity: np.ndarray,
             kept.append(j)
     art_cols = kept
     if not fid_cols:
-        notes.append("ranked without fidelity: no ref_spectrum_distance (log the reference: ref=...) and no "
+        notes.append("ranked without fidelity: no ref_detail_deficit_db (log the reference: ref=...) and no "
                      "pixel/diff_rmse (log targets) — a blurry checkpoint may rank high because it has no "
                      "detail to carry artifacts.")
     # fidelity in noise units (oriented: lower is better), averaged over the fidelity columns

@@ -123,6 +123,9 @@ class ScanParams:
     crop_bias_offset: float = 0.15
     # periodicity
     analysis_max_side: int = 1024  # centre crop for the period estimate
+    #: The period is estimated on a 2×2-averaged luminance first and measured again at full resolution only
+    #: below this many source px (0: always at full resolution).
+    coarse_period_min_px: float = 24.0
     periodic_score: float = 0.5  # dominant_period score: walls ≥ 0.5, aperiodic surfaces ≈ 0 (docs/tiling.md)
     tiled_similarity: float = 0.97  # correlation with itself shifted by one period → already tiled
     tiled_margin: float = 0.2  # ... and the half shift must match at least this much worse

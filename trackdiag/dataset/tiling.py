@@ -20,8 +20,8 @@ import numpy as np
 
 from .records import ScanParams
 
-__all__ = ["Periodicity", "MIN_WALL_PX", "centre_crop", "shift_similarity", "repetition", "periodicity",
-           "period_flags"]
+__all__ = ["Periodicity", "MIN_WALL_PX", "centre_crop", "half_resolution", "shift_similarity", "repetition",
+           "periodicity", "period_flags"]
 
 #: Fewest wall pixels for the period to be measured on the wall alone.
 MIN_WALL_PX = 1024
@@ -120,28 +120,60 @@ def repetition(gray: np.ndarray, period: float, *, valid: Optional[np.ndarray] =
     return best, where
 
 
+def half_resolution(gray: np.ndarray, valid: Optional[np.ndarray] = None
+                    ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """``H×W`` → ``⌊H/2⌋×⌊W/2⌋``: each 2×2 block averaged; a block of ``valid`` counts when all four are."""
+    h, w = (gray.shape[0] // 2) * 2, (gray.shape[1] // 2) * 2
+    g = np.asarray(gray[:h, :w], np.float32)
+    half = 0.25 * (g[0::2, 0::2] + g[1::2, 0::2] + g[0::2, 1::2] + g[1::2, 1::2])
+    if valid is None:
+        return np.ascontiguousarray(half), None
+    v = np.asarray(valid[:h, :w], bool)
+    return np.ascontiguousarray(half), np.ascontiguousarray(v[0::2, 0::2] & v[1::2, 0::2] & v[0::2, 1::2]
+                                                            & v[1::2, 1::2])
+
+
+def _estimate(gray: np.ndarray, wall: Optional[np.ndarray]) -> tuple[float, float]:
+    """``dominant_period`` of one ``H×W`` image (under ``wall``): ``(period_px, score)``."""
+    import torch
+
+    from ..spectral import dominant_period
+
+    est = dominant_period(torch.from_numpy(gray)[None],
+                          valid=torch.from_numpy(wall)[None] if wall is not None else None)
+    return (float(np.asarray(est.period_px, dtype=np.float64).reshape(-1)[0]),
+            float(np.asarray(est.score, dtype=np.float64).reshape(-1)[0]))
+
+
 def periodicity(gray: np.ndarray, *, valid: Optional[np.ndarray] = None, max_side: int = 1024,
-                tiled_similarity: float = 0.97, tiled_margin: float = 0.2) -> Periodicity:
+                tiled_similarity: float = 0.97, tiled_margin: float = 0.2,
+                fine_below_px: float = 0.0) -> Periodicity:
     """Period (``dominant_period``) and repetition similarity of an ``H×W`` float image (centre crop).
 
     ``valid`` (``H×W`` bool, the wall mask) restricts both to the wall: ceilings, floors and furniture
     would otherwise lend their own structure to the estimate. A wall of fewer than ``MIN_WALL_PX`` pixels
     in the crop is ignored (the whole crop is used).
+
+    With ``fine_below_px > 0`` the period is first estimated on the crop averaged over 2×2 blocks (a quarter
+    of the pixels, about 3× faster; a period of ``P`` px becomes ``P/2``, far from the Nyquist limit for
+    the periods that matter) and measured again at full resolution only when that estimate is below
+    ``fine_below_px`` or not finite. The repetition test always runs at full resolution.
     """
-    import torch
-
-    from ..spectral import dominant_period
-
     crop = np.ascontiguousarray(centre_crop(np.asarray(gray, np.float32), max_side))
     wall = None
     if valid is not None and valid.shape == gray.shape:
         wall = np.ascontiguousarray(centre_crop(np.asarray(valid, bool), max_side))
         if int(wall.sum()) < MIN_WALL_PX:
             wall = None
-    est = dominant_period(torch.from_numpy(crop)[None],
-                          valid=torch.from_numpy(wall)[None] if wall is not None else None)
-    period = float(np.asarray(est.period_px, dtype=np.float64).reshape(-1)[0])
-    score = float(np.asarray(est.score, dtype=np.float64).reshape(-1)[0])
+    period = float("nan")
+    if fine_below_px > 0 and min(crop.shape) >= 128:
+        half, half_wall = half_resolution(crop, wall)
+        if half_wall is not None and int(half_wall.sum()) < MIN_WALL_PX // 4:
+            half_wall = None
+        period, score = _estimate(half, half_wall)
+        period *= 2.0
+    if not (math.isfinite(period) and period >= fine_below_px):
+        period, score = _estimate(crop, wall)
     best, shift = float("nan"), (0, 0)
     if math.isfinite(period) and period >= 2:
         best, shift = repetition(crop, period, valid=wall, threshold=tiled_similarity, margin=tiled_margin)

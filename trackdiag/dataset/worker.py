@@ -264,7 +264,8 @@ def analyze_image(task: Task) -> ImageRecord:
         # The period of the wall: measured under the mask when it fits the image (in source pixels).
         per = periodicity(gray, valid=wall,
                           max_side=max(8, p.analysis_max_side // k),
-                          tiled_similarity=p.tiled_similarity, tiled_margin=p.tiled_margin)
+                          tiled_similarity=p.tiled_similarity, tiled_margin=p.tiled_margin,
+                          fine_below_px=p.coarse_period_min_px / k)
         if k > 1:
             per = dataclasses.replace(per, period_px=per.period_px * k,
                                       shift=(per.shift[0] * k, per.shift[1] * k))

@@ -20,10 +20,34 @@ if TYPE_CHECKING:
     from ..compare.data import RunData
     from ..series import Series
 
-__all__ = ["read_mlflow", "COMPARISON_TAG", "Select"]
+__all__ = ["read_mlflow", "COMPARISON_TAG", "Select", "KeyPlan", "keys_per_run"]
 
 #: From the metric keys of each run (one list per run) to the keys to read.
 Select = Callable[[Sequence[Sequence[str]]], Sequence[str]]
+
+
+class KeyPlan(list):  # type: ignore[type-arg]
+    """The keys a ``select`` function returns (a list of str), with one refinement readers that read per key
+    may use: ``only_without_verdicts`` are keys (``trackdiag/<analyzer>/<name>``) needed only from the runs
+    that logged no ``trackdiag/<analyzer>/verdict/…`` metric (they serve to recompute those verdicts); a
+    run that logged its verdicts is not asked for them (:func:`keys_per_run`)."""
+
+    def __init__(self, keys: Sequence[str] = (), *, only_without_verdicts: Sequence[str] = ()) -> None:
+        super().__init__(keys)
+        self.only_without_verdicts = frozenset(only_without_verdicts)
+
+
+def keys_per_run(keys: Sequence[str], logged: Sequence[str]) -> set[str]:
+    """The keys of ``keys`` to read from a run that logged ``logged``: those it logged, less the
+    :class:`KeyPlan` ``only_without_verdicts`` keys of analyzers whose verdicts it logged."""
+    from ..values import ROOT
+
+    mine = set(keys).intersection(logged)
+    cond: frozenset[str] = getattr(keys, "only_without_verdicts", frozenset())
+    if not cond:
+        return mine
+    judged = {k.split("/")[1] for k in logged if k.startswith(ROOT + "/") and "/verdict/" in k}
+    return {k for k in mine if not (k in cond and k.split("/")[1] in judged)}
 
 #: Tag set on the comparison runs ``compare_ckpts`` writes, so that a later comparison does not compare them.
 COMPARISON_TAG = ("trackdiag.kind", "comparison")
@@ -130,11 +154,13 @@ def read_mlflow(runs: Sequence[str] = (), *, tracking_uri: Optional[str] = None,
     found = _find_mlflow_runs(client, experiment=experiment, filter_string=filter_string, runs=runs,
                               max_runs=max_runs)
     per_run = [list(r.data.metrics) for r in found]
-    keys = (list(select(per_run)) if select is not None
-            else list(dict.fromkeys(k for ks in per_run for k in ks)))
+    chosen: Sequence[str] = (select(per_run) if select is not None
+                             else list(dict.fromkeys(k for ks in per_run for k in ks)))
+    keys = list(chosen)
     names = unique_names([r.info.run_name or r.info.run_id for r in found], [r.info.run_id for r in found])
     ids = [r.info.run_id for r in found]
-    keys_of = {r.info.run_id: set(r.data.metrics) for r in found}
+    # only what each run logged, and only what the caller needs from it (KeyPlan)
+    keys_of = {r.info.run_id: keys_per_run(chosen, list(r.data.metrics)) for r in found}
     reader = bulk_reader(tracking_uri or client.tracking_uri) if batched and keys else None
     if reader is not None:
         try:

@@ -111,10 +111,11 @@ class Postgres:
 
 class MlflowOnPostgres:
     """``mlflow server`` on 127.0.0.1 with a PostgreSQL backend store and served artifacts in a temp
-    folder."""
+    folder; ``pid`` (its process group) after :meth:`start`."""
 
-    def __init__(self, db_uri: str) -> None:
+    def __init__(self, db_uri: str, *, workers: int = 1) -> None:
         self.db_uri = db_uri
+        self.workers = workers  # 1 spares the CPU in tests; MLflow's own default (a team server) is 4
         self.root = Path(tempfile.mkdtemp(prefix="trackdiag_mlflow_pg_"))
         self.port = _free_port()
         self.proc: Optional[subprocess.Popen] = None
@@ -127,7 +128,7 @@ class MlflowOnPostgres:
         mlflow = Path(sys.executable).parent / "mlflow"
         cmd = [str(mlflow), "server", "--backend-store-uri", self.db_uri, "--artifacts-destination",
                str(self.root / "artifacts"), "--host", "127.0.0.1", "--port", str(self.port), "--workers",
-               "1"]
+               str(self.workers)]
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         with open(self.root / "server.log", "ab") as fh:
             self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=self.root,
