@@ -36,7 +36,7 @@ test: $(STAMP) browser lint typecheck
 
 # The inner loop: everything not marked slow (about two minutes).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests trackdiag --doctest-modules
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" --durations=15 tests trackdiag --doctest-modules
 
 lint: $(STAMP)
 	$(BIN)/ruff check trackdiag tests benchmarks examples

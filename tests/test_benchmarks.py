@@ -12,9 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # every benchmark end to end in a subprocess: minutes (434 s on a loaded 2-core box)
 def test_every_benchmark_runs_in_quick_mode(tmp_path):
     out = tmp_path / "latest.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(out)],

@@ -89,6 +89,7 @@ def fill(backend: dict, **kw) -> trackdiag.Session:
     return s
 
 
+@pytest.mark.slow  # an MLflow server and headless Chromium: 53 s on a loaded 2-core box
 def test_mlflow_run_page_shows_the_metrics_and_the_figures(request, browser, tmp_path):
     from mlflow import MlflowClient
 
@@ -158,6 +159,7 @@ def test_mlflow_run_page_shows_the_metrics_and_the_figures(request, browser, tmp
     browser.screenshot(ARTIFACTS / "mlflow_image_last_step.png")
 
 
+@pytest.mark.slow  # a TensorBoard server and headless Chromium: 25 s on a loaded 2-core box
 def test_tensorboard_custom_scalars_page(request, browser):
     server = shared_tensorboard(request)
     log_dir = server.logdir / f"run-{int(time.time())}"

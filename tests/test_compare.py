@@ -305,7 +305,7 @@ def test_one_query_for_every_run_and_key_and_same_result_as_per_key_reads(store,
         readers.append(orig(uri))
         return readers[-1]
 
-    monkeypatch.setattr("trackdiag.compare.sources.bulk_reader", spy)
+    monkeypatch.setattr("trackdiag.logreaders.mlflow.bulk_reader", spy)
     fast = read_mlflow(tracking_uri=store["uri"], experiment="cmp", select=lambda keys: [BS, E2F])
     assert len(readers) == 1 and readers[0].calls == 1  # three runs, two keys: one SELECT
     slow = read_mlflow(
@@ -405,6 +405,7 @@ def test_local_run_folders_give_the_same_table(store, tmp_path):
 
 
 # -- the command line -------------------------------------------------------------------------------------
+@pytest.mark.slow  # the CLI in a subprocess: 24 s on a loaded 2-core box
 def test_cli_with_overrides(store, tmp_path):
     proc = subprocess.run(
         [

@@ -59,6 +59,7 @@ def folders(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # samples mode end to end on 3 checkpoints x 3 walls: 67 s on a loaded 2-core box
 def test_clean_walls_rank_above_checkerboard_and_doubled_bands(folders, tmp_path):
     out = tmp_path / "out"
     res = compare(

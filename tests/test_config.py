@@ -99,6 +99,7 @@ def test_schedules():
         Schedule(kind="never")
 
 
+@pytest.mark.slow  # a user's Hydra app in a subprocess: 25 s on a loaded 2-core box
 def test_inside_a_users_hydra_app(tmp_path):
     app = tmp_path / "app"
     (app / "conf").mkdir(parents=True)

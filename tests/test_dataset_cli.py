@@ -127,6 +127,7 @@ def _found(report: Path) -> dict[str, set[str]]:
     return found
 
 
+@pytest.mark.slow  # shares the scan of the planted folder (module fixture): 17 s on a loaded 2-core box
 def test_every_planted_problem_is_found_with_its_check_and_clean_files_are_not(scanned):
     _, expected, report = scanned
     found = _found(report)
@@ -142,6 +143,7 @@ def test_every_planted_problem_is_found_with_its_check_and_clean_files_are_not(s
         assert checks - expected[name] <= ({"low_contrast"} if name == "dark" else set()), (name, checks)
 
 
+@pytest.mark.slow  # the same scan as the test above
 def test_summary_and_report_files(scanned):
     root, expected, report = scanned
     summary = json.loads((report / "summary.json").read_text())

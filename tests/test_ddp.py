@@ -59,6 +59,7 @@ def _rank_main(rank: int, world: int, init_file: str, out_dir: str, store_uri: s
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two spawned ranks: 13 s on a loaded 2-core box
 def test_two_ranks_one_run_and_metrics_over_the_union(tmp_path):
     import torch.multiprocessing as mp
     from mlflow import MlflowClient

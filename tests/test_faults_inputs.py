@@ -138,6 +138,7 @@ def test_a_flood_of_figures_keeps_the_latest_and_the_last_step(in_tmp):
         assert np.all(np.diff(drawn[-8:]) > 0)
 
 
+@pytest.mark.slow  # a session, then sync: 26 s on a loaded 2-core box
 def test_figures_not_drawn_within_finish_budget_are_kept_and_drawn_by_sync(in_tmp, monkeypatch):
     import time
 

@@ -107,6 +107,7 @@ def test_sigkill_mid_run_then_sync_delivers_every_step_once(tmp_path):
     assert set(tables) >= {s for s in logged if s < logged[-1] - 4}
 
 
+@pytest.mark.slow  # a training subprocess: 29 s on a loaded 2-core box
 def test_exit_without_finish_flushes_before_mlflow_teardown(tmp_path):
     uri, code, out, progress = run_child(tmp_path, steps=6, ending="# no finish()")
     assert code == 0, out
@@ -117,6 +118,7 @@ def test_exit_without_finish_flushes_before_mlflow_teardown(tmp_path):
     assert not (tmp_path / "out" / "spool").exists()  # nothing left behind
 
 
+@pytest.mark.slow  # a training subprocess per case: 25 s each on a loaded box
 @pytest.mark.parametrize("ending,code", [("raise RuntimeError('boom')", 1), ("sys.exit(3)", 3)],
                          ids=["exception", "sys_exit_3"])
 def test_a_failed_run_is_marked_failed_and_keeps_every_step(tmp_path, ending, code):

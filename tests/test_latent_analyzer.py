@@ -91,6 +91,7 @@ def test_stripe_energy_separates_stripes_from_clean_latents():
     assert (cols > 0.45).all() and (rows < 0.05).all()
 
 
+@pytest.mark.slow  # 9 s CPU, 43 s wall on a loaded 2-core box
 def test_clean_latents_raise_no_flag():
     an = LatentAnalyzer()
     for step in range(15):
@@ -138,6 +139,7 @@ def test_planted_periodicity_is_found_at_its_period():
     assert res.metrics["out/periodic_channels"] == 1
 
 
+@pytest.mark.slow  # 6 s CPU, 26 s wall on a loaded 2-core box
 def test_drift_is_flagged_when_the_distribution_jumps():
     an = LatentAnalyzer()
     drift_steps = []
@@ -164,6 +166,7 @@ def test_nonfinite_values_are_counted_and_flagged():
     assert math.isfinite(res.metrics["out/c0/std"])                          # the rest is still measured
 
 
+@pytest.mark.slow  # 4.6 s CPU, 18 s wall on a loaded 2-core box
 def test_drift_state_survives_resume():
     whole, first = LatentAnalyzer(), LatentAnalyzer()
     seq = [clean_batch(200 + i, names=("out",), size=32) for i in range(20)]
@@ -199,13 +202,12 @@ def test_conf_yaml_lists_every_param():
     from dataclasses import fields
     from pathlib import Path
 
-    from omegaconf import OmegaConf
-
     from trackdiag.config import build_component
+    from trackdiag.confstore import group_node
 
     path = Path(__file__).resolve().parents[1] / "conf" / "analyzer" / "latent.yaml"
     assert path.read_text().splitlines()[0] == "# @package analyzer.latent"
-    node = OmegaConf.load(path)
+    node = group_node("analyzer", "latent")  # the file selects the Params defaults (trackdiag.confstore)
     assert set(node) - {"_target_"} == {f.name for f in fields(LatentParams)}
     analyzer = build_component(node, allow_external=False, what="analyzer.latent")
     assert isinstance(analyzer, LatentAnalyzer) and analyzer.params == LatentParams()

@@ -335,13 +335,12 @@ def test_conf_yaml_lists_every_param():
     from dataclasses import fields
     from pathlib import Path
 
-    from omegaconf import OmegaConf
-
     from trackdiag.config import build_component
+    from trackdiag.confstore import group_node
 
     path = Path(__file__).resolve().parents[1] / "conf" / "analyzer" / "loss.yaml"
     assert path.read_text().splitlines()[0] == "# @package analyzer.loss"
-    node = OmegaConf.load(path)
+    node = group_node("analyzer", "loss")  # the file selects the Params defaults (trackdiag.confstore)
     assert set(node) - {"_target_"} == {f.name for f in fields(LossParams)}
     analyzer = build_component(node, allow_external=False, what="analyzer.loss")
     assert isinstance(analyzer, LossAnalyzer) and analyzer.params == LossParams()

@@ -280,13 +280,12 @@ def test_requires_target_and_validates_params():
 def test_config_file_lists_every_param_and_builds_the_analyzer():
     from pathlib import Path
 
-    from omegaconf import OmegaConf
-
     from trackdiag.config import build_component
+    from trackdiag.confstore import group_node
 
     path = Path(__file__).resolve().parents[1] / "conf" / "analyzer" / "pixel.yaml"
     assert path.read_text().splitlines()[0] == "# @package analyzer.pixel"
-    node = OmegaConf.load(path)
+    node = group_node("analyzer", "pixel")  # the file selects the Params defaults (trackdiag.confstore)
     names = {f.name for f in dataclasses.fields(PixelParams)}
     assert names == set(node) - {"_target_"}
     a = build_component(node, allow_external=False, what="analyzer.pixel")

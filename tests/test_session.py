@@ -204,6 +204,7 @@ def test_log_does_not_wait_for_a_hung_backend(in_tmp):
     assert summary.clean
 
 
+@pytest.mark.slow  # a training subprocess: 40 s on a loaded 2-core box
 def test_process_exit_without_finish_keeps_every_step(in_tmp):
     script = textwrap.dedent("""
         import sys, torch, trackdiag

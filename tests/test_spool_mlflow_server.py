@@ -14,6 +14,7 @@ prestart()  # boot the shared server while the other tests run
 KEY = "trackdiag/mean/mean"
 
 
+@pytest.mark.slow  # an MLflow server killed and restarted: 34 s on a loaded box
 def test_server_killed_and_restarted_every_step_once(request, tmp_path):
     server = shared_mlflow(request)
     config = {**mean_config(), "backend": {"mlflow": {"tracking_uri": server.url, "retry_s": 0.5,

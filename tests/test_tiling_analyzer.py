@@ -156,15 +156,15 @@ def test_verdict_rules_name_the_cause_with_numbers_and_a_fix():
 
 
 def test_params_validation_and_conf_yaml_lists_every_param():
-    from omegaconf import OmegaConf
 
     from trackdiag.config import build_component
+    from trackdiag.confstore import group_node
 
     with pytest.raises(InputValueError, match="band_doubled_low"):
         TilingAnalyzer(TilingParams(band_doubled_low=3.0))
     path = Path(__file__).resolve().parents[1] / "conf" / "analyzer" / "tiling.yaml"
     assert path.read_text().splitlines()[0] == "# @package analyzer.tiling"
-    node = OmegaConf.load(path)
+    node = group_node("analyzer", "tiling")  # the file selects the Params defaults (trackdiag.confstore)
     assert set(node) - {"_target_"} == {f.name for f in fields(TilingParams)}
     analyzer = build_component(node, allow_external=False, what="analyzer.tiling")
     assert isinstance(analyzer, TilingAnalyzer) and analyzer.params == TilingParams()

@@ -33,8 +33,11 @@ ALLOWED_PREFIX = "trackdiag."
 
 @dataclass
 class RunConfig:
+    #: Experiment (MLflow), project (W&B) or parent folder of the run.
     experiment: str = "trackdiag"
+    #: Name of the run (None: the tracker's own choice).
     run_name: Optional[str] = None
+    #: Tags of the run.
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -45,6 +48,7 @@ class WorkerConfig:
     #: When the queue is full: ``drop_media`` keeps the scalars and drops that step's figures and tables
     #: (counted and reported); ``block`` waits up to ``block_timeout_s`` for room, then drops media.
     when_full: str = "drop_media"
+    #: Longest wait for room in the queue with ``when_full: block``.
     block_timeout_s: float = 5.0
     #: Longest wait for the queue to drain in ``finish()`` / at interpreter exit.
     flush_timeout_s: float = 120.0
@@ -80,10 +84,18 @@ class BudgetConfig:
 
 @dataclass
 class TrackdiagConfig:
+    """The whole configuration: these settings, then one entry per selected backend and analyzer (their
+    defaults are the components' ``Params`` dataclasses, see :mod:`trackdiag.confstore`)."""
+
+    #: "warn": a diagnostic never raises into the training loop; problems are warned once per kind and
+    #: counted. "raise": raise (for tests and debugging).
     on_error: str = "warn"
-    #: Steps at or below the last step a continued run already holds: "skip" (warn once) or "log" anyway.
+    #: Steps at or below the last step a continued run (``run_id=``, or the active MLflow run) already
+    #: holds: "skip" (warned once, counted in finish(); MLflow cannot replace a point) or "log" anyway.
     on_resume: str = "skip"
+    #: Where local run folders, spools and reports go.
     out_dir: str = "trackdiag_runs"
+    #: Only ``trackdiag.*`` classes may be named by ``_target_`` unless this is true.
     allow_external_targets: bool = False
     run: RunConfig = field(default_factory=RunConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
@@ -113,6 +125,10 @@ def compose(overrides: Iterable[str] = (), *, directory: Optional[Path] = None, 
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    if directory is None:
+        from .confstore import register
+
+        register()
     gh = GlobalHydra.instance()
     saved = gh.hydra if gh.is_initialized() else None
     if saved is not None:
@@ -130,13 +146,9 @@ def compose(overrides: Iterable[str] = (), *, directory: Optional[Path] = None, 
 
 
 def _group_default(group: str, name: str) -> Any:
-    from omegaconf import OmegaConf
+    from .confstore import group_node
 
-    path = config_dir() / group / f"{name}.yaml"
-    if not path.is_file():
-        choices = sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
-        raise ConfigError(f"unknown {group} {name!r}; choose from {choices} or give a _target_.")
-    return OmegaConf.load(path)
+    return group_node(group, name)
 
 
 def _merge_selection(base: Any, user: Any, group: str) -> Any:

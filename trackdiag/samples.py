@@ -23,6 +23,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from .figuredata import LocalGeometry
+
 __all__ = ["thumbnails", "samples_figure", "KEY", "SAMPLES"]
 
 #: The pseudo-analyzer name under which thumbnails travel with the analyzers' outputs.
@@ -69,10 +71,10 @@ def _zones(doubled: np.ndarray, geometry: np.ndarray, shape: tuple[int, int], si
            ) -> Optional[np.ndarray]:
     """The doubled-period map (tiling, sample 0) resampled onto a thumbnail of ``shape`` (h, w)."""
     d = np.asarray(doubled, dtype=np.float64)
-    g = np.asarray(geometry, dtype=np.float64).reshape(-1)
-    if d.ndim != 2 or g.size < 4 or not d.size:
+    if d.ndim != 2 or np.asarray(geometry).size < 4 or not d.size:
         return None
-    win, stride = g[0], g[1]
+    g = LocalGeometry.from_array(geometry)
+    win, stride = g.window_px, g.stride_px
     h, w = shape
     sy, sx = size[0] / h, size[1] / w
     ys = (np.arange(h) + 0.5) * sy

@@ -22,11 +22,17 @@ class Schedule:
       * ``"steps"``: due exactly on the listed steps.
     """
 
+    #: "every" (every n steps from ``start``), "log" (log-spaced) or "steps" (the listed steps).
     kind: str = "every"
+    #: kind "every": the number of steps between two runs.
     every: int = 100
+    #: The first step the analyzer may run at.
     start: int = 0
+    #: kind "log": runs per decade of steps.
     per_decade: int = 10
+    #: kind "steps": the steps to run at.
     steps: list[int] = field(default_factory=list)
+    #: No run after this step (None: never stop).
     stop: Optional[int] = None
 
     def __post_init__(self) -> None:

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from ..figuredata import BAND_FRAC_THRESHOLD
 from ..functional.localmap import (
     axis_fundamentals,
     axis_profiles,
@@ -202,7 +203,8 @@ def _smooth3(v: torch.Tensor) -> torch.Tensor:
 
 
 def band_metrics(lp: LocalPeriodMap, *, doubled_range: tuple[float, float] = (1.7, 2.35),
-                 frac_threshold: float = 0.35, half_excess: float = 3.0) -> dict[str, torch.Tensor]:
+                 frac_threshold: float = BAND_FRAC_THRESHOLD, half_excess: float = 3.0
+                 ) -> dict[str, torch.Tensor]:
     """Seed ``band_*`` metrics from a local-period map; every value ``(N,)`` float.
 
     Keys: ``band_base_period_px`` (median of the map), ``band_row_frac_max``, ``band_col_frac_max`` (largest

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from ..checks import check_image_batch, check_same_hw, normalize_mask
 from ..errors import InputValueError, ShapeError
+from ..figuredata import PixelGeometry
 from ..metricspec import MetricSpec, register_metrics
 from ..verdicts import Verdict, register_rules
 from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
@@ -327,7 +328,8 @@ def pixel_maps(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Te
     k = max(1, min(b, int(component_samples)))
     stride = grid_stride(h, w, map_max_side)
     out[MAP_PREFIX + "anomaly_grid"] = anomaly_grid(score[:k], thr[:k], stride=stride)
-    out[MAP_PREFIX + "geometry"] = torch.tensor([h, w, stride], dtype=torch.int64, device=pred.device)
+    out[MAP_PREFIX + "geometry"] = torch.tensor(list(PixelGeometry(height=h, width=w, stride=stride)),
+                                                dtype=torch.int64, device=pred.device)
     small = _resize_for_figure(torch.cat([target[:1], pred[:1]]), render_max_side)
     out[MAP_PREFIX + "image_in"] = _to_u8(small[0])
     out[MAP_PREFIX + "image_out"] = _to_u8(small[1])
@@ -518,7 +520,7 @@ class PixelAnalyzer(Analyzer[PixelParams]):
         p = self.params
         metrics = reduce_per_sample(host)
         grid = np.asarray(host[MAP_PREFIX + "anomaly_grid"])
-        h, w, stride = (int(v) for v in np.asarray(host[MAP_PREFIX + "geometry"]).reshape(-1)[:3])
+        h, w, stride = PixelGeometry.from_array(host[MAP_PREFIX + "geometry"])
         rows: list[dict[str, Any]] = []
         per_sample: list[list[Component]] = []
         for i in range(grid.shape[0]):
@@ -565,7 +567,7 @@ class PixelAnalyzer(Analyzer[PixelParams]):
         skip = {MAP_PREFIX + k for k in ("anomaly_grid", "geometry", "band_rows", "band_cols")}
         maps = {k.removeprefix(MAP_PREFIX): np.asarray(v) for k, v in host.items()
                 if k.startswith(MAP_PREFIX) and k not in skip}
-        maps["geometry"] = np.asarray([h, w, stride])
+        maps["geometry"] = PixelGeometry(height=h, width=w, stride=stride).to_array()
         return Result(metrics=metrics, texts={"anomaly_axis_hint": hint}, maps=maps,
                       tables={"anomalies": rows})
 
@@ -574,7 +576,8 @@ class PixelAnalyzer(Analyzer[PixelParams]):
 
         if "heatmap" not in result.maps:
             return {}
-        h, w = (int(v) for v in result.maps["geometry"][:2])
+        geometry = PixelGeometry.from_array(result.maps["geometry"])
+        h, w = geometry.height, geometry.width
         boxes = [r for r in result.tables.get("anomalies", []) if r.get("index", 0) == 0]
         return {"pixel_overlay": pixel_overlay(
             image_in=result.maps["image_in"], image_out=result.maps["image_out"],

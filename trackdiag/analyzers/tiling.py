@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from ..checks import check_image_batch, normalize_mask, normalize_ref
 from ..errors import InputValueError
+from ..figuredata import BAND_FRAC_THRESHOLD, AcfMarks, LocalGeometry, RadialMarks
 from ..functional.detail import DETAIL_SPECS, detail_deficit_db
 from ..functional.grid import grid_excess, parity_gain
 from ..functional.lattice import axis_periods, real_basis
@@ -167,7 +168,7 @@ class TilingParams(AnalyzerParams):
     #: a row/column counts for a run when its smoothed doubled share is ≥ band_frac_threshold.
     band_doubled_low: float = 1.7
     band_doubled_high: float = 2.35
-    band_frac_threshold: float = 0.35
+    band_frac_threshold: float = BAND_FRAC_THRESHOLD
     #: Longest side of the spectrum / ACF maps kept for the figures.
     map_max_side: int = 128
 
@@ -721,25 +722,26 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         prof = radial_profile(per.spec.power[:1])[0]
         radii = torch.arange(prof.shape[0], device=pred.device, dtype=gray.dtype)
         out[MAP_PREFIX + "radial_profile"] = torch.stack([radii, prof])
-        out[MAP_PREFIX + "radial_marks"] = torch.stack([fstar[0], per.radius_bin[0], out["ref_radius_bin"][0],
-                                                        s / per.acf_period_px[0],
-                                                        torch.tensor(float(s), device=pred.device)])[None]
+        out[MAP_PREFIX + "radial_marks"] = torch.stack(list(RadialMarks(
+            fstar_bin=fstar[0], fundamental_bin=per.radius_bin[0], ref_bin=out["ref_radius_bin"][0],
+            acf_bin=s / per.acf_period_px[0], side_px=torch.tensor(float(s), device=pred.device))))[None]
         out[MAP_PREFIX + "fft_log_hann"] = _fft_log_map(per.signal[0], s, side_max)
         out[MAP_PREFIX + "fft_log_nohann"] = _fft_log_map(u[0], s, side_max)
         max_lag = max(2, min(h, w) // 4)
         acf2 = autocorrelation_map(per.signal[:1], per.weights[:1], max_lag=max_lag)[0]
         out[MAP_PREFIX + "acf"] = _shrink(acf2, side_max)
         out[MAP_PREFIX + "acf_profile"] = torch.stack([per.acf_lags, per.acf_profile[0]])
-        out[MAP_PREFIX + "acf_marks"] = torch.stack([per.acf_period_px[0], per.period_px[0],
-                                                     out["ref_period_px"][0],
-                                                     torch.tensor(float(max_lag), device=pred.device)])[None]
+        out[MAP_PREFIX + "acf_marks"] = torch.stack(list(AcfMarks(
+            acf_period_px=per.acf_period_px[0], fundamental_period_px=per.period_px[0],
+            ref_period_px=out["ref_period_px"][0],
+            max_lag=torch.tensor(float(max_lag), device=pred.device))))[None]
         out[MAP_PREFIX + "local_period_px"] = lp.period_px[0]
         out[MAP_PREFIX + "local_doubled"] = bm["_doubled"][0]
         out[MAP_PREFIX + "band_row_frac"] = bm["_row_frac"][:1]
         out[MAP_PREFIX + "band_col_frac"] = bm["_col_frac"][:1]
-        out[MAP_PREFIX + "local_geometry"] = torch.tensor(
-            [[float(lp.window_px), float(lp.stride_px), float(h), float(w), p.band_frac_threshold]],
-            device=pred.device)
+        out[MAP_PREFIX + "local_geometry"] = torch.tensor([LocalGeometry(
+            window_px=float(lp.window_px), stride_px=float(lp.stride_px), height=float(h), width=float(w),
+            band_frac_threshold=p.band_frac_threshold)], device=pred.device)
         out[MAP_PREFIX + "local_base"] = bm["band_base_period_px"][:1][None]
     return out
 

@@ -55,6 +55,8 @@ RUN_KEY_TAG = "trackdiag.run_key"
 
 @dataclass
 class MlflowParams(BackendParams):
+    #: The tracking URI: the embedded store in the working directory (no server) by default; any URI works
+    #: (http://127.0.0.1:5000 ...).
     tracking_uri: str = "sqlite:///mlruns.db"
     #: Attach to this existing run instead of creating one.
     run_id: Optional[str] = None

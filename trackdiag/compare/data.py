@@ -66,7 +66,7 @@ def series_from_points(steps: Any, values: Any, order: Any = None) -> Series:
     steps, values = steps[idx], values[idx]
     last = np.ones(steps.size, dtype=bool)
     last[:-1] = steps[1:] != steps[:-1]
-    return Series(steps[last], values[last])
+    return Series(steps[last], values[last], duplicates=int(steps.size - last.sum()))
 
 
 def values_at(series: Series, steps: np.ndarray, tolerance: int) -> tuple[np.ndarray, np.ndarray]:

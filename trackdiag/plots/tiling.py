@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..figuredata import AcfMarks, LocalGeometry, RadialMarks
 from .raster import Axes, Canvas, colorize
 
 __all__ = [
@@ -94,8 +95,8 @@ def radial_profile(profile: np.ndarray, marks: np.ndarray, *, title: str = "radi
     the own fundamental (blue, when it differs) and the ACF period (grey dotted) marked.
     """
     r, pw = np.asarray(profile, dtype=np.float64)
-    mk = np.asarray(marks, dtype=np.float64).reshape(-1)
-    fstar, fown, _fref, facf, side = (mk.tolist() + [math.nan] * 5)[:5]
+    mk = RadialMarks.from_array(marks)
+    fstar, fown, facf, side = mk.fstar_bin, mk.fundamental_bin, mk.acf_bin, mk.side_px
     h, w = SIZES["radial_profile"]
     c = Canvas(w, h)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -150,8 +151,8 @@ def acf(acf2d: np.ndarray, profile: np.ndarray, marks: np.ndarray) -> np.ndarray
     """``acf2d`` ``h×w`` (lags ±max_lag), ``profile`` ``2×T`` (lag px, ρ), ``marks`` ``1×4``
     (ACF period, spectral period, ref period, max_lag). Returns ``420×1000×3`` uint8: the 2-D ACF (left) and
     the ACF along f* with the first peak (red), S/f* (blue dashed) and the reference (green dotted)."""
-    mk = np.asarray(marks, dtype=np.float64).reshape(-1)
-    pacf, pspec, pref, max_lag = (mk.tolist() + [math.nan] * 4)[:4]
+    mk = AcfMarks.from_array(marks)
+    pacf, pspec, pref, max_lag = mk.acf_period_px, mk.fundamental_period_px, mk.ref_period_px, mk.max_lag
     h, w = SIZES["acf"]
     c = Canvas(w, h)
     ml = max_lag if _finite(max_lag) else 1.0
@@ -191,9 +192,8 @@ def _centres(lo: float, hi: float, n: int) -> np.ndarray:
     return np.linspace(lo, hi, n + 1)[:-1] + (hi - lo) / max(n, 1) / 2
 
 
-def _extent(geometry: np.ndarray, shape: tuple[int, int]) -> tuple[float, float, float, float]:
-    g = np.asarray(geometry, dtype=np.float64).reshape(-1)
-    win, stride, _h, _w = g[:4]
+def _extent(g: LocalGeometry[float], shape: tuple[int, int]) -> tuple[float, float, float, float]:
+    win, stride = g.window_px, g.stride_px
     gh, gw = shape
     y0, x0 = win / 2 - stride / 2, win / 2 - stride / 2
     return (x0, x0 + gw * stride, y0 + gh * stride, y0)
@@ -212,12 +212,13 @@ def local_period(period: np.ndarray, geometry: np.ndarray) -> np.ndarray:
     finite = a[np.isfinite(a)]
     vmin, vmax = ((float(np.percentile(finite, 2)), float(np.percentile(finite, 98))) if finite.size
                   else (0.0, 1.0))
-    g = np.asarray(geometry, dtype=np.float64).reshape(-1)
+    g = LocalGeometry.from_array(geometry)
     h, w = SIZES["local_period_px"]
     c = Canvas(w, h)
-    box = _image_box(70.0, 34.0, w - 170.0, h - 84.0, g[2], g[3])
+    box = _image_box(70.0, 34.0, w - 170.0, h - 84.0, g.height, g.width)
     _heat_panel(c, box, a, cmap="viridis", vmin=vmin, vmax=max(vmax, vmin + 1e-6), extent=_extent(g, a.shape),
-                xlim=(0.0, g[3]), ylim=(0.0, g[2]), title=f"local period (window {int(g[0])} px)",
+                xlim=(0.0, g.width), ylim=(0.0, g.height),
+                title=f"local period (window {int(g.window_px)} px)",
                 xlabel="x (px)", ylabel="y (px)", cbar_label="period (px)")
     return c.to_array()
 
@@ -229,25 +230,26 @@ def local_period_bands(doubled: np.ndarray, row_frac: np.ndarray, col_frac: np.n
     d = np.asarray(doubled, dtype=np.float64)
     rf = np.asarray(row_frac, dtype=np.float64).reshape(-1)
     cf = np.asarray(col_frac, dtype=np.float64).reshape(-1)
-    g = np.asarray(geometry, dtype=np.float64).reshape(-1)
-    thr = float(g[4]) if g.size > 4 else 0.35
+    g = LocalGeometry.from_array(geometry)
+    thr = g.band_frac_threshold
     h, w = SIZES["local_period_bands"]
     c = Canvas(w, h)
     ext = _extent(g, d.shape)
-    box = _image_box(64.0, 40.0, w - 64.0 - 150.0, h - 40.0 - 130.0, g[2], g[3])
+    box = _image_box(64.0, 40.0, w - 64.0 - 150.0, h - 40.0 - 130.0, g.height, g.width)
     base_s = f"{base:.1f} px" if _finite(base) else "n/a"
-    ax = Axes(c, box, xlim=(0.0, g[3]), ylim=(0.0, g[2]), yflip=True)
+    ax = Axes(c, box, xlim=(0.0, g.width), ylim=(0.0, g.height), yflip=True)
     ax.image(colorize(d, "hot", 0.0, 1.0), ext)
     suffix = " — " + hint if hint else ""
     ax.frame(xticks=[], ylabel="y (px)", title=f"≈2× period (base {base_s}){suffix}", title_size=10)
     # Rows: share per map row, plotted against y (shares the map's y axis).
-    axr = Axes(c, (box[2] + 14, box[1], box[2] + 124, box[3]), xlim=(0.0, 1.0), ylim=(0.0, g[2]), yflip=True)
+    axr = Axes(c, (box[2] + 14, box[1], box[2] + 124, box[3]), xlim=(0.0, 1.0), ylim=(0.0, g.height),
+               yflip=True)
     axr.vline(thr, color="grey", width=0.8, dash=(4, 3))
     if rf.size:
         axr.plot(rf, _centres(ext[3], ext[2], rf.size), color="red", width=1.2)
     axr.frame(xticks=[0.0, 0.5, 1.0], yticks=[], title="rows", title_size=9)
     # Columns: share per map column against x (shares the map's x axis).
-    axb = Axes(c, (box[0], box[3] + 12, box[2], box[3] + 92), xlim=(0.0, g[3]), ylim=(0.0, 1.0))
+    axb = Axes(c, (box[0], box[3] + 12, box[2], box[3] + 92), xlim=(0.0, g.width), ylim=(0.0, 1.0))
     axb.hline(thr, color="grey", width=0.8, dash=(4, 3))
     if cf.size:
         axb.plot(_centres(ext[0], ext[1], cf.size), cf, color="red", width=1.2)
@@ -266,7 +268,7 @@ def render_all(maps: Mapping[str, np.ndarray], metrics: Mapping[str, float],
     """The six figures from a tiling Result's maps. A figure whose maps are missing or hold no finite value
     is skipped (no empty chart)."""
     out: dict[str, np.ndarray] = {}
-    side = float(np.asarray(maps["radial_marks"]).reshape(-1)[4]) if "radial_marks" in maps else math.nan
+    side = RadialMarks.from_array(maps["radial_marks"]).side_px if "radial_marks" in maps else math.nan
     if "radial_profile" in maps and "radial_marks" in maps:
         pw = np.asarray(maps["radial_profile"], dtype=np.float64)
         if pw.ndim == 2 and pw.shape[0] == 2 and (np.isfinite(pw[1]) & (pw[1] > 0) & (pw[0] >= 1)).any():

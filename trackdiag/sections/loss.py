@@ -20,16 +20,14 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..analyzers.loss import EVENT_COLUMNS, LossParams, SeriesDetection, detect_series
+from ..analyzers.loss import EVENT_COLUMNS, LossParams, SeriesDetection, detect_series, event_evidence
 from ..logreaders import LossLog, read_loss_log
 from ..report import Figure, Section
 from ..tables import write_csv
-from ..verdicts import Verdict
+from ..verdicts import Verdict, evaluate
 
 __all__ = ["add_arguments", "wanted", "run", "write_events_csv", "loss_verdicts", "loss_summary"]
 
-#: Gaussian one-sided false-alarm rate of a 3 sigma test; spike rates near it are noise.
-_NOMINAL_FALSE_ALARM = 0.00135
 #: Most points drawn per curve (longer series are decimated for the figure only).
 _MAX_PLOT_POINTS = 50_000
 
@@ -101,50 +99,10 @@ def loss_summary(log: LossLog, det: SeriesDetection, params: LossParams) -> dict
 
 
 def loss_verdicts(det: SeriesDetection, params: LossParams) -> list[Verdict]:
-    """Likely causes from the events (seed section 7.3), most severe first."""
-    ev = det.events
-    out: list[Verdict] = []
-    bad = [e for e in ev if e.kind == "nonfinite"]
-    if bad:
-        out.append(Verdict(
-            code="loss_nonfinite", severity="bad", title="NaN/Inf loss",
-            evidence={"nonfinite_count": len(bad), "first_step": bad[0].step},
-            fix="Look at the steps listed in events.csv: fp16 overflow (use bf16 or a GradScaler), a "
-                "learning "
-            "rate that is too high (lower it, clip gradients), or a corrupt sample (log sample_ids to find "
-            "it)."))
-    div = [e for e in ev if e.kind == "ema_divergence"]
-    if div:
-        out.append(Verdict(
-            code="loss_divergence", severity="bad",
-            title="Loss diverges from its EMA (the run is becoming unstable)",
-            evidence={"ema_divergence_count": len(div), "first_step": div[0].step, "how": div[0].detail},
-            fix="Lower the learning rate or lengthen the warm-up, clip gradients, and resume from a "
-            f"checkpoint before step {div[0].step}. A break of the EMA after a resume also shows here."))
-    spikes = [e for e in ev if e.kind == "spike"]
-    if spikes:
-        rate = float(det.metrics.get("spike_rate", 0.0))
-        top = sorted(spikes, key=lambda e: -e.z)[:5]
-        noise_like = rate <= 2 * _NOMINAL_FALSE_ALARM * (3.0 / params.spike_sigma) ** 2 and top[0].z < 5.0
-        out.append(Verdict(
-            code="loss_spike", severity="info" if noise_like else ("bad" if rate > 0.01 else "warn"),
-            title="Loss spikes" + (" (no more than noise would give)" if noise_like else ""),
-            evidence={"n_spikes": len(spikes), "spike_rate": round(rate, 5), "largest_z": round(top[0].z, 2),
-             "worst_steps": ", ".join(str(e.step) for e in top)},
-            fix="A corrupt batch, a learning rate that is too high, or an EMA break. Inspect the batches at "
-            "the worst steps (pass sample_ids to trackdiag.log to see which samples recur in spikes); if "
-            "spikes are frequent, lower the learning rate or add gradient clipping."))
-    plateaus = [e for e in ev if e.kind == "plateau"]
-    if plateaus:
-        out.append(Verdict(
-            code="loss_plateau", severity="warn",
-            title="Loss plateau (no improvement over the patience window)",
-            evidence={"plateau_count": len(plateaus), "first_step": plateaus[0].step,
-                      "detail": plateaus[0].detail},
-            fix="Late in training a flat diffusion loss is normal (judge the samples, not the loss). Early "
-                "on: "
-            "check that the LoRA parameters train (requires_grad, optimizer param groups), that the learning "
-            "rate is not too small, and that the data loader is not repeating the same batches."))
+    """Likely causes from the events, most severe first: the loss analyzer's registered rules
+    (:func:`trackdiag.analyzers.loss.loss_rules`) on the series' summary, or ``loss_ok`` when none fires."""
+    summary = {**det.metrics, **event_evidence(det.events), "spike_sigma": params.spike_sigma}
+    out = evaluate("loss", summary)
     if not out:
         out.append(Verdict(code="loss_ok", severity="info", title="No anomaly in the loss curve",
                            evidence={"events": 0},
