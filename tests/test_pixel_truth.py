@@ -92,3 +92,26 @@ def test_row_and_column_stripes_in_unedited_pairs_with_their_axis():
         res, codes = _run(pair)
         hits += any(a["axis"] == axis for a in res.tables["anomalies"]) and f"pixel_{axis}" in codes
     assert hits >= 5, hits
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="issue 18 item 5 not reached: inside an intended edit (a re-textured wall) the "
+                          "lattice residual of the new texture does not separate a planted box from the "
+                          "texture (the skimage brick is not periodic enough for the +-1/2-step median "
+                          "prediction); measured on seed 515 x 12: boxes IoU>=0.5 0/12, stripes with the "
+                          "right axis 3/12 (3 with the wrong one), clean edited pairs with boxes 7/12",
+                   strict=False)
+def test_defects_and_stripes_inside_an_edit():
+    """Recall of planted boxes and stripes inside a re-textured wall and false boxes on clean edits."""
+    rng = np.random.default_rng(SEED + 4)
+    boxes = stripes = clean = 0
+    for i in range(12):
+        pair = make_pair(rng, edited=True, box=("offset", "smear", "misplaced")[i % 3])
+        res, _ = _run(pair)
+        boxes += any(_iou((a["x0"], a["y0"], a["x1"], a["y1"]), pair.boxes[0]) >= 0.5
+                     for a in res.tables["anomalies"])
+        axis = ("rows", "cols")[i % 2]
+        res, codes = _run(make_pair(rng, edited=True, stripe=(axis, 0.08 + 0.04 * (i % 3))))
+        stripes += any(a["axis"] == axis for a in res.tables["anomalies"]) and f"pixel_{axis}" in codes
+        clean += _run(make_pair(rng, edited=True))[0].metrics["anomaly_count"] > 0
+    assert boxes >= 11 and stripes >= 11 and clean <= 1, (boxes, stripes, clean)
