@@ -49,7 +49,9 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
     if mask is not None:
         out.update(leak_measure(pred, inp, mask))
         # the change that alignment and exposure do not explain (an exposure change is not an edit)
-        change = photometric_residual(pred, register_shift(pred, inp, ~mask), ~mask).abs()
+        moved = register_shift(pred, inp, ~mask)
+        change = torch.stack([photometric_residual(pred[:, c:c + 1], moved[:, c:c + 1], ~mask).abs()
+                              for c in range(pred.shape[1])]).mean(dim=0)  # per channel: no cancelling
         inside = torch.where(mask, change, torch.full_like(change, float("nan"))).reshape(b, -1)
         edited = inside.nanmedian(dim=1).values > edit_level * out["noise_level"]
         edited = edited & (mask.reshape(b, -1).sum(dim=1) >= 64)
