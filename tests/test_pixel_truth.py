@@ -64,19 +64,22 @@ def test_leak_is_not_computed_in_the_training_loop():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 18 target (IoU >= 0.5 in >= 90 %) not reached: measured 3 of 6 on these "
-                          "held-out pairs (5 of 6 on the calibration seeds); the box is often merged with "
-                          "texture seams around it", strict=False)
 def test_defect_boxes_in_unedited_pairs():
+    """24 held-out pairs (every box kind with every unedited kind): the box is found with IoU >= 0.5 in
+    >= 90 % (measured 23 of 24 here, 24 of 24 on seed 9000; 3 of 6 before the change was judged against
+    the texture's own change); 12 clean pairs raise a box in <= 10 % (measured 0 of 12)."""
     rng = np.random.default_rng(SEED + 2)
     found = n = 0
-    for i, kind in enumerate(("offset", "smear", "misplaced") * 2):
-        pair = make_pair(rng, kind=UNEDITED_KINDS[i % 4], box=kind)
+    for i in range(24):
+        kind = ("offset", "smear", "misplaced")[i % 3]
+        pair = make_pair(rng, kind=UNEDITED_KINDS[(i // 3) % 4], box=kind)
         res, _ = _run(pair)
         n += 1
         found += any(_iou((a["x0"], a["y0"], a["x1"], a["y1"]), pair.boxes[0]) >= 0.5
                      for a in res.tables["anomalies"])
-    assert found / n >= 0.9, (found, n)
+    clean = sum(_run(make_pair(rng, kind=UNEDITED_KINDS[i % 4]))[0].metrics["anomaly_count"] > 0
+                for i in range(12))
+    assert found / n >= 0.9 and clean <= 1, (found, n, clean)
 
 
 @pytest.mark.slow
@@ -89,3 +92,27 @@ def test_row_and_column_stripes_in_unedited_pairs_with_their_axis():
         res, codes = _run(pair)
         hits += any(a["axis"] == axis for a in res.tables["anomalies"]) and f"pixel_{axis}" in codes
     assert hits >= 5, hits
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="issue 18 item 5 not reached: inside an intended edit (a re-textured wall) the "
+                          "lattice residual of the new texture does not separate a planted box from the "
+                          "texture (the skimage brick is not periodic enough for the +-1/2-step median "
+                          "prediction); measured on seed 515 x 12: boxes IoU>=0.5 0/12, stripes with the "
+                          "right axis 2/12 (3 with the wrong one), clean edited pairs with boxes 3/12 (the "
+                          "same before and after the texture-relative score of unedited pairs)",
+                   strict=False)
+def test_defects_and_stripes_inside_an_edit():
+    """Recall of planted boxes and stripes inside a re-textured wall and false boxes on clean edits."""
+    rng = np.random.default_rng(SEED + 4)
+    boxes = stripes = clean = 0
+    for i in range(12):
+        pair = make_pair(rng, edited=True, box=("offset", "smear", "misplaced")[i % 3])
+        res, _ = _run(pair)
+        boxes += any(_iou((a["x0"], a["y0"], a["x1"], a["y1"]), pair.boxes[0]) >= 0.5
+                     for a in res.tables["anomalies"])
+        axis = ("rows", "cols")[i % 2]
+        res, codes = _run(make_pair(rng, edited=True, stripe=(axis, 0.08 + 0.04 * (i % 3))))
+        stripes += any(a["axis"] == axis for a in res.tables["anomalies"]) and f"pixel_{axis}" in codes
+        clean += _run(make_pair(rng, edited=True))[0].metrics["anomaly_count"] > 0
+    assert boxes >= 11 and stripes >= 11 and clean <= 1, (boxes, stripes, clean)

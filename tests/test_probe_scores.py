@@ -1,4 +1,9 @@
-"""The probe's score adapter and EQ-T, against ground truth (fast, pure torch)."""
+"""The probe's score adapter and EQ-T, against ground truth (fast, pure torch).
+
+The scores are the tiling diagnosis's estimators (issue 17), with its limits: ``grid_s16`` needs 32 valid
+16-px blocks (images of 128 px and more), an edge artifact is a stripe 3–12 px wide along a whole side,
+and a mask seam is a halo just inside the mask contour.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from trackdiag.testing.tiny_models import add_grid, grid_texture
 WARN = LIMITS["grid"][0]
 
 
-def _textures(n: int, size: int = 96, seed: int = 0) -> list[torch.Tensor]:
+def _textures(n: int, size: int = 128, seed: int = 0) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     out = []
     for i in range(n):
@@ -49,23 +54,32 @@ def test_grid_scores_detect_lattices_by_stride_with_few_false_alarms():
 
 def test_checkerboard_period_does_not_count_as_grid():
     x = _textures(1)[0]
-    cb = ((torch.arange(96)[:, None] + torch.arange(96)[None, :]) % 2).float()
+    cb = ((torch.arange(128)[:, None] + torch.arange(128)[None, :]) % 2).float()
     s = artifact_scores((x + 0.05 * cb).clamp(0, 1), checkerboard=False)
     assert s["grid_s8"] < WARN and s["grid_s16"] < WARN
 
 
 def test_edge_and_seam_scores():
+    """A stripe along one side is found on that side only; a halo inside the mask contour is a seam, a
+    wall without one is not (the wall being brighter than its surroundings is content, not a seam)."""
     x = _textures(1)[0]
     striped = x.clone()
-    striped[..., :, :2] = torch.rand(1, 3, 96, 2, generator=torch.Generator().manual_seed(0))
+    striped[..., :, :4] = (striped[..., :, :4] + 0.15).clamp(0, 1)  # a 4-px bright stripe at the left
     s = artifact_scores(striped, checkerboard=False)
-    assert s["edge_left"] > LIMITS["edge"][0]
-    assert max(s["edge_right"], s["edge_top"], s["edge_bottom"]) < LIMITS["edge"][0]
-    mask = torch.zeros(96, 96)
-    mask[:, 30:70] = 1
-    seamed = x.clone()
-    seamed[..., :, 30:70] = (seamed[..., :, 30:70] + 0.2).clamp(0, 1)  # the pasted wall is brighter
-    assert artifact_scores(seamed, mask, checkerboard=False)["mask_seam_score"] > LIMITS["seam"][1]
+    assert s["edge_left"] > LIMITS["edge"][0], s
+    assert max(s["edge_right"], s["edge_top"], s["edge_bottom"]) < LIMITS["edge"][0], s
+    assert max(artifact_scores(x, checkerboard=False)[f"edge_{sd}"]
+               for sd in ("left", "right", "top", "bottom")) < LIMITS["edge"][0]
+    mask = torch.zeros(128, 128)
+    mask[20:108, 30:100] = 1
+    brighter = x.clone()
+    brighter[..., 20:108, 30:100] = (brighter[..., 20:108, 30:100] + 0.2).clamp(0, 1)
+    halo = brighter.clone()
+    inner = -torch.nn.functional.max_pool2d(-mask[None, None], 7, stride=1, padding=3)[0, 0]
+    ring = mask.bool() & ~inner.bool()
+    halo[..., ring] = (halo[..., ring] + 0.2).clamp(0, 1)  # the 3 px inside the contour are brighter
+    assert artifact_scores(halo, mask, checkerboard=False)["mask_seam_score"] > LIMITS["seam"][1]
+    assert artifact_scores(brighter, mask, checkerboard=False)["mask_seam_score"] < LIMITS["seam"][0]
     assert artifact_scores(x, mask, checkerboard=False)["mask_seam_score"] < LIMITS["seam"][0]
 
 

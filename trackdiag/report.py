@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .report_tables import table_block, table_slug, unique_slug
 from .verdicts import Verdict
 
 __all__ = ["Figure", "Verdict", "Section", "Cell", "write_report", "write_json", "json_default"]
@@ -244,6 +245,7 @@ def write_report(out_dir: str | Path, sections: Sequence[Section], *, title: str
         write_json(summary, root / "summary.json")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>",
              f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>", _banner(sections, tpl)]
+    used_slugs: set[str] = set()
     for sec in sections:
         parts.append(f"<section><h2>{_e(sec.title)}</h2>")
         for fig in sec.figures:
@@ -259,14 +261,16 @@ def write_report(out_dir: str | Path, sections: Sequence[Section], *, title: str
         for note in sec.notes:
             parts.append(f"<p>{_e(note)}</p>")
         parts += [_figure_html(root, fig, embed_images) for fig in sec.figures if not fig.key]
-        for name, rows in sec.tables.items():
-            parts.append(f"<h3>{_e(name)}</h3>{_table_html(list(rows))}")
+        for name, rows in sec.tables.items():  # every row: paged on the page, all of them as CSV
+            slug = unique_slug(table_slug(sec.title, str(name)), used_slugs)
+            parts.append(f"<h3>{_e(name)}</h3>{table_block(root, slug, list(rows), td=_td)}")
         if sec.summary:
             rows = [{"key": k, "value": v,
                      "limit": _limit_text(sec.analyzer, k)} for k, v in sec.summary.items()]
             if not any(r["limit"] for r in rows):
                 rows = [{"key": r["key"], "value": r["value"]} for r in rows]
-            parts.append(f"<details><summary>All {len(rows)} values</summary>{_table_html(rows)}</details>")
+            parts.append(f"<details><summary>All {len(rows)} values</summary>"
+                         f"{_table_html(rows, max_rows=len(rows))}</details>")
         parts.append("</section>")
     parts.append("</body></html>")
     index = root / "index.html"

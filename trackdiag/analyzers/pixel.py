@@ -321,7 +321,7 @@ def pixel_maps(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Te
         "anomaly_threshold": thr,
         "anomaly_area_frac": (score > thr[:, None, None]).float().mean(dim=(1, 2)),
     }
-    for key in ("band_rows", "band_cols"):
+    for key in ("band_rows", "band_cols", "peak", "box_margin"):
         if key in extra:
             out[MAP_PREFIX + key] = extra.pop(key)
     out.update(extra)
@@ -366,7 +366,7 @@ class Component:
 
 
 def label_components(grid: np.ndarray, *, stride: int, height: int, width: int, min_area_px: float = 16,
-                     aligned_aspect: float = 4.0) -> list[Component]:
+                     aligned_aspect: float = 4.0, min_peak: float = 0.0, margin: int = 0) -> list[Component]:
     """Connected components (8-connectivity) of one sample's anomaly grid.
 
     Args:
@@ -375,6 +375,10 @@ def label_components(grid: np.ndarray, *, stride: int, height: int, width: int, 
         min_area_px: components with fewer anomalous pixels are dropped (salt noise).
         aligned_aspect: a component whose box is at least this many times wider than tall is aligned with
             the rows (``axis="rows"``); this many times taller than wide, with the columns.
+        min_peak: components whose peak score is below this are dropped (hysteresis: the grid holds the
+            pixels above a lower threshold).
+        margin: px by which each box is shrunk on every side (the reach of a local window that spread the
+            score beyond the anomaly), never below one cell.
 
     Returns:
         Components sorted by decreasing energy.
@@ -394,10 +398,14 @@ def label_components(grid: np.ndarray, *, stride: int, height: int, width: int, 
     peaks = ndimage.maximum(peak, labels, index)
     comps: list[Component] = []
     for sl, area, energy, pk in zip(ndimage.find_objects(labels), areas, energies, peaks, strict=True):
-        if area < min_area_px:
+        if area < min_area_px or pk < min_peak:
             continue
         y0, y1 = sl[0].start * stride, min(sl[0].stop * stride, height)
         x0, x1 = sl[1].start * stride, min(sl[1].stop * stride, width)
+        if margin > 0:
+            my = max(0, min(int(margin), (y1 - y0 - stride) // 2))
+            mx = max(0, min(int(margin), (x1 - x0 - stride) // 2))
+            y0, y1, x0, x1 = y0 + my, y1 - my, x0 + mx, x1 - mx
         bw, bh = x1 - x0, y1 - y0
         axis = "rows" if bw >= aligned_aspect * bh else "cols" if bh >= aligned_aspect * bw else "none"
         comps.append(Component(int(x0), int(y0), int(x1), int(y1), float(area), float(energy),
@@ -523,9 +531,13 @@ class PixelAnalyzer(Analyzer[PixelParams]):
         h, w, stride = PixelGeometry.from_array(host[MAP_PREFIX + "geometry"])
         rows: list[dict[str, Any]] = []
         per_sample: list[list[Component]] = []
+        peaks = host.get(MAP_PREFIX + "peak")
+        margins = host.get(MAP_PREFIX + "box_margin")
         for i in range(grid.shape[0]):
             comps = label_components(grid[i], stride=stride, height=h, width=w, min_area_px=p.min_area_px,
-                                     aligned_aspect=p.aligned_aspect)
+                                     aligned_aspect=p.aligned_aspect,
+                                     min_peak=float(peaks[i]) if peaks is not None else 0.0,
+                                     margin=int(margins[i]) if margins is not None else 0)
             per_sample.append(comps)
             sid = str(sample_ids[i]) if sample_ids is not None and i < len(sample_ids) else str(i)
             for c in comps[: p.max_components]:
@@ -564,7 +576,8 @@ class PixelAnalyzer(Analyzer[PixelParams]):
         hint = "none"
         if everything and max(row_frac, col_frac) >= 0.5:
             hint = "rows" if row_frac >= col_frac else "cols"
-        skip = {MAP_PREFIX + k for k in ("anomaly_grid", "geometry", "band_rows", "band_cols")}
+        skip = {MAP_PREFIX + k for k in ("anomaly_grid", "geometry", "band_rows", "band_cols", "peak",
+                                         "box_margin")}
         maps = {k.removeprefix(MAP_PREFIX): np.asarray(v) for k, v in host.items()
                 if k.startswith(MAP_PREFIX) and k not in skip}
         maps["geometry"] = PixelGeometry(height=h, width=w, stride=stride).to_array()

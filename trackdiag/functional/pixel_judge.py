@@ -8,9 +8,14 @@
   outside it; its signal is the output itself inside the mask (judged against its own lattice);
 * otherwise the signal is the difference to the input, aligned (integer shift) and with exposure removed,
   over the whole image (the difference heat map of an edit that should be small);
-* the anomaly score is the local RMS of the lattice residual over its median (the texture's own level);
-  ``score_edited`` / ``score_unedited`` are the thresholds; row/column bands are lines whose mean residual
-  has a robust ``|z|`` above ``band_z_edited`` / ``band_z_unedited``.
+* edited: the anomaly score is the local RMS of the lattice residual over its median (the texture's own
+  level), thresholded at ``score_edited``;
+* unedited: the anomaly score is the change against the change the local texture explains
+  (:func:`~trackdiag.functional.pixel_change.relative_change`), thresholded at ``score_unedited`` with the
+  gaps closed; a component counts when its peak reaches ``peak_unedited`` (``peak``) and its box is shrunk
+  by the window's reach (``box_margin``);
+* row/column bands are lines whose mean lattice residual has a robust ``|z|`` above ``band_z_edited`` /
+  ``band_z_unedited``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Optional
 
 import torch
 
+from .pixel_change import close_hot, relative_change
 from .pixel_leak import leak_measure, photometric_residual, register_shift
 from .pixel_texture import band_profile, lattice_residual, lattice_vectors, local_rms
 
@@ -26,12 +32,15 @@ __all__ = ["judge_against_input"]
 
 
 def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[torch.Tensor], *,
-                        edit_level: float = 4.0, score_unedited: float = 4.0, score_edited: float = 12.0,
+                        edit_level: float = 4.0, score_unedited: float = 3.0, score_edited: float = 12.0,
+                        peak_unedited: float = 6.0,
                         band_z_unedited: float = 8.0, band_z_edited: float = 20.0, window: int = 9
                         ) -> dict[str, torch.Tensor]:
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
-    ``threshold`` (``(B,)``), ``edited`` (``(B,)`` 0/1), ``band_rows``/``band_cols`` (``B×H``/``B×W`` robust
-    ``|z|`` of each line, 0 where not measured), ``band_z`` (``(B,)`` the band threshold) and, with a mask,
+    ``threshold`` (``(B,)``), ``peak`` (``(B,)``, the level a component's peak must reach),
+    ``box_margin`` (``(B,)``, px to shrink each box by), ``edited`` (``(B,)`` 0/1),
+    ``band_rows``/``band_cols`` (``B×H``/``B×W`` robust ``|z|`` of each line, 0 where not measured),
+    ``band_z`` (``(B,)`` the band threshold) and, with a mask,
     the leak metrics of :func:`~trackdiag.functional.pixel_leak.leak_measure` (each ``(B,)``)."""
     b, _, h, w = pred.shape
     unclipped = ((pred > 0.01) & (pred < 0.99) & (inp > 0.01) & (inp < 0.99)).all(dim=1)
@@ -39,7 +48,10 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
     out: dict[str, torch.Tensor] = {}
     if mask is not None:
         out.update(leak_measure(pred, inp, mask))
-        change = (pred - inp).abs().mean(dim=1)
+        # the change that alignment and exposure do not explain (an exposure change is not an edit)
+        moved = register_shift(pred, inp, ~mask)
+        change = torch.stack([photometric_residual(pred[:, c:c + 1], moved[:, c:c + 1], ~mask).abs()
+                              for c in range(pred.shape[1])]).mean(dim=0)  # per channel: no cancelling
         inside = torch.where(mask, change, torch.full_like(change, float("nan"))).reshape(b, -1)
         edited = inside.nanmedian(dim=1).values > edit_level * out["noise_level"]
         edited = edited & (mask.reshape(b, -1).sum(dim=1) >= 64)
@@ -57,10 +69,15 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
     flat = torch.where(region & torch.isfinite(lr), lr, torch.full_like(lr, float("nan"))).reshape(b, -1)
     level = flat.nanmedian(dim=1).values.clamp_min(1e-6)
     score = torch.nan_to_num(lr / level[:, None, None], nan=0.0) * region
-    out["score"] = score
-    out["threshold"] = torch.where(edited, torch.full((b,), score_edited), torch.full((b,), score_unedited))
+    thr_u = torch.full((b,), score_unedited, device=pred.device)
+    rel = close_hot(relative_change(diff, aligned.mean(dim=1), full & unclipped, window=window) * unclipped,
+                    thr_u)
+    out["score"] = torch.where(edited[:, None, None], score, rel)
+    out["threshold"] = torch.where(edited, score_edited, thr_u)
+    out["peak"] = torch.where(edited, score_edited, torch.full_like(thr_u, peak_unedited))
+    out["box_margin"] = torch.where(edited, 0.0, torch.full_like(thr_u, float(window // 2)))
     out["edited"] = edited.float()
     out["band_rows"] = torch.nan_to_num(band_profile(res, region, axis="rows").abs(), nan=0.0)
     out["band_cols"] = torch.nan_to_num(band_profile(res, region, axis="cols").abs(), nan=0.0)
-    out["band_z"] = torch.where(edited, torch.full((b,), band_z_edited), torch.full((b,), band_z_unedited))
+    out["band_z"] = torch.where(edited, band_z_edited, torch.full_like(thr_u, band_z_unedited))
     return out

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
+from ..analyzers.tiling import EDGE_BAD, EDGE_WARN, GRID_BAD, GRID_WARN, SEAM_BAD, SEAM_WARN
 from ..metricspec import MetricSpec, register_metrics
 from ..verdicts import Verdict
 from .equivariance import EqResult
@@ -28,8 +29,10 @@ from .vae import VaeProbe
 
 __all__ = ["attribute", "LIMITS", "FAMILIES"]
 
-#: family -> (warn, bad) on the family's score (ratios, see :mod:`trackdiag.probe.scores`).
-LIMITS: dict[str, tuple[float, float]] = {"grid": (0.4, 1.0), "edge": (0.5, 2.0), "seam": (0.5, 2.0)}
+#: family -> (warn, bad) on the family's score: the tiling analyzer's own limits for the same estimators
+#: (:mod:`trackdiag.probe.scores`), so a probe and the tiling diagnosis of an image agree.
+LIMITS: dict[str, tuple[float, float]] = {"grid": (GRID_WARN, GRID_BAD), "edge": (EDGE_WARN, EDGE_BAD),
+                                          "seam": (SEAM_WARN, SEAM_BAD)}
 #: family -> the score keys it covers.
 FAMILIES: dict[str, tuple[str, ...]] = {
     "grid": tuple(f"grid_s{k}" for k in GRID_STRIDES),
@@ -47,7 +50,7 @@ register_metrics(
             MetricSpec(
                 k,
                 goal="min",
-                unit="ratio",
+                unit={"grid": "level", "edge": "z", "seam": "share"}[f],
                 warn=LIMITS[f][0],
                 bad=LIMITS[f][1],
                 doc=f"{f} score of the probe images (see trackdiag.probe.scores)",
@@ -72,6 +75,11 @@ _FIX = {
     "pattern, "
     "lower the rank or learning rate, or train on crops at random offsets.",
 }
+
+
+def _r(v: float) -> float:
+    """``v`` to 4 significant digits (the scores span 0.001 (grid levels) to 100 (edge z))."""
+    return float(f"{v:.4g}")
 
 
 def _nan(v: float) -> bool:
@@ -123,18 +131,18 @@ def attribute(
         share, stage, key, shares, total = best
         ev: dict[str, Any] = {
             "metric": key,
-            "score": round(total, 3),
+            "score": _r(total),
             "warn": warn,
             "bad": bad,
-            **{f"{s}_share": round(v, 3) for s, v in shares.items()},
+            **{f"{s}_share": _r(v) for s, v in shares.items()},
         }
         if pipeline is not None:
-            ev["by_scale"] = {str(s): round(pipeline.at(s, key), 3) for s in sorted(pipeline.scores)}
+            ev["by_scale"] = {str(s): _r(pipeline.at(s, key)) for s in sorted(pipeline.scores)}
             ev["grows_with_scale"] = pipeline.grows_with_scale(key)
             ev["seeds"] = list(pipeline.seeds)
         if vae is not None:
-            ev["vae_constant"] = round(vae.constant.get(key, float("nan")), 3)
-            ev.update({f"vae_excess_{n}": round(e.get(key, float("nan")), 3) for n, e in vae.excess.items()})
+            ev["vae_constant"] = _r(vae.constant.get(key, float("nan")))
+            ev.update({f"vae_excess_{n}": _r(e.get(key, float("nan"))) for n, e in vae.excess.items()})
         what = {
             "grid": f"The {key.removeprefix('grid_s')}-px grid",
             "edge": f"The artifact on the {key[5:]} edge",
@@ -145,7 +153,7 @@ def attribute(
             Verdict(
                 code=f"probe_{stage}_{family}",
                 severity="bad" if share >= bad else "warn",
-                title=f"{what} comes from {label} (its share {share:.2f} of {total:.2f})",
+                title=f"{what} comes from {label} (its share {share:.3g} of {total:.3g})",
                 evidence=ev,
                 fix=_FIX[stage],
             )

@@ -1,22 +1,23 @@
 """The one adapter between the probes / fingerprint and the artifact estimators.
 
-:func:`artifact_scores` returns the grid, edge and seam scores the probes compare between stages. The grid,
-edge and seam estimators here are small pure-torch stand-ins (lattice-line jump excess per stride); the
-tiling analyzer's own estimators can replace them *in this one function* without touching any caller.
-``checkerboard_s2`` comes from the tiling analyzer.
+:func:`artifact_scores` returns the grid, edge and seam scores the probes compare between stages, computed by
+the **tiling diagnosis's own estimators**, so a probe and the diagnosis of the same image agree (same
+numbers, same limits: :data:`trackdiag.probe.attribute.LIMITS` are the tiling analyzer's):
 
-Definitions (``x`` = luminance, ``B×H×W``; "jump" = first difference across a pixel boundary):
+* ``grid_s<k>``: :func:`trackdiag.functional.grid.grid_excess` (median extra jump on the k-px lines over
+  the block's median jump, image units, averaged over the two directions; NaN with fewer than 32 valid
+  blocks), on the wall only when a mask is given, over the blocks of all the batch's images together;
+* ``edge_<side>``: :func:`trackdiag.functional.seams.edge_scores` (robust z of a step 2–13 px in from the
+  side that runs the whole side; NaN for images under 63 px);
+* ``mask_seam_score``: :func:`trackdiag.functional.seams.mask_seam_parts` (relative offset of the band just
+  inside the mask contour), counted only where it is consistent along the contour (``mask_seam_t`` at
+  least the tiling rule's ``SEAM_T_WARN``), as the tiling rule requires; ``mask_seam_t`` is returned too.
 
-* ``grid_s<k>``: the boundaries of each row are cut into lattice cells of ``k`` boundaries; in each cell,
-  the share ``f_p`` of its squared-jump energy at phase ``p`` (position ``≡ p mod k``); ``F_p`` = the mean
-  share over cells (each cell weighs the same, so a few strong edges of the content cannot dominate). The
-  score is ``k · max_p (F_p − F_{p+k/2})``: the excess share of the strongest lattice line over the line half
-  a period away, in units of the uniform share ``1/k`` (0 = no lattice; at most ``k``). A finer period
-  (k/2, k/4 …, e.g. a checkerboard) gives ``F_p = F_{p+k/2}`` and scores 0 here, so each stride counts only
-  what the next finer stride does not explain. Rows and columns are scored separately; the larger counts.
-* ``edge_<side>``: mean squared jump in the ``band`` outermost pixels of one side over the same in the
-  interior, minus 1 (0 = the border looks like the inside).
-* ``mask_seam_score``: mean squared jump across the mask border over the same inside the wall, minus 1.
+Images are reduced to luminance (channel mean) and scaled to [0, 1] by the batch's range when they lie
+outside it. The edge and seam scores are the mean over the batch's images (NaN ignored).
+
+(Before issue 17 this module had its own stand-in estimators — lattice-line jump shares, border/interior
+jump-energy ratios — on other scales; they are gone, so there is one grid, edge and seam estimator.)
 """
 
 from __future__ import annotations
@@ -28,11 +29,10 @@ import torch
 
 from ..checks import check_image_batch, normalize_mask
 
-__all__ = ["artifact_scores", "grid_score", "edge_scores", "seam_score", "GRID_STRIDES"]
+__all__ = ["artifact_scores", "GRID_STRIDES"]
 
 #: The lattice strides scored by default (VAE 8×, patchify 16×, stacked 32×).
 GRID_STRIDES: tuple[int, ...] = (8, 16, 32)
-_EPS = 1e-6  # a squared jump of (1e-3)² in [0, 1] units: invisible
 
 
 def _gray(images: torch.Tensor) -> torch.Tensor:
@@ -40,113 +40,12 @@ def _gray(images: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(images.float().mean(dim=1), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def _phase_shares(jumps: torch.Tensor, k: int, weight: torch.Tensor) -> torch.Tensor:
-    """Mean share of each lattice phase in the jump energy of k-px blocks.
-
-    ``jumps``, ``weight``: B×H×(W−1) → (k,).
-
-    The jump at index ``j`` lies on the boundary between pixels ``j`` and ``j+1``; its phase is ``(j+1) % k``.
-    Blocks are the lattice cells ``[m·k, (m+1)·k)`` of boundaries; a block counts when all its jumps are
-    valid and it holds any energy. Uniform shares are ``1/k``; a line on the lattice puts its energy on one.
-    """
-    n = jumps.shape[-1]
-    first = (k - 1) % k  # index of the first jump with phase 0
-    m = (n - first) // k
-    if m < 1:
-        return torch.full((k,), float("nan"), dtype=torch.float64)
-    sq = jumps.double().square()[..., first : first + m * k].reshape(*jumps.shape[:-1], m, k)
-    ok = weight[..., first : first + m * k].reshape(*jumps.shape[:-1], m, k).bool().all(dim=-1)
-    tot = sq.sum(dim=-1)
-    ok = ok & (tot > _EPS * k)
-    if not bool(ok.any()):
-        return torch.full((k,), 1.0 / k, dtype=torch.float64)  # nothing moves: no grid
-    shares = sq / tot.clamp_min(1e-30)[..., None]
-    return (shares * ok[..., None]).sum(dim=tuple(range(shares.ndim - 1))) / ok.sum()
-
-
-def grid_score(gray: torch.Tensor, k: int, *, margin: int = 4, valid: Optional[torch.Tensor] = None) -> float:
-    """Lattice-line jump excess of stride ``k`` (see the module doc).
-
-    Args:
-        gray: ``B×H×W``.
-        k: an even stride >= 2.
-        margin: pixels at each border left out (borders are scored by :func:`edge_scores`).
-        valid: optional ``B×H×W`` bool; only jumps between two valid pixels count.
-    """
-    if k < 2 or k % 2:
-        raise ValueError(f"grid stride must be an even number >= 2, got {k}")
-    scores = []
-    v_all = torch.ones_like(gray, dtype=torch.bool) if valid is None else valid.bool()
-    for g, v in ((gray, v_all), (gray.transpose(-1, -2), v_all.transpose(-1, -2))):
-        h, w = g.shape[-2:]
-        if w - 2 * margin < 4 * k or h <= 2 * margin:  # fewer than 4 lattice cells a row: too noisy
-            continue
-        keep = torch.zeros_like(v)
-        keep[:, margin : h - margin, margin : w - margin] = True
-        v = v & keep
-        jumps = g[..., 1:] - g[..., :-1]
-        weight = v[..., 1:] & v[..., :-1]  # the absolute lattice phase is kept
-        f = _phase_shares(jumps, k, weight)
-        scores.append(float((f - f.roll(-(k // 2))).max() * k))
-    return max(scores) if scores else float("nan")
-
-
-def edge_scores(gray: torch.Tensor, *, band: int = 2) -> dict[str, float]:
-    """``edge_left/right/top/bottom``: squared-jump energy in the outer ``band`` px over the interior, − 1."""
-    h, w = gray.shape[-2:]
-    dx = (gray[..., :, 1:] - gray[..., :, :-1]).square()
-    dy = (gray[..., 1:, :] - gray[..., :-1, :]).square()
-    inner = torch.cat(
-        [
-            dx[..., 2 * band : h - 2 * band, 2 * band : w - 1 - 2 * band].flatten(1),
-            dy[..., 2 * band : h - 1 - 2 * band, 2 * band : w - 2 * band].flatten(1),
-        ],
-        dim=1,
-    )
-    base = float(inner.mean()) + _EPS
-    # jumps along each side (parallel stripes) and into it (a step at the border); corners left out so
-    # that one bad side does not spill into its neighbours
-    r, c = slice(2 * band, h - 2 * band), slice(2 * band, w - 2 * band)
-    sides = {
-        "edge_left": torch.cat([dy[..., r, :band].flatten(1), dx[..., r, :band].flatten(1)], 1),
-        "edge_right": torch.cat(
-            [dy[..., r, w - band :].flatten(1), dx[..., r, w - 1 - band :].flatten(1)], 1
-        ),
-        "edge_top": torch.cat([dx[..., :band, c].flatten(1), dy[..., :band, c].flatten(1)], 1),
-        "edge_bottom": torch.cat(
-            [dx[..., h - band :, c].flatten(1), dy[..., h - 1 - band :, c].flatten(1)], 1
-        ),
-    }
-    return {k: float(v.mean()) / base - 1.0 for k, v in sides.items()}
-
-
-def seam_score(gray: torch.Tensor, wall: torch.Tensor) -> float:
-    """``mask_seam_score``: squared jump across the mask border over the same inside the wall, − 1.
-
-    ``gray`` B×H×W, ``wall`` B×H×W bool. NaN when the mask has no border or no inside.
-    """
-    wf = wall.float()
-    dx = (gray[..., :, 1:] - gray[..., :, :-1]).square()
-    dy = (gray[..., 1:, :] - gray[..., :-1, :]).square()
-    cross_x = (wf[..., :, 1:] != wf[..., :, :-1]).float()
-    cross_y = (wf[..., 1:, :] != wf[..., :-1, :]).float()
-    in_x = wf[..., :, 1:] * wf[..., :, :-1]
-    in_y = wf[..., 1:, :] * wf[..., :-1, :]
-    n_cross = float(cross_x.sum() + cross_y.sum())
-    n_in = float(in_x.sum() + in_y.sum())
-    if n_cross == 0 or n_in == 0:
-        return float("nan")
-    e_cross = float((dx * cross_x).sum() + (dy * cross_y).sum()) / n_cross
-    e_in = float((dx * in_x).sum() + (dy * in_y).sum()) / n_in
-    return e_cross / (e_in + _EPS) - 1.0
-
-
 def artifact_scores(
     images: torch.Tensor,
     mask: Optional[torch.Tensor] = None,
     *,
     strides: Sequence[int] = GRID_STRIDES,
-    band: int = 2,
+    strip: int = 13,
     margin: int = 4,
     checkerboard: bool = True,
 ) -> dict[str, float]:
@@ -157,30 +56,60 @@ def artifact_scores(
         mask: optional wall mask (``B×1×H×W``, ``1×H×W`` or ``H×W``, > 0.5 = wall): the grid is measured on
             the wall only and ``mask_seam_score`` is added.
         strides: lattice strides for ``grid_s<k>``.
-        band: width in px of the border bands of ``edge_<side>``.
+        strip: how far in from each side (px) a step counts as an edge stripe (``edge_<side>``).
         margin: pixels at each border left out of the grid scores.
         checkerboard: also return the tiling analyzer's ``checkerboard_s2``.
 
     Returns:
         ``{"grid_s8": …, "grid_s16": …, "edge_left": …, …, ["mask_seam_score"], ["checkerboard_s2"]}``.
     """
+    from ..analyzers.tiling import SEAM_T_WARN
+    from ..functional.grid import grid_excess
+    from ..functional.seams import SIDES, mask_seam_parts
+    from ..functional.seams import edge_scores as strip_scores
+
     images = check_image_batch(images, name="images").detach()
     b, _, h, w = images.shape
     gray = _gray(images)
+    lo, hi = float(gray.min()), float(gray.max())
+    x = gray if (lo >= 0.0 and hi <= 1.0) else ((gray - lo) / (hi - lo) if hi > lo else gray * 0)
+    finite = torch.isfinite(images.float()).all(dim=1).to(x.dtype)
     wall = None
     if mask is not None:
         wall = normalize_mask(mask, batch=b, height=h, width=w).to(images.device)[:, 0]
+    valid = finite if wall is None else finite * wall.to(x.dtype)
+    if margin > 0:  # the borders belong to the edge scores
+        keep = torch.zeros_like(valid)
+        keep[:, margin : h - margin, margin : w - margin] = 1.0
+        valid = valid * keep
+
+    def mean(t: torch.Tensor) -> float:
+        t = t.double()
+        return float(t.nanmean()) if bool(torch.isfinite(t).any()) else float("nan")
+
     out: dict[str, float] = {}
+    # the batch's images side by side (the column at each join invalid): the grid estimator's median over
+    # the blocks of all images, so small probe images (48-64 px, too few blocks alone) are scored too
+    side = valid.clone()
+    side[:, :, 0] = 0.0
+    side[:, :, -1] = 0.0
+    grid = grid_excess(x.permute(1, 0, 2).reshape(1, h, b * w), side.permute(1, 0, 2).reshape(1, h, b * w),
+                       strides=tuple(int(k) for k in strides))
     for k in strides:
-        out[f"grid_s{k}"] = grid_score(gray, int(k), margin=margin, valid=wall)
-    out.update(edge_scores(gray, band=band))
+        out[f"grid_s{k}"] = mean(grid[f"grid_s{k}"])
+    edges = strip_scores(x, finite, strip=int(strip))
+    out.update({f"edge_{sd}": mean(edges[f"edge_{sd}"]) for sd in SIDES})
     if wall is not None:
-        out["mask_seam_score"] = seam_score(gray, wall)
+        parts = mask_seam_parts(x, finite * wall.to(x.dtype))
+        t = parts["mask_seam_t"]
+        score = torch.where(t >= SEAM_T_WARN, parts["mask_seam_score"], torch.zeros_like(t))
+        score = torch.where(torch.isfinite(t), score, t)
+        out["mask_seam_score"] = mean(score)
+        out["mask_seam_t"] = mean(t)
     if checkerboard:
         try:
             from ..analyzers.tiling import tiling_metrics
 
-            lo, hi = float(images.min()), float(images.max())
             unit = (images - lo) / (hi - lo) if hi > lo else images * 0
             tm = tiling_metrics(unit.clamp(0, 1), mask=mask, maps=False)
             if "checkerboard_s2" in tm:

@@ -52,11 +52,13 @@ class VaeProbe:
     psnr_db: dict[str, float] = field(default_factory=dict)
 
     def added(self, key: str) -> float:
-        """What the VAE adds to ``key``: the constant-colour score (content-free), else the largest excess."""
-        v = self.constant.get(key, float("nan"))
-        if not math.isnan(v):
-            return v
-        vals = [e[key] for e in self.excess.values() if key in e and not math.isnan(e[key])]
+        """What the VAE adds to ``key``: the largest of the constant-colour score (content-free) and its
+        excesses over the reference and targets. A lattice's line jumps scale with the local signal, so a weak
+        one shows more on texture than on flat colours (a 5 % transposed-conv imbalance: grid_s8 0.0025 on
+        flat colours, 0.0042 over the targets; the tiling warn limit is 0.0035)."""
+        vals = [self.constant.get(key, float("nan"))]
+        vals += [e[key] for e in self.excess.values() if key in e]
+        vals = [v for v in vals if not math.isnan(v)]
         return max(vals) if vals else float("nan")
 
 

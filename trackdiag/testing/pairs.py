@@ -49,10 +49,10 @@ def _texture(name: str) -> np.ndarray:
 def _crop_scaled(rng: np.random.Generator, img: np.ndarray, size: int, scale: float) -> np.ndarray:
     from scipy.ndimage import zoom
 
-    src = int(np.ceil(size / scale)) + 2
+    src = min(int(np.ceil(size / scale)) + 2, min(img.shape[:2]))  # never larger than the photograph
     y0 = int(rng.integers(0, img.shape[0] - src + 1))
     x0 = int(rng.integers(0, img.shape[1] - src + 1))
-    crop = zoom(img[y0:y0 + src, x0:x0 + src], scale, order=1)
+    crop = zoom(img[y0:y0 + src, x0:x0 + src], max(scale, size / src), order=1)
     return crop[:size, :size]
 
 
