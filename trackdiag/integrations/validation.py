@@ -90,9 +90,7 @@ def log_validation_images(
     names = [str(k) for k in keys] if keys is not None else [f"{i:02d}" for i in range(len(tensors))]
     if len(names) != len(tensors):
         raise ShapeError(f"keys must have one entry per image ({len(tensors)}); got {len(names)}")
-    last = getattr(s, "_last_step", None)
-    if last is not None and step < last:
-        s._last_step = None  # a late image of an earlier step: its own step is still the right one
+    s.allow_earlier_step(int(step))  # a late image of an earlier step: its own step is still the right one
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, t in enumerate(tensors):
         by_shape.setdefault(tuple(t.shape), []).append(i)
