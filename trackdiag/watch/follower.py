@@ -254,9 +254,10 @@ class Follower:
             {"step": step, "file": rel, "key": _key(smp.key), "seed": smp.seed, "epoch": smp.epoch}
             for rel, (smp, _, _) in items
         ]
+        # files whose diagnosis the run holds (a restart): left out when the whole group is such
+        diagnosed = all(rel in self._diagnosed for rel in group)
         for rel, (sample, _, _) in items:  # the intent, durable before anything is logged
-            self.state.pending[rel] = {"step": step, "key": _key(sample.key),
-                                       "diagnosed": step in self._diagnosed}
+            self.state.pending[rel] = {"step": step, "key": _key(sample.key), "diagnosed": diagnosed}
         self.state.save(self.state_path)
         log_validation_images(
             [img for _, (_, img, _) in items],
@@ -267,7 +268,7 @@ class Follower:
             ref=self.ref,
             fingerprint=self.fingerprint,
             rows=rows,
-            diagnose=step not in self._diagnosed,
+            diagnose=not diagnosed,
         )
         s = self.session
         if not s.flush(120.0):
@@ -277,6 +278,7 @@ class Follower:
         for rel, (sample, _, _) in group.items():
             self.state.logged[rel] = {"step": step, "key": _key(sample.key)}
             self.state.pending.pop(rel, None)
+            self._diagnosed.discard(rel)
             self._pending.pop(rel, None)
             self._seen.pop(rel, None)
         self.state.fingerprint = self.fingerprint.state_dict()
@@ -316,7 +318,7 @@ class Follower:
         """Settle the files that were being logged when the last session stopped (see the module docstring).
         Returns the files whose image alone is still to be logged (``rel -> (step, key)``)."""
         images_only: dict[str, tuple[int, str]] = {}
-        self._diagnosed: set[int] = set()
+        self._diagnosed: set[str] = set()
         for rel, entry in sorted(self.state.pending.items()):
             step, key = int(entry["step"]), str(entry["key"])
             if (f"trackdiag/watch/{key}", step) in journaled.images:
@@ -327,7 +329,8 @@ class Follower:
             elif entry.get("diagnosed") or step in journaled.diagnosed and not any(
                 int(v["step"]) == step for r, v in self.state.logged.items() if r not in self.state.pending
             ):
-                self._diagnosed.add(step)  # its diagnosis is in the run: log the rest of it only
+                self._diagnosed.add(rel)  # its diagnosis is in the run: log the rest of it only
+                entry["diagnosed"] = True
         if self.state.pending:
             log.info(
                 "trackdiag watch: %d file(s) were being logged when the last session stopped: %d delivered, "
@@ -337,7 +340,9 @@ class Follower:
                 len(images_only),
                 sum(1 for r in self.state.pending if r not in self.state.logged and r not in images_only),
             )
-            self.state.pending = {r: v for r, v in self.state.pending.items() if r in images_only}
+            # kept while their flags matter (the spool that told may be gone at the next start)
+            self.state.pending = {r: v for r, v in self.state.pending.items()
+                                  if r in images_only or r in self._diagnosed}
             self.state.save(self.state_path)
         return images_only
 
