@@ -15,6 +15,7 @@ once at its step.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import subprocess
@@ -72,8 +73,10 @@ def _state(tmp: Path) -> dict:
 
 
 def _journals(tmp: Path, pid: str = "*") -> list[Path]:
-    """The spool journals of the watcher with process id ``pid`` (all: ``*``)."""
-    return list((tmp / "td").glob(f"**/spool/*-{pid}-*/spool.jsonl"))
+    """The spool journals of the watcher with process id ``pid`` (all: ``*``). (``glob.glob``, unlike
+    ``Path.glob``, does not fail when the watcher removes a spool folder while it is being listed.)"""
+    pattern = str(tmp / "td" / "**" / "spool" / f"*-{pid}-*" / "spool.jsonl")
+    return [Path(p) for p in glob.glob(pattern, recursive=True)]
 
 
 def _image_acks(tmp: Path, pid: int) -> int:
@@ -82,7 +85,11 @@ def _image_acks(tmp: Path, pid: int) -> int:
     if not journals:
         return 0
     images, acked = set(), 0
-    for text in journals[0].read_text().splitlines():
+    try:
+        journal = journals[0].read_text()
+    except FileNotFoundError:  # delivered everything and removed meanwhile
+        return 0
+    for text in journal.splitlines():
         try:
             line = json.loads(text)
         except ValueError:
