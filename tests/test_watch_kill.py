@@ -103,20 +103,22 @@ def _image_acks(tmp: Path, pid: int) -> int:
 
 def _kill_at(proc: subprocess.Popen, tmp: Path, point: str, delay: float) -> dict:
     """SIGKILL the watcher at ``point``; returns the state it left."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if point == "ack" and _image_acks(tmp, proc.pid) > 0:
-            break
-        # the watcher's session has started (what a previous kill left pending was settled before)
-        started = bool(_journals(tmp, str(proc.pid)))
-        if point == "intent" and started and _state(tmp).get("pending"):
-            break
-        if point == "delay" and started:
-            time.sleep(delay)
-            break
-        time.sleep(0.005)
-    proc.kill()
-    proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if point == "ack" and _image_acks(tmp, proc.pid) > 0:
+                break
+            # the watcher's session has started (what a previous kill left pending was settled before)
+            started = bool(_journals(tmp, str(proc.pid)))
+            if point == "intent" and started and _state(tmp).get("pending"):
+                break
+            if point == "delay" and started:
+                time.sleep(delay)
+                break
+            time.sleep(0.005)
+    finally:  # also when the test fails here: no watcher is left running
+        proc.kill()
+        proc.communicate(timeout=60)
     return _state(tmp)
 
 
