@@ -1,21 +1,24 @@
 """Faults of a real ``mlflow server`` on 127.0.0.1: a read-only artifact root (scalars must not wait behind
-figures), a server that was never up (``sync`` creates the run later and finishes it), an artifact name the
-server refuses (refused for good, the rest goes on). Each test counts what was logged against what arrived."""
+figures, and a refused upload must not cost the scalar call after it), a server that was never up (``sync``
+creates the run later and finishes it), an artifact name the server refuses (refused for good, the rest goes
+on). Each test counts what was logged against what arrived."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 from probes import batch, mean_config
 from servers import MlflowServer, free_port
 
 import trackdiag
+from trackdiag.backends.base import RunInfo
+from trackdiag.backends.mlflow import MlflowBackend, MlflowParams
 from trackdiag.sync import main as sync_main
 
 KEY = "trackdiag/mean/mean"
@@ -47,6 +50,21 @@ def read_only_dir(path: Path) -> tuple[Path, str]:
     return blocker / "artifacts", "file"
 
 
+@pytest.fixture(scope="module")
+def read_only_server(tmp_path_factory):
+    """One ``mlflow server`` for this module whose artifact store refuses every write."""
+    artifacts, how = read_only_dir(tmp_path_factory.mktemp("ro") / "ro")
+    server = ArtifactServer(Path(tempfile.mkdtemp(prefix="trackdiag_ro_")), artifacts)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        if how == "mount":
+            subprocess.run(["umount", str(artifacts)], check=False)
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
 def start(url: str, tmp: Path, **kw):
     config = {**mean_config(), "backend": {"mlflow": {"tracking_uri": url, "retry_s": 0.5,
                                                       "http_timeout_s": 3.0}}}
@@ -55,39 +73,47 @@ def start(url: str, tmp: Path, **kw):
                           out_dir=str(tmp / "out"), on_error="raise", **kw)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "intermittent regression found at integration (2026-12-06; fails in some runs): since the run's "
-    "config.yaml is uploaded at step 0, the refused upload is followed by 'connection reset by peer' on the "
-    "metrics lane's log-batch and no scalar arrives before finish(); everything is kept in the spool (sync "
-    "delivers it). To fix in the delivery path."))
-def test_read_only_artifact_root_scalars_still_arrive_and_the_run_is_finished(tmp_path):
-    artifacts, how = read_only_dir(tmp_path / "ro")
-    server = ArtifactServer(Path(tempfile.mkdtemp(prefix="trackdiag_ro_")), artifacts)
-    try:
-        server.start()
-        s = start(server.url, tmp_path)
-        n = 30
-        for step in range(n):
-            s.log(step, batch(seed=step))  # a metric and a figure per step
-            s.log_scalars({"note": f"step {step}"}, step=step)  # a table append per step
-        t0 = time.monotonic()
-        summary = s.finish()
-        took = time.monotonic() - t0
-        run_id = s.backends[0].run_id
-        client = MlflowClient(server.url)
-        run = client.get_run(run_id)
-        # every scalar arrived although every figure and table was refused by the artifact store
-        assert sorted(m.step for m in client.get_metric_history(run_id, KEY)) == list(range(n))
-        assert run.info.status == "FINISHED"
-        # n figures, n table appends and the config.yaml artifact, exactly
-        assert summary.undelivered == 2 * n + 1 and summary.lost == 0
-        assert took < 60
-        assert "kept in spool" in str(summary)
-    finally:
-        server.stop()
-        if how == "mount":
-            subprocess.run(["umount", str(artifacts)], check=False)
-        shutil.rmtree(server.root, ignore_errors=True)
+def test_a_refused_upload_does_not_cost_the_next_scalar_call(read_only_server):
+    """The server answers a refused upload with HTTP 500 and then closes that keep-alive connection; MLflow's
+    process-wide pool hands it to the next call. Every scalar call right after a refused upload arrives, once
+    (before the fix about 60 % of them failed with 'connection reset by peer')."""
+    url = read_only_server.url
+    backend = MlflowBackend(MlflowParams(tracking_uri=url, http_timeout_s=3.0, retry_s=0.5),
+                            run=RunInfo(experiment="dropped", run_name="refused-then-scalar"))
+    backend.open()
+    n, refused = 30, 0
+    for step in range(n):
+        try:
+            backend.log_image("img", np.full((32, 32, 3), step, np.uint8), step=step)
+        except Exception:
+            refused += 1
+        backend.log_metrics({"m": float(step)}, step=step, timestamp_ms=1_000 + step)
+        backend.log_params({f"p{step}": str(step)})
+    backend.close("FINISHED")
+    client = MlflowClient(url)
+    run = client.get_run(backend.run_id)
+    assert refused == n  # ground truth: the artifact store takes nothing
+    assert [m.step for m in client.get_metric_history(backend.run_id, "m")] == list(range(n))  # once each
+    assert run.data.params == {f"p{i}": str(i) for i in range(n)}
+    assert run.info.status == "FINISHED"
+
+
+def test_read_only_artifact_root_scalars_still_arrive_and_the_run_is_finished(tmp_path, read_only_server):
+    s = start(read_only_server.url, tmp_path)
+    n = 30
+    for step in range(n):
+        s.log(step, batch(seed=step))  # a metric and a figure per step
+        s.log_scalars({"note": f"step {step}"}, step=step)  # a table append per step
+    summary = s.finish()
+    run_id = s.backends[0].run_id
+    client = MlflowClient(read_only_server.url)
+    run = client.get_run(run_id)
+    # every scalar arrived although every figure and table was refused by the artifact store
+    assert sorted(m.step for m in client.get_metric_history(run_id, KEY)) == list(range(n))
+    assert run.info.status == "FINISHED"
+    # n figures, n table appends and the config.yaml artifact, exactly
+    assert summary.undelivered == 2 * n + 1 and summary.lost == 0
+    assert "kept in spool" in str(summary)
 
 
 def test_never_up_server_then_sync_creates_and_finishes_the_run(tmp_path):

@@ -96,6 +96,20 @@ def test_step_must_not_go_down(in_tmp):
         trackdiag.log(4, batch())
 
 
+def test_allow_earlier_step_admits_one_late_step_and_the_order_is_checked_from_it(in_tmp):
+    s = start(backend="local")
+    s.log(5, batch())
+    s.allow_earlier_step(7)  # not earlier: changes nothing
+    with pytest.raises(trackdiag.StepOrderError, match="went down: 3 after 5"):
+        s.log(3, batch())
+    s.allow_earlier_step(3)  # a late validation image of step 3
+    s.log(3, batch())
+    with pytest.raises(trackdiag.StepOrderError, match="went down: 2 after 3"):
+        s.log(2, batch())
+    s.finish()
+    assert sorted(read_metrics(s.backends[0].dir)[KEY]) == [3, 5]
+
+
 BAD_INPUTS = [
     ("pred_3d", dict(pred=torch.rand(3, 16, 16)), trackdiag.ShapeError, r"B×C×H×W.*\(3, 16, 16\)"),
     ("pred_empty", dict(pred=torch.rand(0, 3, 16, 16)), trackdiag.ShapeError, r"\(0, 3, 16, 16\)"),

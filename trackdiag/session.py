@@ -427,6 +427,12 @@ class Session:
         if not done.wait(30.0):
             self._ranks_lost = "the other ranks did not answer within 30 s at finish()"
 
+    def allow_earlier_step(self, step: int) -> None:
+        """Let the next :meth:`log` take ``step`` although it is below the last step logged (a late validation
+        image of an earlier training step: its own step is the right one). Steps otherwise never go down."""
+        if self._last_step is not None and int(step) < self._last_step:
+            self._last_step = None
+
     def state_dict(self) -> dict[str, Any]:
         """Analyzer state and the last step, to store next to a training checkpoint."""
         return {"last_step": self._last_step, "analyzers": {a.name: a.state_dict() for a in self.analyzers}}

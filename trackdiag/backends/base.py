@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Optional
 
 import numpy as np
 
-__all__ = ["Backend", "BackendParams", "ImageItem", "RunInfo", "is_transient_error"]
+__all__ = ["Backend", "BackendParams", "ImageItem", "RunInfo", "is_dropped_connection", "is_transient_error"]
 
 
 _TRANSIENT_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.ETIMEDOUT,
@@ -42,6 +42,38 @@ def is_transient_error(exc: BaseException) -> bool:
                                     "RemoteDisconnected", "ReadError", "WriteError")):
             return True
         cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def is_dropped_connection(exc: BaseException) -> bool:
+    """Whether a request failed because the connection it was sent on broke (reset, aborted, closed by the
+    server without an answer), anywhere in the cause chain, as opposed to a server that cannot be reached
+    (connection refused) or does not answer (timeout).
+
+    A pooled keep-alive connection that the server closed after its previous answer fails this way when it is
+    reused before its close reached the client; a new connection is the remedy, not waiting.
+
+    >>> is_dropped_connection(RuntimeError("request failed"))
+    False
+    >>> err = RuntimeError("request failed")
+    >>> err.__context__ = ConnectionResetError(104, "Connection reset by peer")
+    >>> is_dropped_connection(err), is_dropped_connection(ConnectionRefusedError(111, "refused"))
+    (True, False)
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        cur = todo.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+            return True
+        name, module = type(cur).__name__, type(cur).__module__ or ""
+        if name == "RemoteDisconnected" or (module.split(".")[0] == "urllib3" and name == "ProtocolError"):
+            return True  # http.client's / urllib3's "connection aborted" (the OSError is only in its args)
+        todo += [c for c in (cur.__cause__, cur.__context__, getattr(cur, "reason", None))
+                 if isinstance(c, BaseException)]
     return False
 
 

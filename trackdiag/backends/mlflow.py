@@ -14,7 +14,13 @@ created is terminated at ``close``.
 
 Over HTTP every request is bounded: ``http_timeout_s`` per request and no client-side retries (MLflow's
 default is 7 retries with exponential back-off, minutes against a dead server). The worker's spool does the
-retrying instead, without blocking anything. These environment variables (and
+retrying instead, without blocking anything. One failure is not left to it: MLflow keeps one pool of
+keep-alive connections for the whole process, and a server that fails a request (an artifact upload the
+store refuses: HTTP 500) closes that connection right after answering, so the next call, whichever lane makes
+it, may be sent on a dead connection. The run's scalar calls (metrics, params, tags, status) are therefore
+sent again, on a new connection, when their connection was dropped (:func:`~.base.is_dropped_connection`);
+each of them is idempotent in MLflow (a metric point identical in key, step, timestamp and value is stored
+once; a param with the same value and a tag are set again). These environment variables (and
 ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false``, so that appending to a table does not print a progress bar on
 the user's console) are set only around this backend's own calls; values the user exported are respected.
 """
@@ -26,7 +32,7 @@ import posixpath
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +41,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import BackendError, MissingDependencyError
-from .base import Backend, BackendParams, ImageItem
+from .base import Backend, BackendParams, ImageItem, is_dropped_connection
 
 __all__ = ["MlflowBackend", "MlflowParams"]
 
@@ -47,6 +53,8 @@ _MAX_PARAM_LEN = 6000
 _MAX_TAG_LEN = 8000
 #: Error codes that mean "try again later" (HTTP 429 and 5xx).
 _RETRY_STATUS = 500
+#: How many times a scalar call is sent again after its connection was dropped (each time on a new one).
+_RESENDS = 2
 
 _ENV_LOCK = threading.Lock()
 #: Run tag holding :attr:`MlflowParams.run_key`.
@@ -130,6 +138,18 @@ class MlflowBackend(Backend):
                     else:
                         os.environ[k] = v
 
+    @staticmethod
+    def _again(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call(*args, **kwargs)``, sent again (at most ``_RESENDS`` times) when the pooled connection it
+        went out on had been dropped by the server (see the module docstring). Only for idempotent calls."""
+        for attempt in range(_RESENDS + 1):
+            try:
+                return call(*args, **kwargs)
+            except Exception as exc:
+                if attempt == _RESENDS or not is_dropped_connection(exc):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
     # -- lifecycle ------------------------------------------------------------------------------------
     def open(self) -> None:
         from mlflow import MlflowClient
@@ -169,14 +189,14 @@ class MlflowBackend(Backend):
 
         tags = [RunTag(k, str(v)) for k, v in self.run.tags.items()]
         if tags:
-            self.client.log_batch(self.run_id, tags=tags, synchronous=True)
+            self._again(self.client.log_batch, self.run_id, tags=tags, synchronous=True)
 
     def close(self, status: str = "FINISHED") -> None:
         terminate = self.params.terminate_on_close
         terminate = self._owns_run if terminate is None else terminate
         if self.client is not None and self.run_id is not None and terminate:
             with self._bounded():
-                self.client.set_terminated(self.run_id, status=status)
+                self._again(self.client.set_terminated, self.run_id, status=status)
             self._owns_run = False
 
     def last_step(self) -> Optional[int]:
@@ -219,7 +239,8 @@ class MlflowBackend(Backend):
                  for k, v in metrics.items()]
         with self._bounded():
             for i in range(0, len(items), _MAX_METRICS):
-                client.log_batch(self.run_id, metrics=items[i:i + _MAX_METRICS], synchronous=True)
+                self._again(client.log_batch, self.run_id, metrics=items[i:i + _MAX_METRICS],
+                            synchronous=True)
 
     def log_metrics_many(self, batches: Sequence[tuple[int, int, Mapping[str, float]]]) -> None:
         """Several steps' metrics in as few ``log_batch`` calls as MLflow's limit (1000 metrics) allows."""
@@ -230,7 +251,8 @@ class MlflowBackend(Backend):
                  for step, ts, metrics in batches for k, v in metrics.items()]
         with self._bounded():
             for i in range(0, len(items), _MAX_METRICS):
-                client.log_batch(self.run_id, metrics=items[i:i + _MAX_METRICS], synchronous=True)
+                self._again(client.log_batch, self.run_id, metrics=items[i:i + _MAX_METRICS],
+                            synchronous=True)
 
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         client = self._require()
@@ -307,10 +329,10 @@ class MlflowBackend(Backend):
 
         client = self._require()
         with self._bounded():
-            existing = client.get_run(self.run_id).data.params
+            existing = self._again(client.get_run, self.run_id).data.params
             items = [Param(k, str(v)[:_MAX_PARAM_LEN]) for k, v in params.items() if k not in existing]
             for i in range(0, len(items), _MAX_PARAMS):
-                client.log_batch(self.run_id, params=items[i:i + _MAX_PARAMS], synchronous=True)
+                self._again(client.log_batch, self.run_id, params=items[i:i + _MAX_PARAMS], synchronous=True)
 
     def publish_findings(self, findings: Mapping[str, Any], step: int) -> None:
         """The run description (``mlflow.note.content``, Markdown) and the tags ``trackdiag.verdict``
@@ -331,7 +353,7 @@ class MlflowBackend(Backend):
                 RunTag("trackdiag.verdict", str(findings.get("verdict", "none"))),
                 RunTag("trackdiag.causes", ",".join(findings.get("causes", [])) or "-")]
         with self._bounded():
-            client.log_batch(self.run_id, tags=tags, synchronous=True)
+            self._again(client.log_batch, self.run_id, tags=tags, synchronous=True)
 
     def location(self) -> str:
         uri = self.tracking_uri

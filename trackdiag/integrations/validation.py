@@ -22,7 +22,7 @@ import torch
 from ..errors import InputValueError, ShapeError, TrackdiagError
 from ..fingerprint import FingerprintTracker
 
-__all__ = ["to_image_tensor", "log_validation_images", "diffusers_log_validation"]
+__all__ = ["to_image_tensor", "log_validation_images", "watch_pictures", "diffusers_log_validation"]
 
 log = logging.getLogger("trackdiag")
 _TRACKERS: dict[int, FingerprintTracker] = {}
@@ -70,6 +70,7 @@ def log_validation_images(
     fingerprint: Optional[FingerprintTracker] = None,
     rows: Optional[Sequence[dict[str, Any]]] = None,
     flush: bool = False,
+    diagnose: bool = True,
 ) -> int:
     """Log ``images`` of training ``step`` (the global step, not the epoch) into ``session``.
 
@@ -77,7 +78,9 @@ def log_validation_images(
     images
     under ``trackdiag/watch/<key>``, ``trackdiag/watch/logged/<key>`` = 1, ``trackdiag/watch/images`` (count),
     a ``trackdiag/watch/files`` table (``rows`` or ``step, key``) and the step's fingerprint
-    (``fingerprint``: default one tracker per session, which keeps "since when"). Returns the images logged.
+    (``fingerprint``: default one tracker per session, which keeps "since when"). ``diagnose=False`` leaves
+    out the analyzers' diagnosis (``trackdiag watch`` after a restart, when the run already holds it). Returns
+    the images logged.
     """
     from .. import get_session
     from ..values import table_rows
@@ -90,9 +93,7 @@ def log_validation_images(
     names = [str(k) for k in keys] if keys is not None else [f"{i:02d}" for i in range(len(tensors))]
     if len(names) != len(tensors):
         raise ShapeError(f"keys must have one entry per image ({len(tensors)}); got {len(names)}")
-    last = getattr(s, "_last_step", None)
-    if last is not None and step < last:
-        s._last_step = None  # a late image of an earlier step: its own step is still the right one
+    s.allow_earlier_step(int(step))  # a late image of an earlier step: its own step is still the right one
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, t in enumerate(tensors):
         by_shape.setdefault(tuple(t.shape), []).append(i)
@@ -107,14 +108,14 @@ def log_validation_images(
                 tuple(mask.shape[-2:]),
                 shape[-2:],
             )
-        s.log(int(step), batch, m, ref=ref, sample_ids=[names[i] for i in idx])
+        if diagnose:
+            s.log(int(step), batch, m, ref=ref, sample_ids=[names[i] for i in idx])
         if biggest is None or batch.shape[0] > biggest.shape[0]:
             biggest = batch
     metrics: dict[str, float] = {"trackdiag/watch/images": float(len(tensors))}
-    pictures = {}
-    for name, t in zip(names, tensors, strict=True):
+    for name in names:
         metrics[f"trackdiag/watch/logged/{name}"] = 1.0
-        pictures[f"trackdiag/watch/{name}"] = (t.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    pictures = watch_pictures(names, tensors)
     tables = {
         "trackdiag/watch/files": table_rows(
             list(rows) if rows is not None else [{"step": int(step), "key": n} for n in names]
@@ -145,6 +146,13 @@ def log_validation_images(
     if flush:
         s.flush(120.0)
     return len(tensors)
+
+
+def watch_pictures(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> dict[str, np.ndarray]:
+    """The figures of validation images: ``trackdiag/watch/<name>`` → ``H×W×3`` uint8 (tensors ``3×H×W``
+    in [0, 1])."""
+    return {f"trackdiag/watch/{name}": (t.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+            for name, t in zip(names, tensors, strict=True)}
 
 
 def diffusers_log_validation(

@@ -8,10 +8,21 @@ call: the analyzers' diagnosis (with the wall mask and reference when given), th
 per file in the ``trackdiag/watch/files`` table, ``trackdiag/watch/logged/<key>`` = 1 at the step of each
 image and the fingerprint of the step (:mod:`trackdiag.fingerprint`).
 
-It never logs an image twice after a restart: what was delivered is recorded in a state file
-(``<out_dir>/watch/<folder>-<hash>/state.json``, written atomically after the tracker confirmed delivery),
-together with the run id (the run is resumed) and the fingerprint's "since when". It needs no change to the
-trainer and never writes into the watched folder.
+It never logs an image twice after a restart, even one killed (SIGKILL) at any point: a state file
+(``<out_dir>/watch/<folder>-<hash>/state.json``, replaced atomically) holds the run id (the run is resumed),
+the fingerprint's "since when", the files delivered and, written *before* a step's group is logged, the files
+being logged (``pending``). The watcher's sessions keep their spools next to it (``<state dir>/spool/``). On
+a restart the follower
+
+1. replays the spools of earlier sessions (:func:`trackdiag.sync.sync`: every item that was journaled and
+   not acknowledged is delivered once; an image the MLflow run already holds, delivered just before the
+   kill and not yet acknowledged, is acknowledged instead of sent again), then
+2. reconciles each pending file with what those spools journaled: its image was journaled → delivered (it is
+   not logged again); only its ``trackdiag/watch/logged/<key>`` marker was journaled → its image alone is
+   logged; nothing of it was journaled → it is logged again, without the diagnosis when the diagnosis of its
+   step was journaled.
+
+It needs no change to the trainer and never writes into the watched folder.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import hashlib
 import json
 import logging
 import os
+import posixpath
 import re
 import time
 from dataclasses import dataclass, field
@@ -49,10 +61,12 @@ def state_dir_for(root: Path, out_dir: Path) -> Path:
 
 @dataclass
 class WatchState:
-    """What survives a restart: the run, the files delivered (``rel path -> {step, size}``), failures."""
+    """What survives a restart: the run, the files delivered (``rel path -> {step, key}``), the files being
+    logged when the state was written (``pending``, same form), failures."""
 
     run_id: Optional[str] = None
     logged: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pending: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     fingerprint: dict[str, Any] = field(default_factory=dict)
     step_unit: str = "step"
@@ -71,6 +85,7 @@ class WatchState:
         return cls(
             run_id=d.get("run_id"),
             logged=dict(d.get("logged", {})),
+            pending=dict(d.get("pending", {})),
             failed=dict(d.get("failed", {})),
             fingerprint=dict(d.get("fingerprint", {})),
             step_unit=str(d.get("step_unit", "step")),
@@ -84,6 +99,7 @@ class WatchState:
                 {
                     "run_id": self.run_id,
                     "logged": self.logged,
+                    "pending": self.pending,
                     "failed": self.failed,
                     "fingerprint": self.fingerprint,
                     "step_unit": self.step_unit,
@@ -148,6 +164,8 @@ class Follower:
         self.layout = layout
         self.out_dir = Path(out_dir)
         self.state_path = state_dir_for(self.root, self.out_dir) / "state.json"
+        #: the sessions' spools: all of them belong to this watcher (a restart replays them)
+        self.spool_dir = self.state_path.parent / "spool"
         self.state = WatchState.load(self.state_path)
         self.mask, self.ref = mask, ref
         self.settle_s, self.group_wait_s = float(settle_s), float(group_wait_s)
@@ -156,15 +174,20 @@ class Follower:
         self._seen: dict[str, _Seen] = {}
         self._pending: dict[str, tuple[Sample, torch.Tensor, float]] = {}
         self.logged_now = 0
+        journaled = self._replay_spools()
+        images_only = self._reconcile(journaled)
         name = run_name or (
             self.root.resolve().parent.name
             if self.root.name in ("sample", "samples")
             else self.root.resolve().name
         )
         overrides = list(session_options.pop("overrides", DEFAULT_OVERRIDES))
+        # the state decides what is logged again, also at steps the resumed run already holds
+        session_options.setdefault("on_resume", "log")
         rid = run_id or self.state.run_id
         self.session = Session(
-            None, overrides=overrides, run_name=name, run_id=rid, out_dir=str(self.out_dir), **session_options
+            None, overrides=overrides, run_name=name, run_id=rid, out_dir=str(self.state_path.parent),
+            **session_options
         )
         self.session.flush(60.0)
         self.run_id = rid or next(
@@ -174,6 +197,8 @@ class Follower:
             self.state.run_id = self.run_id
             self.state.save(self.state_path)
         self.session.log_params({"watch.folder": str(self.root.resolve()), "watch.layout": layout.name})
+        for step in sorted({step for step, _ in images_only.values()}):
+            self._log_images_only(step, {rel: key for rel, (st, key) in images_only.items() if st == step})
 
     # -- one poll --------------------------------------------------------------------------------------
     def poll(self, *, final: bool = False) -> int:
@@ -229,6 +254,11 @@ class Follower:
             {"step": step, "file": rel, "key": _key(smp.key), "seed": smp.seed, "epoch": smp.epoch}
             for rel, (smp, _, _) in items
         ]
+        # files whose diagnosis the run holds (a restart): left out when the whole group is such
+        diagnosed = all(rel in self._diagnosed for rel in group)
+        for rel, (sample, _, _) in items:  # the intent, durable before anything is logged
+            self.state.pending[rel] = {"step": step, "key": _key(sample.key), "diagnosed": diagnosed}
+        self.state.save(self.state_path)
         log_validation_images(
             [img for _, (_, img, _) in items],
             step,
@@ -238,6 +268,7 @@ class Follower:
             ref=self.ref,
             fingerprint=self.fingerprint,
             rows=rows,
+            diagnose=not diagnosed,
         )
         s = self.session
         if not s.flush(120.0):
@@ -246,6 +277,8 @@ class Follower:
             )
         for rel, (sample, _, _) in group.items():
             self.state.logged[rel] = {"step": step, "key": _key(sample.key)}
+            self.state.pending.pop(rel, None)
+            self._diagnosed.discard(rel)
             self._pending.pop(rel, None)
             self._seen.pop(rel, None)
         self.state.fingerprint = self.fingerprint.state_dict()
@@ -258,6 +291,85 @@ class Follower:
         self.state.step_unit = self.layout.step_unit
         self.state.save(self.state_path)
         return len(group)
+
+    # -- restart -------------------------------------------------------------------------------------------
+    def _replay_spools(self) -> _Journaled:
+        """Deliver what earlier sessions journaled and did not deliver (the spools in :attr:`spool_dir`);
+        return what they journaled of the watched images."""
+        from ..spool import Spool, find_spools
+        from ..sync import sync
+
+        journaled = _Journaled()
+        for path in find_spools(self.spool_dir):
+            journaled.read(path)
+            try:
+                _ack_images_the_run_holds(path)
+                result = sync(path)
+            except Exception as exc:  # the tracker is down: the spool waits for the next start (or sync)
+                log.warning("trackdiag watch: could not replay %s yet: %s", path, exc)
+                continue
+            if not result.remaining:
+                spool = Spool.open(path)
+                spool.close()
+                spool.remove_if_done()
+        return journaled
+
+    def _reconcile(self, journaled: _Journaled) -> dict[str, tuple[int, str]]:
+        """Settle the files that were being logged when the last session stopped (see the module docstring).
+        Returns the files whose image alone is still to be logged (``rel -> (step, key)``)."""
+        images_only: dict[str, tuple[int, str]] = {}
+        self._diagnosed: set[str] = set()
+        for rel, entry in sorted(self.state.pending.items()):
+            step, key = int(entry["step"]), str(entry["key"])
+            if (f"trackdiag/watch/{key}", step) in journaled.images:
+                self.state.logged[rel] = {"step": step, "key": key}
+            elif entry.get("image_only") or (f"trackdiag/watch/logged/{key}", step) in journaled.markers:
+                images_only[rel] = (step, key)
+                entry["image_only"] = True  # the spool that says so may be gone at the next start
+            elif entry.get("diagnosed") or step in journaled.diagnosed and not any(
+                int(v["step"]) == step for r, v in self.state.logged.items() if r not in self.state.pending
+            ):
+                self._diagnosed.add(rel)  # its diagnosis is in the run: log the rest of it only
+                entry["diagnosed"] = True
+        if self.state.pending:
+            log.info(
+                "trackdiag watch: %d file(s) were being logged when the last session stopped: %d delivered, "
+                "%d need their image, %d are logged again",
+                len(self.state.pending),
+                sum(1 for r in self.state.pending if r in self.state.logged),
+                len(images_only),
+                sum(1 for r in self.state.pending if r not in self.state.logged and r not in images_only),
+            )
+            # kept while their flags matter (the spool that told may be gone at the next start)
+            self.state.pending = {r: v for r, v in self.state.pending.items()
+                                  if r in images_only or r in self._diagnosed}
+            self.state.save(self.state_path)
+        return images_only
+
+    def _log_images_only(self, step: int, files: dict[str, str]) -> None:
+        """Log the images of ``files`` (``rel -> key``) at ``step``: the rest of their group is in the run."""
+        from ..integrations.validation import watch_pictures
+        from ..worker import Record
+
+        names, tensors = [], []
+        for rel, key in sorted(files.items()):
+            try:
+                tensors.append(_load_rgb(self.root / rel))
+                names.append(key)
+            except (InputFileError, OSError) as exc:
+                self.state.failed[rel] = f"its image could not be logged after a restart: {exc}"
+                self.state.pending.pop(rel, None)
+        if names:
+            pictures = watch_pictures(names, tensors)
+            self.session.worker.submit(Record(step=int(step), figures=[lambda: pictures]))
+            if not self.session.flush(120.0):
+                log.warning("trackdiag watch: the tracker did not confirm step %d yet; it stays in the spool",
+                            step)
+        for rel, key in files.items():
+            if rel in self.state.pending:
+                self.state.logged[rel] = {"step": step, "key": key}
+                self.state.pending.pop(rel)
+        self.state.save(self.state_path)
 
     # -- the loop --------------------------------------------------------------------------------------
     def run(
@@ -291,6 +403,70 @@ class Follower:
     def close(self, status: str = "FINISHED") -> Any:
         """Finish the session (the run stays resumable)."""
         return self.session.finish(status)
+
+
+@dataclass
+class _Journaled:
+    """What spools journaled of the watched images: ``(image key, step)``, ``(marker key, step)`` and the
+    steps with a diagnosis (metrics other than ``trackdiag/watch/…`` and ``trackdiag/fingerprint/…``)."""
+
+    images: set[tuple[str, int]] = field(default_factory=set)
+    markers: set[tuple[str, int]] = field(default_factory=set)
+    diagnosed: set[int] = field(default_factory=set)
+
+    def read(self, folder: Path) -> None:
+        from ..spool import iter_lines
+
+        for line in iter_lines(folder):
+            if line.get("op") != "put" or "step" not in line.get("payload", {}):
+                continue
+            payload, step = line["payload"], int(line["payload"]["step"])
+            if line.get("kind") == "image":
+                self.images.add((str(payload.get("key")), step))
+            elif line.get("kind") == "metrics":
+                keys = [str(k) for k in payload.get("metrics", {})]
+                self.markers.update((k, step) for k in keys if k.startswith("trackdiag/watch/logged/"))
+                if any(not k.startswith(("trackdiag/watch/", "trackdiag/fingerprint/")) for k in keys):
+                    self.diagnosed.add(step)
+
+
+def _ack_images_the_run_holds(folder: Path) -> None:
+    """Acknowledge the unacknowledged images of an MLflow run's spool that the run already holds: delivered
+    just before the process was killed, before the spool recorded it. Sending them again would duplicate
+    them (MLflow names every image file uniquely)."""
+    from ..spool import Spool
+
+    spool = Spool.open(folder)
+    try:
+        for name in spool.backends():
+            meta = spool.meta(name) or {}
+            params = meta.get("params", {})
+            if not str(meta.get("target", "")).endswith("MlflowBackend") or not params.get("run_id"):
+                continue
+            images = [e for e in spool.pending(name, include_rejected=False) if e.kind == "image"]
+            if not images:
+                continue
+            held = _mlflow_images(str(params["tracking_uri"]), str(params["run_id"]))
+            done = [e.id for e in images
+                    if (str(e.payload.get("key", "")).replace("/", "~"), int(e.payload["step"])) in held]
+            if done:
+                spool.ack(done, name, commit=True)
+    finally:
+        spool.close()
+
+
+def _mlflow_images(tracking_uri: str, run_id: str) -> set[tuple[str, int]]:
+    """``(key as MLflow writes it in file names, step)`` of every image ``log_image`` stored in the run."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    held = set()
+    for art in client.list_artifacts(run_id, "images"):
+        name = posixpath.basename(art.path)
+        m = re.match(r"(.+)\+step\+(\d+)\+timestamp\+\d+\+[^+]+\.png$", name)
+        if m:
+            held.add((m.group(1), int(m.group(2))))
+    return held
 
 
 def _load_rgb(path: Path) -> torch.Tensor:
