@@ -40,7 +40,9 @@ def test_weak_grid_found_only_by_averaging_and_no_false_alarms():
     assert averaged == 8, averaged  # recall 8/8 on 16-image steps
     assert single <= 3, single  # one image: mostly missed
     assert (clean_single, clean_avg) == (0, 0)  # no false alarm in 16 clean sets
-    assert max(per_image) < LIMITS["grid"][0]  # the per-image score cannot see it either
+    # the per-image score cannot see it either: below the limit, or not measurable (NaN: one 64-px image has
+    # too few blocks for the grid score's noise floor)
+    assert not any(v >= LIMITS["grid"][0] for v in per_image), per_image
 
 
 def test_stride_16_grid_is_named_16_not_8():

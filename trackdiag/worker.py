@@ -606,15 +606,16 @@ class Worker:
         try:
             self._call(owner.backend, jobs)
         except Exception as exc:
-            self._note_error(owner, jobs[0].kind, exc)
             if not self._transient(owner, exc):
-                if len(jobs) > 1:  # find the item at fault: one at a time from here
+                if len(jobs) > 1:  # find the item at fault: one at a time from here (each counted then)
                     with self._cv:
                         for job in jobs:
                             job.failures = max(job.failures, 1)
                     return
+                self._note_error(owner, jobs[0].kind, exc)
                 self._done(lane, jobs, refused=f"{type(exc).__name__}: {exc}")
                 return
+            self._note_error(owner, jobs[0].kind, exc)
             self._transient_failure(lane, jobs, exc)
             return
         self._done(lane, jobs)
