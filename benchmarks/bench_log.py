@@ -128,7 +128,7 @@ def _measure(tmp: Path, label: str, backend: dict[str, Any], steps: int) -> list
 
 
 def figure2(tmp: Path, steps: int, quick: bool) -> list[dict]:
-    from servers import MlflowServer, free_port, sqlite_store
+    from tests.support.servers import MlflowServer, free_port, sqlite_store
 
     blocker = tmp / "a_file"
     blocker.write_text("")
@@ -190,9 +190,8 @@ def _loop(s: Any, steps: int, *, pred_every: int, size: int) -> float:
 
 
 def figure3(tmp: Path, quick: bool) -> list[dict]:
-    from servers import sqlite_store
-
     import trackdiag
+    from tests.support.servers import sqlite_store
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -229,9 +228,8 @@ def figure4(tmp: Path, quick: bool) -> list[dict]:
     """What the background worker takes from the training process per step (CPU seconds of every thread
     but the training thread, while a loop of 30 ms steps logs the loss analyzer to the embedded MLflow store
     at the defaults), and how many metrics writes reach the store: both independent of the machine's load."""
-    from servers import sqlite_store
-
     import trackdiag
+    from tests.support.servers import sqlite_store
     from trackdiag.backends.mlflow import MlflowBackend
 
     calls = [0]

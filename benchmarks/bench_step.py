@@ -46,7 +46,7 @@ def _model() -> Any:
 
 def _data(n: int) -> torch.Tensor:
     """``n`` 3×64×64 wall-like images in [0, 1] (brick crops with a tint)."""
-    from trackdiag import synth
+    from trackdiag.testing import synth
 
     g = torch.Generator().manual_seed(1)
     out = []
@@ -169,7 +169,7 @@ def _big_images(quick: bool) -> list[dict]:
     reps = 1 if quick else 3
     rows = []
     g = torch.Generator().manual_seed(3)
-    from trackdiag import synth
+    from trackdiag.testing import synth
 
     def image(side: int) -> torch.Tensor:
         return synth.to_rgb(synth.brick(side, side, period_px=24.0, generator=g))[None]

@@ -43,10 +43,10 @@ def _timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
 
 def run(quick: bool) -> list[dict]:
     import torch
-    from numpy_reference import reference_metrics
 
     from trackdiag.analyzers.tiling import tiling_metrics
-    from trackdiag.synth import wall_batch
+    from trackdiag.testing.numpy_reference import reference_metrics
+    from trackdiag.testing.synth import wall_batch
 
     batch = wall_batch(4, 512, generator=torch.Generator().manual_seed(0))
     images = [b.permute(1, 2, 0).numpy().astype(np.float64) for b in batch]

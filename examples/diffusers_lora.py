@@ -121,7 +121,7 @@ def train(args: argparse.Namespace) -> LoraResult:
     from diffusers import DDPMScheduler
 
     from trackdiag.integrations.accelerate import register
-    from trackdiag.synth import wall_batch
+    from trackdiag.testing.synth import wall_batch
 
     set_seed(args.seed)
     register()
@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{'unchanged' if result.base_unchanged else 'CHANGED'}; loss {result.losses[0]:.4f} → "
           f"{result.losses[-1]:.4f} over {args.steps} steps")
     print(result.summary)
-    from trackdiag.findings import shell_command
+    from trackdiag.core.findings import shell_command
     from trackdiag.ui import store_uri
 
     print(f"open: {shell_command('trackdiag', 'ui', '--store', store_uri(args.tracking_uri))}  (run "

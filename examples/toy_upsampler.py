@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import trackdiag
-from trackdiag import synth
+from trackdiag.testing import synth
 
 VARIANTS = ("deconv", "resize")
 EXPERIMENT = "toy_upsampler"
@@ -315,7 +315,7 @@ def verdict_lines(results: Sequence[RunResult], ranking: Any, cfg: DemoConfig) -
     if ranking is not None and "html" in ranking.files:
         lines.append(f"  checkpoint comparison: {ranking.files['html']}")
     names = ", ".join(f"toy-{r.variant}" for r in results)
-    from trackdiag.findings import shell_command
+    from trackdiag.core.findings import shell_command
     from trackdiag.ui import store_uri
 
     lines.append(f"Open the MLflow UI (experiment '{cfg.experiment}', runs {names}; works in any shell):")

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -36,7 +32,7 @@ def wandb_env(in_tmp, monkeypatch):
 @pytest.fixture(autouse=True)
 def _no_leftover_session():
     """Each test starts and ends without a current trackdiag session."""
-    from trackdiag import session as _session
+    from trackdiag.core import session as _session
 
     yield
     current = _session._current_session()

@@ -42,8 +42,9 @@ PUBLIC = [
     "trackdiag.errors:TrackdiagError", "trackdiag.errors:InputFileError", "trackdiag.errors:ConfigError",
     "trackdiag.logreaders:ScalarSeries", "trackdiag.logreaders:read_loss_log",
     "trackdiag.logreaders:WANDB_STEP_KEYS", "trackdiag.compare.sources:WANDB_STEP_KEYS",
-    "trackdiag.compare.data:Series", "trackdiag.series:Series",
-    "trackdiag.pairing:companion_lookup", "trackdiag.tables:write_csv", "trackdiag.values:finite_mean",
+    "trackdiag.compare.data:Series", "trackdiag.io.series:Series",
+    "trackdiag.io.pairing:companion_lookup", "trackdiag.io.tables:write_csv",
+    "trackdiag.core.values:finite_mean",
     "trackdiag.seed.diagnose_loss:LossDiagnostics",
     "trackdiag.integrations.lightning:TrackdiagCallback",
 ]
@@ -51,7 +52,7 @@ PUBLIC = [
 #: Modules run with ``python -m`` (each has a ``main`` and a ``__main__`` guard or is a package main).
 PYTHON_M = [
     "trackdiag.cli", "trackdiag.diagnose", "trackdiag.compare_ckpts", "trackdiag.dataset", "trackdiag.sync",
-    "trackdiag.watch", "trackdiag.ui", "trackdiag.render", "trackdiag.seed.diag_tiling",
+    "trackdiag.watch", "trackdiag.ui", "trackdiag.core.render", "trackdiag.seed.diag_tiling",
     "trackdiag.seed.diagnose_loss",
 ]
 

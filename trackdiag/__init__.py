@@ -30,7 +30,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .session import FinishSummary, Session
+    from .core.session import FinishSummary, Session
 
 __all__ = [
     "__version__", "init", "log", "finish", "get_session", "diagnose", "Session",
@@ -51,7 +51,7 @@ def init(config: Any = None, *, overrides: Sequence[str] = (), **options: Any) -
 
     A session that is still current is finished first.
     """
-    from . import session as _session
+    from .core import session as _session
 
     current = _session._current_session()
     if current is not None:
@@ -63,7 +63,7 @@ def init(config: Any = None, *, overrides: Sequence[str] = (), **options: Any) -
 
 def get_session() -> Session:
     """The current session. Raises :class:`NotInitializedError` before :func:`init`."""
-    from . import session as _session
+    from .core import session as _session
 
     current = _session._current_session()
     if current is None:
@@ -75,7 +75,7 @@ def get_session() -> Session:
 def log(step: int, pred: Any = None, mask: Any = None, *, ref: Any = None, target: Any = None,
         latents: Any = None, loss: Any = None, timesteps: Any = None,
         sample_ids: Optional[Sequence[Any]] = None, value_range: Optional[str] = None) -> None:
-    """Log one training step to the current session. See :meth:`trackdiag.session.Session.log`."""
+    """Log one training step to the current session. See :meth:`trackdiag.core.session.Session.log`."""
     get_session().log(step, pred, mask, ref=ref, target=target, latents=latents, loss=loss,
                       timesteps=timesteps, sample_ids=sample_ids, value_range=value_range)
 
@@ -87,7 +87,7 @@ def finish(status: str = "FINISHED") -> FinishSummary:
 
 def __getattr__(name: str) -> Any:
     if name == "Session":
-        from .session import Session
+        from .core.session import Session
 
         return Session
     if name == "diagnose":

@@ -106,7 +106,7 @@ def _selector(cfg: Any, box: dict[str, Any]) -> Callable[[Sequence[Sequence[str]
         box["keys"] = keys
         from .compare.since import LOSS_KEYS
         from .compare.sources import KeyPlan
-        from .values import ROOT
+        from .core.values import ROOT
 
         extra = [k for k in _extra_keys(cfg, per_run) if k not in keys]
         # an analyzer's own metrics serve to recompute its verdicts: not needed from runs that logged them
@@ -121,7 +121,7 @@ def _extra_keys(cfg: Any, per_run: Sequence[Sequence[str]]) -> list[str]:
     """Keys read besides the columns: verdict severities, every metric of the verdict analyzers (to
     recompute verdicts where none were logged) and the training loss ("since when")."""
     from .compare.since import LOSS_KEYS
-    from .values import ROOT
+    from .core.values import ROOT
 
     available = list(dict.fromkeys(k for keys in per_run for k in keys))
     if str(cfg.ranking.method) != "tiered":
@@ -136,8 +136,8 @@ def _extra_keys(cfg: Any, per_run: Sequence[Sequence[str]]) -> list[str]:
 def _spec_goals(keys: Sequence[str]) -> tuple[dict[str, str], dict[str, float]]:
     """Goals and warn limits of ``keys`` from the analyzers' metric specs (:mod:`trackdiag.metricspec`):
     the one source of directions and limits shared with ``diagnose``."""
+    from .core.values import ROOT
     from .metricspec import specs_for
-    from .values import ROOT
 
     goals: dict[str, str] = {}
     warns: dict[str, float] = {}
@@ -354,14 +354,14 @@ def _samples(cfg: Any, progress: Optional[Callable[[str], None]]) -> tuple[list,
 
 
 def _write_per_image(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    from .tables import write_csv
+    from .io.tables import write_csv
 
     return write_csv(path, rows)
 
 
 def _summary(result: CompareResult) -> str:
     from .compare.outputs import comparison_verdicts
-    from .findings import console_text
+    from .core.findings import console_text
 
     c = result.comparison
     lines = list(c.verdict[:1])

@@ -72,7 +72,8 @@ class WorkerConfig:
 
 @dataclass
 class BudgetConfig:
-    """Per-call compute limits of ``log()`` (see :mod:`trackdiag.budget` and :mod:`trackdiag.threads`)."""
+    """Per-call compute limits of ``log()`` (see :mod:`trackdiag.core.budget` and
+    :mod:`trackdiag.core.threads`)."""
 
     #: Most pixels (millions, over the batch) one ``log()`` call analyses: larger images are analysed on
     #: native-resolution composites (edge strips, centre, mask contour). 0 disables the budget.
@@ -223,6 +224,9 @@ def _apply_shortcuts(cfg: Any, shortcuts: Mapping[str, Any]) -> None:
             continue
         if key in simple:
             OmegaConf.update(cfg, simple[key], value, merge=False)
+        elif key == "run_key":  # only names the MLflow run this session may create; nothing to do without it
+            if "mlflow" in cfg.backend:
+                OmegaConf.update(cfg, "backend.mlflow.run_key", value, merge=False)
         elif key in ("tracking_uri", "run_id"):
             if "mlflow" not in cfg.backend:
                 raise ConfigError(f"{key}= applies to the mlflow backend, which is not selected.")

@@ -23,14 +23,14 @@ from types import ModuleType
 from typing import Any, Optional
 
 from .errors import TrackdiagError
-from .report import Section, write_report
-from .sections import SECTION_MODULES
+from .report.folder import Section, write_report
+from .report.sections import SECTION_MODULES
 
 __all__ = ["main", "build_parser"]
 
 
 def _modules() -> list[ModuleType]:
-    return [importlib.import_module(f"trackdiag.sections.{name}") for name in SECTION_MODULES]
+    return [importlib.import_module(f"trackdiag.report.sections.{name}") for name in SECTION_MODULES]
 
 
 def build_parser(modules: Optional[Sequence[ModuleType]] = None) -> argparse.ArgumentParser:
@@ -76,11 +76,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 summary[sec.title] = dict(sec.summary)
     if len(chosen) > 1 or not (out_dir / "summary.json").exists():
         # A single-section run may have written the seed-compatible flat summary.json itself.
-        from .report import write_json
+        from .report.folder import write_json
 
         write_json(summary, out_dir / "summary.json")
     index = write_report(out_dir, sections, title="trackdiag diagnosis")
-    from .findings import add_verdict, console_text
+    from .core.findings import add_verdict, console_text
 
     verdicts = [v for sec in sections for v in sec.verdicts]
     add_verdict(out_dir / "summary.json", verdicts)
@@ -99,9 +99,9 @@ def diagnose(pred: Any, *, mask: Any = None, ref: Any = None, out_dir: Any = Non
 
     ``pred``, ``mask`` and ``ref`` are paths, PIL images, numpy arrays or tensors. Returns the flat
     summary (the seed's keys) with ``"verdicts"``; writes the report folder when ``out_dir`` is given.
-    ``value_range``: ``"0-1"``, ``"-1-1"``, ``"0-255"`` or None (guess; :mod:`trackdiag.value_range`).
+    ``value_range``: ``"0-1"``, ``"-1-1"``, ``"0-255"`` or None (guess; :mod:`trackdiag.core.value_range`).
     """
-    from .sections.tiling import diagnose as _diagnose
+    from .report.sections.tiling import diagnose as _diagnose
 
     return _diagnose(pred, mask=mask, ref=ref, out_dir=out_dir, value_range=value_range)
 

@@ -9,7 +9,7 @@ second field then documents itself with the rest of the sentence. A field withou
 the nearest documented field before it in the same group of lines (no blank line between them), so
 ``#: Periods searched: from min_period_px to max_period_frac`` above two fields describes both.
 
->>> from trackdiag.schedule import Schedule
+>>> from trackdiag.core.schedule import Schedule
 >>> row = [r for r in describe(Schedule) if r.key == "every"][0]
 >>> row.default, row.doc
 ('100', 'kind "every": the number of steps between two runs.')

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .backends.spool import Spool, apply, find_spools
 from .errors import ConfigError, TrackdiagError
-from .spool import Spool, apply, find_spools
 
 __all__ = ["sync", "SyncResult", "main"]
 

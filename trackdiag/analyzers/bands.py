@@ -3,7 +3,8 @@
 The local period is the fundamental of overlapping windows, all measured at once: the image is cut into
 windows with ``Tensor.unfold`` (a strided view), every window is Hann-windowed (its weighted mean removed when
 there is a mask), and one batched FFT plus the same peak picking as the global estimate
-(:mod:`trackdiag.spectral`) gives each window's fundamental. No Python loop runs over windows or pixels.
+(:mod:`trackdiag.functional.spectral`) gives each window's fundamental. No Python loop runs over windows or
+pixels.
 
 Bands: where the local period is about twice the base period (the median of the map), a window is "doubled".
 The share of doubled windows per map row and per map column, smoothed over three rows/columns, gives
@@ -21,7 +22,6 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ..figuredata import BAND_FRAC_THRESHOLD
 from ..functional.localmap import (
     axis_fundamentals,
     axis_profiles,
@@ -31,7 +31,7 @@ from ..functional.localmap import (
     strip_novelty,
     theil_sen,
 )
-from ..spectral import (
+from ..functional.spectral import (
     box_downsample,
     find_peaks,
     fundamental_of,
@@ -40,6 +40,7 @@ from ..spectral import (
     pick_fundamental,
     spectrum,
 )
+from ..plots.figuredata import BAND_FRAC_THRESHOLD
 
 __all__ = [
     "LocalPeriodMap",

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from typing_extensions import TypeVar
 
-from ..schedule import Schedule
-from ..values import finite_mean
+from ..core.schedule import Schedule
+from ..core.values import finite_mean
 
 __all__ = ["AnalyzerParams", "StepInputs", "Result", "Analyzer", "reduce_per_sample", "is_map_key",
            "MAP_PREFIX"]

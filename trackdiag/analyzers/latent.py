@@ -19,7 +19,7 @@ The verdict rules (:func:`latent_rules`, registered as ``"latent"``) read only t
 training loop, ``python -m trackdiag.diagnose --latents`` and ``compare_ckpts`` give the same verdicts.
 
 :class:`LatentAnalyzer` wraps them; ``python -m trackdiag.diagnose --latents DIR`` runs the same analyzer
-over saved latent files (see :mod:`trackdiag.sections.latent`).
+over saved latent files (see :mod:`trackdiag.report.sections.latent`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_image_batch
+from ..core.checks import check_image_batch
+from ..core.schedule import Schedule
 from ..errors import ConfigError, InputValueError
 from ..functional.latent_drift import drift_scan, image_statistics
 from ..functional.latent_periodic import (
@@ -45,7 +46,6 @@ from ..functional.latent_periodic import (
     whitened_spectrum,
 )
 from ..metricspec import MetricSpec, register_metrics
-from ..schedule import Schedule
 from ..verdicts import Verdict, register_rules
 from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs
 

@@ -35,8 +35,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from ..core.schedule import Schedule
 from ..errors import ConfigError, InputValueError, ShapeError
-from ..schedule import Schedule
 from ..verdicts import Verdict, register_rules
 from .base import Analyzer, AnalyzerParams, Result, StepInputs
 

@@ -34,10 +34,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_image_batch, check_same_hw, normalize_mask
+from ..core.checks import check_image_batch, check_same_hw, normalize_mask
 from ..errors import InputValueError, ShapeError
-from ..figuredata import PixelGeometry
 from ..metricspec import MetricSpec, register_metrics
+from ..plots.figuredata import PixelGeometry
 from ..verdicts import Verdict, register_rules
 from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
 

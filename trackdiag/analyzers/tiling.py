@@ -8,7 +8,7 @@ Pure batched functions on ``B×C×H×W`` (any device, float32), one thin :class:
 * :func:`checkerboard_scores`: energy at the stride grid (Nyquist for ×2, multiples of N/8 for VAE grids).
 * :func:`border_cross`: the border-cross index from the periodic-plus-smooth decomposition.
 * :func:`shift_mse` and :func:`resize_metrics`: 1-px shift sensitivity and the down→up resize check.
-* :func:`tiling_metrics`: all of the above plus :mod:`trackdiag.spectral`'s fundamental and ACF and
+* :func:`tiling_metrics`: all of the above plus :mod:`trackdiag.functional.spectral`'s fundamental and ACF and
   :mod:`trackdiag.analyzers.bands`' local-period map and band metrics; per-sample ``(B,)`` values and small
   maps of sample 0.
 * :func:`likely_causes`: the verdict rules (doubling/halving, bands, checkerboard, aliasing, border cross,
@@ -28,16 +28,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_image_batch, normalize_mask, normalize_ref
+from ..core.checks import check_image_batch, normalize_mask, normalize_ref
+from ..core.schedule import Schedule
 from ..errors import InputValueError
-from ..figuredata import BAND_FRAC_THRESHOLD, AcfMarks, LocalGeometry, RadialMarks
 from ..functional.detail import DETAIL_SPECS, detail_deficit_db
 from ..functional.grid import grid_excess, parity_gain
 from ..functional.lattice import axis_periods, real_basis
 from ..functional.seams import SIDES, edge_scores, mask_seam_parts
-from ..metricspec import MetricSpec, register_metrics
-from ..schedule import Schedule
-from ..spectral import (
+from ..functional.spectral import (
     Spectrum,
     analyze_periodicity,
     apodized_weights,
@@ -49,15 +47,10 @@ from ..spectral import (
     radial_profile,
     ring_sum,
 )
+from ..metricspec import MetricSpec, register_metrics
+from ..plots.figuredata import BAND_FRAC_THRESHOLD, AcfMarks, LocalGeometry, RadialMarks
 from ..verdicts import Verdict, register_rules, verdict_metrics
-from .bands import (
-    band_metrics,
-    centre_period,
-    local_period_map,
-    period_trend,
-    scale_trend,
-    strip_band_keys,
-)
+from .bands import band_metrics, centre_period, local_period_map, period_trend, scale_trend, strip_band_keys
 from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
 
 __all__ = [
@@ -299,7 +292,8 @@ def checkerboard_scores(spec: Spectrum, total_energy: torch.Tensor, *, strides: 
 
 
 def _border_axis_lines(u: torch.Tensor, a: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`~trackdiag.spectral.axis_lines` of Moisan's border-jump image ``v`` of ``u`` (``N×H×W``),
+    """:func:`~trackdiag.functional.spectral.axis_lines` of Moisan's border-jump image ``v`` of ``u``
+    (``N×H×W``),
     computed from the four border lines only (``v`` is zero inside): O((H + W)·a) instead of O(H·W·a).
 
     ``v = r + c``: ``r`` holds the top/bottom jump ``dv = u[H−1] − u[0]`` on row 0 (+) and row H−1 (−),
@@ -343,7 +337,7 @@ def border_cross(u: torch.Tensor, *, axis_half_width: int = 1,
     frame borders put there. ≈ 0 when the frame is periodic, even for a texture whose lines are exactly on
     the axes (its harmonics are a few strong bins; the median ignores them); → 1 when the cross comes from
     the borders. ``axis_energy_frac_nohann`` = ``E_axis(U) / E(U)`` (DC excluded). Only the axis lines of
-    the spectra are computed (:func:`~trackdiag.spectral.axis_lines`).
+    the spectra are computed (:func:`~trackdiag.functional.spectral.axis_lines`).
     """
     _n, h, w = u.shape
     a = int(axis_half_width)
@@ -469,7 +463,8 @@ def resize_metrics(x: torch.Tensor, valid: torch.Tensor | None, signal: torch.Te
     of f*'s coefficient (``peak_index``, ``N×2``) after the round trip minus the same before it (bins of the
     original grid; only that small box of the DFT is computed): negative when the round trip moved the
     pattern to lower frequencies. ``signal``, ``weights`` and ``spec`` are the prepared original (from
-    :func:`~trackdiag.spectral.analyze_periodicity`); the round-tripped image gets the same detrending
+    :func:`~trackdiag.functional.spectral.analyze_periodicity`); the round-tripped image gets the same
+    detrending
     polynomial and window (``signal + (up − x) · weights``), so only the resize differs.
     """
     _n, h, w = x.shape

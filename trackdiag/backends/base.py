@@ -1,7 +1,7 @@
 """The backend contract: a small abstract base that every tracker adapter implements in full.
 
 All calls happen on the background worker thread, never on the training thread. Values arrive already
-converted by the core (:mod:`trackdiag.values`): metric keys are final, values are floats (NaN allowed),
+converted by the core (:mod:`trackdiag.core.values`): metric keys are final, values are floats (NaN allowed),
 images are ``H×W×3`` uint8 arrays, table rows hold only str/float/int/None cells.
 """
 
@@ -173,7 +173,7 @@ class Backend(ABC):
         return self.name
 
     def publish_findings(self, findings: Mapping[str, Any], step: int) -> None:
-        """Show the run's current findings (:meth:`trackdiag.findings.RunFindings.payload`: ``verdict``,
+        """Show the run's current findings (:meth:`trackdiag.core.findings.RunFindings.payload`: ``verdict``,
         ``causes``, ``findings``, ``markdown``, ``text``) where the tracker's users look. Default: nothing."""
         return None
 

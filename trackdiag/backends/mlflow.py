@@ -360,7 +360,7 @@ class MlflowBackend(Backend):
         if self._http and self.experiment_id is not None:
             return f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
         if uri.startswith("sqlite"):
-            from ..findings import shell_command
+            from ..core.findings import shell_command
             from ..ui import store_uri
 
             command = shell_command('trackdiag', 'ui', '--store', store_uri(uri))

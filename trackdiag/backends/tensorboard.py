@@ -171,7 +171,7 @@ class TensorboardBackend(Backend):
             [{"param": k, "value": v} for k, v in sorted(params.items())]), 0)
 
     def location(self) -> str:
-        from ..findings import shell_command
+        from ..core.findings import shell_command
 
         here = self.log_dir.resolve()
         command = shell_command("tensorboard", "--logdir", str(here.parent), "--samples_per_plugin",

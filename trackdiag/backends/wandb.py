@@ -11,7 +11,7 @@
 * Figures are ``wandb.Image``; tables are ``wandb.Table`` (``INCREMENTAL``: each call appends its rows);
   report folders are ``wandb.Artifact`` (type ``trackdiag-report``); the configuration is ``run.config``.
 * ``mode="offline"`` (or ``WANDB_MODE=offline``) writes everything to the run folder; ``wandb sync`` uploads
-  it later. :func:`trackdiag.logreaders.read_wandb_offline` reads such a folder back.
+  it later. :func:`trackdiag.io.logreaders.read_wandb_offline` reads such a folder back.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class WandbBackend(Backend):
         sync_file = getattr(settings, "sync_file", None)
         if not offline or not sync_file:
             return
-        from ..logreaders import wait_for_wandb_run
+        from ..io.logreaders import wait_for_wandb_run
 
         try:
             run = wait_for_wandb_run(sync_file, timeout_s=self.params.finish_wait_s)
@@ -238,7 +238,7 @@ class WandbBackend(Backend):
         run_dir = Path(self.wb.dir).parent if getattr(self.wb, "dir", None) else None
         if run_dir is None:
             return "wandb (offline)"
-        from ..findings import shell_command
+        from ..core.findings import shell_command
 
         upload = shell_command('wandb', 'sync', str(run_dir), module='wandb')
         return f"{run_dir} (offline; upload with: {upload})"

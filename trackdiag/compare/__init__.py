@@ -8,6 +8,7 @@
 * :mod:`.metrics`: which metrics, and how each is judged (goal, weight, tolerance, limit);
 * :mod:`.table`: the table, deltas, best marks, regressions; :mod:`.ranking`: the mean-rank and lexicographic
   rankings and their words; :mod:`.tiered`: the default ranking (verdicts, fidelity, artifacts);
-  :mod:`.since`: "since when" (change points, :mod:`trackdiag.changepoint`); :mod:`.bootstrap`: intervals;
+  :mod:`.since`: "since when" (change points, :mod:`trackdiag.functional.changepoint`); :mod:`.bootstrap`:
+  intervals;
 * :mod:`.plots`: trend plots; :mod:`.outputs`: the report folder; :mod:`.publish`: the trackers.
 """

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TrackdiagError
-from ..series import Series
+from ..io.series import Series
 
 __all__ = ["Series", "RunData", "MissingRunError", "MissingMetricError", "series_from_points", "values_at",
            "checkpoint_steps", "unique_names"]

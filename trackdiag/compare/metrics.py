@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ..core.values import ROOT
 from ..errors import ConfigError
-from ..values import ROOT
 from .data import MissingMetricError
 
 __all__ = ["MetricSpec", "resolve_key", "candidates", "default_keys", "build_specs", "goal_of", "label_of",

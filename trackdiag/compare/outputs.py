@@ -1,7 +1,7 @@
 """The comparison's report folder: ``comparison.csv``, ``comparison.json``, ``comparison.md``, a
 self-contained ``index.html``, ``comparison.pdf`` and ``plots/trend_*.png``.
 
-Escaping, per format: HTML goes through :mod:`trackdiag.report`, which escapes every string; Markdown
+Escaping, per format: HTML goes through :mod:`trackdiag.report.folder`, which escapes every string; Markdown
 cells are HTML-escaped and their Markdown punctuation backslash-escaped (a Markdown viewer renders raw
 HTML); matplotlib text has ``$`` escaped (no mathtext). CSV and JSON carry the raw strings: they are data.
 """
@@ -16,8 +16,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..report import Cell, Figure, Section, write_report
-from ..tables import write_csv as write_rows_csv
+from ..io.tables import write_csv as write_rows_csv
+from ..report.folder import Cell, Figure, Section, write_report
 from ..verdicts import Verdict
 from .plots import HOW_TO_READ, mpl_text, trend_figure, trend_groups
 from .ranking import fmt
@@ -161,10 +161,11 @@ def _legend_text(c: Comparison) -> str:
 
 def _write_strict_json(data: Any, path: Path) -> Path:
     """Strict JSON in one pass (non-finite numbers are already None here; ``allow_nan=False`` proves it).
-    :func:`trackdiag.report.write_json` cleans arbitrary data in three passes, too slow for 100 000 cells."""
+    :func:`trackdiag.report.folder.write_json` cleans arbitrary data in three passes, too slow for 100 000
+    cells."""
     import json
 
-    from ..report import json_default
+    from ..report.folder import json_default
 
     # Indented for people when small; compact above that (json's C encoder only runs without indent).
     indent = 1 if len(data.get("rows", ())) <= 200 else None

@@ -24,12 +24,12 @@ import numpy as np
 import torch
 
 from ..analyzers.base import Analyzer, StepInputs, is_map_key
-from ..checks import normalize_mask, normalize_ref
 from ..config import build_component, resolve
+from ..core.checks import normalize_mask, normalize_ref
+from ..core.values import metric_key
 from ..errors import ConfigError, InputFileError, TrackdiagError
-from ..io import list_images, load_image, load_mask
-from ..pairing import companion_lookup
-from ..values import metric_key
+from ..io.images import list_images, load_image, load_mask
+from ..io.pairing import companion_lookup
 from .data import MissingRunError, RunData, Series
 
 __all__ = ["SampleSet", "parse_sets", "analyze_sets", "aggregate", "build_analyzers", "SamplesResult"]
@@ -132,7 +132,7 @@ def build_analyzers(names: Sequence[str], params: Mapping[str, Any]) -> list[Ana
 
 
 def _mask_lookup(masks: Optional[Path]) -> Callable[[Path], Optional[Path]]:
-    """Pairing by stem, as every CLI does it (:mod:`trackdiag.pairing`)."""
+    """Pairing by stem, as every CLI does it (:mod:`trackdiag.io.pairing`)."""
     if masks is not None and not masks.exists():
         raise MissingRunError(f"samples.masks: {masks} is neither a mask file nor a folder of masks.")
     return companion_lookup(masks, what="mask")

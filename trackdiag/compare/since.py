@@ -1,7 +1,8 @@
 """"Since when": the step at which a run got worse, by change-point detection on every diagnostic series.
 
 For each run, every judged series (the table's columns with a goal, the verdict severities — logged, or
-recomputed per checkpoint — and the training loss) goes through :func:`trackdiag.changepoint.events`.
+recomputed per checkpoint — and the training loss) goes through
+:func:`trackdiag.functional.changepoint.events`.
 A break is an *onset* when it goes the wrong way (up for a ``min`` metric, a verdict or the loss; down for
 ``max``) and, for a metric with a ``warn`` limit in :mod:`trackdiag.metricspec`, lands on the wrong side of
 it. Each onset has the first step after the break, its 95 % interval (``lo``..``hi`` steps) and the last
@@ -16,8 +17,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..changepoint import events
-from ..values import ROOT
+from ..core.values import ROOT
+from ..functional.changepoint import events
 from .data import RunData, Series
 from .metrics import label_of
 

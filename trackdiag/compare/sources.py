@@ -8,7 +8,7 @@ Every reader reads in batches:
   answers with, so a database and a server give the same rows; a ``file:`` store reads per key with
   ``get_metric_history``.
 * local folders: one read of ``metrics.jsonl``; W&B offline / TensorBoard folders: one pass over the run's
-  log file through :mod:`trackdiag.logreaders`.
+  log file through :mod:`trackdiag.io.logreaders`.
 
 Every reader takes ``select``: a function from the logged keys of each run to the keys to fetch. It is
 called once, after the runs are found and before any history is read, so that a typo in a metric name
@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..logreaders import WANDB_STEP_KEYS, wandb_step_key  # noqa: F401 - WANDB_STEP_KEYS: the old home
-from ..logreaders.mlflow import COMPARISON_TAG, KeyPlan, Select, keys_per_run, read_mlflow
+from ..io.logreaders import WANDB_STEP_KEYS, wandb_step_key  # noqa: F401 - WANDB_STEP_KEYS: the old home
+from ..io.logreaders.mlflow import COMPARISON_TAG, KeyPlan, Select, keys_per_run, read_mlflow
 from .data import MissingRunError, RunData, Series, series_from_points, unique_names
 
 __all__ = ["read_runs", "read_mlflow", "read_local", "read_logreader", "expand_folders", "SOURCES",
            "COMPARISON_TAG", "KeyPlan", "keys_per_run"]
 
 # read_mlflow (the one MLflow reader), Select, KeyPlan, keys_per_run and COMPARISON_TAG live in
-# trackdiag.logreaders.mlflow.
+# trackdiag.io.logreaders.mlflow.
 SOURCES = ("mlflow", "wandb", "tensorboard", "local")
 
 
@@ -83,8 +83,8 @@ def read_local(*, runs: Sequence[str], select: Select) -> list[RunData]:
 
 def read_logreader(kind: str, *, runs: Sequence[str], select: Select) -> list[RunData]:
     """W&B offline run folders or TensorBoard log folders, each read in one pass by
-    :func:`trackdiag.logreaders.read_wandb_offline` / :func:`trackdiag.logreaders.read_tensorboard`."""
-    from .. import logreaders
+    :func:`trackdiag.io.logreaders.read_wandb_offline` / :func:`trackdiag.io.logreaders.read_tensorboard`."""
+    from ..io import logreaders
 
     what = {"wandb": "W&B offline run", "tensorboard": "TensorBoard log"}[kind]
     folders = expand_folders(runs, what=what)
@@ -117,7 +117,7 @@ def read_logreader(kind: str, *, runs: Sequence[str], select: Select) -> list[Ru
 
 def wandb_series(history: Sequence[dict[str, Any]]) -> dict[str, Series]:
     """Numeric series of W&B history rows, on the one W&B step axis
-    (:func:`trackdiag.logreaders.wandb_step_key`: ``trackdiag/step`` when the rows carry it, else
+    (:func:`trackdiag.io.logreaders.wandb_step_key`: ``trackdiag/step`` when the rows carry it, else
     ``_step``)."""
     step_key = wandb_step_key(history)
     if step_key is None:

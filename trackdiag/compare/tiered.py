@@ -15,7 +15,8 @@
 3. **Artifacts**: the mean rank over the artifact columns, each with its goal.
 
 A column whose spread between checkpoints is within its spread inside a checkpoint (its step-to-step
-noise, :func:`trackdiag.changepoint.noise_sigma`; or the bootstrap SE over samples) cannot rank anything
+noise, :func:`trackdiag.functional.changepoint.noise_sigma`; or the bootstrap SE over samples) cannot rank
+anything
 and is left out with a note. Rows equal in every key are ties and reported as ties.
 """
 
@@ -27,8 +28,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..changepoint import noise_sigma
-from ..values import ROOT
+from ..core.values import ROOT
+from ..functional.changepoint import noise_sigma
 from .data import RunData, values_at
 from .ranking import average_ranks, fmt
 from .table import Comparison

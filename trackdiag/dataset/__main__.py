@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import TrackdiagError
-from ..pairing import MASK_FLAG, MASK_FLAG_ALIASES
+from ..io.pairing import MASK_FLAG, MASK_FLAG_ALIASES
 from .records import CHECKS, ScanParams
 
 _FLAGS = {  # ScanParams fields exposed on the command line (the rest keep their defaults)
@@ -78,7 +78,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     n_flag = len({f.path for f in res.flags})
     print(f"{len(res.records)} images in {res.elapsed_s:.1f} s ({res.images_per_second:.1f} img/s), "
           f"{len(res.flags)} findings on {n_flag} paths")
-    from ..findings import console_text
+    from ..core.findings import console_text
     from .report import dataset_verdicts
 
     print(console_text([v for v in dataset_verdicts(res) if v.is_problem], title="dataset findings",

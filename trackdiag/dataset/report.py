@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..report import Figure, Section, write_report
+from ..report.folder import Figure, Section, write_report
 from ..verdicts import Verdict
 from .records import CHECKS, DATASET_LEVEL
 from .scan import ScanResult
@@ -22,7 +22,7 @@ _THUMB_SIDE = 128
 
 def write_flagged_csv(res: ScanResult, path: Path) -> Path:
     """``path,check,reason``, one row per finding, sorted by path then check name."""
-    from ..tables import write_csv
+    from ..io.tables import write_csv
 
     rows = [{"path": fl.path, "check": fl.check, "reason": fl.reason}
             for fl in sorted(res.flags, key=lambda x: (x.path, x.check))]
@@ -181,7 +181,7 @@ def write_dataset_report(res: ScanResult, out_dir: str | Path) -> Path:
             flagged=[r.period_px for r in ok if r.path in set(by_check.get("tiled_texture", []))]),
             out, "dataset/periods.png"), "Texture periods",
             "Red: textures that repeat exactly (already tiled). Compare with your crop size."))
-    notes = [] if periods else ["Periodicity was not measured (trackdiag.spectral unavailable)."]
+    notes = [] if periods else ["Periodicity was not measured (trackdiag.functional.spectral unavailable)."]
     sections.append(Section(title="Tiled source textures", figures=figs, notes=notes))
 
     # Masks and crop bias
@@ -231,7 +231,7 @@ def write_dataset_report(res: ScanResult, out_dir: str | Path) -> Path:
                                CHECKS[check] + " (wall tinted red where the mask could be overlaid)"))
     sections.append(Section(title="Examples", figures=figs))
 
-    from ..report import write_json
+    from ..report.folder import write_json
 
     write_json(summary, out / "summary.json")
     return write_report(out, sections, title="trackdiag dataset health", kind="dataset")

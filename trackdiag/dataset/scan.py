@@ -18,7 +18,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import InputFileError, InputValueError
-from ..filesafety import IMAGE_SUFFIXES
+from ..io.filesafety import IMAGE_SUFFIXES
 from .crop_bias import CropBias, crop_bias
 from .duplicates import exact_groups, near_groups
 from .masks import inverted_masks
@@ -51,7 +51,7 @@ class ScanResult:
 
 
 def _image_suffixes() -> frozenset[str]:
-    # trackdiag.io imports torch: only the parent needs the suffixes, workers must not pay for torch.
+    # trackdiag.io.images imports torch: only the parent needs the suffixes, workers must not pay for torch.
 
     return IMAGE_SUFFIXES
 
@@ -131,8 +131,8 @@ def iter_shard(tar: Path) -> Iterator[tuple[str, Source, Optional[tuple[str, Sou
 
 def mask_index(masks_root: Path) -> dict[str, str]:
     """``relative/path/stem`` → mask path for every image file under ``masks_root`` (``.png`` preferred):
-    :func:`trackdiag.pairing.stem_index` with relative keys, the paths as strings for the workers."""
-    from ..pairing import stem_index
+    :func:`trackdiag.io.pairing.stem_index` with relative keys, the paths as strings for the workers."""
+    from ..io.pairing import stem_index
 
     return {key: str(p) for key, p in stem_index(masks_root, recursive=True).items()}
 
@@ -141,7 +141,7 @@ def mask_index(masks_root: Path) -> dict[str, str]:
 _PRELOAD_CHEAP = ["numpy", "PIL.Image", "scipy.ndimage", "imagehash", "trackdiag.dataset.worker"]
 
 #: Imported once by the forkserver, so that workers start in milliseconds instead of importing torch each.
-_PRELOAD = ["numpy", "PIL.Image", "scipy.ndimage", "imagehash", "torch", "trackdiag.spectral",
+_PRELOAD = ["numpy", "PIL.Image", "scipy.ndimage", "imagehash", "torch", "trackdiag.functional.spectral",
             "trackdiag.dataset.worker"]
 
 

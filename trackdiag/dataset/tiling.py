@@ -1,7 +1,8 @@
 """Tiled source textures: the texture's period (the tiling analyzer's f*) and whether it is an exact
 repetition.
 
-The period comes from :func:`trackdiag.spectral.dominant_period`, the same estimate as the tiling analyzer's
+The period comes from :func:`trackdiag.functional.spectral.dominant_period`, the same estimate as the tiling
+analyzer's
 ``fundamental_period_px``. A texture is *already tiled* when it equals itself shifted along x or y by a
 lattice period: the Pearson correlation of the overlapping parts reaches ``tiled_similarity``. The radial f*
 of a 2-D lattice of period ``T`` can be any ``|(a, b)| / T`` (a diagonal harmonic), so the shifts tried are
@@ -137,7 +138,7 @@ def _estimate(gray: np.ndarray, wall: Optional[np.ndarray]) -> tuple[float, floa
     """``dominant_period`` of one ``H×W`` image (under ``wall``): ``(period_px, score)``."""
     import torch
 
-    from ..spectral import dominant_period
+    from ..functional.spectral import dominant_period
 
     est = dominant_period(torch.from_numpy(gray)[None],
                           valid=torch.from_numpy(wall)[None] if wall is not None else None)

@@ -137,12 +137,13 @@ def _open_rgb(data: bytes, params: Optional[ScanParams] = None, *, name: str = "
     """Decode (truncated files fail here, not later): an 8-bit L/RGB PIL image, its array, the file's own
     ``(width, height)`` and the draft scale ``k`` (JPEG decoded at 1/k, see :func:`draft_scale`).
 
-    16-bit and float images are scaled to 8 bits by their range (as :func:`trackdiag.io.load_image` does),
+    16-bit and float images are scaled to 8 bits by their range (as :func:`trackdiag.io.images.load_image`
+    does),
     not clipped; other modes (palette, RGBA, CMYK ...) are converted to RGB.
     """
     from PIL import Image
 
-    from ..filesafety import check_image_header
+    from ..io.filesafety import check_image_header
 
     with Image.open(io.BytesIO(data)) as opened:
         im: Image.Image = opened  # re-bound below to decoded copies, which are plain Images
@@ -175,7 +176,8 @@ def _reduce_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _load_mask(data: bytes, name: str) -> np.ndarray:
-    """``H×W`` float32 in [0, 1] like :func:`trackdiag.io.load_mask` (16-bit by range, colour averaged),
+    """``H×W`` float32 in [0, 1] like :func:`trackdiag.io.images.load_mask` (16-bit by range, colour
+    averaged),
     without importing torch."""
     from PIL import Image
 

@@ -32,7 +32,7 @@ import math
 import torch
 
 from ..metricspec import MetricSpec
-from ..spectral import Spectrum
+from .spectral import Spectrum
 
 __all__ = ["detail_deficit_db", "DETAIL_SPECS", "MIN_PERIOD_PX", "MAX_PERIOD_PX", "FLOOR_DB"]
 
@@ -79,7 +79,8 @@ def detail_deficit_db(out: Spectrum, ref: Spectrum, *, min_period_px: float = MI
                       min_rms: float = 1e-4) -> torch.Tensor:
     """The output's detail deficit against the reference in dB (see the module doc).
 
-    ``out``: the output's :class:`~trackdiag.spectral.Spectrum` (``N`` images, side ``S``); ``ref``: the
+    ``out``: the output's :class:`~trackdiag.functional.spectral.Spectrum` (``N`` images, side ``S``);
+    ``ref``: the
     reference's (1 image, any side). ``pixels``: the number of pixels of each output that the spectrum
     holds (``(N,)`` or a number; ``H·W`` without a mask): where given, an output whose windowed RMS is
     below ``min_rms`` (image units; 1e-4 is 1/40 of an 8-bit level) is flat and gets ``floor_db`` (without
@@ -88,7 +89,7 @@ def detail_deficit_db(out: Spectrum, ref: Spectrum, *, min_period_px: float = MI
     spectra.
 
     >>> import torch
-    >>> from trackdiag.spectral import prepare, spectrum
+    >>> from trackdiag.functional.spectral import prepare, spectrum
     >>> g = torch.Generator().manual_seed(0)
     >>> x = torch.rand(1, 64, 64, generator=g)
     >>> s = spectrum(prepare(x)[0] * prepare(x)[1])

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import torch
 
-from ..spectral import box_downsample
+from .spectral import box_downsample
 
 __all__ = ["NOISE_Z", "PARITY_Z", "SPREAD_RATIO", "floor", "grid_excess", "parity_gain"]
 

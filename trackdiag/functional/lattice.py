@@ -1,6 +1,7 @@
 """The texture's 2-D lattice from prominent spectral peaks, confirmed in the autocorrelation.
 
-Pure batched functions on spectra of ``N×H×W`` images (:class:`~trackdiag.spectral.Spectrum`, square
+Pure batched functions on spectra of ``N×H×W`` images (:class:`~trackdiag.functional.spectral.Spectrum`,
+square
 ``S×S`` grid, rfft2 layout). No Python loop over images or pixels.
 
 1. **Whitening** (:func:`prominence_map`): each coefficient's log power minus the mean log power of its
@@ -30,7 +31,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ..spectral import Spectrum, _mirror_index
+from .spectral import Spectrum, _mirror_index
 
 __all__ = ["Lattice", "PromPeaks", "axis_periods", "pick_lattice", "prominence_map", "prominent_peaks",
            "real_basis"]

@@ -18,7 +18,7 @@
 
 ``accelerator.log`` only carries scalars and strings, so the tensor analyzers are fed next to it with
 ``trackdiag.log(...)`` (the tracker makes its session the current one) or with
-``accelerator.get_tracker("trackdiag", unwrap=True).log(...)`` (the :class:`~trackdiag.session.Session`).
+``accelerator.get_tracker("trackdiag", unwrap=True).log(...)`` (the :class:`~trackdiag.core.session.Session`).
 Call it on **every** process: under ``torch.distributed`` the session gathers the per-sample results of all
 ranks and only rank 0 writes. That is why this tracker is not ``main_process_only``.
 
@@ -48,7 +48,7 @@ TRACKER_NAME = "trackdiag"
 
 
 class TrackdiagTracker(GeneralTracker):
-    """An accelerate ``GeneralTracker`` backed by a trackdiag :class:`~trackdiag.session.Session`.
+    """An accelerate ``GeneralTracker`` backed by a trackdiag :class:`~trackdiag.core.session.Session`.
 
     Args:
         project_name: accelerate passes ``init_trackers``' ``project_name`` here; it becomes the trackdiag
@@ -107,7 +107,7 @@ class TrackdiagTracker(GeneralTracker):
 
     @property
     def tracker(self) -> Any:
-        """The trackdiag :class:`~trackdiag.session.Session` (starts it when accelerate has not yet)."""
+        """The trackdiag :class:`~trackdiag.core.session.Session` (starts it when accelerate has not yet)."""
         self.start()
         return self._session
 

@@ -49,7 +49,8 @@ class PerSampleLossHook:
     """Send per-sample losses ``(B,)`` and their timesteps ``(B,)`` to a trackdiag session.
 
     Args:
-        session: the :class:`~trackdiag.session.Session` to log to; ``None`` (default) uses the current one
+        session: the :class:`~trackdiag.core.session.Session` to log to; ``None`` (default) uses the current
+        one
             (``trackdiag.init()``), looked up at each call, so the hook can be created before ``init``.
         step_fn: returns the trainer's global step at call time. Without it the hook counts its own logged
             calls (0, 1, 2, …), which is the optimizer step when there is no gradient accumulation.

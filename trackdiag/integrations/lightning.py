@@ -49,7 +49,7 @@ class TrackdiagCallback(Callback):
     Args:
         key: the entry of ``training_step``'s returned dict that holds the ``trackdiag.log`` keywords.
         extract: ``extract(trainer, pl_module, outputs, batch) -> mapping or None`` instead of ``key``.
-        session: an existing :class:`~trackdiag.session.Session` (the caller finishes it); by default the
+        session: an existing :class:`~trackdiag.core.session.Session` (the caller finishes it); by default the
             callback starts its own in ``setup("fit")`` and finishes it in ``teardown``.
         config, overrides: as in :func:`trackdiag.init`.
         attach_to_logger: when the Trainer's logger is Lightning's ``MLFlowLogger``, write the diagnostics

@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import torch
 
-from ..fingerprint import FingerprintTracker
+from ..analyzers.fingerprint import FingerprintTracker
 from .validation import log_validation_images, to_image_tensor
 
 __all__ = ["OneTrainerSampleLogger"]

@@ -19,8 +19,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from ..analyzers.fingerprint import FingerprintTracker
 from ..errors import InputValueError, ShapeError, TrackdiagError
-from ..fingerprint import FingerprintTracker
 
 __all__ = ["to_image_tensor", "log_validation_images", "watch_pictures", "diffusers_log_validation"]
 
@@ -83,8 +83,8 @@ def log_validation_images(
     the images logged.
     """
     from .. import get_session
-    from ..values import table_rows
-    from ..worker import Record
+    from ..core.values import table_rows
+    from ..core.worker import Record
 
     s = session if session is not None else get_session()
     tensors = [to_image_tensor(im) for im in images]

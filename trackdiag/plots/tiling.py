@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..figuredata import AcfMarks, LocalGeometry, RadialMarks
+from .figuredata import AcfMarks, LocalGeometry, RadialMarks
 from .raster import Axes, Canvas, colorize
 
 __all__ = [

@@ -23,7 +23,7 @@ from typing import Optional
 
 import torch
 
-from ..checks import check_image_batch, normalize_mask
+from ..core.checks import check_image_batch, normalize_mask
 from ..errors import ShapeError
 from .types import Edit
 

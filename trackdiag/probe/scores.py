@@ -27,7 +27,7 @@ from typing import Optional
 
 import torch
 
-from ..checks import check_image_batch, normalize_mask
+from ..core.checks import check_image_batch, normalize_mask
 
 __all__ = ["artifact_scores", "GRID_STRIDES"]
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 import torch
 
-from ..checks import check_image_batch
+from ..core.checks import check_image_batch
 from ..errors import ShapeError
 from .scores import artifact_scores
 from .types import Decode, Encode

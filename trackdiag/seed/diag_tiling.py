@@ -58,8 +58,8 @@ def run_diagnostics_from_tensors(pred_bchw: Any, mask_bchw: Any = None, out_dir:
     import torch
 
     from ..analyzers.tiling import TilingAnalyzer
-    from ..sections.tiling import flat_summary
-    from ..transfer import to_host
+    from ..core.transfer import to_host
+    from ..report.sections.tiling import flat_summary
     from ..verdicts import evaluate
 
     inputs = _inputs(pred_bchw, mask_bchw, ref_chw, int(global_step))
@@ -71,7 +71,7 @@ def run_diagnostics_from_tensors(pred_bchw: Any, mask_bchw: Any = None, out_dir:
     verdicts = evaluate("tiling", summary)
     summary["verdicts"] = [v.to_dict() for v in verdicts]
     if out_dir is not None:
-        from ..sections.tiling import write_tiling_report
+        from ..report.sections.tiling import write_tiling_report
 
         write_tiling_report(Path(out_dir), summary, result, title=f"Tiling diagnosis, step {inputs.step}")
     if writer is not None:
@@ -87,7 +87,7 @@ def run_diagnostics_from_tensors(pred_bchw: Any, mask_bchw: Any = None, out_dir:
 def _inputs(pred: Any, mask: Any, ref: Any, step: int) -> Any:
     """The same checks as ``trackdiag.log()``: typed errors with the expected and actual shapes."""
     from ..analyzers.base import StepInputs
-    from ..checks import check_image_batch, normalize_mask, normalize_ref
+    from ..core.checks import check_image_batch, normalize_mask, normalize_ref
     from ..errors import MaskError
 
     p = check_image_batch(pred, name="pred_bchw").detach()
@@ -122,7 +122,7 @@ def _to_writer(writer: Any, prefix: str, step: int, analyzer: Any, result: Any,
 
 def _session(tag_prefix: str, options: dict[str, Any]) -> Any:
     """One trackdiag session per ``tag_prefix`` and options, finished at exit like any session."""
-    from ..session import Session
+    from ..core.session import Session
 
     key = (tag_prefix, tuple(sorted((str(k), repr(v)) for k, v in options.items())))
     session = _SESSIONS.get(key)

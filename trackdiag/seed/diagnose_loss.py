@@ -59,7 +59,7 @@ class LossDiagnostics:
 
     def __init__(self, config: Any = None, *, writer: Any = None) -> None:
         from ..analyzers.loss import LossAnalyzer, LossParams
-        from ..session import Session
+        from ..core.session import Session
 
         opts = as_options(config)
         self.diag_interval = int(opts.get("diag_interval", 1) or 1)

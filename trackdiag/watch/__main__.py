@@ -75,7 +75,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from ..errors import TrackdiagError
-    from ..io import load_image, load_mask
+    from ..io.images import load_image, load_mask
     from . import Follower, detect_layout, make_layout
 
     try:

@@ -3,10 +3,11 @@
 The follower polls the folder with a :mod:`layout <trackdiag.watch.layouts>`, waits until a file is complete
 (same size and modification time on two polls at least ``settle_s`` apart, and it decodes), collects the
 images of one step (a step is complete when a later step appears, when no file of it changed for
-``group_wait_s``, or at the end) and logs them with one :meth:`Session.log <trackdiag.session.Session.log>`
+``group_wait_s``, or at the end) and logs them with one :meth:`Session.log
+<trackdiag.core.session.Session.log>`
 call: the analyzers' diagnosis (with the wall mask and reference when given), the images themselves, a row
 per file in the ``trackdiag/watch/files`` table, ``trackdiag/watch/logged/<key>`` = 1 at the step of each
-image and the fingerprint of the step (:mod:`trackdiag.fingerprint`).
+image and the fingerprint of the step (:mod:`trackdiag.analyzers.fingerprint`).
 
 It never logs an image twice after a restart, even one killed (SIGKILL) at any point: a state file
 (``<out_dir>/watch/<folder>-<hash>/state.json``, replaced atomically) holds the run id (the run is resumed),
@@ -40,8 +41,8 @@ from typing import Any, Optional
 
 import torch
 
+from ..analyzers.fingerprint import FingerprintTracker
 from ..errors import InputFileError, TrackdiagError
-from ..fingerprint import FingerprintTracker
 from .layouts import Layout, Sample
 
 __all__ = ["WatchState", "Follower", "state_dir_for", "DEFAULT_OVERRIDES"]
@@ -156,7 +157,7 @@ class Follower:
         fingerprint: bool = True,
         **session_options: Any,
     ) -> None:
-        from ..session import Session
+        from ..core.session import Session
 
         self.root = Path(root)
         if not self.root.exists():
@@ -185,6 +186,9 @@ class Follower:
         # the state decides what is logged again, also at steps the resumed run already holds
         session_options.setdefault("on_resume", "log")
         rid = run_id or self.state.run_id
+        if rid is None:  # a start killed before it saved the new run's id finds that run again by this key
+            key = hashlib.sha1(str(self.state_path.resolve()).encode()).hexdigest()
+            session_options.setdefault("run_key", key)
         self.session = Session(
             None, overrides=overrides, run_name=name, run_id=rid, out_dir=str(self.state_path.parent),
             **session_options
@@ -296,7 +300,7 @@ class Follower:
     def _replay_spools(self) -> _Journaled:
         """Deliver what earlier sessions journaled and did not deliver (the spools in :attr:`spool_dir`);
         return what they journaled of the watched images."""
-        from ..spool import Spool, find_spools
+        from ..backends.spool import Spool, find_spools
         from ..sync import sync
 
         journaled = _Journaled()
@@ -348,8 +352,8 @@ class Follower:
 
     def _log_images_only(self, step: int, files: dict[str, str]) -> None:
         """Log the images of ``files`` (``rel -> key``) at ``step``: the rest of their group is in the run."""
+        from ..core.worker import Record
         from ..integrations.validation import watch_pictures
-        from ..worker import Record
 
         names, tensors = [], []
         for rel, key in sorted(files.items()):
@@ -415,7 +419,7 @@ class _Journaled:
     diagnosed: set[int] = field(default_factory=set)
 
     def read(self, folder: Path) -> None:
-        from ..spool import iter_lines
+        from ..backends.spool import iter_lines
 
         for line in iter_lines(folder):
             if line.get("op") != "put" or "step" not in line.get("payload", {}):
@@ -434,7 +438,7 @@ def _ack_images_the_run_holds(folder: Path) -> None:
     """Acknowledge the unacknowledged images of an MLflow run's spool that the run already holds: delivered
     just before the process was killed, before the spool recorded it. Sending them again would duplicate
     them (MLflow names every image file uniquely)."""
-    from ..spool import Spool
+    from ..backends.spool import Spool
 
     spool = Spool.open(folder)
     try:
@@ -471,7 +475,7 @@ def _mlflow_images(tracking_uri: str, run_id: str) -> set[tuple[str, int]]:
 
 def _load_rgb(path: Path) -> torch.Tensor:
     """``3×H×W`` float in [0, 1]; raises :class:`InputFileError` for a half-written or corrupt file."""
-    from ..io import load_image
+    from ..io.images import load_image
 
     img = load_image(path, name=str(path.name))
     if img.shape[0] == 1:

@@ -1,0 +1,1 @@
+"""Report folders (HTML, JSON, PDF) and the sections of ``trackdiag diagnose``."""
