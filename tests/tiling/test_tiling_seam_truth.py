@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from trackdiag.analyzers.tiling import SIDES, likely_causes, tiling_metrics
+from trackdiag.analyzers.tiling import EDGE_WARN, SIDES, likely_causes, tiling_metrics
 from trackdiag.testing.walls import make_scene
 
 pytestmark = pytest.mark.slow
@@ -52,3 +52,35 @@ def test_edge_artifact_recall_side_and_false_alarms_on_rooms():
         vals = sorted(s[f"edge_{sd}"] for sd in SIDES)
         assert vals[-1] >= 2 * vals[-2]
     assert sum("edge_artifact" in c for _, c in clean) <= 1, [s["edge_score"] for s, _ in clean]
+
+
+def _tiles(period: int, phase: int, seed: int, size: int = 512) -> torch.Tensor:
+    """``1×size×size`` square tiles (per-tile level, 2-px dark grout lines, grain) whose first horizontal and
+    vertical grout lines sit ``phase`` px from the top and left sides."""
+    g = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    ty, tx = (yy - phase) // period, (xx - phase) // period
+    levels = g.uniform(0.45, 0.65, size=(size // period + 3, size // period + 3))
+    img = levels[ty + 1, tx + 1]
+    grout = (((yy - phase) % period) < 2) | (((xx - phase) % period) < 2)
+    img = np.where(grout, 0.25, img) + g.normal(0.0, 0.02, size=img.shape)
+    return torch.from_numpy(img.astype(np.float32))[None]
+
+
+def test_edge_score_ignores_grout_recurring_further_in_and_finds_an_edge_stripe():
+    """A grout line 3-12 px from a side recurs one period further in: no edge artifact; a stripe of the
+    same kind (a dark 4-px band 5 px in) that does not recur is one (before the recurrence test, the grout
+    lines read as edge stripes)."""
+    from trackdiag.functional.seams import edge_scores
+
+    cases = [(p, ph, s) for s, (p, ph) in enumerate([(24, 5), (32, 8), (40, 4), (56, 10), (72, 6), (90, 7)])]
+    clean, striped = [], []
+    for period, phase, seed in cases:
+        x = _tiles(period, phase, seed)
+        clean.append(float(edge_scores(x, torch.ones_like(x))["edge_score"]))
+        y = x.clone()
+        y[:, 5:9, :] -= 0.3  # a dark stripe along the whole top side that the wall does not repeat
+        sc = edge_scores(y, torch.ones_like(y))
+        striped.append((float(sc["edge_score"]), SIDES[int(sc["edge_side"])]))
+    assert sum(v >= EDGE_WARN for v in clean) == 0, clean
+    assert all(v >= EDGE_WARN and side == "top" for v, side in striped), striped

@@ -41,8 +41,8 @@ def _line_stats(x: torch.Tensor, v: torch.Tensor, n_lines: int) -> tuple[torch.T
     return mean, along, perp, cnt / float(x.shape[-1])
 
 
-def edge_scores(x: torch.Tensor, v: torch.Tensor, *, strip: int = 13, inner: int = 48,
-                segments: int = 4) -> dict[str, torch.Tensor]:
+def edge_scores(x: torch.Tensor, v: torch.Tensor, *, strip: int = 13, inner: int = 48, reach: int = 160,
+                recur: float = 1.25, segments: int = 4) -> dict[str, torch.Tensor]:
     """``edge_left``, ``edge_right``, ``edge_top``, ``edge_bottom`` and ``edge_score`` (robust z units),
     each ``(N,)``, and ``edge_side`` (index into :data:`SIDES`).
 
@@ -51,13 +51,20 @@ def edge_scores(x: torch.Tensor, v: torch.Tensor, *, strip: int = 13, inner: int
     px from the side, and it runs the whole length of the side. Each side is cut into ``segments`` pieces
     along its length; in each, the step at boundary ``b`` is the mean of the 2 lines before it minus the
     mean of the 2 lines after it, in robust z units against the steps at the interior boundaries
-    (``strip+5``…``strip+inner``: median, 1.4826·MAD, floored). The side's score is, over statistics and
-    boundaries, the largest step that has the same sign on *every* segment (min over segments): furniture,
-    a frame or a shadow reaching the side only in places is not an edge artifact; a ceiling or floor line
-    parallel to the side within ``strip`` px still is (it cannot be told apart). NaN for a side shorter
-    than ``4·segments`` px or too close to the opposite one."""
+    (``strip+5``…``strip+inner``: median, 1.4826·MAD, floored). A step counts only with the same sign on
+    *every* segment (min over segments): furniture, a frame or a shadow reaching the side only in places is
+    not an edge artifact. An edge stripe also does not *recur* further in: grout lines or plank edges
+    parallel to the side make the same full-length step once per texture period. So the side's score is,
+    over statistics and signs, the largest near-edge step minus ``recur`` times the largest step of the same
+    statistic and sign at the boundaries ``strip+5``…``reach`` px in (at most half the shorter image side; 0
+    if none is positive; ``recur`` > 1 leaves a margin for tile-to-tile variation of the recurring step): a
+    periodic wall's grout line cancels itself, an edge artifact stands above everything further in. A ceiling or floor line parallel to the side within ``strip`` px, seen nowhere else, still
+    counts (it cannot be told apart). NaN for a side shorter than ``4·segments`` px or too close to the
+    opposite one."""
     n_lines = strip + inner
-    m = n_lines + 1  # only the lines near each side are read (flips of thin slices, not of the image)
+    short = min(x.shape[-2], x.shape[-1])
+    lines = max(n_lines, min(reach, short // 2 - 2))
+    m = lines + 1  # only the lines near each side are read (flips of thin slices, not of the image)
     xt, vt = x.transpose(-1, -2), v.transpose(-1, -2)
     views = {"top": (x[:, :m], v[:, :m]), "bottom": (x[:, -m:].flip(-2), v[:, -m:].flip(-2)),
              "left": (xt[:, :m], vt[:, :m]), "right": (xt[:, -m:].flip(-2), vt[:, -m:].flip(-2))}
@@ -65,27 +72,32 @@ def edge_scores(x: torch.Tensor, v: torch.Tensor, *, strip: int = 13, inner: int
     for side in SIDES:
         xs, vs = views[side]
         length = xs.shape[-1]
-        if min(x.shape[-2], x.shape[-1]) < n_lines + 2 or length < 4 * segments:
+        if short < n_lines + 2 or length < 4 * segments:
             out[f"edge_{side}"] = torch.full(x.shape[:1], float("nan"), device=x.device, dtype=x.dtype)
             continue
         q = length // segments
         segz = []
         for j in range(segments):
             mean, along, perp, _share = _line_stats(xs[..., j * q:(j + 1) * q], vs[..., j * q:(j + 1) * q],
-                                                    n_lines)
+                                                    lines)
             zs = []
             for stat, floor in ((mean, 0.004), (along, 0.1), (perp, 0.1)):
                 a = 0.5 * (stat[:, :-1] + stat[:, 1:])  # a[i]: mean of lines i, i+1
                 # d[i]: step at boundary i+2 (from 3 on: line 0 alone is not a stripe)
                 d = a[:, :-2] - a[:, 2:]
-                ins = d[:, strip + 3:]
+                ins = d[:, strip + 3: n_lines - 3]
                 med = ins.median(dim=1).values
                 mad = (ins - med[:, None]).abs().median(dim=1).values
-                zs.append((d[:, 1: strip - 1] - med[:, None]) / torch.clamp(1.4826 * mad, min=floor)[:, None])
-            segz.append(torch.stack(zs))  # 3×N×(strip−1)
-        z = torch.stack(segz)  # segments×3×N×(strip−1)
-        same = torch.maximum(z.amin(dim=0), (-z).amin(dim=0))  # the same signed step on every segment
-        out[f"edge_{side}"] = torch.nan_to_num(same, nan=0.0).amax(dim=-1).amax(dim=0)
+                # near the side (boundaries 3..strip), then further in (strip+5..lines-1)
+                zs.append((d[:, 1:] - med[:, None]) / torch.clamp(1.4826 * mad, min=floor)[:, None])
+            segz.append(torch.stack(zs))  # 3×N×(lines−3)
+        z = torch.nan_to_num(torch.stack(segz), nan=0.0)  # segments×3×N×(lines−3)
+        best = torch.zeros(x.shape[:1], device=x.device, dtype=x.dtype)
+        for same in (z.amin(dim=0), (-z).amin(dim=0)):  # the same signed step on every segment: 3×N×·
+            near = same[..., : strip - 2].amax(dim=-1)
+            far = same[..., strip + 2:].amax(dim=-1).clamp_min(0.0)  # recurs one period or more further in
+            best = torch.maximum(best, (near - recur * far).amax(dim=0))
+        out[f"edge_{side}"] = best
     sides = torch.stack([torch.nan_to_num(out[f"edge_{s}"], nan=0.0) for s in SIDES])
     out["edge_score"] = sides.amax(dim=0)
     out["edge_side"] = sides.argmax(dim=0).to(x.dtype)  # index into SIDES
