@@ -256,12 +256,30 @@ def test_wandb_offline_run_is_decoded(wandb_run):
     assert read_wandb_offline(next(run_dir.glob("*.wandb"))).run_id == run.run_id
 
 
+def _inside_a_record(data: bytes, near: int) -> int:
+    """A cut position in the middle of the payload of the record that spans byte ``near`` (a cut on a record
+    boundary leaves a shorter but valid file, which no reader can tell from a run that ended there)."""
+    import struct
+
+    pos = 7  # the file header
+    while True:
+        left = 32768 - pos % 32768  # W&B's level-db-style blocks: a chunk header never spans two blocks
+        if left < 7:
+            pos += left
+            continue
+        (length,) = struct.unpack("<H", data[pos + 4:pos + 6])
+        end = pos + 7 + length
+        if end > near:
+            return pos + 7 + max(length // 2, 1)
+        pos = end
+
+
 def test_wandb_damaged_files(wandb_run, tmp_path):
     src = next(wandb_run.glob("offline-run-*/*.wandb"))
     data = src.read_bytes()
     cut = tmp_path / "cut" / "run-x.wandb"
     cut.parent.mkdir()
-    cut.write_bytes(data[: len(data) // 2 + 3])
+    cut.write_bytes(data[: _inside_a_record(data, len(data) // 2)])
     with pytest.raises(InputFileError, match="cut|truncated|ends after"):
         read_wandb_offline(cut.parent)
     partial = read_wandb_offline(cut.parent, allow_truncated=True)
