@@ -283,21 +283,15 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    if "--worker" in sys.argv:  # figure 4 alone
-        import logging
+    alone = {"--worker": figure4, "--finish": figure3}  # one figure alone
+    for flag, figure in alone.items():
+        if flag in sys.argv:
+            import logging
 
-        logging.getLogger("trackdiag").setLevel(logging.ERROR)
-        with tempfile.TemporaryDirectory(prefix="trackdiag_bench_log_") as d:
-            for r in figure4(Path(d), "--quick" in sys.argv):
-                print(f"{r['metric']:<34} {r['value']:>10.3f} {r['unit']:<6} {r['note']}")
-        sys.exit(0)
-    if "--finish" in sys.argv:  # figure 3 alone
-        import logging
-
-        logging.getLogger("trackdiag").setLevel(logging.ERROR)
-        with tempfile.TemporaryDirectory(prefix="trackdiag_bench_log_") as d:
-            for r in figure3(Path(d), "--quick" in sys.argv):
-                print(f"{r['metric']:<34} {r['value']:>10.3f} {r['unit']:<6} {r['note']}")
-        sys.exit(0)
+            logging.getLogger("trackdiag").setLevel(logging.ERROR)
+            with tempfile.TemporaryDirectory(prefix="trackdiag_bench_log_") as d:
+                for r in figure(Path(d), "--quick" in sys.argv):
+                    print(f"{r['metric']:<34} {r['value']:>10.3f} {r['unit']:<6} {r['note']}")
+            sys.exit(0)
     for r in run(quick="--quick" in sys.argv):
         print(f"{r['metric']:<34} {r['value']:>10.3f} {r['unit']:<6} {r['note']}")

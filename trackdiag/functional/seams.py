@@ -58,8 +58,9 @@ def edge_scores(x: torch.Tensor, v: torch.Tensor, *, strip: int = 13, inner: int
     over statistics and signs, the largest near-edge step minus ``recur`` times the largest step of the same
     statistic and sign at the boundaries ``strip+5``…``reach`` px in (at most half the shorter image side; 0
     if none is positive; ``recur`` > 1 leaves a margin for tile-to-tile variation of the recurring step): a
-    periodic wall's grout line cancels itself, an edge artifact stands above everything further in. A ceiling or floor line parallel to the side within ``strip`` px, seen nowhere else, still
-    counts (it cannot be told apart). NaN for a side shorter than ``4·segments`` px or too close to the
+    periodic wall's grout line cancels itself, an edge artifact stands above everything further in. A ceiling
+    or floor line parallel to the side within ``strip`` px, seen nowhere else, still counts (it cannot be told
+    apart). NaN for a side shorter than ``4·segments`` px or too close to the
     opposite one."""
     n_lines = strip + inner
     short = min(x.shape[-2], x.shape[-1])
