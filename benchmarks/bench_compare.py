@@ -103,9 +103,12 @@ def make_store(path: Path, n_runs: int = N_RUNS, uri: str = "") -> float:
                                    str(path.with_suffix("")) + "_artifacts")
     rng = np.random.default_rng(0)
     steps = np.arange(1, N_STEPS + 1) * 100
-    for r in range(n_runs):
+    walks = [np.abs(0.5 + np.cumsum(rng.normal(0, 0.02, (N_STEPS, N_METRICS)), axis=0))
+             for _ in range(n_runs)]
+
+    def one(r: int) -> None:
         run = client.create_run(exp, run_name=f"run-{r:03d}", tags={"lr": f"{1e-4 * (1 + r % 5):.0e}"})
-        walk = np.abs(0.5 + np.cumsum(rng.normal(0, 0.02, (N_STEPS, N_METRICS)), axis=0))
+        walk = walks[r]
         ts = int(time.time() * 1000)
         metrics = [
             Metric(key, float(walk[i, j]), ts + i, int(steps[i]))
@@ -119,6 +122,15 @@ def make_store(path: Path, n_runs: int = N_RUNS, uri: str = "") -> float:
             recorder.add((m.key, m.step, m.timestamp, m.value) for m in metrics)
             log_digest(client, run.info.run_id, recorder, tracking_uri=uri)
         client.set_terminated(run.info.run_id)
+
+    if uri:  # a server: four writers at once (its four workers), as a team's trainings write
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=SERVER_WORKERS) as pool:
+            list(pool.map(one, range(n_runs)))
+    else:
+        for r in range(n_runs):
+            one(r)
     if not uri:
         marker.write_text(json.dumps({"runs": n_runs, "metrics": N_METRICS, "steps": N_STEPS}))
     return time.perf_counter() - t0
