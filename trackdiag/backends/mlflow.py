@@ -203,7 +203,8 @@ class MlflowBackend(Backend):
     def close(self, status: str = "FINISHED") -> None:
         terminate = self.params.terminate_on_close
         terminate = self._owns_run if terminate is None else terminate
-        if self.client is not None and self.run_id is not None and self.params.history_digest:
+        if self.client is not None and self.run_id is not None and self.params.history_digest \
+                and not self._digest.failing:
             self._log_digest()
         if self.client is not None and self.run_id is not None and terminate:
             with self._bounded():
@@ -282,8 +283,9 @@ class MlflowBackend(Backend):
                     self._again(client.log_batch, self.run_id, metrics=items[i:i + _MAX_METRICS],
                                 synchronous=True)
         except BaseException:
-            self._digest.uncertain = True
+            self._digest.uncertain = self._digest.failing = True
             raise
+        self._digest.failing = False
         self._digest.add((m.key, m.step, m.timestamp, m.value) for m in items)
 
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:

@@ -77,6 +77,9 @@ class DigestRecorder:
         self._value = array("d")
         #: A delivery failed: its points may or may not be in the store.
         self.uncertain = False
+        #: The last delivery failed: the tracker is down or hung, so ``close()`` does not wait for it once
+        #: more for the digest (``trackdiag sync`` writes it when it delivers the rest).
+        self.failing = False
         #: The keys the run held before this backend delivered anything (a continued or replayed run).
         self.keys_before: set[str] = set()
         #: More than ``max_points`` points: no digest for this run (readers read its histories).
