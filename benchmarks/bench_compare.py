@@ -5,6 +5,10 @@ full form only, when PostgreSQL and psycopg2 are installed).
 Reading rows (the point of the issue): ``read_bulk_sqlite`` / ``read_bulk_server`` (one bulk read per key
 and 100 runs) against ``read_naive_sqlite`` / ``read_naive_server``: the script a user would write, one
 ``get_metric_history`` per run and key; ``naive_over_bulk_*`` and ``server_over_sqlite`` are the ratios.
+``read_digest_server``: the same runs from their history digests (the server's store is written with them,
+by the MLflow backend's own writer), with ``naive_over_digest_server`` and ``digest_server_over_sqlite``.
+``--runs N`` another store size, ``--read-only`` only these rows, ``--naive-runs K`` the naive script timed on
+K runs and scaled to the store (it costs the same per run).
 The server runs with MLflow's default 4 workers. Its processes' CPU seconds are reported too
 (``*_server_cpu``, and the ratios of client + server CPU, ``*_cpu``): MLflow's store spends ~20-40 µs of
 CPU per point returned, so on a shared machine the wall time of a server read is mostly waiting for cores.
