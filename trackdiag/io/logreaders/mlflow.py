@@ -2,7 +2,8 @@
 
 Runs are found by id, by name, or as every run of an experiment matching a search filter; their histories
 are read in batches (:mod:`trackdiag.compare.mlflow_bulk`: one bulk read per metric key and up to 100 runs
-on a database or a server, the same rows either way); a ``file:`` store reads per key with
+on a database or a server, the same rows either way; from a server, first the runs' checked history digests,
+:mod:`trackdiag.compare.mlflow_digests`); a ``file:`` store reads per key with
 ``get_metric_history``. ``select`` sees every run's logged keys before any history is read, so a typo fails
 fast and only the selected histories are read.
 """
