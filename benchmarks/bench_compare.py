@@ -5,6 +5,10 @@ full form only, when PostgreSQL and psycopg2 are installed).
 Reading rows (the point of the issue): ``read_bulk_sqlite`` / ``read_bulk_server`` (one bulk read per key
 and 100 runs) against ``read_naive_sqlite`` / ``read_naive_server``: the script a user would write, one
 ``get_metric_history`` per run and key; ``naive_over_bulk_*`` and ``server_over_sqlite`` are the ratios.
+``read_digest_server``: the same runs from their history digests (the server's store is written with them,
+by the MLflow backend's own writer), with ``naive_over_digest_server`` and ``digest_server_over_sqlite``.
+``--runs N`` another store size, ``--read-only`` only these rows, ``--naive-runs K`` the naive script timed on
+K runs and scaled to the store (it costs the same per run).
 The server runs with MLflow's default 4 workers. Its processes' CPU seconds are reported too
 (``*_server_cpu``, and the ratios of client + server CPU, ``*_cpu``): MLflow's store spends ~20-40 µs of
 CPU per point returned, so on a shared machine the wall time of a server read is mostly waiting for cores.
@@ -91,17 +95,24 @@ def make_store(path: Path, n_runs: int = N_RUNS, uri: str = "") -> float:
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
+    from trackdiag.backends.mlflow_digest import DigestRecorder, log_digest
+
     t0 = time.perf_counter()
     if not uri:
         path.unlink(missing_ok=True)
     client = MlflowClient(uri or f"sqlite:///{path}")
-    # An artifact location of its own (never ./mlruns of whatever folder the benchmark runs in).
-    exp = client.create_experiment(EXPERIMENT, artifact_location=str(path.with_suffix("")) + "_artifacts")
+    # An artifact location of its own (never ./mlruns of whatever folder the benchmark runs in); a server
+    # keeps the artifacts it serves (its default, how a team server runs).
+    exp = client.create_experiment(EXPERIMENT, artifact_location=None if uri else
+                                   str(path.with_suffix("")) + "_artifacts")
     rng = np.random.default_rng(0)
     steps = np.arange(1, N_STEPS + 1) * 100
-    for r in range(n_runs):
+    walks = [np.abs(0.5 + np.cumsum(rng.normal(0, 0.02, (N_STEPS, N_METRICS)), axis=0))
+             for _ in range(n_runs)]
+
+    def one(r: int) -> None:
         run = client.create_run(exp, run_name=f"run-{r:03d}", tags={"lr": f"{1e-4 * (1 + r % 5):.0e}"})
-        walk = np.abs(0.5 + np.cumsum(rng.normal(0, 0.02, (N_STEPS, N_METRICS)), axis=0))
+        walk = walks[r]
         ts = int(time.time() * 1000)
         metrics = [
             Metric(key, float(walk[i, j]), ts + i, int(steps[i]))
@@ -110,7 +121,20 @@ def make_store(path: Path, n_runs: int = N_RUNS, uri: str = "") -> float:
         ]
         for start in range(0, len(metrics), 1000):
             client.log_batch(run.info.run_id, metrics=metrics[start : start + 1000], synchronous=True)
+        if uri:  # the history digest, written by the MLflow backend's own writer from what was delivered
+            recorder = DigestRecorder()
+            recorder.add((m.key, m.step, m.timestamp, m.value) for m in metrics)
+            log_digest(client, run.info.run_id, recorder, tracking_uri=uri)
         client.set_terminated(run.info.run_id)
+
+    if uri:  # a server: four writers at once (its four workers), as a team's trainings write
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=SERVER_WORKERS) as pool:
+            list(pool.map(one, range(n_runs)))
+    else:
+        for r in range(n_runs):
+            one(r)
     if not uri:
         marker.write_text(json.dumps({"runs": n_runs, "metrics": N_METRICS, "steps": N_STEPS}))
     return time.perf_counter() - t0
@@ -149,14 +173,19 @@ def measure(fn, *, repeat: int = 3, warmup: int = 1) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, *, runs: int | None = None, read_only: bool = False,
+        naive_runs: int | None = None) -> list[dict]:
+    """``runs``: another store size; ``read_only``: only the reading rows; ``naive_runs``: time the naive
+    script on that many runs and scale it linearly to the store (its calls are per run: 20 per run)."""
     from trackdiag.compare.metrics import build_specs
     from trackdiag.compare.ranking import rank
     from trackdiag.compare.sources import read_mlflow
     from trackdiag.compare.table import build_table
     from trackdiag.compare_ckpts import compare
 
-    n_runs = QUICK_RUNS if quick else N_RUNS
+    n_runs = runs or (QUICK_RUNS if quick else N_RUNS)
+    n_naive = min(n_runs, naive_runs or n_runs)
+    scale = n_runs / n_naive
     path = _store_path(n_runs)
     made = make_store(path, n_runs)
     uri = f"sqlite:///{path}"
@@ -179,9 +208,9 @@ def run(quick: bool = False) -> list[dict]:
     if made:
         rows.append(row("compare", "make_store_log_batch", made, "s", note + " (one log_batch per run)"))
 
-    def read(store: str, batched: bool = True):
+    def read(store: str, batched: bool = True, digests: bool = False, stats: dict | None = None):
         return read_mlflow(tracking_uri=store, experiment=EXPERIMENT, max_runs=n_runs,
-                           select=lambda per_run: KEYS, batched=batched)
+                           select=lambda per_run: KEYS, batched=batched, digests=digests, stats=stats)
 
     def naive(store: str) -> int:
         """The script a user would write: every run, every key, get_metric_history."""
@@ -190,7 +219,7 @@ def run(quick: bool = False) -> list[dict]:
         client = MlflowClient(store)
         exp = client.get_experiment_by_name(EXPERIMENT)
         points = 0
-        for r in client.search_runs([exp.experiment_id], max_results=n_runs):
+        for r in client.search_runs([exp.experiment_id], max_results=n_naive):
             for key in KEYS:
                 points += len(client.get_metric_history(r.info.run_id, key))
         return points
@@ -208,19 +237,37 @@ def run(quick: bool = False) -> list[dict]:
         add(f"read_bulk_{kind}", bulk, note + f", {kind}; {how}")
         s0 = _group_cpu(server_pid)
         slow = measure(lambda: naive(store), repeat=1, warmup=0)
-        srv_slow = _group_cpu(server_pid) - s0
-        add(f"read_naive_{kind}", slow, note + f", {kind}; get_metric_history per run and key")
+        srv_slow = (_group_cpu(server_pid) - s0) * scale
+        slow = (slow[0] * scale, slow[1] * scale)
+        how_naive = f"; measured on {n_naive} runs, scaled x{scale:g}" if scale != 1 else ""
+        add(f"read_naive_{kind}", slow, note + f", {kind}; get_metric_history per run and key{how_naive}")
         rows.append(row("compare", f"naive_over_bulk_{kind}", slow[0] / bulk[0], "x", "wall, target >= 10"))
         if server_pid:
+            stats: dict = {}
+            got = read(store, digests=True, stats=stats)
+            assert sum(len(s.steps) for r in got for s in r.metrics.values()) == n_runs * N_METRICS * N_STEPS
+            assert stats["digest_runs"] == n_runs and stats["bulk_calls"] == 0, stats
+            s0 = _group_cpu(server_pid)
+            dig = measure(lambda: read(store, digests=True), repeat=repeat)
+            srv_dig = (_group_cpu(server_pid) - s0) / (repeat + 1)
+            add(f"read_digest_{kind}", dig, note + f", {kind}; run search + one history digest per run")
+            rows.append(row("compare", f"read_digest_{kind}_server_cpu", srv_dig, "s",
+                            "CPU seconds of the server's processes per digest read"))
+            rows.append(row("compare", f"naive_over_digest_{kind}", slow[0] / dig[0], "x",
+                            "wall, target >= 10"))
+            rows.append(row("compare", f"naive_over_digest_{kind}_cpu",
+                            (slow[1] + srv_slow) / (dig[1] + srv_dig), "x", "CPU: client + server"))
+
             rows.append(row("compare", f"read_bulk_{kind}_server_cpu", srv_bulk, "s",
                             "CPU seconds of the server's processes per bulk read"))
             rows.append(row("compare", f"read_naive_{kind}_server_cpu", srv_slow, "s",
                             "CPU seconds of the server's processes for the naive read"))
             cpu_ratio = (slow[1] + srv_slow) / (bulk[1] + srv_bulk)
             rows.append(row("compare", f"naive_over_bulk_{kind}_cpu", cpu_ratio, "x", "CPU: client + server"))
-        return bulk[0], bulk[1] + srv_bulk
+            return bulk[0], bulk[1] + srv_bulk, dig[0], dig[1] + srv_dig
+        return bulk[0], bulk[1] + srv_bulk, bulk[0], bulk[1] + srv_bulk
 
-    t_sqlite, c_sqlite = reading("sqlite", uri)
+    t_sqlite, c_sqlite, _, _ = reading("sqlite", uri)
     from trackdiag.testing import postgres
 
     if postgres.available() is None:  # quick form too: a small store, the same comparison
@@ -230,11 +277,17 @@ def run(quick: bool = False) -> list[dict]:
                 filled = make_store(path, n_runs, uri=server.url)
                 rows.append(row("compare", "make_server_store", filled, "s", note + " into the server"))
                 pid = server.proc.pid if server.proc is not None else 0
-                t_server, c_server = reading("server", server.url, pid)
+                t_server, c_server, t_dig, c_dig = reading("server", server.url, pid)
         rows.append(row("compare", "server_over_sqlite", t_server / t_sqlite, "x",
-                        f"bulk read, wall, {SERVER_WORKERS} server workers; target <= 3"))
+                        f"bulk read, wall, {SERVER_WORKERS} server workers"))
         rows.append(row("compare", "server_over_sqlite_cpu", c_server / c_sqlite, "x",
                         "bulk read, CPU of client + server (what the server's cores must absorb)"))
+        rows.append(row("compare", "digest_server_over_sqlite", t_dig / t_sqlite, "x",
+                        f"digest read, wall, {SERVER_WORKERS} server workers; target <= 3"))
+        rows.append(row("compare", "digest_server_over_sqlite_cpu", c_dig / c_sqlite, "x",
+                        "digest read, CPU of client + server"))
+    if read_only:
+        return rows
 
     runs = read(uri)
     specs = build_specs(KEYS, goals={}, default_goal="min", weights={}, tolerances={}, limits={},
@@ -274,5 +327,14 @@ def run(quick: bool = False) -> list[dict]:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))
-    for r in run(quick="--quick" in sys.argv):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--runs", type=int, default=None, help="store size (runs); default 1000, quick 20")
+    parser.add_argument("--read-only", action="store_true", help="only the reading rows")
+    parser.add_argument("--naive-runs", type=int, default=None,
+                        help="time the naive script on this many runs and scale it to the store")
+    args = parser.parse_args()
+    for r in run(quick=args.quick, runs=args.runs, read_only=args.read_only, naive_runs=args.naive_runs):
         print(f"{r['metric']:<32} {r['value']:>10.3f} {r['unit']:<3} {r['note']}")

@@ -80,6 +80,9 @@ class MlflowParams(BackendParams):
     #: Tag (``trackdiag.run_key``) of the run this backend creates, chosen before it is created, so that
     #: ``trackdiag.sync`` finds that run even when the process died before its id reached the spool.
     run_key: Optional[str] = None
+    #: At close, log the run's history digest (every metric point this backend delivered, one artifact,
+    #: :mod:`trackdiag.backends.mlflow_digest`), so that comparisons read it from a server in one request.
+    history_digest: bool = True
 
 
 class MlflowBackend(Backend):
@@ -106,6 +109,10 @@ class MlflowBackend(Backend):
         self._reports: list[str] = []
         #: The run whose ``mlflow.loggedImages`` tag this backend has set (once per run, see log_images).
         self._images_tagged: Optional[str] = None
+        from .mlflow_digest import DigestRecorder
+
+        #: The metric points delivered to the run, for its history digest (written at close).
+        self._digest = DigestRecorder()
         # MLflow's active run is thread-local and open() runs on the worker: look for it here, on the
         # thread that called trackdiag.init().
         active = mlflow.active_run() if self.params.attach_active and self.run_id is None else None
@@ -160,6 +167,7 @@ class MlflowBackend(Backend):
                 run = self.client.get_run(self.run_id)  # raises when the run does not exist
                 self.experiment_id = run.info.experiment_id
                 if not self._owns_run:  # a continued run (not one this backend created and re-opens)
+                    self._digest.keys_before |= set(run.data.metrics)
                     steps = [m.step for m in getattr(run.data, "_metric_objs", [])
                              if m.key.startswith("trackdiag/")]
                     self._resume_step = max(steps) if steps else None
@@ -171,6 +179,7 @@ class MlflowBackend(Backend):
                 artifact_location=self.params.artifact_location or _beside_sqlite(self.tracking_uri))
             run = self._created_before(exp_id) or self.client.create_run(
                 exp_id, run_name=self.run.run_name, tags={**self.run.tags, RUN_KEY_TAG: self.run_key})
+            self._digest.keys_before |= set(run.data.metrics)  # a run found by its key may hold points
             self.run_id = run.info.run_id
             self.experiment_id = exp_id
             self._owns_run = True
@@ -194,10 +203,27 @@ class MlflowBackend(Backend):
     def close(self, status: str = "FINISHED") -> None:
         terminate = self.params.terminate_on_close
         terminate = self._owns_run if terminate is None else terminate
+        if self.client is not None and self.run_id is not None and self.params.history_digest \
+                and not self._digest.failing:
+            self._log_digest()
         if self.client is not None and self.run_id is not None and terminate:
             with self._bounded():
                 self._again(self.client.set_terminated, self.run_id, status=status)
             self._owns_run = False
+
+    def _log_digest(self) -> None:
+        """The run's history digest (artifact, then tag); a failure is logged and changes nothing else:
+        readers then read the histories themselves."""
+        from .mlflow_digest import log_digest
+
+        try:
+            with self._bounded():
+                log_digest(self.client, str(self.run_id), self._digest, tracking_uri=self.tracking_uri)
+        except Exception as exc:
+            import logging
+
+            logging.getLogger("trackdiag").warning("trackdiag: no history digest for MLflow run %s (%s: %s)",
+                                                   self.run_id, type(exc).__name__, str(exc)[:200])
 
     def last_step(self) -> Optional[int]:
         return self._resume_step
@@ -237,10 +263,7 @@ class MlflowBackend(Backend):
         client = self._require()
         items = [Metric(key=k, value=float(v), timestamp=timestamp_ms, step=int(step))
                  for k, v in metrics.items()]
-        with self._bounded():
-            for i in range(0, len(items), _MAX_METRICS):
-                self._again(client.log_batch, self.run_id, metrics=items[i:i + _MAX_METRICS],
-                            synchronous=True)
+        self._deliver_metrics(client, items)
 
     def log_metrics_many(self, batches: Sequence[tuple[int, int, Mapping[str, float]]]) -> None:
         """Several steps' metrics in as few ``log_batch`` calls as MLflow's limit (1000 metrics) allows."""
@@ -249,10 +272,21 @@ class MlflowBackend(Backend):
         client = self._require()
         items = [Metric(key=k, value=float(v), timestamp=int(ts), step=int(step))
                  for step, ts, metrics in batches for k, v in metrics.items()]
-        with self._bounded():
-            for i in range(0, len(items), _MAX_METRICS):
-                self._again(client.log_batch, self.run_id, metrics=items[i:i + _MAX_METRICS],
-                            synchronous=True)
+        self._deliver_metrics(client, items)
+
+    def _deliver_metrics(self, client: Any, items: Sequence[Any]) -> None:
+        """``log_batch`` in chunks of MLflow's limit; delivered points are recorded for the history digest
+        (a failed chunk may or may not have been stored: the digest is then read back from the store)."""
+        try:
+            with self._bounded():
+                for i in range(0, len(items), _MAX_METRICS):
+                    self._again(client.log_batch, self.run_id, metrics=items[i:i + _MAX_METRICS],
+                                synchronous=True)
+        except BaseException:
+            self._digest.uncertain = self._digest.failing = True
+            raise
+        self._digest.failing = False
+        self._digest.add((m.key, m.step, m.timestamp, m.value) for m in items)
 
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         client = self._require()

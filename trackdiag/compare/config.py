@@ -87,6 +87,9 @@ class MlflowSourceConfig:
     filter: str = ""
     #: Most runs taken from one search.
     max_runs: int = 1000
+    #: From a server: read the histories trackdiag logged from each run's history digest (one artifact per
+    #: run, checked against the run's latest metrics; the rest is read from the server's history endpoint).
+    digests: bool = True
 
 
 @dataclass

@@ -41,6 +41,8 @@ class BulkReader:
 
     #: Requests in flight at once.
     parallel = 4
+    #: A tracking server (its runs may carry history digests, :mod:`trackdiag.compare.mlflow_digests`).
+    is_server = False
 
     def __init__(self) -> None:
         self.calls = 0
@@ -153,6 +155,7 @@ class _RestReader(BulkReader):
     #: The server's ORM costs ~20-40 µs of CPU per point: the read is bound by the server's workers
     #: (MLflow's default is 4), so keep two requests per worker in flight while this side parses replies.
     parallel = 8
+    is_server = True
 
     def __init__(self, uri: str) -> None:
         super().__init__()

@@ -141,7 +141,8 @@ def read_runs(backend: str, *, runs: Sequence[str], mlflow: Any, select: Select)
     """Dispatch to the reader of ``backend`` (one of :data:`SOURCES`)."""
     if backend == "mlflow":
         return read_mlflow(tracking_uri=mlflow.tracking_uri, experiment=mlflow.experiment,
-                           filter_string=mlflow.filter, runs=runs, max_runs=mlflow.max_runs, select=select)
+                           filter_string=mlflow.filter, runs=runs, max_runs=mlflow.max_runs, select=select,
+                           digests=bool(getattr(mlflow, "digests", True)))
     if backend == "local":
         return read_local(runs=runs, select=select)
     if backend in ("wandb", "tensorboard"):

@@ -2,7 +2,8 @@
 
 Runs are found by id, by name, or as every run of an experiment matching a search filter; their histories
 are read in batches (:mod:`trackdiag.compare.mlflow_bulk`: one bulk read per metric key and up to 100 runs
-on a database or a server, the same rows either way); a ``file:`` store reads per key with
+on a database or a server, the same rows either way; from a server, first the runs' checked history digests,
+:mod:`trackdiag.compare.mlflow_digests`); a ``file:`` store reads per key with
 ``get_metric_history``. ``select`` sees every run's logged keys before any history is read, so a typo fails
 fast and only the selected histories are read.
 """
@@ -139,13 +140,17 @@ def _client_histories(client: Any, run_id: str, keys: Sequence[str]) -> dict[str
 
 def read_mlflow(runs: Sequence[str] = (), *, tracking_uri: Optional[str] = None, experiment: str = "",
                 filter_string: str = "", max_runs: int = 1000, select: Optional[Select] = None,
-                batched: bool = True) -> list[RunData]:
+                batched: bool = True, digests: bool = True, stats: Optional[dict[str, Any]] = None
+                ) -> list[RunData]:
     """Runs from an MLflow store with the histories of the selected metrics.
 
     ``runs``: run ids or run names (names are looked up in ``experiment``); empty: every run of
     ``experiment`` that matches ``filter_string`` (an MLflow search filter), earlier comparison runs left
     out. ``select`` maps each run's logged keys to the keys to read (default: all of them).
-    ``tracking_uri`` None: MLflow's default. ``batched=False`` forces the per-key fallback.
+    ``tracking_uri`` None: MLflow's default. ``batched=False`` forces the per-key fallback. From a server,
+    ``digests`` reads what trackdiag logged from the runs' checked history digests first
+    (:mod:`trackdiag.compare.mlflow_digests`); ``stats``, when given, receives how the histories were read
+    (``digest_runs``, ``digest_keys``, ``digest_skipped``, ``bulk_calls``).
     Raises :class:`~trackdiag.compare.data.MissingRunError` for a missing store, experiment or run.
     """
     from ...compare.data import RunData, unique_names
@@ -164,9 +169,22 @@ def read_mlflow(runs: Sequence[str] = (), *, tracking_uri: Optional[str] = None,
     reader = bulk_reader(tracking_uri or client.tracking_uri) if batched and keys else None
     if reader is not None:
         try:
-            histories = reader.histories(ids, keys, keys_of=keys_of)
+            from_digests = None
+            if digests and reader.is_server:
+                from ...compare.mlflow_digests import digest_histories
+
+                from_digests = digest_histories(reader.uri, found, keys_of)
+                keys_of = from_digests.remaining
+            histories = reader.histories([r for r in ids if keys_of.get(r)], keys, keys_of=keys_of)
         finally:
             reader.close()
+        if from_digests is not None:
+            for rid, got in from_digests.histories.items():
+                histories.setdefault(rid, {}).update(got)
+        if stats is not None:
+            stats.update(bulk_calls=reader.calls, digest_runs=from_digests.runs if from_digests else 0,
+                         digest_keys=from_digests.keys if from_digests else 0,
+                         digest_skipped=dict(from_digests.skipped) if from_digests else {})
     else:
         histories = {rid: _client_histories(client, rid, [k for k in keys if k in keys_of[rid]])
                      for rid in ids}
