@@ -168,22 +168,26 @@ def _open_rgb(data: bytes, params: Optional[ScanParams] = None, *, name: str = "
 
 
 def _reduce_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A float mask box-averaged onto ``shape`` (the draft-decoded image's size)."""
+    """A mask (float in [0, 1] or uint8) box-averaged onto ``shape`` (the draft-decoded image's size):
+    float in [0, 1]."""
     from PIL import Image
 
-    im = Image.fromarray(np.asarray(mask, np.float32), mode="F")
+    m = np.asarray(mask, np.float32) / (255.0 if mask.dtype == np.uint8 else 1.0)
+    im = Image.fromarray(m, mode="F")
     return np.asarray(im.resize((shape[1], shape[0]), Image.Resampling.BOX), dtype=np.float32)
 
 
 def _load_mask(data: bytes, name: str) -> np.ndarray:
     """``H×W`` float32 in [0, 1] like :func:`trackdiag.io.images.load_mask` (16-bit by range, colour
-    averaged),
-    without importing torch."""
+    averaged), without importing torch; an 8-bit grey mask comes back as it is decoded, ``H×W`` uint8
+    (the same values ×255: the mask checks read both)."""
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
+            if im.mode == "L":
+                return np.asarray(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.float32)
                 arr = arr / (65535.0 if arr.max() > 255 else 255.0)
@@ -205,8 +209,8 @@ def _thumbnail(im: Image.Image) -> Image.Image:
 def analyze_image(task: Task) -> ImageRecord:
     """Everything measured on one image (and its mask). Never raises for a bad file."""
     from .duplicates import content_hash, perceptual_hash
-    from .masks import mask_flags, mask_offset, mask_record
-    from .photometry import image_stats, luma
+    from .masks import mask_flags, mask_offset, mask_record, wall_of
+    from .photometry import level_stats
     from .tiling import period_flags, periodicity
 
     p = task.params
@@ -227,11 +231,14 @@ def analyze_image(task: Task) -> ImageRecord:
         rec.error = f"image is {rec.width}×{rec.height} px; too small to analyse (at least 8×8)"
         rec.flags.append(("corrupt", rec.error))
         return rec
-    gray = luma(pixels)
-    rec.brightness, rec.contrast, rec.luma_hist = image_stats(gray)
+    # 8-bit luma (BT.601, Pillow's rounding) once: its histogram gives brightness and contrast, the hash
+    # and the mask-offset search read it, the spectral tier reads it as float.
+    lim = im if im.mode == "L" else im.convert("L")
+    lum = np.asarray(lim)
+    rec.brightness, rec.contrast, rec.luma_hist = level_stats(np.asarray(lim.histogram(), np.int64))
     rec.content_hash = content_hash(pixels)
     try:
-        rec.phash = perceptual_hash(_thumbnail(im))
+        rec.phash = perceptual_hash(_thumbnail(lim))
     except Exception as exc:
         rec.flags.append(("corrupt", f"perceptual hash failed ({_describe(exc)})"))
     del data, im, pixels
@@ -249,12 +256,12 @@ def analyze_image(task: Task) -> ImageRecord:
     # The mask's own checks at its resolution; the offset and the period on the (draft-decoded) image's grid.
     wall: Optional[np.ndarray] = None  # the wall on the decoded image's grid, when the mask fits the image
     if mask is not None and mask.shape == (full_h, full_w):
-        wall = (mask if k == 1 else _reduce_mask(mask, (gray.shape[0], gray.shape[1]))) > 0.5
+        wall = wall_of(mask if k == 1 else _reduce_mask(mask, (lum.shape[0], lum.shape[1])))
     if mask is not None:
         try:
             rec.mask = mask_record(mask, max_shift=p.max_offset_px)
             if wall is not None and 0.01 < rec.mask.coverage < 0.99:
-                dx, dy, gain = mask_offset(wall, gray=gray, max_shift=p.max_offset_px)
+                dx, dy, gain = mask_offset(wall, gray=lum, max_shift=p.max_offset_px)
                 rec.mask.offset_dx, rec.mask.offset_dy, rec.mask.offset_gain = dx * k, dy * k, gain
             rec.flags.extend(mask_flags(rec.mask, image_size=(rec.width, rec.height), params=p))
         except Exception as exc:
@@ -264,6 +271,7 @@ def analyze_image(task: Task) -> ImageRecord:
         return rec
     try:
         # The period of the wall: measured under the mask when it fits the image (in source pixels).
+        gray = lum.astype(np.float32) * np.float32(1.0 / 255.0)
         per = periodicity(gray, valid=wall,
                           max_side=max(8, p.analysis_max_side // k),
                           tiled_similarity=p.tiled_similarity, tiled_margin=p.tiled_margin,
