@@ -89,10 +89,12 @@ def test_mask_numbers_match_full_image_references_on_random_masks():
     rng = np.random.default_rng(11)
     for t in range(60):
         h, w = (int(v) for v in rng.integers(24, 120, 2))
-        if t % 3 == 0:  # blobs with holes and islands
+        if t % 4 == 0:  # blobs with holes and islands
             b = ndimage.gaussian_filter(rng.standard_normal((h, w)), 2.0) > rng.uniform(-0.3, 0.3)
-        elif t % 3 == 1:  # a wall band with pinholes
+        elif t % 4 == 1:  # a wall band with pinholes
             b = _band(h // 4, 3 * h // 4, s=max(h, w))[:h, :w] & (rng.random((h, w)) > 0.01)
+        elif t % 4 == 2:  # an upright band
+            b = _band(w // 3, 2 * w // 3, s=max(h, w)).T[:h, :w].copy()
         else:  # touching the frame on two sides
             b = np.zeros((h, w), bool)
             b[h // 5:, w // 3:] = True
@@ -276,7 +278,7 @@ def test_a_failing_check_is_reported_and_the_others_still_run(tmp_path, monkeypa
     def boom(*a, **k):
         raise RuntimeError("synthetic failure")
 
-    monkeypatch.setattr(tiling, "periodicity", boom)
+    monkeypatch.setattr(tiling, "_estimate_batch", boom)  # the period estimate of the batch and of each image
     img, m = _scene(12)
     Image.fromarray((img * 255).astype(np.uint8)).save(tmp_path / "a.png")
     Image.fromarray((m * 255).astype(np.uint8)).save(tmp_path / "a_mask.png")

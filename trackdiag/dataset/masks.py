@@ -41,11 +41,11 @@ def euler_number(binary: np.ndarray) -> int:
     touch the frame). From 2×2 quad counts (Gray 1971): ``(Q1 − Q3 − 2·QD) / 4``.
     """
     b = np.pad(np.asarray(binary, bool), 1).view(np.uint8)
-    code = b[:-1, :-1] + (b[:-1, 1:] << 1) + (b[1:, :-1] << 2) + (b[1:, 1:] << 3)
-    n = np.bincount(code.ravel(), minlength=16)
-    q1 = int(n[1] + n[2] + n[4] + n[8])
-    q3 = int(n[7] + n[11] + n[13] + n[14])
-    qd = int(n[6] + n[9])  # the two diagonal patterns (top-right + bottom-left, top-left + bottom-right)
+    tl, tr, bl, br = b[:-1, :-1], b[:-1, 1:], b[1:, :-1], b[1:, 1:]
+    n = tl + tr + bl + br  # wall pixels per quad
+    q1 = int(np.count_nonzero(n == 1))
+    q3 = int(np.count_nonzero(n == 3))
+    qd = int(np.count_nonzero((n == 2) & (tl == br)))  # two wall pixels on a diagonal
     return (q1 - q3 - 2 * qd) // 4
 
 
@@ -136,21 +136,39 @@ def mask_offset(binary: np.ndarray, edges: np.ndarray | None = None, *, gray: np
 
 def _local_sobel_scores(gray: np.ndarray, ys: np.ndarray, xs: np.ndarray, max_shift: int) -> np.ndarray:
     """``(S, S)`` mean :func:`sobel_magnitude` of ``gray`` over the points ``(ys + dy, xs + dx)`` for every
-    shift ``dy, dx`` in ``±max_shift`` (``S = 2·max_shift + 1``), computed only on each point's
-    ``(S + 2)²`` neighbourhood. Every point must lie ``max_shift + 1`` px inside the frame (no padding).
-    ``gray``: float, or uint8 luma in 0..255 (read as ``v / 255``)."""
-    w = gray.shape[1]
-    r = max_shift + 1
-    off = np.arange(-r, r + 1)
-    flat = (ys * w + xs)[:, None, None] + (off[:, None] * w + off[None, :])[None]
-    g = gray.reshape(-1)[flat].astype(np.float32)  # P × (S+2) × (S+2)
+    shift ``dy, dx`` in ``±max_shift`` (``S = 2·max_shift + 1``). The edge strength is computed only on the
+    rows within ``max_shift`` of a point (a band's two borders: a few dozen rows), or on such columns when
+    they are fewer (upright borders). Every point must lie ``max_shift + 1`` px inside the frame (no
+    padding needed). ``gray``: float, or uint8 luma in 0..255 (read as ``v / 255``)."""
+    r = max_shift
+    reach = np.arange(-r, r + 1)
+    rows = np.unique((np.unique(ys)[:, None] + reach).ravel())
+    cols = np.unique((np.unique(xs)[:, None] + reach).ravel())
+    height, width = int(ys.max()) - int(ys.min()) + 2 * r + 1, int(xs.max()) - int(xs.min()) + 2 * r + 1
+    if cols.size * height < rows.size * width:
+        return _row_sobel_scores(gray.T, xs, ys, cols, r).T
+    return _row_sobel_scores(gray, ys, xs, rows, r)
+
+
+def _row_sobel_scores(gray: np.ndarray, ys: np.ndarray, xs: np.ndarray, rows: np.ndarray, r: int
+                      ) -> np.ndarray:
+    """:func:`_local_sobel_scores` with the edge strength computed on ``rows`` (sorted, every ``ys + dy``
+    among them), between the leftmost and rightmost ``xs ± r``."""
+    x0, x1 = int(xs.min()) - r, int(xs.max()) + r + 1
+    g = gray[rows[:, None] + np.arange(-1, 2)[None, :], x0 - 1:x1 + 1].astype(np.float32)  # R × 3 × (X+2)
     if gray.dtype == np.uint8:
         g *= np.float32(1.0 / 255.0)
-    sy = g[:, :-2] + 2.0 * g[:, 1:-1] + g[:, 2:]  # smoothing along y, then difference along x
-    gx = sy[:, :, 2:] - sy[:, :, :-2]
+    sy = g[:, 0] + 2.0 * g[:, 1] + g[:, 2]  # smoothing along y, then difference along x
+    gx = sy[:, 2:] - sy[:, :-2]
     sx = g[:, :, :-2] + 2.0 * g[:, :, 1:-1] + g[:, :, 2:]  # smoothing along x, then difference along y
-    gy = sx[:, 2:] - sx[:, :-2]
-    return (np.hypot(gx, gy) / 8.0).mean(axis=0)
+    gy = sx[:, 2] - sx[:, 0]
+    edges = np.hypot(gx, gy) / 8.0  # R × X
+    lut = np.zeros(gray.shape[0], np.int64)
+    lut[rows] = np.arange(rows.size)
+    reach = np.arange(-r, r + 1)
+    ri = lut[ys[None, :] + reach[:, None]] * edges.shape[1]  # S × P
+    ci = xs[None, :] + reach[:, None] - x0  # S × P
+    return edges.reshape(-1)[ri[:, None, :] + ci[None, :, :]].mean(-1)
 
 
 def _components(binary: np.ndarray) -> tuple[int, int]:
