@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .records import MaskRecord, ScanParams
 
@@ -102,8 +103,10 @@ def mask_offset(binary: np.ndarray, edges: np.ndarray | None = None, *, gray: np
         return 0, 0, float("nan")
     # The inner border inside the wall's bounding box (+1 px of background, or the frame).
     y0, y1, x0, x1 = max(0, box[0] - 1), min(h, box[1] + 1), max(0, box[2] - 1), min(w, box[3] + 1)
-    ys, xs = np.nonzero(_inner_border(binary[y0:y1, x0:x1]))
-    ys, xs = ys + y0, xs + x0
+    border = _inner_border(binary[y0:y1, x0:x1])
+    rows = np.flatnonzero(border.any(axis=1))  # a band's border is two rows: look only at those
+    ys, xs = np.nonzero(border[rows])
+    ys, xs = rows[ys] + y0, xs + x0
     m = max_shift + 1
     keep = (ys >= m) & (ys < h - m) & (xs >= m) & (xs < w - m)
     ys, xs = ys[keep], xs[keep]
@@ -141,13 +144,18 @@ def _local_sobel_scores(gray: np.ndarray, ys: np.ndarray, xs: np.ndarray, max_sh
     they are fewer (upright borders). Every point must lie ``max_shift + 1`` px inside the frame (no
     padding needed). ``gray``: float, or uint8 luma in 0..255 (read as ``v / 255``)."""
     r = max_shift
-    reach = np.arange(-r, r + 1)
-    rows = np.unique((np.unique(ys)[:, None] + reach).ravel())
-    cols = np.unique((np.unique(xs)[:, None] + reach).ravel())
+    rows, cols = _within(ys, gray.shape[0], r), _within(xs, gray.shape[1], r)
     height, width = int(ys.max()) - int(ys.min()) + 2 * r + 1, int(xs.max()) - int(xs.min()) + 2 * r + 1
     if cols.size * height < rows.size * width:
         return _row_sobel_scores(gray.T, xs, ys, cols, r).T
     return _row_sobel_scores(gray, ys, xs, rows, r)
+
+
+def _within(idx: np.ndarray, n: int, r: int) -> np.ndarray:
+    """Sorted indices in ``[0, n)`` within ``r`` of any of ``idx``."""
+    mark = np.zeros(n, np.float32)
+    mark[idx] = 1.0
+    return np.flatnonzero(np.convolve(mark, np.ones(2 * r + 1, np.float32), mode="same") > 0.5)
 
 
 def _row_sobel_scores(gray: np.ndarray, ys: np.ndarray, xs: np.ndarray, rows: np.ndarray, r: int
@@ -165,23 +173,37 @@ def _row_sobel_scores(gray: np.ndarray, ys: np.ndarray, xs: np.ndarray, rows: np
     edges = np.hypot(gx, gy) / 8.0  # R × X
     lut = np.zeros(gray.shape[0], np.int64)
     lut[rows] = np.arange(rows.size)
-    reach = np.arange(-r, r + 1)
-    ri = lut[ys[None, :] + reach[:, None]] * edges.shape[1]  # S × P
-    ci = xs[None, :] + reach[:, None] - x0  # S × P
-    return edges.reshape(-1)[ri[:, None, :] + ci[None, :, :]].mean(-1)
+    # Row ys - r .. ys + r of ``edges`` are consecutive there (every one is among ``rows``): each point's
+    # (S, S) neighbourhood is one window of the sliding view.
+    win = sliding_window_view(edges, (2 * r + 1, 2 * r + 1))
+    return win[lut[ys] - r, xs - r - x0].mean(axis=0)
+
+
+def _squeeze(binary: np.ndarray) -> np.ndarray:
+    """``binary`` with every run of identical adjacent rows, then of identical adjacent columns, kept once.
+
+    Two identical adjacent rows touch each other's pixels wherever either touches anything, so dropping one
+    changes neither the components (8-connected wall, 4-connected background) nor which of them reach the
+    frame: a wall band becomes a few pixels."""
+    rows = np.ones(binary.shape[0], bool)
+    rows[1:] = (binary[1:] != binary[:-1]).any(axis=1)
+    b = binary[rows]
+    cols = np.ones(b.shape[1], bool)
+    cols[1:] = (b[:, 1:] != b[:, :-1]).any(axis=0)
+    return b[:, cols]
 
 
 def _components(binary: np.ndarray) -> tuple[int, int]:
     """``(fragments, holes)``: 8-connected wall components and the 4-connected background components that
     do not touch the frame (``binary_fill_holes``' holes). Both live inside the wall's bounding box (any
-    background outside it reaches the frame), so one labelling of the box gives the wall components and the
-    Euler number the holes."""
+    background outside it reaches the frame), so one labelling of the box (its repeated rows and columns
+    dropped, :func:`_squeeze`) gives the wall components and the Euler number the holes."""
     from scipy import ndimage
 
     box = _bbox(binary)
     if box is None:
         return 0, 0
-    crop = binary[box[0]:box[1], box[2]:box[3]]
+    crop = _squeeze(binary[box[0]:box[1], box[2]:box[3]])
     _, fragments = ndimage.label(crop, structure=np.ones((3, 3), bool))
     return int(fragments), int(fragments) - euler_number(crop)
 
@@ -208,8 +230,9 @@ def mask_record(mask: np.ndarray, *, gray: Optional[np.ndarray] = None, max_shif
     nonbinary = grey / float(h * w)
     fragments, holes = _components(binary)
     if coverage > 0:
-        cx = float((binary.sum(axis=0) @ (np.arange(w) + 0.5)) / n_wall / w)
-        cy = float((binary.sum(axis=1) @ (np.arange(h) + 0.5)) / n_wall / h)
+        u8 = binary.view(np.uint8)
+        cx = float((u8.sum(axis=0, dtype=np.int64) @ (np.arange(w) + 0.5)) / n_wall / w)
+        cy = float((u8.sum(axis=1, dtype=np.int64) @ (np.arange(h) + 0.5)) / n_wall / h)
     else:
         cx = cy = float("nan")
     rec = MaskRecord(width=w, height=h, coverage=coverage, nonbinary_frac=nonbinary, max_value=max_value,

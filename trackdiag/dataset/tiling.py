@@ -96,24 +96,28 @@ def _screen(gray: np.ndarray, shifts: list[tuple[int, int]], *, valid: Optional[
     k = max(1, int(math.sqrt(h * w / pairs)))
     ys, xs = np.mgrid[0:h:k, 0:w:k]
     ys, xs = ys.reshape(-1), xs.reshape(-1)
+    here = ys * w + xs
     dx = np.asarray([s[0] for s in shifts])[:, None]
     dy = np.asarray([s[1] for s in shifts])[:, None]
-    ok = (ys[None] + dy < h) & (xs[None] + dx < w)  # C × P
-    here = ys * w + xs
-    there = np.where(ok, here[None] + dy * w + dx, 0)
-    flat = np.asarray(gray).reshape(-1)
+    ok = (xs[None] < w - dx) & (ys[None] < h - dy)  # C × P: the pair stays in the image
+    there = here[None] + (dy * w + dx)
+    flat = np.asarray(gray, np.float32).reshape(-1)
+    flat = flat - np.float32(flat[here].mean())  # centred: the one-pass sums below lose nothing
     if valid is not None:
         vflat = np.asarray(valid, bool).reshape(-1)
-        ok &= vflat[here][None] & vflat[there]
-    a = np.where(ok, flat[there].astype(np.float64), 0.0)  # the shifted end
-    b = np.where(ok, flat[here].astype(np.float64)[None], 0.0)
-    n = ok.sum(axis=1)
-    nn = np.maximum(n, 1)
-    a -= np.where(ok, (a.sum(axis=1) / nn)[:, None], 0.0)
-    b -= np.where(ok, (b.sum(axis=1) / nn)[:, None], 0.0)
-    den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+        ok &= vflat[here][None] & np.take(vflat, there, mode="clip")
+    m = ok.astype(np.float32)
+    a = np.take(flat, there, mode="clip") * m  # the shifted ends, 0 where the pair is dropped
+    b = flat[here]
+    n = m.sum(axis=1).astype(np.float64)
+    nn = np.maximum(n, 1.0)
+    sa, sb = a.sum(axis=1, dtype=np.float64), (m @ b).astype(np.float64)
+    cov = (a @ b).astype(np.float64) - sa * sb / nn
+    va = (a * a).sum(axis=1, dtype=np.float64) - sa * sa / nn
+    vb = (m @ (b * b)).astype(np.float64) - sb * sb / nn
+    den = np.sqrt(np.clip(va, 0.0, None) * np.clip(vb, 0.0, None))
     with np.errstate(invalid="ignore", divide="ignore"):
-        sim = (a * b).sum(axis=1) / den
+        sim = cov / den
     return np.where((n >= 256) & (den > 0), sim, np.nan)
 
 
