@@ -217,6 +217,18 @@ def test_content_and_perceptual_hash(tmp_path):
     assert bin(h[0] ^ h[1]).count("1") <= P.near_duplicate_bits < bin(h[0] ^ h[2]).count("1")
 
 
+def test_perceptual_hash_is_imagehash_phash():
+    """Only phash's 8×8 DCT coefficients are computed, by two matrix products: the same 64 bits."""
+    import imagehash
+
+    rng = np.random.default_rng(12)
+    for i in range(20):
+        sigma = (1.0 + i, 1.0 + i, 0.0)
+        rgb = (ndimage.gaussian_filter(rng.random((96 + i, 128, 3)), sigma) * 255).astype(np.uint8)
+        im = Image.fromarray(rgb)
+        assert perceptual_hash(im) == int(str(imagehash.phash(im)), 16)
+
+
 # -- crop bias -----------------------------------------------------------------------------------------------
 def test_crop_bias_direction_and_no_false_alarm():
     rng = np.random.default_rng(9)

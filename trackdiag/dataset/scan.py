@@ -138,10 +138,10 @@ def mask_index(masks_root: Path) -> dict[str, str]:
 
 
 #: Without the spectral tier workers never import torch: a much lighter forkserver.
-_PRELOAD_CHEAP = ["numpy", "PIL.Image", "scipy.ndimage", "imagehash", "trackdiag.dataset.worker"]
+_PRELOAD_CHEAP = ["numpy", "PIL.Image", "scipy.ndimage", "trackdiag.dataset.worker"]
 
 #: Imported once by the forkserver, so that workers start in milliseconds instead of importing torch each.
-_PRELOAD = ["numpy", "PIL.Image", "scipy.ndimage", "imagehash", "torch", "trackdiag.functional.spectral",
+_PRELOAD = ["numpy", "PIL.Image", "scipy.ndimage", "torch", "trackdiag.functional.spectral",
             "trackdiag.dataset.worker"]
 
 
@@ -193,7 +193,7 @@ MAX_BATCH = 8
 def batch_size(total: int) -> int:
     """Images per worker task for a scan of ``total`` images: up to :data:`MAX_BATCH`, smaller for small
     scans (so that every worker gets work). The same for every executor, so they batch alike."""
-    return max(1, min(MAX_BATCH, total // 16))
+    return max(1, min(MAX_BATCH, total // 4))
 
 
 def _batches(tasks: Iterator[Task], size: int) -> Iterator[list[Task]]:
