@@ -305,7 +305,7 @@ def _cheap_tier(task: Task) -> tuple[ImageRecord, Optional[_Spectral]]:
     rec.brightness, rec.contrast, rec.luma_hist = level_stats(np.asarray(lim.histogram(), np.int64))
     rec.content_hash = content_hash(pixels)
     try:
-        rec.phash = perceptual_hash(_thumbnail(lim))
+        rec.phash = perceptual_hash(_thumbnail(im))  # of the colour thumbnail, as imagehash.phash would
     except Exception as exc:
         rec.flags.append(("corrupt", f"perceptual hash failed ({_describe(exc)})"))
     del data, im, pixels
