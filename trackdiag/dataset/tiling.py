@@ -122,7 +122,7 @@ def _screen(gray: np.ndarray, shifts: list[tuple[int, int]], *, valid: Optional[
 
 
 def repetition(gray: np.ndarray, period: float, *, valid: Optional[np.ndarray] = None,
-               threshold: float = 0.97, margin: float = 0.2, screen_pairs: int = 2048
+               threshold: float = 0.97, margin: float = 0.2, screen_pairs: int = 1024
                ) -> tuple[float, tuple[int, int]]:
     """Best self-similarity of ``gray`` under an axis shift related to ``period``, and that shift.
 
