@@ -7,8 +7,10 @@ thumbnail); the pixel histogram is summed on arrival and dropped.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from .duplicates import exact_groups, near_groups
 from .masks import inverted_masks
 from .photometry import HIST_BINS, RobustStats, photometry_flags
 from .records import Flag, ImageRecord, ScanParams
-from .worker import Source, Task, analyze_images, init_worker
+from .worker import Pending, Source, Task, analyze_images, cheap_tier, init_worker, run_job
 
 __all__ = ["ScanResult", "iter_images", "iter_shard", "mask_index", "scan", "default_workers"]
 
@@ -190,6 +192,11 @@ def _count(root: Path, masks_root: Optional[Path]) -> int:
 MAX_BATCH = 8
 
 
+#: Most luma and wall bytes this process keeps for the pool while the pool starts (the cheap tier of the
+#: first images runs here meanwhile): 64 MB, about 128 images of 512².
+EARLY_BYTES = 64 << 20
+
+
 def batch_size(total: int) -> int:
     """Images per worker task for a scan of ``total`` images: up to :data:`MAX_BATCH`, smaller for small
     scans (so that every worker gets work). The same for every executor, so they batch alike."""
@@ -276,9 +283,39 @@ def _records(tasks: Iterator[Task], workers: int, total: int, executor: str = "l
     ctx = mp.get_context(method)
     if method == "forkserver":
         ctx.set_forkserver_preload(_PRELOAD if tasks_need_torch else _PRELOAD_CHEAP)
-    with ctx.Pool(workers, initializer=init_worker) as pool:
-        for recs in pool.imap(analyze_images, _batches(tasks, size)):
+    # The pool starts in a thread (the forkserver imports torch first: seconds); meanwhile this process runs
+    # the cheap tier (no torch) of the first batches and leaves their spectral tier to the pool.
+    started: dict[str, Any] = {}
+
+    def start() -> None:
+        try:
+            started["pool"] = ctx.Pool(workers, initializer=init_worker)
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            started["error"] = exc
+
+    starter = threading.Thread(target=start, name="trackdiag-dataset-pool", daemon=True)
+    starter.start()
+    batches = _batches(tasks, size)
+    early: list[tuple[list[ImageRecord], list[Pending]]] = []
+    held = 0  # bytes of luma and wall kept for the pool
+    while starter.is_alive() and held < EARLY_BYTES:
+        batch = next(batches, None)
+        if batch is None:
+            break
+        early.append(cheap_tier(batch))
+        held += sum(s.lum.nbytes + (s.wall.nbytes if s.wall is not None else 0) for _, _, s in early[-1][1])
+    starter.join()
+    if "error" in started:
+        raise started["error"]
+    pool = started["pool"]
+    try:
+        # In walk order: first the batches whose cheap tier ran here (the pool adds their spectral tier), then
+        # the rest, whole.
+        jobs = itertools.chain((("spectral", e) for e in early), (("all", b) for b in batches))
+        for recs in pool.imap(run_job, jobs):
             yield from recs
+    finally:
+        pool.terminate()
 
 
 def scan(images: str | Path, masks: str | Path | None = None, *, params: Optional[ScanParams] = None,

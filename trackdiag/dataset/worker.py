@@ -23,7 +23,8 @@ from .records import ImageRecord, ScanParams
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["Source", "Task", "analyze_image", "analyze_images", "init_worker", "read_source"]
+__all__ = ["Source", "Task", "analyze_image", "analyze_images", "cheap_tier", "finish_spectral",
+           "init_worker", "read_source", "run_job"]
 
 
 #: Largest file (or tar member) a scan reads: anything bigger is reported, not decoded.
@@ -222,19 +223,46 @@ def analyze_images(tasks: list[Task]) -> list[ImageRecord]:
     """:func:`analyze_image` of several images: the cheap tier image by image, then the spectral tier's
     period estimates batched over the images of the same size (several times cheaper per image than one
     call each). Never raises for a bad file."""
+    recs, pending = cheap_tier(tasks)
+    return finish_spectral(recs, pending)
+
+
+#: An image whose spectral tier is still to run: its record, its task and what the tier needs of it.
+Pending = tuple[ImageRecord, Task, _Spectral]
+
+
+def cheap_tier(tasks: list[Task]) -> tuple[list[ImageRecord], list[Pending]]:
+    """The cheap tier of several images (no torch): their records, and those still waiting for the spectral
+    tier (whose inputs, the 8-bit luma and the wall, can be sent to another process:
+    :func:`finish_spectral`)."""
     recs: list[ImageRecord] = []
-    pending: list[tuple[ImageRecord, Task, _Spectral]] = []
+    pending: list[Pending] = []
     for task in tasks:
         rec, spectral = _cheap_tier(task)
         recs.append(rec)
         if spectral is not None and task.params.spectral_tier:
             pending.append((rec, task, spectral))
-    groups: dict[tuple[int, int], list[tuple[ImageRecord, Task, _Spectral]]] = {}
+    return recs, pending
+
+
+def finish_spectral(recs: list[ImageRecord], pending: list[Pending]) -> list[ImageRecord]:
+    """Run the spectral tier of ``pending`` (records among ``recs``, completed in place) and return
+    ``recs``."""
+    groups: dict[tuple[int, int], list[Pending]] = {}
     for item in pending:  # one batch per draft scale and parameter set (normally a single one)
         groups.setdefault((item[2].k, id(item[1].params)), []).append(item)
     for group in groups.values():
         _spectral_tier(group)
     return recs
+
+
+def run_job(job: tuple[str, Any]) -> list[ImageRecord]:
+    """A pool job: ``("all", tasks)`` — :func:`analyze_images`; ``("spectral", (recs, pending))`` — the
+    spectral tier of images whose cheap tier ran elsewhere (:func:`finish_spectral`)."""
+    kind, payload = job
+    if kind == "spectral":
+        return finish_spectral(*payload)
+    return analyze_images(payload)
 
 
 def _spectral_tier(group: list[tuple[ImageRecord, Task, _Spectral]]) -> None:
