@@ -82,6 +82,40 @@ def test_mask_saved_as_zero_one_is_empty_with_the_fix_in_the_reason():
     assert [c for c, _ in flags] == ["mask_empty"] and "0/1 instead of 0/255" in flags[0][1]
 
 
+def test_mask_numbers_match_full_image_references_on_random_masks():
+    """Fragments and holes come from one labelling of the wall's bounding box and the Euler number; the
+    offset search computes Sobel only around the border; 8-bit masks are read without a float copy. Each
+    must give what the plain full-image computation gives."""
+    rng = np.random.default_rng(11)
+    for t in range(60):
+        h, w = (int(v) for v in rng.integers(24, 120, 2))
+        if t % 4 == 0:  # blobs with holes and islands
+            b = ndimage.gaussian_filter(rng.standard_normal((h, w)), 2.0) > rng.uniform(-0.3, 0.3)
+        elif t % 4 == 1:  # a wall band with pinholes
+            b = _band(h // 4, 3 * h // 4, s=max(h, w))[:h, :w] & (rng.random((h, w)) > 0.01)
+        elif t % 4 == 2:  # an upright band
+            b = _band(w // 3, 2 * w // 3, s=max(h, w)).T[:h, :w].copy()
+        else:  # touching the frame on two sides
+            b = np.zeros((h, w), bool)
+            b[h // 5:, w // 3:] = True
+        u8 = b.astype(np.uint8) * 255
+        u8[rng.integers(h), rng.integers(w)] = 100  # one grey pixel (background)
+        b = u8 > 127
+        holes = int(ndimage.label(ndimage.binary_fill_holes(b) & ~b)[1])
+        fragments = int(ndimage.label(b, structure=np.ones((3, 3), bool))[1])
+        ref = mask_record(u8.astype(np.float32) / 255.0)
+        rec = mask_record(u8)
+        assert (rec.fragments, rec.holes) == (ref.fragments, ref.holes) == (fragments, holes)
+        assert (rec.coverage, rec.nonbinary_frac) == (ref.coverage, ref.nonbinary_frac)
+        assert rec.max_value == pytest.approx(ref.max_value) and np.array_equal(rec.thumb, ref.thumb)
+        shift = int(rng.integers(-4, 5))
+        gray = ndimage.gaussian_filter(rng.random((h, w)), 1.0) + 0.3 * np.roll(b, shift, 0)
+        full = mask_offset(b, sobel_magnitude(gray))
+        local = mask_offset(b, gray=gray)
+        assert full[:2] == local[:2]
+        assert local[2] == pytest.approx(full[2], rel=1e-5, nan_ok=True)
+
+
 def test_size_mismatch():
     assert _checks(_band(20, 70, s=80)[:, :80], size=(S, S)) == {"mask_size_mismatch"}
 
@@ -183,6 +217,18 @@ def test_content_and_perceptual_hash(tmp_path):
     assert bin(h[0] ^ h[1]).count("1") <= P.near_duplicate_bits < bin(h[0] ^ h[2]).count("1")
 
 
+def test_perceptual_hash_is_imagehash_phash():
+    """Only phash's 8×8 DCT coefficients are computed, by two matrix products: the same 64 bits."""
+    import imagehash
+
+    rng = np.random.default_rng(12)
+    for i in range(20):
+        sigma = (1.0 + i, 1.0 + i, 0.0)
+        rgb = (ndimage.gaussian_filter(rng.random((96 + i, 128, 3)), sigma) * 255).astype(np.uint8)
+        im = Image.fromarray(rgb)
+        assert perceptual_hash(im) == int(str(imagehash.phash(im)), 16)
+
+
 # -- crop bias -----------------------------------------------------------------------------------------------
 def test_crop_bias_direction_and_no_false_alarm():
     rng = np.random.default_rng(9)
@@ -244,7 +290,7 @@ def test_a_failing_check_is_reported_and_the_others_still_run(tmp_path, monkeypa
     def boom(*a, **k):
         raise RuntimeError("synthetic failure")
 
-    monkeypatch.setattr(tiling, "periodicity", boom)
+    monkeypatch.setattr(tiling, "_estimate_batch", boom)  # the period estimate of the batch and of each image
     img, m = _scene(12)
     Image.fromarray((img * 255).astype(np.uint8)).save(tmp_path / "a.png")
     Image.fromarray((m * 255).astype(np.uint8)).save(tmp_path / "a_mask.png")

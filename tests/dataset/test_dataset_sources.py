@@ -8,6 +8,7 @@ import tarfile
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.dataset.test_dataset_cli import _build
@@ -132,6 +133,25 @@ def test_ray_executor_gives_the_local_pools_flagged_csv(planted, tmp_path):
     b = write_flagged_csv(distributed, tmp_path / "ray.csv").read_text()
     assert a == b and a.count("\n") > 15
     assert [r.path for r in distributed.records] == [r.path for r in local.records]
+
+
+@pytest.mark.slow
+def test_the_local_pool_gives_the_in_process_records(planted):
+    """While the pool starts, the caller runs the cheap tier of the first batches and the pool adds their
+    spectral tier: the records are those of a scan in one process, in the same order."""
+    root, _ = planted
+    pool = scan(root / "images", root / "masks", workers=2, progress=False)
+    alone = scan(root / "images", root / "masks", workers=0, progress=False)
+
+    def key(r):
+        m = r.mask
+        return (r.path, repr(r.brightness), repr(r.contrast), r.content_hash, r.phash, r.flags,
+                None if m is None else (m.fragments, m.holes, m.offset_dx, m.offset_dy))
+
+    assert [key(r) for r in pool.records] == [key(r) for r in alone.records]
+    assert np.allclose([r.period_px for r in pool.records], [r.period_px for r in alone.records],
+                       rtol=1e-5, equal_nan=True)
+    assert {(f.path, f.check) for f in pool.flags} == {(f.path, f.check) for f in alone.flags}
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Mask validity: per-mask numbers, per-mask flags, and the dataset-level inversion check.
 
-A mask is an ``H×W`` float array in [0, 1] (colour masks are averaged); values > 0.5 are the wall.
+A mask is an ``H×W`` float array in [0, 1] (colour masks are averaged), or an ``H×W`` uint8 array in
+0..255 (an 8-bit grey mask as decoded, the same values ×255); values > 0.5 (uint8: > 127) are the wall.
 """
 
 from __future__ import annotations
@@ -9,14 +10,44 @@ from collections.abc import Sequence
 from typing import Optional
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .records import MaskRecord, ScanParams
 
-__all__ = ["THUMB", "mask_record", "mask_offset", "mask_flags", "mask_prior", "inverted_masks",
-           "sobel_magnitude"]
+__all__ = ["THUMB", "wall_of", "mask_record", "mask_offset", "mask_flags", "mask_prior", "inverted_masks",
+           "sobel_magnitude", "euler_number"]
 
 #: Side of the mask thumbnails kept per image (16×16 uint8 = 256 bytes).
 THUMB = 16
+
+
+def wall_of(mask: np.ndarray) -> np.ndarray:
+    """The wall (``H×W`` bool) of a float mask in [0, 1] (> 0.5) or of a uint8 mask in 0..255 (> 127)."""
+    m = np.asarray(mask)
+    return m > 127 if m.dtype == np.uint8 else m > 0.5
+
+
+def _bbox(binary: np.ndarray) -> Optional[tuple[int, int, int, int]]:
+    """``(y0, y1, x0, x1)``, the half-open bounding box of the ``True`` pixels; None when there are none."""
+    rows = np.flatnonzero(binary.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(binary[rows[0]:rows[-1] + 1].any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def euler_number(binary: np.ndarray) -> int:
+    """Euler number of an ``H×W`` bool image, the wall 8-connected and the rest 4-connected (the frame
+    counts as background): wall components minus holes (4-connected background components that do not
+    touch the frame). From 2×2 quad counts (Gray 1971): ``(Q1 − Q3 − 2·QD) / 4``.
+    """
+    b = np.pad(np.asarray(binary, bool), 1).view(np.uint8)
+    tl, tr, bl, br = b[:-1, :-1], b[:-1, 1:], b[1:, :-1], b[1:, 1:]
+    n = tl + tr + bl + br  # wall pixels per quad
+    q1 = int(np.count_nonzero(n == 1))
+    q3 = int(np.count_nonzero(n == 3))
+    qd = int(np.count_nonzero((n == 2) & (tl == br)))  # two wall pixels on a diagonal
+    return (q1 - q3 - 2 * qd) // 4
 
 
 def _thumb(binary: np.ndarray) -> np.ndarray:
@@ -57,36 +88,43 @@ def mask_offset(binary: np.ndarray, edges: np.ndarray | None = None, *, gray: np
 
     Args:
         binary: ``H×W`` bool mask; edges: ``H×W`` edge strength of the image (:func:`sobel_magnitude`), or
-            ``gray``: the ``H×W`` luma, whose edge strength is then computed only around the border.
+            ``gray``: the ``H×W`` luma (float, or uint8 in 0..255), whose edge strength is then computed
+            only where it is read (the ``(2·max_shift + 1)²`` neighbourhood of each border point; the same
+            values).
 
     Returns:
         ``(dx, dy, gain)``: the shift that puts the border on the strongest edges and
         ``gain = edge(best) / edge(no shift)`` (1.0 when no shift beats the current position, NaN when the
         mask has no inner border away from the frame).
     """
-    border = _inner_border(binary)
+    h, w = binary.shape
+    box = _bbox(binary)
+    if box is None:
+        return 0, 0, float("nan")
+    # The inner border inside the wall's bounding box (+1 px of background, or the frame).
+    y0, y1, x0, x1 = max(0, box[0] - 1), min(h, box[1] + 1), max(0, box[2] - 1), min(w, box[3] + 1)
+    border = _inner_border(binary[y0:y1, x0:x1])
+    rows = np.flatnonzero(border.any(axis=1))  # a band's border is two rows: look only at those
+    ys, xs = np.nonzero(border[rows])
+    ys, xs = rows[ys] + y0, xs + x0
     m = max_shift + 1
-    border[:m], border[-m:], border[:, :m], border[:, -m:] = False, False, False, False
-    ys, xs = np.nonzero(border)
+    keep = (ys >= m) & (ys < h - m) & (xs >= m) & (xs < w - m)
+    ys, xs = ys[keep], xs[keep]
     if ys.size < 16:
         return 0, 0, float("nan")
-    if edges is None:
-        if gray is None:
-            raise ValueError("mask_offset needs edges or gray")
-        # Sobel only on the border's bounding box (± the search and the filter's reach): same values there.
-        pad = max_shift + 2
-        y0, y1 = max(0, int(ys.min()) - pad), min(binary.shape[0], int(ys.max()) + pad + 1)
-        x0, x1 = max(0, int(xs.min()) - pad), min(binary.shape[1], int(xs.max()) + pad + 1)
-        edges = np.zeros(binary.shape, np.float32)
-        edges[y0:y1, x0:x1] = _sobel_window(gray, y0, y1, x0, x1)
+    if edges is None and gray is None:
+        raise ValueError("mask_offset needs edges or gray")
     if ys.size > max_points:
         pick = np.linspace(0, ys.size - 1, max_points).astype(np.int64)
         ys, xs = ys[pick], xs[pick]
     shifts = np.arange(-max_shift, max_shift + 1)
-    # (S, S, P) gathers of the edge map at the shifted border points: at most 4000 points × 81 shifts.
-    rows = ys[None, None, :] + shifts[:, None, None]
-    cols = xs[None, None, :] + shifts[None, :, None]
-    scores = edges[rows, cols].mean(-1)
+    if edges is not None:
+        # (S, S, P) gathers of the edge map at the shifted border points: at most 4000 points × 81 shifts.
+        rows = ys[None, None, :] + shifts[:, None, None]
+        cols = xs[None, None, :] + shifts[None, :, None]
+        scores = edges[rows, cols].mean(-1)
+    else:
+        scores = _local_sobel_scores(np.asarray(gray), ys, xs, max_shift)
     at0 = scores[max_shift, max_shift]
     # Among near-ties (within 2 %) prefer the smallest shift: a straight border is blind to shifts
     # along itself.
@@ -99,49 +137,105 @@ def mask_offset(binary: np.ndarray, edges: np.ndarray | None = None, *, gray: np
     return int(shifts[ix]), int(shifts[iy]), float(best / max(at0, 1e-12))
 
 
-def _sobel_window(gray: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-    """:func:`sobel_magnitude` of ``gray`` restricted to ``[y0:y1, x0:x1]`` (computed with a 1-px halo, so the
-    values equal the full image's; reflect padding only where the window touches the frame)."""
-    h, w = gray.shape
-    a0, a1, b0, b1 = max(0, y0 - 1), min(h, y1 + 1), max(0, x0 - 1), min(w, x1 + 1)
-    full = sobel_magnitude(gray[a0:a1, b0:b1])
-    return full[y0 - a0: full.shape[0] - (a1 - y1), x0 - b0: full.shape[1] - (b1 - x1)]
+def _local_sobel_scores(gray: np.ndarray, ys: np.ndarray, xs: np.ndarray, max_shift: int) -> np.ndarray:
+    """``(S, S)`` mean :func:`sobel_magnitude` of ``gray`` over the points ``(ys + dy, xs + dx)`` for every
+    shift ``dy, dx`` in ``±max_shift`` (``S = 2·max_shift + 1``). The edge strength is computed only on the
+    rows within ``max_shift`` of a point (a band's two borders: a few dozen rows), or on such columns when
+    they are fewer (upright borders). Every point must lie ``max_shift + 1`` px inside the frame (no
+    padding needed). ``gray``: float, or uint8 luma in 0..255 (read as ``v / 255``)."""
+    r = max_shift
+    rows, cols = _within(ys, gray.shape[0], r), _within(xs, gray.shape[1], r)
+    height, width = int(ys.max()) - int(ys.min()) + 2 * r + 1, int(xs.max()) - int(xs.min()) + 2 * r + 1
+    if cols.size * height < rows.size * width:
+        return _row_sobel_scores(gray.T, xs, ys, cols, r).T
+    return _row_sobel_scores(gray, ys, xs, rows, r)
 
 
-def _count_holes(binary: np.ndarray) -> int:
-    """Background components (4-connected, like ``binary_fill_holes``) that do not touch the frame."""
+def _within(idx: np.ndarray, n: int, r: int) -> np.ndarray:
+    """Sorted indices in ``[0, n)`` within ``r`` of any of ``idx``."""
+    mark = np.zeros(n, np.float32)
+    mark[idx] = 1.0
+    return np.flatnonzero(np.convolve(mark, np.ones(2 * r + 1, np.float32), mode="same") > 0.5)
+
+
+def _row_sobel_scores(gray: np.ndarray, ys: np.ndarray, xs: np.ndarray, rows: np.ndarray, r: int
+                      ) -> np.ndarray:
+    """:func:`_local_sobel_scores` with the edge strength computed on ``rows`` (sorted, every ``ys + dy``
+    among them), between the leftmost and rightmost ``xs ± r``."""
+    x0, x1 = int(xs.min()) - r, int(xs.max()) + r + 1
+    g = gray[rows[:, None] + np.arange(-1, 2)[None, :], x0 - 1:x1 + 1].astype(np.float32)  # R × 3 × (X+2)
+    if gray.dtype == np.uint8:
+        g *= np.float32(1.0 / 255.0)
+    sy = g[:, 0] + 2.0 * g[:, 1] + g[:, 2]  # smoothing along y, then difference along x
+    gx = sy[:, 2:] - sy[:, :-2]
+    sx = g[:, :, :-2] + 2.0 * g[:, :, 1:-1] + g[:, :, 2:]  # smoothing along x, then difference along y
+    gy = sx[:, 2] - sx[:, 0]
+    edges = np.hypot(gx, gy) / 8.0  # R × X
+    lut = np.zeros(gray.shape[0], np.int64)
+    lut[rows] = np.arange(rows.size)
+    # Row ys - r .. ys + r of ``edges`` are consecutive there (every one is among ``rows``): each point's
+    # (S, S) neighbourhood is one window of the sliding view.
+    win = sliding_window_view(edges, (2 * r + 1, 2 * r + 1))
+    return win[lut[ys] - r, xs - r - x0].mean(axis=0)
+
+
+def _squeeze(binary: np.ndarray) -> np.ndarray:
+    """``binary`` with every run of identical adjacent rows, then of identical adjacent columns, kept once.
+
+    Two identical adjacent rows touch each other's pixels wherever either touches anything, so dropping one
+    changes neither the components (8-connected wall, 4-connected background) nor which of them reach the
+    frame: a wall band becomes a few pixels."""
+    rows = np.ones(binary.shape[0], bool)
+    rows[1:] = (binary[1:] != binary[:-1]).any(axis=1)
+    b = binary[rows]
+    cols = np.ones(b.shape[1], bool)
+    cols[1:] = (b[:, 1:] != b[:, :-1]).any(axis=0)
+    return b[:, cols]
+
+
+def _components(binary: np.ndarray) -> tuple[int, int]:
+    """``(fragments, holes)``: 8-connected wall components and the 4-connected background components that
+    do not touch the frame (``binary_fill_holes``' holes). Both live inside the wall's bounding box (any
+    background outside it reaches the frame), so one labelling of the box (its repeated rows and columns
+    dropped, :func:`_squeeze`) gives the wall components and the Euler number the holes."""
     from scipy import ndimage
 
-    labels, n = ndimage.label(~binary)
-    if n == 0:
-        return 0
-    frame = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-    return int(n - np.unique(frame[frame > 0]).size)
+    box = _bbox(binary)
+    if box is None:
+        return 0, 0
+    crop = _squeeze(binary[box[0]:box[1], box[2]:box[3]])
+    _, fragments = ndimage.label(crop, structure=np.ones((3, 3), bool))
+    return int(fragments), int(fragments) - euler_number(crop)
 
 
 def mask_record(mask: np.ndarray, *, gray: Optional[np.ndarray] = None, max_shift: int = 4) -> MaskRecord:
     """Numbers of one mask; with the image's ``gray`` (same size) also the border/edge offset.
 
     Args:
-        mask: ``H×W`` float in [0, 1]; gray: ``H×W`` float luma of the image, or None.
+        mask: ``H×W`` float in [0, 1] or uint8 in 0..255; gray: ``H×W`` float luma of the image, or None.
     """
-    from scipy import ndimage
-
-    m = np.asarray(mask, dtype=np.float32)
+    m = np.asarray(mask)
+    if m.dtype != np.uint8:
+        m = m.astype(np.float32, copy=False)
     h, w = m.shape
-    binary = m > 0.5
+    binary = wall_of(m)
     n_wall = int(np.count_nonzero(binary))
     coverage = n_wall / float(h * w)
-    nonbinary = float(np.count_nonzero((m > 0.02) & (m < 0.98))) / float(h * w)
-    eight = np.ones((3, 3), bool)
-    _, fragments = ndimage.label(binary, structure=eight)
-    holes = _count_holes(binary)
+    if m.dtype == np.uint8:  # 0.02 < v/255 < 0.98 ⇔ 6 ≤ v ≤ 249 (one wrapping subtraction)
+        grey = int(np.count_nonzero((m - np.uint8(6)) <= np.uint8(243)))
+        max_value = float(m.max()) / 255.0
+    else:
+        grey = int(np.count_nonzero((m > 0.02) & (m < 0.98)))
+        max_value = float(m.max())
+    nonbinary = grey / float(h * w)
+    fragments, holes = _components(binary)
     if coverage > 0:
-        cx = float((binary.sum(axis=0) @ (np.arange(w) + 0.5)) / n_wall / w)
-        cy = float((binary.sum(axis=1) @ (np.arange(h) + 0.5)) / n_wall / h)
+        u8 = binary.view(np.uint8)
+        cx = float((u8.sum(axis=0, dtype=np.int64) @ (np.arange(w) + 0.5)) / n_wall / w)
+        cy = float((u8.sum(axis=1, dtype=np.int64) @ (np.arange(h) + 0.5)) / n_wall / h)
     else:
         cx = cy = float("nan")
-    rec = MaskRecord(width=w, height=h, coverage=coverage, nonbinary_frac=nonbinary, max_value=float(m.max()),
+    rec = MaskRecord(width=w, height=h, coverage=coverage, nonbinary_frac=nonbinary, max_value=max_value,
                      fragments=int(fragments), holes=int(holes), centroid_x=cx, centroid_y=cy,
                      thumb=_thumb(binary))
     if gray is not None and gray.shape == m.shape and 0.01 < coverage < 0.99:

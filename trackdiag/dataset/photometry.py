@@ -9,7 +9,7 @@ import numpy as np
 
 from .records import ScanParams
 
-__all__ = ["HIST_BINS", "luma", "image_stats", "robust_z", "RobustStats", "photometry_flags"]
+__all__ = ["HIST_BINS", "luma", "image_stats", "level_stats", "robust_z", "RobustStats", "photometry_flags"]
 
 #: Bins of the per-image pixel histogram that the parent sums into the dataset histogram.
 HIST_BINS = 64
@@ -30,6 +30,20 @@ def image_stats(gray: np.ndarray) -> tuple[float, float, np.ndarray]:
     hist = np.bincount(np.clip((gray * HIST_BINS).astype(np.int64), 0, HIST_BINS - 1).reshape(-1),
                        minlength=HIST_BINS)
     return float(gray.mean()), float(gray.std()), hist
+
+
+def level_stats(counts: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """:func:`image_stats` of an 8-bit luma image from its 256-level histogram (``counts[v]`` pixels of
+    level ``v``, luma ``v / 255``): the same numbers without another pass over the pixels."""
+    c = np.asarray(counts, np.float64)
+    n = c.sum()
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    mean = float(c @ levels / n)
+    var = float(c @ np.square(levels - mean) / n)
+    bins = np.clip((np.arange(256, dtype=np.float32) / np.float32(255.0) * HIST_BINS).astype(np.int64), 0,
+                   HIST_BINS - 1)
+    hist = np.bincount(bins, weights=c, minlength=HIST_BINS).round().astype(np.int64)
+    return mean, float(np.sqrt(max(var, 0.0))), hist
 
 
 @dataclass(frozen=True)

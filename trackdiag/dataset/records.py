@@ -83,7 +83,7 @@ class ImageRecord:
     height: int = 0
     brightness: float = float("nan")  # mean luma in [0, 1]
     contrast: float = float("nan")  # std of luma (RMS contrast)
-    content_hash: str = ""  # blake2b of the decoded pixels: equal ⇔ identical image
+    content_hash: str = ""  # SHA-256 (128 bits) of the decoded pixels: equal ⇔ identical image
     phash: int = 0  # 64-bit perceptual hash (imagehash.phash)
     period_px: float = float("nan")
     period_score: float = float("nan")

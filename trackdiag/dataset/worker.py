@@ -13,7 +13,7 @@ import re
 import stat
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
@@ -23,7 +23,8 @@ from .records import ImageRecord, ScanParams
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["Source", "Task", "analyze_image", "init_worker", "read_source"]
+__all__ = ["Source", "Task", "analyze_image", "analyze_images", "cheap_tier", "finish_spectral",
+           "init_worker", "read_source", "run_job"]
 
 
 #: Largest file (or tar member) a scan reads: anything bigger is reported, not decoded.
@@ -145,45 +146,47 @@ def _open_rgb(data: bytes, params: Optional[ScanParams] = None, *, name: str = "
 
     from ..io.filesafety import check_image_header
 
-    with Image.open(io.BytesIO(data)) as opened:
-        im: Image.Image = opened  # re-bound below to decoded copies, which are plain Images
-        check_image_header(im, name)  # a header that claims 50000×50000 is refused before decoding
-        size = im.size
-        k = 1
-        if params is not None and im.format == "JPEG":
-            k = draft_scale(size[0], size[1], params)
-            if k > 1:
-                im.draft(im.mode if im.mode in ("L", "RGB") else "RGB", (size[0] // k, size[1] // k))
-                k = max(1, round(size[0] / im.size[0]))
-        im.load()
-        if im.mode in ("L", "RGB"):
-            im = im.copy()
-        elif im.mode.startswith("I") or im.mode == "F":
-            arr = np.asarray(im, dtype=np.float32)
-            top = 65535.0 if arr.max() > 255 else 255.0
-            im = Image.fromarray((np.clip(arr / top, 0, 1) * 255).round().astype(np.uint8))
-        else:
-            im = im.convert("RGB")
+    # Not closed: closing would drop the decoded pixels (keeping them needs a copy); the bytes are in memory.
+    im: Image.Image = Image.open(io.BytesIO(data))
+    check_image_header(im, name)  # a header that claims 50000×50000 is refused before decoding
+    size = im.size
+    k = 1
+    if params is not None and im.format == "JPEG":
+        k = draft_scale(size[0], size[1], params)
+        if k > 1:
+            im.draft(im.mode if im.mode in ("L", "RGB") else "RGB", (size[0] // k, size[1] // k))
+            k = max(1, round(size[0] / im.size[0]))
+    im.load()
+    if im.mode.startswith("I") or im.mode == "F":
+        arr = np.asarray(im, dtype=np.float32)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        im = Image.fromarray((np.clip(arr / top, 0, 1) * 255).round().astype(np.uint8))
+    elif im.mode not in ("L", "RGB"):
+        im = im.convert("RGB")
     return im, np.asarray(im), size, k
 
 
 def _reduce_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A float mask box-averaged onto ``shape`` (the draft-decoded image's size)."""
+    """A mask (float in [0, 1] or uint8) box-averaged onto ``shape`` (the draft-decoded image's size):
+    float in [0, 1]."""
     from PIL import Image
 
-    im = Image.fromarray(np.asarray(mask, np.float32), mode="F")
+    m = np.asarray(mask, np.float32) / (255.0 if mask.dtype == np.uint8 else 1.0)
+    im = Image.fromarray(m, mode="F")
     return np.asarray(im.resize((shape[1], shape[0]), Image.Resampling.BOX), dtype=np.float32)
 
 
 def _load_mask(data: bytes, name: str) -> np.ndarray:
     """``H×W`` float32 in [0, 1] like :func:`trackdiag.io.images.load_mask` (16-bit by range, colour
-    averaged),
-    without importing torch."""
+    averaged), without importing torch; an 8-bit grey mask comes back as it is decoded, ``H×W`` uint8
+    (the same values ×255: the mask checks read both)."""
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
+            if im.mode == "L":
+                return np.asarray(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.float32)
                 arr = arr / (65535.0 if arr.max() > 255 else 255.0)
@@ -204,34 +207,133 @@ def _thumbnail(im: Image.Image) -> Image.Image:
 
 def analyze_image(task: Task) -> ImageRecord:
     """Everything measured on one image (and its mask). Never raises for a bad file."""
+    return analyze_images([task])[0]
+
+
+@dataclass
+class _Spectral:
+    """What the spectral tier needs of one image: its 8-bit luma and wall on the decoded grid, the scale."""
+
+    lum: np.ndarray
+    wall: Optional[np.ndarray]
+    k: int
+
+
+def analyze_images(tasks: list[Task]) -> list[ImageRecord]:
+    """:func:`analyze_image` of several images: the cheap tier image by image, then the spectral tier's
+    period estimates batched over the images of the same size (several times cheaper per image than one
+    call each). Never raises for a bad file."""
+    recs, pending = cheap_tier(tasks)
+    return finish_spectral(recs, pending)
+
+
+#: An image whose spectral tier is still to run: its record, its task and what the tier needs of it.
+Pending = tuple[ImageRecord, Task, _Spectral]
+
+
+def cheap_tier(tasks: list[Task]) -> tuple[list[ImageRecord], list[Pending]]:
+    """The cheap tier of several images (no torch): their records, and those still waiting for the spectral
+    tier (whose inputs, the 8-bit luma and the wall, can be sent to another process:
+    :func:`finish_spectral`)."""
+    recs: list[ImageRecord] = []
+    pending: list[Pending] = []
+    for task in tasks:
+        rec, spectral = _cheap_tier(task)
+        recs.append(rec)
+        if spectral is not None and task.params.spectral_tier:
+            pending.append((rec, task, spectral))
+    return recs, pending
+
+
+def finish_spectral(recs: list[ImageRecord], pending: list[Pending]) -> list[ImageRecord]:
+    """Run the spectral tier of ``pending`` (records among ``recs``, completed in place) and return
+    ``recs``."""
+    groups: dict[tuple[int, int], list[Pending]] = {}
+    for item in pending:  # one batch per draft scale and parameter set (normally a single one)
+        groups.setdefault((item[2].k, id(item[1].params)), []).append(item)
+    for group in groups.values():
+        _spectral_tier(group)
+    return recs
+
+
+def run_job(job: tuple[str, Any]) -> list[ImageRecord]:
+    """A pool job: ``("all", tasks)`` — :func:`analyze_images`; ``("spectral", (recs, pending))`` — the
+    spectral tier of images whose cheap tier ran elsewhere (:func:`finish_spectral`)."""
+    kind, payload = job
+    if kind == "spectral":
+        return finish_spectral(*payload)
+    return analyze_images(payload)
+
+
+def _spectral_tier(group: list[tuple[ImageRecord, Task, _Spectral]]) -> None:
+    """The period and the repetition test of images with the same draft scale and parameters, batched;
+    when the batch fails, image by image, so that an error is reported on the image that caused it."""
+    from . import tiling
+
+    p, k = group[0][1].params, group[0][2].k
+    opts: dict[str, Any] = {"max_side": max(8, p.analysis_max_side // k),
+                            "tiled_similarity": p.tiled_similarity, "tiled_margin": p.tiled_margin,
+                            "fine_below_px": p.coarse_period_min_px / k}
+
+    def gray(s: _Spectral) -> np.ndarray:
+        return s.lum.astype(np.float32) * np.float32(1.0 / 255.0)
+
+    try:
+        pers = tiling.periodicities([gray(s) for _, _, s in group], valids=[s.wall for _, _, s in group],
+                                    **opts)
+    except ImportError:
+        return  # the spectral module is missing: the report says periodicity was not measured
+    except Exception:
+        pers = []
+    for n, (rec, _, s) in enumerate(group):
+        try:
+            # The period of the wall: measured under the mask when it fits the image (in source pixels).
+            per = pers[n] if pers else tiling.periodicity(gray(s), valid=s.wall, **opts)
+            if k > 1:
+                per = dataclasses.replace(per, period_px=per.period_px * k,
+                                          shift=(per.shift[0] * k, per.shift[1] * k))
+            rec.period_px, rec.period_score, rec.repeat_similarity, rec.repeat_shift = (
+                per.period_px, per.score, per.similarity, per.shift)
+            rec.flags.extend(tiling.period_flags(per, image_size=(rec.width, rec.height), params=p))
+        except ImportError:
+            pass
+        except Exception as exc:  # one check failing on one file must not stop the scan
+            rec.flags.append(("check_error", f"periodicity: {_describe(exc)}"))
+
+
+def _cheap_tier(task: Task) -> tuple[ImageRecord, Optional[_Spectral]]:
+    """Decoding, photometry, hashes and every mask check of one image; what the spectral tier needs of it
+    (None when the image could not be read)."""
     from .duplicates import content_hash, perceptual_hash
-    from .masks import mask_flags, mask_offset, mask_record
-    from .photometry import image_stats, luma
-    from .tiling import period_flags, periodicity
+    from .masks import mask_flags, mask_offset, mask_record, wall_of
+    from .photometry import level_stats
 
     p = task.params
     rec = ImageRecord(path=task.path, mask_path=task.mask_path)
     if task.error is not None:
         rec.error = task.error
         rec.flags.append(("corrupt", rec.error))
-        return rec
+        return rec, None
     try:
         data = read_source(task.source or Source(task.path))
         im, pixels, (full_w, full_h), k = _open_rgb(data, p, name=str(task.path))
     except Exception as exc:  # any decoder failure is a corrupt file, reported, not fatal
         rec.error = _describe(exc)
         rec.flags.append(("corrupt", rec.error))
-        return rec
+        return rec, None
     rec.height, rec.width = full_h, full_w
     if min(rec.height, rec.width) < 8:
         rec.error = f"image is {rec.width}×{rec.height} px; too small to analyse (at least 8×8)"
         rec.flags.append(("corrupt", rec.error))
-        return rec
-    gray = luma(pixels)
-    rec.brightness, rec.contrast, rec.luma_hist = image_stats(gray)
+        return rec, None
+    # 8-bit luma (BT.601, Pillow's rounding) once: its histogram gives brightness and contrast, the hash
+    # and the mask-offset search read it, the spectral tier reads it as float.
+    lim = im if im.mode == "L" else im.convert("L")
+    lum = np.asarray(lim)
+    rec.brightness, rec.contrast, rec.luma_hist = level_stats(np.asarray(lim.histogram(), np.int64))
     rec.content_hash = content_hash(pixels)
     try:
-        rec.phash = perceptual_hash(_thumbnail(im))
+        rec.phash = perceptual_hash(_thumbnail(im))  # of the colour thumbnail, as imagehash.phash would
     except Exception as exc:
         rec.flags.append(("corrupt", f"perceptual hash failed ({_describe(exc)})"))
     del data, im, pixels
@@ -249,33 +351,15 @@ def analyze_image(task: Task) -> ImageRecord:
     # The mask's own checks at its resolution; the offset and the period on the (draft-decoded) image's grid.
     wall: Optional[np.ndarray] = None  # the wall on the decoded image's grid, when the mask fits the image
     if mask is not None and mask.shape == (full_h, full_w):
-        wall = (mask if k == 1 else _reduce_mask(mask, (gray.shape[0], gray.shape[1]))) > 0.5
+        wall = wall_of(mask if k == 1 else _reduce_mask(mask, (lum.shape[0], lum.shape[1])))
     if mask is not None:
         try:
             rec.mask = mask_record(mask, max_shift=p.max_offset_px)
             if wall is not None and 0.01 < rec.mask.coverage < 0.99:
-                dx, dy, gain = mask_offset(wall, gray=gray, max_shift=p.max_offset_px)
+                dx, dy, gain = mask_offset(wall, gray=lum, max_shift=p.max_offset_px)
                 rec.mask.offset_dx, rec.mask.offset_dy, rec.mask.offset_gain = dx * k, dy * k, gain
             rec.flags.extend(mask_flags(rec.mask, image_size=(rec.width, rec.height), params=p))
         except Exception as exc:
             rec.mask = None
             rec.flags.append(("check_error", f"mask checks: {_describe(exc)}"))
-    if not p.spectral_tier:
-        return rec
-    try:
-        # The period of the wall: measured under the mask when it fits the image (in source pixels).
-        per = periodicity(gray, valid=wall,
-                          max_side=max(8, p.analysis_max_side // k),
-                          tiled_similarity=p.tiled_similarity, tiled_margin=p.tiled_margin,
-                          fine_below_px=p.coarse_period_min_px / k)
-        if k > 1:
-            per = dataclasses.replace(per, period_px=per.period_px * k,
-                                      shift=(per.shift[0] * k, per.shift[1] * k))
-        rec.period_px, rec.period_score, rec.repeat_similarity, rec.repeat_shift = (
-            per.period_px, per.score, per.similarity, per.shift)
-        rec.flags.extend(period_flags(per, image_size=(rec.width, rec.height), params=p))
-    except ImportError:
-        pass  # the spectral module is missing: the report says periodicity was not measured
-    except Exception as exc:  # one check failing on one file must not stop the scan
-        rec.flags.append(("check_error", f"periodicity: {_describe(exc)}"))
-    return rec
+    return rec, _Spectral(lum, wall, k)
