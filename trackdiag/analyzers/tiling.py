@@ -107,11 +107,11 @@ ZONE_HALF_FRAC = 0.1  # zone_frac (half-frequency map) above: a doubled zone
 BAND_EXTENT = 0.8  # zone_x_extent (zone_y_extent) above: the doubled region spans the width (height): a band
 BAND_SCORE = BAND_FRAC
 # the 2×-period region map (bands.doubling_keys; calibrated on generated scenes, docs/tiling.md)
-DOUBLING_CORR = 0.4  # doubling_plain_corr below: the windows repeat no one spectrum (no lattice to double)
-DOUBLING_EXCESS = 0.2  # doubling_excess_max above: some windows match the wall's 2x-rescaled spectrum
-DOUBLING_AREA = 0.1  # ... over at least this share of the windows
-DOUBLING_ROW = 0.1  # doubling_row_level above: a whole map row at 2x (a full-width band: bands_rows)
-DOUBLING_COL = 0.15  # doubling_col_level above: a whole map column at 2x (a full-height band: bands_cols)
+DOUBLING_CORR = 0.3  # doubling_plain_corr below: the windows repeat no one spectrum (no lattice to double)
+DOUBLING_EXCESS = 0.15  # doubling_excess_max above: some windows match the wall's 2x-rescaled spectrum
+DOUBLING_AREA = 0.15  # ... over at least this share of the windows
+DOUBLING_ROW = 0.05  # doubling_row_level above: a whole map row at 2x (a full-width band: bands_rows)
+DOUBLING_COL = 0.1  # doubling_col_level above: a whole map column at 2x (a full-height band: bands_cols)
 STRIP_NOVELTY = 0.17  # strip_novelty_x above: a strip repeats what the rest of the wall does not (2x along x)
 STRIP_EXTENT = 0.8  # strip_extent_x above: the novel content spans the strip's width (a band, not a zone)
 STRIP_OTHER_AXIS = 0.5  # strip_novelty_y above as well: novel along both axes (moiré, not a 2x band)
