@@ -98,10 +98,11 @@ def test_row_bands_and_aliasing_floor_on_generated_scenes(tmp_path):
 @pytest.mark.slow
 @pytest.mark.xfail(strict=False,
                    reason="issue 11 F1 >= 0.9 not met for zones and bands yet (2026-12-06, 2x-period "
-                   "region map; eval_tiling --n-per-cause 20, calibrated on seed 0 / held out seed 1): doubled_zone F1 "
-                   "0.62 / 0.69, bands_rows 0.79 / 0.65, bands_cols 0.72 / 0.57, clean walls with an alarm "
-                   "5 % / 5 %. Misses: 1-D planks (the 2-D spectrum match is too weak), angled walls whose "
-                   "perspective trend is off, zones as tall as the wall read as full-height bands")
+                   "region map; eval_tiling --n-per-cause 20, calibrated on seed 0 / held out seed 1): "
+                   "doubled_zone F1 0.62 / 0.69, bands_rows 0.79 / 0.65, bands_cols 0.72 / 0.57, clean "
+                   "walls with an alarm 5 % / 5 %. Misses: 1-D planks (the 2-D spectrum match is too "
+                   "weak), angled walls whose perspective trend is off, zones as tall as the wall read as "
+                   "full-height bands")
 def test_zone_and_band_targets_on_generated_scenes(tmp_path):
     """Issue 11's targets for the three region causes on a sample none of the thresholds was calibrated on
     (seed 7, 512×512, 8 scenes per cause and 8 clean walls)."""
