@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -880,7 +880,7 @@ def _doubled_region(g: Callable[[str], float], fix: str) -> Verdict | None:
           "doubling_col_level": _r(cl), "doubling_plain_corr": _r(pc),
           "limits": {"excess": DOUBLING_EXCESS, "area": DOUBLING_AREA, "row": DOUBLING_ROW,
                      "col": DOUBLING_COL, "corr": DOUBLING_CORR}}
-    sev = "bad" if dex >= 2 * DOUBLING_EXCESS else "warn"
+    sev: Literal["warn", "bad"] = "bad" if dex >= 2 * DOUBLING_EXCESS else "warn"
     if rl >= DOUBLING_ROW and rl - DOUBLING_ROW >= cl - DOUBLING_COL:
         return Verdict(code="bands_rows", severity=sev, title="A full-width band at twice the period (rows)",
                        evidence=ev, fix=fix)
