@@ -876,6 +876,11 @@ def _doubled_region(g: Callable[[str], float], fix: str) -> Verdict | None:
         return None
     if pc < DOUBLING_CORR or dex < DOUBLING_EXCESS or area < DOUBLING_AREA:
         return None
+    # no wall lattice of real size to double: a fine mosaic folded by subsampling (aliasing moiré) is new
+    # low-frequency content too
+    lat = max((v for v in (g("lattice_t1_px"), g("lattice_t2_px")) if _fin(v)), default=float("nan"))
+    if _fin(lat) and lat < STRIP_MIN_LATTICE_PX:
+        return None
     ev = {"doubling_excess_max": _r(dex), "doubling_area_frac": _r(area), "doubling_row_level": _r(rl),
           "doubling_col_level": _r(cl), "doubling_plain_corr": _r(pc),
           "limits": {"excess": DOUBLING_EXCESS, "area": DOUBLING_AREA, "row": DOUBLING_ROW,
