@@ -34,7 +34,11 @@ REAL_DEV = Path(os.environ.get("TRACKDIAG_REAL_DEV", ROOT.parent / "shared" / "b
                    "Third round (2026-12-06, eval_tiling --n-per-cause 12 --seed 0, 156 scenes): F1 "
                    "bands_rows 0.29 -> 0.70, aliasing 0.50 -> 0.80, doubled_zone 0.44, bands_cols 0.59, "
                    "period_doubled 0.81, period_halved 0.70; clean alarms 8 % -> 8 %; period within 5 % "
-                   "angled 49 % -> 76 % (fronto 95 %); perspective angled 74 % / fronto 12 % -> 74 % / 9 %")
+                   "angled 49 % -> 76 % (fronto 95 %); perspective angled 74 % / fronto 12 % -> 74 % / 9 %. "
+                   "Fourth round, zones and bands (2x-period region map, eval_tiling --causes doubled_zone,"
+                   "bands_rows,bands_cols --n-per-cause 20, calibrated on seed 0, held out seed 1): F1 "
+                   "doubled_zone 0.50 -> 0.62 / 0.32 -> 0.67, bands_rows 0.69 -> 0.79 / 0.46 -> 0.65, "
+                   "bands_cols 0.53 -> 0.72 / 0.32 -> 0.59; clean alarms 1 of 20 / 1 of 20")
 def test_targets_on_generated_scenes(tmp_path):
     specs = sample_specs(n_per_cause=8, seed=7, size=(512, 512))
     records = run(specs, cache=tmp_path / "scenes")
@@ -89,3 +93,25 @@ def test_row_bands_and_aliasing_floor_on_generated_scenes(tmp_path):
     assert m["per_cause"]["bands_rows"]["fp"] == 0 and m["per_cause"]["aliasing"]["fp"] == 0
     assert m["clean"]["n"] == 12 and m["clean"]["false_alarm_rate"] <= 1 / 12
     assert m["perspective"]["rate_fronto"] <= 0.1
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False,
+                   reason="issue 11 F1 >= 0.9 not met for zones and bands yet (2026-12-06, 2x-period "
+                   "region map; eval_tiling --n-per-cause 20, calibrated on seed 0 / held out seed 1): "
+                   "doubled_zone F1 0.62 / 0.67, bands_rows 0.79 / 0.65, bands_cols 0.72 / 0.59, clean "
+                   "walls with an alarm 5 % / 5 %. Misses: 1-D planks (the 2-D spectrum match is too "
+                   "weak), angled walls whose perspective trend is off, zones as tall as the wall read as "
+                   "full-height bands. This sample (seed 7, 512x512, 8 per cause) read doubled_zone F1 0.36 "
+                   "(2 zones taken as period_doubled), bands_rows 0.55, bands_cols 0.55, clean 0 of 8")
+def test_zone_and_band_targets_on_generated_scenes(tmp_path):
+    """Issue 11's targets for the three region causes on a sample none of the thresholds was calibrated on
+    (seed 7, 512×512, 8 scenes per cause and 8 clean walls)."""
+    specs = sample_specs(causes=("doubled_zone", "bands_rows", "bands_cols"), n_per_cause=8, seed=7,
+                         size=(512, 512))
+    m = metrics(run(specs, cache=tmp_path / "scenes"))
+    print("\n" + format_table(m))
+    assert not m["errors"], m["errors"]
+    for cause in ("doubled_zone", "bands_rows", "bands_cols"):
+        assert m["per_cause"][cause]["f1"] >= TARGETS["f1_min"], (cause, m["per_cause"][cause])
+    assert m["clean"]["false_alarm_rate"] <= TARGETS["clean_false_alarm_max"]

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from ..functional.doubling import doubling_map, region_extent
 from ..functional.localmap import (
     axis_fundamentals,
     axis_profiles,
@@ -46,6 +47,7 @@ __all__ = [
     "LocalPeriodMap",
     "band_metrics",
     "centre_period",
+    "doubling_keys",
     "local_geometry",
     "local_period_map",
     "longest_run",
@@ -414,3 +416,28 @@ def centre_period(lp: LocalPeriodMap, trend_y: torch.Tensor, trend_x: torch.Tens
     lc = torch.log(p.clamp_min(1e-6)) - sy * cy - sx * cx
     lc = torch.where(ok, lc, torch.full_like(lc, float("nan")))
     return torch.exp(lc.reshape(n, -1).nanmedian(dim=1).values)
+
+
+def doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, trend_x: torch.Tensor, trend_y: torch.Tensor,
+                  window_frac: float = 0.25, overlap: int = 3, max_fft_px: int = 64, max_downsample: int = 2,
+                  excess: float = 0.08) -> dict[str, torch.Tensor]:
+    """The 2×-period region keys (``doubling_*``) of ``x`` (``N×H×W`` finite, ``valid`` ``N×H×W`` 0/1): the
+    local-period map's windows matched against the wall's own spectrum and its rescaled copies
+    (:func:`~trackdiag.functional.doubling.doubling_map`, the perspective ``trend_x`` / ``trend_y`` of
+    :func:`period_trend` setting each window's expected scale), then the region's size and reach
+    (:func:`~trackdiag.functional.doubling.region_extent`).
+
+    Keys: ``doubling_excess_max``, ``doubling_area_frac``, ``doubling_row_level`` (a whole map row at twice
+    the period: a full-width band), ``doubling_col_level`` (a whole column: a full-height band),
+    ``doubling_plain_corr`` (median correlation of the windows with the wall's spectrum: how confident the
+    wall's lattice is). Every value ``(N,)``.
+    """
+    h, w = x.shape[-2:]
+    win, stride, ds = local_geometry(h, w, window_frac=window_frac, overlap=overlap, max_fft_px=max_fft_px,
+                                     max_downsample=max_downsample)
+    dm = doubling_map(x, valid, window_px=win, stride_px=stride, ds=ds, trend_x=trend_x, trend_y=trend_y)
+    ext = region_extent(dm.margin, excess=excess)
+    n = x.shape[0]
+    return {"doubling_excess_max": ext["excess_max"], "doubling_area_frac": ext["area_frac"],
+            "doubling_row_level": ext["row_level"], "doubling_col_level": ext["col_level"],
+            "doubling_plain_corr": dm.plain_corr.reshape(n, -1).nanmedian(dim=1).values}

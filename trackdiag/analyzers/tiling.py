@@ -20,9 +20,9 @@ Every definition, window and threshold is written out in ``docs/tiling.md``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -50,7 +50,15 @@ from ..functional.spectral import (
 from ..metricspec import MetricSpec, register_metrics
 from ..plots.figuredata import BAND_FRAC_THRESHOLD, AcfMarks, LocalGeometry, RadialMarks
 from ..verdicts import Verdict, register_rules, verdict_metrics
-from .bands import band_metrics, centre_period, local_period_map, period_trend, scale_trend, strip_band_keys
+from .bands import (
+    band_metrics,
+    centre_period,
+    doubling_keys,
+    local_period_map,
+    period_trend,
+    scale_trend,
+    strip_band_keys,
+)
 from .base import MAP_PREFIX, Analyzer, AnalyzerParams, Result, StepInputs, reduce_per_sample
 
 __all__ = [
@@ -98,6 +106,12 @@ ZONE_FRAC = 0.3  # share of the measured windows doubled: a doubled zone
 ZONE_HALF_FRAC = 0.1  # zone_frac (half-frequency map) above: a doubled zone
 BAND_EXTENT = 0.8  # zone_x_extent (zone_y_extent) above: the doubled region spans the width (height): a band
 BAND_SCORE = BAND_FRAC
+# the 2×-period region map (bands.doubling_keys; calibrated on generated scenes, docs/tiling.md)
+DOUBLING_CORR = 0.3  # doubling_plain_corr below: the windows repeat no one spectrum (no lattice to double)
+DOUBLING_EXCESS = 0.15  # doubling_excess_max above: some windows match the wall's 2x-rescaled spectrum
+DOUBLING_AREA = 0.15  # ... over at least this share of the windows
+DOUBLING_ROW = 0.05  # doubling_row_level above: a whole map row at 2x (a full-width band: bands_rows)
+DOUBLING_COL = 0.1  # doubling_col_level above: a whole map column at 2x (a full-height band: bands_cols)
 STRIP_NOVELTY = 0.17  # strip_novelty_x above: a strip repeats what the rest of the wall does not (2x along x)
 STRIP_EXTENT = 0.8  # strip_extent_x above: the novel content spans the strip's width (a band, not a zone)
 STRIP_OTHER_AXIS = 0.5  # strip_novelty_y above as well: novel along both axes (moiré, not a 2x band)
@@ -694,6 +708,9 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out.update({k: v for k, v in bm.items() if not k.startswith("_")})
     ty, tx = period_trend(lp, height=h, width=w)
     out["local_period_trend_y"], out["local_period_trend_x"] = ty, tx
+    out.update(doubling_keys(x, vf, trend_x=tx, trend_y=ty, window_frac=p.local_window_frac,
+                             overlap=p.local_overlap, max_fft_px=p.local_max_fft_px,
+                             max_downsample=p.local_max_downsample))
     # On a wall seen at an angle the global peak is smeared over the range of local periods: the period at
     # the frame centre comes from the local map (trend-corrected median) when the two agree within
     # CENTRE_AGREE, or when the global one is a multiple (>= CENTRE_MULTIPLE ×) of the map's.
@@ -843,6 +860,42 @@ def _parity_locked(summary: Mapping[str, Any]) -> dict[str, bool]:
     return _axis_locked(summary, 2)
 
 
+def _doubled_region(g: Callable[[str], float], fix: str) -> Verdict | None:
+    """The verdict of the 2×-period region map (``doubling_*`` keys, :func:`.bands.doubling_keys`), or None.
+
+    A region exists where the wall repeats its own spectrum (``doubling_plain_corr ≥ DOUBLING_CORR``) and
+    some windows match its 2× rescaled copy well above the wall's median (``doubling_excess_max ≥
+    DOUBLING_EXCESS``, over ``doubling_area_frac ≥ DOUBLING_AREA`` of the windows). Its reach decides the
+    code: a whole map row at twice the period (``doubling_row_level ≥ DOUBLING_ROW``) is a full-width band
+    (``bands_rows``), a whole column (``doubling_col_level ≥ DOUBLING_COL``) a full-height band
+    (``bands_cols``), anything smaller a ``doubled_zone``: one code per region, never two.
+    """
+    dex, area, rl, cl, pc = (g(k) for k in ("doubling_excess_max", "doubling_area_frac", "doubling_row_level",
+                                            "doubling_col_level", "doubling_plain_corr"))
+    if not all(_fin(v) for v in (dex, area, rl, cl, pc)):
+        return None
+    if pc < DOUBLING_CORR or dex < DOUBLING_EXCESS or area < DOUBLING_AREA:
+        return None
+    # no wall lattice of real size to double: a fine mosaic folded by subsampling (aliasing moiré) is new
+    # low-frequency content too
+    lat = max((v for v in (g("lattice_t1_px"), g("lattice_t2_px")) if _fin(v)), default=float("nan"))
+    if _fin(lat) and lat < STRIP_MIN_LATTICE_PX:
+        return None
+    ev = {"doubling_excess_max": _r(dex), "doubling_area_frac": _r(area), "doubling_row_level": _r(rl),
+          "doubling_col_level": _r(cl), "doubling_plain_corr": _r(pc),
+          "limits": {"excess": DOUBLING_EXCESS, "area": DOUBLING_AREA, "row": DOUBLING_ROW,
+                     "col": DOUBLING_COL, "corr": DOUBLING_CORR}}
+    sev: Literal["warn", "bad"] = "bad" if dex >= 2 * DOUBLING_EXCESS else "warn"
+    if rl >= DOUBLING_ROW and rl - DOUBLING_ROW >= cl - DOUBLING_COL:
+        return Verdict(code="bands_rows", severity=sev, title="A full-width band at twice the period (rows)",
+                       evidence=ev, fix=fix)
+    if cl >= DOUBLING_COL:
+        return Verdict(code="bands_cols", severity=sev, title="A full-height band at twice the period (cols)",
+                       evidence=ev, fix=fix)
+    return Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period", evidence=ev,
+                   fix=fix)
+
+
 def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     """The verdicts of a flat tiling summary, each with its supporting numbers and the usual fix.
 
@@ -934,7 +987,10 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     sev = {"strip_novelty_x": _r(snx), "strip_extent_x": _r(sex), "strip_novelty_y": _r(sny),
            "limit_strip": STRIP_NOVELTY}
     whole = any(v.code in ("period_doubled", "period_halved") for v in out)  # the whole wall, not a zone
-    if confident and ((_fin(row) and row >= band_lim) or (_fin(col) and col >= band_lim)):
+    region = None if whole else _doubled_region(g, fix_band)
+    if region is not None:
+        out.append(region)
+    elif confident and ((_fin(row) and row >= band_lim) or (_fin(col) and col >= band_lim)):
         is_cols = (col if _fin(col) else 0.0) > (row if _fin(row) else 0.0)
         axis = "cols" if is_cols else "rows"
         out.append(Verdict(code=f"bands_{axis}", severity="bad" if max(row, col) >= 0.95 else "warn",
@@ -1134,6 +1190,17 @@ def _specs() -> list[MetricSpec]:
           warn=BAND_EXTENT),
         m("zone_y_extent", "min", "ratio", "share of map rows holding a 2×-period window (1: full height)",
           warn=BAND_EXTENT),
+        m("doubling_excess_max", "min", "corr", "largest excess (over the wall's median) of a window's match "
+          "with the wall's 2x-rescaled spectrum over its match with the spectrum itself",
+          warn=DOUBLING_EXCESS, bad=2 * DOUBLING_EXCESS),
+        m("doubling_area_frac", "min", "frac", "share of the windows at twice the period (2×-period region)",
+          warn=DOUBLING_AREA),
+        m("doubling_row_level", "min", "corr", "smallest excess along the most doubled map row (a whole row "
+          "at 2x: a full-width band)", warn=DOUBLING_ROW),
+        m("doubling_col_level", "min", "corr", "smallest excess along the most doubled map column (a whole "
+          "column at 2x: a full-height band)", warn=DOUBLING_COL),
+        m("doubling_plain_corr", "max", "corr", "median correlation of the windows' spectra with the wall's "
+          "(lattice confidence of the doubling map)"),
         m("zone_row_frac_max", "min", "ratio", "largest share of a map row with a half-frequency excess"),
         m("zone_col_frac_max", "min", "ratio", "largest share of a map column with a half-frequency excess"),
         m("alias_fine_peak_frac", "min", "frac", "share of the AC power in prominent peaks at periods <= 5 "

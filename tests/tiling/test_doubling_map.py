@@ -1,0 +1,131 @@
+"""The 2×-period region map (trackdiag.functional.doubling, bands.doubling_keys) against ground truth.
+
+Synthetic lattices with a region rendered at twice the period (a disc, a full-width and a full-height band)
+check the mechanism; generated wall scenes (trackdiag.testing.walls) check that zones and bands made by their
+mechanism are told apart and that clean walls of the same materials stay quiet.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from trackdiag.analyzers.bands import doubling_keys
+from trackdiag.analyzers.tiling import DOUBLING_AREA, DOUBLING_COL, DOUBLING_EXCESS, DOUBLING_ROW
+from trackdiag.functional.doubling import doubling_map, region_extent
+
+
+def _lattice(u: torch.Tensor, v: torch.Tensor, period: float) -> torch.Tensor:
+    """Square tiles with thin grout lines of ``period`` px (sharp: many harmonics), at texture coords u, v."""
+    gu = torch.cos(2 * math.pi * u / period).clamp_min(0.0) ** 8
+    gv = torch.cos(2 * math.pi * v / period).clamp_min(0.0) ** 8
+    return 0.5 + 0.3 * torch.maximum(gu, gv)
+
+
+def _wall(shape: str, *, size: int = 384, period: float = 12.0, seed: int = 0) -> torch.Tensor:
+    """``1×H×W`` wall of tiles with a region at twice the period: ``"clean"``, ``"zone"`` (a soft disc of a
+    third of the side), ``"rows"`` (a full-width band), ``"cols"`` (a full-height band)."""
+    g = torch.Generator().manual_seed(seed)
+    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                          indexing="ij")
+    base = _lattice(x, y, period)
+    alt = _lattice(x, y, 2 * period)
+    c = size / 2
+    if shape == "zone":
+        wt = ((size / 6 - torch.hypot(x - c, y - c)) / 6 + 0.5).clamp(0, 1)
+    elif shape == "rows":
+        wt = ((size / 8 - (y - c).abs()) / 4 + 0.5).clamp(0, 1)
+    elif shape == "cols":
+        wt = ((size / 8 - (x - c).abs()) / 4 + 0.5).clamp(0, 1)
+    else:
+        wt = torch.zeros_like(x)
+    img = base + (alt - base) * wt
+    return (img + 0.02 * torch.randn(img.shape, generator=g))[None]
+
+
+def _keys(img: torch.Tensor) -> dict[str, float]:
+    valid = torch.ones_like(img)
+    zero = torch.zeros(1)
+    return {k: float(v[0]) for k, v in doubling_keys(img, valid, trend_x=zero, trend_y=zero).items()}
+
+
+@pytest.mark.slow
+def test_region_map_finds_zone_and_bands_on_synthetic_lattices() -> None:
+    """Every shape is told apart by its reach; the clean wall has no region."""
+    for seed in (0, 1):
+        clean, zone, rows, cols = (_keys(_wall(s, seed=seed)) for s in ("clean", "zone", "rows", "cols"))
+        assert clean["doubling_plain_corr"] > 0.6
+        assert clean["doubling_excess_max"] < DOUBLING_EXCESS
+        assert clean["doubling_area_frac"] < DOUBLING_AREA
+        for k in (zone, rows, cols):
+            assert k["doubling_excess_max"] >= DOUBLING_EXCESS and k["doubling_area_frac"] >= DOUBLING_AREA, k
+        assert rows["doubling_row_level"] >= DOUBLING_ROW and rows["doubling_col_level"] < DOUBLING_COL, rows
+        assert cols["doubling_col_level"] >= DOUBLING_COL and cols["doubling_row_level"] < DOUBLING_ROW, cols
+        assert zone["doubling_row_level"] < DOUBLING_ROW and zone["doubling_col_level"] < DOUBLING_COL, zone
+
+
+def test_doubling_map_shapes_nan_and_perspective_reference() -> None:
+    img = torch.cat([_wall("zone"), _wall("clean", seed=3)])
+    valid = torch.ones_like(img)
+    valid[1, :, : img.shape[-1] // 2] = 0  # the left half of the second image is masked out
+    dm = doubling_map(img, valid, window_px=96, stride_px=32, ds=1,
+                      trend_x=torch.tensor([0.0, float("nan")]), trend_y=torch.zeros(2))
+    n, gh, gw = dm.margin.shape
+    assert n == 2 and dm.plain_corr.shape == (2, gh, gw) and dm.center_x.shape == (gw,)
+    assert torch.isnan(dm.margin[1, :, 0]).all() and torch.isfinite(dm.margin[0]).all()
+    # the zone's windows (centre of the frame) carry the largest margins
+    centre = dm.margin[0, gh // 2 - 1: gh // 2 + 2, gw // 2 - 1: gw // 2 + 2].mean()
+    edge = torch.cat([dm.margin[0, 0], dm.margin[0, -1]]).mean()
+    assert centre > edge + 0.2
+    ext = region_extent(dm.margin, excess=DOUBLING_EXCESS)
+    assert set(ext) == {"excess_max", "area_frac", "row_level", "col_level"}
+    # a wall seen at an angle: the reference is brought to the centre's scale, so a clean wall whose period
+    # changes by 40 % across the frame is not read as doubled when the trend is known
+    size = 384
+    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                          indexing="ij")
+    trend = math.log(1.4)  # log period per frame width
+    u = size / trend * (torch.exp(trend * (x / size - 0.5)) - math.exp(-0.5 * trend))
+    scale = torch.exp(trend * (x / size - 0.5))  # local magnification along x (and y, isotropic)
+    angled = _lattice(u, (y - size / 2) / scale, 12.0)[None]
+    k_known = {k: float(v[0]) for k, v in doubling_keys(angled, torch.ones_like(angled),
+                                                        trend_x=torch.tensor([trend]),
+                                                        trend_y=torch.zeros(1)).items()}
+    assert k_known["doubling_area_frac"] < DOUBLING_AREA, k_known
+
+
+@pytest.mark.slow
+def test_zone_and_band_verdicts_on_generated_walls() -> None:
+    """Fronto-parallel generated walls (tiles, penny, hex, wallpaper; 512×512; one seed each) with a zone, a
+    full-width and a full-height band at twice the period, and their clean twins, through tiling_metrics and
+    the verdict rules: each planted region gets its own code and no other zone/band code, clean walls none.
+    Measured when written (2026-12-06): zones 2 of 4, row bands 3 of 4, column bands 3 of 4, 1 wrong zone/band
+    code, 0 of 4 clean alarms; the floors below are that measurement for zones and wrong codes, one miss more
+    for the bands (a guard against losing what works; the F1 targets are test_tiling_truth's)."""
+    from trackdiag.analyzers.tiling import likely_causes, tiling_metrics
+    from trackdiag.testing.walls import make_scene
+
+    codes = {"doubled_zone", "bands_rows", "bands_cols"}
+    hits = {c: 0 for c in codes}
+    wrong = 0
+    alarms = 0
+    for kind in ("tiles", "penny", "hex", "wallpaper"):
+        for cause in (None, "doubled_zone", "bands_rows", "bands_cols"):
+            sc = make_scene(kind=kind, cause=cause, seed=3, size=(512, 512), angled=False, with_ref=False)
+            img = torch.from_numpy(np.array(sc.pred)).float().permute(2, 0, 1)[None] / 255.0
+            mask = torch.from_numpy(np.array(sc.mask))[None]
+            out = tiling_metrics(img, mask=mask, maps=False)
+            summ = {k: float(v[0]) for k, v in out.items() if v.ndim == 1}
+            found = {v.code for v in likely_causes(summ) if v.severity in ("warn", "bad")} & codes
+            if cause is None:
+                alarms += bool(found)
+            else:
+                hits[cause] += cause in found
+                wrong += bool(found - {cause})
+    print(hits, wrong, alarms)
+    assert alarms == 0
+    assert wrong <= 1
+    assert all(v >= 2 for v in hits.values()), hits

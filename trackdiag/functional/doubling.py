@@ -1,0 +1,188 @@
+"""Where the wall repeats at twice its period: windows matched against the wall's own spectrum, rescaled.
+
+A region rendered at twice the period along x (y, or both) has, at spatial frequency ``κ``, what the rest of
+the wall has at ``2κ`` along that axis. So every window's whitened log power spectrum is correlated with the
+wall's *reference* spectrum (the median over the windows) sampled at ``s·κ`` (the window's expected scale
+``s``: 1 on a fronto-parallel wall, the perspective trend elsewhere) and at ``(2s_x, s_y)``, ``(s_x, 2s_y)``,
+``(2s_x, 2s_y)``; each scale is tried at ×0.9, ×1, ×1.1 (the trend's error). The window's *margin* is the
+best doubled correlation minus the best plain one: low (negative) on a wall that repeats its reference,
+higher inside a 2×-period region. Margins are read against the image's own median (a doubled region
+covers a minority of the wall), so that textures whose spectrum matches its doubled self moderately well
+(every lattice does at its harmonics) are not flagged.
+
+Pure batched functions (no host synchronisation); the windows are those of the local-period map
+(:func:`trackdiag.analyzers.bands.local_geometry`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from .spectral import box_downsample, hann2d
+
+__all__ = ["DoublingMap", "doubling_map", "region_extent"]
+
+
+class DoublingMap(NamedTuple):
+    """Result of :func:`doubling_map`: ``margin`` ``N×h×w`` (best doubled minus best plain correlation, NaN
+    where a window is mostly outside the wall), ``plain_corr`` ``N×h×w`` (the plain correlation: how well a
+    window repeats the wall's spectrum), ``center_y`` ``(h,)``, ``center_x`` ``(w,)`` (original px)."""
+
+    margin: torch.Tensor
+    plain_corr: torch.Tensor
+    center_y: torch.Tensor
+    center_x: torch.Tensor
+
+
+_DOUBLED = ((2.0, 1.0), (1.0, 2.0), (2.0, 2.0))
+_JITTER = (0.9, 1.0, 1.1)
+
+
+def _whitened_log_spectra(windows: torch.Tensor, vpatch: torch.Tensor) -> torch.Tensor:
+    """``M×k×k`` windows (``vpatch`` 0/1 validity) → ``M×k×k`` centred (fftshifted) log power spectra, 3×3
+    smoothed, minus each window's own ring mean (so that peaks, not the spectral slope, carry them)."""
+    m, k, _ = windows.shape
+    dt, dev = windows.dtype, windows.device
+    wts = vpatch * hann2d(k, k, device=dev, dtype=dt)
+    mean = (windows * wts).sum((-2, -1), keepdim=True) / wts.sum((-2, -1), keepdim=True).clamp_min(1e-9)
+    p = torch.fft.fftshift(torch.fft.fft2((windows - mean) * wts).abs().square(), dim=(-2, -1))
+    lp = torch.log(p + 1e-6 * p.mean((-2, -1), keepdim=True) + torch.finfo(dt).tiny)
+    lp = F.avg_pool2d(lp[:, None], 3, 1, 1, count_include_pad=False)[:, 0]
+    c = k // 2
+    o = torch.arange(k, device=dev, dtype=dt) - c
+    ring = torch.sqrt(o[:, None].square() + o[None, :].square()).round().long().clamp(max=c + 1)
+    onehot = F.one_hot(ring.flatten(), c + 2).to(dt)  # k²×R
+    ring_mean = (lp.reshape(m, -1) @ onehot) / onehot.sum(0).clamp_min(1.0)
+    return lp - (ring_mean @ onehot.T).reshape(m, k, k)
+
+
+def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride_px: int, ds: int,
+                 trend_x: torch.Tensor | None = None, trend_y: torch.Tensor | None = None,
+                 min_valid_frac: float = 0.9) -> DoublingMap:
+    """Doubling margins of the windows of ``x`` (``N×H×W`` finite luminance, ``valid`` ``N×H×W`` 0/1).
+
+    ``window_px``, ``stride_px`` (original px) and ``ds`` (box downsampling) as the local-period map's
+    :func:`~trackdiag.analyzers.bands.local_geometry`. ``trend_x`` / ``trend_y`` (``(N,)``, NaN read as 0):
+    slopes of the log local period against ``x / W`` and ``y / H`` (perspective), which set each window's
+    expected scale against the reference. Windows with less than ``min_valid_frac`` valid pixels are NaN.
+    """
+    n, h, w = x.shape
+    dt, dev = x.dtype, x.device
+    vf = valid.to(dt)
+    x0 = x * vf
+    if ds > 1:
+        hc, wc = ds * (h // ds), ds * (w // ds)
+        vs = box_downsample(vf[..., :hc, :wc], ds)
+        x0 = box_downsample(x0[..., :hc, :wc], ds) / vs.clamp_min(1e-6)
+        vf = (vs >= 0.5).to(dt)
+        x0 = x0 * vf
+    k, st = window_px // ds, max(1, stride_px // ds)
+    hh, ww = x0.shape[-2:]
+    if hh < k or ww < k:
+        k = min(hh, ww)
+        st = max(1, k // 3)
+    gh, gw = (hh - k) // st + 1, (ww - k) // st + 1
+    win = x0.unfold(1, k, st).unfold(2, k, st).reshape(n * gh * gw, k, k)
+    vpatch = vf.unfold(1, k, st).unfold(2, k, st).reshape(n * gh * gw, k, k)
+    ok = (vpatch.mean((-2, -1)) >= min_valid_frac).reshape(n, gh * gw)
+    z = _whitened_log_spectra(win, vpatch).reshape(n, gh * gw, k, k)
+    nan = float("nan")
+    cy = (torch.arange(gh, device=dev, dtype=dt) * st + k / 2.0) * ds
+    cx = (torch.arange(gw, device=dev, dtype=dt) * st + k / 2.0) * ds
+    zero = torch.zeros(n, device=dev, dtype=dt)
+    tx = zero if trend_x is None else torch.nan_to_num(trend_x.to(dt), nan=0.0)
+    ty = zero if trend_y is None else torch.nan_to_num(trend_y.to(dt), nan=0.0)
+    # expected scale of each window against the reference (the frame centre's)
+    log_s = (tx[:, None, None] * (cx / w - 0.5)[None, None, :]
+             + ty[:, None, None] * (cy / h - 0.5)[None, :, None])
+    s = torch.exp(log_s).reshape(n, gh * gw)
+    c = k // 2
+    o = torch.arange(k, device=dev, dtype=dt) - c
+    ring = torch.sqrt(o[:, None].square() + o[None, :].square())
+    # the reference: the median of the windows brought to the centre's scale (window at κ/s), so that the
+    # spectrum of an angled wall is not smeared by its range of local periods
+    u = (c + o[None, None, :] / s[..., None]) / (k - 1) * 2 - 1  # N×P×k
+    g2 = torch.stack([u[..., None, :].expand(n, gh * gw, k, k), u[..., :, None].expand(n, gh * gw, k, k)], -1)
+    zn = F.grid_sample(z.reshape(n * gh * gw, 1, k, k), g2.reshape(n * gh * gw, k, k, 2),
+                       align_corners=True).reshape(n, gh * gw, k, k)
+    ref = torch.where(ok[..., None, None], zn, torch.full_like(zn, nan)).nanmedian(dim=1).values
+    ref = ref.nan_to_num(0.0)  # N×k×k
+    zc = z.reshape(n, gh * gw, k * k)
+
+    def corr(fx: float, fy: float) -> torch.Tensor:
+        """Correlation (N×P) of every window with the reference sampled at (fx·s·κx, fy·s·κy)."""
+        sx, sy = fx * s, fy * s  # N×P
+        ux = c + sx[..., None] * o  # N×P×k sample positions
+        uy = c + sy[..., None] * o
+        inside = (((uy >= 0) & (uy <= k - 1))[..., :, None] & ((ux >= 0) & (ux <= k - 1))[..., None, :]
+                  & (ring >= 2.0))
+        grid = torch.stack([(ux / (k - 1) * 2 - 1)[..., None, :].expand(n, gh * gw, k, k),
+                            (uy / (k - 1) * 2 - 1)[..., :, None].expand(n, gh * gw, k, k)], dim=-1)
+        rs = F.grid_sample(ref[:, None], grid.reshape(n, gh * gw * k, k, 2), align_corners=True)
+        rs = rs.reshape(n, gh * gw, k * k)
+        msk = inside.reshape(n, gh * gw, k * k).to(dt)
+        cnt = msk.sum(-1).clamp_min(1.0)
+        a = (zc - (zc * msk).sum(-1, keepdim=True) / cnt[..., None]) * msk
+        b = (rs - (rs * msk).sum(-1, keepdim=True) / cnt[..., None]) * msk
+        return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1e-9)
+
+    plain = torch.stack([corr(j, j) for j in _JITTER]).amax(0)
+    doubled = torch.stack([corr(fx * j, fy * j) for fx, fy in _DOUBLED for j in _JITTER]).amax(0)
+    full = torch.full_like(plain, nan)
+    margin = torch.where(ok, doubled - plain, full).reshape(n, gh, gw)
+    return DoublingMap(margin, torch.where(ok, plain, full).reshape(n, gh, gw), cy, cx)
+
+
+def _nan_box(v: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
+    """NaN-aware ``kh×kw`` moving mean of ``N×h×w`` (NaN stays NaN)."""
+    ok = torch.isfinite(v)
+    val = torch.where(ok, v, torch.zeros_like(v))[:, None]
+    cnt = ok.to(v.dtype)[:, None]
+    pad = (kw // 2, kw // 2, kh // 2, kh // 2)
+    s = F.avg_pool2d(F.pad(val, pad), (kh, kw), 1)
+    c = F.avg_pool2d(F.pad(cnt, pad), (kh, kw), 1)
+    return torch.where(ok, s[:, 0] / c[:, 0].clamp_min(1e-9), v)
+
+
+def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float = 0.0,
+                  min_line: int = 3) -> dict[str, torch.Tensor]:
+    """The 2×-period region of a :class:`DoublingMap` margin map (``N×h×w``) and how far it reaches.
+
+    The margin minus the image's median margin is the *excess*. ``excess_max``: the largest excess after a
+    3×3 mean (a region is larger than one window); ``area_frac``: the share of measured windows whose
+    smoothed excess is above ``excess``. Full width / height: ``row_level`` is, over the map rows (with at
+    least ``min_line`` measured windows), the largest ``line_quantile`` quantile of the excess along the row
+    (after a 3-tap mean across rows): high only where a whole row of windows is at twice the period, as in a
+    full-width band, not where a zone covers part of it; ``col_level`` likewise for columns. Every value
+    ``(N,)`` (NaN without measured windows).
+    """
+    n, gh, gw = margin.shape
+    flat = margin.reshape(n, -1)
+    med = flat.nanmedian(dim=1).values
+    e = margin - med[:, None, None]
+    ok = torch.isfinite(e)
+    es = _nan_box(e, 3, 3)
+    nan = torch.full_like(med, float("nan"))
+    has = ok.reshape(n, -1).any(dim=1)
+    emax = torch.where(ok, es, torch.full_like(es, -math.inf)).reshape(n, -1).amax(dim=1)
+    hit = (ok & (es > excess)).to(e.dtype)
+    area = hit.sum((1, 2)) / ok.to(e.dtype).sum((1, 2)).clamp_min(1.0)
+
+    def level(a: torch.Tensor) -> torch.Tensor:
+        """Largest low quantile along the last axis over lines with enough windows: ``N×L×M`` → ``(N,)``."""
+        enough = torch.isfinite(a).sum(-1) >= min_line
+        q = torch.nanquantile(a, line_quantile, dim=-1)
+        q = torch.where(enough & torch.isfinite(q), q, torch.full_like(q, -math.inf))
+        return q.amax(dim=-1)
+
+    row = level(_nan_box(e, 3, 1))  # rows: N×gh×gw, quantile along x
+    col = level(_nan_box(e, 1, 3).transpose(1, 2))
+    def fix(t: torch.Tensor) -> torch.Tensor:
+        return torch.where(has & torch.isfinite(t), t, nan)
+
+    return {"excess_max": fix(emax), "area_frac": torch.where(has, area, nan), "row_level": fix(row),
+            "col_level": fix(col)}
