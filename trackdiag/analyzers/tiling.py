@@ -546,6 +546,46 @@ def spectrum_distance(a: Spectrum, b: Spectrum, *, height: int, width: int, min_
     return (da.cumsum(dim=1) - db.cumsum(dim=1)).abs().sum(dim=1) * step
 
 
+REF_AREA_KEYS = ("ref_doubled_frac", "ref_halved_frac", "ref_same_frac", "ref_measured_frac")
+
+
+def ref_departure(lp: Any, ref_period: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Where the output's local period departs from the reference's (``(B,)`` each).
+
+    Every window of the local-period map (``lp``, :func:`~trackdiag.analyzers.bands.local_period_map`) with a
+    period is classed by its ratio ``q`` to ``ref_period`` (``(B,)``) on a log scale: *doubled* when ``q`` is
+    nearer 2 than 1 (``√2 ≤ q ≤ 2√2``), *halved* when nearer ½ (``1/(2√2) ≤ q ≤ 1/√2``), *same* between.
+    A window's ratio is also read at its axis periods (a doubling along one axis: planks, or the brick's
+    length), and a window counts as doubled (halved) when any of its periods is. Returns the shares of the
+    measured windows (``ref_doubled_frac``, ``ref_halved_frac``, ``ref_same_frac``) and the share of windows
+    measured (``ref_measured_frac``; windows outside the mask or without a clear peak are not).
+    """
+    per = lp.period_px
+    b = per.shape[0]
+    rp = ref_period.reshape(b, 1, 1)
+    cands = [per] + [v for v in (lp.period_x_px, lp.period_y_px) if v is not None]
+    r2 = math.sqrt(2.0)
+    meas = torch.zeros_like(per, dtype=torch.bool)
+    dbl = torch.zeros_like(meas)
+    hlf = torch.zeros_like(meas)
+    for v in cands:
+        q = v / rp
+        fin = torch.isfinite(q)
+        meas |= fin
+        dbl |= fin & (q >= r2) & (q <= 2 * r2)
+        hlf |= fin & (q <= 1 / r2) & (q >= 1 / (2 * r2))
+    # a window both doubled and halved (harmonics on two axes) is neither
+    both = dbl & hlf
+    dbl, hlf = dbl & ~both, hlf & ~both
+    n = meas.flatten(1).sum(dim=1).to(per.dtype)
+    den = n.clamp_min(1.0)
+    nan = torch.full_like(n, float("nan"))
+    frac = lambda m: torch.where(n > 0, m.flatten(1).sum(dim=1).to(per.dtype) / den, nan)
+    return {"ref_doubled_frac": frac(dbl), "ref_halved_frac": frac(hlf),
+            "ref_same_frac": frac(meas & ~dbl & ~hlf),
+            "ref_measured_frac": n / float(max(1, per[0].numel()))}
+
+
 def _lattice_keys(per: Any, side: int, *, prefix: str) -> dict[str, torch.Tensor]:
     """``lattice_t1_px``, ``lattice_t2_px``, their angles (degrees in [0, 180), from the +x axis, y down),
     ``period_x_px``, ``period_y_px`` and ``lattice_prominence`` of an :func:`analyze_periodicity` result made
@@ -706,6 +746,12 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["centre_period_px"] = cen
     out["fundamental_period_px"] = torch.where(use_c, cen, gl)
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
+    if ref is not None:
+        # the wall's period (at the centre on an angled wall) against the reference's, and where it departs
+        out["period_ratio_to_ref"] = out["fundamental_period_px"] / out["ref_period_px"]
+        out.update(ref_departure(lp, out["ref_period_px"]))
+    else:
+        out.update({k: nan_b for k in REF_AREA_KEYS})
     # strips: the mask edges tapered (a hard edge inside a strip would leak into its spectrum)
     sw = vf if mask is None else apodized_weights(valid, taper_px=p.taper_px).to(gray.dtype)
     # (the limit: the wall's densest rows, f*; a staggered lattice's x repeat is longer than its pitch)

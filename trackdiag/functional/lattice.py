@@ -204,7 +204,10 @@ def _reduce_pair(peaks: PromPeaks, best: torch.Tensor, best_r: torch.Tensor, str
     square = same & (cos.abs() <= 0.15) & axis_a & axis_b
     hexa = same & ((cos.abs() - 0.5).abs() <= 0.03)
     both = lambda m: m[:, :, None] & m[:, None, :]
-    hit &= both(short) & (both(strong) | (both(weak) & (square | hexa)))
+    # a and b not collinear (|sin| > 0.3): collinear pairs are harmonic relations (the divisor search), and
+    # the bumps of per-plank colour sum to a plank line by chance
+    apart = (ay * bx - ax * by).abs() > 0.3 * ra * rb
+    hit &= both(short) & apart & (both(strong) | (both(weak) & (square | hexa)))
     has = hit.flatten(1).any(dim=1)
     pj = torch.where(hit.any(dim=2), peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
     return torch.where(has, pj, best), torch.where(has, peaks.radius[ar, pj], best_r)
@@ -232,6 +235,31 @@ def _centred_square(peaks: PromPeaks, best: torch.Tensor, fr: torch.Tensor, f: t
     return torch.where(use, hr, fr), torch.where(use[:, None], h, f)
 
 
+def _pair_support(peaks: PromPeaks, cand: torch.Tensor, ok: torch.Tensor, tol_bins: float, tol_rel: float
+                  ) -> torch.Tensor:
+    """``N×K`` bool: peak ``a`` (among ``cand``) has a partner ``b`` (among ``cand``, not ``±a``) with
+    ``a ± b`` within tolerance of a longer peak ``c`` among ``ok``."""
+    ay, ax = peaks.ky[:, :, None, None], peaks.kx[:, :, None, None]
+    by, bx = peaks.ky[:, None, :, None], peaks.kx[:, None, :, None]
+    cy, cx = peaks.ky[:, None, None, :], peaks.kx[:, None, None, :]
+    rc = peaks.radius[:, None, None, :]
+    tol = tol_bins + tol_rel * rc
+    hit = torch.zeros(peaks.ky.shape[0], *(peaks.ky.shape[1],) * 3, dtype=torch.bool, device=peaks.ky.device)
+    for sy, sx in ((ay + by, ax + bx), (ay - by, ax - bx)):
+        d = torch.minimum(torch.sqrt((sy - cy).square() + (sx - cx).square()),
+                          torch.sqrt((sy + cy).square() + (sx + cx).square()))
+        hit |= d <= tol
+    longer = (peaks.radius[:, :, None, None] < 0.9 * rc) & (peaks.radius[:, None, :, None] < 0.9 * rc)
+    # not collinear (|sin| > 0.3): along one direction a sum of two peaks is a harmonic relation, and the
+    # random bumps of per-plank colour sum to the planks' lines by chance
+    sin = (ay * bx - ax * by).abs() / (peaks.radius[:, :, None, None] * peaks.radius[:, None, :, None]
+                                       ).clamp_min(1e-9)
+    longer &= sin > 0.3
+    same = torch.eye(peaks.ky.shape[1], dtype=torch.bool, device=peaks.ky.device)[None, :, :, None]
+    hit &= longer & ~same & cand[:, :, None, None] & cand[:, None, :, None] & ok[:, None, None, :]
+    return hit.flatten(2).any(dim=2)
+
+
 def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominence: float = 0.03,
                  rel_power: float = 0.25, weak_power: float = 0.02, max_harmonic: int = 6,
                  tol_bins: float = 0.3, tol_rel: float = 0.03, low_radius: float = 14.0,
@@ -241,7 +269,8 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     n, kk = peaks.power.shape
     dev, dt = peaks.power.device, peaks.power.dtype
     top = torch.where(peaks.valid, peaks.prominence, torch.zeros_like(peaks.prominence)).amax(dim=1)
-    ok = peaks.valid & (peaks.prominence >= torch.clamp(rel_prominence * top, min=min_prominence)[:, None])
+    base = peaks.valid & (peaks.prominence >= min_prominence)
+    ok = base & (peaks.prominence >= (rel_prominence * top)[:, None])
     # A low-frequency line (< low_radius bins) must have a harmonic (a prominent peak at 2k or 3k) to be a
     # lattice line: a lone bump of colour variation between planks has none.
     support = torch.zeros_like(ok)
@@ -253,16 +282,24 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
                        + (peaks.kx[:, None, :] + m * peaks.kx[:, :, None]).square()))
         tol = tol_bins + tol_rel * m * peaks.radius[:, :, None]
         support |= ((d <= tol) & ok[:, None, :]).any(dim=2)
+    # ... or is one of a pair of shorter lattice vectors summing to a lattice line (the fundamentals of a
+    # hex or penny mosaic of 60-80 px on a 256-px reference: the sqrt(3) shell is their only "harmonic")
+    support |= _pair_support(peaks, base, ok, tol_bins, tol_rel)
     # ... unless it stands so far above its neighbourhood that nothing but a grating can make it (a pure
     # sinusoid has no harmonics: measured 4e10; colour humps between planks 30-50, wall lattice peaks < 3e3).
-    ok &= (peaks.radius >= low_radius) | support | (peaks.prominence >= lone_prominence)
+    lowok = (peaks.radius >= low_radius) | support | (peaks.prominence >= lone_prominence)
+    ok &= lowok
+    # Divisors and pairs of the strongest line need not pass the relative prominence: on a clean, sharp
+    # reference patch the thin grout or joint lines' high harmonics stand 10^4 above their neighbourhood,
+    # the fundamental (on the hump of per-tile colour) only 10^2 (planks read at 1/3, tiles at 1/2).
+    div_ok = base & lowok
     found = ok.any(dim=1)
     pw = torch.where(ok, peaks.power, torch.full_like(peaks.power, -1.0))
     i1 = pw.argmax(dim=1)
     ar = torch.arange(n, device=dev)
     k1 = torch.stack([peaks.ky[ar, i1], peaks.kx[ar, i1]], dim=1)
     p1 = peaks.power[ar, i1]
-    strong = ok & (peaks.power >= rel_power * p1[:, None])
+    strong = div_ok & (peaks.power >= rel_power * p1[:, None])
     best = i1.clone()
     best_r = peaks.radius[ar, i1].clone()
     # Divisors along k1's own direction (the lowest present wins), then shorter pairs; twice over (the
@@ -274,7 +311,7 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
         use = near.any(dim=1) & (r < best_r)
         best = torch.where(use, j, best)
         best_r = torch.where(use, r, best_r)
-    weak = ok & (peaks.power >= weak_power * p1[:, None])
+    weak = div_ok & (peaks.power >= weak_power * p1[:, None])
     for _ in range(2):
         best, best_r = _reduce_pair(peaks, best, best_r, strong, weak, tol_bins, tol_rel)
         for m in range(2, max_harmonic + 1):
