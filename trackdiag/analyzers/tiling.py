@@ -92,6 +92,9 @@ WEAK_SCORE = 0.1  # periodicity_score for the ratio branch of period_halved/doub
 RATIO_TOL = 0.06  # period_ratio_to_ref within 6 % of 1/2 or 2
 HALVED_E2F = 3.0  # with a reference: E(2f_ref)/E(f_ref) above (and above E(f/2)/E(f)) -> period_halved
 DOUBLED_EHALF = 1.0  # with a reference: E(f_ref/2)/E(f_ref) above (and E2f below) -> period_doubled
+REF_DEPART_AREA = 0.6  # period_doubled/halved: the output departs from the reference over > 60 % of the map
+REF_MIN_MEASURED = 0.3  # ... read where at least 30 % of the map's windows have a period
+REF_MAP_CYCLES = 2.5  # ... and the output's period fits this many times in a window (else not mapped)
 SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
 BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band
 ZONE_FRAC = 0.3  # share of the measured windows doubled: a doubled zone
@@ -554,35 +557,26 @@ def ref_departure(lp: Any, ref_period: torch.Tensor) -> dict[str, torch.Tensor]:
 
     Every window of the local-period map (``lp``, :func:`~trackdiag.analyzers.bands.local_period_map`) with a
     period is classed by its ratio ``q`` to ``ref_period`` (``(B,)``) on a log scale: *doubled* when ``q`` is
-    nearer 2 than 1 (``√2 ≤ q ≤ 2√2``), *halved* when nearer ½ (``1/(2√2) ≤ q ≤ 1/√2``), *same* between.
-    A window's ratio is also read at its axis periods (a doubling along one axis: planks, or the brick's
-    length), and a window counts as doubled (halved) when any of its periods is. Returns the shares of the
+    nearer 2 than 1 (``√2 ≤ q ≤ 2√2``), *halved* when nearer ½ (``1/(2√2) ≤ q ≤ 1/√2``), *same* when
+    nearer 1 (``1/√2 < q < √2``); the rest (harmonics at 3× and more) departs too. The window's scalar
+    period only: its per-axis periods added nothing but noise on clean walls. Returns the shares of the
     measured windows (``ref_doubled_frac``, ``ref_halved_frac``, ``ref_same_frac``) and the share of windows
     measured (``ref_measured_frac``; windows outside the mask or without a clear peak are not).
     """
     per = lp.period_px
     b = per.shape[0]
     rp = ref_period.reshape(b, 1, 1)
-    cands = [per] + [v for v in (lp.period_x_px, lp.period_y_px) if v is not None]
     r2 = math.sqrt(2.0)
-    meas = torch.zeros_like(per, dtype=torch.bool)
-    dbl = torch.zeros_like(meas)
-    hlf = torch.zeros_like(meas)
-    for v in cands:
-        q = v / rp
-        fin = torch.isfinite(q)
-        meas |= fin
-        dbl |= fin & (q >= r2) & (q <= 2 * r2)
-        hlf |= fin & (q <= 1 / r2) & (q >= 1 / (2 * r2))
-    # a window both doubled and halved (harmonics on two axes) is neither
-    both = dbl & hlf
-    dbl, hlf = dbl & ~both, hlf & ~both
+    q = per / rp
+    meas = torch.isfinite(q)
+    dbl = meas & (q >= r2) & (q <= 2 * r2)
+    hlf = meas & (q <= 1 / r2) & (q >= 1 / (2 * r2))
     n = meas.flatten(1).sum(dim=1).to(per.dtype)
     den = n.clamp_min(1.0)
     nan = torch.full_like(n, float("nan"))
     frac = lambda m: torch.where(n > 0, m.flatten(1).sum(dim=1).to(per.dtype) / den, nan)
     return {"ref_doubled_frac": frac(dbl), "ref_halved_frac": frac(hlf),
-            "ref_same_frac": frac(meas & ~dbl & ~hlf),
+            "ref_same_frac": frac(meas & (q > 1 / r2) & (q < r2)),
             "ref_measured_frac": n / float(max(1, per[0].numel()))}
 
 
@@ -750,8 +744,9 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         # the wall's period (at the centre on an angled wall) against the reference's, and where it departs
         out["period_ratio_to_ref"] = out["fundamental_period_px"] / out["ref_period_px"]
         out.update(ref_departure(lp, out["ref_period_px"]))
+        out["ref_local_max_period_px"] = torch.full_like(out["ref_period_px"], lp.window_px / REF_MAP_CYCLES)
     else:
-        out.update({k: nan_b for k in REF_AREA_KEYS})
+        out.update({k: nan_b for k in (*REF_AREA_KEYS, "ref_local_max_period_px")})
     # strips: the mask edges tapered (a hard edge inside a strip would leak into its spectrum)
     sw = vf if mask is None else apodized_weights(valid, taper_px=p.taper_px).to(gray.dtype)
     # (the limit: the wall's densest rows, f*; a staggered lattice's x repeat is longer than its pitch)
@@ -931,11 +926,28 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         ref_ok = g("ref_periodicity_score") >= APERIODIC_SCORE
         departs = not (_fin(ratio) and SAME_PERIOD[0] <= ratio <= SAME_PERIOD[1])
         weak = _fin(score) and score >= WEAK_SCORE
+        # Where: the local map's windows against the reference (ref_departure). The output must depart from
+        # the reference over most of the measured area (a doubled zone or band that took over the global
+        # lattice is not a doubled wall), where the map can measure the output's period at all (at least
+        # REF_MAP_CYCLES periods per window); a map that sees the departure over most of the wall also
+        # stands for a lattice too weak for periodicity_score (angled wallpaper, 0.0-0.1).
+        dfr, hfr, sfr = g("ref_doubled_frac"), g("ref_halved_frac"), g("ref_same_frac")
+        meas, maxp = g("ref_measured_frac"), g("ref_local_max_period_px")
+        fp_ = g("fundamental_period_px")
+        mapped = (_fin(sfr) and _fin(meas) and meas >= REF_MIN_MEASURED and _fin(maxp) and _fin(fp_)
+                  and fp_ <= maxp)
+        area_ok = not (mapped and sfr >= 1.0 - REF_DEPART_AREA)
+        seen_h = mapped and _fin(hfr) and hfr >= REF_DEPART_AREA
+        seen_d = mapped and _fin(dfr) and dfr >= REF_DEPART_AREA
+        ev.update({"ref_same_frac": _r(sfr), "ref_doubled_frac": _r(dfr), "ref_halved_frac": _r(hfr),
+                   "limit_area": REF_DEPART_AREA})
         # a ratio of exactly 1/2 (2) between two lattices is itself the evidence; otherwise the energy moved
-        halved = (weak and _fin(ratio) and abs(ratio - 0.5) <= RATIO_TOL * 0.5 and e2v >= 0.8) or (
-            confident and ref_ok and departs and e2v >= HALVED_E2F and e2v > ehv)
-        doubled = (weak and _fin(ratio) and abs(ratio - 2.0) <= RATIO_TOL * 2.0 and ehv >= DOUBLED_EHALF) or (
-            confident and ref_ok and departs and ehv >= 2.5 * DOUBLED_EHALF and e2v < ehv)
+        halved = area_ok and ((weak or seen_h) and _fin(ratio) and abs(ratio - 0.5) <= RATIO_TOL * 0.5
+                              and e2v >= 0.8) or (
+            area_ok and confident and ref_ok and departs and e2v >= HALVED_E2F and e2v > ehv)
+        doubled = area_ok and ((weak or seen_d) and _fin(ratio) and abs(ratio - 2.0) <= RATIO_TOL * 2.0
+                               and ehv >= DOUBLED_EHALF) or (
+            area_ok and confident and ref_ok and departs and ehv >= 2.5 * DOUBLED_EHALF and e2v < ehv)
         if halved:
             out.append(Verdict(code="period_halved", severity="bad", evidence={**ev, "limit_E2f": HALVED_E2F},
                                fix=fix_doubling, title="Halved period: the output repeats twice as often as "
