@@ -114,7 +114,7 @@ GRID_NESTED = 0.5  # a larger stride m·k is named when its score is at least th
 #   8-px grid has grid_s16 = 0; generated 16-px grids have grid_s16/grid_s8 = 1.0–2.3)
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 ALIAS_FINE_PEAKS = 0.1  # alias_fine_peak_frac above: sharp peaks at periods <= 5 px off the lattice (folded)
-MOIRE_BOTH, MOIRE_MAX = 0.2, 0.6  # strip_novelty_x and _y both >= 0.2, one >= 0.6: a moiré (aliasing)
+MOIRE_BOTH, MOIRE_MAX = 0.2, 0.5  # strip_novelty_x and _y both >= 0.2, one >= 0.5: a moiré (aliasing)
 BORDER_CROSS = 0.9  # photos of walls reach 0.86 without any cross artifact (generated scenes)
 EDGE_WARN, EDGE_BAD = 9.0, 18.0  # edge_<side>: robust z of a step 2-13 px in, the same on the whole side
 SEAM_WARN, SEAM_BAD = 0.05, 0.1  # mask_seam_score: relative offset of the contour band (1–3 px in vs 6–10)
@@ -884,6 +884,24 @@ def _parity_locked(summary: Mapping[str, Any]) -> dict[str, bool]:
     return _axis_locked(summary, 2)
 
 
+def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
+    """``(aliasing fires, by folded fine peaks, by a moiré)`` (the rule of the ``aliasing`` verdict)."""
+    g = lambda k: _f(summary, k)
+    rn = g("resize_nmse_downUp")
+    sx, sy = g("shift_nmse_dx1"), g("shift_nmse_dy1")
+    sn = max(sx if _fin(sx) else 0.0, sy if _fin(sy) else 0.0)
+    fp = g("alias_fine_peak_frac")
+    folded = _fin(fp) and fp >= ALIAS_FINE_PEAKS
+    # moiré on an angled wall: the folded frequency (f_s − f) drifts much faster than the wall's own period,
+    # so the spectrum changes across the wall along both axes (strip novelty high on x and y)
+    nax, nay = g("strip_novelty_all_x"), g("strip_novelty_all_y")
+    snx, sny = g("strip_novelty_x"), g("strip_novelty_y")
+    nov = sorted(v for v in ((nax, nay) if _fin(nax) else (snx, sny)) if _fin(v))
+    moire = len(nov) == 2 and nov[0] >= MOIRE_BOTH and nov[1] >= MOIRE_MAX
+    on = folded or moire or (_fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE)
+    return on, folded, moire
+
+
 def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     """The verdicts of a flat tiling summary, each with its supporting numbers and the usual fix.
 
@@ -910,6 +928,7 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            evidence={"periodicity_score": _r(score), "limit": APERIODIC_SCORE},
                            fix="Period-based verdicts (doubling, harmonics, bands, zones) are not given for "
                            "this image; judge it by the grid, checkerboard, edge and seam verdicts."))
+    alias_on, folded, moire = _aliasing_state(summary)
     ratio = g("period_ratio_to_ref")
     e2, eh = g("E2f_over_Ef"), g("Ehalf_over_Ef")
     fix_doubling = ("Check the resolution the model sees against the texture scale (crop/resize in the data "
@@ -948,6 +967,10 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         doubled = area_ok and ((weak or seen_d) and _fin(ratio) and abs(ratio - 2.0) <= RATIO_TOL * 2.0
                                and ehv >= DOUBLED_EHALF) or (
             area_ok and confident and ref_ok and departs and ehv >= 2.5 * DOUBLED_EHALF and e2v < ehv)
+        # a subsampling's fold changes the period too: with clear aliasing (folded fine peaks at the bad
+        # level, or a moiré) the period change is not named
+        folds = moire or (folded and g("alias_fine_peak_frac") >= 2 * ALIAS_FINE_PEAKS)
+        halved, doubled = halved and not folds, doubled and not folds
         if halved:
             out.append(Verdict(code="period_halved", severity="bad", evidence={**ev, "limit_E2f": HALVED_E2F},
                                fix=fix_doubling, title="Halved period: the output repeats twice as often as "
@@ -1059,15 +1082,8 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            "and avoid per-patch normalisation."))
     rn, dr = g("resize_nmse_downUp"), g("resize_delta_r")
     sx, sy = g("shift_nmse_dx1"), g("shift_nmse_dy1")
-    sn = max(sx if _fin(sx) else 0.0, sy if _fin(sy) else 0.0)
     fp = g("alias_fine_peak_frac")
-    folded = _fin(fp) and fp >= ALIAS_FINE_PEAKS
-    # moiré on an angled wall: the folded frequency (f_s − f) drifts much faster than the wall's own period,
-    # so the spectrum changes across the wall along both axes (strip novelty high on x and y)
-    nax, nay = g("strip_novelty_all_x"), g("strip_novelty_all_y")
-    nov = sorted(v for v in ((nax, nay) if _fin(nax) else (snx, sny)) if _fin(v))
-    moire = len(nov) == 2 and nov[0] >= MOIRE_BOTH and nov[1] >= MOIRE_MAX
-    if folded or moire or (_fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE):
+    if alias_on:
         bad = folded and fp >= 2 * ALIAS_FINE_PEAKS
         out.append(Verdict(code="aliasing", severity="bad" if bad else "warn",
                            title=("Aliasing: sharp fine-scale peaks off the wall's lattice (folded by a "
