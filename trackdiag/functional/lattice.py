@@ -260,6 +260,26 @@ def _pair_support(peaks: PromPeaks, cand: torch.Tensor, ok: torch.Tensor, tol_bi
     return hit.flatten(2).any(dim=2)
 
 
+def _comb(peaks: PromPeaks, among: torch.Tensor, tol_bins: float, tol_rel: float, max_m: int = 6,
+          share: float = 0.6) -> torch.Tensor:
+    """``N×K`` bool: of the multiples ``m·k`` (``m = 2..max_m``) of each peak that lie within the searched
+    band (up to the farthest valid peak), at least ``share`` are peaks among ``among`` (True when none lie
+    in the band)."""
+    r_top = torch.where(peaks.valid, peaks.radius, torch.zeros_like(peaks.radius)).amax(dim=1, keepdim=True)
+    hits = torch.zeros_like(peaks.radius)
+    seen = torch.zeros_like(peaks.radius)
+    for m in range(2, max_m + 1):
+        ty, tx = m * peaks.ky[:, :, None], m * peaks.kx[:, :, None]
+        py, px = peaks.ky[:, None, :], peaks.kx[:, None, :]
+        d = torch.minimum(torch.sqrt((py - ty).square() + (px - tx).square()),
+                          torch.sqrt((py + ty).square() + (px + tx).square()))
+        tol = tol_bins + tol_rel * m * peaks.radius[:, :, None]
+        inside = (m * peaks.radius <= r_top).to(hits.dtype)
+        hits += inside * ((d <= tol) & among[:, None, :]).any(dim=2).to(hits.dtype)
+        seen += inside
+    return hits >= share * seen
+
+
 def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominence: float = 0.03,
                  rel_power: float = 0.25, weak_power: float = 0.02, max_harmonic: int = 6,
                  tol_bins: float = 0.3, tol_rel: float = 0.03, low_radius: float = 14.0,
@@ -292,7 +312,9 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     # Divisors and pairs of the strongest line need not pass the relative prominence: on a clean, sharp
     # reference patch the thin grout or joint lines' high harmonics stand 10^4 above their neighbourhood,
     # the fundamental (on the hump of per-tile colour) only 10^2 (planks read at 1/3, tiles at 1/2).
-    div_ok = base & lowok
+    # Those must carry their own harmonic comb (>= 60 % of 2k..6k present): a bump of per-plank colour
+    # that happens to sit at a third of the plank line does not.
+    div_ok = ok | (base & lowok & _comb(peaks, base, tol_bins, tol_rel))
     found = ok.any(dim=1)
     pw = torch.where(ok, peaks.power, torch.full_like(peaks.power, -1.0))
     i1 = pw.argmax(dim=1)
