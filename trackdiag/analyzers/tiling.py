@@ -961,11 +961,15 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         ev.update({"ref_same_frac": _r(sfr), "ref_doubled_frac": _r(dfr), "ref_halved_frac": _r(hfr),
                    "limit_area": REF_DEPART_AREA})
         # a ratio of exactly 1/2 (2) between two lattices is itself the evidence; otherwise the energy moved
-        halved = area_ok and ((weak or seen_h) and _fin(ratio) and abs(ratio - 0.5) <= RATIO_TOL * 0.5
-                              and e2v >= 0.8) or (
+        # (where the map sees it, the global ratio only has to be nearer ½ (2) than 1: a reference read
+        # 5-15 % off, as on the brick photograph, leaves the windows' classes right)
+        r2 = math.sqrt(2.0)
+        near_h = _fin(ratio) and (abs(ratio - 0.5) <= RATIO_TOL * 0.5
+                                  or (seen_h and 0.5 / r2 <= ratio <= 1 / r2))
+        near_d = _fin(ratio) and (abs(ratio - 2.0) <= RATIO_TOL * 2.0 or (seen_d and r2 <= ratio <= 2 * r2))
+        halved = area_ok and (weak or seen_h) and near_h and e2v >= 0.8 or (
             area_ok and confident and ref_ok and departs and e2v >= HALVED_E2F and e2v > ehv)
-        doubled = area_ok and ((weak or seen_d) and _fin(ratio) and abs(ratio - 2.0) <= RATIO_TOL * 2.0
-                               and ehv >= DOUBLED_EHALF) or (
+        doubled = area_ok and (weak or seen_d) and near_d and ehv >= DOUBLED_EHALF or (
             area_ok and confident and ref_ok and departs and ehv >= 2.5 * DOUBLED_EHALF and e2v < ehv)
         # a subsampling's fold changes the period too: with clear aliasing (folded fine peaks at the bad
         # level, or a moiré) the period change is not named
