@@ -260,15 +260,18 @@ def _pair_support(peaks: PromPeaks, cand: torch.Tensor, ok: torch.Tensor, tol_bi
     return hit.flatten(2).any(dim=2)
 
 
-def _comb(peaks: PromPeaks, among: torch.Tensor, tol_bins: float, tol_rel: float, max_m: int = 6,
-          share: float = 0.6) -> torch.Tensor:
-    """``N×K`` bool: of the multiples ``m·k`` (``m = 2..max_m``) of each peak that lie within the searched
-    band (up to the farthest valid peak), at least ``share`` are peaks among ``among`` (True when none lie
-    in the band)."""
+def _comb(peaks: PromPeaks, among: torch.Tensor, tol_bins: float, tol_rel: float, *, skip: int,
+          max_m: int = 6, share: float = 0.6) -> torch.Tensor:
+    """``N×K`` bool: of the multiples ``m·k`` (``m = 2..max_m``, ``m`` not a multiple of ``skip``) of each
+    peak that lie within the searched band (up to the farthest valid peak), at least ``share`` are peaks among
+    ``among`` (True when none lie in the band). For a divisor ``k₁/skip`` these are the lines it claims
+    beyond ``k₁``'s own harmonics: a half-period bump sits on every second harmonic of the true lattice."""
     r_top = torch.where(peaks.valid, peaks.radius, torch.zeros_like(peaks.radius)).amax(dim=1, keepdim=True)
     hits = torch.zeros_like(peaks.radius)
     seen = torch.zeros_like(peaks.radius)
     for m in range(2, max_m + 1):
+        if m % skip == 0:
+            continue
         ty, tx = m * peaks.ky[:, :, None], m * peaks.kx[:, :, None]
         py, px = peaks.ky[:, None, :], peaks.kx[:, None, :]
         d = torch.minimum(torch.sqrt((py - ty).square() + (px - tx).square()),
@@ -312,22 +315,27 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     # Divisors and pairs of the strongest line need not pass the relative prominence: on a clean, sharp
     # reference patch the thin grout or joint lines' high harmonics stand 10^4 above their neighbourhood,
     # the fundamental (on the hump of per-tile colour) only 10^2 (planks read at 1/3, tiles at 1/2).
-    # Those must carry their own harmonic comb (>= 60 % of 2k..6k present): a bump of per-plank colour
-    # that happens to sit at a third of the plank line does not.
-    div_ok = ok | (base & lowok & _comb(peaks, base, tol_bins, tol_rel))
+    # Those must carry their own harmonic comb (>= 60 % of the multiples 2k..6k that k1 does not explain are
+    # peaks): a bump of per-plank colour at a third (a half) of the plank line does not.
+    extra = base & lowok & ~ok
+    div_ok = ok | extra
     found = ok.any(dim=1)
     pw = torch.where(ok, peaks.power, torch.full_like(peaks.power, -1.0))
     i1 = pw.argmax(dim=1)
     ar = torch.arange(n, device=dev)
     k1 = torch.stack([peaks.ky[ar, i1], peaks.kx[ar, i1]], dim=1)
     p1 = peaks.power[ar, i1]
-    strong = div_ok & (peaks.power >= rel_power * p1[:, None])
+    strong_pw = peaks.power >= rel_power * p1[:, None]
+    # (the comb's lines strong too: a faint two-plank repeat under a colour bump is not the wall's lattice)
+    combs = {m: ok | (extra & _comb(peaks, base & strong_pw, tol_bins, tol_rel, skip=m))
+             for m in range(2, max_harmonic + 1)}
+    strong = ok & strong_pw  # (pairs: the relaxed candidates only through the square/hex geometry, weak)
     best = i1.clone()
     best_r = peaks.radius[ar, i1].clone()
     # Divisors along k1's own direction (the lowest present wins), then shorter pairs; twice over (the
     # √12 line of a hex mosaic → its half, the √3 line → the pair of fundamentals).
     for m in range(2, max_harmonic + 1):
-        near = _near(peaks, k1 / m, strong, tol_bins, tol_rel)
+        near = _near(peaks, k1 / m, combs[m] & strong_pw, tol_bins, tol_rel)
         j = torch.where(near, peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
         r = peaks.radius[ar, j]
         use = near.any(dim=1) & (r < best_r)
@@ -338,7 +346,7 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
         best, best_r = _reduce_pair(peaks, best, best_r, strong, weak, tol_bins, tol_rel)
         for m in range(2, max_harmonic + 1):
             kb = torch.stack([peaks.ky[ar, best], peaks.kx[ar, best]], dim=1)
-            near = _near(peaks, kb / m, strong, tol_bins, tol_rel)
+            near = _near(peaks, kb / m, combs[m] & strong_pw, tol_bins, tol_rel)
             j = torch.where(near, peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
             r = peaks.radius[ar, j]
             use = near.any(dim=1) & (r < best_r)
