@@ -318,7 +318,6 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     # Those must carry their own harmonic comb (>= 60 % of the multiples 2k..6k that k1 does not explain are
     # peaks): a bump of per-plank colour at a third (a half) of the plank line does not.
     extra = base & lowok & ~ok
-    div_ok = ok | extra
     found = ok.any(dim=1)
     pw = torch.where(ok, peaks.power, torch.full_like(peaks.power, -1.0))
     i1 = pw.argmax(dim=1)
@@ -341,7 +340,10 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
         use = near.any(dim=1) & (r < best_r)
         best = torch.where(use, j, best)
         best_r = torch.where(use, r, best_r)
-    weak = div_ok & (peaks.power >= weak_power * p1[:, None])
+    # (pairs of relaxed candidates need a comb of their own as well: the head-joint pair of a running bond,
+    # at 62° and 36× prominent, otherwise passes for a hexagonal one)
+    pair_ok = ok | (extra & _comb(peaks, base, tol_bins, tol_rel, skip=max_harmonic + 1))
+    weak = pair_ok & (peaks.power >= weak_power * p1[:, None])
     for _ in range(2):
         best, best_r = _reduce_pair(peaks, best, best_r, strong, weak, tol_bins, tol_rel)
         for m in range(2, max_harmonic + 1):
