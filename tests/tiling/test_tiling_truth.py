@@ -89,3 +89,37 @@ def test_row_bands_and_aliasing_floor_on_generated_scenes(tmp_path):
     assert m["per_cause"]["bands_rows"]["fp"] == 0 and m["per_cause"]["aliasing"]["fp"] == 0
     assert m["clean"]["n"] == 12 and m["clean"]["false_alarm_rate"] <= 1 / 12
     assert m["perspective"]["rate_fronto"] <= 0.1
+
+
+REF_CAUSES = ("period_doubled", "period_halved", "aliasing")
+#: measured when written (2026-12-06, seed 7, 512×512, 8 per cause + 8 clean + 12 clean twins): see the xfail
+#: reasons; the issue's target is F1 ≥ 0.9 for each.
+_REF_XFAIL = {
+    "aliasing": "aliasing F1 0.67 on this sample (P 1.00, R 0.50; seed 0, 20 per cause: 0.80): the fronto "
+                "stride-then-bilinear walls fold into a clean lattice of 6-9 px that nothing tells from a "
+                "real one without a reference, and angled moirés below the novelty limits",
+}
+
+
+@pytest.fixture(scope="module")
+def ref_cause_metrics(tmp_path_factory):
+    specs = sample_specs(causes=REF_CAUSES, n_per_cause=8, seed=7, size=(512, 512))
+    m = metrics(run(specs, cache=tmp_path_factory.mktemp("ref_scenes")))
+    print("\n" + format_table(m))
+    return m
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cause", [
+    pytest.param(c, marks=pytest.mark.xfail(strict=False, reason=_REF_XFAIL[c])) if c in _REF_XFAIL else c
+    for c in REF_CAUSES])
+def test_reference_causes_on_generated_scenes(ref_cause_metrics, cause):
+    """period_doubled, period_halved (against the reference patch) and aliasing on a sample none of their
+    rules was calibrated on (calibration: eval_tiling --causes period_doubled,period_halved,aliasing
+    --n-per-cause 20 --seed 0): F1 ≥ 0.9 (issue 11), and the clean walls and twins of the sample (≤ 1 of 20
+    with any alarm)."""
+    m = ref_cause_metrics
+    assert not m["errors"], m["errors"]
+    assert m["per_cause"][cause]["n_true"] == 8
+    assert m["clean"]["n"] == 20 and m["clean"]["false_alarm_rate"] <= 1 / 20
+    assert m["per_cause"][cause]["f1"] >= TARGETS["f1_min"], format_table(m, max_misses=15)
