@@ -1182,7 +1182,15 @@ def _specs() -> list[MetricSpec]:
         m("period_y_px", "none", "px", "shortest lattice repeat within 30° of the y axis"),
         m("lattice_prominence", "max", "ratio", "f*'s peak over its whitened spectral neighbourhood"),
         m("ref_period_px", "none", "px", "the reference's f* period"),
-        m("period_ratio_to_ref", "none", "ratio", "output period / reference period"),
+        m("period_ratio_to_ref", "none", "ratio", "output period (at the centre) / reference period"),
+        m("ref_doubled_frac", "min", "ratio", "share of the local map's measured windows whose period is "
+          "nearer 2× the reference's than 1×"),
+        m("ref_halved_frac", "min", "ratio", "share of the measured windows nearer ½× the reference's "
+          "period"),
+        m("ref_same_frac", "max", "ratio", "share of the measured windows nearer the reference's period than "
+          "½× or 2× (period_doubled/halved need it below 1 − REF_DEPART_AREA where the map measures)"),
+        m("ref_measured_frac", "none", "ratio", "share of the local map's windows with a period"),
+        m("ref_local_max_period_px", "none", "px", "longest period the local map measures (window / 2.5)"),
         m("ref_spectrum_distance", "min", "octave", "earth mover's distance between the output's and the "
           "reference's radial power spectra over log2(period); 1 = all energy one octave off"),
         *DETAIL_SPECS,
