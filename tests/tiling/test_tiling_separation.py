@@ -117,7 +117,11 @@ def test_a_latent_grid_that_becomes_the_fundamental_is_caught_with_a_reference()
     batch = torch.stack([wall, (wall + 0.3 * (seam - seam.mean())).clamp(0, 1)])
     alone = tiling_metrics(batch[:, None], maps=False)
     with_ref = tiling_metrics(batch[:, None], ref=ref[None], maps=False)
-    assert float(alone["fundamental_period_px"][1]) == pytest.approx(8.0, rel=0.02)  # the grid took over f*
+    # the grid took over f* with the estimator of the second round; since the divisor search no longer needs
+    # the relative prominence (#11, reference causes) the tile's 20 px is found under the seams: either way
+    # the grid must be named
+    per = float(alone["fundamental_period_px"][1])
+    assert per == pytest.approx(8.0, rel=0.02) or per == pytest.approx(20.0, rel=0.02)
     assert float(with_ref["grid_s8"][1]) > 10 * float(with_ref["grid_s8"][0])
 
     def codes(out, i):

@@ -38,7 +38,11 @@ REAL_DEV = Path(os.environ.get("TRACKDIAG_REAL_DEV", ROOT.parent / "shared" / "b
                    "Fourth round, zones and bands (2x-period region map, eval_tiling --causes doubled_zone,"
                    "bands_rows,bands_cols --n-per-cause 20, calibrated on seed 0, held out seed 1): F1 "
                    "doubled_zone 0.50 -> 0.62 / 0.32 -> 0.67, bands_rows 0.69 -> 0.79 / 0.46 -> 0.65, "
-                   "bands_cols 0.53 -> 0.72 / 0.32 -> 0.59; clean alarms 1 of 20 / 1 of 20")
+                   "bands_cols 0.53 -> 0.72 / 0.32 -> 0.59; clean alarms 1 of 20 / 1 of 20. "
+                   "Fourth round, reference causes (eval_tiling --causes "
+                   "period_doubled,period_halved,aliasing --n-per-cause 20 --seed 0): F1 period_doubled "
+                   "0.82 -> 0.93, period_halved 0.73 -> 0.89, "
+                   "aliasing 0.76 -> 0.80; reference period within 5 % 77 % -> 92 %")
 def test_targets_on_generated_scenes(tmp_path):
     specs = sample_specs(n_per_cause=8, seed=7, size=(512, 512))
     records = run(specs, cache=tmp_path / "scenes")
@@ -115,3 +119,37 @@ def test_zone_and_band_targets_on_generated_scenes(tmp_path):
     for cause in ("doubled_zone", "bands_rows", "bands_cols"):
         assert m["per_cause"][cause]["f1"] >= TARGETS["f1_min"], (cause, m["per_cause"][cause])
     assert m["clean"]["false_alarm_rate"] <= TARGETS["clean_false_alarm_max"]
+
+
+REF_CAUSES = ("period_doubled", "period_halved", "aliasing")
+#: measured when written (2026-12-06, seed 7, 512×512, 8 per cause + 8 clean + 12 clean twins): see the xfail
+#: reasons; the issue's target is F1 ≥ 0.9 for each.
+_REF_XFAIL = {
+    "aliasing": "aliasing F1 0.67 on this sample (P 1.00, R 0.50; seed 0, 20 per cause: 0.80): the fronto "
+                "stride-then-bilinear walls fold into a clean lattice of 6-9 px that nothing tells from a "
+                "real one without a reference, and angled moirés below the novelty limits",
+}
+
+
+@pytest.fixture(scope="module")
+def ref_cause_metrics(tmp_path_factory):
+    specs = sample_specs(causes=REF_CAUSES, n_per_cause=8, seed=7, size=(512, 512))
+    m = metrics(run(specs, cache=tmp_path_factory.mktemp("ref_scenes")))
+    print("\n" + format_table(m))
+    return m
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cause", [
+    pytest.param(c, marks=pytest.mark.xfail(strict=False, reason=_REF_XFAIL[c])) if c in _REF_XFAIL else c
+    for c in REF_CAUSES])
+def test_reference_causes_on_generated_scenes(ref_cause_metrics, cause):
+    """period_doubled, period_halved (against the reference patch) and aliasing on a sample none of their
+    rules was calibrated on (calibration: eval_tiling --causes period_doubled,period_halved,aliasing
+    --n-per-cause 20 --seed 0): F1 ≥ 0.9 (issue 11), and the clean walls and twins of the sample (≤ 1 of 20
+    with any alarm)."""
+    m = ref_cause_metrics
+    assert not m["errors"], m["errors"]
+    assert m["per_cause"][cause]["n_true"] == 8
+    assert m["clean"]["n"] == 20 and m["clean"]["false_alarm_rate"] <= 1 / 20
+    assert m["per_cause"][cause]["f1"] >= TARGETS["f1_min"], format_table(m, max_misses=15)

@@ -204,7 +204,10 @@ def _reduce_pair(peaks: PromPeaks, best: torch.Tensor, best_r: torch.Tensor, str
     square = same & (cos.abs() <= 0.15) & axis_a & axis_b
     hexa = same & ((cos.abs() - 0.5).abs() <= 0.03)
     both = lambda m: m[:, :, None] & m[:, None, :]
-    hit &= both(short) & (both(strong) | (both(weak) & (square | hexa)))
+    # a and b not collinear (|sin| > 0.3): collinear pairs are harmonic relations (the divisor search), and
+    # the bumps of per-plank colour sum to a plank line by chance
+    apart = (ay * bx - ax * by).abs() > 0.3 * ra * rb
+    hit &= both(short) & apart & (both(strong) | (both(weak) & (square | hexa)))
     has = hit.flatten(1).any(dim=1)
     pj = torch.where(hit.any(dim=2), peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
     return torch.where(has, pj, best), torch.where(has, peaks.radius[ar, pj], best_r)
@@ -232,6 +235,54 @@ def _centred_square(peaks: PromPeaks, best: torch.Tensor, fr: torch.Tensor, f: t
     return torch.where(use, hr, fr), torch.where(use[:, None], h, f)
 
 
+def _pair_support(peaks: PromPeaks, cand: torch.Tensor, ok: torch.Tensor, tol_bins: float, tol_rel: float
+                  ) -> torch.Tensor:
+    """``N×K`` bool: peak ``a`` (among ``cand``) has a partner ``b`` (among ``cand``, not ``±a``) with
+    ``a ± b`` within tolerance of a longer peak ``c`` among ``ok``."""
+    ay, ax = peaks.ky[:, :, None, None], peaks.kx[:, :, None, None]
+    by, bx = peaks.ky[:, None, :, None], peaks.kx[:, None, :, None]
+    cy, cx = peaks.ky[:, None, None, :], peaks.kx[:, None, None, :]
+    rc = peaks.radius[:, None, None, :]
+    tol = tol_bins + tol_rel * rc
+    hit = torch.zeros(peaks.ky.shape[0], *(peaks.ky.shape[1],) * 3, dtype=torch.bool, device=peaks.ky.device)
+    for sy, sx in ((ay + by, ax + bx), (ay - by, ax - bx)):
+        d = torch.minimum(torch.sqrt((sy - cy).square() + (sx - cx).square()),
+                          torch.sqrt((sy + cy).square() + (sx + cx).square()))
+        hit |= d <= tol
+    longer = (peaks.radius[:, :, None, None] < 0.9 * rc) & (peaks.radius[:, None, :, None] < 0.9 * rc)
+    # not collinear (|sin| > 0.3): along one direction a sum of two peaks is a harmonic relation, and the
+    # random bumps of per-plank colour sum to the planks' lines by chance
+    sin = (ay * bx - ax * by).abs() / (peaks.radius[:, :, None, None] * peaks.radius[:, None, :, None]
+                                       ).clamp_min(1e-9)
+    longer &= sin > 0.3
+    same = torch.eye(peaks.ky.shape[1], dtype=torch.bool, device=peaks.ky.device)[None, :, :, None]
+    hit &= longer & ~same & cand[:, :, None, None] & cand[:, None, :, None] & ok[:, None, None, :]
+    return hit.flatten(2).any(dim=2)
+
+
+def _comb(peaks: PromPeaks, among: torch.Tensor, tol_bins: float, tol_rel: float, *, skip: int,
+          max_m: int = 6, share: float = 0.6) -> torch.Tensor:
+    """``N×K`` bool: of the multiples ``m·k`` (``m = 2..max_m``, ``m`` not a multiple of ``skip``) of each
+    peak that lie within the searched band (up to the farthest valid peak), at least ``share`` are peaks among
+    ``among`` (True when none lie in the band). For a divisor ``k₁/skip`` these are the lines it claims
+    beyond ``k₁``'s own harmonics: a half-period bump sits on every second harmonic of the true lattice."""
+    r_top = torch.where(peaks.valid, peaks.radius, torch.zeros_like(peaks.radius)).amax(dim=1, keepdim=True)
+    hits = torch.zeros_like(peaks.radius)
+    seen = torch.zeros_like(peaks.radius)
+    for m in range(2, max_m + 1):
+        if m % skip == 0:
+            continue
+        ty, tx = m * peaks.ky[:, :, None], m * peaks.kx[:, :, None]
+        py, px = peaks.ky[:, None, :], peaks.kx[:, None, :]
+        d = torch.minimum(torch.sqrt((py - ty).square() + (px - tx).square()),
+                          torch.sqrt((py + ty).square() + (px + tx).square()))
+        tol = tol_bins + tol_rel * m * peaks.radius[:, :, None]
+        inside = (m * peaks.radius <= r_top).to(hits.dtype)
+        hits += inside * ((d <= tol) & among[:, None, :]).any(dim=2).to(hits.dtype)
+        seen += inside
+    return hits >= share * seen
+
+
 def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominence: float = 0.03,
                  rel_power: float = 0.25, weak_power: float = 0.02, max_harmonic: int = 6,
                  tol_bins: float = 0.3, tol_rel: float = 0.03, low_radius: float = 14.0,
@@ -241,7 +292,8 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     n, kk = peaks.power.shape
     dev, dt = peaks.power.device, peaks.power.dtype
     top = torch.where(peaks.valid, peaks.prominence, torch.zeros_like(peaks.prominence)).amax(dim=1)
-    ok = peaks.valid & (peaks.prominence >= torch.clamp(rel_prominence * top, min=min_prominence)[:, None])
+    base = peaks.valid & (peaks.prominence >= min_prominence)
+    ok = base & (peaks.prominence >= (rel_prominence * top)[:, None])
     # A low-frequency line (< low_radius bins) must have a harmonic (a prominent peak at 2k or 3k) to be a
     # lattice line: a lone bump of colour variation between planks has none.
     support = torch.zeros_like(ok)
@@ -253,33 +305,50 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
                        + (peaks.kx[:, None, :] + m * peaks.kx[:, :, None]).square()))
         tol = tol_bins + tol_rel * m * peaks.radius[:, :, None]
         support |= ((d <= tol) & ok[:, None, :]).any(dim=2)
+    # ... or is one of a pair of shorter lattice vectors summing to a lattice line (the fundamentals of a
+    # hex or penny mosaic of 60-80 px on a 256-px reference: the sqrt(3) shell is their only "harmonic")
+    support |= _pair_support(peaks, base, ok, tol_bins, tol_rel)
     # ... unless it stands so far above its neighbourhood that nothing but a grating can make it (a pure
     # sinusoid has no harmonics: measured 4e10; colour humps between planks 30-50, wall lattice peaks < 3e3).
-    ok &= (peaks.radius >= low_radius) | support | (peaks.prominence >= lone_prominence)
+    lowok = (peaks.radius >= low_radius) | support | (peaks.prominence >= lone_prominence)
+    ok &= lowok
+    # Divisors and pairs of the strongest line need not pass the relative prominence: on a clean, sharp
+    # reference patch the thin grout or joint lines' high harmonics stand 10^4 above their neighbourhood,
+    # the fundamental (on the hump of per-tile colour) only 10^2 (planks read at 1/3, tiles at 1/2).
+    # Those must carry their own harmonic comb (>= 60 % of the multiples 2k..6k that k1 does not explain are
+    # peaks): a bump of per-plank colour at a third (a half) of the plank line does not.
+    extra = base & lowok & ~ok
     found = ok.any(dim=1)
     pw = torch.where(ok, peaks.power, torch.full_like(peaks.power, -1.0))
     i1 = pw.argmax(dim=1)
     ar = torch.arange(n, device=dev)
     k1 = torch.stack([peaks.ky[ar, i1], peaks.kx[ar, i1]], dim=1)
     p1 = peaks.power[ar, i1]
-    strong = ok & (peaks.power >= rel_power * p1[:, None])
+    strong_pw = peaks.power >= rel_power * p1[:, None]
+    # (the comb's lines strong too: a faint two-plank repeat under a colour bump is not the wall's lattice)
+    combs = {m: ok | (extra & _comb(peaks, base & strong_pw, tol_bins, tol_rel, skip=m))
+             for m in range(2, max_harmonic + 1)}
+    strong = ok & strong_pw  # (pairs: the relaxed candidates only through the square/hex geometry, weak)
     best = i1.clone()
     best_r = peaks.radius[ar, i1].clone()
     # Divisors along k1's own direction (the lowest present wins), then shorter pairs; twice over (the
     # √12 line of a hex mosaic → its half, the √3 line → the pair of fundamentals).
     for m in range(2, max_harmonic + 1):
-        near = _near(peaks, k1 / m, strong, tol_bins, tol_rel)
+        near = _near(peaks, k1 / m, combs[m] & strong_pw, tol_bins, tol_rel)
         j = torch.where(near, peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
         r = peaks.radius[ar, j]
         use = near.any(dim=1) & (r < best_r)
         best = torch.where(use, j, best)
         best_r = torch.where(use, r, best_r)
-    weak = ok & (peaks.power >= weak_power * p1[:, None])
+    # (pairs of relaxed candidates need a comb of their own as well: the head-joint pair of a running bond,
+    # at 62° and 36× prominent, otherwise passes for a hexagonal one)
+    pair_ok = ok | (extra & _comb(peaks, base, tol_bins, tol_rel, skip=max_harmonic + 1))
+    weak = pair_ok & (peaks.power >= weak_power * p1[:, None])
     for _ in range(2):
         best, best_r = _reduce_pair(peaks, best, best_r, strong, weak, tol_bins, tol_rel)
         for m in range(2, max_harmonic + 1):
             kb = torch.stack([peaks.ky[ar, best], peaks.kx[ar, best]], dim=1)
-            near = _near(peaks, kb / m, strong, tol_bins, tol_rel)
+            near = _near(peaks, kb / m, combs[m] & strong_pw, tol_bins, tol_rel)
             j = torch.where(near, peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
             r = peaks.radius[ar, j]
             use = near.any(dim=1) & (r < best_r)
