@@ -23,17 +23,19 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 
 from .pixel_change import close_hot, relative_change
+from .pixel_edit import sharpness_deficit
 from .pixel_leak import leak_measure, photometric_residual, register_shift
-from .pixel_texture import band_profile, lattice_residual, lattice_vectors, local_rms
+from .pixel_texture import band_profile, lattice_residual, lattice_vectors
 
 __all__ = ["judge_against_input"]
 
 
 def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[torch.Tensor], *,
-                        edit_level: float = 4.0, score_unedited: float = 3.0, score_edited: float = 12.0,
-                        peak_unedited: float = 6.0,
+                        edit_level: float = 4.0, score_unedited: float = 3.0, score_edited: float = 2.5,
+                        peak_unedited: float = 6.0, peak_edited: float = 4.0,
                         band_z_unedited: float = 8.0, band_z_edited: float = 20.0, window: int = 9
                         ) -> dict[str, torch.Tensor]:
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
@@ -53,7 +55,7 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
         change = torch.stack([photometric_residual(pred[:, c:c + 1], moved[:, c:c + 1], ~mask).abs()
                               for c in range(pred.shape[1])]).mean(dim=0)  # per channel: no cancelling
         inside = torch.where(mask, change, torch.full_like(change, float("nan"))).reshape(b, -1)
-        edited = inside.nanmedian(dim=1).values > edit_level * out["noise_level"]
+        edited = torch.nanquantile(inside, 0.75, dim=1) > edit_level * out["noise_level"]
         edited = edited & (mask.reshape(b, -1).sum(dim=1) >= 64)
     else:
         edited = torch.zeros(b, dtype=torch.bool, device=pred.device)
@@ -65,16 +67,17 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
     region = torch.where(edited[:, None, None], m, full) & unclipped
     vectors = lattice_vectors(signal.cpu(), region.cpu()).to(pred.device)
     res = lattice_residual(signal, region, vectors)
-    lr = local_rms(res, window=window)
-    flat = torch.where(region & torch.isfinite(lr), lr, torch.full_like(lr, float("nan"))).reshape(b, -1)
-    level = flat.nanmedian(dim=1).values.clamp_min(1e-6)
-    score = torch.nan_to_num(lr / level[:, None, None], nan=0.0) * region
+    # inside an edit: the output against its own texture (a smear has lost the texture's finest scale)
+    # (a saturated face has no grain either: pixels within the window of a clipped one are left out)
+    near_clip = F.max_pool2d((~unclipped).float()[:, None], 7, stride=1, padding=3)[:, 0] > 0
+    score = close_hot(sharpness_deficit(own, region & ~near_clip), torch.full((b,), score_edited,
+                      device=pred.device), close_px=9)
     thr_u = torch.full((b,), score_unedited, device=pred.device)
     rel = close_hot(relative_change(diff, aligned.mean(dim=1), full & unclipped, window=window) * unclipped,
                     thr_u)
     out["score"] = torch.where(edited[:, None, None], score, rel)
     out["threshold"] = torch.where(edited, score_edited, thr_u)
-    out["peak"] = torch.where(edited, score_edited, torch.full_like(thr_u, peak_unedited))
+    out["peak"] = torch.where(edited, peak_edited, peak_unedited)
     out["box_margin"] = torch.where(edited, 0.0, torch.full_like(thr_u, float(window // 2)))
     out["edited"] = edited.float()
     out["band_rows"] = torch.nan_to_num(band_profile(res, region, axis="rows").abs(), nan=0.0)
