@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .pixel_change import close_hot, relative_change
-from .pixel_edit import sharpness_deficit
+from .pixel_edit import band_level, matched_lattice_residual, sharpness_deficit
 from .pixel_leak import leak_measure, photometric_residual, register_shift
 from .pixel_texture import band_profile, lattice_residual, lattice_vectors
 
@@ -36,7 +36,7 @@ __all__ = ["judge_against_input"]
 def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[torch.Tensor], *,
                         edit_level: float = 4.0, score_unedited: float = 3.0, score_edited: float = 2.5,
                         peak_unedited: float = 6.0, peak_edited: float = 4.0,
-                        band_z_unedited: float = 8.0, band_z_edited: float = 20.0, window: int = 9
+                        band_z_unedited: float = 8.0, band_level_edited: float = 0.06, window: int = 9
                         ) -> dict[str, torch.Tensor]:
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
     ``threshold`` (``(B,)``), ``peak`` (``(B,)``, the level a component's peak must reach),
@@ -80,7 +80,12 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
     out["peak"] = torch.where(edited, peak_edited, peak_unedited)
     out["box_margin"] = torch.where(edited, 0.0, torch.full_like(thr_u, float(window // 2)))
     out["edited"] = edited.float()
-    out["band_rows"] = torch.nan_to_num(band_profile(res, region, axis="rows").abs(), nan=0.0)
-    out["band_cols"] = torch.nan_to_num(band_profile(res, region, axis="cols").abs(), nan=0.0)
-    out["band_z"] = torch.where(edited, band_z_edited, torch.full_like(thr_u, band_z_unedited))
+    for axis in ("rows", "cols"):
+        z = torch.nan_to_num(band_profile(res, region, axis=axis).abs(), nan=0.0)
+        if bool(edited.any()):  # inside an edit: the band's level against the block-matched lattice
+            vec = vectors[edited.cpu()].to(own.device)
+            own_res = matched_lattice_residual(own[edited], region[edited], vec, axis=axis)
+            z[edited] = band_level(own_res, region[edited], axis=axis)
+        out[f"band_{axis}"] = z
+    out["band_z"] = torch.where(edited, band_level_edited, torch.full_like(thr_u, band_z_unedited))
     return out
