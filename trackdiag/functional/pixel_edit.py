@@ -112,19 +112,22 @@ def matched_lattice_residual(signal: torch.Tensor, region: torch.Tensor, vectors
     return out
 
 
-def band_level(res: torch.Tensor, region: torch.Tensor, *, axis: str, run: int = 3, min_px: int = 16
-               ) -> torch.Tensor:
+def band_level(res: torch.Tensor, region: torch.Tensor, *, axis: str, run: int = 3, min_px: int = 16,
+               min_share: float = 0.5) -> torch.Tensor:
     """``B×L``: the level of a band of rows (``axis="rows"``) or columns in image units: the median
     residual of each line of the region (the median ignores the texture's minority features on a line,
     e.g. a few joints), kept where ``run`` consecutive lines centred on it have the same sign, as the
     smallest ``|median|`` of those lines (0 elsewhere). A band offset by ``a`` over ≥ ``run`` lines gives
     ≈ ``a``; a mispredicted texture line gives a +/− pair of short runs, which this drops. Lines with
-    fewer than ``min_px`` region pixels count as 0."""
+    fewer than ``min_px`` measured pixels, or fewer than ``min_share`` of the median line's (a mortar line
+    clipped at white leaves only its edges), count as 0."""
     dim = 2 if axis == "rows" else 1
     ok = region & torch.isfinite(res)
     vals = torch.where(ok, res, torch.full_like(res, math.nan))
     med = torch.nan_to_num(vals.nanmedian(dim=dim).values, nan=0.0)
-    med = torch.where(ok.sum(dim=dim) >= min_px, med, torch.zeros_like(med))
+    n = ok.sum(dim=dim).float()
+    typical = torch.where(n > 0, n, torch.full_like(n, math.nan)).nanmedian(dim=1, keepdim=True).values
+    med = torch.where((n >= min_px) & (n >= min_share * typical), med, torch.zeros_like(med))
     k = int(run)
     win = med.unfold(1, k, 1)  # B×(L−k+1)×k
     same = (win > 0).all(dim=2) | (win < 0).all(dim=2)

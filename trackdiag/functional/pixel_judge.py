@@ -4,18 +4,22 @@
 :mod:`trackdiag.functional.pixel_texture` for a batch (``pred``, ``inp``: ``B×C×H×W`` in [0, 1]; ``mask``:
 ``B×H×W`` bool or None):
 
-* a sample is **edited** when the median change inside the mask is above ``edit_level`` × the noise level
-  outside it; its signal is the output itself inside the mask (judged against its own lattice);
+* a sample is **edited** when the 75th percentile of the change inside the mask is above ``edit_level`` ×
+  the noise level outside it; its output is then judged against its own texture
+  (:mod:`trackdiag.functional.pixel_edit`), not against the old wall;
 * otherwise the signal is the difference to the input, aligned (integer shift) and with exposure removed,
   over the whole image (the difference heat map of an edit that should be small);
-* edited: the anomaly score is the local RMS of the lattice residual over its median (the texture's own
-  level), thresholded at ``score_edited``;
+* edited: the anomaly score is the texture's own fine-scale level over the local one
+  (:func:`~trackdiag.functional.pixel_edit.sharpness_deficit`: smears), thresholded at ``score_edited``
+  with the gaps closed, a component counting when its peak reaches ``peak_edited``, its box grown by the
+  window's reach;
 * unedited: the anomaly score is the change against the change the local texture explains
   (:func:`~trackdiag.functional.pixel_change.relative_change`), thresholded at ``score_unedited`` with the
   gaps closed; a component counts when its peak reaches ``peak_unedited`` (``peak``) and its box is shrunk
   by the window's reach (``box_margin``);
-* row/column bands are lines whose mean lattice residual has a robust ``|z|`` above ``band_z_edited`` /
-  ``band_z_unedited``.
+* row/column bands: unedited, lines whose mean lattice residual of the difference has a robust ``|z|``
+  above ``band_z_unedited``; edited, lines whose level against the block-matched lattice translates
+  (:func:`~trackdiag.functional.pixel_edit.band_level`) is at least ``band_level_edited`` (image units).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
                         ) -> dict[str, torch.Tensor]:
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
     ``threshold`` (``(B,)``), ``peak`` (``(B,)``, the level a component's peak must reach),
-    ``box_margin`` (``(B,)``, px to shrink each box by), ``edited`` (``(B,)`` 0/1),
+    ``box_margin`` (``(B,)``, px to shrink each box by, negative: grow), ``edited`` (``(B,)`` 0/1),
     ``band_rows``/``band_cols`` (``B×H``/``B×W`` robust ``|z|`` of each line, 0 where not measured),
     ``band_z`` (``(B,)`` the band threshold) and, with a mask,
     the leak metrics of :func:`~trackdiag.functional.pixel_leak.leak_measure` (each ``(B,)``)."""
@@ -78,7 +82,8 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
     out["score"] = torch.where(edited[:, None, None], score, rel)
     out["threshold"] = torch.where(edited, score_edited, thr_u)
     out["peak"] = torch.where(edited, peak_edited, peak_unedited)
-    out["box_margin"] = torch.where(edited, 0.0, torch.full_like(thr_u, float(window // 2)))
+    # unedited: shrink by the window's reach; edited: grow by the sharpness window's reach (7 // 2)
+    out["box_margin"] = torch.where(edited, -3.0, torch.full_like(thr_u, float(window // 2)))
     out["edited"] = edited.float()
     for axis in ("rows", "cols"):
         z = torch.nan_to_num(band_profile(res, region, axis=axis).abs(), nan=0.0)
