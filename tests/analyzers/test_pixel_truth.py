@@ -126,6 +126,7 @@ def inside_an_edit() -> dict[str, list[int]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # the cohort (36 pairs, ~5 s each on a loaded CPU) is built in this test's setup
 def test_stripes_smears_and_clean_edits_inside_an_edit(inside_an_edit):
     """Inside a re-textured wall: stripes with the right axis >= 90 % (measured on seed 7704: see
     docs/pixel.md), clean edits with any anomaly <= 10 %, smeared boxes found (the texture's fine-scale

@@ -73,6 +73,12 @@ def _shift(x: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
     return xp[..., p + dy: p + dy + h, p + dx: p + dx + w]
 
 
+def _box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``N×C×H×W`` mean over a ``k×k`` box (zero padding), as two separable passes."""
+    x = F.avg_pool2d(F.pad(x, (0, 0, k // 2, k // 2)), (k, 1), stride=1)
+    return F.avg_pool2d(F.pad(x, (k // 2, k // 2, 0, 0)), (1, k), stride=1)
+
+
 def matched_lattice_residual(signal: torch.Tensor, region: torch.Tensor, vectors: torch.Tensor, *,
                              axis: str, min_step: int = 10, tol: int = 4, window: int = 9, count: int = 4,
                              max_len: float = 80.0) -> torch.Tensor:
@@ -92,19 +98,15 @@ def matched_lattice_residual(signal: torch.Tensor, region: torch.Tensor, vectors
         reg = region[i].float()[None, None]
         preds = []
         for dy, dx in _translates(vectors[i], axis=axis, min_step=min_step, max_len=max_len, count=count):
-            best_err = torch.full((h, w), math.inf, device=signal.device)
-            best_val = torch.full((h, w), math.nan, device=signal.device)
             ty, tx = (tol, 1) if axis == "rows" else (1, tol)
-            for ey in range(-ty, ty + 1):
-                for ex in range(-tx, tx + 1):
-                    mv = _shift(sig, dy + ey, dx + ex, 0.0)
-                    mr = _shift(reg, dy + ey, dx + ex, 0.0) * reg
-                    s = F.avg_pool2d(F.pad((sig - mv) ** 2 * mr, (k // 2,) * 4), k, stride=1)
-                    c = F.avg_pool2d(F.pad(mr, (k // 2,) * 4), k, stride=1)
-                    err = torch.where(c > 0.5, s / c.clamp_min(1e-6), torch.full_like(s, math.inf))[0, 0]
-                    ok = (err < best_err) & (mr[0, 0] > 0)
-                    best_err = torch.where(ok, err, best_err)
-                    best_val = torch.where(ok, mv[0, 0], best_val)
+            offs = [(dy + ey, dx + ex) for ey in range(-ty, ty + 1) for ex in range(-tx, tx + 1)]
+            mv = torch.cat([_shift(sig, oy, ox, 0.0) for oy, ox in offs], dim=1)  # 1×D×H×W
+            mr = torch.cat([_shift(reg, oy, ox, 0.0) for oy, ox in offs], dim=1) * reg
+            s, c = _box_mean((sig - mv) ** 2 * mr, k), _box_mean(mr, k)
+            err = torch.where((c > 0.5) & (mr > 0), s / c.clamp_min(1e-6), torch.full_like(s, math.inf))[0]
+            best = err.argmin(dim=0, keepdim=True)
+            best_val = torch.where(torch.isfinite(err.gather(0, best)), mv[0].gather(0, best),
+                                   torch.full_like(best, math.nan, dtype=signal.dtype))[0]
             preds.append(best_val)
         if preds:
             pred = torch.stack(preds).nanmedian(dim=0).values
