@@ -45,8 +45,9 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
     ``threshold`` (``(B,)``), ``peak`` (``(B,)``, the level a component's peak must reach),
     ``box_margin`` (``(B,)``, px to shrink each box by, negative: grow), ``edited`` (``(B,)`` 0/1),
-    ``band_rows``/``band_cols`` (``B×H``/``B×W`` robust ``|z|`` of each line, 0 where not measured),
-    ``band_z`` (``(B,)`` the band threshold) and, with a mask,
+    ``band_rows``/``band_cols`` (``B×H``/``B×W``: robust ``|z|`` of each line for unedited samples, the
+    band level in image units for edited ones; 0 where not measured), ``band_z`` (``(B,)`` the band
+    threshold in the same units) and, with a mask,
     the leak metrics of :func:`~trackdiag.functional.pixel_leak.leak_measure` (each ``(B,)``)."""
     b, _, h, w = pred.shape
     unclipped = ((pred > 0.01) & (pred < 0.99) & (inp > 0.01) & (inp < 0.99)).all(dim=1)
