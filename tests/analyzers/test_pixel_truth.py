@@ -94,25 +94,68 @@ def test_row_and_column_stripes_in_unedited_pairs_with_their_axis():
     assert hits >= 5, hits
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(reason="issue 18 item 5 not reached: inside an intended edit (a re-textured wall) the "
-                          "lattice residual of the new texture does not separate a planted box from the "
-                          "texture (the skimage brick is not periodic enough for the +-1/2-step median "
-                          "prediction); measured on seed 515 x 12: boxes IoU>=0.5 0/12, stripes with the "
-                          "right axis 2/12 (3 with the wrong one), clean edited pairs with boxes 3/12 (the "
-                          "same before and after the texture-relative score of unedited pairs)",
-                   strict=False)
-def test_defects_and_stripes_inside_an_edit():
-    """Recall of planted boxes and stripes inside a re-textured wall and false boxes on clean edits."""
+@pytest.fixture(scope="module")
+def inside_an_edit() -> dict[str, list[int]]:
+    """One held-out cohort of edited pairs (a re-textured wall), per kind ``[found, n, false]``:
+    planted boxes (IoU >= 0.5; false = the pair has a box that matches nothing), row/column stripes of
+    amplitude 0.08-0.16 (found = a band with the right axis and its verdict; false = a band on the other
+    axis), clean edits (found = no anomaly at all; false = any box or band). The thresholds inside an edit
+    were set on seed 101 (``docs/pixel.md``); this is seed 7704."""
     rng = np.random.default_rng(SEED + 4)
-    boxes = stripes = clean = 0
+    tally = {k: [0, 0, 0] for k in ("offset", "smear", "misplaced", "stripe", "clean")}
     for i in range(12):
-        pair = make_pair(rng, edited=True, box=("offset", "smear", "misplaced")[i % 3])
+        kind = ("offset", "smear", "misplaced")[i % 3]
+        pair = make_pair(rng, edited=True, box=kind)
         res, _ = _run(pair)
-        boxes += any(_iou((a["x0"], a["y0"], a["x1"], a["y1"]), pair.boxes[0]) >= 0.5
-                     for a in res.tables["anomalies"])
+        hits = [_iou((a["x0"], a["y0"], a["x1"], a["y1"]), pair.boxes[0]) >= 0.5
+                for a in res.tables["anomalies"]]
+        tally[kind][0] += any(hits)
+        tally[kind][1] += 1
+        tally[kind][2] += not all(hits)
         axis = ("rows", "cols")[i % 2]
         res, codes = _run(make_pair(rng, edited=True, stripe=(axis, 0.08 + 0.04 * (i % 3))))
-        stripes += any(a["axis"] == axis for a in res.tables["anomalies"]) and f"pixel_{axis}" in codes
-        clean += _run(make_pair(rng, edited=True))[0].metrics["anomaly_count"] > 0
-    assert boxes >= 11 and stripes >= 11 and clean <= 1, (boxes, stripes, clean)
+        right = any(a["axis"] == axis for a in res.tables["anomalies"])
+        tally["stripe"][0] += right and f"pixel_{axis}" in codes
+        tally["stripe"][1] += 1
+        tally["stripe"][2] += any(a["axis"] not in (axis, "none") for a in res.tables["anomalies"])
+        res, _ = _run(make_pair(rng, edited=True))
+        tally["clean"][0] += res.metrics["anomaly_count"] == 0
+        tally["clean"][1] += 1
+        tally["clean"][2] += res.metrics["anomaly_count"] > 0
+    return tally
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # the cohort (36 pairs, ~5 s each on a loaded CPU) is built in this test's setup
+def test_stripes_and_smears_inside_an_edit(inside_an_edit):
+    """Inside a re-textured wall: stripes with the right axis >= 90 % and few on the other axis, smeared
+    boxes found (the texture's fine-scale energy, :func:`~trackdiag.functional.pixel_edit.sharpness_deficit`).
+    Measured on seed 7704: stripes 12/12 (1 with an extra band on the other axis), smears 3/4; on seed 9104
+    11/12 and 4/4 (docs/pixel.md). Before: stripes 2/12, boxes 0/12."""
+    t = inside_an_edit
+    assert t["stripe"][0] >= 11 and t["stripe"][2] <= 2, t
+    assert t["smear"][0] >= 3, t
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+@pytest.mark.xfail(reason="issue 18 item 5: clean edits raise a false one- or two-column band in 3/12 on "
+                          "seed 7704 (0/12 on seed 9104, 0/12 on calibration seed 101): target <= 10 %",
+                   strict=True)
+def test_clean_edits_raise_no_anomaly(inside_an_edit):
+    t = inside_an_edit
+    assert t["clean"][2] <= 1, t
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+@pytest.mark.xfail(reason="issue 18 item 5 only partly reached: offset and misplaced boxes inside a "
+                          "re-textured wall are not found (a shifted or copied patch of the brick photo is "
+                          "brick-like; its cuts are as strong as the photo's own irregular joints under "
+                          "every lattice/self-similarity residual tried); measured on seed 7704: offset "
+                          "0/4, misplaced 0/4 (seed 9104: 0/4, 0/4)",
+                   strict=True)
+def test_offset_and_misplaced_boxes_inside_an_edit(inside_an_edit):
+    t = inside_an_edit
+    found = t["offset"][0] + t["misplaced"][0]
+    assert found >= 0.9 * (t["offset"][1] + t["misplaced"][1]), t

@@ -378,7 +378,8 @@ def label_components(grid: np.ndarray, *, stride: int, height: int, width: int, 
         min_peak: components whose peak score is below this are dropped (hysteresis: the grid holds the
             pixels above a lower threshold).
         margin: px by which each box is shrunk on every side (the reach of a local window that spread the
-            score beyond the anomaly), never below one cell.
+            score beyond the anomaly), never below one cell; negative: grown by as much (a score that
+            only rises where its whole window lies inside the anomaly).
 
     Returns:
         Components sorted by decreasing energy.
@@ -406,6 +407,9 @@ def label_components(grid: np.ndarray, *, stride: int, height: int, width: int, 
             my = max(0, min(int(margin), (y1 - y0 - stride) // 2))
             mx = max(0, min(int(margin), (x1 - x0 - stride) // 2))
             y0, y1, x0, x1 = y0 + my, y1 - my, x0 + mx, x1 - mx
+        elif margin < 0:  # a score that needs its whole window inside the anomaly: grow by the reach
+            y0, y1 = max(0, y0 + int(margin)), min(height, y1 - int(margin))
+            x0, x1 = max(0, x0 + int(margin)), min(width, x1 - int(margin))
         bw, bh = x1 - x0, y1 - y0
         axis = "rows" if bw >= aligned_aspect * bh else "cols" if bh >= aligned_aspect * bw else "none"
         comps.append(Component(int(x0), int(y0), int(x1), int(y1), float(area), float(energy),

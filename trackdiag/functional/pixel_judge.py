@@ -4,18 +4,22 @@
 :mod:`trackdiag.functional.pixel_texture` for a batch (``pred``, ``inp``: ``B×C×H×W`` in [0, 1]; ``mask``:
 ``B×H×W`` bool or None):
 
-* a sample is **edited** when the median change inside the mask is above ``edit_level`` × the noise level
-  outside it; its signal is the output itself inside the mask (judged against its own lattice);
+* a sample is **edited** when the 75th percentile of the change inside the mask is above ``edit_level`` ×
+  the noise level outside it; its output is then judged against its own texture
+  (:mod:`trackdiag.functional.pixel_edit`), not against the old wall;
 * otherwise the signal is the difference to the input, aligned (integer shift) and with exposure removed,
   over the whole image (the difference heat map of an edit that should be small);
-* edited: the anomaly score is the local RMS of the lattice residual over its median (the texture's own
-  level), thresholded at ``score_edited``;
+* edited: the anomaly score is the texture's own fine-scale level over the local one
+  (:func:`~trackdiag.functional.pixel_edit.sharpness_deficit`: smears), thresholded at ``score_edited``
+  with the gaps closed, a component counting when its peak reaches ``peak_edited``, its box grown by the
+  window's reach;
 * unedited: the anomaly score is the change against the change the local texture explains
   (:func:`~trackdiag.functional.pixel_change.relative_change`), thresholded at ``score_unedited`` with the
   gaps closed; a component counts when its peak reaches ``peak_unedited`` (``peak``) and its box is shrunk
   by the window's reach (``box_margin``);
-* row/column bands are lines whose mean lattice residual has a robust ``|z|`` above ``band_z_edited`` /
-  ``band_z_unedited``.
+* row/column bands: unedited, lines whose mean lattice residual of the difference has a robust ``|z|``
+  above ``band_z_unedited``; edited, lines whose level against the block-matched lattice translates
+  (:func:`~trackdiag.functional.pixel_edit.band_level`) is at least ``band_level_edited`` (image units).
 """
 
 from __future__ import annotations
@@ -23,24 +27,27 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 
 from .pixel_change import close_hot, relative_change
+from .pixel_edit import band_level, matched_lattice_residual, sharpness_deficit
 from .pixel_leak import leak_measure, photometric_residual, register_shift
-from .pixel_texture import band_profile, lattice_residual, lattice_vectors, local_rms
+from .pixel_texture import band_profile, lattice_residual, lattice_vectors
 
 __all__ = ["judge_against_input"]
 
 
 def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[torch.Tensor], *,
-                        edit_level: float = 4.0, score_unedited: float = 3.0, score_edited: float = 12.0,
-                        peak_unedited: float = 6.0,
-                        band_z_unedited: float = 8.0, band_z_edited: float = 20.0, window: int = 9
+                        edit_level: float = 4.0, score_unedited: float = 3.0, score_edited: float = 2.5,
+                        peak_unedited: float = 6.0, peak_edited: float = 4.0,
+                        band_z_unedited: float = 8.0, band_level_edited: float = 0.06, window: int = 9
                         ) -> dict[str, torch.Tensor]:
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
     ``threshold`` (``(B,)``), ``peak`` (``(B,)``, the level a component's peak must reach),
-    ``box_margin`` (``(B,)``, px to shrink each box by), ``edited`` (``(B,)`` 0/1),
-    ``band_rows``/``band_cols`` (``B×H``/``B×W`` robust ``|z|`` of each line, 0 where not measured),
-    ``band_z`` (``(B,)`` the band threshold) and, with a mask,
+    ``box_margin`` (``(B,)``, px to shrink each box by, negative: grow), ``edited`` (``(B,)`` 0/1),
+    ``band_rows``/``band_cols`` (``B×H``/``B×W``: robust ``|z|`` of each line for unedited samples, the
+    band level in image units for edited ones; 0 where not measured), ``band_z`` (``(B,)`` the band
+    threshold in the same units) and, with a mask,
     the leak metrics of :func:`~trackdiag.functional.pixel_leak.leak_measure` (each ``(B,)``)."""
     b, _, h, w = pred.shape
     unclipped = ((pred > 0.01) & (pred < 0.99) & (inp > 0.01) & (inp < 0.99)).all(dim=1)
@@ -53,7 +60,7 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
         change = torch.stack([photometric_residual(pred[:, c:c + 1], moved[:, c:c + 1], ~mask).abs()
                               for c in range(pred.shape[1])]).mean(dim=0)  # per channel: no cancelling
         inside = torch.where(mask, change, torch.full_like(change, float("nan"))).reshape(b, -1)
-        edited = inside.nanmedian(dim=1).values > edit_level * out["noise_level"]
+        edited = torch.nanquantile(inside, 0.75, dim=1) > edit_level * out["noise_level"]
         edited = edited & (mask.reshape(b, -1).sum(dim=1) >= 64)
     else:
         edited = torch.zeros(b, dtype=torch.bool, device=pred.device)
@@ -65,19 +72,26 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
     region = torch.where(edited[:, None, None], m, full) & unclipped
     vectors = lattice_vectors(signal.cpu(), region.cpu()).to(pred.device)
     res = lattice_residual(signal, region, vectors)
-    lr = local_rms(res, window=window)
-    flat = torch.where(region & torch.isfinite(lr), lr, torch.full_like(lr, float("nan"))).reshape(b, -1)
-    level = flat.nanmedian(dim=1).values.clamp_min(1e-6)
-    score = torch.nan_to_num(lr / level[:, None, None], nan=0.0) * region
+    # inside an edit: the output against its own texture (a smear has lost the texture's finest scale)
+    # (a saturated face has no grain either: pixels within the window of a clipped one are left out)
+    near_clip = F.max_pool2d((~unclipped).float()[:, None], 7, stride=1, padding=3)[:, 0] > 0
+    score = close_hot(sharpness_deficit(own, region & ~near_clip), torch.full((b,), score_edited,
+                      device=pred.device), close_px=9)
     thr_u = torch.full((b,), score_unedited, device=pred.device)
     rel = close_hot(relative_change(diff, aligned.mean(dim=1), full & unclipped, window=window) * unclipped,
                     thr_u)
     out["score"] = torch.where(edited[:, None, None], score, rel)
     out["threshold"] = torch.where(edited, score_edited, thr_u)
-    out["peak"] = torch.where(edited, score_edited, torch.full_like(thr_u, peak_unedited))
-    out["box_margin"] = torch.where(edited, 0.0, torch.full_like(thr_u, float(window // 2)))
+    out["peak"] = torch.where(edited, peak_edited, peak_unedited)
+    # unedited: shrink by the window's reach; edited: grow by the sharpness window's reach (7 // 2)
+    out["box_margin"] = torch.where(edited, -3.0, torch.full_like(thr_u, float(window // 2)))
     out["edited"] = edited.float()
-    out["band_rows"] = torch.nan_to_num(band_profile(res, region, axis="rows").abs(), nan=0.0)
-    out["band_cols"] = torch.nan_to_num(band_profile(res, region, axis="cols").abs(), nan=0.0)
-    out["band_z"] = torch.where(edited, band_z_edited, torch.full_like(thr_u, band_z_unedited))
+    for axis in ("rows", "cols"):
+        z = torch.nan_to_num(band_profile(res, region, axis=axis).abs(), nan=0.0)
+        if bool(edited.any()):  # inside an edit: the band's level against the block-matched lattice
+            vec = vectors[edited.cpu()].to(own.device)
+            own_res = matched_lattice_residual(own[edited], region[edited], vec, axis=axis)
+            z[edited] = band_level(own_res, region[edited], axis=axis)
+        out[f"band_{axis}"] = z
+    out["band_z"] = torch.where(edited, band_level_edited, torch.full_like(thr_u, band_z_unedited))
     return out

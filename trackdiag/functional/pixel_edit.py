@@ -1,0 +1,137 @@
+"""Defects inside an intended edit, judged against the edited texture's own local statistics.
+
+A re-textured wall differs from the old wall everywhere, so inside an edit the pixel difference to the
+input says nothing; the output is judged against *itself*. What is measured here:
+
+* :func:`sharpness_deficit` (smears, lost detail): the finest scale of the texture's local spectrum — the
+  local RMS of the 3×3 high-pass (:func:`~trackdiag.functional.pixel_change.texture_activity`), which on a
+  textured output is its grain and its sharp edges. A smeared patch has lost both, so its fine-scale energy
+  falls far below even the smoothest parts of the texture. The score is the region's ``quantile`` level of
+  that energy (the smoothest faces of the texture, grain included) over the local level: ≈ 1 or below on
+  the texture, ≫ 1 on a smear (the grain under a σ = 3 px blur keeps about a tenth of its amplitude).
+
+Row/column bands inside an edit are judged by :func:`~trackdiag.functional.pixel_texture.band_profile` on
+the texture's own lattice residual (see :mod:`trackdiag.functional.pixel_judge`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .pixel_change import QUANT_FLOOR, texture_activity
+
+__all__ = ["sharpness_deficit", "matched_lattice_residual", "band_level"]
+
+
+def sharpness_deficit(signal: torch.Tensor, region: torch.Tensor, *, window: int = 7,
+                      quantile: float = 0.1) -> torch.Tensor:
+    """``B×H×W``: the region's ``quantile`` of the local fine-scale RMS over the local fine-scale RMS
+    (``signal``: ``B×H×W``; ``region``: ``B×H×W`` bool; 0 outside the region and for samples whose region
+    has fewer than 64 pixels). Both levels are floored at half an 8-bit step, so an image without grain
+    scores ≈ 1, not ∞."""
+    act = texture_activity(signal, window=window)
+    b = signal.shape[0]
+    out = torch.zeros_like(signal)
+    ok = region & torch.isfinite(act)
+    for i in range(b):
+        if int(ok[i].sum()) < 64:
+            continue
+        ref = torch.quantile(act[i][ok[i]].float(), float(quantile)).clamp_min(QUANT_FLOOR)
+        out[i] = torch.where(ok[i], ref / act[i].clamp_min(QUANT_FLOOR / 2), torch.zeros_like(act[i]))
+    return out
+
+
+def _translates(vectors: torch.Tensor, *, axis: str, min_step: int, max_len: float, count: int
+                ) -> list[tuple[int, int]]:
+    """The ``count`` shortest lattice translates ``m·t1 + n·t2`` (``|m|, |n| ≤ 2``, ``vectors``: ``2×2``
+    ``(dy, dx)``) that move at least ``min_step`` px across the band direction (along y for ``rows``),
+    in ± pairs."""
+    t1, t2 = (tuple(float(c) for c in v) for v in vectors)
+    cand: dict[tuple[int, int], float] = {}
+    for m in range(-2, 3):
+        for n in range(-2, 3):
+            dy = round(m * t1[0] + n * t2[0])
+            dx = round(m * t1[1] + n * t2[1])
+            across = abs(dy) if axis == "rows" else abs(dx)
+            length = math.hypot(dy, dx)
+            if across >= min_step and length <= max_len:
+                cand[(dy, dx)] = length
+    if not cand:  # no usable lattice: plain steps across the band
+        s = 2 * min_step
+        cand = {((s, 0) if axis == "rows" else (0, s)): 1.0, ((-s, 0) if axis == "rows" else (0, -s)): 1.0}
+    return sorted(cand, key=lambda d: (cand[d], d))[:count]
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
+    """``out[..., y, x] = x[..., y + dy, x + dx]`` (``fill`` beyond the frame)."""
+    h, w = x.shape[-2:]
+    p = max(abs(dy), abs(dx))
+    xp = F.pad(x, (p, p, p, p), value=fill)
+    return xp[..., p + dy: p + dy + h, p + dx: p + dx + w]
+
+
+def _box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``N×C×H×W`` mean over a ``k×k`` box (zero padding), as two separable passes."""
+    x = F.avg_pool2d(F.pad(x, (0, 0, k // 2, k // 2)), (k, 1), stride=1)
+    return F.avg_pool2d(F.pad(x, (k // 2, k // 2, 0, 0)), (1, k), stride=1)
+
+
+def matched_lattice_residual(signal: torch.Tensor, region: torch.Tensor, vectors: torch.Tensor, *,
+                             axis: str, min_step: int = 10, tol: int = 4, window: int = 9, count: int = 4,
+                             max_len: float = 80.0) -> torch.Tensor:
+    """``B×H×W``: ``signal`` minus the median of its block-matched lattice translates that leave a band of
+    rows (``axis="rows"``) or columns: for each translate ``t`` (:func:`_translates`, at least ``min_step``
+    px across the band), the pixel at ``x + t + δ`` where ``δ`` (up to ``tol`` px across the band, 1 px
+    along it) best matches the
+    ``window``-px neighbourhood (the texture drifts with perspective). A band offset by ``a`` keeps ``a``
+    here; the texture (mortar lines included) cancels. NaN outside the region or without a translate.
+
+    ``signal``: ``B×H×W``; ``region``: ``B×H×W`` bool; ``vectors``: ``B×2×2`` (``(dy, dx)``)."""
+    b, h, w = signal.shape
+    out = torch.full_like(signal, float("nan"))
+    k = int(window)
+    for i in range(b):
+        sig = signal[i][None, None]
+        reg = region[i].float()[None, None]
+        preds = []
+        for dy, dx in _translates(vectors[i], axis=axis, min_step=min_step, max_len=max_len, count=count):
+            ty, tx = (tol, 1) if axis == "rows" else (1, tol)
+            offs = [(dy + ey, dx + ex) for ey in range(-ty, ty + 1) for ex in range(-tx, tx + 1)]
+            mv = torch.cat([_shift(sig, oy, ox, 0.0) for oy, ox in offs], dim=1)  # 1×D×H×W
+            mr = torch.cat([_shift(reg, oy, ox, 0.0) for oy, ox in offs], dim=1) * reg
+            s, c = _box_mean((sig - mv) ** 2 * mr, k), _box_mean(mr, k)
+            err = torch.where((c > 0.5) & (mr > 0), s / c.clamp_min(1e-6), torch.full_like(s, math.inf))[0]
+            best = err.argmin(dim=0, keepdim=True)
+            best_val = torch.where(torch.isfinite(err.gather(0, best)), mv[0].gather(0, best),
+                                   torch.full_like(best, math.nan, dtype=signal.dtype))[0]
+            preds.append(best_val)
+        if preds:
+            pred = torch.stack(preds).nanmedian(dim=0).values
+            out[i] = torch.where(region[i], signal[i] - pred, torch.full_like(pred, math.nan))
+    return out
+
+
+def band_level(res: torch.Tensor, region: torch.Tensor, *, axis: str, run: int = 3, min_px: int = 16,
+               min_share: float = 0.5) -> torch.Tensor:
+    """``B×L``: the level of a band of rows (``axis="rows"``) or columns in image units: the median
+    residual of each line of the region (the median ignores the texture's minority features on a line,
+    e.g. a few joints), kept where ``run`` consecutive lines centred on it have the same sign, as the
+    smallest ``|median|`` of those lines (0 elsewhere). A band offset by ``a`` over ≥ ``run`` lines gives
+    ≈ ``a``; a mispredicted texture line gives a +/− pair of short runs, which this drops. Lines with
+    fewer than ``min_px`` measured pixels, or fewer than ``min_share`` of the median line's (a mortar line
+    clipped at white leaves only its edges), count as 0."""
+    dim = 2 if axis == "rows" else 1
+    ok = region & torch.isfinite(res)
+    vals = torch.where(ok, res, torch.full_like(res, math.nan))
+    med = torch.nan_to_num(vals.nanmedian(dim=dim).values, nan=0.0)
+    n = ok.sum(dim=dim).float()
+    typical = torch.where(n > 0, n, torch.full_like(n, math.nan)).nanmedian(dim=1, keepdim=True).values
+    med = torch.where((n >= min_px) & (n >= min_share * typical), med, torch.zeros_like(med))
+    k = int(run)
+    win = med.unfold(1, k, 1)  # B×(L−k+1)×k
+    same = (win > 0).all(dim=2) | (win < 0).all(dim=2)
+    level = torch.where(same, win.abs().min(dim=2).values, torch.zeros_like(win[..., 0]))
+    return F.pad(level, (k // 2, k - 1 - k // 2))
