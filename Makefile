@@ -10,7 +10,7 @@ TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-10)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-fast lint typecheck doctest bench venv browser clean
+.PHONY: demo test targets test-fast lint typecheck doctest bench venv browser clean
 
 venv: $(STAMP)
 
@@ -31,8 +31,12 @@ demo: $(STAMP)
 
 # The whole check: lint, types, then the tests and the docstrings' examples in one pytest run.
 test: $(STAMP) browser lint typecheck
-	@set +e; $(BIN)/python -m pytest -q -p no:cacheprovider tests trackdiag --doctest-modules; rc=$$?; \
+	@set +e; $(BIN)/python -m pytest -q -p no:cacheprovider -m "not targets" tests trackdiag --doctest-modules; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
+
+# The open issues' targets, measured on generated data (expected failures until met; a minute or two).
+targets: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m targets -rxX tests
 
 # The inner loop: everything not marked slow (about two minutes).
 test-fast: $(STAMP)
