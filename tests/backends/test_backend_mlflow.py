@@ -21,17 +21,6 @@ from trackdiag.backends.mlflow import MlflowBackend, MlflowParams
 KEY = "trackdiag/mean/mean"
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    uri = sqlite_store(tmp_path / "mlruns.db")
-    mlflow.set_tracking_uri(uri)
-    yield uri
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
-
-
 def session(**kw):
     return trackdiag.init(config=mean_config(), overrides=["analyzer=[]"], allow_external_targets=True,
                           backend="mlflow", on_error="raise", **kw)

@@ -23,17 +23,6 @@ from trackdiag.backends.spool import Spool
 from trackdiag.sync import sync
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    uri = sqlite_store(tmp_path / "mlruns.db")
-    mlflow.set_tracking_uri(uri)
-    yield uri
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
-
-
 def digest_of(uri: str, run_id: str):
     client = MlflowClient(uri)
     with tempfile.TemporaryDirectory() as tmp:

@@ -646,6 +646,29 @@ def acf_along(signal_power: torch.Tensor, weight_power: torch.Tensor, spec: Spec
     return torch.where(support, rho, torch.zeros_like(rho))
 
 
+def _local_maxima(profile: torch.Tensor) -> torch.Tensor:
+    """``N×T`` bool: interior strict-right local maxima of each row of ``profile``."""
+    left = torch.cat([profile[:, :1], profile[:, :-1]], dim=1)
+    right = torch.cat([profile[:, 1:], profile[:, -1:]], dim=1)
+    is_max = (profile >= left) & (profile > right)
+    is_max[:, 0] = False
+    is_max[:, -1] = False
+    return is_max
+
+
+def _parabolic_peak(profile: torch.Tensor, i: torch.Tensor, lags: torch.Tensor, step: torch.Tensor | float
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Parabola through ``profile`` at ``i - 1, i, i + 1`` (``i`` ``(N,)``, interior): ``(lag, rho)`` of its
+    vertex, the offset clamped to ±½ bin (no refinement where the three points are not concave)."""
+    a = profile.gather(1, (i - 1)[:, None])[:, 0]
+    b = profile.gather(1, i[:, None])[:, 0]
+    c = profile.gather(1, (i + 1)[:, None])[:, 0]
+    den = a - 2 * b + c
+    d = torch.where(den < 0, 0.5 * (a - c) / torch.where(den < 0, den, -torch.ones_like(den)),
+                    torch.zeros_like(den)).clamp(-0.5, 0.5)
+    return lags[i] + d * step, b - 0.25 * (a - c) * d
+
+
 def first_acf_peak(profile: torch.Tensor, *, step: float, min_lag: float | torch.Tensor,
                    rel_height: float = 0.5,
                    min_height: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
@@ -663,9 +686,7 @@ def first_acf_peak(profile: torch.Tensor, *, step: float, min_lag: float | torch
     lags = torch.arange(t, device=profile.device, dtype=profile.dtype) * step
     left = torch.cat([profile[:, :1], profile[:, :-1]], dim=1)
     right = torch.cat([profile[:, 1:], profile[:, -1:]], dim=1)
-    is_max = (profile >= left) & (profile > right)
-    is_max[:, 0] = False
-    is_max[:, -1] = False
+    is_max = _local_maxima(profile)
     # End of the central lobe: the first lag with rho <= 0.5 (ripples of residual noise on the lobe make
     # local minima, so a minimum only counts when rho never falls that low).
     is_min = (profile <= left) & (profile < right)
@@ -686,15 +707,7 @@ def first_acf_peak(profile: torch.Tensor, *, step: float, min_lag: float | torch
     sig = cand & (profile >= rel_height * top) & (profile >= min_height)
     idx = torch.where(sig, ar, torch.full_like(ar, t)).amin(dim=1)
     found = idx < t
-    i = idx.clamp(1, t - 2)
-    a = profile.gather(1, (i - 1)[:, None])[:, 0]
-    b = profile.gather(1, i[:, None])[:, 0]
-    c = profile.gather(1, (i + 1)[:, None])[:, 0]
-    den = a - 2 * b + c
-    d = torch.where(den < 0, 0.5 * (a - c) / torch.where(den < 0, den, -torch.ones_like(den)),
-                    torch.zeros_like(den)).clamp(-0.5, 0.5)
-    lag = lags[i] + d * step
-    rho = b - 0.25 * (a - c) * d
+    lag, rho = _parabolic_peak(profile, idx.clamp(1, t - 2), lags, step)
     nan = torch.full_like(lag, float("nan"))
     return torch.where(found, lag, nan), torch.where(found, rho, torch.zeros_like(rho))
 
@@ -813,25 +826,12 @@ def _acf_near(profile: torch.Tensor, lags: torch.Tensor, period: torch.Tensor, *
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Highest ACF local maximum within ``period·(1 ± rel)`` (``N×T`` profile at ``lags``), parabola-refined:
     ``(lag, rho)``, both ``(N,)``; NaN lag and ρ = 0 where there is none."""
-    n, t = profile.shape
-    left = torch.cat([profile[:, :1], profile[:, :-1]], dim=1)
-    right = torch.cat([profile[:, 1:], profile[:, -1:]], dim=1)
-    is_max = (profile >= left) & (profile > right)
-    is_max[:, 0] = False
-    is_max[:, -1] = False
+    t = profile.shape[1]
     p = period[:, None]
-    win = is_max & (lags[None] >= (1 - rel) * p) & (lags[None] <= (1 + rel) * p)
+    win = _local_maxima(profile) & (lags[None] >= (1 - rel) * p) & (lags[None] <= (1 + rel) * p)
     i = torch.where(win, profile, torch.full_like(profile, -2.0)).argmax(dim=1).clamp(1, t - 2)
     found = win.any(dim=1)
-    a = profile.gather(1, (i - 1)[:, None])[:, 0]
-    b = profile.gather(1, i[:, None])[:, 0]
-    c = profile.gather(1, (i + 1)[:, None])[:, 0]
-    den = a - 2 * b + c
-    d = torch.where(den < 0, 0.5 * (a - c) / torch.where(den < 0, den, -torch.ones_like(den)),
-                    torch.zeros_like(den)).clamp(-0.5, 0.5)
-    step = lags[1] - lags[0]
-    lag = lags[i] + d * step
-    rho = b - 0.25 * (a - c) * d
+    lag, rho = _parabolic_peak(profile, i, lags, lags[1] - lags[0])
     return (torch.where(found, lag, torch.full_like(lag, float("nan"))),
             torch.where(found, rho, torch.zeros_like(rho)))
 
