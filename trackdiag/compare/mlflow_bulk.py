@@ -27,7 +27,7 @@ import numpy as np
 
 from .data import Series, series_from_points
 
-__all__ = ["BulkReader", "bulk_reader", "MAX_RUNS_PER_CALL", "MAX_POINTS_PER_CALL"]
+__all__ = ["BulkReader", "bulk_reader", "host_creds", "MAX_RUNS_PER_CALL", "MAX_POINTS_PER_CALL"]
 
 #: MLflow's bounds on one bulk request (``server/handlers.py``: 100 run ids, 25,000 points).
 MAX_RUNS_PER_CALL = 100
@@ -150,6 +150,17 @@ class _DatabaseReader(BulkReader):
         pass
 
 
+def host_creds(host: str) -> Any:
+    """MLflow's ``MlflowHostCreds`` for ``host`` from the usual environment (``MLFLOW_TRACKING_TOKEN`` /
+    ``_USERNAME`` / ``_PASSWORD``, ``MLFLOW_TRACKING_INSECURE_TLS``)."""
+    from mlflow.utils.rest_utils import MlflowHostCreds
+
+    env = os.environ.get
+    return MlflowHostCreds(host=host.rstrip("/"), username=env("MLFLOW_TRACKING_USERNAME"),
+                           password=env("MLFLOW_TRACKING_PASSWORD"), token=env("MLFLOW_TRACKING_TOKEN"),
+                           ignore_tls_verification=env("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true")
+
+
 class _RestReader(BulkReader):
     ENDPOINT = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
     #: The server's ORM costs ~20-40 µs of CPU per point: the read is bound by the server's workers
@@ -159,14 +170,8 @@ class _RestReader(BulkReader):
 
     def __init__(self, uri: str) -> None:
         super().__init__()
-        from mlflow.utils.rest_utils import MlflowHostCreds
-
         self.uri = uri
-        env = os.environ.get
-        self.creds = MlflowHostCreds(
-            host=uri.rstrip("/"), username=env("MLFLOW_TRACKING_USERNAME"),
-            password=env("MLFLOW_TRACKING_PASSWORD"), token=env("MLFLOW_TRACKING_TOKEN"),
-            ignore_tls_verification=env("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true")
+        self.creds = host_creds(uri)
 
     def _fetch(self, run_ids: Sequence[str], key: str, max_results: int
                ) -> list[tuple[str, int, int, float]]:

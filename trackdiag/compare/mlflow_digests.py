@@ -23,7 +23,6 @@ back-filled point); ``mlflow_digests=false`` reads every history instead.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -32,6 +31,7 @@ import numpy as np
 
 from ..backends.mlflow_digest import ARTIFACT, TAG, DigestError, check, decode
 from .data import Series, series_from_points
+from .mlflow_bulk import host_creds
 
 __all__ = ["DigestRead", "digest_histories"]
 
@@ -50,15 +50,6 @@ class DigestRead:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def _creds(host: str) -> Any:
-    from mlflow.utils.rest_utils import MlflowHostCreds
-
-    env = os.environ.get
-    return MlflowHostCreds(host=host.rstrip("/"), username=env("MLFLOW_TRACKING_USERNAME"),
-                           password=env("MLFLOW_TRACKING_PASSWORD"), token=env("MLFLOW_TRACKING_TOKEN"),
-                           ignore_tls_verification=env("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true")
-
-
 def _download(tracking_uri: str, run: Any) -> Optional[bytes]:
     """The digest file of ``run``, or None when the server has none (or refuses)."""
     from mlflow.utils.rest_utils import http_request
@@ -68,10 +59,10 @@ def _download(tracking_uri: str, run: Any) -> Optional[bytes]:
         from mlflow.store.artifact.mlflow_artifacts_repo import MlflowArtifactsRepository
 
         base = MlflowArtifactsRepository.resolve_uri(root, tracking_uri)
-        resp = http_request(_creds(base), "/" + ARTIFACT, "GET", max_retries=1, backoff_factor=0.5)
+        resp = http_request(host_creds(base), "/" + ARTIFACT, "GET", max_retries=1, backoff_factor=0.5)
     else:
-        resp = http_request(_creds(tracking_uri), "/get-artifact", "GET", max_retries=1, backoff_factor=0.5,
-                            params={"run_uuid": run.info.run_id, "path": ARTIFACT})
+        resp = http_request(host_creds(tracking_uri), "/get-artifact", "GET", max_retries=1,
+                            backoff_factor=0.5, params={"run_uuid": run.info.run_id, "path": ARTIFACT})
     if resp.status_code != 200:
         return None
     return bytes(resp.content)
