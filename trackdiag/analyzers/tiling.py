@@ -54,6 +54,7 @@ from .bands import (
     band_metrics,
     centre_period,
     doubling_keys,
+    local_geometry,
     local_period_map,
     period_trend,
     scale_trend,
@@ -103,6 +104,9 @@ DOUBLED_EHALF = 1.0  # with a reference: E(f_ref/2)/E(f_ref) above (and E2f belo
 REF_DEPART_AREA = 0.6  # period_doubled/halved: the output departs from the reference over > 60 % of the map
 REF_MIN_MEASURED = 0.3  # ... read where at least 30 % of the map's windows have a period
 REF_MAP_CYCLES = 2.5  # ... and the output's period fits this many times in a window (else not mapped)
+REF_MAP_MARGIN = 1.25  # ... and both periods are >= 1.25 x the shortest period the map searches
+REF_SCALE_SEP = 0.5  # |log| between the two predictions of Ehalf (E2f) below: the test cannot tell them apart
+REF_SCALE_Z = 0.65  # scale test: log position of the output's Ehalf (E2f) from "same" (0) to "doubled" (1)
 SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
 BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band
 ZONE_FRAC = 0.3  # share of the measured windows doubled: a doubled zone
@@ -566,6 +570,30 @@ def spectrum_distance(a: Spectrum, b: Spectrum, *, height: int, width: int, min_
 REF_AREA_KEYS = ("ref_doubled_frac", "ref_halved_frac", "ref_same_frac", "ref_measured_frac")
 
 
+REF_OWN_KEYS = ("ref_E2f_over_Ef", "ref_Ehalf_over_Ef", "ref_acf_period_px")
+
+
+def ref_own_ratios(rper: Any, p: TilingParams) -> dict[str, torch.Tensor]:
+    """The reference's own ``E(2f)/E(f)`` and ``E(f/2)/E(f)`` at its own f* (``ref_E2f_over_Ef``,
+    ``ref_Ehalf_over_Ef``, ``(1,)`` each), with the rings of :func:`energy_ratios`.
+
+    They are what the output's ratios at the reference's f* (``E2f_over_Ef``, ``Ehalf_over_Ef``) read when
+    the output keeps the reference's scale, whatever period the reference was read at: a reference read at
+    half its period (its fundamental taken for a harmonic) has its fundamental at f/2, and so has a clean
+    output. A doubled output instead reads ``1 / ref_E2f_over_Ef`` there (its f/2 is the reference's f),
+    a halved one ``1 / ref_Ehalf_over_Ef`` at 2f.
+    """
+    r = energy_ratios(rper.spec, rper.radius_bin, min_bins=p.ring_min_bins, rel_width=p.ring_rel_width,
+                      axis_half_width=p.axis_half_width_bins)
+    return {"ref_E2f_over_Ef": r["E2f_over_Ef"], "ref_Ehalf_over_Ef": r["Ehalf_over_Ef"]}
+
+
+def local_min_period(ds: int, *, min_period_px: float) -> float:
+    """Shortest period (original px) the local-period map searches at downsampling ``ds``
+    (:func:`~trackdiag.analyzers.bands.local_period_map`: 4 downsampled px, and ``min_period_px``)."""
+    return max(float(min_period_px), 4.0 * ds)
+
+
 def ref_departure(lp: Any, ref_period: torch.Tensor) -> dict[str, torch.Tensor]:
     """Where the output's local period departs from the reference's (``(B,)`` each).
 
@@ -681,11 +709,14 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out["ref_spectrum_distance"] = spectrum_distance(per.spec, rper.spec, height=h, width=w,
                                                          min_period_px=p.min_period_px)
         out["ref_detail_deficit_db"] = detail_deficit_db(per.spec, rper.spec, pixels=vf.sum(dim=(-2, -1)))
+        out.update(ref_own_ratios(rper, p))
+        out["ref_acf_period_px"] = rper.acf_period_px.expand(b)
         fstar = s / ref_period
     else:
         out["ref_period_px"] = nan_b
         out["ref_spectrum_distance"] = nan_b
         out["ref_detail_deficit_db"] = nan_b
+        out.update({k: nan_b for k in REF_OWN_KEYS})
         out["ref_radius_bin"] = nan_b
         out["ref_periodicity_score"] = nan_b
         out["period_ratio_to_ref"] = nan_b
@@ -762,8 +793,12 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out["period_ratio_to_ref"] = out["fundamental_period_px"] / out["ref_period_px"]
         out.update(ref_departure(lp, out["ref_period_px"]))
         out["ref_local_max_period_px"] = torch.full_like(out["ref_period_px"], lp.window_px / REF_MAP_CYCLES)
+        _, _, lds = local_geometry(h, w, window_frac=p.local_window_frac, overlap=p.local_overlap,
+                                   max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample)
+        out["ref_local_min_period_px"] = torch.full_like(out["ref_period_px"], local_min_period(
+            lds, min_period_px=p.min_period_px))
     else:
-        out.update({k: nan_b for k in (*REF_AREA_KEYS, "ref_local_max_period_px")})
+        out.update({k: nan_b for k in (*REF_AREA_KEYS, "ref_local_max_period_px", "ref_local_min_period_px")})
     # strips: the mask edges tapered (a hard edge inside a strip would leak into its spectrum)
     sw = vf if mask is None else apodized_weights(valid, taper_px=p.taper_px).to(gray.dtype)
     # (the limit: the wall's densest rows, f*; a staggered lattice's x repeat is longer than its pitch)
@@ -937,6 +972,31 @@ def _doubled_region(g: Callable[[str], float], fix: str) -> Verdict | None:
                    fix=fix)
 
 
+def ref_scale_test(summary: Mapping[str, Any]) -> tuple[float, float]:
+    """``(z_doubled, z_halved)``: where the output's energy ratios at the reference's f* sit between what a
+    wall at the reference's scale and a wall at 2× (½×) its period would read, on a log scale (0: same
+    scale, 1: doubled / halved); NaN where the two predictions are closer than ``REF_SCALE_SEP`` (in log).
+
+    A wall at the reference's scale reads the reference's own ratios (``Ehalf_over_Ef ≈ ref_Ehalf_over_Ef``,
+    whatever period the reference was read at); a doubled wall reads ``1 / ref_E2f_over_Ef`` at f/2 (its f/2
+    is the reference's f, its f the reference's 2f), a halved one ``1 / ref_Ehalf_over_Ef`` at 2f.
+    Calibrated on generated walls (docs/tiling.md): doubled walls with a right reference 0.82–1.22, halved
+    0.89–8.9, clean twins ≤ 0.55.
+    """
+    g = lambda k: _f(summary, k)
+    keys = ("Ehalf_over_Ef", "E2f_over_Ef", "ref_Ehalf_over_Ef", "ref_E2f_over_Ef")
+    eh, e2, reh, re2 = (g(k) for k in keys)
+
+    def z(out: float, same: float, other: float) -> float:
+        if not all(_fin(v) and v > 0 for v in (out, same, other)):
+            return float("nan")
+        sep = math.log(other / same)
+        return math.log(out / same) / sep if sep >= REF_SCALE_SEP else float("nan")
+
+    return z(eh, reh, 1.0 / re2 if _fin(re2) and re2 > 0 else float("nan")), \
+        z(e2, re2, 1.0 / reh if _fin(reh) and reh > 0 else float("nan"))
+
+
 def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     """``(aliasing fires, by folded fine peaks, by a moiré)`` (the rule of the ``aliasing`` verdict)."""
     g = lambda k: _f(summary, k)
@@ -1005,9 +1065,12 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         # stands for a lattice too weak for periodicity_score (angled wallpaper, 0.0-0.1).
         dfr, hfr, sfr = g("ref_doubled_frac"), g("ref_halved_frac"), g("ref_same_frac")
         meas, maxp = g("ref_measured_frac"), g("ref_local_max_period_px")
-        fp_ = g("fundamental_period_px")
+        fp_, minp, rp_ = g("fundamental_period_px"), g("ref_local_min_period_px"), g("ref_period_px")
+        # the map measures both the output's period and the reference's (windows search 4 px and up after
+        # their downsampling, and a peak within REF_MAP_MARGIN of that limit is cut: an 8.2-px halved brick
+        # wall is read at its 16-px stagger there)
         mapped = (_fin(sfr) and _fin(meas) and meas >= REF_MIN_MEASURED and _fin(maxp) and _fin(fp_)
-                  and fp_ <= maxp)
+                  and fp_ <= maxp and not (_fin(minp) and min(fp_, rp_) < REF_MAP_MARGIN * minp))
         area_ok = not (mapped and sfr >= 1.0 - REF_DEPART_AREA)
         seen_h = mapped and _fin(hfr) and hfr >= REF_DEPART_AREA
         seen_d = mapped and _fin(dfr) and dfr >= REF_DEPART_AREA
@@ -1024,6 +1087,16 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
             area_ok and confident and ref_ok and departs and e2v >= HALVED_E2F and e2v > ehv)
         doubled = area_ok and (weak or seen_d) and near_d and ehv >= DOUBLED_EHALF or (
             area_ok and confident and ref_ok and departs and ehv >= 2.5 * DOUBLED_EHALF and e2v < ehv)
+        # The scale test (ref_scale_test): where the reference's own ratios tell "same scale" from "2×" /
+        # "½×", it vetoes (a reference read at half its period gives a clean wall the ratio 2) and, with the
+        # ratio on the right side of √2 (1/√2), stands for the exact ratio (a reference read 5-10 % off).
+        zd, zh = ref_scale_test(summary)
+        ev.update({"ref_scale_z_doubled": _r(zd), "ref_scale_z_halved": _r(zh), "limit_scale_z": REF_SCALE_Z})
+        if _fin(zd):
+            spec_d = area_ok and _fin(ratio) and ratio >= r2 and not (_fin(zh) and zh >= REF_SCALE_Z)
+            doubled = (doubled or spec_d) and zd >= REF_SCALE_Z
+        if _fin(zh):
+            halved = (halved or (area_ok and _fin(ratio) and ratio <= 1 / r2)) and zh >= REF_SCALE_Z
         # a subsampling's fold changes the period too: with clear aliasing (folded fine peaks at the bad
         # level, or a moiré) the period change is not named
         folds = moire or (folded and g("alias_fine_peak_frac") >= 2 * ALIAS_FINE_PEAKS)
@@ -1247,6 +1320,12 @@ def _specs() -> list[MetricSpec]:
           "½× or 2× (period_doubled/halved need it below 1 − REF_DEPART_AREA where the map measures)"),
         m("ref_measured_frac", "none", "ratio", "share of the local map's windows with a period"),
         m("ref_local_max_period_px", "none", "px", "longest period the local map measures (window / 2.5)"),
+        m("ref_local_min_period_px", "none", "px", "shortest period the local map searches (4 px after its "
+          "downsampling)"),
+        m("ref_E2f_over_Ef", "none", "ratio", "the reference's own E(2f)/E(f) at its f* (what the output "
+          "reads at the reference's f* when it keeps the reference's scale)"),
+        m("ref_Ehalf_over_Ef", "none", "ratio", "the reference's own E(f/2)/E(f) at its f*"),
+        m("ref_acf_period_px", "none", "px", "the reference's period confirmed in its autocorrelation"),
         m("ref_spectrum_distance", "min", "octave", "earth mover's distance between the output's and the "
           "reference's radial power spectra over log2(period); 1 = all energy one octave off"),
         *DETAIL_SPECS,
