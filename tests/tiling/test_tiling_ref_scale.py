@@ -63,6 +63,18 @@ def test_a_reference_read_at_half_its_period_does_not_make_a_clean_wall_doubled(
     assert "period_doubled" in _codes({**misread, "ref_Ehalf_over_Ef": 0.05})
 
 
+def test_a_reference_with_its_energy_at_half_its_f_is_never_doubled():
+    """A reference whose own E(f/2) is at least its E(f) may be read at half its period (a planks reference
+    of 47 px read at 23.6 px: its clean twin read the ratio 1.99); the scale test cannot tell (its two
+    predictions cross), so no period_doubled."""
+    crossed = _summary(ref_Ehalf_over_Ef=1.5, ref_E2f_over_Ef=0.88, Ehalf_over_Ef=1.18, ref_same_frac=0.06,
+                       ref_doubled_frac=0.21)
+    assert math.isnan(ref_scale_test(crossed)[0])
+    assert "period_doubled" not in _codes(crossed)
+    assert "period_doubled" in _codes({**crossed, "ref_Ehalf_over_Ef": 0.3, "ref_E2f_over_Ef": 0.5,
+                                       "Ehalf_over_Ef": 2.0, "ref_doubled_frac": 0.8})
+
+
 def test_the_scale_test_stands_for_a_ratio_read_a_little_off():
     """A reference read 9 % long (ratio 1.83, outside the 6 % of 2) with the doubling's spectral signature is
     named; with the clean wall's signature it is not; a ratio nearer 1 than 2 is never named by the test."""

@@ -106,7 +106,9 @@ REF_MIN_MEASURED = 0.3  # ... read where at least 30 % of the map's windows have
 REF_MAP_CYCLES = 2.5  # ... and the output's period fits this many times in a window (else not mapped)
 REF_MAP_MARGIN = 1.25  # ... and both periods are >= 1.25 x the shortest period the map searches
 REF_SCALE_SEP = 0.5  # |log| between the two predictions of Ehalf (E2f) below: the test cannot tell them apart
-REF_SCALE_Z = 0.65  # scale test: log position of the output's Ehalf (E2f) from "same" (0) to "doubled" (1)
+REF_SCALE_VETO = 0.5  # scale test: the output's Ehalf (E2f) nearer the "same scale" prediction (log): vetoed
+REF_SCALE_Z = 0.65  # ... at least this far toward "doubled" ("halved"): stands for a ratio read a little off
+REF_OWN_HALF = 1.0  # ref_Ehalf_over_Ef above: the reference may be read at half its period: no period_doubled
 SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
 BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band
 ZONE_FRAC = 0.3  # share of the measured windows doubled: a doubled zone
@@ -1091,12 +1093,20 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         # "½×", it vetoes (a reference read at half its period gives a clean wall the ratio 2) and, with the
         # ratio on the right side of √2 (1/√2), stands for the exact ratio (a reference read 5-10 % off).
         zd, zh = ref_scale_test(summary)
-        ev.update({"ref_scale_z_doubled": _r(zd), "ref_scale_z_halved": _r(zh), "limit_scale_z": REF_SCALE_Z})
+        ev.update({"ref_scale_z_doubled": _r(zd), "ref_scale_z_halved": _r(zh), "limit_scale_z": REF_SCALE_Z,
+                   "limit_scale_veto": REF_SCALE_VETO})
         if _fin(zd):
             spec_d = area_ok and _fin(ratio) and ratio >= r2 and not (_fin(zh) and zh >= REF_SCALE_Z)
-            doubled = (doubled or spec_d) and zd >= REF_SCALE_Z
+            doubled = (doubled and zd >= REF_SCALE_VETO) or (spec_d and zd >= REF_SCALE_Z)
         if _fin(zh):
-            halved = (halved or (area_ok and _fin(ratio) and ratio <= 1 / r2)) and zh >= REF_SCALE_Z
+            spec_h = area_ok and _fin(ratio) and ratio <= 1 / r2
+            halved = (halved and zh >= REF_SCALE_VETO) or (spec_h and zh >= REF_SCALE_Z)
+        # a reference with as much energy at half its f* as at f* may be read at half its period (its
+        # fundamental taken for a harmonic): a wall at its true period then reads the ratio 2
+        reh = g("ref_Ehalf_over_Ef")
+        if _fin(reh) and reh >= REF_OWN_HALF:
+            doubled = False
+        ev["ref_Ehalf_over_Ef"] = _r(reh)
         # a subsampling's fold changes the period too: with clear aliasing (folded fine peaks at the bad
         # level, or a moiré) the period change is not named
         folds = moire or (folded and g("alias_fine_peak_frac") >= 2 * ALIAS_FINE_PEAKS)
