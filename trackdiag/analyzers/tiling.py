@@ -41,7 +41,7 @@ from ..functional.spectral import (
     apodized_weights,
     autocorrelation_map,
     axis_lines,
-    fine_peak_frac,
+    fine_peak_fracs,
     gather_power,
     radial_hist,
     radial_profile,
@@ -134,6 +134,7 @@ GRID_NESTED = 0.5  # a larger stride m·k is named when its score is at least th
 #   8-px grid has grid_s16 = 0; generated 16-px grids have grid_s16/grid_s8 = 1.0–2.3)
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 ALIAS_FINE_PEAKS = 0.1  # alias_fine_peak_frac above: sharp peaks at periods <= 5 px off the lattice (folded)
+ALIAS_FOLD_PEAKS = 0.03  # ... and alias_fold_peak_frac above: not all on the fine peaks' own lattice
 MOIRE_BOTH, MOIRE_MAX = 0.2, 0.5  # strip_novelty_x and _y both >= 0.2, one >= 0.5: a moiré (aliasing)
 BORDER_CROSS = 0.9  # photos of walls reach 0.86 without any cross artifact (generated scenes)
 EDGE_WARN, EDGE_BAD = 9.0, 18.0  # edge_<side>: robust z of a step 2-13 px in, the same on the whole side
@@ -738,8 +739,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
                                                            dtype=gray.dtype))
     out.update(_lattice_keys(per, s, prefix=""))
     lat = per.lattice
-    out["alias_fine_peak_frac"] = fine_peak_frac(per.spec, f=lat.f, g=lat.g,
-                                                 lattice_ok=lat.found & (lat.radius <= s / 6.0))
+    out["alias_fine_peak_frac"], out["alias_fold_peak_frac"] = fine_peak_fracs(
+        per.spec, f=lat.f, g=lat.g, lattice_ok=lat.found & (lat.radius <= s / 6.0))
     # Where: the frame's edge strips and the seam along the mask contour.
     # The edge strips use every finite pixel: a stripe along the frame is seen on the floor or ceiling too.
     out.update(edge_scores(x, finite.to(gray.dtype)))
@@ -1005,8 +1006,10 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     rn = g("resize_nmse_downUp")
     sx, sy = g("shift_nmse_dx1"), g("shift_nmse_dy1")
     sn = max(sx if _fin(sx) else 0.0, sy if _fin(sy) else 0.0)
-    fp = g("alias_fine_peak_frac")
-    folded = _fin(fp) and fp >= ALIAS_FINE_PEAKS
+    fp, fold = g("alias_fine_peak_frac"), g("alias_fold_peak_frac")
+    # (a real texture of 2-3 px keeps its own first shell after an antialiased resize: the fold key leaves
+    # the lattice of the two strongest fine peaks out; summaries from before it have only the first key)
+    folded = _fin(fp) and fp >= ALIAS_FINE_PEAKS and not (_fin(fold) and fold < ALIAS_FOLD_PEAKS)
     # moiré on an angled wall: the folded frequency (f_s − f) drifts much faster than the wall's own period,
     # so the spectrum changes across the wall along both axes (strip novelty high on x and y)
     nax, nay = g("strip_novelty_all_x"), g("strip_novelty_all_y")
@@ -1236,6 +1239,8 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                                   "Aliasing: much energy near Nyquist, lost by a down/up-scale and by a 1-px "
                                   "shift"),
                            evidence={"alias_fine_peak_frac": _r(fp), "limit_fine": ALIAS_FINE_PEAKS,
+                                     "alias_fold_peak_frac": _r(g("alias_fold_peak_frac")),
+                                     "limit_fold": ALIAS_FOLD_PEAKS,
                                      "strip_novelty_x": _r(snx), "strip_novelty_y": _r(sny),
                                      "shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
                                      "resize_nmse_downUp": _r(rn), "resize_delta_r": _r(dr),
@@ -1378,6 +1383,9 @@ def _specs() -> list[MetricSpec]:
           "(lattice confidence of the doubling map)"),
         m("zone_row_frac_max", "min", "ratio", "largest share of a map row with a half-frequency excess"),
         m("zone_col_frac_max", "min", "ratio", "largest share of a map column with a half-frequency excess"),
+        m("alias_fold_peak_frac", "min", "frac", "alias_fine_peak_frac less the peaks on the lattice of the "
+          "two strongest fine peaks (a real 2-3 px texture's own first shell); aliasing needs it >= "
+          f"{ALIAS_FOLD_PEAKS}"),
         m("alias_fine_peak_frac", "min", "frac", "share of the AC power in prominent peaks at periods <= 5 "
           "px "
           "off the wall's lattice and off the 8-px grid (folded by a subsampling without low-pass)",

@@ -34,6 +34,7 @@ __all__ = [
     "dominant_period",
     "fft_side",
     "fine_peak_frac",
+    "fine_peak_fracs",
     "find_peaks",
     "first_acf_peak",
     "fundamental_of",
@@ -1013,10 +1014,50 @@ def dominant_period(x: torch.Tensor, *, valid: torch.Tensor | None = None, min_p
     return PeriodEstimate(est.period_px, est.radius_bin, est.score)
 
 
+def _on_lattice(spec: Spectrum, f: torch.Tensor, g: torch.Tensor, ok: torch.Tensor, *, reach: float,
+                rel_tol: float) -> torch.Tensor:
+    """``N×S×C`` bool: the bins within ``reach + rel_tol·r`` bins of a point ``m·f + n·g`` (``f``, ``g``:
+    ``N×2`` (ky, kx) in bins; ``g`` NaN: the points ``m·f`` of a 1-D lattice); all False where not ``ok``."""
+    dev, dt = spec.power.device, spec.power.dtype
+    one_d = ~torch.isfinite(g[:, 0])
+    perp = torch.stack([-f[:, 1], f[:, 0]], dim=-1)
+    g1 = torch.where(one_d[:, None], perp, g)
+    basis = torch.stack([f, g1], dim=-1)  # N×2×2, columns f and g
+    det = basis[:, 0, 0] * basis[:, 1, 1] - basis[:, 0, 1] * basis[:, 1, 0]
+    ok = ok & torch.isfinite(det) & (det.abs() > 1e-9)
+    inv = torch.linalg.inv(torch.where(ok[:, None, None], basis, torch.eye(2, device=dev, dtype=dt)))
+    kk = torch.stack([spec.ky, spec.kx], dim=-1)  # S×C×2
+    ab = torch.einsum("nij,scj->nsci", inv, kk).round()
+    ab = torch.stack([ab[..., 0], torch.where(one_d[:, None, None], torch.zeros_like(ab[..., 1]),
+                                              ab[..., 1])], dim=-1)
+    d = (torch.einsum("nij,nscj->nsci", torch.where(ok[:, None, None], basis, torch.zeros_like(basis)), ab)
+         - kk[None]).norm(dim=-1)
+    return (d <= reach + rel_tol * spec.radius[None]) & ok[:, None, None]
+
+
+def _strongest_bin(w: torch.Tensor, spec: Spectrum) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (ky, kx) of the largest entry of ``w`` (``N×S×C``), ``N×2``, and whether it is > 0 (``(N,)``)."""
+    n = w.shape[0]
+    j = w.reshape(n, -1).argmax(dim=1)
+    ky = spec.ky.reshape(-1)[j]
+    kx = spec.kx.reshape(-1)[j]
+    return torch.stack([ky, kx], dim=-1).to(w.dtype), w.reshape(n, -1).amax(dim=1) > 0
+
+
 def fine_peak_frac(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.Tensor | None = None,
                    lattice_ok: torch.Tensor | None = None, min_cycles_px: float = 0.2, gain: float = 8.0,
-                   reach: int = 4, stride: int = 8, stride_reach: float = 1.5, rel_tol: float = 0.06
-                   ) -> torch.Tensor:
+                   reach: int = 4, stride: int = 8, stride_reach: float = 1.5, rel_tol: float = 0.06,
+                   self_lattice: bool = False) -> torch.Tensor:
+    """One of :func:`fine_peak_fracs` (the second with ``self_lattice``)."""
+    both = fine_peak_fracs(spec, f=f, g=g, lattice_ok=lattice_ok, min_cycles_px=min_cycles_px, gain=gain,
+                           reach=reach, stride=stride, stride_reach=stride_reach, rel_tol=rel_tol)
+    return both[1] if self_lattice else both[0]
+
+
+def fine_peak_fracs(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.Tensor | None = None,
+                    lattice_ok: torch.Tensor | None = None, min_cycles_px: float = 0.2, gain: float = 8.0,
+                    reach: int = 4, stride: int = 8, stride_reach: float = 1.5, rel_tol: float = 0.06
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """Share of the AC power in *prominent* peaks at fine scale that the wall's own lattice does not explain:
     the signature of a non-antialiased subsampling (strided slicing, nearest resize), which folds a texture
     finer than the new Nyquist frequency into sharp spurious peaks (moiré), while an antialiased resize leaves
@@ -1027,7 +1068,13 @@ def fine_peak_frac(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.Te
     of ``1/stride`` cycles/px (VAE/JPEG grids and the checkerboard live there and have their own verdicts),
     and is not within ``stride_reach + rel_tol·r`` bins of a point ``m·f + n·g`` of the lattice (``f``,
     ``g``: ``N×2`` reciprocal basis in bins, ``g`` NaN on 1-D textures; only where ``lattice_ok``): a
-    texture's own harmonics are fine but expected. Returns ``(N,)`` in [0, 1].
+    texture's own harmonics are fine but expected.
+
+    Returns ``(all, folded)``, each ``(N,)`` in [0, 1]: ``folded`` does not count the fine peaks on the
+    lattice of the two strongest fine peaks either (the strongest, and the strongest off the first one's
+    line): a real texture finer than the wall lattice the estimator searches (2–3 px, below
+    ``min_period_px``) keeps its own first shell after an antialiased resize, while a subsampling folds its
+    harmonics off that lattice (``m·a + n·b`` modulo the sampling lattice, not ``m·a + n·b``).
     """
     p = spec.power
     n, s, _c = p.shape
@@ -1044,23 +1091,16 @@ def fine_peak_frac(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.Te
         ((fx - fx.round()).abs() * s / stride) <= stride_reach)
     keep = ((cyc >= min_cycles_px) & ~near)[None].expand(n, -1, -1)
     if f is not None and g is not None:
-        one_d = ~torch.isfinite(g[:, 0])
-        perp = torch.stack([-f[:, 1], f[:, 0]], dim=-1)
-        g1 = torch.where(one_d[:, None], perp, g)
-        basis = torch.stack([f, g1], dim=-1)  # N×2×2, columns f and g
-        det = basis[:, 0, 0] * basis[:, 1, 1] - basis[:, 0, 1] * basis[:, 1, 0]
-        ok = torch.isfinite(det) & (det.abs() > 1e-9)
-        if lattice_ok is not None:
-            ok = ok & lattice_ok
-        inv = torch.linalg.inv(torch.where(ok[:, None, None], basis, torch.eye(2, device=dev, dtype=dt)))
-        kk = torch.stack([spec.ky, spec.kx], dim=-1)  # S×C×2
-        ab = torch.einsum("nij,scj->nsci", inv, kk).round()
-        ab = torch.stack([ab[..., 0], torch.where(one_d[:, None, None], torch.zeros_like(ab[..., 1]),
-                                                  ab[..., 1])], dim=-1)
-        d = (torch.einsum("nij,nscj->nsci", basis, ab) - kk[None]).norm(dim=-1)
-        on = (d <= stride_reach + rel_tol * spec.radius[None]) & ok[:, None, None]
-        keep = keep & ~on
+        ok = torch.ones(n, dtype=torch.bool, device=dev) if lattice_ok is None else lattice_ok
+        keep = keep & ~_on_lattice(spec, f, g, ok, reach=stride_reach, rel_tol=rel_tol)
     wt = spec.weight
     ac = (spec.radius >= 2).to(dt) * wt
     tot = (p * ac).sum(dim=(1, 2)).clamp_min(torch.finfo(dt).tiny)
-    return (p * wt * (peak & keep).to(dt)).sum(dim=(1, 2)) / tot
+    w = p * wt * (peak & keep).to(dt)
+    # the lattice of the two strongest fine peaks (its first shell is a real fine texture's own)
+    a, ok_a = _strongest_bin(w, spec)
+    nan2 = torch.full_like(a, float("nan"))
+    line = _on_lattice(spec, a, nan2, ok_a, reach=stride_reach, rel_tol=rel_tol)
+    b, ok_b = _strongest_bin(w * (~line).to(dt), spec)
+    own = _on_lattice(spec, a, torch.where(ok_b[:, None], b, nan2), ok_a, reach=stride_reach, rel_tol=rel_tol)
+    return w.sum(dim=(1, 2)) / tot, (w * (~own).to(dt)).sum(dim=(1, 2)) / tot
