@@ -1016,7 +1016,11 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     snx, sny = g("strip_novelty_x"), g("strip_novelty_y")
     nov = sorted(v for v in ((nax, nay) if _fin(nax) else (snx, sny)) if _fin(v))
     moire = len(nov) == 2 and nov[0] >= MOIRE_BOTH and nov[1] >= MOIRE_MAX
-    on = folded or moire or (_fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE)
+    # energy near Nyquist that a real fine texture's own first shell explains (fine peaks, none folded) is
+    # that texture's, not a fold
+    own_fine = _fin(fp) and fp >= ALIAS_FINE_PEAKS and _fin(fold) and fold < ALIAS_FOLD_PEAKS
+    nyquist = _fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE and not own_fine
+    on = folded or moire or nyquist
     return on, folded, moire
 
 
