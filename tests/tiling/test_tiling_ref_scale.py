@@ -75,6 +75,18 @@ def test_a_reference_with_its_energy_at_half_its_f_is_never_doubled():
                                        "Ehalf_over_Ef": 2.0, "ref_doubled_frac": 0.8})
 
 
+def test_no_period_change_against_a_reference_finer_than_the_camera_keeps():
+    """A 4.8-px reference (a fine mosaic) against a clean 9.6-px wall read as its 2x: the wall's blur took
+    the reference's f (E(f/2)/E(f) = 80 against the reference's 0.34), so even the scale test says
+    "doubled"; below REF_MIN_PERIOD_PX no period change is named. At 9.6 px the same numbers are a
+    doubling."""
+    fine = _summary(ref_period_px=4.84, fundamental_period_px=9.59, period_ratio_to_ref=1.98,
+                    Ehalf_over_Ef=80.0, E2f_over_Ef=0.33, ref_Ehalf_over_Ef=0.34, ref_E2f_over_Ef=0.18,
+                    ref_local_min_period_px=8.0)
+    assert "period_doubled" not in _codes(fine)
+    assert "period_doubled" in _codes({**fine, "ref_period_px": 9.6, "fundamental_period_px": 19.2})
+
+
 def test_the_scale_test_stands_for_a_ratio_read_a_little_off():
     """A reference read 9 % long (ratio 1.83, outside the 6 % of 2) with the doubling's spectral signature is
     named; with the clean wall's signature it is not; a ratio nearer 1 than 2 is never named by the test."""

@@ -108,6 +108,8 @@ REF_MAP_MARGIN = 1.25  # ... and both periods are >= 1.25 x the shortest period 
 REF_SCALE_SEP = 0.5  # |log| between the two predictions of Ehalf (E2f) below: the test cannot tell them apart
 REF_SCALE_VETO = 0.5  # scale test: the output's Ehalf (E2f) nearer the "same scale" prediction (log): vetoed
 REF_SCALE_Z = 0.65  # ... at least this far toward "doubled" ("halved"): stands for a ratio read a little off
+REF_MIN_PERIOD_PX = 6.0  # ref_period_px below: no period_doubled/halved (the output's blur and JPEG reshape
+#   the reference's spectrum there; the walls generator's period causes have references of 8 px and up)
 REF_OWN_HALF = 1.0  # ref_Ehalf_over_Ef above: the reference may be read at half its period: no period_doubled
 SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
 BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band
@@ -1113,6 +1115,11 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         reh = g("ref_Ehalf_over_Ef")
         if _fin(reh) and reh >= REF_OWN_HALF:
             doubled = False
+        # a reference finer than REF_MIN_PERIOD_PX: the camera's blur and JPEG take the output's harmonics
+        # of it (a clean wall's E(f/2)/E(f) reads 80 against the reference's 0.34), and the fine textures
+        # there are aliasing's (a 3-5 px reference of a folded mosaic): no period change is named
+        if g("ref_period_px") < REF_MIN_PERIOD_PX:
+            halved = doubled = False
         ev["ref_Ehalf_over_Ef"] = _r(reh)
         # a subsampling's fold changes the period too: with clear aliasing (folded fine peaks at the bad
         # level, or a moiré) the period change is not named
