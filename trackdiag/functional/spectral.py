@@ -1014,34 +1014,35 @@ def dominant_period(x: torch.Tensor, *, valid: torch.Tensor | None = None, min_p
     return PeriodEstimate(est.period_px, est.radius_bin, est.score)
 
 
-def _on_lattice(spec: Spectrum, f: torch.Tensor, g: torch.Tensor, ok: torch.Tensor, *, reach: float,
-                rel_tol: float) -> torch.Tensor:
-    """``N×S×C`` bool: the bins within ``reach + rel_tol·r`` bins of a point ``m·f + n·g`` (``f``, ``g``:
-    ``N×2`` (ky, kx) in bins; ``g`` NaN: the points ``m·f`` of a 1-D lattice); all False where not ``ok``."""
-    dev, dt = spec.power.device, spec.power.dtype
+def _lattice_distance(kk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+    """Distance (bins) of the points ``kk`` (``N×M×2`` or ``M×2``, (ky, kx)) to the nearest point
+    ``m·f + n·g`` of each sample's lattice (``f``, ``g``: ``N×2`` in bins; ``g`` NaN: the points ``m·f`` of a
+    1-D lattice): ``N×M``; +inf where not ``ok`` or the basis is degenerate."""
+    dev, dt = f.device, f.dtype
     one_d = ~torch.isfinite(g[:, 0])
     perp = torch.stack([-f[:, 1], f[:, 0]], dim=-1)
     g1 = torch.where(one_d[:, None], perp, g)
     basis = torch.stack([f, g1], dim=-1)  # N×2×2, columns f and g
     det = basis[:, 0, 0] * basis[:, 1, 1] - basis[:, 0, 1] * basis[:, 1, 0]
     ok = ok & torch.isfinite(det) & (det.abs() > 1e-9)
-    inv = torch.linalg.inv(torch.where(ok[:, None, None], basis, torch.eye(2, device=dev, dtype=dt)))
-    kk = torch.stack([spec.ky, spec.kx], dim=-1)  # S×C×2
-    ab = torch.einsum("nij,scj->nsci", inv, kk).round()
-    ab = torch.stack([ab[..., 0], torch.where(one_d[:, None, None], torch.zeros_like(ab[..., 1]),
-                                              ab[..., 1])], dim=-1)
-    d = (torch.einsum("nij,nscj->nsci", torch.where(ok[:, None, None], basis, torch.zeros_like(basis)), ab)
-         - kk[None]).norm(dim=-1)
-    return (d <= reach + rel_tol * spec.radius[None]) & ok[:, None, None]
+    basis = torch.where(ok[:, None, None], basis, torch.eye(2, device=dev, dtype=dt))
+    inv = torch.linalg.inv(basis)
+    kk = kk.expand(f.shape[0], -1, -1) if kk.dim() == 2 else kk
+    ab = torch.einsum("nij,nmj->nmi", inv, kk).round()
+    ab = torch.stack([ab[..., 0], torch.where(one_d[:, None], torch.zeros_like(ab[..., 1]), ab[..., 1])],
+                     dim=-1)
+    d = (torch.einsum("nij,nmj->nmi", basis, ab) - kk).norm(dim=-1)
+    return torch.where(ok[:, None], d, torch.full_like(d, float("inf")))
 
 
-def _strongest_bin(w: torch.Tensor, spec: Spectrum) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (ky, kx) of the largest entry of ``w`` (``N×S×C``), ``N×2``, and whether it is > 0 (``(N,)``)."""
-    n = w.shape[0]
-    j = w.reshape(n, -1).argmax(dim=1)
-    ky = spec.ky.reshape(-1)[j]
-    kx = spec.kx.reshape(-1)[j]
-    return torch.stack([ky, kx], dim=-1).to(w.dtype), w.reshape(n, -1).amax(dim=1) > 0
+def _on_lattice(spec: Spectrum, f: torch.Tensor, g: torch.Tensor, ok: torch.Tensor, *, reach: float,
+                rel_tol: float) -> torch.Tensor:
+    """``N×S×C`` bool: the bins within ``reach + rel_tol·r`` bins of a point ``m·f + n·g`` of each sample's
+    lattice (:func:`_lattice_distance`); all False where not ``ok``."""
+    s, c = spec.ky.shape
+    kk = torch.stack([spec.ky, spec.kx], dim=-1).reshape(s * c, 2).to(f.dtype)
+    d = _lattice_distance(kk, f, g, ok).reshape(-1, s, c)
+    return d <= reach + rel_tol * spec.radius[None]
 
 
 def fine_peak_frac(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.Tensor | None = None,
@@ -1056,8 +1057,8 @@ def fine_peak_frac(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.Te
 
 def fine_peak_fracs(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.Tensor | None = None,
                     lattice_ok: torch.Tensor | None = None, min_cycles_px: float = 0.2, gain: float = 8.0,
-                    reach: int = 4, stride: int = 8, stride_reach: float = 1.5, rel_tol: float = 0.06
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+                    reach: int = 4, stride: int = 8, stride_reach: float = 1.5, rel_tol: float = 0.06,
+                    top_bins: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
     """Share of the AC power in *prominent* peaks at fine scale that the wall's own lattice does not explain:
     the signature of a non-antialiased subsampling (strided slicing, nearest resize), which folds a texture
     finer than the new Nyquist frequency into sharp spurious peaks (moiré), while an antialiased resize leaves
@@ -1097,10 +1098,22 @@ def fine_peak_fracs(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.T
     ac = (spec.radius >= 2).to(dt) * wt
     tot = (p * ac).sum(dim=(1, 2)).clamp_min(torch.finfo(dt).tiny)
     w = p * wt * (peak & keep).to(dt)
-    # the lattice of the two strongest fine peaks (its first shell is a real fine texture's own)
-    a, ok_a = _strongest_bin(w, spec)
+    total = w.sum(dim=(1, 2))
+    # The lattice of the two strongest fine peaks (its first shell is a real fine texture's own), tested on
+    # the ``top_bins`` strongest peak bins only (a fixed size: no host synchronisation); weaker peak bins
+    # count as folded.
+    kk_all = torch.stack([spec.ky, spec.kx], dim=-1).reshape(-1, 2).to(dt)
+    pw, idx = torch.topk(w.reshape(n, -1), k=min(top_bins, w[0].numel()), dim=1)  # N×K, strongest first
+    kk = kk_all[idx]  # N×K×2
+    tol = stride_reach + rel_tol * spec.radius.reshape(-1)[idx]
+    ar = torch.arange(n, device=dev)
+    ok_a = pw[:, 0] > 0
+    a = kk[:, 0]
     nan2 = torch.full_like(a, float("nan"))
-    line = _on_lattice(spec, a, nan2, ok_a, reach=stride_reach, rel_tol=rel_tol)
-    b, ok_b = _strongest_bin(w * (~line).to(dt), spec)
-    own = _on_lattice(spec, a, torch.where(ok_b[:, None], b, nan2), ok_a, reach=stride_reach, rel_tol=rel_tol)
-    return w.sum(dim=(1, 2)) / tot, (w * (~own).to(dt)).sum(dim=(1, 2)) / tot
+    line = _lattice_distance(kk, a, nan2, ok_a) <= tol
+    off = pw * (~line).to(dt)
+    jb = off.argmax(dim=1)
+    ok_b = off[ar, jb] > 0
+    b = torch.where(ok_b[:, None], kk[ar, jb], nan2)
+    own = _lattice_distance(kk, a, b, ok_a) <= tol
+    return total / tot, (total - (pw * own.to(dt)).sum(dim=1)) / tot
