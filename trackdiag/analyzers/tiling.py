@@ -985,7 +985,7 @@ def ref_scale_test(summary: Mapping[str, Any]) -> tuple[float, float]:
     A wall at the reference's scale reads the reference's own ratios (``Ehalf_over_Ef ≈ ref_Ehalf_over_Ef``,
     whatever period the reference was read at); a doubled wall reads ``1 / ref_E2f_over_Ef`` at f/2 (its f/2
     is the reference's f, its f the reference's 2f), a halved one ``1 / ref_Ehalf_over_Ef`` at 2f.
-    Measured on generated walls, seeds 1–3 (docs/tiling.md): doubled walls with a right reference 0.70–1.22,
+    Measured on generated walls, seeds 1–3 (docs/tiling.md): doubled walls with a right reference 0.70–1.67,
     halved 0.57–8.9, clean walls and twins ≤ 0.52.
     """
     g = lambda k: _f(summary, k)
