@@ -193,7 +193,8 @@ def _template_corr(zv: torch.Tensor, vw: torch.Tensor, ref: torch.Tensor, factor
     rm = rs * m_t  # N×T×k²
     s_zr, s_z = (zv @ torch.cat([rm, m_t[None].expand(n, t, kk)], 1).transpose(1, 2)).split(t, -1)
     s_zz = zv.square() @ m_t.T
-    s_r, s_rr, cnt = (vw @ torch.cat([rm, rm * rs, m_t[None].expand(n, t, kk)], 1).transpose(1, 2)).split(t, -1)
+    tmpl = torch.cat([rm, rm * rs, m_t[None].expand(n, t, kk)], 1)  # N×3T×k²
+    s_r, s_rr, cnt = (vw @ tmpl.transpose(1, 2)).split(t, -1)
     cnt = cnt.clamp_min(1.0)
     cov = s_zr - s_z * s_r / cnt
     var_z = (s_zz - s_z.square() / cnt).clamp_min(0.0)
