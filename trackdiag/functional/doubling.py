@@ -214,16 +214,19 @@ def _nan_box(v: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
 
 
 def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float = 0.0,
-                  min_line: int = 3) -> dict[str, torch.Tensor]:
+                  min_line: int = 3, min_span: float = 0.4) -> dict[str, torch.Tensor]:
     """The 2×-period region of a :class:`DoublingMap` margin map (``N×h×w``) and how far it reaches.
 
     The margin minus the image's median margin is the *excess*. ``excess_max``: the largest excess after a
     3×3 mean (a region is larger than one window); ``area_frac``: the share of measured windows whose
     smoothed excess is above ``excess``. Full width / height: ``row_level`` is, over the map rows (with at
-    least ``min_line`` measured windows), the largest ``line_quantile`` quantile of the excess along the row
+    least ``min_line`` measured windows, whose first and last measured windows span at least ``min_span`` of
+    the map's measured width), the largest ``line_quantile`` quantile of the excess along the row
     (after a 3-tap mean across rows): high only where a whole row of windows is at twice the period, as in a
-    full-width band, not where a zone covers part of it; ``col_level`` likewise for columns. Every value
-    ``(N,)`` (NaN without measured windows).
+    full-width band, not where a zone covers part of it; ``col_level`` likewise for columns. ``row_even`` /
+    ``col_even``: that line's level over its largest excess (near 1 when the region keeps its strength to
+    the ends of the measured line, as a band does; a zone that only fills a short column of measured windows
+    fades towards its ends). Every value ``(N,)`` (NaN without measured windows).
     """
     n, gh, gw = margin.shape
     flat = margin.reshape(n, -1)
@@ -237,17 +240,30 @@ def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float =
     hit = (ok & (es > excess)).to(e.dtype)
     area = hit.sum((1, 2)) / ok.to(e.dtype).sum((1, 2)).clamp_min(1.0)
 
-    def level(a: torch.Tensor) -> torch.Tensor:
-        """Largest low quantile along the last axis over lines with enough windows: ``N×L×M`` → ``(N,)``."""
-        enough = torch.isfinite(a).sum(-1) >= min_line
+    def level(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Largest low quantile along the last axis over lines with enough windows, and that line's
+        quantile over its own largest value (its evenness): ``N×L×M`` → two ``(N,)``."""
+        fin = torch.isfinite(a)
+        idx = torch.arange(a.shape[-1], device=a.device)
+        first = torch.where(fin, idx, a.shape[-1]).amin(-1)  # N×L
+        last = torch.where(fin, idx, -1).amax(-1)
+        span = (last - first + 1).clamp_min(0)
+        any_ = fin.any(1)  # N×M: measured somewhere along the other axis
+        full = (torch.where(any_, idx, -1).amax(-1) - torch.where(any_, idx, a.shape[-1]).amin(-1) + 1)
+        # a line must reach across most of the map's measured extent (a few windows between mask holes
+        # that a zone fills are not a full-width line)
+        enough = (fin.sum(-1) >= min_line) & (span >= min_span * full.clamp_min(1)[:, None])
         q = torch.nanquantile(a, line_quantile, dim=-1)
         q = torch.where(enough & torch.isfinite(q), q, torch.full_like(q, -math.inf))
-        return q.amax(dim=-1)
+        top = torch.where(torch.isfinite(a), a, torch.full_like(a, -math.inf)).amax(dim=-1)  # N×L
+        best, at = q.max(dim=-1)
+        peak = top.gather(-1, at[:, None])[:, 0]
+        return best, best / peak.clamp_min(1e-6)
 
-    row = level(_nan_box(e, 3, 1))  # rows: N×gh×gw, quantile along x
-    col = level(_nan_box(e, 1, 3).transpose(1, 2))
+    row, row_even = level(_nan_box(e, 3, 1))  # rows: N×gh×gw, quantile along x
+    col, col_even = level(_nan_box(e, 1, 3).transpose(1, 2))
     def fix(t: torch.Tensor) -> torch.Tensor:
         return torch.where(has & torch.isfinite(t), t, nan)
 
     return {"excess_max": fix(emax), "area_frac": torch.where(has, area, nan), "row_level": fix(row),
-            "col_level": fix(col)}
+            "col_level": fix(col), "row_even": fix(row_even), "col_even": fix(col_even)}
