@@ -429,6 +429,8 @@ def doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, trend_x: torch.Tensor
 
     Keys: ``doubling_excess_max``, ``doubling_area_frac``, ``doubling_row_level`` (a whole map row at twice
     the period: a full-width band), ``doubling_col_level`` (a whole column: a full-height band),
+    ``doubling_row_even`` / ``doubling_col_even`` (that row's / column's level over its own peak: a band
+    keeps its strength to the ends, a tall zone fades),
     ``doubling_plain_corr`` (median correlation of the windows with the wall's spectrum: how confident the
     wall's lattice is). Every value ``(N,)``.
     """
@@ -440,4 +442,5 @@ def doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, trend_x: torch.Tensor
     n = x.shape[0]
     return {"doubling_excess_max": ext["excess_max"], "doubling_area_frac": ext["area_frac"],
             "doubling_row_level": ext["row_level"], "doubling_col_level": ext["col_level"],
+            "doubling_row_even": ext["row_even"], "doubling_col_even": ext["col_even"],
             "doubling_plain_corr": dm.plain_corr.reshape(n, -1).nanmedian(dim=1).values}

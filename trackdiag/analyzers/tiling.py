@@ -123,6 +123,9 @@ DOUBLING_EXCESS = 0.15  # doubling_excess_max above: some windows match the wall
 DOUBLING_AREA = 0.15  # ... over at least this share of the windows
 DOUBLING_ROW = 0.05  # doubling_row_level above: a whole map row at 2x (a full-width band: bands_rows)
 DOUBLING_COL = 0.1  # doubling_col_level above: a whole map column at 2x (a full-height band: bands_cols)
+DOUBLING_EVEN = 0.4  # doubling_row_even / _col_even above as well: the line keeps its strength to its ends
+DOUBLING_WEAK_LINE = 0.05  # without a strong region: a whole line at least this far above the median ...
+DOUBLING_WEAK_EVEN = 0.5  # ... and this even is a band all the same (bands the windows barely resolve)
 STRIP_NOVELTY = 0.17  # strip_novelty_x above: a strip repeats what the rest of the wall does not (2x along x)
 STRIP_EXTENT = 0.8  # strip_extent_x above: the novel content spans the strip's width (a band, not a zone)
 STRIP_OTHER_AXIS = 0.5  # strip_novelty_y above as well: novel along both axes (moiré, not a 2x band)
@@ -947,16 +950,32 @@ def _doubled_region(g: Callable[[str], float], fix: str) -> Verdict | None:
     A region exists where the wall repeats its own spectrum (``doubling_plain_corr ≥ DOUBLING_CORR``) and
     some windows match its 2× rescaled copy well above the wall's median (``doubling_excess_max ≥
     DOUBLING_EXCESS``, over ``doubling_area_frac ≥ DOUBLING_AREA`` of the windows). Its reach decides the
-    code: a whole map row at twice the period (``doubling_row_level ≥ DOUBLING_ROW``) is a full-width band
-    (``bands_rows``), a whole column (``doubling_col_level ≥ DOUBLING_COL``) a full-height band
-    (``bands_cols``), anything smaller a ``doubled_zone``: one code per region, never two.
+    code: a whole map row at twice the period (``doubling_row_level ≥ DOUBLING_ROW``, evenly: its
+    ``doubling_row_even ≥ DOUBLING_EVEN``) is a full-width band (``bands_rows``), a whole column
+    (``doubling_col_level ≥ DOUBLING_COL``, ``doubling_col_even ≥ DOUBLING_EVEN``) a full-height band
+    (``bands_cols``), anything smaller a ``doubled_zone``: one code per region, never two. Without a strong
+    region, a whole line weakly but evenly at twice the period (level ≥ ``DOUBLING_WEAK_LINE``, evenness ≥
+    ``DOUBLING_WEAK_EVEN``) is a band all the same (never a zone).
     """
     dex, area, rl, cl, pc = (g(k) for k in ("doubling_excess_max", "doubling_area_frac", "doubling_row_level",
                                             "doubling_col_level", "doubling_plain_corr"))
     if not all(_fin(v) for v in (dex, area, rl, cl, pc)):
         return None
-    if pc < DOUBLING_CORR or dex < DOUBLING_EXCESS or area < DOUBLING_AREA:
+    if pc < DOUBLING_CORR:
         return None
+    re_, ce_ = g("doubling_row_even"), g("doubling_col_even")
+    # a band keeps its strength to the ends of the measured line; a tall zone whose column of measured
+    # windows it fills (a mask hole above it, the floor below) fades towards one end (stored runs without
+    # the evenness keys: the level alone)
+    row_on = rl >= DOUBLING_ROW and (not _fin(re_) or re_ >= DOUBLING_EVEN)
+    col_on = cl >= DOUBLING_COL and (not _fin(ce_) or ce_ >= DOUBLING_EVEN)
+    if dex < DOUBLING_EXCESS or area < DOUBLING_AREA:
+        # no strong region: only a whole line, weakly but evenly at 2x, is a band (a band doubled along its
+        # long axis with a period the windows barely resolve); never a zone
+        row_on = rl >= DOUBLING_WEAK_LINE and _fin(re_) and re_ >= DOUBLING_WEAK_EVEN
+        col_on = cl >= DOUBLING_WEAK_LINE and _fin(ce_) and ce_ >= DOUBLING_WEAK_EVEN
+        if not (row_on or col_on):
+            return None
     # no wall lattice of real size to double: a fine mosaic folded by subsampling (aliasing moiré) is new
     # low-frequency content too
     lat = max((v for v in (g("lattice_t1_px"), g("lattice_t2_px")) if _fin(v)), default=float("nan"))
@@ -966,11 +985,12 @@ def _doubled_region(g: Callable[[str], float], fix: str) -> Verdict | None:
           "doubling_col_level": _r(cl), "doubling_plain_corr": _r(pc),
           "limits": {"excess": DOUBLING_EXCESS, "area": DOUBLING_AREA, "row": DOUBLING_ROW,
                      "col": DOUBLING_COL, "corr": DOUBLING_CORR}}
+    ev.update({"doubling_row_even": _r(re_), "doubling_col_even": _r(ce_), "limit_even": DOUBLING_EVEN})
     sev: Literal["warn", "bad"] = "bad" if dex >= 2 * DOUBLING_EXCESS else "warn"
-    if rl >= DOUBLING_ROW and rl - DOUBLING_ROW >= cl - DOUBLING_COL:
+    if row_on and (not col_on or rl - DOUBLING_ROW >= cl - DOUBLING_COL):
         return Verdict(code="bands_rows", severity=sev, title="A full-width band at twice the period (rows)",
                        evidence=ev, fix=fix)
-    if cl >= DOUBLING_COL:
+    if col_on:
         return Verdict(code="bands_cols", severity=sev, title="A full-height band at twice the period (cols)",
                        evidence=ev, fix=fix)
     return Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period", evidence=ev,
@@ -1390,6 +1410,10 @@ def _specs() -> list[MetricSpec]:
           "at 2x: a full-width band)", warn=DOUBLING_ROW),
         m("doubling_col_level", "min", "corr", "smallest excess along the most doubled map column (a whole "
           "column at 2x: a full-height band)", warn=DOUBLING_COL),
+        m("doubling_row_even", "none", "ratio", "that row's level over its own largest excess (near 1: the "
+          "region keeps its strength to the row's ends, as a band does)"),
+        m("doubling_col_even", "none", "ratio", "that column's level over its own largest excess (near 1: a "
+          "band; a tall zone fades towards an end)"),
         m("doubling_plain_corr", "max", "corr", "median correlation of the windows' spectra with the wall's "
           "(lattice confidence of the doubling map)"),
         m("zone_row_frac_max", "min", "ratio", "largest share of a map row with a half-frequency excess"),

@@ -42,16 +42,49 @@ _DOUBLED = ((2.0, 1.0), (1.0, 2.0), (2.0, 2.0))
 _JITTER = (0.9, 1.0, 1.1)
 
 
+def _centred_index(k: int, device: torch.device) -> torch.Tensor:
+    """``k·k`` indices into a flattened ``k×(k//2+1)`` ``rfft2`` power that give the full, fftshifted
+    ``k×k`` power of a real window (the missing half by Hermitian symmetry, ``P(-κ) = P(κ)``)."""
+    c, half = k // 2, k // 2 + 1
+    i = torch.arange(k, device=device)
+    ky = ((i - c) % k)[:, None].expand(k, k)
+    kx = ((i - c) % k)[None, :].expand(k, k)
+    mirror = kx > k // 2
+    ry = torch.where(mirror, (-ky) % k, ky)
+    rx = torch.where(mirror, k - kx, kx)
+    return (ry * half + rx).reshape(-1)
+
+
+def _box3(a: torch.Tensor) -> torch.Tensor:
+    """3×3 moving mean over the last two axes of ``M×k×k``, shrinking at the borders (as ``avg_pool2d``
+    with ``count_include_pad=False``), in two separable passes of shifted adds."""
+    k1, k2 = a.shape[-2:]
+    s = a.clone()
+    s[..., 1:, :] += a[..., :-1, :]
+    s[..., :-1, :] += a[..., 1:, :]
+    t = s.clone()
+    t[..., :, 1:] += s[..., :, :-1]
+    t[..., :, :-1] += s[..., :, 1:]
+
+    def count(n: int) -> torch.Tensor:
+        cnt = torch.full((n,), 3.0, device=a.device, dtype=a.dtype)
+        cnt[0] = cnt[-1] = 2.0 if n > 1 else 1.0
+        return cnt
+
+    return t / (count(k1)[:, None] * count(k2)[None, :])
+
+
 def _whitened_log_spectra(windows: torch.Tensor, vpatch: torch.Tensor) -> torch.Tensor:
     """``M×k×k`` windows (``vpatch`` 0/1 validity) → ``M×k×k`` centred (fftshifted) log power spectra, 3×3
-    smoothed, minus each window's own ring mean (so that peaks, not the spectral slope, carry them)."""
+    smoothed, minus each window's own ring mean (so that peaks, not the spectral slope, carry them).
+    One real FFT per window (the other half of the spectrum by symmetry)."""
     m, k, _ = windows.shape
     dt, dev = windows.dtype, windows.device
     wts = vpatch * hann2d(k, k, device=dev, dtype=dt)
     mean = (windows * wts).sum((-2, -1), keepdim=True) / wts.sum((-2, -1), keepdim=True).clamp_min(1e-9)
-    p = torch.fft.fftshift(torch.fft.fft2((windows - mean) * wts).abs().square(), dim=(-2, -1))
-    lp = torch.log(p + 1e-6 * p.mean((-2, -1), keepdim=True) + torch.finfo(dt).tiny)
-    lp = F.avg_pool2d(lp[:, None], 3, 1, 1, count_include_pad=False)[:, 0]
+    pr = torch.fft.rfft2((windows - mean) * wts).abs().square()  # M×k×(k//2+1)
+    p = pr.reshape(m, -1)[:, _centred_index(k, dev)].reshape(m, k, k)
+    lp = _box3(torch.log(p + 1e-6 * p.mean((-2, -1), keepdim=True) + torch.finfo(dt).tiny))
     c = k // 2
     o = torch.arange(k, device=dev, dtype=dt) - c
     ring = torch.sqrt(o[:, None].square() + o[None, :].square()).round().long().clamp(max=c + 1)
@@ -102,39 +135,71 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     s = torch.exp(log_s).reshape(n, gh * gw)
     c = k // 2
     o = torch.arange(k, device=dev, dtype=dt) - c
-    ring = torch.sqrt(o[:, None].square() + o[None, :].square())
-    # the reference: the median of the windows brought to the centre's scale (window at κ/s), so that the
-    # spectrum of an angled wall is not smeared by its range of local periods
+    # every window brought to the centre's scale (its spectrum read at κ/s), so that one set of templates
+    # serves all windows; the reference is the median of those (an angled wall's spectrum is not smeared
+    # by its range of local periods)
     u = (c + o[None, None, :] / s[..., None]) / (k - 1) * 2 - 1  # N×P×k
     g2 = torch.stack([u[..., None, :].expand(n, gh * gw, k, k), u[..., :, None].expand(n, gh * gw, k, k)], -1)
     zn = F.grid_sample(z.reshape(n * gh * gw, 1, k, k), g2.reshape(n * gh * gw, k, k, 2),
                        align_corners=True).reshape(n, gh * gw, k, k)
     ref = torch.where(ok[..., None, None], zn, torch.full_like(zn, nan)).nanmedian(dim=1).values
     ref = ref.nan_to_num(0.0)  # N×k×k
-    zc = z.reshape(n, gh * gw, k * k)
-
-    def corr(fx: float, fy: float) -> torch.Tensor:
-        """Correlation (N×P) of every window with the reference sampled at (fx·s·κx, fy·s·κy)."""
-        sx, sy = fx * s, fy * s  # N×P
-        ux = c + sx[..., None] * o  # N×P×k sample positions
-        uy = c + sy[..., None] * o
-        inside = (((uy >= 0) & (uy <= k - 1))[..., :, None] & ((ux >= 0) & (ux <= k - 1))[..., None, :]
-                  & (ring >= 2.0))
-        grid = torch.stack([(ux / (k - 1) * 2 - 1)[..., None, :].expand(n, gh * gw, k, k),
-                            (uy / (k - 1) * 2 - 1)[..., :, None].expand(n, gh * gw, k, k)], dim=-1)
-        rs = F.grid_sample(ref[:, None], grid.reshape(n, gh * gw * k, k, 2), align_corners=True)
-        rs = rs.reshape(n, gh * gw, k * k)
-        msk = inside.reshape(n, gh * gw, k * k).to(dt)
-        cnt = msk.sum(-1).clamp_min(1.0)
-        a = (zc - (zc * msk).sum(-1, keepdim=True) / cnt[..., None]) * msk
-        b = (rs - (rs * msk).sum(-1, keepdim=True) / cnt[..., None]) * msk
-        return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1e-9)
-
-    plain = torch.stack([corr(j, j) for j in _JITTER]).amax(0)
-    doubled = torch.stack([corr(fx * j, fy * j) for fx, fy in _DOUBLED for j in _JITTER]).amax(0)
+    # where a window's rescaled spectrum is measured: inside the window (κ/s within it) and off its centre
+    inside = (u.abs() <= 1.0)  # N×P×k
+    ring = torch.sqrt(o[:, None].square() + o[None, :].square())
+    vw = ((inside[..., :, None] & inside[..., None, :]) & (ring >= 2.0 * s[..., None, None]))
+    vw = vw.to(dt).reshape(n, gh * gw, k * k)
+    corr = _template_corr(zn.reshape(n, gh * gw, k * k) * vw, vw, ref, _factors(dev, dt))  # N×P×T
+    nj = len(_JITTER)
+    plain = corr[..., :nj].amax(-1)
+    doubled = corr[..., nj:].amax(-1)
     full = torch.full_like(plain, nan)
     margin = torch.where(ok, doubled - plain, full).reshape(n, gh, gw)
     return DoublingMap(margin, torch.where(ok, plain, full).reshape(n, gh, gw), cy, cx)
+
+
+def _factors(dev: torch.device, dt: torch.dtype) -> torch.Tensor:
+    """``T×2`` (x, y) scale factors of the templates: the plain jitters first, then every doubled direction
+    at every jitter."""
+    rows = [(j, j) for j in _JITTER] + [(fx * j, fy * j) for fx, fy in _DOUBLED for j in _JITTER]
+    return torch.tensor(rows, device=dev, dtype=dt)
+
+
+def _template_corr(zv: torch.Tensor, vw: torch.Tensor, ref: torch.Tensor, factors: torch.Tensor
+                   ) -> torch.Tensor:
+    """Pearson correlation of every window with every template, over both masks, by matrix products.
+
+    ``zv`` ``N×P×k²``: the windows' spectra at the centre's scale, zero outside ``vw`` (``N×P×k²`` 0/1, where
+    each is measured); ``ref`` ``N×k×k``: the reference spectrum (centred, fftshifted); ``factors`` ``T×2``:
+    the template ``t`` is ``ref`` read at ``(f_x·κx, f_y·κy)`` inside the frame. Returns ``N×P×T``.
+    With ``M = vw·m_t`` the joint mask, the correlation needs only the sums ``Σ M z r``, ``Σ M z``,
+    ``Σ M z²`` (products with the templates) and ``Σ M r``, ``Σ M r²``, ``Σ M`` (products of ``vw`` with
+    them): six matrix products instead of one resampling and reduction per window and template.
+    """
+    n, _, kk = zv.shape
+    k = ref.shape[-1]
+    t = factors.shape[0]
+    dt, dev = ref.dtype, ref.device
+    c = k // 2
+    o = torch.arange(k, device=dev, dtype=dt) - c
+    ux = c + factors[:, :1] * o  # T×k
+    uy = c + factors[:, 1:] * o
+    m_t = (((uy >= 0) & (uy <= k - 1))[:, :, None] & ((ux >= 0) & (ux <= k - 1))[:, None, :])
+    m_t = m_t.to(dt).reshape(t, kk)
+    grid = torch.stack([(ux / (k - 1) * 2 - 1)[:, None, :].expand(t, k, k),
+                        (uy / (k - 1) * 2 - 1)[:, :, None].expand(t, k, k)], dim=-1)
+    rs = F.grid_sample(ref[:, None], grid.reshape(1, t * k, k, 2).expand(n, t * k, k, 2),
+                       align_corners=True).reshape(n, t, kk)
+    rm = rs * m_t  # N×T×k²
+    s_zr, s_z = (zv @ torch.cat([rm, m_t[None].expand(n, t, kk)], 1).transpose(1, 2)).split(t, -1)
+    s_zz = zv.square() @ m_t.T
+    tmpl = torch.cat([rm, rm * rs, m_t[None].expand(n, t, kk)], 1)  # N×3T×k²
+    s_r, s_rr, cnt = (vw @ tmpl.transpose(1, 2)).split(t, -1)
+    cnt = cnt.clamp_min(1.0)
+    cov = s_zr - s_z * s_r / cnt
+    var_z = (s_zz - s_z.square() / cnt).clamp_min(0.0)
+    var_r = (s_rr - s_r.square() / cnt).clamp_min(0.0)
+    return cov / torch.sqrt(var_z * var_r).clamp_min(1e-9)
 
 
 def _nan_box(v: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
@@ -149,16 +214,19 @@ def _nan_box(v: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
 
 
 def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float = 0.0,
-                  min_line: int = 3) -> dict[str, torch.Tensor]:
+                  min_line: int = 3, min_span: float = 0.4) -> dict[str, torch.Tensor]:
     """The 2×-period region of a :class:`DoublingMap` margin map (``N×h×w``) and how far it reaches.
 
     The margin minus the image's median margin is the *excess*. ``excess_max``: the largest excess after a
     3×3 mean (a region is larger than one window); ``area_frac``: the share of measured windows whose
     smoothed excess is above ``excess``. Full width / height: ``row_level`` is, over the map rows (with at
-    least ``min_line`` measured windows), the largest ``line_quantile`` quantile of the excess along the row
+    least ``min_line`` measured windows, whose first and last measured windows span at least ``min_span`` of
+    the map's measured width), the largest ``line_quantile`` quantile of the excess along the row
     (after a 3-tap mean across rows): high only where a whole row of windows is at twice the period, as in a
-    full-width band, not where a zone covers part of it; ``col_level`` likewise for columns. Every value
-    ``(N,)`` (NaN without measured windows).
+    full-width band, not where a zone covers part of it; ``col_level`` likewise for columns. ``row_even`` /
+    ``col_even``: that line's level over its largest excess (near 1 when the region keeps its strength to
+    the ends of the measured line, as a band does; a zone that only fills a short column of measured windows
+    fades towards its ends). Every value ``(N,)`` (NaN without measured windows).
     """
     n, gh, gw = margin.shape
     flat = margin.reshape(n, -1)
@@ -172,17 +240,30 @@ def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float =
     hit = (ok & (es > excess)).to(e.dtype)
     area = hit.sum((1, 2)) / ok.to(e.dtype).sum((1, 2)).clamp_min(1.0)
 
-    def level(a: torch.Tensor) -> torch.Tensor:
-        """Largest low quantile along the last axis over lines with enough windows: ``N×L×M`` → ``(N,)``."""
-        enough = torch.isfinite(a).sum(-1) >= min_line
+    def level(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Largest low quantile along the last axis over lines with enough windows, and that line's
+        quantile over its own largest value (its evenness): ``N×L×M`` → two ``(N,)``."""
+        fin = torch.isfinite(a)
+        idx = torch.arange(a.shape[-1], device=a.device)
+        first = torch.where(fin, idx, a.shape[-1]).amin(-1)  # N×L
+        last = torch.where(fin, idx, -1).amax(-1)
+        span = (last - first + 1).clamp_min(0)
+        any_ = fin.any(1)  # N×M: measured somewhere along the other axis
+        full = (torch.where(any_, idx, -1).amax(-1) - torch.where(any_, idx, a.shape[-1]).amin(-1) + 1)
+        # a line must reach across most of the map's measured extent (a few windows between mask holes
+        # that a zone fills are not a full-width line)
+        enough = (fin.sum(-1) >= min_line) & (span >= min_span * full.clamp_min(1)[:, None])
         q = torch.nanquantile(a, line_quantile, dim=-1)
         q = torch.where(enough & torch.isfinite(q), q, torch.full_like(q, -math.inf))
-        return q.amax(dim=-1)
+        top = torch.where(torch.isfinite(a), a, torch.full_like(a, -math.inf)).amax(dim=-1)  # N×L
+        best, at = q.max(dim=-1)
+        peak = top.gather(-1, at[:, None])[:, 0]
+        return best, best / peak.clamp_min(1e-6)
 
-    row = level(_nan_box(e, 3, 1))  # rows: N×gh×gw, quantile along x
-    col = level(_nan_box(e, 1, 3).transpose(1, 2))
+    row, row_even = level(_nan_box(e, 3, 1))  # rows: N×gh×gw, quantile along x
+    col, col_even = level(_nan_box(e, 1, 3).transpose(1, 2))
     def fix(t: torch.Tensor) -> torch.Tensor:
         return torch.where(has & torch.isfinite(t), t, nan)
 
     return {"excess_max": fix(emax), "area_frac": torch.where(has, area, nan), "row_level": fix(row),
-            "col_level": fix(col)}
+            "col_level": fix(col), "row_even": fix(row_even), "col_even": fix(col_even)}
