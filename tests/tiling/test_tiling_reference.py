@@ -47,3 +47,15 @@ def test_torch_metrics_match_the_numpy_reference(case):
             assert math.isnan(a), key
             continue
         assert a == pytest.approx(b, rel=tol, abs=1e-4), (key, a, b)
+
+
+def test_every_key_is_per_sample_with_a_reference_of_one():
+    """A batch of three outputs against one reference patch: every metric is a ``(3,)`` tensor, so that
+    sample i's summary (``{k: v[i]}``) exists for each key, the reference's own keys included."""
+    g = torch.Generator().manual_seed(21)
+    walls = torch.stack([S.tiles(192, 192, period_px=16.0, generator=g) for _ in range(3)])[:, None]
+    ref = S.tiles(128, 128, period_px=16.0, generator=g)[None]
+    out = tiling_metrics(walls, ref=ref, maps=False)
+    shapes = {k: tuple(v.shape) for k, v in out.items() if isinstance(v, torch.Tensor)}
+    wrong = {k: s for k, s in shapes.items() if s != (3,)}
+    assert not wrong

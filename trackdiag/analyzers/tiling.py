@@ -717,7 +717,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out["ref_spectrum_distance"] = spectrum_distance(per.spec, rper.spec, height=h, width=w,
                                                          min_period_px=p.min_period_px)
         out["ref_detail_deficit_db"] = detail_deficit_db(per.spec, rper.spec, pixels=vf.sum(dim=(-2, -1)))
-        out.update(ref_own_ratios(rper, p))
+        out.update({k: v.expand(b) for k, v in ref_own_ratios(rper, p).items()})
         out["ref_acf_period_px"] = rper.acf_period_px.expand(b)
         fstar = s / ref_period
     else:
