@@ -11,11 +11,13 @@ from scipy import ndimage
 
 from trackdiag.analyzers.base import StepInputs
 from trackdiag.analyzers.pixel import (
+    Component,
     PixelAnalyzer,
     PixelParams,
     aligned_energy_fractions,
     anomaly_grid,
     anomaly_threshold,
+    component_axis,
     difference_map,
     gradient_difference,
     label_components,
@@ -290,3 +292,19 @@ def test_config_file_lists_every_param_and_builds_the_analyzer():
     assert names == set(node) - {"_target_"}
     a = build_component(node, allow_external=False, what="analyzer.pixel")
     assert isinstance(a, PixelAnalyzer) and a.params == PixelParams()
+
+
+def test_border_streaks_and_short_joints_are_not_stripes():
+    """A convolution's zero padding errs along the frame border, an unsharp mortar joint along a short
+    streak: neither is a row or column stripe (the demo's resize model read ``pixel_rows`` from its bottom
+    border); a stripe across the wall still is."""
+    h, w = 128, 128
+    assert component_axis(0, 124, 128, 128, height=h, width=w) == "edge"  # bottom border
+    assert component_axis(125, 0, 128, 21, height=h, width=w) == "edge"   # right border
+    assert component_axis(31, 30, 33, 46, height=h, width=w) == "none"    # a 16-px head joint
+    assert component_axis(5, 40, 120, 45, height=h, width=w) == "rows"    # a stripe across the wall
+    assert component_axis(40, 3, 45, 125, height=h, width=w) == "cols"
+    comps = [Component(0, 124, 128, 128, 512.0, 60.0, 0.1, 0.2, "edge"),
+             Component(5, 40, 120, 45, 575.0, 20.0, 0.1, 0.2, "rows"),
+             Component(31, 30, 33, 46, 32.0, 20.0, 0.1, 0.2, "none")]
+    assert aligned_energy_fractions(comps) == (pytest.approx(0.5), 0.0)
