@@ -33,10 +33,10 @@ MAX_BATCH = 8
 EARLY_BYTES = 64 << 20
 
 #: Without the spectral tier workers never import torch: a much lighter forkserver.
-_PRELOAD_CHEAP = ["numpy", "PIL.Image", "scipy.ndimage", "trackdiag.dataset.worker"]
+_PRELOAD_CHEAP = ["numpy", "PIL.Image", "trackdiag.dataset.worker"]
 
 #: Imported once by the forkserver, so that workers start in milliseconds instead of importing torch each.
-_PRELOAD = ["numpy", "PIL.Image", "scipy.ndimage", "torch", "trackdiag.functional.spectral",
+_PRELOAD = ["numpy", "PIL.Image", "torch", "trackdiag.functional.spectral",
             "trackdiag.dataset.worker"]
 
 
