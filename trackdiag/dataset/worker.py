@@ -296,7 +296,7 @@ def _spectral_tier(group: list[tuple[ImageRecord, Task, _Spectral]]) -> None:
                             "fine_below_px": p.coarse_period_min_px / k}
 
     def gray(s: _Spectral) -> np.ndarray:
-        return s.lum.astype(np.float32) * np.float32(1.0 / 255.0)
+        return np.multiply(s.lum, np.float32(1.0 / 255.0), dtype=np.float32)
 
     walls = [s.wall_mask() for _, _, s in group]
     try:
