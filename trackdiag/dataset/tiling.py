@@ -204,13 +204,15 @@ def _estimate_batch(grays: list[np.ndarray], walls: list[Optional[np.ndarray]]) 
             if no_wall or not np.isfinite(stack).all():
                 est = dominant_period(x, valid=None if no_wall else torch.from_numpy(
                     np.stack([np.asarray(walls[i], bool) for i in part])))
+                period_px, score_t = est.period_px, est.score
             else:
                 # dominant_period's estimate, the same numbers: on finite pixels its finiteness checks
                 # can be skipped (clean), and the wall goes in as 0/1 float (the form its taper uses).
                 valid = torch.from_numpy(np.stack([np.asarray(walls[i], np.float32) for i in part]))
-                est = analyze_periodicity(x, valid=valid, clean=True)
-            per = np.asarray(est.period_px, dtype=np.float64).reshape(-1)
-            score = np.asarray(est.score, dtype=np.float64).reshape(-1)
+                full = analyze_periodicity(x, valid=valid, clean=True)
+                period_px, score_t = full.period_px, full.score
+            per = np.asarray(period_px, dtype=np.float64).reshape(-1)
+            score = np.asarray(score_t, dtype=np.float64).reshape(-1)
             for n, i in enumerate(part):
                 out[i] = (float(per[n]), float(score[n]))
     return out
