@@ -116,6 +116,24 @@ def test_mask_numbers_match_full_image_references_on_random_masks():
         assert local[2] == pytest.approx(full[2], rel=1e-5, nan_ok=True)
 
 
+def test_small_boxes_are_labelled_without_scipy_and_agree_with_it():
+    """Squeezed boxes up to SMALL_BOX_PX pixels are counted by a flood fill (no scipy import); on random
+    speckle, blobs and rings of both sizes around the limit, fragments and holes equal scipy's."""
+    from trackdiag.dataset.masks import SMALL_BOX_PX, _components
+
+    rng = np.random.default_rng(7)
+    side = int(np.sqrt(SMALL_BOX_PX))
+    for t in range(400):
+        h, w = (int(v) for v in rng.integers(1, side + 3, 2))  # some boxes above the limit (scipy path)
+        b = rng.random((h, w)) < rng.uniform(0.1, 0.9)
+        if t % 3 == 0:  # rings: one hole each
+            b = np.zeros((h + 2, w + 2), bool)
+            b[0, :] = b[-1, :] = b[:, 0] = b[:, -1] = True
+        holes = int(ndimage.label(ndimage.binary_fill_holes(b) & ~b)[1])
+        fragments = int(ndimage.label(b, structure=np.ones((3, 3), bool))[1])
+        assert _components(b) == (fragments, holes), (t, b.shape)
+
+
 def test_size_mismatch():
     assert _checks(_band(20, 70, s=80)[:, :80], size=(S, S)) == {"mask_size_mismatch"}
 

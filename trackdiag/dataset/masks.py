@@ -193,19 +193,48 @@ def _squeeze(binary: np.ndarray) -> np.ndarray:
     return b[:, cols]
 
 
+#: Largest squeezed box (pixels) whose wall components are counted here rather than by
+#: ``scipy.ndimage.label``: a wall band squeezes to a few pixels, and importing scipy costs 0.3 s of CPU in
+#: every process of a scan.
+SMALL_BOX_PX = 256
+
+
+def _count_8_connected(binary: np.ndarray) -> int:
+    """Number of 8-connected components of the ``True`` pixels of a small ``H×W`` bool array (a flood fill
+    in Python: for :data:`SMALL_BOX_PX` pixels or so)."""
+    h, w = binary.shape
+    todo = {(int(y), int(x)) for y, x in zip(*np.nonzero(binary), strict=True)}
+    n = 0
+    while todo:
+        n += 1
+        stack = [todo.pop()]
+        while stack:
+            y, x = stack.pop()
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    q = (y + dy, x + dx)
+                    if q in todo:
+                        todo.remove(q)
+                        stack.append(q)
+    return n
+
+
 def _components(binary: np.ndarray) -> tuple[int, int]:
     """``(fragments, holes)``: 8-connected wall components and the 4-connected background components that
     do not touch the frame (``binary_fill_holes``' holes). Both live inside the wall's bounding box (any
     background outside it reaches the frame), so one labelling of the box (its repeated rows and columns
     dropped, :func:`_squeeze`) gives the wall components and the Euler number the holes."""
-    from scipy import ndimage
-
     box = _bbox(binary)
     if box is None:
         return 0, 0
     crop = _squeeze(binary[box[0]:box[1], box[2]:box[3]])
-    _, fragments = ndimage.label(crop, structure=np.ones((3, 3), bool))
-    return int(fragments), int(fragments) - euler_number(crop)
+    if crop.size <= SMALL_BOX_PX:
+        fragments = _count_8_connected(crop)
+    else:
+        from scipy import ndimage
+
+        fragments = int(ndimage.label(crop, structure=np.ones((3, 3), bool))[1])
+    return fragments, fragments - euler_number(crop)
 
 
 def mask_record(mask: np.ndarray, *, gray: Optional[np.ndarray] = None, max_shift: int = 4) -> MaskRecord:

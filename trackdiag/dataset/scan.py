@@ -7,10 +7,7 @@ thumbnail); the pixel histogram is summed on arrival and dropped.
 
 from __future__ import annotations
 
-import itertools
-import multiprocessing as mp
 import os
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,10 +20,11 @@ from ..errors import InputFileError, InputValueError
 from ..io.filesafety import IMAGE_SUFFIXES
 from .crop_bias import CropBias, crop_bias
 from .duplicates import exact_groups, near_groups
+from .executors import PoolStart, records
 from .masks import inverted_masks
 from .photometry import HIST_BINS, RobustStats, photometry_flags
 from .records import Flag, ImageRecord, ScanParams
-from .worker import Pending, Source, Task, analyze_images, cheap_tier, init_worker, run_job
+from .worker import Source, Task
 
 __all__ = ["ScanResult", "iter_images", "iter_shard", "mask_index", "scan", "default_workers"]
 
@@ -139,14 +137,6 @@ def mask_index(masks_root: Path) -> dict[str, str]:
     return {key: str(p) for key, p in stem_index(masks_root, recursive=True).items()}
 
 
-#: Without the spectral tier workers never import torch: a much lighter forkserver.
-_PRELOAD_CHEAP = ["numpy", "PIL.Image", "scipy.ndimage", "trackdiag.dataset.worker"]
-
-#: Imported once by the forkserver, so that workers start in milliseconds instead of importing torch each.
-_PRELOAD = ["numpy", "PIL.Image", "scipy.ndimage", "torch", "trackdiag.functional.spectral",
-            "trackdiag.dataset.worker"]
-
-
 def default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 1)))
 
@@ -188,136 +178,6 @@ def _count(root: Path, masks_root: Optional[Path]) -> int:
     return n
 
 
-#: Images per worker task: the spectral tier estimates their periods in one batched call.
-MAX_BATCH = 8
-
-
-#: Most luma and wall bytes this process keeps for the pool while the pool starts (the cheap tier of the
-#: first images runs here meanwhile): 64 MB, about 128 images of 512².
-EARLY_BYTES = 64 << 20
-
-
-def batch_size(total: int) -> int:
-    """Images per worker task for a scan of ``total`` images: up to :data:`MAX_BATCH`, smaller for small
-    scans (so that every worker gets work). The same for every executor, so they batch alike."""
-    return max(1, min(MAX_BATCH, total // 4))
-
-
-def _batches(tasks: Iterator[Task], size: int) -> Iterator[list[Task]]:
-    batch: list[Task] = []
-    for t in tasks:
-        batch.append(t)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _ray_analyze(row: dict[str, Any]) -> dict[str, Any]:
-    """Ray Data map function: a pickled batch of Tasks in, their pickled ImageRecords out (index kept for
-    the order)."""
-    import pickle
-
-    global _RAY_READY
-    if not _RAY_READY:
-        init_worker()
-        _RAY_READY = True
-    recs = analyze_images(pickle.loads(row["tasks"]))
-    return {"i": row["i"], "recs": pickle.dumps(recs)}
-
-
-_RAY_READY = False
-
-
-def _ray_records(tasks: Iterator[Task], size: int) -> Iterator[ImageRecord]:
-    """Per-image work as a Ray Data pipeline (``pip install 'trackdiag[ray]'``), records in path order.
-
-    Uses the Ray cluster this process is connected to (``ray.init(address=...)`` first), else starts a local
-    one. Every node must see the image paths (a shared file system). Records are small; they are collected
-    and put back in the walk order, so ``flagged.csv`` is the same as with the local pool (the same
-    batches of ``size`` images).
-    """
-    import pickle
-
-    try:
-        import ray
-        import ray.data
-    except ImportError:
-        from ..errors import MissingDependencyError
-
-        raise MissingDependencyError("ray", "ray", "the Ray Data executor") from None
-    if not ray.is_initialized():
-        ray.init(ignore_reinit_error=True, log_to_driver=False)
-    items = [{"i": i, "tasks": pickle.dumps(b)} for i, b in enumerate(_batches(tasks, size))]
-    if not items:
-        return
-    ds = ray.data.from_items(items).map(_ray_analyze)
-    done = sorted(ds.iter_rows(), key=lambda r: int(r["i"]))
-    for r in done:
-        yield from pickle.loads(r["recs"])
-
-
-def _records(tasks: Iterator[Task], workers: int, total: int, executor: str = "local",
-             tasks_need_torch: bool = True) -> Iterator[ImageRecord]:
-    size = batch_size(total)
-    if executor == "ray":
-        yield from _ray_records(tasks, size)
-        return
-    if workers <= 1:
-        # Per-image tensors are small: torch's intra-op threads only add overhead (5× slower measured on a
-        # busy 2-core machine). Scoped to this loop, the caller's setting is restored afterwards.
-        import torch
-
-        saved = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            for b in _batches(tasks, size):
-                yield from analyze_images(b)
-        finally:
-            torch.set_num_threads(saved)
-        return
-    # Never fork this (possibly multi-threaded, torch-using) process. A forkserver imports the heavy modules
-    # once and forks every worker from that clean process; elsewhere workers are spawned.
-    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-    ctx = mp.get_context(method)
-    if method == "forkserver":
-        ctx.set_forkserver_preload(_PRELOAD if tasks_need_torch else _PRELOAD_CHEAP)
-    # The pool starts in a thread (the forkserver imports torch first: seconds); meanwhile this process runs
-    # the cheap tier (no torch) of the first batches and leaves their spectral tier to the pool.
-    started: dict[str, Any] = {}
-
-    def start() -> None:
-        try:
-            started["pool"] = ctx.Pool(workers, initializer=init_worker)
-        except BaseException as exc:  # re-raised below, in the caller's thread
-            started["error"] = exc
-
-    starter = threading.Thread(target=start, name="trackdiag-dataset-pool", daemon=True)
-    starter.start()
-    batches = _batches(tasks, size)
-    early: list[tuple[list[ImageRecord], list[Pending]]] = []
-    held = 0  # bytes of luma and wall kept for the pool
-    while starter.is_alive() and held < EARLY_BYTES:
-        batch = next(batches, None)
-        if batch is None:
-            break
-        early.append(cheap_tier(batch))
-        held += sum(s.lum.nbytes + (s.wall.nbytes if s.wall is not None else 0) for _, _, s in early[-1][1])
-    starter.join()
-    if "error" in started:
-        raise started["error"]
-    pool = started["pool"]
-    try:
-        # In walk order: first the batches whose cheap tier ran here (the pool adds their spectral tier), then
-        # the rest, whole.
-        jobs = itertools.chain((("spectral", e) for e in early), (("all", b) for b in batches))
-        for recs in pool.imap(run_job, jobs):
-            yield from recs
-    finally:
-        pool.terminate()
-
-
 def scan(images: str | Path, masks: str | Path | None = None, *, params: Optional[ScanParams] = None,
          workers: Optional[int] = None, progress: bool = True, executor: str = "local") -> ScanResult:
     """Run every dataset check on the images below ``images`` (masks paired from ``masks``, see docs).
@@ -344,29 +204,34 @@ def scan(images: str | Path, masks: str | Path | None = None, *, params: Optiona
     if executor not in ("local", "ray"):
         raise InputValueError(f"executor must be 'local' or 'ray'; got {executor!r}.")
     workers = default_workers() if workers is None else int(workers)
-    total = _count(root, masks_root)
-    if total == 0:
-        raise InputValueError(f"{root}: no image files ({', '.join(sorted(_image_suffixes()))}).")
     t0 = time.perf_counter()
+    # The pool starts now (its forkserver imports torch: seconds), while the folder is counted and walked.
+    start = PoolStart(workers, need_torch=p.spectral_tier) if executor == "local" and workers > 1 else None
     bar: Any = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, desc="dataset", unit="img")
-    records: list[ImageRecord] = []
+    records_: list[ImageRecord] = []
     hist = np.zeros(HIST_BINS, np.int64)
     try:
-        for rec in _records(_tasks(root, masks_root, p), workers, total, executor, p.spectral_tier):
+        total = _count(root, masks_root)
+        if total == 0:
+            raise InputValueError(f"{root}: no image files ({', '.join(sorted(_image_suffixes()))}).")
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, desc="dataset", unit="img")
+        for rec in records(_tasks(root, masks_root, p), workers=workers, total=total, executor=executor,
+                           start=start, need_torch=p.spectral_tier):
             if rec.luma_hist is not None:
                 hist += rec.luma_hist
                 rec.luma_hist = None
-            records.append(rec)
+            records_.append(rec)
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-    result = ScanResult(root=str(root), masks_root=str(masks_root) if masks_root else None, records=records,
+        if start is not None:
+            start.close()
+    result = ScanResult(root=str(root), masks_root=str(masks_root) if masks_root else None, records=records_,
                         flags=[], params=p, luma_hist=hist, workers=workers)
     _dataset_checks(result)
     result.elapsed_s = time.perf_counter() - t0

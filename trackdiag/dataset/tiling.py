@@ -163,12 +163,18 @@ def half_resolution(gray: np.ndarray, valid: Optional[np.ndarray] = None
     """``H×W`` → ``⌊H/2⌋×⌊W/2⌋``: each 2×2 block averaged; a block of ``valid`` counts when all four are."""
     h, w = (gray.shape[0] // 2) * 2, (gray.shape[1] // 2) * 2
     g = np.asarray(gray[:h, :w], np.float32)
-    half = 0.25 * (g[0::2, 0::2] + g[1::2, 0::2] + g[0::2, 1::2] + g[1::2, 1::2])
+    # 0.25 · (((a + b) + c) + d) in one output buffer (the same float32 operations, no temporaries).
+    half = np.add(g[0::2, 0::2], g[1::2, 0::2])
+    half += g[0::2, 1::2]
+    half += g[1::2, 1::2]
+    half *= np.float32(0.25)
     if valid is None:
-        return np.ascontiguousarray(half), None
+        return half, None
     v = np.asarray(valid[:h, :w], bool)
-    return np.ascontiguousarray(half), np.ascontiguousarray(v[0::2, 0::2] & v[1::2, 0::2] & v[0::2, 1::2]
-                                                            & v[1::2, 1::2])
+    both = np.logical_and(v[0::2, 0::2], v[1::2, 0::2])
+    both &= v[0::2, 1::2]
+    both &= v[1::2, 1::2]
+    return half, both
 
 
 def _estimate(gray: np.ndarray, wall: Optional[np.ndarray]) -> tuple[float, float]:
@@ -183,7 +189,7 @@ def _estimate_batch(grays: list[np.ndarray], walls: list[Optional[np.ndarray]]) 
     halves the cost per image."""
     import torch
 
-    from ..functional.spectral import dominant_period
+    from ..functional.spectral import analyze_periodicity, dominant_period
 
     out: list[tuple[float, float]] = [(float("nan"), float("nan"))] * len(grays)
     groups: dict[tuple[tuple[int, ...], bool], list[int]] = {}
@@ -193,11 +199,20 @@ def _estimate_batch(grays: list[np.ndarray], walls: list[Optional[np.ndarray]]) 
         step = max(1, BATCH_PIXELS // max(1, int(np.prod(shape))))
         for j in range(0, len(idx), step):
             part = idx[j:j + step]
-            x = torch.from_numpy(np.stack([grays[i] for i in part]))
-            valid = None if no_wall else torch.from_numpy(np.stack([np.asarray(walls[i]) for i in part]))
-            est = dominant_period(x, valid=valid)
-            per = np.asarray(est.period_px, dtype=np.float64).reshape(-1)
-            score = np.asarray(est.score, dtype=np.float64).reshape(-1)
+            stack = np.stack([grays[i] for i in part])
+            x = torch.from_numpy(stack)
+            if no_wall or not np.isfinite(stack).all():
+                est = dominant_period(x, valid=None if no_wall else torch.from_numpy(
+                    np.stack([np.asarray(walls[i], bool) for i in part])))
+                period_px, score_t = est.period_px, est.score
+            else:
+                # dominant_period's estimate, the same numbers: on finite pixels its finiteness checks
+                # can be skipped (clean), and the wall goes in as 0/1 float (the form its taper uses).
+                valid = torch.from_numpy(np.stack([np.asarray(walls[i], np.float32) for i in part]))
+                full = analyze_periodicity(x, valid=valid, clean=True)
+                period_px, score_t = full.period_px, full.score
+            per = np.asarray(period_px, dtype=np.float64).reshape(-1)
+            score = np.asarray(score_t, dtype=np.float64).reshape(-1)
             for n, i in enumerate(part):
                 out[i] = (float(per[n]), float(score[n]))
     return out

@@ -212,11 +212,31 @@ def analyze_image(task: Task) -> ImageRecord:
 
 @dataclass
 class _Spectral:
-    """What the spectral tier needs of one image: its 8-bit luma and wall on the decoded grid, the scale."""
+    """What the spectral tier needs of one image: its 8-bit luma and wall on the decoded grid, the scale.
+
+    ``bits``: the wall packed 8 pixels per byte instead (:meth:`packed`, for images whose spectral tier runs
+    in another process: an eighth of the bytes to keep and to send)."""
 
     lum: np.ndarray
     wall: Optional[np.ndarray]
     k: int
+    bits: Optional[np.ndarray] = None
+
+    def packed(self) -> _Spectral:
+        if self.wall is None:
+            return self
+        return _Spectral(self.lum, None, self.k, np.packbits(self.wall, axis=None))
+
+    def wall_mask(self) -> Optional[np.ndarray]:
+        """The wall, ``H×W`` bool (None: no mask that fits the image)."""
+        if self.bits is None:
+            return self.wall
+        return np.unpackbits(self.bits, count=self.lum.size).reshape(self.lum.shape).view(bool)
+
+    @property
+    def nbytes(self) -> int:
+        extra = self.wall.nbytes if self.wall is not None else 0
+        return self.lum.nbytes + extra + (self.bits.nbytes if self.bits is not None else 0)
 
 
 def analyze_images(tasks: list[Task]) -> list[ImageRecord]:
@@ -276,19 +296,19 @@ def _spectral_tier(group: list[tuple[ImageRecord, Task, _Spectral]]) -> None:
                             "fine_below_px": p.coarse_period_min_px / k}
 
     def gray(s: _Spectral) -> np.ndarray:
-        return s.lum.astype(np.float32) * np.float32(1.0 / 255.0)
+        return np.multiply(s.lum, np.float32(1.0 / 255.0), dtype=np.float32)
 
+    walls = [s.wall_mask() for _, _, s in group]
     try:
-        pers = tiling.periodicities([gray(s) for _, _, s in group], valids=[s.wall for _, _, s in group],
-                                    **opts)
+        pers = tiling.periodicities([gray(s) for _, _, s in group], valids=walls, **opts)
     except ImportError:
         return  # the spectral module is missing: the report says periodicity was not measured
     except Exception:
         pers = []
-    for n, (rec, _, s) in enumerate(group):
+    for n, ((rec, _, s), wall) in enumerate(zip(group, walls, strict=True)):
         try:
             # The period of the wall: measured under the mask when it fits the image (in source pixels).
-            per = pers[n] if pers else tiling.periodicity(gray(s), valid=s.wall, **opts)
+            per = pers[n] if pers else tiling.periodicity(gray(s), valid=wall, **opts)
             if k > 1:
                 per = dataclasses.replace(per, period_px=per.period_px * k,
                                           shift=(per.shift[0] * k, per.shift[1] * k))

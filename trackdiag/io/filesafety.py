@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import InputFileError
 
-__all__ = ["MAX_PIXELS", "IMAGE_SUFFIXES", "is_regular_file", "check_image_header"]
+__all__ = ["MAX_PIXELS", "IMAGE_SUFFIXES", "is_regular_file", "list_images", "check_image_header"]
 
 #: The largest image trackdiag decodes (pixels): a file that claims more is refused before decoding
 #: (a decompression bomb, or a header that lies). 2**28 = 16384 × 16384.
@@ -27,6 +27,16 @@ def is_regular_file(path: str | Path) -> bool:
         return stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
         return False
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """Image files below ``root`` (recursively, sorted), or ``[root]`` when it is a file."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise InputFileError(f"{root}: no such file or folder.")
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and is_regular_file(p))
 
 
 def check_image_header(im: Any, path: Path | str, *, max_pixels: int = MAX_PIXELS) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import InputFileError, ShapeError
-from .filesafety import IMAGE_SUFFIXES, MAX_PIXELS, check_image_header, is_regular_file
+from .filesafety import IMAGE_SUFFIXES, MAX_PIXELS, check_image_header, is_regular_file, list_images
 
 if TYPE_CHECKING:
     import PIL.Image
@@ -100,13 +100,3 @@ def load_mask(mask: ImageLike, *, name: str = "mask") -> torch.Tensor:
     """Load a mask as float32 ``H×W`` in [0, 1]; values > 0.5 are the wall. Colour masks are averaged."""
     t = to_chw(mask, name=name, auto_range=False)
     return t.mean(dim=0)
-
-
-def list_images(root: str | Path) -> list[Path]:
-    """Image files below ``root`` (recursively, sorted), or ``[root]`` when it is a file."""
-    root = Path(root)
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise InputFileError(f"{root}: no such file or folder.")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and is_regular_file(p))

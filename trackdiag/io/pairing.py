@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..errors import InputFileError
-from .images import list_images
+from .filesafety import list_images  # torch-free: the dataset scan's parent pairs masks
 
 __all__ = ["MASK_FLAG", "MASK_FLAG_ALIASES", "stem_index", "companion_lookup"]
 
