@@ -283,12 +283,38 @@ def _comb(peaks: PromPeaks, among: torch.Tensor, tol_bins: float, tol_rel: float
     return hits >= share * seen
 
 
+def _vector_comb(peaks: PromPeaks, v: torch.Tensor, among: torch.Tensor, tol_bins: float, tol_rel: float, *,
+                 m: int, max_j: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    """The comb of ``v = k₁/m`` (``N×2`` bins) among the peaks ``among`` (``N×K``): of the multiples ``j·v``
+    (``j = 2..max_j``, ``j`` not a multiple of ``m``) up to the farthest valid peak, how many are peaks
+    (``(N,)`` float) and how many were tested. Along one direction the lattice points are the multiples of
+    one primitive vector, so a peak at ``j·v`` with ``j`` prime to ``m`` shows that ``v`` itself is a
+    lattice vector even where no peak stands at ``v`` (a fundamental on the low-frequency hump of per-plank
+    colour)."""
+    r_top = torch.where(peaks.valid, peaks.radius, torch.zeros_like(peaks.radius)).amax(dim=1)
+    rv = torch.sqrt(v.square().sum(dim=1))
+    hits = torch.zeros_like(rv)
+    seen = torch.zeros_like(rv)
+    for j in range(2, max_j + 1):
+        if j % m == 0 or math.gcd(j, m) != 1:
+            continue
+        t = j * v
+        d = torch.minimum(torch.sqrt((peaks.ky - t[:, :1]).square() + (peaks.kx - t[:, 1:]).square()),
+                          torch.sqrt((peaks.ky + t[:, :1]).square() + (peaks.kx + t[:, 1:]).square()))
+        tol = tol_bins + tol_rel * j * rv
+        inside = (j * rv <= r_top).to(rv.dtype)
+        hits += inside * ((d <= tol[:, None]) & among).any(dim=1).to(rv.dtype)
+        seen += inside
+    return hits, seen
+
+
 def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominence: float = 0.03,
                  rel_power: float = 0.25, weak_power: float = 0.02, max_harmonic: int = 6,
                  tol_bins: float = 0.3, tol_rel: float = 0.03, low_radius: float = 14.0,
-                 lone_prominence: float = 1e5) -> Lattice:
+                 lone_prominence: float = 1e5, min_radius: float = 0.0) -> Lattice:
     """The fundamental ``f`` and the second basis vector ``g`` from :func:`prominent_peaks` (see the module
-    docstring, step 3)."""
+    docstring, step 3); ``min_radius``: the lowest frequency searched (bins; a fundamental implied by its
+    comb is not taken below it)."""
     n, kk = peaks.power.shape
     dev, dt = peaks.power.device, peaks.power.dtype
     top = torch.where(peaks.valid, peaks.prominence, torch.zeros_like(peaks.prominence)).amax(dim=1)
@@ -305,6 +331,9 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
                        + (peaks.kx[:, None, :] + m * peaks.kx[:, :, None]).square()))
         tol = tol_bins + tol_rel * m * peaks.radius[:, :, None]
         support |= ((d <= tol) & ok[:, None, :]).any(dim=2)
+    # (and most of its multiples 2k..6k in the band are prominent peaks: two humps of per-plank colour make
+    # a "harmonic" pair by chance, not a comb)
+    support &= _comb(peaks, ok, tol_bins, tol_rel, skip=max_harmonic + 1, share=0.75)
     # ... or is one of a pair of shorter lattice vectors summing to a lattice line (the fundamentals of a
     # hex or penny mosaic of 60-80 px on a 256-px reference: the sqrt(3) shell is their only "harmonic")
     support |= _pair_support(peaks, base, ok, tol_bins, tol_rel)
@@ -326,7 +355,12 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     p1 = peaks.power[ar, i1]
     strong_pw = peaks.power >= rel_power * p1[:, None]
     # (the comb's lines strong too: a faint two-plank repeat under a colour bump is not the wall's lattice)
-    combs = {m: ok | (extra & _comb(peaks, base & strong_pw, tol_bins, tol_rel, skip=m))
+    # A prominent divisor must not contradict its comb either (>= half of the multiples that k1 does not
+    # explain are prominent peaks with some power): with a 3 % tolerance a bump of per-plank colour near k1/5
+    # passes for the planks' fundamental otherwise.
+    weak_pw = peaks.power >= weak_power * p1[:, None]
+    combs = {m: (ok & _comb(peaks, base & weak_pw, tol_bins, tol_rel, skip=m, share=0.5))
+             | (extra & _comb(peaks, base & strong_pw, tol_bins, tol_rel, skip=m))
              for m in range(2, max_harmonic + 1)}
     strong = ok & strong_pw  # (pairs: the relaxed candidates only through the square/hex geometry, weak)
     best = i1.clone()
@@ -356,6 +390,19 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
             best_r = torch.where(use, r, best_r)
     f = torch.stack([peaks.ky[ar, best], peaks.kx[ar, best]], dim=1)
     fr = peaks.radius[ar, best]
+    # The fundamental need not be a peak: on a clean reference of planks the fundamental sits on the hump
+    # of per-plank colour (another bump within two bins is the local maximum), while the joints' harmonics
+    # stand 10^3 above their neighbourhood. A comb of strong prominent peaks at j·f/m with j prime to m
+    # (>= 2 of them, >= 60 % of those in the band) makes f/m the fundamental; the largest such m wins.
+    among_v = ok & strong_pw
+    done = torch.zeros_like(found)
+    for m in range(max_harmonic, 1, -1):
+        v = f / m
+        hits, seen = _vector_comb(peaks, v, among_v, tol_bins, tol_rel, m=m)
+        use = ~done & (hits >= 2) & (hits >= 0.6 * seen) & (fr / m >= min_radius)
+        f = torch.where(use[:, None], v, f)
+        fr = torch.where(use, fr / m, fr)
+        done |= use
     # A centred square lattice seen along its axes (a wallpaper motif with a second motif at the cell
     # centre): the basis lines run at 45°; the wall's repeat is the axis-aligned line f ± g, if prominent.
     fr, f = _centred_square(peaks, best, fr, f, ok)
