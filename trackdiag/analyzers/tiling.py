@@ -621,8 +621,8 @@ def _lattice_keys(per: Any, side: int, *, prefix: str) -> dict[str, torch.Tensor
 
 def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingParams) -> torch.Tensor:
     """The lattice period of the frame's central half (``x`` ``N×H×W`` finite, ``valid`` optional 0/1):
-    ``(N,)`` px, NaN where the crop has no lattice. On a wall seen at an angle the period varies half as
-    much there as over the frame, and the truth's period is the centre's."""
+    ``(N,)`` px, NaN where the crop has no lattice. On a wall seen at an angle the period varies half as much
+    there as over the frame, and the truth's period is the centre's."""
     h, w = x.shape[-2:]
     ys, xs = slice(h // 4, h - h // 4), slice(w // 4, w - w // 4)
     xc = x[:, ys, xs]
@@ -787,7 +787,10 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     cc = _centre_crop_period(x, vf if mask is not None else None, p)
     q = cc / cen
     zone = torch.isfinite(q) & (q >= CENTRE_ZONE[0]) & (q <= CENTRE_ZONE[1])
-    centre = torch.where(torch.isfinite(cc), torch.where(zone, cen, cc), torch.where(use_c, cen, gl))
+    # (not near the search floor, < 2 × min_period_px: an aliased wall's crop reads a folded 3-px "period";
+    # gating on the wall's periodicity_score instead would drop most angled walls, whose global peak smears)
+    crop_ok = torch.isfinite(cc) & (cc >= 2.0 * p.min_period_px)
+    centre = torch.where(crop_ok, torch.where(zone, cen, cc), torch.where(use_c, cen, gl))
     out["centre_period_px"] = cen
     out["centre_crop_period_px"] = cc
     out["fundamental_period_px"] = torch.where(persp, centre, gl)
