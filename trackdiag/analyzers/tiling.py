@@ -777,8 +777,11 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     sw = vf if mask is None else apodized_weights(valid, taper_px=p.taper_px).to(gray.dtype)
     wst = window_scale_trend(x, sw)  # perspective: the robust trend of a 3×3 window grid's scale
     out.update(wst)
-    persp = ((torch.fmax(ty.abs(), tx.abs()) >= PERSPECTIVE_TREND)
-             | (torch.fmax(wst["persp_trend_x"].abs(), wst["persp_trend_y"].abs()) >= PERSPECTIVE_TREND))
+    # angled: the window grid's trend (the local map's where the grid has none: its windows at 2–4× the
+    # period or in a zone at 2× make it fire on fronto-parallel walls, whose global lattice is right)
+    wt = torch.fmax(wst["persp_trend_x"].abs(), wst["persp_trend_y"].abs())
+    persp = torch.where(torch.isfinite(wt), wt >= PERSPECTIVE_TREND,
+                        torch.fmax(ty.abs(), tx.abs()) >= PERSPECTIVE_TREND)
     hi_, lo_ = torch.fmax(gl, cen), torch.fmin(gl, cen)
     rc = hi_ / lo_
     use_c = persp & torch.isfinite(rc) & ((rc <= 1.0 + CENTRE_AGREE) | ((rc >= CENTRE_MULTIPLE) & (cen < gl)))
