@@ -488,10 +488,19 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     f, _g = _finer_lattice(peaks, f, g0, among_v, min_radius=min_radius, tol_bins=tol_bins, tol_rel=tol_rel)
     fr = torch.sqrt(f.square().sum(dim=1))
     done = torch.zeros_like(found)
+    # (and the strong peaks along f lie on that comb, >= 70 % of them: on an aliased wall a dense row of
+    # folded peaks matches any comb within its tolerance)
+    fn = f / fr[:, None].clamp_min(1e-9)
+    along_f = among_v & ((peaks.ky * fn[:, 1:] - peaks.kx * fn[:, :1]).abs() <= 0.1 * peaks.radius)
     for m in range(max_harmonic, 1, -1):
         v = f / m
         hits, seen = _vector_comb(peaks, v, among_v, tol_bins, tol_rel, m=m)
-        use = ~done & (hits >= 2) & (hits >= 0.6 * seen) & (fr / m >= min_radius)
+        vv = v.square().sum(dim=1, keepdim=True).clamp_min(1e-12)
+        j = ((peaks.ky * v[:, :1] + peaks.kx * v[:, 1:]) / vv).round()
+        off = torch.sqrt((peaks.ky - j * v[:, :1]).square() + (peaks.kx - j * v[:, 1:]).square())
+        on = along_f & (off <= tol_bins + tol_rel * peaks.radius)
+        fits = on.sum(dim=1) >= 0.7 * along_f.sum(dim=1)
+        use = ~done & (hits >= 2) & (hits >= 0.6 * seen) & (fr / m >= min_radius) & fits
         f = torch.where(use[:, None], v, f)
         fr = torch.where(use, fr / m, fr)
         done |= use
