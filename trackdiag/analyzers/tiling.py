@@ -144,9 +144,9 @@ SCALE_TREND = 0.3  # |scale_trend_x| or |scale_trend_y| above (log period per fr
 SCALE_CORR = 0.3  # ... where the two thirds' log-radial profiles correlate at least this well
 MAP_TREND_STRONG = 0.3  # or |local_period_trend_*| above (with the scale keys present): perspective
 PERSP_TREND = 0.25  # |persp_trend_x| or |persp_trend_y| above (log period per frame): perspective (generated
-#   seeds 1 and 3: angled 55 of 63, fronto-parallel 5 of 101; the truth labels >= 20 % change as angled)
+#   seeds 1 and 3: angled 58 of 66, fronto-parallel 5 of 105; the truth labels >= 20 % change as angled)
 SCALE_TREND_STRONG, SCALE_CORR_STRONG = 0.6, 0.4  # or |scale_trend_*| >= 0.6 at scale_corr >= 0.4 (the same
-#   scenes: angled 57 of 63, fronto-parallel 5 of 101)
+#   scenes: angled 60 of 66, fronto-parallel 5 of 105)
 
 
 @dataclass

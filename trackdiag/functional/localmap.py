@@ -306,14 +306,16 @@ def scale_shift(a: torch.Tensor, b: torch.Tensor, *, max_shift: int) -> tuple[to
 
 def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3, window_frac: float = 0.5,
                        bins_per_octave: int = 32, max_octaves: float = 0.8, min_valid: float = 0.6,
-                       min_corr: float = 0.5, hi_cycles: float = 0.45) -> dict[str, torch.Tensor]:
+                       min_corr: float = 0.5, hi_cycles: float = 0.2) -> dict[str, torch.Tensor]:
     """Perspective as a robust trend of the local scale over a ``grid × grid`` set of windows.
 
     ``x`` ``N×H×W`` finite, ``weights`` ``N×H×W`` 0..1 (an apodized mask). Windows of ``window_frac`` of the
     frame's height and width, their centres evenly spread from ``window_frac / 2`` to ``1 − window_frac / 2``
     of each side, get whitened log-radial power profiles (:func:`log_radial_profile`). Every pair of windows
     in the same row (column) is matched along log frequency (:func:`scale_shift`): every peak of a wall
-    seen at an angle moves by the same factor, so the shift is the change of scale between the two windows,
+    seen at an angle moves by the same factor, so the shift is the change of scale between the two windows
+    (profiles up to ``hi_cycles`` = 0.2 cycles/px: a ×2 upsampler's cut-off at 0.25, its checkerboard at 0.5
+    and JPEG's 0.25 and 0.375 stay put under perspective and would lock the match at shift 0),
     whatever the period (and on aperiodic surfaces too), without picking a fundamental. Each pair whose
     windows are at least ``min_valid`` valid and whose profiles correlate at least ``min_corr`` gives a
     slope ``ln(period_b / period_a) / (x_b − x_a)`` (frame units); the trend is the median of those slopes
