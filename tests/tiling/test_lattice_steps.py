@@ -83,3 +83,29 @@ def test_a_colour_bump_near_a_fifth_of_the_strongest_line_is_not_its_divisor():
     rows += [(-0.4, 16.98, 1.8e6, 58.6), (-0.5, 26.65, 8.9e5, 64.4), (-1.5, 70.15, 1.0e5, 38.8)]
     lat = pick_lattice(_peaks(rows), min_radius=4.0)
     assert abs(float(lat.radius[0]) / f - 1) < 0.02, float(lat.radius[0])
+
+
+def _scaled_tiles(trend: float, size: int = 512, p0: float = 20.0, seed: int = 0) -> torch.Tensor:
+    """``1×H×W`` square tiles whose local scale grows as ``exp(trend · x / W)`` along x (both axes scale, as
+    on a wall turned about a vertical axis), with grout lines and noise."""
+    g = torch.Generator().manual_seed(seed)
+    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64),
+                          indexing="ij")
+    s = torch.exp(trend * (x / size - 0.5))
+    u = (size / trend) * (1 - torch.exp(-trend * (x / size - 0.5))) if trend else x - size / 2
+    v = (y - size / 2) / s
+    grout = ((torch.cos(2 * math.pi * u / p0) > 0.9) | (torch.cos(2 * math.pi * v / p0) > 0.9)).double()
+    img = 0.6 - 0.3 * grout + 0.03 * torch.randn(size, size, generator=g, dtype=torch.float64)
+    return img[None].float()
+
+
+def test_window_scale_trend_reads_a_perspective_and_nothing_on_a_flat_wall():
+    from trackdiag.functional.localmap import window_scale_trend
+
+    ones = torch.ones(1, 512, 512)
+    for trend in (0.5, -0.4):
+        out = window_scale_trend(_scaled_tiles(trend), ones)
+        assert abs(float(out["persp_trend_x"][0]) - trend) <= 0.15, (trend, out)
+        assert abs(float(out["persp_trend_y"][0])) <= 0.12, (trend, out)
+    flat = window_scale_trend(_scaled_tiles(0.0), ones)
+    assert abs(float(flat["persp_trend_x"][0])) <= 0.1 and abs(float(flat["persp_trend_y"][0])) <= 0.1, flat
