@@ -34,6 +34,7 @@ from ..errors import InputValueError
 from ..functional.detail import DETAIL_SPECS, detail_deficit_db
 from ..functional.grid import grid_excess, parity_gain
 from ..functional.lattice import axis_periods, real_basis
+from ..functional.localmap import window_scale_trend
 from ..functional.seams import SIDES, edge_scores, mask_seam_parts
 from ..functional.spectral import (
     Spectrum,
@@ -148,9 +149,16 @@ SEAM_T_WARN, SEAM_T_BAD = 1.5, 3.0  # mask_seam_t: that offset over its spread a
 PERSPECTIVE_TREND = 0.2  # |Theil–Sen slope of log local period| per frame height/width
 CENTRE_AGREE = 0.12  # global and centre (local map) periods within 12 %: the centre's is reported (angled)
 CENTRE_MULTIPLE = 1.4  # global period >= 1.4 × the centre's on an angled wall: the centre's is reported
+CENTRE_CROP_FRAC = 0.4  # periods searched in the central half: up to 0.4 of its shorter side
+CENTRE_ZONE = (1.4, 2.6)  # central-half period / map centre period in this range: a zone at 2× there
+#   (generated seeds 1 and 3, 47 angled walls: base period within 5 % 40 → 45 with the central half)
 SCALE_TREND = 0.3  # |scale_trend_x| or |scale_trend_y| above (log period per frame): perspective
 SCALE_CORR = 0.3  # ... where the two thirds' log-radial profiles correlate at least this well
 MAP_TREND_STRONG = 0.3  # or |local_period_trend_*| above (with the scale keys present): perspective
+PERSP_TREND = 0.25  # |persp_trend_x| or |persp_trend_y| above (log period per frame): perspective (generated
+#   seeds 1 and 3: angled 58 of 66, fronto-parallel 5 of 105; the truth labels >= 20 % change as angled)
+SCALE_TREND_STRONG, SCALE_CORR_STRONG = 0.6, 0.4  # or |scale_trend_*| >= 0.6 at scale_corr >= 0.4 (the same
+#   scenes: angled 60 of 66, fronto-parallel 5 of 105)
 
 
 @dataclass
@@ -647,6 +655,21 @@ def _lattice_keys(per: Any, side: int, *, prefix: str) -> dict[str, torch.Tensor
             f"{prefix}lattice_prominence": lat.prominence}
 
 
+def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingParams) -> torch.Tensor:
+    """The lattice period of the frame's central half (``x`` ``N×H×W`` finite, ``valid`` optional 0/1):
+    ``(N,)`` px, NaN where the crop has no lattice. On a wall seen at an angle the period varies half as much
+    there as over the frame, and the truth's period is the centre's."""
+    h, w = x.shape[-2:]
+    ys, xs = slice(h // 4, h - h // 4), slice(w // 4, w - w // 4)
+    xc = x[:, ys, xs]
+    vc = None if valid is None else valid[:, ys, xs]
+    per = analyze_periodicity(xc, valid=vc, min_period_px=p.min_period_px, max_period_frac=CENTRE_CROP_FRAC,
+                              rel_power=p.rel_power, harmonic_tol=p.harmonic_tol,
+                              detrend_order=p.detrend_order, clean=True, taper=valid is not None,
+                              lattice=True)
+    return torch.where(per.lattice.found, per.period_px, torch.full_like(per.period_px, float("nan")))
+
+
 def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref: torch.Tensor | None = None,
                    params: TilingParams | None = None, maps: bool = True) -> dict[str, torch.Tensor]:
     """Every tiling metric of a batch, on ``pred``'s device, with no host synchronisation.
@@ -789,12 +812,30 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # CENTRE_AGREE, or when the global one is a multiple (>= CENTRE_MULTIPLE ×) of the map's.
     cen = centre_period(lp, ty, tx, height=h, width=w)
     gl = per.period_px
-    persp = torch.fmax(ty.abs(), tx.abs()) >= PERSPECTIVE_TREND
+    # strips and windows: the mask edges tapered (a hard edge inside a strip would leak into its spectrum)
+    sw = vf if mask is None else apodized_weights(valid, taper_px=p.taper_px).to(gray.dtype)
+    wst = window_scale_trend(x, sw)  # perspective: the robust trend of a 3×3 window grid's scale
+    out.update(wst)
+    # angled: the window grid's trend (the local map's where the grid has none: its windows at 2–4× the
+    # period or in a zone at 2× make it fire on fronto-parallel walls, whose global lattice is right)
+    wt = torch.fmax(wst["persp_trend_x"].abs(), wst["persp_trend_y"].abs())
+    persp = torch.where(torch.isfinite(wt), wt >= PERSPECTIVE_TREND,
+                        torch.fmax(ty.abs(), tx.abs()) >= PERSPECTIVE_TREND)
     hi_, lo_ = torch.fmax(gl, cen), torch.fmin(gl, cen)
     rc = hi_ / lo_
     use_c = persp & torch.isfinite(rc) & ((rc <= 1.0 + CENTRE_AGREE) | ((rc >= CENTRE_MULTIPLE) & (cen < gl)))
+    # ... and better, the lattice of the frame's central half, where the period varies half as much; unless it
+    # is 1.4–2.6 × the map's (a zone or band at twice the period over the centre: the map's median is not)
+    cc = _centre_crop_period(x, vf if mask is not None else None, p)
+    q = cc / cen
+    zone = torch.isfinite(q) & (q >= CENTRE_ZONE[0]) & (q <= CENTRE_ZONE[1])
+    # (not near the search floor, < 2 × min_period_px: an aliased wall's crop reads a folded 3-px "period";
+    # gating on the wall's periodicity_score instead would drop most angled walls, whose global peak smears)
+    crop_ok = torch.isfinite(cc) & (cc >= 2.0 * p.min_period_px)
+    centre = torch.where(crop_ok, torch.where(zone, cen, cc), torch.where(use_c, cen, gl))
     out["centre_period_px"] = cen
-    out["fundamental_period_px"] = torch.where(use_c, cen, gl)
+    out["centre_crop_period_px"] = cc
+    out["fundamental_period_px"] = torch.where(persp, centre, gl)
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
     if ref is not None:
         # the wall's period (at the centre on an angled wall) against the reference's, and where it departs
@@ -807,8 +848,6 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
             lds, min_period_px=p.min_period_px))
     else:
         out.update({k: nan_b for k in (*REF_AREA_KEYS, "ref_local_max_period_px", "ref_local_min_period_px")})
-    # strips: the mask edges tapered (a hard edge inside a strip would leak into its spectrum)
-    sw = vf if mask is None else apodized_weights(valid, taper_px=p.taper_px).to(gray.dtype)
     # (the limit: the wall's densest rows, f*; a staggered lattice's x repeat is longer than its pitch)
     out.update(strip_band_keys(x, sw, period_x_px=per.period_px, period_y_px=per.period_px))
     out.update(scale_trend(x, sw))
@@ -1312,7 +1351,16 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            "composite."))
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
     sy, sx_, cy, cx = g("scale_trend_y"), g("scale_trend_x"), g("scale_corr_y"), g("scale_corr_x")
-    if _fin(sy) or _fin(sx_):  # the scale change between opposite thirds (bands.scale_trend) ...
+    py_, px_ = g("persp_trend_y"), g("persp_trend_x")
+    if _fin(py_) or _fin(px_):  # the median pairwise scale trend of a 3×3 window grid (window_scale_trend)
+        trends = [(abs(v), name, v) for v, name in ((py_, "top→bottom"), (px_, "left→right")) if _fin(v)]
+        # ... or a strong change between opposite thirds (aperiodic gravel, whose windows' profiles lock on
+        # the grain and JPEG at shift 0)
+        trends += [(abs(v) * PERSP_TREND / SCALE_TREND_STRONG, name, v)
+                   for v, c, name in ((sy, cy, "top→bottom"), (sx_, cx, "left→right"))
+                   if _fin(v) and _fin(c) and c >= SCALE_CORR_STRONG]
+        limit = PERSP_TREND
+    elif _fin(sy) or _fin(sx_):  # the scale change between opposite thirds (bands.scale_trend) ...
         trends = [(abs(v), name, v) for v, c, name in ((sy, cy, "top→bottom"), (sx_, cx, "left→right"))
                   if _fin(v) and _fin(c) and c >= SCALE_CORR]
         # ... or a strong trend of the local map (its windows at 2–4× the period make weak ones unreliable)
@@ -1326,7 +1374,10 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         _, name, v = max(trends)
         out.append(Verdict(code="perspective", severity="info",
                            title=f"Perspective: the period changes {v:+.0%} per frame {name}",
-                           evidence={"scale_trend_y": _r(sy), "scale_trend_x": _r(sx_),
+                           evidence={"persp_trend_y": _r(py_), "persp_trend_x": _r(px_),
+                                     "persp_agree_y": _r(g("persp_agree_y")),
+                                     "persp_agree_x": _r(g("persp_agree_x")),
+                                     "scale_trend_y": _r(sy), "scale_trend_x": _r(sx_),
                                      "scale_corr_y": _r(cy), "scale_corr_x": _r(cx),
                                      "local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx),
                                      "limit": limit},
@@ -1447,10 +1498,19 @@ def _specs() -> list[MetricSpec]:
           warn=SEAM_T_WARN, bad=SEAM_T_BAD),
         m("mask_seam_agree", "none", "frac", "share of contour blocks with the median offset's sign"),
         m("centre_period_px", "none", "px", "period at the frame centre (local map, trend-corrected)"),
+        m("centre_crop_period_px", "none", "px", "lattice period of the frame's central half (angled walls)"),
         m("scale_trend_x", "none", "log/frame", "ln(period right / left third) / (2/3): perspective along x"),
         m("scale_trend_y", "none", "log/frame", "ln(period bottom / top third) / (2/3): perspective along y"),
         m("scale_corr_x", "none", "corr", "correlation of the left and right thirds' log-radial spectra"),
         m("scale_corr_y", "none", "corr", "correlation of the top and bottom thirds' log-radial spectra"),
+        m("persp_trend_x", "none", "log/frame", "median slope of log scale vs x/W over pairs of a 3×3 window "
+          "grid in the same row (perspective)"),
+        m("persp_trend_y", "none", "log/frame", "median slope of log scale vs y/H over pairs of a 3×3 window "
+          "grid in the same column (perspective)"),
+        m("persp_agree_x", "none", "frac", "share of the row pairs' slopes agreeing with persp_trend_x"),
+        m("persp_agree_y", "none", "frac", "share of the column pairs' slopes agreeing with persp_trend_y"),
+        m("persp_pairs_x", "none", "count", "window pairs behind persp_trend_x (valid, correlated)"),
+        m("persp_pairs_y", "none", "count", "window pairs behind persp_trend_y (valid, correlated)"),
         m("local_period_trend_y", "none", "log/frame", "Theil–Sen slope of log local period vs y/H"),
         m("local_period_trend_x", "none", "log/frame", "Theil–Sen slope of log local period vs x/W"),
         m("nonfinite_frac", "min", "ratio", "share of NaN/Inf pixels", bad=1e-9),

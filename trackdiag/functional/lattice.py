@@ -283,12 +283,115 @@ def _comb(peaks: PromPeaks, among: torch.Tensor, tol_bins: float, tol_rel: float
     return hits >= share * seen
 
 
+def _vector_comb(peaks: PromPeaks, v: torch.Tensor, among: torch.Tensor, tol_bins: float, tol_rel: float, *,
+                 m: int, max_j: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    """The comb of ``v = k₁/m`` (``N×2`` bins) among the peaks ``among`` (``N×K``): of the multiples ``j·v``
+    (``j = 2..max_j``, ``j`` not a multiple of ``m``) up to the farthest valid peak, how many are peaks
+    (``(N,)`` float) and how many were tested. Along one direction the lattice points are the multiples of
+    one primitive vector, so a peak at ``j·v`` with ``j`` prime to ``m`` shows that ``v`` itself is a
+    lattice vector even where no peak stands at ``v`` (a fundamental on the low-frequency hump of per-plank
+    colour)."""
+    r_top = torch.where(peaks.valid, peaks.radius, torch.zeros_like(peaks.radius)).amax(dim=1)
+    rv = torch.sqrt(v.square().sum(dim=1))
+    hits = torch.zeros_like(rv)
+    seen = torch.zeros_like(rv)
+    for j in range(2, max_j + 1):
+        if j % m == 0 or math.gcd(j, m) != 1:
+            continue
+        t = j * v
+        d = torch.minimum(torch.sqrt((peaks.ky - t[:, :1]).square() + (peaks.kx - t[:, 1:]).square()),
+                          torch.sqrt((peaks.ky + t[:, :1]).square() + (peaks.kx + t[:, 1:]).square()))
+        tol = tol_bins + tol_rel * j * rv
+        inside = (j * rv <= r_top).to(rv.dtype)
+        hits += inside * ((d <= tol[:, None]) & among).any(dim=1).to(rv.dtype)
+        seen += inside
+    return hits, seen
+
+
+def _finer_lattice(peaks: PromPeaks, f: torch.Tensor, g: torch.Tensor, sel: torch.Tensor, *,
+                   min_radius: float, tol_bins: float, tol_rel: float, min_share: float = 0.9,
+                   min_gain: int = 2, m_short: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
+    """The coarsest lattice that explains the strong peaks, where the chosen one does not (``f``, ``g``:
+    ``N×2`` bins, ``g`` NaN on 1-D textures; ``sel``: ``N×K`` the strong prominent peaks).
+
+    A peak is explained by a lattice when it lies within ``tol_bins + tol_rel·|p|`` of a lattice point.
+    When ``f``, ``g`` explain fewer than ``min_share`` of the selected peaks, the basis pairs are drawn
+    from the ``m_short`` shortest of the selected peaks and their differences and sums (``≥ min_radius``);
+    of the non-collinear pairs that explain ``≥ min_share`` of the peaks, the one spanning the coarsest
+    lattice (largest cell) is taken if it explains ``≥ min_gain`` more peaks than ``f``, ``g``: a hexagonal
+    mosaic whose low shells sit on the hump of per-tile colour shows only its √3, 2, √7, √12 … shells, and
+    the strongest of them spans a lattice that misses the others. Returns the Gauss-reduced ``(f, g)``
+    (``f`` the shortest vector: the densest rows' normal)."""
+    n, kk = peaks.ky.shape
+    dt = peaks.ky.dtype
+    p = torch.stack([peaks.ky, peaks.kx], dim=-1)  # N×K×2
+
+    def explained(b1: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
+        """``b1``, ``b2``: N×C×2 → N×C count of selected peaks on the lattice they span (0 if degenerate)."""
+        det = b1[..., 0] * b2[..., 1] - b1[..., 1] * b2[..., 0]  # N×C
+        ok_det = det.abs() > 1e-6
+        det = torch.where(ok_det, det, torch.ones_like(det))
+        py, px = p[:, None, :, 0], p[:, None, :, 1]  # N×1×K
+        a = ((py * b2[..., 1, None] - px * b2[..., 0, None]) / det[..., None]).round()
+        b = ((px * b1[..., 0, None] - py * b1[..., 1, None]) / det[..., None]).round()
+        ry = py - a * b1[..., 0, None] - b * b2[..., 0, None]
+        rx = px - a * b1[..., 1, None] - b * b2[..., 1, None]
+        tol = tol_bins + tol_rel * peaks.radius[:, None, :]
+        return (torch.sqrt(ry.square() + rx.square()) <= tol) & ok_det[..., None]  # N×C×K
+
+    one_d = ~torch.isfinite(g).all(dim=1)
+    # the current lattice (1-D: f and a vector far off, so that only multiples of f count)
+    gg = torch.where(one_d[:, None], torch.stack([-f[:, 1], f[:, 0]], dim=1) * 1e3, g)
+    cur_hit = explained(f[:, None], torch.nan_to_num(gg)[:, None])[:, 0]  # N×K
+    # Unexplained peaks along f or g are fractional harmonics of the wall's own lines (a zone or band at
+    # twice the period adds its 3rd harmonic at 1.5 f): no evidence of a finer lattice.
+    def along(v: torch.Tensor) -> torch.Tensor:
+        vr = torch.sqrt(v.square().sum(-1)).clamp_min(1e-9)
+        return (peaks.ky * v[:, 1:] - peaks.kx * v[:, :1]).abs() <= 0.1 * peaks.radius * vr[:, None]
+    sel = sel & (cur_hit | ~(along(f) | (along(torch.nan_to_num(g)) & ~one_d[:, None])))
+    cur = (cur_hit & sel).sum(-1)
+    nsel = sel.sum(dim=1)
+    # candidate basis vectors: the selected peaks, their differences and sums; the m_short shortest
+    c = torch.cat([p, (p[:, :, None] - p[:, None, :]).reshape(n, -1, 2),
+                   (p[:, :, None] + p[:, None, :]).reshape(n, -1, 2)], dim=1)
+    pair_ok = (sel[:, :, None] & sel[:, None, :]).reshape(n, -1)
+    cok = torch.cat([sel, pair_ok, pair_ok], dim=1)
+    cr = torch.sqrt(c.square().sum(-1))
+    cok &= cr >= max(min_radius, 1.0)
+    key = torch.where(cok, cr, torch.full_like(cr, float("inf")))
+    m = min(m_short, key.shape[1])
+    kr, j = key.topk(m, dim=1, largest=False)
+    cv = c.gather(1, j[..., None].expand(n, m, 2))  # N×M×2
+    vok = torch.isfinite(kr)
+    b1 = cv[:, :, None, :].expand(n, m, m, 2).reshape(n, m * m, 2)
+    b2 = cv[:, None, :, :].expand(n, m, m, 2).reshape(n, m * m, 2)
+    r1, r2 = kr[:, :, None].expand(n, m, m).reshape(n, -1), kr[:, None, :].expand(n, m, m).reshape(n, -1)
+    det = (b1[..., 0] * b2[..., 1] - b1[..., 1] * b2[..., 0]).abs()
+    sin = det / (torch.nan_to_num(r1, posinf=1.0) * torch.nan_to_num(r2, posinf=1.0)).clamp_min(1e-9)
+    pok = (vok[:, :, None] & vok[:, None, :]).reshape(n, -1) & (sin > 0.3)
+    cnt = torch.where(pok, (explained(b1, b2) & sel[:, None, :]).sum(-1), torch.full_like(det, -1,
+                                                                                          dtype=torch.long))
+    qual = pok & (cnt.to(dt) >= min_share * nsel[:, None].to(dt))
+    jj = torch.where(qual, det, torch.full_like(det, -1.0)).argmax(dim=1)
+    ar = torch.arange(n, device=f.device)
+    use = qual.any(dim=1) & (cnt[ar, jj] >= cur + min_gain) & (cur.to(dt) < min_share * nsel.to(dt))
+    use &= torch.isfinite(f).all(dim=1)
+    t1, t2 = b1[ar, jj], b2[ar, jj]
+    for _ in range(4):  # Lagrange–Gauss reduction in reciprocal space
+        swap = (t2.square().sum(1) < t1.square().sum(1))[:, None]
+        t1, t2 = torch.where(swap, t2, t1), torch.where(swap, t1, t2)
+        mu = torch.round((t1 * t2).sum(1) / t1.square().sum(1).clamp_min(1e-12))
+        t2 = t2 - mu[:, None] * t1
+    return torch.where(use[:, None], t1, f), torch.where(use[:, None], t2, g)
+
+
 def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominence: float = 0.03,
                  rel_power: float = 0.25, weak_power: float = 0.02, max_harmonic: int = 6,
                  tol_bins: float = 0.3, tol_rel: float = 0.03, low_radius: float = 14.0,
-                 lone_prominence: float = 1e5) -> Lattice:
+                 lone_prominence: float = 1e5, min_radius: float = 0.0) -> Lattice:
     """The fundamental ``f`` and the second basis vector ``g`` from :func:`prominent_peaks` (see the module
-    docstring, step 3)."""
+    docstring, step 3); ``min_radius``: the lowest frequency searched (bins; a fundamental implied by its
+    comb is not taken below it)."""
     n, kk = peaks.power.shape
     dev, dt = peaks.power.device, peaks.power.dtype
     top = torch.where(peaks.valid, peaks.prominence, torch.zeros_like(peaks.prominence)).amax(dim=1)
@@ -297,6 +400,7 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     # A low-frequency line (< low_radius bins) must have a harmonic (a prominent peak at 2k or 3k) to be a
     # lattice line: a lone bump of colour variation between planks has none.
     support = torch.zeros_like(ok)
+    both = torch.ones_like(ok)
     for m in (2.0, 3.0):
         d = torch.minimum(
             torch.sqrt((peaks.ky[:, None, :] - m * peaks.ky[:, :, None]).square()
@@ -304,7 +408,16 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
             torch.sqrt((peaks.ky[:, None, :] + m * peaks.ky[:, :, None]).square()
                        + (peaks.kx[:, None, :] + m * peaks.kx[:, :, None]).square()))
         tol = tol_bins + tol_rel * m * peaks.radius[:, :, None]
-        support |= ((d <= tol) & ok[:, None, :]).any(dim=2)
+        hit = ((d <= tol) & ok[:, None, :]).any(dim=2)
+        support |= hit
+        both &= hit
+    # (and both 2k and 3k, or most of its multiples 2k..6k, are prominent peaks: two humps of per-plank
+    # colour make a "harmonic" pair by chance, not a comb)
+    # (a line among the most prominent, at least half the top prominence, needs only one: the brick
+    # photograph's harmonics fade after the 2nd)
+    top_prom = torch.where(ok, peaks.prominence, torch.zeros_like(peaks.prominence)).amax(dim=1, keepdim=True)
+    support &= (both | _comb(peaks, ok, tol_bins, tol_rel, skip=max_harmonic + 1, share=0.75)
+                | (peaks.prominence >= 0.5 * top_prom))
     # ... or is one of a pair of shorter lattice vectors summing to a lattice line (the fundamentals of a
     # hex or penny mosaic of 60-80 px on a 256-px reference: the sqrt(3) shell is their only "harmonic")
     support |= _pair_support(peaks, base, ok, tol_bins, tol_rel)
@@ -326,7 +439,12 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     p1 = peaks.power[ar, i1]
     strong_pw = peaks.power >= rel_power * p1[:, None]
     # (the comb's lines strong too: a faint two-plank repeat under a colour bump is not the wall's lattice)
-    combs = {m: ok | (extra & _comb(peaks, base & strong_pw, tol_bins, tol_rel, skip=m))
+    # A prominent divisor must not contradict its comb either (>= half of the multiples that k1 does not
+    # explain are prominent peaks with some power): with a 3 % tolerance a bump of per-plank colour near k1/5
+    # passes for the planks' fundamental otherwise.
+    weak_pw = peaks.power >= weak_power * p1[:, None]
+    combs = {m: (ok & _comb(peaks, base & weak_pw, tol_bins, tol_rel, skip=m, share=0.5))
+             | (extra & _comb(peaks, base & strong_pw, tol_bins, tol_rel, skip=m))
              for m in range(2, max_harmonic + 1)}
     strong = ok & strong_pw  # (pairs: the relaxed candidates only through the square/hex geometry, weak)
     best = i1.clone()
@@ -356,6 +474,36 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
             best_r = torch.where(use, r, best_r)
     f = torch.stack([peaks.ky[ar, best], peaks.kx[ar, best]], dim=1)
     fr = peaks.radius[ar, best]
+    # The fundamental need not be a peak: on a clean reference of planks the fundamental sits on the hump
+    # of per-plank colour (another bump within two bins is the local maximum), while the joints' harmonics
+    # stand 10^3 above their neighbourhood. A comb of strong prominent peaks at j·f/m with j prime to m
+    # (>= 2 of them, >= 60 % of those in the band) makes f/m the fundamental; the largest such m wins.
+    among_v = ok & strong_pw
+    # (the lattice so far: f and the shortest prominent peak not collinear with it, as g is chosen below)
+    cross0 = (peaks.ky * f[:, 1:] - peaks.kx * f[:, :1]).abs() / (peaks.radius * fr[:, None]).clamp_min(1e-9)
+    cand0 = ok & (cross0 > 0.3) & (peaks.power >= 0.02 * peaks.power[ar, best][:, None])
+    j0 = torch.where(cand0, peaks.radius, torch.full_like(peaks.radius, float("inf"))).argmin(dim=1)
+    g0 = torch.where(cand0.any(dim=1)[:, None], torch.stack([peaks.ky[ar, j0], peaks.kx[ar, j0]], dim=1),
+                     torch.full_like(f, float("nan")))
+    f, _g = _finer_lattice(peaks, f, g0, among_v, min_radius=min_radius, tol_bins=tol_bins, tol_rel=tol_rel)
+    fr = torch.sqrt(f.square().sum(dim=1))
+    done = torch.zeros_like(found)
+    # (and the strong peaks along f lie on that comb, >= 70 % of them: on an aliased wall a dense row of
+    # folded peaks matches any comb within its tolerance)
+    fn = f / fr[:, None].clamp_min(1e-9)
+    along_f = among_v & ((peaks.ky * fn[:, 1:] - peaks.kx * fn[:, :1]).abs() <= 0.1 * peaks.radius)
+    for m in range(max_harmonic, 1, -1):
+        v = f / m
+        hits, seen = _vector_comb(peaks, v, among_v, tol_bins, tol_rel, m=m)
+        vv = v.square().sum(dim=1, keepdim=True).clamp_min(1e-12)
+        j = ((peaks.ky * v[:, :1] + peaks.kx * v[:, 1:]) / vv).round()
+        off = torch.sqrt((peaks.ky - j * v[:, :1]).square() + (peaks.kx - j * v[:, 1:]).square())
+        on = along_f & (off <= tol_bins + tol_rel * peaks.radius)
+        fits = on.sum(dim=1) >= 0.7 * along_f.sum(dim=1)
+        use = ~done & (hits >= 2) & (hits >= 0.6 * seen) & (fr / m >= min_radius) & fits
+        f = torch.where(use[:, None], v, f)
+        fr = torch.where(use, fr / m, fr)
+        done |= use
     # A centred square lattice seen along its axes (a wallpaper motif with a second motif at the cell
     # centre): the basis lines run at 45°; the wall's repeat is the axis-aligned line f ± g, if prominent.
     fr, f = _centred_square(peaks, best, fr, f, ok)

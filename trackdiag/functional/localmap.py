@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["axis_fundamentals", "axis_profiles", "half_frequency_ratio", "log_radial_profile", "scale_shift",
-           "strip_novelty", "theil_sen"]
+           "strip_novelty", "theil_sen", "window_scale_trend"]
 
 
 def _profile_fundamental(prof: torch.Tensor, lo: int, hi: int, rel_power: float, max_div: int = 4
@@ -302,3 +302,75 @@ def scale_shift(a: torch.Tensor, b: torch.Tensor, *, max_shift: int) -> tuple[to
     c = torch.where(cnt >= length // 2, c, torch.full_like(c, -1.0))
     best, j = c.max(dim=1)
     return shifts[j].to(a.dtype), best
+
+
+def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3, window_frac: float = 0.5,
+                       bins_per_octave: int = 32, max_octaves: float = 0.8, min_valid: float = 0.6,
+                       min_corr: float = 0.5, hi_cycles: float = 0.2) -> dict[str, torch.Tensor]:
+    """Perspective as a robust trend of the local scale over a ``grid × grid`` set of windows.
+
+    ``x`` ``N×H×W`` finite, ``weights`` ``N×H×W`` 0..1 (an apodized mask). Windows of ``window_frac`` of the
+    frame's height and width, their centres evenly spread from ``window_frac / 2`` to ``1 − window_frac / 2``
+    of each side, get whitened log-radial power profiles (:func:`log_radial_profile`). Every pair of windows
+    in the same row (column) is matched along log frequency (:func:`scale_shift`): every peak of a wall
+    seen at an angle moves by the same factor, so the shift is the change of scale between the two windows
+    (profiles up to ``hi_cycles`` = 0.2 cycles/px: a ×2 upsampler's cut-off at 0.25, its checkerboard at 0.5
+    and JPEG's 0.25 and 0.375 stay put under perspective and would lock the match at shift 0),
+    whatever the period (and on aperiodic surfaces too), without picking a fundamental. Each pair whose
+    windows are at least ``min_valid`` valid and whose profiles correlate at least ``min_corr`` gives a
+    slope ``ln(period_b / period_a) / (x_b − x_a)`` (frame units); the trend is the median of those slopes
+    (Theil–Sen on pairs), and ``*_agree`` the share of pair slopes with the median's sign and at least half
+    its size (near 1 on an angled wall; scattered slopes on a fronto-parallel wall come from texture
+    variation, not from a trend).
+
+    Returns ``{"persp_trend_x", "persp_trend_y", "persp_agree_x", "persp_agree_y", "persp_pairs_x",
+    "persp_pairs_y"}``, each ``(N,)`` (NaN trend and agreement without a usable pair).
+    """
+    n, h, w = x.shape
+    dev, dt = x.device, x.dtype
+    wh, ww = max(16, int(round(window_frac * h))), max(16, int(round(window_frac * w)))
+    sty = max(1, (h - wh) // max(1, grid - 1))
+    stx = max(1, (w - ww) // max(1, grid - 1))
+    # all windows of all images as one batch: (N·G²)×wh×ww (a strided view, then one copy)
+    xw = x.unfold(1, wh, sty).unfold(2, ww, stx)[:, :grid, :grid]
+    vw = weights.to(dt).unfold(1, wh, sty).unfold(2, ww, stx)[:, :grid, :grid]
+    gy, gx = xw.shape[1], xw.shape[2]
+    g2 = gy * gx
+    prof = log_radial_profile(xw.reshape(n * g2, wh, ww), vw.reshape(n * g2, wh, ww),
+                              bins_per_octave=bins_per_octave, hi_cycles=hi_cycles)
+    vfrac = vw.reshape(n, g2, wh * ww).mean(-1)
+    cy = (torch.arange(gy, device=dev, dtype=dt) * sty + wh / 2) / h
+    cx = (torch.arange(gx, device=dev, dtype=dt) * stx + ww / 2) / w
+    idx = torch.arange(g2, device=dev).reshape(gy, gx)
+    out: dict[str, torch.Tensor] = {}
+    k = int(round(max_octaves * bins_per_octave))
+    for name, pairs, pos in (("x", [(idx[r, a], idx[r, b]) for r in range(gy) for a in range(gx)
+                                    for b in range(a + 1, gx)], cx),
+                             ("y", [(idx[a, c], idx[b, c]) for c in range(gx) for a in range(gy)
+                                    for b in range(a + 1, gy)], cy)):
+        if not pairs:
+            nan = torch.full((n,), float("nan"), device=dev, dtype=dt)
+            out.update({f"persp_trend_{name}": nan, f"persp_agree_{name}": nan,
+                        f"persp_pairs_{name}": torch.zeros_like(nan)})
+            continue
+        ia = torch.stack([p[0] for p in pairs])
+        ib = torch.stack([p[1] for p in pairs])
+        pr = prof.reshape(n, g2, -1)
+        shift, corr = scale_shift(pr[:, ia].reshape(-1, pr.shape[-1]), pr[:, ib].reshape(-1, pr.shape[-1]),
+                                  max_shift=k)
+        shift, corr = shift.reshape(n, -1), corr.reshape(n, -1)
+        ta = pos[(ia // gx) if name == "y" else (ia % gx)]
+        tb = pos[(ib // gx) if name == "y" else (ib % gx)]
+        # b at higher frequency (shift > 0): shorter period at b
+        slope = -shift / bins_per_octave * math.log(2.0) / (tb - ta)[None]
+        use = (corr >= min_corr) & (vfrac[:, ia] >= min_valid) & (vfrac[:, ib] >= min_valid)
+        s = torch.where(use, slope, torch.full_like(slope, float("nan")))
+        med = s.nanmedian(dim=1).values
+        cnt = use.sum(dim=1).to(dt)
+        agree = (use & (torch.sign(slope) == torch.sign(med)[:, None])
+                 & (slope.abs() >= 0.5 * med.abs()[:, None])).sum(dim=1).to(dt) / cnt.clamp_min(1.0)
+        ok = cnt > 0
+        out[f"persp_trend_{name}"] = torch.where(ok, med, torch.full_like(med, float("nan")))
+        out[f"persp_agree_{name}"] = torch.where(ok, agree, torch.full_like(agree, float("nan")))
+        out[f"persp_pairs_{name}"] = cnt
+    return out

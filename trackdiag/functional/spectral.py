@@ -965,7 +965,7 @@ def _analyze_lattice(x: torch.Tensor, sig: torch.Tensor, wts: torch.Tensor, spec
     h, w = x.shape[-2:]
     s = spec.side
     peaks = prominent_peaks(spec, r_min=r_min, r_max=r_max)
-    lat = pick_lattice(peaks, **params)  # type: ignore[arg-type]
+    lat = pick_lattice(peaks, **{"min_radius": r_min, **params})  # type: ignore[arg-type]
     has = lat.found
     radius = lat.radius
     fy = torch.nan_to_num(lat.f[:, 0], nan=0.0)

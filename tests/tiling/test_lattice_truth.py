@@ -1,0 +1,83 @@
+"""The 2-D lattice estimator and the perspective verdict against the generator's truth (issue 11).
+
+* The reference patch's period (``ref_period_px``) on the generator's own 256-px reference patches of every
+  periodic material (hex and penny mosaics whose low shells are faint, planks whose fundamental sits on the
+  hump of per-plank colour, tiles, running bond, wallpaper), periods log-uniform over 12–80 px.
+* The base period (``fundamental_period_px``, at the frame centre on an angled wall) and the perspective
+  verdict's firing rate on whole generated scenes, fronto-parallel and angled.
+
+The shares are measured and compared with the issue's targets less a margin for the small samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from trackdiag.analyzers.tiling import tiling_metrics
+from trackdiag.testing.walls.materials import make_material
+from trackdiag.testing.walls.scene import _ref_patch, make_scene
+
+pytestmark = pytest.mark.slow
+
+REF_MATERIALS = ("hex", "penny", "planks", "tiles", "brick", "wallpaper")
+
+
+def _within(got: float, truth: float, rel: float = 0.05) -> bool:
+    return math.isfinite(got) and abs(got / truth - 1.0) <= rel
+
+
+def test_reference_period_within_5_percent_on_every_periodic_material():
+    rng = np.random.default_rng(20261206)
+    pred = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    rows = []
+    for name in REF_MATERIALS:
+        for _ in range(5):
+            period = float(math.exp(rng.uniform(math.log(12.0), math.log(80.0))))
+            mat = make_material(name, rng, period)
+            patch = _ref_patch(mat, rng)  # the generator's reference: 256² uint8
+            ref = torch.from_numpy(patch.copy()).permute(2, 0, 1).float() / 255.0
+            got = float(tiling_metrics(pred, ref=ref, maps=False)["ref_period_px"][0])
+            rows.append((name, float(mat.period), got))
+    bad = [r for r in rows if not _within(r[2], r[1])]
+    share = 1 - len(bad) / len(rows)
+    assert share >= 0.9, f"reference period within 5 % on {share:.0%} of {len(rows)}; misses: {bad}"
+    # no material fails systematically
+    for name in REF_MATERIALS:
+        assert sum(r[0] == name for r in bad) <= 1, f"{name}: {[r for r in bad if r[0] == name]}"
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    from trackdiag.testing.walls.evaluate import diagnose_scene
+
+    out = []
+    for i in range(20):
+        sc = make_scene(kind="random", cause=None, seed=7100 + i, angled=bool(i % 2))
+        verdicts, summary, _ = diagnose_scene(sc.pred, sc.mask.astype(np.float32), sc.ref)
+        out.append((sc.truth, {v["code"] for v in verdicts}, summary))
+    return out
+
+
+def test_base_period_within_5_percent_fronto_and_angled(scenes):
+    for angled in (False, True):
+        rows = [(t.texture, t.period_px, s.get("fundamental_period_px")) for t, _, s in scenes
+                if t.angled == angled and t.period_px is not None and not t.period_approx]
+        if len(rows) < 3:
+            continue
+        bad = [r for r in rows if r[2] is None or not _within(r[2], r[1])]
+        share = 1 - len(bad) / len(rows)
+        assert share >= 0.8, f"angled={angled}: base period within 5 % on {share:.0%} of {len(rows)}: {bad}"
+
+
+def test_perspective_fires_on_angled_walls_and_not_on_fronto_parallel_ones(scenes):
+    pos = [codes for t, codes, _ in scenes if t.perspective_label is True]
+    neg = [codes for t, codes, _ in scenes if t.perspective_label is False]
+    assert len(pos) >= 5 and len(neg) >= 5
+    rate_pos = sum("perspective" in c for c in pos) / len(pos)
+    rate_neg = sum("perspective" in c for c in neg) / len(neg)
+    assert rate_pos >= 0.75, f"perspective fires on {rate_pos:.0%} of {len(pos)} angled walls"
+    assert rate_neg <= 0.2, f"perspective fires on {rate_neg:.0%} of {len(neg)} fronto-parallel walls"
