@@ -66,6 +66,16 @@ def _blur(x: torch.Tensor, sy: float, sx: float) -> torch.Tensor:
     return F.conv2d(x, gx.view(1, 1, 1, -1).repeat(c, 1, 1, 1), padding=(0, gx.numel() // 2), groups=c)
 
 
+def _smooth_field(x: torch.Tensor, sigma: float, *, step: int = 4) -> torch.Tensor:
+    """``N×C×H×W`` Gaussian blur of width ``sigma`` ≫ ``step`` px, computed on a grid ``step`` times
+    coarser (box means) and interpolated back (bilinear): the field it gives is smooth on that scale."""
+    h, w = x.shape[-2:]
+    small = F.avg_pool2d(F.pad(x, (0, (-w) % step, 0, (-h) % step)), step)
+    small = _blur(small, sigma / step, sigma / step)
+    big = F.interpolate(small, scale_factor=step, mode="bilinear", align_corners=False)
+    return big[..., :h, :w]
+
+
 def demodulate(signal: torch.Tensor, region: torch.Tensor, k: torch.Tensor, *, across: float = 0.35,
                along: float = 3.0, min_cover: float = 0.6) -> tuple[torch.Tensor, torch.Tensor]:
     """The local complex amplitude of the lattice line ``k`` (``(ky, kx)`` cycles/px) in one image.
@@ -121,7 +131,8 @@ def smooth_phase(z: torch.Tensor, valid: torch.Tensor, *, degree: int = 3, round
     keep = torch.ones_like(rhs, dtype=torch.bool)
     coef = torch.zeros(len(exps), dtype=torch.float64, device=dev)
     for _ in range(rounds):
-        coef = torch.linalg.lstsq(amat[keep], rhs[keep][:, None]).solution[:, 0]
+        a, y = amat[keep], rhs[keep]
+        coef = torch.linalg.solve(a.T @ a + 1e-9 * torch.eye(len(exps), dtype=a.dtype, device=dev), a.T @ y)
         r = rhs - amat @ coef
         keep = r.abs() < 3.0 * 1.4826 * r[keep].abs().median() + 1e-9
     psi = sum(co * xx ** a * yy ** b for co, (a, b) in zip(coef, exps, strict=True))
@@ -154,7 +165,7 @@ def phase_departure(signal: torch.Tensor, region: torch.Tensor, *, k: torch.Tens
         inl = good
         dep = torch.zeros(h, w, device=signal.device)
         for _ in range(rounds):
-            acc = _blur(torch.stack([u.real * inl, u.imag * inl])[None], reach * period, reach * period)[0]
+            acc = _smooth_field(torch.stack([u.real * inl, u.imag * inl])[None], reach * period)[0]
             dep = torch.angle(u * torch.complex(acc[0], -acc[1])).abs()
             inl = good & (dep < math.radians(inlier_deg))
         out[i] = torch.where(good, torch.rad2deg(dep), torch.zeros_like(dep))
