@@ -11,8 +11,8 @@
   over the whole image (the difference heat map of an edit that should be small);
 * edited: the anomaly score is the texture's own fine-scale level over the local one
   (:func:`~trackdiag.functional.pixel_edit.sharpness_deficit`: smears), thresholded at ``score_edited``
-  with the gaps closed, a component counting when its peak reaches ``peak_edited``, its box grown by the
-  window's reach; where the local phase of the lattice's fundamental departs from the wall's smooth phase
+  with the gaps closed and grown by the window's reach, a component counting when its peak reaches
+  ``peak_edited``; where the local phase of the lattice's fundamental departs from the wall's smooth phase
   field by more than ``phase_deg`` over at least ``phase_min_area`` px
   (:mod:`~trackdiag.functional.pixel_phase`: offsets and misplaced patches), the score is
   ``peak_edited × departure / phase_deg``;
@@ -82,6 +82,8 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
     near_clip = F.max_pool2d((~unclipped).float()[:, None], 7, stride=1, padding=3)[:, 0] > 0
     score = close_hot(sharpness_deficit(own, region & ~near_clip), torch.full((b,), score_edited,
                       device=pred.device), close_px=9)
+    # the score needs its whole window inside a smear: its components are grown by the window's reach
+    score = F.max_pool2d(score[:, None], 7, stride=1, padding=3)[:, 0]
     thr_u = torch.full((b,), score_unedited, device=pred.device)
     rel = close_hot(relative_change(diff, aligned.mean(dim=1), full & unclipped, window=window) * unclipped,
                     thr_u)
@@ -92,8 +94,8 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
     out["score"] = torch.where(edited[:, None, None], score, rel)
     out["threshold"] = torch.where(edited, score_edited, thr_u)
     out["peak"] = torch.where(edited, peak_edited, peak_unedited)
-    # unedited: shrink by the window's reach; edited: grow by the sharpness window's reach (7 // 2)
-    out["box_margin"] = torch.where(edited, -3.0, torch.full_like(thr_u, float(window // 2)))
+    # unedited: shrink by the window's reach; edited: as measured (smears already grown above)
+    out["box_margin"] = torch.where(edited, 0.0, torch.full_like(thr_u, float(window // 2)))
     out["edited"] = edited.float()
     for axis in ("rows", "cols"):
         z = torch.nan_to_num(band_profile(res, region, axis=axis).abs(), nan=0.0)
@@ -107,14 +109,11 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
 
 
 def _phase_score(own: torch.Tensor, region: torch.Tensor, *, phase_deg: float, min_area: int, floor: float,
-                 peak: float, reach: int = 3) -> torch.Tensor:
+                 peak: float) -> torch.Tensor:
     """``B×H×W``: the edited score of the phase-departure boxes
     (:func:`~trackdiag.functional.pixel_phase.departure_boxes` above ``phase_deg``), ``peak × departure /
-    phase_deg`` and at least just above ``floor`` on them, 0 elsewhere. The boxes are eroded by ``reach``
-    px because edited boxes are grown by the sharpness window's reach when labelled."""
+    phase_deg`` and at least just above ``floor`` on them, 0 elsewhere."""
     dep = phase_departure(own, region)
-    keep = departure_boxes(dep, threshold=phase_deg, peak=phase_deg, min_area=min_area).float()[:, None]
-    k = 2 * reach + 1
-    keep = -F.max_pool2d(F.pad(-keep, (reach,) * 4, value=-1.0), k, stride=1)[:, 0] > 0.5
+    keep = departure_boxes(dep, threshold=phase_deg, peak=phase_deg, min_area=min_area)
     val = torch.clamp_min(peak * dep / phase_deg, floor * 1.0001 + 1e-6)
     return torch.where(keep, val, torch.zeros_like(dep))
