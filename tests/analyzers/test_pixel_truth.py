@@ -147,15 +147,50 @@ def test_clean_edits_raise_no_anomaly(inside_an_edit):
     assert t["clean"][2] <= 1, t
 
 
+@pytest.fixture(scope="module")
+def edit_boxes() -> dict[str, list[int]]:
+    """Held-out edited pairs (a re-textured wall) with an offset or a misplaced box, 10 of each (seed
+    7705), per kind ``[found, n, false]``: found = a box with IoU >= 0.5; false = the pair has a box that
+    matches nothing. The phase thresholds (:mod:`trackdiag.functional.pixel_phase`) were set on seeds
+    101-103 of a separate generator loop (``docs/pixel.md``)."""
+    rng = np.random.default_rng(SEED + 5)
+    tally = {k: [0, 0, 0] for k in ("offset", "misplaced")}
+    for i in range(20):
+        kind = ("offset", "misplaced")[i % 2]
+        pair = make_pair(rng, edited=True, box=kind)
+        res, _ = _run(pair)
+        hits = [_iou((a["x0"], a["y0"], a["x1"], a["y1"]), pair.boxes[0]) >= 0.5
+                for a in res.tables["anomalies"]]
+        tally[kind][0] += any(hits)
+        tally[kind][1] += 1
+        tally[kind][2] += not all(hits)
+    return tally
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_offset_and_misplaced_boxes_inside_an_edit_by_lattice_phase(edit_boxes):
+    """Inside a re-textured wall, offset and misplaced boxes are found where the local phase of the
+    lattice's fundamental departs from the wall's smooth phase field
+    (:mod:`trackdiag.functional.pixel_phase`). Before: 0/4 and 0/4 on seed 7704. The floors were set
+    below the calibration figures before this cohort was run (seeds 101-102: offset 14/16, misplaced
+    9/16). Measured here (seed 7705): offset 7/10, misplaced 7/10; 7 of the 20 pairs also carry a box
+    that matches nothing (a second piece of the same box, or one too wide for IoU >= 0.5)."""
+    t = edit_boxes
+    assert t["offset"][0] >= 0.7 * t["offset"][1], t
+    assert t["misplaced"][0] >= 0.4 * t["misplaced"][1], t
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 @pytest.mark.xfail(reason="issue 18 item 5 only partly reached: offset and misplaced boxes inside a "
-                          "re-textured wall are not found (a shifted or copied patch of the brick photo is "
-                          "brick-like; its cuts are as strong as the photo's own irregular joints under "
-                          "every lattice/self-similarity residual tried); measured on seed 7704: offset "
-                          "0/4, misplaced 0/4 (seed 9104: 0/4, 0/4)",
+                          "re-textured wall are found by the lattice phase, but below the 90 % target "
+                          "(seed 7705: offset 7/10, misplaced 7/10; seed 7704: 3/4, 4/4). A patch "
+                          "copied from elsewhere whose lattice "
+                          "phase matches its new place departs no more than the wall itself; offsets whose "
+                          "wrapped strip falls back in phase are found too narrow for IoU >= 0.5",
                    strict=True)
-def test_offset_and_misplaced_boxes_inside_an_edit(inside_an_edit):
-    t = inside_an_edit
-    found = t["offset"][0] + t["misplaced"][0]
-    assert found >= 0.9 * (t["offset"][1] + t["misplaced"][1]), t
+def test_offset_and_misplaced_boxes_inside_an_edit(edit_boxes):
+    t = edit_boxes
+    assert t["offset"][0] >= 0.9 * t["offset"][1], t
+    assert t["misplaced"][0] >= 0.9 * t["misplaced"][1], t

@@ -11,8 +11,11 @@
   over the whole image (the difference heat map of an edit that should be small);
 * edited: the anomaly score is the texture's own fine-scale level over the local one
   (:func:`~trackdiag.functional.pixel_edit.sharpness_deficit`: smears), thresholded at ``score_edited``
-  with the gaps closed, a component counting when its peak reaches ``peak_edited``, its box grown by the
-  window's reach;
+  with the gaps closed and grown by the window's reach, a component counting when its peak reaches
+  ``peak_edited``; where the local phase of the lattice's fundamental departs from the wall's smooth phase
+  field by more than ``phase_deg`` over at least ``phase_min_area`` px
+  (:mod:`~trackdiag.functional.pixel_phase`: offsets and misplaced patches), the score is
+  ``peak_edited × departure / phase_deg``;
 * unedited: the anomaly score is the change against the change the local texture explains
   (:func:`~trackdiag.functional.pixel_change.relative_change`), thresholded at ``score_unedited`` with the
   gaps closed; a component counts when its peak reaches ``peak_unedited`` (``peak``) and its box is shrunk
@@ -32,6 +35,7 @@ import torch.nn.functional as F
 from .pixel_change import close_hot, relative_change
 from .pixel_edit import band_level, matched_lattice_residual, sharpness_deficit
 from .pixel_leak import leak_measure, photometric_residual, register_shift
+from .pixel_phase import departure_boxes, phase_departure
 from .pixel_texture import band_profile, lattice_residual, lattice_vectors
 
 __all__ = ["judge_against_input"]
@@ -40,7 +44,8 @@ __all__ = ["judge_against_input"]
 def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[torch.Tensor], *,
                         edit_level: float = 4.0, score_unedited: float = 3.0, score_edited: float = 2.5,
                         peak_unedited: float = 6.0, peak_edited: float = 4.0,
-                        band_z_unedited: float = 8.0, band_level_edited: float = 0.06, window: int = 9
+                        band_z_unedited: float = 8.0, band_level_edited: float = 0.06, window: int = 9,
+                        phase_deg: float = 60.0, phase_min_area: int = 250
                         ) -> dict[str, torch.Tensor]:
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
     ``threshold`` (``(B,)``), ``peak`` (``(B,)``, the level a component's peak must reach),
@@ -77,14 +82,20 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
     near_clip = F.max_pool2d((~unclipped).float()[:, None], 7, stride=1, padding=3)[:, 0] > 0
     score = close_hot(sharpness_deficit(own, region & ~near_clip), torch.full((b,), score_edited,
                       device=pred.device), close_px=9)
+    # the score needs its whole window inside a smear: its components are grown by the window's reach
+    score = F.max_pool2d(score[:, None], 7, stride=1, padding=3)[:, 0]
     thr_u = torch.full((b,), score_unedited, device=pred.device)
     rel = close_hot(relative_change(diff, aligned.mean(dim=1), full & unclipped, window=window) * unclipped,
                     thr_u)
+    if bool(edited.any()):  # offsets and misplaced patches: where the lattice's phase departs
+        score[edited] = torch.maximum(score[edited], _phase_score(
+            own[edited], m[edited], phase_deg=phase_deg, min_area=phase_min_area, floor=score_edited,
+            peak=peak_edited))
     out["score"] = torch.where(edited[:, None, None], score, rel)
     out["threshold"] = torch.where(edited, score_edited, thr_u)
     out["peak"] = torch.where(edited, peak_edited, peak_unedited)
-    # unedited: shrink by the window's reach; edited: grow by the sharpness window's reach (7 // 2)
-    out["box_margin"] = torch.where(edited, -3.0, torch.full_like(thr_u, float(window // 2)))
+    # unedited: shrink by the window's reach; edited: as measured (smears already grown above)
+    out["box_margin"] = torch.where(edited, 0.0, torch.full_like(thr_u, float(window // 2)))
     out["edited"] = edited.float()
     for axis in ("rows", "cols"):
         z = torch.nan_to_num(band_profile(res, region, axis=axis).abs(), nan=0.0)
@@ -95,3 +106,14 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
         out[f"band_{axis}"] = z
     out["band_z"] = torch.where(edited, band_level_edited, torch.full_like(thr_u, band_z_unedited))
     return out
+
+
+def _phase_score(own: torch.Tensor, region: torch.Tensor, *, phase_deg: float, min_area: int, floor: float,
+                 peak: float) -> torch.Tensor:
+    """``B×H×W``: the edited score of the phase-departure boxes
+    (:func:`~trackdiag.functional.pixel_phase.departure_boxes` above ``phase_deg``), ``peak × departure /
+    phase_deg`` and at least just above ``floor`` on them, 0 elsewhere."""
+    dep = phase_departure(own, region)
+    keep = departure_boxes(dep, threshold=phase_deg, peak=phase_deg, min_area=min_area)
+    val = torch.clamp_min(peak * dep / phase_deg, floor * 1.0001 + 1e-6)
+    return torch.where(keep, val, torch.zeros_like(dep))
