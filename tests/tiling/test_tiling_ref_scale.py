@@ -145,3 +145,23 @@ def test_period_verdicts_precision_recall_and_clean_alarms_on_generated_walls(tm
     for c in codes:
         assert found[c]["fp"] == 0, (c, found)
         assert found[c]["tp"] >= 5, (c, found)
+
+
+def test_scale_test_reads_a_reference_whose_half_frequency_is_stronger():
+    """A running bond's reference puts more energy at its f/2 (the stagger, 3.5x) than a doubled wall
+    would (1/E2f = 1.13): the two predictions swap sides, and the test still tells them apart (seed-7 truth
+    sample; it read NaN, and the reference's own-half guard vetoed the doubling)."""
+    from trackdiag.analyzers.tiling import likely_causes, ref_scale_test
+
+    s = {"Ehalf_over_Ef": 1.153, "E2f_over_Ef": 0.76, "ref_Ehalf_over_Ef": 3.485, "ref_E2f_over_Ef": 0.887}
+    zd, zh = ref_scale_test(s)
+    assert zd > 0.9 and zh < 0.5
+    same = {**s, "Ehalf_over_Ef": 3.3}  # a wall at the reference's scale reads the reference's own ratio
+    assert ref_scale_test(same)[0] < 0.1
+    full = {**s, "fundamental_period_px": 28.626, "periodicity_score": 0.529, "ref_periodicity_score": 0.616,
+            "ref_period_px": 14.236, "period_ratio_to_ref": 2.011, "ref_same_frac": 0.173,
+            "ref_doubled_frac": 0.481, "ref_halved_frac": 0.0, "ref_measured_frac": 0.81,
+            "ref_local_max_period_px": 51.2, "ref_local_min_period_px": 8.0, "lattice_t1_px": 28.6,
+            "alias_fine_peak_frac": 0.001, "alias_fold_peak_frac": 0.001}
+    assert "period_doubled" in {v.code for v in likely_causes(full)}
+    assert "period_doubled" not in {v.code for v in likely_causes({**full, "Ehalf_over_Ef": 3.3})}

@@ -112,6 +112,10 @@ REF_SCALE_Z = 0.65  # ... at least this far toward "doubled" ("halved"): stands 
 REF_MIN_PERIOD_PX = 6.0  # ref_period_px below: no period_doubled/halved (the output's blur and JPEG reshape
 #   the reference's spectrum there; the walls generator's period causes have references of 8 px and up)
 REF_OWN_HALF = 1.0  # ref_Ehalf_over_Ef above: the reference may be read at half its period: no period_doubled
+# ... unless the scale test is this sure of the doubling (clean walls and twins read z_doubled <= 0.52 on
+# seeds 1-3; a doubled running bond of the seed-7 truth sample, whose reference's stagger puts 3.5x its f*'s
+# energy at f/2, read 0.98 and was vetoed)
+REF_OWN_HALF_Z = 0.8
 SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
 BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band
 ZONE_FRAC = 0.3  # share of the measured windows doubled: a doubled zone
@@ -1049,7 +1053,8 @@ def _doubled_region(g: Callable[[str], float], fix: str) -> Verdict | None:
 def ref_scale_test(summary: Mapping[str, Any]) -> tuple[float, float]:
     """``(z_doubled, z_halved)``: where the output's energy ratios at the reference's f* sit between what a
     wall at the reference's scale and a wall at 2× (½×) its period would read, on a log scale (0: same
-    scale, 1: doubled / halved); NaN where the two predictions are closer than ``REF_SCALE_SEP`` (in log).
+    scale, 1: doubled / halved); NaN where the two predictions are closer than ``REF_SCALE_SEP`` (in log),
+    on either side: a running bond's reference has more energy at its f/2 (the stagger) than a doubled wall.
 
     A wall at the reference's scale reads the reference's own ratios (``Ehalf_over_Ef ≈ ref_Ehalf_over_Ef``,
     whatever period the reference was read at); a doubled wall reads ``1 / ref_E2f_over_Ef`` at f/2 (its f/2
@@ -1065,7 +1070,7 @@ def ref_scale_test(summary: Mapping[str, Any]) -> tuple[float, float]:
         if not all(_fin(v) and v > 0 for v in (out, same, other)):
             return float("nan")
         sep = math.log(other / same)
-        return math.log(out / same) / sep if sep >= REF_SCALE_SEP else float("nan")
+        return math.log(out / same) / sep if abs(sep) >= REF_SCALE_SEP else float("nan")
 
     return z(eh, reh, 1.0 / re2 if _fin(re2) and re2 > 0 else float("nan")), \
         z(e2, re2, 1.0 / reh if _fin(reh) and reh > 0 else float("nan"))
@@ -1182,7 +1187,7 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         # a reference with as much energy at half its f* as at f* may be read at half its period (its
         # fundamental taken for a harmonic): a wall at its true period then reads the ratio 2
         reh = g("ref_Ehalf_over_Ef")
-        if _fin(reh) and reh >= REF_OWN_HALF:
+        if _fin(reh) and reh >= REF_OWN_HALF and not (_fin(zd) and zd >= REF_OWN_HALF_Z):
             doubled = False
         # a reference finer than REF_MIN_PERIOD_PX: the camera's blur and JPEG take the output's harmonics
         # of it (a clean wall's E(f/2)/E(f) reads 80 against the reference's 0.34), and the fine textures
