@@ -38,6 +38,16 @@ def _iou(a, b) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
+def _tally_box(counts: list[int], pair) -> None:
+    """Add one boxed pair to ``[found, n, false]``: found = a box with IoU >= 0.5 with the planted one;
+    false = the pair has a box that matches nothing."""
+    res, _ = _run(pair)
+    hits = [_iou((a["x0"], a["y0"], a["x1"], a["y1"]), pair.boxes[0]) >= 0.5 for a in res.tables["anomalies"]]
+    counts[0] += any(hits)
+    counts[1] += 1
+    counts[2] += not all(hits)
+
+
 @pytest.mark.slow
 def test_unedited_pairs_raise_no_leak_and_every_spill_is_found():
     rng = np.random.default_rng(SEED)
@@ -105,13 +115,7 @@ def inside_an_edit() -> dict[str, list[int]]:
     tally = {k: [0, 0, 0] for k in ("offset", "smear", "misplaced", "stripe", "clean")}
     for i in range(12):
         kind = ("offset", "smear", "misplaced")[i % 3]
-        pair = make_pair(rng, edited=True, box=kind)
-        res, _ = _run(pair)
-        hits = [_iou((a["x0"], a["y0"], a["x1"], a["y1"]), pair.boxes[0]) >= 0.5
-                for a in res.tables["anomalies"]]
-        tally[kind][0] += any(hits)
-        tally[kind][1] += 1
-        tally[kind][2] += not all(hits)
+        _tally_box(tally[kind], make_pair(rng, edited=True, box=kind))
         axis = ("rows", "cols")[i % 2]
         res, codes = _run(make_pair(rng, edited=True, stripe=(axis, 0.08 + 0.04 * (i % 3))))
         right = any(a["axis"] == axis for a in res.tables["anomalies"])
@@ -157,13 +161,7 @@ def edit_boxes() -> dict[str, list[int]]:
     tally = {k: [0, 0, 0] for k in ("offset", "misplaced")}
     for i in range(20):
         kind = ("offset", "misplaced")[i % 2]
-        pair = make_pair(rng, edited=True, box=kind)
-        res, _ = _run(pair)
-        hits = [_iou((a["x0"], a["y0"], a["x1"], a["y1"]), pair.boxes[0]) >= 0.5
-                for a in res.tables["anomalies"]]
-        tally[kind][0] += any(hits)
-        tally[kind][1] += 1
-        tally[kind][2] += not all(hits)
+        _tally_box(tally[kind], make_pair(rng, edited=True, box=kind))
     return tally
 
 

@@ -83,3 +83,20 @@ def batch(cases: list[Case]) -> tuple[torch.Tensor, torch.Tensor]:
     m = torch.stack([c.mask if c.mask is not None else torch.ones_like(c.image, dtype=torch.bool)
                      for c in cases])
     return x, m
+
+
+def doubled_wall_summary(**kw: float) -> dict[str, float]:
+    """The flat summary the tiling rules read for a wall doubled against a right reference (20 → 40 px),
+    every key overridable."""
+    return {"periodicity_score": 0.8, "ref_periodicity_score": 0.9, "ref_period_px": 20.0,
+            "fundamental_period_px": 40.0, "period_ratio_to_ref": 2.0, "E2f_over_Ef": 0.3,
+            "Ehalf_over_Ef": 3.0, "ref_measured_frac": 0.8, "ref_local_max_period_px": 60.0,
+            "ref_doubled_frac": 0.9, "ref_halved_frac": 0.0, "ref_same_frac": 0.05,
+            "alias_fine_peak_frac": 0.0, **kw}
+
+
+def tiling_codes(summary: dict[str, float]) -> set[str]:
+    """The codes of the tiling verdicts above ``info`` for a flat summary."""
+    from trackdiag.analyzers.tiling import likely_causes
+
+    return {v.code for v in likely_causes(summary) if v.severity != "info"}

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.support.tiling_cases import doubled_wall_summary, tiling_codes
 from trackdiag.analyzers.bands import LocalPeriodMap
-from trackdiag.analyzers.tiling import likely_causes, luminance, ref_departure
+from trackdiag.analyzers.tiling import luminance, ref_departure
 from trackdiag.functional.spectral import analyze_periodicity
 from trackdiag.testing.walls import artifacts
 from trackdiag.testing.walls.materials import make_material
@@ -79,18 +80,8 @@ def test_ref_departure_classes_windows_by_their_ratio():
     assert math.isnan(float(empty["ref_same_frac"][0])) and float(empty["ref_measured_frac"][0]) == 0.0
 
 
-def _summary(**kw: float) -> dict[str, float]:
-    base = {"periodicity_score": 0.8, "ref_periodicity_score": 0.9, "ref_period_px": 20.0,
-            "fundamental_period_px": 40.0, "period_ratio_to_ref": 2.0, "E2f_over_Ef": 0.3,
-            "Ehalf_over_Ef": 3.0, "ref_measured_frac": 0.8, "ref_local_max_period_px": 60.0,
-            "ref_doubled_frac": 0.9, "ref_halved_frac": 0.0, "ref_same_frac": 0.05,
-            "alias_fine_peak_frac": 0.0}
-    base.update(kw)
-    return base
-
-
-def _codes(summary: dict[str, float]) -> set[str]:
-    return {v.code for v in likely_causes(summary) if v.severity != "info"}
+_summary = doubled_wall_summary
+_codes = tiling_codes
 
 
 def test_period_rules_need_the_departure_over_most_of_the_wall():

@@ -14,23 +14,17 @@ import math
 
 import pytest
 
-from trackdiag.analyzers.tiling import REF_SCALE_Z, likely_causes, ref_scale_test
+from tests.support.tiling_cases import doubled_wall_summary, tiling_codes
+from trackdiag.analyzers.tiling import REF_SCALE_Z, ref_scale_test
 
 
 def _summary(**kw: float) -> dict[str, float]:
-    """A doubled wall against a right reference (period 20 → 40 px), as the rules read it."""
-    base = {"periodicity_score": 0.8, "ref_periodicity_score": 0.9, "ref_period_px": 20.0,
-            "fundamental_period_px": 40.0, "period_ratio_to_ref": 2.0, "E2f_over_Ef": 0.4,
-            "Ehalf_over_Ef": 2.5, "ref_E2f_over_Ef": 0.4, "ref_Ehalf_over_Ef": 0.02,
-            "ref_measured_frac": 0.8, "ref_local_max_period_px": 60.0, "ref_local_min_period_px": 8.0,
-            "ref_doubled_frac": 0.9, "ref_halved_frac": 0.0, "ref_same_frac": 0.05,
-            "alias_fine_peak_frac": 0.0}
-    base.update(kw)
-    return base
+    """A doubled wall against a right reference (period 20 → 40 px), with the reference's own ratios."""
+    return doubled_wall_summary(**{"E2f_over_Ef": 0.4, "Ehalf_over_Ef": 2.5, "ref_E2f_over_Ef": 0.4,
+                                   "ref_Ehalf_over_Ef": 0.02, "ref_local_min_period_px": 8.0, **kw})
 
 
-def _codes(summary: dict[str, float]) -> set[str]:
-    return {v.code for v in likely_causes(summary) if v.severity != "info"}
+_codes = tiling_codes
 
 
 def test_scale_test_positions_between_the_two_predictions():
