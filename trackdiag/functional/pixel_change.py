@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from .pixel_texture import local_rms
 
-__all__ = ["texture_activity", "expected_change", "relative_change", "close_hot"]
+__all__ = ["texture_activity", "expected_change", "relative_change", "close_hot", "close_binary"]
 
 #: Half an 8-bit step: the smallest change an image stored in 8 bits can explain.
 QUANT_FLOOR = 0.5 / 255
@@ -76,11 +76,19 @@ def close_hot(score: torch.Tensor, threshold: torch.Tensor, *, close_px: int = 5
     """``score`` (``B×H×W``) with the gaps of its hot set (``score > threshold``, ``(B,)``) closed over
     ``close_px`` (dilation then erosion): pixels the closing adds get a score just above the threshold."""
     thr = threshold[:, None, None]
-    hot = (score > thr).float()[:, None]
+    if int(close_px) <= 1:
+        return score
+    closed = close_binary(score > thr, close_px=close_px)
+    return torch.where(closed & (score <= thr), thr * 1.0001 + 1e-6, score)
+
+
+def close_binary(hot: torch.Tensor, *, close_px: int) -> torch.Tensor:
+    """``B×H×W`` bool ``hot`` closed over a ``close_px`` square (dilation then erosion; as is when
+    ``close_px <= 1``)."""
     k = int(close_px)
     if k <= 1:
-        return score
-    grown = F.max_pool2d(F.pad(hot, (k // 2,) * 4, value=0.0), k, stride=1)
+        return hot
+    x = hot.float()[:, None]
+    grown = F.max_pool2d(F.pad(x, (k // 2,) * 4, value=0.0), k, stride=1)
     closed = -F.max_pool2d(F.pad(-grown, (k // 2,) * 4, value=-1.0), k, stride=1)
-    closed = closed[:, 0, : score.shape[-2], : score.shape[-1]] > 0.5
-    return torch.where(closed & (score <= thr), thr * 1.0001 + 1e-6, score)
+    return closed[:, 0, : hot.shape[-2], : hot.shape[-1]] > 0.5

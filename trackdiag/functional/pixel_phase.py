@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .lattice import pick_lattice, prominent_peaks
+from .pixel_change import close_binary
 from .spectral import prepare, spectrum
 
 __all__ = ["fundamental_frequency", "demodulate", "smooth_phase", "phase_departure", "departure_boxes"]
@@ -179,12 +180,7 @@ def departure_boxes(departure: torch.Tensor, *, threshold: float = 60.0, peak: f
     import numpy as np
     from scipy import ndimage
 
-    hot = (departure > threshold).float()[:, None]
-    k = int(close_px)
-    if k > 1:
-        grown = F.max_pool2d(F.pad(hot, (k // 2,) * 4), k, stride=1)
-        hot = -F.max_pool2d(F.pad(-grown, (k // 2,) * 4, value=-1.0), k, stride=1)
-    hot_np = (hot[:, 0] > 0.5).cpu().numpy()
+    hot_np = close_binary(departure > threshold, close_px=close_px).cpu().numpy()
     dep_np = departure.cpu().numpy()
     keep = torch.zeros(departure.shape, dtype=torch.bool)
     for i in range(hot_np.shape[0]):
