@@ -1,6 +1,7 @@
-"""compare_ckpts at scale: 1,000 runs × 20 metrics × 50 checkpoints (``--quick``: 20 runs) in an MLflow
-sqlite store, and the same runs on an ``mlflow server`` backed by PostgreSQL (started here on 127.0.0.1;
-full form only, when PostgreSQL and psycopg2 are installed).
+"""compare_ckpts at scale: 1,000 runs × 20 metrics × 50 checkpoints in an MLflow sqlite store, and the same
+runs on an ``mlflow server`` backed by PostgreSQL (started here on 127.0.0.1, when PostgreSQL and psycopg2
+are installed). ``--quick`` is the tests' smoke form: 20 runs, the sqlite reading rows, the table and
+``compare_no_outputs`` only (the server, the report formats and the CLI have their own tests).
 
 Reading rows (the point of the issue): ``read_bulk_sqlite`` / ``read_bulk_server`` (one bulk read per key
 and 100 runs) against ``read_naive_sqlite`` / ``read_naive_server``: the script a user would write, one
@@ -270,7 +271,7 @@ def run(quick: bool = False, *, runs: int | None = None, read_only: bool = False
     t_sqlite, c_sqlite, _, _ = reading("sqlite", uri)
     from trackdiag.testing import postgres
 
-    if postgres.available() is None:  # quick form too: a small store, the same comparison
+    if not quick and postgres.available() is None:  # the smoke form (tests) skips the server's start-up
         with postgres.Postgres() as pg:
             # MLflow's default worker count: how a team runs its server (the bulk read keeps them busy)
             with postgres.MlflowOnPostgres(pg.create_db("mlflow"), workers=SERVER_WORKERS) as server:
@@ -302,17 +303,19 @@ def run(quick: bool = False, *, runs: int | None = None, read_only: bool = False
     fast = base + ["output.formats=[csv]", "output.plots=false", "publish.to=none"]
     add("compare_no_outputs", measure(lambda: compare(overrides=fast), repeat=repeat),
         "compare() end to end (tiered ranking, since when), steps=all, CSV only")
+    if quick:  # the smoke form stops here: the full report, the publishing and the CLI have their own tests
+        shutil.rmtree(out, ignore_errors=True)
+        return rows
     full = base + ["publish.to=none"]
-    add("compare_full_report", measure(lambda: compare(overrides=full), repeat=1 if quick else 2),
+    add("compare_full_report", measure(lambda: compare(overrides=full), repeat=2),
         "compare() with CSV+JSON+MD+HTML+PDF and 20 trend plots of 100 runs")
-    if not quick:
-        copy = out / "copy.db"
-        shutil.copy(path, copy)
-        with sqlite3.connect(copy) as db:  # this copy's comparison run keeps its artifacts in `out` (removed)
-            db.execute("UPDATE experiments SET artifact_location = ?", (str(out / "artifacts"),))
-        pub = [f"mlflow.tracking_uri=sqlite:///{copy}", *base[1:], "publish.to=mlflow"]
-        add("compare_publish_mlflow", measure(lambda: compare(overrides=pub), repeat=1, warmup=0),
-            "full report + the comparison run in MLflow (table, 20 images, artifacts)")
+    copy = out / "copy.db"
+    shutil.copy(path, copy)
+    with sqlite3.connect(copy) as db:  # this copy's comparison run keeps its artifacts in `out` (removed)
+        db.execute("UPDATE experiments SET artifact_location = ?", (str(out / "artifacts"),))
+    pub = [f"mlflow.tracking_uri=sqlite:///{copy}", *base[1:], "publish.to=mlflow"]
+    add("compare_publish_mlflow", measure(lambda: compare(overrides=pub), repeat=1, warmup=0),
+        "full report + the comparison run in MLflow (table, 20 images, artifacts)")
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     w0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "trackdiag.compare_ckpts", *fast], cwd=ROOT, check=True,

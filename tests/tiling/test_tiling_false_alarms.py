@@ -88,3 +88,25 @@ def test_pixel_locked_gratings_are_not_a_checkerboard_but_a_deconvolution_on_the
     fired = [("checkerboard" in _codes(out, i)) for i in range(len(clean) + len(art))]
     assert not any(fired[:n]), [i for i in range(n) if fired[i]]
     assert all(fired[n:]), fired[n:]
+
+
+def test_pixel_locked_running_bond_is_not_a_grid_but_a_grid_on_a_free_wall_is():
+    """Running bond with bricks twice as long as high, unrotated, at a pitch that is a multiple of 8 px: its
+    lattice's reduced basis is oblique ((H, ±H)), so the rows along the basis vectors are not the mortar rows
+    and head joints that fall on every 8- or 16-px line; 3 of these 4 read grid_s8/grid_s16 before the lock
+    looked along every short lattice vector. The counterpart: walls at other pitches with an 8-px block grid
+    of 1.5 % rms are still named."""
+    g = torch.Generator().manual_seed(24)
+    side = 768
+    clean = [S.jpeg(S.add_noise(S.brick(side, side, period_px=p, generator=g), 0.01, generator=g), 90)
+             for p in (16.0, 24.0, 32.0, 40.0)]
+    grids = []
+    for p in (22.7, 26.3):
+        off = torch.randn(side // 8, side // 8, generator=g) * 0.015
+        blocks = off.repeat_interleave(8, 0).repeat_interleave(8, 1)
+        grids.append(S.jpeg((S.brick(side, side, period_px=p, generator=g) + blocks).clamp(0, 1), 90))
+    out = _metrics(torch.stack(clean + grids))
+    n = len(clean)
+    assert all(not (_codes(out, i) & ARTIFACTS) for i in range(n)), [_codes(out, i) for i in range(n)]
+    named = [_codes(out, n + i) for i in range(len(grids))]
+    assert all("grid_s8" in c for c in named), named

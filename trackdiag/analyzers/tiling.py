@@ -934,6 +934,30 @@ def _line_families(summary: Mapping[str, Any]) -> list[tuple[float, float]]:
     return [(a1, area / t1), (a2, area / t2)] if area > 0 else []
 
 
+def _short_vector_families(summary: Mapping[str, Any]) -> list[tuple[float, float]]:
+    """The rows along every short lattice vector ``v = a·t1 + b·t2`` (``|a|, |b| ≤ 2``, primitive), spaced
+    ``|t1 × t2| / |v|``: the reduced basis of a staggered lattice is oblique (running bond with bricks twice
+    as long as high: ``(H, ±H)``), while its mortar rows and head joints run along ``t1 + t2`` and
+    ``t1 − t2``. Empty on a 1-D texture (its one family is :func:`_line_families`')."""
+    t1, t2 = _f(summary, "lattice_t1_px"), _f(summary, "lattice_t2_px")
+    a1, a2 = _f(summary, "lattice_t1_angle_deg"), _f(summary, "lattice_t2_angle_deg")
+    if not all(_fin(v) for v in (t1, t2, a1, a2)) or t1 <= 0 or t2 <= 0:
+        return []
+    area = t1 * t2 * abs(math.sin(math.radians(a2 - a1)))
+    if area <= 0:
+        return []
+    u1 = (t1 * math.cos(math.radians(a1)), t1 * math.sin(math.radians(a1)))
+    u2 = (t2 * math.cos(math.radians(a2)), t2 * math.sin(math.radians(a2)))
+    out = []
+    for a in range(0, 3):
+        for b in range(-2, 3):
+            if (a == 0 and b <= 0) or math.gcd(a, abs(b)) != 1:
+                continue
+            vx, vy = a * u1[0] + b * u2[0], a * u1[1] + b * u2[1]
+            out.append((math.degrees(math.atan2(vy, vx)), area / math.hypot(vx, vy)))
+    return out
+
+
 def _family_locked(direction: float, per: float, k: int, side: float) -> dict[str, bool]:
     """Whether one family of texture lines (direction in degrees, spacing ``per`` px) falls on the
     vertical (``x``) or horizontal (``y``) lines of a k-px grid of the frame (see :func:`_axis_locked`)."""
@@ -969,7 +993,7 @@ def _axis_locked(summary: Mapping[str, Any], k: int) -> dict[str, bool]:
     out = {"x": False, "y": False}
     if not (_fin(score) and score >= APERIODIC_SCORE):
         return out
-    for direction, per in _line_families(summary):
+    for direction, per in _line_families(summary) + _short_vector_families(summary):
         lk = _family_locked(direction, per, k, _side(summary))
         out = {a: out[a] or lk[a] for a in out}
     return out
@@ -979,12 +1003,20 @@ def _locked(summary: Mapping[str, Any], k: int) -> bool:
     """A k-px grid (k ≥ 4) and the texture cannot be told apart: *every* family of the output's lattice
     lines (:func:`_line_families`; one on a 1-D texture) falls on the grid's lines. A grid strong enough to
     become one of the lattice's vectors leaves the texture's other family unlocked and is still named
-    (a photo-brick wall whose lattice estimate took the 8-px grid as t1, with its 64-px courses as t2)."""
+    (a photo-brick wall whose lattice estimate took the 8-px grid as t1, with its 64-px courses as t2).
+    A staggered lattice whose reduced basis is oblique is locked when the rows along its short vectors
+    (:func:`_short_vector_families`) fall on the grid's lines in both directions."""
     score = _f(summary, "periodicity_score")
     fams = _line_families(summary)
     if not (_fin(score) and score >= APERIODIC_SCORE and fams):
         return False
-    return all(any(_family_locked(d, p, k, _side(summary)).values()) for d, p in fams)
+    if all(any(_family_locked(d, p, k, _side(summary)).values()) for d, p in fams):
+        return True
+    axes = {"x": False, "y": False}  # a staggered lattice: its rows and joints run along short vectors
+    for d, p in _short_vector_families(summary):
+        lk = _family_locked(d, p, k, _side(summary))
+        axes = {a: axes[a] or lk[a] for a in axes}
+    return axes["x"] and axes["y"]
 
 
 def _parity_locked(summary: Mapping[str, Any]) -> dict[str, bool]:
