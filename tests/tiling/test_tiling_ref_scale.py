@@ -110,15 +110,15 @@ def test_the_local_map_is_read_only_where_it_measures_both_periods():
 
 
 @pytest.mark.slow
-def test_period_verdicts_precision_recall_and_clean_alarms_on_generated_walls(tmp_path):
+def test_period_verdicts_precision_recall_and_clean_alarms_on_generated_walls(wall_records):
     """period_doubled and period_halved on generated walls with a reference (seed 5, 512², 6 per cause, with
     the clean twin of every second one: the same wall at the reference's scale) and clean walls: recall
     ≥ 5 of 6 per cause, no period verdict on the wrong cause, and none on a clean wall or twin (measured
     when written: recall 6/6 and 6/6, no false period verdict, 0 of 12 clean alarms)."""
-    from trackdiag.testing.walls.evaluate import run, sample_specs
+    from trackdiag.testing.walls.evaluate import sample_specs
 
     specs = sample_specs(causes=("period_doubled", "period_halved"), n_per_cause=6, seed=5, size=(512, 512))
-    recs = run(specs, cache=tmp_path)
+    recs = wall_records(specs)
     codes = ("period_doubled", "period_halved")
     found = {c: {"tp": 0, "fn": 0, "fp": 0} for c in codes}
     clean_alarms, n_clean = [], 0
