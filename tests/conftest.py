@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,22 @@ def _no_leftover_session():
     current = _session._current_session()
     if current is not None:
         current.finish()
+
+
+#: The CI-sized demo: ``examples/toy_upsampler.py --steps 40 --size 96 --eval-every 20``.
+TOY_STEPS, TOY_EVERY, TOY_SIZE = 40, 20, 96
+TOY_CHECKPOINTS = [0, 20, 40]
+
+
+@pytest.fixture(scope="session")
+def toy_run(tmp_path_factory):
+    """One CI-sized run of the demo as a user runs it (a subprocess, in its own working directory), shared
+    by the example's tests and compare_ckpts' defaults test: ``(work dir, stdout)``. Read it, don't write
+    to its store."""
+    work = tmp_path_factory.mktemp("toy")
+    cmd = [sys.executable, str(ROOT / "examples" / "toy_upsampler.py"), "--steps", str(TOY_STEPS),
+           "--size", str(TOY_SIZE), "--eval-every", str(TOY_EVERY), "--out", "out"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, check=False, cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return work, proc.stdout

@@ -4,9 +4,7 @@ code."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -47,20 +45,8 @@ def test_uneven_overlap_is_in_the_architecture_not_in_the_data():
     assert polyphase_spread(r) < 1e-6
 
 
-STEPS, EVERY, SIZE = 40, 20, 96
-CHECKPOINTS = [0, 20, 40]
-
-
-@pytest.fixture(scope="module")
-def toy_run(tmp_path_factory):
-    """One CI-sized run of the demo as a user runs it: a subprocess, in its own working directory."""
-    work = tmp_path_factory.mktemp("toy")
-    cmd = [sys.executable, str(EXAMPLES / "toy_upsampler.py"), "--steps", str(STEPS), "--size", str(SIZE),
-           "--eval-every", str(EVERY), "--out", "out"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(cmd, check=False, cwd=work, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return work, proc.stdout
+from tests.conftest import TOY_CHECKPOINTS as CHECKPOINTS  # noqa: E402 - the session's demo run (toy_run)
+from tests.conftest import TOY_STEPS as STEPS  # noqa: E402
 
 
 def _runs(client: MlflowClient) -> dict:
