@@ -105,12 +105,27 @@ def edge_scores(x: torch.Tensor, v: torch.Tensor, *, strip: int = 13, inner: int
     return out
 
 
+def _window_min(t: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """Minimum over every run of ``k`` consecutive entries along ``dim`` (length ``n - k + 1`` there), by
+    doubling spans: ``log2 k`` element-wise minima instead of a ``k``-wide pooling window."""
+    n_out = t.shape[dim] - k + 1
+    out, span = t, 1
+    while span * 2 <= k:
+        n = out.shape[dim]
+        out = torch.minimum(out.narrow(dim, 0, n - span), out.narrow(dim, span, n - span))
+        span *= 2
+    if span < k:  # two overlapping runs of length span cover the k entries
+        return torch.minimum(out.narrow(dim, 0, n_out), out.narrow(dim, k - span, n_out))
+    return out
+
+
 def _erode(m: torch.Tensor, r: int) -> torch.Tensor:
-    """Binary erosion of ``N×H×W`` 0/1 by a (2r+1)² square; outside the frame counts as inside."""
+    """Erosion of ``N×H×W`` weights in [0, 1] (0/1: binary erosion) by a (2r+1)² square: the minimum over
+    the square, separably; outside the frame counts as inside (1)."""
     if r <= 0:
         return m
-    inv = F.pad(1.0 - m[:, None], (r, r, r, r), value=0.0)
-    return 1.0 - F.max_pool2d(inv, 2 * r + 1, stride=1)[:, 0]
+    k = 2 * r + 1
+    return _window_min(_window_min(F.pad(m, (r, r, r, r), value=1.0), k, -1), k, -2)
 
 
 def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: int = 3, gap: int = 6,
