@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .order import nanmedian
 from .spectral import box_downsample, hann2d
 
 __all__ = ["DoublingMap", "doubling_map", "region_extent"]
@@ -142,7 +143,7 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     g2 = torch.stack([u[..., None, :].expand(n, gh * gw, k, k), u[..., :, None].expand(n, gh * gw, k, k)], -1)
     zn = F.grid_sample(z.reshape(n * gh * gw, 1, k, k), g2.reshape(n * gh * gw, k, k, 2),
                        align_corners=True).reshape(n, gh * gw, k, k)
-    ref = torch.where(ok[..., None, None], zn, torch.full_like(zn, nan)).nanmedian(dim=1).values
+    ref = nanmedian(torch.where(ok[..., None, None], zn, torch.full_like(zn, nan)), dim=1)
     ref = ref.nan_to_num(0.0)  # N×k×k
     # where a window's rescaled spectrum is measured: inside the window (κ/s within it) and off its centre
     inside = (u.abs() <= 1.0)  # N×P×k

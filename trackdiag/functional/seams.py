@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .order import running_min
+
 __all__ = ["SIDES", "edge_scores", "mask_seam_parts", "mask_seam_score"]
 
 SIDES = ("left", "right", "top", "bottom")
@@ -105,27 +107,13 @@ def edge_scores(x: torch.Tensor, v: torch.Tensor, *, strip: int = 13, inner: int
     return out
 
 
-def _window_min(t: torch.Tensor, k: int, dim: int) -> torch.Tensor:
-    """Minimum over every run of ``k`` consecutive entries along ``dim`` (length ``n - k + 1`` there), by
-    doubling spans: ``log2 k`` element-wise minima instead of a ``k``-wide pooling window."""
-    n_out = t.shape[dim] - k + 1
-    out, span = t, 1
-    while span * 2 <= k:
-        n = out.shape[dim]
-        out = torch.minimum(out.narrow(dim, 0, n - span), out.narrow(dim, span, n - span))
-        span *= 2
-    if span < k:  # two overlapping runs of length span cover the k entries
-        return torch.minimum(out.narrow(dim, 0, n_out), out.narrow(dim, k - span, n_out))
-    return out
-
-
 def _erode(m: torch.Tensor, r: int) -> torch.Tensor:
     """Erosion of ``N×H×W`` weights in [0, 1] (0/1: binary erosion) by a (2r+1)² square: the minimum over
     the square, separably; outside the frame counts as inside (1)."""
     if r <= 0:
         return m
     k = 2 * r + 1
-    return _window_min(_window_min(F.pad(m, (r, r, r, r), value=1.0), k, -1), k, -2)
+    return running_min(running_min(F.pad(m, (r, r, r, r), value=1.0), k, -1), k, -2)
 
 
 def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: int = 3, gap: int = 6,
