@@ -29,8 +29,8 @@ import math
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 
+from .order import running_max
 from .spectral import Spectrum, _mirror_index
 
 __all__ = ["Lattice", "PromPeaks", "axis_periods", "pick_lattice", "prominence_map", "prominent_peaks",
@@ -112,8 +112,7 @@ def prominent_peaks(spec: Spectrum, *, r_min: float, r_max: float, k: int = 32, 
     n = lprom.shape[0]
     h, w = cy.numel(), cx.numel()
     k5 = 2 * reach + 1  # separable maximum: rows then columns (a 2-D pool is not separable on CPU)
-    pooled = F.max_pool2d(F.max_pool2d(lprom[:, None], kernel_size=(1, k5), stride=1), kernel_size=(k5, 1),
-                          stride=1)[:, 0]  # crop-sized
+    pooled = running_max(running_max(lprom, k5, -1), k5, -2)  # crop-sized
     centre = lprom[:, reach: reach + h, reach: reach + w]
     lc = lpow[:, reach: reach + h, reach: reach + w]
     radius = torch.sqrt((cy[:, None].square() + cx[None, :].square()).to(lprom.dtype))

@@ -15,13 +15,13 @@ is one of its inputs: no arithmetic is involved):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
 import torch
 
-__all__ = ["kth_smallest", "nanmedian", "running_min", "sorted_values"]
+__all__ = ["kth_smallest", "nanmedian", "running_max", "running_min", "sorted_values"]
 
 _NUMPY_DTYPES = (torch.float32, torch.float64)
 
@@ -104,16 +104,27 @@ def kth_smallest(values: Sequence[torch.Tensor], r: int) -> torch.Tensor:
     return out
 
 
-def running_min(t: torch.Tensor, k: int, dim: int) -> torch.Tensor:
-    """Minimum over every run of ``k`` consecutive entries along ``dim`` (length ``n - k + 1`` there): the
-    same as ``t.unfold(dim, k, 1).amin(-1)`` (``.all(-1)`` for bool), by doubling spans: ``log2 k``
-    element-wise minima instead of a ``k``-wide window."""
+def _running(t: torch.Tensor, k: int, dim: int, op: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+             ) -> torch.Tensor:
     n_out = t.shape[dim] - k + 1
     out, span = t, 1
     while span * 2 <= k:
         n = out.shape[dim]
-        out = torch.minimum(out.narrow(dim, 0, n - span), out.narrow(dim, span, n - span))
+        out = op(out.narrow(dim, 0, n - span), out.narrow(dim, span, n - span))
         span *= 2
     if span < k:  # two overlapping runs of length span cover the k entries
-        return torch.minimum(out.narrow(dim, 0, n_out), out.narrow(dim, k - span, n_out))
+        return op(out.narrow(dim, 0, n_out), out.narrow(dim, k - span, n_out))
     return out
+
+
+def running_min(t: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """Minimum over every run of ``k`` consecutive entries along ``dim`` (length ``n - k + 1`` there): the
+    same as ``t.unfold(dim, k, 1).amin(-1)`` (``.all(-1)`` for bool), by doubling spans: ``log2 k``
+    element-wise minima instead of a ``k``-wide window."""
+    return _running(t, k, dim, torch.minimum)
+
+
+def running_max(t: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """Maximum over every run of ``k`` consecutive entries along ``dim``: ``t.unfold(dim, k, 1).amax(-1)``,
+    i.e. a stride-1 ``max_pool`` of width ``k`` along ``dim``, as :func:`running_min`."""
+    return _running(t, k, dim, torch.maximum)
