@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-__all__ = ["kth_smallest", "nanmedian", "running_max", "running_min", "sorted_values"]
+__all__ = ["kth_smallest", "nanmedian", "range_max", "running_max", "running_min", "sorted_values"]
 
 _NUMPY_DTYPES = (torch.float32, torch.float64)
 
@@ -128,3 +128,25 @@ def running_max(t: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     """Maximum over every run of ``k`` consecutive entries along ``dim``: ``t.unfold(dim, k, 1).amax(-1)``,
     i.e. a stride-1 ``max_pool`` of width ``k`` along ``dim``, as :func:`running_min`."""
     return _running(t, k, dim, torch.maximum)
+
+
+def range_max(t: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Maximum of ``t[..., lo[q] : hi[q] + 1]`` for every query ``q`` (``lo``, ``hi``: ``(Q,)`` long,
+    inclusive, ``0 ≤ lo ≤ hi < L``): ``...×L`` → ``...×Q``. A sparse table of running maxima over spans
+    ``2^j`` (``log2 L`` element-wise maxima); each range is two overlapping spans. Exactly the values of a
+    per-range ``amax``."""
+    length = t.shape[-1]
+    n_q = lo.shape[0]
+    size = hi - lo + 1
+    out = torch.full((*t.shape[:-1], n_q), float("nan"), device=t.device, dtype=t.dtype)
+    level, span = t, 1
+    while span <= length:
+        fits = (size >= span) & (size < 2 * span)  # ranges answered by two spans of this level
+        a = level.index_select(-1, lo.clamp(0, level.shape[-1] - 1))
+        b = level.index_select(-1, (hi - span + 1).clamp(0, level.shape[-1] - 1))
+        out = torch.where(fits, torch.maximum(a, b), out)
+        if 2 * span > length:
+            break
+        level = torch.maximum(level[..., :-span], level[..., span:])  # max over t[i : i + 2·span]
+        span *= 2
+    return out
