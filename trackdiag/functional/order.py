@@ -7,6 +7,8 @@ is one of its inputs: no arithmetic is involved):
   also sorts an int64 index: 3–7× slower on 10⁴–10⁵-long rows); elsewhere torch.
 * :func:`nanmedian`: ``t.nanmedian(dim).values`` (the lower median of the non-NaN values, NaN where all
   are NaN), by one values-only sort on the CPU.
+* :func:`masked_median`: the same over the rows a per-row mask selects (``N×P`` rows of ``N×P×...``),
+  by one partition per sample on the CPU.
 * :func:`kth_smallest`: the ``r``-th smallest of a few equal-shape tensors, element-wise, by a pruned
   Batcher odd–even merge network (``torch.minimum`` / ``torch.maximum`` of whole tensors): the median
   of ``k`` shifted views of one tensor costs a few dozen element-wise passes instead of a copy of the
@@ -21,7 +23,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-__all__ = ["kth_smallest", "nanmedian", "range_max", "running_max", "running_min", "sorted_values"]
+__all__ = ["kth_smallest", "masked_median", "nanmedian", "range_max", "running_max", "running_min",
+           "sorted_values"]
 
 _NUMPY_DTYPES = (torch.float32, torch.float64)
 
@@ -47,6 +50,29 @@ def nanmedian(t: torch.Tensor, dim: int) -> torch.Tensor:
     idx = np.maximum(cnt - 1, 0) // 2
     return torch.from_numpy(np.ascontiguousarray(np.take_along_axis(a, idx[..., None], axis=-1)[..., 0]))
 
+
+
+def masked_median(t: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+    """``torch.where(ok, t, nan).nanmedian(dim=1).values`` for ``t`` ``N×P×...`` and ``ok`` ``N×P`` (bool,
+    broadcast over the trailing axes): the lower median over the rows ``ok`` selects. On the CPU each
+    sample's selected rows are partitioned once (their count is the same at every trailing position: no
+    sort, no NaN bookkeeping), unless they hold NaN themselves."""
+    if not _numpy_ok(t):
+        okb = ok.reshape(*ok.shape, *([1] * (t.dim() - 2)))
+        return torch.where(okb, t, float("nan")).nanmedian(dim=1).values
+    a, sel = t.numpy(), ok.numpy()
+    out = np.full((t.shape[0], *t.shape[2:]), np.nan, dtype=a.dtype)
+    for i in range(t.shape[0]):
+        rows = a[i][sel[i]]  # C×...
+        c = rows.shape[0]
+        if c == 0:
+            continue
+        if np.isnan(rows).any():
+            out[i] = nanmedian(torch.from_numpy(rows), dim=0).numpy()
+            continue
+        r = (c - 1) // 2
+        out[i] = np.partition(rows.reshape(c, -1).T, r, axis=-1)[:, r].reshape(rows.shape[1:])
+    return torch.from_numpy(out)
 
 def _batcher(m: int) -> list[tuple[int, int]]:
     """Comparators ``(i, j)``, ``i < j`` (min to ``i``), of Batcher's odd–even merge sort of ``m = 2^p``."""
