@@ -85,7 +85,8 @@ def test_running_and_range_extremes_match_windows() -> None:
         assert torch.equal(running_min(b, min(3, length), -1), b.unfold(-1, min(3, length), 1).all(-1))
         lo = torch.randint(0, length, (25,), generator=g)
         hi = torch.minimum(lo + torch.randint(0, length, (25,), generator=g), torch.tensor(length - 1))
-        want = torch.stack([x[:, a: c + 1].amax(-1) for a, c in zip(lo.tolist(), hi.tolist(), strict=True)], -1)
+        spans = zip(lo.tolist(), hi.tolist(), strict=True)
+        want = torch.stack([x[:, a: c + 1].amax(-1) for a, c in spans], -1)
         assert torch.equal(range_max(x, lo, hi), want)
 
 
