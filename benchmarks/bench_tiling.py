@@ -15,6 +15,11 @@ interleaved **rounds** (3; 1 with ``--quick``): each round times the summary (me
 each time and of each ratio, plus the lowest ratio of any round (``_worst``). ``_cpu`` rows use process CPU
 time instead of wall time (with one thread, the work done). The ``agreement_*`` rows are the largest relative
 difference between the torch and numpy values of the period metrics over the batch.
+
+Two more batches, timed once against their own rfft2 (not in rounds): a 4×3×256² batch (the fixed per-call
+costs weigh more on small images) and four generated 512² walls (``trackdiag.testing.walls``) with their
+masks and a reference (``tiling_4x3x512_walls``: the mask seam, the tapered windows and the reference's own
+lattice run as well, as in ``trackdiag.diagnose``).
 """
 
 from __future__ import annotations
@@ -39,6 +44,23 @@ def _timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
         fn()
         walls.append(time.perf_counter() - t0)
     return statistics.median(walls), (time.process_time() - c0) / repeat
+
+
+def _walls(size: int):
+    """Four generated walls (``B×3×size²`` in [0, 1]), their masks (``B×1×size²`` bool) and the first one's
+    reference patch (``3×256×256``)."""
+    import torch
+
+    from trackdiag.testing.walls import make_scene
+
+    draws = [("brick", None, False), ("tiles", "checkerboard", True), ("brick", "period_doubled", False),
+             ("hex", "bands_rows", True)]
+    scenes = [make_scene(kind=k, cause=c, seed=i, size=(size, size), with_ref=True, angled=a)
+              for i, (k, c, a) in enumerate(draws)]
+    pred = torch.stack([torch.from_numpy(s.pred_float()).permute(2, 0, 1) for s in scenes])
+    mask = torch.stack([torch.from_numpy(s.mask)[None] for s in scenes])
+    ref = torch.from_numpy(scenes[0].ref.astype(np.float32) / 255.0).permute(2, 0, 1)
+    return pred, mask, ref
 
 
 def run(quick: bool) -> list[dict]:
@@ -120,6 +142,21 @@ def run(quick: bool) -> list[dict]:
                     "tiling_metrics(maps=False)"))
     rows.append(row("tiling_4x3x256", "ratio_vs_rfft2_1thread", t_small / f_small, "x",
                     "one rfft2 over the batch"))
+    # Realistic walls (trackdiag.testing.walls, 512², two angled) with their masks and a reference: the
+    # mask seam, the tapered windows and the reference's own lattice run as well.
+    walls, mask, ref = _walls(512)
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            t_w, c_w = _timed(lambda: tiling_metrics(walls, mask=mask, ref=ref, maps=False), 3)
+            f_w, fc_w = _timed(lambda: torch.fft.rfft2(walls), 15)
+    finally:
+        torch.set_num_threads(threads)
+    rows.append(row("tiling_4x3x512_walls", "full_summary_1thread", t_w * 1e3, "ms",
+                    "tiling_metrics(mask=, ref=, maps=False) on generated walls"))
+    rows.append(row("tiling_4x3x512_walls", "ratio_vs_rfft2_1thread", t_w / f_w, "x",
+                    "one rfft2 over the batch"))
+    rows.append(row("tiling_4x3x512_walls", "ratio_vs_rfft2_1thread_cpu", c_w / fc_w, "x", "CPU time"))
     with torch.no_grad():
         out = tiling_metrics(batch, maps=False)
     for key in ("fundamental_period_px", "acf_first_peak_period_px", "band_base_period_px"):

@@ -15,6 +15,7 @@ from trackdiag.analyzers.base import StepInputs
 from trackdiag.analyzers.tiling import SEED_KEYS, TilingAnalyzer, TilingParams, likely_causes, tiling_metrics
 from trackdiag.core.transfer import to_host
 from trackdiag.errors import InputValueError, ShapeError
+from trackdiag.functional import order
 from trackdiag.testing import synth as S
 
 OURS = ("fundamental_period_px", "acf_first_peak_period_px", "ref_period_px", "periodicity_score",
@@ -62,6 +63,9 @@ def test_compute_never_synchronises_with_the_device(batch, monkeypatch):
     mask[:, :, 20:150, 10:200] = True
     ref = S.to_rgb(S.tiles(96, 96, period_px=14.0))[None]
     analyzer = TilingAnalyzer()
+    # functional.order sorts CPU tensors through numpy views (zero-copy: no device to wait for); a CUDA batch
+    # takes its torch path, which is the one checked here
+    monkeypatch.setattr(order, "_numpy_ok", lambda _t: False)
     for name in ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__"):
         monkeypatch.setattr(torch.Tensor, name, boom)
     out = analyzer.compute(StepInputs(step=0, pred=batch, mask=mask, ref=ref))

@@ -719,10 +719,12 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # x is finite and `valid` excludes what was not (clean=True skips the checks). Without a mask the window
     # is exactly Hann (non-finite pixels get weight 0, untapered) and the cheaper unmasked paths are taken.
     vmask = None if mask is None else valid
+    # the mask's tapered weights: the global spectrum's window and the strips' and windows' weights below
+    apod = None if mask is None else apodized_weights(valid, taper_px=p.taper_px)
     per = analyze_periodicity(x, valid=vf, min_period_px=p.min_period_px, max_period_frac=p.max_period_frac,
                               rel_power=p.rel_power, harmonic_tol=p.harmonic_tol, taper_px=p.taper_px,
                               detrend_order=p.detrend_order, clean=True, taper=mask is not None,
-                              lattice=True)
+                              lattice=True, apodized=apod)
     s = per.spec.side
     out["fft_side_px"] = torch.full((b,), float(s), device=pred.device, dtype=gray.dtype)
     out["fundamental_radius_bin"] = per.radius_bin
@@ -824,7 +826,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     cen = centre_period(lp, ty, tx, height=h, width=w)
     gl = per.period_px
     # strips and windows: the mask edges tapered (a hard edge inside a strip would leak into its spectrum)
-    sw = vf if mask is None else apodized_weights(valid, taper_px=p.taper_px).to(gray.dtype)
+    sw = vf if apod is None else apod.to(gray.dtype)
     wst = window_scale_trend(x, sw)  # perspective: the robust trend of a 3×3 window grid's scale
     out.update(wst)
     # angled: the window grid's trend (the local map's where the grid has none: its windows at 2–4× the

@@ -1,7 +1,8 @@
 """Pure tensor math shared by the analyzers (no state, no I/O, no host synchronisation).
 
 Tiling: the 2-D lattice estimator (:mod:`.lattice`), the local lattice map (:mod:`.localmap`), the stride-grid
-and checkerboard demodulators (:mod:`.grid`) and the edge and mask-seam scores (:mod:`.seams`). Latents:
+and checkerboard demodulators (:mod:`.grid`) and the edge and mask-seam scores (:mod:`.seams`); exact, faster
+order statistics (medians, sorts, running extremes) for all of them (:mod:`.order`). Latents:
 periodic peaks (:mod:`.latent_periodic`) and drift (:mod:`.latent_drift`). Pixels: leak (:mod:`.pixel_leak`),
 texture defects (:mod:`.pixel_texture`, :mod:`.pixel_judge`).
 """

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .order import masked_median
 from .spectral import box_downsample, hann2d
 
 __all__ = ["DoublingMap", "doubling_map", "region_extent"]
@@ -83,7 +84,7 @@ def _whitened_log_spectra(windows: torch.Tensor, vpatch: torch.Tensor) -> torch.
     wts = vpatch * hann2d(k, k, device=dev, dtype=dt)
     mean = (windows * wts).sum((-2, -1), keepdim=True) / wts.sum((-2, -1), keepdim=True).clamp_min(1e-9)
     pr = torch.fft.rfft2((windows - mean) * wts).abs().square()  # M×k×(k//2+1)
-    p = pr.reshape(m, -1)[:, _centred_index(k, dev)].reshape(m, k, k)
+    p = pr.reshape(m, -1).index_select(1, _centred_index(k, dev)).reshape(m, k, k)
     lp = _box3(torch.log(p + 1e-6 * p.mean((-2, -1), keepdim=True) + torch.finfo(dt).tiny))
     c = k // 2
     o = torch.arange(k, device=dev, dtype=dt) - c
@@ -142,7 +143,7 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     g2 = torch.stack([u[..., None, :].expand(n, gh * gw, k, k), u[..., :, None].expand(n, gh * gw, k, k)], -1)
     zn = F.grid_sample(z.reshape(n * gh * gw, 1, k, k), g2.reshape(n * gh * gw, k, k, 2),
                        align_corners=True).reshape(n, gh * gw, k, k)
-    ref = torch.where(ok[..., None, None], zn, torch.full_like(zn, nan)).nanmedian(dim=1).values
+    ref = masked_median(zn, ok)
     ref = ref.nan_to_num(0.0)  # N×k×k
     # where a window's rescaled spectrum is measured: inside the window (κ/s within it) and off its centre
     inside = (u.abs() <= 1.0)  # N×P×k

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import torch
 
+from .order import kth_smallest, running_min, sorted_values
 from .spectral import box_downsample
 
 __all__ = ["NOISE_Z", "PARITY_Z", "SPREAD_RATIO", "floor", "grid_excess", "parity_gain"]
@@ -94,7 +95,7 @@ def _iqm(p: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
     """Interquartile mean of each row of ``N×M`` over the entries where ``ok``: the mean of the sorted valid
     values ``[n//4, max(3n//4, n//4 + 1))`` (NaN when none). No host synchronisation."""
     cnt = ok.sum(dim=1)
-    srt = torch.where(ok, p, torch.full_like(p, float("inf"))).sort(dim=1).values
+    srt = sorted_values(torch.where(ok, p, torch.full_like(p, float("inf"))), dim=1)
     cs = torch.cumsum(torch.where(torch.isfinite(srt), srt, torch.zeros_like(srt)), dim=1)
     cs = torch.cat([torch.zeros_like(cs[:, :1]), cs], dim=1)
     lo = cnt // 4
@@ -185,10 +186,12 @@ def _line_excess(d: torch.Tensor, pair: torch.Tensor, k: int) -> tuple[torch.Ten
         return d.new_zeros(n, 0, 0, k), torch.zeros(n, 0, 0, k, dtype=torch.bool, device=d.device)
     seg = d[:, :rc].reshape(n, rc // k, k, length).mean(dim=2).abs()  # N×R'×L
     okp = pair[:, :rc].reshape(n, rc // k, k, length).amin(dim=2) > 0.5
-    win = seg.unfold(-1, 2 * h + 1, 1)  # N×R'×(L-2h)×(2h+1): lines j-h..j+h for j = h..L-h-1
-    okw = okp.unfold(-1, 2 * h + 1, 1).all(dim=-1)
-    nb = torch.cat([win[..., :h], win[..., h + 1:]], dim=-1).median(dim=-1).values
-    e = win[..., h] - nb
+    # lines j-h..j+h for j = h..L-h-1: the 2h neighbours as shifted views, their lower median (the value
+    # torch.median gives) by a selection network
+    m = length - 2 * h
+    okw = running_min(okp, 2 * h + 1, -1)  # the whole window valid
+    nb = kth_smallest([seg[..., i:i + m] for i in range(2 * h + 1) if i != h], h - 1)
+    e = seg[..., h:h + m] - nb
     # line index j = i + h has phase (i + h + 1) mod k: start at the first i of phase 0
     start = (-(h + 1)) % k
     cyc = (e.shape[-1] - start) // k
@@ -203,7 +206,7 @@ def _trimmed_phase_means(e: torch.Tensor, ok: torch.Tensor, trim: float = 0.1) -
                                                                                         torch.Tensor]:
     """``N×M×k`` values → ``N×k`` per-phase ``trim``-trimmed means over the valid ones, and ``N×k`` counts."""
     cnt = ok.sum(dim=1)  # N×k
-    srt = torch.where(ok, e, torch.full_like(e, float("inf"))).sort(dim=1).values
+    srt = sorted_values(torch.where(ok, e, torch.full_like(e, float("inf"))), dim=1)
     cs = torch.cumsum(torch.where(torch.isfinite(srt), srt, torch.zeros_like(srt)), dim=1)
     cs = torch.cat([torch.zeros_like(cs[:, :1]), cs], dim=1)
     lo = torch.floor(trim * cnt).long()

@@ -29,8 +29,8 @@ import math
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 
+from .order import running_max
 from .spectral import Spectrum, _mirror_index
 
 __all__ = ["Lattice", "PromPeaks", "axis_periods", "pick_lattice", "prominence_map", "prominent_peaks",
@@ -112,8 +112,7 @@ def prominent_peaks(spec: Spectrum, *, r_min: float, r_max: float, k: int = 32, 
     n = lprom.shape[0]
     h, w = cy.numel(), cx.numel()
     k5 = 2 * reach + 1  # separable maximum: rows then columns (a 2-D pool is not separable on CPU)
-    pooled = F.max_pool2d(F.max_pool2d(lprom[:, None], kernel_size=(1, k5), stride=1), kernel_size=(k5, 1),
-                          stride=1)[:, 0]  # crop-sized
+    pooled = running_max(running_max(lprom, k5, -1), k5, -2)  # crop-sized
     centre = lprom[:, reach: reach + h, reach: reach + w]
     lc = lpow[:, reach: reach + h, reach: reach + w]
     radius = torch.sqrt((cy[:, None].square() + cx[None, :].square()).to(lprom.dtype))
@@ -260,27 +259,38 @@ def _pair_support(peaks: PromPeaks, cand: torch.Tensor, ok: torch.Tensor, tol_bi
     return hit.flatten(2).any(dim=2)
 
 
+def _comb_near(peaks: PromPeaks, tol_bins: float, tol_rel: float, max_m: int = 6
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """What every :func:`_comb` of one set of peaks shares, for ``m = 2..max_m``: ``near`` ``N×M×K×K`` bool
+    (peak ``j`` within the tolerance of ``±m·k_i``) and ``inside`` ``N×M×K`` 0/1 (``m·k_i`` within the
+    searched band, up to the farthest valid peak)."""
+    dt = peaks.radius.dtype
+    r_top = torch.where(peaks.valid, peaks.radius, torch.zeros_like(peaks.radius)).amax(dim=1, keepdim=True)
+    ms = list(range(2, max_m + 1))
+    m_ = torch.tensor(ms, device=peaks.radius.device, dtype=dt)[None, :, None, None]
+    rel = torch.tensor([tol_rel * m for m in ms], device=peaks.radius.device, dtype=dt)[None, :, None, None]
+    ty, tx = m_ * peaks.ky[:, None, :, None], m_ * peaks.kx[:, None, :, None]
+    py, px = peaks.ky[:, None, None, :], peaks.kx[:, None, None, :]
+    d = torch.minimum(torch.sqrt((py - ty).square() + (px - tx).square()),
+                      torch.sqrt((py + ty).square() + (px + tx).square()))
+    tol = tol_bins + rel * peaks.radius[:, None, :, None]
+    inside = (m_[..., 0] * peaks.radius[:, None, :] <= r_top[:, :, None]).to(dt)
+    return d <= tol, inside
+
+
 def _comb(peaks: PromPeaks, among: torch.Tensor, tol_bins: float, tol_rel: float, *, skip: int,
-          max_m: int = 6, share: float = 0.6) -> torch.Tensor:
+          max_m: int = 6, share: float = 0.6, near: tuple[torch.Tensor, torch.Tensor] | None = None
+          ) -> torch.Tensor:
     """``N×K`` bool: of the multiples ``m·k`` (``m = 2..max_m``, ``m`` not a multiple of ``skip``) of each
     peak that lie within the searched band (up to the farthest valid peak), at least ``share`` are peaks among
     ``among`` (True when none lie in the band). For a divisor ``k₁/skip`` these are the lines it claims
-    beyond ``k₁``'s own harmonics: a half-period bump sits on every second harmonic of the true lattice."""
-    r_top = torch.where(peaks.valid, peaks.radius, torch.zeros_like(peaks.radius)).amax(dim=1, keepdim=True)
-    hits = torch.zeros_like(peaks.radius)
-    seen = torch.zeros_like(peaks.radius)
-    for m in range(2, max_m + 1):
-        if m % skip == 0:
-            continue
-        ty, tx = m * peaks.ky[:, :, None], m * peaks.kx[:, :, None]
-        py, px = peaks.ky[:, None, :], peaks.kx[:, None, :]
-        d = torch.minimum(torch.sqrt((py - ty).square() + (px - tx).square()),
-                          torch.sqrt((py + ty).square() + (px + tx).square()))
-        tol = tol_bins + tol_rel * m * peaks.radius[:, :, None]
-        inside = (m * peaks.radius <= r_top).to(hits.dtype)
-        hits += inside * ((d <= tol) & among[:, None, :]).any(dim=2).to(hits.dtype)
-        seen += inside
-    return hits >= share * seen
+    beyond ``k₁``'s own harmonics: a half-period bump sits on every second harmonic of the true lattice.
+    ``near``: :func:`_comb_near` of the same peaks, tolerances and ``max_m`` (computed when None)."""
+    hit, inside = _comb_near(peaks, tol_bins, tol_rel, max_m) if near is None else near
+    sel = [i for i, m in enumerate(range(2, max_m + 1)) if m % skip != 0]
+    ins = inside[:, sel]  # N×S×K
+    hits = (ins * (hit[:, sel] & among[:, None, None, :]).any(dim=3).to(ins.dtype)).sum(dim=1)
+    return hits >= share * ins.sum(dim=1)
 
 
 def _vector_comb(peaks: PromPeaks, v: torch.Tensor, among: torch.Tensor, tol_bins: float, tol_rel: float, *,
@@ -416,7 +426,8 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     # (a line among the most prominent, at least half the top prominence, needs only one: the brick
     # photograph's harmonics fade after the 2nd)
     top_prom = torch.where(ok, peaks.prominence, torch.zeros_like(peaks.prominence)).amax(dim=1, keepdim=True)
-    support &= (both | _comb(peaks, ok, tol_bins, tol_rel, skip=max_harmonic + 1, share=0.75)
+    cn = _comb_near(peaks, tol_bins, tol_rel)  # shared by every comb below
+    support &= (both | _comb(peaks, ok, tol_bins, tol_rel, skip=max_harmonic + 1, share=0.75, near=cn)
                 | (peaks.prominence >= 0.5 * top_prom))
     # ... or is one of a pair of shorter lattice vectors summing to a lattice line (the fundamentals of a
     # hex or penny mosaic of 60-80 px on a 256-px reference: the sqrt(3) shell is their only "harmonic")
@@ -443,8 +454,8 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     # explain are prominent peaks with some power): with a 3 % tolerance a bump of per-plank colour near k1/5
     # passes for the planks' fundamental otherwise.
     weak_pw = peaks.power >= weak_power * p1[:, None]
-    combs = {m: (ok & _comb(peaks, base & weak_pw, tol_bins, tol_rel, skip=m, share=0.5))
-             | (extra & _comb(peaks, base & strong_pw, tol_bins, tol_rel, skip=m))
+    combs = {m: (ok & _comb(peaks, base & weak_pw, tol_bins, tol_rel, skip=m, share=0.5, near=cn))
+             | (extra & _comb(peaks, base & strong_pw, tol_bins, tol_rel, skip=m, near=cn))
              for m in range(2, max_harmonic + 1)}
     strong = ok & strong_pw  # (pairs: the relaxed candidates only through the square/hex geometry, weak)
     best = i1.clone()
@@ -460,7 +471,7 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
         best_r = torch.where(use, r, best_r)
     # (pairs of relaxed candidates need a comb of their own as well: the head-joint pair of a running bond,
     # at 62° and 36× prominent, otherwise passes for a hexagonal one)
-    pair_ok = ok | (extra & _comb(peaks, base, tol_bins, tol_rel, skip=max_harmonic + 1))
+    pair_ok = ok | (extra & _comb(peaks, base, tol_bins, tol_rel, skip=max_harmonic + 1, near=cn))
     weak = pair_ok & (peaks.power >= weak_power * p1[:, None])
     for _ in range(2):
         best, best_r = _reduce_pair(peaks, best, best_r, strong, weak, tol_bins, tol_rel)

@@ -18,6 +18,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .order import nanmedian, range_max
+
 __all__ = ["axis_fundamentals", "axis_profiles", "half_frequency_ratio", "log_radial_profile", "scale_shift",
            "strip_novelty", "theil_sen", "window_scale_trend"]
 
@@ -129,7 +131,7 @@ def theil_sen(t: torch.Tensor, v: torch.Tensor, w: torch.Tensor, *, group: torch
     if group is not None:
         ok &= (group[None, :] == group[:, None])[None]
     s = torch.where(ok, dv / torch.where(ok, dtt, torch.ones_like(dtt)), torch.full_like(dv, float("nan")))
-    med = s.flatten(1).nanmedian(dim=1).values
+    med = nanmedian(s.flatten(1), dim=1)
     enough = (w > 0.5).sum(dim=1) >= min_points
     return torch.where(enough, med, torch.full_like(med, float("nan"))).to(dt)
 
@@ -140,11 +142,14 @@ def _dilate_rel(p: torch.Tensor, rel: float, extra: int = 1) -> torch.Tensor:
     m_, length = p.shape
     reach = extra + int(math.ceil(rel * (length - 1)))
     pad = torch.nn.functional.pad(p, (reach, reach), value=0.0)
-    win = pad.unfold(1, 2 * reach + 1, 1)  # M×L×(2r+1)
     f = torch.arange(length, device=p.device, dtype=p.dtype)
     off = torch.arange(-reach, reach + 1, device=p.device, dtype=p.dtype)
     keep = off.abs()[None, :] <= (extra + rel * f)[:, None]  # L×(2r+1)
-    return torch.where(keep[None], win, torch.zeros_like(win)).amax(dim=-1)
+    half = (keep.sum(dim=1) - 1) // 2  # the kept offsets: |off| <= half (f's window in pad: f..f + 2r)
+    fi = torch.arange(length, device=p.device)
+    best = range_max(pad, fi + reach - half, fi + reach + half)
+    # the offsets not kept counted as 0 (as a masked window's max did)
+    return torch.where(half < reach, best.clamp_min(0.0), best)
 
 
 def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min_valid: float = 0.5,
@@ -204,8 +209,8 @@ def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min
     pad = gap + reach
     pv = F.pad(torch.where(ok[..., None], ps, nan).permute(0, 2, 1), (pad, pad), value=float("nan"))
     win = pv.unfold(2, 2 * pad + 1, 1)  # N×C×S×(2·pad+1)
-    left = win[..., :reach].nanmedian(dim=-1).values
-    right = win[..., -reach:].nanmedian(dim=-1).values
+    left = nanmedian(win[..., :reach], dim=-1)
+    right = nanmedian(win[..., -reach:], dim=-1)
     ref = torch.fmax(left, right)  # N×C×S
     ok = ok & torch.isfinite(ref[:, 0])  # a strip with no reference on either side is not judged
     ref = ref.nan_to_num(0.0)

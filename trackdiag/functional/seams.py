@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .order import running_min
+
 __all__ = ["SIDES", "edge_scores", "mask_seam_parts", "mask_seam_score"]
 
 SIDES = ("left", "right", "top", "bottom")
@@ -106,11 +108,12 @@ def edge_scores(x: torch.Tensor, v: torch.Tensor, *, strip: int = 13, inner: int
 
 
 def _erode(m: torch.Tensor, r: int) -> torch.Tensor:
-    """Binary erosion of ``N×H×W`` 0/1 by a (2r+1)² square; outside the frame counts as inside."""
+    """Erosion of ``N×H×W`` weights in [0, 1] (0/1: binary erosion) by a (2r+1)² square: the minimum over
+    the square, separably; outside the frame counts as inside (1)."""
     if r <= 0:
         return m
-    inv = F.pad(1.0 - m[:, None], (r, r, r, r), value=0.0)
-    return 1.0 - F.max_pool2d(inv, 2 * r + 1, stride=1)[:, 0]
+    k = 2 * r + 1
+    return running_min(running_min(F.pad(m, (r, r, r, r), value=1.0), k, -1), k, -2)
 
 
 def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: int = 3, gap: int = 6,

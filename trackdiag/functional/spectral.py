@@ -205,7 +205,8 @@ def detrend(x: torch.Tensor, weights: torch.Tensor, *, order: int = 2) -> torch.
 
 def prepare(x: torch.Tensor, valid: torch.Tensor | None = None, *, window: bool = True,
             taper_px: int | None = None, order: int = 2, clean: bool = False,
-            taper: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            taper: bool | None = None, apodized: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Detrended, windowed signal and its weights, ready for a spectrum.
 
     Non-finite pixels count as invalid. With ``window=True`` the weights are the (apodized) mask times a
@@ -217,7 +218,8 @@ def prepare(x: torch.Tensor, valid: torch.Tensor | None = None, *, window: bool 
     already excludes what was not: the checks are skipped. The polynomial of degree ``order`` is fitted with
     the weights themselves, so the windowed residual has zero weighted mean (no DC) and no gradient.
     ``valid`` may be bool or 0/1 float (the float form saves a conversion pass). Returns ``(signal,
-    weights)``, both ``N×H×W``.
+    weights)``, both ``N×H×W``. ``apodized``: :func:`apodized_weights` of ``valid`` with ``taper_px``
+    when the caller has it already (the same values; not computed twice).
     """
     if clean:
         v, x0 = valid, x
@@ -231,7 +233,8 @@ def prepare(x: torch.Tensor, valid: torch.Tensor | None = None, *, window: bool 
         if v is None:
             wts = hann.expand_as(x0)
         elif use_taper:
-            wts = hann * apodized_weights(v, taper_px=taper_px).to(x.dtype)
+            apod = apodized_weights(v, taper_px=taper_px) if apodized is None else apodized
+            wts = hann * apod.to(x.dtype)
         else:
             wts = hann * v
     else:
@@ -841,7 +844,8 @@ def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, m
                         max_period_frac: float = 0.5, rel_power: float = 0.25, harmonic_tol: float = 0.04,
                         taper_px: int | None = None, detrend_order: int = 2, clean: bool = False,
                         taper: bool | None = None, lattice: bool = False,
-                        lattice_params: dict[str, float] | None = None) -> Periodicity:
+                        lattice_params: dict[str, float] | None = None,
+                        apodized: torch.Tensor | None = None) -> Periodicity:
     """The fundamental period of each image, from the spectrum and, independently, from the ACF.
 
     1. Pixels outside ``valid`` or non-finite are dropped; the rest is detrended (a weighted polynomial of
@@ -862,8 +866,8 @@ def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, m
     confirmed in the autocorrelation; the first significant peak where there is none), ``peak_ratio`` is
     f*'s prominence and ``score = sqrt(clamp(ρ, 0, 1)) · clamp(log10(prominence) − 1.5, 0, 1)``.
 
-    ``x``: ``N×H×W``; ``valid``: optional ``N×H×W`` bool (or 0/1 float); ``clean``, ``taper``: see
-    :func:`prepare`.
+    ``x``: ``N×H×W``; ``valid``: optional ``N×H×W`` bool (or 0/1 float); ``clean``, ``taper``,
+    ``apodized``: see :func:`prepare`.
     See :class:`Periodicity`.
     """
     if x.ndim != 3:
@@ -871,7 +875,8 @@ def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, m
     x = x if x.is_floating_point() else x.float()
     h, w = x.shape[-2:]
     s = fft_side(h, w)
-    sig, wts = prepare(x, valid, taper_px=taper_px, order=detrend_order, clean=clean, taper=taper)
+    sig, wts = prepare(x, valid, taper_px=taper_px, order=detrend_order, clean=clean, taper=taper,
+                       apodized=apodized)
     spec = spectrum(sig, side=s)
     r_min = max(1.5, s / max(1.0, max_period_frac * min(h, w)))
     r_max = min(s / 2.0, s / max(min_period_px, 2.0))
