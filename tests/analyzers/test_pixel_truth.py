@@ -104,21 +104,29 @@ def test_row_and_column_stripes_in_unedited_pairs_with_their_axis():
     assert hits >= 5, hits
 
 
+def _on_band(anomaly, pair, slack: int = 2) -> bool:
+    """The anomaly's lines overlap the planted band (± ``slack`` px)."""
+    lo, hi = (anomaly["y0"], anomaly["y1"]) if pair.stripe_axis == "rows" else (anomaly["x0"], anomaly["x1"])
+    a, b = pair.stripe_band
+    return lo < b + slack and hi > a - slack
+
+
 @pytest.fixture(scope="module")
 def inside_an_edit() -> dict[str, list[int]]:
     """One held-out cohort of edited pairs (a re-textured wall), per kind ``[found, n, false]``:
     planted boxes (IoU >= 0.5; false = the pair has a box that matches nothing), row/column stripes of
-    amplitude 0.08-0.16 (found = a band with the right axis and its verdict; false = a band on the other
-    axis), clean edits (found = no anomaly at all; false = any box or band). The thresholds inside an edit
-    were set on seed 101 (``docs/pixel.md``); this is seed 7704."""
+    amplitude 0.08-0.16 (found = a band with the right axis on the planted lines and its verdict; false = a
+    band on the other axis), clean edits (found = no anomaly at all; false = any box or band). The
+    thresholds inside an edit were set on seeds 101 and 201-202 (``docs/pixel.md``); this is seed 7704."""
     rng = np.random.default_rng(SEED + 4)
     tally = {k: [0, 0, 0] for k in ("offset", "smear", "misplaced", "stripe", "clean")}
     for i in range(12):
         kind = ("offset", "smear", "misplaced")[i % 3]
         _tally_box(tally[kind], make_pair(rng, edited=True, box=kind))
         axis = ("rows", "cols")[i % 2]
-        res, codes = _run(make_pair(rng, edited=True, stripe=(axis, 0.08 + 0.04 * (i % 3))))
-        right = any(a["axis"] == axis for a in res.tables["anomalies"])
+        pair = make_pair(rng, edited=True, stripe=(axis, 0.08 + 0.04 * (i % 3)))
+        res, codes = _run(pair)
+        right = any(a["axis"] == axis and _on_band(a, pair) for a in res.tables["anomalies"])
         tally["stripe"][0] += right and f"pixel_{axis}" in codes
         tally["stripe"][1] += 1
         tally["stripe"][2] += any(a["axis"] not in (axis, "none") for a in res.tables["anomalies"])
@@ -134,8 +142,11 @@ def inside_an_edit() -> dict[str, list[int]]:
 def test_stripes_and_smears_inside_an_edit(inside_an_edit):
     """Inside a re-textured wall: stripes with the right axis >= 90 % and few on the other axis, smeared
     boxes found (the texture's fine-scale energy, :func:`~trackdiag.functional.pixel_edit.sharpness_deficit`).
-    Measured on seed 7704: stripes 12/12 (1 with an extra band on the other axis), smears 3/4; on seed 9104
-    11/12 and 4/4 (docs/pixel.md). Before: stripes 2/12, boxes 0/12."""
+    Measured on seed 7704: stripes 11/12 on the planted lines, none with a band on the other axis, smears
+    3/4 (docs/pixel.md). The 12th is a 0.16 stripe on a mortar line at the wall's edge, where only one side's
+    translates exist and the block matching takes it for a wider mortar line; it was counted as found before
+    the band had to lie on the planted lines (a false mortar-line band elsewhere had the right axis).
+    Before: stripes 2/12, boxes 0/12."""
     t = inside_an_edit
     assert t["stripe"][0] >= 11 and t["stripe"][2] <= 2, t
     assert t["smear"][0] >= 3, t
@@ -143,10 +154,11 @@ def test_stripes_and_smears_inside_an_edit(inside_an_edit):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-@pytest.mark.xfail(reason="issue 18 item 5: clean edits raise a false one- or two-column band in 3/12 on "
-                          "seed 7704 (0/12 on seed 9104, 0/12 on calibration seed 101): target <= 10 %",
-                   strict=True)
 def test_clean_edits_raise_no_anomaly(inside_an_edit):
+    """Clean edits (a re-textured wall, no defect) with any box or band <= 10 %. A band is measured beyond
+    the lattice's expected line profile (:func:`~trackdiag.functional.pixel_edit.band_level`, ``kappa``
+    0.15 set on seeds 201-202: 3/24 -> 0/24). Measured on seed 7704: 0/12 (before: 3/12, each a false band
+    along a clean wall's sharpest mortar line)."""
     t = inside_an_edit
     assert t["clean"][2] <= 1, t
 
