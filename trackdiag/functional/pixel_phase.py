@@ -20,7 +20,8 @@ out in a local phase map while every clean part of the wall follows the smooth f
    degrees; measured only where the local amplitude is at least ``min_amp`` of the region's median (a
    joint or a blank face has no phase);
 5. :func:`departure_boxes`: the pixels above ``threshold`` degrees, closed over ``close_px``, kept as
-   components of at least ``min_area`` px whose peak reaches ``peak`` degrees.
+   components of at least ``min_area`` px whose peak reaches ``peak`` degrees, each redrawn at its
+   half-departure contour (where the window straddles the patch's border).
 
 What it cannot see: a patch copied from elsewhere whose lattice phase happens to match its new place (the
 lines continue across its border) departs by no more than the wall's own irregularity.
@@ -174,23 +175,43 @@ def phase_departure(signal: torch.Tensor, region: torch.Tensor, *, k: torch.Tens
 
 
 def departure_boxes(departure: torch.Tensor, *, threshold: float = 60.0, peak: float = 60.0,
-                    close_px: int = 5, min_area: int = 250) -> torch.Tensor:
+                    close_px: int = 5, min_area: int = 250, edge_frac: float = 0.5, edge_q: float = 0.9,
+                    edge_floor: float = 40.0) -> torch.Tensor:
     """``B×H×W`` bool: the components (8-connected) of ``departure > threshold`` (degrees, ``B×H×W``)
-    closed over ``close_px``, with at least ``min_area`` px and a peak of at least ``peak`` degrees."""
+    closed over ``close_px``, with at least ``min_area`` px and a peak of at least ``peak`` degrees, each
+    redrawn at its **half-departure contour** (``edge_frac`` > 0): the pieces of ``departure ≥
+    max(edge_frac · d, edge_floor)`` (closed the same way, at least ``min_area`` px) that overlap it, ``d``
+    its ``edge_q`` quantile. The demodulation window averages the phasors on both sides of a patch's
+    border, so the departure there is about half the patch's own: a fixed threshold draws a patch that
+    departs by 150° ≈ half a window too wide, one that departs by 90° too narrow."""
     import numpy as np
     from scipy import ndimage
 
+    eight = [[1, 1, 1]] * 3
     hot_np = close_binary(departure > threshold, close_px=close_px).cpu().numpy()
     dep_np = departure.cpu().numpy()
     keep = torch.zeros(departure.shape, dtype=torch.bool)
     for i in range(hot_np.shape[0]):
-        labels, n = ndimage.label(hot_np[i], structure=[[1, 1, 1]] * 3)
+        labels, n = ndimage.label(hot_np[i], structure=eight)
         if n == 0:
             continue
         idx = range(1, n + 1)
         areas = ndimage.sum_labels(hot_np[i], labels, idx)
         peaks = ndimage.maximum(dep_np[i], labels, idx)
         ok = [j + 1 for j in range(n) if areas[j] >= min_area and peaks[j] >= peak]
-        if ok:
+        if not ok:
+            continue
+        if edge_frac <= 0:
             keep[i] = torch.from_numpy(np.isin(labels, ok))
+            continue
+        out = np.zeros(labels.shape, dtype=bool)
+        for j in ok:
+            comp = labels == j
+            level = max(edge_frac * float(np.quantile(dep_np[i][comp], edge_q)), edge_floor)
+            redrawn = close_binary(departure[i:i + 1] >= level, close_px=close_px)[0].cpu().numpy()
+            lab2, _ = ndimage.label(redrawn, structure=eight)
+            ids = np.unique(lab2[comp & redrawn])
+            ids = [int(t) for t in ids if t > 0 and (lab2 == t).sum() >= min_area]
+            out |= np.isin(lab2, ids) if ids else comp
+        keep[i] = torch.from_numpy(out)
     return keep.to(departure.device)
