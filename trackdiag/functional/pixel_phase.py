@@ -42,14 +42,33 @@ __all__ = ["fundamental_frequency", "demodulate", "smooth_phase", "phase_departu
 
 
 def fundamental_frequency(signal: torch.Tensor, region: torch.Tensor, *, min_period: float = 6.0,
-                          max_period: float = 96.0) -> torch.Tensor:
+                          max_period: float = 96.0, sub_share: float = 0.15) -> torch.Tensor:
     """``B×2``: the lattice's fundamental ``(ky, kx)`` in cycles/px (NaN where no prominent peak), from
-    the region's windowed spectrum (``signal``: ``B×H×W``; ``region``: ``B×H×W`` bool)."""
+    the region's windowed spectrum (``signal``: ``B×H×W``; ``region``: ``B×H×W`` bool).
+
+    Thin bright mortar lines put more power in the 2nd harmonic than in the fundamental, so the picked
+    line can be the harmonic (a comb at k/2, k, 3k/2 …). When a prominent peak lies at half the picked
+    frequency (within 0.5 bin + 5 %) with at least ``sub_share`` of its prominence, that peak is the
+    fundamental: measured on the harmonic, a patch shifted by half a course departs by a whole turn."""
     sig, _ = prepare(signal.float(), region)
     spec = spectrum(sig)
     s = spec.side
-    lat = pick_lattice(prominent_peaks(spec, r_min=s / max_period, r_max=s / min_period))
-    f = lat.f / float(s)
+    peaks = prominent_peaks(spec, r_min=s / max_period, r_max=s / min_period)
+    lat = pick_lattice(peaks)
+    f = lat.f.clone()
+    if sub_share > 0:
+        half = f / 2.0
+        tol = 0.5 + 0.05 * torch.sqrt(half.square().sum(dim=1, keepdim=True))
+        d = torch.minimum(torch.sqrt((peaks.ky - half[:, :1]).square() + (peaks.kx - half[:, 1:]).square()),
+                          torch.sqrt((peaks.ky + half[:, :1]).square() + (peaks.kx + half[:, 1:]).square()))
+        strong = peaks.prominence >= sub_share * lat.prominence[:, None]
+        near = peaks.valid & (d <= tol) & strong & torch.isfinite(d)
+        for i in range(f.shape[0]):
+            if bool(near[i].any()):
+                j = int(torch.where(near[i], peaks.prominence[i], torch.full_like(peaks.prominence[i], -1.0))
+                        .argmax())
+                f[i] = torch.stack([peaks.ky[i, j], peaks.kx[i, j]])
+    f = f / float(s)
     return torch.where(lat.found[:, None], f, torch.full_like(f, math.nan))
 
 
