@@ -195,14 +195,17 @@ def phase_departure(signal: torch.Tensor, region: torch.Tensor, *, k: torch.Tens
 
 def departure_boxes(departure: torch.Tensor, *, threshold: float = 60.0, peak: float = 60.0,
                     close_px: int = 5, min_area: int = 250, edge_frac: float = 0.5, edge_q: float = 0.9,
-                    edge_floor: float = 40.0) -> torch.Tensor:
+                    edge_floor: float = 45.0, edge_reach: int = 8) -> torch.Tensor:
     """``B×H×W`` bool: the components (8-connected) of ``departure > threshold`` (degrees, ``B×H×W``)
     closed over ``close_px``, with at least ``min_area`` px and a peak of at least ``peak`` degrees, each
     redrawn at its **half-departure contour** (``edge_frac`` > 0): the pieces of ``departure ≥
-    max(edge_frac · d, edge_floor)`` (closed the same way, at least ``min_area`` px) that overlap it, ``d``
-    its ``edge_q`` quantile. The demodulation window averages the phasors on both sides of a patch's
-    border, so the departure there is about half the patch's own: a fixed threshold draws a patch that
-    departs by 150° ≈ half a window too wide, one that departs by 90° too narrow."""
+    max(edge_frac · d, edge_floor)`` (closed the same way, at least ``min_area`` px, within ``edge_reach``
+    px of the component) that overlap it, ``d`` its ``edge_q`` quantile. The demodulation window averages
+    the phasors on both sides of a patch's border, so the departure there is about half the patch's own: a
+    fixed threshold draws a patch that departs by 150° ≈ half a window too wide, one that departs by 90°
+    too narrow. The floor is :func:`phase_departure`'s inlier bound (45°: the wall's own irregular joints
+    depart up to it) and the reach about the window's width across the lines (σ = 0.35 P ≈ 8–11 px), so
+    a contour does not run on along a joint of the wall."""
     import numpy as np
     from scipy import ndimage
 
@@ -228,6 +231,9 @@ def departure_boxes(departure: torch.Tensor, *, threshold: float = 60.0, peak: f
             comp = labels == j
             level = max(edge_frac * float(np.quantile(dep_np[i][comp], edge_q)), edge_floor)
             redrawn = close_binary(departure[i:i + 1] >= level, close_px=close_px)[0].cpu().numpy()
+            if edge_reach > 0:
+                redrawn &= ndimage.binary_dilation(comp, structure=np.ones((3, 3), bool),
+                                                   iterations=edge_reach)
             lab2, _ = ndimage.label(redrawn, structure=eight)
             ids = np.unique(lab2[comp & redrawn])
             ids = [int(t) for t in ids if t > 0 and (lab2 == t).sum() >= min_area]
