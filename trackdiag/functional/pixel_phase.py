@@ -235,8 +235,8 @@ def departure_boxes(departure: torch.Tensor, *, threshold: float = 60.0, peak: f
                 redrawn &= ndimage.binary_dilation(comp, structure=np.ones((3, 3), bool),
                                                    iterations=edge_reach)
             lab2, _ = ndimage.label(redrawn, structure=eight)
-            ids = np.unique(lab2[comp & redrawn])
-            ids = [int(t) for t in ids if t > 0 and (lab2 == t).sum() >= min_area]
-            out |= np.isin(lab2, ids) if ids else comp
+            pieces = [int(t) for t in np.unique(lab2[comp & redrawn])
+                      if t > 0 and (lab2 == t).sum() >= min_area]
+            out |= np.isin(lab2, pieces) if pieces else comp
         keep[i] = torch.from_numpy(out)
     return keep.to(departure.device)
