@@ -145,9 +145,13 @@ _DRIFTS = [{"mean_shift_sigma": 0.5}, {"mean_shift_sigma": -0.5}, {"std_factor":
            {"std_factor": 0.6}]
 
 
-_SHORT = pytest.mark.xfail(reason="issue 18 target (>= 90 %) on the edge at batch 4: a +0.5σ mean shift "
-                                  "found in 8 of 10 streams here, 27 of 30 on seed 4242 (1 % false alarms)",
-                           strict=False)
+_SHORT = pytest.mark.xfail(reason="issue 18 target (>= 90 %) at its information limit at batch 4: a +0.5σ "
+                                  "mean shift found in 8 of 10 streams here, 27/30 and 24/30 on calibration "
+                                  "seeds 4242/4243 (1.1-1.2 % false alarms over 840 clean batches). The "
+                                  "statistic is the two-sample t of the per-image channel means; their "
+                                  "image-to-image spread (0.35σ) over 20 images after 5 batches gives "
+                                  "t ≈ 5.4 ± 1 against a limit ≈ 3.9; nominal rates 0.5-4 % move misses "
+                                  "into pre-change alarms (docs/latent.md)", strict=False)
 
 
 @pytest.mark.slow

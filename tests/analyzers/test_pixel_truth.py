@@ -104,21 +104,29 @@ def test_row_and_column_stripes_in_unedited_pairs_with_their_axis():
     assert hits >= 5, hits
 
 
+def _on_band(anomaly, pair, slack: int = 2) -> bool:
+    """The anomaly's lines overlap the planted band (± ``slack`` px)."""
+    lo, hi = (anomaly["y0"], anomaly["y1"]) if pair.stripe_axis == "rows" else (anomaly["x0"], anomaly["x1"])
+    a, b = pair.stripe_band
+    return lo < b + slack and hi > a - slack
+
+
 @pytest.fixture(scope="module")
 def inside_an_edit() -> dict[str, list[int]]:
     """One held-out cohort of edited pairs (a re-textured wall), per kind ``[found, n, false]``:
     planted boxes (IoU >= 0.5; false = the pair has a box that matches nothing), row/column stripes of
-    amplitude 0.08-0.16 (found = a band with the right axis and its verdict; false = a band on the other
-    axis), clean edits (found = no anomaly at all; false = any box or band). The thresholds inside an edit
-    were set on seed 101 (``docs/pixel.md``); this is seed 7704."""
+    amplitude 0.08-0.16 (found = a band with the right axis on the planted lines and its verdict; false = a
+    band on the other axis), clean edits (found = no anomaly at all; false = any box or band). The
+    thresholds inside an edit were set on seeds 101 and 201-202 (``docs/pixel.md``); this is seed 7704."""
     rng = np.random.default_rng(SEED + 4)
     tally = {k: [0, 0, 0] for k in ("offset", "smear", "misplaced", "stripe", "clean")}
     for i in range(12):
         kind = ("offset", "smear", "misplaced")[i % 3]
         _tally_box(tally[kind], make_pair(rng, edited=True, box=kind))
         axis = ("rows", "cols")[i % 2]
-        res, codes = _run(make_pair(rng, edited=True, stripe=(axis, 0.08 + 0.04 * (i % 3))))
-        right = any(a["axis"] == axis for a in res.tables["anomalies"])
+        pair = make_pair(rng, edited=True, stripe=(axis, 0.08 + 0.04 * (i % 3)))
+        res, codes = _run(pair)
+        right = any(a["axis"] == axis and _on_band(a, pair) for a in res.tables["anomalies"])
         tally["stripe"][0] += right and f"pixel_{axis}" in codes
         tally["stripe"][1] += 1
         tally["stripe"][2] += any(a["axis"] not in (axis, "none") for a in res.tables["anomalies"])
@@ -131,22 +139,38 @@ def inside_an_edit() -> dict[str, list[int]]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)  # the cohort (36 pairs, ~5 s each on a loaded CPU) is built in this test's setup
-def test_stripes_and_smears_inside_an_edit(inside_an_edit):
-    """Inside a re-textured wall: stripes with the right axis >= 90 % and few on the other axis, smeared
-    boxes found (the texture's fine-scale energy, :func:`~trackdiag.functional.pixel_edit.sharpness_deficit`).
-    Measured on seed 7704: stripes 12/12 (1 with an extra band on the other axis), smears 3/4; on seed 9104
-    11/12 and 4/4 (docs/pixel.md). Before: stripes 2/12, boxes 0/12."""
+def test_smears_and_stripe_axes_inside_an_edit(inside_an_edit):
+    """Inside a re-textured wall: smeared boxes found (the texture's fine-scale energy,
+    :func:`~trackdiag.functional.pixel_edit.sharpness_deficit`) and few stripe pairs with a band on the other
+    axis. Measured on seed 7704: smears 3/4, stripe pairs with a band on the other axis 0/12 (1/12 before
+    the band was measured beyond the lattice's expected line profile); on seed 9104 smears 4/4."""
     t = inside_an_edit
-    assert t["stripe"][0] >= 11 and t["stripe"][2] <= 2, t
+    assert t["stripe"][2] <= 2, t
     assert t["smear"][0] >= 3, t
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-@pytest.mark.xfail(reason="issue 18 item 5: clean edits raise a false one- or two-column band in 3/12 on "
-                          "seed 7704 (0/12 on seed 9104, 0/12 on calibration seed 101): target <= 10 %",
-                   strict=True)
+@pytest.mark.xfail(reason="issue 18 item 5: stripes inside an edit found on their own lines in 10/12 on "
+                          "seed 7704 (the same 10/12 with and without the lattice-profile discount; the "
+                          "former 12/12 counted two false mortar-line bands with the right axis as hits); "
+                          "calibration seeds 201/202 (band step alone): 12/12, 10/12. The misses are stripes "
+                          "on a mortar line running along them: the block matching (±4 px) aligns a "
+                          "neighbour mortar line with the shifted one and absorbs most of the offset, "
+                          "or at the wall's edge only one side's translates exist", strict=True)
+def test_stripes_inside_an_edit_on_their_lines(inside_an_edit):
+    """Stripes of amplitude 0.08-0.16 with the right axis on the planted lines and the verdict >= 90 %."""
+    t = inside_an_edit
+    assert t["stripe"][0] >= 11, t
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_clean_edits_raise_no_anomaly(inside_an_edit):
+    """Clean edits (a re-textured wall, no defect) with any box or band <= 10 %. A band is measured beyond
+    the lattice's expected line profile (:func:`~trackdiag.functional.pixel_edit.band_level`, ``kappa``
+    0.15 set on seeds 201-202: 3/24 -> 0/24). Measured on seed 7704: 0/12 (before: 3/12, each a false band
+    along a clean wall's sharpest mortar line)."""
     t = inside_an_edit
     assert t["clean"][2] <= 1, t
 
@@ -171,9 +195,10 @@ def test_offset_and_misplaced_boxes_inside_an_edit_by_lattice_phase(edit_boxes):
     """Inside a re-textured wall, offset and misplaced boxes are found where the local phase of the
     lattice's fundamental departs from the wall's smooth phase field
     (:mod:`trackdiag.functional.pixel_phase`). Before: 0/4 and 0/4 on seed 7704. The floors were set
-    below the calibration figures before this cohort was run (seeds 101-102: offset 14/16, misplaced
-    9/16). Measured here (seed 7705): offset 7/10, misplaced 7/10; 7 of the 20 pairs also carry a box
-    that matches nothing (a second piece of the same box, or one too wide for IoU >= 0.5)."""
+    below the calibration figures before this cohort was first run (seeds 101-102: offset 14/16, misplaced
+    9/16). Measured here (seed 7705): offset 7/10, misplaced 8/10 with the half-departure contour and the
+    subharmonic check (calibrated on seeds 201-204; 7/10 and 7/10 before); 5 of the 20 pairs also carry
+    a box that matches nothing."""
     t = edit_boxes
     assert t["offset"][0] >= 0.7 * t["offset"][1], t
     assert t["misplaced"][0] >= 0.4 * t["misplaced"][1], t
@@ -183,10 +208,12 @@ def test_offset_and_misplaced_boxes_inside_an_edit_by_lattice_phase(edit_boxes):
 @pytest.mark.timeout(1200)
 @pytest.mark.xfail(reason="issue 18 item 5 only partly reached: offset and misplaced boxes inside a "
                           "re-textured wall are found by the lattice phase, but below the 90 % target "
-                          "(seed 7705: offset 7/10, misplaced 7/10; seed 7704: 3/4, 4/4). A patch "
-                          "copied from elsewhere whose lattice "
-                          "phase matches its new place departs no more than the wall itself; offsets whose "
-                          "wrapped strip falls back in phase are found too narrow for IoU >= 0.5",
+                          "(seed 7705: offset 7/10, misplaced 8/10; seed 7704: 3/4, 4/4; calibration seeds "
+                          "201-204, phase step alone: 36/48, 30/48). A patch copied from elsewhere whose "
+                          "lattice phase matches its new place departs no more than the wall itself (the "
+                          "second lattice direction, the head joints, has no prominent spectral peak on "
+                          "most walls); offsets whose wrapped strip falls back in phase, or that lie mostly "
+                          "on blank brick faces, are found too narrow for IoU >= 0.5",
                    strict=True)
 def test_offset_and_misplaced_boxes_inside_an_edit(edit_boxes):
     t = edit_boxes

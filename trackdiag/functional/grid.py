@@ -258,11 +258,12 @@ def _direction(d: torch.Tensor, pair: torch.Tensor, k: int
     return diff, se, arg.to(d.dtype), entries.to(d.dtype)
 
 
-def grid_excess(x: torch.Tensor, valid: torch.Tensor, *, strides: tuple[int, ...] = (8, 16)
-                ) -> dict[str, torch.Tensor]:
+def grid_excess(x: torch.Tensor, valid: torch.Tensor, *, strides: tuple[int, ...] = (8, 16),
+                noise_z: float = NOISE_Z) -> dict[str, torch.Tensor]:
     """Grid-line excess for each stride k (see the module docstring), each ``(N,)``.
 
-    ``grid_s{k}`` = ``max(0, D − NOISE_Z·SE)`` with ``D`` the mean over the two directions of
+    ``grid_s{k}`` = ``max(0, D − noise_z·SE)`` (``noise_z`` = :data:`NOISE_Z` unless the image is known
+    to be noise-free) with ``D`` the mean over the two directions of
     ``w_φ* − w_{φ*+k/2}`` (image units: the extra |jump| on the grid's lines) and ``SE`` its batch-means
     standard error; NaN with fewer than 32 valid entries per phase or fewer than 4 valid parts in either
     direction. ``grid_phase_s{k}``: φ* of the stronger direction (px).
@@ -276,7 +277,7 @@ def grid_excess(x: torch.Tensor, valid: torch.Tensor, *, strides: tuple[int, ...
         (d0, s0, p0, n0), (d1, s1, p1, n1) = _direction(dx, px, k), _direction(dy, py, k)
         dmean = 0.5 * (d0 + d1)
         se = 0.5 * torch.sqrt(s0.square() + s1.square())
-        sc = (dmean - NOISE_Z * se).clamp_min(0.0)
+        sc = (dmean - float(noise_z) * se).clamp_min(0.0)
         ok = (n0 >= 32) & (n1 >= 32) & torch.isfinite(se)
         out[f"grid_s{k}"] = torch.where(ok, sc, torch.full_like(sc, float("nan")))
         out[f"grid_phase_s{k}"] = torch.where(d0 >= d1, p0, p1)

@@ -22,7 +22,9 @@
   by the window's reach (``box_margin``);
 * row/column bands: unedited, lines whose mean lattice residual of the difference has a robust ``|z|``
   above ``band_z_unedited``; edited, lines whose level against the block-matched lattice translates
-  (:func:`~trackdiag.functional.pixel_edit.band_level`) is at least ``band_level_edited`` (image units).
+  (:func:`~trackdiag.functional.pixel_edit.band_level`) is at least ``band_level_edited`` (image units),
+  beyond ``band_kappa`` × the contrast of the lattice's expected line profile (a mortar line's own
+  variation from period to period is not a band).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
                         edit_level: float = 4.0, score_unedited: float = 3.0, score_edited: float = 2.5,
                         peak_unedited: float = 6.0, peak_edited: float = 4.0,
                         band_z_unedited: float = 8.0, band_level_edited: float = 0.06, window: int = 9,
-                        phase_deg: float = 60.0, phase_min_area: int = 250
+                        phase_deg: float = 60.0, phase_min_area: int = 250, band_kappa: float = 0.15
                         ) -> dict[str, torch.Tensor]:
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
     ``threshold`` (``(B,)``), ``peak`` (``(B,)``, the level a component's peak must reach),
@@ -102,7 +104,7 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
         if bool(edited.any()):  # inside an edit: the band's level against the block-matched lattice
             vec = vectors[edited.cpu()].to(own.device)
             own_res = matched_lattice_residual(own[edited], region[edited], vec, axis=axis)
-            z[edited] = band_level(own_res, region[edited], axis=axis)
+            z[edited] = band_level(own_res, region[edited], axis=axis, signal=own[edited], kappa=band_kappa)
         out[f"band_{axis}"] = z
     out["band_z"] = torch.where(edited, band_level_edited, torch.full_like(thr_u, band_z_unedited))
     return out

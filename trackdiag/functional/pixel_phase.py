@@ -20,7 +20,8 @@ out in a local phase map while every clean part of the wall follows the smooth f
    degrees; measured only where the local amplitude is at least ``min_amp`` of the region's median (a
    joint or a blank face has no phase);
 5. :func:`departure_boxes`: the pixels above ``threshold`` degrees, closed over ``close_px``, kept as
-   components of at least ``min_area`` px whose peak reaches ``peak`` degrees.
+   components of at least ``min_area`` px whose peak reaches ``peak`` degrees, each redrawn at its
+   half-departure contour (where the window straddles the patch's border).
 
 What it cannot see: a patch copied from elsewhere whose lattice phase happens to match its new place (the
 lines continue across its border) departs by no more than the wall's own irregularity.
@@ -41,14 +42,33 @@ __all__ = ["fundamental_frequency", "demodulate", "smooth_phase", "phase_departu
 
 
 def fundamental_frequency(signal: torch.Tensor, region: torch.Tensor, *, min_period: float = 6.0,
-                          max_period: float = 96.0) -> torch.Tensor:
+                          max_period: float = 96.0, sub_share: float = 0.15) -> torch.Tensor:
     """``B×2``: the lattice's fundamental ``(ky, kx)`` in cycles/px (NaN where no prominent peak), from
-    the region's windowed spectrum (``signal``: ``B×H×W``; ``region``: ``B×H×W`` bool)."""
+    the region's windowed spectrum (``signal``: ``B×H×W``; ``region``: ``B×H×W`` bool).
+
+    Thin bright mortar lines put more power in the 2nd harmonic than in the fundamental, so the picked
+    line can be the harmonic (a comb at k/2, k, 3k/2 …). When a prominent peak lies at half the picked
+    frequency (within 0.5 bin + 5 %) with at least ``sub_share`` of its prominence, that peak is the
+    fundamental: measured on the harmonic, a patch shifted by half a course departs by a whole turn."""
     sig, _ = prepare(signal.float(), region)
     spec = spectrum(sig)
     s = spec.side
-    lat = pick_lattice(prominent_peaks(spec, r_min=s / max_period, r_max=s / min_period))
-    f = lat.f / float(s)
+    peaks = prominent_peaks(spec, r_min=s / max_period, r_max=s / min_period)
+    lat = pick_lattice(peaks)
+    f = lat.f.clone()
+    if sub_share > 0:
+        half = f / 2.0
+        tol = 0.5 + 0.05 * torch.sqrt(half.square().sum(dim=1, keepdim=True))
+        d = torch.minimum(torch.sqrt((peaks.ky - half[:, :1]).square() + (peaks.kx - half[:, 1:]).square()),
+                          torch.sqrt((peaks.ky + half[:, :1]).square() + (peaks.kx + half[:, 1:]).square()))
+        strong = peaks.prominence >= sub_share * lat.prominence[:, None]
+        near = peaks.valid & (d <= tol) & strong & torch.isfinite(d)
+        for i in range(f.shape[0]):
+            if bool(near[i].any()):
+                j = int(torch.where(near[i], peaks.prominence[i], torch.full_like(peaks.prominence[i], -1.0))
+                        .argmax())
+                f[i] = torch.stack([peaks.ky[i, j], peaks.kx[i, j]])
+    f = f / float(s)
     return torch.where(lat.found[:, None], f, torch.full_like(f, math.nan))
 
 
@@ -174,23 +194,49 @@ def phase_departure(signal: torch.Tensor, region: torch.Tensor, *, k: torch.Tens
 
 
 def departure_boxes(departure: torch.Tensor, *, threshold: float = 60.0, peak: float = 60.0,
-                    close_px: int = 5, min_area: int = 250) -> torch.Tensor:
+                    close_px: int = 5, min_area: int = 250, edge_frac: float = 0.5, edge_q: float = 0.9,
+                    edge_floor: float = 45.0, edge_reach: int = 8) -> torch.Tensor:
     """``B×H×W`` bool: the components (8-connected) of ``departure > threshold`` (degrees, ``B×H×W``)
-    closed over ``close_px``, with at least ``min_area`` px and a peak of at least ``peak`` degrees."""
+    closed over ``close_px``, with at least ``min_area`` px and a peak of at least ``peak`` degrees, each
+    redrawn at its **half-departure contour** (``edge_frac`` > 0): the pieces of ``departure ≥
+    max(edge_frac · d, edge_floor)`` (closed the same way, at least ``min_area`` px, within ``edge_reach``
+    px of the component) that overlap it, ``d`` its ``edge_q`` quantile. The demodulation window averages
+    the phasors on both sides of a patch's border, so the departure there is about half the patch's own: a
+    fixed threshold draws a patch that departs by 150° ≈ half a window too wide, one that departs by 90°
+    too narrow. The floor is :func:`phase_departure`'s inlier bound (45°: the wall's own irregular joints
+    depart up to it) and the reach about the window's width across the lines (σ = 0.35 P ≈ 8–11 px), so
+    a contour does not run on along a joint of the wall."""
     import numpy as np
     from scipy import ndimage
 
+    eight = [[1, 1, 1]] * 3
     hot_np = close_binary(departure > threshold, close_px=close_px).cpu().numpy()
     dep_np = departure.cpu().numpy()
     keep = torch.zeros(departure.shape, dtype=torch.bool)
     for i in range(hot_np.shape[0]):
-        labels, n = ndimage.label(hot_np[i], structure=[[1, 1, 1]] * 3)
+        labels, n = ndimage.label(hot_np[i], structure=eight)
         if n == 0:
             continue
         idx = range(1, n + 1)
         areas = ndimage.sum_labels(hot_np[i], labels, idx)
         peaks = ndimage.maximum(dep_np[i], labels, idx)
         ok = [j + 1 for j in range(n) if areas[j] >= min_area and peaks[j] >= peak]
-        if ok:
+        if not ok:
+            continue
+        if edge_frac <= 0:
             keep[i] = torch.from_numpy(np.isin(labels, ok))
+            continue
+        out = np.zeros(labels.shape, dtype=bool)
+        for j in ok:
+            comp = labels == j
+            level = max(edge_frac * float(np.quantile(dep_np[i][comp], edge_q)), edge_floor)
+            redrawn = close_binary(departure[i:i + 1] >= level, close_px=close_px)[0].cpu().numpy()
+            if edge_reach > 0:
+                redrawn &= ndimage.binary_dilation(comp, structure=np.ones((3, 3), bool),
+                                                   iterations=edge_reach)
+            lab2, _ = ndimage.label(redrawn, structure=eight)
+            pieces = [int(t) for t in np.unique(lab2[comp & redrawn])
+                      if t > 0 and (lab2 == t).sum() >= min_area]
+            out |= np.isin(lab2, pieces) if pieces else comp
+        keep[i] = torch.from_numpy(out)
     return keep.to(departure.device)

@@ -48,6 +48,7 @@ def artifact_scores(
     strip: int = 13,
     margin: int = 4,
     checkerboard: bool = True,
+    noise_free: bool = False,
 ) -> dict[str, float]:
     """Grid, edge, seam (and checkerboard) scores of a batch, averaged over its images.
 
@@ -59,6 +60,9 @@ def artifact_scores(
         strip: how far in from each side (px) a step counts as an edge stripe (``edge_<side>``).
         margin: pixels at each border left out of the grid scores.
         checkerboard: also return the tiling analyzer's ``checkerboard_s2``.
+        noise_free: the images carry no content or noise of their own (decoded flat colours whose
+            structure is periodic, :func:`trackdiag.probe.vae.flat_periodicity`): the grid scores take no
+            noise floor (its standard errors would be the lattice's own other phases).
 
     Returns:
         ``{"grid_s8": …, "grid_s16": …, "edge_left": …, …, ["mask_seam_score"], ["checkerboard_s2"]}``.
@@ -94,7 +98,7 @@ def artifact_scores(
     side[:, :, 0] = 0.0
     side[:, :, -1] = 0.0
     grid = grid_excess(x.permute(1, 0, 2).reshape(1, h, b * w), side.permute(1, 0, 2).reshape(1, h, b * w),
-                       strides=tuple(int(k) for k in strides))
+                       strides=tuple(int(k) for k in strides), **({"noise_z": 0.0} if noise_free else {}))
     for k in strides:
         out[f"grid_s{k}"] = mean(grid[f"grid_s{k}"])
     edges = strip_scores(x, finite, strip=int(strip))
