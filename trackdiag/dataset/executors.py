@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any, Optional
 
 from .records import ImageRecord
-from .worker import Pending, Task, analyze_images, cheap_tier, init_worker, run_job
+from .worker import Pending, Task, analyze_images, cheap_tier, init_pool_worker, init_worker, run_job
 
 __all__ = ["EARLY_BYTES", "MAX_BATCH", "PoolStart", "batch_size", "records"]
 
@@ -78,7 +78,7 @@ class PoolStart:
 
     def _start(self) -> None:
         try:
-            self._pool = self._ctx.Pool(self._workers, initializer=init_worker)
+            self._pool = self._ctx.Pool(self._workers, initializer=init_pool_worker)
         except BaseException as exc:  # re-raised by pool(), in the caller's thread
             self._error = exc
 
