@@ -25,8 +25,9 @@ from .worker import Pending, Task, analyze_images, cheap_tier, init_pool_worker,
 
 __all__ = ["EARLY_BYTES", "MAX_BATCH", "PoolStart", "batch_size", "records"]
 
-#: Images per worker task: the spectral tier estimates their periods in one batched call.
-MAX_BATCH = 8
+#: Images per worker task: the spectral tier estimates their periods in one batched call (a call costs
+#: ~5 ms of fixed overhead, ~0.6 ms per image at 8; 16 saved ~5 % of a 512² scan's CPU, 32 nothing more).
+MAX_BATCH = 16
 
 #: Most luma and wall bytes this process keeps for the pool while the pool starts (the cheap tier of the
 #: first images runs here meanwhile): 64 MB, about 220 images of 512² (luma, and the wall packed 8 per byte).
