@@ -118,7 +118,7 @@ def keep_heap() -> bool:
     A scan allocates and frees the same few MB for every image (decoded pixels, float copies, the spectral
     tier's batch tensors). With glibc's defaults, blocks above a threshold go straight to ``mmap`` and back
     to the kernel on ``free``, so each image pays its pages again as page faults (zeroed 4 KiB pages): on
-    the 512² benchmark scan about 130,000 of them, ~7 % of the CPU. Only for processes that a scan owns (the
+    the 512² benchmark scan about 130,000 of them, 3-4 % of its CPU. Only for processes that a scan owns (the
     local pool's workers), never the caller's: their memory peak is kept until they exit.
     """
     if not sys.platform.startswith("linux"):
