@@ -9,11 +9,17 @@ Rows (all measured in this one run, on this machine's CPUs):
 
 * ``images_per_second_workers<N>`` (every check) and ``images_per_second_cheap_tier_workers<N>`` for
   trackdiag's local pool and ``cleanvision_images_per_second`` for CleanVision's ``find_issues(n_jobs=N)``
-  with its default issue types: each tool timed end to end in a fresh Python process (its pool start-up and
-  lazy imports included, the package import not), the three alternated round by round (3 rounds; 1 with
-  ``--quick``) so that a change in the machine's load hits both tools alike; medians over the rounds. The
-  ratios ``speedup_vs_cleanvision`` / ``_cheap_tier`` are the medians of the per-round ratios, and
-  ``speedup_vs_cleanvision_worst_round`` the smallest one;
+  with its default issue types: the same folder (in the page cache for both: written just before, read by
+  every run), each tool timed end to end in a fresh Python process (its pool start-up and lazy imports
+  included, the package import not). 5 rounds (1 with ``--quick``); each round runs the full scan and
+  CleanVision back to back, their order alternating round by round, then the cheap tier, so that a change in
+  the machine's load hits both tools alike. The ratios ``speedup_vs_cleanvision`` / ``_cheap_tier`` are the
+  medians of the per-round ratios, ``speedup_vs_cleanvision_worst_round`` / ``_best_round`` their range;
+* ``cpu_seconds_all_processes_workers<N>``, ``cleanvision_cpu_seconds_all_processes`` and
+  ``cpu_speedup_vs_cleanvision_all_processes``: in the same runs, the CPU time of every process each tool
+  ran (trackdiag: caller, forkserver with its torch import, workers; CleanVision: its process and its pool),
+  the median of the per-round ratios. On a shared machine images/s follow the load; the CPU a tool needs
+  on the same cores follows it much less;
 * ``images_per_second_workers0``: trackdiag in-process;
 * ``cpu_ms_per_image_coarse_period`` / ``_full_period`` / ``_cheap_tier``, ``cpu_full_over_coarse_period``,
   ``cleanvision_cpu_ms_per_image`` and ``cpu_speedup_vs_cleanvision``: CPU time per image (load-independent),
@@ -138,27 +144,44 @@ def make_folder(root: Path, n: int, *, seed: int = 0) -> dict[str, str]:
     return truth
 
 
-_TRACKDIAG_RUN = """
-import sys, time
-from trackdiag.dataset import ScanParams, scan
-t = time.perf_counter()
-scan(sys.argv[1], sys.argv[2], workers=int(sys.argv[3]), progress=False,
-     params=ScanParams(spectral_tier=sys.argv[4] == "1"))
-print(time.perf_counter() - t)
+#: Both children print ``wall_seconds cpu_seconds``: the CPU of the child and of every process it started
+#: (pool workers; trackdiag's forkserver is stopped first so that its CPU, the torch import included, and its
+#: workers' are reaped into the child's own count).
+_CPU = """
+import resource
+def _cpu():
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 """
 
-_CLEANVISION_RUN = """
+_TRACKDIAG_RUN = _CPU + """
+import sys, time
+from trackdiag.dataset import ScanParams, scan
+if __name__ == "__main__":
+    c, t = _cpu(), time.perf_counter()
+    scan(sys.argv[1], sys.argv[2], workers=int(sys.argv[3]), progress=False,
+         params=ScanParams(spectral_tier=sys.argv[4] == "1"))
+    wall = time.perf_counter() - t
+    from multiprocessing import forkserver
+    if getattr(forkserver._forkserver, "_forkserver_pid", None):
+        forkserver._forkserver._stop()  # reaps the forkserver (and, through it, the workers' CPU)
+    print(wall, _cpu() - c)
+"""
+
+_CLEANVISION_RUN = _CPU + """
 import logging, sys, time
 from cleanvision import Imagelab
 logging.getLogger("cleanvision").setLevel(logging.ERROR)
-t = time.perf_counter()
-Imagelab(data_path=sys.argv[1], verbose=False).find_issues(n_jobs=int(sys.argv[2]), verbose=False)
-print(time.perf_counter() - t)
+if __name__ == "__main__":
+    c, t = _cpu(), time.perf_counter()
+    Imagelab(data_path=sys.argv[1], verbose=False).find_issues(n_jobs=int(sys.argv[2]), verbose=False)
+    print(time.perf_counter() - t, _cpu() - c)
 """
 
 
-def _fresh_seconds(code: str, *args: object) -> float:
-    """Wall seconds that ``code`` reports, run in a fresh Python process that imports the same trackdiag."""
+def _fresh_run(code: str, *args: object) -> tuple[float, float]:
+    """``(wall seconds, CPU seconds of all its processes)`` that ``code`` reports, run in a fresh Python
+    process that imports the same trackdiag."""
     import subprocess
     import sys
 
@@ -170,7 +193,8 @@ def _fresh_seconds(code: str, *args: object) -> float:
                           env=env, timeout=1800, check=False)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
-    return float(proc.stdout.split()[-1])
+    wall, cpu = proc.stdout.split()[-2:]
+    return float(wall), float(cpu)
 
 
 def _rates(found: set[str], truth: dict[str, str], kind: str) -> tuple[float, int]:
@@ -196,14 +220,21 @@ def run(quick: bool) -> list[dict]:
             have_cv = True
         except ImportError:
             have_cv = False
-        # Throughput: each tool in a fresh process, alternated round by round (see the module docstring).
-        rounds = 1 if quick else 3
+        # Throughput: each tool in a fresh process; every round runs the full scan and CleanVision back to
+        # back (their order alternating round by round, so that a load that rises or falls during a round
+        # favours neither), then the cheap tier (see the module docstring).
+        rounds = 1 if quick else 5
         secs: dict[str, list[float]] = {"all": [], "cheap": [], "cv": []}
-        for _ in range(rounds):
-            secs["all"].append(_fresh_seconds(_TRACKDIAG_RUN, images, masks, workers, 1))
-            secs["cheap"].append(_fresh_seconds(_TRACKDIAG_RUN, images, masks, workers, 0))
-            if have_cv:
-                secs["cv"].append(_fresh_seconds(_CLEANVISION_RUN, images, workers))
+        cpus: dict[str, list[float]] = {"all": [], "cheap": [], "cv": []}
+        runs = {"all": (_TRACKDIAG_RUN, images, masks, workers, 1),
+                "cheap": (_TRACKDIAG_RUN, images, masks, workers, 0),
+                "cv": (_CLEANVISION_RUN, images, workers)}
+        for r in range(rounds):
+            order = ["all", "cv"] if r % 2 == 0 else ["cv", "all"]
+            for name in [k for k in order if have_cv or k != "cv"] + ["cheap"]:
+                wall, cpu = _fresh_run(*runs[name])
+                secs[name].append(wall)
+                cpus[name].append(cpu)
         ips = n / float(np.median(secs["all"]))
         ips_cheap = n / float(np.median(secs["cheap"]))
         rows.append(row("dataset_scan", f"images_per_second_workers{workers}", ips, "img/s",
@@ -212,6 +243,10 @@ def run(quick: bool) -> list[dict]:
         rows.append(row("dataset_scan", f"images_per_second_cheap_tier_workers{workers}", ips_cheap, "img/s",
                         "spectral tier off: photometry, duplicates, masks (CleanVision's check families, "
                         f"plus masks); fresh process, median of {rounds}"))
+        rows.append(row("dataset_scan", f"cpu_seconds_all_processes_workers{workers}",
+                        float(np.median(cpus["all"])), "s",
+                        "every check: CPU of the scan's every process (caller, forkserver and its torch "
+                        f"import, workers) over the {n} images; median of {rounds}"))
         from trackdiag.dataset import ScanParams
 
         par = scan(images, masks, workers=workers, progress=False)  # the flags (recall, equalities below)
@@ -314,6 +349,16 @@ def run(quick: bool) -> list[dict]:
                         f"median of the {rounds} rounds' ratios"))
         rows.append(row("dataset_scan", "speedup_vs_cleanvision_worst_round", min(per_round), "x",
                         "the same, the smallest of the rounds' ratios"))
+        rows.append(row("dataset_scan", "speedup_vs_cleanvision_best_round", max(per_round), "x",
+                        "the same, the largest of the rounds' ratios"))
+        rows.append(row("dataset_scan", "cleanvision_cpu_seconds_all_processes", float(np.median(cpus["cv"])),
+                        "s", f"CleanVision n_jobs={workers}: CPU of its every process; median of {rounds}"))
+        cpu_rounds = [c / a for a, c in zip(cpus["all"], cpus["cv"], strict=True)]
+        rows.append(row("dataset_scan", "cpu_speedup_vs_cleanvision_all_processes",
+                        float(np.median(cpu_rounds)), "x",
+                        "CleanVision's CPU (all processes) / trackdiag's, every check, fresh processes: the "
+                        "share of the same cores each needs (less load-dependent than images/s); median of "
+                        "the rounds' ratios"))
         rows.append(row("dataset_scan", "speedup_vs_cleanvision_full_res_period", ips_fine / (n / t_cv), "x",
                         "in-process scan, the period always at full resolution (the scan before the coarse "
                         "tier; warm pool) / CleanVision's median"))

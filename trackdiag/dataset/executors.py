@@ -21,12 +21,13 @@ from collections.abc import Iterator
 from typing import Any, Optional
 
 from .records import ImageRecord
-from .worker import Pending, Task, analyze_images, cheap_tier, init_worker, run_job
+from .worker import Pending, Task, analyze_images, cheap_tier, init_pool_worker, init_worker, run_job
 
 __all__ = ["EARLY_BYTES", "MAX_BATCH", "PoolStart", "batch_size", "records"]
 
-#: Images per worker task: the spectral tier estimates their periods in one batched call.
-MAX_BATCH = 8
+#: Images per worker task: the spectral tier estimates their periods in one batched call (a call costs
+#: ~5 ms of fixed overhead, ~0.6 ms per image at 8; 16 saved ~5 % of a 512² scan's CPU, 32 nothing more).
+MAX_BATCH = 16
 
 #: Most luma and wall bytes this process keeps for the pool while the pool starts (the cheap tier of the
 #: first images runs here meanwhile): 64 MB, about 220 images of 512² (luma, and the wall packed 8 per byte).
@@ -78,7 +79,7 @@ class PoolStart:
 
     def _start(self) -> None:
         try:
-            self._pool = self._ctx.Pool(self._workers, initializer=init_worker)
+            self._pool = self._ctx.Pool(self._workers, initializer=init_pool_worker)
         except BaseException as exc:  # re-raised by pool(), in the caller's thread
             self._error = exc
 

@@ -102,13 +102,16 @@ def _screen(gray: np.ndarray, shifts: list[tuple[int, int]], *, valid: Optional[
     ok = (xs[None] < w - dx) & (ys[None] < h - dy)  # C × P: the pair stays in the image
     there = here[None] + (dy * w + dx)
     flat = np.asarray(gray, np.float32).reshape(-1)
-    flat = flat - np.float32(flat[here].mean())  # centred: the one-pass sums below lose nothing
+    b = flat[here]
+    centre = np.float32(b.mean())
+    b -= centre  # centred (only the pixels read, not the whole image): the one-pass sums below lose nothing
     if valid is not None:
         vflat = np.asarray(valid, bool).reshape(-1)
         ok &= vflat[here][None] & np.take(vflat, there, mode="clip")
     m = ok.astype(np.float32)
-    a = np.take(flat, there, mode="clip") * m  # the shifted ends, 0 where the pair is dropped
-    b = flat[here]
+    a = np.take(flat, there, mode="clip")
+    a -= centre
+    a *= m  # the shifted ends, 0 where the pair is dropped
     n = m.sum(axis=1).astype(np.float64)
     nn = np.maximum(n, 1.0)
     sa, sb = a.sum(axis=1, dtype=np.float64), (m @ b).astype(np.float64)
@@ -224,7 +227,7 @@ def _crop_and_wall(gray: np.ndarray, valid: Optional[np.ndarray], max_side: int
     wall = None
     if valid is not None and valid.shape == gray.shape:
         wall = np.ascontiguousarray(centre_crop(np.asarray(valid, bool), max_side))
-        if int(wall.sum()) < MIN_WALL_PX:
+        if np.count_nonzero(wall) < MIN_WALL_PX:
             wall = None
     return crop, wall
 
@@ -261,7 +264,8 @@ def periodicities(grays: list[np.ndarray], *, valids: Optional[list[Optional[np.
               if fine_below_px > 0 and min(crop.shape) >= 128]
     if coarse:
         halves = [half_resolution(*items[i]) for i in coarse]
-        half_walls = [hw if hw is None or int(hw.sum()) >= MIN_WALL_PX // 4 else None for _, hw in halves]
+        half_walls = [hw if hw is None or np.count_nonzero(hw) >= MIN_WALL_PX // 4 else None
+                      for _, hw in halves]
         for i, (p, sc) in zip(coarse, _estimate_batch([h for h, _ in halves], half_walls), strict=True):
             period[i], score[i] = 2.0 * p, sc
     fine = [i for i in range(len(items)) if not (math.isfinite(period[i]) and period[i] >= fine_below_px)]

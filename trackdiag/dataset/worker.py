@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = ["Source", "Task", "analyze_image", "analyze_images", "cheap_tier", "finish_spectral",
-           "init_worker", "read_source", "run_job"]
+           "init_pool_worker", "init_worker", "keep_heap", "read_source", "run_job"]
 
 
 #: Largest file (or tar member) a scan reads: anything bigger is reported, not decoded.
@@ -105,6 +105,42 @@ def init_worker() -> None:
         threadpool_limits(1)
     except ImportError:  # pragma: no cover - optional
         pass
+
+
+#: glibc ``mallopt`` parameters (``malloc.h``).
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+
+
+def keep_heap() -> bool:
+    """Let this process reuse freed memory instead of returning it to the system (glibc only; a no-op
+    elsewhere). Returns whether the setting took.
+
+    A scan allocates and frees the same few MB for every image (decoded pixels, float copies, the spectral
+    tier's batch tensors). With glibc's defaults, blocks above a threshold go straight to ``mmap`` and back
+    to the kernel on ``free``, so each image pays its pages again as page faults (zeroed 4 KiB pages): on
+    the 512² benchmark scan about 130,000 of them, 3-4 % of its CPU. Only for processes that a scan owns (the
+    local pool's workers), never the caller's: their memory peak is kept until they exit.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    ok = mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # the largest glibc accepts on 64-bit
+    ok &= mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+    ok &= mallopt(_M_TOP_PAD, 16 << 20)
+    return bool(ok)
+
+
+def init_pool_worker() -> None:
+    """Initialiser of the local pool's workers: :func:`init_worker` and :func:`keep_heap`."""
+    init_worker()
+    keep_heap()
 
 
 def _describe(exc: BaseException) -> str:
