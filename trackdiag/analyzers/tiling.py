@@ -47,6 +47,7 @@ from ..functional.spectral import (
     radial_hist,
     radial_profile,
     ring_sum,
+    window_fold_fracs,
 )
 from ..metricspec import MetricSpec, register_metrics
 from ..plots.figuredata import BAND_FRAC_THRESHOLD, AcfMarks, LocalGeometry, RadialMarks
@@ -152,6 +153,9 @@ GRID_NESTED = 0.5  # a larger stride m·k is named when its score is at least th
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 ALIAS_FINE_PEAKS = 0.1  # alias_fine_peak_frac above: sharp peaks at periods <= 5 px off the lattice (folded)
 ALIAS_FOLD_PEAKS = 0.03  # ... and alias_fold_peak_frac above: not all on the fine peaks' own lattice
+ALIAS_WIN_FOLD = 0.03  # or, on 64-px tiles, alias_win_fine_frac >= ALIAS_FINE_PEAKS and alias_win_fold_frac
+#   above (generated seeds 1-2, 24 aliasing + 18 clean + 15 twins: clean and twins <= 0.016, aliased stride
+#   walls >= 0.034, the angled ones the frame's key missed 0.05-0.13)
 MOIRE_BOTH, MOIRE_MAX = 0.2, 0.5  # strip_novelty_x and _y both >= 0.2, one >= 0.5: a moiré (aliasing)
 BORDER_CROSS = 0.9  # photos of walls reach 0.86 without any cross artifact (generated scenes)
 EDGE_WARN, EDGE_BAD = 9.0, 18.0  # edge_<side>: robust z of a step 2-13 px in, the same on the whole side
@@ -780,6 +784,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     lat = per.lattice
     out["alias_fine_peak_frac"], out["alias_fold_peak_frac"] = fine_peak_fracs(
         per.spec, f=lat.f, g=lat.g, lattice_ok=lat.found & (lat.radius <= s / 6.0))
+    # the same on 64-px tiles (an angled wall's folded peaks drift across the frame and smear globally)
+    out["alias_win_fine_frac"], out["alias_win_fold_frac"] = window_fold_fracs(x, vf)
     # Where: the frame's edge strips and the seam along the mask contour.
     # The edge strips use every finite pixel: a stripe along the frame is seen on the floor or ceiling too.
     out.update(edge_scores(x, finite.to(gray.dtype)))
@@ -1086,6 +1092,10 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     # (a real texture of 2-3 px keeps its own first shell after an antialiased resize: the fold key leaves
     # the lattice of the two strongest fine peaks out; summaries from before it have only the first key)
     folded = _fin(fp) and fp >= ALIAS_FINE_PEAKS and not (_fin(fold) and fold < ALIAS_FOLD_PEAKS)
+    # the same on 64-px tiles: an angled wall's folded peaks drift across the frame (smeared in its
+    # spectrum) but are sharp on a tile, where the scale is nearly constant
+    wfp, wfold = g("alias_win_fine_frac"), g("alias_win_fold_frac")
+    folded = folded or (_fin(wfp) and wfp >= ALIAS_FINE_PEAKS and _fin(wfold) and wfold >= ALIAS_WIN_FOLD)
     # moiré on an angled wall: the folded frequency (f_s − f) drifts much faster than the wall's own period,
     # so the spectrum changes across the wall along both axes (strip novelty high on x and y)
     nax, nay = g("strip_novelty_all_x"), g("strip_novelty_all_y")
@@ -1326,6 +1336,9 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            evidence={"alias_fine_peak_frac": _r(fp), "limit_fine": ALIAS_FINE_PEAKS,
                                      "alias_fold_peak_frac": _r(g("alias_fold_peak_frac")),
                                      "limit_fold": ALIAS_FOLD_PEAKS,
+                                     "alias_win_fine_frac": _r(g("alias_win_fine_frac")),
+                                     "alias_win_fold_frac": _r(g("alias_win_fold_frac")),
+                                     "limit_win_fold": ALIAS_WIN_FOLD,
                                      "strip_novelty_x": _r(snx), "strip_novelty_y": _r(sny),
                                      "shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
                                      "resize_nmse_downUp": _r(rn), "resize_delta_r": _r(dr),
@@ -1484,6 +1497,11 @@ def _specs() -> list[MetricSpec]:
           "(lattice confidence of the doubling map)"),
         m("zone_row_frac_max", "min", "ratio", "largest share of a map row with a half-frequency excess"),
         m("zone_col_frac_max", "min", "ratio", "largest share of a map column with a half-frequency excess"),
+        m("alias_win_fine_frac", "min", "frac", "median over the valid 64-px tiles of the tile's share of AC "
+          "power in prominent peaks at periods <= 5 px"),
+        m("alias_win_fold_frac", "min", "frac", "median over the valid 64-px tiles of the fine peaks off the "
+          "tile's own lattice (its two strongest peaks and the first one's line): the fold on angled walls; "
+          f"aliasing when >= {ALIAS_WIN_FOLD} with alias_win_fine_frac >= {ALIAS_FINE_PEAKS}"),
         m("alias_fold_peak_frac", "min", "frac", "alias_fine_peak_frac less the peaks on the lattice of the "
           "two strongest fine peaks (a real 2-3 px texture's own first shell); aliasing needs it >= "
           f"{ALIAS_FOLD_PEAKS}"),
