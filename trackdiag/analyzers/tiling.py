@@ -785,7 +785,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["alias_fine_peak_frac"], out["alias_fold_peak_frac"] = fine_peak_fracs(
         per.spec, f=lat.f, g=lat.g, lattice_ok=lat.found & (lat.radius <= s / 6.0))
     # the same on 64-px tiles (an angled wall's folded peaks drift across the frame and smear globally)
-    out["alias_win_fine_frac"], out["alias_win_fold_frac"] = window_fold_fracs(x, vf)
+    out["alias_win_fine_frac"], out["alias_win_fold_frac"] = window_fold_fracs(
+        x, vf, f=lat.f, g=lat.g, lattice_ok=lat.found & (lat.radius <= s / 6.0), side=s)
     # Where: the frame's edge strips and the seam along the mask contour.
     # The edge strips use every finite pixel: a stripe along the frame is seen on the floor or ceiling too.
     out.update(edge_scores(x, finite.to(gray.dtype)))

@@ -1168,16 +1168,21 @@ def _off_own_line(spec: Spectrum, wc: torch.Tensor, w: torch.Tensor, kk_all: tor
     return (w.reshape(n, -1) * (~own).to(dt)).sum(dim=1)
 
 
-def window_fold_fracs(x: torch.Tensor, weights: torch.Tensor, *, window: int = 64, min_valid: float = 0.95,
-                      top_bins: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+def window_fold_fracs(x: torch.Tensor, weights: torch.Tensor, *, f: torch.Tensor | None = None,
+                      g: torch.Tensor | None = None, lattice_ok: torch.Tensor | None = None, side: int | None = None,
+                      window: int = 64, min_valid: float = 0.95, top_bins: int = 512
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`fine_peak_fracs` (with ``own_line``) on the ``window×window`` tiles of a non-overlapping grid,
     medians over the tiles that are at least ``min_valid`` valid.
 
     A wall seen at an angle changes its fine period across the frame, so a subsampling's folded peaks
     drift and smear into a broad hump in the whole frame's spectrum (aliased angled walls read
     ``alias_fine_peak_frac`` 0.02–0.07, under the limit); over a 64-px tile the scale is nearly constant and
-    the folded peaks are sharp again. No wall lattice is given: on a tile the texture's own lattice is the
-    lattice of its two strongest fine peaks and the line of the first.
+    the folded peaks are sharp again. On a tile the texture's own lattice is the lattice of its two
+    strongest peaks and the line of the first (``own_line``); with the frame's lattice (``f``, ``g``:
+    ``N×2`` reciprocal basis in bins of a ``side``-px grid, ``g`` NaN on 1-D textures; only where
+    ``lattice_ok``) its points, rescaled to the tile, are left out too (as in the frame's key: a fine hex
+    wall's higher shells are not all on the lattice of a tile's two strongest peaks).
 
     ``x`` ``N×H×W`` finite, ``weights`` ``N×H×W`` 0..1. Returns ``(fine, folded)``, each ``(N,)``: the
     median share of a tile's AC power in prominent fine peaks, and in those off the tile's own lattice; NaN
@@ -1190,11 +1195,17 @@ def window_fold_fracs(x: torch.Tensor, weights: torch.Tensor, *, window: int = 6
         return nan, nan.clone()
     xw = x.unfold(1, window, window).unfold(2, window, window)  # N×gy×gx×window×window
     vw = weights.to(dt).unfold(1, window, window).unfold(2, window, window)
-    g = xw.shape[1] * xw.shape[2]
-    ok = vw.reshape(n, g, -1).mean(-1) >= min_valid  # N×G
-    sig, _ = prepare(xw.reshape(n * g, window, window), clean=True)
-    fine, fold = fine_peak_fracs(spectrum(sig), top_bins=top_bins, own_line=True)
+    nt = xw.shape[1] * xw.shape[2]
+    ok = vw.reshape(n, nt, -1).mean(-1) >= min_valid  # N×T
+    sig, _ = prepare(xw.reshape(n * nt, window, window), clean=True)
+    ft = gt = ok_t = None
+    if f is not None and g is not None and side:
+        ft = (f * (window / side)).repeat_interleave(nt, dim=0)
+        gt = (g * (window / side)).repeat_interleave(nt, dim=0)
+        lok = torch.ones(n, dtype=torch.bool, device=dev) if lattice_ok is None else lattice_ok
+        ok_t = lok.repeat_interleave(nt, dim=0)
+    fine, fold = fine_peak_fracs(spectrum(sig), f=ft, g=gt, lattice_ok=ok_t, top_bins=top_bins, own_line=True)
     nan = torch.full_like(fine, float("nan"))
-    fine = torch.where(ok.reshape(-1), fine, nan).reshape(n, g)
-    fold = torch.where(ok.reshape(-1), fold, nan).reshape(n, g)
+    fine = torch.where(ok.reshape(-1), fine, nan).reshape(n, nt)
+    fold = torch.where(ok.reshape(-1), fold, nan).reshape(n, nt)
     return fine.nanmedian(dim=1).values, fold.nanmedian(dim=1).values
