@@ -1169,8 +1169,8 @@ def _off_own_line(spec: Spectrum, wc: torch.Tensor, w: torch.Tensor, kk_all: tor
 
 
 def window_fold_fracs(x: torch.Tensor, weights: torch.Tensor, *, f: torch.Tensor | None = None,
-                      g: torch.Tensor | None = None, lattice_ok: torch.Tensor | None = None, side: int | None = None,
-                      window: int = 64, min_valid: float = 0.95, top_bins: int = 512
+                      g: torch.Tensor | None = None, lattice_ok: torch.Tensor | None = None,
+                      side: int | None = None, window: int = 64, min_valid: float = 0.95, top_bins: int = 512
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`fine_peak_fracs` (with ``own_line``) on the ``window×window`` tiles of a non-overlapping grid,
     medians over the tiles that are at least ``min_valid`` valid.
