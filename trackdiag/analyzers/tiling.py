@@ -34,7 +34,7 @@ from ..errors import InputValueError
 from ..functional.detail import DETAIL_SPECS, detail_deficit_db
 from ..functional.grid import grid_excess, parity_gain
 from ..functional.lattice import axis_periods, real_basis
-from ..functional.localmap import window_scale_trend
+from ..functional.localmap import centroid_scale_trend, window_scale_trend
 from ..functional.seams import SIDES, edge_scores, mask_seam_parts
 from ..functional.spectral import (
     Spectrum,
@@ -172,6 +172,9 @@ SCALE_CORR = 0.3  # ... where the two thirds' log-radial profiles correlate at l
 MAP_TREND_STRONG = 0.3  # or |local_period_trend_*| above (with the scale keys present): perspective
 PERSP_TREND = 0.25  # |persp_trend_x| or |persp_trend_y| above (log period per frame): perspective (generated
 #   seeds 1 and 3: angled 58 of 66, fronto-parallel 5 of 105; the truth labels >= 20 % change as angled)
+CENTROID_TREND = 0.4  # on an aperiodic wall (periodicity_score < APERIODIC_SCORE), |centroid_trend_x| or
+#   |centroid_trend_y| above: perspective (generated seeds 1-3: fronto-parallel walls of every cause and twins
+#   <= 0.27, angled photographed grass and gravel 0.13-0.54, 3 of 7 above)
 SCALE_TREND_STRONG, SCALE_CORR_STRONG = 0.6, 0.4  # or |scale_trend_*| >= 0.6 at scale_corr >= 0.4 (the same
 #   scenes: angled 60 of 66, fronto-parallel 5 of 105)
 
@@ -834,6 +837,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     sw = vf if mask is None else apodized_weights(valid, taper_px=p.taper_px).to(gray.dtype)
     wst = window_scale_trend(x, sw)  # perspective: the robust trend of a 3×3 window grid's scale
     out.update(wst)
+    out.update(centroid_scale_trend(x, sw))  # ... and of its spectral centroid (aperiodic walls)
     # angled: the window grid's trend (the local map's where the grid has none: its windows at 2–4× the
     # period or in a zone at 2× make it fire on fronto-parallel walls, whose global lattice is right)
     wt = torch.fmax(wst["persp_trend_x"].abs(), wst["persp_trend_y"].abs())
@@ -1388,6 +1392,12 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         trends += [(abs(v) * PERSP_TREND / SCALE_TREND_STRONG, name, v)
                    for v, c, name in ((sy, cy, "top→bottom"), (sx_, cx, "left→right"))
                    if _fin(v) and _fin(c) and c >= SCALE_CORR_STRONG]
+        # ... or, on an aperiodic wall (no peaks to match), a strong trend of the windows' spectral centroid
+        psc = g("periodicity_score")
+        if _fin(psc) and psc < APERIODIC_SCORE:
+            cty, ctx = g("centroid_trend_y"), g("centroid_trend_x")
+            trends += [(abs(v) * PERSP_TREND / CENTROID_TREND, name, v)
+                       for v, name in ((cty, "top→bottom"), (ctx, "left→right")) if _fin(v)]
         limit = PERSP_TREND
     elif _fin(sy) or _fin(sx_):  # the scale change between opposite thirds (bands.scale_trend) ...
         trends = [(abs(v), name, v) for v, c, name in ((sy, cy, "top→bottom"), (sx_, cx, "left→right"))
@@ -1407,6 +1417,8 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                                      "persp_agree_y": _r(g("persp_agree_y")),
                                      "persp_agree_x": _r(g("persp_agree_x")),
                                      "scale_trend_y": _r(sy), "scale_trend_x": _r(sx_),
+                                     "centroid_trend_y": _r(g("centroid_trend_y")),
+                                     "centroid_trend_x": _r(g("centroid_trend_x")),
                                      "scale_corr_y": _r(cy), "scale_corr_x": _r(cx),
                                      "local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx),
                                      "limit": limit},
@@ -1541,6 +1553,11 @@ def _specs() -> list[MetricSpec]:
           "grid in the same row (perspective)"),
         m("persp_trend_y", "none", "log/frame", "median slope of log scale vs y/H over pairs of a 3×3 window "
           "grid in the same column (perspective)"),
+        m("centroid_trend_x", "none", "log/frame", "median over the rows of a 3×3 window grid of the "
+          "change of ln(period) from the left to the right window, from their spectral centroids "
+          f"(perspective on aperiodic walls: >= {CENTROID_TREND} in size)"),
+        m("centroid_trend_y", "none", "log/frame", "the same from the top to the bottom window of each "
+          "column"),
         m("persp_agree_x", "none", "frac", "share of the row pairs' slopes agreeing with persp_trend_x"),
         m("persp_agree_y", "none", "frac", "share of the column pairs' slopes agreeing with persp_trend_y"),
         m("persp_pairs_x", "none", "count", "window pairs behind persp_trend_x (valid, correlated)"),
