@@ -172,10 +172,10 @@ SCALE_CORR = 0.3  # ... where the two thirds' log-radial profiles correlate at l
 MAP_TREND_STRONG = 0.3  # or |local_period_trend_*| above (with the scale keys present): perspective
 PERSP_TREND = 0.25  # |persp_trend_x| or |persp_trend_y| above (log period per frame): perspective (generated
 #   seeds 1 and 3: angled 58 of 66, fronto-parallel 5 of 105; the truth labels >= 20 % change as angled)
-CENTROID_TREND = 0.45  # on an aperiodic wall (periodicity_score < APERIODIC_SCORE), |centroid_trend_x| or
-#   |centroid_trend_y| above: perspective (generated seeds 1-3, aperiodic-scored walls: fronto-parallel ones of
-#   every cause and twins <= 0.40 (a band of doubled columns moves the centroid too), angled photographed
-#   grass and gravel 0.08-0.56, 3 of 9 above)
+CENTROID_TREND = 0.45  # on an aperiodic wall (periodicity_score < APERIODIC_SCORE), |centroid_trend_x|
+#   or |centroid_trend_y| above: perspective (generated seeds 1-3, aperiodic-scored walls: fronto-parallel
+#   ones of every cause and twins <= 0.40 (a band of doubled columns moves the centroid too), angled
+#   photographed grass and gravel 0.08-0.56, 3 of 9 above)
 SCALE_TREND_STRONG, SCALE_CORR_STRONG = 0.6, 0.4  # or |scale_trend_*| >= 0.6 at scale_corr >= 0.4 (the same
 #   scenes: angled 60 of 66, fronto-parallel 5 of 105)
 
