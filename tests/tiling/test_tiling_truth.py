@@ -89,16 +89,17 @@ def test_row_bands_and_aliasing_floor_on_generated_scenes(tmp_path):
     full-width bands along x, fine-peak share and moiré for aliasing, the scale trend for perspective) on a
     sample none of them was calibrated on (seed 7, 512×512, 8 per cause, 8 clean walls plus 4 clean twins).
     Measured when written (2026-12-06): bands_rows 2 of 8 (main before: see the report), aliasing 4 of 8,
-    clean walls with an alarm 0 of 12, perspective on 6 % of fronto-parallel walls. The floors are those
-    measurements (a guard against losing what works); the issue's targets are those of
-    test_targets_on_generated_scenes.
+    clean walls with an alarm 0 of 12, perspective on 6 % of fronto-parallel walls. Fifth sitting
+    (2026-12-07, the aliasing tile keys): aliasing 5 of 8 (an angled wall the frame's fine key missed),
+    perspective 12 of 12 angled, 0 of 16 fronto-parallel. The floors are those measurements less one (a
+    guard against losing what works); the issue's targets are those of test_targets_on_generated_scenes.
     """
     specs = sample_specs(causes=("bands_rows", "aliasing"), n_per_cause=8, seed=7, size=(512, 512))
     m = metrics(run(specs, cache=tmp_path / "scenes"))
     print("\n" + format_table(m))
     assert not m["errors"], m["errors"]
     assert m["per_cause"]["bands_rows"]["tp"] >= 2
-    assert m["per_cause"]["aliasing"]["tp"] >= 3
+    assert m["per_cause"]["aliasing"]["tp"] >= 4
     assert m["per_cause"]["bands_rows"]["fp"] == 0 and m["per_cause"]["aliasing"]["fp"] == 0
     assert m["clean"]["n"] == 12 and m["clean"]["false_alarm_rate"] <= 1 / 12
     assert m["perspective"]["rate_fronto"] <= 0.1
@@ -131,9 +132,10 @@ REF_CAUSES = ("period_doubled", "period_halved", "aliasing")
 #: measured when written (2026-12-06, seed 7, 512×512, 8 per cause + 8 clean + 12 clean twins): see the xfail
 #: reasons; the issue's target is F1 ≥ 0.9 for each.
 _REF_XFAIL = {
-    "aliasing": "aliasing F1 0.67 on this sample (P 1.00, R 0.50; seed 0, 20 per cause: 0.80): the fronto "
-                "stride-then-bilinear walls fold into a clean lattice of 6-9 px that nothing tells from a "
-                "real one without a reference, and angled moirés below the novelty limits",
+    "aliasing": "aliasing F1 0.77 on this sample (P 1.00, R 0.62; 0.67 / R 0.50 before the 64-px tile "
+                "fold keys, which find angled strided walls; seed 0, 20 per cause: 0.80 before): the "
+                "stride-then-bilinear walls fold into a clean lattice of 5-10 px whose wrapped harmonics "
+                "land below the fine band, which nothing tells from a real one without a reference",
 }
 
 

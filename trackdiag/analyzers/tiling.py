@@ -34,7 +34,7 @@ from ..errors import InputValueError
 from ..functional.detail import DETAIL_SPECS, detail_deficit_db
 from ..functional.grid import grid_excess, parity_gain
 from ..functional.lattice import axis_periods, real_basis
-from ..functional.localmap import window_scale_trend
+from ..functional.localmap import centroid_scale_trend, window_scale_trend
 from ..functional.seams import SIDES, edge_scores, mask_seam_parts
 from ..functional.spectral import (
     Spectrum,
@@ -47,6 +47,7 @@ from ..functional.spectral import (
     radial_hist,
     radial_profile,
     ring_sum,
+    window_fold_fracs,
 )
 from ..metricspec import MetricSpec, register_metrics
 from ..plots.figuredata import BAND_FRAC_THRESHOLD, AcfMarks, LocalGeometry, RadialMarks
@@ -152,6 +153,9 @@ GRID_NESTED = 0.5  # a larger stride m·k is named when its score is at least th
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 ALIAS_FINE_PEAKS = 0.1  # alias_fine_peak_frac above: sharp peaks at periods <= 5 px off the lattice (folded)
 ALIAS_FOLD_PEAKS = 0.03  # ... and alias_fold_peak_frac above: not all on the fine peaks' own lattice
+ALIAS_WIN_FOLD = 0.03  # or, on 64-px tiles, alias_win_fine_frac >= ALIAS_FINE_PEAKS and alias_win_fold_frac
+#   above (generated seeds 1-2, 24 aliasing + 18 clean + 15 twins: clean and twins <= 0.016, aliased stride
+#   walls >= 0.034, the angled ones the frame's key missed 0.05-0.13)
 MOIRE_BOTH, MOIRE_MAX = 0.2, 0.5  # strip_novelty_x and _y both >= 0.2, one >= 0.5: a moiré (aliasing)
 BORDER_CROSS = 0.9  # photos of walls reach 0.86 without any cross artifact (generated scenes)
 EDGE_WARN, EDGE_BAD = 9.0, 18.0  # edge_<side>: robust z of a step 2-13 px in, the same on the whole side
@@ -168,6 +172,10 @@ SCALE_CORR = 0.3  # ... where the two thirds' log-radial profiles correlate at l
 MAP_TREND_STRONG = 0.3  # or |local_period_trend_*| above (with the scale keys present): perspective
 PERSP_TREND = 0.25  # |persp_trend_x| or |persp_trend_y| above (log period per frame): perspective (generated
 #   seeds 1 and 3: angled 58 of 66, fronto-parallel 5 of 105; the truth labels >= 20 % change as angled)
+CENTROID_TREND = 0.45  # on an aperiodic wall (periodicity_score < APERIODIC_SCORE), |centroid_trend_x|
+#   or |centroid_trend_y| above: perspective (generated seeds 1-3, aperiodic-scored walls: fronto-parallel
+#   ones of every cause and twins <= 0.40 (a band of doubled columns moves the centroid too), angled
+#   photographed grass and gravel 0.08-0.56, 3 of 9 above)
 SCALE_TREND_STRONG, SCALE_CORR_STRONG = 0.6, 0.4  # or |scale_trend_*| >= 0.6 at scale_corr >= 0.4 (the same
 #   scenes: angled 60 of 66, fronto-parallel 5 of 105)
 
@@ -782,6 +790,9 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     lat = per.lattice
     out["alias_fine_peak_frac"], out["alias_fold_peak_frac"] = fine_peak_fracs(
         per.spec, f=lat.f, g=lat.g, lattice_ok=lat.found & (lat.radius <= s / 6.0))
+    # the same on 64-px tiles (an angled wall's folded peaks drift across the frame and smear globally)
+    out["alias_win_fine_frac"], out["alias_win_fold_frac"] = window_fold_fracs(
+        x, vf, f=lat.f, g=lat.g, lattice_ok=lat.found & (lat.radius <= s / 6.0), side=s)
     # Where: the frame's edge strips and the seam along the mask contour.
     # The edge strips use every finite pixel: a stripe along the frame is seen on the floor or ceiling too.
     out.update(edge_scores(x, finite.to(gray.dtype)))
@@ -829,6 +840,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     sw = vf if apod is None else apod.to(gray.dtype)
     wst = window_scale_trend(x, sw)  # perspective: the robust trend of a 3×3 window grid's scale
     out.update(wst)
+    out.update(centroid_scale_trend(x, sw))  # ... and of its spectral centroid (aperiodic walls)
     # angled: the window grid's trend (the local map's where the grid has none: its windows at 2–4× the
     # period or in a zone at 2× make it fire on fronto-parallel walls, whose global lattice is right)
     wt = torch.fmax(wst["persp_trend_x"].abs(), wst["persp_trend_y"].abs())
@@ -1120,6 +1132,10 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     # (a real texture of 2-3 px keeps its own first shell after an antialiased resize: the fold key leaves
     # the lattice of the two strongest fine peaks out; summaries from before it have only the first key)
     folded = _fin(fp) and fp >= ALIAS_FINE_PEAKS and not (_fin(fold) and fold < ALIAS_FOLD_PEAKS)
+    # the same on 64-px tiles: an angled wall's folded peaks drift across the frame (smeared in its
+    # spectrum) but are sharp on a tile, where the scale is nearly constant
+    wfp, wfold = g("alias_win_fine_frac"), g("alias_win_fold_frac")
+    folded = folded or (_fin(wfp) and wfp >= ALIAS_FINE_PEAKS and _fin(wfold) and wfold >= ALIAS_WIN_FOLD)
     # moiré on an angled wall: the folded frequency (f_s − f) drifts much faster than the wall's own period,
     # so the spectrum changes across the wall along both axes (strip novelty high on x and y)
     nax, nay = g("strip_novelty_all_x"), g("strip_novelty_all_y")
@@ -1360,6 +1376,9 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            evidence={"alias_fine_peak_frac": _r(fp), "limit_fine": ALIAS_FINE_PEAKS,
                                      "alias_fold_peak_frac": _r(g("alias_fold_peak_frac")),
                                      "limit_fold": ALIAS_FOLD_PEAKS,
+                                     "alias_win_fine_frac": _r(g("alias_win_fine_frac")),
+                                     "alias_win_fold_frac": _r(g("alias_win_fold_frac")),
+                                     "limit_win_fold": ALIAS_WIN_FOLD,
                                      "strip_novelty_x": _r(snx), "strip_novelty_y": _r(sny),
                                      "shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
                                      "resize_nmse_downUp": _r(rn), "resize_delta_r": _r(dr),
@@ -1408,6 +1427,12 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         trends += [(abs(v) * PERSP_TREND / SCALE_TREND_STRONG, name, v)
                    for v, c, name in ((sy, cy, "top→bottom"), (sx_, cx, "left→right"))
                    if _fin(v) and _fin(c) and c >= SCALE_CORR_STRONG]
+        # ... or, on an aperiodic wall (no peaks to match), a strong trend of the windows' spectral centroid
+        psc = g("periodicity_score")
+        if _fin(psc) and psc < APERIODIC_SCORE:
+            cty, ctx = g("centroid_trend_y"), g("centroid_trend_x")
+            trends += [(abs(v) * PERSP_TREND / CENTROID_TREND, name, v)
+                       for v, name in ((cty, "top→bottom"), (ctx, "left→right")) if _fin(v)]
         limit = PERSP_TREND
     elif _fin(sy) or _fin(sx_):  # the scale change between opposite thirds (bands.scale_trend) ...
         trends = [(abs(v), name, v) for v, c, name in ((sy, cy, "top→bottom"), (sx_, cx, "left→right"))
@@ -1427,6 +1452,8 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                                      "persp_agree_y": _r(g("persp_agree_y")),
                                      "persp_agree_x": _r(g("persp_agree_x")),
                                      "scale_trend_y": _r(sy), "scale_trend_x": _r(sx_),
+                                     "centroid_trend_y": _r(g("centroid_trend_y")),
+                                     "centroid_trend_x": _r(g("centroid_trend_x")),
                                      "scale_corr_y": _r(cy), "scale_corr_x": _r(cx),
                                      "local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx),
                                      "limit": limit},
@@ -1518,6 +1545,11 @@ def _specs() -> list[MetricSpec]:
           "(lattice confidence of the doubling map)"),
         m("zone_row_frac_max", "min", "ratio", "largest share of a map row with a half-frequency excess"),
         m("zone_col_frac_max", "min", "ratio", "largest share of a map column with a half-frequency excess"),
+        m("alias_win_fine_frac", "min", "frac", "median over the valid 64-px tiles of the tile's share of AC "
+          "power in prominent peaks at periods <= 5 px"),
+        m("alias_win_fold_frac", "min", "frac", "median over the valid 64-px tiles of the fine peaks off the "
+          "tile's own lattice (its two strongest peaks and the first one's line): the fold on angled walls; "
+          f"aliasing when >= {ALIAS_WIN_FOLD} with alias_win_fine_frac >= {ALIAS_FINE_PEAKS}"),
         m("alias_fold_peak_frac", "min", "frac", "alias_fine_peak_frac less the peaks on the lattice of the "
           "two strongest fine peaks (a real 2-3 px texture's own first shell); aliasing needs it >= "
           f"{ALIAS_FOLD_PEAKS}"),
@@ -1556,6 +1588,11 @@ def _specs() -> list[MetricSpec]:
           "grid in the same row (perspective)"),
         m("persp_trend_y", "none", "log/frame", "median slope of log scale vs y/H over pairs of a 3×3 window "
           "grid in the same column (perspective)"),
+        m("centroid_trend_x", "none", "log/frame", "median over the rows of a 3×3 window grid of the "
+          "change of ln(period) from the left to the right window, from their spectral centroids "
+          f"(perspective on aperiodic walls: >= {CENTROID_TREND} in size)"),
+        m("centroid_trend_y", "none", "log/frame", "the same from the top to the bottom window of each "
+          "column"),
         m("persp_agree_x", "none", "frac", "share of the row pairs' slopes agreeing with persp_trend_x"),
         m("persp_agree_y", "none", "frac", "share of the column pairs' slopes agreeing with persp_trend_y"),
         m("persp_pairs_x", "none", "count", "window pairs behind persp_trend_x (valid, correlated)"),

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from .order import nanmedian, range_max
 
-__all__ = ["axis_fundamentals", "axis_profiles", "half_frequency_ratio", "log_radial_profile", "scale_shift",
-           "strip_novelty", "theil_sen", "window_scale_trend"]
+__all__ = ["axis_fundamentals", "axis_profiles", "centroid_scale_trend", "half_frequency_ratio",
+           "log_radial_profile", "scale_shift", "strip_novelty", "theil_sen", "window_scale_trend"]
 
 
 def _profile_fundamental(prof: torch.Tensor, lo: int, hi: int, rel_power: float, max_div: int = 4
@@ -378,4 +378,57 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
         out[f"persp_trend_{name}"] = torch.where(ok, med, torch.full_like(med, float("nan")))
         out[f"persp_agree_{name}"] = torch.where(ok, agree, torch.full_like(agree, float("nan")))
         out[f"persp_pairs_{name}"] = cnt
+    return out
+
+
+def centroid_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3, window_frac: float = 0.5,
+                         lo_cycles: float = 0.02, hi_cycles: float = 0.2, min_valid: float = 0.6
+                         ) -> dict[str, torch.Tensor]:
+    """Perspective on aperiodic surfaces: the trend of the windows' spectral centroid.
+
+    The whitened profiles of :func:`window_scale_trend` need peaks that move; a photographed grass or
+    gravel wall has none (its profiles match best at shift 0 whatever the angle), but its power still
+    moves to higher frequencies where the wall recedes. For each window of the same ``grid × grid`` set
+    (``window_frac`` of each side), the centroid ``c = Σ ln(r)·P / Σ P`` of its power spectrum (Hann ×
+    ``weights``, weighted mean removed) over ``lo_cycles ≤ r ≤ hi_cycles`` cycles/px (below a ×2 upsampler's
+    cut-off and JPEG's harmonics, which do not move); the trend along x is the median over the window rows
+    of ``−(c_last − c_first) / (x_last − x_first)`` (frame units: log period per frame, the sign of
+    ``persp_trend_*``), only where both end windows are at least ``min_valid`` valid; along y the same over
+    the columns. A power law alone does not move its centroid, so the trend reads less than the true one
+    (about 0.5–0.7× of it on generated photo walls).
+
+    ``x`` ``N×H×W`` finite, ``weights`` ``N×H×W`` 0..1. Returns ``{"centroid_trend_x",
+    "centroid_trend_y"}``, each ``(N,)`` (NaN without a valid pair of end windows).
+    """
+    n, h, w = x.shape
+    dev, dt = x.device, x.dtype
+    wh, ww = max(16, int(round(window_frac * h))), max(16, int(round(window_frac * w)))
+    sty = max(1, (h - wh) // max(1, grid - 1))
+    stx = max(1, (w - ww) // max(1, grid - 1))
+    xw = x.unfold(1, wh, sty).unfold(2, ww, stx)[:, :grid, :grid]  # N×gy×gx×wh×ww
+    vw = weights.to(dt).unfold(1, wh, sty).unfold(2, ww, stx)[:, :grid, :grid]
+    gy, gx = xw.shape[1], xw.shape[2]
+    hann = torch.outer(torch.hann_window(wh, periodic=False, device=dev, dtype=dt),
+                       torch.hann_window(ww, periodic=False, device=dev, dtype=dt))
+    wt = vw * hann
+    mean = (xw * wt).sum((-2, -1), keepdim=True) / wt.sum((-2, -1), keepdim=True).clamp_min(1e-9)
+    p = torch.fft.rfft2((xw - mean) * wt).abs().square()  # N×gy×gx×wh×(ww//2+1)
+    r = torch.sqrt(torch.fft.fftfreq(wh, device=dev, dtype=dt)[:, None].square()
+                   + torch.fft.rfftfreq(ww, device=dev, dtype=dt)[None, :].square())
+    band = ((r >= lo_cycles) & (r <= hi_cycles)).to(dt)
+    pb = p * band
+    c = (pb * torch.log(r.clamp_min(1e-6))).sum((-2, -1)) / pb.sum((-2, -1)).clamp_min(torch.finfo(dt).tiny)
+    ok = vw.mean((-2, -1)) >= min_valid  # N×gy×gx
+    nan = torch.full((n,), float("nan"), device=dev, dtype=dt)
+    out = {"centroid_trend_x": nan, "centroid_trend_y": nan.clone()}
+    if gx > 1:
+        span = (gx - 1) * stx / w
+        sl = -(c[:, :, -1] - c[:, :, 0]) / span  # N×gy
+        use = ok[:, :, -1] & ok[:, :, 0]
+        out["centroid_trend_x"] = torch.where(use, sl, torch.full_like(sl, float("nan"))).nanmedian(1).values
+    if gy > 1:
+        span = (gy - 1) * sty / h
+        sl = -(c[:, -1, :] - c[:, 0, :]) / span  # N×gx
+        use = ok[:, -1, :] & ok[:, 0, :]
+        out["centroid_trend_y"] = torch.where(use, sl, torch.full_like(sl, float("nan"))).nanmedian(1).values
     return out

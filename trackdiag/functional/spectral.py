@@ -35,6 +35,7 @@ __all__ = [
     "fft_side",
     "fine_peak_frac",
     "fine_peak_fracs",
+    "window_fold_fracs",
     "find_peaks",
     "first_acf_peak",
     "fundamental_of",
@@ -1063,7 +1064,7 @@ def fine_peak_frac(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.Te
 def fine_peak_fracs(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.Tensor | None = None,
                     lattice_ok: torch.Tensor | None = None, min_cycles_px: float = 0.2, gain: float = 8.0,
                     reach: int = 4, stride: int = 8, stride_reach: float = 1.5, rel_tol: float = 0.06,
-                    top_bins: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+                    top_bins: int = 2048, own_line: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Share of the AC power in *prominent* peaks at fine scale that the wall's own lattice does not explain:
     the signature of a non-antialiased subsampling (strided slicing, nearest resize), which folds a texture
     finer than the new Nyquist frequency into sharp spurious peaks (moiré), while an antialiased resize leaves
@@ -1081,6 +1082,13 @@ def fine_peak_fracs(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.T
     line): a real texture finer than the wall lattice the estimator searches (2–3 px, below
     ``min_period_px``) keeps its own first shell after an antialiased resize, while a subsampling folds its
     harmonics off that lattice (``m·a + n·b`` modulo the sampling lattice, not ``m·a + n·b``).
+
+    With ``own_line`` (small tiles, :func:`window_fold_fracs`), the own lattice comes from the two
+    strongest prominent peaks at *any* scale (radius >= 3 bins; a tile's coarse fundamental usually), the
+    second one the strongest off the first one's *line* (not off its multiples: a 1-D texture's harmonics
+    ``3f`` and ``2f`` are collinear, a degenerate basis that explained nothing), and every fine peak on
+    that line counts as the texture's own too (the 1-D harmonics of planks or of a herringbone's boards,
+    whatever their order); all bins are tested (``top_bins`` only bounds the basis search).
     """
     p = spec.power
     n, s, _c = p.shape
@@ -1108,6 +1116,10 @@ def fine_peak_fracs(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.T
     # the ``top_bins`` strongest peak bins only (a fixed size: no host synchronisation); weaker peak bins
     # count as folded.
     kk_all = torch.stack([spec.ky, spec.kx], dim=-1).reshape(-1, 2).to(dt)
+    if own_line:
+        return total / tot, _off_own_line(spec, p * wt * (peak & _cand_keep(spec, stride, stride_reach))
+                                          .to(dt), w, kk_all, stride_reach=stride_reach,
+                                          rel_tol=rel_tol, top_bins=top_bins) / tot
     pw, idx = torch.topk(w.reshape(n, -1), k=min(top_bins, w[0].numel()), dim=1)  # N×K, strongest first
     kk = kk_all[idx]  # N×K×2
     tol = stride_reach + rel_tol * spec.radius.reshape(-1)[idx]
@@ -1122,3 +1134,83 @@ def fine_peak_fracs(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.T
     b = torch.where(ok_b[:, None], kk[ar, jb], nan2)
     own = _lattice_distance(kk, a, b, ok_a) <= tol
     return total / tot, (total - (pw * own.to(dt)).sum(dim=1)) / tot
+
+
+def _cand_keep(spec: Spectrum, stride: int, stride_reach: float, min_radius: float = 3.0) -> torch.Tensor:
+    """``S×C`` bool: bins at radius >= ``min_radius`` not within ``stride_reach`` bins of a multiple of
+    ``1/stride`` cycles/px (the candidates for a tile's own lattice in :func:`fine_peak_fracs`)."""
+    s = spec.side
+    fy, fx = spec.ky * (stride / s), spec.kx * (stride / s)
+    near = (((fy - fy.round()).abs() * s / stride) <= stride_reach) & (
+        ((fx - fx.round()).abs() * s / stride) <= stride_reach)
+    return (spec.radius >= min_radius) & ~near
+
+
+def _off_own_line(spec: Spectrum, wc: torch.Tensor, w: torch.Tensor, kk_all: torch.Tensor, *,
+                  stride_reach: float, rel_tol: float, top_bins: int) -> torch.Tensor:
+    """``(N,)`` power of the fine peaks ``w`` (``N×S×C``) off the lattice of the two strongest candidate
+    peaks of ``wc`` and off the first one's line (the ``own_line`` mode of :func:`fine_peak_fracs`)."""
+    n, s, c = w.shape
+    dt = w.dtype
+    pw, idx = torch.topk(wc.reshape(n, -1), k=min(top_bins, wc[0].numel()), dim=1)
+    kk = kk_all[idx]  # N×K×2, strongest first
+    tol = stride_reach + rel_tol * spec.radius.reshape(-1)[idx]
+    ar = torch.arange(n, device=w.device)
+    ok_a = pw[:, 0] > 0
+    a = kk[:, 0]
+    ua = a / a.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+
+    def line_dist(pts: torch.Tensor) -> torch.Tensor:  # distance to the line through 0 and a
+        return (pts[..., 0] * ua[:, None, 1] - pts[..., 1] * ua[:, None, 0]).abs()
+
+    off = pw * (line_dist(kk) > tol).to(dt)
+    jb = off.argmax(dim=1)
+    ok_b = off[ar, jb] > 0
+    b = torch.where(ok_b[:, None], kk[ar, jb], torch.full_like(a, float("nan")))
+    tb = (stride_reach + rel_tol * spec.radius).reshape(1, -1)
+    own = (_lattice_distance(kk_all, a, b, ok_a) <= tb) | (
+        (line_dist(kk_all[None].expand(n, -1, -1)) <= tb) & ok_a[:, None])
+    return (w.reshape(n, -1) * (~own).to(dt)).sum(dim=1)
+
+
+def window_fold_fracs(x: torch.Tensor, weights: torch.Tensor, *, f: torch.Tensor | None = None,
+                      g: torch.Tensor | None = None, lattice_ok: torch.Tensor | None = None,
+                      side: int | None = None, window: int = 64, min_valid: float = 0.95, top_bins: int = 512
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`fine_peak_fracs` (with ``own_line``) on the ``window×window`` tiles of a non-overlapping grid,
+    medians over the tiles that are at least ``min_valid`` valid.
+
+    A wall seen at an angle changes its fine period across the frame, so a subsampling's folded peaks
+    drift and smear into a broad hump in the whole frame's spectrum (aliased angled walls read
+    ``alias_fine_peak_frac`` 0.02–0.07, under the limit); over a 64-px tile the scale is nearly constant and
+    the folded peaks are sharp again. On a tile the texture's own lattice is the lattice of its two
+    strongest peaks and the line of the first (``own_line``); with the frame's lattice (``f``, ``g``:
+    ``N×2`` reciprocal basis in bins of a ``side``-px grid, ``g`` NaN on 1-D textures; only where
+    ``lattice_ok``) its points, rescaled to the tile, are left out too (as in the frame's key: a fine hex
+    wall's higher shells are not all on the lattice of a tile's two strongest peaks).
+
+    ``x`` ``N×H×W`` finite, ``weights`` ``N×H×W`` 0..1. Returns ``(fine, folded)``, each ``(N,)``: the
+    median share of a tile's AC power in prominent fine peaks, and in those off the tile's own lattice; NaN
+    without a valid tile.
+    """
+    n, h, w = x.shape
+    dev, dt = x.device, x.dtype
+    if h < window or w < window:
+        nan = torch.full((n,), float("nan"), device=dev, dtype=dt)
+        return nan, nan.clone()
+    xw = x.unfold(1, window, window).unfold(2, window, window)  # N×gy×gx×window×window
+    vw = weights.to(dt).unfold(1, window, window).unfold(2, window, window)
+    nt = xw.shape[1] * xw.shape[2]
+    ok = vw.reshape(n, nt, -1).mean(-1) >= min_valid  # N×T
+    sig, _ = prepare(xw.reshape(n * nt, window, window), clean=True)
+    ft = gt = ok_t = None
+    if f is not None and g is not None and side:
+        ft = (f * (window / side)).repeat_interleave(nt, dim=0)
+        gt = (g * (window / side)).repeat_interleave(nt, dim=0)
+        lok = torch.ones(n, dtype=torch.bool, device=dev) if lattice_ok is None else lattice_ok
+        ok_t = lok.repeat_interleave(nt, dim=0)
+    fine, fold = fine_peak_fracs(spectrum(sig), f=ft, g=gt, lattice_ok=ok_t, top_bins=top_bins, own_line=True)
+    nan = torch.full_like(fine, float("nan"))
+    fine = torch.where(ok.reshape(-1), fine, nan).reshape(n, nt)
+    fold = torch.where(ok.reshape(-1), fold, nan).reshape(n, nt)
+    return fine.nanmedian(dim=1).values, fold.nanmedian(dim=1).values
