@@ -26,10 +26,11 @@ def _fine_mosaic(n: int, period: float, angle: float, seed: int) -> np.ndarray:
     return (acc > -0.5).astype(np.float64) * 0.5 + 0.25
 
 
-def _keys(img: np.ndarray) -> dict[str, float]:
-    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None, None].expand(1, 3, -1, -1)
-    out = tiling_metrics(t, maps=False)
-    return {k: float(v[0]) for k, v in out.items() if not k.startswith("map/")}
+def _keys(*imgs: np.ndarray) -> list[dict[str, float]]:
+    """The tiling keys of each image (one batched call)."""
+    t = torch.stack([torch.from_numpy(np.ascontiguousarray(i, dtype=np.float32)) for i in imgs])
+    out = tiling_metrics(t[:, None].expand(-1, 3, -1, -1), maps=False)
+    return [{k: float(v[b]) for k, v in out.items() if not k.startswith("map/")} for b in range(len(imgs))]
 
 
 @pytest.mark.slow
@@ -39,8 +40,7 @@ def test_fold_key_separates_strided_from_antialiased_fine_mosaics():
     strided_hits, smooth_hits, rows = 0, 0, []
     for i, (period, angle) in enumerate(((2.2, 0.1), (2.4, 0.35), (2.6, 0.6), (2.8, 0.2))):
         hi = _fine_mosaic(256, period, angle, seed=i)
-        strided = _keys(hi[::3, ::3])
-        smooth = _keys(gaussian_filter(hi, 1.2)[::3, ::3])
+        strided, smooth = _keys(hi[::3, ::3], gaussian_filter(hi, 1.2)[::3, ::3])
         rows.append((period, [round(d[k], 3) for d in (strided, smooth)
                               for k in ("alias_fine_peak_frac", "alias_fold_peak_frac")]))
         fired = lambda d: (d["alias_fine_peak_frac"] >= ALIAS_FINE_PEAKS
@@ -53,15 +53,15 @@ def test_fold_key_separates_strided_from_antialiased_fine_mosaics():
 
 
 @pytest.mark.slow
-def test_aliasing_precision_recall_and_clean_alarms_on_generated_walls(tmp_path):
+def test_aliasing_precision_recall_and_clean_alarms_on_generated_walls(wall_records):
     """``aliasing`` on generated walls (seed 5, 512², 8 strided or stride-then-bilinear walls, with the
     antialiased twin of every second one, and 8 clean walls): no aliasing verdict on a clean wall or twin,
     precision 1.0, recall ≥ 4 of 8 (measured when written: 6 of 8, no false alarm; calibration seeds 1–3 read
     recall 0.76: angled walls smear the folded peaks)."""
-    from trackdiag.testing.walls.evaluate import run, sample_specs
+    from trackdiag.testing.walls.evaluate import sample_specs
 
     specs = sample_specs(causes=("aliasing",), n_per_cause=8, seed=5, size=(512, 512))
-    recs = run(specs, cache=tmp_path)
+    recs = wall_records(specs)
     tp = fn = fp = 0
     alarms = []
     for r in recs:
