@@ -227,7 +227,8 @@ def _planks(u: torch.Tensor, period: float) -> torch.Tensor:
     return shade - 0.25 * ((u / period - idx) < 0.06).float()
 
 
-def _pair_wall(kind: str, shape: str, *, size: int = 320, period: float = 12.0, seed: int = 0) -> torch.Tensor:
+def _pair_wall(kind: str, shape: str, *, size: int = 320, period: float = 12.0,
+               seed: int = 0) -> torch.Tensor:
     """``1×H×W`` planks (1-D) or tiles with a region at twice the period along x (planks) or both axes
     (tiles): ``"clean"``, ``"zone"`` (a disc of 0.4 of the side), ``"rows"`` / ``"cols"`` (full-width /
     full-height bands of a quarter of the side)."""
