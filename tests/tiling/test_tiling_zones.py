@@ -44,3 +44,23 @@ def test_zones_found_clean_quiet() -> None:
                        for k, s in cases)
     assert zone_hits >= 2, zone_hits
     assert clean_alarms <= 1, clean_alarms
+
+
+@pytest.mark.slow
+def test_regions_the_spectral_map_missed_are_found_by_the_pair_test() -> None:
+    """A fronto-parallel brick wall of calibration seed 2 (768×512) whose zone the spectral region map
+    missed (``doubling_excess_max`` 0.128: the doubled course is half of a 128-px window) and that the
+    real-space pair test finds as a ``doubled_zone``; before the pair test it read
+    no zone/band verdict at all. (One scene: generating it is most of the cost; the synthetic planks/tiles
+    regions of test_doubling_map cover bands and clean walls.)"""
+    from trackdiag.testing.walls.evaluate import SceneSpec, get_scene
+
+    for cause, seed in (("doubled_zone", 200012),):
+        sc = get_scene(SceneSpec(cause=cause, seed=seed, angled=False))
+        img = torch.from_numpy(np.array(sc.pred)).float().permute(2, 0, 1)[None] / 255.0
+        mask = torch.from_numpy(np.array(sc.mask))[None]
+        out = tiling_metrics(img, mask=mask, maps=False)
+        summ = {k: float(v[0]) for k, v in out.items() if v.ndim == 1}
+        codes = {v.code for v in likely_causes(summ) if v.severity in ("warn", "bad")}
+        found = codes & {"doubled_zone", "bands_rows", "bands_cols"}
+        assert found == {cause}, (cause, summ["pair_excess_max"], summ["pair_col_level"], codes)

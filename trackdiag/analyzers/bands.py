@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ..functional.doubling import doubling_map, region_extent
+from ..functional.doubling import doubling_map, lattice_shift_vectors, pair_doubling_map, region_extent
 from ..functional.localmap import (
     axis_fundamentals,
     axis_profiles,
@@ -51,6 +51,7 @@ __all__ = [
     "local_geometry",
     "local_period_map",
     "longest_run",
+    "pair_doubling_keys",
     "period_trend",
     "scale_trend",
     "strip_band_keys",
@@ -444,3 +445,32 @@ def doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, trend_x: torch.Tensor
             "doubling_row_level": ext["row_level"], "doubling_col_level": ext["col_level"],
             "doubling_row_even": ext["row_even"], "doubling_col_even": ext["col_even"],
             "doubling_plain_corr": dm.plain_corr.reshape(n, -1).nanmedian(dim=1).values}
+
+
+def pair_doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, t1: torch.Tensor, t2: torch.Tensor,
+                       trend_x: torch.Tensor, trend_y: torch.Tensor, window_frac: float = 0.25,
+                       overlap: int = 3, max_fft_px: int = 64, max_downsample: int = 2,
+                       excess: float = 1.5) -> dict[str, torch.Tensor]:
+    """The 2×-period region keys of the real-space pair test (``pair_*``): windows of half the local map's,
+    each asked whether it repeats at twice a lattice vector of the wall (``t1``, ``t2``: ``N×2`` (dy, dx)
+    px at the frame centre, :func:`~trackdiag.functional.lattice.real_basis`) but not at the vector itself
+    (:func:`~trackdiag.functional.doubling.pair_doubling_map`), then the region's size and reach
+    (:func:`~trackdiag.functional.doubling.region_extent`, the same reading as :func:`doubling_keys`).
+
+    Keys: ``pair_excess_max``, ``pair_area_frac``, ``pair_row_level``, ``pair_col_level``,
+    ``pair_row_even``, ``pair_col_even``, ``pair_plain_corr`` (median over the windows of the best
+    correlation at a lattice vector: how well the wall repeats its lattice). Every value ``(N,)``.
+    """
+    h, w = x.shape[-2:]
+    win, stride, ds = local_geometry(h, w, window_frac=window_frac, overlap=overlap, max_fft_px=max_fft_px,
+                                     max_downsample=max_downsample)
+    # half the local map's windows (same downsampling): the pair test needs no spectral resolution, and a
+    # full-width band is often a third of a window tall
+    pm = pair_doubling_map(x, valid, lattice_shift_vectors(t1, t2), window_px=win // 2, stride_px=stride // 2,
+                           ds=ds, trend_x=trend_x, trend_y=trend_y)
+    ext = region_extent(pm.margin, excess=excess)
+    n = x.shape[0]
+    return {"pair_excess_max": ext["excess_max"], "pair_area_frac": ext["area_frac"],
+            "pair_row_level": ext["row_level"], "pair_col_level": ext["col_level"],
+            "pair_row_even": ext["row_even"], "pair_col_even": ext["col_even"],
+            "pair_plain_corr": pm.plain_corr.reshape(n, -1).nanmedian(dim=1).values}

@@ -58,6 +58,7 @@ from .bands import (
     doubling_keys,
     local_geometry,
     local_period_map,
+    pair_doubling_keys,
     period_trend,
     scale_trend,
     strip_band_keys,
@@ -139,6 +140,13 @@ DOUBLING_WEAK_CORR = 0.5  # ... where the windows match the wall's reference spe
 # angled wall (persp_trend_x 0.43) read bands_cols at level 0.085 and an antialiased twin (plain
 # correlation 0.36) bands_rows at 0.119; the two weak bands the path finds on held-out seed 11 (fronto,
 # correlation 0.84 and 0.89) stay.
+# the real-space pair test (bands.pair_doubling_keys; robust z units of the wall's own windows; calibrated
+# on generated seeds 1-3, docs/tiling.md): the second source of a 2x-period region where the spectral
+# region map above sees none (doubled periods of a third to half a window, planks' one-line comb)
+PAIR_EXCESS = 3.0  # pair_excess_max above: some windows repeat at 2v and lost the repeat at v (robust z)
+PAIR_AREA = 0.03  # ... over at least this share of the windows (z > 1.5)
+PAIR_LINE = 0.5  # pair_row_level / pair_col_level above: a whole map row (column) at 2x: a band (with or
+# without a strong region; generated seeds 1-3: clean walls <= 0.27, zones <= 0.42)
 STRIP_NOVELTY = 0.17  # strip_novelty_x above: a strip repeats what the rest of the wall does not (2x along x)
 STRIP_EXTENT = 0.8  # strip_extent_x above: the novel content spans the strip's width (a band, not a zone)
 STRIP_OTHER_AXIS = 0.5  # strip_novelty_y above as well: novel along both axes (moiré, not a 2x band)
@@ -689,6 +697,22 @@ def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingPa
     return torch.where(per.lattice.found, per.period_px, torch.full_like(per.period_px, float("nan")))
 
 
+def _pair_keys(x: torch.Tensor, vf: torch.Tensor, per: Any, side: int, wst: Mapping[str, torch.Tensor],
+               tx: torch.Tensor, ty: torch.Tensor, centre_scale: torch.Tensor, p: TilingParams
+               ) -> dict[str, torch.Tensor]:
+    """The real-space 2×-region keys (:func:`.bands.pair_doubling_keys`): the wall's lattice vectors brought
+    to the frame centre's period (``centre_scale`` = reported / global period: 1 on fronto-parallel walls),
+    each window's expected scale from the window grid's perspective trend (the local map's where it has
+    none)."""
+    t1, t2 = real_basis(per.lattice.f, per.lattice.g, side)
+    cs = torch.nan_to_num(centre_scale, nan=1.0)[:, None]
+    trx = torch.where(torch.isfinite(wst["persp_trend_x"]), wst["persp_trend_x"], tx)
+    try_ = torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty)
+    return pair_doubling_keys(x, vf, t1=t1 * cs, t2=t2 * cs, trend_x=trx, trend_y=try_,
+                              window_frac=p.local_window_frac, overlap=p.local_overlap,
+                              max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample)
+
+
 def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref: torch.Tensor | None = None,
                    params: TilingParams | None = None, maps: bool = True) -> dict[str, torch.Tensor]:
     """Every tiling metric of a batch, on ``pred``'s device, with no host synchronisation.
@@ -875,6 +899,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out.update({k: nan_b for k in (*REF_AREA_KEYS, "ref_local_max_period_px", "ref_local_min_period_px")})
     # (the limit: the wall's densest rows, f*; a staggered lattice's x repeat is longer than its pitch)
     out.update(strip_band_keys(x, sw, period_x_px=per.period_px, period_y_px=per.period_px))
+    out.update(_pair_keys(x, vf, per, s, wst, tx, ty, out["fundamental_period_px"] / gl, p))
     out.update(scale_trend(x, sw))
 
     if maps:
@@ -1096,6 +1121,36 @@ def _doubled_region(g: Callable[[str], float], fix: str) -> Verdict | None:
                    fix=fix)
 
 
+def _pair_region(g: Callable[[str], float], fix: str) -> Verdict | None:
+    """The verdict of the real-space pair test (``pair_*`` keys, :func:`.bands.pair_doubling_keys`), or None:
+    read where the spectral region map (:func:`_doubled_region`) sees no region. Windows that repeat at
+    twice a lattice vector and have lost the repeat at the vector itself, far above the wall's own spread
+    (``pair_excess_max ≥ PAIR_EXCESS`` over ``pair_area_frac ≥ PAIR_AREA``), are a region; a whole map row
+    (``pair_row_level ≥ PAIR_LINE``) is a full-width band (``bands_rows``), a whole column a full-height
+    band (``bands_cols``), anything smaller a ``doubled_zone``: one code. A whole line at that level is a
+    band even without a strong window (a band barely taller than the pair's shift)."""
+    dex, area, rl, cl = (g(k) for k in ("pair_excess_max", "pair_area_frac", "pair_row_level",
+                                        "pair_col_level"))
+    if not all(_fin(v) for v in (dex, area, rl, cl)):
+        return None
+    row_on, col_on = rl >= PAIR_LINE, cl >= PAIR_LINE
+    if (dex < PAIR_EXCESS or area < PAIR_AREA) and not (row_on or col_on):
+        return None
+    lat = max((v for v in (g("lattice_t1_px"), g("lattice_t2_px")) if _fin(v)), default=float("nan"))
+    if _fin(lat) and lat < STRIP_MIN_LATTICE_PX:
+        return None
+    ev = {"pair_excess_max": _r(dex), "pair_area_frac": _r(area), "pair_row_level": _r(rl),
+          "pair_col_level": _r(cl), "pair_plain_corr": _r(g("pair_plain_corr")),
+          "limits": {"excess": PAIR_EXCESS, "area": PAIR_AREA, "line": PAIR_LINE}}
+    if row_on and (not col_on or rl >= cl):
+        return Verdict(code="bands_rows", severity="warn", evidence=ev, fix=fix,
+                       title="A full-width band at twice the period (rows)")
+    if col_on:
+        return Verdict(code="bands_cols", severity="warn", evidence=ev, fix=fix,
+                       title="A full-height band at twice the period (cols)")
+    return Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period", evidence=ev,
+                   fix=fix)
+
 def ref_scale_test(summary: Mapping[str, Any]) -> tuple[float, float]:
     """``(z_doubled, z_halved)``: where the output's energy ratios at the reference's f* sit between what a
     wall at the reference's scale and a wall at 2× (½×) its period would read, on a log scale (0: same
@@ -1293,7 +1348,7 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     sev = {"strip_novelty_x": _r(snx), "strip_extent_x": _r(sex), "strip_novelty_y": _r(sny),
            "limit_strip": STRIP_NOVELTY}
     whole = any(v.code in ("period_doubled", "period_halved") for v in out)  # the whole wall, not a zone
-    region = None if whole else _doubled_region(g, fix_band)
+    region = None if whole else (_doubled_region(g, fix_band) or _pair_region(g, fix_band))
     if region is not None:
         out.append(region)
     elif confident and ((_fin(row) and row >= band_lim) or (_fin(col) and col >= band_lim)):
@@ -1543,6 +1598,19 @@ def _specs() -> list[MetricSpec]:
           "band; a tall zone fades towards an end)"),
         m("doubling_plain_corr", "max", "corr", "median correlation of the windows' spectra with the wall's "
           "(lattice confidence of the doubling map)"),
+        m("pair_excess_max", "min", "z", "largest robust z (over the wall's windows) of a window that "
+          "repeats at twice a lattice vector and lost the repeat at the vector (real-space pair test)",
+          warn=PAIR_EXCESS),
+        m("pair_area_frac", "min", "frac", "share of the windows whose pair-test z is above 1.5",
+          warn=PAIR_AREA),
+        m("pair_row_level", "min", "z", "smallest pair-test z along the most doubled map row (a full-width "
+          "band)", warn=PAIR_LINE),
+        m("pair_col_level", "min", "z", "smallest pair-test z along the most doubled map column (a "
+          "full-height band)", warn=PAIR_LINE),
+        m("pair_row_even", "none", "ratio", "that row's level over its own largest z"),
+        m("pair_col_even", "none", "ratio", "that column's level over its own largest z"),
+        m("pair_plain_corr", "max", "corr", "median over the windows of the best pair correlation at a "
+          "lattice vector (how well the wall repeats its lattice)"),
         m("zone_row_frac_max", "min", "ratio", "largest share of a map row with a half-frequency excess"),
         m("zone_col_frac_max", "min", "ratio", "largest share of a map column with a half-frequency excess"),
         m("alias_win_fine_frac", "min", "frac", "median over the valid 64-px tiles of the tile's share of AC "
