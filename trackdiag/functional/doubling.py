@@ -84,15 +84,20 @@ def _whitened_log_spectra(windows: torch.Tensor, vpatch: torch.Tensor) -> torch.
     dt, dev = windows.dtype, windows.device
     wts = vpatch * hann2d(k, k, device=dev, dtype=dt)
     mean = (windows * wts).sum((-2, -1), keepdim=True) / wts.sum((-2, -1), keepdim=True).clamp_min(1e-9)
-    pr = torch.fft.rfft2((windows - mean) * wts).abs().square()  # M×k×(k//2+1)
-    p = pr.reshape(m, -1).index_select(1, _centred_index(k, dev)).reshape(m, k, k)
-    lp = _box3(torch.log(p + 1e-6 * p.mean((-2, -1), keepdim=True) + torch.finfo(dt).tiny))
+    ri = torch.view_as_real(torch.fft.rfft2((windows - mean) * wts))
+    pr = torch.addcmul(ri[..., 0].square(), ri[..., 1], ri[..., 1]).reshape(m, -1)  # M×(k·(k//2+1)), |z|²
+    idx = _centred_index(k, dev)
+    # the log on the half spectrum, then its full centred layout (the mean power over the full one: each
+    # half bin weighted by how often the full layout reads it)
+    mult = torch.bincount(idx, minlength=pr.shape[1]).to(dt)
+    eps = 1e-6 * (pr @ mult)[:, None] / (k * k) + torch.finfo(dt).tiny
+    lp = _box3(torch.log(pr + eps).index_select(1, idx).reshape(m, k, k))
     c = k // 2
     o = torch.arange(k, device=dev, dtype=dt) - c
-    ring = torch.sqrt(o[:, None].square() + o[None, :].square()).round().long().clamp(max=c + 1)
-    onehot = F.one_hot(ring.flatten(), c + 2).to(dt)  # k²×R
+    ring = torch.sqrt(o[:, None].square() + o[None, :].square()).round().long().clamp(max=c + 1).flatten()
+    onehot = F.one_hot(ring, c + 2).to(dt)  # k²×R
     ring_mean = (lp.reshape(m, -1) @ onehot) / onehot.sum(0).clamp_min(1.0)
-    return lp - (ring_mean @ onehot.T).reshape(m, k, k)
+    return lp - ring_mean.index_select(1, ring).reshape(m, k, k)
 
 
 def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride_px: int, ds: int,

@@ -266,19 +266,26 @@ def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octav
                        torch.hann_window(w, periodic=False, device=dev, dtype=dt))
     ww = weights * hann
     mean = (z * ww).sum((1, 2), keepdim=True) / ww.sum((1, 2), keepdim=True).clamp_min(1e-9)
-    p = torch.fft.rfft2((z - mean) * ww).abs().square()  # N×h×(w//2+1)
     s = max(h, w)
-    ky = torch.fft.fftfreq(h, device=dev, dtype=dt)[:, None]
-    kx = torch.fft.rfftfreq(w, device=dev, dtype=dt)[None, :]
-    ri = (torch.sqrt(ky.square() + kx.square()) * s).round().long().clamp(max=s // 2 + 1)
     nr = s // 2 + 2
+    nb = max(2, int(math.ceil(math.log2(hi_cycles * s / r_lo_bins) * bins_per_octave)))
+    rr = r_lo_bins * 2.0 ** (torch.arange(nb, device=dev, dtype=dt) / bins_per_octave)
+    # only the rings the log grid reads (up to floor(rr) + 1) are needed: the spectrum is computed for the
+    # columns and kept for the rows whose frequency can reach them (|k|·s < top + 0.5); the same ring sums
+    top = min(nr - 1, int(math.floor(r_lo_bins * 2.0 ** ((nb - 1) / bins_per_octave))) + 1)
+    cx = min(w // 2 + 1, int(math.ceil((top + 0.5) * w / s)) + 1)
+    cy = min(h // 2 + 1, int(math.ceil((top + 0.5) * h / s)) + 1)
+    spec = torch.fft.fft(torch.fft.rfft((z - mean) * ww, dim=-1)[..., :cx], dim=-2)
+    rows = torch.cat([torch.arange(cy, device=dev), torch.arange(max(cy, h - cy + 1), h, device=dev)])
+    p = spec.index_select(-2, rows).abs().square()  # N×rows×cx
+    ky = torch.fft.fftfreq(h, device=dev, dtype=dt)[rows][:, None]
+    kx = torch.fft.rfftfreq(w, device=dev, dtype=dt)[None, :cx]
+    ri = (torch.sqrt(ky.square() + kx.square()) * s).round().long().clamp(max=s // 2 + 1)
     tot = torch.zeros(n, nr, device=dev, dtype=dt).scatter_add_(1, ri.flatten()[None].expand(n, -1),
                                                                p.reshape(n, -1))
     cnt = torch.zeros(nr, device=dev, dtype=dt).scatter_add_(0, ri.flatten(), torch.ones_like(ri.flatten(),
                                                                                             dtype=dt))
     lin = torch.log((tot / cnt.clamp_min(1.0)).clamp_min(torch.finfo(dt).tiny))
-    nb = max(2, int(math.ceil(math.log2(hi_cycles * s / r_lo_bins) * bins_per_octave)))
-    rr = r_lo_bins * 2.0 ** (torch.arange(nb, device=dev, dtype=dt) / bins_per_octave)
     i0 = rr.floor().long().clamp(max=nr - 2)
     fr = rr - i0.to(dt)
     prof = lin[:, i0] * (1 - fr) + lin[:, i0 + 1] * fr
