@@ -170,7 +170,7 @@ _PR_FLOORS = {"doubled_zone": {"tp": 1, "fp": 1}, "bands_rows": {"tp": 3, "fp": 
 
 
 @pytest.mark.slow
-def test_zone_and_band_precision_recall_floor(tmp_path) -> None:
+def test_zone_and_band_precision_recall_floor(wall_records) -> None:
     """Precision, recall and clean false alarms of doubled_zone / bands_rows / bands_cols through the
     evaluation harness (``diagnose`` → verdicts, scored against the generator's truth) on a sample none of the
     thresholds was calibrated on (seed 5, 512×512, 6 scenes per cause + 6 clean walls, half angled).
@@ -179,11 +179,11 @@ def test_zone_and_band_precision_recall_floor(tmp_path) -> None:
     period_doubled), bands_rows 4 of 6 (P 1.0), bands_cols 5 of 6 (P 1.0; old rules: one false bands_cols),
     clean 0 of 6. Floors: the zone count as measured, the bands one scene under, at most one false code
     each (a guard against losing what works; issue 11's F1 ≥ 0.9 is not met: test_tiling_truth's targets)."""
-    from trackdiag.testing.walls.evaluate import format_table, metrics, run, sample_specs
+    from trackdiag.testing.walls.evaluate import format_table, metrics, sample_specs
 
     causes = ("doubled_zone", "bands_rows", "bands_cols")
     specs = sample_specs(causes=causes, n_per_cause=6, seed=5, size=(512, 512))
-    m = metrics(run(specs, cache=tmp_path / "scenes", progress=False))
+    m = metrics(wall_records(specs))
     print("\n" + format_table(m))
     assert not m["errors"], m["errors"]
     pc = m["per_cause"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from trackdiag.testing.walls.evaluate import TARGETS, format_table, metrics, run, run_real_dev, sample_specs
+from trackdiag.testing.walls.evaluate import TARGETS, format_table, metrics, run_real_dev, sample_specs
 from trackdiag.testing.walls.truth import REAL_DEV_NAMES, TARGET_CAUSES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,9 +48,9 @@ REAL_DEV = Path(os.environ.get("TRACKDIAG_REAL_DEV", ROOT.parent / "shared" / "b
                    "doubled_zone 0.78, bands_rows 0.67, bands_cols 0.75, aliasing 0.57, period_doubled 1.00, "
                    "period_halved 0.95; clean alarms 0 of 30; exact set 78 %; base period 94 % (fronto 92 "
                    "%); perspective 84 % / 15 %")
-def test_targets_on_generated_scenes(tmp_path):
+def test_targets_on_generated_scenes(tmp_path, wall_records):
     specs = sample_specs(n_per_cause=8, seed=7, size=(512, 512))
-    records = run(specs, cache=tmp_path / "scenes")
+    records = wall_records(specs)
     m = metrics(records)
     print("\n" + format_table(m))
     (tmp_path / "metrics.json").write_text(json.dumps(m, default=str))
@@ -84,7 +84,7 @@ def test_harness_on_real_dev():
 
 
 @pytest.mark.slow
-def test_row_bands_and_aliasing_floor_on_generated_scenes(tmp_path):
+def test_row_bands_and_aliasing_floor_on_generated_scenes(wall_records):
     """Recall floors for the causes whose estimators were rebuilt in the third round (strip novelty for
     full-width bands along x, fine-peak share and moiré for aliasing, the scale trend for perspective) on a
     sample none of them was calibrated on (seed 7, 512×512, 8 per cause, 8 clean walls plus 4 clean twins).
@@ -95,7 +95,7 @@ def test_row_bands_and_aliasing_floor_on_generated_scenes(tmp_path):
     guard against losing what works); the issue's targets are those of test_targets_on_generated_scenes.
     """
     specs = sample_specs(causes=("bands_rows", "aliasing"), n_per_cause=8, seed=7, size=(512, 512))
-    m = metrics(run(specs, cache=tmp_path / "scenes"))
+    m = metrics(wall_records(specs))
     print("\n" + format_table(m))
     assert not m["errors"], m["errors"]
     assert m["per_cause"]["bands_rows"]["tp"] >= 2
@@ -115,12 +115,12 @@ def test_row_bands_and_aliasing_floor_on_generated_scenes(tmp_path):
                    "weak), angled walls whose perspective trend is off, zones as tall as the wall read as "
                    "full-height bands. This sample (seed 7, 512x512, 8 per cause) read doubled_zone F1 0.36 "
                    "(2 zones taken as period_doubled), bands_rows 0.55, bands_cols 0.55, clean 0 of 8")
-def test_zone_and_band_targets_on_generated_scenes(tmp_path):
+def test_zone_and_band_targets_on_generated_scenes(wall_records):
     """Issue 11's targets for the three region causes on a sample none of the thresholds was calibrated on
     (seed 7, 512×512, 8 scenes per cause and 8 clean walls)."""
     specs = sample_specs(causes=("doubled_zone", "bands_rows", "bands_cols"), n_per_cause=8, seed=7,
                          size=(512, 512))
-    m = metrics(run(specs, cache=tmp_path / "scenes"))
+    m = metrics(wall_records(specs))
     print("\n" + format_table(m))
     assert not m["errors"], m["errors"]
     for cause in ("doubled_zone", "bands_rows", "bands_cols"):
@@ -140,9 +140,9 @@ _REF_XFAIL = {
 
 
 @pytest.fixture(scope="module")
-def ref_cause_metrics(tmp_path_factory):
+def ref_cause_metrics(wall_records):
     specs = sample_specs(causes=REF_CAUSES, n_per_cause=8, seed=7, size=(512, 512))
-    m = metrics(run(specs, cache=tmp_path_factory.mktemp("ref_scenes")))
+    m = metrics(wall_records(specs))
     print("\n" + format_table(m))
     return m
 
