@@ -34,6 +34,20 @@ def _lattice(u: torch.Tensor, v: torch.Tensor, period: float) -> torch.Tensor:
     return 0.5 + 0.3 * torch.maximum(gu, gv)
 
 
+def _region_weight(shape: str, x: torch.Tensor, y: torch.Tensor, *, zone_radius: float) -> torch.Tensor:
+    """Soft 0..1 weight of the 2×-period region on a square ``H×W`` coordinate grid: a central disc of
+    ``zone_radius`` (``zone``), a central row band or column band a quarter of the side wide, or none."""
+    size = x.shape[-1]
+    c = size / 2
+    if shape == "zone":
+        return ((zone_radius - torch.hypot(x - c, y - c)) / 6 + 0.5).clamp(0, 1)
+    if shape == "rows":
+        return ((size / 8 - (y - c).abs()) / 4 + 0.5).clamp(0, 1)
+    if shape == "cols":
+        return ((size / 8 - (x - c).abs()) / 4 + 0.5).clamp(0, 1)
+    return torch.zeros_like(x)
+
+
 def _wall(shape: str, *, size: int = 384, period: float = 12.0, seed: int = 0) -> torch.Tensor:
     """``1×H×W`` wall of tiles with a region at twice the period: ``"clean"``, ``"zone"`` (a soft disc of a
     third of the side), ``"rows"`` (a full-width band), ``"cols"`` (a full-height band)."""
@@ -42,16 +56,7 @@ def _wall(shape: str, *, size: int = 384, period: float = 12.0, seed: int = 0) -
                           indexing="ij")
     base = _lattice(x, y, period)
     alt = _lattice(x, y, 2 * period)
-    c = size / 2
-    if shape == "zone":
-        wt = ((size / 6 - torch.hypot(x - c, y - c)) / 6 + 0.5).clamp(0, 1)
-    elif shape == "rows":
-        wt = ((size / 8 - (y - c).abs()) / 4 + 0.5).clamp(0, 1)
-    elif shape == "cols":
-        wt = ((size / 8 - (x - c).abs()) / 4 + 0.5).clamp(0, 1)
-    else:
-        wt = torch.zeros_like(x)
-    img = base + (alt - base) * wt
+    img = base + (alt - base) * _region_weight(shape, x, y, zone_radius=size / 6)
     return (img + 0.02 * torch.randn(img.shape, generator=g))[None]
 
 
@@ -239,16 +244,7 @@ def _pair_wall(kind: str, shape: str, *, size: int = 320, period: float = 12.0,
         base, alt = _planks(x + 7.0, period), _planks(x / 2 + 7.0, period)
     else:
         base, alt = _lattice(x, y, period), _lattice(x / 2, y / 2, period)
-    c = size / 2
-    if shape == "zone":
-        wt = ((size / 5 - torch.hypot(x - c, y - c)) / 6 + 0.5).clamp(0, 1)
-    elif shape == "rows":
-        wt = ((size / 8 - (y - c).abs()) / 4 + 0.5).clamp(0, 1)
-    elif shape == "cols":
-        wt = ((size / 8 - (x - c).abs()) / 4 + 0.5).clamp(0, 1)
-    else:
-        wt = torch.zeros_like(x)
-    img = base + (alt - base) * wt
+    img = base + (alt - base) * _region_weight(shape, x, y, zone_radius=size / 5)
     return (img + 0.03 * torch.randn(img.shape, generator=g))[None]
 
 

@@ -419,6 +419,17 @@ def centre_period(lp: LocalPeriodMap, trend_y: torch.Tensor, trend_x: torch.Tens
     return torch.exp(lc.reshape(n, -1).nanmedian(dim=1).values)
 
 
+def _region_keys(prefix: str, ext: dict[str, torch.Tensor], plain_corr: torch.Tensor
+                 ) -> dict[str, torch.Tensor]:
+    """``<prefix>_excess_max``, ``_area_frac``, ``_row_level``, ``_col_level``, ``_row_even``,
+    ``_col_even`` from a :func:`~trackdiag.functional.doubling.region_extent` reading, and
+    ``<prefix>_plain_corr``: the median over the windows of ``plain_corr`` (``N×gh×gw``). Each ``(N,)``."""
+    out = {f"{prefix}_{k}": ext[k] for k in ("excess_max", "area_frac", "row_level", "col_level", "row_even",
+                                             "col_even")}
+    out[f"{prefix}_plain_corr"] = plain_corr.reshape(plain_corr.shape[0], -1).nanmedian(dim=1).values
+    return out
+
+
 def doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, trend_x: torch.Tensor, trend_y: torch.Tensor,
                   window_frac: float = 0.25, overlap: int = 3, max_fft_px: int = 64, max_downsample: int = 2,
                   excess: float = 0.08) -> dict[str, torch.Tensor]:
@@ -439,12 +450,7 @@ def doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, trend_x: torch.Tensor
     win, stride, ds = local_geometry(h, w, window_frac=window_frac, overlap=overlap, max_fft_px=max_fft_px,
                                      max_downsample=max_downsample)
     dm = doubling_map(x, valid, window_px=win, stride_px=stride, ds=ds, trend_x=trend_x, trend_y=trend_y)
-    ext = region_extent(dm.margin, excess=excess)
-    n = x.shape[0]
-    return {"doubling_excess_max": ext["excess_max"], "doubling_area_frac": ext["area_frac"],
-            "doubling_row_level": ext["row_level"], "doubling_col_level": ext["col_level"],
-            "doubling_row_even": ext["row_even"], "doubling_col_even": ext["col_even"],
-            "doubling_plain_corr": dm.plain_corr.reshape(n, -1).nanmedian(dim=1).values}
+    return _region_keys("doubling", region_extent(dm.margin, excess=excess), dm.plain_corr)
 
 
 def pair_doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, t1: torch.Tensor, t2: torch.Tensor,
@@ -468,9 +474,4 @@ def pair_doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, t1: torch.Tensor
     # full-width band is often a third of a window tall
     pm = pair_doubling_map(x, valid, lattice_shift_vectors(t1, t2), window_px=win // 2, stride_px=stride // 2,
                            ds=ds, trend_x=trend_x, trend_y=trend_y)
-    ext = region_extent(pm.margin, excess=excess)
-    n = x.shape[0]
-    return {"pair_excess_max": ext["excess_max"], "pair_area_frac": ext["area_frac"],
-            "pair_row_level": ext["row_level"], "pair_col_level": ext["col_level"],
-            "pair_row_even": ext["row_even"], "pair_col_even": ext["col_even"],
-            "pair_plain_corr": pm.plain_corr.reshape(n, -1).nanmedian(dim=1).values}
+    return _region_keys("pair", region_extent(pm.margin, excess=excess), pm.plain_corr)

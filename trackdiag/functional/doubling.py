@@ -100,6 +100,21 @@ def _whitened_log_spectra(windows: torch.Tensor, vpatch: torch.Tensor) -> torch.
     return lp - ring_mean.index_select(1, ring).reshape(m, k, k)
 
 
+def _masked_downsample(x: torch.Tensor, valid: torch.Tensor, ds: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` (``N×H×W``) zeroed outside ``valid`` (0/1) and, for ``ds > 1``, box-downsampled by ``ds`` as a
+    valid-weighted mean; returns ``(x0, vf)``: the image and its 0/1 validity (≥ half valid)."""
+    h, w = x.shape[-2:]
+    vf = valid.to(x.dtype)
+    x0 = x * vf
+    if ds > 1:
+        hc, wc = ds * (h // ds), ds * (w // ds)
+        vs = box_downsample(vf[..., :hc, :wc], ds)
+        x0 = box_downsample(x0[..., :hc, :wc], ds) / vs.clamp_min(1e-6)
+        vf = (vs >= 0.5).to(x.dtype)
+        x0 = x0 * vf
+    return x0, vf
+
+
 def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride_px: int, ds: int,
                  trend_x: torch.Tensor | None = None, trend_y: torch.Tensor | None = None,
                  min_valid_frac: float = 0.9) -> DoublingMap:
@@ -112,14 +127,7 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     """
     n, h, w = x.shape
     dt, dev = x.dtype, x.device
-    vf = valid.to(dt)
-    x0 = x * vf
-    if ds > 1:
-        hc, wc = ds * (h // ds), ds * (w // ds)
-        vs = box_downsample(vf[..., :hc, :wc], ds)
-        x0 = box_downsample(x0[..., :hc, :wc], ds) / vs.clamp_min(1e-6)
-        vf = (vs >= 0.5).to(dt)
-        x0 = x0 * vf
+    x0, vf = _masked_downsample(x, valid, ds)
     k, st = window_px // ds, max(1, stride_px // ds)
     hh, ww = x0.shape[-2:]
     if hh < k or ww < k:
@@ -323,14 +331,7 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     """
     n, h, w = x.shape
     dt, dev = x.dtype, x.device
-    vf = valid.to(dt)
-    x0 = x * vf
-    if ds > 1:
-        hc, wc = ds * (h // ds), ds * (w // ds)
-        vs = box_downsample(vf[..., :hc, :wc], ds)
-        x0 = box_downsample(x0[..., :hc, :wc], ds) / vs.clamp_min(1e-6)
-        vf = (vs >= 0.5).to(dt)
-        x0 = x0 * vf
+    x0, vf = _masked_downsample(x, valid, ds)
     k, st = max(2, window_px // ds), max(1, stride_px // ds)
     hh, ww = x0.shape[-2:]
     if hh < k or ww < k:

@@ -316,6 +316,19 @@ def scale_shift(a: torch.Tensor, b: torch.Tensor, *, max_shift: int) -> tuple[to
     return shifts[j].to(a.dtype), best
 
 
+def _window_grid(x: torch.Tensor, weights: torch.Tensor, *, window_frac: float, grid: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """A ``grid × grid`` grid of windows ``window_frac`` of the frame (at least 16 px), evenly spread from
+    edge to edge, of ``x`` and ``weights`` (``N×H×W``): strided views ``N×gy×gx×wh×ww`` (gy, gx ≤ grid)
+    and the windows' strides (y, x) in px."""
+    h, w = x.shape[-2:]
+    wh, ww = max(16, int(round(window_frac * h))), max(16, int(round(window_frac * w)))
+    sty = max(1, (h - wh) // max(1, grid - 1))
+    stx = max(1, (w - ww) // max(1, grid - 1))
+    return (x.unfold(1, wh, sty).unfold(2, ww, stx)[:, :grid, :grid],
+            weights.unfold(1, wh, sty).unfold(2, ww, stx)[:, :grid, :grid], sty, stx)
+
+
 def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3, window_frac: float = 0.5,
                        bins_per_octave: int = 32, max_octaves: float = 0.8, min_valid: float = 0.6,
                        min_corr: float = 0.5, hi_cycles: float = 0.2) -> dict[str, torch.Tensor]:
@@ -340,12 +353,9 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
     """
     n, h, w = x.shape
     dev, dt = x.device, x.dtype
-    wh, ww = max(16, int(round(window_frac * h))), max(16, int(round(window_frac * w)))
-    sty = max(1, (h - wh) // max(1, grid - 1))
-    stx = max(1, (w - ww) // max(1, grid - 1))
     # all windows of all images as one batch: (N·G²)×wh×ww (a strided view, then one copy)
-    xw = x.unfold(1, wh, sty).unfold(2, ww, stx)[:, :grid, :grid]
-    vw = weights.to(dt).unfold(1, wh, sty).unfold(2, ww, stx)[:, :grid, :grid]
+    xw, vw, sty, stx = _window_grid(x, weights.to(dt), window_frac=window_frac, grid=grid)
+    wh, ww = xw.shape[-2:]
     gy, gx = xw.shape[1], xw.shape[2]
     g2 = gy * gx
     prof = log_radial_profile(xw.reshape(n * g2, wh, ww), vw.reshape(n * g2, wh, ww),
@@ -409,11 +419,8 @@ def centroid_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 
     """
     n, h, w = x.shape
     dev, dt = x.device, x.dtype
-    wh, ww = max(16, int(round(window_frac * h))), max(16, int(round(window_frac * w)))
-    sty = max(1, (h - wh) // max(1, grid - 1))
-    stx = max(1, (w - ww) // max(1, grid - 1))
-    xw = x.unfold(1, wh, sty).unfold(2, ww, stx)[:, :grid, :grid]  # N×gy×gx×wh×ww
-    vw = weights.to(dt).unfold(1, wh, sty).unfold(2, ww, stx)[:, :grid, :grid]
+    xw, vw, sty, stx = _window_grid(x, weights.to(dt), window_frac=window_frac, grid=grid)  # N×gy×gx×wh×ww
+    wh, ww = xw.shape[-2:]
     gy, gx = xw.shape[1], xw.shape[2]
     hann = torch.outer(torch.hann_window(wh, periodic=False, device=dev, dtype=dt),
                        torch.hann_window(ww, periodic=False, device=dev, dtype=dt))
