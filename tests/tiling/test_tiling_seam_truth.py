@@ -84,3 +84,34 @@ def test_edge_score_ignores_grout_recurring_further_in_and_finds_an_edge_stripe(
         striped.append((float(sc["edge_score"]), SIDES[int(sc["edge_side"])]))
     assert sum(v >= EDGE_WARN for v in clean) == 0, clean
     assert all(v >= EDGE_WARN and side == "top" for v, side in striped), striped
+
+
+def test_tiles_laid_from_the_contour_are_no_seam_but_a_halo_on_them_raises_the_offset():
+    """A tiled wall is laid from its edges: with tiles larger than the bands, the contour band sits on the
+    grout and the band 6-10 px in on the tiles, the same offset all along the contour. The reference band
+    one row spacing deeper (``period_px``) has the contour band's phase: no seam on any of these walls (the
+    fixed 6-10 px band called 3 of 7 a seam, t 8-10); a 10 % halo along the contour raises the offset on
+    most of them (6 of 7 when written)."""
+    from trackdiag.analyzers.tiling import SEAM_T_WARN, SEAM_WARN
+    from trackdiag.functional.seams import _erode, mask_seam_parts
+
+    def fires(d: dict) -> bool:
+        return bool(d["mask_seam_score"][0] >= SEAM_WARN and d["mask_seam_t"][0] >= SEAM_T_WARN)
+
+    old_alarms, new_alarms, raised = 0, 0, 0
+    periods = (12, 16, 20, 24, 30, 36, 44)
+    for period in periods:
+        x = _tiles(period, 3, period)
+        v = torch.zeros_like(x)
+        y0, y1 = 3 + period, 3 + period * ((512 - 3) // period - 1)  # the wall starts on a grout line
+        v[:, y0:y1, y0:y1] = 1.0
+        x = torch.where(v > 0, x, torch.full_like(x, 0.8))
+        halo = x * (1 + 0.1 * v * (1 - _erode(v, 3)))
+        p = torch.tensor([float(period)])
+        old_alarms += fires(mask_seam_parts(x, v))
+        clean = mask_seam_parts(x, v, period_px=p)
+        new_alarms += fires(clean)
+        raised += float(mask_seam_parts(halo, v, period_px=p)["mask_seam_score"][0]) > float(
+            clean["mask_seam_score"][0])
+    assert new_alarms == 0 and old_alarms >= 3, (old_alarms, new_alarms)
+    assert raised >= 5, raised

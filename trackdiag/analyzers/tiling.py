@@ -820,8 +820,10 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # Where: the frame's edge strips and the seam along the mask contour.
     # The edge strips use every finite pixel: a stripe along the frame is seen on the floor or ceiling too.
     out.update(edge_scores(x, finite.to(gray.dtype)))
-    if mask is not None:
-        out.update(mask_seam_parts(x, vf))
+    if mask is not None:  # the reference band one row spacing deeper on a periodic wall (tiles laid from it)
+        rows = torch.where(per.score >= APERIODIC_SCORE, per.period_px, torch.full_like(per.period_px,
+                                                                                       float("nan")))
+        out.update(mask_seam_parts(x, vf, period_px=rows))
     else:
         out.update({k: torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype)
                     for k in ("mask_seam_score", "mask_seam_t", "mask_seam_agree")})

@@ -17,12 +17,18 @@ Pure batched functions on ``N×H×W`` luminance ``x`` (in [0, 1]) and ``N×H×W`
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
 from .order import running_min
 
 __all__ = ["SIDES", "edge_scores", "mask_seam_parts", "mask_seam_score"]
+
+#: Largest lattice period (px) at which the seam's reference band moves one period deeper: beyond it the
+#: band would leave the contour's neighbourhood (light and shading change over that distance).
+_MAX_PHASE_SHIFT_PX = 48.0
 
 SIDES = ("left", "right", "top", "bottom")
 
@@ -116,8 +122,30 @@ def _erode(m: torch.Tensor, r: int) -> torch.Tensor:
     return running_min(running_min(F.pad(m, (r, r, r, r), value=1.0), k, -1), k, -2)
 
 
+def _erode_by(m: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Binary erosion of ``N×H×W`` 0/1 weights (> 0.5) by a (2r+1)² square with a radius per image (``r``:
+    ``(N,)`` integers, 0 … ``_MAX_PHASE_SHIFT_PX + 8``): a box count from one integral image, read with
+    per-image offsets (no host synchronisation); outside the frame counts as inside, as in :func:`_erode`."""
+    n, h, w = m.shape
+    pad = int(_MAX_PHASE_SHIFT_PX) + 8
+    mp = F.pad((m > 0.5).to(torch.int32), (pad, pad, pad, pad), value=1)
+    integral = F.pad(mp.cumsum(-1).cumsum(-2), (1, 0, 1, 0)).reshape(n, -1)  # I[a, b] = sum of mp[:a, :b]
+    wi = w + 2 * pad + 1
+    rr = r.clamp(0, pad - 1).to(torch.long)[:, None, None]
+    ys = torch.arange(h, device=m.device)[None, :, None] + pad
+    xs = torch.arange(w, device=m.device)[None, None, :] + pad
+    y0, y1, x0, x1 = ys - rr, ys + rr + 1, xs - rr, xs + rr + 1
+
+    def at(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return integral.gather(1, (a * wi + b).expand(n, h, w).reshape(n, -1)).reshape(n, h, w)
+
+    count = at(y1, x1) - at(y0, x1) - at(y1, x0) + at(y0, x0)
+    return (count >= (2 * rr + 1).square()).to(m.dtype)
+
+
 def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: int = 3, gap: int = 6,
-                    ref: int = 4, block: int = 32, min_px: int = 16) -> dict[str, torch.Tensor]:
+                    ref: int = 4, block: int = 32, min_px: int = 16,
+                    period_px: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Seam along the mask contour (see the module docstring), each ``(N,)``:
 
     * ``mask_seam_score``: ``|median over blocks|`` of the relative offset of the band ``skip``–``ring`` px
@@ -127,13 +155,35 @@ def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: in
       is the same offset all along the contour, texture and shadows differ from block to block;
     * ``mask_seam_agree``: share of blocks whose offset has the median's sign.
 
+    ``period_px`` (``(N,)``, NaN for none): the wall's lattice row spacing. A tiled wall is laid from its
+    edges, so its rows run along the contour at a fixed phase: with tiles or pennies larger than the bands,
+    the contour band sits on one part of the tile (its edge, or the grout) and the reference band on another,
+    a consistent offset with no seam. Where ``period_px`` is ``gap + ref`` … 48 px, the reference band is
+    the contour band one period deeper instead (``skip + P``–``ring + P`` px, ``P`` the rounded period):
+    the same phase of the texture, and outside any halo a few px wide; the blocks are then 3× as large, so
+    that both bands fall in the same block.
+
     NaN where there is no contour (or fewer than 4 blocks with both bands)."""
     e_skip = _erode(v, skip)
     e_ring = _erode(v, ring)
-    e_gap = _erode(v, gap)
-    e_ref = _erode(v, gap + ref)
     band_ring = e_skip * (1.0 - e_ring)
-    band_ref = e_gap * (1.0 - e_ref)
+    band_ref = _erode(v, gap) * (1.0 - _erode(v, gap + ref))
+    out = _contour_offsets(x, band_ring, band_ref, block=block, min_px=min_px)
+    if period_px is None:
+        return out
+    p = period_px.to(x.dtype)
+    use = torch.isfinite(p) & (p >= gap + ref) & (p <= _MAX_PHASE_SHIFT_PX)
+    d = torch.where(use, p, torch.zeros_like(p)).round().long()
+    deeper = _erode_by(v, skip + d) * (1.0 - _erode_by(v, ring + d))
+    # blocks 3x as large: the band one period deeper stays in the contour band's block
+    shifted = _contour_offsets(x, band_ring, deeper, block=3 * block, min_px=min_px)
+    return {k: torch.where(use, shifted[k], out[k]) for k in out}
+
+
+def _contour_offsets(x: torch.Tensor, band_ring: torch.Tensor, band_ref: torch.Tensor, *, block: int,
+                     min_px: int) -> dict[str, torch.Tensor]:
+    """The block-by-block relative offset of ``band_ring`` against ``band_ref`` (``N×H×W`` weights) and its
+    summaries (:func:`mask_seam_parts`' keys), each ``(N,)``."""
     k = block
     n, h, w = x.shape
     hc, wc = (h // k) * k, (w // k) * k
@@ -159,6 +209,6 @@ def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: in
             "mask_seam_agree": torch.where(enough, agree, nan)}
 
 
-def mask_seam_score(x: torch.Tensor, v: torch.Tensor, **kw: int) -> torch.Tensor:
+def mask_seam_score(x: torch.Tensor, v: torch.Tensor, **kw: Any) -> torch.Tensor:
     """``mask_seam_score`` of :func:`mask_seam_parts`: ``(N,)``."""
     return mask_seam_parts(x, v, **kw)["mask_seam_score"]
