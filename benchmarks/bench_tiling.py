@@ -10,11 +10,11 @@ the same run on the same batch:
 The torch timings of the one-thread rows run with ``torch.set_num_threads(1)`` (restored afterwards):
 numpy's FFT is single-threaded, and on a machine whose cores are shared, intra-op threads spin-wait on each
 other. The machine's speed drifts (a shared VM: ±20 % within minutes), so the measurements are taken in
-interleaved **rounds** (3; 1 with ``--quick``): each round times the summary (median of 5 calls), the FFT
-(median of 15) and one pass of the reference, and yields its own ratios. Reported: the median over rounds of
-each time and of each ratio, plus the lowest ratio of any round (``_worst``). ``_cpu`` rows use process CPU
-time instead of wall time (with one thread, the work done). The ``agreement_*`` rows are the largest relative
-difference between the torch and numpy values of the period metrics over the batch.
+interleaved **rounds** (3; 1 with ``--quick``): each round times the summary (median of 5 calls; 2 with
+``--quick``), the FFT (median of 15) and one pass of the reference, and yields its own ratios. Reported: the
+median over rounds of each time and of each ratio, plus the lowest ratio of any round (``_worst``). ``_cpu``
+rows use process CPU time instead of wall time (with one thread, the work done). The ``agreement_*`` rows are
+the largest relative difference between the torch and numpy values of the period metrics over the batch.
 
 Two more batches, timed once against their own rfft2 (not in rounds): a 4×3×256² batch (the fixed per-call
 costs weigh more on small images) and four generated 512² walls (``trackdiag.testing.walls``) with their
@@ -64,6 +64,7 @@ def _walls(size: int):
 
 
 def run(quick: bool) -> list[dict]:
+    reps = 2 if quick else 5
     import torch
 
     from trackdiag.analyzers.tiling import tiling_metrics
@@ -84,18 +85,18 @@ def run(quick: bool) -> list[dict]:
     refs: list[dict] = []
     threads = torch.get_num_threads()
     with torch.no_grad():
-        for _ in range(1 if quick else 3):
+        for _ in range(1 if quick else 3):  # the smoke form (--quick): one round, 2 calls per median
             r: dict[str, float] = {}
             torch.set_num_threads(1)
             try:
-                r["full"], r["full_cpu"] = _timed(full, 5)
-                r["maps"], _ = _timed(lambda: tiling_metrics(batch, maps=True), 3)
+                r["full"], r["full_cpu"] = _timed(full, reps)
+                r["maps"], _ = _timed(lambda: tiling_metrics(batch, maps=True), 1 if quick else 3)
                 r["fft"], r["fft_cpu"] = _timed(fft, 15)
             finally:
                 torch.set_num_threads(threads)
             with threadpool_limits(limits=1):  # numpy on one thread too (its BLAS is multi-threaded)
                 refs, r["np"], r["np_cpu"] = reference()
-            r["full_mt"], _ = _timed(full, 5)
+            r["full_mt"], _ = _timed(full, reps)
             r["fft_mt"], _ = _timed(fft, 15)
             _, r["np_mt"], _ = reference()
             rounds.append(r)
@@ -134,7 +135,7 @@ def run(quick: bool) -> list[dict]:
     torch.set_num_threads(1)
     try:
         with torch.no_grad():
-            t_small, _ = _timed(lambda: tiling_metrics(small, maps=False), 5)
+            t_small, _ = _timed(lambda: tiling_metrics(small, maps=False), reps)
             f_small, _ = _timed(lambda: torch.fft.rfft2(small), 15)
     finally:
         torch.set_num_threads(threads)
@@ -148,7 +149,8 @@ def run(quick: bool) -> list[dict]:
     torch.set_num_threads(1)
     try:
         with torch.no_grad():
-            t_w, c_w = _timed(lambda: tiling_metrics(walls, mask=mask, ref=ref, maps=False), 3)
+            t_w, c_w = _timed(lambda: tiling_metrics(walls, mask=mask, ref=ref, maps=False),
+                              1 if quick else 3)
             f_w, fc_w = _timed(lambda: torch.fft.rfft2(walls), 15)
     finally:
         torch.set_num_threads(threads)
