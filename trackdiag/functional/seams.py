@@ -27,8 +27,9 @@ from .order import running_min
 __all__ = ["SIDES", "edge_scores", "mask_seam_parts", "mask_seam_score"]
 
 #: Largest lattice period (px) at which the seam's reference band moves one period deeper: beyond it the
-#: band would leave the contour's neighbourhood (light and shading change over that distance).
-_MAX_PHASE_SHIFT_PX = 48.0
+#: band leaves the contour's neighbourhood and reads the lighting's change instead (generated walls read
+#: at 32 px, seeds 1 and 11, gained a seam with a 48-px limit; the tiles it must serve were 12-26 px).
+_MAX_PHASE_SHIFT_PX = 28.0
 
 SIDES = ("left", "right", "top", "bottom")
 
@@ -158,7 +159,7 @@ def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: in
     ``period_px`` (``(N,)``, NaN for none): the wall's lattice row spacing. A tiled wall is laid from its
     edges, so its rows run along the contour at a fixed phase: with tiles or pennies larger than the bands,
     the contour band sits on one part of the tile (its edge, or the grout) and the reference band on another,
-    a consistent offset with no seam. Where ``period_px`` is ``gap + ref`` … 48 px, the reference band is
+    a consistent offset with no seam. Where ``period_px`` is ``gap + ref`` … 28 px, the reference band is
     the contour band one period deeper instead (``skip + P``–``ring + P`` px, ``P`` the rounded period):
     the same phase of the texture, and outside any halo a few px wide; the blocks are then 3× as large, so
     that both bands fall in the same block.
