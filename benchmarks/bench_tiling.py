@@ -63,6 +63,21 @@ def _walls(size: int):
     return pred, mask, ref
 
 
+def _one_thread_vs_fft(fn: Callable[[], object], batch: object, repeat: int
+                       ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``_timed(fn, repeat)`` and ``_timed(rfft2(batch), 15)``, both with torch on one thread (restored) and
+    without autograd."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            return _timed(fn, repeat), _timed(lambda: torch.fft.rfft2(batch), 15)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run(quick: bool) -> list[dict]:
     reps = 2 if quick else 5
     import torch
@@ -132,13 +147,7 @@ def run(quick: bool) -> list[dict]:
                     "default torch threads"))
     # The same ratio on a 4×3×256² batch (the fixed costs weigh more on small images).
     small = wall_batch(4, 256, generator=torch.Generator().manual_seed(1))
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            t_small, _ = _timed(lambda: tiling_metrics(small, maps=False), reps)
-            f_small, _ = _timed(lambda: torch.fft.rfft2(small), 15)
-    finally:
-        torch.set_num_threads(threads)
+    (t_small, _), (f_small, _) = _one_thread_vs_fft(lambda: tiling_metrics(small, maps=False), small, reps)
     rows.append(row("tiling_4x3x256", "full_summary_1thread", t_small * 1e3, "ms",
                     "tiling_metrics(maps=False)"))
     rows.append(row("tiling_4x3x256", "ratio_vs_rfft2_1thread", t_small / f_small, "x",
@@ -146,14 +155,8 @@ def run(quick: bool) -> list[dict]:
     # Realistic walls (trackdiag.testing.walls, 512², two angled) with their masks and a reference: the
     # mask seam, the tapered windows and the reference's own lattice run as well.
     walls, mask, ref = _walls(512)
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            t_w, c_w = _timed(lambda: tiling_metrics(walls, mask=mask, ref=ref, maps=False),
-                              1 if quick else 3)
-            f_w, fc_w = _timed(lambda: torch.fft.rfft2(walls), 15)
-    finally:
-        torch.set_num_threads(threads)
+    (t_w, c_w), (f_w, fc_w) = _one_thread_vs_fft(
+        lambda: tiling_metrics(walls, mask=mask, ref=ref, maps=False), walls, 1 if quick else 3)
     rows.append(row("tiling_4x3x512_walls", "full_summary_1thread", t_w * 1e3, "ms",
                     "tiling_metrics(mask=, ref=, maps=False) on generated walls"))
     rows.append(row("tiling_4x3x512_walls", "ratio_vs_rfft2_1thread", t_w / f_w, "x",
