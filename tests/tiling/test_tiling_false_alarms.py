@@ -110,3 +110,24 @@ def test_pixel_locked_running_bond_is_not_a_grid_but_a_grid_on_a_free_wall_is():
     assert all(not (_codes(out, i) & ARTIFACTS) for i in range(n)), [_codes(out, i) for i in range(n)]
     named = [_codes(out, n + i) for i in range(len(grids))]
     assert all("grid_s8" in c for c in named), named
+
+
+def test_noise_and_an_untrained_network_are_not_aliasing_but_a_strided_mosaic_is():
+    """Pixel-scale noise is not a fold: white noise and the outputs of a randomly initialised resize→conv
+    decoder (what a training loop logs at step 0) read much energy near Nyquist, and the demo reported
+    ``aliasing`` from step 0 until the Nyquist branch of the rule was gated on a confident lattice. The
+    counterpart: a 2.6-px mosaic subsampled by striding (folded fine peaks) is still aliasing."""
+    g = torch.Generator().manual_seed(5)
+    torch.manual_seed(5)
+    decoder = torch.nn.Sequential(torch.nn.Upsample(scale_factor=2.0), torch.nn.Conv2d(8, 16, 3, padding=1),
+                                  torch.nn.SiLU(), torch.nn.Upsample(scale_factor=2.0),
+                                  torch.nn.Conv2d(16, 3, 3, padding=1))
+    with torch.no_grad():
+        untrained = torch.sigmoid(decoder(torch.randn(4, 8, 16, 16, generator=g)))
+    noise = torch.rand(4, 3, 64, 64, generator=g)
+    fine = S.tiles(3 * 128, 3 * 128, period_px=2.6 * 3, generator=g)
+    strided = S.jpeg(fine[::3, ::3], 90)
+    out = _metrics(torch.cat([noise, untrained]))
+    codes = [_codes(out, i) for i in range(8)]
+    assert all("aliasing" not in c for c in codes), codes  # was 8 of 8
+    assert "aliasing" in _codes(_metrics(S.to_rgb(strided)[None]), 0)

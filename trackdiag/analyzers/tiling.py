@@ -1202,7 +1202,13 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     # energy near Nyquist that a real fine texture's own first shell explains (fine peaks, none folded) is
     # that texture's, not a fold
     own_fine = _fin(fp) and fp >= ALIAS_FINE_PEAKS and _fin(fold) and fold < ALIAS_FOLD_PEAKS
-    nyquist = _fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE and not own_fine
+    # energy near Nyquist on a surface without a confident lattice is its grain or noise, not a fold: white
+    # noise reads resize 0.86 / shift 1.0, an untrained network's 64-px outputs 0.76 / 0.88 (the demo showed
+    # "aliasing" from step 0); no wall of seed 11 or real-dev fires by this branch alone
+    score = g("periodicity_score")
+    lattice = not _fin(score) or score >= APERIODIC_SCORE
+    nyquist = (_fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE and not own_fine
+               and lattice)
     on = folded or moire or nyquist
     return on, folded, moire
 
