@@ -131,3 +131,25 @@ def test_noise_and_an_untrained_network_are_not_aliasing_but_a_strided_mosaic_is
     codes = [_codes(out, i) for i in range(8)]
     assert all("aliasing" not in c for c in codes), codes  # was 8 of 8
     assert "aliasing" in _codes(_metrics(S.to_rgb(strided)[None]), 0)
+
+
+def test_small_clean_crops_have_no_region_and_a_band_is_still_found():
+    """Clean tile crops with four periods across (64 px of 16-px tiles, 128 px of 32-px tiles: what a
+    training loop logs) read a doubled zone or a band from the region maps, whose windows then hold one
+    period: the pair test's correlations over flat windows were rounding residue (``pair_excess_max`` read
+    2·10⁶-2·10⁷). The region keys now need five lattice periods across the frame and a flat window has no
+    correlation. Counterpart: a full-width band at twice the period on 256-px walls is still a band."""
+    g = torch.Generator().manual_seed(8)
+    small = [S.to_rgb(S.tiles(64, 64, period_px=16, generator=g)) for _ in range(3)]
+    mid = [S.to_rgb(S.tiles(128, 128, period_px=32, generator=g)) for _ in range(3)]
+    regions = {"doubled_zone", "bands_rows", "bands_cols"}
+    for batch in (small, mid):
+        out = _metrics(torch.stack(batch))
+        codes = [_codes(out, i) for i in range(len(batch))]
+        assert all(not (c & regions) for c in codes), codes  # was 6 of 6
+    walls = [S.to_rgb(S.tiles(256, 256, period_px=p, generator=g)) for p in (11.3, 13.7)]
+    bands = [S.to_rgb(S.band_doubled(256, 256, period_px=p, generator=g)) for p in (12.7, 14.1)]
+    out = _metrics(torch.stack(walls + bands))
+    assert max(out["pair_excess_max"].tolist()) < 50  # robust z units, not rounding residue
+    assert all(not (_codes(out, i) & regions) for i in range(2)), [_codes(out, i) for i in range(2)]
+    assert all("bands_rows" in _codes(out, 2 + i) for i in range(2)), [_codes(out, 2 + i) for i in range(2)]

@@ -150,6 +150,9 @@ PAIR_LINE = 0.5  # pair_row_level / pair_col_level above: a whole map row (colum
 STRIP_NOVELTY = 0.17  # strip_novelty_x above: a strip repeats what the rest of the wall does not (2x along x)
 STRIP_EXTENT = 0.8  # strip_extent_x above: the novel content spans the strip's width (a band, not a zone)
 STRIP_OTHER_AXIS = 0.5  # strip_novelty_y above as well: novel along both axes (moiré, not a 2x band)
+MIN_REGION_PERIODS = 5.0  # region maps (doubling_*, pair_*) need the shorter side >= this × the shortest
+#                           lattice vector (seed 11 and real-dev walls: >= 5.3; the lattice is sometimes read
+#                           at 2× on a zone wall, a zone was found at 6.9)
 STRIP_MIN_LATTICE_PX = 8.0  # the wall's longest lattice vector below: no wall lattice to double (aliasing)
 CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.006, 0.02  # checkerboard_s2 (parity gain, relative)
 GRID_WARN, GRID_BAD = 0.004, 0.008  # grid_s<k> (extra jump on the k-px lines less its noise floor; the
@@ -713,6 +716,18 @@ def _pair_keys(x: torch.Tensor, vf: torch.Tensor, per: Any, side: int, wst: Mapp
                               max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample)
 
 
+def _region_room(out: dict[str, torch.Tensor], height: int, width: int) -> None:
+    """NaN the 2×-period region keys (``doubling_*``, ``pair_*``; ``(N,)`` each, in place) of the images
+    whose frame holds fewer than ``MIN_REGION_PERIODS`` of the wall's shortest lattice vector along its
+    shorter side, or that have no lattice (no period, so no "twice the period": white noise and an
+    untrained network's outputs read a doubled zone in the spectral map): the maps' windows (a quarter and
+    an eighth of the side) then hold about one period, and clean tile crops of 64-128 px with four periods
+    across read zones and bands."""
+    room = (min(height, width) / out["lattice_t1_px"]) >= MIN_REGION_PERIODS  # NaN lattice: False
+    for k in [k for k in out if k.startswith(("doubling_", "pair_"))]:
+        out[k] = torch.where(room, out[k], torch.full_like(out[k], float("nan")))
+
+
 def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref: torch.Tensor | None = None,
                    params: TilingParams | None = None, maps: bool = True) -> dict[str, torch.Tensor]:
     """Every tiling metric of a batch, on ``pred``'s device, with no host synchronisation.
@@ -902,6 +917,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # (the limit: the wall's densest rows, f*; a staggered lattice's x repeat is longer than its pitch)
     out.update(strip_band_keys(x, sw, period_x_px=per.period_px, period_y_px=per.period_px))
     out.update(_pair_keys(x, vf, per, s, wst, tx, ty, out["fundamental_period_px"] / gl, p))
+    _region_room(out, h, w)
     out.update(scale_trend(x, sw))
 
     if maps:

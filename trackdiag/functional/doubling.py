@@ -346,6 +346,12 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
                       + ty[:, None, None] * (yc / h - 0.5)[None, :, None])  # N×hh×ww
     img = torch.stack([x0, vf], dim=1)  # N×2×hh×ww: the image and its validity, shifted together
     nan = float("nan")
+    # window variance below which a window counts as flat: 10⁻⁴ of the image's (valid) pixel variance,
+    # well above float32 rounding of the window moments and far below any texture's local variance
+    vsum = vf.sum((-2, -1)).clamp_min(1.0)
+    mean0 = (x0 * vf).sum((-2, -1)) / vsum
+    var0 = (((x0 - mean0[:, None, None]) * vf).square().sum((-2, -1)) / vsum)
+    flat_var = (1e-4 * var0 + 1e-12)[:, None, None]
 
     def corr(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Windows' pair correlation at the displacement ``v`` (``N×2`` px): ``N×gh×gw`` and its
@@ -364,8 +370,11 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
         cov = sab - sa * sb / cnt
         va = (saa - sa.square() / cnt).clamp_min(0.0)
         vb = (sbb - sb.square() / cnt).clamp_min(0.0)
-        c = cov / torch.sqrt(va * vb).clamp_min(1e-12)
-        return c, sw
+        # a flat window (one tile's face, a plain wall) has no correlation: its variances are rounding
+        # residue of E[x²] − E[x]², and cov over them read ±10⁶ on clean 64-128 px tiles
+        flat = (va <= flat_var) | (vb <= flat_var)
+        c = (cov / torch.sqrt(va * vb).clamp_min(1e-30)).clamp(-1.0, 1.0)
+        return torch.where(flat, torch.full_like(c, nan), c), sw
 
     vecs = vectors.to(dt)
     margins, plains = [], []
