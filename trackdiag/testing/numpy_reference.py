@@ -37,13 +37,14 @@ def hann(n: int) -> np.ndarray:
 
 
 def detrend(x: np.ndarray, w: np.ndarray, order: int = 2) -> np.ndarray:
+    """``x`` less its weighted (``w``) least-squares polynomial of degree ``order`` in (x, y)."""
     h, wd = x.shape
     yy, xx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, wd), indexing="ij")
     cols = [np.ones_like(xx)] + ([xx, yy] if order >= 1 else []) + ([xx * xx, xx * yy,
                                                                      yy * yy] if order >= 2 else [])
     a = np.stack([c.ravel() for c in cols], axis=1)
-    sw = np.sqrt(w.ravel())
-    coef, *_ = np.linalg.lstsq(a * sw[:, None], x.ravel() * sw, rcond=None)
+    aw = a * w.ravel()[:, None]  # weighted least squares by its normal equations (a few unknowns)
+    coef = np.linalg.solve(aw.T @ a + 1e-12 * np.eye(a.shape[1]), aw.T @ x.ravel())
     return x - (a @ coef).reshape(h, wd)
 
 
@@ -347,66 +348,12 @@ def peak_near(p: np.ndarray, iy: int, ix: int, ky: np.ndarray, kx: np.ndarray, r
     return math.hypot(ry, rx)
 
 
-def local_periods(x: np.ndarray, *, window_frac: float = 0.25, overlap: int = 3, max_fft_px: int = 64,
-                  max_downsample: int = 2, min_peak_ratio: float = 10.0, min_period_px: float = 3.0
-                  ) -> tuple[np.ndarray, int]:
-    h, w = x.shape
-    win = max(16, round(window_frac * min(h, w)))
-    ds = max(1, min(max_downsample, win // max_fft_px))
-    k = max(8, win // ds)
-    st = max(1, k // overlap)
-    if ds > 1:
-        x = x[: h // ds * ds, : w // ds * ds].reshape(h // ds, ds, w // ds, ds).mean(axis=(1, 3))
-    hh, ww = x.shape
-    gh, gw = (hh - k) // st + 1, (ww - k) // st + 1
-    hw = np.outer(hann(k), hann(k))
-    ky, kx, r, wt = rfft_grid(k)
-    r_min, r_max = 2.0, min(k / 2.0, k * ds / max(min_period_px, 4.0 * ds))
-    band = (r >= r_min) & (r <= r_max)
-    out = np.full((gh, gw), np.nan)
-    for i in range(gh):
-        for j in range(gw):
-            patch = x[i * st:i * st + k, j * st:j * st + k]
-            m = (patch * hw).sum() / hw.sum()
-            p = np.abs(np.fft.rfft2((patch - m) * hw)) ** 2
-            peaks = find_peaks(p, r, ky, kx, r_min, r_max, k=8, reach=1)
-            if not peaks:
-                continue
-            jj = pick(peaks)
-            rad = twin_radius(peaks, jj)
-            bg = np.exp((np.log(np.maximum(p[band], 1e-300)) * wt[band]).sum() / wt[band].sum())
-            if peaks[jj][0] / bg >= min_peak_ratio:
-                out[i, j] = k * ds / rad
-    return out, st * ds
-
-
 def longest_run(flags: np.ndarray) -> int:
     best = cur = 0
     for f in flags:
         cur = cur + 1 if f else 0
         best = max(best, cur)
     return best
-
-
-def bands(lp: np.ndarray, stride: int) -> dict[str, float]:
-    base = float(np.nanmedian(lp)) if np.isfinite(lp).any() else float("nan")
-    meas = np.isfinite(lp)
-    ratio = lp / base
-    dbl = meas & (ratio >= 1.7) & (ratio <= 2.35)
-
-    def smooth(a: np.ndarray) -> np.ndarray:
-        return np.array([a[max(0, i - 1):i + 2].mean() for i in range(len(a))])
-
-    rf = smooth(dbl.sum(1) / np.maximum(meas.sum(1), 1))
-    cf = smooth(dbl.sum(0) / np.maximum(meas.sum(0), 1))
-    rrun, crun = longest_run(rf >= 0.35) * stride, longest_run(cf >= 0.35) * stride
-    cols = cf.max() > rf.max()
-    return {"band_base_period_px": base, "band_row_frac_max": float(rf.max()),
-            "band_col_frac_max": float(cf.max()),
-            "band_row_max_run": float(rrun), "band_col_max_run": float(crun),
-            "band_axis_is_cols": float(cols),
-            "band_score": float(cf.max() if cols else rf.max()),
-            "band_max_run": float(crun if cols else rrun)}
 
 
 def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: np.ndarray | None = None
@@ -458,10 +405,12 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
     p_up = np.abs(np.fft.rfft2(per["sig"] + diff * per["w"], s=(s, s))) ** 2
     iy, ix = per["index"]
     out["resize_delta_r"] = peak_near(p_up, iy, ix, ky, kx) - peak_near(p, iy, ix, ky, kx)
-    lp, stride = local_periods(np.where(valid, x, 0.0))
-    out.update(bands(lp, stride))
     out["shift_nmse_dx1"] = out["shift_mse_dx1"] / max(2 * var, 1e-300)
     out["resize_nmse_downUp"] = out["resize_mse_downUp"] / max(var, 1e-300)
+    out["shift_nmse_dy1"] = out["shift_mse_dy1"] / max(2 * var, 1e-300)
+    out["checkerboard_s8"] = out["grid_s8"]
+    out["fft_side_px"] = float(s)
+    out["fstar_radius_bin"], out["fstar_period_px"] = fstar, s / fstar
     out.update(lattice_summary(x, valid, finite, lat, mask is not None))
     return out
 
