@@ -356,9 +356,12 @@ def longest_run(flags: np.ndarray) -> int:
     return best
 
 
-def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: np.ndarray | None = None
-                      ) -> dict[str, float]:
-    """Every numeric tiling metric of one image (``H×W`` or ``H×W×C`` in [0, 1]), the plain numpy way."""
+def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: np.ndarray | None = None,
+                      newer: bool = True) -> dict[str, float]:
+    """The numeric tiling metrics of one image (``H×W`` or ``H×W×C`` in [0, 1]), the plain numpy way.
+
+    ``newer=False`` stops after the seed's metrics and the lattice's period (the keys of
+    :func:`lattice_summary` are left out: a cheaper check of the global estimators)."""
     g = luminance(img)
     finite = np.isfinite(g)
     valid = finite & (mask > 0.5 if mask is not None else True)
@@ -411,7 +414,8 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
     out["checkerboard_s8"] = out["grid_s8"]
     out["fft_side_px"] = float(s)
     out["fstar_radius_bin"], out["fstar_period_px"] = fstar, s / fstar
-    out.update(lattice_summary(x, valid, finite, lat, mask is not None))
+    if newer:
+        out.update(lattice_summary(x, valid, finite, lat, mask is not None))
     return out
 
 
@@ -743,7 +747,7 @@ def box_mean(x: np.ndarray, ds: int) -> np.ndarray:
 
 
 def moving_mean(v: np.ndarray, k: int) -> np.ndarray:
-    """``k``-tap moving mean (``k`` odd) that shrinks at the ends (``avg_pool1d(count_include_pad=False)``)."""
+    """``k``-tap moving mean (``k`` odd), shrinking at the ends (``avg_pool1d(count_include_pad=False)``)."""
     r = k // 2
     out = np.empty(len(v))
     for i in range(len(v)):
@@ -999,7 +1003,7 @@ def map_trend(lm: dict[str, Any], h: int, w: int, keep: tuple[float, float] = (0
               ) -> tuple[float, float]:
     """``bands.period_trend``: Theil–Sen slopes of each window's mean log period ratio (scalar, x, y maps,
     those within ``keep`` × their median) against ``y/H`` within map columns and ``x/W`` within map rows."""
-    logs, cnt = 0.0, 0.0
+    logs, cnt = np.zeros(lm["period"].shape), np.zeros(lm["period"].shape)
     for m in (lm["period"], lm["period_x"], lm["period_y"]):
         r = m / lower_median(m)
         with np.errstate(invalid="ignore"):
@@ -1045,8 +1049,11 @@ def box3_shrinking(a: np.ndarray) -> np.ndarray:
     pad = np.pad(a, 1)
     cnt = np.pad(np.ones_like(a), 1)
     h, w = a.shape
-    s = sum(pad[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3))
-    n = sum(cnt[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3))
+    s, n = np.zeros_like(a), np.zeros_like(a)
+    for dy in range(3):
+        for dx in range(3):
+            s += pad[dy:dy + h, dx:dx + w]
+            n += cnt[dy:dy + h, dx:dx + w]
     return s / n
 
 
@@ -1389,8 +1396,8 @@ def thirds_scale_trend(x: np.ndarray, wts: np.ndarray, *, bins_per_octave: int =
 # ------------------------------------------------------------------------------------------------------
 # Strip novelty (localmap.strip_novelty, bands.strip_band_keys)
 # ------------------------------------------------------------------------------------------------------
-def strip_novelty(x: np.ndarray, v: np.ndarray, *, strip_px: int, below_period_px: float, min_valid: float = 0.5,
-                  gain: float = 4.0, rel_tol: float = 0.2, min_period_px: float = 6.0,
+def strip_novelty(x: np.ndarray, v: np.ndarray, *, strip_px: int, below_period_px: float,
+                  min_valid: float = 0.5, gain: float = 4.0, rel_tol: float = 0.2, min_period_px: float = 6.0,
                   max_period_frac: float = 0.25, smooth_frac: float = 1.0 / 16.0, ref_gap: float = 0.18,
                   ref_reach: float = 0.2, below_frac: float = 0.75) -> dict[str, float]:
     """Horizontal strips' share of power above ``gain`` × the (dilated) median spectrum of the strips a
