@@ -456,9 +456,9 @@ def lattice_periodicity(x: np.ndarray, valid: np.ndarray, masked: bool, *, min_p
     idx = np.flatnonzero(cand)
     promv = prom.ravel()[idx]
     strong = promv >= math.log(min_prom)
-    order = np.lexsort((-lp.ravel()[idx], ~strong))  # prominent first, by power; then by prominence
-    order = np.concatenate([order[strong[order]], idx.argsort()[:0]]) if strong.any() else np.argsort(-promv)
-    idx = idx[order][:k]
+    # the prominent ones first, by power; then the others by prominence; the k first
+    rank = np.where(strong, lp.ravel()[idx] + 1e4, promv)
+    idx = idx[np.argsort(-rank, kind="stable")][:k]
     peaks = []
     for i in idx:
         iy, ix = divmod(int(i), s)
@@ -472,7 +472,7 @@ def lattice_periodicity(x: np.ndarray, valid: np.ndarray, masked: bool, *, min_p
         peaks.append(dict(ky=ry, kx=rx, r=math.hypot(ry, rx), p=float(full[iy, ix]),
                           prom=float(math.exp(min(prom[iy, ix], 80.0)))))
     out: dict[str, Any] = {"sig": sig, "w": w, "s": s}
-    f = _pick_lattice_np(peaks, min_prom)
+    f = _pick_lattice_np(peaks, min_prom, min_radius=r_min)
     if f is None:
         out.update(radius=float("nan"), acf=float("nan"), rho=0.0, score=0.0, prominence=0.0,
                    f=np.full(2, np.nan), g=np.full(2, np.nan), found=False)
@@ -512,80 +512,225 @@ def lattice_periodicity(x: np.ndarray, valid: np.ndarray, masked: bool, *, min_p
     return out
 
 
-def _pick_lattice_np(peaks: list[dict[str, float]], min_prom: float, rel_prom: float = 0.03,
-                     rel_power: float = 0.25, weak_power: float = 0.02, tol_bins: float = 0.3,
-                     tol_rel: float = 0.03, low_radius: float = 14.0
+def _pick_lattice_np(peaks: list[dict[str, float]], min_prom: float, *, min_radius: float = 0.0,
+                     rel_prom: float = 0.03, rel_power: float = 0.25, weak_power: float = 0.02,
+                     max_harmonic: int = 6, tol_bins: float = 0.3, tol_rel: float = 0.03,
+                     low_radius: float = 14.0, lone_prom: float = 1e5
                      ) -> tuple[tuple[float, float], float, tuple[float, float]] | None:
-    """``pick_lattice`` of one image, with loops."""
-    if not peaks:
+    """``lattice.pick_lattice`` of one image, with Python loops over the peaks, pairs and hypotheses.
+
+    The candidates (prominent, and supported by a harmonic, a comb, their prominence or a pair), the
+    strongest line ``k₁``, its divisors with their combs and shorter pairs (twice over), the coarsest lattice
+    that explains the strong peaks, the comb of ``f/m``, the centred square; then the second basis vector.
+    Returns ``(f, prominence of f's peak, g)`` (``g`` NaN on a 1-D texture) or None without a lattice."""
+    n = len(peaks)
+    if n == 0:
         return None
-    top = max(q["prom"] for q in peaks)
-    ok = [q for q in peaks if q["prom"] >= max(min_prom, rel_prom * top)]
+    ky = np.array([q["ky"] for q in peaks])
+    kx = np.array([q["kx"] for q in peaks])
+    r = np.array([q["r"] for q in peaks])
+    pw = np.array([q["p"] for q in peaks])
+    prom = np.array([q["prom"] for q in peaks])
+    r_top = r.max()
 
-    def dist(a: tuple[float, float], b: tuple[float, float]) -> float:
-        return min(math.hypot(a[0] - b[0], a[1] - b[1]), math.hypot(a[0] + b[0], a[1] + b[1]))
+    def dist(ty: float, tx: float) -> np.ndarray:
+        """Distance of every peak to ±(ty, tx)."""
+        return np.minimum(np.hypot(ky - ty, kx - tx), np.hypot(ky + ty, kx + tx))
 
-    def supported(q: dict[str, float]) -> bool:
-        return any(dist((o["ky"], o["kx"]), (m * q["ky"], m * q["kx"])) <= tol_bins + tol_rel * m * q["r"]
-                   for m in (2.0, 3.0) for o in ok)
+    def near(ty: float, tx: float, among: np.ndarray) -> np.ndarray:
+        return among & (dist(ty, tx) <= tol_bins + tol_rel * math.hypot(ty, tx))
 
-    ok = [q for q in ok if q["r"] >= low_radius or supported(q)]
-    if not ok:
+    def comb(among: np.ndarray, skip: int, share: float = 0.6) -> np.ndarray:
+        """Per peak: of its multiples m·k (m = 2..6, not multiples of ``skip``) inside the searched band,
+        at least ``share`` are peaks among ``among``."""
+        out = np.zeros(n, bool)
+        for i in range(n):
+            hits = tested = 0
+            for m in range(2, max_harmonic + 1):
+                if m % skip == 0 or m * r[i] > r_top:
+                    continue
+                tested += 1
+                hits += bool((among & (dist(m * ky[i], m * kx[i]) <= tol_bins + tol_rel * m * r[i])).any())
+            out[i] = hits >= share * tested
+        return out
+
+    top = prom.max()
+    base = prom >= min_prom
+    ok = base & (prom >= rel_prom * top)
+    # a low line needs a prominent harmonic at 2k or 3k (both, a comb, or half the top prominence) ...
+    support, both = np.zeros(n, bool), np.ones(n, bool)
+    for m in (2.0, 3.0):
+        hit = np.array([(ok & (dist(m * ky[i], m * kx[i]) <= tol_bins + tol_rel * m * r[i])).any()
+                        for i in range(n)])
+        support |= hit
+        both &= hit
+    top_prom = prom[ok].max() if ok.any() else 0.0
+    support &= both | comb(ok, max_harmonic + 1, share=0.75) | (prom >= 0.5 * top_prom)
+    # ... or be one of a pair a ± b = c of a longer prominent line c
+    for a in range(n):
+        if support[a] or not base[a]:
+            continue
+        for b in range(n):
+            if b == a or not base[b]:
+                continue
+            sin = abs(ky[a] * kx[b] - kx[a] * ky[b]) / max(r[a] * r[b], 1e-9)
+            if sin <= 0.3:
+                continue
+            for sy, sx in ((ky[a] + ky[b], kx[a] + kx[b]), (ky[a] - ky[b], kx[a] - kx[b])):
+                d = np.minimum(np.hypot(sy - ky, sx - kx), np.hypot(sy + ky, sx + kx))
+                if (ok & (d <= tol_bins + tol_rel * r) & (r[a] < 0.9 * r) & (r[b] < 0.9 * r)).any():
+                    support[a] = True
+    lowok = (r >= low_radius) | support | (prom >= lone_prom)
+    ok &= lowok
+    extra = base & lowok & ~ok
+    if not ok.any():
         return None
-    q1 = max(ok, key=lambda q: q["p"])
-    strong = [q for q in ok if q["p"] >= rel_power * q1["p"]]
-    weak = [q for q in ok if q["p"] >= weak_power * q1["p"]]
-    best = q1
-    for m in range(2, 7):
-        t = (q1["ky"] / m, q1["kx"] / m)
-        near = [q for q in strong if dist((q["ky"], q["kx"]), t) <= tol_bins + tol_rel * math.hypot(*t)]
-        if near:
-            q = max(near, key=lambda q: q["p"])
-            if q["r"] < best["r"]:
-                best = q
+    i1 = int(np.argmax(np.where(ok, pw, -1.0)))
+    p1 = pw[i1]
+    strong_pw, weak_pw = pw >= rel_power * p1, pw >= weak_power * p1
+    combs = {m: (ok & comb(base & weak_pw, m, share=0.5)) | (extra & comb(base & strong_pw, m))
+             for m in range(2, max_harmonic + 1)}
+    strong = ok & strong_pw
+
+    def divisors(best: int, *, fixed: bool) -> int:
+        """Divisors ``k/m`` (m = 2..6) that are strong peaks carrying their comb; the shortest wins. ``k``:
+        the starting line (``fixed``) or the current best (updated as the loop goes)."""
+        k0 = best
+        for m in range(2, max_harmonic + 1):
+            kb = k0 if fixed else best
+            cand = near(ky[kb] / m, kx[kb] / m, combs[m] & strong_pw)
+            if cand.any():
+                j = int(np.argmax(np.where(cand, pw, -1.0)))
+                if r[j] < r[best]:
+                    best = j
+        return best
+
+    best = divisors(i1, fixed=True)
+    pair_ok = ok | (extra & comb(base, max_harmonic + 1))
+    weak = pair_ok & weak_pw
     for _ in range(2):
-        kb, tol = (best["ky"], best["kx"]), tol_bins + tol_rel * best["r"]
-        hits = []
-        for a in ok:
-            for b in ok:
-                if a["r"] > 0.85 * best["r"] or b["r"] > 0.85 * best["r"]:
+        # a shorter pair a ± b = k_best (both strong, or both weak with a square or hexagonal geometry)
+        tol = tol_bins + tol_rel * r[best]
+        hit = np.zeros(n, bool)
+        for a in range(n):
+            for b in range(n):
+                if r[a] > 0.85 * r[best] or r[b] > 0.85 * r[best]:
                     continue
-                if not any(dist((a["ky"] + sg * b["ky"], a["kx"] + sg * b["kx"]), kb) <= tol for sg in (1,
-                                                                                                        -1)):
+                if abs(ky[a] * kx[b] - kx[a] * ky[b]) <= 0.3 * r[a] * r[b]:
                     continue
-                same = abs(a["r"] - b["r"]) <= 0.05 * a["r"]
-                cos = (a["ky"] * b["ky"] + a["kx"] * b["kx"]) / max(a["r"] * b["r"], 1e-9)
-                ax_a = min(abs(a["ky"]), abs(a["kx"])) <= 0.18 * a["r"]
-                ax_b = min(abs(b["ky"]), abs(b["kx"])) <= 0.18 * b["r"]
-                geom = same and ((abs(cos) <= 0.15 and ax_a and ax_b) or abs(abs(cos) - 0.5) <= 0.03)
-                if (a in strong and b in strong) or (a in weak and b in weak and geom):
-                    hits.append(a)
-        if hits:
-            best = max(hits, key=lambda q: q["p"])
-        for m in range(2, 7):
-            t = (best["ky"] / m, best["kx"] / m)
-            near = [q for q in strong if dist((q["ky"], q["kx"]), t) <= tol_bins + tol_rel * math.hypot(*t)]
-            if near:
-                q = max(near, key=lambda q: q["p"])
-                if q["r"] < best["r"]:
-                    best = q
-    f = (best["ky"], best["kx"])
-    fr = best["r"]
+                sums = ((ky[a] + ky[b], kx[a] + kx[b]), (ky[a] - ky[b], kx[a] - kx[b]))
+                if not any(min(math.hypot(sy - ky[best], sx - kx[best]),
+                               math.hypot(sy + ky[best], sx + kx[best])) <= tol for sy, sx in sums):
+                    continue
+                same = abs(r[a] - r[b]) <= 0.05 * r[a]
+                cos = (ky[a] * ky[b] + kx[a] * kx[b]) / max(r[a] * r[b], 1e-9)
+                square = (same and abs(cos) <= 0.15 and min(abs(ky[a]), abs(kx[a])) <= 0.18 * r[a]
+                          and min(abs(ky[b]), abs(kx[b])) <= 0.18 * r[b])
+                hexa = same and abs(abs(cos) - 0.5) <= 0.03
+                if (strong[a] and strong[b]) or (weak[a] and weak[b] and (square or hexa)):
+                    hit[a] = True
+        if hit.any():
+            best = int(np.argmax(np.where(hit, pw, -1.0)))
+        best = divisors(best, fixed=False)
+    f = np.array([ky[best], kx[best]])
+    fr = r[best]
+    among_v = ok & strong_pw
+
+    def second(f: np.ndarray, fr: float) -> np.ndarray:
+        """The shortest prominent peak not collinear with ``f`` (|sin| > 0.3), with some power."""
+        cross = np.abs(ky * f[1] - kx * f[0]) / np.maximum(r * fr, 1e-9)
+        cand = ok & (cross > 0.3) & (pw >= 0.02 * pw[best])
+        if not cand.any():
+            return np.array([np.nan, np.nan])
+        j = int(np.argmin(np.where(cand, r, np.inf)))
+        return np.array([ky[j], kx[j]])
+
+    f = _finer_lattice_np(ky, kx, r, f, second(f, fr), among_v, min_radius=min_radius, tol_bins=tol_bins,
+                          tol_rel=tol_rel)
+    fr = float(np.hypot(*f))
+    # the comb of f/m: peaks at j·f/m, j prime to m, make f/m the fundamental (the largest m wins)
+    fn = f / max(fr, 1e-9)
+    along_f = among_v & (np.abs(ky * fn[1] - kx * fn[0]) <= 0.1 * r)
+    for m in range(max_harmonic, 1, -1):
+        v = f / m
+        rv = float(np.hypot(*v))
+        hits = seen = 0
+        for j in range(2, 13):
+            if j % m == 0 or math.gcd(j, m) != 1 or j * rv > r_top:
+                continue
+            seen += 1
+            hits += bool((among_v & (dist(j * v[0], j * v[1]) <= tol_bins + tol_rel * j * rv)).any())
+        vv = max(float(v @ v), 1e-12)
+        jj = np.rint((ky * v[0] + kx * v[1]) / vv)
+        on = along_f & (np.hypot(ky - jj * v[0], kx - jj * v[1]) <= tol_bins + tol_rel * r)
+        if hits >= 2 and hits >= 0.6 * seen and fr / m >= min_radius and on.sum() >= 0.7 * along_f.sum():
+            f, fr = v, fr / m
+            break
+    # a centred square lattice seen along its axes: the axis-aligned (f ± g)/2
     ang = math.degrees(math.atan2(abs(f[0]), abs(f[1])))
-    perp = [q for q in ok if abs((q["ky"] * f[0] + q["kx"] * f[1]) / max(q["r"] * fr, 1e-9)) <= 0.15
-            and abs(q["r"] - fr) <= 0.05 * fr]
-    if abs(ang - 45.0) <= 8.0 and perp:
-        other = max(perp, key=lambda q: q["p"])
-        fa = ((f[0] + other["ky"]) / 2, (f[1] + other["kx"]) / 2)
-        fb = ((f[0] - other["ky"]) / 2, (f[1] - other["kx"]) / 2)
+    cos = (ky * f[0] + kx * f[1]) / np.maximum(r * fr, 1e-9)
+    perp = ok & (np.abs(cos) <= 0.15) & (np.abs(r - fr) <= 0.05 * fr)
+    if abs(ang - 45.0) <= 8.0 and perp.any():
+        jg = int(np.argmax(np.where(perp, pw, -1.0)))
+        fa, fb = (f + [ky[jg], kx[jg]]) / 2, (f - [ky[jg], kx[jg]]) / 2
         f = fa if min(abs(fa[0]), abs(fa[1])) <= min(abs(fb[0]), abs(fb[1])) else fb
-    # the second basis vector: the shortest prominent peak not collinear with f (|sin| > 0.3), with power
-    fr = math.hypot(*f)
-    cand = [q for q in ok if abs(q["ky"] * f[1] - q["kx"] * f[0]) / max(q["r"] * fr, 1e-9) > 0.3
-            and q["p"] >= 0.02 * best["p"]]
-    g = (min(cand, key=lambda q: q["r"])["ky"], min(cand, key=lambda q: q["r"])["kx"]) if cand \
-        else (math.nan, math.nan)
-    return f, best["prom"], g
+        fr = float(np.hypot(*f))
+    g = second(f, fr)
+    return (float(f[0]), float(f[1])), float(prom[best]), (float(g[0]), float(g[1]))
+
+
+def _finer_lattice_np(ky: np.ndarray, kx: np.ndarray, r: np.ndarray, f: np.ndarray, g: np.ndarray,
+                      sel: np.ndarray, *, min_radius: float, tol_bins: float, tol_rel: float,
+                      min_share: float = 0.9, min_gain: int = 2, m_short: int = 40) -> np.ndarray:
+    """``lattice._finer_lattice``: where ``f``, ``g`` explain fewer than 90 % of the strong peaks, the
+    coarsest lattice spanned by a pair of the 40 shortest peaks, differences and sums that explains ≥ 90 %
+    of them and ≥ 2 more; returns the new (reduced) ``f``."""
+    pts = np.stack([ky, kx], axis=1)
+    tol = tol_bins + tol_rel * r
+
+    def explained(b1: np.ndarray, b2: np.ndarray) -> np.ndarray:
+        det = b1[0] * b2[1] - b1[1] * b2[0]
+        if abs(det) <= 1e-6:
+            return np.zeros(len(pts), bool)
+        a = np.rint((pts[:, 0] * b2[1] - pts[:, 1] * b2[0]) / det)
+        b = np.rint((pts[:, 1] * b1[0] - pts[:, 0] * b1[1]) / det)
+        return np.hypot(pts[:, 0] - a * b1[0] - b * b2[0], pts[:, 1] - a * b1[1] - b * b2[1]) <= tol
+
+    if not np.isfinite(f).all():
+        return f
+    one_d = not np.isfinite(g).all()
+    gg = np.array([-f[1], f[0]]) * 1e3 if one_d else g
+    cur_hit = explained(f, gg)
+
+    def along(v: np.ndarray) -> np.ndarray:
+        return np.abs(ky * v[1] - kx * v[0]) <= 0.1 * r * max(float(np.hypot(*v)), 1e-9)
+
+    sel = sel & (cur_hit | ~(along(f) | (along(np.nan_to_num(g)) & (not one_d))))
+    cur, nsel = int((cur_hit & sel).sum()), int(sel.sum())
+    if cur >= min_share * nsel:
+        return f
+    idx = np.flatnonzero(sel)
+    cands = [pts[i] for i in idx] + [pts[i] - pts[j] for i in idx for j in idx] + \
+        [pts[i] + pts[j] for i in idx for j in idx]
+    cands = [c for c in cands if np.hypot(*c) >= max(min_radius, 1.0)]
+    cands = sorted(cands, key=lambda c: float(np.hypot(*c)))[:m_short]
+    best, best_det = None, -1.0
+    for b1 in cands:
+        for b2 in cands:
+            det = abs(b1[0] * b2[1] - b1[1] * b2[0])
+            if det / max(float(np.hypot(*b1) * np.hypot(*b2)), 1e-9) <= 0.3:
+                continue
+            cnt = int((explained(b1, b2) & sel).sum())
+            if cnt >= min_share * nsel and det > best_det:
+                best, best_det, best_cnt = (b1, b2), det, cnt
+    if best is None or best_cnt < cur + min_gain:
+        return f
+    t1, t2 = best
+    for _ in range(4):  # Lagrange–Gauss reduction in reciprocal space
+        if t2 @ t2 < t1 @ t1:
+            t1, t2 = t2, t1
+        t2 = t2 - np.rint((t1 @ t2) / max(t1 @ t1, 1e-12)) * t1
+    return t1
 
 
 def _batch_se(vals: list[float]) -> float:
