@@ -92,6 +92,11 @@ NEW_KEYS = {
     "alias_fine_peak_frac": COUNT, "alias_fold_peak_frac": COUNT, "alias_win_fine_frac": COUNT,
     "alias_win_fold_frac": COUNT, "edge_left": CONT, "edge_score": CONT,
 }
+#: The mask seam (masked case only; its erosions and block sums are exact on both sides).
+SEAM_KEYS = {"mask_seam_score": CONT, "mask_seam_t": CONT, "mask_seam_agree": COUNT}
+#: With a mask, the keys read through the mask's tapered weights get 5 % + 0.002: torch tapers the mask edge
+#: from a coarse box mean upsampled bilinearly (``apodized_weights``), the reference from the exact box mean.
+MASKED = (0.05, 2e-3)
 
 
 def _angled(img: torch.Tensor, strength: float) -> torch.Tensor:
@@ -103,15 +108,25 @@ def _angled(img: torch.Tensor, strength: float) -> torch.Tensor:
     return F.grid_sample(img[None, None], grid[None], align_corners=True, padding_mode="reflection")[0, 0]
 
 
-@pytest.mark.parametrize("case", ["band_edge", "angled_alias"])
+@pytest.mark.parametrize("case", ["band_edge", "angled_alias", "masked_halo"])
 def test_newer_estimators_match_the_numpy_reference(case):
     """The local lattice map's band/zone keys, the doubled-zone map, the pair test, the scale trends, the
     centre's period, strip novelty, the fold fracs and the edge strips of ``tiling_metrics`` against the plain
     numpy versions, on a wall with a full-width band at twice the period and a bright stripe along its left
-    edge, and on an angled, strided-subsampled (aliased) fine tiling. The keys must be non-trivial on at least
-    one case (``_exercised`` below), so that agreement means more than 0 = 0."""
-    g = torch.Generator().manual_seed(7 if case == "band_edge" else 8)
-    if case == "band_edge":
+    edge, on an angled, strided-subsampled (aliased) fine tiling, and on a masked tiling with a bright halo
+    inside the mask's contour (the mask seam). The keys must be non-trivial on at least one case
+    (:func:`test_the_agreement_cases_exercise_the_keys`), so that agreement means more than 0 = 0."""
+    g = torch.Generator().manual_seed({"band_edge": 7, "angled_alias": 8, "masked_halo": 9}[case])
+    mask = None
+    keys = dict(NEW_KEYS)
+    if case == "masked_halo":
+        mask = S.ellipse_mask(256, 256, radii=(0.42, 0.4))
+        img = S.composite(S.tiles(256, 256, period_px=8.0, generator=g), S.plaster(256, 256, generator=g),
+                          mask)
+        inner = -F.max_pool2d(-mask.float()[None, None], 7, 1, 3)[0, 0]  # the mask eroded by 3 px
+        img = S.add_noise(img + 0.08 * (mask.float() - inner), 0.02, generator=g)
+        keys = {**dict.fromkeys(NEW_KEYS, MASKED), **SEAM_KEYS}
+    elif case == "band_edge":
         img = S.band_doubled(256, 256, period_px=8.0, band=(0.25, 0.6), axis="rows", kind="tiles",
                              generator=g)
         img = S.add_noise(img, 0.02, generator=g)
@@ -120,23 +135,23 @@ def test_newer_estimators_match_the_numpy_reference(case):
         img = S.downsample_x2(_angled(S.tiles(512, 512, period_px=5.3, angle_deg=2.0, generator=g), 0.5))
         img = S.add_noise(img, 0.02, generator=g)
     with one_thread():
-        out = tiling_metrics(img[None, None], maps=False)
-    ref = reference_metrics(img.numpy())
-    for key, (rel, ab) in NEW_KEYS.items():
+        out = tiling_metrics(img[None, None], mask=mask, maps=False)
+    ref = reference_metrics(img.numpy(), mask=None if mask is None else mask.numpy().astype(float))
+    for key, (rel, ab) in keys.items():
         a, b = float(out[key][0]), ref[key]
         if math.isnan(b):
             assert math.isnan(a), key
             continue
         assert a == pytest.approx(b, rel=rel, abs=ab), (case, key, a, b)
-    _EXERCISED[case] = {k for k in NEW_KEYS if math.isfinite(ref[k]) and abs(ref[k]) > 1e-3}
+    _EXERCISED[case] = {k for k in keys if math.isfinite(ref[k]) and abs(ref[k]) > 1e-3}
 
 
 _EXERCISED: dict[str, set[str]] = {}
 
 
 def test_the_agreement_cases_exercise_the_keys():
-    """Run after the two cases: every compared key is non-zero and finite on at least one of them."""
-    if len(_EXERCISED) < 2:
-        pytest.skip("the agreement cases did not both run")
+    """Run after the agreement cases: every compared key is non-zero and finite on at least one of them."""
+    if len(_EXERCISED) < 3:
+        pytest.skip("the agreement cases did not all run")
     seen = set().union(*_EXERCISED.values())
-    assert set(NEW_KEYS) - seen == set()
+    assert (set(NEW_KEYS) | set(SEAM_KEYS)) - seen == set()

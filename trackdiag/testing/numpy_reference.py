@@ -1766,6 +1766,55 @@ def window_fold_fracs(x: np.ndarray, v: np.ndarray, f: np.ndarray, g: np.ndarray
 
 
 # ------------------------------------------------------------------------------------------------------
+# The mask seam (functional/seams.mask_seam_parts)
+# ------------------------------------------------------------------------------------------------------
+def erode(v: np.ndarray, r: int) -> np.ndarray:
+    """Minimum of ``v`` over the (2r+1)² square around each pixel (outside the frame counts as 1)."""
+    if r <= 0:
+        return v
+    k = 2 * r + 1
+    pad = np.pad(v, r, constant_values=1.0)
+    rows = np.lib.stride_tricks.sliding_window_view(pad, k, axis=1).min(axis=-1)
+    return np.lib.stride_tricks.sliding_window_view(rows, k, axis=0).min(axis=-1)
+
+
+def contour_offsets(x: np.ndarray, band_ring: np.ndarray, band_ref: np.ndarray, *, block: int,
+                    min_px: int = 16) -> dict[str, float]:
+    """Per ``block``-px block, the relative offset of the mean of ``x`` over ``band_ring`` against its mean
+    over ``band_ref``; the lower median over blocks, its robust t and the share of blocks of its sign."""
+    h, w = x.shape
+    rels = []
+    for i in range(h // block):
+        for j in range(w // block):
+            sl = np.s_[i * block:(i + 1) * block, j * block:(j + 1) * block]
+            c_r, c_f = band_ring[sl].sum(), band_ref[sl].sum()
+            if c_r >= min_px and c_f >= min_px:
+                m_r = (x[sl] * band_ring[sl]).sum() / c_r
+                m_f = (x[sl] * band_ref[sl]).sum() / c_f
+                rels.append((m_r - m_f) / max(abs(m_f), 0.02))
+    if len(rels) < 4:
+        return dict.fromkeys(("mask_seam_score", "mask_seam_t", "mask_seam_agree"), math.nan)
+    rel = np.asarray(rels)
+    med = lower_median(rel)
+    mad = lower_median(np.abs(rel - med))
+    return {"mask_seam_score": abs(med), "mask_seam_t": abs(med) / (1.4826 * mad + 0.01),
+            "mask_seam_agree": float(((rel * np.sign(med)) > 0).mean())}
+
+
+def mask_seam(x: np.ndarray, v: np.ndarray, period_px: float, *, skip: int = 1, ring: int = 3, gap: int = 6,
+              ref: int = 4, block: int = 32, max_shift_px: float = 28.0) -> dict[str, float]:
+    """``mask_seam_*``: the band ``skip``–``ring`` px inside the contour against the band ``gap``–``gap+ref``
+    px inside, block by block; on a periodic wall of period ``gap+ref``–28 px, against the contour band one
+    (rounded) period deeper, in blocks 3× as large."""
+    band_ring = erode(v, skip) * (1.0 - erode(v, ring))
+    if math.isfinite(period_px) and gap + ref <= period_px <= max_shift_px:
+        d = round(period_px)
+        deeper = (erode(v, skip + d) > 0.5) * (1.0 - (erode(v, ring + d) > 0.5))
+        return contour_offsets(x, band_ring, deeper, block=3 * block)
+    return contour_offsets(x, band_ring, erode(v, gap) * (1.0 - erode(v, gap + ref)), block=block)
+
+
+# ------------------------------------------------------------------------------------------------------
 # The lattice's real-space basis (functional/lattice.real_basis, axis_periods; tiling._lattice_keys)
 # ------------------------------------------------------------------------------------------------------
 def real_basis(f: np.ndarray, g: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1834,7 +1883,7 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     """Every key ``tiling_metrics`` adds to the seed's from the lattice on: the lattice keys, the aliasing
     fold keys, the edge strips, the local lattice map's band and zone keys, the map's trend, the doubled-zone
     map, the window, centroid and thirds scale trends, the centre's period, the strip novelty and the pair
-    test (``lat``: :func:`lattice_periodicity` of the frame). ``mask_seam_*`` are NaN (no mask covered)."""
+    test and, with a mask, the mask seam (``lat``: :func:`lattice_periodicity` of the frame)."""
     h, w = x.shape
     s = lat["s"]
     vf = valid.astype(np.float64)
@@ -1847,7 +1896,10 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     out["alias_fine_peak_frac"], out["alias_fold_peak_frac"] = fine_peak_fracs(p, f, g, lat_ok)
     out["alias_win_fine_frac"], out["alias_win_fold_frac"] = window_fold_fracs(x, vf, f, g, lat_ok, s)
     out.update(edge_scores(x, finite.astype(np.float64)))
-    out.update(dict.fromkeys(("mask_seam_score", "mask_seam_t", "mask_seam_agree"), math.nan))
+    if masked:  # the reference band one row spacing deeper on a periodic wall
+        out.update(mask_seam(x, vf, gl if lat["score"] >= 0.3 else math.nan))
+    else:
+        out.update(dict.fromkeys(("mask_seam_score", "mask_seam_t", "mask_seam_agree"), math.nan))
     lm = local_lattice_map(x, valid if masked else None)
     out.update(band_keys(lm))
     ty, tx = map_trend(lm, h, w)
