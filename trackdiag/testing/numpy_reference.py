@@ -1,12 +1,34 @@
 """A plain, per-image numpy implementation of the tiling metrics: the speed and correctness reference for
-:mod:`trackdiag.analyzers.tiling`.
+:func:`trackdiag.analyzers.tiling.tiling_metrics` (``benchmarks/bench_tiling.py`` times one against the
+other; ``tests/tiling/test_tiling_reference.py`` holds them to agreement).
 
-It follows the definitions in ``docs/tiling.md`` the straightforward way, one image at a time: full 2-D FFTs
-where the torch version projects or reads only the lines it needs (the ACF comes from a zero-padded 2-D
-inverse FFT sampled bilinearly along f*'s direction; the border cross from a full periodic-plus-smooth
-decomposition), ring masks instead of radial histograms, and a Python loop over the local windows.
-Resizes use a 2×2 box filter and separable linear interpolation, so ``resize_*`` match only roughly; the
-other metrics agree with the torch version (``tests/test_tiling_reference.py``).
+"Plain" means what a straightforward implementation would do: one image at a time, float64, numpy FFTs, full
+2-D spectra where the torch version projects or reads only the lines it needs, and Python loops over the
+local windows, tiles, strips, peaks, peak pairs and lattice hypotheses (array operations inside each), never
+per-pixel Python loops. Sections, one per estimator:
+
+* spectra, peaks and the global period (the older estimator's peaks and ACF, ring energies, parity gain, grid
+  excess, border cross, shift and resize; :func:`reference_metrics` assembles the summary);
+* the 2-D lattice (:func:`lattice_periodicity`, :func:`_pick_lattice_np`: the prominence map, the candidate
+  rules, divisors, pairs, the coarsest explaining lattice, the comb of ``f/m``, the centred square, ``g``)
+  and its real-space basis (:func:`lattice_keys`);
+* the local lattice map (:func:`local_lattice_map`: per window the fundamental, the x and y periods and the
+  half-frequency ratios) with the band, zone and doubled-area keys (:func:`band_keys`), its perspective trend
+  (:func:`map_trend`) and the centre's period (:func:`centre_period`, :func:`centre_crop_period`);
+* the doubled-zone map (:func:`doubling_margins`, :func:`region_extent`) and the real-space pair test
+  (:func:`pair_margins`);
+* the scale trends (:func:`window_scale_trend`, :func:`centroid_scale_trend`, :func:`thirds_scale_trend`);
+* strip novelty (:func:`strip_novelty`), the aliasing fold keys (:func:`fine_peak_fracs`,
+  :func:`window_fold_fracs`), the edge strips (:func:`edge_scores`) and the mask seam (:func:`mask_seam`);
+  :func:`lattice_summary` runs them in ``tiling_metrics``' order.
+
+Not covered: the keys that need a reference patch (``ref_*``, ``period_ratio_to_ref``, the spectrum
+distance, the detail deficit) and the parity-gain parts (``parity_gain_*``, ``checkerboard_robust``,
+``checkerboard_dims``, ``grid_phase_s*``). Resizes use a 2×2 box filter and separable linear
+interpolation, so ``resize_*`` match only roughly; the torch ACF is a projection onto f*'s direction (here a
+zero-padded 2-D ACF), so ``acf_first_peak_*`` and ``periodicity_score`` agree to a few %; the mask's taper is
+exact here (torch: a coarse box mean upsampled), so keys read through it agree to a few % with a mask.
+Everything else agrees to float32 rounding, up to keys that count windows or bins over a threshold.
 """
 
 from __future__ import annotations
