@@ -22,13 +22,13 @@ per-pixel Python loops. Sections, one per estimator:
   :func:`window_fold_fracs`), the edge strips (:func:`edge_scores`) and the mask seam (:func:`mask_seam`);
   :func:`lattice_summary` runs them in ``tiling_metrics``' order.
 
-Not covered: the keys that need a reference patch (``ref_*``, ``period_ratio_to_ref``, the spectrum
-distance, the detail deficit) and the parity-gain parts (``parity_gain_*``, ``checkerboard_robust``,
-``checkerboard_dims``, ``grid_phase_s*``). Resizes use a 2×2 box filter and separable linear
-interpolation, so ``resize_*`` match only roughly; the torch ACF is a projection onto f*'s direction (here a
-zero-padded 2-D ACF), so ``acf_first_peak_*`` and ``periodicity_score`` agree to a few %; the mask's taper is
-exact here (torch: a coarse box mean upsampled), so keys read through it agree to a few % with a mask.
-Everything else agrees to float32 rounding, up to keys that count windows or bins over a threshold.
+Not covered: the keys that need a reference patch (``ref_*``, ``period_ratio_to_ref``, the spectrum distance,
+the detail deficit) and the grid's winning phase (``grid_phase_s*``). Resizes use a 2×2 box filter and
+separable linear interpolation, so ``resize_*`` match only roughly; the torch ACF is a projection onto f*'s
+direction (here a zero-padded 2-D ACF), so ``acf_first_peak_*``, ``acf_peak_rho`` and ``periodicity_score``
+agree to a few %; the mask's taper is exact here (torch: a coarse box mean upsampled), so keys read through it
+agree to a few % with a mask. Everything else agrees to float32 rounding, up to keys that count windows or
+bins over a threshold.
 """
 
 from __future__ import annotations
@@ -396,7 +396,8 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
     ky, kx, r, wt = per["grid"]
     out.update(fundamental_radius_bin=lat["radius"], fundamental_period_px=s / lat["radius"],
                acf_first_peak_period_px=lat["acf"], acf_first_peak_radius_bin=s / lat["acf"],
-               periodicity_score=lat["score"])
+               periodicity_score=lat["score"], acf_peak_rho=lat["rho"],
+               fundamental_peak_ratio=lat["prominence"])
     per["radius"] = lat["radius"]
     fstar = per["radius"]
     if ref is not None:
@@ -413,7 +414,8 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
     axis = (np.abs(ky) <= 1) | (np.abs(kx) <= 1)
     out["axis_ratio_at_f"] = ring_energy(p, r, wt, fstar, axis) / ef if ef > 0 else float("nan")
     vf = valid.astype(np.float64)
-    out["checkerboard_s2"] = out["checkerboard_score"] = parity_gain(x, vf)
+    out.update(parity_gain(x, vf))
+    out["checkerboard_score"] = out["checkerboard_s2"]
     for k in (8, 16):
         out[f"grid_s{k}"] = grid_excess(x, vf, k)
     mean = (x * vf).sum() / max(vf.sum(), 1.0)
@@ -766,11 +768,13 @@ def _parts(n: int) -> int:
     return max(1, min(4, n))
 
 
-def parity_gain(x: np.ndarray, v: np.ndarray, block: int = 8) -> float:
+def parity_gain(x: np.ndarray, v: np.ndarray, block: int = 8) -> dict[str, float]:
     """``checkerboard_s2``: per carrier, Σ (block mean of x·v·c)·(block mean of x·v) / Σ (block mean)², over
     fully valid blocks, less 3 standard errors in quadrature (the same ratio on 4×4 parts of the image);
     the root sum of squares of the three carriers, capped at 3× the root sum of squares of the carriers'
-    interquartile means of the 2×2-quad contrasts."""
+    interquartile means of the 2×2-quad contrasts. Also the carriers' gains (``parity_gain_x``, ``_y``,
+    ``_xy``), that robust gain (``checkerboard_robust``) and ``checkerboard_dims`` (2 where the xy carrier
+    or both axis carriers stand above their floor, 1 where one does)."""
     h, w = x.shape
     hc, wc = h // block * block, w // block * block
     xr, v = x[:hc, :wc], v[:hc, :wc]
@@ -783,7 +787,8 @@ def parity_gain(x: np.ndarray, v: np.ndarray, block: int = 8) -> float:
     s2 = np.where(full, sm ** 2, 0.0)
     den = s2.sum()
     if den <= 0:
-        return math.nan
+        return dict.fromkeys(("parity_gain_x", "parity_gain_y", "parity_gain_xy", "checkerboard_robust",
+                              "checkerboard_dims", "checkerboard_s2"), math.nan)
     hb, wb = sm.shape
     gr, gc = _parts(hb), _parts(wb)
     rb, cb = hb // gr, wb // gc
@@ -795,14 +800,20 @@ def parity_gain(x: np.ndarray, v: np.ndarray, block: int = 8) -> float:
     cy = 1.0 - 2.0 * (np.arange(hc) % 2)
     cx = 1.0 - 2.0 * (np.arange(wc) % 2)
     tot = 0.0
-    for c in (cx[None, :], cy[:, None], cy[:, None] * cx[None, :]):
+    out: dict[str, float] = {}
+    sig = []
+    for name, c in (("x", cx[None, :]), ("y", cy[:, None]), ("xy", cy[:, None] * cx[None, :])):
         ms = np.where(full, bm(x * c) * sm, 0.0)
         a = ms.sum() / den
         ab = batches(ms)
         se = _batch_se([float(n / d) for n, d in zip(ab, den_b, strict=True) if d > 0])
         se = math.inf if math.isnan(se) else se
-        tot += max(0.0, a * a - (3.0 * se) ** 2)
+        fl = max(0.0, a * a - (3.0 * se) ** 2)
+        out[f"parity_gain_{name}"] = float(a)
+        sig.append(fl > 0)
+        tot += fl
     ls = math.sqrt(tot)
+    out["checkerboard_dims"] = 2.0 if sig[2] or (sig[0] and sig[1]) else (1.0 if sig[0] or sig[1] else 0.0)
     # robust gain: interquartile mean of the quad contrasts per carrier
     q = xr[: hc // 2 * 2, : wc // 2 * 2]
     qv = v[: hc // 2 * 2, : wc // 2 * 2].reshape(hc // 2, 2, wc // 2, 2).min(axis=(1, 3)) > 0.5
@@ -814,7 +825,9 @@ def parity_gain(x: np.ndarray, v: np.ndarray, block: int = 8) -> float:
         n = vals.size
         lo, hi = n // 4, max(3 * n // 4, n // 4 + 1)
         rob += float(vals[lo:hi].mean()) ** 2
-    return min(ls, 3.0 * math.sqrt(rob))
+    out["checkerboard_robust"] = math.sqrt(rob)
+    out["checkerboard_s2"] = min(ls, 3.0 * math.sqrt(rob))
+    return out
 
 
 def _trimmed(vals: np.ndarray, trim: float = 0.1) -> float:
