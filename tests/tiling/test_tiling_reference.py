@@ -20,7 +20,8 @@ from trackdiag.testing.numpy_reference import reference_metrics
 #: key → relative tolerance (resize_* use other filters in the reference and are not compared).
 KEYS = {"fundamental_period_px": 1e-3, "acf_first_peak_period_px": 0.01, "periodicity_score": 0.03,
         "E2f_over_Ef": 0.05, "axis_ratio_at_f": 0.01, "checkerboard_score": 0.02, "grid_s8": 0.02,
-        "grid_s16": 0.02, "border_cross_index": 0.02, "shift_mse_dx1": 1e-3, "shift_mse_dy1": 1e-3}
+        "grid_s16": 0.02, "border_cross_index": 0.02, "shift_mse_dx1": 1e-3, "shift_mse_dy1": 1e-3,
+        "checkerboard_robust": 0.02, "parity_gain_x": 0.02, "parity_gain_xy": 0.02, "checkerboard_dims": 0.0}
 
 
 @pytest.mark.parametrize("case", ["brick", "tiles_noise", "deconv", "frame", "masked"])
