@@ -14,7 +14,8 @@ interleaved **rounds** (3; 1 with ``--quick``): each round times the summary (me
 ``--quick``), the FFT (median of 15) and one pass of the reference, and yields its own ratios. Reported: the
 median over rounds of each time and of each ratio, plus the lowest ratio of any round (``_worst``). ``_cpu``
 rows use process CPU time instead of wall time (with one thread, the work done). The ``agreement_*`` rows are
-the largest relative difference between the torch and numpy values of the period metrics over the batch.
+the largest relative difference between the torch and numpy values of a key over the batch
+(``AGREEMENT_KEYS``: the period metrics and the newer estimators' keys).
 
 Two more batches, timed once against their own rfft2 (not in rounds): a 4×3×256² batch (the fixed per-call
 costs weigh more on small images) and four generated 512² walls (``trackdiag.testing.walls``) with their
@@ -164,9 +165,31 @@ def run(quick: bool) -> list[dict]:
     rows.append(row("tiling_4x3x512_walls", "ratio_vs_rfft2_1thread_cpu", c_w / fc_w, "x", "CPU time"))
     with torch.no_grad():
         out = tiling_metrics(batch, maps=False)
-    for key in ("fundamental_period_px", "acf_first_peak_period_px", "band_base_period_px"):
-        diffs = [abs(float(out[key][i]) / r[key] - 1) for i, r in enumerate(refs)
-                 if math.isfinite(r[key]) and math.isfinite(float(out[key][i]))]
+    # Agreement: the largest |torch/numpy − 1| over the batch (values within 1e-3 of 0 on both sides count as
+    # equal; a key NaN on one side only counts as a disagreement of 1). The newer estimators' keys: the
+    # per-axis band keys, the doubled-zone map, the pair test, the fold fracs, the edge strips and the
+    # scale trends (tests/tiling/test_tiling_reference.py holds them to their tolerances).
+    for key in AGREEMENT_KEYS:
+        diffs = []
+        for i, r in enumerate(refs):
+            a, b = float(out[key][i]), r[key]
+            if math.isnan(a) or math.isnan(b):
+                diffs.append(0.0 if math.isnan(a) and math.isnan(b) else 1.0)
+            elif max(abs(a), abs(b)) < 1e-3:
+                diffs.append(0.0)
+            else:
+                diffs.append(abs(a / b - 1) if b != 0 else 1.0)
         rows.append(row(name, f"agreement_{key}", max(diffs) if diffs else float("nan"), "rel",
                         "max |torch/numpy - 1| over the batch"))
     return rows
+
+
+#: The keys whose torch/numpy agreement the benchmark reports.
+AGREEMENT_KEYS = (
+    "fundamental_period_px", "acf_first_peak_period_px", "band_base_period_px", "lattice_t1_px",
+    "band_base_period_x_px", "band_base_period_y_px", "doubled_area_frac", "local_period_trend_x",
+    "doubling_excess_max", "doubling_plain_corr", "pair_excess_max", "pair_plain_corr",
+    "alias_fine_peak_frac", "alias_fold_peak_frac", "alias_win_fine_frac", "edge_score",
+    "persp_trend_x", "centroid_trend_x", "scale_trend_x", "scale_corr_x", "strip_novelty_x",
+    "centre_crop_period_px",
+)

@@ -1,7 +1,8 @@
 """The torch tiling metrics against the plain per-image numpy reference
 (trackdiag/testing/numpy_reference.py),
 which computes them the direct way: full 2-D FFTs, a zero-padded 2-D ACF sampled along f*, a full
-periodic-plus-smooth decomposition, ring masks and a Python loop over the local windows."""
+periodic-plus-smooth decomposition, ring masks and Python loops over the local windows, tiles, strips,
+peaks and lattice hypotheses, in float64."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from tests.support.tiling_cases import one_thread
 from trackdiag.analyzers.tiling import tiling_metrics
@@ -19,7 +21,7 @@ from trackdiag.testing.numpy_reference import reference_metrics
 KEYS = {"fundamental_period_px": 1e-3, "acf_first_peak_period_px": 0.01, "periodicity_score": 0.03,
         "E2f_over_Ef": 0.05, "axis_ratio_at_f": 0.01, "checkerboard_score": 0.02, "grid_s8": 0.02,
         "grid_s16": 0.02, "border_cross_index": 0.02, "shift_mse_dx1": 1e-3, "shift_mse_dy1": 1e-3,
-        "band_base_period_px": 0.01}
+        "checkerboard_robust": 0.02, "parity_gain_x": 0.02, "parity_gain_xy": 0.02, "checkerboard_dims": 0.0}
 
 
 @pytest.mark.parametrize("case", ["brick", "tiles_noise", "deconv", "frame", "masked"])
@@ -40,7 +42,8 @@ def test_torch_metrics_match_the_numpy_reference(case):
                           mask)
     with one_thread():
         out = tiling_metrics(img[None, None], mask=mask, maps=False)
-    ref = reference_metrics(img.numpy(), mask=mask.numpy().astype(float) if mask is not None else None)
+    ref = reference_metrics(img.numpy(), mask=mask.numpy().astype(float) if mask is not None else None,
+                            newer=False)
     for key, tol in KEYS.items():
         a, b = float(out[key][0]), ref[key]
         if math.isnan(b):
@@ -59,3 +62,97 @@ def test_every_key_is_per_sample_with_a_reference_of_one():
     shapes = {k: tuple(v.shape) for k, v in out.items() if isinstance(v, torch.Tensor)}
     wrong = {k: s for k, s in shapes.items() if s != (3,)}
     assert not wrong
+
+
+#: The newer estimators' keys → (relative, absolute) tolerance. The torch side runs in float32, the
+#: reference in float64: continuous keys agree to ~1e-4 (the pair test's bilinear reads of shifted windows
+#: to ~1e-3).
+#: Keys that count windows, bins or strips over a threshold (area, zone and fold fractions) jump by one
+#: window's (bin's) share when a value within float32 rounding of its threshold lands on the other side:
+#: they get 5 % + 0.005. NaN must match NaN.
+CONT, PAIR, COUNT = (2e-3, 1e-4), (1e-2, 2e-3), (0.05, 5e-3)
+NEW_KEYS = {
+    # the lattice and the centre's period (perspective)
+    "fundamental_period_px": CONT, "lattice_t1_px": CONT, "lattice_t2_px": CONT, "period_x_px": CONT,
+    "period_y_px": CONT, "centre_period_px": CONT, "centre_crop_period_px": CONT,
+    # the local lattice map's per-axis band keys and the half-frequency zone keys
+    "band_base_period_px": CONT, "band_base_period_x_px": CONT, "band_base_period_y_px": CONT,
+    "band_row_frac_max": COUNT,
+    "band_col_frac_max": COUNT, "band_row_max_run": COUNT, "doubled_area_frac": COUNT,
+    "doubled_x_frac": COUNT, "doubled_y_frac": COUNT, "doubled_center_y": CONT, "zone_frac": COUNT,
+    "zone_row_frac_max": COUNT, "local_period_trend_x": CONT, "local_period_trend_y": CONT,
+    # the doubled-zone map and the real-space pair test
+    "doubling_excess_max": CONT, "doubling_area_frac": COUNT, "doubling_row_level": CONT,
+    "doubling_col_level": CONT, "doubling_plain_corr": CONT, "pair_excess_max": PAIR,
+    "pair_area_frac": COUNT, "pair_row_level": PAIR, "pair_col_level": PAIR, "pair_plain_corr": PAIR,
+    # the scale trends (perspective)
+    "persp_trend_x": CONT, "persp_trend_y": CONT, "persp_agree_x": CONT, "centroid_trend_x": CONT,
+    "centroid_trend_y": CONT, "scale_trend_x": CONT, "scale_trend_y": CONT, "scale_corr_x": CONT,
+    # strip novelty, the aliasing fold keys, the edge strips
+    "strip_novelty_x": CONT, "strip_novelty_all_x": CONT, "strip_extent_x": COUNT,
+    "alias_fine_peak_frac": COUNT, "alias_fold_peak_frac": COUNT, "alias_win_fine_frac": COUNT,
+    "alias_win_fold_frac": COUNT, "edge_left": CONT, "edge_score": CONT,
+}
+#: The mask seam (masked case only; its erosions and block sums are exact on both sides).
+SEAM_KEYS = {"mask_seam_score": CONT, "mask_seam_t": CONT, "mask_seam_agree": COUNT}
+#: With a mask, the keys read through the mask's tapered weights get 5 % + 0.002: torch tapers the mask edge
+#: from a coarse box mean upsampled bilinearly (``apodized_weights``), the reference from the exact box mean.
+MASKED = (0.05, 2e-3)
+
+
+def _angled(img: torch.Tensor, strength: float) -> torch.Tensor:
+    """``img`` (``H×W``) resampled so that its local scale changes by about ``±strength`` across the frame
+    along x (a wall seen at an angle, roughly) and a little along y."""
+    h, w = img.shape
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    grid = torch.stack([xx + strength * (xx ** 2 - 1) / 2, yy * (1 + 0.5 * strength * xx)], dim=-1)
+    return F.grid_sample(img[None, None], grid[None], align_corners=True, padding_mode="reflection")[0, 0]
+
+
+@pytest.mark.parametrize("case", ["band_edge", "angled_alias", "masked_halo"])
+def test_newer_estimators_match_the_numpy_reference(case):
+    """The local lattice map's band/zone keys, the doubled-zone map, the pair test, the scale trends, the
+    centre's period, strip novelty, the fold fracs and the edge strips of ``tiling_metrics`` against the plain
+    numpy versions, on a wall with a full-width band at twice the period and a bright stripe along its left
+    edge, on an angled, strided-subsampled (aliased) fine tiling, and on a masked tiling with a bright halo
+    inside the mask's contour (the mask seam). The keys must be non-trivial on at least one case
+    (:func:`test_the_agreement_cases_exercise_the_keys`), so that agreement means more than 0 = 0."""
+    g = torch.Generator().manual_seed({"band_edge": 7, "angled_alias": 8, "masked_halo": 9}[case])
+    mask = None
+    keys = dict(NEW_KEYS)
+    if case == "masked_halo":
+        mask = S.ellipse_mask(256, 256, radii=(0.42, 0.4))
+        img = S.composite(S.tiles(256, 256, period_px=8.0, generator=g), S.plaster(256, 256, generator=g),
+                          mask)
+        inner = -F.max_pool2d(-mask.float()[None, None], 7, 1, 3)[0, 0]  # the mask eroded by 3 px
+        img = S.add_noise(img + 0.08 * (mask.float() - inner), 0.02, generator=g)
+        keys = {**dict.fromkeys(NEW_KEYS, MASKED), **SEAM_KEYS}
+    elif case == "band_edge":
+        img = S.band_doubled(256, 256, period_px=8.0, band=(0.25, 0.6), axis="rows", kind="tiles",
+                             generator=g)
+        img = S.add_noise(img, 0.02, generator=g)
+        img[:, :6] += 0.15
+    else:
+        img = S.downsample_x2(_angled(S.tiles(512, 512, period_px=5.3, angle_deg=2.0, generator=g), 0.5))
+        img = S.add_noise(img, 0.02, generator=g)
+    with one_thread():
+        out = tiling_metrics(img[None, None], mask=mask, maps=False)
+    ref = reference_metrics(img.numpy(), mask=None if mask is None else mask.numpy().astype(float))
+    for key, (rel, ab) in keys.items():
+        a, b = float(out[key][0]), ref[key]
+        if math.isnan(b):
+            assert math.isnan(a), key
+            continue
+        assert a == pytest.approx(b, rel=rel, abs=ab), (case, key, a, b)
+    _EXERCISED[case] = {k for k in keys if math.isfinite(ref[k]) and abs(ref[k]) > 1e-3}
+
+
+_EXERCISED: dict[str, set[str]] = {}
+
+
+def test_the_agreement_cases_exercise_the_keys():
+    """Run after the agreement cases: every compared key is non-zero and finite on at least one of them."""
+    if len(_EXERCISED) < 3:
+        pytest.skip("the agreement cases did not all run")
+    seen = set().union(*_EXERCISED.values())
+    assert (set(NEW_KEYS) | set(SEAM_KEYS)) - seen == set()

@@ -1,12 +1,34 @@
 """A plain, per-image numpy implementation of the tiling metrics: the speed and correctness reference for
-:mod:`trackdiag.analyzers.tiling`.
+:func:`trackdiag.analyzers.tiling.tiling_metrics` (``benchmarks/bench_tiling.py`` times one against the
+other; ``tests/tiling/test_tiling_reference.py`` holds them to agreement).
 
-It follows the definitions in ``docs/tiling.md`` the straightforward way, one image at a time: full 2-D FFTs
-where the torch version projects or reads only the lines it needs (the ACF comes from a zero-padded 2-D
-inverse FFT sampled bilinearly along f*'s direction; the border cross from a full periodic-plus-smooth
-decomposition), ring masks instead of radial histograms, and a Python loop over the local windows.
-Resizes use a 2×2 box filter and separable linear interpolation, so ``resize_*`` match only roughly; the
-other metrics agree with the torch version (``tests/test_tiling_reference.py``).
+"Plain" means what a straightforward implementation would do: one image at a time, float64, numpy FFTs, full
+2-D spectra where the torch version projects or reads only the lines it needs, and Python loops over the
+local windows, tiles, strips, peaks, peak pairs and lattice hypotheses (array operations inside each), never
+per-pixel Python loops. Sections, one per estimator:
+
+* spectra, peaks and the global period (the older estimator's peaks and ACF, ring energies, parity gain, grid
+  excess, border cross, shift and resize; :func:`reference_metrics` assembles the summary);
+* the 2-D lattice (:func:`lattice_periodicity`, :func:`_pick_lattice_np`: the prominence map, the candidate
+  rules, divisors, pairs, the coarsest explaining lattice, the comb of ``f/m``, the centred square, ``g``)
+  and its real-space basis (:func:`lattice_keys`);
+* the local lattice map (:func:`local_lattice_map`: per window the fundamental, the x and y periods and the
+  half-frequency ratios) with the band, zone and doubled-area keys (:func:`band_keys`), its perspective trend
+  (:func:`map_trend`) and the centre's period (:func:`centre_period`, :func:`centre_crop_period`);
+* the doubled-zone map (:func:`doubling_margins`, :func:`region_extent`) and the real-space pair test
+  (:func:`pair_margins`);
+* the scale trends (:func:`window_scale_trend`, :func:`centroid_scale_trend`, :func:`thirds_scale_trend`);
+* strip novelty (:func:`strip_novelty`), the aliasing fold keys (:func:`fine_peak_fracs`,
+  :func:`window_fold_fracs`), the edge strips (:func:`edge_scores`) and the mask seam (:func:`mask_seam`);
+  :func:`lattice_summary` runs them in ``tiling_metrics``' order.
+
+Not covered: the keys that need a reference patch (``ref_*``, ``period_ratio_to_ref``, the spectrum distance,
+the detail deficit) and the grid's winning phase (``grid_phase_s*``). Resizes use a 2×2 box filter and
+separable linear interpolation, so ``resize_*`` match only roughly; the torch ACF is a projection onto f*'s
+direction (here a zero-padded 2-D ACF), so ``acf_first_peak_*``, ``acf_peak_rho`` and ``periodicity_score``
+agree to a few %; the mask's taper is exact here (torch: a coarse box mean upsampled), so keys read through it
+agree to a few % with a mask. Everything else agrees to float32 rounding, up to keys that count windows or
+bins over a threshold.
 """
 
 from __future__ import annotations
@@ -37,13 +59,14 @@ def hann(n: int) -> np.ndarray:
 
 
 def detrend(x: np.ndarray, w: np.ndarray, order: int = 2) -> np.ndarray:
+    """``x`` less its weighted (``w``) least-squares polynomial of degree ``order`` in (x, y)."""
     h, wd = x.shape
     yy, xx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, wd), indexing="ij")
     cols = [np.ones_like(xx)] + ([xx, yy] if order >= 1 else []) + ([xx * xx, xx * yy,
                                                                      yy * yy] if order >= 2 else [])
     a = np.stack([c.ravel() for c in cols], axis=1)
-    sw = np.sqrt(w.ravel())
-    coef, *_ = np.linalg.lstsq(a * sw[:, None], x.ravel() * sw, rcond=None)
+    aw = a * w.ravel()[:, None]  # weighted least squares by its normal equations (a few unknowns)
+    coef = np.linalg.solve(aw.T @ a + 1e-12 * np.eye(a.shape[1]), aw.T @ x.ravel())
     return x - (a @ coef).reshape(h, wd)
 
 
@@ -347,39 +370,6 @@ def peak_near(p: np.ndarray, iy: int, ix: int, ky: np.ndarray, kx: np.ndarray, r
     return math.hypot(ry, rx)
 
 
-def local_periods(x: np.ndarray, *, window_frac: float = 0.25, overlap: int = 3, max_fft_px: int = 64,
-                  max_downsample: int = 2, min_peak_ratio: float = 10.0, min_period_px: float = 3.0
-                  ) -> tuple[np.ndarray, int]:
-    h, w = x.shape
-    win = max(16, round(window_frac * min(h, w)))
-    ds = max(1, min(max_downsample, win // max_fft_px))
-    k = max(8, win // ds)
-    st = max(1, k // overlap)
-    if ds > 1:
-        x = x[: h // ds * ds, : w // ds * ds].reshape(h // ds, ds, w // ds, ds).mean(axis=(1, 3))
-    hh, ww = x.shape
-    gh, gw = (hh - k) // st + 1, (ww - k) // st + 1
-    hw = np.outer(hann(k), hann(k))
-    ky, kx, r, wt = rfft_grid(k)
-    r_min, r_max = 2.0, min(k / 2.0, k * ds / max(min_period_px, 4.0 * ds))
-    band = (r >= r_min) & (r <= r_max)
-    out = np.full((gh, gw), np.nan)
-    for i in range(gh):
-        for j in range(gw):
-            patch = x[i * st:i * st + k, j * st:j * st + k]
-            m = (patch * hw).sum() / hw.sum()
-            p = np.abs(np.fft.rfft2((patch - m) * hw)) ** 2
-            peaks = find_peaks(p, r, ky, kx, r_min, r_max, k=8, reach=1)
-            if not peaks:
-                continue
-            jj = pick(peaks)
-            rad = twin_radius(peaks, jj)
-            bg = np.exp((np.log(np.maximum(p[band], 1e-300)) * wt[band]).sum() / wt[band].sum())
-            if peaks[jj][0] / bg >= min_peak_ratio:
-                out[i, j] = k * ds / rad
-    return out, st * ds
-
-
 def longest_run(flags: np.ndarray) -> int:
     best = cur = 0
     for f in flags:
@@ -388,30 +378,12 @@ def longest_run(flags: np.ndarray) -> int:
     return best
 
 
-def bands(lp: np.ndarray, stride: int) -> dict[str, float]:
-    base = float(np.nanmedian(lp)) if np.isfinite(lp).any() else float("nan")
-    meas = np.isfinite(lp)
-    ratio = lp / base
-    dbl = meas & (ratio >= 1.7) & (ratio <= 2.35)
+def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: np.ndarray | None = None,
+                      newer: bool = True) -> dict[str, float]:
+    """The numeric tiling metrics of one image (``H×W`` or ``H×W×C`` in [0, 1]), the plain numpy way.
 
-    def smooth(a: np.ndarray) -> np.ndarray:
-        return np.array([a[max(0, i - 1):i + 2].mean() for i in range(len(a))])
-
-    rf = smooth(dbl.sum(1) / np.maximum(meas.sum(1), 1))
-    cf = smooth(dbl.sum(0) / np.maximum(meas.sum(0), 1))
-    rrun, crun = longest_run(rf >= 0.35) * stride, longest_run(cf >= 0.35) * stride
-    cols = cf.max() > rf.max()
-    return {"band_base_period_px": base, "band_row_frac_max": float(rf.max()),
-            "band_col_frac_max": float(cf.max()),
-            "band_row_max_run": float(rrun), "band_col_max_run": float(crun),
-            "band_axis_is_cols": float(cols),
-            "band_score": float(cf.max() if cols else rf.max()),
-            "band_max_run": float(crun if cols else rrun)}
-
-
-def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: np.ndarray | None = None
-                      ) -> dict[str, float]:
-    """Every numeric tiling metric of one image (``H×W`` or ``H×W×C`` in [0, 1]), the plain numpy way."""
+    ``newer=False`` stops after the seed's metrics and the lattice's period (the keys of
+    :func:`lattice_summary` are left out: a cheaper check of the global estimators)."""
     g = luminance(img)
     finite = np.isfinite(g)
     valid = finite & (mask > 0.5 if mask is not None else True)
@@ -424,7 +396,8 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
     ky, kx, r, wt = per["grid"]
     out.update(fundamental_radius_bin=lat["radius"], fundamental_period_px=s / lat["radius"],
                acf_first_peak_period_px=lat["acf"], acf_first_peak_radius_bin=s / lat["acf"],
-               periodicity_score=lat["score"])
+               periodicity_score=lat["score"], acf_peak_rho=lat["rho"],
+               fundamental_peak_ratio=lat["prominence"])
     per["radius"] = lat["radius"]
     fstar = per["radius"]
     if ref is not None:
@@ -441,7 +414,8 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
     axis = (np.abs(ky) <= 1) | (np.abs(kx) <= 1)
     out["axis_ratio_at_f"] = ring_energy(p, r, wt, fstar, axis) / ef if ef > 0 else float("nan")
     vf = valid.astype(np.float64)
-    out["checkerboard_s2"] = out["checkerboard_score"] = parity_gain(x, vf)
+    out.update(parity_gain(x, vf))
+    out["checkerboard_score"] = out["checkerboard_s2"]
     for k in (8, 16):
         out[f"grid_s{k}"] = grid_excess(x, vf, k)
     mean = (x * vf).sum() / max(vf.sum(), 1.0)
@@ -458,10 +432,14 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
     p_up = np.abs(np.fft.rfft2(per["sig"] + diff * per["w"], s=(s, s))) ** 2
     iy, ix = per["index"]
     out["resize_delta_r"] = peak_near(p_up, iy, ix, ky, kx) - peak_near(p, iy, ix, ky, kx)
-    lp, stride = local_periods(np.where(valid, x, 0.0))
-    out.update(bands(lp, stride))
     out["shift_nmse_dx1"] = out["shift_mse_dx1"] / max(2 * var, 1e-300)
     out["resize_nmse_downUp"] = out["resize_mse_downUp"] / max(var, 1e-300)
+    out["shift_nmse_dy1"] = out["shift_mse_dy1"] / max(2 * var, 1e-300)
+    out["checkerboard_s8"] = out["grid_s8"]
+    out["fft_side_px"] = float(s)
+    out["fstar_radius_bin"], out["fstar_period_px"] = fstar, s / fstar
+    if newer:
+        out.update(lattice_summary(x, valid, finite, lat, mask is not None))
     return out
 
 
@@ -502,9 +480,9 @@ def lattice_periodicity(x: np.ndarray, valid: np.ndarray, masked: bool, *, min_p
     idx = np.flatnonzero(cand)
     promv = prom.ravel()[idx]
     strong = promv >= math.log(min_prom)
-    order = np.lexsort((-lp.ravel()[idx], ~strong))  # prominent first, by power; then by prominence
-    order = np.concatenate([order[strong[order]], idx.argsort()[:0]]) if strong.any() else np.argsort(-promv)
-    idx = idx[order][:k]
+    # the prominent ones first, by power; then the others by prominence; the k first
+    rank = np.where(strong, lp.ravel()[idx] + 1e4, promv)
+    idx = idx[np.argsort(-rank, kind="stable")][:k]
     peaks = []
     for i in idx:
         iy, ix = divmod(int(i), s)
@@ -518,11 +496,13 @@ def lattice_periodicity(x: np.ndarray, valid: np.ndarray, masked: bool, *, min_p
         peaks.append(dict(ky=ry, kx=rx, r=math.hypot(ry, rx), p=float(full[iy, ix]),
                           prom=float(math.exp(min(prom[iy, ix], 80.0)))))
     out: dict[str, Any] = {"sig": sig, "w": w, "s": s}
-    f = _pick_lattice_np(peaks, min_prom)
+    f = _pick_lattice_np(peaks, min_prom, min_radius=r_min)
     if f is None:
-        out.update(radius=float("nan"), acf=float("nan"), rho=0.0, score=0.0, prominence=0.0)
+        out.update(radius=float("nan"), acf=float("nan"), rho=0.0, score=0.0, prominence=0.0,
+                   f=np.full(2, np.nan), g=np.full(2, np.nan), found=False)
         return out
-    (fky, fkx), prom_f = f
+    (fky, fkx), prom_f, g_vec = f
+    out.update(f=np.array([fky, fkx]), g=np.array(g_vec), found=True)
     radius = math.hypot(fky, fkx)
     direction = (fky / radius, fkx / radius)
     ky, kx, r, wt = rfft_grid(s)
@@ -556,74 +536,225 @@ def lattice_periodicity(x: np.ndarray, valid: np.ndarray, masked: bool, *, min_p
     return out
 
 
-def _pick_lattice_np(peaks: list[dict[str, float]], min_prom: float, rel_prom: float = 0.03,
-                     rel_power: float = 0.25, weak_power: float = 0.02, tol_bins: float = 0.3,
-                     tol_rel: float = 0.03, low_radius: float = 14.0) -> tuple[tuple[float, float],
-                                                                               float] | None:
-    """``pick_lattice`` of one image, with loops."""
-    if not peaks:
+def _pick_lattice_np(peaks: list[dict[str, float]], min_prom: float, *, min_radius: float = 0.0,
+                     rel_prom: float = 0.03, rel_power: float = 0.25, weak_power: float = 0.02,
+                     max_harmonic: int = 6, tol_bins: float = 0.3, tol_rel: float = 0.03,
+                     low_radius: float = 14.0, lone_prom: float = 1e5
+                     ) -> tuple[tuple[float, float], float, tuple[float, float]] | None:
+    """``lattice.pick_lattice`` of one image, with Python loops over the peaks, pairs and hypotheses.
+
+    The candidates (prominent, and supported by a harmonic, a comb, their prominence or a pair), the
+    strongest line ``k₁``, its divisors with their combs and shorter pairs (twice over), the coarsest lattice
+    that explains the strong peaks, the comb of ``f/m``, the centred square; then the second basis vector.
+    Returns ``(f, prominence of f's peak, g)`` (``g`` NaN on a 1-D texture) or None without a lattice."""
+    n = len(peaks)
+    if n == 0:
         return None
-    top = max(q["prom"] for q in peaks)
-    ok = [q for q in peaks if q["prom"] >= max(min_prom, rel_prom * top)]
+    ky = np.array([q["ky"] for q in peaks])
+    kx = np.array([q["kx"] for q in peaks])
+    r = np.array([q["r"] for q in peaks])
+    pw = np.array([q["p"] for q in peaks])
+    prom = np.array([q["prom"] for q in peaks])
+    r_top = r.max()
 
-    def dist(a: tuple[float, float], b: tuple[float, float]) -> float:
-        return min(math.hypot(a[0] - b[0], a[1] - b[1]), math.hypot(a[0] + b[0], a[1] + b[1]))
+    def dist(ty: float, tx: float) -> np.ndarray:
+        """Distance of every peak to ±(ty, tx)."""
+        return np.minimum(np.hypot(ky - ty, kx - tx), np.hypot(ky + ty, kx + tx))
 
-    def supported(q: dict[str, float]) -> bool:
-        return any(dist((o["ky"], o["kx"]), (m * q["ky"], m * q["kx"])) <= tol_bins + tol_rel * m * q["r"]
-                   for m in (2.0, 3.0) for o in ok)
+    def near(ty: float, tx: float, among: np.ndarray) -> np.ndarray:
+        return among & (dist(ty, tx) <= tol_bins + tol_rel * math.hypot(ty, tx))
 
-    ok = [q for q in ok if q["r"] >= low_radius or supported(q)]
-    if not ok:
+    def comb(among: np.ndarray, skip: int, share: float = 0.6) -> np.ndarray:
+        """Per peak: of its multiples m·k (m = 2..6, not multiples of ``skip``) inside the searched band,
+        at least ``share`` are peaks among ``among``."""
+        out = np.zeros(n, bool)
+        for i in range(n):
+            hits = tested = 0
+            for m in range(2, max_harmonic + 1):
+                if m % skip == 0 or m * r[i] > r_top:
+                    continue
+                tested += 1
+                hits += bool((among & (dist(m * ky[i], m * kx[i]) <= tol_bins + tol_rel * m * r[i])).any())
+            out[i] = hits >= share * tested
+        return out
+
+    top = prom.max()
+    base = prom >= min_prom
+    ok = base & (prom >= rel_prom * top)
+    # a low line needs a prominent harmonic at 2k or 3k (both, a comb, or half the top prominence) ...
+    support, both = np.zeros(n, bool), np.ones(n, bool)
+    for m in (2.0, 3.0):
+        hit = np.array([(ok & (dist(m * ky[i], m * kx[i]) <= tol_bins + tol_rel * m * r[i])).any()
+                        for i in range(n)])
+        support |= hit
+        both &= hit
+    top_prom = prom[ok].max() if ok.any() else 0.0
+    support &= both | comb(ok, max_harmonic + 1, share=0.75) | (prom >= 0.5 * top_prom)
+    # ... or be one of a pair a ± b = c of a longer prominent line c
+    for a in range(n):
+        if support[a] or not base[a]:
+            continue
+        for b in range(n):
+            if b == a or not base[b]:
+                continue
+            sin = abs(ky[a] * kx[b] - kx[a] * ky[b]) / max(r[a] * r[b], 1e-9)
+            if sin <= 0.3:
+                continue
+            for sy, sx in ((ky[a] + ky[b], kx[a] + kx[b]), (ky[a] - ky[b], kx[a] - kx[b])):
+                d = np.minimum(np.hypot(sy - ky, sx - kx), np.hypot(sy + ky, sx + kx))
+                if (ok & (d <= tol_bins + tol_rel * r) & (r[a] < 0.9 * r) & (r[b] < 0.9 * r)).any():
+                    support[a] = True
+    lowok = (r >= low_radius) | support | (prom >= lone_prom)
+    ok &= lowok
+    extra = base & lowok & ~ok
+    if not ok.any():
         return None
-    q1 = max(ok, key=lambda q: q["p"])
-    strong = [q for q in ok if q["p"] >= rel_power * q1["p"]]
-    weak = [q for q in ok if q["p"] >= weak_power * q1["p"]]
-    best = q1
-    for m in range(2, 7):
-        t = (q1["ky"] / m, q1["kx"] / m)
-        near = [q for q in strong if dist((q["ky"], q["kx"]), t) <= tol_bins + tol_rel * math.hypot(*t)]
-        if near:
-            q = max(near, key=lambda q: q["p"])
-            if q["r"] < best["r"]:
-                best = q
+    i1 = int(np.argmax(np.where(ok, pw, -1.0)))
+    p1 = pw[i1]
+    strong_pw, weak_pw = pw >= rel_power * p1, pw >= weak_power * p1
+    combs = {m: (ok & comb(base & weak_pw, m, share=0.5)) | (extra & comb(base & strong_pw, m))
+             for m in range(2, max_harmonic + 1)}
+    strong = ok & strong_pw
+
+    def divisors(best: int, *, fixed: bool) -> int:
+        """Divisors ``k/m`` (m = 2..6) that are strong peaks carrying their comb; the shortest wins. ``k``:
+        the starting line (``fixed``) or the current best (updated as the loop goes)."""
+        k0 = best
+        for m in range(2, max_harmonic + 1):
+            kb = k0 if fixed else best
+            cand = near(ky[kb] / m, kx[kb] / m, combs[m] & strong_pw)
+            if cand.any():
+                j = int(np.argmax(np.where(cand, pw, -1.0)))
+                if r[j] < r[best]:
+                    best = j
+        return best
+
+    best = divisors(i1, fixed=True)
+    pair_ok = ok | (extra & comb(base, max_harmonic + 1))
+    weak = pair_ok & weak_pw
     for _ in range(2):
-        kb, tol = (best["ky"], best["kx"]), tol_bins + tol_rel * best["r"]
-        hits = []
-        for a in ok:
-            for b in ok:
-                if a["r"] > 0.85 * best["r"] or b["r"] > 0.85 * best["r"]:
+        # a shorter pair a ± b = k_best (both strong, or both weak with a square or hexagonal geometry)
+        tol = tol_bins + tol_rel * r[best]
+        hit = np.zeros(n, bool)
+        for a in range(n):
+            for b in range(n):
+                if r[a] > 0.85 * r[best] or r[b] > 0.85 * r[best]:
                     continue
-                if not any(dist((a["ky"] + sg * b["ky"], a["kx"] + sg * b["kx"]), kb) <= tol for sg in (1,
-                                                                                                        -1)):
+                if abs(ky[a] * kx[b] - kx[a] * ky[b]) <= 0.3 * r[a] * r[b]:
                     continue
-                same = abs(a["r"] - b["r"]) <= 0.05 * a["r"]
-                cos = (a["ky"] * b["ky"] + a["kx"] * b["kx"]) / max(a["r"] * b["r"], 1e-9)
-                ax_a = min(abs(a["ky"]), abs(a["kx"])) <= 0.18 * a["r"]
-                ax_b = min(abs(b["ky"]), abs(b["kx"])) <= 0.18 * b["r"]
-                geom = same and ((abs(cos) <= 0.15 and ax_a and ax_b) or abs(abs(cos) - 0.5) <= 0.03)
-                if (a in strong and b in strong) or (a in weak and b in weak and geom):
-                    hits.append(a)
-        if hits:
-            best = max(hits, key=lambda q: q["p"])
-        for m in range(2, 7):
-            t = (best["ky"] / m, best["kx"] / m)
-            near = [q for q in strong if dist((q["ky"], q["kx"]), t) <= tol_bins + tol_rel * math.hypot(*t)]
-            if near:
-                q = max(near, key=lambda q: q["p"])
-                if q["r"] < best["r"]:
-                    best = q
-    f = (best["ky"], best["kx"])
-    fr = best["r"]
+                sums = ((ky[a] + ky[b], kx[a] + kx[b]), (ky[a] - ky[b], kx[a] - kx[b]))
+                if not any(min(math.hypot(sy - ky[best], sx - kx[best]),
+                               math.hypot(sy + ky[best], sx + kx[best])) <= tol for sy, sx in sums):
+                    continue
+                same = abs(r[a] - r[b]) <= 0.05 * r[a]
+                cos = (ky[a] * ky[b] + kx[a] * kx[b]) / max(r[a] * r[b], 1e-9)
+                square = (same and abs(cos) <= 0.15 and min(abs(ky[a]), abs(kx[a])) <= 0.18 * r[a]
+                          and min(abs(ky[b]), abs(kx[b])) <= 0.18 * r[b])
+                hexa = same and abs(abs(cos) - 0.5) <= 0.03
+                if (strong[a] and strong[b]) or (weak[a] and weak[b] and (square or hexa)):
+                    hit[a] = True
+        if hit.any():
+            best = int(np.argmax(np.where(hit, pw, -1.0)))
+        best = divisors(best, fixed=False)
+    f = np.array([ky[best], kx[best]])
+    fr = r[best]
+    among_v = ok & strong_pw
+
+    def second(f: np.ndarray, fr: float) -> np.ndarray:
+        """The shortest prominent peak not collinear with ``f`` (|sin| > 0.3), with some power."""
+        cross = np.abs(ky * f[1] - kx * f[0]) / np.maximum(r * fr, 1e-9)
+        cand = ok & (cross > 0.3) & (pw >= 0.02 * pw[best])
+        if not cand.any():
+            return np.array([np.nan, np.nan])
+        j = int(np.argmin(np.where(cand, r, np.inf)))
+        return np.array([ky[j], kx[j]])
+
+    f = _finer_lattice_np(ky, kx, r, f, second(f, fr), among_v, min_radius=min_radius, tol_bins=tol_bins,
+                          tol_rel=tol_rel)
+    fr = float(np.hypot(*f))
+    # the comb of f/m: peaks at j·f/m, j prime to m, make f/m the fundamental (the largest m wins)
+    fn = f / max(fr, 1e-9)
+    along_f = among_v & (np.abs(ky * fn[1] - kx * fn[0]) <= 0.1 * r)
+    for m in range(max_harmonic, 1, -1):
+        v = f / m
+        rv = float(np.hypot(*v))
+        hits = seen = 0
+        for j in range(2, 13):
+            if j % m == 0 or math.gcd(j, m) != 1 or j * rv > r_top:
+                continue
+            seen += 1
+            hits += bool((among_v & (dist(j * v[0], j * v[1]) <= tol_bins + tol_rel * j * rv)).any())
+        vv = max(float(v @ v), 1e-12)
+        jj = np.rint((ky * v[0] + kx * v[1]) / vv)
+        on = along_f & (np.hypot(ky - jj * v[0], kx - jj * v[1]) <= tol_bins + tol_rel * r)
+        if hits >= 2 and hits >= 0.6 * seen and fr / m >= min_radius and on.sum() >= 0.7 * along_f.sum():
+            f, fr = v, fr / m
+            break
+    # a centred square lattice seen along its axes: the axis-aligned (f ± g)/2
     ang = math.degrees(math.atan2(abs(f[0]), abs(f[1])))
-    perp = [q for q in ok if abs((q["ky"] * f[0] + q["kx"] * f[1]) / max(q["r"] * fr, 1e-9)) <= 0.15
-            and abs(q["r"] - fr) <= 0.05 * fr]
-    if abs(ang - 45.0) <= 8.0 and perp:
-        other = max(perp, key=lambda q: q["p"])
-        fa = ((f[0] + other["ky"]) / 2, (f[1] + other["kx"]) / 2)
-        fb = ((f[0] - other["ky"]) / 2, (f[1] - other["kx"]) / 2)
+    cos = (ky * f[0] + kx * f[1]) / np.maximum(r * fr, 1e-9)
+    perp = ok & (np.abs(cos) <= 0.15) & (np.abs(r - fr) <= 0.05 * fr)
+    if abs(ang - 45.0) <= 8.0 and perp.any():
+        jg = int(np.argmax(np.where(perp, pw, -1.0)))
+        fa, fb = (f + [ky[jg], kx[jg]]) / 2, (f - [ky[jg], kx[jg]]) / 2
         f = fa if min(abs(fa[0]), abs(fa[1])) <= min(abs(fb[0]), abs(fb[1])) else fb
-    return f, best["prom"]
+        fr = float(np.hypot(*f))
+    g = second(f, fr)
+    return (float(f[0]), float(f[1])), float(prom[best]), (float(g[0]), float(g[1]))
+
+
+def _finer_lattice_np(ky: np.ndarray, kx: np.ndarray, r: np.ndarray, f: np.ndarray, g: np.ndarray,
+                      sel: np.ndarray, *, min_radius: float, tol_bins: float, tol_rel: float,
+                      min_share: float = 0.9, min_gain: int = 2, m_short: int = 40) -> np.ndarray:
+    """``lattice._finer_lattice``: where ``f``, ``g`` explain fewer than 90 % of the strong peaks, the
+    coarsest lattice spanned by a pair of the 40 shortest peaks, differences and sums that explains ≥ 90 %
+    of them and ≥ 2 more; returns the new (reduced) ``f``."""
+    pts = np.stack([ky, kx], axis=1)
+    tol = tol_bins + tol_rel * r
+
+    def explained(b1: np.ndarray, b2: np.ndarray) -> np.ndarray:
+        det = b1[0] * b2[1] - b1[1] * b2[0]
+        if abs(det) <= 1e-6:
+            return np.zeros(len(pts), bool)
+        a = np.rint((pts[:, 0] * b2[1] - pts[:, 1] * b2[0]) / det)
+        b = np.rint((pts[:, 1] * b1[0] - pts[:, 0] * b1[1]) / det)
+        return np.hypot(pts[:, 0] - a * b1[0] - b * b2[0], pts[:, 1] - a * b1[1] - b * b2[1]) <= tol
+
+    if not np.isfinite(f).all():
+        return f
+    one_d = not np.isfinite(g).all()
+    gg = np.array([-f[1], f[0]]) * 1e3 if one_d else g
+    cur_hit = explained(f, gg)
+
+    def along(v: np.ndarray) -> np.ndarray:
+        return np.abs(ky * v[1] - kx * v[0]) <= 0.1 * r * max(float(np.hypot(*v)), 1e-9)
+
+    sel = sel & (cur_hit | ~(along(f) | (along(np.nan_to_num(g)) & (not one_d))))
+    cur, nsel = int((cur_hit & sel).sum()), int(sel.sum())
+    if cur >= min_share * nsel:
+        return f
+    idx = np.flatnonzero(sel)
+    cands = [pts[i] for i in idx] + [pts[i] - pts[j] for i in idx for j in idx] + \
+        [pts[i] + pts[j] for i in idx for j in idx]
+    cands = [c for c in cands if np.hypot(*c) >= max(min_radius, 1.0)]
+    cands = sorted(cands, key=lambda c: float(np.hypot(*c)))[:m_short]
+    best, best_det = None, -1.0
+    for b1 in cands:
+        for b2 in cands:
+            det = abs(b1[0] * b2[1] - b1[1] * b2[0])
+            if det / max(float(np.hypot(*b1) * np.hypot(*b2)), 1e-9) <= 0.3:
+                continue
+            cnt = int((explained(b1, b2) & sel).sum())
+            if cnt >= min_share * nsel and det > best_det:
+                best, best_det, best_cnt = (b1, b2), det, cnt
+    if best is None or best_cnt < cur + min_gain:
+        return f
+    t1, t2 = best
+    for _ in range(4):  # Lagrange–Gauss reduction in reciprocal space
+        if t2 @ t2 < t1 @ t1:
+            t1, t2 = t2, t1
+        t2 = t2 - np.rint((t1 @ t2) / max(t1 @ t1, 1e-12)) * t1
+    return t1
 
 
 def _batch_se(vals: list[float]) -> float:
@@ -637,11 +768,13 @@ def _parts(n: int) -> int:
     return max(1, min(4, n))
 
 
-def parity_gain(x: np.ndarray, v: np.ndarray, block: int = 8) -> float:
+def parity_gain(x: np.ndarray, v: np.ndarray, block: int = 8) -> dict[str, float]:
     """``checkerboard_s2``: per carrier, Σ (block mean of x·v·c)·(block mean of x·v) / Σ (block mean)², over
     fully valid blocks, less 3 standard errors in quadrature (the same ratio on 4×4 parts of the image);
     the root sum of squares of the three carriers, capped at 3× the root sum of squares of the carriers'
-    interquartile means of the 2×2-quad contrasts."""
+    interquartile means of the 2×2-quad contrasts. Also the carriers' gains (``parity_gain_x``, ``_y``,
+    ``_xy``), that robust gain (``checkerboard_robust``) and ``checkerboard_dims`` (2 where the xy carrier
+    or both axis carriers stand above their floor, 1 where one does)."""
     h, w = x.shape
     hc, wc = h // block * block, w // block * block
     xr, v = x[:hc, :wc], v[:hc, :wc]
@@ -654,7 +787,8 @@ def parity_gain(x: np.ndarray, v: np.ndarray, block: int = 8) -> float:
     s2 = np.where(full, sm ** 2, 0.0)
     den = s2.sum()
     if den <= 0:
-        return math.nan
+        return dict.fromkeys(("parity_gain_x", "parity_gain_y", "parity_gain_xy", "checkerboard_robust",
+                              "checkerboard_dims", "checkerboard_s2"), math.nan)
     hb, wb = sm.shape
     gr, gc = _parts(hb), _parts(wb)
     rb, cb = hb // gr, wb // gc
@@ -666,14 +800,20 @@ def parity_gain(x: np.ndarray, v: np.ndarray, block: int = 8) -> float:
     cy = 1.0 - 2.0 * (np.arange(hc) % 2)
     cx = 1.0 - 2.0 * (np.arange(wc) % 2)
     tot = 0.0
-    for c in (cx[None, :], cy[:, None], cy[:, None] * cx[None, :]):
+    out: dict[str, float] = {}
+    sig = []
+    for name, c in (("x", cx[None, :]), ("y", cy[:, None]), ("xy", cy[:, None] * cx[None, :])):
         ms = np.where(full, bm(x * c) * sm, 0.0)
         a = ms.sum() / den
         ab = batches(ms)
         se = _batch_se([float(n / d) for n, d in zip(ab, den_b, strict=True) if d > 0])
         se = math.inf if math.isnan(se) else se
-        tot += max(0.0, a * a - (3.0 * se) ** 2)
+        fl = max(0.0, a * a - (3.0 * se) ** 2)
+        out[f"parity_gain_{name}"] = float(a)
+        sig.append(fl > 0)
+        tot += fl
     ls = math.sqrt(tot)
+    out["checkerboard_dims"] = 2.0 if sig[2] or (sig[0] and sig[1]) else (1.0 if sig[0] or sig[1] else 0.0)
     # robust gain: interquartile mean of the quad contrasts per carrier
     q = xr[: hc // 2 * 2, : wc // 2 * 2]
     qv = v[: hc // 2 * 2, : wc // 2 * 2].reshape(hc // 2, 2, wc // 2, 2).min(axis=(1, 3)) > 0.5
@@ -685,7 +825,9 @@ def parity_gain(x: np.ndarray, v: np.ndarray, block: int = 8) -> float:
         n = vals.size
         lo, hi = n // 4, max(3 * n // 4, n // 4 + 1)
         rob += float(vals[lo:hi].mean()) ** 2
-    return min(ls, 3.0 * math.sqrt(rob))
+    out["checkerboard_robust"] = math.sqrt(rob)
+    out["checkerboard_s2"] = min(ls, 3.0 * math.sqrt(rob))
+    return out
 
 
 def _trimmed(vals: np.ndarray, trim: float = 0.1) -> float:
@@ -753,3 +895,1080 @@ def grid_excess(x: np.ndarray, v: np.ndarray, k: int) -> float:
     return max(0.0, 0.5 * (d0 + d1) - 3.5 * se)
 
 
+
+
+# ------------------------------------------------------------------------------------------------------
+# Shared helpers of the newer estimators
+# ------------------------------------------------------------------------------------------------------
+_TINY32 = float(np.finfo(np.float32).tiny)
+
+
+def lower_median(a: np.ndarray | list[float]) -> float:
+    """The lower median of the finite values (torch's ``nanmedian``); NaN when there are none."""
+    v = np.sort(np.asarray(a, dtype=np.float64).ravel())
+    v = v[np.isfinite(v)]
+    return float(v[(v.size - 1) // 2]) if v.size else math.nan
+
+
+def hann_sym(n: int) -> np.ndarray:
+    """The symmetric Hann window (``torch.hann_window(periodic=False)``; ones for ``n == 1``)."""
+    return np.hanning(n) if n > 1 else np.ones(1)
+
+
+def hann_periodic(n: int) -> np.ndarray:
+    """The periodic Hann window (``torch.hann_window(periodic=True)``)."""
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+
+
+def box_mean(x: np.ndarray, ds: int) -> np.ndarray:
+    """Mean over non-overlapping ``ds×ds`` blocks (whole blocks only)."""
+    h, w = x.shape
+    return x[: h // ds * ds, : w // ds * ds].reshape(h // ds, ds, w // ds, ds).mean(axis=(1, 3))
+
+
+def moving_mean(v: np.ndarray, k: int) -> np.ndarray:
+    """``k``-tap moving mean (``k`` odd), shrinking at the ends (``avg_pool1d(count_include_pad=False)``)."""
+    r = k // 2
+    out = np.empty(len(v))
+    for i in range(len(v)):
+        out[i] = v[max(0, i - r): i + r + 1].mean()
+    return out
+
+
+def bilinear_zero(img: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """``img`` read at the pixel coordinates ``(yy, xx)`` (same shape), bilinear, zero outside the frame
+    (``grid_sample(align_corners=True, padding_mode="zeros")``)."""
+    h, w = img.shape
+    y0, x0 = np.floor(yy).astype(int), np.floor(xx).astype(int)
+    fy, fx = yy - y0, xx - x0
+    out = np.zeros(yy.shape)
+    for dy, wy in ((0, 1 - fy), (1, fy)):
+        for dx, wx in ((0, 1 - fx), (1, fx)):
+            y, x = y0 + dy, x0 + dx
+            inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+            out += np.where(inside, img[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)], 0.0) * wy * wx
+    return out
+
+
+def local_geometry(h: int, w: int, *, window_frac: float = 0.25, overlap: int = 3, max_fft_px: int = 64,
+                   max_downsample: int = 2) -> tuple[int, int, int]:
+    """Window side, stride (original px) and downsampling of the local maps (``bands.local_geometry``)."""
+    win = max(16, round(window_frac * min(h, w)))
+    ds = max(1, min(max_downsample, win // max_fft_px))
+    win_ds = max(8, win // ds)
+    return win_ds * ds, max(1, win_ds // max(1, overlap)) * ds, ds
+
+
+def masked_downsample(x: np.ndarray, v: np.ndarray, ds: int) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` zeroed outside ``v`` (0/1) and box-downsampled by ``ds`` as a valid-weighted mean."""
+    x0 = x * v
+    if ds > 1:
+        vs = box_mean(v, ds)
+        x0 = box_mean(x0, ds) / np.maximum(vs, 1e-6)
+        v = (vs >= 0.5).astype(np.float64)
+        x0 = x0 * v
+    return x0, v
+
+
+def theil_sen_groups(t: np.ndarray, v: np.ndarray, use: np.ndarray, group: np.ndarray,
+                     min_points: int = 4) -> float:
+    """Lower median of the slopes of every pair of usable points in the same group (``t_j > t_i``)."""
+    if use.sum() < min_points:
+        return math.nan
+    slopes = []
+    for gi in np.unique(group):
+        idx = np.flatnonzero((group == gi) & use)
+        for a in idx:
+            for b in idx:
+                if t[b] - t[a] > 1e-9:
+                    slopes.append((v[b] - v[a]) / (t[b] - t[a]))
+    return lower_median(slopes)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The local lattice map: scalar and per-axis periods, half-frequency ratios (bands.local_period_map)
+# ------------------------------------------------------------------------------------------------------
+def _profile_fundamental(prof: np.ndarray, lo: int, hi: int, rel_power: float, max_div: int = 4
+                         ) -> tuple[float, float]:
+    """Fundamental (sub-bin) of a 1-D axis profile searched in bins ``[lo, hi]`` and its peak over the
+    band's geometric-mean power (NaN, 0 where there is no local maximum)."""
+    n = len(prof)
+    is_max = np.zeros(n, bool)
+    for i in range(lo, hi + 1):
+        left, right = prof[max(i - 1, 0)], prof[min(i + 1, n - 1)]
+        is_max[i] = prof[i] >= left and prof[i] > right
+    if not is_max.any():
+        return math.nan, 0.0
+    j = int(np.argmax(np.where(is_max, prof, -1.0)))
+    top = prof[j]
+    if top <= 0:
+        return math.nan, 0.0
+    best = j
+    for m in range(max_div, 1, -1):  # the lowest divisor of the strongest maximum that is a maximum too
+        c = round(j / m)
+        for off in (-1, 0, 1):
+            cand = min(max(c + off, 0), n - 1)
+            if is_max[cand] and prof[cand] >= rel_power * top and cand < best:
+                best = cand
+    i = min(max(best, 1), n - 2)
+    lp = np.log(np.maximum(prof, _TINY32))
+    a, b, c2 = lp[i - 1], lp[i], lp[i + 1]
+    den = a - 2 * b + c2
+    d = float(np.clip(0.5 * (a - c2) / den, -0.5, 0.5)) if den < 0 else 0.0
+    bg = math.exp(lp[lo:hi + 1].mean())
+    return i + d, float(prof[best] / max(bg, _TINY32))
+
+
+def axis_profiles(p: np.ndarray, cone_deg: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+    """Max-projected profiles of a ``k×(k//2+1)`` window power along kx (cone ``|ky| ≤ tan·kx``) and
+    along ``|ky|`` (cone ``kx ≤ tan·|ky|``, both signs folded)."""
+    k, c = p.shape
+    ky = np.fft.fftfreq(k, d=1.0 / k)[:, None] * np.ones((1, c))
+    kx = np.arange(c)[None, :] * np.ones((k, 1))
+    t = math.tan(math.radians(cone_deg))
+    px = (p * (np.abs(ky) <= t * kx)).max(axis=0)
+    py_all = (p * (kx <= t * np.abs(ky))).max(axis=1)
+    half = k // 2 + 1
+    neg = np.concatenate([py_all[:1], py_all[::-1][: half - 1]])
+    return px, np.maximum(py_all[:half], neg)
+
+
+def half_frequency_ratio(prof: np.ndarray, f0: float, reach: float = 1.0) -> float:
+    """``log`` power at ``f0/2`` over power at ``f0`` (each the largest within ±reach bins)."""
+    n = len(prof)
+    if not (math.isfinite(f0) and f0 / 2 >= 1.0 and f0 + reach < n):
+        return math.nan
+    idx = np.arange(n)
+
+    def at(f: float) -> float:
+        return max(float(np.where(np.abs(idx - f) <= reach, prof, 0.0).max()), _TINY32)
+
+    return math.log(at(f0 / 2)) - math.log(at(f0))
+
+
+def local_lattice_map(x: np.ndarray, valid: np.ndarray | None = None, *, window_frac: float = 0.25,
+                      overlap: int = 3, max_fft_px: int = 64, max_downsample: int = 2,
+                      min_period_px: float = 3.0, min_valid_frac: float = 0.6, min_peak_ratio: float = 10.0,
+                      rel_power: float = 0.25) -> dict[str, Any]:
+    """``bands.local_period_map`` of one image, one window at a time: each window's fundamental (the global
+    estimator's peak rules), its x and y periods (axis profiles) and its half-frequency ratios along x and
+    y (against the 7×7-neighbourhood median of the axis fundamentals). Maps ``gh×gw`` (NaN: unmeasured)."""
+    h, w = x.shape
+    win, stride, ds = local_geometry(h, w, window_frac=window_frac, overlap=overlap, max_fft_px=max_fft_px,
+                                     max_downsample=max_downsample)
+    vf = None if valid is None else valid.astype(np.float64)
+    if ds > 1:
+        if vf is None:
+            x = box_mean(x, ds)
+        else:
+            x, vf = masked_downsample(x, vf, ds)
+    k, st = win // ds, stride // ds
+    hh, ww = x.shape
+    if hh < k or ww < k:
+        k = min(hh, ww)
+        st = max(1, k // max(1, overlap))
+    gh, gw = (hh - k) // st + 1, (ww - k) // st + 1
+    ky, kx, r, wt = rfft_grid(k)
+    r_min, r_max = 2.0, min(k / 2.0, k * ds / max(min_period_px, 4.0 * ds))
+    band = (r >= r_min) & (r <= r_max)
+    lo, hi = max(1, math.ceil(r_min)), min(k // 2 - 1, math.floor(r_max))
+    hp = hann_periodic(k)
+    hs = np.outer(hann_sym(k), hann_sym(k))
+    nan = np.full((gh, gw), np.nan)
+    period, ratio, perx, pery = nan.copy(), np.zeros((gh, gw)), nan.copy(), nan.copy()
+    fxs, fys, okv = nan.copy(), nan.copy(), np.zeros((gh, gw), bool)
+    profs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    for i in range(gh):
+        for j in range(gw):
+            patch = x[i * st:i * st + k, j * st:j * st + k]
+            if vf is None:
+                frac = 1.0
+                p = np.abs(np.fft.rfft2(patch * np.outer(hp, hp))) ** 2
+            else:
+                vp = vf[i * st:i * st + k, j * st:j * st + k]
+                frac = vp.mean()
+                wts = vp * hs
+                m = (patch * wts).sum() / max(wts.sum(), 1e-12)
+                p = np.abs(np.fft.rfft2((patch - m) * wts)) ** 2
+            peaks = find_peaks(p, r, ky, kx, r_min, r_max, k=8, reach=1)
+            if peaks:
+                jj = pick(peaks, rel_power=rel_power)
+                rad = twin_radius(peaks, jj, rel_power=rel_power)
+                bg = math.exp((np.log(np.maximum(p[band], _TINY32)) * wt[band]).sum() / wt[band].sum())
+                ratio[i, j] = peaks[jj][0] / max(bg, _TINY32)
+                if frac >= min_valid_frac and ratio[i, j] >= min_peak_ratio:
+                    period[i, j] = k * ds / rad
+            px, py = axis_profiles(p)
+            profs[i, j] = px, py
+            fx, rx = _profile_fundamental(px, lo, hi, rel_power)
+            fy, ry = _profile_fundamental(py, lo, min(k // 2 - 1, hi), rel_power)
+            okv[i, j] = frac >= min_valid_frac
+            if okv[i, j] and rx >= min_peak_ratio:
+                perx[i, j], fxs[i, j] = k * ds / fx, fx
+            if okv[i, j] and ry >= min_peak_ratio:
+                pery[i, j], fys[i, j] = k * ds / fy, fy
+    half_x, half_y = nan.copy(), nan.copy()
+    for i in range(gh):
+        for j in range(gw):
+            if not okv[i, j]:
+                continue
+            sl = (slice(max(0, i - 3), i + 4), slice(max(0, j - 3), j + 4))
+            half_x[i, j] = half_frequency_ratio(profs[i, j][0], lower_median(fxs[sl]))
+            half_y[i, j] = half_frequency_ratio(profs[i, j][1], lower_median(fys[sl]))
+    cy = (np.arange(gh) * st + k / 2.0) * ds
+    cx = (np.arange(gw) * st + k / 2.0) * ds
+    return {"period": period, "ratio": ratio, "period_x": perx, "period_y": pery, "half_x": half_x,
+            "half_y": half_y, "center_y": cy, "center_x": cx, "window_px": k * ds, "stride_px": st * ds}
+
+
+def longest_run_px(flags: np.ndarray, stride: int) -> float:
+    return float(longest_run(flags) * stride)
+
+
+def band_keys(lm: dict[str, Any], *, doubled_range: tuple[float, float] = (1.7, 2.35),
+              frac_threshold: float = 0.35, half_excess: float = 3.0) -> dict[str, float]:
+    """``bands.band_metrics``: a window is doubled when its x or y period is 1.7–2.35× that axis's median;
+    per map row / column the smoothed doubled share; the half-frequency zone keys; ``doubled_area_frac``
+    and where the doubled windows lie."""
+    p = lm["period"]
+    gh, gw = p.shape
+    base = lower_median(p)
+    out: dict[str, float] = {}
+
+    def axis(per: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r = per / lower_median(per)
+        meas = np.isfinite(per)
+        with np.errstate(invalid="ignore"):
+            return meas & (r >= doubled_range[0]) & (r <= doubled_range[1]), meas
+
+    dx_, mx_ = axis(lm["period_x"])
+    dy_, my_ = axis(lm["period_y"])
+    measured, doubled = mx_ | my_, dx_ | dy_
+    out["band_base_period_x_px"] = lower_median(lm["period_x"])
+    out["band_base_period_y_px"] = lower_median(lm["period_y"])
+    out["doubled_x_frac"] = dx_.sum() / max(mx_.sum(), 1)
+    out["doubled_y_frac"] = dy_.sum() / max(my_.sum(), 1)
+    hd, hm = [], []
+    for hr in (lm["half_x"], lm["half_y"]):
+        ex = hr - lower_median(hr)
+        hm.append(np.isfinite(ex))
+        with np.errstate(invalid="ignore"):
+            hd.append(hm[-1] & (ex > half_excess))
+    hmeas, hdbl = hm[0] | hm[1], hd[0] | hd[1]
+    out["zone_frac"] = hdbl.sum() / max(hmeas.sum(), 1)
+    out["zone_row_frac_max"] = float(moving_mean(hdbl.sum(1) / np.maximum(hmeas.sum(1), 1), 3).max())
+    out["zone_col_frac_max"] = float(moving_mean(hdbl.sum(0) / np.maximum(hmeas.sum(0), 1), 3).max())
+    out["zone_x_extent"] = hdbl.any(0).sum() / max(hmeas.any(0).sum(), 1)
+    out["zone_y_extent"] = hdbl.any(1).sum() / max(hmeas.any(1).sum(), 1)
+    rf = moving_mean(doubled.sum(1) / np.maximum(measured.sum(1), 1), 3)
+    cf = moving_mean(doubled.sum(0) / np.maximum(measured.sum(0), 1), 3)
+    rrun = longest_run_px(rf >= frac_threshold, lm["stride_px"])
+    crun = longest_run_px(cf >= frac_threshold, lm["stride_px"])
+    cols = cf.max() > rf.max()
+    area = doubled.sum() / max(measured.sum(), 1)
+    out.update(doubled_area_frac=area, band_row_frac_max=rf.max(), band_col_frac_max=cf.max(),
+               band_row_max_run=rrun, band_col_max_run=crun, band_axis_is_cols=float(cols),
+               band_score=cf.max() if cols else rf.max(), band_max_run=crun if cols else rrun,
+               band_doubled_frac=area)
+    out = {k: (float(v) if math.isfinite(base) else math.nan) for k, v in out.items()}
+    gy, gx = np.linspace(0.0, 1.0, gh)[:, None], np.linspace(0.0, 1.0, gw)[None, :]
+    cnt = doubled.sum()
+    out["doubled_center_y"] = float((doubled * gy).sum() / cnt) if cnt else math.nan
+    out["doubled_center_x"] = float((doubled * gx).sum() / cnt) if cnt else math.nan
+    out["band_base_period_px"] = base
+    return out
+
+
+def map_trend(lm: dict[str, Any], h: int, w: int, keep: tuple[float, float] = (0.6, 1.6)
+              ) -> tuple[float, float]:
+    """``bands.period_trend``: Theil–Sen slopes of each window's mean log period ratio (scalar, x, y maps,
+    those within ``keep`` × their median) against ``y/H`` within map columns and ``x/W`` within map rows."""
+    logs, cnt = np.zeros(lm["period"].shape), np.zeros(lm["period"].shape)
+    for m in (lm["period"], lm["period_x"], lm["period_y"]):
+        r = m / lower_median(m)
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(r) & (r >= keep[0]) & (r <= keep[1])
+        logs = logs + np.where(ok, np.log(np.where(ok, r, 1.0)), 0.0)
+        cnt = cnt + ok
+    scale = logs / np.maximum(cnt, 1)
+    gh, gw = scale.shape
+    ty = np.repeat((lm["center_y"] / h)[:, None], gw, 1).ravel()
+    tx = np.repeat((lm["center_x"] / w)[None, :], gh, 0).ravel()
+    row, col = np.indices((gh, gw))
+    use = (cnt > 0).ravel()
+    return (theil_sen_groups(ty, scale.ravel(), use, col.ravel()),
+            theil_sen_groups(tx, scale.ravel(), use, row.ravel()))
+
+
+def centre_period(lm: dict[str, Any], ty: float, tx: float, h: int, w: int,
+                  keep: tuple[float, float] = (0.6, 1.6)) -> float:
+    """``bands.centre_period``: the windows' log periods moved to the frame centre along the trend, their
+    lower median over the windows within ``keep`` × the map's median."""
+    p = lm["period"]
+    r = p / lower_median(p)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(r) & (r >= keep[0]) & (r <= keep[1])
+    cy = (lm["center_y"] / h - 0.5)[:, None]
+    cx = (lm["center_x"] / w - 0.5)[None, :]
+    sy, sx = (0.0 if not math.isfinite(ty) else ty), (0.0 if not math.isfinite(tx) else tx)
+    lc = np.log(np.maximum(np.where(ok, p, 1.0), 1e-6)) - sy * cy - sx * cx
+    return math.exp(lower_median(np.where(ok, lc, np.nan)))
+
+
+# ------------------------------------------------------------------------------------------------------
+# The doubled-zone map: windows against the wall's rescaled spectrum (functional/doubling.doubling_map)
+# ------------------------------------------------------------------------------------------------------
+_DOUBLED_FACTORS = [(j, j) for j in (0.9, 1.0, 1.1)] + [(fx * j, fy * j) for fx, fy in
+                                                        ((2.0, 1.0), (1.0, 2.0), (2.0, 2.0))
+                                                        for j in (0.9, 1.0, 1.1)]
+
+
+def box3_shrinking(a: np.ndarray) -> np.ndarray:
+    """3×3 moving mean of a 2-D array, shrinking at the borders (sums of the padded 3×3 shifts over the
+    count of the pixels inside)."""
+    pad = np.pad(a, 1)
+    cnt = np.pad(np.ones_like(a), 1)
+    h, w = a.shape
+    s, n = np.zeros_like(a), np.zeros_like(a)
+    for dy in range(3):
+        for dx in range(3):
+            s += pad[dy:dy + h, dx:dx + w]
+            n += cnt[dy:dy + h, dx:dx + w]
+    return s / n
+
+
+def whitened_log_spectrum(win: np.ndarray, vp: np.ndarray) -> np.ndarray:
+    """Centred (fftshifted) log power of one ``k×k`` window (Hann × validity, weighted mean removed),
+    3×3 smoothed, minus its ring means."""
+    k = win.shape[0]
+    wts = vp * np.outer(hann_sym(k), hann_sym(k))
+    m = (win * wts).sum() / max(wts.sum(), 1e-9)
+    full = np.fft.fftshift(np.abs(np.fft.fft2((win - m) * wts)) ** 2)
+    eps = 1e-6 * full.mean() + _TINY32
+    lp = box3_shrinking(np.log(full + eps))
+    o = np.arange(k) - k // 2
+    ring = np.minimum(np.rint(np.hypot(o[:, None], o[None, :])).astype(int), k // 2 + 1)
+    means = np.bincount(ring.ravel(), lp.ravel()) / np.maximum(np.bincount(ring.ravel()), 1)
+    return lp - means[ring]
+
+
+def doubling_margins(x: np.ndarray, v: np.ndarray, *, window_px: int, stride_px: int, ds: int,
+                     trend_x: float, trend_y: float, min_valid_frac: float = 0.9
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Per window: the best correlation of its spectrum (read at the centre's scale) with the doubled
+    templates minus the best plain one (``margin``) and the plain one, both ``gh×gw`` (NaN: mostly
+    invalid). The reference is the windows' element-wise lower median; 3 plain + 9 doubled templates."""
+    h, w = x.shape
+    x0, vf = masked_downsample(x, v, ds)
+    k, st = window_px // ds, max(1, stride_px // ds)
+    hh, ww = x0.shape
+    if hh < k or ww < k:
+        k = min(hh, ww)
+        st = max(1, k // 3)
+    gh, gw = (hh - k) // st + 1, (ww - k) // st + 1
+    c = k // 2
+    o = np.arange(k) - c
+    ring = np.hypot(o[:, None], o[None, :])
+    cy = (np.arange(gh) * st + k / 2.0) * ds
+    cx = (np.arange(gw) * st + k / 2.0) * ds
+    tx = 0.0 if not math.isfinite(trend_x) else trend_x
+    ty = 0.0 if not math.isfinite(trend_y) else trend_y
+    zn, vws, oks = [], [], []
+    for i in range(gh):
+        for j in range(gw):
+            win = x0[i * st:i * st + k, j * st:j * st + k]
+            vp = vf[i * st:i * st + k, j * st:j * st + k]
+            oks.append(vp.mean() >= min_valid_frac)
+            z = whitened_log_spectrum(win, vp)
+            s = math.exp(tx * (cx[j] / w - 0.5) + ty * (cy[i] / h - 0.5))
+            u = c + o / s  # the window's spectrum read at κ/s (pixel coordinates)
+            zn.append(bilinear_zero(z, u[:, None] * np.ones((1, k)), np.ones((k, 1)) * u[None, :]))
+            inside = (u >= 0) & (u <= k - 1)
+            vws.append(inside[:, None] & inside[None, :] & (ring >= 2.0 * s))
+    ok = np.asarray(oks)
+    sel = np.sort(np.asarray(zn)[ok], axis=0)  # the reference: the lower median over the valid windows
+    ref = np.nan_to_num(sel[(len(sel) - 1) // 2]) if len(sel) else np.zeros((k, k))
+    templates = []
+    for fx, fy in _DOUBLED_FACTORS:
+        ux, uy = c + fx * o, c + fy * o
+        mt = ((uy >= 0) & (uy <= k - 1))[:, None] & ((ux >= 0) & (ux <= k - 1))[None, :]
+        templates.append((bilinear_zero(ref, uy[:, None] * np.ones((1, k)), np.ones((k, 1)) * ux[None, :]),
+                          mt))
+    margin, plain = np.full(gh * gw, np.nan), np.full(gh * gw, np.nan)
+    for p_ in range(gh * gw):
+        if not ok[p_]:
+            continue
+        corrs = []
+        for rs, mt in templates:
+            msk = vws[p_] & mt
+            n = max(float(msk.sum()), 1.0)
+            a, b = zn[p_][msk], rs[msk]
+            cov = (a * b).sum() - a.sum() * b.sum() / n
+            va = max((a * a).sum() - a.sum() ** 2 / n, 0.0)
+            vb = max((b * b).sum() - b.sum() ** 2 / n, 0.0)
+            corrs.append(cov / max(math.sqrt(va * vb), 1e-9))
+        plain[p_] = max(corrs[:3])
+        margin[p_] = max(corrs[3:]) - plain[p_]
+    return margin.reshape(gh, gw), plain.reshape(gh, gw)
+
+
+def nan_box(v: np.ndarray, kh: int, kw: int) -> np.ndarray:
+    """NaN-aware ``kh×kw`` moving mean (NaN stays NaN)."""
+    h, w = v.shape
+    out = v.copy()
+    for i in range(h):
+        for j in range(w):
+            if math.isfinite(v[i, j]):
+                blk = v[max(0, i - kh // 2):i + kh // 2 + 1, max(0, j - kw // 2):j + kw // 2 + 1]
+                out[i, j] = blk[np.isfinite(blk)].mean()
+    return out
+
+
+def region_extent(margin: np.ndarray, *, excess: float, min_line: int = 3, min_span: float = 0.4
+                  ) -> dict[str, float]:
+    """``doubling.region_extent``: the excess over the image's median margin, its 3×3-smoothed maximum,
+    the share above ``excess``, and the strongest whole map row (column) with its evenness."""
+    e = margin - lower_median(margin)
+    ok = np.isfinite(e)
+    if not ok.any():
+        return dict.fromkeys(("excess_max", "area_frac", "row_level", "col_level", "row_even", "col_even"),
+                             math.nan)
+    es = nan_box(e, 3, 3)
+    out = {"excess_max": float(es[ok].max()), "area_frac": float((ok & (np.nan_to_num(es) > excess)).sum()
+                                                                  / ok.sum())}
+
+    def level(a: np.ndarray) -> tuple[float, float]:
+        fin = np.isfinite(a)
+        cols = np.flatnonzero(fin.any(0))
+        full = cols[-1] - cols[0] + 1 if cols.size else 1
+        best, peak = -math.inf, math.nan
+        for line, f in zip(a, fin, strict=True):
+            idx = np.flatnonzero(f)
+            if idx.size < min_line or idx[-1] - idx[0] + 1 < min_span * max(full, 1):
+                continue
+            q = float(line[f].min())
+            if q > best:
+                best, peak = q, float(line[f].max())
+        if not math.isfinite(best):
+            return math.nan, math.nan
+        return best, best / max(peak, 1e-6)
+
+    out["row_level"], out["row_even"] = level(nan_box(e, 3, 1))
+    out["col_level"], out["col_even"] = level(nan_box(e, 1, 3).T)
+    return out
+
+
+def region_keys(prefix: str, ext: dict[str, float], plain: np.ndarray) -> dict[str, float]:
+    out = {f"{prefix}_{k}": v for k, v in ext.items()}
+    out[f"{prefix}_plain_corr"] = lower_median(plain)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# The real-space pair test (functional/doubling.pair_doubling_map, bands.pair_doubling_keys)
+# ------------------------------------------------------------------------------------------------------
+def robust_z(m: np.ndarray, floor: float) -> np.ndarray:
+    med = lower_median(m)
+    mad = lower_median(np.abs(m - med))
+    return (m - med) / (1.4826 * mad + floor)
+
+
+def pair_margins(x: np.ndarray, v: np.ndarray, vectors: list[np.ndarray], *, window_px: int, stride_px: int,
+                 ds: int, trend_x: float, trend_y: float, min_valid_frac: float = 0.5,
+                 floor: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
+    """Per window, the largest over the lattice vectors ``v`` of min(z(c(2v) − c(v)), z(−c(v))) and of
+    min(z(c(v) − c(v/2)), z(−c(v/2))), ``c(d)`` the Pearson correlation of the pixel pairs ``p ± d/2``
+    (``d`` scaled by the pixel's expected scale); and the best ``c(v)``."""
+    h, w = x.shape
+    x0, vf = masked_downsample(x, v, ds)
+    k, st = max(2, window_px // ds), max(1, stride_px // ds)
+    hh, ww = x0.shape
+    if hh < k or ww < k:
+        k = min(hh, ww)
+        st = max(1, k // 3)
+    gh, gw = (hh - k) // st + 1, (ww - k) // st + 1
+    tx = 0.0 if not math.isfinite(trend_x) else trend_x
+    ty = 0.0 if not math.isfinite(trend_y) else trend_y
+    yc = (np.arange(hh) + 0.5) * ds
+    xc = (np.arange(ww) + 0.5) * ds
+    scale = np.exp(tx * (xc / w - 0.5)[None, :] + ty * (yc / h - 0.5)[:, None])
+    yy, xx = np.indices((hh, ww)).astype(np.float64)
+
+    def corr(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c, share = np.zeros((gh, gw)), np.zeros((gh, gw))
+        if not np.isfinite(d).all():
+            return c, share
+        dy, dx = d[0] * scale / ds * 0.5, d[1] * scale / ds * 0.5
+        xa, va = bilinear_zero(x0, yy - dy, xx - dx), bilinear_zero(vf, yy - dy, xx - dx)
+        xb, vb = bilinear_zero(x0, yy + dy, xx + dx), bilinear_zero(vf, yy + dy, xx + dx)
+        wgt = ((va > 0.99) & (vb > 0.99)).astype(np.float64)
+        a, b = xa * wgt, xb * wgt
+        for i in range(gh):
+            for j in range(gw):
+                sl = (slice(i * st, i * st + k), slice(j * st, j * st + k))
+                n = wgt[sl].sum()
+                sa, sb = a[sl].sum(), b[sl].sum()
+                cnt = max(n, 1e-9)
+                cov = (a[sl] * b[sl]).sum() - sa * sb / cnt
+                vaa = max((a[sl] ** 2).sum() - sa * sa / cnt, 0.0)
+                vbb = max((b[sl] ** 2).sum() - sb * sb / cnt, 0.0)
+                c[i, j] = cov / max(math.sqrt(vaa * vbb), 1e-12 * k * k)
+                share[i, j] = n / (k * k)
+        return c, share
+
+    margins, plains = [], []
+    for vec in vectors:
+        c_half, _ = corr(0.5 * vec)
+        c1, s1 = corr(vec)
+        c2, s2 = corr(2.0 * vec)
+        ok = (s2 >= min_valid_frac) & (s1 >= min_valid_frac) & bool(np.isfinite(vec).all())
+        c_half, c1, c2 = (np.where(ok, cc, np.nan) for cc in (c_half, c1, c2))
+        margins.append(np.minimum(robust_z(c2 - c1, floor), robust_z(-c1, floor)))
+        margins.append(np.minimum(robust_z(c1 - c_half, floor), robust_z(-c_half, floor)))
+        plains.append(c1)
+    with np.errstate(invalid="ignore"):
+        best = np.nanmax(np.where(np.isfinite(margins), margins, -np.inf), axis=0)
+        plain = np.nanmax(np.where(np.isfinite(plains), plains, -np.inf), axis=0)
+    return np.where(np.isfinite(best), best, np.nan), np.where(np.isfinite(plain), plain, np.nan)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Scale trends for perspective (functional/localmap: window_scale_trend, centroid_scale_trend;
+# bands.scale_trend)
+# ------------------------------------------------------------------------------------------------------
+def log_radial_profile(z: np.ndarray, wts: np.ndarray, *, bins_per_octave: int = 32, r_lo_bins: float = 6.0,
+                       hi_cycles: float = 0.45) -> np.ndarray:
+    """Whitened log ring-mean power of one window on a log-frequency grid (one-bin rings of the full
+    rfft2, interpolated, minus a one-octave moving mean)."""
+    h, w = z.shape
+    ww = wts * np.outer(hann_sym(h), hann_sym(w))
+    m = (z * ww).sum() / max(ww.sum(), 1e-9)
+    p = np.abs(np.fft.rfft2((z - m) * ww)) ** 2
+    s = max(h, w)
+    nr = s // 2 + 2
+    nb = max(2, math.ceil(math.log2(hi_cycles * s / r_lo_bins) * bins_per_octave))
+    rr = r_lo_bins * 2.0 ** (np.arange(nb) / bins_per_octave)
+    rad = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]) * s
+    ri = np.minimum(np.rint(rad).astype(int), s // 2 + 1).ravel()
+    tot = np.bincount(ri, p.ravel(), minlength=nr)[:nr]
+    cnt = np.bincount(ri, minlength=nr)[:nr]
+    lin = np.log(np.maximum(tot / np.maximum(cnt, 1), _TINY32))
+    i0 = np.minimum(np.floor(rr).astype(int), nr - 2)
+    fr = rr - i0
+    prof = lin[i0] * (1 - fr) + lin[i0 + 1] * fr
+    return prof - moving_mean(prof, bins_per_octave | 1)
+
+
+def scale_shift(a: np.ndarray, b: np.ndarray, max_shift: int) -> tuple[float, float]:
+    """The shift of ``b`` against ``a`` (grid steps, positive: ``b`` at higher frequency) of largest
+    correlation over ``±max_shift``, and that correlation."""
+    n = len(a)
+    k = min(max_shift, n // 3)
+    best, arg = -math.inf, 0
+    for sh in range(-k, k + 1):
+        i = np.arange(n)
+        ok = (i + sh >= 0) & (i + sh < n)
+        if ok.sum() < n // 2:
+            c = -1.0
+        else:
+            xa = a[ok] - a[ok].mean()
+            yb = b[i[ok] + sh] - b[i[ok] + sh].mean()
+            c = float((xa * yb).sum() / max(np.linalg.norm(xa) * np.linalg.norm(yb), 1e-12))
+        if c > best:
+            best, arg = c, sh
+    return float(arg), best
+
+
+def window_grid(h: int, w: int, window_frac: float = 0.5, grid: int = 3
+                ) -> tuple[list[tuple[int, int]], int, int, int, int]:
+    """Top-left corners (row-major) of the ``grid×grid`` windows spread from edge to edge, their size and
+    strides."""
+    wh, ww = max(16, round(window_frac * h)), max(16, round(window_frac * w))
+    sty, stx = max(1, (h - wh) // max(1, grid - 1)), max(1, (w - ww) // max(1, grid - 1))
+    ys = [i * sty for i in range(grid) if i * sty + wh <= h]
+    xs = [j * stx for j in range(grid) if j * stx + ww <= w]
+    return [(y, x) for y in ys for x in xs], wh, ww, sty, stx
+
+
+def window_scale_trend(x: np.ndarray, wts: np.ndarray, *, grid: int = 3, bins_per_octave: int = 32,
+                       max_octaves: float = 0.8, min_valid: float = 0.6, min_corr: float = 0.5,
+                       hi_cycles: float = 0.2) -> dict[str, float]:
+    """``persp_trend_*`` / ``persp_agree_*`` / ``persp_pairs_*``: every pair of windows of a 3×3 grid in the
+    same row (column) matched along log frequency; the lower median of the pair slopes."""
+    h, w = x.shape
+    corners, wh, ww, sty, stx = window_grid(h, w, grid=grid)
+    gy = len({c[0] for c in corners})
+    gx = len(corners) // max(gy, 1)
+    prof = [log_radial_profile(x[y:y + wh, xx:xx + ww], wts[y:y + wh, xx:xx + ww],
+                               bins_per_octave=bins_per_octave, hi_cycles=hi_cycles) for y, xx in corners]
+    vfrac = [wts[y:y + wh, xx:xx + ww].mean() for y, xx in corners]
+    cy = (np.arange(gy) * sty + wh / 2) / h
+    cx = (np.arange(gx) * stx + ww / 2) / w
+    k = round(max_octaves * bins_per_octave)
+    out: dict[str, float] = {}
+    for name in ("x", "y"):
+        if name == "x":
+            pairs = [(r * gx + a, r * gx + b, cx[a], cx[b]) for r in range(gy) for a in range(gx)
+                     for b in range(a + 1, gx)]
+        else:
+            pairs = [(a * gx + c, b * gx + c, cy[a], cy[b]) for c in range(gx) for a in range(gy)
+                     for b in range(a + 1, gy)]
+        slopes = []
+        for ia, ib, ta, tb in pairs:
+            shift, corr = scale_shift(prof[ia], prof[ib], k)
+            if corr >= min_corr and vfrac[ia] >= min_valid and vfrac[ib] >= min_valid:
+                slopes.append(-shift / bins_per_octave * math.log(2.0) / (tb - ta))
+        med = lower_median(slopes)
+        agree = (sum(1 for s in slopes if np.sign(s) == np.sign(med) and abs(s) >= 0.5 * abs(med))
+                 / len(slopes)) if slopes else math.nan
+        out[f"persp_trend_{name}"] = med
+        out[f"persp_agree_{name}"] = agree
+        out[f"persp_pairs_{name}"] = float(len(slopes))
+    return out
+
+
+def centroid_scale_trend(x: np.ndarray, wts: np.ndarray, *, grid: int = 3, lo_cycles: float = 0.02,
+                         hi_cycles: float = 0.2, min_valid: float = 0.6) -> dict[str, float]:
+    """``centroid_trend_*``: per window of the 3×3 grid, the power-weighted mean log frequency over
+    0.02–0.2 cycles/px; the lower median over rows (columns) of the end windows' difference per frame."""
+    h, w = x.shape
+    corners, wh, ww, sty, stx = window_grid(h, w, grid=grid)
+    gy = len({c[0] for c in corners})
+    gx = len(corners) // max(gy, 1)
+    hw = np.outer(hann_sym(wh), hann_sym(ww))
+    r = np.hypot(np.fft.fftfreq(wh)[:, None], np.fft.rfftfreq(ww)[None, :])
+    band = (r >= lo_cycles) & (r <= hi_cycles)
+    lr = np.log(np.maximum(r, 1e-6))
+    c, ok = np.zeros((gy, gx)), np.zeros((gy, gx), bool)
+    for n, (y, xx) in enumerate(corners):
+        z, v = x[y:y + wh, xx:xx + ww], wts[y:y + wh, xx:xx + ww]
+        wt = v * hw
+        m = (z * wt).sum() / max(wt.sum(), 1e-9)
+        p = np.abs(np.fft.rfft2((z - m) * wt)) ** 2 * band
+        c[n // gx, n % gx] = (p * lr).sum() / max(p.sum(), _TINY32)
+        ok[n // gx, n % gx] = v.mean() >= min_valid
+    out = {"centroid_trend_x": math.nan, "centroid_trend_y": math.nan}
+    if gx > 1:
+        sl = -(c[:, -1] - c[:, 0]) / ((gx - 1) * stx / w)
+        out["centroid_trend_x"] = lower_median(np.where(ok[:, -1] & ok[:, 0], sl, np.nan))
+    if gy > 1:
+        sl = -(c[-1] - c[0]) / ((gy - 1) * sty / h)
+        out["centroid_trend_y"] = lower_median(np.where(ok[-1] & ok[0], sl, np.nan))
+    return out
+
+
+def thirds_scale_trend(x: np.ndarray, wts: np.ndarray, *, bins_per_octave: int = 32,
+                       max_octaves: float = 0.8) -> dict[str, float]:
+    """``scale_trend_*`` / ``scale_corr_*``: the left and right (top and bottom) thirds' whitened
+    log-radial profiles matched along log frequency."""
+    h, w = x.shape
+    k = round(max_octaves * bins_per_octave)
+    out = {}
+    for name, a, b in (("x", np.s_[:, : w // 3], np.s_[:, w - w // 3:]),
+                       ("y", np.s_[: h // 3, :], np.s_[h - h // 3:, :])):
+        shift, corr = scale_shift(log_radial_profile(x[a], wts[a], bins_per_octave=bins_per_octave),
+                                  log_radial_profile(x[b], wts[b], bins_per_octave=bins_per_octave), k)
+        out[f"scale_trend_{name}"] = -shift / bins_per_octave * math.log(2.0) / (2.0 / 3.0)
+        out[f"scale_corr_{name}"] = corr
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# Strip novelty (localmap.strip_novelty, bands.strip_band_keys)
+# ------------------------------------------------------------------------------------------------------
+def strip_novelty(x: np.ndarray, v: np.ndarray, *, strip_px: int, below_period_px: float,
+                  min_valid: float = 0.5, gain: float = 4.0, rel_tol: float = 0.2, min_period_px: float = 6.0,
+                  max_period_frac: float = 0.25, smooth_frac: float = 1.0 / 16.0, ref_gap: float = 0.18,
+                  ref_reach: float = 0.2, below_frac: float = 0.75) -> dict[str, float]:
+    """Horizontal strips' share of power above ``gain`` × the (dilated) median spectrum of the strips a
+    gap away on either side; the most novel strip's extent along x (see the torch docstring)."""
+    h, w = x.shape
+    cnt = np.maximum(v.sum(1, keepdims=True), 1.0)
+    z = (x - (x * v).sum(1, keepdims=True) / cnt) * v
+    pw = np.abs(np.fft.rfft(z * hann_sym(w), axis=1)) ** 2
+    c = pw.shape[1]
+    s = max(8, min(h // 2, strip_px))
+    st = max(1, s // 2)
+    ns = (h - s) // st + 1
+    f = np.arange(c)
+    band = (f >= 1.0 / max_period_frac) & (f <= w / min_period_px)
+    ps = np.stack([pw[i * st:i * st + s].mean(0) for i in range(ns)]) * band
+    ps = ps / np.maximum(ps.sum(1, keepdims=True), _TINY32)
+    vs = np.array([v[i * st:i * st + s].mean() for i in range(ns)])
+    ok = vs >= min_valid
+    gap, reach = max(1, round(ref_gap * ns)), max(2, round(ref_reach * ns))
+    refd = np.zeros((ns, c))
+    dil = 1 + math.ceil(rel_tol * (c - 1))
+    half = np.minimum(np.floor(1 + rel_tol * f).astype(int), dil)
+    judged = ok.copy()
+    for i in range(ns):
+        sides = []
+        for lo_, hi_ in ((i - gap - reach, i - gap), (i + gap + 1, i + gap + reach + 1)):
+            idx = [j for j in range(lo_, hi_) if 0 <= j < ns and ok[j]]
+            sides.append(np.sort(ps[idx], axis=0)[(len(idx) - 1) // 2] if idx else np.full(c, np.nan))
+        ref = np.fmax(*sides)
+        if not math.isfinite(ref[0]):  # no reference on either side: not judged
+            judged[i] = False
+        ref = np.nan_to_num(ref)
+        refd[i] = [ref[max(0, q - half[q]): q + half[q] + 1].max() for q in range(c)]
+    excess = ps > gain * refd
+    ok = judged
+
+    def smoothed(ex: np.ndarray) -> np.ndarray:
+        return np.where(ok, moving_mean((ps * ex).sum(1), 3), 0.0)
+
+    nov_all = float(smoothed(excess).max())
+    if math.isfinite(below_period_px):
+        excess = excess & (f <= below_frac * w / below_period_px)[None]
+    nov = np.where(ok, (ps * excess).sum(1), 0.0)
+    nov_s = np.where(ok, moving_mean(nov, 3), 0.0)
+    j = int(np.argmax(nov_s))
+    rows = np.minimum(j * st + np.arange(s), h - 1)
+    zr, vr = z[rows], v[rows]
+    bp = np.fft.irfft(np.fft.rfft(zr, axis=1) * excess[j], n=w, axis=1)
+    e = (bp ** 2 * vr).sum(0) / np.maximum(vr.sum(0), 1.0)
+    vcol = vr.mean(0) >= 0.5
+    e = moving_mean(e, max(3, round(smooth_frac * w) | 1))
+    p90 = float(np.quantile(e[vcol], 0.9)) if vcol.any() else math.nan
+    extent = (vcol & (e >= 0.25 * p90)).sum() / max(vcol.sum(), 1)
+    return {"novelty_max": float(nov_s[j]), "novelty_all_max": nov_all, "extent": float(extent),
+            "at": (j * st + s / 2)}
+
+
+def strip_band_keys(x: np.ndarray, v: np.ndarray, period_px: float, strip_frac: float = 0.1
+                    ) -> dict[str, float]:
+    h, w = x.shape
+    sx = strip_novelty(x, v, strip_px=max(8, round(strip_frac * h)), below_period_px=period_px)
+    sy = strip_novelty(x.T, v.T, strip_px=max(8, round(strip_frac * w)), below_period_px=period_px)
+    return {"strip_novelty_x": sx["novelty_max"], "strip_extent_x": sx["extent"],
+            "strip_novelty_at_y": sx["at"] / h, "strip_novelty_y": sy["novelty_max"],
+            "strip_extent_y": sy["extent"], "strip_novelty_at_x": sy["at"] / w,
+            "strip_novelty_all_x": sx["novelty_all_max"], "strip_novelty_all_y": sy["novelty_all_max"]}
+
+
+# ------------------------------------------------------------------------------------------------------
+# Edge strips (functional/seams.edge_scores)
+# ------------------------------------------------------------------------------------------------------
+def _line_stats(xs: np.ndarray, vs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per line 0..n−1 (the side at line 0): mean level, log along-line and log to-next-line difference
+    energies."""
+    x0, v0 = xs[:n], vs[:n]
+    mean = (x0 * v0).sum(1) / np.maximum(v0.sum(1), 1.0)
+    pa = v0[:, 1:] * v0[:, :-1]
+    along = np.log(((x0[:, 1:] - x0[:, :-1]) ** 2 * pa).sum(1) / np.maximum(pa.sum(1), 1.0) + 1e-8)
+    pp = vs[1:n + 1] * vs[:n]
+    perp = np.log(((xs[1:n + 1] - xs[:n]) ** 2 * pp).sum(1) / np.maximum(pp.sum(1), 1.0) + 1e-8)
+    return mean, along, perp
+
+
+def edge_scores(x: np.ndarray, v: np.ndarray, *, strip: int = 13, inner: int = 48, reach: int = 160,
+                recur: float = 1.25, segments: int = 4) -> dict[str, float]:
+    """``edge_<side>``: per side and segment, the steps of the line statistics 3..strip px in, in robust z
+    units of the interior steps; the same signed step on every segment, less ``recur`` × the largest such
+    step further in."""
+    n_lines = strip + inner
+    h, w = x.shape
+    short = min(h, w)
+    lines = max(n_lines, min(reach, short // 2 - 2))
+    m = lines + 1
+    views = {"top": (x[:m], v[:m]), "bottom": (x[-m:][::-1], v[-m:][::-1]),
+             "left": (x.T[:m], v.T[:m]), "right": (x.T[-m:][::-1], v.T[-m:][::-1])}
+    out: dict[str, float] = {}
+    for side in ("left", "right", "top", "bottom"):
+        xs, vs = views[side]
+        length = xs.shape[1]
+        if short < n_lines + 2 or length < 4 * segments:
+            out[f"edge_{side}"] = math.nan
+            continue
+        q = length // segments
+        segz = []
+        for j in range(segments):
+            stats = _line_stats(xs[:, j * q:(j + 1) * q], vs[:, j * q:(j + 1) * q], lines)
+            zs = []
+            for stat, floor in zip(stats, (0.004, 0.1, 0.1), strict=True):
+                a = 0.5 * (stat[:-1] + stat[1:])
+                d = a[:-2] - a[2:]  # d[i]: the step at boundary i + 2
+                ins = d[strip + 3: n_lines - 3]
+                med = lower_median(ins)
+                mad = lower_median(np.abs(ins - med))
+                zs.append((d[1:] - med) / max(1.4826 * mad, floor))
+            segz.append(zs)
+        z = np.nan_to_num(np.asarray(segz))  # segments×3×(lines−3)
+        best = 0.0
+        for same in (z.min(axis=0), (-z).min(axis=0)):
+            near = same[:, : strip - 2].max(axis=1)
+            far = np.maximum(same[:, strip + 2:].max(axis=1), 0.0)
+            best = max(best, float((near - recur * far).max()))
+        out[f"edge_{side}"] = best
+    sides = [0.0 if not math.isfinite(out[f"edge_{s}"]) else out[f"edge_{s}"]
+             for s in ("left", "right", "top", "bottom")]
+    out["edge_score"] = max(sides)
+    out["edge_side"] = float(int(np.argmax(sides)))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# Aliasing fold keys (functional/spectral.fine_peak_fracs, window_fold_fracs)
+# ------------------------------------------------------------------------------------------------------
+def lattice_distance(pts: np.ndarray, f: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Distance (bins) of the points ``pts`` (``M×2``, (ky, kx)) to the nearest ``m·f + n·g`` (``g`` NaN:
+    the points ``m·f``); +inf for a degenerate basis."""
+    one_d = not math.isfinite(g[0])
+    g1 = np.array([-f[1], f[0]]) if one_d else g
+    basis = np.array([[f[0], g1[0]], [f[1], g1[1]]])
+    det = basis[0, 0] * basis[1, 1] - basis[0, 1] * basis[1, 0]
+    if not math.isfinite(det) or abs(det) <= 1e-9:
+        return np.full(len(pts), np.inf)
+    ab = np.rint(pts @ np.linalg.inv(basis).T)
+    if one_d:
+        ab[:, 1] = 0.0
+    return np.linalg.norm(ab @ basis.T - pts, axis=1)
+
+
+def fine_peak_fracs(p: np.ndarray, f: np.ndarray | None, g: np.ndarray | None, lattice_ok: bool, *,
+                    min_cycles_px: float = 0.2, gain: float = 8.0, reach: int = 4, stride: int = 8,
+                    stride_reach: float = 1.5, rel_tol: float = 0.06, top_bins: int = 2048,
+                    own_line: bool = False) -> tuple[float, float]:
+    """Share of the AC power (``p``: ``S×(S//2+1)`` rfft2 power) in bins ``gain``× above their
+    neighbourhood's geometric mean at ≥ 0.2 cycles/px, off the stride grid and off the wall's lattice;
+    and of those off the lattice of the two strongest such peaks (``own_line``: of the two strongest
+    prominent peaks at any scale, and off the first one's line)."""
+    s = p.shape[0]
+    ky, kx, r, wt = rfft_grid(s)
+    lp = np.log(np.maximum(p, _TINY32))
+    k = 2 * reach + 1
+    wrapped = np.concatenate([lp[-reach:], lp, lp[:reach]], axis=0)
+    cs = np.concatenate([np.zeros((1, lp.shape[1])), np.cumsum(wrapped, axis=0)])
+    bg = (cs[k:] - cs[:-k]) / k  # ky (wrapped)
+    cs = np.concatenate([np.zeros((s, 1)), np.cumsum(bg, axis=1)], axis=1)
+    cnt = np.concatenate([[0], np.cumsum(np.ones(lp.shape[1]))])
+    j = np.arange(lp.shape[1])
+    lo, hi = np.maximum(j - reach, 0), np.minimum(j + reach + 1, lp.shape[1])
+    bg = (cs[:, hi] - cs[:, lo]) / (cnt[hi] - cnt[lo])  # kx (shrinking at the ends)
+    peak = (lp - bg) > math.log(gain)
+    fy, fx = ky * (stride / s), kx * (stride / s)
+    near = ((np.abs(fy - np.rint(fy)) * s / stride <= stride_reach)
+            & (np.abs(fx - np.rint(fx)) * s / stride <= stride_reach))
+    keep = (r / s >= min_cycles_px) & ~near
+    pts = np.stack([ky.ravel(), kx.ravel()], axis=1)
+    tolr = stride_reach + rel_tol * r.ravel()
+    if f is not None and g is not None and lattice_ok:
+        keep &= ~(lattice_distance(pts, f, g) <= tolr).reshape(r.shape)
+    tot = max(float((p * (r >= 2) * wt).sum()), _TINY32)
+    wgt = (p * wt * (peak & keep)).ravel()
+    total = float(wgt.sum())
+    cand = (p * wt * (peak & (r >= 3.0) & ~near)).ravel() if own_line else wgt
+    idx = np.argsort(-cand, kind="stable")[:top_bins]
+    pw, kk, tol = cand[idx], pts[idx], tolr[idx]
+    if pw[0] <= 0:
+        return total / tot, total / tot
+    a = kk[0]
+    if own_line:
+        ua = a / max(np.linalg.norm(a), 1e-9)
+        line_dist = lambda q: np.abs(q[:, 0] * ua[1] - q[:, 1] * ua[0])
+        off = pw * (line_dist(kk) > tol)
+    else:
+        off = pw * ~(lattice_distance(kk, a, np.array([np.nan, np.nan])) <= tol)
+    jb = int(np.argmax(off))
+    b = kk[jb] if off[jb] > 0 else np.array([np.nan, np.nan])
+    if own_line:
+        own = (lattice_distance(pts, a, b) <= tolr) | (line_dist(pts) <= tolr)
+        return total / tot, float((wgt * ~own).sum()) / tot
+    own = lattice_distance(kk, a, b) <= tol
+    return total / tot, (total - float((pw * own).sum())) / tot
+
+
+def window_fold_fracs(x: np.ndarray, v: np.ndarray, f: np.ndarray, g: np.ndarray, lattice_ok: bool,
+                      side: int, window: int = 64, min_valid: float = 0.95) -> tuple[float, float]:
+    """:func:`fine_peak_fracs` (``own_line``) on each 64-px tile of a non-overlapping grid (detrended,
+    Hann-windowed; the frame's lattice rescaled to the tile), lower medians over the valid tiles."""
+    h, w = x.shape
+    if h < window or w < window:
+        return math.nan, math.nan
+    hw = np.outer(hann_sym(window), hann_sym(window))
+    fines, folds = [], []
+    for i in range(h // window):
+        for j in range(w // window):
+            sl = np.s_[i * window:(i + 1) * window, j * window:(j + 1) * window]
+            if v[sl].mean() < min_valid:
+                continue
+            sig = detrend(x[sl], hw) * hw
+            fi, fo = fine_peak_fracs(np.abs(np.fft.rfft2(sig)) ** 2, f * (window / side), g * (window / side),
+                                     lattice_ok, top_bins=512, own_line=True)
+            fines.append(fi)
+            folds.append(fo)
+    return lower_median(fines), lower_median(folds)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The mask seam (functional/seams.mask_seam_parts)
+# ------------------------------------------------------------------------------------------------------
+def erode(v: np.ndarray, r: int) -> np.ndarray:
+    """Minimum of ``v`` over the (2r+1)² square around each pixel (outside the frame counts as 1)."""
+    if r <= 0:
+        return v
+    k = 2 * r + 1
+    pad = np.pad(v, r, constant_values=1.0)
+    rows = np.lib.stride_tricks.sliding_window_view(pad, k, axis=1).min(axis=-1)
+    return np.lib.stride_tricks.sliding_window_view(rows, k, axis=0).min(axis=-1)
+
+
+def contour_offsets(x: np.ndarray, band_ring: np.ndarray, band_ref: np.ndarray, *, block: int,
+                    min_px: int = 16) -> dict[str, float]:
+    """Per ``block``-px block, the relative offset of the mean of ``x`` over ``band_ring`` against its mean
+    over ``band_ref``; the lower median over blocks, its robust t and the share of blocks of its sign."""
+    h, w = x.shape
+    rels = []
+    for i in range(h // block):
+        for j in range(w // block):
+            sl = np.s_[i * block:(i + 1) * block, j * block:(j + 1) * block]
+            c_r, c_f = band_ring[sl].sum(), band_ref[sl].sum()
+            if c_r >= min_px and c_f >= min_px:
+                m_r = (x[sl] * band_ring[sl]).sum() / c_r
+                m_f = (x[sl] * band_ref[sl]).sum() / c_f
+                rels.append((m_r - m_f) / max(abs(m_f), 0.02))
+    if len(rels) < 4:
+        return dict.fromkeys(("mask_seam_score", "mask_seam_t", "mask_seam_agree"), math.nan)
+    rel = np.asarray(rels)
+    med = lower_median(rel)
+    mad = lower_median(np.abs(rel - med))
+    return {"mask_seam_score": abs(med), "mask_seam_t": abs(med) / (1.4826 * mad + 0.01),
+            "mask_seam_agree": float(((rel * np.sign(med)) > 0).mean())}
+
+
+def mask_seam(x: np.ndarray, v: np.ndarray, period_px: float, *, skip: int = 1, ring: int = 3, gap: int = 6,
+              ref: int = 4, block: int = 32, max_shift_px: float = 28.0) -> dict[str, float]:
+    """``mask_seam_*``: the band ``skip``–``ring`` px inside the contour against the band ``gap``–``gap+ref``
+    px inside, block by block; on a periodic wall of period ``gap+ref``–28 px, against the contour band one
+    (rounded) period deeper, in blocks 3× as large."""
+    band_ring = erode(v, skip) * (1.0 - erode(v, ring))
+    if math.isfinite(period_px) and gap + ref <= period_px <= max_shift_px:
+        d = round(period_px)
+        deeper = (erode(v, skip + d) > 0.5) * (1.0 - (erode(v, ring + d) > 0.5))
+        return contour_offsets(x, band_ring, deeper, block=3 * block)
+    return contour_offsets(x, band_ring, erode(v, gap) * (1.0 - erode(v, gap + ref)), block=block)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The lattice's real-space basis (functional/lattice.real_basis, axis_periods; tiling._lattice_keys)
+# ------------------------------------------------------------------------------------------------------
+def real_basis(f: np.ndarray, g: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """``t₁``, ``t₂`` ((ty, tx) px) dual to the reciprocal ``f``, ``g`` (bins), Gauss-reduced; a 1-D texture
+    (``g`` NaN): ``t₁ = f/|f|²·side``, ``t₂`` NaN."""
+    b1, b2 = f / side, g / side
+    if not np.isfinite(g).all():
+        return b1 / max(float(b1 @ b1), 1e-12), np.array([np.nan, np.nan])
+    det = b1[0] * b2[1] - b1[1] * b2[0]
+    t1, t2 = np.array([b2[1], -b2[0]]) / det, np.array([-b1[1], b1[0]]) / det
+    for _ in range(4):
+        if t2 @ t2 < t1 @ t1:
+            t1, t2 = t2, t1
+        t2 = t2 - np.rint((t1 @ t2) / max(t1 @ t1, 1e-12)) * t1
+    return t1, t2
+
+
+def axis_periods(t1: np.ndarray, t2: np.ndarray, max_angle_deg: float = 30.0) -> tuple[float, float]:
+    """Shortest lattice vector ``a·t₁ + b·t₂`` (|a|, |b| ≤ 3) within 30° of x and of y."""
+    one_d = not np.isfinite(t2).all()
+    c = math.cos(math.radians(max_angle_deg))
+    px = py = math.inf
+    for a in range(-3, 4):
+        for b in range(-3, 4):
+            if (a == 0 and b == 0) or (one_d and b != 0):
+                continue
+            vec = a * t1 + (0.0 if one_d else b * t2)
+            ln = float(np.hypot(*vec))
+            if ln <= 1e-6:
+                continue
+            if abs(vec[1]) >= c * ln:
+                px = min(px, ln)
+            if abs(vec[0]) >= c * ln:
+                py = min(py, ln)
+    return (px if math.isfinite(px) else math.nan), (py if math.isfinite(py) else math.nan)
+
+
+def lattice_keys(f: np.ndarray, g: np.ndarray, side: int, prominence: float) -> dict[str, float]:
+    t1, t2 = real_basis(f, g, side)
+    px, py = axis_periods(t1, t2)
+    ang = lambda t: math.degrees(math.atan2(t[0], t[1])) % 180.0
+    return {"lattice_t1_px": float(np.hypot(*t1)), "lattice_t2_px": float(np.hypot(*t2)),
+            "lattice_t1_angle_deg": ang(t1), "lattice_t2_angle_deg": ang(t2), "period_x_px": px,
+            "period_y_px": py, "lattice_prominence": prominence}
+
+
+# ------------------------------------------------------------------------------------------------------
+# The newer summary keys of one unmasked image (tiling.tiling_metrics after the seed's metrics)
+# ------------------------------------------------------------------------------------------------------
+PERSPECTIVE_TREND, CENTRE_AGREE, CENTRE_MULTIPLE = 0.2, 0.12, 1.4
+CENTRE_ZONE, CENTRE_CROP_FRAC = (1.4, 2.6), 0.4
+
+
+def centre_crop_period(x: np.ndarray, valid: np.ndarray, masked: bool, min_period_px: float = 3.0
+                       ) -> float:
+    """The lattice period of the frame's central half (NaN without a lattice)."""
+    h, w = x.shape
+    sl = np.s_[h // 4: h - h // 4, w // 4: w - w // 4]
+    lat = lattice_periodicity(x[sl], valid[sl], masked, min_period_px=min_period_px,
+                              max_period_frac=CENTRE_CROP_FRAC)
+    return lat["s"] / lat["radius"] if lat["found"] else math.nan
+
+
+def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: dict[str, Any],
+                    masked: bool) -> dict[str, float]:
+    """Every key ``tiling_metrics`` adds to the seed's from the lattice on: the lattice keys, the aliasing
+    fold keys, the edge strips, the local lattice map's band and zone keys, the map's trend, the doubled-zone
+    map, the window, centroid and thirds scale trends, the centre's period, the strip novelty and the pair
+    test and, with a mask, the mask seam (``lat``: :func:`lattice_periodicity` of the frame)."""
+    h, w = x.shape
+    s = lat["s"]
+    vf = valid.astype(np.float64)
+    f, g = lat["f"], lat["g"]
+    gl = s / lat["radius"]
+    out: dict[str, float] = {}
+    out.update(lattice_keys(f, g, s, lat["prominence"]))
+    lat_ok = bool(lat["found"] and lat["radius"] <= s / 6.0)
+    p = np.abs(np.fft.rfft2(lat["sig"], s=(s, s))) ** 2
+    out["alias_fine_peak_frac"], out["alias_fold_peak_frac"] = fine_peak_fracs(p, f, g, lat_ok)
+    out["alias_win_fine_frac"], out["alias_win_fold_frac"] = window_fold_fracs(x, vf, f, g, lat_ok, s)
+    out.update(edge_scores(x, finite.astype(np.float64)))
+    if masked:  # the reference band one row spacing deeper on a periodic wall
+        out.update(mask_seam(x, vf, gl if lat["score"] >= 0.3 else math.nan))
+    else:
+        out.update(dict.fromkeys(("mask_seam_score", "mask_seam_t", "mask_seam_agree"), math.nan))
+    lm = local_lattice_map(x, valid if masked else None)
+    out.update(band_keys(lm))
+    ty, tx = map_trend(lm, h, w)
+    out["local_period_trend_y"], out["local_period_trend_x"] = ty, tx
+    win, stride, ds = local_geometry(h, w)
+    margin, plain = doubling_margins(x, vf, window_px=win, stride_px=stride, ds=ds, trend_x=tx, trend_y=ty)
+    out.update(region_keys("doubling", region_extent(margin, excess=0.08), plain))
+    cen = centre_period(lm, ty, tx, h, w)
+    sw = apodize(valid) if masked else vf
+    wst = window_scale_trend(x, sw)
+    out.update(wst)
+    out.update(centroid_scale_trend(x, sw))
+    wt = np.fmax(abs(wst["persp_trend_x"]), abs(wst["persp_trend_y"]))
+    persp = (wt >= PERSPECTIVE_TREND) if math.isfinite(wt) else \
+        bool(np.fmax(abs(ty), abs(tx)) >= PERSPECTIVE_TREND)
+    rc = np.fmax(gl, cen) / np.fmin(gl, cen)
+    use_c = persp and math.isfinite(rc) and (rc <= 1.0 + CENTRE_AGREE or (rc >= CENTRE_MULTIPLE and cen < gl))
+    cc = centre_crop_period(x, valid, masked)
+    q = cc / cen
+    zone = math.isfinite(q) and CENTRE_ZONE[0] <= q <= CENTRE_ZONE[1]
+    crop_ok = math.isfinite(cc) and cc >= 2.0 * 3.0
+    centre = (cen if zone else cc) if crop_ok else (cen if use_c else gl)
+    out["centre_period_px"], out["centre_crop_period_px"] = cen, cc
+    out["fundamental_period_px"] = centre if persp else gl
+    out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
+    out.update(strip_band_keys(x, sw, gl))
+    t1, t2 = real_basis(f, g, s)
+    cs = out["fundamental_period_px"] / gl
+    cs = 1.0 if not math.isfinite(cs) else cs
+    trx = wst["persp_trend_x"] if math.isfinite(wst["persp_trend_x"]) else tx
+    try_ = wst["persp_trend_y"] if math.isfinite(wst["persp_trend_y"]) else ty
+    t1, t2 = t1 * cs, t2 * cs
+    pm, pp = pair_margins(x, vf, [t1, t2, t1 + t2, t1 - t2], window_px=win // 2, stride_px=stride // 2, ds=ds,
+                          trend_x=trx, trend_y=try_)
+    out.update(region_keys("pair", region_extent(pm, excess=1.5), pp))
+    out.update(thirds_scale_trend(x, sw))
+    return out
