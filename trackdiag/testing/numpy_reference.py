@@ -1393,6 +1393,9 @@ def pair_margins(x: np.ndarray, v: np.ndarray, vectors: list[np.ndarray], *, win
     xc = (np.arange(ww) + 0.5) * ds
     scale = np.exp(tx * (xc / w - 0.5)[None, :] + ty * (yc / h - 0.5)[:, None])
     yy, xx = np.indices((hh, ww)).astype(np.float64)
+    n0 = max(vf.sum(), 1.0)
+    mean0 = (x0 * vf).sum() / n0
+    flat_var = 1e-4 * (((x0 - mean0) * vf) ** 2).sum() / n0 + 1e-12  # a flat window has no correlation
 
     def corr(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c, share = np.zeros((gh, gw)), np.zeros((gh, gw))
@@ -1412,7 +1415,8 @@ def pair_margins(x: np.ndarray, v: np.ndarray, vectors: list[np.ndarray], *, win
                 cov = (a[sl] * b[sl]).sum() - sa * sb / cnt
                 vaa = max((a[sl] ** 2).sum() - sa * sa / cnt, 0.0)
                 vbb = max((b[sl] ** 2).sum() - sb * sb / cnt, 0.0)
-                c[i, j] = cov / max(math.sqrt(vaa * vbb), 1e-12 * k * k)
+                flat = min(vaa, vbb) / (k * k) <= flat_var  # as the torch box means
+                c[i, j] = np.nan if flat else min(max(cov / max(math.sqrt(vaa * vbb), 1e-30), -1.0), 1.0)
                 share[i, j] = n / (k * k)
         return c, share
 
@@ -1901,6 +1905,7 @@ def lattice_keys(f: np.ndarray, g: np.ndarray, side: int, prominence: float) -> 
 # ------------------------------------------------------------------------------------------------------
 PERSPECTIVE_TREND, CENTRE_AGREE, CENTRE_MULTIPLE = 0.2, 0.12, 1.4
 CENTRE_ZONE, CENTRE_CROP_FRAC = (1.4, 2.6), 0.4
+MIN_REGION_PERIODS = 5.0  # as analyzers/tiling.py: the region maps need this many lattice periods across
 
 
 def centre_crop_period(x: np.ndarray, valid: np.ndarray, masked: bool, min_period_px: float = 3.0
@@ -1970,5 +1975,8 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     pm, pp = pair_margins(x, vf, [t1, t2, t1 + t2, t1 - t2], window_px=win // 2, stride_px=stride // 2, ds=ds,
                           trend_x=trx, trend_y=try_)
     out.update(region_keys("pair", region_extent(pm, excess=1.5), pp))
+    # the region maps need room: MIN_REGION_PERIODS of the shortest lattice vector across, and a lattice
+    if not min(h, w) / out["lattice_t1_px"] >= MIN_REGION_PERIODS:
+        out.update({k: math.nan for k in out if k.startswith(("doubling_", "pair_"))})
     out.update(thirds_scale_trend(x, sw))
     return out
