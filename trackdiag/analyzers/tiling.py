@@ -881,6 +881,9 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # ... and better, the lattice of the frame's central half, where the period varies half as much; unless it
     # is 1.4–2.6 × the map's (a zone or band at twice the period over the centre: the map's median is not)
     cc, out["centre_periodicity_score"] = _centre_crop_period(x, vf if mask is not None else None, p)
+    # a lattice confident in the central half is a lattice: an angled wall's global peak smears over its
+    # range of periods, a zone or band splits it (aperiodic walls score <= 0.02 there: docs/tiling.md)
+    out["periodicity_score"] = torch.fmax(out["periodicity_score"], out["centre_periodicity_score"])
     q = cc / cen
     zone = torch.isfinite(q) & (q >= CENTRE_ZONE[0]) & (q <= CENTRE_ZONE[1])
     # (not near the search floor, < 2 × min_period_px: an aliased wall's crop reads a folded 3-px "period";
