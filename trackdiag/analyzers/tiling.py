@@ -685,10 +685,21 @@ def _lattice_keys(per: Any, side: int, *, prefix: str) -> dict[str, torch.Tensor
             f"{prefix}lattice_prominence": lat.prominence}
 
 
-def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingParams) -> torch.Tensor:
+def _frame_confident(summary: Mapping[str, Any]) -> bool:
+    """The whole frame's lattice is confident (``frame_periodicity_score``; summaries without it:
+    ``periodicity_score``): E(2f*)/E(f*) and E(f*/2)/E(f*) are read on the frame's spectrum, which the central
+    half's lattice does not vouch for (an angled wall's smeared peak)."""
+    v = _f(summary, "frame_periodicity_score")
+    v = v if _fin(v) else _f(summary, "periodicity_score")
+    return _fin(v) and v >= APERIODIC_SCORE
+
+
+def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingParams
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """The lattice period of the frame's central half (``x`` ``N×H×W`` finite, ``valid`` optional 0/1):
-    ``(N,)`` px, NaN where the crop has no lattice. On a wall seen at an angle the period varies half as much
-    there as over the frame, and the truth's period is the centre's."""
+    ``(N,)`` px, NaN where the crop has no lattice, and the crop's periodicity score ``(N,)``. On a wall seen
+    at an angle the period varies half as much there as over the frame, and the truth's period is the
+    centre's."""
     h, w = x.shape[-2:]
     ys, xs = slice(h // 4, h - h // 4), slice(w // 4, w - w // 4)
     xc = x[:, ys, xs]
@@ -697,7 +708,8 @@ def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingPa
                               rel_power=p.rel_power, harmonic_tol=p.harmonic_tol,
                               detrend_order=p.detrend_order, clean=True, taper=valid is not None,
                               lattice=True)
-    return torch.where(per.lattice.found, per.period_px, torch.full_like(per.period_px, float("nan")))
+    nan = torch.full_like(per.period_px, float("nan"))
+    return torch.where(per.lattice.found, per.period_px, nan), per.score
 
 
 def _pair_keys(x: torch.Tensor, vf: torch.Tensor, per: Any, side: int, wst: Mapping[str, torch.Tensor],
@@ -892,7 +904,11 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     use_c = persp & torch.isfinite(rc) & ((rc <= 1.0 + CENTRE_AGREE) | ((rc >= CENTRE_MULTIPLE) & (cen < gl)))
     # ... and better, the lattice of the frame's central half, where the period varies half as much; unless it
     # is 1.4–2.6 × the map's (a zone or band at twice the period over the centre: the map's median is not)
-    cc = _centre_crop_period(x, vf if mask is not None else None, p)
+    cc, out["centre_periodicity_score"] = _centre_crop_period(x, vf if mask is not None else None, p)
+    # a lattice confident in the central half is a lattice: an angled wall's global peak smears over its
+    # range of periods, a zone or band splits it (aperiodic walls score <= 0.02 there: docs/tiling.md)
+    out["frame_periodicity_score"] = out["periodicity_score"]
+    out["periodicity_score"] = torch.fmax(out["periodicity_score"], out["centre_periodicity_score"])
     q = cc / cen
     zone = torch.isfinite(q) & (q >= CENTRE_ZONE[0]) & (q <= CENTRE_ZONE[1])
     # (not near the search floor, < 2 × min_period_px: an aliased wall's crop reads a folded 3-px "period";
@@ -1337,7 +1353,7 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                                evidence={**ev, "limit_Ehalf": DOUBLED_EHALF},
                                fix=fix_doubling, title="Doubled period: the output repeats half as often as "
                                "the reference (its energy sits on f/2)"))
-    elif confident and max(e2v, ehv) >= HARMONIC_RATIO:
+    elif confident and _frame_confident(summary) and max(e2v, ehv) >= HARMONIC_RATIO:
         which = "2f*" if e2v >= ehv else "f*/2"
         out.append(Verdict(code="harmonic_confusion", severity="warn",
                            evidence={**ev, "limit": HARMONIC_RATIO},
@@ -1672,6 +1688,9 @@ def _specs() -> list[MetricSpec]:
         m("mask_seam_agree", "none", "frac", "share of contour blocks with the median offset's sign"),
         m("centre_period_px", "none", "px", "period at the frame centre (local map, trend-corrected)"),
         m("centre_crop_period_px", "none", "px", "lattice period of the frame's central half (angled walls)"),
+        m("centre_periodicity_score", "none", "", "periodicity_score of the frame's central half"),
+        m("frame_periodicity_score", "none", "", "the whole frame's lattice score (periodicity_score is the "
+          "larger of it and centre_periodicity_score)"),
         m("scale_trend_x", "none", "log/frame", "ln(period right / left third) / (2/3): perspective along x"),
         m("scale_trend_y", "none", "log/frame", "ln(period bottom / top third) / (2/3): perspective along y"),
         m("scale_corr_x", "none", "corr", "correlation of the left and right thirds' log-radial spectra"),

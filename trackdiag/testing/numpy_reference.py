@@ -392,12 +392,16 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
     out: dict[str, float] = {"nonfinite_frac": float((~finite).mean()), "valid_px_frac": float(valid.mean())}
     per = periodicity(x, valid, mask is not None)
     lat = lattice_periodicity(x, valid, mask is not None)
+    # the wall's score is also its central half's (analyzers/tiling.py: an angled wall's peak smears)
+    cy, cx = slice(_h // 4, _h - _h // 4), slice(_w // 4, _w - _w // 4)
+    crop = lattice_periodicity(x[cy, cx], valid[cy, cx], mask is not None, max_period_frac=0.4)
     s = per["s"]
     ky, kx, r, wt = per["grid"]
     out.update(fundamental_radius_bin=lat["radius"], fundamental_period_px=s / lat["radius"],
                acf_first_peak_period_px=lat["acf"], acf_first_peak_radius_bin=s / lat["acf"],
-               periodicity_score=lat["score"], acf_peak_rho=lat["rho"],
-               fundamental_peak_ratio=lat["prominence"])
+               periodicity_score=max(lat["score"], crop["score"]), acf_peak_rho=lat["rho"],
+               fundamental_peak_ratio=lat["prominence"], frame_periodicity_score=lat["score"],
+               centre_periodicity_score=crop["score"])
     per["radius"] = lat["radius"]
     fstar = per["radius"]
     if ref is not None:

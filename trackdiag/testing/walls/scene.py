@@ -21,7 +21,15 @@ from . import artifacts
 from .camera import View, fronto, local_period
 from .camera import angled as angled_view
 from .lighting import Lighting, draw_lighting, gain
-from .materials import APERIODIC, MATERIALS, PERIODIC, Material, make_material, photo_period
+from .materials import (
+    APERIODIC,
+    MATERIALS,
+    PERIODIC,
+    Material,
+    make_material,
+    photo_period,
+    photo_scale_factor,
+)
 from .noise import value_noise
 from .truth import CAUSES, Truth
 
@@ -29,7 +37,7 @@ __all__ = ["CAUSE_MATERIALS", "GENERATOR_VERSION", "SIZES", "Scene", "make_scene
 
 #: bumped whenever a change alters the pixels or the truth of a scene drawn from the same seed (caches
 #: keyed on it are then regenerated).
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 6  # 6: the brick photograph's own perspective in the truth (5: another branch)
 
 #: frame sizes drawn when ``size`` is not given (H, W); all multiples of 16.
 SIZES = ((512, 512), (512, 768), (768, 512), (768, 768), (640, 896), (768, 1024), (1024, 768), (1024, 1024))
@@ -487,7 +495,7 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
     scale_truth = 1.0 if twin else wall_scale
     period_px = float(material.period * scale_truth) if periodic and material.period else None
     ref_period = float(material.period) if (with_ref and periodic and material.period) else None
-    change, tx, ty = _perspective_truth(view, mask, material, h, w)
+    change, tx, ty = _perspective_truth(view, mask, material, h, w, wall_scale=wall_scale)
     label = True if change >= 0.2 else False if change < 0.1 else None
     context = []
     if label:
@@ -517,8 +525,11 @@ def _render_cover(spec: _Spec) -> np.ndarray:
 
 
 def _perspective_truth(view: View, mask: np.ndarray, material: Material, h: int,
-                       w: int) -> tuple[float, float, float]:
-    """(relative change of the local period over the wall, trend of log period along x/W, along y/H)."""
+                       w: int, *, wall_scale: float = 1.0) -> tuple[float, float, float]:
+    """(relative change of the local period over the wall, trend of log period along x/W, along y/H).
+
+    The brick photograph's own perspective (:func:`~.materials.photo_scale_factor`, the texture drawn at
+    ``1 / wall_scale``) multiplies the view's: a fronto-parallel view of it changes scale too."""
     ys, xs = np.mgrid[4:h:8, 4:w:8]
     keep = mask[ys, xs]
     if keep.sum() < 10:
@@ -527,6 +538,7 @@ def _perspective_truth(view: View, mask: np.ndarray, material: Material, h: int,
     y = ys[keep].astype(np.float64) + 0.5
     if material.period is not None:
         p = local_period(view, x, y, 1.0, material.normal)
+        p = p * photo_scale_factor(material, view.to_texture(x, y)[1] / wall_scale)
     else:
         p = 1.0 / np.sqrt(np.abs(np.linalg.det(view.jacobian(x, y))))
     lo, med, hi = (float(q) for q in np.percentile(p, [2, 50, 98]))
