@@ -61,8 +61,9 @@ class PoolStart:
     """A local process pool of ``workers`` processes, started in a background thread at construction.
 
     Never forks the calling process: a forkserver (where the platform has one; else *spawn*) imports numpy,
-    Pillow and — with ``spectral`` — the spectral tier's modules once, and forks every worker from it. :meth:`pool` waits for the
-    pool and re-raises, in the caller's thread, whatever its start raised. :meth:`close` terminates it.
+    Pillow and — with ``spectral`` — the spectral tier's modules once, and forks every worker from it.
+    :meth:`pool` waits for the pool and re-raises, in the caller's thread, whatever its start raised;
+    :meth:`close` terminates it.
     """
 
     def __init__(self, workers: int, *, spectral: bool = True) -> None:
@@ -187,8 +188,8 @@ def records(tasks: Iterator[Task], *, workers: int, total: int, executor: str = 
             start: Optional[PoolStart] = None, spectral: bool = True) -> Iterator[ImageRecord]:
     """The record of every task, in order: on Ray Data (``executor="ray"``), in this process
     (``workers <= 1``) or in a local pool of ``workers`` processes (``start``: one already starting, else one
-    is started here, with the spectral tier's modules when ``spectral``; it is terminated when the records are done
-    or the generator is closed)."""
+    is started here, with the spectral tier's modules when ``spectral``; it is terminated when the records
+    are done or the generator is closed)."""
     size = batch_size(total)
     if executor == "ray":
         yield from _ray_records(tasks, size)
