@@ -101,23 +101,27 @@ def _bilinear_axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nd
 def _upsample2(x: np.ndarray, axis: int) -> np.ndarray:
     """Linear 2× upsampling along ``axis`` (``align_corners=False``): output ``2m`` is ``¼·x[m−1] + ¾·x[m]``,
     ``2m+1`` is ``¾·x[m] + ¼·x[m+1]`` (the ends repeat the edge), by shifted slices."""
-    x = np.moveaxis(x, axis, -1)
+    def at(a: np.ndarray, s: slice | int) -> np.ndarray:
+        return a[(slice(None),) * axis + (s,)]
+
     q, t = np.float32(0.25), np.float32(0.75)
-    out = np.empty((*x.shape[:-1], 2 * x.shape[-1]), np.float32)
-    even, odd = out[..., 0::2], out[..., 1::2]
+    shape = list(x.shape)
+    shape[axis] *= 2
+    out = np.empty(shape, np.float32)
+    even, odd = at(out, slice(0, None, 2)), at(out, slice(1, None, 2))
     np.multiply(x, t, out=even)
-    even[..., 1:] += q * x[..., :-1]
-    even[..., 0] += q * x[..., 0]
+    at(even, slice(1, None))[...] += q * at(x, slice(None, -1))
+    at(even, 0)[...] += q * at(x, 0)
     np.multiply(x, t, out=odd)
-    odd[..., :-1] += q * x[..., 1:]
-    odd[..., -1] += q * x[..., -1]
-    return np.moveaxis(out, -1, axis)
+    at(odd, slice(None, -1))[...] += q * at(x, slice(1, None))
+    at(odd, -1)[...] += q * at(x, -1)
+    return out
 
 
 def _resize_bilinear(x: np.ndarray, h: int, w: int) -> np.ndarray:
     """``N×h0×w0`` → ``N×h×w``, bilinear, ``align_corners=False`` (as ``F.interpolate``)."""
     if (h, w) == (2 * x.shape[1], 2 * x.shape[2]):
-        return np.ascontiguousarray(_upsample2(_upsample2(x, 1), 2))
+        return _upsample2(_upsample2(x, 1), 2)
     y0, y1, ly = _bilinear_axis(x.shape[1], h)
     x0, x1, lx = _bilinear_axis(x.shape[2], w)
     rows = x[:, y0] * (1 - ly)[:, None] + x[:, y1] * ly[:, None]
