@@ -64,12 +64,20 @@ def _box_downsample(x: np.ndarray, k: int) -> np.ndarray:
         out += x[:, 1::2, 1::2]
         out *= np.float32(0.25)
         return out
+    if h % k == 0 and w % k == 0:  # the k rows of each block, then k columns of that (as the torch version)
+        blocks = x.reshape(n, h // k, k, w)
+        rows = blocks[:, :, 0].copy()
+        for i in range(1, k):
+            rows += blocks[:, :, i]
+        out = rows[..., 0::k].copy()
+        for j in range(1, k):
+            out += rows[..., j::k]
+        out *= np.float32(1.0 / (k * k))
+        return out
     hh, ww = -(-h // k), -(-w // k)
     pad = np.zeros((n, hh * k, ww * k), np.float32)
     pad[:, :h, :w] = x
     total = pad.reshape(n, hh, k, ww, k).sum(axis=(2, 4), dtype=np.float32)
-    if h % k == 0 and w % k == 0:
-        return total * np.float32(1.0 / (k * k))
     ry = np.minimum(k, h - np.arange(hh) * k).astype(np.float32)
     rx = np.minimum(k, w - np.arange(ww) * k).astype(np.float32)
     return total / (ry[:, None] * rx[None, :])
@@ -84,8 +92,11 @@ def _box_mean(v: np.ndarray, k: int) -> np.ndarray:
     p[:, :1, :] = 0.0
     p[:, :, :1] = 0.0
     c = p.cumsum(axis=-1, dtype=np.float32).cumsum(axis=-2, dtype=np.float32)
-    total = c[:, k:k + h, k:k + w] - c[:, :h, k:k + w] - c[:, k:k + h, :w] + c[:, :h, :w]
-    return total * np.float32(1.0 / (k * k))
+    total = c[:, k:k + h, k:k + w] - c[:, :h, k:k + w]
+    total -= c[:, k:k + h, :w]
+    total += c[:, :h, :w]
+    total /= np.float32(k * k)
+    return total
 
 
 def _bilinear_axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -141,9 +152,13 @@ def _apodized_weights(v: np.ndarray) -> np.ndarray:
         frac = _resize_bilinear(frac, h, w)
     else:
         frac = _box_mean(v, 2 * t_px + 1)
-    t = np.clip((frac - np.float32(0.5)) * np.float32(2.0), 0.0, 1.0)
+    t = np.subtract(frac, np.float32(0.5), out=frac)
+    t *= np.float32(2.0)
+    np.maximum(t, np.float32(0.0), out=t)
+    np.minimum(t, np.float32(1.0), out=t)
     # The raised cosine only where it is neither 0 nor 1 (the taper band along the mask's edges).
-    band = (t > 0) & (t < 1)
+    band = t > 0
+    band &= t < 1
     tb = t[band]
     t[band] = np.float32(0.5) - np.float32(0.5) * np.cos(np.float32(math.pi) * tb)
     t *= v
