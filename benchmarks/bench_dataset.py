@@ -17,7 +17,7 @@ Rows (all measured in this one run, on this machine's CPUs):
   medians of the per-round ratios, ``speedup_vs_cleanvision_worst_round`` / ``_best_round`` their range;
 * ``cpu_seconds_all_processes_workers<N>``, ``cleanvision_cpu_seconds_all_processes`` and
   ``cpu_speedup_vs_cleanvision_all_processes``: in the same runs, the CPU time of every process each tool
-  ran (trackdiag: caller, forkserver with its torch import, workers; CleanVision: its process and its pool),
+  ran (trackdiag: caller, forkserver with its imports, workers; CleanVision: its process and its pool),
   the median of the per-round ratios. On a shared machine images/s follow the load; the CPU a tool needs
   on the same cores follows it much less;
 * ``images_per_second_workers0``: trackdiag in-process;
@@ -145,7 +145,7 @@ def make_folder(root: Path, n: int, *, seed: int = 0) -> dict[str, str]:
 
 
 #: Both children print ``wall_seconds cpu_seconds``: the CPU of the child and of every process it started
-#: (pool workers; trackdiag's forkserver is stopped first so that its CPU, the torch import included, and its
+#: (pool workers; trackdiag's forkserver is stopped first so that its CPU, its imports included, and its
 #: workers' are reaped into the child's own count).
 _CPU = """
 import resource
@@ -245,8 +245,8 @@ def run(quick: bool) -> list[dict]:
                         f"plus masks); fresh process, median of {rounds}"))
         rows.append(row("dataset_scan", f"cpu_seconds_all_processes_workers{workers}",
                         float(np.median(cpus["all"])), "s",
-                        "every check: CPU of the scan's every process (caller, forkserver and its torch "
-                        f"import, workers) over the {n} images; median of {rounds}"))
+                        "every check: CPU of the scan's every process (caller, forkserver and its "
+                        f"imports, workers) over the {n} images; median of {rounds}"))
         from trackdiag.dataset import ScanParams
 
         par = scan(images, masks, workers=workers, progress=False)  # the flags (recall, equalities below)

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-spectral", action="store_true",
                         help="cheap tier only: photometry, duplicates and masks, no periods "
-                             "(workers without torch)")
+                             "(no spectra: faster)")
     parser.add_argument("--executor", choices=("local", "ray"), default="local",
                         help="local process pool (default) or Ray Data on the connected cluster "
                              "(pip install 'trackdiag[ray]')")

@@ -4,12 +4,12 @@ Every executor yields the :class:`~trackdiag.dataset.records.ImageRecord` of eac
 batches the tasks alike (:func:`batch_size`), so the records, and hence ``flagged.csv``, do not depend on
 the executor.
 
-The local pool is the default. Its fixed cost is the workers' start: the spectral tier needs torch, whose
-import takes seconds. :class:`PoolStart` therefore starts the pool in a thread as soon as a scan begins
-(before the folder is even counted): a *forkserver* imports torch once and forks every worker from that
-clean process (the caller, possibly multi-threaded and using torch, is never forked). Meanwhile this process
-runs the cheap tier (no torch) of the first batches and keeps what their spectral tier needs (8-bit luma and
-a bit-packed wall) for the pool, up to :data:`EARLY_BYTES`.
+The local pool is the default. No worker imports torch (the period estimate is numpy,
+:mod:`trackdiag.dataset.period`): :class:`PoolStart` starts the pool in a thread as soon as a scan begins
+(before the folder is even counted), from a *forkserver* that imports numpy, Pillow, ``scipy.fft`` and the
+worker's modules once and forks every worker from that clean process (the caller, possibly multi-threaded and
+using torch, is never forked). Meanwhile this process runs the cheap tier of the first batches and keeps
+what their spectral tier needs (8-bit luma and a bit-packed wall) for the pool, up to :data:`EARLY_BYTES`.
 """
 
 from __future__ import annotations
@@ -33,12 +33,11 @@ MAX_BATCH = 16
 #: first images runs here meanwhile): 64 MB, about 220 images of 512² (luma, and the wall packed 8 per byte).
 EARLY_BYTES = 64 << 20
 
-#: Without the spectral tier workers never import torch: a much lighter forkserver.
+#: Imported once by the forkserver (workers start in milliseconds): the cheap tier's modules ...
 _PRELOAD_CHEAP = ["numpy", "PIL.Image", "trackdiag.dataset.worker"]
 
-#: Imported once by the forkserver, so that workers start in milliseconds instead of importing torch each.
-_PRELOAD = ["numpy", "PIL.Image", "torch", "trackdiag.functional.spectral",
-            "trackdiag.dataset.worker"]
+#: ... and the spectral tier's (its period estimate and repetition test: numpy and scipy.fft, no torch).
+_PRELOAD = [*_PRELOAD_CHEAP, "scipy.fft", "trackdiag.dataset.tiling", "trackdiag.dataset.period"]
 
 
 def batch_size(total: int) -> int:
@@ -62,15 +61,16 @@ class PoolStart:
     """A local process pool of ``workers`` processes, started in a background thread at construction.
 
     Never forks the calling process: a forkserver (where the platform has one; else *spawn*) imports numpy,
-    Pillow and — when ``need_torch`` — torch once, and forks every worker from it. :meth:`pool` waits for the
-    pool and re-raises, in the caller's thread, whatever its start raised. :meth:`close` terminates it.
+    Pillow and — with ``spectral`` — the spectral tier's modules once, and forks every worker from it.
+    :meth:`pool` waits for the pool and re-raises, in the caller's thread, whatever its start raised;
+    :meth:`close` terminates it.
     """
 
-    def __init__(self, workers: int, *, need_torch: bool = True) -> None:
+    def __init__(self, workers: int, *, spectral: bool = True) -> None:
         method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         self._ctx = mp.get_context(method)
         if method == "forkserver":
-            self._ctx.set_forkserver_preload(_PRELOAD if need_torch else _PRELOAD_CHEAP)
+            self._ctx.set_forkserver_preload(_PRELOAD if spectral else _PRELOAD_CHEAP)
         self._workers = workers
         self._pool: Any = None
         self._error: Optional[BaseException] = None
@@ -147,17 +147,19 @@ def _ray_records(tasks: Iterator[Task], size: int) -> Iterator[ImageRecord]:
 
 
 def _in_process(tasks: Iterator[Task], size: int) -> Iterator[ImageRecord]:
-    # Per-image tensors are small: torch's intra-op threads only add overhead (5× slower measured on a
-    # busy 2-core machine). Scoped to this loop, the caller's setting is restored afterwards.
-    import torch
-
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
+    # Per-image arrays are small: BLAS threads only add overhead on a busy machine. Scoped to this loop
+    # (threadpoolctl, when installed), the caller's setting is restored afterwards.
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        threadpool_limits = None
+    limits = threadpool_limits(1) if threadpool_limits is not None else None
     try:
         for b in _batches(tasks, size):
             yield from analyze_images(b)
     finally:
-        torch.set_num_threads(saved)
+        if limits is not None:
+            limits.restore_original_limits()
 
 
 def _pooled(tasks: Iterator[Task], size: int, start: PoolStart) -> Iterator[ImageRecord]:
@@ -183,10 +185,11 @@ def _pooled(tasks: Iterator[Task], size: int, start: PoolStart) -> Iterator[Imag
 
 
 def records(tasks: Iterator[Task], *, workers: int, total: int, executor: str = "local",
-            start: Optional[PoolStart] = None, need_torch: bool = True) -> Iterator[ImageRecord]:
+            start: Optional[PoolStart] = None, spectral: bool = True) -> Iterator[ImageRecord]:
     """The record of every task, in order: on Ray Data (``executor="ray"``), in this process
     (``workers <= 1``) or in a local pool of ``workers`` processes (``start``: one already starting, else one
-    is started here; it is terminated when the records are done or the generator is closed)."""
+    is started here, with the spectral tier's modules when ``spectral``; it is terminated when the records
+    are done or the generator is closed)."""
     size = batch_size(total)
     if executor == "ray":
         yield from _ray_records(tasks, size)
@@ -194,7 +197,7 @@ def records(tasks: Iterator[Task], *, workers: int, total: int, executor: str = 
     if workers <= 1:
         yield from _in_process(tasks, size)
         return
-    start = start or PoolStart(workers, need_torch=need_torch)
+    start = start or PoolStart(workers, spectral=spectral)
     try:
         yield from _pooled(tasks, size, start)
     finally:

@@ -134,4 +134,4 @@ class ScanParams:
     min_period_px: float = 6.0  # at training resolution
     min_repeats: float = 2.0  # repeats of the period across the crop
     # tiers
-    spectral_tier: bool = True  # False: photometry, hashes and masks only (no period, no torch in workers)
+    spectral_tier: bool = True  # False: photometry, hashes and masks only (no period)

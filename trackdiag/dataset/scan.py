@@ -205,8 +205,8 @@ def scan(images: str | Path, masks: str | Path | None = None, *, params: Optiona
         raise InputValueError(f"executor must be 'local' or 'ray'; got {executor!r}.")
     workers = default_workers() if workers is None else int(workers)
     t0 = time.perf_counter()
-    # The pool starts now (its forkserver imports torch: seconds), while the folder is counted and walked.
-    start = PoolStart(workers, need_torch=p.spectral_tier) if executor == "local" and workers > 1 else None
+    # The pool starts now (its forkserver imports numpy, Pillow, scipy.fft), while the folder is counted.
+    start = PoolStart(workers, spectral=p.spectral_tier) if executor == "local" and workers > 1 else None
     bar: Any = None
     records_: list[ImageRecord] = []
     hist = np.zeros(HIST_BINS, np.int64)
@@ -219,7 +219,7 @@ def scan(images: str | Path, masks: str | Path | None = None, *, params: Optiona
 
             bar = tqdm(total=total, desc="dataset", unit="img")
         for rec in records(_tasks(root, masks_root, p), workers=workers, total=total, executor=executor,
-                           start=start, need_torch=p.spectral_tier):
+                           start=start, spectral=p.spectral_tier):
             if rec.luma_hist is not None:
                 hist += rec.luma_hist
                 rec.luma_hist = None

@@ -1,9 +1,9 @@
 """Tiled source textures: the texture's period (the tiling analyzer's f*) and whether it is an exact
 repetition.
 
-The period comes from :func:`trackdiag.functional.spectral.dominant_period`, the same estimate as the tiling
-analyzer's
-``fundamental_period_px``. A texture is *already tiled* when it equals itself shifted along x or y by a
+The period comes from :func:`trackdiag.dataset.period.dominant_period`, a numpy port of
+:func:`trackdiag.functional.spectral.dominant_period` (tested to agree with it), so that the scan's workers
+need no torch. A texture is *already tiled* when it equals itself shifted along x or y by a
 lattice period: the Pearson correlation of the overlapping parts reaches ``tiled_similarity``. The radial f*
 of a 2-D lattice of period ``T`` can be any ``|(a, b)| / T`` (a diagonal harmonic), so the shifts tried are
 ``P · sqrt(a² + b²)`` for small integers, ±1 px. A region that is constant along an axis matches itself at
@@ -186,13 +186,11 @@ def _estimate(gray: np.ndarray, wall: Optional[np.ndarray]) -> tuple[float, floa
 
 
 def _estimate_batch(grays: list[np.ndarray], walls: list[Optional[np.ndarray]]) -> list[tuple[float, float]]:
-    """``dominant_period`` of several images, ``(period_px, score)`` each: one batched call per group of
-    images with the same shape and the same kind of wall (a mask, or none), at most ``BATCH_PIXELS`` pixels
-    per call. A torch call costs about 4 ms whatever the size at these sizes: batching 8 images of 256²
-    halves the cost per image."""
-    import torch
-
-    from ..functional.spectral import analyze_periodicity, dominant_period
+    """The dominant period of several images (:func:`trackdiag.dataset.period.dominant_period`, numpy: the
+    scan's workers import no torch), ``(period_px, score)`` each: one batched call per group of images with
+    the same shape and the same kind of wall (a mask, or none), at most ``BATCH_PIXELS`` pixels per call
+    (a call has a fixed cost of about 2 ms: batching 8 images of 256² halves the cost per image)."""
+    from .period import dominant_period
 
     out: list[tuple[float, float]] = [(float("nan"), float("nan"))] * len(grays)
     groups: dict[tuple[tuple[int, ...], bool], list[int]] = {}
@@ -202,22 +200,10 @@ def _estimate_batch(grays: list[np.ndarray], walls: list[Optional[np.ndarray]]) 
         step = max(1, BATCH_PIXELS // max(1, int(np.prod(shape))))
         for j in range(0, len(idx), step):
             part = idx[j:j + step]
-            stack = np.stack([grays[i] for i in part])
-            x = torch.from_numpy(stack)
-            if no_wall or not np.isfinite(stack).all():
-                est = dominant_period(x, valid=None if no_wall else torch.from_numpy(
-                    np.stack([np.asarray(walls[i], bool) for i in part])))
-                period_px, score_t = est.period_px, est.score
-            else:
-                # dominant_period's estimate, the same numbers: on finite pixels its finiteness checks
-                # can be skipped (clean), and the wall goes in as 0/1 float (the form its taper uses).
-                valid = torch.from_numpy(np.stack([np.asarray(walls[i], np.float32) for i in part]))
-                full = analyze_periodicity(x, valid=valid, clean=True)
-                period_px, score_t = full.period_px, full.score
-            per = np.asarray(period_px, dtype=np.float64).reshape(-1)
-            score = np.asarray(score_t, dtype=np.float64).reshape(-1)
+            valid = None if no_wall else np.stack([np.asarray(walls[i], bool) for i in part])
+            est = dominant_period(np.stack([grays[i] for i in part]), valid=valid)
             for n, i in enumerate(part):
-                out[i] = (float(per[n]), float(score[n]))
+                out[i] = (float(est.period_px[n]), float(est.score[n]))
     return out
 
 
