@@ -37,7 +37,7 @@ __all__ = ["CAUSE_MATERIALS", "GENERATOR_VERSION", "SIZES", "Scene", "make_scene
 
 #: bumped whenever a change alters the pixels or the truth of a scene drawn from the same seed (caches
 #: keyed on it are then regenerated).
-GENERATOR_VERSION = 6  # 6: the brick photograph's own perspective in the truth (5: another branch)
+GENERATOR_VERSION = 7  # 7: a perspective label None where only the brick photograph's own scale passes 10 %
 
 #: frame sizes drawn when ``size`` is not given (H, W); all multiples of 16.
 SIZES = ((512, 512), (512, 768), (768, 512), (768, 768), (640, 896), (768, 1024), (1024, 768), (1024, 1024))
@@ -496,7 +496,11 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
     period_px = float(material.period * scale_truth) if periodic and material.period else None
     ref_period = float(material.period) if (with_ref and periodic and material.period) else None
     change, tx, ty = _perspective_truth(view, mask, material, h, w, wall_scale=wall_scale)
-    label = True if change >= 0.2 else False if change < 0.1 else None
+    # the label follows the view (a wall seen at an angle); where only the brick photograph's own scale
+    # change (taken from below) passes 10 %, the label is None: measuring it is right, not measuring it
+    # is what a fronto-parallel label means, so neither counts
+    view_change, _, _ = _perspective_truth(view, mask, material, h, w, wall_scale=wall_scale, own=False)
+    label = True if view_change >= 0.2 else False if change < 0.1 else None
     context = []
     if label:
         context.append("perspective")
@@ -525,11 +529,12 @@ def _render_cover(spec: _Spec) -> np.ndarray:
 
 
 def _perspective_truth(view: View, mask: np.ndarray, material: Material, h: int,
-                       w: int, *, wall_scale: float = 1.0) -> tuple[float, float, float]:
+                       w: int, *, wall_scale: float = 1.0, own: bool = True) -> tuple[float, float, float]:
     """(relative change of the local period over the wall, trend of log period along x/W, along y/H).
 
     The brick photograph's own perspective (:func:`~.materials.photo_scale_factor`, the texture drawn at
-    ``1 / wall_scale``) multiplies the view's: a fronto-parallel view of it changes scale too."""
+    ``1 / wall_scale``) multiplies the view's (``own=False``: the view's alone): a fronto-parallel view of it
+    changes scale too."""
     ys, xs = np.mgrid[4:h:8, 4:w:8]
     keep = mask[ys, xs]
     if keep.sum() < 10:
@@ -538,7 +543,8 @@ def _perspective_truth(view: View, mask: np.ndarray, material: Material, h: int,
     y = ys[keep].astype(np.float64) + 0.5
     if material.period is not None:
         p = local_period(view, x, y, 1.0, material.normal)
-        p = p * photo_scale_factor(material, view.to_texture(x, y)[1] / wall_scale)
+        if own:
+            p = p * photo_scale_factor(material, view.to_texture(x, y)[1] / wall_scale)
     else:
         p = 1.0 / np.sqrt(np.abs(np.linalg.det(view.jacobian(x, y))))
     lo, med, hi = (float(q) for q in np.percentile(p, [2, 50, 98]))
