@@ -12,8 +12,9 @@
 * edited: the anomaly score is the texture's own fine-scale level over the local one
   (:func:`~trackdiag.functional.pixel_edit.sharpness_deficit`: smears), thresholded at ``score_edited``
   with the gaps closed and grown by the window's reach, a component counting when its peak reaches
-  ``peak_edited``; where the local phase of the lattice's fundamental departs from the wall's smooth phase
-  field by more than ``phase_deg`` over at least ``phase_min_area`` px
+  ``peak_edited``; where the local phase of the lattice's fundamental (its mean departure phasor over
+  ``phase_coherent`` px) departs from the wall's smooth phase field by more than ``phase_deg`` over at
+  least ``phase_min_area`` px
   (:mod:`~trackdiag.functional.pixel_phase`: offsets and misplaced patches), the score is
   ``peak_edited × departure / phase_deg``;
 * unedited: the anomaly score is the change against the change the local texture explains
@@ -47,7 +48,8 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
                         edit_level: float = 4.0, score_unedited: float = 3.0, score_edited: float = 2.5,
                         peak_unedited: float = 6.0, peak_edited: float = 4.0,
                         band_z_unedited: float = 8.0, band_level_edited: float = 0.06, window: int = 9,
-                        phase_deg: float = 60.0, phase_min_area: int = 250, band_kappa: float = 0.15
+                        phase_deg: float = 52.0, phase_min_area: int = 250, band_kappa: float = 0.15,
+                        phase_coherent: float = 6.0, phase_edge_floor: float = 30.0
                         ) -> dict[str, torch.Tensor]:
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
     ``threshold`` (``(B,)``), ``peak`` (``(B,)``, the level a component's peak must reach),
@@ -92,7 +94,7 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
     if bool(edited.any()):  # offsets and misplaced patches: where the lattice's phase departs
         score[edited] = torch.maximum(score[edited], _phase_score(
             own[edited], m[edited], phase_deg=phase_deg, min_area=phase_min_area, floor=score_edited,
-            peak=peak_edited))
+            peak=peak_edited, coherent=phase_coherent, edge_floor=phase_edge_floor))
     out["score"] = torch.where(edited[:, None, None], score, rel)
     out["threshold"] = torch.where(edited, score_edited, thr_u)
     out["peak"] = torch.where(edited, peak_edited, peak_unedited)
@@ -111,11 +113,13 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
 
 
 def _phase_score(own: torch.Tensor, region: torch.Tensor, *, phase_deg: float, min_area: int, floor: float,
-                 peak: float) -> torch.Tensor:
+                 peak: float, coherent: float, edge_floor: float) -> torch.Tensor:
     """``B×H×W``: the edited score of the phase-departure boxes
     (:func:`~trackdiag.functional.pixel_phase.departure_boxes` above ``phase_deg``), ``peak × departure /
-    phase_deg`` and at least just above ``floor`` on them, 0 elsewhere."""
-    dep = phase_departure(own, region)
-    keep = departure_boxes(dep, threshold=phase_deg, peak=phase_deg, min_area=min_area)
+    phase_deg`` and at least just above ``floor`` on them, 0 elsewhere. The departure is that of the mean
+    phasor over ``coherent`` px (a patch's one offset adds up, the wall's scattered joints do not); each box
+    is redrawn at its half-departure contour, no lower than ``edge_floor``."""
+    dep = phase_departure(own, region, coherent=coherent)
+    keep = departure_boxes(dep, threshold=phase_deg, peak=phase_deg, min_area=min_area, edge_floor=edge_floor)
     val = torch.clamp_min(peak * dep / phase_deg, floor * 1.0001 + 1e-6)
     return torch.where(keep, val, torch.zeros_like(dep))

@@ -162,11 +162,20 @@ def smooth_phase(z: torch.Tensor, valid: torch.Tensor, *, degree: int = 3, round
 
 def phase_departure(signal: torch.Tensor, region: torch.Tensor, *, k: torch.Tensor | None = None,
                     across: float = 0.35, along: float = 3.0, degree: int = 3, reach: float = 2.0,
-                    min_amp: float = 0.35, inlier_deg: float = 45.0, rounds: int = 4) -> torch.Tensor:
+                    min_amp: float = 0.35, inlier_deg: float = 45.0, rounds: int = 4,
+                    coherent: float = 0.0) -> torch.Tensor:
     """``B×H×W``: degrees (0–180) by which the local phase of the lattice's fundamental departs from the
     wall's own smooth phase field (0 where not measured: outside the region, a weak local amplitude, or no
     lattice). ``signal``: ``B×H×W``; ``region``: ``B×H×W`` bool; ``k``: ``B×2`` cycles/px (measured by
-    :func:`fundamental_frequency` when None)."""
+    :func:`fundamental_frequency` when None).
+
+    With ``coherent`` > 0 (px), the departure is that of the **mean departure phasor** over a Gaussian
+    window of that width (over the measured pixels, where they cover ≥ 0.3 of it): a patch carries one
+    phase offset over its whole area, so its phasors add up, while the wall's irregular joints depart
+    by scattered angles over a few px and average out (measured on seeds 201–204, 48 pairs per kind, the
+    phase step alone: offset boxes 35 → 40, misplaced 23 → 24, clean walls with a box 0 → 1, box pairs
+    with a box matching nothing 14 → 7, with ``coherent`` 6 and the boxes at 52°; 4–8 px and 45–52°
+    read alike)."""
     b, h, w = signal.shape
     if k is None:
         k = fundamental_frequency(signal, region)
@@ -189,6 +198,12 @@ def phase_departure(signal: torch.Tensor, region: torch.Tensor, *, k: torch.Tens
             acc = _smooth_field(torch.stack([u.real * inl, u.imag * inl])[None], reach * period)[0]
             dep = torch.angle(u * torch.complex(acc[0], -acc[1])).abs()
             inl = good & (dep < math.radians(inlier_deg))
+        if coherent > 0:  # the departure's mean phasor over a patch-sized window
+            ref = torch.complex(acc[0], acc[1])
+            d = torch.where(good, u * ref.conj() / ref.abs().clamp_min(1e-12), torch.zeros_like(u))
+            sm = _blur(torch.stack([d.real, d.imag, good.float()])[None], coherent, coherent)[0]
+            good = region[i] & (sm[2] > 0.3)
+            dep = torch.angle(torch.complex(sm[0], sm[1])).abs()
         out[i] = torch.where(good, torch.rad2deg(dep), torch.zeros_like(dep))
     return out
 

@@ -1,0 +1,146 @@
+"""Score the defects-inside-an-edit steps of the pixel diagnosis on generated pairs with known truth.
+
+    PYTHONPATH=. python benchmarks/eval_pixel_edit.py --step boxes --seeds 201 202 203 204 --n 12
+    PYTHONPATH=. python benchmarks/eval_pixel_edit.py --step bands --seeds 9311 --n 12 --cache /tmp/pairs
+
+Per seed, ``--n`` iterations each make (in this order) one stripe pair (rows/cols alternating, amplitude
+0.08/0.12/0.16), one offset box, one misplaced box and one clean edit (``trackdiag.testing.pairs``,
+re-textured walls). The steps run alone, as the pixel judge runs them on an edited sample:
+
+* ``boxes``: :func:`~trackdiag.functional.pixel_phase.phase_departure` and
+  :func:`~trackdiag.functional.pixel_phase.departure_boxes` with the judge's defaults; found = a box with
+  IoU >= 0.5 with the planted one; false = the pair has a box matching nothing (clean: any box);
+* ``bands``: :func:`~trackdiag.functional.pixel_edit.matched_lattice_residual` and
+  :func:`~trackdiag.functional.pixel_edit.band_level` (level >= 0.06); found = a band with the right axis
+  on the planted lines (± 2 px); false = any other band.
+
+Prints each miss (and each false find) and the counts ``[found, n, false]`` per kind as JSON. With
+``--cache`` the pairs are stored there (pickle, written and read only by this script).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from trackdiag.functional.pixel_edit import band_level, matched_lattice_residual
+from trackdiag.functional.pixel_judge import judge_against_input
+from trackdiag.functional.pixel_phase import departure_boxes, phase_departure
+from trackdiag.functional.pixel_texture import lattice_vectors
+from trackdiag.testing.pairs import Pair, make_pair
+
+KINDS = ("stripe", "offset", "misplaced", "clean")
+
+
+def cohort(seed: int, n: int, cache: Path | None) -> dict[str, list[Pair]]:
+    path = cache / f"pairs_{seed}_{n}.pkl" if cache else None
+    if path is not None and path.exists():
+        with path.open("rb") as fh:
+            return pickle.load(fh)  # written by this script
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[Pair]] = {k: [] for k in KINDS}
+    for i in range(n):
+        axis: Literal["rows", "cols"] = "rows" if i % 2 == 0 else "cols"
+        stripe = (axis, 0.08 + 0.04 * (i % 3))
+        out["stripe"].append(make_pair(rng, edited=True, stripe=stripe))
+        out["offset"].append(make_pair(rng, edited=True, box="offset"))
+        out["misplaced"].append(make_pair(rng, edited=True, box="misplaced"))
+        out["clean"].append(make_pair(rng, edited=True))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as fh:
+            pickle.dump(out, fh)
+    return out
+
+
+def _prep(p: Pair) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    out = torch.from_numpy(np.ascontiguousarray(p.out)).permute(2, 0, 1)[None].float()
+    inp = torch.from_numpy(np.ascontiguousarray(p.inp)).permute(2, 0, 1)[None].float()
+    unclipped = ((out > 0.01) & (out < 0.99) & (inp > 0.01) & (inp < 0.99)).all(dim=1)
+    mask = torch.from_numpy(p.mask)[None]
+    return out.mean(dim=1), mask & unclipped, mask
+
+
+def _iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _defaults() -> dict[str, Any]:
+    kw = judge_against_input.__kwdefaults__ or {}
+    return {k: kw[k] for k in ("phase_deg", "phase_min_area", "phase_coherent", "phase_edge_floor",
+                               "band_level_edited", "band_kappa")}
+
+
+def score_boxes(p: Pair, d: dict[str, Any]) -> list[tuple[int, int, int, int]]:
+    own, _, mask = _prep(p)
+    dep = phase_departure(own, mask, coherent=d["phase_coherent"])
+    keep = departure_boxes(dep, threshold=d["phase_deg"], peak=d["phase_deg"], min_area=d["phase_min_area"],
+                           edge_floor=d["phase_edge_floor"])[0].numpy()
+    lab, _ = ndimage.label(keep, structure=np.ones((3, 3)))
+    return [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(lab) if s]
+
+
+def score_bands(p: Pair, d: dict[str, Any]) -> list[tuple[str, int, int, float]]:
+    own, region, _ = _prep(p)
+    vec = lattice_vectors(own, region)
+    out = []
+    for axis in ("rows", "cols"):
+        res = matched_lattice_residual(own, region, vec, axis=axis)
+        lv = band_level(res, region, axis=axis, signal=own, kappa=d["band_kappa"])[0].numpy()
+        lab, n = ndimage.label(lv >= d["band_level_edited"])
+        for j in range(1, n + 1):
+            idx = np.nonzero(lab == j)[0]
+            out.append((axis, int(idx[0]), int(idx[-1]) + 1, float(lv[idx].max())))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--step", choices=("boxes", "bands"), required=True)
+    ap.add_argument("--seeds", type=int, nargs="+", required=True)
+    ap.add_argument("--n", type=int, default=12)
+    ap.add_argument("--cache", type=Path, default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    d = _defaults()
+    tally: dict[str, list[int]] = {}
+    for seed in args.seeds:
+        pairs = cohort(seed, args.n, args.cache)
+        kinds = ("offset", "misplaced", "clean") if args.step == "boxes" else ("stripe", "clean")
+        for kind in kinds:
+            for i, p in enumerate(pairs[kind]):
+                if args.step == "boxes":
+                    boxes = score_boxes(p, d)
+                    ious = [_iou(b, p.boxes[0]) for b in boxes] if p.boxes else []
+                    found = any(v >= 0.5 for v in ious) if p.boxes else not boxes
+                    false = any(v < 0.5 for v in ious) if p.boxes else bool(boxes)
+                    detail = f"truth {p.boxes} boxes {boxes} ious {np.round(ious, 2).tolist()}"
+                else:
+                    bands = score_bands(p, d)
+                    on = [b for b in bands if kind == "stripe" and b[0] == p.stripe_axis and p.stripe_band
+                          and b[1] < p.stripe_band[1] + 2 and b[2] > p.stripe_band[0] - 2]
+                    found = bool(on) if kind == "stripe" else not bands
+                    false = len(bands) > len(on)
+                    detail = f"truth {p.stripe_axis} {p.stripe_band} bands {bands}"
+                t = tally.setdefault(kind, [0, 0, 0])
+                t[0] += found
+                t[1] += 1
+                t[2] += false
+                if not found or false:
+                    print(seed, kind, i, "found" if found else "MISS", detail, flush=True)
+    print(json.dumps(tally))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
