@@ -51,6 +51,7 @@ __all__ = [
     "local_geometry",
     "local_period_map",
     "longest_run",
+    "line_comb",
     "pair_doubling_keys",
     "period_trend",
     "scale_trend",
@@ -453,6 +454,37 @@ def doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, trend_x: torch.Tensor
     return _region_keys("doubling", region_extent(dm.margin, excess=excess), dm.plain_corr)
 
 
+def line_comb(x: torch.Tensor, valid: torch.Tensor, t1: torch.Tensor, *, length: int) -> torch.Tensor:
+    """The edge comb of a 1-D texture (planks): the gradient's size along the lattice vector ``t1`` (``N×2``
+    (dy, dx)) averaged over ``length`` px along the lines (y when ``t1`` is nearer x, else x), valid-weighted.
+
+    A plank's grain and its own colour differ from plank to plank, so the raw wall barely repeats at its
+    plank width (pair correlation 0.1-0.3); its seams, where both the colour and the grain change, do: the
+    gradient across the lines, averaged along them, is a comb at the seams whatever the planks' colours,
+    and a region at twice the plank width is a comb at twice the spacing. ``x`` ``N×H×W``, ``valid``
+    ``N×H×W`` 0/1 → ``N×H×W`` (0 outside ``valid``)."""
+    vf = valid.to(x.dtype)
+    nrm = torch.sqrt(t1.square().sum(1)).clamp_min(1e-6)
+    uy = torch.nan_to_num(t1[:, 0] / nrm, nan=0.0)[:, None, None]
+    ux = torch.nan_to_num(t1[:, 1] / nrm, nan=1.0)[:, None, None]
+    gy = torch.zeros_like(x)
+    gx = torch.zeros_like(x)
+    gy[:, 1:-1] = (x[:, 2:] - x[:, :-2]) * 0.5 * (vf[:, 2:] * vf[:, :-2])
+    gx[:, :, 1:-1] = (x[:, :, 2:] - x[:, :, :-2]) * 0.5 * (vf[:, :, 2:] * vf[:, :, :-2])
+    g = (uy * gy + ux * gx).abs() * vf
+    k = max(1, int(length)) | 1
+
+    def along(a: torch.Tensor, vertical: bool) -> torch.Tensor:
+        ks = (k, 1) if vertical else (1, k)
+        pad = (0, 0, k // 2, k // 2) if vertical else (k // 2, k // 2, 0, 0)
+        return F.avg_pool2d(F.pad(a[:, None], pad), ks, 1)[:, 0]
+
+    vert = (ux.abs() >= uy.abs())  # lines run along y: average along y
+    num = torch.where(vert, along(g, True), along(g, False))
+    den = torch.where(vert, along(vf, True), along(vf, False))
+    return num / den.clamp_min(1e-6) * vf
+
+
 def pair_doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, t1: torch.Tensor, t2: torch.Tensor,
                        trend_x: torch.Tensor, trend_y: torch.Tensor, window_frac: float = 0.25,
                        overlap: int = 3, max_fft_px: int = 64, max_downsample: int = 2,
@@ -470,6 +502,10 @@ def pair_doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, t1: torch.Tensor
     h, w = x.shape[-2:]
     win, stride, ds = local_geometry(h, w, window_frac=window_frac, overlap=overlap, max_fft_px=max_fft_px,
                                      max_downsample=max_downsample)
+    # a 1-D texture (planks: t2 NaN) is read through its edge comb (line_comb): its planks differ, its
+    # seams repeat
+    one_d = (~torch.isfinite(t2).all(dim=1) & torch.isfinite(t1).all(dim=1))[:, None, None]
+    x = torch.where(one_d, line_comb(x, valid, t1, length=max(3, win // 4)), x)
     # half the local map's windows (same downsampling): the pair test needs no spectral resolution, and a
     # full-width band is often a third of a window tall
     pm = pair_doubling_map(x, valid, lattice_shift_vectors(t1, t2), window_px=win // 2, stride_px=stride // 2,

@@ -29,7 +29,7 @@ __all__ = ["CAUSE_MATERIALS", "GENERATOR_VERSION", "SIZES", "Scene", "make_scene
 
 #: bumped whenever a change alters the pixels or the truth of a scene drawn from the same seed (caches
 #: keyed on it are then regenerated).
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 #: frame sizes drawn when ``size`` is not given (H, W); all multiples of 16.
 SIZES = ((512, 512), (512, 768), (768, 512), (768, 768), (640, 896), (768, 1024), (1024, 768), (1024, 1024))
@@ -359,7 +359,8 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
     elif "period_halved" in causes:
         p_tex = _loguniform(rng, 2 * lo_p, max(4 * lo_p, 80.0))
     elif {"doubled_zone", "bands_rows", "bands_cols"} & set(causes):
-        p_tex = _loguniform(rng, lo_p, max(lo_p * 1.5, 36.0))
+        # up to 64 px: bricks and planks of 50-60 px whose 2x region holds under two periods per window
+        p_tex = _loguniform(rng, lo_p, max(lo_p * 1.5, 64.0))
     else:
         p_tex = _loguniform(rng, lo_p, max(lo_p * 1.5, 56.0))
     if kind.startswith("photo_"):
@@ -421,7 +422,7 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
         axis = "rows" if c == "bands_rows" else "cols"
         extent = (top, bottom) if axis == "rows" else (0.0, float(w))
         span = extent[1] - extent[0]
-        width = span * rng.uniform(0.18, 0.35)
+        width = span * rng.uniform(0.18, 0.45)  # up to nearly half the wall (a band is not a thin line)
         start = rng.uniform(extent[0] + 0.08 * span, extent[1] - 0.08 * span - width)
         feather = float(rng.uniform(3, 10))
         axes = ["x"] if material.normal == (1.0, 0.0) else ["x", "y"]
