@@ -51,7 +51,7 @@ __all__ = [
     "local_geometry",
     "local_period_map",
     "longest_run",
-    "line_comb",
+    "edge_image",
     "pair_doubling_keys",
     "period_trend",
     "scale_trend",
@@ -454,23 +454,31 @@ def doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, trend_x: torch.Tensor
     return _region_keys("doubling", region_extent(dm.margin, excess=excess), dm.plain_corr)
 
 
-def line_comb(x: torch.Tensor, valid: torch.Tensor, t1: torch.Tensor, *, length: int) -> torch.Tensor:
-    """The edge comb of a 1-D texture (planks): the gradient's size along the lattice vector ``t1`` (``N×2``
-    (dy, dx)) averaged over ``length`` px along the lines (y when ``t1`` is nearer x, else x), valid-weighted.
-
-    A plank's grain and its own colour differ from plank to plank, so the raw wall barely repeats at its
-    plank width (pair correlation 0.1-0.3); its seams, where both the colour and the grain change, do: the
-    gradient across the lines, averaged along them, is a comb at the seams whatever the planks' colours,
-    and a region at twice the plank width is a comb at twice the spacing. ``x`` ``N×H×W``, ``valid``
-    ``N×H×W`` 0/1 → ``N×H×W`` (0 outside ``valid``)."""
-    vf = valid.to(x.dtype)
-    nrm = torch.sqrt(t1.square().sum(1)).clamp_min(1e-6)
-    uy = torch.nan_to_num(t1[:, 0] / nrm, nan=0.0)[:, None, None]
-    ux = torch.nan_to_num(t1[:, 1] / nrm, nan=1.0)[:, None, None]
+def _central_grads(x: torch.Tensor, vf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Central differences ``(∂y, ∂x)`` of ``x`` (``N×H×W``), 0 where a neighbour is outside ``vf`` (0/1)."""
     gy = torch.zeros_like(x)
     gx = torch.zeros_like(x)
     gy[:, 1:-1] = (x[:, 2:] - x[:, :-2]) * 0.5 * (vf[:, 2:] * vf[:, :-2])
     gx[:, :, 1:-1] = (x[:, :, 2:] - x[:, :, :-2]) * 0.5 * (vf[:, :, 2:] * vf[:, :, :-2])
+    return gy, gx
+
+
+def edge_image(x: torch.Tensor, valid: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor, *,
+               length: int) -> torch.Tensor:
+    """What the pair test reads: the wall's edges, which repeat where its cells' colours do not.
+
+    Tiles, bricks and planks each have their own colour (and planks their own grain), so the raw wall
+    repeats at one cell only as far as the grout, mortar and seams do (pair correlation 0.1-0.3 on planks):
+    the edges repeat whatever the colours. A 2-D lattice: the gradient magnitude. A 1-D texture (``t2``
+    NaN: planks) is its *edge comb*: the gradient's size along ``t1`` averaged over ``length`` px along the
+    lines (y when ``t1`` is nearer x, else x), valid-weighted, where the grain between the seams averages
+    out. ``x`` ``N×H×W``, ``valid`` ``N×H×W`` 0/1, ``t1`` / ``t2`` ``N×2`` (dy, dx) → ``N×H×W`` (0 outside
+    ``valid``)."""
+    vf = valid.to(x.dtype)
+    gy, gx = _central_grads(x, vf)
+    nrm = torch.sqrt(t1.square().sum(1)).clamp_min(1e-6)
+    uy = torch.nan_to_num(t1[:, 0] / nrm, nan=0.0)[:, None, None]
+    ux = torch.nan_to_num(t1[:, 1] / nrm, nan=1.0)[:, None, None]
     g = (uy * gy + ux * gx).abs() * vf
     k = max(1, int(length)) | 1
 
@@ -479,10 +487,12 @@ def line_comb(x: torch.Tensor, valid: torch.Tensor, t1: torch.Tensor, *, length:
         pad = (0, 0, k // 2, k // 2) if vertical else (k // 2, k // 2, 0, 0)
         return F.avg_pool2d(F.pad(a[:, None], pad), ks, 1)[:, 0]
 
-    vert = (ux.abs() >= uy.abs())  # lines run along y: average along y
+    vert = ux.abs() >= uy.abs()  # lines run along y: average along y
     num = torch.where(vert, along(g, True), along(g, False))
     den = torch.where(vert, along(vf, True), along(vf, False))
-    return num / den.clamp_min(1e-6) * vf
+    comb = num / den.clamp_min(1e-6) * vf
+    one_d = (~torch.isfinite(t2).all(dim=1) & torch.isfinite(t1).all(dim=1))[:, None, None]
+    return torch.where(one_d, comb, torch.sqrt(gy.square() + gx.square()) * vf)
 
 
 def pair_doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, t1: torch.Tensor, t2: torch.Tensor,
@@ -502,10 +512,8 @@ def pair_doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, t1: torch.Tensor
     h, w = x.shape[-2:]
     win, stride, ds = local_geometry(h, w, window_frac=window_frac, overlap=overlap, max_fft_px=max_fft_px,
                                      max_downsample=max_downsample)
-    # a 1-D texture (planks: t2 NaN) is read through its edge comb (line_comb): its planks differ, its
-    # seams repeat
-    one_d = (~torch.isfinite(t2).all(dim=1) & torch.isfinite(t1).all(dim=1))[:, None, None]
-    x = torch.where(one_d, line_comb(x, valid, t1, length=max(3, win // 4)), x)
+    # the wall's edges (edge_image): its cells' colours differ, its grout, mortar and seams repeat
+    x = edge_image(x, valid, t1, t2, length=max(3, win // 4))
     # half the local map's windows (same downsampling): the pair test needs no spectral resolution, and a
     # full-width band is often a third of a window tall
     pm = pair_doubling_map(x, valid, lattice_shift_vectors(t1, t2), window_px=win // 2, stride_px=stride // 2,

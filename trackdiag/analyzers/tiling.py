@@ -1344,7 +1344,11 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     # along both): over the strip's whole width a band (bands_rows), over part of it a zone.
     snx, sex, sny = g("strip_novelty_x"), g("strip_extent_x"), g("strip_novelty_y")
     lat = max((v for v in (g("lattice_t1_px"), g("lattice_t2_px")) if _fin(v)), default=float("nan"))
+    # (and on a wall whose windows repeat one spectrum, as the region map asks: an antialiased fine mosaic
+    # whose "lattice" is its fold reads novel strips with a plain correlation of 0.15-0.2)
+    pc_ = g("doubling_plain_corr")
     strip_on = (_fin(snx) and snx >= STRIP_NOVELTY and _fin(lat) and lat >= STRIP_MIN_LATTICE_PX
+                and not (_fin(pc_) and pc_ < DOUBLING_CORR)
                 and not (_fin(sny) and sny >= STRIP_OTHER_AXIS)
                 and not (_fin(g("strip_novelty_all_y")) and g("strip_novelty_all_y") >= STRIP_OTHER_AXIS))
     sev = {"strip_novelty_x": _r(snx), "strip_extent_x": _r(sex), "strip_novelty_y": _r(sny),
