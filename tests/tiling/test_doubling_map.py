@@ -224,6 +224,26 @@ def test_a_weak_even_line_is_a_band_only_on_a_flat_well_matched_wall() -> None:
     assert bands(**cols, persp_trend_x=0.43) == set()
 
 
+def test_a_novel_strip_is_a_band_only_where_the_windows_repeat_one_spectrum() -> None:
+    """The strip path (novel frequencies along x over a strip's whole width) names a row band only on a wall
+    whose windows repeat one spectrum (``doubling_plain_corr`` ≥ ``DOUBLING_CORR``): an antialiased fine
+    mosaic, whose "lattice" is its own fold, reads novel strips at a plain correlation of 0.15-0.2 (the
+    generated aliasing twins of seed 1, 0.18; real-dev's one false band was such a twin, 0.15)."""
+    from trackdiag.analyzers.tiling import DOUBLING_CORR, likely_causes
+
+    base = {"periodicity_score": 0.0, "lattice_t1_px": 32.0, "strip_novelty_x": 0.47, "strip_extent_x": 0.9,
+            "strip_novelty_y": 0.18, "doubling_plain_corr": 0.7}
+
+    def bands(**over: float) -> set[str]:
+        return {v.code for v in likely_causes({**base, **over}) if v.severity in ("warn", "bad")
+                and v.code.startswith("bands")}
+
+    assert bands() == {"bands_rows"}
+    assert bands(doubling_plain_corr=0.15) == set()
+    assert bands(doubling_plain_corr=DOUBLING_CORR) == {"bands_rows"}
+    assert bands(strip_novelty_x=0.1) == set()
+
+
 def _planks(u: torch.Tensor, period: float) -> torch.Tensor:
     """Vertical planks of ``period`` px at texture coordinate ``u``: a colour per plank (a deterministic hash
     of its index, ±4 %) and a dark joint on 6 % of the width."""
