@@ -29,7 +29,7 @@ __all__ = ["CAUSE_MATERIALS", "GENERATOR_VERSION", "SIZES", "Scene", "make_scene
 
 #: bumped whenever a change alters the pixels or the truth of a scene drawn from the same seed (caches
 #: keyed on it are then regenerated).
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 
 #: frame sizes drawn when ``size`` is not given (H, W); all multiples of 16.
 SIZES = ((512, 512), (512, 768), (768, 512), (768, 768), (640, 896), (768, 1024), (1024, 768), (1024, 1024))
@@ -359,8 +359,9 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
     elif "period_halved" in causes:
         p_tex = _loguniform(rng, 2 * lo_p, max(4 * lo_p, 80.0))
     elif {"doubled_zone", "bands_rows", "bands_cols"} & set(causes):
-        # up to 64 px: bricks and planks of 50-60 px whose 2x region holds under two periods per window
-        p_tex = _loguniform(rng, lo_p, max(lo_p * 1.5, 64.0))
+        # up to 64 px (bricks and planks of 50-60 px, whose 2x region holds under two periods per window),
+        # and up to a twelfth of the shorter side (a 2x period still fits a few times in a zone)
+        p_tex = _loguniform(rng, lo_p, max(lo_p * 1.5, min(64.0, min(h, w) / 12.0)))
     else:
         p_tex = _loguniform(rng, lo_p, max(lo_p * 1.5, 56.0))
     if kind.startswith("photo_"):
