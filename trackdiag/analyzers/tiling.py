@@ -136,6 +136,7 @@ DOUBLING_COL = 0.1  # doubling_col_level above: a whole map column at 2x (a full
 DOUBLING_EVEN = 0.3  # doubling_row_even / _col_even above as well: the line keeps its strength to its ends
 #   (0.4 -> 0.3, sixth sitting: angled row bands read 0.33 on generated seeds 2-3; zones passing the
 #   region and level gates read <= 0.25 on seeds 1-3 except one spanning the measured row, 0.67)
+DOUBLING_LINE_OVER = 0.4  # a region-map band line this strong overrides the pair test's zone (seeds 1-3)
 DOUBLING_WEAK_LINE = 0.05  # without a strong region: a whole line at least this far above the median ...
 DOUBLING_WEAK_EVEN = 0.5  # ... and this even is a band all the same (bands the windows barely resolve) ...
 DOUBLING_WEAK_CORR = 0.5  # ... where the windows match the wall's reference spectrum this well ...
@@ -1362,7 +1363,15 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     # the pair test first: on the wall's edges it separates (generated v5 seeds 1 and 3: clean walls
     # pair_excess_max <= 1.6, zones and bands mostly 2-11), and its half-size windows tell a band from a zone
     # better than the region map's (zones over half the wall read as a whole map column there)
-    region = None if whole else (_pair_region(g, fix_band) or _doubled_region(g, fix_band))
+    pair_v = None if whole else _pair_region(g, fix_band)
+    map_v = None if whole else _doubled_region(g, fix_band)
+    region = pair_v or map_v
+    # ... except a zone of the pair test where the region map reads a whole line strongly at 2x: a band
+    # whose line the half-size windows broke up (generated seeds 1-3: such bands 0.56-0.62, zones <= 0.33)
+    if (pair_v is not None and pair_v.code == "doubled_zone" and map_v is not None
+            and map_v.code.startswith("bands")
+            and max(g("doubling_row_level"), g("doubling_col_level")) >= DOUBLING_LINE_OVER):
+        region = map_v
     if region is not None:
         out.append(region)
     elif confident and ((_fin(row) and row >= band_lim) or (_fin(col) and col >= band_lim)) and not (
