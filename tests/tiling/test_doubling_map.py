@@ -170,8 +170,8 @@ def test_zone_and_band_verdicts_on_generated_walls() -> None:
     assert all(v >= 2 for v in hits.values()), hits
 
 
-_PR_FLOORS = {"doubled_zone": {"tp": 1, "fp": 1}, "bands_rows": {"tp": 3, "fp": 1},
-              "bands_cols": {"tp": 4, "fp": 1}}
+_PR_FLOORS = {"doubled_zone": {"tp": 4, "fp": 1}, "bands_rows": {"tp": 4, "fp": 1},
+              "bands_cols": {"tp": 5, "fp": 1}}
 
 
 @pytest.mark.slow
@@ -182,8 +182,11 @@ def test_zone_and_band_precision_recall_floor(wall_records) -> None:
     Measured when written (2026-12-06, after the line span/evenness rules): doubled_zone 1 of 6 (P 1.0; the
     old rules on the same maps: 0 of 6; 512² zones cover few 128-px windows, and one is taken by
     period_doubled), bands_rows 4 of 6 (P 1.0), bands_cols 5 of 6 (P 1.0; old rules: one false bands_cols),
-    clean 0 of 6. Floors: the zone count as measured, the bands one scene under, at most one false code
-    each (a guard against losing what works; issue 11's F1 ≥ 0.9 is not met: test_tiling_truth's targets)."""
+    clean 0 of 6. Sixth sitting (2026-12-07, generator v6 — zone/band periods up to a twelfth of the side,
+    bands up to 45 % of the wall — and the pair test on the wall's edges, read first): doubled_zone 5 of 6
+    (P 1.0), bands_rows 5 of 6 (P 1.0), bands_cols 6 of 6 (P 0.86), clean 0 of 6. Floors: one scene under
+    each, at most one false code each (a guard against losing what works; issue 11's F1 ≥ 0.9 on ≥ 50 scenes
+    per cause is test_tiling_truth's)."""
     from trackdiag.testing.walls.evaluate import format_table, metrics, sample_specs
 
     causes = ("doubled_zone", "bands_rows", "bands_cols")
