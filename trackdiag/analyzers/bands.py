@@ -480,17 +480,19 @@ def edge_image(x: torch.Tensor, valid: torch.Tensor, t1: torch.Tensor, t2: torch
     uy = torch.nan_to_num(t1[:, 0] / nrm, nan=0.0)[:, None, None]
     ux = torch.nan_to_num(t1[:, 1] / nrm, nan=1.0)[:, None, None]
     g = (uy * gy + ux * gx).abs() * vf
-    k = max(1, int(length)) | 1
+    r = max(1, int(length)) // 2
 
-    def along(a: torch.Tensor, vertical: bool) -> torch.Tensor:
-        ks = (k, 1) if vertical else (1, k)
-        pad = (0, 0, k // 2, k // 2) if vertical else (k // 2, k // 2, 0, 0)
-        return F.avg_pool2d(F.pad(a[:, None], pad), ks, 1)[:, 0]
+    def along(a: torch.Tensor, dim: int) -> torch.Tensor:
+        """Sums over ``2r + 1`` px along ``dim`` (zero outside), from one cumulative sum."""
+        c = F.pad(a, (0, 0, r + 1, r) if dim == 1 else (r + 1, r)).cumsum(dim)
+        hi = c.narrow(dim, 2 * r + 1, a.shape[dim])
+        return hi - c.narrow(dim, 0, a.shape[dim])
 
     vert = ux.abs() >= uy.abs()  # lines run along y: average along y
-    num = torch.where(vert, along(g, True), along(g, False))
-    den = torch.where(vert, along(vf, True), along(vf, False))
-    comb = num / den.clamp_min(1e-6) * vf
+    both = torch.stack([g, vf], dim=1).flatten(0, 1)  # (2N)×H×W
+    sy, sx = along(both, 1).unflatten(0, (-1, 2)), along(both, 2).unflatten(0, (-1, 2))
+    sums = torch.where(vert[:, None], sy, sx)
+    comb = sums[:, 0] / sums[:, 1].clamp_min(1e-6) * vf
     one_d = (~torch.isfinite(t2).all(dim=1) & torch.isfinite(t1).all(dim=1))[:, None, None]
     return torch.where(one_d, comb, torch.sqrt(gy.square() + gx.square()) * vf)
 
