@@ -143,7 +143,9 @@ def test_zone_and_band_verdicts_on_generated_walls() -> None:
     the verdict rules: each planted region gets its own code and no other zone/band code, clean walls none.
     Measured when written (2026-12-06): zones 2 of 4, row bands 3 of 4, column bands 3 of 4, 1 wrong zone/band
     code, 0 of 4 clean alarms; the floors below are that measurement for zones and wrong codes, one miss more
-    for the bands (a guard against losing what works; the F1 targets are test_tiling_truth's)."""
+    for the bands (a guard against losing what works; the F1 targets are test_tiling_truth's). Sixth sitting
+    (2026-12-07, generator v6, the pair test on the wall's edges read first): zones 4 of 4, row bands 3 of 4,
+    column bands 4 of 4, no wrong code, 0 of 4 clean alarms; the floors are now one miss under that."""
     from trackdiag.analyzers.tiling import likely_causes, tiling_metrics
     from trackdiag.testing.walls import make_scene
 
@@ -167,7 +169,7 @@ def test_zone_and_band_verdicts_on_generated_walls() -> None:
     print(hits, wrong, alarms)
     assert alarms == 0
     assert wrong <= 1
-    assert all(v >= 2 for v in hits.values()), hits
+    assert hits["doubled_zone"] >= 3 and hits["bands_cols"] >= 3 and hits["bands_rows"] >= 2, hits
 
 
 _PR_FLOORS = {"doubled_zone": {"tp": 4, "fp": 1}, "bands_rows": {"tp": 4, "fp": 1},
