@@ -1360,8 +1360,8 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     sev = {"strip_novelty_x": _r(snx), "strip_extent_x": _r(sex), "strip_novelty_y": _r(sny),
            "limit_strip": STRIP_NOVELTY}
     whole = any(v.code in ("period_doubled", "period_halved") for v in out)  # the whole wall, not a zone
-    # the pair test first: on the wall's edges it separates (generated v5 seeds 1 and 3: clean walls
-    # pair_excess_max <= 1.6, zones and bands mostly 2-11), and its half-size windows tell a band from a zone
+    # the pair test first: on the wall's edges it separates (generated seeds 1-4: clean walls and twins
+    # pair_excess_max <= 2.3, zones and bands mostly 2-11), and its half-size windows tell a band from a zone
     # better than the region map's (zones over half the wall read as a whole map column there)
     pair_v = None if whole else _pair_region(g, fix_band)
     map_v = None if whole else _doubled_region(g, fix_band)
