@@ -143,7 +143,9 @@ def test_zone_and_band_verdicts_on_generated_walls() -> None:
     the verdict rules: each planted region gets its own code and no other zone/band code, clean walls none.
     Measured when written (2026-12-06): zones 2 of 4, row bands 3 of 4, column bands 3 of 4, 1 wrong zone/band
     code, 0 of 4 clean alarms; the floors below are that measurement for zones and wrong codes, one miss more
-    for the bands (a guard against losing what works; the F1 targets are test_tiling_truth's)."""
+    for the bands (a guard against losing what works; the F1 targets are test_tiling_truth's). Sixth sitting
+    (2026-12-07, generator v6, the pair test on the wall's edges read first): zones 4 of 4, row bands 3 of 4,
+    column bands 4 of 4, no wrong code, 0 of 4 clean alarms; the floors are now one miss under that."""
     from trackdiag.analyzers.tiling import likely_causes, tiling_metrics
     from trackdiag.testing.walls import make_scene
 
@@ -167,11 +169,11 @@ def test_zone_and_band_verdicts_on_generated_walls() -> None:
     print(hits, wrong, alarms)
     assert alarms == 0
     assert wrong <= 1
-    assert all(v >= 2 for v in hits.values()), hits
+    assert hits["doubled_zone"] >= 3 and hits["bands_cols"] >= 3 and hits["bands_rows"] >= 2, hits
 
 
-_PR_FLOORS = {"doubled_zone": {"tp": 1, "fp": 1}, "bands_rows": {"tp": 3, "fp": 1},
-              "bands_cols": {"tp": 4, "fp": 1}}
+_PR_FLOORS = {"doubled_zone": {"tp": 4, "fp": 1}, "bands_rows": {"tp": 4, "fp": 1},
+              "bands_cols": {"tp": 5, "fp": 1}}
 
 
 @pytest.mark.slow
@@ -182,8 +184,11 @@ def test_zone_and_band_precision_recall_floor(wall_records) -> None:
     Measured when written (2026-12-06, after the line span/evenness rules): doubled_zone 1 of 6 (P 1.0; the
     old rules on the same maps: 0 of 6; 512² zones cover few 128-px windows, and one is taken by
     period_doubled), bands_rows 4 of 6 (P 1.0), bands_cols 5 of 6 (P 1.0; old rules: one false bands_cols),
-    clean 0 of 6. Floors: the zone count as measured, the bands one scene under, at most one false code
-    each (a guard against losing what works; issue 11's F1 ≥ 0.9 is not met: test_tiling_truth's targets)."""
+    clean 0 of 6. Sixth sitting (2026-12-07, generator v6 — zone/band periods up to a twelfth of the side,
+    bands up to 45 % of the wall — and the pair test on the wall's edges, read first): doubled_zone 5 of 6
+    (P 1.0), bands_rows 5 of 6 (P 1.0), bands_cols 6 of 6 (P 0.86), clean 0 of 6. Floors: one scene under
+    each, at most one false code each (a guard against losing what works; issue 11's F1 ≥ 0.9 on ≥ 50 scenes
+    per cause is test_tiling_truth's)."""
     from trackdiag.testing.walls.evaluate import format_table, metrics, sample_specs
 
     causes = ("doubled_zone", "bands_rows", "bands_cols")
@@ -224,6 +229,26 @@ def test_a_weak_even_line_is_a_band_only_on_a_flat_well_matched_wall() -> None:
     assert bands(**cols, persp_trend_x=0.43) == set()
 
 
+def test_a_novel_strip_is_a_band_only_where_the_windows_repeat_one_spectrum() -> None:
+    """The strip path (novel frequencies along x over a strip's whole width) names a row band only on a wall
+    whose windows repeat one spectrum (``doubling_plain_corr`` ≥ ``DOUBLING_CORR``): an antialiased fine
+    mosaic, whose "lattice" is its own fold, reads novel strips at a plain correlation of 0.15-0.2 (the
+    generated aliasing twins of seed 1, 0.18; real-dev's one false band was such a twin, 0.15)."""
+    from trackdiag.analyzers.tiling import DOUBLING_CORR, likely_causes
+
+    base = {"periodicity_score": 0.0, "lattice_t1_px": 32.0, "strip_novelty_x": 0.47, "strip_extent_x": 0.9,
+            "strip_novelty_y": 0.18, "doubling_plain_corr": 0.7}
+
+    def bands(**over: float) -> set[str]:
+        return {v.code for v in likely_causes({**base, **over}) if v.severity in ("warn", "bad")
+                and v.code.startswith("bands")}
+
+    assert bands() == {"bands_rows"}
+    assert bands(doubling_plain_corr=0.15) == set()
+    assert bands(doubling_plain_corr=DOUBLING_CORR) == {"bands_rows"}
+    assert bands(strip_novelty_x=0.1) == set()
+
+
 def _planks(u: torch.Tensor, period: float) -> torch.Tensor:
     """Vertical planks of ``period`` px at texture coordinate ``u``: a colour per plank (a deterministic hash
     of its index, ±4 %) and a dark joint on 6 % of the width."""
@@ -253,8 +278,9 @@ def test_pair_test_sees_planks_regions_the_spectral_map_misses() -> None:
     """The real-space pair test (repeats at 2v, lost at v) on planks — one spectral line under the grain,
     where the spectral region map reads no region at all (``doubling_excess_max`` ≈ 0.03, the generated
     plank zones and bands of seeds 1–3 read ≤ 0.11) — and on tiles: each region is told apart by its
-    reach and, through ``likely_causes``, gets its own code (the planks' zone only stands out: it sits at
-    the limit); the clean walls stay under every limit."""
+    reach and, through ``likely_causes``, gets its own code (planks read through their edge comb,
+    :func:`~trackdiag.analyzers.bands.edge_image`: every plank region at least 5× the clean plank wall's
+    excess); the clean walls stay under every limit."""
     nan = float("nan")
     cases = [(kind, shape) for kind in ("planks", "tiles") for shape in ("clean", "zone", "rows", "cols")]
     img = torch.cat([_pair_wall(kind, shape, seed=1) for kind, shape in cases])  # one batch
@@ -277,13 +303,11 @@ def test_pair_test_sees_planks_regions_the_spectral_map_misses() -> None:
         summ = {**k, **d, "lattice_t1_px": 12.0, "lattice_t2_px": nan if kind == "planks" else 12.0,
                 "periodicity_score": 0.8}
         found = {v.code for v in likely_causes(summ) if v.severity in ("warn", "bad")}
-        if (kind, shape) == ("planks", "zone"):
-            # planks' zone stands far above their clean wall (0.5) but at the limit (2.97 when written):
-            # the per-plank colour keeps c(v) of a clean plank wall low, so a plank zone is weak evidence
+        # (planks' zone sat at the limit, 2.97, while the test read the raw wall, whose per-plank colour
+        # keeps c(v) low; read through the edge comb it is 7.35, its clean wall 0.56, when written)
+        if kind == "planks" and shape != "clean":
             clean_k = float(pk["pair_excess_max"][cases.index(("planks", "clean"))])
-            assert k["pair_excess_max"] >= 3 * clean_k and k["pair_area_frac"] >= PAIR_AREA, k
-            assert not found & {"bands_rows", "bands_cols"}, found
-            continue
+            assert k["pair_excess_max"] >= 5 * clean_k, (shape, k)
         assert found == want[shape], (kind, shape, k, found)
 
 

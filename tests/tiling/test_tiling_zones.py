@@ -49,8 +49,9 @@ def test_zones_found_clean_quiet() -> None:
 @pytest.mark.slow
 def test_regions_the_spectral_map_missed_are_found_by_the_pair_test() -> None:
     """A fronto-parallel brick wall of calibration seed 2 (768×512) whose zone the spectral region map
-    missed (``doubling_excess_max`` 0.128: the doubled course is half of a 128-px window) and that the
-    real-space pair test finds as a ``doubled_zone``; before the pair test it read
+    missed (``doubling_excess_max`` 0.128; 0.146 since generator v6 redrew its period, 29.8 px: the doubled
+    course is half of a 128-px window) and that the real-space pair test finds as a ``doubled_zone`` (pair
+    excess 7.4 on the wall's edges); before the pair test it read
     no zone/band verdict at all. (One scene: generating it is most of the cost; the synthetic planks/tiles
     regions of test_doubling_map cover bands and clean walls.)"""
     from trackdiag.testing.walls.evaluate import SceneSpec, get_scene

@@ -37,7 +37,7 @@ __all__ = ["CAUSE_MATERIALS", "GENERATOR_VERSION", "SIZES", "Scene", "make_scene
 
 #: bumped whenever a change alters the pixels or the truth of a scene drawn from the same seed (caches
 #: keyed on it are then regenerated).
-GENERATOR_VERSION = 7  # 7: a perspective label None where only the brick photograph's own scale passes 10 %
+GENERATOR_VERSION = 8  # 8: zone/band periods up to 64 px, bands 18-45 %, and the photograph labels of 7
 
 #: frame sizes drawn when ``size`` is not given (H, W); all multiples of 16.
 SIZES = ((512, 512), (512, 768), (768, 512), (768, 768), (640, 896), (768, 1024), (1024, 768), (1024, 1024))
@@ -367,7 +367,9 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
     elif "period_halved" in causes:
         p_tex = _loguniform(rng, 2 * lo_p, max(4 * lo_p, 80.0))
     elif {"doubled_zone", "bands_rows", "bands_cols"} & set(causes):
-        p_tex = _loguniform(rng, lo_p, max(lo_p * 1.5, 36.0))
+        # up to 64 px (bricks and planks of 50-60 px, whose 2x region holds under two periods per window),
+        # and up to a twelfth of the shorter side (a 2x period still fits a few times in a zone)
+        p_tex = _loguniform(rng, lo_p, max(lo_p * 1.5, min(64.0, min(h, w) / 12.0)))
     else:
         p_tex = _loguniform(rng, lo_p, max(lo_p * 1.5, 56.0))
     if kind.startswith("photo_"):
@@ -429,7 +431,7 @@ def make_scene(*, kind: str = "random", cause: str | Sequence[str] | None = None
         axis = "rows" if c == "bands_rows" else "cols"
         extent = (top, bottom) if axis == "rows" else (0.0, float(w))
         span = extent[1] - extent[0]
-        width = span * rng.uniform(0.18, 0.35)
+        width = span * rng.uniform(0.18, 0.45)  # up to nearly half the wall (a band is not a thin line)
         start = rng.uniform(extent[0] + 0.08 * span, extent[1] - 0.08 * span - width)
         feather = float(rng.uniform(3, 10))
         axes = ["x"] if material.normal == (1.0, 0.0) else ["x", "y"]
