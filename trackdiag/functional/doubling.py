@@ -346,20 +346,32 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
                       + ty[:, None, None] * (yc / h - 0.5)[None, :, None])  # N×hh×ww
     img = torch.stack([x0, vf], dim=1)  # N×2×hh×ww: the image and its validity, shifted together
     nan = float("nan")
+    # the three displacements of each vector (v/2, v, 2v) read together; pairs (p − d/2, p + d/2)
+    fac = torch.tensor([0.25, 0.5, 1.0], device=dev, dtype=dt)  # (d/2) / v
+    centre = (x0.sum((-2, -1)) / vf.sum((-2, -1)).clamp_min(1.0))[:, None, None, None]  # N×1×1×1
 
-    def corr(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Windows' pair correlation at the displacement ``v`` (``N×2`` px): ``N×gh×gw`` and its
-        valid-pair share."""
-        dy = (v[:, 0, None, None] * scale / ds) * 0.5
-        dx = (v[:, 1, None, None] * scale / ds) * 0.5
+    def corr3(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows' pair correlation at ``v/2``, ``v`` and ``2v`` (``v`` ``N×2`` px): ``N×3×gh×gw`` and
+        the valid-pair shares. One bilinear read of the six shifted copies, window sums from one
+        integral image."""
+        dy = fac[None, :, None, None] * (v[:, 0, None, None] * scale / ds)[:, None]  # N×3×hh×ww
+        dx = fac[None, :, None, None] * (v[:, 1, None, None] * scale / ds)[:, None]
         fin = torch.isfinite(dy) & torch.isfinite(dx)
         dy, dx = torch.nan_to_num(dy), torch.nan_to_num(dx)
-        ga = _grid_read(img, -dy, -dx)
-        gb = _grid_read(img, dy, dx)
-        wgt = ((ga[:, 1] > 0.99) & (gb[:, 1] > 0.99) & fin).to(dt)
-        a, b = ga[:, 0] * wgt, gb[:, 0] * wgt
-        stack = torch.stack([wgt, a, b, a * a, b * b, a * b], dim=1)
-        sw, sa, sb, saa, sbb, sab = F.avg_pool2d(stack, k, st).unbind(1)
+        g = _grid_read(img, torch.cat([-dy, dy], 1), torch.cat([-dx, dx], 1))  # N×2×6×hh×ww
+        ga, gb = g[:, :, :3], g[:, :, 3:]
+        # the window sums' six inputs written in place into one N×3×6×hh×ww stack
+        stack = torch.empty((n, 3, 6, hh, ww), device=dev, dtype=dt)
+        wgt, a, b = stack[:, :, 0], stack[:, :, 1], stack[:, :, 2]
+        wgt.copy_((ga[:, 1] > 0.99) & (gb[:, 1] > 0.99) & fin)
+        # centred on the image's mean (the correlation is shift-invariant; the window sums' cancellation
+        # in float32 is not)
+        torch.mul(ga[:, 0] - centre, wgt, out=a)
+        torch.mul(gb[:, 0] - centre, wgt, out=b)
+        torch.mul(a, a, out=stack[:, :, 3])
+        torch.mul(b, b, out=stack[:, :, 4])
+        torch.mul(a, b, out=stack[:, :, 5])
+        sw, sa, sb, saa, sbb, sab = _window_means(stack, k, st).unbind(2)
         cnt = sw.clamp_min(1e-9)
         cov = sab - sa * sb / cnt
         va = (saa - sa.square() / cnt).clamp_min(0.0)
@@ -371,9 +383,9 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     margins, plains = [], []
     for i in range(vecs.shape[1]):
         v = vecs[:, i]
-        c_half, _ = corr(0.5 * v)
-        c1, cov1 = corr(v)
-        c2, cov2 = corr(2.0 * v)
+        cs, covs = corr3(v)
+        c_half, c1, c2 = cs.unbind(1)
+        cov1, cov2 = covs[:, 1], covs[:, 2]
         ok = (cov2 >= min_valid_frac) & (cov1 >= min_valid_frac) & torch.isfinite(v).all(1)[:, None, None]
         c_half, c1, c2 = (torch.where(ok, c, torch.full_like(c, nan)) for c in (c_half, c1, c2))
         # a window of the region repeats better at 2v than at v *and* has lost the repeat at v that the
@@ -403,11 +415,28 @@ def _robust_z(m: torch.Tensor, floor: float) -> torch.Tensor:
     return (m - med) / (1.4826 * mad + floor)
 
 
+def _window_means(t: torch.Tensor, k: int, st: int) -> torch.Tensor:
+    """``avg_pool2d(t, k, st)`` over the last two axes of ``...×h×w`` (``k×k`` windows at stride ``st``):
+    ``...×gh×gw``, as two matrix products with 0/1 band matrices (each window's rows, then its columns:
+    several times faster than ``avg_pool2d`` on the CPU, and summed more accurately)."""
+    h, w = t.shape[-2:]
+
+    def band(n: int) -> torch.Tensor:  # n×g: column j selects rows j·st … j·st + k − 1
+        g = (n - k) // st + 1
+        off = torch.arange(n, device=t.device)[:, None] - torch.arange(g, device=t.device)[None, :] * st
+        return ((off >= 0) & (off < k)).to(t.dtype)
+
+    return (band(h).T @ (t @ band(w))) / float(k * k)
+
+
 def _grid_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
-    """``img`` (``N×C×h×w``) read at ``(y + dy, x + dx)`` (``N×h×w`` px), bilinear, zero outside."""
-    n, _, h, w = img.shape
+    """``img`` (``N×C×h×w``) read at ``(y + dy, x + dx)`` (``N×D×h×w`` px: ``D`` displacement fields),
+    bilinear, zero outside: ``N×C×D×h×w``, in one ``grid_sample`` (the fields stacked along the rows)."""
+    n, c, h, w = img.shape
+    d = dy.shape[1]
     dev, dt = img.device, img.dtype
-    yy = torch.arange(h, device=dev, dtype=dt)[None, :, None] + dy
-    xx = torch.arange(w, device=dev, dtype=dt)[None, None, :] + dx
+    yy = torch.arange(h, device=dev, dtype=dt)[:, None] + dy
+    xx = torch.arange(w, device=dev, dtype=dt) + dx
     grid = torch.stack([xx / max(w - 1, 1) * 2 - 1, yy / max(h - 1, 1) * 2 - 1], dim=-1)
-    return F.grid_sample(img, grid, align_corners=True, padding_mode="zeros")
+    out = F.grid_sample(img, grid.reshape(n, d * h, w, 2), align_corners=True, padding_mode="zeros")
+    return out.reshape(n, c, d, h, w)
