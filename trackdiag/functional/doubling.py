@@ -352,13 +352,13 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
 
     def corr3(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Windows' pair correlation at ``v/2``, ``v`` and ``2v`` (``v`` ``N×2`` px): ``N×3×gh×gw`` and
-        the valid-pair shares. One bilinear read of the six shifted copies, window sums from one
-        integral image."""
-        dy = fac[None, :, None, None] * (v[:, 0, None, None] * scale / ds)[:, None]  # N×3×hh×ww
-        dx = fac[None, :, None, None] * (v[:, 1, None, None] * scale / ds)[:, None]
-        fin = torch.isfinite(dy) & torch.isfinite(dx)
-        dy, dx = torch.nan_to_num(dy), torch.nan_to_num(dx)
-        g = _grid_read(img, torch.cat([-dy, dy], 1), torch.cat([-dx, dx], 1))  # N×2×6×hh×ww
+        the valid-pair shares. One bilinear read of the six shifted copies, the window sums by matrix
+        products."""
+        by = v[:, 0, None, None] * scale / ds  # N×hh×ww: v's displacement at each pixel
+        bx = v[:, 1, None, None] * scale / ds
+        fin = (torch.isfinite(by) & torch.isfinite(bx))[:, None]  # (scaling by fac keeps finiteness)
+        g = _grid_read(img, fac[None, :, None, None] * torch.nan_to_num(by)[:, None],
+                       fac[None, :, None, None] * torch.nan_to_num(bx)[:, None])  # N×2×6×hh×ww
         ga, gb = g[:, :, :3], g[:, :, 3:]
         # the window sums' six inputs written in place into one N×3×6×hh×ww stack
         stack = torch.empty((n, 3, 6, hh, ww), device=dev, dtype=dt)
@@ -430,13 +430,21 @@ def _window_means(t: torch.Tensor, k: int, st: int) -> torch.Tensor:
 
 
 def _grid_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
-    """``img`` (``N×C×h×w``) read at ``(y + dy, x + dx)`` (``N×D×h×w`` px: ``D`` displacement fields),
-    bilinear, zero outside: ``N×C×D×h×w``, in one ``grid_sample`` (the fields stacked along the rows)."""
+    """``img`` (``N×C×h×w``) read at ``(y − dy, x − dx)`` and at ``(y + dy, x + dx)`` (``dy``, ``dx``
+    ``N×D×h×w`` px: ``D`` displacement fields), bilinear, zero outside: ``N×C×2D×h×w`` (the ``−`` reads
+    first), in one ``grid_sample`` (the fields stacked along the rows; the grid written in place)."""
     n, c, h, w = img.shape
     d = dy.shape[1]
     dev, dt = img.device, img.dtype
-    yy = torch.arange(h, device=dev, dtype=dt)[:, None] + dy
-    xx = torch.arange(w, device=dev, dtype=dt) + dx
-    grid = torch.stack([xx / max(w - 1, 1) * 2 - 1, yy / max(h - 1, 1) * 2 - 1], dim=-1)
-    out = F.grid_sample(img, grid.reshape(n, d * h, w, 2), align_corners=True, padding_mode="zeros")
-    return out.reshape(n, c, d, h, w)
+    grid = torch.empty((n, 2 * d, h, w, 2), device=dev, dtype=dt)
+    gx, gy = grid[..., 0], grid[..., 1]
+    xs = torch.arange(w, device=dev, dtype=dt)
+    ys = torch.arange(h, device=dev, dtype=dt)[:, None]
+    torch.sub(xs, dx, out=gx[:, :d])
+    torch.add(xs, dx, out=gx[:, d:])
+    torch.sub(ys, dy, out=gy[:, :d])
+    torch.add(ys, dy, out=gy[:, d:])
+    gx.div_(max(w - 1, 1)).mul_(2).sub_(1)
+    gy.div_(max(h - 1, 1)).mul_(2).sub_(1)
+    out = F.grid_sample(img, grid.reshape(n, 2 * d * h, w, 2), align_corners=True, padding_mode="zeros")
+    return out.reshape(n, c, 2 * d, h, w)
