@@ -426,25 +426,22 @@ def _window_means(t: torch.Tensor, k: int, st: int) -> torch.Tensor:
         off = torch.arange(n, device=t.device)[:, None] - torch.arange(g, device=t.device)[None, :] * st
         return ((off >= 0) & (off < k)).to(t.dtype)
 
-    return (band(h).T @ (t @ band(w))) / float(k * k)
+    return ((band(h).T @ t) @ band(w)) / float(k * k)  # rows first: the wider products
 
 
 def _grid_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
     """``img`` (``N×C×h×w``) read at ``(y − dy, x − dx)`` and at ``(y + dy, x + dx)`` (``dy``, ``dx``
     ``N×D×h×w`` px: ``D`` displacement fields), bilinear, zero outside: ``N×C×2D×h×w`` (the ``−`` reads
-    first), in one ``grid_sample`` (the fields stacked along the rows; the grid written in place)."""
+    first), in one ``grid_sample`` (the fields stacked along the rows)."""
     n, c, h, w = img.shape
     d = dy.shape[1]
     dev, dt = img.device, img.dtype
-    grid = torch.empty((n, 2 * d, h, w, 2), device=dev, dtype=dt)
-    gx, gy = grid[..., 0], grid[..., 1]
     xs = torch.arange(w, device=dev, dtype=dt)
     ys = torch.arange(h, device=dev, dtype=dt)[:, None]
-    torch.sub(xs, dx, out=gx[:, :d])
-    torch.add(xs, dx, out=gx[:, d:])
-    torch.sub(ys, dy, out=gy[:, :d])
-    torch.add(ys, dy, out=gy[:, d:])
-    gx.div_(max(w - 1, 1)).mul_(2).sub_(1)
-    gy.div_(max(h - 1, 1)).mul_(2).sub_(1)
+    # each coordinate computed contiguous (element-wise ops on the interleaved grid's strided views are
+    # not vectorised), then written into its place
+    grid = torch.empty((n, 2 * d, h, w, 2), device=dev, dtype=dt)
+    grid[..., 0] = torch.cat([xs - dx, xs + dx], 1).div_(max(w - 1, 1)).mul_(2).sub_(1)
+    grid[..., 1] = torch.cat([ys - dy, ys + dy], 1).div_(max(h - 1, 1)).mul_(2).sub_(1)
     out = F.grid_sample(img, grid.reshape(n, 2 * d * h, w, 2), align_corners=True, padding_mode="zeros")
     return out.reshape(n, c, 2 * d, h, w)
