@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import torch
 
-from .order import kth_smallest, running_min, sorted_values
+from .order import kth_smallest, rank_range_sum, running_min, sorted_values
 from .spectral import box_downsample
 
 __all__ = ["NOISE_Z", "PARITY_Z", "SPREAD_RATIO", "floor", "grid_excess", "parity_gain"]
@@ -95,12 +95,9 @@ def _iqm(p: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
     """Interquartile mean of each row of ``N×M`` over the entries where ``ok``: the mean of the sorted valid
     values ``[n//4, max(3n//4, n//4 + 1))`` (NaN when none). No host synchronisation."""
     cnt = ok.sum(dim=1)
-    srt = sorted_values(torch.where(ok, p, torch.full_like(p, float("inf"))), dim=1)
-    cs = torch.cumsum(torch.where(torch.isfinite(srt), srt, torch.zeros_like(srt)), dim=1)
-    cs = torch.cat([torch.zeros_like(cs[:, :1]), cs], dim=1)
     lo = cnt // 4
     hi = torch.maximum((3 * cnt) // 4, lo + 1).clamp_max(p.shape[1])
-    s = cs.gather(1, hi[:, None])[:, 0] - cs.gather(1, lo[:, None])[:, 0]
+    s = rank_range_sum(torch.where(ok, p, torch.full_like(p, float("inf"))), lo, hi)
     out = s / (hi - lo).clamp_min(1).to(p.dtype)
     return torch.where(cnt > 0, out, torch.full_like(out, float("nan")))
 
