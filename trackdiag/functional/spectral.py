@@ -1115,7 +1115,7 @@ def fine_peak_fracs(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.T
     second one the strongest off the first one's *line* (not off its multiples: a 1-D texture's harmonics
     ``3f`` and ``2f`` are collinear, a degenerate basis that explained nothing), and every fine peak on
     that line counts as the texture's own too (the 1-D harmonics of planks or of a herringbone's boards,
-    whatever their order); all bins are tested (``top_bins`` only bounds the basis search).
+    whatever their order); all bins are tested and searched (``top_bins`` is not used).
     """
     p = spec.power
     n, s, _c = p.shape
@@ -1133,16 +1133,17 @@ def fine_peak_fracs(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.T
     wt = spec.weight
     ac = (spec.radius >= 2).to(dt) * wt
     tot = (p * ac).sum(dim=(1, 2)).clamp_min(torch.finfo(dt).tiny)
-    w = p * wt * (peak & keep).to(dt)
+    pwt = p * wt
+    w = pwt * (peak & keep).to(dt)
     total = w.sum(dim=(1, 2))
     # The lattice of the two strongest fine peaks (its first shell is a real fine texture's own), tested on
     # the ``top_bins`` strongest peak bins only (a fixed size: no host synchronisation); weaker peak bins
     # count as folded.
     kk_all = torch.stack([spec.ky, spec.kx], dim=-1).reshape(-1, 2).to(dt)
     if own_line:
-        return total / tot, _off_own_line(spec, p * wt * (peak & _cand_keep(spec, stride, stride_reach))
+        return total / tot, _off_own_line(spec, pwt * (peak & _cand_keep(spec, stride, stride_reach))
                                           .to(dt), w, kk_all, stride_reach=stride_reach,
-                                          rel_tol=rel_tol, top_bins=top_bins) / tot
+                                          rel_tol=rel_tol) / tot
     pw, idx = torch.topk(w.reshape(n, -1), k=min(top_bins, w[0].numel()), dim=1)  # N×K, strongest first
     kk = kk_all[idx]  # N×K×2
     tol = stride_reach + rel_tol * spec.radius.reshape(-1)[idx]
@@ -1170,29 +1171,24 @@ def _cand_keep(spec: Spectrum, stride: int, stride_reach: float, min_radius: flo
 
 
 def _off_own_line(spec: Spectrum, wc: torch.Tensor, w: torch.Tensor, kk_all: torch.Tensor, *,
-                  stride_reach: float, rel_tol: float, top_bins: int) -> torch.Tensor:
+                  stride_reach: float, rel_tol: float) -> torch.Tensor:
     """``(N,)`` power of the fine peaks ``w`` (``N×S×C``) off the lattice of the two strongest candidate
-    peaks of ``wc`` and off the first one's line (the ``own_line`` mode of :func:`fine_peak_fracs`)."""
-    n, s, c = w.shape
+    peaks of ``wc`` and off the first one's line (the ``own_line`` mode of :func:`fine_peak_fracs`). The
+    second is the strongest candidate off the first one's line, found by one masked maximum over all bins
+    (the line distances serve the own-line test as well)."""
+    n = w.shape[0]
     dt = w.dtype
-    pw, idx = torch.topk(wc.reshape(n, -1), k=min(top_bins, wc[0].numel()), dim=1)
-    kk = kk_all[idx]  # N×K×2, strongest first
-    tol = stride_reach + rel_tol * spec.radius.reshape(-1)[idx]
-    ar = torch.arange(n, device=w.device)
-    ok_a = pw[:, 0] > 0
-    a = kk[:, 0]
+    wcf = wc.reshape(n, -1)
+    top, ia = wcf.max(dim=1)
+    ok_a = top > 0
+    a = kk_all[ia]  # N×2, the strongest candidate
     ua = a / a.norm(dim=-1, keepdim=True).clamp_min(1e-9)
-
-    def line_dist(pts: torch.Tensor) -> torch.Tensor:  # distance to the line through 0 and a
-        return (pts[..., 0] * ua[:, None, 1] - pts[..., 1] * ua[:, None, 0]).abs()
-
-    off = pw * (line_dist(kk) > tol).to(dt)
-    jb = off.argmax(dim=1)
-    ok_b = off[ar, jb] > 0
-    b = torch.where(ok_b[:, None], kk[ar, jb], torch.full_like(a, float("nan")))
     tb = (stride_reach + rel_tol * spec.radius).reshape(1, -1)
-    own = (_lattice_distance(kk_all, a, b, ok_a) <= tb) | (
-        (line_dist(kk_all[None].expand(n, -1, -1)) <= tb) & ok_a[:, None])
+    # every bin's distance to the line through 0 and a
+    on_line = (kk_all[None, :, 0] * ua[:, None, 1] - kk_all[None, :, 1] * ua[:, None, 0]).abs() <= tb
+    off, jb = (wcf * (~on_line).to(dt)).max(dim=1)
+    b = torch.where((off > 0)[:, None], kk_all[jb], torch.full_like(a, float("nan")))
+    own = (_lattice_distance(kk_all, a, b, ok_a) <= tb) | (on_line & ok_a[:, None])
     return (w.reshape(n, -1) * (~own).to(dt)).sum(dim=1)
 
 
@@ -1214,7 +1210,7 @@ def window_fold_fracs(x: torch.Tensor, weights: torch.Tensor, *, f: torch.Tensor
 
     ``x`` ``N×H×W`` finite, ``weights`` ``N×H×W`` 0..1. Returns ``(fine, folded)``, each ``(N,)``: the
     median share of a tile's AC power in prominent fine peaks, and in those off the tile's own lattice; NaN
-    without a valid tile.
+    without a valid tile. ``top_bins`` is kept for callers; the tiles' basis search covers every bin.
     """
     n, h, w = x.shape
     dev, dt = x.device, x.dtype
