@@ -350,10 +350,12 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     fac = torch.tensor([0.25, 0.5, 1.0], device=dev, dtype=dt)  # (d/2) / v
     centre = (x0.sum((-2, -1)) / vf.sum((-2, -1)).clamp_min(1.0))[:, None, None, None]  # N×1×1×1
 
-    def corr3(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Windows' pair correlation at ``v/2``, ``v`` and ``2v`` (``v`` ``N×2`` px): ``N×3×gh×gw`` and
-        the valid-pair shares. One bilinear read of the six shifted copies, the window sums by matrix
-        products."""
+    def corr3(v: torch.Tensor, img: torch.Tensor, scale: torch.Tensor, centre: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows' pair correlation at ``v/2``, ``v`` and ``2v`` (``v`` ``N×2`` px, ``img``, ``scale``,
+        ``centre`` of the same ``N`` images): ``N×3×gh×gw`` and the valid-pair shares. One bilinear read
+        of the six shifted copies, the window sums by matrix products."""
+        n = v.shape[0]
         by = v[:, 0, None, None] * scale / ds  # N×hh×ww: v's displacement at each pixel
         bx = v[:, 1, None, None] * scale / ds
         fin = (torch.isfinite(by) & torch.isfinite(bx))[:, None]  # (scaling by fac keeps finiteness)
@@ -380,10 +382,22 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
         return c, sw
 
     vecs = vectors.to(dt)
+    gh, gw = (hh - k) // st + 1, (ww - k) // st + 1
+    # On the CPU (where it costs no device synchronisation) a vector is read only on the images where it
+    # is finite: NaN vectors (a 1-D texture's t₂ and its sums, no lattice at all) give NaN windows anyway.
+    fin_v = torch.isfinite(vecs).all(2)  # N×V
+    host = dev.type == "cpu"
     margins, plains = [], []
     for i in range(vecs.shape[1]):
         v = vecs[:, i]
-        cs, covs = corr3(v)
+        sel = fin_v[:, i].nonzero()[:, 0] if host else None
+        if sel is None or sel.numel() == n:
+            cs, covs = corr3(v, img, scale, centre)
+        else:
+            cs = torch.full((n, 3, gh, gw), nan, device=dev, dtype=dt)
+            covs = torch.zeros((n, 3, gh, gw), device=dev, dtype=dt)
+            if sel.numel():
+                cs[sel], covs[sel] = corr3(v[sel], img[sel], scale[sel], centre[sel])
         c_half, c1, c2 = cs.unbind(1)
         cov1, cov2 = covs[:, 1], covs[:, 2]
         ok = (cov2 >= min_valid_frac) & (cov1 >= min_valid_frac) & torch.isfinite(v).all(1)[:, None, None]
@@ -400,7 +414,6 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     pl = torch.stack(plains, 0)
     plain = torch.where(torch.isfinite(pl), pl, torch.full_like(pl, -math.inf)).amax(0)
     plain = torch.where(torch.isfinite(plain), plain, torch.full_like(plain, nan))
-    gh, gw = best.shape[-2:]
     cy = (torch.arange(gh, device=dev, dtype=dt) * st + k / 2.0) * ds
     cx = (torch.arange(gw, device=dev, dtype=dt) * st + k / 2.0) * ds
     return PairMap(best, plain, cy, cx)
