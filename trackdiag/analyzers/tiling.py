@@ -697,6 +697,27 @@ def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingPa
     return torch.where(per.lattice.found, per.period_px, torch.full_like(per.period_px, float("nan")))
 
 
+def _only_where(sel: torch.Tensor, keys: Sequence[str], like: torch.Tensor,
+                fn: Callable[[torch.Tensor | None], Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """``{key: (B,)}`` of ``fn`` where ``sel`` (``(B,)`` bool) holds and NaN elsewhere (``like``'s dtype):
+    keys that are used on those images only. ``fn(idx)`` computes ``keys`` on the images ``idx`` (``(K,)``
+    long; None: all of them). On the CPU (no device synchronisation) only the selected images are
+    computed; elsewhere all of them, then masked: the values are the same on every device."""
+    if sel.device.type != "cpu":
+        got = fn(None)
+        return {k: torch.where(sel, got[k], torch.full_like(got[k], float("nan"))) for k in keys}
+    idx = sel.nonzero()[:, 0]
+    if idx.numel() == sel.shape[0]:
+        got = fn(None)
+        return {k: got[k] for k in keys}
+    out = {k: torch.full(sel.shape, float("nan"), dtype=like.dtype) for k in keys}
+    if idx.numel():
+        got = fn(idx)
+        for k in keys:
+            out[k][idx] = got[k]
+    return out
+
+
 def _pair_keys(x: torch.Tensor, vf: torch.Tensor, per: Any, side: int, wst: Mapping[str, torch.Tensor],
                tx: torch.Tensor, ty: torch.Tensor, centre_scale: torch.Tensor, p: TilingParams
                ) -> dict[str, torch.Tensor]:
@@ -866,7 +887,10 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     sw = vf if apod is None else apod.to(gray.dtype)
     wst = window_scale_trend(x, sw)  # perspective: the robust trend of a 3×3 window grid's scale
     out.update(wst)
-    out.update(centroid_scale_trend(x, sw))  # ... and of its spectral centroid (aperiodic walls)
+    # ... and of its spectral centroid: the rules read it on aperiodic walls only (NaN on the others)
+    out.update(_only_where(per.score < APERIODIC_SCORE, ("centroid_trend_x", "centroid_trend_y"), x,
+                           lambda i: centroid_scale_trend(x if i is None else x[i],
+                                                          sw if i is None else sw[i])))
     # angled: the window grid's trend (the local map's where the grid has none: its windows at 2–4× the
     # period or in a zone at 2× make it fire on fronto-parallel walls, whose global lattice is right)
     wt = torch.fmax(wst["persp_trend_x"].abs(), wst["persp_trend_y"].abs())
@@ -877,7 +901,9 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     use_c = persp & torch.isfinite(rc) & ((rc <= 1.0 + CENTRE_AGREE) | ((rc >= CENTRE_MULTIPLE) & (cen < gl)))
     # ... and better, the lattice of the frame's central half, where the period varies half as much; unless it
     # is 1.4–2.6 × the map's (a zone or band at twice the period over the centre: the map's median is not)
-    cc = _centre_crop_period(x, vf if mask is not None else None, p)
+    # (used on angled walls only: NaN on the others)
+    cc = _only_where(persp, ("cc",), x, lambda i: {"cc": _centre_crop_period(
+        x if i is None else x[i], None if mask is None else (vf if i is None else vf[i]), p)})["cc"]
     q = cc / cen
     zone = torch.isfinite(q) & (q >= CENTRE_ZONE[0]) & (q <= CENTRE_ZONE[1])
     # (not near the search floor, < 2 × min_period_px: an aliased wall's crop reads a folded 3-px "period";
@@ -1649,7 +1675,8 @@ def _specs() -> list[MetricSpec]:
           warn=SEAM_T_WARN, bad=SEAM_T_BAD),
         m("mask_seam_agree", "none", "frac", "share of contour blocks with the median offset's sign"),
         m("centre_period_px", "none", "px", "period at the frame centre (local map, trend-corrected)"),
-        m("centre_crop_period_px", "none", "px", "lattice period of the frame's central half (angled walls)"),
+        m("centre_crop_period_px", "none", "px", "lattice period of the frame's central half (angled walls; "
+          "NaN on the others, where it is not used)"),
         m("scale_trend_x", "none", "log/frame", "ln(period right / left third) / (2/3): perspective along x"),
         m("scale_trend_y", "none", "log/frame", "ln(period bottom / top third) / (2/3): perspective along y"),
         m("scale_corr_x", "none", "corr", "correlation of the left and right thirds' log-radial spectra"),
@@ -1660,7 +1687,8 @@ def _specs() -> list[MetricSpec]:
           "grid in the same column (perspective)"),
         m("centroid_trend_x", "none", "log/frame", "median over the rows of a 3×3 window grid of the "
           "change of ln(period) from the left to the right window, from their spectral centroids "
-          f"(perspective on aperiodic walls: >= {CENTROID_TREND} in size)"),
+          f"(perspective on aperiodic walls: >= {CENTROID_TREND} in size; NaN where periodicity_score >= "
+          f"{APERIODIC_SCORE}, where it is not used)"),
         m("centroid_trend_y", "none", "log/frame", "the same from the top to the bottom window of each "
           "column"),
         m("persp_agree_x", "none", "frac", "share of the row pairs' slopes agreeing with persp_trend_x"),
