@@ -107,7 +107,9 @@ def _quad_gains(x: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]
     n, h, w = x.shape
     h2, w2 = (h // 2) * 2, (w // 2) * 2
     q = x[:, :h2, :w2].reshape(n, h2 // 2, 2, w2 // 2, 2)
-    ok = (valid[:, :h2, :w2].reshape(n, h2 // 2, 2, w2 // 2, 2).amin(dim=(2, 4)) > 0.5).reshape(n, -1)
+    # the quad's smallest validity from its four parity views (amin over the strided 2×2 axes is ~20× slower)
+    v00, v01, v10, v11 = (valid[:, i:h2:2, j:w2:2] for i in (0, 1) for j in (0, 1))
+    ok = (torch.minimum(torch.minimum(v00, v01), torch.minimum(v10, v11)) > 0.5).reshape(n, -1)
     y00, y01, y10, y11 = q[:, :, 0, :, 0], q[:, :, 0, :, 1], q[:, :, 1, :, 0], q[:, :, 1, :, 1]
     tot = (y00 + y01 + y10 + y11).clamp_min(0.08)  # a mean level of 2 % (black) is the floor
     out = {}
