@@ -1048,13 +1048,31 @@ def _lattice_distance(kk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, ok: to
 
 
 def _on_lattice(spec: Spectrum, f: torch.Tensor, g: torch.Tensor, ok: torch.Tensor, *, reach: float,
-                rel_tol: float) -> torch.Tensor:
+                rel_tol: float, where: torch.Tensor | None = None) -> torch.Tensor:
     """``N×S×C`` bool: the bins within ``reach + rel_tol·r`` bins of a point ``m·f + n·g`` of each sample's
-    lattice (:func:`_lattice_distance`); all False where not ``ok``."""
+    lattice (:func:`_lattice_distance`); all False where not ``ok``. With ``where`` (``N×S×C`` bool) the
+    answer is only needed there: on the CPU only those bins are measured (False elsewhere)."""
     s, c = spec.ky.shape
     kk = torch.stack([spec.ky, spec.kx], dim=-1).reshape(s * c, 2).to(f.dtype)
-    d = _lattice_distance(kk, f, g, ok).reshape(-1, s, c)
-    return d <= reach + rel_tol * spec.radius[None]
+    tol = reach + rel_tol * spec.radius
+    return _lattice_hits(kk, f, g, ok, tol.reshape(-1), None if where is None else where.reshape(-1, s * c)
+                         ).reshape(-1, s, c)
+
+
+def _lattice_hits(kk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, ok: torch.Tensor, tol: torch.Tensor,
+                  where: torch.Tensor | None) -> torch.Tensor:
+    """``N×M`` bool: the points ``kk`` (``M×2``) within ``tol`` (``(M,)``) of each sample's lattice
+    (:func:`_lattice_distance`). With ``where`` (``N×M`` bool), on the CPU, only those entries are
+    measured (each point with its own sample's basis: the same values) and the others are False;
+    elsewhere every entry is (no host synchronisation)."""
+    if where is None or where.device.type != "cpu":
+        return _lattice_distance(kk, f, g, ok) <= tol
+    ni, mi = where.nonzero(as_tuple=True)
+    out = torch.zeros(where.shape, dtype=torch.bool, device=where.device)
+    if ni.numel():
+        d = _lattice_distance(kk[mi][:, None], f[ni], g[ni], ok[ni])[:, 0]
+        out[ni, mi] = d <= tol[mi]
+    return out
 
 
 def fine_peak_frac(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.Tensor | None = None,
@@ -1129,7 +1147,8 @@ def fine_peak_fracs(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.T
     keep = ((cyc >= min_cycles_px) & ~near)[None].expand(n, -1, -1)
     if f is not None and g is not None:
         ok = torch.ones(n, dtype=torch.bool, device=dev) if lattice_ok is None else lattice_ok
-        keep = keep & ~_on_lattice(spec, f, g, ok, reach=stride_reach, rel_tol=rel_tol)
+        # (measured where it matters: the prominent peaks that the other tests keep)
+        keep = keep & ~_on_lattice(spec, f, g, ok, reach=stride_reach, rel_tol=rel_tol, where=peak & keep)
     wt = spec.weight
     ac = (spec.radius >= 2).to(dt) * wt
     tot = (p * ac).sum(dim=(1, 2)).clamp_min(torch.finfo(dt).tiny)
@@ -1188,8 +1207,10 @@ def _off_own_line(spec: Spectrum, wc: torch.Tensor, w: torch.Tensor, kk_all: tor
     on_line = (kk_all[None, :, 0] * ua[:, None, 1] - kk_all[None, :, 1] * ua[:, None, 0]).abs() <= tb
     off, jb = (wcf * (~on_line).to(dt)).max(dim=1)
     b = torch.where((off > 0)[:, None], kk_all[jb], torch.full_like(a, float("nan")))
-    own = (_lattice_distance(kk_all, a, b, ok_a) <= tb) | (on_line & ok_a[:, None])
-    return (w.reshape(n, -1) * (~own).to(dt)).sum(dim=1)
+    wf = w.reshape(n, -1)
+    # (the lattice test only where a fine peak has power: the sum below reads nothing else)
+    own = _lattice_hits(kk_all, a, b, ok_a, tb.reshape(-1), wf != 0) | (on_line & ok_a[:, None])
+    return (wf * (~own).to(dt)).sum(dim=1)
 
 
 def window_fold_fracs(x: torch.Tensor, weights: torch.Tensor, *, f: torch.Tensor | None = None,
