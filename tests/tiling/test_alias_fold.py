@@ -145,3 +145,23 @@ def test_tile_fold_key_leaves_a_1d_textures_harmonics_alone():
         rows.append((period, [round(v, 3) for v in _win_keys(img)]))
     print(rows)
     assert all(r[1][2] < ALIAS_WIN_FOLD for r in rows), rows
+
+
+def test_lattice_hits_measured_where_asked_match_the_full_test():
+    """``spectral._lattice_hits`` with ``where`` (the CPU path that measures only the asked bins, each with
+    its own sample's basis) answers exactly as the full test there, and False elsewhere; 1-D lattices
+    (``g`` NaN) and samples without a lattice included."""
+    from trackdiag.functional.spectral import _lattice_hits
+
+    g = torch.Generator().manual_seed(4)
+    kk = torch.stack(torch.meshgrid(torch.arange(-20.0, 21.0), torch.arange(0.0, 21.0), indexing="ij"),
+                     -1).reshape(-1, 2)
+    f = torch.randn(5, 2, generator=g) * 6
+    gg = torch.randn(5, 2, generator=g) * 6
+    gg[1] = float("nan")
+    ok = torch.tensor([True, True, True, False, True])
+    tol = 1.5 + 0.06 * kk.norm(dim=-1)
+    where = torch.rand(5, kk.shape[0], generator=g) < 0.2
+    full = _lattice_hits(kk, f, gg, ok, tol, None)
+    part = _lattice_hits(kk, f, gg, ok, tol, where)
+    assert full[where].any() and torch.equal(part[where], full[where]) and not part[~where].any()

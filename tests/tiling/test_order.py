@@ -15,6 +15,7 @@ from trackdiag.functional.order import (
     masked_median,
     nanmedian,
     range_max,
+    rank_range_sum,
     running_max,
     running_min,
     sorted_values,
@@ -47,6 +48,24 @@ def test_sorted_values_and_nanmedian_match_torch(dtype: torch.dtype) -> None:
         for dim in range(3):
             assert _same(sorted_values(x, dim=dim), x.sort(dim=dim).values)
             assert _same(nanmedian(x, dim=dim), x.nanmedian(dim=dim).values)
+
+
+def test_rank_range_sum_is_the_sum_of_the_sorted_slice() -> None:
+    """Both paths (numpy partition on the CPU, sort + prefix sum elsewhere: forced with requires_grad) give
+    the float64 sum of the sorted values at ranks [lo, hi), with ties, +inf fillers and empty ranges."""
+    g = torch.Generator().manual_seed(3)
+    for trial in range(30):
+        n, m = int(torch.randint(1, 6, (1,), generator=g)), int(torch.randint(1, 300, (1,), generator=g))
+        x = _draw(g, n, m, ties=trial % 3 == 0)
+        x[torch.rand(n, m, generator=g) < 0.2] = float("inf")  # invalid entries sort last
+        cnt = torch.isfinite(x).sum(1)
+        lo = (torch.rand(n, generator=g) * (cnt + 1).to(torch.float32)).long().clamp_max(cnt)
+        hi = lo + (torch.rand(n, generator=g) * (cnt - lo + 1).to(torch.float32)).long()
+        srt = x.double().sort(1).values
+        want = torch.stack([srt[i, int(lo[i]):int(hi[i])].sum() for i in range(n)])
+        for t in (x, x.clone().requires_grad_()):
+            got = rank_range_sum(t, lo, hi).detach().double()
+            assert torch.allclose(got, want, rtol=1e-5, atol=1e-4), (trial, got, want)
 
 
 def test_masked_median_matches_where_nanmedian() -> None:

@@ -718,6 +718,27 @@ def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingPa
     return torch.where(per.lattice.found, per.period_px, nan), per.score
 
 
+def _only_where(sel: torch.Tensor, keys: Sequence[str], like: torch.Tensor,
+                fn: Callable[[torch.Tensor | None], Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """``{key: (B,)}`` of ``fn`` where ``sel`` (``(B,)`` bool) holds and NaN elsewhere (``like``'s dtype):
+    keys that are used on those images only. ``fn(idx)`` computes ``keys`` on the images ``idx`` (``(K,)``
+    long; None: all of them). On the CPU (no device synchronisation) only the selected images are
+    computed; elsewhere all of them, then masked: the values are the same on every device."""
+    if sel.device.type != "cpu":
+        got = fn(None)
+        return {k: torch.where(sel, got[k], torch.full_like(got[k], float("nan"))) for k in keys}
+    idx = sel.nonzero()[:, 0]
+    if idx.numel() == sel.shape[0]:
+        got = fn(None)
+        return {k: got[k] for k in keys}
+    out = {k: torch.full(sel.shape, float("nan"), dtype=like.dtype) for k in keys}
+    if idx.numel():
+        got = fn(idx)
+        for k in keys:
+            out[k][idx] = got[k]
+    return out
+
+
 def _pair_keys(x: torch.Tensor, vf: torch.Tensor, per: Any, side: int, wst: Mapping[str, torch.Tensor],
                tx: torch.Tensor, ty: torch.Tensor, centre_scale: torch.Tensor, p: TilingParams
                ) -> dict[str, torch.Tensor]:
@@ -899,7 +920,10 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     sw = vf if apod is None else apod.to(gray.dtype)
     wst = window_scale_trend(x, sw)  # perspective: the robust trend of a 3×3 window grid's scale
     out.update(wst)
-    out.update(centroid_scale_trend(x, sw))  # ... and of its spectral centroid (aperiodic walls)
+    # ... and of its spectral centroid: the rules read it on aperiodic walls only (NaN on the others)
+    out.update(_only_where(per.score < APERIODIC_SCORE, ("centroid_trend_x", "centroid_trend_y"), x,
+                           lambda i: centroid_scale_trend(x if i is None else x[i],
+                                                          sw if i is None else sw[i])))
     # angled: the window grid's trend (the local map's where the grid has none: its windows at 2–4× the
     # period or in a zone at 2× make it fire on fronto-parallel walls, whose global lattice is right)
     wt = torch.fmax(wst["persp_trend_x"].abs(), wst["persp_trend_y"].abs())
@@ -1723,7 +1747,8 @@ def _specs() -> list[MetricSpec]:
           "grid in the same column (perspective)"),
         m("centroid_trend_x", "none", "log/frame", "median over the rows of a 3×3 window grid of the "
           "change of ln(period) from the left to the right window, from their spectral centroids "
-          f"(perspective on aperiodic walls: >= {CENTROID_TREND} in size)"),
+          f"(perspective on aperiodic walls: >= {CENTROID_TREND} in size; NaN where periodicity_score >= "
+          f"{APERIODIC_SCORE}, where it is not used)"),
         m("centroid_trend_y", "none", "log/frame", "the same from the top to the bottom window of each "
           "column"),
         m("persp_agree_x", "none", "frac", "share of the row pairs' slopes agreeing with persp_trend_x"),

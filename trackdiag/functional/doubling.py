@@ -346,26 +346,40 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
                       + ty[:, None, None] * (yc / h - 0.5)[None, :, None])  # N×hh×ww
     img = torch.stack([x0, vf], dim=1)  # N×2×hh×ww: the image and its validity, shifted together
     nan = float("nan")
+    # the three displacements of each vector (v/2, v, 2v) read together; pairs (p − d/2, p + d/2)
+    fac = torch.tensor([0.25, 0.5, 1.0], device=dev, dtype=dt)  # (d/2) / v
+    centre = (x0.sum((-2, -1)) / vf.sum((-2, -1)).clamp_min(1.0))[:, None, None, None]  # N×1×1×1
     # window variance below which a window counts as flat: 10⁻⁴ of the image's (valid) pixel variance,
     # well above float32 rounding of the window moments and far below any texture's local variance
     vsum = vf.sum((-2, -1)).clamp_min(1.0)
-    mean0 = (x0 * vf).sum((-2, -1)) / vsum
-    var0 = (((x0 - mean0[:, None, None]) * vf).square().sum((-2, -1)) / vsum)
-    flat_var = (1e-4 * var0 + 1e-12)[:, None, None]
+    var0 = ((x0 - centre[:, 0]) * vf).square().sum((-2, -1)) / vsum
+    flat_var = (1e-4 * var0 + 1e-12)[:, None, None, None]  # N×1×1×1
 
-    def corr(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Windows' pair correlation at the displacement ``v`` (``N×2`` px): ``N×gh×gw`` and its
-        valid-pair share."""
-        dy = (v[:, 0, None, None] * scale / ds) * 0.5
-        dx = (v[:, 1, None, None] * scale / ds) * 0.5
-        fin = torch.isfinite(dy) & torch.isfinite(dx)
-        dy, dx = torch.nan_to_num(dy), torch.nan_to_num(dx)
-        ga = _grid_read(img, -dy, -dx)
-        gb = _grid_read(img, dy, dx)
-        wgt = ((ga[:, 1] > 0.99) & (gb[:, 1] > 0.99) & fin).to(dt)
-        a, b = ga[:, 0] * wgt, gb[:, 0] * wgt
-        stack = torch.stack([wgt, a, b, a * a, b * b, a * b], dim=1)
-        sw, sa, sb, saa, sbb, sab = F.avg_pool2d(stack, k, st).unbind(1)
+    def corr3(v: torch.Tensor, img: torch.Tensor, scale: torch.Tensor, centre: torch.Tensor,
+              flat_var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows' pair correlation at ``v/2``, ``v`` and ``2v`` (``v`` ``N×2`` px, ``img``, ``scale``,
+        ``centre``, ``flat_var`` of the same ``N`` images): ``N×3×gh×gw`` (NaN on flat windows) and the
+        valid-pair shares. One bilinear read of the six shifted copies, the window sums by matrix
+        products."""
+        n = v.shape[0]
+        by = v[:, 0, None, None] * scale / ds  # N×hh×ww: v's displacement at each pixel
+        bx = v[:, 1, None, None] * scale / ds
+        fin = (torch.isfinite(by) & torch.isfinite(bx))[:, None]  # (scaling by fac keeps finiteness)
+        g = _grid_read(img, fac[None, :, None, None] * torch.nan_to_num(by)[:, None],
+                       fac[None, :, None, None] * torch.nan_to_num(bx)[:, None])  # N×2×6×hh×ww
+        ga, gb = g[:, :, :3], g[:, :, 3:]
+        # the window sums' six inputs written in place into one N×3×6×hh×ww stack
+        stack = torch.empty((n, 3, 6, hh, ww), device=dev, dtype=dt)
+        wgt, a, b = stack[:, :, 0], stack[:, :, 1], stack[:, :, 2]
+        wgt.copy_((ga[:, 1] > 0.99) & (gb[:, 1] > 0.99) & fin)
+        # centred on the image's mean (the correlation is shift-invariant; the window sums' cancellation
+        # in float32 is not)
+        torch.mul(ga[:, 0] - centre, wgt, out=a)
+        torch.mul(gb[:, 0] - centre, wgt, out=b)
+        torch.mul(a, a, out=stack[:, :, 3])
+        torch.mul(b, b, out=stack[:, :, 4])
+        torch.mul(a, b, out=stack[:, :, 5])
+        sw, sa, sb, saa, sbb, sab = _window_means(stack, k, st).unbind(2)
         cnt = sw.clamp_min(1e-9)
         cov = sab - sa * sb / cnt
         va = (saa - sa.square() / cnt).clamp_min(0.0)
@@ -377,12 +391,24 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
         return torch.where(flat, torch.full_like(c, nan), c), sw
 
     vecs = vectors.to(dt)
+    gh, gw = (hh - k) // st + 1, (ww - k) // st + 1
+    # On the CPU (where it costs no device synchronisation) a vector is read only on the images where it
+    # is finite: NaN vectors (a 1-D texture's t₂ and its sums, no lattice at all) give NaN windows anyway.
+    fin_v = torch.isfinite(vecs).all(2)  # N×V
+    host = dev.type == "cpu"
     margins, plains = [], []
     for i in range(vecs.shape[1]):
         v = vecs[:, i]
-        c_half, _ = corr(0.5 * v)
-        c1, cov1 = corr(v)
-        c2, cov2 = corr(2.0 * v)
+        sel = fin_v[:, i].nonzero()[:, 0] if host else None
+        if sel is None or sel.numel() == n:
+            cs, covs = corr3(v, img, scale, centre, flat_var)
+        else:
+            cs = torch.full((n, 3, gh, gw), nan, device=dev, dtype=dt)
+            covs = torch.zeros((n, 3, gh, gw), device=dev, dtype=dt)
+            if sel.numel():
+                cs[sel], covs[sel] = corr3(v[sel], img[sel], scale[sel], centre[sel], flat_var[sel])
+        c_half, c1, c2 = cs.unbind(1)
+        cov1, cov2 = covs[:, 1], covs[:, 2]
         ok = (cov2 >= min_valid_frac) & (cov1 >= min_valid_frac) & torch.isfinite(v).all(1)[:, None, None]
         c_half, c1, c2 = (torch.where(ok, c, torch.full_like(c, nan)) for c in (c_half, c1, c2))
         # a window of the region repeats better at 2v than at v *and* has lost the repeat at v that the
@@ -397,7 +423,6 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     pl = torch.stack(plains, 0)
     plain = torch.where(torch.isfinite(pl), pl, torch.full_like(pl, -math.inf)).amax(0)
     plain = torch.where(torch.isfinite(plain), plain, torch.full_like(plain, nan))
-    gh, gw = best.shape[-2:]
     cy = (torch.arange(gh, device=dev, dtype=dt) * st + k / 2.0) * ds
     cx = (torch.arange(gw, device=dev, dtype=dt) * st + k / 2.0) * ds
     return PairMap(best, plain, cy, cx)
@@ -412,11 +437,33 @@ def _robust_z(m: torch.Tensor, floor: float) -> torch.Tensor:
     return (m - med) / (1.4826 * mad + floor)
 
 
+def _window_means(t: torch.Tensor, k: int, st: int) -> torch.Tensor:
+    """``avg_pool2d(t, k, st)`` over the last two axes of ``...×h×w`` (``k×k`` windows at stride ``st``):
+    ``...×gh×gw``, as two matrix products with 0/1 band matrices (each window's rows, then its columns:
+    several times faster than ``avg_pool2d`` on the CPU, and summed more accurately)."""
+    h, w = t.shape[-2:]
+
+    def band(n: int) -> torch.Tensor:  # n×g: column j selects rows j·st … j·st + k − 1
+        g = (n - k) // st + 1
+        off = torch.arange(n, device=t.device)[:, None] - torch.arange(g, device=t.device)[None, :] * st
+        return ((off >= 0) & (off < k)).to(t.dtype)
+
+    return ((band(h).T @ t) @ band(w)) / float(k * k)  # rows first: the wider products
+
+
 def _grid_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
-    """``img`` (``N×C×h×w``) read at ``(y + dy, x + dx)`` (``N×h×w`` px), bilinear, zero outside."""
-    n, _, h, w = img.shape
+    """``img`` (``N×C×h×w``) read at ``(y − dy, x − dx)`` and at ``(y + dy, x + dx)`` (``dy``, ``dx``
+    ``N×D×h×w`` px: ``D`` displacement fields), bilinear, zero outside: ``N×C×2D×h×w`` (the ``−`` reads
+    first), in one ``grid_sample`` (the fields stacked along the rows)."""
+    n, c, h, w = img.shape
+    d = dy.shape[1]
     dev, dt = img.device, img.dtype
-    yy = torch.arange(h, device=dev, dtype=dt)[None, :, None] + dy
-    xx = torch.arange(w, device=dev, dtype=dt)[None, None, :] + dx
-    grid = torch.stack([xx / max(w - 1, 1) * 2 - 1, yy / max(h - 1, 1) * 2 - 1], dim=-1)
-    return F.grid_sample(img, grid, align_corners=True, padding_mode="zeros")
+    xs = torch.arange(w, device=dev, dtype=dt)
+    ys = torch.arange(h, device=dev, dtype=dt)[:, None]
+    # each coordinate computed contiguous (element-wise ops on the interleaved grid's strided views are
+    # not vectorised), then written into its place
+    grid = torch.empty((n, 2 * d, h, w, 2), device=dev, dtype=dt)
+    grid[..., 0] = torch.cat([xs - dx, xs + dx], 1).div_(max(w - 1, 1)).mul_(2).sub_(1)
+    grid[..., 1] = torch.cat([ys - dy, ys + dy], 1).div_(max(h - 1, 1)).mul_(2).sub_(1)
+    out = F.grid_sample(img, grid.reshape(n, 2 * d * h, w, 2), align_corners=True, padding_mode="zeros")
+    return out.reshape(n, c, 2 * d, h, w)

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import torch
 
-from .order import kth_smallest, running_min, sorted_values
+from .order import kth_smallest, rank_range_sum, running_min, sorted_values
 from .spectral import box_downsample
 
 __all__ = ["NOISE_Z", "PARITY_Z", "SPREAD_RATIO", "floor", "grid_excess", "parity_gain"]
@@ -95,12 +95,9 @@ def _iqm(p: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
     """Interquartile mean of each row of ``N×M`` over the entries where ``ok``: the mean of the sorted valid
     values ``[n//4, max(3n//4, n//4 + 1))`` (NaN when none). No host synchronisation."""
     cnt = ok.sum(dim=1)
-    srt = sorted_values(torch.where(ok, p, torch.full_like(p, float("inf"))), dim=1)
-    cs = torch.cumsum(torch.where(torch.isfinite(srt), srt, torch.zeros_like(srt)), dim=1)
-    cs = torch.cat([torch.zeros_like(cs[:, :1]), cs], dim=1)
     lo = cnt // 4
     hi = torch.maximum((3 * cnt) // 4, lo + 1).clamp_max(p.shape[1])
-    s = cs.gather(1, hi[:, None])[:, 0] - cs.gather(1, lo[:, None])[:, 0]
+    s = rank_range_sum(torch.where(ok, p, torch.full_like(p, float("inf"))), lo, hi)
     out = s / (hi - lo).clamp_min(1).to(p.dtype)
     return torch.where(cnt > 0, out, torch.full_like(out, float("nan")))
 
@@ -110,7 +107,9 @@ def _quad_gains(x: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]
     n, h, w = x.shape
     h2, w2 = (h // 2) * 2, (w // 2) * 2
     q = x[:, :h2, :w2].reshape(n, h2 // 2, 2, w2 // 2, 2)
-    ok = (valid[:, :h2, :w2].reshape(n, h2 // 2, 2, w2 // 2, 2).amin(dim=(2, 4)) > 0.5).reshape(n, -1)
+    # the quad's smallest validity from its four parity views (amin over the strided 2×2 axes is ~20× slower)
+    v00, v01, v10, v11 = (valid[:, i:h2:2, j:w2:2] for i in (0, 1) for j in (0, 1))
+    ok = (torch.minimum(torch.minimum(v00, v01), torch.minimum(v10, v11)) > 0.5).reshape(n, -1)
     y00, y01, y10, y11 = q[:, :, 0, :, 0], q[:, :, 0, :, 1], q[:, :, 1, :, 0], q[:, :, 1, :, 1]
     tot = (y00 + y01 + y10 + y11).clamp_min(0.08)  # a mean level of 2 % (black) is the floor
     out = {}

@@ -1033,22 +1033,46 @@ def _lattice_distance(kk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, ok: to
     ok = ok & torch.isfinite(det) & (det.abs() > 1e-9)
     basis = torch.where(ok[:, None, None], basis, torch.eye(2, device=dev, dtype=dt))
     inv = torch.linalg.inv(basis)
-    kk = kk.expand(f.shape[0], -1, -1) if kk.dim() == 2 else kk
-    ab = torch.einsum("nij,nmj->nmi", inv, kk).round()
-    ab = torch.stack([ab[..., 0], torch.where(one_d[:, None], torch.zeros_like(ab[..., 1]), ab[..., 1])],
-                     dim=-1)
-    d = (torch.einsum("nij,nmj->nmi", basis, ab) - kk).norm(dim=-1)
+    # the 2×2 products written out (element-wise over N×M; einsum's batched products cost 2–3× more)
+    ky, kx = (kk[None, :, 0], kk[None, :, 1]) if kk.dim() == 2 else (kk[..., 0], kk[..., 1])
+
+    def at(m: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        return m[:, i, j, None]
+
+    a = (at(inv, 0, 0) * ky + at(inv, 0, 1) * kx).round()
+    b = torch.where(one_d[:, None], 0.0, (at(inv, 1, 0) * ky + at(inv, 1, 1) * kx).round())
+    dy = at(basis, 0, 0) * a + at(basis, 0, 1) * b - ky
+    dx = at(basis, 1, 0) * a + at(basis, 1, 1) * b - kx
+    d = torch.sqrt(dy * dy + dx * dx)
     return torch.where(ok[:, None], d, torch.full_like(d, float("inf")))
 
 
 def _on_lattice(spec: Spectrum, f: torch.Tensor, g: torch.Tensor, ok: torch.Tensor, *, reach: float,
-                rel_tol: float) -> torch.Tensor:
+                rel_tol: float, where: torch.Tensor | None = None) -> torch.Tensor:
     """``N×S×C`` bool: the bins within ``reach + rel_tol·r`` bins of a point ``m·f + n·g`` of each sample's
-    lattice (:func:`_lattice_distance`); all False where not ``ok``."""
+    lattice (:func:`_lattice_distance`); all False where not ``ok``. With ``where`` (``N×S×C`` bool) the
+    answer is only needed there: on the CPU only those bins are measured (False elsewhere)."""
     s, c = spec.ky.shape
     kk = torch.stack([spec.ky, spec.kx], dim=-1).reshape(s * c, 2).to(f.dtype)
-    d = _lattice_distance(kk, f, g, ok).reshape(-1, s, c)
-    return d <= reach + rel_tol * spec.radius[None]
+    tol = reach + rel_tol * spec.radius
+    return _lattice_hits(kk, f, g, ok, tol.reshape(-1), None if where is None else where.reshape(-1, s * c)
+                         ).reshape(-1, s, c)
+
+
+def _lattice_hits(kk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, ok: torch.Tensor, tol: torch.Tensor,
+                  where: torch.Tensor | None) -> torch.Tensor:
+    """``N×M`` bool: the points ``kk`` (``M×2``) within ``tol`` (``(M,)``) of each sample's lattice
+    (:func:`_lattice_distance`). With ``where`` (``N×M`` bool), on the CPU, only those entries are
+    measured (each point with its own sample's basis: the same values) and the others are False;
+    elsewhere every entry is (no host synchronisation)."""
+    if where is None or where.device.type != "cpu":
+        return _lattice_distance(kk, f, g, ok) <= tol
+    ni, mi = where.nonzero(as_tuple=True)
+    out = torch.zeros(where.shape, dtype=torch.bool, device=where.device)
+    if ni.numel():
+        d = _lattice_distance(kk[mi][:, None], f[ni], g[ni], ok[ni])[:, 0]
+        out[ni, mi] = d <= tol[mi]
+    return out
 
 
 def fine_peak_frac(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.Tensor | None = None,
@@ -1059,6 +1083,27 @@ def fine_peak_frac(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.Te
     both = fine_peak_fracs(spec, f=f, g=g, lattice_ok=lattice_ok, min_cycles_px=min_cycles_px, gain=gain,
                            reach=reach, stride=stride, stride_reach=stride_reach, rel_tol=rel_tol)
     return both[1] if self_lattice else both[0]
+
+
+def _box_mean_wrapped(lp: torch.Tensor, reach: int) -> torch.Tensor:
+    """``N×S×C`` → its ``(2·reach+1)²`` moving mean: along ky wrapped around (the FFT order), along kx over
+    the bins inside (shrinking at the ends). Shifted adds in the order of ``avg_pool2d``'s window loop, so
+    the values are exactly those of ``avg_pool2d((k, 1))`` then ``avg_pool2d((1, k), padding=reach,
+    count_include_pad=False)``, several times faster on the CPU (one channel)."""
+    s, c = lp.shape[-2:]
+    k = 2 * reach + 1
+    wrapped = torch.cat([lp[:, -reach:], lp, lp[:, :reach]], dim=1)  # ky wraps around
+    acc = wrapped[:, 0:s].clone()
+    for i in range(1, k):
+        acc += wrapped[:, i:i + s]
+    acc /= k
+    pad = F.pad(acc, (reach, reach))
+    out = pad[..., 0:c].clone()
+    for i in range(1, k):
+        out += pad[..., i:i + c]
+    j = torch.arange(c, device=lp.device)
+    cnt = (j.clamp(max=reach) + (c - 1 - j).clamp(max=reach) + 1).to(lp.dtype)
+    return out / cnt
 
 
 def fine_peak_fracs(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.Tensor | None = None,
@@ -1088,17 +1133,13 @@ def fine_peak_fracs(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.T
     second one the strongest off the first one's *line* (not off its multiples: a 1-D texture's harmonics
     ``3f`` and ``2f`` are collinear, a degenerate basis that explained nothing), and every fine peak on
     that line counts as the texture's own too (the 1-D harmonics of planks or of a herringbone's boards,
-    whatever their order); all bins are tested (``top_bins`` only bounds the basis search).
+    whatever their order); all bins are tested and searched (``top_bins`` is not used).
     """
     p = spec.power
     n, s, _c = p.shape
     dev, dt = p.device, p.dtype
     lp = log_power(p)
-    k = 2 * reach + 1
-    wrapped = torch.cat([lp[:, -reach:], lp, lp[:, :reach]], dim=1)  # ky wraps around
-    bg = F.avg_pool2d(wrapped[:, None], (k, 1), 1)  # separable box mean: ky (wrapped), then kx
-    bg = F.avg_pool2d(bg, (1, k), 1, padding=(0, reach), count_include_pad=False)[:, 0]
-    peak = (lp - bg) > math.log(gain)
+    peak = (lp - _box_mean_wrapped(lp, reach)) > math.log(gain)
     cyc = spec.radius / s
     fy, fx = spec.ky * (stride / s), spec.kx * (stride / s)
     near = (((fy - fy.round()).abs() * s / stride) <= stride_reach) & (
@@ -1106,20 +1147,22 @@ def fine_peak_fracs(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.T
     keep = ((cyc >= min_cycles_px) & ~near)[None].expand(n, -1, -1)
     if f is not None and g is not None:
         ok = torch.ones(n, dtype=torch.bool, device=dev) if lattice_ok is None else lattice_ok
-        keep = keep & ~_on_lattice(spec, f, g, ok, reach=stride_reach, rel_tol=rel_tol)
+        # (measured where it matters: the prominent peaks that the other tests keep)
+        keep = keep & ~_on_lattice(spec, f, g, ok, reach=stride_reach, rel_tol=rel_tol, where=peak & keep)
     wt = spec.weight
     ac = (spec.radius >= 2).to(dt) * wt
     tot = (p * ac).sum(dim=(1, 2)).clamp_min(torch.finfo(dt).tiny)
-    w = p * wt * (peak & keep).to(dt)
+    pwt = p * wt
+    w = pwt * (peak & keep).to(dt)
     total = w.sum(dim=(1, 2))
     # The lattice of the two strongest fine peaks (its first shell is a real fine texture's own), tested on
     # the ``top_bins`` strongest peak bins only (a fixed size: no host synchronisation); weaker peak bins
     # count as folded.
     kk_all = torch.stack([spec.ky, spec.kx], dim=-1).reshape(-1, 2).to(dt)
     if own_line:
-        return total / tot, _off_own_line(spec, p * wt * (peak & _cand_keep(spec, stride, stride_reach))
+        return total / tot, _off_own_line(spec, pwt * (peak & _cand_keep(spec, stride, stride_reach))
                                           .to(dt), w, kk_all, stride_reach=stride_reach,
-                                          rel_tol=rel_tol, top_bins=top_bins) / tot
+                                          rel_tol=rel_tol) / tot
     pw, idx = torch.topk(w.reshape(n, -1), k=min(top_bins, w[0].numel()), dim=1)  # N×K, strongest first
     kk = kk_all[idx]  # N×K×2
     tol = stride_reach + rel_tol * spec.radius.reshape(-1)[idx]
@@ -1147,30 +1190,27 @@ def _cand_keep(spec: Spectrum, stride: int, stride_reach: float, min_radius: flo
 
 
 def _off_own_line(spec: Spectrum, wc: torch.Tensor, w: torch.Tensor, kk_all: torch.Tensor, *,
-                  stride_reach: float, rel_tol: float, top_bins: int) -> torch.Tensor:
+                  stride_reach: float, rel_tol: float) -> torch.Tensor:
     """``(N,)`` power of the fine peaks ``w`` (``N×S×C``) off the lattice of the two strongest candidate
-    peaks of ``wc`` and off the first one's line (the ``own_line`` mode of :func:`fine_peak_fracs`)."""
-    n, s, c = w.shape
+    peaks of ``wc`` and off the first one's line (the ``own_line`` mode of :func:`fine_peak_fracs`). The
+    second is the strongest candidate off the first one's line, found by one masked maximum over all bins
+    (the line distances serve the own-line test as well)."""
+    n = w.shape[0]
     dt = w.dtype
-    pw, idx = torch.topk(wc.reshape(n, -1), k=min(top_bins, wc[0].numel()), dim=1)
-    kk = kk_all[idx]  # N×K×2, strongest first
-    tol = stride_reach + rel_tol * spec.radius.reshape(-1)[idx]
-    ar = torch.arange(n, device=w.device)
-    ok_a = pw[:, 0] > 0
-    a = kk[:, 0]
+    wcf = wc.reshape(n, -1)
+    top, ia = wcf.max(dim=1)
+    ok_a = top > 0
+    a = kk_all[ia]  # N×2, the strongest candidate
     ua = a / a.norm(dim=-1, keepdim=True).clamp_min(1e-9)
-
-    def line_dist(pts: torch.Tensor) -> torch.Tensor:  # distance to the line through 0 and a
-        return (pts[..., 0] * ua[:, None, 1] - pts[..., 1] * ua[:, None, 0]).abs()
-
-    off = pw * (line_dist(kk) > tol).to(dt)
-    jb = off.argmax(dim=1)
-    ok_b = off[ar, jb] > 0
-    b = torch.where(ok_b[:, None], kk[ar, jb], torch.full_like(a, float("nan")))
     tb = (stride_reach + rel_tol * spec.radius).reshape(1, -1)
-    own = (_lattice_distance(kk_all, a, b, ok_a) <= tb) | (
-        (line_dist(kk_all[None].expand(n, -1, -1)) <= tb) & ok_a[:, None])
-    return (w.reshape(n, -1) * (~own).to(dt)).sum(dim=1)
+    # every bin's distance to the line through 0 and a
+    on_line = (kk_all[None, :, 0] * ua[:, None, 1] - kk_all[None, :, 1] * ua[:, None, 0]).abs() <= tb
+    off, jb = (wcf * (~on_line).to(dt)).max(dim=1)
+    b = torch.where((off > 0)[:, None], kk_all[jb], torch.full_like(a, float("nan")))
+    wf = w.reshape(n, -1)
+    # (the lattice test only where a fine peak has power: the sum below reads nothing else)
+    own = _lattice_hits(kk_all, a, b, ok_a, tb.reshape(-1), wf != 0) | (on_line & ok_a[:, None])
+    return (wf * (~own).to(dt)).sum(dim=1)
 
 
 def window_fold_fracs(x: torch.Tensor, weights: torch.Tensor, *, f: torch.Tensor | None = None,
@@ -1191,7 +1231,7 @@ def window_fold_fracs(x: torch.Tensor, weights: torch.Tensor, *, f: torch.Tensor
 
     ``x`` ``N×H×W`` finite, ``weights`` ``N×H×W`` 0..1. Returns ``(fine, folded)``, each ``(N,)``: the
     median share of a tile's AC power in prominent fine peaks, and in those off the tile's own lattice; NaN
-    without a valid tile.
+    without a valid tile. ``top_bins`` is kept for callers; the tiles' basis search covers every bin.
     """
     n, h, w = x.shape
     dev, dt = x.device, x.dtype
