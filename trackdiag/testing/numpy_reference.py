@@ -1377,6 +1377,26 @@ def robust_z(m: np.ndarray, floor: float) -> np.ndarray:
     return (m - med) / (1.4826 * mad + floor)
 
 
+def edge_image(x: np.ndarray, vf: np.ndarray, t1: np.ndarray, t2: np.ndarray, *, length: int) -> np.ndarray:
+    """What the pair test reads (``bands.edge_image``): the gradient magnitude (central differences, 0 where a
+    neighbour is invalid) on a 2-D lattice; on a 1-D texture (``t2`` NaN) the gradient along ``t1`` averaged
+    over ``2·(length // 2) + 1`` px along the lines, valid-weighted."""
+    gy, gx = np.zeros_like(x), np.zeros_like(x)
+    gy[1:-1] = (x[2:] - x[:-2]) * 0.5 * (vf[2:] * vf[:-2])
+    gx[:, 1:-1] = (x[:, 2:] - x[:, :-2]) * 0.5 * (vf[:, 2:] * vf[:, :-2])
+    if not (np.isfinite(t1).all() and not np.isfinite(t2).all()):
+        return np.sqrt(gy ** 2 + gx ** 2) * vf
+    nrm = max(float(np.hypot(*t1)), 1e-6)
+    uy, ux = t1[0] / nrm, t1[1] / nrm
+    g = np.abs(uy * gy + ux * gx) * vf
+    r = max(1, int(length)) // 2
+    axis = 0 if abs(ux) >= abs(uy) else 1  # lines along y: average along y
+    kern = np.ones(2 * r + 1)
+    def run(a: np.ndarray) -> np.ndarray:
+        return np.apply_along_axis(lambda line: np.convolve(line, kern, mode="same"), axis, a)
+    return run(g) / np.maximum(run(vf), 1e-6) * vf
+
+
 def pair_margins(x: np.ndarray, v: np.ndarray, vectors: list[np.ndarray], *, window_px: int, stride_px: int,
                  ds: int, trend_x: float, trend_y: float, min_valid_frac: float = 0.5,
                  floor: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
@@ -1955,7 +1975,10 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     sw = apodize(valid) if masked else vf
     wst = window_scale_trend(x, sw)
     out.update(wst)
-    out.update(centroid_scale_trend(x, sw))
+    if lat["score"] < 0.3:  # read by the rule on aperiodic walls only (NaN elsewhere, as tiling_metrics)
+        out.update(centroid_scale_trend(x, sw))
+    else:
+        out.update(centroid_trend_x=math.nan, centroid_trend_y=math.nan)
     wt = np.fmax(abs(wst["persp_trend_x"]), abs(wst["persp_trend_y"]))
     persp = (wt >= PERSPECTIVE_TREND) if math.isfinite(wt) else \
         bool(np.fmax(abs(ty), abs(tx)) >= PERSPECTIVE_TREND)
@@ -1976,8 +1999,9 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     trx = wst["persp_trend_x"] if math.isfinite(wst["persp_trend_x"]) else tx
     try_ = wst["persp_trend_y"] if math.isfinite(wst["persp_trend_y"]) else ty
     t1, t2 = t1 * cs, t2 * cs
-    pm, pp = pair_margins(x, vf, [t1, t2, t1 + t2, t1 - t2], window_px=win // 2, stride_px=stride // 2, ds=ds,
-                          trend_x=trx, trend_y=try_)
+    edges = edge_image(x, vf, t1, t2, length=max(3, win // 4))
+    pm, pp = pair_margins(edges, vf, [t1, t2, t1 + t2, t1 - t2], window_px=win // 2, stride_px=stride // 2,
+                          ds=ds, trend_x=trx, trend_y=try_)
     out.update(region_keys("pair", region_extent(pm, excess=1.5), pp))
     # the region maps need room: MIN_REGION_PERIODS of the shortest lattice vector across, and a lattice
     if not min(h, w) / out["lattice_t1_px"] >= MIN_REGION_PERIODS:
