@@ -130,6 +130,9 @@ BAND_CROSS = 0.6  # the band map's other-axis share at or above: a blob, not a b
 # the 2×-period region map (bands.doubling_keys; calibrated on generated scenes, docs/tiling.md)
 DOUBLING_CORR = 0.3  # doubling_plain_corr below: the windows repeat no one spectrum (no lattice to double)
 DOUBLING_EXCESS = 0.15  # doubling_excess_max above: some windows match the wall's 2x-rescaled spectrum
+DOUBLING_ANGLED_EXCESS = 0.3  # ... on a wall seen at an angle (|persp_trend_*| >= PERSP_TREND): the windows'
+#   expected scale is a fitted trend there (generated v8 seeds 5-6, angled walls, map-path verdicts: false
+#   ones 0.14-0.48, 10 of 14 below 0.3; true ones 0.215-0.525, 6 of 7 at or above)
 DOUBLING_AREA = 0.15  # ... over at least this share of the windows
 DOUBLING_ROW = 0.05  # doubling_row_level above: a whole map row at 2x (a full-width band: bands_rows)
 DOUBLING_COL = 0.1  # doubling_col_level above: a whole map column at 2x (a full-height band: bands_cols)
@@ -1155,7 +1158,8 @@ def _doubled_region(g: Callable[[str], float], fix: str) -> Verdict | None:
     # the evenness keys: the level alone)
     row_on = rl >= DOUBLING_ROW and (not _fin(re_) or re_ >= DOUBLING_EVEN)
     col_on = cl >= DOUBLING_COL and (not _fin(ce_) or ce_ >= DOUBLING_EVEN)
-    if dex < DOUBLING_EXCESS or area < DOUBLING_AREA:
+    angled = any(abs(g(k)) >= PERSP_TREND for k in ("persp_trend_x", "persp_trend_y"))  # NaN: False
+    if dex < (DOUBLING_ANGLED_EXCESS if angled else DOUBLING_EXCESS) or area < DOUBLING_AREA:
         # no strong region: only a whole line, weakly but evenly at 2x, is a band (a band doubled along its
         # long axis with a period the windows barely resolve); never a zone
         # (a stored run without the trend keys reads NaN: flat)
