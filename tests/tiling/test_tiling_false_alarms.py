@@ -114,9 +114,9 @@ def test_pixel_locked_running_bond_is_not_a_grid_but_a_grid_on_a_free_wall_is():
 
 def test_noise_and_an_untrained_network_are_not_aliasing_but_a_strided_mosaic_is():
     """Pixel-scale noise is not a fold: white noise and the outputs of a randomly initialised resize→conv
-    decoder (what a training loop logs at step 0) read much energy near Nyquist, and the demo reported
-    ``aliasing`` from step 0 until the Nyquist branch of the rule was gated on a confident lattice. The
-    counterpart: a 2.6-px mosaic subsampled by striding (folded fine peaks) is still aliasing."""
+    decoder (what a training loop logs at step 0) read much energy near Nyquist and were called aliasing
+    (8 of 8) until the Nyquist branch of the rule was gated on a confident lattice. The counterpart: a
+    2.6-px mosaic subsampled by striding (folded fine peaks) is still aliasing."""
     g = torch.Generator().manual_seed(5)
     torch.manual_seed(5)
     decoder = torch.nn.Sequential(torch.nn.Upsample(scale_factor=2.0), torch.nn.Conv2d(8, 16, 3, padding=1),
@@ -153,3 +153,18 @@ def test_small_clean_crops_have_no_region_and_a_band_is_still_found():
     assert max(out["pair_excess_max"].tolist()) < 50  # robust z units, not rounding residue
     assert all(not (_codes(out, i) & regions) for i in range(2)), [_codes(out, i) for i in range(2)]
     assert all("bands_rows" in _codes(out, 2 + i) for i in range(2)), [_codes(out, 2 + i) for i in range(2)]
+
+
+def test_a_checkerboard_is_not_also_aliasing_but_a_checkerboard_on_a_fold_is_both():
+    """A ×2 deconvolution's parity gain puts its energy near Nyquist, where the aliasing rule's resize and
+    shift losses read it too: the demo's deconvolution decoder printed ``aliasing`` beside ``checkerboard``
+    from step 0 to step 40. Without folded fine peaks or a moiré, the checkerboard explains it. A strided
+    (folded) mosaic with the same gain is both."""
+    g = torch.Generator().manual_seed(3)
+    walls = [S.tiles(128, 128, period_px=p, generator=g) for p in (9.3, 11.7, 14.2)]
+    out = _metrics(torch.stack([S.to_rgb(_parity(w, 0.2)) for w in walls]))
+    codes = [_codes(out, i) for i in range(3)]
+    assert all("checkerboard" in c and "aliasing" not in c for c in codes), codes  # was aliasing on 3 of 3
+    folded = S.tiles(3 * 128, 3 * 128, period_px=2.6 * 3, generator=g)[::3, ::3]
+    both = _codes(_metrics(S.to_rgb(_parity(folded, 0.2))[None]), 0)
+    assert {"checkerboard", "aliasing"} <= both, both

@@ -1269,8 +1269,8 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     # that texture's, not a fold
     own_fine = _fin(fp) and fp >= ALIAS_FINE_PEAKS and _fin(fold) and fold < ALIAS_FOLD_PEAKS
     # energy near Nyquist on a surface without a confident lattice is its grain or noise, not a fold: white
-    # noise reads resize 0.86 / shift 1.0, an untrained network's 64-px outputs 0.76 / 0.88 (the demo showed
-    # "aliasing" from step 0); no wall of seed 11 or real-dev fires by this branch alone
+    # noise reads resize 0.86 / shift 1.0, an untrained network's 64-px outputs 0.76 / 0.88; no wall of seed
+    # 11 or real-dev fires by this branch alone
     score = g("periodicity_score")
     lattice = not _fin(score) or score >= APERIODIC_SCORE
     nyquist = (_fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE and not own_fine
@@ -1509,7 +1509,9 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     rn, dr = g("resize_nmse_downUp"), g("resize_delta_r")
     sx, sy = g("shift_nmse_dx1"), g("shift_nmse_dy1")
     fp = g("alias_fine_peak_frac")
-    if alias_on:
+    # energy near Nyquist that the checkerboard's parity gain puts there is the checkerboard's: without
+    # folded peaks or a moiré, aliasing is not named beside it (the demo's deconvolution read both)
+    if alias_on and not (cb_on and not folded and not moire):
         bad = folded and fp >= 2 * ALIAS_FINE_PEAKS
         out.append(Verdict(code="aliasing", severity="bad" if bad else "warn",
                            title=("Aliasing: sharp fine-scale peaks off the wall's lattice (folded by a "
