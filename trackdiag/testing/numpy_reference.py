@@ -14,7 +14,7 @@ per-pixel Python loops. Sections, one per estimator:
   and its real-space basis (:func:`lattice_keys`);
 * the local lattice map (:func:`local_lattice_map`: per window the fundamental, the x and y periods and the
   half-frequency ratios) with the band, zone and doubled-area keys (:func:`band_keys`), its perspective trend
-  (:func:`map_trend`) and the centre's period (:func:`centre_period`, :func:`centre_crop_period`);
+  (:func:`map_trend`) and the centre's period (:func:`centre_period`, :func:`centre_crop_lattice`);
 * the doubled-zone map (:func:`doubling_margins`, :func:`region_extent`) and the real-space pair test
   (:func:`pair_margins`);
 * the scale trends (:func:`window_scale_trend`, :func:`centroid_scale_trend`, :func:`thirds_scale_trend`);
@@ -393,8 +393,7 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
     per = periodicity(x, valid, mask is not None)
     lat = lattice_periodicity(x, valid, mask is not None)
     # the wall's score is also its central half's (analyzers/tiling.py: an angled wall's peak smears)
-    cy, cx = slice(_h // 4, _h - _h // 4), slice(_w // 4, _w - _w // 4)
-    crop = lattice_periodicity(x[cy, cx], valid[cy, cx], mask is not None, max_period_frac=0.4)
+    crop = centre_crop_lattice(x, valid, mask is not None)
     s = per["s"]
     ky, kx, r, wt = per["grid"]
     out.update(fundamental_radius_bin=lat["radius"], fundamental_period_px=s / lat["radius"],
@@ -443,7 +442,7 @@ def reference_metrics(img: np.ndarray, *, mask: np.ndarray | None = None, ref: n
     out["fft_side_px"] = float(s)
     out["fstar_radius_bin"], out["fstar_period_px"] = fstar, s / fstar
     if newer:
-        out.update(lattice_summary(x, valid, finite, lat, mask is not None))
+        out.update(lattice_summary(x, valid, finite, lat, crop, mask is not None))
     return out
 
 
@@ -1932,22 +1931,23 @@ CENTRE_ZONE, CENTRE_CROP_FRAC = (1.4, 2.6), 0.4
 MIN_REGION_PERIODS = 5.0  # as analyzers/tiling.py: the region maps need this many lattice periods across
 
 
-def centre_crop_period(x: np.ndarray, valid: np.ndarray, masked: bool, min_period_px: float = 3.0
-                       ) -> float:
-    """The lattice period of the frame's central half (NaN without a lattice)."""
+def centre_crop_lattice(x: np.ndarray, valid: np.ndarray, masked: bool, min_period_px: float = 3.0
+                        ) -> dict[str, Any]:
+    """:func:`lattice_periodicity` of the frame's central half: its score joins ``periodicity_score``, its
+    period is ``centre_crop_period_px`` (NaN without a lattice); computed once, as in ``tiling_metrics``."""
     h, w = x.shape
     sl = np.s_[h // 4: h - h // 4, w // 4: w - w // 4]
-    lat = lattice_periodicity(x[sl], valid[sl], masked, min_period_px=min_period_px,
-                              max_period_frac=CENTRE_CROP_FRAC)
-    return lat["s"] / lat["radius"] if lat["found"] else math.nan
+    return lattice_periodicity(x[sl], valid[sl], masked, min_period_px=min_period_px,
+                               max_period_frac=CENTRE_CROP_FRAC)
 
 
 def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: dict[str, Any],
-                    masked: bool) -> dict[str, float]:
+                    crop: dict[str, Any], masked: bool) -> dict[str, float]:
     """Every key ``tiling_metrics`` adds to the seed's from the lattice on: the lattice keys, the aliasing
     fold keys, the edge strips, the local lattice map's band and zone keys, the map's trend, the doubled-zone
     map, the window, centroid and thirds scale trends, the centre's period, the strip novelty and the pair
-    test and, with a mask, the mask seam (``lat``: :func:`lattice_periodicity` of the frame)."""
+    test and, with a mask, the mask seam (``lat``: :func:`lattice_periodicity` of the frame, ``crop``: of its
+    central half, :func:`centre_crop_lattice`)."""
     h, w = x.shape
     s = lat["s"]
     vf = valid.astype(np.float64)
@@ -1984,7 +1984,7 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
         bool(np.fmax(abs(ty), abs(tx)) >= PERSPECTIVE_TREND)
     rc = np.fmax(gl, cen) / np.fmin(gl, cen)
     use_c = persp and math.isfinite(rc) and (rc <= 1.0 + CENTRE_AGREE or (rc >= CENTRE_MULTIPLE and cen < gl))
-    cc = centre_crop_period(x, valid, masked)
+    cc = crop["s"] / crop["radius"] if crop["found"] else math.nan
     q = cc / cen
     zone = math.isfinite(q) and CENTRE_ZONE[0] <= q <= CENTRE_ZONE[1]
     crop_ok = math.isfinite(cc) and cc >= 2.0 * 3.0
