@@ -32,6 +32,7 @@ from ..functional.localmap import (
     strip_novelty,
     theil_sen,
 )
+from ..functional.rows import on_rows
 from ..functional.spectral import (
     box_downsample,
     find_peaks,
@@ -489,12 +490,19 @@ def edge_image(x: torch.Tensor, valid: torch.Tensor, t1: torch.Tensor, t2: torch
         return hi - c.narrow(dim, 0, a.shape[dim])
 
     vert = ux.abs() >= uy.abs()  # lines run along y: average along y
-    both = torch.stack([g, vf], dim=1).flatten(0, 1)  # (2N)×H×W
-    sy, sx = along(both, 1).unflatten(0, (-1, 2)), along(both, 2).unflatten(0, (-1, 2))
-    sums = torch.where(vert[:, None], sy, sx)
-    comb = sums[:, 0] / sums[:, 1].clamp_min(1e-6) * vf
-    one_d = (~torch.isfinite(t2).all(dim=1) & torch.isfinite(t1).all(dim=1))[:, None, None]
-    return torch.where(one_d, comb, torch.sqrt(gy.square() + gx.square()) * vf)
+
+    def comb(i: torch.Tensor | None) -> tuple[torch.Tensor]:
+        """The edge comb of the images ``i`` (None: all)."""
+        gi, vi, ve = (g, vf, vert) if i is None else (g[i], vf[i], vert[i])
+        both = torch.stack([gi, vi], dim=1).flatten(0, 1)  # (2K)×H×W
+        sy, sx = along(both, 1).unflatten(0, (-1, 2)), along(both, 2).unflatten(0, (-1, 2))
+        sums = torch.where(ve[:, None], sy, sx)
+        return (sums[:, 0] / sums[:, 1].clamp_min(1e-6) * vi,)
+
+    one_d = ~torch.isfinite(t2).all(dim=1) & torch.isfinite(t1).all(dim=1)
+    # the comb on the 1-D textures only (on the CPU; on a device on all, then masked)
+    (cb,) = on_rows(one_d, comb, fills=(0.0,), like=x, shape=tuple(x.shape[1:]))
+    return torch.where(one_d[:, None, None], cb, torch.sqrt(gy.square() + gx.square()) * vf)
 
 
 def pair_doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, t1: torch.Tensor, t2: torch.Tensor,

@@ -35,6 +35,7 @@ from ..functional.detail import DETAIL_SPECS, detail_deficit_db
 from ..functional.grid import grid_excess, parity_gain
 from ..functional.lattice import axis_periods, real_basis
 from ..functional.localmap import centroid_scale_trend, window_scale_trend
+from ..functional.rows import on_rows
 from ..functional.seams import SIDES, edge_scores, mask_seam_parts
 from ..functional.spectral import (
     Spectrum,
@@ -725,34 +726,24 @@ def _only_where(sel: torch.Tensor, keys: Sequence[str], like: torch.Tensor,
                 fn: Callable[[torch.Tensor | None], Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """``{key: (B,)}`` of ``fn`` where ``sel`` (``(B,)`` bool) holds and NaN elsewhere (``like``'s dtype):
     keys that are used on those images only. ``fn(idx)`` computes ``keys`` on the images ``idx`` (``(K,)``
-    long; None: all of them). On the CPU (no device synchronisation) only the selected images are
-    computed; elsewhere all of them, then masked: the values are the same on every device."""
-    if sel.device.type != "cpu":
-        got = fn(None)
-        return {k: torch.where(sel, got[k], torch.full_like(got[k], float("nan"))) for k in keys}
-    idx = sel.nonzero()[:, 0]
-    if idx.numel() == sel.shape[0]:
-        got = fn(None)
-        return {k: got[k] for k in keys}
-    out = {k: torch.full(sel.shape, float("nan"), dtype=like.dtype) for k in keys}
-    if idx.numel():
-        got = fn(idx)
-        for k in keys:
-            out[k][idx] = got[k]
-    return out
+    long; None: all of them); on the CPU only the selected images are computed
+    (:func:`~trackdiag.functional.rows.on_rows`)."""
+    return on_rows(sel, fn, fills=dict.fromkeys(keys, float("nan")), like=like)
 
 
 def _pair_keys(x: torch.Tensor, vf: torch.Tensor, per: Any, side: int, wst: Mapping[str, torch.Tensor],
-               tx: torch.Tensor, ty: torch.Tensor, centre_scale: torch.Tensor, p: TilingParams
-               ) -> dict[str, torch.Tensor]:
+               tx: torch.Tensor, ty: torch.Tensor, centre_scale: torch.Tensor, p: TilingParams,
+               rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The real-space 2×-region keys (:func:`.bands.pair_doubling_keys`): the wall's lattice vectors brought
     to the frame centre's period (``centre_scale`` = reported / global period: 1 on fronto-parallel walls),
     each window's expected scale from the window grid's perspective trend (the local map's where it has
-    none)."""
+    none). ``rows``: only these images (``(K,)`` long; None: all)."""
     t1, t2 = real_basis(per.lattice.f, per.lattice.g, side)
     cs = torch.nan_to_num(centre_scale, nan=1.0)[:, None]
     trx = torch.where(torch.isfinite(wst["persp_trend_x"]), wst["persp_trend_x"], tx)
     try_ = torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty)
+    if rows is not None:
+        x, vf, t1, t2, cs, trx, try_ = (a[rows] for a in (x, vf, t1, t2, cs, trx, try_))
     return pair_doubling_keys(x, vf, t1=t1 * cs, t2=t2 * cs, trend_x=trx, trend_y=try_,
                               window_frac=p.local_window_frac, overlap=p.local_overlap,
                               max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample)
@@ -768,6 +759,20 @@ def _region_room(out: dict[str, torch.Tensor], height: int, width: int) -> None:
     room = (min(height, width) / out["lattice_t1_px"]) >= MIN_REGION_PERIODS  # NaN lattice: False
     for k in [k for k in out if k.startswith(("doubling_", "pair_"))]:
         out[k] = torch.where(room, out[k], torch.full_like(out[k], float("nan")))
+
+
+def _region_key_names(prefix: str) -> tuple[str, ...]:
+    """The keys of a 2×-period region map (``doubling`` or ``pair``): :func:`.bands._region_keys`'."""
+    return tuple(f"{prefix}_{k}" for k in ("excess_max", "area_frac", "row_level", "col_level", "row_even",
+                                           "col_even", "plain_corr"))
+
+
+def _region_gate(out: Mapping[str, torch.Tensor], height: int, width: int) -> torch.Tensor:
+    """``(N,)`` bool: the images whose region keys :func:`_region_room` keeps (read from it, on the keys
+    known so far), so that the region maps are computed there only."""
+    probe = {**out, "doubling__gate": torch.ones_like(out["lattice_t1_px"])}
+    _region_room(probe, height, width)
+    return torch.isfinite(probe["doubling__gate"])
 
 
 def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref: torch.Tensor | None = None,
@@ -911,9 +916,13 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out.update({k: v for k, v in bm.items() if not k.startswith("_")})
     ty, tx = period_trend(lp, height=h, width=w)
     out["local_period_trend_y"], out["local_period_trend_x"] = ty, tx
-    out.update(doubling_keys(x, vf, trend_x=tx, trend_y=ty, window_frac=p.local_window_frac,
-                             overlap=p.local_overlap, max_fft_px=p.local_max_fft_px,
-                             max_downsample=p.local_max_downsample))
+    # the region maps only where _region_room keeps them (a frame with room for a few lattice periods)
+    room = _region_gate(out, h, w)
+    out.update(on_rows(room, lambda i: doubling_keys(
+        x if i is None else x[i], vf if i is None else vf[i], trend_x=tx if i is None else tx[i],
+        trend_y=ty if i is None else ty[i], window_frac=p.local_window_frac, overlap=p.local_overlap,
+        max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample),
+        fills=dict.fromkeys(_region_key_names("doubling"), float("nan")), like=x))
     # On a wall seen at an angle the global peak is smeared over the range of local periods: the period at
     # the frame centre comes from the local map (trend-corrected median) when the two agree within
     # CENTRE_AGREE, or when the global one is a multiple (>= CENTRE_MULTIPLE ×) of the map's.
@@ -965,7 +974,9 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out.update({k: nan_b for k in (*REF_AREA_KEYS, "ref_local_max_period_px", "ref_local_min_period_px")})
     # (the limit: the wall's densest rows, f*; a staggered lattice's x repeat is longer than its pitch)
     out.update(strip_band_keys(x, sw, period_x_px=per.period_px, period_y_px=per.period_px))
-    out.update(_pair_keys(x, vf, per, s, wst, tx, ty, out["fundamental_period_px"] / gl, p))
+    cscale = out["fundamental_period_px"] / gl
+    out.update(on_rows(room, lambda i: _pair_keys(x, vf, per, s, wst, tx, ty, cscale, p, rows=i),
+                       fills=dict.fromkeys(_region_key_names("pair"), float("nan")), like=x))
     _region_room(out, h, w)
     out.update(scale_trend(x, sw))
 

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .order import masked_median
+from .rows import on_rows
 from .spectral import box_downsample, hann2d
 
 __all__ = ["DoublingMap", "PairMap", "doubling_map", "lattice_shift_vectors", "pair_doubling_map",
@@ -395,18 +396,16 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     # On the CPU (where it costs no device synchronisation) a vector is read only on the images where it
     # is finite: NaN vectors (a 1-D texture's t₂ and its sums, no lattice at all) give NaN windows anyway.
     fin_v = torch.isfinite(vecs).all(2)  # N×V
-    host = dev.type == "cpu"
     margins, plains = [], []
     for i in range(vecs.shape[1]):
         v = vecs[:, i]
-        sel = fin_v[:, i].nonzero()[:, 0] if host else None
-        if sel is None or sel.numel() == n:
-            cs, covs = corr3(v, img, scale, centre, flat_var)
-        else:
-            cs = torch.full((n, 3, gh, gw), nan, device=dev, dtype=dt)
-            covs = torch.zeros((n, 3, gh, gw), device=dev, dtype=dt)
-            if sel.numel():
-                cs[sel], covs[sel] = corr3(v[sel], img[sel], scale[sel], centre[sel], flat_var[sel])
+
+        def corr_on(r: torch.Tensor | None, v: torch.Tensor = v) -> tuple[torch.Tensor, torch.Tensor]:
+            if r is None:
+                return corr3(v, img, scale, centre, flat_var)
+            return corr3(v[r], img[r], scale[r], centre[r], flat_var[r])
+
+        cs, covs = on_rows(fin_v[:, i], corr_on, fills=(nan, 0.0), like=x0, shape=(3, gh, gw))
         c_half, c1, c2 = cs.unbind(1)
         cov1, cov2 = covs[:, 1], covs[:, 2]
         ok = (cov2 >= min_valid_frac) & (cov1 >= min_valid_frac) & torch.isfinite(v).all(1)[:, None, None]
