@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -357,17 +358,23 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     flat_var = (1e-4 * var0 + 1e-12)[:, None, None, None]  # N×1×1×1
 
     def corr3(v: torch.Tensor, img: torch.Tensor, scale: torch.Tensor, centre: torch.Tensor,
-              flat_var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+              flat_var: torch.Tensor, shifted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Windows' pair correlation at ``v/2``, ``v`` and ``2v`` (``v`` ``N×2`` px, ``img``, ``scale``,
         ``centre``, ``flat_var`` of the same ``N`` images): ``N×3×gh×gw`` (NaN on flat windows) and the
         valid-pair shares. One bilinear read of the six shifted copies, the window sums by matrix
-        products."""
+        products. ``shifted``: every image's scale is exactly 1 (no perspective trend) and the host can
+        read ``v``: the reads are whole-image shifts (:func:`_shift_read`, the same bilinear values)."""
         n = v.shape[0]
-        by = v[:, 0, None, None] * scale / ds  # N×hh×ww: v's displacement at each pixel
-        bx = v[:, 1, None, None] * scale / ds
-        fin = (torch.isfinite(by) & torch.isfinite(bx))[:, None]  # (scaling by fac keeps finiteness)
-        g = _grid_read(img, fac[None, :, None, None] * torch.nan_to_num(by)[:, None],
-                       fac[None, :, None, None] * torch.nan_to_num(bx)[:, None])  # N×2×6×hh×ww
+        if shifted:
+            fin = torch.isfinite(v).all(1)[:, None, None, None]
+            v0 = torch.nan_to_num(v / ds)
+            g = _shift_read(img, fac[None, :] * v0[:, :1], fac[None, :] * v0[:, 1:])
+        else:
+            by = v[:, 0, None, None] * scale / ds  # N×hh×ww: v's displacement at each pixel
+            bx = v[:, 1, None, None] * scale / ds
+            fin = (torch.isfinite(by) & torch.isfinite(bx))[:, None]  # (scaling by fac keeps finiteness)
+            g = _grid_read(img, fac[None, :, None, None] * torch.nan_to_num(by)[:, None],
+                           fac[None, :, None, None] * torch.nan_to_num(bx)[:, None])  # N×2×6×hh×ww
         ga, gb = g[:, :, :3], g[:, :, 3:]
         # the window sums' six inputs written in place into one N×3×6×hh×ww stack
         stack = torch.empty((n, 3, 6, hh, ww), device=dev, dtype=dt)
@@ -396,14 +403,30 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     # On the CPU (where it costs no device synchronisation) a vector is read only on the images where it
     # is finite: NaN vectors (a 1-D texture's t₂ and its sums, no lattice at all) give NaN windows anyway.
     fin_v = torch.isfinite(vecs).all(2)  # N×V
+    # images without a perspective trend (scale exactly 1: most fronto-parallel walls) read their pairs
+    # as whole-image shifts where the host can read the vectors (the CPU)
+    host = _host_ok(x0)
+    flat_scale = (tx == 0) & (ty == 0)
     margins, plains = [], []
     for i in range(vecs.shape[1]):
         v = vecs[:, i]
 
         def corr_on(r: torch.Tensor | None, v: torch.Tensor = v) -> tuple[torch.Tensor, torch.Tensor]:
-            if r is None:
-                return corr3(v, img, scale, centre, flat_var)
-            return corr3(v[r], img[r], scale[r], centre[r], flat_var[r])
+            if not host:
+                return (corr3(v, img, scale, centre, flat_var) if r is None
+                        else corr3(v[r], img[r], scale[r], centre[r], flat_var[r]))
+            rr = torch.arange(n, device=dev) if r is None else r
+            fs = flat_scale[rr]
+            parts = [(rr[fs], True), (rr[~fs], False)]
+            parts = [(j, sh) for j, sh in parts if j.numel()]
+            if len(parts) == 1:
+                return corr3(v[rr], img[rr], scale[rr], centre[rr], flat_var[rr], shifted=parts[0][1])
+            cs = torch.empty((rr.numel(), 3, gh, gw), device=dev, dtype=dt)
+            covs = torch.empty_like(cs)
+            for j, sh in parts:
+                at = (fs if sh else ~fs).nonzero()[:, 0]
+                cs[at], covs[at] = corr3(v[j], img[j], scale[j], centre[j], flat_var[j], shifted=sh)
+            return cs, covs
 
         cs, covs = on_rows(fin_v[:, i], corr_on, fills=(nan, 0.0), like=x0, shape=(3, gh, gw))
         c_half, c1, c2 = cs.unbind(1)
@@ -448,6 +471,37 @@ def _window_means(t: torch.Tensor, k: int, st: int) -> torch.Tensor:
         return ((off >= 0) & (off < k)).to(t.dtype)
 
     return ((band(h).T @ t) @ band(w)) / float(k * k)  # rows first: the wider products
+
+
+def _host_ok(t: torch.Tensor) -> bool:
+    """Whether values of ``t`` may be read on the host without a device synchronisation (the CPU; the
+    same switch as :mod:`.order`'s numpy paths)."""
+    from . import order
+
+    return order._numpy_ok(t)
+
+
+def _shift_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """:func:`_grid_read` for displacements that are constant over each image (``dy``, ``dx`` ``N×D`` px,
+    finite, read on the host): ``img`` (``N×C×h×w``) at ``(y ∓ dy, x ∓ dx)``, bilinear, zero outside:
+    ``N×C×2D×h×w``, each read a shifted slice of the zero-padded image and two linear blends (rows, then
+    columns) instead of a per-pixel sampling grid. The same values as ``grid_sample`` up to rounding."""
+    n, c, h, w = img.shape
+    d = dy.shape[1]
+    oy = torch.cat([-dy, dy], 1).numpy().astype(float)  # N×2D (the host copy of a CPU tensor)
+    ox = torch.cat([-dx, dx], 1).numpy().astype(float)
+    iy = np.clip(np.floor(oy), -(h + 1), h).astype(int)
+    ix = np.clip(np.floor(ox), -(w + 1), w).astype(int)
+    fy, fx = oy - np.floor(oy), ox - np.floor(ox)
+    m = int(max(np.abs(iy).max(initial=0), np.abs(ix).max(initial=0))) + 2
+    pad = F.pad(img, (m, m, m, m))
+    out = torch.empty((n, c, 2 * d, h, w), device=img.device, dtype=img.dtype)
+    for a in range(n):
+        for j in range(2 * d):
+            y0, x0 = m + int(iy[a, j]), m + int(ix[a, j])
+            rows = torch.lerp(pad[a, :, y0:y0 + h], pad[a, :, y0 + 1:y0 + 1 + h], float(fy[a, j]))
+            torch.lerp(rows[..., x0:x0 + w], rows[..., x0 + 1:x0 + 1 + w], float(fx[a, j]), out=out[a, :, j])
+    return out
 
 
 def _grid_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
