@@ -79,14 +79,17 @@ def _box3(a: torch.Tensor) -> torch.Tensor:
 
 
 def _whitened_log_spectra(windows: torch.Tensor, vpatch: torch.Tensor) -> torch.Tensor:
-    """``M×k×k`` windows (``vpatch`` 0/1 validity) → ``M×k×k`` centred (fftshifted) log power spectra, 3×3
-    smoothed, minus each window's own ring mean (so that peaks, not the spectral slope, carry them).
+    """``M×k×k`` windows (any leading axes, ``M`` in all; ``vpatch`` 0/1 validity) → ``M×k×k`` centred
+    (fftshifted) log power spectra, 3×3 smoothed, minus each window's own ring mean (so that peaks, not the
+    spectral slope, carry them).
     One real FFT per window (the other half of the spectrum by symmetry)."""
-    m, k, _ = windows.shape
+    k = windows.shape[-1]
+    m = windows[..., 0, 0].numel()
     dt, dev = windows.dtype, windows.device
+    # (strided window views are read as they are: each product below writes its own contiguous copy)
     wts = vpatch * hann2d(k, k, device=dev, dtype=dt)
     mean = (windows * wts).sum((-2, -1), keepdim=True) / wts.sum((-2, -1), keepdim=True).clamp_min(1e-9)
-    ri = torch.view_as_real(torch.fft.rfft2((windows - mean) * wts))
+    ri = torch.view_as_real(torch.fft.rfft2(((windows - mean) * wts).reshape(m, k, k)))
     pr = torch.addcmul(ri[..., 0].square(), ri[..., 1], ri[..., 1]).reshape(m, -1)  # M×(k·(k//2+1)), |z|²
     idx = _centred_index(k, dev)
     # the log on the half spectrum, then its full centred layout (the mean power over the full one: each
@@ -137,8 +140,8 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
         k = min(hh, ww)
         st = max(1, k // 3)
     gh, gw = (hh - k) // st + 1, (ww - k) // st + 1
-    win = x0.unfold(1, k, st).unfold(2, k, st).reshape(n * gh * gw, k, k)
-    vpatch = vf.unfold(1, k, st).unfold(2, k, st).reshape(n * gh * gw, k, k)
+    win = x0.unfold(1, k, st).unfold(2, k, st)  # N×gh×gw×k×k strided views (no copy)
+    vpatch = vf.unfold(1, k, st).unfold(2, k, st)
     ok = (vpatch.mean((-2, -1)) >= min_valid_frac).reshape(n, gh * gw)
     z = _whitened_log_spectra(win, vpatch).reshape(n, gh * gw, k, k)
     nan = float("nan")
