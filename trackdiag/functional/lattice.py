@@ -334,6 +334,7 @@ def _finer_lattice(peaks: PromPeaks, f: torch.Tensor, g: torch.Tensor, sel: torc
     (``f`` the shortest vector: the densest rows' normal)."""
     n, kk = peaks.ky.shape
     dt = peaks.ky.dtype
+    sel0 = sel
     p = torch.stack([peaks.ky, peaks.kx], dim=-1)  # N×K×2
 
     def explained(b1: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
@@ -361,6 +362,17 @@ def _finer_lattice(peaks: PromPeaks, f: torch.Tensor, g: torch.Tensor, sel: torc
     sel = sel & (cur_hit | ~(along(f) | (along(torch.nan_to_num(g)) & ~one_d[:, None])))
     cur = (cur_hit & sel).sum(-1)
     nsel = sel.sum(dim=1)
+    # the search below only where its result can be used (the current lattice leaves peaks unexplained);
+    # on the CPU the other images are left out (functional.rows)
+    need = (cur.to(dt) < min_share * nsel.to(dt)) & torch.isfinite(f).all(dim=1)
+    sub = need.nonzero()[:, 0] if need.device.type == "cpu" else None
+    if sub is not None and sub.numel() < n:
+        t1, t2 = f.clone(), g.clone()
+        if sub.numel():
+            t1[sub], t2[sub] = _finer_lattice(PromPeaks(*(t[sub] for t in peaks)), f[sub], g[sub], sel0[sub],
+                                              min_radius=min_radius, tol_bins=tol_bins, tol_rel=tol_rel,
+                                              min_share=min_share, min_gain=min_gain, m_short=m_short)
+        return t1, t2
     # candidate basis vectors: the selected peaks, their differences and sums; the m_short shortest
     c = torch.cat([p, (p[:, :, None] - p[:, None, :]).reshape(n, -1, 2),
                    (p[:, :, None] + p[:, None, :]).reshape(n, -1, 2)], dim=1)
