@@ -390,11 +390,14 @@ def scale_trend(x: torch.Tensor, weights: torch.Tensor, *, bins_per_octave: int 
         h, w = x.shape[-2:]
     out: dict[str, torch.Tensor] = {}
     k = int(round(max_octaves * bins_per_octave))
+    n = x.shape[0]
     for name, a, b in (("x", (slice(None), slice(0, w // 3)), (slice(None), slice(w - w // 3, w))),
                        ("y", (slice(0, h // 3), slice(None)), (slice(h - h // 3, h), slice(None)))):
-        pa = log_radial_profile(x[(Ellipsis, *a)], weights[(Ellipsis, *a)], bins_per_octave=bins_per_octave)
-        pb = log_radial_profile(x[(Ellipsis, *b)], weights[(Ellipsis, *b)], bins_per_octave=bins_per_octave)
-        shift, corr = scale_shift(pa, pb, max_shift=k)
+        # both thirds' profiles in one call (the same shape; each image's profile its own)
+        pab = log_radial_profile(torch.cat([x[(Ellipsis, *a)], x[(Ellipsis, *b)]]),
+                                 torch.cat([weights[(Ellipsis, *a)], weights[(Ellipsis, *b)]]),
+                                 bins_per_octave=bins_per_octave)
+        shift, corr = scale_shift(pab[:n], pab[n:], max_shift=k)
         # b at higher frequency (shift > 0) = shorter period on the right / bottom
         out[f"scale_trend_{name}"] = -shift / bins_per_octave * math.log(2.0) / (2.0 / 3.0)
         out[f"scale_corr_{name}"] = corr

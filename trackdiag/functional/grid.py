@@ -269,8 +269,9 @@ def grid_excess(x: torch.Tensor, valid: torch.Tensor, *, strides: tuple[int, ...
     """
     dx = x[..., :, 1:] - x[..., :, :-1]
     px = valid[..., :, 1:] * valid[..., :, :-1]
-    dy = (x[..., 1:, :] - x[..., :-1, :]).transpose(-1, -2)
-    py = (valid[..., 1:, :] * valid[..., :-1, :]).transpose(-1, -2)
+    # (the transposed differences laid out once: every stride reads them along the rows)
+    dy = (x[..., 1:, :] - x[..., :-1, :]).transpose(-1, -2).contiguous()
+    py = (valid[..., 1:, :] * valid[..., :-1, :]).transpose(-1, -2).contiguous()
     out: dict[str, torch.Tensor] = {}
     for k in strides:
         (d0, s0, p0, n0), (d1, s1, p1, n1) = _direction(dx, px, k), _direction(dy, py, k)
