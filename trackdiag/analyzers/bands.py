@@ -483,7 +483,6 @@ def edge_image(x: torch.Tensor, valid: torch.Tensor, t1: torch.Tensor, t2: torch
     nrm = torch.sqrt(t1.square().sum(1)).clamp_min(1e-6)
     uy = torch.nan_to_num(t1[:, 0] / nrm, nan=0.0)[:, None, None]
     ux = torch.nan_to_num(t1[:, 1] / nrm, nan=1.0)[:, None, None]
-    g = (uy * gy + ux * gx).abs() * vf
     r = max(1, int(length)) // 2
 
     def along(a: torch.Tensor, dim: int) -> torch.Tensor:
@@ -496,7 +495,8 @@ def edge_image(x: torch.Tensor, valid: torch.Tensor, t1: torch.Tensor, t2: torch
 
     def comb(i: torch.Tensor | None) -> tuple[torch.Tensor]:
         """The edge comb of the images ``i`` (None: all)."""
-        gi, vi, ve = (g, vf, vert) if i is None else (g[i], vf[i], vert[i])
+        gi = ((uy * gy + ux * gx).abs() * vf) if i is None else (uy[i] * gy[i] + ux[i] * gx[i]).abs() * vf[i]
+        vi, ve = (vf, vert) if i is None else (vf[i], vert[i])
         both = torch.stack([gi, vi], dim=1).flatten(0, 1)  # (2K)×H×W
         sy, sx = along(both, 1).unflatten(0, (-1, 2)), along(both, 2).unflatten(0, (-1, 2))
         sums = torch.where(ve[:, None], sy, sx)
