@@ -119,6 +119,28 @@ def _quad_gains(x: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]
     return out
 
 
+def _parity_block_sums(z: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                              torch.Tensor]:
+    """Sums over the ``block×block`` blocks (``block`` even, dividing both sides of ``N×H×W`` ``z``) of the
+    pixels on even rows and even columns, even rows and odd columns, odd and even, odd and odd: four
+    ``N×(H/block)×(W/block)``, from one pass of row sums and one of column sums."""
+    n, h, w = z.shape
+    blocks = z.reshape(n, h // block, block, w)
+    re = blocks[:, :, 0].clone()
+    ro = blocks[:, :, 1].clone()
+    for i in range(2, block, 2):
+        re += blocks[:, :, i]
+        ro += blocks[:, :, i + 1]
+
+    def cols(r: torch.Tensor, j0: int) -> torch.Tensor:
+        out = r[..., j0::block].clone()
+        for j in range(j0 + 2, block, 2):
+            out += r[..., j::block]
+        return out
+
+    return cols(re, 0), cols(re, 1), cols(ro, 0), cols(ro, 1)
+
+
 def parity_gain(x: torch.Tensor, valid: torch.Tensor, *, block: int = 8) -> dict[str, torch.Tensor]:
     """Polyphase gain imbalance of the pixel parities (see the module docstring): ``checkerboard_s2`` (the
     floored, spread-capped magnitude), ``checkerboard_robust`` (quad interquartile-mean magnitude),
@@ -135,9 +157,16 @@ def parity_gain(x: torch.Tensor, valid: torch.Tensor, *, block: int = 8) -> dict
     x, v = x[:, :hc, :wc], valid[:, :hc, :wc]
     xv = x * v
     dev, dt = x.device, x.dtype
-    cy = 1.0 - 2.0 * (torch.arange(hc, device=dev) % 2).to(dt)
-    cx = 1.0 - 2.0 * (torch.arange(wc, device=dev) % 2).to(dt)
-    s = box_downsample(xv, block)
+    # the blocks' sums split by pixel parity (even/odd row × even/odd column): the plain block mean and the
+    # three carriers' (±1 on the x, y and xy parities) block means are their signed sums
+    par = _parity_block_sums(xv, block) if block % 2 == 0 else None
+    if par is None:
+        cy = 1.0 - 2.0 * (torch.arange(hc, device=dev) % 2).to(dt)
+        cx = 1.0 - 2.0 * (torch.arange(wc, device=dev) % 2).to(dt)
+        s = box_downsample(xv, block)
+    else:
+        see, seo, soe, soo = par
+        s = (see + seo + soe + soo) * (1.0 / (block * block))
     vb = box_downsample(v, block)
     full = (vb >= 0.999).to(dt)
     s2 = s.square() * full
@@ -147,9 +176,15 @@ def parity_gain(x: torch.Tensor, valid: torch.Tensor, *, block: int = 8) -> dict
     out: dict[str, torch.Tensor] = {}
     tiny = torch.finfo(dt).tiny
     floored = []
-    for name, carrier in (("x", cx[None, None, :]), ("y", cy[None, :, None]),
-                          ("xy", cy[None, :, None] * cx[None, None, :])):
-        ms = box_downsample(xv * carrier, block) * s * full
+    for name in ("x", "y", "xy"):
+        if par is None:
+            carrier = {"x": cx[None, None, :], "y": cy[None, :, None],
+                       "xy": cy[None, :, None] * cx[None, None, :]}[name]
+            ms = box_downsample(xv * carrier, block) * s * full
+        else:
+            pos, neg = {"x": ((see, soe), (seo, soo)), "y": ((see, seo), (soe, soo)),
+                        "xy": ((see, soo), (seo, soe))}[name]
+            ms = ((pos[0] + pos[1]) - (neg[0] + neg[1])) * (1.0 / (block * block)) * s * full
         a = ms.sum(dim=(-2, -1)) / den.clamp_min(tiny)
         ok_b = den_b > 0
         a_b = _batch_sum(ms, gr, gc) / den_b.clamp_min(tiny)
