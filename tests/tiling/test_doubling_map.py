@@ -318,3 +318,35 @@ def test_lattice_shift_vectors_sum_and_difference() -> None:
     assert v.shape == (1, 4, 2)
     assert torch.allclose(v[0, 2], t1[0] + t2[0]) and torch.allclose(v[0, 3], t1[0] - t2[0])
     assert torch.isnan(lattice_shift_vectors(t1, torch.full_like(t2, float("nan")))[0, 1:]).all()
+
+
+def test_pair_shift_reads_match_the_sampling_grid_and_gated_rows_match_the_full_batch() -> None:
+    """The pair map's whole-image shift reads (no perspective trend) give grid_sample's bilinear values, also
+    for shifts that leave the frame, and a gated computation (functional.rows.on_rows: selected images only
+    on the CPU) equals the full batch's values there and the fill elsewhere."""
+    from trackdiag.functional.doubling import _grid_read, _shift_read
+    from trackdiag.functional.rows import on_rows
+
+    g = torch.Generator().manual_seed(3)
+    img = torch.rand(3, 2, 40, 56, generator=g)
+    dy = torch.tensor([[0.3, 7.25, -61.0], [0.0, -2.5, 19.9], [13.7, 0.5, 1.0]])
+    dx = torch.tensor([[-4.6, 0.0, 3.3], [70.0, -9.75, 0.1], [2.2, -13.0, 55.5]])
+    fields = (dy[:, :, None, None].expand(3, 3, 40, 56), dx[:, :, None, None].expand(3, 3, 40, 56))
+    torch.testing.assert_close(_shift_read(img, dy, dx), _grid_read(img, *fields), atol=2e-5, rtol=1e-5)
+
+    sel = torch.tensor([True, False, True])
+    calls = []
+
+    def fn(i: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        calls.append(None if i is None else i.tolist())
+        x = img[:, 0] if i is None else img[i, 0]
+        return {"mean": x.mean((-2, -1)), "sd": x.std((-2, -1)), "extra": x}
+
+    got = on_rows(sel, fn, fills={"mean": float("nan"), "sd": -1.0}, like=img)
+    assert calls == [[0, 2]] and set(got) == {"mean", "sd"}
+    full = fn(None)
+    torch.testing.assert_close(got["sd"][sel], full["sd"][sel])
+    assert torch.isnan(got["mean"][1]) and got["sd"][1] == -1.0
+    tup = on_rows(torch.zeros(3, dtype=torch.bool), lambda i: (img[:, 0],), fills=(0.0,), like=img,
+                  shape=(40, 56))
+    assert len(calls) == 2 and tup[0].shape == (3, 40, 56) and not tup[0].any()
