@@ -2,7 +2,8 @@
 
 Tiling: the 2-D lattice estimator (:mod:`.lattice`), the local lattice map (:mod:`.localmap`), the stride-grid
 and checkerboard demodulators (:mod:`.grid`) and the edge and mask-seam scores (:mod:`.seams`); exact, faster
-order statistics (medians, sorts, running extremes) for all of them (:mod:`.order`). Latents:
+order statistics (medians, sorts, running extremes) for all of them (:mod:`.order`); computing an
+estimator on some images only, without a host synchronisation (:mod:`.rows`). Latents:
 periodic peaks (:mod:`.latent_periodic`) and drift (:mod:`.latent_drift`). Pixels: leak (:mod:`.pixel_leak`),
 texture defects (:mod:`.pixel_texture`, :mod:`.pixel_judge`).
 """
