@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .rows import on_rows
+
 __all__ = [
     "BINS_PER_BIN",
     "Peaks",
@@ -1242,14 +1244,24 @@ def window_fold_fracs(x: torch.Tensor, weights: torch.Tensor, *, f: torch.Tensor
     vw = weights.to(dt).unfold(1, window, window).unfold(2, window, window)
     nt = xw.shape[1] * xw.shape[2]
     ok = vw.reshape(n, nt, -1).mean(-1) >= min_valid  # N×T
-    sig, _ = prepare(xw.reshape(n * nt, window, window), clean=True)
+    tiles = xw.reshape(n * nt, window, window)
     ft = gt = ok_t = None
     if f is not None and g is not None and side:
         ft = (f * (window / side)).repeat_interleave(nt, dim=0)
         gt = (g * (window / side)).repeat_interleave(nt, dim=0)
         lok = torch.ones(n, dtype=torch.bool, device=dev) if lattice_ok is None else lattice_ok
         ok_t = lok.repeat_interleave(nt, dim=0)
-    fine, fold = fine_peak_fracs(spectrum(sig), f=ft, g=gt, lattice_ok=ok_t, top_bins=top_bins, own_line=True)
+
+    def fracs(i: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The valid tiles ``i`` (None: all) only (on the CPU: a masked wall's other tiles are NaN anyway)."""
+        def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+            return t if i is None or t is None else t[i]
+
+        sig, _ = prepare(tiles if i is None else tiles[i], clean=True)
+        return fine_peak_fracs(spectrum(sig), f=pick(ft), g=pick(gt), lattice_ok=pick(ok_t),
+                               top_bins=top_bins, own_line=True)
+
+    fine, fold = on_rows(ok.reshape(-1), fracs, fills=(float("nan"), float("nan")), like=tiles)
     nan = torch.full_like(fine, float("nan"))
     fine = torch.where(ok.reshape(-1), fine, nan).reshape(n, nt)
     fold = torch.where(ok.reshape(-1), fold, nan).reshape(n, nt)
