@@ -95,8 +95,8 @@ def test_doubling_map_shapes_nan_and_perspective_reference() -> None:
     edge = torch.cat([dm.margin[0, 0], dm.margin[0, -1]]).mean()
     assert centre > edge + 0.2
     ext = region_extent(dm.margin, excess=DOUBLING_EXCESS)
-    assert set(ext) == {"excess_max", "area_frac", "row_level", "col_level", "row_even", "col_even", "row_end",
-                        "col_end"}
+    assert set(ext) == {"excess_max", "area_frac", "row_level", "col_level", "row_even", "col_even",
+                        "row_end", "col_end"}
     # a wall seen at an angle: the reference is brought to the centre's scale, so a clean wall whose period
     # changes by 40 % across the frame is not read as doubled when the trend is known
     size = 384
@@ -212,8 +212,8 @@ def test_zone_and_band_precision_recall_floor(wall_records) -> None:
 def test_a_weak_even_line_is_a_band_only_on_a_flat_well_matched_wall() -> None:
     """The weak-line path (no strong region): a fronto-parallel wall whose windows match its reference
     well gets the band; the same line on a wall seen at an angle (either axis: the far side's scale, the
-    fit's residue), or on windows that barely match the reference (an antialiased fine mosaic), does not. Values are the held-out
-    scenes' (seed 11 band, seed 7 clean angled wall and antialiased twin)."""
+    fit's residue), or on windows that barely match the reference (an antialiased fine mosaic), does not.
+    Values are the held-out scenes' (seed 11 band, seed 7 clean angled wall and antialiased twin)."""
     from trackdiag.analyzers.tiling import likely_causes
 
     base = {"periodicity_score": 0.8, "lattice_t1_px": 30.0, "doubling_excess_max": 0.13,
