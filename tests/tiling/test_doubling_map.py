@@ -242,10 +242,12 @@ def test_a_novel_strip_is_a_band_only_where_the_windows_repeat_one_spectrum() ->
     """The strip path (novel frequencies along x over a strip's whole width) names a row band only on a wall
     whose windows repeat one spectrum (``doubling_plain_corr`` ≥ ``DOUBLING_CORR``): an antialiased fine
     mosaic, whose "lattice" is its own fold, reads novel strips at a plain correlation of 0.15-0.2 (the
-    generated aliasing twins of seed 1, 0.18; real-dev's one false band was such a twin, 0.15)."""
-    from trackdiag.analyzers.tiling import DOUBLING_CORR, likely_causes
+    generated aliasing twins of seed 1, 0.18; real-dev's one false band was such a twin, 0.15), and on a
+    wall with some lattice (``periodicity_score`` ≥ ``WEAK_SCORE``; seventh sitting: an aliased wall of
+    generated v8 seed 5 at 0.01 read a novel strip of 0.47, the true strip bands of seeds 5-6 ≥ 0.29)."""
+    from trackdiag.analyzers.tiling import DOUBLING_CORR, WEAK_SCORE, likely_causes
 
-    base = {"periodicity_score": 0.0, "lattice_t1_px": 32.0, "strip_novelty_x": 0.47, "strip_extent_x": 0.9,
+    base = {"periodicity_score": 0.2, "lattice_t1_px": 32.0, "strip_novelty_x": 0.47, "strip_extent_x": 0.9,
             "strip_novelty_y": 0.18, "doubling_plain_corr": 0.7}
 
     def bands(**over: float) -> set[str]:
@@ -256,6 +258,7 @@ def test_a_novel_strip_is_a_band_only_where_the_windows_repeat_one_spectrum() ->
     assert bands(doubling_plain_corr=0.15) == set()
     assert bands(doubling_plain_corr=DOUBLING_CORR) == {"bands_rows"}
     assert bands(strip_novelty_x=0.1) == set()
+    assert bands(periodicity_score=0.5 * WEAK_SCORE) == set()
 
 
 def _planks(u: torch.Tensor, period: float) -> torch.Tensor:
