@@ -427,10 +427,11 @@ def centre_period(lp: LocalPeriodMap, trend_y: torch.Tensor, trend_x: torch.Tens
 def _region_keys(prefix: str, ext: dict[str, torch.Tensor], plain_corr: torch.Tensor
                  ) -> dict[str, torch.Tensor]:
     """``<prefix>_excess_max``, ``_area_frac``, ``_row_level``, ``_col_level``, ``_row_even``,
-    ``_col_even`` from a :func:`~trackdiag.functional.doubling.region_extent` reading, and
+    ``_col_even``, ``_row_end``, ``_col_end`` from a :func:`~trackdiag.functional.doubling.region_extent`
+    reading, and
     ``<prefix>_plain_corr``: the median over the windows of ``plain_corr`` (``N×gh×gw``). Each ``(N,)``."""
     out = {f"{prefix}_{k}": ext[k] for k in ("excess_max", "area_frac", "row_level", "col_level", "row_even",
-                                             "col_even")}
+                                             "col_even", "row_end", "col_end")}
     out[f"{prefix}_plain_corr"] = plain_corr.reshape(plain_corr.shape[0], -1).nanmedian(dim=1).values
     return out
 

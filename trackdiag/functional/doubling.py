@@ -247,7 +247,10 @@ def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float =
     full-width band, not where a zone covers part of it; ``col_level`` likewise for columns. ``row_even`` /
     ``col_even``: that line's level over its largest excess (near 1 when the region keeps its strength to
     the ends of the measured line, as a band does; a zone that only fills a short column of measured windows
-    fades towards its ends). Every value ``(N,)`` (NaN without measured windows).
+    fades towards its ends). ``row_end`` / ``col_end``: 1 where that line is the first or last map line with
+    enough windows, else 0 (on a wall seen at an angle the expected scale is a fitted trend, whose residue
+    grows towards one end of the frame: a ramp peaks on an end line, a band is a bump inside). Every value
+    ``(N,)`` (NaN without measured windows).
     """
     n, gh, gw = margin.shape
     flat = margin.reshape(n, -1)
@@ -261,9 +264,10 @@ def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float =
     hit = (ok & (es > excess)).to(e.dtype)
     area = hit.sum((1, 2)) / ok.to(e.dtype).sum((1, 2)).clamp_min(1.0)
 
-    def level(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Largest low quantile along the last axis over lines with enough windows, and that line's
-        quantile over its own largest value (its evenness): ``N×L×M`` → two ``(N,)``."""
+    def level(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Largest low quantile along the last axis over lines with enough windows, that line's quantile
+        over its own largest value (its evenness), and 1 where that line is the first or last line with
+        enough windows (0 otherwise): ``N×L×M`` → three ``(N,)``."""
         fin = torch.isfinite(a)
         idx = torch.arange(a.shape[-1], device=a.device)
         first = torch.where(fin, idx, a.shape[-1]).amin(-1)  # N×L
@@ -279,15 +283,22 @@ def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float =
         top = torch.where(torch.isfinite(a), a, torch.full_like(a, -math.inf)).amax(dim=-1)  # N×L
         best, at = q.max(dim=-1)
         peak = top.gather(-1, at[:, None])[:, 0]
-        return best, best / peak.clamp_min(1e-6)
+        lines = torch.arange(q.shape[-1], device=a.device)
+        qual = torch.isfinite(q)
+        lo = torch.where(qual, lines, q.shape[-1]).amin(-1)
+        hi = torch.where(qual, lines, -1).amax(-1)
+        end = ((at == lo) | (at == hi)).to(a.dtype)
+        return best, best / peak.clamp_min(1e-6), end
 
-    row, row_even = level(_nan_box(e, 3, 1))  # rows: N×gh×gw, quantile along x
-    col, col_even = level(_nan_box(e, 1, 3).transpose(1, 2))
+    row, row_even, row_end = level(_nan_box(e, 3, 1))  # rows: N×gh×gw, quantile along x
+    col, col_even, col_end = level(_nan_box(e, 1, 3).transpose(1, 2))
     def fix(t: torch.Tensor) -> torch.Tensor:
         return torch.where(has & torch.isfinite(t), t, nan)
 
     return {"excess_max": fix(emax), "area_frac": torch.where(has, area, nan), "row_level": fix(row),
-            "col_level": fix(col), "row_even": fix(row_even), "col_even": fix(col_even)}
+            "col_level": fix(col), "row_even": fix(row_even), "col_even": fix(col_even),
+            "row_end": fix(torch.where(torch.isfinite(row), row_end, nan)),
+            "col_end": fix(torch.where(torch.isfinite(col), col_end, nan))}
 
 
 class PairMap(NamedTuple):
