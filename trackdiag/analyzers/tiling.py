@@ -176,7 +176,17 @@ ALIAS_FOLD_PEAKS = 0.03  # ... and alias_fold_peak_frac above: not all on the fi
 ALIAS_WIN_FOLD = 0.03  # or, on 64-px tiles, alias_win_fine_frac >= ALIAS_FINE_PEAKS and alias_win_fold_frac
 #   above (generated seeds 1-2, 24 aliasing + 18 clean + 15 twins: clean and twins <= 0.016, aliased stride
 #   walls >= 0.034, the angled ones the frame's key missed 0.05-0.13)
+ALIAS_FOLD_SHARE = 0.15  # ... and alias_fold_peak_frac >= this share of alias_fine_peak_frac: under it the
+#   fine peaks are a real fine texture's own shell that survived a low-pass (seventh sitting, generated v8
+#   seeds 5-6: antialiased penny twins 0.09-0.10, aliased walls that fire by the frame's key >= 0.24)
+ALIAS_FINE_MSE = 5e-4  # the folded-peak branches also need resize_mse_downUp above (rms 0.022 of full scale
+#   above half Nyquist): an antialiased output keeps only its grain and JPEG noise there, whatever fine peaks
+#   survive its low-pass (seventh sitting, seeds 5-6: twins that fired 0.00008-0.00029 (rms 0.009-0.017),
+#   aliased walls that fire by folded peaks >= 0.00084 (rms 0.029))
 MOIRE_BOTH, MOIRE_MAX = 0.2, 0.5  # strip_novelty_x and _y both >= 0.2, one >= 0.5: a moiré (aliasing)
+#   (only where periodicity_score < APERIODIC_SCORE since the seventh sitting: seeds 5-6, zones and bands of
+#   confident penny / wallpaper lattices (score 0.84-0.94) read 0.31-0.67 on both axes; aliased walls named by
+#   the moiré score <= 0.14)
 BORDER_CROSS = 0.9  # photos of walls reach 0.86 without any cross artifact (generated scenes)
 EDGE_WARN, EDGE_BAD = 9.0, 18.0  # edge_<side>: robust z of a step 2-13 px in, the same on the whole side
 SEAM_WARN, SEAM_BAD = 0.05, 0.1  # mask_seam_score: relative offset of the contour band (1–3 px in vs 6–10)
@@ -1253,26 +1263,34 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     sn = max(sx if _fin(sx) else 0.0, sy if _fin(sy) else 0.0)
     fp, fold = g("alias_fine_peak_frac"), g("alias_fold_peak_frac")
     # (a real texture of 2-3 px keeps its own first shell after an antialiased resize: the fold key leaves
-    # the lattice of the two strongest fine peaks out; summaries from before it have only the first key)
-    folded = _fin(fp) and fp >= ALIAS_FINE_PEAKS and not (_fin(fold) and fold < ALIAS_FOLD_PEAKS)
+    # the lattice of the two strongest fine peaks out; summaries from before it have only the first key;
+    # folded peaks that are a small share of the fine ones are stray peaks beside that shell)
+    own_fine = (_fin(fp) and fp >= ALIAS_FINE_PEAKS and _fin(fold)
+                and fold < max(ALIAS_FOLD_PEAKS, ALIAS_FOLD_SHARE * fp))
+    folded = _fin(fp) and fp >= ALIAS_FINE_PEAKS and not own_fine
     # the same on 64-px tiles: an angled wall's folded peaks drift across the frame (smeared in its
     # spectrum) but are sharp on a tile, where the scale is nearly constant
     wfp, wfold = g("alias_win_fine_frac"), g("alias_win_fold_frac")
     folded = folded or (_fin(wfp) and wfp >= ALIAS_FINE_PEAKS and _fin(wfold) and wfold >= ALIAS_WIN_FOLD)
+    # a fold is the texture's contrast moved near Nyquist: an antialiased output keeps only grain and JPEG
+    # noise above half Nyquist, however its few surviving fine peaks compare with its (low) variance
+    mse = g("resize_mse_downUp")
+    folded = folded and not (_fin(mse) and mse < ALIAS_FINE_MSE)
     # moiré on an angled wall: the folded frequency (f_s − f) drifts much faster than the wall's own period,
     # so the spectrum changes across the wall along both axes (strip novelty high on x and y)
     nax, nay = g("strip_novelty_all_x"), g("strip_novelty_all_y")
     snx, sny = g("strip_novelty_x"), g("strip_novelty_y")
     nov = sorted(v for v in ((nax, nay) if _fin(nax) else (snx, sny)) if _fin(v))
-    moire = len(nov) == 2 and nov[0] >= MOIRE_BOTH and nov[1] >= MOIRE_MAX
-    # energy near Nyquist that a real fine texture's own first shell explains (fine peaks, none folded) is
-    # that texture's, not a fold
-    own_fine = _fin(fp) and fp >= ALIAS_FINE_PEAKS and _fin(fold) and fold < ALIAS_FOLD_PEAKS
+    # (only without a confident lattice: a fold that drifts across the wall breaks the global lattice, while a
+    # zone or band of a confident wall lattice makes novel strips along both axes too)
+    score = g("periodicity_score")
+    lattice = not _fin(score) or score >= APERIODIC_SCORE
+    moire = len(nov) == 2 and nov[0] >= MOIRE_BOTH and nov[1] >= MOIRE_MAX and not (_fin(score) and lattice)
+    # energy near Nyquist that a real fine texture's own first shell explains (fine peaks, none folded:
+    # own_fine above) is that texture's, not a fold
     # energy near Nyquist on a surface without a confident lattice is its grain or noise, not a fold: white
     # noise reads resize 0.86 / shift 1.0, an untrained network's 64-px outputs 0.76 / 0.88; no wall of seed
     # 11 or real-dev fires by this branch alone
-    score = g("periodicity_score")
-    lattice = not _fin(score) or score >= APERIODIC_SCORE
     nyquist = (_fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE and not own_fine
                and lattice)
     on = folded or moire or nyquist
