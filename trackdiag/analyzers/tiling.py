@@ -176,13 +176,10 @@ ALIAS_FOLD_PEAKS = 0.03  # ... and alias_fold_peak_frac above: not all on the fi
 ALIAS_WIN_FOLD = 0.03  # or, on 64-px tiles, alias_win_fine_frac >= ALIAS_FINE_PEAKS and alias_win_fold_frac
 #   above (generated seeds 1-2, 24 aliasing + 18 clean + 15 twins: clean and twins <= 0.016, aliased stride
 #   walls >= 0.034, the angled ones the frame's key missed 0.05-0.13)
-ALIAS_FOLD_SHARE = 0.15  # ... and alias_fold_peak_frac >= this share of alias_fine_peak_frac: under it the
-#   fine peaks are a real fine texture's own shell that survived a low-pass (seventh sitting, generated v8
-#   seeds 5-6: antialiased penny twins 0.09-0.10, aliased walls that fire by the frame's key >= 0.24)
-ALIAS_FINE_MSE = 5e-4  # the folded-peak branches also need resize_mse_downUp above (rms 0.022 of full scale
+ALIAS_FINE_MSE = 3.5e-4  # the folded-peak branches also need resize_mse_downUp above (rms 0.019 of full scale
 #   above half Nyquist): an antialiased output keeps only its grain and JPEG noise there, whatever fine peaks
-#   survive its low-pass (seventh sitting, seeds 5-6: twins that fired 0.00008-0.00029 (rms 0.009-0.017),
-#   aliased walls that fire by folded peaks >= 0.00084 (rms 0.029))
+#   survive its low-pass (seventh sitting, generated v8 seeds 5-7: twins that fired 0.00008-0.00029 (rms
+#   0.009-0.017), aliased walls that fire by folded peaks >= 0.00044 (rms 0.021))
 MOIRE_BOTH, MOIRE_MAX = 0.2, 0.5  # strip_novelty_x and _y both >= 0.2, one >= 0.5: a moiré (aliasing)
 #   (only where periodicity_score < APERIODIC_SCORE since the seventh sitting: seeds 5-6, zones and bands of
 #   confident penny / wallpaper lattices (score 0.84-0.94) read 0.31-0.67 on both axes; aliased walls named by
@@ -1263,10 +1260,8 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     sn = max(sx if _fin(sx) else 0.0, sy if _fin(sy) else 0.0)
     fp, fold = g("alias_fine_peak_frac"), g("alias_fold_peak_frac")
     # (a real texture of 2-3 px keeps its own first shell after an antialiased resize: the fold key leaves
-    # the lattice of the two strongest fine peaks out; summaries from before it have only the first key;
-    # folded peaks that are a small share of the fine ones are stray peaks beside that shell)
-    own_fine = (_fin(fp) and fp >= ALIAS_FINE_PEAKS and _fin(fold)
-                and fold < max(ALIAS_FOLD_PEAKS, ALIAS_FOLD_SHARE * fp))
+    # the lattice of the two strongest fine peaks out; summaries from before it have only the first key)
+    own_fine = _fin(fp) and fp >= ALIAS_FINE_PEAKS and _fin(fold) and fold < ALIAS_FOLD_PEAKS
     folded = _fin(fp) and fp >= ALIAS_FINE_PEAKS and not own_fine
     # the same on 64-px tiles: an angled wall's folded peaks drift across the frame (smeared in its
     # spectrum) but are sharp on a tile, where the scale is nearly constant
