@@ -1740,6 +1740,8 @@ def _specs() -> list[MetricSpec]:
         m("strip_novelty_at_y", "none", "frac", "centre of the most novel horizontal strip (0: top)"),
         m("strip_novelty_at_x", "none", "frac", "centre of the most novel vertical strip (0: left)"),
         m("resize_nmse_downUp", "min", "ratio", "down→up resize error / variance", warn=ALIAS_RESIZE_NMSE),
+        m("resize_mse_downUp", "min", "", "down→up (0.5×) resize MSE in full-scale units (the energy above "
+          f"half Nyquist); the folded-peak aliasing branches need >= {ALIAS_FINE_MSE} (a visible fold)"),
         m("shift_nmse_dx1", "min", "ratio", "1-px x-shift error / (2·variance)", warn=ALIAS_SHIFT_NMSE),
         m("shift_nmse_dy1", "min", "ratio", "1-px y-shift error / (2·variance)", warn=ALIAS_SHIFT_NMSE),
         m("border_cross_index", "min", "ratio", "median share of axis energy from the frame borders",
