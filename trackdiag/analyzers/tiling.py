@@ -183,6 +183,11 @@ ALIAS_FINE_MSE = 3.5e-4  # the folded-peak branches also need resize_mse_downUp 
 #   above half Nyquist): an antialiased output keeps only its grain and JPEG noise there, whatever fine peaks
 #   survive its low-pass (seventh sitting, generated v8 seeds 5-7: twins that fired 0.00008-0.00029 (rms
 #   0.009-0.017), aliased walls that fire by folded peaks >= 0.00044 (rms 0.021))
+ALIAS_FOLD_RMS = 0.025  # ... unless the frame's folded peaks alone (alias_fold_peak_frac x variance) hold at
+#   least this rms: an output upsampled after its subsampling keeps nothing above half Nyquist, grain
+#   included (seventh sitting: generated twins that fired by folded peaks <= 0.022 rms, no generated aliased
+#   wall needs it; real-dev's grain-free stride-then-x2 wallpaper, folded peaks 0.029 rms with 0.011 above
+#   half Nyquist, is that kind)
 MOIRE_BOTH, MOIRE_MAX = 0.2, 0.5  # strip_novelty_x and _y both >= 0.2, one >= 0.5: a moiré (aliasing)
 #   (only where periodicity_score < APERIODIC_SCORE since the seventh sitting: seeds 5-6, zones and bands of
 #   confident penny / wallpaper lattices (score 0.84-0.94) read 0.31-0.67 on both axes; aliased walls named by
@@ -1272,8 +1277,10 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     folded = folded or (_fin(wfp) and wfp >= ALIAS_FINE_PEAKS and _fin(wfold) and wfold >= ALIAS_WIN_FOLD)
     # a fold is the texture's contrast moved near Nyquist: an antialiased output keeps only grain and JPEG
     # noise above half Nyquist, however its few surviving fine peaks compare with its (low) variance
-    mse = g("resize_mse_downUp")
-    folded = folded and not (_fin(mse) and mse < ALIAS_FINE_MSE)
+    mse, nmse = g("resize_mse_downUp"), g("resize_nmse_downUp")
+    var = mse / nmse if _fin(mse) and _fin(nmse) and nmse > 0 else float("nan")
+    strong = _fin(var) and _fin(fold) and fold * var >= ALIAS_FOLD_RMS ** 2
+    folded = folded and not (_fin(mse) and mse < ALIAS_FINE_MSE and not strong)
     # moiré on an angled wall: the folded frequency (f_s − f) drifts much faster than the wall's own period,
     # so the spectrum changes across the wall along both axes (strip novelty high on x and y)
     nax, nay = g("strip_novelty_all_x"), g("strip_novelty_all_y")
