@@ -1217,10 +1217,13 @@ def _off_own_line(spec: Spectrum, wc: torch.Tensor, w: torch.Tensor, kk_all: tor
 
 def window_fold_fracs(x: torch.Tensor, weights: torch.Tensor, *, f: torch.Tensor | None = None,
                       g: torch.Tensor | None = None, lattice_ok: torch.Tensor | None = None,
-                      side: int | None = None, window: int = 64, min_valid: float = 0.95, top_bins: int = 512
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+                      side: int | None = None, window: int = 64, min_valid: float = 0.95, top_bins: int = 512,
+                      min_cycles_px: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`fine_peak_fracs` (with ``own_line``) on the ``window×window`` tiles of a non-overlapping grid,
-    medians over the tiles that are at least ``min_valid`` valid.
+    medians over the tiles that are at least ``min_valid`` valid, counting peaks at ≥ ``min_cycles_px``
+    cycles/px (periods ≤ 10 px by default, where the frame's key starts at 5 px: a subsampling followed by a
+    ×2 upsampling leaves its folds at 0.1–0.25 cycles/px, and on a tile the texture's own lattice is found
+    whatever its scale).
 
     A wall seen at an angle changes its fine period across the frame, so a subsampling's folded peaks
     drift and smear into a broad hump in the whole frame's spectrum (aliased angled walls read
@@ -1259,7 +1262,7 @@ def window_fold_fracs(x: torch.Tensor, weights: torch.Tensor, *, f: torch.Tensor
 
         sig, _ = prepare(tiles if i is None else tiles[i], clean=True)
         return fine_peak_fracs(spectrum(sig), f=pick(ft), g=pick(gt), lattice_ok=pick(ok_t),
-                               top_bins=top_bins, own_line=True)
+                               top_bins=top_bins, own_line=True, min_cycles_px=min_cycles_px)
 
     fine, fold = on_rows(ok.reshape(-1), fracs, fills=(float("nan"), float("nan")), like=tiles)
     nan = torch.full_like(fine, float("nan"))

@@ -1806,7 +1806,8 @@ def fine_peak_fracs(p: np.ndarray, f: np.ndarray | None, g: np.ndarray | None, l
 
 
 def window_fold_fracs(x: np.ndarray, v: np.ndarray, f: np.ndarray, g: np.ndarray, lattice_ok: bool,
-                      side: int, window: int = 64, min_valid: float = 0.95) -> tuple[float, float]:
+                      side: int, window: int = 64, min_valid: float = 0.95,
+                      min_cycles_px: float = 0.1) -> tuple[float, float]:
     """:func:`fine_peak_fracs` (``own_line``) on each 64-px tile of a non-overlapping grid (detrended,
     Hann-windowed; the frame's lattice rescaled to the tile), lower medians over the valid tiles."""
     h, w = x.shape
@@ -1821,7 +1822,7 @@ def window_fold_fracs(x: np.ndarray, v: np.ndarray, f: np.ndarray, g: np.ndarray
                 continue
             sig = detrend(x[sl], hw) * hw
             fi, fo = fine_peak_fracs(np.abs(np.fft.rfft2(sig)) ** 2, f * (window / side), g * (window / side),
-                                     lattice_ok, top_bins=512, own_line=True)
+                                     lattice_ok, top_bins=512, own_line=True, min_cycles_px=min_cycles_px)
             fines.append(fi)
             folds.append(fo)
     return lower_median(fines), lower_median(folds)
