@@ -16,7 +16,9 @@
   ``phase_coherent`` px) departs from the wall's smooth phase field by more than ``phase_deg`` over at
   least ``phase_min_area`` px
   (:mod:`~trackdiag.functional.pixel_phase`: offsets and misplaced patches), the score is
-  ``peak_edited × departure / phase_deg``;
+  ``peak_edited × departure / phase_deg``; a component departing by ``phase_weak_deg``–``phase_deg`` counts
+  too where the edge image breaks its lattice translates ``phase_support`` × as much as the wall on average
+  (:mod:`~trackdiag.functional.pixel_translate`);
 * unedited: the anomaly score is the change against the change the local texture explains
   (:func:`~trackdiag.functional.pixel_change.relative_change`), thresholded at ``score_unedited`` with the
   gaps closed; a component counts when its peak reaches ``peak_unedited`` (``peak``) and its box is shrunk
