@@ -39,9 +39,10 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from trackdiag.functional.pixel_edit import _box_mean, _shift, band_level, matched_lattice_residual
+from trackdiag.functional.pixel_edit import band_level, matched_lattice_residual
 from trackdiag.functional.pixel_judge import _phase_score, judge_against_input
 from trackdiag.functional.pixel_texture import lattice_vectors
+from trackdiag.functional.pixel_translate import _residual, edge_magnitude
 from trackdiag.testing.pairs import Pair, make_pair
 
 KINDS = ("stripe", "offset", "misplaced", "clean")
@@ -100,37 +101,15 @@ def score_boxes(p: Pair, d: dict[str, Any]) -> list[tuple[int, int, int, int]]:
     return [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(lab) if s]
 
 
-def _sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
-    """``B×H×W`` gradient magnitude (Sobel, kernels / 8) of ``B×H×W`` ``x``."""
-    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
-    g = torch.nn.functional.conv2d(torch.nn.functional.pad(x[:, None], (1, 1, 1, 1), mode="replicate"),
-                                   torch.stack([kx, kx.T])[:, None])
-    return g.square().sum(dim=1).sqrt()
-
-
-def _translate_residual(e: torch.Tensor, reg: torch.Tensor, t: tuple[int, int], *, tol: int = 2,
-                        window: int = 7) -> torch.Tensor:
-    """``H×W``: the RMS over ``window`` px of ``e(x) - e(x + t + δ)``, the best ``δ`` within ±``tol`` px
-    (inf where the window has under half its pixels with both ends in ``reg``)."""
-    x, m = e[None, None], reg.float()[None, None]
-    best = torch.full_like(x, float("inf"))
-    for ey in range(-tol, tol + 1):
-        for ex in range(-tol, tol + 1):
-            mv, mr = _shift(x, t[0] + ey, t[1] + ex, 0.0), _shift(m, t[0] + ey, t[1] + ex, 0.0) * m
-            s, c = _box_mean((x - mv) ** 2 * mr, window), _box_mean(mr, window)
-            best = torch.minimum(best, torch.where(c > 0.5, s / c.clamp_min(1e-6), torch.full_like(s, 1e30)))
-    return best[0, 0].sqrt()
-
-
 def score_translate(p: Pair, hot: float) -> list[tuple[int, int, int, int]]:
     own, region, _ = _prep(p)
     vec = lattice_vectors(own, region)[0]
-    e, reg = _sobel_magnitude(own)[0], region[0]
+    e, reg = edge_magnitude(own)[0], region[0]
     ts = [(round(float(v[0])) * s, round(float(v[1])) * s) for v in vec for s in (1, -1)]
     votes = np.zeros(tuple(reg.shape), bool)
     for t in ts:
-        r = _translate_residual(e, reg, t)
-        ok = (r < 1e10) & reg
+        r = _residual(e, reg, t, 2, 7)
+        ok = torch.isfinite(r) & reg
         med = r[ok].median()
         z = torch.where(ok, (r - med) / (1.4826 * (r[ok] - med).abs().median()).clamp_min(1e-9), 0.0)
         votes |= ndimage.shift((z > hot).numpy().astype(np.uint8), (-t[0] / 2, -t[1] / 2), order=0) > 0
