@@ -7,9 +7,18 @@ Per seed, ``--n`` iterations each make (in this order) one stripe pair (rows/col
 0.08/0.12/0.16), one offset box, one misplaced box and one clean edit (``trackdiag.testing.pairs``,
 re-textured walls). The steps run alone, as the pixel judge runs them on an edited sample:
 
-* ``boxes``: :func:`~trackdiag.functional.pixel_phase.phase_departure` and
-  :func:`~trackdiag.functional.pixel_phase.departure_boxes` with the judge's defaults; found = a box with
-  IoU >= 0.5 with the planted one; false = the pair has a box matching nothing (clean: any box);
+* ``boxes``: the judge's phase boxes (:func:`~trackdiag.functional.pixel_phase.phase_departure`,
+  :func:`~trackdiag.functional.pixel_phase.departure_boxes` and the weak boxes kept by their lattice-translate
+  support, :mod:`trackdiag.functional.pixel_translate`) with the judge's defaults (``--no-support``: the
+  strong boxes alone); found = a box with IoU >= 0.5 with the planted one; false = the pair has a box matching
+  nothing (clean: any box);
+* ``translate`` (a measured alternative, not used by the judge): the lattice-translate residual of the
+  output's gradient magnitude, ``r_t(x)`` = RMS over a 7-px window of ``E(x) - E(x + t + δ)`` (``δ`` the
+  best of ±2 px, the photo's perspective), for ``t`` = ±t1, ±t2 (:func:`~trackdiag.functional.pixel_texture.
+  lattice_vectors`), each as a robust z over the wall (median / 1.4826 MAD); pixels with ``z > --hot`` are
+  voted at ``x + t/2`` (the cut lies between ``x`` and ``x + t``: a box's votes form a frame centred on its
+  border, ±|t|/2 wide), closed over 5 px, components of >= 150 px, each box shrunk by half the largest
+  ``|t_y|``, ``|t_x|``; scored like ``boxes``;
 * ``bands``: :func:`~trackdiag.functional.pixel_edit.matched_lattice_residual` and
   :func:`~trackdiag.functional.pixel_edit.band_level` (level >= 0.06); found = a band with the right axis
   on the planted lines (± 2 px); false = any other band.
@@ -31,9 +40,9 @@ import torch
 from scipy import ndimage
 
 from trackdiag.functional.pixel_edit import band_level, matched_lattice_residual
-from trackdiag.functional.pixel_judge import judge_against_input
-from trackdiag.functional.pixel_phase import departure_boxes, phase_departure
+from trackdiag.functional.pixel_judge import _phase_score, judge_against_input
 from trackdiag.functional.pixel_texture import lattice_vectors
+from trackdiag.functional.pixel_translate import _residual, edge_magnitude
 from trackdiag.testing.pairs import Pair, make_pair
 
 KINDS = ("stripe", "offset", "misplaced", "clean")
@@ -78,16 +87,43 @@ def _iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
 def _defaults() -> dict[str, Any]:
     kw = judge_against_input.__kwdefaults__ or {}
     return {k: kw[k] for k in ("phase_deg", "phase_min_area", "phase_coherent", "phase_edge_floor",
-                               "band_level_edited", "band_kappa")}
+                               "phase_weak_deg", "phase_support", "band_level_edited", "band_kappa")}
 
 
 def score_boxes(p: Pair, d: dict[str, Any]) -> list[tuple[int, int, int, int]]:
-    own, _, mask = _prep(p)
-    dep = phase_departure(own, mask, coherent=d["phase_coherent"])
-    keep = departure_boxes(dep, threshold=d["phase_deg"], peak=d["phase_deg"], min_area=d["phase_min_area"],
-                           edge_floor=d["phase_edge_floor"])[0].numpy()
+    own, region, mask = _prep(p)
+    score = _phase_score(own, mask, phase_deg=d["phase_deg"], min_area=d["phase_min_area"], floor=1.0,
+                         peak=1.0, coherent=d["phase_coherent"], edge_floor=d["phase_edge_floor"],
+                         weak_deg=d["phase_weak_deg"], support=d["phase_support"],
+                         vectors=lattice_vectors(own, region), support_region=region)
+    keep = (score[0] > 0).numpy()
     lab, _ = ndimage.label(keep, structure=np.ones((3, 3)))
     return [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(lab) if s]
+
+
+def score_translate(p: Pair, hot: float) -> list[tuple[int, int, int, int]]:
+    own, region, _ = _prep(p)
+    vec = lattice_vectors(own, region)[0]
+    e, reg = edge_magnitude(own)[0], region[0]
+    ts = [(round(float(v[0])) * s, round(float(v[1])) * s) for v in vec for s in (1, -1)]
+    votes = np.zeros(tuple(reg.shape), bool)
+    for t in ts:
+        r = _residual(e, reg, t, 2, 7)
+        ok = torch.isfinite(r) & reg
+        med = r[ok].median()
+        z = torch.where(ok, (r - med) / (1.4826 * (r[ok] - med).abs().median()).clamp_min(1e-9), 0.0)
+        votes |= ndimage.shift((z > hot).numpy().astype(np.uint8), (-t[0] / 2, -t[1] / 2), order=0) > 0
+    votes = ndimage.binary_closing(votes, np.ones((5, 5)))
+    lab, _ = ndimage.label(votes, structure=np.ones((3, 3)))
+    hy, hx = max(abs(t[0]) for t in ts) / 2, max(abs(t[1]) for t in ts) / 2
+    out = []
+    for j, s in enumerate(ndimage.find_objects(lab)):
+        if s is None or int((lab[s] == j + 1).sum()) < 150:
+            continue
+        b = (int(s[1].start + hx), int(s[0].start + hy), int(s[1].stop - hx), int(s[0].stop - hy))
+        if b[2] - b[0] >= 8 and b[3] - b[1] >= 8:
+            out.append(b)
+    return out
 
 
 def score_bands(p: Pair, d: dict[str, Any]) -> list[tuple[str, int, int, float]]:
@@ -106,21 +142,28 @@ def score_bands(p: Pair, d: dict[str, Any]) -> list[tuple[str, int, int, float]]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--step", choices=("boxes", "bands"), required=True)
+    ap.add_argument("--step", choices=("boxes", "translate", "bands"), required=True)
+    ap.add_argument("--no-support", action="store_true", help="boxes: the strong phase boxes alone")
+    ap.add_argument("--band-level", type=float, default=None, help="bands: override the band level")
+    ap.add_argument("--hot", type=float, default=3.0, help="z level of the translate step")
     ap.add_argument("--seeds", type=int, nargs="+", required=True)
     ap.add_argument("--n", type=int, default=12)
     ap.add_argument("--cache", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     d = _defaults()
+    if args.band_level is not None:
+        d["band_level_edited"] = args.band_level
+    if args.no_support:
+        d["phase_weak_deg"] = 0.0
     tally: dict[str, list[int]] = {}
     for seed in args.seeds:
         pairs = cohort(seed, args.n, args.cache)
-        kinds = ("offset", "misplaced", "clean") if args.step == "boxes" else ("stripe", "clean")
+        kinds = ("stripe", "clean") if args.step == "bands" else ("offset", "misplaced", "clean")
         for kind in kinds:
             for i, p in enumerate(pairs[kind]):
-                if args.step == "boxes":
-                    boxes = score_boxes(p, d)
+                if args.step != "bands":
+                    boxes = score_boxes(p, d) if args.step == "boxes" else score_translate(p, args.hot)
                     ious = [_iou(b, p.boxes[0]) for b in boxes] if p.boxes else []
                     found = any(v >= 0.5 for v in ious) if p.boxes else not boxes
                     false = any(v < 0.5 for v in ious) if p.boxes else bool(boxes)

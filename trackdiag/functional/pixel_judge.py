@@ -16,7 +16,9 @@
   ``phase_coherent`` px) departs from the wall's smooth phase field by more than ``phase_deg`` over at
   least ``phase_min_area`` px
   (:mod:`~trackdiag.functional.pixel_phase`: offsets and misplaced patches), the score is
-  ``peak_edited × departure / phase_deg``;
+  ``peak_edited × departure / phase_deg``; a component departing by ``phase_weak_deg``–``phase_deg`` counts
+  too where the edge image breaks its lattice translates ``phase_support`` × as much as the wall on average
+  (:mod:`~trackdiag.functional.pixel_translate`);
 * unedited: the anomaly score is the change against the change the local texture explains
   (:func:`~trackdiag.functional.pixel_change.relative_change`), thresholded at ``score_unedited`` with the
   gaps closed; a component counts when its peak reaches ``peak_unedited`` (``peak``) and its box is shrunk
@@ -40,6 +42,7 @@ from .pixel_edit import band_level, matched_lattice_residual, sharpness_deficit
 from .pixel_leak import leak_measure, photometric_residual, register_shift
 from .pixel_phase import departure_boxes, phase_departure
 from .pixel_texture import band_profile, lattice_residual, lattice_vectors
+from .pixel_translate import translate_residual_z, translate_support
 
 __all__ = ["judge_against_input"]
 
@@ -49,7 +52,8 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
                         peak_unedited: float = 6.0, peak_edited: float = 4.0,
                         band_z_unedited: float = 8.0, band_level_edited: float = 0.06, window: int = 9,
                         phase_deg: float = 52.0, phase_min_area: int = 250, band_kappa: float = 0.15,
-                        phase_coherent: float = 6.0, phase_edge_floor: float = 30.0
+                        phase_coherent: float = 6.0, phase_edge_floor: float = 30.0,
+                        phase_weak_deg: float = 40.0, phase_support: float = 1.5
                         ) -> dict[str, torch.Tensor]:
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
     ``threshold`` (``(B,)``), ``peak`` (``(B,)``, the level a component's peak must reach),
@@ -94,7 +98,9 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
     if bool(edited.any()):  # offsets and misplaced patches: where the lattice's phase departs
         score[edited] = torch.maximum(score[edited], _phase_score(
             own[edited], m[edited], phase_deg=phase_deg, min_area=phase_min_area, floor=score_edited,
-            peak=peak_edited, coherent=phase_coherent, edge_floor=phase_edge_floor))
+            peak=peak_edited, coherent=phase_coherent, edge_floor=phase_edge_floor, weak_deg=phase_weak_deg,
+            support=phase_support, vectors=vectors[edited.cpu()].to(own.device),
+            support_region=region[edited]))
     out["score"] = torch.where(edited[:, None, None], score, rel)
     out["threshold"] = torch.where(edited, score_edited, thr_u)
     out["peak"] = torch.where(edited, peak_edited, peak_unedited)
@@ -113,13 +119,45 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
 
 
 def _phase_score(own: torch.Tensor, region: torch.Tensor, *, phase_deg: float, min_area: int, floor: float,
-                 peak: float, coherent: float, edge_floor: float) -> torch.Tensor:
+                 peak: float, coherent: float, edge_floor: float, weak_deg: float = 0.0, support: float = 0.0,
+                 vectors: Optional[torch.Tensor] = None, support_region: Optional[torch.Tensor] = None
+                 ) -> torch.Tensor:
     """``B×H×W``: the edited score of the phase-departure boxes
     (:func:`~trackdiag.functional.pixel_phase.departure_boxes` above ``phase_deg``), ``peak × departure /
     phase_deg`` and at least just above ``floor`` on them, 0 elsewhere. The departure is that of the mean
     phasor over ``coherent`` px (a patch's one offset adds up, the wall's scattered joints do not); each box
-    is redrawn at its half-departure contour, no lower than ``edge_floor``."""
+    is redrawn at its half-departure contour, no lower than ``edge_floor``.
+
+    With ``weak_deg`` < ``phase_deg`` and ``vectors`` (``B×2×2``, the wall's lattice), boxes departing by
+    ``weak_deg``–``phase_deg`` that touch no strong box count too where the edge image breaks its own
+    lattice translates there at least ``support`` × as much as over the wall on average
+    (:func:`~trackdiag.functional.pixel_translate.translate_support`, over ``support_region``, default
+    ``region``)."""
     dep = phase_departure(own, region, coherent=coherent)
     keep = departure_boxes(dep, threshold=phase_deg, peak=phase_deg, min_area=min_area, edge_floor=edge_floor)
+    if vectors is not None and 0 < weak_deg < phase_deg:
+        weak = departure_boxes(dep, threshold=weak_deg, peak=weak_deg, min_area=min_area,
+                               edge_floor=min(edge_floor, weak_deg))
+        weak = _components_apart(weak, keep)
+        if bool(weak.any()):
+            reg = region if support_region is None else support_region
+            z = translate_residual_z(own, reg, vectors)
+            keep = keep | (weak & (translate_support(z, reg, weak) >= support))
     val = torch.clamp_min(peak * dep / phase_deg, floor * 1.0001 + 1e-6)
     return torch.where(keep, val, torch.zeros_like(dep))
+
+
+def _components_apart(mask: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``B×H×W`` bool: the 8-connected components of ``mask`` that share no pixel with ``other``."""
+    import numpy as np
+    from scipy import ndimage
+
+    out = torch.zeros_like(mask)
+    for i in range(mask.shape[0]):
+        m, o = mask[i].cpu().numpy(), other[i].cpu().numpy()
+        labels, n = ndimage.label(m, structure=np.ones((3, 3)))
+        if n == 0:
+            continue
+        touched = np.unique(labels[o & m])
+        out[i] = torch.from_numpy((labels > 0) & ~np.isin(labels, touched[touched > 0]))
+    return out
