@@ -163,7 +163,10 @@ def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: in
     the period falls in ``gap + ref`` … 28 px, the reference band is the contour band ``D`` px deeper
     instead (``skip + D``–``ring + D`` px, ``D`` the rounded multiple whose rounding error plus ``0.1·m``
     is least: brick courses of 8.2 px are compared 16 px deeper): the same phase of the texture, and outside
-    any halo a few px wide. That band may lie in the contour block's neighbour, so each ``block``-px block
+    any halo a few px wide — unless it confirms the 6–10 px band's median offset (the same sign and at least
+    half of it: then no texture phase made that offset, and the 6–10 px band's figures are kept; the deeper
+    band also crosses lighting changes and the lines of a 1-D texture that runs across the contour).
+    The deeper band may lie in the contour block's neighbour, so each ``block``-px block
     of the contour band is compared with the deeper band's mean over its 3×3-block neighbourhood: the
     offsets stay per ``block`` px of contour, so their spread (``mask_seam_t``) is on the same scale as
     without a period (blocks 3× as large, the fifth sitting's rule, halved that spread and lifted ``t``
@@ -176,12 +179,17 @@ def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: in
     band_ref = _erode(v, gap) * (1.0 - _erode(v, gap + ref))
     out = _contour_offsets(x, band_ring, band_ref, block=block, min_px=min_px)
     if period_px is None:
+        out.pop("_median")
         return out
     d, use = phase_shift(period_px.to(x.dtype), lo=gap + ref)
     deeper = _erode_by(v, skip + d) * (1.0 - _erode_by(v, ring + d))
     # the deeper band's mean over each block's 3x3 neighbourhood (it may have left the contour band's block)
     shifted = _contour_offsets(x, band_ring, deeper, block=block, min_px=min_px, pool_ref=True)
-    return {k: torch.where(use, shifted[k], out[k]) for k in out}
+    # the deeper band confirms the 6-10 px band's offset (same sign, at least half of it): no texture phase
+    # made it, and the 6-10 px band's figures stand (the deeper band also crosses lighting and 1-D lines)
+    mp, ms = out.pop("_median"), shifted.pop("_median")
+    confirmed = (mp * ms > 0) & (ms.abs() >= 0.5 * mp.abs())
+    return {k: torch.where(use & ~confirmed, shifted[k], out[k]) for k in out}
 
 
 def phase_shift(period_px: torch.Tensor, *, lo: float, hi: float = _MAX_PHASE_SHIFT_PX,
@@ -233,7 +241,7 @@ def _contour_offsets(x: torch.Tensor, band_ring: torch.Tensor, band_ref: torch.T
                                       torch.full_like(rel, float("nan"))), dim=1)
     enough = ok.reshape(n, -1).sum(dim=1) >= 4
     nan = torch.full_like(med, float("nan"))
-    return {"mask_seam_score": torch.where(enough, med.abs(), nan),
+    return {"_median": torch.where(enough, med, nan), "mask_seam_score": torch.where(enough, med.abs(), nan),
             "mask_seam_t": torch.where(enough, med.abs() / (1.4826 * mad + 0.01), nan),
             "mask_seam_agree": torch.where(enough, agree, nan)}
 

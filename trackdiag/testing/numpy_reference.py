@@ -1860,12 +1860,12 @@ def contour_offsets(x: np.ndarray, band_ring: np.ndarray, band_ref: np.ndarray, 
                 m_f = (x[sf] * band_ref[sf]).sum() / c_f
                 rels.append((m_r - m_f) / max(abs(m_f), 0.02))
     if len(rels) < 4:
-        return dict.fromkeys(("mask_seam_score", "mask_seam_t", "mask_seam_agree"), math.nan)
+        return dict.fromkeys(("mask_seam_score", "mask_seam_t", "mask_seam_agree", "_median"), math.nan)
     rel = np.asarray(rels)
     med = lower_median(rel)
     mad = lower_median(np.abs(rel - med))
     return {"mask_seam_score": abs(med), "mask_seam_t": abs(med) / (1.4826 * mad + 0.01),
-            "mask_seam_agree": float(((rel * np.sign(med)) > 0).mean())}
+            "mask_seam_agree": float(((rel * np.sign(med)) > 0).mean()), "_median": med}
 
 
 def mask_seam(x: np.ndarray, v: np.ndarray, period_px: float, *, skip: int = 1, ring: int = 3, gap: int = 6,
@@ -1873,16 +1873,22 @@ def mask_seam(x: np.ndarray, v: np.ndarray, period_px: float, *, skip: int = 1, 
     """``mask_seam_*``: the band ``skip``–``ring`` px inside the contour against the band ``gap``–``gap+ref``
     px inside, block by block; on a periodic wall with a multiple ``m·P`` (m = 1–4) of its period in
     ``gap+ref``–28 px (the one of least rounding error + 0.1·m), against the contour band that (rounded)
-    depth deeper, averaged over each block's 3×3-block neighbourhood."""
+    depth deeper, averaged over each block's 3×3-block neighbourhood, unless that confirms the first offset
+    (same sign, at least half of it)."""
     band_ring = erode(v, skip) * (1.0 - erode(v, ring))
     cands = [(abs(m * period_px - round(m * period_px)) + 0.1 * m, round(m * period_px))
              for m in range(1, 5) if math.isfinite(period_px) and period_px > 0
              and gap + ref <= m * period_px <= max_shift_px]
+    plain = contour_offsets(x, band_ring, erode(v, gap) * (1.0 - erode(v, gap + ref)), block=block)
+    mp = plain.pop("_median")
     if cands:
         d = min(cands)[1]
         deeper = (erode(v, skip + d) > 0.5) * (1.0 - (erode(v, ring + d) > 0.5))
-        return contour_offsets(x, band_ring, deeper, block=block, pool_ref=True)
-    return contour_offsets(x, band_ring, erode(v, gap) * (1.0 - erode(v, gap + ref)), block=block)
+        shifted = contour_offsets(x, band_ring, deeper, block=block, pool_ref=True)
+        ms = shifted.pop("_median")
+        if not (mp * ms > 0 and abs(ms) >= 0.5 * abs(mp)):  # the deeper band does not confirm the offset
+            return shifted
+    return plain
 
 
 # ------------------------------------------------------------------------------------------------------
