@@ -55,6 +55,9 @@ __all__ = ["NOISE_Z", "PARITY_Z", "SPREAD_RATIO", "floor", "grid_excess", "parit
 #: Standard errors subtracted from each grid estimate (see :func:`grid_excess`): the max-of-k null
 #: statistic on white and blurred noise (64–512 px, k = 8, 16) stays below it.
 NOISE_Z = 3.5
+#: Entries per phase a part needs on average for ``grid_agree_s{k}`` (else NaN): a 16-px grid on 256 px
+#: (15 per part) read 0.125, its parts' phase ranks are noise; 512 px at k = 16 has 62.
+AGREE_MIN_ENTRIES = 48
 #: The same for each parity carrier (one estimate, no selection among phases: a t test at p ≈ 0.01).
 PARITY_Z = 3.0
 #: The least-squares parity gain may exceed the robust (quad interquartile mean) gain by at most this
@@ -246,6 +249,10 @@ def _direction(d: torch.Tensor, pair: torch.Tensor, k: int
     dist = (torch.nan_to_num(wm.reshape(n, gr * gc, k), nan=-float("inf")).argmax(dim=2) - arg[:, None]) % k
     near = (torch.minimum(dist, k - dist) <= 1) & okb
     agree = near.to(d.dtype).sum(dim=1) / okb.to(d.dtype).sum(dim=1)  # NaN without a valid part
+    # parts too small to rank their phases (fewer than AGREE_MIN_ENTRIES entries per phase): NaN
+    per_part = torch.where(okb, pick(cb, arg).to(d.dtype), torch.zeros_like(db)).sum(dim=1) / okb.to(
+        d.dtype).sum(dim=1).clamp_min(1.0)
+    agree = torch.where(per_part >= AGREE_MIN_ENTRIES, agree, torch.full_like(agree, float("nan")))
     se = _batch_se(torch.nan_to_num(db, nan=0.0), okb)
     # the difference itself is the mean over the same parts (a texture locked to the frame whose period
     # does not divide the cycles left over would otherwise give the phases unequal shares of its lines)
@@ -273,7 +280,8 @@ def grid_excess(x: torch.Tensor, valid: torch.Tensor, *, strides: tuple[int, ...
     standard error; NaN with fewer than 32 valid entries per phase or fewer than 4 valid parts in either
     direction. ``grid_phase_s{k}``: φ* of the stronger direction (px). ``grid_agree_s{k}``: the phase
     agreement, the larger over the two directions of the share of the (up to) 4×4 parts whose own strongest
-    phase is within ±1 px of φ* (NaN without a valid part; each part's phases ranked by their 40 %-trimmed
+    phase is within ±1 px of φ* (NaN without a valid part or with fewer than :data:`AGREE_MIN_ENTRIES`
+    entries per phase in a part; each part's phases ranked by their 40 %-trimmed
     means, so that a few strong texture joints at one phase do not win a part): a decoder's grid has one
     phase over the whole frame (generated 8- and 16-px grids over the limit read ≥ 0.69, nearly all 1.0),
     while a wall whose joints fall *near* every k-th line drifts through the phases across the frame
