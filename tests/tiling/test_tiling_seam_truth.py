@@ -115,3 +115,37 @@ def test_tiles_laid_from_the_contour_are_no_seam_but_a_halo_on_them_raises_the_o
             clean["mask_seam_score"][0])
     assert new_alarms == 0 and old_alarms >= 3, (old_alarms, new_alarms)
     assert raised >= 5, raised
+
+
+def test_fine_tiles_laid_from_the_contour_use_a_multiple_of_the_period():
+    """Rows finer than the 6–10 px reference band (brick courses of 7–9 px laid from the floor line) put the
+    contour band and that band on different parts of the row: the reference is read a multiple of the period
+    deeper (``seams.phase_shift``: 2·P or 3·P in 10–28 px). No seam on these walls; a 10 % halo raises the
+    offset on most of them."""
+    from trackdiag.analyzers.tiling import SEAM_T_WARN, SEAM_WARN
+    from trackdiag.functional.seams import _erode, mask_seam_parts, phase_shift
+
+    d, use = phase_shift(torch.tensor([8.2, 12.5, 30.0, float("nan")]), lo=10.0)
+    assert d.tolist()[:2] == [16, 25] and use.tolist() == [True, True, False, False]
+
+    def fires(out: dict) -> bool:
+        return bool(out["mask_seam_score"][0] >= SEAM_WARN and out["mask_seam_t"][0] >= SEAM_T_WARN)
+
+    alarms, raised, lower = 0, 0, 0
+    periods = (7, 8, 9)
+    for period in periods:
+        x = _tiles(period, 3, 40 + period)
+        v = torch.zeros_like(x)
+        y0, y1 = 3 + 2 * period, 3 + period * ((512 - 3) // period - 2)  # the wall starts on a grout line
+        v[:, y0:y1, y0:y1] = 1.0
+        x = torch.where(v > 0, x, torch.full_like(x, 0.8))
+        halo = x * (1 + 0.1 * v * (1 - _erode(v, 3)))
+        p = torch.tensor([float(period)])
+        clean = mask_seam_parts(x, v, period_px=p)
+        alarms += fires(clean)
+        # the same phase of the rows: a smaller offset than against the 6-10 px band (8 px: 0.10 -> 0.02)
+        lower += float(clean["mask_seam_score"][0]) < float(mask_seam_parts(x, v)["mask_seam_score"][0])
+        raised += float(mask_seam_parts(halo, v, period_px=p)["mask_seam_score"][0]) > float(
+            clean["mask_seam_score"][0])
+    assert alarms == 0 and lower == len(periods), (alarms, lower)
+    assert raised >= 2, raised

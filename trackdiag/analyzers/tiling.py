@@ -172,6 +172,10 @@ CB_OVER_GRID = 2.2  # checkerboard_s2 / grid score above which a stride-2 imbala
 SECONDARY = 3.0  # checkerboard and a grid both over their limits: the weaker needs 3× its limit
 GRID_NESTED = 0.5  # a larger stride m·k is named when its score is at least this share of k's (an
 #   8-px grid has grid_s16 = 0; generated 16-px grids have grid_s16/grid_s8 = 1.0–2.3)
+GRID_AGREE = 0.6  # grid_agree_s<k> below: the excess drifts through the phases across the frame, a wall's
+#   joints near every k-th line (synthetic tiles of 16.2, 33.0, 48.5 px on 768 px: 0.38-0.5 at grid_s16
+#   0.011-0.024), not a grid (generated v8 seeds 5-7, the 100 8- and 16-px grids over GRID_WARN: >= 0.69,
+#   all 8-px ones >= 0.94)
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 ALIAS_FINE_PEAKS = 0.1  # alias_fine_peak_frac above: sharp peaks at periods <= 5 px off the lattice (folded)
 ALIAS_FOLD_PEAKS = 0.03  # ... and alias_fold_peak_frac above: not all on the fine peaks' own lattice
@@ -1538,7 +1542,9 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     # the others is named: of k and a multiple m·k, m·k when its score is at least GRID_NESTED times k's (a
     # 16-px grid shows about half its excess at 8; an 8-px grid none at 16: the sibling phase cancels).
     scores = {k: g(f"grid_s{k}") for k in _grid_strides(summary)}
-    cand = [k for k, v in scores.items() if _fin(v) and v >= GRID_WARN and not _locked(summary, k)]
+    # a grid has one phase over the whole frame; joints near the k-px lines drift through the phases
+    cand = [k for k, v in scores.items() if _fin(v) and v >= GRID_WARN and not _locked(summary, k)
+            and not g(f"grid_agree_s{k}") < GRID_AGREE]
     named = []
     for k in cand:
         bigger = [k2 for k2 in cand if k2 > k and k2 % k == 0 and scores[k2] >= GRID_NESTED * scores[k]]
@@ -1580,7 +1586,8 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         out.append(Verdict(code=f"grid_s{k}", severity="bad" if v >= GRID_BAD else "warn",
                            title=f"A {k}-px grid: block offsets or seams every {k} px",
                            evidence={f"grid_s{k}": _r(v, 4), "limit": GRID_WARN,
-                                     f"grid_phase_s{k}": _r(g(f"grid_phase_s{k}"), 0)},
+                                     f"grid_phase_s{k}": _r(g(f"grid_phase_s{k}"), 0),
+                                     f"grid_agree_s{k}": _r(g(f"grid_agree_s{k}"), 2)},
                            fix=f"A {k}-px lattice is the latent/patch grid of the decoder: decode with "
                            "overlapping tiles, check the VAE's scaling factor and the latent's statistics, "
                            "and avoid per-patch normalisation."))
@@ -1856,6 +1863,9 @@ def _specs() -> list[MetricSpec]:
     out += [m(f"grid_s{k}", "min", "level", f"extra |jump| on the {k}-px lattice lines over the lines around "
               "them, less 3.5 standard errors (image units)",
               warn=GRID_WARN, bad=GRID_BAD) for k in (4, 8, 16, 32, 64)]
+    out += [m(f"grid_agree_s{k}", "none", "frac", f"share of the image's parts whose strongest {k}-px line "
+              "phase is the whole image's (±1 px): 1 for a grid, lower where a wall's joints drift through "
+              "the phases") for k in (4, 8, 16, 32, 64)]
     return out
 
 

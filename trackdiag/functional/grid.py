@@ -55,6 +55,9 @@ __all__ = ["NOISE_Z", "PARITY_Z", "SPREAD_RATIO", "floor", "grid_excess", "parit
 #: Standard errors subtracted from each grid estimate (see :func:`grid_excess`): the max-of-k null
 #: statistic on white and blurred noise (64–512 px, k = 8, 16) stays below it.
 NOISE_Z = 3.5
+#: Entries per phase a part needs on average for ``grid_agree_s{k}`` (else NaN): a 16-px grid on 256 px
+#: (15 per part) read 0.125, its parts' phase ranks are noise; 512 px at k = 16 has 62.
+AGREE_MIN_ENTRIES = 48
 #: The same for each parity carrier (one estimate, no selection among phases: a t test at p ≈ 0.01).
 PARITY_Z = 3.0
 #: The least-squares parity gain may exceed the robust (quad interquartile mean) gain by at most this
@@ -251,14 +254,14 @@ def _trimmed_phase_means(e: torch.Tensor, ok: torch.Tensor, trim: float = 0.1) -
 
 
 def _direction(d: torch.Tensor, pair: torch.Tensor, k: int
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One direction: ``(diff, se, phase, entries)``, each ``(N,)``."""
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One direction: ``(diff, se, phase, entries, agree)``, each ``(N,)``."""
     n = d.shape[0]
     e, ok = _line_excess(d, pair, k)
     rr, cyc = e.shape[1], e.shape[2]
     if rr == 0 or cyc == 0:
         z = d.new_zeros(n)
-        return z, torch.full_like(z, float("nan")), z, z
+        return z, torch.full_like(z, float("nan")), z, z, torch.full_like(z, float("nan"))
     w, cnt = _trimmed_phase_means(e.reshape(n, rr * cyc, k), ok.reshape(n, rr * cyc, k))
     w0 = torch.nan_to_num(w, nan=-float("inf"))
     top, arg = w0.max(dim=1)
@@ -275,6 +278,16 @@ def _direction(d: torch.Tensor, pair: torch.Tensor, k: int
     pick = lambda t, i: t.gather(2, i[:, None, None].expand(n, gr * gc, 1))[..., 0]
     db = pick(wb, arg) - pick(wb, sib_idx)
     okb = (pick(cb, arg) > 0) & (pick(cb, sib_idx) > 0)
+    # phase agreement: the share of parts whose own strongest phase is the whole image's (±1 px), from the
+    # parts' per-phase 40 %-trimmed means (a few strong texture joints at one phase of a part do not win it)
+    wm, _ = _trimmed_phase_means(eb.reshape(n * gr * gc, m, k), ob.reshape(n * gr * gc, m, k), trim=0.4)
+    dist = (torch.nan_to_num(wm.reshape(n, gr * gc, k), nan=-float("inf")).argmax(dim=2) - arg[:, None]) % k
+    near = (torch.minimum(dist, k - dist) <= 1) & okb
+    agree = near.to(d.dtype).sum(dim=1) / okb.to(d.dtype).sum(dim=1)  # NaN without a valid part
+    # parts too small to rank their phases (fewer than AGREE_MIN_ENTRIES entries per phase): NaN
+    per_part = torch.where(okb, pick(cb, arg).to(d.dtype), torch.zeros_like(db)).sum(dim=1) / okb.to(
+        d.dtype).sum(dim=1).clamp_min(1.0)
+    agree = torch.where(per_part >= AGREE_MIN_ENTRIES, agree, torch.full_like(agree, float("nan")))
     se = _batch_se(torch.nan_to_num(db, nan=0.0), okb)
     # the difference itself is the mean over the same parts (a texture locked to the frame whose period
     # does not divide the cycles left over would otherwise give the phases unequal shares of its lines)
@@ -289,7 +302,7 @@ def _direction(d: torch.Tensor, pair: torch.Tensor, k: int
     nscale = torch.sqrt(null.sum(dim=1) / other.sum(dim=1).clamp_min(1).to(d.dtype))
     se = torch.where(torch.isfinite(se), torch.minimum(se, nscale), nscale)
     entries = torch.minimum(cnt.gather(1, arg[:, None])[:, 0], cnt.gather(1, sib_idx[:, None])[:, 0])
-    return diff, se, arg.to(d.dtype), entries.to(d.dtype)
+    return diff, se, arg.to(d.dtype), entries.to(d.dtype), agree
 
 
 def grid_excess(x: torch.Tensor, valid: torch.Tensor, *, strides: tuple[int, ...] = (8, 16),
@@ -300,7 +313,14 @@ def grid_excess(x: torch.Tensor, valid: torch.Tensor, *, strides: tuple[int, ...
     to be noise-free) with ``D`` the mean over the two directions of
     ``w_φ* − w_{φ*+k/2}`` (image units: the extra |jump| on the grid's lines) and ``SE`` its batch-means
     standard error; NaN with fewer than 32 valid entries per phase or fewer than 4 valid parts in either
-    direction. ``grid_phase_s{k}``: φ* of the stronger direction (px).
+    direction. ``grid_phase_s{k}``: φ* of the stronger direction (px). ``grid_agree_s{k}``: the phase
+    agreement, the larger over the two directions of the share of the (up to) 4×4 parts whose own strongest
+    phase is within ±1 px of φ* (NaN without a valid part or with fewer than :data:`AGREE_MIN_ENTRIES`
+    entries per phase in a part; each part's phases ranked by their 40 %-trimmed
+    means, so that a few strong texture joints at one phase do not win a part): a decoder's grid has one
+    phase over the whole frame (generated 8- and 16-px grids over the limit read ≥ 0.69, nearly all 1.0),
+    while a wall whose joints fall *near* every k-th line drifts through the phases across the frame
+    (≈ 0.5 and below).
     """
     dx = x[..., :, 1:] - x[..., :, :-1]
     px = valid[..., :, 1:] * valid[..., :, :-1]
@@ -309,11 +329,12 @@ def grid_excess(x: torch.Tensor, valid: torch.Tensor, *, strides: tuple[int, ...
     py = (valid[..., 1:, :] * valid[..., :-1, :]).transpose(-1, -2).contiguous()
     out: dict[str, torch.Tensor] = {}
     for k in strides:
-        (d0, s0, p0, n0), (d1, s1, p1, n1) = _direction(dx, px, k), _direction(dy, py, k)
+        (d0, s0, p0, n0, a0), (d1, s1, p1, n1, a1) = _direction(dx, px, k), _direction(dy, py, k)
         dmean = 0.5 * (d0 + d1)
         se = 0.5 * torch.sqrt(s0.square() + s1.square())
         sc = (dmean - float(noise_z) * se).clamp_min(0.0)
         ok = (n0 >= 32) & (n1 >= 32) & torch.isfinite(se)
         out[f"grid_s{k}"] = torch.where(ok, sc, torch.full_like(sc, float("nan")))
         out[f"grid_phase_s{k}"] = torch.where(d0 >= d1, p0, p1)
+        out[f"grid_agree_s{k}"] = torch.fmax(a0, a1)
     return out

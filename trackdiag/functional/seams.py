@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from .order import running_min
 
-__all__ = ["SIDES", "edge_scores", "mask_seam_parts", "mask_seam_score"]
+__all__ = ["SIDES", "edge_scores", "mask_seam_parts", "mask_seam_score", "phase_shift"]
 
 #: Largest lattice period (px) at which the seam's reference band moves one period deeper: beyond it the
 #: band leaves the contour's neighbourhood and reads the lighting's change instead (generated walls read
@@ -157,12 +157,20 @@ def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: in
     * ``mask_seam_agree``: share of blocks whose offset has the median's sign.
 
     ``period_px`` (``(N,)``, NaN for none): the wall's lattice row spacing. A tiled wall is laid from its
-    edges, so its rows run along the contour at a fixed phase: with tiles or pennies larger than the bands,
-    the contour band sits on one part of the tile (its edge, or the grout) and the reference band on another,
-    a consistent offset with no seam. Where ``period_px`` is ``gap + ref`` … 28 px, the reference band is
-    the contour band one period deeper instead (``skip + P``–``ring + P`` px, ``P`` the rounded period):
-    the same phase of the texture, and outside any halo a few px wide; the blocks are then 3× as large, so
-    that both bands fall in the same block.
+    edges (the floor and ceiling lines are rows of the texture), so its rows run along the contour at a
+    fixed phase: the contour band sits on one part of the tile or brick (its edge, or the mortar) and the
+    reference band on another, a consistent offset with no seam. Where a multiple ``m·P`` (``m`` = 1…4) of
+    the period falls in ``gap + ref`` … 28 px, the reference band is the contour band ``D`` px deeper
+    instead (``skip + D``–``ring + D`` px, ``D`` the rounded multiple whose rounding error plus ``0.1·m``
+    is least: brick courses of 8.2 px are compared 16 px deeper): the same phase of the texture, and outside
+    any halo a few px wide — unless it confirms the 6–10 px band's median offset (the same sign and at least
+    half of it: then no texture phase made that offset, and the 6–10 px band's figures are kept; the deeper
+    band also crosses lighting changes and the lines of a 1-D texture that runs across the contour).
+    The deeper band may lie in the contour block's neighbour, so each ``block``-px block
+    of the contour band is compared with the deeper band's mean over its 3×3-block neighbourhood: the
+    offsets stay per ``block`` px of contour, so their spread (``mask_seam_t``) is on the same scale as
+    without a period (blocks 3× as large, the fifth sitting's rule, halved that spread and lifted ``t``
+    ≈ 1.5–2.5× on antialiased and angled clean walls: 3 of 40 clean walls of generated seed 5 alarmed).
 
     NaN where there is no contour (or fewer than 4 blocks with both bands)."""
     e_skip = _erode(v, skip)
@@ -171,20 +179,43 @@ def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: in
     band_ref = _erode(v, gap) * (1.0 - _erode(v, gap + ref))
     out = _contour_offsets(x, band_ring, band_ref, block=block, min_px=min_px)
     if period_px is None:
+        out.pop("_median")
         return out
-    p = period_px.to(x.dtype)
-    use = torch.isfinite(p) & (p >= gap + ref) & (p <= _MAX_PHASE_SHIFT_PX)
-    d = torch.where(use, p, torch.zeros_like(p)).round().long()
+    d, use = phase_shift(period_px.to(x.dtype), lo=gap + ref)
     deeper = _erode_by(v, skip + d) * (1.0 - _erode_by(v, ring + d))
-    # blocks 3x as large: the band one period deeper stays in the contour band's block
-    shifted = _contour_offsets(x, band_ring, deeper, block=3 * block, min_px=min_px)
-    return {k: torch.where(use, shifted[k], out[k]) for k in out}
+    # the deeper band's mean over each block's 3x3 neighbourhood (it may have left the contour band's block)
+    shifted = _contour_offsets(x, band_ring, deeper, block=block, min_px=min_px, pool_ref=True)
+    # the deeper band confirms the 6-10 px band's offset (same sign, at least half of it): no texture phase
+    # made it, and the 6-10 px band's figures stand (the deeper band also crosses lighting and 1-D lines)
+    mp, ms = out.pop("_median"), shifted.pop("_median")
+    confirmed = (mp * ms > 0) & (ms.abs() >= 0.5 * mp.abs())
+    return {k: torch.where(use & ~confirmed, shifted[k], out[k]) for k in out}
+
+
+def phase_shift(period_px: torch.Tensor, *, lo: float, hi: float = _MAX_PHASE_SHIFT_PX,
+                max_multiple: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """The depth (px) at which the texture repeats its phase along the contour: ``(D, use)``, each ``(N,)``.
+
+    ``D`` is ``round(m·P)`` for the multiple ``m`` (1 … ``max_multiple``) of ``period_px`` ``P`` in
+    [``lo``, ``hi``] whose rounding error plus ``0.1·m`` (the period's own error grows with ``m``) is least;
+    ``use`` is False (and ``D`` 0) where no multiple falls in that range or ``P`` is NaN."""
+    m = torch.arange(1, max_multiple + 1, device=period_px.device, dtype=period_px.dtype)
+    p = torch.nan_to_num(period_px, nan=0.0, posinf=0.0, neginf=0.0)[:, None]
+    cand = p * m[None, :]
+    ok = (cand >= lo) & (cand <= hi) & (p > 0)
+    err = (cand - cand.round()).abs() + 0.1 * m[None, :]
+    cost = torch.where(ok, err, torch.full_like(cand, float("inf")))
+    best = cost.argmin(dim=1, keepdim=True)
+    use = ok.any(dim=1)
+    d = torch.where(use, cand.gather(1, best)[:, 0].round(), torch.zeros_like(period_px)).long()
+    return d, use
 
 
 def _contour_offsets(x: torch.Tensor, band_ring: torch.Tensor, band_ref: torch.Tensor, *, block: int,
-                     min_px: int) -> dict[str, torch.Tensor]:
+                     min_px: int, pool_ref: bool = False) -> dict[str, torch.Tensor]:
     """The block-by-block relative offset of ``band_ring`` against ``band_ref`` (``N×H×W`` weights) and its
-    summaries (:func:`mask_seam_parts`' keys), each ``(N,)``."""
+    summaries (:func:`mask_seam_parts`' keys), each ``(N,)``. ``pool_ref``: the reference band's mean over
+    each block's 3×3-block neighbourhood (inside the frame) instead of over the block."""
     k = block
     n, h, w = x.shape
     hc, wc = (h // k) * k, (w // k) * k
@@ -192,8 +223,13 @@ def _contour_offsets(x: torch.Tensor, band_ring: torch.Tensor, band_ref: torch.T
     def sums(t: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(t[:, None, :hc, :wc], k)[:, 0] * float(k * k)
 
+    def around(t: torch.Tensor) -> torch.Tensor:  # sums over the 3x3 neighbourhood of block sums
+        return F.avg_pool2d(t[:, None], 3, stride=1, padding=1, count_include_pad=True)[:, 0] * 9.0
+
     s_r, c_r = sums(x * band_ring), sums(band_ring)
     s_f, c_f = sums(x * band_ref), sums(band_ref)
+    if pool_ref:
+        s_f, c_f = around(s_f), around(c_f)
     ok = (c_r >= min_px) & (c_f >= min_px)
     m_r = s_r / c_r.clamp_min(1.0)
     m_f = s_f / c_f.clamp_min(1.0)
@@ -205,7 +241,7 @@ def _contour_offsets(x: torch.Tensor, band_ring: torch.Tensor, band_ref: torch.T
                                       torch.full_like(rel, float("nan"))), dim=1)
     enough = ok.reshape(n, -1).sum(dim=1) >= 4
     nan = torch.full_like(med, float("nan"))
-    return {"mask_seam_score": torch.where(enough, med.abs(), nan),
+    return {"_median": torch.where(enough, med, nan), "mask_seam_score": torch.where(enough, med.abs(), nan),
             "mask_seam_t": torch.where(enough, med.abs() / (1.4826 * mad + 0.01), nan),
             "mask_seam_agree": torch.where(enough, agree, nan)}
 

@@ -1842,39 +1842,54 @@ def erode(v: np.ndarray, r: int) -> np.ndarray:
 
 
 def contour_offsets(x: np.ndarray, band_ring: np.ndarray, band_ref: np.ndarray, *, block: int,
-                    min_px: int = 16) -> dict[str, float]:
+                    min_px: int = 16, pool_ref: bool = False) -> dict[str, float]:
     """Per ``block``-px block, the relative offset of the mean of ``x`` over ``band_ring`` against its mean
-    over ``band_ref``; the lower median over blocks, its robust t and the share of blocks of its sign."""
+    over ``band_ref`` (``pool_ref``: over the block's 3×3-block neighbourhood); the lower median over blocks,
+    its robust t and the share of blocks of its sign."""
     h, w = x.shape
+    nr, nc = h // block, w // block
     rels = []
-    for i in range(h // block):
-        for j in range(w // block):
+    for i in range(nr):
+        for j in range(nc):
             sl = np.s_[i * block:(i + 1) * block, j * block:(j + 1) * block]
-            c_r, c_f = band_ring[sl].sum(), band_ref[sl].sum()
+            r = 1 if pool_ref else 0
+            sf = np.s_[max(i - r, 0) * block:min(i + r + 1, nr) * block,
+                       max(j - r, 0) * block:min(j + r + 1, nc) * block]
+            c_r, c_f = band_ring[sl].sum(), band_ref[sf].sum()
             if c_r >= min_px and c_f >= min_px:
                 m_r = (x[sl] * band_ring[sl]).sum() / c_r
-                m_f = (x[sl] * band_ref[sl]).sum() / c_f
+                m_f = (x[sf] * band_ref[sf]).sum() / c_f
                 rels.append((m_r - m_f) / max(abs(m_f), 0.02))
     if len(rels) < 4:
-        return dict.fromkeys(("mask_seam_score", "mask_seam_t", "mask_seam_agree"), math.nan)
+        return dict.fromkeys(("mask_seam_score", "mask_seam_t", "mask_seam_agree", "_median"), math.nan)
     rel = np.asarray(rels)
     med = lower_median(rel)
     mad = lower_median(np.abs(rel - med))
     return {"mask_seam_score": abs(med), "mask_seam_t": abs(med) / (1.4826 * mad + 0.01),
-            "mask_seam_agree": float(((rel * np.sign(med)) > 0).mean())}
+            "mask_seam_agree": float(((rel * np.sign(med)) > 0).mean()), "_median": med}
 
 
 def mask_seam(x: np.ndarray, v: np.ndarray, period_px: float, *, skip: int = 1, ring: int = 3, gap: int = 6,
               ref: int = 4, block: int = 32, max_shift_px: float = 28.0) -> dict[str, float]:
     """``mask_seam_*``: the band ``skip``–``ring`` px inside the contour against the band ``gap``–``gap+ref``
-    px inside, block by block; on a periodic wall of period ``gap+ref``–28 px, against the contour band one
-    (rounded) period deeper, in blocks 3× as large."""
+    px inside, block by block; on a periodic wall with a multiple ``m·P`` (m = 1–4) of its period in
+    ``gap+ref``–28 px (the one of least rounding error + 0.1·m), against the contour band that (rounded)
+    depth deeper, averaged over each block's 3×3-block neighbourhood, unless that confirms the first offset
+    (same sign, at least half of it)."""
     band_ring = erode(v, skip) * (1.0 - erode(v, ring))
-    if math.isfinite(period_px) and gap + ref <= period_px <= max_shift_px:
-        d = round(period_px)
+    cands = [(abs(m * period_px - round(m * period_px)) + 0.1 * m, round(m * period_px))
+             for m in range(1, 5) if math.isfinite(period_px) and period_px > 0
+             and gap + ref <= m * period_px <= max_shift_px]
+    plain = contour_offsets(x, band_ring, erode(v, gap) * (1.0 - erode(v, gap + ref)), block=block)
+    mp = plain.pop("_median")
+    if cands:
+        d = min(cands)[1]
         deeper = (erode(v, skip + d) > 0.5) * (1.0 - (erode(v, ring + d) > 0.5))
-        return contour_offsets(x, band_ring, deeper, block=3 * block)
-    return contour_offsets(x, band_ring, erode(v, gap) * (1.0 - erode(v, gap + ref)), block=block)
+        shifted = contour_offsets(x, band_ring, deeper, block=block, pool_ref=True)
+        ms = shifted.pop("_median")
+        if not (mp * ms > 0 and abs(ms) >= 0.5 * abs(mp)):  # the deeper band does not confirm the offset
+            return shifted
+    return plain
 
 
 # ------------------------------------------------------------------------------------------------------
