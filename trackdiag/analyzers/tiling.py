@@ -185,8 +185,17 @@ PERSPECTIVE_TREND = 0.2  # |Theil–Sen slope of log local period| per frame hei
 CENTRE_AGREE = 0.12  # global and centre (local map) periods within 12 %: the centre's is reported (angled)
 CENTRE_MULTIPLE = 1.4  # global period >= 1.4 × the centre's on an angled wall: the centre's is reported
 CENTRE_CROP_FRAC = 0.4  # periods searched in the central half: up to 0.4 of its shorter side
-CENTRE_ZONE = (1.4, 2.6)  # central-half period / map centre period in this range: a zone at 2× there
-#   (generated seeds 1 and 3, 47 angled walls: base period within 5 % 40 → 45 with the central half)
+CENTRE_ZONE = (1.6, 2.6)  # central-half period / map centre period in this range: a zone at 2× there
+#   (generated seeds 1 and 3, 47 angled walls: base period within 5 % 40 → 45 with the central half; 1.4 → 1.6
+#   in the seventh sitting: v8 seeds 5-7, zones over the centre read 1.71-2.13, right crops over a map median
+#   at P/√2 or below a window's reach 1.41-1.50)
+CENTRE_CROP_SCORE = 0.03  # centre_periodicity_score below: the central half's "lattice" is not one (aperiodic
+#   walls read <= 0.02 there); v8 seeds 5-7: the two crops below read 0.48× and 0.70× the period, the lowest
+#   right ones 0.055
+FRAME_DOUBLE = (1.85, 2.6)  # fronto-parallel: frame period / map centre period in this range (the crop
+#   agreeing with one of them, the centre's period within a window's reach): the frame's lattice was pulled to
+#   2× by a zone or band, the centre's is reported (v8 seeds 5-7: such walls 1.99-2.33 with the map right;
+#   a clean penny wall's map at P/√3 1.73)
 SCALE_TREND = 0.3  # |scale_trend_x| or |scale_trend_y| above (log period per frame): perspective
 SCALE_CORR = 0.3  # ... where the two thirds' log-radial profiles correlate at least this well
 MAP_TREND_STRONG = 0.3  # or |local_period_trend_*| above (with the scale keys present): perspective
@@ -721,6 +730,27 @@ def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingPa
     return torch.where(per.lattice.found, per.period_px, nan), per.score
 
 
+def _frame_doubled_period(gl: torch.Tensor, cen: torch.Tensor, cc: torch.Tensor, *, window_px: int
+                          ) -> torch.Tensor:
+    """The period to report on a fronto-parallel wall whose frame lattice was pulled to twice the period by a
+    zone or band at 2× (or by a 1-D texture's second harmonic): ``(N,)`` px, NaN where the frame's lattice
+    stands.
+
+    ``gl`` the frame's lattice period, ``cen`` the local map's (:func:`~.bands.centre_period`), ``cc`` the
+    central half's lattice period (``(N,)`` each). The map reads each window's own period, so where the
+    frame reads ``FRAME_DOUBLE`` × the map (about 2×), the crop agrees (within ``CENTRE_AGREE``) with one of
+    the two, and the map's period fits ``REF_MAP_CYCLES`` times in a window (``window_px``: a period the
+    windows cannot hold is read at a harmonic), the map's period is reported, or the crop's where it agrees
+    with the map.
+    """
+    q = gl / cen
+    near = lambda a, b: (a / b - 1.0).abs() <= CENTRE_AGREE  # NaN: False
+    doubled = (torch.isfinite(q) & (q >= FRAME_DOUBLE[0]) & (q <= FRAME_DOUBLE[1])
+               & (cen <= window_px / REF_MAP_CYCLES) & (near(cc, gl) | near(cc, cen)))
+    nan = torch.full_like(gl, float("nan"))
+    return torch.where(doubled, torch.where(near(cc, cen), cc, cen), nan)
+
+
 def _only_where(sel: torch.Tensor, keys: Sequence[str], like: torch.Tensor,
                 fn: Callable[[torch.Tensor | None], Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """``{key: (B,)}`` of ``fn`` where ``sel`` (``(B,)`` bool) holds and NaN elsewhere (``like``'s dtype):
@@ -946,11 +976,15 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     zone = torch.isfinite(q) & (q >= CENTRE_ZONE[0]) & (q <= CENTRE_ZONE[1])
     # (not near the search floor, < 2 × min_period_px: an aliased wall's crop reads a folded 3-px "period";
     # gating on the wall's periodicity_score instead would drop most angled walls, whose global peak smears)
-    crop_ok = torch.isfinite(cc) & (cc >= 2.0 * p.min_period_px)
+    # (nor where the crop's lattice scores like an aperiodic wall's: CENTRE_CROP_SCORE)
+    crop_ok = (torch.isfinite(cc) & (cc >= 2.0 * p.min_period_px)
+               & (out["centre_periodicity_score"] >= CENTRE_CROP_SCORE))
     centre = torch.where(crop_ok, torch.where(zone, cen, cc), torch.where(use_c, cen, gl))
     out["centre_period_px"] = cen
     out["centre_crop_period_px"] = cc
-    out["fundamental_period_px"] = torch.where(persp, centre, gl)
+    out["frame_period_px"] = gl
+    front = _frame_doubled_period(gl, cen, cc, window_px=lp.window_px)
+    out["fundamental_period_px"] = torch.where(persp, centre, torch.where(torch.isfinite(front), front, gl))
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
     if ref is not None:
         # the wall's period (at the centre on an angled wall) against the reference's, and where it departs
@@ -965,7 +999,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out.update({k: nan_b for k in (*REF_AREA_KEYS, "ref_local_max_period_px", "ref_local_min_period_px")})
     # (the limit: the wall's densest rows, f*; a staggered lattice's x repeat is longer than its pitch)
     out.update(strip_band_keys(x, sw, period_x_px=per.period_px, period_y_px=per.period_px))
-    out.update(_pair_keys(x, vf, per, s, wst, tx, ty, out["fundamental_period_px"] / gl, p))
+    # (the pair test's lattice: the angled wall's centre correction only, as calibrated by the region rules)
+    out.update(_pair_keys(x, vf, per, s, wst, tx, ty, torch.where(persp, centre, gl) / gl, p))
     _region_room(out, h, w)
     out.update(scale_trend(x, sw))
 
@@ -1740,6 +1775,8 @@ def _specs() -> list[MetricSpec]:
         m("mask_seam_agree", "none", "frac", "share of contour blocks with the median offset's sign"),
         m("centre_period_px", "none", "px", "period at the frame centre (local map, trend-corrected)"),
         m("centre_crop_period_px", "none", "px", "lattice period of the frame's central half (angled walls)"),
+        m("frame_period_px", "none", "px", "the whole frame's lattice period (f*'s; fundamental_period_px "
+          "may report the centre's instead)"),
         m("centre_periodicity_score", "none", "", "periodicity_score of the frame's central half"),
         m("frame_periodicity_score", "none", "", "the whole frame's lattice score (periodicity_score is the "
           "larger of it and centre_periodicity_score)"),
