@@ -712,6 +712,15 @@ def _frame_confident(summary: Mapping[str, Any]) -> bool:
     return _fin(v) and v >= APERIODIC_SCORE
 
 
+def _harmonic_resolved(summary: Mapping[str, Any], at_2f: bool) -> bool:
+    """The energy at 2f* is the reported period's: ``fundamental_period_px`` is half the frame's lattice
+    period (``frame_period_px``, within ``RATIO_TOL``), read at the centre or from the local map where a zone
+    or band at 2× pulled the frame's lattice (the region verdicts name it). ``at_2f``: the larger ratio is
+    E(2f*)/E(f*)."""
+    fp, gl = _f(summary, "fundamental_period_px"), _f(summary, "frame_period_px")
+    return at_2f and _fin(fp) and _fin(gl) and gl > 0 and abs(fp / gl - 0.5) <= RATIO_TOL * 0.5
+
+
 def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingParams
                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """The lattice period of the frame's central half (``x`` ``N×H×W`` finite, ``valid`` optional 0/1):
@@ -1422,7 +1431,8 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                                evidence={**ev, "limit_Ehalf": DOUBLED_EHALF},
                                fix=fix_doubling, title="Doubled period: the output repeats half as often as "
                                "the reference (its energy sits on f/2)"))
-    elif confident and _frame_confident(summary) and max(e2v, ehv) >= HARMONIC_RATIO:
+    elif (confident and _frame_confident(summary) and max(e2v, ehv) >= HARMONIC_RATIO
+          and not _harmonic_resolved(summary, e2v >= ehv)):
         which = "2f*" if e2v >= ehv else "f*/2"
         out.append(Verdict(code="harmonic_confusion", severity="warn",
                            evidence={**ev, "limit": HARMONIC_RATIO},
