@@ -191,7 +191,8 @@ CENTRE_ZONE = (1.6, 2.6)  # central-half period / map centre period in this rang
 #   at P/√2 or below a window's reach 1.41-1.50)
 CENTRE_CROP_SCORE = 0.03  # centre_periodicity_score below: the central half's "lattice" is not one (aperiodic
 #   walls read <= 0.02 there); v8 seeds 5-7: the two crops below read 0.48× and 0.70× the period, the lowest
-#   right ones 0.055
+#   right ones 0.055. An angled wall's frame lattice scoring below it gives way to the map's centre too (v8
+#   seeds 6 and 8: frames at 0.54× and 0.58× the period, scores 0.000 and 0.021, the map right)
 FRAME_DOUBLE = (1.85, 2.6)  # fronto-parallel: frame period / map centre period in this range (the crop
 #   agreeing with one of them, the centre's period within a window's reach): the frame's lattice was pulled to
 #   2× by a zone or band, the centre's is reported (v8 seeds 5-7: such walls 1.99-2.33 with the map right;
@@ -974,6 +975,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     hi_, lo_ = torch.fmax(gl, cen), torch.fmin(gl, cen)
     rc = hi_ / lo_
     use_c = persp & torch.isfinite(rc) & ((rc <= 1.0 + CENTRE_AGREE) | ((rc >= CENTRE_MULTIPLE) & (cen < gl)))
+    # ... or where the frame's lattice scores like an aperiodic wall's (CENTRE_CROP_SCORE): only the map is left
+    use_c = use_c | (persp & torch.isfinite(cen) & (per.score < CENTRE_CROP_SCORE))
     # ... and better, the lattice of the frame's central half, where the period varies half as much; unless it
     # is 1.4–2.6 × the map's (a zone or band at twice the period over the centre: the map's median is not)
     cc, out["centre_periodicity_score"] = _centre_crop_period(x, vf if mask is not None else None, p)

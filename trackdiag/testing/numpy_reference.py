@@ -1985,6 +1985,7 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
         bool(np.fmax(abs(ty), abs(tx)) >= PERSPECTIVE_TREND)
     rc = np.fmax(gl, cen) / np.fmin(gl, cen)
     use_c = persp and math.isfinite(rc) and (rc <= 1.0 + CENTRE_AGREE or (rc >= CENTRE_MULTIPLE and cen < gl))
+    use_c = use_c or (persp and math.isfinite(cen) and lat["score"] < CENTRE_CROP_SCORE)
     cc = crop["s"] / crop["radius"] if crop["found"] else math.nan
     q = cc / cen
     zone = math.isfinite(q) and CENTRE_ZONE[0] <= q <= CENTRE_ZONE[1]
