@@ -130,14 +130,23 @@ def test_frame_doubled_period_reports_the_centre_on_a_frame_pulled_to_twice_the_
         (118.2, 56.7, 13.0, 128, math.nan),  # a photographed brick wall: beyond the windows' reach
         (80.8, 35.8, 14.3, 160, math.nan),  # herringbone: the crop agrees with neither
         (30.0, 30.2, 30.1, 192, math.nan),  # frame and map agree
+        (29.1, 12.6, 25.3, 128, 12.6),  # hex with a band of doubled columns: the crop at 2× the map too
     ]
     for gl, cen, cc, win, want in cases:
         got = float(_frame_doubled_period(torch.tensor([gl]), torch.tensor([cen]), torch.tensor([cc]),
-                                          window_px=win)[0])
+                                          window_px=win, crop_score=torch.tensor([0.5]))[0])
         if math.isnan(want):
             assert math.isnan(got), (gl, cen, cc, got)
         else:
             assert got == pytest.approx(want, rel=1e-3), (gl, cen, cc, got)
+    # a crop without a lattice (scoring 0: a wallpaper wall with a zone) does not contradict the map ...
+    got = _frame_doubled_period(torch.tensor([61.4]), torch.tensor([30.8]), torch.tensor([13.8]),
+                                window_px=192, crop_score=torch.tensor([0.0]))
+    assert float(got[0]) == pytest.approx(30.8, rel=1e-3)
+    # ... while the same crop with a lattice does
+    got = _frame_doubled_period(torch.tensor([61.4]), torch.tensor([30.8]), torch.tensor([13.8]),
+                                window_px=192, crop_score=torch.tensor([0.5]))
+    assert math.isnan(float(got[0]))
     # NaN inputs (no map period, no crop lattice): the frame's lattice stands
     nan = torch.tensor([math.nan])
     assert math.isnan(float(_frame_doubled_period(torch.tensor([30.0]), nan, nan, window_px=128)[0]))

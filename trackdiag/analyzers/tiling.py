@@ -740,25 +740,30 @@ def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingPa
     return torch.where(per.lattice.found, per.period_px, nan), per.score
 
 
-def _frame_doubled_period(gl: torch.Tensor, cen: torch.Tensor, cc: torch.Tensor, *, window_px: int
-                          ) -> torch.Tensor:
+def _frame_doubled_period(gl: torch.Tensor, cen: torch.Tensor, cc: torch.Tensor, *, window_px: int,
+                          crop_score: torch.Tensor | None = None) -> torch.Tensor:
     """The period to report on a fronto-parallel wall whose frame lattice was pulled to twice the period by a
     zone or band at 2× (or by a 1-D texture's second harmonic): ``(N,)`` px, NaN where the frame's lattice
     stands.
 
     ``gl`` the frame's lattice period, ``cen`` the local map's (:func:`~.bands.centre_period`), ``cc`` the
-    central half's lattice period (``(N,)`` each). The map reads each window's own period, so where the
-    frame reads ``FRAME_DOUBLE`` × the map (about 2×), the crop agrees (within ``CENTRE_AGREE``) with one of
-    the two, and the map's period fits ``REF_MAP_CYCLES`` times in a window (``window_px``: a period the
-    windows cannot hold is read at a harmonic), the map's period is reported, or the crop's where it agrees
-    with the map.
+    central half's lattice period (``(N,)`` each; ``crop_score`` its score, ``(N,)``, optional). The map
+    reads each window's own period, so where the frame reads ``FRAME_DOUBLE`` × the map (about 2×), the crop
+    does not contradict it (it agrees within ``CENTRE_AGREE`` with the frame or the map, or reads
+    ``FRAME_DOUBLE`` × the map itself, or has no lattice: NaN or scoring below ``CENTRE_CROP_SCORE``), and
+    the map's period fits ``REF_MAP_CYCLES`` times in a window (``window_px``: a period the windows cannot
+    hold is read at a harmonic), the map's period is reported, or the crop's where it agrees with the map.
     """
-    q = gl / cen
+    q, qc = gl / cen, cc / cen
     near = lambda a, b: (a / b - 1.0).abs() <= CENTRE_AGREE  # NaN: False
-    doubled = (torch.isfinite(q) & (q >= FRAME_DOUBLE[0]) & (q <= FRAME_DOUBLE[1])
-               & (cen <= window_px / REF_MAP_CYCLES) & (near(cc, gl) | near(cc, cen)))
+    two = lambda r: torch.isfinite(r) & (r >= FRAME_DOUBLE[0]) & (r <= FRAME_DOUBLE[1])
+    no_crop = ~torch.isfinite(cc)
+    if crop_score is not None:
+        no_crop = no_crop | (crop_score < CENTRE_CROP_SCORE)
+    doubled = (two(q) & (cen <= window_px / REF_MAP_CYCLES)
+               & (near(cc, gl) | near(cc, cen) | two(qc) | no_crop))
     nan = torch.full_like(gl, float("nan"))
-    return torch.where(doubled, torch.where(near(cc, cen), cc, cen), nan)
+    return torch.where(doubled, torch.where(near(cc, cen) & ~no_crop, cc, cen), nan)
 
 
 def _only_where(sel: torch.Tensor, keys: Sequence[str], like: torch.Tensor,
@@ -975,7 +980,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     hi_, lo_ = torch.fmax(gl, cen), torch.fmin(gl, cen)
     rc = hi_ / lo_
     use_c = persp & torch.isfinite(rc) & ((rc <= 1.0 + CENTRE_AGREE) | ((rc >= CENTRE_MULTIPLE) & (cen < gl)))
-    # ... or where the frame's lattice scores like an aperiodic wall's (CENTRE_CROP_SCORE): only the map is left
+    # ... or where the frame's lattice scores like an aperiodic wall's (CENTRE_CROP_SCORE): only the map is
     use_c = use_c | (persp & torch.isfinite(cen) & (per.score < CENTRE_CROP_SCORE))
     # ... and better, the lattice of the frame's central half, where the period varies half as much; unless it
     # is 1.4–2.6 × the map's (a zone or band at twice the period over the centre: the map's median is not)
@@ -995,7 +1000,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["centre_period_px"] = cen
     out["centre_crop_period_px"] = cc
     out["frame_period_px"] = gl
-    front = _frame_doubled_period(gl, cen, cc, window_px=lp.window_px)
+    front = _frame_doubled_period(gl, cen, cc, window_px=lp.window_px,
+                                  crop_score=out["centre_periodicity_score"])
     out["fundamental_period_px"] = torch.where(persp, centre, torch.where(torch.isfinite(front), front, gl))
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
     if ref is not None:

@@ -1995,10 +1995,11 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     out["frame_period_px"] = gl
     # a fronto-parallel frame lattice pulled to 2× by a zone or band (tiling._frame_doubled_period)
     near = lambda a, b: math.isfinite(a / b) and abs(a / b - 1.0) <= CENTRE_AGREE
-    fq = gl / cen
-    front = (cc if near(cc, cen) else cen) if (
-        math.isfinite(fq) and FRAME_DOUBLE[0] <= fq <= FRAME_DOUBLE[1] and cen <= win / REF_MAP_CYCLES
-        and (near(cc, gl) or near(cc, cen))) else gl
+    two = lambda r: math.isfinite(r) and FRAME_DOUBLE[0] <= r <= FRAME_DOUBLE[1]
+    no_crop = not math.isfinite(cc) or crop["score"] < CENTRE_CROP_SCORE
+    front = (cc if near(cc, cen) and not no_crop else cen) if (
+        two(gl / cen) and cen <= win / REF_MAP_CYCLES
+        and (near(cc, gl) or near(cc, cen) or two(cc / cen) or no_crop)) else gl
     out["fundamental_period_px"] = centre if persp else front
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
     out.update(strip_band_keys(x, sw, gl))
