@@ -196,3 +196,21 @@ def test_tiles_near_a_multiple_of_16_px_are_not_a_grid_but_a_grid_on_them_is():
     assert max(out["grid_agree_s16"][:n].tolist()) < GRID_AGREE <= min(out["grid_agree_s16"][n:].tolist())
     assert all("grid_s16" in _codes(out, n + i) for i in range(len(grids))), [_codes(out, n + i)
                                                                               for i in range(len(grids))]
+
+
+def test_harmonic_confusion_not_named_where_the_reported_period_is_the_frames_half():
+    """A band or zone at 2× pulls the frame's lattice to twice the period; the wall's period is then read at
+    the centre or from the local map (``fundamental_period_px`` = ``frame_period_px`` / 2) and the energy at
+    the frame's 2f* is that period's: no ``harmonic_confusion`` beside the band (readings of a generated v8
+    angled tile wall with a row band, seed 5). The same energy with the frame's period reported, or with the
+    energy at f*/2, is still named."""
+    base = {"periodicity_score": 0.93, "frame_periodicity_score": 0.85, "E2f_over_Ef": 3.14,
+            "Ehalf_over_Ef": 0.06, "frame_period_px": 37.4}
+    assert "harmonic_confusion" not in _summary_codes({**base, "fundamental_period_px": 18.9})
+    assert "harmonic_confusion" in _summary_codes({**base, "fundamental_period_px": 37.4})
+    flipped = {**base, "E2f_over_Ef": 0.06, "Ehalf_over_Ef": 3.14, "fundamental_period_px": 18.9}
+    assert "harmonic_confusion" in _summary_codes(flipped)
+
+
+def _summary_codes(s: dict) -> set[str]:
+    return {v.code for v in likely_causes(s) if v.severity in ("warn", "bad")}

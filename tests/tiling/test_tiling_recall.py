@@ -111,3 +111,42 @@ def test_centre_period_on_an_angled_wall(growth: float) -> None:
     t = torch.from_numpy(img)[None, None].expand(1, 3, h, w)
     out = tiling_metrics(t, maps=False)
     assert float(out["fundamental_period_px"][0]) == pytest.approx(14.0, rel=0.05)
+
+
+def test_frame_doubled_period_reports_the_centre_on_a_frame_pulled_to_twice_the_period() -> None:
+    """Fronto-parallel walls whose frame lattice reads 2× (a zone or band at twice the period, a 1-D
+    texture's second harmonic) report the local map's period; a frame lattice the map reads at P/√3 (a clean
+    penny wall), a period the map's windows cannot hold, or a crop that agrees with neither keep the frame's.
+    Readings
+    (frame, map centre, central half) of generated v8 walls of seeds 5-7 (``_frame_doubled_period``)."""
+    from trackdiag.analyzers.tiling import _frame_doubled_period
+
+    cases = [  # (frame, map centre, crop, window px, expected: NaN = the frame's lattice stands)
+        (31.5, 15.8, 31.7, 192, 15.8),  # running bond with a doubled zone: the map's
+        (21.5, 10.8, 10.8, 192, 10.8),  # tiles with a band: the crop agrees with the map: the crop's
+        (55.1, 27.1, 55.3, 128, 27.1),  # planks read at their second harmonic
+        (43.7, 18.9, 43.6, 192, 18.9),  # hex with a full-width band (2.31×)
+        (49.3, 28.5, 49.2, 192, math.nan),  # a clean penny wall: the map at P/√3 (1.73×)
+        (118.2, 56.7, 13.0, 128, math.nan),  # a photographed brick wall: beyond the windows' reach
+        (80.8, 35.8, 14.3, 160, math.nan),  # herringbone: the crop agrees with neither
+        (30.0, 30.2, 30.1, 192, math.nan),  # frame and map agree
+        (29.1, 12.6, 25.3, 128, 12.6),  # hex with a band of doubled columns: the crop at 2× the map too
+    ]
+    for gl, cen, cc, win, want in cases:
+        got = float(_frame_doubled_period(torch.tensor([gl]), torch.tensor([cen]), torch.tensor([cc]),
+                                          window_px=win, crop_score=torch.tensor([0.5]))[0])
+        if math.isnan(want):
+            assert math.isnan(got), (gl, cen, cc, got)
+        else:
+            assert got == pytest.approx(want, rel=1e-3), (gl, cen, cc, got)
+    # a crop without a lattice (scoring 0: a wallpaper wall with a zone) does not contradict the map ...
+    got = _frame_doubled_period(torch.tensor([61.4]), torch.tensor([30.8]), torch.tensor([13.8]),
+                                window_px=192, crop_score=torch.tensor([0.0]))
+    assert float(got[0]) == pytest.approx(30.8, rel=1e-3)
+    # ... while the same crop with a lattice does
+    got = _frame_doubled_period(torch.tensor([61.4]), torch.tensor([30.8]), torch.tensor([13.8]),
+                                window_px=192, crop_score=torch.tensor([0.5]))
+    assert math.isnan(float(got[0]))
+    # NaN inputs (no map period, no crop lattice): the frame's lattice stands
+    nan = torch.tensor([math.nan])
+    assert math.isnan(float(_frame_doubled_period(torch.tensor([30.0]), nan, nan, window_px=128)[0]))

@@ -206,8 +206,18 @@ PERSPECTIVE_TREND = 0.2  # |Theil–Sen slope of log local period| per frame hei
 CENTRE_AGREE = 0.12  # global and centre (local map) periods within 12 %: the centre's is reported (angled)
 CENTRE_MULTIPLE = 1.4  # global period >= 1.4 × the centre's on an angled wall: the centre's is reported
 CENTRE_CROP_FRAC = 0.4  # periods searched in the central half: up to 0.4 of its shorter side
-CENTRE_ZONE = (1.4, 2.6)  # central-half period / map centre period in this range: a zone at 2× there
-#   (generated seeds 1 and 3, 47 angled walls: base period within 5 % 40 → 45 with the central half)
+CENTRE_ZONE = (1.6, 2.6)  # central-half period / map centre period in this range: a zone at 2× there
+#   (generated seeds 1 and 3, 47 angled walls: base period within 5 % 40 → 45 with the central half; 1.4 → 1.6
+#   in the seventh sitting: v8 seeds 5-7, zones over the centre read 1.71-2.13, right crops over a map median
+#   at P/√2 or below a window's reach 1.41-1.50)
+CENTRE_CROP_SCORE = 0.03  # centre_periodicity_score below: the central half's "lattice" is not one (aperiodic
+#   walls read <= 0.02 there); v8 seeds 5-7: the two crops below read 0.48× and 0.70× the period, the lowest
+#   right ones 0.055. An angled wall's frame lattice scoring below it gives way to the map's centre too (v8
+#   seeds 6 and 8: frames at 0.54× and 0.58× the period, scores 0.000 and 0.021, the map right)
+FRAME_DOUBLE = (1.85, 2.6)  # fronto-parallel: frame period / map centre period in this range (the crop
+#   agreeing with one of them, the centre's period within a window's reach): the frame's lattice was pulled to
+#   2× by a zone or band, the centre's is reported (v8 seeds 5-7: such walls 1.99-2.33 with the map right;
+#   a clean penny wall's map at P/√3 1.73)
 SCALE_TREND = 0.3  # |scale_trend_x| or |scale_trend_y| above (log period per frame): perspective
 SCALE_CORR = 0.3  # ... where the two thirds' log-radial profiles correlate at least this well
 MAP_TREND_STRONG = 0.3  # or |local_period_trend_*| above (with the scale keys present): perspective
@@ -724,6 +734,15 @@ def _frame_confident(summary: Mapping[str, Any]) -> bool:
     return _fin(v) and v >= APERIODIC_SCORE
 
 
+def _harmonic_resolved(summary: Mapping[str, Any], at_2f: bool) -> bool:
+    """The energy at 2f* is the reported period's: ``fundamental_period_px`` is half the frame's lattice
+    period (``frame_period_px``, within ``RATIO_TOL``), read at the centre or from the local map where a zone
+    or band at 2× pulled the frame's lattice (the region verdicts name it). ``at_2f``: the larger ratio is
+    E(2f*)/E(f*)."""
+    fp, gl = _f(summary, "fundamental_period_px"), _f(summary, "frame_period_px")
+    return at_2f and _fin(fp) and _fin(gl) and gl > 0 and abs(fp / gl - 0.5) <= RATIO_TOL * 0.5
+
+
 def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingParams
                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """The lattice period of the frame's central half (``x`` ``N×H×W`` finite, ``valid`` optional 0/1):
@@ -740,6 +759,32 @@ def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingPa
                               lattice=True)
     nan = torch.full_like(per.period_px, float("nan"))
     return torch.where(per.lattice.found, per.period_px, nan), per.score
+
+
+def _frame_doubled_period(gl: torch.Tensor, cen: torch.Tensor, cc: torch.Tensor, *, window_px: int,
+                          crop_score: torch.Tensor | None = None) -> torch.Tensor:
+    """The period to report on a fronto-parallel wall whose frame lattice was pulled to twice the period by a
+    zone or band at 2× (or by a 1-D texture's second harmonic): ``(N,)`` px, NaN where the frame's lattice
+    stands.
+
+    ``gl`` the frame's lattice period, ``cen`` the local map's (:func:`~.bands.centre_period`), ``cc`` the
+    central half's lattice period (``(N,)`` each; ``crop_score`` its score, ``(N,)``, optional). The map
+    reads each window's own period, so where the frame reads ``FRAME_DOUBLE`` × the map (about 2×), the crop
+    does not contradict it (it agrees within ``CENTRE_AGREE`` with the frame or the map, or reads
+    ``FRAME_DOUBLE`` × the map itself, or has no lattice: NaN or scoring below ``CENTRE_CROP_SCORE``), and
+    the map's period fits ``REF_MAP_CYCLES`` times in a window (``window_px``: a period the windows cannot
+    hold is read at a harmonic), the map's period is reported, or the crop's where it agrees with the map.
+    """
+    q, qc = gl / cen, cc / cen
+    near = lambda a, b: (a / b - 1.0).abs() <= CENTRE_AGREE  # NaN: False
+    two = lambda r: torch.isfinite(r) & (r >= FRAME_DOUBLE[0]) & (r <= FRAME_DOUBLE[1])
+    no_crop = ~torch.isfinite(cc)
+    if crop_score is not None:
+        no_crop = no_crop | (crop_score < CENTRE_CROP_SCORE)
+    doubled = (two(q) & (cen <= window_px / REF_MAP_CYCLES)
+               & (near(cc, gl) | near(cc, cen) | two(qc) | no_crop))
+    nan = torch.full_like(gl, float("nan"))
+    return torch.where(doubled, torch.where(near(cc, cen) & ~no_crop, cc, cen), nan)
 
 
 def _only_where(sel: torch.Tensor, keys: Sequence[str], like: torch.Tensor,
@@ -964,6 +1009,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     hi_, lo_ = torch.fmax(gl, cen), torch.fmin(gl, cen)
     rc = hi_ / lo_
     use_c = persp & torch.isfinite(rc) & ((rc <= 1.0 + CENTRE_AGREE) | ((rc >= CENTRE_MULTIPLE) & (cen < gl)))
+    # ... or where the frame's lattice scores like an aperiodic wall's (CENTRE_CROP_SCORE): only the map is
+    use_c = use_c | (persp & torch.isfinite(cen) & (per.score < CENTRE_CROP_SCORE))
     # ... and better, the lattice of the frame's central half, where the period varies half as much; unless it
     # is 1.4–2.6 × the map's (a zone or band at twice the period over the centre: the map's median is not)
     cc, out["centre_periodicity_score"] = _centre_crop_period(x, vf if mask is not None else None, p)
@@ -975,11 +1022,16 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     zone = torch.isfinite(q) & (q >= CENTRE_ZONE[0]) & (q <= CENTRE_ZONE[1])
     # (not near the search floor, < 2 × min_period_px: an aliased wall's crop reads a folded 3-px "period";
     # gating on the wall's periodicity_score instead would drop most angled walls, whose global peak smears)
-    crop_ok = torch.isfinite(cc) & (cc >= 2.0 * p.min_period_px)
+    # (nor where the crop's lattice scores like an aperiodic wall's: CENTRE_CROP_SCORE)
+    crop_ok = (torch.isfinite(cc) & (cc >= 2.0 * p.min_period_px)
+               & (out["centre_periodicity_score"] >= CENTRE_CROP_SCORE))
     centre = torch.where(crop_ok, torch.where(zone, cen, cc), torch.where(use_c, cen, gl))
     out["centre_period_px"] = cen
     out["centre_crop_period_px"] = cc
-    out["fundamental_period_px"] = torch.where(persp, centre, gl)
+    out["frame_period_px"] = gl
+    front = _frame_doubled_period(gl, cen, cc, window_px=lp.window_px,
+                                  crop_score=out["centre_periodicity_score"])
+    out["fundamental_period_px"] = torch.where(persp, centre, torch.where(torch.isfinite(front), front, gl))
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
     if ref is not None:
         # the wall's period (at the centre on an angled wall) against the reference's, and where it departs
@@ -994,7 +1046,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out.update({k: nan_b for k in (*REF_AREA_KEYS, "ref_local_max_period_px", "ref_local_min_period_px")})
     # (the limit: the wall's densest rows, f*; a staggered lattice's x repeat is longer than its pitch)
     out.update(strip_band_keys(x, sw, period_x_px=per.period_px, period_y_px=per.period_px))
-    cscale = out["fundamental_period_px"] / gl
+    # (the pair test's lattice: the angled wall's centre correction only, as calibrated by the region rules)
+    cscale = torch.where(persp, centre, gl) / gl
     out.update(on_rows(room, lambda i: _pair_keys(x, vf, per, s, wst, tx, ty, cscale, p, rows=i),
                        fills=dict.fromkeys(_region_key_names("pair"), float("nan")), like=x))
     _region_room(out, h, w)
@@ -1455,7 +1508,8 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                                evidence={**ev, "limit_Ehalf": DOUBLED_EHALF},
                                fix=fix_doubling, title="Doubled period: the output repeats half as often as "
                                "the reference (its energy sits on f/2)"))
-    elif confident and _frame_confident(summary) and max(e2v, ehv) >= HARMONIC_RATIO:
+    elif (confident and _frame_confident(summary) and max(e2v, ehv) >= HARMONIC_RATIO
+          and not _harmonic_resolved(summary, e2v >= ehv)):
         which = "2f*" if e2v >= ehv else "f*/2"
         out.append(Verdict(code="harmonic_confusion", severity="warn",
                            evidence={**ev, "limit": HARMONIC_RATIO},
@@ -1832,6 +1886,8 @@ def _specs() -> list[MetricSpec]:
         m("mask_seam_agree", "none", "frac", "share of contour blocks with the median offset's sign"),
         m("centre_period_px", "none", "px", "period at the frame centre (local map, trend-corrected)"),
         m("centre_crop_period_px", "none", "px", "lattice period of the frame's central half (angled walls)"),
+        m("frame_period_px", "none", "px", "the whole frame's lattice period (f*'s; fundamental_period_px "
+          "may report the centre's instead)"),
         m("centre_periodicity_score", "none", "", "periodicity_score of the frame's central half"),
         m("frame_periodicity_score", "none", "", "the whole frame's lattice score (periodicity_score is the "
           "larger of it and centre_periodicity_score)"),

@@ -1943,7 +1943,8 @@ def lattice_keys(f: np.ndarray, g: np.ndarray, side: int, prominence: float) -> 
 # The newer summary keys of one unmasked image (tiling.tiling_metrics after the seed's metrics)
 # ------------------------------------------------------------------------------------------------------
 PERSPECTIVE_TREND, CENTRE_AGREE, CENTRE_MULTIPLE = 0.2, 0.12, 1.4
-CENTRE_ZONE, CENTRE_CROP_FRAC = (1.4, 2.6), 0.4
+CENTRE_ZONE, CENTRE_CROP_FRAC = (1.6, 2.6), 0.4
+CENTRE_CROP_SCORE, FRAME_DOUBLE, REF_MAP_CYCLES = 0.03, (1.85, 2.6), 2.5
 MIN_REGION_PERIODS = 5.0  # as analyzers/tiling.py: the region maps need this many lattice periods across
 
 
@@ -2000,17 +2001,26 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
         bool(np.fmax(abs(ty), abs(tx)) >= PERSPECTIVE_TREND)
     rc = np.fmax(gl, cen) / np.fmin(gl, cen)
     use_c = persp and math.isfinite(rc) and (rc <= 1.0 + CENTRE_AGREE or (rc >= CENTRE_MULTIPLE and cen < gl))
+    use_c = use_c or (persp and math.isfinite(cen) and lat["score"] < CENTRE_CROP_SCORE)
     cc = crop["s"] / crop["radius"] if crop["found"] else math.nan
     q = cc / cen
     zone = math.isfinite(q) and CENTRE_ZONE[0] <= q <= CENTRE_ZONE[1]
-    crop_ok = math.isfinite(cc) and cc >= 2.0 * 3.0
+    crop_ok = math.isfinite(cc) and cc >= 2.0 * 3.0 and crop["score"] >= CENTRE_CROP_SCORE
     centre = (cen if zone else cc) if crop_ok else (cen if use_c else gl)
     out["centre_period_px"], out["centre_crop_period_px"] = cen, cc
-    out["fundamental_period_px"] = centre if persp else gl
+    out["frame_period_px"] = gl
+    # a fronto-parallel frame lattice pulled to 2× by a zone or band (tiling._frame_doubled_period)
+    near = lambda a, b: math.isfinite(a / b) and abs(a / b - 1.0) <= CENTRE_AGREE
+    two = lambda r: math.isfinite(r) and FRAME_DOUBLE[0] <= r <= FRAME_DOUBLE[1]
+    no_crop = not math.isfinite(cc) or crop["score"] < CENTRE_CROP_SCORE
+    front = (cc if near(cc, cen) and not no_crop else cen) if (
+        two(gl / cen) and cen <= win / REF_MAP_CYCLES
+        and (near(cc, gl) or near(cc, cen) or two(cc / cen) or no_crop)) else gl
+    out["fundamental_period_px"] = centre if persp else front
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
     out.update(strip_band_keys(x, sw, gl))
     t1, t2 = real_basis(f, g, s)
-    cs = out["fundamental_period_px"] / gl
+    cs = (centre if persp else gl) / gl  # the pair test: the angled wall's centre correction only
     cs = 1.0 if not math.isfinite(cs) else cs
     trx = wst["persp_trend_x"] if math.isfinite(wst["persp_trend_x"]) else tx
     try_ = wst["persp_trend_y"] if math.isfinite(wst["persp_trend_y"]) else ty
