@@ -223,6 +223,12 @@ SCALE_CORR = 0.3  # ... where the two thirds' log-radial profiles correlate at l
 MAP_TREND_STRONG = 0.3  # or |local_period_trend_*| above (with the scale keys present): perspective
 PERSP_TREND = 0.25  # |persp_trend_x| or |persp_trend_y| above (log period per frame): perspective (generated
 #   seeds 1 and 3: angled 58 of 66, fronto-parallel 5 of 105; the truth labels >= 20 % change as angled)
+PERSP_WEAK = 0.3  # on an aperiodic wall (periodicity_score < APERIODIC_SCORE) a persp_trend_* under this (one
+#   profile bin, ln2/32 per half frame = 0.043, above PERSP_TREND: 0.26) counts only with persp_agree_* >=
+#   PERSP_WEAK_AGREE over >= PERSP_WEAK_PAIRS pairs: stucco and gravel seen fronto-parallel read ±0.26 on 1-6
+#   pairs agreeing 0.5-0.67 (or one pair); calibrated on v8 seeds 5-6 (fronto 14 -> 8 of 171, angled 126 ->
+#   125 of 140), confirmed on seed 9 (fronto 3 -> 1 of 73, angled 59 of 60 both), docs/tiling.md §6
+PERSP_WEAK_AGREE, PERSP_WEAK_PAIRS = 0.75, 2
 CENTROID_TREND = 0.45  # on an aperiodic wall (periodicity_score < APERIODIC_SCORE), |centroid_trend_x|
 #   or |centroid_trend_y| above: perspective (generated seeds 1-3, aperiodic-scored walls: fronto-parallel
 #   ones of every cause and twins <= 0.40 (a band of doubled columns moves the centroid too), angled
@@ -1707,15 +1713,22 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     sy, sx_, cy, cx = g("scale_trend_y"), g("scale_trend_x"), g("scale_corr_y"), g("scale_corr_x")
     py_, px_ = g("persp_trend_y"), g("persp_trend_x")
     if _fin(py_) or _fin(px_):  # the median pairwise scale trend of a 3×3 window grid (window_scale_trend)
-        trends = [(abs(v), name, v) for v, name in ((py_, "top→bottom"), (px_, "left→right")) if _fin(v)]
+        psc = g("periodicity_score")
+        aper = _fin(psc) and psc < APERIODIC_SCORE
+
+        def _consensus(ax: str) -> bool:  # the pairs agree: a weak trend on an aperiodic wall (PERSP_WEAK)
+            ag, npairs = g(f"persp_agree_{ax}"), g(f"persp_pairs_{ax}")
+            return _fin(ag) and _fin(npairs) and ag >= PERSP_WEAK_AGREE and npairs >= PERSP_WEAK_PAIRS
+
+        trends = [(abs(v), name, v) for v, name, ax in ((py_, "top→bottom", "y"), (px_, "left→right", "x"))
+                  if _fin(v) and (not aper or abs(v) >= PERSP_WEAK or _consensus(ax))]
         # ... or a strong change between opposite thirds (aperiodic gravel, whose windows' profiles lock on
         # the grain and JPEG at shift 0)
         trends += [(abs(v) * PERSP_TREND / SCALE_TREND_STRONG, name, v)
                    for v, c, name in ((sy, cy, "top→bottom"), (sx_, cx, "left→right"))
                    if _fin(v) and _fin(c) and c >= SCALE_CORR_STRONG]
         # ... or, on an aperiodic wall (no peaks to match), a strong trend of the windows' spectral centroid
-        psc = g("periodicity_score")
-        if _fin(psc) and psc < APERIODIC_SCORE:
+        if aper:
             cty, ctx = g("centroid_trend_y"), g("centroid_trend_x")
             trends += [(abs(v) * PERSP_TREND / CENTROID_TREND, name, v)
                        for v, name in ((cty, "top→bottom"), (ctx, "left→right")) if _fin(v)]
