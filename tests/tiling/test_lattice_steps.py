@@ -109,3 +109,22 @@ def test_window_scale_trend_reads_a_perspective_and_nothing_on_a_flat_wall():
         assert abs(float(out["persp_trend_y"][0])) <= 0.12, (trend, out)
     flat = window_scale_trend(_scaled_tiles(0.0), ones)
     assert abs(float(flat["persp_trend_x"][0])) <= 0.1 and abs(float(flat["persp_trend_y"][0])) <= 0.1, flat
+
+
+def test_weak_perspective_trend_on_an_aperiodic_wall_needs_its_pairs_consensus():
+    """``PERSP_WEAK``: a window-grid trend one profile bin above the limit (0.26) on a wall scored aperiodic
+    fires only where its pairs agree (fronto-parallel stucco read -0.26 on 2 pairs agreeing 0.5, v8 seed 5;
+    angled gravel 0.26 on 4 pairs agreeing 0.75, seed 6); stronger trends and periodic walls are unchanged."""
+    from trackdiag.analyzers.tiling import likely_causes
+
+    def fires(**kw: float) -> bool:
+        s = {"periodicity_score": 0.0, "persp_trend_y": -0.26, "persp_agree_y": 0.5, "persp_pairs_y": 2.0,
+             "persp_trend_x": 0.0, "persp_agree_x": 0.5, "persp_pairs_x": 4.0, **kw}
+        return any(v.code == "perspective" for v in likely_causes(s))
+
+    assert not fires()                                            # stucco, fronto-parallel
+    assert not fires(persp_agree_y=1.0, persp_pairs_y=1.0)         # one pair is no consensus
+    assert fires(persp_agree_y=0.75, persp_pairs_y=4.0)            # the pairs agree
+    assert fires(persp_trend_y=-0.35)                              # beyond the weak band
+    assert fires(periodicity_score=0.6)                            # a periodic wall: the peaks moved
+    assert not fires(persp_trend_y=-0.22, persp_agree_y=1.0, persp_pairs_y=6.0)  # under PERSP_TREND
