@@ -112,6 +112,10 @@ REF_MAP_MARGIN = 1.25  # ... and both periods are >= 1.25 x the shortest period 
 REF_SCALE_SEP = 0.5  # |log| between the two predictions of Ehalf (E2f) below: the test cannot tell them apart
 REF_SCALE_VETO = 0.5  # scale test: the output's Ehalf (E2f) nearer the "same scale" prediction (log): vetoed
 REF_SCALE_Z = 0.65  # ... at least this far toward "doubled" ("halved"): stands for a ratio read a little off
+REF_SCALE_FAR = -1.0  # z below: the output is beyond "same scale", away from "2x" ("1/2x"), by more than the two
+#   predictions' separation; it fits neither, so the test says nothing (NaN) (a halved planks wall of the seed-9
+#   sample read E2f 3.45 against the predictions 0.87 / 0.48, z -2.26, and was vetoed; no stored scene of
+#   seeds 1-9 (2341 summaries) changes a period verdict for any limit from -0.3 to -1)
 REF_MIN_PERIOD_PX = 6.0  # ref_period_px below: no period_doubled/halved (the output's blur and JPEG reshape
 #   the reference's spectrum there; the walls generator's period causes have references of 8 px and up)
 REF_OWN_HALF = 1.0  # ref_Ehalf_over_Ef above: the reference may be read at half its period: no period_doubled
@@ -1336,7 +1340,10 @@ def ref_scale_test(summary: Mapping[str, Any]) -> tuple[float, float]:
     """``(z_doubled, z_halved)``: where the output's energy ratios at the reference's f* sit between what a
     wall at the reference's scale and a wall at 2× (½×) its period would read, on a log scale (0: same
     scale, 1: doubled / halved); NaN where the two predictions are closer than ``REF_SCALE_SEP`` (in log),
-    on either side: a running bond's reference has more energy at its f/2 (the stagger) than a doubled wall.
+    on either side: a running bond's reference has more energy at its f/2 (the stagger) than a doubled wall;
+    NaN too where the output lies beyond "same scale" by more than the predictions' separation
+    (z < ``REF_SCALE_FAR``): it fits neither prediction (a planks reference's f/2 energy comes from its
+    random plank tones, which a halved wall does not keep at the reference's ratio).
 
     A wall at the reference's scale reads the reference's own ratios (``Ehalf_over_Ef ≈ ref_Ehalf_over_Ef``,
     whatever period the reference was read at); a doubled wall reads ``1 / ref_E2f_over_Ef`` at f/2 (its f/2
@@ -1352,7 +1359,8 @@ def ref_scale_test(summary: Mapping[str, Any]) -> tuple[float, float]:
         if not all(_fin(v) and v > 0 for v in (out, same, other)):
             return float("nan")
         sep = math.log(other / same)
-        return math.log(out / same) / sep if abs(sep) >= REF_SCALE_SEP else float("nan")
+        zv = math.log(out / same) / sep if abs(sep) >= REF_SCALE_SEP else float("nan")
+        return zv if not zv < REF_SCALE_FAR else float("nan")
 
     return z(eh, reh, 1.0 / re2 if _fin(re2) and re2 > 0 else float("nan")), \
         z(e2, re2, 1.0 / reh if _fin(reh) and reh > 0 else float("nan"))
