@@ -169,10 +169,10 @@ def test_scale_test_says_nothing_where_the_output_fits_neither_prediction():
 
     s = {"fundamental_period_px": 19.06, "periodicity_score": 0.748, "ref_periodicity_score": 0.848,
          "ref_period_px": 38.49, "period_ratio_to_ref": 0.495, "E2f_over_Ef": 3.454, "Ehalf_over_Ef": 1.328,
-         "ref_E2f_over_Ef": 0.874, "ref_Ehalf_over_Ef": 2.103, "ref_same_frac": 0.18, "ref_doubled_frac": 0.325,
-         "ref_halved_frac": 0.453, "ref_measured_frac": 0.836, "ref_local_max_period_px": 76.8,
-         "ref_local_min_period_px": 8.0, "lattice_t1_px": 19.06, "alias_fine_peak_frac": 0.0055,
-         "alias_fold_peak_frac": 0.004}
+         "ref_E2f_over_Ef": 0.874, "ref_Ehalf_over_Ef": 2.103, "ref_same_frac": 0.18,
+         "ref_doubled_frac": 0.325, "ref_halved_frac": 0.453, "ref_measured_frac": 0.836,
+         "ref_local_max_period_px": 76.8, "ref_local_min_period_px": 8.0, "lattice_t1_px": 19.06,
+         "alias_fine_peak_frac": 0.0055, "alias_fold_peak_frac": 0.004}
     assert math.isnan(ref_scale_test(s)[1])
     assert "period_halved" in {v.code for v in likely_causes(s)}
     # between the predictions, or a little beyond "same scale", the test still vetoes

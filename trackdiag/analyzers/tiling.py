@@ -112,10 +112,10 @@ REF_MAP_MARGIN = 1.25  # ... and both periods are >= 1.25 x the shortest period 
 REF_SCALE_SEP = 0.5  # |log| between the two predictions of Ehalf (E2f) below: the test cannot tell them apart
 REF_SCALE_VETO = 0.5  # scale test: the output's Ehalf (E2f) nearer the "same scale" prediction (log): vetoed
 REF_SCALE_Z = 0.65  # ... at least this far toward "doubled" ("halved"): stands for a ratio read a little off
-REF_SCALE_FAR = -1.0  # z below: the output is beyond "same scale", away from "2x" ("1/2x"), by more than the two
-#   predictions' separation; it fits neither, so the test says nothing (NaN) (a halved planks wall of the seed-9
-#   sample read E2f 3.45 against the predictions 0.87 / 0.48, z -2.26, and was vetoed; no stored scene of
-#   seeds 1-9 (2341 summaries) changes a period verdict for any limit from -0.3 to -1)
+REF_SCALE_FAR = -1.0  # z below: the output is beyond "same scale", away from "2x" ("1/2x"), by more than
+#   the two predictions' separation; it fits neither, so the test says nothing (NaN) (a halved planks wall of
+#   the seed-9 sample read E2f 3.45 against the predictions 0.87 / 0.48, z -2.26, and was vetoed; no stored
+#   scene of seeds 1-9 (2341 summaries) changes a period verdict for any limit from -0.3 to -1)
 REF_MIN_PERIOD_PX = 6.0  # ref_period_px below: no period_doubled/halved (the output's blur and JPEG reshape
 #   the reference's spectrum there; the walls generator's period causes have references of 8 px and up)
 REF_OWN_HALF = 1.0  # ref_Ehalf_over_Ef above: the reference may be read at half its period: no period_doubled
