@@ -179,3 +179,23 @@ def test_scale_test_says_nothing_where_the_output_fits_neither_prediction():
     same = {**s, "E2f_over_Ef": 0.874 * 1.2}
     assert REF_SCALE_FAR < ref_scale_test(same)[1] < 0
     assert "period_halved" not in {v.code for v in likely_causes(same)}
+
+
+def test_a_reference_confirmed_by_its_autocorrelation_lifts_the_own_half_guard():
+    """A doubled planks wall (seed-8 sample, 19.6 → 39.4 px): the reference holds 1.7x its f*'s energy at
+    f/2 (its random plank tones), the scale test cannot tell the predictions apart (NaN), and the guard for
+    a reference read at half its period vetoed the doubling; the reference's autocorrelation confirms its
+    period (19.7 px), so the guard does not apply. A reference whose autocorrelation reads twice the period
+    (a planks reference read at half its period, as the clean twin of seed 3) keeps the guard."""
+    from trackdiag.analyzers.tiling import likely_causes
+
+    s = {"fundamental_period_px": 39.43, "periodicity_score": 0.701, "ref_periodicity_score": 0.701,
+         "ref_period_px": 19.59, "period_ratio_to_ref": 2.013, "E2f_over_Ef": 0.792, "Ehalf_over_Ef": 1.131,
+         "ref_E2f_over_Ef": 0.878, "ref_Ehalf_over_Ef": 1.705, "ref_acf_period_px": 19.70,
+         "ref_same_frac": 0.0, "ref_doubled_frac": 0.553, "ref_halved_frac": 0.0, "ref_measured_frac": 0.85,
+         "ref_local_max_period_px": 102.4, "ref_local_min_period_px": 8.0, "lattice_t1_px": 39.43,
+         "alias_fine_peak_frac": 0.0013, "alias_fold_peak_frac": 0.001}
+    assert all(math.isnan(z) for z in ref_scale_test(s))
+    assert "period_doubled" in {v.code for v in likely_causes(s)}
+    for acf in (39.4, float("nan")):
+        assert "period_doubled" not in {v.code for v in likely_causes({**s, "ref_acf_period_px": acf})}

@@ -123,6 +123,7 @@ REF_OWN_HALF = 1.0  # ref_Ehalf_over_Ef above: the reference may be read at half
 # seeds 1-3; a doubled running bond of the seed-7 truth sample, whose reference's stagger puts 3.5x its f*'s
 # energy at f/2, read 0.98 and was vetoed)
 REF_OWN_HALF_Z = 0.8
+REF_ACF_CONFIRM = 0.05  # ... or unless the reference's autocorrelation confirms its period within 5 %
 SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
 BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band
 ZONE_FRAC = 0.3  # share of the measured windows doubled: a doubled zone
@@ -1495,7 +1496,10 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         # a reference with as much energy at half its f* as at f* may be read at half its period (its
         # fundamental taken for a harmonic): a wall at its true period then reads the ratio 2
         reh = g("ref_Ehalf_over_Ef")
-        if _fin(reh) and reh >= REF_OWN_HALF and not (_fin(zd) and zd >= REF_OWN_HALF_Z):
+        racf = g("ref_acf_period_px")
+        acf_ok = (not _fin(zd) and _fin(racf) and _fin(rp_) and rp_ > 0
+                  and abs(racf / rp_ - 1.0) <= REF_ACF_CONFIRM)
+        if _fin(reh) and reh >= REF_OWN_HALF and not (_fin(zd) and zd >= REF_OWN_HALF_Z) and not acf_ok:
             doubled = False
         # a reference finer than REF_MIN_PERIOD_PX: the camera's blur and JPEG take the output's harmonics
         # of it (a clean wall's E(f/2)/E(f) reads 80 against the reference's 0.34), and the fine textures
