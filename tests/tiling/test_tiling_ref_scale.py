@@ -159,3 +159,43 @@ def test_scale_test_reads_a_reference_whose_half_frequency_is_stronger():
             "alias_fine_peak_frac": 0.001, "alias_fold_peak_frac": 0.001}
     assert "period_doubled" in {v.code for v in likely_causes(full)}
     assert "period_doubled" not in {v.code for v in likely_causes({**full, "Ehalf_over_Ef": 3.3})}
+
+
+def test_scale_test_says_nothing_where_the_output_fits_neither_prediction():
+    """A halved planks wall (seed-9 sample): the reference's f/2 energy is its random plank tones (2.1x its
+    f*), which the halved wall does not keep, so its E(2f) (3.45) lies far beyond both predictions (same
+    scale 0.87, halved 1 / 2.1 = 0.48): the test reads NaN instead of vetoing the exact ratio ½."""
+    from trackdiag.analyzers.tiling import REF_SCALE_FAR, likely_causes
+
+    s = {"fundamental_period_px": 19.06, "periodicity_score": 0.748, "ref_periodicity_score": 0.848,
+         "ref_period_px": 38.49, "period_ratio_to_ref": 0.495, "E2f_over_Ef": 3.454, "Ehalf_over_Ef": 1.328,
+         "ref_E2f_over_Ef": 0.874, "ref_Ehalf_over_Ef": 2.103, "ref_same_frac": 0.18,
+         "ref_doubled_frac": 0.325, "ref_halved_frac": 0.453, "ref_measured_frac": 0.836,
+         "ref_local_max_period_px": 76.8, "ref_local_min_period_px": 8.0, "lattice_t1_px": 19.06,
+         "alias_fine_peak_frac": 0.0055, "alias_fold_peak_frac": 0.004}
+    assert math.isnan(ref_scale_test(s)[1])
+    assert "period_halved" in {v.code for v in likely_causes(s)}
+    # between the predictions, or a little beyond "same scale", the test still vetoes
+    same = {**s, "E2f_over_Ef": 0.874 * 1.2}
+    assert REF_SCALE_FAR < ref_scale_test(same)[1] < 0
+    assert "period_halved" not in {v.code for v in likely_causes(same)}
+
+
+def test_a_reference_confirmed_by_its_autocorrelation_lifts_the_own_half_guard():
+    """A doubled planks wall (seed-8 sample, 19.6 → 39.4 px): the reference holds 1.7x its f*'s energy at
+    f/2 (its random plank tones), the scale test cannot tell the predictions apart (NaN), and the guard for
+    a reference read at half its period vetoed the doubling; the reference's autocorrelation confirms its
+    period (19.7 px), so the guard does not apply. A reference whose autocorrelation reads twice the period
+    (a planks reference read at half its period, as the clean twin of seed 3) keeps the guard."""
+    from trackdiag.analyzers.tiling import likely_causes
+
+    s = {"fundamental_period_px": 39.43, "periodicity_score": 0.701, "ref_periodicity_score": 0.701,
+         "ref_period_px": 19.59, "period_ratio_to_ref": 2.013, "E2f_over_Ef": 0.792, "Ehalf_over_Ef": 1.131,
+         "ref_E2f_over_Ef": 0.878, "ref_Ehalf_over_Ef": 1.705, "ref_acf_period_px": 19.70,
+         "ref_same_frac": 0.0, "ref_doubled_frac": 0.553, "ref_halved_frac": 0.0, "ref_measured_frac": 0.85,
+         "ref_local_max_period_px": 102.4, "ref_local_min_period_px": 8.0, "lattice_t1_px": 39.43,
+         "alias_fine_peak_frac": 0.0013, "alias_fold_peak_frac": 0.001}
+    assert all(math.isnan(z) for z in ref_scale_test(s))
+    assert "period_doubled" in {v.code for v in likely_causes(s)}
+    for acf in (39.4, float("nan")):
+        assert "period_doubled" not in {v.code for v in likely_causes({**s, "ref_acf_period_px": acf})}

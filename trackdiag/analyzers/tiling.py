@@ -112,6 +112,10 @@ REF_MAP_MARGIN = 1.25  # ... and both periods are >= 1.25 x the shortest period 
 REF_SCALE_SEP = 0.5  # |log| between the two predictions of Ehalf (E2f) below: the test cannot tell them apart
 REF_SCALE_VETO = 0.5  # scale test: the output's Ehalf (E2f) nearer the "same scale" prediction (log): vetoed
 REF_SCALE_Z = 0.65  # ... at least this far toward "doubled" ("halved"): stands for a ratio read a little off
+REF_SCALE_FAR = -1.0  # z below: the output is beyond "same scale", away from "2x" ("1/2x"), by more than
+#   the two predictions' separation; it fits neither, so the test says nothing (NaN) (a halved planks wall of
+#   the seed-9 sample read E2f 3.45 against the predictions 0.87 / 0.48, z -2.26, and was vetoed; no stored
+#   scene of seeds 1-9 (2341 summaries) changes a period verdict for any limit from -0.3 to -1)
 REF_MIN_PERIOD_PX = 6.0  # ref_period_px below: no period_doubled/halved (the output's blur and JPEG reshape
 #   the reference's spectrum there; the walls generator's period causes have references of 8 px and up)
 REF_OWN_HALF = 1.0  # ref_Ehalf_over_Ef above: the reference may be read at half its period: no period_doubled
@@ -119,6 +123,7 @@ REF_OWN_HALF = 1.0  # ref_Ehalf_over_Ef above: the reference may be read at half
 # seeds 1-3; a doubled running bond of the seed-7 truth sample, whose reference's stagger puts 3.5x its f*'s
 # energy at f/2, read 0.98 and was vetoed)
 REF_OWN_HALF_Z = 0.8
+REF_ACF_CONFIRM = 0.05  # ... or unless the reference's autocorrelation confirms its period within 5 %
 SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
 BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band
 ZONE_FRAC = 0.3  # share of the measured windows doubled: a doubled zone
@@ -1342,7 +1347,10 @@ def ref_scale_test(summary: Mapping[str, Any]) -> tuple[float, float]:
     """``(z_doubled, z_halved)``: where the output's energy ratios at the reference's f* sit between what a
     wall at the reference's scale and a wall at 2× (½×) its period would read, on a log scale (0: same
     scale, 1: doubled / halved); NaN where the two predictions are closer than ``REF_SCALE_SEP`` (in log),
-    on either side: a running bond's reference has more energy at its f/2 (the stagger) than a doubled wall.
+    on either side: a running bond's reference has more energy at its f/2 (the stagger) than a doubled wall;
+    NaN too where the output lies beyond "same scale" by more than the predictions' separation
+    (z < ``REF_SCALE_FAR``): it fits neither prediction (a planks reference's f/2 energy comes from its
+    random plank tones, which a halved wall does not keep at the reference's ratio).
 
     A wall at the reference's scale reads the reference's own ratios (``Ehalf_over_Ef ≈ ref_Ehalf_over_Ef``,
     whatever period the reference was read at); a doubled wall reads ``1 / ref_E2f_over_Ef`` at f/2 (its f/2
@@ -1358,7 +1366,8 @@ def ref_scale_test(summary: Mapping[str, Any]) -> tuple[float, float]:
         if not all(_fin(v) and v > 0 for v in (out, same, other)):
             return float("nan")
         sep = math.log(other / same)
-        return math.log(out / same) / sep if abs(sep) >= REF_SCALE_SEP else float("nan")
+        zv = math.log(out / same) / sep if abs(sep) >= REF_SCALE_SEP else float("nan")
+        return zv if not zv < REF_SCALE_FAR else float("nan")
 
     return z(eh, reh, 1.0 / re2 if _fin(re2) and re2 > 0 else float("nan")), \
         z(e2, re2, 1.0 / reh if _fin(reh) and reh > 0 else float("nan"))
@@ -1493,7 +1502,10 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         # a reference with as much energy at half its f* as at f* may be read at half its period (its
         # fundamental taken for a harmonic): a wall at its true period then reads the ratio 2
         reh = g("ref_Ehalf_over_Ef")
-        if _fin(reh) and reh >= REF_OWN_HALF and not (_fin(zd) and zd >= REF_OWN_HALF_Z):
+        racf = g("ref_acf_period_px")
+        acf_ok = (not _fin(zd) and _fin(racf) and _fin(rp_) and rp_ > 0
+                  and abs(racf / rp_ - 1.0) <= REF_ACF_CONFIRM)
+        if _fin(reh) and reh >= REF_OWN_HALF and not (_fin(zd) and zd >= REF_OWN_HALF_Z) and not acf_ok:
             doubled = False
         # a reference finer than REF_MIN_PERIOD_PX: the camera's blur and JPEG take the output's harmonics
         # of it (a clean wall's E(f/2)/E(f) reads 80 against the reference's 0.34), and the fine textures
