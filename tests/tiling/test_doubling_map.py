@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from trackdiag.analyzers.bands import doubling_keys, pair_doubling_keys
+from trackdiag.analyzers.bands import doubling_keys, pair_doubling_keys, region_key_names
 from trackdiag.analyzers.tiling import (
     DOUBLING_AREA,
     DOUBLING_COL,
@@ -23,6 +23,7 @@ from trackdiag.analyzers.tiling import (
     PAIR_EXCESS,
     PAIR_LINE,
     likely_causes,
+    tiling_metrics,
 )
 from trackdiag.functional.doubling import doubling_map, lattice_shift_vectors, region_extent
 
@@ -64,6 +65,22 @@ def _keys(img: torch.Tensor) -> dict[str, float]:
     valid = torch.ones_like(img)
     zero = torch.zeros(1)
     return {k: float(v[0]) for k, v in doubling_keys(img, valid, trend_x=zero, trend_y=zero).items()}
+
+
+def test_the_summary_reports_every_region_map_key_computed_or_not() -> None:
+    """``tiling_metrics`` carries every key both region maps return (the rules read the ``*_end`` flags),
+    on a wall with room for the maps and on a crop without it (NaN there)."""
+    wall = _wall("rows", size=256)
+    crop = wall[:, :48, :48]
+    for img, computed in ((wall, True), (crop, False)):
+        out = tiling_metrics(img[:, None].expand(-1, 3, -1, -1).contiguous(), maps=False)
+        for prefix in ("doubling", "pair"):
+            names = set(region_key_names(prefix))
+            assert names <= set(out), names - set(out)
+            assert names == {k for k in out if k.startswith(f"{prefix}_")}
+            assert computed == bool(torch.isfinite(out[f"{prefix}_excess_max"]).all()), (prefix, computed)
+        if computed:
+            assert torch.isfinite(out["doubling_row_end"]).all()
 
 
 @pytest.mark.slow

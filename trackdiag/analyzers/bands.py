@@ -55,6 +55,7 @@ __all__ = [
     "edge_image",
     "pair_doubling_keys",
     "period_trend",
+    "region_key_names",
     "scale_trend",
     "strip_band_keys",
 ]
@@ -424,14 +425,24 @@ def centre_period(lp: LocalPeriodMap, trend_y: torch.Tensor, trend_x: torch.Tens
     return torch.exp(lc.reshape(n, -1).nanmedian(dim=1).values)
 
 
+#: what a 2×-period region map reports (:func:`~trackdiag.functional.doubling.region_extent`'s reading)
+_EXTENT_KEYS = ("excess_max", "area_frac", "row_level", "col_level", "row_even", "col_even", "row_end",
+                "col_end")
+
+
+def region_key_names(prefix: str) -> tuple[str, ...]:
+    """The summary keys of a 2×-period region map (``prefix`` ``doubling`` or ``pair``): those that
+    :func:`doubling_keys` / :func:`pair_doubling_keys` return."""
+    return (*(f"{prefix}_{k}" for k in _EXTENT_KEYS), f"{prefix}_plain_corr")
+
+
 def _region_keys(prefix: str, ext: dict[str, torch.Tensor], plain_corr: torch.Tensor
                  ) -> dict[str, torch.Tensor]:
     """``<prefix>_excess_max``, ``_area_frac``, ``_row_level``, ``_col_level``, ``_row_even``,
     ``_col_even``, ``_row_end``, ``_col_end`` from a :func:`~trackdiag.functional.doubling.region_extent`
     reading, and
     ``<prefix>_plain_corr``: the median over the windows of ``plain_corr`` (``N×gh×gw``). Each ``(N,)``."""
-    out = {f"{prefix}_{k}": ext[k] for k in ("excess_max", "area_frac", "row_level", "col_level", "row_even",
-                                             "col_even", "row_end", "col_end")}
+    out = {f"{prefix}_{k}": ext[k] for k in _EXTENT_KEYS}
     out[f"{prefix}_plain_corr"] = plain_corr.reshape(plain_corr.shape[0], -1).nanmedian(dim=1).values
     return out
 

@@ -61,6 +61,7 @@ from .bands import (
     local_period_map,
     pair_doubling_keys,
     period_trend,
+    region_key_names,
     scale_trend,
     strip_band_keys,
 )
@@ -825,30 +826,14 @@ def _pair_keys(x: torch.Tensor, vf: torch.Tensor, per: Any, side: int, wst: Mapp
                               max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample)
 
 
-def _region_room(out: dict[str, torch.Tensor], height: int, width: int) -> None:
-    """NaN the 2×-period region keys (``doubling_*``, ``pair_*``; ``(N,)`` each, in place) of the images
-    whose frame holds fewer than ``MIN_REGION_PERIODS`` of the wall's shortest lattice vector along its
-    shorter side, or that have no lattice (no period, so no "twice the period": white noise and an
-    untrained network's outputs read a doubled zone in the spectral map): the maps' windows (a quarter and
-    an eighth of the side) then hold about one period, and clean tile crops of 64-128 px with four periods
-    across read zones and bands."""
-    room = (min(height, width) / out["lattice_t1_px"]) >= MIN_REGION_PERIODS  # NaN lattice: False
-    for k in [k for k in out if k.startswith(("doubling_", "pair_"))]:
-        out[k] = torch.where(room, out[k], torch.full_like(out[k], float("nan")))
-
-
-def _region_key_names(prefix: str) -> tuple[str, ...]:
-    """The keys of a 2×-period region map (``doubling`` or ``pair``): :func:`.bands._region_keys`'."""
-    return tuple(f"{prefix}_{k}" for k in ("excess_max", "area_frac", "row_level", "col_level", "row_even",
-                                           "col_even", "plain_corr"))
-
-
-def _region_gate(out: Mapping[str, torch.Tensor], height: int, width: int) -> torch.Tensor:
-    """``(N,)`` bool: the images whose region keys :func:`_region_room` keeps (read from it, on the keys
-    known so far), so that the region maps are computed there only."""
-    probe = {**out, "doubling__gate": torch.ones_like(out["lattice_t1_px"])}
-    _region_room(probe, height, width)
-    return torch.isfinite(probe["doubling__gate"])
+def _region_room(lattice_t1_px: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(N,)`` bool: the images whose 2×-period region maps (``doubling_*``, ``pair_*``) are computed; NaN
+    elsewhere. Not where the frame holds fewer than ``MIN_REGION_PERIODS`` of the wall's shortest lattice
+    vector (``lattice_t1_px``, ``(N,)``) along its shorter side, nor without a lattice (no period, so no
+    "twice the period": white noise and an untrained network's outputs read a doubled zone in the spectral
+    map): the maps' windows (a quarter and an eighth of the side) then hold about one period, and clean tile
+    crops of 64-128 px with four periods across read zones and bands."""
+    return (min(height, width) / lattice_t1_px) >= MIN_REGION_PERIODS  # NaN lattice: False
 
 
 def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref: torch.Tensor | None = None,
@@ -992,13 +977,13 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out.update({k: v for k, v in bm.items() if not k.startswith("_")})
     ty, tx = period_trend(lp, height=h, width=w)
     out["local_period_trend_y"], out["local_period_trend_x"] = ty, tx
-    # the region maps only where _region_room keeps them (a frame with room for a few lattice periods)
-    room = _region_gate(out, h, w)
+    # the region maps only on frames with room for a few lattice periods (NaN elsewhere)
+    room = _region_room(out["lattice_t1_px"], h, w)
     out.update(on_rows(room, lambda i: doubling_keys(
         x if i is None else x[i], vf if i is None else vf[i], trend_x=tx if i is None else tx[i],
         trend_y=ty if i is None else ty[i], window_frac=p.local_window_frac, overlap=p.local_overlap,
         max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample),
-        fills=dict.fromkeys(_region_key_names("doubling"), float("nan")), like=x))
+        fills=dict.fromkeys(region_key_names("doubling"), float("nan")), like=x))
     # On a wall seen at an angle the global peak is smeared over the range of local periods: the period at
     # the frame centre comes from the local map (trend-corrected median) when the two agree within
     # CENTRE_AGREE, or when the global one is a multiple (>= CENTRE_MULTIPLE ×) of the map's.
@@ -1060,8 +1045,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # (the pair test's lattice: the angled wall's centre correction only, as calibrated by the region rules)
     cscale = torch.where(persp, centre, gl) / gl
     out.update(on_rows(room, lambda i: _pair_keys(x, vf, per, s, wst, tx, ty, cscale, p, rows=i),
-                       fills=dict.fromkeys(_region_key_names("pair"), float("nan")), like=x))
-    _region_room(out, h, w)
+                       fills=dict.fromkeys(region_key_names("pair"), float("nan")), like=x))
     out.update(scale_trend(x, sw))
 
     if maps:
