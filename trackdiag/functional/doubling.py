@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from .order import masked_median
 from .rows import on_rows
-from .spectral import box_downsample, hann2d
+from .spectral import abs2, box_downsample, hann2d
 
 __all__ = ["DoublingMap", "PairMap", "doubling_map", "lattice_shift_vectors", "pair_doubling_map",
            "region_extent"]
@@ -89,8 +89,7 @@ def _whitened_log_spectra(windows: torch.Tensor, vpatch: torch.Tensor) -> torch.
     # (strided window views are read as they are: each product below writes its own contiguous copy)
     wts = vpatch * hann2d(k, k, device=dev, dtype=dt)
     mean = (windows * wts).sum((-2, -1), keepdim=True) / wts.sum((-2, -1), keepdim=True).clamp_min(1e-9)
-    ri = torch.view_as_real(torch.fft.rfft2(((windows - mean) * wts).reshape(m, k, k)))
-    pr = torch.addcmul(ri[..., 0].square(), ri[..., 1], ri[..., 1]).reshape(m, -1)  # M×(k·(k//2+1)), |z|²
+    pr = abs2(torch.fft.rfft2(((windows - mean) * wts).reshape(m, k, k))).reshape(m, -1)  # M×(k·(k//2+1))
     idx = _centred_index(k, dev)
     # the log on the half spectrum, then its full centred layout (the mean power over the full one: each
     # half bin weighted by how often the full layout reads it)

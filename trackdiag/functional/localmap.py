@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .order import nanmedian, range_max
+from .spectral import abs2
 
 __all__ = ["axis_fundamentals", "axis_profiles", "centroid_scale_trend", "half_frequency_ratio",
            "log_radial_profile", "scale_shift", "strip_novelty", "theil_sen", "window_scale_trend"]
@@ -152,13 +153,6 @@ def _dilate_rel(p: torch.Tensor, rel: float, extra: int = 1) -> torch.Tensor:
     return torch.where(half < reach, best.clamp_min(0.0), best)
 
 
-def _abs2(z: torch.Tensor) -> torch.Tensor:
-    """``|z|²`` of a complex tensor as ``re² + im²`` (one pass; ``abs().square()`` takes a hypot, then a
-    square: several times slower on the CPU, the same up to rounding)."""
-    ri = torch.view_as_real(z)
-    return torch.addcmul(ri[..., 0].square(), ri[..., 1], ri[..., 1])
-
-
 def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min_valid: float = 0.5,
                   gain: float = 4.0, rel_tol: float = 0.2, min_period_px: float = 6.0,
                   max_period_frac: float = 0.25, smooth_frac: float = 1.0 / 16.0,
@@ -194,7 +188,7 @@ def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min
     cnt = vf.sum(-1, keepdim=True).clamp_min(1.0)
     z = (x - (x * vf).sum(-1, keepdim=True) / cnt) * vf  # N×H×W, zero outside the valid pixels
     hw = torch.hann_window(w, periodic=False, device=dev, dtype=dt)
-    pw = _abs2(torch.fft.rfft(z * hw, dim=-1))  # N×H×C
+    pw = abs2(torch.fft.rfft(z * hw, dim=-1))  # N×H×C
     c = pw.shape[-1]
     s = max(8, min(h // 2, strip_px if strip_px else h // max(1, strips)))
     st = max(1, s // 2)
@@ -284,7 +278,7 @@ def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octav
     cy = min(h // 2 + 1, int(math.ceil((top + 0.5) * h / s)) + 1)
     spec = torch.fft.fft(torch.fft.rfft((z - mean) * ww, dim=-1)[..., :cx], dim=-2)
     rows = torch.cat([torch.arange(cy, device=dev), torch.arange(max(cy, h - cy + 1), h, device=dev)])
-    p = _abs2(spec.index_select(-2, rows))  # N×rows×cx
+    p = abs2(spec.index_select(-2, rows))  # N×rows×cx
     ky = torch.fft.fftfreq(h, device=dev, dtype=dt)[rows][:, None]
     kx = torch.fft.rfftfreq(w, device=dev, dtype=dt)[None, :cx]
     ri = (torch.sqrt(ky.square() + kx.square()) * s).round().long().clamp(max=s // 2 + 1)
@@ -433,7 +427,7 @@ def centroid_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 
                        torch.hann_window(ww, periodic=False, device=dev, dtype=dt))
     wt = vw * hann
     mean = (xw * wt).sum((-2, -1), keepdim=True) / wt.sum((-2, -1), keepdim=True).clamp_min(1e-9)
-    p = _abs2(torch.fft.rfft2((xw - mean) * wt))  # N×gy×gx×wh×(ww//2+1)
+    p = abs2(torch.fft.rfft2((xw - mean) * wt))  # N×gy×gx×wh×(ww//2+1)
     r = torch.sqrt(torch.fft.fftfreq(wh, device=dev, dtype=dt)[:, None].square()
                    + torch.fft.rfftfreq(ww, device=dev, dtype=dt)[None, :].square())
     band = ((r >= lo_cycles) & (r <= hi_cycles)).to(dt)

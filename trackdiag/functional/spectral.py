@@ -44,6 +44,7 @@ __all__ = [
     "gather_power",
     "half_plane_weights",
     "hann2d",
+    "abs2",
     "log_power",
     "noise_floor",
     "periodic_smooth_spectrum",
@@ -396,6 +397,13 @@ def noise_floor(log_hist: torch.Tensor, counts: torch.Tensor, side: int, *,
     c = torch.full((log_hist.shape[0],), 0.425 * side, device=log_hist.device, dtype=log_hist.dtype)
     return math.exp(0.5772156649) * ring_background(log_hist, counts, c, 0.075 * side,
                                                     bins_per_bin=bins_per_bin)
+
+
+def abs2(z: torch.Tensor) -> torch.Tensor:
+    """``|z|²`` of a complex tensor (any shape) as ``re² + im²``: one pass (``abs().square()`` takes a hypot,
+    then a square, several times slower on the CPU; the same up to rounding)."""
+    ri = torch.view_as_real(z)
+    return torch.addcmul(ri[..., 0].square(), ri[..., 1], ri[..., 1])
 
 
 def log_power(power: torch.Tensor) -> torch.Tensor:
