@@ -80,7 +80,7 @@ def test_toy_demo_logs_both_runs_with_figures_and_reports(toy_run):
 
 @pytest.mark.slow
 def test_toy_demo_deconv_shows_the_checkerboard_and_resize_does_not(toy_run):
-    from trackdiag.analyzers.tiling import CHECKERBOARD_WARN
+    from trackdiag.analyzers.tiling_limits import CHECKERBOARD_WARN
 
     work, stdout = toy_run
     client = MlflowClient(f"sqlite:///{work / 'mlruns.db'}")

@@ -10,7 +10,8 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from trackdiag.analyzers.tiling import ALIAS_FINE_PEAKS, ALIAS_FOLD_PEAKS, tiling_metrics
+from trackdiag.analyzers.tiling import tiling_metrics
+from trackdiag.analyzers.tiling_limits import ALIAS_FINE_PEAKS, ALIAS_FOLD_PEAKS
 
 
 def _fine_mosaic(n: int, period: float, angle: float, seed: int) -> np.ndarray:
@@ -111,7 +112,7 @@ def test_tile_fold_key_finds_aliasing_on_walls_seen_at_an_angle():
     4); the antialiased twins (the generator's filter: a Gaussian of 0.6 × the stride) fire on none. Before
     the tile keys the generated calibration seeds missed such walls (seed 1: an angled hex wall read
     ``alias_fine_peak_frac`` 0.021 over the frame, 0.15 / 0.05 on its tiles)."""
-    from trackdiag.analyzers.tiling import ALIAS_WIN_FOLD
+    from trackdiag.analyzers.tiling_limits import ALIAS_WIN_FOLD
 
     hits, smooth_hits, rows = 0, 0, []
     for i, (period, angle) in enumerate(((2.0, 0.1), (2.3, 0.35), (2.6, 0.6), (2.9, 0.2))):
@@ -131,7 +132,7 @@ def test_tile_fold_key_leaves_a_1d_textures_harmonics_alone():
     """Sharp planks (1-D, 7–11 px, rich harmonics) with a 30 % scale drift: on a tile their fine harmonics
     ``kf`` are collinear with the strongest peak, which the tile's own lattice (its line) explains: the tile
     fold key stays under its limit on every one (a generated herringbone wall read 0.11 before)."""
-    from trackdiag.analyzers.tiling import ALIAS_WIN_FOLD
+    from trackdiag.analyzers.tiling_limits import ALIAS_WIN_FOLD
 
     rows = []
     n = 256

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from trackdiag.analyzers.bands import doubling_keys, pair_doubling_keys, region_key_names
-from trackdiag.analyzers.tiling import (
+from trackdiag.analyzers.tiling import likely_causes, tiling_metrics
+from trackdiag.analyzers.tiling_limits import (
     DOUBLING_AREA,
     DOUBLING_COL,
     DOUBLING_EXCESS,
@@ -22,8 +23,6 @@ from trackdiag.analyzers.tiling import (
     PAIR_AREA,
     PAIR_EXCESS,
     PAIR_LINE,
-    likely_causes,
-    tiling_metrics,
 )
 from trackdiag.functional.doubling import doubling_map, lattice_shift_vectors, region_extent
 
@@ -262,7 +261,8 @@ def test_a_novel_strip_is_a_band_only_where_the_windows_repeat_one_spectrum() ->
     generated aliasing twins of seed 1, 0.18; real-dev's one false band was such a twin, 0.15), and on a
     wall with some lattice (``periodicity_score`` ≥ ``WEAK_SCORE``; seventh sitting: an aliased wall of
     generated v8 seed 5 at 0.01 read a novel strip of 0.47, the true strip bands of seeds 5-6 ≥ 0.29)."""
-    from trackdiag.analyzers.tiling import DOUBLING_CORR, WEAK_SCORE, likely_causes
+    from trackdiag.analyzers.tiling import likely_causes
+    from trackdiag.analyzers.tiling_limits import DOUBLING_CORR, WEAK_SCORE
 
     base = {"periodicity_score": 0.2, "lattice_t1_px": 32.0, "strip_novelty_x": 0.47, "strip_extent_x": 0.9,
             "strip_novelty_y": 0.18, "doubling_plain_corr": 0.7}

@@ -106,7 +106,7 @@ def test_centroid_trend_sees_perspective_on_an_aperiodic_wall():
     (``CENTROID_TREND``) on each of 3 seeds, the fronto-parallel walls stay within ±0.2, and the y trend
     (no change along y) within ±0.25 on all. Generated photographed grass and gravel walls read the
     whitened-profile trend (``persp_trend_*``) 0.00 at true trends of 0.5–0.75: no peaks to match."""
-    from trackdiag.analyzers.tiling import CENTROID_TREND
+    from trackdiag.analyzers.tiling_limits import CENTROID_TREND
     from trackdiag.functional.localmap import centroid_scale_trend
 
     rows = []

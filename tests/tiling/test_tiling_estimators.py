@@ -13,14 +13,8 @@ import pytest
 import torch
 
 from tests.support.tiling_cases import one_thread
-from trackdiag.analyzers.tiling import (
-    CHECKERBOARD_WARN,
-    GRID_WARN,
-    SEAM_T_WARN,
-    SEAM_WARN,
-    likely_causes,
-    tiling_metrics,
-)
+from trackdiag.analyzers.tiling import likely_causes, tiling_metrics
+from trackdiag.analyzers.tiling_limits import CHECKERBOARD_WARN, GRID_WARN, SEAM_T_WARN, SEAM_WARN
 from trackdiag.core.value_range import ValueRangeWarning, guess_value_range, to_unit_range
 from trackdiag.functional.lattice import axis_periods, real_basis
 from trackdiag.functional.localmap import theil_sen

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from tests.support.tiling_cases import one_thread
-from trackdiag.analyzers.tiling import CHECKERBOARD_WARN, GRID_AGREE, GRID_WARN, likely_causes, tiling_metrics
+from trackdiag.analyzers.tiling import likely_causes, tiling_metrics
+from trackdiag.analyzers.tiling_limits import CHECKERBOARD_WARN, GRID_AGREE, GRID_WARN
 from trackdiag.testing import synth as S
 
 ARTIFACTS = {"checkerboard", "grid_s8", "grid_s16"}

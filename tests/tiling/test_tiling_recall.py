@@ -119,7 +119,7 @@ def test_frame_doubled_period_reports_the_centre_on_a_frame_pulled_to_twice_the_
     penny wall), a period the map's windows cannot hold, or a crop that agrees with neither keep the frame's.
     Readings
     (frame, map centre, central half) of generated v8 walls of seeds 5-7 (``_frame_doubled_period``)."""
-    from trackdiag.analyzers.tiling import _frame_doubled_period
+    from trackdiag.analyzers.tiling_summary import _frame_doubled_period
 
     cases = [  # (frame, map centre, crop, window px, expected: NaN = the frame's lattice stands)
         (31.5, 15.8, 31.7, 192, 15.8),  # running bond with a doubled zone: the map's

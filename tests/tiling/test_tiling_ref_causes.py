@@ -21,7 +21,8 @@ import torch
 
 from tests.support.tiling_cases import doubled_wall_summary, tiling_codes
 from trackdiag.analyzers.bands import LocalPeriodMap
-from trackdiag.analyzers.tiling import luminance, ref_departure
+from trackdiag.analyzers.tiling import luminance
+from trackdiag.analyzers.tiling_summary import ref_departure
 from trackdiag.functional.spectral import analyze_periodicity
 from trackdiag.testing.walls import artifacts
 from trackdiag.testing.walls.materials import make_material

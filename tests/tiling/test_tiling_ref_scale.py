@@ -15,7 +15,8 @@ import math
 import pytest
 
 from tests.support.tiling_cases import doubled_wall_summary, tiling_codes
-from trackdiag.analyzers.tiling import REF_SCALE_Z, ref_scale_test
+from trackdiag.analyzers.tiling import ref_scale_test
+from trackdiag.analyzers.tiling_limits import REF_SCALE_Z
 
 
 def _summary(**kw: float) -> dict[str, float]:
@@ -165,7 +166,8 @@ def test_scale_test_says_nothing_where_the_output_fits_neither_prediction():
     """A halved planks wall (seed-9 sample): the reference's f/2 energy is its random plank tones (2.1x its
     f*), which the halved wall does not keep, so its E(2f) (3.45) lies far beyond both predictions (same
     scale 0.87, halved 1 / 2.1 = 0.48): the test reads NaN instead of vetoing the exact ratio ½."""
-    from trackdiag.analyzers.tiling import REF_SCALE_FAR, likely_causes
+    from trackdiag.analyzers.tiling import likely_causes
+    from trackdiag.analyzers.tiling_limits import REF_SCALE_FAR
 
     s = {"fundamental_period_px": 19.06, "periodicity_score": 0.748, "ref_periodicity_score": 0.848,
          "ref_period_px": 38.49, "period_ratio_to_ref": 0.495, "E2f_over_Ef": 3.454, "Ehalf_over_Ef": 1.328,

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from trackdiag.analyzers.tiling import EDGE_WARN, SIDES, likely_causes, tiling_metrics
+from trackdiag.analyzers.tiling import likely_causes, tiling_metrics
+from trackdiag.analyzers.tiling_limits import EDGE_WARN
+from trackdiag.functional.seams import SIDES
 from trackdiag.testing.walls import make_scene
 
 pytestmark = pytest.mark.slow
@@ -92,7 +94,7 @@ def test_tiles_laid_from_the_contour_are_no_seam_but_a_halo_on_them_raises_the_o
     one row spacing deeper (``period_px``) has the contour band's phase: no seam on any of these walls (the
     fixed 6-10 px band called 3 of 7 a seam, t 1.6-10); a 10 % halo along the contour raises the offset on
     most of them (6 of 7 when written)."""
-    from trackdiag.analyzers.tiling import SEAM_T_WARN, SEAM_WARN
+    from trackdiag.analyzers.tiling_limits import SEAM_T_WARN, SEAM_WARN
     from trackdiag.functional.seams import _erode, mask_seam_parts
 
     def fires(d: dict) -> bool:
@@ -122,7 +124,7 @@ def test_fine_tiles_laid_from_the_contour_use_a_multiple_of_the_period():
     contour band and that band on different parts of the row: the reference is read a multiple of the period
     deeper (``seams.phase_shift``: 2·P or 3·P in 10–28 px). No seam on these walls; a 10 % halo raises the
     offset on most of them."""
-    from trackdiag.analyzers.tiling import SEAM_T_WARN, SEAM_WARN
+    from trackdiag.analyzers.tiling_limits import SEAM_T_WARN, SEAM_WARN
     from trackdiag.functional.seams import _erode, mask_seam_parts, phase_shift
 
     d, use = phase_shift(torch.tensor([8.2, 12.5, 30.0, float("nan")]), lo=10.0)

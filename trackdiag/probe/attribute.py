@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
-from ..analyzers.tiling import EDGE_BAD, EDGE_WARN, GRID_BAD, GRID_WARN, SEAM_BAD, SEAM_WARN
+from ..analyzers.tiling_limits import EDGE_BAD, EDGE_WARN, GRID_BAD, GRID_WARN, SEAM_BAD, SEAM_WARN
 from ..metricspec import MetricSpec, register_metrics
 from ..verdicts import Verdict
 from .equivariance import EqResult

@@ -67,7 +67,7 @@ def artifact_scores(
     Returns:
         ``{"grid_s8": …, "grid_s16": …, "edge_left": …, …, ["mask_seam_score"], ["checkerboard_s2"]}``.
     """
-    from ..analyzers.tiling import SEAM_T_WARN
+    from ..analyzers.tiling_limits import SEAM_T_WARN
     from ..functional.grid import grid_excess
     from ..functional.seams import SIDES, mask_seam_parts
     from ..functional.seams import edge_scores as strip_scores

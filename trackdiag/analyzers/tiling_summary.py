@@ -1,0 +1,898 @@
+"""The tiling summary: pure batched math on ``B×C×H×W`` (any device, float32).
+
+* :func:`luminance`: ``B×C×H×W`` → ``B×H×W``.
+* :func:`energy_ratios`: ``E2f_over_Ef``, ``Ehalf_over_Ef`` (ring energies, i.e. power) and
+  ``axis_ratio_at_f``.
+* :func:`checkerboard_scores`: energy at the stride grid (Nyquist for ×2, multiples of N/8 for VAE grids).
+* :func:`border_cross`: the border-cross index from the periodic-plus-smooth decomposition.
+* :func:`shift_mse` and :func:`resize_metrics`: 1-px shift sensitivity and the down→up resize check.
+* :func:`tiling_metrics`: all of the above plus :mod:`trackdiag.functional.spectral`'s fundamental and ACF and
+  :mod:`trackdiag.analyzers.bands`' local-period map and band metrics; per-sample ``(B,)`` values and small
+  maps of sample 0.
+
+Every definition and window is written out in ``docs/tiling.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..core.checks import check_image_batch, normalize_mask, normalize_ref
+from ..core.schedule import Schedule
+from ..functional.detail import detail_deficit_db
+from ..functional.grid import grid_excess, parity_gain
+from ..functional.lattice import axis_periods, real_basis
+from ..functional.localmap import centroid_scale_trend, window_scale_trend
+from ..functional.rows import on_rows
+from ..functional.seams import edge_scores, mask_seam_parts
+from ..functional.spectral import (
+    Spectrum,
+    analyze_periodicity,
+    apodized_weights,
+    autocorrelation_map,
+    axis_lines,
+    fine_peak_fracs,
+    gather_power,
+    radial_hist,
+    radial_profile,
+    ring_sum,
+    window_fold_fracs,
+)
+from ..plots.figuredata import BAND_FRAC_THRESHOLD, AcfMarks, LocalGeometry, RadialMarks
+from .bands import (
+    band_metrics,
+    centre_period,
+    doubling_keys,
+    local_geometry,
+    local_period_map,
+    pair_doubling_keys,
+    period_trend,
+    region_key_names,
+    scale_trend,
+    strip_band_keys,
+)
+from .base import MAP_PREFIX, AnalyzerParams
+from .tiling_limits import (
+    APERIODIC_SCORE,
+    CENTRE_AGREE,
+    CENTRE_CROP_FRAC,
+    CENTRE_CROP_SCORE,
+    CENTRE_MULTIPLE,
+    CENTRE_ZONE,
+    FRAME_DOUBLE,
+    MIN_REGION_PERIODS,
+    PERSPECTIVE_TREND,
+    REF_MAP_CYCLES,
+)
+
+#: The seed's flat summary keys (section 4 and 5), in the seed's order.
+SEED_KEYS: tuple[str, ...] = (
+    "fundamental_radius_bin", "acf_first_peak_radius_bin", "E2f_over_Ef", "Ehalf_over_Ef", "axis_ratio_at_f",
+    "shift_mse_dx1", "shift_mse_dy1", "resize_mse_downUp", "resize_delta_r", "ref_radius_bin",
+    "band_axis_hint", "band_base_period_px", "band_row_frac_max", "band_col_frac_max", "band_row_max_run",
+    "band_col_max_run", "band_score", "band_max_run",
+)
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass
+class TilingParams(AnalyzerParams):
+    """Parameters of :class:`TilingAnalyzer` (every one is explained in ``docs/tiling.md``)."""
+
+    schedule: Schedule = field(default_factory=lambda: Schedule(kind="every", every=100))
+    figures_every: int = 1
+    #: Periods searched: from ``min_period_px`` to ``max_period_frac`` of the shorter side.
+    min_period_px: float = 3.0
+    max_period_frac: float = 0.25
+    #: Fundamental choice: a lower peak that divides the strongest needs this share of its power ...
+    rel_power: float = 0.25
+    #: ... and an integer ratio within this relative tolerance.
+    harmonic_tol: float = 0.04
+    #: Raised-cosine taper at mask edges in px (None: 3 % of the shorter side).
+    taper_px: int | None = None
+    #: Degree of the illumination polynomial removed before the spectrum (0 mean, 1 gradient, 2 vignetting).
+    detrend_order: int = 2
+    #: Ring half-width around f*, 2f*, f*/2: max(ring_min_bins, ring_rel_width · radius) bins.
+    ring_min_bins: float = 2.0
+    ring_rel_width: float = 0.05
+    #: Half-width (bins) of the ky = 0 / kx = 0 axes for axis_ratio_at_f and the border cross.
+    axis_half_width_bins: float = 1.0
+    #: Strides whose grids checkerboard_score looks at (2: ×2 deconv, 8: latent-VAE grid).
+    checkerboard_strides: list[int] = field(default_factory=lambda: [2, 8, 16])
+    #: Down→up resize factor of resize_mse_downUp / resize_delta_r.
+    resize_factor: float = 0.5
+    #: Local-period map: window (share of the shorter side), windows per window side, FFT size cap,
+    #: downsampling cap, peak/background needed.
+    local_window_frac: float = 0.25
+    local_overlap: int = 3
+    local_max_fft_px: int = 64
+    local_max_downsample: int = 2
+    local_min_peak_ratio: float = 10.0
+    #: Bands: a window is "doubled" when local/base period is in [band_doubled_low, band_doubled_high];
+    #: a row/column counts for a run when its smoothed doubled share is ≥ band_frac_threshold.
+    band_doubled_low: float = 1.7
+    band_doubled_high: float = 2.35
+    band_frac_threshold: float = BAND_FRAC_THRESHOLD
+    #: Longest side of the spectrum / ACF maps kept for the figures.
+    map_max_side: int = 128
+
+
+# ------------------------------------------------------------------------------------------------------
+# Pure tensor math
+# ------------------------------------------------------------------------------------------------------
+def luminance(pred: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma of ``B×3×H×W`` (or the channel of ``B×1×H×W``, the mean of other channel counts).
+
+    ``B×C×H×W`` → ``B×H×W``. A non-finite value in any channel makes the pixel non-finite.
+    """
+    c = pred.shape[1]
+    if c == 1:
+        return pred[:, 0]
+    if c in (3, 4):
+        b, _, h, w = pred.shape
+        luma = torch.tensor(_LUMA, device=pred.device, dtype=pred.dtype)
+        # (3,) @ B×3×(H·W): one pass over the channels (a matrix product; tensordot/einsum copy first)
+        return (luma @ pred[:, :3].reshape(b, 3, h * w)).reshape(b, h, w)
+    return pred.mean(dim=1)
+
+
+def ring_half_width(radius: torch.Tensor, *, min_bins: float = 2.0, rel_width: float = 0.05) -> torch.Tensor:
+    """Half-width of the ring around ``radius`` (bins): ``max(min_bins, rel_width · radius)``.
+
+    ``min_bins = 2`` is the half-width of the Hann window's main lobe; the relative part keeps a slowly
+    drifting period (perspective) inside its ring.
+    """
+    return torch.clamp(rel_width * radius, min=min_bins)
+
+
+def energy_ratios(spec: Spectrum, fstar: torch.Tensor, *, min_bins: float = 2.0, rel_width: float = 0.05,
+                  axis_half_width: float = 1.0) -> dict[str, torch.Tensor]:
+    """``E2f_over_Ef``, ``Ehalf_over_Ef`` and ``axis_ratio_at_f``, each ``(N,)``.
+
+    ``E(r)`` is the energy (summed power |F|², both half-planes) of the Hann-windowed, detrended image in the
+    ring ``|ρ − r| ≤ ring_half_width(r)`` (resolved to 1/4 bin), never including ρ < 1 (the DC).
+    ``axis_ratio_at_f`` is the share of ``E(f*)`` within ``axis_half_width`` bins of the kx = 0 or ky = 0
+    axis. NaN where f* is NaN.
+    """
+    hist = radial_hist(spec.power, spec)
+    f = torch.nan_to_num(fstar, nan=0.0)
+
+    def energy(h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        return ring_sum(h, r, ring_half_width(r, min_bins=min_bins, rel_width=rel_width), min_radius=1.0)
+
+    # The axis bins are a few rows (|ky| <= a) and columns (kx <= a): sum the ring over those lines only.
+    s, _c = spec.power.shape[-2:]
+    a = math.floor(axis_half_width)
+    rows = torch.cat([torch.arange(0, a + 1), torch.arange(s - a, s)]).to(spec.power.device)
+    cols = torch.arange(0, a + 1, device=spec.power.device)
+    half = ring_half_width(f, min_bins=min_bins, rel_width=rel_width)[:, None, None]
+
+    def axis_energy(p: torch.Tensor, rad: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
+        ring = ((rad[None] - f[:, None, None]).abs() <= half) & (rad[None] >= 1.0)
+        return (p * wt * ring).sum(dim=(-2, -1))
+
+    row_part = axis_energy(spec.power[:, rows], spec.radius[rows], spec.weight[rows])
+    col_keep = (spec.ky[:, cols].abs() > a).to(spec.power.dtype)  # rows |ky| <= a are already counted
+    col_part = axis_energy(spec.power[:, :, cols], spec.radius[:, cols], spec.weight[:, cols] * col_keep)
+    e_axis = row_part + col_part
+    ef, e2, eh = energy(hist, f), energy(hist, 2 * f), energy(hist, 0.5 * f)
+    tiny = torch.finfo(hist.dtype).tiny
+    ok = torch.isfinite(fstar) & (ef > 0)
+    nan = torch.full_like(ef, float("nan"))
+    return {"E2f_over_Ef": torch.where(ok, e2 / ef.clamp_min(tiny), nan),
+            "Ehalf_over_Ef": torch.where(ok, eh / ef.clamp_min(tiny), nan),
+            "axis_ratio_at_f": torch.where(ok, e_axis / ef.clamp_min(tiny), nan)}
+
+
+def checkerboard_scores(spec: Spectrum, total_energy: torch.Tensor, *, strides: Sequence[int] = (2, 8),
+                        kstar: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Relative amplitude of the stride grids: ``sqrt(E_grid / E_total)`` per stride, each ``(N,)``.
+
+    For a stride ``s`` the grid is every frequency ``(i/s, j/s)`` cycles/px of the full plane except (0, 0);
+    ``E_grid`` sums the 3×3 full-plane bins around each grid point of ``spec`` (the Hann-windowed, detrended
+    image; each full-plane bin once per point, Hermitian twins read from the stored half); ``total_energy`` is
+    the full-plane energy of the windowed image *including* its mean (``S² Σ (w·x)²``), so a ×2 upsampler
+    whose even and odd outputs have gains ``g ± δ`` scores about ``δ/g``. A bilinear ×2 upsampler leaves
+    almost nothing there (≈ 0). Grid points within 2 bins + 3 % of a point ``a·k* + b·k*⊥`` (|a|, |b| ≤ 8)
+    of the lattice of the texture's own fundamental ``kstar`` (``N×2`` bins) are skipped: a tile period of
+    8 px is not a VAE grid (consequence: a checkerboard is invisible on textures of period ≤ 16 px, whose
+    8th harmonic reaches Nyquist). A zero ``kstar`` (no texture) skips nothing. Pass the reference's
+    fundamental when there is one: a grid strong enough to become the output's own fundamental would
+    otherwise hide itself (without a reference an 8-px grid and an 8-px tile cannot be told apart).
+    Keys: ``checkerboard_s{stride}``.
+    """
+    power = spec.power
+    n, s, _c = power.shape
+    dev = power.device
+    out: dict[str, torch.Tensor] = {}
+    tiny = torch.finfo(power.dtype).tiny
+    offs = torch.arange(-1, 2, device=dev)
+    for stride in strides:
+        # Every grid frequency of the full plane but (0, 0), signed cycles/px in (−½, ½]: the two points of a
+        # Hermitian pair both count, as both twins count in the total energy.
+        f = [(i if 2 * i <= stride else i - stride) / stride for i in range(stride)]
+        pts = [(a, b) for a in f for b in f if (a, b) != (0.0, 0.0)]
+        if not pts:
+            continue
+        fy = torch.tensor([a for a, _ in pts], device=dev, dtype=power.dtype)
+        fx = torch.tensor([b for _, b in pts], device=dev, dtype=power.dtype)
+        yy = (torch.round(fy * s).long()[:, None, None] + offs[None, :, None]).expand(-1, 3, 3).reshape(1, -1)
+        xx = (torch.round(fx * s).long()[:, None, None] + offs[None, None, :]).expand(-1, 3, 3).reshape(1, -1)
+        # The 3×3 full-plane bins around each point (read from the stored half plane).
+        e_pts = gather_power(power, yy.expand(n, -1), xx.expand(n, -1)).reshape(n, len(pts), 9).sum(dim=-1)
+        keep = torch.ones(n, len(pts), dtype=torch.bool, device=dev)
+        if kstar is not None:
+            ks = torch.nan_to_num(kstar, nan=0.0).to(power.dtype)  # N×2 (ky, kx) bins
+            kp = torch.stack([-ks[:, 1], ks[:, 0]], dim=1)
+            k2 = (ks ** 2).sum(dim=1).clamp_min(1e-12)
+            alias = lambda t: torch.where(t == 0.5, -t, t)  # ±S/2 is one frequency: test both
+            for gy, gx in ((fy, fx), (alias(fy), fx), (fy, alias(fx)), (alias(fy), alias(fx))):
+                g = torch.stack([gy, gx], dim=1) * s  # P×2 bins
+                a_ = (g @ ks.T).T / k2[:, None]  # N×P lattice coordinates along k*
+                b_ = (g @ kp.T).T / k2[:, None]  # ... and along k*⊥
+                ra, rb = a_.round(), b_.round()
+                ly = ra * ks[:, :1] + rb * kp[:, :1]
+                lx = ra * ks[:, 1:] + rb * kp[:, 1:]
+                dist = torch.sqrt((g[None, :, 0] - ly) ** 2 + (g[None, :, 1] - lx) ** 2)
+                tol = 2.0 + 0.03 * torch.sqrt((g ** 2).sum(dim=1))[None]
+                near = (dist <= tol) & (ra.abs() <= 8) & (rb.abs() <= 8) & (k2[:, None] > 1e-6)
+                keep &= ~near
+        e = (e_pts * keep).sum(dim=1)
+        out[f"checkerboard_s{stride}"] = torch.sqrt(e / total_energy.clamp_min(tiny)).clamp(0.0, 1.0)
+    return out
+
+
+def _border_axis_lines(u: torch.Tensor, a: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`~trackdiag.functional.spectral.axis_lines` of Moisan's border-jump image ``v`` of ``u``
+    (``N×H×W``),
+    computed from the four border lines only (``v`` is zero inside): O((H + W)·a) instead of O(H·W·a).
+
+    ``v = r + c``: ``r`` holds the top/bottom jump ``dv = u[H−1] − u[0]`` on row 0 (+) and row H−1 (−),
+    ``c`` the left/right jump ``dh = u[:, W−1] − u[:, 0]`` on column 0 (+) and column W−1 (−).
+    """
+    _n, h, w = u.shape
+    dt = u.dtype
+    dv = u[:, -1, :] - u[:, 0, :]  # N×W
+    dh = u[:, :, -1] - u[:, :, 0]  # N×H
+    ky = torch.arange(-a, a + 1, device=u.device, dtype=dt)
+    kx = torch.arange(0, a + 1, device=u.device, dtype=dt)
+    y = torch.arange(h, device=u.device, dtype=dt)
+    x = torch.arange(w, device=u.device, dtype=dt)
+    ey = torch.polar(torch.ones(len(ky), h, device=u.device, dtype=dt), -2 * math.pi * ky[:, None] * y / h)
+    ex = torch.polar(torch.ones(w, len(kx), device=u.device, dtype=dt), -2 * math.pi * x[:, None] * kx / w)
+    cdv, cdh = dv.to(ey.dtype), dh.to(ey.dtype)
+    # Rows (projection over y): r contributes (1 − e^{−2πik(H−1)/H})·dv(x); c only at x = 0 and x = W−1.
+    m = (1 - ey[:, -1])[None, :, None] * cdv[:, None, :]  # N×(2a+1)×W
+    proj_dh = cdh @ ey.T  # N×(2a+1): Σ_y dh(y) e^{−2πiky/H}
+    m[:, :, 0] += proj_dh
+    m[:, :, -1] -= proj_dh
+    rows = torch.fft.fft(m, dim=-1)[..., : w // 2 + 1]
+    # Columns (projection over x): c contributes dh(y)·(1 − e^{−2πik(W−1)/W}); r only at y = 0 and y = H−1.
+    q = cdh[:, :, None] * (1 - ex[-1])[None, None, :]  # N×H×(a+1)
+    proj_dv = cdv @ ex  # N×(a+1)
+    q[:, 0, :] += proj_dv
+    q[:, -1, :] -= proj_dv
+    cols = torch.fft.fft(q, dim=-2)
+    return rows, cols
+
+
+def border_cross(u: torch.Tensor, *, axis_half_width: int = 1,
+                 min_radius: float = 2.0) -> dict[str, torch.Tensor]:
+    """Border-cross index of ``N×H×W`` mean-removed images (no window), each value ``(N,)``.
+
+    The periodic-plus-smooth decomposition (Moisan 2011) splits the raw DFT ``U = P + S``: ``P`` is the
+    periodic component, ``S = V / D`` the smooth component forced by the jumps between opposite frame
+    borders (``V``: DFT of the border-jump image, ``D = 2cos(2πky/H) + 2cos(2πkx/W) − 4``). On the axis
+    lines (bins within ``axis_half_width`` of kx = 0 or ky = 0, radius ≥ ``min_radius`` bins) the index is the
+    **median** over bins of ``|S|² / (|S|² + |P|²)``: the typical share of an axis bin's energy that the
+    frame borders put there. ≈ 0 when the frame is periodic, even for a texture whose lines are exactly on
+    the axes (its harmonics are a few strong bins; the median ignores them); → 1 when the cross comes from
+    the borders. ``axis_energy_frac_nohann`` = ``E_axis(U) / E(U)`` (DC excluded). Only the axis lines of
+    the spectra are computed (:func:`~trackdiag.functional.spectral.axis_lines`).
+    """
+    _n, h, w = u.shape
+    a = int(axis_half_width)
+    dt = u.dtype
+    side = max(h, w)
+    ru, cu = axis_lines(u, a)
+    rv, cv = _border_axis_lines(u, a)
+    ky_r = torch.arange(-a, a + 1, device=u.device, dtype=dt)[:, None]  # rows' ky
+    kx_r = torch.arange(0, w // 2 + 1, device=u.device, dtype=dt)[None, :]
+    ky_c = torch.fft.fftfreq(h, d=1.0 / h, device=u.device, dtype=dt)[:, None]  # cols' ky
+    kx_c = torch.arange(0, a + 1, device=u.device, dtype=dt)[None, :]
+
+    def den(ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
+        d = 2 * torch.cos(2 * math.pi * ky / h) + 2 * torch.cos(2 * math.pi * kx / w) - 4
+        return torch.where((ky == 0) & (kx == 0), torch.ones_like(d), d)
+
+    def weight(kx: torch.Tensor) -> torch.Tensor:
+        wt = torch.where(kx == 0, torch.ones_like(kx), torch.full_like(kx, 2.0))
+        return torch.where((kx == w / 2) & (w % 2 == 0), torch.ones_like(wt), wt)
+
+    def radius(ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt((ky * side / h) ** 2 + (kx * side / w) ** 2)
+
+    keep_r = (radius(ky_r, kx_r) >= min_radius) & ~((ky_r == 0) & (kx_r == 0))
+    # Columns: skip the rows |ky| <= a, already among the row lines.
+    keep_c = (radius(ky_c, kx_c) >= min_radius) & (ky_c.abs() > a)
+    s_r, s_c = rv / den(ky_r, kx_r), cv / den(ky_c, kx_c)
+    p_r, p_c = ru - s_r, cu - s_c
+
+    def pw(z: torch.Tensor) -> torch.Tensor:
+        return (z.real.square() + z.imag.square()).flatten(1)
+
+    s2 = torch.cat([pw(s_r), pw(s_c)], dim=1)
+    p2 = torch.cat([pw(p_r), pw(p_c)], dim=1)
+    u2 = torch.cat([pw(ru), pw(cu)], dim=1)
+    keep = torch.cat([keep_r.expand(ru.shape[1:]).flatten(), keep_c.expand(cu.shape[1:]).flatten()])
+    keep_c_off = (ky_c.abs() > a) * ~((ky_c == 0) & (kx_c == 0))
+    wts = torch.cat([(weight(kx_r) * keep_r).expand(ru.shape[1:]).flatten(),
+                     (weight(kx_c) * keep_c_off).expand(cu.shape[1:]).flatten()])
+    tot = s2 + p2
+    ok = keep[None] & (tot > 1e-12 * tot.amax(dim=1, keepdim=True))
+    share = torch.where(ok, s2 / tot.clamp_min(torch.finfo(dt).tiny), torch.full_like(tot, float("nan")))
+    index = torch.nan_to_num(share.nanmedian(dim=1).values, nan=0.0)
+    eu_axis = (u2 * wts).sum(dim=1)
+    eu = float(h * w) * u.square().sum(dim=(-2, -1)) - u.sum(dim=(-2, -1)).square()
+    tiny = torch.finfo(dt).tiny
+    return {
+        "border_cross_index": index,
+        "axis_energy_frac_nohann": torch.where(eu > 0, (eu_axis / eu.clamp_min(tiny)).clamp(0.0, 1.0),
+                                               torch.zeros_like(eu)),
+    }
+
+
+def shift_mse(x: torch.Tensor, valid: torch.Tensor, *, weights: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean squared change under a 1-px shift along x and along y, over pairs of valid pixels.
+
+    ``x`` ``N×H×W`` (invalid pixels may hold anything finite), ``valid`` ``N×H×W`` bool → ``(dx1, dy1)``,
+    ``(N,)``; NaN when no pair is valid. ``weights`` = ``valid`` as float, when the caller has it.
+    """
+    vf = valid.to(x.dtype) if weights is None else weights
+    xv = x * vf
+    out = []
+    for d in (-1, -2):
+        n = x.shape[d]
+        pair = vf.narrow(d, 1, n - 1) * vf.narrow(d, 0, n - 1)
+        diff = (xv.narrow(d, 1, n - 1) - xv.narrow(d, 0, n - 1)).mul_(pair)  # pair ∈ {0, 1}
+        out.append(torch.linalg.vector_norm(diff, dim=(-2, -1)).square() / pair.sum(dim=(-2, -1)))
+    return out[0], out[1]
+
+
+def _box_frequencies(center: torch.Tensor, reach: int,
+                     dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer frequencies ``center ± (reach + 1)`` (``center`` ``N×2``: ky, kx): ``(ky, kx)``, each
+    ``N×b`` with ``b = 2·reach + 3`` (one extra bin on each side for the parabola)."""
+    offs = torch.arange(-reach - 1, reach + 2, device=center.device, dtype=dtype)
+    return center[:, :1].to(dtype) + offs[None], center[:, 1:].to(dtype) + offs[None]
+
+
+def _dft_box_power(z: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, side: int) -> torch.Tensor:
+    """``|DFT|²`` of ``z`` (``N×H×W``, on the ``side×side`` grid) at the frequencies ``ky × kx`` (``N×b``
+    each) only, by two matrix products (no full FFT): ``N×b×b``."""
+    _n, h, w = z.shape
+    b = ky.shape[1]
+    y = torch.arange(h, device=z.device, dtype=z.dtype)
+    x = torch.arange(w, device=z.device, dtype=z.dtype)
+    py = -2 * math.pi * ky[:, :, None] * y[None, None, :] / side  # N×b×H
+    px = -2 * math.pi * x[None, :, None] * kx[:, None, :] / side  # N×W×b
+    m = torch.cat([torch.cos(py), torch.sin(py)], dim=1) @ z  # N×2b×W, real
+    box = torch.complex(m[:, :b], m[:, b:]) @ torch.polar(torch.ones_like(px), px)  # N×b×b
+    return box.real.square() + box.imag.square()
+
+
+def _box_peak_radius(pw: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
+    """Sub-bin radius of the strongest inner coefficient of a power box (``N×b×b`` at frequencies
+    ``ky × kx``, ``N×b`` each), refined by a 3-point log-parabola along each axis: ``(N,)``."""
+    n, b, _ = pw.shape
+    inner = pw[:, 1:-1, 1:-1].reshape(n, -1)
+    j = inner.argmax(dim=1)
+    iy, ix = j // (b - 2) + 1, j % (b - 2) + 1
+    lp = torch.log(pw.clamp_min(torch.finfo(pw.dtype).tiny))
+    ar = torch.arange(n, device=pw.device)
+
+    def off(lm: torch.Tensor, lc: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        den = lm - 2 * lc + lq
+        d = 0.5 * (lm - lq) / torch.where(den < 0, den, torch.full_like(den, -1.0))
+        return torch.where(den < 0, d, torch.zeros_like(d)).clamp(-0.5, 0.5)
+
+    lc = lp[ar, iy, ix]
+    fy = ky[ar, iy] + off(lp[ar, iy - 1, ix], lc, lp[ar, iy + 1, ix])
+    fx = kx[ar, ix] + off(lp[ar, iy, ix - 1], lc, lp[ar, iy, ix + 1])
+    return torch.sqrt(fy.square() + fx.square())
+
+
+def resize_metrics(x: torch.Tensor, valid: torch.Tensor | None, signal: torch.Tensor, weights: torch.Tensor,
+                   spec: Spectrum, fstar: torch.Tensor, peak_index: torch.Tensor, *, factor: float = 0.5,
+                   reach: int = 3) -> dict[str, torch.Tensor]:
+    """``resize_mse_downUp`` and ``resize_delta_r``, each ``(N,)``.
+
+    The image is resized by ``factor`` (bilinear with antialiasing) and back to its size (bilinear). The MSE
+    between the two is taken over valid pixels (``valid`` None: all; invalid ones are filled with the valid
+    mean first). The shift of f* is the sub-bin radius of the strongest coefficient within ±``reach`` bins
+    of f*'s coefficient (``peak_index``, ``N×2``) after the round trip minus the same before it (bins of the
+    original grid; only that small box of the DFT is computed): negative when the round trip moved the
+    pattern to lower frequencies. ``signal``, ``weights`` and ``spec`` are the prepared original (from
+    :func:`~trackdiag.functional.spectral.analyze_periodicity`); the round-tripped image gets the same
+    detrending
+    polynomial and window (``signal + (up − x) · weights``), so only the resize differs.
+    """
+    _n, h, w = x.shape
+    if valid is None:
+        filled = x[:, None]
+    else:
+        vf = valid.to(x.dtype)
+        mean = (x * vf).sum(dim=(-2, -1)) / vf.sum(dim=(-2, -1)).clamp_min(1.0)
+        filled = torch.where(valid, x, mean[:, None, None])[:, None]
+    dh, dw = max(1, round(h * factor)), max(1, round(w * factor))
+    down = F.interpolate(filled, size=(dh, dw), mode="bilinear", antialias=True, align_corners=False)
+    diff = F.interpolate(down, size=(h, w), mode="bilinear", align_corners=False)[:, 0] - filled[:, 0]
+    if valid is None:
+        mse = torch.linalg.vector_norm(diff, dim=(-2, -1)).square() / float(h * w)
+    else:
+        mse = torch.linalg.vector_norm(diff * vf, dim=(-2, -1)).square() / vf.sum(dim=(-2, -1)).clamp_min(1.0)
+    # f*'s coefficient as signed integer frequencies (ky in FFT order → signed).
+    s = spec.side
+    center = torch.stack([torch.where(peak_index[:, 0] > s // 2, peak_index[:, 0] - s, peak_index[:, 0]),
+                          peak_index[:, 1]], dim=1)
+    ky, kx = _box_frequencies(center, reach, x.dtype)
+    # Before the round trip the box is a piece of the spectrum already taken; after it, a small direct DFT.
+    before = gather_power(spec.power, ky.long()[:, :, None].expand(-1, -1, ky.shape[1]),
+                          kx.long()[:, None, :].expand(-1, ky.shape[1], -1))
+    after = _dft_box_power(torch.addcmul(signal, diff, weights), ky, kx, s)
+    delta = _box_peak_radius(after, ky, kx) - _box_peak_radius(before, ky, kx)
+    ok = torch.isfinite(fstar) & (fstar > 0)
+    return {"resize_mse_downUp": mse,
+            "resize_delta_r": torch.where(ok, delta, torch.full_like(delta, float("nan")))}
+
+
+def _fft_log_map(signal: torch.Tensor, side: int, max_side: int) -> torch.Tensor:
+    """``log10`` power spectrum of one ``H×W`` image on the ``side×side`` grid, centred (DC in the middle) and
+    max-pooled to at most ``max_side`` px: ``h×w``."""
+    pw = torch.fft.fft2(signal, s=(side, side))
+    p = torch.fft.fftshift(pw.real.square() + pw.imag.square())
+    k = max(1, math.ceil(side / max_side))
+    if k > 1:
+        p = F.max_pool2d(p[None, None], kernel_size=k, stride=k, ceil_mode=True)[0, 0]
+    return torch.log10(p + p.amax() * 1e-12 + torch.finfo(p.dtype).tiny)
+
+
+def _shrink(m: torch.Tensor, max_side: int) -> torch.Tensor:
+    h, w = m.shape[-2:]
+    if max(h, w) <= max_side:
+        return m
+    sc = max_side / max(h, w)
+    size = (max(1, round(h * sc)), max(1, round(w * sc)))
+    return F.interpolate(m[None, None], size=size, mode="area")[0, 0]
+
+
+def spectrum_distance(a: Spectrum, b: Spectrum, *, height: int, width: int, min_period_px: float = 3.0,
+                      points: int = 128) -> torch.Tensor:
+    """Distance between two radially averaged windowed power spectra, in **octaves of period**: the
+    earth mover's (Wasserstein-1) distance between their energy distributions over ``log2(period)``.
+
+    ``a``: the output's :class:`Spectrum` (``N`` images, side ``S``); ``b``: the reference's (1 image, side
+    ``s``). Each ring's energy (mean power × circumference) is read at periods from ``min_period_px`` to
+    a quarter of the output's shorter side, on a common log grid of ``points`` periods, normalised to a
+    distribution; the distance is ``∫ |CDF_a − CDF_b| d log2(period)``. 0 for the same spectrum shape
+    whatever the contrast; 1 when all the energy moved by one octave (a doubled or halved period).
+    Returns ``(N,)``.
+    """
+    lo, hi = math.log2(max(2.0, min_period_px)), math.log2(max(4.0, 0.25 * min(height, width)))
+    grid = torch.linspace(lo, hi, points, device=a.power.device, dtype=a.power.dtype)
+
+    def dist(spec: Spectrum) -> torch.Tensor:
+        prof = radial_profile(spec.power)  # N×(S/2+1)
+        side = spec.side
+        r = side / torch.exp2(grid)  # the radius (bins) of each period
+        e = prof * torch.arange(prof.shape[1], device=prof.device, dtype=prof.dtype)
+        i0 = r.floor().long().clamp(0, prof.shape[1] - 2)
+        f = (r - i0.to(r.dtype)).clamp(0, 1)
+        val = e[:, i0] * (1 - f) + e[:, i0 + 1] * f
+        return val / val.sum(dim=1, keepdim=True).clamp_min(torch.finfo(val.dtype).tiny)
+
+    da, db = dist(a), dist(b)
+    step = (hi - lo) / (points - 1) if points > 1 else 0.0
+    return (da.cumsum(dim=1) - db.cumsum(dim=1)).abs().sum(dim=1) * step
+
+
+REF_AREA_KEYS = ("ref_doubled_frac", "ref_halved_frac", "ref_same_frac", "ref_measured_frac")
+
+
+REF_OWN_KEYS = ("ref_E2f_over_Ef", "ref_Ehalf_over_Ef", "ref_acf_period_px")
+
+
+def ref_own_ratios(rper: Any, p: TilingParams) -> dict[str, torch.Tensor]:
+    """The reference's own ``E(2f)/E(f)`` and ``E(f/2)/E(f)`` at its own f* (``ref_E2f_over_Ef``,
+    ``ref_Ehalf_over_Ef``, ``(1,)`` each), with the rings of :func:`energy_ratios`.
+
+    They are what the output's ratios at the reference's f* (``E2f_over_Ef``, ``Ehalf_over_Ef``) read when
+    the output keeps the reference's scale, whatever period the reference was read at: a reference read at
+    half its period (its fundamental taken for a harmonic) has its fundamental at f/2, and so has a clean
+    output. A doubled output instead reads ``1 / ref_E2f_over_Ef`` there (its f/2 is the reference's f),
+    a halved one ``1 / ref_Ehalf_over_Ef`` at 2f.
+    """
+    r = energy_ratios(rper.spec, rper.radius_bin, min_bins=p.ring_min_bins, rel_width=p.ring_rel_width,
+                      axis_half_width=p.axis_half_width_bins)
+    return {"ref_E2f_over_Ef": r["E2f_over_Ef"], "ref_Ehalf_over_Ef": r["Ehalf_over_Ef"]}
+
+
+def local_min_period(ds: int, *, min_period_px: float) -> float:
+    """Shortest period (original px) the local-period map searches at downsampling ``ds``
+    (:func:`~trackdiag.analyzers.bands.local_period_map`: 4 downsampled px, and ``min_period_px``)."""
+    return max(float(min_period_px), 4.0 * ds)
+
+
+def ref_departure(lp: Any, ref_period: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Where the output's local period departs from the reference's (``(B,)`` each).
+
+    Every window of the local-period map (``lp``, :func:`~trackdiag.analyzers.bands.local_period_map`) with a
+    period is classed by its ratio ``q`` to ``ref_period`` (``(B,)``) on a log scale: *doubled* when ``q`` is
+    nearer 2 than 1 (``√2 ≤ q ≤ 2√2``), *halved* when nearer ½ (``1/(2√2) ≤ q ≤ 1/√2``), *same* when
+    nearer 1 (``1/√2 < q < √2``); the rest (harmonics at 3× and more) departs too. The window's scalar
+    period only: its per-axis periods added nothing but noise on clean walls. Returns the shares of the
+    measured windows (``ref_doubled_frac``, ``ref_halved_frac``, ``ref_same_frac``) and the share of windows
+    measured (``ref_measured_frac``; windows outside the mask or without a clear peak are not).
+    """
+    per = lp.period_px
+    b = per.shape[0]
+    rp = ref_period.reshape(b, 1, 1)
+    r2 = math.sqrt(2.0)
+    q = per / rp
+    meas = torch.isfinite(q)
+    dbl = meas & (q >= r2) & (q <= 2 * r2)
+    hlf = meas & (q <= 1 / r2) & (q >= 1 / (2 * r2))
+    n = meas.flatten(1).sum(dim=1).to(per.dtype)
+    den = n.clamp_min(1.0)
+    nan = torch.full_like(n, float("nan"))
+    frac = lambda m: torch.where(n > 0, m.flatten(1).sum(dim=1).to(per.dtype) / den, nan)
+    return {"ref_doubled_frac": frac(dbl), "ref_halved_frac": frac(hlf),
+            "ref_same_frac": frac(meas & (q > 1 / r2) & (q < r2)),
+            "ref_measured_frac": n / float(max(1, per[0].numel()))}
+
+
+def _lattice_keys(per: Any, side: int, *, prefix: str) -> dict[str, torch.Tensor]:
+    """``lattice_t1_px``, ``lattice_t2_px``, their angles (degrees in [0, 180), from the +x axis, y down),
+    ``period_x_px``, ``period_y_px`` and ``lattice_prominence`` of an :func:`analyze_periodicity` result made
+    with ``lattice=True`` (keys prefixed with ``prefix``)."""
+    lat = per.lattice
+    t1, t2 = real_basis(lat.f, lat.g, side)
+    px, py = axis_periods(t1, t2)
+
+    def angle(t: torch.Tensor) -> torch.Tensor:
+        return torch.remainder(torch.rad2deg(torch.atan2(t[:, 0], t[:, 1])), 180.0)
+
+    return {f"{prefix}lattice_t1_px": t1.norm(dim=1), f"{prefix}lattice_t2_px": t2.norm(dim=1),
+            f"{prefix}lattice_t1_angle_deg": angle(t1), f"{prefix}lattice_t2_angle_deg": angle(t2),
+            f"{prefix}period_x_px": px, f"{prefix}period_y_px": py,
+            f"{prefix}lattice_prominence": lat.prominence}
+
+
+def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingParams
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lattice period of the frame's central half (``x`` ``N×H×W`` finite, ``valid`` optional 0/1):
+    ``(N,)`` px, NaN where the crop has no lattice, and the crop's periodicity score ``(N,)``. On a wall seen
+    at an angle the period varies half as much there as over the frame, and the truth's period is the
+    centre's."""
+    h, w = x.shape[-2:]
+    ys, xs = slice(h // 4, h - h // 4), slice(w // 4, w - w // 4)
+    xc = x[:, ys, xs]
+    vc = None if valid is None else valid[:, ys, xs]
+    per = analyze_periodicity(xc, valid=vc, min_period_px=p.min_period_px, max_period_frac=CENTRE_CROP_FRAC,
+                              rel_power=p.rel_power, harmonic_tol=p.harmonic_tol,
+                              detrend_order=p.detrend_order, clean=True, taper=valid is not None,
+                              lattice=True)
+    nan = torch.full_like(per.period_px, float("nan"))
+    return torch.where(per.lattice.found, per.period_px, nan), per.score
+
+
+def _frame_doubled_period(gl: torch.Tensor, cen: torch.Tensor, cc: torch.Tensor, *, window_px: int,
+                          crop_score: torch.Tensor | None = None) -> torch.Tensor:
+    """The period to report on a fronto-parallel wall whose frame lattice was pulled to twice the period by a
+    zone or band at 2× (or by a 1-D texture's second harmonic): ``(N,)`` px, NaN where the frame's lattice
+    stands.
+
+    ``gl`` the frame's lattice period, ``cen`` the local map's (:func:`~.bands.centre_period`), ``cc`` the
+    central half's lattice period (``(N,)`` each; ``crop_score`` its score, ``(N,)``, optional). The map
+    reads each window's own period, so where the frame reads ``FRAME_DOUBLE`` × the map (about 2×), the crop
+    does not contradict it (it agrees within ``CENTRE_AGREE`` with the frame or the map, or reads
+    ``FRAME_DOUBLE`` × the map itself, or has no lattice: NaN or scoring below ``CENTRE_CROP_SCORE``), and
+    the map's period fits ``REF_MAP_CYCLES`` times in a window (``window_px``: a period the windows cannot
+    hold is read at a harmonic), the map's period is reported, or the crop's where it agrees with the map.
+    """
+    q, qc = gl / cen, cc / cen
+    near = lambda a, b: (a / b - 1.0).abs() <= CENTRE_AGREE  # NaN: False
+    two = lambda r: torch.isfinite(r) & (r >= FRAME_DOUBLE[0]) & (r <= FRAME_DOUBLE[1])
+    no_crop = ~torch.isfinite(cc)
+    if crop_score is not None:
+        no_crop = no_crop | (crop_score < CENTRE_CROP_SCORE)
+    doubled = (two(q) & (cen <= window_px / REF_MAP_CYCLES)
+               & (near(cc, gl) | near(cc, cen) | two(qc) | no_crop))
+    nan = torch.full_like(gl, float("nan"))
+    return torch.where(doubled, torch.where(near(cc, cen) & ~no_crop, cc, cen), nan)
+
+
+def _only_where(sel: torch.Tensor, keys: Sequence[str], like: torch.Tensor,
+                fn: Callable[[torch.Tensor | None], Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """``{key: (B,)}`` of ``fn`` where ``sel`` (``(B,)`` bool) holds and NaN elsewhere (``like``'s dtype):
+    keys that are used on those images only. ``fn(idx)`` computes ``keys`` on the images ``idx`` (``(K,)``
+    long; None: all of them); on the CPU only the selected images are computed
+    (:func:`~trackdiag.functional.rows.on_rows`)."""
+    return on_rows(sel, fn, fills=dict.fromkeys(keys, float("nan")), like=like)
+
+
+def _pair_keys(x: torch.Tensor, vf: torch.Tensor, per: Any, side: int, wst: Mapping[str, torch.Tensor],
+               tx: torch.Tensor, ty: torch.Tensor, centre_scale: torch.Tensor, p: TilingParams,
+               rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The real-space 2×-region keys (:func:`.bands.pair_doubling_keys`): the wall's lattice vectors brought
+    to the frame centre's period (``centre_scale`` = reported / global period: 1 on fronto-parallel walls),
+    each window's expected scale from the window grid's perspective trend (the local map's where it has
+    none). ``rows``: only these images (``(K,)`` long; None: all)."""
+    t1, t2 = real_basis(per.lattice.f, per.lattice.g, side)
+    cs = torch.nan_to_num(centre_scale, nan=1.0)[:, None]
+    trx = torch.where(torch.isfinite(wst["persp_trend_x"]), wst["persp_trend_x"], tx)
+    try_ = torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty)
+    if rows is not None:
+        x, vf, t1, t2, cs, trx, try_ = (a[rows] for a in (x, vf, t1, t2, cs, trx, try_))
+    return pair_doubling_keys(x, vf, t1=t1 * cs, t2=t2 * cs, trend_x=trx, trend_y=try_,
+                              window_frac=p.local_window_frac, overlap=p.local_overlap,
+                              max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample)
+
+
+def _region_room(lattice_t1_px: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(N,)`` bool: the images whose 2×-period region maps (``doubling_*``, ``pair_*``) are computed; NaN
+    elsewhere. Not where the frame holds fewer than ``MIN_REGION_PERIODS`` of the wall's shortest lattice
+    vector (``lattice_t1_px``, ``(N,)``) along its shorter side, nor without a lattice (no period, so no
+    "twice the period": white noise and an untrained network's outputs read a doubled zone in the spectral
+    map): the maps' windows (a quarter and an eighth of the side) then hold about one period, and clean tile
+    crops of 64-128 px with four periods across read zones and bands."""
+    return (min(height, width) / lattice_t1_px) >= MIN_REGION_PERIODS  # NaN lattice: False
+
+
+def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref: torch.Tensor | None = None,
+                   params: TilingParams | None = None, maps: bool = True) -> dict[str, torch.Tensor]:
+    """Every tiling metric of a batch, on ``pred``'s device, with no host synchronisation.
+
+    Args:
+        pred: ``B×C×H×W`` in [0, 1] (NaN/Inf pixels are dropped and counted in ``nonfinite_frac``).
+        mask: optional ``B×1×H×W`` / ``1×H×W`` / ``H×W`` (> 0.5 = wall): only wall pixels count.
+        ref: optional reference texture ``C×h×w`` / ``1×C×h×w`` / ``h×w`` (any size): f* becomes its
+            fundamental expressed in ``pred``'s bins.
+        params: :class:`TilingParams` (defaults when None).
+        maps: also return the figure maps of sample 0 (keys ``"map/..."``).
+
+    Returns:
+        ``{key: (B,) tensor}`` for every metric (see ``docs/tiling.md``), plus ``"map/..."`` tensors.
+    """
+    p = params or TilingParams()
+    pred = check_image_batch(pred, name="pred")
+    b, c, h, w = pred.shape
+    gray = luminance(pred)
+    x = torch.nan_to_num(gray, nan=0.0, posinf=0.0, neginf=0.0)
+    finite = x == gray  # False exactly at NaN / ±Inf: one comparison (isfinite makes several passes on CPU)
+    valid = finite
+    if mask is not None:
+        if isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and tuple(mask.shape) == (b, 1, h, w):
+            m = mask  # already normalised (StepInputs): no re-check, which would synchronise with the device
+        else:
+            m = normalize_mask(mask, batch=b, height=h, width=w)
+        valid = valid & m.to(pred.device)[:, 0]
+    vf = valid.to(gray.dtype)
+    valid_frac = vf.mean(dim=(-2, -1))
+    out: dict[str, torch.Tensor] = {
+        "nonfinite_frac": ((1.0 - valid_frac) if mask is None
+                           else 1.0 - finite.to(gray.dtype).mean(dim=(-2, -1))),
+        "valid_px_frac": valid_frac,
+    }
+    # x is finite and `valid` excludes what was not (clean=True skips the checks). Without a mask the window
+    # is exactly Hann (non-finite pixels get weight 0, untapered) and the cheaper unmasked paths are taken.
+    vmask = None if mask is None else valid
+    # the mask's tapered weights: the global spectrum's window and the strips' and windows' weights below
+    apod = None if mask is None else apodized_weights(valid, taper_px=p.taper_px)
+    per = analyze_periodicity(x, valid=vf, min_period_px=p.min_period_px, max_period_frac=p.max_period_frac,
+                              rel_power=p.rel_power, harmonic_tol=p.harmonic_tol, taper_px=p.taper_px,
+                              detrend_order=p.detrend_order, clean=True, taper=mask is not None,
+                              lattice=True, apodized=apod)
+    s = per.spec.side
+    out["fft_side_px"] = torch.full((b,), float(s), device=pred.device, dtype=gray.dtype)
+    out["fundamental_radius_bin"] = per.radius_bin
+    out["fundamental_period_px"] = per.period_px
+    out["acf_first_peak_period_px"] = per.acf_period_px
+    out["acf_first_peak_radius_bin"] = s / per.acf_period_px
+    out["acf_peak_rho"] = per.acf_rho
+    out["fundamental_peak_ratio"] = per.peak_ratio
+    out["periodicity_score"] = per.score
+
+    nan_b = torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype)
+    fstar = per.radius_bin
+    if ref is not None:
+        r = normalize_ref(ref, channels=c).to(device=pred.device, dtype=pred.dtype)
+        rg = luminance(r)
+        # Non-finite pixels of the reference are dropped and their holes tapered (prepare() does both).
+        rper = analyze_periodicity(rg, taper=True, min_period_px=p.min_period_px, max_period_frac=0.34,
+                                   rel_power=p.rel_power, harmonic_tol=p.harmonic_tol,
+                                   detrend_order=p.detrend_order, lattice=True)
+        ref_period = rper.period_px.expand(b)
+        out["ref_period_px"] = ref_period
+        out["ref_radius_bin"] = s / ref_period
+        out["ref_periodicity_score"] = rper.score.expand(b)
+        out["period_ratio_to_ref"] = per.period_px / ref_period
+        out.update({k: v.expand(b) for k, v in _lattice_keys(rper, rper.spec.side, prefix="ref_").items()})
+        out["ref_spectrum_distance"] = spectrum_distance(per.spec, rper.spec, height=h, width=w,
+                                                         min_period_px=p.min_period_px)
+        out["ref_detail_deficit_db"] = detail_deficit_db(per.spec, rper.spec, pixels=vf.sum(dim=(-2, -1)))
+        out.update({k: v.expand(b) for k, v in ref_own_ratios(rper, p).items()})
+        out["ref_acf_period_px"] = rper.acf_period_px.expand(b)
+        fstar = s / ref_period
+    else:
+        out["ref_period_px"] = nan_b
+        out["ref_spectrum_distance"] = nan_b
+        out["ref_detail_deficit_db"] = nan_b
+        out.update({k: nan_b for k in REF_OWN_KEYS})
+        out["ref_radius_bin"] = nan_b
+        out["ref_periodicity_score"] = nan_b
+        out["period_ratio_to_ref"] = nan_b
+    out["fstar_radius_bin"] = fstar
+    out["fstar_period_px"] = s / fstar
+    out.update(energy_ratios(per.spec, fstar, min_bins=p.ring_min_bins, rel_width=p.ring_rel_width,
+                             axis_half_width=p.axis_half_width_bins))
+
+    # Stride grids by demodulation (stride 2: parity gains) and grid-line jumps (strides >= 4); both work
+    # at any texture period (trackdiag.functional.grid).
+    strides = sorted({int(k) for k in p.checkerboard_strides})
+    pg = parity_gain(x, vf)
+    out.update(pg)
+    out.update(grid_excess(x, vf, strides=tuple(k for k in strides if k >= 4)))
+    out["checkerboard_score"] = pg["checkerboard_s2"]
+    out["checkerboard_s8"] = out.get("grid_s8", torch.full((b,), float("nan"), device=pred.device,
+                                                           dtype=gray.dtype))
+    out.update(_lattice_keys(per, s, prefix=""))
+    lat = per.lattice
+    out["alias_fine_peak_frac"], out["alias_fold_peak_frac"] = fine_peak_fracs(
+        per.spec, f=lat.f, g=lat.g, lattice_ok=lat.found & (lat.radius <= s / 6.0))
+    # the same on 64-px tiles (an angled wall's folded peaks drift across the frame and smear globally)
+    out["alias_win_fine_frac"], out["alias_win_fold_frac"] = window_fold_fracs(
+        x, vf, f=lat.f, g=lat.g, lattice_ok=lat.found & (lat.radius <= s / 6.0), side=s)
+    # Where: the frame's edge strips and the seam along the mask contour.
+    # The edge strips use every finite pixel: a stripe along the frame is seen on the floor or ceiling too.
+    out.update(edge_scores(x, finite.to(gray.dtype)))
+    if mask is not None:  # the reference band one row spacing deeper on a periodic wall (tiles laid from it)
+        rows = torch.where(per.score >= APERIODIC_SCORE, per.period_px, torch.full_like(per.period_px,
+                                                                                       float("nan")))
+        out.update(mask_seam_parts(x, vf, period_px=rows))
+    else:
+        out.update({k: torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype)
+                    for k in ("mask_seam_score", "mask_seam_t", "mask_seam_agree")})
+
+    nvalid = (valid_frac * float(h * w)).clamp_min(1.0)
+    xv = x * vf
+    mean = xv.sum(dim=(-2, -1)) / nvalid
+    var = ((xv * x).sum(dim=(-2, -1)) / nvalid - mean.square()).clamp_min(0.0)
+    u = xv - mean[:, None, None] * vf
+    out.update(border_cross(u, axis_half_width=round(p.axis_half_width_bins)))
+
+    dx1, dy1 = shift_mse(xv, valid, weights=vf)
+    out["shift_mse_dx1"], out["shift_mse_dy1"] = dx1, dy1
+    tiny = torch.finfo(gray.dtype).tiny
+    out["shift_nmse_dx1"] = dx1 / (2 * var).clamp_min(tiny)
+    out["shift_nmse_dy1"] = dy1 / (2 * var).clamp_min(tiny)
+    rz = resize_metrics(x, vmask, per.signal, per.weights, per.spec, per.radius_bin, per.peak_index,
+                        factor=p.resize_factor)
+    out.update(rz)
+    out["resize_nmse_downUp"] = rz["resize_mse_downUp"] / var.clamp_min(tiny)
+
+    lp = local_period_map(x, vmask, clean=True, window_frac=p.local_window_frac, overlap=p.local_overlap,
+                          max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample,
+                          min_period_px=p.min_period_px, min_peak_ratio=p.local_min_peak_ratio,
+                          rel_power=p.rel_power)
+    bm = band_metrics(lp, doubled_range=(p.band_doubled_low, p.band_doubled_high),
+                      frac_threshold=p.band_frac_threshold)
+    out.update({k: v for k, v in bm.items() if not k.startswith("_")})
+    ty, tx = period_trend(lp, height=h, width=w)
+    out["local_period_trend_y"], out["local_period_trend_x"] = ty, tx
+    # the region maps only on frames with room for a few lattice periods (NaN elsewhere)
+    room = _region_room(out["lattice_t1_px"], h, w)
+    out.update(on_rows(room, lambda i: doubling_keys(
+        x if i is None else x[i], vf if i is None else vf[i], trend_x=tx if i is None else tx[i],
+        trend_y=ty if i is None else ty[i], window_frac=p.local_window_frac, overlap=p.local_overlap,
+        max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample),
+        fills=dict.fromkeys(region_key_names("doubling"), float("nan")), like=x))
+    # On a wall seen at an angle the global peak is smeared over the range of local periods: the period at
+    # the frame centre comes from the local map (trend-corrected median) when the two agree within
+    # CENTRE_AGREE, or when the global one is a multiple (>= CENTRE_MULTIPLE ×) of the map's.
+    cen = centre_period(lp, ty, tx, height=h, width=w)
+    gl = per.period_px
+    # strips and windows: the mask edges tapered (a hard edge inside a strip would leak into its spectrum)
+    sw = vf if apod is None else apod.to(gray.dtype)
+    wst = window_scale_trend(x, sw)  # perspective: the robust trend of a 3×3 window grid's scale
+    out.update(wst)
+    # ... and of its spectral centroid: the rules read it on aperiodic walls only (NaN on the others)
+    out.update(_only_where(per.score < APERIODIC_SCORE, ("centroid_trend_x", "centroid_trend_y"), x,
+                           lambda i: centroid_scale_trend(x if i is None else x[i],
+                                                          sw if i is None else sw[i])))
+    # angled: the window grid's trend (the local map's where the grid has none: its windows at 2–4× the
+    # period or in a zone at 2× make it fire on fronto-parallel walls, whose global lattice is right)
+    wt = torch.fmax(wst["persp_trend_x"].abs(), wst["persp_trend_y"].abs())
+    persp = torch.where(torch.isfinite(wt), wt >= PERSPECTIVE_TREND,
+                        torch.fmax(ty.abs(), tx.abs()) >= PERSPECTIVE_TREND)
+    hi_, lo_ = torch.fmax(gl, cen), torch.fmin(gl, cen)
+    rc = hi_ / lo_
+    use_c = persp & torch.isfinite(rc) & ((rc <= 1.0 + CENTRE_AGREE) | ((rc >= CENTRE_MULTIPLE) & (cen < gl)))
+    # ... or where the frame's lattice scores like an aperiodic wall's (CENTRE_CROP_SCORE): only the map is
+    use_c = use_c | (persp & torch.isfinite(cen) & (per.score < CENTRE_CROP_SCORE))
+    # ... and better, the lattice of the frame's central half, where the period varies half as much; unless it
+    # is 1.4–2.6 × the map's (a zone or band at twice the period over the centre: the map's median is not)
+    cc, out["centre_periodicity_score"] = _centre_crop_period(x, vf if mask is not None else None, p)
+    # a lattice confident in the central half is a lattice: an angled wall's global peak smears over its
+    # range of periods, a zone or band splits it (aperiodic walls score <= 0.02 there: docs/tiling.md)
+    out["frame_periodicity_score"] = out["periodicity_score"]
+    out["periodicity_score"] = torch.fmax(out["periodicity_score"], out["centre_periodicity_score"])
+    q = cc / cen
+    zone = torch.isfinite(q) & (q >= CENTRE_ZONE[0]) & (q <= CENTRE_ZONE[1])
+    # (not near the search floor, < 2 × min_period_px: an aliased wall's crop reads a folded 3-px "period";
+    # gating on the wall's periodicity_score instead would drop most angled walls, whose global peak smears)
+    # (nor where the crop's lattice scores like an aperiodic wall's: CENTRE_CROP_SCORE)
+    crop_ok = (torch.isfinite(cc) & (cc >= 2.0 * p.min_period_px)
+               & (out["centre_periodicity_score"] >= CENTRE_CROP_SCORE))
+    centre = torch.where(crop_ok, torch.where(zone, cen, cc), torch.where(use_c, cen, gl))
+    out["centre_period_px"] = cen
+    out["centre_crop_period_px"] = cc
+    out["frame_period_px"] = gl
+    front = _frame_doubled_period(gl, cen, cc, window_px=lp.window_px,
+                                  crop_score=out["centre_periodicity_score"])
+    out["fundamental_period_px"] = torch.where(persp, centre, torch.where(torch.isfinite(front), front, gl))
+    out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
+    if ref is not None:
+        # the wall's period (at the centre on an angled wall) against the reference's, and where it departs
+        out["period_ratio_to_ref"] = out["fundamental_period_px"] / out["ref_period_px"]
+        out.update(ref_departure(lp, out["ref_period_px"]))
+        out["ref_local_max_period_px"] = torch.full_like(out["ref_period_px"], lp.window_px / REF_MAP_CYCLES)
+        _, _, lds = local_geometry(h, w, window_frac=p.local_window_frac, overlap=p.local_overlap,
+                                   max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample)
+        out["ref_local_min_period_px"] = torch.full_like(out["ref_period_px"], local_min_period(
+            lds, min_period_px=p.min_period_px))
+    else:
+        out.update({k: nan_b for k in (*REF_AREA_KEYS, "ref_local_max_period_px", "ref_local_min_period_px")})
+    # (the limit: the wall's densest rows, f*; a staggered lattice's x repeat is longer than its pitch)
+    out.update(strip_band_keys(x, sw, period_x_px=per.period_px, period_y_px=per.period_px))
+    # (the pair test's lattice: the angled wall's centre correction only, as calibrated by the region rules)
+    cscale = torch.where(persp, centre, gl) / gl
+    out.update(on_rows(room, lambda i: _pair_keys(x, vf, per, s, wst, tx, ty, cscale, p, rows=i),
+                       fills=dict.fromkeys(region_key_names("pair"), float("nan")), like=x))
+    out.update(scale_trend(x, sw))
+
+    if maps:
+        side_max = p.map_max_side
+        prof = radial_profile(per.spec.power[:1])[0]
+        radii = torch.arange(prof.shape[0], device=pred.device, dtype=gray.dtype)
+        out[MAP_PREFIX + "radial_profile"] = torch.stack([radii, prof])
+        out[MAP_PREFIX + "radial_marks"] = torch.stack(list(RadialMarks(
+            fstar_bin=fstar[0], fundamental_bin=per.radius_bin[0], ref_bin=out["ref_radius_bin"][0],
+            acf_bin=s / per.acf_period_px[0], side_px=torch.tensor(float(s), device=pred.device))))[None]
+        out[MAP_PREFIX + "fft_log_hann"] = _fft_log_map(per.signal[0], s, side_max)
+        out[MAP_PREFIX + "fft_log_nohann"] = _fft_log_map(u[0], s, side_max)
+        max_lag = max(2, min(h, w) // 4)
+        acf2 = autocorrelation_map(per.signal[:1], per.weights[:1], max_lag=max_lag)[0]
+        out[MAP_PREFIX + "acf"] = _shrink(acf2, side_max)
+        out[MAP_PREFIX + "acf_profile"] = torch.stack([per.acf_lags, per.acf_profile[0]])
+        out[MAP_PREFIX + "acf_marks"] = torch.stack(list(AcfMarks(
+            acf_period_px=per.acf_period_px[0], fundamental_period_px=per.period_px[0],
+            ref_period_px=out["ref_period_px"][0],
+            max_lag=torch.tensor(float(max_lag), device=pred.device))))[None]
+        out[MAP_PREFIX + "local_period_px"] = lp.period_px[0]
+        out[MAP_PREFIX + "local_doubled"] = bm["_doubled"][0]
+        out[MAP_PREFIX + "band_row_frac"] = bm["_row_frac"][:1]
+        out[MAP_PREFIX + "band_col_frac"] = bm["_col_frac"][:1]
+        out[MAP_PREFIX + "local_geometry"] = torch.tensor([LocalGeometry(
+            window_px=float(lp.window_px), stride_px=float(lp.stride_px), height=float(h), width=float(w),
+            band_frac_threshold=p.band_frac_threshold)], device=pred.device)
+        out[MAP_PREFIX + "local_base"] = bm["band_base_period_px"][:1][None]
+    return out
