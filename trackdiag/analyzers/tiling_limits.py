@@ -39,6 +39,10 @@ REF_OWN_HALF = 1.0  # ref_Ehalf_over_Ef above: the reference may be read at half
 # seeds 1-3; a doubled running bond of the seed-7 truth sample, whose reference's stagger puts 3.5x its f*'s
 # energy at f/2, read 0.98 and was vetoed)
 REF_OWN_HALF_Z = 0.8
+REF_OWN_HALF_PEAK = 0.5  # ... nor where the reference's f/2 ring holds under half its f* ring's peak energy
+#   (ref_peak_Ehalf_over_Ef: its raw f/2 energy is plank tones or tile colours, not a fundamental)
+REF_PEAK_Z = 0.65  # the scale test on the lattice peaks alone (ref_peak_scale_test) at least this sure of a
+#   halving: the raw test's veto does not apply (the rings' broad tile-colour energy moved it)
 REF_ACF_CONFIRM = 0.05  # ... or unless the reference's autocorrelation confirms its period within 5 %
 SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
 BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band

@@ -69,7 +69,9 @@ from .tiling_limits import (
     REF_MIN_MEASURED,
     REF_MIN_PERIOD_PX,
     REF_OWN_HALF,
+    REF_OWN_HALF_PEAK,
     REF_OWN_HALF_Z,
+    REF_PEAK_Z,
     REF_SCALE_FAR,
     REF_SCALE_SEP,
     REF_SCALE_VETO,
@@ -377,9 +379,22 @@ def ref_scale_test(summary: Mapping[str, Any]) -> tuple[float, float]:
     Measured on generated walls, seeds 1–3 (docs/tiling.md): doubled walls with a right reference 0.70–1.67,
     halved 0.57–8.9, clean walls and twins ≤ 0.52.
     """
-    g = lambda k: _f(summary, k)
-    keys = ("Ehalf_over_Ef", "E2f_over_Ef", "ref_Ehalf_over_Ef", "ref_E2f_over_Ef")
-    eh, e2, reh, re2 = (g(k) for k in keys)
+    return _scale_z(summary, ("Ehalf_over_Ef", "E2f_over_Ef", "ref_Ehalf_over_Ef", "ref_E2f_over_Ef"))
+
+
+def ref_peak_scale_test(summary: Mapping[str, Any]) -> tuple[float, float]:
+    """:func:`ref_scale_test` on the spectra's prominent bins only (``peak_*`` keys, tiling_summary.
+    peak_ratios_at_ref): the lattice's peaks without the broad energy of tile colours, grout tone and
+    shading, which on a mosaic of random tile colours fills the ring below its fundamental (a halved hex
+    wall of seed 4 read the raw ``E2f_over_Ef`` 0.37 and a raw z_halved of 0.29). NaN without the keys."""
+    return _scale_z(summary, ("peak_Ehalf_over_Ef", "peak_E2f_over_Ef", "ref_peak_Ehalf_over_Ef",
+                              "ref_peak_E2f_over_Ef"))
+
+
+def _scale_z(summary: Mapping[str, Any], keys: tuple[str, str, str, str]) -> tuple[float, float]:
+    """``(z_doubled, z_halved)`` of :func:`ref_scale_test` from the four keys (output E(f/2)/E(f), output
+    E(2f)/E(f), the reference's own two)."""
+    eh, e2, reh, re2 = (_f(summary, k) for k in keys)
 
     def z(out: float, same: float, other: float) -> float:
         if not all(_fin(v) and v > 0 for v in (out, same, other)):
@@ -502,7 +517,11 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         near_h = _fin(ratio) and (abs(ratio - 0.5) <= RATIO_TOL * 0.5
                                   or (seen_h and 0.5 / r2 <= ratio <= 1 / r2))
         near_d = _fin(ratio) and (abs(ratio - 2.0) <= RATIO_TOL * 2.0 or (seen_d and r2 <= ratio <= 2 * r2))
-        halved = area_ok and (weak or seen_h) and near_h and e2v >= 0.8 or (
+        # (the energy at 2f counted on the lattice peaks too, peak_E2f_over_Ef: on a mosaic of random tile
+        # colours the raw ring at the reference's f* holds the colours' broad energy)
+        pe2 = g("peak_E2f_over_Ef")
+        e2_any = max(e2v, pe2 if _fin(pe2) else 0.0)
+        halved = area_ok and (weak or seen_h) and near_h and e2_any >= 0.8 or (
             area_ok and confident and ref_ok and departs and e2v >= HALVED_E2F and e2v > ehv)
         doubled = area_ok and (weak or seen_d) and near_d and ehv >= DOUBLED_EHALF or (
             area_ok and confident and ref_ok and departs and ehv >= 2.5 * DOUBLED_EHALF and e2v < ehv)
@@ -515,16 +534,26 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         if _fin(zd):
             spec_d = area_ok and _fin(ratio) and ratio >= r2 and not (_fin(zh) and zh >= REF_SCALE_Z)
             doubled = (doubled and zd >= REF_SCALE_VETO) or (spec_d and zd >= REF_SCALE_Z)
+        # (the same test on the lattice peaks alone, ref_peak_scale_test: where it is sure of the halving,
+        # the raw test's veto is the broad energy of tile colours or plank tones in the rings, not the scale)
+        pzd, pzh = ref_peak_scale_test(summary)
+        ev.update({"ref_peak_z_doubled": _r(pzd), "ref_peak_z_halved": _r(pzh)})
         if _fin(zh):
             spec_h = area_ok and _fin(ratio) and ratio <= 1 / r2
-            halved = (halved and zh >= REF_SCALE_VETO) or (spec_h and zh >= REF_SCALE_Z)
+            halved = (halved and (zh >= REF_SCALE_VETO or (_fin(pzh) and pzh >= REF_PEAK_Z))) or (
+                spec_h and (zh >= REF_SCALE_Z or (_fin(pzh) and pzh >= REF_PEAK_Z)))
         # a reference with as much energy at half its f* as at f* may be read at half its period (its
         # fundamental taken for a harmonic): a wall at its true period then reads the ratio 2
         reh = g("ref_Ehalf_over_Ef")
         racf = g("ref_acf_period_px")
         acf_ok = (not _fin(zd) and _fin(racf) and _fin(rp_) and rp_ > 0
                   and abs(racf / rp_ - 1.0) <= REF_ACF_CONFIRM)
-        if _fin(reh) and reh >= REF_OWN_HALF and not (_fin(zd) and zd >= REF_OWN_HALF_Z) and not acf_ok:
+        # (nor where the reference's f/2 ring holds few lattice peaks, ref_peak_Ehalf_over_Ef below
+        # REF_OWN_HALF_PEAK: its energy there is plank tones or tile colours, not a fundamental)
+        rpeh = g("ref_peak_Ehalf_over_Ef")
+        own_peaks = not (_fin(rpeh) and rpeh < REF_OWN_HALF_PEAK)
+        if (_fin(reh) and reh >= REF_OWN_HALF and own_peaks and not (_fin(zd) and zd >= REF_OWN_HALF_Z)
+                and not acf_ok):
             doubled = False
         # a reference finer than REF_MIN_PERIOD_PX: the camera's blur and JPEG take the output's harmonics
         # of it (a clean wall's E(f/2)/E(f) reads 80 against the reference's 0.34), and the fine textures

@@ -75,6 +75,14 @@ def _specs() -> list[MetricSpec]:
           "reads at the reference's f* when it keeps the reference's scale)"),
         m("ref_Ehalf_over_Ef", "none", "ratio", "the reference's own E(f/2)/E(f) at its f*"),
         m("ref_acf_period_px", "none", "px", "the reference's period confirmed in its autocorrelation"),
+        m("ref_peak_E2f_over_Ef", "none", "ratio", "the reference's own E(2f)/E(f) at its f* on the "
+          "spectrum's prominent bins only (its lattice peaks)"),
+        m("ref_peak_Ehalf_over_Ef", "none", "ratio", "the reference's own E(f/2)/E(f) at its f*, prominent "
+          "bins only"),
+        m("peak_E2f_over_Ef", "none", "ratio", "the output's E(2f)/E(f) at the reference's f* on its "
+          "prominent bins only (no broad tile-colour or shading energy)"),
+        m("peak_Ehalf_over_Ef", "none", "ratio", "the output's E(f/2)/E(f) at the reference's f*, prominent "
+          "bins only"),
         m("ref_spectrum_distance", "min", "octave", "earth mover's distance between the output's and the "
           "reference's radial power spectra over log2(period); 1 = all energy one octave off"),
         *DETAIL_SPECS,

@@ -39,6 +39,7 @@ from ..functional.spectral import (
     axis_lines,
     fine_peak_fracs,
     gather_power,
+    peak_ring_ratios,
     radial_hist,
     radial_profile,
     ring_sum,
@@ -507,7 +508,8 @@ def spectrum_distance(a: Spectrum, b: Spectrum, *, height: int, width: int, min_
 REF_AREA_KEYS = ("ref_doubled_frac", "ref_halved_frac", "ref_same_frac", "ref_measured_frac")
 
 
-REF_OWN_KEYS = ("ref_E2f_over_Ef", "ref_Ehalf_over_Ef", "ref_acf_period_px")
+REF_OWN_KEYS = ("ref_E2f_over_Ef", "ref_Ehalf_over_Ef", "ref_acf_period_px", "ref_peak_E2f_over_Ef",
+                "ref_peak_Ehalf_over_Ef", "peak_E2f_over_Ef", "peak_Ehalf_over_Ef")
 
 
 def ref_own_ratios(rper: Any, p: TilingParams) -> dict[str, torch.Tensor]:
@@ -522,7 +524,22 @@ def ref_own_ratios(rper: Any, p: TilingParams) -> dict[str, torch.Tensor]:
     """
     r = energy_ratios(rper.spec, rper.radius_bin, min_bins=p.ring_min_bins, rel_width=p.ring_rel_width,
                       axis_half_width=p.axis_half_width_bins)
-    return {"ref_E2f_over_Ef": r["E2f_over_Ef"], "ref_Ehalf_over_Ef": r["Ehalf_over_Ef"]}
+    # the same ratios on the prominent bins only (peak_ring_ratios: the lattice's peaks, without the broad
+    # energy of tile colours and shading), for the peak scale test (tiling_rules.ref_peak_scale_test)
+    pe2, peh = peak_ring_ratios(rper.spec, rper.radius_bin, min_bins=p.ring_min_bins,
+                                rel_width=p.ring_rel_width)
+    return {"ref_E2f_over_Ef": r["E2f_over_Ef"], "ref_Ehalf_over_Ef": r["Ehalf_over_Ef"],
+            "ref_peak_E2f_over_Ef": pe2, "ref_peak_Ehalf_over_Ef": peh}
+
+
+def peak_ratios_at_ref(spec: Spectrum, ref_radius_bin: torch.Tensor, p: TilingParams
+                       ) -> dict[str, torch.Tensor]:
+    """The output's ``E(2f)/E(f)`` and ``E(f/2)/E(f)`` at the reference's f* on its prominent bins only
+    (``peak_E2f_over_Ef``, ``peak_Ehalf_over_Ef``, ``(B,)``; :func:`~trackdiag.functional.spectral.
+    peak_ring_ratios`): on a halved mosaic of random tile colours the raw ring at the reference's f* holds
+    the colours' broad energy, more than the lattice peaks at 2f (a halved hex wall: raw E(2f)/E(f) 0.37)."""
+    e2, eh = peak_ring_ratios(spec, ref_radius_bin, min_bins=p.ring_min_bins, rel_width=p.ring_rel_width)
+    return {"peak_E2f_over_Ef": e2, "peak_Ehalf_over_Ef": eh}
 
 
 def local_min_period(ds: int, *, min_period_px: float) -> float:
@@ -730,6 +747,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
                                                          min_period_px=p.min_period_px)
         out["ref_detail_deficit_db"] = detail_deficit_db(per.spec, rper.spec, pixels=vf.sum(dim=(-2, -1)))
         out.update({k: v.expand(b) for k, v in ref_own_ratios(rper, p).items()})
+        out.update(peak_ratios_at_ref(per.spec, out["ref_radius_bin"], p))
         out["ref_acf_period_px"] = rper.acf_period_px.expand(b)
         fstar = s / ref_period
     else:

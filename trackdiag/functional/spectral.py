@@ -47,6 +47,7 @@ __all__ = [
     "abs2",
     "log_power",
     "noise_floor",
+    "peak_ring_ratios",
     "periodic_smooth_spectrum",
     "pick_fundamental",
     "power_spectrum",
@@ -1277,3 +1278,35 @@ def window_fold_fracs(x: torch.Tensor, weights: torch.Tensor, *, f: torch.Tensor
     fine = torch.where(ok.reshape(-1), fine, nan).reshape(n, nt)
     fold = torch.where(ok.reshape(-1), fold, nan).reshape(n, nt)
     return fine.nanmedian(dim=1).values, fold.nanmedian(dim=1).values
+
+
+def peak_ring_ratios(spec: Spectrum, fstar: torch.Tensor, *, gain: float = 8.0, reach: int = 4,
+                     min_bins: float = 2.0, rel_width: float = 0.05, floor: float = 1e-3
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(E(2f)/E(f), E(f/2)/E(f))`` counting only the *prominent* bins of each ring: the lattice's peaks.
+
+    ``spec``: ``N`` spectra; ``fstar``: ``(N,)`` radius in bins. A bin counts when its power stands ``gain``×
+    above the geometric mean of its ``(2·reach+1)²`` neighbourhood (the peak test of :func:`fine_peak_fracs`);
+    the rings are those of the raw ratios (``|ρ − r| ≤ max(min_bins, rel_width·r)``, ρ ≥ 1). The raw ring
+    energy also holds the broad energy of per-tile colour, grout tone and lighting, which on a mosaic of
+    random tile colours outweighs the lattice's peaks at the rings below its fundamental (a halved hex wall
+    reads a raw E(2f)/E(f) of 0.37); the peaks alone move with the lattice. ``floor`` × the spectrum's
+    total AC peak power is added to both energies (a ring without any peak reads a finite ratio).
+    Returns ``(N,)`` each; NaN where ``fstar`` is NaN.
+    """
+    p = spec.power
+    dt = p.dtype
+    lp = log_power(p)
+    peak = ((lp - _box_mean_wrapped(lp, reach)) > math.log(gain)) & (spec.radius >= 1.0)[None]
+    pp = p * peak.to(dt)
+    hist = radial_hist(pp, spec)
+    eps = floor * hist.sum(dim=1) + torch.finfo(dt).tiny
+    f = torch.nan_to_num(fstar, nan=0.0)
+
+    def energy(r: torch.Tensor) -> torch.Tensor:
+        return ring_sum(hist, r, torch.clamp(rel_width * r, min=min_bins), min_radius=1.0) + eps
+
+    ef = energy(f)
+    nan = torch.full_like(ef, float("nan"))
+    ok = torch.isfinite(fstar) & (f > 0)
+    return torch.where(ok, energy(2 * f) / ef, nan), torch.where(ok, energy(0.5 * f) / ef, nan)
