@@ -79,6 +79,12 @@ def _specs() -> list[MetricSpec]:
           "spectrum's prominent bins only (its lattice peaks)"),
         m("ref_peak_Ehalf_over_Ef", "none", "ratio", "the reference's own E(f/2)/E(f) at its f*, prominent "
           "bins only"),
+        m("ref_lattice_acf_half", "none", "ratio", "the reference's 2-D autocorrelation at half the output's "
+          "lattice vectors (high: the output repeats at twice the reference's period)"),
+        m("ref_lattice_acf_same", "none", "ratio", "the reference's 2-D autocorrelation at the output's "
+          "lattice vectors (high: the reference repeats at the output's scale)"),
+        m("ref_lattice_acf_double", "none", "ratio", "the reference's 2-D autocorrelation at twice the "
+          "output's lattice vectors (high with _same low: the output is halved)"),
         m("peak_E2f_over_Ef", "none", "ratio", "the output's E(2f)/E(f) at the reference's f* on its "
           "prominent bins only (no broad tile-colour or shading energy)"),
         m("peak_Ehalf_over_Ef", "none", "ratio", "the output's E(f/2)/E(f) at the reference's f*, prominent "

@@ -39,6 +39,7 @@ from ..functional.spectral import (
     axis_lines,
     fine_peak_fracs,
     gather_power,
+    lattice_acf,
     peak_ring_ratios,
     radial_hist,
     radial_profile,
@@ -508,8 +509,23 @@ def spectrum_distance(a: Spectrum, b: Spectrum, *, height: int, width: int, min_
 REF_AREA_KEYS = ("ref_doubled_frac", "ref_halved_frac", "ref_same_frac", "ref_measured_frac")
 
 
+REF_LATTICE_ACF_KEYS = ("ref_lattice_acf_half", "ref_lattice_acf_same", "ref_lattice_acf_double")
+
+
 REF_OWN_KEYS = ("ref_E2f_over_Ef", "ref_Ehalf_over_Ef", "ref_acf_period_px", "ref_peak_E2f_over_Ef",
-                "ref_peak_Ehalf_over_Ef", "peak_E2f_over_Ef", "peak_Ehalf_over_Ef")
+                "ref_peak_Ehalf_over_Ef", "peak_E2f_over_Ef", "peak_Ehalf_over_Ef", *REF_LATTICE_ACF_KEYS)
+
+
+def ref_lattice_acf_keys(per: Any, rper: Any) -> dict[str, torch.Tensor]:
+    """The reference's 2-D autocorrelation at ½, 1 and 2 × the output's lattice vectors
+    (``ref_lattice_acf_half`` / ``_same`` / ``_double``, ``(B,)``; :func:`~trackdiag.functional.spectral.
+    lattice_acf`): a check of the reference's scale that does not depend on the period its own spectrum was
+    read at. A reference read at a finer shell of its lattice (a hex mosaic of 79 px read at 22.7 px, its
+    √12 shell, where its first shells sit on the tile-colour hump) reads 0.94 at twice a halved output's
+    vectors and ≈ 0 at them; at the output's scale it reads high at 1 and low at ½."""
+    t1, t2 = real_basis(per.lattice.f, per.lattice.g, per.spec.side)
+    a = lattice_acf(rper.signal, rper.weights, t1, t2)
+    return {k: a[:, i] for i, k in enumerate(REF_LATTICE_ACF_KEYS)}
 
 
 def ref_own_ratios(rper: Any, p: TilingParams) -> dict[str, torch.Tensor]:
@@ -748,6 +764,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out["ref_detail_deficit_db"] = detail_deficit_db(per.spec, rper.spec, pixels=vf.sum(dim=(-2, -1)))
         out.update({k: v.expand(b) for k, v in ref_own_ratios(rper, p).items()})
         out.update(peak_ratios_at_ref(per.spec, out["ref_radius_bin"], p))
+        out.update(ref_lattice_acf_keys(per, rper))
         out["ref_acf_period_px"] = rper.acf_period_px.expand(b)
         fstar = s / ref_period
     else:

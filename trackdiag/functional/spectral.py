@@ -37,6 +37,7 @@ __all__ = [
     "fft_side",
     "fine_peak_frac",
     "fine_peak_fracs",
+    "lattice_acf",
     "window_fold_fracs",
     "find_peaks",
     "first_acf_peak",
@@ -1310,3 +1311,48 @@ def peak_ring_ratios(spec: Spectrum, fstar: torch.Tensor, *, gain: float = 8.0, 
     nan = torch.full_like(ef, float("nan"))
     ok = torch.isfinite(fstar) & (f > 0)
     return torch.where(ok, energy(2 * f) / ef, nan), torch.where(ok, energy(0.5 * f) / ef, nan)
+
+
+def lattice_acf(signal: torch.Tensor, weights: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor, *,
+                scales: tuple[float, ...] = (0.5, 1.0, 2.0), rel: float = 0.08, min_reach: float = 1.5
+                ) -> torch.Tensor:
+    """How well one image repeats at another image's lattice, scaled: the normalised 2-D autocorrelation
+    of ``signal`` (``1×H×W`` prepared image and its ``weights``: :func:`autocorrelation_map`) at the
+    displacements ``c·t₁`` and ``c·t₂`` for each ``c`` of ``scales``, the highest value within
+    ``max(min_reach, rel·|c·t|)`` px of each (a small roll, scale error or perspective residue), the lower of
+    the two vectors (``t₂`` NaN, a 1-D lattice: ``t₁`` alone). ``t₁``, ``t₂``: ``B×2`` (ty, tx) px, e.g.
+    the output's :func:`~trackdiag.functional.lattice.real_basis` read against a reference. NaN where a
+    displacement lies beyond 0.45 of the shorter side. Returns ``B×len(scales)``.
+
+    A lattice repeats at its own vectors (the 2-D ACF there is high, a running bond's or a hex mosaic's
+    stagger included) and at their multiples, not at their halves: an image at the other's scale reads high
+    at ``c = 1``, at twice its period (the other halved) low at 1 and high at 2, at half its period (the other
+    doubled) high at ½.
+    """
+    h, w = signal.shape[-2:]
+    m = max(2, int(0.45 * min(h, w)))
+    acf = autocorrelation_map(signal[:1], weights[:1], max_lag=m)[0]  # (2m+1)²
+    dev, dt = acf.device, acf.dtype
+    cols = []
+    for c in scales:
+        per_vec = []
+        for t in (t1, t2):
+            d = c * t.to(dt)
+            length = d.norm(dim=1)
+            reach = torch.clamp(rel * length, min=min_reach)
+            big = max(int(math.ceil(min_reach)), int(math.ceil(rel * m)))  # fixed: no host synchronisation
+            off = torch.arange(-big, big + 1, device=dev, dtype=dt)
+            oy, ox = torch.meshgrid(off, off, indexing="ij")
+            oy, ox = oy.reshape(-1), ox.reshape(-1)
+            cy = torch.round(torch.nan_to_num(d[:, 0], nan=0.0))[:, None] + oy[None] + m
+            cx = torch.round(torch.nan_to_num(d[:, 1], nan=0.0))[:, None] + ox[None] + m
+            inside = (cy >= 0) & (cy <= 2 * m) & (cx >= 0) & (cx <= 2 * m)
+            disk = (oy.square() + ox.square())[None] <= reach[:, None].square()
+            v = acf[cy.clamp(0, 2 * m).long(), cx.clamp(0, 2 * m).long()]
+            v = torch.where(inside & disk, v, torch.full_like(v, -2.0)).amax(dim=1)
+            ok = torch.isfinite(length) & (length + reach <= m)
+            per_vec.append((torch.where(ok, v, torch.full_like(v, float("nan"))), torch.isfinite(length)))
+        (v1, f1), (v2, f2) = per_vec
+        both = torch.minimum(v1, v2)
+        cols.append(torch.where(f2, both, v1))  # NaN propagates where a present vector is out of reach
+    return torch.stack(cols, dim=1)
