@@ -45,8 +45,9 @@ REF_PEAK_Z = 0.65  # the scale test on the lattice peaks alone (ref_peak_scale_t
 #   halving: the raw test's veto does not apply (the rings' broad tile-colour energy moved it)
 REF_LACF_LOW, REF_LACF_HIGH = 0.2, 0.5  # a reference whose own reading is not confident
 #   (ref_periodicity_score below APERIODIC_SCORE: it may be read at another shell of its lattice): its 2-D
-#   ACF at the output's lattice vectors (ref_lattice_acf_*) names the scale: below LOW at 1x and at least
-#   HIGH at 2x: halved; at least HIGH at 1/2x and at 1x: doubled
+#   ACF at the output's lattice vectors (ref_lattice_acf_*) names a halving: below LOW at 1x and at least
+#   HIGH at 2x (seeds 4, 7-9: halved walls 1x <= 0.37, 2x 0.43-0.97; twins and walls at the reference's
+#   scale 1x 0.18-0.99, and >= 0.32 but one planks twin at 0.18 with a confident reference)
 REF_ACF_CONFIRM = 0.05  # ... or unless the reference's autocorrelation confirms its period within 5 %
 SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
 BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band

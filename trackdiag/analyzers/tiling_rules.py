@@ -570,16 +570,16 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         # hex mosaic of 79 px read at 22.7 px, score 0: ratio 1.74 to its halved output). The
         # reference's 2-D autocorrelation at the output's lattice vectors tells its scale instead
         # (ref_lattice_acf_*, independent of the period its spectrum was read at): low at the output's
-        # vectors and high at twice them is a halved output; high at half them and at them a doubled one.
+        # vectors and high at twice them is a halved output.
         la_h, la_s, la_d = (g(f"ref_lattice_acf_{k}") for k in ("half", "same", "double"))
         ev.update({"ref_lattice_acf_half": _r(la_h), "ref_lattice_acf_same": _r(la_s),
                    "ref_lattice_acf_double": _r(la_d)})
         misread = (_fin(ratio) and confident and not g("ref_periodicity_score") >= APERIODIC_SCORE
                    and not g("ref_period_px") < REF_MIN_PERIOD_PX)
+        # (not the doubling: a uniform tile face of random colour correlates with itself half a tile away,
+        # so square tiles read high at half their own vectors)
         if misread and _fin(la_s) and la_s < REF_LACF_LOW and _fin(la_d) and la_d >= REF_LACF_HIGH:
             halved, doubled = True, False
-        elif misread and _fin(la_h) and la_h >= REF_LACF_HIGH and _fin(la_s) and la_s >= REF_LACF_HIGH:
-            halved, doubled = False, True
         # a subsampling's fold changes the period too: with clear aliasing (folded fine peaks at the bad
         # level, or a moiré) the period change is not named
         folds = moire or (folded and g("alias_fine_peak_frac") >= 2 * ALIAS_FINE_PEAKS)
