@@ -8,8 +8,9 @@
   prominent bins only (``peak_*``): random tile colours put broad energy in the ring below a halved
   mosaic's fundamental, the lattice peaks do not move with it.
 * The rules built on them (``tiling_rules``): the ACF names the halving where the reference's own reading is
-  not confident (not a doubling: square tiles of random colours read high at half their vectors); the peak scale test lifts the raw test's veto; a reference whose f/2 ring holds few peaks
-  does not veto a doubling; the scale test alone names nothing on a wall without a lattice.
+  not confident (not a doubling: square tiles of random colours read high at half their vectors); the peak
+  scale test lifts the raw test's veto; a reference whose f/2 ring holds few peaks does not veto a
+  doubling; the scale test alone names nothing on a wall without a lattice.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from tests.support.tiling_cases import doubled_wall_summary, tiling_codes
@@ -24,7 +26,13 @@ from trackdiag.analyzers.tiling import ref_scale_test
 from trackdiag.analyzers.tiling_limits import REF_LACF_HIGH, REF_LACF_LOW, REF_PEAK_Z
 from trackdiag.analyzers.tiling_rules import ref_peak_scale_test
 from trackdiag.functional.lattice import real_basis
-from trackdiag.functional.spectral import analyze_periodicity, lattice_acf, peak_ring_ratios, prepare, spectrum
+from trackdiag.functional.spectral import (
+    analyze_periodicity,
+    lattice_acf,
+    peak_ring_ratios,
+    prepare,
+    spectrum,
+)
 
 
 def _render(material, side: int, *, scale: float = 1.0, seed: int = 0) -> torch.Tensor:
@@ -43,6 +51,7 @@ def _periodicity(x: torch.Tensor, *, max_frac: float):
     return analyze_periodicity(x, taper=True, min_period_px=3.0, max_period_frac=max_frac, lattice=True)
 
 
+@pytest.mark.slow
 def test_lattice_acf_names_the_scale_of_generated_mosaics():
     """Generated references and outputs (256 px) at their scale and halved: at the output's own
     lattice vectors the reference repeats at its scale (≥ REF_LACF_HIGH) and not on a halved output
@@ -52,8 +61,7 @@ def test_lattice_acf_names_the_scale_of_generated_mosaics():
     so there the test only must not call the same scale halved."""
     from trackdiag.testing.walls.materials import make_material
 
-    for kind, period in (("brick", 20.0), ("hex", 30.0), ("penny", 26.0), ("wallpaper", 30.0),
-                         ("planks", 22.0), ("tiles", 24.0)):
+    for kind, period in (("brick", 20.0), ("hex", 30.0), ("planks", 22.0), ("tiles", 24.0)):
         mat = make_material(kind, np.random.default_rng(3), period)
         rper = _periodicity(_render(mat, 256, seed=1), max_frac=0.34)
         for scale in (1.0, 0.5):
