@@ -39,10 +39,9 @@ REF_OWN_HALF = 1.0  # ref_Ehalf_over_Ef above: the reference may be read at half
 # seeds 1-3; a doubled running bond of the seed-7 truth sample, whose reference's stagger puts 3.5x its f*'s
 # energy at f/2, read 0.98 and was vetoed)
 REF_OWN_HALF_Z = 0.8
-REF_OWN_HALF_PEAK = 0.5  # ... nor where the reference's f/2 ring holds under half its f* ring's peak energy
-#   (ref_peak_Ehalf_over_Ef: its raw f/2 energy is plank tones or tile colours, not a fundamental)
 REF_PEAK_Z = 0.65  # the scale test on the lattice peaks alone (ref_peak_scale_test) at least this sure of a
-#   halving: the raw test's veto does not apply (the rings' broad tile-colour energy moved it)
+#   halving: the raw test's veto does not apply (the rings' broad tile-colour energy moved it; seeds 4, 7-9:
+#   no wall but the halved ones has a ratio within 6 % of 1/2, the rescued halving read 2.2 (raw 0.09))
 REF_LACF_LOW, REF_LACF_HIGH = 0.2, 0.5  # a reference whose own reading is not confident
 #   (ref_periodicity_score below APERIODIC_SCORE: it may be read at another shell of its lattice): its 2-D
 #   ACF at the output's lattice vectors (ref_lattice_acf_*) names a halving: below LOW at 1x and at least

@@ -71,7 +71,6 @@ from .tiling_limits import (
     REF_MIN_MEASURED,
     REF_MIN_PERIOD_PX,
     REF_OWN_HALF,
-    REF_OWN_HALF_PEAK,
     REF_OWN_HALF_Z,
     REF_PEAK_Z,
     REF_SCALE_FAR,
@@ -553,12 +552,7 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         racf = g("ref_acf_period_px")
         acf_ok = (not _fin(zd) and _fin(racf) and _fin(rp_) and rp_ > 0
                   and abs(racf / rp_ - 1.0) <= REF_ACF_CONFIRM)
-        # (nor where the reference's f/2 ring holds few lattice peaks, ref_peak_Ehalf_over_Ef below
-        # REF_OWN_HALF_PEAK: its energy there is plank tones or tile colours, not a fundamental)
-        rpeh = g("ref_peak_Ehalf_over_Ef")
-        own_peaks = not (_fin(rpeh) and rpeh < REF_OWN_HALF_PEAK)
-        if (_fin(reh) and reh >= REF_OWN_HALF and own_peaks and not (_fin(zd) and zd >= REF_OWN_HALF_Z)
-                and not acf_ok):
+        if _fin(reh) and reh >= REF_OWN_HALF and not (_fin(zd) and zd >= REF_OWN_HALF_Z) and not acf_ok:
             doubled = False
         # a reference finer than REF_MIN_PERIOD_PX: the camera's blur and JPEG take the output's harmonics
         # of it (a clean wall's E(f/2)/E(f) reads 80 against the reference's 0.34), and the fine textures
