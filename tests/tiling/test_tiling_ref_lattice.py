@@ -134,6 +134,15 @@ def test_a_reference_read_at_another_shell_is_checked_by_its_autocorrelation():
     for k in ("half", "same", "double"):
         del old[f"ref_lattice_acf_{k}"]
     assert "period_halved" not in tiling_codes(old)
+    # a ratio nearer ½ than 1 with a confident reference whose map reads half the wall at its period (area
+    # condition): the ACF stands for it (an angled planks wall of seed 12)
+    planks = _misread(fundamental_period_px=34.9, ref_period_px=74.1, period_ratio_to_ref=0.472,
+                      periodicity_score=0.256, ref_periodicity_score=0.93, ref_same_frac=0.446,
+                      ref_halved_frac=0.434, ref_lattice_acf_half=-0.05, ref_lattice_acf_same=-0.12,
+                      ref_lattice_acf_double=0.89, E2f_over_Ef=0.56, Ehalf_over_Ef=1.32)
+    assert "period_halved" in tiling_codes(planks)
+    assert "period_halved" not in tiling_codes({**planks, "ref_lattice_acf_same": 0.6})
+    assert "period_halved" not in tiling_codes({**planks, "periodicity_score": 0.05})
     # the ACF names no doubling (square tiles of random colours read high at half their vectors)
     dbl = _misread(fundamental_period_px=79.2, period_ratio_to_ref=3.48, ref_lattice_acf_half=0.85,
                    ref_lattice_acf_same=0.9, ref_lattice_acf_double=float("nan"))

@@ -46,7 +46,9 @@ REF_LACF_LOW, REF_LACF_HIGH = 0.2, 0.5  # a reference whose own reading is not c
 #   (ref_periodicity_score below APERIODIC_SCORE: it may be read at another shell of its lattice): its 2-D
 #   ACF at the output's lattice vectors (ref_lattice_acf_*) names a halving: below LOW at 1x and at least
 #   HIGH at 2x (seeds 4, 7-9: halved walls 1x <= 0.37, 2x 0.43-0.97; twins and walls at the reference's
-#   scale 1x 0.18-0.99, and >= 0.32 but one planks twin at 0.18 with a confident reference)
+#   scale 1x 0.18-0.99, and >= 0.32 but one planks twin at 0.18 with a confident reference); also, whatever
+#   the reference's confidence, on a wall with periodicity_score >= WEAK_SCORE and a ratio in [1/(2√2), 1/√2]
+#   (no area condition, no scale test: seeds 4-9 unchanged, one halved planks wall of seed 12 gained)
 REF_ACF_CONFIRM = 0.05  # ... or unless the reference's autocorrelation confirms its period within 5 %
 SAME_PERIOD = (0.85, 1.15)  # period_ratio_to_ref inside: the lattice of most of the wall is the reference's
 BAND_FRAC = 0.8  # share of a map row (column) doubled: a full-width (-height) band
