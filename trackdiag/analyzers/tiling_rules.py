@@ -561,14 +561,15 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
             halved = doubled = False
         ev["ref_Ehalf_over_Ef"] = _r(reh)
         # A reference whose own reading is not confident may be read at another shell of its lattice (a
-        # hex mosaic of 79 px read at 22.7 px, score 0: ratio 1.74 to its halved output). The
+        # hex mosaic of 79 px read at 22.7 px, score 0: ratio 1.74 to its halved output; on a wall with some
+        # lattice, periodicity_score >= WEAK_SCORE: an angled hex wall of seed 14 at 0.125). The
         # reference's 2-D autocorrelation at the output's lattice vectors tells its scale instead
         # (ref_lattice_acf_*, independent of the period its spectrum was read at): low at the output's
         # vectors and high at twice them is a halved output.
         la_h, la_s, la_d = (g(f"ref_lattice_acf_{k}") for k in ("half", "same", "double"))
         ev.update({"ref_lattice_acf_half": _r(la_h), "ref_lattice_acf_same": _r(la_s),
                    "ref_lattice_acf_double": _r(la_d)})
-        misread = (_fin(ratio) and confident and not g("ref_periodicity_score") >= APERIODIC_SCORE
+        misread = (_fin(ratio) and weak and not g("ref_periodicity_score") >= APERIODIC_SCORE
                    and not g("ref_period_px") < REF_MIN_PERIOD_PX)
         # The same ACF also stands for the map's area condition and the scale test where the ratio is
         # nearer ½ than 1 on a wall with some lattice (an angled planks wall at 0.47 whose map read 45 % of
