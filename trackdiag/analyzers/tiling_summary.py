@@ -683,8 +683,15 @@ def _rectified_keys(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str
                                      max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample)
 
     new = on_rows(sel, fn, fills=dict.fromkeys(names, float("nan")), like=x)
-    res = {k: torch.where(sel, new[k], out[k]) for k in names}
+    res: dict[str, torch.Tensor] = {}
     nan = torch.full_like(g[:, 0], float("nan"))
+    for pre in ("doubling", "pair"):
+        # each map keeps the geometry under which its windows repeat the wall better (a wrong tilt, or a
+        # trend misread, loses the lattice: its plain correlation drops)
+        pc_new, pc_old = new[f"{pre}_plain_corr"], out[f"{pre}_plain_corr"]
+        use = sel & torch.isfinite(pc_new) & ~(pc_new < pc_old)
+        res.update({k: torch.where(use, new[k], out[k]) for k in region_key_names(pre)})
+        res[f"rect_{pre}"] = use.to(x.dtype)
     res["rect_tilt_y"] = torch.where(sel, g[:, 0] * h, nan)
     res["rect_tilt_x"] = torch.where(sel, g[:, 1] * w, nan)
     return res

@@ -87,8 +87,8 @@ def tilt_from_axis_periods(period_x: torch.Tensor, period_y: torch.Tensor | None
 
 
 def checked_tilt(tilt: torch.Tensor, trend: torch.Tensor, one_d: torch.Tensor, *, min_trend: float = 0.2,
-                 ratio: tuple[float, float] = (0.4, 1.1), flat: float = 0.15, div_2d: float = 1.4,
-                 div_1d: float = 2.0) -> torch.Tensor:
+                 ratio: tuple[float, float] = (0.4, 1.1), ratio_1d: tuple[float, float] = (0.3, 0.6),
+                 flat: float = 0.15, div_2d: float = 1.4, div_1d: float = 2.0) -> torch.Tensor:
     """The tilt per component (``N×2`` (G_y, G_x), frame units: ``G = g·side``), checked against the
     wall's isotropic scale trend (``trend`` ``N×2``: the window grid's ``persp_trend_y``, ``persp_trend_x``,
     log period per frame; NaN read as 0).
@@ -96,13 +96,16 @@ def checked_tilt(tilt: torch.Tensor, trend: torch.Tensor, one_d: torch.Tensor, *
     The isotropic trend of a 2-D lattice is 1–1.6 × G (its families across and along the tilt change by
     2G and G), of a 1-D texture (``one_d`` ``(N,)`` bool) 2G across its lines: a per-axis estimate
     ``tilt`` (:func:`tilt_from_axis_periods`; NaN where not measured) is kept where it has the trend's
-    sign and ``ratio`` of its size (the trend ≥ ``min_trend``), or where both are flat (trend under
+    sign and ``ratio`` of its size (``ratio_1d`` on a 1-D texture; the trend ≥ ``min_trend``), or where
+    both are flat (trend under
     ``min_trend``, estimate within ``flat``); otherwise (a harmonic or a diagonal family read as an axis
     period) the trend over ``div_2d`` (``div_1d`` on a 1-D texture) stands in for it."""
     tr = torch.nan_to_num(trend.to(tilt.dtype), nan=0.0)
     fin = torch.isfinite(tilt)
     q = tilt / torch.where(tr.abs() > 1e-9, tr, torch.ones_like(tr))
-    agree = fin & (tr.abs() >= min_trend) & (q >= ratio[0]) & (q <= ratio[1])
+    lo = torch.where(one_d, ratio_1d[0], ratio[0])[:, None]
+    hi = torch.where(one_d, ratio_1d[1], ratio[1])[:, None]
+    agree = fin & (tr.abs() >= min_trend) & (q >= lo) & (q <= hi)
     both_flat = fin & (tr.abs() < min_trend) & (tilt.abs() <= flat)
     div = torch.where(one_d, torch.full_like(tr[:, 0], div_1d), torch.full_like(tr[:, 0], div_2d))[:, None]
     return torch.where(agree | both_flat, tilt, tr / div)
