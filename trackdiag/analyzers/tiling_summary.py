@@ -649,17 +649,24 @@ def _pair_keys(x: torch.Tensor, vf: torch.Tensor, per: Any, side: int, wst: Mapp
                               max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample)
 
 
-def _wall_tilt(lp: Any, wst: Mapping[str, torch.Tensor], one_d: torch.Tensor, height: int, width: int
-               ) -> torch.Tensor:
+def _wall_tilt(lp: Any, wst: Mapping[str, torch.Tensor], one_d: torch.Tensor, rows: torch.Tensor, height: int,
+               width: int) -> torch.Tensor:
     """The wall's tilt (``N×2`` (g_y, g_x), 1/px) from the local lattice map's per-axis periods
     (:func:`~trackdiag.functional.rectify.tilt_from_axis_periods`), checked against the window grid's
     isotropic trend (:func:`~trackdiag.functional.rectify.checked_tilt`; ``one_d`` ``(N,)``: no second
-    lattice vector)."""
-    g, _ = tilt_from_axis_periods(lp.period_x_px, lp.period_y_px, lp.center_y, lp.center_x, height=height,
-                                  width=width)
-    side = torch.tensor([float(height), float(width)], device=g.device, dtype=g.dtype)
-    trend = torch.stack([wst["persp_trend_y"], wst["persp_trend_x"]], dim=1)
-    return checked_tilt(g * side, trend, one_d) / side
+    lattice vector); NaN outside ``rows`` (``(N,)`` bool)."""
+
+    def tilt(i: torch.Tensor | None) -> tuple[torch.Tensor]:
+        r = slice(None) if i is None else i
+        py = None if lp.period_y_px is None else lp.period_y_px[r]
+        g, _ = tilt_from_axis_periods(lp.period_x_px[r], py, lp.center_y, lp.center_x, height=height,
+                                      width=width)
+        side = torch.tensor([float(height), float(width)], device=g.device, dtype=g.dtype)
+        trend = torch.stack([wst["persp_trend_y"][r], wst["persp_trend_x"][r]], dim=1)
+        return (checked_tilt(g * side, trend, one_d[r]) / side,)
+
+    # (only where it is used: the walls with perspective)
+    return on_rows(rows, tilt, fills=(float("nan"),), like=lp.period_x_px, shape=(2,))[0]
 
 
 def _rectified_keys(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str, torch.Tensor], per: Any,
@@ -671,7 +678,7 @@ def _rectified_keys(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str
     rectified) say where. Elsewhere ``out``'s keys unchanged."""
     h, w = x.shape[-2:]
     t1, t2 = real_basis(per.lattice.f, per.lattice.g, side)
-    g = _wall_tilt(lp, wst, ~torch.isfinite(t2).all(1), h, w)
+    g = _wall_tilt(lp, wst, ~torch.isfinite(t2).all(1), angled, h, w)
     sel = angled & torch.isfinite(g).all(1) & (g.abs() > 0).any(1)
     cs = torch.nan_to_num(cscale, nan=1.0)[:, None]
     names = (*region_key_names("doubling"), *region_key_names("pair"))
