@@ -147,6 +147,11 @@ def test_newer_estimators_match_the_numpy_reference(case):
     with one_thread():
         out = tiling_metrics(img[None, None], mask=mask, maps=False)
     ref = reference_metrics(img.numpy(), mask=None if mask is None else mask.numpy().astype(float))
+    # the numpy reference has no rectification (functional/rectify.py, eighth sitting) yet: a region map
+    # read on an angled wall's rectified view is not compared
+    for pre in ("doubling", "pair"):
+        if float(out.get(f"rect_{pre}", torch.zeros(1))[0]) == 1.0:
+            keys = {k: v for k, v in keys.items() if not k.startswith(pre + "_")}
     for key, (rel, ab) in keys.items():
         a, b = float(out[key][0]), ref[key]
         if math.isnan(b):

@@ -282,14 +282,18 @@ def _doubled_region(g: Callable[[str], float], fix: str) -> Verdict | None:
     row_on = rl >= DOUBLING_ROW and (not _fin(re_) or re_ >= DOUBLING_EVEN)
     col_on = cl >= DOUBLING_COL and (not _fin(ce_) or ce_ >= DOUBLING_EVEN)
     angled = any(abs(g(k)) >= PERSP_TREND for k in ("persp_trend_x", "persp_trend_y"))  # NaN: False
+    # measured on the wall rectified by its tilt (rect_doubling: rectified.py): no fitted trend left in the
+    # windows' scale, the fronto-parallel limits
+    if g("rect_doubling") == 1.0:
+        angled = False
     # on a wall seen at an angle the windows' expected scale is a fitted trend whose residue grows
     # towards one end of the frame along the trend: a whole line there, on the first or last measured
     # line, is that ramp, not a band (a band is a bump inside; seventh sitting, generated v8 seeds 5-6: a
     # clean wallpaper and a checkerboard wall, |persp_trend_x| 0.69-0.74, read their end column at
     # 0.18-0.30; the true column bands on angled walls peaked inside). Stored runs without the *_end keys:
     # NaN, not an end.
-    ramp_row = abs(g("persp_trend_y")) >= PERSP_TREND and g("doubling_row_end") == 1.0
-    ramp_col = abs(g("persp_trend_x")) >= PERSP_TREND and g("doubling_col_end") == 1.0
+    ramp_row = angled and abs(g("persp_trend_y")) >= PERSP_TREND and g("doubling_row_end") == 1.0
+    ramp_col = angled and abs(g("persp_trend_x")) >= PERSP_TREND and g("doubling_col_end") == 1.0
     if (row_on and ramp_row) or (col_on and ramp_col):
         row_on, col_on = row_on and not ramp_row, col_on and not ramp_col
         if not (row_on or col_on):

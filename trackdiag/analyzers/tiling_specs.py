@@ -151,6 +151,11 @@ def _specs() -> list[MetricSpec]:
         m("pair_col_end", "none", "flag", "1 where that column is the first or last measured map column"),
         m("pair_plain_corr", "max", "corr", "median over the windows of the best pair correlation at a "
           "lattice vector (how well the wall repeats its lattice)"),
+        m("rect_tilt_x", "none", "log/frame", "the wall's tilt along x where the region maps were read on "
+          "the rectified wall (G = g·W; NaN elsewhere; docs/tiling.md §6)"),
+        m("rect_tilt_y", "none", "log/frame", "the wall's tilt along y (G = g·H; NaN where not rectified)"),
+        m("rect_doubling", "none", "flag", "1 where the doubling_* keys come from the rectified wall"),
+        m("rect_pair", "none", "flag", "1 where the pair_* keys come from the rectified wall"),
         m("zone_row_frac_max", "min", "ratio", "largest share of a map row with a half-frequency excess"),
         m("zone_col_frac_max", "min", "ratio", "largest share of a map column with a half-frequency excess"),
         m("alias_win_fine_frac", "min", "frac", "median over the valid 64-px tiles of the tile's share of AC "

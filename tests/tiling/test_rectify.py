@@ -1,0 +1,125 @@
+"""Walls seen at an angle brought back fronto-parallel (trackdiag.functional.rectify) against a known tilt.
+
+Synthetic tiles drawn through a pure-projective homography of known tilt check the tilt estimate from the
+per-axis local periods, that the rectified wall has one period everywhere, and that a window map read back
+on the image grid keeps its geometry; the generated wall scenes check the verdicts (angled zones and bands
+found, clean angled walls quiet) on the sample the zone/band floor test already diagnoses.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from trackdiag.analyzers.bands import local_period_map
+from trackdiag.functional.rectify import (
+    checked_tilt,
+    map_to_image_grid,
+    rectify,
+    tilt_from_axis_periods,
+    to_rectified,
+)
+
+
+def _tiles(h: int, w: int, g: tuple[float, float], period: float) -> torch.Tensor:
+    """``1×H×W`` square tiles with thin grout lines of ``period`` px seen through ``q = p / (1 + g·p)``
+    (``g`` (g_y, g_x) 1/px, ``p`` centred)."""
+    y = torch.arange(h, dtype=torch.float64)[:, None] + 0.5 - h / 2
+    x = torch.arange(w, dtype=torch.float64)[None, :] + 0.5 - w / 2
+    den = 1.0 + g[0] * y + g[1] * x
+    u, v = x / den, y / den
+    gu = torch.cos(2 * math.pi * u / period).clamp_min(0.0) ** 8
+    gv = torch.cos(2 * math.pi * v / period).clamp_min(0.0) ** 8
+    return (0.5 + 0.3 * torch.maximum(gu, gv)).to(torch.float32)[None]
+
+
+@pytest.mark.parametrize("gx_frame", [-0.45, 0.3, 0.5])
+def test_tilt_from_axis_periods_and_rectified_period(gx_frame: float) -> None:
+    """The tilt read from the per-axis local periods is the drawn one within 0.08 (frame units; the
+    isotropic trend of the same wall is 1.5× off), and on the rectified wall the local period is the
+    same everywhere (its spread across the frame shrinks at least 3×)."""
+    h = w = 512
+    g = (0.02 / h, gx_frame / w)
+    img = _tiles(h, w, g, 16.0)
+    lp = local_period_map(img, None, clean=True)
+    est, spread = tilt_from_axis_periods(lp.period_x_px, lp.period_y_px, lp.center_y, lp.center_x,
+                                         height=h, width=w)
+    assert abs(float(est[0, 1]) * w - gx_frame) < 0.08, (est * torch.tensor([h, w]), spread)
+    assert abs(float(est[0, 0]) * h) < 0.1
+    xr, vr = rectify(img, torch.ones_like(img), est)
+    assert 0.6 < float(vr.mean()) <= 1.0
+    lr = local_period_map(xr, vr > 0.5, clean=True)
+
+    def spread_of(m: torch.Tensor) -> float:
+        lg = torch.log(m[torch.isfinite(m)])
+        return float(lg.quantile(0.9) - lg.quantile(0.1))
+
+    assert spread_of(lr.period_x_px) < spread_of(lp.period_x_px) / 3
+
+
+def test_checked_tilt_falls_back_on_the_isotropic_trend() -> None:
+    """An axis estimate with the trend's sign and size is kept; one of the wrong sign, or none, is replaced
+    by the trend over 1.4 (2 on a 1-D texture); a flat wall with a flat estimate keeps it."""
+    tilt = torch.tensor([[0.02, 0.35], [0.0, -0.3], [float("nan"), float("nan")], [0.05, 0.1]])
+    trend = torch.tensor([[0.0, 0.5], [0.0, 0.42], [0.0, 0.6], [0.0, 0.0]])
+    one_d = torch.tensor([False, False, True, False])
+    got = checked_tilt(tilt, trend, one_d)
+    assert torch.allclose(got[0], torch.tensor([0.02, 0.35]))
+    assert torch.allclose(got[1], torch.tensor([0.0, 0.3]))
+    assert torch.allclose(got[2], torch.tensor([0.0, 0.3]))
+    assert torch.allclose(got[3], torch.tensor([0.05, 0.1]))
+
+
+def test_rectify_identity_and_map_read_back() -> None:
+    """No tilt: the rectified wall is the image and a window map reads back unchanged; a tilt moves the
+    image's window centres to their rectified places (the frame centre stays)."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 64, 96)
+    v = torch.ones_like(x)
+    v[1, :, :10] = 0
+    xr, vr = rectify(x, v, torch.zeros(2, 2))
+    inner = (slice(None), slice(1, -1), slice(11, -1))
+    assert torch.allclose(xr[inner], (x * v)[inner], atol=1e-5)
+    assert torch.equal(vr[1, :, :9], torch.zeros(64, 9))
+    m = torch.rand(2, 5, 7)
+    cy = torch.arange(5, dtype=torch.float32) * 12 + 8
+    cx = torch.arange(7, dtype=torch.float32) * 12 + 12
+    assert torch.allclose(map_to_image_grid(m, cy, cx, torch.zeros(2, 2), height=64, width=96), m)
+    g = torch.tensor([[0.0, 0.4 / 96], [0.001, -0.3 / 96]])
+    ry, rx = to_rectified(g, torch.tensor([32.0, 32.0]), torch.tensor([48.0, 90.0]), height=64, width=96)
+    assert torch.allclose(ry[:, 0], torch.tensor([32.0, 32.0])) and torch.allclose(rx[:, 0], torch.tensor(
+        [48.0, 48.0]))
+    assert float(rx[0, 1]) < 90.0 < float(rx[1, 1])  # receding to the right (g_x > 0) shrinks, else grows
+
+
+@pytest.mark.slow
+def test_angled_zones_and_bands_found_clean_angled_quiet(wall_records) -> None:
+    """On the walls seen at an angle of the zone/band floor sample (seed 5, 512², 6 per cause: 9 angled
+    region walls, 3 angled clean walls — the same records as ``test_zone_and_band_precision_recall_floor``)
+    the periodic walls are rectified with a tilt near the generator's (within 0.2 in frame units on all but
+    one), the region codes are found on at least 7 of 9 with no wrong code, and no clean angled wall gets a
+    zone or band. Measured when written (2026-12-07): rectified 12 of 12 (tilt errors ≤ 0.2, 10 of 12
+    within 0.1); found 8 of 9 (7 of 9 before: the angled wallpaper band of columns is new), no false code,
+    clean 0 of 3."""
+    from trackdiag.testing.walls.evaluate import sample_specs
+
+    codes = ("doubled_zone", "bands_rows", "bands_cols")
+    specs = [s for s in sample_specs(causes=codes, n_per_cause=6, seed=5, size=(512, 512)) if s.angled]
+    recs = wall_records(specs)
+    found = wrong = near = measured = 0
+    for r in recs:
+        t, s = r["truth"], r["summary"]
+        got = {v["code"] for v in r["verdicts"] if v["severity"] in ("warn", "bad")} & set(codes)
+        truth = set(t["causes"]) & set(codes)
+        if truth:
+            found += bool(got & truth)
+        wrong += len(got - truth)
+        tilt = s.get("rect_tilt_x")
+        if tilt is not None and math.isfinite(tilt):
+            measured += 1
+            near += abs(tilt - t["params"]["view"]["gx"] * t["size"][1]) <= 0.2
+    assert measured >= 9 and near >= measured - 1, (measured, near)
+    assert found >= 7, found
+    assert wrong == 0, wrong

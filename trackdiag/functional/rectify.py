@@ -1,0 +1,193 @@
+"""A wall seen at an angle brought back to a fronto-parallel view (a pure-projective homography).
+
+A planar wall turned about an axis in the image plane is, up to a similarity, the pure-projective map of
+image points ``p`` (px, centred on the frame centre) to wall points
+
+    q = p / (1 + g·p),        p = q / (1 − g·q),
+
+``g`` (``(g_y, g_x)``, 1/px) the *tilt*: the direction in which the wall recedes and how fast. Its Jacobian
+is the identity at the frame centre (the wall's scale there is the image's), and the image spacing of a
+wall line family of unit normal ``n`` changes to first order as ``ln P(p) ≈ g·p + (n·g)(n·p)``: lines across
+the tilt (``n ∥ g``) shrink twice as fast as lines along it. So the per-axis local periods of the local
+lattice map give the tilt twice over (:func:`tilt_from_axis_periods`): in frame units (``G_x = g_x·W``,
+``G_y = g_y·H``) the period along x changes by ``2 G_x`` across the width and ``G_y`` down the height, the
+period along y by ``G_x`` and ``2 G_y``.
+
+:func:`rectify` resamples the wall once on the fronto-parallel grid (one ``grid_sample``; what falls outside
+the frame or the mask is invalid). The zone and band maps then run on the rectified wall, where a region at
+twice the period is the same region at the same scale everywhere, and their window maps are read back at
+the image's window centres (:func:`map_to_image_grid`), so that rows and columns of windows stay the
+image's rows and columns (a band is a band of image rows or columns).
+
+Pure batched functions on any device, no host synchronisation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["checked_tilt", "map_to_image_grid", "rectify", "tilt_from_axis_periods", "to_rectified"]
+
+
+def tilt_from_axis_periods(period_x: torch.Tensor, period_y: torch.Tensor | None, center_y: torch.Tensor,
+                           center_x: torch.Tensor, *, height: int, width: int,
+                           keep: tuple[float, float] = (0.6, 1.6), min_points: int = 6
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tilt from how the local lattice's per-axis periods change across the frame.
+
+    ``period_x`` / ``period_y``: ``N×gh×gw`` local periods along x and y (px, NaN where not measured;
+    ``period_y`` None for none), window centres ``center_y`` ``(gh,)``, ``center_x`` ``(gw,)`` px. Each
+    measured window (ratio to its map's median inside ``keep``: not a harmonic, not a doubled zone) gives
+    ``log(P / median)``; a robust fit (Theil–Sen on pairs in the same map row, resp. column) of each axis'
+    log period against ``x / W`` and ``y / H`` gives four slopes; under the pure-projective model they are
+    ``(2 G_x, G_y)`` for the x periods and ``(G_x, 2 G_y)`` for the y periods, so ``G_x`` is the mean of the
+    defined ones of ``slope_xx / 2`` and ``slope_yx`` (``G_y`` likewise).
+
+    Returns ``(g, spread)``: ``g`` ``N×2`` (g_y, g_x) in 1/px (NaN where neither axis has ``min_points``
+    windows), ``spread`` ``N×2`` the absolute difference of the two estimates of each component in frame
+    units (NaN where only one is defined): how well the two axes agree with the model.
+    """
+    from .localmap import theil_sen
+
+    n, gh, gw = period_x.shape
+    dt = period_x.dtype
+    ty = (center_y / height)[:, None].expand(gh, gw).reshape(-1)
+    tx = (center_x / width)[None, :].expand(gh, gw).reshape(-1)
+    col = torch.arange(gw, device=period_x.device)[None, :].expand(gh, gw).reshape(-1)
+    row = torch.arange(gh, device=period_x.device)[:, None].expand(gh, gw).reshape(-1)
+    nan = torch.full((n,), float("nan"), device=period_x.device, dtype=dt)
+
+    def slopes(m: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if m is None:
+            return nan, nan
+        base = m.reshape(n, -1).nanmedian(dim=1).values[:, None, None]
+        r = m / base
+        ok = torch.isfinite(r) & (r >= keep[0]) & (r <= keep[1])
+        v = torch.where(ok, torch.log(r.clamp_min(1e-6)), torch.zeros_like(r)).reshape(n, -1)
+        w = ok.to(dt).reshape(n, -1)
+        sx = theil_sen(tx[None], v, w, group=row, min_points=min_points)
+        sy = theil_sen(ty[None], v, w, group=col, min_points=min_points)
+        return sx, sy
+
+    xx, xy = slopes(period_x)
+    yx, yy = slopes(period_y)
+
+    def combine(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        both = torch.stack([a, b])
+        fin = torch.isfinite(both)
+        mean = torch.where(fin, both, torch.zeros_like(both)).sum(0) / fin.sum(0).clamp_min(1)
+        mean = torch.where(fin.any(0), mean, nan)
+        return mean, (a - b).abs()
+
+    gx_f, sx_ = combine(xx / 2.0, yx)
+    gy_f, sy_ = combine(xy, yy / 2.0)
+    g = torch.stack([gy_f / height, gx_f / width], dim=1)
+    return g, torch.stack([sy_, sx_], dim=1)
+
+
+def checked_tilt(tilt: torch.Tensor, trend: torch.Tensor, one_d: torch.Tensor, *, min_trend: float = 0.2,
+                 ratio: tuple[float, float] = (0.4, 1.1), ratio_1d: tuple[float, float] = (0.3, 0.6),
+                 flat: float = 0.15, div_2d: float = 1.4, div_1d: float = 2.0) -> torch.Tensor:
+    """The tilt per component (``N×2`` (G_y, G_x), frame units: ``G = g·side``), checked against the
+    wall's isotropic scale trend (``trend`` ``N×2``: the window grid's ``persp_trend_y``, ``persp_trend_x``,
+    log period per frame; NaN read as 0).
+
+    The isotropic trend of a 2-D lattice is 1–1.6 × G (its families across and along the tilt change by
+    2G and G), of a 1-D texture (``one_d`` ``(N,)`` bool) 2G across its lines: a per-axis estimate
+    ``tilt`` (:func:`tilt_from_axis_periods`; NaN where not measured) is kept where it has the trend's
+    sign and ``ratio`` of its size (``ratio_1d`` on a 1-D texture; the trend ≥ ``min_trend``), or where
+    both are flat (trend under
+    ``min_trend``, estimate within ``flat``); otherwise (a harmonic or a diagonal family read as an axis
+    period) the trend over ``div_2d`` (``div_1d`` on a 1-D texture) stands in for it."""
+    tr = torch.nan_to_num(trend.to(tilt.dtype), nan=0.0)
+    fin = torch.isfinite(tilt)
+    q = tilt / torch.where(tr.abs() > 1e-9, tr, torch.ones_like(tr))
+    lo = torch.where(one_d, ratio_1d[0], ratio[0])[:, None]
+    hi = torch.where(one_d, ratio_1d[1], ratio[1])[:, None]
+    agree = fin & (tr.abs() >= min_trend) & (q >= lo) & (q <= hi)
+    both_flat = fin & (tr.abs() < min_trend) & (tilt.abs() <= flat)
+    div = torch.where(one_d, torch.full_like(tr[:, 0], div_1d), torch.full_like(tr[:, 0], div_2d))[:, None]
+    return torch.where(agree | both_flat, tilt, tr / div)
+
+
+def to_rectified(g: torch.Tensor, py: torch.Tensor, px: torch.Tensor, *, height: int, width: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image points (``py`` ``(..., )``, ``px`` px, pixel centres at ``i + 0.5`` as the frame's) → their
+    places on the rectified wall (the same units: px of the frame centre's scale, the same origin), for
+    every image of ``g`` (``N×2`` (g_y, g_x), 1/px): ``N×...`` each. NaN where the point is behind the
+    horizon (``1 + g·p ≤ 0.05``)."""
+    cy, cx = height / 2.0, width / 2.0
+    shape = (g.shape[0],) + (1,) * py.dim()
+    gy, gx = g[:, 0].reshape(shape), g[:, 1].reshape(shape)
+    yc, xc = py[None] - cy, px[None] - cx
+    den = 1.0 + gy * yc + gx * xc
+    ok = den > 0.05
+    den = torch.where(ok, den, torch.ones_like(den))
+    nan = torch.full_like(den, float("nan"))
+    return torch.where(ok, yc / den + cy, nan), torch.where(ok, xc / den + cx, nan)
+
+
+def rectify(x: torch.Tensor, valid: torch.Tensor, g: torch.Tensor, *, min_valid: float = 0.99
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The wall of ``x`` (``N×H×W`` finite, ``valid`` ``N×H×W`` 0/1) seen fronto-parallel: ``N×H×W`` each,
+    the same frame size and the frame centre's scale (rectified point ``q`` reads the image at
+    ``p = q / (1 − g·q)``, bilinear, one ``grid_sample`` of the image and its validity together).
+    Rectified pixels whose bilinear footprint is not all valid (``< min_valid``), that fall outside the
+    frame, or beyond the horizon are invalid (0). ``g``: ``N×2`` (g_y, g_x) in 1/px (NaN read as 0: the
+    image itself)."""
+    n, h, w = x.shape
+    dt, dev = x.dtype, x.device
+    g = torch.nan_to_num(g.to(dt), nan=0.0)
+    qy = (torch.arange(h, device=dev, dtype=dt) + 0.5 - h / 2.0)[None, :, None]
+    qx = (torch.arange(w, device=dev, dtype=dt) + 0.5 - w / 2.0)[None, None, :]
+    den = 1.0 - g[:, 0, None, None] * qy - g[:, 1, None, None] * qx  # N×H×W
+    ahead = den > 0.05
+    den = torch.where(ahead, den, torch.ones_like(den))
+    grid = torch.stack([(qx / den) * (2.0 / w), (qy / den) * (2.0 / h)], dim=-1)  # N×H×W×2 (x, y)
+    vf = valid.to(dt)
+    img = torch.stack([x * vf, vf], dim=1)
+    out = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    vr = (out[:, 1] >= min_valid) & ahead
+    xr = out[:, 0] / out[:, 1].clamp_min(1e-6)
+    vrf = vr.to(dt)
+    return xr * vrf, vrf
+
+
+def map_to_image_grid(values: torch.Tensor, center_y: torch.Tensor, center_x: torch.Tensor, g: torch.Tensor,
+                      *, height: int, width: int) -> torch.Tensor:
+    """A window map computed on the rectified wall (``values`` ``N×gh×gw``, window centres ``center_y``
+    ``(gh,)``, ``center_x`` ``(gw,)`` px of the rectified frame, the same geometry as the image's map) read
+    at the rectified places of the image's window centres (the same centres on the image frame):
+    ``N×gh×gw``, bilinear between the four surrounding windows, NaN-aware (the measured ones among them,
+    weighted; NaN where none is measured or the place is off the map)."""
+    n, gh, gw = values.shape
+    dt = values.dtype
+    ry, rx = to_rectified(g.to(dt), center_y[:, None].expand(gh, gw), center_x[None, :].expand(gh, gw),
+                          height=height, width=width)  # N×gh×gw
+    # fractional map indices (the centres are evenly spaced)
+    sy = (center_y[1] - center_y[0]) if gh > 1 else torch.ones((), device=values.device, dtype=dt)
+    sx = (center_x[1] - center_x[0]) if gw > 1 else torch.ones((), device=values.device, dtype=dt)
+    fy = (ry - center_y[0]) / sy
+    fx = (rx - center_x[0]) / sx
+    inside = (torch.isfinite(fy) & torch.isfinite(fx) & (fy >= -0.5) & (fy <= gh - 0.5)
+              & (fx >= -0.5) & (fx <= gw - 0.5))
+    fy = torch.nan_to_num(fy, nan=0.0).clamp(0.0, gh - 1.0)
+    fx = torch.nan_to_num(fx, nan=0.0).clamp(0.0, gw - 1.0)
+    y0 = fy.floor().long().clamp(max=max(gh - 2, 0))
+    x0 = fx.floor().long().clamp(max=max(gw - 2, 0))
+    wy = fy - y0.to(dt)
+    wx = fx - x0.to(dt)
+    flat = values.reshape(n, -1)
+    acc = torch.zeros_like(fy)
+    wsum = torch.zeros_like(fy)
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        yy = (y0 + dy).clamp(max=gh - 1)
+        xx = (x0 + dx).clamp(max=gw - 1)
+        v = flat.gather(1, (yy * gw + xx).reshape(n, -1)).reshape(n, gh, gw)
+        wt = (wy if dy else 1.0 - wy) * (wx if dx else 1.0 - wx)
+        m = torch.isfinite(v) & (wt > 1e-6)
+        acc = acc + torch.where(m, v * wt, torch.zeros_like(v))
+        wsum = wsum + torch.where(m, wt, torch.zeros_like(wt))
+    out = acc / wsum.clamp_min(1e-9)
+    return torch.where(inside & (wsum > 0.25), out, torch.full_like(out, float("nan")))
