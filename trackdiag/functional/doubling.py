@@ -345,9 +345,16 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     the local-period map's (:func:`~trackdiag.analyzers.bands.local_geometry`). Windows whose valid pairs
     cover less than ``min_valid_frac`` are NaN.
     """
-    n, h, w = x.shape
+    n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
     dt, dev = x.dtype, x.device
-    x0, vf = _masked_downsample(x, valid, ds)
+    # one image per vector (N×V×H×W: what each vector's pairs read) or one for all (N×H×W)
+    per_vector = x.dim() == 4
+    if per_vector:
+        nv = x.shape[1]
+        x0, vf = _masked_downsample(x.flatten(0, 1), valid[:, None].expand(n, nv, h, w).flatten(0, 1), ds)
+        x0, vf = x0.unflatten(0, (n, nv)), vf.unflatten(0, (n, nv))[:, 0]
+    else:
+        x0, vf = _masked_downsample(x, valid, ds)
     k, st = max(2, window_px // ds), max(1, stride_px // ds)
     hh, ww = x0.shape[-2:]
     if hh < k or ww < k:
@@ -360,16 +367,21 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     xc = (torch.arange(ww, device=dev, dtype=dt) + 0.5) * ds
     scale = torch.exp(tx[:, None, None] * (xc / w - 0.5)[None, None, :]
                       + ty[:, None, None] * (yc / h - 0.5)[None, :, None])  # N×hh×ww
-    img = torch.stack([x0, vf], dim=1)  # N×2×hh×ww: the image and its validity, shifted together
     nan = float("nan")
     # the three displacements of each vector (v/2, v, 2v) read together; pairs (p − d/2, p + d/2)
     fac = torch.tensor([0.25, 0.5, 1.0], device=dev, dtype=dt)  # (d/2) / v
-    centre = (x0.sum((-2, -1)) / vf.sum((-2, -1)).clamp_min(1.0))[:, None, None, None]  # N×1×1×1
-    # window variance below which a window counts as flat: 10⁻⁴ of the image's (valid) pixel variance,
-    # well above float32 rounding of the window moments and far below any texture's local variance
-    vsum = vf.sum((-2, -1)).clamp_min(1.0)
-    var0 = ((x0 - centre[:, 0]) * vf).square().sum((-2, -1)) / vsum
-    flat_var = (1e-4 * var0 + 1e-12)[:, None, None, None]  # N×1×1×1
+
+    def prepared(xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The image with its validity (``N×2×hh×ww``, shifted together), its valid mean (``N×1×1×1``) and
+        the window variance below which a window counts as flat: 10⁻⁴ of the image's (valid) pixel
+        variance, well above float32 rounding of the window moments and far below any texture's local
+        variance."""
+        centre = (xi.sum((-2, -1)) / vf.sum((-2, -1)).clamp_min(1.0))[:, None, None, None]
+        vsum = vf.sum((-2, -1)).clamp_min(1.0)
+        var0 = ((xi - centre[:, 0]) * vf).square().sum((-2, -1)) / vsum
+        return torch.stack([xi, vf], dim=1), centre, (1e-4 * var0 + 1e-12)[:, None, None, None]
+
+    img, centre, flat_var = prepared(x0[:, 0] if per_vector else x0)
 
     def corr3(v: torch.Tensor, img: torch.Tensor, scale: torch.Tensor, centre: torch.Tensor,
               flat_var: torch.Tensor, shifted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -424,8 +436,12 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     margins, plains = [], []
     for i in range(vecs.shape[1]):
         v = vecs[:, i]
+        if per_vector and i > 0:
+            img, centre, flat_var = prepared(x0[:, i])
 
-        def corr_on(r: torch.Tensor | None, v: torch.Tensor = v) -> tuple[torch.Tensor, torch.Tensor]:
+        def corr_on(r: torch.Tensor | None, v: torch.Tensor = v, img: torch.Tensor = img,
+                    centre: torch.Tensor = centre, flat_var: torch.Tensor = flat_var
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
             if not host:
                 return (corr3(v, img, scale, centre, flat_var) if r is None
                         else corr3(v[r], img[r], scale[r], centre[r], flat_var[r]))
@@ -453,9 +469,18 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
         # the lattice read at twice its vector (locked on a large region): the rest repeats at v/2
         margins.append(torch.minimum(_robust_z(c1 - c_half, floor), _robust_z(-c_half, floor)))
         plains.append(c1)
-    mar = torch.stack(margins, 0)
-    best = torch.where(torch.isfinite(mar), mar, torch.full_like(mar, -math.inf)).amax(0)
-    best = torch.where(torch.isfinite(best), best, torch.full_like(best, nan))
+    mar = torch.stack(margins, 0)  # (2V)×N×gh×gw
+    fin = torch.isfinite(mar)
+    best = torch.where(fin, mar, torch.full_like(mar, -math.inf)).amax(0)
+    # a window is measured where every hypothesis that most of the image measures is measured: near the
+    # frame's sides and mask holes a long vector's pairs leave the wall, and the window's best over the
+    # rest (often the weakest hypotheses) is not the wall's reading (a full-width band lost its line to
+    # the first column of windows, which only the short vector reached)
+    seen = fin.any(0)  # N×gh×gw
+    share = (fin & seen).flatten(2).sum(-1) / seen.flatten(1).sum(-1).clamp_min(1)[None]  # (2V)×N
+    main = (share >= 0.5)[..., None, None]
+    complete = (fin | ~main).all(0)
+    best = torch.where(torch.isfinite(best) & complete, best, torch.full_like(best, nan))
     pl = torch.stack(plains, 0)
     plain = torch.where(torch.isfinite(pl), pl, torch.full_like(pl, -math.inf)).amax(0)
     plain = torch.where(torch.isfinite(plain), plain, torch.full_like(plain, nan))
