@@ -561,11 +561,49 @@ def pair_doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, t1: torch.Tensor
     win, stride, ds = local_geometry(h, w, window_frac=window_frac, overlap=overlap, max_fft_px=max_fft_px,
                                      max_downsample=max_downsample)
     vectors = lattice_shift_vectors(t1, t2)
-    # the wall's edges (edge_image): its cells' colours differ, its grout, mortar and seams repeat; each
-    # vector reads the edges across it (directional_edges): those along it repeat at any shift along it
-    e = directional_edges(x, valid, t1, t2, vectors, length=max(3, win // 4))
+    # Eighth sitting: on a wall without a perspective trend (the expected scale exactly 1 everywhere: most
+    # fronto-parallel walls) each vector reads the edges across it (directional_edges), the basis vectors
+    # are also read at 4v, the wall's level is read below the 40th percentile and a region's reach on each
+    # hypothesis' own map (hypotheses_extent). A wall with a trend reads the pair test as before (its
+    # expected scale is a fitted trend whose residue ramps across the frame: levels read at the ramp's low
+    # end, and more hypotheses, turned that ramp into whole lines on clean angled walls).
+    flat = (torch.nan_to_num(trend_x, nan=0.0) == 0) & (torch.nan_to_num(trend_y, nan=0.0) == 0)
+    length = max(3, win // 4)
+    # the wall's edges (edge_image): its cells' colours differ, its grout, mortar and seams repeat
+    e = edge_image(x, valid, t1, t2, length=length)[:, None].expand(-1, vectors.shape[1], -1, -1)
+    e = torch.where(flat[:, None, None, None], directional_edges(x, valid, t1, t2, vectors, length=length), e)
     # half the local map's windows (same downsampling): the pair test needs no spectral resolution, and a
     # full-width band is often a third of a window tall
     pm = pair_doubling_map(e, valid, vectors, window_px=win // 2, stride_px=stride // 2,
                            ds=ds, trend_x=trend_x, trend_y=trend_y)
-    return _region_keys("pair", region_extent(pm.margin, excess=excess), pm.plain_corr)
+    ext = region_extent(pm.margin, excess=excess)
+    if pm.hypotheses is not None:
+        new = hypotheses_extent(pm.hypotheses, excess=excess)
+        ext = {k: torch.where(flat, new[k], ext[k]) for k in ext}
+    return _region_keys("pair", ext, pm.plain_corr)
+
+
+def hypotheses_extent(hyp: torch.Tensor, *, excess: float) -> dict[str, torch.Tensor]:
+    """:func:`~trackdiag.functional.doubling.region_extent` of each hypothesis' map of the pair test
+    (``hyp`` ``H×N×h×w``, the wall's level read below the 40th percentile), then per image the largest over
+    the hypotheses: ``excess_max``, ``area_frac``; ``row_level`` / ``col_level`` with the evenness and
+    end flag of the hypothesis that gives it. Eighth sitting: read on the per-window best over the
+    hypotheses, a full-width band lost its line at the frame's sides, where the decisive (long) vector's
+    pairs leave the frame and only weaker hypotheses are measured."""
+    h_, n = hyp.shape[:2]
+    ext = region_extent(hyp.flatten(0, 1), excess=excess, lower=True)
+    ninf = float("-inf")
+
+    def top(key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        v = ext[key].reshape(h_, n)
+        best, at = torch.where(torch.isfinite(v), v, torch.full_like(v, ninf)).max(dim=0)
+        return torch.where(torch.isfinite(best), best, torch.full_like(best, float("nan"))), at
+
+    out = {"excess_max": top("excess_max")[0], "area_frac": top("area_frac")[0]}
+    for line in ("row", "col"):
+        lvl, at = top(f"{line}_level")
+        out[f"{line}_level"] = lvl
+        for k in (f"{line}_even", f"{line}_end"):
+            g = ext[k].reshape(h_, n).gather(0, at[None])[0]
+            out[k] = torch.where(torch.isfinite(lvl), g, torch.full_like(g, float("nan")))
+    return out
