@@ -468,13 +468,16 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
             fs = flat_scale[rr]
             parts = [(rr[fs], True), (rr[~fs], False)]
             parts = [(j, sh) for j, sh in parts if j.numel()]
-            if len(parts) == 1:
+            if len(parts) == 1 and (parts[0][1] or fac.shape[0] == 3):
                 return corr3(v[rr], img[rr], scale[rr], centre[rr], flat_var[rr], fac, shifted=parts[0][1])
-            cs = torch.empty((rr.numel(), fac.shape[0], gh, gw), device=dev, dtype=dt)
-            covs = torch.empty_like(cs)
+            cs = torch.full((rr.numel(), fac.shape[0], gh, gw), nan, device=dev, dtype=dt)
+            covs = torch.zeros_like(cs)
             for j, sh in parts:
                 at = (fs if sh else ~fs).nonzero()[:, 0]
-                cs[at], covs[at] = corr3(v[j], img[j], scale[j], centre[j], flat_var[j], fac, shifted=sh)
+                # (4v is used on walls without a trend only: the others read v/2, v, 2v)
+                f = fac if sh else fac[:3]
+                cs[at, :f.shape[0]], covs[at, :f.shape[0]] = corr3(v[j], img[j], scale[j], centre[j],
+                                                                   flat_var[j], f, shifted=sh)
             return cs, covs
 
         cs, covs = on_rows(fin_v[:, i], corr_on, fills=(nan, 0.0), like=x0, shape=(nf, gh, gw))
