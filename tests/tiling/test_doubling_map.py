@@ -409,18 +409,20 @@ def _brick_band_wall(doubled: str, *, h: int = 320, w: int = 384, course: float 
     return (img + 0.02 * torch.randn(img.shape, generator=g))[None]
 
 
-@pytest.mark.slow
 def test_pair_test_sees_brick_bands_doubled_along_either_axis() -> None:
     """Full-width bands of a running bond — bricks twice as long, or courses twice as tall — over 44 % of the
     wall's height, through the whole diagnosis (the wall's own lattice estimate, ``likely_causes``).
 
-    Eighth sitting (issue 11): the fronto-parallel row bands missed on generated v8 walls were mostly brick.
-    Three mechanisms, each fixed at the measurement: a pair vector read the gradient *magnitude*, so the bed
-    joints, which repeat under any horizontal shift, held the correlation at ``v`` and ``2v`` alike when only
-    the head joints changed (now each vector reads the edges across it, ``bands.directional_edges``); the
-    wall's level and spread were the median and MAD of windows a near-half band spans (now read below the
-    40th percentile); and the windows at the frame's sides, where a long vector's pairs leave the frame, kept
-    the weaker hypotheses only and broke the band's line (now unmeasured). Clean running bonds stay quiet."""
+    Eighth sitting (issue 11): the fronto-parallel row bands missed on generated v8 walls were tiles and
+    brick. Four mechanisms, each fixed at the measurement: a pair vector read the gradient *magnitude*, so
+    the bed joints, which repeat under any horizontal shift, held the correlation at ``v`` and ``2v`` alike
+    when only the head joints changed (now each vector reads the edges across it,
+    ``bands.directional_edges``); bricks twice as long on a lattice estimated as (H, 0), (0, L/2) show only
+    at 4v (now read too); the wall's level and spread were the median and MAD of windows a near-half band
+    spans (now read below the 40th percentile); and the windows at the frame's sides, where a long vector's
+    pairs leave the frame, kept the weaker hypotheses only and broke the band's line (now each hypothesis'
+    reach is read on its own map). Clean running bonds stay quiet. Before these changes both bands read
+    nothing (row levels -0.17 and 0.22). About 0.5 s of CPU."""
     img = torch.cat([_brick_band_wall(d, seed=i) for i, d in enumerate(("none", "x", "y"))])
     s = tiling_metrics(img[:, None])
     found = []
