@@ -52,6 +52,7 @@ __all__ = [
     "local_geometry",
     "local_period_map",
     "longest_run",
+    "directional_edges",
     "edge_image",
     "pair_doubling_keys",
     "period_trend",
@@ -520,6 +521,28 @@ def edge_image(x: torch.Tensor, valid: torch.Tensor, t1: torch.Tensor, t2: torch
     return torch.where(one_d[:, None, None], cb, torch.sqrt(gy.square() + gx.square()) * vf)
 
 
+def directional_edges(x: torch.Tensor, valid: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor,
+                      vectors: torch.Tensor, *, length: int) -> torch.Tensor:
+    """What each pair vector reads: the wall's edges *across* that vector, ``N×V×H×W``.
+
+    A shift along ``v`` maps an edge that runs along ``v`` onto itself whatever the shift (a brick wall's
+    bed joints under a horizontal shift, a tile wall's horizontal grout): with the gradient magnitude
+    (:func:`edge_image`) those edges dominate the correlation at ``v`` and at ``2v`` alike, and a band where
+    the period doubles along ``v`` — bricks twice as long, tiles twice as wide, which change only the
+    joints across ``v`` — barely moves it. So a 2-D lattice's vector ``v`` (``vectors`` ``N×V×2`` (dy, dx)
+    px) reads ``|v̂·∇x|``, the gradient along ``v``; a 1-D texture (``t2`` NaN) reads its edge comb
+    (:func:`edge_image`, already the gradient along ``t₁``) for every vector. 0 outside ``valid``."""
+    vf = valid.to(x.dtype)
+    comb = edge_image(x, valid, t1, t2, length=length)
+    gy, gx = _central_grads(x, vf)
+    nrm = torch.sqrt(vectors.square().sum(-1)).clamp_min(1e-6)  # N×V
+    uy = torch.nan_to_num(vectors[..., 0] / nrm, nan=0.0)[..., None, None]
+    ux = torch.nan_to_num(vectors[..., 1] / nrm, nan=0.0)[..., None, None]
+    along = (uy * gy[:, None] + ux * gx[:, None]).abs() * vf[:, None]  # N×V×H×W
+    one_d = ~torch.isfinite(t2).all(dim=1) & torch.isfinite(t1).all(dim=1)
+    return torch.where(one_d[:, None, None, None], comb[:, None], along)
+
+
 def pair_doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, t1: torch.Tensor, t2: torch.Tensor,
                        trend_x: torch.Tensor, trend_y: torch.Tensor, window_frac: float = 0.25,
                        overlap: int = 3, max_fft_px: int = 64, max_downsample: int = 2,
@@ -537,10 +560,50 @@ def pair_doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, t1: torch.Tensor
     h, w = x.shape[-2:]
     win, stride, ds = local_geometry(h, w, window_frac=window_frac, overlap=overlap, max_fft_px=max_fft_px,
                                      max_downsample=max_downsample)
+    vectors = lattice_shift_vectors(t1, t2)
+    # Eighth sitting: on a wall without a perspective trend (the expected scale exactly 1 everywhere: most
+    # fronto-parallel walls) each vector reads the edges across it (directional_edges), the basis vectors
+    # are also read at 4v, the wall's level is read below the 40th percentile and a region's reach on each
+    # hypothesis' own map (hypotheses_extent). A wall with a trend reads the pair test as before (its
+    # expected scale is a fitted trend whose residue ramps across the frame: levels read at the ramp's low
+    # end, and more hypotheses, turned that ramp into whole lines on clean angled walls).
+    flat = (torch.nan_to_num(trend_x, nan=0.0) == 0) & (torch.nan_to_num(trend_y, nan=0.0) == 0)
+    length = max(3, win // 4)
     # the wall's edges (edge_image): its cells' colours differ, its grout, mortar and seams repeat
-    x = edge_image(x, valid, t1, t2, length=max(3, win // 4))
+    e = edge_image(x, valid, t1, t2, length=length)[:, None].expand(-1, vectors.shape[1], -1, -1)
+    e = torch.where(flat[:, None, None, None], directional_edges(x, valid, t1, t2, vectors, length=length), e)
     # half the local map's windows (same downsampling): the pair test needs no spectral resolution, and a
     # full-width band is often a third of a window tall
-    pm = pair_doubling_map(x, valid, lattice_shift_vectors(t1, t2), window_px=win // 2, stride_px=stride // 2,
+    pm = pair_doubling_map(e, valid, vectors, window_px=win // 2, stride_px=stride // 2,
                            ds=ds, trend_x=trend_x, trend_y=trend_y)
-    return _region_keys("pair", region_extent(pm.margin, excess=excess), pm.plain_corr)
+    ext = region_extent(pm.margin, excess=excess)
+    if pm.hypotheses is not None:
+        new = hypotheses_extent(pm.hypotheses, excess=excess)
+        ext = {k: torch.where(flat, new[k], ext[k]) for k in ext}
+    return _region_keys("pair", ext, pm.plain_corr)
+
+
+def hypotheses_extent(hyp: torch.Tensor, *, excess: float) -> dict[str, torch.Tensor]:
+    """:func:`~trackdiag.functional.doubling.region_extent` of each hypothesis' map of the pair test
+    (``hyp`` ``H×N×h×w``, the wall's level read below the 40th percentile), then per image the largest over
+    the hypotheses: ``excess_max``, ``area_frac``; ``row_level`` / ``col_level`` with the evenness and
+    end flag of the hypothesis that gives it. Eighth sitting: read on the per-window best over the
+    hypotheses, a full-width band lost its line at the frame's sides, where the decisive (long) vector's
+    pairs leave the frame and only weaker hypotheses are measured."""
+    h_, n = hyp.shape[:2]
+    ext = region_extent(hyp.flatten(0, 1), excess=excess, lower=True)
+    ninf = float("-inf")
+
+    def top(key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        v = ext[key].reshape(h_, n)
+        best, at = torch.where(torch.isfinite(v), v, torch.full_like(v, ninf)).max(dim=0)
+        return torch.where(torch.isfinite(best), best, torch.full_like(best, float("nan"))), at
+
+    out = {"excess_max": top("excess_max")[0], "area_frac": top("area_frac")[0]}
+    for line in ("row", "col"):
+        lvl, at = top(f"{line}_level")
+        out[f"{line}_level"] = lvl
+        for k in (f"{line}_even", f"{line}_end"):
+            g = ext[k].reshape(h_, n).gather(0, at[None])[0]
+            out[k] = torch.where(torch.isfinite(lvl), g, torch.full_like(g, float("nan")))
+    return out

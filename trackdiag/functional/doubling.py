@@ -234,10 +234,11 @@ def _nan_box(v: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
 
 
 def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float = 0.0,
-                  min_line: int = 3, min_span: float = 0.4) -> dict[str, torch.Tensor]:
+                  min_line: int = 3, min_span: float = 0.4, lower: bool = False) -> dict[str, torch.Tensor]:
     """The 2×-period region of a :class:`DoublingMap` margin map (``N×h×w``) and how far it reaches.
 
-    The margin minus the image's median margin is the *excess*. ``excess_max``: the largest excess after a
+    The margin minus the image's median margin (with ``lower``, the wall's level read below the 40th
+    percentile, :func:`_lower_location_scale`) is the *excess*. ``excess_max``: the largest excess after a
     3×3 mean (a region is larger than one window); ``area_frac``: the share of measured windows whose
     smoothed excess is above ``excess``. Full width / height: ``row_level`` is, over the map rows (with at
     least ``min_line`` measured windows, whose first and last measured windows span at least ``min_span`` of
@@ -253,7 +254,8 @@ def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float =
     """
     n, gh, gw = margin.shape
     flat = margin.reshape(n, -1)
-    med = flat.nanmedian(dim=1).values
+    # lower: the wall's level read below the 40th percentile (a band may cover nearly half the windows)
+    med = _lower_location_scale(flat)[0] if lower else flat.nanmedian(dim=1).values
     e = margin - med[:, None, None]
     ok = torch.isfinite(e)
     es = _nan_box(e, 3, 3)
@@ -311,6 +313,7 @@ class PairMap(NamedTuple):
     plain_corr: torch.Tensor
     center_y: torch.Tensor
     center_x: torch.Tensor
+    hypotheses: torch.Tensor | None = None
 
 
 def lattice_shift_vectors(t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
@@ -336,7 +339,10 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     :func:`doubling_map`); the hypothesis' margin is ``corr(2v) − corr(v)`` less its image median, and
     also ``corr(v) − corr(v/2)`` less its median (a lattice read at twice its vector, locked on a large
     doubled region: the rest of the wall then repeats at ``v/2``). ``margin`` is the largest over the
-    hypotheses. On a wall without a region, every lattice vector and its double repeat alike: ≈ 0. The z
+    hypotheses; ``hypotheses`` (``H×N×h×w``) keeps each hypothesis' map (a region's reach is read on each:
+    near the frame's sides and mask holes a long vector's pairs leave the wall, and the best over the
+    others there is not the same reading). On a wall without a region, every lattice vector and its
+    double repeat alike: ≈ 0. The z
     denominators are ``1.4826·MAD + floor``: ``floor`` (0.08) is the correlation change that counts as
     noise on any wall (a very clean lattice, ``c(v)`` ≈ 0.97 with a MAD of 0.01, otherwise reads a picture
     frame's 0.07 dip as a region).
@@ -345,9 +351,16 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     the local-period map's (:func:`~trackdiag.analyzers.bands.local_geometry`). Windows whose valid pairs
     cover less than ``min_valid_frac`` are NaN.
     """
-    n, h, w = x.shape
+    n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
     dt, dev = x.dtype, x.device
-    x0, vf = _masked_downsample(x, valid, ds)
+    # one image per vector (N×V×H×W: what each vector's pairs read) or one for all (N×H×W)
+    per_vector = x.dim() == 4
+    if per_vector:
+        nv = x.shape[1]
+        x0, vf = _masked_downsample(x.flatten(0, 1), valid[:, None].expand(n, nv, h, w).flatten(0, 1), ds)
+        x0, vf = x0.unflatten(0, (n, nv)), vf.unflatten(0, (n, nv))[:, 0]
+    else:
+        x0, vf = _masked_downsample(x, valid, ds)
     k, st = max(2, window_px // ds), max(1, stride_px // ds)
     hh, ww = x0.shape[-2:]
     if hh < k or ww < k:
@@ -360,24 +373,35 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     xc = (torch.arange(ww, device=dev, dtype=dt) + 0.5) * ds
     scale = torch.exp(tx[:, None, None] * (xc / w - 0.5)[None, None, :]
                       + ty[:, None, None] * (yc / h - 0.5)[None, :, None])  # N×hh×ww
-    img = torch.stack([x0, vf], dim=1)  # N×2×hh×ww: the image and its validity, shifted together
     nan = float("nan")
     # the three displacements of each vector (v/2, v, 2v) read together; pairs (p − d/2, p + d/2)
-    fac = torch.tensor([0.25, 0.5, 1.0], device=dev, dtype=dt)  # (d/2) / v
-    centre = (x0.sum((-2, -1)) / vf.sum((-2, -1)).clamp_min(1.0))[:, None, None, None]  # N×1×1×1
-    # window variance below which a window counts as flat: 10⁻⁴ of the image's (valid) pixel variance,
-    # well above float32 rounding of the window moments and far below any texture's local variance
-    vsum = vf.sum((-2, -1)).clamp_min(1.0)
-    var0 = ((x0 - centre[:, 0]) * vf).square().sum((-2, -1)) / vsum
-    flat_var = (1e-4 * var0 + 1e-12)[:, None, None, None]  # N×1×1×1
+    fac3 = torch.tensor([0.25, 0.5, 1.0], device=dev, dtype=dt)  # (d/2) / v
+    # the basis vectors also at 4v: a lattice read at half its vector along one axis (a running bond's
+    # estimate is often the rectangular (H, 0), (0, L/2), whose sum is the stagger vector; bricks twice as
+    # long then repeat at 4·(0, L/2) and no longer at 2·(0, L/2), while at v and 2v they read as the wall)
+    fac4 = torch.tensor([0.25, 0.5, 1.0, 2.0], device=dev, dtype=dt)
+
+    def prepared(xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The image with its validity (``N×2×hh×ww``, shifted together), its valid mean (``N×1×1×1``) and
+        the window variance below which a window counts as flat: 10⁻⁴ of the image's (valid) pixel
+        variance, well above float32 rounding of the window moments and far below any texture's local
+        variance."""
+        centre = (xi.sum((-2, -1)) / vf.sum((-2, -1)).clamp_min(1.0))[:, None, None, None]
+        vsum = vf.sum((-2, -1)).clamp_min(1.0)
+        var0 = ((xi - centre[:, 0]) * vf).square().sum((-2, -1)) / vsum
+        return torch.stack([xi, vf], dim=1), centre, (1e-4 * var0 + 1e-12)[:, None, None, None]
+
+    img, centre, flat_var = prepared(x0[:, 0] if per_vector else x0)
 
     def corr3(v: torch.Tensor, img: torch.Tensor, scale: torch.Tensor, centre: torch.Tensor,
-              flat_var: torch.Tensor, shifted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Windows' pair correlation at ``v/2``, ``v`` and ``2v`` (``v`` ``N×2`` px, ``img``, ``scale``,
-        ``centre``, ``flat_var`` of the same ``N`` images): ``N×3×gh×gw`` (NaN on flat windows) and the
-        valid-pair shares. One bilinear read of the six shifted copies, the window sums by matrix
-        products. ``shifted``: every image's scale is exactly 1 (no perspective trend) and the host can
-        read ``v``: the reads are whole-image shifts (:func:`_shift_read`, the same bilinear values)."""
+              flat_var: torch.Tensor, fac: torch.Tensor, shifted: bool = False
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows' pair correlation at ``2·fac·v`` (``v/2``, ``v``, ``2v`` and, with four factors, ``4v``;
+        ``v`` ``N×2`` px, ``img``, ``scale``, ``centre``, ``flat_var`` of the same ``N`` images):
+        ``N×F×gh×gw`` (NaN on flat windows) and the valid-pair shares. One bilinear read of the ``2F``
+        shifted copies, the window sums by matrix products. ``shifted``: every image's scale is exactly 1
+        (no perspective trend) and the host can read ``v``: the reads are whole-image shifts
+        (:func:`_shift_read`, the same bilinear values)."""
         n = v.shape[0]
         if shifted:
             fin = torch.isfinite(v).all(1)[:, None, None, None]
@@ -389,9 +413,10 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
             fin = (torch.isfinite(by) & torch.isfinite(bx))[:, None]  # (scaling by fac keeps finiteness)
             g = _grid_read(img, fac[None, :, None, None] * torch.nan_to_num(by)[:, None],
                            fac[None, :, None, None] * torch.nan_to_num(bx)[:, None])  # N×2×6×hh×ww
-        ga, gb = g[:, :, :3], g[:, :, 3:]
-        # the window sums' six inputs written in place into one N×3×6×hh×ww stack
-        stack = torch.empty((n, 3, 6, hh, ww), device=dev, dtype=dt)
+        nf = fac.shape[0]
+        ga, gb = g[:, :, :nf], g[:, :, nf:]
+        # the window sums' six inputs written in place into one N×F×6×hh×ww stack
+        stack = torch.empty((n, nf, 6, hh, ww), device=dev, dtype=dt)
         wgt, a, b = stack[:, :, 0], stack[:, :, 1], stack[:, :, 2]
         wgt.copy_((ga[:, 1] > 0.99) & (gb[:, 1] > 0.99) & fin)
         # centred on the image's mean (the correlation is shift-invariant; the window sums' cancellation
@@ -421,39 +446,58 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     # as whole-image shifts where the host can read the vectors (the CPU)
     host = _host_ok(x0)
     flat_scale = (tx == 0) & (ty == 0)
+    # the wall's level read below the 40th percentile where its margins are stationary: on a wall seen at
+    # an angle the expected scale is a fitted trend whose residue ramps across the frame, and a level read
+    # at the ramp's low end turns its high end into whole lines (the median there, as before)
+    lower = flat_scale
     margins, plains = [], []
     for i in range(vecs.shape[1]):
         v = vecs[:, i]
+        fac = fac4 if i < 2 else fac3
+        nf = fac.shape[0]
+        if per_vector and i > 0:
+            img, centre, flat_var = prepared(x0[:, i])
 
-        def corr_on(r: torch.Tensor | None, v: torch.Tensor = v) -> tuple[torch.Tensor, torch.Tensor]:
+        def corr_on(r: torch.Tensor | None, v: torch.Tensor = v, img: torch.Tensor = img,
+                    centre: torch.Tensor = centre, flat_var: torch.Tensor = flat_var,
+                    fac: torch.Tensor = fac) -> tuple[torch.Tensor, torch.Tensor]:
             if not host:
-                return (corr3(v, img, scale, centre, flat_var) if r is None
-                        else corr3(v[r], img[r], scale[r], centre[r], flat_var[r]))
+                return (corr3(v, img, scale, centre, flat_var, fac) if r is None
+                        else corr3(v[r], img[r], scale[r], centre[r], flat_var[r], fac))
             rr = torch.arange(n, device=dev) if r is None else r
             fs = flat_scale[rr]
             parts = [(rr[fs], True), (rr[~fs], False)]
             parts = [(j, sh) for j, sh in parts if j.numel()]
-            if len(parts) == 1:
-                return corr3(v[rr], img[rr], scale[rr], centre[rr], flat_var[rr], shifted=parts[0][1])
-            cs = torch.empty((rr.numel(), 3, gh, gw), device=dev, dtype=dt)
-            covs = torch.empty_like(cs)
+            if len(parts) == 1 and (parts[0][1] or fac.shape[0] == 3):
+                return corr3(v[rr], img[rr], scale[rr], centre[rr], flat_var[rr], fac, shifted=parts[0][1])
+            cs = torch.full((rr.numel(), fac.shape[0], gh, gw), nan, device=dev, dtype=dt)
+            covs = torch.zeros_like(cs)
             for j, sh in parts:
                 at = (fs if sh else ~fs).nonzero()[:, 0]
-                cs[at], covs[at] = corr3(v[j], img[j], scale[j], centre[j], flat_var[j], shifted=sh)
+                # (4v is used on walls without a trend only: the others read v/2, v, 2v)
+                f = fac if sh else fac[:3]
+                cs[at, :f.shape[0]], covs[at, :f.shape[0]] = corr3(v[j], img[j], scale[j], centre[j],
+                                                                   flat_var[j], f, shifted=sh)
             return cs, covs
 
-        cs, covs = on_rows(fin_v[:, i], corr_on, fills=(nan, 0.0), like=x0, shape=(3, gh, gw))
-        c_half, c1, c2 = cs.unbind(1)
+        cs, covs = on_rows(fin_v[:, i], corr_on, fills=(nan, 0.0), like=x0, shape=(nf, gh, gw))
+        c_half, c1, c2 = cs[:, :3].unbind(1)
         cov1, cov2 = covs[:, 1], covs[:, 2]
         ok = (cov2 >= min_valid_frac) & (cov1 >= min_valid_frac) & torch.isfinite(v).all(1)[:, None, None]
         c_half, c1, c2 = (torch.where(ok, c, torch.full_like(c, nan)) for c in (c_half, c1, c2))
         # a window of the region repeats better at 2v than at v *and* has lost the repeat at v that the
         # rest of the wall has (each in robust z units of the image: noisy walls need more)
-        margins.append(torch.minimum(_robust_z(c2 - c1, floor), _robust_z(-c1, floor)))
+        margins.append(torch.minimum(_robust_z(c2 - c1, floor, lower), _robust_z(-c1, floor, lower)))
         # the lattice read at twice its vector (locked on a large region): the rest repeats at v/2
-        margins.append(torch.minimum(_robust_z(c1 - c_half, floor), _robust_z(-c_half, floor)))
+        margins.append(torch.minimum(_robust_z(c1 - c_half, floor, lower), _robust_z(-c_half, floor, lower)))
+        if nf == 4:
+            # the lattice read at half its vector along v: the region repeats at 4v and not at 2v (on walls
+            # without a perspective trend only: see lower above)
+            c4 = torch.where(ok & (covs[:, 3] >= min_valid_frac) & flat_scale[:, None, None], cs[:, 3],
+                             torch.full_like(c1, nan))
+            margins.append(torch.minimum(_robust_z(c4 - c2, floor, lower), _robust_z(-c2, floor, lower)))
         plains.append(c1)
-    mar = torch.stack(margins, 0)
+    mar = torch.stack(margins, 0)  # H×N×gh×gw
     best = torch.where(torch.isfinite(mar), mar, torch.full_like(mar, -math.inf)).amax(0)
     best = torch.where(torch.isfinite(best), best, torch.full_like(best, nan))
     pl = torch.stack(plains, 0)
@@ -461,16 +505,35 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     plain = torch.where(torch.isfinite(plain), plain, torch.full_like(plain, nan))
     cy = (torch.arange(gh, device=dev, dtype=dt) * st + k / 2.0) * ds
     cx = (torch.arange(gw, device=dev, dtype=dt) * st + k / 2.0) * ds
-    return PairMap(best, plain, cy, cx)
+    return PairMap(best, plain, cy, cx, mar)
 
 
-def _robust_z(m: torch.Tensor, floor: float) -> torch.Tensor:
-    """``N×h×w`` → ``(m − median) / (1.4826·MAD + floor)`` per image, NaN-aware (a region covers a
-    minority of the windows, so median and MAD are the wall's)."""
+def _lower_location_scale(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The wall's own level and spread of a region measure, from the lower part of its distribution:
+    ``N×M`` (NaN ignored) → ``(N,)`` location and scale. A 2×-period region only ever *raises* the pair
+    margins, so the windows below the 40th percentile are the wall's even where a band covers nearly half
+    of the measured windows (the median then falls between the two states and the MAD spans both, which
+    squeezed a 1.0 correlation change in a band of bricks twice as long to a z of 0.9). For a Gaussian
+    wall, ``σ = (q₄₀ − q₁₀) / 1.028`` and ``μ = q₄₀ + 0.253 σ``: the median and ``1.4826·MAD`` on
+    average."""
+    q = torch.nanquantile(flat, torch.tensor([0.1, 0.4], device=flat.device, dtype=flat.dtype), dim=1)
+    sigma = (q[1] - q[0]) / 1.0283
+    return q[1] + 0.2533 * sigma, sigma
+
+
+def _robust_z(m: torch.Tensor, floor: float, lower: torch.Tensor | None = None) -> torch.Tensor:
+    """``N×h×w`` → ``(m − μ) / (σ + floor)`` per image, NaN-aware: the median and ``1.4826·MAD`` (a region
+    covers a minority of the windows), or on the images where ``lower`` (``(N,)`` bool) holds the wall's
+    level and spread read below the 40th percentile (:func:`_lower_location_scale`: a region raises the
+    margins and a band may cover nearly half of the windows)."""
     n = m.shape[0]
-    med = m.reshape(n, -1).nanmedian(dim=1).values[:, None, None]
-    mad = (m - med).abs().reshape(n, -1).nanmedian(dim=1).values[:, None, None]
-    return (m - med) / (1.4826 * mad + floor)
+    flat = m.reshape(n, -1)
+    mu = flat.nanmedian(dim=1).values
+    sigma = 1.4826 * (flat - mu[:, None]).abs().nanmedian(dim=1).values
+    if lower is not None:
+        lmu, lsig = _lower_location_scale(flat)
+        mu, sigma = torch.where(lower, lmu, mu), torch.where(lower, lsig, sigma)
+    return (m - mu[:, None, None]) / (sigma[:, None, None] + floor)
 
 
 def _window_means(t: torch.Tensor, k: int, st: int) -> torch.Tensor:

@@ -1327,11 +1327,12 @@ def nan_box(v: np.ndarray, kh: int, kw: int) -> np.ndarray:
     return out
 
 
-def region_extent(margin: np.ndarray, *, excess: float, min_line: int = 3, min_span: float = 0.4
-                  ) -> dict[str, float]:
-    """``doubling.region_extent``: the excess over the image's median margin, its 3×3-smoothed maximum,
-    the share above ``excess``, and the strongest whole map row (column) with its evenness."""
-    e = margin - lower_median(margin)
+def region_extent(margin: np.ndarray, *, excess: float, min_line: int = 3, min_span: float = 0.4,
+                  lower: bool = False) -> dict[str, float]:
+    """``doubling.region_extent``: the excess over the image's median margin (``lower``: the level read
+    below the 40th percentile, :func:`lower_location_scale`), its 3×3-smoothed maximum, the share above
+    ``excess``, and the strongest whole map row (column) with its evenness."""
+    e = margin - (lower_location_scale(margin)[0] if lower else lower_median(margin))
     ok = np.isfinite(e)
     if not ok.any():
         return dict.fromkeys(("excess_max", "area_frac", "row_level", "col_level", "row_even", "col_even"),
@@ -1457,6 +1458,122 @@ def pair_margins(x: np.ndarray, v: np.ndarray, vectors: list[np.ndarray], *, win
         best = np.nanmax(np.where(np.isfinite(margins), margins, -np.inf), axis=0)
         plain = np.nanmax(np.where(np.isfinite(plains), plains, -np.inf), axis=0)
     return np.where(np.isfinite(best), best, np.nan), np.where(np.isfinite(plain), plain, np.nan)
+
+
+def lower_location_scale(m: np.ndarray) -> tuple[float, float]:
+    """``doubling._lower_location_scale``: the level and spread of the finite values read below the 40th
+    percentile (``σ = (q₄₀ − q₁₀) / 1.0283``, ``μ = q₄₀ + 0.2533 σ``; linear quantiles)."""
+    v = np.asarray(m, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return math.nan, math.nan
+    q10, q40 = np.quantile(v, [0.1, 0.4])
+    sigma = (q40 - q10) / 1.0283
+    return float(q40 + 0.2533 * sigma), float(sigma)
+
+
+def directional_edges(x: np.ndarray, vf: np.ndarray, t1: np.ndarray, t2: np.ndarray,
+                      vectors: list[np.ndarray], *, length: int) -> list[np.ndarray]:
+    """``bands.directional_edges``: per vector ``v`` the gradient along it, ``|v̂·∇x|`` (0 for a NaN vector);
+    a 1-D texture's edge comb (:func:`edge_image`) for every vector."""
+    if np.isfinite(t1).all() and not np.isfinite(t2).all():
+        return [edge_image(x, vf, t1, t2, length=length)] * len(vectors)
+    gy, gx = np.zeros_like(x), np.zeros_like(x)
+    gy[1:-1] = (x[2:] - x[:-2]) * 0.5 * (vf[2:] * vf[:-2])
+    gx[:, 1:-1] = (x[:, 2:] - x[:, :-2]) * 0.5 * (vf[:, 2:] * vf[:, :-2])
+    out = []
+    for v in vectors:
+        nrm = max(float(np.hypot(*v)), 1e-6) if np.isfinite(v).all() else math.inf
+        out.append(np.abs(v[0] / nrm * gy + v[1] / nrm * gx) * vf if math.isfinite(nrm) else np.zeros_like(x))
+    return out
+
+
+def pair_hypotheses(xs: list[np.ndarray], v: np.ndarray, vectors: list[np.ndarray], *, window_px: int,
+                    stride_px: int, ds: int, floor: float = 0.08, min_valid_frac: float = 0.5
+                    ) -> tuple[list[np.ndarray], np.ndarray]:
+    """The pair test on a wall without a perspective trend (``doubling.pair_doubling_map`` with a flat
+    scale): each vector reads its own image ``xs[i]``, the two basis vectors also at ``4v``
+    (min(z(c(4v) − c(2v)), z(−c(2v)))), every z from the level and spread read below the 40th percentile.
+    Returns every hypothesis' map and the best ``c(v)``."""
+    hyps, plains = [], []
+    for i, (xi, vec) in enumerate(zip(xs, vectors, strict=True)):
+        x0, vf = masked_downsample(xi, v, ds)
+        k, st = max(2, window_px // ds), max(1, stride_px // ds)
+        hh, ww = x0.shape
+        if hh < k or ww < k:
+            k = min(hh, ww)
+            st = max(1, k // 3)
+        gh, gw = (hh - k) // st + 1, (ww - k) // st + 1
+        yy, xx = np.indices((hh, ww)).astype(np.float64)
+        n0 = max(vf.sum(), 1.0)
+        mean0 = (x0 * vf).sum() / n0
+        flat_var = 1e-4 * (((x0 - mean0) * vf) ** 2).sum() / n0 + 1e-12
+
+        def corr(d: np.ndarray, x0: np.ndarray = x0, vf: np.ndarray = vf, k: int = k, st: int = st,
+                 gh: int = gh, gw: int = gw, yy: np.ndarray = yy, xx: np.ndarray = xx,
+                 flat_var: float = flat_var) -> tuple[np.ndarray, np.ndarray]:
+            c, share = np.zeros((gh, gw)), np.zeros((gh, gw))
+            if not np.isfinite(d).all():
+                return c, share
+            dy, dx = d[0] / ds * 0.5, d[1] / ds * 0.5
+            xa, va = bilinear_zero(x0, yy - dy, xx - dx), bilinear_zero(vf, yy - dy, xx - dx)
+            xb, vb = bilinear_zero(x0, yy + dy, xx + dx), bilinear_zero(vf, yy + dy, xx + dx)
+            wgt = ((va > 0.99) & (vb > 0.99)).astype(np.float64)
+            a, b = xa * wgt, xb * wgt
+            for r in range(gh):
+                for q in range(gw):
+                    sl = (slice(r * st, r * st + k), slice(q * st, q * st + k))
+                    n = wgt[sl].sum()
+                    sa, sb = a[sl].sum(), b[sl].sum()
+                    cnt = max(n, 1e-9)
+                    cov = (a[sl] * b[sl]).sum() - sa * sb / cnt
+                    vaa = max((a[sl] ** 2).sum() - sa * sa / cnt, 0.0)
+                    vbb = max((b[sl] ** 2).sum() - sb * sb / cnt, 0.0)
+                    flat = min(vaa, vbb) / (k * k) <= flat_var
+                    c[r, q] = np.nan if flat else min(max(cov / max(math.sqrt(vaa * vbb), 1e-30), -1.0), 1.0)
+                    share[r, q] = n / (k * k)
+            return c, share
+
+        def z(m: np.ndarray) -> np.ndarray:
+            mu, sig = lower_location_scale(m)
+            return (m - mu) / (sig + floor)
+
+        if not np.isfinite(vec).all():
+            continue
+        c_half, _ = corr(0.5 * vec)
+        c1, s1 = corr(vec)
+        c2, s2 = corr(2.0 * vec)
+        ok = (s2 >= min_valid_frac) & (s1 >= min_valid_frac)
+        c_half, c1, c2 = (np.where(ok, cc, np.nan) for cc in (c_half, c1, c2))
+        hyps.append(np.minimum(z(c2 - c1), z(-c1)))
+        hyps.append(np.minimum(z(c1 - c_half), z(-c_half)))
+        if i < 2:
+            c4, s4 = corr(4.0 * vec)
+            c4 = np.where(ok & (s4 >= min_valid_frac), c4, np.nan)
+            hyps.append(np.minimum(z(c4 - c2), z(-c2)))
+        plains.append(c1)
+    with np.errstate(invalid="ignore"):
+        plain = np.nanmax(np.where(np.isfinite(plains), plains, -np.inf), axis=0)
+    return hyps, np.where(np.isfinite(plain), plain, np.nan)
+
+
+def hypotheses_extent(hyps: list[np.ndarray], *, excess: float) -> dict[str, float]:
+    """``bands.hypotheses_extent``: :func:`region_extent` (lower level) of each hypothesis' map, then the
+    largest excess, area and line levels (with the evenness of the line's hypothesis)."""
+    ext = [region_extent(m, excess=excess, lower=True) for m in hyps]
+    def top(key: str) -> int | None:
+        vals = [e[key] for e in ext]
+        fin = [j for j, x in enumerate(vals) if math.isfinite(x)]
+        return max(fin, key=lambda j: (vals[j], -j)) if fin else None
+    out: dict[str, float] = {}
+    for key in ("excess_max", "area_frac"):
+        j = top(key)
+        out[key] = ext[j][key] if j is not None else math.nan
+    for line in ("row", "col"):
+        j = top(f"{line}_level")
+        out[f"{line}_level"] = ext[j][f"{line}_level"] if j is not None else math.nan
+        out[f"{line}_even"] = ext[j][f"{line}_even"] if j is not None else math.nan
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -2025,10 +2142,17 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     trx = wst["persp_trend_x"] if math.isfinite(wst["persp_trend_x"]) else tx
     try_ = wst["persp_trend_y"] if math.isfinite(wst["persp_trend_y"]) else ty
     t1, t2 = t1 * cs, t2 * cs
-    edges = edge_image(x, vf, t1, t2, length=max(3, win // 4))
-    pm, pp = pair_margins(edges, vf, [t1, t2, t1 + t2, t1 - t2], window_px=win // 2, stride_px=stride // 2,
-                          ds=ds, trend_x=trx, trend_y=try_)
-    out.update(region_keys("pair", region_extent(pm, excess=1.5), pp))
+    vecs = [t1, t2, t1 + t2, t1 - t2]
+    if (trx if math.isfinite(trx) else 0.0) == 0.0 and (try_ if math.isfinite(try_) else 0.0) == 0.0:
+        # no perspective trend (eighth sitting): directional edges, 4v, lower levels, per-hypothesis reach
+        hyps, pp = pair_hypotheses(directional_edges(x, vf, t1, t2, vecs, length=max(3, win // 4)), vf, vecs,
+                                   window_px=win // 2, stride_px=stride // 2, ds=ds)
+        out.update(region_keys("pair", hypotheses_extent(hyps, excess=1.5), pp))
+    else:
+        edges = edge_image(x, vf, t1, t2, length=max(3, win // 4))
+        pm, pp = pair_margins(edges, vf, vecs, window_px=win // 2, stride_px=stride // 2,
+                              ds=ds, trend_x=trx, trend_y=try_)
+        out.update(region_keys("pair", region_extent(pm, excess=1.5), pp))
     # the region maps need room: MIN_REGION_PERIODS of the shortest lattice vector across, and a lattice
     if not min(h, w) / out["lattice_t1_px"] >= MIN_REGION_PERIODS:
         out.update({k: math.nan for k in out if k.startswith(("doubling_", "pair_"))})
