@@ -69,6 +69,10 @@ from .tiling_limits import (
     MIN_REGION_PERIODS,
     PERSPECTIVE_TREND,
     REF_MAP_CYCLES,
+    WINDOW_VOTE_CYCLES,
+    WINDOW_VOTE_FRAC,
+    WINDOW_VOTE_SHARE,
+    WINDOW_VOTE_TOL,
 )
 
 #: The seed's flat summary keys (section 4 and 5), in the seed's order.
@@ -620,6 +624,72 @@ def _frame_doubled_period(gl: torch.Tensor, cen: torch.Tensor, cc: torch.Tensor,
     return torch.where(doubled, torch.where(near(cc, cen) & ~no_crop, cc, cen), nan)
 
 
+def _vote_windows(x: torch.Tensor, vf: torch.Tensor, side: int
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A grid of non-overlapping ``side×side`` windows, centred in the frame: ``x`` and ``vf``
+    (``N×H×W``) cut into ``(N·G)×side×side`` each, and the windows' centres ``(G,)`` as ``y / H − ½`` and
+    ``x / W − ½``."""
+    n, h, w = x.shape
+    gy, gx = max(1, h // side), max(1, w // side)
+    oy, ox = (h - gy * side) // 2, (w - gx * side) // 2
+
+    def cut(a: torch.Tensor) -> torch.Tensor:
+        a = a[:, oy: oy + gy * side, ox: ox + gx * side].reshape(n, gy, side, gx, side)
+        return a.permute(0, 1, 3, 2, 4).reshape(n * gy * gx, side, side)
+
+    dt = x.dtype
+    cy = (oy + side * (torch.arange(gy, device=x.device, dtype=dt) + 0.5)) / h - 0.5
+    cx = (ox + side * (torch.arange(gx, device=x.device, dtype=dt) + 0.5)) / w - 0.5
+    return cut(x), cut(vf), cy[:, None].expand(gy, gx).flatten(), cx[None, :].expand(gy, gx).flatten()
+
+
+def _window_vote_period(x: torch.Tensor, vf: torch.Tensor, period: torch.Tensor, trend_x: torch.Tensor,
+                        trend_y: torch.Tensor, p: TilingParams, *, masked: bool) -> torch.Tensor:
+    """The finer period that most of the wall's local windows read, where the reported one is a multiple of
+    it (a zone or band at 2× pulled the frame's lattice, and the crop and the map with it): ``(N,)`` px, NaN
+    where the reported ``period`` (``(N,)``) stands.
+
+    ``x`` ``N×H×W`` finite, ``vf`` its 0/1 weights (``masked``: a mask was given). The frame is cut into a
+    grid of non-overlapping windows (``WINDOW_VOTE_FRAC`` of the shorter side), each read by the lattice
+    estimator (:func:`analyze_periodicity`); windows with under 60 % of valid pixels or without a lattice do
+    not vote. Each window's log period is moved to the frame centre along the perspective trend
+    (``trend_x``, ``trend_y``: ``(N,)`` slopes per frame width / height, NaN read as 0). The largest group of
+    windows within ``WINDOW_VOTE_TOL`` of each other among those reading a divisor of ``period`` (2, 3, 4 …
+    within the same tolerance) is the finer lattice; it is reported (the group's median) where it holds at
+    least ``WINDOW_VOTE_SHARE`` of the voting windows and more of them than agree with ``period``, and only
+    where a window holds ``period`` at least ``WINDOW_VOTE_CYCLES`` times (a window holding fewer periods
+    reads its harmonic)."""
+    n, h, w = x.shape
+    side = int(min(h, w) * WINDOW_VOTE_FRAC)
+    nan = torch.full_like(period, float("nan"))
+    if side < 32:
+        return nan
+    xw, vw, cy, cx = _vote_windows(x, vf, side)
+    g = cy.numel()
+    per = analyze_periodicity(xw, valid=vw, min_period_px=p.min_period_px, max_period_frac=0.34,
+                              rel_power=p.rel_power, harmonic_tol=p.harmonic_tol,
+                              detrend_order=p.detrend_order, clean=True, taper=masked, lattice=True)
+    ok = (per.lattice.found & (vw.mean(dim=(-2, -1)) >= 0.6)).reshape(n, g)
+    lw = torch.log(per.period_px.reshape(n, g).clamp_min(1e-6))
+    lw = lw - torch.nan_to_num(trend_x)[:, None] * cx[None] - torch.nan_to_num(trend_y)[:, None] * cy[None]
+    l0 = torch.log(period.clamp_min(1e-6))[:, None]
+    nvote = ok.sum(dim=1)
+    agree0 = (ok & ((lw - l0).abs() <= WINDOW_VOTE_TOL)).sum(dim=1)
+    m = torch.exp(l0 - lw)  # reported / window period
+    finer = ok & (m >= 2.0 - 2.0 * WINDOW_VOTE_TOL)
+    finer &= (m / m.round().clamp_min(1.0)).log().abs() <= WINDOW_VOTE_TOL
+    near = (lw[:, :, None] - lw[:, None, :]).abs() <= WINDOW_VOTE_TOL  # N×G×G
+    cnt = (near & finer[:, None, :]).sum(dim=2)
+    best = torch.where(finer, cnt, torch.full_like(cnt, -1)).argmax(dim=1)
+    ar = torch.arange(n, device=x.device)
+    group = near[ar, best] & finer
+    share = group.sum(dim=1)
+    lm = torch.where(group, lw, torch.full_like(lw, float("nan"))).nanmedian(dim=1).values
+    use = ((share.to(x.dtype) >= WINDOW_VOTE_SHARE * nvote.to(x.dtype)) & (share > agree0) & (nvote >= 4)
+           & (side >= WINDOW_VOTE_CYCLES * period) & finer.any(dim=1))
+    return torch.where(use, torch.exp(lm), nan)
+
+
 def _only_where(sel: torch.Tensor, keys: Sequence[str], like: torch.Tensor,
                 fn: Callable[[torch.Tensor | None], Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """``{key: (B,)}`` of ``fn`` where ``sel`` (``(B,)`` bool) holds and NaN elsewhere (``like``'s dtype):
@@ -849,6 +919,14 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     front = _frame_doubled_period(gl, cen, cc, window_px=lp.window_px,
                                   crop_score=out["centre_periodicity_score"])
     out["fundamental_period_px"] = torch.where(persp, centre, torch.where(torch.isfinite(front), front, gl))
+    # ... unless most of the wall's local windows read a divisor of it (a zone or band at 2× over the centre
+    # pulled the frame, the crop and the map alike): the windows' lattice, at the centre
+    vote = _window_vote_period(x, vf, out["fundamental_period_px"],
+                               torch.where(torch.isfinite(wst["persp_trend_x"]), wst["persp_trend_x"], tx),
+                               torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty),
+                               p, masked=mask is not None)
+    out["window_vote_period_px"] = vote
+    out["fundamental_period_px"] = torch.where(torch.isfinite(vote), vote, out["fundamental_period_px"])
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
     if ref is not None:
         # the wall's period (at the centre on an angled wall) against the reference's, and where it departs
