@@ -644,7 +644,9 @@ def _vote_windows(x: torch.Tensor, vf: torch.Tensor, side: int
 
 
 def _window_vote_period(x: torch.Tensor, vf: torch.Tensor, period: torch.Tensor, trend_x: torch.Tensor,
-                        trend_y: torch.Tensor, p: TilingParams, *, masked: bool) -> torch.Tensor:
+                        trend_y: torch.Tensor, p: TilingParams, *, masked: bool,
+                        crop: torch.Tensor | None = None, crop_score: torch.Tensor | None = None
+                        ) -> torch.Tensor:
     """The finer period that most of the wall's local windows read, where the reported one is a multiple of
     it (a zone or band at 2× pulled the frame's lattice, and the crop and the map with it): ``(N,)`` px, NaN
     where the reported ``period`` (``(N,)``) stands.
@@ -658,7 +660,9 @@ def _window_vote_period(x: torch.Tensor, vf: torch.Tensor, period: torch.Tensor,
     within the same tolerance) is the finer lattice; it is reported (the group's median) where it holds at
     least ``WINDOW_VOTE_SHARE`` of the voting windows and more of them than agree with ``period``, and only
     where a window holds ``period`` at least ``WINDOW_VOTE_CYCLES`` times (a window holding fewer periods
-    reads its harmonic)."""
+    reads its harmonic) or the frame's central half, a larger window, reads the windows' lattice too
+    (``crop``: its lattice period, ``crop_score`` its score, ``(N,)`` each; within ``WINDOW_VOTE_TOL`` and
+    scoring at least ``CENTRE_CROP_SCORE``)."""
     n, h, w = x.shape
     side = int(min(h, w) * WINDOW_VOTE_FRAC)
     nan = torch.full_like(period, float("nan"))
@@ -685,8 +689,12 @@ def _window_vote_period(x: torch.Tensor, vf: torch.Tensor, period: torch.Tensor,
     group = near[ar, best] & finer
     share = group.sum(dim=1)
     lm = torch.where(group, lw, torch.full_like(lw, float("nan"))).nanmedian(dim=1).values
+    room = side >= WINDOW_VOTE_CYCLES * period
+    if crop is not None and crop_score is not None:
+        room = room | (((torch.log(crop.clamp_min(1e-6)) - lm).abs() <= WINDOW_VOTE_TOL)
+                       & (crop_score >= CENTRE_CROP_SCORE))  # NaN crop: False
     use = ((share.to(x.dtype) >= WINDOW_VOTE_SHARE * nvote.to(x.dtype)) & (share > agree0) & (nvote >= 4)
-           & (side >= WINDOW_VOTE_CYCLES * period) & finer.any(dim=1))
+           & room & finer.any(dim=1))
     return torch.where(use, torch.exp(lm), nan)
 
 
@@ -924,7 +932,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     vote = _window_vote_period(x, vf, out["fundamental_period_px"],
                                torch.where(torch.isfinite(wst["persp_trend_x"]), wst["persp_trend_x"], tx),
                                torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty),
-                               p, masked=mask is not None)
+                               p, masked=mask is not None, crop=cc,
+                               crop_score=out["centre_periodicity_score"])
     out["window_vote_period_px"] = vote
     out["fundamental_period_px"] = torch.where(torch.isfinite(vote), vote, out["fundamental_period_px"])
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
