@@ -148,6 +148,9 @@ WINDOW_VOTE_TOL = 0.08  # windows agree when their log periods (moved to the cen
 #   trend) lie within ±0.08; a finer period is a divisor of the reported one within this tolerance (2, 3, 4 …)
 WINDOW_VOTE_SHARE = 0.5  # the finer period is reported where at least half of the windows read it and fewer
 #   read the reported one (v8 seeds 5 and 9, docs/tiling.md §6 "window vote")
+WINDOW_CONFIRM_RANGE = 1.25  # angled walls: the windows' majority within ×/÷ 1.25 of the reported period
+#   picks which reading of the centre's period (reported, central half, map, frame) is reported (v8 seeds
+#   4-9 and 12, docs/tiling.md §6 "window vote")
 SCALE_TREND = 0.3  # |scale_trend_x| or |scale_trend_y| above (log period per frame): perspective
 SCALE_CORR = 0.3  # ... where the two thirds' log-radial profiles correlate at least this well
 MAP_TREND_STRONG = 0.3  # or |local_period_trend_*| above (with the scale keys present): perspective
