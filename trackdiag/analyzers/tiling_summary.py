@@ -719,8 +719,9 @@ def _window_confirmed(lw: torch.Tensor, ok: torch.Tensor, period: torch.Tensor, 
     windows confirms: ``(N,)`` px, NaN where none is confirmed. ``lw``, ``ok``: :func:`_window_readings`.
 
     The largest group of windows within ``WINDOW_VOTE_TOL`` of each other among those within
-    ``WINDOW_CONFIRM_RANGE`` of ``period`` must hold ``WINDOW_VOTE_SHARE`` of the voting windows (≥ 4); the
-    reading nearest to its median, if within ``WINDOW_VOTE_TOL``, is returned. On a wall seen at an angle
+    ``WINDOW_CONFIRM_RANGE`` of ``period`` must hold ``WINDOW_VOTE_SHARE`` of the voting windows (≥ 4) and
+    its median must contradict ``period`` (differ by more than ``WINDOW_VOTE_TOL``); the reading nearest to
+    that median, if within ``WINDOW_VOTE_TOL``, is returned. On a wall seen at an angle
     the crop and the map read the centre's period differently (a zone or band at 2× over the centre moves the
     crop, windows at 2× the map): the windows arbitrate, but do not measure (their few periods each bias
     their reading by a few %)."""
@@ -734,7 +735,7 @@ def _window_confirmed(lw: torch.Tensor, ok: torch.Tensor, period: torch.Tensor, 
     j = d.argmin(dim=1)
     ar = torch.arange(lw.shape[0], device=lw.device)
     use = ((share.to(lw.dtype) >= WINDOW_VOTE_SHARE * nvote.to(lw.dtype)) & (nvote >= 4) & cand.any(dim=1)
-           & (d[ar, j] <= WINDOW_VOTE_TOL))
+           & (d[ar, j] <= WINDOW_VOTE_TOL) & ((l0[:, 0] - lm).abs() > WINDOW_VOTE_TOL))
     return torch.where(use, readings[ar, j], torch.full_like(period, float("nan")))
 
 
