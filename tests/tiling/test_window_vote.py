@@ -35,6 +35,8 @@ def _readings(periods: list[float | None]) -> tuple[torch.Tensor, torch.Tensor]:
     ([12.0, 12.2, 11.9, 24.0, 24.1, 24.3, 12.0, 24.2], 24.1, 170, None, None),
     # the windows' majority at P/√3 (a penny wall's shell), not a divisor: nothing
     ([14.0, 14.1, 13.9, 14.0, 24.2, 14.1], 24.2, 170, None, None),
+    # near the search floor (< 2 × min_period_px): thin 8-px seam lines read at their harmonic, 4 px
+    ([4.0, 4.0, 4.0, 4.0, 8.0, 4.0], 8.0, 85, None, None),
     # fewer than 4 voting windows
     ([12.0, 12.1, 11.9, None, None, None], 24.0, 170, None, None),
 ])

@@ -682,8 +682,8 @@ def _largest_group(lw: torch.Tensor, among: torch.Tensor) -> tuple[torch.Tensor,
 
 
 def _window_vote_period(lw: torch.Tensor, ok: torch.Tensor, side: int, period: torch.Tensor, *,
-                        crop: torch.Tensor | None = None, crop_score: torch.Tensor | None = None
-                        ) -> torch.Tensor:
+                        crop: torch.Tensor | None = None, crop_score: torch.Tensor | None = None,
+                        min_period_px: float = 3.0) -> torch.Tensor:
     """The finer period that most of the wall's local windows read, where the reported one is a multiple of
     it (a zone or band at 2× pulled the frame's lattice, and the crop and the map with it): ``(N,)`` px, NaN
     where the reported ``period`` (``(N,)``) stands. ``lw``, ``ok``, ``side``: :func:`_window_readings`.
@@ -694,12 +694,14 @@ def _window_vote_period(lw: torch.Tensor, ok: torch.Tensor, side: int, period: t
     with ``period``, and only where a window holds ``period`` at least ``WINDOW_VOTE_CYCLES`` times (a window
     holding fewer periods reads its harmonic) or the frame's central half, a larger window, reads the
     windows' lattice too (``crop``: its lattice period, ``crop_score`` its score, ``(N,)`` each; within
-    ``WINDOW_VOTE_TOL`` and scoring at least ``CENTRE_CROP_SCORE``)."""
+    ``WINDOW_VOTE_TOL`` and scoring at least ``CENTRE_CROP_SCORE``). Not towards a period under
+    ``2 × min_period_px`` (near the search floor a window reads the harmonic of thin lines: 8-px seams read
+    4 px in 85-px windows), as the central half's reading is not used there either."""
     l0 = torch.log(period.clamp_min(1e-6))[:, None]
     nvote = ok.sum(dim=1)
     agree0 = (ok & ((lw - l0).abs() <= WINDOW_VOTE_TOL)).sum(dim=1)
     m = torch.exp(l0 - lw)  # reported / window period
-    finer = ok & (m >= 2.0 - 2.0 * WINDOW_VOTE_TOL)
+    finer = ok & (m >= 2.0 - 2.0 * WINDOW_VOTE_TOL) & (lw >= math.log(2.0 * min_period_px))
     finer &= (m / m.round().clamp_min(1.0)).log().abs() <= WINDOW_VOTE_TOL
     group, lm = _largest_group(lw, finer)
     share = group.sum(dim=1)
@@ -975,7 +977,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty), p,
         masked=mask is not None)
     vote = _window_vote_period(lw, lok, vside, out["fundamental_period_px"], crop=cc,
-                               crop_score=out["centre_periodicity_score"])
+                               crop_score=out["centre_periodicity_score"], min_period_px=p.min_period_px)
     out["window_vote_period_px"] = vote
     # ... and on a wall seen at an angle, of the centre's readings (the reported one, the central half's, the
     # map's, the frame's) the one that most windows confirm
