@@ -149,6 +149,18 @@ FRAME_DOUBLE = (1.85, 2.6)  # fronto-parallel: frame period / map centre period 
 #   agreeing with one of them, the centre's period within a window's reach): the frame's lattice was pulled to
 #   2× by a zone or band, the centre's is reported (v8 seeds 5-7: such walls 1.99-2.33 with the map right;
 #   a clean penny wall's map at P/√3 1.73)
+WINDOW_VOTE_FRAC = 1 / 3  # the window vote's windows: a non-overlapping grid of squares a third of the
+#   shorter side, each read by the lattice estimator (periods up to 0.34 of the window)
+WINDOW_VOTE_CYCLES = 6.0  # ... only where a window holds the reported period this many times (a window
+#   holding fewer reads its 2nd harmonic: v8 seed 5, tiles of 49 px in 255-px windows, 5.2 cycles, read
+#   at ½ in 79 %)
+WINDOW_VOTE_TOL = 0.08  # windows agree when their log periods (moved to the centre along the perspective
+#   trend) lie within ±0.08; a finer period is a divisor of the reported one within this tolerance (2, 3, 4 …)
+WINDOW_VOTE_SHARE = 0.5  # the finer period is reported where at least half of the windows read it and fewer
+#   read the reported one (v8 seeds 5 and 9, docs/tiling.md §6 "window vote")
+WINDOW_CONFIRM_RANGE = 1.25  # angled walls: the windows' majority within ×/÷ 1.25 of the reported period
+#   picks which reading of the centre's period (reported, central half, map, frame) is reported (v8 seeds
+#   4-9 and 12, docs/tiling.md §6 "window vote")
 SCALE_TREND = 0.3  # |scale_trend_x| or |scale_trend_y| above (log period per frame): perspective
 SCALE_CORR = 0.3  # ... where the two thirds' log-radial profiles correlate at least this well
 MAP_TREND_STRONG = 0.3  # or |local_period_trend_*| above (with the scale keys present): perspective

@@ -195,6 +195,9 @@ def _specs() -> list[MetricSpec]:
         m("mask_seam_agree", "none", "frac", "share of contour blocks with the median offset's sign"),
         m("centre_period_px", "none", "px", "period at the frame centre (local map, trend-corrected)"),
         m("centre_crop_period_px", "none", "px", "lattice period of the frame's central half (angled walls)"),
+        m("window_vote_period_px", "none", "px", "the finer period most local windows read where the "
+          "reported one is its multiple (a zone or band at 2x pulled the frame); NaN where the reported one "
+          "stands"),
         m("frame_period_px", "none", "px", "the whole frame's lattice period (f*'s; fundamental_period_px "
           "may report the centre's instead)"),
         m("centre_periodicity_score", "none", "", "periodicity_score of the frame's central half"),

@@ -73,6 +73,11 @@ from .tiling_limits import (
     MIN_REGION_PERIODS,
     PERSPECTIVE_TREND,
     REF_MAP_CYCLES,
+    WINDOW_CONFIRM_RANGE,
+    WINDOW_VOTE_CYCLES,
+    WINDOW_VOTE_FRAC,
+    WINDOW_VOTE_SHARE,
+    WINDOW_VOTE_TOL,
 )
 
 #: The seed's flat summary keys (section 4 and 5), in the seed's order.
@@ -655,6 +660,122 @@ def _frame_doubled_period(gl: torch.Tensor, cen: torch.Tensor, cc: torch.Tensor,
     return torch.where(doubled, torch.where(near(cc, cen) & ~no_crop, cc, cen), nan)
 
 
+def _vote_windows(x: torch.Tensor, vf: torch.Tensor, side: int
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A grid of non-overlapping ``side×side`` windows, centred in the frame: ``x`` and ``vf``
+    (``N×H×W``) cut into ``(N·G)×side×side`` each, and the windows' centres ``(G,)`` as ``y / H − ½`` and
+    ``x / W − ½``."""
+    n, h, w = x.shape
+    gy, gx = max(1, h // side), max(1, w // side)
+    oy, ox = (h - gy * side) // 2, (w - gx * side) // 2
+
+    def cut(a: torch.Tensor) -> torch.Tensor:
+        a = a[:, oy: oy + gy * side, ox: ox + gx * side].reshape(n, gy, side, gx, side)
+        return a.permute(0, 1, 3, 2, 4).reshape(n * gy * gx, side, side)
+
+    dt = x.dtype
+    cy = (oy + side * (torch.arange(gy, device=x.device, dtype=dt) + 0.5)) / h - 0.5
+    cx = (ox + side * (torch.arange(gx, device=x.device, dtype=dt) + 0.5)) / w - 0.5
+    return cut(x), cut(vf), cy[:, None].expand(gy, gx).flatten(), cx[None, :].expand(gy, gx).flatten()
+
+
+def _window_readings(x: torch.Tensor, vf: torch.Tensor, trend_x: torch.Tensor, trend_y: torch.Tensor,
+                     p: TilingParams, *, masked: bool) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The wall's local windows' lattice periods, moved to the frame centre: ``(lw, ok, side)``.
+
+    ``x`` ``N×H×W`` finite, ``vf`` its 0/1 weights (``masked``: a mask was given). The frame is cut into a
+    grid of ``G`` non-overlapping ``side×side`` windows (``WINDOW_VOTE_FRAC`` of the shorter side), each read
+    by the lattice estimator (:func:`analyze_periodicity`, periods up to 0.34 of the window). ``lw``
+    ``N×G``: each window's log period moved to the frame centre along the perspective trend (``trend_x``,
+    ``trend_y``: ``(N,)`` slopes of the log period per frame width / height, NaN read as 0); ``ok`` ``N×G``:
+    the window has ≥ 60 % valid pixels and a lattice (the others do not vote)."""
+    n, h, w = x.shape
+    side = int(min(h, w) * WINDOW_VOTE_FRAC)
+    if side < 32:
+        return (torch.full((n, 1), float("nan"), device=x.device, dtype=x.dtype),
+                torch.zeros((n, 1), device=x.device, dtype=torch.bool), side)
+    xw, vw, cy, cx = _vote_windows(x, vf, side)
+    g = cy.numel()
+    per = analyze_periodicity(xw, valid=vw, min_period_px=p.min_period_px, max_period_frac=0.34,
+                              rel_power=p.rel_power, harmonic_tol=p.harmonic_tol,
+                              detrend_order=p.detrend_order, clean=True, taper=masked, lattice=True)
+    ok = (per.lattice.found & (vw.mean(dim=(-2, -1)) >= 0.6)).reshape(n, g)
+    lw = torch.log(per.period_px.reshape(n, g).clamp_min(1e-6))
+    lw = lw - torch.nan_to_num(trend_x)[:, None] * cx[None] - torch.nan_to_num(trend_y)[:, None] * cy[None]
+    return lw, ok, side
+
+
+def _largest_group(lw: torch.Tensor, among: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The largest group of windows (``among``, ``N×G`` bool) whose log periods (``lw``, ``N×G``) lie within
+    ``WINDOW_VOTE_TOL`` of one member's: ``(group N×G bool, median log period (N,), NaN without one)``."""
+    near = (lw[:, :, None] - lw[:, None, :]).abs() <= WINDOW_VOTE_TOL  # N×G×G
+    cnt = (near & among[:, None, :]).sum(dim=2)
+    best = torch.where(among, cnt, torch.full_like(cnt, -1)).argmax(dim=1)
+    ar = torch.arange(lw.shape[0], device=lw.device)
+    group = near[ar, best] & among
+    return group, torch.where(group, lw, torch.full_like(lw, float("nan"))).nanmedian(dim=1).values
+
+
+def _window_vote_period(lw: torch.Tensor, ok: torch.Tensor, side: int, period: torch.Tensor, *,
+                        crop: torch.Tensor | None = None, crop_score: torch.Tensor | None = None,
+                        min_period_px: float = 3.0) -> torch.Tensor:
+    """The finer period that most of the wall's local windows read, where the reported one is a multiple of
+    it (a zone or band at 2× pulled the frame's lattice, and the crop and the map with it): ``(N,)`` px, NaN
+    where the reported ``period`` (``(N,)``) stands. ``lw``, ``ok``, ``side``: :func:`_window_readings`.
+
+    The largest group of windows within ``WINDOW_VOTE_TOL`` of each other among those reading a divisor of
+    ``period`` (2, 3, 4 … within the same tolerance) is the finer lattice; it is reported (the group's median)
+    where it holds at least ``WINDOW_VOTE_SHARE`` of the voting windows (≥ 4) and more of them than agree
+    with ``period``, and only where a window holds ``period`` at least ``WINDOW_VOTE_CYCLES`` times (a window
+    holding fewer periods reads its harmonic) or the frame's central half, a larger window, reads the
+    windows' lattice too (``crop``: its lattice period, ``crop_score`` its score, ``(N,)`` each; within
+    ``WINDOW_VOTE_TOL`` and scoring at least ``CENTRE_CROP_SCORE``). Not towards a period under
+    ``2 × min_period_px`` (near the search floor a window reads the harmonic of thin lines: 8-px seams read
+    4 px in 85-px windows), as the central half's reading is not used there either."""
+    l0 = torch.log(period.clamp_min(1e-6))[:, None]
+    nvote = ok.sum(dim=1)
+    agree0 = (ok & ((lw - l0).abs() <= WINDOW_VOTE_TOL)).sum(dim=1)
+    m = torch.exp(l0 - lw)  # reported / window period
+    finer = ok & (m >= 2.0 - 2.0 * WINDOW_VOTE_TOL) & (lw >= math.log(2.0 * min_period_px))
+    finer &= (m / m.round().clamp_min(1.0)).log().abs() <= WINDOW_VOTE_TOL
+    group, lm = _largest_group(lw, finer)
+    share = group.sum(dim=1)
+    room = side >= WINDOW_VOTE_CYCLES * period
+    if crop is not None and crop_score is not None:
+        room = room | (((torch.log(crop.clamp_min(1e-6)) - lm).abs() <= WINDOW_VOTE_TOL)
+                       & (crop_score >= CENTRE_CROP_SCORE))  # NaN crop: False
+    use = ((share.to(lw.dtype) >= WINDOW_VOTE_SHARE * nvote.to(lw.dtype)) & (share > agree0) & (nvote >= 4)
+           & room & finer.any(dim=1))
+    return torch.where(use, torch.exp(lm), torch.full_like(period, float("nan")))
+
+
+def _window_confirmed(lw: torch.Tensor, ok: torch.Tensor, period: torch.Tensor, readings: torch.Tensor
+                      ) -> torch.Tensor:
+    """Of the wall's readings of its centre's period (``readings`` ``N×R`` px: the reported ``period``, the
+    central half's, the local map's, the frame's; NaN where absent), the one that the majority of the local
+    windows confirms: ``(N,)`` px, NaN where none is confirmed. ``lw``, ``ok``: :func:`_window_readings`.
+
+    The largest group of windows within ``WINDOW_VOTE_TOL`` of each other among those within
+    ``WINDOW_CONFIRM_RANGE`` of ``period`` must hold ``WINDOW_VOTE_SHARE`` of the voting windows (≥ 4) and
+    its median must contradict ``period`` (differ by more than ``WINDOW_VOTE_TOL``); the reading nearest to
+    that median, if within ``WINDOW_VOTE_TOL``, is returned. On a wall seen at an angle
+    the crop and the map read the centre's period differently (a zone or band at 2× over the centre moves the
+    crop, windows at 2× the map): the windows arbitrate, but do not measure (their few periods each bias
+    their reading by a few %)."""
+    l0 = torch.log(period.clamp_min(1e-6))[:, None]
+    nvote = ok.sum(dim=1)
+    cand = ok & ((lw - l0).abs() <= math.log(WINDOW_CONFIRM_RANGE))
+    group, lm = _largest_group(lw, cand)
+    share = group.sum(dim=1)
+    d = (torch.log(readings.clamp_min(1e-6)) - lm[:, None]).abs()
+    d = torch.where(torch.isfinite(d), d, torch.full_like(d, float("inf")))
+    j = d.argmin(dim=1)
+    ar = torch.arange(lw.shape[0], device=lw.device)
+    use = ((share.to(lw.dtype) >= WINDOW_VOTE_SHARE * nvote.to(lw.dtype)) & (nvote >= 4) & cand.any(dim=1)
+           & (d[ar, j] <= WINDOW_VOTE_TOL) & ((l0[:, 0] - lm).abs() > WINDOW_VOTE_TOL))
+    return torch.where(use, readings[ar, j], torch.full_like(period, float("nan")))
+
+
 def _only_where(sel: torch.Tensor, keys: Sequence[str], like: torch.Tensor,
                 fn: Callable[[torch.Tensor | None], Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """``{key: (B,)}`` of ``fn`` where ``sel`` (``(B,)`` bool) holds and NaN elsewhere (``like``'s dtype):
@@ -941,6 +1062,22 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     front = _frame_doubled_period(gl, cen, cc, window_px=lp.window_px,
                                   crop_score=out["centre_periodicity_score"])
     out["fundamental_period_px"] = torch.where(persp, centre, torch.where(torch.isfinite(front), front, gl))
+    # ... unless most of the wall's local windows read a divisor of it (a zone or band at 2× over the centre
+    # pulled the frame, the crop and the map alike): the windows' lattice, at the centre
+    lw, lok, vside = _window_readings(
+        x, vf, torch.where(torch.isfinite(wst["persp_trend_x"]), wst["persp_trend_x"], tx),
+        torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty), p,
+        masked=mask is not None)
+    vote = _window_vote_period(lw, lok, vside, out["fundamental_period_px"], crop=cc,
+                               crop_score=out["centre_periodicity_score"], min_period_px=p.min_period_px)
+    out["window_vote_period_px"] = vote
+    # ... and on a wall seen at an angle, of the centre's readings (the reported one, the central half's, the
+    # map's, the frame's) the one that most windows confirm
+    confirmed = _window_confirmed(lw, lok, out["fundamental_period_px"],
+                                  torch.stack([out["fundamental_period_px"], cc, cen, gl], dim=1))
+    out["fundamental_period_px"] = torch.where(persp & torch.isfinite(confirmed), confirmed,
+                                               out["fundamental_period_px"])
+    out["fundamental_period_px"] = torch.where(torch.isfinite(vote), vote, out["fundamental_period_px"])
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
     if ref is not None:
         # the wall's period (at the centre on an angled wall) against the reference's, and where it departs
