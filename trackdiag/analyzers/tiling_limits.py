@@ -86,7 +86,11 @@ MIN_REGION_PERIODS = 5.0  # region maps (doubling_*, pair_*) need the shorter si
 #                           lattice vector (seed 11 and real-dev walls: >= 5.3; the lattice is sometimes read
 #                           at 2× on a zone wall, a zone was found at 6.9)
 STRIP_MIN_LATTICE_PX = 8.0  # the wall's longest lattice vector below: no wall lattice to double (aliasing)
-CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.006, 0.02  # checkerboard_s2 (parity gain, relative)
+CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.002, 0.02  # checkerboard_s2 (parity gain, relative) where the gain
+#   is spread over the pixel pairs (checkerboard_line_share < CB_LINE_SHARE); 0.006 until the eighth sitting
+CHECKERBOARD_WARN_LINES = 0.006  # summaries without checkerboard_line_share: the former limit
+CB_LINE_SHARE = 0.6  # checkerboard_line_share at or above: the parity energy sits on one pixel-pair class mod
+#   8 (1-px grid seams, a texture locked to the block lattice), not a deconvolution's gain on every pair
 GRID_WARN, GRID_BAD = 0.004, 0.008  # grid_s<k> (extra jump on the k-px lines less its noise floor; the
 #   geometric midpoint of the highest non-grid scene, 0.0035, and the lowest grid, 0.0042-0.0047, generated)
 CB_OVER_GRID = 2.2  # checkerboard_s2 / grid score above which a stride-2 imbalance is the checkerboard

@@ -25,10 +25,12 @@ from .tiling_limits import (
     BAND_EXTENT,
     BAND_FRAC,
     BORDER_CROSS,
+    CB_LINE_SHARE,
     CB_OVER_GRID,
     CENTROID_TREND,
     CHECKERBOARD_BAD,
     CHECKERBOARD_WARN,
+    CHECKERBOARD_WARN_LINES,
     DOUBLED_EHALF,
     DOUBLING_ANGLED_EXCESS,
     DOUBLING_AREA,
@@ -652,7 +654,14 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     # a parity pattern on one axis only (checkerboard_dims = 1) is a 1-D texture of period 2 (a grating
     # locked to the pixel columns or rows), not the 2-D gain pattern of a ×2 transposed convolution
     dims = g("checkerboard_dims")
-    cb_on = _fin(cb) and cb >= CHECKERBOARD_WARN and not (_fin(dims) and dims < 2)
+    # 1-px grid seams (and a texture locked to the 8-px block lattice) put their parity energy on one class
+    # of pixel pairs mod 8 (checkerboard_line_share → 1); a ×2 deconvolution's gain is on every pair
+    # (≤ CB_LINE_SHARE). Summaries without the key: the older, higher limit alone.
+    share = g("checkerboard_line_share")
+    spread = _fin(share) and share < CB_LINE_SHARE
+    cb_lim = CHECKERBOARD_WARN if spread else CHECKERBOARD_WARN_LINES
+    cb_on = (_fin(cb) and cb >= cb_lim and not (_fin(dims) and dims < 2)
+             and not (_fin(share) and not spread))
     # 1-px grid seams put energy on the pixel parities, a ×2 deconvolution a little on the grid lines: when
     # both fire, a checkerboard has checkerboard_s2 ≥ CB_OVER_GRID × the grid's score (generated: ≥ 2.9 for
     # deconvolutions, ≤ 1.5 for grids); the other one then needs SECONDARY × its limit.
@@ -661,14 +670,15 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         if cb >= CB_OVER_GRID * top_grid:
             named = [k for k in named if scores[k] >= SECONDARY * GRID_WARN]
         else:
-            cb_on = cb >= SECONDARY * CHECKERBOARD_WARN and cb >= CB_OVER_GRID * top_grid
+            cb_on = cb >= SECONDARY * cb_lim and cb >= CB_OVER_GRID * top_grid
     if cb_on:
         out.append(Verdict(code="checkerboard", title="Checkerboard: the pixel parities have different gains",
                            evidence={"checkerboard_s2": _r(cb, 4),
                                      "checkerboard_score": _r(g("checkerboard_score"), 4),
-                                     "limit": CHECKERBOARD_WARN,
+                                     "limit": cb_lim,
                                      **{k: _r(g(k), 4) for k in ("parity_gain_x", "parity_gain_y",
-                                                                  "parity_gain_xy") if k in summary}},
+                                                                  "parity_gain_xy", "checkerboard_line_share")
+                                        if k in summary}},
                            fix="Uneven kernel overlap of a ×2 transposed convolution: use resize (nearest/"
                            "bilinear) → conv, or a kernel size divisible by the stride.",
                            severity="bad" if cb >= CHECKERBOARD_BAD else "warn"))
