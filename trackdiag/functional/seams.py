@@ -31,6 +31,9 @@ __all__ = ["SIDES", "edge_scores", "mask_seam_parts", "mask_seam_score", "phase_
 #: at 32 px, seeds 1 and 11, gained a seam with a 48-px limit; the tiles it must serve were 12-26 px).
 _MAX_PHASE_SHIFT_PX = 28.0
 
+#: The deeper band confirms the 6-10 px band's offset when it has the same sign and at least this share of it.
+_CONFIRM_RATIO = 0.5
+
 SIDES = ("left", "right", "top", "bottom")
 
 
@@ -188,7 +191,7 @@ def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: in
     # the deeper band confirms the 6-10 px band's offset (same sign, at least half of it): no texture phase
     # made it, and the 6-10 px band's figures stand (the deeper band also crosses lighting and 1-D lines)
     mp, ms = out.pop("_median"), shifted.pop("_median")
-    confirmed = (mp * ms > 0) & (ms.abs() >= 0.5 * mp.abs())
+    confirmed = (mp * ms > 0) & (ms.abs() >= _CONFIRM_RATIO * mp.abs())
     return {k: torch.where(use & ~confirmed, shifted[k], out[k]) for k in out}
 
 
