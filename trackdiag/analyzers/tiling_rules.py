@@ -50,6 +50,7 @@ from .tiling_limits import (
     GRID_AGREE,
     GRID_BAD,
     GRID_NESTED,
+    GRID_OFF_ORIGIN,
     GRID_WARN,
     HALVED_E2F,
     HARMONIC_RATIO,
@@ -636,8 +637,16 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     # 16-px grid shows about half its excess at 8; an 8-px grid none at 16: the sibling phase cancels).
     scores = {k: g(f"grid_s{k}") for k in _grid_strides(summary)}
     # a grid has one phase over the whole frame; joints near the k-px lines drift through the phases
+    # and it starts at the frame's origin (a decoder's latent or patch grid: its lines at phase 0, a 1-px
+    # seam's at 0 and 1); a wall's joints near every k-th line fall at any phase: off the origin, a grid
+    # needs GRID_OFF_ORIGIN × the limit (summaries without grid_phase_s<k>: no gate)
+    def _at_origin(k: int) -> bool:
+        ph = g(f"grid_phase_s{k}")
+        return not _fin(ph) or min(ph % k, k - ph % k) <= 1
+
     cand = [k for k, v in scores.items() if _fin(v) and v >= GRID_WARN and not _locked(summary, k)
-            and not g(f"grid_agree_s{k}") < GRID_AGREE]
+            and not g(f"grid_agree_s{k}") < GRID_AGREE
+            and (_at_origin(k) or v >= GRID_OFF_ORIGIN * GRID_WARN)]
     named = []
     for k in cand:
         bigger = [k2 for k2 in cand if k2 > k and k2 % k == 0 and scores[k2] >= GRID_NESTED * scores[k]]
