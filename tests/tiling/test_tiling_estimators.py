@@ -14,7 +14,13 @@ import torch
 
 from tests.support.tiling_cases import one_thread
 from trackdiag.analyzers.tiling import likely_causes, tiling_metrics
-from trackdiag.analyzers.tiling_limits import CHECKERBOARD_WARN, GRID_WARN, SEAM_T_WARN, SEAM_WARN
+from trackdiag.analyzers.tiling_limits import (
+    CB_LINE_SHARE,
+    CHECKERBOARD_WARN,
+    GRID_WARN,
+    SEAM_T_WARN,
+    SEAM_WARN,
+)
 from trackdiag.core.value_range import ValueRangeWarning, guess_value_range, to_unit_range
 from trackdiag.functional.lattice import axis_periods, real_basis
 from trackdiag.functional.localmap import theil_sen
@@ -40,6 +46,7 @@ def _codes(out: dict[str, torch.Tensor], i: int) -> set[str]:
 
 
 PERIODS = (8.3, 9.7, 11.2, 12.9, 14.6, 16.0)
+GRID_PERIODS = (8.6, 9.7, 11.2, 12.9, 13.7, 14.6)  # 8-16 px, no multiple of 8
 
 
 def test_lattice_period_within_2_percent_at_periods_8_to_16_after_jpeg():
@@ -100,20 +107,41 @@ def _parity_gain(img: torch.Tensor, a: float, phase: int) -> torch.Tensor:
     return (img * (1 + a * c)).clamp(0, 1)
 
 
+def _seam_grid(img: torch.Tensor, k: int, rms: float, g: torch.Generator) -> torch.Tensor:
+    """Block offsets plus 1-px seams on every k-th row and column (a decoder's grid; ``rms`` each)."""
+    h, w = img.shape
+    seams = torch.zeros(h, w)
+    seams[::k, :] += rms * 2.0
+    seams[:, ::k] += rms * 2.0
+    return _block_offsets(img, k, rms, g) + seams - seams.mean()
+
+
 def test_checkerboard_at_1_5_percent_after_jpeg_85_at_periods_8_to_16():
+    """A parity gain on every pixel pair is a checkerboard; grid seams, whose parity energy sits on the one
+    pixel-pair class mod 8 that holds their lines (``checkerboard_line_share``), are not."""
     g = torch.Generator().manual_seed(4)
-    clean, art = [], []
+    clean, art, seam = [], [], []
     for i, p in enumerate(PERIODS):
         for kind in ("tiles", "brick"):
             base = S.add_noise(_texture(kind, p, 1.3, g), 0.01, generator=g)
             clean.append(S.jpeg(base, 85))
             art.append(S.jpeg(_parity_gain(base, 0.015, i % 4), 85))
-    out = tiling_metrics(torch.stack(clean + art)[:, None], maps=False)
+    # (periods that are not a multiple of 8: a texture locked to the grid is ambiguous by design)
+    for i, p in enumerate(GRID_PERIODS):
+        for kind in ("tiles", "brick"):
+            base = S.add_noise(_texture(kind, p, 1.3, g), 0.01, generator=g)
+            seam.append(S.jpeg(_seam_grid(base, 8 if i % 2 else 16, 0.015, g).clamp(0, 1), 85))
+    out = tiling_metrics(torch.stack(clean + art + seam)[:, None], maps=False)
     s = out["checkerboard_s2"].tolist()
     n = len(clean)
-    assert max(s[:n]) < min(s[n:]), (s[:n], s[n:])
-    fired = ["checkerboard" in _codes(out, i) for i in range(2 * n)]
-    assert sum(fired[n:]) >= 0.9 * n and sum(fired[:n]) == 0
+    assert max(s[:n]) < min(s[n:2 * n]), (s[:n], s[n:2 * n])
+    fired = ["checkerboard" in _codes(out, i) for i in range(3 * n)]
+    assert sum(fired[n:2 * n]) >= 0.9 * n and sum(fired[:n]) == 0
+    share = out["checkerboard_line_share"].tolist()
+    # (16-px seam grids read 0.40-0.93 on generated walls: the grid arbitration names those)
+    assert max(share[n:2 * n]) < CB_LINE_SHARE, share[n:2 * n]
+    assert sum(v >= CB_LINE_SHARE for v in share[2 * n:]) >= 0.8 * n, share[2 * n:]
+    assert sum(fired[2 * n:]) == 0, (s[2 * n:], share[2 * n:])
 
 
 def _block_offsets(img: torch.Tensor, k: int, rms: float, g: torch.Generator) -> torch.Tensor:
@@ -127,7 +155,7 @@ def test_grid_s8_at_1_5_percent_after_jpeg_85_and_an_8_px_tile_is_not_a_grid():
     clean, art = [], []
     # periods 8–16 px, but not an exact multiple of 8 (a texture locked to the grid is ambiguous by design:
     # test_a_tile_period_of_8_px_is_not_mistaken_for_a_vae_grid)
-    for p in (8.6, 9.7, 11.2, 12.9, 13.7, 14.6):
+    for p in GRID_PERIODS:
         for kind in ("tiles", "brick"):
             base = S.add_noise(_texture(kind, p, 1.7, g), 0.01, generator=g)
             clean.append(S.jpeg(base, 85))

@@ -96,7 +96,11 @@ MIN_REGION_PERIODS = 5.0  # region maps (doubling_*, pair_*) need the shorter si
 #                           lattice vector (seed 11 and real-dev walls: >= 5.3; the lattice is sometimes read
 #                           at 2× on a zone wall, a zone was found at 6.9)
 STRIP_MIN_LATTICE_PX = 8.0  # the wall's longest lattice vector below: no wall lattice to double (aliasing)
-CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.006, 0.02  # checkerboard_s2 (parity gain, relative)
+CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.002, 0.02  # checkerboard_s2 (parity gain, relative) where the gain
+#   is spread over the pixel pairs (checkerboard_line_share < CB_LINE_SHARE); 0.006 until the eighth sitting
+CHECKERBOARD_WARN_LINES = 0.006  # summaries without checkerboard_line_share: the former limit
+CB_LINE_SHARE = 0.6  # checkerboard_line_share at or above: the parity energy sits on one pixel-pair class mod
+#   8 (1-px grid seams, a texture locked to the block lattice), not a deconvolution's gain on every pair
 GRID_WARN, GRID_BAD = 0.004, 0.008  # grid_s<k> (extra jump on the k-px lines less its noise floor; the
 #   geometric midpoint of the highest non-grid scene, 0.0035, and the lowest grid, 0.0042-0.0047, generated)
 CB_OVER_GRID = 2.2  # checkerboard_s2 / grid score above which a stride-2 imbalance is the checkerboard
@@ -107,6 +111,10 @@ GRID_AGREE = 0.6  # grid_agree_s<k> below: the excess drifts through the phases 
 #   joints near every k-th line (synthetic tiles of 16.2, 33.0, 48.5 px on 768 px: 0.38-0.5 at grid_s16
 #   0.011-0.024), not a grid (generated v8 seeds 5-7, the 100 8- and 16-px grids over GRID_WARN: >= 0.69,
 #   all 8-px ones >= 0.94)
+GRID_OFF_ORIGIN = 3.0  # a grid whose phase (grid_phase_s<k>) is not within 1 px of the frame's origin needs
+#   this multiple of GRID_WARN (eighth sitting: the 203 generated 8- and 16-px grids over the limit on stored
+#   v8 summaries of seeds 2-9 and 12-14 all read phase 0 or 1, real-dev's VAE grids 0; the non-grid walls
+#   over the grid_s16 limit read phases 3, 12 and 13 at 0.0057-0.0236)
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 ALIAS_FINE_PEAKS = 0.1  # alias_fine_peak_frac above: sharp peaks at periods <= 5 px off the lattice (folded)
 ALIAS_FOLD_PEAKS = 0.03  # ... and alias_fold_peak_frac above: not all on the fine peaks' own lattice

@@ -25,10 +25,12 @@ from .tiling_limits import (
     BAND_EXTENT,
     BAND_FRAC,
     BORDER_CROSS,
+    CB_LINE_SHARE,
     CB_OVER_GRID,
     CENTROID_TREND,
     CHECKERBOARD_BAD,
     CHECKERBOARD_WARN,
+    CHECKERBOARD_WARN_LINES,
     DOUBLED_EHALF,
     DOUBLING_ANGLED_EXCESS,
     DOUBLING_AREA,
@@ -48,6 +50,7 @@ from .tiling_limits import (
     GRID_AGREE,
     GRID_BAD,
     GRID_NESTED,
+    GRID_OFF_ORIGIN,
     GRID_WARN,
     HALVED_E2F,
     HARMONIC_RATIO,
@@ -686,8 +689,16 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     # 16-px grid shows about half its excess at 8; an 8-px grid none at 16: the sibling phase cancels).
     scores = {k: g(f"grid_s{k}") for k in _grid_strides(summary)}
     # a grid has one phase over the whole frame; joints near the k-px lines drift through the phases
+    # and it starts at the frame's origin (a decoder's latent or patch grid: its lines at phase 0, a 1-px
+    # seam's at 0 and 1); a wall's joints near every k-th line fall at any phase: off the origin, a grid
+    # needs GRID_OFF_ORIGIN × the limit (summaries without grid_phase_s<k>: no gate)
+    def _at_origin(k: int) -> bool:
+        ph = g(f"grid_phase_s{k}")
+        return not _fin(ph) or min(ph % k, k - ph % k) <= 1
+
     cand = [k for k, v in scores.items() if _fin(v) and v >= GRID_WARN and not _locked(summary, k)
-            and not g(f"grid_agree_s{k}") < GRID_AGREE]
+            and not g(f"grid_agree_s{k}") < GRID_AGREE
+            and (_at_origin(k) or v >= GRID_OFF_ORIGIN * GRID_WARN)]
     named = []
     for k in cand:
         bigger = [k2 for k2 in cand if k2 > k and k2 % k == 0 and scores[k2] >= GRID_NESTED * scores[k]]
@@ -704,7 +715,14 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     # a parity pattern on one axis only (checkerboard_dims = 1) is a 1-D texture of period 2 (a grating
     # locked to the pixel columns or rows), not the 2-D gain pattern of a ×2 transposed convolution
     dims = g("checkerboard_dims")
-    cb_on = _fin(cb) and cb >= CHECKERBOARD_WARN and not (_fin(dims) and dims < 2)
+    # 1-px grid seams (and a texture locked to the 8-px block lattice) put their parity energy on one class
+    # of pixel pairs mod 8 (checkerboard_line_share → 1); a ×2 deconvolution's gain is on every pair
+    # (≤ CB_LINE_SHARE). Summaries without the key: the older, higher limit alone.
+    share = g("checkerboard_line_share")
+    spread = _fin(share) and share < CB_LINE_SHARE
+    cb_lim = CHECKERBOARD_WARN if spread else CHECKERBOARD_WARN_LINES
+    cb_on = (_fin(cb) and cb >= cb_lim and not (_fin(dims) and dims < 2)
+             and not (_fin(share) and not spread))
     # 1-px grid seams put energy on the pixel parities, a ×2 deconvolution a little on the grid lines: when
     # both fire, a checkerboard has checkerboard_s2 ≥ CB_OVER_GRID × the grid's score (generated: ≥ 2.9 for
     # deconvolutions, ≤ 1.5 for grids); the other one then needs SECONDARY × its limit.
@@ -713,14 +731,15 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         if cb >= CB_OVER_GRID * top_grid:
             named = [k for k in named if scores[k] >= SECONDARY * GRID_WARN]
         else:
-            cb_on = cb >= SECONDARY * CHECKERBOARD_WARN and cb >= CB_OVER_GRID * top_grid
+            cb_on = cb >= SECONDARY * cb_lim and cb >= CB_OVER_GRID * top_grid
     if cb_on:
         out.append(Verdict(code="checkerboard", title="Checkerboard: the pixel parities have different gains",
                            evidence={"checkerboard_s2": _r(cb, 4),
                                      "checkerboard_score": _r(g("checkerboard_score"), 4),
-                                     "limit": CHECKERBOARD_WARN,
+                                     "limit": cb_lim,
                                      **{k: _r(g(k), 4) for k in ("parity_gain_x", "parity_gain_y",
-                                                                  "parity_gain_xy") if k in summary}},
+                                                                  "parity_gain_xy", "checkerboard_line_share")
+                                        if k in summary}},
                            fix="Uneven kernel overlap of a ×2 transposed convolution: use resize (nearest/"
                            "bilinear) → conv, or a kernel size divisible by the stride.",
                            severity="bad" if cb >= CHECKERBOARD_BAD else "warn"))

@@ -101,6 +101,10 @@ def _specs() -> list[MetricSpec]:
           "(a gain is everywhere; a pixel-locked texture's Nyquist harmonic only on its edges)"),
         m("checkerboard_dims", "none", "", "2: the parity imbalance is two-dimensional (a checkerboard); 1: "
           "one axis only (a 1-D period-2 pattern); 0: none above the noise floor"),
+        m("checkerboard_line_share", "none", "ratio", "share of the axis parity gains on the strongest of "
+          "the 4 pixel-pair classes mod 8: ≈ 0.25–0.55 for a gain on every pair (deconvolution), → 1 "
+          "for 1-px grid seams or a texture locked to the 8-px block lattice (not a checkerboard at ≥ "
+          "CB_LINE_SHARE)"),
         m("checkerboard_score", "min", "ratio", "= checkerboard_s2 (since issue 11)",
           warn=CHECKERBOARD_WARN, bad=CHECKERBOARD_BAD),
         m("checkerboard_s8", "min", "level", "= grid_s8 (since issue 11)", warn=GRID_WARN, bad=GRID_BAD),

@@ -868,6 +868,23 @@ def _region_room(lattice_t1_px: torch.Tensor, height: int, width: int) -> torch.
     return (min(height, width) / lattice_t1_px) >= MIN_REGION_PERIODS  # NaN lattice: False
 
 
+def _mask_seam_keys(x: torch.Tensor, vf: torch.Tensor, out: dict[str, torch.Tensor], *,
+                    masked: bool) -> dict[str, torch.Tensor]:
+    """``mask_seam_*`` (:func:`..functional.seams.mask_seam_parts`), NaN without a mask. The reference band
+    moves one row spacing deeper on a periodic wall (tiles laid from the contour): the wall's reported period
+    (``fundamental_period_px``: the centre's on an angled wall, the map's where a zone pulled the frame's
+    lattice to 2×) where ``periodicity_score`` (the frame's or the central half's) is confident. Eighth
+    sitting: the frame's lattice alone scored 0.002 on an angled tiled wall (no shift, a false seam) and read
+    a penny wall with a zone at 52.9 px for 26.4 (beyond the shift's reach)."""
+    b = x.shape[0]
+    if not masked:
+        return {k: torch.full((b,), float("nan"), device=x.device, dtype=x.dtype)
+                for k in ("mask_seam_score", "mask_seam_t", "mask_seam_agree")}
+    per = out["fundamental_period_px"]
+    rows = torch.where(out["periodicity_score"] >= APERIODIC_SCORE, per, torch.full_like(per, float("nan")))
+    return mask_seam_parts(x, vf, period_px=rows)
+
+
 def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref: torch.Tensor | None = None,
                    params: TilingParams | None = None, maps: bool = True) -> dict[str, torch.Tensor]:
     """Every tiling metric of a batch, on ``pred``'s device, with no host synchronisation.
@@ -977,13 +994,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # Where: the frame's edge strips and the seam along the mask contour.
     # The edge strips use every finite pixel: a stripe along the frame is seen on the floor or ceiling too.
     out.update(edge_scores(x, finite.to(gray.dtype)))
-    if mask is not None:  # the reference band one row spacing deeper on a periodic wall (tiles laid from it)
-        rows = torch.where(per.score >= APERIODIC_SCORE, per.period_px, torch.full_like(per.period_px,
-                                                                                       float("nan")))
-        out.update(mask_seam_parts(x, vf, period_px=rows))
-    else:
-        out.update({k: torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype)
-                    for k in ("mask_seam_score", "mask_seam_t", "mask_seam_agree")})
+    # (the mask seam: below, once the wall's period is final)
 
     nvalid = (valid_frac * float(h * w)).clamp_min(1.0)
     xv = x * vf
@@ -1079,6 +1090,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
                                                out["fundamental_period_px"])
     out["fundamental_period_px"] = torch.where(torch.isfinite(vote), vote, out["fundamental_period_px"])
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
+    out.update(_mask_seam_keys(x, vf, out, masked=mask is not None))
     if ref is not None:
         # the wall's period (at the centre on an angled wall) against the reference's, and where it departs
         out["period_ratio_to_ref"] = out["fundamental_period_px"] / out["ref_period_px"]

@@ -195,6 +195,7 @@ def parity_gain(x: torch.Tensor, valid: torch.Tensor, *, block: int = 8) -> dict
         out[f"parity_gain_{name}"] = a
         floored.append(floor(a.abs(), se, PARITY_Z))
     ls = torch.sqrt(torch.stack(floored).square().sum(dim=0))
+    share = _line_share(xv, s * full, den, block) if block % 2 == 0 else torch.full_like(ls, float("nan"))
     sig = [f > 0 for f in floored]
     dims = torch.where(sig[2] | (sig[0] & sig[1]), 2.0, torch.where(sig[0] | sig[1], 1.0, 0.0)).to(dt)
     rob = _quad_gains(x, v)
@@ -206,7 +207,33 @@ def parity_gain(x: torch.Tensor, valid: torch.Tensor, *, block: int = 8) -> dict
     out["checkerboard_robust"] = torch.where(ok, robust, nan)
     out["checkerboard_dims"] = torch.where(ok, dims, nan)
     out["checkerboard_s2"] = torch.where(ok, score, nan)
+    out["checkerboard_line_share"] = torch.where(ok, share, nan)
     return out
+
+
+def _line_share(xv: torch.Tensor, sw: torch.Tensor, den: torch.Tensor, block: int) -> torch.Tensor:
+    """Share of the axis carriers' parity gain held by one column (row) pair class: ``(N,)`` in [2/block, 1].
+
+    The x carrier's least-squares gain (see :func:`parity_gain`) is a sum over the ``block/2`` classes of
+    column pairs ``(2c, 2c+1)`` mod ``block``: ``a_x = Σ_c a_x,c`` (the same for y with row pairs). A gain
+    on every pixel parity (a ×2 transposed convolution) spreads over the classes (share ≈ 2/block–0.5 after
+    JPEG); 1-px seams of a block grid, or a texture locked to the block lattice, put their parity energy on
+    the one pair class that holds their lines (share → 1). Returns ``Σ_axis max_c |a_c| / Σ_axis Σ_c |a_c|``.
+
+    ``xv``: ``N×H×W`` weighted luminance cropped to whole blocks; ``sw``: ``N×(H/block)×(W/block)`` block
+    means times the fully-valid flag; ``den``: ``Σ sw²`` per image."""
+    n, h, w = xv.shape
+    hb, wb, cls = h // block, w // block, block // 2
+    tiny = torch.finfo(xv.dtype).tiny
+    px = (xv[..., 0::2] - xv[..., 1::2]).reshape(n, hb, block, wb, cls).sum(dim=2)  # N×hb×wb×cls
+    py = (xv[:, 0::2] - xv[:, 1::2]).reshape(n, hb, cls, wb, block).sum(dim=4).transpose(2, 3)
+    num = torch.zeros_like(den)
+    tot = torch.zeros_like(den)
+    for p in (px, py):
+        a = ((p * (1.0 / (block * block))) * sw[..., None]).sum(dim=(1, 2)) / den.clamp_min(tiny)[:, None]
+        num = num + a.abs().amax(dim=1)
+        tot = tot + a.abs().sum(dim=1)
+    return num / tot.clamp_min(tiny)
 
 
 def _line_excess(d: torch.Tensor, pair: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
