@@ -260,13 +260,16 @@ def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octav
     log-frequency grid: ``N×B``, ``B = bins_per_octave · log2(hi / lo)`` from ``r_lo_bins / max(h, w)`` to
     ``hi_cycles`` cycles/px. The 1-bin ring means are interpolated onto the log grid and a moving average
     over one octave is subtracted, so that peaks (not the spectral slope) carry the profile; a change of
-    scale is then a shift along the grid."""
-    n, h, w = z.shape
+    scale is then a shift along the grid. ``z`` and ``weights`` may have several leading dimensions (``...×h×w``,
+    e.g. strided views of windows, read in place): ``N`` is their product."""
+    h, w = z.shape[-2:]
+    n = math.prod(z.shape[:-2])
     dev, dt = z.device, z.dtype
     hann = torch.outer(torch.hann_window(h, periodic=False, device=dev, dtype=dt),
                        torch.hann_window(w, periodic=False, device=dev, dtype=dt))
+    # (strided views of windows are read in place: every product below is a fresh contiguous tensor)
     ww = weights * hann
-    mean = (z * ww).sum((1, 2), keepdim=True) / ww.sum((1, 2), keepdim=True).clamp_min(1e-9)
+    mean = (z * ww).sum((-2, -1), keepdim=True) / ww.sum((-2, -1), keepdim=True).clamp_min(1e-9)
     s = max(h, w)
     nr = s // 2 + 2
     nb = max(2, int(math.ceil(math.log2(hi_cycles * s / r_lo_bins) * bins_per_octave)))
@@ -359,8 +362,7 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
     wh, ww = xw.shape[-2:]
     gy, gx = xw.shape[1], xw.shape[2]
     g2 = gy * gx
-    prof = log_radial_profile(xw.reshape(n * g2, wh, ww), vw.reshape(n * g2, wh, ww),
-                              bins_per_octave=bins_per_octave, hi_cycles=hi_cycles)
+    prof = log_radial_profile(xw, vw, bins_per_octave=bins_per_octave, hi_cycles=hi_cycles)  # (N·G²)×B
     vfrac = vw.reshape(n, g2, wh * ww).mean(-1)
     cy = (torch.arange(gy, device=dev, dtype=dt) * sty + wh / 2) / h
     cx = (torch.arange(gx, device=dev, dtype=dt) * stx + ww / 2) / w
