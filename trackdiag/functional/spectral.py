@@ -1030,10 +1030,10 @@ def dominant_period(x: torch.Tensor, *, valid: torch.Tensor | None = None, min_p
     return PeriodEstimate(est.period_px, est.radius_bin, est.score)
 
 
-def _lattice_distance(kk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
-    """Distance (bins) of the points ``kk`` (``N×M×2`` or ``M×2``, (ky, kx)) to the nearest point
-    ``m·f + n·g`` of each sample's lattice (``f``, ``g``: ``N×2`` in bins; ``g`` NaN: the points ``m·f`` of a
-    1-D lattice): ``N×M``; +inf where not ``ok`` or the basis is degenerate."""
+def _lattice_frame(f: torch.Tensor, g: torch.Tensor, ok: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each sample's lattice basis for :func:`_lattice_distance` (``f``, ``g``, ``ok`` as there): ``(basis,
+    inverse, ok, one_d)``, ``N×2×2``, ``N×2×2``, ``(N,)``, ``(N,)`` (the identity where not ``ok``)."""
     dev, dt = f.device, f.dtype
     one_d = ~torch.isfinite(g[:, 0])
     perp = torch.stack([-f[:, 1], f[:, 0]], dim=-1)
@@ -1042,10 +1042,14 @@ def _lattice_distance(kk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, ok: to
     det = basis[:, 0, 0] * basis[:, 1, 1] - basis[:, 0, 1] * basis[:, 1, 0]
     ok = ok & torch.isfinite(det) & (det.abs() > 1e-9)
     basis = torch.where(ok[:, None, None], basis, torch.eye(2, device=dev, dtype=dt))
-    inv = torch.linalg.inv(basis)
-    # the 2×2 products written out (element-wise over N×M; einsum's batched products cost 2–3× more)
-    ky, kx = (kk[None, :, 0], kk[None, :, 1]) if kk.dim() == 2 else (kk[..., 0], kk[..., 1])
+    return basis, torch.linalg.inv(basis), ok, one_d
 
+
+def _frame_distance(basis: torch.Tensor, inv: torch.Tensor, ok: torch.Tensor, one_d: torch.Tensor,
+                    ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
+    """The distance of :func:`_lattice_distance` from a :func:`_lattice_frame` (``N×...``) and the points'
+    ``ky``, ``kx`` (``N×M`` or ``1×M``): ``N×M``."""
+    # the 2×2 products written out (element-wise over N×M; einsum's batched products cost 2–3× more)
     def at(m: torch.Tensor, i: int, j: int) -> torch.Tensor:
         return m[:, i, j, None]
 
@@ -1055,6 +1059,15 @@ def _lattice_distance(kk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, ok: to
     dx = at(basis, 1, 0) * a + at(basis, 1, 1) * b - kx
     d = torch.sqrt(dy * dy + dx * dx)
     return torch.where(ok[:, None], d, torch.full_like(d, float("inf")))
+
+
+def _lattice_distance(kk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+    """Distance (bins) of the points ``kk`` (``N×M×2`` or ``M×2``, (ky, kx)) to the nearest point
+    ``m·f + n·g`` of each sample's lattice (``f``, ``g``: ``N×2`` in bins; ``g`` NaN: the points ``m·f`` of a
+    1-D lattice): ``N×M``; +inf where not ``ok`` or the basis is degenerate."""
+    basis, inv, ok, one_d = _lattice_frame(f, g, ok)
+    ky, kx = (kk[None, :, 0], kk[None, :, 1]) if kk.dim() == 2 else (kk[..., 0], kk[..., 1])
+    return _frame_distance(basis, inv, ok, one_d, ky, kx)
 
 
 def _on_lattice(spec: Spectrum, f: torch.Tensor, g: torch.Tensor, ok: torch.Tensor, *, reach: float,
@@ -1080,7 +1093,10 @@ def _lattice_hits(kk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, ok: torch.
     ni, mi = where.nonzero(as_tuple=True)
     out = torch.zeros(where.shape, dtype=torch.bool, device=where.device)
     if ni.numel():
-        d = _lattice_distance(kk[mi][:, None], f[ni], g[ni], ok[ni])[:, 0]
+        # each sample's basis and its inverse once (not once per entry), read per entry: the same values
+        basis, inv, okf, one_d = _lattice_frame(f, g, ok)
+        km = kk[mi]
+        d = _frame_distance(basis[ni], inv[ni], okf[ni], one_d[ni], km[:, :1], km[:, 1:])[:, 0]
         out[ni, mi] = d <= tol[mi]
     return out
 
