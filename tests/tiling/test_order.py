@@ -45,9 +45,13 @@ def test_sorted_values_and_nanmedian_match_torch(dtype: torch.dtype) -> None:
         x = _draw(g, *shape, nan=0.3 if trial % 2 else 0.0, ties=trial % 3 == 0).to(dtype)
         if trial % 5 == 0:
             x[0] = float("nan")  # all-NaN slices
+        if trial % 4 == 1:  # ±inf among the values (the short-axis network reads NaN as +inf)
+            x[torch.rand(*shape, generator=g) < 0.15] = float("inf") if trial % 8 == 1 else -float("inf")
         for dim in range(3):
             assert _same(sorted_values(x, dim=dim), x.sort(dim=dim).values)
             assert _same(nanmedian(x, dim=dim), x.nanmedian(dim=dim).values)
+            xt = x.transpose(0, 2)  # a strided view
+            assert _same(nanmedian(xt, dim=dim), xt.nanmedian(dim=dim).values)
 
 
 def test_rank_range_sum_is_the_sum_of_the_sorted_slice() -> None:
@@ -76,6 +80,14 @@ def test_masked_median_matches_where_nanmedian() -> None:
         ok = torch.rand(n, p, generator=g) > 0.3
         if trial % 6 == 0:
             ok[0] = False  # a sample with no selected row: NaN
+        if trial % 5 == 1:
+            ok[-1] = True  # every row of a sample selected (read in place)
+        want = torch.where(ok[..., None, None], t, torch.full_like(t, float("nan"))).nanmedian(dim=1).values
+        assert _same(masked_median(t, ok), want)
+    for p in (100, 300):  # sorted rows (<= 256) and partitioned ones, every row selected or not
+        t = _draw(g, 2, p, 8, 5, ties=p == 100)
+        ok = torch.ones(2, p, dtype=torch.bool)
+        ok[1, ::3] = False
         want = torch.where(ok[..., None, None], t, torch.full_like(t, float("nan"))).nanmedian(dim=1).values
         assert _same(masked_median(t, ok), want)
 
