@@ -186,7 +186,7 @@ def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min
     dt, dev = x.dtype, x.device
     vf = valid.to(dt)
     cnt = vf.sum(-1, keepdim=True).clamp_min(1.0)
-    z = (x - (x * vf).sum(-1, keepdim=True) / cnt) * vf  # N×H×W, zero outside the valid pixels
+    z = (x - (x * vf).sum(-1, keepdim=True) / cnt).mul_(vf)  # N×H×W, zero outside the valid pixels
     hw = torch.hann_window(w, periodic=False, device=dev, dtype=dt)
     pw = abs2(torch.fft.rfft(z * hw, dim=-1))  # N×H×C
     c = pw.shape[-1]
@@ -279,7 +279,7 @@ def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octav
     top = min(nr - 1, int(math.floor(r_lo_bins * 2.0 ** ((nb - 1) / bins_per_octave))) + 1)
     cx = min(w // 2 + 1, int(math.ceil((top + 0.5) * w / s)) + 1)
     cy = min(h // 2 + 1, int(math.ceil((top + 0.5) * h / s)) + 1)
-    spec = torch.fft.fft(torch.fft.rfft((z - mean) * ww, dim=-1)[..., :cx], dim=-2)
+    spec = torch.fft.fft(torch.fft.rfft((z - mean).mul_(ww), dim=-1)[..., :cx], dim=-2)
     rows = torch.cat([torch.arange(cy, device=dev), torch.arange(max(cy, h - cy + 1), h, device=dev)])
     p = abs2(spec.index_select(-2, rows))  # N×rows×cx
     ky = torch.fft.fftfreq(h, device=dev, dtype=dt)[rows][:, None]

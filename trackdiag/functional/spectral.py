@@ -244,7 +244,7 @@ def prepare(x: torch.Tensor, valid: torch.Tensor | None = None, *, window: bool 
     else:
         wts = torch.ones_like(x0) if v is None else v.to(x.dtype)
     resid = detrend(x0, wts, order=order)
-    return resid * wts, wts
+    return resid.mul_(wts), wts  # (resid is detrend's own tensor)
 
 
 # ------------------------------------------------------------------------------------------------------
