@@ -624,7 +624,8 @@ def _cosine_sum(hist: torch.Tensor, side: int, step: float, count: int, bins_per
 
 def acf_along(signal_power: torch.Tensor, weight_power: torch.Tensor, spec: Spectrum, direction: torch.Tensor,
               *, step: float, count: int, weight_spec: Spectrum | None = None,
-              bins_per_bin: int = 16, max_bin: float | None = None) -> torch.Tensor:
+              bins_per_bin: int = 16, max_bin: float | None = None, floor: torch.Tensor | None = None
+              ) -> torch.Tensor:
     """Normalised autocorrelation of the (windowed) signal along ``direction`` at the lags ``k · step`` px,
     ``k = 0 … count−1``.
 
@@ -637,20 +638,25 @@ def acf_along(signal_power: torch.Tensor, weight_power: torch.Tensor, spec: Spec
     grid; ``weight_power`` that of the weights, on ``weight_spec``'s grid when given (a coarser grid is
     enough: a window's spectrum lives at low frequencies). ``max_bin``: only frequencies with
     ``|ky|, |kx| ≤ max_bin`` enter the signal's projection (cheaper; finer detail than the shortest period
-    searched does not move the ACF's peaks). Returns ``N×count`` with ρ(0) = 1; lags where the window
-    overlap falls below 5 % are 0.
+    searched does not move the ACF's peaks). ``floor`` (``(N,)``): a noise floor subtracted from
+    ``signal_power`` (clamped at 0) on the bins read only. Returns ``N×count`` with ρ(0) = 1; lags where the
+    window overlap falls below 5 % are 0.
     """
     s = spec.side
+
+    def above(p: torch.Tensor) -> torch.Tensor:
+        return p if floor is None else (p - floor[:, None, None]).clamp_min_(0.0)
+
     nb = math.ceil(s * 0.7072 * bins_per_bin) + 2
     if max_bin is not None and 2 * math.ceil(max_bin) + 1 < s:
         rr = math.ceil(max_bin)
         rows = torch.cat([torch.arange(0, rr + 1, device=signal_power.device),
                           torch.arange(s - rr, s, device=signal_power.device)])
-        sub = Spectrum(signal_power[:, rows, : rr + 1], spec.ky[rows, : rr + 1], spec.kx[rows, : rr + 1],
-                       spec.radius[rows, : rr + 1], spec.weight[rows, : rr + 1])
+        sub = Spectrum(above(signal_power[:, rows, : rr + 1]), spec.ky[rows, : rr + 1],
+                       spec.kx[rows, : rr + 1], spec.radius[rows, : rr + 1], spec.weight[rows, : rr + 1])
         hs = _project(sub, sub.power, direction, bins_per_bin, nb)
     else:
-        hs = _project(spec, signal_power, direction, bins_per_bin, nb)
+        hs = _project(spec, above(signal_power), direction, bins_per_bin, nb)
     hw = _project(weight_spec if weight_spec is not None else spec, weight_power, direction, bins_per_bin, nb)
     rs = _cosine_sum(hs, s, step, count, bins_per_bin)
     rw = _cosine_sum(hw, s, step, count, bins_per_bin)
@@ -967,9 +973,9 @@ def _acf_profile(x: torch.Tensor, wts: torch.Tensor, spec: Spectrum, direction: 
     lh = radial_hist(log_power(spec.power), spec)
     counts = radial_counts(spec)
     # The white-noise floor is a spike at lag 0 whose band-limited ringing would make false early peaks.
-    clean_p = (spec.power - noise_floor(lh, counts, spec.side)[:, None, None]).clamp_min(0.0)
-    prof = acf_along(clean_p, wspec.power, spec, direction, step=step, count=count, weight_spec=wspec,
-                     max_bin=r_max)
+    # (subtracted on the bins the projection reads only)
+    prof = acf_along(spec.power, wspec.power, spec, direction, step=step, count=count, weight_spec=wspec,
+                     max_bin=r_max, floor=noise_floor(lh, counts, spec.side))
     return step, lags, lh, counts, prof
 
 
