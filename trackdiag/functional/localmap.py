@@ -38,15 +38,13 @@ def _profile_fundamental(prof: torch.Tensor, lo: int, hi: int, rel_power: float,
     is_max = (prof >= left) & (prof > right) & band[None]
     val = torch.where(is_max, prof, torch.full_like(prof, -1.0))
     top, j = val.max(dim=1)
-    best = j.clone()
-    for m in range(max_div, 1, -1):
-        c = torch.round(j.to(dt) / m).long()
-        for off in (-1, 0, 1):
-            cand = (c + off).clamp(0, length - 1)
-            strong = prof.gather(1, cand[:, None])[:, 0] >= rel_power * top
-            ok = is_max.gather(1, cand[:, None])[:, 0] & strong
-            ok &= cand < best
-            best = torch.where(ok, cand, best)
+    # the lowest divisor present: the smallest of j and every local maximum within ±1 bin of j/m (m ≤ max_div)
+    # with rel_power of the top's power, all candidates at once (M×3·(max_div − 1))
+    divs = torch.arange(max_div, 1, -1, device=dev, dtype=dt)
+    c = torch.round(j.to(dt)[:, None] / divs[None]).long()  # M×D
+    cand = (c[:, :, None] + torch.arange(-1, 2, device=dev)).flatten(1).clamp(0, length - 1)
+    ok = is_max.gather(1, cand) & (prof.gather(1, cand) >= rel_power * top[:, None])
+    best = torch.minimum(j, torch.where(ok, cand, j[:, None]).amin(dim=1))
     found = top > 0
     i = best.clamp(1, length - 2)
     lp = torch.log(prof.clamp_min(torch.finfo(dt).tiny))
