@@ -190,9 +190,15 @@ def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min
     c = pw.shape[-1]
     s = max(8, min(h // 2, strip_px if strip_px else h // max(1, strips)))
     st = max(1, s // 2)
-    ps = F.avg_pool1d(pw.permute(0, 2, 1).reshape(n * c, 1, h), s, st)  # (N·C)×1×S
-    ns = ps.shape[-1]
-    ps = ps.reshape(n, c, ns).permute(0, 2, 1)  # N×S×C
+    # strip means: the rows' shifted adds in avg_pool1d's window order (its values exactly; no transposed copy)
+    ns = (h - s) // st + 1
+    last = (ns - 1) * st + 1
+    ps = pw[:, 0:last:st].clone()
+    for i in range(1, s):
+        ps += pw[:, i:i + last:st]
+    ps /= s
+    # laid out N×C×S as avg_pool1d's output was (the normalising sums below reduce in that memory order)
+    ps = ps.transpose(1, 2).contiguous().transpose(1, 2)  # N×S×C
     vs = F.avg_pool1d(vf.mean(-1)[:, None], s, st)[:, 0]  # N×S
     f = torch.arange(c, device=dev, dtype=dt)
     band = ((f >= 1.0 / max_period_frac) & (f <= w / min_period_px)).to(dt)
