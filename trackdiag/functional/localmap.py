@@ -271,9 +271,13 @@ def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octav
     dev, dt = z.device, z.dtype
     hann = torch.outer(torch.hann_window(h, periodic=False, device=dev, dtype=dt),
                        torch.hann_window(w, periodic=False, device=dev, dtype=dt))
-    # (strided views of windows are read in place: every product below is a fresh contiguous tensor)
-    ww = weights * hann
-    mean = (z * ww).sum((-2, -1), keepdim=True) / ww.sum((-2, -1), keepdim=True).clamp_min(1e-9)
+    # Strided views of windows are read in place; every product is written to a contiguous tensor (out=: an
+    # element-wise op on overlapping views would lay its output out in the views' stride order, and the sums
+    # and transforms below would then run in another order)
+    shape = torch.broadcast_shapes(z.shape, weights.shape)
+    ww = torch.mul(weights, hann, out=torch.empty(shape, device=dev, dtype=dt))
+    zw = torch.mul(z, ww, out=torch.empty(shape, device=dev, dtype=dt))
+    mean = zw.sum((-2, -1), keepdim=True) / ww.sum((-2, -1), keepdim=True).clamp_min(1e-9)
     s = max(h, w)
     nr = s // 2 + 2
     nb = max(2, int(math.ceil(math.log2(hi_cycles * s / r_lo_bins) * bins_per_octave)))
@@ -283,7 +287,7 @@ def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octav
     top = min(nr - 1, int(math.floor(r_lo_bins * 2.0 ** ((nb - 1) / bins_per_octave))) + 1)
     cx = min(w // 2 + 1, int(math.ceil((top + 0.5) * w / s)) + 1)
     cy = min(h // 2 + 1, int(math.ceil((top + 0.5) * h / s)) + 1)
-    spec = torch.fft.fft(torch.fft.rfft((z - mean).mul_(ww), dim=-1)[..., :cx], dim=-2)
+    spec = torch.fft.fft(torch.fft.rfft(torch.sub(z, mean, out=zw).mul_(ww), dim=-1)[..., :cx], dim=-2)
     rows = torch.cat([torch.arange(cy, device=dev), torch.arange(max(cy, h - cy + 1), h, device=dev)])
     p = abs2(spec.index_select(-2, rows))  # N×rows×cx
     ky = torch.fft.fftfreq(h, device=dev, dtype=dt)[rows][:, None]
