@@ -190,7 +190,7 @@ def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min
     c = pw.shape[-1]
     s = max(8, min(h // 2, strip_px if strip_px else h // max(1, strips)))
     st = max(1, s // 2)
-    # strip means: the rows' shifted adds in avg_pool1d's window order (its values exactly; no transposed copy)
+    # strip means: the rows' shifted adds in avg_pool1d's window order (its values; no transposed copy)
     ns = (h - s) // st + 1
     last = (ns - 1) * st + 1
     ps = pw[:, 0:last:st].clone()
@@ -264,8 +264,8 @@ def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octav
     log-frequency grid: ``N×B``, ``B = bins_per_octave · log2(hi / lo)`` from ``r_lo_bins / max(h, w)`` to
     ``hi_cycles`` cycles/px. The 1-bin ring means are interpolated onto the log grid and a moving average
     over one octave is subtracted, so that peaks (not the spectral slope) carry the profile; a change of
-    scale is then a shift along the grid. ``z`` and ``weights`` may have several leading dimensions (``...×h×w``,
-    e.g. strided views of windows, read in place): ``N`` is their product."""
+    scale is then a shift along the grid. ``z`` and ``weights`` may have several leading dimensions
+    (``...×h×w``, e.g. strided views of windows, read in place): ``N`` is their product."""
     h, w = z.shape[-2:]
     n = math.prod(z.shape[:-2])
     dev, dt = z.device, z.dtype
