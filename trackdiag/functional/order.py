@@ -45,7 +45,7 @@ def sorted_values(t: torch.Tensor, dim: int = -1) -> torch.Tensor:
 def nanmedian(t: torch.Tensor, dim: int) -> torch.Tensor:
     """``t.nanmedian(dim=dim).values``: the lower median of the non-NaN values along ``dim`` (NaN where
     there are none); ``dim`` removed."""
-    if 2 <= t.shape[dim] <= _SMALL_SORT:
+    if 2 <= t.shape[dim] <= _SMALL_SORT and t.is_floating_point():
         return _small_nanmedian(t, dim)
     if not _numpy_ok(t) or t.shape[dim] == 0:
         return t.nanmedian(dim=dim).values
