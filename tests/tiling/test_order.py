@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trackdiag.functional.localmap import _dilate_rel
+from trackdiag.functional.localmap import _dilate_rel, _window_grid, log_radial_profile
 from trackdiag.functional.order import (
     kth_smallest,
     masked_median,
@@ -139,3 +139,19 @@ def test_erosion_and_dilation_keep_their_values() -> None:
             keep = off.abs()[None, :] <= (extra + rel * torch.arange(length, dtype=p.dtype))[:, None]
             want = torch.where(keep[None], win, torch.zeros_like(win)).amax(dim=-1)
             assert torch.equal(_dilate_rel(p, rel, extra), want)
+
+
+def test_log_radial_profile_of_window_views_equals_that_of_copied_windows() -> None:
+    """window_scale_trend hands log_radial_profile its overlapping windows as strided views: the profiles are
+    exactly those of the copied windows (an element-wise product of such views is laid out in their stride
+    order by default, and its sums and transforms would then round differently)."""
+    g = torch.Generator().manual_seed(5)
+    for n, h, w in ((2, 96, 128), (1, 75, 61)):
+        x = torch.rand(n, h, w, generator=g)
+        wt = (torch.rand(n, h, w, generator=g) > 0.1).float() * torch.rand(n, h, w, generator=g)
+        xw, vw, _, _ = _window_grid(x, wt, window_frac=0.5, grid=3)
+        wh, ww = xw.shape[-2:]
+        for hi in (0.2, 0.45):
+            xc, vc = xw.reshape(-1, wh, ww).contiguous(), vw.reshape(-1, wh, ww).contiguous()
+            want = log_radial_profile(xc, vc, hi_cycles=hi)
+            assert torch.equal(log_radial_profile(xw, vw, hi_cycles=hi), want)
