@@ -148,11 +148,13 @@ def run(quick: bool) -> list[dict]:
                     "default torch threads"))
     # The same ratio on a 4×3×256² batch (the fixed costs weigh more on small images).
     small = wall_batch(4, 256, generator=torch.Generator().manual_seed(1))
-    (t_small, _), (f_small, _) = _one_thread_vs_fft(lambda: tiling_metrics(small, maps=False), small, reps)
+    (t_small, c_small), (f_small, fc_small) = _one_thread_vs_fft(lambda: tiling_metrics(small, maps=False),
+                                                                 small, reps)
     rows.append(row("tiling_4x3x256", "full_summary_1thread", t_small * 1e3, "ms",
                     "tiling_metrics(maps=False)"))
     rows.append(row("tiling_4x3x256", "ratio_vs_rfft2_1thread", t_small / f_small, "x",
                     "one rfft2 over the batch"))
+    rows.append(row("tiling_4x3x256", "ratio_vs_rfft2_1thread_cpu", c_small / fc_small, "x", "CPU time"))
     # Realistic walls (trackdiag.testing.walls, 512², two angled) with their masks and a reference: the
     # mask seam, the tapered windows and the reference's own lattice run as well.
     walls, mask, ref = _walls(512)

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trackdiag.functional.localmap import _dilate_rel
+from trackdiag.functional.localmap import _dilate_rel, _window_grid, log_radial_profile
 from trackdiag.functional.order import (
     kth_smallest,
     masked_median,
@@ -45,9 +45,13 @@ def test_sorted_values_and_nanmedian_match_torch(dtype: torch.dtype) -> None:
         x = _draw(g, *shape, nan=0.3 if trial % 2 else 0.0, ties=trial % 3 == 0).to(dtype)
         if trial % 5 == 0:
             x[0] = float("nan")  # all-NaN slices
+        if trial % 4 == 1:  # ±inf among the values (the short-axis network reads NaN as +inf)
+            x[torch.rand(*shape, generator=g) < 0.15] = float("inf") if trial % 8 == 1 else -float("inf")
         for dim in range(3):
             assert _same(sorted_values(x, dim=dim), x.sort(dim=dim).values)
             assert _same(nanmedian(x, dim=dim), x.nanmedian(dim=dim).values)
+            xt = x.transpose(0, 2)  # a strided view
+            assert _same(nanmedian(xt, dim=dim), xt.nanmedian(dim=dim).values)
 
 
 def test_rank_range_sum_is_the_sum_of_the_sorted_slice() -> None:
@@ -76,6 +80,14 @@ def test_masked_median_matches_where_nanmedian() -> None:
         ok = torch.rand(n, p, generator=g) > 0.3
         if trial % 6 == 0:
             ok[0] = False  # a sample with no selected row: NaN
+        if trial % 5 == 1:
+            ok[-1] = True  # every row of a sample selected (read in place)
+        want = torch.where(ok[..., None, None], t, torch.full_like(t, float("nan"))).nanmedian(dim=1).values
+        assert _same(masked_median(t, ok), want)
+    for p in (100, 300):  # sorted rows (<= 256) and partitioned ones, every row selected or not
+        t = _draw(g, 2, p, 8, 5, ties=p == 100)
+        ok = torch.ones(2, p, dtype=torch.bool)
+        ok[1, ::3] = False
         want = torch.where(ok[..., None, None], t, torch.full_like(t, float("nan"))).nanmedian(dim=1).values
         assert _same(masked_median(t, ok), want)
 
@@ -127,3 +139,19 @@ def test_erosion_and_dilation_keep_their_values() -> None:
             keep = off.abs()[None, :] <= (extra + rel * torch.arange(length, dtype=p.dtype))[:, None]
             want = torch.where(keep[None], win, torch.zeros_like(win)).amax(dim=-1)
             assert torch.equal(_dilate_rel(p, rel, extra), want)
+
+
+def test_log_radial_profile_of_window_views_equals_that_of_copied_windows() -> None:
+    """window_scale_trend hands log_radial_profile its overlapping windows as strided views: the profiles are
+    exactly those of the copied windows (an element-wise product of such views is laid out in their stride
+    order by default, and its sums and transforms would then round differently)."""
+    g = torch.Generator().manual_seed(5)
+    for n, h, w in ((2, 96, 128), (1, 75, 61)):
+        x = torch.rand(n, h, w, generator=g)
+        wt = (torch.rand(n, h, w, generator=g) > 0.1).float() * torch.rand(n, h, w, generator=g)
+        xw, vw, _, _ = _window_grid(x, wt, window_frac=0.5, grid=3)
+        wh, ww = xw.shape[-2:]
+        for hi in (0.2, 0.45):
+            xc, vc = xw.reshape(-1, wh, ww).contiguous(), vw.reshape(-1, wh, ww).contiguous()
+            want = log_radial_profile(xc, vc, hi_cycles=hi)
+            assert torch.equal(log_radial_profile(xw, vw, hi_cycles=hi), want)

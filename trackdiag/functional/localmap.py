@@ -38,15 +38,13 @@ def _profile_fundamental(prof: torch.Tensor, lo: int, hi: int, rel_power: float,
     is_max = (prof >= left) & (prof > right) & band[None]
     val = torch.where(is_max, prof, torch.full_like(prof, -1.0))
     top, j = val.max(dim=1)
-    best = j.clone()
-    for m in range(max_div, 1, -1):
-        c = torch.round(j.to(dt) / m).long()
-        for off in (-1, 0, 1):
-            cand = (c + off).clamp(0, length - 1)
-            strong = prof.gather(1, cand[:, None])[:, 0] >= rel_power * top
-            ok = is_max.gather(1, cand[:, None])[:, 0] & strong
-            ok &= cand < best
-            best = torch.where(ok, cand, best)
+    # the lowest divisor present: the smallest of j and every local maximum within ±1 bin of j/m (m ≤ max_div)
+    # with rel_power of the top's power, all candidates at once (M×3·(max_div − 1))
+    divs = torch.arange(max_div, 1, -1, device=dev, dtype=dt)
+    c = torch.round(j.to(dt)[:, None] / divs[None]).long()  # M×D
+    cand = (c[:, :, None] + torch.arange(-1, 2, device=dev)).flatten(1).clamp(0, length - 1)
+    ok = is_max.gather(1, cand) & (prof.gather(1, cand) >= rel_power * top[:, None])
+    best = torch.minimum(j, torch.where(ok, cand, j[:, None]).amin(dim=1))
     found = top > 0
     i = best.clamp(1, length - 2)
     lp = torch.log(prof.clamp_min(torch.finfo(dt).tiny))
@@ -186,15 +184,21 @@ def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min
     dt, dev = x.dtype, x.device
     vf = valid.to(dt)
     cnt = vf.sum(-1, keepdim=True).clamp_min(1.0)
-    z = (x - (x * vf).sum(-1, keepdim=True) / cnt) * vf  # N×H×W, zero outside the valid pixels
+    z = (x - (x * vf).sum(-1, keepdim=True) / cnt).mul_(vf)  # N×H×W, zero outside the valid pixels
     hw = torch.hann_window(w, periodic=False, device=dev, dtype=dt)
     pw = abs2(torch.fft.rfft(z * hw, dim=-1))  # N×H×C
     c = pw.shape[-1]
     s = max(8, min(h // 2, strip_px if strip_px else h // max(1, strips)))
     st = max(1, s // 2)
-    ps = F.avg_pool1d(pw.permute(0, 2, 1).reshape(n * c, 1, h), s, st)  # (N·C)×1×S
-    ns = ps.shape[-1]
-    ps = ps.reshape(n, c, ns).permute(0, 2, 1)  # N×S×C
+    # strip means: the rows' shifted adds in avg_pool1d's window order (its values; no transposed copy)
+    ns = (h - s) // st + 1
+    last = (ns - 1) * st + 1
+    ps = pw[:, 0:last:st].clone()
+    for i in range(1, s):
+        ps += pw[:, i:i + last:st]
+    ps /= s
+    # laid out N×C×S as avg_pool1d's output was (the normalising sums below reduce in that memory order)
+    ps = ps.transpose(1, 2).contiguous().transpose(1, 2)  # N×S×C
     vs = F.avg_pool1d(vf.mean(-1)[:, None], s, st)[:, 0]  # N×S
     f = torch.arange(c, device=dev, dtype=dt)
     band = ((f >= 1.0 / max_period_frac) & (f <= w / min_period_px)).to(dt)
@@ -260,13 +264,20 @@ def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octav
     log-frequency grid: ``N×B``, ``B = bins_per_octave · log2(hi / lo)`` from ``r_lo_bins / max(h, w)`` to
     ``hi_cycles`` cycles/px. The 1-bin ring means are interpolated onto the log grid and a moving average
     over one octave is subtracted, so that peaks (not the spectral slope) carry the profile; a change of
-    scale is then a shift along the grid."""
-    n, h, w = z.shape
+    scale is then a shift along the grid. ``z`` and ``weights`` may have several leading dimensions
+    (``...×h×w``, e.g. strided views of windows, read in place): ``N`` is their product."""
+    h, w = z.shape[-2:]
+    n = math.prod(z.shape[:-2])
     dev, dt = z.device, z.dtype
     hann = torch.outer(torch.hann_window(h, periodic=False, device=dev, dtype=dt),
                        torch.hann_window(w, periodic=False, device=dev, dtype=dt))
-    ww = weights * hann
-    mean = (z * ww).sum((1, 2), keepdim=True) / ww.sum((1, 2), keepdim=True).clamp_min(1e-9)
+    # Strided views of windows are read in place; every product is written to a contiguous tensor (out=: an
+    # element-wise op on overlapping views would lay its output out in the views' stride order, and the sums
+    # and transforms below would then run in another order)
+    shape = torch.broadcast_shapes(z.shape, weights.shape)
+    ww = torch.mul(weights, hann, out=torch.empty(shape, device=dev, dtype=dt))
+    zw = torch.mul(z, ww, out=torch.empty(shape, device=dev, dtype=dt))
+    mean = zw.sum((-2, -1), keepdim=True) / ww.sum((-2, -1), keepdim=True).clamp_min(1e-9)
     s = max(h, w)
     nr = s // 2 + 2
     nb = max(2, int(math.ceil(math.log2(hi_cycles * s / r_lo_bins) * bins_per_octave)))
@@ -276,7 +287,7 @@ def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octav
     top = min(nr - 1, int(math.floor(r_lo_bins * 2.0 ** ((nb - 1) / bins_per_octave))) + 1)
     cx = min(w // 2 + 1, int(math.ceil((top + 0.5) * w / s)) + 1)
     cy = min(h // 2 + 1, int(math.ceil((top + 0.5) * h / s)) + 1)
-    spec = torch.fft.fft(torch.fft.rfft((z - mean) * ww, dim=-1)[..., :cx], dim=-2)
+    spec = torch.fft.fft(torch.fft.rfft(torch.sub(z, mean, out=zw).mul_(ww), dim=-1)[..., :cx], dim=-2)
     rows = torch.cat([torch.arange(cy, device=dev), torch.arange(max(cy, h - cy + 1), h, device=dev)])
     p = abs2(spec.index_select(-2, rows))  # N×rows×cx
     ky = torch.fft.fftfreq(h, device=dev, dtype=dt)[rows][:, None]
@@ -359,8 +370,7 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
     wh, ww = xw.shape[-2:]
     gy, gx = xw.shape[1], xw.shape[2]
     g2 = gy * gx
-    prof = log_radial_profile(xw.reshape(n * g2, wh, ww), vw.reshape(n * g2, wh, ww),
-                              bins_per_octave=bins_per_octave, hi_cycles=hi_cycles)
+    prof = log_radial_profile(xw, vw, bins_per_octave=bins_per_octave, hi_cycles=hi_cycles)  # (N·G²)×B
     vfrac = vw.reshape(n, g2, wh * ww).mean(-1)
     cy = (torch.arange(gy, device=dev, dtype=dt) * sty + wh / 2) / h
     cx = (torch.arange(gx, device=dev, dtype=dt) * stx + ww / 2) / w

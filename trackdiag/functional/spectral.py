@@ -246,7 +246,7 @@ def prepare(x: torch.Tensor, valid: torch.Tensor | None = None, *, window: bool 
     else:
         wts = torch.ones_like(x0) if v is None else v.to(x.dtype)
     resid = detrend(x0, wts, order=order)
-    return resid * wts, wts
+    return resid.mul_(wts), wts  # (resid is detrend's own tensor)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -626,7 +626,8 @@ def _cosine_sum(hist: torch.Tensor, side: int, step: float, count: int, bins_per
 
 def acf_along(signal_power: torch.Tensor, weight_power: torch.Tensor, spec: Spectrum, direction: torch.Tensor,
               *, step: float, count: int, weight_spec: Spectrum | None = None,
-              bins_per_bin: int = 16, max_bin: float | None = None) -> torch.Tensor:
+              bins_per_bin: int = 16, max_bin: float | None = None, floor: torch.Tensor | None = None
+              ) -> torch.Tensor:
     """Normalised autocorrelation of the (windowed) signal along ``direction`` at the lags ``k · step`` px,
     ``k = 0 … count−1``.
 
@@ -639,20 +640,25 @@ def acf_along(signal_power: torch.Tensor, weight_power: torch.Tensor, spec: Spec
     grid; ``weight_power`` that of the weights, on ``weight_spec``'s grid when given (a coarser grid is
     enough: a window's spectrum lives at low frequencies). ``max_bin``: only frequencies with
     ``|ky|, |kx| ≤ max_bin`` enter the signal's projection (cheaper; finer detail than the shortest period
-    searched does not move the ACF's peaks). Returns ``N×count`` with ρ(0) = 1; lags where the window
-    overlap falls below 5 % are 0.
+    searched does not move the ACF's peaks). ``floor`` (``(N,)``): a noise floor subtracted from
+    ``signal_power`` (clamped at 0) on the bins read only. Returns ``N×count`` with ρ(0) = 1; lags where the
+    window overlap falls below 5 % are 0.
     """
     s = spec.side
+
+    def above(p: torch.Tensor) -> torch.Tensor:
+        return p if floor is None else (p - floor[:, None, None]).clamp_min_(0.0)
+
     nb = math.ceil(s * 0.7072 * bins_per_bin) + 2
     if max_bin is not None and 2 * math.ceil(max_bin) + 1 < s:
         rr = math.ceil(max_bin)
         rows = torch.cat([torch.arange(0, rr + 1, device=signal_power.device),
                           torch.arange(s - rr, s, device=signal_power.device)])
-        sub = Spectrum(signal_power[:, rows, : rr + 1], spec.ky[rows, : rr + 1], spec.kx[rows, : rr + 1],
-                       spec.radius[rows, : rr + 1], spec.weight[rows, : rr + 1])
+        sub = Spectrum(above(signal_power[:, rows, : rr + 1]), spec.ky[rows, : rr + 1],
+                       spec.kx[rows, : rr + 1], spec.radius[rows, : rr + 1], spec.weight[rows, : rr + 1])
         hs = _project(sub, sub.power, direction, bins_per_bin, nb)
     else:
-        hs = _project(spec, signal_power, direction, bins_per_bin, nb)
+        hs = _project(spec, above(signal_power), direction, bins_per_bin, nb)
     hw = _project(weight_spec if weight_spec is not None else spec, weight_power, direction, bins_per_bin, nb)
     rs = _cosine_sum(hs, s, step, count, bins_per_bin)
     rw = _cosine_sum(hw, s, step, count, bins_per_bin)
@@ -969,9 +975,9 @@ def _acf_profile(x: torch.Tensor, wts: torch.Tensor, spec: Spectrum, direction: 
     lh = radial_hist(log_power(spec.power), spec)
     counts = radial_counts(spec)
     # The white-noise floor is a spike at lag 0 whose band-limited ringing would make false early peaks.
-    clean_p = (spec.power - noise_floor(lh, counts, spec.side)[:, None, None]).clamp_min(0.0)
-    prof = acf_along(clean_p, wspec.power, spec, direction, step=step, count=count, weight_spec=wspec,
-                     max_bin=r_max)
+    # (subtracted on the bins the projection reads only)
+    prof = acf_along(spec.power, wspec.power, spec, direction, step=step, count=count, weight_spec=wspec,
+                     max_bin=r_max, floor=noise_floor(lh, counts, spec.side))
     return step, lags, lh, counts, prof
 
 
@@ -1032,10 +1038,10 @@ def dominant_period(x: torch.Tensor, *, valid: torch.Tensor | None = None, min_p
     return PeriodEstimate(est.period_px, est.radius_bin, est.score)
 
 
-def _lattice_distance(kk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
-    """Distance (bins) of the points ``kk`` (``N×M×2`` or ``M×2``, (ky, kx)) to the nearest point
-    ``m·f + n·g`` of each sample's lattice (``f``, ``g``: ``N×2`` in bins; ``g`` NaN: the points ``m·f`` of a
-    1-D lattice): ``N×M``; +inf where not ``ok`` or the basis is degenerate."""
+def _lattice_frame(f: torch.Tensor, g: torch.Tensor, ok: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each sample's lattice basis for :func:`_lattice_distance` (``f``, ``g``, ``ok`` as there): ``(basis,
+    inverse, ok, one_d)``, ``N×2×2``, ``N×2×2``, ``(N,)``, ``(N,)`` (the identity where not ``ok``)."""
     dev, dt = f.device, f.dtype
     one_d = ~torch.isfinite(g[:, 0])
     perp = torch.stack([-f[:, 1], f[:, 0]], dim=-1)
@@ -1044,10 +1050,14 @@ def _lattice_distance(kk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, ok: to
     det = basis[:, 0, 0] * basis[:, 1, 1] - basis[:, 0, 1] * basis[:, 1, 0]
     ok = ok & torch.isfinite(det) & (det.abs() > 1e-9)
     basis = torch.where(ok[:, None, None], basis, torch.eye(2, device=dev, dtype=dt))
-    inv = torch.linalg.inv(basis)
-    # the 2×2 products written out (element-wise over N×M; einsum's batched products cost 2–3× more)
-    ky, kx = (kk[None, :, 0], kk[None, :, 1]) if kk.dim() == 2 else (kk[..., 0], kk[..., 1])
+    return basis, torch.linalg.inv(basis), ok, one_d
 
+
+def _frame_distance(basis: torch.Tensor, inv: torch.Tensor, ok: torch.Tensor, one_d: torch.Tensor,
+                    ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
+    """The distance of :func:`_lattice_distance` from a :func:`_lattice_frame` (``N×...``) and the points'
+    ``ky``, ``kx`` (``N×M`` or ``1×M``): ``N×M``."""
+    # the 2×2 products written out (element-wise over N×M; einsum's batched products cost 2–3× more)
     def at(m: torch.Tensor, i: int, j: int) -> torch.Tensor:
         return m[:, i, j, None]
 
@@ -1057,6 +1067,15 @@ def _lattice_distance(kk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, ok: to
     dx = at(basis, 1, 0) * a + at(basis, 1, 1) * b - kx
     d = torch.sqrt(dy * dy + dx * dx)
     return torch.where(ok[:, None], d, torch.full_like(d, float("inf")))
+
+
+def _lattice_distance(kk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+    """Distance (bins) of the points ``kk`` (``N×M×2`` or ``M×2``, (ky, kx)) to the nearest point
+    ``m·f + n·g`` of each sample's lattice (``f``, ``g``: ``N×2`` in bins; ``g`` NaN: the points ``m·f`` of a
+    1-D lattice): ``N×M``; +inf where not ``ok`` or the basis is degenerate."""
+    basis, inv, ok, one_d = _lattice_frame(f, g, ok)
+    ky, kx = (kk[None, :, 0], kk[None, :, 1]) if kk.dim() == 2 else (kk[..., 0], kk[..., 1])
+    return _frame_distance(basis, inv, ok, one_d, ky, kx)
 
 
 def _on_lattice(spec: Spectrum, f: torch.Tensor, g: torch.Tensor, ok: torch.Tensor, *, reach: float,
@@ -1082,7 +1101,10 @@ def _lattice_hits(kk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, ok: torch.
     ni, mi = where.nonzero(as_tuple=True)
     out = torch.zeros(where.shape, dtype=torch.bool, device=where.device)
     if ni.numel():
-        d = _lattice_distance(kk[mi][:, None], f[ni], g[ni], ok[ni])[:, 0]
+        # each sample's basis and its inverse once (not once per entry), read per entry: the same values
+        basis, inv, okf, one_d = _lattice_frame(f, g, ok)
+        km = kk[mi]
+        d = _frame_distance(basis[ni], inv[ni], okf[ni], one_d[ni], km[:, :1], km[:, 1:])[:, 0]
         out[ni, mi] = d <= tol[mi]
     return out
 
