@@ -19,6 +19,16 @@ re-textured walls). The steps run alone, as the pixel judge runs them on an edit
   voted at ``x + t/2`` (the cut lies between ``x`` and ``x + t``: a box's votes form a frame centred on its
   border, ±|t|/2 wide), closed over 5 px, components of >= 150 px, each box shrunk by half the largest
   ``|t_y|``, ``|t_x|``; scored like ``boxes``;
+* ``probe`` (eighth sitting, measured alternatives for misplaced patches, none used by the judge): per
+  misplaced pair and clean edit, three signals a flipped copy might leave where its lattice phase matches:
+  ``shape``, the mirror-sensitive phase ``arg(z2 · conj(z1)²)`` of the fundamental ``z1`` and its 2nd
+  harmonic ``z2`` (:func:`~trackdiag.functional.pixel_phase.demodulate`; a translation leaves it, a mirror
+  negates it), its mean departure phasor over 6 px from the wall's mean (in-box median vs the clean walls'
+  99th percentile); ``orphan``, mortar pixels (bright-ridge response ``-∂²`` at σ 1.5, ≥ 0.4 of its 95th
+  percentile) none of whose lattice translates (±t1, ±t2, ±(t1 ± t2), at least 3 inside the wall) meets
+  mortar within ±2 px, as a density over σ 6 px (in-box max vs the rest of the wall's max); ``cut``, the
+  straight step across a box border (a step of one sign over 2–5 px each side, so a thin mortar ridge
+  gives 0), averaged over 28 px along it (the four borders' mid-points vs the wall's 99th percentile);
 * ``bands``: :func:`~trackdiag.functional.pixel_edit.matched_lattice_residual` and
   :func:`~trackdiag.functional.pixel_edit.band_level` (level >= 0.06); found = a band with the right axis
   on the planted lines (± 2 px); false = any other band.
@@ -140,9 +150,97 @@ def score_bands(p: Pair, d: dict[str, Any]) -> list[tuple[str, int, int, float]]
     return out
 
 
+def _probe(p: Pair) -> dict[str, float]:
+    """The ``probe`` step's three signals for one pair (see the module docstring)."""
+    from trackdiag.functional.pixel_phase import _blur, demodulate, fundamental_frequency
+
+    own, region, _ = _prep(p)
+    img, reg = own[0].double().numpy(), region[0].numpy()
+    box = np.zeros_like(reg)
+    if p.boxes:
+        x0, y0, x1, y1 = p.boxes[0]
+        box[y0:y1, x0:x1] = True
+    inner = ndimage.binary_erosion(box, np.ones((13, 13)))
+    near = ndimage.binary_dilation(box, np.ones((25, 25)))
+    out: dict[str, float] = {}
+    k = fundamental_frequency(own, region)[0]
+    if bool(torch.isfinite(k).all()):  # shape: arg(z2 conj(z1)^2), negated by a mirror
+        z1, ok1 = demodulate(own[0], region[0], k)
+        z2, ok2 = demodulate(own[0], region[0], 2 * k)
+        bis = torch.where(ok1 & ok2, z2 * z1.conj() ** 2, torch.zeros_like(z1))
+        good = (ok1 & ok2) & (bis.abs() > 0.2 * bis.abs()[ok1 & ok2].median())
+        u = torch.where(good, bis / bis.abs().clamp_min(1e-12), torch.zeros_like(bis))
+        ref = u[good].mean()
+        d = u * ref.conj() / ref.abs()
+        sm = _blur(torch.stack([d.real, d.imag, good.float()])[None], 6.0, 6.0)[0]
+        dep = torch.rad2deg(torch.angle(torch.complex(sm[0], sm[1])).abs()).numpy()
+        ok = reg & (sm[2].numpy() > 0.3)
+        out["theta_wall"] = float(np.degrees(np.angle(complex(ref))))
+        out["shape_in"] = float(np.median(dep[ok & inner])) if (ok & inner).any() else 0.0
+        out["shape_wall"] = float(np.quantile(dep[ok & ~near], 0.99)) if (ok & ~near).any() else 0.0
+    s = 1.0 if ((img[reg] - img[reg].mean()) ** 3).mean() > 0 else -1.0  # mortar brighter than faces
+    ridge = np.maximum(-s * ndimage.gaussian_filter(img, 1.5, order=(2, 0)),
+                       -s * ndimage.gaussian_filter(img, 1.5, order=(0, 2))).clip(0)
+    joint = (ridge >= 0.4 * np.quantile(ridge[reg], 0.95)) & reg
+    joint_d = ndimage.binary_dilation(joint, np.ones((5, 5)))
+    t1, t2 = ((round(float(c)) for c in v) for v in lattice_vectors(own, region)[0])
+    (a, b), (c, e) = t1, t2
+    n_in = np.zeros(reg.shape, int)
+    n_hit = np.zeros(reg.shape, int)
+    for dy, dx in [(a, b), (c, e), (a + c, b + e), (a - c, b - e)]:
+        for sy, sx in ((dy, dx), (-dy, -dx)):
+            r_at = ndimage.shift(reg, (-sy, -sx), order=0, cval=False)
+            n_in += r_at
+            n_hit += r_at & ndimage.shift(joint_d, (-sy, -sx), order=0, cval=False)
+    dens = ndimage.gaussian_filter((joint & (n_in >= 3) & (n_hit == 0)).astype(float), 6.0)
+    wall = ndimage.binary_erosion(reg, np.ones((9, 9)))
+    out["orphan_in"] = float(dens[box & wall].max()) if (box & wall).any() else 0.0
+    out["orphan_wall"] = float(dens[wall & ~near].max()) if (wall & ~near).any() else 0.0
+    smooth = ndimage.gaussian_filter(img, 0.7)
+    cut = []
+    for axis in (1, 0):  # axis 1: a vertical border (step across x), averaged along y
+        v = np.stack([np.roll(smooth, -(d - 1), axis=axis) - np.roll(smooth, d, axis=axis)
+                      for d in (2, 3, 4, 5)])
+        step = np.where((v > 0).all(0) | (v < 0).all(0), np.abs(v).min(0), 0.0)
+        inside = ndimage.binary_erosion(p.mask, np.ones((13, 13)))
+        kern = np.ones(28) / 28
+        num = ndimage.convolve1d(step * inside, kern, axis=1 - axis, mode="constant")
+        den = ndimage.convolve1d(inside.astype(float), kern, axis=1 - axis, mode="constant")
+        cut.append(np.where(den > 0.95, num / np.maximum(den, 1e-6), 0.0))
+    grown = ndimage.binary_dilation(box, np.ones((7, 7)))
+    both = np.maximum(*cut)
+    out["cut_wall"] = float(np.quantile(both[inside & ~grown], 0.99))
+    if p.boxes:
+        x0, y0, x1, y1 = p.boxes[0]
+        cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+        out["cut_in"] = float(np.mean([cut[0][cy, x0], cut[0][cy, min(x1, 255)], cut[1][y0, cx],
+                                       cut[1][min(y1, 255), cx]]))
+    return out
+
+
+def probe(seeds: list[int], n: int, cache: Path | None) -> dict[str, list[int]]:
+    """Prints the ``probe`` signals per pair; returns per signal ``[misplaced pairs above the same seed's
+    clean walls' largest level, misplaced pairs]``."""
+    tally: dict[str, list[int]] = {}
+    for seed in seeds:
+        pairs = cohort(seed, n, cache)
+        clean = [_probe(p) for p in pairs["clean"]]
+        top = {key: max(c.get(f"{key}_wall", 0.0) for c in clean) for key in ("shape", "orphan", "cut")}
+        for c in clean:
+            print(seed, "clean", {k: round(v, 3) for k, v in c.items()}, flush=True)
+        for i, p in enumerate(pairs["misplaced"]):
+            m = _probe(p)
+            print(seed, "misplaced", i, {k: round(v, 3) for k, v in m.items()}, flush=True)
+            for key in ("shape", "orphan", "cut"):
+                t = tally.setdefault(key, [0, 0])
+                t[0] += m.get(f"{key}_in", 0.0) > top[key]
+                t[1] += 1
+    return tally
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--step", choices=("boxes", "translate", "bands"), required=True)
+    ap.add_argument("--step", choices=("boxes", "translate", "bands", "probe"), required=True)
     ap.add_argument("--no-support", action="store_true", help="boxes: the strong phase boxes alone")
     ap.add_argument("--band-level", type=float, default=None, help="bands: override the band level")
     ap.add_argument("--hot", type=float, default=3.0, help="z level of the translate step")
@@ -156,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         d["band_level_edited"] = args.band_level
     if args.no_support:
         d["phase_weak_deg"] = 0.0
+    if args.step == "probe":
+        print(json.dumps(probe(args.seeds, args.n, args.cache)))
+        return 0
     tally: dict[str, list[int]] = {}
     for seed in args.seeds:
         pairs = cohort(seed, args.n, args.cache)
