@@ -229,7 +229,11 @@ def test_offset_and_misplaced_boxes_inside_an_edit_by_lattice_phase(edit_boxes):
                           "lattice-translate residual breaks as much at a clean wall's own head joints (as a "
                           "box finder: clean walls with a box 26/48, boxes found <= 3/48); offsets whose "
                           "wrapped strip falls back in phase are found displaced by the roll's width (IoU "
-                          "0.42-0.49)",
+                          "0.42-0.49). Fresh seeds 9500-9501: offset 21/24, misplaced 16/24. What a flipped "
+                          "copy leaves at its border was measured (eval_pixel_edit.py --step probe, seeds "
+                          "201-204): a mirror-sensitive harmonic phase (the walls' mortar profile is "
+                          "symmetric), mortar with no lattice partner, a straight cut across the border: "
+                          "misplaced boxes above the same seed's clean walls 0/48, 2/48, 0/48 (docs/pixel.md)",
                    strict=True)
 def test_offset_and_misplaced_boxes_inside_an_edit(edit_boxes):
     t = edit_boxes
