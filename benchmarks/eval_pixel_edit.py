@@ -29,9 +29,11 @@ re-textured walls). The steps run alone, as the pixel judge runs them on an edit
   mortar within ±2 px, as a density over σ 6 px (in-box max vs the rest of the wall's max); ``cut``, the
   straight step across a box border (a step of one sign over 2–5 px each side, so a thin mortar ridge
   gives 0), averaged over 28 px along it (the four borders' mid-points vs the wall's 99th percentile);
-* ``bands``: :func:`~trackdiag.functional.pixel_edit.matched_lattice_residual` and
-  :func:`~trackdiag.functional.pixel_edit.band_level` (level >= 0.06); found = a band with the right axis
-  on the planted lines (± 2 px); false = any other band.
+* ``bands``: :func:`~trackdiag.functional.pixel_judge.edited_band_level` (the luminance's
+  :func:`~trackdiag.functional.pixel_edit.band_level` of its
+  :func:`~trackdiag.functional.pixel_edit.matched_lattice_residual`, or the chroma level scaled;
+  ``--chroma-level 0``: luminance alone), level >= 0.06; found = a band with the right axis on the planted
+  lines (± 2 px); false = any other band.
 
 Prints each miss (and each false find) and the counts ``[found, n, false]`` per kind as JSON. With
 ``--cache`` the pairs are stored there (pickle, written and read only by this script).
@@ -49,8 +51,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from trackdiag.functional.pixel_edit import band_level, matched_lattice_residual
-from trackdiag.functional.pixel_judge import _phase_score, judge_against_input
+from trackdiag.functional.pixel_judge import _phase_score, edited_band_level, judge_against_input
 from trackdiag.functional.pixel_texture import lattice_vectors
 from trackdiag.functional.pixel_translate import _residual, edge_magnitude
 from trackdiag.testing.pairs import Pair, make_pair
@@ -97,7 +98,8 @@ def _iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
 def _defaults() -> dict[str, Any]:
     kw = judge_against_input.__kwdefaults__ or {}
     return {k: kw[k] for k in ("phase_deg", "phase_min_area", "phase_coherent", "phase_edge_floor",
-                               "phase_weak_deg", "phase_support", "band_level_edited", "band_kappa")}
+                               "phase_weak_deg", "phase_support", "band_level_edited", "band_kappa",
+                               "band_chroma_level", "band_chroma_z")}
 
 
 def score_boxes(p: Pair, d: dict[str, Any]) -> list[tuple[int, int, int, int]]:
@@ -138,11 +140,13 @@ def score_translate(p: Pair, hot: float) -> list[tuple[int, int, int, int]]:
 
 def score_bands(p: Pair, d: dict[str, Any]) -> list[tuple[str, int, int, float]]:
     own, region, _ = _prep(p)
+    rgb = torch.from_numpy(np.ascontiguousarray(p.out)).permute(2, 0, 1)[None].float()
     vec = lattice_vectors(own, region)
     out = []
     for axis in ("rows", "cols"):
-        res = matched_lattice_residual(own, region, vec, axis=axis)
-        lv = band_level(res, region, axis=axis, signal=own, kappa=d["band_kappa"])[0].numpy()
+        lv = edited_band_level(rgb, region, vec, axis=axis, kappa=d["band_kappa"],
+                               level=d["band_level_edited"], chroma_level=d["band_chroma_level"],
+                               chroma_z=d["band_chroma_z"])[0].numpy()
         lab, n = ndimage.label(lv >= d["band_level_edited"])
         for j in range(1, n + 1):
             idx = np.nonzero(lab == j)[0]
@@ -243,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--step", choices=("boxes", "translate", "bands", "probe"), required=True)
     ap.add_argument("--no-support", action="store_true", help="boxes: the strong phase boxes alone")
     ap.add_argument("--band-level", type=float, default=None, help="bands: override the band level")
+    ap.add_argument("--chroma-level", type=float, default=None, help="bands: chroma band level (0: off)")
     ap.add_argument("--hot", type=float, default=3.0, help="z level of the translate step")
     ap.add_argument("--seeds", type=int, nargs="+", required=True)
     ap.add_argument("--n", type=int, default=12)
@@ -252,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     d = _defaults()
     if args.band_level is not None:
         d["band_level_edited"] = args.band_level
+    if args.chroma_level is not None:
+        d["band_chroma_level"] = args.chroma_level
     if args.no_support:
         d["phase_weak_deg"] = 0.0
     if args.step == "probe":
