@@ -1,5 +1,5 @@
 """Bands inside an edit measured in colour (:func:`~trackdiag.functional.pixel_edit.chroma_band_level`) and
-the echo of a band one lattice translate away (:func:`~trackdiag.functional.pixel_edit.echo_partners`), on
+the echo of a band one lattice translate away (:func:`~trackdiag.functional.pixel_edit.drop_echoes`), on
 small synthetic walls with known truth (the generated-pair figures are in ``test_pixel_truth.py``)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from trackdiag.functional.pixel_edit import chroma_band_level, chroma_plane, echo_partners
+from trackdiag.functional.pixel_edit import chroma_band_level, chroma_plane, drop_echoes
 from trackdiag.functional.pixel_judge import edited_band_level
 from trackdiag.functional.pixel_texture import lattice_vectors
 
@@ -84,11 +84,13 @@ def test_a_clean_wall_of_bricks_of_several_colours_raises_no_chroma_band():
     assert float(chroma_band_level(img, region, vec, axis="cols").max()) < 0.02
 
 
-def test_echo_partners_pair_runs_one_translate_apart():
+def test_drop_echoes_keeps_the_stronger_of_two_runs_one_translate_apart():
     vectors = torch.tensor([[[16.0, 0.0], [8.0, 32.0]]])  # translates across columns: ±32 px
     level = torch.zeros(1, 128)
-    level[0, 40:44] = 0.1   # a band
+    level[0, 40:44] = 0.1   # the band
     level[0, 72:75] = 0.07  # its echo one translate (32 px) away
-    level[0, 100:103] = 0.07  # another band, not at a translate's distance from either
-    runs = echo_partners(level, vectors, axis="cols", threshold=0.06)[0]
-    assert runs == [(40, 43, [(72, 74)]), (72, 74, [(40, 43)])], runs
+    level[0, 100:103] = 0.07  # another band, not at a translate's distance from the first
+    out = drop_echoes(level, vectors, axis="cols", threshold=0.06)
+    assert torch.equal(out[0, 40:44], level[0, 40:44])
+    assert float(out[0, 72:75].abs().max()) == 0.0
+    assert torch.equal(out[0, 100:103], level[0, 100:103])

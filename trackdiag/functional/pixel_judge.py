@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .pixel_change import close_hot, relative_change
-from .pixel_edit import band_level, chroma_plane, echo_partners, matched_lattice_residuals, sharpness_deficit
+from .pixel_edit import band_level, chroma_plane, drop_echoes, matched_lattice_residuals, sharpness_deficit
 from .pixel_edit import chroma_level as chroma_level_of
 from .pixel_leak import leak_measure, photometric_residual, register_shift
 from .pixel_phase import departure_boxes, phase_departure
@@ -135,27 +135,12 @@ def edited_band_level(pred: torch.Tensor, region: torch.Tensor, vectors: torch.T
     use_chroma = chroma_level > 0 and pred.shape[1] == 3
     ch = chroma_plane(pred, region) if use_chroma else None
 
-
-    def levels(sel: slice, source: Optional[torch.Tensor]) -> torch.Tensor:
-        fol = ch[sel] if ch is not None else None
-        res, res_ch = matched_lattice_residuals(own[sel], region[sel], vectors[sel], axis=axis, follow=fol,
-                                                source=source)
-        lv = band_level(res, region[sel], axis=axis, signal=own[sel], kappa=kappa)
-        if fol is not None:
-            lc = chroma_level_of(res_ch, fol, region[sel], axis=axis, kappa=kappa, z_guard=chroma_z)
-            lv = torch.maximum(lv, lc * (level / chroma_level))
-        return lv
-
-    out = levels(slice(None), None)
-    for i, runs in enumerate(echo_partners(out, vectors, axis=axis, threshold=level)):
-        for a, b, partners in runs:  # a band and its echo: each judged with no translate on the other
-            others = torch.zeros(out.shape[1], dtype=torch.bool, device=out.device)
-            for a2, b2 in partners:  # grown by the matching's ±4 px (a band's edge lines may not be found)
-                others[max(0, a2 - 4):b2 + 5] = True
-            lines = others[:, None] if axis == "rows" else others[None, :]
-            again = levels(slice(i, i + 1), (region[i] & ~lines.expand_as(region[i]))[None])
-            out[i, a:b + 1] = again[0, a:b + 1]
-    return out
+    res, res_ch = matched_lattice_residuals(own, region, vectors, axis=axis, follow=ch)
+    out = band_level(res, region, axis=axis, signal=own, kappa=kappa)
+    if ch is not None:
+        lc = chroma_level_of(res_ch, ch, region, axis=axis, kappa=kappa, z_guard=chroma_z)
+        out = torch.maximum(out, lc * (level / chroma_level))
+    return drop_echoes(out, vectors, axis=axis, threshold=level)
 
 
 def _phase_score(own: torch.Tensor, region: torch.Tensor, *, phase_deg: float, min_area: int, floor: float,
