@@ -233,7 +233,8 @@ def test_offset_and_misplaced_boxes_inside_an_edit_by_lattice_phase(edit_boxes):
                           "copy leaves at its border was measured (eval_pixel_edit.py --step probe, seeds "
                           "201-204): a mirror-sensitive harmonic phase (the walls' mortar profile is "
                           "symmetric), mortar with no lattice partner, a straight cut across the border: "
-                          "misplaced boxes above the same seed's clean walls 0/48, 2/48, 0/48 (docs/pixel.md)",
+                          "misplaced boxes above the same seed's clean walls 0/48, 2/48, 0/48 "
+                          "(docs/pixel.md)",
                    strict=True)
 def test_offset_and_misplaced_boxes_inside_an_edit(edit_boxes):
     t = edit_boxes
