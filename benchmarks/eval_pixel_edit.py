@@ -19,9 +19,21 @@ re-textured walls). The steps run alone, as the pixel judge runs them on an edit
   voted at ``x + t/2`` (the cut lies between ``x`` and ``x + t``: a box's votes form a frame centred on its
   border, ±|t|/2 wide), closed over 5 px, components of >= 150 px, each box shrunk by half the largest
   ``|t_y|``, ``|t_x|``; scored like ``boxes``;
-* ``bands``: :func:`~trackdiag.functional.pixel_edit.matched_lattice_residual` and
-  :func:`~trackdiag.functional.pixel_edit.band_level` (level >= 0.06); found = a band with the right axis
-  on the planted lines (± 2 px); false = any other band.
+* ``probe`` (eighth sitting, measured alternatives for misplaced patches, none used by the judge): per
+  misplaced pair and clean edit, three signals a flipped copy might leave where its lattice phase matches:
+  ``shape``, the mirror-sensitive phase ``arg(z2 · conj(z1)²)`` of the fundamental ``z1`` and its 2nd
+  harmonic ``z2`` (:func:`~trackdiag.functional.pixel_phase.demodulate`; a translation leaves it, a mirror
+  negates it), its mean departure phasor over 6 px from the wall's mean (in-box median vs the clean walls'
+  99th percentile); ``orphan``, mortar pixels (bright-ridge response ``-∂²`` at σ 1.5, ≥ 0.4 of its 95th
+  percentile) none of whose lattice translates (±t1, ±t2, ±(t1 ± t2), at least 3 inside the wall) meets
+  mortar within ±2 px, as a density over σ 6 px (in-box max vs the rest of the wall's max); ``cut``, the
+  straight step across a box border (a step of one sign over 2–5 px each side, so a thin mortar ridge
+  gives 0), averaged over 28 px along it (the four borders' mid-points vs the wall's 99th percentile);
+* ``bands``: :func:`~trackdiag.functional.pixel_judge.edited_band_level` (the luminance's
+  :func:`~trackdiag.functional.pixel_edit.band_level` of its
+  :func:`~trackdiag.functional.pixel_edit.matched_lattice_residual`, or the chroma level scaled;
+  ``--chroma-level 0``: luminance alone), level >= 0.06; found = a band with the right axis on the planted
+  lines (± 2 px); false = any other band.
 
 Prints each miss (and each false find) and the counts ``[found, n, false]`` per kind as JSON. With
 ``--cache`` the pairs are stored there (pickle, written and read only by this script).
@@ -39,8 +51,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from trackdiag.functional.pixel_edit import band_level, matched_lattice_residual
-from trackdiag.functional.pixel_judge import _phase_score, judge_against_input
+from trackdiag.functional.pixel_judge import _phase_score, edited_band_level, judge_against_input
 from trackdiag.functional.pixel_texture import lattice_vectors
 from trackdiag.functional.pixel_translate import _residual, edge_magnitude
 from trackdiag.testing.pairs import Pair, make_pair
@@ -87,7 +98,8 @@ def _iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
 def _defaults() -> dict[str, Any]:
     kw = judge_against_input.__kwdefaults__ or {}
     return {k: kw[k] for k in ("phase_deg", "phase_min_area", "phase_coherent", "phase_edge_floor",
-                               "phase_weak_deg", "phase_support", "band_level_edited", "band_kappa")}
+                               "phase_weak_deg", "phase_support", "band_level_edited", "band_kappa",
+                               "band_chroma_level", "band_chroma_z")}
 
 
 def score_boxes(p: Pair, d: dict[str, Any]) -> list[tuple[int, int, int, int]]:
@@ -128,11 +140,13 @@ def score_translate(p: Pair, hot: float) -> list[tuple[int, int, int, int]]:
 
 def score_bands(p: Pair, d: dict[str, Any]) -> list[tuple[str, int, int, float]]:
     own, region, _ = _prep(p)
+    rgb = torch.from_numpy(np.ascontiguousarray(p.out)).permute(2, 0, 1)[None].float()
     vec = lattice_vectors(own, region)
     out = []
     for axis in ("rows", "cols"):
-        res = matched_lattice_residual(own, region, vec, axis=axis)
-        lv = band_level(res, region, axis=axis, signal=own, kappa=d["band_kappa"])[0].numpy()
+        lv = edited_band_level(rgb, region, vec, axis=axis, kappa=d["band_kappa"],
+                               level=d["band_level_edited"], chroma_level=d["band_chroma_level"],
+                               chroma_z=d["band_chroma_z"])[0].numpy()
         lab, n = ndimage.label(lv >= d["band_level_edited"])
         for j in range(1, n + 1):
             idx = np.nonzero(lab == j)[0]
@@ -140,11 +154,100 @@ def score_bands(p: Pair, d: dict[str, Any]) -> list[tuple[str, int, int, float]]
     return out
 
 
+def _probe(p: Pair) -> dict[str, float]:
+    """The ``probe`` step's three signals for one pair (see the module docstring)."""
+    from trackdiag.functional.pixel_phase import _blur, demodulate, fundamental_frequency
+
+    own, region, _ = _prep(p)
+    img, reg = own[0].double().numpy(), region[0].numpy()
+    box = np.zeros_like(reg)
+    if p.boxes:
+        x0, y0, x1, y1 = p.boxes[0]
+        box[y0:y1, x0:x1] = True
+    inner = ndimage.binary_erosion(box, np.ones((13, 13)))
+    near = ndimage.binary_dilation(box, np.ones((25, 25)))
+    out: dict[str, float] = {}
+    k = fundamental_frequency(own, region)[0]
+    if bool(torch.isfinite(k).all()):  # shape: arg(z2 conj(z1)^2), negated by a mirror
+        z1, ok1 = demodulate(own[0], region[0], k)
+        z2, ok2 = demodulate(own[0], region[0], 2 * k)
+        bis = torch.where(ok1 & ok2, z2 * z1.conj() ** 2, torch.zeros_like(z1))
+        good = (ok1 & ok2) & (bis.abs() > 0.2 * bis.abs()[ok1 & ok2].median())
+        u = torch.where(good, bis / bis.abs().clamp_min(1e-12), torch.zeros_like(bis))
+        ref = u[good].mean()
+        d = u * ref.conj() / ref.abs()
+        sm = _blur(torch.stack([d.real, d.imag, good.float()])[None], 6.0, 6.0)[0]
+        dep = torch.rad2deg(torch.angle(torch.complex(sm[0], sm[1])).abs()).numpy()
+        ok = reg & (sm[2].numpy() > 0.3)
+        out["theta_wall"] = float(np.degrees(np.angle(complex(ref))))
+        out["shape_in"] = float(np.median(dep[ok & inner])) if (ok & inner).any() else 0.0
+        out["shape_wall"] = float(np.quantile(dep[ok & ~near], 0.99)) if (ok & ~near).any() else 0.0
+    s = 1.0 if ((img[reg] - img[reg].mean()) ** 3).mean() > 0 else -1.0  # mortar brighter than faces
+    ridge = np.maximum(-s * ndimage.gaussian_filter(img, 1.5, order=(2, 0)),
+                       -s * ndimage.gaussian_filter(img, 1.5, order=(0, 2))).clip(0)
+    joint = (ridge >= 0.4 * np.quantile(ridge[reg], 0.95)) & reg
+    joint_d = ndimage.binary_dilation(joint, np.ones((5, 5)))
+    t1, t2 = ((round(float(c)) for c in v) for v in lattice_vectors(own, region)[0])
+    (a, b), (c, e) = t1, t2
+    n_in = np.zeros(reg.shape, int)
+    n_hit = np.zeros(reg.shape, int)
+    for dy, dx in [(a, b), (c, e), (a + c, b + e), (a - c, b - e)]:
+        for sy, sx in ((dy, dx), (-dy, -dx)):
+            r_at = ndimage.shift(reg, (-sy, -sx), order=0, cval=False)
+            n_in += r_at
+            n_hit += r_at & ndimage.shift(joint_d, (-sy, -sx), order=0, cval=False)
+    dens = ndimage.gaussian_filter((joint & (n_in >= 3) & (n_hit == 0)).astype(float), 6.0)
+    wall = ndimage.binary_erosion(reg, np.ones((9, 9)))
+    out["orphan_in"] = float(dens[box & wall].max()) if (box & wall).any() else 0.0
+    out["orphan_wall"] = float(dens[wall & ~near].max()) if (wall & ~near).any() else 0.0
+    smooth = ndimage.gaussian_filter(img, 0.7)
+    cut = []
+    for axis in (1, 0):  # axis 1: a vertical border (step across x), averaged along y
+        v = np.stack([np.roll(smooth, -(d - 1), axis=axis) - np.roll(smooth, d, axis=axis)
+                      for d in (2, 3, 4, 5)])
+        step = np.where((v > 0).all(0) | (v < 0).all(0), np.abs(v).min(0), 0.0)
+        inside = ndimage.binary_erosion(p.mask, np.ones((13, 13)))
+        kern = np.ones(28) / 28
+        num = ndimage.convolve1d(step * inside, kern, axis=1 - axis, mode="constant")
+        den = ndimage.convolve1d(inside.astype(float), kern, axis=1 - axis, mode="constant")
+        cut.append(np.where(den > 0.95, num / np.maximum(den, 1e-6), 0.0))
+    grown = ndimage.binary_dilation(box, np.ones((7, 7)))
+    both = np.maximum(*cut)
+    out["cut_wall"] = float(np.quantile(both[inside & ~grown], 0.99))
+    if p.boxes:
+        x0, y0, x1, y1 = p.boxes[0]
+        cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+        out["cut_in"] = float(np.mean([cut[0][cy, x0], cut[0][cy, min(x1, 255)], cut[1][y0, cx],
+                                       cut[1][min(y1, 255), cx]]))
+    return out
+
+
+def probe(seeds: list[int], n: int, cache: Path | None) -> dict[str, list[int]]:
+    """Prints the ``probe`` signals per pair; returns per signal ``[misplaced pairs above the same seed's
+    clean walls' largest level, misplaced pairs]``."""
+    tally: dict[str, list[int]] = {}
+    for seed in seeds:
+        pairs = cohort(seed, n, cache)
+        clean = [_probe(p) for p in pairs["clean"]]
+        top = {key: max(c.get(f"{key}_wall", 0.0) for c in clean) for key in ("shape", "orphan", "cut")}
+        for c in clean:
+            print(seed, "clean", {k: round(v, 3) for k, v in c.items()}, flush=True)
+        for i, p in enumerate(pairs["misplaced"]):
+            m = _probe(p)
+            print(seed, "misplaced", i, {k: round(v, 3) for k, v in m.items()}, flush=True)
+            for key in ("shape", "orphan", "cut"):
+                t = tally.setdefault(key, [0, 0])
+                t[0] += m.get(f"{key}_in", 0.0) > top[key]
+                t[1] += 1
+    return tally
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--step", choices=("boxes", "translate", "bands"), required=True)
+    ap.add_argument("--step", choices=("boxes", "translate", "bands", "probe"), required=True)
     ap.add_argument("--no-support", action="store_true", help="boxes: the strong phase boxes alone")
     ap.add_argument("--band-level", type=float, default=None, help="bands: override the band level")
+    ap.add_argument("--chroma-level", type=float, default=None, help="bands: chroma band level (0: off)")
     ap.add_argument("--hot", type=float, default=3.0, help="z level of the translate step")
     ap.add_argument("--seeds", type=int, nargs="+", required=True)
     ap.add_argument("--n", type=int, default=12)
@@ -154,8 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     d = _defaults()
     if args.band_level is not None:
         d["band_level_edited"] = args.band_level
+    if args.chroma_level is not None:
+        d["band_chroma_level"] = args.chroma_level
     if args.no_support:
         d["phase_weak_deg"] = 0.0
+    if args.step == "probe":
+        print(json.dumps(probe(args.seeds, args.n, args.cache)))
+        return 0
     tally: dict[str, list[int]] = {}
     for seed in args.seeds:
         pairs = cohort(seed, args.n, args.cache)

@@ -10,6 +10,12 @@ input says nothing; the output is judged against *itself*. What is measured here
   that energy (the smoothest faces of the texture, grain included) over the local level: ≈ 1 or below on
   the texture, ≫ 1 on a smear (the grain under a σ = 3 px blur keeps about a tenth of its amplitude).
 
+* :func:`chroma_band_level` (bands in colour): a wall's texture varies mostly along one colour direction
+  (its own tint: brighter and darker brick and mortar), so the colour plane orthogonal to the wall's mean
+  colour (:func:`chroma_plane`) holds little texture; a band offset that is not along the wall's colour
+  (a grey or coloured stripe) shows there against that small level. This is the same lattice-translate
+  band level, measured on the two chroma components.
+
 Row/column bands inside an edit are judged by :func:`~trackdiag.functional.pixel_texture.band_profile` on
 the texture's own lattice residual (see :mod:`trackdiag.functional.pixel_judge`).
 """
@@ -23,7 +29,8 @@ import torch.nn.functional as F
 
 from .pixel_change import QUANT_FLOOR, texture_activity
 
-__all__ = ["sharpness_deficit", "matched_lattice_residual", "band_level"]
+__all__ = ["sharpness_deficit", "matched_lattice_residual", "matched_lattice_residuals", "band_level",
+           "chroma_plane", "chroma_band_level", "chroma_level", "drop_echoes"]
 
 
 def sharpness_deficit(signal: torch.Tensor, region: torch.Tensor, *, window: int = 7,
@@ -90,28 +97,54 @@ def matched_lattice_residual(signal: torch.Tensor, region: torch.Tensor, vectors
     here; the texture (mortar lines included) cancels. NaN outside the region or without a translate.
 
     ``signal``: ``B×H×W``; ``region``: ``B×H×W`` bool; ``vectors``: ``B×2×2`` (``(dy, dx)``)."""
+    return matched_lattice_residuals(signal, region, vectors, axis=axis, min_step=min_step, tol=tol,
+                                     window=window, count=count, max_len=max_len)[0]
+
+
+def matched_lattice_residuals(signal: torch.Tensor, region: torch.Tensor, vectors: torch.Tensor, *,
+                              axis: str, follow: torch.Tensor | None = None,
+                              source: torch.Tensor | None = None, min_step: int = 10, tol: int = 4,
+                              window: int = 9, count: int = 4, max_len: float = 80.0
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`matched_lattice_residual` of ``signal`` (``B×H×W``) and, with the **same** matches (each
+    pixel's translate and offset chosen on ``signal``), of the ``K`` channels of ``follow`` (``B×K×H×W``,
+    e.g. the chroma plane, where the texture is too faint to match on). With ``source`` (``B×H×W`` bool),
+    a translate may land only there (default: the region), e.g. not on a band already found, whose
+    offset would otherwise echo into the lines one translate away. Returns ``(B×H×W, B×K×H×W)`` (the
+    second ``B×0×H×W`` without ``follow``)."""
     b, h, w = signal.shape
+    fol = follow if follow is not None else signal.new_zeros(b, 0, h, w)
     out = torch.full_like(signal, float("nan"))
+    out_f = torch.full_like(fol, float("nan"))
     k = int(window)
     for i in range(b):
         sig = signal[i][None, None]
         reg = region[i].float()[None, None]
-        preds = []
+        src = reg if source is None else (source[i] & region[i]).float()[None, None]
+        preds, preds_f = [], []
         for dy, dx in _translates(vectors[i], axis=axis, min_step=min_step, max_len=max_len, count=count):
             ty, tx = (tol, 1) if axis == "rows" else (1, tol)
             offs = [(dy + ey, dx + ex) for ey in range(-ty, ty + 1) for ex in range(-tx, tx + 1)]
             mv = torch.cat([_shift(sig, oy, ox, 0.0) for oy, ox in offs], dim=1)  # 1×D×H×W
-            mr = torch.cat([_shift(reg, oy, ox, 0.0) for oy, ox in offs], dim=1) * reg
+            mr = torch.cat([_shift(src, oy, ox, 0.0) for oy, ox in offs], dim=1) * reg
             s, c = _box_mean((sig - mv) ** 2 * mr, k), _box_mean(mr, k)
             err = torch.where((c > 0.5) & (mr > 0), s / c.clamp_min(1e-6), torch.full_like(s, math.inf))[0]
             best = err.argmin(dim=0, keepdim=True)
-            best_val = torch.where(torch.isfinite(err.gather(0, best)), mv[0].gather(0, best),
+            found = torch.isfinite(err.gather(0, best))
+            best_val = torch.where(found, mv[0].gather(0, best),
                                    torch.full_like(best, math.nan, dtype=signal.dtype))[0]
             preds.append(best_val)
+            for j in range(fol.shape[1]):
+                fv = torch.cat([_shift(fol[i, j][None, None], oy, ox, 0.0) for oy, ox in offs], dim=1)
+                preds_f.append(torch.where(found, fv[0].gather(0, best),
+                                           torch.full_like(best, math.nan, dtype=fol.dtype))[0])
         if preds:
             pred = torch.stack(preds).nanmedian(dim=0).values
             out[i] = torch.where(region[i], signal[i] - pred, torch.full_like(pred, math.nan))
-    return out
+            for j in range(fol.shape[1]):
+                pf = torch.stack(preds_f[j::fol.shape[1]]).nanmedian(dim=0).values
+                out_f[i, j] = torch.where(region[i], fol[i, j] - pf, torch.full_like(pf, math.nan))
+    return out, out_f
 
 
 def band_level(res: torch.Tensor, region: torch.Tensor, *, axis: str, run: int = 3, min_px: int = 16,
@@ -150,3 +183,97 @@ def band_level(res: torch.Tensor, region: torch.Tensor, *, axis: str, run: int =
     same = (win > 0).all(dim=2) | (win < 0).all(dim=2)
     level = torch.where(same, win.abs().min(dim=2).values, torch.zeros_like(win[..., 0]))
     return F.pad(level, (k // 2, k - 1 - k // 2))
+
+
+def chroma_plane(image: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """``B×2×H×W``: ``image`` (``B×3×H×W``) projected on two orthonormal colour directions orthogonal to
+    the region's mean colour ``ĉ`` (``region``: ``B×H×W`` bool): ``u1``, the part of neutral grey
+    orthogonal to ``ĉ`` (a grey wall: any direction orthogonal to it), and ``u2 = ĉ × u1``. A texture whose
+    colour varies along its own tint (``I = g(x) · c``) is 0 here up to noise."""
+    b = image.shape[0]
+    img = image.float()
+    m = region.float()[:, None]
+    mean = (img * m).sum(dim=(2, 3)) / m.sum(dim=(2, 3)).clamp_min(1.0)  # B×3
+    c = mean / mean.norm(dim=1, keepdim=True).clamp_min(1e-6)
+    grey = torch.full_like(c, 3 ** -0.5)
+    u1 = grey - (grey * c).sum(dim=1, keepdim=True) * c
+    other = torch.tensor([1.0, -1.0, 0.0], device=img.device).expand(b, 3) / 2 ** 0.5
+    other = other - (other * c).sum(dim=1, keepdim=True) * c
+    u1 = torch.where(u1.norm(dim=1, keepdim=True) > 1e-3, u1, other)  # a grey wall
+    u1 = u1 / u1.norm(dim=1, keepdim=True).clamp_min(1e-6)
+    u2 = torch.linalg.cross(c, u1, dim=1)
+    return torch.einsum("bkc,bchw->bkhw", torch.stack([u1, u2], dim=1), img)
+
+
+def _line_spread(res: torch.Tensor, region: torch.Tensor, *, axis: str) -> torch.Tensor:
+    """``(B,)``: 1.4826 × the MAD over lines of the lines' median residual (``B×H×W``), NaN-safe."""
+    dim = 2 if axis == "rows" else 1
+    vals = torch.where(region & torch.isfinite(res), res, torch.full_like(res, math.nan))
+    med = vals.nanmedian(dim=dim).values  # B×L
+    centre = med.nanmedian(dim=1, keepdim=True).values
+    return torch.nan_to_num(1.4826 * (med - centre).abs().nanmedian(dim=1).values, nan=0.0)
+
+
+def chroma_band_level(image: torch.Tensor, region: torch.Tensor, vectors: torch.Tensor, *, axis: str,
+                      kappa: float = 0.15, z_guard: float = 6.0) -> torch.Tensor:
+    """``B×L``: the band level (:func:`band_level` of :func:`matched_lattice_residual`, image units) of the
+    two chroma components (:func:`chroma_plane`) combined as ``√(l1² + l2²)``, kept only where it is at
+    least ``z_guard`` × the components' spread of line medians (``√(s1² + s2²)``, :func:`_line_spread`):
+    on a wall whose colour varies off its tint (bricks of several colours) the chroma plane carries
+    texture of its own, and a line level is judged against it. ``image``: ``B×3×H×W``; ``region``:
+    ``B×H×W`` bool; ``vectors``: ``B×2×2``. The matches are those of the luminance (the mean of the
+    channels; :func:`matched_lattice_residuals`). All zeros for images with other than 3 channels."""
+    length = image.shape[2] if axis == "rows" else image.shape[3]
+    if image.shape[1] != 3:
+        return torch.zeros(image.shape[0], length, device=image.device)
+    ch = chroma_plane(image, region)
+    _, res_ch = matched_lattice_residuals(image.float().mean(dim=1), region, vectors, axis=axis, follow=ch)
+    return chroma_level(res_ch, ch, region, axis=axis, kappa=kappa, z_guard=z_guard)
+
+
+def chroma_level(res: torch.Tensor, chroma: torch.Tensor, region: torch.Tensor, *, axis: str,
+                 kappa: float = 0.15, z_guard: float = 6.0) -> torch.Tensor:
+    """``B×L``: :func:`chroma_band_level` from the chroma plane ``chroma`` (``B×2×H×W``) and its
+    lattice residuals ``res`` (``B×2×H×W``, :func:`matched_lattice_residuals`); ``region``: ``B×H×W``."""
+    levels, spreads = [], []
+    for j in range(2):
+        levels.append(band_level(res[:, j], region, axis=axis, signal=chroma[:, j], kappa=kappa))
+        spreads.append(_line_spread(res[:, j], region, axis=axis))
+    level = torch.sqrt(levels[0].square() + levels[1].square())
+    guard = float(z_guard) * torch.sqrt(spreads[0].square() + spreads[1].square())
+    return torch.where(level >= guard[:, None], level, torch.zeros_like(level))
+
+
+def drop_echoes(level: torch.Tensor, vectors: torch.Tensor, *, axis: str, threshold: float,
+                ratio: float = 1.0, slack: int = 4, min_step: int = 10, max_len: float = 80.0,
+                count: int = 4) -> torch.Tensor:
+    """``B×L``: ``level`` (band levels of lines, ``B×L``) with the **echoes** set to 0: a run of lines at
+    or above ``threshold`` whose peak is below ``ratio`` × the peak of another run lying one lattice
+    translate away across the band (``|Δ|`` within ``slack`` px of a translate's across step,
+    :func:`_translates`). Where a line has few translates inside the wall (near its edge), one that
+    lands on a band carries part of the band's offset into it with the opposite sign (measured: 0.78 of
+    the band's level, one stripe of seed 201 near the wall's edge, whose own level its missing translates
+    lower too): of two runs that predict each other, the stronger is the band.
+    ``vectors``: ``B×2×2``."""
+    thr = float(threshold)
+    out = level.clone()
+    for i in range(level.shape[0]):
+        on = (level[i] >= thr).cpu().numpy()
+        if on.sum() == 0:
+            continue
+        edges = [j for j in range(len(on)) if on[j] and (j == 0 or not on[j - 1])]
+        runs = []
+        for a in edges:
+            b = a
+            while b + 1 < len(on) and on[b + 1]:
+                b += 1
+            runs.append((a, b, float(level[i, a:b + 1].max()), (a + b) / 2.0))
+        if len(runs) < 2:
+            continue
+        steps = {abs(t[0] if axis == "rows" else t[1])
+                 for t in _translates(vectors[i], axis=axis, min_step=min_step, max_len=max_len, count=count)}
+        for a, b, peak, centre in runs:
+            if any(p2 * ratio > peak and any(abs(abs(c2 - centre) - st) <= slack for st in steps)
+                   for a2, b2, p2, c2 in runs if (a2, b2) != (a, b)):
+                out[i, a:b + 1] = 0.0
+    return out

@@ -27,7 +27,9 @@
   above ``band_z_unedited``; edited, lines whose level against the block-matched lattice translates
   (:func:`~trackdiag.functional.pixel_edit.band_level`) is at least ``band_level_edited`` (image units),
   beyond ``band_kappa`` × the contrast of the lattice's expected line profile (a mortar line's own
-  variation from period to period is not a band).
+  variation from period to period is not a band), or whose level in the colour plane orthogonal to the
+  wall's mean colour is at least ``band_chroma_level`` (and ``band_chroma_z`` × that plane's spread of
+  line levels): :func:`edited_band_level`.
 """
 
 from __future__ import annotations
@@ -38,13 +40,14 @@ import torch
 import torch.nn.functional as F
 
 from .pixel_change import close_hot, relative_change
-from .pixel_edit import band_level, matched_lattice_residual, sharpness_deficit
+from .pixel_edit import band_level, chroma_plane, drop_echoes, matched_lattice_residuals, sharpness_deficit
+from .pixel_edit import chroma_level as chroma_level_of
 from .pixel_leak import leak_measure, photometric_residual, register_shift
 from .pixel_phase import departure_boxes, phase_departure
 from .pixel_texture import band_profile, lattice_residual, lattice_vectors
 from .pixel_translate import translate_residual_z, translate_support
 
-__all__ = ["judge_against_input"]
+__all__ = ["judge_against_input", "edited_band_level"]
 
 
 def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[torch.Tensor], *,
@@ -53,7 +56,8 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
                         band_z_unedited: float = 8.0, band_level_edited: float = 0.06, window: int = 9,
                         phase_deg: float = 52.0, phase_min_area: int = 250, band_kappa: float = 0.15,
                         phase_coherent: float = 6.0, phase_edge_floor: float = 30.0,
-                        phase_weak_deg: float = 40.0, phase_support: float = 1.5
+                        phase_weak_deg: float = 40.0, phase_support: float = 1.5,
+                        band_chroma_level: float = 0.02, band_chroma_z: float = 6.0
                         ) -> dict[str, torch.Tensor]:
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
     ``threshold`` (``(B,)``), ``peak`` (``(B,)``, the level a component's peak must reach),
@@ -111,11 +115,32 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
         z = torch.nan_to_num(band_profile(res, region, axis=axis).abs(), nan=0.0)
         if bool(edited.any()):  # inside an edit: the band's level against the block-matched lattice
             vec = vectors[edited.cpu()].to(own.device)
-            own_res = matched_lattice_residual(own[edited], region[edited], vec, axis=axis)
-            z[edited] = band_level(own_res, region[edited], axis=axis, signal=own[edited], kappa=band_kappa)
+            z[edited] = edited_band_level(pred[edited], region[edited], vec, axis=axis, kappa=band_kappa,
+                                          level=band_level_edited, chroma_level=band_chroma_level,
+                                          chroma_z=band_chroma_z)
         out[f"band_{axis}"] = z
     out["band_z"] = torch.where(edited, band_level_edited, torch.full_like(thr_u, band_z_unedited))
     return out
+
+
+def edited_band_level(pred: torch.Tensor, region: torch.Tensor, vectors: torch.Tensor, *, axis: str,
+                      kappa: float, level: float, chroma_level: float, chroma_z: float) -> torch.Tensor:
+    """``B×L``: the band level of each line inside an edit, in image units judged at ``level``: the
+    luminance's level against its block-matched lattice translates
+    (:func:`~trackdiag.functional.pixel_edit.band_level`, beyond ``kappa`` × the lattice's line contrast)
+    or, where larger, the chroma level (:func:`~trackdiag.functional.pixel_edit.chroma_band_level`)
+    scaled by ``level / chroma_level`` (a chroma band of ``chroma_level`` reads ``level``; 0 disables it).
+    ``pred``: ``B×C×H×W``; ``region``: ``B×H×W`` bool; ``vectors``: ``B×2×2``."""
+    own = pred.mean(dim=1)
+    use_chroma = chroma_level > 0 and pred.shape[1] == 3
+    ch = chroma_plane(pred, region) if use_chroma else None
+
+    res, res_ch = matched_lattice_residuals(own, region, vectors, axis=axis, follow=ch)
+    out = band_level(res, region, axis=axis, signal=own, kappa=kappa)
+    if ch is not None:
+        lc = chroma_level_of(res_ch, ch, region, axis=axis, kappa=kappa, z_guard=chroma_z)
+        out = torch.maximum(out, lc * (level / chroma_level))
+    return drop_echoes(out, vectors, axis=axis, threshold=level)
 
 
 def _phase_score(own: torch.Tensor, region: torch.Tensor, *, phase_deg: float, min_area: int, floor: float,
