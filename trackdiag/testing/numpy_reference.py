@@ -1397,6 +1397,33 @@ def edge_image(x: np.ndarray, vf: np.ndarray, t1: np.ndarray, t2: np.ndarray, *,
     return run(g) / np.maximum(run(vf), 1e-6) * vf
 
 
+def _window_shift_corr(x0: np.ndarray, vf: np.ndarray, dy: float, dx: float, *, k: int, st: int,
+                       yy: np.ndarray, xx: np.ndarray, flat_var: float, grid: tuple[int, int]
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The pair test's correlation of ``x0`` with itself read ``(dy, dx)`` apart (half each way, bilinear,
+    zero outside; ``vf`` its valid weights) in ``k``-px windows at stride ``st`` on a ``grid`` of windows,
+    and each window's valid share; NaN where a window is flat (as the torch box means)."""
+    gh, gw = grid
+    c, share = np.zeros((gh, gw)), np.zeros((gh, gw))
+    xa, va = bilinear_zero(x0, yy - dy, xx - dx), bilinear_zero(vf, yy - dy, xx - dx)
+    xb, vb = bilinear_zero(x0, yy + dy, xx + dx), bilinear_zero(vf, yy + dy, xx + dx)
+    wgt = ((va > 0.99) & (vb > 0.99)).astype(np.float64)
+    a, b = xa * wgt, xb * wgt
+    for i in range(gh):
+        for j in range(gw):
+            sl = (slice(i * st, i * st + k), slice(j * st, j * st + k))
+            n = wgt[sl].sum()
+            sa, sb = a[sl].sum(), b[sl].sum()
+            cnt = max(n, 1e-9)
+            cov = (a[sl] * b[sl]).sum() - sa * sb / cnt
+            vaa = max((a[sl] ** 2).sum() - sa * sa / cnt, 0.0)
+            vbb = max((b[sl] ** 2).sum() - sb * sb / cnt, 0.0)
+            flat = min(vaa, vbb) / (k * k) <= flat_var
+            c[i, j] = np.nan if flat else min(max(cov / max(math.sqrt(vaa * vbb), 1e-30), -1.0), 1.0)
+            share[i, j] = n / (k * k)
+    return c, share
+
+
 def pair_margins(x: np.ndarray, v: np.ndarray, vectors: list[np.ndarray], *, window_px: int, stride_px: int,
                  ds: int, trend_x: float, trend_y: float, min_valid_frac: float = 0.5,
                  floor: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
@@ -1422,27 +1449,10 @@ def pair_margins(x: np.ndarray, v: np.ndarray, vectors: list[np.ndarray], *, win
     flat_var = 1e-4 * (((x0 - mean0) * vf) ** 2).sum() / n0 + 1e-12  # a flat window has no correlation
 
     def corr(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        c, share = np.zeros((gh, gw)), np.zeros((gh, gw))
         if not np.isfinite(d).all():
-            return c, share
-        dy, dx = d[0] * scale / ds * 0.5, d[1] * scale / ds * 0.5
-        xa, va = bilinear_zero(x0, yy - dy, xx - dx), bilinear_zero(vf, yy - dy, xx - dx)
-        xb, vb = bilinear_zero(x0, yy + dy, xx + dx), bilinear_zero(vf, yy + dy, xx + dx)
-        wgt = ((va > 0.99) & (vb > 0.99)).astype(np.float64)
-        a, b = xa * wgt, xb * wgt
-        for i in range(gh):
-            for j in range(gw):
-                sl = (slice(i * st, i * st + k), slice(j * st, j * st + k))
-                n = wgt[sl].sum()
-                sa, sb = a[sl].sum(), b[sl].sum()
-                cnt = max(n, 1e-9)
-                cov = (a[sl] * b[sl]).sum() - sa * sb / cnt
-                vaa = max((a[sl] ** 2).sum() - sa * sa / cnt, 0.0)
-                vbb = max((b[sl] ** 2).sum() - sb * sb / cnt, 0.0)
-                flat = min(vaa, vbb) / (k * k) <= flat_var  # as the torch box means
-                c[i, j] = np.nan if flat else min(max(cov / max(math.sqrt(vaa * vbb), 1e-30), -1.0), 1.0)
-                share[i, j] = n / (k * k)
-        return c, share
+            return np.zeros((gh, gw)), np.zeros((gh, gw))
+        return _window_shift_corr(x0, vf, d[0] * scale / ds * 0.5, d[1] * scale / ds * 0.5, k=k, st=st,
+                                  yy=yy, xx=xx, flat_var=flat_var, grid=(gh, gw))
 
     margins, plains = [], []
     for vec in vectors:
@@ -1512,27 +1522,10 @@ def pair_hypotheses(xs: list[np.ndarray], v: np.ndarray, vectors: list[np.ndarra
         def corr(d: np.ndarray, x0: np.ndarray = x0, vf: np.ndarray = vf, k: int = k, st: int = st,
                  gh: int = gh, gw: int = gw, yy: np.ndarray = yy, xx: np.ndarray = xx,
                  flat_var: float = flat_var) -> tuple[np.ndarray, np.ndarray]:
-            c, share = np.zeros((gh, gw)), np.zeros((gh, gw))
             if not np.isfinite(d).all():
-                return c, share
-            dy, dx = d[0] / ds * 0.5, d[1] / ds * 0.5
-            xa, va = bilinear_zero(x0, yy - dy, xx - dx), bilinear_zero(vf, yy - dy, xx - dx)
-            xb, vb = bilinear_zero(x0, yy + dy, xx + dx), bilinear_zero(vf, yy + dy, xx + dx)
-            wgt = ((va > 0.99) & (vb > 0.99)).astype(np.float64)
-            a, b = xa * wgt, xb * wgt
-            for r in range(gh):
-                for q in range(gw):
-                    sl = (slice(r * st, r * st + k), slice(q * st, q * st + k))
-                    n = wgt[sl].sum()
-                    sa, sb = a[sl].sum(), b[sl].sum()
-                    cnt = max(n, 1e-9)
-                    cov = (a[sl] * b[sl]).sum() - sa * sb / cnt
-                    vaa = max((a[sl] ** 2).sum() - sa * sa / cnt, 0.0)
-                    vbb = max((b[sl] ** 2).sum() - sb * sb / cnt, 0.0)
-                    flat = min(vaa, vbb) / (k * k) <= flat_var
-                    c[r, q] = np.nan if flat else min(max(cov / max(math.sqrt(vaa * vbb), 1e-30), -1.0), 1.0)
-                    share[r, q] = n / (k * k)
-            return c, share
+                return np.zeros((gh, gw)), np.zeros((gh, gw))
+            return _window_shift_corr(x0, vf, d[0] / ds * 0.5, d[1] / ds * 0.5, k=k, st=st, yy=yy, xx=xx,
+                                      flat_var=flat_var, grid=(gh, gw))
 
         def z(m: np.ndarray) -> np.ndarray:
             mu, sig = lower_location_scale(m)
