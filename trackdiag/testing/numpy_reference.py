@@ -791,7 +791,7 @@ def parity_gain(x: np.ndarray, v: np.ndarray, block: int = 8) -> dict[str, float
     den = s2.sum()
     if den <= 0:
         return dict.fromkeys(("parity_gain_x", "parity_gain_y", "parity_gain_xy", "checkerboard_robust",
-                              "checkerboard_dims", "checkerboard_s2"), math.nan)
+                              "checkerboard_dims", "checkerboard_s2", "checkerboard_line_share"), math.nan)
     hb, wb = sm.shape
     gr, gc = _parts(hb), _parts(wb)
     rb, cb = hb // gr, wb // gc
@@ -816,6 +816,7 @@ def parity_gain(x: np.ndarray, v: np.ndarray, block: int = 8) -> dict[str, float
         sig.append(fl > 0)
         tot += fl
     ls = math.sqrt(tot)
+    out["checkerboard_line_share"] = line_share(x, np.where(full, sm, 0.0), den, block)
     out["checkerboard_dims"] = 2.0 if sig[2] or (sig[0] and sig[1]) else (1.0 if sig[0] or sig[1] else 0.0)
     # robust gain: interquartile mean of the quad contrasts per carrier
     q = xr[: hc // 2 * 2, : wc // 2 * 2]
@@ -831,6 +832,30 @@ def parity_gain(x: np.ndarray, v: np.ndarray, block: int = 8) -> dict[str, float
     out["checkerboard_robust"] = math.sqrt(rob)
     out["checkerboard_s2"] = min(ls, 3.0 * math.sqrt(rob))
     return out
+
+
+def line_share(xv: np.ndarray, sw: np.ndarray, den: float, block: int) -> float:
+    """``checkerboard_line_share``: per axis, the x (y) carrier's least-squares gain split by the class of its
+    column (row) pair ``(2c, 2c+1)`` mod ``block``, ``a_c = Σ_blocks (block mean of the pair class's
+    signed differences)·(block mean) / Σ (block mean)²``; returns ``Σ_axis max_c |a_c| / Σ_axis Σ_c |a_c|``.
+    ``xv``: weighted luminance cropped to whole blocks; ``sw``: block means, 0 where not fully valid."""
+    if block % 2:
+        return math.nan
+    hb, wb = sw.shape
+    num = tot = 0.0
+    for axis in (1, 0):  # columns (the x carrier), then rows (y)
+        gains = []
+        for c in range(block // 2):
+            d = np.zeros_like(xv)
+            if axis == 1:
+                d[:, 2 * c::block] = xv[:, 2 * c::block] - xv[:, 2 * c + 1::block]
+            else:
+                d[2 * c::block] = xv[2 * c::block] - xv[2 * c + 1::block]
+            bsum = d.reshape(hb, block, wb, block).sum(axis=(1, 3)) / (block * block)
+            gains.append(abs(float((bsum * sw).sum()) / den))
+        num += max(gains)
+        tot += sum(gains)
+    return num / max(tot, np.finfo(np.float64).tiny)
 
 
 def _trimmed(vals: np.ndarray, trim: float = 0.1) -> float:
@@ -2056,6 +2081,8 @@ PERSPECTIVE_TREND, CENTRE_AGREE, CENTRE_MULTIPLE = 0.2, 0.12, 1.4
 CENTRE_ZONE, CENTRE_CROP_FRAC = (1.6, 2.6), 0.4
 CENTRE_CROP_SCORE, FRAME_DOUBLE, REF_MAP_CYCLES = 0.03, (1.85, 2.6), 2.5
 MIN_REGION_PERIODS = 5.0  # as analyzers/tiling.py: the region maps need this many lattice periods across
+# the window vote (analyzers/tiling_limits.py WINDOW_*)
+VOTE_FRAC, VOTE_CYCLES, VOTE_TOL, VOTE_SHARE, CONFIRM_RANGE = 1 / 3, 6.0, 0.08, 0.5, 1.25
 
 
 def centre_crop_lattice(x: np.ndarray, valid: np.ndarray, masked: bool, min_period_px: float = 3.0
@@ -2066,6 +2093,88 @@ def centre_crop_lattice(x: np.ndarray, valid: np.ndarray, masked: bool, min_peri
     sl = np.s_[h // 4: h - h // 4, w // 4: w - w // 4]
     return lattice_periodicity(x[sl], valid[sl], masked, min_period_px=min_period_px,
                                max_period_frac=CENTRE_CROP_FRAC)
+
+
+def window_readings(x: np.ndarray, valid: np.ndarray, trend_x: float, trend_y: float, masked: bool
+                    ) -> tuple[list[float], list[bool], int]:
+    """The window vote's readings: the frame cut into a centred grid of non-overlapping ``side×side``
+    windows (a third of the shorter side), each read by :func:`lattice_periodicity` (periods up to 0.34 of
+    the window); per window its log period moved to the frame centre along the trend (NaN trends read as 0)
+    and whether it votes (a lattice and ≥ 60 % valid pixels). Returns ``(log periods, votes, side)``."""
+    h, w = x.shape
+    side = int(min(h, w) * VOTE_FRAC)
+    if side < 32:
+        return [math.nan], [False], side
+    gy, gx = max(1, h // side), max(1, w // side)
+    oy, ox = (h - gy * side) // 2, (w - gx * side) // 2
+    tx = trend_x if math.isfinite(trend_x) else 0.0
+    ty = trend_y if math.isfinite(trend_y) else 0.0
+    lw, ok = [], []
+    for i in range(gy):
+        for j in range(gx):
+            sl = np.s_[oy + i * side: oy + (i + 1) * side, ox + j * side: ox + (j + 1) * side]
+            r = lattice_periodicity(x[sl], valid[sl], masked, max_period_frac=0.34)
+            per = r["s"] / r["radius"] if r["found"] else math.nan
+            cy = (oy + side * (i + 0.5)) / h - 0.5
+            cx = (ox + side * (j + 0.5)) / w - 0.5
+            lw.append(math.log(max(per, 1e-6)) - tx * cx - ty * cy if math.isfinite(per) else math.nan)
+            ok.append(bool(r["found"]) and float(valid[sl].mean()) >= 0.6)
+    return lw, ok, side
+
+
+def _largest_group(lw: list[float], among: list[bool]) -> tuple[list[bool], float]:
+    """The largest group of windows (``among``) within ``VOTE_TOL`` of one member's log period (the first
+    such member on ties) and the group's lower median; NaN without one."""
+    near = [[abs(a - b) <= VOTE_TOL for b in lw] for a in lw]  # NaN: False
+    best, cnt_best = 0, -1
+    for i, a in enumerate(among):
+        cnt = sum(n and m for n, m in zip(near[i], among, strict=True)) if a else -1
+        if cnt > cnt_best:
+            best, cnt_best = i, cnt
+    group = [n and m for n, m in zip(near[best], among, strict=True)]
+    vals = sorted(v for v, g in zip(lw, group, strict=True) if g and math.isfinite(v))
+    return group, (vals[(len(vals) - 1) // 2] if vals else math.nan)
+
+
+def window_vote_period(lw: list[float], ok: list[bool], side: int, period: float, crop: float,
+                       crop_score: float, min_period_px: float = 3.0) -> float:
+    """``window_vote_period_px``: the finer period (a divisor of ``period``) that the largest group of voting
+    windows reads, where it holds half of the ≥ 4 voting windows, more than agree with ``period``, and a
+    window holds ``period`` ``VOTE_CYCLES`` times or the central half's lattice (``crop``, scoring ≥
+    ``CENTRE_CROP_SCORE``) reads it too; NaN where ``period`` stands (tiling_summary._window_vote_period)."""
+    l0 = math.log(max(period, 1e-6)) if math.isfinite(period) else math.nan
+    nvote = sum(ok)
+    agree0 = sum(o and abs(v - l0) <= VOTE_TOL for v, o in zip(lw, ok, strict=True))
+    finer = []
+    for v, o in zip(lw, ok, strict=True):
+        m = math.exp(l0 - v) if math.isfinite(l0 - v) else math.nan
+        f = (o and m >= 2.0 - 2.0 * VOTE_TOL and v >= math.log(2.0 * min_period_px)
+             and abs(math.log(m / max(round(m), 1.0))) <= VOTE_TOL)
+        finer.append(bool(f))
+    group, lm = _largest_group(lw, finer)
+    share = sum(group)
+    room = side >= VOTE_CYCLES * period
+    if math.isfinite(crop) and math.isfinite(lm):
+        room = room or (abs(math.log(max(crop, 1e-6)) - lm) <= VOTE_TOL and crop_score >= CENTRE_CROP_SCORE)
+    use = share >= VOTE_SHARE * nvote and share > agree0 and nvote >= 4 and room and any(finer)
+    return math.exp(lm) if use else math.nan
+
+
+def window_confirmed(lw: list[float], ok: list[bool], period: float, readings: list[float]) -> float:
+    """Of the centre's readings (reported, central half, map, frame), the one nearest (within ``VOTE_TOL``)
+    to the median of the largest group of voting windows within ×/÷ ``CONFIRM_RANGE`` of ``period``, where
+    that group holds half of the ≥ 4 voting windows and contradicts ``period``; NaN elsewhere
+    (tiling_summary._window_confirmed)."""
+    l0 = math.log(max(period, 1e-6)) if math.isfinite(period) else math.nan
+    nvote = sum(ok)
+    cand = [bool(o and abs(v - l0) <= math.log(CONFIRM_RANGE)) for v, o in zip(lw, ok, strict=True)]
+    group, lm = _largest_group(lw, cand)
+    d = [abs(math.log(max(r, 1e-6)) - lm) if math.isfinite(r) else math.inf for r in readings]
+    d = [e if math.isfinite(e) else math.inf for e in d]
+    j = min(range(len(d)), key=lambda i: d[i])
+    use = (sum(group) >= VOTE_SHARE * nvote and nvote >= 4 and any(cand) and d[j] <= VOTE_TOL
+           and abs(l0 - lm) > VOTE_TOL)
+    return readings[j] if use else math.nan
 
 
 def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: dict[str, Any],
@@ -2087,9 +2196,7 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     out["alias_fine_peak_frac"], out["alias_fold_peak_frac"] = fine_peak_fracs(p, f, g, lat_ok)
     out["alias_win_fine_frac"], out["alias_win_fold_frac"] = window_fold_fracs(x, vf, f, g, lat_ok, s)
     out.update(edge_scores(x, finite.astype(np.float64)))
-    if masked:  # the reference band one row spacing deeper on a periodic wall
-        out.update(mask_seam(x, vf, gl if lat["score"] >= 0.3 else math.nan))
-    else:
+    if not masked:
         out.update(dict.fromkeys(("mask_seam_score", "mask_seam_t", "mask_seam_agree"), math.nan))
     lm = local_lattice_map(x, valid if masked else None)
     out.update(band_keys(lm))
@@ -2127,13 +2234,26 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
         two(gl / cen) and cen <= win / REF_MAP_CYCLES
         and (near(cc, gl) or near(cc, cen) or two(cc / cen) or no_crop)) else gl
     out["fundamental_period_px"] = centre if persp else front
+    # ... unless most local windows read a divisor of it; on an angled wall, the reading they confirm
+    trx = wst["persp_trend_x"] if math.isfinite(wst["persp_trend_x"]) else tx
+    try_ = wst["persp_trend_y"] if math.isfinite(wst["persp_trend_y"]) else ty
+    lw, lok, vside = window_readings(x, valid, trx, try_, masked)
+    vote = window_vote_period(lw, lok, vside, out["fundamental_period_px"], cc, crop["score"])
+    out["window_vote_period_px"] = vote
+    fp = out["fundamental_period_px"]
+    confirmed = window_confirmed(lw, lok, fp, [fp, cc, cen, gl])
+    if persp and math.isfinite(confirmed):
+        out["fundamental_period_px"] = confirmed
+    if math.isfinite(vote):
+        out["fundamental_period_px"] = vote
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
+    if masked:  # the reference band one row spacing deeper on a periodic wall: the reported period
+        conf = max(lat["score"], crop["score"]) >= 0.3
+        out.update(mask_seam(x, vf, out["fundamental_period_px"] if conf else math.nan))
     out.update(strip_band_keys(x, sw, gl))
     t1, t2 = real_basis(f, g, s)
     cs = (centre if persp else gl) / gl  # the pair test: the angled wall's centre correction only
     cs = 1.0 if not math.isfinite(cs) else cs
-    trx = wst["persp_trend_x"] if math.isfinite(wst["persp_trend_x"]) else tx
-    try_ = wst["persp_trend_y"] if math.isfinite(wst["persp_trend_y"]) else ty
     t1, t2 = t1 * cs, t2 * cs
     vecs = [t1, t2, t1 + t2, t1 - t2]
     if (trx if math.isfinite(trx) else 0.0) == 0.0 and (try_ if math.isfinite(try_) else 0.0) == 0.0:
