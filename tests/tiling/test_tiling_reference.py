@@ -21,7 +21,8 @@ from trackdiag.testing.numpy_reference import reference_metrics
 KEYS = {"fundamental_period_px": 1e-3, "acf_first_peak_period_px": 0.01, "periodicity_score": 0.03,
         "E2f_over_Ef": 0.05, "axis_ratio_at_f": 0.01, "checkerboard_score": 0.02, "grid_s8": 0.02,
         "grid_s16": 0.02, "border_cross_index": 0.02, "shift_mse_dx1": 1e-3, "shift_mse_dy1": 1e-3,
-        "checkerboard_robust": 0.02, "parity_gain_x": 0.02, "parity_gain_xy": 0.02, "checkerboard_dims": 0.0}
+        "checkerboard_robust": 0.02, "parity_gain_x": 0.02, "parity_gain_xy": 0.02, "checkerboard_dims": 0.0,
+        "checkerboard_line_share": 1e-3}
 
 
 @pytest.mark.parametrize("case", ["brick", "tiles_noise", "deconv", "frame", "masked"])
@@ -75,6 +76,7 @@ NEW_KEYS = {
     # the lattice and the centre's period (perspective)
     "fundamental_period_px": CONT, "lattice_t1_px": CONT, "lattice_t2_px": CONT, "period_x_px": CONT,
     "period_y_px": CONT, "centre_period_px": CONT, "centre_crop_period_px": CONT,
+    "window_vote_period_px": CONT,  # NaN on these cases: test_window_readings_match_the_numpy_reference
     # the local lattice map's per-axis band keys and the half-frequency zone keys
     "band_base_period_px": CONT, "band_base_period_x_px": CONT, "band_base_period_y_px": CONT,
     "band_row_frac_max": COUNT,
@@ -169,4 +171,77 @@ def test_the_agreement_cases_exercise_the_keys():
     if len(_EXERCISED) < 3:
         pytest.skip("the agreement cases did not all run")
     seen = set().union(*_EXERCISED.values())
-    assert (set(NEW_KEYS) | set(SEAM_KEYS)) - seen == set()
+    # the window vote stands aside on these walls (NaN = NaN); its firing is compared on given readings
+    # and a zone wall's windows (test_window_vote_rules_…, test_window_readings_…)
+    assert (set(NEW_KEYS) | set(SEAM_KEYS)) - seen == {"window_vote_period_px"}
+
+
+#: The window vote's rule on given readings (the cases of tests/tiling/test_window_vote.py): windows' periods,
+#: the reported period, the window side, the central half's period (None: none).
+VOTE_CASES = [
+    ([12.0, 12.2, 11.9, 24.0, 12.1, 24.3, 12.0, None, 11.8], 24.1, 170, None),
+    ([11.4, 11.3, 11.4, 12.5, 11.4, 11.3, 12.6, 11.3, 11.4], 45.0, 170, 11.4),
+    ([11.4, 11.3, 11.4, 12.5, 11.4, 11.3, 12.6, 11.3, 11.4], 45.0, 170, 33.0),
+    ([12.0, 12.2, 11.9, 24.0, 24.1, 24.3, 12.0, 24.2], 24.1, 170, None),
+    ([14.0, 14.1, 13.9, 14.0, 24.2, 14.1], 24.2, 170, None),
+    ([4.0, 4.0, 4.0, 4.0, 8.0, 4.0], 8.0, 85, None),
+    ([12.0, 12.1, 11.9, None, None, None], 24.0, 170, None),
+    ([37.0, 36.5, 37.4, 36.9, 38.0, 44.0], 40.4, 170, None),
+    ([38.8, 38.5, 39.0, 38.9, 38.7], 40.2, 170, None),
+]
+
+
+@pytest.mark.parametrize("case", range(len(VOTE_CASES)))
+def test_window_vote_rules_match_the_numpy_reference(case):
+    """``_window_vote_period`` and ``_window_confirmed`` against the reference's loops on the same readings
+    (every branch: a finer majority, a quarter period held by the crop only, no majority, a non-divisor, the
+    search floor, too few windows, an angled wall's reading confirmed or left): equal to float rounding."""
+    from trackdiag.analyzers.tiling_summary import _window_confirmed, _window_vote_period
+    from trackdiag.testing import numpy_reference as R
+
+    periods, period, side, crop = VOTE_CASES[case]
+    lw = [math.log(p) if p else math.nan for p in periods]
+    ok = [p is not None for p in periods]
+    lw_t, ok_t = torch.tensor([lw], dtype=torch.float64), torch.tensor([ok])
+    crop_t = torch.tensor([math.nan if crop is None else crop], dtype=torch.float64)
+    p_t = torch.tensor([period], dtype=torch.float64)
+    got = float(_window_vote_period(lw_t, ok_t, side, p_t, crop=crop_t,
+                                    crop_score=torch.tensor([0.5], dtype=torch.float64))[0])
+    want = R.window_vote_period(lw, ok, side, period, math.nan if crop is None else crop, 0.5)
+    assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, rel=1e-9), (got, want)
+    readings = [period, period * 1.1, 37.2, period * 1.01]
+    got = float(_window_confirmed(lw_t, ok_t, torch.tensor([period], dtype=torch.float64),
+                                  torch.tensor([readings], dtype=torch.float64))[0])
+    want = R.window_confirmed(lw, ok, period, readings)
+    assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, rel=1e-9), (got, want)
+
+
+def test_window_readings_match_the_numpy_reference():
+    """The window vote's readings (each window's lattice period moved to the centre along a trend, and
+    whether it votes) on a 384² tile wall of 10 px with a doubled zone (20-px tiles, a disc of 160 px) at its
+    centre and a perspective trend: the windows' log periods agree to 2e-3, the same windows vote, some read
+    10 px and some 20 px, and the vote against a reported 20 px is the same (10 px)."""
+    from trackdiag.analyzers.tiling_summary import TilingParams, _window_readings, _window_vote_period
+    from trackdiag.testing import numpy_reference as R
+
+    g = torch.Generator().manual_seed(3)
+    base = S.tiles(384, 384, period_px=10.0, generator=g)
+    big = S.tiles(384, 384, period_px=20.0, generator=g)
+    yy, xx = torch.meshgrid(torch.arange(384.0), torch.arange(384.0), indexing="ij")
+    zone = (((yy - 192) / 80) ** 2 + ((xx - 192) / 80) ** 2 <= 1.0).float()
+    x = S.add_noise(base * (1 - zone) + big * zone, 0.02, generator=g)
+    with one_thread():
+        lw, ok, side = _window_readings(x[None], torch.ones_like(x)[None], torch.tensor([0.1]),
+                                        torch.tensor([-0.05]), TilingParams(), masked=False)
+    rlw, rok, rside = R.window_readings(x.double().numpy(), x.numpy() == x.numpy(), 0.1, -0.05, False)
+    assert side == rside
+    assert ok[0].tolist() == rok
+    assert sum(rok) >= 6
+    per = [math.exp(v) for v, o in zip(rlw, rok, strict=True) if o]
+    assert min(per) < 11.0 and max(per) > 18.0, per  # both lattices are read
+    for a, b, o in zip(lw[0].tolist(), rlw, rok, strict=True):
+        if o:
+            assert a == pytest.approx(b, abs=2e-3)
+    got = float(_window_vote_period(lw, ok, side, torch.tensor([20.0]))[0])
+    assert got == pytest.approx(R.window_vote_period(rlw, rok, rside, 20.0, math.nan, 0.0), rel=2e-3)
+    assert got == pytest.approx(10.0, rel=0.03)
