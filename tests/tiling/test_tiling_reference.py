@@ -95,6 +95,9 @@ NEW_KEYS = {
     "alias_fine_peak_frac": COUNT, "alias_fold_peak_frac": COUNT, "alias_win_fine_frac": COUNT,
     "alias_win_fold_frac": COUNT, "edge_left": CONT, "edge_score": CONT,
 }
+#: Where the region maps were read on the rectified wall, and its tilt (frame units): the tilt is a
+#: Theil–Sen median of the local map's log periods (continuous), the flags exact.
+RECT_KEYS = {"rect_doubling": (0.0, 0.0), "rect_pair": (0.0, 0.0), "rect_tilt_x": CONT, "rect_tilt_y": CONT}
 #: The mask seam (masked case only; its erosions and block sums are exact on both sides).
 SEAM_KEYS = {"mask_seam_score": CONT, "mask_seam_t": CONT, "mask_seam_agree": COUNT}
 #: With a mask, the keys read through the mask's tapered weights get 5 % + 0.002: torch tapers the mask edge
@@ -149,11 +152,8 @@ def test_newer_estimators_match_the_numpy_reference(case):
     with one_thread():
         out = tiling_metrics(img[None, None], mask=mask, maps=False)
     ref = reference_metrics(img.numpy(), mask=None if mask is None else mask.numpy().astype(float))
-    # the numpy reference has no rectification (functional/rectify.py, eighth sitting) yet: a region map
-    # read on an angled wall's rectified view is not compared
-    for pre in ("doubling", "pair"):
-        if float(out.get(f"rect_{pre}", torch.zeros(1))[0]) == 1.0:
-            keys = {k: v for k, v in keys.items() if not k.startswith(pre + "_")}
+    # the region maps of an angled wall are read on its rectified view (functional/rectify.py) on both sides
+    keys.update(RECT_KEYS if mask is None else dict.fromkeys(RECT_KEYS, MASKED))
     for key, (rel, ab) in keys.items():
         a, b = float(out[key][0]), ref[key]
         if math.isnan(b):

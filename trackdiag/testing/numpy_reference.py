@@ -2177,6 +2177,144 @@ def window_confirmed(lw: list[float], ok: list[bool], period: float, readings: l
     return readings[j] if use else math.nan
 
 
+# ------------------------------------------------------------------------------------------------------
+# The rectified region maps of a wall seen at an angle (functional/rectify.py, analyzers/rectified.py)
+# ------------------------------------------------------------------------------------------------------
+def wall_tilt(lm: dict[str, Any], h: int, w: int, trend_y: float, trend_x: float, one_d: bool,
+              keep: tuple[float, float] = (0.6, 1.6), min_points: int = 6) -> tuple[float, float]:
+    """``rectify.tilt_from_axis_periods`` then ``rectify.checked_tilt``: the tilt (g_y, g_x) in 1/px from
+    Theil–Sen slopes of the local map's per-axis log periods (``2G_x, G_y`` for the x periods, ``G_x, 2G_y``
+    for the y periods), each component kept where it agrees with the isotropic trend and else replaced by
+    the trend over 1.4 (2 on a 1-D texture)."""
+    gh, gw = lm["period_x"].shape
+    ty = np.repeat((lm["center_y"] / h)[:, None], gw, 1).ravel()
+    tx = np.repeat((lm["center_x"] / w)[None, :], gh, 0).ravel()
+    row, col = np.indices((gh, gw))
+
+    def slopes(m: np.ndarray) -> tuple[float, float]:
+        r = m / lower_median(m)
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(r) & (r >= keep[0]) & (r <= keep[1])
+        v = np.where(ok, np.log(np.where(ok, r, 1.0)), 0.0).ravel()
+        return (theil_sen_groups(tx, v, ok.ravel(), row.ravel(), min_points),
+                theil_sen_groups(ty, v, ok.ravel(), col.ravel(), min_points))
+
+    xx, xy = slopes(lm["period_x"])
+    yx, yy = slopes(lm["period_y"])
+
+    def mean(a: float, b: float) -> float:
+        vals = [v for v in (a, b) if math.isfinite(v)]
+        return sum(vals) / len(vals) if vals else math.nan
+
+    est = (mean(xy, yy / 2.0), mean(xx / 2.0, yx))  # frame units (G_y, G_x)
+    lo, hi = (0.3, 0.6) if one_d else (0.4, 1.1)
+    div = 2.0 if one_d else 1.4
+    out = []
+    for e, tr in zip(est, (trend_y, trend_x), strict=True):
+        tr = tr if math.isfinite(tr) else 0.0
+        q = e / (tr if abs(tr) > 1e-9 else 1.0)
+        fin = math.isfinite(e)
+        keep_e = fin and ((abs(tr) >= 0.2 and lo <= q <= hi) or (abs(tr) < 0.2 and abs(e) <= 0.15))
+        out.append(e if keep_e else tr / div)
+    return out[0] / h, out[1] / w
+
+
+def rectify_image(x: np.ndarray, vf: np.ndarray, gy: float, gx: float, min_valid: float = 0.99
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``rectify.rectify``: rectified pixel ``q`` (frame-centred px) reads the image at
+    ``p = q / (1 − g·q)``, bilinear with zeros outside the frame, as ``x·v`` and ``v`` (the ratio where the
+    read validity is ≥ ``min_valid`` and the point is ahead of the horizon; 0 elsewhere)."""
+    h, w = x.shape
+    xv = x * vf
+    xr, vr = np.zeros((h, w)), np.zeros((h, w))
+    for i in range(h):
+        qy = i + 0.5 - h / 2.0
+        for j in range(w):
+            qx = j + 0.5 - w / 2.0
+            den = 1.0 - gy * qy - gx * qx
+            if not den > 0.05:
+                continue
+            py, px = qy / den + h / 2.0 - 0.5, qx / den + w / 2.0 - 0.5  # pixel index coordinates
+            y0, x0 = math.floor(py), math.floor(px)
+            a = b = 0.0
+            for yy, wy in ((y0, 1.0 - (py - y0)), (y0 + 1, py - y0)):
+                for xx, wx in ((x0, 1.0 - (px - x0)), (x0 + 1, px - x0)):
+                    if 0 <= yy < h and 0 <= xx < w:
+                        a += wy * wx * xv[yy, xx]
+                        b += wy * wx * vf[yy, xx]
+            if b >= min_valid:
+                xr[i, j], vr[i, j] = a / max(b, 1e-6), 1.0
+    return xr, vr
+
+
+def map_back(values: np.ndarray, cy: np.ndarray, cx: np.ndarray, gy: float, gx: float, h: int, w: int
+             ) -> np.ndarray:
+    """``rectify.map_to_image_grid``: the rectified map read at the rectified places of the image's window
+    centres, bilinear over the measured ones of the four surrounding windows (NaN off the map or where their
+    weight is ≤ 0.25)."""
+    gh, gw = values.shape
+    out = np.full((gh, gw), np.nan)
+    sy = cy[1] - cy[0] if gh > 1 else 1.0
+    sx = cx[1] - cx[0] if gw > 1 else 1.0
+    for i in range(gh):
+        for j in range(gw):
+            yc, xc = cy[i] - h / 2.0, cx[j] - w / 2.0
+            den = 1.0 + gy * yc + gx * xc
+            if not den > 0.05:
+                continue
+            fy, fx = (yc / den + h / 2.0 - cy[0]) / sy, (xc / den + w / 2.0 - cx[0]) / sx
+            if not (-0.5 <= fy <= gh - 0.5 and -0.5 <= fx <= gw - 0.5):
+                continue
+            fy, fx = min(max(fy, 0.0), gh - 1.0), min(max(fx, 0.0), gw - 1.0)
+            y0, x0 = min(math.floor(fy), max(gh - 2, 0)), min(math.floor(fx), max(gw - 2, 0))
+            wy, wx = fy - y0, fx - x0
+            acc = wsum = 0.0
+            for dy in (0, 1):
+                for dx in (0, 1):
+                    v = values[min(y0 + dy, gh - 1), min(x0 + dx, gw - 1)]
+                    wt = (wy if dy else 1.0 - wy) * (wx if dx else 1.0 - wx)
+                    if math.isfinite(v) and wt > 1e-6:
+                        acc += v * wt
+                        wsum += wt
+            if wsum > 0.25:
+                out[i, j] = acc / max(wsum, 1e-9)
+    return out
+
+
+def _map_centres(hh: int, ww: int, k: int, st: int, ds: int) -> tuple[np.ndarray, np.ndarray]:
+    """The window centres (original px) of a map of ``k``-windows at stride ``st`` on a ``hh×ww`` frame
+    downsampled by ``ds`` (the frame's side when it is shorter than ``k``)."""
+    if hh < k or ww < k:
+        k = min(hh, ww)
+        st = max(1, k // 3)
+    gh, gw = (hh - k) // st + 1, (ww - k) // st + 1
+    return (np.arange(gh) * st + k / 2.0) * ds, (np.arange(gw) * st + k / 2.0) * ds
+
+
+def rectified_region_keys(x: np.ndarray, vf: np.ndarray, gy: float, gx: float, t1: np.ndarray,
+                          t2: np.ndarray) -> dict[str, float]:
+    """``rectified.rectified_region_keys``: the doubled-zone map and the pair test (no perspective trend)
+    on the wall rectified by the tilt, their window maps read back at the image's window centres."""
+    h, w = x.shape
+    xr, vr = rectify_image(x, vf, gy, gx)
+    win, stride, ds = local_geometry(h, w)
+    hh, ww = h // ds, w // ds
+    margin, plain = doubling_margins(xr, vr, window_px=win, stride_px=stride, ds=ds, trend_x=0.0, trend_y=0.0)
+    cy, cx = _map_centres(hh, ww, win // ds, max(1, stride // ds), ds)
+    out = region_keys("doubling", region_extent(map_back(margin, cy, cx, gy, gx, h, w), excess=0.08), plain)
+    edges = edge_image(xr, vr, t1, t2, length=max(3, win // 4))
+    # (no trend on the rectified wall: the flat-scale pair map, 4v and the lower levels, its largest
+    # hypothesis per window)
+    hyps, pp = pair_hypotheses([edges] * 4, vr, [t1, t2, t1 + t2, t1 - t2], window_px=win // 2,
+                               stride_px=stride // 2, ds=ds)
+    with np.errstate(invalid="ignore"):
+        pm = np.nanmax(np.where(np.isfinite(hyps), hyps, -np.inf), axis=0)
+    pm = np.where(np.isfinite(pm), pm, np.nan)
+    cy, cx = _map_centres(hh, ww, max(2, (win // 2) // ds), max(1, (stride // 2) // ds), ds)
+    out.update(region_keys("pair", region_extent(map_back(pm, cy, cx, gy, gx, h, w), excess=1.5), pp))
+    return out
+
+
 def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: dict[str, Any],
                     crop: dict[str, Any], masked: bool) -> dict[str, float]:
     """Every key ``tiling_metrics`` adds to the seed's from the lattice on: the lattice keys, the aliasing
@@ -2267,7 +2405,21 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
                               ds=ds, trend_x=trx, trend_y=try_)
         out.update(region_keys("pair", region_extent(pm, excess=1.5), pp))
     # the region maps need room: MIN_REGION_PERIODS of the shortest lattice vector across, and a lattice
-    if not min(h, w) / out["lattice_t1_px"] >= MIN_REGION_PERIODS:
+    room = min(h, w) / out["lattice_t1_px"] >= MIN_REGION_PERIODS
+    # a wall seen at an angle: both maps again on the wall rectified by its tilt, each kept where its plain
+    # correlation is no lower than the image's
+    out.update(rect_doubling=0.0, rect_pair=0.0, rect_tilt_x=math.nan, rect_tilt_y=math.nan)
+    if persp and room:
+        gy, gx = wall_tilt(lm, h, w, wst["persp_trend_y"], wst["persp_trend_x"], not np.isfinite(t2).all())
+        if math.isfinite(gy) and math.isfinite(gx) and (gy != 0.0 or gx != 0.0):
+            new = rectified_region_keys(x, vf, gy, gx, t1, t2)
+            for pre in ("doubling", "pair"):
+                pc = new[f"{pre}_plain_corr"]
+                if math.isfinite(pc) and not pc < out[f"{pre}_plain_corr"]:
+                    out.update({k: v for k, v in new.items() if k.startswith(pre + "_")})
+                    out[f"rect_{pre}"] = 1.0
+            out["rect_tilt_y"], out["rect_tilt_x"] = gy * h, gx * w
+    if not room:
         out.update({k: math.nan for k in out if k.startswith(("doubling_", "pair_"))})
     out.update(thirds_scale_trend(x, sw))
     return out
