@@ -114,18 +114,20 @@ def _angled(img: torch.Tensor, strength: float) -> torch.Tensor:
     return F.grid_sample(img[None, None], grid[None], align_corners=True, padding_mode="reflection")[0, 0]
 
 
-@pytest.mark.parametrize("case", ["band_edge", "angled_alias", "masked_halo", "band_cols", "angled_plaster"])
+@pytest.mark.parametrize("case", ["band_edge", "angled_alias", "masked_halo", "band_cols", "angled_plaster",
+                                  "angled_band"])
 def test_newer_estimators_match_the_numpy_reference(case):
     """The local lattice map's band/zone keys, the doubled-zone map, the pair test, the scale trends, the
     centre's period, strip novelty, the fold fracs and the edge strips of ``tiling_metrics`` against the plain
     numpy versions, on a wall with a full-width band at twice the period and a bright stripe along its left
     edge, on an angled, strided-subsampled (aliased) fine tiling, and on a masked tiling with a bright halo
     inside the mask's contour (the mask seam), on a full-height band at twice the period (the pair test's
-    region) and on an angled aperiodic plaster wall (the centroid trend). The keys must be non-trivial on at
-    least one case (:func:`test_the_agreement_cases_exercise_the_keys`), so that agreement means more than
-    0 = 0."""
+    region), on an angled aperiodic plaster wall (the centroid trend) and on an angled wall with a band at
+    twice the period (the region maps read on the rectified wall: ``rect_*``). The keys must be non-trivial
+    on at least one case (:func:`test_the_agreement_cases_exercise_the_keys`), so that agreement means more
+    than 0 = 0."""
     g = torch.Generator().manual_seed({"band_edge": 7, "angled_alias": 8, "masked_halo": 9, "band_cols": 10,
-                                       "angled_plaster": 11}[case])
+                                       "angled_plaster": 11, "angled_band": 5}[case])
     mask = None
     keys = dict(NEW_KEYS)
     if case == "masked_halo":
@@ -144,6 +146,10 @@ def test_newer_estimators_match_the_numpy_reference(case):
         img = S.band_doubled(256, 256, period_px=12.0, band=(0.25, 0.6), axis="cols", kind="tiles",
                              generator=g)
         img = S.add_noise(img, 0.02, generator=g)
+    elif case == "angled_band":  # an angled wall with a band at twice the period: the rectified maps' region
+        img = S.band_doubled(320, 320, period_px=10.0, band=(0.3, 0.6), axis="rows", kind="tiles",
+                             generator=g)
+        img = S.add_noise(_angled(img, 0.5), 0.02, generator=g)
     elif case == "angled_plaster":  # aperiodic: the centroid trend is read there only
         img = S.add_noise(_angled(S.plaster(256, 256, generator=g), 0.6), 0.01, generator=g)
     else:
