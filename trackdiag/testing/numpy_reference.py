@@ -20,6 +20,11 @@ per-pixel Python loops. Sections, one per estimator:
 * the scale trends (:func:`window_scale_trend`, :func:`centroid_scale_trend`, :func:`thirds_scale_trend`);
 * strip novelty (:func:`strip_novelty`), the aliasing fold keys (:func:`fine_peak_fracs`,
   :func:`window_fold_fracs`), the edge strips (:func:`edge_scores`) and the mask seam (:func:`mask_seam`);
+* the window vote for the base period (:func:`window_readings`, :func:`window_vote_period`,
+  :func:`window_confirmed`: ``window_vote_period_px`` and its effect on ``fundamental_period_px``), the
+  parity gain's line share (:func:`line_share`, ``checkerboard_line_share``), and an angled wall's region
+  maps on the rectified wall (:func:`wall_tilt`, :func:`rectify_image`, :func:`map_back`,
+  :func:`rectified_region_keys`: ``rect_*`` and the ``doubling_*`` / ``pair_*`` keys they replace);
   :func:`lattice_summary` runs them in ``tiling_metrics``' order.
 
 Not covered: the keys that need a reference patch (``ref_*``, ``period_ratio_to_ref``, the spectrum distance,
@@ -2223,28 +2228,28 @@ def rectify_image(x: np.ndarray, vf: np.ndarray, gy: float, gx: float, min_valid
                   ) -> tuple[np.ndarray, np.ndarray]:
     """``rectify.rectify``: rectified pixel ``q`` (frame-centred px) reads the image at
     ``p = q / (1 − g·q)``, bilinear with zeros outside the frame, as ``x·v`` and ``v`` (the ratio where the
-    read validity is ≥ ``min_valid`` and the point is ahead of the horizon; 0 elsewhere)."""
+    read validity is ≥ ``min_valid`` and the point is ahead of the horizon; 0 elsewhere). Whole-plane
+    arrays: the four corners' weights and reads (no per-pixel loop)."""
     h, w = x.shape
+    qy = (np.arange(h) + 0.5 - h / 2.0)[:, None]
+    qx = (np.arange(w) + 0.5 - w / 2.0)[None, :]
+    den = 1.0 - gy * qy - gx * qx
+    ahead = den > 0.05
+    den = np.where(ahead, den, 1.0)
+    py, px = qy / den + h / 2.0 - 0.5, qx / den + w / 2.0 - 0.5  # pixel index coordinates
+    y0, x0 = np.floor(py).astype(np.int64), np.floor(px).astype(np.int64)
     xv = x * vf
-    xr, vr = np.zeros((h, w)), np.zeros((h, w))
-    for i in range(h):
-        qy = i + 0.5 - h / 2.0
-        for j in range(w):
-            qx = j + 0.5 - w / 2.0
-            den = 1.0 - gy * qy - gx * qx
-            if not den > 0.05:
-                continue
-            py, px = qy / den + h / 2.0 - 0.5, qx / den + w / 2.0 - 0.5  # pixel index coordinates
-            y0, x0 = math.floor(py), math.floor(px)
-            a = b = 0.0
-            for yy, wy in ((y0, 1.0 - (py - y0)), (y0 + 1, py - y0)):
-                for xx, wx in ((x0, 1.0 - (px - x0)), (x0 + 1, px - x0)):
-                    if 0 <= yy < h and 0 <= xx < w:
-                        a += wy * wx * xv[yy, xx]
-                        b += wy * wx * vf[yy, xx]
-            if b >= min_valid:
-                xr[i, j], vr[i, j] = a / max(b, 1e-6), 1.0
-    return xr, vr
+    a, b = np.zeros((h, w)), np.zeros((h, w))
+    for dy in (0, 1):
+        for dx in (0, 1):
+            yy, xx = y0 + dy, x0 + dx
+            wt = (py - y0 if dy else 1.0 - (py - y0)) * (px - x0 if dx else 1.0 - (px - x0))
+            inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+            yi, xi = np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)
+            a += np.where(inside, wt * xv[yi, xi], 0.0)
+            b += np.where(inside, wt * vf[yi, xi], 0.0)
+    ok = (b >= min_valid) & ahead
+    return np.where(ok, a / np.maximum(b, 1e-6), 0.0), ok.astype(np.float64)
 
 
 def map_back(values: np.ndarray, cy: np.ndarray, cx: np.ndarray, gy: float, gx: float, h: int, w: int
