@@ -89,6 +89,7 @@ PAIR_EXCESS = 3.0  # pair_excess_max above: some windows repeat at 2v and lost t
 PAIR_AREA = 0.03  # ... over at least this share of the windows (z > 1.5)
 PAIR_LINE = 0.5  # pair_row_level / pair_col_level above: a whole map row (column) at 2x: a band (with or
 # without a strong region; generated seeds 1-3: clean walls <= 0.27, zones <= 0.42)
+PAIR_END_EVEN = 0.6  # a line-only pair band on the first/last map line needs this evenness (v8 seeds 4, 22)
 STRIP_NOVELTY = 0.17  # strip_novelty_x above: a strip repeats what the rest of the wall does not (2x along x)
 STRIP_EXTENT = 0.8  # strip_extent_x above: the novel content spans the strip's width (a band, not a zone)
 STRIP_OTHER_AXIS = 0.5  # strip_novelty_y above as well: novel along both axes (moiré, not a 2x band)
