@@ -362,7 +362,8 @@ def test_through_a_session_with_the_local_backend(in_tmp):
         session.log(i, loss=torch.as_tensor(loss[i], dtype=torch.float32), timesteps=torch.as_tensor(t[i]),
                     sample_ids=[f"img{i % 40}_{j}" for j in range(4)], latents=lat)
     summary = session.finish()
-    (run,) = [p for p in (in_tmp / "trackdiag_runs").iterdir() if p.name != "configs"]
+    # On a loaded machine finish() may leave figures in the spool (bounded wait): a sibling "spool" folder.
+    (run,) = [p for p in (in_tmp / "trackdiag_runs").iterdir() if p.name not in ("configs", "spool")]
     lines = (run / "tables" / "trackdiag" / "loss" / "events.jsonl").read_text().splitlines()
     events = [json.loads(x) for x in lines if x.strip()]
     offline = detect_series(steps, loss, timesteps=t)
