@@ -173,13 +173,14 @@ def local_period_map(x: torch.Tensor, valid: torch.Tensor | None = None, *, wind
     ok = found & (frac >= min_valid_frac) & (ratio >= min_peak_ratio)
     period = torch.where(ok, (k * ds) / radius, torch.full_like(radius, float("nan")))
     # Per axis (a band at twice the period along one axis changes that axis only).
-    fx, rx, fy, ry = axis_fundamentals(spec.power, r_min=r_min, r_max=r_max, rel_power=rel_power)
+    px_prof, py_prof = axis_profiles(spec.power)  # computed once: the fundamentals and the half ratios
+    fx, rx, fy, ry = axis_fundamentals(spec.power, r_min=r_min, r_max=r_max, rel_power=rel_power,
+                                       profiles=(px_prof, py_prof))
     nan = torch.full_like(fx, float("nan"))
     okv = frac >= min_valid_frac
     perx = torch.where(okv & (rx >= min_peak_ratio), (k * ds) / fx, nan)
     pery = torch.where(okv & (ry >= min_peak_ratio), (k * ds) / fy, nan)
     # Energy at half the base frequency along each axis (the base: the median of the windows' axis periods).
-    px_prof, py_prof = axis_profiles(spec.power)
     halves: list[torch.Tensor] = []
     for f_, ok_ in ((fx, okv & (rx >= min_peak_ratio)), (fy, okv & (ry >= min_peak_ratio))):
         fb = _local_median(torch.where(ok_, f_, nan).reshape(n, gh, gw), reach=3).reshape(-1)  # bins
@@ -555,8 +556,11 @@ def _directional(edges: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Te
     nrm = torch.sqrt(vectors.square().sum(-1)).clamp_min(1e-6)  # N×V
     uy = torch.nan_to_num(vectors[..., 0] / nrm, nan=0.0)[..., None, None]
     ux = torch.nan_to_num(vectors[..., 1] / nrm, nan=0.0)[..., None, None]
-    along = (uy * gy[:, None] + ux * gx[:, None]).abs() * vf[:, None]  # N×V×H×W
+    # N×V×H×W, the same operations in place (one temporary instead of four)
+    along = (uy * gy[:, None]).add_(ux * gx[:, None]).abs_().mul_(vf[:, None])
     one_d = ~torch.isfinite(t2).all(dim=1) & torch.isfinite(t1).all(dim=1)
+    if _host_ok(along) and not bool(one_d.any()):
+        return along
     return torch.where(one_d[:, None, None, None], comb[:, None], along)
 
 
