@@ -22,7 +22,13 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ..functional.doubling import doubling_map, lattice_shift_vectors, pair_doubling_map, region_extent
+from ..functional.doubling import (
+    _host_ok,
+    doubling_map,
+    lattice_shift_vectors,
+    pair_doubling_map,
+    region_extent,
+)
 from ..functional.localmap import (
     axis_fundamentals,
     axis_profiles,
@@ -167,13 +173,14 @@ def local_period_map(x: torch.Tensor, valid: torch.Tensor | None = None, *, wind
     ok = found & (frac >= min_valid_frac) & (ratio >= min_peak_ratio)
     period = torch.where(ok, (k * ds) / radius, torch.full_like(radius, float("nan")))
     # Per axis (a band at twice the period along one axis changes that axis only).
-    fx, rx, fy, ry = axis_fundamentals(spec.power, r_min=r_min, r_max=r_max, rel_power=rel_power)
+    px_prof, py_prof = axis_profiles(spec.power)  # computed once: the fundamentals and the half ratios
+    fx, rx, fy, ry = axis_fundamentals(spec.power, r_min=r_min, r_max=r_max, rel_power=rel_power,
+                                       profiles=(px_prof, py_prof))
     nan = torch.full_like(fx, float("nan"))
     okv = frac >= min_valid_frac
     perx = torch.where(okv & (rx >= min_peak_ratio), (k * ds) / fx, nan)
     pery = torch.where(okv & (ry >= min_peak_ratio), (k * ds) / fy, nan)
     # Energy at half the base frequency along each axis (the base: the median of the windows' axis periods).
-    px_prof, py_prof = axis_profiles(spec.power)
     halves: list[torch.Tensor] = []
     for f_, ok_ in ((fx, okv & (rx >= min_peak_ratio)), (fy, okv & (ry >= min_peak_ratio))):
         fb = _local_median(torch.where(ok_, f_, nan).reshape(n, gh, gw), reach=3).reshape(-1)  # bins
@@ -491,6 +498,13 @@ def edge_image(x: torch.Tensor, valid: torch.Tensor, t1: torch.Tensor, t2: torch
     lines (y when ``t1`` is nearer x, else x), valid-weighted, where the grain between the seams averages
     out. ``x`` ``N×H×W``, ``valid`` ``N×H×W`` 0/1, ``t1`` / ``t2`` ``N×2`` (dy, dx) → ``N×H×W`` (0 outside
     ``valid``)."""
+    return _edges(x, valid, t1, t2, length=length)[0]
+
+
+def _edges(x: torch.Tensor, valid: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor, *,
+           length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`edge_image` (``N×H×W``) with the intermediates :func:`directional_edges` reads as well: the
+    central differences ``(∂y, ∂x)`` and ``valid`` as 0/1 in ``x``'s dtype (computed once for both)."""
     vf = valid.to(x.dtype)
     gy, gx = _central_grads(x, vf)
     nrm = torch.sqrt(t1.square().sum(1)).clamp_min(1e-6)
@@ -518,7 +532,7 @@ def edge_image(x: torch.Tensor, valid: torch.Tensor, t1: torch.Tensor, t2: torch
     one_d = ~torch.isfinite(t2).all(dim=1) & torch.isfinite(t1).all(dim=1)
     # the comb on the 1-D textures only (on the CPU; on a device on all, then masked)
     (cb,) = on_rows(one_d, comb, fills=(0.0,), like=x, shape=tuple(x.shape[1:]))
-    return torch.where(one_d[:, None, None], cb, torch.sqrt(gy.square() + gx.square()) * vf)
+    return torch.where(one_d[:, None, None], cb, torch.sqrt(gy.square() + gx.square()) * vf), gy, gx, vf
 
 
 def directional_edges(x: torch.Tensor, valid: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor,
@@ -532,14 +546,21 @@ def directional_edges(x: torch.Tensor, valid: torch.Tensor, t1: torch.Tensor, t2
     joints across ``v`` — barely moves it. So a 2-D lattice's vector ``v`` (``vectors`` ``N×V×2`` (dy, dx)
     px) reads ``|v̂·∇x|``, the gradient along ``v``; a 1-D texture (``t2`` NaN) reads its edge comb
     (:func:`edge_image`, already the gradient along ``t₁``) for every vector. 0 outside ``valid``."""
-    vf = valid.to(x.dtype)
-    comb = edge_image(x, valid, t1, t2, length=length)
-    gy, gx = _central_grads(x, vf)
+    return _directional(_edges(x, valid, t1, t2, length=length), t1, t2, vectors)
+
+
+def _directional(edges: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], t1: torch.Tensor,
+                 t2: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """:func:`directional_edges` from :func:`_edges`' output (the edge image, ``∂y``, ``∂x``, ``valid``)."""
+    comb, gy, gx, vf = edges
     nrm = torch.sqrt(vectors.square().sum(-1)).clamp_min(1e-6)  # N×V
     uy = torch.nan_to_num(vectors[..., 0] / nrm, nan=0.0)[..., None, None]
     ux = torch.nan_to_num(vectors[..., 1] / nrm, nan=0.0)[..., None, None]
-    along = (uy * gy[:, None] + ux * gx[:, None]).abs() * vf[:, None]  # N×V×H×W
+    # N×V×H×W, the same operations in place (one temporary instead of four)
+    along = (uy * gy[:, None]).add_(ux * gx[:, None]).abs_().mul_(vf[:, None])
     one_d = ~torch.isfinite(t2).all(dim=1) & torch.isfinite(t1).all(dim=1)
+    if _host_ok(along) and not bool(one_d.any()):
+        return along
     return torch.where(one_d[:, None, None, None], comb[:, None], along)
 
 
@@ -570,8 +591,17 @@ def pair_doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, t1: torch.Tensor
     flat = (torch.nan_to_num(trend_x, nan=0.0) == 0) & (torch.nan_to_num(trend_y, nan=0.0) == 0)
     length = max(3, win // 4)
     # the wall's edges (edge_image): its cells' colours differ, its grout, mortar and seams repeat
-    e = edge_image(x, valid, t1, t2, length=length)[:, None].expand(-1, vectors.shape[1], -1, -1)
-    e = torch.where(flat[:, None, None, None], directional_edges(x, valid, t1, t2, vectors, length=length), e)
+    # (the edge image and the gradients computed once for both readings; on the host, a reading no image
+    # takes is not computed: torch.where with a constant condition returns the other operand exactly)
+    edges = _edges(x, valid, t1, t2, length=length)
+    nv = vectors.shape[1]
+    if _host_ok(x) and not bool(flat.any()):
+        e = edges[0][:, None].expand(-1, nv, -1, -1)
+    elif _host_ok(x) and bool(flat.all()):
+        e = _directional(edges, t1, t2, vectors)
+    else:
+        e = torch.where(flat[:, None, None, None], _directional(edges, t1, t2, vectors),
+                        edges[0][:, None].expand(-1, nv, -1, -1))
     # half the local map's windows (same downsampling): the pair test needs no spectral resolution, and a
     # full-width band is often a third of a window tall
     pm = pair_doubling_map(e, valid, vectors, window_px=win // 2, stride_px=stride // 2,

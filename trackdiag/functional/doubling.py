@@ -120,6 +120,24 @@ def _masked_downsample(x: torch.Tensor, valid: torch.Tensor, ds: int) -> tuple[t
     return x0, vf
 
 
+def _masked_downsample_shared(x: torch.Tensor, valid: torch.Tensor, ds: int
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_masked_downsample` of ``V`` images sharing one validity: ``x`` ``N×V×H×W``, ``valid``
+    ``N×H×W`` → ``(N×V×h×w, N×h×w)``, the validity downsampled once (the same values as downsampling it
+    with each image: every step is element-wise or a block mean of the same pixels)."""
+    n, nv, h, w = x.shape
+    vf = valid.to(x.dtype)
+    x0 = x * vf[:, None]
+    if ds > 1:
+        hc, wc = ds * (h // ds), ds * (w // ds)
+        vs = box_downsample(vf[..., :hc, :wc], ds)
+        x0 = box_downsample(x0[..., :hc, :wc].flatten(0, 1), ds).unflatten(0, (n, nv))
+        x0 = x0 / vs.clamp_min(1e-6)[:, None]
+        vf = (vs >= 0.5).to(x.dtype)
+        x0 = x0 * vf[:, None]
+    return x0, vf
+
+
 def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride_px: int, ds: int,
                  trend_x: torch.Tensor | None = None, trend_y: torch.Tensor | None = None,
                  min_valid_frac: float = 0.9) -> DoublingMap:
@@ -356,9 +374,7 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     # one image per vector (N×V×H×W: what each vector's pairs read) or one for all (N×H×W)
     per_vector = x.dim() == 4
     if per_vector:
-        nv = x.shape[1]
-        x0, vf = _masked_downsample(x.flatten(0, 1), valid[:, None].expand(n, nv, h, w).flatten(0, 1), ds)
-        x0, vf = x0.unflatten(0, (n, nv)), vf.unflatten(0, (n, nv))[:, 0]
+        x0, vf = _masked_downsample_shared(x, valid, ds)
     else:
         x0, vf = _masked_downsample(x, valid, ds)
     k, st = max(2, window_px // ds), max(1, stride_px // ds)

@@ -269,14 +269,25 @@ def _line_excess(d: torch.Tensor, pair: torch.Tensor, k: int) -> tuple[torch.Ten
 def _trimmed_phase_means(e: torch.Tensor, ok: torch.Tensor, trim: float = 0.1) -> tuple[torch.Tensor,
                                                                                         torch.Tensor]:
     """``N×M×k`` values → ``N×k`` per-phase ``trim``-trimmed means over the valid ones, and ``N×k`` counts."""
+    return _trimmed_from(*_sorted_sums(e, ok), trim)
+
+
+def _sorted_sums(e: torch.Tensor, ok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What :func:`_trimmed_phase_means` reads at any trim: ``N×(M+1)×k`` cumulative sums of the valid
+    values sorted per phase (a leading 0), and the ``N×k`` counts (one sort for several trims)."""
     cnt = ok.sum(dim=1)  # N×k
     srt = sorted_values(torch.where(ok, e, torch.full_like(e, float("inf"))), dim=1)
     cs = torch.cumsum(torch.where(torch.isfinite(srt), srt, torch.zeros_like(srt)), dim=1)
-    cs = torch.cat([torch.zeros_like(cs[:, :1]), cs], dim=1)
+    return torch.cat([torch.zeros_like(cs[:, :1]), cs], dim=1), cnt
+
+
+def _trimmed_from(cs: torch.Tensor, cnt: torch.Tensor, trim: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_trimmed_phase_means` from :func:`_sorted_sums`' output."""
+    e_shape1 = cs.shape[1] - 1
     lo = torch.floor(trim * cnt).long()
-    hi = torch.maximum(cnt - lo, lo + 1).clamp_max(e.shape[1])
+    hi = torch.maximum(cnt - lo, lo + 1).clamp_max(e_shape1)
     s = cs.gather(1, hi[:, None])[:, 0] - cs.gather(1, lo[:, None])[:, 0]
-    mean = s / (hi - lo).clamp_min(1).to(e.dtype)
+    mean = s / (hi - lo).clamp_min(1).to(cs.dtype)
     return torch.where(cnt > 0, mean, torch.full_like(mean, float("nan"))), cnt
 
 
@@ -300,14 +311,16 @@ def _direction(d: torch.Tensor, pair: torch.Tensor, k: int
     eb = e[:, :r2, :c2].reshape(n, gr, r2 // gr, gc, c2 // gc, k).permute(0, 1, 3, 2, 4, 5)
     ob = ok[:, :r2, :c2].reshape(n, gr, r2 // gr, gc, c2 // gc, k).permute(0, 1, 3, 2, 4, 5)
     m = (r2 // gr) * (c2 // gc)
-    wb, cb = _trimmed_phase_means(eb.reshape(n * gr * gc, m, k), ob.reshape(n * gr * gc, m, k))
+    # the parts' values sorted once for both trims (0.1 here, 0.4 for the phase agreement below)
+    parts_sorted = _sorted_sums(eb.reshape(n * gr * gc, m, k), ob.reshape(n * gr * gc, m, k))
+    wb, cb = _trimmed_from(*parts_sorted, 0.1)
     wb, cb = wb.reshape(n, gr * gc, k), cb.reshape(n, gr * gc, k)
     pick = lambda t, i: t.gather(2, i[:, None, None].expand(n, gr * gc, 1))[..., 0]
     db = pick(wb, arg) - pick(wb, sib_idx)
     okb = (pick(cb, arg) > 0) & (pick(cb, sib_idx) > 0)
     # phase agreement: the share of parts whose own strongest phase is the whole image's (±1 px), from the
     # parts' per-phase 40 %-trimmed means (a few strong texture joints at one phase of a part do not win it)
-    wm, _ = _trimmed_phase_means(eb.reshape(n * gr * gc, m, k), ob.reshape(n * gr * gc, m, k), trim=0.4)
+    wm, _ = _trimmed_from(*parts_sorted, 0.4)
     dist = (torch.nan_to_num(wm.reshape(n, gr * gc, k), nan=-float("inf")).argmax(dim=2) - arg[:, None]) % k
     near = (torch.minimum(dist, k - dist) <= 1) & okb
     agree = near.to(d.dtype).sum(dim=1) / okb.to(d.dtype).sum(dim=1)  # NaN without a valid part

@@ -102,15 +102,17 @@ def half_frequency_ratio(prof: torch.Tensor, f0: torch.Tensor, *, reach: float =
 
 def axis_fundamentals(
     power: torch.Tensor, *, r_min: float, r_max: float, rel_power: float = 0.25, cone_deg: float = 30.0,
+    profiles: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-axis fundamentals of ``M×k×(k//2+1)`` window power spectra (see the module docstring).
 
     Returns ``(fx, ratio_x, fy, ratio_y)``, each ``(M,)``: frequencies in bins of the k-point window FFT
     (period = k / f, NaN where none) and the peak's ratio to the geometric-mean power of its profile.
+    ``profiles``: :func:`axis_profiles` of ``power`` at ``cone_deg`` when the caller has them already.
     """
     c = power.shape[-1]
     half = power.shape[-2] // 2 + 1
-    px, py = axis_profiles(power, cone_deg=cone_deg)
+    px, py = axis_profiles(power, cone_deg=cone_deg) if profiles is None else profiles
     lo, hi = max(1, math.ceil(r_min)), min(c - 2, math.floor(r_max))
     fx, rx = _profile_fundamental(px, lo, hi, rel_power)
     fy, ry = _profile_fundamental(py, lo, min(half - 2, hi), rel_power)
