@@ -31,6 +31,13 @@ __all__ = ["SIDES", "edge_scores", "mask_seam_parts", "mask_seam_score", "phase_
 #: at 32 px, seeds 1 and 11, gained a seam with a 48-px limit; the tiles it must serve were 12-26 px).
 _MAX_PHASE_SHIFT_PX = 28.0
 
+#: A wall whose period is too long for a multiple in ``gap + ref`` … ``_MAX_PHASE_SHIFT_PX`` is compared one
+#: period deeper up to this period (eighth sitting: clean wallpaper, penny and tile walls at 29-42 px, laid
+#: from the floor or ceiling line, read a consistent 9-20 % offset at 6-10 px and none one period deeper;
+#: generated v8 seed 22 had 4 such false seams). The confirmation (``_CONFIRM_RATIO``) keeps a halo that the
+#: deeper band sees too.
+_MAX_PERIOD_SHIFT_PX = 48.0
+
 #: The deeper band confirms the 6-10 px band's offset when it has the same sign and at least this share of it
 #: (0.5 until the eighth sitting: a penny wall laid from its contour read -0.068 at 6-10 px and -0.038 one
 #: period deeper, confirmed, a false seam; the 70 halos of generated v8 seeds 7-8 keep their verdicts).
@@ -130,10 +137,11 @@ def _erode(m: torch.Tensor, r: int) -> torch.Tensor:
 
 def _erode_by(m: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     """Binary erosion of ``N×H×W`` 0/1 weights (> 0.5) by a (2r+1)² square with a radius per image (``r``:
-    ``(N,)`` integers, 0 … ``_MAX_PHASE_SHIFT_PX + 8``): a box count from one integral image, read with
-    per-image offsets (no host synchronisation); outside the frame counts as inside, as in :func:`_erode`."""
+    ``(N,)`` integers, 0 … ``_MAX_PERIOD_SHIFT_PX + 3``): a box count from one integral image, read with
+    per-image offsets (no host synchronisation); outside the frame counts as inside, as in :func:`_erode`
+    (``_MAX_PERIOD_SHIFT_PX`` is the larger limit)."""
     n, h, w = m.shape
-    pad = int(_MAX_PHASE_SHIFT_PX) + 8
+    pad = int(max(_MAX_PHASE_SHIFT_PX, _MAX_PERIOD_SHIFT_PX)) + 8
     mp = F.pad((m > 0.5).to(torch.int32), (pad, pad, pad, pad), value=1)
     integral = F.pad(mp.cumsum(-1).cumsum(-2), (1, 0, 1, 0)).reshape(n, -1)  # I[a, b] = sum of mp[:a, :b]
     wi = w + 2 * pad + 1
@@ -165,7 +173,8 @@ def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: in
     edges (the floor and ceiling lines are rows of the texture), so its rows run along the contour at a
     fixed phase: the contour band sits on one part of the tile or brick (its edge, or the mortar) and the
     reference band on another, a consistent offset with no seam. Where a multiple ``m·P`` (``m`` = 1…4) of
-    the period falls in ``gap + ref`` … 28 px, the reference band is the contour band ``D`` px deeper
+    the period falls in ``gap + ref`` … 28 px (or else the period itself up to 48 px,
+    ``_MAX_PERIOD_SHIFT_PX``), the reference band is the contour band ``D`` px deeper
     instead (``skip + D``–``ring + D`` px, ``D`` the rounded multiple whose rounding error plus ``0.1·m``
     is least: brick courses of 8.2 px are compared 16 px deeper): the same phase of the texture, and outside
     any halo a few px wide — unless it confirms the 6–10 px band's median offset (the same sign and at least
@@ -187,7 +196,11 @@ def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: in
     if period_px is None:
         out.pop("_median")
         return out
-    d, use = phase_shift(period_px.to(x.dtype), lo=gap + ref)
+    pp = period_px.to(x.dtype)
+    d, use = phase_shift(pp, lo=gap + ref)
+    # a period too long for a multiple in that range: one period deeper, up to _MAX_PERIOD_SHIFT_PX
+    d1, use1 = phase_shift(pp, lo=gap + ref, hi=_MAX_PERIOD_SHIFT_PX, max_multiple=1)
+    d, use = torch.where(use, d, d1), use | use1
     deeper = _erode_by(v, skip + d) * (1.0 - _erode_by(v, ring + d))
     # the deeper band's mean over each block's 3x3 neighbourhood (it may have left the contour band's block)
     shifted = _contour_offsets(x, band_ring, deeper, block=block, min_px=min_px, pool_ref=True)
