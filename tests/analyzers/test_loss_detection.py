@@ -355,14 +355,17 @@ def test_through_a_session_with_the_local_backend(in_tmp):
                                    nonfinite=(350,))
     session = trackdiag.init(overrides=["backend=[local]", "analyzer=[loss,latent]", "on_error=raise",
                                         "analyzer.loss.figures_every=200",
-                                        "analyzer.latent.schedule.every=200"])
+                                        "analyzer.latent.schedule.every=200",
+                                        # the figures are asserted below: a loaded machine must not leave
+                                        # them in the spool (finish()'s bounded wait has its own tests)
+                                        "worker.figure_wait_min_s=600"])
     gen = torch.Generator().manual_seed(0)
     for i in range(400):
         lat = {"out": torch.randn(2, 4, 16, 16, generator=gen)} if i % 200 == 0 else None
         session.log(i, loss=torch.as_tensor(loss[i], dtype=torch.float32), timesteps=torch.as_tensor(t[i]),
                     sample_ids=[f"img{i % 40}_{j}" for j in range(4)], latents=lat)
     summary = session.finish()
-    # On a loaded machine finish() may leave figures in the spool (bounded wait): a sibling "spool" folder.
+    # A sibling "spool" folder holds what finish() left undelivered, if anything.
     (run,) = [p for p in (in_tmp / "trackdiag_runs").iterdir() if p.name not in ("configs", "spool")]
     lines = (run / "tables" / "trackdiag" / "loss" / "events.jsonl").read_text().splitlines()
     events = [json.loads(x) for x in lines if x.strip()]
