@@ -41,6 +41,7 @@ from ..functional.spectral import (
     fine_peak_fracs,
     gather_power,
     lattice_acf,
+    lattice_period,
     peak_ring_ratios,
     radial_hist,
     radial_profile,
@@ -696,11 +697,11 @@ def _window_readings(x: torch.Tensor, vf: torch.Tensor, trend_x: torch.Tensor, t
                 torch.zeros((n, 1), device=x.device, dtype=torch.bool), side)
     xw, vw, cy, cx = _vote_windows(x, vf, side)
     g = cy.numel()
-    per = analyze_periodicity(xw, valid=vw, min_period_px=p.min_period_px, max_period_frac=0.34,
-                              rel_power=p.rel_power, harmonic_tol=p.harmonic_tol,
-                              detrend_order=p.detrend_order, clean=True, taper=masked, lattice=True)
-    ok = (per.lattice.found & (vw.mean(dim=(-2, -1)) >= 0.6)).reshape(n, g)
-    lw = torch.log(per.period_px.reshape(n, g).clamp_min(1e-6))
+    # (the lattice pick of analyze_periodicity(lattice=True) without its ACF: only the lattice is read)
+    period, found = lattice_period(xw, valid=vw, min_period_px=p.min_period_px, max_period_frac=0.34,
+                                   detrend_order=p.detrend_order, clean=True, taper=masked)
+    ok = (found & (vw.mean(dim=(-2, -1)) >= 0.6)).reshape(n, g)
+    lw = torch.log(period.reshape(n, g).clamp_min(1e-6))
     lw = lw - torch.nan_to_num(trend_x)[:, None] * cx[None] - torch.nan_to_num(trend_y)[:, None] * cy[None]
     return lw, ok, side
 
