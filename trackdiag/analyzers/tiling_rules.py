@@ -689,7 +689,8 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     # region map is measured (stored runs, frames without room for them): where they are, they supersede
     # them (seventh sitting, generated v8 seeds 5-6: these paths named 8 zones and bands beside the region
     # maps, 1 right — 3 zones on clean walls and twins from windows whose axis fundamental is a harmonic)
-    maps_read = any(_fin(g(k)) for k in ("doubling_excess_max", "pair_excess_max"))
+    maps_read = (any(_fin(g(k)) for k in ("doubling_excess_max", "pair_excess_max"))
+                 or g("region_screened") == 1.0)  # (skipped by the tiering, tiling_summary: read)
     if region is not None:
         out.append(region)
     elif not maps_read and confident and (

@@ -163,6 +163,8 @@ def _specs() -> list[MetricSpec]:
         m("rect_tilt_y", "none", "log/frame", "the wall's tilt along y (G = g·H; NaN where not rectified)"),
         m("rect_doubling", "none", "flag", "1 where the doubling_* keys come from the rectified wall"),
         m("rect_pair", "none", "flag", "1 where the pair_* keys come from the rectified wall"),
+        m("region_screened", "none", "flag", "1 where a region map was skipped because no region rule can "
+          "read it (its keys NaN, not measured; docs/tiling.md §9)"),
         m("zone_row_frac_max", "min", "ratio", "largest share of a map row with a half-frequency excess"),
         m("zone_col_frac_max", "min", "ratio", "largest share of a map column with a half-frequency excess"),
         m("alias_win_fine_frac", "min", "frac", "median over the valid 64-px tiles of the tile's share of AC "

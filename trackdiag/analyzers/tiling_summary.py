@@ -41,6 +41,7 @@ from ..functional.spectral import (
     fine_peak_fracs,
     gather_power,
     lattice_acf,
+    lattice_period,
     peak_ring_ratios,
     radial_hist,
     radial_profile,
@@ -73,6 +74,8 @@ from .tiling_limits import (
     MIN_REGION_PERIODS,
     PERSPECTIVE_TREND,
     REF_MAP_CYCLES,
+    STRIP_MIN_LATTICE_PX,
+    WEAK_SCORE,
     WINDOW_CONFIRM_RANGE,
     WINDOW_VOTE_CYCLES,
     WINDOW_VOTE_FRAC,
@@ -696,11 +699,11 @@ def _window_readings(x: torch.Tensor, vf: torch.Tensor, trend_x: torch.Tensor, t
                 torch.zeros((n, 1), device=x.device, dtype=torch.bool), side)
     xw, vw, cy, cx = _vote_windows(x, vf, side)
     g = cy.numel()
-    per = analyze_periodicity(xw, valid=vw, min_period_px=p.min_period_px, max_period_frac=0.34,
-                              rel_power=p.rel_power, harmonic_tol=p.harmonic_tol,
-                              detrend_order=p.detrend_order, clean=True, taper=masked, lattice=True)
-    ok = (per.lattice.found & (vw.mean(dim=(-2, -1)) >= 0.6)).reshape(n, g)
-    lw = torch.log(per.period_px.reshape(n, g).clamp_min(1e-6))
+    # (the lattice pick of analyze_periodicity(lattice=True) without its ACF: only the lattice is read)
+    period, found = lattice_period(xw, valid=vw, min_period_px=p.min_period_px, max_period_frac=0.34,
+                                   detrend_order=p.detrend_order, clean=True, taper=masked)
+    ok = (found & (vw.mean(dim=(-2, -1)) >= 0.6)).reshape(n, g)
+    lw = torch.log(period.reshape(n, g).clamp_min(1e-6))
     lw = lw - torch.nan_to_num(trend_x)[:, None] * cx[None] - torch.nan_to_num(trend_y)[:, None] * cy[None]
     return lw, ok, side
 
@@ -868,6 +871,31 @@ def _region_room(lattice_t1_px: torch.Tensor, height: int, width: int) -> torch.
     return (min(height, width) / lattice_t1_px) >= MIN_REGION_PERIODS  # NaN lattice: False
 
 
+def _no_lattice_to_double(t1_px: torch.Tensor, t2_px: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` bool: the wall's longest lattice vector (``t1_px``, ``t2_px``: ``lattice_t1_px`` /
+    ``lattice_t2_px``, ``(N,)``; NaN ignored) is under ``STRIP_MIN_LATTICE_PX``: no wall lattice of real size
+    to double (a fine mosaic folded by subsampling), where neither region rule fires
+    (``tiling_rules._doubled_region`` / ``_pair_region``); False without a lattice."""
+    return torch.fmax(t1_px, t2_px) < STRIP_MIN_LATTICE_PX  # NaN: False
+
+
+def _screened_region_keys(out: Mapping[str, torch.Tensor], *, screened_d: torch.Tensor,
+                          screened_p: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The region keys of the images whose maps the tiering skipped (``screened_d``: the doubling map,
+    ``screened_p``: the pair test and with it the rectified maps; ``(N,)`` bool each), NaN ("not measured"),
+    and ``region_screened``: 1 where either was skipped, 0 elsewhere. The rules read a screened image's maps
+    as read (``tiling_rules``: the older band and zone maps do not speak), as they would have been.
+    (On a weak wall the rectified doubling keys may have replaced the skipped ones: NaN as well.)"""
+    res: dict[str, torch.Tensor] = {}
+    for pre, sc in (("doubling", screened_d), ("pair", screened_p)):
+        for k in (*region_key_names(pre), f"rect_{pre}"):
+            res[k] = torch.where(sc, torch.full_like(out[k], float("nan")), out[k])
+    for k in ("rect_tilt_x", "rect_tilt_y"):
+        res[k] = torch.where(screened_p, torch.full_like(out[k], float("nan")), out[k])
+    res["region_screened"] = (screened_d | screened_p).to(out["pair_plain_corr"].dtype)
+    return res
+
+
 def _mask_seam_keys(x: torch.Tensor, vf: torch.Tensor, out: dict[str, torch.Tensor], *,
                     masked: bool) -> dict[str, torch.Tensor]:
     """``mask_seam_*`` (:func:`..functional.seams.mask_seam_parts`), NaN without a mask. The reference band
@@ -1024,11 +1052,9 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["local_period_trend_y"], out["local_period_trend_x"] = ty, tx
     # the region maps only on frames with room for a few lattice periods (NaN elsewhere)
     room = _region_room(out["lattice_t1_px"], h, w)
-    out.update(on_rows(room, lambda i: doubling_keys(
-        x if i is None else x[i], vf if i is None else vf[i], trend_x=tx if i is None else tx[i],
-        trend_y=ty if i is None else ty[i], window_frac=p.local_window_frac, overlap=p.local_overlap,
-        max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample),
-        fills=dict.fromkeys(region_key_names("doubling"), float("nan")), like=x))
+    # ... and only where a region rule can read them (tiering, docs/tiling.md §9; the doubling map below,
+    # once periodicity_score is final): not without a wall lattice of real size to double
+    fine = _no_lattice_to_double(out["lattice_t1_px"], out["lattice_t2_px"])
     # On a wall seen at an angle the global peak is smeared over the range of local periods: the period at
     # the frame centre comes from the local map (trend-corrected median) when the two agree within
     # CENTRE_AGREE, or when the global one is a multiple (>= CENTRE_MULTIPLE ×) of the map's.
@@ -1059,6 +1085,15 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # range of periods, a zone or band splits it (aperiodic walls score <= 0.02 there: docs/tiling.md)
     out["frame_periodicity_score"] = out["periodicity_score"]
     out["periodicity_score"] = torch.fmax(out["periodicity_score"], out["centre_periodicity_score"])
+    # the spectral region map (doubling_*): not on a wall with hardly a lattice either (its rule needs
+    # periodicity_score >= WEAK_SCORE); the pair test's strong regions need no score
+    weak = out["periodicity_score"] < WEAK_SCORE
+    room_d = room & ~fine & ~weak
+    out.update(on_rows(room_d, lambda i: doubling_keys(
+        x if i is None else x[i], vf if i is None else vf[i], trend_x=tx if i is None else tx[i],
+        trend_y=ty if i is None else ty[i], window_frac=p.local_window_frac, overlap=p.local_overlap,
+        max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample),
+        fills=dict.fromkeys(region_key_names("doubling"), float("nan")), like=x))
     q = cc / cen
     zone = torch.isfinite(q) & (q >= CENTRE_ZONE[0]) & (q <= CENTRE_ZONE[1])
     # (not near the search floor, < 2 × min_period_px: an aliased wall's crop reads a folded 3-px "period";
@@ -1106,10 +1141,12 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out.update(strip_band_keys(x, sw, period_x_px=per.period_px, period_y_px=per.period_px))
     # (the pair test's lattice: the angled wall's centre correction only, as calibrated by the region rules)
     cscale = torch.where(persp, centre, gl) / gl
-    out.update(on_rows(room, lambda i: _pair_keys(x, vf, per, s, wst, tx, ty, cscale, p, rows=i),
+    room_p = room & ~fine
+    out.update(on_rows(room_p, lambda i: _pair_keys(x, vf, per, s, wst, tx, ty, cscale, p, rows=i),
                        fills=dict.fromkeys(region_key_names("pair"), float("nan")), like=x))
     # a wall seen at an angle: both region maps again on the wall rectified by its tilt (rectified.py)
-    out.update(_rectified_keys(x, vf, lp, wst, per, s, cscale, persp & room, out, p))
+    out.update(_rectified_keys(x, vf, lp, wst, per, s, cscale, persp & room_p, out, p))
+    out.update(_screened_region_keys(out, screened_d=room & ~room_d, screened_p=room & ~room_p))
     out.update(scale_trend(x, sw))
 
     if maps:

@@ -234,29 +234,48 @@ def _centred_square(peaks: PromPeaks, best: torch.Tensor, fr: torch.Tensor, f: t
     return torch.where(use, hr, fr), torch.where(use[:, None], h, f)
 
 
-def _pair_support(peaks: PromPeaks, cand: torch.Tensor, ok: torch.Tensor, tol_bins: float, tol_rel: float
-                  ) -> torch.Tensor:
+def _pair_support(peaks: PromPeaks, cand: torch.Tensor, ok: torch.Tensor, tol_bins: float, tol_rel: float,
+                  *, need: torch.Tensor | None = None) -> torch.Tensor:
     """``N×K`` bool: peak ``a`` (among ``cand``) has a partner ``b`` (among ``cand``, not ``±a``) with
-    ``a ± b`` within tolerance of a longer peak ``c`` among ``ok``."""
-    ay, ax = peaks.ky[:, :, None, None], peaks.kx[:, :, None, None]
-    by, bx = peaks.ky[:, None, :, None], peaks.kx[:, None, :, None]
-    cy, cx = peaks.ky[:, None, None, :], peaks.kx[:, None, None, :]
-    rc = peaks.radius[:, None, None, :]
+    ``a ± b`` within tolerance of a longer peak ``c`` among ``ok``. ``need`` (``N×K`` bool, optional): only
+    these peaks ``a`` are asked (False elsewhere); on the CPU only they are computed (an ``N×K×K×K`` test
+    otherwise: most of ``pick_lattice`` on many small windows), with the same element-wise arithmetic."""
+    if need is not None and need.device.type == "cpu":
+        ni, ai = need.nonzero().unbind(1)
+        out = torch.zeros_like(need)
+        if ni.numel():
+            out[ni, ai] = _pair_support_at(peaks, cand, ok, tol_bins, tol_rel, ni, ai)
+        return out
+    n, kk = peaks.ky.shape
+    ar = torch.arange(kk, device=peaks.ky.device)
+    ni = torch.arange(n, device=ar.device).repeat_interleave(kk)
+    hit = _pair_support_at(peaks, cand, ok, tol_bins, tol_rel, ni, ar.repeat(n)).reshape(n, kk)
+    return hit if need is None else hit & need
+
+
+def _pair_support_at(peaks: PromPeaks, cand: torch.Tensor, ok: torch.Tensor, tol_bins: float, tol_rel: float,
+                     ni: torch.Tensor, ai: torch.Tensor) -> torch.Tensor:
+    """:func:`_pair_support` of the peaks ``a = ai`` of the images ``ni`` (``(M,)`` long each): ``(M,)``."""
+    ky, kx, rad = peaks.ky[ni], peaks.kx[ni], peaks.radius[ni]  # M×K: every b and c of a's image
+    ay, ax = peaks.ky[ni, ai][:, None, None], peaks.kx[ni, ai][:, None, None]
+    ra = peaks.radius[ni, ai][:, None, None]
+    by, bx = ky[:, :, None], kx[:, :, None]
+    cy, cx = ky[:, None, :], kx[:, None, :]
+    rc = rad[:, None, :]
     tol = tol_bins + tol_rel * rc
-    hit = torch.zeros(peaks.ky.shape[0], *(peaks.ky.shape[1],) * 3, dtype=torch.bool, device=peaks.ky.device)
+    hit = torch.zeros(ni.shape[0], ky.shape[1], ky.shape[1], dtype=torch.bool, device=ky.device)
     for sy, sx in ((ay + by, ax + bx), (ay - by, ax - bx)):
         d = torch.minimum(torch.sqrt((sy - cy).square() + (sx - cx).square()),
                           torch.sqrt((sy + cy).square() + (sx + cx).square()))
         hit |= d <= tol
-    longer = (peaks.radius[:, :, None, None] < 0.9 * rc) & (peaks.radius[:, None, :, None] < 0.9 * rc)
+    longer = (ra < 0.9 * rc) & (rad[:, :, None] < 0.9 * rc)
     # not collinear (|sin| > 0.3): along one direction a sum of two peaks is a harmonic relation, and the
     # random bumps of per-plank colour sum to the planks' lines by chance
-    sin = (ay * bx - ax * by).abs() / (peaks.radius[:, :, None, None] * peaks.radius[:, None, :, None]
-                                       ).clamp_min(1e-9)
+    sin = (ay * bx - ax * by).abs() / (ra * rad[:, :, None]).clamp_min(1e-9)
     longer &= sin > 0.3
-    same = torch.eye(peaks.ky.shape[1], dtype=torch.bool, device=peaks.ky.device)[None, :, :, None]
-    hit &= longer & ~same & cand[:, :, None, None] & cand[:, None, :, None] & ok[:, None, None, :]
-    return hit.flatten(2).any(dim=2)
+    same = (torch.arange(ky.shape[1], device=ky.device)[None, :] == ai[:, None])[:, :, None]
+    hit &= longer & ~same & cand[ni, ai][:, None, None] & cand[ni][:, :, None] & ok[ni][:, None, :]
+    return hit.flatten(1).any(dim=1)
 
 
 def _comb_near(peaks: PromPeaks, tol_bins: float, tol_rel: float, max_m: int = 6
@@ -443,7 +462,9 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
                 | (peaks.prominence >= 0.5 * top_prom))
     # ... or is one of a pair of shorter lattice vectors summing to a lattice line (the fundamentals of a
     # hex or penny mosaic of 60-80 px on a 256-px reference: the sqrt(3) shell is their only "harmonic")
-    support |= _pair_support(peaks, base, ok, tol_bins, tol_rel)
+    # (asked only where it decides lowok below: a low line without that support and not lone-prominent)
+    free = (peaks.radius >= low_radius) | (peaks.prominence >= lone_prominence)
+    support |= _pair_support(peaks, base, ok, tol_bins, tol_rel, need=base & ~(support | free))
     # ... unless it stands so far above its neighbourhood that nothing but a grating can make it (a pure
     # sinusoid has no harmonics: measured 4e10; colour humps between planks 30-50, wall lattice peaks < 3e3).
     lowok = (peaks.radius >= low_radius) | support | (peaks.prominence >= lone_prominence)

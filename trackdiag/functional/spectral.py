@@ -949,6 +949,30 @@ def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, m
                        lags, prof, peak_index)
 
 
+def lattice_period(x: torch.Tensor, *, valid: torch.Tensor | None = None, min_period_px: float = 3.0,
+                   max_period_frac: float = 0.5, taper_px: int | None = None, detrend_order: int = 2,
+                   clean: bool = False, taper: bool | None = None,
+                   lattice_params: dict[str, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lattice period of each image and whether a lattice was found: ``(period_px, found)``, ``(N,)``
+    each; the same values as ``analyze_periodicity(..., lattice=True)``'s ``period_px`` and
+    ``lattice.found`` (the same preparation, spectrum and lattice pick), without its ACF, score and ratios
+    (for callers that read the lattice only: the window vote's many windows)."""
+    from .lattice import pick_lattice, prominent_peaks
+
+    if x.ndim != 3:
+        raise ValueError(f"x must be N×H×W; got {tuple(x.shape)}")
+    x = x if x.is_floating_point() else x.float()
+    h, w = x.shape[-2:]
+    s = fft_side(h, w)
+    sig, _wts = prepare(x, valid, taper_px=taper_px, order=detrend_order, clean=clean, taper=taper)
+    spec = spectrum(sig, side=s)
+    r_min = max(1.5, s / max(1.0, max_period_frac * min(h, w)))
+    r_max = min(s / 2.0, s / max(min_period_px, 2.0))
+    peaks = prominent_peaks(spec, r_min=r_min, r_max=r_max)
+    lat = pick_lattice(peaks, **{"min_radius": r_min, **(lattice_params or {})})  # type: ignore[arg-type]
+    return s / lat.radius, lat.found
+
+
 def _window_spectrum(wts: torch.Tensor, s: int) -> Spectrum:
     """The window's spectrum on a 4× coarser grid (same frequencies in bins; a window's spectrum lives at
     low frequencies); one spectrum for all when every image has the same window (an expanded view)."""
