@@ -14,13 +14,16 @@ Definitions and limits: ``docs/tiling.md`` §6.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..functional.doubling import doubling_map, lattice_shift_vectors, pair_doubling_map, region_extent
 from ..functional.rectify import map_to_image_grid, rectify
-from .bands import _region_keys, edge_image, local_geometry
+from ..functional.rows import on_rows
+from .bands import _region_keys, edge_image, local_geometry, region_key_names
 
-__all__ = ["rectified_region_keys"]
+__all__ = ["best_rectified_region_keys", "rectified_region_keys"]
 
 
 def rectified_region_keys(x: torch.Tensor, valid: torch.Tensor, g: torch.Tensor, *, t1: torch.Tensor,
@@ -49,3 +52,38 @@ def rectified_region_keys(x: torch.Tensor, valid: torch.Tensor, g: torch.Tensor,
     out.update(_region_keys("pair", region_extent(back(pm.margin, pm.center_y, pm.center_x),
                                                   excess=pair_excess), pm.plain_corr))
     return out
+
+
+def best_rectified_region_keys(x: torch.Tensor, valid: torch.Tensor, tilts: torch.Tensor, *, t1: torch.Tensor,
+                               t2: torch.Tensor, **kw: Any) -> dict[str, torch.Tensor]:
+    """:func:`rectified_region_keys` under each candidate tilt (``tilts`` ``N×C×2`` (G_y, G_x) frame units,
+    the first the checked tilt, the others alternatives — NaN where an image has none), keeping per image
+    the candidate under which the rectified windows repeat the wall's lattice best (the larger
+    ``pair_plain_corr``, else ``doubling_plain_corr``; ties keep the earlier candidate). Returns its keys,
+    plus ``rect_tilt_y`` / ``rect_tilt_x`` (the tilt used, frame units), every value ``(N,)``."""
+    h, w = x.shape[-2:]
+    side = torch.tensor([float(h), float(w)], device=x.device, dtype=x.dtype)
+    best: dict[str, torch.Tensor] | None = None
+    best_corr = torch.full(x.shape[:1], float("-inf"), device=x.device, dtype=x.dtype)
+    for c in range(tilts.shape[1]):
+        gc = tilts[:, c]
+        has = torch.isfinite(gc).all(dim=1)
+
+        def keys(i: torch.Tensor | None, gc: torch.Tensor = gc) -> dict[str, torch.Tensor]:
+            r = slice(None) if i is None else i
+            return rectified_region_keys(x[r], valid[r], gc[r] / side, t1=t1[r], t2=t2[r], **kw)
+
+        if c == 0:
+            got = keys(None)
+        else:  # (an alternative: only the images that have one)
+            names = (*region_key_names("doubling"), *region_key_names("pair"))
+            got = on_rows(has, keys, fills=dict.fromkeys(names, float("nan")), like=x)
+        got["rect_tilt_y"], got["rect_tilt_x"] = gc[:, 0], gc[:, 1]
+        corr = torch.where(torch.isfinite(got["pair_plain_corr"]), got["pair_plain_corr"],
+                           got["doubling_plain_corr"])
+        corr = torch.where(torch.isfinite(corr), corr, torch.full_like(corr, float("-inf")))
+        take = has & (corr > best_corr) if best is not None else has
+        best = got if best is None else {k: torch.where(take, got[k], best[k]) for k in best}
+        best_corr = torch.where(take, corr, best_corr)
+    assert best is not None
+    return best

@@ -98,6 +98,11 @@ STRIP_OTHER_AXIS = 0.5  # strip_novelty_y above as well: novel along both axes (
 MIN_REGION_PERIODS = 5.0  # region maps (doubling_*, pair_*) need the shorter side >= this × the shortest
 #                           lattice vector (seed 11 and real-dev walls: >= 5.3; the lattice is sometimes read
 #                           at 2× on a zone wall, a zone was found at 6.9)
+RECT_ALT_DIFF = 0.1  # the unchecked per-axis tilt is a second candidate where it differs from the checked
+#                      one by more than this (frame units; v8 seed 22: misread trends, running bonds)
+RECT_ALT_MAX = 1.0  # ... and only where |G_y| + |G_x| <= this (the horizon beyond twice the frame)
+RECT_CORR_TOL = 0.05  # a rectified map is used unless its plain correlation is this much below the image's
+#                       (v8 seed 22: right tilts lost 0.01-0.04 to resampling; wrong-sign tilts lose 0.3+)
 STRIP_MIN_LATTICE_PX = 8.0  # the wall's longest lattice vector below: no wall lattice to double (aliasing)
 CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.002, 0.02  # checkerboard_s2 (parity gain, relative) where the gain
 #   is spread over the pixel pairs (checkerboard_line_share < CB_LINE_SHARE); 0.006 until the eighth sitting

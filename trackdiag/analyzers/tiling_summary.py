@@ -29,7 +29,7 @@ from ..functional.detail import detail_deficit_db
 from ..functional.grid import grid_excess, parity_gain
 from ..functional.lattice import axis_periods, real_basis
 from ..functional.localmap import centroid_scale_trend, window_scale_trend
-from ..functional.rectify import checked_tilt, tilt_from_axis_periods
+from ..functional.rectify import alternative_tilt, checked_tilt, tilt_from_axis_periods
 from ..functional.rows import on_rows
 from ..functional.seams import edge_scores, mask_seam_parts
 from ..functional.spectral import (
@@ -62,7 +62,7 @@ from .bands import (
     strip_band_keys,
 )
 from .base import MAP_PREFIX, AnalyzerParams
-from .rectified import rectified_region_keys
+from .rectified import best_rectified_region_keys
 from .tiling_limits import (
     APERIODIC_SCORE,
     CENTRE_AGREE,
@@ -73,6 +73,9 @@ from .tiling_limits import (
     FRAME_DOUBLE,
     MIN_REGION_PERIODS,
     PERSPECTIVE_TREND,
+    RECT_ALT_DIFF,
+    RECT_ALT_MAX,
+    RECT_CORR_TOL,
     REF_MAP_CYCLES,
     STRIP_MIN_LATTICE_PX,
     WEAK_SCORE,
@@ -808,10 +811,12 @@ def _pair_keys(x: torch.Tensor, vf: torch.Tensor, per: Any, side: int, wst: Mapp
 
 def _wall_tilt(lp: Any, wst: Mapping[str, torch.Tensor], one_d: torch.Tensor, rows: torch.Tensor, height: int,
                width: int) -> torch.Tensor:
-    """The wall's tilt (``N×2`` (g_y, g_x), 1/px) from the local lattice map's per-axis periods
-    (:func:`~trackdiag.functional.rectify.tilt_from_axis_periods`), checked against the window grid's
-    isotropic trend (:func:`~trackdiag.functional.rectify.checked_tilt`; ``one_d`` ``(N,)``: no second
-    lattice vector); NaN outside ``rows`` (``(N,)`` bool)."""
+    """The wall's tilt candidates (``N×2×2``: candidate × (G_y, G_x), frame units ``G = g·side``) from the
+    local lattice map's per-axis periods (:func:`~trackdiag.functional.rectify.tilt_from_axis_periods`):
+    first checked against the window grid's isotropic trend (:func:`~trackdiag.functional.rectify.
+    checked_tilt`; ``one_d`` ``(N,)``: no second lattice vector), second the unchecked estimate where the
+    check replaced it (:func:`~trackdiag.functional.rectify.alternative_tilt`, NaN elsewhere); NaN outside
+    ``rows`` (``(N,)`` bool)."""
 
     def tilt(i: torch.Tensor | None) -> tuple[torch.Tensor]:
         r = slice(None) if i is None else i
@@ -820,31 +825,35 @@ def _wall_tilt(lp: Any, wst: Mapping[str, torch.Tensor], one_d: torch.Tensor, ro
                                       width=width)
         side = torch.tensor([float(height), float(width)], device=g.device, dtype=g.dtype)
         trend = torch.stack([wst["persp_trend_y"][r], wst["persp_trend_x"][r]], dim=1)
-        return (checked_tilt(g * side, trend, one_d[r]) / side,)
+        chk = checked_tilt(g * side, trend, one_d[r])
+        alt = alternative_tilt(g * side, chk, trend, min_diff=RECT_ALT_DIFF, max_tilt=RECT_ALT_MAX)
+        return (torch.stack([chk, alt], dim=1),)
 
     # (only where it is used: the walls with perspective)
-    return on_rows(rows, tilt, fills=(float("nan"),), like=lp.period_x_px, shape=(2,))[0]
+    return on_rows(rows, tilt, fills=(float("nan"),), like=lp.period_x_px, shape=(2, 2))[0]
 
 
 def _rectified_keys(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str, torch.Tensor], per: Any,
                     side: int, cscale: torch.Tensor, angled: torch.Tensor, out: Mapping[str, torch.Tensor],
                     p: TilingParams) -> dict[str, torch.Tensor]:
     """On the images ``angled`` (``(N,)`` bool) whose tilt is measured, the ``doubling_*`` and ``pair_*``
-    keys measured on the rectified wall (:func:`.rectified.rectified_region_keys`) replace those of
+    keys measured on the rectified wall (:func:`.rectified.best_rectified_region_keys`) replace those of
     ``out``; ``rect_tilt_x`` / ``rect_tilt_y`` (the tilt in frame units, ``G = g·side``; NaN where not
     rectified) say where. Elsewhere ``out``'s keys unchanged."""
     h, w = x.shape[-2:]
     t1, t2 = real_basis(per.lattice.f, per.lattice.g, side)
-    g = _wall_tilt(lp, wst, ~torch.isfinite(t2).all(1), angled, h, w)
+    gs = _wall_tilt(lp, wst, ~torch.isfinite(t2).all(1), angled, h, w)  # N×2×2, frame units
+    g = gs[:, 0]
     sel = angled & torch.isfinite(g).all(1) & (g.abs() > 0).any(1)
     cs = torch.nan_to_num(cscale, nan=1.0)[:, None]
-    names = (*region_key_names("doubling"), *region_key_names("pair"))
+    names = (*region_key_names("doubling"), *region_key_names("pair"), "rect_tilt_y", "rect_tilt_x")
 
     def fn(i: torch.Tensor | None) -> dict[str, torch.Tensor]:
         r = slice(None) if i is None else i
-        return rectified_region_keys(x[r], vf[r], g[r], t1=t1[r] * cs[r], t2=t2[r] * cs[r],
-                                     window_frac=p.local_window_frac, overlap=p.local_overlap,
-                                     max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample)
+        return best_rectified_region_keys(x[r], vf[r], gs[r], t1=t1[r] * cs[r], t2=t2[r] * cs[r],
+                                          window_frac=p.local_window_frac, overlap=p.local_overlap,
+                                          max_fft_px=p.local_max_fft_px,
+                                          max_downsample=p.local_max_downsample)
 
     new = on_rows(sel, fn, fills=dict.fromkeys(names, float("nan")), like=x)
     res: dict[str, torch.Tensor] = {}
@@ -853,11 +862,12 @@ def _rectified_keys(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str
         # each map keeps the geometry under which its windows repeat the wall better (a wrong tilt, or a
         # trend misread, loses the lattice: its plain correlation drops)
         pc_new, pc_old = new[f"{pre}_plain_corr"], out[f"{pre}_plain_corr"]
-        use = sel & torch.isfinite(pc_new) & ~(pc_new < pc_old)
+        # (within RECT_CORR_TOL: resampling blurs and the rectified frame's margins cost a little)
+        use = sel & torch.isfinite(pc_new) & ~(pc_new < pc_old - RECT_CORR_TOL)
         res.update({k: torch.where(use, new[k], out[k]) for k in region_key_names(pre)})
         res[f"rect_{pre}"] = use.to(x.dtype)
-    res["rect_tilt_y"] = torch.where(sel, g[:, 0] * h, nan)
-    res["rect_tilt_x"] = torch.where(sel, g[:, 1] * w, nan)
+    res["rect_tilt_y"] = torch.where(sel, new["rect_tilt_y"], nan)
+    res["rect_tilt_x"] = torch.where(sel, new["rect_tilt_x"], nan)
     return res
 
 

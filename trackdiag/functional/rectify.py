@@ -27,7 +27,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["checked_tilt", "map_to_image_grid", "rectify", "tilt_from_axis_periods", "to_rectified"]
+__all__ = ["alternative_tilt", "checked_tilt", "map_to_image_grid", "rectify", "tilt_from_axis_periods",
+           "to_rectified"]
 
 
 def tilt_from_axis_periods(period_x: torch.Tensor, period_y: torch.Tensor | None, center_y: torch.Tensor,
@@ -87,7 +88,7 @@ def tilt_from_axis_periods(period_x: torch.Tensor, period_y: torch.Tensor | None
 
 
 def checked_tilt(tilt: torch.Tensor, trend: torch.Tensor, one_d: torch.Tensor, *, min_trend: float = 0.2,
-                 ratio: tuple[float, float] = (0.4, 1.1), ratio_1d: tuple[float, float] = (0.3, 0.6),
+                 ratio: tuple[float, float] = (0.4, 1.35), ratio_1d: tuple[float, float] = (0.3, 0.6),
                  flat: float = 0.15, div_2d: float = 1.4, div_1d: float = 2.0) -> torch.Tensor:
     """The tilt per component (``N×2`` (G_y, G_x), frame units: ``G = g·side``), checked against the
     wall's isotropic scale trend (``trend`` ``N×2``: the window grid's ``persp_trend_y``, ``persp_trend_x``,
@@ -105,10 +106,37 @@ def checked_tilt(tilt: torch.Tensor, trend: torch.Tensor, one_d: torch.Tensor, *
     q = tilt / torch.where(tr.abs() > 1e-9, tr, torch.ones_like(tr))
     lo = torch.where(one_d, ratio_1d[0], ratio[0])[:, None]
     hi = torch.where(one_d, ratio_1d[1], ratio[1])[:, None]
-    agree = fin & (tr.abs() >= min_trend) & (q >= lo) & (q <= hi)
+    # (a wall read as 1-D may be a 2-D lattice whose second vector was missed — a running bond, tiles —
+    # whose axis estimate agrees with the trend as a 2-D wall's does: either range keeps it there)
+    in_2d = (q >= ratio[0]) & (q <= ratio[1])
+    agree = fin & (tr.abs() >= min_trend) & (((q >= lo) & (q <= hi)) | (one_d[:, None] & in_2d))
     both_flat = fin & (tr.abs() < min_trend) & (tilt.abs() <= flat)
     div = torch.where(one_d, torch.full_like(tr[:, 0], div_1d), torch.full_like(tr[:, 0], div_2d))[:, None]
     return torch.where(agree | both_flat, tilt, tr / div)
+
+
+def alternative_tilt(tilt: torch.Tensor, checked: torch.Tensor, trend: torch.Tensor, *, min_diff: float = 0.1,
+                     min_trend: float = 0.2, max_tilt: float = 1.0) -> torch.Tensor:
+    """The per-axis estimate as a second candidate where the check replaced it (``N×2`` (G_y, G_x), frame
+    units, each): per component ``tilt`` (:func:`tilt_from_axis_periods`) where it is measured and the
+    isotropic ``trend`` (``N×2``, as :func:`checked_tilt`'s) is at least ``min_trend`` (along a flat trend an
+    estimate the check dropped is noise), else ``checked``'s (:func:`checked_tilt`); NaN (both components)
+    where that differs from the checked tilt by no more than ``min_diff`` in either component, or where
+    ``|G_y| + |G_x| > max_tilt`` (the wall's horizon would come within twice the frame: at its far corner
+    ``1 + g·p`` under ½ — v8 seed 26: a zone wall's axis estimate of −1.99 for a true +0.37 rectified
+    half the frame away and still repeated its lattice better).
+
+    The check leans on the window grid's isotropic trend; where that trend itself is misread (a zone or band
+    moving the scale: ``persp_trend_x`` −2.0 on a wall whose true tilt is +0.48), or a 2-D wall's trend is
+    near its ``G`` rather than 1.4 × (running bond), the stand-in is off and the axis estimate was right:
+    the rectified wall that repeats its lattice better decides (:func:`~trackdiag.analyzers.rectified.
+    best_rectified_region_keys`)."""
+    tr = torch.nan_to_num(trend.to(tilt.dtype), nan=0.0)
+    alt = torch.where(torch.isfinite(tilt) & (tr.abs() >= min_trend), tilt, checked)
+    differs = ((alt - checked).abs() > min_diff).any(dim=1, keepdim=True)
+    sane = alt.abs().sum(dim=1, keepdim=True) <= max_tilt  # (NaN: False)
+    return torch.where(differs & sane & torch.isfinite(alt).all(dim=1, keepdim=True), alt,
+                       torch.full_like(alt, float("nan")))
 
 
 def to_rectified(g: torch.Tensor, py: torch.Tensor, px: torch.Tensor, *, height: int, width: int

@@ -2085,6 +2085,9 @@ def lattice_keys(f: np.ndarray, g: np.ndarray, side: int, prominence: float) -> 
 PERSPECTIVE_TREND, CENTRE_AGREE, CENTRE_MULTIPLE = 0.2, 0.12, 1.4
 CENTRE_ZONE, CENTRE_CROP_FRAC = (1.6, 2.6), 0.4
 CENTRE_CROP_SCORE, FRAME_DOUBLE, REF_MAP_CYCLES = 0.03, (1.85, 2.6), 2.5
+RECT_ALT_DIFF = 0.1  # as tiling_limits: the unchecked tilt is a second candidate beyond this (frame units)
+RECT_ALT_MAX = 1.0  # as tiling_limits: ... and only where |G_y| + |G_x| <= this
+RECT_CORR_TOL = 0.05  # as tiling_limits: a rectified map is kept unless its plain correlation drops more
 MIN_REGION_PERIODS = 5.0  # as analyzers/tiling.py: the region maps need this many lattice periods across
 # the window vote (analyzers/tiling_limits.py WINDOW_*)
 VOTE_FRAC, VOTE_CYCLES, VOTE_TOL, VOTE_SHARE, CONFIRM_RANGE = 1 / 3, 6.0, 0.08, 0.5, 1.25
@@ -2186,11 +2189,15 @@ def window_confirmed(lw: list[float], ok: list[bool], period: float, readings: l
 # The rectified region maps of a wall seen at an angle (functional/rectify.py, analyzers/rectified.py)
 # ------------------------------------------------------------------------------------------------------
 def wall_tilt(lm: dict[str, Any], h: int, w: int, trend_y: float, trend_x: float, one_d: bool,
-              keep: tuple[float, float] = (0.6, 1.6), min_points: int = 6) -> tuple[float, float]:
-    """``rectify.tilt_from_axis_periods`` then ``rectify.checked_tilt``: the tilt (g_y, g_x) in 1/px from
-    Theil–Sen slopes of the local map's per-axis log periods (``2G_x, G_y`` for the x periods, ``G_x, 2G_y``
-    for the y periods), each component kept where it agrees with the isotropic trend and else replaced by
-    the trend over 1.4 (2 on a 1-D texture)."""
+              keep: tuple[float, float] = (0.6, 1.6), min_points: int = 6
+              ) -> tuple[tuple[float, float], tuple[float, float] | None]:
+    """``rectify.tilt_from_axis_periods`` then ``rectify.checked_tilt`` and ``rectify.alternative_tilt``:
+    the tilt (g_y, g_x) in 1/px from Theil–Sen slopes of the local map's per-axis log periods (``2G_x, G_y``
+    for the x periods, ``G_x, 2G_y`` for the y periods), each component kept where it agrees with the
+    isotropic trend (0.4–1.35 × it; on a 1-D texture 0.3–0.6 × or the 2-D range) and else replaced by the
+    trend over 1.4 (2 on a 1-D texture); and the unchecked estimate (1/px; per component where the trend
+    is ≥ 0.2, else the checked one) where it differs from the checked one by more than ``RECT_ALT_DIFF``
+    (frame units) and ``|G_y| + |G_x| ≤ RECT_ALT_MAX``, else None."""
     gh, gw = lm["period_x"].shape
     ty = np.repeat((lm["center_y"] / h)[:, None], gw, 1).ravel()
     tx = np.repeat((lm["center_x"] / w)[None, :], gh, 0).ravel()
@@ -2212,16 +2219,22 @@ def wall_tilt(lm: dict[str, Any], h: int, w: int, trend_y: float, trend_x: float
         return sum(vals) / len(vals) if vals else math.nan
 
     est = (mean(xy, yy / 2.0), mean(xx / 2.0, yx))  # frame units (G_y, G_x)
-    lo, hi = (0.3, 0.6) if one_d else (0.4, 1.1)
+    lo, hi = (0.3, 0.6) if one_d else (0.4, 1.35)
     div = 2.0 if one_d else 1.4
     out = []
     for e, tr in zip(est, (trend_y, trend_x), strict=True):
         tr = tr if math.isfinite(tr) else 0.0
         q = e / (tr if abs(tr) > 1e-9 else 1.0)
         fin = math.isfinite(e)
-        keep_e = fin and ((abs(tr) >= 0.2 and lo <= q <= hi) or (abs(tr) < 0.2 and abs(e) <= 0.15))
+        agree = lo <= q <= hi or (one_d and 0.4 <= q <= 1.35)
+        keep_e = fin and ((abs(tr) >= 0.2 and agree) or (abs(tr) < 0.2 and abs(e) <= 0.15))
         out.append(e if keep_e else tr / div)
-    return out[0] / h, out[1] / w
+    alt = [e if math.isfinite(e) and abs(t if math.isfinite(t) else 0.0) >= 0.2 else c
+           for e, c, t in zip(est, out, (trend_y, trend_x), strict=True)]
+    differs = any(abs(a - c) > RECT_ALT_DIFF for a, c in zip(alt, out, strict=True))
+    sane = all(math.isfinite(a) for a in alt) and abs(alt[0]) + abs(alt[1]) <= RECT_ALT_MAX
+    other = (alt[0] / h, alt[1] / w) if differs and sane else None
+    return (out[0] / h, out[1] / w), other
 
 
 def rectify_image(x: np.ndarray, vf: np.ndarray, gy: float, gx: float, min_valid: float = 0.99
@@ -2415,12 +2428,24 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     # correlation is no lower than the image's
     out.update(rect_doubling=0.0, rect_pair=0.0, rect_tilt_x=math.nan, rect_tilt_y=math.nan)
     if persp and room:
-        gy, gx = wall_tilt(lm, h, w, wst["persp_trend_y"], wst["persp_trend_x"], not np.isfinite(t2).all())
+        (gy, gx), other = wall_tilt(lm, h, w, wst["persp_trend_y"], wst["persp_trend_x"],
+                                    not np.isfinite(t2).all())
         if math.isfinite(gy) and math.isfinite(gx) and (gy != 0.0 or gx != 0.0):
             new = rectified_region_keys(x, vf, gy, gx, t1, t2)
+            if other is not None:
+                # the candidate under which the rectified windows repeat the lattice better
+                alt = rectified_region_keys(x, vf, other[0], other[1], t1, t2)
+
+                def corr(k: dict[str, float]) -> float:
+                    c = k["pair_plain_corr"]
+                    c = c if math.isfinite(c) else k["doubling_plain_corr"]
+                    return c if math.isfinite(c) else -math.inf
+
+                if corr(alt) > corr(new):
+                    new, (gy, gx) = alt, other
             for pre in ("doubling", "pair"):
                 pc = new[f"{pre}_plain_corr"]
-                if math.isfinite(pc) and not pc < out[f"{pre}_plain_corr"]:
+                if math.isfinite(pc) and not pc < out[f"{pre}_plain_corr"] - RECT_CORR_TOL:
                     out.update({k: v for k, v in new.items() if k.startswith(pre + "_")})
                     out[f"rect_{pre}"] = 1.0
             out["rect_tilt_y"], out["rect_tilt_x"] = gy * h, gx * w
