@@ -2089,6 +2089,8 @@ RECT_ALT_DIFF = 0.1  # as tiling_limits: the unchecked tilt is a second candidat
 RECT_ALT_MAX = 1.0  # as tiling_limits: ... and only where |G_y| + |G_x| <= this
 RECT_CORR_TOL = 0.05  # as tiling_limits: a rectified map is kept unless its plain correlation drops more
 MIN_REGION_PERIODS = 5.0  # as analyzers/tiling.py: the region maps need this many lattice periods across
+STRIP_MIN_LATTICE_PX = 8.0  # as tiling_limits: the longest lattice vector below: no wall lattice to double
+WEAK_SCORE = 0.1  # as tiling_limits: periodicity_score below: a wall with hardly a lattice (no doubling map)
 # the window vote (analyzers/tiling_limits.py WINDOW_*)
 VOTE_FRAC, VOTE_CYCLES, VOTE_TOL, VOTE_SHARE, CONFIRM_RANGE = 1 / 3, 6.0, 0.08, 0.5, 1.25
 
@@ -2451,5 +2453,16 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
             out["rect_tilt_y"], out["rect_tilt_x"] = gy * h, gx * w
     if not room:
         out.update({k: math.nan for k in out if k.startswith(("doubling_", "pair_"))})
+    # the tiering (tiling_summary._screened_region_keys): no region map of a lattice too fine to double, no
+    # doubling map on a wall with hardly a lattice; "not measured" (NaN)
+    fine = bool(np.fmax(out["lattice_t1_px"], out["lattice_t2_px"]) < STRIP_MIN_LATTICE_PX)
+    weak = bool(max(lat["score"], crop["score"]) < WEAK_SCORE)  # periodicity_score
+    screened = {"doubling": room and (fine or weak), "pair": room and fine}
+    for pre, sc in screened.items():
+        if sc:
+            out.update({k: math.nan for k in out if k.startswith(pre + "_")}, **{f"rect_{pre}": math.nan})
+    if screened["pair"]:
+        out.update(rect_tilt_x=math.nan, rect_tilt_y=math.nan)
+    out["region_screened"] = float(any(screened.values()))
     out.update(thirds_scale_trend(x, sw))
     return out
