@@ -5,6 +5,7 @@
   hump of per-plank colour, tiles, running bond, wallpaper), periods log-uniform over 12–80 px.
 * The base period (``fundamental_period_px``, at the frame centre on an angled wall) and the perspective
   verdict's firing rate on whole generated scenes, fronto-parallel and angled.
+* The base period by material and angle on walls with a band of doubled rows (every periodic material).
 
 The shares are measured and compared with the issue's targets less a margin for the small samples.
 """
@@ -120,3 +121,41 @@ def test_centroid_trend_sees_perspective_on_an_aperiodic_wall():
     assert all(r[1] <= -CENTROID_TREND for r in rows if r[0] > 0), rows
     assert all(abs(r[1]) <= 0.2 for r in rows if r[0] == 0), rows
     assert all(abs(r[2]) <= 0.25 for r in rows), rows
+
+
+BASE_MATERIALS = ("tiles", "brick", "hex", "penny", "planks", "wallpaper")
+
+
+@pytest.fixture(scope="module")
+def material_walls():
+    """A wall with a band of doubled rows per periodic material (the band's 2× is what pulls the reported
+    period: 20 of the 26 base-period misses of eval seeds 20-22 had a zone or band), fronto-parallel and
+    angled (512², seeds 8800+): ``(material, angled, truth period, reported period)``."""
+    from trackdiag.testing.walls.evaluate import diagnose_scene
+
+    out = []
+    for i, name in enumerate(BASE_MATERIALS):
+        for angled in (False, True):
+            sc = make_scene(kind=name, cause="bands_rows", seed=8800 + 2 * i + int(angled), angled=angled,
+                            size=(512, 512))
+            _, summary, _ = diagnose_scene(sc.pred, sc.mask.astype(np.float32), sc.ref)
+            t = sc.truth
+            got = summary.get("fundamental_period_px")
+            out.append((name, angled, t.period_px, math.nan if got is None else float(got)))
+    return out
+
+
+def test_base_period_by_material_and_angle(material_walls):
+    """The base period (``fundamental_period_px``, the densest rows' spacing at the frame centre) within 5 %
+    by material and angle on walls with a band of doubled rows: the band's 2× must not pull the reported
+    period. Measured (2026-12-07, ninth sitting): fronto-parallel 6 of 6; angled 4 of 6 (hex 1.12×, penny
+    1.60×: the angled hex / penny walls with a band are the weak spot left, docs/tiling.md §3). Floors: 5 of 6
+    fronto-parallel, 4 of 6 angled, and no material misses on both of its walls."""
+    print("\n".join(f"{r[0]:10s} angled={r[1]!s:5s} truth {r[2]:.1f} got {r[3]:.1f}" for r in material_walls))
+    assert all(r[2] is not None for r in material_walls)
+    bad = [r for r in material_walls if not _within(r[3], r[2])]
+    for angled, most in ((False, 1), (True, 2)):
+        miss = [r for r in bad if r[1] == angled]
+        assert len(miss) <= most, f"angled={angled}: {len(miss)} of {len(BASE_MATERIALS)} off: {miss}"
+    for name in BASE_MATERIALS:
+        assert sum(r[0] == name for r in bad) <= 1, f"{name}: {[r for r in bad if r[0] == name]}"

@@ -51,9 +51,37 @@ def test_window_vote_rule(windows, period, side, crop, want):
         assert float(got[0]) == pytest.approx(want, rel=0.02)
 
 
+@pytest.mark.parametrize(("t1", "want"), [
+    # every window reads 22.2 px, the reported 44.3 px (a band of rows at 2× made the frame's lattice
+    # 22 × 44 px); a window does not hold 44.3 px 6 times and the crop reads 19.8 px, but the frame's own
+    # shortest lattice vector is the windows' period: the windows' reading is a repeat, not a harmonic
+    (22.1, 22.2),
+    # ... a frame lattice without that vector: the windows may read a harmonic, the reported period stands
+    (44.3, None),
+    (float("nan"), None),
+])
+def test_window_vote_room_from_the_frame_lattice(t1, want):
+    lw, ok = _readings([22.2, 22.2, 22.1, 22.1, 22.2, 22.2])
+    assert 256 < WINDOW_VOTE_CYCLES * 44.3
+    got = _window_vote_period(lw, ok, 256, torch.tensor([44.3]), crop=torch.tensor([19.8]),
+                              crop_score=torch.tensor([0.4]), lattice_t1=torch.tensor([t1]))
+    if want is None:
+        assert not torch.isfinite(got).any(), got
+    else:
+        assert float(got[0]) == pytest.approx(want, rel=0.02)
+
+
 @pytest.mark.parametrize(("windows", "readings", "want"), [
     # the crop read 8 % high, the map right, the windows with the map -> the map's reading
     ([37.0, 36.5, 37.4, 36.9, 38.0, 44.0], [40.4, 40.4, 37.2, 40.5], 37.2),
+    # (ninth sitting) the crop reads 7 % low (an angled penny wall), the map and the windows' median within
+    # 2 %: a contradiction beyond the 5 % target -> the map's reading
+    ([26.0, 27.6, 27.7, 24.6], [24.34, 24.34, 26.68, 13.8], 26.68),
+    # ... a fronto-parallel hex wall's frame 11 % off with a band of doubled rows, the map and 4 of 7
+    # windows right (3 read the band's 2×, out of range)
+    ([39.9, 39.5, 38.5, 75.3, 75.8, 77.6, 39.0], [43.9, 80.1, 40.7, 43.9], 40.7),
+    # the windows' median within 5 % of the reported reading: it stands
+    ([40.0, 40.5, 41.0, 40.2], [41.5, 41.5, 40.3, 41.6], None),
     # the windows agree with the reported reading (within the tolerance): it stands
     ([38.8, 38.5, 39.0, 38.9, 38.7], [40.2, 40.2, 44.0, 40.1], None),
     # no reading near the windows' majority: nothing

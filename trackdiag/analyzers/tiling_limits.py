@@ -188,6 +188,10 @@ WINDOW_VOTE_SHARE = 0.5  # the finer period is reported where at least half of t
 WINDOW_CONFIRM_RANGE = 1.25  # angled walls: the windows' majority within ×/÷ 1.25 of the reported period
 #   picks which reading of the centre's period (reported, central half, map, frame) is reported (v8 seeds
 #   4-9 and 12, docs/tiling.md §6 "window vote")
+WINDOW_CONFIRM_TOL = 0.05  # ... where its median departs from the reported period by more than ±0.05 in log
+#   (the 5 % accuracy target; was WINDOW_VOTE_TOL, 0.08): angled penny walls whose central half read 5-7 %
+#   low while the map and the windows read the centre within 2 % (v8 seed 22: base period angled 45 → 47 of
+#   57, no wall lost; docs/tiling.md §3 "ninth sitting")
 SCALE_TREND = 0.3  # |scale_trend_x| or |scale_trend_y| above (log period per frame): perspective
 SCALE_CORR = 0.3  # ... where the two thirds' log-radial profiles correlate at least this well
 MAP_TREND_STRONG = 0.3  # or |local_period_trend_*| above (with the scale keys present): perspective

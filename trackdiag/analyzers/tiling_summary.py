@@ -80,6 +80,7 @@ from .tiling_limits import (
     STRIP_MIN_LATTICE_PX,
     WEAK_SCORE,
     WINDOW_CONFIRM_RANGE,
+    WINDOW_CONFIRM_TOL,
     WINDOW_VOTE_CYCLES,
     WINDOW_VOTE_FRAC,
     WINDOW_VOTE_SHARE,
@@ -724,7 +725,7 @@ def _largest_group(lw: torch.Tensor, among: torch.Tensor) -> tuple[torch.Tensor,
 
 def _window_vote_period(lw: torch.Tensor, ok: torch.Tensor, side: int, period: torch.Tensor, *,
                         crop: torch.Tensor | None = None, crop_score: torch.Tensor | None = None,
-                        min_period_px: float = 3.0) -> torch.Tensor:
+                        lattice_t1: torch.Tensor | None = None, min_period_px: float = 3.0) -> torch.Tensor:
     """The finer period that most of the wall's local windows read, where the reported one is a multiple of
     it (a zone or band at 2× pulled the frame's lattice, and the crop and the map with it): ``(N,)`` px, NaN
     where the reported ``period`` (``(N,)``) stands. ``lw``, ``ok``, ``side``: :func:`_window_readings`.
@@ -735,7 +736,11 @@ def _window_vote_period(lw: torch.Tensor, ok: torch.Tensor, side: int, period: t
     with ``period``, and only where a window holds ``period`` at least ``WINDOW_VOTE_CYCLES`` times (a window
     holding fewer periods reads its harmonic) or the frame's central half, a larger window, reads the
     windows' lattice too (``crop``: its lattice period, ``crop_score`` its score, ``(N,)`` each; within
-    ``WINDOW_VOTE_TOL`` and scoring at least ``CENTRE_CROP_SCORE``). Not towards a period under
+    ``WINDOW_VOTE_TOL`` and scoring at least ``CENTRE_CROP_SCORE``), or the frame's own lattice has a
+    translation of the windows' period (``lattice_t1``: its shortest real-space vector, ``(N,)`` px, within
+    ``WINDOW_VOTE_TOL``: the finer period is then a repeat of the frame, not a window's harmonic reading;
+    a band of rows at 2× made a wallpaper frame's lattice 22 × 44 px and the reported period 44 px, every
+    window reading 22 px). Not towards a period under
     ``2 × min_period_px`` (near the search floor a window reads the harmonic of thin lines: 8-px seams read
     4 px in 85-px windows), as the central half's reading is not used there either."""
     l0 = torch.log(period.clamp_min(1e-6))[:, None]
@@ -750,6 +755,8 @@ def _window_vote_period(lw: torch.Tensor, ok: torch.Tensor, side: int, period: t
     if crop is not None and crop_score is not None:
         room = room | (((torch.log(crop.clamp_min(1e-6)) - lm).abs() <= WINDOW_VOTE_TOL)
                        & (crop_score >= CENTRE_CROP_SCORE))  # NaN crop: False
+    if lattice_t1 is not None:
+        room = room | ((torch.log(lattice_t1.clamp_min(1e-6)) - lm).abs() <= WINDOW_VOTE_TOL)  # NaN: False
     use = ((share.to(lw.dtype) >= WINDOW_VOTE_SHARE * nvote.to(lw.dtype)) & (share > agree0) & (nvote >= 4)
            & room & finer.any(dim=1))
     return torch.where(use, torch.exp(lm), torch.full_like(period, float("nan")))
@@ -763,11 +770,12 @@ def _window_confirmed(lw: torch.Tensor, ok: torch.Tensor, period: torch.Tensor, 
 
     The largest group of windows within ``WINDOW_VOTE_TOL`` of each other among those within
     ``WINDOW_CONFIRM_RANGE`` of ``period`` must hold ``WINDOW_VOTE_SHARE`` of the voting windows (≥ 4) and
-    its median must contradict ``period`` (differ by more than ``WINDOW_VOTE_TOL``); the reading nearest to
-    that median, if within ``WINDOW_VOTE_TOL``, is returned. On a wall seen at an angle
-    the crop and the map read the centre's period differently (a zone or band at 2× over the centre moves the
-    crop, windows at 2× the map): the windows arbitrate, but do not measure (their few periods each bias
-    their reading by a few %)."""
+    its median must contradict ``period`` (differ by more than ``WINDOW_CONFIRM_TOL``, the 5 % accuracy
+    target); the reading nearest to that median, if within ``WINDOW_VOTE_TOL``, is returned. On a wall seen
+    at an angle the crop and the map read the centre's period differently (a zone or band at 2× over the
+    centre moves the crop, windows at 2× the map), and a band at 2× pulls a fronto-parallel hex wall's
+    frame lattice or central half 10 % off: the windows arbitrate, but do not measure (their few periods
+    each bias their reading by a few %)."""
     l0 = torch.log(period.clamp_min(1e-6))[:, None]
     nvote = ok.sum(dim=1)
     cand = ok & ((lw - l0).abs() <= math.log(WINDOW_CONFIRM_RANGE))
@@ -778,7 +786,7 @@ def _window_confirmed(lw: torch.Tensor, ok: torch.Tensor, period: torch.Tensor, 
     j = d.argmin(dim=1)
     ar = torch.arange(lw.shape[0], device=lw.device)
     use = ((share.to(lw.dtype) >= WINDOW_VOTE_SHARE * nvote.to(lw.dtype)) & (nvote >= 4) & cand.any(dim=1)
-           & (d[ar, j] <= WINDOW_VOTE_TOL) & ((l0[:, 0] - lm).abs() > WINDOW_VOTE_TOL))
+           & (d[ar, j] <= WINDOW_VOTE_TOL) & ((l0[:, 0] - lm).abs() > WINDOW_CONFIRM_TOL))
     return torch.where(use, readings[ar, j], torch.full_like(period, float("nan")))
 
 
@@ -1125,13 +1133,15 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty), p,
         masked=mask is not None)
     vote = _window_vote_period(lw, lok, vside, out["fundamental_period_px"], crop=cc,
-                               crop_score=out["centre_periodicity_score"], min_period_px=p.min_period_px)
+                               crop_score=out["centre_periodicity_score"], lattice_t1=out["lattice_t1_px"],
+                               min_period_px=p.min_period_px)
     out["window_vote_period_px"] = vote
-    # ... and on a wall seen at an angle, of the centre's readings (the reported one, the central half's, the
-    # map's, the frame's) the one that most windows confirm
+    # ... and of the centre's readings (the reported one, the central half's, the map's, the frame's) the one
+    # that most windows confirm (every wall since the ninth sitting: a band at 2× also pulls a
+    # fronto-parallel frame's hex lattice 10 % off, or the crop's, while the map and the windows read it)
     confirmed = _window_confirmed(lw, lok, out["fundamental_period_px"],
                                   torch.stack([out["fundamental_period_px"], cc, cen, gl], dim=1))
-    out["fundamental_period_px"] = torch.where(persp & torch.isfinite(confirmed), confirmed,
+    out["fundamental_period_px"] = torch.where(torch.isfinite(confirmed), confirmed,
                                                out["fundamental_period_px"])
     out["fundamental_period_px"] = torch.where(torch.isfinite(vote), vote, out["fundamental_period_px"])
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]

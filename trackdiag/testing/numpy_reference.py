@@ -2093,6 +2093,7 @@ STRIP_MIN_LATTICE_PX = 8.0  # as tiling_limits: the longest lattice vector below
 WEAK_SCORE = 0.1  # as tiling_limits: periodicity_score below: a wall with hardly a lattice (no doubling map)
 # the window vote (analyzers/tiling_limits.py WINDOW_*)
 VOTE_FRAC, VOTE_CYCLES, VOTE_TOL, VOTE_SHARE, CONFIRM_RANGE = 1 / 3, 6.0, 0.08, 0.5, 1.25
+CONFIRM_TOL = 0.05  # the windows' median contradicts the reported period beyond this (WINDOW_CONFIRM_TOL)
 
 
 def centre_crop_lattice(x: np.ndarray, valid: np.ndarray, masked: bool, min_period_px: float = 3.0
@@ -2147,11 +2148,12 @@ def _largest_group(lw: list[float], among: list[bool]) -> tuple[list[bool], floa
 
 
 def window_vote_period(lw: list[float], ok: list[bool], side: int, period: float, crop: float,
-                       crop_score: float, min_period_px: float = 3.0) -> float:
+                       crop_score: float, min_period_px: float = 3.0, lattice_t1: float = math.nan) -> float:
     """``window_vote_period_px``: the finer period (a divisor of ``period``) that the largest group of voting
     windows reads, where it holds half of the ≥ 4 voting windows, more than agree with ``period``, and a
     window holds ``period`` ``VOTE_CYCLES`` times or the central half's lattice (``crop``, scoring ≥
-    ``CENTRE_CROP_SCORE``) reads it too; NaN where ``period`` stands (tiling_summary._window_vote_period)."""
+    ``CENTRE_CROP_SCORE``) reads it too, or the frame's shortest lattice vector (``lattice_t1``) has its
+    length; NaN where ``period`` stands (tiling_summary._window_vote_period)."""
     l0 = math.log(max(period, 1e-6)) if math.isfinite(period) else math.nan
     nvote = sum(ok)
     agree0 = sum(o and abs(v - l0) <= VOTE_TOL for v, o in zip(lw, ok, strict=True))
@@ -2166,6 +2168,8 @@ def window_vote_period(lw: list[float], ok: list[bool], side: int, period: float
     room = side >= VOTE_CYCLES * period
     if math.isfinite(crop) and math.isfinite(lm):
         room = room or (abs(math.log(max(crop, 1e-6)) - lm) <= VOTE_TOL and crop_score >= CENTRE_CROP_SCORE)
+    if math.isfinite(lattice_t1) and math.isfinite(lm):
+        room = room or abs(math.log(max(lattice_t1, 1e-6)) - lm) <= VOTE_TOL
     use = share >= VOTE_SHARE * nvote and share > agree0 and nvote >= 4 and room and any(finer)
     return math.exp(lm) if use else math.nan
 
@@ -2173,8 +2177,8 @@ def window_vote_period(lw: list[float], ok: list[bool], side: int, period: float
 def window_confirmed(lw: list[float], ok: list[bool], period: float, readings: list[float]) -> float:
     """Of the centre's readings (reported, central half, map, frame), the one nearest (within ``VOTE_TOL``)
     to the median of the largest group of voting windows within ×/÷ ``CONFIRM_RANGE`` of ``period``, where
-    that group holds half of the ≥ 4 voting windows and contradicts ``period``; NaN elsewhere
-    (tiling_summary._window_confirmed)."""
+    that group holds half of the ≥ 4 voting windows and contradicts ``period`` (beyond ``CONFIRM_TOL``); NaN
+    elsewhere (tiling_summary._window_confirmed)."""
     l0 = math.log(max(period, 1e-6)) if math.isfinite(period) else math.nan
     nvote = sum(ok)
     cand = [bool(o and abs(v - l0) <= math.log(CONFIRM_RANGE)) for v, o in zip(lw, ok, strict=True)]
@@ -2183,7 +2187,7 @@ def window_confirmed(lw: list[float], ok: list[bool], period: float, readings: l
     d = [e if math.isfinite(e) else math.inf for e in d]
     j = min(range(len(d)), key=lambda i: d[i])
     use = (sum(group) >= VOTE_SHARE * nvote and nvote >= 4 and any(cand) and d[j] <= VOTE_TOL
-           and abs(l0 - lm) > VOTE_TOL)
+           and abs(l0 - lm) > CONFIRM_TOL)
     return readings[j] if use else math.nan
 
 
@@ -2392,15 +2396,16 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
         two(gl / cen) and cen <= win / REF_MAP_CYCLES
         and (near(cc, gl) or near(cc, cen) or two(cc / cen) or no_crop)) else gl
     out["fundamental_period_px"] = centre if persp else front
-    # ... unless most local windows read a divisor of it; on an angled wall, the reading they confirm
+    # ... unless most local windows read a divisor of it; of the centre's readings, the one they confirm
     trx = wst["persp_trend_x"] if math.isfinite(wst["persp_trend_x"]) else tx
     try_ = wst["persp_trend_y"] if math.isfinite(wst["persp_trend_y"]) else ty
     lw, lok, vside = window_readings(x, valid, trx, try_, masked)
-    vote = window_vote_period(lw, lok, vside, out["fundamental_period_px"], cc, crop["score"])
+    vote = window_vote_period(lw, lok, vside, out["fundamental_period_px"], cc, crop["score"],
+                              lattice_t1=out["lattice_t1_px"])
     out["window_vote_period_px"] = vote
     fp = out["fundamental_period_px"]
     confirmed = window_confirmed(lw, lok, fp, [fp, cc, cen, gl])
-    if persp and math.isfinite(confirmed):
+    if math.isfinite(confirmed):
         out["fundamental_period_px"] = confirmed
     if math.isfinite(vote):
         out["fundamental_period_px"] = vote
