@@ -170,3 +170,14 @@ def test_region_codes_precision_recall_and_confusions_on_fronto_parallel_walls(w
     assert sum(tp[c] for c in causes) >= 14, tp
     assert sum(fp.values()) <= 1, fp
     assert confused <= 1 and on_clean == 0, (confused, on_clean)
+
+
+def test_a_weak_map_line_is_a_band_only_on_a_wall_that_was_fronto_parallel() -> None:
+    """The region map's weak-line path (no strong region, a whole column evenly at 2×) names a band on a
+    fronto-parallel wall, not on a wall brought fronto-parallel by the rectification (``rect_doubling`` = 1:
+    the tilt's error leaves a scale ramp of that size)."""
+    weak = {**_MAP_ZONE, **_PAIR_SILENT, "doubling_excess_max": 0.1, "doubling_area_frac": 0.05,
+            "doubling_col_level": 0.07, "doubling_col_even": 0.7, "doubling_col_end": 0.0,
+            "persp_trend_x": 0.0, "persp_trend_y": 0.0, "rect_doubling": 0.0}
+    assert _codes(weak) & _REGION == {"bands_cols"}
+    assert not _codes({**weak, "persp_trend_x": 0.6, "rect_doubling": 1.0}) & _REGION

@@ -310,7 +310,12 @@ def _doubled_region(g: Callable[[str], float], fix: str) -> Verdict | None:
         # scale a fit whose residue runs along whole lines (generated v8 seeds 5-6: this path's two bands on
         # angled walls were a clean herringbone and an 8-px grid wall, both |persp_trend_x| >= 0.5 with a
         # flat y trend; its one true band is fronto-parallel)
-        flat = not angled
+        # (ninth sitting) and not on a wall brought fronto-parallel by the rectification (rect_doubling = 1):
+        # the tilt's error leaves a scale ramp whose residue reaches this path's weak levels; generated v8
+        # seeds 20-22: its 7 readings on rectified walls were all on scenes without a region (angled
+        # checkerboards, an 8-px grid, doubled and halved walls; levels 0.06-0.12 at evenness 0.60-0.87),
+        # it found no true band there
+        flat = not angled and g("rect_doubling") != 1.0
         row_on = rl >= DOUBLING_WEAK_LINE and _fin(re_) and re_ >= DOUBLING_WEAK_EVEN and flat
         col_on = cl >= DOUBLING_WEAK_LINE and _fin(ce_) and ce_ >= DOUBLING_WEAK_EVEN and flat
         if not (row_on or col_on) or pc < DOUBLING_WEAK_CORR:
