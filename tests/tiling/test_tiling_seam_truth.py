@@ -8,6 +8,7 @@ The limits (EDGE_WARN; SEAM_WARN and SEAM_T_WARN) were calibrated on the evaluat
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,8 +25,13 @@ SEEDS = range(300, 308)
 
 
 @cache
+def _room(cause: str | None, seed: int) -> Any:
+    return make_scene(cause=cause, seed=seed, size=(512, 640), angled=bool(seed % 2))
+
+
+@cache
 def _run(cause: str | None, seed: int) -> tuple[dict[str, float], frozenset[str]]:
-    sc = make_scene(cause=cause, seed=seed, size=(512, 640), angled=bool(seed % 2))
+    sc = _room(cause, seed)
     x = torch.from_numpy(np.ascontiguousarray(sc.pred)).float().div(255.0).permute(2, 0, 1)[None]
     m = torch.from_numpy(np.ascontiguousarray(sc.mask)).float()[None, None]
     out = tiling_metrics(x, mask=m, maps=False)
@@ -151,3 +157,78 @@ def test_fine_tiles_laid_from_the_contour_use_a_multiple_of_the_period():
             clean["mask_seam_score"][0])
     assert alarms == 0 and lower == len(periods), (alarms, lower)
     assert raised >= 2, raised
+
+
+def test_a_blur_across_the_contour_is_no_seam_but_a_halo_still_is():
+    """A blur wider than the skipped pixel (the generator's antialiased twins: a 2× antialiased downscale
+    then a bilinear ×2, σ ≈ 1.3 px) mixes a darker or brighter floor, ceiling or furniture into the contour
+    band, a consistent offset that decays ×2–3 per px (generated v8 seed 23: 4 of the 5 clean walls and
+    twins with ``mask_seam``). The image's blur share, read on the same bands outside the mask, is taken
+    out (``mirror``). Measured when written (rooms 300–315, 512×640, no period): blurred clean rooms 1
+    alarm and 3 at t ≥ 1 without it, 0 and 0 with it; the sharp halos 8 of 16 found either way, their
+    clean rooms 0 of 16."""
+    from trackdiag.analyzers.tiling_limits import SEAM_T_WARN, SEAM_WARN
+    from trackdiag.analyzers.tiling_summary import luminance
+    from trackdiag.functional.seams import mask_seam_parts
+    from trackdiag.testing.walls import artifacts
+
+    def keys(img: np.ndarray, mask: np.ndarray, mirror: bool) -> tuple[float, float]:
+        x = luminance(torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None])
+        out = mask_seam_parts(x, torch.from_numpy(mask.astype(np.float32))[None], mirror=mirror)
+        return float(out["mask_seam_score"][0]), float(out["mask_seam_t"][0])
+
+    def fires(st: tuple[float, float]) -> bool:
+        return st[0] >= SEAM_WARN and st[1] >= SEAM_T_WARN
+
+    seeds = range(300, 316)
+    blurred = {m: [] for m in (False, True)}
+    sharp = {m: [] for m in (False, True)}
+    halos = {m: [] for m in (False, True)}
+    for seed in seeds:
+        clean, seam = _room(None, seed), _room("mask_seam", seed)
+        img = clean.pred.astype(np.float32) / 255.0
+        soft = artifacts.bilinear_upsample(artifacts.antialiased_down(img, 2))
+        for m in (False, True):
+            blurred[m].append(keys(soft, clean.mask, m))
+            sharp[m].append(keys(img, clean.mask, m))
+            halos[m].append(keys(seam.pred.astype(np.float32) / 255.0, seam.mask, m))
+    assert sum(map(fires, blurred[True])) == 0, blurred[True]
+    high = {m: sum(t >= 1.0 for _, t in blurred[m]) for m in (False, True)}
+    assert high[True] < high[False], high
+    assert sum(map(fires, sharp[True])) == 0, sharp[True]
+    found = {m: sum(map(fires, halos[m])) for m in (False, True)}
+    assert found[True] >= max(found[False], 7), found
+
+
+def test_frame_and_contour_codes_on_generated_walls(wall_records):
+    """The clean false alarms of the frame and contour codes (``mask_seam``, ``edge_artifact``,
+    ``border_cross``, ``harmonic_confusion``, ``grid_s8``/``grid_s16``) on generated v8 walls and the
+    recall of their causes: seed 7, 512×512, 8 clean walls and the 4 antialiased twins of aliasing walls
+    (the clean walls and twins the other truth tests of seed 7 draw too), 8 halos, 8 edge stripes and 8
+    8-px grids. Measured when written (ninth sitting): clean walls and twins 0 of 12 with any of these
+    codes, halos 1 of 8 (the halo recall is low on every sample: 11 of 50 on seed 22), edge stripes 7 of
+    8, grids 8 of 8, no extra of these codes on the 24 artifact scenes. The floors are those less one
+    (the one halo found is kept: a floor of 0 could not fail)."""
+    from trackdiag.testing.walls.evaluate import sample_specs
+
+    codes = {"mask_seam", "edge_artifact", "border_cross", "harmonic_confusion", "grid_s8", "grid_s16"}
+    specs = [sp for sp in sample_specs(causes=("mask_seam", "edge_artifact", "grid_s8", "aliasing"),
+                                       n_per_cause=8, seed=7, size=(512, 512))
+             if sp.cause != "aliasing" or sp.twin]
+    recs = wall_records(specs)
+    assert not [r for r in recs if r.get("error")]
+
+    def found(r: dict) -> set[str]:
+        return {v["code"] for v in r["verdicts"] if v["severity"] in ("warn", "bad")} & codes
+
+    clean = [r for r in recs if not r["truth"]["causes"]]
+    assert len(clean) == 12
+    alarms = [(r["id"], found(r)) for r in clean if found(r)]
+    assert len(alarms) <= 1, alarms
+    for cause, floor in (("mask_seam", 1), ("edge_artifact", 6), ("grid_s8", 7)):
+        hits = [r for r in recs if r["truth"]["causes"] == [cause]]
+        assert len(hits) == 8
+        assert sum(cause in found(r) for r in hits) >= floor, (cause, [found(r) for r in hits])
+    extra = [(r["id"], found(r) - set(r["truth"]["causes"])) for r in recs
+             if r["truth"]["causes"] and found(r) - set(r["truth"]["causes"])]
+    assert len(extra) <= 1, extra

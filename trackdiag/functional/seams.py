@@ -12,7 +12,8 @@ Pure batched functions on ``N×H×W`` luminance ``x`` (in [0, 1]) and ``N×H×W`
   ``gap``–``gap+ref`` px inside, compared block by block (``block`` px) and summarised by the median
   over blocks (signed, so a consistent halo adds up and the texture does not), as an absolute value, and
   by its consistency along the contour (median over MAD across blocks). The frame border is not a
-  contour. NaN without a contour.
+  contour. A blur across the contour is taken out with the same bands outside the mask (a blur moves
+  both sides towards each other, a halo only the inside). NaN without a contour.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ _MAX_PERIOD_SHIFT_PX = 48.0
 #: (0.5 until the eighth sitting: a penny wall laid from its contour read -0.068 at 6-10 px and -0.038 one
 #: period deeper, confirmed, a false seam; the 70 halos of generated v8 seeds 7-8 keep their verdicts).
 _CONFIRM_RATIO = 0.75
+
+#: Blocks whose wall and outside levels differ by at least this share of the wall's level estimate the blur
+#: across the contour (``mask_seam_parts``' ``mirror``; the floors and ceilings of generated v8 walls differ
+#: by 20-80 %, and a share of a smaller contrast is mostly the outside's texture).
+_MIRROR_MIN_CONTRAST = 0.1
 
 SIDES = ("left", "right", "top", "bottom")
 
@@ -159,7 +165,7 @@ def _erode_by(m: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
 
 def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: int = 3, gap: int = 6,
                     ref: int = 4, block: int = 32, min_px: int = 16,
-                    period_px: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                    period_px: torch.Tensor | None = None, mirror: bool = True) -> dict[str, torch.Tensor]:
     """Seam along the mask contour (see the module docstring), each ``(N,)``:
 
     * ``mask_seam_score``: ``|median over blocks|`` of the relative offset of the band ``skip``–``ring`` px
@@ -187,12 +193,30 @@ def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: in
     without a period (blocks 3× as large, the fifth sitting's rule, halved that spread and lifted ``t``
     ≈ 1.5–2.5× on antialiased and angled clean walls: 3 of 40 clean walls of generated seed 5 alarmed).
 
+    ``mirror`` (ninth sitting): the blur across the contour is taken out of each block's offset. A blur
+    wider than the ``skip`` px (an antialiased downscale, a ×2 upsampling: σ ≈ 1–1.5 px) mixes what lies
+    outside the mask into the contour band and what lies inside into the outside's, by about the same
+    share for a symmetric blur. The same ``skip``–``ring`` and ``gap``–``gap+ref`` bands outside the mask
+    give, per block, the wall–outside contrast ``c = m_f − m_of`` and the outside band's shift towards the
+    wall ``m_o − m_of``; the image's blur share is the median of ``shift / c`` over the blocks with
+    ``|c| ≥ _MIRROR_MIN_CONTRAST·|m_f|`` (clipped to [0, 0.5]; 0 without such blocks), and each block's
+    offset that goes towards the outside's level (a blur's direction; not a dark line along both sides of
+    the contour) gets ``share·c`` added. A halo is an offset of the wall alone: the outside does not move, the
+    share stays near 0 on a sharp image, and one figure per image keeps the outside's own texture (a shadow,
+    a furniture edge in one block) out of the wall's offsets. Generated v8 seed 23: four antialiased twins
+    of aliasing walls (a dark floor or ceiling 70 % below the wall) read 7–11 % at 1–3 px, t 1.8–2.3 (the
+    offset decaying ×2–3 per px, as a blur's does), a false seam each (docs/tiling.md §7).
+
     NaN where there is no contour (or fewer than 4 blocks with both bands)."""
     e_skip = _erode(v, skip)
     e_ring = _erode(v, ring)
     band_ring = e_skip * (1.0 - e_ring)
     band_ref = _erode(v, gap) * (1.0 - _erode(v, gap + ref))
-    out = _contour_offsets(x, band_ring, band_ref, block=block, min_px=min_px)
+    outside = None
+    if mirror:  # the same bands on the far side of the contour (the frame's outside counts as outside)
+        o = 1.0 - v
+        outside = (_erode(o, skip) * (1.0 - _erode(o, ring)), _erode(o, gap) * (1.0 - _erode(o, gap + ref)))
+    out = _contour_offsets(x, band_ring, band_ref, block=block, min_px=min_px, outside=outside)
     if period_px is None:
         out.pop("_median")
         return out
@@ -203,7 +227,8 @@ def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: in
     d, use = torch.where(use, d, d1), use | use1
     deeper = _erode_by(v, skip + d) * (1.0 - _erode_by(v, ring + d))
     # the deeper band's mean over each block's 3x3 neighbourhood (it may have left the contour band's block)
-    shifted = _contour_offsets(x, band_ring, deeper, block=block, min_px=min_px, pool_ref=True)
+    shifted = _contour_offsets(x, band_ring, deeper, block=block, min_px=min_px, pool_ref=True,
+                               outside=outside)
     # the deeper band confirms the 6-10 px band's offset (same sign, _CONFIRM_RATIO of it): no texture phase
     # made it, and the 6-10 px band's figures stand (the deeper band also crosses lighting and 1-D lines)
     mp, ms = out.pop("_median"), shifted.pop("_median")
@@ -231,10 +256,13 @@ def phase_shift(period_px: torch.Tensor, *, lo: float, hi: float = _MAX_PHASE_SH
 
 
 def _contour_offsets(x: torch.Tensor, band_ring: torch.Tensor, band_ref: torch.Tensor, *, block: int,
-                     min_px: int, pool_ref: bool = False) -> dict[str, torch.Tensor]:
+                     min_px: int, pool_ref: bool = False,
+                     outside: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """The block-by-block relative offset of ``band_ring`` against ``band_ref`` (``N×H×W`` weights) and its
     summaries (:func:`mask_seam_parts`' keys), each ``(N,)``. ``pool_ref``: the reference band's mean over
-    each block's 3×3-block neighbourhood (inside the frame) instead of over the block."""
+    each block's 3×3-block neighbourhood (inside the frame) instead of over the block. ``outside``: the
+    ``(ring, ref)`` bands outside the contour (``N×H×W`` weights): the image's blur share times each block's
+    wall–outside contrast is added to its offset (:func:`mask_seam_parts`' ``mirror``)."""
     k = block
     n, h, w = x.shape
     hc, wc = (h // k) * k, (w // k) * k
@@ -252,7 +280,25 @@ def _contour_offsets(x: torch.Tensor, band_ring: torch.Tensor, band_ref: torch.T
     ok = (c_r >= min_px) & (c_f >= min_px)
     m_r = s_r / c_r.clamp_min(1.0)
     m_f = s_f / c_f.clamp_min(1.0)
-    rel = (m_r - m_f) / m_f.abs().clamp_min(0.02)
+    diff = m_r - m_f
+    if outside is not None:
+        s_o, c_o = sums(x * outside[0]), sums(outside[0])
+        s_of, c_of = sums(x * outside[1]), sums(outside[1])
+        has = (c_o >= min_px) & (c_of >= min_px)
+        m_of = s_of / c_of.clamp_min(1.0)
+        contrast = m_f - m_of  # the wall's level against the outside's, per block
+        # the image's blur: the median share of that contrast by which the outside band moved towards the
+        # wall, over the blocks with a contrast (one figure per image: the outside's own texture, a shadow
+        # or an edge of furniture in one block, does not enter the wall's offsets)
+        strong = ok & has & (contrast.abs() >= _MIRROR_MIN_CONTRAST * m_f.abs().clamp_min(0.02))
+        share = torch.where(strong, (s_o / c_o.clamp_min(1.0) - m_of) / torch.where(strong, contrast, 1.0),
+                            torch.full_like(contrast, float("nan"))).reshape(n, -1).nanmedian(dim=1).values
+        share = torch.nan_to_num(share, nan=0.0).clamp(0.0, 0.5)
+        # a blur moves the wall towards the outside's level: a block whose offset goes the other way (a dark
+        # line along the contour, on both sides of it) is not corrected
+        blur = has & (diff * contrast < 0)
+        diff = diff + torch.where(blur, share[:, None, None] * contrast, torch.zeros_like(contrast))
+    rel = diff / m_f.abs().clamp_min(0.02)
     rel = torch.where(ok, rel, torch.full_like(rel, float("nan"))).reshape(n, -1)
     med = rel.nanmedian(dim=1).values
     mad = (rel - med[:, None]).abs().nanmedian(dim=1).values

@@ -1982,13 +1982,19 @@ def erode(v: np.ndarray, r: int) -> np.ndarray:
 
 
 def contour_offsets(x: np.ndarray, band_ring: np.ndarray, band_ref: np.ndarray, *, block: int,
-                    min_px: int = 16, pool_ref: bool = False) -> dict[str, float]:
+                    min_px: int = 16, pool_ref: bool = False,
+                    outside: tuple[np.ndarray, np.ndarray] | None = None,
+                    min_contrast: float = 0.1) -> dict[str, float]:
     """Per ``block``-px block, the relative offset of the mean of ``x`` over ``band_ring`` against its mean
-    over ``band_ref`` (``pool_ref``: over the block's 3×3-block neighbourhood); the lower median over blocks,
-    its robust t and the share of blocks of its sign."""
+    over ``band_ref`` (``pool_ref``: over the block's 3×3-block neighbourhood), less the blur across the
+    contour: with the ``outside`` bands (ring, ref; both with ``min_px`` pixels in the block), the median over
+    the blocks whose wall–outside contrast is ≥ ``min_contrast`` of the wall's level of the share of that
+    contrast the outside ring moved towards the wall (clipped to [0, 0.5]), times each block's contrast,
+    is added where the block's offset goes towards the outside's level; the lower median over blocks, its
+    robust t and the share of blocks of its sign."""
     h, w = x.shape
     nr, nc = h // block, w // block
-    rels = []
+    blocks = []
     for i in range(nr):
         for j in range(nc):
             sl = np.s_[i * block:(i + 1) * block, j * block:(j + 1) * block]
@@ -1999,10 +2005,20 @@ def contour_offsets(x: np.ndarray, band_ring: np.ndarray, band_ref: np.ndarray, 
             if c_r >= min_px and c_f >= min_px:
                 m_r = (x[sl] * band_ring[sl]).sum() / c_r
                 m_f = (x[sf] * band_ref[sf]).sum() / c_f
-                rels.append((m_r - m_f) / max(abs(m_f), 0.02))
-    if len(rels) < 4:
+                contrast = shift = math.nan
+                if outside is not None:
+                    c_o, c_of = outside[0][sl].sum(), outside[1][sl].sum()
+                    if c_o >= min_px and c_of >= min_px:
+                        m_of = (x[sl] * outside[1][sl]).sum() / c_of
+                        contrast, shift = m_f - m_of, (x[sl] * outside[0][sl]).sum() / c_o - m_of
+                blocks.append((m_r - m_f, m_f, contrast, shift))
+    if len(blocks) < 4:
         return dict.fromkeys(("mask_seam_score", "mask_seam_t", "mask_seam_agree", "_median"), math.nan)
-    rel = np.asarray(rels)
+    shares = [s / c for _, m_f, c, s in blocks
+              if math.isfinite(c) and abs(c) >= min_contrast * max(abs(m_f), 0.02)]
+    share = min(max(lower_median(np.asarray(shares)), 0.0), 0.5) if shares else 0.0
+    rel = np.asarray([(d + (share * c if math.isfinite(c) and d * c < 0 else 0.0)) / max(abs(m_f), 0.02)
+                      for d, m_f, c, _ in blocks])
     med = lower_median(rel)
     mad = lower_median(np.abs(rel - med))
     return {"mask_seam_score": abs(med), "mask_seam_t": abs(med) / (1.4826 * mad + 0.01),
@@ -2015,17 +2031,21 @@ def mask_seam(x: np.ndarray, v: np.ndarray, period_px: float, *, skip: int = 1, 
     px inside, block by block; on a periodic wall with a multiple ``m·P`` (m = 1–4) of its period in
     ``gap+ref``–28 px (the one of least rounding error + 0.1·m), against the contour band that (rounded)
     depth deeper, averaged over each block's 3×3-block neighbourhood, unless that confirms the first offset
-    (same sign, at least half of it)."""
+    (same sign, at least half of it); each block's offset less the blur across the contour, read on the same
+    bands outside it."""
     band_ring = erode(v, skip) * (1.0 - erode(v, ring))
+    o = 1.0 - v  # the same bands outside the contour (the blur across it)
+    outside = (erode(o, skip) * (1.0 - erode(o, ring)), erode(o, gap) * (1.0 - erode(o, gap + ref)))
     cands = [(abs(m * period_px - round(m * period_px)) + 0.1 * m, round(m * period_px))
              for m in range(1, 5) if math.isfinite(period_px) and period_px > 0
              and gap + ref <= m * period_px <= max_shift_px]
-    plain = contour_offsets(x, band_ring, erode(v, gap) * (1.0 - erode(v, gap + ref)), block=block)
+    plain = contour_offsets(x, band_ring, erode(v, gap) * (1.0 - erode(v, gap + ref)), block=block,
+                            outside=outside)
     mp = plain.pop("_median")
     if cands:
         d = min(cands)[1]
         deeper = (erode(v, skip + d) > 0.5) * (1.0 - (erode(v, ring + d) > 0.5))
-        shifted = contour_offsets(x, band_ring, deeper, block=block, pool_ref=True)
+        shifted = contour_offsets(x, band_ring, deeper, block=block, pool_ref=True, outside=outside)
         ms = shifted.pop("_median")
         if not (mp * ms > 0 and abs(ms) >= 0.5 * abs(mp)):  # the deeper band does not confirm the offset
             return shifted
