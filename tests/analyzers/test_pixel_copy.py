@@ -96,6 +96,7 @@ def _boxes_of(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_copied_grain_finds_misplaced_boxes_inside_an_edit_and_no_box_on_clean_edits():
     """The copy step alone on generated edited pairs (``trackdiag.testing.pairs``, seed 9520, never used to
     set a level): misplaced boxes found with IoU >= 0.5 and clean edits with a copy box. Measured here:
@@ -104,7 +105,7 @@ def test_copied_grain_finds_misplaced_boxes_inside_an_edit_and_no_box_on_clean_e
     copy."""
     rng = np.random.default_rng(9520)
     found = n = false = clean_boxes = 0
-    for _ in range(12):
+    for _ in range(10):
         for box in ("misplaced", None):
             p = make_pair(rng, edited=True, box=box)
             out = torch.from_numpy(np.ascontiguousarray(p.out)).permute(2, 0, 1)[None].float()
@@ -120,4 +121,6 @@ def test_copied_grain_finds_misplaced_boxes_inside_an_edit_and_no_box_on_clean_e
             n += 1
             found += any(v >= 0.5 for v in ious)
             false += any(v < 0.5 for v in ious)
+    print("copy step, seed 9520: found, n, pairs with a stray box, clean edits with a box:", found, n, false,
+          clean_boxes)
     assert found >= 0.6 * n and clean_boxes <= 1, (found, n, false, clean_boxes)

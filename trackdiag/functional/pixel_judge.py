@@ -18,7 +18,10 @@
   (:mod:`~trackdiag.functional.pixel_phase`: offsets and misplaced patches), the score is
   ``peak_edited × departure / phase_deg``; a component departing by ``phase_weak_deg``–``phase_deg`` counts
   too where the edge image breaks its lattice translates ``phase_support`` × as much as the wall on average
-  (:mod:`~trackdiag.functional.pixel_translate`);
+  (:mod:`~trackdiag.functional.pixel_translate`); with ``copy_level`` > 0, a region whose grain repeats
+  another part of the wall (:func:`~trackdiag.functional.pixel_copy.copy_boxes`: a misplaced patch, even
+  one in phase with its new place; of the copy and its source, the one departing more in phase) scores
+  ``peak_edited`` too;
 * unedited: the anomaly score is the change against the change the local texture explains
   (:func:`~trackdiag.functional.pixel_change.relative_change`), thresholded at ``score_unedited`` with the
   gaps closed; a component counts when its peak reaches ``peak_unedited`` (``peak``) and its box is shrunk
