@@ -99,7 +99,7 @@ def _defaults() -> dict[str, Any]:
     kw = judge_against_input.__kwdefaults__ or {}
     return {k: kw[k] for k in ("phase_deg", "phase_min_area", "phase_coherent", "phase_edge_floor",
                                "phase_weak_deg", "phase_support", "band_level_edited", "band_kappa",
-                               "band_chroma_level", "band_chroma_z")}
+                               "band_chroma_level", "band_chroma_z", "copy_level")}
 
 
 def score_boxes(p: Pair, d: dict[str, Any]) -> list[tuple[int, int, int, int]]:
@@ -107,7 +107,8 @@ def score_boxes(p: Pair, d: dict[str, Any]) -> list[tuple[int, int, int, int]]:
     score = _phase_score(own, mask, phase_deg=d["phase_deg"], min_area=d["phase_min_area"], floor=1.0,
                          peak=1.0, coherent=d["phase_coherent"], edge_floor=d["phase_edge_floor"],
                          weak_deg=d["phase_weak_deg"], support=d["phase_support"],
-                         vectors=lattice_vectors(own, region), support_region=region)
+                         vectors=lattice_vectors(own, region), support_region=region,
+                         copy_level=d["copy_level"])
     keep = (score[0] > 0).numpy()
     lab, _ = ndimage.label(keep, structure=np.ones((3, 3)))
     return [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(lab) if s]
@@ -246,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--step", choices=("boxes", "translate", "bands", "probe"), required=True)
     ap.add_argument("--no-support", action="store_true", help="boxes: the strong phase boxes alone")
+    ap.add_argument("--no-copy", action="store_true", help="boxes: without the copied-grain boxes")
     ap.add_argument("--band-level", type=float, default=None, help="bands: override the band level")
     ap.add_argument("--chroma-level", type=float, default=None, help="bands: chroma band level (0: off)")
     ap.add_argument("--hot", type=float, default=3.0, help="z level of the translate step")
@@ -261,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         d["band_chroma_level"] = args.chroma_level
     if args.no_support:
         d["phase_weak_deg"] = 0.0
+    if args.no_copy:
+        d["copy_level"] = 0.0
     if args.step == "probe":
         print(json.dumps(probe(args.seeds, args.n, args.cache)))
         return 0

@@ -214,26 +214,13 @@ def test_offset_and_misplaced_boxes_inside_an_edit_by_lattice_phase(edit_boxes):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-@pytest.mark.xfail(reason="issue 18 item 5 only partly reached: offset and misplaced boxes inside a "
-                          "re-textured wall are found by the lattice phase (and weak phase boxes with "
-                          "lattice-translate support), but below the 90 % target for misplaced patches "
-                          "(seed 7705: offset 9/10, misplaced 8/10; seed 7704: 3/4, 4/4). Box step alone on "
-                          "more pairs (benchmarks/eval_pixel_edit.py): calibration seeds 201-204 offset "
-                          "40/48, misplaced 27/48 (24/48 before the weak boxes); fresh seeds 9311 9/12, "
-                          "5/12; 9401 11/12, 7/12; 9402 10/12, 9/12. A patch copied from elsewhere "
-                          "(flipped) has a uniform phase offset at the fundamental, and those within the "
-                          "wall's own irregularity (20-30° over the box) are not seen; the edge image's "
-                          "lattice-translate residual breaks as much at a clean wall's own head joints (as a "
-                          "box finder: clean walls with a box 26/48, boxes found <= 3/48); offsets whose "
-                          "wrapped strip falls back in phase are found displaced by the roll's width (IoU "
-                          "0.42-0.49). Fresh seeds 9500-9501: offset 21/24, misplaced 16/24. What a flipped "
-                          "copy leaves at its border was measured (eval_pixel_edit.py --step probe, seeds "
-                          "201-204): a mirror-sensitive harmonic phase (the walls' mortar profile is "
-                          "symmetric), mortar with no lattice partner, a straight cut across the border: "
-                          "misplaced boxes above the same seed's clean walls 0/48, 2/48, 0/48 "
-                          "(docs/pixel.md)",
-                   strict=True)
 def test_offset_and_misplaced_boxes_inside_an_edit(edit_boxes):
+    """Issue 18 item 5 on this cohort (seed 7705): offset and misplaced boxes >= 90 %. A strict expected
+    failure until the ninth sitting (offset 9/10, misplaced 8/10: copies in phase with their new place were
+    not seen); with the copied grain (:mod:`trackdiag.functional.pixel_copy`) it passes (>= 9/10 each).
+    The cohort is small: on more pairs (``benchmarks/eval_pixel_edit.py --step boxes``) misplaced boxes are
+    36/48 on the calibration seeds 201-204 (27/48 before), 10/12 on seed 9311 (5/12), 9/12 on seed 9506
+    (8/12), offsets unchanged (40/48, 9/12, 11/12), so the general rate is below 90 % (docs/pixel.md)."""
     t = edit_boxes
     assert t["offset"][0] >= 0.9 * t["offset"][1], t
     assert t["misplaced"][0] >= 0.9 * t["misplaced"][1], t

@@ -18,7 +18,10 @@
   (:mod:`~trackdiag.functional.pixel_phase`: offsets and misplaced patches), the score is
   ``peak_edited × departure / phase_deg``; a component departing by ``phase_weak_deg``–``phase_deg`` counts
   too where the edge image breaks its lattice translates ``phase_support`` × as much as the wall on average
-  (:mod:`~trackdiag.functional.pixel_translate`);
+  (:mod:`~trackdiag.functional.pixel_translate`); with ``copy_level`` > 0, a region whose grain repeats
+  another part of the wall (:func:`~trackdiag.functional.pixel_copy.copy_boxes`: a misplaced patch, even
+  one in phase with its new place; of the copy and its source, the one departing more in phase) scores
+  ``peak_edited`` too;
 * unedited: the anomaly score is the change against the change the local texture explains
   (:func:`~trackdiag.functional.pixel_change.relative_change`), thresholded at ``score_unedited`` with the
   gaps closed; a component counts when its peak reaches ``peak_unedited`` (``peak``) and its box is shrunk
@@ -42,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from .pixel_change import close_hot, relative_change
+from .pixel_copy import copy_boxes
 from .pixel_edit import band_level, chroma_plane, drop_echoes, matched_lattice_residuals, sharpness_deficit
 from .pixel_edit import chroma_level as chroma_level_of
 from .pixel_leak import leak_measure, photometric_residual, register_shift
@@ -59,8 +63,8 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
                         phase_deg: float = 52.0, phase_min_area: int = 250, band_kappa: float = 0.15,
                         phase_coherent: float = 6.0, phase_edge_floor: float = 30.0,
                         phase_weak_deg: float = 40.0, phase_support: float = 1.5,
-                        band_chroma_level: float = 0.0, band_chroma_z: float = 6.0
-                        ) -> dict[str, torch.Tensor]:
+                        band_chroma_level: float = 0.0, band_chroma_z: float = 6.0,
+                        copy_level: float = 0.25) -> dict[str, torch.Tensor]:
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
     ``threshold`` (``(B,)``), ``peak`` (``(B,)``, the level a component's peak must reach),
     ``box_margin`` (``(B,)``, px to shrink each box by, negative: grow), ``edited`` (``(B,)`` 0/1),
@@ -106,7 +110,7 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
             own[edited], m[edited], phase_deg=phase_deg, min_area=phase_min_area, floor=score_edited,
             peak=peak_edited, coherent=phase_coherent, edge_floor=phase_edge_floor, weak_deg=phase_weak_deg,
             support=phase_support, vectors=vectors[edited.cpu()].to(own.device),
-            support_region=region[edited]))
+            support_region=region[edited], copy_level=copy_level))
     out["score"] = torch.where(edited[:, None, None], score, rel)
     out["threshold"] = torch.where(edited, score_edited, thr_u)
     out["peak"] = torch.where(edited, peak_edited, peak_unedited)
@@ -147,8 +151,8 @@ def edited_band_level(pred: torch.Tensor, region: torch.Tensor, vectors: torch.T
 
 def _phase_score(own: torch.Tensor, region: torch.Tensor, *, phase_deg: float, min_area: int, floor: float,
                  peak: float, coherent: float, edge_floor: float, weak_deg: float = 0.0, support: float = 0.0,
-                 vectors: Optional[torch.Tensor] = None, support_region: Optional[torch.Tensor] = None
-                 ) -> torch.Tensor:
+                 vectors: Optional[torch.Tensor] = None, support_region: Optional[torch.Tensor] = None,
+                 copy_level: float = 0.0) -> torch.Tensor:
     """``B×H×W``: the edited score of the phase-departure boxes
     (:func:`~trackdiag.functional.pixel_phase.departure_boxes` above ``phase_deg``), ``peak × departure /
     phase_deg`` and at least just above ``floor`` on them, 0 elsewhere. The departure is that of the mean
@@ -171,6 +175,12 @@ def _phase_score(own: torch.Tensor, region: torch.Tensor, *, phase_deg: float, m
             z = translate_residual_z(own, reg, vectors)
             keep = keep | (weak & (translate_support(z, reg, weak) >= support))
     val = torch.clamp_min(peak * dep / phase_deg, floor * 1.0001 + 1e-6)
+    if copy_level > 0:  # misplaced patches whose grain repeats elsewhere on the wall (phase or not)
+        reg = region if support_region is None else support_region
+        copies = copy_boxes(own, reg, dep, level=copy_level, min_area=min_area)
+        copies &= region
+        val = torch.where(copies, torch.clamp_min(val, peak), val)
+        keep = keep | copies
     return torch.where(keep, val, torch.zeros_like(dep))
 
 

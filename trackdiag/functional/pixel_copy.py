@@ -1,0 +1,196 @@
+"""Misplaced patches inside an intended edit: regions that repeat another part of the same wall.
+
+A *misplaced* patch is a piece of the wall copied elsewhere (here flipped: turned by 180° or mirrored
+top-down). Where its lattice phase happens to match its new place, the lattice phase
+(:mod:`trackdiag.functional.pixel_phase`) cannot see it: the mortar lines run on across its border. What a
+copy keeps that no clean wall has is its **fine grain**: the photo's grain and sensor noise are unique to each
+place of a wall, while a copy repeats them. The wall's lattice repeats its bricks, never its grain, so a
+lattice translate (or a mirrored brick) matches the coarse texture but not the grain. Steps (``signal``:
+``B×H×W`` luminance of the output, ``region``: ``B×H×W`` bool, the wall):
+
+1. the grain: ``e = signal − its 3×3 mean`` inside the region (eroded by 1 px);
+2. candidates: for each transform ``T`` (identity, flip top-down, flip left-right, turn by 180°), the
+   whitened (phase) cross-correlation of the faces' grain (``e`` where the Sobel magnitude is below its
+   median: the lattice's edges repeat at every lattice translate) with its ``T`` image over all
+   displacements ``d``; its ``count`` highest peaks (for the identity, ``|d| > exclude`` px) are the
+   displacements where much grain agrees;
+3. :func:`copy_ratio`: per pixel, the mean over ``window`` px of ``(e(p) − T(e)(p + d))²`` over the
+   smallest such mean against the pixel's own neighbours 2 px away (4 directions): a copy reads ≈ 0, any
+   other place ≥ 1. The neighbour baseline keeps one-dimensional structures (a straight mortar line, which
+   a flip along it maps onto itself) at ≈ 1, where the grain is what differs;
+4. :func:`copy_pairs`: pixels below ``level`` as 8-connected components of ≥ ``min_area`` px, each with its
+   *partner* (where ``T`` and ``d`` send it): the copy and its source (a component that its partner
+   overlaps by more than half is a strip a flip maps onto itself, dropped);
+5. :func:`copy_boxes`: of each pair, the member whose lattice phase departs more on average (the source
+   is the wall itself, in phase by definition), grown by ``grow`` px (the window's reach).
+
+What it cannot see: an offset (the content moved inside its own box leaves no second copy), a copy so
+processed afterwards (resampled, strongly compressed) that its grain no longer repeats.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .pixel_edit import _box_mean, _shift
+from .pixel_translate import edge_magnitude
+
+__all__ = ["TRANSFORMS", "grain", "copy_candidates", "copy_ratio", "copy_pairs", "copy_boxes"]
+
+TRANSFORMS = ("identity", "flip_y", "flip_x", "rot180")
+
+
+def _apply(x: torch.Tensor, name: str) -> torch.Tensor:
+    """``x`` (``...×H×W``) under a transform of :data:`TRANSFORMS`."""
+    if name == "flip_y":
+        return x.flip(-2)
+    if name == "flip_x":
+        return x.flip(-1)
+    if name == "rot180":
+        return x.flip(-2).flip(-1)
+    return x
+
+
+def grain(signal: torch.Tensor, region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(``e``, ``inner``): ``signal`` (``B×H×W``) less its 3×3 mean (replicate padding), 0 outside ``inner``,
+    the region (``B×H×W`` bool) eroded by 1 px."""
+    x = signal.float()[:, None]
+    e = (x - F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1))[:, 0]
+    inner = -F.max_pool2d(-F.pad(region.float()[:, None], (1, 1, 1, 1), value=0.0), 3, stride=1)[:, 0] > 0.5
+    return torch.where(inner, e, torch.zeros_like(e)), inner
+
+
+def copy_candidates(e: torch.Tensor, *, count: int = 8, exclude: int = 8) -> list[list[tuple[str, int, int]]]:
+    """Per sample, ``(transform, dy, dx)`` of the ``count`` highest peaks per transform of the whitened
+    cross-correlation ``c(d) = Σ_p e(p) · T(e)(p + d)`` (``e``: ``B×H×W``, zero-padded to ``2H×2W``; for
+    the identity, displacements within ``exclude`` px of 0 are left out: every image matches itself)."""
+    b, h, w = e.shape
+    spec = torch.fft.rfft2(e.double(), s=(2 * h, 2 * w))
+    out: list[list[tuple[str, int, int]]] = [[] for _ in range(b)]
+    for name in TRANSFORMS:
+        cross = spec.conj() * torch.fft.rfft2(_apply(e, name).double(), s=(2 * h, 2 * w))
+        c = torch.fft.irfft2(cross / cross.abs().clamp_min(1e-12), s=(2 * h, 2 * w))
+        if name == "identity":
+            r = exclude + 1
+            c[:, :r, :r] = c[:, :r, -r:] = c[:, -r:, :r] = c[:, -r:, -r:] = float("-inf")
+        idx = c.reshape(b, -1).topk(count, dim=1).indices
+        for i in range(b):
+            for flat in idx[i].tolist():
+                dy, dx = divmod(int(flat), 2 * w)
+                out[i].append((name, dy - 2 * h if dy >= h else dy, dx - 2 * w if dx >= w else dx))
+    return out
+
+
+def _faces(signal: torch.Tensor, e: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+    """``e`` (``B×H×W``) where the output's Sobel magnitude is below its median over ``inner`` (the brick
+    faces), 0 elsewhere: the lattice's edges repeat at every lattice translate and would fill the
+    correlation's highest peaks on a regular wall; the faces' grain repeats only where it was copied."""
+    edges = edge_magnitude(signal)
+    out = torch.zeros_like(e)
+    for i in range(e.shape[0]):
+        if bool(inner[i].any()):
+            out[i] = torch.where(inner[i] & (edges[i] < edges[i][inner[i]].median()), e[i], out[i])
+    return out
+
+
+def _self_residual(e: torch.Tensor, inner: torch.Tensor, window: int) -> torch.Tensor:
+    """``B×H×W``: the smallest mean over ``window`` px of ``(e(p) − e(p + s))²`` for ``s`` 2 px away
+    (4 directions; ``inf`` where under half of the window has both ends inside)."""
+    x, m = e[:, None], inner.float()[:, None]
+    best = torch.full_like(x, float("inf"))
+    for sy, sx in ((0, 2), (2, 0), (2, 2), (2, -2)):
+        mv = _shift(m, sy, sx, 0.0) * m
+        num, cov = _box_mean((x - _shift(x, sy, sx, 0.0)) ** 2 * mv, window), _box_mean(mv, window)
+        best = torch.minimum(best, torch.where(cov > 0.5, num / cov.clamp_min(1e-6), best))
+    return best[:, 0]
+
+
+def copy_ratio(e: torch.Tensor, inner: torch.Tensor, base: torch.Tensor, name: str, dy: int, dx: int, *,
+               window: int = 9, floor: float = 0.02) -> torch.Tensor:
+    """``H×W``: mean over ``window`` px of ``(e(p) − T(e)(p + d))²`` over ``base`` (the pixel's own
+    neighbour residual, :func:`_self_residual`); 1 where under half of the window has both ends inside or
+    where the grain is below ``floor`` × twice the wall's median local grain energy (a clipped, flat
+    patch matches any other). ``e``, ``inner``, ``base``: ``H×W``."""
+    x, m = e[None, None], inner.float()[None, None]
+    tx, tm = _shift(_apply(x, name), dy, dx, 0.0), _shift(_apply(m, name), dy, dx, 0.0) * m
+    num, cov = _box_mean((x - tx) ** 2 * tm, window), _box_mean(tm, window)
+    energy = _box_mean((x ** 2 + tx ** 2) * tm, window)
+    level = 2.0 * _box_mean(x ** 2, window)[m > 0.5].median() if bool((m > 0.5).any()) else x.new_tensor(0.0)
+    ok = (cov > 0.5) & (energy > floor * level) & torch.isfinite(base[None, None])
+    ratio = num / cov.clamp_min(1e-6) / base[None, None].clamp_min(1e-12)
+    return torch.where(ok, ratio, torch.ones_like(ratio))[0, 0]
+
+
+def _partner(comp: torch.Tensor, name: str, dy: int, dx: int) -> torch.Tensor:
+    """``H×W`` bool: where ``p ↦ T⁻¹(p + d)`` sends the pixels of ``comp`` (``H×W`` bool)."""
+    h, w = comp.shape
+    ys, xs = torch.nonzero(comp, as_tuple=True)
+    qy, qx = ys + dy, xs + dx
+    if name in ("flip_y", "rot180"):
+        qy = h - 1 - qy
+    if name in ("flip_x", "rot180"):
+        qx = w - 1 - qx
+    ok = (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
+    out = torch.zeros_like(comp)
+    out[qy[ok], qx[ok]] = True
+    return out
+
+
+def copy_pairs(signal: torch.Tensor, region: torch.Tensor, *, count: int = 8, window: int = 9,
+               level: float = 0.25, min_area: int = 250, exclude: int = 8
+               ) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Per sample, the pairs ``(component, partner)`` (``H×W`` bool each) of regions of at least
+    ``min_area`` px whose grain repeats elsewhere in the region (:func:`copy_ratio` below ``level`` at one
+    of the :func:`copy_candidates`), one pair per relation (a pair sharing most of a member with one
+    already found is dropped). ``signal``: ``B×H×W``; ``region``: ``B×H×W`` bool."""
+    import numpy as np
+    from scipy import ndimage
+
+    e, inner = grain(signal, region)
+    base = _self_residual(e, inner, window)
+    cands = copy_candidates(_faces(signal, e, inner), count=count, exclude=exclude)
+    out: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
+    for i in range(e.shape[0]):
+        found: list[tuple[torch.Tensor, torch.Tensor]] = []
+        if int(inner[i].sum()) < 4 * min_area:
+            out.append(found)
+            continue
+        for name, dy, dx in cands[i]:
+            hot = (copy_ratio(e[i], inner[i], base[i], name, dy, dx, window=window) < level).cpu().numpy()
+            labels, n = ndimage.label(hot, structure=np.ones((3, 3)))
+            for j in range(1, n + 1):
+                comp_np = labels == j
+                if int(comp_np.sum()) < min_area:
+                    continue
+                comp = torch.from_numpy(comp_np).to(signal.device)
+                if any(int((comp & (a | b)).sum()) > 0.5 * int(comp.sum()) for a, b in found):
+                    continue
+                partner = _partner(comp, name, dy, dx)
+                if int((partner & comp).sum()) > 0.5 * int(comp.sum()):
+                    continue  # a strip the flip maps onto itself (its axis), no copy
+                found.append((comp, partner))
+        out.append(found)
+    return out
+
+
+def copy_boxes(signal: torch.Tensor, region: torch.Tensor, departure: torch.Tensor, *, grow: int = 2,
+               count: int = 8, window: int = 9, level: float = 0.25, min_area: int = 250) -> torch.Tensor:
+    """``B×H×W`` bool: of each pair of :func:`copy_pairs`, the member judged the copy, its component grown by
+    ``grow`` px. The copy is the member whose lattice phase departs more on average (``departure``:
+    ``B×H×W`` degrees, :func:`~trackdiag.functional.pixel_phase.phase_departure`, NaN read as 0): its source
+    is the wall itself, in phase by definition, while a copy carries the phase of another place (even where
+    that departure is within the wall's own irregularity). Not restricted to ``region`` (the caller
+    intersects it with the wall: a region less its clipped pixels would cut a box into pieces)."""
+    out = torch.zeros_like(region)
+    dep = torch.nan_to_num(departure.float(), nan=0.0)
+    pairs = copy_pairs(signal, region, count=count, window=window, level=level, min_area=min_area)
+    for i, found in enumerate(pairs):
+        for a, b in found:
+            if bool(b.any()) and float(dep[i][b].mean()) > float(dep[i][a].mean()):
+                a, b = b, a
+            out[i] |= a
+    if grow > 0:
+        k = 2 * grow + 1
+        out = F.max_pool2d(out.float()[:, None], k, stride=1, padding=grow)[:, 0] > 0.5
+    return out
