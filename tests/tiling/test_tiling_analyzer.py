@@ -65,7 +65,7 @@ def test_compute_never_synchronises_with_the_device(batch, monkeypatch):
     analyzer = TilingAnalyzer()
     # functional.order sorts CPU tensors through numpy views (zero-copy: no device to wait for); a CUDA batch
     # takes its torch path, which is the one checked here
-    monkeypatch.setattr(order, "_numpy_ok", lambda _t: False)
+    monkeypatch.setattr(order, "host_ok", lambda _t: False)
     for name in ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__"):
         monkeypatch.setattr(torch.Tensor, name, boom)
     out = analyzer.compute(StepInputs(step=0, pred=batch, mask=mask, ref=ref))

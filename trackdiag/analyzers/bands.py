@@ -22,8 +22,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from ..functional import order
 from ..functional.doubling import (
-    _host_ok,
     doubling_map,
     lattice_shift_vectors,
     pair_doubling_map,
@@ -63,6 +63,7 @@ __all__ = [
     "pair_doubling_keys",
     "period_trend",
     "region_key_names",
+    "region_keys",
     "scale_trend",
     "strip_band_keys",
 ]
@@ -444,7 +445,7 @@ def region_key_names(prefix: str) -> tuple[str, ...]:
     return (*(f"{prefix}_{k}" for k in _EXTENT_KEYS), f"{prefix}_plain_corr")
 
 
-def _region_keys(prefix: str, ext: dict[str, torch.Tensor], plain_corr: torch.Tensor
+def region_keys(prefix: str, ext: dict[str, torch.Tensor], plain_corr: torch.Tensor
                  ) -> dict[str, torch.Tensor]:
     """``<prefix>_excess_max``, ``_area_frac``, ``_row_level``, ``_col_level``, ``_row_even``,
     ``_col_even``, ``_row_end``, ``_col_end`` from a :func:`~trackdiag.functional.doubling.region_extent`
@@ -475,7 +476,7 @@ def doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, trend_x: torch.Tensor
     win, stride, ds = local_geometry(h, w, window_frac=window_frac, overlap=overlap, max_fft_px=max_fft_px,
                                      max_downsample=max_downsample)
     dm = doubling_map(x, valid, window_px=win, stride_px=stride, ds=ds, trend_x=trend_x, trend_y=trend_y)
-    return _region_keys("doubling", region_extent(dm.margin, excess=excess), dm.plain_corr)
+    return region_keys("doubling", region_extent(dm.margin, excess=excess), dm.plain_corr)
 
 
 def _central_grads(x: torch.Tensor, vf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -559,7 +560,7 @@ def _directional(edges: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Te
     # N×V×H×W, the same operations in place (one temporary instead of four)
     along = (uy * gy[:, None]).add_(ux * gx[:, None]).abs_().mul_(vf[:, None])
     one_d = ~torch.isfinite(t2).all(dim=1) & torch.isfinite(t1).all(dim=1)
-    if _host_ok(along) and not bool(one_d.any()):
+    if order.host_ok(along) and not bool(one_d.any()):
         return along
     return torch.where(one_d[:, None, None, None], comb[:, None], along)
 
@@ -595,9 +596,9 @@ def pair_doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, t1: torch.Tensor
     # takes is not computed: torch.where with a constant condition returns the other operand exactly)
     edges = _edges(x, valid, t1, t2, length=length)
     nv = vectors.shape[1]
-    if _host_ok(x) and not bool(flat.any()):
+    if order.host_ok(x) and not bool(flat.any()):
         e = edges[0][:, None].expand(-1, nv, -1, -1)
-    elif _host_ok(x) and bool(flat.all()):
+    elif order.host_ok(x) and bool(flat.all()):
         e = _directional(edges, t1, t2, vectors)
     else:
         e = torch.where(flat[:, None, None, None], _directional(edges, t1, t2, vectors),
@@ -610,7 +611,7 @@ def pair_doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, t1: torch.Tensor
     if pm.hypotheses is not None:
         new = hypotheses_extent(pm.hypotheses, excess=excess)
         ext = {k: torch.where(flat, new[k], ext[k]) for k in ext}
-    return _region_keys("pair", ext, pm.plain_corr)
+    return region_keys("pair", ext, pm.plain_corr)
 
 
 def hypotheses_extent(hyp: torch.Tensor, *, excess: float) -> dict[str, torch.Tensor]:

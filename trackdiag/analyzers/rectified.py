@@ -21,7 +21,7 @@ import torch
 from ..functional.doubling import doubling_map, lattice_shift_vectors, pair_doubling_map, region_extent
 from ..functional.rectify import map_to_image_grid, rectify
 from ..functional.rows import on_rows
-from .bands import _region_keys, edge_image, local_geometry, region_key_names
+from .bands import edge_image, local_geometry, region_key_names, region_keys
 
 __all__ = ["best_rectified_region_keys", "rectified_region_keys"]
 
@@ -44,12 +44,12 @@ def rectified_region_keys(x: torch.Tensor, valid: torch.Tensor, g: torch.Tensor,
     def back(m: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor) -> torch.Tensor:
         return map_to_image_grid(m, cy, cx, g, height=h, width=w)
 
-    out = _region_keys("doubling", region_extent(back(dm.margin, dm.center_y, dm.center_x),
+    out = region_keys("doubling", region_extent(back(dm.margin, dm.center_y, dm.center_x),
                                                  excess=doubling_excess), dm.plain_corr)
     er = edge_image(xr, vr, t1, t2, length=max(3, win // 4))
     pm = pair_doubling_map(er, vr, lattice_shift_vectors(t1, t2), window_px=win // 2, stride_px=stride // 2,
                            ds=ds)
-    out.update(_region_keys("pair", region_extent(back(pm.margin, pm.center_y, pm.center_x),
+    out.update(region_keys("pair", region_extent(back(pm.margin, pm.center_y, pm.center_x),
                                                   excess=pair_excess), pm.plain_corr))
     return out
 

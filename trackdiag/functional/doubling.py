@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import order
 from .order import masked_median
 from .rows import on_rows
 from .spectral import abs2, box_downsample, hann2d
@@ -460,7 +461,7 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     fin_v = torch.isfinite(vecs).all(2)  # N×V
     # images without a perspective trend (scale exactly 1: most fronto-parallel walls) read their pairs
     # as whole-image shifts where the host can read the vectors (the CPU)
-    host = _host_ok(x0)
+    host = order.host_ok(x0)
     flat_scale = (tx == 0) & (ty == 0)
     # the wall's level read below the 40th percentile where its margins are stationary: on a wall seen at
     # an angle the expected scale is a fitted trend whose residue ramps across the frame, and a level read
@@ -558,14 +559,6 @@ def _window_means(t: torch.Tensor, k: int, st: int) -> torch.Tensor:
     window cell, several times faster than ``avg_pool2d`` on the CPU and than 0/1 band-matrix products)."""
     rows = t.unfold(-2, k, st).sum(-1)  # ...×gh×w: each window's rows (k terms each, no band products)
     return rows.unfold(-1, k, st).sum(-1) / float(k * k)
-
-
-def _host_ok(t: torch.Tensor) -> bool:
-    """Whether values of ``t`` may be read on the host without a device synchronisation (the CPU; the
-    same switch as :mod:`.order`'s numpy paths)."""
-    from . import order
-
-    return order._numpy_ok(t)
 
 
 def _shift_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:

@@ -25,19 +25,22 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-__all__ = ["kth_smallest", "masked_median", "nanmedian", "range_max", "rank_range_sum", "running_max",
-           "running_min", "sorted_values"]
+__all__ = ["host_ok", "kth_smallest", "masked_median", "nanmedian", "range_max", "rank_range_sum",
+           "running_max", "running_min", "sorted_values"]
 
 _NUMPY_DTYPES = (torch.float32, torch.float64)
 
 
-def _numpy_ok(t: torch.Tensor) -> bool:
+def host_ok(t: torch.Tensor) -> bool:
+    """Whether ``t``'s values may be read on the host (numpy) without a device synchronisation or a lost
+    gradient: a float32/float64 CPU tensor that does not require grad. The switch of this module's numpy
+    paths and of every other host-side shortcut (:mod:`.doubling`, :mod:`..analyzers.bands`)."""
     return t.device.type == "cpu" and t.dtype in _NUMPY_DTYPES and not t.requires_grad
 
 
 def sorted_values(t: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """``t.sort(dim=dim).values`` (ascending; NaN last, as torch sorts them)."""
-    if not _numpy_ok(t):
+    if not host_ok(t):
         return t.sort(dim=dim).values
     return torch.from_numpy(np.sort(t.numpy(), axis=dim))
 
@@ -47,7 +50,7 @@ def nanmedian(t: torch.Tensor, dim: int) -> torch.Tensor:
     there are none); ``dim`` removed."""
     if 2 <= t.shape[dim] <= _SMALL_SORT and t.is_floating_point():
         return _small_nanmedian(t, dim)
-    if not _numpy_ok(t) or t.shape[dim] == 0:
+    if not host_ok(t) or t.shape[dim] == 0:
         return t.nanmedian(dim=dim).values
     a = np.sort(np.moveaxis(t.numpy(), dim, -1), axis=-1)  # NaN sort last
     cnt = a.shape[-1] - np.isnan(a).sum(axis=-1)
@@ -99,7 +102,7 @@ def rank_range_sum(t: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch
     """Sum of the values of each row of ``t`` (``N×M``) at sorted ranks ``lo ≤ r < hi`` (``lo``, ``hi``:
     ``(N,)`` integers, ``0 ≤ lo``, ``hi ≤ M``; 0 where ``hi ≤ lo``): ``N``. On the CPU one partition per row
     at the two ranks, summed in float64; elsewhere a sort and a prefix sum (no host synchronisation)."""
-    if not _numpy_ok(t):
+    if not host_ok(t):
         srt = t.sort(dim=1).values
         fin = torch.where(torch.isfinite(srt), srt, torch.zeros_like(srt))
         cs = torch.cat([torch.zeros_like(fin[:, :1]), torch.cumsum(fin, dim=1)], dim=1)
@@ -120,7 +123,7 @@ def masked_median(t: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
     broadcast over the trailing axes): the lower median over the rows ``ok`` selects. On the CPU each
     sample's selected rows are partitioned once (their count is the same at every trailing position: no
     sort, no NaN bookkeeping), unless they hold NaN themselves."""
-    if not _numpy_ok(t):
+    if not host_ok(t):
         okb = ok.reshape(*ok.shape, *([1] * (t.dim() - 2)))
         return torch.where(okb, t, float("nan")).nanmedian(dim=1).values
     a, sel = t.numpy(), ok.numpy()
