@@ -7,8 +7,6 @@ read them are :mod:`trackdiag.analyzers.tiling_rules`; the metric docs are
 
 from __future__ import annotations
 
-import math
-
 #: The stable verdict codes of the tiling rules (plus ``grid_s<k>`` for each configured stride ≥ 4).
 VERDICT_CODES: tuple[str, ...] = (
     "nonfinite", "aperiodic", "perspective", "period_doubled", "period_halved", "harmonic_confusion",
@@ -141,17 +139,6 @@ ALIAS_FOLD_RMS = 0.025  # ... unless the frame's folded peaks alone (alias_fold_
 #   included (seventh sitting: generated twins that fired by folded peaks <= 0.022 rms, no generated aliased
 #   wall needs it; real-dev's grain-free stride-then-x2 wallpaper, folded peaks 0.029 rms with 0.011 above
 #   half Nyquist, is that kind)
-ALIAS_LATTICE_REL_TOL = 0.06  # spectral.fine_peak_fracs' rel_tol: a fine peak within 1.5 + 0.06 r bins of a
-#   point of the wall's lattice is the wall's own harmonic (not counted by the alias_* keys)
-ALIAS_BLIND_CELL_PX = 1.0 / (math.sqrt(2.0) * ALIAS_LATTICE_REL_TOL * 0.5)  # 23.6 px: a wall lattice
-#   whose cell (min(lattice_t1_px, lattice_t2_px) x sin of their angle) is at least this has a reciprocal
-#   cell that the tolerance disc at Nyquist (0.06 x 0.5 cycles/px) covers: every fine bin is "on the
-#   lattice" there, the fine keys read ~0 whatever the image holds (a strided fine wallpaper or tile wall
-#   whose fold beats into a 24-71 px moire lattice, ninth sitting); the Nyquist energy is the evidence left
-ALIAS_BLIND_RESIZE_NMSE, ALIAS_BLIND_SHIFT_NMSE = 0.2, 0.25  # on such a "blind" confident lattice,
-#   resize_nmse_downUp and max(shift_nmse_dx1, _dy1) both at or above: aliasing (ninth sitting, generated v8
-#   seeds 21-22, 50 aliased + 75 clean/twins each, and seed 20 all causes x 4: the 45 non-aliased blind walls
-#   read <= 0.201 / <= 0.224 (bricks, a bands_cols wall), the four strided moire walls 0.22-0.31 / 0.28-0.41)
 MOIRE_BOTH, MOIRE_MAX = 0.2, 0.5  # strip_novelty_x and _y both >= 0.2, one >= 0.5: a moiré (aliasing)
 #   (only where periodicity_score < APERIODIC_SCORE since the seventh sitting: seeds 5-6, zones and bands of
 #   confident penny / wallpaper lattices (score 0.84-0.94) read 0.31-0.67 on both axes; aliased walls named by

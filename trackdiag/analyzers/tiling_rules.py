@@ -13,9 +13,6 @@ from typing import Any, Literal
 from ..functional.seams import SIDES
 from ..verdicts import Verdict, register_rules
 from .tiling_limits import (
-    ALIAS_BLIND_CELL_PX,
-    ALIAS_BLIND_RESIZE_NMSE,
-    ALIAS_BLIND_SHIFT_NMSE,
     ALIAS_FINE_MSE,
     ALIAS_FINE_PEAKS,
     ALIAS_FOLD_PEAKS,
@@ -447,16 +444,6 @@ def _scale_z(summary: Mapping[str, Any], keys: tuple[str, str, str, str]) -> tup
         z(e2, re2, 1.0 / reh if _fin(reh) and reh > 0 else float("nan"))
 
 
-def lattice_cell_px(summary: Mapping[str, Any]) -> float:
-    """The wall lattice's cell height: ``min(lattice_t1_px, lattice_t2_px) · |sin(t2 angle − t1 angle)|``
-    (px; ``1 /`` the longest reciprocal basis vector in cycles/px). NaN without a 2-D lattice."""
-    t1, t2 = _f(summary, "lattice_t1_px"), _f(summary, "lattice_t2_px")
-    a1, a2 = _f(summary, "lattice_t1_angle_deg"), _f(summary, "lattice_t2_angle_deg")
-    if not all(_fin(v) for v in (t1, t2, a1, a2)):
-        return float("nan")
-    return min(t1, t2) * abs(math.sin(math.radians(a2 - a1)))
-
-
 def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     """``(aliasing fires, by folded fine peaks, by a moiré)`` (the rule of the ``aliasing`` verdict)."""
     g = lambda k: _f(summary, k)
@@ -495,11 +482,6 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     # 11 or real-dev fires by this branch alone
     nyquist = (_fin(rn) and rn >= ALIAS_RESIZE_NMSE and sn >= ALIAS_SHIFT_NMSE and not own_fine
                and lattice)
-    # a confident coarse lattice blinds the fine keys (its tolerance disc covers its reciprocal cell at
-    # Nyquist: every fine bin is "the wall's own"); a stride's fold that beats into a 24-71 px moiré lattice
-    # then shows only as energy near Nyquist, which such coarse walls otherwise hold little of
-    nyquist = nyquist or (_fin(rn) and rn >= ALIAS_BLIND_RESIZE_NMSE and sn >= ALIAS_BLIND_SHIFT_NMSE
-                          and _fin(score) and lattice and lattice_cell_px(summary) >= ALIAS_BLIND_CELL_PX)
     on = folded or moire or nyquist
     return on, folded, moire
 
