@@ -31,7 +31,7 @@ demo: $(STAMP)
 
 # The whole check: lint, types, then the tests and the docstrings' examples in one pytest run.
 test: $(STAMP) browser lint typecheck
-	@set +e; $(BIN)/python -m pytest -q -p no:cacheprovider -m "not targets" tests trackdiag --doctest-modules; rc=$$?; \
+	@set +e; $(BIN)/python -m pytest -q -p no:cacheprovider -m "not targets" --durations=30 tests trackdiag --doctest-modules; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 
 # The open issues' targets, measured on generated data (expected failures until met; a minute or two).
