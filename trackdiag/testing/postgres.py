@@ -35,6 +35,13 @@ def pg_bin() -> Optional[Path]:
     return Path(found).parent if found else None
 
 
+def _runuser() -> str:
+    """``runuser`` (util-linux; in /usr/sbin, which a minimal PATH such as ``env -i``'s may lack)."""
+    found = shutil.which("runuser") or next(
+        (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if os.access(p, os.X_OK)), None)
+    return found or "runuser"
+
+
 def available() -> Optional[str]:
     """None when a PostgreSQL server and ``psycopg2`` are installed; else the reason in words."""
     if pg_bin() is None:
@@ -71,7 +78,7 @@ class Postgres:
     def _run(self, *args: str) -> None:
         cmd = [str(self.bin / args[0]), *args[1:]]
         if self.as_root:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+            cmd = [_runuser(), "-u", "postgres", "--", *cmd]
         res = subprocess.run(cmd, capture_output=True, text=True, cwd=self.root)
         if res.returncode != 0:
             raise RuntimeError(f"{args[0]} failed ({res.returncode}): {res.stderr[-2000:]}")
