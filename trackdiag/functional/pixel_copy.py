@@ -33,10 +33,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .pixel_edit import _box_mean, _shift
+from .pixel_edit import box_mean, shift_fill
 from .pixel_translate import edge_magnitude
 
-__all__ = ["TRANSFORMS", "grain", "copy_candidates", "copy_ratio", "copy_pairs", "copy_boxes"]
+__all__ = ["TRANSFORMS", "grain", "grain_level", "copy_candidates", "copy_ratio", "copy_pairs", "copy_boxes"]
 
 TRANSFORMS = ("identity", "flip_y", "flip_x", "rot180")
 
@@ -100,23 +100,30 @@ def _self_residual(e: torch.Tensor, inner: torch.Tensor, window: int) -> torch.T
     x, m = e[:, None], inner.float()[:, None]
     best = torch.full_like(x, float("inf"))
     for sy, sx in ((0, 2), (2, 0), (2, 2), (2, -2)):
-        mv = _shift(m, sy, sx, 0.0) * m
-        num, cov = _box_mean((x - _shift(x, sy, sx, 0.0)) ** 2 * mv, window), _box_mean(mv, window)
+        mv = shift_fill(m, sy, sx, 0.0) * m
+        num, cov = box_mean((x - shift_fill(x, sy, sx, 0.0)) ** 2 * mv, window), box_mean(mv, window)
         best = torch.minimum(best, torch.where(cov > 0.5, num / cov.clamp_min(1e-6), best))
     return best[:, 0]
 
 
+def grain_level(e: torch.Tensor, inner: torch.Tensor, *, window: int = 9) -> torch.Tensor:
+    """``()``: twice the wall's median local grain energy (the mean of ``e²`` over ``window`` px, its median
+    over ``inner``; 0 where ``inner`` is empty). ``e``, ``inner``: ``H×W``."""
+    x, m = e[None, None], inner[None, None]
+    return 2.0 * box_mean(x ** 2, window)[m].median() if bool(m.any()) else x.new_tensor(0.0)
+
+
 def copy_ratio(e: torch.Tensor, inner: torch.Tensor, base: torch.Tensor, name: str, dy: int, dx: int, *,
-               window: int = 9, floor: float = 0.02) -> torch.Tensor:
+               window: int = 9, floor: float = 0.02, level: torch.Tensor | None = None) -> torch.Tensor:
     """``H×W``: mean over ``window`` px of ``(e(p) − T(e)(p + d))²`` over ``base`` (the pixel's own
     neighbour residual, :func:`_self_residual`); 1 where under half of the window has both ends inside or
-    where the grain is below ``floor`` × twice the wall's median local grain energy (a clipped, flat
-    patch matches any other). ``e``, ``inner``, ``base``: ``H×W``."""
+    where the grain is below ``floor`` × ``level`` (:func:`grain_level`, computed when not given: a
+    clipped, flat patch matches any other). ``e``, ``inner``, ``base``: ``H×W``."""
     x, m = e[None, None], inner.float()[None, None]
-    tx, tm = _shift(_apply(x, name), dy, dx, 0.0), _shift(_apply(m, name), dy, dx, 0.0) * m
-    num, cov = _box_mean((x - tx) ** 2 * tm, window), _box_mean(tm, window)
-    energy = _box_mean((x ** 2 + tx ** 2) * tm, window)
-    level = 2.0 * _box_mean(x ** 2, window)[m > 0.5].median() if bool((m > 0.5).any()) else x.new_tensor(0.0)
+    tx, tm = shift_fill(_apply(x, name), dy, dx, 0.0), shift_fill(_apply(m, name), dy, dx, 0.0) * m
+    num, cov = box_mean((x - tx) ** 2 * tm, window), box_mean(tm, window)
+    energy = box_mean((x ** 2 + tx ** 2) * tm, window)
+    level = grain_level(e, inner, window=window) if level is None else level
     ok = (cov > 0.5) & (energy > floor * level) & torch.isfinite(base[None, None])
     ratio = num / cov.clamp_min(1e-6) / base[None, None].clamp_min(1e-12)
     return torch.where(ok, ratio, torch.ones_like(ratio))[0, 0]
@@ -156,8 +163,10 @@ def copy_pairs(signal: torch.Tensor, region: torch.Tensor, *, count: int = 8, wi
         if int(inner[i].sum()) < 4 * min_area:
             out.append(found)
             continue
+        energy = grain_level(e[i], inner[i], window=window)  # one per image, not per candidate
         for name, dy, dx in cands[i]:
-            hot = (copy_ratio(e[i], inner[i], base[i], name, dy, dx, window=window) < level).cpu().numpy()
+            hot = (copy_ratio(e[i], inner[i], base[i], name, dy, dx, window=window, level=energy)
+                   < level).cpu().numpy()
             labels, n = ndimage.label(hot, structure=np.ones((3, 3)))
             for j in range(1, n + 1):
                 comp_np = labels == j

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from .pixel_change import QUANT_FLOOR, texture_activity
 
 __all__ = ["sharpness_deficit", "matched_lattice_residual", "matched_lattice_residuals", "band_level",
-           "chroma_plane", "chroma_band_level", "chroma_level", "drop_echoes"]
+           "chroma_plane", "chroma_band_level", "chroma_level", "drop_echoes", "box_mean", "shift_fill"]
 
 
 def sharpness_deficit(signal: torch.Tensor, region: torch.Tensor, *, window: int = 7,
@@ -72,7 +72,7 @@ def _translates(vectors: torch.Tensor, *, axis: str, min_step: int, max_len: flo
     return sorted(cand, key=lambda d: (cand[d], d))[:count]
 
 
-def _shift(x: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
+def shift_fill(x: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
     """``out[..., y, x] = x[..., y + dy, x + dx]`` (``fill`` beyond the frame)."""
     h, w = x.shape[-2:]
     p = max(abs(dy), abs(dx))
@@ -80,7 +80,7 @@ def _shift(x: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
     return xp[..., p + dy: p + dy + h, p + dx: p + dx + w]
 
 
-def _box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
+def box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
     """``N×C×H×W`` mean over a ``k×k`` box (zero padding), as two separable passes."""
     x = F.avg_pool2d(F.pad(x, (0, 0, k // 2, k // 2)), (k, 1), stride=1)
     return F.avg_pool2d(F.pad(x, (k // 2, k // 2, 0, 0)), (1, k), stride=1)
@@ -125,9 +125,9 @@ def matched_lattice_residuals(signal: torch.Tensor, region: torch.Tensor, vector
         for dy, dx in _translates(vectors[i], axis=axis, min_step=min_step, max_len=max_len, count=count):
             ty, tx = (tol, 1) if axis == "rows" else (1, tol)
             offs = [(dy + ey, dx + ex) for ey in range(-ty, ty + 1) for ex in range(-tx, tx + 1)]
-            mv = torch.cat([_shift(sig, oy, ox, 0.0) for oy, ox in offs], dim=1)  # 1×D×H×W
-            mr = torch.cat([_shift(src, oy, ox, 0.0) for oy, ox in offs], dim=1) * reg
-            s, c = _box_mean((sig - mv) ** 2 * mr, k), _box_mean(mr, k)
+            mv = torch.cat([shift_fill(sig, oy, ox, 0.0) for oy, ox in offs], dim=1)  # 1×D×H×W
+            mr = torch.cat([shift_fill(src, oy, ox, 0.0) for oy, ox in offs], dim=1) * reg
+            s, c = box_mean((sig - mv) ** 2 * mr, k), box_mean(mr, k)
             err = torch.where((c > 0.5) & (mr > 0), s / c.clamp_min(1e-6), torch.full_like(s, math.inf))[0]
             best = err.argmin(dim=0, keepdim=True)
             found = torch.isfinite(err.gather(0, best))
@@ -135,7 +135,7 @@ def matched_lattice_residuals(signal: torch.Tensor, region: torch.Tensor, vector
                                    torch.full_like(best, math.nan, dtype=signal.dtype))[0]
             preds.append(best_val)
             for j in range(fol.shape[1]):
-                fv = torch.cat([_shift(fol[i, j][None, None], oy, ox, 0.0) for oy, ox in offs], dim=1)
+                fv = torch.cat([shift_fill(fol[i, j][None, None], oy, ox, 0.0) for oy, ox in offs], dim=1)
                 preds_f.append(torch.where(found, fv[0].gather(0, best),
                                            torch.full_like(best, math.nan, dtype=fol.dtype))[0])
         if preds:

@@ -22,7 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .pixel_edit import _box_mean, _shift
+from .pixel_edit import box_mean, shift_fill
 
 __all__ = ["edge_magnitude", "translate_residual_z", "translate_support"]
 
@@ -43,8 +43,8 @@ def _residual(e: torch.Tensor, reg: torch.Tensor, t: tuple[int, int], tol: int, 
     best = torch.full_like(x, math.inf)
     for ey in range(-tol, tol + 1):
         for ex in range(-tol, tol + 1):
-            mv, mr = _shift(x, t[0] + ey, t[1] + ex, 0.0), _shift(m, t[0] + ey, t[1] + ex, 0.0) * m
-            s, c = _box_mean((x - mv) ** 2 * mr, window), _box_mean(mr, window)
+            mv, mr = shift_fill(x, t[0] + ey, t[1] + ex, 0.0), shift_fill(m, t[0] + ey, t[1] + ex, 0.0) * m
+            s, c = box_mean((x - mv) ** 2 * mr, window), box_mean(mr, window)
             err = torch.where(c > 0.5, s / c.clamp_min(1e-6), torch.full_like(s, math.inf))
             best = torch.minimum(best, err)
     return best[0, 0].sqrt()
