@@ -245,6 +245,6 @@ def test_period_coherence_tells_one_period_from_multiples() -> None:
     assert float(got[0]) == 1.0 and float(got[1]) <= 0.6 < RECT_REFINE_COHERENT + 1e-9 and torch.isnan(got[2])
     tilt = torch.tensor([[0.0, 0.4]] * 2)
     step, trend = torch.tensor([[0.0, 0.1]] * 2), torch.tensor([[0.0, 0.6]] * 2)
-    new = refined_tilt(tilt, step, torch.zeros(2, 2), trend, torch.zeros(2, dtype=torch.bool), coherence=got[:2],
-                       min_coherence=RECT_REFINE_COHERENT)
+    new = refined_tilt(tilt, step, torch.zeros(2, 2), trend, torch.zeros(2, dtype=torch.bool),
+                       coherence=got[:2], min_coherence=RECT_REFINE_COHERENT)
     assert torch.allclose(new, torch.tensor([[0.0, 0.5], [0.0, 0.4]]))
