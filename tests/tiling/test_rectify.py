@@ -194,3 +194,57 @@ def test_angled_tilt_near_the_generators_and_angled_regions_found(wall_records) 
     assert near >= measured - 2, (near, measured)
     assert found >= 7, found
     assert clean_hits == 0, clean_hits
+
+
+def test_refined_tilt_corrects_an_off_estimate_and_keeps_the_trend_check() -> None:
+    """A tilt off by 0.15 (frame units: the size of the errors left on angled walls) is brought back to the
+    drawn one within 0.03 by one correction on the wall it rectifies, from either side; a right tilt stays
+    within 0.03; a correction that would leave the isotropic trend's range (0.4–1.35 × it on a 2-D
+    lattice) is not taken, nor one larger than ``max_step``; and a second candidate brought within
+    ``min_diff`` of the first is dropped."""
+    from trackdiag.analyzers.rectified import refine_tilts
+    from trackdiag.functional.rectify import refined_tilt
+
+    h = w = 384
+    gx = 0.45
+    img = _tiles(h, w, (0.0, gx / w), 16.0)
+    img = img + 0.02 * torch.randn(img.shape, generator=torch.Generator().manual_seed(5))
+    x = img.expand(3, h, w).contiguous()
+    start = torch.tensor([[[0.0, gx - 0.15]], [[0.0, gx + 0.15]], [[0.0, gx]]])  # N×C×2, one candidate each
+    trend = torch.tensor([[0.0, 0.6]]).expand(3, 2)
+    one_d = torch.zeros(3, dtype=torch.bool)
+    got = refine_tilts(x, torch.ones_like(x), start, trend, one_d)
+    assert (got[:, 0, 1] - gx).abs().max() < 0.03, got
+    assert got[:, 0, 0].abs().max() < 0.05, got
+    # the same residual, checked: a step out of the trend's range (0.6 × 1.35 = 0.81) or beyond max_step
+    tilt = torch.tensor([[0.0, 0.75], [0.0, 0.3]])
+    res = torch.tensor([[0.0, 0.1], [0.0, 0.3]])
+    new = refined_tilt(tilt, res, torch.zeros(2, 2), torch.tensor([[0.0, 0.6], [0.0, 0.6]]),
+                       torch.zeros(2, dtype=torch.bool), max_step=0.2)
+    assert torch.allclose(new, torch.tensor([[0.0, 0.75], [0.0, 0.5]]))
+    # (axes that disagree: no step)
+    new = refined_tilt(tilt, res, torch.tensor([[0.0, 0.3], [0.0, 0.3]]), torch.tensor([[0.0, 0.6]] * 2),
+                       torch.zeros(2, dtype=torch.bool), max_spread=0.1)
+    assert torch.equal(new, tilt)
+    both = torch.tensor([[[0.0, gx - 0.15], [0.0, gx + 0.12]]])
+    got = refine_tilts(img, torch.ones_like(img), both, trend[:1], one_d[:1])
+    assert torch.isnan(got[0, 1]).all() and abs(float(got[0, 0, 1]) - gx) < 0.03, got
+
+
+def test_period_coherence_tells_one_period_from_multiples() -> None:
+    """A map reading one period (± a few %) everywhere is coherent (1); one whose windows read the period, its
+    double and its half by turns is not (≤ 0.6, under ``RECT_REFINE_COHERENT``), and the correction is not
+    taken there; an empty map is NaN."""
+    from trackdiag.analyzers.tiling_limits import RECT_REFINE_COHERENT
+    from trackdiag.functional.rectify import period_coherence, refined_tilt
+
+    one = 20.0 * (1.0 + 0.03 * torch.randn(1, 6, 8, generator=torch.Generator().manual_seed(1)))
+    mixed = torch.tensor([20.0, 40.0, 10.0, 20.0, 40.0]).repeat(10)[:48].reshape(1, 6, 8)
+    empty = torch.full((1, 6, 8), float("nan"))
+    got = period_coherence(torch.cat([one, mixed, empty]))
+    assert float(got[0]) == 1.0 and float(got[1]) <= 0.6 < RECT_REFINE_COHERENT + 1e-9 and torch.isnan(got[2])
+    tilt = torch.tensor([[0.0, 0.4]] * 2)
+    step, trend = torch.tensor([[0.0, 0.1]] * 2), torch.tensor([[0.0, 0.6]] * 2)
+    new = refined_tilt(tilt, step, torch.zeros(2, 2), trend, torch.zeros(2, dtype=torch.bool),
+                       coherence=got[:2], min_coherence=RECT_REFINE_COHERENT)
+    assert torch.allclose(new, torch.tensor([[0.0, 0.5], [0.0, 0.4]]))

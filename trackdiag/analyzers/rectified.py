@@ -19,11 +19,67 @@ from typing import Any
 import torch
 
 from ..functional.doubling import doubling_map, lattice_shift_vectors, pair_doubling_map, region_extent
-from ..functional.rectify import map_to_image_grid, rectify
+from ..functional.rectify import (
+    map_to_image_grid,
+    period_coherence,
+    rectify,
+    refined_tilt,
+    tilt_from_axis_periods,
+)
 from ..functional.rows import on_rows
-from .bands import edge_image, local_geometry, region_key_names, region_keys
+from .bands import edge_image, local_geometry, local_period_map, region_key_names, region_keys
 
-__all__ = ["best_rectified_region_keys", "rectified_region_keys"]
+__all__ = ["best_rectified_region_keys", "rectified_region_keys", "refine_tilts"]
+
+
+def refine_tilts(x: torch.Tensor, valid: torch.Tensor, tilts: torch.Tensor, trend: torch.Tensor,
+                 one_d: torch.Tensor, *, max_step: float = 0.2, max_spread: float = 0.1,
+                 min_coherence: float = 0.6, min_diff: float = 0.1, window_frac: float = 0.25,
+                 overlap: int = 3, max_fft_px: int = 64, max_downsample: int = 2, min_period_px: float = 3.0,
+                 min_peak_ratio: float = 10.0, rel_power: float = 0.25
+                 ) -> torch.Tensor:
+    """The tilt candidates (``tilts`` ``N×C×2`` (G_y, G_x) frame units, the first the checked tilt, NaN where
+    an image has no such candidate) each corrected once on the wall it rectifies
+    (:func:`~trackdiag.functional.rectify.refined_tilt`): one rectification and one local lattice map
+    (:func:`.bands.local_period_map`, the image's geometry and peak rules) per candidate, whose per-axis
+    periods give the residual tilt and their coherence. ``trend`` ``N×2`` (the window grid's
+    ``persp_trend_y``, ``_x``) and
+    ``one_d`` ``(N,)`` as :func:`~trackdiag.functional.rectify.checked_tilt`'s. A later candidate that the
+    correction brought within ``min_diff`` of the first in both components is dropped (NaN: the same wall
+    would be rectified twice). ``x``: ``N×H×W`` finite, ``valid`` ``N×H×W`` 0/1. Returns ``N×C×2``."""
+    h, w = x.shape[-2:]
+    side = torch.tensor([float(h), float(w)], device=x.device, dtype=x.dtype)
+    out = []
+    for c in range(tilts.shape[1]):
+        gc = tilts[:, c]
+        has = torch.isfinite(gc).all(dim=1)
+
+        def residual(i: torch.Tensor | None, gc: torch.Tensor = gc
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            r = slice(None) if i is None else i
+            xr, vr = rectify(x[r], valid[r], gc[r] / side)
+            lr = local_period_map(xr, vr > 0.5, clean=True, window_frac=window_frac, overlap=overlap,
+                                  max_fft_px=max_fft_px, max_downsample=max_downsample,
+                                  min_period_px=min_period_px, min_peak_ratio=min_peak_ratio,
+                                  rel_power=rel_power)
+            px, py = lr.period_x_px, lr.period_y_px
+            assert px is not None  # (the map always reads the periods along x)
+            g, spread = tilt_from_axis_periods(px, py, lr.center_y, lr.center_x, height=h, width=w)
+            coh = torch.stack([period_coherence(m) for m in (px, py) if m is not None], dim=1)
+            fin = torch.isfinite(coh)
+            mean = torch.where(fin, coh, torch.zeros_like(coh)).sum(1) / fin.sum(1).clamp_min(1)
+            mean = torch.where(fin.any(1), mean, torch.full_like(mean, float("nan")))
+            return g * side, spread, mean[:, None].expand(-1, 2)  # (one value, as N×2 for on_rows)
+
+        res, spread, coh = on_rows(has, residual, fills=(float("nan"),) * 3, like=x, shape=(2,))
+        out.append(refined_tilt(gc, res, spread, trend, one_d, coherence=coh[:, 0], max_step=max_step,
+                                max_spread=max_spread, min_coherence=min_coherence))
+    ref = torch.stack(out, dim=1)
+    if ref.shape[1] > 1:
+        same = ((ref[:, 1:] - ref[:, :1]).abs() <= min_diff).all(dim=2, keepdim=True)
+        rest = torch.where(same, torch.full_like(ref[:, 1:], float("nan")), ref[:, 1:])
+        ref = torch.cat([ref[:, :1], rest], dim=1)
+    return ref
 
 
 def rectified_region_keys(x: torch.Tensor, valid: torch.Tensor, g: torch.Tensor, *, t1: torch.Tensor,

@@ -62,7 +62,7 @@ from .bands import (
     strip_band_keys,
 )
 from .base import MAP_PREFIX, AnalyzerParams
-from .rectified import best_rectified_region_keys
+from .rectified import best_rectified_region_keys, refine_tilts
 from .tiling_limits import (
     APERIODIC_SCORE,
     CENTRE_AGREE,
@@ -76,6 +76,9 @@ from .tiling_limits import (
     RECT_ALT_DIFF,
     RECT_ALT_MAX,
     RECT_CORR_TOL,
+    RECT_REFINE_COHERENT,
+    RECT_REFINE_SPREAD,
+    RECT_REFINE_STEP,
     REF_MAP_CYCLES,
     STRIP_MIN_LATTICE_PX,
     WEAK_SCORE,
@@ -858,7 +861,16 @@ def _rectified_keys(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str
 
     def fn(i: torch.Tensor | None) -> dict[str, torch.Tensor]:
         r = slice(None) if i is None else i
-        return best_rectified_region_keys(x[r], vf[r], gs[r], t1=t1[r] * cs[r], t2=t2[r] * cs[r],
+        # (each candidate corrected once on the wall it rectifies: rectified.refine_tilts, docs/tiling.md §6)
+        trend = torch.stack([wst["persp_trend_y"][r], wst["persp_trend_x"][r]], dim=1)
+        gr = refine_tilts(x[r], vf[r], gs[r], trend, ~torch.isfinite(t2[r]).all(1), max_step=RECT_REFINE_STEP,
+                          max_spread=RECT_REFINE_SPREAD, min_coherence=RECT_REFINE_COHERENT,
+                          min_diff=RECT_ALT_DIFF,
+                          window_frac=p.local_window_frac, overlap=p.local_overlap,
+                          max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample,
+                          min_period_px=p.min_period_px, min_peak_ratio=p.local_min_peak_ratio,
+                          rel_power=p.rel_power)
+        return best_rectified_region_keys(x[r], vf[r], gr, t1=t1[r] * cs[r], t2=t2[r] * cs[r],
                                           window_frac=p.local_window_frac, overlap=p.local_overlap,
                                           max_fft_px=p.local_max_fft_px,
                                           max_downsample=p.local_max_downsample)

@@ -27,8 +27,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["alternative_tilt", "checked_tilt", "map_to_image_grid", "rectify", "tilt_from_axis_periods",
-           "to_rectified"]
+__all__ = ["alternative_tilt", "checked_tilt", "map_to_image_grid", "period_coherence", "rectify",
+           "refined_tilt", "tilt_agrees", "tilt_from_axis_periods", "to_rectified"]
 
 
 def tilt_from_axis_periods(period_x: torch.Tensor, period_y: torch.Tensor | None, center_y: torch.Tensor,
@@ -102,6 +102,19 @@ def checked_tilt(tilt: torch.Tensor, trend: torch.Tensor, one_d: torch.Tensor, *
     ``min_trend``, estimate within ``flat``); otherwise (a harmonic or a diagonal family read as an axis
     period) the trend over ``div_2d`` (``div_1d`` on a 1-D texture) stands in for it."""
     tr = torch.nan_to_num(trend.to(tilt.dtype), nan=0.0)
+    ok = tilt_agrees(tilt, trend, one_d, min_trend=min_trend, ratio=ratio, ratio_1d=ratio_1d, flat=flat)
+    div = torch.where(one_d, torch.full_like(tr[:, 0], div_1d), torch.full_like(tr[:, 0], div_2d))[:, None]
+    return torch.where(ok, tilt, tr / div)
+
+
+def tilt_agrees(tilt: torch.Tensor, trend: torch.Tensor, one_d: torch.Tensor, *, min_trend: float = 0.2,
+                ratio: tuple[float, float] = (0.4, 1.35), ratio_1d: tuple[float, float] = (0.3, 0.6),
+                flat: float = 0.15) -> torch.Tensor:
+    """``N×2`` bool: the components of ``tilt`` (``N×2`` (G_y, G_x), frame units) that :func:`checked_tilt`
+    keeps — the trend's sign and ``ratio`` of its size (``ratio_1d`` or ``ratio`` on a wall read 1-D,
+    ``one_d`` ``(N,)``) along a trend ≥ ``min_trend``, within ``flat`` along a flatter one; False where
+    ``tilt`` is NaN. ``trend``: ``N×2`` the window grid's isotropic trend (NaN read as 0)."""
+    tr = torch.nan_to_num(trend.to(tilt.dtype), nan=0.0)
     fin = torch.isfinite(tilt)
     q = tilt / torch.where(tr.abs() > 1e-9, tr, torch.ones_like(tr))
     lo = torch.where(one_d, ratio_1d[0], ratio[0])[:, None]
@@ -111,8 +124,51 @@ def checked_tilt(tilt: torch.Tensor, trend: torch.Tensor, one_d: torch.Tensor, *
     in_2d = (q >= ratio[0]) & (q <= ratio[1])
     agree = fin & (tr.abs() >= min_trend) & (((q >= lo) & (q <= hi)) | (one_d[:, None] & in_2d))
     both_flat = fin & (tr.abs() < min_trend) & (tilt.abs() <= flat)
-    div = torch.where(one_d, torch.full_like(tr[:, 0], div_1d), torch.full_like(tr[:, 0], div_2d))[:, None]
-    return torch.where(agree | both_flat, tilt, tr / div)
+    return agree | both_flat
+
+
+def period_coherence(period: torch.Tensor, *, tol: float = 0.25) -> torch.Tensor:
+    """``(N,)``: the share of the measured windows of a local period map (``N×gh×gw`` px, NaN: not measured)
+    whose period is within ``tol`` (relative) of the map's (lower) median; NaN where none is measured. A
+    wall rectified by a right or nearly right tilt reads one period everywhere (1); a map that reads
+    harmonics and multiples of the period window by window reads well under 0.6."""
+    n = period.shape[0]
+    flat = period.reshape(n, -1)
+    med = flat.nanmedian(dim=1).values[:, None]
+    fin = torch.isfinite(flat)
+    near = fin & ((flat / med - 1.0).abs() <= tol)
+    cnt = fin.sum(dim=1)
+    share = near.sum(dim=1).to(period.dtype) / cnt.clamp_min(1).to(period.dtype)
+    return torch.where(cnt > 0, share, torch.full_like(share, float("nan")))
+
+
+def refined_tilt(tilt: torch.Tensor, residual: torch.Tensor, spread: torch.Tensor, trend: torch.Tensor,
+                 one_d: torch.Tensor, *, coherence: torch.Tensor | None = None, max_step: float = 0.2,
+                 max_spread: float = 0.1, min_coherence: float = 0.6) -> torch.Tensor:
+    """One correction step of the tilt from the wall rectified by it (``N×2`` (G_y, G_x), frame units each).
+
+    Pure-projective maps whose Jacobian is the identity at the frame centre compose by adding their tilts
+    (``q = p / (1 + g₀·p)`` then ``r = q / (1 + δ·q)`` is ``r = p / (1 + (g₀ + δ)·p)``), so the tilt that
+    :func:`tilt_from_axis_periods` reads on the local map of the wall rectified by ``tilt`` (``residual``,
+    with its two axes' ``spread``) is what ``tilt`` lacks; near zero the log-linear model's curvature (a
+    wall receding by ``G`` changes its period by ``ln(1 + G/2) − ln(1 − G/2)``, not ``G``) no longer biases
+    it, and the far side's short periods are read at the centre's scale. Per component the step
+    (clamped to ±``max_step``) is taken where the residual is measured, its two axes agree within
+    ``max_spread`` (or only one is measured), the rectified wall's local map is coherent (``coherence``
+    ``(N,)``, :func:`period_coherence` averaged over the measured axes, at least ``min_coherence``; None:
+    not tested — a map reading multiples window by window has a fixed point of its own), and the corrected
+    component still passes the isotropic
+    trend's check (:func:`tilt_agrees`: a residual read off harmonics — where the check had replaced the
+    axis estimate — would pull the tilt back to the axis estimate); elsewhere ``tilt`` unchanged. NaN
+    ``tilt`` stays NaN."""
+    r = residual.to(tilt.dtype)
+    sp = spread.to(tilt.dtype)
+    ok = torch.isfinite(r) & ~(sp > max_spread)  # (NaN spread: one axis measured)
+    if coherence is not None:
+        ok = ok & (coherence.to(tilt.dtype) >= min_coherence)[:, None]  # (NaN: False)
+    new = tilt + torch.where(ok, r, torch.zeros_like(r)).clamp(-max_step, max_step)
+    take = ok & tilt_agrees(new, trend, one_d)
+    return torch.where(take, new, tilt)
 
 
 def alternative_tilt(tilt: torch.Tensor, checked: torch.Tensor, trend: torch.Tensor, *, min_diff: float = 0.1,

@@ -2107,6 +2107,9 @@ CENTRE_ZONE, CENTRE_CROP_FRAC = (1.6, 2.6), 0.4
 CENTRE_CROP_SCORE, FRAME_DOUBLE, REF_MAP_CYCLES = 0.03, (1.85, 2.6), 2.5
 RECT_ALT_DIFF = 0.1  # as tiling_limits: the unchecked tilt is a second candidate beyond this (frame units)
 RECT_ALT_MAX = 1.0  # as tiling_limits: ... and only where |G_y| + |G_x| <= this
+RECT_REFINE_STEP = 0.2  # as tiling_limits: the tilt's one correction, at most this per component
+RECT_REFINE_SPREAD = 0.1  # as tiling_limits: ... where the residual's two axes agree within this
+RECT_REFINE_COHERENT = 0.6  # as tiling_limits: ... and the rectified local map's windows agree
 RECT_CORR_TOL = 0.05  # as tiling_limits: a rectified map is kept unless its plain correlation drops more
 MIN_REGION_PERIODS = 5.0  # as analyzers/tiling.py: the region maps need this many lattice periods across
 STRIP_MIN_LATTICE_PX = 8.0  # as tiling_limits: the longest lattice vector below: no wall lattice to double
@@ -2214,16 +2217,11 @@ def window_confirmed(lw: list[float], ok: list[bool], period: float, readings: l
 # ------------------------------------------------------------------------------------------------------
 # The rectified region maps of a wall seen at an angle (functional/rectify.py, analyzers/rectified.py)
 # ------------------------------------------------------------------------------------------------------
-def wall_tilt(lm: dict[str, Any], h: int, w: int, trend_y: float, trend_x: float, one_d: bool,
-              keep: tuple[float, float] = (0.6, 1.6), min_points: int = 6
-              ) -> tuple[tuple[float, float], tuple[float, float] | None]:
-    """``rectify.tilt_from_axis_periods`` then ``rectify.checked_tilt`` and ``rectify.alternative_tilt``:
-    the tilt (g_y, g_x) in 1/px from Theil–Sen slopes of the local map's per-axis log periods (``2G_x, G_y``
-    for the x periods, ``G_x, 2G_y`` for the y periods), each component kept where it agrees with the
-    isotropic trend (0.4–1.35 × it; on a 1-D texture 0.3–0.6 × or the 2-D range) and else replaced by the
-    trend over 1.4 (2 on a 1-D texture); and the unchecked estimate (1/px; per component where the trend
-    is ≥ 0.2, else the checked one) where it differs from the checked one by more than ``RECT_ALT_DIFF``
-    (frame units) and ``|G_y| + |G_x| ≤ RECT_ALT_MAX``, else None."""
+def axis_tilt(lm: dict[str, Any], h: int, w: int, keep: tuple[float, float] = (0.6, 1.6), min_points: int = 6
+              ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``rectify.tilt_from_axis_periods`` in frame units: ``(G_y, G_x)`` from Theil–Sen slopes of the local
+    map's per-axis log periods (``2G_x, G_y`` for the x periods, ``G_x, 2G_y`` for the y periods), and each
+    component's spread (the two axes' estimates apart; NaN unless both are measured)."""
     gh, gw = lm["period_x"].shape
     ty = np.repeat((lm["center_y"] / h)[:, None], gw, 1).ravel()
     tx = np.repeat((lm["center_x"] / w)[None, :], gh, 0).ravel()
@@ -2244,23 +2242,63 @@ def wall_tilt(lm: dict[str, Any], h: int, w: int, trend_y: float, trend_x: float
         vals = [v for v in (a, b) if math.isfinite(v)]
         return sum(vals) / len(vals) if vals else math.nan
 
-    est = (mean(xy, yy / 2.0), mean(xx / 2.0, yx))  # frame units (G_y, G_x)
+    return (mean(xy, yy / 2.0), mean(xx / 2.0, yx)), (abs(xy - yy / 2.0), abs(xx / 2.0 - yx))
+
+
+def tilt_agrees(e: float, tr: float, one_d: bool) -> bool:
+    """``rectify.tilt_agrees`` for one component (frame units): the trend's sign and 0.4–1.35 × its size
+    (on a 1-D texture 0.3–0.6 × or the 2-D range) along a trend ≥ 0.2, within 0.15 along a flatter one."""
+    tr = tr if math.isfinite(tr) else 0.0
+    q = e / (tr if abs(tr) > 1e-9 else 1.0)
     lo, hi = (0.3, 0.6) if one_d else (0.4, 1.35)
+    agree = lo <= q <= hi or (one_d and 0.4 <= q <= 1.35)
+    return math.isfinite(e) and ((abs(tr) >= 0.2 and agree) or (abs(tr) < 0.2 and abs(e) <= 0.15))
+
+
+def wall_tilt(lm: dict[str, Any], h: int, w: int, trend_y: float, trend_x: float, one_d: bool
+              ) -> tuple[tuple[float, float], tuple[float, float] | None]:
+    """``rectify.tilt_from_axis_periods`` then ``rectify.checked_tilt`` and ``rectify.alternative_tilt``:
+    the tilt (g_y, g_x) in 1/px (:func:`axis_tilt`), each component kept where it agrees with the isotropic
+    trend (:func:`tilt_agrees`) and else replaced by the trend over 1.4 (2 on a 1-D texture); and the
+    unchecked estimate (1/px; per component where the trend is ≥ 0.2, else the checked one) where it
+    differs from the checked one by more than ``RECT_ALT_DIFF`` (frame units) and
+    ``|G_y| + |G_x| ≤ RECT_ALT_MAX``, else None."""
+    est, _ = axis_tilt(lm, h, w)
     div = 2.0 if one_d else 1.4
     out = []
     for e, tr in zip(est, (trend_y, trend_x), strict=True):
-        tr = tr if math.isfinite(tr) else 0.0
-        q = e / (tr if abs(tr) > 1e-9 else 1.0)
-        fin = math.isfinite(e)
-        agree = lo <= q <= hi or (one_d and 0.4 <= q <= 1.35)
-        keep_e = fin and ((abs(tr) >= 0.2 and agree) or (abs(tr) < 0.2 and abs(e) <= 0.15))
-        out.append(e if keep_e else tr / div)
+        out.append(e if tilt_agrees(e, tr, one_d) else (tr if math.isfinite(tr) else 0.0) / div)
     alt = [e if math.isfinite(e) and abs(t if math.isfinite(t) else 0.0) >= 0.2 else c
            for e, c, t in zip(est, out, (trend_y, trend_x), strict=True)]
     differs = any(abs(a - c) > RECT_ALT_DIFF for a, c in zip(alt, out, strict=True))
     sane = all(math.isfinite(a) for a in alt) and abs(alt[0]) + abs(alt[1]) <= RECT_ALT_MAX
     other = (alt[0] / h, alt[1] / w) if differs and sane else None
     return (out[0] / h, out[1] / w), other
+
+
+def refined_tilt(x: np.ndarray, vf: np.ndarray, gy: float, gx: float, trend_y: float, trend_x: float,
+                 one_d: bool) -> tuple[float, float]:
+    """``rectified.refine_tilts`` for one candidate (1/px): the wall rectified by it, its local map's
+    residual tilt (:func:`axis_tilt`) added per component (clamped to ±``RECT_REFINE_STEP``) where measured,
+    its two axes within ``RECT_REFINE_SPREAD`` (or one measured), the rectified map coherent (the mean over
+    its measured axes of the share of windows within 25 % of the lower median ≥ ``RECT_REFINE_COHERENT``)
+    and the sum still agreeing with the trend."""
+    h, w = x.shape
+    xr, vr = rectify_image(x, vf, gy, gx)
+    lm = local_lattice_map(xr, vr > 0.5)
+    (ry, rx), (sy, sx) = axis_tilt(lm, h, w)
+    shares = []
+    for m in (lm["period_x"], lm["period_y"]):  # rectify.period_coherence
+        v = m[np.isfinite(m)]
+        if v.size:
+            shares.append(float(np.mean(np.abs(v / lower_median(v) - 1.0) <= 0.25)))
+    coherent = bool(shares) and sum(shares) / len(shares) >= RECT_REFINE_COHERENT
+    out = []
+    for g, r, sp, tr in ((gy * h, ry, sy, trend_y), (gx * w, rx, sx, trend_x)):
+        ok = coherent and math.isfinite(r) and not sp > RECT_REFINE_SPREAD
+        new = g + min(max(r, -RECT_REFINE_STEP), RECT_REFINE_STEP) if ok else g
+        out.append(new if ok and tilt_agrees(new, tr, one_d) else g)
+    return out[0] / h, out[1] / w
 
 
 def rectify_image(x: np.ndarray, vf: np.ndarray, gy: float, gx: float, min_valid: float = 0.99
@@ -2455,9 +2493,17 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     # correlation is no lower than the image's
     out.update(rect_doubling=0.0, rect_pair=0.0, rect_tilt_x=math.nan, rect_tilt_y=math.nan)
     if persp and room:
-        (gy, gx), other = wall_tilt(lm, h, w, wst["persp_trend_y"], wst["persp_trend_x"],
-                                    not np.isfinite(t2).all())
+        one_d = not np.isfinite(t2).all()
+        (gy, gx), other = wall_tilt(lm, h, w, wst["persp_trend_y"], wst["persp_trend_x"], one_d)
         if math.isfinite(gy) and math.isfinite(gx) and (gy != 0.0 or gx != 0.0):
+            # each candidate corrected once on the wall it rectifies; a second one brought within
+            # RECT_ALT_DIFF of the first is dropped
+            gy, gx = refined_tilt(x, vf, gy, gx, wst["persp_trend_y"], wst["persp_trend_x"], one_d)
+            if other is not None:
+                other = refined_tilt(x, vf, other[0], other[1], wst["persp_trend_y"], wst["persp_trend_x"],
+                                     one_d)
+                if abs(other[0] - gy) * h <= RECT_ALT_DIFF and abs(other[1] - gx) * w <= RECT_ALT_DIFF:
+                    other = None
             new = rectified_region_keys(x, vf, gy, gx, t1, t2)
             if other is not None:
                 # the candidate under which the rectified windows repeat the lattice better
