@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 
 import trackdiag
 from tests.support.probes import batch, mean_config
-from tests.support.servers import MlflowServer, free_port
+from tests.support.servers import MlflowServer, free_port, shared_mlflow
 from trackdiag.backends.base import RunInfo
 from trackdiag.backends.mlflow import MlflowBackend, MlflowParams
 from trackdiag.sync import main as sync_main
@@ -145,30 +145,27 @@ def test_never_up_server_then_sync_creates_and_finishes_the_run(tmp_path):
         shutil.rmtree(server.root, ignore_errors=True)
 
 
-def test_an_artifact_name_the_server_refuses_is_kept_and_the_rest_goes_on(tmp_path):
-    server = MlflowServer(Path(tempfile.mkdtemp(prefix="trackdiag_names_")))
+def test_an_artifact_name_the_server_refuses_is_kept_and_the_rest_goes_on(request, tmp_path):
+    # the shared server of this pytest process (already up when the spool's server test ran; its own run
+    # here): a server of its own cost a second boot
+    server = shared_mlflow(request)
     report = tmp_path / "report"
     report.mkdir()
     (report / "index.html").write_text("<p>report</p>")
-    try:
-        server.start()
-        s = start(server.url, tmp_path)
-        for step in range(10):
-            s.log(step, batch(seed=step))
-            if step == 3:
-                s.log_artifacts(report, "../outside", step=step)  # refused: a path out of the run
-            if step == 6:
-                s.log_artifacts(report, "reports/good", step=step)
-        summary = s.finish()
-        run_id = s.backends[0].run_id
-        client = MlflowClient(server.url)
-        assert sorted(m.step for m in client.get_metric_history(run_id, KEY)) == list(range(10))
-        assert [a.path for a in client.list_artifacts(run_id, "reports/good")] == ["reports/good/index.html"]
-        images = [a for a in client.list_artifacts(run_id, "images") if a.path.endswith(".png")]
-        assert len(images) == 10
-        assert summary.undelivered == 1 and (summary.refused.get("mlflow") == 1
-                                             or s.worker.stats.parked["mlflow"] == 1)
-        assert client.get_run(run_id).info.status == "FINISHED"
-    finally:
-        server.stop()
-        shutil.rmtree(server.root, ignore_errors=True)
+    s = start(server.url, tmp_path)
+    for step in range(10):
+        s.log(step, batch(seed=step))
+        if step == 3:
+            s.log_artifacts(report, "../outside", step=step)  # refused: a path out of the run
+        if step == 6:
+            s.log_artifacts(report, "reports/good", step=step)
+    summary = s.finish()
+    run_id = s.backends[0].run_id
+    client = MlflowClient(server.url)
+    assert sorted(m.step for m in client.get_metric_history(run_id, KEY)) == list(range(10))
+    assert [a.path for a in client.list_artifacts(run_id, "reports/good")] == ["reports/good/index.html"]
+    images = [a for a in client.list_artifacts(run_id, "images") if a.path.endswith(".png")]
+    assert len(images) == 10
+    assert summary.undelivered == 1 and (summary.refused.get("mlflow") == 1
+                                         or s.worker.stats.parked["mlflow"] == 1)
+    assert client.get_run(run_id).info.status == "FINISHED"

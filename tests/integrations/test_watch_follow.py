@@ -104,6 +104,7 @@ def test_watch_logs_every_image_once_at_its_step_across_a_restart(tmp_path):
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(folder), ",".join(map(str, steps)), "0.3", str(gate)], env=_env()
     )
+    second = None
     try:
         deadline = time.time() + 240
         while len(_state(tmp_path).get("logged", {})) < 4 and time.time() < deadline:
@@ -114,14 +115,20 @@ def test_watch_logs_every_image_once_at_its_step_across_a_restart(tmp_path):
         out1, _ = first.communicate(timeout=120)
         assert first.returncode == 0, out1
         logged_before = set(_state(tmp_path)["logged"])
-        second = _watch(folder, tmp_path, "--idle-exit", "4")  # ... and start again
+        second = _watch(folder, tmp_path)  # ... and start again
         gate.touch()  # training goes on
         writer.wait(timeout=240)
+        # stopped (SIGTERM) once its state holds every image: waiting on that, not on an idle time
+        deadline = time.time() + 240
+        while (len(_state(tmp_path).get("logged", {})) < 2 * len(steps) and time.time() < deadline
+               and second.poll() is None):
+            time.sleep(0.2)
+        second.send_signal(signal.SIGTERM)
         out2, _ = second.communicate(timeout=240)
         assert second.returncode == 0, out2
     finally:
-        for p in (writer, first):
-            if p.poll() is None:
+        for p in (writer, first, second):
+            if p is not None and p.poll() is None:
                 p.kill()
     state = _state(tmp_path)
     expected = {f"sample/wall_lora_{s:06d}_{i:02d}" for s in steps for i in range(2)}
@@ -163,7 +170,9 @@ def test_a_start_that_died_before_saving_its_run_id_is_found_again(tmp_path):
     folder.mkdir(parents=True)
     img = (np.random.default_rng(0).random((48, 48, 3)) * 80 + 90).astype(np.uint8)
     Image.fromarray(img).save(folder / "wall_lora_000010_00_20261206120000_1000.png")
-    first = _watch(folder, tmp_path, "--idle-exit", "2")
+    # --once: log what is there and stop (the folder is complete; --idle-exit would sit out --group-wait and
+    # the idle time, 5 s of each start's 6-7 s on CI; the run is created or found when the watcher starts)
+    first = _watch(folder, tmp_path, "--once")
     out, _ = first.communicate(timeout=240)
     assert first.returncode == 0, out
     state_file = next((tmp_path / "td" / "watch").glob("*/state.json"))
@@ -171,7 +180,7 @@ def test_a_start_that_died_before_saving_its_run_id_is_found_again(tmp_path):
     assert state["run_id"]
     state["run_id"] = None  # what a SIGKILL between creating the run and saving the state leaves
     state_file.write_text(json.dumps(state))
-    second = _watch(folder, tmp_path, "--idle-exit", "2")
+    second = _watch(folder, tmp_path, "--once")
     out, _ = second.communicate(timeout=240)
     assert second.returncode == 0, out
 

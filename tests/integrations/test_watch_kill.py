@@ -8,9 +8,9 @@ into a real sqlite MLflow store. It is killed again and again, at three kinds of
 * just after the watcher recorded that it is logging a group (``pending`` in its state), before delivery;
 * after a plain delay.
 
-Then a last watcher finishes the folder. The MLflow store is read back with ``MlflowClient`` and every
-``(image, step)`` is counted: each must be there exactly once, with its marker metric and its diagnosis
-once at its step.
+Then a last watcher (``--once``) finishes the folder. The MLflow store is read back with ``MlflowClient`` and
+every ``(image, step)`` is counted: each must be there exactly once, with its marker metric and its
+diagnosis once at its step.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def test_watch_killed_at_many_points_logs_every_image_exactly_once(tmp_path):
         state = _kill_at(_watch(folder, tmp_path), tmp_path, point, delay=0.3 * (n % 4))
         left_pending += bool(state.get("pending"))
         progress.append(len(state.get("logged", {})))
-    last = _watch(folder, tmp_path, "--idle-exit", "2")
+    last = _watch(folder, tmp_path, "--once")  # the folder is complete: log the rest now (no group/idle wait)
     out, _ = last.communicate(timeout=300)
     assert last.returncode == 0, out
 
