@@ -35,6 +35,8 @@ REF_SCALE_FAR = -1.0  # z below: the output is beyond "same scale", away from "2
 REF_MIN_PERIOD_PX = 6.0  # ref_period_px below: no period_doubled/halved (the output's blur and JPEG reshape
 #   the reference's spectrum there; the walls generator's period causes have references of 8 px and up)
 REF_OWN_HALF = 1.0  # ref_Ehalf_over_Ef above: the reference may be read at half its period: no period_doubled
+#   (tenth sitting: and ref_peak_Ehalf_over_Ef, the lattice peaks alone, above too where measured: the raw
+#   ring's tile-colour energy is no lattice shell; generated v8 seeds 22-23, doubled hex walls 0.99, 0.41)
 # ... unless the scale test is this sure of the doubling (clean walls and twins read z_doubled <= 0.52 on
 # seeds 1-3; a doubled running bond of the seed-7 truth sample, whose reference's stagger puts 3.5x its f*'s
 # energy at f/2, read 0.98 and was vetoed)

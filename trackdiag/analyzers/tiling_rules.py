@@ -582,13 +582,33 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
             spec_h = area_ok and _fin(ratio) and ratio <= 1 / r2 and (weak or seen_h)
             halved = (halved and (zh >= REF_SCALE_VETO or (_fin(pzh) and pzh >= REF_PEAK_Z))) or (
                 spec_h and (zh >= REF_SCALE_Z or (_fin(pzh) and pzh >= REF_PEAK_Z)))
+        # (tenth sitting) The output's own lattice read at its harmonic: a doubled wall whose strongest
+        # lattice peak is its second harmonic (the reference's f: a photographed brick wall, a few courses
+        # per period) reads the ratio near 1 where the scale tests, read at the reference's f* whatever
+        # period the output's lattice was read at, both place its energy at f/2 (raw and peaks alone at
+        # least REF_SCALE_Z / REF_PEAK_Z, E(f/2)/E(f) at least DOUBLED_EHALF). A ratio near 1 with the energy
+        # moved to f/2 is also what a zone or band at 2x looks like: the doubling is named only where the
+        # region tests (the pair test, the region map) read no region, their verdict standing otherwise.
+        harm_d = (area_ok and weak and _fin(ratio) and 1 / r2 <= ratio <= r2 and ehv >= DOUBLED_EHALF
+                  and _fin(zd) and zd >= REF_SCALE_Z and _fin(pzd) and pzd >= REF_PEAK_Z
+                  and not (_fin(zh) and zh >= REF_SCALE_Z)
+                  and _pair_region(g, fix_doubling) is None and _doubled_region(g, fix_doubling) is None)
+        doubled = doubled or harm_d
         # a reference with as much energy at half its f* as at f* may be read at half its period (its
         # fundamental taken for a harmonic): a wall at its true period then reads the ratio 2
         reh = g("ref_Ehalf_over_Ef")
         racf = g("ref_acf_period_px")
         acf_ok = (not _fin(zd) and _fin(racf) and _fin(rp_) and rp_ > 0
                   and abs(racf / rp_ - 1.0) <= REF_ACF_CONFIRM)
-        if _fin(reh) and reh >= REF_OWN_HALF and not (_fin(zd) and zd >= REF_OWN_HALF_Z) and not acf_ok:
+        # (tenth sitting) ... where the lattice peaks agree: the raw ring at the reference's f/2 also holds
+        # the broad energy of tile colours and grout tone, which is no shell of its lattice and cannot be
+        # taken for its fundamental; where the peaks alone (ref_peak_Ehalf_over_Ef) read less than
+        # REF_OWN_HALF, the reference's period is not ambiguous (generated v8 seeds 22-23: two doubled hex
+        # walls, raw 1.20 / 2.66, peaks 0.99 / 0.41, were vetoed; a planks or running-bond reference's f/2
+        # is a lattice peak and keeps the veto)
+        rpeh = g("ref_peak_Ehalf_over_Ef")
+        own_half = _fin(reh) and reh >= REF_OWN_HALF and not (_fin(rpeh) and rpeh < REF_OWN_HALF)
+        if own_half and not (_fin(zd) and zd >= REF_OWN_HALF_Z) and not acf_ok:
             doubled = False
         # a reference finer than REF_MIN_PERIOD_PX: the camera's blur and JPEG take the output's harmonics
         # of it (a clean wall's E(f/2)/E(f) reads 80 against the reference's 0.34), and the fine textures
