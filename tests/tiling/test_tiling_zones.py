@@ -159,9 +159,10 @@ def test_region_codes_precision_recall_and_confusions_on_fronto_parallel_walls(w
     period_doubled, 4 clean walls and the 2 clean twins of the doubled walls; a seed no threshold was
     calibrated on). The confusion table (truth → named region/doubling codes) is printed. Measured when
     written (ninth sitting, 22 scenes): 15 of 16 found, the one miss a zone named ``bands_rows`` (the one
-    false code), nothing named on the 6 clean walls and twins. The floors are that measurement less one
-    true find (a guard against losing what works; the issue's target is F1 ≥ 0.9 on the full samples,
-    docs/tiling.md §8)."""
+    false code), nothing named on the 6 clean walls and twins. Tenth sitting (the long lines, ``_cut_short``;
+    seed 26 still not calibrated on): 16 of 16 found, no false or confused code, nothing on the clean walls.
+    The floors are that measurement less one true find (a guard against losing what works; the issue's
+    target is F1 ≥ 0.9 on the full samples, docs/tiling.md §8)."""
     from collections import Counter
 
     from trackdiag.testing.walls.evaluate import SceneSpec
@@ -192,9 +193,9 @@ def test_region_codes_precision_recall_and_confusions_on_fronto_parallel_walls(w
     confused = sum(k for (t, n), k in table.items() if t != "clean" and n not in ("-", t))
     on_clean = sum(k for (t, n), k in table.items() if t == "clean" and n != "-")
     print(f"tp {tp}  fp {fp}  confused {confused}  on clean {on_clean}")
-    assert sum(tp[c] for c in causes) >= 14, tp
-    assert sum(fp.values()) <= 1, fp
-    assert confused <= 1 and on_clean == 0, (confused, on_clean)
+    assert sum(tp[c] for c in causes) >= 15, tp
+    assert sum(fp.values()) == 0, fp
+    assert confused == 0 and on_clean == 0, (confused, on_clean)
 
 
 def test_a_weak_map_line_is_a_band_only_on_a_wall_that_was_fronto_parallel() -> None:
