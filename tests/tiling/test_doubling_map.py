@@ -112,7 +112,7 @@ def test_doubling_map_shapes_nan_and_perspective_reference() -> None:
     assert centre > edge + 0.2
     ext = region_extent(dm.margin, excess=DOUBLING_EXCESS)
     assert set(ext) == {"excess_max", "area_frac", "row_level", "col_level", "row_even", "col_even",
-                        "row_end", "col_end"}
+                        "row_end", "col_end", "row_full", "col_full", "row_full_peak", "col_full_peak"}
     # a wall seen at an angle: the reference is brought to the centre's scale, so a clean wall whose period
     # changes by 40 % across the frame is not read as doubled when the trend is known
     size = 384
@@ -156,6 +156,23 @@ def test_region_extent_reach_evenness_and_span() -> None:
     assert ext["fading"]["col_level"][0] >= DOUBLING_COL and ext["fading"]["col_even"][0] < 0.4
     assert ext["holes"]["col_level"][0] < DOUBLING_COL and ext["holes"]["area_frac"][0] > 0.1
     assert ext["clean"]["col_level"][0] < DOUBLING_COL and ext["clean"]["row_level"][0] < DOUBLING_ROW
+    # the long lines (tenth sitting): a zone filling the columns that the furniture cuts short, whose
+    # columns running on past the furniture fall back to the wall's level, reads a column level but no long
+    # column at that level (while it reaches one: the long columns' peak); a band above furniture that spans
+    # its width reaches no long column at all; a band without holes fills its long columns
+    cut = torch.zeros(1, h, w)
+    cut[0, 0:6, 2:8] = 0.5  # the zone over the top six rows of columns 2-7
+    cut[0, 6:10, 2:6] = nan  # furniture under columns 2-5 (columns 6-7 run on to the floor)
+    above = torch.zeros(1, h, w)
+    above[0, 0:6, 2:6] = 0.5
+    above[0, 6:10, 1:7] = nan  # the furniture spans the band's width and a column either side
+    for name, m in (("cut", cut), ("above", above)):
+        ext[name] = region_extent(m, excess=DOUBLING_EXCESS)
+    assert ext["cut"]["col_level"][0] >= 0.4 and ext["cut"]["col_full"][0] < DOUBLING_COL
+    assert ext["cut"]["col_full_peak"][0] >= ext["cut"]["col_level"][0]
+    assert ext["above"]["col_level"][0] >= 0.4 and ext["above"]["col_full_peak"][0] < 0.25
+    assert ext["band"]["col_full"][0] == ext["band"]["col_level"][0]
+    assert torch.isfinite(ext["holes"]["row_full"]).all()  # rows 0-2 run the whole width
 
 
 @pytest.mark.slow

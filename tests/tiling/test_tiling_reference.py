@@ -87,6 +87,8 @@ NEW_KEYS = {
     "doubling_excess_max": CONT, "doubling_area_frac": COUNT, "doubling_row_level": CONT,
     "doubling_col_level": CONT, "doubling_plain_corr": CONT, "pair_excess_max": PAIR,
     "pair_area_frac": COUNT, "pair_row_level": PAIR, "pair_col_level": PAIR, "pair_plain_corr": PAIR,
+    "doubling_row_full": CONT, "doubling_col_full": CONT, "pair_row_full": PAIR, "pair_col_full": PAIR,
+    "pair_row_full_peak": PAIR, "pair_col_full_peak": PAIR,
     # the scale trends (perspective)
     "persp_trend_x": CONT, "persp_trend_y": CONT, "persp_agree_x": CONT, "centroid_trend_x": CONT,
     "centroid_trend_y": CONT, "scale_trend_x": CONT, "scale_trend_y": CONT, "scale_corr_x": CONT,

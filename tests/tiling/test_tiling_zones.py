@@ -127,6 +127,31 @@ def test_the_map_band_overrides_a_pair_zone_by_evenness_only_on_a_wall_with_a_tr
     assert _codes({**flat, "doubling_col_level": 0.45}) & _REGION == {"bands_cols"}
 
 
+def test_a_line_cut_short_by_a_mask_hole_is_a_zone_where_the_region_reaches_a_long_line() -> None:
+    """A strong pair region whose most doubled column is filled only because the furniture ends it (the
+    values of v8 seed 22's hex zone read as ``bands_cols``: level 4.66, the long columns' level −0.16 with a
+    peak of 5.34 on them) is a zone; a band above a row of furniture (its every column cut short: the long
+    columns peak at 0.14, outside it) stays a band, and so does a band whose long columns it fills. The
+    region map's band line does not override such a zone (v8 seed 22's wallpaper zone, map column 0.61)."""
+    zone = {**_MAP_ZONE, **_PAIR_SILENT, "persp_trend_x": 0.0, "persp_trend_y": 0.0,
+            "pair_excess_max": 7.0, "pair_area_frac": 0.39, "pair_col_level": 4.66, "pair_col_even": 0.88,
+            "pair_col_full": -0.16, "pair_col_full_peak": 5.34}
+    assert _codes(zone) & _REGION == {"doubled_zone"}
+    assert _codes({**zone, "pair_col_full_peak": 0.14}) & _REGION == {"bands_cols"}  # above furniture
+    assert _codes({**zone, "pair_col_full": 4.5, "pair_col_full_peak": 5.34}) & _REGION == {"bands_cols"}
+    # stored runs without the long-line keys read as before
+    assert _codes({k: v for k, v in zone.items() if "full" not in k}) & _REGION == {"bands_cols"}
+    over = {**zone, "doubling_excess_max": 0.67, "doubling_area_frac": 0.35, "doubling_col_level": 0.61,
+            "doubling_col_even": 0.9, "doubling_col_end": 0.0, "doubling_col_full": 0.02,
+            "doubling_col_full_peak": 0.2}
+    assert _codes(over) & _REGION == {"doubled_zone"}
+    assert _codes({**over, "pair_col_full": 4.5}) & _REGION == {"bands_cols"}
+    # a pair column below its line limit is no line to cut: the map's band still overrides that zone (a band
+    # whose line the half-size windows broke up)
+    broken = {**over, "pair_col_level": 0.12, "pair_col_even": 0.03, "pair_col_full": 0.1}
+    assert _codes(broken) & _REGION == {"bands_cols"}
+
+
 @pytest.mark.slow
 def test_region_codes_precision_recall_and_confusions_on_fronto_parallel_walls(wall_records) -> None:
     """Precision, recall and the confusions between the region codes and ``period_doubled`` on generated
@@ -134,9 +159,10 @@ def test_region_codes_precision_recall_and_confusions_on_fronto_parallel_walls(w
     period_doubled, 4 clean walls and the 2 clean twins of the doubled walls; a seed no threshold was
     calibrated on). The confusion table (truth → named region/doubling codes) is printed. Measured when
     written (ninth sitting, 22 scenes): 15 of 16 found, the one miss a zone named ``bands_rows`` (the one
-    false code), nothing named on the 6 clean walls and twins. The floors are that measurement less one
-    true find (a guard against losing what works; the issue's target is F1 ≥ 0.9 on the full samples,
-    docs/tiling.md §8)."""
+    false code), nothing named on the 6 clean walls and twins. Tenth sitting (the long lines, ``_cut_short``;
+    seed 26 still not calibrated on): 16 of 16 found, no false or confused code, nothing on the clean walls.
+    The floors are that measurement less one true find (a guard against losing what works; the issue's
+    target is F1 ≥ 0.9 on the full samples, docs/tiling.md §8)."""
     from collections import Counter
 
     from trackdiag.testing.walls.evaluate import SceneSpec
@@ -167,9 +193,9 @@ def test_region_codes_precision_recall_and_confusions_on_fronto_parallel_walls(w
     confused = sum(k for (t, n), k in table.items() if t != "clean" and n not in ("-", t))
     on_clean = sum(k for (t, n), k in table.items() if t == "clean" and n != "-")
     print(f"tp {tp}  fp {fp}  confused {confused}  on clean {on_clean}")
-    assert sum(tp[c] for c in causes) >= 14, tp
-    assert sum(fp.values()) <= 1, fp
-    assert confused <= 1 and on_clean == 0, (confused, on_clean)
+    assert sum(tp[c] for c in causes) >= 15, tp
+    assert sum(fp.values()) == 0, fp
+    assert confused == 0 and on_clean == 0, (confused, on_clean)
 
 
 def test_a_weak_map_line_is_a_band_only_on_a_wall_that_was_fronto_parallel() -> None:

@@ -436,7 +436,7 @@ def centre_period(lp: LocalPeriodMap, trend_y: torch.Tensor, trend_x: torch.Tens
 
 #: what a 2×-period region map reports (:func:`~trackdiag.functional.doubling.region_extent`'s reading)
 _EXTENT_KEYS = ("excess_max", "area_frac", "row_level", "col_level", "row_even", "col_even", "row_end",
-                "col_end")
+                "col_end", "row_full", "col_full", "row_full_peak", "col_full_peak")
 
 
 def region_key_names(prefix: str) -> tuple[str, ...]:
@@ -617,8 +617,9 @@ def pair_doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, t1: torch.Tensor
 def hypotheses_extent(hyp: torch.Tensor, *, excess: float) -> dict[str, torch.Tensor]:
     """:func:`~trackdiag.functional.doubling.region_extent` of each hypothesis' map of the pair test
     (``hyp`` ``H×N×h×w``, the wall's level read below the 40th percentile), then per image the largest over
-    the hypotheses: ``excess_max``, ``area_frac``; ``row_level`` / ``col_level`` with the evenness and
-    end flag of the hypothesis that gives it. Eighth sitting: read on the per-window best over the
+    the hypotheses: ``excess_max``, ``area_frac``; ``row_level`` / ``col_level`` with the evenness, end
+    flag and long-line reading (``*_full``, ``*_full_peak``) of the hypothesis that gives it. Eighth
+    sitting: read on the per-window best over the
     hypotheses, a full-width band lost its line at the frame's sides, where the decisive (long) vector's
     pairs leave the frame and only weaker hypotheses are measured."""
     h_, n = hyp.shape[:2]
@@ -634,7 +635,7 @@ def hypotheses_extent(hyp: torch.Tensor, *, excess: float) -> dict[str, torch.Te
     for line in ("row", "col"):
         lvl, at = top(f"{line}_level")
         out[f"{line}_level"] = lvl
-        for k in (f"{line}_even", f"{line}_end"):
+        for k in (f"{line}_even", f"{line}_end", f"{line}_full", f"{line}_full_peak"):
             g = ext[k].reshape(h_, n).gather(0, at[None])[0]
             out[k] = torch.where(torch.isfinite(lvl), g, torch.full_like(g, float("nan")))
     return out

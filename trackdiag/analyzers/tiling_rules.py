@@ -285,6 +285,9 @@ def _doubled_region(g: Callable[[str], float], fix: str) -> Verdict | None:
     # the evenness keys: the level alone)
     row_on = rl >= DOUBLING_ROW and (not _fin(re_) or re_ >= DOUBLING_EVEN)
     col_on = cl >= DOUBLING_COL and (not _fin(ce_) or ce_ >= DOUBLING_EVEN)
+    # (tenth sitting) not a line filled only because a mask hole cuts it short (_cut_short)
+    row_on = row_on and not _cut_short(g, "doubling", "row", DOUBLING_ROW)
+    col_on = col_on and not _cut_short(g, "doubling", "col", DOUBLING_COL)
     angled = any(abs(g(k)) >= PERSP_TREND for k in ("persp_trend_x", "persp_trend_y"))  # NaN: False
     # measured on the wall rectified by its tilt (rect_doubling: rectified.py): no fitted trend left in the
     # windows' scale, the fronto-parallel limits
@@ -316,8 +319,10 @@ def _doubled_region(g: Callable[[str], float], fix: str) -> Verdict | None:
         # checkerboards, an 8-px grid, doubled and halved walls; levels 0.06-0.12 at evenness 0.60-0.87),
         # it found no true band there
         flat = not angled and g("rect_doubling") != 1.0
-        row_on = rl >= DOUBLING_WEAK_LINE and _fin(re_) and re_ >= DOUBLING_WEAK_EVEN and flat
-        col_on = cl >= DOUBLING_WEAK_LINE and _fin(ce_) and ce_ >= DOUBLING_WEAK_EVEN and flat
+        row_on = (rl >= DOUBLING_WEAK_LINE and _fin(re_) and re_ >= DOUBLING_WEAK_EVEN and flat
+                  and not _cut_short(g, "doubling", "row", DOUBLING_WEAK_LINE))
+        col_on = (cl >= DOUBLING_WEAK_LINE and _fin(ce_) and ce_ >= DOUBLING_WEAK_EVEN and flat
+                  and not _cut_short(g, "doubling", "col", DOUBLING_WEAK_LINE))
         if not (row_on or col_on) or pc < DOUBLING_WEAK_CORR:
             return None
     # no wall lattice of real size to double: a fine mosaic folded by subsampling (aliasing moiré) is new
@@ -340,6 +345,24 @@ def _doubled_region(g: Callable[[str], float], fix: str) -> Verdict | None:
                        evidence=ev, fix=fix)
     return Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period", evidence=ev,
                    fix=fix)
+
+
+def _cut_short(g: Callable[[str], float], prefix: str, line: str, limit: float) -> bool:
+    """Whether the region map ``prefix`` (``pair`` or ``doubling``) fills its most doubled ``line`` (``row`` /
+    ``col``) only because a mask hole cuts that line short (tenth sitting, issue 11). A band reaches from
+    one side of the wall to the other in its lines; a zone (at most ⅔ of the wall's height in the
+    generator) fills a whole column only where a picture frame, the furniture or the ceiling ends the
+    column, and the columns of the same zone that run on past it fall back to the wall's level. So: where
+    the region reaches a *long* line (spanning ``FULL_LINE_SPAN`` of the map's measured extent,
+    ``doubling.region_extent``: its largest excess ``*_full_peak`` at least the chosen line's level) but
+    fills none of them (``*_full`` below ``limit``, the line limit), the line is not a band. A band whose
+    every line is cut short (a band above a row of furniture) has no long line through it and stays a band;
+    NaN keys (stored runs, no long line): not cut; a line below ``limit`` is no line to cut (a weak pair
+    line, where the region map's band may override the pair test's zone, is not read as cut). No new
+    threshold: the line limits and the line's own level."""
+    lvl, full, peak = (g(f"{prefix}_{line}_{k}") for k in ("level", "full", "full_peak"))
+    return (_fin(lvl) and _fin(full) and _fin(peak) and lvl >= limit and peak >= lvl
+            and full < limit)
 
 
 def _pair_strong(g: Callable[[str], float]) -> bool:
@@ -372,6 +395,10 @@ def _pair_region(g: Callable[[str], float], fix: str) -> Verdict | None:
     if not all(_fin(v) for v in (dex, area, rl, cl)):
         return None
     row_on, col_on = rl >= PAIR_LINE, cl >= PAIR_LINE
+    # (tenth sitting) a line filled only because a mask hole cuts it short, where the region reaches a long
+    # line and fills none: a zone, not a band (_cut_short)
+    row_on = row_on and not _cut_short(g, "pair", "row", PAIR_LINE)
+    col_on = col_on and not _cut_short(g, "pair", "col", PAIR_LINE)
     strong = dex >= PAIR_EXCESS and area >= PAIR_AREA
     if not strong:
         # a line without a strong region rests on the lattice's vectors alone: not where the wall has
@@ -719,8 +746,11 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         # hypothesis' own map (eighth sitting, after this branch was calibrated) and a band's line holds;
         # generated v8 seeds 20 and 22: the branch's one call on such a wall was a zone (brick, 512²,
         # 0.34 at evenness 0.75, the pair test's column 0.12), no band needed it
-        if lvl >= DOUBLING_LINE_OVER or (lvl >= DOUBLING_LINE_EVEN_LEVEL and _fin(even)
-                                         and even >= DOUBLING_LINE_OVER_EVEN and not _pair_flat(g)):
+        # (tenth sitting) not where the pair test's own line on that axis was cut short by a mask hole
+        # (_cut_short): its windows saw the region reach the long lines and fill none, no broken-up band
+        if (lvl >= DOUBLING_LINE_OVER or (lvl >= DOUBLING_LINE_EVEN_LEVEL and _fin(even)
+                                          and even >= DOUBLING_LINE_OVER_EVEN and not _pair_flat(g))) and (
+                not _cut_short(g, "pair", axis, PAIR_LINE)):
             region = map_v
     # (ninth sitting) a zone of the region map alone, no line, where the pair test read the wall without a
     # perspective trend and saw nothing: not named. On such walls the pair test finds the zones (generated v8

@@ -141,6 +141,13 @@ def _specs() -> list[MetricSpec]:
         m("doubling_row_end", "none", "flag", "1 where that row is the first or last measured map row (on an "
           "angled wall: the perspective fit's residue, not a band)"),
         m("doubling_col_end", "none", "flag", "1 where that column is the first or last measured map column"),
+        m("doubling_row_full", "min", "corr", "that level over the map rows spanning most of the measured "
+          "width only (a band's rows reach across; a zone fills only rows a mask hole cuts short)"),
+        m("doubling_col_full", "min", "corr", "that level over the map columns spanning most of the measured "
+          "height only"),
+        m("doubling_row_full_peak", "none", "corr", "the largest excess on those long rows (the region "
+          "reaches one)"),
+        m("doubling_col_full_peak", "none", "corr", "the largest excess on those long columns"),
         m("doubling_plain_corr", "max", "corr", "median correlation of the windows' spectra with the wall's "
           "(lattice confidence of the doubling map)"),
         m("pair_excess_max", "min", "z", "largest robust z (over the wall's windows) of a window that "
@@ -156,6 +163,13 @@ def _specs() -> list[MetricSpec]:
         m("pair_col_even", "none", "ratio", "that column's level over its own largest z"),
         m("pair_row_end", "none", "flag", "1 where that row is the first or last measured map row"),
         m("pair_col_end", "none", "flag", "1 where that column is the first or last measured map column"),
+        m("pair_row_full", "min", "z", "that level over the map rows spanning most of the measured "
+          "width only (a band's rows reach across; a zone fills only rows a mask hole cuts short)"),
+        m("pair_col_full", "min", "z", "that level over the map columns spanning most of the measured "
+          "height only"),
+        m("pair_row_full_peak", "none", "z", "the largest excess on those long rows (the region reaches "
+          "one)"),
+        m("pair_col_full_peak", "none", "z", "the largest excess on those long columns"),
         m("pair_plain_corr", "max", "corr", "median over the windows of the best pair correlation at a "
           "lattice vector (how well the wall repeats its lattice)"),
         m("rect_tilt_x", "none", "log/frame", "the wall's tilt along x where the region maps were read on "

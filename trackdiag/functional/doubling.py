@@ -45,6 +45,10 @@ class DoublingMap(NamedTuple):
 
 _DOUBLED = ((2.0, 1.0), (1.0, 2.0), (2.0, 2.0))
 _JITTER = (0.9, 1.0, 1.1)
+#: a *long* map line (``region_extent``'s ``row_full`` / ``col_full``): its measured windows span at least
+#: this share of the map's measured extent (tenth sitting, issue 11: zones read as bands fill only lines cut
+#: short by a mask hole; see docs/tiling.md §6)
+FULL_LINE_SPAN = 0.8
 
 
 def _centred_index(k: int, device: torch.device) -> torch.Tensor:
@@ -253,7 +257,8 @@ def _nan_box(v: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
 
 
 def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float = 0.0,
-                  min_line: int = 3, min_span: float = 0.4, lower: bool = False) -> dict[str, torch.Tensor]:
+                  min_line: int = 3, min_span: float = 0.4, full_span: float = FULL_LINE_SPAN,
+                  lower: bool = False) -> dict[str, torch.Tensor]:
     """The 2×-period region of a :class:`DoublingMap` margin map (``N×h×w``) and how far it reaches.
 
     The margin minus the image's median margin (with ``lower``, the wall's level read below the 40th
@@ -268,8 +273,14 @@ def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float =
     the ends of the measured line, as a band does; a zone that only fills a short column of measured windows
     fades towards its ends). ``row_end`` / ``col_end``: 1 where that line is the first or last map line with
     enough windows, else 0 (on a wall seen at an angle the expected scale is a fitted trend, whose residue
-    grows towards one end of the frame: a ramp peaks on an end line, a band is a bump inside). Every value
-    ``(N,)`` (NaN without measured windows).
+    grows towards one end of the frame: a ramp peaks on an end line, a band is a bump inside).
+    ``row_full`` / ``col_full``: the same level over the lines whose measured windows span at least
+    ``full_span`` of the map's measured extent only (a band reaches from one side of the wall to the other
+    in most of its lines; a zone fills a whole line only where a mask hole — a frame, the furniture, the
+    ceiling — cuts that line short, and the lines of the zone that run on past it fall back to the wall's
+    level; NaN where no line is that long); ``row_full_peak`` / ``col_full_peak``: the largest excess on
+    those long lines (whether the region reaches a long line at all). Every value ``(N,)`` (NaN without
+    measured windows).
     """
     n, gh, gw = margin.shape
     flat = margin.reshape(n, -1)
@@ -284,10 +295,11 @@ def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float =
     hit = (ok & (es > excess)).to(e.dtype)
     area = hit.sum((1, 2)) / ok.to(e.dtype).sum((1, 2)).clamp_min(1.0)
 
-    def level(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def level(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Largest low quantile along the last axis over lines with enough windows, that line's quantile
-        over its own largest value (its evenness), and 1 where that line is the first or last line with
-        enough windows (0 otherwise): ``N×L×M`` → three ``(N,)``."""
+        over its own largest value (its evenness), 1 where that line is the first or last line with
+        enough windows (0 otherwise), the largest quantile over the lines spanning ``full_span`` of the
+        measured extent and the largest value on those lines: ``N×L×M`` → five ``(N,)``."""
         fin = torch.isfinite(a)
         idx = torch.arange(a.shape[-1], device=a.device)
         first = torch.where(fin, idx, a.shape[-1]).amin(-1)  # N×L
@@ -298,8 +310,10 @@ def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float =
         # a line must reach across most of the map's measured extent (a few windows between mask holes
         # that a zone fills are not a full-width line)
         enough = (fin.sum(-1) >= min_line) & (span >= min_span * full.clamp_min(1)[:, None])
-        q = torch.nanquantile(a, line_quantile, dim=-1)
-        q = torch.where(enough & torch.isfinite(q), q, torch.full_like(q, -math.inf))
+        long_ = enough & (span >= full_span * full.clamp_min(1)[:, None])
+        q0 = torch.nanquantile(a, line_quantile, dim=-1)
+        q = torch.where(enough & torch.isfinite(q0), q0, torch.full_like(q0, -math.inf))
+        qf = torch.where(long_ & torch.isfinite(q0), q0, torch.full_like(q0, -math.inf)).amax(dim=-1)
         top = torch.where(torch.isfinite(a), a, torch.full_like(a, -math.inf)).amax(dim=-1)  # N×L
         best, at = q.max(dim=-1)
         peak = top.gather(-1, at[:, None])[:, 0]
@@ -308,17 +322,20 @@ def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float =
         lo = torch.where(qual, lines, q.shape[-1]).amin(-1)
         hi = torch.where(qual, lines, -1).amax(-1)
         end = ((at == lo) | (at == hi)).to(a.dtype)
-        return best, best / peak.clamp_min(1e-6), end
+        pf = torch.where(long_, top, torch.full_like(top, -math.inf)).amax(dim=-1)
+        return best, best / peak.clamp_min(1e-6), end, qf, pf
 
-    row, row_even, row_end = level(_nan_box(e, 3, 1))  # rows: N×gh×gw, quantile along x
-    col, col_even, col_end = level(_nan_box(e, 1, 3).transpose(1, 2))
+    row, row_even, row_end, row_full, row_fpk = level(_nan_box(e, 3, 1))  # rows: N×gh×gw, quantile along x
+    col, col_even, col_end, col_full, col_fpk = level(_nan_box(e, 1, 3).transpose(1, 2))
     def fix(t: torch.Tensor) -> torch.Tensor:
         return torch.where(has & torch.isfinite(t), t, nan)
 
     return {"excess_max": fix(emax), "area_frac": torch.where(has, area, nan), "row_level": fix(row),
             "col_level": fix(col), "row_even": fix(row_even), "col_even": fix(col_even),
             "row_end": fix(torch.where(torch.isfinite(row), row_end, nan)),
-            "col_end": fix(torch.where(torch.isfinite(col), col_end, nan))}
+            "col_end": fix(torch.where(torch.isfinite(col), col_end, nan)),
+            "row_full": fix(row_full), "col_full": fix(col_full), "row_full_peak": fix(row_fpk),
+            "col_full_peak": fix(col_fpk)}
 
 
 class PairMap(NamedTuple):

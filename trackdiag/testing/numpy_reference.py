@@ -1358,24 +1358,26 @@ def nan_box(v: np.ndarray, kh: int, kw: int) -> np.ndarray:
 
 
 def region_extent(margin: np.ndarray, *, excess: float, min_line: int = 3, min_span: float = 0.4,
-                  lower: bool = False) -> dict[str, float]:
+                  full_span: float = 0.8, lower: bool = False) -> dict[str, float]:
     """``doubling.region_extent``: the excess over the image's median margin (``lower``: the level read
     below the 40th percentile, :func:`lower_location_scale`), its 3×3-smoothed maximum, the share above
-    ``excess``, and the strongest whole map row (column) with its evenness."""
+    ``excess``, the strongest whole map row (column) with its evenness, and the same level over the lines
+    spanning ``full_span`` of the measured extent with the largest excess on them (``*_full``,
+    ``*_full_peak``)."""
     e = margin - (lower_location_scale(margin)[0] if lower else lower_median(margin))
     ok = np.isfinite(e)
     if not ok.any():
-        return dict.fromkeys(("excess_max", "area_frac", "row_level", "col_level", "row_even", "col_even"),
-                             math.nan)
+        return dict.fromkeys(("excess_max", "area_frac", "row_level", "col_level", "row_even", "col_even",
+                              "row_full", "col_full", "row_full_peak", "col_full_peak"), math.nan)
     es = nan_box(e, 3, 3)
     out = {"excess_max": float(es[ok].max()), "area_frac": float((ok & (np.nan_to_num(es) > excess)).sum()
                                                                   / ok.sum())}
 
-    def level(a: np.ndarray) -> tuple[float, float]:
+    def level(a: np.ndarray) -> tuple[float, float, float, float]:
         fin = np.isfinite(a)
         cols = np.flatnonzero(fin.any(0))
         full = cols[-1] - cols[0] + 1 if cols.size else 1
-        best, peak = -math.inf, math.nan
+        best, peak, best_long, peak_long = -math.inf, math.nan, -math.inf, -math.inf
         for line, f in zip(a, fin, strict=True):
             idx = np.flatnonzero(f)
             if idx.size < min_line or idx[-1] - idx[0] + 1 < min_span * max(full, 1):
@@ -1383,12 +1385,16 @@ def region_extent(margin: np.ndarray, *, excess: float, min_line: int = 3, min_s
             q = float(line[f].min())
             if q > best:
                 best, peak = q, float(line[f].max())
+            if idx[-1] - idx[0] + 1 >= full_span * max(full, 1):
+                best_long, peak_long = max(best_long, q), max(peak_long, float(line[f].max()))
+        fl = best_long if math.isfinite(best_long) else math.nan
+        pl = peak_long if math.isfinite(peak_long) else math.nan
         if not math.isfinite(best):
-            return math.nan, math.nan
-        return best, best / max(peak, 1e-6)
+            return math.nan, math.nan, fl, pl
+        return best, best / max(peak, 1e-6), fl, pl
 
-    out["row_level"], out["row_even"] = level(nan_box(e, 3, 1))
-    out["col_level"], out["col_even"] = level(nan_box(e, 1, 3).T)
+    out["row_level"], out["row_even"], out["row_full"], out["row_full_peak"] = level(nan_box(e, 3, 1))
+    out["col_level"], out["col_even"], out["col_full"], out["col_full_peak"] = level(nan_box(e, 1, 3).T)
     return out
 
 
@@ -1582,7 +1588,8 @@ def pair_hypotheses(xs: list[np.ndarray], v: np.ndarray, vectors: list[np.ndarra
 
 def hypotheses_extent(hyps: list[np.ndarray], *, excess: float) -> dict[str, float]:
     """``bands.hypotheses_extent``: :func:`region_extent` (lower level) of each hypothesis' map, then the
-    largest excess, area and line levels (with the evenness of the line's hypothesis)."""
+    largest excess, area and line levels (with the evenness and long-line reading of the line's
+    hypothesis)."""
     ext = [region_extent(m, excess=excess, lower=True) for m in hyps]
     def top(key: str) -> int | None:
         vals = [e[key] for e in ext]
@@ -1595,7 +1602,8 @@ def hypotheses_extent(hyps: list[np.ndarray], *, excess: float) -> dict[str, flo
     for line in ("row", "col"):
         j = top(f"{line}_level")
         out[f"{line}_level"] = ext[j][f"{line}_level"] if j is not None else math.nan
-        out[f"{line}_even"] = ext[j][f"{line}_even"] if j is not None else math.nan
+        for k in (f"{line}_even", f"{line}_full", f"{line}_full_peak"):
+            out[k] = ext[j][k] if j is not None else math.nan
     return out
 
 
