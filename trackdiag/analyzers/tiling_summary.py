@@ -29,7 +29,7 @@ from ..functional.detail import detail_deficit_db
 from ..functional.grid import grid_excess, parity_gain
 from ..functional.lattice import axis_periods, real_basis
 from ..functional.localmap import centroid_scale_trend, window_scale_trend
-from ..functional.rectify import alternative_tilt, checked_tilt, tilt_from_axis_periods
+from ..functional.rectify import alternative_tilt, checked_tilt, rectify, tilt_from_axis_periods
 from ..functional.rows import on_rows
 from ..functional.seams import edge_scores, mask_seam_parts
 from ..functional.spectral import (
@@ -641,6 +641,34 @@ def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingPa
     return torch.where(per.lattice.found, per.period_px, nan), per.score
 
 
+def _rectified_crop_period(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str, torch.Tensor],
+                           per: Any, side: int, angled: torch.Tensor, p: TilingParams
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lattice period and score of the central half of the wall rectified by its tilt (``(N,)`` each;
+    NaN where not ``angled`` (``(N,)`` bool), where the tilt is not measured or is 0, or without a lattice).
+
+    ``x``, ``vf``: ``N×H×W`` luma and 0/1 weights; ``lp`` the local lattice map, ``wst`` the window grid's
+    trend keys, ``per`` the frame's periodicity (its lattice: 1-D or 2-D), ``side`` its FFT side. The tilt
+    is :func:`_wall_tilt`'s checked candidate (the one the rectified region maps try first). On a wall seen
+    at an angle the central half still spans a range of local periods (the lines across the tilt change
+    twice as fast as those along it: a hex or penny lattice's three row families shear apart), so its
+    spectral peaks smear and the strongest bump of the smear is read, a few % off the centre's period; the
+    rectified wall has the centre's scale everywhere (:func:`~trackdiag.functional.rectify.rectify`: its
+    Jacobian is the identity at the frame centre)."""
+    h, w = x.shape[-2:]
+    one_d = ~torch.isfinite(real_basis(per.lattice.f, per.lattice.g, side)[1]).all(1)
+    gt = _wall_tilt(lp, wst, one_d, angled, h, w)[:, 0]  # N×2 (G_y, G_x), frame units
+    sel = angled & torch.isfinite(gt).all(1) & (gt.abs() > 0).any(1)
+    scale = torch.tensor([float(h), float(w)], device=x.device, dtype=x.dtype)
+
+    def fn(i: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        r = slice(None) if i is None else i
+        xr, vr = rectify(x[r], vf[r], torch.nan_to_num(gt[r] / scale, nan=0.0))
+        return _centre_crop_period(xr, vr, p)
+
+    return on_rows(sel, fn, fills=(float("nan"), float("nan")), like=x)  # type: ignore[return-value]
+
+
 def _frame_doubled_period(gl: torch.Tensor, cen: torch.Tensor, cc: torch.Tensor, *, window_px: int,
                           crop_score: torch.Tensor | None = None) -> torch.Tensor:
     """The period to report on a fronto-parallel wall whose frame lattice was pulled to twice the period by a
@@ -1099,6 +1127,14 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # ... and better, the lattice of the frame's central half, where the period varies half as much; unless it
     # is 1.4–2.6 × the map's (a zone or band at twice the period over the centre: the map's median is not)
     cc, out["centre_periodicity_score"] = _centre_crop_period(x, vf if mask is not None else None, p)
+    # ... read once more on the wall rectified by its tilt, where the lattice does not smear over the crop's
+    # range of periods: that reading where it repeats its lattice at least as well (the score of the image's
+    # crop stays the wall's: periodicity_score)
+    rcc, rcs = _rectified_crop_period(x, vf, lp, wst, per, s, persp, p)
+    out["rect_crop_period_px"], out["rect_crop_periodicity_score"] = rcc, rcs
+    use_r = torch.isfinite(rcc) & (rcs >= out["centre_periodicity_score"])  # NaN: False
+    cc = torch.where(use_r, rcc, cc)
+    ccs = torch.where(use_r, rcs, out["centre_periodicity_score"])
     # a lattice confident in the central half is a lattice: an angled wall's global peak smears over its
     # range of periods, a zone or band splits it (aperiodic walls score <= 0.02 there: docs/tiling.md)
     out["frame_periodicity_score"] = out["periodicity_score"]
@@ -1117,14 +1153,12 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # (not near the search floor, < 2 × min_period_px: an aliased wall's crop reads a folded 3-px "period";
     # gating on the wall's periodicity_score instead would drop most angled walls, whose global peak smears)
     # (nor where the crop's lattice scores like an aperiodic wall's: CENTRE_CROP_SCORE)
-    crop_ok = (torch.isfinite(cc) & (cc >= 2.0 * p.min_period_px)
-               & (out["centre_periodicity_score"] >= CENTRE_CROP_SCORE))
+    crop_ok = torch.isfinite(cc) & (cc >= 2.0 * p.min_period_px) & (ccs >= CENTRE_CROP_SCORE)
     centre = torch.where(crop_ok, torch.where(zone, cen, cc), torch.where(use_c, cen, gl))
     out["centre_period_px"] = cen
     out["centre_crop_period_px"] = cc
     out["frame_period_px"] = gl
-    front = _frame_doubled_period(gl, cen, cc, window_px=lp.window_px,
-                                  crop_score=out["centre_periodicity_score"])
+    front = _frame_doubled_period(gl, cen, cc, window_px=lp.window_px, crop_score=ccs)
     out["fundamental_period_px"] = torch.where(persp, centre, torch.where(torch.isfinite(front), front, gl))
     # ... unless most of the wall's local windows read a divisor of it (a zone or band at 2× over the centre
     # pulled the frame, the crop and the map alike): the windows' lattice, at the centre
@@ -1133,7 +1167,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty), p,
         masked=mask is not None)
     vote = _window_vote_period(lw, lok, vside, out["fundamental_period_px"], crop=cc,
-                               crop_score=out["centre_periodicity_score"], lattice_t1=out["lattice_t1_px"],
+                               crop_score=ccs, lattice_t1=out["lattice_t1_px"],
                                min_period_px=p.min_period_px)
     out["window_vote_period_px"] = vote
     # ... and of the centre's readings (the reported one, the central half's, the map's, the frame's) the one

@@ -2402,16 +2402,31 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     use_c = persp and math.isfinite(rc) and (rc <= 1.0 + CENTRE_AGREE or (rc >= CENTRE_MULTIPLE and cen < gl))
     use_c = use_c or (persp and math.isfinite(cen) and lat["score"] < CENTRE_CROP_SCORE)
     cc = crop["s"] / crop["radius"] if crop["found"] else math.nan
+    ccs = crop["score"]
+    # ... and of the central half of the wall rectified by its tilt (the checked candidate), where it scores
+    # at least as well (tiling_summary._rectified_crop_period)
+    rcc = rcs = math.nan
+    if persp:
+        (rgy, rgx), _other = wall_tilt(lm, h, w, wst["persp_trend_y"], wst["persp_trend_x"],
+                                       not np.isfinite(real_basis(f, g, s)[1]).all())
+        if math.isfinite(rgy) and math.isfinite(rgx) and (rgy != 0.0 or rgx != 0.0):
+            xr, vr = rectify_image(x, vf, rgy, rgx)
+            rcrop = centre_crop_lattice(xr, vr > 0.5, True)
+            rcc = rcrop["s"] / rcrop["radius"] if rcrop["found"] else math.nan
+            rcs = rcrop["score"]
+    out["rect_crop_period_px"], out["rect_crop_periodicity_score"] = rcc, rcs
+    if math.isfinite(rcc) and rcs >= ccs:
+        cc, ccs = rcc, rcs
     q = cc / cen
     zone = math.isfinite(q) and CENTRE_ZONE[0] <= q <= CENTRE_ZONE[1]
-    crop_ok = math.isfinite(cc) and cc >= 2.0 * 3.0 and crop["score"] >= CENTRE_CROP_SCORE
+    crop_ok = math.isfinite(cc) and cc >= 2.0 * 3.0 and ccs >= CENTRE_CROP_SCORE
     centre = (cen if zone else cc) if crop_ok else (cen if use_c else gl)
     out["centre_period_px"], out["centre_crop_period_px"] = cen, cc
     out["frame_period_px"] = gl
     # a fronto-parallel frame lattice pulled to 2× by a zone or band (tiling._frame_doubled_period)
     near = lambda a, b: math.isfinite(a / b) and abs(a / b - 1.0) <= CENTRE_AGREE
     two = lambda r: math.isfinite(r) and FRAME_DOUBLE[0] <= r <= FRAME_DOUBLE[1]
-    no_crop = not math.isfinite(cc) or crop["score"] < CENTRE_CROP_SCORE
+    no_crop = not math.isfinite(cc) or ccs < CENTRE_CROP_SCORE
     front = (cc if near(cc, cen) and not no_crop else cen) if (
         two(gl / cen) and cen <= win / REF_MAP_CYCLES
         and (near(cc, gl) or near(cc, cen) or two(cc / cen) or no_crop)) else gl
@@ -2420,7 +2435,7 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     trx = wst["persp_trend_x"] if math.isfinite(wst["persp_trend_x"]) else tx
     try_ = wst["persp_trend_y"] if math.isfinite(wst["persp_trend_y"]) else ty
     lw, lok, vside = window_readings(x, valid, trx, try_, masked)
-    vote = window_vote_period(lw, lok, vside, out["fundamental_period_px"], cc, crop["score"],
+    vote = window_vote_period(lw, lok, vside, out["fundamental_period_px"], cc, ccs,
                               lattice_t1=out["lattice_t1_px"])
     out["window_vote_period_px"] = vote
     fp = out["fundamental_period_px"]
