@@ -641,11 +641,11 @@ def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingPa
     return torch.where(per.lattice.found, per.period_px, nan), per.score
 
 
-def _rectified_crop_period(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str, torch.Tensor],
-                           per: Any, side: int, angled: torch.Tensor, p: TilingParams
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The lattice period and score of the central half of the wall rectified by its tilt (``(N,)`` each;
-    NaN where not ``angled`` (``(N,)`` bool), where the tilt is not measured or is 0, or without a lattice).
+def _rectified_wall(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str, torch.Tensor], per: Any,
+                    side: int, angled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The wall rectified by its tilt, for the centre's period: ``(xr, vr, sel)``, ``N×H×W`` luma and 0/1
+    weights (:func:`~trackdiag.functional.rectify.rectify`; 0 outside ``sel``) and ``sel`` ``(N,)`` bool:
+    the images ``angled`` (``(N,)`` bool) whose tilt is measured and not 0.
 
     ``x``, ``vf``: ``N×H×W`` luma and 0/1 weights; ``lp`` the local lattice map, ``wst`` the window grid's
     trend keys, ``per`` the frame's periodicity (its lattice: 1-D or 2-D), ``side`` its FFT side. The tilt
@@ -653,20 +653,29 @@ def _rectified_crop_period(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapp
     at an angle the central half still spans a range of local periods (the lines across the tilt change
     twice as fast as those along it: a hex or penny lattice's three row families shear apart), so its
     spectral peaks smear and the strongest bump of the smear is read, a few % off the centre's period; the
-    rectified wall has the centre's scale everywhere (:func:`~trackdiag.functional.rectify.rectify`: its
-    Jacobian is the identity at the frame centre)."""
+    rectified wall has the centre's scale everywhere (its Jacobian is the identity at the frame centre)."""
     h, w = x.shape[-2:]
     one_d = ~torch.isfinite(real_basis(per.lattice.f, per.lattice.g, side)[1]).all(1)
     gt = _wall_tilt(lp, wst, one_d, angled, h, w)[:, 0]  # N×2 (G_y, G_x), frame units
     sel = angled & torch.isfinite(gt).all(1) & (gt.abs() > 0).any(1)
-    scale = torch.tensor([float(h), float(w)], device=x.device, dtype=x.dtype)
+    g = torch.nan_to_num(gt / torch.tensor([float(h), float(w)], device=x.device, dtype=x.dtype), nan=0.0)
 
     def fn(i: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         r = slice(None) if i is None else i
-        xr, vr = rectify(x[r], vf[r], torch.nan_to_num(gt[r] / scale, nan=0.0))
-        return _centre_crop_period(xr, vr, p)
+        return rectify(x[r], vf[r], g[r])
 
-    return on_rows(sel, fn, fills=(float("nan"), float("nan")), like=x)  # type: ignore[return-value]
+    xr, vr = on_rows(sel, fn, fills=(0.0, 0.0), like=x, shape=(h, w))
+    return xr, vr, sel
+
+
+def _rectified_windows(xr: torch.Tensor, vr: torch.Tensor, p: TilingParams
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_window_readings` of a rectified wall (``xr``, ``vr``: ``N×H×W``, :func:`_rectified_wall`; no
+    trend to undo, its rectified margins tapered as a mask's): ``(lw, ok)``, ``N×G`` each, ``ok`` as 0/1 of
+    ``xr``'s dtype."""
+    zero = torch.zeros(xr.shape[0], device=xr.device, dtype=xr.dtype)
+    lw, ok, _side = _window_readings(xr, vr, zero, zero, p, masked=True)
+    return lw, ok.to(xr.dtype)
 
 
 def _frame_doubled_period(gl: torch.Tensor, cen: torch.Tensor, cc: torch.Tensor, *, window_px: int,
@@ -1130,7 +1139,10 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # ... read once more on the wall rectified by its tilt, where the lattice does not smear over the crop's
     # range of periods: that reading where it repeats its lattice at least as well (the score of the image's
     # crop stays the wall's: periodicity_score)
-    rcc, rcs = _rectified_crop_period(x, vf, lp, wst, per, s, persp, p)
+    xr, vr, rsel = _rectified_wall(x, vf, lp, wst, per, s, persp)
+    on_r = lambda i: (xr, vr) if i is None else (xr[i], vr[i])
+    rcc, rcs = on_rows(rsel, lambda i: _centre_crop_period(*on_r(i), p), fills=(float("nan"), float("nan")),
+                       like=x)
     out["rect_crop_period_px"], out["rect_crop_periodicity_score"] = rcc, rcs
     use_r = torch.isfinite(rcc) & (rcs >= out["centre_periodicity_score"])  # NaN: False
     cc = torch.where(use_r, rcc, cc)
@@ -1166,6 +1178,12 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         x, vf, torch.where(torch.isfinite(wst["persp_trend_x"]), wst["persp_trend_x"], tx),
         torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty), p,
         masked=mask is not None)
+    # (on a wall whose rectified central half was read, its windows too: there at the centre's scale, with no
+    # trend to undo; the trend-moved windows of the image read a few % apart, and outvoted a right crop)
+    lwr, okr = on_rows(use_r, lambda i: _rectified_windows(*on_r(i), p), fills=(float("nan"), 0.0), like=x,
+                       shape=(lw.shape[1],))
+    lw = torch.where(use_r[:, None], lwr, lw)
+    lok = torch.where(use_r[:, None], okr > 0.5, lok)
     vote = _window_vote_period(lw, lok, vside, out["fundamental_period_px"], crop=cc,
                                crop_score=ccs, lattice_t1=out["lattice_t1_px"],
                                min_period_px=p.min_period_px)

@@ -2406,6 +2406,7 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     # ... and of the central half of the wall rectified by its tilt (the checked candidate), where it scores
     # at least as well (tiling_summary._rectified_crop_period)
     rcc = rcs = math.nan
+    xr = vr = None
     if persp:
         (rgy, rgx), _other = wall_tilt(lm, h, w, wst["persp_trend_y"], wst["persp_trend_x"],
                                        not np.isfinite(real_basis(f, g, s)[1]).all())
@@ -2415,7 +2416,8 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
             rcc = rcrop["s"] / rcrop["radius"] if rcrop["found"] else math.nan
             rcs = rcrop["score"]
     out["rect_crop_period_px"], out["rect_crop_periodicity_score"] = rcc, rcs
-    if math.isfinite(rcc) and rcs >= ccs:
+    use_r = math.isfinite(rcc) and rcs >= ccs
+    if use_r:
         cc, ccs = rcc, rcs
     q = cc / cen
     zone = math.isfinite(q) and CENTRE_ZONE[0] <= q <= CENTRE_ZONE[1]
@@ -2435,6 +2437,8 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     trx = wst["persp_trend_x"] if math.isfinite(wst["persp_trend_x"]) else tx
     try_ = wst["persp_trend_y"] if math.isfinite(wst["persp_trend_y"]) else ty
     lw, lok, vside = window_readings(x, valid, trx, try_, masked)
+    if use_r and xr is not None and vr is not None:  # the rectified wall's windows, no trend to undo
+        lw, lok, _ = window_readings(xr, vr > 0.5, 0.0, 0.0, True)
     vote = window_vote_period(lw, lok, vside, out["fundamental_period_px"], cc, ccs,
                               lattice_t1=out["lattice_t1_px"])
     out["window_vote_period_px"] = vote
