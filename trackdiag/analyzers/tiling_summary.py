@@ -1145,6 +1145,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
                        like=x)
     out["rect_crop_period_px"], out["rect_crop_periodicity_score"] = rcc, rcs
     use_r = torch.isfinite(rcc) & (rcs >= out["centre_periodicity_score"])  # NaN: False
+    cc_img, ccs_img = cc, out["centre_periodicity_score"]
     cc = torch.where(use_r, rcc, cc)
     ccs = torch.where(use_r, rcs, out["centre_periodicity_score"])
     # a lattice confident in the central half is a lattice: an angled wall's global peak smears over its
@@ -1160,13 +1161,19 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         trend_y=ty if i is None else ty[i], window_frac=p.local_window_frac, overlap=p.local_overlap,
         max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample),
         fills=dict.fromkeys(region_key_names("doubling"), float("nan")), like=x))
-    q = cc / cen
-    zone = torch.isfinite(q) & (q >= CENTRE_ZONE[0]) & (q <= CENTRE_ZONE[1])
-    # (not near the search floor, < 2 × min_period_px: an aliased wall's crop reads a folded 3-px "period";
-    # gating on the wall's periodicity_score instead would drop most angled walls, whose global peak smears)
-    # (nor where the crop's lattice scores like an aperiodic wall's: CENTRE_CROP_SCORE)
-    crop_ok = torch.isfinite(cc) & (cc >= 2.0 * p.min_period_px) & (ccs >= CENTRE_CROP_SCORE)
-    centre = torch.where(crop_ok, torch.where(zone, cen, cc), torch.where(use_c, cen, gl))
+    def centre_of(cc: torch.Tensor, ccs: torch.Tensor) -> torch.Tensor:
+        q = cc / cen
+        zone = torch.isfinite(q) & (q >= CENTRE_ZONE[0]) & (q <= CENTRE_ZONE[1])
+        # (not near the search floor, < 2 × min_period_px: an aliased wall's crop reads a folded 3-px
+        # "period"; gating on the wall's periodicity_score instead would drop most angled walls, whose global
+        # peak smears) (nor where the crop's lattice scores like an aperiodic wall's: CENTRE_CROP_SCORE)
+        crop_ok = torch.isfinite(cc) & (cc >= 2.0 * p.min_period_px) & (ccs >= CENTRE_CROP_SCORE)
+        return torch.where(crop_ok, torch.where(zone, cen, cc), torch.where(use_c, cen, gl))
+
+    centre = centre_of(cc, ccs)
+    # (the pair test and the rectified region maps keep the image crop's centre correction, as their rules
+    # were calibrated: v8 seed 21, the rectified one moved two clean walls' pair lattices and named bands)
+    centre_img = centre_of(cc_img, ccs_img)
     out["centre_period_px"] = cen
     out["centre_crop_period_px"] = cc
     out["frame_period_px"] = gl
@@ -1212,7 +1219,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # (the limit: the wall's densest rows, f*; a staggered lattice's x repeat is longer than its pitch)
     out.update(strip_band_keys(x, sw, period_x_px=per.period_px, period_y_px=per.period_px))
     # (the pair test's lattice: the angled wall's centre correction only, as calibrated by the region rules)
-    cscale = torch.where(persp, centre, gl) / gl
+    cscale = torch.where(persp, centre_img, gl) / gl
     room_p = room & ~fine
     out.update(on_rows(room_p, lambda i: _pair_keys(x, vf, per, s, wst, tx, ty, cscale, p, rows=i),
                        fills=dict.fromkeys(region_key_names("pair"), float("nan")), like=x))

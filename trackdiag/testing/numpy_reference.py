@@ -2417,12 +2417,17 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
             rcs = rcrop["score"]
     out["rect_crop_period_px"], out["rect_crop_periodicity_score"] = rcc, rcs
     use_r = math.isfinite(rcc) and rcs >= ccs
+
+    def centre_of(cc: float, ccs: float) -> float:
+        q = cc / cen
+        zone = math.isfinite(q) and CENTRE_ZONE[0] <= q <= CENTRE_ZONE[1]
+        crop_ok = math.isfinite(cc) and cc >= 2.0 * 3.0 and ccs >= CENTRE_CROP_SCORE
+        return (cen if zone else cc) if crop_ok else (cen if use_c else gl)
+
+    centre_img = centre_of(cc, ccs)  # the pair test's centre correction: the image crop's, as calibrated
     if use_r:
         cc, ccs = rcc, rcs
-    q = cc / cen
-    zone = math.isfinite(q) and CENTRE_ZONE[0] <= q <= CENTRE_ZONE[1]
-    crop_ok = math.isfinite(cc) and cc >= 2.0 * 3.0 and ccs >= CENTRE_CROP_SCORE
-    centre = (cen if zone else cc) if crop_ok else (cen if use_c else gl)
+    centre = centre_of(cc, ccs)
     out["centre_period_px"], out["centre_crop_period_px"] = cen, cc
     out["frame_period_px"] = gl
     # a fronto-parallel frame lattice pulled to 2× by a zone or band (tiling._frame_doubled_period)
@@ -2454,7 +2459,7 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
         out.update(mask_seam(x, vf, out["fundamental_period_px"] if conf else math.nan))
     out.update(strip_band_keys(x, sw, gl))
     t1, t2 = real_basis(f, g, s)
-    cs = (centre if persp else gl) / gl  # the pair test: the angled wall's centre correction only
+    cs = (centre_img if persp else gl) / gl  # the pair test: the angled wall's centre correction only
     cs = 1.0 if not math.isfinite(cs) else cs
     t1, t2 = t1 * cs, t2 * cs
     vecs = [t1, t2, t1 + t2, t1 - t2]
