@@ -1144,7 +1144,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     rcc, rcs = on_rows(rsel, lambda i: _centre_crop_period(*on_r(i), p), fills=(float("nan"), float("nan")),
                        like=x)
     out["rect_crop_period_px"], out["rect_crop_periodicity_score"] = rcc, rcs
-    use_r = torch.isfinite(rcc) & (rcs >= out["centre_periodicity_score"])  # NaN: False
+    # (and only where the rectified half has a lattice: CENTRE_CROP_SCORE)
+    use_r = torch.isfinite(rcc) & (rcs >= out["centre_periodicity_score"]) & (rcs >= CENTRE_CROP_SCORE)
     cc_img, ccs_img = cc, out["centre_periodicity_score"]
     cc = torch.where(use_r, rcc, cc)
     ccs = torch.where(use_r, rcs, out["centre_periodicity_score"])

@@ -2416,7 +2416,7 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
             rcc = rcrop["s"] / rcrop["radius"] if rcrop["found"] else math.nan
             rcs = rcrop["score"]
     out["rect_crop_period_px"], out["rect_crop_periodicity_score"] = rcc, rcs
-    use_r = math.isfinite(rcc) and rcs >= ccs
+    use_r = math.isfinite(rcc) and rcs >= ccs and rcs >= CENTRE_CROP_SCORE
 
     def centre_of(cc: float, ccs: float) -> float:
         q = cc / cen
