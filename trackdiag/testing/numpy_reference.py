@@ -24,7 +24,9 @@ per-pixel Python loops. Sections, one per estimator:
   :func:`window_confirmed`: ``window_vote_period_px`` and its effect on ``fundamental_period_px``), the
   parity gain's line share (:func:`line_share`, ``checkerboard_line_share``), and an angled wall's region
   maps on the rectified wall (:func:`wall_tilt`, :func:`rectify_image`, :func:`map_back`,
-  :func:`rectified_region_keys`: ``rect_*`` and the ``doubling_*`` / ``pair_*`` keys they replace);
+  :func:`rectified_region_keys`: ``rect_*`` and the ``doubling_*`` / ``pair_*`` keys they replace) and its
+  centre's period on the rectified wall (``rect_crop_period_px``, ``rect_crop_periodicity_score``, the
+  rectified windows for the vote);
   :func:`lattice_summary` runs them in ``tiling_metrics``' order.
 
 Not covered: the keys that need a reference patch (``ref_*``, ``period_ratio_to_ref``, the spectrum distance,
