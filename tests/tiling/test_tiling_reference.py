@@ -99,7 +99,11 @@ NEW_KEYS = {
 }
 #: Where the region maps were read on the rectified wall, and its tilt (frame units): the tilt is a
 #: Theil–Sen median of the local map's log periods (continuous), the flags exact.
-RECT_KEYS = {"rect_doubling": (0.0, 0.0), "rect_pair": (0.0, 0.0), "rect_tilt_x": CONT, "rect_tilt_y": CONT}
+RECT_KEYS = {"rect_doubling": (0.0, 0.0), "rect_pair": (0.0, 0.0), "rect_tilt_x": CONT, "rect_tilt_y": CONT,
+             "rect_crop_period_px": CONT, "rect_crop_periodicity_score": (0.15, 0.02)}
+#: (the rectified central half's score: its ACF at the lattice period differs between the two sides on a
+#: weak lattice as periodicity_score's does, 0.294 against 0.262 on the aliased angled tiling; the period
+#: it decides, centre_crop_period_px and fundamental_period_px, is compared at CONT)
 #: The mask seam (masked case only; its erosions and block sums are exact on both sides).
 SEAM_KEYS = {"mask_seam_score": CONT, "mask_seam_t": CONT, "mask_seam_agree": COUNT}
 #: With a mask, the keys read through the mask's tapered weights get 5 % + 0.002: torch tapers the mask edge

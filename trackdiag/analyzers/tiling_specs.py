@@ -217,7 +217,11 @@ def _specs() -> list[MetricSpec]:
           warn=SEAM_T_WARN, bad=SEAM_T_BAD),
         m("mask_seam_agree", "none", "frac", "share of contour blocks with the median offset's sign"),
         m("centre_period_px", "none", "px", "period at the frame centre (local map, trend-corrected)"),
-        m("centre_crop_period_px", "none", "px", "lattice period of the frame's central half (angled walls)"),
+        m("centre_crop_period_px", "none", "px", "lattice period of the frame's central half (angled walls; "
+          "of the rectified wall's where that scores at least as well)"),
+        m("rect_crop_period_px", "none", "px", "lattice period of the central half of the wall rectified by "
+          "its tilt (angled walls with a measured tilt; NaN elsewhere)"),
+        m("rect_crop_periodicity_score", "none", "", "periodicity_score of that rectified central half"),
         m("window_vote_period_px", "none", "px", "the finer period most local windows read where the "
           "reported one is its multiple (a zone or band at 2x pulled the frame); NaN where the reported one "
           "stands"),

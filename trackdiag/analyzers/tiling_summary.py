@@ -29,7 +29,7 @@ from ..functional.detail import detail_deficit_db
 from ..functional.grid import grid_excess, parity_gain
 from ..functional.lattice import axis_periods, real_basis
 from ..functional.localmap import centroid_scale_trend, window_scale_trend
-from ..functional.rectify import alternative_tilt, checked_tilt, tilt_from_axis_periods
+from ..functional.rectify import alternative_tilt, checked_tilt, rectify, tilt_from_axis_periods
 from ..functional.rows import on_rows
 from ..functional.seams import edge_scores, mask_seam_parts
 from ..functional.spectral import (
@@ -644,6 +644,43 @@ def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingPa
     return torch.where(per.lattice.found, per.period_px, nan), per.score
 
 
+def _rectified_wall(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str, torch.Tensor], per: Any,
+                    side: int, angled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The wall rectified by its tilt, for the centre's period: ``(xr, vr, sel)``, ``N×H×W`` luma and 0/1
+    weights (:func:`~trackdiag.functional.rectify.rectify`; 0 outside ``sel``) and ``sel`` ``(N,)`` bool:
+    the images ``angled`` (``(N,)`` bool) whose tilt is measured and not 0.
+
+    ``x``, ``vf``: ``N×H×W`` luma and 0/1 weights; ``lp`` the local lattice map, ``wst`` the window grid's
+    trend keys, ``per`` the frame's periodicity (its lattice: 1-D or 2-D), ``side`` its FFT side. The tilt
+    is :func:`_wall_tilt`'s checked candidate (the one the rectified region maps try first). On a wall seen
+    at an angle the central half still spans a range of local periods (the lines across the tilt change
+    twice as fast as those along it: a hex or penny lattice's three row families shear apart), so its
+    spectral peaks smear and the strongest bump of the smear is read, a few % off the centre's period; the
+    rectified wall has the centre's scale everywhere (its Jacobian is the identity at the frame centre)."""
+    h, w = x.shape[-2:]
+    one_d = ~torch.isfinite(real_basis(per.lattice.f, per.lattice.g, side)[1]).all(1)
+    gt = _wall_tilt(lp, wst, one_d, angled, h, w)[:, 0]  # N×2 (G_y, G_x), frame units
+    sel = angled & torch.isfinite(gt).all(1) & (gt.abs() > 0).any(1)
+    g = torch.nan_to_num(gt / torch.tensor([float(h), float(w)], device=x.device, dtype=x.dtype), nan=0.0)
+
+    def fn(i: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        r = slice(None) if i is None else i
+        return rectify(x[r], vf[r], g[r])
+
+    xr, vr = on_rows(sel, fn, fills=(0.0, 0.0), like=x, shape=(h, w))
+    return xr, vr, sel
+
+
+def _rectified_windows(xr: torch.Tensor, vr: torch.Tensor, p: TilingParams
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_window_readings` of a rectified wall (``xr``, ``vr``: ``N×H×W``, :func:`_rectified_wall`; no
+    trend to undo, its rectified margins tapered as a mask's): ``(lw, ok)``, ``N×G`` each, ``ok`` as 0/1 of
+    ``xr``'s dtype."""
+    zero = torch.zeros(xr.shape[0], device=xr.device, dtype=xr.dtype)
+    lw, ok, _side = _window_readings(xr, vr, zero, zero, p, masked=True)
+    return lw, ok.to(xr.dtype)
+
+
 def _frame_doubled_period(gl: torch.Tensor, cen: torch.Tensor, cc: torch.Tensor, *, window_px: int,
                           crop_score: torch.Tensor | None = None) -> torch.Tensor:
     """The period to report on a fronto-parallel wall whose frame lattice was pulled to twice the period by a
@@ -1111,6 +1148,19 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # ... and better, the lattice of the frame's central half, where the period varies half as much; unless it
     # is 1.4–2.6 × the map's (a zone or band at twice the period over the centre: the map's median is not)
     cc, out["centre_periodicity_score"] = _centre_crop_period(x, vf if mask is not None else None, p)
+    # ... read once more on the wall rectified by its tilt, where the lattice does not smear over the crop's
+    # range of periods: that reading where it repeats its lattice at least as well (the score of the image's
+    # crop stays the wall's: periodicity_score)
+    xr, vr, rsel = _rectified_wall(x, vf, lp, wst, per, s, persp)
+    on_r = lambda i: (xr, vr) if i is None else (xr[i], vr[i])
+    rcc, rcs = on_rows(rsel, lambda i: _centre_crop_period(*on_r(i), p), fills=(float("nan"), float("nan")),
+                       like=x)
+    out["rect_crop_period_px"], out["rect_crop_periodicity_score"] = rcc, rcs
+    # (and only where the rectified half has a lattice: CENTRE_CROP_SCORE)
+    use_r = torch.isfinite(rcc) & (rcs >= out["centre_periodicity_score"]) & (rcs >= CENTRE_CROP_SCORE)
+    cc_img, ccs_img = cc, out["centre_periodicity_score"]
+    cc = torch.where(use_r, rcc, cc)
+    ccs = torch.where(use_r, rcs, out["centre_periodicity_score"])
     # a lattice confident in the central half is a lattice: an angled wall's global peak smears over its
     # range of periods, a zone or band splits it (aperiodic walls score <= 0.02 there: docs/tiling.md)
     out["frame_periodicity_score"] = out["periodicity_score"]
@@ -1124,19 +1174,23 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         trend_y=ty if i is None else ty[i], window_frac=p.local_window_frac, overlap=p.local_overlap,
         max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample),
         fills=dict.fromkeys(region_key_names("doubling"), float("nan")), like=x))
-    q = cc / cen
-    zone = torch.isfinite(q) & (q >= CENTRE_ZONE[0]) & (q <= CENTRE_ZONE[1])
-    # (not near the search floor, < 2 × min_period_px: an aliased wall's crop reads a folded 3-px "period";
-    # gating on the wall's periodicity_score instead would drop most angled walls, whose global peak smears)
-    # (nor where the crop's lattice scores like an aperiodic wall's: CENTRE_CROP_SCORE)
-    crop_ok = (torch.isfinite(cc) & (cc >= 2.0 * p.min_period_px)
-               & (out["centre_periodicity_score"] >= CENTRE_CROP_SCORE))
-    centre = torch.where(crop_ok, torch.where(zone, cen, cc), torch.where(use_c, cen, gl))
+    def centre_of(cc: torch.Tensor, ccs: torch.Tensor) -> torch.Tensor:
+        q = cc / cen
+        zone = torch.isfinite(q) & (q >= CENTRE_ZONE[0]) & (q <= CENTRE_ZONE[1])
+        # (not near the search floor, < 2 × min_period_px: an aliased wall's crop reads a folded 3-px
+        # "period"; gating on the wall's periodicity_score instead would drop most angled walls, whose global
+        # peak smears) (nor where the crop's lattice scores like an aperiodic wall's: CENTRE_CROP_SCORE)
+        crop_ok = torch.isfinite(cc) & (cc >= 2.0 * p.min_period_px) & (ccs >= CENTRE_CROP_SCORE)
+        return torch.where(crop_ok, torch.where(zone, cen, cc), torch.where(use_c, cen, gl))
+
+    centre = centre_of(cc, ccs)
+    # (the pair test and the rectified region maps keep the image crop's centre correction, as their rules
+    # were calibrated: v8 seed 21, the rectified one moved two clean walls' pair lattices and named bands)
+    centre_img = centre_of(cc_img, ccs_img)
     out["centre_period_px"] = cen
     out["centre_crop_period_px"] = cc
     out["frame_period_px"] = gl
-    front = _frame_doubled_period(gl, cen, cc, window_px=lp.window_px,
-                                  crop_score=out["centre_periodicity_score"])
+    front = _frame_doubled_period(gl, cen, cc, window_px=lp.window_px, crop_score=ccs)
     out["fundamental_period_px"] = torch.where(persp, centre, torch.where(torch.isfinite(front), front, gl))
     # ... unless most of the wall's local windows read a divisor of it (a zone or band at 2× over the centre
     # pulled the frame, the crop and the map alike): the windows' lattice, at the centre
@@ -1144,8 +1198,14 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         x, vf, torch.where(torch.isfinite(wst["persp_trend_x"]), wst["persp_trend_x"], tx),
         torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty), p,
         masked=mask is not None)
+    # (on a wall whose rectified central half was read, its windows too: there at the centre's scale, with no
+    # trend to undo; the trend-moved windows of the image read a few % apart, and outvoted a right crop)
+    lwr, okr = on_rows(use_r, lambda i: _rectified_windows(*on_r(i), p), fills=(float("nan"), 0.0), like=x,
+                       shape=(lw.shape[1],))
+    lw = torch.where(use_r[:, None], lwr, lw)
+    lok = torch.where(use_r[:, None], okr > 0.5, lok)
     vote = _window_vote_period(lw, lok, vside, out["fundamental_period_px"], crop=cc,
-                               crop_score=out["centre_periodicity_score"], lattice_t1=out["lattice_t1_px"],
+                               crop_score=ccs, lattice_t1=out["lattice_t1_px"],
                                min_period_px=p.min_period_px)
     out["window_vote_period_px"] = vote
     # ... and of the centre's readings (the reported one, the central half's, the map's, the frame's) the one
@@ -1172,7 +1232,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # (the limit: the wall's densest rows, f*; a staggered lattice's x repeat is longer than its pitch)
     out.update(strip_band_keys(x, sw, period_x_px=per.period_px, period_y_px=per.period_px))
     # (the pair test's lattice: the angled wall's centre correction only, as calibrated by the region rules)
-    cscale = torch.where(persp, centre, gl) / gl
+    cscale = torch.where(persp, centre_img, gl) / gl
     room_p = room & ~fine
     out.update(on_rows(room_p, lambda i: _pair_keys(x, vf, per, s, wst, tx, ty, cscale, p, rows=i),
                        fills=dict.fromkeys(region_key_names("pair"), float("nan")), like=x))

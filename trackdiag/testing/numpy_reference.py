@@ -24,7 +24,9 @@ per-pixel Python loops. Sections, one per estimator:
   :func:`window_confirmed`: ``window_vote_period_px`` and its effect on ``fundamental_period_px``), the
   parity gain's line share (:func:`line_share`, ``checkerboard_line_share``), and an angled wall's region
   maps on the rectified wall (:func:`wall_tilt`, :func:`rectify_image`, :func:`map_back`,
-  :func:`rectified_region_keys`: ``rect_*`` and the ``doubling_*`` / ``pair_*`` keys they replace);
+  :func:`rectified_region_keys`: ``rect_*`` and the ``doubling_*`` / ``pair_*`` keys they replace) and its
+  centre's period on the rectified wall (``rect_crop_period_px``, ``rect_crop_periodicity_score``, the
+  rectified windows for the vote);
   :func:`lattice_summary` runs them in ``tiling_metrics``' order.
 
 Not covered: the keys that need a reference patch (``ref_*``, ``period_ratio_to_ref``, the spectrum distance,
@@ -2448,16 +2450,38 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     use_c = persp and math.isfinite(rc) and (rc <= 1.0 + CENTRE_AGREE or (rc >= CENTRE_MULTIPLE and cen < gl))
     use_c = use_c or (persp and math.isfinite(cen) and lat["score"] < CENTRE_CROP_SCORE)
     cc = crop["s"] / crop["radius"] if crop["found"] else math.nan
-    q = cc / cen
-    zone = math.isfinite(q) and CENTRE_ZONE[0] <= q <= CENTRE_ZONE[1]
-    crop_ok = math.isfinite(cc) and cc >= 2.0 * 3.0 and crop["score"] >= CENTRE_CROP_SCORE
-    centre = (cen if zone else cc) if crop_ok else (cen if use_c else gl)
+    ccs = crop["score"]
+    # ... and of the central half of the wall rectified by its tilt (the checked candidate), where it scores
+    # at least as well (tiling_summary._rectified_crop_period)
+    rcc = rcs = math.nan
+    xr = vr = None
+    if persp:
+        (rgy, rgx), _other = wall_tilt(lm, h, w, wst["persp_trend_y"], wst["persp_trend_x"],
+                                       not np.isfinite(real_basis(f, g, s)[1]).all())
+        if math.isfinite(rgy) and math.isfinite(rgx) and (rgy != 0.0 or rgx != 0.0):
+            xr, vr = rectify_image(x, vf, rgy, rgx)
+            rcrop = centre_crop_lattice(xr, vr > 0.5, True)
+            rcc = rcrop["s"] / rcrop["radius"] if rcrop["found"] else math.nan
+            rcs = rcrop["score"]
+    out["rect_crop_period_px"], out["rect_crop_periodicity_score"] = rcc, rcs
+    use_r = math.isfinite(rcc) and rcs >= ccs and rcs >= CENTRE_CROP_SCORE
+
+    def centre_of(cc: float, ccs: float) -> float:
+        q = cc / cen
+        zone = math.isfinite(q) and CENTRE_ZONE[0] <= q <= CENTRE_ZONE[1]
+        crop_ok = math.isfinite(cc) and cc >= 2.0 * 3.0 and ccs >= CENTRE_CROP_SCORE
+        return (cen if zone else cc) if crop_ok else (cen if use_c else gl)
+
+    centre_img = centre_of(cc, ccs)  # the pair test's centre correction: the image crop's, as calibrated
+    if use_r:
+        cc, ccs = rcc, rcs
+    centre = centre_of(cc, ccs)
     out["centre_period_px"], out["centre_crop_period_px"] = cen, cc
     out["frame_period_px"] = gl
     # a fronto-parallel frame lattice pulled to 2× by a zone or band (tiling._frame_doubled_period)
     near = lambda a, b: math.isfinite(a / b) and abs(a / b - 1.0) <= CENTRE_AGREE
     two = lambda r: math.isfinite(r) and FRAME_DOUBLE[0] <= r <= FRAME_DOUBLE[1]
-    no_crop = not math.isfinite(cc) or crop["score"] < CENTRE_CROP_SCORE
+    no_crop = not math.isfinite(cc) or ccs < CENTRE_CROP_SCORE
     front = (cc if near(cc, cen) and not no_crop else cen) if (
         two(gl / cen) and cen <= win / REF_MAP_CYCLES
         and (near(cc, gl) or near(cc, cen) or two(cc / cen) or no_crop)) else gl
@@ -2466,7 +2490,9 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     trx = wst["persp_trend_x"] if math.isfinite(wst["persp_trend_x"]) else tx
     try_ = wst["persp_trend_y"] if math.isfinite(wst["persp_trend_y"]) else ty
     lw, lok, vside = window_readings(x, valid, trx, try_, masked)
-    vote = window_vote_period(lw, lok, vside, out["fundamental_period_px"], cc, crop["score"],
+    if use_r and xr is not None and vr is not None:  # the rectified wall's windows, no trend to undo
+        lw, lok, _ = window_readings(xr, vr > 0.5, 0.0, 0.0, True)
+    vote = window_vote_period(lw, lok, vside, out["fundamental_period_px"], cc, ccs,
                               lattice_t1=out["lattice_t1_px"])
     out["window_vote_period_px"] = vote
     fp = out["fundamental_period_px"]
@@ -2481,7 +2507,7 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
         out.update(mask_seam(x, vf, out["fundamental_period_px"] if conf else math.nan))
     out.update(strip_band_keys(x, sw, gl))
     t1, t2 = real_basis(f, g, s)
-    cs = (centre if persp else gl) / gl  # the pair test: the angled wall's centre correction only
+    cs = (centre_img if persp else gl) / gl  # the pair test: the angled wall's centre correction only
     cs = 1.0 if not math.isfinite(cs) else cs
     t1, t2 = t1 * cs, t2 * cs
     vecs = [t1, t2, t1 + t2, t1 - t2]
