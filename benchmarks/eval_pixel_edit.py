@@ -131,7 +131,7 @@ def _defaults() -> dict[str, Any]:
     kw = judge_against_input.__kwdefaults__ or {}
     return {k: kw[k] for k in ("phase_deg", "phase_min_area", "phase_coherent", "phase_edge_floor",
                                "phase_weak_deg", "phase_support", "band_level_edited", "band_kappa",
-                               "band_chroma_level", "band_chroma_z", "copy_level")}
+                               "band_chroma_level", "band_chroma_z", "band_chroma_along", "copy_level")}
 
 
 def score_boxes(p: Pair, d: dict[str, Any]) -> list[tuple[int, int, int, int]]:
@@ -179,7 +179,7 @@ def score_bands(p: Pair, d: dict[str, Any]) -> list[tuple[str, int, int, float]]
     for axis in ("rows", "cols"):
         lv = edited_band_level(rgb, region, vec, axis=axis, kappa=d["band_kappa"],
                                level=d["band_level_edited"], chroma_level=d["band_chroma_level"],
-                               chroma_z=d["band_chroma_z"])[0].numpy()
+                               chroma_z=d["band_chroma_z"], chroma_along=d["band_chroma_along"])[0].numpy()
         lab, n = ndimage.label(lv >= d["band_level_edited"])
         for j in range(1, n + 1):
             idx = np.nonzero(lab == j)[0]
@@ -282,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-copy", action="store_true", help="boxes: without the copied-grain boxes")
     ap.add_argument("--band-level", type=float, default=None, help="bands: override the band level")
     ap.add_argument("--chroma-level", type=float, default=None, help="bands: chroma band level (0: off)")
+    ap.add_argument("--chroma-along", type=float, default=None,
+                    help="bands: the chroma level's guard against the spread along a line (0: off)")
     ap.add_argument("--hot", type=float, default=3.0, help="z level of the translate step")
     ap.add_argument("--cohort", choices=("default", "realistic"), default="default")
     ap.add_argument("--seeds", type=int, nargs="+", required=True)
@@ -294,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         d["band_level_edited"] = args.band_level
     if args.chroma_level is not None:
         d["band_chroma_level"] = args.chroma_level
+    if args.chroma_along is not None:
+        d["band_chroma_along"] = args.chroma_along
     if args.no_support:
         d["phase_weak_deg"] = 0.0
     if args.no_copy:

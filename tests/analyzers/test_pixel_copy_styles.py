@@ -1,11 +1,19 @@
-"""Misplaced patches copied the way an inpainting model would (``trackdiag.testing.pairs.COPY_STYLES``):
-the generator's truth, cheap (a few 256² pairs, no analyzer run)."""
+"""Tenth sitting (issue 18 item 5), cheap: misplaced patches copied the way an inpainting model would
+(``trackdiag.testing.pairs.COPY_STYLES``, the generator's truth: a few 256² pairs, no analyzer run) and the
+chroma band level on walls whose bricks vary in colour (small synthetic walls)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from tests.analyzers.test_pixel_chroma import _wall_and_region
+from trackdiag.functional.pixel_edit import (
+    chroma_band_level,
+    chroma_level,
+    chroma_plane,
+    matched_lattice_residuals,
+)
 from trackdiag.testing.pairs import COPY_STYLES, make_pair
 
 
@@ -63,3 +71,24 @@ def test_jpeg_quality_recompresses_any_output_and_rejects_unknown_styles():
     assert 0.002 < float(err.mean()) < 0.05 and np.array_equal(a.mask, b.mask)
     with pytest.raises(ValueError):
         make_pair(np.random.default_rng(4), box="misplaced", copy_style="smudged")
+
+
+@pytest.mark.slow
+def test_multi_colour_brick_walls_raise_no_chroma_band_and_a_grey_stripe_on_one_tint_is_still_found():
+    """The chroma band level judged against the spread of each line's residual along it (``along_z`` 3,
+    averaged over 15 px; set on the synthetic walls of ``test_pixel_chroma.py``, seeds 0-19: clean walls
+    with a chroma band at ±5/10/15/20 % brick colours 0/7/7/7 of 20 -> 0/0/0/0; seeds 100-119, not used
+    for the level: 0/3/9/9 -> 0/0/1/1). Here ±15 %, seeds 100-105, columns (where running-bond head joints
+    put the false bands): 3 of 6 clean walls read a band without the guard, none with it (measured); a grey
+    stripe of 0.05 on a single-tint wall is kept."""
+    false = {0.0: 0, 3.0: 0}
+    for seed in range(100, 106):
+        img, region, vec = _wall_and_region(seed, 0.15)
+        ch = chroma_plane(img, region)
+        _, res = matched_lattice_residuals(img.mean(dim=1), region, vec, axis="cols", follow=ch)
+        for az in false:
+            false[az] += float(chroma_level(res, ch, region, axis="cols", along_z=az).max()) >= 0.02
+    assert false[3.0] <= 1 and false[0.0] >= 2, false
+    img, region, vec = _wall_and_region(100, 0.0)
+    img[..., 6:90, 40:45] -= 0.05
+    assert float(chroma_band_level(img, region, vec, axis="cols")[0, 40:45].max()) >= 0.02
