@@ -30,11 +30,12 @@
   above ``band_z_unedited``; edited, lines whose level against the block-matched lattice translates
   (:func:`~trackdiag.functional.pixel_edit.band_level`) is at least ``band_level_edited`` (image units),
   beyond ``band_kappa`` × the contrast of the lattice's expected line profile (a mortar line's own
-  variation from period to period is not a band), or, opted in with ``band_chroma_level`` > 0 (0.02 was
-  calibrated on single-tint walls), whose level in the colour plane orthogonal to the wall's mean colour
-  is at least ``band_chroma_level`` (and ``band_chroma_z`` × that plane's spread of line levels):
-  :func:`edited_band_level`. Off by default: on walls whose bricks vary in colour off the tint (±10 % per
-  channel) it raised a false band on 7 of 20 clean synthetic walls (docs/pixel.md).
+  variation from period to period is not a band), or whose level in the colour plane orthogonal to the
+  wall's mean colour is at least ``band_chroma_level`` (0.02; 0 = off), ``band_chroma_z`` × that plane's
+  spread of line levels and ``band_chroma_along`` × the spread of the line's own residual along it (a band
+  moves a line uniformly; bricks of several colours scatter it: without that guard, 7 of 20 clean
+  synthetic walls with ±10 % brick colours read a false band, docs/pixel.md, tenth sitting):
+  :func:`edited_band_level`.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
                         phase_deg: float = 52.0, phase_min_area: int = 250, band_kappa: float = 0.15,
                         phase_coherent: float = 6.0, phase_edge_floor: float = 30.0,
                         phase_weak_deg: float = 40.0, phase_support: float = 1.5,
-                        band_chroma_level: float = 0.0, band_chroma_z: float = 6.0,
+                        band_chroma_level: float = 0.02, band_chroma_z: float = 6.0,
                         band_chroma_along: float = 3.0, copy_level: float = 0.25) -> dict[str, torch.Tensor]:
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
     ``threshold`` (``(B,)``), ``peak`` (``(B,)``, the level a component's peak must reach),
