@@ -35,6 +35,12 @@ re-textured walls). The steps run alone, as the pixel judge runs them on an edit
   ``--chroma-level 0``: luminance alone), level >= 0.06; found = a band with the right axis on the planted
   lines (± 2 px); false = any other band.
 
+``--cohort realistic`` (tenth sitting) replaces the cohorts by misplaced patches copied the way an inpainting
+model would (``trackdiag.testing.pairs.COPY_STYLES``), per seed ``--n`` iterations each making one misplaced
+pair (cycling ``resampled``, ``blended``, ``inpainted`` and an exact copy whose output is re-compressed as
+JPEG at q 70–90) and one clean edit (every other one re-compressed at q 70–90), from ``default_rng((seed,
+18))``; only the ``boxes`` step reads it.
+
 Prints each miss (and each false find) and the counts ``[found, n, false]`` per kind as JSON. With
 ``--cache`` the pairs are stored there (pickle, written and read only by this script).
 """
@@ -80,6 +86,32 @@ def cohort(seed: int, n: int, cache: Path | None) -> dict[str, list[Pair]]:
     return out
 
 
+REALISTIC = ("resampled", "blended", "inpainted", "jpeg")
+
+
+def realistic_cohort(seed: int, n: int, cache: Path | None) -> dict[str, list[Pair]]:
+    """Misplaced patches copied as an inpainting model would, and clean edits (half re-compressed)."""
+    path = cache / f"realistic_{seed}_{n}.pkl" if cache else None
+    if path is not None and path.exists():
+        with path.open("rb") as fh:
+            return pickle.load(fh)  # written by this script
+    rng = np.random.default_rng((seed, 18))
+    out: dict[str, list[Pair]] = {"misplaced": [], "clean": []}
+    for i in range(n):
+        style = REALISTIC[i % len(REALISTIC)]
+        q = int(rng.integers(70, 91)) if style == "jpeg" else None
+        p = make_pair(rng, edited=True, box="misplaced", copy_style="exact" if q else style, jpeg_quality=q)
+        p.kind = f"edited/{style}"
+        out["misplaced"].append(p)
+        q = int(rng.integers(70, 91)) if i % 2 else None
+        out["clean"].append(make_pair(rng, edited=True, jpeg_quality=q))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as fh:
+            pickle.dump(out, fh)
+    return out
+
+
 def _prep(p: Pair) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     out = torch.from_numpy(np.ascontiguousarray(p.out)).permute(2, 0, 1)[None].float()
     inp = torch.from_numpy(np.ascontiguousarray(p.inp)).permute(2, 0, 1)[None].float()
@@ -99,7 +131,7 @@ def _defaults() -> dict[str, Any]:
     kw = judge_against_input.__kwdefaults__ or {}
     return {k: kw[k] for k in ("phase_deg", "phase_min_area", "phase_coherent", "phase_edge_floor",
                                "phase_weak_deg", "phase_support", "band_level_edited", "band_kappa",
-                               "band_chroma_level", "band_chroma_z", "copy_level")}
+                               "band_chroma_level", "band_chroma_z", "band_chroma_along", "copy_level")}
 
 
 def score_boxes(p: Pair, d: dict[str, Any]) -> list[tuple[int, int, int, int]]:
@@ -147,7 +179,7 @@ def score_bands(p: Pair, d: dict[str, Any]) -> list[tuple[str, int, int, float]]
     for axis in ("rows", "cols"):
         lv = edited_band_level(rgb, region, vec, axis=axis, kappa=d["band_kappa"],
                                level=d["band_level_edited"], chroma_level=d["band_chroma_level"],
-                               chroma_z=d["band_chroma_z"])[0].numpy()
+                               chroma_z=d["band_chroma_z"], chroma_along=d["band_chroma_along"])[0].numpy()
         lab, n = ndimage.label(lv >= d["band_level_edited"])
         for j in range(1, n + 1):
             idx = np.nonzero(lab == j)[0]
@@ -250,7 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-copy", action="store_true", help="boxes: without the copied-grain boxes")
     ap.add_argument("--band-level", type=float, default=None, help="bands: override the band level")
     ap.add_argument("--chroma-level", type=float, default=None, help="bands: chroma band level (0: off)")
+    ap.add_argument("--chroma-along", type=float, default=None,
+                    help="bands: the chroma level's guard against the spread along a line (0: off)")
     ap.add_argument("--hot", type=float, default=3.0, help="z level of the translate step")
+    ap.add_argument("--cohort", choices=("default", "realistic"), default="default")
     ap.add_argument("--seeds", type=int, nargs="+", required=True)
     ap.add_argument("--n", type=int, default=12)
     ap.add_argument("--cache", type=Path, default=None)
@@ -261,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         d["band_level_edited"] = args.band_level
     if args.chroma_level is not None:
         d["band_chroma_level"] = args.chroma_level
+    if args.chroma_along is not None:
+        d["band_chroma_along"] = args.chroma_along
     if args.no_support:
         d["phase_weak_deg"] = 0.0
     if args.no_copy:
@@ -270,8 +307,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     tally: dict[str, list[int]] = {}
     for seed in args.seeds:
-        pairs = cohort(seed, args.n, args.cache)
-        kinds = ("stripe", "clean") if args.step == "bands" else ("offset", "misplaced", "clean")
+        if args.cohort == "realistic":
+            pairs = realistic_cohort(seed, args.n, args.cache)
+            kinds: tuple[str, ...] = ("misplaced", "clean")
+        else:
+            pairs = cohort(seed, args.n, args.cache)
+            kinds = ("stripe", "clean") if args.step == "bands" else ("offset", "misplaced", "clean")
         for kind in kinds:
             for i, p in enumerate(pairs[kind]):
                 if args.step != "bands":
@@ -287,12 +328,13 @@ def main(argv: list[str] | None = None) -> int:
                     found = bool(on) if kind == "stripe" else not bands
                     false = len(bands) > len(on)
                     detail = f"truth {p.stripe_axis} {p.stripe_band} bands {bands}"
-                t = tally.setdefault(kind, [0, 0, 0])
+                name = p.kind.split("/")[1] if args.cohort == "realistic" and kind == "misplaced" else kind
+                t = tally.setdefault(name, [0, 0, 0])
                 t[0] += found
                 t[1] += 1
                 t[2] += false
                 if not found or false:
-                    print(seed, kind, i, "found" if found else "MISS", detail, flush=True)
+                    print(seed, name, i, "found" if found else "MISS", detail, flush=True)
     print(json.dumps(tally))
     return 0
 

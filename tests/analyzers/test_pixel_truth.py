@@ -151,10 +151,6 @@ def test_smears_and_stripe_axes_inside_an_edit(inside_an_edit):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-@pytest.mark.xfail(reason="the chroma band level is off by default (band_chroma_level 0.0: false bands on "
-                          "multi-colour brick walls, 7/20 clean synthetic walls at +-10 %, 17/80 over hue "
-                          "0.05-0.20 with a per-segment sign rule); the luminance alone reads 10/12 on seed "
-                          "7704 (band step, calibration seeds 201-204: 42/48) (docs/pixel.md)", strict=True)
 def test_stripes_inside_an_edit_on_their_lines(inside_an_edit):
     """Stripes of amplitude 0.08-0.16 with the right axis on the planted lines and the verdict >= 90 %.
     Seed 7704: 10/12 with the luminance's band level alone (a strict expected failure until the eighth

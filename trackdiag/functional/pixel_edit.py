@@ -214,8 +214,26 @@ def _line_spread(res: torch.Tensor, region: torch.Tensor, *, axis: str) -> torch
     return torch.nan_to_num(1.4826 * (med - centre).abs().nanmedian(dim=1).values, nan=0.0)
 
 
+def _along_spread(res: torch.Tensor, region: torch.Tensor, *, axis: str, smooth: int = 15) -> torch.Tensor:
+    """``B×L``: 1.4826 × the MAD **along** each line of its residual (``B×H×W``) averaged over ``smooth`` px
+    along the line (NaN-safe, 0 where a line has none): a band moves its lines uniformly, bricks of several
+    colours scatter them brick by brick; the average takes out the pixel noise, which the line's median
+    already averages over the whole line."""
+    dim = 2 if axis == "rows" else 1
+    ok = region & torch.isfinite(res)
+    x = torch.where(ok, res, torch.zeros_like(res))[:, None]
+    k = int(smooth)
+    kern = (1, k) if axis == "rows" else (k, 1)
+    pad = (k // 2, k // 2, 0, 0) if axis == "rows" else (0, 0, k // 2, k // 2)
+    num = F.avg_pool2d(F.pad(x, pad), kern, stride=1)[:, 0]
+    cov = F.avg_pool2d(F.pad(ok.float()[:, None], pad), kern, stride=1)[:, 0]
+    vals = torch.where(ok & (cov > 0.5), num / cov.clamp_min(1e-6), torch.full_like(res, math.nan))
+    med = vals.nanmedian(dim=dim, keepdim=True).values
+    return torch.nan_to_num(1.4826 * (vals - med).abs().nanmedian(dim=dim).values, nan=0.0)
+
+
 def chroma_band_level(image: torch.Tensor, region: torch.Tensor, vectors: torch.Tensor, *, axis: str,
-                      kappa: float = 0.15, z_guard: float = 6.0) -> torch.Tensor:
+                      kappa: float = 0.15, z_guard: float = 6.0, along_z: float = 3.0) -> torch.Tensor:
     """``B×L``: the band level (:func:`band_level` of :func:`matched_lattice_residual`, image units) of the
     two chroma components (:func:`chroma_plane`) combined as ``√(l1² + l2²)``, kept only where it is at
     least ``z_guard`` × the components' spread of line medians (``√(s1² + s2²)``, :func:`_line_spread`):
@@ -228,20 +246,28 @@ def chroma_band_level(image: torch.Tensor, region: torch.Tensor, vectors: torch.
         return torch.zeros(image.shape[0], length, device=image.device)
     ch = chroma_plane(image, region)
     _, res_ch = matched_lattice_residuals(image.float().mean(dim=1), region, vectors, axis=axis, follow=ch)
-    return chroma_level(res_ch, ch, region, axis=axis, kappa=kappa, z_guard=z_guard)
+    return chroma_level(res_ch, ch, region, axis=axis, kappa=kappa, z_guard=z_guard, along_z=along_z)
 
 
 def chroma_level(res: torch.Tensor, chroma: torch.Tensor, region: torch.Tensor, *, axis: str,
-                 kappa: float = 0.15, z_guard: float = 6.0) -> torch.Tensor:
+                 kappa: float = 0.15, z_guard: float = 6.0, along_z: float = 3.0) -> torch.Tensor:
     """``B×L``: :func:`chroma_band_level` from the chroma plane ``chroma`` (``B×2×H×W``) and its
-    lattice residuals ``res`` (``B×2×H×W``, :func:`matched_lattice_residuals`); ``region``: ``B×H×W``."""
-    levels, spreads = [], []
+    lattice residuals ``res`` (``B×2×H×W``, :func:`matched_lattice_residuals`); ``region``: ``B×H×W``.
+    With ``along_z`` > 0 a line's level is kept only where it is also at least ``along_z`` × the spread of
+    its residual along the line (:func:`_along_spread`, both components combined): a band offsets a line
+    uniformly, a wall of bricks of several colours leaves each line's residual scattered brick by brick."""
+    levels, spreads, along = [], [], []
     for j in range(2):
         levels.append(band_level(res[:, j], region, axis=axis, signal=chroma[:, j], kappa=kappa))
         spreads.append(_line_spread(res[:, j], region, axis=axis))
+        if along_z > 0:
+            along.append(_along_spread(res[:, j], region, axis=axis))
     level = torch.sqrt(levels[0].square() + levels[1].square())
     guard = float(z_guard) * torch.sqrt(spreads[0].square() + spreads[1].square())
-    return torch.where(level >= guard[:, None], level, torch.zeros_like(level))
+    keep = level >= guard[:, None]
+    if along_z > 0:
+        keep = keep & (level >= float(along_z) * torch.sqrt(along[0].square() + along[1].square()))
+    return torch.where(keep, level, torch.zeros_like(level))
 
 
 def drop_echoes(level: torch.Tensor, vectors: torch.Tensor, *, axis: str, threshold: float,

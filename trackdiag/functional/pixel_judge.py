@@ -30,11 +30,12 @@
   above ``band_z_unedited``; edited, lines whose level against the block-matched lattice translates
   (:func:`~trackdiag.functional.pixel_edit.band_level`) is at least ``band_level_edited`` (image units),
   beyond ``band_kappa`` × the contrast of the lattice's expected line profile (a mortar line's own
-  variation from period to period is not a band), or, opted in with ``band_chroma_level`` > 0 (0.02 was
-  calibrated on single-tint walls), whose level in the colour plane orthogonal to the wall's mean colour
-  is at least ``band_chroma_level`` (and ``band_chroma_z`` × that plane's spread of line levels):
-  :func:`edited_band_level`. Off by default: on walls whose bricks vary in colour off the tint (±10 % per
-  channel) it raised a false band on 7 of 20 clean synthetic walls (docs/pixel.md).
+  variation from period to period is not a band), or whose level in the colour plane orthogonal to the
+  wall's mean colour is at least ``band_chroma_level`` (0.02; 0 = off), ``band_chroma_z`` × that plane's
+  spread of line levels and ``band_chroma_along`` × the spread of the line's own residual along it (a band
+  moves a line uniformly; bricks of several colours scatter it: without that guard, 7 of 20 clean
+  synthetic walls with ±10 % brick colours read a false band, docs/pixel.md, tenth sitting):
+  :func:`edited_band_level`.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
                         phase_deg: float = 52.0, phase_min_area: int = 250, band_kappa: float = 0.15,
                         phase_coherent: float = 6.0, phase_edge_floor: float = 30.0,
                         phase_weak_deg: float = 40.0, phase_support: float = 1.5,
-                        band_chroma_level: float = 0.0, band_chroma_z: float = 6.0,
-                        copy_level: float = 0.25) -> dict[str, torch.Tensor]:
+                        band_chroma_level: float = 0.02, band_chroma_z: float = 6.0,
+                        band_chroma_along: float = 3.0, copy_level: float = 0.25) -> dict[str, torch.Tensor]:
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
     ``threshold`` (``(B,)``), ``peak`` (``(B,)``, the level a component's peak must reach),
     ``box_margin`` (``(B,)``, px to shrink each box by, negative: grow), ``edited`` (``(B,)`` 0/1),
@@ -123,14 +124,15 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
             vec = vectors[edited.cpu()].to(own.device)
             z[edited] = edited_band_level(pred[edited], region[edited], vec, axis=axis, kappa=band_kappa,
                                           level=band_level_edited, chroma_level=band_chroma_level,
-                                          chroma_z=band_chroma_z)
+                                          chroma_z=band_chroma_z, chroma_along=band_chroma_along)
         out[f"band_{axis}"] = z
     out["band_z"] = torch.where(edited, band_level_edited, torch.full_like(thr_u, band_z_unedited))
     return out
 
 
 def edited_band_level(pred: torch.Tensor, region: torch.Tensor, vectors: torch.Tensor, *, axis: str,
-                      kappa: float, level: float, chroma_level: float, chroma_z: float) -> torch.Tensor:
+                      kappa: float, level: float, chroma_level: float, chroma_z: float,
+                      chroma_along: float = 3.0) -> torch.Tensor:
     """``B×L``: the band level of each line inside an edit, in image units judged at ``level``: the
     luminance's level against its block-matched lattice translates
     (:func:`~trackdiag.functional.pixel_edit.band_level`, beyond ``kappa`` × the lattice's line contrast)
@@ -144,7 +146,8 @@ def edited_band_level(pred: torch.Tensor, region: torch.Tensor, vectors: torch.T
     res, res_ch = matched_lattice_residuals(own, region, vectors, axis=axis, follow=ch)
     out = band_level(res, region, axis=axis, signal=own, kappa=kappa)
     if ch is not None:
-        lc = chroma_level_of(res_ch, ch, region, axis=axis, kappa=kappa, z_guard=chroma_z)
+        lc = chroma_level_of(res_ch, ch, region, axis=axis, kappa=kappa, z_guard=chroma_z,
+                             along_z=chroma_along)
         out = torch.maximum(out, lc * (level / chroma_level))
     return drop_echoes(out, vectors, axis=axis, threshold=level)
 

@@ -9,6 +9,12 @@ mask (a rectangle-ish region), gravel/grass around it. The output of a pair is e
 and may carry planted faults with their truth: **boxes** (``offset``: content shifted by half a brick,
 ``smear``: blurred, ``misplaced``: a patch copied from elsewhere), **stripes** (a band of rows or columns
 offset by an amplitude 0.04–0.16), and **spills** (the edit extended 4–24 px beyond the mask on one side).
+
+A misplaced patch is a pixel-exact copy by default (``copy_style="exact"``, the noise included). The way an
+inpainting model would produce one (:data:`COPY_STYLES`): ``resampled`` (the source warped by a sub-pixel
+shift, a scale of 1 ± ≤ 5 % and a rotation of ≤ ±4°, cubic spline), ``blended`` (pasted with a linear
+alpha ramp of 3–8 px inside its border), ``inpainted`` (both, plus fresh noise of σ 0.003–0.01 over the
+patch). ``jpeg_quality`` re-compresses the whole output at the end (any pair, clean ones too).
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ from typing import Literal, Optional
 
 import numpy as np
 
-__all__ = ["Pair", "wall_scene", "make_pair", "UNEDITED_KINDS"]
+__all__ = ["Pair", "wall_scene", "make_pair", "UNEDITED_KINDS", "COPY_STYLES"]
 
 UNEDITED_KINDS = ("noise", "jpeg", "exposure", "rerender")
+#: How a misplaced patch is copied (:func:`make_pair`'s ``copy_style``).
+COPY_STYLES = ("exact", "resampled", "blended", "inpainted")
 
 
 @dataclass
@@ -35,6 +43,9 @@ class Pair:
     edited: bool
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # (x0, y0, x1, y1)
     box_kinds: list[str] = field(default_factory=list)
+    #: per box, where a ``misplaced`` patch was copied from (``(x0, y0, x1, y1)``, before its flip and warp)
+    #: and how it was flipped (``rot180`` / ``flip_y``); None for other kinds
+    box_sources: list[Optional[tuple[tuple[int, int, int, int], str]]] = field(default_factory=list)
     stripe_axis: Optional[str] = None  # "rows" / "cols"
     stripe_band: Optional[tuple[int, int]] = None
     spill_px: int = 0
@@ -101,8 +112,25 @@ def _unedited(rng: np.random.Generator, img: np.ndarray, kind: str) -> np.ndarra
     raise ValueError(kind)
 
 
-def _plant_box(rng: np.random.Generator, out: np.ndarray, mask: np.ndarray, kind: str
-               ) -> tuple[int, int, int, int]:
+def _resampled(rng: np.random.Generator, img: np.ndarray, sy: int, sx: int, bh: int, bw: int) -> np.ndarray:
+    """``bh×bw×3``: the source box of ``img`` at ``(sy, sx)`` warped about its centre by a sub-pixel shift
+    (±0.5 px), a scale of 1 ± ≤ 5 % and a rotation of ≤ ±4° (cubic spline; beyond the frame: nearest)."""
+    from scipy.ndimage import affine_transform
+
+    ang = np.deg2rad(rng.uniform(-4, 4))
+    scale = 1.0 + rng.uniform(-0.05, 0.05)
+    shift = rng.uniform(-0.5, 0.5, 2)
+    rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]]) / scale
+    centre = np.array([(bh - 1) / 2.0, (bw - 1) / 2.0])
+    src_centre = np.array([sy, sx]) + centre + shift
+    offset = src_centre - rot @ centre
+    return np.stack([affine_transform(img[..., c], rot, offset=offset, output_shape=(bh, bw), order=3,
+                                      mode="nearest") for c in range(img.shape[2])], axis=-1)
+
+
+def _plant_box(rng: np.random.Generator, out: np.ndarray, mask: np.ndarray, kind: str,
+               copy_style: str = "exact"
+               ) -> tuple[tuple[int, int, int, int], Optional[tuple[tuple[int, int, int, int], str]]]:
     from scipy.ndimage import gaussian_filter
 
     ys, xs = np.nonzero(mask)
@@ -111,6 +139,7 @@ def _plant_box(rng: np.random.Generator, out: np.ndarray, mask: np.ndarray, kind
     x0 = int(rng.integers(xs.min() + 4, max(xs.min() + 5, xs.max() - bw - 4)))
     y1, x1 = y0 + bh, x0 + bw
     region = out[y0:y1, x0:x1].copy()
+    source = None
     if kind == "offset":
         dy, dx = int(rng.integers(5, 10)), int(rng.integers(7, 14))
         out[y0:y1, x0:x1] = np.roll(region, (dy, dx), axis=(0, 1))
@@ -119,16 +148,32 @@ def _plant_box(rng: np.random.Generator, out: np.ndarray, mask: np.ndarray, kind
     elif kind == "misplaced":
         sy = int(rng.integers(ys.min(), ys.max() - bh))
         sx = int(rng.integers(xs.min(), xs.max() - bw))
-        patch = out[sy:sy + bh, sx:sx + bw].copy()
-        out[y0:y1, x0:x1] = np.rot90(patch, 2) if rng.random() < 0.5 else patch[::-1]
+        flip_both = rng.random() < 0.5
+        if copy_style == "exact":
+            patch = out[sy:sy + bh, sx:sx + bw].copy()
+        else:
+            patch = _resampled(rng, out, sy, sx, bh, bw) if copy_style != "blended" else \
+                out[sy:sy + bh, sx:sx + bw].copy()
+        patch = np.rot90(patch, 2) if flip_both else patch[::-1]
+        if copy_style in ("blended", "inpainted"):
+            ramp = float(rng.uniform(3, 8))
+            ry = np.minimum(np.arange(bh), np.arange(bh)[::-1]) + 0.5
+            rx = np.minimum(np.arange(bw), np.arange(bw)[::-1]) + 0.5
+            alpha = np.clip(np.minimum(ry[:, None], rx[None, :]) / ramp, 0, 1)[..., None]
+            patch = alpha * patch + (1 - alpha) * region
+        if copy_style == "inpainted":
+            patch = patch + rng.normal(0, rng.uniform(0.003, 0.01), patch.shape)
+        out[y0:y1, x0:x1] = np.clip(patch, 0, 1)
+        source = ((sx, sy, sx + bw, sy + bh), "rot180" if flip_both else "flip_y")
     else:
         raise ValueError(kind)
-    return x0, y0, x1, y1
+    return (x0, y0, x1, y1), source
 
 
 def make_pair(rng: np.random.Generator, *, edited: bool = False, kind: Optional[str] = None,
               box: Optional[str] = None, stripe: Optional[tuple[Literal["rows", "cols"], float]] = None,
-              spill_px: int = 0, size: int = 256) -> Pair:
+              spill_px: int = 0, size: int = 256, copy_style: str = "exact",
+              jpeg_quality: Optional[int] = None) -> Pair:
     """One pair with known truth.
 
     Args:
@@ -139,7 +184,12 @@ def make_pair(rng: np.random.Generator, *, edited: bool = False, kind: Optional[
             ``±amplitude``.
         spill_px: the edit (or, unedited, a re-textured strip) spills this many px beyond the mask on one
             side.
+        copy_style: how a ``misplaced`` box is copied (:data:`COPY_STYLES`; ``exact``: pixel-exact, the
+            draws of earlier versions for the same seed).
+        jpeg_quality: re-compress the output as JPEG at this quality at the end (None: not).
     """
+    if copy_style not in COPY_STYLES:
+        raise ValueError(f"copy_style must be one of {COPY_STYLES}; got {copy_style!r}")
     img, mask = wall_scene(rng, size)
     kind = kind or str(rng.choice(UNEDITED_KINDS))
     if edited:
@@ -152,7 +202,9 @@ def make_pair(rng: np.random.Generator, *, edited: bool = False, kind: Optional[
         new = _wall(rng, size, rng.uniform(0.65, 0.9))
     pair = Pair(img, out.astype(np.float32), mask, kind, edited)
     if box:
-        pair.boxes.append(_plant_box(rng, pair.out, mask, box))
+        planted, source = _plant_box(rng, pair.out, mask, box, copy_style)
+        pair.boxes.append(planted)
+        pair.box_sources.append(source)
         pair.box_kinds.append(box)
     if stripe:
         axis, amp = stripe
@@ -181,4 +233,6 @@ def make_pair(rng: np.random.Generator, *, edited: bool = False, kind: Optional[
             spill[ys.min():ys.max() + 1, xs.max() + 1:xs.max() + 1 + spill_px] = True
         pair.out = np.where(spill[..., None], new, pair.out).astype(np.float32)
         pair.spill_px = spill_px
+    if jpeg_quality is not None:
+        pair.out = _jpeg(pair.out, int(jpeg_quality))
     return pair
