@@ -54,17 +54,19 @@ SIDES = ("left", "right", "top", "bottom")
 
 
 def _line_stats(x: torch.Tensor, v: torch.Tensor, n_lines: int) -> tuple[torch.Tensor, ...]:
-    """Statistics of the first ``n_lines`` rows of ``x`` (``N×H×W``, the side at row 0): mean level,
-    log along-line difference energy, log to-next-line difference energy, valid share: each ``N×n_lines``."""
-    xs, vs = x[:, : n_lines + 1], v[:, : n_lines + 1]
+    """Statistics of the first ``n_lines`` lines of ``x`` (``...×H×W``: lines along the last axis, the side at
+    line 0; any leading dimensions, e.g. segments × images): mean level, log along-line difference energy,
+    log to-next-line difference energy, valid share: each ``...×n_lines``."""
+    xs, vs = x[..., : n_lines + 1, :], v[..., : n_lines + 1, :]
     tiny = 1e-8
-    cnt = vs[:, :n_lines].sum(dim=-1)
-    mean = (xs[:, :n_lines] * vs[:, :n_lines]).sum(-1) / cnt.clamp_min(1.0)
-    da = (xs[:, :n_lines, 1:] - xs[:, :n_lines, :-1]).square() * vs[:, :n_lines, 1:] * vs[:, :n_lines, :-1]
-    ca = (vs[:, :n_lines, 1:] * vs[:, :n_lines, :-1]).sum(-1)
+    xl, vl = xs[..., :n_lines, :], vs[..., :n_lines, :]
+    cnt = vl.sum(dim=-1)
+    mean = (xl * vl).sum(-1) / cnt.clamp_min(1.0)
+    da = (xl[..., 1:] - xl[..., :-1]).square() * vl[..., 1:] * vl[..., :-1]
+    ca = (vl[..., 1:] * vl[..., :-1]).sum(-1)
     along = torch.log(da.sum(-1) / ca.clamp_min(1.0) + tiny)
-    dp = (xs[:, 1:] - xs[:, :-1]).square() * vs[:, 1:] * vs[:, :-1]
-    cp = (vs[:, 1:] * vs[:, :-1]).sum(-1)
+    dp = (xs[..., 1:, :] - xs[..., :-1, :]).square() * vs[..., 1:, :] * vs[..., :-1, :]
+    cp = (vs[..., 1:, :] * vs[..., :-1, :]).sum(-1)
     perp = torch.log(dp.sum(-1) / cp.clamp_min(1.0) + tiny)
     return mean, along, perp, cnt / float(x.shape[-1])
 
@@ -105,22 +107,21 @@ def edge_scores(x: torch.Tensor, v: torch.Tensor, *, strip: int = 13, inner: int
             out[f"edge_{side}"] = torch.full(x.shape[:1], float("nan"), device=x.device, dtype=x.dtype)
             continue
         q = length // segments
-        segz = []
-        for j in range(segments):
-            mean, along, perp, _share = _line_stats(xs[..., j * q:(j + 1) * q], vs[..., j * q:(j + 1) * q],
-                                                    lines)
-            zs = []
-            for stat, floor in ((mean, 0.004), (along, 0.1), (perp, 0.1)):
-                a = 0.5 * (stat[:, :-1] + stat[:, 1:])  # a[i]: mean of lines i, i+1
-                # d[i]: step at boundary i+2 (from 3 on: line 0 alone is not a stripe)
-                d = a[:, :-2] - a[:, 2:]
-                ins = d[:, strip + 3: n_lines - 3]
-                med = ins.median(dim=1).values
-                mad = (ins - med[:, None]).abs().median(dim=1).values
-                # near the side (boundaries 3..strip), then further in (strip+5..lines-1)
-                zs.append((d[:, 1:] - med[:, None]) / torch.clamp(1.4826 * mad, min=floor)[:, None])
-            segz.append(torch.stack(zs))  # 3×N×(lines−3)
-        z = torch.nan_to_num(torch.stack(segz), nan=0.0)  # segments×3×N×(lines−3)
+        # the segments as a leading axis of one strided view (segments×N×lines×q): one pass of statistics
+        xq, vq = (t[..., : segments * q].unflatten(-1, (segments, q)).movedim(-2, 0) for t in (xs, vs))
+        mean, along, perp, _share = _line_stats(xq, vq, lines)
+        zs = []
+        for stat, floor in ((mean, 0.004), (along, 0.1), (perp, 0.1)):
+            a = 0.5 * (stat[..., :-1] + stat[..., 1:])  # a[i]: mean of lines i, i+1
+            # d[i]: step at boundary i+2 (from 3 on: line 0 alone is not a stripe)
+            d = a[..., :-2] - a[..., 2:]
+            ins = d[..., strip + 3: n_lines - 3]
+            med = ins.median(dim=-1).values
+            mad = (ins - med[..., None]).abs().median(dim=-1).values
+            # near the side (boundaries 3..strip), then further in (strip+5..lines-1)
+            zs.append((d[..., 1:] - med[..., None]) / torch.clamp(1.4826 * mad, min=floor)[..., None])
+        segz = torch.stack(zs, dim=1)  # segments×3×N×(lines−3)
+        z = torch.nan_to_num(segz, nan=0.0)  # segments×3×N×(lines−3)
         best = torch.zeros(x.shape[:1], device=x.device, dtype=x.dtype)
         for same in (z.amin(dim=0), (-z).amin(dim=0)):  # the same signed step on every segment: 3×N×·
             near = same[..., : strip - 2].amax(dim=-1)
