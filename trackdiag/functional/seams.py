@@ -23,7 +23,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .order import host_ok, running_min
+from . import order
+from .order import running_min
 from .rows import on_rows
 
 __all__ = ["SIDES", "edge_scores", "mask_seam_parts", "mask_seam_score", "phase_shift"]
@@ -173,7 +174,7 @@ def _band_by(m: torch.Tensor, d: torch.Tensor, *, skip: int, ring: int) -> torch
     counts as inside in both), and the erosion by ``ring + d`` is that by ``skip + d`` eroded by
     ``ring − skip`` more (Chebyshev boxes compose, and a box point outside the frame reads 1 either way):
     the same 0/1 values without the integral image's four per-pixel gathers."""
-    if not host_ok(m):
+    if not order.host_ok(m):  # (the module's attribute: the no-synchronisation test switches it off)
         return _erode_by(m, skip + d) * (1.0 - _erode_by(m, ring + d))
     top = int(max(_MAX_PHASE_SHIFT_PX, _MAX_PERIOD_SHIFT_PX)) + 7  # _erode_by's largest radius
     mb = (m > 0.5).to(m.dtype)
