@@ -23,7 +23,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from . import order
 from .order import running_min
+from .rows import on_rows
 
 __all__ = ["SIDES", "edge_scores", "mask_seam_parts", "mask_seam_score", "phase_shift"]
 
@@ -53,17 +55,19 @@ SIDES = ("left", "right", "top", "bottom")
 
 
 def _line_stats(x: torch.Tensor, v: torch.Tensor, n_lines: int) -> tuple[torch.Tensor, ...]:
-    """Statistics of the first ``n_lines`` rows of ``x`` (``N×H×W``, the side at row 0): mean level,
-    log along-line difference energy, log to-next-line difference energy, valid share: each ``N×n_lines``."""
-    xs, vs = x[:, : n_lines + 1], v[:, : n_lines + 1]
+    """Statistics of the first ``n_lines`` lines of ``x`` (``...×H×W``: lines along the last axis, the side at
+    line 0; any leading dimensions, e.g. segments × images): mean level, log along-line difference energy,
+    log to-next-line difference energy, valid share: each ``...×n_lines``."""
+    xs, vs = x[..., : n_lines + 1, :], v[..., : n_lines + 1, :]
     tiny = 1e-8
-    cnt = vs[:, :n_lines].sum(dim=-1)
-    mean = (xs[:, :n_lines] * vs[:, :n_lines]).sum(-1) / cnt.clamp_min(1.0)
-    da = (xs[:, :n_lines, 1:] - xs[:, :n_lines, :-1]).square() * vs[:, :n_lines, 1:] * vs[:, :n_lines, :-1]
-    ca = (vs[:, :n_lines, 1:] * vs[:, :n_lines, :-1]).sum(-1)
+    xl, vl = xs[..., :n_lines, :], vs[..., :n_lines, :]
+    cnt = vl.sum(dim=-1)
+    mean = (xl * vl).sum(-1) / cnt.clamp_min(1.0)
+    da = (xl[..., 1:] - xl[..., :-1]).square() * vl[..., 1:] * vl[..., :-1]
+    ca = (vl[..., 1:] * vl[..., :-1]).sum(-1)
     along = torch.log(da.sum(-1) / ca.clamp_min(1.0) + tiny)
-    dp = (xs[:, 1:] - xs[:, :-1]).square() * vs[:, 1:] * vs[:, :-1]
-    cp = (vs[:, 1:] * vs[:, :-1]).sum(-1)
+    dp = (xs[..., 1:, :] - xs[..., :-1, :]).square() * vs[..., 1:, :] * vs[..., :-1, :]
+    cp = (vs[..., 1:, :] * vs[..., :-1, :]).sum(-1)
     perp = torch.log(dp.sum(-1) / cp.clamp_min(1.0) + tiny)
     return mean, along, perp, cnt / float(x.shape[-1])
 
@@ -104,22 +108,21 @@ def edge_scores(x: torch.Tensor, v: torch.Tensor, *, strip: int = 13, inner: int
             out[f"edge_{side}"] = torch.full(x.shape[:1], float("nan"), device=x.device, dtype=x.dtype)
             continue
         q = length // segments
-        segz = []
-        for j in range(segments):
-            mean, along, perp, _share = _line_stats(xs[..., j * q:(j + 1) * q], vs[..., j * q:(j + 1) * q],
-                                                    lines)
-            zs = []
-            for stat, floor in ((mean, 0.004), (along, 0.1), (perp, 0.1)):
-                a = 0.5 * (stat[:, :-1] + stat[:, 1:])  # a[i]: mean of lines i, i+1
-                # d[i]: step at boundary i+2 (from 3 on: line 0 alone is not a stripe)
-                d = a[:, :-2] - a[:, 2:]
-                ins = d[:, strip + 3: n_lines - 3]
-                med = ins.median(dim=1).values
-                mad = (ins - med[:, None]).abs().median(dim=1).values
-                # near the side (boundaries 3..strip), then further in (strip+5..lines-1)
-                zs.append((d[:, 1:] - med[:, None]) / torch.clamp(1.4826 * mad, min=floor)[:, None])
-            segz.append(torch.stack(zs))  # 3×N×(lines−3)
-        z = torch.nan_to_num(torch.stack(segz), nan=0.0)  # segments×3×N×(lines−3)
+        # the segments as a leading axis of one strided view (segments×N×lines×q): one pass of statistics
+        xq, vq = (t[..., : segments * q].unflatten(-1, (segments, q)).movedim(-2, 0) for t in (xs, vs))
+        mean, along, perp, _share = _line_stats(xq, vq, lines)
+        zs = []
+        for stat, floor in ((mean, 0.004), (along, 0.1), (perp, 0.1)):
+            a = 0.5 * (stat[..., :-1] + stat[..., 1:])  # a[i]: mean of lines i, i+1
+            # d[i]: step at boundary i+2 (from 3 on: line 0 alone is not a stripe)
+            d = a[..., :-2] - a[..., 2:]
+            ins = d[..., strip + 3: n_lines - 3]
+            med = ins.median(dim=-1).values
+            mad = (ins - med[..., None]).abs().median(dim=-1).values
+            # near the side (boundaries 3..strip), then further in (strip+5..lines-1)
+            zs.append((d[..., 1:] - med[..., None]) / torch.clamp(1.4826 * mad, min=floor)[..., None])
+        segz = torch.stack(zs, dim=1)  # segments×3×N×(lines−3)
+        z = torch.nan_to_num(segz, nan=0.0)  # segments×3×N×(lines−3)
         best = torch.zeros(x.shape[:1], device=x.device, dtype=x.dtype)
         for same in (z.amin(dim=0), (-z).amin(dim=0)):  # the same signed step on every segment: 3×N×·
             near = same[..., : strip - 2].amax(dim=-1)
@@ -161,6 +164,26 @@ def _erode_by(m: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
 
     count = at(y1, x1) - at(y0, x1) - at(y1, x0) + at(y0, x0)
     return (count >= (2 * rr + 1).square()).to(m.dtype)
+
+
+def _band_by(m: torch.Tensor, d: torch.Tensor, *, skip: int, ring: int) -> torch.Tensor:
+    """The contour band ``skip + d`` … ``ring + d`` px inside ``N×H×W`` 0/1 weights (> 0.5), ``d`` ``(N,)``
+    integers (``skip ≤ ring``): ``_erode_by(m, skip + d) · (1 − _erode_by(m, ring + d))``, ``N×H×W``.
+    On the CPU (the radii read on the host) each image is eroded by running minima (:func:`_erode`, the same
+    binary erosion: a 0/1 image's box minimum is 1 exactly where its box count is full; outside the frame
+    counts as inside in both), and the erosion by ``ring + d`` is that by ``skip + d`` eroded by
+    ``ring − skip`` more (Chebyshev boxes compose, and a box point outside the frame reads 1 either way):
+    the same 0/1 values without the integral image's four per-pixel gathers."""
+    if not order.host_ok(m):  # (the module's attribute: the no-synchronisation test switches it off)
+        return _erode_by(m, skip + d) * (1.0 - _erode_by(m, ring + d))
+    top = int(max(_MAX_PHASE_SHIFT_PX, _MAX_PERIOD_SHIFT_PX)) + 7  # _erode_by's largest radius
+    mb = (m > 0.5).to(m.dtype)
+    out = torch.empty_like(mb)
+    for i, di in enumerate(d.tolist()):
+        r1, r2 = min(max(skip + di, 0), top), min(max(ring + di, 0), top)
+        e1 = _erode(mb[i:i + 1], r1)
+        torch.mul(e1, 1.0 - _erode(e1, r2 - r1), out=out[i:i + 1])
+    return out
 
 
 def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: int = 3, gap: int = 6,
@@ -216,7 +239,9 @@ def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: in
     if mirror:  # the same bands on the far side of the contour (the frame's outside counts as outside)
         o = 1.0 - v
         outside = (_erode(o, skip) * (1.0 - _erode(o, ring)), _erode(o, gap) * (1.0 - _erode(o, gap + ref)))
-    out = _contour_offsets(x, band_ring, band_ref, block=block, min_px=min_px, outside=outside)
+    # (the contour band's and the outside bands' block sums serve both readings below)
+    rs = _ring_sums(x, band_ring, outside, block=block)
+    out = _contour_offsets(x, rs, band_ref, block=block, min_px=min_px)
     if period_px is None:
         out.pop("_median")
         return out
@@ -225,10 +250,19 @@ def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: in
     # a period too long for a multiple in that range: one period deeper, up to _MAX_PERIOD_SHIFT_PX
     d1, use1 = phase_shift(pp, lo=gap + ref, hi=_MAX_PERIOD_SHIFT_PX, max_multiple=1)
     d, use = torch.where(use, d, d1), use | use1
-    deeper = _erode_by(v, skip + d) * (1.0 - _erode_by(v, ring + d))
-    # the deeper band's mean over each block's 3x3 neighbourhood (it may have left the contour band's block)
-    shifted = _contour_offsets(x, band_ring, deeper, block=block, min_px=min_px, pool_ref=True,
-                               outside=outside)
+
+    def deeper_offsets(i: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        r = slice(None) if i is None else i
+        deeper = _band_by(v[r], d[r], skip=skip, ring=ring)
+        # the deeper band's mean over each block's 3x3 neighbourhood (it may have left the contour band's
+        # block)
+        s_r, c_r, s_o, c_o, s_of, c_of = rs
+        at = lambda t: None if t is None else t[r]
+        return _contour_offsets(x[r], (s_r[r], c_r[r], at(s_o), at(c_o), at(s_of), at(c_of)), deeper,
+                                block=block, min_px=min_px, pool_ref=True)
+
+    # (read only where a deeper band is used: on the CPU the other images are not computed)
+    shifted = on_rows(use, deeper_offsets, fills=dict.fromkeys(out, float("nan")), like=x)
     # the deeper band confirms the 6-10 px band's offset (same sign, _CONFIRM_RATIO of it): no texture phase
     # made it, and the 6-10 px band's figures stand (the deeper band also crosses lighting and 1-D lines)
     mp, ms = out.pop("_median"), shifted.pop("_median")
@@ -255,35 +289,50 @@ def phase_shift(period_px: torch.Tensor, *, lo: float, hi: float = _MAX_PHASE_SH
     return d, use
 
 
-def _contour_offsets(x: torch.Tensor, band_ring: torch.Tensor, band_ref: torch.Tensor, *, block: int,
-                     min_px: int, pool_ref: bool = False,
-                     outside: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """The block-by-block relative offset of ``band_ring`` against ``band_ref`` (``N×H×W`` weights) and its
-    summaries (:func:`mask_seam_parts`' keys), each ``(N,)``. ``pool_ref``: the reference band's mean over
-    each block's 3×3-block neighbourhood (inside the frame) instead of over the block. ``outside``: the
-    ``(ring, ref)`` bands outside the contour (``N×H×W`` weights): the image's blur share times each block's
-    wall–outside contrast is added to its offset (:func:`mask_seam_parts`' ``mirror``)."""
-    k = block
-    n, h, w = x.shape
-    hc, wc = (h // k) * k, (w // k) * k
+_RingSums = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None,
+                  torch.Tensor | None]
 
-    def sums(t: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(t[:, None, :hc, :wc], k)[:, 0] * float(k * k)
+
+def _block_sums(t: torch.Tensor, k: int) -> torch.Tensor:
+    """Sums of ``N×H×W`` ``t`` over its whole ``k×k`` blocks: ``N×(H//k)×(W//k)``."""
+    h, w = t.shape[-2:]
+    return F.avg_pool2d(t[:, None, :(h // k) * k, :(w // k) * k], k)[:, 0] * float(k * k)
+
+
+def _ring_sums(x: torch.Tensor, band_ring: torch.Tensor, outside: tuple[torch.Tensor, torch.Tensor] | None,
+               *, block: int) -> _RingSums:
+    """The block sums of :func:`_contour_offsets` that do not depend on the reference band: ``x·band_ring``,
+    ``band_ring`` and (with ``outside``: its ``(ring, ref)`` bands) ``x·ring``, ``ring``, ``x·ref``, ``ref``
+    outside the contour (None without), each ``N×(H//block)×(W//block)``."""
+    s_r, c_r = _block_sums(x * band_ring, block), _block_sums(band_ring, block)
+    if outside is None:
+        return s_r, c_r, None, None, None, None
+    return (s_r, c_r, _block_sums(x * outside[0], block), _block_sums(outside[0], block),
+            _block_sums(x * outside[1], block), _block_sums(outside[1], block))
+
+
+def _contour_offsets(x: torch.Tensor, ring_sums: _RingSums, band_ref: torch.Tensor, *, block: int,
+                     min_px: int, pool_ref: bool = False) -> dict[str, torch.Tensor]:
+    """The block-by-block relative offset of the contour band (``ring_sums``: :func:`_ring_sums`) against
+    ``band_ref`` (``N×H×W`` weights) and its summaries (:func:`mask_seam_parts`' keys), each ``(N,)``.
+    ``pool_ref``: the reference band's mean over each block's 3×3-block neighbourhood (inside the frame)
+    instead of over the block. With the outside bands' sums (``mirror``), the image's blur share times
+    each block's wall–outside contrast is added to its offset (:func:`mask_seam_parts`' ``mirror``)."""
+    k = block
+    n = x.shape[0]
 
     def around(t: torch.Tensor) -> torch.Tensor:  # sums over the 3x3 neighbourhood of block sums
         return F.avg_pool2d(t[:, None], 3, stride=1, padding=1, count_include_pad=True)[:, 0] * 9.0
 
-    s_r, c_r = sums(x * band_ring), sums(band_ring)
-    s_f, c_f = sums(x * band_ref), sums(band_ref)
+    s_r, c_r, s_o, c_o, s_of, c_of = ring_sums
+    s_f, c_f = _block_sums(x * band_ref, k), _block_sums(band_ref, k)
     if pool_ref:
         s_f, c_f = around(s_f), around(c_f)
     ok = (c_r >= min_px) & (c_f >= min_px)
     m_r = s_r / c_r.clamp_min(1.0)
     m_f = s_f / c_f.clamp_min(1.0)
     diff = m_r - m_f
-    if outside is not None:
-        s_o, c_o = sums(x * outside[0]), sums(outside[0])
-        s_of, c_of = sums(x * outside[1]), sums(outside[1])
+    if s_o is not None and c_o is not None and s_of is not None and c_of is not None:
         has = (c_o >= min_px) & (c_of >= min_px)
         m_of = s_of / c_of.clamp_min(1.0)
         contrast = m_f - m_of  # the wall's level against the outside's, per block
