@@ -30,8 +30,12 @@ demo: $(STAMP)
 	$(BIN)/python examples/toy_upsampler.py
 
 # The whole check: lint, types, then the tests and the docstrings' examples in one pytest run.
+# Two pytest workers (pytest-xdist): one test file stays on one worker (its module fixtures are made once),
+# the tests that share the demo run (toy_run) stay together; TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) browser lint typecheck
-	@set +e; $(BIN)/python -m pytest -q -p no:cacheprovider -m "not targets" --durations=30 tests trackdiag --doctest-modules; rc=$$?; \
+	@set +e; $(BIN)/python -m pytest -q -p no:cacheprovider -m "not targets" -n $(TEST_WORKERS) --dist loadgroup --durations=30 tests trackdiag --doctest-modules; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 
 # The open issues' targets, measured on generated data (expected failures until met; a minute or two).

@@ -16,6 +16,29 @@ os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 
+#: Test files that use the one shared MLflow server / TensorBoard of a pytest process
+#: (:mod:`tests.support.servers`): under pytest-xdist they run on one worker, so one server boots per run.
+_SHARED_SERVER_FILES = frozenset({
+    "tests/backends/test_spool_mlflow_server.py", "tests/faults/test_faults_server.py",
+    "tests/report/test_browser.py", "tests/report/test_browser_findings.py",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Groups for ``pytest -n N --dist loadgroup`` (``make test``): a test file stays on one worker (its
+    module fixtures are made once), the users of a shared server share a worker, and so do the tests that
+    read the session's demo run (:func:`toy_run`). Without xdist the marks do nothing."""
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if "toy_run" in getattr(item, "fixturenames", ()):
+            group = "toy_run"
+        elif path in _SHARED_SERVER_FILES:
+            group = "shared_servers"
+        else:
+            group = path
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch):
     """Run the test inside a fresh working directory (so ./mlruns.db and ./trackdiag_runs land there)."""

@@ -3,7 +3,8 @@
 Start-ups dominate the cost (an ``mlflow server`` needs ~10 s of CPU), so one MLflow server is shared by
 every test module that asks for it (:func:`shared_mlflow`); it is stopped when pytest ends. Test modules that
 need it call :func:`prestart` at import, so the server boots while pytest collects and runs the other tests
-(set ``TRACKDIAG_TEST_PRESTART=0`` to turn that off).
+(set ``TRACKDIAG_TEST_PRESTART=0`` to turn that off; under pytest-xdist every worker imports every module, so
+there the servers boot on first use instead, on the one worker that runs their users: tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -167,9 +168,13 @@ def _launch(server: _Server) -> None:
         server._atexit = True
 
 
+def _prestart_off() -> bool:
+    return os.environ.get("TRACKDIAG_TEST_PRESTART", "1") == "0" or "PYTEST_XDIST_WORKER" in os.environ
+
+
 def prestart() -> None:
     """Begin booting the shared MLflow server now (called at import by the test modules that use it)."""
-    if os.environ.get("TRACKDIAG_TEST_PRESTART", "1") == "0" or "mlflow" in _SHARED:
+    if _prestart_off() or "mlflow" in _SHARED:
         return
     server = MlflowServer(Path(tempfile.mkdtemp(prefix="trackdiag_mlflow_server_")))
     _SHARED["mlflow"] = server
@@ -178,7 +183,7 @@ def prestart() -> None:
 
 def prestart_tensorboard() -> None:
     """Begin booting the shared TensorBoard on an empty log folder (it re-reads the folder every second)."""
-    if os.environ.get("TRACKDIAG_TEST_PRESTART", "1") == "0" or "tensorboard" in _SHARED:
+    if _prestart_off() or "tensorboard" in _SHARED:
         return
     root = Path(tempfile.mkdtemp(prefix="trackdiag_tensorboard_"))
     (root / "logs").mkdir()
