@@ -248,3 +248,47 @@ def test_period_coherence_tells_one_period_from_multiples() -> None:
     new = refined_tilt(tilt, step, torch.zeros(2, 2), trend, torch.zeros(2, dtype=torch.bool),
                        coherence=got[:2], min_coherence=RECT_REFINE_COHERENT)
     assert torch.allclose(new, torch.tensor([[0.0, 0.5], [0.0, 0.4]]))
+
+
+def _tiles_band(h: int, w: int, gx: float, period: float, band: tuple[float, float]) -> torch.Tensor:
+    """``1×H×W`` tiles as :func:`_tiles` (tilt along x only) whose wall columns ``band`` (wall px from the
+    centre, ``u``) are tiles twice as wide: a full-height column band at twice the period."""
+    y = torch.arange(h, dtype=torch.float64)[:, None] + 0.5 - h / 2
+    x = torch.arange(w, dtype=torch.float64)[None, :] + 0.5 - w / 2
+    den = 1.0 + gx * x
+    u, v = (x / den).expand(h, w), y / den
+    inside = (u >= band[0]) & (u < band[1])
+    gu = torch.cos(2 * math.pi * u / torch.where(inside, 2 * period, period)).clamp_min(0.0) ** 8
+    gv = torch.cos(2 * math.pi * v / period).clamp_min(0.0) ** 8
+    return (0.5 + 0.3 * torch.maximum(gu, gv)).to(torch.float32)[None]
+
+
+def test_fronto_pair_reading_on_the_rectified_wall() -> None:
+    """The pair test's fronto-parallel reading on a rectified wall (``rectified.fronto_pair_keys``): without
+    a tilt it is the pair test's own reading of a wall without a trend; on a tiled wall seen at an angle
+    (G_x = 0.45) it reads a full-height column band of double-width tiles as a whole inner map column at
+    ``PAIR_LINE`` and a long line, and the same wall without the band reads no line and no strong region."""
+    from trackdiag.analyzers.bands import pair_doubling_keys
+    from trackdiag.analyzers.rectified import fronto_pair_keys
+    from trackdiag.analyzers.tiling_limits import PAIR_AREA, PAIR_EXCESS, PAIR_LINE
+
+    h = w = 384
+    t1, t2 = torch.tensor([[0.0, 16.0]]), torch.tensor([[16.0, 0.0]])
+    noise = 0.02 * torch.randn(1, h, w, generator=torch.Generator().manual_seed(5))
+    flat = _tiles_band(h, w, 0.0, 16.0, (-40.0, 24.0)) + noise
+    zero = torch.zeros(1)
+    want = pair_doubling_keys(flat, torch.ones_like(flat), t1=t1, t2=t2, trend_x=zero, trend_y=zero)
+    got = fronto_pair_keys(flat, torch.ones_like(flat), torch.zeros(1, 2), t1=t1, t2=t2)
+    for k, v in want.items():
+        assert torch.allclose(got[k], v, rtol=1e-3, atol=1e-3, equal_nan=True), (k, got[k], v)
+    g = torch.tensor([[0.0, 0.45 / w]])
+    band = _tiles_band(h, w, 0.45 / w, 16.0, (-40.0, 24.0)) + noise
+    clean = _tiles(h, w, (0.0, 0.45 / w), 16.0) + noise
+    kb = fronto_pair_keys(band, torch.ones_like(band), g, t1=t1, t2=t2)
+    kc = fronto_pair_keys(clean, torch.ones_like(clean), g, t1=t1, t2=t2)
+    assert float(kb["pair_col_level"][0]) >= PAIR_LINE and float(kb["pair_col_end"][0]) == 0.0, kb
+    assert float(kb["pair_col_full"][0]) >= PAIR_LINE, kb
+    assert float(kb["pair_row_level"][0]) < PAIR_LINE, kb
+    assert max(float(kc["pair_col_level"][0]), float(kc["pair_row_level"][0])) < PAIR_LINE, kc
+    strong = float(kc["pair_excess_max"][0]) >= PAIR_EXCESS and float(kc["pair_area_frac"][0]) >= PAIR_AREA
+    assert not strong, kc

@@ -27,9 +27,17 @@ from ..functional.rectify import (
     tilt_from_axis_periods,
 )
 from ..functional.rows import on_rows
-from .bands import edge_image, local_geometry, local_period_map, region_key_names, region_keys
+from .bands import (
+    directional_edges,
+    edge_image,
+    hypotheses_extent,
+    local_geometry,
+    local_period_map,
+    region_key_names,
+    region_keys,
+)
 
-__all__ = ["best_rectified_region_keys", "rectified_region_keys", "refine_tilts"]
+__all__ = ["best_rectified_region_keys", "fronto_pair_keys", "rectified_region_keys", "refine_tilts"]
 
 
 def refine_tilts(x: torch.Tensor, valid: torch.Tensor, tilts: torch.Tensor, trend: torch.Tensor,
@@ -85,12 +93,14 @@ def refine_tilts(x: torch.Tensor, valid: torch.Tensor, tilts: torch.Tensor, tren
 def rectified_region_keys(x: torch.Tensor, valid: torch.Tensor, g: torch.Tensor, *, t1: torch.Tensor,
                           t2: torch.Tensor, window_frac: float = 0.25, overlap: int = 3,
                           max_fft_px: int = 64, max_downsample: int = 2, doubling_excess: float = 0.08,
-                          pair_excess: float = 1.5) -> dict[str, torch.Tensor]:
+                          pair_excess: float = 1.5, fronto_pair: bool = False) -> dict[str, torch.Tensor]:
     """``doubling_*`` and ``pair_*`` keys (as :func:`.bands.doubling_keys` and
     :func:`.bands.pair_doubling_keys`) of ``x`` (``N×H×W`` finite, ``valid`` ``N×H×W`` 0/1) measured on
     the wall rectified by the tilt ``g`` (``N×2`` (g_y, g_x), 1/px). ``t1``, ``t2``: ``N×2`` (dy, dx) px, the
-    lattice vectors at the frame centre (where the rectified wall has the image's scale). Every value
-    ``(N,)``."""
+    lattice vectors at the frame centre (where the rectified wall has the image's scale). ``fronto_pair``
+    (tenth sitting, ``RECT_PAIR_FRONTO``): the ``pair_*`` region's size and reach are the pair test's
+    fronto-parallel reading's (:func:`fronto_pair_keys`), ``pair_plain_corr`` stays the gradient
+    reading's (the self-check compares it with the image's, a like reading). Every value ``(N,)``."""
     h, w = x.shape[-2:]
     xr, vr = rectify(x, valid, g)
     win, stride, ds = local_geometry(h, w, window_frac=window_frac, overlap=overlap, max_fft_px=max_fft_px,
@@ -105,9 +115,52 @@ def rectified_region_keys(x: torch.Tensor, valid: torch.Tensor, g: torch.Tensor,
     er = edge_image(xr, vr, t1, t2, length=max(3, win // 4))
     pm = pair_doubling_map(er, vr, lattice_shift_vectors(t1, t2), window_px=win // 2, stride_px=stride // 2,
                            ds=ds)
-    out.update(region_keys("pair", region_extent(back(pm.margin, pm.center_y, pm.center_x),
-                                                  excess=pair_excess), pm.plain_corr))
+    if fronto_pair:
+        ext, _ = _fronto_pair_extent(xr, vr, g, t1, t2, win=win, stride=stride, ds=ds, height=h, width=w,
+                                     excess=pair_excess)
+    else:
+        ext = region_extent(back(pm.margin, pm.center_y, pm.center_x), excess=pair_excess)
+    out.update(region_keys("pair", ext, pm.plain_corr))
     return out
+
+
+def fronto_pair_keys(x: torch.Tensor, valid: torch.Tensor, g: torch.Tensor, *, t1: torch.Tensor,
+                     t2: torch.Tensor, window_frac: float = 0.25, overlap: int = 3, max_fft_px: int = 64,
+                     max_downsample: int = 2, pair_excess: float = 1.5) -> dict[str, torch.Tensor]:
+    """The pair test's ``pair_*`` keys in its fronto-parallel reading (:func:`.bands.pair_doubling_keys` on
+    a wall without a perspective trend: each vector reads the edges across it,
+    :func:`.bands.directional_edges`; the basis vectors also at ``4v``; the wall's level read below the 40th
+    percentile; each hypothesis' reach on its own map, :func:`.bands.hypotheses_extent`) on the wall
+    rectified by the tilt ``g`` (``N×2`` (g_y, g_x), 1/px), each hypothesis' map read back at the image's
+    window centres (:func:`~trackdiag.functional.rectify.map_to_image_grid`) before its reach is read.
+    ``x`` ``N×H×W`` finite, ``valid`` ``N×H×W`` 0/1; ``t1``, ``t2`` ``N×2`` (dy, dx) px at the frame centre.
+    Every value ``(N,)`` (``pair_plain_corr``: this reading's, on the directional edges)."""
+    h, w = x.shape[-2:]
+    xr, vr = rectify(x, valid, g)
+    win, stride, ds = local_geometry(h, w, window_frac=window_frac, overlap=overlap, max_fft_px=max_fft_px,
+                                     max_downsample=max_downsample)
+    ext, corr = _fronto_pair_extent(xr, vr, g, t1, t2, win=win, stride=stride, ds=ds, height=h, width=w,
+                                    excess=pair_excess)
+    return region_keys("pair", ext, corr)
+
+
+def _fronto_pair_extent(xr: torch.Tensor, vr: torch.Tensor, g: torch.Tensor, t1: torch.Tensor,
+                        t2: torch.Tensor, *, win: int, stride: int, ds: int, height: int, width: int,
+                        excess: float) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """:func:`fronto_pair_keys` on the rectified wall (``xr``, ``vr`` ``N×H×W``; ``win``, ``stride``,
+    ``ds``: :func:`.bands.local_geometry`'s): the region's reach (:func:`.bands.hypotheses_extent`'s keys,
+    each ``(N,)``) and the reading's plain correlation ``(N,)``."""
+    vectors = lattice_shift_vectors(t1, t2)
+    e = directional_edges(xr, vr, t1, t2, vectors, length=max(3, win // 4))
+    pm = pair_doubling_map(e, vr, vectors, window_px=win // 2, stride_px=stride // 2, ds=ds)
+    hyp = pm.hypotheses
+    if hyp is None:  # (not expected: a map without a trend keeps its hypotheses)
+        back = map_to_image_grid(pm.margin, pm.center_y, pm.center_x, g, height=height, width=width)
+        return region_extent(back, excess=excess), pm.plain_corr
+    nh = hyp.shape[0]  # H×N×h×w, hypothesis-major: image n of hypothesis k at k·N + n
+    back = map_to_image_grid(hyp.flatten(0, 1), pm.center_y, pm.center_x, g.repeat(nh, 1), height=height,
+                             width=width).reshape(hyp.shape)
+    return hypotheses_extent(back, excess=excess), pm.plain_corr
 
 
 def best_rectified_region_keys(x: torch.Tensor, valid: torch.Tensor, tilts: torch.Tensor, *, t1: torch.Tensor,

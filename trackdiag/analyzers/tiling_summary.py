@@ -76,6 +76,7 @@ from .tiling_limits import (
     RECT_ALT_DIFF,
     RECT_ALT_MAX,
     RECT_CORR_TOL,
+    RECT_PAIR_FRONTO,
     RECT_REFINE_COHERENT,
     RECT_REFINE_SPREAD,
     RECT_REFINE_STEP,
@@ -910,7 +911,7 @@ def _rectified_keys(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str
         return best_rectified_region_keys(x[r], vf[r], gr, t1=t1[r] * cs[r], t2=t2[r] * cs[r],
                                           window_frac=p.local_window_frac, overlap=p.local_overlap,
                                           max_fft_px=p.local_max_fft_px,
-                                          max_downsample=p.local_max_downsample)
+                                          max_downsample=p.local_max_downsample, fronto_pair=RECT_PAIR_FRONTO)
 
     new = on_rows(sel, fn, fills=dict.fromkeys(names, float("nan")), like=x)
     res: dict[str, torch.Tensor] = {}
