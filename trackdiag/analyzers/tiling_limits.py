@@ -109,8 +109,9 @@ RECT_REFINE_COHERENT = 0.6  # ... the rectified local map's windows agree (share
 #                             v8 seed 22, 69 rectified walls: tilt error median 0.030 -> 0.016, > 0.1 10 -> 8;
 #                             hex maps reading multiples 0.28-0.59, docs/tiling.md §6)
 RECT_PAIR_FRONTO = True  # the rectified wall's pair region read as on a fronto-parallel wall (directional
-#                          edges, per-hypothesis reach; no line on an end map line). v8 seeds 22 + 29 angled
-#                          walls: zones/rows/cols found 25/21/22 -> 26/27/28 of 30, docs/tiling.md §6-§8
+#                          edges, per-hypothesis reach; no line on an end map line). v8 angled walls,
+#                          zones/rows/cols found: seeds 22 + 29 25/21/21 -> 26/27/27 of 30, unseen 27 + 28
+#                          21/16/15 -> 22/19/21 of 25 (false region codes 5 -> 3); docs/tiling.md §6-§8
 STRIP_MIN_LATTICE_PX = 8.0  # the wall's longest lattice vector below: no wall lattice to double (aliasing)
 CHECKERBOARD_WARN, CHECKERBOARD_BAD = 0.002, 0.02  # checkerboard_s2 (parity gain, relative) where the gain
 #   is spread over the pixel pairs (checkerboard_line_share < CB_LINE_SHARE); 0.006 until the eighth sitting
