@@ -272,7 +272,7 @@ def test_fronto_pair_reading_on_the_rectified_wall() -> None:
     from trackdiag.analyzers.rectified import fronto_pair_keys
     from trackdiag.analyzers.tiling_limits import PAIR_AREA, PAIR_EXCESS, PAIR_LINE
 
-    h = w = 384
+    h = w = 256
     t1, t2 = torch.tensor([[0.0, 16.0]]), torch.tensor([[16.0, 0.0]])
     noise = 0.02 * torch.randn(1, h, w, generator=torch.Generator().manual_seed(5))
     flat = _tiles_band(h, w, 0.0, 16.0, (-40.0, 24.0)) + noise

@@ -2120,6 +2120,7 @@ RECT_ALT_MAX = 1.0  # as tiling_limits: ... and only where |G_y| + |G_x| <= this
 RECT_REFINE_STEP = 0.2  # as tiling_limits: the tilt's one correction, at most this per component
 RECT_REFINE_SPREAD = 0.1  # as tiling_limits: ... where the residual's two axes agree within this
 RECT_REFINE_COHERENT = 0.6  # as tiling_limits: ... and the rectified local map's windows agree
+RECT_PAIR_FRONTO = True  # as tiling_limits: the rectified wall's pair region in the fronto-parallel reading
 RECT_CORR_TOL = 0.05  # as tiling_limits: a rectified map is kept unless its plain correlation drops more
 MIN_REGION_PERIODS = 5.0  # as analyzers/tiling.py: the region maps need this many lattice periods across
 STRIP_MIN_LATTICE_PX = 8.0  # as tiling_limits: the longest lattice vector below: no wall lattice to double
@@ -2403,7 +2404,17 @@ def rectified_region_keys(x: np.ndarray, vf: np.ndarray, gy: float, gx: float, t
         pm = np.nanmax(np.where(np.isfinite(hyps), hyps, -np.inf), axis=0)
     pm = np.where(np.isfinite(pm), pm, np.nan)
     cy, cx = _map_centres(hh, ww, max(2, (win // 2) // ds), max(1, (stride // 2) // ds), ds)
-    out.update(region_keys("pair", region_extent(map_back(pm, cy, cx, gy, gx, h, w), excess=1.5), pp))
+    if not RECT_PAIR_FRONTO:
+        out.update(region_keys("pair", region_extent(map_back(pm, cy, cx, gy, gx, h, w), excess=1.5), pp))
+        return out
+    # (tenth sitting, RECT_PAIR_FRONTO) the region's size and reach from the fronto-parallel reading:
+    # directional edges per vector, each hypothesis' map read back, then its own reach; the plain
+    # correlation stays the gradient reading's (the self-check's)
+    vecs = [t1, t2, t1 + t2, t1 - t2]
+    fh, _ = pair_hypotheses(directional_edges(xr, vr, t1, t2, vecs, length=max(3, win // 4)), vr, vecs,
+                            window_px=win // 2, stride_px=stride // 2, ds=ds)
+    back = [map_back(m, cy, cx, gy, gx, h, w) for m in fh]
+    out.update(region_keys("pair", hypotheses_extent(back, excess=1.5), pp))
     return out
 
 
