@@ -15,6 +15,15 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # ``make test`` runs two worker processes on a 2-core machine: one intra-op thread each (and in the
+    # subprocesses they start), or torch's spinning threads oversubscribe the cores. Tests that need another
+    # count set it themselves and restore it.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+
 
 #: Test files that use the one shared MLflow server / TensorBoard of a pytest process
 #: (:mod:`tests.support.servers`): under pytest-xdist they run on one worker, so one server boots per run.
