@@ -562,9 +562,16 @@ def _robust_z(m: torch.Tensor, floor: float, lower: torch.Tensor | None = None) 
     margins and a band may cover nearly half of the windows)."""
     n = m.shape[0]
     flat = m.reshape(n, -1)
-    mu = flat.nanmedian(dim=1).values
-    sigma = 1.4826 * (flat - mu[:, None]).abs().nanmedian(dim=1).values
-    if lower is not None:
+    # on the host, a reading no image takes is not computed (torch.where with a constant condition returns
+    # the other operand exactly)
+    host = lower is not None and order.host_ok(m)
+    every = host and lower is not None and bool(lower.all())
+    if every:
+        mu, sigma = _lower_location_scale(flat)
+    else:
+        mu = flat.nanmedian(dim=1).values
+        sigma = 1.4826 * (flat - mu[:, None]).abs().nanmedian(dim=1).values
+    if lower is not None and not every and not (host and not bool(lower.any())):
         lmu, lsig = _lower_location_scale(flat)
         mu, sigma = torch.where(lower, lmu, mu), torch.where(lower, lsig, sigma)
     return (m - mu[:, None, None]) / (sigma[:, None, None] + floor)
