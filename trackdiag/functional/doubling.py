@@ -389,7 +389,11 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     """
     n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
     dt, dev = x.dtype, x.device
-    # one image per vector (N×V×H×W: what each vector's pairs read) or one for all (N×H×W)
+    # one image per vector (N×V×H×W: what each vector's pairs read) or one for all (N×H×W); one image
+    # expanded over the vectors (a stride-0 view) is read as one for all: the same values, downsampled and
+    # prepared once
+    if x.dim() == 4 and x.stride(1) == 0:
+        x = x[:, 0]
     per_vector = x.dim() == 4
     if per_vector:
         x0, vf = _masked_downsample_shared(x, valid, ds)
