@@ -550,9 +550,11 @@ def directional_edges(x: torch.Tensor, valid: torch.Tensor, t1: torch.Tensor, t2
     return _directional(_edges(x, valid, t1, t2, length=length), t1, t2, vectors)
 
 
-def _directional(edges: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], t1: torch.Tensor,
-                 t2: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
-    """:func:`directional_edges` from :func:`_edges`' output (the edge image, ``∂y``, ``∂x``, ``valid``)."""
+def _directional(edges: tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor],
+                 t1: torch.Tensor, t2: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """:func:`directional_edges` from :func:`_edges`' output (the edge image, ``∂y``, ``∂x``, ``valid``);
+    the edge image may be None where the host has checked that no image is a 1-D texture (it is not read
+    then)."""
     comb, gy, gx, vf = edges
     nrm = torch.sqrt(vectors.square().sum(-1)).clamp_min(1e-6)  # N×V
     uy = torch.nan_to_num(vectors[..., 0] / nrm, nan=0.0)[..., None, None]
@@ -562,6 +564,7 @@ def _directional(edges: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Te
     one_d = ~torch.isfinite(t2).all(dim=1) & torch.isfinite(t1).all(dim=1)
     if order.host_ok(along) and not bool(one_d.any()):
         return along
+    assert comb is not None, "the edge image is read on 1-D textures and off the host"
     return torch.where(one_d[:, None, None, None], comb[:, None], along)
 
 
@@ -594,15 +597,23 @@ def pair_doubling_keys(x: torch.Tensor, valid: torch.Tensor, *, t1: torch.Tensor
     # the wall's edges (edge_image): its cells' colours differ, its grout, mortar and seams repeat
     # (the edge image and the gradients computed once for both readings; on the host, a reading no image
     # takes is not computed: torch.where with a constant condition returns the other operand exactly)
-    edges = _edges(x, valid, t1, t2, length=length)
     nv = vectors.shape[1]
-    if order.host_ok(x) and not bool(flat.any()):
-        e = edges[0][:, None].expand(-1, nv, -1, -1)
-    elif order.host_ok(x) and bool(flat.all()):
-        e = _directional(edges, t1, t2, vectors)
+    host = order.host_ok(x)
+    one_d = ~torch.isfinite(t2).all(dim=1) & torch.isfinite(t1).all(dim=1)
+    if host and bool(flat.all()) and not bool(one_d.any()):
+        # every image reads the edges across each vector and none is a 1-D texture: the edge image (the
+        # gradient magnitude, the edge comb) is not read, only the gradients (computed as _edges does)
+        vf = valid.to(x.dtype)
+        e = _directional((None, *_central_grads(x, vf), vf), t1, t2, vectors)
     else:
-        e = torch.where(flat[:, None, None, None], _directional(edges, t1, t2, vectors),
-                        edges[0][:, None].expand(-1, nv, -1, -1))
+        edges = _edges(x, valid, t1, t2, length=length)
+        if host and not bool(flat.any()):
+            e = edges[0][:, None].expand(-1, nv, -1, -1)
+        elif host and bool(flat.all()):
+            e = _directional(edges, t1, t2, vectors)
+        else:
+            e = torch.where(flat[:, None, None, None], _directional(edges, t1, t2, vectors),
+                            edges[0][:, None].expand(-1, nv, -1, -1))
     # half the local map's windows (same downsampling): the pair test needs no spectral resolution, and a
     # full-width band is often a third of a window tall
     pm = pair_doubling_map(e, valid, vectors, window_px=win // 2, stride_px=stride // 2,

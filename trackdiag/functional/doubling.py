@@ -182,9 +182,7 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     # serves all windows; the reference is the median of those (an angled wall's spectrum is not smeared
     # by its range of local periods)
     u = (c + o[None, None, :] / s[..., None]) / (k - 1) * 2 - 1  # N×P×k
-    g2 = torch.stack([u[..., None, :].expand(n, gh * gw, k, k), u[..., :, None].expand(n, gh * gw, k, k)], -1)
-    zn = F.grid_sample(z.reshape(n * gh * gw, 1, k, k), g2.reshape(n * gh * gw, k, k, 2),
-                       align_corners=True).reshape(n, gh * gw, k, k)
+    zn = _rescaled(z, u, flat=(tx == 0) & (ty == 0))
     ref = masked_median(zn, ok)
     ref = ref.nan_to_num(0.0)  # N×k×k
     # where a window's rescaled spectrum is measured: inside the window (κ/s within it) and off its centre
@@ -199,6 +197,36 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     full = torch.full_like(plain, nan)
     margin = torch.where(ok, doubled - plain, full).reshape(n, gh, gw)
     return DoublingMap(margin, torch.where(ok, plain, full).reshape(n, gh, gw), cy, cx)
+
+
+def _grid2(u: torch.Tensor) -> torch.Tensor:
+    """``...×k`` normalised coordinates (the same along x and y) → the ``...×k×k×2`` (x, y) sampling grid."""
+    k = u.shape[-1]
+    lead = tuple(u.shape[:-1])
+    return torch.stack([u[..., None, :].expand(*lead, k, k), u[..., :, None].expand(*lead, k, k)], -1)
+
+
+def _rescaled(z: torch.Tensor, u: torch.Tensor, *, flat: torch.Tensor) -> torch.Tensor:
+    """The windows' spectra ``z`` (``N×P×k×k``) read at the normalised coordinates ``u`` (``N×P×k``, the same
+    along both axes), bilinear (``grid_sample``, ``align_corners``): ``N×P×k×k``.
+
+    ``flat`` (``(N,)`` bool): the images whose expected scale is exactly 1 everywhere (no trend), so that
+    every window reads the same grid. On the host those images' windows are sampled as the channels of one
+    image (one grid per image instead of one per window: the same interpolation weights and values, without
+    the ``N×P×k×k×2`` grid); the others (and every image on a device) one grid per window."""
+    n, p, k = u.shape
+    if not order.host_ok(z) or not bool(flat.any()):
+        return F.grid_sample(z.reshape(n * p, 1, k, k), _grid2(u).reshape(n * p, k, k, 2),
+                             align_corners=True).reshape(n, p, k, k)
+    zn = torch.empty_like(z)
+    fi = flat.nonzero()[:, 0]
+    zn[fi] = F.grid_sample(z[fi], _grid2(u[fi, 0]), align_corners=True)
+    ri = (~flat).nonzero()[:, 0]
+    if ri.numel():
+        m = ri.numel()
+        zn[ri] = F.grid_sample(z[ri].reshape(m * p, 1, k, k), _grid2(u[ri]).reshape(m * p, k, k, 2),
+                               align_corners=True).reshape(m, p, k, k)
+    return zn
 
 
 def _factors(dev: torch.device, dt: torch.dtype) -> torch.Tensor:
@@ -389,7 +417,11 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     """
     n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
     dt, dev = x.dtype, x.device
-    # one image per vector (N×V×H×W: what each vector's pairs read) or one for all (N×H×W)
+    # one image per vector (N×V×H×W: what each vector's pairs read) or one for all (N×H×W); one image
+    # expanded over the vectors (a stride-0 view) is read as one for all: the same values, downsampled and
+    # prepared once
+    if x.dim() == 4 and x.stride(1) == 0:
+        x = x[:, 0]
     per_vector = x.dim() == 4
     if per_vector:
         x0, vf = _masked_downsample_shared(x, valid, ds)
@@ -562,9 +594,16 @@ def _robust_z(m: torch.Tensor, floor: float, lower: torch.Tensor | None = None) 
     margins and a band may cover nearly half of the windows)."""
     n = m.shape[0]
     flat = m.reshape(n, -1)
-    mu = flat.nanmedian(dim=1).values
-    sigma = 1.4826 * (flat - mu[:, None]).abs().nanmedian(dim=1).values
-    if lower is not None:
+    # on the host, a reading no image takes is not computed (torch.where with a constant condition returns
+    # the other operand exactly)
+    host = lower is not None and order.host_ok(m)
+    every = host and lower is not None and bool(lower.all())
+    if every:
+        mu, sigma = _lower_location_scale(flat)
+    else:
+        mu = flat.nanmedian(dim=1).values
+        sigma = 1.4826 * (flat - mu[:, None]).abs().nanmedian(dim=1).values
+    if lower is not None and not every and not (host and not bool(lower.any())):
         lmu, lsig = _lower_location_scale(flat)
         mu, sigma = torch.where(lower, lmu, mu), torch.where(lower, lsig, sigma)
     return (m - mu[:, None, None]) / (sigma[:, None, None] + floor)
