@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import trackdiag
-from tests.support.cdp import DEEP_IMAGES, DEEP_TEXT, Browser, find_chromium
+from tests.support.cdp import DEEP_TEXT, Browser, card_images, find_chromium
 from tests.support.servers import prestart, prestart_tensorboard, shared_mlflow, shared_tensorboard
 from trackdiag.analyzers.base import Analyzer, AnalyzerParams, Result
 
@@ -116,7 +116,7 @@ def test_mlflow_run_page_shows_the_metrics_and_the_figures(request, browser, tmp
 
     # 2. Model metrics: one chart section per analyzer and the image grid with its step slider.
     browser.open(run_url + "/model-metrics")
-    grid_js = f"({DEEP_IMAGES}).filter(i => i.src.includes('trackdiag~browser~spectrum')).length"
+    grid_js = f"{card_images('trackdiag/browser/spectrum')}.length"
     assert browser.wait_for(f"{grid_js} > 0", timeout=120, settle=2), "the image grid never loaded the figure"
     text = browser.text()
     assert "trackdiag/browser" in text and "trackdiag/browser/spectrum" in text
@@ -136,8 +136,10 @@ def test_mlflow_run_page_shows_the_metrics_and_the_figures(request, browser, tmp
       return true;
     })()""")
     assert opened, "no full-screen button on the image card"
+    # (the dialog shows this card's figure only: MLflow 3.18 names it by a blob: URL, earlier by its artifact)
     dialog_js = ("[...document.querySelectorAll('[role=dialog] img')].filter(i => i.complete "
-                 "&& i.naturalWidth > 0 && i.src.includes('trackdiag~browser~spectrum'))")
+                 "&& i.naturalWidth > 0 && (i.src.startsWith('blob:') "
+                 "|| i.src.includes('trackdiag~browser~spectrum')))")
     assert browser.wait_for(f"{dialog_js}.length > 0", timeout=60, settle=1)
     browser.evaluate(f"{dialog_js}[0].scrollIntoView({{block: 'center'}})")
     time.sleep(1)
@@ -152,9 +154,16 @@ def test_mlflow_run_page_shows_the_metrics_and_the_figures(request, browser, tmp
     end = browser.evaluate("""(() => { let el = document.querySelector('[role=dialog] [role=slider]');
         while (el && el.getBoundingClientRect().width < 300) el = el.parentElement;  // the slider's track
         const r = el.getBoundingClientRect(); return [r.right - 2, r.top + r.height / 2]; })()""")
+    first_src = browser.evaluate(f"{dialog_js}[0].src")
     browser.click(*end)
+    # the last step's figure: its artifact name (MLflow ≤ 3.17), or (3.18: blob: URLs) another image than the
+    # first step's with the slider at the last step
     last = f"%2Bstep%2B{STEPS[-1]}%2B"
-    assert browser.wait_for(f"{dialog_js}.some(i => i.src.includes('{last}'))", timeout=60, settle=2), \
+    at_end = (f"(document.querySelector('[role=dialog] [role=slider]') || {{}}).getAttribute"
+              f"?.('aria-valuenow') === '{STEPS[-1]}'")
+    switched = (f"{dialog_js}.some(i => i.src.includes('{last}') || (i.src.startsWith('blob:') "
+                f"&& i.src !== {json.dumps(first_src)} && {at_end}))")
+    assert browser.wait_for(switched, timeout=60, settle=2), \
         "the step slider did not switch the figure to the last step"
     browser.evaluate(f"{dialog_js}[0].scrollIntoView({{block: 'center'}})")
     browser.screenshot(ARTIFACTS / "mlflow_image_last_step.png")

@@ -15,7 +15,7 @@ import torch
 
 import trackdiag
 from tests.compare.test_compare import store  # noqa: F401 - the fixture: two runs in an MLflow store
-from tests.support.cdp import DEEP_IMAGES, DEEP_TEXT, Browser, find_chromium
+from tests.support.cdp import DEEP_IMAGES, DEEP_TEXT, Browser, card_images, find_chromium
 from tests.support.servers import TensorboardServer, prestart, shared_mlflow
 from trackdiag.testing import synth
 
@@ -94,12 +94,10 @@ def test_mlflow_run_page_shows_the_verdict_and_the_image_cards_show_images(reque
 
     # 2. The charts page: the image cards show their images (not pushed out of the card by params).
     browser.open(run_url + "/model-metrics")
-    js = f"""(() => ({DEEP_IMAGES}).filter(i => i.src.includes('trackdiag~samples')).length)()"""
-    ok = browser.wait_for(f"{js} > 0", timeout=120, settle=3)
-    visible = browser.evaluate("""(() => [...document.querySelectorAll('img')]
-        .filter(i => (i.currentSrc || i.src).includes('trackdiag~') && i.complete && i.naturalWidth > 0)
-        .map(i => { const r = i.getBoundingClientRect(); return [i.src.split('/').pop().slice(0, 60),
-            Math.round(r.width), Math.round(r.height)]; }))()""")
+    ok = browser.wait_for(f"{card_images('trackdiag/samples')}.length > 0", timeout=120, settle=3)
+    visible = browser.evaluate(f"""{card_images('trackdiag/samples')}
+        .map(i => {{ const r = i.getBoundingClientRect(); return [i.src.split('/').pop().slice(0, 60),
+            Math.round(r.width), Math.round(r.height)]; }})""")
     browser.screenshot(ARTIFACTS / "findings_mlflow_charts.png")
     assert ok, "the samples figure never loaded on the charts page"
     shown = [v for v in visible if v[1] >= 80 and v[2] >= 80]

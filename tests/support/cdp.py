@@ -61,6 +61,33 @@ DEEP_IMAGES = """
 """
 
 
+def card_images(key: str) -> str:
+    """A JS expression: the loaded ``<img>`` elements of the MLflow chart card titled ``key`` (e.g.
+    ``trackdiag/samples``). MLflow up to 3.17 loads an image card's figure from a URL that names the artifact
+    (``…trackdiag~samples…``); 3.18 fetches it and shows a ``blob:`` URL, so the card is found by its title:
+    from the leaf element whose text is ``key``, the nearest ancestor with a loaded image, short of one
+    that holds another chart's title (``trackdiag/…``: then the card has no image yet)."""
+    return f"""(() => {{
+      const key = {json.dumps(key)}, tilde = key.split('/').join('~');
+      const loaded = (i) => i.complete && i.naturalWidth > 0;
+      const bySrc = [...document.querySelectorAll('img')].filter(
+          i => loaded(i) && (i.currentSrc || i.src).includes(tilde));
+      if (bySrc.length) return bySrc;
+      const leaves = [...document.querySelectorAll('*')].filter(e => e.children.length === 0);
+      const out = [];
+      leaves.filter(e => e.textContent.trim() === key).forEach((title) => {{
+        for (let el = title.parentElement; el; el = el.parentElement) {{
+          const other = leaves.some(l => el.contains(l) && l.textContent.trim().startsWith('trackdiag/')
+                                         && l.textContent.trim() !== key);
+          if (other) break;
+          const imgs = [...el.querySelectorAll('img')].filter(loaded);
+          if (imgs.length) {{ out.push(...imgs); break; }}
+        }}
+      }});
+      return out;
+    }})()"""
+
+
 def find_chromium() -> Optional[str]:
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         path = shutil.which(name)
