@@ -18,7 +18,7 @@ Pure batched functions on ``N×H×W`` luminance ``x`` (in [0, 1]) and ``N×H×W`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -256,10 +256,7 @@ def mask_seam_parts(x: torch.Tensor, v: torch.Tensor, *, skip: int = 1, ring: in
         deeper = _band_by(v[r], d[r], skip=skip, ring=ring)
         # the deeper band's mean over each block's 3x3 neighbourhood (it may have left the contour band's
         # block)
-        s_r, c_r, s_o, c_o, s_of, c_of = rs
-        at = lambda t: None if t is None else t[r]
-        return _contour_offsets(x[r], (s_r[r], c_r[r], at(s_o), at(c_o), at(s_of), at(c_of)), deeper,
-                                block=block, min_px=min_px, pool_ref=True)
+        return _contour_offsets(x[r], rs.rows(r), deeper, block=block, min_px=min_px, pool_ref=True)
 
     # (read only where a deeper band is used: on the CPU the other images are not computed)
     shifted = on_rows(use, deeper_offsets, fills=dict.fromkeys(out, float("nan")), like=x)
@@ -289,8 +286,18 @@ def phase_shift(period_px: torch.Tensor, *, lo: float, hi: float = _MAX_PHASE_SH
     return d, use
 
 
-_RingSums = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None,
-                  torch.Tensor | None]
+class _RingSums(NamedTuple):
+    """:func:`_ring_sums`' block sums, each ``N×(H//block)×(W//block)``."""
+
+    ring: torch.Tensor  # x·band_ring
+    weight: torch.Tensor  # band_ring
+    outside: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None  # x·ring, ring, x·ref, ref
+
+    def rows(self, r: Any) -> _RingSums:
+        """The sums of the images ``r`` (an index or a slice)."""
+        o = self.outside
+        out = None if o is None else (o[0][r], o[1][r], o[2][r], o[3][r])
+        return _RingSums(self.ring[r], self.weight[r], out)
 
 
 def _block_sums(t: torch.Tensor, k: int) -> torch.Tensor:
@@ -306,9 +313,9 @@ def _ring_sums(x: torch.Tensor, band_ring: torch.Tensor, outside: tuple[torch.Te
     outside the contour (None without), each ``N×(H//block)×(W//block)``."""
     s_r, c_r = _block_sums(x * band_ring, block), _block_sums(band_ring, block)
     if outside is None:
-        return s_r, c_r, None, None, None, None
-    return (s_r, c_r, _block_sums(x * outside[0], block), _block_sums(outside[0], block),
-            _block_sums(x * outside[1], block), _block_sums(outside[1], block))
+        return _RingSums(s_r, c_r, None)
+    return _RingSums(s_r, c_r, (_block_sums(x * outside[0], block), _block_sums(outside[0], block),
+                                _block_sums(x * outside[1], block), _block_sums(outside[1], block)))
 
 
 def _contour_offsets(x: torch.Tensor, ring_sums: _RingSums, band_ref: torch.Tensor, *, block: int,
@@ -324,7 +331,7 @@ def _contour_offsets(x: torch.Tensor, ring_sums: _RingSums, band_ref: torch.Tens
     def around(t: torch.Tensor) -> torch.Tensor:  # sums over the 3x3 neighbourhood of block sums
         return F.avg_pool2d(t[:, None], 3, stride=1, padding=1, count_include_pad=True)[:, 0] * 9.0
 
-    s_r, c_r, s_o, c_o, s_of, c_of = ring_sums
+    s_r, c_r, outs = ring_sums
     s_f, c_f = _block_sums(x * band_ref, k), _block_sums(band_ref, k)
     if pool_ref:
         s_f, c_f = around(s_f), around(c_f)
@@ -332,7 +339,8 @@ def _contour_offsets(x: torch.Tensor, ring_sums: _RingSums, band_ref: torch.Tens
     m_r = s_r / c_r.clamp_min(1.0)
     m_f = s_f / c_f.clamp_min(1.0)
     diff = m_r - m_f
-    if s_o is not None and c_o is not None and s_of is not None and c_of is not None:
+    if outs is not None:
+        s_o, c_o, s_of, c_of = outs
         has = (c_o >= min_px) & (c_of >= min_px)
         m_of = s_of / c_of.clamp_min(1.0)
         contrast = m_f - m_of  # the wall's level against the outside's, per block
