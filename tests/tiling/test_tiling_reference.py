@@ -95,7 +95,7 @@ NEW_KEYS = {
     # strip novelty, the aliasing fold keys, the edge strips
     "strip_novelty_x": CONT, "strip_novelty_all_x": CONT, "strip_extent_x": COUNT,
     "alias_fine_peak_frac": COUNT, "alias_fold_peak_frac": COUNT, "alias_win_fine_frac": COUNT,
-    "alias_win_fold_frac": COUNT, "edge_left": CONT, "edge_score": CONT,
+    "alias_win_fold_frac": COUNT, "alias_own_fold_frac": COUNT, "edge_left": CONT, "edge_score": CONT,
 }
 #: Where the region maps were read on the rectified wall, and its tilt (frame units): the tilt is a
 #: Theil–Sen median of the local map's log periods (continuous), the flags exact.

@@ -135,6 +135,11 @@ GRID_OFF_ORIGIN = 3.0  # a grid whose phase (grid_phase_s<k>) is not within 1 px
 ALIAS_RESIZE_NMSE, ALIAS_SHIFT_NMSE = 0.45, 0.45
 ALIAS_FINE_PEAKS = 0.1  # alias_fine_peak_frac above: sharp peaks at periods <= 5 px off the lattice (folded)
 ALIAS_FOLD_PEAKS = 0.03  # ... and alias_fold_peak_frac above: not all on the fine peaks' own lattice
+ALIAS_OWN_FOLD = 0.045  # the frame's folded-peak branch also needs alias_own_fold_frac above where the wall's
+#   lattice was given (period >= 6 px): fine peaks off the lattice of the frame's two strongest peaks too
+#   (eleventh sitting, stored v8 summaries of seeds 18-23 and 26-30 plus seed 31's, the 44 scenes where the
+#   frame branch alone decides: false ones 0.006-0.037 where the wall's lattice was misread (clean tiles,
+#   a hex band and zone), aliased walls with a lattice >= 0.0496; docs/tiling.md §6)
 ALIAS_WIN_FOLD = 0.035  # or, on 64-px tiles, alias_win_fine_frac >= ALIAS_FINE_PEAKS and alias_win_fold_frac
 #   above (generated seeds 1-2, 24 aliasing + 18 clean + 15 twins: clean and twins <= 0.016, aliased stride
 #   walls >= 0.034, the angled ones the frame's key missed 0.05-0.13). Seventh sitting: the tiles count

@@ -17,6 +17,7 @@ from .tiling_limits import (
     ALIAS_FINE_PEAKS,
     ALIAS_FOLD_PEAKS,
     ALIAS_FOLD_RMS,
+    ALIAS_OWN_FOLD,
     ALIAS_RESIZE_NMSE,
     ALIAS_SHIFT_NMSE,
     ALIAS_WIN_FOLD,
@@ -492,6 +493,11 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     # the lattice of the two strongest fine peaks out; summaries from before it have only the first key)
     own_fine = _fin(fp) and fp >= ALIAS_FINE_PEAKS and _fin(fold) and fold < ALIAS_FOLD_PEAKS
     folded = _fin(fp) and fp >= ALIAS_FINE_PEAKS and not own_fine
+    # (eleventh sitting) ... nor (where the wall's lattice was given) on the lattice of the frame's two
+    # strongest peaks: a misread wall lattice (square tiles read with a skew second vector) leaves the wall's
+    # own fine harmonics off it, and a zone or band of 2x period adds its own; NaN without a lattice
+    own_lat = g("alias_own_fold_frac")
+    folded = folded and not (_fin(own_lat) and own_lat < ALIAS_OWN_FOLD)
     # the same on 64-px tiles: an angled wall's folded peaks drift across the frame (smeared in its
     # spectrum) but are sharp on a tile, where the scale is nearly constant
     wfp, wfold = g("alias_win_fine_frac"), g("alias_win_fold_frac")

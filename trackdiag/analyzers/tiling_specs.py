@@ -9,6 +9,7 @@ from .tiling_limits import (
     ALIAS_FINE_MSE,
     ALIAS_FINE_PEAKS,
     ALIAS_FOLD_PEAKS,
+    ALIAS_OWN_FOLD,
     ALIAS_RESIZE_NMSE,
     ALIAS_SHIFT_NMSE,
     ALIAS_WIN_FOLD,
@@ -189,6 +190,9 @@ def _specs() -> list[MetricSpec]:
         m("alias_fold_peak_frac", "min", "frac", "alias_fine_peak_frac less the peaks on the lattice of the "
           "two strongest fine peaks (a real 2-3 px texture's own first shell); aliasing needs it >= "
           f"{ALIAS_FOLD_PEAKS}"),
+        m("alias_own_fold_frac", "min", "frac", "alias_fine_peak_frac less the peaks on the lattice of the "
+          "frame's two strongest peaks at any scale (a misread wall lattice's own harmonics); NaN without a "
+          f"wall lattice of >= 6 px; the frame's fold branch needs it >= {ALIAS_OWN_FOLD}"),
         m("alias_fine_peak_frac", "min", "frac", "share of the AC power in prominent peaks at periods <= 5 "
           "px "
           "off the wall's lattice and off the 8-px grid (folded by a subsampling without low-pass)",

@@ -1084,6 +1084,11 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     lat = per.lattice
     out["alias_fine_peak_frac"], out["alias_fold_peak_frac"] = fine_peak_fracs(
         per.spec, f=lat.f, g=lat.g, lattice_ok=lat.found & (lat.radius <= s / 6.0))
+    # ... and off the lattice of the frame's two strongest peaks too (where the wall's lattice was given:
+    # a misread lattice leaves the wall's own fine harmonics off it)
+    lat_ok = lat.found & (lat.radius <= s / 6.0)
+    own_fold = fine_peak_fracs(per.spec, f=lat.f, g=lat.g, lattice_ok=lat_ok, own_lattice=True)[1]
+    out["alias_own_fold_frac"] = torch.where(lat_ok, own_fold, torch.full_like(own_fold, float("nan")))
     # the same on 64-px tiles (an angled wall's folded peaks drift across the frame and smear globally)
     out["alias_win_fine_frac"], out["alias_win_fold_frac"] = window_fold_fracs(
         x, vf, f=lat.f, g=lat.g, lattice_ok=lat.found & (lat.radius <= s / 6.0), side=s)

@@ -1167,7 +1167,8 @@ def _box_mean_wrapped(lp: torch.Tensor, reach: int) -> torch.Tensor:
 def fine_peak_fracs(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.Tensor | None = None,
                     lattice_ok: torch.Tensor | None = None, min_cycles_px: float = 0.2, gain: float = 8.0,
                     reach: int = 4, stride: int = 8, stride_reach: float = 1.5, rel_tol: float = 0.06,
-                    top_bins: int = 2048, own_line: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                    top_bins: int = 2048, own_line: bool = False, own_lattice: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """Share of the AC power in *prominent* peaks at fine scale that the wall's own lattice does not explain:
     the signature of a non-antialiased subsampling (strided slicing, nearest resize), which folds a texture
     finer than the new Nyquist frequency into sharp spurious peaks (moiré), while an antialiased resize leaves
@@ -1192,6 +1193,12 @@ def fine_peak_fracs(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.T
     ``3f`` and ``2f`` are collinear, a degenerate basis that explained nothing), and every fine peak on
     that line counts as the texture's own too (the 1-D harmonics of planks or of a herringbone's boards,
     whatever their order); all bins are tested and searched (``top_bins`` is not used).
+
+    With ``own_lattice`` (the frame, eleventh sitting), the own lattice is found as with ``own_line`` (the
+    two strongest prominent peaks at any scale, the second off the first one's line) but the first one's
+    line is not counted as own: ``folded`` is then the share of the fine peaks off both the given lattice
+    and the lattice of the frame's two strongest peaks. Where the given lattice was misread (a square tile
+    wall read with a skew second vector), the wall's own fine harmonics are off it but on the latter.
     """
     p = spec.power
     n, s, _c = p.shape
@@ -1217,10 +1224,10 @@ def fine_peak_fracs(spec: Spectrum, *, f: torch.Tensor | None = None, g: torch.T
     # the ``top_bins`` strongest peak bins only (a fixed size: no host synchronisation); weaker peak bins
     # count as folded.
     kk_all = torch.stack([spec.ky, spec.kx], dim=-1).reshape(-1, 2).to(dt)
-    if own_line:
+    if own_line or own_lattice:
         return total / tot, _off_own_line(spec, pwt * (peak & _cand_keep(spec, stride, stride_reach))
                                           .to(dt), w, kk_all, stride_reach=stride_reach,
-                                          rel_tol=rel_tol) / tot
+                                          rel_tol=rel_tol, line=own_line) / tot
     pw, idx = torch.topk(w.reshape(n, -1), k=min(top_bins, w[0].numel()), dim=1)  # N×K, strongest first
     kk = kk_all[idx]  # N×K×2
     tol = stride_reach + rel_tol * spec.radius.reshape(-1)[idx]
@@ -1248,11 +1255,12 @@ def _cand_keep(spec: Spectrum, stride: int, stride_reach: float, min_radius: flo
 
 
 def _off_own_line(spec: Spectrum, wc: torch.Tensor, w: torch.Tensor, kk_all: torch.Tensor, *,
-                  stride_reach: float, rel_tol: float) -> torch.Tensor:
+                  stride_reach: float, rel_tol: float, line: bool = True) -> torch.Tensor:
     """``(N,)`` power of the fine peaks ``w`` (``N×S×C``) off the lattice of the two strongest candidate
     peaks of ``wc`` and off the first one's line (the ``own_line`` mode of :func:`fine_peak_fracs`). The
     second is the strongest candidate off the first one's line, found by one masked maximum over all bins
-    (the line distances serve the own-line test as well)."""
+    (the line distances serve the own-line test as well). ``line`` False: the first one's line is not
+    counted as own (only the lattice of the two)."""
     n = w.shape[0]
     dt = w.dtype
     wcf = wc.reshape(n, -1)
@@ -1267,7 +1275,9 @@ def _off_own_line(spec: Spectrum, wc: torch.Tensor, w: torch.Tensor, kk_all: tor
     b = torch.where((off > 0)[:, None], kk_all[jb], torch.full_like(a, float("nan")))
     wf = w.reshape(n, -1)
     # (the lattice test only where a fine peak has power: the sum below reads nothing else)
-    own = _lattice_hits(kk_all, a, b, ok_a, tb.reshape(-1), wf != 0) | (on_line & ok_a[:, None])
+    own = _lattice_hits(kk_all, a, b, ok_a, tb.reshape(-1), wf != 0)
+    if line:
+        own = own | (on_line & ok_a[:, None])
     return (wf * (~own).to(dt)).sum(dim=1)
 
 

@@ -1905,11 +1905,12 @@ def lattice_distance(pts: np.ndarray, f: np.ndarray, g: np.ndarray) -> np.ndarra
 def fine_peak_fracs(p: np.ndarray, f: np.ndarray | None, g: np.ndarray | None, lattice_ok: bool, *,
                     min_cycles_px: float = 0.2, gain: float = 8.0, reach: int = 4, stride: int = 8,
                     stride_reach: float = 1.5, rel_tol: float = 0.06, top_bins: int = 2048,
-                    own_line: bool = False) -> tuple[float, float]:
+                    own_line: bool = False, own_lattice: bool = False) -> tuple[float, float]:
     """Share of the AC power (``p``: ``S×(S//2+1)`` rfft2 power) in bins ``gain``× above their
     neighbourhood's geometric mean at ≥ 0.2 cycles/px, off the stride grid and off the wall's lattice;
     and of those off the lattice of the two strongest such peaks (``own_line``: of the two strongest
-    prominent peaks at any scale, and off the first one's line)."""
+    prominent peaks at any scale, and off the first one's line; ``own_lattice``: the same two, without the
+    line)."""
     s = p.shape[0]
     ky, kx, r, wt = rfft_grid(s)
     lp = np.log(np.maximum(p, _TINY32))
@@ -1934,13 +1935,14 @@ def fine_peak_fracs(p: np.ndarray, f: np.ndarray | None, g: np.ndarray | None, l
     tot = max(float((p * (r >= 2) * wt).sum()), _TINY32)
     wgt = (p * wt * (peak & keep)).ravel()
     total = float(wgt.sum())
-    cand = (p * wt * (peak & (r >= 3.0) & ~near)).ravel() if own_line else wgt
+    any_scale = own_line or own_lattice
+    cand = (p * wt * (peak & (r >= 3.0) & ~near)).ravel() if any_scale else wgt
     idx = np.argsort(-cand, kind="stable")[:top_bins]
     pw, kk, tol = cand[idx], pts[idx], tolr[idx]
     if pw[0] <= 0:
         return total / tot, total / tot
     a = kk[0]
-    if own_line:
+    if any_scale:
         ua = a / max(np.linalg.norm(a), 1e-9)
         line_dist = lambda q: np.abs(q[:, 0] * ua[1] - q[:, 1] * ua[0])
         off = pw * (line_dist(kk) > tol)
@@ -1948,8 +1950,10 @@ def fine_peak_fracs(p: np.ndarray, f: np.ndarray | None, g: np.ndarray | None, l
         off = pw * ~(lattice_distance(kk, a, np.array([np.nan, np.nan])) <= tol)
     jb = int(np.argmax(off))
     b = kk[jb] if off[jb] > 0 else np.array([np.nan, np.nan])
-    if own_line:
-        own = (lattice_distance(pts, a, b) <= tolr) | (line_dist(pts) <= tolr)
+    if any_scale:
+        own = lattice_distance(pts, a, b) <= tolr
+        if own_line:
+            own |= line_dist(pts) <= tolr
         return total / tot, float((wgt * ~own).sum()) / tot
     own = lattice_distance(kk, a, b) <= tol
     return total / tot, (total - float((pw * own).sum())) / tot
@@ -2435,6 +2439,8 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     lat_ok = bool(lat["found"] and lat["radius"] <= s / 6.0)
     p = np.abs(np.fft.rfft2(lat["sig"], s=(s, s))) ** 2
     out["alias_fine_peak_frac"], out["alias_fold_peak_frac"] = fine_peak_fracs(p, f, g, lat_ok)
+    out["alias_own_fold_frac"] = (fine_peak_fracs(p, f, g, lat_ok, own_lattice=True)[1] if lat_ok
+                                  else float("nan"))
     out["alias_win_fine_frac"], out["alias_win_fold_frac"] = window_fold_fracs(x, vf, f, g, lat_ok, s)
     out.update(edge_scores(x, finite.astype(np.float64)))
     if not masked:
