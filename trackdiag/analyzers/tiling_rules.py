@@ -518,6 +518,11 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     score = g("periodicity_score")
     lattice = not _fin(score) or score >= APERIODIC_SCORE
     moire = len(nov) == 2 and nov[0] >= MOIRE_BOTH and nov[1] >= MOIRE_MAX and not (_fin(score) and lattice)
+    # (eleventh sitting) ... and only on a wall read with a perspective trend: on one read fronto-parallel
+    # (persp_trend_x and _y both 0, the local map's trend where the window grid has none) a fold does not
+    # drift, and novel strips along both axes are the texture's own (a halved planks wall's board joints)
+    fronto = g("persp_trend_x") == 0.0 and g("persp_trend_y") == 0.0
+    moire = moire and not fronto
     # energy near Nyquist that a real fine texture's own first shell explains (fine peaks, none folded:
     # own_fine above) is that texture's, not a fold
     # energy near Nyquist on a surface without a confident lattice is its grain or noise, not a fold: white
