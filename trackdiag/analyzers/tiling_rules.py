@@ -501,7 +501,18 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     # the same on 64-px tiles: an angled wall's folded peaks drift across the frame (smeared in its
     # spectrum) but are sharp on a tile, where the scale is nearly constant
     wfp, wfold = g("alias_win_fine_frac"), g("alias_win_fold_frac")
-    folded = folded or (_fin(wfp) and wfp >= ALIAS_FINE_PEAKS and _fin(wfold) and wfold >= ALIAS_WIN_FOLD)
+    tiles = _fin(wfp) and wfp >= ALIAS_FINE_PEAKS and _fin(wfold) and wfold >= ALIAS_WIN_FOLD
+    # (eleventh sitting) ... but not on an angled wall whose own lattice is confident and of real size
+    # (periodicity_score >= APERIODIC_SCORE, the fundamental and the first lattice vector both >=
+    # STRIP_MIN_LATTICE_PX): there the local period changes across a 64-px tile enough to split each of the
+    # lattice's harmonics into 2-4 peaks that no two-vector lattice explains, while a subsampled fine
+    # texture leaves no such lattice on an angled wall (its fold drifts and breaks the global one)
+    angled = any(abs(g(k)) >= PERSP_TREND for k in ("persp_trend_x", "persp_trend_y"))  # NaN: False
+    real = all(_fin(v) and v >= STRIP_MIN_LATTICE_PX
+               for v in (g("fundamental_period_px"), g("lattice_t1_px")))
+    score = g("periodicity_score")
+    tiles = tiles and not (angled and real and _fin(score) and score >= APERIODIC_SCORE)
+    folded = folded or tiles
     # a fold is the texture's contrast moved near Nyquist: an antialiased output keeps only grain and JPEG
     # noise above half Nyquist, however its few surviving fine peaks compare with its (low) variance
     mse, nmse = g("resize_mse_downUp"), g("resize_nmse_downUp")
