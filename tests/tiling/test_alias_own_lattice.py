@@ -1,8 +1,9 @@
 """The aliasing rule's eleventh-sitting gates, by mechanism (docs/tiling.md §6, *the frame's own lattice*).
 
-* ``alias_own_fold_frac`` (``fine_peak_fracs(own_lattice=True)``): a square tile wall whose lattice was read
-  with a skew second vector shows its own fine harmonics off that lattice (the frame's fine and fold keys fire),
-  but they are on the lattice of the frame's two strongest peaks; a strided fine mosaic's folds are not.
+* ``alias_own_fold_frac`` (``fine_peak_fracs(own_lattice=True)``): a square tile wall whose lattice was
+  read with a skew second vector shows its own fine harmonics off that lattice (the frame's fine and fold
+  keys fire), but they are on the lattice of the frame's two strongest peaks; a strided fine mosaic's folds
+  are not.
 * the rule: the frame's fold branch needs the own-lattice share where it is defined; the moiré needs a wall
   read with a perspective trend; the tiles' fold is not read on an angled wall with a confident lattice of
   real size.
