@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["image_statistics", "drift_scan", "DriftScan"]
+__all__ = ["image_statistics", "drift_scan", "DriftScan", "channel_drift"]
 
 
 def image_statistics(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -118,3 +118,17 @@ def drift_scan(history: Sequence[np.ndarray], *, max_lag: int = 5, min_reference
     best.z = float(norm.isf(max(best.p, 1e-300) / 2.0))
     best.drift = best.p < best.limit
     return best
+
+
+def channel_drift(mean: np.ndarray, std: np.ndarray, ref_mean: np.ndarray, ref_std: np.ndarray) -> float:
+    """Distance of a batch's per-channel (mean, std) from a reference, in reference σ (all ``(C,)``).
+
+    ``mean_c sqrt((μ_c - μ_ref,c)² + (σ_c - σ_ref,c)²) / σ_ref,c`` (the 2-Wasserstein distance between normal
+    approximations, per channel, averaged). 0 for an identical batch; 1 for a shift of one σ.
+    """
+    mean, std, ref_mean, ref_std = (np.asarray(a, dtype=np.float64) for a in (mean, std, ref_mean, ref_std))
+    ok = np.isfinite(mean) & np.isfinite(std) & np.isfinite(ref_mean) & (ref_std > 0)
+    if not ok.any():
+        return math.nan
+    d = np.sqrt((mean - ref_mean) ** 2 + (std - ref_std) ** 2) / np.where(ok, ref_std, 1.0)
+    return float(d[ok].mean())

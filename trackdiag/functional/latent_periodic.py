@@ -16,7 +16,9 @@ Everything here is pure math on ``N×h×w`` tensors (one image per latent channe
   puts 10–15 % there, is not stripes), plus a whitened significance of that excess. A degree-2 detrend
   takes smooth one-directional gradients out first, so a gradient is not a stripe;
 * :func:`first_component`: the first principal component of the channels, per sample (a pattern shared
-  by every channel).
+  by every channel);
+* :func:`latent_spectral`: all of it on a latent batch ``B×C×h×w``, per sample (what the latent analyzer
+  computes on the device).
 
 The period search works on the spectrum, so removing the row/column means (stripes) is never needed and
 cannot erase a grid. The same ideas (whitened prominent peaks, lattice-line excess) are what the tiling
@@ -32,9 +34,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .latent_moments import finite_filled
+
 __all__ = ["detrend_poly", "whitened_spectrum", "WhiteSpectrum", "periodic_peaks", "PeriodicFinding",
            "stripe_excess", "first_component", "gamma_threshold", "prominence", "local_background",
-           "periodic_peaks_from", "peak_share_map"]
+           "periodic_peaks_from", "peak_share_map", "latent_spectral"]
 
 _LN2 = math.log(2.0)
 
@@ -327,3 +331,26 @@ def first_component(x: torch.Tensor) -> torch.Tensor:
     _, vecs = torch.linalg.eigh(cov)
     v = vecs[:, :, -1]  # B×C
     return (v[:, None, :] @ flat)[:, 0].reshape(b, h, w).to(x.dtype)
+
+
+def latent_spectral(x: torch.Tensor, *, pc1: bool = True) -> dict[str, torch.Tensor]:
+    """Per-sample spectral measures of a latent batch ``B×C×h×w`` (non-finite values filled).
+
+    Returns ``stripe_{rows,cols}_excess`` and ``..._z`` (``B×C``, :func:`stripe_excess`), and ``prom`` /
+    ``share`` (``B×C'×h×w`` with ``C' = C + 1`` when ``pc1``: the prominence and peak-share maps of each
+    channel and of the first principal component), which :func:`periodic_peaks_from` averages over the batch.
+    """
+    x = finite_filled(x)
+    b, c, h, w = x.shape
+    imgs = x.reshape(b * c, h, w)
+    if pc1 and c > 1:
+        imgs = torch.cat([x, first_component(x)[:, None]], dim=1).reshape(b * (c + 1), h, w)
+    spec = whitened_spectrum(imgs)
+    cc = imgs.shape[0] // b
+    st = stripe_excess(spec)
+    out = {f"stripe_{k.replace('rows', 'rows_excess').replace('cols', 'cols_excess')}"
+           if k in ("rows", "cols") else f"stripe_{k}": v.reshape(b, cc)[:, :c]
+           for k, v in st.items() if not k.endswith("_share")}
+    out["prom"] = prominence(spec).reshape(b, cc, h, w)
+    out["share"] = peak_share_map(spec).reshape(b, cc, h, w)
+    return out
