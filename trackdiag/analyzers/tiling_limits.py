@@ -37,8 +37,9 @@ REF_SCALE_FAR = -1.0  # z below: the output is beyond "same scale", away from "2
 #   the seed-9 sample read E2f 3.45 against the predictions 0.87 / 0.48, z -2.26, and was vetoed; no stored
 #   scene of seeds 1-9 (2341 summaries) changes a period verdict for any limit from -0.3 to -1)
 REF_SCALE_BEYOND = 1.0 - REF_SCALE_FAR  # z_doubled above (2.0): beyond the doubled prediction by more
-#   than the predictions' separation: no period_doubled (eleventh sitting; stored v8 seeds 19-23, 25-31: 211 doubled
-#   walls with a defined test <= 1.70; a column band 3.1 and a halved wall's twin 2.9 named period_doubled)
+#   than the predictions' separation: no period_doubled (eleventh sitting; stored v8 seeds 19-23, 25-31:
+#   211 doubled walls with a defined test <= 1.70; a column band 3.1 and a halved wall's twin 2.9 named
+#   period_doubled)
 REF_MIN_PERIOD_PX = 6.0  # ref_period_px below: no period_doubled/halved (the output's blur and JPEG reshape
 #   the reference's spectrum there; the walls generator's period causes have references of 8 px and up)
 REF_OWN_HALF = 1.0  # ref_Ehalf_over_Ef above: the reference may be read at half its period: no period_doubled
