@@ -617,12 +617,14 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                    "limit_scale_veto": REF_SCALE_VETO})
         pzd, pzh = ref_peak_scale_test(summary)
         # (eleventh sitting) the exact ratio with both scale tests sure of the doubling (raw and peaks alone,
-        # read at the reference's f*) and E(f/2)/E(f) at least DOUBLED_EHALF is a doubled wall however the
-        # map's windows split: it stands for the area condition where neither region test reads a region
-        # (a wallpaper or penny wall whose second harmonic is as strong as its fundamental: 44-49 % of the
-        # windows read the reference's period there), and for the lattice score where the map reads more
-        # windows at twice the reference's period than at it (angled tile walls at periodicity 0.03-0.04)
-        if (exact_d and ehv >= DOUBLED_EHALF and _fin(zd) and zd >= REF_SCALE_Z and _fin(pzd)
+        # read at the reference's f*) and E(f/2)/E(f) at least DOUBLED_EHALF (raw or on the peaks, as the
+        # halving's 2f energy) is a doubled wall however the map's windows split: it stands for the area
+        # condition where neither region test reads a region (wallpaper and penny walls whose second harmonic
+        # is as strong as their fundamental: 44-49 % of the windows read the reference's period there), and
+        # for the lattice score where the map reads more windows at twice the reference's period than at it
+        # (angled tile walls at periodicity 0.03-0.04)
+        eh_any = max(ehv, pehv if _fin(pehv) else 0.0)
+        if (exact_d and eh_any >= DOUBLED_EHALF and _fin(zd) and zd >= REF_SCALE_Z and _fin(pzd)
                 and pzd >= REF_PEAK_Z and not (_fin(zh) and zh >= REF_SCALE_Z)
                 and (weak or (mapped and _fin(dfr) and dfr > sfr))
                 and (area_ok or (_pair_region(g, fix_doubling) is None
