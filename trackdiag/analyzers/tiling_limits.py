@@ -21,6 +21,10 @@ WEAK_SCORE = 0.1  # periodicity_score for the ratio branch of period_halved/doub
 RATIO_TOL = 0.06  # period_ratio_to_ref within 6 % of 1/2 or 2
 HALVED_E2F = 3.0  # with a reference: E(2f_ref)/E(f_ref) above (and above E(f/2)/E(f)) -> period_halved
 DOUBLED_EHALF = 1.0  # with a reference: E(f_ref/2)/E(f_ref) above (and E2f below) -> period_doubled
+DOUBLED_EHALF_FLAT = 0.8  # ... at the exact ratio where the scale test is undefined (raw and peaks): planks
+#   (eleventh sitting, stored v8 seeds 19-23, 25-31: the three doubled planks walls missed read 0.84-0.99
+#   raw and peaks, real-dev's 0.98; the two other walls there at the exact ratio with an undefined test,
+#   column and row bands, read 0.88 / 1.08 raw, 0.13 / 0.66 on the peaks; the halving's 2f limit is 0.8 too)
 REF_DEPART_AREA = 0.6  # period_doubled/halved: the output departs from the reference over > 60 % of the map
 REF_MIN_MEASURED = 0.3  # ... read where at least 30 % of the map's windows have a period
 REF_MAP_CYCLES = 2.5  # ... and the output's period fits this many times in a window (else not mapped)
@@ -32,6 +36,10 @@ REF_SCALE_FAR = -1.0  # z below: the output is beyond "same scale", away from "2
 #   the two predictions' separation; it fits neither, so the test says nothing (NaN) (a halved planks wall of
 #   the seed-9 sample read E2f 3.45 against the predictions 0.87 / 0.48, z -2.26, and was vetoed; no stored
 #   scene of seeds 1-9 (2341 summaries) changes a period verdict for any limit from -0.3 to -1)
+REF_SCALE_BEYOND = 1.0 - REF_SCALE_FAR  # z_doubled above (2.0): beyond the doubled prediction by more
+#   than the predictions' separation: no period_doubled (eleventh sitting; stored v8 seeds 19-23, 25-31:
+#   211 doubled walls with a defined test <= 1.70; a column band 3.1 and a halved wall's twin 2.9 named
+#   period_doubled)
 REF_MIN_PERIOD_PX = 6.0  # ref_period_px below: no period_doubled/halved (the output's blur and JPEG reshape
 #   the reference's spectrum there; the walls generator's period causes have references of 8 px and up)
 REF_OWN_HALF = 1.0  # ref_Ehalf_over_Ef above: the reference may be read at half its period: no period_doubled
