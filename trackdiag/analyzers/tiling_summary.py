@@ -663,13 +663,16 @@ def _refined_tilts(x: torch.Tensor, vf: torch.Tensor, tilts: torch.Tensor, trend
 def _rectified_wall(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str, torch.Tensor], per: Any,
                     side: int, angled: torch.Tensor, p: TilingParams
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The wall rectified by its tilt, for the centre's period: ``(xr, vr, sel)``, ``N×H×W`` luma and 0/1
-    weights (:func:`~trackdiag.functional.rectify.rectify`; 0 outside ``sel``) and ``sel`` ``(N,)`` bool:
-    the images ``angled`` (``(N,)`` bool) whose tilt is measured and not 0.
+    """The wall rectified by its tilt, for the centre's period: ``(xr, vr, sel, tilts)``, ``N×H×W`` luma and
+    0/1 weights (:func:`~trackdiag.functional.rectify.rectify`; 0 outside ``sel``), ``sel`` ``(N,)`` bool:
+    the images ``angled`` (``(N,)`` bool) whose tilt is measured and not 0, and ``tilts`` ``N×2×2`` the tilt
+    candidates corrected once on the walls they rectify (:func:`_refined_tilts`; NaN outside ``sel``), which
+    the rectified region maps take as they are (:func:`_rectified_keys`).
 
     ``x``, ``vf``: ``N×H×W`` luma and 0/1 weights; ``lp`` the local lattice map, ``wst`` the window grid's
-    trend keys, ``per`` the frame's periodicity (its lattice: 1-D or 2-D), ``side`` its FFT side. The tilt
-    is :func:`_wall_tilt`'s checked candidate (the one the rectified region maps try first). On a wall seen
+    trend keys, ``per`` the frame's periodicity (its lattice: 1-D or 2-D), ``side`` its FFT side, ``p`` the
+    summary's parameters. The tilt is :func:`_wall_tilt`'s checked candidate (the one the rectified region
+    maps try first) after its correction (eleventh sitting; before, the uncorrected one). On a wall seen
     at an angle the central half still spans a range of local periods (the lines across the tilt change
     twice as fast as those along it: a hex or penny lattice's three row families shear apart), so its
     spectral peaks smear and the strongest bump of the smear is read, a few % off the centre's period; the
