@@ -235,7 +235,7 @@ def test_window_vote_rules_match_the_numpy_reference(case):
     assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, rel=1e-9), (got, want)
 
 
-@pytest.mark.parametrize("case", range(8))
+@pytest.mark.parametrize("case", range(9))
 def test_rectified_base_rule_matches_the_numpy_reference(case):
     """``_rectified_base`` against the reference's loops on the readings of
     ``tests/tiling/test_window_vote.py``'s cases: equal to float rounding."""

@@ -133,6 +133,9 @@ RECT_BASE_CASES = [
     ([9.6, 9.6, 9.6, 48.5, 9.7, 9.6], 49.5, 170, [49.5, 49.5, 41.8, 48.6], 55.3, None),
     # an angled checkerboard over planks of 43 px: 6 windows at ½, 1 at P, the frame at P
     ([21.5, 21.5, 21.4, 21.5, 21.6, 21.5, 12.9, 43.0], 43.4, 170, [43.4, 43.4, 43.0, 43.0], 43.0, None),
+    # a photographed brick wall (seed 26): half the windows read its half course, room for the course, but
+    # the frame's lattice at 1.3 × the course: no band, the course stands
+    ([19.9, 39.8, 18.4, 38.0, 39.4, 18.2, None, None], 39.4, 341, [39.4, 39.4, 38.8, 41.1], 51.2, None),
     # every window agrees with the reported period
     ([20.0, 20.1, 19.9, 20.0, 20.2], 20.0, 256, [20.0, 20.0, 20.3, 19.8], 20.0, None),
     # too few windows vote

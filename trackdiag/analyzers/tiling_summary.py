@@ -878,11 +878,12 @@ def _rectified_base(lw: torch.Tensor, ok: torch.Tensor, side: int, period: torch
     penny wall, a hex lattice stretched by a band, :func:`_window_confirmed` does not look that far). The
     group's median is reported, or the reading nearest to it where within ``WINDOW_CONFIRM_TOL``. Not
     towards a period under ``2 × min_period_px``, and towards one at most ½ of ``period`` (by
-    ``2 − 2·WINDOW_VOTE_TOL``: a harmonic) only where a window (``side`` px) holds ``period``
-    ``WINDOW_VOTE_CYCLES`` times or the frame's shortest lattice vector (``lattice_t1``, ``(N,)`` px) lies
-    nearer the new period than the reported one (as :func:`_window_vote_period`: windows holding few
+    ``2 − 2·WINDOW_VOTE_TOL``: a harmonic) only where the frame's shortest lattice vector (``lattice_t1``,
+    ``(N,)`` px) lies nearer the new period than the reported one or, in case (2), a window (``side`` px)
+    holds ``period`` ``WINDOW_VOTE_CYCLES`` times (as :func:`_window_vote_period`: windows holding few
     periods read harmonics — v8 seed 31, angled hex and plank walls of 48–53 px in 170-px windows read
-    ⅓–⅕, an angled checkerboard over planks ½)."""
+    ⅓–⅕, an angled checkerboard over planks ½; v8 seed 26, an angled photographed brick wall's windows
+    read its half course in 3 of 6, with room for the course, its frame lattice at 1.3 × the course)."""
     l0 = torch.log(period.clamp_min(1e-6))
     nvote = ok.sum(dim=1).to(lw.dtype)
     ln2 = math.log(2.0)
@@ -901,7 +902,10 @@ def _rectified_base(lw: torch.Tensor, ok: torch.Tensor, side: int, period: torch
            & ((m - l0).abs() > math.log(WINDOW_CONFIRM_RANGE)))
     target = torch.where(fine, mf, m)
     lt = torch.log(lattice_t1.clamp_min(1e-6))
-    room = (side >= WINDOW_VOTE_CYCLES * period) | ((lt - target).abs() < (lt - l0).abs())  # NaN t1: False
+    near_t1 = (lt - target).abs() < (lt - l0).abs()  # NaN t1: False
+    # (the finer lattice beside its double: the frame's lattice must hold it — a photographed brick wall's
+    # windows read its half course in half of them, with room for the course)
+    room = torch.where(fine, near_t1, (side >= WINDOW_VOTE_CYCLES * period) | near_t1)
     harmonic = l0 - target >= math.log(2.0 - 2.0 * WINDOW_VOTE_TOL)
     use = ((fine | far) & (nvote >= 4) & torch.isfinite(target) & ((target - l0).abs() > WINDOW_CONFIRM_TOL)
            & (room | ~harmonic))

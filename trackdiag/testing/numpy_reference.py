@@ -2233,7 +2233,8 @@ def rectified_base(lw: list[float], ok: list[bool], side: int, period: float, re
     ``FINE_MIN`` windows, ``FINE_SHARE`` of the voters and with its double ``PAIR_SHARE``; else the largest
     group where it holds ``VOTE_SHARE`` and lies beyond ×/÷ ``CONFIRM_RANGE`` of ``period``. Its median, or
     the reading nearest to it within ``CONFIRM_TOL``; towards ½ of ``period`` or less only with
-    ``VOTE_CYCLES`` periods in a window or ``lattice_t1`` nearer the new period; NaN where ``period`` stands
+    ``lattice_t1`` nearer the new period (or, the majority, ``VOTE_CYCLES`` periods in a window); NaN where
+    ``period`` stands
     (tiling_summary._rectified_base)."""
     l0 = math.log(max(period, 1e-6)) if math.isfinite(period) else math.nan
     nvote = sum(ok)
@@ -2250,7 +2251,8 @@ def rectified_base(lw: list[float], ok: list[bool], side: int, period: float, re
     far = any(among) and sum(g) >= VOTE_SHARE * nvote and abs(m - l0) > math.log(CONFIRM_RANGE)
     target = mf if fine else m
     lt = math.log(max(lattice_t1, 1e-6)) if math.isfinite(lattice_t1) else math.nan
-    room = side >= VOTE_CYCLES * period or (math.isfinite(lt) and abs(lt - target) < abs(lt - l0))
+    near_t1 = math.isfinite(lt) and abs(lt - target) < abs(lt - l0)
+    room = near_t1 if fine else (side >= VOTE_CYCLES * period or near_t1)
     harmonic = l0 - target >= math.log(2.0 - 2.0 * VOTE_TOL)
     if not ((fine or far) and nvote >= 4 and math.isfinite(target) and abs(target - l0) > CONFIRM_TOL
             and (room or not harmonic)):
