@@ -12,6 +12,7 @@ import torch
 from trackdiag.analyzers.tiling_limits import WINDOW_VOTE_CYCLES
 from trackdiag.analyzers.tiling_summary import (
     TilingParams,
+    _rectified_base,
     _window_confirmed,
     _window_readings,
     _window_vote_period,
@@ -113,6 +114,48 @@ def test_window_readings_of_a_tile_wall_with_a_doubled_zone():
     assert int(ok.sum()) >= 6
     got = _window_vote_period(lw, ok, side, torch.tensor([20.0]))
     assert float(got[0]) == pytest.approx(10.0, rel=0.03), torch.exp(lw)
+
+
+#: The rectified wall's windows (v8 seed 31's angled walls, periods as read): windows, reported period, window
+#: side, the centre's readings (reported, central half, map, frame), the frame's shortest lattice vector,
+#: the period wanted (None: the reported one stands).
+RECT_BASE_CASES = [
+    # a band of rows at 2× over the centre: 3 windows at P, 6 at 2P; the crop, map and frame at 2P
+    ([14.1, 14.1, 14.1, 28.7, 28.4, 27.7, 28.4, 28.5, 28.4, None], 28.3, 170, [28.3, 28.3, 27.1, 28.2],
+     12.9, 14.1),
+    # ... a tie (4 and 4), the frame at P within 6 %: the reading within 5 % of the windows is kept
+    ([25.9, 25.9, 25.5, 25.5, 51.5, 50.1, 50.2, 52.1], 51.4, 256, [51.4, 51.4, 50.3, 24.1], 24.1, 25.6),
+    # a hex wall whose crop read a band-stretched lattice 1.47×: the majority far off, the map reads it
+    ([51.1, 51.2, 51.0, 50.9, 75.1, 75.6, None, 51.0], 75.4, 341, [75.4, 75.4, 51.8, 77.1], 78.2, 51.8),
+    # a penny wall's crop on its √3 shell (0.58×): the windows' majority, the map within 5 %
+    ([31.8, 31.9, 34.0, 31.7, 31.8, 34.1, 31.8, 34.9], 18.4, 256, [18.4, 18.4, 32.6, 66.1], 40.4, 32.6),
+    # a hex wall of 48 px in 170-px windows (3.5 periods): the windows read ⅕, the frame holds 48 px
+    ([9.6, 9.6, 9.6, 48.5, 9.7, 9.6], 49.5, 170, [49.5, 49.5, 41.8, 48.6], 55.3, None),
+    # an angled checkerboard over planks of 43 px: 6 windows at ½, 1 at P, the frame at P
+    ([21.5, 21.5, 21.4, 21.5, 21.6, 21.5, 12.9, 43.0], 43.4, 170, [43.4, 43.4, 43.0, 43.0], 43.0, None),
+    # a photographed brick wall (seed 26): half the windows read its half course, room for the course, but
+    # the frame's lattice at 1.3 × the course: no band, the course stands
+    ([19.9, 39.8, 18.4, 38.0, 39.4, 18.2, None, None], 39.4, 341, [39.4, 39.4, 38.8, 41.1], 51.2, None),
+    # every window agrees with the reported period
+    ([20.0, 20.1, 19.9, 20.0, 20.2], 20.0, 256, [20.0, 20.0, 20.3, 19.8], 20.0, None),
+    # too few windows vote
+    ([14.0, 14.1, 28.0, None, None], 28.0, 256, [28.0, 28.0, 28.0, 28.0], 14.0, None),
+]
+
+
+@pytest.mark.parametrize("case", range(len(RECT_BASE_CASES)))
+def test_rectified_windows_base_rule(case):
+    """``_rectified_base`` on a rectified wall's window readings: a finer lattice beside its double (a band
+    or zone at 2× over the centre and most windows) and a majority far from the reported period replace
+    it; a harmonic reading of windows holding few periods, an agreeing wall and too few windows do not."""
+    windows, period, side, readings, t1, want = RECT_BASE_CASES[case]
+    lw, ok = _readings(windows)
+    got = float(_rectified_base(lw, ok, side, torch.tensor([period]), torch.tensor([readings]),
+                                lattice_t1=torch.tensor([t1]))[0])
+    if want is None:
+        assert math.isnan(got), got
+    else:
+        assert got == pytest.approx(want, rel=0.01), got
 
 
 @pytest.mark.slow

@@ -203,6 +203,12 @@ WINDOW_CONFIRM_TOL = 0.05  # ... where its median departs from the reported peri
 #   (the 5 % accuracy target; was WINDOW_VOTE_TOL, 0.08): angled penny walls whose central half read 5-7 %
 #   low while the map and the windows read the centre within 2 % (v8 seed 22: base period angled 45 → 47 of
 #   57, no wall lost; docs/tiling.md §3 "ninth sitting")
+WINDOW_FINE_MIN = 3  # a rectified wall's windows: a finer lattice beside its double (some windows read
+#   twice its period) is the base where at least this many windows read it,
+WINDOW_FINE_SHARE = 1 / 3  # ... at least this share of the voting windows, and
+WINDOW_PAIR_SHARE = 2 / 3  # ... the two lattices together at least this share (a band or zone at 2× covers
+#   under half of a wall, but the windows straddling its edge read the coarser lattice: v8 seed 31, angled
+#   band walls with 3 of 9 windows at P and 6 at 2P; calibrated on seeds 31 and 29, docs/tiling.md §6)
 SCALE_TREND = 0.3  # |scale_trend_x| or |scale_trend_y| above (log period per frame): perspective
 SCALE_CORR = 0.3  # ... where the two thirds' log-radial profiles correlate at least this well
 MAP_TREND_STRONG = 0.3  # or |local_period_trend_*| above (with the scale keys present): perspective

@@ -85,6 +85,9 @@ from .tiling_limits import (
     WEAK_SCORE,
     WINDOW_CONFIRM_RANGE,
     WINDOW_CONFIRM_TOL,
+    WINDOW_FINE_MIN,
+    WINDOW_FINE_SHARE,
+    WINDOW_PAIR_SHARE,
     WINDOW_VOTE_CYCLES,
     WINDOW_VOTE_FRAC,
     WINDOW_VOTE_SHARE,
@@ -645,31 +648,56 @@ def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingPa
     return torch.where(per.lattice.found, per.period_px, nan), per.score
 
 
+def _refined_tilts(x: torch.Tensor, vf: torch.Tensor, tilts: torch.Tensor, trend: torch.Tensor,
+                   one_d: torch.Tensor, p: TilingParams) -> torch.Tensor:
+    """:func:`.rectified.refine_tilts` with the summary's limits and local-map geometry: the tilt candidates
+    (``tilts`` ``N×C×2``, frame units) each corrected once on the wall it rectifies; ``N×C×2``."""
+    return refine_tilts(x, vf, tilts, trend, one_d, max_step=RECT_REFINE_STEP, max_spread=RECT_REFINE_SPREAD,
+                        min_coherence=RECT_REFINE_COHERENT, min_diff=RECT_ALT_DIFF,
+                        window_frac=p.local_window_frac, overlap=p.local_overlap,
+                        max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample,
+                        min_period_px=p.min_period_px, min_peak_ratio=p.local_min_peak_ratio,
+                        rel_power=p.rel_power)
+
+
 def _rectified_wall(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str, torch.Tensor], per: Any,
-                    side: int, angled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The wall rectified by its tilt, for the centre's period: ``(xr, vr, sel)``, ``N×H×W`` luma and 0/1
-    weights (:func:`~trackdiag.functional.rectify.rectify`; 0 outside ``sel``) and ``sel`` ``(N,)`` bool:
-    the images ``angled`` (``(N,)`` bool) whose tilt is measured and not 0.
+                    side: int, angled: torch.Tensor, p: TilingParams
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The wall rectified by its tilt, for the centre's period: ``(xr, vr, sel, tilts)``, ``N×H×W`` luma and
+    0/1 weights (:func:`~trackdiag.functional.rectify.rectify`; 0 outside ``sel``), ``sel`` ``(N,)`` bool:
+    the images ``angled`` (``(N,)`` bool) whose tilt is measured and not 0, and ``tilts`` ``N×2×2`` the tilt
+    candidates corrected once on the walls they rectify (:func:`_refined_tilts`; NaN outside ``sel``), which
+    the rectified region maps take as they are (:func:`_rectified_keys`).
 
     ``x``, ``vf``: ``N×H×W`` luma and 0/1 weights; ``lp`` the local lattice map, ``wst`` the window grid's
-    trend keys, ``per`` the frame's periodicity (its lattice: 1-D or 2-D), ``side`` its FFT side. The tilt
-    is :func:`_wall_tilt`'s checked candidate (the one the rectified region maps try first). On a wall seen
+    trend keys, ``per`` the frame's periodicity (its lattice: 1-D or 2-D), ``side`` its FFT side, ``p`` the
+    summary's parameters. The tilt is :func:`_wall_tilt`'s checked candidate (the one the rectified region
+    maps try first) after its correction (eleventh sitting; before, the uncorrected one). On a wall seen
     at an angle the central half still spans a range of local periods (the lines across the tilt change
     twice as fast as those along it: a hex or penny lattice's three row families shear apart), so its
     spectral peaks smear and the strongest bump of the smear is read, a few % off the centre's period; the
     rectified wall has the centre's scale everywhere (its Jacobian is the identity at the frame centre)."""
     h, w = x.shape[-2:]
     one_d = ~torch.isfinite(real_basis(per.lattice.f, per.lattice.g, side)[1]).all(1)
-    gt = _wall_tilt(lp, wst, one_d, angled, h, w)[:, 0]  # N×2 (G_y, G_x), frame units
-    sel = angled & torch.isfinite(gt).all(1) & (gt.abs() > 0).any(1)
-    g = torch.nan_to_num(gt / torch.tensor([float(h), float(w)], device=x.device, dtype=x.dtype), nan=0.0)
+    gs = _wall_tilt(lp, wst, one_d, angled, h, w)  # N×2×2 (candidate, (G_y, G_x)), frame units
+    sel = angled & torch.isfinite(gs[:, 0]).all(1) & (gs[:, 0].abs() > 0).any(1)
+    trend = torch.stack([wst["persp_trend_y"], wst["persp_trend_x"]], dim=1)
+
+    def refine(i: torch.Tensor | None) -> tuple[torch.Tensor]:
+        r = slice(None) if i is None else i
+        return (_refined_tilts(x[r], vf[r], gs[r], trend[r], one_d[r], p),)
+
+    # (each candidate corrected once on the wall it rectifies: the rectified region maps use the same)
+    gr = on_rows(sel, refine, fills=(float("nan"),), like=x, shape=(2, 2))[0]
+    side_hw = torch.tensor([float(h), float(w)], device=x.device, dtype=x.dtype)
+    g = torch.nan_to_num(gr[:, 0] / side_hw, nan=0.0)
 
     def fn(i: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         r = slice(None) if i is None else i
         return rectify(x[r], vf[r], g[r])
 
     xr, vr = on_rows(sel, fn, fills=(0.0, 0.0), like=x, shape=(h, w))
-    return xr, vr, sel
+    return xr, vr, sel, gr
 
 
 def _rectified_windows(xr: torch.Tensor, vr: torch.Tensor, p: TilingParams
@@ -831,6 +859,64 @@ def _window_confirmed(lw: torch.Tensor, ok: torch.Tensor, period: torch.Tensor, 
     return torch.where(use, readings[ar, j], torch.full_like(period, float("nan")))
 
 
+def _rectified_base(lw: torch.Tensor, ok: torch.Tensor, side: int, period: torch.Tensor,
+                    readings: torch.Tensor, *, lattice_t1: torch.Tensor, min_period_px: float = 3.0
+                    ) -> torch.Tensor:
+    """The wall's base period as the windows of the **rectified** wall read it, where it departs from the
+    reported one: ``(N,)`` px, NaN where ``period`` (``(N,)``) stands. ``lw``, ``ok``: ``N×G``, the rectified
+    wall's :func:`_window_readings` (no trend to undo: each window reads the centre's scale, within about
+    1 %); ``readings`` ``N×R`` px, the centre's readings (reported, central half, map, frame; NaN absent).
+
+    Two cases, both where at least 4 windows vote. (1) *A finer lattice beside its double*: the largest
+    group of windows (within ``WINDOW_VOTE_TOL``) among those whose period some other window reads at twice
+    (a band or zone at 2×, over the centre or most windows: the crop, the map and the plain majority read
+    it), where that group holds at least ``WINDOW_FINE_MIN`` windows and ``WINDOW_FINE_SHARE`` of the
+    voters and the two lattices together at least ``WINDOW_PAIR_SHARE``: the finer is the wall's base
+    (a 2× region covers under half of a generated wall, but windows that straddle its edge read the
+    coarser lattice). (2) *A majority far off*: the largest group holds ``WINDOW_VOTE_SHARE`` of the voters
+    and lies beyond ×/÷ ``WINDOW_CONFIRM_RANGE`` of ``period`` (a crop or map that read the √3 shell of a
+    penny wall, a hex lattice stretched by a band, :func:`_window_confirmed` does not look that far). The
+    group's median is reported, or the reading nearest to it where within ``WINDOW_CONFIRM_TOL``. Not
+    towards a period under ``2 × min_period_px``, and towards one at most ½ of ``period`` (by
+    ``2 − 2·WINDOW_VOTE_TOL``: a harmonic) only where the frame's shortest lattice vector (``lattice_t1``,
+    ``(N,)`` px) lies nearer the new period than the reported one or, in case (2), a window (``side`` px)
+    holds ``period`` ``WINDOW_VOTE_CYCLES`` times (as :func:`_window_vote_period`: windows holding few
+    periods read harmonics — v8 seed 31, angled hex and plank walls of 48–53 px in 170-px windows read
+    ⅓–⅕, an angled checkerboard over planks ½; v8 seed 26, an angled photographed brick wall's windows
+    read its half course in 3 of 6, with room for the course, its frame lattice at 1.3 × the course)."""
+    l0 = torch.log(period.clamp_min(1e-6))
+    nvote = ok.sum(dim=1).to(lw.dtype)
+    ln2 = math.log(2.0)
+    floor = lw >= math.log(2.0 * min_period_px)
+    # (1) windows whose double some window reads
+    dbl = ((lw[:, None, :] - lw[:, :, None] - ln2).abs() <= WINDOW_VOTE_TOL) & ok[:, None, :]  # N×G×G
+    has_dbl = ok & floor & dbl.any(dim=2)
+    gf, mf = _largest_group(lw, has_dbl)
+    nf = gf.sum(dim=1).to(lw.dtype)
+    nc = (ok & ((lw - mf[:, None] - ln2).abs() <= WINDOW_VOTE_TOL)).sum(dim=1).to(lw.dtype)
+    fine = ((nf >= WINDOW_FINE_MIN) & (nf >= WINDOW_FINE_SHARE * nvote)
+            & (nf + nc >= WINDOW_PAIR_SHARE * nvote))
+    # (2) the plain majority, far from the reported period
+    g, m = _largest_group(lw, ok & floor)
+    far = ((g.sum(dim=1).to(lw.dtype) >= WINDOW_VOTE_SHARE * nvote)
+           & ((m - l0).abs() > math.log(WINDOW_CONFIRM_RANGE)))
+    target = torch.where(fine, mf, m)
+    lt = torch.log(lattice_t1.clamp_min(1e-6))
+    near_t1 = (lt - target).abs() < (lt - l0).abs()  # NaN t1: False
+    # (the finer lattice beside its double: the frame's lattice must hold it — a photographed brick wall's
+    # windows read its half course in half of them, with room for the course)
+    room = torch.where(fine, near_t1, (side >= WINDOW_VOTE_CYCLES * period) | near_t1)
+    harmonic = l0 - target >= math.log(2.0 - 2.0 * WINDOW_VOTE_TOL)
+    use = ((fine | far) & (nvote >= 4) & torch.isfinite(target) & ((target - l0).abs() > WINDOW_CONFIRM_TOL)
+           & (room | ~harmonic))
+    d = (torch.log(readings.clamp_min(1e-6)) - target[:, None]).abs()
+    d = torch.where(torch.isfinite(d), d, torch.full_like(d, float("inf")))
+    j = d.argmin(dim=1)
+    ar = torch.arange(lw.shape[0], device=lw.device)
+    got = torch.where(d[ar, j] <= WINDOW_CONFIRM_TOL, readings[ar, j], torch.exp(target))
+    return torch.where(use, got, torch.full_like(period, float("nan")))
+
+
 def _only_where(sel: torch.Tensor, keys: Sequence[str], like: torch.Tensor,
                 fn: Callable[[torch.Tensor | None], Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """``{key: (B,)}`` of ``fn`` where ``sel`` (``(B,)`` bool) holds and NaN elsewhere (``like``'s dtype):
@@ -884,11 +970,13 @@ def _wall_tilt(lp: Any, wst: Mapping[str, torch.Tensor], one_d: torch.Tensor, ro
 
 def _rectified_keys(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str, torch.Tensor], per: Any,
                     side: int, cscale: torch.Tensor, angled: torch.Tensor, out: Mapping[str, torch.Tensor],
-                    p: TilingParams) -> dict[str, torch.Tensor]:
+                    p: TilingParams, refined: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """On the images ``angled`` (``(N,)`` bool) whose tilt is measured, the ``doubling_*`` and ``pair_*``
     keys measured on the rectified wall (:func:`.rectified.best_rectified_region_keys`) replace those of
     ``out``; ``rect_tilt_x`` / ``rect_tilt_y`` (the tilt in frame units, ``G = g·side``; NaN where not
-    rectified) say where. Elsewhere ``out``'s keys unchanged."""
+    rectified) say where. Elsewhere ``out``'s keys unchanged. ``refined``: the tilt candidates already
+    corrected on the walls they rectify (``N×2×2``, :func:`_rectified_wall`'s, on a superset of these
+    images; None: corrected here)."""
     h, w = x.shape[-2:]
     t1, t2 = real_basis(per.lattice.f, per.lattice.g, side)
     gs = _wall_tilt(lp, wst, ~torch.isfinite(t2).all(1), angled, h, w)  # N×2×2, frame units
@@ -901,13 +989,8 @@ def _rectified_keys(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str
         r = slice(None) if i is None else i
         # (each candidate corrected once on the wall it rectifies: rectified.refine_tilts, docs/tiling.md §6)
         trend = torch.stack([wst["persp_trend_y"][r], wst["persp_trend_x"][r]], dim=1)
-        gr = refine_tilts(x[r], vf[r], gs[r], trend, ~torch.isfinite(t2[r]).all(1), max_step=RECT_REFINE_STEP,
-                          max_spread=RECT_REFINE_SPREAD, min_coherence=RECT_REFINE_COHERENT,
-                          min_diff=RECT_ALT_DIFF,
-                          window_frac=p.local_window_frac, overlap=p.local_overlap,
-                          max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample,
-                          min_period_px=p.min_period_px, min_peak_ratio=p.local_min_peak_ratio,
-                          rel_power=p.rel_power)
+        gr = (refined[r] if refined is not None
+              else _refined_tilts(x[r], vf[r], gs[r], trend, ~torch.isfinite(t2[r]).all(1), p))
         return best_rectified_region_keys(x[r], vf[r], gr, t1=t1[r] * cs[r], t2=t2[r] * cs[r],
                                           window_frac=p.local_window_frac, overlap=p.local_overlap,
                                           max_fft_px=p.local_max_fft_px,
@@ -1157,7 +1240,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # ... read once more on the wall rectified by its tilt, where the lattice does not smear over the crop's
     # range of periods: that reading where it repeats its lattice at least as well (the score of the image's
     # crop stays the wall's: periodicity_score)
-    xr, vr, rsel = _rectified_wall(x, vf, lp, wst, per, s, persp)
+    xr, vr, rsel, rtilts = _rectified_wall(x, vf, lp, wst, per, s, persp, p)
     on_r = lambda i: (xr, vr) if i is None else (xr[i], vr[i])
     rcc, rcs = on_rows(rsel, lambda i: _centre_crop_period(*on_r(i), p), fills=(float("nan"), float("nan")),
                        like=x)
@@ -1222,6 +1305,13 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["fundamental_period_px"] = torch.where(torch.isfinite(confirmed), confirmed,
                                                out["fundamental_period_px"])
     out["fundamental_period_px"] = torch.where(torch.isfinite(vote), vote, out["fundamental_period_px"])
+    # ... and on a wall whose rectified windows were read (each at the centre's scale), the base lattice they
+    # read where a band or zone at 2× or a shell reading moved every other reading (docs/tiling.md §6)
+    rbase = _rectified_base(lw, lok, vside, out["fundamental_period_px"],
+                            torch.stack([out["fundamental_period_px"], cc, cen, gl], dim=1),
+                            lattice_t1=out["lattice_t1_px"], min_period_px=p.min_period_px)
+    out["fundamental_period_px"] = torch.where(use_r & torch.isfinite(rbase), rbase,
+                                               out["fundamental_period_px"])
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
     out.update(_mask_seam_keys(x, vf, out, masked=mask is not None))
     if ref is not None:
@@ -1243,7 +1333,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out.update(on_rows(room_p, lambda i: _pair_keys(x, vf, per, s, wst, tx, ty, cscale, p, rows=i),
                        fills=dict.fromkeys(region_key_names("pair"), float("nan")), like=x))
     # a wall seen at an angle: both region maps again on the wall rectified by its tilt (rectified.py)
-    out.update(_rectified_keys(x, vf, lp, wst, per, s, cscale, persp & room_p, out, p))
+    out.update(_rectified_keys(x, vf, lp, wst, per, s, cscale, persp & room_p, out, p, refined=rtilts))
     out.update(_screened_region_keys(out, screened_d=room & ~room_d, screened_p=room & ~room_p))
     out.update(scale_trend(x, sw))
 
