@@ -39,7 +39,8 @@ re-textured walls). The steps run alone, as the pixel judge runs them on an edit
 model would (``trackdiag.testing.pairs.COPY_STYLES``), per seed ``--n`` iterations each making one misplaced
 pair (cycling ``resampled``, ``blended``, ``inpainted`` and an exact copy whose output is re-compressed as
 JPEG at q 70–90) and one clean edit (every other one re-compressed at q 70–90), from ``default_rng((seed,
-18))``; only the ``boxes`` step reads it.
+18))``; only the ``boxes`` step reads it. ``--blocks`` (eleventh sitting) adds the block search for copies
+processed after the copy (:mod:`trackdiag.functional.pixel_blocks`, off in the judge by default).
 
 Prints each miss (and each false find) and the counts ``[found, n, false]`` per kind as JSON. With
 ``--cache`` the pairs are stored there (pickle, written and read only by this script).
@@ -120,6 +121,12 @@ def _prep(p: Pair) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return out.mean(dim=1), mask & unclipped, mask
 
 
+def _out_region(p: Pair) -> torch.Tensor:
+    """``1×H×W``: the mask less the output's clipped pixels (the judge's region for the block search)."""
+    out = torch.from_numpy(np.ascontiguousarray(p.out)).permute(2, 0, 1)[None].float()
+    return torch.from_numpy(p.mask)[None] & ((out > 0.01) & (out < 0.99)).all(dim=1)
+
+
 def _iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
     ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -131,7 +138,8 @@ def _defaults() -> dict[str, Any]:
     kw = judge_against_input.__kwdefaults__ or {}
     return {k: kw[k] for k in ("phase_deg", "phase_min_area", "phase_coherent", "phase_edge_floor",
                                "phase_weak_deg", "phase_support", "band_level_edited", "band_kappa",
-                               "band_chroma_level", "band_chroma_z", "band_chroma_along", "copy_level")}
+                               "band_chroma_level", "band_chroma_z", "band_chroma_along", "copy_level",
+                               "copy_blocks")}
 
 
 def score_boxes(p: Pair, d: dict[str, Any]) -> list[tuple[int, int, int, int]]:
@@ -140,7 +148,8 @@ def score_boxes(p: Pair, d: dict[str, Any]) -> list[tuple[int, int, int, int]]:
                          peak=1.0, coherent=d["phase_coherent"], edge_floor=d["phase_edge_floor"],
                          weak_deg=d["phase_weak_deg"], support=d["phase_support"],
                          vectors=lattice_vectors(own, region), support_region=region,
-                         copy_level=d["copy_level"])
+                         copy_level=d["copy_level"],
+                         block_region=_out_region(p) if d["copy_blocks"] else None)
     keep = (score[0] > 0).numpy()
     lab, _ = ndimage.label(keep, structure=np.ones((3, 3)))
     return [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(lab) if s]
@@ -280,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--step", choices=("boxes", "translate", "bands", "probe"), required=True)
     ap.add_argument("--no-support", action="store_true", help="boxes: the strong phase boxes alone")
     ap.add_argument("--no-copy", action="store_true", help="boxes: without the copied-grain boxes")
+    ap.add_argument("--blocks", action="store_true", help="boxes: with the block search (off in the judge)")
     ap.add_argument("--band-level", type=float, default=None, help="bands: override the band level")
     ap.add_argument("--chroma-level", type=float, default=None, help="bands: chroma band level (0: off)")
     ap.add_argument("--chroma-along", type=float, default=None,
@@ -302,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         d["phase_weak_deg"] = 0.0
     if args.no_copy:
         d["copy_level"] = 0.0
+    if args.blocks:
+        d["copy_blocks"] = True
     if args.step == "probe":
         print(json.dumps(probe(args.seeds, args.n, args.cache)))
         return 0

@@ -184,16 +184,29 @@ def copy_pairs(signal: torch.Tensor, region: torch.Tensor, *, count: int = 8, wi
 
 
 def copy_boxes(signal: torch.Tensor, region: torch.Tensor, departure: torch.Tensor, *, grow: int = 2,
-               count: int = 8, window: int = 9, level: float = 0.25, min_area: int = 250) -> torch.Tensor:
+               count: int = 8, window: int = 9, level: float = 0.25, min_area: int = 250,
+               blocks: bool = False, block_region: torch.Tensor | None = None) -> torch.Tensor:
     """``B×H×W`` bool: of each pair of :func:`copy_pairs`, the member judged the copy, its component grown by
     ``grow`` px. The copy is the member whose lattice phase departs more on average (``departure``:
     ``B×H×W`` degrees, :func:`~trackdiag.functional.pixel_phase.phase_departure`, NaN read as 0): its source
     is the wall itself, in phase by definition, while a copy carries the phase of another place (even where
     that departure is within the wall's own irregularity). Not restricted to ``region`` (the caller
-    intersects it with the wall: a region less its clipped pixels would cut a box into pieces)."""
+    intersects it with the wall: a region less its clipped pixels would cut a box into pieces).
+
+    With ``blocks``, the pairs of :func:`~trackdiag.functional.pixel_blocks.block_copy_pairs` (copies
+    processed after the copy: resampled, blended, re-compressed) are added where they overlap no pair found
+    by the grain by more than half, searched over ``block_region`` (``B×H×W`` bool; default ``region``)."""
     out = torch.zeros_like(region)
     dep = torch.nan_to_num(departure.float(), nan=0.0)
     pairs = copy_pairs(signal, region, count=count, window=window, level=level, min_area=min_area)
+    if blocks:
+        from .pixel_blocks import block_copy_pairs  # it imports this module
+
+        more_pairs = block_copy_pairs(signal, region if block_region is None else block_region,
+                                      min_area=min_area)
+        for found, more in zip(pairs, more_pairs, strict=True):
+            found.extend((a, b) for a, b in more
+                         if not any(int((a & (c | d)).sum()) > 0.5 * int(a.sum()) for c, d in found))
     for i, found in enumerate(pairs):
         for a, b in found:
             if bool(b.any()) and float(dep[i][b].mean()) > float(dep[i][a].mean()):

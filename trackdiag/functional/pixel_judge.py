@@ -21,7 +21,8 @@
   (:mod:`~trackdiag.functional.pixel_translate`); with ``copy_level`` > 0, a region whose grain repeats
   another part of the wall (:func:`~trackdiag.functional.pixel_copy.copy_boxes`: a misplaced patch, even
   one in phase with its new place; of the copy and its source, the one departing more in phase) scores
-  ``peak_edited`` too;
+  ``peak_edited`` too; with ``copy_blocks`` (off by default: ~7× the CPU of the phase step), copies
+  processed after the copy are searched block by block too (:mod:`~trackdiag.functional.pixel_blocks`);
 * unedited: the anomaly score is the change against the change the local texture explains
   (:func:`~trackdiag.functional.pixel_change.relative_change`), thresholded at ``score_unedited`` with the
   gaps closed; a component counts when its peak reaches ``peak_unedited`` (``peak``) and its box is shrunk
@@ -65,7 +66,8 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
                         phase_coherent: float = 6.0, phase_edge_floor: float = 30.0,
                         phase_weak_deg: float = 40.0, phase_support: float = 1.5,
                         band_chroma_level: float = 0.02, band_chroma_z: float = 6.0,
-                        band_chroma_along: float = 3.0, copy_level: float = 0.25) -> dict[str, torch.Tensor]:
+                        band_chroma_along: float = 3.0, copy_level: float = 0.25,
+                        copy_blocks: bool = False) -> dict[str, torch.Tensor]:
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
     ``threshold`` (``(B,)``), ``peak`` (``(B,)``, the level a component's peak must reach),
     ``box_margin`` (``(B,)``, px to shrink each box by, negative: grow), ``edited`` (``(B,)`` 0/1),
@@ -107,11 +109,14 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
     rel = close_hot(relative_change(diff, aligned.mean(dim=1), full & unclipped, window=window) * unclipped,
                     thr_u)
     if bool(edited.any()):  # offsets and misplaced patches: where the lattice's phase departs
+        # the block search reads the new wall only: the old wall's clipped pixels are no hole in it
+        blocks = (m & ((pred > 0.01) & (pred < 0.99)).all(dim=1))[edited] if copy_blocks else None
         score[edited] = torch.maximum(score[edited], _phase_score(
             own[edited], m[edited], phase_deg=phase_deg, min_area=phase_min_area, floor=score_edited,
             peak=peak_edited, coherent=phase_coherent, edge_floor=phase_edge_floor, weak_deg=phase_weak_deg,
             support=phase_support, vectors=vectors[edited.cpu()].to(own.device),
-            support_region=region[edited], copy_level=copy_level))
+            support_region=region[edited], copy_level=copy_level,
+            block_region=blocks))
     out["score"] = torch.where(edited[:, None, None], score, rel)
     out["threshold"] = torch.where(edited, score_edited, thr_u)
     out["peak"] = torch.where(edited, peak_edited, peak_unedited)
@@ -155,7 +160,7 @@ def edited_band_level(pred: torch.Tensor, region: torch.Tensor, vectors: torch.T
 def _phase_score(own: torch.Tensor, region: torch.Tensor, *, phase_deg: float, min_area: int, floor: float,
                  peak: float, coherent: float, edge_floor: float, weak_deg: float = 0.0, support: float = 0.0,
                  vectors: Optional[torch.Tensor] = None, support_region: Optional[torch.Tensor] = None,
-                 copy_level: float = 0.0) -> torch.Tensor:
+                 copy_level: float = 0.0, block_region: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``B×H×W``: the edited score of the phase-departure boxes
     (:func:`~trackdiag.functional.pixel_phase.departure_boxes` above ``phase_deg``), ``peak × departure /
     phase_deg`` and at least just above ``floor`` on them, 0 elsewhere. The departure is that of the mean
@@ -180,7 +185,8 @@ def _phase_score(own: torch.Tensor, region: torch.Tensor, *, phase_deg: float, m
     val = torch.clamp_min(peak * dep / phase_deg, floor * 1.0001 + 1e-6)
     if copy_level > 0:  # misplaced patches whose grain repeats elsewhere on the wall (phase or not)
         reg = region if support_region is None else support_region
-        copies = copy_boxes(own, reg, dep, level=copy_level, min_area=min_area)
+        copies = copy_boxes(own, reg, dep, level=copy_level, min_area=min_area,
+                            blocks=block_region is not None, block_region=block_region)
         copies &= region
         val = torch.where(copies, torch.clamp_min(val, peak), val)
         keep = keep | copies
