@@ -58,21 +58,26 @@ def _box_sum(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.cat([c[..., k - 1: k, :], c[..., k:, :] - c[..., : -k, :]], dim=-2)
 
 
-def prominence_map(spec: Spectrum, *, rr: int, bg_reach: int = 6, frame: int = 0
+def prominence_map(spec: Spectrum, *, rr: int, bg_reach: int = 6, frame: int = 0,
+                   log_power: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Log prominence and log power of the crop ``|ky| ≤ rr, 0 ≤ kx ≤ rr`` of ``spec`` (with ``frame``
     more bins on every side).
 
     ``log_prom = log P − mean(log P over the (2R+1)² neighbourhood without its central 3×3)``, with
     ``R = bg_reach``. Returns ``(log_prom, log_power, ky, kx)``: ``N×h×w`` (framed) and the crop's signed
-    integer frequencies (unframed, long).
+    integer frequencies (unframed, long). ``log_power``: ``spectral.log_power(spec.power)`` when the
+    caller has it already (the crop is then read from it: the same values, one pass fewer).
     """
     power = spec.power
     n, s, _c = power.shape
     reach = bg_reach + frame
     flat, cy, cx = _framed(s, rr, reach, power.device)
     fh, fw = cy.numel() + 2 * reach, cx.numel() + 2 * reach
-    lp = torch.log(power.flatten(1).index_select(1, flat).clamp_min(torch.finfo(power.dtype).tiny))
+    if log_power is None:
+        lp = torch.log(power.flatten(1).index_select(1, flat).clamp_min(torch.finfo(power.dtype).tiny))
+    else:
+        lp = log_power.flatten(1).index_select(1, flat)
     lp = lp.reshape(n, fh, fw)
     k = 2 * bg_reach + 1
     big = _box_sum(lp, k)  # framed by `frame`
@@ -101,14 +106,15 @@ class PromPeaks(NamedTuple):
 
 
 def prominent_peaks(spec: Spectrum, *, r_min: float, r_max: float, k: int = 32, bg_reach: int = 6,
-                    reach: int = 2, min_prominence: float = 30.0) -> PromPeaks:
+                    reach: int = 2, min_prominence: float = 30.0, log_power: torch.Tensor | None = None
+                    ) -> PromPeaks:
     """Local maxima (over ``(2·reach+1)²``) of the prominence (:func:`prominence_map`) with
     ``r_min ≤ radius ≤ r_max`` bins: the ``k`` strongest (raw power) of those at least ``min_prominence``
     prominent (the most prominent where fewer are), refined below one bin by a 3-point parabola through the
-    log power along ky and kx."""
+    log power along ky and kx. ``log_power``: see :func:`prominence_map`."""
     s = spec.side
     rr = min(s // 2, math.ceil(r_max) + 1)
-    lprom, lpow, cy, cx = prominence_map(spec, rr=rr, bg_reach=bg_reach, frame=reach)
+    lprom, lpow, cy, cx = prominence_map(spec, rr=rr, bg_reach=bg_reach, frame=reach, log_power=log_power)
     n = lprom.shape[0]
     h, w = cy.numel(), cx.numel()
     k5 = 2 * reach + 1  # separable maximum: rows then columns (a 2-D pool is not separable on CPU)
@@ -204,13 +210,13 @@ def _reduce_pair(peaks: PromPeaks, best: torch.Tensor, best_r: torch.Tensor, str
     ra, rb = peaks.radius[:, :, None], peaks.radius[:, None, :]
     short = peaks.radius <= 0.85 * best_r[:, None]
     tol = (tol_bins + tol_rel * best_r)[:, None, None]
-    hit = torch.zeros(n, kk, kk, dtype=torch.bool, device=peaks.power.device)
-    for sy, sx in ((ay + by, ax + bx), (ay - by, ax - bx)):
-        for sgn in (1.0, -1.0):
-            dy = sy - sgn * kb[:, 0, None, None]
-            dx = sx - sgn * kb[:, 1, None, None]
-            d = torch.sqrt(dy.square() + dx.square())
-            hit |= d <= tol
+    # a ± b against ±best, the four sign choices at once (N×2×2×K×K: sum/difference, sign of best)
+    sy = torch.stack([ay + by, ay - by], dim=1)[:, :, None]
+    sx = torch.stack([ax + bx, ax - bx], dim=1)[:, :, None]
+    ky_ = torch.stack([kb[:, 0], -kb[:, 0]], dim=1)[:, None, :, None, None]
+    kx_ = torch.stack([kb[:, 1], -kb[:, 1]], dim=1)[:, None, :, None, None]
+    d = torch.sqrt((sy - ky_).square() + (sx - kx_).square())
+    hit = (d <= tol[:, None, None]).flatten(1, 2).any(dim=1)
     same = (ra - rb).abs() <= 0.05 * ra
     cos = (ay * by + ax * bx) / (ra * rb).clamp_min(1e-9)
     # the square case only with a and b along the frame's axes (a wallpaper whose diagonal line is the
