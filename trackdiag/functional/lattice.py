@@ -196,27 +196,17 @@ def _lowest_divisor(peaks: PromPeaks, k: torch.Tensor, ok: torch.Tensor, best: t
     return jj, torch.cat([best_r[:, None], r], dim=1)[ar, i]
 
 
-def _reduce_pair(peaks: PromPeaks, best: torch.Tensor, best_r: torch.Tensor, strong: torch.Tensor,
-                 weak: torch.Tensor, tol_bins: float, tol_rel: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Replace ``best`` by a shorter peak ``a`` when ``a ± b = best`` for another peak ``b``, both at most
-    0.85 × its radius: both ``strong``; or both ``weak`` with the geometry of a square (``a ⊥ b``,
-    ``|a| = |b|``) or hexagonal lattice (``|a| = |b| = |a − b|``). A running bond's head-joint pair sums
-    to the bed-joint line too, but at 62–75° and with little power: it is not taken."""
-    n, kk = peaks.power.shape
-    ar = torch.arange(n, device=peaks.power.device)
-    kb = torch.stack([peaks.ky[ar, best], peaks.kx[ar, best]], dim=1)
+def _pair_geometry(peaks: PromPeaks, strong: torch.Tensor, weak: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What :func:`_reduce_pair` reads that does not depend on the line being reduced: the sums and
+    differences ``a ± b`` of every pair of peaks (``N×2×1×K×K`` ky and kx) and which pairs may stand for a
+    shorter basis (``N×K×K`` bool): not collinear, and both ``strong``, or both ``weak`` with the geometry of
+    a square or hexagonal lattice (see :func:`_reduce_pair`)."""
     ay, ax = peaks.ky[:, :, None], peaks.kx[:, :, None]
     by, bx = peaks.ky[:, None, :], peaks.kx[:, None, :]
     ra, rb = peaks.radius[:, :, None], peaks.radius[:, None, :]
-    short = peaks.radius <= 0.85 * best_r[:, None]
-    tol = (tol_bins + tol_rel * best_r)[:, None, None]
-    # a ± b against ±best, the four sign choices at once (N×2×2×K×K: sum/difference, sign of best)
     sy = torch.stack([ay + by, ay - by], dim=1)[:, :, None]
     sx = torch.stack([ax + bx, ax - bx], dim=1)[:, :, None]
-    ky_ = torch.stack([kb[:, 0], -kb[:, 0]], dim=1)[:, None, :, None, None]
-    kx_ = torch.stack([kb[:, 1], -kb[:, 1]], dim=1)[:, None, :, None, None]
-    d = torch.sqrt((sy - ky_).square() + (sx - kx_).square())
-    hit = (d <= tol[:, None, None]).flatten(1, 2).any(dim=1)
     same = (ra - rb).abs() <= 0.05 * ra
     cos = (ay * by + ax * bx) / (ra * rb).clamp_min(1e-9)
     # the square case only with a and b along the frame's axes (a wallpaper whose diagonal line is the
@@ -229,7 +219,29 @@ def _reduce_pair(peaks: PromPeaks, best: torch.Tensor, best_r: torch.Tensor, str
     # a and b not collinear (|sin| > 0.3): collinear pairs are harmonic relations (the divisor search), and
     # the bumps of per-plank colour sum to a plank line by chance
     apart = (ay * bx - ax * by).abs() > 0.3 * ra * rb
-    hit &= both(short) & apart & (both(strong) | (both(weak) & (square | hexa)))
+    return sy, sx, apart & (both(strong) | (both(weak) & (square | hexa)))
+
+
+def _reduce_pair(peaks: PromPeaks, best: torch.Tensor, best_r: torch.Tensor,
+                 geometry: tuple[torch.Tensor, torch.Tensor, torch.Tensor], tol_bins: float, tol_rel: float
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace ``best`` by a shorter peak ``a`` when ``a ± b = best`` for another peak ``b``, both at most
+    0.85 × its radius: both ``strong``; or both ``weak`` with the geometry of a square (``a ⊥ b``,
+    ``|a| = |b|``) or hexagonal lattice (``|a| = |b| = |a − b|``). A running bond's head-joint pair sums
+    to the bed-joint line too, but at 62–75° and with little power: it is not taken. ``geometry``:
+    :func:`_pair_geometry` of the peaks with ``strong`` and ``weak`` (the same for every ``best``)."""
+    n, kk = peaks.power.shape
+    ar = torch.arange(n, device=peaks.power.device)
+    kb = torch.stack([peaks.ky[ar, best], peaks.kx[ar, best]], dim=1)
+    sy, sx, allowed = geometry
+    short = peaks.radius <= 0.85 * best_r[:, None]
+    tol = (tol_bins + tol_rel * best_r)[:, None, None]
+    # a ± b against ±best, the four sign choices at once (N×2×2×K×K: sum/difference, sign of best)
+    ky_ = torch.stack([kb[:, 0], -kb[:, 0]], dim=1)[:, None, :, None, None]
+    kx_ = torch.stack([kb[:, 1], -kb[:, 1]], dim=1)[:, None, :, None, None]
+    d = torch.sqrt((sy - ky_).square() + (sx - kx_).square())
+    hit = (d <= tol[:, None, None]).flatten(1, 2).any(dim=1)
+    hit &= short[:, :, None] & short[:, None, :] & allowed
     has = hit.flatten(1).any(dim=1)
     pj = torch.where(hit.any(dim=2), peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
     return torch.where(has, pj, best), torch.where(has, peaks.radius[ar, pj], best_r)
@@ -476,24 +488,16 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     ok = base & (peaks.prominence >= (rel_prominence * top)[:, None])
     # A low-frequency line (< low_radius bins) must have a harmonic (a prominent peak at 2k or 3k) to be a
     # lattice line: a lone bump of colour variation between planks has none.
-    support = torch.zeros_like(ok)
-    both = torch.ones_like(ok)
-    for m in (2.0, 3.0):
-        d = torch.minimum(
-            torch.sqrt((peaks.ky[:, None, :] - m * peaks.ky[:, :, None]).square()
-                       + (peaks.kx[:, None, :] - m * peaks.kx[:, :, None]).square()),
-            torch.sqrt((peaks.ky[:, None, :] + m * peaks.ky[:, :, None]).square()
-                       + (peaks.kx[:, None, :] + m * peaks.kx[:, :, None]).square()))
-        tol = tol_bins + tol_rel * m * peaks.radius[:, :, None]
-        hit = ((d <= tol) & ok[:, None, :]).any(dim=2)
-        support |= hit
-        both &= hit
+    # (the peaks near ±2k and ±3k: the first two multiples of _comb_near's, shared by every comb below)
+    cn = _comb_near(peaks, tol_bins, tol_rel)
+    hit23 = (cn[0][:, :2] & ok[:, None, None, :]).any(dim=3)  # N×2×K
+    support = hit23[:, 0] | hit23[:, 1]
+    both = hit23[:, 0] & hit23[:, 1]
     # (and both 2k and 3k, or most of its multiples 2k..6k, are prominent peaks: two humps of per-plank
     # colour make a "harmonic" pair by chance, not a comb)
     # (a line among the most prominent, at least half the top prominence, needs only one: the brick
     # photograph's harmonics fade after the 2nd)
     top_prom = torch.where(ok, peaks.prominence, torch.zeros_like(peaks.prominence)).amax(dim=1, keepdim=True)
-    cn = _comb_near(peaks, tol_bins, tol_rel)  # shared by every comb below
     support &= (both | _comb(peaks, ok, tol_bins, tol_rel, skip=max_harmonic + 1, share=0.75, near=cn)
                 | (peaks.prominence >= 0.5 * top_prom))
     # ... or is one of a pair of shorter lattice vectors summing to a lattice line (the fundamentals of a
@@ -537,8 +541,9 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     # at 62° and 36× prominent, otherwise passes for a hexagonal one)
     pair_ok = ok | (extra & _comb(peaks, base, tol_bins, tol_rel, skip=max_harmonic + 1, near=cn))
     weak = pair_ok & (peaks.power >= weak_power * p1[:, None])
+    geometry = _pair_geometry(peaks, strong, weak)
     for _ in range(2):
-        best, best_r = _reduce_pair(peaks, best, best_r, strong, weak, tol_bins, tol_rel)
+        best, best_r = _reduce_pair(peaks, best, best_r, geometry, tol_bins, tol_rel)
         kb = torch.stack([peaks.ky[ar, best], peaks.kx[ar, best]], dim=1)
         best, best_r = _lowest_divisor(peaks, kb, div_ok, best, best_r, skips, tol_bins, tol_rel)
     f = torch.stack([peaks.ky[ar, best], peaks.kx[ar, best]], dim=1)
