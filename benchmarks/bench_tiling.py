@@ -18,7 +18,8 @@ the largest relative difference between the torch and numpy values of a key over
 (``AGREEMENT_KEYS``: the period metrics and the newer estimators' keys).
 
 Two more batches, timed once against their own rfft2 (not in rounds): a 4×3×256² batch (the fixed per-call
-costs weigh more on small images) and four generated 512² walls (``trackdiag.testing.walls``) with their
+costs weigh more on small images; ``torch_calls`` counts the torch calls of one of its summaries) and four
+generated 512² walls (``trackdiag.testing.walls``) with their
 masks and a reference (``tiling_4x3x512_walls``: the mask seam, the tapered windows and the reference's own
 lattice run as well, as in ``trackdiag.diagnose``).
 """
@@ -45,6 +46,25 @@ def _timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
         fn()
         walls.append(time.perf_counter() - t0)
     return statistics.median(walls), (time.process_time() - c0) / repeat
+
+
+def _torch_calls(fn: Callable[[], object]) -> int:
+    """How many torch functions and tensor methods ``fn()`` calls (a ``TorchFunctionMode`` count, nested
+    calls included): on small images the summary's cost is mostly the dispatch of many small ops, and this
+    count does not depend on the machine's load."""
+    from torch.overrides import TorchFunctionMode
+
+    count = 0
+
+    class _Count(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            nonlocal count
+            count += 1
+            return func(*args, **(kwargs or {}))
+
+    with _Count():
+        fn()
+    return count
 
 
 def _walls(size: int):
@@ -155,6 +175,10 @@ def run(quick: bool) -> list[dict]:
     rows.append(row("tiling_4x3x256", "ratio_vs_rfft2_1thread", t_small / f_small, "x",
                     "one rfft2 over the batch"))
     rows.append(row("tiling_4x3x256", "ratio_vs_rfft2_1thread_cpu", c_small / fc_small, "x", "CPU time"))
+    with torch.no_grad():
+        calls = _torch_calls(lambda: tiling_metrics(small, maps=False))
+    rows.append(row("tiling_4x3x256", "torch_calls", float(calls), "calls",
+                    "torch functions and tensor methods one summary calls (independent of the load)"))
     # Realistic walls (trackdiag.testing.walls, 512², two angled) with their masks and a reference: the
     # mask seam, the tapered windows and the reference's own lattice run as well.
     walls, mask, ref = _walls(512)

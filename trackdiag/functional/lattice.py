@@ -58,21 +58,26 @@ def _box_sum(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.cat([c[..., k - 1: k, :], c[..., k:, :] - c[..., : -k, :]], dim=-2)
 
 
-def prominence_map(spec: Spectrum, *, rr: int, bg_reach: int = 6, frame: int = 0
+def prominence_map(spec: Spectrum, *, rr: int, bg_reach: int = 6, frame: int = 0,
+                   log_power: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Log prominence and log power of the crop ``|ky| ≤ rr, 0 ≤ kx ≤ rr`` of ``spec`` (with ``frame``
     more bins on every side).
 
     ``log_prom = log P − mean(log P over the (2R+1)² neighbourhood without its central 3×3)``, with
     ``R = bg_reach``. Returns ``(log_prom, log_power, ky, kx)``: ``N×h×w`` (framed) and the crop's signed
-    integer frequencies (unframed, long).
+    integer frequencies (unframed, long). ``log_power``: ``spectral.log_power(spec.power)`` when the
+    caller has it already (the crop is then read from it: the same values, one pass fewer).
     """
     power = spec.power
     n, s, _c = power.shape
     reach = bg_reach + frame
     flat, cy, cx = _framed(s, rr, reach, power.device)
     fh, fw = cy.numel() + 2 * reach, cx.numel() + 2 * reach
-    lp = torch.log(power.flatten(1).index_select(1, flat).clamp_min(torch.finfo(power.dtype).tiny))
+    if log_power is None:
+        lp = torch.log(power.flatten(1).index_select(1, flat).clamp_min(torch.finfo(power.dtype).tiny))
+    else:
+        lp = log_power.flatten(1).index_select(1, flat)
     lp = lp.reshape(n, fh, fw)
     k = 2 * bg_reach + 1
     big = _box_sum(lp, k)  # framed by `frame`
@@ -101,14 +106,15 @@ class PromPeaks(NamedTuple):
 
 
 def prominent_peaks(spec: Spectrum, *, r_min: float, r_max: float, k: int = 32, bg_reach: int = 6,
-                    reach: int = 2, min_prominence: float = 30.0) -> PromPeaks:
+                    reach: int = 2, min_prominence: float = 30.0, log_power: torch.Tensor | None = None
+                    ) -> PromPeaks:
     """Local maxima (over ``(2·reach+1)²``) of the prominence (:func:`prominence_map`) with
     ``r_min ≤ radius ≤ r_max`` bins: the ``k`` strongest (raw power) of those at least ``min_prominence``
     prominent (the most prominent where fewer are), refined below one bin by a 3-point parabola through the
-    log power along ky and kx."""
+    log power along ky and kx. ``log_power``: see :func:`prominence_map`."""
     s = spec.side
     rr = min(s // 2, math.ceil(r_max) + 1)
-    lprom, lpow, cy, cx = prominence_map(spec, rr=rr, bg_reach=bg_reach, frame=reach)
+    lprom, lpow, cy, cx = prominence_map(spec, rr=rr, bg_reach=bg_reach, frame=reach, log_power=log_power)
     n = lprom.shape[0]
     h, w = cy.numel(), cx.numel()
     k5 = 2 * reach + 1  # separable maximum: rows then columns (a 2-D pool is not separable on CPU)
@@ -163,37 +169,44 @@ class Lattice(NamedTuple):
     n_prominent: torch.Tensor
 
 
-def _near(peaks: PromPeaks, target: torch.Tensor, ok: torch.Tensor, tol_bins: float, tol_rel: float
-          ) -> torch.Tensor:
-    """``N×K`` bool: peaks (among ``ok``) within ``tol_bins + tol_rel·|target|`` of ``±target`` (``N×2``)."""
-    ty, tx = target[:, :1], target[:, 1:]
+def _lowest_divisor(peaks: PromPeaks, k: torch.Tensor, ok: torch.Tensor, best: torch.Tensor,
+                    best_r: torch.Tensor, ms: tuple[int, ...], tol_bins: float, tol_rel: float
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The divisors ``k/m`` (``k``: ``N×2``; ``m`` in ``ms``, ascending) of a line: for each ``m`` the most
+    powerful peak among ``ok[:, i]`` (``N×M×K``) within ``tol_bins + tol_rel·|k/m|`` of ``±k/m``; of those
+    shorter than ``best_r``, the shortest replaces ``best`` (ties: the smallest ``m``, as a loop over ``m``
+    that replaces only on a strictly shorter radius). Returns ``(best, best_r)``, ``(N,)`` each."""
+    if not ms:
+        return best, best_r
+    n = k.shape[0]
+    mt = torch.tensor([float(m) for m in ms], device=k.device, dtype=k.dtype)
+    target = k[:, None, :] / mt[None, :, None]  # N×M×2
+    ty, tx = target[..., :1], target[..., 1:]
     tol = tol_bins + tol_rel * torch.sqrt(ty.square() + tx.square())
-    d1 = torch.sqrt((peaks.ky - ty).square() + (peaks.kx - tx).square())
-    d2 = torch.sqrt((peaks.ky + ty).square() + (peaks.kx + tx).square())
-    return ok & (torch.minimum(d1, d2) <= tol)
+    d1 = torch.sqrt((peaks.ky[:, None] - ty).square() + (peaks.kx[:, None] - tx).square())
+    d2 = torch.sqrt((peaks.ky[:, None] + ty).square() + (peaks.kx[:, None] + tx).square())
+    near = ok & (torch.minimum(d1, d2) <= tol)  # N×M×K
+    j = torch.where(near, peaks.power[:, None], torch.full_like(d1, -1.0)).argmax(dim=2)  # N×M
+    inf = torch.full(j.shape, math.inf, device=k.device, dtype=k.dtype)
+    r = torch.where(near.any(dim=2), peaks.radius.gather(1, j), inf)
+    # the first minimum of [best_r, r_2, …] is what a loop replacing on r < best_r keeps
+    i = torch.cat([best_r[:, None], r], dim=1).argmin(dim=1)
+    ar = torch.arange(n, device=k.device)
+    jj = torch.cat([best[:, None], j], dim=1)[ar, i]
+    return jj, torch.cat([best_r[:, None], r], dim=1)[ar, i]
 
 
-def _reduce_pair(peaks: PromPeaks, best: torch.Tensor, best_r: torch.Tensor, strong: torch.Tensor,
-                 weak: torch.Tensor, tol_bins: float, tol_rel: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Replace ``best`` by a shorter peak ``a`` when ``a ± b = best`` for another peak ``b``, both at most
-    0.85 × its radius: both ``strong``; or both ``weak`` with the geometry of a square (``a ⊥ b``,
-    ``|a| = |b|``) or hexagonal lattice (``|a| = |b| = |a − b|``). A running bond's head-joint pair sums
-    to the bed-joint line too, but at 62–75° and with little power: it is not taken."""
-    n, kk = peaks.power.shape
-    ar = torch.arange(n, device=peaks.power.device)
-    kb = torch.stack([peaks.ky[ar, best], peaks.kx[ar, best]], dim=1)
+def _pair_geometry(peaks: PromPeaks, strong: torch.Tensor, weak: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What :func:`_reduce_pair` reads that does not depend on the line being reduced: the sums and
+    differences ``a ± b`` of every pair of peaks (``N×2×1×K×K`` ky and kx) and which pairs may stand for a
+    shorter basis (``N×K×K`` bool): not collinear, and both ``strong``, or both ``weak`` with the geometry of
+    a square or hexagonal lattice (see :func:`_reduce_pair`)."""
     ay, ax = peaks.ky[:, :, None], peaks.kx[:, :, None]
     by, bx = peaks.ky[:, None, :], peaks.kx[:, None, :]
     ra, rb = peaks.radius[:, :, None], peaks.radius[:, None, :]
-    short = peaks.radius <= 0.85 * best_r[:, None]
-    tol = (tol_bins + tol_rel * best_r)[:, None, None]
-    hit = torch.zeros(n, kk, kk, dtype=torch.bool, device=peaks.power.device)
-    for sy, sx in ((ay + by, ax + bx), (ay - by, ax - bx)):
-        for sgn in (1.0, -1.0):
-            dy = sy - sgn * kb[:, 0, None, None]
-            dx = sx - sgn * kb[:, 1, None, None]
-            d = torch.sqrt(dy.square() + dx.square())
-            hit |= d <= tol
+    sy = torch.stack([ay + by, ay - by], dim=1)[:, :, None]
+    sx = torch.stack([ax + bx, ax - bx], dim=1)[:, :, None]
     same = (ra - rb).abs() <= 0.05 * ra
     cos = (ay * by + ax * bx) / (ra * rb).clamp_min(1e-9)
     # the square case only with a and b along the frame's axes (a wallpaper whose diagonal line is the
@@ -206,7 +219,29 @@ def _reduce_pair(peaks: PromPeaks, best: torch.Tensor, best_r: torch.Tensor, str
     # a and b not collinear (|sin| > 0.3): collinear pairs are harmonic relations (the divisor search), and
     # the bumps of per-plank colour sum to a plank line by chance
     apart = (ay * bx - ax * by).abs() > 0.3 * ra * rb
-    hit &= both(short) & apart & (both(strong) | (both(weak) & (square | hexa)))
+    return sy, sx, apart & (both(strong) | (both(weak) & (square | hexa)))
+
+
+def _reduce_pair(peaks: PromPeaks, best: torch.Tensor, best_r: torch.Tensor,
+                 geometry: tuple[torch.Tensor, torch.Tensor, torch.Tensor], tol_bins: float, tol_rel: float
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace ``best`` by a shorter peak ``a`` when ``a ± b = best`` for another peak ``b``, both at most
+    0.85 × its radius: both ``strong``; or both ``weak`` with the geometry of a square (``a ⊥ b``,
+    ``|a| = |b|``) or hexagonal lattice (``|a| = |b| = |a − b|``). A running bond's head-joint pair sums
+    to the bed-joint line too, but at 62–75° and with little power: it is not taken. ``geometry``:
+    :func:`_pair_geometry` of the peaks with ``strong`` and ``weak`` (the same for every ``best``)."""
+    n, kk = peaks.power.shape
+    ar = torch.arange(n, device=peaks.power.device)
+    kb = torch.stack([peaks.ky[ar, best], peaks.kx[ar, best]], dim=1)
+    sy, sx, allowed = geometry
+    short = peaks.radius <= 0.85 * best_r[:, None]
+    tol = (tol_bins + tol_rel * best_r)[:, None, None]
+    # a ± b against ±best, the four sign choices at once (N×2×2×K×K: sum/difference, sign of best)
+    ky_ = torch.stack([kb[:, 0], -kb[:, 0]], dim=1)[:, None, :, None, None]
+    kx_ = torch.stack([kb[:, 1], -kb[:, 1]], dim=1)[:, None, :, None, None]
+    d = torch.sqrt((sy - ky_).square() + (sx - kx_).square())
+    hit = (d <= tol[:, None, None]).flatten(1, 2).any(dim=1)
+    hit &= short[:, :, None] & short[:, None, :] & allowed
     has = hit.flatten(1).any(dim=1)
     pj = torch.where(hit.any(dim=2), peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
     return torch.where(has, pj, best), torch.where(has, peaks.radius[ar, pj], best_r)
@@ -305,36 +340,49 @@ def _comb(peaks: PromPeaks, among: torch.Tensor, tol_bins: float, tol_rel: float
     ``among`` (True when none lie in the band). For a divisor ``k₁/skip`` these are the lines it claims
     beyond ``k₁``'s own harmonics: a half-period bump sits on every second harmonic of the true lattice.
     ``near``: :func:`_comb_near` of the same peaks, tolerances and ``max_m`` (computed when None)."""
+    return _combs(peaks, among, tol_bins, tol_rel, skips=(skip,), max_m=max_m, share=share, near=near)[:, 0]
+
+
+def _combs(peaks: PromPeaks, among: torch.Tensor, tol_bins: float, tol_rel: float, *, skips: tuple[int, ...],
+           max_m: int = 6, share: float = 0.6, near: tuple[torch.Tensor, torch.Tensor] | None = None
+           ) -> torch.Tensor:
+    """:func:`_comb` for several ``skips`` at once: ``N×S×K`` bool (the counts are small integers held
+    exactly in floating point, so summing over a 0/1 selection of the multiples gives the same values)."""
     hit, inside = _comb_near(peaks, tol_bins, tol_rel, max_m) if near is None else near
-    sel = [i for i, m in enumerate(range(2, max_m + 1)) if m % skip != 0]
-    ins = inside[:, sel]  # N×S×K
-    hits = (ins * (hit[:, sel] & among[:, None, None, :]).any(dim=3).to(ins.dtype)).sum(dim=1)
-    return hits >= share * ins.sum(dim=1)
+    dt = inside.dtype
+    ms = range(2, max_m + 1)
+    sel = torch.tensor([[float(m % skip != 0) for m in ms] for skip in skips], device=inside.device,
+                       dtype=dt)[None, :, :, None]  # 1×S×M×1
+    found = inside * (hit & among[:, None, None, :]).any(dim=3).to(dt)  # N×M×K
+    hits = (found[:, None] * sel).sum(dim=2)
+    return hits >= share * (inside[:, None] * sel).sum(dim=2)
 
 
 def _vector_comb(peaks: PromPeaks, v: torch.Tensor, among: torch.Tensor, tol_bins: float, tol_rel: float, *,
-                 m: int, max_j: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
-    """The comb of ``v = k₁/m`` (``N×2`` bins) among the peaks ``among`` (``N×K``): of the multiples ``j·v``
-    (``j = 2..max_j``, ``j`` not a multiple of ``m``) up to the farthest valid peak, how many are peaks
-    (``(N,)`` float) and how many were tested. Along one direction the lattice points are the multiples of
-    one primitive vector, so a peak at ``j·v`` with ``j`` prime to ``m`` shows that ``v`` itself is a
+                 ms: tuple[int, ...], max_j: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    """The comb of each ``v[:, i] = k₁/ms[i]`` (``N×M×2`` bins) among the peaks ``among`` (``N×K``): of the
+    multiples ``j·v`` (``j = 2..max_j``, ``j`` prime to ``m``) up to the farthest valid peak, how many are
+    peaks (``N×M`` float) and how many were tested. Along one direction the lattice points are the multiples
+    of one primitive vector, so a peak at ``j·v`` with ``j`` prime to ``m`` shows that ``v`` itself is a
     lattice vector even where no peak stands at ``v`` (a fundamental on the low-frequency hump of per-plank
-    colour)."""
+    colour). Every ``(m, j)`` pair is one slice of one tensor op (the counts are exact small integers)."""
+    dev, dt = v.device, v.dtype
+    pairs = [(i, j) for i, m in enumerate(ms) for j in range(2, max_j + 1)
+             if j % m != 0 and math.gcd(j, m) == 1]
+    mi = torch.tensor([i for i, _ in pairs], device=dev)
+    jf = torch.tensor([float(j) for _, j in pairs], device=dev, dtype=dt)
+    rel = torch.tensor([tol_rel * j for _, j in pairs], device=dev, dtype=dt)
+    onehot = (mi[:, None] == torch.arange(len(ms), device=dev)[None, :]).to(dt)  # P×M
     r_top = torch.where(peaks.valid, peaks.radius, torch.zeros_like(peaks.radius)).amax(dim=1)
-    rv = torch.sqrt(v.square().sum(dim=1))
-    hits = torch.zeros_like(rv)
-    seen = torch.zeros_like(rv)
-    for j in range(2, max_j + 1):
-        if j % m == 0 or math.gcd(j, m) != 1:
-            continue
-        t = j * v
-        d = torch.minimum(torch.sqrt((peaks.ky - t[:, :1]).square() + (peaks.kx - t[:, 1:]).square()),
-                          torch.sqrt((peaks.ky + t[:, :1]).square() + (peaks.kx + t[:, 1:]).square()))
-        tol = tol_bins + tol_rel * j * rv
-        inside = (j * rv <= r_top).to(rv.dtype)
-        hits += inside * ((d <= tol[:, None]) & among).any(dim=1).to(rv.dtype)
-        seen += inside
-    return hits, seen
+    rv = torch.sqrt(v.square().sum(dim=-1))[:, mi]  # N×P
+    t = jf[None, :, None] * v[:, mi]  # N×P×2
+    ty, tx = t[..., :1], t[..., 1:]
+    d = torch.minimum(torch.sqrt((peaks.ky[:, None] - ty).square() + (peaks.kx[:, None] - tx).square()),
+                      torch.sqrt((peaks.ky[:, None] + ty).square() + (peaks.kx[:, None] + tx).square()))
+    tol = tol_bins + rel[None] * rv
+    inside = (jf[None] * rv <= r_top[:, None]).to(dt)  # N×P
+    found = inside * ((d <= tol[..., None]) & among[:, None]).any(dim=2).to(dt)
+    return found @ onehot, inside @ onehot
 
 
 def _finer_lattice(peaks: PromPeaks, f: torch.Tensor, g: torch.Tensor, sel: torch.Tensor, *,
@@ -440,24 +488,16 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     ok = base & (peaks.prominence >= (rel_prominence * top)[:, None])
     # A low-frequency line (< low_radius bins) must have a harmonic (a prominent peak at 2k or 3k) to be a
     # lattice line: a lone bump of colour variation between planks has none.
-    support = torch.zeros_like(ok)
-    both = torch.ones_like(ok)
-    for m in (2.0, 3.0):
-        d = torch.minimum(
-            torch.sqrt((peaks.ky[:, None, :] - m * peaks.ky[:, :, None]).square()
-                       + (peaks.kx[:, None, :] - m * peaks.kx[:, :, None]).square()),
-            torch.sqrt((peaks.ky[:, None, :] + m * peaks.ky[:, :, None]).square()
-                       + (peaks.kx[:, None, :] + m * peaks.kx[:, :, None]).square()))
-        tol = tol_bins + tol_rel * m * peaks.radius[:, :, None]
-        hit = ((d <= tol) & ok[:, None, :]).any(dim=2)
-        support |= hit
-        both &= hit
+    # (the peaks near ±2k and ±3k: the first two multiples of _comb_near's, shared by every comb below)
+    cn = _comb_near(peaks, tol_bins, tol_rel)
+    hit23 = (cn[0][:, :2] & ok[:, None, None, :]).any(dim=3)  # N×2×K
+    support = hit23[:, 0] | hit23[:, 1]
+    both = hit23[:, 0] & hit23[:, 1]
     # (and both 2k and 3k, or most of its multiples 2k..6k, are prominent peaks: two humps of per-plank
     # colour make a "harmonic" pair by chance, not a comb)
     # (a line among the most prominent, at least half the top prominence, needs only one: the brick
     # photograph's harmonics fade after the 2nd)
     top_prom = torch.where(ok, peaks.prominence, torch.zeros_like(peaks.prominence)).amax(dim=1, keepdim=True)
-    cn = _comb_near(peaks, tol_bins, tol_rel)  # shared by every comb below
     support &= (both | _comb(peaks, ok, tol_bins, tol_rel, skip=max_harmonic + 1, share=0.75, near=cn)
                 | (peaks.prominence >= 0.5 * top_prom))
     # ... or is one of a pair of shorter lattice vectors summing to a lattice line (the fundamentals of a
@@ -487,35 +527,25 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     # explain are prominent peaks with some power): with a 3 % tolerance a bump of per-plank colour near k1/5
     # passes for the planks' fundamental otherwise.
     weak_pw = peaks.power >= weak_power * p1[:, None]
-    combs = {m: (ok & _comb(peaks, base & weak_pw, tol_bins, tol_rel, skip=m, share=0.5, near=cn))
-             | (extra & _comb(peaks, base & strong_pw, tol_bins, tol_rel, skip=m, near=cn))
-             for m in range(2, max_harmonic + 1)}
+    skips = tuple(range(2, max_harmonic + 1))
+    combs = ((ok[:, None] & _combs(peaks, base & weak_pw, tol_bins, tol_rel, skips=skips, share=0.5, near=cn))
+             | (extra[:, None] & _combs(peaks, base & strong_pw, tol_bins, tol_rel, skips=skips, near=cn)))
+    div_ok = combs & strong_pw[:, None]  # N×M×K: the peaks that may stand at k/m, m = 2..max_harmonic
     strong = ok & strong_pw  # (pairs: the relaxed candidates only through the square/hex geometry, weak)
     best = i1.clone()
     best_r = peaks.radius[ar, i1].clone()
     # Divisors along k1's own direction (the lowest present wins), then shorter pairs; twice over (the
     # √12 line of a hex mosaic → its half, the √3 line → the pair of fundamentals).
-    for m in range(2, max_harmonic + 1):
-        near = _near(peaks, k1 / m, combs[m] & strong_pw, tol_bins, tol_rel)
-        j = torch.where(near, peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
-        r = peaks.radius[ar, j]
-        use = near.any(dim=1) & (r < best_r)
-        best = torch.where(use, j, best)
-        best_r = torch.where(use, r, best_r)
+    best, best_r = _lowest_divisor(peaks, k1, div_ok, best, best_r, skips, tol_bins, tol_rel)
     # (pairs of relaxed candidates need a comb of their own as well: the head-joint pair of a running bond,
     # at 62° and 36× prominent, otherwise passes for a hexagonal one)
     pair_ok = ok | (extra & _comb(peaks, base, tol_bins, tol_rel, skip=max_harmonic + 1, near=cn))
     weak = pair_ok & (peaks.power >= weak_power * p1[:, None])
+    geometry = _pair_geometry(peaks, strong, weak)
     for _ in range(2):
-        best, best_r = _reduce_pair(peaks, best, best_r, strong, weak, tol_bins, tol_rel)
-        for m in range(2, max_harmonic + 1):
-            kb = torch.stack([peaks.ky[ar, best], peaks.kx[ar, best]], dim=1)
-            near = _near(peaks, kb / m, combs[m] & strong_pw, tol_bins, tol_rel)
-            j = torch.where(near, peaks.power, torch.full_like(peaks.power, -1.0)).argmax(dim=1)
-            r = peaks.radius[ar, j]
-            use = near.any(dim=1) & (r < best_r)
-            best = torch.where(use, j, best)
-            best_r = torch.where(use, r, best_r)
+        best, best_r = _reduce_pair(peaks, best, best_r, geometry, tol_bins, tol_rel)
+        kb = torch.stack([peaks.ky[ar, best], peaks.kx[ar, best]], dim=1)
+        best, best_r = _lowest_divisor(peaks, kb, div_ok, best, best_r, skips, tol_bins, tol_rel)
     f = torch.stack([peaks.ky[ar, best], peaks.kx[ar, best]], dim=1)
     fr = peaks.radius[ar, best]
     # The fundamental need not be a peak: on a clean reference of planks the fundamental sits on the hump
@@ -531,23 +561,28 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
                      torch.full_like(f, float("nan")))
     f, _g = _finer_lattice(peaks, f, g0, among_v, min_radius=min_radius, tol_bins=tol_bins, tol_rel=tol_rel)
     fr = torch.sqrt(f.square().sum(dim=1))
-    done = torch.zeros_like(found)
     # (and the strong peaks along f lie on that comb, >= 70 % of them: on an aliased wall a dense row of
     # folded peaks matches any comb within its tolerance)
     fn = f / fr[:, None].clamp_min(1e-9)
     along_f = among_v & ((peaks.ky * fn[:, 1:] - peaks.kx * fn[:, :1]).abs() <= 0.1 * peaks.radius)
-    for m in range(max_harmonic, 1, -1):
-        v = f / m
-        hits, seen = _vector_comb(peaks, v, among_v, tol_bins, tol_rel, m=m)
-        vv = v.square().sum(dim=1, keepdim=True).clamp_min(1e-12)
-        j = ((peaks.ky * v[:, :1] + peaks.kx * v[:, 1:]) / vv).round()
-        off = torch.sqrt((peaks.ky - j * v[:, :1]).square() + (peaks.kx - j * v[:, 1:]).square())
-        on = along_f & (off <= tol_bins + tol_rel * peaks.radius)
-        fits = on.sum(dim=1) >= 0.7 * along_f.sum(dim=1)
-        use = ~done & (hits >= 2) & (hits >= 0.6 * seen) & (fr / m >= min_radius) & fits
-        f = torch.where(use[:, None], v, f)
-        fr = torch.where(use, fr / m, fr)
-        done |= use
+    # every divisor m at once (M = max_harmonic … 2, the largest that qualifies wins)
+    ms = tuple(range(max_harmonic, 1, -1))
+    if ms:
+        mt = torch.tensor([float(m) for m in ms], device=dev, dtype=dt)
+        v = f[:, None, :] / mt[None, :, None]  # N×M×2
+        hits, seen = _vector_comb(peaks, v, among_v, tol_bins, tol_rel, ms=ms)
+        vy, vx = v[..., :1], v[..., 1:]
+        vv = v.square().sum(dim=-1, keepdim=True).clamp_min(1e-12)
+        j = ((peaks.ky[:, None] * vy + peaks.kx[:, None] * vx) / vv).round()  # N×M×K
+        off = torch.sqrt((peaks.ky[:, None] - j * vy).square() + (peaks.kx[:, None] - j * vx).square())
+        on = along_f[:, None] & (off <= (tol_bins + tol_rel * peaks.radius)[:, None])
+        fits = on.sum(dim=2) >= 0.7 * along_f.sum(dim=1)[:, None]
+        frm = fr[:, None] / mt[None]
+        use = (hits >= 2) & (hits >= 0.6 * seen) & (frm >= min_radius) & fits  # N×M
+        first = use.to(torch.uint8).argmax(dim=1)  # the first (largest) m that qualifies
+        any_use = use.any(dim=1)
+        f = torch.where(any_use[:, None], v[ar, first], f)
+        fr = torch.where(any_use, frm[ar, first], fr)
     # A centred square lattice seen along its axes (a wallpaper motif with a second motif at the cell
     # centre): the basis lines run at 45°; the wall's repeat is the axis-aligned line f ± g, if prominent.
     fr, f = _centred_square(peaks, best, fr, f, ok)

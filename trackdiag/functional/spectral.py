@@ -987,16 +987,18 @@ def _window_spectrum(wts: torch.Tensor, s: int) -> Spectrum:
 
 
 def _acf_profile(x: torch.Tensor, wts: torch.Tensor, spec: Spectrum, direction: torch.Tensor, *,
-                 r_max: float) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                 r_max: float, lpow: torch.Tensor | None = None
+                 ) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The window-corrected autocorrelation along ``direction`` (N×2 unit vectors in (ky, kx)), at lags in
     quarter pixels up to 0.45 of the shorter side. Returns ``(step, lags (L,), log-power radial histogram,
-    radial counts, profile N×L)``; the histogram and counts serve the callers' background estimates."""
+    radial counts, profile N×L)``; the histogram and counts serve the callers' background estimates.
+    ``lpow``: :func:`log_power` of ``spec.power`` when the caller has it."""
     h, w = x.shape[-2:]
     wspec = _window_spectrum(wts, spec.side)
     step = 0.25
     count = int(max(2.0, 0.45 * min(h, w)) / step) + 1
     lags = torch.arange(count, device=x.device, dtype=x.dtype) * step
-    lh = radial_hist(log_power(spec.power), spec)
+    lh = radial_hist(log_power(spec.power) if lpow is None else lpow, spec)
     counts = radial_counts(spec)
     # The white-noise floor is a spike at lag 0 whose band-limited ringing would make false early peaks.
     # (subtracted on the bins the projection reads only)
@@ -1012,7 +1014,8 @@ def _analyze_lattice(x: torch.Tensor, sig: torch.Tensor, wts: torch.Tensor, spec
 
     h, w = x.shape[-2:]
     s = spec.side
-    peaks = prominent_peaks(spec, r_min=r_min, r_max=r_max)
+    lpow = log_power(spec.power)  # (the prominence map's crop and the ACF's background both read it)
+    peaks = prominent_peaks(spec, r_min=r_min, r_max=r_max, log_power=lpow)
     lat = pick_lattice(peaks, **{"min_radius": r_min, **params})  # type: ignore[arg-type]
     has = lat.found
     radius = lat.radius
@@ -1020,7 +1023,7 @@ def _analyze_lattice(x: torch.Tensor, sig: torch.Tensor, wts: torch.Tensor, spec
     fx = torch.nan_to_num(lat.f[:, 1], nan=1.0)
     norm = torch.sqrt(fy.square() + fx.square()).clamp_min(1e-6)
     direction = torch.stack([fy / norm, fx / norm], dim=1)
-    step, lags, lh, counts, prof = _acf_profile(x, wts, spec, direction, r_max=r_max)
+    step, lags, lh, counts, prof = _acf_profile(x, wts, spec, direction, r_max=r_max, lpow=lpow)
     period = s / radius
     lag, rho = _acf_near(prof, lags, torch.nan_to_num(period, nan=-1.0))
     # Staggered lattices (running bond, hex, penny) repeat along f only every second row.
