@@ -207,3 +207,50 @@ def test_a_weak_map_line_is_a_band_only_on_a_wall_that_was_fronto_parallel() -> 
             "persp_trend_x": 0.0, "persp_trend_y": 0.0, "rect_doubling": 0.0}
     assert _codes(weak) & _REGION == {"bands_cols"}
     assert not _codes({**weak, "persp_trend_x": 0.6, "rect_doubling": 1.0}) & _REGION
+
+
+def test_the_map_band_does_not_override_a_pair_zone_where_its_own_line_is_cut_short() -> None:
+    """The region map's band overrides the pair test's zone only where its line holds at the override's
+    own limit over the long lines: v8 seed 31's angled zone (map column 0.48 at evenness 0.45, its long
+    columns filled at 0.15 with a peak of 0.94 on them; the pair test's zone strong, its column 0.12) stays
+    a zone; the same line filling its long columns (a band) overrides as before."""
+    zone = {**_MAP_ZONE, **_PAIR_SILENT, "persp_trend_x": 0.43, "persp_trend_y": 0.0, "rect_doubling": 1.0,
+            "rect_pair": 1.0, "pair_excess_max": 9.8, "pair_area_frac": 0.31, "pair_col_level": 0.12,
+            "pair_col_even": 0.81, "pair_col_full": 0.10, "pair_col_full_peak": 0.14,
+            "doubling_excess_max": 1.05, "doubling_area_frac": 0.51, "doubling_col_level": 0.48,
+            "doubling_col_even": 0.45, "doubling_col_end": 0.0, "doubling_col_full": 0.15,
+            "doubling_col_full_peak": 0.94}
+    assert _codes(zone) & _REGION == {"doubled_zone"}
+    assert _codes({**zone, "doubling_col_full": 0.45}) & _REGION == {"bands_cols"}
+    # the evenness branch (0.3 at evenness >= 0.6) is read against its own limit too
+    even = {**zone, "doubling_col_level": 0.34, "doubling_col_even": 0.75}
+    assert _codes({**even, "doubling_col_full": 0.2, "doubling_col_full_peak": 0.5}) & _REGION == {
+        "doubled_zone"}
+    assert _codes({**even, "doubling_col_full": 0.32}) & _REGION == {"bands_cols"}
+
+
+# v8 seed 31's angled 8-px grid wall read rectified (grid_s8_random_ang_3100096): the pair test's column line
+# alone (0.73 at evenness 0.71, no strong window), an 8-px grid at the frame's origin
+_GRID_LINE = {**_MAP_ZONE, **_PAIR_SILENT, "doubling_excess_max": 0.05, "doubling_area_frac": 0.0,
+              "periodicity_score": 0.95, "lattice_t1_px": 13.6, "lattice_t2_px": float("nan"),
+              "pair_excess_max": 1.04, "pair_area_frac": 0.0, "pair_col_level": 0.73, "pair_col_even": 0.71,
+              "pair_col_full": 0.69, "pair_col_full_peak": 1.06, "pair_plain_corr": 0.97,
+              "persp_trend_x": 0.65, "persp_trend_y": 0.0, "rect_pair": 1.0, "rect_doubling": 1.0,
+              "grid_s8": 0.05, "grid_phase_s8": 0.0, "grid_agree_s8": 1.0}
+
+
+def test_a_pair_line_beside_a_fine_lattice_is_no_band() -> None:
+    """A band of the pair test's line alone is not named beside a fine artifact lattice whose phase drifts
+    against the pair's shift: a grid on a wall read at a changing scale (rectified), a checkerboard or
+    aliasing on any wall. The grid is still named; a grid on a wall read at one scale keeps the band (v8
+    seed 29's fronto-parallel band beside a false 8-px grid); a strong pair region is named beside it."""
+    got = _codes(_GRID_LINE)
+    assert "grid_s8" in got and not got & _REGION
+    flat = {**_GRID_LINE, "persp_trend_x": 0.0, "rect_pair": 0.0, "rect_doubling": 0.0}
+    assert _codes(flat) & _REGION == {"bands_cols"}
+    cb = _codes({**flat, "checkerboard_s2": 0.5, "checkerboard_dims": 2.0, "checkerboard_line_share": 0.2})
+    assert "checkerboard" in cb and not cb & _REGION
+    strong = {**_GRID_LINE, "pair_excess_max": 3.5, "pair_area_frac": 0.2, "pair_col_level": 2.0}
+    assert _codes(strong) & _REGION == {"bands_cols"}
+    # without the grid the line is a band
+    assert _codes({**_GRID_LINE, "grid_s8": 0.0}) & _REGION == {"bands_cols"}
