@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .pixel_copy import TRANSFORMS, _apply, _partner
+from .pixel_copy import TRANSFORMS, _apply, add_pairs
 from .pixel_edit import box_mean, shift_fill
 from .pixel_phase import _blur
 from .pixel_translate import edge_magnitude
@@ -158,19 +158,7 @@ def block_copy_pairs(signal: torch.Tensor, region: torch.Tensor, *, match: float
             off = torch.stack([bandpass_match(g[i], faces[i], name, dy + sy, dx + sx, window=window, radius=1)
                                for sy, sx in ((away, 0), (-away, 0), (0, away), (0, -away))]).amax(dim=0)
             hot = ((m0 >= match) & (m0 - off >= distinct) & inner[i]).cpu().numpy()
-            labels, n = ndimage.label(ndimage.binary_closing(hot, np.ones((5, 5))), structure=np.ones((3, 3)))
-            for j in range(1, n + 1):
-                comp_np = labels == j
-                if int(comp_np.sum()) < min_area:
-                    continue
-                if grow > 0:
-                    comp_np = ndimage.binary_dilation(comp_np, np.ones((2 * grow + 1, 2 * grow + 1)))
-                comp = torch.from_numpy(comp_np).to(signal.device)
-                if any(int((comp & (a | b)).sum()) > 0.5 * int(comp.sum()) for a, b in found):
-                    continue
-                partner = _partner(comp, name, dy, dx)
-                if int((partner & comp).sum()) > 0.5 * int(comp.sum()):
-                    continue  # a strip the flip maps onto itself (its axis), no copy
-                found.append((comp, partner))
+            add_pairs(found, ndimage.binary_closing(hot, np.ones((5, 5))), name, dy, dx, min_area=min_area,
+                      grow=grow, device=signal.device)
         out.append(found)
     return out

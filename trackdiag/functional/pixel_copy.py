@@ -30,6 +30,8 @@ processed afterwards (resampled, strongly compressed) that its grain no longer r
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -144,6 +146,31 @@ def _partner(comp: torch.Tensor, name: str, dy: int, dx: int) -> torch.Tensor:
     return out
 
 
+def add_pairs(found: list[tuple[torch.Tensor, torch.Tensor]], hot: Any, name: str, dy: int, dx: int, *,
+              min_area: int, grow: int = 0, device: torch.device | str = "cpu") -> None:
+    """Append to ``found`` the pairs ``(component, partner)`` (``H×W`` bool each) of the 8-connected
+    components of ``hot`` (``H×W`` bool numpy array) of at least ``min_area`` px, each grown by ``grow`` px,
+    under the relation ``(name, dy, dx)`` (:func:`_partner`). A component sharing most of its pixels with a
+    pair already found, or one the relation maps mostly onto itself (a strip on a flip's axis), is skipped."""
+    import numpy as np
+    from scipy import ndimage
+
+    labels, n = ndimage.label(hot, structure=np.ones((3, 3)))
+    for j in range(1, n + 1):
+        comp_np = labels == j
+        if int(comp_np.sum()) < min_area:
+            continue
+        if grow > 0:
+            comp_np = ndimage.binary_dilation(comp_np, np.ones((2 * grow + 1, 2 * grow + 1)))
+        comp = torch.from_numpy(comp_np).to(device)
+        if any(int((comp & (a | b)).sum()) > 0.5 * int(comp.sum()) for a, b in found):
+            continue
+        partner = _partner(comp, name, dy, dx)
+        if int((partner & comp).sum()) > 0.5 * int(comp.sum()):
+            continue  # a strip the flip maps onto itself (its axis), no copy
+        found.append((comp, partner))
+
+
 def copy_pairs(signal: torch.Tensor, region: torch.Tensor, *, count: int = 8, window: int = 9,
                level: float = 0.25, min_area: int = 250, exclude: int = 8
                ) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
@@ -151,8 +178,6 @@ def copy_pairs(signal: torch.Tensor, region: torch.Tensor, *, count: int = 8, wi
     ``min_area`` px whose grain repeats elsewhere in the region (:func:`copy_ratio` below ``level`` at one
     of the :func:`copy_candidates`), one pair per relation (a pair sharing most of a member with one
     already found is dropped). ``signal``: ``B×H×W``; ``region``: ``B×H×W`` bool."""
-    import numpy as np
-    from scipy import ndimage
 
     e, inner = grain(signal, region)
     base = _self_residual(e, inner, window)
@@ -167,18 +192,7 @@ def copy_pairs(signal: torch.Tensor, region: torch.Tensor, *, count: int = 8, wi
         for name, dy, dx in cands[i]:
             hot = (copy_ratio(e[i], inner[i], base[i], name, dy, dx, window=window, level=energy)
                    < level).cpu().numpy()
-            labels, n = ndimage.label(hot, structure=np.ones((3, 3)))
-            for j in range(1, n + 1):
-                comp_np = labels == j
-                if int(comp_np.sum()) < min_area:
-                    continue
-                comp = torch.from_numpy(comp_np).to(signal.device)
-                if any(int((comp & (a | b)).sum()) > 0.5 * int(comp.sum()) for a, b in found):
-                    continue
-                partner = _partner(comp, name, dy, dx)
-                if int((partner & comp).sum()) > 0.5 * int(comp.sum()):
-                    continue  # a strip the flip maps onto itself (its axis), no copy
-                found.append((comp, partner))
+            add_pairs(found, hot, name, dy, dx, min_area=min_area, device=signal.device)
         out.append(found)
     return out
 
