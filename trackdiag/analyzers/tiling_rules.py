@@ -569,33 +569,26 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     return on, folded, moire
 
 
-def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
-    """The verdicts of a flat tiling summary, each with its supporting numbers and the usual fix.
-
-    Stable codes: ``nonfinite``, ``aperiodic`` (info), ``perspective`` (info), ``period_doubled``,
-    ``period_halved`` (against a reference), ``harmonic_confusion`` (no reference), ``doubled_zone``,
-    ``bands_rows``, ``bands_cols``, ``checkerboard``, ``grid_s<k>``, ``aliasing``, ``border_cross``,
-    ``edge_artifact``, ``mask_seam``. Period-dependent verdicts need a confident lattice
-    (``periodicity_score ≥ APERIODIC_SCORE``); the verdicts never contradict each other (a doubled region is
-    a band *or* a zone; ``period_doubled``/``halved`` need the wall's own lattice to depart from the
-    reference's). Thresholds and what they were calibrated on: ``docs/tiling.md``. An empty list means
-    nothing stood out.
-    """
+def _input_verdicts(g: Callable[[str], float], *, score: float, confident: bool) -> list[Verdict]:
+    """``nonfinite`` and ``aperiodic``: what the other verdicts could not measure."""
     out: list[Verdict] = []
-    g = lambda k: _f(summary, k)
     if g("nonfinite_frac") > 0:
         out.append(Verdict(code="nonfinite", severity="bad", title="Non-finite pixels in the output",
                            evidence={"nonfinite_frac": _r(g("nonfinite_frac"), 5)},
                            fix="Find where NaN/Inf come from (fp16 overflow, division by zero in the "
                            "decoder); they were left out of every metric here."))
-    score = g("periodicity_score")
-    confident = _fin(score) and score >= APERIODIC_SCORE
     if _fin(score) and not confident:
         out.append(Verdict(code="aperiodic", severity="info", title="No dominant period (aperiodic surface)",
                            evidence={"periodicity_score": _r(score), "limit": APERIODIC_SCORE},
                            fix="Period-based verdicts (doubling, harmonics, bands, zones) are not given for "
                            "this image; judge it by the grid, checkerboard, edge and seam verdicts."))
-    alias_on, folded, moire = _aliasing_state(summary)
+    return out
+
+
+def _reference_verdicts(summary: Mapping[str, Any], g: Callable[[str], float], *, score: float,
+                        confident: bool, folded: bool, moire: bool) -> list[Verdict]:
+    """``period_halved`` / ``period_doubled`` against a reference, else ``harmonic_confusion``."""
+    out: list[Verdict] = []
     ratio = g("period_ratio_to_ref")
     e2, eh = g("E2f_over_Ef"), g("Ehalf_over_Ef")
     fix_doubling = ("Check the resolution the model sees against the texture scale (crop/resize in the data "
@@ -774,6 +767,17 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         out.append(Verdict(code="harmonic_confusion", severity="warn",
                            evidence={**ev, "limit": HARMONIC_RATIO},
                            fix=fix_doubling, title=f"Harmonic confusion: more energy at {which} than at f*"))
+    return out
+
+
+def _region_verdicts(g: Callable[[str], float], *, score: float, confident: bool,
+                     whole: bool) -> tuple[list[Verdict], Verdict | None]:
+    """``doubled_zone`` / ``bands_rows`` / ``bands_cols`` (at most one), and the band of the pair test's
+    line alone, which the fine-lattice verdicts may withdraw (``None`` if there is none).
+
+    ``whole``: a ``period_doubled`` or ``period_halved`` verdict stands (the whole wall, not a zone).
+    """
+    out: list[Verdict] = []
     row, col, dfrac = g("band_row_frac_max"), g("band_col_frac_max"), g("band_doubled_frac")
     bev = {"band_row_frac_max": _r(row), "band_col_frac_max": _r(col), "band_doubled_frac": _r(dfrac),
            "doubled_area_frac": _r(g("doubled_area_frac")),
@@ -809,15 +813,6 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                 and not (_fin(g("strip_novelty_all_y")) and g("strip_novelty_all_y") >= STRIP_OTHER_AXIS))
     sev = {"strip_novelty_x": _r(snx), "strip_extent_x": _r(sex), "strip_novelty_y": _r(sny),
            "limit_strip": STRIP_NOVELTY}
-    # (ninth sitting) a strong region of the pair test is part of the wall repeating at twice a lattice vector
-    # *against the rest of it* (robust z over the wall's own windows): a whole doubled wall reads none, its
-    # lattice is read at the doubled period everywhere. Where the pair test reads one, a period_doubled
-    # verdict is a zone or band at 2x that pulled the frame's lattice (and most of the local map), and the
-    # region is named instead (generated v8 seed 22: true doubled walls pair_excess_max <= 1.31 with
-    # pair_area_frac 0; the zone and the column band read as period_doubled 7.0 / 4.6 over 0.45 / 0.40)
-    if any(v.code == "period_doubled" for v in out) and _pair_strong(g):
-        out[:] = [v for v in out if v.code != "period_doubled"]
-    whole = any(v.code in ("period_doubled", "period_halved") for v in out)  # the whole wall, not a zone
     # the pair test first: on the wall's edges it separates (generated seeds 1-4: clean walls and twins
     # pair_excess_max <= 2.3, zones and bands mostly 2-11), and its half-size windows tell a band from a zone
     # better than the region map's (zones over half the wall read as a whole map column there)
@@ -864,7 +859,7 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     maps_read = (any(_fin(g(k)) for k in ("doubling_excess_max", "pair_excess_max"))
                  or g("region_screened") == 1.0)  # (skipped by the tiering, tiling_summary: read)
     # (eleventh sitting) a band of the pair test's line alone (no strong region) waits for the fine-lattice
-    # verdicts below (_fine_lattice_band)
+    # verdicts (in likely_causes, _fine_lattice_named)
     line_band = region if (region is not None and region is pair_v and region.code.startswith("bands")
                            and not _pair_strong(g)) else None
     if region is not None:
@@ -890,6 +885,12 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         # under picture frames it was a clean wall's, and it found no zone the map missed)
         out.append(Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period",
                            evidence={**bev, "limit": zone_lim}, fix=fix_band))
+    return out, line_band
+
+
+def _grid_verdicts(summary: Mapping[str, Any], g: Callable[[str], float]) -> tuple[list[Verdict], bool]:
+    """``checkerboard`` and ``grid_s<k>``, and whether the checkerboard was named."""
+    out: list[Verdict] = []
     # Grids: every stride over its limit and not explained by the texture; then the stride that explains
     # the others is named: of k and a multiple m·k, m·k when its score is at least GRID_NESTED times k's (a
     # 16-px grid shows about half its excess at 8; an 8-px grid none at 16: the sibling phase cancels).
@@ -959,6 +960,13 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            fix=f"A {k}-px lattice is the latent/patch grid of the decoder: decode with "
                            "overlapping tiles, check the VAE's scaling factor and the latent's statistics, "
                            "and avoid per-patch normalisation."))
+    return out, cb_on
+
+
+def _aliasing_verdicts(g: Callable[[str], float], *, alias_on: bool, folded: bool, moire: bool,
+                       cb_on: bool) -> list[Verdict]:
+    """``aliasing``, from the state of ``_aliasing_state``, unless the checkerboard explains it."""
+    out: list[Verdict] = []
     rn, dr = g("resize_nmse_downUp"), g("resize_delta_r")
     sx, sy = g("shift_nmse_dx1"), g("shift_nmse_dy1")
     fp = g("alias_fine_peak_frac")
@@ -979,14 +987,19 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                                      "alias_win_fine_frac": _r(g("alias_win_fine_frac")),
                                      "alias_win_fold_frac": _r(g("alias_win_fold_frac")),
                                      "limit_win_fold": ALIAS_WIN_FOLD,
-                                     "strip_novelty_x": _r(snx), "strip_novelty_y": _r(sny),
+                                     "strip_novelty_x": _r(g("strip_novelty_x")),
+                                     "strip_novelty_y": _r(g("strip_novelty_y")),
                                      "shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
                                      "resize_nmse_downUp": _r(rn), "resize_delta_r": _r(dr),
                                      "limit": ALIAS_RESIZE_NMSE},
                            fix="Low-pass before every subsampling (BlurPool / antialias=True in resizes; PIL "
                            "resizes antialias by default)."))
-    if line_band is not None and _fine_lattice_named(out, g):
-        out.remove(line_band)
+    return out
+
+
+def _frame_verdicts(g: Callable[[str], float]) -> list[Verdict]:
+    """``border_cross``, ``edge_artifact`` and ``mask_seam``: artifacts of the frame and the mask."""
+    out: list[Verdict] = []
     bc = g("border_cross_index")
     if _fin(bc) and bc >= BORDER_CROSS and g("axis_energy_frac_nohann") >= 0.05:
         out.append(Verdict(code="border_cross", severity="warn",
@@ -1019,6 +1032,12 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            fix="Blend the inpainted wall into its surroundings: feather the mask, match "
                            "colour and brightness at the boundary, or inpaint with a dilated mask and "
                            "composite."))
+    return out
+
+
+def _perspective_verdicts(g: Callable[[str], float]) -> list[Verdict]:
+    """``perspective`` (info): the period changes across the frame."""
+    out: list[Verdict] = []
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
     sy, sx_, cy, cx = g("scale_trend_y"), g("scale_trend_x"), g("scale_corr_y"), g("scale_corr_x")
     py_, px_ = g("persp_trend_y"), g("persp_trend_x")
@@ -1069,6 +1088,44 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            fix="Expected on a wall seen at an angle; compare periods in rectified "
                            "(fronto-parallel) crops, and expect doubling to appear first where the period is "
                            "smallest."))
+    return out
+
+
+def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
+    """The verdicts of a flat tiling summary, each with its supporting numbers and the usual fix.
+
+    Stable codes: ``nonfinite``, ``aperiodic`` (info), ``perspective`` (info), ``period_doubled``,
+    ``period_halved`` (against a reference), ``harmonic_confusion`` (no reference), ``doubled_zone``,
+    ``bands_rows``, ``bands_cols``, ``checkerboard``, ``grid_s<k>``, ``aliasing``, ``border_cross``,
+    ``edge_artifact``, ``mask_seam``. Period-dependent verdicts need a confident lattice
+    (``periodicity_score ≥ APERIODIC_SCORE``); the verdicts never contradict each other (a doubled region is
+    a band *or* a zone; ``period_doubled``/``halved`` need the wall's own lattice to depart from the
+    reference's). Thresholds and what they were calibrated on: ``docs/tiling.md``. An empty list means
+    nothing stood out.
+    """
+    g = lambda k: _f(summary, k)
+    score = g("periodicity_score")
+    confident = _fin(score) and score >= APERIODIC_SCORE
+    out = _input_verdicts(g, score=score, confident=confident)
+    alias_on, folded, moire = _aliasing_state(summary)
+    out += _reference_verdicts(summary, g, score=score, confident=confident, folded=folded, moire=moire)
+    # (ninth sitting) a strong region of the pair test is part of the wall repeating at twice a lattice vector
+    # *against the rest of it* (robust z over the wall's own windows): a whole doubled wall reads none, its
+    # lattice is read at the doubled period everywhere. Where the pair test reads one, a period_doubled
+    # verdict is a zone or band at 2x that pulled the frame's lattice (and most of the local map), and the
+    # region is named instead (generated v8 seed 22: true doubled walls pair_excess_max <= 1.31 with
+    # pair_area_frac 0; the zone and the column band read as period_doubled 7.0 / 4.6 over 0.45 / 0.40)
+    if any(v.code == "period_doubled" for v in out) and _pair_strong(g):
+        out[:] = [v for v in out if v.code != "period_doubled"]
+    whole = any(v.code in ("period_doubled", "period_halved") for v in out)  # the whole wall, not a zone
+    region, line_band = _region_verdicts(g, score=score, confident=confident, whole=whole)
+    grid, cb_on = _grid_verdicts(summary, g)
+    out += region + grid + _aliasing_verdicts(g, alias_on=alias_on, folded=folded, moire=moire, cb_on=cb_on)
+    # (eleventh sitting) a band of the pair test's line alone yields to the fine-lattice verdicts
+    if line_band is not None and _fine_lattice_named(out, g):
+        out.remove(line_band)
+    out += _frame_verdicts(g)
+    out += _perspective_verdicts(g)
     return out
 
 
