@@ -930,9 +930,11 @@ def _older_region_verdicts(g: Callable[[str], float], fix_band: str, *, score: f
     return out
 
 
-def _grid_verdicts(summary: Mapping[str, Any], g: Callable[[str], float]) -> tuple[list[Verdict], bool]:
-    """``checkerboard`` and ``grid_s<k>``, and whether the checkerboard was named."""
-    out: list[Verdict] = []
+def _grid_candidates(summary: Mapping[str, Any],
+                     g: Callable[[str], float]) -> tuple[dict[int, float], list[int]]:
+    """``(scores, named)``: each stride's grid score, and the strides a grid is named at before the
+    checkerboard is weighed against them.
+    """
     # Grids: every stride over its limit and not explained by the texture; then the stride that explains
     # the others is named: of k and a multiple m·k, m·k when its score is at least GRID_NESTED times k's (a
     # 16-px grid shows about half its excess at 8; an 8-px grid none at 16: the sibling phase cancels).
@@ -948,12 +950,19 @@ def _grid_verdicts(summary: Mapping[str, Any], g: Callable[[str], float]) -> tup
     cand = [k for k, v in scores.items() if _fin(v) and v >= GRID_WARN and not _locked(summary, k)
             and not g(f"grid_agree_s{k}") < GRID_AGREE
             and (_at_origin(k) or v >= GRID_OFF_ORIGIN * GRID_WARN)]
-    named = []
+    named: list[int] = []
     for k in cand:
         bigger = [k2 for k2 in cand if k2 > k and k2 % k == 0 and scores[k2] >= GRID_NESTED * scores[k]]
         smaller = [k1 for k1 in cand if k1 < k and k % k1 == 0 and scores[k] < GRID_NESTED * scores[k1]]
         if not bigger and not smaller:
             named.append(k)
+    return scores, named
+
+
+def _grid_verdicts(summary: Mapping[str, Any], g: Callable[[str], float]) -> tuple[list[Verdict], bool]:
+    """``checkerboard`` and ``grid_s<k>``, and whether the checkerboard was named."""
+    out: list[Verdict] = []
+    scores, named = _grid_candidates(summary, g)
     cb = g("checkerboard_s2")
     cb = cb if _fin(cb) else g("checkerboard_score")
     # a lattice locked to the pixel grid puts its own harmonics on the parity carriers, on its edges only:
