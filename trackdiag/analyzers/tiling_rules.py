@@ -569,34 +569,198 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     return on, folded, moire
 
 
-def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
-    """The verdicts of a flat tiling summary, each with its supporting numbers and the usual fix.
-
-    Stable codes: ``nonfinite``, ``aperiodic`` (info), ``perspective`` (info), ``period_doubled``,
-    ``period_halved`` (against a reference), ``harmonic_confusion`` (no reference), ``doubled_zone``,
-    ``bands_rows``, ``bands_cols``, ``checkerboard``, ``grid_s<k>``, ``aliasing``, ``border_cross``,
-    ``edge_artifact``, ``mask_seam``. Period-dependent verdicts need a confident lattice
-    (``periodicity_score ≥ APERIODIC_SCORE``); the verdicts never contradict each other (a doubled region is
-    a band *or* a zone; ``period_doubled``/``halved`` need the wall's own lattice to depart from the
-    reference's). Thresholds and what they were calibrated on: ``docs/tiling.md``. An empty list means
-    nothing stood out.
-    """
+def _input_verdicts(g: Callable[[str], float], *, score: float, confident: bool) -> list[Verdict]:
+    """``nonfinite`` and ``aperiodic``: what the other verdicts could not measure."""
     out: list[Verdict] = []
-    g = lambda k: _f(summary, k)
     if g("nonfinite_frac") > 0:
         out.append(Verdict(code="nonfinite", severity="bad", title="Non-finite pixels in the output",
                            evidence={"nonfinite_frac": _r(g("nonfinite_frac"), 5)},
                            fix="Find where NaN/Inf come from (fp16 overflow, division by zero in the "
                            "decoder); they were left out of every metric here."))
-    score = g("periodicity_score")
-    confident = _fin(score) and score >= APERIODIC_SCORE
     if _fin(score) and not confident:
         out.append(Verdict(code="aperiodic", severity="info", title="No dominant period (aperiodic surface)",
                            evidence={"periodicity_score": _r(score), "limit": APERIODIC_SCORE},
                            fix="Period-based verdicts (doubling, harmonics, bands, zones) are not given for "
                            "this image; judge it by the grid, checkerboard, edge and seam verdicts."))
-    alias_on, folded, moire = _aliasing_state(summary)
+    return out
+
+
+def _period_change(summary: Mapping[str, Any], g: Callable[[str], float], ev: dict[str, Any], *,
+                   confident: bool, weak: bool, e2v: float, ehv: float,
+                   fix_doubling: str) -> tuple[bool, bool]:
+    """``(halved, doubled)`` against the reference, from the ratio of the periods, the local map's windows
+    and the scale tests, before the vetoes of ``_period_change_vetoes``; adds its numbers to ``ev``.
+    """
     ratio = g("period_ratio_to_ref")
+    ev.update({"ref_period_px": _r(g("ref_period_px")), "period_ratio_to_ref": _r(ratio)})
+    ref_ok = g("ref_periodicity_score") >= APERIODIC_SCORE
+    departs = not (_fin(ratio) and SAME_PERIOD[0] <= ratio <= SAME_PERIOD[1])
+    # Where: the local map's windows against the reference (ref_departure). The output must depart from
+    # the reference over most of the measured area (a doubled zone or band that took over the global
+    # lattice is not a doubled wall), where the map can measure the output's period at all (at least
+    # REF_MAP_CYCLES periods per window); a map that sees the departure over most of the wall also
+    # stands for a lattice too weak for periodicity_score (angled wallpaper, 0.0-0.1).
+    dfr, hfr, sfr = g("ref_doubled_frac"), g("ref_halved_frac"), g("ref_same_frac")
+    meas, maxp = g("ref_measured_frac"), g("ref_local_max_period_px")
+    fp_, minp, rp_ = g("fundamental_period_px"), g("ref_local_min_period_px"), g("ref_period_px")
+    # the map measures both the output's period and the reference's (windows search 4 px and up after
+    # their downsampling, and a peak within REF_MAP_MARGIN of that limit is cut: an 8.2-px halved brick
+    # wall is read at its 16-px stagger there)
+    mapped = (_fin(sfr) and _fin(meas) and meas >= REF_MIN_MEASURED and _fin(maxp) and _fin(fp_)
+              and fp_ <= maxp and not (_fin(minp) and min(fp_, rp_) < REF_MAP_MARGIN * minp))
+    area_ok = not (mapped and sfr >= 1.0 - REF_DEPART_AREA)
+    seen_h = mapped and _fin(hfr) and hfr >= REF_DEPART_AREA
+    seen_d = mapped and _fin(dfr) and dfr >= REF_DEPART_AREA
+    ev.update({"ref_same_frac": _r(sfr), "ref_doubled_frac": _r(dfr), "ref_halved_frac": _r(hfr),
+               "limit_area": REF_DEPART_AREA})
+    # a ratio of exactly 1/2 (2) between two lattices is itself the evidence; otherwise the energy moved
+    # (where the map sees it, the global ratio only has to be nearer ½ (2) than 1: a reference read
+    # 5-15 % off, as on the brick photograph, leaves the windows' classes right)
+    r2 = math.sqrt(2.0)
+    near_h = _fin(ratio) and (abs(ratio - 0.5) <= RATIO_TOL * 0.5
+                              or (seen_h and 0.5 / r2 <= ratio <= 1 / r2))
+    exact_d = _fin(ratio) and abs(ratio - 2.0) <= RATIO_TOL * 2.0
+    # (eleventh sitting) where the output's period lies beyond the map's reach (longer than its windows
+    # read: they see its harmonic, so "seen" cannot be had), the global energy stands for the map: E(f/2)/
+    # E(f) at least DOUBLED_EHALF on the lattice peaks too (photographed brick doubled to 150-160 px,
+    # whose reference is read 8-16 % long: ratios 1.72-1.84; the scale test, where defined, still vetoes)
+    pehv = g("peak_Ehalf_over_Ef")
+    beyond_d = (_fin(fp_) and _fin(maxp) and fp_ > maxp and ehv >= DOUBLED_EHALF
+                and not (_fin(pehv) and pehv < DOUBLED_EHALF))
+    near_d = _fin(ratio) and (exact_d or ((seen_d or beyond_d) and r2 <= ratio <= 2 * r2))
+    # (the energy at 2f counted on the lattice peaks too, peak_E2f_over_Ef: on a mosaic of random tile
+    # colours the raw ring at the reference's f* holds the colours' broad energy)
+    pe2 = g("peak_E2f_over_Ef")
+    e2_any = max(e2v, pe2 if _fin(pe2) else 0.0)
+    halved = area_ok and (weak or seen_h) and near_h and e2_any >= 0.8 or (
+        area_ok and confident and ref_ok and departs and e2v >= HALVED_E2F and e2v > ehv)
+    doubled = area_ok and (weak or seen_d) and near_d and ehv >= DOUBLED_EHALF or (
+        area_ok and confident and ref_ok and departs and ehv >= 2.5 * DOUBLED_EHALF and e2v < ehv)
+    # The scale test (ref_scale_test): where the reference's own ratios tell "same scale" from "2×" /
+    # "½×", it vetoes (a reference read at half its period gives a clean wall the ratio 2) and, with the
+    # ratio on the right side of √2 (1/√2), stands for the exact ratio (a reference read 5-10 % off).
+    zd, zh = ref_scale_test(summary)
+    ev.update({"ref_scale_z_doubled": _r(zd), "ref_scale_z_halved": _r(zh), "limit_scale_z": REF_SCALE_Z,
+               "limit_scale_veto": REF_SCALE_VETO})
+    pzd, pzh = ref_peak_scale_test(summary)
+    # (eleventh sitting) the exact ratio with both scale tests sure of the doubling (raw and peaks alone,
+    # read at the reference's f*) and E(f/2)/E(f) at least DOUBLED_EHALF (raw or on the peaks, as the
+    # halving's 2f energy) is a doubled wall however the map's windows split: it stands for the area
+    # condition where neither region test reads a region (wallpaper and penny walls whose second harmonic
+    # is as strong as their fundamental: 44-49 % of the windows read the reference's period there), and
+    # for the lattice score where the map reads more windows at twice the reference's period than at it
+    # (angled tile walls at periodicity 0.03-0.04)
+    eh_any = max(ehv, pehv if _fin(pehv) else 0.0)
+    if (exact_d and eh_any >= DOUBLED_EHALF and _fin(zd) and zd >= REF_SCALE_Z and _fin(pzd)
+            and pzd >= REF_PEAK_Z and not (_fin(zh) and zh >= REF_SCALE_Z)
+            and (weak or (mapped and _fin(dfr) and dfr > sfr))
+            and (area_ok or (_pair_region(g, fix_doubling) is None
+                             and _doubled_region(g, fix_doubling) is None))):
+        doubled = True
+    # (eleventh sitting) where the scale test is undefined (the reference's f/2 and 2f energies too
+    # close to tell the scales apart: planks), the exact ratio needs E(f/2)/E(f) only at least
+    # DOUBLED_EHALF_FLAT, raw and on the peaks: a doubled planks wall keeps about the reference's balance
+    # between its two shells (0.84-0.99 against 1.0 at f*)
+    if (area_ok and weak and exact_d and not _fin(zd) and ehv >= DOUBLED_EHALF_FLAT
+            and not (_fin(pehv) and pehv < DOUBLED_EHALF_FLAT)):
+        doubled = True
+    if _fin(zd):
+        spec_d = (area_ok and _fin(ratio) and ratio >= r2 and not (_fin(zh) and zh >= REF_SCALE_Z)
+                  and (weak or seen_d))
+        doubled = (doubled and zd >= REF_SCALE_VETO) or (spec_d and zd >= REF_SCALE_Z)
+    # (the same test on the lattice peaks alone, ref_peak_scale_test: where it is sure of the halving,
+    # the raw test's veto is the broad energy of tile colours or plank tones in the rings, not the scale)
+    ev.update({"ref_peak_z_doubled": _r(pzd), "ref_peak_z_halved": _r(pzh)})
+    if _fin(zh):
+        # (the test names a halving without the exact ratio only on a wall with some lattice: an
+        # antialiased fine mosaic at periodicity 0.00 against a 0.1 reference read one)
+        spec_h = area_ok and _fin(ratio) and ratio <= 1 / r2 and (weak or seen_h)
+        halved = (halved and (zh >= REF_SCALE_VETO or (_fin(pzh) and pzh >= REF_PEAK_Z))) or (
+            spec_h and (zh >= REF_SCALE_Z or (_fin(pzh) and pzh >= REF_PEAK_Z)))
+    # (tenth sitting) The output's own lattice read at its harmonic: a doubled wall whose strongest
+    # lattice peak is its second harmonic (the reference's f: a photographed brick wall, a few courses
+    # per period) reads the ratio near 1 where the scale tests, read at the reference's f* whatever
+    # period the output's lattice was read at, both place its energy at f/2 (raw and peaks alone at
+    # least REF_SCALE_Z / REF_PEAK_Z, E(f/2)/E(f) at least DOUBLED_EHALF). A ratio near 1 with the energy
+    # moved to f/2 is also what a zone or band at 2x looks like: the doubling is named only where the
+    # region tests (the pair test, the region map) read no region, their verdict standing otherwise.
+    harm_d = (area_ok and weak and _fin(ratio) and 1 / r2 <= ratio <= r2 and ehv >= DOUBLED_EHALF
+              and _fin(zd) and zd >= REF_SCALE_Z and _fin(pzd) and pzd >= REF_PEAK_Z
+              and not (_fin(zh) and zh >= REF_SCALE_Z)
+              and _pair_region(g, fix_doubling) is None and _doubled_region(g, fix_doubling) is None)
+    doubled = doubled or harm_d
+    # (eleventh sitting) an output whose E(f/2)/E(f) lies beyond the doubled prediction by more than the
+    # two predictions' separation (z_doubled above REF_SCALE_BEYOND) fits neither scale, as one beyond the
+    # "same scale" prediction (REF_SCALE_FAR): a planks reference with more energy at its f/2 than a
+    # doubled wall would keep, and an output with far less (a column band at 2x, z 3.1; a halved wall's
+    # twin, 2.9); no doubled wall read above 1.70
+    if _fin(zd) and zd > REF_SCALE_BEYOND:
+        doubled = False
+    return halved, doubled
+
+
+def _period_change_vetoes(summary: Mapping[str, Any], g: Callable[[str], float], ev: dict[str, Any], *,
+                          halved: bool, doubled: bool, weak: bool, folded: bool,
+                          moire: bool) -> tuple[bool, bool]:
+    """``(halved, doubled)`` after the checks of the reference's own reading (its f/2 energy, its period,
+    its lattice ACF) and of aliasing's folds; adds its numbers to ``ev``.
+    """
+    ratio, rp_ = g("period_ratio_to_ref"), g("ref_period_px")
+    zd, _ = ref_scale_test(summary)
+    r2 = math.sqrt(2.0)
+    # a reference with as much energy at half its f* as at f* may be read at half its period (its
+    # fundamental taken for a harmonic): a wall at its true period then reads the ratio 2
+    reh = g("ref_Ehalf_over_Ef")
+    racf = g("ref_acf_period_px")
+    acf_ok = (not _fin(zd) and _fin(racf) and _fin(rp_) and rp_ > 0
+              and abs(racf / rp_ - 1.0) <= REF_ACF_CONFIRM)
+    # (tenth sitting) ... where the lattice peaks agree: the raw ring at the reference's f/2 also holds
+    # the broad energy of tile colours and grout tone, which is no shell of its lattice and cannot be
+    # taken for its fundamental; where the peaks alone (ref_peak_Ehalf_over_Ef) read less than
+    # REF_OWN_HALF, the reference's period is not ambiguous (generated v8 seeds 22-23: two doubled hex
+    # walls, raw 1.20 / 2.66, peaks 0.99 / 0.41, were vetoed; a planks or running-bond reference's f/2
+    # is a lattice peak and keeps the veto)
+    rpeh = g("ref_peak_Ehalf_over_Ef")
+    own_half = _fin(reh) and reh >= REF_OWN_HALF and not (_fin(rpeh) and rpeh < REF_OWN_HALF)
+    if own_half and not (_fin(zd) and zd >= REF_OWN_HALF_Z) and not acf_ok:
+        doubled = False
+    # a reference finer than REF_MIN_PERIOD_PX: the camera's blur and JPEG take the output's harmonics
+    # of it (a clean wall's E(f/2)/E(f) reads 80 against the reference's 0.34), and the fine textures
+    # there are aliasing's (a 3-5 px reference of a folded mosaic): no period change is named
+    if g("ref_period_px") < REF_MIN_PERIOD_PX:
+        halved = doubled = False
+    ev["ref_Ehalf_over_Ef"] = _r(reh)
+    # A reference whose own reading is not confident may be read at another shell of its lattice (a
+    # hex mosaic of 79 px read at 22.7 px, score 0: ratio 1.74 to its halved output; on a wall with some
+    # lattice, periodicity_score >= WEAK_SCORE: an angled hex wall of seed 14 at 0.125). The
+    # reference's 2-D autocorrelation at the output's lattice vectors tells its scale instead
+    # (ref_lattice_acf_*, independent of the period its spectrum was read at): low at the output's
+    # vectors and high at twice them is a halved output.
+    la_h, la_s, la_d = (g(f"ref_lattice_acf_{k}") for k in ("half", "same", "double"))
+    ev.update({"ref_lattice_acf_half": _r(la_h), "ref_lattice_acf_same": _r(la_s),
+               "ref_lattice_acf_double": _r(la_d)})
+    misread = (_fin(ratio) and weak and not g("ref_periodicity_score") >= APERIODIC_SCORE
+               and not g("ref_period_px") < REF_MIN_PERIOD_PX)
+    # The same ACF also stands for the map's area condition and the scale test where the ratio is
+    # nearer ½ than 1 on a wall with some lattice (an angled planks wall at 0.47 whose map read 45 % of
+    # it at the reference's period: ACF -0.12 at 1x, 0.89 at 2x; found on validation seed 12).
+    # (not the doubling: a uniform tile face of random colour correlates with itself half a tile away,
+    # so square tiles read high at half their own vectors)
+    acf_h = _fin(la_s) and la_s < REF_LACF_LOW and _fin(la_d) and la_d >= REF_LACF_HIGH
+    in_h = _fin(ratio) and 0.5 / r2 <= ratio <= 1 / r2
+    if acf_h and (misread or (weak and in_h)):
+        halved, doubled = True, False
+    # a subsampling's fold changes the period too: with clear aliasing (folded fine peaks at the bad
+    # level, or a moiré) the period change is not named
+    folds = moire or (folded and g("alias_fine_peak_frac") >= 2 * ALIAS_FINE_PEAKS)
+    halved, doubled = halved and not folds, doubled and not folds
+    return halved, doubled
+
+
+def _reference_verdicts(summary: Mapping[str, Any], g: Callable[[str], float], *, score: float,
+                        confident: bool, folded: bool, moire: bool) -> list[Verdict]:
+    """``period_halved`` / ``period_doubled`` against a reference, else ``harmonic_confusion``."""
+    out: list[Verdict] = []
     e2, eh = g("E2f_over_Ef"), g("Ehalf_over_Ef")
     fix_doubling = ("Check the resolution the model sees against the texture scale (crop/resize in the data "
                     "pipeline), and use an apodized spectral or ACF-based period loss so the fundamental, "
@@ -608,157 +772,11 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     e2v = e2 if _fin(e2) else 0.0
     ehv = eh if _fin(eh) else 0.0
     if has_ref:
-        ev.update({"ref_period_px": _r(g("ref_period_px")), "period_ratio_to_ref": _r(ratio)})
-        ref_ok = g("ref_periodicity_score") >= APERIODIC_SCORE
-        departs = not (_fin(ratio) and SAME_PERIOD[0] <= ratio <= SAME_PERIOD[1])
         weak = _fin(score) and score >= WEAK_SCORE
-        # Where: the local map's windows against the reference (ref_departure). The output must depart from
-        # the reference over most of the measured area (a doubled zone or band that took over the global
-        # lattice is not a doubled wall), where the map can measure the output's period at all (at least
-        # REF_MAP_CYCLES periods per window); a map that sees the departure over most of the wall also
-        # stands for a lattice too weak for periodicity_score (angled wallpaper, 0.0-0.1).
-        dfr, hfr, sfr = g("ref_doubled_frac"), g("ref_halved_frac"), g("ref_same_frac")
-        meas, maxp = g("ref_measured_frac"), g("ref_local_max_period_px")
-        fp_, minp, rp_ = g("fundamental_period_px"), g("ref_local_min_period_px"), g("ref_period_px")
-        # the map measures both the output's period and the reference's (windows search 4 px and up after
-        # their downsampling, and a peak within REF_MAP_MARGIN of that limit is cut: an 8.2-px halved brick
-        # wall is read at its 16-px stagger there)
-        mapped = (_fin(sfr) and _fin(meas) and meas >= REF_MIN_MEASURED and _fin(maxp) and _fin(fp_)
-                  and fp_ <= maxp and not (_fin(minp) and min(fp_, rp_) < REF_MAP_MARGIN * minp))
-        area_ok = not (mapped and sfr >= 1.0 - REF_DEPART_AREA)
-        seen_h = mapped and _fin(hfr) and hfr >= REF_DEPART_AREA
-        seen_d = mapped and _fin(dfr) and dfr >= REF_DEPART_AREA
-        ev.update({"ref_same_frac": _r(sfr), "ref_doubled_frac": _r(dfr), "ref_halved_frac": _r(hfr),
-                   "limit_area": REF_DEPART_AREA})
-        # a ratio of exactly 1/2 (2) between two lattices is itself the evidence; otherwise the energy moved
-        # (where the map sees it, the global ratio only has to be nearer ½ (2) than 1: a reference read
-        # 5-15 % off, as on the brick photograph, leaves the windows' classes right)
-        r2 = math.sqrt(2.0)
-        near_h = _fin(ratio) and (abs(ratio - 0.5) <= RATIO_TOL * 0.5
-                                  or (seen_h and 0.5 / r2 <= ratio <= 1 / r2))
-        exact_d = _fin(ratio) and abs(ratio - 2.0) <= RATIO_TOL * 2.0
-        # (eleventh sitting) where the output's period lies beyond the map's reach (longer than its windows
-        # read: they see its harmonic, so "seen" cannot be had), the global energy stands for the map: E(f/2)/
-        # E(f) at least DOUBLED_EHALF on the lattice peaks too (photographed brick doubled to 150-160 px,
-        # whose reference is read 8-16 % long: ratios 1.72-1.84; the scale test, where defined, still vetoes)
-        pehv = g("peak_Ehalf_over_Ef")
-        beyond_d = (_fin(fp_) and _fin(maxp) and fp_ > maxp and ehv >= DOUBLED_EHALF
-                    and not (_fin(pehv) and pehv < DOUBLED_EHALF))
-        near_d = _fin(ratio) and (exact_d or ((seen_d or beyond_d) and r2 <= ratio <= 2 * r2))
-        # (the energy at 2f counted on the lattice peaks too, peak_E2f_over_Ef: on a mosaic of random tile
-        # colours the raw ring at the reference's f* holds the colours' broad energy)
-        pe2 = g("peak_E2f_over_Ef")
-        e2_any = max(e2v, pe2 if _fin(pe2) else 0.0)
-        halved = area_ok and (weak or seen_h) and near_h and e2_any >= 0.8 or (
-            area_ok and confident and ref_ok and departs and e2v >= HALVED_E2F and e2v > ehv)
-        doubled = area_ok and (weak or seen_d) and near_d and ehv >= DOUBLED_EHALF or (
-            area_ok and confident and ref_ok and departs and ehv >= 2.5 * DOUBLED_EHALF and e2v < ehv)
-        # The scale test (ref_scale_test): where the reference's own ratios tell "same scale" from "2×" /
-        # "½×", it vetoes (a reference read at half its period gives a clean wall the ratio 2) and, with the
-        # ratio on the right side of √2 (1/√2), stands for the exact ratio (a reference read 5-10 % off).
-        zd, zh = ref_scale_test(summary)
-        ev.update({"ref_scale_z_doubled": _r(zd), "ref_scale_z_halved": _r(zh), "limit_scale_z": REF_SCALE_Z,
-                   "limit_scale_veto": REF_SCALE_VETO})
-        pzd, pzh = ref_peak_scale_test(summary)
-        # (eleventh sitting) the exact ratio with both scale tests sure of the doubling (raw and peaks alone,
-        # read at the reference's f*) and E(f/2)/E(f) at least DOUBLED_EHALF (raw or on the peaks, as the
-        # halving's 2f energy) is a doubled wall however the map's windows split: it stands for the area
-        # condition where neither region test reads a region (wallpaper and penny walls whose second harmonic
-        # is as strong as their fundamental: 44-49 % of the windows read the reference's period there), and
-        # for the lattice score where the map reads more windows at twice the reference's period than at it
-        # (angled tile walls at periodicity 0.03-0.04)
-        eh_any = max(ehv, pehv if _fin(pehv) else 0.0)
-        if (exact_d and eh_any >= DOUBLED_EHALF and _fin(zd) and zd >= REF_SCALE_Z and _fin(pzd)
-                and pzd >= REF_PEAK_Z and not (_fin(zh) and zh >= REF_SCALE_Z)
-                and (weak or (mapped and _fin(dfr) and dfr > sfr))
-                and (area_ok or (_pair_region(g, fix_doubling) is None
-                                 and _doubled_region(g, fix_doubling) is None))):
-            doubled = True
-        # (eleventh sitting) where the scale test is undefined (the reference's f/2 and 2f energies too
-        # close to tell the scales apart: planks), the exact ratio needs E(f/2)/E(f) only at least
-        # DOUBLED_EHALF_FLAT, raw and on the peaks: a doubled planks wall keeps about the reference's balance
-        # between its two shells (0.84-0.99 against 1.0 at f*)
-        if (area_ok and weak and exact_d and not _fin(zd) and ehv >= DOUBLED_EHALF_FLAT
-                and not (_fin(pehv) and pehv < DOUBLED_EHALF_FLAT)):
-            doubled = True
-        if _fin(zd):
-            spec_d = (area_ok and _fin(ratio) and ratio >= r2 and not (_fin(zh) and zh >= REF_SCALE_Z)
-                      and (weak or seen_d))
-            doubled = (doubled and zd >= REF_SCALE_VETO) or (spec_d and zd >= REF_SCALE_Z)
-        # (the same test on the lattice peaks alone, ref_peak_scale_test: where it is sure of the halving,
-        # the raw test's veto is the broad energy of tile colours or plank tones in the rings, not the scale)
-        ev.update({"ref_peak_z_doubled": _r(pzd), "ref_peak_z_halved": _r(pzh)})
-        if _fin(zh):
-            # (the test names a halving without the exact ratio only on a wall with some lattice: an
-            # antialiased fine mosaic at periodicity 0.00 against a 0.1 reference read one)
-            spec_h = area_ok and _fin(ratio) and ratio <= 1 / r2 and (weak or seen_h)
-            halved = (halved and (zh >= REF_SCALE_VETO or (_fin(pzh) and pzh >= REF_PEAK_Z))) or (
-                spec_h and (zh >= REF_SCALE_Z or (_fin(pzh) and pzh >= REF_PEAK_Z)))
-        # (tenth sitting) The output's own lattice read at its harmonic: a doubled wall whose strongest
-        # lattice peak is its second harmonic (the reference's f: a photographed brick wall, a few courses
-        # per period) reads the ratio near 1 where the scale tests, read at the reference's f* whatever
-        # period the output's lattice was read at, both place its energy at f/2 (raw and peaks alone at
-        # least REF_SCALE_Z / REF_PEAK_Z, E(f/2)/E(f) at least DOUBLED_EHALF). A ratio near 1 with the energy
-        # moved to f/2 is also what a zone or band at 2x looks like: the doubling is named only where the
-        # region tests (the pair test, the region map) read no region, their verdict standing otherwise.
-        harm_d = (area_ok and weak and _fin(ratio) and 1 / r2 <= ratio <= r2 and ehv >= DOUBLED_EHALF
-                  and _fin(zd) and zd >= REF_SCALE_Z and _fin(pzd) and pzd >= REF_PEAK_Z
-                  and not (_fin(zh) and zh >= REF_SCALE_Z)
-                  and _pair_region(g, fix_doubling) is None and _doubled_region(g, fix_doubling) is None)
-        doubled = doubled or harm_d
-        # (eleventh sitting) an output whose E(f/2)/E(f) lies beyond the doubled prediction by more than the
-        # two predictions' separation (z_doubled above REF_SCALE_BEYOND) fits neither scale, as one beyond the
-        # "same scale" prediction (REF_SCALE_FAR): a planks reference with more energy at its f/2 than a
-        # doubled wall would keep, and an output with far less (a column band at 2x, z 3.1; a halved wall's
-        # twin, 2.9); no doubled wall read above 1.70
-        if _fin(zd) and zd > REF_SCALE_BEYOND:
-            doubled = False
-        # a reference with as much energy at half its f* as at f* may be read at half its period (its
-        # fundamental taken for a harmonic): a wall at its true period then reads the ratio 2
-        reh = g("ref_Ehalf_over_Ef")
-        racf = g("ref_acf_period_px")
-        acf_ok = (not _fin(zd) and _fin(racf) and _fin(rp_) and rp_ > 0
-                  and abs(racf / rp_ - 1.0) <= REF_ACF_CONFIRM)
-        # (tenth sitting) ... where the lattice peaks agree: the raw ring at the reference's f/2 also holds
-        # the broad energy of tile colours and grout tone, which is no shell of its lattice and cannot be
-        # taken for its fundamental; where the peaks alone (ref_peak_Ehalf_over_Ef) read less than
-        # REF_OWN_HALF, the reference's period is not ambiguous (generated v8 seeds 22-23: two doubled hex
-        # walls, raw 1.20 / 2.66, peaks 0.99 / 0.41, were vetoed; a planks or running-bond reference's f/2
-        # is a lattice peak and keeps the veto)
-        rpeh = g("ref_peak_Ehalf_over_Ef")
-        own_half = _fin(reh) and reh >= REF_OWN_HALF and not (_fin(rpeh) and rpeh < REF_OWN_HALF)
-        if own_half and not (_fin(zd) and zd >= REF_OWN_HALF_Z) and not acf_ok:
-            doubled = False
-        # a reference finer than REF_MIN_PERIOD_PX: the camera's blur and JPEG take the output's harmonics
-        # of it (a clean wall's E(f/2)/E(f) reads 80 against the reference's 0.34), and the fine textures
-        # there are aliasing's (a 3-5 px reference of a folded mosaic): no period change is named
-        if g("ref_period_px") < REF_MIN_PERIOD_PX:
-            halved = doubled = False
-        ev["ref_Ehalf_over_Ef"] = _r(reh)
-        # A reference whose own reading is not confident may be read at another shell of its lattice (a
-        # hex mosaic of 79 px read at 22.7 px, score 0: ratio 1.74 to its halved output; on a wall with some
-        # lattice, periodicity_score >= WEAK_SCORE: an angled hex wall of seed 14 at 0.125). The
-        # reference's 2-D autocorrelation at the output's lattice vectors tells its scale instead
-        # (ref_lattice_acf_*, independent of the period its spectrum was read at): low at the output's
-        # vectors and high at twice them is a halved output.
-        la_h, la_s, la_d = (g(f"ref_lattice_acf_{k}") for k in ("half", "same", "double"))
-        ev.update({"ref_lattice_acf_half": _r(la_h), "ref_lattice_acf_same": _r(la_s),
-                   "ref_lattice_acf_double": _r(la_d)})
-        misread = (_fin(ratio) and weak and not g("ref_periodicity_score") >= APERIODIC_SCORE
-                   and not g("ref_period_px") < REF_MIN_PERIOD_PX)
-        # The same ACF also stands for the map's area condition and the scale test where the ratio is
-        # nearer ½ than 1 on a wall with some lattice (an angled planks wall at 0.47 whose map read 45 % of
-        # it at the reference's period: ACF -0.12 at 1x, 0.89 at 2x; found on validation seed 12).
-        # (not the doubling: a uniform tile face of random colour correlates with itself half a tile away,
-        # so square tiles read high at half their own vectors)
-        acf_h = _fin(la_s) and la_s < REF_LACF_LOW and _fin(la_d) and la_d >= REF_LACF_HIGH
-        in_h = _fin(ratio) and 0.5 / r2 <= ratio <= 1 / r2
-        if acf_h and (misread or (weak and in_h)):
-            halved, doubled = True, False
-        # a subsampling's fold changes the period too: with clear aliasing (folded fine peaks at the bad
-        # level, or a moiré) the period change is not named
-        folds = moire or (folded and g("alias_fine_peak_frac") >= 2 * ALIAS_FINE_PEAKS)
-        halved, doubled = halved and not folds, doubled and not folds
+        halved, doubled = _period_change(summary, g, ev, confident=confident, weak=weak, e2v=e2v, ehv=ehv,
+                                         fix_doubling=fix_doubling)
+        halved, doubled = _period_change_vetoes(summary, g, ev, halved=halved, doubled=doubled, weak=weak,
+                                                folded=folded, moire=moire)
         if halved:
             out.append(Verdict(code="period_halved", severity="bad", evidence={**ev, "limit_E2f": HALVED_E2F},
                                fix=fix_doubling, title="Halved period: the output repeats twice as often as "
@@ -774,50 +792,30 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         out.append(Verdict(code="harmonic_confusion", severity="warn",
                            evidence={**ev, "limit": HARMONIC_RATIO},
                            fix=fix_doubling, title=f"Harmonic confusion: more energy at {which} than at f*"))
-    row, col, dfrac = g("band_row_frac_max"), g("band_col_frac_max"), g("band_doubled_frac")
-    bev = {"band_row_frac_max": _r(row), "band_col_frac_max": _r(col), "band_doubled_frac": _r(dfrac),
-           "doubled_area_frac": _r(g("doubled_area_frac")),
-           "band_base_period_px": _r(g("band_base_period_px"))}
+    return out
+
+
+def _region_verdicts(g: Callable[[str], float], *, score: float, confident: bool,
+                     whole: bool) -> tuple[list[Verdict], Verdict | None]:
+    """``doubled_zone`` / ``bands_rows`` / ``bands_cols`` (at most one), and the band of the pair test's
+    line alone, which the fine-lattice verdicts may withdraw (``None`` if there is none).
+
+    ``whole``: a ``period_doubled`` or ``period_halved`` verdict stands (the whole wall, not a zone).
+    """
     fix_band = ("Zones of 2× period usually come from the upsampler (replace transposed convolutions with "
                 "resize→conv), from patch stitching or from too little context (tiled inference): check the "
                 "tile overlap and the receptive field.")
-    # The half-frequency map (bands.py) when present: zone_row/col_frac_max, zone_frac.
-    # A doubled region (zone_frac ≥ ZONE_HALF_FRAC) whose extent spans the wall's width (height) is a band.
-    zx, zy, zf = g("zone_x_extent"), g("zone_y_extent"), g("zone_frac")
-    if _fin(zf):
-        big = zf >= ZONE_HALF_FRAC
-        # the period map's full rows (columns) count too: max of the two, each against its own limit
-        row = max(zx if big else 0.0, (row if _fin(row) else 0.0) * BAND_EXTENT / BAND_FRAC)
-        col = max(zy if big else 0.0, (col if _fin(col) else 0.0) * BAND_EXTENT / BAND_FRAC)
-        dfrac = zf
-        bev.update({"zone_x_extent": _r(zx), "zone_y_extent": _r(zy), "zone_frac": _r(zf)})
-    zone_lim = ZONE_HALF_FRAC if _fin(zf) else ZONE_FRAC
-    band_lim = BAND_EXTENT if _fin(zf) else BAND_FRAC
-    # Full-width strips (bands.strip_band_keys): novel frequencies along x in some horizontal strips, on a
-    # lattice of real walls (>= STRIP_MIN_LATTICE_PX) and not along y as well (aliasing moiré is novel
-    # along both): over the strip's whole width a band (bands_rows), over part of it a zone.
-    snx, sex, sny = g("strip_novelty_x"), g("strip_extent_x"), g("strip_novelty_y")
-    lat = max((v for v in (g("lattice_t1_px"), g("lattice_t2_px")) if _fin(v)), default=float("nan"))
-    # (and on a wall whose windows repeat one spectrum, as the region map asks: an antialiased fine mosaic
-    # whose "lattice" is its fold reads novel strips with a plain correlation of 0.15-0.2)
-    pc_ = g("doubling_plain_corr")
-    # (and, seventh sitting, on a wall with some lattice, periodicity_score >= WEAK_SCORE, as the region map:
-    # generated v8 seeds 5-6, an aliased wall at 0.01 read a novel strip of 0.47; true strip bands >= 0.29)
-    strip_on = (_fin(snx) and snx >= STRIP_NOVELTY and _fin(lat) and lat >= STRIP_MIN_LATTICE_PX
-                and not (_fin(pc_) and pc_ < DOUBLING_CORR) and not (_fin(score) and score < WEAK_SCORE)
-                and not (_fin(sny) and sny >= STRIP_OTHER_AXIS)
-                and not (_fin(g("strip_novelty_all_y")) and g("strip_novelty_all_y") >= STRIP_OTHER_AXIS))
-    sev = {"strip_novelty_x": _r(snx), "strip_extent_x": _r(sex), "strip_novelty_y": _r(sny),
-           "limit_strip": STRIP_NOVELTY}
-    # (ninth sitting) a strong region of the pair test is part of the wall repeating at twice a lattice vector
-    # *against the rest of it* (robust z over the wall's own windows): a whole doubled wall reads none, its
-    # lattice is read at the doubled period everywhere. Where the pair test reads one, a period_doubled
-    # verdict is a zone or band at 2x that pulled the frame's lattice (and most of the local map), and the
-    # region is named instead (generated v8 seed 22: true doubled walls pair_excess_max <= 1.31 with
-    # pair_area_frac 0; the zone and the column band read as period_doubled 7.0 / 4.6 over 0.45 / 0.40)
-    if any(v.code == "period_doubled" for v in out) and _pair_strong(g):
-        out[:] = [v for v in out if v.code != "period_doubled"]
-    whole = any(v.code in ("period_doubled", "period_halved") for v in out)  # the whole wall, not a zone
+    region, line_band = _region_of_maps(g, fix_band, whole=whole)
+    if region is not None:
+        return [region], line_band
+    return _older_region_verdicts(g, fix_band, score=score, confident=confident, whole=whole), line_band
+
+
+def _region_of_maps(g: Callable[[str], float], fix_band: str, *,
+                    whole: bool) -> tuple[Verdict | None, Verdict | None]:
+    """The region of the pair test or of the region map (``None`` if neither names one), and that region
+    again where it is a band of the pair test's line alone (else ``None``).
+    """
     # the pair test first: on the wall's edges it separates (generated seeds 1-4: clean walls and twins
     # pair_excess_max <= 2.3, zones and bands mostly 2-11), and its half-size windows tell a band from a zone
     # better than the region map's (zones over half the wall read as a whole map column there)
@@ -857,19 +855,58 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     if (region is not None and region is map_v and map_v.code == "doubled_zone"
             and _fin(g("pair_excess_max")) and _pair_flat(g)):
         region = None
+    # (eleventh sitting) a band of the pair test's line alone (no strong region) waits for the fine-lattice
+    # verdicts (in likely_causes, _fine_lattice_named)
+    line_band = region if (region is not None and region is pair_v and region.code.startswith("bands")
+                           and not _pair_strong(g)) else None
+    return region, line_band
+
+
+def _older_region_verdicts(g: Callable[[str], float], fix_band: str, *, score: float, confident: bool,
+                           whole: bool) -> list[Verdict]:
+    """A band or zone of the older maps (per-axis period map, half-frequency map, strips), where neither
+    region map is read.
+    """
+    out: list[Verdict] = []
+    row, col, dfrac = g("band_row_frac_max"), g("band_col_frac_max"), g("band_doubled_frac")
+    bev = {"band_row_frac_max": _r(row), "band_col_frac_max": _r(col), "band_doubled_frac": _r(dfrac),
+           "doubled_area_frac": _r(g("doubled_area_frac")),
+           "band_base_period_px": _r(g("band_base_period_px"))}
+    # The half-frequency map (bands.py) when present: zone_row/col_frac_max, zone_frac.
+    # A doubled region (zone_frac ≥ ZONE_HALF_FRAC) whose extent spans the wall's width (height) is a band.
+    zx, zy, zf = g("zone_x_extent"), g("zone_y_extent"), g("zone_frac")
+    if _fin(zf):
+        big = zf >= ZONE_HALF_FRAC
+        # the period map's full rows (columns) count too: max of the two, each against its own limit
+        row = max(zx if big else 0.0, (row if _fin(row) else 0.0) * BAND_EXTENT / BAND_FRAC)
+        col = max(zy if big else 0.0, (col if _fin(col) else 0.0) * BAND_EXTENT / BAND_FRAC)
+        dfrac = zf
+        bev.update({"zone_x_extent": _r(zx), "zone_y_extent": _r(zy), "zone_frac": _r(zf)})
+    zone_lim = ZONE_HALF_FRAC if _fin(zf) else ZONE_FRAC
+    band_lim = BAND_EXTENT if _fin(zf) else BAND_FRAC
+    # Full-width strips (bands.strip_band_keys): novel frequencies along x in some horizontal strips, on a
+    # lattice of real walls (>= STRIP_MIN_LATTICE_PX) and not along y as well (aliasing moiré is novel
+    # along both): over the strip's whole width a band (bands_rows), over part of it a zone.
+    snx, sex, sny = g("strip_novelty_x"), g("strip_extent_x"), g("strip_novelty_y")
+    lat = max((v for v in (g("lattice_t1_px"), g("lattice_t2_px")) if _fin(v)), default=float("nan"))
+    # (and on a wall whose windows repeat one spectrum, as the region map asks: an antialiased fine mosaic
+    # whose "lattice" is its fold reads novel strips with a plain correlation of 0.15-0.2)
+    pc_ = g("doubling_plain_corr")
+    # (and, seventh sitting, on a wall with some lattice, periodicity_score >= WEAK_SCORE, as the region map:
+    # generated v8 seeds 5-6, an aliased wall at 0.01 read a novel strip of 0.47; true strip bands >= 0.29)
+    strip_on = (_fin(snx) and snx >= STRIP_NOVELTY and _fin(lat) and lat >= STRIP_MIN_LATTICE_PX
+                and not (_fin(pc_) and pc_ < DOUBLING_CORR) and not (_fin(score) and score < WEAK_SCORE)
+                and not (_fin(sny) and sny >= STRIP_OTHER_AXIS)
+                and not (_fin(g("strip_novelty_all_y")) and g("strip_novelty_all_y") >= STRIP_OTHER_AXIS))
+    sev = {"strip_novelty_x": _r(snx), "strip_extent_x": _r(sex), "strip_novelty_y": _r(sny),
+           "limit_strip": STRIP_NOVELTY}
     # The older per-axis / half-frequency maps (band_*, zone_*) speak only where neither
     # region map is measured (stored runs, frames without room for them): where they are, they supersede
     # them (seventh sitting, generated v8 seeds 5-6: these paths named 8 zones and bands beside the region
     # maps, 1 right — 3 zones on clean walls and twins from windows whose axis fundamental is a harmonic)
     maps_read = (any(_fin(g(k)) for k in ("doubling_excess_max", "pair_excess_max"))
                  or g("region_screened") == 1.0)  # (skipped by the tiering, tiling_summary: read)
-    # (eleventh sitting) a band of the pair test's line alone (no strong region) waits for the fine-lattice
-    # verdicts below (_fine_lattice_band)
-    line_band = region if (region is not None and region is pair_v and region.code.startswith("bands")
-                           and not _pair_strong(g)) else None
-    if region is not None:
-        out.append(region)
-    elif not maps_read and confident and (
+    if not maps_read and confident and (
             (_fin(row) and row >= band_lim) or (_fin(col) and col >= band_lim)) and not (
             _fin(row) and _fin(col) and min(row, col) >= BAND_CROSS):
         is_cols = (col if _fin(col) else 0.0) > (row if _fin(row) else 0.0)
@@ -890,6 +927,14 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
         # under picture frames it was a clean wall's, and it found no zone the map missed)
         out.append(Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period",
                            evidence={**bev, "limit": zone_lim}, fix=fix_band))
+    return out
+
+
+def _grid_candidates(summary: Mapping[str, Any],
+                     g: Callable[[str], float]) -> tuple[dict[int, float], list[int]]:
+    """``(scores, named)``: each stride's grid score, and the strides a grid is named at before the
+    checkerboard is weighed against them.
+    """
     # Grids: every stride over its limit and not explained by the texture; then the stride that explains
     # the others is named: of k and a multiple m·k, m·k when its score is at least GRID_NESTED times k's (a
     # 16-px grid shows about half its excess at 8; an 8-px grid none at 16: the sibling phase cancels).
@@ -905,12 +950,19 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
     cand = [k for k, v in scores.items() if _fin(v) and v >= GRID_WARN and not _locked(summary, k)
             and not g(f"grid_agree_s{k}") < GRID_AGREE
             and (_at_origin(k) or v >= GRID_OFF_ORIGIN * GRID_WARN)]
-    named = []
+    named: list[int] = []
     for k in cand:
         bigger = [k2 for k2 in cand if k2 > k and k2 % k == 0 and scores[k2] >= GRID_NESTED * scores[k]]
         smaller = [k1 for k1 in cand if k1 < k and k % k1 == 0 and scores[k] < GRID_NESTED * scores[k1]]
         if not bigger and not smaller:
             named.append(k)
+    return scores, named
+
+
+def _grid_verdicts(summary: Mapping[str, Any], g: Callable[[str], float]) -> tuple[list[Verdict], bool]:
+    """``checkerboard`` and ``grid_s<k>``, and whether the checkerboard was named."""
+    out: list[Verdict] = []
+    scores, named = _grid_candidates(summary, g)
     cb = g("checkerboard_s2")
     cb = cb if _fin(cb) else g("checkerboard_score")
     # a lattice locked to the pixel grid puts its own harmonics on the parity carriers, on its edges only:
@@ -959,6 +1011,13 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            fix=f"A {k}-px lattice is the latent/patch grid of the decoder: decode with "
                            "overlapping tiles, check the VAE's scaling factor and the latent's statistics, "
                            "and avoid per-patch normalisation."))
+    return out, cb_on
+
+
+def _aliasing_verdicts(g: Callable[[str], float], *, alias_on: bool, folded: bool, moire: bool,
+                       cb_on: bool) -> list[Verdict]:
+    """``aliasing``, from the state of ``_aliasing_state``, unless the checkerboard explains it."""
+    out: list[Verdict] = []
     rn, dr = g("resize_nmse_downUp"), g("resize_delta_r")
     sx, sy = g("shift_nmse_dx1"), g("shift_nmse_dy1")
     fp = g("alias_fine_peak_frac")
@@ -979,14 +1038,19 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                                      "alias_win_fine_frac": _r(g("alias_win_fine_frac")),
                                      "alias_win_fold_frac": _r(g("alias_win_fold_frac")),
                                      "limit_win_fold": ALIAS_WIN_FOLD,
-                                     "strip_novelty_x": _r(snx), "strip_novelty_y": _r(sny),
+                                     "strip_novelty_x": _r(g("strip_novelty_x")),
+                                     "strip_novelty_y": _r(g("strip_novelty_y")),
                                      "shift_nmse_dx1": _r(sx), "shift_nmse_dy1": _r(sy),
                                      "resize_nmse_downUp": _r(rn), "resize_delta_r": _r(dr),
                                      "limit": ALIAS_RESIZE_NMSE},
                            fix="Low-pass before every subsampling (BlurPool / antialias=True in resizes; PIL "
                            "resizes antialias by default)."))
-    if line_band is not None and _fine_lattice_named(out, g):
-        out.remove(line_band)
+    return out
+
+
+def _frame_verdicts(g: Callable[[str], float]) -> list[Verdict]:
+    """``border_cross``, ``edge_artifact`` and ``mask_seam``: artifacts of the frame and the mask."""
+    out: list[Verdict] = []
     bc = g("border_cross_index")
     if _fin(bc) and bc >= BORDER_CROSS and g("axis_energy_frac_nohann") >= 0.05:
         out.append(Verdict(code="border_cross", severity="warn",
@@ -1019,6 +1083,12 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            fix="Blend the inpainted wall into its surroundings: feather the mask, match "
                            "colour and brightness at the boundary, or inpaint with a dilated mask and "
                            "composite."))
+    return out
+
+
+def _perspective_verdicts(g: Callable[[str], float]) -> list[Verdict]:
+    """``perspective`` (info): the period changes across the frame."""
+    out: list[Verdict] = []
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
     sy, sx_, cy, cx = g("scale_trend_y"), g("scale_trend_x"), g("scale_corr_y"), g("scale_corr_x")
     py_, px_ = g("persp_trend_y"), g("persp_trend_x")
@@ -1069,6 +1139,44 @@ def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
                            fix="Expected on a wall seen at an angle; compare periods in rectified "
                            "(fronto-parallel) crops, and expect doubling to appear first where the period is "
                            "smallest."))
+    return out
+
+
+def likely_causes(summary: Mapping[str, Any]) -> list[Verdict]:
+    """The verdicts of a flat tiling summary, each with its supporting numbers and the usual fix.
+
+    Stable codes: ``nonfinite``, ``aperiodic`` (info), ``perspective`` (info), ``period_doubled``,
+    ``period_halved`` (against a reference), ``harmonic_confusion`` (no reference), ``doubled_zone``,
+    ``bands_rows``, ``bands_cols``, ``checkerboard``, ``grid_s<k>``, ``aliasing``, ``border_cross``,
+    ``edge_artifact``, ``mask_seam``. Period-dependent verdicts need a confident lattice
+    (``periodicity_score ≥ APERIODIC_SCORE``); the verdicts never contradict each other (a doubled region is
+    a band *or* a zone; ``period_doubled``/``halved`` need the wall's own lattice to depart from the
+    reference's). Thresholds and what they were calibrated on: ``docs/tiling.md``. An empty list means
+    nothing stood out.
+    """
+    g = lambda k: _f(summary, k)
+    score = g("periodicity_score")
+    confident = _fin(score) and score >= APERIODIC_SCORE
+    out = _input_verdicts(g, score=score, confident=confident)
+    alias_on, folded, moire = _aliasing_state(summary)
+    out += _reference_verdicts(summary, g, score=score, confident=confident, folded=folded, moire=moire)
+    # (ninth sitting) a strong region of the pair test is part of the wall repeating at twice a lattice vector
+    # *against the rest of it* (robust z over the wall's own windows): a whole doubled wall reads none, its
+    # lattice is read at the doubled period everywhere. Where the pair test reads one, a period_doubled
+    # verdict is a zone or band at 2x that pulled the frame's lattice (and most of the local map), and the
+    # region is named instead (generated v8 seed 22: true doubled walls pair_excess_max <= 1.31 with
+    # pair_area_frac 0; the zone and the column band read as period_doubled 7.0 / 4.6 over 0.45 / 0.40)
+    if any(v.code == "period_doubled" for v in out) and _pair_strong(g):
+        out[:] = [v for v in out if v.code != "period_doubled"]
+    whole = any(v.code in ("period_doubled", "period_halved") for v in out)  # the whole wall, not a zone
+    region, line_band = _region_verdicts(g, score=score, confident=confident, whole=whole)
+    grid, cb_on = _grid_verdicts(summary, g)
+    out += region + grid + _aliasing_verdicts(g, alias_on=alias_on, folded=folded, moire=moire, cb_on=cb_on)
+    # (eleventh sitting) a band of the pair test's line alone yields to the fine-lattice verdicts
+    if line_band is not None and _fine_lattice_named(out, g):
+        out.remove(line_band)
+    out += _frame_verdicts(g)
+    out += _perspective_verdicts(g)
     return out
 
 
