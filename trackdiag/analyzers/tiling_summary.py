@@ -27,21 +27,22 @@ from ..core.checks import check_image_batch, normalize_mask, normalize_ref
 from ..core.schedule import Schedule
 from ..functional.detail import detail_deficit_db
 from ..functional.grid import grid_excess, parity_gain
-from ..functional.lattice import axis_periods, real_basis
+from ..functional.lattice import axis_periods, pick_lattice, pick_lattices, real_basis
 from ..functional.localmap import centroid_scale_trend, window_scale_trend
 from ..functional.rectify import alternative_tilt, checked_tilt, rectify, tilt_from_axis_periods
 from ..functional.rows import on_rows
 from ..functional.seams import edge_scores, mask_seam_parts
 from ..functional.spectral import (
+    LatticeInput,
     Spectrum,
-    analyze_periodicity,
     apodized_weights,
     autocorrelation_map,
     axis_lines,
     fine_peak_fracs,
     gather_power,
     lattice_acf,
-    lattice_period,
+    lattice_input,
+    lattice_periodicity,
     peak_ring_ratios,
     radial_hist,
     radial_profile,
@@ -636,14 +637,24 @@ def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingPa
     ``(N,)`` px, NaN where the crop has no lattice, and the crop's periodicity score ``(N,)``. On a wall seen
     at an angle the period varies half as much there as over the frame, and the truth's period is the
     centre's."""
+    inp = _centre_crop_input(x, valid, p)
+    return _centre_crop_finish(inp, pick_lattice(inp.peaks, min_radius=inp.r_min), p)
+
+
+def _centre_crop_input(x: torch.Tensor, valid: torch.Tensor | None, p: TilingParams) -> LatticeInput:
+    """:func:`_centre_crop_period` before its lattice pick
+    (:func:`~trackdiag.functional.spectral.lattice_input` of the central half)."""
     h, w = x.shape[-2:]
     ys, xs = slice(h // 4, h - h // 4), slice(w // 4, w - w // 4)
     xc = x[:, ys, xs]
     vc = None if valid is None else valid[:, ys, xs]
-    per = analyze_periodicity(xc, valid=vc, min_period_px=p.min_period_px, max_period_frac=CENTRE_CROP_FRAC,
-                              rel_power=p.rel_power, harmonic_tol=p.harmonic_tol,
-                              detrend_order=p.detrend_order, clean=True, taper=valid is not None,
-                              lattice=True)
+    return lattice_input(xc, valid=vc, min_period_px=p.min_period_px, max_period_frac=CENTRE_CROP_FRAC,
+                         detrend_order=p.detrend_order, clean=True, taper=valid is not None)
+
+
+def _centre_crop_finish(inp: LatticeInput, lat: Any, p: TilingParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_centre_crop_period` after its lattice pick ``lat``."""
+    per = lattice_periodicity(inp, lat, min_period_px=p.min_period_px)
     nan = torch.full_like(per.period_px, float("nan"))
     return torch.where(per.lattice.found, per.period_px, nan), per.score
 
@@ -765,16 +776,38 @@ def _window_readings(x: torch.Tensor, vf: torch.Tensor, trend_x: torch.Tensor, t
     ``N×G``: each window's log period moved to the frame centre along the perspective trend (``trend_x``,
     ``trend_y``: ``(N,)`` slopes of the log period per frame width / height, NaN read as 0); ``ok`` ``N×G``:
     the window has ≥ 60 % valid pixels and a lattice (the others do not vote)."""
+    w_in = _window_input(x, vf, p, masked=masked)
+    lat = None if w_in[0] is None else pick_lattice(w_in[0].peaks, min_radius=w_in[0].r_min)
+    return _window_finish(w_in, lat, trend_x, trend_y)
+
+
+_WindowInput = tuple[LatticeInput | None, torch.Tensor, torch.Tensor, torch.Tensor, int, int]
+
+
+def _window_input(x: torch.Tensor, vf: torch.Tensor, p: TilingParams, *, masked: bool) -> _WindowInput:
+    """:func:`_window_readings` before its lattice pick: ``(the windows' lattice input or None where the
+    windows are too small, their weights, centres y and x, side, N)``."""
     n, h, w = x.shape
     side = int(min(h, w) * WINDOW_VOTE_FRAC)
     if side < 32:
-        return (torch.full((n, 1), float("nan"), device=x.device, dtype=x.dtype),
-                torch.zeros((n, 1), device=x.device, dtype=torch.bool), side)
+        return None, vf, x.new_zeros(0), x.new_zeros(0), side, n
     xw, vw, cy, cx = _vote_windows(x, vf, side)
+    # (the lattice pick of analyze_periodicity(lattice=True) without its ACF: only the lattice is read,
+    # as spectral.lattice_period)
+    inp = lattice_input(xw, valid=vw, min_period_px=p.min_period_px, max_period_frac=0.34,
+                        detrend_order=p.detrend_order, clean=True, taper=masked, keep_log_power=False)
+    return inp, vw, cy, cx, side, n
+
+
+def _window_finish(w_in: _WindowInput, lat: Any, trend_x: torch.Tensor, trend_y: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """:func:`_window_readings` after its lattice pick ``lat`` (``None`` where there was no input)."""
+    inp, vw, cy, cx, side, n = w_in
+    if inp is None or lat is None:
+        return (torch.full((n, 1), float("nan"), device=vw.device, dtype=vw.dtype),
+                torch.zeros((n, 1), device=vw.device, dtype=torch.bool), side)
     g = cy.numel()
-    # (the lattice pick of analyze_periodicity(lattice=True) without its ACF: only the lattice is read)
-    period, found = lattice_period(xw, valid=vw, min_period_px=p.min_period_px, max_period_frac=0.34,
-                                   detrend_order=p.detrend_order, clean=True, taper=masked)
+    period, found = inp.spec.side / lat.radius, lat.found
     ok = (found & (vw.mean(dim=(-2, -1)) >= 0.6)).reshape(n, g)
     lw = torch.log(period.reshape(n, g).clamp_min(1e-6))
     lw = lw - torch.nan_to_num(trend_x)[:, None] * cx[None] - torch.nan_to_num(trend_y)[:, None] * cy[None]
@@ -1104,10 +1137,26 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     vmask = None if mask is None else valid
     # the mask's tapered weights: the global spectrum's window and the strips' and windows' weights below
     apod = None if mask is None else apodized_weights(valid, taper_px=p.taper_px)
-    per = analyze_periodicity(x, valid=vf, min_period_px=p.min_period_px, max_period_frac=p.max_period_frac,
-                              rel_power=p.rel_power, harmonic_tol=p.harmonic_tol, taper_px=p.taper_px,
-                              detrend_order=p.detrend_order, clean=True, taper=mask is not None,
-                              lattice=True, apodized=apod)
+    # The lattice picks of the frame, the reference, the central half and the window vote's windows in one
+    # call (lattice.pick_lattices: each image's pick as its own; ~1 100 torch calls each on the CPU)
+    f_in = lattice_input(x, valid=vf, min_period_px=p.min_period_px, max_period_frac=p.max_period_frac,
+                         taper_px=p.taper_px, detrend_order=p.detrend_order, clean=True,
+                         taper=mask is not None, apodized=apod)
+    r_in = None
+    if ref is not None:
+        r = normalize_ref(ref, channels=c).to(device=pred.device, dtype=pred.dtype)
+        # Non-finite pixels of the reference are dropped and their holes tapered (prepare() does both).
+        r_in = lattice_input(luminance(r), taper=True, min_period_px=p.min_period_px, max_period_frac=0.34,
+                             detrend_order=p.detrend_order)
+    c_in = _centre_crop_input(x, vf if mask is not None else None, p)
+    w_in = _window_input(x, vf, p, masked=mask is not None)
+    ins = [i for i in (f_in, r_in, c_in, w_in[0]) if i is not None]
+    lats = iter(pick_lattices([i.peaks for i in ins], min_radius=[i.r_min for i in ins]))
+    f_lat = next(lats)
+    r_lat = None if r_in is None else next(lats)
+    c_lat = next(lats)
+    w_lat = None if w_in[0] is None else next(lats)
+    per = lattice_periodicity(f_in, f_lat, min_period_px=p.min_period_px)
     s = per.spec.side
     out["fft_side_px"] = torch.full((b,), float(s), device=pred.device, dtype=gray.dtype)
     out["fundamental_radius_bin"] = per.radius_bin
@@ -1121,12 +1170,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     nan_b = torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype)
     fstar = per.radius_bin
     if ref is not None:
-        r = normalize_ref(ref, channels=c).to(device=pred.device, dtype=pred.dtype)
-        rg = luminance(r)
-        # Non-finite pixels of the reference are dropped and their holes tapered (prepare() does both).
-        rper = analyze_periodicity(rg, taper=True, min_period_px=p.min_period_px, max_period_frac=0.34,
-                                   rel_power=p.rel_power, harmonic_tol=p.harmonic_tol,
-                                   detrend_order=p.detrend_order, lattice=True)
+        assert r_in is not None and r_lat is not None
+        rper = lattice_periodicity(r_in, r_lat, min_period_px=p.min_period_px)
         ref_period = rper.period_px.expand(b)
         out["ref_period_px"] = ref_period
         out["ref_radius_bin"] = s / ref_period
@@ -1236,7 +1281,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     use_c = use_c | (persp & torch.isfinite(cen) & (per.score < CENTRE_CROP_SCORE))
     # ... and better, the lattice of the frame's central half, where the period varies half as much; unless it
     # is 1.4–2.6 × the map's (a zone or band at twice the period over the centre: the map's median is not)
-    cc, out["centre_periodicity_score"] = _centre_crop_period(x, vf if mask is not None else None, p)
+    cc, out["centre_periodicity_score"] = _centre_crop_finish(c_in, c_lat, p)
     # ... read once more on the wall rectified by its tilt, where the lattice does not smear over the crop's
     # range of periods: that reading where it repeats its lattice at least as well (the score of the image's
     # crop stays the wall's: periodicity_score)
@@ -1283,10 +1328,9 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["fundamental_period_px"] = torch.where(persp, centre, torch.where(torch.isfinite(front), front, gl))
     # ... unless most of the wall's local windows read a divisor of it (a zone or band at 2× over the centre
     # pulled the frame, the crop and the map alike): the windows' lattice, at the centre
-    lw, lok, vside = _window_readings(
-        x, vf, torch.where(torch.isfinite(wst["persp_trend_x"]), wst["persp_trend_x"], tx),
-        torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty), p,
-        masked=mask is not None)
+    lw, lok, vside = _window_finish(
+        w_in, w_lat, torch.where(torch.isfinite(wst["persp_trend_x"]), wst["persp_trend_x"], tx),
+        torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty))
     # (on a wall whose rectified central half was read, its windows too: there at the centre's scale, with no
     # trend to undo; the trend-moved windows of the image read a few % apart, and outvoted a right crop)
     lwr, okr = on_rows(use_r, lambda i: _rectified_windows(*on_r(i), p), fills=(float("nan"), 0.0), like=x,
