@@ -538,14 +538,16 @@ REF_OWN_KEYS = ("ref_E2f_over_Ef", "ref_Ehalf_over_Ef", "ref_acf_period_px", "re
                 "ref_peak_Ehalf_over_Ef", "peak_E2f_over_Ef", "peak_Ehalf_over_Ef", *REF_LATTICE_ACF_KEYS)
 
 
-def ref_lattice_acf_keys(per: Any, rper: Any) -> dict[str, torch.Tensor]:
+def ref_lattice_acf_keys(per: Any, rper: Any, *, basis: tuple[torch.Tensor, torch.Tensor] | None = None
+                         ) -> dict[str, torch.Tensor]:
     """The reference's 2-D autocorrelation at ½, 1 and 2 × the output's lattice vectors
     (``ref_lattice_acf_half`` / ``_same`` / ``_double``, ``(B,)``; :func:`~trackdiag.functional.spectral.
     lattice_acf`): a check of the reference's scale that does not depend on the period its own spectrum was
     read at. A reference read at a finer shell of its lattice (a hex mosaic of 79 px read at 22.7 px, its
     √12 shell, where its first shells sit on the tile-colour hump) reads 0.94 at twice a halved output's
-    vectors and ≈ 0 at them; at the output's scale it reads high at 1 and low at ½."""
-    t1, t2 = real_basis(per.lattice.f, per.lattice.g, per.spec.side)
+    vectors and ≈ 0 at them; at the output's scale it reads high at 1 and low at ½. ``basis``: the output's
+    ``real_basis`` when the caller has it."""
+    t1, t2 = real_basis(per.lattice.f, per.lattice.g, per.spec.side) if basis is None else basis
     a = lattice_acf(rper.signal, rper.weights, t1, t2)
     return {k: a[:, i] for i, k in enumerate(REF_LATTICE_ACF_KEYS)}
 
@@ -614,12 +616,13 @@ def ref_departure(lp: Any, ref_period: torch.Tensor) -> dict[str, torch.Tensor]:
             "ref_measured_frac": n / float(max(1, per[0].numel()))}
 
 
-def _lattice_keys(per: Any, side: int, *, prefix: str) -> dict[str, torch.Tensor]:
+def _lattice_keys(per: Any, side: int, *, prefix: str, basis: tuple[torch.Tensor, torch.Tensor] | None = None
+                  ) -> dict[str, torch.Tensor]:
     """``lattice_t1_px``, ``lattice_t2_px``, their angles (degrees in [0, 180), from the +x axis, y down),
     ``period_x_px``, ``period_y_px`` and ``lattice_prominence`` of an :func:`analyze_periodicity` result made
-    with ``lattice=True`` (keys prefixed with ``prefix``)."""
+    with ``lattice=True`` (keys prefixed with ``prefix``; ``basis``: its ``real_basis`` when known)."""
     lat = per.lattice
-    t1, t2 = real_basis(lat.f, lat.g, side)
+    t1, t2 = real_basis(lat.f, lat.g, side) if basis is None else basis
     px, py = axis_periods(t1, t2)
 
     def angle(t: torch.Tensor) -> torch.Tensor:
@@ -672,7 +675,8 @@ def _refined_tilts(x: torch.Tensor, vf: torch.Tensor, tilts: torch.Tensor, trend
 
 
 def _rectified_wall(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str, torch.Tensor], per: Any,
-                    side: int, angled: torch.Tensor, p: TilingParams
+                    side: int, angled: torch.Tensor, p: TilingParams, *,
+                    basis: tuple[torch.Tensor, torch.Tensor] | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The wall rectified by its tilt, for the centre's period: ``(xr, vr, sel, tilts)``, ``N×H×W`` luma and
     0/1 weights (:func:`~trackdiag.functional.rectify.rectify`; 0 outside ``sel``), ``sel`` ``(N,)`` bool:
@@ -682,14 +686,16 @@ def _rectified_wall(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str
 
     ``x``, ``vf``: ``N×H×W`` luma and 0/1 weights; ``lp`` the local lattice map, ``wst`` the window grid's
     trend keys, ``per`` the frame's periodicity (its lattice: 1-D or 2-D), ``side`` its FFT side, ``p`` the
-    summary's parameters. The tilt is :func:`_wall_tilt`'s checked candidate (the one the rectified region
-    maps try first) after its correction (eleventh sitting; before, the uncorrected one). On a wall seen
+    summary's parameters (``basis``: the frame's ``real_basis`` when known). The tilt is :func:`_wall_tilt`'s
+    checked candidate (the one the rectified region maps try first) after its correction (eleventh sitting;
+    before, the uncorrected one). On a wall seen
     at an angle the central half still spans a range of local periods (the lines across the tilt change
     twice as fast as those along it: a hex or penny lattice's three row families shear apart), so its
     spectral peaks smear and the strongest bump of the smear is read, a few % off the centre's period; the
     rectified wall has the centre's scale everywhere (its Jacobian is the identity at the frame centre)."""
     h, w = x.shape[-2:]
-    one_d = ~torch.isfinite(real_basis(per.lattice.f, per.lattice.g, side)[1]).all(1)
+    t2 = (real_basis(per.lattice.f, per.lattice.g, side) if basis is None else basis)[1]
+    one_d = ~torch.isfinite(t2).all(1)
     gs = _wall_tilt(lp, wst, one_d, angled, h, w)  # N×2×2 (candidate, (G_y, G_x)), frame units
     sel = angled & torch.isfinite(gs[:, 0]).all(1) & (gs[:, 0].abs() > 0).any(1)
     trend = torch.stack([wst["persp_trend_y"], wst["persp_trend_x"]], dim=1)
@@ -961,12 +967,14 @@ def _only_where(sel: torch.Tensor, keys: Sequence[str], like: torch.Tensor,
 
 def _pair_keys(x: torch.Tensor, vf: torch.Tensor, per: Any, side: int, wst: Mapping[str, torch.Tensor],
                tx: torch.Tensor, ty: torch.Tensor, centre_scale: torch.Tensor, p: TilingParams,
-               rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+               rows: torch.Tensor | None = None, basis: tuple[torch.Tensor, torch.Tensor] | None = None
+               ) -> dict[str, torch.Tensor]:
     """The real-space 2×-region keys (:func:`.bands.pair_doubling_keys`): the wall's lattice vectors brought
     to the frame centre's period (``centre_scale`` = reported / global period: 1 on fronto-parallel walls),
     each window's expected scale from the window grid's perspective trend (the local map's where it has
-    none). ``rows``: only these images (``(K,)`` long; None: all)."""
-    t1, t2 = real_basis(per.lattice.f, per.lattice.g, side)
+    none). ``rows``: only these images (``(K,)`` long; None: all). ``basis``: the frame's ``real_basis``
+    when known."""
+    t1, t2 = real_basis(per.lattice.f, per.lattice.g, side) if basis is None else basis
     cs = torch.nan_to_num(centre_scale, nan=1.0)[:, None]
     trx = torch.where(torch.isfinite(wst["persp_trend_x"]), wst["persp_trend_x"], tx)
     try_ = torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty)
@@ -1003,15 +1011,16 @@ def _wall_tilt(lp: Any, wst: Mapping[str, torch.Tensor], one_d: torch.Tensor, ro
 
 def _rectified_keys(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str, torch.Tensor], per: Any,
                     side: int, cscale: torch.Tensor, angled: torch.Tensor, out: Mapping[str, torch.Tensor],
-                    p: TilingParams, refined: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                    p: TilingParams, refined: torch.Tensor | None = None,
+                    basis: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """On the images ``angled`` (``(N,)`` bool) whose tilt is measured, the ``doubling_*`` and ``pair_*``
     keys measured on the rectified wall (:func:`.rectified.best_rectified_region_keys`) replace those of
     ``out``; ``rect_tilt_x`` / ``rect_tilt_y`` (the tilt in frame units, ``G = g·side``; NaN where not
     rectified) say where. Elsewhere ``out``'s keys unchanged. ``refined``: the tilt candidates already
     corrected on the walls they rectify (``N×2×2``, :func:`_rectified_wall`'s, on a superset of these
-    images; None: corrected here)."""
+    images; None: corrected here). ``basis``: the frame's ``real_basis`` when known."""
     h, w = x.shape[-2:]
-    t1, t2 = real_basis(per.lattice.f, per.lattice.g, side)
+    t1, t2 = real_basis(per.lattice.f, per.lattice.g, side) if basis is None else basis
     gs = _wall_tilt(lp, wst, ~torch.isfinite(t2).all(1), angled, h, w)  # N×2×2, frame units
     g = gs[:, 0]
     sel = angled & torch.isfinite(g).all(1) & (g.abs() > 0).any(1)
@@ -1158,6 +1167,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     w_lat = None if w_in[0] is None else next(lats)
     per = lattice_periodicity(f_in, f_lat, min_period_px=p.min_period_px)
     s = per.spec.side
+    basis = real_basis(per.lattice.f, per.lattice.g, s)  # the frame's t1, t2 (read by five helpers below)
     out["fft_side_px"] = torch.full((b,), float(s), device=pred.device, dtype=gray.dtype)
     out["fundamental_radius_bin"] = per.radius_bin
     out["fundamental_period_px"] = per.period_px
@@ -1183,7 +1193,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out["ref_detail_deficit_db"] = detail_deficit_db(per.spec, rper.spec, pixels=vf.sum(dim=(-2, -1)))
         out.update({k: v.expand(b) for k, v in ref_own_ratios(rper, p).items()})
         out.update(peak_ratios_at_ref(per.spec, out["ref_radius_bin"], p))
-        out.update(ref_lattice_acf_keys(per, rper))
+        out.update(ref_lattice_acf_keys(per, rper, basis=basis))
         out["ref_acf_period_px"] = rper.acf_period_px.expand(b)
         fstar = s / ref_period
     else:
@@ -1208,7 +1218,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["checkerboard_score"] = pg["checkerboard_s2"]
     out["checkerboard_s8"] = out.get("grid_s8", torch.full((b,), float("nan"), device=pred.device,
                                                            dtype=gray.dtype))
-    out.update(_lattice_keys(per, s, prefix=""))
+    out.update(_lattice_keys(per, s, prefix="", basis=basis))
     lat = per.lattice
     out["alias_fine_peak_frac"], out["alias_fold_peak_frac"] = fine_peak_fracs(
         per.spec, f=lat.f, g=lat.g, lattice_ok=lat.found & (lat.radius <= s / 6.0))
@@ -1285,7 +1295,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # ... read once more on the wall rectified by its tilt, where the lattice does not smear over the crop's
     # range of periods: that reading where it repeats its lattice at least as well (the score of the image's
     # crop stays the wall's: periodicity_score)
-    xr, vr, rsel, rtilts = _rectified_wall(x, vf, lp, wst, per, s, persp, p)
+    xr, vr, rsel, rtilts = _rectified_wall(x, vf, lp, wst, per, s, persp, p, basis=basis)
     on_r = lambda i: (xr, vr) if i is None else (xr[i], vr[i])
     rcc, rcs = on_rows(rsel, lambda i: _centre_crop_period(*on_r(i), p), fills=(float("nan"), float("nan")),
                        like=x)
@@ -1374,10 +1384,12 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # (the pair test's lattice: the angled wall's centre correction only, as calibrated by the region rules)
     cscale = torch.where(persp, centre_img, gl) / gl
     room_p = room & ~fine
-    out.update(on_rows(room_p, lambda i: _pair_keys(x, vf, per, s, wst, tx, ty, cscale, p, rows=i),
+    out.update(on_rows(room_p, lambda i: _pair_keys(x, vf, per, s, wst, tx, ty, cscale, p, rows=i,
+                                                    basis=basis),
                        fills=dict.fromkeys(region_key_names("pair"), float("nan")), like=x))
     # a wall seen at an angle: both region maps again on the wall rectified by its tilt (rectified.py)
-    out.update(_rectified_keys(x, vf, lp, wst, per, s, cscale, persp & room_p, out, p, refined=rtilts))
+    out.update(_rectified_keys(x, vf, lp, wst, per, s, cscale, persp & room_p, out, p, refined=rtilts,
+                               basis=basis))
     out.update(_screened_region_keys(out, screened_d=room & ~room_d, screened_p=room & ~room_p))
     out.update(scale_trend(x, sw))
 
