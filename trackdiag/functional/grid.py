@@ -362,14 +362,26 @@ def grid_excess(x: torch.Tensor, valid: torch.Tensor, *, strides: tuple[int, ...
     while a wall whose joints fall *near* every k-th line drifts through the phases across the frame
     (≈ 0.5 and below).
     """
-    dx = x[..., :, 1:] - x[..., :, :-1]
-    px = valid[..., :, 1:] * valid[..., :, :-1]
-    # (the transposed differences laid out once: every stride reads them along the rows)
-    dy = (x[..., 1:, :] - x[..., :-1, :]).transpose(-1, -2).contiguous()
-    py = (valid[..., 1:, :] * valid[..., :-1, :]).transpose(-1, -2).contiguous()
+    n, h, w = x.shape
+    # (the transposed differences laid out once: every stride reads them along the rows; on a square image
+    # both directions are one N·2 batch of the same shape, read by one _direction call per stride: each
+    # image's result is its own, with ~100 small torch calls fewer each)
+    both = h == w
+    dx = x.new_empty((2 * n if both else n, h, w - 1))
+    px = valid.new_empty(dx.shape)
+    torch.sub(x[..., :, 1:], x[..., :, :-1], out=dx[:n])
+    torch.mul(valid[..., :, 1:], valid[..., :, :-1], out=px[:n])
+    dy = dx[n:] if both else x.new_empty((n, w, h - 1))
+    py = px[n:] if both else valid.new_empty(dy.shape)
+    dy.copy_((x[..., 1:, :] - x[..., :-1, :]).transpose(-1, -2))
+    py.copy_((valid[..., 1:, :] * valid[..., :-1, :]).transpose(-1, -2))
     out: dict[str, torch.Tensor] = {}
     for k in strides:
-        (d0, s0, p0, n0, a0), (d1, s1, p1, n1, a1) = _direction(dx, px, k), _direction(dy, py, k)
+        if both:
+            res = _direction(dx, px, k)
+            (d0, s0, p0, n0, a0), (d1, s1, p1, n1, a1) = ([t[:n] for t in res], [t[n:] for t in res])
+        else:
+            (d0, s0, p0, n0, a0), (d1, s1, p1, n1, a1) = _direction(dx, px, k), _direction(dy, py, k)
         dmean = 0.5 * (d0 + d1)
         se = 0.5 * torch.sqrt(s0.square() + s1.square())
         sc = (dmean - float(noise_z) * se).clamp_min(0.0)
