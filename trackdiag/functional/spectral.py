@@ -164,8 +164,9 @@ def apodized_weights(valid: torch.Tensor, *, taper_px: int | None = None) -> tor
     return (0.5 - 0.5 * torch.cos(math.pi * t)) * v
 
 
+@functools.lru_cache(maxsize=64)
 def _powers(n: int, k: int, *, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """``n×(k+1)``: the coordinate ``linspace(-1, 1, n)`` raised to the powers 0..k."""
+    """``n×(k+1)``: the coordinate ``linspace(-1, 1, n)`` raised to the powers 0..k (cached: read only)."""
     t = torch.linspace(-1.0, 1.0, n, device=device, dtype=dtype) if n > 1 else torch.zeros(1, device=device,
                                                                                             dtype=dtype)
     return torch.stack([t ** p for p in range(k + 1)], dim=1)
@@ -174,6 +175,19 @@ def _powers(n: int, k: int, *, device: torch.device, dtype: torch.dtype) -> torc
 def _exponents(order: int) -> list[tuple[int, int]]:
     """(power of y, power of x) of every monomial of total degree ≤ ``order``."""
     return [(a, d - a) for d in range(order + 1) for a in range(d, -1, -1)]
+
+
+@functools.lru_cache(maxsize=16)
+def _detrend_index(order: int, device: torch.device
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`detrend`'s constant index tensors (cached: read only): the monomials' powers of y and x
+    (``(K,)`` long each), the normal matrix's moment indices (``K×K`` each) and the float64 ``K×K``
+    identity."""
+    ex = _exponents(order)
+    ay = torch.tensor([e[0] for e in ex], device=device)
+    ax = torch.tensor([e[1] for e in ex], device=device)
+    return (ay, ax, ay[:, None] + ay[None, :], ax[:, None] + ax[None, :],
+            torch.eye(len(ex), device=device, dtype=torch.float64))
 
 
 def detrend(x: torch.Tensor, weights: torch.Tensor, *, order: int = 2) -> torch.Tensor:
@@ -197,12 +211,9 @@ def detrend(x: torch.Tensor, weights: torch.Tensor, *, order: int = 2) -> torch.
         mw = mw.expand(n, -1, -1)
     wx = (weights * x).reshape(n * h, w) @ px[:, : order + 1]
     mx = py[:, : order + 1].T @ wx.reshape(n, h, -1)  # N×(o+1)×(o+1)
-    ex = _exponents(order)
-    ay = torch.tensor([e[0] for e in ex], device=dev)
-    ax = torch.tensor([e[1] for e in ex], device=dev)
-    a = mw[:, ay[:, None] + ay[None, :], ax[:, None] + ax[None, :]].double()  # N×K×K
+    ay, ax, iy, ix, eye = _detrend_index(order, torch.device(dev))
+    a = mw[:, iy, ix].double()  # N×K×K
     b = mx[:, ay, ax].double()[..., None]  # N×K×1
-    eye = torch.eye(len(ex), device=dev, dtype=a.dtype)
     ridge = 1e-9 * a.diagonal(dim1=1, dim2=2).mean(-1)[:, None, None].clamp_min(1e-30) + 1e-30
     coef = torch.linalg.solve(a + ridge * eye, b)[..., 0].to(dt)  # N×K
     # Σ_k c_k y^a_k x^b_k as (N×H×(o+1)) @ ((o+1)×W): gather coefficients into a (o+1)×(o+1) grid.
