@@ -15,6 +15,7 @@ Every definition and window is written out in ``docs/tiling.md``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -307,6 +308,39 @@ def _border_axis_lines(u: torch.Tensor, a: int) -> tuple[torch.Tensor, torch.Ten
     return rows, cols
 
 
+@functools.lru_cache(maxsize=16)
+def _border_geometry(h: int, w: int, a: int, min_radius: float, ru_shape: tuple[int, ...],
+                     cu_shape: tuple[int, ...], device: torch.device, dt: torch.dtype
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`border_cross`'s constants for an ``H×W`` frame (cached: read only): ``D`` on the row lines
+    and on the column lines, and the flat bins' ``keep`` mask and energy weights."""
+    side = max(h, w)
+    ky_r = torch.arange(-a, a + 1, device=device, dtype=dt)[:, None]  # rows' ky
+    kx_r = torch.arange(0, w // 2 + 1, device=device, dtype=dt)[None, :]
+    ky_c = torch.fft.fftfreq(h, d=1.0 / h, device=device, dtype=dt)[:, None]  # cols' ky
+    kx_c = torch.arange(0, a + 1, device=device, dtype=dt)[None, :]
+
+    def den(ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
+        d = 2 * torch.cos(2 * math.pi * ky / h) + 2 * torch.cos(2 * math.pi * kx / w) - 4
+        return torch.where((ky == 0) & (kx == 0), torch.ones_like(d), d)
+
+    def weight(kx: torch.Tensor) -> torch.Tensor:
+        wt = torch.where(kx == 0, torch.ones_like(kx), torch.full_like(kx, 2.0))
+        return torch.where((kx == w / 2) & (w % 2 == 0), torch.ones_like(wt), wt)
+
+    def radius(ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt((ky * side / h) ** 2 + (kx * side / w) ** 2)
+
+    keep_r = (radius(ky_r, kx_r) >= min_radius) & ~((ky_r == 0) & (kx_r == 0))
+    # Columns: skip the rows |ky| <= a, already among the row lines.
+    keep_c = (radius(ky_c, kx_c) >= min_radius) & (ky_c.abs() > a)
+    keep = torch.cat([keep_r.expand(ru_shape).flatten(), keep_c.expand(cu_shape).flatten()])
+    keep_c_off = (ky_c.abs() > a) * ~((ky_c == 0) & (kx_c == 0))
+    wts = torch.cat([(weight(kx_r) * keep_r).expand(ru_shape).flatten(),
+                     (weight(kx_c) * keep_c_off).expand(cu_shape).flatten()])
+    return den(ky_r, kx_r), den(ky_c, kx_c), keep, wts
+
+
 def border_cross(u: torch.Tensor, *, axis_half_width: int = 1,
                  min_radius: float = 2.0) -> dict[str, torch.Tensor]:
     """Border-cross index of ``N×H×W`` mean-removed images (no window), each value ``(N,)``.
@@ -324,29 +358,11 @@ def border_cross(u: torch.Tensor, *, axis_half_width: int = 1,
     _n, h, w = u.shape
     a = int(axis_half_width)
     dt = u.dtype
-    side = max(h, w)
     ru, cu = axis_lines(u, a)
     rv, cv = _border_axis_lines(u, a)
-    ky_r = torch.arange(-a, a + 1, device=u.device, dtype=dt)[:, None]  # rows' ky
-    kx_r = torch.arange(0, w // 2 + 1, device=u.device, dtype=dt)[None, :]
-    ky_c = torch.fft.fftfreq(h, d=1.0 / h, device=u.device, dtype=dt)[:, None]  # cols' ky
-    kx_c = torch.arange(0, a + 1, device=u.device, dtype=dt)[None, :]
-
-    def den(ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
-        d = 2 * torch.cos(2 * math.pi * ky / h) + 2 * torch.cos(2 * math.pi * kx / w) - 4
-        return torch.where((ky == 0) & (kx == 0), torch.ones_like(d), d)
-
-    def weight(kx: torch.Tensor) -> torch.Tensor:
-        wt = torch.where(kx == 0, torch.ones_like(kx), torch.full_like(kx, 2.0))
-        return torch.where((kx == w / 2) & (w % 2 == 0), torch.ones_like(wt), wt)
-
-    def radius(ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
-        return torch.sqrt((ky * side / h) ** 2 + (kx * side / w) ** 2)
-
-    keep_r = (radius(ky_r, kx_r) >= min_radius) & ~((ky_r == 0) & (kx_r == 0))
-    # Columns: skip the rows |ky| <= a, already among the row lines.
-    keep_c = (radius(ky_c, kx_c) >= min_radius) & (ky_c.abs() > a)
-    s_r, s_c = rv / den(ky_r, kx_r), cv / den(ky_c, kx_c)
+    den_r, den_c, keep, wts = _border_geometry(h, w, a, float(min_radius), tuple(ru.shape[1:]),
+                                               tuple(cu.shape[1:]), u.device, dt)
+    s_r, s_c = rv / den_r, cv / den_c
     p_r, p_c = ru - s_r, cu - s_c
 
     def pw(z: torch.Tensor) -> torch.Tensor:
@@ -355,10 +371,6 @@ def border_cross(u: torch.Tensor, *, axis_half_width: int = 1,
     s2 = torch.cat([pw(s_r), pw(s_c)], dim=1)
     p2 = torch.cat([pw(p_r), pw(p_c)], dim=1)
     u2 = torch.cat([pw(ru), pw(cu)], dim=1)
-    keep = torch.cat([keep_r.expand(ru.shape[1:]).flatten(), keep_c.expand(cu.shape[1:]).flatten()])
-    keep_c_off = (ky_c.abs() > a) * ~((ky_c == 0) & (kx_c == 0))
-    wts = torch.cat([(weight(kx_r) * keep_r).expand(ru.shape[1:]).flatten(),
-                     (weight(kx_c) * keep_c_off).expand(cu.shape[1:]).flatten()])
     tot = s2 + p2
     ok = keep[None] & (tot > 1e-12 * tot.amax(dim=1, keepdim=True))
     share = torch.where(ok, s2 / tot.clamp_min(torch.finfo(dt).tiny), torch.full_like(tot, float("nan")))
@@ -1080,11 +1092,12 @@ def _screened_region_keys(out: Mapping[str, torch.Tensor], *, screened_d: torch.
     as read (``tiling_rules``: the older band and zone maps do not speak), as they would have been.
     (On a weak wall the rectified doubling keys may have replaced the skipped ones: NaN as well.)"""
     res: dict[str, torch.Tensor] = {}
+    nan = out["pair_plain_corr"].new_full((), float("nan"))  # (one 0-d NaN for every key: no full_like each)
     for pre, sc in (("doubling", screened_d), ("pair", screened_p)):
         for k in (*region_key_names(pre), f"rect_{pre}"):
-            res[k] = torch.where(sc, torch.full_like(out[k], float("nan")), out[k])
+            res[k] = torch.where(sc, nan, out[k])
     for k in ("rect_tilt_x", "rect_tilt_y"):
-        res[k] = torch.where(screened_p, torch.full_like(out[k], float("nan")), out[k])
+        res[k] = torch.where(screened_p, nan, out[k])
     res["region_screened"] = (screened_d | screened_p).to(out["pair_plain_corr"].dtype)
     return res
 
