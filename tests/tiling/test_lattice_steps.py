@@ -128,3 +128,26 @@ def test_weak_perspective_trend_on_an_aperiodic_wall_needs_its_pairs_consensus()
     assert fires(persp_trend_y=-0.35)                              # beyond the weak band
     assert fires(periodicity_score=0.6)                            # a periodic wall: the peaks moved
     assert not fires(persp_trend_y=-0.22, persp_agree_y=1.0, persp_pairs_y=6.0)  # under PERSP_TREND
+
+
+def test_one_pick_over_several_spectra_equals_each_own_pick():
+    # the summary picks the frame's, the central half's and the windows' lattices in one call
+    # (lattice.pick_lattices): each image's lattice must be the one its own pick gives, bit for bit, with
+    # each set's own lowest searched frequency (min_radius)
+    from trackdiag.functional.lattice import pick_lattices
+    from trackdiag.functional.spectral import lattice_input
+    from trackdiag.testing.synth import wall_batch
+
+    x = wall_batch(3, 192, generator=torch.Generator().manual_seed(5)).mean(dim=1)
+    ins = [lattice_input(x, max_period_frac=0.5, clean=True),
+           lattice_input(x[:, 48:144, 48:144], max_period_frac=0.25, clean=True),
+           lattice_input(x[:, :64, :64], max_period_frac=0.34, clean=True, keep_log_power=False)]
+    assert len({i.r_min for i in ins}) == 3
+    together = pick_lattices([i.peaks for i in ins], min_radius=[i.r_min for i in ins])
+    found = 0
+    for inp, lat in zip(ins, together, strict=True):
+        own = pick_lattice(inp.peaks, min_radius=inp.r_min)
+        found += int(own.found.sum())
+        for a, b in zip(lat, own, strict=True):
+            assert torch.equal(torch.nan_to_num(a, nan=-1.0), torch.nan_to_num(b, nan=-1.0))
+    assert found >= 6  # most of these walls have a lattice: the comparison is not of empty picks

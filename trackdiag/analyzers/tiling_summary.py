@@ -15,6 +15,7 @@ Every definition and window is written out in ``docs/tiling.md``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,21 +28,22 @@ from ..core.checks import check_image_batch, normalize_mask, normalize_ref
 from ..core.schedule import Schedule
 from ..functional.detail import detail_deficit_db
 from ..functional.grid import grid_excess, parity_gain
-from ..functional.lattice import axis_periods, real_basis
+from ..functional.lattice import axis_periods, pick_lattice, pick_lattices, real_basis
 from ..functional.localmap import centroid_scale_trend, window_scale_trend
 from ..functional.rectify import alternative_tilt, checked_tilt, rectify, tilt_from_axis_periods
 from ..functional.rows import on_rows
 from ..functional.seams import edge_scores, mask_seam_parts
 from ..functional.spectral import (
+    LatticeInput,
     Spectrum,
-    analyze_periodicity,
     apodized_weights,
     autocorrelation_map,
     axis_lines,
     fine_peak_fracs,
     gather_power,
     lattice_acf,
-    lattice_period,
+    lattice_input,
+    lattice_periodicity,
     peak_ring_ratios,
     radial_hist,
     radial_profile,
@@ -306,6 +308,39 @@ def _border_axis_lines(u: torch.Tensor, a: int) -> tuple[torch.Tensor, torch.Ten
     return rows, cols
 
 
+@functools.lru_cache(maxsize=16)
+def _border_geometry(h: int, w: int, a: int, min_radius: float, ru_shape: tuple[int, ...],
+                     cu_shape: tuple[int, ...], device: torch.device, dt: torch.dtype
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`border_cross`'s constants for an ``H×W`` frame (cached: read only): ``D`` on the row lines
+    and on the column lines, and the flat bins' ``keep`` mask and energy weights."""
+    side = max(h, w)
+    ky_r = torch.arange(-a, a + 1, device=device, dtype=dt)[:, None]  # rows' ky
+    kx_r = torch.arange(0, w // 2 + 1, device=device, dtype=dt)[None, :]
+    ky_c = torch.fft.fftfreq(h, d=1.0 / h, device=device, dtype=dt)[:, None]  # cols' ky
+    kx_c = torch.arange(0, a + 1, device=device, dtype=dt)[None, :]
+
+    def den(ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
+        d = 2 * torch.cos(2 * math.pi * ky / h) + 2 * torch.cos(2 * math.pi * kx / w) - 4
+        return torch.where((ky == 0) & (kx == 0), torch.ones_like(d), d)
+
+    def weight(kx: torch.Tensor) -> torch.Tensor:
+        wt = torch.where(kx == 0, torch.ones_like(kx), torch.full_like(kx, 2.0))
+        return torch.where((kx == w / 2) & (w % 2 == 0), torch.ones_like(wt), wt)
+
+    def radius(ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt((ky * side / h) ** 2 + (kx * side / w) ** 2)
+
+    keep_r = (radius(ky_r, kx_r) >= min_radius) & ~((ky_r == 0) & (kx_r == 0))
+    # Columns: skip the rows |ky| <= a, already among the row lines.
+    keep_c = (radius(ky_c, kx_c) >= min_radius) & (ky_c.abs() > a)
+    keep = torch.cat([keep_r.expand(ru_shape).flatten(), keep_c.expand(cu_shape).flatten()])
+    keep_c_off = (ky_c.abs() > a) * ~((ky_c == 0) & (kx_c == 0))
+    wts = torch.cat([(weight(kx_r) * keep_r).expand(ru_shape).flatten(),
+                     (weight(kx_c) * keep_c_off).expand(cu_shape).flatten()])
+    return den(ky_r, kx_r), den(ky_c, kx_c), keep, wts
+
+
 def border_cross(u: torch.Tensor, *, axis_half_width: int = 1,
                  min_radius: float = 2.0) -> dict[str, torch.Tensor]:
     """Border-cross index of ``N×H×W`` mean-removed images (no window), each value ``(N,)``.
@@ -323,29 +358,11 @@ def border_cross(u: torch.Tensor, *, axis_half_width: int = 1,
     _n, h, w = u.shape
     a = int(axis_half_width)
     dt = u.dtype
-    side = max(h, w)
     ru, cu = axis_lines(u, a)
     rv, cv = _border_axis_lines(u, a)
-    ky_r = torch.arange(-a, a + 1, device=u.device, dtype=dt)[:, None]  # rows' ky
-    kx_r = torch.arange(0, w // 2 + 1, device=u.device, dtype=dt)[None, :]
-    ky_c = torch.fft.fftfreq(h, d=1.0 / h, device=u.device, dtype=dt)[:, None]  # cols' ky
-    kx_c = torch.arange(0, a + 1, device=u.device, dtype=dt)[None, :]
-
-    def den(ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
-        d = 2 * torch.cos(2 * math.pi * ky / h) + 2 * torch.cos(2 * math.pi * kx / w) - 4
-        return torch.where((ky == 0) & (kx == 0), torch.ones_like(d), d)
-
-    def weight(kx: torch.Tensor) -> torch.Tensor:
-        wt = torch.where(kx == 0, torch.ones_like(kx), torch.full_like(kx, 2.0))
-        return torch.where((kx == w / 2) & (w % 2 == 0), torch.ones_like(wt), wt)
-
-    def radius(ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
-        return torch.sqrt((ky * side / h) ** 2 + (kx * side / w) ** 2)
-
-    keep_r = (radius(ky_r, kx_r) >= min_radius) & ~((ky_r == 0) & (kx_r == 0))
-    # Columns: skip the rows |ky| <= a, already among the row lines.
-    keep_c = (radius(ky_c, kx_c) >= min_radius) & (ky_c.abs() > a)
-    s_r, s_c = rv / den(ky_r, kx_r), cv / den(ky_c, kx_c)
+    den_r, den_c, keep, wts = _border_geometry(h, w, a, float(min_radius), tuple(ru.shape[1:]),
+                                               tuple(cu.shape[1:]), u.device, dt)
+    s_r, s_c = rv / den_r, cv / den_c
     p_r, p_c = ru - s_r, cu - s_c
 
     def pw(z: torch.Tensor) -> torch.Tensor:
@@ -354,10 +371,6 @@ def border_cross(u: torch.Tensor, *, axis_half_width: int = 1,
     s2 = torch.cat([pw(s_r), pw(s_c)], dim=1)
     p2 = torch.cat([pw(p_r), pw(p_c)], dim=1)
     u2 = torch.cat([pw(ru), pw(cu)], dim=1)
-    keep = torch.cat([keep_r.expand(ru.shape[1:]).flatten(), keep_c.expand(cu.shape[1:]).flatten()])
-    keep_c_off = (ky_c.abs() > a) * ~((ky_c == 0) & (kx_c == 0))
-    wts = torch.cat([(weight(kx_r) * keep_r).expand(ru.shape[1:]).flatten(),
-                     (weight(kx_c) * keep_c_off).expand(cu.shape[1:]).flatten()])
     tot = s2 + p2
     ok = keep[None] & (tot > 1e-12 * tot.amax(dim=1, keepdim=True))
     share = torch.where(ok, s2 / tot.clamp_min(torch.finfo(dt).tiny), torch.full_like(tot, float("nan")))
@@ -537,14 +550,16 @@ REF_OWN_KEYS = ("ref_E2f_over_Ef", "ref_Ehalf_over_Ef", "ref_acf_period_px", "re
                 "ref_peak_Ehalf_over_Ef", "peak_E2f_over_Ef", "peak_Ehalf_over_Ef", *REF_LATTICE_ACF_KEYS)
 
 
-def ref_lattice_acf_keys(per: Any, rper: Any) -> dict[str, torch.Tensor]:
+def ref_lattice_acf_keys(per: Any, rper: Any, *, basis: tuple[torch.Tensor, torch.Tensor] | None = None
+                         ) -> dict[str, torch.Tensor]:
     """The reference's 2-D autocorrelation at ½, 1 and 2 × the output's lattice vectors
     (``ref_lattice_acf_half`` / ``_same`` / ``_double``, ``(B,)``; :func:`~trackdiag.functional.spectral.
     lattice_acf`): a check of the reference's scale that does not depend on the period its own spectrum was
     read at. A reference read at a finer shell of its lattice (a hex mosaic of 79 px read at 22.7 px, its
     √12 shell, where its first shells sit on the tile-colour hump) reads 0.94 at twice a halved output's
-    vectors and ≈ 0 at them; at the output's scale it reads high at 1 and low at ½."""
-    t1, t2 = real_basis(per.lattice.f, per.lattice.g, per.spec.side)
+    vectors and ≈ 0 at them; at the output's scale it reads high at 1 and low at ½. ``basis``: the output's
+    ``real_basis`` when the caller has it."""
+    t1, t2 = real_basis(per.lattice.f, per.lattice.g, per.spec.side) if basis is None else basis
     a = lattice_acf(rper.signal, rper.weights, t1, t2)
     return {k: a[:, i] for i, k in enumerate(REF_LATTICE_ACF_KEYS)}
 
@@ -613,12 +628,13 @@ def ref_departure(lp: Any, ref_period: torch.Tensor) -> dict[str, torch.Tensor]:
             "ref_measured_frac": n / float(max(1, per[0].numel()))}
 
 
-def _lattice_keys(per: Any, side: int, *, prefix: str) -> dict[str, torch.Tensor]:
+def _lattice_keys(per: Any, side: int, *, prefix: str, basis: tuple[torch.Tensor, torch.Tensor] | None = None
+                  ) -> dict[str, torch.Tensor]:
     """``lattice_t1_px``, ``lattice_t2_px``, their angles (degrees in [0, 180), from the +x axis, y down),
     ``period_x_px``, ``period_y_px`` and ``lattice_prominence`` of an :func:`analyze_periodicity` result made
-    with ``lattice=True`` (keys prefixed with ``prefix``)."""
+    with ``lattice=True`` (keys prefixed with ``prefix``; ``basis``: its ``real_basis`` when known)."""
     lat = per.lattice
-    t1, t2 = real_basis(lat.f, lat.g, side)
+    t1, t2 = real_basis(lat.f, lat.g, side) if basis is None else basis
     px, py = axis_periods(t1, t2)
 
     def angle(t: torch.Tensor) -> torch.Tensor:
@@ -636,14 +652,24 @@ def _centre_crop_period(x: torch.Tensor, valid: torch.Tensor | None, p: TilingPa
     ``(N,)`` px, NaN where the crop has no lattice, and the crop's periodicity score ``(N,)``. On a wall seen
     at an angle the period varies half as much there as over the frame, and the truth's period is the
     centre's."""
+    inp = _centre_crop_input(x, valid, p)
+    return _centre_crop_finish(inp, pick_lattice(inp.peaks, min_radius=inp.r_min), p)
+
+
+def _centre_crop_input(x: torch.Tensor, valid: torch.Tensor | None, p: TilingParams) -> LatticeInput:
+    """:func:`_centre_crop_period` before its lattice pick
+    (:func:`~trackdiag.functional.spectral.lattice_input` of the central half)."""
     h, w = x.shape[-2:]
     ys, xs = slice(h // 4, h - h // 4), slice(w // 4, w - w // 4)
     xc = x[:, ys, xs]
     vc = None if valid is None else valid[:, ys, xs]
-    per = analyze_periodicity(xc, valid=vc, min_period_px=p.min_period_px, max_period_frac=CENTRE_CROP_FRAC,
-                              rel_power=p.rel_power, harmonic_tol=p.harmonic_tol,
-                              detrend_order=p.detrend_order, clean=True, taper=valid is not None,
-                              lattice=True)
+    return lattice_input(xc, valid=vc, min_period_px=p.min_period_px, max_period_frac=CENTRE_CROP_FRAC,
+                         detrend_order=p.detrend_order, clean=True, taper=valid is not None)
+
+
+def _centre_crop_finish(inp: LatticeInput, lat: Any, p: TilingParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_centre_crop_period` after its lattice pick ``lat``."""
+    per = lattice_periodicity(inp, lat, min_period_px=p.min_period_px)
     nan = torch.full_like(per.period_px, float("nan"))
     return torch.where(per.lattice.found, per.period_px, nan), per.score
 
@@ -661,7 +687,8 @@ def _refined_tilts(x: torch.Tensor, vf: torch.Tensor, tilts: torch.Tensor, trend
 
 
 def _rectified_wall(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str, torch.Tensor], per: Any,
-                    side: int, angled: torch.Tensor, p: TilingParams
+                    side: int, angled: torch.Tensor, p: TilingParams, *,
+                    basis: tuple[torch.Tensor, torch.Tensor] | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The wall rectified by its tilt, for the centre's period: ``(xr, vr, sel, tilts)``, ``N×H×W`` luma and
     0/1 weights (:func:`~trackdiag.functional.rectify.rectify`; 0 outside ``sel``), ``sel`` ``(N,)`` bool:
@@ -671,14 +698,16 @@ def _rectified_wall(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str
 
     ``x``, ``vf``: ``N×H×W`` luma and 0/1 weights; ``lp`` the local lattice map, ``wst`` the window grid's
     trend keys, ``per`` the frame's periodicity (its lattice: 1-D or 2-D), ``side`` its FFT side, ``p`` the
-    summary's parameters. The tilt is :func:`_wall_tilt`'s checked candidate (the one the rectified region
-    maps try first) after its correction (eleventh sitting; before, the uncorrected one). On a wall seen
+    summary's parameters (``basis``: the frame's ``real_basis`` when known). The tilt is :func:`_wall_tilt`'s
+    checked candidate (the one the rectified region maps try first) after its correction (eleventh sitting;
+    before, the uncorrected one). On a wall seen
     at an angle the central half still spans a range of local periods (the lines across the tilt change
     twice as fast as those along it: a hex or penny lattice's three row families shear apart), so its
     spectral peaks smear and the strongest bump of the smear is read, a few % off the centre's period; the
     rectified wall has the centre's scale everywhere (its Jacobian is the identity at the frame centre)."""
     h, w = x.shape[-2:]
-    one_d = ~torch.isfinite(real_basis(per.lattice.f, per.lattice.g, side)[1]).all(1)
+    t2 = (real_basis(per.lattice.f, per.lattice.g, side) if basis is None else basis)[1]
+    one_d = ~torch.isfinite(t2).all(1)
     gs = _wall_tilt(lp, wst, one_d, angled, h, w)  # N×2×2 (candidate, (G_y, G_x)), frame units
     sel = angled & torch.isfinite(gs[:, 0]).all(1) & (gs[:, 0].abs() > 0).any(1)
     trend = torch.stack([wst["persp_trend_y"], wst["persp_trend_x"]], dim=1)
@@ -765,16 +794,38 @@ def _window_readings(x: torch.Tensor, vf: torch.Tensor, trend_x: torch.Tensor, t
     ``N×G``: each window's log period moved to the frame centre along the perspective trend (``trend_x``,
     ``trend_y``: ``(N,)`` slopes of the log period per frame width / height, NaN read as 0); ``ok`` ``N×G``:
     the window has ≥ 60 % valid pixels and a lattice (the others do not vote)."""
+    w_in = _window_input(x, vf, p, masked=masked)
+    lat = None if w_in[0] is None else pick_lattice(w_in[0].peaks, min_radius=w_in[0].r_min)
+    return _window_finish(w_in, lat, trend_x, trend_y)
+
+
+_WindowInput = tuple[LatticeInput | None, torch.Tensor, torch.Tensor, torch.Tensor, int, int]
+
+
+def _window_input(x: torch.Tensor, vf: torch.Tensor, p: TilingParams, *, masked: bool) -> _WindowInput:
+    """:func:`_window_readings` before its lattice pick: ``(the windows' lattice input or None where the
+    windows are too small, their weights, centres y and x, side, N)``."""
     n, h, w = x.shape
     side = int(min(h, w) * WINDOW_VOTE_FRAC)
     if side < 32:
-        return (torch.full((n, 1), float("nan"), device=x.device, dtype=x.dtype),
-                torch.zeros((n, 1), device=x.device, dtype=torch.bool), side)
+        return None, vf, x.new_zeros(0), x.new_zeros(0), side, n
     xw, vw, cy, cx = _vote_windows(x, vf, side)
+    # (the lattice pick of analyze_periodicity(lattice=True) without its ACF: only the lattice is read,
+    # as spectral.lattice_period)
+    inp = lattice_input(xw, valid=vw, min_period_px=p.min_period_px, max_period_frac=0.34,
+                        detrend_order=p.detrend_order, clean=True, taper=masked, keep_log_power=False)
+    return inp, vw, cy, cx, side, n
+
+
+def _window_finish(w_in: _WindowInput, lat: Any, trend_x: torch.Tensor, trend_y: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """:func:`_window_readings` after its lattice pick ``lat`` (``None`` where there was no input)."""
+    inp, vw, cy, cx, side, n = w_in
+    if inp is None or lat is None:
+        return (torch.full((n, 1), float("nan"), device=vw.device, dtype=vw.dtype),
+                torch.zeros((n, 1), device=vw.device, dtype=torch.bool), side)
     g = cy.numel()
-    # (the lattice pick of analyze_periodicity(lattice=True) without its ACF: only the lattice is read)
-    period, found = lattice_period(xw, valid=vw, min_period_px=p.min_period_px, max_period_frac=0.34,
-                                   detrend_order=p.detrend_order, clean=True, taper=masked)
+    period, found = inp.spec.side / lat.radius, lat.found
     ok = (found & (vw.mean(dim=(-2, -1)) >= 0.6)).reshape(n, g)
     lw = torch.log(period.reshape(n, g).clamp_min(1e-6))
     lw = lw - torch.nan_to_num(trend_x)[:, None] * cx[None] - torch.nan_to_num(trend_y)[:, None] * cy[None]
@@ -928,12 +979,14 @@ def _only_where(sel: torch.Tensor, keys: Sequence[str], like: torch.Tensor,
 
 def _pair_keys(x: torch.Tensor, vf: torch.Tensor, per: Any, side: int, wst: Mapping[str, torch.Tensor],
                tx: torch.Tensor, ty: torch.Tensor, centre_scale: torch.Tensor, p: TilingParams,
-               rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+               rows: torch.Tensor | None = None, basis: tuple[torch.Tensor, torch.Tensor] | None = None
+               ) -> dict[str, torch.Tensor]:
     """The real-space 2×-region keys (:func:`.bands.pair_doubling_keys`): the wall's lattice vectors brought
     to the frame centre's period (``centre_scale`` = reported / global period: 1 on fronto-parallel walls),
     each window's expected scale from the window grid's perspective trend (the local map's where it has
-    none). ``rows``: only these images (``(K,)`` long; None: all)."""
-    t1, t2 = real_basis(per.lattice.f, per.lattice.g, side)
+    none). ``rows``: only these images (``(K,)`` long; None: all). ``basis``: the frame's ``real_basis``
+    when known."""
+    t1, t2 = real_basis(per.lattice.f, per.lattice.g, side) if basis is None else basis
     cs = torch.nan_to_num(centre_scale, nan=1.0)[:, None]
     trx = torch.where(torch.isfinite(wst["persp_trend_x"]), wst["persp_trend_x"], tx)
     try_ = torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty)
@@ -970,15 +1023,16 @@ def _wall_tilt(lp: Any, wst: Mapping[str, torch.Tensor], one_d: torch.Tensor, ro
 
 def _rectified_keys(x: torch.Tensor, vf: torch.Tensor, lp: Any, wst: Mapping[str, torch.Tensor], per: Any,
                     side: int, cscale: torch.Tensor, angled: torch.Tensor, out: Mapping[str, torch.Tensor],
-                    p: TilingParams, refined: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                    p: TilingParams, refined: torch.Tensor | None = None,
+                    basis: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """On the images ``angled`` (``(N,)`` bool) whose tilt is measured, the ``doubling_*`` and ``pair_*``
     keys measured on the rectified wall (:func:`.rectified.best_rectified_region_keys`) replace those of
     ``out``; ``rect_tilt_x`` / ``rect_tilt_y`` (the tilt in frame units, ``G = g·side``; NaN where not
     rectified) say where. Elsewhere ``out``'s keys unchanged. ``refined``: the tilt candidates already
     corrected on the walls they rectify (``N×2×2``, :func:`_rectified_wall`'s, on a superset of these
-    images; None: corrected here)."""
+    images; None: corrected here). ``basis``: the frame's ``real_basis`` when known."""
     h, w = x.shape[-2:]
-    t1, t2 = real_basis(per.lattice.f, per.lattice.g, side)
+    t1, t2 = real_basis(per.lattice.f, per.lattice.g, side) if basis is None else basis
     gs = _wall_tilt(lp, wst, ~torch.isfinite(t2).all(1), angled, h, w)  # N×2×2, frame units
     g = gs[:, 0]
     sel = angled & torch.isfinite(g).all(1) & (g.abs() > 0).any(1)
@@ -1038,11 +1092,12 @@ def _screened_region_keys(out: Mapping[str, torch.Tensor], *, screened_d: torch.
     as read (``tiling_rules``: the older band and zone maps do not speak), as they would have been.
     (On a weak wall the rectified doubling keys may have replaced the skipped ones: NaN as well.)"""
     res: dict[str, torch.Tensor] = {}
+    nan = out["pair_plain_corr"].new_full((), float("nan"))  # (one 0-d NaN for every key: no full_like each)
     for pre, sc in (("doubling", screened_d), ("pair", screened_p)):
         for k in (*region_key_names(pre), f"rect_{pre}"):
-            res[k] = torch.where(sc, torch.full_like(out[k], float("nan")), out[k])
+            res[k] = torch.where(sc, nan, out[k])
     for k in ("rect_tilt_x", "rect_tilt_y"):
-        res[k] = torch.where(screened_p, torch.full_like(out[k], float("nan")), out[k])
+        res[k] = torch.where(screened_p, nan, out[k])
     res["region_screened"] = (screened_d | screened_p).to(out["pair_plain_corr"].dtype)
     return res
 
@@ -1104,11 +1159,28 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     vmask = None if mask is None else valid
     # the mask's tapered weights: the global spectrum's window and the strips' and windows' weights below
     apod = None if mask is None else apodized_weights(valid, taper_px=p.taper_px)
-    per = analyze_periodicity(x, valid=vf, min_period_px=p.min_period_px, max_period_frac=p.max_period_frac,
-                              rel_power=p.rel_power, harmonic_tol=p.harmonic_tol, taper_px=p.taper_px,
-                              detrend_order=p.detrend_order, clean=True, taper=mask is not None,
-                              lattice=True, apodized=apod)
+    # The lattice picks of the frame, the reference, the central half and the window vote's windows in one
+    # call (lattice.pick_lattices: each image's pick as its own; ~1 100 torch calls each on the CPU)
+    f_in = lattice_input(x, valid=vf, min_period_px=p.min_period_px, max_period_frac=p.max_period_frac,
+                         taper_px=p.taper_px, detrend_order=p.detrend_order, clean=True,
+                         taper=mask is not None, apodized=apod)
+    r_in = None
+    if ref is not None:
+        r = normalize_ref(ref, channels=c).to(device=pred.device, dtype=pred.dtype)
+        # Non-finite pixels of the reference are dropped and their holes tapered (prepare() does both).
+        r_in = lattice_input(luminance(r), taper=True, min_period_px=p.min_period_px, max_period_frac=0.34,
+                             detrend_order=p.detrend_order)
+    c_in = _centre_crop_input(x, vf if mask is not None else None, p)
+    w_in = _window_input(x, vf, p, masked=mask is not None)
+    ins = [i for i in (f_in, r_in, c_in, w_in[0]) if i is not None]
+    lats = iter(pick_lattices([i.peaks for i in ins], min_radius=[i.r_min for i in ins]))
+    f_lat = next(lats)
+    r_lat = None if r_in is None else next(lats)
+    c_lat = next(lats)
+    w_lat = None if w_in[0] is None else next(lats)
+    per = lattice_periodicity(f_in, f_lat, min_period_px=p.min_period_px)
     s = per.spec.side
+    basis = real_basis(per.lattice.f, per.lattice.g, s)  # the frame's t1, t2 (read by five helpers below)
     out["fft_side_px"] = torch.full((b,), float(s), device=pred.device, dtype=gray.dtype)
     out["fundamental_radius_bin"] = per.radius_bin
     out["fundamental_period_px"] = per.period_px
@@ -1121,12 +1193,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     nan_b = torch.full((b,), float("nan"), device=pred.device, dtype=gray.dtype)
     fstar = per.radius_bin
     if ref is not None:
-        r = normalize_ref(ref, channels=c).to(device=pred.device, dtype=pred.dtype)
-        rg = luminance(r)
-        # Non-finite pixels of the reference are dropped and their holes tapered (prepare() does both).
-        rper = analyze_periodicity(rg, taper=True, min_period_px=p.min_period_px, max_period_frac=0.34,
-                                   rel_power=p.rel_power, harmonic_tol=p.harmonic_tol,
-                                   detrend_order=p.detrend_order, lattice=True)
+        assert r_in is not None and r_lat is not None
+        rper = lattice_periodicity(r_in, r_lat, min_period_px=p.min_period_px)
         ref_period = rper.period_px.expand(b)
         out["ref_period_px"] = ref_period
         out["ref_radius_bin"] = s / ref_period
@@ -1138,7 +1206,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out["ref_detail_deficit_db"] = detail_deficit_db(per.spec, rper.spec, pixels=vf.sum(dim=(-2, -1)))
         out.update({k: v.expand(b) for k, v in ref_own_ratios(rper, p).items()})
         out.update(peak_ratios_at_ref(per.spec, out["ref_radius_bin"], p))
-        out.update(ref_lattice_acf_keys(per, rper))
+        out.update(ref_lattice_acf_keys(per, rper, basis=basis))
         out["ref_acf_period_px"] = rper.acf_period_px.expand(b)
         fstar = s / ref_period
     else:
@@ -1163,7 +1231,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["checkerboard_score"] = pg["checkerboard_s2"]
     out["checkerboard_s8"] = out.get("grid_s8", torch.full((b,), float("nan"), device=pred.device,
                                                            dtype=gray.dtype))
-    out.update(_lattice_keys(per, s, prefix=""))
+    out.update(_lattice_keys(per, s, prefix="", basis=basis))
     lat = per.lattice
     out["alias_fine_peak_frac"], out["alias_fold_peak_frac"] = fine_peak_fracs(
         per.spec, f=lat.f, g=lat.g, lattice_ok=lat.found & (lat.radius <= s / 6.0))
@@ -1236,11 +1304,11 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     use_c = use_c | (persp & torch.isfinite(cen) & (per.score < CENTRE_CROP_SCORE))
     # ... and better, the lattice of the frame's central half, where the period varies half as much; unless it
     # is 1.4–2.6 × the map's (a zone or band at twice the period over the centre: the map's median is not)
-    cc, out["centre_periodicity_score"] = _centre_crop_period(x, vf if mask is not None else None, p)
+    cc, out["centre_periodicity_score"] = _centre_crop_finish(c_in, c_lat, p)
     # ... read once more on the wall rectified by its tilt, where the lattice does not smear over the crop's
     # range of periods: that reading where it repeats its lattice at least as well (the score of the image's
     # crop stays the wall's: periodicity_score)
-    xr, vr, rsel, rtilts = _rectified_wall(x, vf, lp, wst, per, s, persp, p)
+    xr, vr, rsel, rtilts = _rectified_wall(x, vf, lp, wst, per, s, persp, p, basis=basis)
     on_r = lambda i: (xr, vr) if i is None else (xr[i], vr[i])
     rcc, rcs = on_rows(rsel, lambda i: _centre_crop_period(*on_r(i), p), fills=(float("nan"), float("nan")),
                        like=x)
@@ -1283,10 +1351,9 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["fundamental_period_px"] = torch.where(persp, centre, torch.where(torch.isfinite(front), front, gl))
     # ... unless most of the wall's local windows read a divisor of it (a zone or band at 2× over the centre
     # pulled the frame, the crop and the map alike): the windows' lattice, at the centre
-    lw, lok, vside = _window_readings(
-        x, vf, torch.where(torch.isfinite(wst["persp_trend_x"]), wst["persp_trend_x"], tx),
-        torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty), p,
-        masked=mask is not None)
+    lw, lok, vside = _window_finish(
+        w_in, w_lat, torch.where(torch.isfinite(wst["persp_trend_x"]), wst["persp_trend_x"], tx),
+        torch.where(torch.isfinite(wst["persp_trend_y"]), wst["persp_trend_y"], ty))
     # (on a wall whose rectified central half was read, its windows too: there at the centre's scale, with no
     # trend to undo; the trend-moved windows of the image read a few % apart, and outvoted a right crop)
     lwr, okr = on_rows(use_r, lambda i: _rectified_windows(*on_r(i), p), fills=(float("nan"), 0.0), like=x,
@@ -1330,10 +1397,12 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     # (the pair test's lattice: the angled wall's centre correction only, as calibrated by the region rules)
     cscale = torch.where(persp, centre_img, gl) / gl
     room_p = room & ~fine
-    out.update(on_rows(room_p, lambda i: _pair_keys(x, vf, per, s, wst, tx, ty, cscale, p, rows=i),
+    out.update(on_rows(room_p, lambda i: _pair_keys(x, vf, per, s, wst, tx, ty, cscale, p, rows=i,
+                                                    basis=basis),
                        fills=dict.fromkeys(region_key_names("pair"), float("nan")), like=x))
     # a wall seen at an angle: both region maps again on the wall rectified by its tilt (rectified.py)
-    out.update(_rectified_keys(x, vf, lp, wst, per, s, cscale, persp & room_p, out, p, refined=rtilts))
+    out.update(_rectified_keys(x, vf, lp, wst, per, s, cscale, persp & room_p, out, p, refined=rtilts,
+                               basis=basis))
     out.update(_screened_region_keys(out, screened_d=room & ~room_d, screened_p=room & ~room_p))
     out.update(scale_trend(x, sw))
 

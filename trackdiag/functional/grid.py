@@ -178,23 +178,28 @@ def parity_gain(x: torch.Tensor, valid: torch.Tensor, *, block: int = 8) -> dict
     den_b = _batch_sum(s2, gr, gc)
     out: dict[str, torch.Tensor] = {}
     tiny = torch.finfo(dt).tiny
-    floored = []
-    for name in ("x", "y", "xy"):
+    names = ("x", "y", "xy")
+    mss = []
+    for name in names:
         if par is None:
             carrier = {"x": cx[None, None, :], "y": cy[None, :, None],
                        "xy": cy[None, :, None] * cx[None, None, :]}[name]
-            ms = box_downsample(xv * carrier, block) * s * full
+            mss.append(box_downsample(xv * carrier, block) * s * full)
         else:
             pos, neg = {"x": ((see, soe), (seo, soo)), "y": ((see, seo), (soe, soo)),
                         "xy": ((see, soo), (seo, soe))}[name]
-            ms = ((pos[0] + pos[1]) - (neg[0] + neg[1])) * (1.0 / (block * block)) * s * full
-        a = ms.sum(dim=(-2, -1)) / den.clamp_min(tiny)
-        ok_b = den_b > 0
-        a_b = _batch_sum(ms, gr, gc) / den_b.clamp_min(tiny)
-        se = torch.nan_to_num(_batch_se(a_b, ok_b), nan=float("inf"))
-        out[f"parity_gain_{name}"] = a
-        floored.append(floor(a.abs(), se, PARITY_Z))
-    ls = torch.sqrt(torch.stack(floored).square().sum(dim=0))
+            mss.append(((pos[0] + pos[1]) - (neg[0] + neg[1])) * (1.0 / (block * block)) * s * full)
+    # the three carriers as one 3N batch (each image's and carrier's sums are its own: fewer small calls)
+    ms = torch.stack(mss)  # 3×N×hb×wb
+    a3 = ms.sum(dim=(-2, -1)) / den.clamp_min(tiny)  # 3×N
+    ok_b = (den_b > 0).repeat(3, 1)
+    a_b = _batch_sum(ms.flatten(0, 1), gr, gc).reshape(3, n, -1) / den_b.clamp_min(tiny)
+    se = torch.nan_to_num(_batch_se(a_b.flatten(0, 1), ok_b), nan=float("inf")).reshape(3, n)
+    fl = floor(a3.abs(), se, PARITY_Z)  # 3×N
+    for i, name in enumerate(names):
+        out[f"parity_gain_{name}"] = a3[i]
+    floored = list(fl.unbind(0))
+    ls = torch.sqrt(fl.square().sum(dim=0))
     share = _line_share(xv, s * full, den, block) if block % 2 == 0 else torch.full_like(ls, float("nan"))
     sig = [f > 0 for f in floored]
     dims = torch.where(sig[2] | (sig[0] & sig[1]), 2.0, torch.where(sig[0] | sig[1], 1.0, 0.0)).to(dt)
@@ -362,14 +367,26 @@ def grid_excess(x: torch.Tensor, valid: torch.Tensor, *, strides: tuple[int, ...
     while a wall whose joints fall *near* every k-th line drifts through the phases across the frame
     (≈ 0.5 and below).
     """
-    dx = x[..., :, 1:] - x[..., :, :-1]
-    px = valid[..., :, 1:] * valid[..., :, :-1]
-    # (the transposed differences laid out once: every stride reads them along the rows)
-    dy = (x[..., 1:, :] - x[..., :-1, :]).transpose(-1, -2).contiguous()
-    py = (valid[..., 1:, :] * valid[..., :-1, :]).transpose(-1, -2).contiguous()
+    n, h, w = x.shape
+    # (the transposed differences laid out once: every stride reads them along the rows; on a square image
+    # both directions are one N·2 batch of the same shape, read by one _direction call per stride: each
+    # image's result is its own, with ~100 small torch calls fewer each)
+    both = h == w
+    dx = x.new_empty((2 * n if both else n, h, w - 1))
+    px = valid.new_empty(dx.shape)
+    torch.sub(x[..., :, 1:], x[..., :, :-1], out=dx[:n])
+    torch.mul(valid[..., :, 1:], valid[..., :, :-1], out=px[:n])
+    dy = dx[n:] if both else x.new_empty((n, w, h - 1))
+    py = px[n:] if both else valid.new_empty(dy.shape)
+    dy.copy_((x[..., 1:, :] - x[..., :-1, :]).transpose(-1, -2))
+    py.copy_((valid[..., 1:, :] * valid[..., :-1, :]).transpose(-1, -2))
     out: dict[str, torch.Tensor] = {}
     for k in strides:
-        (d0, s0, p0, n0, a0), (d1, s1, p1, n1, a1) = _direction(dx, px, k), _direction(dy, py, k)
+        if both:
+            res = _direction(dx, px, k)
+            (d0, s0, p0, n0, a0), (d1, s1, p1, n1, a1) = ([t[:n] for t in res], [t[n:] for t in res])
+        else:
+            (d0, s0, p0, n0, a0), (d1, s1, p1, n1, a1) = _direction(dx, px, k), _direction(dy, py, k)
         dmean = 0.5 * (d0 + d1)
         se = 0.5 * torch.sqrt(s0.square() + s1.square())
         sc = (dmean - float(noise_z) * se).clamp_min(0.0)

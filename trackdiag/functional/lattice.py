@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -33,8 +34,8 @@ import torch
 from .order import running_max
 from .spectral import Spectrum, _mirror_index
 
-__all__ = ["Lattice", "PromPeaks", "axis_periods", "pick_lattice", "prominence_map", "prominent_peaks",
-           "real_basis"]
+__all__ = ["Lattice", "PromPeaks", "axis_periods", "pick_lattice", "pick_lattices", "prominence_map",
+           "prominent_peaks", "real_basis"]
 
 
 @functools.lru_cache(maxsize=32)
@@ -386,7 +387,7 @@ def _vector_comb(peaks: PromPeaks, v: torch.Tensor, among: torch.Tensor, tol_bin
 
 
 def _finer_lattice(peaks: PromPeaks, f: torch.Tensor, g: torch.Tensor, sel: torch.Tensor, *,
-                   min_radius: float, tol_bins: float, tol_rel: float, min_share: float = 0.9,
+                   min_radius: float | torch.Tensor, tol_bins: float, tol_rel: float, min_share: float = 0.9,
                    min_gain: int = 2, m_short: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
     """The coarsest lattice that explains the strong peaks, where the chosen one does not (``f``, ``g``:
     ``N×2`` bins, ``g`` NaN on 1-D textures; ``sel``: ``N×K`` the strong prominent peaks).
@@ -398,7 +399,7 @@ def _finer_lattice(peaks: PromPeaks, f: torch.Tensor, g: torch.Tensor, sel: torc
     lattice (largest cell) is taken if it explains ``≥ min_gain`` more peaks than ``f``, ``g``: a hexagonal
     mosaic whose low shells sit on the hump of per-tile colour shows only its √3, 2, √7, √12 … shells, and
     the strongest of them spans a lattice that misses the others. Returns the Gauss-reduced ``(f, g)``
-    (``f`` the shortest vector: the densest rows' normal)."""
+    (``f`` the shortest vector: the densest rows' normal). ``min_radius``: a number or ``(N,)``."""
     n, kk = peaks.ky.shape
     dt = peaks.ky.dtype
     sel0 = sel
@@ -436,8 +437,9 @@ def _finer_lattice(peaks: PromPeaks, f: torch.Tensor, g: torch.Tensor, sel: torc
     if sub is not None and sub.numel() < n:
         t1, t2 = f.clone(), g.clone()
         if sub.numel():
+            mr = min_radius[sub] if isinstance(min_radius, torch.Tensor) else min_radius
             t1[sub], t2[sub] = _finer_lattice(PromPeaks(*(t[sub] for t in peaks)), f[sub], g[sub], sel0[sub],
-                                              min_radius=min_radius, tol_bins=tol_bins, tol_rel=tol_rel,
+                                              min_radius=mr, tol_bins=tol_bins, tol_rel=tol_rel,
                                               min_share=min_share, min_gain=min_gain, m_short=m_short)
         return t1, t2
     # candidate basis vectors: the selected peaks, their differences and sums; the m_short shortest
@@ -446,7 +448,8 @@ def _finer_lattice(peaks: PromPeaks, f: torch.Tensor, g: torch.Tensor, sel: torc
     pair_ok = (sel[:, :, None] & sel[:, None, :]).reshape(n, -1)
     cok = torch.cat([sel, pair_ok, pair_ok], dim=1)
     cr = torch.sqrt(c.square().sum(-1))
-    cok &= cr >= max(min_radius, 1.0)
+    cok &= cr >= (min_radius.clamp_min(1.0)[:, None] if isinstance(min_radius, torch.Tensor)
+                  else max(min_radius, 1.0))
     key = torch.where(cok, cr, torch.full_like(cr, float("inf")))
     m = min(m_short, key.shape[1])
     kr, j = key.topk(m, dim=1, largest=False)
@@ -477,10 +480,10 @@ def _finer_lattice(peaks: PromPeaks, f: torch.Tensor, g: torch.Tensor, sel: torc
 def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominence: float = 0.03,
                  rel_power: float = 0.25, weak_power: float = 0.02, max_harmonic: int = 6,
                  tol_bins: float = 0.3, tol_rel: float = 0.03, low_radius: float = 14.0,
-                 lone_prominence: float = 1e5, min_radius: float = 0.0) -> Lattice:
+                 lone_prominence: float = 1e5, min_radius: float | torch.Tensor = 0.0) -> Lattice:
     """The fundamental ``f`` and the second basis vector ``g`` from :func:`prominent_peaks` (see the module
     docstring, step 3); ``min_radius``: the lowest frequency searched (bins; a fundamental implied by its
-    comb is not taken below it)."""
+    comb is not taken below it), a number or ``(N,)`` (one per image: :func:`pick_lattices`)."""
     n, kk = peaks.power.shape
     dev, dt = peaks.power.device, peaks.power.dtype
     top = torch.where(peaks.valid, peaks.prominence, torch.zeros_like(peaks.prominence)).amax(dim=1)
@@ -578,7 +581,8 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
         on = along_f[:, None] & (off <= (tol_bins + tol_rel * peaks.radius)[:, None])
         fits = on.sum(dim=2) >= 0.7 * along_f.sum(dim=1)[:, None]
         frm = fr[:, None] / mt[None]
-        use = (hits >= 2) & (hits >= 0.6 * seen) & (frm >= min_radius) & fits  # N×M
+        low = frm >= (min_radius[:, None] if isinstance(min_radius, torch.Tensor) else min_radius)
+        use = (hits >= 2) & (hits >= 0.6 * seen) & low & fits  # N×M
         first = use.to(torch.uint8).argmax(dim=1)  # the first (largest) m that qualifies
         any_use = use.any(dim=1)
         f = torch.where(any_use[:, None], v[ar, first], f)
@@ -597,6 +601,21 @@ def pick_lattice(peaks: PromPeaks, *, min_prominence: float = 30.0, rel_prominen
     prominence = torch.where(found, peaks.prominence[ar, best], torch.zeros_like(fr))
     return Lattice(torch.where(found[:, None], f, nan2), g, torch.where(found, fr, nan),
                    torch.where(found, peaks.power[ar, best], nan), prominence, found, best, ok.sum(dim=1))
+
+
+def pick_lattices(peaks: Sequence[PromPeaks], *, min_radius: Sequence[float]) -> list[Lattice]:
+    """:func:`pick_lattice` (default options) of several peak sets at once (``peaks[i]`` ``Nᵢ×K``, of
+    spectra of any sides; ``min_radius[i]`` each set's): one pick over their concatenation, split back
+    (each image's result is the same as its own pick's: every step is per image). Sets with different
+    ``K`` are picked one by one."""
+    if len({p.power.shape[1] for p in peaks}) != 1 or len(peaks) < 2:
+        return [pick_lattice(p, min_radius=r) for p, r in zip(peaks, min_radius, strict=True)]
+    sizes = [p.power.shape[0] for p in peaks]
+    ref = peaks[0].power
+    mr = torch.cat([torch.full((k,), float(r), device=ref.device, dtype=ref.dtype)
+                    for k, r in zip(sizes, min_radius, strict=True)])
+    lat = pick_lattice(PromPeaks(*(torch.cat(t) for t in zip(*peaks, strict=True))), min_radius=mr)
+    return [Lattice(*parts) for parts in zip(*(t.split(sizes) for t in lat), strict=True)]
 
 
 def real_basis(f: torch.Tensor, g: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -37,7 +37,10 @@ __all__ = [
     "fft_side",
     "fine_peak_frac",
     "fine_peak_fracs",
+    "LatticeInput",
     "lattice_acf",
+    "lattice_input",
+    "lattice_periodicity",
     "window_fold_fracs",
     "find_peaks",
     "first_acf_peak",
@@ -161,8 +164,9 @@ def apodized_weights(valid: torch.Tensor, *, taper_px: int | None = None) -> tor
     return (0.5 - 0.5 * torch.cos(math.pi * t)) * v
 
 
+@functools.lru_cache(maxsize=64)
 def _powers(n: int, k: int, *, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """``n×(k+1)``: the coordinate ``linspace(-1, 1, n)`` raised to the powers 0..k."""
+    """``n×(k+1)``: the coordinate ``linspace(-1, 1, n)`` raised to the powers 0..k (cached: read only)."""
     t = torch.linspace(-1.0, 1.0, n, device=device, dtype=dtype) if n > 1 else torch.zeros(1, device=device,
                                                                                             dtype=dtype)
     return torch.stack([t ** p for p in range(k + 1)], dim=1)
@@ -171,6 +175,19 @@ def _powers(n: int, k: int, *, device: torch.device, dtype: torch.dtype) -> torc
 def _exponents(order: int) -> list[tuple[int, int]]:
     """(power of y, power of x) of every monomial of total degree ≤ ``order``."""
     return [(a, d - a) for d in range(order + 1) for a in range(d, -1, -1)]
+
+
+@functools.lru_cache(maxsize=16)
+def _detrend_index(order: int, device: torch.device
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`detrend`'s constant index tensors (cached: read only): the monomials' powers of y and x
+    (``(K,)`` long each), the normal matrix's moment indices (``K×K`` each) and the float64 ``K×K``
+    identity."""
+    ex = _exponents(order)
+    ay = torch.tensor([e[0] for e in ex], device=device)
+    ax = torch.tensor([e[1] for e in ex], device=device)
+    return (ay, ax, ay[:, None] + ay[None, :], ax[:, None] + ax[None, :],
+            torch.eye(len(ex), device=device, dtype=torch.float64))
 
 
 def detrend(x: torch.Tensor, weights: torch.Tensor, *, order: int = 2) -> torch.Tensor:
@@ -194,12 +211,9 @@ def detrend(x: torch.Tensor, weights: torch.Tensor, *, order: int = 2) -> torch.
         mw = mw.expand(n, -1, -1)
     wx = (weights * x).reshape(n * h, w) @ px[:, : order + 1]
     mx = py[:, : order + 1].T @ wx.reshape(n, h, -1)  # N×(o+1)×(o+1)
-    ex = _exponents(order)
-    ay = torch.tensor([e[0] for e in ex], device=dev)
-    ax = torch.tensor([e[1] for e in ex], device=dev)
-    a = mw[:, ay[:, None] + ay[None, :], ax[:, None] + ax[None, :]].double()  # N×K×K
+    ay, ax, iy, ix, eye = _detrend_index(order, torch.device(dev))
+    a = mw[:, iy, ix].double()  # N×K×K
     b = mx[:, ay, ax].double()[..., None]  # N×K×1
-    eye = torch.eye(len(ex), device=dev, dtype=a.dtype)
     ridge = 1e-9 * a.diagonal(dim1=1, dim2=2).mean(-1)[:, None, None].clamp_min(1e-30) + 1e-30
     coef = torch.linalg.solve(a + ridge * eye, b)[..., 0].to(dt)  # N×K
     # Σ_k c_k y^a_k x^b_k as (N×H×(o+1)) @ ((o+1)×W): gather coefficients into a (o+1)×(o+1) grid.
@@ -891,6 +905,14 @@ def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, m
     """
     if x.ndim != 3:
         raise ValueError(f"x must be N×H×W; got {tuple(x.shape)}")
+    if lattice:
+        from .lattice import pick_lattice
+
+        inp = lattice_input(x, valid=valid, min_period_px=min_period_px, max_period_frac=max_period_frac,
+                            taper_px=taper_px, detrend_order=detrend_order, clean=clean, taper=taper,
+                            apodized=apodized)
+        lat = pick_lattice(inp.peaks, **{"min_radius": inp.r_min, **(lattice_params or {})})  # type: ignore[arg-type]
+        return lattice_periodicity(inp, lat, min_period_px=min_period_px)
     x = x if x.is_floating_point() else x.float()
     h, w = x.shape[-2:]
     s = fft_side(h, w)
@@ -899,9 +921,6 @@ def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, m
     spec = spectrum(sig, side=s)
     r_min = max(1.5, s / max(1.0, max_period_frac * min(h, w)))
     r_max = min(s / 2.0, s / max(min_period_px, 2.0))
-    if lattice:
-        return _analyze_lattice(x, sig, wts, spec, r_min=r_min, r_max=r_max, min_period_px=min_period_px,
-                                params=lattice_params or {})
     peaks = find_peaks(spec, r_min=r_min, r_max=r_max)
     j = pick_fundamental(peaks, rel_power=rel_power, harmonic_tol=harmonic_tol)
     # Among peaks at f*'s radius (within 2 %), the strongest gives the direction: on a brick wall whose brick
@@ -949,6 +968,49 @@ def analyze_periodicity(x: torch.Tensor, *, valid: torch.Tensor | None = None, m
                        lags, prof, peak_index)
 
 
+class LatticeInput(NamedTuple):
+    """What the lattice pick reads, and what :func:`lattice_periodicity` reads after it: the images ``x``
+    (``N×H×W``), the prepared signal and weights, the spectrum, its log power (``None`` where not kept),
+    the prominent peaks (:func:`~trackdiag.functional.lattice.prominent_peaks`) and the searched band
+    ``r_min``, ``r_max`` (bins)."""
+
+    x: torch.Tensor
+    sig: torch.Tensor
+    wts: torch.Tensor
+    spec: Spectrum
+    lpow: torch.Tensor | None
+    peaks: Any
+    r_min: float
+    r_max: float
+
+
+def lattice_input(x: torch.Tensor, *, valid: torch.Tensor | None = None, min_period_px: float = 3.0,
+                  max_period_frac: float = 0.5, taper_px: int | None = None, detrend_order: int = 2,
+                  clean: bool = False, taper: bool | None = None, apodized: torch.Tensor | None = None,
+                  keep_log_power: bool = True) -> LatticeInput:
+    """The steps of ``analyze_periodicity(..., lattice=True)`` before its lattice pick (preparation,
+    spectrum, prominent peaks), so that callers can pick several inputs' lattices in one call
+    (:func:`~trackdiag.functional.lattice.pick_lattices`) and finish with :func:`lattice_periodicity`.
+    ``keep_log_power=False``: the peaks read the spectrum's power directly (the same values) and no log
+    power is kept (callers that read the lattice only)."""
+    from .lattice import prominent_peaks
+
+    if x.ndim != 3:
+        raise ValueError(f"x must be N×H×W; got {tuple(x.shape)}")
+    x = x if x.is_floating_point() else x.float()
+    h, w = x.shape[-2:]
+    s = fft_side(h, w)
+    sig, wts = prepare(x, valid, taper_px=taper_px, order=detrend_order, clean=clean, taper=taper,
+                       apodized=apodized)
+    spec = spectrum(sig, side=s)
+    r_min = max(1.5, s / max(1.0, max_period_frac * min(h, w)))
+    r_max = min(s / 2.0, s / max(min_period_px, 2.0))
+    # (the prominence map's crop and the ACF's background both read the log power)
+    lpow = log_power(spec.power) if keep_log_power else None
+    peaks = prominent_peaks(spec, r_min=r_min, r_max=r_max, log_power=lpow)
+    return LatticeInput(x, sig, wts, spec, lpow, peaks, r_min, r_max)
+
+
 def lattice_period(x: torch.Tensor, *, valid: torch.Tensor | None = None, min_period_px: float = 3.0,
                    max_period_frac: float = 0.5, taper_px: int | None = None, detrend_order: int = 2,
                    clean: bool = False, taper: bool | None = None,
@@ -957,20 +1019,13 @@ def lattice_period(x: torch.Tensor, *, valid: torch.Tensor | None = None, min_pe
     each; the same values as ``analyze_periodicity(..., lattice=True)``'s ``period_px`` and
     ``lattice.found`` (the same preparation, spectrum and lattice pick), without its ACF, score and ratios
     (for callers that read the lattice only: the window vote's many windows)."""
-    from .lattice import pick_lattice, prominent_peaks
+    from .lattice import pick_lattice
 
-    if x.ndim != 3:
-        raise ValueError(f"x must be N×H×W; got {tuple(x.shape)}")
-    x = x if x.is_floating_point() else x.float()
-    h, w = x.shape[-2:]
-    s = fft_side(h, w)
-    sig, _wts = prepare(x, valid, taper_px=taper_px, order=detrend_order, clean=clean, taper=taper)
-    spec = spectrum(sig, side=s)
-    r_min = max(1.5, s / max(1.0, max_period_frac * min(h, w)))
-    r_max = min(s / 2.0, s / max(min_period_px, 2.0))
-    peaks = prominent_peaks(spec, r_min=r_min, r_max=r_max)
-    lat = pick_lattice(peaks, **{"min_radius": r_min, **(lattice_params or {})})  # type: ignore[arg-type]
-    return s / lat.radius, lat.found
+    inp = lattice_input(x, valid=valid, min_period_px=min_period_px, max_period_frac=max_period_frac,
+                        taper_px=taper_px, detrend_order=detrend_order, clean=clean, taper=taper,
+                        keep_log_power=False)
+    lat = pick_lattice(inp.peaks, **{"min_radius": inp.r_min, **(lattice_params or {})})  # type: ignore[arg-type]
+    return inp.spec.side / lat.radius, lat.found
 
 
 def _window_spectrum(wts: torch.Tensor, s: int) -> Spectrum:
@@ -1007,16 +1062,13 @@ def _acf_profile(x: torch.Tensor, wts: torch.Tensor, spec: Spectrum, direction: 
     return step, lags, lh, counts, prof
 
 
-def _analyze_lattice(x: torch.Tensor, sig: torch.Tensor, wts: torch.Tensor, spec: Spectrum, *, r_min: float,
-                     r_max: float, min_period_px: float, params: dict[str, float]) -> Periodicity:
-    """:func:`analyze_periodicity` with the 2-D lattice estimator (``lattice=True``)."""
-    from .lattice import pick_lattice, prominent_peaks
-
-    h, w = x.shape[-2:]
+def lattice_periodicity(inp: LatticeInput, lat: Any, *, min_period_px: float = 3.0) -> Periodicity:
+    """:func:`analyze_periodicity` (``lattice=True``) after its lattice pick: ``inp`` from
+    :func:`lattice_input`, ``lat`` its :class:`~trackdiag.functional.lattice.Lattice`."""
+    x, wts, spec, peaks = inp.x, inp.wts, inp.spec, inp.peaks
+    sig, r_max = inp.sig, inp.r_max
     s = spec.side
-    lpow = log_power(spec.power)  # (the prominence map's crop and the ACF's background both read it)
-    peaks = prominent_peaks(spec, r_min=r_min, r_max=r_max, log_power=lpow)
-    lat = pick_lattice(peaks, **{"min_radius": r_min, **params})  # type: ignore[arg-type]
+    lpow = log_power(spec.power) if inp.lpow is None else inp.lpow
     has = lat.found
     radius = lat.radius
     fy = torch.nan_to_num(lat.f[:, 0], nan=0.0)
