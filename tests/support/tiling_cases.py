@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from trackdiag.testing import synth as S
@@ -100,3 +101,16 @@ def tiling_codes(summary: dict[str, float]) -> set[str]:
     from trackdiag.analyzers.tiling import likely_causes
 
     return {v.code for v in likely_causes(summary) if v.severity != "info"}
+
+
+def fine_mosaic(n: int, period: float, angle: float, seed: int) -> np.ndarray:
+    """A sharp mosaic (thresholded sum of three cosines 60° apart: cells with thin joints, rich harmonics)
+    of ``period`` px, at 3× the output's sampling: ``3n × 3n`` (stride it by 3 for an aliased render)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(3 * n, dtype=np.float64) / 3.0
+    x, y = np.meshgrid(t, t)
+    acc = np.zeros_like(x)
+    for k in range(3):
+        a = angle + k * np.pi / 3
+        acc += np.cos(2 * np.pi * (x * np.cos(a) + y * np.sin(a)) / period + rng.uniform(0, 6.3))
+    return (acc > -0.5).astype(np.float64) * 0.5 + 0.25

@@ -10,21 +10,9 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
+from tests.support.tiling_cases import fine_mosaic
 from trackdiag.analyzers.tiling import tiling_metrics
 from trackdiag.analyzers.tiling_limits import ALIAS_FINE_PEAKS, ALIAS_FOLD_PEAKS
-
-
-def _fine_mosaic(n: int, period: float, angle: float, seed: int) -> np.ndarray:
-    """A sharp mosaic (thresholded sum of three cosines 60° apart: cells with thin joints, rich harmonics)
-    of ``period`` px, at 3× the output's sampling: ``3n × 3n``."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(3 * n, dtype=np.float64) / 3.0
-    x, y = np.meshgrid(t, t)
-    acc = np.zeros_like(x)
-    for k in range(3):
-        a = angle + k * np.pi / 3
-        acc += np.cos(2 * np.pi * (x * np.cos(a) + y * np.sin(a)) / period + rng.uniform(0, 6.3))
-    return (acc > -0.5).astype(np.float64) * 0.5 + 0.25
 
 
 def _keys(*imgs: np.ndarray) -> list[dict[str, float]]:
@@ -40,7 +28,7 @@ def test_fold_key_separates_strided_from_antialiased_fine_mosaics():
     keys over their limits) on ≥ 3 of 4, the antialiased twins on none (their fold key under its limit)."""
     strided_hits, smooth_hits, rows = 0, 0, []
     for i, (period, angle) in enumerate(((2.2, 0.1), (2.4, 0.35), (2.6, 0.6), (2.8, 0.2))):
-        hi = _fine_mosaic(256, period, angle, seed=i)
+        hi = fine_mosaic(256, period, angle, seed=i)
         strided, smooth = _keys(hi[::3, ::3], gaussian_filter(hi, 1.2)[::3, ::3])
         rows.append((period, [round(d[k], 3) for d in (strided, smooth)
                               for k in ("alias_fine_peak_frac", "alias_fold_peak_frac")]))
@@ -81,8 +69,9 @@ def test_aliasing_precision_recall_and_clean_alarms_on_generated_walls(wall_reco
 
 
 def _chirped_mosaic(n: int, period: float, angle: float, seed: int, *, stretch: float = 0.5) -> np.ndarray:
-    """:func:`_fine_mosaic` on a wall seen at an angle: the local scale grows by ``1 + stretch`` from the
-    left edge to the right one (the period with it), at 3× the output's sampling: ``3n × 3n``."""
+    """:func:`~tests.support.tiling_cases.fine_mosaic` on a wall seen at an angle: the local scale grows by
+    ``1 + stretch`` from the left edge to the right one (the period with it), at 3× the output's sampling:
+    ``3n × 3n``."""
     rng = np.random.default_rng(seed)
     t = np.arange(3 * n, dtype=np.float64) / 3.0
     x, y = np.meshgrid(t, t)

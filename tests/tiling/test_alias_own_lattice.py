@@ -11,13 +11,12 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
+from tests.support.tiling_cases import fine_mosaic
 from trackdiag.analyzers.tiling_limits import ALIAS_FINE_PEAKS, ALIAS_FOLD_PEAKS, ALIAS_OWN_FOLD
 from trackdiag.analyzers.tiling_rules import likely_causes
 from trackdiag.functional.spectral import fine_peak_fracs, prepare, spectrum
@@ -32,18 +31,6 @@ def _tiles(period: float) -> np.ndarray:
     x, y = np.meshgrid(t, t)
     joint = (np.abs((x / period) % 1 - 0.5) > 0.42) | (np.abs((y / period) % 1 - 0.5) > 0.42)
     return gaussian_filter(np.where(joint, 0.25, 0.75), 0.5)
-
-
-def _strided_mosaic(period: float, angle: float, seed: int) -> np.ndarray:
-    """A sharp three-cosine mosaic of ``period`` px rendered at 3× and strided by 3 (aliased)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(3 * N, dtype=np.float64) / 3.0
-    x, y = np.meshgrid(t, t)
-    acc = np.zeros_like(x)
-    for k in range(3):
-        a = angle + k * math.pi / 3
-        acc += np.cos(2 * math.pi * (x * math.cos(a) + y * math.sin(a)) / period + rng.uniform(0, 6.3))
-    return ((acc > -0.5) * 0.5 + 0.25)[::3, ::3]
 
 
 def _fracs(img: np.ndarray, f: tuple[float, float] | None, g: tuple[float, float] | None,
@@ -70,7 +57,7 @@ def test_a_misread_tile_lattice_is_explained_by_the_frames_own_lattice(period):
 
 @pytest.mark.parametrize("period,angle", [(2.2, 0.1), (2.6, 0.6), (2.8, 0.2)])
 def test_a_strided_mosaics_folds_are_off_the_frames_own_lattice(period, angle):
-    fine, own = _fracs(_strided_mosaic(period, angle, seed=1), None, None, own_lattice=True)
+    fine, own = _fracs(fine_mosaic(N, period, angle, seed=1)[::3, ::3], None, None, own_lattice=True)
     assert fine >= ALIAS_FINE_PEAKS and own >= 3 * ALIAS_OWN_FOLD, (fine, own)
 
 
