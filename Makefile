@@ -31,7 +31,8 @@ demo: $(STAMP)
 
 # The whole check: lint, types, then the tests and the docstrings' examples in one pytest run.
 # Two pytest workers (pytest-xdist): one test file stays on one worker (its module fixtures are made once),
-# the tests that share the demo run (toy_run) stay together; TEST_WORKERS=0 runs in one process.
+# the tests that share the demo run (toy_run) or a server stay together (tests/conftest.py
+# pytest_xdist_make_scheduler); TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 
 test: $(STAMP) browser lint typecheck

@@ -32,20 +32,42 @@ _SHARED_SERVER_FILES = frozenset({
     "tests/report/test_browser.py", "tests/report/test_browser_findings.py",
 })
 
+#: Test files whose tests read the session's demo run (:func:`toy_run`): one worker trains it once.
+_TOY_RUN_FILES = frozenset({"tests/test_examples.py", "tests/compare/test_compare_demo.py"})
 
-def pytest_collection_modifyitems(config, items):
-    """Groups for ``pytest -n N --dist loadgroup`` (``make test``): a test file stays on one worker (its
-    module fixtures are made once), the users of a shared server share a worker, and so do the tests that
-    read the session's demo run (:func:`toy_run`). Without xdist the marks do nothing."""
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        if "toy_run" in getattr(item, "fixturenames", ()):
-            group = "toy_run"
-        elif path in _SHARED_SERVER_FILES:
-            group = "shared_servers"
-        else:
-            group = path
-        item.add_marker(pytest.mark.xdist_group(group))
+
+def _worker_group(nodeid: str) -> str:
+    """The pytest-xdist work unit of a test: its file, the shared servers' files together, the demo run's
+    readers together. (A ``@group`` suffix, which xdist's own marks add under older pytest, is ignored.)"""
+    path = nodeid.split("::", 1)[0].split("@", 1)[0]
+    if path in _SHARED_SERVER_FILES:
+        return "shared_servers"
+    if path in _TOY_RUN_FILES:
+        return "toy_run"
+    return path
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` (``-n 2 --dist loadgroup``) schedules whole work units (:func:`_worker_group`), so module
+    fixtures, servers and the demo run are made once. xdist's own ``xdist_group`` marks cannot do it under
+    pytest >= 9.2: its workers rename ``item._nodeid``, which pytest no longer reads."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class _WorkUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _worker_group(nodeid)
+
+    return _WorkUnits(config, log)
+
+
+def pytest_itemcollected(item):
+    """A test that reads the demo run must sit in a file of :data:`_TOY_RUN_FILES`, or its worker trains the
+    demo again."""
+    path = item.nodeid.split("::", 1)[0]
+    if "toy_run" in getattr(item, "fixturenames", ()) and path not in _TOY_RUN_FILES:
+        raise pytest.UsageError(f"{item.nodeid} uses toy_run: add {path} to tests/conftest.py _TOY_RUN_FILES")
 
 
 @pytest.fixture
