@@ -168,15 +168,26 @@ def _resize_bilinear(x: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def _apodized_weights(v: np.ndarray) -> np.ndarray:
-    """``N×H×W`` 0/1 float32 → soft weights, 1 inside, falling smoothly to 0 at every mask edge
-    (:func:`trackdiag.functional.spectral.apodized_weights` with its default taper)."""
+    """``N×H×W`` bool (or 0/1 float32) → soft weights (float32), 1 inside, falling smoothly to 0 at every
+    mask edge (:func:`trackdiag.functional.spectral.apodized_weights` with its default taper)."""
     h, w = v.shape[-2:]
     t_px = max(1, int(max(3, round(0.03 * min(h, w)))))
     ds = max(1, min(t_px // 3, h, w))
-    if ds > 1:
+    if ds == 2 and v.dtype == bool and h % 2 == 0 and w % 2 == 0:
+        # 2×2 block means of a 0/1 mask are quarters: counted in uint8 and scaled, the same float32 values
+        # as averaging the float mask (exact either way), without the float copy.
+        v8 = v.view(np.uint8)
+        rows = np.add(v8[:, 0::2], v8[:, 1::2])
+        counts = np.add(rows[..., 0::2], rows[..., 1::2])
+        quarters = np.multiply(counts, np.float32(0.25), dtype=np.float32)
+        frac = _box_mean(quarters, 2 * max(1, round(t_px / 2)) + 1)
+        frac = _resize_bilinear(frac, h, w)
+    elif ds > 1:
+        v = np.asarray(v, np.float32)
         frac = _box_mean(_box_downsample(v, ds), 2 * max(1, round(t_px / ds)) + 1)
         frac = _resize_bilinear(frac, h, w)
     else:
+        v = np.asarray(v, np.float32)
         frac = _box_mean(v, 2 * t_px + 1)
     t = np.subtract(frac, np.float32(0.5), out=frac)
     t *= np.float32(2.0)
@@ -238,10 +249,13 @@ def prepare(x: np.ndarray, valid: Optional[np.ndarray] = None) -> tuple[np.ndarr
         x0 = np.where(finite, x, np.float32(0.0))
         wts = hann * v
     else:
-        vb = np.asarray(valid).astype(bool) & finite
+        vb = np.asarray(valid, bool) & finite
         x0 = x if all_finite else np.where(vb, x, np.float32(0.0))
-        wts = hann * _apodized_weights(vb.astype(np.float32))
-    return _detrend(x0, wts, False) * wts, wts
+        wts = _apodized_weights(vb)
+        wts *= hann
+    sig = _detrend(x0, wts, False)
+    sig *= wts
+    return sig, wts
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -275,7 +289,8 @@ def _grids(s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 def _spectrum(signal: np.ndarray, s: int) -> _Spectrum:
     f = _rfft2(signal, s)
-    power = (f.real * f.real + f.imag * f.imag).astype(np.float32)
+    power = np.multiply(f.real, f.real)
+    power += np.multiply(f.imag, f.imag)
     ky, kx, radius, wt = _grids(s)
     return _Spectrum(power, ky, kx, radius, wt)
 

@@ -191,10 +191,8 @@ def half_resolution(gray: np.ndarray, valid: Optional[np.ndarray] = None
     are. 8-bit luma (uint8, :func:`as_float`) is summed exactly and scaled once."""
     h, w = (gray.shape[0] // 2) * 2, (gray.shape[1] // 2) * 2
     if gray.dtype == np.uint8:  # the four levels summed exactly (uint16), scaled once
-        g8 = gray[:h, :w]
-        total = np.add(g8[0::2, 0::2], g8[1::2, 0::2], dtype=np.uint16)
-        total += g8[0::2, 1::2]
-        total += g8[1::2, 1::2]
+        rows = np.add(gray[0:h:2, :w], gray[1:h:2, :w], dtype=np.uint16)  # row pairs first: contiguous
+        total = np.add(rows[:, 0::2], rows[:, 1::2])
         half = np.multiply(total, np.float32(0.25 / 255.0), dtype=np.float32)
     else:
         g = np.asarray(gray[:h, :w], np.float32)
@@ -205,11 +203,9 @@ def half_resolution(gray: np.ndarray, valid: Optional[np.ndarray] = None
         half *= np.float32(0.25)
     if valid is None:
         return half, None
-    v = np.asarray(valid[:h, :w], bool)
-    both = np.logical_and(v[0::2, 0::2], v[1::2, 0::2])
-    both &= v[0::2, 1::2]
-    both &= v[1::2, 1::2]
-    return half, both
+    v = np.asarray(valid, bool)
+    rows_v = np.logical_and(v[0:h:2, :w], v[1:h:2, :w])
+    return half, np.logical_and(rows_v[:, 0::2], rows_v[:, 1::2])
 
 
 def _estimate(gray: np.ndarray, wall: Optional[np.ndarray]) -> tuple[float, float]:
