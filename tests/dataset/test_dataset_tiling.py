@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -138,6 +140,7 @@ def test_the_coarse_period_estimate_agrees_with_full_resolution():
     assert cases == 36 and compared >= 30 and disagree == 0
 
 
+@functools.lru_cache(maxsize=1)
 def _eight_bit_walls() -> tuple[list[np.ndarray], np.ndarray]:
     """8-bit luma of a jittered brick wall, an exact tile repetition and plaster (``N×N``); a band wall."""
     walls = [synth.brick(N, N, period_px=21.0, jitter=0.12, generator=_g(5)),
