@@ -114,3 +114,27 @@ def test_a_scan_worker_never_imports_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          timeout=120)
     assert out.stdout.strip() == "False", out.stdout + out.stderr
+
+
+def test_the_port_helpers_match_the_numpy_operations_they_replace():
+    """The cost cuts inside the port compute the same numbers as the plain numpy operations: the row-wise
+    cumulative sum, the top-k with ties broken by index (a stable sort), the 2× linear upsampling."""
+    from trackdiag.dataset.period import _cumsum_rows, _top, _upsample2
+
+    rng = np.random.default_rng(3)
+    a = rng.random((3, 17, 11), dtype=np.float32)
+    assert np.array_equal(_cumsum_rows(a), np.cumsum(a, axis=1, dtype=np.float32))
+    values = rng.integers(0, 6, (4, 300)).astype(np.float32)  # many ties
+    got, idx = _top(values, 16)
+    ref = np.argsort(-values, axis=1, kind="stable")[:, :16]
+    assert np.array_equal(idx, ref) and np.array_equal(got, np.take_along_axis(values, ref, axis=1))
+    x = rng.random((2, 5, 7), dtype=np.float32)
+    for axis in (1, 2):
+        up = _upsample2(x, axis)
+        lo = np.take(x, np.maximum(np.arange(x.shape[axis]) - 1, 0), axis=axis)
+        hi = np.take(x, np.minimum(np.arange(x.shape[axis]) + 1, x.shape[axis] - 1), axis=axis)
+        sl = [slice(None)] * 3
+        sl[axis] = slice(0, None, 2)
+        assert np.allclose(up[tuple(sl)], 0.75 * x + 0.25 * lo, atol=1e-7)
+        sl[axis] = slice(1, None, 2)
+        assert np.allclose(up[tuple(sl)], 0.75 * x + 0.25 * hi, atol=1e-7)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
 from scipy import ndimage
 
 from trackdiag.dataset.records import ScanParams
-from trackdiag.dataset.tiling import Periodicity, period_flags, periodicity, shift_similarity
+from trackdiag.dataset.tiling import Periodicity, period_flags, periodicities, periodicity, shift_similarity
 from trackdiag.testing import synth
 
 P = ScanParams()
@@ -136,3 +138,48 @@ def test_the_coarse_period_estimate_agrees_with_full_resolution():
                         and (coarse.similarity >= tiled) == (full.similarity >= tiled))
                 disagree += not same
     assert cases == 36 and compared >= 30 and disagree == 0
+
+
+@functools.lru_cache(maxsize=1)
+def _eight_bit_walls() -> tuple[list[np.ndarray], np.ndarray]:
+    """8-bit luma of a jittered brick wall, an exact tile repetition and plaster (``N×N``); a band wall."""
+    walls = [synth.brick(N, N, period_px=21.0, jitter=0.12, generator=_g(5)),
+             synth.tiles(N, N, period_px=16.0, jitter=0.0, generator=_g(6)),
+             synth.plaster(N, N, generator=_g(7))]
+    lums = [(np.clip(w.numpy().reshape(N, N), 0, 1) * 255).round().astype(np.uint8) for w in walls]
+    band = np.zeros((N, N), bool)
+    band[30:160] = True
+    return lums, band
+
+
+def test_8bit_luma_gives_what_its_float_image_gives():
+    """A scan passes its 8-bit luma (only the pixels each step reads become float): the repetition test gives
+    the same similarity and shift as on the float image ``v / 255``, the period and score agree to float32
+    rounding (the 2×2 means are summed in integers), at full resolution and coarse-first, with and without
+    the wall."""
+    lums, band = _eight_bit_walls()
+    for fine in (0.0, P.coarse_period_min_px):
+        for valid in (None, band):
+            ours = periodicities(lums, valids=[valid] * 3, fine_below_px=fine)
+            ref = periodicities([lum * np.float32(1 / 255) for lum in lums], valids=[valid] * 3,
+                                fine_below_px=fine)
+            for a, b in zip(ours, ref, strict=True):
+                assert a.period_px == pytest.approx(b.period_px, rel=1e-5)
+                assert a.score == pytest.approx(b.score, abs=1e-4)
+                assert a.shift == b.shift
+                assert a.similarity == b.similarity or (np.isnan(a.similarity) and np.isnan(b.similarity))
+    tiled = periodicities(lums, valids=[band] * 3)[1]
+    assert tiled.similarity >= P.tiled_similarity  # the exact repetition is still found on 8-bit luma
+
+
+def test_an_image_without_a_wall_joins_the_batch_of_walled_images():
+    """Images with and without a wall are estimated in one batched call (no wall: every pixel valid); each
+    gets what it gets alone."""
+    lums, band = _eight_bit_walls()
+    walls = [band, None, band]
+    batched = periodicities(lums, valids=walls, fine_below_px=P.coarse_period_min_px)
+    for lum, wall, got in zip(lums, walls, batched, strict=True):
+        alone = periodicity(lum, valid=wall, fine_below_px=P.coarse_period_min_px)
+        assert got.period_px == pytest.approx(alone.period_px, rel=1e-5, nan_ok=True)
+        assert got.score == pytest.approx(alone.score, abs=1e-4)
+        assert got.shift == alone.shift

@@ -17,6 +17,7 @@ Arrays are ``N×H×W`` float32 (images) throughout; the spectra are ``N×S×(S//
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -46,10 +47,26 @@ def _rfft2(x: np.ndarray, s: int) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------------
 # Windows, masks and detrending
 # ------------------------------------------------------------------------------------------------------
+def _frozen(*arrays: np.ndarray) -> None:
+    """Mark cached arrays read-only (they are shared by every call)."""
+    for a in arrays:
+        a.flags.writeable = False
+
+
+@lru_cache(maxsize=16)
 def _hann(n: int) -> np.ndarray:
-    if n == 1:
-        return np.ones(1, np.float32)
-    return (0.5 - 0.5 * np.cos(2.0 * math.pi * np.arange(n) / (n - 1))).astype(np.float32)
+    w = np.ones(1, np.float32) if n == 1 else (
+        0.5 - 0.5 * np.cos(2.0 * math.pi * np.arange(n) / (n - 1))).astype(np.float32)
+    _frozen(w)
+    return w
+
+
+@lru_cache(maxsize=16)
+def _hann2(h: int, w: int) -> np.ndarray:
+    """The separable ``H×W`` Hann window."""
+    out = _hann(h)[:, None] * _hann(w)[None, :]
+    _frozen(out)
+    return out
 
 
 def _box_downsample(x: np.ndarray, k: int) -> np.ndarray:
@@ -83,6 +100,16 @@ def _box_downsample(x: np.ndarray, k: int) -> np.ndarray:
     return total / (ry[:, None] * rx[None, :])
 
 
+def _cumsum_rows(a: np.ndarray) -> np.ndarray:
+    """``cumsum`` along axis 1 of ``N×H×W`` float32, as a contiguous copy: the same additions in the same
+    order as ``numpy.cumsum``, but each step adds whole rows (``numpy.cumsum`` along the last axis runs one
+    element at a time: several times slower)."""
+    c = np.array(a, np.float32, order="C")
+    for i in range(1, c.shape[1]):
+        c[:, i] += c[:, i - 1]
+    return c
+
+
 def _box_mean(v: np.ndarray, k: int) -> np.ndarray:
     """Mean over a ``k×k`` box (``k`` odd) by cumulative sums; outside the frame counts as 1 (valid)."""
     r = k // 2
@@ -91,7 +118,7 @@ def _box_mean(v: np.ndarray, k: int) -> np.ndarray:
     p[:, r + 1: r + 1 + h, r + 1: r + 1 + w] = v
     p[:, :1, :] = 0.0
     p[:, :, :1] = 0.0
-    c = p.cumsum(axis=-1, dtype=np.float32).cumsum(axis=-2, dtype=np.float32)
+    c = _cumsum_rows(_cumsum_rows(np.ascontiguousarray(p.transpose(0, 2, 1))).transpose(0, 2, 1))
     total = c[:, k:k + h, k:k + w] - c[:, :h, k:k + w]
     total -= c[:, k:k + h, :w]
     total += c[:, :h, :w]
@@ -110,23 +137,22 @@ def _bilinear_axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def _upsample2(x: np.ndarray, axis: int) -> np.ndarray:
-    """Linear 2× upsampling along ``axis`` (``align_corners=False``): output ``2m`` is ``¼·x[m−1] + ¾·x[m]``,
-    ``2m+1`` is ``¾·x[m] + ¼·x[m+1]`` (the ends repeat the edge), by shifted slices."""
-    def at(a: np.ndarray, s: slice | int) -> np.ndarray:
-        return a[(slice(None),) * axis + (s,)]
-
+    """Linear 2× upsampling along ``axis`` (1 or 2 of ``N×H×W``, ``align_corners=False``): output ``2m`` is
+    ``¾·x[m] + ¼·x[m−1]``, ``2m+1`` is ``¾·x[m] + ¼·x[m+1]`` (the ends repeat the edge): both halves as
+    contiguous arrays, then interleaved once."""
+    n = x.shape[axis]
     q, t = np.float32(0.25), np.float32(0.75)
+    prev = np.take(x, np.maximum(np.arange(n) - 1, 0), axis=axis)
+    nxt = np.take(x, np.minimum(np.arange(n) + 1, n - 1), axis=axis)
+    prev *= q
+    nxt *= q
+    even = np.multiply(x, t)
+    even += prev
+    odd = np.multiply(x, t, out=prev)
+    odd += nxt
     shape = list(x.shape)
     shape[axis] *= 2
-    out = np.empty(shape, np.float32)
-    even, odd = at(out, slice(0, None, 2)), at(out, slice(1, None, 2))
-    np.multiply(x, t, out=even)
-    at(even, slice(1, None))[...] += q * at(x, slice(None, -1))
-    at(even, 0)[...] += q * at(x, 0)
-    np.multiply(x, t, out=odd)
-    at(odd, slice(None, -1))[...] += q * at(x, slice(1, None))
-    at(odd, -1)[...] += q * at(x, -1)
-    return out
+    return np.stack([even, odd], axis=axis + 1).reshape(shape)
 
 
 def _resize_bilinear(x: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -142,15 +168,26 @@ def _resize_bilinear(x: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def _apodized_weights(v: np.ndarray) -> np.ndarray:
-    """``N×H×W`` 0/1 float32 → soft weights, 1 inside, falling smoothly to 0 at every mask edge
-    (:func:`trackdiag.functional.spectral.apodized_weights` with its default taper)."""
+    """``N×H×W`` bool (or 0/1 float32) → soft weights (float32), 1 inside, falling smoothly to 0 at every
+    mask edge (:func:`trackdiag.functional.spectral.apodized_weights` with its default taper)."""
     h, w = v.shape[-2:]
     t_px = max(1, int(max(3, round(0.03 * min(h, w)))))
     ds = max(1, min(t_px // 3, h, w))
-    if ds > 1:
+    if ds == 2 and v.dtype == bool and h % 2 == 0 and w % 2 == 0:
+        # 2×2 block means of a 0/1 mask are quarters: counted in uint8 and scaled, the same float32 values
+        # as averaging the float mask (exact either way), without the float copy.
+        v8 = v.view(np.uint8)
+        rows = np.add(v8[:, 0::2], v8[:, 1::2])
+        counts = np.add(rows[..., 0::2], rows[..., 1::2])
+        quarters = np.multiply(counts, np.float32(0.25), dtype=np.float32)
+        frac = _box_mean(quarters, 2 * max(1, round(t_px / 2)) + 1)
+        frac = _resize_bilinear(frac, h, w)
+    elif ds > 1:
+        v = np.asarray(v, np.float32)
         frac = _box_mean(_box_downsample(v, ds), 2 * max(1, round(t_px / ds)) + 1)
         frac = _resize_bilinear(frac, h, w)
     else:
+        v = np.asarray(v, np.float32)
         frac = _box_mean(v, 2 * t_px + 1)
     t = np.subtract(frac, np.float32(0.5), out=frac)
     t *= np.float32(2.0)
@@ -165,9 +202,12 @@ def _apodized_weights(v: np.ndarray) -> np.ndarray:
     return t
 
 
+@lru_cache(maxsize=32)
 def _powers(n: int, k: int) -> np.ndarray:
     t = np.linspace(-1.0, 1.0, n, dtype=np.float32) if n > 1 else np.zeros(1, np.float32)
-    return np.stack([t ** p for p in range(k + 1)], axis=1).astype(np.float32)
+    out = np.stack([t ** p for p in range(k + 1)], axis=1).astype(np.float32)
+    _frozen(out)
+    return out
 
 
 def _detrend(x: np.ndarray, weights: np.ndarray, shared: bool, *, order: int = 2) -> np.ndarray:
@@ -200,7 +240,7 @@ def prepare(x: np.ndarray, valid: Optional[np.ndarray] = None) -> tuple[np.ndarr
     x = np.asarray(x, np.float32)
     finite = np.isfinite(x)
     all_finite = bool(finite.all())
-    hann = _hann(x.shape[-2])[:, None] * _hann(x.shape[-1])[None, :]
+    hann = _hann2(x.shape[-2], x.shape[-1])
     if valid is None:
         if all_finite:
             wts = np.broadcast_to(hann, x.shape)
@@ -209,10 +249,13 @@ def prepare(x: np.ndarray, valid: Optional[np.ndarray] = None) -> tuple[np.ndarr
         x0 = np.where(finite, x, np.float32(0.0))
         wts = hann * v
     else:
-        vb = np.asarray(valid).astype(bool) & finite
+        vb = np.asarray(valid, bool) & finite
         x0 = x if all_finite else np.where(vb, x, np.float32(0.0))
-        wts = hann * _apodized_weights(vb.astype(np.float32))
-    return _detrend(x0, wts, False) * wts, wts
+        wts = _apodized_weights(vb)
+        wts *= hann
+    sig = _detrend(x0, wts, False)
+    sig *= wts
+    return sig, wts
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -230,34 +273,53 @@ class _Spectrum(NamedTuple):
         return int(self.power.shape[-2])
 
 
+@lru_cache(maxsize=16)
 def _grids(s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``ky``, ``kx``, radius and Hermitian weight of the ``S×(S//2+1)`` half-plane (cached, read-only)."""
     ky = np.broadcast_to((np.fft.fftfreq(s, d=1.0 / s).astype(np.float32))[:, None], (s, s // 2 + 1))
     kx = np.broadcast_to((np.fft.rfftfreq(s, d=1.0 / s).astype(np.float32))[None, :], (s, s // 2 + 1))
     wt = np.full((s, s // 2 + 1), 2.0, np.float32)
     wt[:, 0] = 1.0
     if s % 2 == 0:
         wt[:, -1] = 1.0
-    return ky, kx, np.sqrt(ky * ky + kx * kx), wt
+    radius = np.sqrt(ky * ky + kx * kx)
+    _frozen(wt, radius)
+    return ky, kx, radius, wt
 
 
 def _spectrum(signal: np.ndarray, s: int) -> _Spectrum:
     f = _rfft2(signal, s)
-    power = (f.real * f.real + f.imag * f.imag).astype(np.float32)
+    power = np.multiply(f.real, f.real)
+    power += np.multiply(f.imag, f.imag)
     ky, kx, radius, wt = _grids(s)
     return _Spectrum(power, ky, kx, radius, wt)
 
 
+@lru_cache(maxsize=16)
 def _radial_index(s: int) -> tuple[np.ndarray, int]:
     nb = math.ceil(s * 0.7072 * BINS_PER_BIN) + 1
     r = _grids(s)[2]
-    return np.minimum(np.floor(r * np.float32(BINS_PER_BIN)).astype(np.int64), nb - 1).reshape(-1), nb
+    idx = np.minimum(np.floor(r * np.float32(BINS_PER_BIN)).astype(np.int64), nb - 1).reshape(-1)
+    _frozen(idx)
+    return idx, nb
 
 
-def _scatter_rows(idx: np.ndarray, values: np.ndarray, nb: int) -> np.ndarray:
-    """Row-wise ``scatter_add``: ``values`` ``N×M`` summed into ``N×nb`` bins ``idx`` (``M`` or ``N×M``)."""
+@lru_cache(maxsize=16)
+def _radial_rows(s: int, n: int) -> tuple[np.ndarray, int]:
+    """:func:`_radial_index` of ``n`` images as one flat index into ``n × nb`` bins (cached)."""
+    idx, nb = _radial_index(s)
+    flat = (idx[None] + np.arange(n)[:, None] * nb).reshape(-1)
+    _frozen(flat)
+    return flat, nb
+
+
+def _scatter_rows(idx: np.ndarray, values: np.ndarray, nb: int, *, flat: bool = False) -> np.ndarray:
+    """Row-wise ``scatter_add``: ``values`` ``N×M`` summed into ``N×nb`` bins ``idx`` (``M`` or ``N×M``;
+    ``flat``: ``idx`` already holds ``row · nb + bin`` for every value, ``N·M``)."""
     n = values.shape[0]
-    flat = (np.broadcast_to(idx, values.shape) + np.arange(n)[:, None] * nb).reshape(-1)
-    return np.bincount(flat, weights=values.reshape(-1), minlength=n * nb).reshape(n, nb).astype(np.float32)
+    if not flat:
+        idx = (np.broadcast_to(idx, values.shape) + np.arange(n)[:, None] * nb).reshape(-1)
+    return np.bincount(idx, weights=values.reshape(-1), minlength=n * nb).reshape(n, nb).astype(np.float32)
 
 
 def _ring_sum(hist: np.ndarray, center: np.ndarray, half_width: float) -> np.ndarray:
@@ -301,14 +363,27 @@ def _mirror(iy: np.ndarray, ix: np.ndarray, s: int) -> tuple[np.ndarray, np.ndar
 
 def _top(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` largest of each row, largest first (ties: the first one), and their indices."""
-    j = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    n, m = values.shape
+    if 4 * k < m and bool(np.isfinite(values).all()):
+        # Only the candidates at or above each row's k-th largest value are sorted.
+        kth = -np.partition(-values, k - 1, axis=1)[:, k - 1:k]
+        rows, cols = np.nonzero(values >= kth)
+        # Row, then value descending, then index: what a stable sort of each row would give.
+        order = np.lexsort((cols, -values[rows, cols], rows))
+        rows, cols = rows[order], cols[order]
+        first = np.searchsorted(rows, np.arange(n))
+        j = cols[first[:, None] + np.arange(k)[None, :]]
+    else:
+        j = np.argsort(-values, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(values, j, axis=1), j
 
 
-def _find_peaks(spec: _Spectrum, r_min: float, r_max: float, *, k: int = 16, reach: int = 2) -> _Peaks:
-    """Strongest ``k`` local maxima with ``r_min ≤ radius ≤ r_max`` (see the torch ``find_peaks``)."""
-    power = spec.power
-    n, s, c = power.shape
+@lru_cache(maxsize=16)
+def _peak_frame(s: int, c: int, r_min: float, r_max: float, reach: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where :func:`_find_peaks` reads the half-plane spectrum (cached per size and band): the flat storage
+    index of every bin of the frame (the crop around the band, ``reach`` bins more on each side, Hermitian
+    twins mirrored), the crop's ``ky`` and ``kx`` bins, and the crop's bins within the band."""
     rr = min(s // 2, math.ceil(float(r_max)))
     y0, y1 = -min(rr, (s - 1) // 2), min(rr, s // 2)
     ky = np.arange(y0 - reach, y1 + reach + 1)
@@ -317,10 +392,20 @@ def _find_peaks(spec: _Spectrum, r_min: float, r_max: float, *, k: int = 16, rea
                      np.broadcast_to(kx[None, :], (ky.size, kx.size)), s)
     cy, cx = ky[reach: ky.size - reach], kx[reach: kx.size - reach]
     crop_r = np.sqrt((cy[:, None] ** 2 + cx[None, :] ** 2).astype(np.float32))
-    fh, fw = cy.size + 2 * reach, cx.size + 2 * reach
-    framed = power.reshape(n, -1)[:, (gy * c + gx).reshape(-1)].reshape(n, fh, fw)
-    crop = framed[:, reach: fh - reach, reach: fw - reach]
     band = (crop_r >= np.float32(r_min)) & (crop_r <= np.float32(r_max))
+    gather = (gy * c + gx).reshape(-1)
+    _frozen(gather, cy, cx, band)
+    return gather, cy, cx, band
+
+
+def _find_peaks(spec: _Spectrum, r_min: float, r_max: float, *, k: int = 16, reach: int = 2) -> _Peaks:
+    """Strongest ``k`` local maxima with ``r_min ≤ radius ≤ r_max`` (see the torch ``find_peaks``)."""
+    power = spec.power
+    n, s, c = power.shape
+    gather, cy, cx, band = _peak_frame(s, c, float(r_min), float(r_max), reach)
+    fh, fw = cy.size + 2 * reach, cx.size + 2 * reach
+    framed = np.take(power.reshape(n, -1), gather, axis=1).reshape(n, fh, fw)
+    crop = framed[:, reach: fh - reach, reach: fw - reach]
     inband = np.where(band[None], crop, np.float32(0.0))
     # Maxima of non-overlapping b×b blocks (blocks cut by the far edges hold fewer bins), first one on ties.
     b = reach + 1
@@ -406,8 +491,12 @@ def _project(spec: _Spectrum, power: np.ndarray, direction: np.ndarray, bins_per
              ) -> np.ndarray:
     proj = np.abs(spec.ky[None] * (direction[:, 0, None, None] * np.float32(bins_per_bin))
                   + spec.kx[None] * (direction[:, 1, None, None] * np.float32(bins_per_bin)))
-    idx = np.minimum(np.rint(proj).astype(np.int64), nb - 1).reshape(power.shape[0], -1)
-    return _scatter_rows(idx, (power * spec.weight).reshape(power.shape[0], -1), nb)
+    n = power.shape[0]
+    np.rint(proj, out=proj)
+    np.minimum(proj, np.float32(nb - 1), out=proj)
+    idx = proj.astype(np.int64).reshape(n, -1)
+    idx += np.arange(n)[:, None] * nb
+    return _scatter_rows(idx.reshape(-1), (power * spec.weight).reshape(n, -1), nb, flat=True)
 
 
 def _cosine_sum(hist: np.ndarray, side: int, step: float, count: int, bins_per_bin: int) -> np.ndarray:
@@ -534,7 +623,10 @@ def dominant_period(x: np.ndarray, *, valid: Optional[np.ndarray] = None, min_pe
     step = 0.25
     count = int(max(2.0, 0.45 * min(h, w)) / step) + 1
     ridx, nbr = _radial_index(s)
-    lh = _scatter_rows(ridx, (np.log(np.maximum(spec.power, _TINY)) * spec.weight).reshape(n, -1), nbr)
+    logp = np.maximum(spec.power, _TINY)
+    np.log(logp, out=logp)
+    logp *= spec.weight
+    lh = _scatter_rows(_radial_rows(s, n)[0], logp, nbr, flat=True)
     counts = np.bincount(ridx, weights=spec.weight.reshape(-1), minlength=nbr).astype(np.float32)
     clean_p = np.maximum(spec.power - _noise_floor(lh, counts, s)[:, None, None], np.float32(0.0))
     prof = _acf_along(clean_p, spec, _window_spectrum(wts, s, shared), direction, step=step, count=count,

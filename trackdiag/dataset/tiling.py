@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Optional
 
 import numpy as np
@@ -29,6 +30,19 @@ MIN_WALL_PX = 1024
 
 #: Most pixels estimated in one batched ``dominant_period`` call (bounds a worker's memory).
 BATCH_PIXELS = 1 << 22
+
+#: An 8-bit luma level ``v`` stands for ``v · LEVEL`` (float32, the same value as ``v / 255`` rounded once).
+LEVEL = np.float32(1.0 / 255.0)
+
+
+def as_float(gray: np.ndarray) -> np.ndarray:
+    """Pixel values as float32: 8-bit luma (uint8) scaled by :data:`LEVEL`, anything else as it is.
+
+    The functions of this module take either: a scan passes its 8-bit luma and only the pixels a step reads
+    are converted (the same float32 values as converting the whole image first)."""
+    if gray.dtype == np.uint8:
+        return np.multiply(gray, LEVEL, dtype=np.float32)
+    return np.asarray(gray, np.float32)
 
 
 @dataclass(frozen=True)
@@ -49,7 +63,8 @@ def centre_crop(gray: np.ndarray, max_side: int) -> np.ndarray:
 
 def shift_similarity(gray: np.ndarray, dx: int, dy: int, *, valid: Optional[np.ndarray] = None,
                      max_pairs: int = 16384) -> float:
-    """Pearson correlation between ``gray`` and itself shifted by ``(dx, dy) >= 0`` over the overlap.
+    """Pearson correlation between ``gray`` (``H×W`` float, or 8-bit luma: :func:`as_float`) and itself
+    shifted by ``(dx, dy) >= 0`` over the overlap.
 
     With ``valid`` (``H×W`` bool, the wall), only pixel pairs whose both ends are valid count. Large overlaps
     are subsampled on a regular grid to about ``max_pairs`` pairs (an exact repetition still gives 1).
@@ -63,11 +78,11 @@ def shift_similarity(gray: np.ndarray, dx: int, dy: int, *, valid: Optional[np.n
     b = gray[: h - dy: k, : w - dx: k]
     if valid is not None:
         both = valid[dy::k, dx::k] & valid[: h - dy: k, : w - dx: k]
-        if int(both.sum()) < 256:
+        if np.count_nonzero(both) < 256:
             return float("nan")
         a, b = a[both], b[both]
-    a = a.astype(np.float64).ravel()
-    b = b.astype(np.float64).ravel()
+    a = as_float(a).astype(np.float64).ravel()
+    b = as_float(b).astype(np.float64).ravel()
     a -= a.mean()
     b -= b.mean()
     # Elementwise sums, not BLAS dot: a multi-threaded BLAS in each of several workers thrashes the cores.
@@ -87,29 +102,38 @@ def _candidate_shifts(period: float, limit: int) -> list[int]:
     return sorted(out)
 
 
+@lru_cache(maxsize=16)
+def _screen_grid(h: int, w: int, pairs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The screen's regular grid of about ``pairs`` points on ``H×W`` (cached): flat index, x, y."""
+    k = max(1, int(math.sqrt(h * w / pairs)))
+    ys, xs = np.mgrid[0:h:k, 0:w:k]
+    ys, xs = ys.reshape(-1), xs.reshape(-1)
+    here = ys * w + xs
+    for a in (here, xs, ys):
+        a.flags.writeable = False
+    return here, xs, ys
+
+
 def _screen(gray: np.ndarray, shifts: list[tuple[int, int]], *, valid: Optional[np.ndarray] = None,
             pairs: int = 2048) -> np.ndarray:
     """:func:`shift_similarity` of every shift ``(dx, dy)`` at once on one regular grid of about ``pairs``
     points (each paired with the point ``(dx, dy)`` further; pairs that leave the image or the wall are
     dropped): a cheap screen, NaN where fewer than 256 pairs remain or they have no variance."""
     h, w = gray.shape
-    k = max(1, int(math.sqrt(h * w / pairs)))
-    ys, xs = np.mgrid[0:h:k, 0:w:k]
-    ys, xs = ys.reshape(-1), xs.reshape(-1)
-    here = ys * w + xs
+    here, xs, ys = _screen_grid(h, w, pairs)
     dx = np.asarray([s[0] for s in shifts])[:, None]
     dy = np.asarray([s[1] for s in shifts])[:, None]
     ok = (xs[None] < w - dx) & (ys[None] < h - dy)  # C × P: the pair stays in the image
     there = here[None] + (dy * w + dx)
-    flat = np.asarray(gray, np.float32).reshape(-1)
-    b = flat[here]
+    flat = np.ascontiguousarray(gray).reshape(-1)
+    b = as_float(flat[here])
     centre = np.float32(b.mean())
     b -= centre  # centred (only the pixels read, not the whole image): the one-pass sums below lose nothing
     if valid is not None:
         vflat = np.asarray(valid, bool).reshape(-1)
         ok &= vflat[here][None] & np.take(vflat, there, mode="clip")
     m = ok.astype(np.float32)
-    a = np.take(flat, there, mode="clip")
+    a = as_float(np.take(flat, there, mode="clip"))
     a -= centre
     a *= m  # the shifted ends, 0 where the pair is dropped
     n = m.sum(axis=1).astype(np.float64)
@@ -163,21 +187,25 @@ def repetition(gray: np.ndarray, period: float, *, valid: Optional[np.ndarray] =
 
 def half_resolution(gray: np.ndarray, valid: Optional[np.ndarray] = None
                     ) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """``H×W`` → ``⌊H/2⌋×⌊W/2⌋``: each 2×2 block averaged; a block of ``valid`` counts when all four are."""
+    """``H×W`` → ``⌊H/2⌋×⌊W/2⌋`` float32: each 2×2 block averaged; a block of ``valid`` counts when all four
+    are. 8-bit luma (uint8, :func:`as_float`) is summed exactly and scaled once."""
     h, w = (gray.shape[0] // 2) * 2, (gray.shape[1] // 2) * 2
-    g = np.asarray(gray[:h, :w], np.float32)
-    # 0.25 · (((a + b) + c) + d) in one output buffer (the same float32 operations, no temporaries).
-    half = np.add(g[0::2, 0::2], g[1::2, 0::2])
-    half += g[0::2, 1::2]
-    half += g[1::2, 1::2]
-    half *= np.float32(0.25)
+    if gray.dtype == np.uint8:  # the four levels summed exactly (uint16), scaled once
+        rows = np.add(gray[0:h:2, :w], gray[1:h:2, :w], dtype=np.uint16)  # row pairs first: contiguous
+        total = np.add(rows[:, 0::2], rows[:, 1::2])
+        half = np.multiply(total, np.float32(0.25 / 255.0), dtype=np.float32)
+    else:
+        g = np.asarray(gray[:h, :w], np.float32)
+        # 0.25 · (((a + b) + c) + d) in one output buffer (the same float32 operations, no temporaries).
+        half = np.add(g[0::2, 0::2], g[1::2, 0::2])
+        half += g[0::2, 1::2]
+        half += g[1::2, 1::2]
+        half *= np.float32(0.25)
     if valid is None:
         return half, None
-    v = np.asarray(valid[:h, :w], bool)
-    both = np.logical_and(v[0::2, 0::2], v[1::2, 0::2])
-    both &= v[0::2, 1::2]
-    both &= v[1::2, 1::2]
-    return half, both
+    v = np.asarray(valid, bool)
+    rows_v = np.logical_and(v[0:h:2, :w], v[1:h:2, :w])
+    return half, np.logical_and(rows_v[:, 0::2], rows_v[:, 1::2])
 
 
 def _estimate(gray: np.ndarray, wall: Optional[np.ndarray]) -> tuple[float, float]:
@@ -188,20 +216,30 @@ def _estimate(gray: np.ndarray, wall: Optional[np.ndarray]) -> tuple[float, floa
 def _estimate_batch(grays: list[np.ndarray], walls: list[Optional[np.ndarray]]) -> list[tuple[float, float]]:
     """The dominant period of several images (:func:`trackdiag.dataset.period.dominant_period`, numpy: the
     scan's workers import no torch), ``(period_px, score)`` each: one batched call per group of images with
-    the same shape and the same kind of wall (a mask, or none), at most ``BATCH_PIXELS`` pixels per call
-    (a call has a fixed cost of about 2 ms: batching 8 images of 256² halves the cost per image)."""
+    the same shape (an image without a wall is all valid), at most ``BATCH_PIXELS`` pixels per call (a
+    call has a fixed cost of a few ms: batching 16 images of 256² halves the cost per image)."""
     from .period import dominant_period
 
     out: list[tuple[float, float]] = [(float("nan"), float("nan"))] * len(grays)
-    groups: dict[tuple[tuple[int, ...], bool], list[int]] = {}
-    for i, (g, w) in enumerate(zip(grays, walls, strict=True)):
-        groups.setdefault((g.shape, w is None), []).append(i)
-    for (shape, no_wall), idx in groups.items():
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, g in enumerate(grays):
+        groups.setdefault(g.shape, []).append(i)
+    for shape, idx in groups.items():
         step = max(1, BATCH_PIXELS // max(1, int(np.prod(shape))))
         for j in range(0, len(idx), step):
             part = idx[j:j + step]
-            valid = None if no_wall else np.stack([np.asarray(walls[i], bool) for i in part])
-            est = dominant_period(np.stack([grays[i] for i in part]), valid=valid)
+            x = np.empty((len(part), *shape), np.float32)
+            for n, i in enumerate(part):
+                x[n] = grays[i]
+            valid = None
+            if any(walls[i] is not None for i in part):
+                # An image without a wall joins the batch with every pixel valid: the same weights (the
+                # apodized all-valid mask is 1 everywhere), one call instead of two.
+                valid = np.ones((len(part), *shape), bool)
+                for n, i in enumerate(part):
+                    if walls[i] is not None:
+                        valid[n] = walls[i]
+            est = dominant_period(x, valid=valid)
             for n, i in enumerate(part):
                 out[i] = (float(est.period_px[n]), float(est.score[n]))
     return out
@@ -209,7 +247,8 @@ def _estimate_batch(grays: list[np.ndarray], walls: list[Optional[np.ndarray]]) 
 
 def _crop_and_wall(gray: np.ndarray, valid: Optional[np.ndarray], max_side: int
                    ) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    crop = np.ascontiguousarray(centre_crop(np.asarray(gray, np.float32), max_side))
+    src = gray if gray.dtype == np.uint8 else np.asarray(gray, np.float32)
+    crop = np.ascontiguousarray(centre_crop(src, max_side))
     wall = None
     if valid is not None and valid.shape == gray.shape:
         wall = np.ascontiguousarray(centre_crop(np.asarray(valid, bool), max_side))
@@ -221,7 +260,8 @@ def _crop_and_wall(gray: np.ndarray, valid: Optional[np.ndarray], max_side: int
 def periodicity(gray: np.ndarray, *, valid: Optional[np.ndarray] = None, max_side: int = 1024,
                 tiled_similarity: float = 0.97, tiled_margin: float = 0.2,
                 fine_below_px: float = 0.0) -> Periodicity:
-    """Period (``dominant_period``) and repetition similarity of an ``H×W`` float image (centre crop).
+    """Period (``dominant_period``) and repetition similarity of an ``H×W`` float image or 8-bit luma
+    (:func:`as_float`; centre crop).
 
     ``valid`` (``H×W`` bool, the wall mask) restricts both to the wall: ceilings, floors and furniture
     would otherwise lend their own structure to the estimate. A wall of fewer than ``MIN_WALL_PX`` pixels
@@ -239,7 +279,8 @@ def periodicity(gray: np.ndarray, *, valid: Optional[np.ndarray] = None, max_sid
 def periodicities(grays: list[np.ndarray], *, valids: Optional[list[Optional[np.ndarray]]] = None,
                   max_side: int = 1024, tiled_similarity: float = 0.97, tiled_margin: float = 0.2,
                   fine_below_px: float = 0.0) -> list[Periodicity]:
-    """:func:`periodicity` of several images (each ``H×W`` float, with its own ``valid`` or None); the
+    """:func:`periodicity` of several images (each ``H×W`` float or 8-bit luma, with its own ``valid`` or
+    None); the
     period estimates of images of the same size run as one batched ``dominant_period`` call (several
     times cheaper per image than one call each), the rest image by image."""
     walls_in = valids if valids is not None else [None] * len(grays)
@@ -256,8 +297,8 @@ def periodicities(grays: list[np.ndarray], *, valids: Optional[list[Optional[np.
             period[i], score[i] = 2.0 * p, sc
     fine = [i for i in range(len(items)) if not (math.isfinite(period[i]) and period[i] >= fine_below_px)]
     if fine:
-        for i, (p, sc) in zip(fine, _estimate_batch([items[i][0] for i in fine], [items[i][1] for i in fine]),
-                              strict=True):
+        for i, (p, sc) in zip(fine, _estimate_batch([as_float(items[i][0]) for i in fine],
+                                                    [items[i][1] for i in fine]), strict=True):
             period[i], score[i] = p, sc
     out = []
     for (crop, wall), p, sc in zip(items, period, score, strict=True):

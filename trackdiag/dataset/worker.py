@@ -331,12 +331,9 @@ def _spectral_tier(group: list[tuple[ImageRecord, Task, _Spectral]]) -> None:
                             "tiled_similarity": p.tiled_similarity, "tiled_margin": p.tiled_margin,
                             "fine_below_px": p.coarse_period_min_px / k}
 
-    def gray(s: _Spectral) -> np.ndarray:
-        return np.multiply(s.lum, np.float32(1.0 / 255.0), dtype=np.float32)
-
     walls = [s.wall_mask() for _, _, s in group]
-    try:
-        pers = tiling.periodicities([gray(s) for _, _, s in group], valids=walls, **opts)
+    try:  # on the 8-bit luma: only the pixels each step reads are converted to float
+        pers = tiling.periodicities([s.lum for _, _, s in group], valids=walls, **opts)
     except ImportError:
         return  # the spectral module is missing: the report says periodicity was not measured
     except Exception:
@@ -344,7 +341,7 @@ def _spectral_tier(group: list[tuple[ImageRecord, Task, _Spectral]]) -> None:
     for n, ((rec, _, s), wall) in enumerate(zip(group, walls, strict=True)):
         try:
             # The period of the wall: measured under the mask when it fits the image (in source pixels).
-            per = pers[n] if pers else tiling.periodicity(gray(s), valid=wall, **opts)
+            per = pers[n] if pers else tiling.periodicity(s.lum, valid=wall, **opts)
             if k > 1:
                 per = dataclasses.replace(per, period_px=per.period_px * k,
                                           shift=(per.shift[0] * k, per.shift[1] * k))
