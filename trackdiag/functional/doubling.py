@@ -437,8 +437,14 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     ty = zero if trend_y is None else torch.nan_to_num(trend_y.to(dt), nan=0.0)
     yc = (torch.arange(hh, device=dev, dtype=dt) + 0.5) * ds
     xc = (torch.arange(ww, device=dev, dtype=dt) + 0.5) * ds
-    scale = torch.exp(tx[:, None, None] * (xc / w - 0.5)[None, None, :]
-                      + ty[:, None, None] * (yc / h - 0.5)[None, :, None])  # N×hh×ww
+
+    def scale_of(r: torch.Tensor | None) -> torch.Tensor:
+        """The expected scale at each pixel of the images ``r`` (None: all): ``K×hh×ww`` (computed where a
+        pair read needs it only)."""
+        txr, tyr = (tx, ty) if r is None else (tx[r], ty[r])
+        return torch.exp(txr[:, None, None] * (xc / w - 0.5)[None, None, :]
+                         + tyr[:, None, None] * (yc / h - 0.5)[None, :, None])
+
     nan = float("nan")
     # the three displacements of each vector (v/2, v, 2v) read together; pairs (p − d/2, p + d/2)
     fac3 = torch.tensor([0.25, 0.5, 1.0], device=dev, dtype=dt)  # (d/2) / v
@@ -459,40 +465,40 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
 
     img, centre, flat_var = prepared(x0[:, 0] if per_vector else x0)
 
-    def corr3(v: torch.Tensor, img: torch.Tensor, scale: torch.Tensor, centre: torch.Tensor,
+    def corr3(r: torch.Tensor | None, v: torch.Tensor, img: torch.Tensor, centre: torch.Tensor,
               flat_var: torch.Tensor, fac: torch.Tensor, shifted: bool = False
               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Windows' pair correlation at ``2·fac·v`` (``v/2``, ``v``, ``2v`` and, with four factors, ``4v``;
-        ``v`` ``N×2`` px, ``img``, ``scale``, ``centre``, ``flat_var`` of the same ``N`` images):
-        ``N×F×gh×gw`` (NaN on flat windows) and the valid-pair shares. One bilinear read of the ``2F``
-        shifted copies, the window sums by matrix products. ``shifted``: every image's scale is exactly 1
+        """Windows' pair correlation at ``2·fac·v`` (``v/2``, ``v``, ``2v`` and, with four factors, ``4v``)
+        on the images ``r`` (None: all; ``v`` ``N×2`` px, ``img``, ``centre``, ``flat_var`` of all ``N``):
+        ``K×F×gh×gw`` (NaN on flat windows) and the valid-pair shares. One bilinear read of the ``2F``
+        shifted copies, the window sums by strided sums. ``shifted``: every image's scale is exactly 1
         (no perspective trend) and the host can read ``v``: the reads are whole-image shifts
         (:func:`_shift_read`, the same bilinear values)."""
+        if r is not None:
+            v, img, centre, flat_var = v[r], img[r], centre[r], flat_var[r]
         n = v.shape[0]
         if shifted:
             fin = torch.isfinite(v).all(1)[:, None, None, None]
             v0 = torch.nan_to_num(v / ds)
-            g = _shift_read(img, fac[None, :] * v0[:, :1], fac[None, :] * v0[:, 1:])
+            dy, dx = fac[None, :] * v0[:, :1], fac[None, :] * v0[:, 1:]
+
+            def read(i: slice) -> torch.Tensor:
+                return _shift_read(img[i], dy[i], dx[i])
         else:
+            scale = scale_of(r)
             by = v[:, 0, None, None] * scale / ds  # N×hh×ww: v's displacement at each pixel
             bx = v[:, 1, None, None] * scale / ds
             fin = (torch.isfinite(by) & torch.isfinite(bx))[:, None]  # (scaling by fac keeps finiteness)
-            g = _grid_read(img, fac[None, :, None, None] * torch.nan_to_num(by)[:, None],
-                           fac[None, :, None, None] * torch.nan_to_num(bx)[:, None])  # N×2×6×hh×ww
-        nf = fac.shape[0]
-        ga, gb = g[:, :, :nf], g[:, :, nf:]
-        # the window sums' six inputs written in place into one N×F×6×hh×ww stack
-        stack = torch.empty((n, nf, 6, hh, ww), device=dev, dtype=dt)
-        wgt, a, b = stack[:, :, 0], stack[:, :, 1], stack[:, :, 2]
-        wgt.copy_((ga[:, 1] > 0.99) & (gb[:, 1] > 0.99) & fin)
-        # centred on the image's mean (the correlation is shift-invariant; the window sums' cancellation
-        # in float32 is not)
-        torch.mul(ga[:, 0] - centre, wgt, out=a)
-        torch.mul(gb[:, 0] - centre, wgt, out=b)
-        torch.mul(a, a, out=stack[:, :, 3])
-        torch.mul(b, b, out=stack[:, :, 4])
-        torch.mul(a, b, out=stack[:, :, 5])
-        sw, sa, sb, saa, sbb, sab = _window_means(stack, k, st).unbind(2)
+            fy = fac[None, :, None, None] * torch.nan_to_num(by)[:, None]
+            fx = fac[None, :, None, None] * torch.nan_to_num(bx)[:, None]
+
+            def read(i: slice) -> torch.Tensor:
+                return _grid_read(img[i], fy[i], fx[i])  # n×2×2F×hh×ww
+        # on the host one image at a time (its reads and the window sums' inputs stay in the cache: the
+        # same values, several times less memory traffic); on a device all at once
+        chunks = [slice(i, i + 1) for i in range(n)] if order.host_ok(img) and n > 1 else [slice(0, n)]
+        moments = [_pair_moments(read(i), centre[i], fin[i], k, st) for i in chunks]
+        sw, sa, sb, saa, sbb, sab = (moments[0] if len(moments) == 1 else torch.cat(moments)).unbind(2)
         cnt = sw.clamp_min(1e-9)
         cov = sab - sa * sb / cnt
         va = (saa - sa.square() / cnt).clamp_min(0.0)
@@ -528,22 +534,22 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
                     centre: torch.Tensor = centre, flat_var: torch.Tensor = flat_var,
                     fac: torch.Tensor = fac) -> tuple[torch.Tensor, torch.Tensor]:
             if not host:
-                return (corr3(v, img, scale, centre, flat_var, fac) if r is None
-                        else corr3(v[r], img[r], scale[r], centre[r], flat_var[r], fac))
+                return corr3(r, v, img, centre, flat_var, fac)
+            fs = flat_scale if r is None else flat_scale[r]
+            n_flat = int(fs.sum())
+            if n_flat == fs.numel() or (n_flat == 0 and fac.shape[0] == 3):
+                return corr3(r, v, img, centre, flat_var, fac, shifted=n_flat > 0)
             rr = torch.arange(n, device=dev) if r is None else r
-            fs = flat_scale[rr]
             parts = [(rr[fs], True), (rr[~fs], False)]
             parts = [(j, sh) for j, sh in parts if j.numel()]
-            if len(parts) == 1 and (parts[0][1] or fac.shape[0] == 3):
-                return corr3(v[rr], img[rr], scale[rr], centre[rr], flat_var[rr], fac, shifted=parts[0][1])
             cs = torch.full((rr.numel(), fac.shape[0], gh, gw), nan, device=dev, dtype=dt)
             covs = torch.zeros_like(cs)
             for j, sh in parts:
                 at = (fs if sh else ~fs).nonzero()[:, 0]
                 # (4v is used on walls without a trend only: the others read v/2, v, 2v)
                 f = fac if sh else fac[:3]
-                cs[at, :f.shape[0]], covs[at, :f.shape[0]] = corr3(v[j], img[j], scale[j], centre[j],
-                                                                   flat_var[j], f, shifted=sh)
+                cs[at, :f.shape[0]], covs[at, :f.shape[0]] = corr3(j, v, img, centre, flat_var, f,
+                                                                   shifted=sh)
             return cs, covs
 
         cs, covs = on_rows(fin_v[:, i], corr_on, fills=(nan, 0.0), like=x0, shape=(nf, gh, gw))
@@ -609,6 +615,30 @@ def _robust_z(m: torch.Tensor, floor: float, lower: torch.Tensor | None = None) 
     return (m - mu[:, None, None]) / (sigma[:, None, None] + floor)
 
 
+def _pair_moments(g: torch.Tensor, centre: torch.Tensor, fin: torch.Tensor, k: int, st: int) -> torch.Tensor:
+    """The pair test's window sums: ``g`` ``N×2×2F×h×w`` (the image and its validity read at ``p − d/2``,
+    the first ``F`` reads, and at ``p + d/2``, the other ``F``), ``centre`` ``N×1×1×1`` (the image's valid
+    mean), ``fin`` ``N×1×1×1`` or ``N×1×h×w`` bool (where the displacement is finite) → ``N×F×6×gh×gw``:
+    the ``k×k`` window means (stride ``st``) of the pair weight ``w`` (both reads valid), ``a``, ``b`` (the
+    reads less the centre, 0 where ``w`` is) and ``a²``, ``b²``, ``ab``. Centred on the image's mean: the
+    correlation is shift-invariant, the window sums' cancellation in float32 is not."""
+    n, _, f2, h, w = g.shape
+    nf = f2 // 2
+    ok = g[:, 1] > 0.99  # N×2F×h×w
+    wgt = ok[:, :nf] & ok[:, nf:] & fin
+    # the six inputs written in place into one N×F×6×h×w stack
+    stack = torch.empty((n, nf, 6, h, w), device=g.device, dtype=g.dtype)
+    stack[:, :, 0].copy_(wgt)
+    a, b = stack[:, :, 1], stack[:, :, 2]
+    wf = stack[:, :, 0]
+    torch.sub(g[:, 0, :nf], centre, out=a).mul_(wf)
+    torch.sub(g[:, 0, nf:], centre, out=b).mul_(wf)
+    torch.mul(a, a, out=stack[:, :, 3])
+    torch.mul(b, b, out=stack[:, :, 4])
+    torch.mul(a, b, out=stack[:, :, 5])
+    return _window_means(stack, k, st)
+
+
 def _window_means(t: torch.Tensor, k: int, st: int) -> torch.Tensor:
     """``avg_pool2d(t, k, st)`` over the last two axes of ``...×h×w`` (``k×k`` windows at stride ``st``):
     ``...×gh×gw``, as two sums over strided views (each window's rows, then its columns: ``2k`` adds per
@@ -635,8 +665,10 @@ def _shift_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.
     for a in range(n):
         for j in range(2 * d):
             y0, x0 = m + int(iy[a, j]), m + int(ix[a, j])
-            rows = torch.lerp(pad[a, :, y0:y0 + h], pad[a, :, y0 + 1:y0 + 1 + h], float(fy[a, j]))
-            torch.lerp(rows[..., x0:x0 + w], rows[..., x0 + 1:x0 + 1 + w], float(fx[a, j]), out=out[a, :, j])
+            # (the columns the second blend reads only)
+            cols = slice(x0, x0 + w + 1)
+            rows = torch.lerp(pad[a, :, y0:y0 + h, cols], pad[a, :, y0 + 1:y0 + 1 + h, cols], float(fy[a, j]))
+            torch.lerp(rows[..., :w], rows[..., 1:], float(fx[a, j]), out=out[a, :, j])
     return out
 
 
