@@ -16,6 +16,7 @@ Pure batched functions (no host synchronisation); the windows are those of the l
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -49,6 +50,22 @@ _JITTER = (0.9, 1.0, 1.1)
 #: this share of the map's measured extent (tenth sitting, issue 11: zones read as bands fill only lines cut
 #: short by a mask hole; see docs/tiling.md §6)
 FULL_LINE_SPAN = 0.8
+
+
+@functools.lru_cache(maxsize=16)
+def _layout(k: int, device: torch.device, dtype: torch.dtype
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The constants of a ``k×k`` window's centred spectrum (cached: read only): the Hann taper ``k×k``,
+    :func:`_centred_index` ``(k²,)``, how often the full layout reads each half-spectrum bin
+    (``(k·(k//2+1),)``, ``dtype``), each bin's rounded ring ``(k²,)`` (long, clamped at ``k//2 + 1``), the
+    rings' bin counts ``(k//2 + 2,)`` and each bin's radius ``k×k`` (``dtype``)."""
+    idx = _centred_index(k, device)
+    mult = torch.bincount(idx, minlength=k * (k // 2 + 1)).to(dtype)
+    o = torch.arange(k, device=device, dtype=dtype) - k // 2
+    radius = torch.sqrt(o[:, None].square() + o[None, :].square())
+    ring = radius.round().long().clamp(max=k // 2 + 1).flatten()
+    nring = torch.bincount(ring, minlength=k // 2 + 2).to(dtype)
+    return hann2d(k, k, device=device, dtype=dtype), idx, mult, ring, nring, radius
 
 
 def _centred_index(k: int, device: torch.device) -> torch.Tensor:
@@ -92,19 +109,15 @@ def _whitened_log_spectra(windows: torch.Tensor, vpatch: torch.Tensor) -> torch.
     m = windows[..., 0, 0].numel()
     dt, dev = windows.dtype, windows.device
     # (strided window views are read as they are: each product below writes its own contiguous copy)
-    wts = vpatch * hann2d(k, k, device=dev, dtype=dt)
+    hann, idx, mult, ring, nring, _ = _layout(k, dev, dt)
+    wts = vpatch * hann
     mean = (windows * wts).sum((-2, -1), keepdim=True) / wts.sum((-2, -1), keepdim=True).clamp_min(1e-9)
     pr = abs2(torch.fft.rfft2(((windows - mean) * wts).reshape(m, k, k))).reshape(m, -1)  # M×(k·(k//2+1))
-    idx = _centred_index(k, dev)
     # the log on the half spectrum, then its full centred layout (the mean power over the full one: each
     # half bin weighted by how often the full layout reads it)
-    mult = torch.bincount(idx, minlength=pr.shape[1]).to(dt)
     eps = 1e-6 * (pr @ mult)[:, None] / (k * k) + torch.finfo(dt).tiny
     lp = _box3(torch.log(pr + eps).index_select(1, idx).reshape(m, k, k))
     c = k // 2
-    o = torch.arange(k, device=dev, dtype=dt) - c
-    ring = torch.sqrt(o[:, None].square() + o[None, :].square()).round().long().clamp(max=c + 1).flatten()
-    nring = torch.bincount(ring, minlength=c + 2).to(dt)
     ring_sum = torch.zeros(m, c + 2, device=dev, dtype=dt).index_add_(1, ring, lp.reshape(m, -1))
     ring_mean = ring_sum / nring.clamp_min(1.0)
     return lp - ring_mean.index_select(1, ring).reshape(m, k, k)
@@ -154,6 +167,15 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     expected scale against the reference. Windows with less than ``min_valid_frac`` valid pixels are NaN.
     """
     n, h, w = x.shape
+    if n > 1 and order.host_ok(x):
+        # on the host one image at a time: its windows' spectra stay in the cache through the dozen passes
+        # over them (every step is per image; the same values)
+        parts = [doubling_map(x[i:i + 1], valid[i:i + 1], window_px=window_px, stride_px=stride_px, ds=ds,
+                              trend_x=None if trend_x is None else trend_x[i:i + 1],
+                              trend_y=None if trend_y is None else trend_y[i:i + 1],
+                              min_valid_frac=min_valid_frac) for i in range(n)]
+        return DoublingMap(torch.cat([p.margin for p in parts]), torch.cat([p.plain_corr for p in parts]),
+                           parts[0].center_y, parts[0].center_x)
     dt, dev = x.dtype, x.device
     x0, vf = _masked_downsample(x, valid, ds)
     k, st = window_px // ds, max(1, stride_px // ds)
@@ -187,7 +209,7 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     ref = ref.nan_to_num(0.0)  # N×k×k
     # where a window's rescaled spectrum is measured: inside the window (κ/s within it) and off its centre
     inside = (u.abs() <= 1.0)  # N×P×k
-    ring = torch.sqrt(o[:, None].square() + o[None, :].square())
+    ring = _layout(k, dev, dt)[5]
     vw = ((inside[..., :, None] & inside[..., None, :]) & (ring >= 2.0 * s[..., None, None]))
     vw = vw.to(dt).reshape(n, gh * gw, k * k)
     corr = _template_corr(zn.reshape(n, gh * gw, k * k) * vw, vw, ref, _factors(dev, dt))  # N×P×T
