@@ -505,7 +505,7 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
             dy, dx = fac[None, :] * v0[:, :1], fac[None, :] * v0[:, 1:]
 
             def read(i: slice) -> torch.Tensor:
-                return _shift_read(img[i], dy[i], dx[i])
+                return _shift_read(img[i], dy[i], dx[i], pool)
         else:
             scale = scale_of(r)
             by = v[:, 0, None, None] * scale / ds  # N×hh×ww: v's displacement at each pixel
@@ -519,7 +519,7 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
         # on the host one image at a time (its reads and the window sums' inputs stay in the cache: the
         # same values, several times less memory traffic); on a device all at once
         chunks = [slice(i, i + 1) for i in range(n)] if order.host_ok(img) and n > 1 else [slice(0, n)]
-        moments = [_pair_moments(read(i), centre[i], fin[i], k, st) for i in chunks]
+        moments = [_pair_moments(read(i), centre[i], fin[i], k, st, pool) for i in chunks]
         sw, sa, sb, saa, sbb, sab = (moments[0] if len(moments) == 1 else torch.cat(moments)).unbind(2)
         cnt = sw.clamp_min(1e-9)
         cov = sab - sa * sb / cnt
@@ -539,6 +539,8 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     # images without a perspective trend (scale exactly 1: most fronto-parallel walls) read their pairs
     # as whole-image shifts where the host can read the vectors (the CPU)
     host = order.host_ok(x0)
+    # the pair reads' work buffers, reused by every vector and image on the host (_scratch)
+    pool: dict[str, torch.Tensor] | None = {} if host else None
     flat_scale = (tx == 0) & (ty == 0)
     # the wall's level read below the 40th percentile where its margins are stationary: on a wall seen at
     # an angle the expected scale is a fitted trend whose residue ramps across the frame, and a level read
@@ -637,10 +639,12 @@ def _robust_z(m: torch.Tensor, floor: float, lower: torch.Tensor | None = None) 
     return (m - mu[:, None, None]) / (sigma[:, None, None] + floor)
 
 
-def _pair_moments(g: torch.Tensor, centre: torch.Tensor, fin: torch.Tensor, k: int, st: int) -> torch.Tensor:
+def _pair_moments(g: torch.Tensor, centre: torch.Tensor, fin: torch.Tensor, k: int, st: int,
+                  pool: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """The pair test's window sums: ``g`` ``N×2×2F×h×w`` (the image and its validity read at ``p − d/2``,
     the first ``F`` reads, and at ``p + d/2``, the other ``F``), ``centre`` ``N×1×1×1`` (the image's valid
-    mean), ``fin`` ``N×1×1×1`` or ``N×1×h×w`` bool (where the displacement is finite) → ``N×F×6×gh×gw``:
+    mean), ``fin`` ``N×1×1×1`` or ``N×1×h×w`` bool (where the displacement is finite; ``pool``: work buffers
+    to reuse, :func:`_scratch`) → ``N×F×6×gh×gw``:
     the ``k×k`` window means (stride ``st``) of the pair weight ``w`` (both reads valid), ``a``, ``b`` (the
     reads less the centre, 0 where ``w`` is) and ``a²``, ``b²``, ``ab``. Centred on the image's mean: the
     correlation is shift-invariant, the window sums' cancellation in float32 is not."""
@@ -649,7 +653,7 @@ def _pair_moments(g: torch.Tensor, centre: torch.Tensor, fin: torch.Tensor, k: i
     ok = g[:, 1] > 0.99  # N×2F×h×w
     wgt = ok[:, :nf] & ok[:, nf:] & fin
     # the six inputs written in place into one N×F×6×h×w stack
-    stack = torch.empty((n, nf, 6, h, w), device=g.device, dtype=g.dtype)
+    stack = _scratch(pool, "stack", (n, nf, 6, h, w), g)
     stack[:, :, 0].copy_(wgt)
     a, b = stack[:, :, 1], stack[:, :, 2]
     wf = stack[:, :, 0]
@@ -669,11 +673,28 @@ def _window_means(t: torch.Tensor, k: int, st: int) -> torch.Tensor:
     return rows.unfold(-1, k, st).sum(-1) / float(k * k)
 
 
-def _shift_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+def _scratch(pool: dict[str, torch.Tensor] | None, name: str, shape: tuple[int, ...], like: torch.Tensor
+             ) -> torch.Tensor:
+    """An uninitialised ``shape`` tensor of ``like``'s dtype and device, from ``pool`` where given (one
+    buffer per ``name``, reused by the calls of one map on the host: a fresh large tensor costs a page fault
+    per 4 KiB on its first touch, which cost more than the arithmetic written into it); new without one.
+    The caller must not hold an earlier tensor of the same ``name`` when it asks again."""
+    size = math.prod(shape)
+    if pool is None:
+        return torch.empty(shape, device=like.device, dtype=like.dtype)
+    buf = pool.get(name)
+    if buf is None or buf.numel() < size:
+        buf = pool[name] = torch.empty(size, device=like.device, dtype=like.dtype)
+    return buf[:size].view(shape)
+
+
+def _shift_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
+                pool: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """:func:`_grid_read` for displacements that are constant over each image (``dy``, ``dx`` ``N×D`` px,
     finite, read on the host): ``img`` (``N×C×h×w``) at ``(y ∓ dy, x ∓ dx)``, bilinear, zero outside:
     ``N×C×2D×h×w``, each read a shifted slice of the zero-padded image and two linear blends (rows, then
-    columns) instead of a per-pixel sampling grid. The same values as ``grid_sample`` up to rounding."""
+    columns) instead of a per-pixel sampling grid. The same values as ``grid_sample`` up to rounding.
+    ``pool``: the work buffers to reuse (:func:`_scratch`; the result is one of them)."""
     n, c, h, w = img.shape
     d = dy.shape[1]
     oy = torch.cat([-dy, dy], 1).numpy().astype(float)  # N×2D (the host copy of a CPU tensor)
@@ -683,13 +704,15 @@ def _shift_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.
     fy, fx = oy - np.floor(oy), ox - np.floor(ox)
     m = int(max(np.abs(iy).max(initial=0), np.abs(ix).max(initial=0))) + 2
     pad = F.pad(img, (m, m, m, m))
-    out = torch.empty((n, c, 2 * d, h, w), device=img.device, dtype=img.dtype)
+    out = _scratch(pool, "read", (n, c, 2 * d, h, w), img)
+    rows = _scratch(pool, "rows", (c, h, w + 1), img)
     for a in range(n):
         for j in range(2 * d):
             y0, x0 = m + int(iy[a, j]), m + int(ix[a, j])
             # (the columns the second blend reads only)
             cols = slice(x0, x0 + w + 1)
-            rows = torch.lerp(pad[a, :, y0:y0 + h, cols], pad[a, :, y0 + 1:y0 + 1 + h, cols], float(fy[a, j]))
+            torch.lerp(pad[a, :, y0:y0 + h, cols], pad[a, :, y0 + 1:y0 + 1 + h, cols], float(fy[a, j]),
+                       out=rows)
             torch.lerp(rows[..., :w], rows[..., 1:], float(fx[a, j]), out=out[a, :, j])
     return out
 
