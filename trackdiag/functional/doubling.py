@@ -546,7 +546,8 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     # an angle the expected scale is a fitted trend whose residue ramps across the frame, and a level read
     # at the ramp's low end turns its high end into whole lines (the median there, as before)
     lower = flat_scale
-    margins, plains = [], []
+    measures: list[torch.Tensor] = []
+    plains = []
     for i in range(vecs.shape[1]):
         v = vecs[:, i]
         fac = fac4 if i < 2 else fac3
@@ -583,17 +584,21 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
         c_half, c1, c2 = (torch.where(ok, c, torch.full_like(c, nan)) for c in (c_half, c1, c2))
         # a window of the region repeats better at 2v than at v *and* has lost the repeat at v that the
         # rest of the wall has (each in robust z units of the image: noisy walls need more)
-        margins.append(torch.minimum(_robust_z(c2 - c1, floor, lower), _robust_z(-c1, floor, lower)))
+        measures += [c2 - c1, -c1]
         # the lattice read at twice its vector (locked on a large region): the rest repeats at v/2
-        margins.append(torch.minimum(_robust_z(c1 - c_half, floor, lower), _robust_z(-c_half, floor, lower)))
+        measures += [c1 - c_half, -c_half]
         if nf == 4:
             # the lattice read at half its vector along v: the region repeats at 4v and not at 2v (on walls
             # without a perspective trend only: see lower above)
             c4 = torch.where(ok & (covs[:, 3] >= min_valid_frac) & flat_scale[:, None, None], cs[:, 3],
                              torch.full_like(c1, nan))
-            margins.append(torch.minimum(_robust_z(c4 - c2, floor, lower), _robust_z(-c2, floor, lower)))
+            measures += [c4 - c2, -c2]
         plains.append(c1)
-    mar = torch.stack(margins, 0)  # H×N×gh×gw
+    # each hypothesis' margin: the lesser of its two measures in robust z units, all z scores in one batch
+    # (2H·N maps; each map's own level and spread, as one by one)
+    nm = len(measures)
+    z = _robust_z(torch.stack(measures, 0).flatten(0, 1), floor, lower.repeat(nm)).unflatten(0, (nm, n))
+    mar = torch.minimum(z[0::2], z[1::2])  # H×N×gh×gw
     best = torch.where(torch.isfinite(mar), mar, torch.full_like(mar, -math.inf)).amax(0)
     best = torch.where(torch.isfinite(best), best, torch.full_like(best, nan))
     pl = torch.stack(plains, 0)
