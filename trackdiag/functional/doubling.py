@@ -681,16 +681,23 @@ def _window_means(t: torch.Tensor, k: int, st: int) -> torch.Tensor:
 def _scratch(pool: dict[str, torch.Tensor] | None, name: str, shape: tuple[int, ...], like: torch.Tensor
              ) -> torch.Tensor:
     """An uninitialised ``shape`` tensor of ``like``'s dtype and device, from ``pool`` where given (one
-    buffer per ``name``, reused by the calls of one map on the host: a fresh large tensor costs a page fault
-    per 4 KiB on its first touch, which cost more than the arithmetic written into it); new without one.
-    The caller must not hold an earlier tensor of the same ``name`` when it asks again."""
-    size = math.prod(shape)
+    buffer per ``name``, its views by shape kept too, reused by the calls of one map on the host: a fresh
+    large tensor costs a page fault per 4 KiB on its first touch, which cost more than the arithmetic
+    written into it); new without one. The caller must not hold an earlier tensor of the same ``name``
+    when it asks again."""
     if pool is None:
         return torch.empty(shape, device=like.device, dtype=like.dtype)
-    buf = pool.get(name)
-    if buf is None or buf.numel() < size:
-        buf = pool[name] = torch.empty(size, device=like.device, dtype=like.dtype)
-    return buf[:size].view(shape)
+    key = f"{name}{shape}"
+    view = pool.get(key)
+    if view is None:
+        size = math.prod(shape)
+        base = pool.get(name)
+        if base is None or base.numel() < size:
+            base = pool[name] = torch.empty(size, device=like.device, dtype=like.dtype)
+            for old in [k for k in pool if k.startswith(f"{name}(")]:
+                del pool[old]  # (views of the smaller buffer)
+        view = pool[key] = base[:size].view(shape)
+    return view
 
 
 def _shift_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
