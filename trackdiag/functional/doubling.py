@@ -212,7 +212,7 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     ring = _layout(k, dev, dt)[5]
     vw = ((inside[..., :, None] & inside[..., None, :]) & (ring >= 2.0 * s[..., None, None]))
     vw = vw.to(dt).reshape(n, gh * gw, k * k)
-    corr = _template_corr(zn.reshape(n, gh * gw, k * k) * vw, vw, ref, _factors(dev, dt))  # N×P×T
+    corr = _template_corr(zn.reshape(n, gh * gw, k * k) * vw, vw, ref)  # N×P×T
     nj = len(_JITTER)
     plain = corr[..., :nj].amax(-1)
     doubled = corr[..., nj:].amax(-1)
@@ -251,38 +251,45 @@ def _rescaled(z: torch.Tensor, u: torch.Tensor, *, flat: torch.Tensor) -> torch.
     return zn
 
 
+@functools.lru_cache(maxsize=8)
 def _factors(dev: torch.device, dt: torch.dtype) -> torch.Tensor:
     """``T×2`` (x, y) scale factors of the templates: the plain jitters first, then every doubled direction
-    at every jitter."""
+    at every jitter (cached: read only)."""
     rows = [(j, j) for j in _JITTER] + [(fx * j, fy * j) for fx, fy in _DOUBLED for j in _JITTER]
     return torch.tensor(rows, device=dev, dtype=dt)
 
 
-def _template_corr(zv: torch.Tensor, vw: torch.Tensor, ref: torch.Tensor, factors: torch.Tensor
-                   ) -> torch.Tensor:
+@functools.lru_cache(maxsize=16)
+def _template_geometry(k: int, dev: torch.device, dt: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the templates of :func:`_factors` (``T``) are inside a ``k×k`` frame (``T×k²`` 0/1) and their
+    sampling grid (``1×(T·k)×k×2``; cached: read only)."""
+    factors = _factors(dev, dt)
+    t = factors.shape[0]
+    c = k // 2
+    o = torch.arange(k, device=dev, dtype=dt) - c
+    ux = c + factors[:, :1] * o  # T×k
+    uy = c + factors[:, 1:] * o
+    m_t = (((uy >= 0) & (uy <= k - 1))[:, :, None] & ((ux >= 0) & (ux <= k - 1))[:, None, :])
+    grid = torch.stack([(ux / (k - 1) * 2 - 1)[:, None, :].expand(t, k, k),
+                        (uy / (k - 1) * 2 - 1)[:, :, None].expand(t, k, k)], dim=-1)
+    return m_t.to(dt).reshape(t, k * k), grid.reshape(1, t * k, k, 2)
+
+
+def _template_corr(zv: torch.Tensor, vw: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """Pearson correlation of every window with every template, over both masks, by matrix products.
 
     ``zv`` ``N×P×k²``: the windows' spectra at the centre's scale, zero outside ``vw`` (``N×P×k²`` 0/1, where
-    each is measured); ``ref`` ``N×k×k``: the reference spectrum (centred, fftshifted); ``factors`` ``T×2``:
-    the template ``t`` is ``ref`` read at ``(f_x·κx, f_y·κy)`` inside the frame. Returns ``N×P×T``.
+    each is measured); ``ref`` ``N×k×k``: the reference spectrum (centred, fftshifted); the template ``t``
+    is ``ref`` read at ``(f_x·κx, f_y·κy)`` inside the frame (``f``: :func:`_factors`). Returns ``N×P×T``.
     With ``M = vw·m_t`` the joint mask, the correlation needs only the sums ``Σ M z r``, ``Σ M z``,
     ``Σ M z²`` (products with the templates) and ``Σ M r``, ``Σ M r²``, ``Σ M`` (products of ``vw`` with
     them): six matrix products instead of one resampling and reduction per window and template.
     """
     n, _, kk = zv.shape
     k = ref.shape[-1]
-    t = factors.shape[0]
-    dt, dev = ref.dtype, ref.device
-    c = k // 2
-    o = torch.arange(k, device=dev, dtype=dt) - c
-    ux = c + factors[:, :1] * o  # T×k
-    uy = c + factors[:, 1:] * o
-    m_t = (((uy >= 0) & (uy <= k - 1))[:, :, None] & ((ux >= 0) & (ux <= k - 1))[:, None, :])
-    m_t = m_t.to(dt).reshape(t, kk)
-    grid = torch.stack([(ux / (k - 1) * 2 - 1)[:, None, :].expand(t, k, k),
-                        (uy / (k - 1) * 2 - 1)[:, :, None].expand(t, k, k)], dim=-1)
-    rs = F.grid_sample(ref[:, None], grid.reshape(1, t * k, k, 2).expand(n, t * k, k, 2),
-                       align_corners=True).reshape(n, t, kk)
+    m_t, grid = _template_geometry(k, ref.device, ref.dtype)
+    t = m_t.shape[0]
+    rs = F.grid_sample(ref[:, None], grid.expand(n, t * k, k, 2), align_corners=True).reshape(n, t, kk)
     rm = rs * m_t  # N×T×k²
     s_zr, s_z = (zv @ torch.cat([rm, m_t[None].expand(n, t, kk)], 1).transpose(1, 2)).split(t, -1)
     s_zz = (zv * zv) @ m_t.T
@@ -515,7 +522,7 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
             fx = fac[None, :, None, None] * torch.nan_to_num(bx)[:, None]
 
             def read(i: slice) -> torch.Tensor:
-                return _grid_read(img[i], fy[i], fx[i])  # n×2×2F×hh×ww
+                return _grid_read(img[i], fy[i], fx[i], pool)  # n×2×2F×hh×ww
         # on the host one image at a time (its reads and the window sums' inputs stay in the cache: the
         # same values, several times less memory traffic); on a device all at once
         chunks = [slice(i, i + 1) for i in range(n)] if order.host_ok(img) and n > 1 else [slice(0, n)]
@@ -729,10 +736,12 @@ def _shift_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
     return out
 
 
-def _grid_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+def _grid_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
+               pool: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """``img`` (``N×C×h×w``) read at ``(y − dy, x − dx)`` and at ``(y + dy, x + dx)`` (``dy``, ``dx``
     ``N×D×h×w`` px: ``D`` displacement fields), bilinear, zero outside: ``N×C×2D×h×w`` (the ``−`` reads
-    first), in one ``grid_sample`` (the fields stacked along the rows)."""
+    first), in one ``grid_sample`` (the fields stacked along the rows; its sampling grid in ``pool``'s
+    buffer where given, :func:`_scratch`)."""
     n, c, h, w = img.shape
     d = dy.shape[1]
     dev, dt = img.device, img.dtype
@@ -740,7 +749,7 @@ def _grid_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.T
     ys = torch.arange(h, device=dev, dtype=dt)[:, None]
     # each coordinate computed contiguous (element-wise ops on the interleaved grid's strided views are
     # not vectorised), then written into its place
-    grid = torch.empty((n, 2 * d, h, w, 2), device=dev, dtype=dt)
+    grid = _scratch(pool, "grid", (n, 2 * d, h, w, 2), img)
     grid[..., 0] = torch.cat([xs - dx, xs + dx], 1).div_(max(w - 1, 1)).mul_(2).sub_(1)
     grid[..., 1] = torch.cat([ys - dy, ys + dy], 1).div_(max(h - 1, 1)).mul_(2).sub_(1)
     out = F.grid_sample(img, grid.reshape(n, 2 * d * h, w, 2), align_corners=True, padding_mode="zeros")
