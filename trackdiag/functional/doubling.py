@@ -16,6 +16,7 @@ Pure batched functions (no host synchronisation); the windows are those of the l
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -49,6 +50,22 @@ _JITTER = (0.9, 1.0, 1.1)
 #: this share of the map's measured extent (tenth sitting, issue 11: zones read as bands fill only lines cut
 #: short by a mask hole; see docs/tiling.md §6)
 FULL_LINE_SPAN = 0.8
+
+
+@functools.lru_cache(maxsize=16)
+def _layout(k: int, device: torch.device, dtype: torch.dtype
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The constants of a ``k×k`` window's centred spectrum (cached: read only): the Hann taper ``k×k``,
+    :func:`_centred_index` ``(k²,)``, how often the full layout reads each half-spectrum bin
+    (``(k·(k//2+1),)``, ``dtype``), each bin's rounded ring ``(k²,)`` (long, clamped at ``k//2 + 1``), the
+    rings' bin counts ``(k//2 + 2,)`` and each bin's radius ``k×k`` (``dtype``)."""
+    idx = _centred_index(k, device)
+    mult = torch.bincount(idx, minlength=k * (k // 2 + 1)).to(dtype)
+    o = torch.arange(k, device=device, dtype=dtype) - k // 2
+    radius = torch.sqrt(o[:, None].square() + o[None, :].square())
+    ring = radius.round().long().clamp(max=k // 2 + 1).flatten()
+    nring = torch.bincount(ring, minlength=k // 2 + 2).to(dtype)
+    return hann2d(k, k, device=device, dtype=dtype), idx, mult, ring, nring, radius
 
 
 def _centred_index(k: int, device: torch.device) -> torch.Tensor:
@@ -92,19 +109,15 @@ def _whitened_log_spectra(windows: torch.Tensor, vpatch: torch.Tensor) -> torch.
     m = windows[..., 0, 0].numel()
     dt, dev = windows.dtype, windows.device
     # (strided window views are read as they are: each product below writes its own contiguous copy)
-    wts = vpatch * hann2d(k, k, device=dev, dtype=dt)
+    hann, idx, mult, ring, nring, _ = _layout(k, dev, dt)
+    wts = vpatch * hann
     mean = (windows * wts).sum((-2, -1), keepdim=True) / wts.sum((-2, -1), keepdim=True).clamp_min(1e-9)
     pr = abs2(torch.fft.rfft2(((windows - mean) * wts).reshape(m, k, k))).reshape(m, -1)  # M×(k·(k//2+1))
-    idx = _centred_index(k, dev)
     # the log on the half spectrum, then its full centred layout (the mean power over the full one: each
     # half bin weighted by how often the full layout reads it)
-    mult = torch.bincount(idx, minlength=pr.shape[1]).to(dt)
     eps = 1e-6 * (pr @ mult)[:, None] / (k * k) + torch.finfo(dt).tiny
     lp = _box3(torch.log(pr + eps).index_select(1, idx).reshape(m, k, k))
     c = k // 2
-    o = torch.arange(k, device=dev, dtype=dt) - c
-    ring = torch.sqrt(o[:, None].square() + o[None, :].square()).round().long().clamp(max=c + 1).flatten()
-    nring = torch.bincount(ring, minlength=c + 2).to(dt)
     ring_sum = torch.zeros(m, c + 2, device=dev, dtype=dt).index_add_(1, ring, lp.reshape(m, -1))
     ring_mean = ring_sum / nring.clamp_min(1.0)
     return lp - ring_mean.index_select(1, ring).reshape(m, k, k)
@@ -154,6 +167,15 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     expected scale against the reference. Windows with less than ``min_valid_frac`` valid pixels are NaN.
     """
     n, h, w = x.shape
+    if n > 1 and order.host_ok(x):
+        # on the host one image at a time: its windows' spectra stay in the cache through the dozen passes
+        # over them (every step is per image; the same values)
+        parts = [doubling_map(x[i:i + 1], valid[i:i + 1], window_px=window_px, stride_px=stride_px, ds=ds,
+                              trend_x=None if trend_x is None else trend_x[i:i + 1],
+                              trend_y=None if trend_y is None else trend_y[i:i + 1],
+                              min_valid_frac=min_valid_frac) for i in range(n)]
+        return DoublingMap(torch.cat([p.margin for p in parts]), torch.cat([p.plain_corr for p in parts]),
+                           parts[0].center_y, parts[0].center_x)
     dt, dev = x.dtype, x.device
     x0, vf = _masked_downsample(x, valid, ds)
     k, st = window_px // ds, max(1, stride_px // ds)
@@ -187,10 +209,10 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     ref = ref.nan_to_num(0.0)  # N×k×k
     # where a window's rescaled spectrum is measured: inside the window (κ/s within it) and off its centre
     inside = (u.abs() <= 1.0)  # N×P×k
-    ring = torch.sqrt(o[:, None].square() + o[None, :].square())
+    ring = _layout(k, dev, dt)[5]
     vw = ((inside[..., :, None] & inside[..., None, :]) & (ring >= 2.0 * s[..., None, None]))
     vw = vw.to(dt).reshape(n, gh * gw, k * k)
-    corr = _template_corr(zn.reshape(n, gh * gw, k * k) * vw, vw, ref, _factors(dev, dt))  # N×P×T
+    corr = _template_corr(zn.reshape(n, gh * gw, k * k) * vw, vw, ref)  # N×P×T
     nj = len(_JITTER)
     plain = corr[..., :nj].amax(-1)
     doubled = corr[..., nj:].amax(-1)
@@ -229,38 +251,45 @@ def _rescaled(z: torch.Tensor, u: torch.Tensor, *, flat: torch.Tensor) -> torch.
     return zn
 
 
+@functools.lru_cache(maxsize=8)
 def _factors(dev: torch.device, dt: torch.dtype) -> torch.Tensor:
     """``T×2`` (x, y) scale factors of the templates: the plain jitters first, then every doubled direction
-    at every jitter."""
+    at every jitter (cached: read only)."""
     rows = [(j, j) for j in _JITTER] + [(fx * j, fy * j) for fx, fy in _DOUBLED for j in _JITTER]
     return torch.tensor(rows, device=dev, dtype=dt)
 
 
-def _template_corr(zv: torch.Tensor, vw: torch.Tensor, ref: torch.Tensor, factors: torch.Tensor
-                   ) -> torch.Tensor:
+@functools.lru_cache(maxsize=16)
+def _template_geometry(k: int, dev: torch.device, dt: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the templates of :func:`_factors` (``T``) are inside a ``k×k`` frame (``T×k²`` 0/1) and their
+    sampling grid (``1×(T·k)×k×2``; cached: read only)."""
+    factors = _factors(dev, dt)
+    t = factors.shape[0]
+    c = k // 2
+    o = torch.arange(k, device=dev, dtype=dt) - c
+    ux = c + factors[:, :1] * o  # T×k
+    uy = c + factors[:, 1:] * o
+    m_t = (((uy >= 0) & (uy <= k - 1))[:, :, None] & ((ux >= 0) & (ux <= k - 1))[:, None, :])
+    grid = torch.stack([(ux / (k - 1) * 2 - 1)[:, None, :].expand(t, k, k),
+                        (uy / (k - 1) * 2 - 1)[:, :, None].expand(t, k, k)], dim=-1)
+    return m_t.to(dt).reshape(t, k * k), grid.reshape(1, t * k, k, 2)
+
+
+def _template_corr(zv: torch.Tensor, vw: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """Pearson correlation of every window with every template, over both masks, by matrix products.
 
     ``zv`` ``N×P×k²``: the windows' spectra at the centre's scale, zero outside ``vw`` (``N×P×k²`` 0/1, where
-    each is measured); ``ref`` ``N×k×k``: the reference spectrum (centred, fftshifted); ``factors`` ``T×2``:
-    the template ``t`` is ``ref`` read at ``(f_x·κx, f_y·κy)`` inside the frame. Returns ``N×P×T``.
+    each is measured); ``ref`` ``N×k×k``: the reference spectrum (centred, fftshifted); the template ``t``
+    is ``ref`` read at ``(f_x·κx, f_y·κy)`` inside the frame (``f``: :func:`_factors`). Returns ``N×P×T``.
     With ``M = vw·m_t`` the joint mask, the correlation needs only the sums ``Σ M z r``, ``Σ M z``,
     ``Σ M z²`` (products with the templates) and ``Σ M r``, ``Σ M r²``, ``Σ M`` (products of ``vw`` with
     them): six matrix products instead of one resampling and reduction per window and template.
     """
     n, _, kk = zv.shape
     k = ref.shape[-1]
-    t = factors.shape[0]
-    dt, dev = ref.dtype, ref.device
-    c = k // 2
-    o = torch.arange(k, device=dev, dtype=dt) - c
-    ux = c + factors[:, :1] * o  # T×k
-    uy = c + factors[:, 1:] * o
-    m_t = (((uy >= 0) & (uy <= k - 1))[:, :, None] & ((ux >= 0) & (ux <= k - 1))[:, None, :])
-    m_t = m_t.to(dt).reshape(t, kk)
-    grid = torch.stack([(ux / (k - 1) * 2 - 1)[:, None, :].expand(t, k, k),
-                        (uy / (k - 1) * 2 - 1)[:, :, None].expand(t, k, k)], dim=-1)
-    rs = F.grid_sample(ref[:, None], grid.reshape(1, t * k, k, 2).expand(n, t * k, k, 2),
-                       align_corners=True).reshape(n, t, kk)
+    m_t, grid = _template_geometry(k, ref.device, ref.dtype)
+    t = m_t.shape[0]
+    rs = F.grid_sample(ref[:, None], grid.expand(n, t * k, k, 2), align_corners=True).reshape(n, t, kk)
     rm = rs * m_t  # N×T×k²
     s_zr, s_z = (zv @ torch.cat([rm, m_t[None].expand(n, t, kk)], 1).transpose(1, 2)).split(t, -1)
     s_zz = (zv * zv) @ m_t.T
@@ -437,8 +466,14 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     ty = zero if trend_y is None else torch.nan_to_num(trend_y.to(dt), nan=0.0)
     yc = (torch.arange(hh, device=dev, dtype=dt) + 0.5) * ds
     xc = (torch.arange(ww, device=dev, dtype=dt) + 0.5) * ds
-    scale = torch.exp(tx[:, None, None] * (xc / w - 0.5)[None, None, :]
-                      + ty[:, None, None] * (yc / h - 0.5)[None, :, None])  # N×hh×ww
+
+    def scale_of(r: torch.Tensor | None) -> torch.Tensor:
+        """The expected scale at each pixel of the images ``r`` (None: all): ``K×hh×ww`` (computed where a
+        pair read needs it only)."""
+        txr, tyr = (tx, ty) if r is None else (tx[r], ty[r])
+        return torch.exp(txr[:, None, None] * (xc / w - 0.5)[None, None, :]
+                         + tyr[:, None, None] * (yc / h - 0.5)[None, :, None])
+
     nan = float("nan")
     # the three displacements of each vector (v/2, v, 2v) read together; pairs (p − d/2, p + d/2)
     fac3 = torch.tensor([0.25, 0.5, 1.0], device=dev, dtype=dt)  # (d/2) / v
@@ -459,40 +494,40 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
 
     img, centre, flat_var = prepared(x0[:, 0] if per_vector else x0)
 
-    def corr3(v: torch.Tensor, img: torch.Tensor, scale: torch.Tensor, centre: torch.Tensor,
+    def corr3(r: torch.Tensor | None, v: torch.Tensor, img: torch.Tensor, centre: torch.Tensor,
               flat_var: torch.Tensor, fac: torch.Tensor, shifted: bool = False
               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Windows' pair correlation at ``2·fac·v`` (``v/2``, ``v``, ``2v`` and, with four factors, ``4v``;
-        ``v`` ``N×2`` px, ``img``, ``scale``, ``centre``, ``flat_var`` of the same ``N`` images):
-        ``N×F×gh×gw`` (NaN on flat windows) and the valid-pair shares. One bilinear read of the ``2F``
-        shifted copies, the window sums by matrix products. ``shifted``: every image's scale is exactly 1
+        """Windows' pair correlation at ``2·fac·v`` (``v/2``, ``v``, ``2v`` and, with four factors, ``4v``)
+        on the images ``r`` (None: all; ``v`` ``N×2`` px, ``img``, ``centre``, ``flat_var`` of all ``N``):
+        ``K×F×gh×gw`` (NaN on flat windows) and the valid-pair shares. One bilinear read of the ``2F``
+        shifted copies, the window sums by strided sums. ``shifted``: every image's scale is exactly 1
         (no perspective trend) and the host can read ``v``: the reads are whole-image shifts
         (:func:`_shift_read`, the same bilinear values)."""
+        if r is not None:
+            v, img, centre, flat_var = v[r], img[r], centre[r], flat_var[r]
         n = v.shape[0]
         if shifted:
             fin = torch.isfinite(v).all(1)[:, None, None, None]
             v0 = torch.nan_to_num(v / ds)
-            g = _shift_read(img, fac[None, :] * v0[:, :1], fac[None, :] * v0[:, 1:])
+            dy, dx = fac[None, :] * v0[:, :1], fac[None, :] * v0[:, 1:]
+
+            def read(i: slice) -> torch.Tensor:
+                return _shift_read(img[i], dy[i], dx[i], pool)
         else:
+            scale = scale_of(r)
             by = v[:, 0, None, None] * scale / ds  # N×hh×ww: v's displacement at each pixel
             bx = v[:, 1, None, None] * scale / ds
             fin = (torch.isfinite(by) & torch.isfinite(bx))[:, None]  # (scaling by fac keeps finiteness)
-            g = _grid_read(img, fac[None, :, None, None] * torch.nan_to_num(by)[:, None],
-                           fac[None, :, None, None] * torch.nan_to_num(bx)[:, None])  # N×2×6×hh×ww
-        nf = fac.shape[0]
-        ga, gb = g[:, :, :nf], g[:, :, nf:]
-        # the window sums' six inputs written in place into one N×F×6×hh×ww stack
-        stack = torch.empty((n, nf, 6, hh, ww), device=dev, dtype=dt)
-        wgt, a, b = stack[:, :, 0], stack[:, :, 1], stack[:, :, 2]
-        wgt.copy_((ga[:, 1] > 0.99) & (gb[:, 1] > 0.99) & fin)
-        # centred on the image's mean (the correlation is shift-invariant; the window sums' cancellation
-        # in float32 is not)
-        torch.mul(ga[:, 0] - centre, wgt, out=a)
-        torch.mul(gb[:, 0] - centre, wgt, out=b)
-        torch.mul(a, a, out=stack[:, :, 3])
-        torch.mul(b, b, out=stack[:, :, 4])
-        torch.mul(a, b, out=stack[:, :, 5])
-        sw, sa, sb, saa, sbb, sab = _window_means(stack, k, st).unbind(2)
+            fy = fac[None, :, None, None] * torch.nan_to_num(by)[:, None]
+            fx = fac[None, :, None, None] * torch.nan_to_num(bx)[:, None]
+
+            def read(i: slice) -> torch.Tensor:
+                return _grid_read(img[i], fy[i], fx[i], pool)  # n×2×2F×hh×ww
+        # on the host one image at a time (its reads and the window sums' inputs stay in the cache: the
+        # same values, several times less memory traffic); on a device all at once
+        chunks = [slice(i, i + 1) for i in range(n)] if order.host_ok(img) and n > 1 else [slice(0, n)]
+        moments = [_pair_moments(read(i), centre[i], fin[i], k, st, pool) for i in chunks]
+        sw, sa, sb, saa, sbb, sab = (moments[0] if len(moments) == 1 else torch.cat(moments)).unbind(2)
         cnt = sw.clamp_min(1e-9)
         cov = sab - sa * sb / cnt
         va = (saa - sa.square() / cnt).clamp_min(0.0)
@@ -511,12 +546,15 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     # images without a perspective trend (scale exactly 1: most fronto-parallel walls) read their pairs
     # as whole-image shifts where the host can read the vectors (the CPU)
     host = order.host_ok(x0)
+    # the pair reads' work buffers, reused by every vector and image on the host (_scratch)
+    pool: dict[str, torch.Tensor] | None = {} if host else None
     flat_scale = (tx == 0) & (ty == 0)
     # the wall's level read below the 40th percentile where its margins are stationary: on a wall seen at
     # an angle the expected scale is a fitted trend whose residue ramps across the frame, and a level read
     # at the ramp's low end turns its high end into whole lines (the median there, as before)
     lower = flat_scale
-    margins, plains = [], []
+    measures: list[torch.Tensor] = []
+    plains = []
     for i in range(vecs.shape[1]):
         v = vecs[:, i]
         fac = fac4 if i < 2 else fac3
@@ -528,22 +566,22 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
                     centre: torch.Tensor = centre, flat_var: torch.Tensor = flat_var,
                     fac: torch.Tensor = fac) -> tuple[torch.Tensor, torch.Tensor]:
             if not host:
-                return (corr3(v, img, scale, centre, flat_var, fac) if r is None
-                        else corr3(v[r], img[r], scale[r], centre[r], flat_var[r], fac))
+                return corr3(r, v, img, centre, flat_var, fac)
+            fs = flat_scale if r is None else flat_scale[r]
+            n_flat = int(fs.sum())
+            if n_flat == fs.numel() or (n_flat == 0 and fac.shape[0] == 3):
+                return corr3(r, v, img, centre, flat_var, fac, shifted=n_flat > 0)
             rr = torch.arange(n, device=dev) if r is None else r
-            fs = flat_scale[rr]
             parts = [(rr[fs], True), (rr[~fs], False)]
             parts = [(j, sh) for j, sh in parts if j.numel()]
-            if len(parts) == 1 and (parts[0][1] or fac.shape[0] == 3):
-                return corr3(v[rr], img[rr], scale[rr], centre[rr], flat_var[rr], fac, shifted=parts[0][1])
             cs = torch.full((rr.numel(), fac.shape[0], gh, gw), nan, device=dev, dtype=dt)
             covs = torch.zeros_like(cs)
             for j, sh in parts:
                 at = (fs if sh else ~fs).nonzero()[:, 0]
                 # (4v is used on walls without a trend only: the others read v/2, v, 2v)
                 f = fac if sh else fac[:3]
-                cs[at, :f.shape[0]], covs[at, :f.shape[0]] = corr3(v[j], img[j], scale[j], centre[j],
-                                                                   flat_var[j], f, shifted=sh)
+                cs[at, :f.shape[0]], covs[at, :f.shape[0]] = corr3(j, v, img, centre, flat_var, f,
+                                                                   shifted=sh)
             return cs, covs
 
         cs, covs = on_rows(fin_v[:, i], corr_on, fills=(nan, 0.0), like=x0, shape=(nf, gh, gw))
@@ -553,17 +591,21 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
         c_half, c1, c2 = (torch.where(ok, c, torch.full_like(c, nan)) for c in (c_half, c1, c2))
         # a window of the region repeats better at 2v than at v *and* has lost the repeat at v that the
         # rest of the wall has (each in robust z units of the image: noisy walls need more)
-        margins.append(torch.minimum(_robust_z(c2 - c1, floor, lower), _robust_z(-c1, floor, lower)))
+        measures += [c2 - c1, -c1]
         # the lattice read at twice its vector (locked on a large region): the rest repeats at v/2
-        margins.append(torch.minimum(_robust_z(c1 - c_half, floor, lower), _robust_z(-c_half, floor, lower)))
+        measures += [c1 - c_half, -c_half]
         if nf == 4:
             # the lattice read at half its vector along v: the region repeats at 4v and not at 2v (on walls
             # without a perspective trend only: see lower above)
             c4 = torch.where(ok & (covs[:, 3] >= min_valid_frac) & flat_scale[:, None, None], cs[:, 3],
                              torch.full_like(c1, nan))
-            margins.append(torch.minimum(_robust_z(c4 - c2, floor, lower), _robust_z(-c2, floor, lower)))
+            measures += [c4 - c2, -c2]
         plains.append(c1)
-    mar = torch.stack(margins, 0)  # H×N×gh×gw
+    # each hypothesis' margin: the lesser of its two measures in robust z units, all z scores in one batch
+    # (2H·N maps; each map's own level and spread, as one by one)
+    nm = len(measures)
+    z = _robust_z(torch.stack(measures, 0).flatten(0, 1), floor, lower.repeat(nm)).unflatten(0, (nm, n))
+    mar = torch.minimum(z[0::2], z[1::2])  # H×N×gh×gw
     best = torch.where(torch.isfinite(mar), mar, torch.full_like(mar, -math.inf)).amax(0)
     best = torch.where(torch.isfinite(best), best, torch.full_like(best, nan))
     pl = torch.stack(plains, 0)
@@ -609,6 +651,32 @@ def _robust_z(m: torch.Tensor, floor: float, lower: torch.Tensor | None = None) 
     return (m - mu[:, None, None]) / (sigma[:, None, None] + floor)
 
 
+def _pair_moments(g: torch.Tensor, centre: torch.Tensor, fin: torch.Tensor, k: int, st: int,
+                  pool: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """The pair test's window sums: ``g`` ``N×2×2F×h×w`` (the image and its validity read at ``p − d/2``,
+    the first ``F`` reads, and at ``p + d/2``, the other ``F``), ``centre`` ``N×1×1×1`` (the image's valid
+    mean), ``fin`` ``N×1×1×1`` or ``N×1×h×w`` bool (where the displacement is finite; ``pool``: work buffers
+    to reuse, :func:`_scratch`) → ``N×F×6×gh×gw``:
+    the ``k×k`` window means (stride ``st``) of the pair weight ``w`` (both reads valid), ``a``, ``b`` (the
+    reads less the centre, 0 where ``w`` is) and ``a²``, ``b²``, ``ab``. Centred on the image's mean: the
+    correlation is shift-invariant, the window sums' cancellation in float32 is not."""
+    n, _, f2, h, w = g.shape
+    nf = f2 // 2
+    ok = g[:, 1] > 0.99  # N×2F×h×w
+    wgt = ok[:, :nf] & ok[:, nf:] & fin
+    # the six inputs written in place into one N×F×6×h×w stack
+    stack = _scratch(pool, "stack", (n, nf, 6, h, w), g)
+    stack[:, :, 0].copy_(wgt)
+    a, b = stack[:, :, 1], stack[:, :, 2]
+    wf = stack[:, :, 0]
+    torch.sub(g[:, 0, :nf], centre, out=a).mul_(wf)
+    torch.sub(g[:, 0, nf:], centre, out=b).mul_(wf)
+    torch.mul(a, a, out=stack[:, :, 3])
+    torch.mul(b, b, out=stack[:, :, 4])
+    torch.mul(a, b, out=stack[:, :, 5])
+    return _window_means(stack, k, st)
+
+
 def _window_means(t: torch.Tensor, k: int, st: int) -> torch.Tensor:
     """``avg_pool2d(t, k, st)`` over the last two axes of ``...×h×w`` (``k×k`` windows at stride ``st``):
     ``...×gh×gw``, as two sums over strided views (each window's rows, then its columns: ``2k`` adds per
@@ -617,11 +685,35 @@ def _window_means(t: torch.Tensor, k: int, st: int) -> torch.Tensor:
     return rows.unfold(-1, k, st).sum(-1) / float(k * k)
 
 
-def _shift_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+def _scratch(pool: dict[str, torch.Tensor] | None, name: str, shape: tuple[int, ...], like: torch.Tensor
+             ) -> torch.Tensor:
+    """An uninitialised ``shape`` tensor of ``like``'s dtype and device, from ``pool`` where given (one
+    buffer per ``name``, its views by shape kept too, reused by the calls of one map on the host: a fresh
+    large tensor costs a page fault per 4 KiB on its first touch, which cost more than the arithmetic
+    written into it); new without one. The caller must not hold an earlier tensor of the same ``name``
+    when it asks again."""
+    if pool is None:
+        return torch.empty(shape, device=like.device, dtype=like.dtype)
+    key = f"{name}{shape}"
+    view = pool.get(key)
+    if view is None:
+        size = math.prod(shape)
+        base = pool.get(name)
+        if base is None or base.numel() < size:
+            base = pool[name] = torch.empty(size, device=like.device, dtype=like.dtype)
+            for old in [k for k in pool if k.startswith(f"{name}(")]:
+                del pool[old]  # (views of the smaller buffer)
+        view = pool[key] = base[:size].view(shape)
+    return view
+
+
+def _shift_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
+                pool: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """:func:`_grid_read` for displacements that are constant over each image (``dy``, ``dx`` ``N×D`` px,
     finite, read on the host): ``img`` (``N×C×h×w``) at ``(y ∓ dy, x ∓ dx)``, bilinear, zero outside:
     ``N×C×2D×h×w``, each read a shifted slice of the zero-padded image and two linear blends (rows, then
-    columns) instead of a per-pixel sampling grid. The same values as ``grid_sample`` up to rounding."""
+    columns) instead of a per-pixel sampling grid. The same values as ``grid_sample`` up to rounding.
+    ``pool``: the work buffers to reuse (:func:`_scratch`; the result is one of them)."""
     n, c, h, w = img.shape
     d = dy.shape[1]
     oy = torch.cat([-dy, dy], 1).numpy().astype(float)  # N×2D (the host copy of a CPU tensor)
@@ -631,19 +723,25 @@ def _shift_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.
     fy, fx = oy - np.floor(oy), ox - np.floor(ox)
     m = int(max(np.abs(iy).max(initial=0), np.abs(ix).max(initial=0))) + 2
     pad = F.pad(img, (m, m, m, m))
-    out = torch.empty((n, c, 2 * d, h, w), device=img.device, dtype=img.dtype)
+    out = _scratch(pool, "read", (n, c, 2 * d, h, w), img)
+    rows = _scratch(pool, "rows", (c, h, w + 1), img)
     for a in range(n):
         for j in range(2 * d):
             y0, x0 = m + int(iy[a, j]), m + int(ix[a, j])
-            rows = torch.lerp(pad[a, :, y0:y0 + h], pad[a, :, y0 + 1:y0 + 1 + h], float(fy[a, j]))
-            torch.lerp(rows[..., x0:x0 + w], rows[..., x0 + 1:x0 + 1 + w], float(fx[a, j]), out=out[a, :, j])
+            # (the columns the second blend reads only)
+            cols = slice(x0, x0 + w + 1)
+            torch.lerp(pad[a, :, y0:y0 + h, cols], pad[a, :, y0 + 1:y0 + 1 + h, cols], float(fy[a, j]),
+                       out=rows)
+            torch.lerp(rows[..., :w], rows[..., 1:], float(fx[a, j]), out=out[a, :, j])
     return out
 
 
-def _grid_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+def _grid_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
+               pool: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """``img`` (``N×C×h×w``) read at ``(y − dy, x − dx)`` and at ``(y + dy, x + dx)`` (``dy``, ``dx``
     ``N×D×h×w`` px: ``D`` displacement fields), bilinear, zero outside: ``N×C×2D×h×w`` (the ``−`` reads
-    first), in one ``grid_sample`` (the fields stacked along the rows)."""
+    first), in one ``grid_sample`` (the fields stacked along the rows; its sampling grid in ``pool``'s
+    buffer where given, :func:`_scratch`)."""
     n, c, h, w = img.shape
     d = dy.shape[1]
     dev, dt = img.device, img.dtype
@@ -651,7 +749,7 @@ def _grid_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.T
     ys = torch.arange(h, device=dev, dtype=dt)[:, None]
     # each coordinate computed contiguous (element-wise ops on the interleaved grid's strided views are
     # not vectorised), then written into its place
-    grid = torch.empty((n, 2 * d, h, w, 2), device=dev, dtype=dt)
+    grid = _scratch(pool, "grid", (n, 2 * d, h, w, 2), img)
     grid[..., 0] = torch.cat([xs - dx, xs + dx], 1).div_(max(w - 1, 1)).mul_(2).sub_(1)
     grid[..., 1] = torch.cat([ys - dy, ys + dy], 1).div_(max(h - 1, 1)).mul_(2).sub_(1)
     out = F.grid_sample(img, grid.reshape(n, 2 * d * h, w, 2), align_corners=True, padding_mode="zeros")
