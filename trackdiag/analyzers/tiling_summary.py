@@ -802,9 +802,11 @@ def _window_readings(x: torch.Tensor, vf: torch.Tensor, trend_x: torch.Tensor, t
 _WindowInput = tuple[LatticeInput | None, torch.Tensor, torch.Tensor, torch.Tensor, int, int]
 
 
-def _window_input(x: torch.Tensor, vf: torch.Tensor, p: TilingParams, *, masked: bool) -> _WindowInput:
+def _window_input(x: torch.Tensor, vf: torch.Tensor, p: TilingParams, *, masked: bool,
+                  all_valid: bool = False) -> _WindowInput:
     """:func:`_window_readings` before its lattice pick: ``(the windows' lattice input or None where the
-    windows are too small, their weights, centres y and x, side, N)``."""
+    windows are too small, their weights, centres y and x, side, N)``. ``all_valid``: every weight is 1
+    (the windows' spectra then take the plain Hann window, one view for all: the same values)."""
     n, h, w = x.shape
     side = int(min(h, w) * WINDOW_VOTE_FRAC)
     if side < 32:
@@ -812,8 +814,9 @@ def _window_input(x: torch.Tensor, vf: torch.Tensor, p: TilingParams, *, masked:
     xw, vw, cy, cx = _vote_windows(x, vf, side)
     # (the lattice pick of analyze_periodicity(lattice=True) without its ACF: only the lattice is read,
     # as spectral.lattice_period)
-    inp = lattice_input(xw, valid=vw, min_period_px=p.min_period_px, max_period_frac=0.34,
-                        detrend_order=p.detrend_order, clean=True, taper=masked, keep_log_power=False)
+    inp = lattice_input(xw, valid=None if all_valid else vw, min_period_px=p.min_period_px,
+                        max_period_frac=0.34, detrend_order=p.detrend_order, clean=True, taper=masked,
+                        keep_log_power=False)
     return inp, vw, cy, cx, side, n
 
 
@@ -1161,7 +1164,12 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     apod = None if mask is None else apodized_weights(valid, taper_px=p.taper_px)
     # The lattice picks of the frame, the reference, the central half and the window vote's windows in one
     # call (lattice.pick_lattices: each image's pick as its own; ~1 100 torch calls each on the CPU)
-    f_in = lattice_input(x, valid=vf, min_period_px=p.min_period_px, max_period_frac=p.max_period_frac,
+    # Every pixel valid (no mask, all finite; read on the CPU only, as functional.rows.on_rows does): the
+    # frame's and the vote windows' weights are the plain Hann window, one expanded view for all images
+    # (the same values; detrend's moments and the window's own spectrum taken once, no weight pass)
+    all_valid = mask is None and valid.device.type == "cpu" and bool(valid.all())
+    f_in = lattice_input(x, valid=None if all_valid else vf, min_period_px=p.min_period_px,
+                         max_period_frac=p.max_period_frac,
                          taper_px=p.taper_px, detrend_order=p.detrend_order, clean=True,
                          taper=mask is not None, apodized=apod)
     r_in = None
@@ -1171,7 +1179,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         r_in = lattice_input(luminance(r), taper=True, min_period_px=p.min_period_px, max_period_frac=0.34,
                              detrend_order=p.detrend_order)
     c_in = _centre_crop_input(x, vf if mask is not None else None, p)
-    w_in = _window_input(x, vf, p, masked=mask is not None)
+    w_in = _window_input(x, vf, p, masked=mask is not None, all_valid=all_valid)
     ins = [i for i in (f_in, r_in, c_in, w_in[0]) if i is not None]
     lats = iter(pick_lattices([i.peaks for i in ins], min_radius=[i.r_min for i in ins]))
     f_lat = next(lats)
