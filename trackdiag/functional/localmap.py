@@ -193,12 +193,13 @@ def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min
     c = pw.shape[-1]
     s = max(8, min(h // 2, strip_px if strip_px else h // max(1, strips)))
     st = max(1, s // 2)
-    # strip means: the rows' shifted adds in avg_pool1d's window order (its values; no transposed copy)
+    # strip means from sums of blocks of st rows: strip i (rows i·st .. i·st + s − 1, s = 2·st or 2·st + 1)
+    # is blocks i and i + 1, plus row (i + 2)·st when s is odd (3 ops instead of s shifted adds)
     ns = (h - s) // st + 1
-    last = (ns - 1) * st + 1
-    ps = pw[:, 0:last:st].clone()
-    for i in range(1, s):
-        ps += pw[:, i:i + last:st]
+    blk = pw[:, : (ns + 1) * st].reshape(n, ns + 1, st, c).sum(2)  # N×(S+1)×C
+    ps = blk[:, :-1] + blk[:, 1:]
+    if s > 2 * st:
+        ps += pw[:, 2 * st: (ns + 2) * st: st]
     ps /= s
     # laid out N×C×S as avg_pool1d's output was (the normalising sums below reduce in that memory order)
     ps = ps.transpose(1, 2).contiguous().transpose(1, 2)  # N×S×C
