@@ -39,6 +39,7 @@ from ..functional.spectral import (
     apodized_weights,
     autocorrelation_map,
     axis_lines,
+    fast_fft_size,
     fine_peak_fracs,
     gather_power,
     lattice_acf,
@@ -789,7 +790,8 @@ def _window_readings(x: torch.Tensor, vf: torch.Tensor, trend_x: torch.Tensor, t
     """The wall's local windows' lattice periods, moved to the frame centre: ``(lw, ok, side)``.
 
     ``x`` ``N×H×W`` finite, ``vf`` its 0/1 weights (``masked``: a mask was given). The frame is cut into a
-    grid of ``G`` non-overlapping ``side×side`` windows (``WINDOW_VOTE_FRAC`` of the shorter side), each read
+    grid of ``G`` non-overlapping ``side×side`` windows (``WINDOW_VOTE_FRAC`` of the shorter side, rounded
+    down to a fast FFT size: :func:`~trackdiag.functional.spectral.fast_fft_size`), each read
     by the lattice estimator (:func:`analyze_periodicity`, periods up to 0.34 of the window). ``lw``
     ``N×G``: each window's log period moved to the frame centre along the perspective trend (``trend_x``,
     ``trend_y``: ``(N,)`` slopes of the log period per frame width / height, NaN read as 0); ``ok`` ``N×G``:
@@ -808,7 +810,8 @@ def _window_input(x: torch.Tensor, vf: torch.Tensor, p: TilingParams, *, masked:
     windows are too small, their weights, centres y and x, side, N)``. ``all_valid``: every weight is 1
     (the windows' spectra then take the plain Hann window, one view for all: the same values)."""
     n, h, w = x.shape
-    side = int(min(h, w) * WINDOW_VOTE_FRAC)
+    # (a third of the shorter side, rounded down to a size the FFT takes fast: 170 -> 168, 85 -> 84)
+    side = fast_fft_size(int(min(h, w) * WINDOW_VOTE_FRAC))
     if side < 32:
         return None, vf, x.new_zeros(0), x.new_zeros(0), side, n
     xw, vw, cy, cx = _vote_windows(x, vf, side)

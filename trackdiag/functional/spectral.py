@@ -34,6 +34,7 @@ __all__ = [
     "default_taper_px",
     "detrend",
     "dominant_period",
+    "fast_fft_size",
     "fft_side",
     "fine_peak_frac",
     "fine_peak_fracs",
@@ -269,6 +270,21 @@ def prepare(x: torch.Tensor, valid: torch.Tensor | None = None, *, window: bool 
 def fft_side(height: int, width: int) -> int:
     """Side of the square FFT grid: ``max(H, W)``."""
     return max(height, width)
+
+
+@functools.lru_cache(maxsize=256)
+def fast_fft_size(n: int) -> int:
+    """The largest size ``≤ n`` (at least 1) whose prime factors are all 2, 3, 5 or 7: a transform of that
+    length runs 3–4× faster on the CPU than one with a larger prime factor (85 = 5·17 → 84 = 2²·3·7;
+    170 → 168). For windows whose size is a choice, not the image's."""
+    for m in range(max(1, n), 0, -1):
+        r = m
+        for p in (2, 3, 5, 7):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            return m
+    return 1
 
 
 class Spectrum(NamedTuple):
