@@ -220,8 +220,8 @@ def detrend(x: torch.Tensor, weights: torch.Tensor, *, order: int = 2) -> torch.
     # Σ_k c_k y^a_k x^b_k as (N×H×(o+1)) @ ((o+1)×W): gather coefficients into a (o+1)×(o+1) grid.
     grid = torch.zeros(n, order + 1, order + 1, device=dev, dtype=dt)
     grid[:, ay, ax] = coef
-    surface = py[:, : order + 1] @ grid @ px[:, : order + 1].T
-    return x - surface
+    # x − (N×H×(o+1)) @ ((o+1)×W) as one fused product (no surface tensor written and read back)
+    return torch.baddbmm(x, py[:, : order + 1] @ grid, px[:, : order + 1].T.expand(n, -1, -1), alpha=-1.0)
 
 
 def prepare(x: torch.Tensor, valid: torch.Tensor | None = None, *, window: bool = True,
