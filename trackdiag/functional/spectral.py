@@ -333,15 +333,21 @@ def power_spectrum(signal: torch.Tensor, *, side: int | None = None) -> torch.Te
     return spec.real.square().add_(spec.imag.square())
 
 
+@functools.lru_cache(maxsize=32)
+def _spectrum_grids(s: int, device: torch.device, dt: torch.dtype
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:class:`Spectrum`'s ``ky``, ``kx``, ``radius`` and ``weight`` of a ``s×s`` grid (cached: read only)."""
+    ky = torch.fft.fftfreq(s, d=1.0 / s, device=device, dtype=dt)[:, None].expand(s, s // 2 + 1)
+    kx = torch.fft.rfftfreq(s, d=1.0 / s, device=device, dtype=dt)[None, :].expand(s, s // 2 + 1)
+    return ky, kx, torch.sqrt(ky.square() + kx.square()), half_plane_weights(s, device=device, dtype=dt)
+
+
 def spectrum(signal: torch.Tensor, *, side: int | None = None) -> Spectrum:
-    """:func:`power_spectrum` plus its frequency grids (see :class:`Spectrum`)."""
+    """:func:`power_spectrum` plus its frequency grids (see :class:`Spectrum`; the grids are shared, read
+    only)."""
     s = side or fft_side(signal.shape[-2], signal.shape[-1])
     power = power_spectrum(signal, side=s)
-    dev, dt = power.device, power.dtype
-    ky = torch.fft.fftfreq(s, d=1.0 / s, device=dev, dtype=dt)[:, None].expand(s, s // 2 + 1)
-    kx = torch.fft.rfftfreq(s, d=1.0 / s, device=dev, dtype=dt)[None, :].expand(s, s // 2 + 1)
-    return Spectrum(power, ky, kx, torch.sqrt(ky.square() + kx.square()), half_plane_weights(s, device=dev,
-                                                                                              dtype=dt))
+    return Spectrum(power, *_spectrum_grids(s, torch.device(power.device), power.dtype))
 
 
 def radial_profile(power: torch.Tensor, *, side: int | None = None) -> torch.Tensor:
@@ -370,7 +376,12 @@ BINS_PER_BIN = 4
 def radial_index(side: int, *, bins_per_bin: int = BINS_PER_BIN, device: torch.device | None = None
                  ) -> tuple[torch.Tensor, int]:
     """Sub-bin index ``floor(radius · bins_per_bin)`` of every rfft2 coefficient (flattened ``S·(S//2+1)``)
-    and the number of sub-bins."""
+    and the number of sub-bins (cached per side: read only)."""
+    return _radial_index(side, bins_per_bin, None if device is None else torch.device(device))
+
+
+@functools.lru_cache(maxsize=32)
+def _radial_index(side: int, bins_per_bin: int, device: torch.device | None) -> tuple[torch.Tensor, int]:
     r = radius_grid(side, device=device)
     nb = math.ceil(side * 0.7072 * bins_per_bin) + 1
     return (r * bins_per_bin).floor().long().clamp_max(nb - 1).flatten(), nb
