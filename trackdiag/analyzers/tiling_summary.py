@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from ..core.checks import check_image_batch, normalize_mask, normalize_ref
 from ..core.schedule import Schedule
+from ..functional import order
 from ..functional.detail import detail_deficit_db
 from ..functional.grid import grid_excess, parity_gain
 from ..functional.lattice import axis_periods, pick_lattice, pick_lattices, real_basis
@@ -1167,10 +1168,10 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     apod = None if mask is None else apodized_weights(valid, taper_px=p.taper_px)
     # The lattice picks of the frame, the reference, the central half and the window vote's windows in one
     # call (lattice.pick_lattices: each image's pick as its own; ~1 100 torch calls each on the CPU)
-    # Every pixel valid (no mask, all finite; read on the CPU only, as functional.rows.on_rows does): the
+    # Every pixel valid (no mask, all finite; read on the CPU only, where functional.order.host_ok): the
     # frame's and the vote windows' weights are the plain Hann window, one expanded view for all images
     # (the same values; detrend's moments and the window's own spectrum taken once, no weight pass)
-    all_valid = mask is None and valid.device.type == "cpu" and bool(valid.all())
+    all_valid = mask is None and order.host_ok(vf) and bool(vf.amin() == 1)
     f_in = lattice_input(x, valid=None if all_valid else vf, min_period_px=p.min_period_px,
                          max_period_frac=p.max_period_frac,
                          taper_px=p.taper_px, detrend_order=p.detrend_order, clean=True,

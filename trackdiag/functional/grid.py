@@ -47,7 +47,8 @@ from __future__ import annotations
 
 import torch
 
-from .order import host_ok, kth_smallest, rank_range_sum, running_min, sorted_values
+from . import order
+from .order import kth_smallest, rank_range_sum, running_min, sorted_values
 from .spectral import box_downsample
 
 __all__ = ["NOISE_Z", "PARITY_Z", "SPREAD_RATIO", "floor", "grid_excess", "parity_gain"]
@@ -376,9 +377,9 @@ def grid_excess(x: torch.Tensor, valid: torch.Tensor, *, strides: tuple[int, ...
     torch.sub(x[..., :, 1:], x[..., :, :-1], out=dx[:n])
     dy = dx[n:] if both else x.new_empty((n, w, h - 1))
     dy.copy_((x[..., 1:, :] - x[..., :-1, :]).transpose(-1, -2))
-    # every pixel valid (read on the CPU only, as order.host_ok): every pair's weight is 1, one expanded
+    # every pixel valid (read on the CPU only, where order.host_ok): every pair's weight is 1, one expanded
     # view (no products and no transposed copy of them; the same values)
-    if host_ok(valid) and bool(valid.amin() == 1):
+    if order.host_ok(valid) and bool(valid.amin() == 1):
         one = valid.new_ones(())
         px, py = one.expand(dx.shape), one.expand(dy.shape)
     else:

@@ -19,7 +19,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .order import host_ok, nanmedian, range_max
+from . import order
+from .order import nanmedian, range_max
 from .spectral import abs2
 
 __all__ = ["axis_fundamentals", "axis_profiles", "centroid_scale_trend", "half_frequency_ratio",
@@ -307,8 +308,8 @@ def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octav
     # element-wise op on overlapping views would lay its output out in the views' stride order, and the sums
     # and transforms below would then run in another order)
     shape = torch.broadcast_shapes(z.shape, weights.shape)
-    # weights all 1 (read on the CPU only, as order.host_ok): the window is the plain Hann (the same values)
-    ones = host_ok(weights) and bool(weights.amin() == 1)
+    # weights all 1 (read on the CPU only, where order.host_ok): the window is the plain Hann (same values)
+    ones = order.host_ok(weights) and bool(weights.amin() == 1)
     ww = hann if ones else torch.mul(weights, hann, out=torch.empty(shape, device=dev, dtype=dt))
     zw = torch.mul(z, ww, out=torch.empty(shape, device=dev, dtype=dt))
     mean = zw.sum((-2, -1), keepdim=True) / ww.sum((-2, -1), keepdim=True).clamp_min(1e-9)
