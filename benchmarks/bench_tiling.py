@@ -17,6 +17,10 @@ rows use process CPU time instead of wall time (with one thread, the work done).
 the largest relative difference between the torch and numpy values of a key over the batch
 (``AGREEMENT_KEYS``: the period metrics and the newer estimators' keys).
 
+The two bench batches have no mask and no non-finite pixel: the summary takes its all-valid shortcuts there
+(the plain Hann window for the frame and the vote windows, unit pair weights in the grid estimator; twelfth
+sitting), which a masked wall never takes, so the ``tiling_4x3x512_walls`` row is the one for masked inputs.
+
 Two more batches, timed once against their own rfft2 (not in rounds): a 4×3×256² batch (the fixed per-call
 costs weigh more on small images; ``torch_calls`` counts the torch calls of one of its summaries) and four
 generated 512² walls (``trackdiag.testing.walls``) with their

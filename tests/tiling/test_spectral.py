@@ -210,3 +210,31 @@ def test_dominant_period_on_blank_and_tiny_inputs_does_not_crash():
     assert torch.equal(est.score, torch.zeros(2))
     small = sp.dominant_period(S.grating(16, 16, period_px=4.0)[None], min_period_px=2.0)
     assert float(small.period_px[0]) == pytest.approx(4.0, rel=0.05)
+
+
+def test_fast_fft_size_is_the_largest_7_smooth_size_not_above_n():
+    """The window vote's side: the largest size ≤ n with prime factors 2, 3, 5, 7 only (brute force)."""
+    def smooth(m: int) -> bool:
+        for p in (2, 3, 5, 7):
+            while m % p == 0:
+                m //= p
+        return m == 1
+
+    for n in range(1, 700):
+        got = sp.fast_fft_size(n)
+        assert got <= n and smooth(got) and not any(smooth(m) for m in range(got + 1, n + 1)), n
+    assert (sp.fast_fft_size(170), sp.fast_fft_size(85), sp.fast_fft_size(128)) == (168, 84, 128)
+
+
+def test_an_all_valid_frame_reads_as_one_with_unit_weights():
+    """The all-valid shortcut (no mask, every pixel finite: the plain Hann window as one shared view) gives
+    the spectrum and signal that unit weights give image by image (float32 rounding at most)."""
+    g = torch.Generator().manual_seed(5)
+    x = S.tiles(96, 96, period_px=11.0, generator=g)[None].repeat(3, 1, 1) + 0.05 * torch.rand(3, 96, 96,
+                                                                                         generator=g)
+    a = sp.lattice_input(x, valid=None, clean=True, taper=False)
+    b = sp.lattice_input(x, valid=torch.ones_like(x), clean=True, taper=False)
+    assert a.wts.stride(0) == 0  # one window for all images
+    torch.testing.assert_close(a.sig, b.sig, rtol=1e-5, atol=1e-6)
+    atol = 1e-6 * float(b.spec.power.max())
+    torch.testing.assert_close(a.spec.power, b.spec.power, rtol=1e-4, atol=atol)

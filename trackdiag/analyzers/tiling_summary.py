@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from ..core.checks import check_image_batch, normalize_mask, normalize_ref
 from ..core.schedule import Schedule
+from ..functional import order
 from ..functional.detail import detail_deficit_db
 from ..functional.grid import grid_excess, parity_gain
 from ..functional.lattice import axis_periods, pick_lattice, pick_lattices, real_basis
@@ -39,6 +40,7 @@ from ..functional.spectral import (
     apodized_weights,
     autocorrelation_map,
     axis_lines,
+    fast_fft_size,
     fine_peak_fracs,
     gather_power,
     lattice_acf,
@@ -789,7 +791,8 @@ def _window_readings(x: torch.Tensor, vf: torch.Tensor, trend_x: torch.Tensor, t
     """The wall's local windows' lattice periods, moved to the frame centre: ``(lw, ok, side)``.
 
     ``x`` ``N×H×W`` finite, ``vf`` its 0/1 weights (``masked``: a mask was given). The frame is cut into a
-    grid of ``G`` non-overlapping ``side×side`` windows (``WINDOW_VOTE_FRAC`` of the shorter side), each read
+    grid of ``G`` non-overlapping ``side×side`` windows (``WINDOW_VOTE_FRAC`` of the shorter side, rounded
+    down to a fast FFT size: :func:`~trackdiag.functional.spectral.fast_fft_size`), each read
     by the lattice estimator (:func:`analyze_periodicity`, periods up to 0.34 of the window). ``lw``
     ``N×G``: each window's log period moved to the frame centre along the perspective trend (``trend_x``,
     ``trend_y``: ``(N,)`` slopes of the log period per frame width / height, NaN read as 0); ``ok`` ``N×G``:
@@ -802,18 +805,22 @@ def _window_readings(x: torch.Tensor, vf: torch.Tensor, trend_x: torch.Tensor, t
 _WindowInput = tuple[LatticeInput | None, torch.Tensor, torch.Tensor, torch.Tensor, int, int]
 
 
-def _window_input(x: torch.Tensor, vf: torch.Tensor, p: TilingParams, *, masked: bool) -> _WindowInput:
+def _window_input(x: torch.Tensor, vf: torch.Tensor, p: TilingParams, *, masked: bool,
+                  all_valid: bool = False) -> _WindowInput:
     """:func:`_window_readings` before its lattice pick: ``(the windows' lattice input or None where the
-    windows are too small, their weights, centres y and x, side, N)``."""
+    windows are too small, their weights, centres y and x, side, N)``. ``all_valid``: every weight is 1
+    (the windows' spectra then take the plain Hann window, one view for all: the same values)."""
     n, h, w = x.shape
-    side = int(min(h, w) * WINDOW_VOTE_FRAC)
+    # (a third of the shorter side, rounded down to a size the FFT takes fast: 170 -> 168, 85 -> 84)
+    side = fast_fft_size(int(min(h, w) * WINDOW_VOTE_FRAC))
     if side < 32:
         return None, vf, x.new_zeros(0), x.new_zeros(0), side, n
     xw, vw, cy, cx = _vote_windows(x, vf, side)
     # (the lattice pick of analyze_periodicity(lattice=True) without its ACF: only the lattice is read,
     # as spectral.lattice_period)
-    inp = lattice_input(xw, valid=vw, min_period_px=p.min_period_px, max_period_frac=0.34,
-                        detrend_order=p.detrend_order, clean=True, taper=masked, keep_log_power=False)
+    inp = lattice_input(xw, valid=None if all_valid else vw, min_period_px=p.min_period_px,
+                        max_period_frac=0.34, detrend_order=p.detrend_order, clean=True, taper=masked,
+                        keep_log_power=False)
     return inp, vw, cy, cx, side, n
 
 
@@ -1161,7 +1168,12 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     apod = None if mask is None else apodized_weights(valid, taper_px=p.taper_px)
     # The lattice picks of the frame, the reference, the central half and the window vote's windows in one
     # call (lattice.pick_lattices: each image's pick as its own; ~1 100 torch calls each on the CPU)
-    f_in = lattice_input(x, valid=vf, min_period_px=p.min_period_px, max_period_frac=p.max_period_frac,
+    # Every pixel valid (no mask, all finite; read on the CPU only, where functional.order.host_ok): the
+    # frame's and the vote windows' weights are the plain Hann window, one expanded view for all images
+    # (the same values; detrend's moments and the window's own spectrum taken once, no weight pass)
+    all_valid = mask is None and order.host_ok(vf) and bool(vf.amin() == 1)
+    f_in = lattice_input(x, valid=None if all_valid else vf, min_period_px=p.min_period_px,
+                         max_period_frac=p.max_period_frac,
                          taper_px=p.taper_px, detrend_order=p.detrend_order, clean=True,
                          taper=mask is not None, apodized=apod)
     r_in = None
@@ -1171,7 +1183,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         r_in = lattice_input(luminance(r), taper=True, min_period_px=p.min_period_px, max_period_frac=0.34,
                              detrend_order=p.detrend_order)
     c_in = _centre_crop_input(x, vf if mask is not None else None, p)
-    w_in = _window_input(x, vf, p, masked=mask is not None)
+    w_in = _window_input(x, vf, p, masked=mask is not None, all_valid=all_valid)
     ins = [i for i in (f_in, r_in, c_in, w_in[0]) if i is not None]
     lats = iter(pick_lattices([i.peaks for i in ins], min_radius=[i.r_min for i in ins]))
     f_lat = next(lats)

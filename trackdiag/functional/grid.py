@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import torch
 
+from . import order
 from .order import kth_smallest, rank_range_sum, running_min, sorted_values
 from .spectral import box_downsample
 
@@ -373,13 +374,19 @@ def grid_excess(x: torch.Tensor, valid: torch.Tensor, *, strides: tuple[int, ...
     # image's result is its own, with ~100 small torch calls fewer each)
     both = h == w
     dx = x.new_empty((2 * n if both else n, h, w - 1))
-    px = valid.new_empty(dx.shape)
     torch.sub(x[..., :, 1:], x[..., :, :-1], out=dx[:n])
-    torch.mul(valid[..., :, 1:], valid[..., :, :-1], out=px[:n])
     dy = dx[n:] if both else x.new_empty((n, w, h - 1))
-    py = px[n:] if both else valid.new_empty(dy.shape)
     dy.copy_((x[..., 1:, :] - x[..., :-1, :]).transpose(-1, -2))
-    py.copy_((valid[..., 1:, :] * valid[..., :-1, :]).transpose(-1, -2))
+    # every pixel valid (read on the CPU only, where order.host_ok): every pair's weight is 1, one expanded
+    # view (no products and no transposed copy of them; the same values)
+    if order.host_ok(valid) and bool(valid.amin() == 1):
+        one = valid.new_ones(())
+        px, py = one.expand(dx.shape), one.expand(dy.shape)
+    else:
+        px = valid.new_empty(dx.shape)
+        torch.mul(valid[..., :, 1:], valid[..., :, :-1], out=px[:n])
+        py = px[n:] if both else valid.new_empty(dy.shape)
+        py.copy_((valid[..., 1:, :] * valid[..., :-1, :]).transpose(-1, -2))
     out: dict[str, torch.Tensor] = {}
     for k in strides:
         if both:

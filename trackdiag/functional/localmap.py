@@ -13,11 +13,13 @@ Pure batched functions:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 
+from . import order
 from .order import nanmedian, range_max
 from .spectral import abs2
 
@@ -192,12 +194,13 @@ def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min
     c = pw.shape[-1]
     s = max(8, min(h // 2, strip_px if strip_px else h // max(1, strips)))
     st = max(1, s // 2)
-    # strip means: the rows' shifted adds in avg_pool1d's window order (its values; no transposed copy)
+    # strip means from sums of blocks of st rows: strip i (rows i·st .. i·st + s − 1, s = 2·st or 2·st + 1)
+    # is blocks i and i + 1, plus row (i + 2)·st when s is odd (3 ops instead of s shifted adds)
     ns = (h - s) // st + 1
-    last = (ns - 1) * st + 1
-    ps = pw[:, 0:last:st].clone()
-    for i in range(1, s):
-        ps += pw[:, i:i + last:st]
+    blk = pw[:, : (ns + 1) * st].reshape(n, ns + 1, st, c).sum(2)  # N×(S+1)×C
+    ps = blk[:, :-1] + blk[:, 1:]
+    if s > 2 * st:
+        ps += pw[:, 2 * st: (ns + 2) * st: st]
     ps /= s
     # laid out N×C×S as avg_pool1d's output was (the normalising sums below reduce in that memory order)
     ps = ps.transpose(1, 2).contiguous().transpose(1, 2)  # N×S×C
@@ -260,6 +263,34 @@ def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min
             "strip_px": full(s), "strip_stride_px": full(st)}
 
 
+@functools.lru_cache(maxsize=32)
+def _log_radial_geometry(h: int, w: int, bins_per_octave: int, r_lo_bins: float, hi_cycles: float,
+                         device: torch.device, dt: torch.dtype
+                         ) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                    torch.Tensor, torch.Tensor]:
+    """:func:`log_radial_profile`'s constants for ``h×w`` windows (cached: read only): the 2-D Hann window,
+    the columns ``cx`` and rows (``(R,)`` long) of the spectrum the log grid reads, each kept bin's ring
+    (``R×cx`` long, flat) and the rings' counts, and the log grid's ring indices ``i0`` and fractions."""
+    hann = torch.outer(torch.hann_window(h, periodic=False, device=device, dtype=dt),
+                       torch.hann_window(w, periodic=False, device=device, dtype=dt))
+    s = max(h, w)
+    nr = s // 2 + 2
+    nb = max(2, int(math.ceil(math.log2(hi_cycles * s / r_lo_bins) * bins_per_octave)))
+    rr = r_lo_bins * 2.0 ** (torch.arange(nb, device=device, dtype=dt) / bins_per_octave)
+    # only the rings the log grid reads (up to floor(rr) + 1) are needed: the spectrum is computed for the
+    # columns and kept for the rows whose frequency can reach them (|k|·s < top + 0.5); the same ring sums
+    top = min(nr - 1, int(math.floor(r_lo_bins * 2.0 ** ((nb - 1) / bins_per_octave))) + 1)
+    cx = min(w // 2 + 1, int(math.ceil((top + 0.5) * w / s)) + 1)
+    cy = min(h // 2 + 1, int(math.ceil((top + 0.5) * h / s)) + 1)
+    rows = torch.cat([torch.arange(cy, device=device), torch.arange(max(cy, h - cy + 1), h, device=device)])
+    ky = torch.fft.fftfreq(h, device=device, dtype=dt)[rows][:, None]
+    kx = torch.fft.rfftfreq(w, device=device, dtype=dt)[None, :cx]
+    ri = (torch.sqrt(ky.square() + kx.square()) * s).round().long().clamp(max=s // 2 + 1).flatten()
+    cnt = torch.zeros(nr, device=device, dtype=dt).scatter_add_(0, ri, torch.ones_like(ri, dtype=dt))
+    i0 = rr.floor().long().clamp(max=nr - 2)
+    return hann, cx, rows, ri, cnt.clamp_min(1.0), i0, rr - i0.to(dt), i0 + 1
+
+
 def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octave: int = 32,
                        r_lo_bins: float = 6.0, hi_cycles: float = 0.45) -> torch.Tensor:
     """Whitened log power of ``N×h×w`` ``z`` (``weights`` 0..1; weighted mean removed, Hann-windowed) on a
@@ -271,38 +302,24 @@ def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octav
     h, w = z.shape[-2:]
     n = math.prod(z.shape[:-2])
     dev, dt = z.device, z.dtype
-    hann = torch.outer(torch.hann_window(h, periodic=False, device=dev, dtype=dt),
-                       torch.hann_window(w, periodic=False, device=dev, dtype=dt))
+    hann, cx, rows, ri, cnt, i0, fr, i1 = _log_radial_geometry(h, w, bins_per_octave, float(r_lo_bins),
+                                                              float(hi_cycles), torch.device(dev), dt)
     # Strided views of windows are read in place; every product is written to a contiguous tensor (out=: an
     # element-wise op on overlapping views would lay its output out in the views' stride order, and the sums
     # and transforms below would then run in another order)
     shape = torch.broadcast_shapes(z.shape, weights.shape)
-    ww = torch.mul(weights, hann, out=torch.empty(shape, device=dev, dtype=dt))
+    # weights all 1 (read on the CPU only, where order.host_ok): the window is the plain Hann (same values)
+    ones = order.host_ok(weights) and bool(weights.amin() == 1)
+    ww = hann if ones else torch.mul(weights, hann, out=torch.empty(shape, device=dev, dtype=dt))
     zw = torch.mul(z, ww, out=torch.empty(shape, device=dev, dtype=dt))
     mean = zw.sum((-2, -1), keepdim=True) / ww.sum((-2, -1), keepdim=True).clamp_min(1e-9)
-    s = max(h, w)
-    nr = s // 2 + 2
-    nb = max(2, int(math.ceil(math.log2(hi_cycles * s / r_lo_bins) * bins_per_octave)))
-    rr = r_lo_bins * 2.0 ** (torch.arange(nb, device=dev, dtype=dt) / bins_per_octave)
-    # only the rings the log grid reads (up to floor(rr) + 1) are needed: the spectrum is computed for the
-    # columns and kept for the rows whose frequency can reach them (|k|·s < top + 0.5); the same ring sums
-    top = min(nr - 1, int(math.floor(r_lo_bins * 2.0 ** ((nb - 1) / bins_per_octave))) + 1)
-    cx = min(w // 2 + 1, int(math.ceil((top + 0.5) * w / s)) + 1)
-    cy = min(h // 2 + 1, int(math.ceil((top + 0.5) * h / s)) + 1)
-    spec = torch.fft.fft(torch.fft.rfft(torch.sub(z, mean, out=zw).mul_(ww), dim=-1)[..., :cx], dim=-2)
-    rows = torch.cat([torch.arange(cy, device=dev), torch.arange(max(cy, h - cy + 1), h, device=dev)])
+    # (z − mean)·ww as z·ww − mean·ww: one pass over the windows instead of two
+    spec = torch.fft.fft(torch.fft.rfft(zw.addcmul_(ww, mean, value=-1.0), dim=-1)[..., :cx], dim=-2)
     p = abs2(spec.index_select(-2, rows))  # N×rows×cx
-    ky = torch.fft.fftfreq(h, device=dev, dtype=dt)[rows][:, None]
-    kx = torch.fft.rfftfreq(w, device=dev, dtype=dt)[None, :cx]
-    ri = (torch.sqrt(ky.square() + kx.square()) * s).round().long().clamp(max=s // 2 + 1)
-    tot = torch.zeros(n, nr, device=dev, dtype=dt).scatter_add_(1, ri.flatten()[None].expand(n, -1),
-                                                               p.reshape(n, -1))
-    cnt = torch.zeros(nr, device=dev, dtype=dt).scatter_add_(0, ri.flatten(), torch.ones_like(ri.flatten(),
-                                                                                            dtype=dt))
-    lin = torch.log((tot / cnt.clamp_min(1.0)).clamp_min(torch.finfo(dt).tiny))
-    i0 = rr.floor().long().clamp(max=nr - 2)
-    fr = rr - i0.to(dt)
-    prof = lin[:, i0] * (1 - fr) + lin[:, i0 + 1] * fr
+    nr = cnt.shape[0]
+    tot = torch.zeros(n, nr, device=dev, dtype=dt).scatter_add_(1, ri[None].expand(n, -1), p.reshape(n, -1))
+    lin = torch.log((tot / cnt).clamp_min(torch.finfo(dt).tiny))
+    prof = lin[:, i0] * (1 - fr) + lin[:, i1] * fr
     k = bins_per_octave | 1
     return prof - F.avg_pool1d(prof[:, None], k, 1, k // 2, count_include_pad=False)[:, 0]
 

@@ -113,8 +113,13 @@ def rank_range_sum(t: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch
     for i, (l_, h_) in enumerate(zip(lo.tolist(), hi.tolist(), strict=True)):
         if h_ <= l_:
             continue
-        part = np.partition(a[i], (l_, h_ - 1))
-        out[i] = part[l_:h_].sum(dtype=np.float64)
+        # one partition at lo, then the part above it at hi − 1 in place (a partition at both ranks at
+        # once costs ~1.6× as much): the same values in [lo, hi)
+        part = np.partition(a[i], l_)
+        upper = part[l_:]
+        if h_ - l_ < upper.shape[0]:
+            upper.partition(h_ - 1 - l_)
+        out[i] = upper[: h_ - l_].sum(dtype=np.float64)
     return torch.from_numpy(out.astype(a.dtype))
 
 

@@ -2145,14 +2145,29 @@ def centre_crop_lattice(x: np.ndarray, valid: np.ndarray, masked: bool, min_peri
                                max_period_frac=CENTRE_CROP_FRAC)
 
 
+def fast_size(n: int) -> int:
+    """The largest size ``≤ n`` whose prime factors are all 2, 3, 5 or 7 (the window vote's side:
+    spectral.fast_fft_size)."""
+    m = max(1, n)
+    while True:
+        r = m
+        for p in (2, 3, 5, 7):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            return m
+        m -= 1
+
+
 def window_readings(x: np.ndarray, valid: np.ndarray, trend_x: float, trend_y: float, masked: bool
                     ) -> tuple[list[float], list[bool], int]:
     """The window vote's readings: the frame cut into a centred grid of non-overlapping ``side×side``
-    windows (a third of the shorter side), each read by :func:`lattice_periodicity` (periods up to 0.34 of
+    windows (a third of the shorter side, rounded down to a :func:`fast_size`), each read by
+    :func:`lattice_periodicity` (periods up to 0.34 of
     the window); per window its log period moved to the frame centre along the trend (NaN trends read as 0)
     and whether it votes (a lattice and ≥ 60 % valid pixels). Returns ``(log periods, votes, side)``."""
     h, w = x.shape
-    side = int(min(h, w) * VOTE_FRAC)
+    side = fast_size(int(min(h, w) * VOTE_FRAC))
     if side < 32:
         return [math.nan], [False], side
     gy, gx = max(1, h // side), max(1, w // side)
