@@ -146,10 +146,13 @@ def test_a_line_cut_short_by_a_mask_hole_is_a_zone_where_the_region_reaches_a_lo
             "doubling_col_full_peak": 0.2}
     assert _codes(over) & _REGION == {"doubled_zone"}
     assert _codes({**over, "pair_col_full": 4.5}) & _REGION == {"bands_cols"}
-    # a pair column below its line limit is no line to cut: the map's band still overrides that zone (a band
-    # whose line the half-size windows broke up)
-    broken = {**over, "pair_col_level": 0.12, "pair_col_even": 0.03, "pair_col_full": 0.1}
+    # a pair column below its line limit is no line to cut: the map's band still overrides that zone where
+    # the map's long column bears it out (a band whose line the half-size windows broke up); with the long
+    # columns unfilled (0.02, as above) it does not (twelfth sitting, _long_line_holds)
+    broken = {**over, "pair_col_level": 0.12, "pair_col_even": 0.03, "pair_col_full": 0.1,
+              "doubling_col_full": 0.55}
     assert _codes(broken) & _REGION == {"bands_cols"}
+    assert _codes({**broken, "doubling_col_full": 0.02}) & _REGION == {"doubled_zone"}
 
 
 @pytest.mark.slow
@@ -254,3 +257,54 @@ def test_a_pair_line_beside_a_fine_lattice_is_no_band() -> None:
     assert _codes(strong) & _REGION == {"bands_cols"}
     # without the grid the line is a band
     assert _codes({**_GRID_LINE, "grid_s8": 0.0}) & _REGION == {"bands_cols"}
+
+
+# v8 seed 32's fronto-parallel hex zone (doubled_zone_random_fro_3200132): the pair test's strong zone, no
+# pair line; the region map's column 0.46 at evenness 0.69, its long columns filled to 0.00 (peak 0.39)
+_MAP_SHORT_COLUMN = {**_MAP_ZONE, "doubling_excess_max": 0.667, "doubling_area_frac": 0.315,
+                     "doubling_col_level": 0.458, "doubling_col_even": 0.688, "doubling_col_end": 0.0,
+                     "doubling_row_end": 0.0, "doubling_col_full": 0.001, "doubling_col_full_peak": 0.391,
+                     "doubling_row_full": -0.019, "doubling_row_full_peak": 0.817,
+                     "doubling_plain_corr": 0.923,
+                     "pair_excess_max": 9.34, "pair_area_frac": 0.133, "pair_row_level": -0.07,
+                     "pair_col_level": 0.018, "pair_row_even": -0.29, "pair_col_even": 0.002,
+                     "pair_row_end": 0.0,
+                     "pair_col_end": 0.0, "pair_row_full": -0.07, "pair_col_full": 0.018,
+                     "pair_row_full_peak": 0.271, "pair_col_full_peak": 8.84, "pair_plain_corr": 0.887,
+                     "persp_trend_x": 0.0, "persp_trend_y": 0.0, "rect_pair": 0.0, "rect_doubling": 0.0,
+                     "periodicity_score": 0.225, "lattice_t1_px": 27.5, "lattice_t2_px": 47.7}
+
+
+def test_the_map_band_overrides_a_pair_zone_only_where_the_long_lines_bear_it_out() -> None:
+    """A band fills every long line it crosses. The region map's column overrules the pair test's zone only
+    where one of the map's long columns is filled at the override's limit, or, where the map has no long
+    column, where the pair test's long columns do not cross the region without filling (twelfth sitting):
+    v8 seed 32's two hex zones named ``bands_cols`` stay zones; the same column borne out by a filled long
+    column (v8 seed 31's overriding row band filled its long row at 0.87), or with no long line in either
+    map (stored runs, v8 seed 29's overriding band), overrides."""
+    assert _codes(_MAP_SHORT_COLUMN) & _REGION == {"doubled_zone"}
+    assert _codes({**_MAP_SHORT_COLUMN, "doubling_col_full": 0.45}) & _REGION == {"bands_cols"}
+    # no long map column (v8 seed 32's angled hex zone, column 0.64): the pair test's long columns cross
+    # the zone at 8.8 and fill 0.02, it stays a zone; where they fill nothing of it (peak below PAIR_EXCESS)
+    # or are not read, the band overrides
+    no_long = {k: v for k, v in _MAP_SHORT_COLUMN.items() if k not in ("doubling_col_full",
+                                                                       "doubling_col_full_peak")}
+    assert _codes(no_long) & _REGION == {"doubled_zone"}
+    assert _codes({**no_long, "pair_col_full_peak": 0.3}) & _REGION == {"bands_cols"}
+    stored = {k: v for k, v in no_long.items() if "full" not in k}
+    assert _codes(stored) & _REGION == {"bands_cols"}
+
+
+def test_an_end_line_of_a_strong_pair_region_needs_evenness() -> None:
+    """The first or last map line is a band only where it keeps its strength along itself (evenness ≥
+    ``PAIR_END_EVEN``), whether or not the region is strong: v8 seed 32's fronto penny zone at the frame's
+    side (end column 0.53 at evenness 0.14, a strong region 5.8 over 30 % of the windows) is a zone; the same
+    column at seed 31's true band's evenness 0.64 (its end column 2.37) is a band, and so is the same
+    column inside the frame."""
+    zone = {**_MAP_ZONE, **_PAIR_SILENT, "persp_trend_x": 0.0, "persp_trend_y": 0.0, "rect_pair": 0.0,
+            "pair_excess_max": 5.81, "pair_area_frac": 0.303, "pair_row_level": 0.248, "pair_row_even": 0.113,
+            "pair_col_level": 0.526, "pair_col_even": 0.138, "pair_col_end": 1.0, "pair_col_full": 0.526,
+            "pair_col_full_peak": 3.81, "doubling_excess_max": 0.978, "doubling_area_frac": 0.486}
+    assert _codes(zone) & _REGION == {"doubled_zone"}
+    assert _codes({**zone, "pair_col_even": 0.64}) & _REGION == {"bands_cols"}
+    assert _codes({**zone, "pair_col_end": 0.0}) & _REGION == {"bands_cols"}
