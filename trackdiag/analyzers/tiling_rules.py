@@ -392,6 +392,25 @@ def _long_line_holds(g: Callable[[str], float], line: str, limit: float) -> bool
     return not (_fin(pfull) and _fin(ppeak) and ppeak >= PAIR_EXCESS and pfull < PAIR_LINE)
 
 
+def _long_lines_deny(g: Callable[[str], float], line: str) -> bool:
+    """Whether the region map's long lines deny a band of the pair test along ``line`` (``row`` / ``col``;
+    twelfth sitting, issue 11). A band fills every long line it crosses (``doubling.region_extent``: lines
+    spanning ``FULL_LINE_SPAN`` of the map's measured extent). Where the region map's long lines cross the
+    region as strongly as a map line must be to overrule the pair test (``doubling_<line>_full_peak ≥
+    DOUBLING_LINE_OVER``, the converse of the override in :func:`_region_of_maps`) and none of them is
+    filled to the line limit (``doubling_<line>_full`` below ``DOUBLING_ROW`` / ``DOUBLING_COL``), the
+    region ends inside the wall along that line: a zone, whose line the pair test read filled through its
+    half-size windows. NaN keys (stored runs, no long line): no. Generated v8 seed 32: a fronto penny zone
+    over 70 % of the wall's height, the pair test's long column 1.13, named bands_cols (the map's long
+    columns cross it at 0.73 and fill −0.08; seed 20's stored run: a fronto zone, 0.68 / 0.07); the true pair
+    bands of seeds 20-22, 27, 29-32 whose map long lines are unfilled cross the region at most at 0.37
+    (0.32-0.37 on three fronto column bands, whose map reads a short column at 0.52-0.96). No new
+    threshold."""
+    full, peak = g(f"doubling_{line}_full"), g(f"doubling_{line}_full_peak")
+    limit = DOUBLING_ROW if line == "row" else DOUBLING_COL
+    return _fin(full) and _fin(peak) and peak >= DOUBLING_LINE_OVER and full < limit
+
+
 def _pair_strong(g: Callable[[str], float]) -> bool:
     """Whether the pair test reads a strong 2×-period region (``pair_excess_max ≥ PAIR_EXCESS`` over
     ``pair_area_frac ≥ PAIR_AREA``; NaN: no)."""
@@ -850,6 +869,12 @@ def _region_of_maps(g: Callable[[str], float], fix_band: str, *,
     # better than the region map's (zones over half the wall read as a whole map column there)
     pair_v = None if whole else _pair_region(g, fix_band)
     map_v = None if whole else _doubled_region(g, fix_band)
+    # (twelfth sitting) ... but not a band of the pair test where the region map's long lines deny it
+    # (_long_lines_deny): its region is a zone where strong, else the region map's reading speaks
+    if pair_v is not None and pair_v.code.startswith("bands") and _long_lines_deny(
+            g, "row" if pair_v.code == "bands_rows" else "col"):
+        pair_v = (Verdict(code="doubled_zone", severity="warn", title="A zone at twice the period",
+                          evidence=pair_v.evidence, fix=fix_band) if _pair_strong(g) else None)
     region = pair_v or map_v
     # ... except a zone of the pair test where the region map reads a whole line strongly at 2x: a band
     # whose line the half-size windows broke up (generated seeds 1-3: such bands 0.56-0.62, zones <= 0.33)
