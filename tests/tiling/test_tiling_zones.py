@@ -308,3 +308,30 @@ def test_an_end_line_of_a_strong_pair_region_needs_evenness() -> None:
     assert _codes(zone) & _REGION == {"doubled_zone"}
     assert _codes({**zone, "pair_col_even": 0.64}) & _REGION == {"bands_cols"}
     assert _codes({**zone, "pair_col_end": 0.0}) & _REGION == {"bands_cols"}
+
+
+def test_a_pair_band_the_region_maps_long_lines_deny_is_a_zone() -> None:
+    """A band fills every long line it crosses: where the region map's long columns cross the region at a
+    map line's overriding strength (``DOUBLING_LINE_OVER``) and none is filled to the line limit, the pair
+    test's column is a zone (twelfth sitting, ``_long_lines_deny``). v8 seed 32's fronto penny zone over 70 %
+    of the wall's height (pair test: strong region, long column 1.13; region map: long columns peak 0.73, fill
+    −0.08) is a zone; the true column bands whose map long columns are unfilled cross the region at ≤ 0.37
+    (0.32 kept here), and a long column the map fills keeps the band."""
+    zone = {**_MAP_ZONE, "doubling_excess_max": 0.694, "doubling_area_frac": 0.63,
+            "doubling_row_level": -0.045, "doubling_col_level": -0.079,
+            "doubling_row_end": 0.0, "doubling_col_end": 0.0,
+            "doubling_row_full": -0.108, "doubling_col_full": -0.079, "doubling_row_full_peak": 0.677,
+            "doubling_col_full_peak": 0.732, "doubling_plain_corr": 0.695, "pair_excess_max": 7.36,
+            "pair_area_frac": 0.464, "pair_row_level": 2.654, "pair_col_level": 1.135, "pair_row_even": 0.354,
+            "pair_col_even": 0.428, "pair_row_end": 0.0, "pair_col_end": 0.0, "pair_row_full": -0.135,
+            "pair_col_full": 1.135, "pair_row_full_peak": 7.534, "pair_col_full_peak": 2.763,
+            "pair_plain_corr": 0.704, "persp_trend_x": 0.0, "persp_trend_y": 0.0, "rect_pair": 0.0,
+            "rect_doubling": 0.0, "periodicity_score": 0.462, "lattice_t1_px": 104.6, "lattice_t2_px": 106.1}
+    assert _codes(zone) & _REGION == {"doubled_zone"}
+    assert _codes({**zone, "doubling_col_full_peak": 0.32}) & _REGION == {"bands_cols"}
+    assert _codes({**zone, "doubling_col_full": 0.2}) & _REGION == {"bands_cols"}
+    # a line-only pair band (no strong region) so denied names nothing of its own
+    weak = {**zone, "pair_excess_max": 1.4, "pair_area_frac": 0.0, "pair_row_level": 0.1,
+            "doubling_excess_max": 0.1}
+    assert not _codes(weak) & _REGION
+    assert _codes({**weak, "doubling_col_full_peak": 0.3}) & _REGION == {"bands_cols"}
