@@ -335,3 +335,20 @@ def test_a_pair_band_the_region_maps_long_lines_deny_is_a_zone() -> None:
             "doubling_excess_max": 0.1}
     assert not _codes(weak) & _REGION
     assert _codes({**weak, "doubling_col_full_peak": 0.3}) & _REGION == {"bands_cols"}
+
+
+def test_a_region_map_band_beside_a_fine_lattice_is_no_band() -> None:
+    """A band of the region map alone (the pair test names no region) is withdrawn beside a fine artifact
+    lattice as the pair test's line alone is (twelfth sitting): the lattice puts its own peaks into the
+    windows' spectra, and on a wall read at a changing scale (rectified) they drift against the wall's
+    lattice along one axis (v8 seed 19's 8-px grid read rectified: map column band, 0.24 over 28 % of the
+    windows). The grid is still named; without it, or with the grid on a wall read at one scale, the band
+    stands."""
+    band = {**_GRID_LINE, "pair_col_level": 0.1, "pair_col_full": 0.1, "doubling_excess_max": 0.24,
+            "doubling_area_frac": 0.28, "doubling_col_level": 0.2, "doubling_col_even": 0.7,
+            "doubling_col_end": 0.0, "doubling_col_full": 0.2, "doubling_col_full_peak": 0.25}
+    got = _codes(band)
+    assert "grid_s8" in got and not got & _REGION
+    assert _codes({**band, "grid_s8": 0.0}) & _REGION == {"bands_cols"}
+    flat = {**band, "persp_trend_x": 0.0, "rect_pair": 0.0, "rect_doubling": 0.0}
+    assert _codes(flat) & _REGION == {"bands_cols"}
