@@ -306,8 +306,10 @@ def test_an_end_line_of_a_strong_pair_region_needs_evenness() -> None:
             "pair_col_level": 0.526, "pair_col_even": 0.138, "pair_col_end": 1.0, "pair_col_full": 0.526,
             "pair_col_full_peak": 3.81, "doubling_excess_max": 0.978, "doubling_area_frac": 0.486}
     assert _codes(zone) & _REGION == {"doubled_zone"}
-    assert _codes({**zone, "pair_col_even": 0.64}) & _REGION == {"bands_cols"}
-    assert _codes({**zone, "pair_col_end": 0.0}) & _REGION == {"bands_cols"}
+    band = {**zone, "pair_col_level": 2.37, "pair_col_full": 2.37}  # seed 31's band: above the line limit
+    assert _codes({**band, "pair_col_even": 0.64}) & _REGION == {"bands_cols"}
+    assert _codes({**band, "pair_col_end": 0.0}) & _REGION == {"bands_cols"}
+    assert _codes(band) & _REGION == {"doubled_zone"}
 
 
 def test_a_pair_band_the_region_maps_long_lines_deny_is_a_zone() -> None:
@@ -327,6 +329,9 @@ def test_a_pair_band_the_region_maps_long_lines_deny_is_a_zone() -> None:
             "pair_col_full": 1.135, "pair_row_full_peak": 7.534, "pair_col_full_peak": 2.763,
             "pair_plain_corr": 0.704, "persp_trend_x": 0.0, "persp_trend_y": 0.0, "rect_pair": 0.0,
             "rect_doubling": 0.0, "periodicity_score": 0.462, "lattice_t1_px": 104.6, "lattice_t2_px": 106.1}
+    assert _codes(zone) & _REGION == {"doubled_zone"}
+    # (the pair column raised to 2.5, above the line limit of the region's strength, _pair_line_limit)
+    zone = {**zone, "pair_col_level": 2.5, "pair_col_full": 2.5}
     assert _codes(zone) & _REGION == {"doubled_zone"}
     assert _codes({**zone, "doubling_col_full_peak": 0.32}) & _REGION == {"bands_cols"}
     assert _codes({**zone, "doubling_col_full": 0.2}) & _REGION == {"bands_cols"}
@@ -352,3 +357,21 @@ def test_a_region_map_band_beside_a_fine_lattice_is_no_band() -> None:
     assert _codes({**band, "grid_s8": 0.0}) & _REGION == {"bands_cols"}
     flat = {**band, "persp_trend_x": 0.0, "rect_pair": 0.0, "rect_doubling": 0.0}
     assert _codes(flat) & _REGION == {"bands_cols"}
+
+
+def test_a_pair_line_needs_its_share_of_a_strong_region() -> None:
+    """The pair test's line limit grows with its region as ``PAIR_LINE`` stands to ``PAIR_EXCESS``
+    (``_pair_line_limit``): v8 seed 30's angled tile zone, a column of 0.61 at evenness 0.71 beside a region
+    of 6.97 over 20 % of the windows, is a zone; the same column beside a region at the limit (3.0), or a
+    column at a sixth of the region's strength (1.16), is a band; a line without a strong region keeps
+    ``PAIR_LINE``."""
+    zone = {**_MAP_ZONE, **_PAIR_SILENT, "persp_trend_x": 0.69, "persp_trend_y": 0.09, "rect_pair": 1.0,
+            "rect_doubling": 1.0, "pair_excess_max": 6.97, "pair_area_frac": 0.199, "pair_col_level": 0.609,
+            "pair_col_even": 0.71, "pair_col_end": 0.0, "pair_col_full": 0.609, "pair_col_full_peak": 1.1,
+            "pair_row_level": 0.161, "doubling_excess_max": 0.163, "doubling_area_frac": 0.071,
+            "doubling_col_level": -0.012, "doubling_col_full": -0.012, "doubling_col_full_peak": 0.2,
+            "periodicity_score": 0.73, "lattice_t1_px": 10.9, "lattice_t2_px": float("nan")}
+    assert _codes(zone) & _REGION == {"doubled_zone"}
+    assert _codes({**zone, "pair_excess_max": 3.0}) & _REGION == {"bands_cols"}
+    assert _codes({**zone, "pair_col_level": 1.17, "pair_col_full": 1.17}) & _REGION == {"bands_cols"}
+    assert _codes({**zone, "pair_excess_max": 1.2, "pair_area_frac": 0.0}) & _REGION == {"bands_cols"}

@@ -411,6 +411,19 @@ def _long_lines_deny(g: Callable[[str], float], line: str) -> bool:
     return _fin(full) and _fin(peak) and peak >= DOUBLING_LINE_OVER and full < limit
 
 
+def _pair_line_limit(dex: float) -> float:
+    """The level a pair-test line needs to be a band beside a region of ``pair_excess_max`` = ``dex``
+    (twelfth sitting, issue 11): ``PAIR_LINE`` up to a region at ``PAIR_EXCESS``, then in proportion,
+    ``PAIR_LINE · dex / PAIR_EXCESS``. The pair test's levels are robust z of the wall's own windows, so a
+    doubled region twice as contrasted reads twice the z in its core and along a band's lines alike: a band
+    is the region, its every window at the region's strength up to its evenness, while a zone fills a
+    whole line only along its fringe or where a mask hole cuts the line short, at a small share of its core's
+    z. Generated v8, replayed: zones named ``bands_cols`` by such lines, 0.51-1.19 beside regions of
+    3.2-8.0 (seed 17's stored run, seeds 28 and 30 fresh: 4 scenes); one true row band lost (seed 31: its
+    row 1.25 beside a region of 10.9, evenness 0.14). No new threshold (the ratio of the two limits)."""
+    return PAIR_LINE * max(1.0, dex / PAIR_EXCESS) if _fin(dex) else PAIR_LINE
+
+
 def _pair_strong(g: Callable[[str], float]) -> bool:
     """Whether the pair test reads a strong 2×-period region (``pair_excess_max ≥ PAIR_EXCESS`` over
     ``pair_area_frac ≥ PAIR_AREA``; NaN: no)."""
@@ -462,7 +475,12 @@ def _pair_region(g: Callable[[str], float], fix: str) -> Verdict | None:
                                         "pair_col_level"))
     if not all(_fin(v) for v in (dex, area, rl, cl)):
         return None
-    row_on, col_on = rl >= PAIR_LINE, cl >= PAIR_LINE
+    # (twelfth sitting) a band's line carries its region's strength: the line limit grows with the region
+    # as PAIR_LINE stands to PAIR_EXCESS (a line at the limit beside a region at the limit), so a line that
+    # holds only a small share of a strong region's z (its fringe, or a column a mask hole cuts short) is
+    # no band (_pair_line_limit)
+    line_limit = _pair_line_limit(dex)
+    row_on, col_on = rl >= line_limit, cl >= line_limit
     # (tenth sitting) a line filled only because a mask hole cuts it short, where the region reaches a long
     # line and fills none: a zone, not a band (_cut_short)
     row_on = row_on and not _cut_short(g, "pair", "row", PAIR_LINE)
