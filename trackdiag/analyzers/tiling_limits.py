@@ -163,6 +163,9 @@ ALIAS_FOLD_RMS = 0.025  # ... unless the frame's folded peaks alone (alias_fold_
 #   included (seventh sitting: generated twins that fired by folded peaks <= 0.022 rms, no generated aliased
 #   wall needs it; real-dev's grain-free stride-then-x2 wallpaper, folded peaks 0.029 rms with 0.011 above
 #   half Nyquist, is that kind)
+ALIAS_REF_FOLD = 0.1  # or, with a reference, alias_ref_fold_gain above: the output's power at the folded
+#   positions of the reference's fine peaks (stride 2) over the reference's power at those peaks
+ALIAS_REF_FINE_PX = 6.0  # ... where the reference's texture is that fine (ref_period_px at most)
 MOIRE_BOTH, MOIRE_MAX = 0.2, 0.5  # strip_novelty_x and _y both >= 0.2, one >= 0.5: a moiré (aliasing)
 #   (only where periodicity_score < APERIODIC_SCORE since the seventh sitting: seeds 5-6, zones and bands of
 #   confident penny / wallpaper lattices (score 0.84-0.94) read 0.31-0.67 on both axes; aliased walls named by

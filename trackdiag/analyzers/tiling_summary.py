@@ -31,6 +31,7 @@ from ..functional.grid import grid_excess, parity_gain
 from ..functional.lattice import axis_periods, pick_lattice, pick_lattices, real_basis
 from ..functional.localmap import centroid_scale_trend, window_scale_trend
 from ..functional.rectify import alternative_tilt, checked_tilt, rectify, tilt_from_axis_periods
+from ..functional.ref_fold import ref_fold_gain
 from ..functional.rows import on_rows
 from ..functional.seams import edge_scores, mask_seam_parts
 from ..functional.spectral import (
@@ -1208,9 +1209,11 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out.update(peak_ratios_at_ref(per.spec, out["ref_radius_bin"], p))
         out.update(ref_lattice_acf_keys(per, rper, basis=basis))
         out["ref_acf_period_px"] = rper.acf_period_px.expand(b)
+        out["alias_ref_fold_gain"] = ref_fold_gain(per.spec, rper.spec)[0]  # the stride's fold, §6
         fstar = s / ref_period
     else:
         out["ref_period_px"] = nan_b
+        out["alias_ref_fold_gain"] = nan_b
         out["ref_spectrum_distance"] = nan_b
         out["ref_detail_deficit_db"] = nan_b
         out.update({k: nan_b for k in REF_OWN_KEYS})
