@@ -551,8 +551,11 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     # (twelfth sitting) with a fine reference: its own fine peaks, folded by a stride of 2, found in the
     # output at a gain an antialiased subsampling does not leave (a stride-then-upsample wall's fold is a
     # clean coarse lattice no test on the output alone tells from a real one; no visible-fold gate needed)
-    rfg, rpp = g("alias_ref_fold_gain"), g("ref_period_px")
-    folded = folded or (_fin(rfg) and rfg >= ALIAS_REF_FOLD and _fin(rpp) and rpp <= ALIAS_REF_FINE_PX)
+    # in shares of each image's AC power and in variance units (an antialiased output whose fine texture
+    # was most of its variance reads a faint fold large in shares, one whose reference is dim in variance)
+    rfg, rfp, rpp = g("alias_ref_fold_gain"), g("alias_ref_fold_power"), g("ref_period_px")
+    folded = folded or (_fin(rfg) and rfg >= ALIAS_REF_FOLD and not (_fin(rfp) and rfp < ALIAS_REF_FOLD)
+                        and _fin(rpp) and rpp <= ALIAS_REF_FINE_PX)
     # moiré on an angled wall: the folded frequency (f_s − f) drifts much faster than the wall's own period,
     # so the spectrum changes across the wall along both axes (strip novelty high on x and y)
     nax, nay = g("strip_novelty_all_x"), g("strip_novelty_all_y")
@@ -1048,6 +1051,7 @@ def _aliasing_verdicts(g: Callable[[str], float], *, alias_on: bool, folded: boo
                                      "alias_win_fine_frac": _r(g("alias_win_fine_frac")),
                                      "alias_win_fold_frac": _r(g("alias_win_fold_frac")),
                                      "alias_ref_fold_gain": _r(g("alias_ref_fold_gain")),
+                                     "alias_ref_fold_power": _r(g("alias_ref_fold_power")),
                                      "limit_win_fold": ALIAS_WIN_FOLD,
                                      "strip_novelty_x": _r(g("strip_novelty_x")),
                                      "strip_novelty_y": _r(g("strip_novelty_y")),

@@ -198,7 +198,9 @@ def _specs() -> list[MetricSpec]:
         m("alias_ref_fold_gain", "min", "ratio", "the output's excess power at the positions where a stride "
           "of 2 folds the reference's fine peaks, over the reference's power at those peaks (NaN without a "
           f"reference or a fine peak that folds); aliasing when >= {ALIAS_REF_FOLD} with ref_period_px <= "
-          f"{ALIAS_REF_FINE_PX}"),
+          f"{ALIAS_REF_FINE_PX} and alias_ref_fold_power too"),
+        m("alias_ref_fold_power", "min", "ratio", "alias_ref_fold_gain in variance units: the output's power "
+          "at the folded positions over the reference's power at its fine peaks (NaN where the gain is)"),
         m("alias_fine_peak_frac", "min", "frac", "share of the AC power in prominent peaks at periods <= 5 "
           "px "
           "off the wall's lattice and off the 8-px grid (folded by a subsampling without low-pass)",

@@ -1209,11 +1209,14 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out.update(peak_ratios_at_ref(per.spec, out["ref_radius_bin"], p))
         out.update(ref_lattice_acf_keys(per, rper, basis=basis))
         out["ref_acf_period_px"] = rper.acf_period_px.expand(b)
-        out["alias_ref_fold_gain"] = ref_fold_gain(per.spec, rper.spec)[0]  # the stride's fold, §6
+        fold = ref_fold_gain(per.spec, rper.spec, out_pixels=per.weights.square().sum(dim=(-2, -1)),
+                             ref_pixels=rper.weights.square().sum())  # the stride's fold, docs §6
+        out["alias_ref_fold_gain"], out["alias_ref_fold_power"] = fold.gain, fold.power
         fstar = s / ref_period
     else:
         out["ref_period_px"] = nan_b
         out["alias_ref_fold_gain"] = nan_b
+        out["alias_ref_fold_power"] = nan_b
         out["ref_spectrum_distance"] = nan_b
         out["ref_detail_deficit_db"] = nan_b
         out.update({k: nan_b for k in REF_OWN_KEYS})

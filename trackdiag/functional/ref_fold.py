@@ -20,13 +20,23 @@ to expect.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from .spectral import Spectrum, _box_mean_wrapped, log_power
 
-__all__ = ["ref_fold_gain", "peak_excess"]
+__all__ = ["ref_fold_gain", "peak_excess", "RefFold"]
+
+
+class RefFold(NamedTuple):
+    """What :func:`ref_fold_gain` measured, each ``(N,)``: the fold's gain in shares of each image's AC power,
+    the same in variance units, and the reference's share of AC power in the sources used."""
+
+    gain: torch.Tensor
+    power: torch.Tensor
+    used: torch.Tensor
 
 
 def peak_excess(spec: Spectrum, *, gain: float = 8.0, reach: int = 4
@@ -54,21 +64,29 @@ def peak_excess(spec: Spectrum, *, gain: float = 8.0, reach: int = 4
 
 def _near(spec: Spectrum, q: torch.Tensor, tol: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
     """``S×C`` bool: the bins within ``tol`` cycles/px of ``±q`` (``K×2`` cycles/px (y, x)) for the ``K``
-    points where ``use``; ky wraps around (rfft2 order), the half plane's mirror is the ``−q`` term."""
-    s = spec.side
-    ky, kx = spec.ky[None] / s, spec.kx[None] / s  # 1×S×C cycles/px
-    hit = torch.zeros(spec.ky.shape, dtype=torch.bool, device=spec.ky.device)
+    points where ``use``; ky wraps around (rfft2 order), the half plane's mirror is the ``−q`` term. Only
+    the ``(2R+1)²`` bins around each point are tested (``R`` the largest tolerance in bins)."""
+    s, c = spec.side, spec.ky.shape[-1]
+    dev, dt = spec.ky.device, q.dtype
+    reach = int(math.ceil(float((tol * use.to(dt)).amax()) * s)) + 1
+    off = torch.arange(-reach, reach + 1, device=dev)
+    hit = torch.zeros(spec.ky.shape, dtype=torch.bool, device=dev)
     for sg in (1.0, -1.0):
-        dy = torch.remainder(ky - sg * q[:, 0, None, None] + 0.5, 1.0) - 0.5
-        d = torch.sqrt(dy.square() + (kx - sg * q[:, 1, None, None]).square())
-        hit |= ((d <= tol[:, None, None]) & use[:, None, None]).any(dim=0)
+        qb = sg * q * s  # K×2 in bins
+        cy = torch.round(qb[:, 0])[:, None, None] + off[None, :, None]  # K×W×1
+        cx = torch.round(qb[:, 1])[:, None, None] + off[None, None, :]  # K×1×W
+        d = torch.sqrt((cy - qb[:, 0, None, None]).square() + (cx - qb[:, 1, None, None]).square())
+        ok = (d <= (tol * s)[:, None, None]) & use[:, None, None] & (cx >= 0) & (cx <= c - 1)
+        iy = torch.remainder(cy.expand_as(ok)[ok], s).long()
+        hit[iy, cx.expand_as(ok)[ok].long()] = True
     return hit
 
 
 def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: float = 0.25, n_peaks: int = 8,
                   tol_cycles: float = 1.0 / 256, rel_tol: float = 0.03, min_fold_cycles: float = 1.0 / 128,
-                  own_frac: float = 0.01, gain: float = 8.0, reach: int = 4
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+                  own_frac: float = 0.01, out_pixels: torch.Tensor | float | None = None,
+                  ref_pixels: torch.Tensor | float | None = None, gain: float = 8.0, reach: int = 4
+                  ) -> RefFold:
     """The gain of the output at the folded positions of the reference's fine peaks (see the module doc).
 
     ``out``: the output's :class:`~trackdiag.functional.spectral.Spectrum` (``N`` images, side ``S``);
@@ -81,12 +99,16 @@ def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: f
     ``tol = tol_cycles + rel_tol·|k|`` of ``±q`` (the texture has its own component there: a lattice
     commensurate with the stride folds onto itself).
 
-    Returns ``(gain, used)``, each ``(N,)``: ``used`` the reference's share of AC power in the used sources
-    (0 where none); ``gain`` = (the output's excess share within ``tol`` of the folded positions − the
-    reference's own excess share there, floored at 0) / ``used``, NaN where no source is used. Both are
-    shares of each image's own AC power (contrast-free). Generated stride-then-upsample walls read 0.56–1.33
-    fronto-parallel and 0.05–0.33 at an angle (the fold drifts across the frame and leaves the window),
-    antialiased twins ≤ 0.09 (docs/tiling.md §6).
+    Returns a :class:`RefFold` of ``(N,)`` tensors: ``used`` the reference's share of AC power in the used
+    sources (0 where none); ``gain`` = (the output's excess share within ``tol`` of the folded positions −
+    the reference's own excess share there, floored at 0) / ``used``, NaN where no source is used: shares
+    of each image's own AC power (contrast-free, but an antialiased output whose fine texture was most of
+    its variance reads its faint fold large); ``power``: the same in variance units, the output's fold
+    against the reference's sources (``out_pixels``, ``ref_pixels``: the sums of the squared window
+    weights of the two spectra, ``(N,)`` and one number; NaN without them): contrast-bound (lighting
+    scales it), but an antialiased output's fold is faint whatever its variance. Generated
+    stride-then-upsample walls read ``gain`` 0.56–2.0 fronto-parallel and 0.05–0.33 at an angle (the fold
+    drifts across the frame and out of the window), antialiased twins ≤ 0.09 (docs/tiling.md §6).
 
     >>> import torch
     >>> from trackdiag.functional.spectral import prepare, spectrum
@@ -94,8 +116,8 @@ def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: f
     >>> tex = torch.cos(2 * math.pi * (xx / 2.6 + yy / 7.0))[None]  # fine: 0.385 cycles/px along x
     >>> r = spectrum(prepare(tex)[0])
     >>> strided = tex[:, ::2, ::2].repeat_interleave(2, 1).repeat_interleave(2, 2)  # stride 2, then ×2
-    >>> g_fold, _ = ref_fold_gain(spectrum(prepare(strided)[0]), r)
-    >>> g_same, _ = ref_fold_gain(r, r)  # the texture itself: nothing at the folded positions
+    >>> g_fold = ref_fold_gain(spectrum(prepare(strided)[0]), r).gain
+    >>> g_same = ref_fold_gain(r, r).gain  # the texture itself: nothing at the folded positions
     >>> bool(g_fold > 0.3), float(g_same)
     (True, 0.0)
     """
@@ -105,7 +127,7 @@ def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: f
     dev, dt = out.power.device, out.power.dtype
     ref = Spectrum(*(t.to(device=dev, dtype=dt) for t in ref))
     sr = ref.side
-    rpk, rshare, _ = peak_excess(ref, gain=gain, reach=reach)
+    rpk, rshare, rtot = peak_excess(ref, gain=gain, reach=reach)
     rpk, rshare = rpk[0], rshare[0]
     fy, fx = ref.ky / sr, ref.kx / sr
     nyq = 0.5 / stride + 2.0 / sr
@@ -128,9 +150,16 @@ def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: f
         d = torch.stack([torch.remainder(d[..., 0] + 0.5, 1.0) - 0.5, d[..., 1]], dim=-1).norm(dim=-1)
         use &= ~((d <= tol[:, None]) & strong).any(dim=1)
     used = (vals * use).sum()
-    _, oshare, _ = peak_excess(out, gain=gain, reach=reach)
+    _, oshare, otot = peak_excess(out, gain=gain, reach=reach)
     fold = (oshare * _near(out, q, tol, use).to(dt)).sum(dim=(1, 2))
     own = (rshare * _near(ref, q, tol, use).to(dt)).sum()
-    g_out = (fold - own).clamp_min(0.0) / used.clamp_min(torch.finfo(dt).tiny)
+    tiny = torch.finfo(dt).tiny
+    g_out = (fold - own).clamp_min(0.0) / used.clamp_min(tiny)
     nan = torch.full((n,), float("nan"), device=dev, dtype=dt)
-    return torch.where(used > 0, g_out, nan), used.expand(n).clone()
+    power = nan
+    if out_pixels is not None and ref_pixels is not None:  # the output's AC variance over the reference's
+        var_o = otot / torch.as_tensor(out_pixels, device=dev, dtype=dt).clamp_min(1.0)
+        var_r = rtot / torch.as_tensor(ref_pixels, device=dev, dtype=dt).clamp_min(1.0)
+        p_out = (fold * var_o / var_r.clamp_min(tiny) - own).clamp_min(0.0) / used.clamp_min(tiny)
+        power = torch.where(used > 0, p_out, nan)
+    return RefFold(torch.where(used > 0, g_out, nan), power, used.expand(n).clone())
