@@ -78,3 +78,26 @@ def test_the_key_is_batched_and_device_free():
     both = ref_fold_gain(_spec(a, b), ref).gain
     one = torch.cat([ref_fold_gain(_spec(a), ref).gain, ref_fold_gain(_spec(b), ref).gain])
     torch.testing.assert_close(both, one, equal_nan=True)
+
+
+def test_the_rule_reads_the_fold_of_a_fine_reference_on_the_frame_or_an_angled_walls_centre():
+    """The aliasing rule on summaries that hold only the reference's fold keys: both the gain and the power
+    over ``ALIAS_REF_FOLD`` name ``aliasing`` where ``ref_period_px`` ≤ ``ALIAS_REF_FINE_PX``; one under it
+    (an antialiased twin: faint in variance units, or in shares) or a coarse reference does not; the central
+    half's pair counts only on a wall read at an angle."""
+    from trackdiag.analyzers.tiling import likely_causes
+
+    hi, lo = 3 * ALIAS_REF_FOLD, ALIAS_REF_FOLD / 3
+
+    def named(**keys: float) -> bool:
+        summary = {"ref_period_px": 3.2, "periodicity_score": 0.5, **keys}
+        return any(v.code == "aliasing" for v in likely_causes(summary))
+
+    assert named(alias_ref_fold_gain=hi, alias_ref_fold_power=hi)
+    assert not named(alias_ref_fold_gain=hi, alias_ref_fold_power=lo)
+    assert not named(alias_ref_fold_gain=lo, alias_ref_fold_power=hi)
+    assert not named(alias_ref_fold_gain=hi, alias_ref_fold_power=hi, ref_period_px=2 * ALIAS_REF_FINE_PX)
+    centre = {"alias_ref_fold_gain": lo, "alias_ref_fold_power": hi, "alias_ref_fold_gain_centre": hi,
+              "alias_ref_fold_power_centre": hi}
+    assert named(**centre, persp_trend_x=0.6)
+    assert not named(**centre, persp_trend_x=0.0)

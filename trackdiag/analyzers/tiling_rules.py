@@ -553,9 +553,14 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     # clean coarse lattice no test on the output alone tells from a real one; no visible-fold gate needed)
     # in shares of each image's AC power and in variance units (an antialiased output whose fine texture
     # was most of its variance reads a faint fold large in shares, one whose reference is dim in variance)
-    rfg, rfp, rpp = g("alias_ref_fold_gain"), g("alias_ref_fold_power"), g("ref_period_px")
-    folded = folded or (_fin(rfg) and rfg >= ALIAS_REF_FOLD and not (_fin(rfp) and rfp < ALIAS_REF_FOLD)
-                        and _fin(rpp) and rpp <= ALIAS_REF_FINE_PX)
+    # (on a wall read at an angle the frame's fold drifts out of the window: its central half may read it)
+    def ref_fold(sfx: str) -> bool:
+        rfg, rfp = g(f"alias_ref_fold_gain{sfx}"), g(f"alias_ref_fold_power{sfx}")
+        return _fin(rfg) and rfg >= ALIAS_REF_FOLD and not (_fin(rfp) and rfp < ALIAS_REF_FOLD)
+
+    rpp = g("ref_period_px")
+    folded = folded or (_fin(rpp) and rpp <= ALIAS_REF_FINE_PX
+                        and (ref_fold("") or (angled and ref_fold("_centre"))))
     # moiré on an angled wall: the folded frequency (f_s − f) drifts much faster than the wall's own period,
     # so the spectrum changes across the wall along both axes (strip novelty high on x and y)
     nax, nay = g("strip_novelty_all_x"), g("strip_novelty_all_y")
@@ -1052,6 +1057,7 @@ def _aliasing_verdicts(g: Callable[[str], float], *, alias_on: bool, folded: boo
                                      "alias_win_fold_frac": _r(g("alias_win_fold_frac")),
                                      "alias_ref_fold_gain": _r(g("alias_ref_fold_gain")),
                                      "alias_ref_fold_power": _r(g("alias_ref_fold_power")),
+                                     "alias_ref_fold_gain_centre": _r(g("alias_ref_fold_gain_centre")),
                                      "limit_win_fold": ALIAS_WIN_FOLD,
                                      "strip_novelty_x": _r(g("strip_novelty_x")),
                                      "strip_novelty_y": _r(g("strip_novelty_y")),

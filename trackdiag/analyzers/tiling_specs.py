@@ -201,6 +201,9 @@ def _specs() -> list[MetricSpec]:
           f"{ALIAS_REF_FINE_PX} and alias_ref_fold_power too"),
         m("alias_ref_fold_power", "min", "ratio", "alias_ref_fold_gain in variance units: the output's power "
           "at the folded positions over the reference's power at its fine peaks (NaN where the gain is)"),
+        m("alias_ref_fold_gain_centre", "min", "ratio", "alias_ref_fold_gain on the central half of the "
+          "frame (read on walls seen at an angle, whose fold drifts across the frame)"),
+        m("alias_ref_fold_power_centre", "min", "ratio", "alias_ref_fold_power on the central half"),
         m("alias_fine_peak_frac", "min", "frac", "share of the AC power in prominent peaks at periods <= 5 "
           "px "
           "off the wall's lattice and off the 8-px grid (folded by a subsampling without low-pass)",
