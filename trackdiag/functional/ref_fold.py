@@ -62,24 +62,27 @@ def peak_excess(spec: Spectrum, *, gain: float = 8.0, reach: int = 4
     return prom & (p >= mx), share, tot
 
 
-def _near(spec: Spectrum, q: torch.Tensor, tol: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
+def _near(spec: Spectrum, q: torch.Tensor, tol: torch.Tensor, use: torch.Tensor, *, max_tol: float
+          ) -> torch.Tensor:
     """``S×C`` bool: the bins within ``tol`` cycles/px of ``±q`` (``K×2`` cycles/px (y, x)) for the ``K``
     points where ``use``; ky wraps around (rfft2 order), the half plane's mirror is the ``−q`` term. Only
-    the ``(2R+1)²`` bins around each point are tested (``R`` the largest tolerance in bins)."""
+    the ``(2R+1)²`` bins around each point are tested, ``R`` from ``max_tol`` (≥ every ``tol``; a bound
+    known without reading the tensors: no host synchronisation)."""
     s, c = spec.side, spec.ky.shape[-1]
     dev, dt = spec.ky.device, q.dtype
-    reach = int(math.ceil(float((tol * use.to(dt)).amax()) * s)) + 1
-    off = torch.arange(-reach, reach + 1, device=dev)
-    hit = torch.zeros(spec.ky.shape, dtype=torch.bool, device=dev)
+    reach = int(math.ceil(max_tol * s)) + 1
+    off = torch.arange(-reach, reach + 1, device=dev, dtype=dt)
+    hits = torch.zeros(s * c, device=dev, dtype=dt)
     for sg in (1.0, -1.0):
         qb = sg * q * s  # K×2 in bins
         cy = torch.round(qb[:, 0])[:, None, None] + off[None, :, None]  # K×W×1
         cx = torch.round(qb[:, 1])[:, None, None] + off[None, None, :]  # K×1×W
         d = torch.sqrt((cy - qb[:, 0, None, None]).square() + (cx - qb[:, 1, None, None]).square())
         ok = (d <= (tol * s)[:, None, None]) & use[:, None, None] & (cx >= 0) & (cx <= c - 1)
-        iy = torch.remainder(cy.expand_as(ok)[ok], s).long()
-        hit[iy, cx.expand_as(ok)[ok].long()] = True
-    return hit
+        iy = torch.remainder(cy, s).long().expand_as(ok)
+        ix = cx.clamp(0, c - 1).long().expand_as(ok)
+        hits.index_add_(0, (iy * c + ix).reshape(-1), ok.to(dt).reshape(-1))
+    return (hits > 0).reshape(s, c)
 
 
 def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: float = 0.25, n_peaks: int = 8,
@@ -142,17 +145,18 @@ def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: f
     use = (vals > 0) & (q.norm(dim=-1) >= min_fold_cycles)
     # no source whose folded position the texture itself occupies (a prominent peak of the reference with
     # at least ``own_frac`` of the source's excess)
-    sel = rpk & (ref.radius >= 2)
-    pk_f = torch.stack([fy[sel], fx[sel]], dim=-1)  # P×2
-    strong = rshare[sel][None] >= own_frac * vals[:, None]  # K×P
+    sel = (rpk & (ref.radius >= 2)).reshape(-1)  # every bin (a masked sum: no host synchronisation)
+    pk_f = torch.stack([fy.reshape(-1), fx.reshape(-1)], dim=-1)  # B×2
+    strong = sel[None] & (rshare.reshape(-1)[None] >= own_frac * vals[:, None])  # K×B
     for sg in (1.0, -1.0):
         d = pk_f[None] - sg * q[:, None]
         d = torch.stack([torch.remainder(d[..., 0] + 0.5, 1.0) - 0.5, d[..., 1]], dim=-1).norm(dim=-1)
         use &= ~((d <= tol[:, None]) & strong).any(dim=1)
     used = (vals * use).sum()
     _, oshare, otot = peak_excess(out, gain=gain, reach=reach)
-    fold = (oshare * _near(out, q, tol, use).to(dt)).sum(dim=(1, 2))
-    own = (rshare * _near(ref, q, tol, use).to(dt)).sum()
+    max_tol = tol_cycles + rel_tol * math.sqrt(0.5)  # |k| ≤ the Nyquist corner's √2/2 cycles/px
+    fold = (oshare * _near(out, q, tol, use, max_tol=max_tol).to(dt)).sum(dim=(1, 2))
+    own = (rshare * _near(ref, q, tol, use, max_tol=max_tol).to(dt)).sum()
     tiny = torch.finfo(dt).tiny
     g_out = (fold - own).clamp_min(0.0) / used.clamp_min(tiny)
     nan = torch.full((n,), float("nan"), device=dev, dtype=dt)
