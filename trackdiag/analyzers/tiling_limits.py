@@ -166,9 +166,11 @@ ALIAS_FOLD_RMS = 0.025  # ... unless the frame's folded peaks alone (alias_fold_
 ALIAS_REF_FOLD = 0.1  # or, with a reference, alias_ref_fold_gain and alias_ref_fold_power above: the
 #   output's power at the positions where a stride of 2 folds the reference's fine peaks over the reference's
 #   power at those peaks (twelfth sitting, docs/tiling.md §6): 10x the ~0.01 of the power an antialiasing
-#   filter of the generator's kind leaves at the new Nyquist frequency; calibrated on seed 32 (the twins read
-#   <= 0.09 in shares, <= 0.035 in variance units but for one whose shares are 0.086; stride-then-upsample
-#   walls 0.56-1.33 fronto-parallel, 0.05-0.33 at an angle), checked on seeds 31 and 29
+#   filter of the generator's kind leaves at the new Nyquist frequency; on a wall read at an angle the
+#   central half's pair (_centre) will do. Calibrated on seed 32 (twins <= 0.092 in shares; in variance units
+#   stride-then-upsample twins <= 0.045, plain stride twins up to 0.47 (a dim, self-folded reference);
+#   stride-then-upsample walls 0.56-1.33 fronto-parallel, 0.05-0.33 at an angle, 0.15-0.83 on the central
+#   half), checked on seeds 27, 29, 30, 31 (docs/tiling.md §8)
 ALIAS_REF_FINE_PX = 6.0  # ... where the reference's texture is that fine (ref_period_px at most): a stride
 #   of 2 folds its first shell (periods < 4 px; a hex reads its rows' spacing, up to 4.8 px on the generated
 #   references); the generator's other walls start at 8 px and read 0.4-1.8 on their weak fine harmonics
