@@ -39,26 +39,28 @@ class RefFold(NamedTuple):
     used: torch.Tensor
 
 
-def peak_excess(spec: Spectrum, *, gain: float = 8.0, reach: int = 4
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def peak_excess(spec: Spectrum, *, gain: float = 8.0, reach: int = 4, peaks: bool = True
+                ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """Prominent local maxima and every bin's excess power over its neighbourhood, as a share of the AC power.
 
     A bin is prominent when it stands ``gain``× above the geometric mean of its ``(2·reach+1)²``
     neighbourhood (the peak test of :func:`~trackdiag.functional.spectral.fine_peak_fracs`) and is a 3×3
     local maximum (ky wrapped around). ``spec``: ``N`` spectra of side ``S``. Returns ``(peak, share, ac)``:
-    ``N×S×(S//2+1)`` bool and float, ``share`` = ``max(0, P − geometric mean)·weight / ac`` (so a sum over
-    any set of bins is a share of the full-plane AC energy), and ``ac`` ``(N,)`` that energy (radius ≥ 2
-    bins counts as AC).
+    ``N×S×(S//2+1)`` bool (None with ``peaks=False``: not needed, not computed) and float, ``share`` =
+    ``max(0, P − geometric mean)·weight / ac`` (so a sum over any set of bins is a share of the full-plane AC
+    energy), and ``ac`` ``(N,)`` that energy (radius ≥ 2 bins counts as AC).
     """
     p = spec.power
     lp = log_power(p)
     bg = _box_mean_wrapped(lp, reach)
-    prom = (lp - bg) > math.log(gain)
-    wrapped = torch.cat([p[:, -1:], p, p[:, :1]], dim=1)[:, None]
-    mx = F.max_pool2d(wrapped, 3, 1, padding=(0, 1))[:, 0]
     dt = p.dtype
     tot = (p * ((spec.radius >= 2).to(dt) * spec.weight)).sum(dim=(1, 2)).clamp_min(torch.finfo(dt).tiny)
     share = (p - torch.exp(bg)).clamp_min(0.0).mul_(spec.weight).div_(tot[:, None, None])
+    if not peaks:
+        return None, share, tot
+    prom = (lp - bg) > math.log(gain)
+    wrapped = torch.cat([p[:, -1:], p, p[:, :1]], dim=1)[:, None]
+    mx = F.max_pool2d(wrapped, 3, 1, padding=(0, 1))[:, 0]
     return prom & (p >= mx), share, tot
 
 
@@ -130,8 +132,9 @@ def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: f
     dev, dt = out.power.device, out.power.dtype
     ref = Spectrum(*(t.to(device=dev, dtype=dt) for t in ref))
     sr = ref.side
-    rpk, rshare, rtot = peak_excess(ref, gain=gain, reach=reach)
-    rpk, rshare = rpk[0], rshare[0]
+    rpk_n, rshare_n, rtot = peak_excess(ref, gain=gain, reach=reach)
+    assert rpk_n is not None
+    rpk, rshare = rpk_n[0], rshare_n[0]
     fy, fx = ref.ky / sr, ref.kx / sr
     nyq = 0.5 / stride + 2.0 / sr
     cand = rpk & (ref.radius >= 3)
@@ -149,11 +152,11 @@ def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: f
     pk_f = torch.stack([fy.reshape(-1), fx.reshape(-1)], dim=-1)  # B×2
     strong = sel[None] & (rshare.reshape(-1)[None] >= own_frac * vals[:, None])  # K×B
     for sg in (1.0, -1.0):
-        d = pk_f[None] - sg * q[:, None]
-        d = torch.stack([torch.remainder(d[..., 0] + 0.5, 1.0) - 0.5, d[..., 1]], dim=-1).norm(dim=-1)
-        use &= ~((d <= tol[:, None]) & strong).any(dim=1)
+        dy = torch.remainder(pk_f[None, :, 0] - sg * q[:, None, 0] + 0.5, 1.0) - 0.5
+        d2 = dy.square() + (pk_f[None, :, 1] - sg * q[:, None, 1]).square()
+        use &= ~((d2 <= tol[:, None].square()) & strong).any(dim=1)
     used = (vals * use).sum()
-    _, oshare, otot = peak_excess(out, gain=gain, reach=reach)
+    _, oshare, otot = peak_excess(out, gain=gain, reach=reach, peaks=False)
     max_tol = tol_cycles + rel_tol * math.sqrt(0.5)  # |k| ≤ the Nyquist corner's √2/2 cycles/px
     fold = (oshare * _near(out, q, tol, use, max_tol=max_tol).to(dt)).sum(dim=(1, 2))
     own = (rshare * _near(ref, q, tol, use, max_tol=max_tol).to(dt)).sum()
