@@ -163,6 +163,17 @@ ALIAS_FOLD_RMS = 0.025  # ... unless the frame's folded peaks alone (alias_fold_
 #   included (seventh sitting: generated twins that fired by folded peaks <= 0.022 rms, no generated aliased
 #   wall needs it; real-dev's grain-free stride-then-x2 wallpaper, folded peaks 0.029 rms with 0.011 above
 #   half Nyquist, is that kind)
+ALIAS_REF_FOLD = 0.1  # or, with a reference, alias_ref_fold_gain and alias_ref_fold_power above: the
+#   output's power at the positions where a stride of 2 folds the reference's fine peaks over the reference's
+#   power at those peaks (twelfth sitting, docs/tiling.md §6): 10x the ~0.01 of the power an antialiasing
+#   filter of the generator's kind leaves at the new Nyquist frequency; on a wall read at an angle the
+#   central half's pair (_centre) will do. Calibrated on seed 32 (twins <= 0.092 in shares; in variance units
+#   stride-then-upsample twins <= 0.045, plain stride twins up to 0.47 (a dim, self-folded reference);
+#   stride-then-upsample walls 0.56-1.33 fronto-parallel, 0.05-0.33 at an angle, 0.15-0.83 on the central
+#   half), checked on seeds 27, 29, 30, 31 (docs/tiling.md §8)
+ALIAS_REF_FINE_PX = 6.0  # ... where the reference's texture is that fine (ref_period_px at most): a stride
+#   of 2 folds its first shell (periods < 4 px; a hex reads its rows' spacing, up to 4.8 px on the generated
+#   references); the generator's other walls start at 8 px and read 0.4-1.8 on their weak fine harmonics
 MOIRE_BOTH, MOIRE_MAX = 0.2, 0.5  # strip_novelty_x and _y both >= 0.2, one >= 0.5: a moiré (aliasing)
 #   (only where periodicity_score < APERIODIC_SCORE since the seventh sitting: seeds 5-6, zones and bands of
 #   confident penny / wallpaper lattices (score 0.84-0.94) read 0.31-0.67 on both axes; aliased walls named by

@@ -18,6 +18,8 @@ from .tiling_limits import (
     ALIAS_FOLD_PEAKS,
     ALIAS_FOLD_RMS,
     ALIAS_OWN_FOLD,
+    ALIAS_REF_FINE_PX,
+    ALIAS_REF_FOLD,
     ALIAS_RESIZE_NMSE,
     ALIAS_SHIFT_NMSE,
     ALIAS_WIN_FOLD,
@@ -598,8 +600,11 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     # lattice's harmonics into 2-4 peaks that no two-vector lattice explains, while a subsampled fine
     # texture leaves no such lattice on an angled wall (its fold drifts and breaks the global one)
     angled = any(abs(g(k)) >= PERSP_TREND for k in ("persp_trend_x", "persp_trend_y"))  # NaN: False
+    # (twelfth sitting: a 1-D lattice, t1 undefined, is its fundamental: an angled clean 8.4-px brick wall
+    # read without t1 fired by the split harmonics; no aliased wall of seeds 27, 30-32 reads that way)
+    t1 = g("lattice_t1_px")
     real = all(_fin(v) and v >= STRIP_MIN_LATTICE_PX
-               for v in (g("fundamental_period_px"), g("lattice_t1_px")))
+               for v in (g("fundamental_period_px"), t1 if _fin(t1) else g("fundamental_period_px")))
     score = g("periodicity_score")
     tiles = tiles and not (angled and real and _fin(score) and score >= APERIODIC_SCORE)
     folded = folded or tiles
@@ -609,6 +614,19 @@ def _aliasing_state(summary: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     var = mse / nmse if _fin(mse) and _fin(nmse) and nmse > 0 else float("nan")
     strong = _fin(var) and _fin(fold) and fold * var >= ALIAS_FOLD_RMS ** 2
     folded = folded and not (_fin(mse) and mse < ALIAS_FINE_MSE and not strong)
+    # (twelfth sitting) with a fine reference: its own fine peaks, folded by a stride of 2, found in the
+    # output at a gain an antialiased subsampling does not leave (a stride-then-upsample wall's fold is a
+    # clean coarse lattice no test on the output alone tells from a real one; no visible-fold gate needed)
+    # in shares of each image's AC power and in variance units (an antialiased output whose fine texture
+    # was most of its variance reads a faint fold large in shares, one whose reference is dim in variance)
+    # (on a wall read at an angle the frame's fold drifts out of the window: its central half may read it)
+    def ref_fold(sfx: str) -> bool:
+        rfg, rfp = g(f"alias_ref_fold_gain{sfx}"), g(f"alias_ref_fold_power{sfx}")
+        return _fin(rfg) and rfg >= ALIAS_REF_FOLD and not (_fin(rfp) and rfp < ALIAS_REF_FOLD)
+
+    rpp = g("ref_period_px")
+    folded = folded or (_fin(rpp) and rpp <= ALIAS_REF_FINE_PX
+                        and (ref_fold("") or (angled and ref_fold("_centre"))))
     # moiré on an angled wall: the folded frequency (f_s − f) drifts much faster than the wall's own period,
     # so the spectrum changes across the wall along both axes (strip novelty high on x and y)
     nax, nay = g("strip_novelty_all_x"), g("strip_novelty_all_y")
@@ -1119,6 +1137,9 @@ def _aliasing_verdicts(g: Callable[[str], float], *, alias_on: bool, folded: boo
                                      "limit_fold": ALIAS_FOLD_PEAKS,
                                      "alias_win_fine_frac": _r(g("alias_win_fine_frac")),
                                      "alias_win_fold_frac": _r(g("alias_win_fold_frac")),
+                                     "alias_ref_fold_gain": _r(g("alias_ref_fold_gain")),
+                                     "alias_ref_fold_power": _r(g("alias_ref_fold_power")),
+                                     "alias_ref_fold_gain_centre": _r(g("alias_ref_fold_gain_centre")),
                                      "limit_win_fold": ALIAS_WIN_FOLD,
                                      "strip_novelty_x": _r(g("strip_novelty_x")),
                                      "strip_novelty_y": _r(g("strip_novelty_y")),

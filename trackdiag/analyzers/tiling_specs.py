@@ -10,6 +10,8 @@ from .tiling_limits import (
     ALIAS_FINE_PEAKS,
     ALIAS_FOLD_PEAKS,
     ALIAS_OWN_FOLD,
+    ALIAS_REF_FINE_PX,
+    ALIAS_REF_FOLD,
     ALIAS_RESIZE_NMSE,
     ALIAS_SHIFT_NMSE,
     ALIAS_WIN_FOLD,
@@ -193,6 +195,15 @@ def _specs() -> list[MetricSpec]:
         m("alias_own_fold_frac", "min", "frac", "alias_fine_peak_frac less the peaks on the lattice of the "
           "frame's two strongest peaks at any scale (a misread wall lattice's own harmonics); NaN without a "
           f"wall lattice of >= 6 px; the frame's fold branch needs it >= {ALIAS_OWN_FOLD}"),
+        m("alias_ref_fold_gain", "min", "ratio", "the output's excess power at the positions where a stride "
+          "of 2 folds the reference's fine peaks, over the reference's power at those peaks (NaN without a "
+          f"reference or a fine peak that folds); aliasing when >= {ALIAS_REF_FOLD} with ref_period_px <= "
+          f"{ALIAS_REF_FINE_PX} and alias_ref_fold_power too"),
+        m("alias_ref_fold_power", "min", "ratio", "alias_ref_fold_gain in variance units: the output's power "
+          "at the folded positions over the reference's power at its fine peaks (NaN where the gain is)"),
+        m("alias_ref_fold_gain_centre", "min", "ratio", "alias_ref_fold_gain on the central half of the "
+          "frame (read on walls seen at an angle, whose fold drifts across the frame)"),
+        m("alias_ref_fold_power_centre", "min", "ratio", "alias_ref_fold_power on the central half"),
         m("alias_fine_peak_frac", "min", "frac", "share of the AC power in prominent peaks at periods <= 5 "
           "px "
           "off the wall's lattice and off the 8-px grid (folded by a subsampling without low-pass)",

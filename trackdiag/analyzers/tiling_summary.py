@@ -32,6 +32,7 @@ from ..functional.grid import grid_excess, parity_gain
 from ..functional.lattice import axis_periods, pick_lattice, pick_lattices, real_basis
 from ..functional.localmap import centroid_scale_trend, window_scale_trend
 from ..functional.rectify import alternative_tilt, checked_tilt, rectify, tilt_from_axis_periods
+from ..functional.ref_fold import ref_fold_gain
 from ..functional.rows import on_rows
 from ..functional.seams import edge_scores, mask_seam_parts
 from ..functional.spectral import (
@@ -1220,9 +1221,17 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         out.update(peak_ratios_at_ref(per.spec, out["ref_radius_bin"], p))
         out.update(ref_lattice_acf_keys(per, rper, basis=basis))
         out["ref_acf_period_px"] = rper.acf_period_px.expand(b)
+        # the stride's fold, docs §6: on the frame and on its central half (an angled wall's fold drifts)
+        for sfx, sp, wt in (("", per.spec, per.weights), ("_centre", c_in.spec, c_in.wts)):
+            fold = ref_fold_gain(sp, rper.spec, out_pixels=wt.square().sum(dim=(-2, -1)),
+                                 ref_pixels=rper.weights.square().sum())
+            out[f"alias_ref_fold_gain{sfx}"], out[f"alias_ref_fold_power{sfx}"] = fold.gain, fold.power
         fstar = s / ref_period
     else:
         out["ref_period_px"] = nan_b
+        for k in ("alias_ref_fold_gain", "alias_ref_fold_power", "alias_ref_fold_gain_centre",
+                  "alias_ref_fold_power_centre"):
+            out[k] = nan_b
         out["ref_spectrum_distance"] = nan_b
         out["ref_detail_deficit_db"] = nan_b
         out.update({k: nan_b for k in REF_OWN_KEYS})
