@@ -224,5 +224,9 @@ CENTROID_TREND = 0.45  # on an aperiodic wall (periodicity_score < APERIODIC_SCO
 #   or |centroid_trend_y| above: perspective (generated seeds 1-3, aperiodic-scored walls: fronto-parallel
 #   ones of every cause and twins <= 0.40 (a band of doubled columns moves the centroid too), angled
 #   photographed grass and gravel 0.08-0.56, 3 of 9 above)
+ANISO_TREND = 0.25  # on an aperiodic wall, |aniso_trend_x| or |aniso_trend_y| above, with the centroid's
+#   trend of the same sign: perspective (twelfth sitting, v8 seed 32: angled 198 -> 205 of 225, fronto
+#   12 -> 12 of 313, the same from 0.22 to 0.28; checked on seed 31: angled 198 -> 202, fronto 20 -> 21 of
+#   303; docs/tiling.md §6)
 SCALE_TREND_STRONG, SCALE_CORR_STRONG = 0.6, 0.4  # or |scale_trend_*| >= 0.6 at scale_corr >= 0.4 (the same
 #   scenes: angled 60 of 66, fronto-parallel 5 of 105)

@@ -21,6 +21,7 @@ from .tiling_limits import (
     ALIAS_RESIZE_NMSE,
     ALIAS_SHIFT_NMSE,
     ALIAS_WIN_FOLD,
+    ANISO_TREND,
     APERIODIC_SCORE,
     BAND_CROSS,
     BAND_EXTENT,
@@ -1112,6 +1113,12 @@ def _perspective_verdicts(g: Callable[[str], float]) -> list[Verdict]:
             cty, ctx = g("centroid_trend_y"), g("centroid_trend_x")
             trends += [(abs(v) * PERSP_TREND / CENTROID_TREND, name, v)
                        for v, name in ((cty, "top→bottom"), (ctx, "left→right")) if _fin(v)]
+            # ... or a trend of the windows' anisotropy (a homography stretches the wall more along its
+            # tilt than across it, a power law too) that the centroid's trend confirms in sign
+            trends += [(abs(a) * PERSP_TREND / ANISO_TREND, name, a)
+                       for a, c, name in ((g("aniso_trend_y"), cty, "top→bottom"),
+                                          (g("aniso_trend_x"), ctx, "left→right"))
+                       if _fin(a) and _fin(c) and a * c > 0]
         limit = PERSP_TREND
     elif _fin(sy) or _fin(sx_):  # the scale change between opposite thirds (bands.scale_trend) ...
         trends = [(abs(v), name, v) for v, c, name in ((sy, cy, "top→bottom"), (sx_, cx, "left→right"))
@@ -1133,6 +1140,8 @@ def _perspective_verdicts(g: Callable[[str], float]) -> list[Verdict]:
                                      "scale_trend_y": _r(sy), "scale_trend_x": _r(sx_),
                                      "centroid_trend_y": _r(g("centroid_trend_y")),
                                      "centroid_trend_x": _r(g("centroid_trend_x")),
+                                     "aniso_trend_y": _r(g("aniso_trend_y")),
+                                     "aniso_trend_x": _r(g("aniso_trend_x")),
                                      "scale_corr_y": _r(cy), "scale_corr_x": _r(cx),
                                      "local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx),
                                      "limit": limit},

@@ -13,6 +13,7 @@ from .tiling_limits import (
     ALIAS_RESIZE_NMSE,
     ALIAS_SHIFT_NMSE,
     ALIAS_WIN_FOLD,
+    ANISO_TREND,
     APERIODIC_SCORE,
     BAND_EXTENT,
     BAND_FRAC,
@@ -248,6 +249,11 @@ def _specs() -> list[MetricSpec]:
           f"{APERIODIC_SCORE}, where it is not used)"),
         m("centroid_trend_y", "none", "log/frame", "the same from the top to the bottom window of each "
           "column"),
+        m("aniso_trend_x", "none", "log/frame", "Theil–Sen slope against x/W of the 3×3 window grid's "
+          "anisotropy ln(scale_x / scale_y) (x- against y-cone log-radial spectra), pairs in the same row "
+          f"(perspective on aperiodic walls: >= {ANISO_TREND} in size with centroid_trend_x of its sign; NaN "
+          f"where periodicity_score >= {APERIODIC_SCORE})"),
+        m("aniso_trend_y", "none", "log/frame", "the same against y/H, pairs in the same column"),
         m("persp_agree_x", "none", "frac", "share of the row pairs' slopes agreeing with persp_trend_x"),
         m("persp_agree_y", "none", "frac", "share of the column pairs' slopes agreeing with persp_trend_y"),
         m("persp_pairs_x", "none", "count", "window pairs behind persp_trend_x (valid, correlated)"),

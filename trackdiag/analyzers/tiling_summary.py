@@ -1289,7 +1289,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     wst = window_scale_trend(x, sw)  # perspective: the robust trend of a 3×3 window grid's scale
     out.update(wst)
     # ... and of its spectral centroid: the rules read it on aperiodic walls only (NaN on the others)
-    out.update(_only_where(per.score < APERIODIC_SCORE, ("centroid_trend_x", "centroid_trend_y"), x,
+    out.update(_only_where(per.score < APERIODIC_SCORE,
+                           ("centroid_trend_x", "centroid_trend_y", "aniso_trend_x", "aniso_trend_y"), x,
                            lambda i: centroid_scale_trend(x if i is None else x[i],
                                                           sw if i is None else sw[i])))
     # angled: the window grid's trend (the local map's where the grid has none: its windows at 2–4× the

@@ -411,6 +411,38 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
     return out
 
 
+def _cone_anisotropy(p: torch.Tensor, r: torch.Tensor, c2: torch.Tensor, *, lo_cycles: float,
+                     hi_cycles: float, bins_per_octave: int = 6, cone_deg: float = 30.0) -> torch.Tensor:
+    """``ln(scale_x / scale_y)`` of ``...×h×(w//2+1)`` power spectra ``p`` (``r``: the bins' radius in
+    cycles/px, ``c2``: cos 2θ of their direction, both ``h×(w//2+1)``) → ``(...)``.
+
+    The log power of the cone within ``cone_deg`` of the x axis and of the y axis, on rings of
+    ``1 / bins_per_octave`` octave from ``lo_cycles`` to ``hi_cycles``: a texture stretched along x by
+    ``s_x`` and along y by ``s_y`` has its x-cone profile shifted by ``−ln s_x`` along ``ln r`` against an
+    isotropic one, whatever its spectrum's shape (a power law too, whose radial profile shows no change of
+    scale). The shift between the cones is ``Σ (L_x − L_y) D / Σ D²`` (``D`` the slope of their mean
+    against ``ln r``: a linearised match, weighted where the profile has a slope); a gain (lighting,
+    contrast) moves both cones alike and cancels."""
+    nb = max(3, int(math.floor(math.log2(hi_cycles / lo_cycles) * bins_per_octave)))
+    edges = lo_cycles * 2.0 ** (torch.arange(nb + 1, device=p.device, dtype=p.dtype) / bins_per_octave)
+    b = torch.bucketize(r, edges) - 1
+    cos_lim = math.cos(math.radians(2.0 * cone_deg))
+    profs = []
+    for cone in (c2 >= cos_lim, c2 <= -cos_lim):  # |θ| <= cone_deg from x, from y
+        idx = torch.where((b >= 0) & (b < nb) & cone, b, torch.full_like(b, nb)).flatten()
+        tot = torch.zeros(*p.shape[:-2], nb + 1, device=p.device, dtype=p.dtype).index_add_(
+            -1, idx, p.flatten(-2))
+        cnt = torch.zeros(nb + 1, device=p.device, dtype=p.dtype).index_add_(0, idx, torch.ones_like(
+            idx, dtype=p.dtype))
+        mean = tot[..., :nb] / cnt[:nb].clamp_min(1.0)
+        profs.append(torch.log(mean.clamp_min(torch.finfo(p.dtype).tiny)))
+    lx, ly = profs
+    m = (lx + ly) / 2
+    d = (m[..., 2:] - m[..., :-2]) / (2.0 * math.log(2.0) / bins_per_octave)  # d ln P / d ln r
+    diff = (lx - ly)[..., 1:-1]
+    return (diff * d).sum(-1) / (d * d).sum(-1).clamp_min(1e-9)
+
+
 def centroid_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3, window_frac: float = 0.5,
                          lo_cycles: float = 0.02, hi_cycles: float = 0.2, min_valid: float = 0.6
                          ) -> dict[str, torch.Tensor]:
@@ -427,8 +459,18 @@ def centroid_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 
     the columns. A power law alone does not move its centroid, so the trend reads less than the true one
     (about 0.5–0.7× of it on generated photo walls).
 
+    The same windows' anisotropy (:func:`_cone_anisotropy`, ``ln(scale_x / scale_y)``) changes too: a
+    homography's Jacobian stretches the wall along the direction of the tilt more than across it (the
+    local period across lines normal to the tilt grows as ``w²``, along them as ``w``, with ``w`` the
+    projective denominator), so ``ln(scale_x / scale_y)`` follows ``ln w`` across the frame, even on a
+    power-law texture. ``aniso_trend_x`` is the Theil–Sen slope of the windows' anisotropy against their
+    x centre (pairs in the same row, both windows at least ``min_valid`` valid; frame units), about
+    ``1/1.5`` of the log period's trend on an isotropic texture; ``aniso_trend_y`` the same along the
+    columns.
+
     ``x`` ``N×H×W`` finite, ``weights`` ``N×H×W`` 0..1. Returns ``{"centroid_trend_x",
-    "centroid_trend_y"}``, each ``(N,)`` (NaN without a valid pair of end windows).
+    "centroid_trend_y", "aniso_trend_x", "aniso_trend_y"}``, each ``(N,)`` (NaN without a valid pair of
+    windows).
     """
     n, h, w = x.shape
     dev, dt = x.device, x.dtype
@@ -448,6 +490,16 @@ def centroid_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 
     ok = vw.mean((-2, -1)) >= min_valid  # N×gy×gx
     nan = torch.full((n,), float("nan"), device=dev, dtype=dt)
     out = {"centroid_trend_x": nan, "centroid_trend_y": nan.clone()}
+    ky2 = torch.fft.fftfreq(wh, device=dev, dtype=dt)[:, None].square()
+    c2 = (r.square() - 2.0 * ky2) / r.square().clamp_min(1e-12)  # cos 2θ = (kx² − ky²) / r²
+    an = _cone_anisotropy(p, r, c2, lo_cycles=lo_cycles, hi_cycles=hi_cycles).reshape(n, gy * gx)
+    okf = ok.reshape(n, gy * gx).to(dt)
+    cyw = (torch.arange(gy, device=dev, dtype=dt) * sty + wh / 2) / h
+    cxw = (torch.arange(gx, device=dev, dtype=dt) * stx + ww / 2) / w
+    iy = torch.arange(gy, device=dev)[:, None].expand(gy, gx).flatten()
+    ix = torch.arange(gx, device=dev)[None, :].expand(gy, gx).flatten()
+    out["aniso_trend_x"] = theil_sen(cxw[ix], an, okf, group=iy, min_points=2)
+    out["aniso_trend_y"] = theil_sen(cyw[iy], an, okf, group=ix, min_points=2)
     if gx > 1:
         span = (gx - 1) * stx / w
         sl = -(c[:, :, -1] - c[:, :, 0]) / span  # N×gy

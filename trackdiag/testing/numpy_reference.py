@@ -1707,7 +1707,8 @@ def window_scale_trend(x: np.ndarray, wts: np.ndarray, *, grid: int = 3, bins_pe
 def centroid_scale_trend(x: np.ndarray, wts: np.ndarray, *, grid: int = 3, lo_cycles: float = 0.02,
                          hi_cycles: float = 0.2, min_valid: float = 0.6) -> dict[str, float]:
     """``centroid_trend_*``: per window of the 3×3 grid, the power-weighted mean log frequency over
-    0.02–0.2 cycles/px; the lower median over rows (columns) of the end windows' difference per frame."""
+    0.02–0.2 cycles/px; the lower median over rows (columns) of the end windows' difference per frame.
+    ``aniso_trend_*``: the windows' cone anisotropy's pairwise slopes along the rows (columns)."""
     h, w = x.shape
     corners, wh, ww, sty, stx = window_grid(h, w, grid=grid)
     gy = len({c[0] for c in corners})
@@ -1725,6 +1726,30 @@ def centroid_scale_trend(x: np.ndarray, wts: np.ndarray, *, grid: int = 3, lo_cy
         c[n // gx, n % gx] = (p * lr).sum() / max(p.sum(), _TINY32)
         ok[n // gx, n % gx] = v.mean() >= min_valid
     out = {"centroid_trend_x": math.nan, "centroid_trend_y": math.nan}
+    # aniso_trend_*: each window's ln(scale_x / scale_y) from its x- and y-cone log-radial profiles, the
+    # lower median of the pairwise slopes in each row (column)
+    an = np.zeros((gy, gx))
+    nb = max(3, math.floor(math.log2(hi_cycles / lo_cycles) * 6))
+    edges = lo_cycles * 2.0 ** (np.arange(nb + 1) / 6)
+    ring = np.searchsorted(edges, r, side="left") - 1
+    ky = np.fft.fftfreq(wh)[:, None]
+    c2 = (r ** 2 - 2 * ky ** 2) / np.maximum(r ** 2, 1e-12)
+    cones = [(ring >= 0) & (ring < nb) & cone for cone in (c2 >= 0.5, c2 <= -0.5)]
+    for n, (y, xx) in enumerate(corners):
+        z, v = x[y:y + wh, xx:xx + ww], wts[y:y + wh, xx:xx + ww]
+        wt = v * hw
+        m = (z * wt).sum() / max(wt.sum(), 1e-9)
+        p = np.abs(np.fft.rfft2((z - m) * wt)) ** 2
+        lx, ly = (np.log(np.maximum(np.array([p[sel & (ring == i)].mean() if (sel & (ring == i)).any()
+                                              else 0.0 for i in range(nb)]), _TINY32)) for sel in cones)
+        mm = (lx + ly) / 2
+        d = (mm[2:] - mm[:-2]) / (2 * math.log(2) / 6)
+        an[n // gx, n % gx] = ((lx - ly)[1:-1] * d).sum() / max((d * d).sum(), 1e-9)
+    for name, vals, oks, pos in (("x", an, ok, (np.arange(gx) * stx + ww / 2) / w),
+                                 ("y", an.T, ok.T, (np.arange(gy) * sty + wh / 2) / h)):
+        sl = [(vals[i, b] - vals[i, a]) / (pos[b] - pos[a]) for i in range(vals.shape[0])
+              for a in range(vals.shape[1]) for b in range(a + 1, vals.shape[1]) if oks[i, a] and oks[i, b]]
+        out[f"aniso_trend_{name}"] = lower_median(sl) if oks.sum() >= 2 and sl else math.nan
     if gx > 1:
         sl = -(c[:, -1] - c[:, 0]) / ((gx - 1) * stx / w)
         out["centroid_trend_x"] = lower_median(np.where(ok[:, -1] & ok[:, 0], sl, np.nan))
@@ -2496,7 +2521,8 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     if lat["score"] < 0.3:  # read by the rule on aperiodic walls only (NaN elsewhere, as tiling_metrics)
         out.update(centroid_scale_trend(x, sw))
     else:
-        out.update(centroid_trend_x=math.nan, centroid_trend_y=math.nan)
+        out.update(centroid_trend_x=math.nan, centroid_trend_y=math.nan, aniso_trend_x=math.nan,
+                   aniso_trend_y=math.nan)
     wt = np.fmax(abs(wst["persp_trend_x"]), abs(wst["persp_trend_y"]))
     persp = (wt >= PERSPECTIVE_TREND) if math.isfinite(wt) else \
         bool(np.fmax(abs(ty), abs(tx)) >= PERSPECTIVE_TREND)
