@@ -261,18 +261,24 @@ def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min
 
 
 def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octave: int = 32,
-                       r_lo_bins: float = 6.0, hi_cycles: float = 0.45) -> torch.Tensor:
+                       r_lo_bins: float = 6.0, hi_cycles: float = 0.45, square: bool = False) -> torch.Tensor:
     """Whitened log power of ``N×h×w`` ``z`` (``weights`` 0..1; weighted mean removed, Hann-windowed) on a
     log-frequency grid: ``N×B``, ``B = bins_per_octave · log2(hi / lo)`` from ``r_lo_bins / max(h, w)`` to
     ``hi_cycles`` cycles/px. The 1-bin ring means are interpolated onto the log grid and a moving average
     over one octave is subtracted, so that peaks (not the spectral slope) carry the profile; a change of
     scale is then a shift along the grid. ``z`` and ``weights`` may have several leading dimensions
-    (``...×h×w``, e.g. strided views of windows, read in place): ``N`` is their product."""
-    h, w = z.shape[-2:]
+    (``...×h×w``, e.g. strided views of windows, read in place): ``N`` is their product.
+
+    ``square``: the transform zero-padded to ``max(h, w)`` on both axes. On a non-square window the shorter
+    axis's frequency step is coarser than a ring (1.5 rings for 2:3): the rings alternately hold an axis bin
+    or none, and a spectrum concentrated on the axes (bricks, planks: their joints' harmonics) gets a comb
+    that is the same in every window and locks the windows' match at shift 0."""
+    h0, w0 = z.shape[-2:]
+    h, w = (max(h0, w0),) * 2 if square else (h0, w0)
     n = math.prod(z.shape[:-2])
     dev, dt = z.device, z.dtype
-    hann = torch.outer(torch.hann_window(h, periodic=False, device=dev, dtype=dt),
-                       torch.hann_window(w, periodic=False, device=dev, dtype=dt))
+    hann = torch.outer(torch.hann_window(h0, periodic=False, device=dev, dtype=dt),
+                       torch.hann_window(w0, periodic=False, device=dev, dtype=dt))
     # Strided views of windows are read in place; every product is written to a contiguous tensor (out=: an
     # element-wise op on overlapping views would lay its output out in the views' stride order, and the sums
     # and transforms below would then run in another order)
@@ -289,7 +295,8 @@ def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octav
     top = min(nr - 1, int(math.floor(r_lo_bins * 2.0 ** ((nb - 1) / bins_per_octave))) + 1)
     cx = min(w // 2 + 1, int(math.ceil((top + 0.5) * w / s)) + 1)
     cy = min(h // 2 + 1, int(math.ceil((top + 0.5) * h / s)) + 1)
-    spec = torch.fft.fft(torch.fft.rfft(torch.sub(z, mean, out=zw).mul_(ww), dim=-1)[..., :cx], dim=-2)
+    spec = torch.fft.fft(torch.fft.rfft(torch.sub(z, mean, out=zw).mul_(ww), n=w, dim=-1)[..., :cx], n=h,
+                         dim=-2)
     rows = torch.cat([torch.arange(cy, device=dev), torch.arange(max(cy, h - cy + 1), h, device=dev)])
     p = abs2(spec.index_select(-2, rows))  # N×rows×cx
     ky = torch.fft.fftfreq(h, device=dev, dtype=dt)[rows][:, None]
@@ -350,7 +357,8 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
 
     ``x`` ``N×H×W`` finite, ``weights`` ``N×H×W`` 0..1 (an apodized mask). Windows of ``window_frac`` of the
     frame's height and width, their centres evenly spread from ``window_frac / 2`` to ``1 − window_frac / 2``
-    of each side, get whitened log-radial power profiles (:func:`log_radial_profile`). Every pair of windows
+    of each side, get whitened log-radial power profiles (:func:`log_radial_profile`, the transform padded
+    square: a non-square window's rings lock bricks and planks at shift 0). Every pair of windows
     in the same row (column) is matched along log frequency (:func:`scale_shift`): every peak of a wall
     seen at an angle moves by the same factor, so the shift is the change of scale between the two windows
     (profiles up to ``hi_cycles`` = 0.2 cycles/px: a ×2 upsampler's cut-off at 0.25, its checkerboard at 0.5
@@ -372,7 +380,8 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
     wh, ww = xw.shape[-2:]
     gy, gx = xw.shape[1], xw.shape[2]
     g2 = gy * gx
-    prof = log_radial_profile(xw, vw, bins_per_octave=bins_per_octave, hi_cycles=hi_cycles)  # (N·G²)×B
+    prof = log_radial_profile(xw, vw, bins_per_octave=bins_per_octave, hi_cycles=hi_cycles,
+                              square=True)  # (N·G²)×B
     vfrac = vw.reshape(n, g2, wh * ww).mean(-1)
     cy = (torch.arange(gy, device=dev, dtype=dt) * sty + wh / 2) / h
     cx = (torch.arange(gx, device=dev, dtype=dt) * stx + ww / 2) / w

@@ -1614,13 +1614,15 @@ def hypotheses_extent(hyps: list[np.ndarray], *, excess: float) -> dict[str, flo
 # bands.scale_trend)
 # ------------------------------------------------------------------------------------------------------
 def log_radial_profile(z: np.ndarray, wts: np.ndarray, *, bins_per_octave: int = 32, r_lo_bins: float = 6.0,
-                       hi_cycles: float = 0.45) -> np.ndarray:
+                       hi_cycles: float = 0.45, square: bool = False) -> np.ndarray:
     """Whitened log ring-mean power of one window on a log-frequency grid (one-bin rings of the full
-    rfft2, interpolated, minus a one-octave moving mean)."""
-    h, w = z.shape
-    ww = wts * np.outer(hann_sym(h), hann_sym(w))
+    rfft2, interpolated, minus a one-octave moving mean); ``square``: the transform zero-padded to the
+    longer side on both axes."""
+    h0, w0 = z.shape
+    h, w = (max(h0, w0),) * 2 if square else (h0, w0)
+    ww = wts * np.outer(hann_sym(h0), hann_sym(w0))
     m = (z * ww).sum() / max(ww.sum(), 1e-9)
-    p = np.abs(np.fft.rfft2((z - m) * ww)) ** 2
+    p = np.abs(np.fft.rfft2((z - m) * ww, s=(h, w))) ** 2
     s = max(h, w)
     nr = s // 2 + 2
     nb = max(2, math.ceil(math.log2(hi_cycles * s / r_lo_bins) * bins_per_octave))
@@ -1677,7 +1679,8 @@ def window_scale_trend(x: np.ndarray, wts: np.ndarray, *, grid: int = 3, bins_pe
     gy = len({c[0] for c in corners})
     gx = len(corners) // max(gy, 1)
     prof = [log_radial_profile(x[y:y + wh, xx:xx + ww], wts[y:y + wh, xx:xx + ww],
-                               bins_per_octave=bins_per_octave, hi_cycles=hi_cycles) for y, xx in corners]
+                               bins_per_octave=bins_per_octave, hi_cycles=hi_cycles, square=True)
+            for y, xx in corners]
     vfrac = [wts[y:y + wh, xx:xx + ww].mean() for y, xx in corners]
     cy = (np.arange(gy) * sty + wh / 2) / h
     cx = (np.arange(gx) * stx + ww / 2) / w
@@ -2143,7 +2146,7 @@ def lattice_keys(f: np.ndarray, g: np.ndarray, side: int, prominence: float) -> 
 # ------------------------------------------------------------------------------------------------------
 PERSPECTIVE_TREND, CENTRE_AGREE, CENTRE_MULTIPLE = 0.2, 0.12, 1.4
 CENTRE_ZONE, CENTRE_CROP_FRAC = (1.6, 2.6), 0.4
-CENTRE_CROP_SCORE, FRAME_DOUBLE, REF_MAP_CYCLES = 0.03, (1.85, 2.6), 2.5
+CENTRE_CROP_SCORE, FRAME_DOUBLE, REF_MAP_CYCLES, CENTRE_HALF = 0.03, (1.85, 2.6), 2.5, 0.12
 RECT_ALT_DIFF = 0.1  # as tiling_limits: the unchecked tilt is a second candidate beyond this (frame units)
 RECT_ALT_MAX = 1.0  # as tiling_limits: ... and only where |G_y| + |G_x| <= this
 RECT_REFINE_STEP = 0.2  # as tiling_limits: the tilt's one correction, at most this per component
@@ -2548,16 +2551,17 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     out["rect_crop_period_px"], out["rect_crop_periodicity_score"] = rcc, rcs
     use_r = math.isfinite(rcc) and rcs >= ccs and rcs >= CENTRE_CROP_SCORE
 
-    def centre_of(cc: float, ccs: float) -> float:
+    def centre_of(cc: float, ccs: float, halve: bool = False) -> float:
         q = cc / cen
         zone = math.isfinite(q) and CENTRE_ZONE[0] <= q <= CENTRE_ZONE[1]
         crop_ok = math.isfinite(cc) and cc >= 2.0 * 3.0 and ccs >= CENTRE_CROP_SCORE
-        return (cen if zone else cc) if crop_ok else (cen if use_c else gl)
+        zc = 0.5 * cc if halve and 1.0 - CENTRE_HALF <= 0.5 * q < 1.0 else cen  # the crop's half
+        return (zc if zone else cc) if crop_ok else (cen if use_c else gl)
 
     centre_img = centre_of(cc, ccs)  # the pair test's centre correction: the image crop's, as calibrated
     if use_r:
         cc, ccs = rcc, rcs
-    centre = centre_of(cc, ccs)
+    centre = centre_of(cc, ccs, halve=True)
     out["centre_period_px"], out["centre_crop_period_px"] = cen, cc
     out["frame_period_px"] = gl
     # a fronto-parallel frame lattice pulled to 2× by a zone or band (tiling._frame_doubled_period)
