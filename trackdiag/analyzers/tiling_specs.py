@@ -258,6 +258,13 @@ def _specs() -> list[MetricSpec]:
         m("persp_agree_y", "none", "frac", "share of the column pairs' slopes agreeing with persp_trend_y"),
         m("persp_pairs_x", "none", "count", "window pairs behind persp_trend_x (valid, correlated)"),
         m("persp_pairs_y", "none", "count", "window pairs behind persp_trend_y (valid, correlated)"),
+        m("persp_sq_trend_x", "none", "log/frame", "persp_trend_x on square (zero-padded) window transforms: "
+          "the perspective verdict's (a non-square window's rings lock bricks and planks at shift 0)"),
+        m("persp_sq_trend_y", "none", "log/frame", "persp_trend_y on square window transforms"),
+        m("persp_sq_agree_x", "none", "frac", "persp_agree_x on square window transforms"),
+        m("persp_sq_agree_y", "none", "frac", "persp_agree_y on square window transforms"),
+        m("persp_sq_pairs_x", "none", "count", "persp_pairs_x on square window transforms"),
+        m("persp_sq_pairs_y", "none", "count", "persp_pairs_y on square window transforms"),
         m("local_period_trend_y", "none", "log/frame", "Theil–Sen slope of log local period vs y/H"),
         m("local_period_trend_x", "none", "log/frame", "Theil–Sen slope of log local period vs x/W"),
         m("nonfinite_frac", "min", "ratio", "share of NaN/Inf pixels", bad=1e-9),

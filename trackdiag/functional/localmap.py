@@ -352,13 +352,15 @@ def _window_grid(x: torch.Tensor, weights: torch.Tensor, *, window_frac: float, 
 
 def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3, window_frac: float = 0.5,
                        bins_per_octave: int = 32, max_octaves: float = 0.8, min_valid: float = 0.6,
-                       min_corr: float = 0.5, hi_cycles: float = 0.2) -> dict[str, torch.Tensor]:
+                       min_corr: float = 0.5, hi_cycles: float = 0.2, square: bool = False,
+                       prefix: str = "persp") -> dict[str, torch.Tensor]:
     """Perspective as a robust trend of the local scale over a ``grid × grid`` set of windows.
 
     ``x`` ``N×H×W`` finite, ``weights`` ``N×H×W`` 0..1 (an apodized mask). Windows of ``window_frac`` of the
     frame's height and width, their centres evenly spread from ``window_frac / 2`` to ``1 − window_frac / 2``
-    of each side, get whitened log-radial power profiles (:func:`log_radial_profile`, the transform padded
-    square: a non-square window's rings lock bricks and planks at shift 0). Every pair of windows
+    of each side, get whitened log-radial power profiles (:func:`log_radial_profile`; ``square``: the
+    transforms padded square, where a non-square window's rings lock bricks and planks at shift 0). Every
+    pair of windows
     in the same row (column) is matched along log frequency (:func:`scale_shift`): every peak of a wall
     seen at an angle moves by the same factor, so the shift is the change of scale between the two windows
     (profiles up to ``hi_cycles`` = 0.2 cycles/px: a ×2 upsampler's cut-off at 0.25, its checkerboard at 0.5
@@ -371,7 +373,8 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
     variation, not from a trend).
 
     Returns ``{"persp_trend_x", "persp_trend_y", "persp_agree_x", "persp_agree_y", "persp_pairs_x",
-    "persp_pairs_y"}``, each ``(N,)`` (NaN trend and agreement without a usable pair).
+    "persp_pairs_y"}`` (``prefix`` for ``persp``), each ``(N,)`` (NaN trend and agreement without a usable
+    pair).
     """
     n, h, w = x.shape
     dev, dt = x.device, x.dtype
@@ -381,7 +384,7 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
     gy, gx = xw.shape[1], xw.shape[2]
     g2 = gy * gx
     prof = log_radial_profile(xw, vw, bins_per_octave=bins_per_octave, hi_cycles=hi_cycles,
-                              square=True)  # (N·G²)×B
+                              square=square)  # (N·G²)×B
     vfrac = vw.reshape(n, g2, wh * ww).mean(-1)
     cy = (torch.arange(gy, device=dev, dtype=dt) * sty + wh / 2) / h
     cx = (torch.arange(gx, device=dev, dtype=dt) * stx + ww / 2) / w
@@ -394,8 +397,8 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
                                     for b in range(a + 1, gy)], cy)):
         if not pairs:
             nan = torch.full((n,), float("nan"), device=dev, dtype=dt)
-            out.update({f"persp_trend_{name}": nan, f"persp_agree_{name}": nan,
-                        f"persp_pairs_{name}": torch.zeros_like(nan)})
+            out.update({f"{prefix}_trend_{name}": nan, f"{prefix}_agree_{name}": nan,
+                        f"{prefix}_pairs_{name}": torch.zeros_like(nan)})
             continue
         ia = torch.stack([p[0] for p in pairs])
         ib = torch.stack([p[1] for p in pairs])
@@ -414,9 +417,9 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
         agree = (use & (torch.sign(slope) == torch.sign(med)[:, None])
                  & (slope.abs() >= 0.5 * med.abs()[:, None])).sum(dim=1).to(dt) / cnt.clamp_min(1.0)
         ok = cnt > 0
-        out[f"persp_trend_{name}"] = torch.where(ok, med, torch.full_like(med, float("nan")))
-        out[f"persp_agree_{name}"] = torch.where(ok, agree, torch.full_like(agree, float("nan")))
-        out[f"persp_pairs_{name}"] = cnt
+        out[f"{prefix}_trend_{name}"] = torch.where(ok, med, torch.full_like(med, float("nan")))
+        out[f"{prefix}_agree_{name}"] = torch.where(ok, agree, torch.full_like(agree, float("nan")))
+        out[f"{prefix}_pairs_{name}"] = cnt
     return out
 
 

@@ -1671,15 +1671,17 @@ def window_grid(h: int, w: int, window_frac: float = 0.5, grid: int = 3
 
 def window_scale_trend(x: np.ndarray, wts: np.ndarray, *, grid: int = 3, bins_per_octave: int = 32,
                        max_octaves: float = 0.8, min_valid: float = 0.6, min_corr: float = 0.5,
-                       hi_cycles: float = 0.2) -> dict[str, float]:
+                       hi_cycles: float = 0.2, square: bool = False, prefix: str = "persp"
+                       ) -> dict[str, float]:
     """``persp_trend_*`` / ``persp_agree_*`` / ``persp_pairs_*``: every pair of windows of a 3×3 grid in the
-    same row (column) matched along log frequency; the lower median of the pair slopes."""
+    same row (column) matched along log frequency; the lower median of the pair slopes (``square``: padded
+    transforms, keys ``prefix_*``)."""
     h, w = x.shape
     corners, wh, ww, sty, stx = window_grid(h, w, grid=grid)
     gy = len({c[0] for c in corners})
     gx = len(corners) // max(gy, 1)
     prof = [log_radial_profile(x[y:y + wh, xx:xx + ww], wts[y:y + wh, xx:xx + ww],
-                               bins_per_octave=bins_per_octave, hi_cycles=hi_cycles, square=True)
+                               bins_per_octave=bins_per_octave, hi_cycles=hi_cycles, square=square)
             for y, xx in corners]
     vfrac = [wts[y:y + wh, xx:xx + ww].mean() for y, xx in corners]
     cy = (np.arange(gy) * sty + wh / 2) / h
@@ -1701,9 +1703,9 @@ def window_scale_trend(x: np.ndarray, wts: np.ndarray, *, grid: int = 3, bins_pe
         med = lower_median(slopes)
         agree = (sum(1 for s in slopes if np.sign(s) == np.sign(med) and abs(s) >= 0.5 * abs(med))
                  / len(slopes)) if slopes else math.nan
-        out[f"persp_trend_{name}"] = med
-        out[f"persp_agree_{name}"] = agree
-        out[f"persp_pairs_{name}"] = float(len(slopes))
+        out[f"{prefix}_trend_{name}"] = med
+        out[f"{prefix}_agree_{name}"] = agree
+        out[f"{prefix}_pairs_{name}"] = float(len(slopes))
     return out
 
 
@@ -2521,6 +2523,7 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     sw = apodize(valid) if masked else vf
     wst = window_scale_trend(x, sw)
     out.update(wst)
+    out.update(window_scale_trend(x, sw, square=True, prefix="persp_sq"))
     if lat["score"] < 0.3:  # read by the rule on aperiodic walls only (NaN elsewhere, as tiling_metrics)
         out.update(centroid_scale_trend(x, sw))
     else:
