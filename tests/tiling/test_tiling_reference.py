@@ -91,7 +91,9 @@ NEW_KEYS = {
     "pair_row_full_peak": PAIR, "pair_col_full_peak": PAIR,
     # the scale trends (perspective)
     "persp_trend_x": CONT, "persp_trend_y": CONT, "persp_agree_x": CONT, "centroid_trend_x": CONT,
-    "centroid_trend_y": CONT, "scale_trend_x": CONT, "scale_trend_y": CONT, "scale_corr_x": CONT,
+    "persp_sq_trend_x": CONT, "persp_sq_trend_y": CONT, "persp_sq_agree_x": CONT,
+    "centroid_trend_y": CONT, "aniso_trend_x": CONT, "aniso_trend_y": CONT, "scale_trend_x": CONT,
+    "scale_trend_y": CONT, "scale_corr_x": CONT,
     # strip novelty, the aliasing fold keys, the edge strips
     "strip_novelty_x": CONT, "strip_novelty_all_x": CONT, "strip_extent_x": COUNT,
     "alias_fine_peak_frac": COUNT, "alias_fold_peak_frac": COUNT, "alias_win_fine_frac": COUNT,

@@ -190,6 +190,9 @@ CENTRE_ZONE = (1.6, 2.6)  # central-half period / map centre period in this rang
 #   (generated seeds 1 and 3, 47 angled walls: base period within 5 % 40 → 45 with the central half; 1.4 → 1.6
 #   in the seventh sitting: v8 seeds 5-7, zones over the centre read 1.71-2.13, right crops over a map median
 #   at P/√2 or below a window's reach 1.41-1.50)
+CENTRE_HALF = 0.12  # ... and where the central half reads 2·(1 − CENTRE_HALF) to 2 × the map's centre, the
+#   crop's half is reported instead of the map's (twelfth sitting: the trend-moved map's median reads hex,
+#   penny and tiles 3-6 % long on angled walls, the crop over the 2× band is exact; docs/tiling.md §6)
 CENTRE_CROP_SCORE = 0.03  # centre_periodicity_score below: the central half's "lattice" is not one (aperiodic
 #   walls read <= 0.02 there); v8 seeds 5-7: the two crops below read 0.48× and 0.70× the period, the lowest
 #   right ones 0.055. An angled wall's frame lattice scoring below it gives way to the map's centre too (v8
@@ -235,5 +238,9 @@ CENTROID_TREND = 0.45  # on an aperiodic wall (periodicity_score < APERIODIC_SCO
 #   or |centroid_trend_y| above: perspective (generated seeds 1-3, aperiodic-scored walls: fronto-parallel
 #   ones of every cause and twins <= 0.40 (a band of doubled columns moves the centroid too), angled
 #   photographed grass and gravel 0.08-0.56, 3 of 9 above)
+ANISO_TREND = 0.25  # on an aperiodic wall, |aniso_trend_x| or |aniso_trend_y| above, with the centroid's
+#   trend of the same sign: perspective (twelfth sitting, v8 seed 32: angled 198 -> 205 of 225, fronto
+#   12 -> 12 of 313, the same from 0.22 to 0.28; checked on seed 31: angled 198 -> 202, fronto 20 -> 21 of
+#   303; docs/tiling.md §6)
 SCALE_TREND_STRONG, SCALE_CORR_STRONG = 0.6, 0.4  # or |scale_trend_*| >= 0.6 at scale_corr >= 0.4 (the same
 #   scenes: angled 60 of 66, fronto-parallel 5 of 105)

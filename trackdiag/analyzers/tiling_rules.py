@@ -23,6 +23,7 @@ from .tiling_limits import (
     ALIAS_RESIZE_NMSE,
     ALIAS_SHIFT_NMSE,
     ALIAS_WIN_FOLD,
+    ANISO_TREND,
     APERIODIC_SCORE,
     BAND_CROSS,
     BAND_EXTENT,
@@ -1194,13 +1195,15 @@ def _perspective_verdicts(g: Callable[[str], float]) -> list[Verdict]:
     out: list[Verdict] = []
     ty, tx = g("local_period_trend_y"), g("local_period_trend_x")
     sy, sx_, cy, cx = g("scale_trend_y"), g("scale_trend_x"), g("scale_corr_y"), g("scale_corr_x")
-    py_, px_ = g("persp_trend_y"), g("persp_trend_x")
+    # the window grid's trend on square transforms (persp_sq_*; persp_* in summaries from before them)
+    pk = "persp_sq" if _fin(g("persp_sq_pairs_x")) or _fin(g("persp_sq_pairs_y")) else "persp"
+    py_, px_ = g(f"{pk}_trend_y"), g(f"{pk}_trend_x")
     if _fin(py_) or _fin(px_):  # the median pairwise scale trend of a 3×3 window grid (window_scale_trend)
         psc = g("periodicity_score")
         aper = _fin(psc) and psc < APERIODIC_SCORE
 
         def _consensus(ax: str) -> bool:  # the pairs agree: a weak trend on an aperiodic wall (PERSP_WEAK)
-            ag, npairs = g(f"persp_agree_{ax}"), g(f"persp_pairs_{ax}")
+            ag, npairs = g(f"{pk}_agree_{ax}"), g(f"{pk}_pairs_{ax}")
             return _fin(ag) and _fin(npairs) and ag >= PERSP_WEAK_AGREE and npairs >= PERSP_WEAK_PAIRS
 
         trends = [(abs(v), name, v) for v, name, ax in ((py_, "top→bottom", "y"), (px_, "left→right", "x"))
@@ -1215,6 +1218,12 @@ def _perspective_verdicts(g: Callable[[str], float]) -> list[Verdict]:
             cty, ctx = g("centroid_trend_y"), g("centroid_trend_x")
             trends += [(abs(v) * PERSP_TREND / CENTROID_TREND, name, v)
                        for v, name in ((cty, "top→bottom"), (ctx, "left→right")) if _fin(v)]
+            # ... or a trend of the windows' anisotropy (a homography stretches the wall more along its
+            # tilt than across it, a power law too) that the centroid's trend confirms in sign
+            trends += [(abs(a) * PERSP_TREND / ANISO_TREND, name, a)
+                       for a, c, name in ((g("aniso_trend_y"), cty, "top→bottom"),
+                                          (g("aniso_trend_x"), ctx, "left→right"))
+                       if _fin(a) and _fin(c) and a * c > 0]
         limit = PERSP_TREND
     elif _fin(sy) or _fin(sx_):  # the scale change between opposite thirds (bands.scale_trend) ...
         trends = [(abs(v), name, v) for v, c, name in ((sy, cy, "top→bottom"), (sx_, cx, "left→right"))
@@ -1230,12 +1239,14 @@ def _perspective_verdicts(g: Callable[[str], float]) -> list[Verdict]:
         _, name, v = max(trends)
         out.append(Verdict(code="perspective", severity="info",
                            title=f"Perspective: the period changes {v:+.0%} per frame {name}",
-                           evidence={"persp_trend_y": _r(py_), "persp_trend_x": _r(px_),
-                                     "persp_agree_y": _r(g("persp_agree_y")),
-                                     "persp_agree_x": _r(g("persp_agree_x")),
+                           evidence={f"{pk}_trend_y": _r(py_), f"{pk}_trend_x": _r(px_),
+                                     f"{pk}_agree_y": _r(g(f"{pk}_agree_y")),
+                                     f"{pk}_agree_x": _r(g(f"{pk}_agree_x")),
                                      "scale_trend_y": _r(sy), "scale_trend_x": _r(sx_),
                                      "centroid_trend_y": _r(g("centroid_trend_y")),
                                      "centroid_trend_x": _r(g("centroid_trend_x")),
+                                     "aniso_trend_y": _r(g("aniso_trend_y")),
+                                     "aniso_trend_x": _r(g("aniso_trend_x")),
                                      "scale_corr_y": _r(cy), "scale_corr_x": _r(cx),
                                      "local_period_trend_y": _r(ty), "local_period_trend_x": _r(tx),
                                      "limit": limit},

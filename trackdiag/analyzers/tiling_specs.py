@@ -15,6 +15,7 @@ from .tiling_limits import (
     ALIAS_RESIZE_NMSE,
     ALIAS_SHIFT_NMSE,
     ALIAS_WIN_FOLD,
+    ANISO_TREND,
     APERIODIC_SCORE,
     BAND_EXTENT,
     BAND_FRAC,
@@ -259,10 +260,22 @@ def _specs() -> list[MetricSpec]:
           f"{APERIODIC_SCORE}, where it is not used)"),
         m("centroid_trend_y", "none", "log/frame", "the same from the top to the bottom window of each "
           "column"),
+        m("aniso_trend_x", "none", "log/frame", "Theil–Sen slope against x/W of the 3×3 window grid's "
+          "anisotropy ln(scale_x / scale_y) (x- against y-cone log-radial spectra), pairs in the same row "
+          f"(perspective on aperiodic walls: >= {ANISO_TREND} in size with centroid_trend_x of its sign; NaN "
+          f"where periodicity_score >= {APERIODIC_SCORE})"),
+        m("aniso_trend_y", "none", "log/frame", "the same against y/H, pairs in the same column"),
         m("persp_agree_x", "none", "frac", "share of the row pairs' slopes agreeing with persp_trend_x"),
         m("persp_agree_y", "none", "frac", "share of the column pairs' slopes agreeing with persp_trend_y"),
         m("persp_pairs_x", "none", "count", "window pairs behind persp_trend_x (valid, correlated)"),
         m("persp_pairs_y", "none", "count", "window pairs behind persp_trend_y (valid, correlated)"),
+        m("persp_sq_trend_x", "none", "log/frame", "persp_trend_x on square (zero-padded) window transforms: "
+          "the perspective verdict's (a non-square window's rings lock bricks and planks at shift 0)"),
+        m("persp_sq_trend_y", "none", "log/frame", "persp_trend_y on square window transforms"),
+        m("persp_sq_agree_x", "none", "frac", "persp_agree_x on square window transforms"),
+        m("persp_sq_agree_y", "none", "frac", "persp_agree_y on square window transforms"),
+        m("persp_sq_pairs_x", "none", "count", "persp_pairs_x on square window transforms"),
+        m("persp_sq_pairs_y", "none", "count", "persp_pairs_y on square window transforms"),
         m("local_period_trend_y", "none", "log/frame", "Theil–Sen slope of log local period vs y/H"),
         m("local_period_trend_x", "none", "log/frame", "Theil–Sen slope of log local period vs x/W"),
         m("nonfinite_frac", "min", "ratio", "share of NaN/Inf pixels", bad=1e-9),

@@ -73,6 +73,7 @@ from .tiling_limits import (
     CENTRE_AGREE,
     CENTRE_CROP_FRAC,
     CENTRE_CROP_SCORE,
+    CENTRE_HALF,
     CENTRE_MULTIPLE,
     CENTRE_ZONE,
     FRAME_DOUBLE,
@@ -1309,8 +1310,12 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     sw = vf if apod is None else apod.to(gray.dtype)
     wst = window_scale_trend(x, sw)  # perspective: the robust trend of a 3×3 window grid's scale
     out.update(wst)
+    # ... on square transforms: the perspective verdict's (bricks and planks no longer lock at shift 0; the
+    # other rules and maps keep the keys above, on which they were calibrated)
+    out.update(window_scale_trend(x, sw, square=True, prefix="persp_sq"))
     # ... and of its spectral centroid: the rules read it on aperiodic walls only (NaN on the others)
-    out.update(_only_where(per.score < APERIODIC_SCORE, ("centroid_trend_x", "centroid_trend_y"), x,
+    out.update(_only_where(per.score < APERIODIC_SCORE,
+                           ("centroid_trend_x", "centroid_trend_y", "aniso_trend_x", "aniso_trend_y"), x,
                            lambda i: centroid_scale_trend(x if i is None else x[i],
                                                           sw if i is None else sw[i])))
     # angled: the window grid's trend (the local map's where the grid has none: its windows at 2–4× the
@@ -1352,16 +1357,19 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
         trend_y=ty if i is None else ty[i], window_frac=p.local_window_frac, overlap=p.local_overlap,
         max_fft_px=p.local_max_fft_px, max_downsample=p.local_max_downsample),
         fills=dict.fromkeys(region_key_names("doubling"), float("nan")), like=x))
-    def centre_of(cc: torch.Tensor, ccs: torch.Tensor) -> torch.Tensor:
+    def centre_of(cc: torch.Tensor, ccs: torch.Tensor, *, halve: bool = False) -> torch.Tensor:
         q = cc / cen
         zone = torch.isfinite(q) & (q >= CENTRE_ZONE[0]) & (q <= CENTRE_ZONE[1])
+        # (halve: where the crop reads up to CENTRE_HALF under twice the map's centre, the crop's half: the
+        # crop's lattice is exact where the trend-moved map's median reads a few % long on an angled wall)
+        zc = torch.where(halve & (0.5 * q >= 1.0 - CENTRE_HALF) & (0.5 * q < 1.0), 0.5 * cc, cen)
         # (not near the search floor, < 2 × min_period_px: an aliased wall's crop reads a folded 3-px
         # "period"; gating on the wall's periodicity_score instead would drop most angled walls, whose global
         # peak smears) (nor where the crop's lattice scores like an aperiodic wall's: CENTRE_CROP_SCORE)
         crop_ok = torch.isfinite(cc) & (cc >= 2.0 * p.min_period_px) & (ccs >= CENTRE_CROP_SCORE)
-        return torch.where(crop_ok, torch.where(zone, cen, cc), torch.where(use_c, cen, gl))
+        return torch.where(crop_ok, torch.where(zone, zc, cc), torch.where(use_c, cen, gl))
 
-    centre = centre_of(cc, ccs)
+    centre = centre_of(cc, ccs, halve=True)
     # (the pair test and the rectified region maps keep the image crop's centre correction, as their rules
     # were calibrated: v8 seed 21, the rectified one moved two clean walls' pair lattices and named bands)
     centre_img = centre_of(cc_img, ccs_img)

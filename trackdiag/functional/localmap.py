@@ -264,15 +264,16 @@ def strip_novelty(x: torch.Tensor, valid: torch.Tensor, *, strips: int = 12, min
 
 
 @functools.lru_cache(maxsize=32)
-def _log_radial_geometry(h: int, w: int, bins_per_octave: int, r_lo_bins: float, hi_cycles: float,
-                         device: torch.device, dt: torch.dtype
+def _log_radial_geometry(h0: int, w0: int, h: int, w: int, bins_per_octave: int, r_lo_bins: float,
+                         hi_cycles: float, device: torch.device, dt: torch.dtype
                          ) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                                     torch.Tensor, torch.Tensor]:
-    """:func:`log_radial_profile`'s constants for ``h×w`` windows (cached: read only): the 2-D Hann window,
-    the columns ``cx`` and rows (``(R,)`` long) of the spectrum the log grid reads, each kept bin's ring
-    (``R×cx`` long, flat) and the rings' counts, and the log grid's ring indices ``i0`` and fractions."""
-    hann = torch.outer(torch.hann_window(h, periodic=False, device=device, dtype=dt),
-                       torch.hann_window(w, periodic=False, device=device, dtype=dt))
+    """:func:`log_radial_profile`'s constants for ``h0×w0`` windows transformed at ``h×w`` (zero-padded when
+    larger; cached: read only): the windows' 2-D Hann window, the columns ``cx`` and rows (``(R,)`` long) of
+    the spectrum the log grid reads, each kept bin's ring (``R×cx`` long, flat) and the rings' counts, and the
+    log grid's ring indices ``i0`` and fractions."""
+    hann = torch.outer(torch.hann_window(h0, periodic=False, device=device, dtype=dt),
+                       torch.hann_window(w0, periodic=False, device=device, dtype=dt))
     s = max(h, w)
     nr = s // 2 + 2
     nb = max(2, int(math.ceil(math.log2(hi_cycles * s / r_lo_bins) * bins_per_octave)))
@@ -292,18 +293,25 @@ def _log_radial_geometry(h: int, w: int, bins_per_octave: int, r_lo_bins: float,
 
 
 def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octave: int = 32,
-                       r_lo_bins: float = 6.0, hi_cycles: float = 0.45) -> torch.Tensor:
+                       r_lo_bins: float = 6.0, hi_cycles: float = 0.45, square: bool = False) -> torch.Tensor:
     """Whitened log power of ``N×h×w`` ``z`` (``weights`` 0..1; weighted mean removed, Hann-windowed) on a
     log-frequency grid: ``N×B``, ``B = bins_per_octave · log2(hi / lo)`` from ``r_lo_bins / max(h, w)`` to
     ``hi_cycles`` cycles/px. The 1-bin ring means are interpolated onto the log grid and a moving average
     over one octave is subtracted, so that peaks (not the spectral slope) carry the profile; a change of
     scale is then a shift along the grid. ``z`` and ``weights`` may have several leading dimensions
-    (``...×h×w``, e.g. strided views of windows, read in place): ``N`` is their product."""
-    h, w = z.shape[-2:]
+    (``...×h×w``, e.g. strided views of windows, read in place): ``N`` is their product.
+
+    ``square``: the transform zero-padded to ``max(h, w)`` on both axes. On a non-square window the shorter
+    axis's frequency step is coarser than a ring (1.5 rings for 2:3): the rings alternately hold an axis bin
+    or none, and a spectrum concentrated on the axes (bricks, planks: their joints' harmonics) gets a comb
+    that is the same in every window and locks the windows' match at shift 0."""
+    h0, w0 = z.shape[-2:]
+    h, w = (max(h0, w0),) * 2 if square else (h0, w0)
     n = math.prod(z.shape[:-2])
     dev, dt = z.device, z.dtype
-    hann, cx, rows, ri, cnt, i0, fr, i1 = _log_radial_geometry(h, w, bins_per_octave, float(r_lo_bins),
-                                                              float(hi_cycles), torch.device(dev), dt)
+    hann, cx, rows, ri, cnt, i0, fr, i1 = _log_radial_geometry(h0, w0, h, w, bins_per_octave,
+                                                              float(r_lo_bins), float(hi_cycles),
+                                                              torch.device(dev), dt)
     # Strided views of windows are read in place; every product is written to a contiguous tensor (out=: an
     # element-wise op on overlapping views would lay its output out in the views' stride order, and the sums
     # and transforms below would then run in another order)
@@ -314,7 +322,8 @@ def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octav
     zw = torch.mul(z, ww, out=torch.empty(shape, device=dev, dtype=dt))
     mean = zw.sum((-2, -1), keepdim=True) / ww.sum((-2, -1), keepdim=True).clamp_min(1e-9)
     # (z − mean)·ww as z·ww − mean·ww: one pass over the windows instead of two
-    spec = torch.fft.fft(torch.fft.rfft(zw.addcmul_(ww, mean, value=-1.0), dim=-1)[..., :cx], dim=-2)
+    spec = torch.fft.fft(torch.fft.rfft(zw.addcmul_(ww, mean, value=-1.0), n=w, dim=-1)[..., :cx], n=h,
+                         dim=-2)
     p = abs2(spec.index_select(-2, rows))  # N×rows×cx
     nr = cnt.shape[0]
     tot = torch.zeros(n, nr, device=dev, dtype=dt).scatter_add_(1, ri[None].expand(n, -1), p.reshape(n, -1))
@@ -362,12 +371,15 @@ def _window_grid(x: torch.Tensor, weights: torch.Tensor, *, window_frac: float, 
 
 def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3, window_frac: float = 0.5,
                        bins_per_octave: int = 32, max_octaves: float = 0.8, min_valid: float = 0.6,
-                       min_corr: float = 0.5, hi_cycles: float = 0.2) -> dict[str, torch.Tensor]:
+                       min_corr: float = 0.5, hi_cycles: float = 0.2, square: bool = False,
+                       prefix: str = "persp") -> dict[str, torch.Tensor]:
     """Perspective as a robust trend of the local scale over a ``grid × grid`` set of windows.
 
     ``x`` ``N×H×W`` finite, ``weights`` ``N×H×W`` 0..1 (an apodized mask). Windows of ``window_frac`` of the
     frame's height and width, their centres evenly spread from ``window_frac / 2`` to ``1 − window_frac / 2``
-    of each side, get whitened log-radial power profiles (:func:`log_radial_profile`). Every pair of windows
+    of each side, get whitened log-radial power profiles (:func:`log_radial_profile`; ``square``: the
+    transforms padded square, where a non-square window's rings lock bricks and planks at shift 0). Every
+    pair of windows
     in the same row (column) is matched along log frequency (:func:`scale_shift`): every peak of a wall
     seen at an angle moves by the same factor, so the shift is the change of scale between the two windows
     (profiles up to ``hi_cycles`` = 0.2 cycles/px: a ×2 upsampler's cut-off at 0.25, its checkerboard at 0.5
@@ -380,7 +392,8 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
     variation, not from a trend).
 
     Returns ``{"persp_trend_x", "persp_trend_y", "persp_agree_x", "persp_agree_y", "persp_pairs_x",
-    "persp_pairs_y"}``, each ``(N,)`` (NaN trend and agreement without a usable pair).
+    "persp_pairs_y"}`` (``prefix`` for ``persp``), each ``(N,)`` (NaN trend and agreement without a usable
+    pair).
     """
     n, h, w = x.shape
     dev, dt = x.device, x.dtype
@@ -389,7 +402,8 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
     wh, ww = xw.shape[-2:]
     gy, gx = xw.shape[1], xw.shape[2]
     g2 = gy * gx
-    prof = log_radial_profile(xw, vw, bins_per_octave=bins_per_octave, hi_cycles=hi_cycles)  # (N·G²)×B
+    prof = log_radial_profile(xw, vw, bins_per_octave=bins_per_octave, hi_cycles=hi_cycles,
+                              square=square)  # (N·G²)×B
     vfrac = vw.reshape(n, g2, wh * ww).mean(-1)
     cy = (torch.arange(gy, device=dev, dtype=dt) * sty + wh / 2) / h
     cx = (torch.arange(gx, device=dev, dtype=dt) * stx + ww / 2) / w
@@ -402,8 +416,8 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
                                     for b in range(a + 1, gy)], cy)):
         if not pairs:
             nan = torch.full((n,), float("nan"), device=dev, dtype=dt)
-            out.update({f"persp_trend_{name}": nan, f"persp_agree_{name}": nan,
-                        f"persp_pairs_{name}": torch.zeros_like(nan)})
+            out.update({f"{prefix}_trend_{name}": nan, f"{prefix}_agree_{name}": nan,
+                        f"{prefix}_pairs_{name}": torch.zeros_like(nan)})
             continue
         ia = torch.stack([p[0] for p in pairs])
         ib = torch.stack([p[1] for p in pairs])
@@ -422,10 +436,42 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
         agree = (use & (torch.sign(slope) == torch.sign(med)[:, None])
                  & (slope.abs() >= 0.5 * med.abs()[:, None])).sum(dim=1).to(dt) / cnt.clamp_min(1.0)
         ok = cnt > 0
-        out[f"persp_trend_{name}"] = torch.where(ok, med, torch.full_like(med, float("nan")))
-        out[f"persp_agree_{name}"] = torch.where(ok, agree, torch.full_like(agree, float("nan")))
-        out[f"persp_pairs_{name}"] = cnt
+        out[f"{prefix}_trend_{name}"] = torch.where(ok, med, torch.full_like(med, float("nan")))
+        out[f"{prefix}_agree_{name}"] = torch.where(ok, agree, torch.full_like(agree, float("nan")))
+        out[f"{prefix}_pairs_{name}"] = cnt
     return out
+
+
+def _cone_anisotropy(p: torch.Tensor, r: torch.Tensor, c2: torch.Tensor, *, lo_cycles: float,
+                     hi_cycles: float, bins_per_octave: int = 6, cone_deg: float = 30.0) -> torch.Tensor:
+    """``ln(scale_x / scale_y)`` of ``...×h×(w//2+1)`` power spectra ``p`` (``r``: the bins' radius in
+    cycles/px, ``c2``: cos 2θ of their direction, both ``h×(w//2+1)``) → ``(...)``.
+
+    The log power of the cone within ``cone_deg`` of the x axis and of the y axis, on rings of
+    ``1 / bins_per_octave`` octave from ``lo_cycles`` to ``hi_cycles``: a texture stretched along x by
+    ``s_x`` and along y by ``s_y`` has its x-cone profile shifted by ``−ln s_x`` along ``ln r`` against an
+    isotropic one, whatever its spectrum's shape (a power law too, whose radial profile shows no change of
+    scale). The shift between the cones is ``Σ (L_x − L_y) D / Σ D²`` (``D`` the slope of their mean
+    against ``ln r``: a linearised match, weighted where the profile has a slope); a gain (lighting,
+    contrast) moves both cones alike and cancels."""
+    nb = max(3, int(math.floor(math.log2(hi_cycles / lo_cycles) * bins_per_octave)))
+    edges = lo_cycles * 2.0 ** (torch.arange(nb + 1, device=p.device, dtype=p.dtype) / bins_per_octave)
+    b = torch.bucketize(r, edges) - 1
+    cos_lim = math.cos(math.radians(2.0 * cone_deg))
+    profs = []
+    for cone in (c2 >= cos_lim, c2 <= -cos_lim):  # |θ| <= cone_deg from x, from y
+        idx = torch.where((b >= 0) & (b < nb) & cone, b, torch.full_like(b, nb)).flatten()
+        tot = torch.zeros(*p.shape[:-2], nb + 1, device=p.device, dtype=p.dtype).index_add_(
+            -1, idx, p.flatten(-2))
+        cnt = torch.zeros(nb + 1, device=p.device, dtype=p.dtype).index_add_(0, idx, torch.ones_like(
+            idx, dtype=p.dtype))
+        mean = tot[..., :nb] / cnt[:nb].clamp_min(1.0)
+        profs.append(torch.log(mean.clamp_min(torch.finfo(p.dtype).tiny)))
+    lx, ly = profs
+    m = (lx + ly) / 2
+    d = (m[..., 2:] - m[..., :-2]) / (2.0 * math.log(2.0) / bins_per_octave)  # d ln P / d ln r
+    diff = (lx - ly)[..., 1:-1]
+    return (diff * d).sum(-1) / (d * d).sum(-1).clamp_min(1e-9)
 
 
 def centroid_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3, window_frac: float = 0.5,
@@ -444,8 +490,18 @@ def centroid_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 
     the columns. A power law alone does not move its centroid, so the trend reads less than the true one
     (about 0.5–0.7× of it on generated photo walls).
 
+    The same windows' anisotropy (:func:`_cone_anisotropy`, ``ln(scale_x / scale_y)``) changes too: a
+    homography's Jacobian stretches the wall along the direction of the tilt more than across it (the
+    local period across lines normal to the tilt grows as ``w²``, along them as ``w``, with ``w`` the
+    projective denominator), so ``ln(scale_x / scale_y)`` follows ``ln w`` across the frame, even on a
+    power-law texture. ``aniso_trend_x`` is the Theil–Sen slope of the windows' anisotropy against their
+    x centre (pairs in the same row, both windows at least ``min_valid`` valid; frame units), about
+    ``1/1.5`` of the log period's trend on an isotropic texture; ``aniso_trend_y`` the same along the
+    columns.
+
     ``x`` ``N×H×W`` finite, ``weights`` ``N×H×W`` 0..1. Returns ``{"centroid_trend_x",
-    "centroid_trend_y"}``, each ``(N,)`` (NaN without a valid pair of end windows).
+    "centroid_trend_y", "aniso_trend_x", "aniso_trend_y"}``, each ``(N,)`` (NaN without a valid pair of
+    windows).
     """
     n, h, w = x.shape
     dev, dt = x.device, x.dtype
@@ -465,6 +521,16 @@ def centroid_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 
     ok = vw.mean((-2, -1)) >= min_valid  # N×gy×gx
     nan = torch.full((n,), float("nan"), device=dev, dtype=dt)
     out = {"centroid_trend_x": nan, "centroid_trend_y": nan.clone()}
+    ky2 = torch.fft.fftfreq(wh, device=dev, dtype=dt)[:, None].square()
+    c2 = (r.square() - 2.0 * ky2) / r.square().clamp_min(1e-12)  # cos 2θ = (kx² − ky²) / r²
+    an = _cone_anisotropy(p, r, c2, lo_cycles=lo_cycles, hi_cycles=hi_cycles).reshape(n, gy * gx)
+    okf = ok.reshape(n, gy * gx).to(dt)
+    cyw = (torch.arange(gy, device=dev, dtype=dt) * sty + wh / 2) / h
+    cxw = (torch.arange(gx, device=dev, dtype=dt) * stx + ww / 2) / w
+    iy = torch.arange(gy, device=dev)[:, None].expand(gy, gx).flatten()
+    ix = torch.arange(gx, device=dev)[None, :].expand(gy, gx).flatten()
+    out["aniso_trend_x"] = theil_sen(cxw[ix], an, okf, group=iy, min_points=2)
+    out["aniso_trend_y"] = theil_sen(cyw[iy], an, okf, group=ix, min_points=2)
     if gx > 1:
         span = (gx - 1) * stx / w
         sl = -(c[:, :, -1] - c[:, :, 0]) / span  # N×gy

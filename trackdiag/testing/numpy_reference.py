@@ -1614,13 +1614,15 @@ def hypotheses_extent(hyps: list[np.ndarray], *, excess: float) -> dict[str, flo
 # bands.scale_trend)
 # ------------------------------------------------------------------------------------------------------
 def log_radial_profile(z: np.ndarray, wts: np.ndarray, *, bins_per_octave: int = 32, r_lo_bins: float = 6.0,
-                       hi_cycles: float = 0.45) -> np.ndarray:
+                       hi_cycles: float = 0.45, square: bool = False) -> np.ndarray:
     """Whitened log ring-mean power of one window on a log-frequency grid (one-bin rings of the full
-    rfft2, interpolated, minus a one-octave moving mean)."""
-    h, w = z.shape
-    ww = wts * np.outer(hann_sym(h), hann_sym(w))
+    rfft2, interpolated, minus a one-octave moving mean); ``square``: the transform zero-padded to the
+    longer side on both axes."""
+    h0, w0 = z.shape
+    h, w = (max(h0, w0),) * 2 if square else (h0, w0)
+    ww = wts * np.outer(hann_sym(h0), hann_sym(w0))
     m = (z * ww).sum() / max(ww.sum(), 1e-9)
-    p = np.abs(np.fft.rfft2((z - m) * ww)) ** 2
+    p = np.abs(np.fft.rfft2((z - m) * ww, s=(h, w))) ** 2
     s = max(h, w)
     nr = s // 2 + 2
     nb = max(2, math.ceil(math.log2(hi_cycles * s / r_lo_bins) * bins_per_octave))
@@ -1669,15 +1671,18 @@ def window_grid(h: int, w: int, window_frac: float = 0.5, grid: int = 3
 
 def window_scale_trend(x: np.ndarray, wts: np.ndarray, *, grid: int = 3, bins_per_octave: int = 32,
                        max_octaves: float = 0.8, min_valid: float = 0.6, min_corr: float = 0.5,
-                       hi_cycles: float = 0.2) -> dict[str, float]:
+                       hi_cycles: float = 0.2, square: bool = False, prefix: str = "persp"
+                       ) -> dict[str, float]:
     """``persp_trend_*`` / ``persp_agree_*`` / ``persp_pairs_*``: every pair of windows of a 3×3 grid in the
-    same row (column) matched along log frequency; the lower median of the pair slopes."""
+    same row (column) matched along log frequency; the lower median of the pair slopes (``square``: padded
+    transforms, keys ``prefix_*``)."""
     h, w = x.shape
     corners, wh, ww, sty, stx = window_grid(h, w, grid=grid)
     gy = len({c[0] for c in corners})
     gx = len(corners) // max(gy, 1)
     prof = [log_radial_profile(x[y:y + wh, xx:xx + ww], wts[y:y + wh, xx:xx + ww],
-                               bins_per_octave=bins_per_octave, hi_cycles=hi_cycles) for y, xx in corners]
+                               bins_per_octave=bins_per_octave, hi_cycles=hi_cycles, square=square)
+            for y, xx in corners]
     vfrac = [wts[y:y + wh, xx:xx + ww].mean() for y, xx in corners]
     cy = (np.arange(gy) * sty + wh / 2) / h
     cx = (np.arange(gx) * stx + ww / 2) / w
@@ -1698,16 +1703,17 @@ def window_scale_trend(x: np.ndarray, wts: np.ndarray, *, grid: int = 3, bins_pe
         med = lower_median(slopes)
         agree = (sum(1 for s in slopes if np.sign(s) == np.sign(med) and abs(s) >= 0.5 * abs(med))
                  / len(slopes)) if slopes else math.nan
-        out[f"persp_trend_{name}"] = med
-        out[f"persp_agree_{name}"] = agree
-        out[f"persp_pairs_{name}"] = float(len(slopes))
+        out[f"{prefix}_trend_{name}"] = med
+        out[f"{prefix}_agree_{name}"] = agree
+        out[f"{prefix}_pairs_{name}"] = float(len(slopes))
     return out
 
 
 def centroid_scale_trend(x: np.ndarray, wts: np.ndarray, *, grid: int = 3, lo_cycles: float = 0.02,
                          hi_cycles: float = 0.2, min_valid: float = 0.6) -> dict[str, float]:
     """``centroid_trend_*``: per window of the 3×3 grid, the power-weighted mean log frequency over
-    0.02–0.2 cycles/px; the lower median over rows (columns) of the end windows' difference per frame."""
+    0.02–0.2 cycles/px; the lower median over rows (columns) of the end windows' difference per frame.
+    ``aniso_trend_*``: the windows' cone anisotropy's pairwise slopes along the rows (columns)."""
     h, w = x.shape
     corners, wh, ww, sty, stx = window_grid(h, w, grid=grid)
     gy = len({c[0] for c in corners})
@@ -1725,6 +1731,30 @@ def centroid_scale_trend(x: np.ndarray, wts: np.ndarray, *, grid: int = 3, lo_cy
         c[n // gx, n % gx] = (p * lr).sum() / max(p.sum(), _TINY32)
         ok[n // gx, n % gx] = v.mean() >= min_valid
     out = {"centroid_trend_x": math.nan, "centroid_trend_y": math.nan}
+    # aniso_trend_*: each window's ln(scale_x / scale_y) from its x- and y-cone log-radial profiles, the
+    # lower median of the pairwise slopes in each row (column)
+    an = np.zeros((gy, gx))
+    nb = max(3, math.floor(math.log2(hi_cycles / lo_cycles) * 6))
+    edges = lo_cycles * 2.0 ** (np.arange(nb + 1) / 6)
+    ring = np.searchsorted(edges, r, side="left") - 1
+    ky = np.fft.fftfreq(wh)[:, None]
+    c2 = (r ** 2 - 2 * ky ** 2) / np.maximum(r ** 2, 1e-12)
+    cones = [(ring >= 0) & (ring < nb) & cone for cone in (c2 >= 0.5, c2 <= -0.5)]
+    for n, (y, xx) in enumerate(corners):
+        z, v = x[y:y + wh, xx:xx + ww], wts[y:y + wh, xx:xx + ww]
+        wt = v * hw
+        m = (z * wt).sum() / max(wt.sum(), 1e-9)
+        p = np.abs(np.fft.rfft2((z - m) * wt)) ** 2
+        lx, ly = (np.log(np.maximum(np.array([p[sel & (ring == i)].mean() if (sel & (ring == i)).any()
+                                              else 0.0 for i in range(nb)]), _TINY32)) for sel in cones)
+        mm = (lx + ly) / 2
+        d = (mm[2:] - mm[:-2]) / (2 * math.log(2) / 6)
+        an[n // gx, n % gx] = ((lx - ly)[1:-1] * d).sum() / max((d * d).sum(), 1e-9)
+    for name, vals, oks, pos in (("x", an, ok, (np.arange(gx) * stx + ww / 2) / w),
+                                 ("y", an.T, ok.T, (np.arange(gy) * sty + wh / 2) / h)):
+        sl = [(vals[i, b] - vals[i, a]) / (pos[b] - pos[a]) for i in range(vals.shape[0])
+              for a in range(vals.shape[1]) for b in range(a + 1, vals.shape[1]) if oks[i, a] and oks[i, b]]
+        out[f"aniso_trend_{name}"] = lower_median(sl) if oks.sum() >= 2 and sl else math.nan
     if gx > 1:
         sl = -(c[:, -1] - c[:, 0]) / ((gx - 1) * stx / w)
         out["centroid_trend_x"] = lower_median(np.where(ok[:, -1] & ok[:, 0], sl, np.nan))
@@ -2118,7 +2148,7 @@ def lattice_keys(f: np.ndarray, g: np.ndarray, side: int, prominence: float) -> 
 # ------------------------------------------------------------------------------------------------------
 PERSPECTIVE_TREND, CENTRE_AGREE, CENTRE_MULTIPLE = 0.2, 0.12, 1.4
 CENTRE_ZONE, CENTRE_CROP_FRAC = (1.6, 2.6), 0.4
-CENTRE_CROP_SCORE, FRAME_DOUBLE, REF_MAP_CYCLES = 0.03, (1.85, 2.6), 2.5
+CENTRE_CROP_SCORE, FRAME_DOUBLE, REF_MAP_CYCLES, CENTRE_HALF = 0.03, (1.85, 2.6), 2.5, 0.12
 RECT_ALT_DIFF = 0.1  # as tiling_limits: the unchecked tilt is a second candidate beyond this (frame units)
 RECT_ALT_MAX = 1.0  # as tiling_limits: ... and only where |G_y| + |G_x| <= this
 RECT_REFINE_STEP = 0.2  # as tiling_limits: the tilt's one correction, at most this per component
@@ -2508,10 +2538,12 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     sw = apodize(valid) if masked else vf
     wst = window_scale_trend(x, sw)
     out.update(wst)
+    out.update(window_scale_trend(x, sw, square=True, prefix="persp_sq"))
     if lat["score"] < 0.3:  # read by the rule on aperiodic walls only (NaN elsewhere, as tiling_metrics)
         out.update(centroid_scale_trend(x, sw))
     else:
-        out.update(centroid_trend_x=math.nan, centroid_trend_y=math.nan)
+        out.update(centroid_trend_x=math.nan, centroid_trend_y=math.nan, aniso_trend_x=math.nan,
+                   aniso_trend_y=math.nan)
     wt = np.fmax(abs(wst["persp_trend_x"]), abs(wst["persp_trend_y"]))
     persp = (wt >= PERSPECTIVE_TREND) if math.isfinite(wt) else \
         bool(np.fmax(abs(ty), abs(tx)) >= PERSPECTIVE_TREND)
@@ -2537,16 +2569,17 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     out["rect_crop_period_px"], out["rect_crop_periodicity_score"] = rcc, rcs
     use_r = math.isfinite(rcc) and rcs >= ccs and rcs >= CENTRE_CROP_SCORE
 
-    def centre_of(cc: float, ccs: float) -> float:
+    def centre_of(cc: float, ccs: float, halve: bool = False) -> float:
         q = cc / cen
         zone = math.isfinite(q) and CENTRE_ZONE[0] <= q <= CENTRE_ZONE[1]
         crop_ok = math.isfinite(cc) and cc >= 2.0 * 3.0 and ccs >= CENTRE_CROP_SCORE
-        return (cen if zone else cc) if crop_ok else (cen if use_c else gl)
+        zc = 0.5 * cc if halve and 1.0 - CENTRE_HALF <= 0.5 * q < 1.0 else cen  # the crop's half
+        return (zc if zone else cc) if crop_ok else (cen if use_c else gl)
 
     centre_img = centre_of(cc, ccs)  # the pair test's centre correction: the image crop's, as calibrated
     if use_r:
         cc, ccs = rcc, rcs
-    centre = centre_of(cc, ccs)
+    centre = centre_of(cc, ccs, halve=True)
     out["centre_period_px"], out["centre_crop_period_px"] = cen, cc
     out["frame_period_px"] = gl
     # a fronto-parallel frame lattice pulled to 2× by a zone or band (tiling._frame_doubled_period)
