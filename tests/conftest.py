@@ -47,6 +47,7 @@ def _worker_group(nodeid: str) -> str:
     return path
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: unknown under -p no:xdist
 def pytest_xdist_make_scheduler(config, log):
     """``make test`` (``-n 2 --dist loadgroup``) schedules whole work units (:func:`_worker_group`), so module
     fixtures, servers and the demo run are made once. xdist's own ``xdist_group`` marks cannot do it under
