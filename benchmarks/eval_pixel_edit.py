@@ -39,8 +39,9 @@ re-textured walls). The steps run alone, as the pixel judge runs them on an edit
 model would (``trackdiag.testing.pairs.COPY_STYLES``), per seed ``--n`` iterations each making one misplaced
 pair (cycling ``resampled``, ``blended``, ``inpainted`` and an exact copy whose output is re-compressed as
 JPEG at q 70–90) and one clean edit (every other one re-compressed at q 70–90), from ``default_rng((seed,
-18))``; only the ``boxes`` step reads it. ``--blocks`` (eleventh sitting) adds the block search for copies
-processed after the copy (:mod:`trackdiag.functional.pixel_blocks`, off in the judge by default).
+18))``; only the ``boxes`` step reads it. The block search for copies processed after the copy
+(:mod:`trackdiag.functional.pixel_blocks`, eleventh sitting) is on, as in the judge since the twelfth sitting;
+``--no-blocks`` leaves it out.
 
 Prints each miss (and each false find) and the counts ``[found, n, false]`` per kind as JSON. With
 ``--cache`` the pairs are stored there (pickle, written and read only by this script).
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--step", choices=("boxes", "translate", "bands", "probe"), required=True)
     ap.add_argument("--no-support", action="store_true", help="boxes: the strong phase boxes alone")
     ap.add_argument("--no-copy", action="store_true", help="boxes: without the copied-grain boxes")
-    ap.add_argument("--blocks", action="store_true", help="boxes: with the block search (off in the judge)")
+    ap.add_argument("--no-blocks", action="store_true", help="boxes: without the block search")
     ap.add_argument("--band-level", type=float, default=None, help="bands: override the band level")
     ap.add_argument("--chroma-level", type=float, default=None, help="bands: chroma band level (0: off)")
     ap.add_argument("--chroma-along", type=float, default=None,
@@ -312,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         d["phase_weak_deg"] = 0.0
     if args.no_copy:
         d["copy_level"] = 0.0
-    if args.blocks:
-        d["copy_blocks"] = True
+    if args.no_blocks:
+        d["copy_blocks"] = False
     if args.step == "probe":
         print(json.dumps(probe(args.seeds, args.n, args.cache)))
         return 0

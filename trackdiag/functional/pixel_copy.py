@@ -35,7 +35,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .pixel_edit import box_mean, shift_fill
+from .pixel_edit import box_mean, box_sum, shift_fill
 from .pixel_translate import edge_magnitude
 
 __all__ = ["TRANSFORMS", "grain", "grain_level", "copy_candidates", "copy_ratio", "copy_pairs", "copy_boxes"]
@@ -131,6 +131,37 @@ def copy_ratio(e: torch.Tensor, inner: torch.Tensor, base: torch.Tensor, name: s
     return torch.where(ok, ratio, torch.ones_like(ratio))[0, 0]
 
 
+def _copy_ratios(e: torch.Tensor, inner: torch.Tensor, base: torch.Tensor,
+                 cands: list[tuple[str, int, int]], *, window: int, level: torch.Tensor,
+                 floor: float = 0.02) -> torch.Tensor:
+    """``S×H×W``: :func:`copy_ratio` at each of the ``S`` candidates ``(transform, dy, dx)``, as one batch of
+    cumulative-sum box sums (:func:`~trackdiag.functional.pixel_edit.box_sum`) over the bounding box of
+    ``inner`` (outside it under half of any window is inside: 1, as :func:`copy_ratio` reads there).
+    ``e``, ``inner``, ``base``: ``H×W``; ``level``: ``()``."""
+    h, w = e.shape
+    out = torch.ones(len(cands), h, w, dtype=e.dtype, device=e.device)
+    ys, xs = torch.nonzero(inner, as_tuple=True)
+    if not cands or ys.numel() == 0:
+        return out
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    m = inner.to(e.dtype)
+    pad = max(max(abs(dy), abs(dx)) for _, dy, dx in cands)
+    moved = {name: (F.pad(_apply(e, name), (pad,) * 4), F.pad(_apply(m, name), (pad,) * 4))
+             for name in {c[0] for c in cands}}
+    x, mx = e[y0:y1, x0:x1], m[y0:y1, x0:x1]
+    tx = torch.stack([moved[n][0][pad + y0 + dy:pad + y1 + dy, pad + x0 + dx:pad + x1 + dx]
+                      for n, dy, dx in cands])
+    tm = torch.stack([moved[n][1][pad + y0 + dy:pad + y1 + dy, pad + x0 + dx:pad + x1 + dx]
+                      for n, dy, dx in cands]) * mx
+    k2 = window * window
+    num, cov, energy = box_sum(torch.stack([(x - tx) ** 2 * tm, tm, (x ** 2 + tx ** 2) * tm]), window)
+    b = base[y0:y1, x0:x1]
+    ok = (cov > 0.5 * k2) & (energy > floor * level * k2) & torch.isfinite(b)
+    ratio = num / cov.clamp_min(1e-6 * k2) / b.clamp_min(1e-12)
+    out[:, y0:y1, x0:x1] = torch.where(ok, ratio, torch.ones_like(ratio))
+    return out
+
+
 def _partner(comp: torch.Tensor, name: str, dy: int, dx: int) -> torch.Tensor:
     """``H×W`` bool: where ``p ↦ T⁻¹(p + d)`` sends the pixels of ``comp`` (``H×W`` bool)."""
     h, w = comp.shape
@@ -189,9 +220,9 @@ def copy_pairs(signal: torch.Tensor, region: torch.Tensor, *, count: int = 8, wi
             out.append(found)
             continue
         energy = grain_level(e[i], inner[i], window=window)  # one per image, not per candidate
-        for name, dy, dx in cands[i]:
-            hot = (copy_ratio(e[i], inner[i], base[i], name, dy, dx, window=window, level=energy)
+        hot_all = (_copy_ratios(e[i], inner[i], base[i], cands[i], window=window, level=energy)
                    < level).cpu().numpy()
+        for (name, dy, dx), hot in zip(cands[i], hot_all, strict=True):
             add_pairs(found, hot, name, dy, dx, min_area=min_area, device=signal.device)
         out.append(found)
     return out

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from .pixel_change import QUANT_FLOOR, texture_activity
 
 __all__ = ["sharpness_deficit", "matched_lattice_residual", "matched_lattice_residuals", "band_level",
-           "chroma_plane", "chroma_band_level", "chroma_level", "drop_echoes", "box_mean", "shift_fill"]
+           "chroma_plane", "chroma_band_level", "chroma_level", "drop_echoes", "box_mean", "box_sum",
+           "shift_fill"]
 
 
 def sharpness_deficit(signal: torch.Tensor, region: torch.Tensor, *, window: int = 7,
@@ -81,9 +82,22 @@ def shift_fill(x: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
 
 
 def box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
-    """``N×C×H×W`` mean over a ``k×k`` box (zero padding), as two separable passes."""
-    x = F.avg_pool2d(F.pad(x, (0, 0, k // 2, k // 2)), (k, 1), stride=1)
-    return F.avg_pool2d(F.pad(x, (k // 2, k // 2, 0, 0)), (1, k), stride=1)
+    """``N×C×H×W`` mean over a ``k×k`` box (``k`` odd, zero padding): :func:`box_sum` / ``k²`` (twelfth
+    sitting; two separable average poolings before, which cost ``k`` operations per pixel and pass and were
+    most of the band step's time; the values agree to float rounding, ~1e-7 of a row's running sum)."""
+    return box_sum(x, k) / float(k * k)
+
+
+def box_sum(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``...×H×W`` sum over a ``k×k`` box (``k`` odd, zero padding) as two passes of differences of
+    cumulative sums: O(1) per pixel whatever ``k`` (4× faster than :func:`box_mean`'s pooling at 13 px), for
+    the many box means of the copy searches. A box over zeros reads exactly 0; elsewhere it equals
+    ``k² · box_mean(x, k)`` to float rounding of the running sum (~1e-7 of a row's sum in float32)."""
+    r = k // 2
+    c = F.pad(x, (r + 1, r)).cumsum(-1)
+    c = c[..., k:] - c[..., :-k]
+    c = F.pad(c.transpose(-1, -2), (r + 1, r)).cumsum(-1)
+    return (c[..., k:] - c[..., :-k]).transpose(-1, -2)
 
 
 def matched_lattice_residual(signal: torch.Tensor, region: torch.Tensor, vectors: torch.Tensor, *,

@@ -21,8 +21,9 @@
   (:mod:`~trackdiag.functional.pixel_translate`); with ``copy_level`` > 0, a region whose grain repeats
   another part of the wall (:func:`~trackdiag.functional.pixel_copy.copy_boxes`: a misplaced patch, even
   one in phase with its new place; of the copy and its source, the one departing more in phase) scores
-  ``peak_edited`` too; with ``copy_blocks`` (off by default: ~7× the CPU of the phase step), copies
-  processed after the copy are searched block by block too (:mod:`~trackdiag.functional.pixel_blocks`);
+  ``peak_edited`` too; with ``copy_blocks`` (on by default since the twelfth sitting, when one batched FFT
+  correlation made it cheap), copies processed after the copy are searched block by block too
+  (:mod:`~trackdiag.functional.pixel_blocks`);
 * unedited: the anomaly score is the change against the change the local texture explains
   (:func:`~trackdiag.functional.pixel_change.relative_change`), thresholded at ``score_unedited`` with the
   gaps closed; a component counts when its peak reaches ``peak_unedited`` (``peak``) and its box is shrunk
@@ -67,7 +68,7 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
                         phase_weak_deg: float = 40.0, phase_support: float = 1.5,
                         band_chroma_level: float = 0.02, band_chroma_z: float = 6.0,
                         band_chroma_along: float = 3.0, copy_level: float = 0.25,
-                        copy_blocks: bool = False) -> dict[str, torch.Tensor]:
+                        copy_blocks: bool = True) -> dict[str, torch.Tensor]:
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
     ``threshold`` (``(B,)``), ``peak`` (``(B,)``, the level a component's peak must reach),
     ``box_margin`` (``(B,)``, px to shrink each box by, negative: grow), ``edited`` (``(B,)`` 0/1),
