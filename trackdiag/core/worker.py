@@ -45,7 +45,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -64,6 +64,9 @@ Op = tuple[str, dict[str, Any]]  # (kind, payload) as in trackdiag.backends.spoo
 SCALARS, MEDIA = "scalars", "media"
 #: Most figures sent to a backend in one call (``Backend.log_images``: one MLflow upload).
 IMAGE_BATCH = 16
+#: The most a metrics write carries: consecutive steps' metrics up to this many values (MLflow's log_batch
+#: limit) or this many steps.
+METRICS_PER_WRITE, STEPS_PER_WRITE = 1000, 256
 
 
 @dataclass
@@ -568,11 +571,16 @@ class Worker:
         """Seconds a scalars lane waits before its next metrics call, so that the steps of about
         ``metrics_every_s`` go to the tracker in one write (one store transaction instead of one per step:
         less CPU and less GIL taken from the training thread). The items are durable in the spool
-        meanwhile; ``flush()`` and ``close()`` do not wait."""
+        meanwhile; ``flush()`` and ``close()`` do not wait, and neither does a lane holding more than one
+        write (a linger per write would cap it at one write, :data:`STEPS_PER_WRITE` steps, per
+        ``metrics_every_s``: a fast loop's backlog then waited for ``finish()``)."""
         if lane.kind != SCALARS or self._closed or self._flushing or not lane.jobs:
             return 0.0
         head = lane.jobs[0]
         if head.kind != "metrics" or head.failures:
+            return 0.0
+        run = _metrics_run(lane.jobs)
+        if len(run) < len(lane.jobs):  # a full write is waiting: lingering would only throttle the lane
             return 0.0
         return lane.last_metrics + self._metrics_every_s - time.monotonic()
 
@@ -587,12 +595,7 @@ class Worker:
                 jobs.append(job)
             return jobs
         if jobs[0].kind == "metrics" and jobs[0].failures == 0:
-            n = len(jobs[0].payload["metrics"])
-            for job in list(lane.jobs)[1:]:
-                n += len(job.payload["metrics"]) if job.kind == "metrics" else 0
-                if job.kind != "metrics" or n > 1000 or len(jobs) >= 256:
-                    break
-                jobs.append(job)
+            jobs = _metrics_run(lane.jobs)
         return jobs
 
     def _deliver(self, lane: _Lane, jobs: list[_Job]) -> None:
@@ -837,6 +840,19 @@ class Worker:
         if first:
             log.warning("trackdiag: backend %s failed to %s (%s: %s); what it did not take is kept in the "
                         "spool", name, kind, type(exc).__name__, str(exc)[:300])
+
+
+def _metrics_run(jobs: Iterable[_Job]) -> list[_Job]:
+    """The consecutive metrics jobs at the head of ``jobs`` that one write carries (at most
+    :data:`METRICS_PER_WRITE` values and :data:`STEPS_PER_WRITE` jobs; the first always)."""
+    run: list[_Job] = []
+    n = 0
+    for job in jobs:
+        n += len(job.payload["metrics"]) if job.kind == "metrics" else 0
+        if run and (job.kind != "metrics" or n > METRICS_PER_WRITE or len(run) >= STEPS_PER_WRITE):
+            break
+        run.append(job)
+    return run
 
 
 def _deferred_payload(job: Any, step: int) -> Optional[dict[str, Any]]:
