@@ -24,11 +24,12 @@ def test_a_lane_holding_several_writes_sends_them_without_lingering(tmp_path):
     for step in range(steps):
         worker.submit(Record(step=step, metrics={"train/loss": 1.0 / (step + 1), "train/lr": 1e-3}))
     out = backend.dir / "metrics.jsonl"
+    # at most one partial write may linger, gathering (durable in the spool meanwhile); how the steps fell
+    # into writes depends on when the worker woke, so that is all that holds. The old code sent one write,
+    # then lingered an hour: at most STEPS_PER_WRITE steps.
     deadline = time.monotonic() + 120.0
-    while _lines(out) < 2 * STEPS_PER_WRITE and time.monotonic() < deadline:
+    while _lines(out) < steps - STEPS_PER_WRITE and time.monotonic() < deadline:
         time.sleep(0.05)
-    sent = _lines(out)
-    # the full writes went out; the partial one lingers, gathering (durable in the spool meanwhile)
-    assert 2 * STEPS_PER_WRITE <= sent < steps
+    assert _lines(out) >= steps - STEPS_PER_WRITE
     assert worker.close(timeout=60.0)
     assert _lines(out) == steps  # close() does not linger: every step delivered
