@@ -57,21 +57,30 @@ def _data(n: int) -> torch.Tensor:
 
 
 class _Timed:
-    """Wraps each analyzer's compute to record how long the analyzers' own math took per log() call."""
+    """Wraps each analyzer class's compute to record how long the analyzers' own math took per log() call.
+
+    The classes are patched, not the instances: an instance holding a local function would not pickle, and
+    its figures would then be drawn on the worker thread instead of the render process (not the defaults)."""
 
     def __init__(self, session: Any) -> None:
         self.current = 0.0
-        for a in session.analyzers:
-            orig = a.compute
+        self._patched: list[tuple[Any, Any]] = []
+        for cls in {type(a) for a in session.analyzers}:
+            orig = cls.compute
 
-            def timed(inputs: Any, _orig: Any = orig) -> Any:
+            def timed(analyzer: Any, inputs: Any, _orig: Any = orig) -> Any:
                 t0 = time.perf_counter()
                 try:
-                    return _orig(inputs)
+                    return _orig(analyzer, inputs)
                 finally:
                     self.current += time.perf_counter() - t0
 
-            a.compute = timed  # type: ignore[method-assign]
+            cls.compute = timed
+            self._patched.append((cls, orig))
+
+    def close(self) -> None:
+        for cls, orig in self._patched:
+            cls.compute = orig
 
 
 @contextmanager
@@ -147,6 +156,7 @@ def _train(quick: bool) -> list[dict]:
         t0 = time.perf_counter()
         summary = trackdiag.finish()
         t_finish = time.perf_counter() - t0
+        timer.close()
     mw, mo = statistics.fmean(with_), statistics.fmean(without)
     n = len(with_)
     return [

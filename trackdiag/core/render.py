@@ -8,7 +8,8 @@ analyzer and its small host result (maps are at most ``map_max_side`` pixels a s
 array. ``thread`` draws on the worker thread, as before (less memory, no process; the GIL is shared with the
 training loop while a figure is drawn). When the process cannot be used (a result that does not pickle, a
 platform without processes, a render process that died) the figure is drawn on the thread instead, and the
-reason is logged once.
+reason is logged once. An analyzer whose render job does not pickle (a custom analyzer holding a lambda, a
+patched instance) has its own figures drawn on the thread from then on; the others stay in the process.
 """
 
 from __future__ import annotations
@@ -61,12 +62,12 @@ class _Server:
                                      stdout=subprocess.PIPE, env=env, start_new_session=True)
         self.lock = threading.Lock()
 
-    def call(self, job: Any, timeout_s: float) -> dict[str, np.ndarray]:
+    def call(self, data: bytes, timeout_s: float) -> dict[str, np.ndarray]:
+        """Send one pickled :class:`RenderJob` and wait for its figures."""
         import pickle
 
         with self.lock:
             assert self.proc.stdin is not None and self.proc.stdout is not None
-            data = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
             self.proc.stdin.write(len(data).to_bytes(8, "little") + data)
             self.proc.stdin.flush()
             timer = threading.Timer(timeout_s, self.proc.kill)
@@ -132,7 +133,8 @@ def _serve() -> None:  # in the render process
 
 _SERVER: Optional[_Server] = None
 _LOCK = threading.Lock()
-_BROKEN: Optional[str] = None
+_NO_PROCESS: Optional[str] = None
+_UNPICKLABLE: set[str] = set()  # analyzers whose jobs cannot be sent: drawn on the worker thread
 
 
 def _server() -> _Server:
@@ -163,18 +165,30 @@ class ProcessRenderer:
         self.timeout_s = timeout_s
 
     def __call__(self, job: Any) -> Mapping[str, np.ndarray]:
-        global _BROKEN
-        if _BROKEN is None and isinstance(job, RenderJob):
-            import pickle
+        if not isinstance(job, RenderJob):
+            return job()
+        name = str(getattr(job.analyzer, "name", type(job.analyzer).__name__))
+        if name in _UNPICKLABLE:
+            return job()
+        import pickle
 
+        try:
+            data = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:  # this analyzer cannot be sent
+            _UNPICKLABLE.add(name)
+            log.warning("trackdiag: %s's figures are drawn on the worker thread from now on (its render job "
+                        "does not pickle: %s: %s)", name, type(exc).__name__, exc)
+            return job()
+        global _NO_PROCESS
+        if _NO_PROCESS is None:
             try:
-                return _server().call(job, self.timeout_s)
-            except (_FigureError, EOFError, OSError):
-                raise  # the figure failed, or took too long and its process was killed: this figure only
-            except (pickle.PicklingError, TypeError, AttributeError) as exc:  # cannot be sent: draw it here
-                _BROKEN = f"{type(exc).__name__}: {exc}"
-                log.warning("trackdiag: figures are drawn on the worker thread from now on (the render "
-                            "process failed: %s)", _BROKEN)
+                server = _server()
+            except OSError as exc:  # no process can be started here: every figure on the thread from now on
+                _NO_PROCESS = f"{type(exc).__name__}: {exc}"
+                log.warning("trackdiag: figures are drawn on the worker thread from now on (no render "
+                            "process: %s)", _NO_PROCESS)
+            else:  # a figure that fails, or takes too long (its process is killed), raises: this figure only
+                return server.call(data, self.timeout_s)
         return job()
 
 
