@@ -482,51 +482,63 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     # long then repeat at 4·(0, L/2) and no longer at 2·(0, L/2), while at v and 2v they read as the wall)
     fac4 = torch.tensor([0.25, 0.5, 1.0, 2.0], device=dev, dtype=dt)
 
-    def prepared(xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The image with its validity (``N×2×hh×ww``, shifted together), its valid mean (``N×1×1×1``) and
+    def prepared(xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The image less its valid mean, zero outside the wall (``N×hh×ww``: the pairs read it centred,
+        as the correlation is shift-invariant and the window sums' cancellation in float32 is not), and
         the window variance below which a window counts as flat: 10⁻⁴ of the image's (valid) pixel
         variance, well above float32 rounding of the window moments and far below any texture's local
         variance."""
-        centre = (xi.sum((-2, -1)) / vf.sum((-2, -1)).clamp_min(1.0))[:, None, None, None]
         vsum = vf.sum((-2, -1)).clamp_min(1.0)
-        var0 = ((xi - centre[:, 0]) * vf).square().sum((-2, -1)) / vsum
-        return torch.stack([xi, vf], dim=1), centre, (1e-4 * var0 + 1e-12)[:, None, None, None]
+        centre = xi.sum((-2, -1)) / vsum
+        xc = (xi - centre[:, None, None]).mul_(vf)
+        var0 = xc.square().sum((-2, -1)) / vsum
+        return xc, (1e-4 * var0 + 1e-12)[:, None, None, None]
 
-    img, centre, flat_var = prepared(x0[:, 0] if per_vector else x0)
+    img, flat_var = prepared(x0[:, 0] if per_vector else x0)
 
-    def corr3(r: torch.Tensor | None, v: torch.Tensor, img: torch.Tensor, centre: torch.Tensor,
-              flat_var: torch.Tensor, fac: torch.Tensor, shifted: bool = False
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+    def corr3(r: torch.Tensor | None, v: torch.Tensor, img: torch.Tensor, flat_var: torch.Tensor,
+              fac: torch.Tensor, shifted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Windows' pair correlation at ``2·fac·v`` (``v/2``, ``v``, ``2v`` and, with four factors, ``4v``)
-        on the images ``r`` (None: all; ``v`` ``N×2`` px, ``img``, ``centre``, ``flat_var`` of all ``N``):
+        on the images ``r`` (None: all; ``v`` ``N×2`` px, ``img`` (centred), ``flat_var`` of all ``N``):
         ``K×F×gh×gw`` (NaN on flat windows) and the valid-pair shares. One bilinear read of the ``2F``
         shifted copies, the window sums by strided sums. ``shifted``: every image's scale is exactly 1
-        (no perspective trend) and the host can read ``v``: the reads are whole-image shifts
-        (:func:`_shift_read`, the same bilinear values)."""
+        (no perspective trend) and the host can read ``v``: the reads are whole-image shifts and their
+        validity shifted 0/1 masks (:func:`_shift_pairs`)."""
+        vr = vf
         if r is not None:
-            v, img, centre, flat_var = v[r], img[r], centre[r], flat_var[r]
+            v, img, flat_var, vr = v[r], img[r], flat_var[r], vf[r]
         n = v.shape[0]
+        nf = fac.shape[0]
         if shifted:
-            fin = torch.isfinite(v).all(1)[:, None, None, None]
+            fin = torch.isfinite(v).all(1)
             v0 = torch.nan_to_num(v / ds)
             dy, dx = fac[None, :] * v0[:, :1], fac[None, :] * v0[:, 1:]
 
-            def read(i: slice) -> torch.Tensor:
-                return _shift_read(img[i], dy[i], dx[i], pool)
+            def read(i: slice) -> tuple[torch.Tensor, torch.Tensor]:
+                stack = _scratch(pool, "stack", (i.stop - i.start, nf, 6, hh, ww), img)
+                g = _shift_pairs(img[i], vr[i], dy[i], dx[i], stack[:, :, 0], pool)
+                if not bool(fin[i].all()):
+                    stack[:, :, 0].mul_(fin[i, None, None, None])
+                return g, stack
         else:
             scale = scale_of(r)
             by = v[:, 0, None, None] * scale / ds  # N×hh×ww: v's displacement at each pixel
             bx = v[:, 1, None, None] * scale / ds
-            fin = (torch.isfinite(by) & torch.isfinite(bx))[:, None]  # (scaling by fac keeps finiteness)
+            fin_px = (torch.isfinite(by) & torch.isfinite(bx))[:, None]  # (scaling by fac keeps finiteness)
             fy = fac[None, :, None, None] * torch.nan_to_num(by)[:, None]
             fx = fac[None, :, None, None] * torch.nan_to_num(bx)[:, None]
+            both = torch.stack([img, vr], dim=1)
 
-            def read(i: slice) -> torch.Tensor:
-                return _grid_read(img[i], fy[i], fx[i], pool)  # n×2×2F×hh×ww
+            def read(i: slice) -> tuple[torch.Tensor, torch.Tensor]:
+                g = _grid_read(both[i], fy[i], fx[i], pool)  # n×2×2F×hh×ww
+                stack = _scratch(pool, "stack", (g.shape[0], nf, 6, hh, ww), img)
+                ok = g[:, 1] > 0.99  # n×2F×hh×ww: the validity read at both ends of each pair
+                stack[:, :, 0].copy_(ok[:, :nf] & ok[:, nf:] & fin_px[i])
+                return g[:, 0], stack
         # on the host one image at a time (its reads and the window sums' inputs stay in the cache: the
         # same values, several times less memory traffic); on a device all at once
         chunks = [slice(i, i + 1) for i in range(n)] if order.host_ok(img) and n > 1 else [slice(0, n)]
-        moments = [_pair_moments(read(i), centre[i], fin[i], k, st, pool) for i in chunks]
+        moments = [_pair_moments(*read(i), k, st) for i in chunks]
         sw, sa, sb, saa, sbb, sab = (moments[0] if len(moments) == 1 else torch.cat(moments)).unbind(2)
         cnt = sw.clamp_min(1e-9)
         cov = sab - sa * sb / cnt
@@ -560,17 +572,17 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
         fac = fac4 if i < 2 else fac3
         nf = fac.shape[0]
         if per_vector and i > 0:
-            img, centre, flat_var = prepared(x0[:, i])
+            img, flat_var = prepared(x0[:, i])
 
         def corr_on(r: torch.Tensor | None, v: torch.Tensor = v, img: torch.Tensor = img,
-                    centre: torch.Tensor = centre, flat_var: torch.Tensor = flat_var,
-                    fac: torch.Tensor = fac) -> tuple[torch.Tensor, torch.Tensor]:
+                    flat_var: torch.Tensor = flat_var, fac: torch.Tensor = fac
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
             if not host:
-                return corr3(r, v, img, centre, flat_var, fac)
+                return corr3(r, v, img, flat_var, fac)
             fs = flat_scale if r is None else flat_scale[r]
             n_flat = int(fs.sum())
             if n_flat == fs.numel() or (n_flat == 0 and fac.shape[0] == 3):
-                return corr3(r, v, img, centre, flat_var, fac, shifted=n_flat > 0)
+                return corr3(r, v, img, flat_var, fac, shifted=n_flat > 0)
             rr = torch.arange(n, device=dev) if r is None else r
             parts = [(rr[fs], True), (rr[~fs], False)]
             parts = [(j, sh) for j, sh in parts if j.numel()]
@@ -580,8 +592,7 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
                 at = (fs if sh else ~fs).nonzero()[:, 0]
                 # (4v is used on walls without a trend only: the others read v/2, v, 2v)
                 f = fac if sh else fac[:3]
-                cs[at, :f.shape[0]], covs[at, :f.shape[0]] = corr3(j, v, img, centre, flat_var, f,
-                                                                   shifted=sh)
+                cs[at, :f.shape[0]], covs[at, :f.shape[0]] = corr3(j, v, img, flat_var, f, shifted=sh)
             return cs, covs
 
         cs, covs = on_rows(fin_v[:, i], corr_on, fills=(nan, 0.0), like=x0, shape=(nf, gh, gw))
@@ -651,26 +662,17 @@ def _robust_z(m: torch.Tensor, floor: float, lower: torch.Tensor | None = None) 
     return (m - mu[:, None, None]) / (sigma[:, None, None] + floor)
 
 
-def _pair_moments(g: torch.Tensor, centre: torch.Tensor, fin: torch.Tensor, k: int, st: int,
-                  pool: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """The pair test's window sums: ``g`` ``N×2×2F×h×w`` (the image and its validity read at ``p − d/2``,
-    the first ``F`` reads, and at ``p + d/2``, the other ``F``), ``centre`` ``N×1×1×1`` (the image's valid
-    mean), ``fin`` ``N×1×1×1`` or ``N×1×h×w`` bool (where the displacement is finite; ``pool``: work buffers
-    to reuse, :func:`_scratch`) → ``N×F×6×gh×gw``:
-    the ``k×k`` window means (stride ``st``) of the pair weight ``w`` (both reads valid), ``a``, ``b`` (the
-    reads less the centre, 0 where ``w`` is) and ``a²``, ``b²``, ``ab``. Centred on the image's mean: the
-    correlation is shift-invariant, the window sums' cancellation in float32 is not."""
-    n, _, f2, h, w = g.shape
-    nf = f2 // 2
-    ok = g[:, 1] > 0.99  # N×2F×h×w
-    wgt = ok[:, :nf] & ok[:, nf:] & fin
-    # the six inputs written in place into one N×F×6×h×w stack
-    stack = _scratch(pool, "stack", (n, nf, 6, h, w), g)
-    stack[:, :, 0].copy_(wgt)
-    a, b = stack[:, :, 1], stack[:, :, 2]
+def _pair_moments(g: torch.Tensor, stack: torch.Tensor, k: int, st: int) -> torch.Tensor:
+    """The pair test's window sums: ``g`` ``N×2F×h×w`` (the centred image read at ``p − d/2``, the first
+    ``F`` reads, and at ``p + d/2``, the other ``F``), ``stack`` ``N×F×6×h×w`` (its first input, the pair
+    weight ``w``: 1 where both reads are valid, 0 elsewhere, written; the others are written here) →
+    ``N×F×6×gh×gw``: the ``k×k`` window means (stride ``st``) of ``w``, ``a``, ``b`` (the reads, 0 where
+    ``w`` is) and ``a²``, ``b²``, ``ab``."""
+    nf = g.shape[1] // 2
     wf = stack[:, :, 0]
-    torch.sub(g[:, 0, :nf], centre, out=a).mul_(wf)
-    torch.sub(g[:, 0, nf:], centre, out=b).mul_(wf)
+    a, b = stack[:, :, 1], stack[:, :, 2]
+    torch.mul(g[:, :nf], wf, out=a)
+    torch.mul(g[:, nf:], wf, out=b)
     torch.mul(a, a, out=stack[:, :, 3])
     torch.mul(b, b, out=stack[:, :, 4])
     torch.mul(a, b, out=stack[:, :, 5])
@@ -707,14 +709,16 @@ def _scratch(pool: dict[str, torch.Tensor] | None, name: str, shape: tuple[int, 
     return view
 
 
-def _shift_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
-                pool: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """:func:`_grid_read` for displacements that are constant over each image (``dy``, ``dx`` ``N×D`` px,
-    finite, read on the host): ``img`` (``N×C×h×w``) at ``(y ∓ dy, x ∓ dx)``, bilinear, zero outside:
-    ``N×C×2D×h×w``, each read a shifted slice of the zero-padded image and two linear blends (rows, then
-    columns) instead of a per-pixel sampling grid. The same values as ``grid_sample`` up to rounding.
-    ``pool``: the work buffers to reuse (:func:`_scratch`; the result is one of them)."""
-    n, c, h, w = img.shape
+def _shift_pairs(img: torch.Tensor, vf: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, wgt: torch.Tensor,
+                 pool: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """The pairs of whole-image shifts (``dy``, ``dx`` ``N×D`` px, finite, constant over each image, read on
+    the host): ``img`` (``N×h×w``, zero outside the wall) read at ``(y ∓ dy, x ∓ dx)``, bilinear, zero
+    outside: ``N×2D×h×w`` (the ``−`` reads first), each a shifted slice of the zero-padded image and two
+    linear blends (rows, then columns); the pair weights written into ``wgt`` (``N×D×h×w``): 1 where
+    both reads are valid, that is where every neighbour of each blend that weighs at least 1 % along its
+    axis is inside ``vf`` (``N×h×w`` 0/1) — a shifted slice of ``vf``'s 1×1, 2×1, 1×2 or 2×2 erosion, no
+    blend of the validity. ``pool``: the work buffers to reuse (:func:`_scratch`; the result is one)."""
+    n, h, w = img.shape
     d = dy.shape[1]
     oy = torch.cat([-dy, dy], 1).numpy().astype(float)  # N×2D (the host copy of a CPU tensor)
     ox = torch.cat([-dx, dx], 1).numpy().astype(float)
@@ -723,16 +727,36 @@ def _shift_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
     fy, fx = oy - np.floor(oy), ox - np.floor(ox)
     m = int(max(np.abs(iy).max(initial=0), np.abs(ix).max(initial=0))) + 2
     pad = F.pad(img, (m, m, m, m))
-    out = _scratch(pool, "read", (n, c, 2 * d, h, w), img)
-    rows = _scratch(pool, "rows", (c, h, w + 1), img)
+    vpad = F.pad(vf, (m, m, m, m))
+    out = _scratch(pool, "read", (n, 2 * d, h, w), img)
+    rows = _scratch(pool, "rows", (h, w + 1), img)
     for a in range(n):
+        ero: dict[tuple[bool, bool], torch.Tensor] = {}
+
+        def valid_at(j: int, a: int = a, ero: dict[tuple[bool, bool], torch.Tensor] = ero) -> torch.Tensor:
+            """Read ``j``'s validity: its neighbours' rows (columns) ``y0`` and ``y0 + 1`` where each
+            weighs at least 1 %."""
+            ty, tx = float(fy[a, j]), float(fx[a, j])
+            two = (0.01 <= ty <= 0.99, 0.01 <= tx <= 0.99)
+            if two not in ero:
+                e = vpad[a]
+                if two[0]:
+                    e = e[:-1] * e[1:]
+                if two[1]:
+                    e = e[:, :-1] * e[:, 1:]
+                ero[two] = e
+            y0 = m + int(iy[a, j]) + int(not two[0] and ty > 0.99)
+            x0 = m + int(ix[a, j]) + int(not two[1] and tx > 0.99)
+            return ero[two][y0:y0 + h, x0:x0 + w]
+
         for j in range(2 * d):
             y0, x0 = m + int(iy[a, j]), m + int(ix[a, j])
             # (the columns the second blend reads only)
             cols = slice(x0, x0 + w + 1)
-            torch.lerp(pad[a, :, y0:y0 + h, cols], pad[a, :, y0 + 1:y0 + 1 + h, cols], float(fy[a, j]),
-                       out=rows)
-            torch.lerp(rows[..., :w], rows[..., 1:], float(fx[a, j]), out=out[a, :, j])
+            torch.lerp(pad[a, y0:y0 + h, cols], pad[a, y0 + 1:y0 + 1 + h, cols], float(fy[a, j]), out=rows)
+            torch.lerp(rows[..., :w], rows[..., 1:], float(fx[a, j]), out=out[a, j])
+        for j in range(d):
+            torch.mul(valid_at(j), valid_at(d + j), out=wgt[a, j])
     return out
 
 
