@@ -54,18 +54,30 @@ FULL_LINE_SPAN = 0.8
 
 @functools.lru_cache(maxsize=16)
 def _layout(k: int, device: torch.device, dtype: torch.dtype
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The constants of a ``k×k`` window's centred spectrum (cached: read only): the Hann taper ``k×k``,
-    :func:`_centred_index` ``(k²,)``, how often the full layout reads each half-spectrum bin
-    (``(k·(k//2+1),)``, ``dtype``), each bin's rounded ring ``(k²,)`` (long, clamped at ``k//2 + 1``), the
-    rings' bin counts ``(k//2 + 2,)`` and each bin's radius ``k×k`` (``dtype``)."""
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                       torch.Tensor]:
+    """The constants of a ``k×k`` window's centred spectrum on its *half layout*, the centred rows
+    ``0 … c`` (``c = k//2``: the frequencies ``κy ≤ 0``; the others mirror them, ``P(−κ) = P(κ)``), ``h₂ =
+    c + 1`` rows of ``k`` (cached: read only): the Hann taper ``k×k``, :func:`_centred_index` of the rows
+    ``0 … c + 1`` (what the 3×3 smoothing of the rows ``0 … c`` reads; ``≤ k`` rows), how often the full
+    layout reads each half-spectrum bin (``(k·(k//2+1),)``, ``dtype``), each half-layout bin's rounded ring
+    ``(h₂·k,)`` (long, clamped at ``k//2 + 1``), how many bins of the full layout each half-layout bin
+    stands for ``h₂×k`` (``dtype``: 1 on the rows ``0`` of an even ``k`` (its Nyquist row) and ``c``, which
+    are their own mirror images, 2 elsewhere), the rings' bin counts over the full layout ``(k//2 + 2,)``
+    and each half-layout bin's radius ``h₂×k`` (``dtype``)."""
     idx = _centred_index(k, device)
     mult = torch.bincount(idx, minlength=k * (k // 2 + 1)).to(dtype)
-    o = torch.arange(k, device=device, dtype=dtype) - k // 2
-    radius = torch.sqrt(o[:, None].square() + o[None, :].square())
-    ring = radius.round().long().clamp(max=k // 2 + 1).flatten()
-    nring = torch.bincount(ring, minlength=k // 2 + 2).to(dtype)
-    return hann2d(k, k, device=device, dtype=dtype), idx, mult, ring, nring, radius
+    c = k // 2
+    o = torch.arange(k, device=device, dtype=dtype) - c
+    radius = torch.sqrt(o[:c + 1, None].square() + o[None, :].square())
+    ring = radius.round().long().clamp(max=c + 1).flatten()
+    rw = torch.full((c + 1, 1), 2.0, device=device, dtype=dtype)
+    rw[c] = 1.0
+    if k % 2 == 0:
+        rw[0] = 1.0
+    rw = rw.expand(c + 1, k).contiguous()
+    nring = torch.zeros(c + 2, device=device, dtype=dtype).index_add_(0, ring, rw.flatten())
+    return (hann2d(k, k, device=device, dtype=dtype), idx[:min(c + 2, k) * k], mult, ring, rw, nring, radius)
 
 
 def _centred_index(k: int, device: torch.device) -> torch.Tensor:
@@ -101,26 +113,27 @@ def _box3(a: torch.Tensor) -> torch.Tensor:
 
 
 def _whitened_log_spectra(windows: torch.Tensor, vpatch: torch.Tensor) -> torch.Tensor:
-    """``M×k×k`` windows (any leading axes, ``M`` in all; ``vpatch`` 0/1 validity) → ``M×k×k`` centred
-    (fftshifted) log power spectra, 3×3 smoothed, minus each window's own ring mean (so that peaks, not the
-    spectral slope, carry them).
-    One real FFT per window (the other half of the spectrum by symmetry)."""
+    """``M×k×k`` windows (any leading axes, ``M`` in all; ``vpatch`` 0/1 validity) → ``M×(c+1)×k`` centred
+    (fftshifted) log power spectra on the half layout (:func:`_layout`: the rows ``0 … c``, ``c = k//2``; the
+    rest mirrors them), 3×3 smoothed, minus each window's own ring mean (so that peaks, not the spectral
+    slope, carry them; each bin weighted by the full-layout bins it stands for).
+    One real FFT per window."""
     k = windows.shape[-1]
     m = windows[..., 0, 0].numel()
     dt, dev = windows.dtype, windows.device
     # (strided window views are read as they are: each product below writes its own contiguous copy)
-    hann, idx, mult, ring, nring, _ = _layout(k, dev, dt)
+    hann, idx, mult, ring, rw, nring, _ = _layout(k, dev, dt)
     wts = vpatch * hann
     mean = (windows * wts).sum((-2, -1), keepdim=True) / wts.sum((-2, -1), keepdim=True).clamp_min(1e-9)
     pr = abs2(torch.fft.rfft2(((windows - mean) * wts).reshape(m, k, k))).reshape(m, -1)  # M×(k·(k//2+1))
-    # the log on the half spectrum, then its full centred layout (the mean power over the full one: each
-    # half bin weighted by how often the full layout reads it)
+    # the log on the half spectrum, then its centred rows 0 … c (+ the row the smoothing of row c reads;
+    # the mean power over the full layout: each half bin weighted by how often the full layout reads it)
     eps = 1e-6 * (pr @ mult)[:, None] / (k * k) + torch.finfo(dt).tiny
-    lp = _box3(torch.log(pr + eps).index_select(1, idx).reshape(m, k, k))
-    c = k // 2
-    ring_sum = torch.zeros(m, c + 2, device=dev, dtype=dt).index_add_(1, ring, lp.reshape(m, -1))
+    h2 = k // 2 + 1
+    lp = _box3(torch.log(pr + eps).index_select(1, idx).reshape(m, -1, k))[:, :h2]
+    ring_sum = torch.zeros(m, k // 2 + 2, device=dev, dtype=dt).index_add_(1, ring, (lp * rw).reshape(m, -1))
     ring_mean = ring_sum / nring.clamp_min(1.0)
-    return lp - ring_mean.index_select(1, ring).reshape(m, k, k)
+    return lp - ring_mean.index_select(1, ring).reshape(m, h2, k)
 
 
 def _masked_downsample(x: torch.Tensor, valid: torch.Tensor, ds: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,7 +200,9 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     win = x0.unfold(1, k, st).unfold(2, k, st)  # N×gh×gw×k×k strided views (no copy)
     vpatch = vf.unfold(1, k, st).unfold(2, k, st)
     ok = (vpatch.mean((-2, -1)) >= min_valid_frac).reshape(n, gh * gw)
-    z = _whitened_log_spectra(win, vpatch).reshape(n, gh * gw, k, k)
+    c = k // 2
+    h2 = c + 1
+    z = _whitened_log_spectra(win, vpatch).reshape(n, gh * gw, h2, k)  # the half layout (rows 0 … c)
     nan = float("nan")
     cy = (torch.arange(gh, device=dev, dtype=dt) * st + k / 2.0) * ds
     cx = (torch.arange(gw, device=dev, dtype=dt) * st + k / 2.0) * ds
@@ -198,21 +213,23 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     log_s = (tx[:, None, None] * (cx / w - 0.5)[None, None, :]
              + ty[:, None, None] * (cy / h - 0.5)[None, :, None])
     s = torch.exp(log_s).reshape(n, gh * gw)
-    c = k // 2
     o = torch.arange(k, device=dev, dtype=dt) - c
     # every window brought to the centre's scale (its spectrum read at κ/s), so that one set of templates
     # serves all windows; the reference is the median of those (an angled wall's spectrum is not smeared
     # by its range of local periods)
-    u = (c + o[None, None, :] / s[..., None]) / (k - 1) * 2 - 1  # N×P×k
-    zn = _rescaled(z, u, flat=(tx == 0) & (ty == 0))
+    # (the half layout's rows normalised over its c + 1 rows: they read the rows 0 … c only)
+    pos = c + o[None, None, :] / s[..., None]  # N×P×k
+    u = pos / max(k - 1, 1) * 2 - 1
+    uy = pos[..., :h2] / max(c, 1) * 2 - 1
+    zn = _rescaled(z, u, uy, flat=(tx == 0) & (ty == 0))
     ref = masked_median(zn, ok)
-    ref = ref.nan_to_num(0.0)  # N×k×k
+    ref = ref.nan_to_num(0.0)  # N×h2×k
     # where a window's rescaled spectrum is measured: inside the window (κ/s within it) and off its centre
     inside = (u.abs() <= 1.0)  # N×P×k
-    ring = _layout(k, dev, dt)[5]
-    vw = ((inside[..., :, None] & inside[..., None, :]) & (ring >= 2.0 * s[..., None, None]))
-    vw = vw.to(dt).reshape(n, gh * gw, k * k)
-    corr = _template_corr(zn.reshape(n, gh * gw, k * k) * vw, vw, ref)  # N×P×T
+    radius = _layout(k, dev, dt)[6]
+    vw = ((inside[..., :h2, None] & inside[..., None, :]) & (radius >= 2.0 * s[..., None, None]))
+    vw = vw.to(dt).reshape(n, gh * gw, h2 * k)
+    corr = _template_corr(zn.reshape(n, gh * gw, h2 * k) * vw, vw, ref, k)  # N×P×T
     nj = len(_JITTER)
     plain = corr[..., :nj].amax(-1)
     doubled = corr[..., nj:].amax(-1)
@@ -221,33 +238,35 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     return DoublingMap(margin, torch.where(ok, plain, full).reshape(n, gh, gw), cy, cx)
 
 
-def _grid2(u: torch.Tensor) -> torch.Tensor:
-    """``...×k`` normalised coordinates (the same along x and y) → the ``...×k×k×2`` (x, y) sampling grid."""
-    k = u.shape[-1]
+def _grid2(u: torch.Tensor, uy: torch.Tensor) -> torch.Tensor:
+    """``...×k`` normalised x coordinates and ``...×h₂`` y coordinates → the ``...×h₂×k×2`` (x, y) sampling
+    grid."""
+    k, h2 = u.shape[-1], uy.shape[-1]
     lead = tuple(u.shape[:-1])
-    return torch.stack([u[..., None, :].expand(*lead, k, k), u[..., :, None].expand(*lead, k, k)], -1)
+    return torch.stack([u[..., None, :].expand(*lead, h2, k), uy[..., :, None].expand(*lead, h2, k)], -1)
 
 
-def _rescaled(z: torch.Tensor, u: torch.Tensor, *, flat: torch.Tensor) -> torch.Tensor:
-    """The windows' spectra ``z`` (``N×P×k×k``) read at the normalised coordinates ``u`` (``N×P×k``, the same
-    along both axes), bilinear (``grid_sample``, ``align_corners``): ``N×P×k×k``.
+def _rescaled(z: torch.Tensor, u: torch.Tensor, uy: torch.Tensor, *, flat: torch.Tensor) -> torch.Tensor:
+    """The windows' half-layout spectra ``z`` (``N×P×h₂×k``) read at the normalised coordinates ``u``
+    (``N×P×k``, along x) and ``uy`` (``N×P×h₂``, along y), bilinear (``grid_sample``, ``align_corners``):
+    ``N×P×h₂×k``.
 
     ``flat`` (``(N,)`` bool): the images whose expected scale is exactly 1 everywhere (no trend), so that
     every window reads the same grid. On the host those images' windows are sampled as the channels of one
     image (one grid per image instead of one per window: the same interpolation weights and values, without
-    the ``N×P×k×k×2`` grid); the others (and every image on a device) one grid per window."""
-    n, p, k = u.shape
+    the ``N×P×h₂×k×2`` grid); the others (and every image on a device) one grid per window."""
+    n, p, h2, k = z.shape
     if not order.host_ok(z) or not bool(flat.any()):
-        return F.grid_sample(z.reshape(n * p, 1, k, k), _grid2(u).reshape(n * p, k, k, 2),
-                             align_corners=True).reshape(n, p, k, k)
+        return F.grid_sample(z.reshape(n * p, 1, h2, k), _grid2(u, uy).reshape(n * p, h2, k, 2),
+                             align_corners=True).reshape(n, p, h2, k)
     zn = torch.empty_like(z)
     fi = flat.nonzero()[:, 0]
-    zn[fi] = F.grid_sample(z[fi], _grid2(u[fi, 0]), align_corners=True)
+    zn[fi] = F.grid_sample(z[fi], _grid2(u[fi, 0], uy[fi, 0]), align_corners=True)
     ri = (~flat).nonzero()[:, 0]
     if ri.numel():
         m = ri.numel()
-        zn[ri] = F.grid_sample(z[ri].reshape(m * p, 1, k, k), _grid2(u[ri]).reshape(m * p, k, k, 2),
-                               align_corners=True).reshape(m, p, k, k)
+        zn[ri] = F.grid_sample(z[ri].reshape(m * p, 1, h2, k), _grid2(u[ri], uy[ri]).reshape(m * p, h2, k, 2),
+                               align_corners=True).reshape(m, p, h2, k)
     return zn
 
 
@@ -261,39 +280,45 @@ def _factors(dev: torch.device, dt: torch.dtype) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=16)
 def _template_geometry(k: int, dev: torch.device, dt: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where the templates of :func:`_factors` (``T``) are inside a ``k×k`` frame (``T×k²`` 0/1) and their
-    sampling grid (``1×(T·k)×k×2``; cached: read only)."""
+    """Where the templates of :func:`_factors` (``T``) are inside a ``k×k`` frame on its half layout (the
+    rows ``0 … c``, :func:`_layout`), each bin weighted by the full-layout bins it stands for (``T×(h₂·k)``,
+    0 outside), and their sampling grid of the half-layout reference (``1×(T·h₂)×k×2``; cached: read only)."""
     factors = _factors(dev, dt)
     t = factors.shape[0]
     c = k // 2
+    h2 = c + 1
     o = torch.arange(k, device=dev, dtype=dt) - c
     ux = c + factors[:, :1] * o  # T×k
-    uy = c + factors[:, 1:] * o
+    uy = c + factors[:, 1:] * o[:h2]  # T×h2 (≤ c: the half layout's rows)
     m_t = (((uy >= 0) & (uy <= k - 1))[:, :, None] & ((ux >= 0) & (ux <= k - 1))[:, None, :])
-    grid = torch.stack([(ux / (k - 1) * 2 - 1)[:, None, :].expand(t, k, k),
-                        (uy / (k - 1) * 2 - 1)[:, :, None].expand(t, k, k)], dim=-1)
-    return m_t.to(dt).reshape(t, k * k), grid.reshape(1, t * k, k, 2)
+    grid = torch.stack([(ux / max(k - 1, 1) * 2 - 1)[:, None, :].expand(t, h2, k),
+                        (uy / max(c, 1) * 2 - 1)[:, :, None].expand(t, h2, k)], dim=-1)
+    rw = _layout(k, dev, dt)[4]
+    return (m_t.to(dt) * rw).reshape(t, h2 * k), grid.reshape(1, t * h2, k, 2)
 
 
-def _template_corr(zv: torch.Tensor, vw: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+def _template_corr(zv: torch.Tensor, vw: torch.Tensor, ref: torch.Tensor, k: int) -> torch.Tensor:
     """Pearson correlation of every window with every template, over both masks, by matrix products.
 
-    ``zv`` ``N×P×k²``: the windows' spectra at the centre's scale, zero outside ``vw`` (``N×P×k²`` 0/1, where
-    each is measured); ``ref`` ``N×k×k``: the reference spectrum (centred, fftshifted); the template ``t``
-    is ``ref`` read at ``(f_x·κx, f_y·κy)`` inside the frame (``f``: :func:`_factors`). Returns ``N×P×T``.
-    With ``M = vw·m_t`` the joint mask, the correlation needs only the sums ``Σ M z r``, ``Σ M z``,
-    ``Σ M z²`` (products with the templates) and ``Σ M r``, ``Σ M r²``, ``Σ M`` (products of ``vw`` with
-    them): six matrix products instead of one resampling and reduction per window and template.
+    ``zv`` ``N×P×(h₂·k)``: the windows' spectra at the centre's scale on the half layout (:func:`_layout`),
+    zero outside ``vw`` (``N×P×(h₂·k)`` 0/1, where each is measured); ``ref`` ``N×h₂×k``: the reference
+    spectrum (centred, fftshifted, half layout); the template ``t`` is ``ref`` read at ``(f_x·κx, f_y·κy)``
+    inside the frame (``f``: :func:`_factors`). Returns ``N×P×T``. Each half-layout bin counts for the
+    full-layout bins it stands for (the template masks' weights: the sums over the full layout, whose
+    other half mirrors this one up to the 3×3 smoothing and the rescaling at the Nyquist row and column).
+    With ``M = vw·m_t`` the joint (weighted) mask, the correlation needs only the sums ``Σ M z r``,
+    ``Σ M z``, ``Σ M z²`` (products with the templates) and ``Σ M r``, ``Σ M r²``, ``Σ M`` (products of
+    ``vw`` with them): six matrix products instead of one resampling and reduction per window and template.
     """
     n, _, kk = zv.shape
-    k = ref.shape[-1]
+    h2 = ref.shape[-2]
     m_t, grid = _template_geometry(k, ref.device, ref.dtype)
     t = m_t.shape[0]
-    rs = F.grid_sample(ref[:, None], grid.expand(n, t * k, k, 2), align_corners=True).reshape(n, t, kk)
-    rm = rs * m_t  # N×T×k²
+    rs = F.grid_sample(ref[:, None], grid.expand(n, t * h2, k, 2), align_corners=True).reshape(n, t, kk)
+    rm = rs * m_t  # N×T×kk
     s_zr, s_z = (zv @ torch.cat([rm, m_t[None].expand(n, t, kk)], 1).transpose(1, 2)).split(t, -1)
     s_zz = (zv * zv) @ m_t.T
-    tmpl = torch.cat([rm, rm * rs, m_t[None].expand(n, t, kk)], 1)  # N×3T×k²
+    tmpl = torch.cat([rm, rm * rs, m_t[None].expand(n, t, kk)], 1)  # N×3T×kk
     s_r, s_rr, cnt = (vw @ tmpl.transpose(1, 2)).split(t, -1)
     cnt = cnt.clamp_min(1.0)
     cov = s_zr - s_z * s_r / cnt
