@@ -393,7 +393,10 @@ def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float =
         # that a zone fills are not a full-width line)
         enough = (fin.sum(-1) >= min_line) & (span >= min_span * full.clamp_min(1)[:, None])
         long_ = enough & (span >= full_span * full.clamp_min(1)[:, None])
-        q0 = torch.nanquantile(a, line_quantile, dim=-1)
+        if line_quantile == 0.0:  # the lowest measured value (nanquantile's, without its sort)
+            q0 = torch.where(fin, a, math.inf).amin(dim=-1)
+        else:
+            q0 = torch.nanquantile(a, line_quantile, dim=-1)
         q = torch.where(enough & torch.isfinite(q0), q0, torch.full_like(q0, -math.inf))
         qf = torch.where(long_ & torch.isfinite(q0), q0, torch.full_like(q0, -math.inf)).amax(dim=-1)
         top = torch.where(torch.isfinite(a), a, torch.full_like(a, -math.inf)).amax(dim=-1)  # N×L
