@@ -123,9 +123,15 @@ def _whitened_log_spectra(windows: torch.Tensor, vpatch: torch.Tensor) -> torch.
     dt, dev = windows.dtype, windows.device
     # (strided window views are read as they are: each product below writes its own contiguous copy)
     hann, idx, mult, ring, rw, nring, _ = _layout(k, dev, dt)
-    wts = vpatch * hann
-    mean = (windows * wts).sum((-2, -1), keepdim=True) / wts.sum((-2, -1), keepdim=True).clamp_min(1e-9)
-    pr = abs2(torch.fft.rfft2(((windows - mean) * wts).reshape(m, k, k))).reshape(m, -1)  # M×(k·(k//2+1))
+    # every pixel valid (read on the host only): the taper itself, one view (no weight pass)
+    ones = order.host_ok(vpatch) and bool(vpatch.amin() == 1)
+    wts = hann.expand(vpatch.shape) if ones else vpatch * hann
+    # the windows less their weighted mean, tapered, as x·w − mean·w (one product for both)
+    xw = (windows * wts).reshape(m, k, k)
+    wsum = hann.sum() if ones else wts.sum((-2, -1)).reshape(m, 1, 1)
+    mean = xw.sum((-2, -1), keepdim=True) / wsum.clamp_min(1e-9)
+    xw = xw.addcmul_(mean, wts.reshape(m, k, k) if not ones else hann, value=-1.0)
+    pr = abs2(torch.fft.rfft2(xw)).reshape(m, -1)  # M×(k·(k//2+1))
     # the log on the half spectrum, then its centred rows 0 … c (+ the row the smoothing of row c reads;
     # the mean power over the full layout: each half bin weighted by how often the full layout reads it)
     eps = 1e-6 * (pr @ mult)[:, None] / (k * k) + torch.finfo(dt).tiny
