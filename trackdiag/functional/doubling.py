@@ -55,7 +55,7 @@ FULL_LINE_SPAN = 0.8
 @functools.lru_cache(maxsize=16)
 def _layout(k: int, device: torch.device, dtype: torch.dtype
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                       torch.Tensor]:
+                       torch.Tensor, torch.Tensor]:
     """The constants of a ``k×k`` window's centred spectrum on its *half layout*, the centred rows
     ``0 … c`` (``c = k//2``: the frequencies ``κy ≤ 0``; the others mirror them, ``P(−κ) = P(κ)``), ``h₂ =
     c + 1`` rows of ``k`` (cached: read only): the Hann taper ``k×k``, :func:`_centred_index` of the rows
@@ -63,8 +63,10 @@ def _layout(k: int, device: torch.device, dtype: torch.dtype
     layout reads each half-spectrum bin (``(k·(k//2+1),)``, ``dtype``), each half-layout bin's rounded ring
     ``(h₂·k,)`` (long, clamped at ``k//2 + 1``), how many bins of the full layout each half-layout bin
     stands for ``h₂×k`` (``dtype``: 1 on the rows ``0`` of an even ``k`` (its Nyquist row) and ``c``, which
-    are their own mirror images, 2 elsewhere), the rings' bin counts over the full layout ``(k//2 + 2,)``
-    and each half-layout bin's radius ``h₂×k`` (``dtype``)."""
+    are their own mirror images, 2 elsewhere), the rings' bin counts over the full layout ``(k//2 + 2,)``,
+    each half-layout bin's radius ``h₂×k`` (``dtype``) and the ring means' weights ``(r·k)×(k//2 + 2)``
+    (``r`` the rows the smoothing reads: each bin's full-layout count over its ring's, 0 on the row ``c + 1``;
+    the ring means as one matrix product)."""
     idx = _centred_index(k, device)
     mult = torch.bincount(idx, minlength=k * (k // 2 + 1)).to(dtype)
     c = k // 2
@@ -77,7 +79,10 @@ def _layout(k: int, device: torch.device, dtype: torch.dtype
         rw[0] = 1.0
     rw = rw.expand(c + 1, k).contiguous()
     nring = torch.zeros(c + 2, device=device, dtype=dtype).index_add_(0, ring, rw.flatten())
-    return (hann2d(k, k, device=device, dtype=dtype), idx[:min(c + 2, k) * k], mult, ring, rw, nring, radius)
+    rows = min(c + 2, k)
+    avg = torch.zeros(rows * k, c + 2, device=device, dtype=dtype)
+    avg[torch.arange((c + 1) * k, device=device), ring] = rw.flatten() / nring.clamp_min(1.0)[ring]
+    return (hann2d(k, k, device=device, dtype=dtype), idx[:rows * k], mult, ring, rw, nring, radius, avg)
 
 
 def _centred_index(k: int, device: torch.device) -> torch.Tensor:
@@ -122,7 +127,7 @@ def _whitened_log_spectra(windows: torch.Tensor, vpatch: torch.Tensor) -> torch.
     m = windows[..., 0, 0].numel()
     dt, dev = windows.dtype, windows.device
     # (strided window views are read as they are: each product below writes its own contiguous copy)
-    hann, idx, mult, ring, rw, nring, _ = _layout(k, dev, dt)
+    hann, idx, mult, ring, _, _, _, avg = _layout(k, dev, dt)
     # every pixel valid (read on the host only): the taper itself, one view (no weight pass)
     ones = order.host_ok(vpatch) and bool(vpatch.amin() == 1)
     wts = hann.expand(vpatch.shape) if ones else vpatch * hann
@@ -136,10 +141,9 @@ def _whitened_log_spectra(windows: torch.Tensor, vpatch: torch.Tensor) -> torch.
     # the mean power over the full layout: each half bin weighted by how often the full layout reads it)
     eps = 1e-6 * (pr @ mult)[:, None] / (k * k) + torch.finfo(dt).tiny
     h2 = k // 2 + 1
-    lp = _box3(torch.log(pr + eps).index_select(1, idx).reshape(m, -1, k))[:, :h2]
-    ring_sum = torch.zeros(m, k // 2 + 2, device=dev, dtype=dt).index_add_(1, ring, (lp * rw).reshape(m, -1))
-    ring_mean = ring_sum / nring.clamp_min(1.0)
-    return lp - ring_mean.index_select(1, ring).reshape(m, h2, k)
+    lp = _box3(torch.log(pr + eps).index_select(1, idx).reshape(m, -1, k))  # M×r×k
+    ring_mean = lp.reshape(m, -1) @ avg  # M×(c+2): each ring's mean over the full layout
+    return lp[:, :h2] - ring_mean.index_select(1, ring).reshape(m, h2, k)
 
 
 def _masked_downsample(x: torch.Tensor, valid: torch.Tensor, ds: int) -> tuple[torch.Tensor, torch.Tensor]:
