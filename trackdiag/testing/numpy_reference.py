@@ -1272,9 +1272,22 @@ def box3_shrinking(a: np.ndarray) -> np.ndarray:
     return s / n
 
 
+def half_weights(k: int) -> np.ndarray:
+    """``k×k``: how many bins of the centred ``k×k`` spectrum each bin of its half ``κy ≤ 0`` (the rows
+    ``0 … k//2``) stands for (2; 1 on the rows that are their own mirror image: ``k//2`` and an even ``k``'s
+    Nyquist row 0), 0 on the other rows (the doubling map reads the half spectrum only)."""
+    c = k // 2
+    wr = np.zeros(k)
+    wr[:c] = 2.0
+    wr[c] = 1.0
+    if k % 2 == 0:
+        wr[0] = 1.0
+    return np.repeat(wr[:, None], k, axis=1)
+
+
 def whitened_log_spectrum(win: np.ndarray, vp: np.ndarray) -> np.ndarray:
     """Centred (fftshifted) log power of one ``k×k`` window (Hann × validity, weighted mean removed),
-    3×3 smoothed, minus its ring means."""
+    3×3 smoothed, minus its ring means over the half spectrum (:func:`half_weights`)."""
     k = win.shape[0]
     wts = vp * np.outer(hann_sym(k), hann_sym(k))
     m = (win * wts).sum() / max(wts.sum(), 1e-9)
@@ -1283,7 +1296,8 @@ def whitened_log_spectrum(win: np.ndarray, vp: np.ndarray) -> np.ndarray:
     lp = box3_shrinking(np.log(full + eps))
     o = np.arange(k) - k // 2
     ring = np.minimum(np.rint(np.hypot(o[:, None], o[None, :])).astype(int), k // 2 + 1)
-    means = np.bincount(ring.ravel(), lp.ravel()) / np.maximum(np.bincount(ring.ravel()), 1)
+    hw = half_weights(k).ravel()
+    means = np.bincount(ring.ravel(), lp.ravel() * hw) / np.maximum(np.bincount(ring.ravel(), hw), 1)
     return lp - means[ring]
 
 
@@ -1292,7 +1306,8 @@ def doubling_margins(x: np.ndarray, v: np.ndarray, *, window_px: int, stride_px:
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Per window: the best correlation of its spectrum (read at the centre's scale) with the doubled
     templates minus the best plain one (``margin``) and the plain one, both ``gh×gw`` (NaN: mostly
-    invalid). The reference is the windows' element-wise lower median; 3 plain + 9 doubled templates."""
+    invalid). The reference is the windows' element-wise lower median; 3 plain + 9 doubled templates; the
+    correlations over the half spectrum, each bin weighted by :func:`half_weights`."""
     h, w = x.shape
     x0, vf = masked_downsample(x, v, ds)
     k, st = window_px // ds, max(1, stride_px // ds)
@@ -1330,17 +1345,19 @@ def doubling_margins(x: np.ndarray, v: np.ndarray, *, window_px: int, stride_px:
         templates.append((bilinear_zero(ref, uy[:, None] * np.ones((1, k)), np.ones((k, 1)) * ux[None, :]),
                           mt))
     margin, plain = np.full(gh * gw, np.nan), np.full(gh * gw, np.nan)
+    hw = half_weights(k)
     for p_ in range(gh * gw):
         if not ok[p_]:
             continue
         corrs = []
         for rs, mt in templates:
-            msk = vws[p_] & mt
-            n = max(float(msk.sum()), 1.0)
+            msk = vws[p_] & mt & (hw > 0)
+            wt = hw[msk]
+            n = max(float(wt.sum()), 1.0)
             a, b = zn[p_][msk], rs[msk]
-            cov = (a * b).sum() - a.sum() * b.sum() / n
-            va = max((a * a).sum() - a.sum() ** 2 / n, 0.0)
-            vb = max((b * b).sum() - b.sum() ** 2 / n, 0.0)
+            cov = (wt * a * b).sum() - (wt * a).sum() * (wt * b).sum() / n
+            va = max((wt * a * a).sum() - (wt * a).sum() ** 2 / n, 0.0)
+            vb = max((wt * b * b).sum() - (wt * b).sum() ** 2 / n, 0.0)
             corrs.append(cov / max(math.sqrt(va * vb), 1e-9))
         plain[p_] = max(corrs[:3])
         margin[p_] = max(corrs[3:]) - plain[p_]
