@@ -244,3 +244,8 @@ ANISO_TREND = 0.25  # on an aperiodic wall, |aniso_trend_x| or |aniso_trend_y| a
 #   303; docs/tiling.md §6)
 SCALE_TREND_STRONG, SCALE_CORR_STRONG = 0.6, 0.4  # or |scale_trend_*| >= 0.6 at scale_corr >= 0.4 (the same
 #   scenes: angled 60 of 66, fronto-parallel 5 of 105)
+PERSP_STEP_OCTAVES = 1.2  # persp_sq_*: a pair of windows whose profiles match best beyond the trend's reach
+#   (0.8 octave), read out to 1.2 octaves, is a step of scale (a zone or band at 2× against the wall around
+#   it), not a sample of the trend, and is left out (thirteenth sitting, v8 seed 33: fronto-parallel zone and
+#   band walls matched the rest of the wall an octave away at 0.72-0.91, in range at half an octave 0.46-0.55,
+#   a trend of ln 2 per frame; docs/tiling.md §6)
