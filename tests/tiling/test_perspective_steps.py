@@ -113,7 +113,9 @@ def test_perspective_on_generated_zone_and_band_walls(wall_records):
     """Ground truth (v8 seed 7, 512×512, 8 walls per cause of zones, row bands and column bands, half of them
     angled; none of the perspective limits was calibrated on it; the same scenes as
     test_tiling_truth's zone and band targets): perspective fires on the angled walls (recall) and not on the
-    fronto-parallel ones, whose zone or band at 2× is a step of the period (precision)."""
+    fronto-parallel ones, whose zone or band at 2× is a step of the period (precision). Measured when
+    written: 12 of 12 angled, 0 of 12 fronto-parallel (main's code reads the same here: such false alarms
+    are 0-2 in 75 per generated seed; the step tests above are the mechanism's)."""
     from trackdiag.testing.walls.evaluate import sample_specs
 
     specs = sample_specs(causes=("doubled_zone", "bands_rows", "bands_cols"), n_per_cause=8, seed=7,
