@@ -244,3 +244,12 @@ ANISO_TREND = 0.25  # on an aperiodic wall, |aniso_trend_x| or |aniso_trend_y| a
 #   303; docs/tiling.md §6)
 SCALE_TREND_STRONG, SCALE_CORR_STRONG = 0.6, 0.4  # or |scale_trend_*| >= 0.6 at scale_corr >= 0.4 (the same
 #   scenes: angled 60 of 66, fronto-parallel 5 of 105)
+PERSP_STEP_OCTAVES = 1.2  # persp_sq_*: a pair of windows whose profiles match beyond the trend's reach (0.8
+#   octave), read out to 1.2 octaves, about as well as in range (within PERSP_STEP_MARGIN of its correlation)
+#   is a step of scale (a zone or band at 2× against the wall around it), not a sample of the trend, and is
+#   left out (thirteenth sitting, v8 seed 33: fronto-parallel zone and band walls matched the rest of the wall
+#   an octave away at 0.72-0.91, in range at half an octave 0.46-0.55, a trend of ln 2 per frame)
+PERSP_STEP_MARGIN = 0.1  # ... or within this of it: a square lattice's rings at 2P and at P/√2 coincide, so
+#   the in-range half octave can match about as well as the octave (thirteenth sitting, with the thirds' gate
+#   on periodic walls: seed 33 angled 212 -> 212 of 225, fronto-parallel 20 -> 14 of 300; 0.05 and 0.15 read
+#   213 / 15 and 213 / 13; checked on seed 32: 208 -> 207, 16 -> 12 of 313; docs/tiling.md §6)

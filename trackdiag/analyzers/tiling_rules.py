@@ -1209,10 +1209,12 @@ def _perspective_verdicts(g: Callable[[str], float]) -> list[Verdict]:
         trends = [(abs(v), name, v) for v, name, ax in ((py_, "top→bottom", "y"), (px_, "left→right", "x"))
                   if _fin(v) and (not aper or abs(v) >= PERSP_WEAK or _consensus(ax))]
         # ... or a strong change between opposite thirds (aperiodic gravel, whose windows' profiles lock on
-        # the grain and JPEG at shift 0)
+        # the grain and JPEG at shift 0); not on a periodic wall, whose windows' peaks move with the trend:
+        # there a band or zone at 2× filling one third is what the thirds read (a hex or penny lattice
+        # doubled along one axis re-spaces its rings by ~1.76, which no step guard takes for an octave)
         trends += [(abs(v) * PERSP_TREND / SCALE_TREND_STRONG, name, v)
                    for v, c, name in ((sy, cy, "top→bottom"), (sx_, cx, "left→right"))
-                   if _fin(v) and _fin(c) and c >= SCALE_CORR_STRONG]
+                   if _fin(v) and _fin(c) and c >= SCALE_CORR_STRONG and (aper or not _fin(psc))]
         # ... or, on an aperiodic wall (no peaks to match), a strong trend of the windows' spectral centroid
         if aper:
             cty, ctx = g("centroid_trend_y"), g("centroid_trend_x")

@@ -1655,13 +1655,17 @@ def log_radial_profile(z: np.ndarray, wts: np.ndarray, *, bins_per_octave: int =
     return prof - moving_mean(prof, bins_per_octave | 1)
 
 
-def scale_shift(a: np.ndarray, b: np.ndarray, max_shift: int) -> tuple[float, float]:
+def scale_shift(a: np.ndarray, b: np.ndarray, max_shift: int, step_reach: int = 0,
+                step_margin: float = 0.0) -> tuple[float, float]:
     """The shift of ``b`` against ``a`` (grid steps, positive: ``b`` at higher frequency) of largest
-    correlation over ``±max_shift``, and that correlation."""
+    correlation over ``±max_shift``, and that correlation; ``step_reach`` > ``max_shift``: NaN shift where
+    the best beyond ``±max_shift`` (out to ``±step_reach``, at most half the profile) comes within
+    ``step_margin`` of the best in range (a step of scale)."""
     n = len(a)
     k = min(max_shift, n // 3)
-    best, arg = -math.inf, 0
-    for sh in range(-k, k + 1):
+    kk = max(k, min(step_reach, n // 2))
+    best, arg, best_out = -math.inf, 0, -math.inf
+    for sh in range(-kk, kk + 1):
         i = np.arange(n)
         ok = (i + sh >= 0) & (i + sh < n)
         if ok.sum() < n // 2:
@@ -1670,9 +1674,12 @@ def scale_shift(a: np.ndarray, b: np.ndarray, max_shift: int) -> tuple[float, fl
             xa = a[ok] - a[ok].mean()
             yb = b[i[ok] + sh] - b[i[ok] + sh].mean()
             c = float((xa * yb).sum() / max(np.linalg.norm(xa) * np.linalg.norm(yb), 1e-12))
-        if c > best:
-            best, arg = c, sh
-    return float(arg), best
+        if abs(sh) <= k:
+            if c > best:
+                best, arg = c, sh
+        else:
+            best_out = max(best_out, c)
+    return (math.nan if kk > k and best_out > best - step_margin else float(arg)), best
 
 
 def window_grid(h: int, w: int, window_frac: float = 0.5, grid: int = 3
@@ -1688,11 +1695,12 @@ def window_grid(h: int, w: int, window_frac: float = 0.5, grid: int = 3
 
 def window_scale_trend(x: np.ndarray, wts: np.ndarray, *, grid: int = 3, bins_per_octave: int = 32,
                        max_octaves: float = 0.8, min_valid: float = 0.6, min_corr: float = 0.5,
-                       hi_cycles: float = 0.2, square: bool = False, prefix: str = "persp"
-                       ) -> dict[str, float]:
+                       hi_cycles: float = 0.2, square: bool = False, step_octaves: float = 0.0,
+                       step_margin: float = 0.0, prefix: str = "persp") -> dict[str, float]:
     """``persp_trend_*`` / ``persp_agree_*`` / ``persp_pairs_*``: every pair of windows of a 3×3 grid in the
     same row (column) matched along log frequency; the lower median of the pair slopes (``square``: padded
-    transforms, keys ``prefix_*``)."""
+    transforms, keys ``prefix_*``; ``step_octaves``: pairs that match beyond ``max_octaves``, read out to
+    ``step_octaves``, within ``step_margin`` of their in-range best are left out)."""
     h, w = x.shape
     corners, wh, ww, sty, stx = window_grid(h, w, grid=grid)
     gy = len({c[0] for c in corners})
@@ -1714,8 +1722,10 @@ def window_scale_trend(x: np.ndarray, wts: np.ndarray, *, grid: int = 3, bins_pe
                      for b in range(a + 1, gy)]
         slopes = []
         for ia, ib, ta, tb in pairs:
-            shift, corr = scale_shift(prof[ia], prof[ib], k)
-            if corr >= min_corr and vfrac[ia] >= min_valid and vfrac[ib] >= min_valid:
+            shift, corr = scale_shift(prof[ia], prof[ib], k, round(step_octaves * bins_per_octave),
+                                      step_margin)
+            if (corr >= min_corr and vfrac[ia] >= min_valid and vfrac[ib] >= min_valid
+                    and math.isfinite(shift)):
                 slopes.append(-shift / bins_per_octave * math.log(2.0) / (tb - ta))
         med = lower_median(slopes)
         agree = (sum(1 for s in slopes if np.sign(s) == np.sign(med) and abs(s) >= 0.5 * abs(med))
@@ -2164,6 +2174,8 @@ def lattice_keys(f: np.ndarray, g: np.ndarray, side: int, prominence: float) -> 
 # The newer summary keys of one unmasked image (tiling.tiling_metrics after the seed's metrics)
 # ------------------------------------------------------------------------------------------------------
 PERSPECTIVE_TREND, CENTRE_AGREE, CENTRE_MULTIPLE = 0.2, 0.12, 1.4
+PERSP_STEP_OCTAVES, PERSP_STEP_MARGIN = 1.2, 0.1  # persp_sq pairs matching beyond the 0.8-octave reach
+#   (out to 1.2) within 0.1 of their in-range best: a step of scale, left out
 CENTRE_ZONE, CENTRE_CROP_FRAC = (1.6, 2.6), 0.4
 CENTRE_CROP_SCORE, FRAME_DOUBLE, REF_MAP_CYCLES, CENTRE_HALF = 0.03, (1.85, 2.6), 2.5, 0.12
 RECT_ALT_DIFF = 0.1  # as tiling_limits: the unchecked tilt is a second candidate beyond this (frame units)
@@ -2555,7 +2567,8 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     sw = apodize(valid) if masked else vf
     wst = window_scale_trend(x, sw)
     out.update(wst)
-    out.update(window_scale_trend(x, sw, square=True, prefix="persp_sq"))
+    out.update(window_scale_trend(x, sw, square=True, step_octaves=PERSP_STEP_OCTAVES,
+                                  step_margin=PERSP_STEP_MARGIN, prefix="persp_sq"))
     if lat["score"] < 0.3:  # read by the rule on aperiodic walls only (NaN elsewhere, as tiling_metrics)
         out.update(centroid_scale_trend(x, sw))
     else:
