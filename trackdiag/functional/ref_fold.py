@@ -27,7 +27,11 @@ import torch.nn.functional as F
 
 from .spectral import Spectrum, _box_mean_wrapped, log_power
 
-__all__ = ["ref_fold_gain", "peak_excess", "RefFold"]
+__all__ = ["ref_fold_gain", "peak_excess", "RefFold", "CONTROL_DEG"]
+
+#: The ring control's directions (degrees from each folded position): none a symmetry of a square (90°) or
+#: hexagonal (60°) lattice, so at most a few land on another fold of the same texture (the median drops them).
+CONTROL_DEG = (20.0, 40.0, 70.0, 100.0, 125.0, 145.0, 165.0)
 
 
 class RefFold(NamedTuple):
@@ -87,11 +91,27 @@ def _near(spec: Spectrum, q: torch.Tensor, tol: torch.Tensor, use: torch.Tensor,
     return (hits > 0).reshape(s, c)
 
 
+def _ring_control(spec: Spectrum, share: torch.Tensor, q: torch.Tensor, tol: torch.Tensor,
+                  use: torch.Tensor, *, max_tol: float, angles: tuple[float, ...]
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``share`` (``N×S×C``) summed within ``tol`` of the folded positions ``±q`` (``K×2`` cycles/px, where
+    ``use``), and its median over the same positions rotated by each of ``angles`` (degrees): the power the
+    image holds at those frequency radii in any direction. Returns ``(at_q, control)``, each ``(N,)``."""
+    dt = q.dtype
+    sums = [(share * _near(spec, q, tol, use, max_tol=max_tol).to(dt)).sum(dim=(1, 2))]
+    for a in angles:
+        c, s = math.cos(math.radians(a)), math.sin(math.radians(a))
+        rot = torch.stack([q[:, 0] * c - q[:, 1] * s, q[:, 0] * s + q[:, 1] * c], dim=-1)
+        sums.append((share * _near(spec, rot, tol, use, max_tol=max_tol).to(dt)).sum(dim=(1, 2)))
+    ctrl = torch.stack(sums[1:], dim=1).median(dim=1).values if angles else torch.zeros_like(sums[0])
+    return sums[0], ctrl
+
+
 def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: float = 0.25, n_peaks: int = 8,
                   tol_cycles: float = 1.0 / 256, rel_tol: float = 0.03, min_fold_cycles: float = 1.0 / 128,
                   own_frac: float = 0.01, out_pixels: torch.Tensor | float | None = None,
-                  ref_pixels: torch.Tensor | float | None = None, gain: float = 8.0, reach: int = 4
-                  ) -> RefFold:
+                  ref_pixels: torch.Tensor | float | None = None, gain: float = 8.0, reach: int = 4,
+                  control_deg: tuple[float, ...] = CONTROL_DEG) -> RefFold:
     """The gain of the output at the folded positions of the reference's fine peaks (see the module doc).
 
     ``out``: the output's :class:`~trackdiag.functional.spectral.Spectrum` (``N`` images, side ``S``);
@@ -102,18 +122,26 @@ def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: f
     source ``k`` folds to ``q = k − round(stride·k)/stride`` (per axis); it is used where ``|q| ≥
     min_fold_cycles`` and no prominent peak of the reference with ``own_frac`` of its excess lies within
     ``tol = tol_cycles + rel_tol·|k|`` of ``±q`` (the texture has its own component there: a lattice
-    commensurate with the stride folds onto itself).
+    commensurate with the stride folds onto itself). Each image's excess share within ``tol`` of the
+    folded positions is taken less its ring control: the median of the same sum at the positions rotated
+    by each of ``control_deg`` (degrees; :data:`CONTROL_DEG`), the broad power the image holds at those
+    frequency radii in any direction (an antialiased twin's tile colours, light and furniture; its excess
+    over the geometric mean is positive on average, so the tolerance's hundreds of bins summed it into a
+    false gain — a twin of a plain strided hex wall read 0.14 without the control, 0.03 with it;
+    thirteenth sitting).
 
     Returns a :class:`RefFold` of ``(N,)`` tensors: ``used`` the reference's share of AC power in the used
     sources (0 where none); ``gain`` = (the output's excess share within ``tol`` of the folded positions −
-    the reference's own excess share there, floored at 0) / ``used``, NaN where no source is used: shares
+    the reference's own excess share there, each less its ring control, floored at 0) / ``used``, NaN
+    where no source is used: shares
     of each image's own AC power (contrast-free, but an antialiased output whose fine texture was most of
     its variance reads its faint fold large); ``power``: the same in variance units, the output's fold
     against the reference's sources (``out_pixels``, ``ref_pixels``: the sums of the squared window
     weights of the two spectra, ``(N,)`` and one number; NaN without them): contrast-bound (lighting
     scales it), but an antialiased output's fold is faint whatever its variance. Generated
-    stride-then-upsample walls read ``gain`` 0.56–2.0 fronto-parallel and 0.05–0.33 at an angle (the fold
-    drifts across the frame and out of the window), antialiased twins ≤ 0.09 (docs/tiling.md §6).
+    stride-then-upsample walls read ``gain`` 0.57–1.7 fronto-parallel and 0.03–0.27 at an angle (the fold
+    drifts across the frame and out of the window; 0.14–0.80 on the central half), antialiased twins of
+    a fine reference ≤ 0.058 in gain and power both (seeds 32–33; docs/tiling.md §6).
 
     >>> import torch
     >>> from trackdiag.functional.spectral import prepare, spectrum
@@ -158,8 +186,12 @@ def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: f
     used = (vals * use).sum()
     _, oshare, otot = peak_excess(out, gain=gain, reach=reach, peaks=False)
     max_tol = tol_cycles + rel_tol * math.sqrt(0.5)  # |k| ≤ the Nyquist corner's √2/2 cycles/px
-    fold = (oshare * _near(out, q, tol, use, max_tol=max_tol).to(dt)).sum(dim=(1, 2))
-    own = (rshare * _near(ref, q, tol, use, max_tol=max_tol).to(dt)).sum()
+    # each image's excess at the folded positions less its excess there in other directions (the ring
+    # control: the broad power an image holds at those radii — tile colours, light, furniture — whatever
+    # the direction, which the geometric-mean excess counts within the tolerance as well)
+    f_at, f_ctrl = _ring_control(out, oshare, q, tol, use, max_tol=max_tol, angles=control_deg)
+    o_at, o_ctrl = _ring_control(ref, rshare_n, q, tol, use, max_tol=max_tol, angles=control_deg)
+    fold, own = f_at - f_ctrl, (o_at - o_ctrl)[0]
     tiny = torch.finfo(dt).tiny
     g_out = (fold - own).clamp_min(0.0) / used.clamp_min(tiny)
     nan = torch.full((n,), float("nan"), device=dev, dtype=dt)
