@@ -70,25 +70,31 @@ def peak_excess(spec: Spectrum, *, gain: float = 8.0, reach: int = 4, peaks: boo
 
 def _near(spec: Spectrum, q: torch.Tensor, tol: torch.Tensor, use: torch.Tensor, *, max_tol: float
           ) -> torch.Tensor:
-    """``S×C`` bool: the bins within ``tol`` cycles/px of ``±q`` (``K×2`` cycles/px (y, x)) for the ``K``
+    """``J×S×C`` bool: for each of ``J`` sets of ``K`` points (``q`` ``J×K×2`` cycles/px (y, x); ``K×2``
+    reads as one set and gives ``S×C``), the bins within ``tol`` (``(K,)``) cycles/px of ``±q`` for the
     points where ``use``; ky wraps around (rfft2 order), the half plane's mirror is the ``−q`` term. Only
     the ``(2R+1)²`` bins around each point are tested, ``R`` from ``max_tol`` (≥ every ``tol``; a bound
     known without reading the tensors: no host synchronisation)."""
+    one = q.dim() == 2
+    qj = q[None] if one else q
+    nj = qj.shape[0]
     s, c = spec.side, spec.ky.shape[-1]
     dev, dt = spec.ky.device, q.dtype
     reach = int(math.ceil(max_tol * s)) + 1
     off = torch.arange(-reach, reach + 1, device=dev, dtype=dt)
-    hits = torch.zeros(s * c, device=dev, dtype=dt)
+    hits = torch.zeros(nj * s * c, device=dev, dtype=dt)
+    base = (torch.arange(nj, device=dev) * (s * c))[:, None, None, None]  # J×1×1×1
     for sg in (1.0, -1.0):
-        qb = sg * q * s  # K×2 in bins
-        cy = torch.round(qb[:, 0])[:, None, None] + off[None, :, None]  # K×W×1
-        cx = torch.round(qb[:, 1])[:, None, None] + off[None, None, :]  # K×1×W
-        d = torch.sqrt((cy - qb[:, 0, None, None]).square() + (cx - qb[:, 1, None, None]).square())
+        qb = sg * qj * s  # J×K×2 in bins
+        cy = torch.round(qb[..., 0])[..., None, None] + off[:, None]  # J×K×W×1
+        cx = torch.round(qb[..., 1])[..., None, None] + off[None, :]  # J×K×1×W
+        d = torch.sqrt((cy - qb[..., 0, None, None]).square() + (cx - qb[..., 1, None, None]).square())
         ok = (d <= (tol * s)[:, None, None]) & use[:, None, None] & (cx >= 0) & (cx <= c - 1)
         iy = torch.remainder(cy, s).long().expand_as(ok)
         ix = cx.clamp(0, c - 1).long().expand_as(ok)
-        hits.index_add_(0, (iy * c + ix).reshape(-1), ok.to(dt).reshape(-1))
-    return (hits > 0).reshape(s, c)
+        hits.index_add_(0, (base + iy * c + ix).reshape(-1), ok.to(dt).reshape(-1))
+    hit = (hits > 0).reshape(nj, s, c)
+    return hit[0] if one else hit
 
 
 def _ring_control(spec: Spectrum, share: torch.Tensor, q: torch.Tensor, tol: torch.Tensor,
@@ -96,15 +102,15 @@ def _ring_control(spec: Spectrum, share: torch.Tensor, q: torch.Tensor, tol: tor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """``share`` (``N×S×C``) summed within ``tol`` of the folded positions ``±q`` (``K×2`` cycles/px, where
     ``use``), and its median over the same positions rotated by each of ``angles`` (degrees): the power the
-    image holds at those frequency radii in any direction. Returns ``(at_q, control)``, each ``(N,)``."""
+    image holds at those frequency radii in any direction. Returns ``(at_q, control)``, each ``(N,)``; the
+    control is 0 without ``angles``."""
     dt = q.dtype
-    sums = [(share * _near(spec, q, tol, use, max_tol=max_tol).to(dt)).sum(dim=(1, 2))]
-    for a in angles:
-        c, s = math.cos(math.radians(a)), math.sin(math.radians(a))
-        rot = torch.stack([q[:, 0] * c - q[:, 1] * s, q[:, 0] * s + q[:, 1] * c], dim=-1)
-        sums.append((share * _near(spec, rot, tol, use, max_tol=max_tol).to(dt)).sum(dim=(1, 2)))
-    ctrl = torch.stack(sums[1:], dim=1).median(dim=1).values if angles else torch.zeros_like(sums[0])
-    return sums[0], ctrl
+    rad = torch.tensor([0.0, *angles], device=q.device, dtype=dt).deg2rad()  # J
+    cs, sn = torch.cos(rad)[:, None], torch.sin(rad)[:, None]
+    qs = torch.stack([q[:, 0] * cs - q[:, 1] * sn, q[:, 0] * sn + q[:, 1] * cs], dim=-1)  # J×K×2
+    sums = torch.einsum("nsc,jsc->nj", share, _near(spec, qs, tol, use, max_tol=max_tol).to(dt))
+    ctrl = sums[:, 1:].median(dim=1).values if angles else torch.zeros_like(sums[:, 0])
+    return sums[:, 0], ctrl
 
 
 def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: float = 0.25, n_peaks: int = 8,
