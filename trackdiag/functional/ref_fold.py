@@ -147,7 +147,8 @@ def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: f
     scales it), but an antialiased output's fold is faint whatever its variance. Generated
     stride-then-upsample walls read ``gain`` 0.57–1.7 fronto-parallel and 0.03–0.27 at an angle (the fold
     drifts across the frame and out of the window; 0.14–0.80 on the central half), antialiased twins of
-    a fine reference ≤ 0.058 in gain and power both (seeds 32–33; docs/tiling.md §6).
+    a fine reference ≤ 0.058 in gain, the smaller of gain and power ≤ 0.057 (seeds 31–33; docs/tiling.md
+    §6).
 
     >>> import torch
     >>> from trackdiag.functional.spectral import prepare, spectrum
