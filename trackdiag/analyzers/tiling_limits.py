@@ -170,7 +170,10 @@ ALIAS_REF_FOLD = 0.1  # or, with a reference, alias_ref_fold_gain and alias_ref_
 #   central half's pair (_centre) will do. Calibrated on seed 32 (twins <= 0.092 in shares; in variance units
 #   stride-then-upsample twins <= 0.045, plain stride twins up to 0.47 (a dim, self-folded reference);
 #   stride-then-upsample walls 0.56-1.33 fronto-parallel, 0.05-0.33 at an angle, 0.15-0.83 on the central
-#   half), checked on seeds 27, 29, 30, 31 (docs/tiling.md §8)
+#   half), checked on seeds 27, 29, 30, 31 (docs/tiling.md §8). Thirteenth sitting: each excess less its
+#   ring control (the same radii in other directions, ref_fold.CONTROL_DEG): on seeds 31-33 the smaller of a
+#   twin's gain and power (reference <= 6 px) <= 0.057 (was 0.138 / 0.96 on seed 33's firing twin), angled
+#   stride-then-upsample walls' central half >= 0.141; the limit unchanged (docs/tiling.md §6)
 ALIAS_REF_FINE_PX = 6.0  # ... where the reference's texture is that fine (ref_period_px at most): a stride
 #   of 2 folds its first shell (periods < 4 px; a hex reads its rows' spacing, up to 4.8 px on the generated
 #   references); the generator's other walls start at 8 px and read 0.4-1.8 on their weak fine harmonics
