@@ -223,7 +223,7 @@ def _best_match(g: torch.Tensor, faces: torch.Tensor, name: str, shifts: list[tu
 
 def block_copy_pairs(signal: torch.Tensor, region: torch.Tensor, *, match: float = 0.5,
                      distinct: float = 0.25, away: int = 6, min_area: int = 250, grow: int = 4,
-                     window: int = 13) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+                     window: int = 13, open_px: int = 5) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
     """Per sample, the pairs ``(component, partner)`` (``H×W`` bool each) whose band-pass grain matches at
     one of the :func:`block_candidates` (``signal``: ``B×H×W``; ``region``: ``B×H×W`` bool).
 
@@ -252,7 +252,9 @@ def block_copy_pairs(signal: torch.Tensor, region: torch.Tensor, *, match: float
                       for ex in (-1, 0, 1)]
             off = _best_match(g[i], faces[i], name, beside, window=window, box=near)
             keep = (hot & (m0 - off >= distinct)).cpu().numpy()
-            add_pairs(found, ndimage.binary_closing(keep, np.ones((5, 5))), name, dy, dx, min_area=min_area,
-                      grow=grow, device=signal.device)
+            hot_np = ndimage.binary_closing(keep, np.ones((5, 5)))
+            if open_px > 1:  # sparse matches trailing off beyond the copy do not draw its box
+                hot_np = ndimage.binary_opening(hot_np, np.ones((open_px, open_px)))
+            add_pairs(found, hot_np, name, dy, dx, min_area=min_area, grow=grow, device=signal.device)
         out.append(found)
     return out
