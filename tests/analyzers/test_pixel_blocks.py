@@ -185,3 +185,21 @@ def test_a_resampled_copy_whose_phase_box_runs_on_is_boxed_at_the_copy():
     p = realistic_cohort(203, 5, None)["misplaced"][4]
     d = _defaults()
     assert max((_iou(b, p.boxes[0]) for b in score_boxes(p, d)), default=0.0) >= 0.5
+
+
+def test_pieces_the_cut_leaves_apart_from_the_copy_box_are_dropped():
+    """A phase component that reaches the copy box's reach only through a corner: the pieces the cut leaves
+    apart from the copy box are dropped, not drawn as boxes of their own."""
+    from trackdiag.functional.pixel_judge import _clip_touching
+
+    phase = torch.zeros(1, 40, 60, dtype=torch.bool)
+    phase[0, 10:20, 10:20] = True  # touches the copy box
+    phase[0, 20:32, 10:12] = True  # an arm leaving the reach (rows >= 26) ...
+    phase[0, 30:32, 10:26] = True
+    phase[0, 22:32, 24:26] = True  # ... and coming back into it, apart from the copy box once cut
+    copy = torch.zeros_like(phase)
+    copy[0, 12:18, 12:20] = True
+    out = _clip_touching(phase, copy, 8)
+    assert bool(out[0, 10:26, 10:12].all()) and bool(out[0, 10:20, 10:20].all())
+    assert not bool(out[0, 22:26, 24:26].any())
+    assert not bool(out[0, 26:].any())

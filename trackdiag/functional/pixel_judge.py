@@ -199,11 +199,13 @@ def _phase_score(own: torch.Tensor, region: torch.Tensor, *, phase_deg: float, m
 
 def _clip_touching(mask: torch.Tensor, other: torch.Tensor, reach: int) -> torch.Tensor:
     """``B×H×W`` bool: ``mask`` whose 8-connected components touching ``other`` (``B×H×W`` bool) are cut to
-    within ``reach`` px of it; the other components as they are."""
+    within ``reach`` px of it (pieces the cut leaves apart from ``other`` dropped); the other components as
+    they are."""
     near = F.max_pool2d(other.float()[:, None], 2 * reach + 1, stride=1, padding=reach)[:, 0] > 0.5
     grown = F.max_pool2d(other.float()[:, None], 3, stride=1, padding=1)[:, 0] > 0.5
     touching = mask & ~_components_apart(mask, grown)
-    return torch.where(touching, mask & near, mask)
+    cut = touching & near
+    return (mask & ~touching) | (cut & ~_components_apart(cut, grown))
 
 
 def _components_apart(mask: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
