@@ -22,10 +22,10 @@ bool, the wall):
    band-pass with its transform at that displacement, best over ± ``radius`` px (the offsets as one batch
    of cumulative-sum box sums over the region's bounding box);
 4. :func:`block_copy_pairs`: pixels ≥ ``match`` (the match beside the displacement, for the ``distinct``
-   test, computed only around them) closed over 5 px, components of ≥ ``min_area`` px grown
-   by ``grow`` px (the window's reach), each with its partner (a component its partner overlaps by more
-   than half is a flip's axis, dropped), as :func:`~trackdiag.functional.pixel_copy.copy_pairs` returns
-   them.
+   test, computed only around them) closed over 5 px and opened over ``open_px`` px, components of
+   ≥ ``min_area`` px grown by ``grow`` px (the window's reach), each with its partner (a component its
+   partner overlaps by more than half is a flip's axis, dropped), as
+   :func:`~trackdiag.functional.pixel_copy.copy_pairs` returns them.
 """
 
 from __future__ import annotations
@@ -229,8 +229,9 @@ def block_copy_pairs(signal: torch.Tensor, region: torch.Tensor, *, match: float
 
     A pixel matches where :func:`bandpass_match` reaches ``match`` and beats the match ``away`` px off the
     displacement (4 directions, best over ±1 px) by ``distinct`` (a one-dimensional structure matches all
-    along itself); matching pixels closed over 5 px, components of ≥ ``min_area`` px grown by ``grow`` px
-    (the window reads a copy's border low)."""
+    along itself); matching pixels closed over 5 px and opened over ``open_px`` px (sparse matches trailing
+    off beyond a copy would join it; thirteenth sitting), components of ≥ ``min_area`` px grown by ``grow``
+    px (the window reads a copy's border low)."""
     import numpy as np
     from scipy import ndimage
 

@@ -23,7 +23,8 @@
   one in phase with its new place; of the copy and its source, the one departing more in phase) scores
   ``peak_edited`` too; with ``copy_blocks`` (on by default since the twelfth sitting, when one batched FFT
   correlation made it cheap), copies processed after the copy are searched block by block too
-  (:mod:`~trackdiag.functional.pixel_blocks`);
+  (:mod:`~trackdiag.functional.pixel_blocks`); a phase component touching a copy box is cut to within
+  ``copy_reach`` px of it (0: off; a copy's phase departure runs on beyond the copy);
 * unedited: the anomaly score is the change against the change the local texture explains
   (:func:`~trackdiag.functional.pixel_change.relative_change`), thresholded at ``score_unedited`` with the
   gaps closed; a component counts when its peak reaches ``peak_unedited`` (``peak``) and its box is shrunk
