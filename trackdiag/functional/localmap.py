@@ -292,6 +292,16 @@ def _log_radial_geometry(h0: int, w0: int, h: int, w: int, bins_per_octave: int,
     return hann, cx, rows, ri, cnt.clamp_min(1.0), i0, rr - i0.to(dt), i0 + 1
 
 
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> torch.Size:
+    """The broadcast of two shapes (``torch.broadcast_shapes`` imports sympy on its first call: ~1 s on the
+    training thread at the first due ``log()``)."""
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    if any(x != y and 1 not in (x, y) for x, y in zip(a, b, strict=True)):
+        raise ValueError(f"shapes {a} and {b} do not broadcast")
+    return torch.Size(max(x, y) if 1 in (x, y) else x for x, y in zip(a, b, strict=True))
+
+
 def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octave: int = 32,
                        r_lo_bins: float = 6.0, hi_cycles: float = 0.45, square: bool = False) -> torch.Tensor:
     """Whitened log power of ``N×h×w`` ``z`` (``weights`` 0..1; weighted mean removed, Hann-windowed) on a
@@ -315,7 +325,7 @@ def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octav
     # Strided views of windows are read in place; every product is written to a contiguous tensor (out=: an
     # element-wise op on overlapping views would lay its output out in the views' stride order, and the sums
     # and transforms below would then run in another order)
-    shape = torch.broadcast_shapes(z.shape, weights.shape)
+    shape = _broadcast(tuple(z.shape), tuple(weights.shape))
     # weights all 1 (read on the CPU only, where order.host_ok): the window is the plain Hann (same values)
     ones = order.host_ok(weights) and bool(weights.amin() == 1)
     ww = hann if ones else torch.mul(weights, hann, out=torch.empty(shape, device=dev, dtype=dt))
