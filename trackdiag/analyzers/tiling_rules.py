@@ -471,6 +471,12 @@ def _fine_lattice_named(out: list[Verdict], g: Callable[[str], float], axis: str
     scaled = g("rect_pair") == 1.0 or not _pair_flat(g)
     if not scaled and g("pair_area_frac") >= PAIR_AREA:
         return False
+    # ... nor where the region map reads the same whole line at the level that overrides the pair test's
+    # zone (DOUBLING_LINE_OVER): the twelfth sitting's false map lines beside a fine lattice read 0.24-0.25,
+    # the withdrawn false pair lines of the stored seed 31-33 records <= 0.13 there; a true column band
+    # beside a checkerboard on a rectified wall read 0.50 (two-cause seed 31)
+    if g(f"doubling_{axis}_level") >= DOUBLING_LINE_OVER:
+        return False
     if any(v.code in ("checkerboard", "aliasing") for v in out):
         return True
     # (thirteenth sitting) a scale that changes along x alone (persp_trend_x, no persp_trend_y) drifts the
