@@ -140,7 +140,7 @@ def _defaults() -> dict[str, Any]:
     return {k: kw[k] for k in ("phase_deg", "phase_min_area", "phase_coherent", "phase_edge_floor",
                                "phase_weak_deg", "phase_support", "band_level_edited", "band_kappa",
                                "band_chroma_level", "band_chroma_z", "band_chroma_along", "copy_level",
-                               "copy_blocks")}
+                               "copy_blocks", "copy_reach")}
 
 
 def score_boxes(p: Pair, d: dict[str, Any]) -> list[tuple[int, int, int, int]]:
@@ -150,7 +150,8 @@ def score_boxes(p: Pair, d: dict[str, Any]) -> list[tuple[int, int, int, int]]:
                          weak_deg=d["phase_weak_deg"], support=d["phase_support"],
                          vectors=lattice_vectors(own, region), support_region=region,
                          copy_level=d["copy_level"],
-                         block_region=_out_region(p) if d["copy_blocks"] else None)
+                         block_region=_out_region(p) if d["copy_blocks"] else None,
+                         copy_reach=d["copy_reach"])
     keep = (score[0] > 0).numpy()
     lab, _ = ndimage.label(keep, structure=np.ones((3, 3)))
     return [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(lab) if s]
@@ -291,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-support", action="store_true", help="boxes: the strong phase boxes alone")
     ap.add_argument("--no-copy", action="store_true", help="boxes: without the copied-grain boxes")
     ap.add_argument("--no-blocks", action="store_true", help="boxes: without the block search")
+    ap.add_argument("--copy-reach", type=int, default=None,
+                    help="boxes: cut phase boxes touching a copy box to this reach of it (0: off)")
     ap.add_argument("--band-level", type=float, default=None, help="bands: override the band level")
     ap.add_argument("--chroma-level", type=float, default=None, help="bands: chroma band level (0: off)")
     ap.add_argument("--chroma-along", type=float, default=None,
@@ -309,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         d["band_chroma_level"] = args.chroma_level
     if args.chroma_along is not None:
         d["band_chroma_along"] = args.chroma_along
+    if args.copy_reach is not None:
+        d["copy_reach"] = args.copy_reach
     if args.no_support:
         d["phase_weak_deg"] = 0.0
     if args.no_copy:

@@ -368,17 +368,28 @@ def test_lattice_shift_vectors_sum_and_difference() -> None:
 
 def test_pair_shift_reads_match_the_sampling_grid_and_gated_rows_match_the_full_batch() -> None:
     """The pair map's whole-image shift reads (no perspective trend) give grid_sample's bilinear values, also
-    for shifts that leave the frame, and a gated computation (functional.rows.on_rows: selected images only
-    on the CPU) equals the full batch's values there and the fill elsewhere."""
-    from trackdiag.functional.doubling import _grid_read, _shift_read
+    for shifts that leave the frame; their pair weights (shifted 0/1 erosions of the validity, no blend)
+    equal the sampled validity above 0.99 at both ends, here where no neighbour weighs between 0 and 1 %
+    but along one axis (a neighbour below 1 % is ignored by both); and a gated computation
+    (functional.rows.on_rows: selected images only on the CPU) equals the full batch's values there and
+    the fill elsewhere."""
+    from trackdiag.functional.doubling import _grid_read, _shift_pairs
     from trackdiag.functional.rows import on_rows
 
     g = torch.Generator().manual_seed(3)
     img = torch.rand(3, 2, 40, 56, generator=g)
-    dy = torch.tensor([[0.3, 7.25, -61.0], [0.0, -2.5, 19.9], [13.7, 0.5, 1.0]])
-    dx = torch.tensor([[-4.6, 0.0, 3.3], [70.0, -9.75, 0.1], [2.2, -13.0, 55.5]])
+    img[:, 1] = (img[:, 1] > 0.15).float()  # the validity, with holes
+    img[:, 0] *= img[:, 1]
+    dy = torch.tensor([[0.3, 7.25, -61.0], [0.0, -2.5, 19.75], [13.7, 0.5, 1.005]])
+    dx = torch.tensor([[-4.6, 0.0, 3.3], [70.0, -9.75, 0.25], [2.2, -13.0, 55.5]])
     fields = (dy[:, :, None, None].expand(3, 3, 40, 56), dx[:, :, None, None].expand(3, 3, 40, 56))
-    torch.testing.assert_close(_shift_read(img, dy, dx), _grid_read(img, *fields), atol=2e-5, rtol=1e-5)
+    wgt = torch.empty(3, 3, 40, 56)
+    reads = _shift_pairs(img[:, 0], img[:, 1], dy, dx, wgt)
+    ref = _grid_read(img, *fields)
+    torch.testing.assert_close(reads, ref[:, 0], atol=2e-5, rtol=1e-5)
+    ok = ref[:, 1] > 0.99
+    assert torch.equal(wgt, (ok[:, :3] & ok[:, 3:]).float())
+    assert 0.05 < float(wgt.mean()) < 0.8 and bool((wgt == 0).any(-1).any(-1).all())
 
     sel = torch.tensor([True, False, True])
     calls = []

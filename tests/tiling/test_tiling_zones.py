@@ -212,6 +212,23 @@ def test_a_weak_map_line_is_a_band_only_on_a_wall_that_was_fronto_parallel() -> 
     assert not _codes({**weak, "persp_trend_x": 0.6, "rect_doubling": 1.0}) & _REGION
 
 
+def test_a_weak_map_line_is_a_band_only_where_the_long_lines_bear_it_out() -> None:
+    """The weak-line path names a band only where one of the region map's long lines is filled at the weak
+    limit (thirteenth sitting, ``_long_line_holds``): a band spans the wall. The keys of v8 seed 33's
+    fronto-parallel checkerboard twin (tiles, 512²) that read ``bands_cols`` on a short column (0.109 at
+    evenness 0.76; the long columns filled -0.057, their best window 0.079), and the same wall with a long
+    column filled at 0.06 (the true weak-path bands of seeds 25, 28, 31-33 fill theirs 0.061 and up)."""
+    twin = {**_MAP_ZONE, **_PAIR_SILENT, "doubling_excess_max": 0.14, "doubling_area_frac": 0.29,
+            "doubling_col_level": 0.109, "doubling_col_even": 0.76, "doubling_col_end": 0.0,
+            "doubling_col_full": -0.057, "doubling_col_full_peak": 0.079, "doubling_plain_corr": 0.67,
+            "persp_trend_x": 0.0, "persp_trend_y": 0.0, "rect_doubling": 0.0, "periodicity_score": 0.58}
+    assert not _codes(twin) & _REGION
+    assert _codes({**twin, "doubling_col_full": 0.06}) & _REGION == {"bands_cols"}
+    # a stored summary without the long-line keys: the line alone, as before
+    old = {k: v for k, v in twin.items() if k not in ("doubling_col_full", "doubling_col_full_peak")}
+    assert _codes(old) & _REGION == {"bands_cols"}
+
+
 def test_the_map_band_does_not_override_a_pair_zone_where_its_own_line_is_cut_short() -> None:
     """The region map's band overrides the pair test's zone only where its line holds at the override's
     own limit over the long lines: v8 seed 31's angled zone (map column 0.48 at evenness 0.45, its long

@@ -326,10 +326,17 @@ def _doubled_region(g: Callable[[str], float], fix: str) -> Verdict | None:
         # checkerboards, an 8-px grid, doubled and halved walls; levels 0.06-0.12 at evenness 0.60-0.87),
         # it found no true band there
         flat = not angled and g("rect_doubling") != 1.0
+        # (thirteenth sitting) and a line the long lines bear out (_long_line_holds at the weak limit): a
+        # band spans the wall and fills every long line it crosses; a weak line on a short map line (the
+        # windows beside a mask hole) with every long line unfilled is no band. Generated v8 seed 33: the
+        # path's two false bands (fronto-parallel twins, short columns at 0.07 / 0.11, long columns filled
+        # -0.02 / -0.06); the true bands it alone names on seeds 25, 28, 31-33 fill their long line 0.06+
         row_on = (rl >= DOUBLING_WEAK_LINE and _fin(re_) and re_ >= DOUBLING_WEAK_EVEN and flat
-                  and not _cut_short(g, "doubling", "row", DOUBLING_WEAK_LINE))
+                  and not _cut_short(g, "doubling", "row", DOUBLING_WEAK_LINE)
+                  and _long_line_holds(g, "row", DOUBLING_WEAK_LINE))
         col_on = (cl >= DOUBLING_WEAK_LINE and _fin(ce_) and ce_ >= DOUBLING_WEAK_EVEN and flat
-                  and not _cut_short(g, "doubling", "col", DOUBLING_WEAK_LINE))
+                  and not _cut_short(g, "doubling", "col", DOUBLING_WEAK_LINE)
+                  and _long_line_holds(g, "col", DOUBLING_WEAK_LINE))
         if not (row_on or col_on) or pc < DOUBLING_WEAK_CORR:
             return None
     # no wall lattice of real size to double: a fine mosaic folded by subsampling (aliasing moiré) is new
@@ -1232,10 +1239,12 @@ def _perspective_verdicts(g: Callable[[str], float]) -> list[Verdict]:
         trends = [(abs(v), name, v) for v, name, ax in ((py_, "top→bottom", "y"), (px_, "left→right", "x"))
                   if _fin(v) and (not aper or abs(v) >= PERSP_WEAK or _consensus(ax))]
         # ... or a strong change between opposite thirds (aperiodic gravel, whose windows' profiles lock on
-        # the grain and JPEG at shift 0)
+        # the grain and JPEG at shift 0); not on a periodic wall, whose windows' peaks move with the trend:
+        # there a band or zone at 2× filling one third is what the thirds read (a hex or penny lattice
+        # doubled along one axis re-spaces its rings by ~1.76, which no step guard takes for an octave)
         trends += [(abs(v) * PERSP_TREND / SCALE_TREND_STRONG, name, v)
                    for v, c, name in ((sy, cy, "top→bottom"), (sx_, cx, "left→right"))
-                   if _fin(v) and _fin(c) and c >= SCALE_CORR_STRONG]
+                   if _fin(v) and _fin(c) and c >= SCALE_CORR_STRONG and (aper or not _fin(psc))]
         # ... or, on an aperiodic wall (no peaks to match), a strong trend of the windows' spectral centroid
         if aper:
             cty, ctx = g("centroid_trend_y"), g("centroid_trend_x")

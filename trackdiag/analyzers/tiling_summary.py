@@ -78,6 +78,8 @@ from .tiling_limits import (
     CENTRE_ZONE,
     FRAME_DOUBLE,
     MIN_REGION_PERIODS,
+    PERSP_STEP_MARGIN,
+    PERSP_STEP_OCTAVES,
     PERSPECTIVE_TREND,
     RECT_ALT_DIFF,
     RECT_ALT_MAX,
@@ -1312,7 +1314,8 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out.update(wst)
     # ... on square transforms: the perspective verdict's (bricks and planks no longer lock at shift 0; the
     # other rules and maps keep the keys above, on which they were calibrated)
-    out.update(window_scale_trend(x, sw, square=True, prefix="persp_sq"))
+    out.update(window_scale_trend(x, sw, square=True, step_octaves=PERSP_STEP_OCTAVES,
+                                  step_margin=PERSP_STEP_MARGIN, prefix="persp_sq"))
     # ... and of its spectral centroid: the rules read it on aperiodic walls only (NaN on the others)
     out.update(_only_where(per.score < APERIODIC_SCORE,
                            ("centroid_trend_x", "centroid_trend_y", "aniso_trend_x", "aniso_trend_y"), x,

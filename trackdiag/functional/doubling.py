@@ -54,18 +54,35 @@ FULL_LINE_SPAN = 0.8
 
 @functools.lru_cache(maxsize=16)
 def _layout(k: int, device: torch.device, dtype: torch.dtype
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The constants of a ``k×k`` window's centred spectrum (cached: read only): the Hann taper ``k×k``,
-    :func:`_centred_index` ``(k²,)``, how often the full layout reads each half-spectrum bin
-    (``(k·(k//2+1),)``, ``dtype``), each bin's rounded ring ``(k²,)`` (long, clamped at ``k//2 + 1``), the
-    rings' bin counts ``(k//2 + 2,)`` and each bin's radius ``k×k`` (``dtype``)."""
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                       torch.Tensor, torch.Tensor]:
+    """The constants of a ``k×k`` window's centred spectrum on its *half layout*, the centred rows
+    ``0 … c`` (``c = k//2``: the frequencies ``κy ≤ 0``; the others mirror them, ``P(−κ) = P(κ)``), ``h₂ =
+    c + 1`` rows of ``k`` (cached: read only): the Hann taper ``k×k``, :func:`_centred_index` of the rows
+    ``0 … c + 1`` (what the 3×3 smoothing of the rows ``0 … c`` reads; ``≤ k`` rows), how often the full
+    layout reads each half-spectrum bin (``(k·(k//2+1),)``, ``dtype``), each half-layout bin's rounded ring
+    ``(h₂·k,)`` (long, clamped at ``k//2 + 1``), how many bins of the full layout each half-layout bin
+    stands for ``h₂×k`` (``dtype``: 1 on the rows ``0`` of an even ``k`` (its Nyquist row) and ``c``, which
+    are their own mirror images, 2 elsewhere), the rings' bin counts over the full layout ``(k//2 + 2,)``,
+    each half-layout bin's radius ``h₂×k`` (``dtype``) and the ring means' weights ``(r·k)×(k//2 + 2)``
+    (``r`` the rows the smoothing reads: each bin's full-layout count over its ring's, 0 on the row ``c + 1``;
+    the ring means as one matrix product)."""
     idx = _centred_index(k, device)
     mult = torch.bincount(idx, minlength=k * (k // 2 + 1)).to(dtype)
-    o = torch.arange(k, device=device, dtype=dtype) - k // 2
-    radius = torch.sqrt(o[:, None].square() + o[None, :].square())
-    ring = radius.round().long().clamp(max=k // 2 + 1).flatten()
-    nring = torch.bincount(ring, minlength=k // 2 + 2).to(dtype)
-    return hann2d(k, k, device=device, dtype=dtype), idx, mult, ring, nring, radius
+    c = k // 2
+    o = torch.arange(k, device=device, dtype=dtype) - c
+    radius = torch.sqrt(o[:c + 1, None].square() + o[None, :].square())
+    ring = radius.round().long().clamp(max=c + 1).flatten()
+    rw = torch.full((c + 1, 1), 2.0, device=device, dtype=dtype)
+    rw[c] = 1.0
+    if k % 2 == 0:
+        rw[0] = 1.0
+    rw = rw.expand(c + 1, k).contiguous()
+    nring = torch.zeros(c + 2, device=device, dtype=dtype).index_add_(0, ring, rw.flatten())
+    rows = min(c + 2, k)
+    avg = torch.zeros(rows * k, c + 2, device=device, dtype=dtype)
+    avg[torch.arange((c + 1) * k, device=device), ring] = rw.flatten() / nring.clamp_min(1.0)[ring]
+    return (hann2d(k, k, device=device, dtype=dtype), idx[:rows * k], mult, ring, rw, nring, radius, avg)
 
 
 def _centred_index(k: int, device: torch.device) -> torch.Tensor:
@@ -101,26 +118,32 @@ def _box3(a: torch.Tensor) -> torch.Tensor:
 
 
 def _whitened_log_spectra(windows: torch.Tensor, vpatch: torch.Tensor) -> torch.Tensor:
-    """``M×k×k`` windows (any leading axes, ``M`` in all; ``vpatch`` 0/1 validity) → ``M×k×k`` centred
-    (fftshifted) log power spectra, 3×3 smoothed, minus each window's own ring mean (so that peaks, not the
-    spectral slope, carry them).
-    One real FFT per window (the other half of the spectrum by symmetry)."""
+    """``M×k×k`` windows (any leading axes, ``M`` in all; ``vpatch`` 0/1 validity) → ``M×(c+1)×k`` centred
+    (fftshifted) log power spectra on the half layout (:func:`_layout`: the rows ``0 … c``, ``c = k//2``; the
+    rest mirrors them), 3×3 smoothed, minus each window's own ring mean (so that peaks, not the spectral
+    slope, carry them; each bin weighted by the full-layout bins it stands for).
+    One real FFT per window."""
     k = windows.shape[-1]
     m = windows[..., 0, 0].numel()
     dt, dev = windows.dtype, windows.device
     # (strided window views are read as they are: each product below writes its own contiguous copy)
-    hann, idx, mult, ring, nring, _ = _layout(k, dev, dt)
-    wts = vpatch * hann
-    mean = (windows * wts).sum((-2, -1), keepdim=True) / wts.sum((-2, -1), keepdim=True).clamp_min(1e-9)
-    pr = abs2(torch.fft.rfft2(((windows - mean) * wts).reshape(m, k, k))).reshape(m, -1)  # M×(k·(k//2+1))
-    # the log on the half spectrum, then its full centred layout (the mean power over the full one: each
-    # half bin weighted by how often the full layout reads it)
+    hann, idx, mult, ring, _, _, _, avg = _layout(k, dev, dt)
+    # every pixel valid (read on the host only): the taper itself, one view (no weight pass)
+    ones = order.host_ok(vpatch) and bool(vpatch.amin() == 1)
+    wts = hann.expand(vpatch.shape) if ones else vpatch * hann
+    # the windows less their weighted mean, tapered, as x·w − mean·w (one product for both)
+    xw = (windows * wts).reshape(m, k, k)
+    wsum = hann.sum() if ones else wts.sum((-2, -1)).reshape(m, 1, 1)
+    mean = xw.sum((-2, -1), keepdim=True) / wsum.clamp_min(1e-9)
+    xw = xw.addcmul_(mean, wts.reshape(m, k, k) if not ones else hann, value=-1.0)
+    pr = abs2(torch.fft.rfft2(xw)).reshape(m, -1)  # M×(k·(k//2+1))
+    # the log on the half spectrum, then its centred rows 0 … c (+ the row the smoothing of row c reads;
+    # the mean power over the full layout: each half bin weighted by how often the full layout reads it)
     eps = 1e-6 * (pr @ mult)[:, None] / (k * k) + torch.finfo(dt).tiny
-    lp = _box3(torch.log(pr + eps).index_select(1, idx).reshape(m, k, k))
-    c = k // 2
-    ring_sum = torch.zeros(m, c + 2, device=dev, dtype=dt).index_add_(1, ring, lp.reshape(m, -1))
-    ring_mean = ring_sum / nring.clamp_min(1.0)
-    return lp - ring_mean.index_select(1, ring).reshape(m, k, k)
+    h2 = k // 2 + 1
+    lp = _box3(torch.log(pr + eps).index_select(1, idx).reshape(m, -1, k))  # M×r×k
+    ring_mean = lp.reshape(m, -1) @ avg  # M×(c+2): each ring's mean over the full layout
+    return lp[:, :h2] - ring_mean.index_select(1, ring).reshape(m, h2, k)
 
 
 def _masked_downsample(x: torch.Tensor, valid: torch.Tensor, ds: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,7 +210,9 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     win = x0.unfold(1, k, st).unfold(2, k, st)  # N×gh×gw×k×k strided views (no copy)
     vpatch = vf.unfold(1, k, st).unfold(2, k, st)
     ok = (vpatch.mean((-2, -1)) >= min_valid_frac).reshape(n, gh * gw)
-    z = _whitened_log_spectra(win, vpatch).reshape(n, gh * gw, k, k)
+    c = k // 2
+    h2 = c + 1
+    z = _whitened_log_spectra(win, vpatch).reshape(n, gh * gw, h2, k)  # the half layout (rows 0 … c)
     nan = float("nan")
     cy = (torch.arange(gh, device=dev, dtype=dt) * st + k / 2.0) * ds
     cx = (torch.arange(gw, device=dev, dtype=dt) * st + k / 2.0) * ds
@@ -198,21 +223,23 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     log_s = (tx[:, None, None] * (cx / w - 0.5)[None, None, :]
              + ty[:, None, None] * (cy / h - 0.5)[None, :, None])
     s = torch.exp(log_s).reshape(n, gh * gw)
-    c = k // 2
     o = torch.arange(k, device=dev, dtype=dt) - c
     # every window brought to the centre's scale (its spectrum read at κ/s), so that one set of templates
     # serves all windows; the reference is the median of those (an angled wall's spectrum is not smeared
     # by its range of local periods)
-    u = (c + o[None, None, :] / s[..., None]) / (k - 1) * 2 - 1  # N×P×k
-    zn = _rescaled(z, u, flat=(tx == 0) & (ty == 0))
+    # (the half layout's rows normalised over its c + 1 rows: they read the rows 0 … c only)
+    pos = c + o[None, None, :] / s[..., None]  # N×P×k
+    u = pos / max(k - 1, 1) * 2 - 1
+    uy = pos[..., :h2] / max(c, 1) * 2 - 1
+    zn = _rescaled(z, u, uy, flat=(tx == 0) & (ty == 0))
     ref = masked_median(zn, ok)
-    ref = ref.nan_to_num(0.0)  # N×k×k
+    ref = ref.nan_to_num(0.0)  # N×h2×k
     # where a window's rescaled spectrum is measured: inside the window (κ/s within it) and off its centre
     inside = (u.abs() <= 1.0)  # N×P×k
-    ring = _layout(k, dev, dt)[5]
-    vw = ((inside[..., :, None] & inside[..., None, :]) & (ring >= 2.0 * s[..., None, None]))
-    vw = vw.to(dt).reshape(n, gh * gw, k * k)
-    corr = _template_corr(zn.reshape(n, gh * gw, k * k) * vw, vw, ref)  # N×P×T
+    radius = _layout(k, dev, dt)[6]
+    vw = ((inside[..., :h2, None] & inside[..., None, :]) & (radius >= 2.0 * s[..., None, None]))
+    vw = vw.to(dt).reshape(n, gh * gw, h2 * k)
+    corr = _template_corr(zn.reshape(n, gh * gw, h2 * k) * vw, vw, ref, k)  # N×P×T
     nj = len(_JITTER)
     plain = corr[..., :nj].amax(-1)
     doubled = corr[..., nj:].amax(-1)
@@ -221,33 +248,35 @@ def doubling_map(x: torch.Tensor, valid: torch.Tensor, *, window_px: int, stride
     return DoublingMap(margin, torch.where(ok, plain, full).reshape(n, gh, gw), cy, cx)
 
 
-def _grid2(u: torch.Tensor) -> torch.Tensor:
-    """``...×k`` normalised coordinates (the same along x and y) → the ``...×k×k×2`` (x, y) sampling grid."""
-    k = u.shape[-1]
+def _grid2(u: torch.Tensor, uy: torch.Tensor) -> torch.Tensor:
+    """``...×k`` normalised x coordinates and ``...×h₂`` y coordinates → the ``...×h₂×k×2`` (x, y) sampling
+    grid."""
+    k, h2 = u.shape[-1], uy.shape[-1]
     lead = tuple(u.shape[:-1])
-    return torch.stack([u[..., None, :].expand(*lead, k, k), u[..., :, None].expand(*lead, k, k)], -1)
+    return torch.stack([u[..., None, :].expand(*lead, h2, k), uy[..., :, None].expand(*lead, h2, k)], -1)
 
 
-def _rescaled(z: torch.Tensor, u: torch.Tensor, *, flat: torch.Tensor) -> torch.Tensor:
-    """The windows' spectra ``z`` (``N×P×k×k``) read at the normalised coordinates ``u`` (``N×P×k``, the same
-    along both axes), bilinear (``grid_sample``, ``align_corners``): ``N×P×k×k``.
+def _rescaled(z: torch.Tensor, u: torch.Tensor, uy: torch.Tensor, *, flat: torch.Tensor) -> torch.Tensor:
+    """The windows' half-layout spectra ``z`` (``N×P×h₂×k``) read at the normalised coordinates ``u``
+    (``N×P×k``, along x) and ``uy`` (``N×P×h₂``, along y), bilinear (``grid_sample``, ``align_corners``):
+    ``N×P×h₂×k``.
 
     ``flat`` (``(N,)`` bool): the images whose expected scale is exactly 1 everywhere (no trend), so that
     every window reads the same grid. On the host those images' windows are sampled as the channels of one
     image (one grid per image instead of one per window: the same interpolation weights and values, without
-    the ``N×P×k×k×2`` grid); the others (and every image on a device) one grid per window."""
-    n, p, k = u.shape
+    the ``N×P×h₂×k×2`` grid); the others (and every image on a device) one grid per window."""
+    n, p, h2, k = z.shape
     if not order.host_ok(z) or not bool(flat.any()):
-        return F.grid_sample(z.reshape(n * p, 1, k, k), _grid2(u).reshape(n * p, k, k, 2),
-                             align_corners=True).reshape(n, p, k, k)
+        return F.grid_sample(z.reshape(n * p, 1, h2, k), _grid2(u, uy).reshape(n * p, h2, k, 2),
+                             align_corners=True).reshape(n, p, h2, k)
     zn = torch.empty_like(z)
     fi = flat.nonzero()[:, 0]
-    zn[fi] = F.grid_sample(z[fi], _grid2(u[fi, 0]), align_corners=True)
+    zn[fi] = F.grid_sample(z[fi], _grid2(u[fi, 0], uy[fi, 0]), align_corners=True)
     ri = (~flat).nonzero()[:, 0]
     if ri.numel():
         m = ri.numel()
-        zn[ri] = F.grid_sample(z[ri].reshape(m * p, 1, k, k), _grid2(u[ri]).reshape(m * p, k, k, 2),
-                               align_corners=True).reshape(m, p, k, k)
+        zn[ri] = F.grid_sample(z[ri].reshape(m * p, 1, h2, k), _grid2(u[ri], uy[ri]).reshape(m * p, h2, k, 2),
+                               align_corners=True).reshape(m, p, h2, k)
     return zn
 
 
@@ -261,39 +290,45 @@ def _factors(dev: torch.device, dt: torch.dtype) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=16)
 def _template_geometry(k: int, dev: torch.device, dt: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where the templates of :func:`_factors` (``T``) are inside a ``k×k`` frame (``T×k²`` 0/1) and their
-    sampling grid (``1×(T·k)×k×2``; cached: read only)."""
+    """Where the templates of :func:`_factors` (``T``) are inside a ``k×k`` frame on its half layout (the
+    rows ``0 … c``, :func:`_layout`), each bin weighted by the full-layout bins it stands for (``T×(h₂·k)``,
+    0 outside), and their sampling grid of the half-layout reference (``1×(T·h₂)×k×2``; cached: read only)."""
     factors = _factors(dev, dt)
     t = factors.shape[0]
     c = k // 2
+    h2 = c + 1
     o = torch.arange(k, device=dev, dtype=dt) - c
     ux = c + factors[:, :1] * o  # T×k
-    uy = c + factors[:, 1:] * o
+    uy = c + factors[:, 1:] * o[:h2]  # T×h2 (≤ c: the half layout's rows)
     m_t = (((uy >= 0) & (uy <= k - 1))[:, :, None] & ((ux >= 0) & (ux <= k - 1))[:, None, :])
-    grid = torch.stack([(ux / (k - 1) * 2 - 1)[:, None, :].expand(t, k, k),
-                        (uy / (k - 1) * 2 - 1)[:, :, None].expand(t, k, k)], dim=-1)
-    return m_t.to(dt).reshape(t, k * k), grid.reshape(1, t * k, k, 2)
+    grid = torch.stack([(ux / max(k - 1, 1) * 2 - 1)[:, None, :].expand(t, h2, k),
+                        (uy / max(c, 1) * 2 - 1)[:, :, None].expand(t, h2, k)], dim=-1)
+    rw = _layout(k, dev, dt)[4]
+    return (m_t.to(dt) * rw).reshape(t, h2 * k), grid.reshape(1, t * h2, k, 2)
 
 
-def _template_corr(zv: torch.Tensor, vw: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+def _template_corr(zv: torch.Tensor, vw: torch.Tensor, ref: torch.Tensor, k: int) -> torch.Tensor:
     """Pearson correlation of every window with every template, over both masks, by matrix products.
 
-    ``zv`` ``N×P×k²``: the windows' spectra at the centre's scale, zero outside ``vw`` (``N×P×k²`` 0/1, where
-    each is measured); ``ref`` ``N×k×k``: the reference spectrum (centred, fftshifted); the template ``t``
-    is ``ref`` read at ``(f_x·κx, f_y·κy)`` inside the frame (``f``: :func:`_factors`). Returns ``N×P×T``.
-    With ``M = vw·m_t`` the joint mask, the correlation needs only the sums ``Σ M z r``, ``Σ M z``,
-    ``Σ M z²`` (products with the templates) and ``Σ M r``, ``Σ M r²``, ``Σ M`` (products of ``vw`` with
-    them): six matrix products instead of one resampling and reduction per window and template.
+    ``zv`` ``N×P×(h₂·k)``: the windows' spectra at the centre's scale on the half layout (:func:`_layout`),
+    zero outside ``vw`` (``N×P×(h₂·k)`` 0/1, where each is measured); ``ref`` ``N×h₂×k``: the reference
+    spectrum (centred, fftshifted, half layout); the template ``t`` is ``ref`` read at ``(f_x·κx, f_y·κy)``
+    inside the frame (``f``: :func:`_factors`). Returns ``N×P×T``. Each half-layout bin counts for the
+    full-layout bins it stands for (the template masks' weights: the sums over the full layout, whose
+    other half mirrors this one up to the 3×3 smoothing and the rescaling at the Nyquist row and column).
+    With ``M = vw·m_t`` the joint (weighted) mask, the correlation needs only the sums ``Σ M z r``,
+    ``Σ M z``, ``Σ M z²`` (products with the templates) and ``Σ M r``, ``Σ M r²``, ``Σ M`` (products of
+    ``vw`` with them): six matrix products instead of one resampling and reduction per window and template.
     """
     n, _, kk = zv.shape
-    k = ref.shape[-1]
+    h2 = ref.shape[-2]
     m_t, grid = _template_geometry(k, ref.device, ref.dtype)
     t = m_t.shape[0]
-    rs = F.grid_sample(ref[:, None], grid.expand(n, t * k, k, 2), align_corners=True).reshape(n, t, kk)
-    rm = rs * m_t  # N×T×k²
+    rs = F.grid_sample(ref[:, None], grid.expand(n, t * h2, k, 2), align_corners=True).reshape(n, t, kk)
+    rm = rs * m_t  # N×T×kk
     s_zr, s_z = (zv @ torch.cat([rm, m_t[None].expand(n, t, kk)], 1).transpose(1, 2)).split(t, -1)
     s_zz = (zv * zv) @ m_t.T
-    tmpl = torch.cat([rm, rm * rs, m_t[None].expand(n, t, kk)], 1)  # N×3T×k²
+    tmpl = torch.cat([rm, rm * rs, m_t[None].expand(n, t, kk)], 1)  # N×3T×kk
     s_r, s_rr, cnt = (vw @ tmpl.transpose(1, 2)).split(t, -1)
     cnt = cnt.clamp_min(1.0)
     cov = s_zr - s_z * s_r / cnt
@@ -368,7 +403,10 @@ def region_extent(margin: torch.Tensor, *, excess: float, line_quantile: float =
         # that a zone fills are not a full-width line)
         enough = (fin.sum(-1) >= min_line) & (span >= min_span * full.clamp_min(1)[:, None])
         long_ = enough & (span >= full_span * full.clamp_min(1)[:, None])
-        q0 = torch.nanquantile(a, line_quantile, dim=-1)
+        if line_quantile == 0.0:  # the lowest measured value (nanquantile's, without its sort)
+            q0 = torch.where(fin, a, math.inf).amin(dim=-1)
+        else:
+            q0 = torch.nanquantile(a, line_quantile, dim=-1)
         q = torch.where(enough & torch.isfinite(q0), q0, torch.full_like(q0, -math.inf))
         qf = torch.where(long_ & torch.isfinite(q0), q0, torch.full_like(q0, -math.inf)).amax(dim=-1)
         top = torch.where(torch.isfinite(a), a, torch.full_like(a, -math.inf)).amax(dim=-1)  # N×L
@@ -482,51 +520,63 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
     # long then repeat at 4·(0, L/2) and no longer at 2·(0, L/2), while at v and 2v they read as the wall)
     fac4 = torch.tensor([0.25, 0.5, 1.0, 2.0], device=dev, dtype=dt)
 
-    def prepared(xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The image with its validity (``N×2×hh×ww``, shifted together), its valid mean (``N×1×1×1``) and
+    def prepared(xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The image less its valid mean, zero outside the wall (``N×hh×ww``: the pairs read it centred,
+        as the correlation is shift-invariant and the window sums' cancellation in float32 is not), and
         the window variance below which a window counts as flat: 10⁻⁴ of the image's (valid) pixel
         variance, well above float32 rounding of the window moments and far below any texture's local
         variance."""
-        centre = (xi.sum((-2, -1)) / vf.sum((-2, -1)).clamp_min(1.0))[:, None, None, None]
         vsum = vf.sum((-2, -1)).clamp_min(1.0)
-        var0 = ((xi - centre[:, 0]) * vf).square().sum((-2, -1)) / vsum
-        return torch.stack([xi, vf], dim=1), centre, (1e-4 * var0 + 1e-12)[:, None, None, None]
+        centre = xi.sum((-2, -1)) / vsum
+        xc = (xi - centre[:, None, None]).mul_(vf)
+        var0 = xc.square().sum((-2, -1)) / vsum
+        return xc, (1e-4 * var0 + 1e-12)[:, None, None, None]
 
-    img, centre, flat_var = prepared(x0[:, 0] if per_vector else x0)
+    img, flat_var = prepared(x0[:, 0] if per_vector else x0)
 
-    def corr3(r: torch.Tensor | None, v: torch.Tensor, img: torch.Tensor, centre: torch.Tensor,
-              flat_var: torch.Tensor, fac: torch.Tensor, shifted: bool = False
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+    def corr3(r: torch.Tensor | None, v: torch.Tensor, img: torch.Tensor, flat_var: torch.Tensor,
+              fac: torch.Tensor, shifted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Windows' pair correlation at ``2·fac·v`` (``v/2``, ``v``, ``2v`` and, with four factors, ``4v``)
-        on the images ``r`` (None: all; ``v`` ``N×2`` px, ``img``, ``centre``, ``flat_var`` of all ``N``):
+        on the images ``r`` (None: all; ``v`` ``N×2`` px, ``img`` (centred), ``flat_var`` of all ``N``):
         ``K×F×gh×gw`` (NaN on flat windows) and the valid-pair shares. One bilinear read of the ``2F``
         shifted copies, the window sums by strided sums. ``shifted``: every image's scale is exactly 1
-        (no perspective trend) and the host can read ``v``: the reads are whole-image shifts
-        (:func:`_shift_read`, the same bilinear values)."""
+        (no perspective trend) and the host can read ``v``: the reads are whole-image shifts and their
+        validity shifted 0/1 masks (:func:`_shift_pairs`)."""
+        vr = vf
         if r is not None:
-            v, img, centre, flat_var = v[r], img[r], centre[r], flat_var[r]
+            v, img, flat_var, vr = v[r], img[r], flat_var[r], vf[r]
         n = v.shape[0]
+        nf = fac.shape[0]
         if shifted:
-            fin = torch.isfinite(v).all(1)[:, None, None, None]
+            fin = torch.isfinite(v).all(1)
             v0 = torch.nan_to_num(v / ds)
             dy, dx = fac[None, :] * v0[:, :1], fac[None, :] * v0[:, 1:]
 
-            def read(i: slice) -> torch.Tensor:
-                return _shift_read(img[i], dy[i], dx[i], pool)
+            def read(i: slice) -> tuple[torch.Tensor, torch.Tensor]:
+                stack = _scratch(pool, "stack", (i.stop - i.start, nf, 6, hh, ww), img)
+                g = _shift_pairs(img[i], vr[i], dy[i], dx[i], stack[:, :, 0], pool)
+                if not bool(fin[i].all()):
+                    stack[:, :, 0].mul_(fin[i, None, None, None])
+                return g, stack
         else:
             scale = scale_of(r)
             by = v[:, 0, None, None] * scale / ds  # N×hh×ww: v's displacement at each pixel
             bx = v[:, 1, None, None] * scale / ds
-            fin = (torch.isfinite(by) & torch.isfinite(bx))[:, None]  # (scaling by fac keeps finiteness)
+            fin_px = (torch.isfinite(by) & torch.isfinite(bx))[:, None]  # (scaling by fac keeps finiteness)
             fy = fac[None, :, None, None] * torch.nan_to_num(by)[:, None]
             fx = fac[None, :, None, None] * torch.nan_to_num(bx)[:, None]
+            both = torch.stack([img, vr], dim=1)
 
-            def read(i: slice) -> torch.Tensor:
-                return _grid_read(img[i], fy[i], fx[i], pool)  # n×2×2F×hh×ww
+            def read(i: slice) -> tuple[torch.Tensor, torch.Tensor]:
+                g = _grid_read(both[i], fy[i], fx[i], pool)  # n×2×2F×hh×ww
+                stack = _scratch(pool, "stack", (g.shape[0], nf, 6, hh, ww), img)
+                ok = g[:, 1] > 0.99  # n×2F×hh×ww: the validity read at both ends of each pair
+                stack[:, :, 0].copy_(ok[:, :nf] & ok[:, nf:] & fin_px[i])
+                return g[:, 0], stack
         # on the host one image at a time (its reads and the window sums' inputs stay in the cache: the
         # same values, several times less memory traffic); on a device all at once
         chunks = [slice(i, i + 1) for i in range(n)] if order.host_ok(img) and n > 1 else [slice(0, n)]
-        moments = [_pair_moments(read(i), centre[i], fin[i], k, st, pool) for i in chunks]
+        moments = [_pair_moments(*read(i), k, st) for i in chunks]
         sw, sa, sb, saa, sbb, sab = (moments[0] if len(moments) == 1 else torch.cat(moments)).unbind(2)
         cnt = sw.clamp_min(1e-9)
         cov = sab - sa * sb / cnt
@@ -560,17 +610,17 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
         fac = fac4 if i < 2 else fac3
         nf = fac.shape[0]
         if per_vector and i > 0:
-            img, centre, flat_var = prepared(x0[:, i])
+            img, flat_var = prepared(x0[:, i])
 
         def corr_on(r: torch.Tensor | None, v: torch.Tensor = v, img: torch.Tensor = img,
-                    centre: torch.Tensor = centre, flat_var: torch.Tensor = flat_var,
-                    fac: torch.Tensor = fac) -> tuple[torch.Tensor, torch.Tensor]:
+                    flat_var: torch.Tensor = flat_var, fac: torch.Tensor = fac
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
             if not host:
-                return corr3(r, v, img, centre, flat_var, fac)
+                return corr3(r, v, img, flat_var, fac)
             fs = flat_scale if r is None else flat_scale[r]
             n_flat = int(fs.sum())
             if n_flat == fs.numel() or (n_flat == 0 and fac.shape[0] == 3):
-                return corr3(r, v, img, centre, flat_var, fac, shifted=n_flat > 0)
+                return corr3(r, v, img, flat_var, fac, shifted=n_flat > 0)
             rr = torch.arange(n, device=dev) if r is None else r
             parts = [(rr[fs], True), (rr[~fs], False)]
             parts = [(j, sh) for j, sh in parts if j.numel()]
@@ -580,8 +630,7 @@ def pair_doubling_map(x: torch.Tensor, valid: torch.Tensor, vectors: torch.Tenso
                 at = (fs if sh else ~fs).nonzero()[:, 0]
                 # (4v is used on walls without a trend only: the others read v/2, v, 2v)
                 f = fac if sh else fac[:3]
-                cs[at, :f.shape[0]], covs[at, :f.shape[0]] = corr3(j, v, img, centre, flat_var, f,
-                                                                   shifted=sh)
+                cs[at, :f.shape[0]], covs[at, :f.shape[0]] = corr3(j, v, img, flat_var, f, shifted=sh)
             return cs, covs
 
         cs, covs = on_rows(fin_v[:, i], corr_on, fills=(nan, 0.0), like=x0, shape=(nf, gh, gw))
@@ -624,9 +673,27 @@ def _lower_location_scale(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     squeezed a 1.0 correlation change in a band of bricks twice as long to a z of 0.9). For a Gaussian
     wall, ``σ = (q₄₀ − q₁₀) / 1.028`` and ``μ = q₄₀ + 0.253 σ``: the median and ``1.4826·MAD`` on
     average."""
-    q = torch.nanquantile(flat, torch.tensor([0.1, 0.4], device=flat.device, dtype=flat.dtype), dim=1)
+    q = _nanquantile_rows(flat, (0.1, 0.4))
     sigma = (q[1] - q[0]) / 1.0283
     return q[1] + 0.2533 * sigma, sigma
+
+
+def _nanquantile_rows(flat: torch.Tensor, qs: tuple[float, ...]) -> torch.Tensor:
+    """``torch.nanquantile(flat, qs, dim=1)`` (linear interpolation) of ``N×M`` → ``Q×N``; on the host the
+    rows sorted by numpy (NaN last, as torch sorts them: torch's sort of short rows is ~10× slower), then
+    torch's own rank, gather and blend (the same values)."""
+    qt = torch.tensor(qs, device=flat.device, dtype=flat.dtype)
+    if not order.host_ok(flat):
+        return torch.nanquantile(flat, qt, dim=1)
+    srt = torch.from_numpy(np.sort(flat.numpy(), axis=1))  # N×M
+    cnt = torch.isfinite(srt).logical_or_(torch.isinf(srt)).sum(1, keepdim=True)  # non-NaN per row
+    ranks = qt[:, None] * (cnt.T - 1)  # Q×N (as torch: q·(n − 1) in the values' dtype)
+    ranks = torch.where(cnt.T > 0, ranks, float(flat.shape[1] - 1))  # (an all-NaN row reads its NaN)
+    below = ranks.long()
+    above = ranks.ceil().long()
+    lo = srt.gather(1, below.T).T
+    hi = srt.gather(1, above.T).T
+    return lo.lerp_(hi, ranks - below)
 
 
 def _robust_z(m: torch.Tensor, floor: float, lower: torch.Tensor | None = None) -> torch.Tensor:
@@ -651,26 +718,17 @@ def _robust_z(m: torch.Tensor, floor: float, lower: torch.Tensor | None = None) 
     return (m - mu[:, None, None]) / (sigma[:, None, None] + floor)
 
 
-def _pair_moments(g: torch.Tensor, centre: torch.Tensor, fin: torch.Tensor, k: int, st: int,
-                  pool: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """The pair test's window sums: ``g`` ``N×2×2F×h×w`` (the image and its validity read at ``p − d/2``,
-    the first ``F`` reads, and at ``p + d/2``, the other ``F``), ``centre`` ``N×1×1×1`` (the image's valid
-    mean), ``fin`` ``N×1×1×1`` or ``N×1×h×w`` bool (where the displacement is finite; ``pool``: work buffers
-    to reuse, :func:`_scratch`) → ``N×F×6×gh×gw``:
-    the ``k×k`` window means (stride ``st``) of the pair weight ``w`` (both reads valid), ``a``, ``b`` (the
-    reads less the centre, 0 where ``w`` is) and ``a²``, ``b²``, ``ab``. Centred on the image's mean: the
-    correlation is shift-invariant, the window sums' cancellation in float32 is not."""
-    n, _, f2, h, w = g.shape
-    nf = f2 // 2
-    ok = g[:, 1] > 0.99  # N×2F×h×w
-    wgt = ok[:, :nf] & ok[:, nf:] & fin
-    # the six inputs written in place into one N×F×6×h×w stack
-    stack = _scratch(pool, "stack", (n, nf, 6, h, w), g)
-    stack[:, :, 0].copy_(wgt)
-    a, b = stack[:, :, 1], stack[:, :, 2]
+def _pair_moments(g: torch.Tensor, stack: torch.Tensor, k: int, st: int) -> torch.Tensor:
+    """The pair test's window sums: ``g`` ``N×2F×h×w`` (the centred image read at ``p − d/2``, the first
+    ``F`` reads, and at ``p + d/2``, the other ``F``), ``stack`` ``N×F×6×h×w`` (its first input, the pair
+    weight ``w``: 1 where both reads are valid, 0 elsewhere, written; the others are written here) →
+    ``N×F×6×gh×gw``: the ``k×k`` window means (stride ``st``) of ``w``, ``a``, ``b`` (the reads, 0 where
+    ``w`` is) and ``a²``, ``b²``, ``ab``."""
+    nf = g.shape[1] // 2
     wf = stack[:, :, 0]
-    torch.sub(g[:, 0, :nf], centre, out=a).mul_(wf)
-    torch.sub(g[:, 0, nf:], centre, out=b).mul_(wf)
+    a, b = stack[:, :, 1], stack[:, :, 2]
+    torch.mul(g[:, :nf], wf, out=a)
+    torch.mul(g[:, nf:], wf, out=b)
     torch.mul(a, a, out=stack[:, :, 3])
     torch.mul(b, b, out=stack[:, :, 4])
     torch.mul(a, b, out=stack[:, :, 5])
@@ -707,14 +765,16 @@ def _scratch(pool: dict[str, torch.Tensor] | None, name: str, shape: tuple[int, 
     return view
 
 
-def _shift_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
-                pool: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """:func:`_grid_read` for displacements that are constant over each image (``dy``, ``dx`` ``N×D`` px,
-    finite, read on the host): ``img`` (``N×C×h×w``) at ``(y ∓ dy, x ∓ dx)``, bilinear, zero outside:
-    ``N×C×2D×h×w``, each read a shifted slice of the zero-padded image and two linear blends (rows, then
-    columns) instead of a per-pixel sampling grid. The same values as ``grid_sample`` up to rounding.
-    ``pool``: the work buffers to reuse (:func:`_scratch`; the result is one of them)."""
-    n, c, h, w = img.shape
+def _shift_pairs(img: torch.Tensor, vf: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, wgt: torch.Tensor,
+                 pool: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """The pairs of whole-image shifts (``dy``, ``dx`` ``N×D`` px, finite, constant over each image, read on
+    the host): ``img`` (``N×h×w``, zero outside the wall) read at ``(y ∓ dy, x ∓ dx)``, bilinear, zero
+    outside: ``N×2D×h×w`` (the ``−`` reads first), each a shifted slice of the zero-padded image and two
+    linear blends (rows, then columns); the pair weights written into ``wgt`` (``N×D×h×w``): 1 where
+    both reads are valid, that is where every neighbour of each blend that weighs at least 1 % along its
+    axis is inside ``vf`` (``N×h×w`` 0/1) — a shifted slice of ``vf``'s 1×1, 2×1, 1×2 or 2×2 erosion, no
+    blend of the validity. ``pool``: the work buffers to reuse (:func:`_scratch`; the result is one)."""
+    n, h, w = img.shape
     d = dy.shape[1]
     oy = torch.cat([-dy, dy], 1).numpy().astype(float)  # N×2D (the host copy of a CPU tensor)
     ox = torch.cat([-dx, dx], 1).numpy().astype(float)
@@ -723,16 +783,36 @@ def _shift_read(img: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
     fy, fx = oy - np.floor(oy), ox - np.floor(ox)
     m = int(max(np.abs(iy).max(initial=0), np.abs(ix).max(initial=0))) + 2
     pad = F.pad(img, (m, m, m, m))
-    out = _scratch(pool, "read", (n, c, 2 * d, h, w), img)
-    rows = _scratch(pool, "rows", (c, h, w + 1), img)
+    vpad = F.pad(vf, (m, m, m, m))
+    out = _scratch(pool, "read", (n, 2 * d, h, w), img)
+    rows = _scratch(pool, "rows", (h, w + 1), img)
     for a in range(n):
+        ero: dict[tuple[bool, bool], torch.Tensor] = {}
+
+        def valid_at(j: int, a: int = a, ero: dict[tuple[bool, bool], torch.Tensor] = ero) -> torch.Tensor:
+            """Read ``j``'s validity: its neighbours' rows (columns) ``y0`` and ``y0 + 1`` where each
+            weighs at least 1 %."""
+            ty, tx = float(fy[a, j]), float(fx[a, j])
+            two = (0.01 <= ty <= 0.99, 0.01 <= tx <= 0.99)
+            if two not in ero:
+                e = vpad[a]
+                if two[0]:
+                    e = e[:-1] * e[1:]
+                if two[1]:
+                    e = e[:, :-1] * e[:, 1:]
+                ero[two] = e
+            y0 = m + int(iy[a, j]) + int(not two[0] and ty > 0.99)
+            x0 = m + int(ix[a, j]) + int(not two[1] and tx > 0.99)
+            return ero[two][y0:y0 + h, x0:x0 + w]
+
         for j in range(2 * d):
             y0, x0 = m + int(iy[a, j]), m + int(ix[a, j])
             # (the columns the second blend reads only)
             cols = slice(x0, x0 + w + 1)
-            torch.lerp(pad[a, :, y0:y0 + h, cols], pad[a, :, y0 + 1:y0 + 1 + h, cols], float(fy[a, j]),
-                       out=rows)
-            torch.lerp(rows[..., :w], rows[..., 1:], float(fx[a, j]), out=out[a, :, j])
+            torch.lerp(pad[a, y0:y0 + h, cols], pad[a, y0 + 1:y0 + 1 + h, cols], float(fy[a, j]), out=rows)
+            torch.lerp(rows[..., :w], rows[..., 1:], float(fx[a, j]), out=out[a, j])
+        for j in range(d):
+            torch.mul(valid_at(j), valid_at(d + j), out=wgt[a, j])
     return out
 
 

@@ -333,14 +333,23 @@ def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octav
     return prof - F.avg_pool1d(prof[:, None], k, 1, k // 2, count_include_pad=False)[:, 0]
 
 
-def scale_shift(a: torch.Tensor, b: torch.Tensor, *, max_shift: int) -> tuple[torch.Tensor, torch.Tensor]:
+def scale_shift(a: torch.Tensor, b: torch.Tensor, *, max_shift: int, step_reach: int = 0,
+                step_margin: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Shift (in grid steps) of ``N×B`` profile ``b`` against ``a`` that maximises their correlation over
-    ``±max_shift`` (positive: ``b`` lies at higher frequencies), and that correlation; both ``(N,)``."""
+    ``±max_shift`` (positive: ``b`` lies at higher frequencies), and that correlation; both ``(N,)``.
+
+    ``step_reach`` > ``max_shift``: the correlation is also read out to ``±step_reach`` steps (at most half
+    the profile), and where its best beyond ``±max_shift`` comes within ``step_margin`` of the best in range
+    the shift is NaN (the correlation stays the in-range best): the two profiles are a step of scale apart
+    that no trend in range explains (a zone or band at 2× the period against the wall around it matches an
+    octave away, and in range only where a harmonic lines up: a square lattice's rings at 2P and at P/√2
+    coincide, half an octave off)."""
     n, length = a.shape
     k = min(max_shift, length // 3)
-    pad_b = F.pad(b, (k, k), value=float("nan"))
-    win = pad_b.unfold(1, length, 1)  # N×(2k+1)×B: win[:, j] = b shifted by (j - k)
-    shifts = torch.arange(-k, k + 1, device=a.device)
+    kk = max(k, min(step_reach, length // 2))
+    pad_b = F.pad(b, (kk, kk), value=float("nan"))
+    win = pad_b.unfold(1, length, 1)  # N×(2kk+1)×B: win[:, j] = b shifted by (j - kk)
+    shifts = torch.arange(-kk, kk + 1, device=a.device)
     aa = a[:, None, :].expand_as(win)
     ok = torch.isfinite(win)
     cnt = ok.sum(-1).clamp_min(1)
@@ -352,8 +361,13 @@ def scale_shift(a: torch.Tensor, b: torch.Tensor, *, max_shift: int) -> tuple[to
     x, y = centred(aa), centred(win)
     c = (x * y).sum(-1) / (x.norm(dim=-1) * y.norm(dim=-1)).clamp_min(1e-12)
     c = torch.where(cnt >= length // 2, c, torch.full_like(c, -1.0))
-    best, j = c.max(dim=1)
-    return shifts[j].to(a.dtype), best
+    best, j = c[:, kk - k:kk + k + 1].max(dim=1)
+    shift = shifts[j + (kk - k)].to(a.dtype)
+    if kk > k:
+        beyond = torch.cat([c[:, :kk - k], c[:, kk + k + 1:]], dim=1).max(dim=1).values
+        step = beyond > best - step_margin
+        shift = torch.where(step, torch.full_like(shift, float("nan")), shift)
+    return shift, best
 
 
 def _window_grid(x: torch.Tensor, weights: torch.Tensor, *, window_frac: float, grid: int
@@ -372,7 +386,8 @@ def _window_grid(x: torch.Tensor, weights: torch.Tensor, *, window_frac: float, 
 def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3, window_frac: float = 0.5,
                        bins_per_octave: int = 32, max_octaves: float = 0.8, min_valid: float = 0.6,
                        min_corr: float = 0.5, hi_cycles: float = 0.2, square: bool = False,
-                       prefix: str = "persp") -> dict[str, torch.Tensor]:
+                       step_octaves: float = 0.0, step_margin: float = 0.0, prefix: str = "persp"
+                       ) -> dict[str, torch.Tensor]:
     """Perspective as a robust trend of the local scale over a ``grid × grid`` set of windows.
 
     ``x`` ``N×H×W`` finite, ``weights`` ``N×H×W`` 0..1 (an apodized mask). Windows of ``window_frac`` of the
@@ -390,6 +405,12 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
     (Theil–Sen on pairs), and ``*_agree`` the share of pair slopes with the median's sign and at least half
     its size (near 1 on an angled wall; scattered slopes on a fronto-parallel wall come from texture
     variation, not from a trend).
+
+    ``step_octaves`` > ``max_octaves``: a pair whose profiles match beyond ``±max_octaves`` (read out to
+    ``±step_octaves``, :func:`scale_shift`'s ``step_reach``) as well as in range, or within ``step_margin``
+    of it, is a step of scale, not a sample of a trend, and is left out: a zone or band at 2× the period on
+    a fronto-parallel wall matches the wall around it an octave away, and in range only where a harmonic
+    lines up (half an octave on a square lattice, which read as a trend of ln 2 per frame).
 
     Returns ``{"persp_trend_x", "persp_trend_y", "persp_agree_x", "persp_agree_y", "persp_pairs_x",
     "persp_pairs_y"}`` (``prefix`` for ``persp``), each ``(N,)`` (NaN trend and agreement without a usable
@@ -423,13 +444,15 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
         ib = torch.stack([p[1] for p in pairs])
         pr = prof.reshape(n, g2, -1)
         shift, corr = scale_shift(pr[:, ia].reshape(-1, pr.shape[-1]), pr[:, ib].reshape(-1, pr.shape[-1]),
-                                  max_shift=k)
+                                  max_shift=k, step_reach=int(round(step_octaves * bins_per_octave)),
+                                  step_margin=step_margin)
         shift, corr = shift.reshape(n, -1), corr.reshape(n, -1)
         ta = pos[(ia // gx) if name == "y" else (ia % gx)]
         tb = pos[(ib // gx) if name == "y" else (ib % gx)]
         # b at higher frequency (shift > 0): shorter period at b
         slope = -shift / bins_per_octave * math.log(2.0) / (tb - ta)[None]
-        use = (corr >= min_corr) & (vfrac[:, ia] >= min_valid) & (vfrac[:, ib] >= min_valid)
+        use = ((corr >= min_corr) & (vfrac[:, ia] >= min_valid) & (vfrac[:, ib] >= min_valid)
+               & torch.isfinite(shift))
         s = torch.where(use, slope, torch.full_like(slope, float("nan")))
         med = s.nanmedian(dim=1).values
         cnt = use.sum(dim=1).to(dt)

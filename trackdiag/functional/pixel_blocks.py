@@ -22,10 +22,10 @@ bool, the wall):
    band-pass with its transform at that displacement, best over ± ``radius`` px (the offsets as one batch
    of cumulative-sum box sums over the region's bounding box);
 4. :func:`block_copy_pairs`: pixels ≥ ``match`` (the match beside the displacement, for the ``distinct``
-   test, computed only around them) closed over 5 px, components of ≥ ``min_area`` px grown
-   by ``grow`` px (the window's reach), each with its partner (a component its partner overlaps by more
-   than half is a flip's axis, dropped), as :func:`~trackdiag.functional.pixel_copy.copy_pairs` returns
-   them.
+   test, computed only around them) closed over 5 px and opened over ``open_px`` px, components of
+   ≥ ``min_area`` px grown by ``grow`` px (the window's reach), each with its partner (a component its
+   partner overlaps by more than half is a flip's axis, dropped), as
+   :func:`~trackdiag.functional.pixel_copy.copy_pairs` returns them.
 """
 
 from __future__ import annotations
@@ -223,14 +223,15 @@ def _best_match(g: torch.Tensor, faces: torch.Tensor, name: str, shifts: list[tu
 
 def block_copy_pairs(signal: torch.Tensor, region: torch.Tensor, *, match: float = 0.5,
                      distinct: float = 0.25, away: int = 6, min_area: int = 250, grow: int = 4,
-                     window: int = 13) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+                     window: int = 13, open_px: int = 5) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
     """Per sample, the pairs ``(component, partner)`` (``H×W`` bool each) whose band-pass grain matches at
     one of the :func:`block_candidates` (``signal``: ``B×H×W``; ``region``: ``B×H×W`` bool).
 
     A pixel matches where :func:`bandpass_match` reaches ``match`` and beats the match ``away`` px off the
     displacement (4 directions, best over ±1 px) by ``distinct`` (a one-dimensional structure matches all
-    along itself); matching pixels closed over 5 px, components of ≥ ``min_area`` px grown by ``grow`` px
-    (the window reads a copy's border low)."""
+    along itself); matching pixels closed over 5 px and opened over ``open_px`` px (sparse matches trailing
+    off beyond a copy would join it; thirteenth sitting), components of ≥ ``min_area`` px grown by ``grow``
+    px (the window reads a copy's border low)."""
     import numpy as np
     from scipy import ndimage
 
@@ -252,7 +253,9 @@ def block_copy_pairs(signal: torch.Tensor, region: torch.Tensor, *, match: float
                       for ex in (-1, 0, 1)]
             off = _best_match(g[i], faces[i], name, beside, window=window, box=near)
             keep = (hot & (m0 - off >= distinct)).cpu().numpy()
-            add_pairs(found, ndimage.binary_closing(keep, np.ones((5, 5))), name, dy, dx, min_area=min_area,
-                      grow=grow, device=signal.device)
+            hot_np = ndimage.binary_closing(keep, np.ones((5, 5)))
+            if open_px > 1:  # sparse matches trailing off beyond the copy do not draw its box
+                hot_np = ndimage.binary_opening(hot_np, np.ones((open_px, open_px)))
+            add_pairs(found, hot_np, name, dy, dx, min_area=min_area, grow=grow, device=signal.device)
         out.append(found)
     return out

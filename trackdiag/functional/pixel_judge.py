@@ -23,7 +23,8 @@
   one in phase with its new place; of the copy and its source, the one departing more in phase) scores
   ``peak_edited`` too; with ``copy_blocks`` (on by default since the twelfth sitting, when one batched FFT
   correlation made it cheap), copies processed after the copy are searched block by block too
-  (:mod:`~trackdiag.functional.pixel_blocks`);
+  (:mod:`~trackdiag.functional.pixel_blocks`); a phase component touching a copy box is cut to within
+  ``copy_reach`` px of it (0: off; a copy's phase departure runs on beyond the copy);
 * unedited: the anomaly score is the change against the change the local texture explains
   (:func:`~trackdiag.functional.pixel_change.relative_change`), thresholded at ``score_unedited`` with the
   gaps closed; a component counts when its peak reaches ``peak_unedited`` (``peak``) and its box is shrunk
@@ -68,7 +69,7 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
                         phase_weak_deg: float = 40.0, phase_support: float = 1.5,
                         band_chroma_level: float = 0.02, band_chroma_z: float = 6.0,
                         band_chroma_along: float = 3.0, copy_level: float = 0.25,
-                        copy_blocks: bool = True) -> dict[str, torch.Tensor]:
+                        copy_blocks: bool = True, copy_reach: int = 8) -> dict[str, torch.Tensor]:
     """Returns ``score`` (``B×H×W``, in multiples of the region's own level, 0 outside the region),
     ``threshold`` (``(B,)``), ``peak`` (``(B,)``, the level a component's peak must reach),
     ``box_margin`` (``(B,)``, px to shrink each box by, negative: grow), ``edited`` (``(B,)`` 0/1),
@@ -117,7 +118,7 @@ def judge_against_input(pred: torch.Tensor, inp: torch.Tensor, mask: Optional[to
             peak=peak_edited, coherent=phase_coherent, edge_floor=phase_edge_floor, weak_deg=phase_weak_deg,
             support=phase_support, vectors=vectors[edited.cpu()].to(own.device),
             support_region=region[edited], copy_level=copy_level,
-            block_region=blocks))
+            block_region=blocks, copy_reach=copy_reach))
     out["score"] = torch.where(edited[:, None, None], score, rel)
     out["threshold"] = torch.where(edited, score_edited, thr_u)
     out["peak"] = torch.where(edited, peak_edited, peak_unedited)
@@ -161,7 +162,8 @@ def edited_band_level(pred: torch.Tensor, region: torch.Tensor, vectors: torch.T
 def _phase_score(own: torch.Tensor, region: torch.Tensor, *, phase_deg: float, min_area: int, floor: float,
                  peak: float, coherent: float, edge_floor: float, weak_deg: float = 0.0, support: float = 0.0,
                  vectors: Optional[torch.Tensor] = None, support_region: Optional[torch.Tensor] = None,
-                 copy_level: float = 0.0, block_region: Optional[torch.Tensor] = None) -> torch.Tensor:
+                 copy_level: float = 0.0, block_region: Optional[torch.Tensor] = None,
+                 copy_reach: int = 0) -> torch.Tensor:
     """``B×H×W``: the edited score of the phase-departure boxes
     (:func:`~trackdiag.functional.pixel_phase.departure_boxes` above ``phase_deg``), ``peak × departure /
     phase_deg`` and at least just above ``floor`` on them, 0 elsewhere. The departure is that of the mean
@@ -189,9 +191,22 @@ def _phase_score(own: torch.Tensor, region: torch.Tensor, *, phase_deg: float, m
         copies = copy_boxes(own, reg, dep, level=copy_level, min_area=min_area,
                             blocks=block_region is not None, block_region=block_region)
         copies &= region
+        if copy_reach > 0 and bool(copies.any()):  # a copy's phase box runs on beyond it: the copy's own
+            keep = _clip_touching(keep, copies, copy_reach)  # box stands for it (within the window's reach)
         val = torch.where(copies, torch.clamp_min(val, peak), val)
         keep = keep | copies
     return torch.where(keep, val, torch.zeros_like(dep))
+
+
+def _clip_touching(mask: torch.Tensor, other: torch.Tensor, reach: int) -> torch.Tensor:
+    """``B×H×W`` bool: ``mask`` whose 8-connected components touching ``other`` (``B×H×W`` bool) are cut to
+    within ``reach`` px of it (pieces the cut leaves apart from ``other`` dropped); the other components as
+    they are."""
+    near = F.max_pool2d(other.float()[:, None], 2 * reach + 1, stride=1, padding=reach)[:, 0] > 0.5
+    grown = F.max_pool2d(other.float()[:, None], 3, stride=1, padding=1)[:, 0] > 0.5
+    touching = mask & ~_components_apart(mask, grown)
+    cut = touching & near
+    return (mask & ~touching) | (cut & ~_components_apart(cut, grown))
 
 
 def _components_apart(mask: torch.Tensor, other: torch.Tensor) -> torch.Tensor:

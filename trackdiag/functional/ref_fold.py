@@ -27,7 +27,11 @@ import torch.nn.functional as F
 
 from .spectral import Spectrum, _box_mean_wrapped, log_power
 
-__all__ = ["ref_fold_gain", "peak_excess", "RefFold"]
+__all__ = ["ref_fold_gain", "peak_excess", "RefFold", "CONTROL_DEG"]
+
+#: The ring control's directions (degrees from each folded position): none a symmetry of a square (90°) or
+#: hexagonal (60°) lattice, so at most a few land on another fold of the same texture (the median drops them).
+CONTROL_DEG = (20.0, 40.0, 70.0, 100.0, 125.0, 145.0, 165.0)
 
 
 class RefFold(NamedTuple):
@@ -66,32 +70,54 @@ def peak_excess(spec: Spectrum, *, gain: float = 8.0, reach: int = 4, peaks: boo
 
 def _near(spec: Spectrum, q: torch.Tensor, tol: torch.Tensor, use: torch.Tensor, *, max_tol: float
           ) -> torch.Tensor:
-    """``S×C`` bool: the bins within ``tol`` cycles/px of ``±q`` (``K×2`` cycles/px (y, x)) for the ``K``
+    """``J×S×C`` bool: for each of ``J`` sets of ``K`` points (``q`` ``J×K×2`` cycles/px (y, x); ``K×2``
+    reads as one set and gives ``S×C``), the bins within ``tol`` (``(K,)``) cycles/px of ``±q`` for the
     points where ``use``; ky wraps around (rfft2 order), the half plane's mirror is the ``−q`` term. Only
     the ``(2R+1)²`` bins around each point are tested, ``R`` from ``max_tol`` (≥ every ``tol``; a bound
     known without reading the tensors: no host synchronisation)."""
+    one = q.dim() == 2
+    qj = q[None] if one else q
+    nj = qj.shape[0]
     s, c = spec.side, spec.ky.shape[-1]
     dev, dt = spec.ky.device, q.dtype
     reach = int(math.ceil(max_tol * s)) + 1
     off = torch.arange(-reach, reach + 1, device=dev, dtype=dt)
-    hits = torch.zeros(s * c, device=dev, dtype=dt)
+    hits = torch.zeros(nj * s * c, device=dev, dtype=dt)
+    base = (torch.arange(nj, device=dev) * (s * c))[:, None, None, None]  # J×1×1×1
     for sg in (1.0, -1.0):
-        qb = sg * q * s  # K×2 in bins
-        cy = torch.round(qb[:, 0])[:, None, None] + off[None, :, None]  # K×W×1
-        cx = torch.round(qb[:, 1])[:, None, None] + off[None, None, :]  # K×1×W
-        d = torch.sqrt((cy - qb[:, 0, None, None]).square() + (cx - qb[:, 1, None, None]).square())
+        qb = sg * qj * s  # J×K×2 in bins
+        cy = torch.round(qb[..., 0])[..., None, None] + off[:, None]  # J×K×W×1
+        cx = torch.round(qb[..., 1])[..., None, None] + off[None, :]  # J×K×1×W
+        d = torch.sqrt((cy - qb[..., 0, None, None]).square() + (cx - qb[..., 1, None, None]).square())
         ok = (d <= (tol * s)[:, None, None]) & use[:, None, None] & (cx >= 0) & (cx <= c - 1)
         iy = torch.remainder(cy, s).long().expand_as(ok)
         ix = cx.clamp(0, c - 1).long().expand_as(ok)
-        hits.index_add_(0, (iy * c + ix).reshape(-1), ok.to(dt).reshape(-1))
-    return (hits > 0).reshape(s, c)
+        hits.index_add_(0, (base + iy * c + ix).reshape(-1), ok.to(dt).reshape(-1))
+    hit = (hits > 0).reshape(nj, s, c)
+    return hit[0] if one else hit
+
+
+def _ring_control(spec: Spectrum, share: torch.Tensor, q: torch.Tensor, tol: torch.Tensor,
+                  use: torch.Tensor, *, max_tol: float, angles: tuple[float, ...]
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``share`` (``N×S×C``) summed within ``tol`` of the folded positions ``±q`` (``K×2`` cycles/px, where
+    ``use``), and its median over the same positions rotated by each of ``angles`` (degrees): the power the
+    image holds at those frequency radii in any direction. Returns ``(at_q, control)``, each ``(N,)``; the
+    control is 0 without ``angles``."""
+    dt = q.dtype
+    rad = torch.tensor([0.0, *angles], device=q.device, dtype=dt).deg2rad()  # J
+    cs, sn = torch.cos(rad)[:, None], torch.sin(rad)[:, None]
+    qs = torch.stack([q[:, 0] * cs - q[:, 1] * sn, q[:, 0] * sn + q[:, 1] * cs], dim=-1)  # J×K×2
+    sums = torch.einsum("nsc,jsc->nj", share, _near(spec, qs, tol, use, max_tol=max_tol).to(dt))
+    ctrl = sums[:, 1:].median(dim=1).values if angles else torch.zeros_like(sums[:, 0])
+    return sums[:, 0], ctrl
 
 
 def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: float = 0.25, n_peaks: int = 8,
                   tol_cycles: float = 1.0 / 256, rel_tol: float = 0.03, min_fold_cycles: float = 1.0 / 128,
                   own_frac: float = 0.01, out_pixels: torch.Tensor | float | None = None,
-                  ref_pixels: torch.Tensor | float | None = None, gain: float = 8.0, reach: int = 4
-                  ) -> RefFold:
+                  ref_pixels: torch.Tensor | float | None = None, gain: float = 8.0, reach: int = 4,
+                  control_deg: tuple[float, ...] = CONTROL_DEG) -> RefFold:
     """The gain of the output at the folded positions of the reference's fine peaks (see the module doc).
 
     ``out``: the output's :class:`~trackdiag.functional.spectral.Spectrum` (``N`` images, side ``S``);
@@ -102,18 +128,27 @@ def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: f
     source ``k`` folds to ``q = k − round(stride·k)/stride`` (per axis); it is used where ``|q| ≥
     min_fold_cycles`` and no prominent peak of the reference with ``own_frac`` of its excess lies within
     ``tol = tol_cycles + rel_tol·|k|`` of ``±q`` (the texture has its own component there: a lattice
-    commensurate with the stride folds onto itself).
+    commensurate with the stride folds onto itself). Each image's excess share within ``tol`` of the
+    folded positions is taken less its ring control: the median of the same sum at the positions rotated
+    by each of ``control_deg`` (degrees; :data:`CONTROL_DEG`), the broad power the image holds at those
+    frequency radii in any direction (an antialiased twin's tile colours, light and furniture; its excess
+    over the geometric mean is positive on average, so the tolerance's hundreds of bins summed it into a
+    false gain — a twin of a plain strided hex wall read 0.14 without the control, 0.03 with it;
+    thirteenth sitting).
 
     Returns a :class:`RefFold` of ``(N,)`` tensors: ``used`` the reference's share of AC power in the used
     sources (0 where none); ``gain`` = (the output's excess share within ``tol`` of the folded positions −
-    the reference's own excess share there, floored at 0) / ``used``, NaN where no source is used: shares
+    the reference's own excess share there, each less its ring control, floored at 0) / ``used``, NaN
+    where no source is used: shares
     of each image's own AC power (contrast-free, but an antialiased output whose fine texture was most of
     its variance reads its faint fold large); ``power``: the same in variance units, the output's fold
     against the reference's sources (``out_pixels``, ``ref_pixels``: the sums of the squared window
     weights of the two spectra, ``(N,)`` and one number; NaN without them): contrast-bound (lighting
     scales it), but an antialiased output's fold is faint whatever its variance. Generated
-    stride-then-upsample walls read ``gain`` 0.56–2.0 fronto-parallel and 0.05–0.33 at an angle (the fold
-    drifts across the frame and out of the window), antialiased twins ≤ 0.09 (docs/tiling.md §6).
+    stride-then-upsample walls read ``gain`` 0.57–1.7 fronto-parallel and 0.03–0.27 at an angle (the fold
+    drifts across the frame and out of the window; 0.14–0.80 on the central half), antialiased twins of
+    a fine reference ≤ 0.058 in gain, the smaller of gain and power ≤ 0.057 (seeds 31–33; docs/tiling.md
+    §6).
 
     >>> import torch
     >>> from trackdiag.functional.spectral import prepare, spectrum
@@ -158,8 +193,12 @@ def ref_fold_gain(out: Spectrum, ref: Spectrum, *, stride: int = 2, rel_power: f
     used = (vals * use).sum()
     _, oshare, otot = peak_excess(out, gain=gain, reach=reach, peaks=False)
     max_tol = tol_cycles + rel_tol * math.sqrt(0.5)  # |k| ≤ the Nyquist corner's √2/2 cycles/px
-    fold = (oshare * _near(out, q, tol, use, max_tol=max_tol).to(dt)).sum(dim=(1, 2))
-    own = (rshare * _near(ref, q, tol, use, max_tol=max_tol).to(dt)).sum()
+    # each image's excess at the folded positions less its excess there in other directions (the ring
+    # control: the broad power an image holds at those radii — tile colours, light, furniture — whatever
+    # the direction, which the geometric-mean excess counts within the tolerance as well)
+    f_at, f_ctrl = _ring_control(out, oshare, q, tol, use, max_tol=max_tol, angles=control_deg)
+    o_at, o_ctrl = _ring_control(ref, rshare_n, q, tol, use, max_tol=max_tol, angles=control_deg)
+    fold, own = f_at - f_ctrl, (o_at - o_ctrl)[0]
     tiny = torch.finfo(dt).tiny
     g_out = (fold - own).clamp_min(0.0) / used.clamp_min(tiny)
     nan = torch.full((n,), float("nan"), device=dev, dtype=dt)

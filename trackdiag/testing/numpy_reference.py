@@ -1272,9 +1272,22 @@ def box3_shrinking(a: np.ndarray) -> np.ndarray:
     return s / n
 
 
+def half_weights(k: int) -> np.ndarray:
+    """``k×k``: how many bins of the centred ``k×k`` spectrum each bin of its half ``κy ≤ 0`` (the rows
+    ``0 … k//2``) stands for (2; 1 on the rows that are their own mirror image: ``k//2`` and an even ``k``'s
+    Nyquist row 0), 0 on the other rows (the doubling map reads the half spectrum only)."""
+    c = k // 2
+    wr = np.zeros(k)
+    wr[:c] = 2.0
+    wr[c] = 1.0
+    if k % 2 == 0:
+        wr[0] = 1.0
+    return np.repeat(wr[:, None], k, axis=1)
+
+
 def whitened_log_spectrum(win: np.ndarray, vp: np.ndarray) -> np.ndarray:
     """Centred (fftshifted) log power of one ``k×k`` window (Hann × validity, weighted mean removed),
-    3×3 smoothed, minus its ring means."""
+    3×3 smoothed, minus its ring means over the half spectrum (:func:`half_weights`)."""
     k = win.shape[0]
     wts = vp * np.outer(hann_sym(k), hann_sym(k))
     m = (win * wts).sum() / max(wts.sum(), 1e-9)
@@ -1283,7 +1296,8 @@ def whitened_log_spectrum(win: np.ndarray, vp: np.ndarray) -> np.ndarray:
     lp = box3_shrinking(np.log(full + eps))
     o = np.arange(k) - k // 2
     ring = np.minimum(np.rint(np.hypot(o[:, None], o[None, :])).astype(int), k // 2 + 1)
-    means = np.bincount(ring.ravel(), lp.ravel()) / np.maximum(np.bincount(ring.ravel()), 1)
+    hw = half_weights(k).ravel()
+    means = np.bincount(ring.ravel(), lp.ravel() * hw) / np.maximum(np.bincount(ring.ravel(), hw), 1)
     return lp - means[ring]
 
 
@@ -1292,7 +1306,8 @@ def doubling_margins(x: np.ndarray, v: np.ndarray, *, window_px: int, stride_px:
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Per window: the best correlation of its spectrum (read at the centre's scale) with the doubled
     templates minus the best plain one (``margin``) and the plain one, both ``gh×gw`` (NaN: mostly
-    invalid). The reference is the windows' element-wise lower median; 3 plain + 9 doubled templates."""
+    invalid). The reference is the windows' element-wise lower median; 3 plain + 9 doubled templates; the
+    correlations over the half spectrum, each bin weighted by :func:`half_weights`."""
     h, w = x.shape
     x0, vf = masked_downsample(x, v, ds)
     k, st = window_px // ds, max(1, stride_px // ds)
@@ -1330,17 +1345,19 @@ def doubling_margins(x: np.ndarray, v: np.ndarray, *, window_px: int, stride_px:
         templates.append((bilinear_zero(ref, uy[:, None] * np.ones((1, k)), np.ones((k, 1)) * ux[None, :]),
                           mt))
     margin, plain = np.full(gh * gw, np.nan), np.full(gh * gw, np.nan)
+    hw = half_weights(k)
     for p_ in range(gh * gw):
         if not ok[p_]:
             continue
         corrs = []
         for rs, mt in templates:
-            msk = vws[p_] & mt
-            n = max(float(msk.sum()), 1.0)
+            msk = vws[p_] & mt & (hw > 0)
+            wt = hw[msk]
+            n = max(float(wt.sum()), 1.0)
             a, b = zn[p_][msk], rs[msk]
-            cov = (a * b).sum() - a.sum() * b.sum() / n
-            va = max((a * a).sum() - a.sum() ** 2 / n, 0.0)
-            vb = max((b * b).sum() - b.sum() ** 2 / n, 0.0)
+            cov = (wt * a * b).sum() - (wt * a).sum() * (wt * b).sum() / n
+            va = max((wt * a * a).sum() - (wt * a).sum() ** 2 / n, 0.0)
+            vb = max((wt * b * b).sum() - (wt * b).sum() ** 2 / n, 0.0)
             corrs.append(cov / max(math.sqrt(va * vb), 1e-9))
         plain[p_] = max(corrs[:3])
         margin[p_] = max(corrs[3:]) - plain[p_]
@@ -1638,13 +1655,17 @@ def log_radial_profile(z: np.ndarray, wts: np.ndarray, *, bins_per_octave: int =
     return prof - moving_mean(prof, bins_per_octave | 1)
 
 
-def scale_shift(a: np.ndarray, b: np.ndarray, max_shift: int) -> tuple[float, float]:
+def scale_shift(a: np.ndarray, b: np.ndarray, max_shift: int, step_reach: int = 0,
+                step_margin: float = 0.0) -> tuple[float, float]:
     """The shift of ``b`` against ``a`` (grid steps, positive: ``b`` at higher frequency) of largest
-    correlation over ``±max_shift``, and that correlation."""
+    correlation over ``±max_shift``, and that correlation; ``step_reach`` > ``max_shift``: NaN shift where
+    the best beyond ``±max_shift`` (out to ``±step_reach``, at most half the profile) comes within
+    ``step_margin`` of the best in range (a step of scale)."""
     n = len(a)
     k = min(max_shift, n // 3)
-    best, arg = -math.inf, 0
-    for sh in range(-k, k + 1):
+    kk = max(k, min(step_reach, n // 2))
+    best, arg, best_out = -math.inf, 0, -math.inf
+    for sh in range(-kk, kk + 1):
         i = np.arange(n)
         ok = (i + sh >= 0) & (i + sh < n)
         if ok.sum() < n // 2:
@@ -1653,9 +1674,12 @@ def scale_shift(a: np.ndarray, b: np.ndarray, max_shift: int) -> tuple[float, fl
             xa = a[ok] - a[ok].mean()
             yb = b[i[ok] + sh] - b[i[ok] + sh].mean()
             c = float((xa * yb).sum() / max(np.linalg.norm(xa) * np.linalg.norm(yb), 1e-12))
-        if c > best:
-            best, arg = c, sh
-    return float(arg), best
+        if abs(sh) <= k:
+            if c > best:
+                best, arg = c, sh
+        else:
+            best_out = max(best_out, c)
+    return (math.nan if kk > k and best_out > best - step_margin else float(arg)), best
 
 
 def window_grid(h: int, w: int, window_frac: float = 0.5, grid: int = 3
@@ -1671,11 +1695,12 @@ def window_grid(h: int, w: int, window_frac: float = 0.5, grid: int = 3
 
 def window_scale_trend(x: np.ndarray, wts: np.ndarray, *, grid: int = 3, bins_per_octave: int = 32,
                        max_octaves: float = 0.8, min_valid: float = 0.6, min_corr: float = 0.5,
-                       hi_cycles: float = 0.2, square: bool = False, prefix: str = "persp"
-                       ) -> dict[str, float]:
+                       hi_cycles: float = 0.2, square: bool = False, step_octaves: float = 0.0,
+                       step_margin: float = 0.0, prefix: str = "persp") -> dict[str, float]:
     """``persp_trend_*`` / ``persp_agree_*`` / ``persp_pairs_*``: every pair of windows of a 3×3 grid in the
     same row (column) matched along log frequency; the lower median of the pair slopes (``square``: padded
-    transforms, keys ``prefix_*``)."""
+    transforms, keys ``prefix_*``; ``step_octaves``: pairs that match beyond ``max_octaves``, read out to
+    ``step_octaves``, within ``step_margin`` of their in-range best are left out)."""
     h, w = x.shape
     corners, wh, ww, sty, stx = window_grid(h, w, grid=grid)
     gy = len({c[0] for c in corners})
@@ -1697,8 +1722,10 @@ def window_scale_trend(x: np.ndarray, wts: np.ndarray, *, grid: int = 3, bins_pe
                      for b in range(a + 1, gy)]
         slopes = []
         for ia, ib, ta, tb in pairs:
-            shift, corr = scale_shift(prof[ia], prof[ib], k)
-            if corr >= min_corr and vfrac[ia] >= min_valid and vfrac[ib] >= min_valid:
+            shift, corr = scale_shift(prof[ia], prof[ib], k, round(step_octaves * bins_per_octave),
+                                      step_margin)
+            if (corr >= min_corr and vfrac[ia] >= min_valid and vfrac[ib] >= min_valid
+                    and math.isfinite(shift)):
                 slopes.append(-shift / bins_per_octave * math.log(2.0) / (tb - ta))
         med = lower_median(slopes)
         agree = (sum(1 for s in slopes if np.sign(s) == np.sign(med) and abs(s) >= 0.5 * abs(med))
@@ -2147,6 +2174,8 @@ def lattice_keys(f: np.ndarray, g: np.ndarray, side: int, prominence: float) -> 
 # The newer summary keys of one unmasked image (tiling.tiling_metrics after the seed's metrics)
 # ------------------------------------------------------------------------------------------------------
 PERSPECTIVE_TREND, CENTRE_AGREE, CENTRE_MULTIPLE = 0.2, 0.12, 1.4
+PERSP_STEP_OCTAVES, PERSP_STEP_MARGIN = 1.2, 0.1  # persp_sq pairs matching beyond the 0.8-octave reach
+#   (out to 1.2) within 0.1 of their in-range best: a step of scale, left out
 CENTRE_ZONE, CENTRE_CROP_FRAC = (1.6, 2.6), 0.4
 CENTRE_CROP_SCORE, FRAME_DOUBLE, REF_MAP_CYCLES, CENTRE_HALF = 0.03, (1.85, 2.6), 2.5, 0.12
 RECT_ALT_DIFF = 0.1  # as tiling_limits: the unchecked tilt is a second candidate beyond this (frame units)
@@ -2538,7 +2567,8 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     sw = apodize(valid) if masked else vf
     wst = window_scale_trend(x, sw)
     out.update(wst)
-    out.update(window_scale_trend(x, sw, square=True, prefix="persp_sq"))
+    out.update(window_scale_trend(x, sw, square=True, step_octaves=PERSP_STEP_OCTAVES,
+                                  step_margin=PERSP_STEP_MARGIN, prefix="persp_sq"))
     if lat["score"] < 0.3:  # read by the rule on aperiodic walls only (NaN elsewhere, as tiling_metrics)
         out.update(centroid_scale_trend(x, sw))
     else:
