@@ -1310,12 +1310,13 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     gl = per.period_px
     # strips and windows: the mask edges tapered (a hard edge inside a strip would leak into its spectrum)
     sw = vf if apod is None else apod.to(gray.dtype)
-    wst = window_scale_trend(x, sw)  # perspective: the robust trend of a 3×3 window grid's scale
+    # perspective: the robust trend of a 3×3 window grid's scale; also on square transforms (persp_sq_*: the
+    # perspective verdict's; bricks and planks no longer lock at shift 0; pairs a step of scale apart left
+    # out; the other rules and maps keep the persp_* keys, on which they were calibrated), the windows
+    # prepared once
+    wst = window_scale_trend(x, sw, also_square="persp_sq", step_octaves=PERSP_STEP_OCTAVES,
+                             step_margin=PERSP_STEP_MARGIN)
     out.update(wst)
-    # ... on square transforms: the perspective verdict's (bricks and planks no longer lock at shift 0; the
-    # other rules and maps keep the keys above, on which they were calibrated)
-    out.update(window_scale_trend(x, sw, square=True, step_octaves=PERSP_STEP_OCTAVES,
-                                  step_margin=PERSP_STEP_MARGIN, prefix="persp_sq"))
     # ... and of its spectral centroid: the rules read it on aperiodic walls only (NaN on the others)
     out.update(_only_where(per.score < APERIODIC_SCORE,
                            ("centroid_trend_x", "centroid_trend_y", "aniso_trend_x", "aniso_trend_y"), x,

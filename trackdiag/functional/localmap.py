@@ -14,6 +14,7 @@ Pure batched functions:
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import torch
@@ -24,7 +25,8 @@ from .order import nanmedian, range_max
 from .spectral import abs2
 
 __all__ = ["axis_fundamentals", "axis_profiles", "centroid_scale_trend", "half_frequency_ratio",
-           "log_radial_profile", "scale_shift", "strip_novelty", "theil_sen", "window_scale_trend"]
+           "log_radial_profile", "log_radial_profiles", "scale_shift", "strip_novelty", "theil_sen",
+           "window_scale_trend"]
 
 
 def _profile_fundamental(prof: torch.Tensor, lo: int, hi: int, rel_power: float, max_div: int = 4
@@ -315,32 +317,58 @@ def log_radial_profile(z: torch.Tensor, weights: torch.Tensor, *, bins_per_octav
     axis's frequency step is coarser than a ring (1.5 rings for 2:3): the rings alternately hold an axis bin
     or none, and a spectrum concentrated on the axes (bricks, planks: their joints' harmonics) gets a comb
     that is the same in every window and locks the windows' match at shift 0."""
+    return log_radial_profiles(z, weights, squares=(square,), bins_per_octave=bins_per_octave,
+                               r_lo_bins=r_lo_bins, hi_cycles=hi_cycles)[0]
+
+
+def log_radial_profiles(z: torch.Tensor, weights: torch.Tensor, *, squares: tuple[bool, ...],
+                        bins_per_octave: int = 32, r_lo_bins: float = 6.0, hi_cycles: float = 0.45
+                        ) -> list[torch.Tensor]:
+    """:func:`log_radial_profile` of the same ``...×h×w`` windows for each ``square`` of ``squares`` (one
+    ``N×B`` profile each, the same values as one call each): the windowed, mean-removed windows are made
+    once; the transform along x too where both transforms have the same width (``w >= h``: padding square
+    pads the rows only), and a square window's two transforms are one."""
     h0, w0 = z.shape[-2:]
-    h, w = (max(h0, w0),) * 2 if square else (h0, w0)
     n = math.prod(z.shape[:-2])
     dev, dt = z.device, z.dtype
-    hann, cx, rows, ri, cnt, i0, fr, i1 = _log_radial_geometry(h0, w0, h, w, bins_per_octave,
-                                                              float(r_lo_bins), float(hi_cycles),
-                                                              torch.device(dev), dt)
     # Strided views of windows are read in place; every product is written to a contiguous tensor (out=: an
     # element-wise op on overlapping views would lay its output out in the views' stride order, and the sums
     # and transforms below would then run in another order)
     shape = _broadcast(tuple(z.shape), tuple(weights.shape))
-    # weights all 1 (read on the CPU only, where order.host_ok): the window is the plain Hann (same values)
-    ones = order.host_ok(weights) and bool(weights.amin() == 1)
-    ww = hann if ones else torch.mul(weights, hann, out=torch.empty(shape, device=dev, dtype=dt))
-    zw = torch.mul(z, ww, out=torch.empty(shape, device=dev, dtype=dt))
-    mean = zw.sum((-2, -1), keepdim=True) / ww.sum((-2, -1), keepdim=True).clamp_min(1e-9)
-    # (z − mean)·ww as z·ww − mean·ww: one pass over the windows instead of two
-    spec = torch.fft.fft(torch.fft.rfft(zw.addcmul_(ww, mean, value=-1.0), n=w, dim=-1)[..., :cx], n=h,
-                         dim=-2)
-    p = abs2(spec.index_select(-2, rows))  # N×rows×cx
-    nr = cnt.shape[0]
-    tot = torch.zeros(n, nr, device=dev, dtype=dt).scatter_add_(1, ri[None].expand(n, -1), p.reshape(n, -1))
-    lin = torch.log((tot / cnt).clamp_min(torch.finfo(dt).tiny))
-    prof = lin[:, i0] * (1 - fr) + lin[:, i1] * fr
-    k = bins_per_octave | 1
-    return prof - F.avg_pool1d(prof[:, None], k, 1, k // 2, count_include_pad=False)[:, 0]
+    zw: torch.Tensor | None = None
+    rows_fft: dict[tuple[int, int], torch.Tensor] = {}  # the transform along x by its length and columns kept
+    done: dict[tuple[int, int], torch.Tensor] = {}  # the profile by its transform's size
+    outs = []
+    for square in squares:
+        h, w = (max(h0, w0),) * 2 if square else (h0, w0)
+        if (h, w) in done:
+            outs.append(done[(h, w)])
+            continue
+        hann, cx, rows, ri, cnt, i0, fr, i1 = _log_radial_geometry(h0, w0, h, w, bins_per_octave,
+                                                                  float(r_lo_bins), float(hi_cycles),
+                                                                  torch.device(dev), dt)
+        if zw is None:
+            # weights all 1 (read on the CPU only, where order.host_ok): the window is the plain Hann (same
+            # values)
+            ones = order.host_ok(weights) and bool(weights.amin() == 1)
+            ww = hann if ones else torch.mul(weights, hann, out=torch.empty(shape, device=dev, dtype=dt))
+            zw = torch.mul(z, ww, out=torch.empty(shape, device=dev, dtype=dt))
+            mean = zw.sum((-2, -1), keepdim=True) / ww.sum((-2, -1), keepdim=True).clamp_min(1e-9)
+            # (z − mean)·ww as z·ww − mean·ww: one pass over the windows instead of two
+            zw.addcmul_(ww, mean, value=-1.0)
+        if (w, cx) not in rows_fft:  # (the same for both transforms where w >= h)
+            rows_fft[(w, cx)] = torch.fft.rfft(zw, n=w, dim=-1)[..., :cx]
+        spec = torch.fft.fft(rows_fft[(w, cx)], n=h, dim=-2)
+        p = abs2(spec.index_select(-2, rows))  # N×rows×cx
+        nr = cnt.shape[0]
+        tot = torch.zeros(n, nr, device=dev, dtype=dt).scatter_add_(1, ri[None].expand(n, -1),
+                                                                     p.reshape(n, -1))
+        lin = torch.log((tot / cnt).clamp_min(torch.finfo(dt).tiny))
+        prof = lin[:, i0] * (1 - fr) + lin[:, i1] * fr
+        k = bins_per_octave | 1
+        done[(h, w)] = prof - F.avg_pool1d(prof[:, None], k, 1, k // 2, count_include_pad=False)[:, 0]
+        outs.append(done[(h, w)])
+    return outs
 
 
 def scale_shift(a: torch.Tensor, b: torch.Tensor, *, max_shift: int, step_reach: int = 0,
@@ -396,8 +424,8 @@ def _window_grid(x: torch.Tensor, weights: torch.Tensor, *, window_frac: float, 
 def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3, window_frac: float = 0.5,
                        bins_per_octave: int = 32, max_octaves: float = 0.8, min_valid: float = 0.6,
                        min_corr: float = 0.5, hi_cycles: float = 0.2, square: bool = False,
-                       step_octaves: float = 0.0, step_margin: float = 0.0, prefix: str = "persp"
-                       ) -> dict[str, torch.Tensor]:
+                       step_octaves: float = 0.0, step_margin: float = 0.0, prefix: str = "persp",
+                       also_square: str | None = None) -> dict[str, torch.Tensor]:
     """Perspective as a robust trend of the local scale over a ``grid × grid`` set of windows.
 
     ``x`` ``N×H×W`` finite, ``weights`` ``N×H×W`` 0..1 (an apodized mask). Windows of ``window_frac`` of the
@@ -424,7 +452,9 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
 
     Returns ``{"persp_trend_x", "persp_trend_y", "persp_agree_x", "persp_agree_y", "persp_pairs_x",
     "persp_pairs_y"}`` (``prefix`` for ``persp``), each ``(N,)`` (NaN trend and agreement without a usable
-    pair).
+    pair). ``also_square``: the same keys on square transforms too, under that prefix (the windows prepared
+    once, :func:`log_radial_profiles`; on square windows the two transforms are one); the step guard
+    (``step_octaves``) then applies to those keys only, otherwise to the keys under ``prefix``.
     """
     n, h, w = x.shape
     dev, dt = x.device, x.dtype
@@ -433,18 +463,29 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
     wh, ww = xw.shape[-2:]
     gy, gx = xw.shape[1], xw.shape[2]
     g2 = gy * gx
-    prof = log_radial_profile(xw, vw, bins_per_octave=bins_per_octave, hi_cycles=hi_cycles,
-                              square=square)  # (N·G²)×B
+    # (square, key prefix, step reach in bins): the step guard on the also_square keys when they are asked for
+    reach = int(round(step_octaves * bins_per_octave))
+    variants = ([(square, prefix, reach)] if also_square is None
+                else [(square, prefix, 0), (True, also_square, reach)])
+    profs = log_radial_profiles(xw, vw, squares=tuple(q for q, _, _ in variants),
+                                bins_per_octave=bins_per_octave, hi_cycles=hi_cycles)  # (N·G²)×B each
     vfrac = vw.reshape(n, g2, wh * ww).mean(-1)
     cy = (torch.arange(gy, device=dev, dtype=dt) * sty + wh / 2) / h
     cx = (torch.arange(gx, device=dev, dtype=dt) * stx + ww / 2) / w
     idx = torch.arange(g2, device=dev).reshape(gy, gx)
     out: dict[str, torch.Tensor] = {}
     k = int(round(max_octaves * bins_per_octave))
-    for name, pairs, pos in (("x", [(idx[r, a], idx[r, b]) for r in range(gy) for a in range(gx)
-                                    for b in range(a + 1, gx)], cx),
-                             ("y", [(idx[a, c], idx[b, c]) for c in range(gx) for a in range(gy)
-                                    for b in range(a + 1, gy)], cy)):
+    axes = (("x", [(idx[r, a], idx[r, b]) for r in range(gy) for a in range(gx) for b in range(a + 1, gx)],
+             cx),
+            ("y", [(idx[a, c], idx[b, c]) for c in range(gx) for a in range(gy) for b in range(a + 1, gy)],
+             cy))
+    for (prof, (_, prefix, step_reach)), (name, pairs, pos) in itertools.product(
+            zip(profs, variants, strict=True), axes):
+        if prof is profs[0] and prefix != variants[0][1] and step_reach == variants[0][2]:
+            # square windows, the same guard: the same profiles, the same keys
+            out.update({f"{prefix}_{key}_{name}": out[f"{variants[0][1]}_{key}_{name}"]
+                        for key in ("trend", "agree", "pairs")})
+            continue
         if not pairs:
             nan = torch.full((n,), float("nan"), device=dev, dtype=dt)
             out.update({f"{prefix}_trend_{name}": nan, f"{prefix}_agree_{name}": nan,
@@ -454,8 +495,7 @@ def window_scale_trend(x: torch.Tensor, weights: torch.Tensor, *, grid: int = 3,
         ib = torch.stack([p[1] for p in pairs])
         pr = prof.reshape(n, g2, -1)
         shift, corr = scale_shift(pr[:, ia].reshape(-1, pr.shape[-1]), pr[:, ib].reshape(-1, pr.shape[-1]),
-                                  max_shift=k, step_reach=int(round(step_octaves * bins_per_octave)),
-                                  step_margin=step_margin)
+                                  max_shift=k, step_reach=step_reach, step_margin=step_margin)
         shift, corr = shift.reshape(n, -1), corr.reshape(n, -1)
         ta = pos[(ia // gx) if name == "y" else (ia % gx)]
         tb = pos[(ib // gx) if name == "y" else (ib % gx)]
