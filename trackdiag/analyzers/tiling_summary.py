@@ -922,7 +922,8 @@ def _window_confirmed(lw: torch.Tensor, ok: torch.Tensor, period: torch.Tensor, 
 
 def _rectified_base(lw: torch.Tensor, ok: torch.Tensor, side: int, period: torch.Tensor,
                     readings: torch.Tensor, *, lattice_t1: torch.Tensor, min_period_px: float = 3.0,
-                    exact: torch.Tensor | None = None) -> torch.Tensor:
+                    exact: torch.Tensor | None = None, fine_rows: torch.Tensor | None = None
+                    ) -> torch.Tensor:
     """The wall's base period as the windows of the **rectified** wall read it, where it departs from the
     reported one: ``(N,)`` px, NaN where ``period`` (``(N,)``) stands. ``lw``, ``ok``: ``N×G``, the rectified
     wall's :func:`_window_readings` (no trend to undo: each window reads the centre's scale, within about
@@ -952,7 +953,10 @@ def _rectified_base(lw: torch.Tensor, ok: torch.Tensor, side: int, period: torch
     ``exact`` (``(N,)`` bool, all True when None): the windows read the centre's scale (the rectified wall's,
     or a fronto-parallel wall's, with no trend to undo); elsewhere (an angled wall's windows moved along its
     trend, a few % apart, some at a harmonic) only case (2), and only towards a coarser period (the crop or
-    the frame on a hex wall's √3 shell, the windows and the map on its rows)."""
+    the frame on a hex wall's √3 shell, the windows and the map on its rows). ``fine_rows`` (``(N,)`` bool,
+    all True when None): where case (1) holds with a finer group smaller than its coarser partner (the
+    rectified walls; elsewhere the finer group must be at least as large: a fronto-parallel running-bond
+    brick wall of 32 px in 128-px windows reads its half course in 3 of 9, the frame's diagonal nearer it)."""
     l0 = torch.log(period.clamp_min(1e-6))
     nvote = ok.sum(dim=1).to(lw.dtype)
     ln2 = math.log(2.0)
@@ -970,6 +974,8 @@ def _rectified_base(lw: torch.Tensor, ok: torch.Tensor, side: int, period: torch
             & (nf + nc >= WINDOW_PAIR_SHARE * nvote))
     if exact is not None:
         fine = fine & exact
+    if fine_rows is not None:
+        fine = fine & (fine_rows | (nf >= nc))
     # (2) the plain majority, far from the reported period
     g, m = _largest_group(lw, ok & floor)
     far = ((g.sum(dim=1).to(lw.dtype) >= WINDOW_VOTE_SHARE * nvote)
@@ -1424,7 +1430,7 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     rbase = _rectified_base(lw, lok, vside, out["fundamental_period_px"],
                             torch.stack([out["fundamental_period_px"], cc, cen, gl], dim=1),
                             lattice_t1=out["lattice_t1_px"], min_period_px=p.min_period_px,
-                            exact=use_r | ~persp)
+                            exact=use_r | ~persp, fine_rows=use_r)
     out["fundamental_period_px"] = torch.where(torch.isfinite(rbase), rbase, out["fundamental_period_px"])
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
     out.update(_mask_seam_keys(x, vf, out, masked=mask is not None))

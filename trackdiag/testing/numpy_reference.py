@@ -2277,7 +2277,8 @@ def window_confirmed(lw: list[float], ok: list[bool], period: float, readings: l
 
 
 def rectified_base(lw: list[float], ok: list[bool], side: int, period: float, readings: list[float], *,
-                   lattice_t1: float, min_period_px: float = 3.0, exact: bool = True) -> float:
+                   lattice_t1: float, min_period_px: float = 3.0, exact: bool = True,
+                   fine_rows: bool = True) -> float:
     """The rectified (or fronto-parallel: ``exact``) wall's windows' base lattice where it departs from
     ``period``: the largest group of voting windows (above ``2 × min_period_px``) whose double (2^(1 −
     VOTE_TOL) to ``COARSE_MAX`` ×) some voting window reads and whose half none reads, where it holds
@@ -2299,7 +2300,7 @@ def rectified_base(lw: list[float], ok: list[bool], side: int, period: float, re
     gf, mf = _largest_group(lw, has_dbl)
     nf = sum(gf) if any(has_dbl) else 0
     nc = sum(o and up(v, mf) for v, o in zip(lw, ok, strict=True)) if nf else 0
-    fine = exact and nf >= FINE_MIN and nf >= FINE_SHARE * nvote and nf + nc >= PAIR_SHARE * nvote
+    fine = exact and (fine_rows or nf >= nc) and nf >= FINE_MIN and nf >= FINE_SHARE * nvote and nf + nc >= PAIR_SHARE * nvote
     among = [o and fl for o, fl in zip(ok, floor, strict=True)]
     g, m = _largest_group(lw, among)
     far = any(among) and sum(g) >= VOTE_SHARE * nvote and abs(m - l0) > math.log(CONFIRM_RANGE)
@@ -2613,7 +2614,7 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
     # the windows' base lattice (tiling_summary._rectified_base): exact on a rectified or fronto-parallel wall
     fp = out["fundamental_period_px"]
     rb = rectified_base(lw, lok, vside, fp, [fp, cc, cen, gl], lattice_t1=out["lattice_t1_px"],
-                        exact=use_r or not persp)
+                        exact=use_r or not persp, fine_rows=use_r)
     if math.isfinite(rb):
         out["fundamental_period_px"] = rb
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
