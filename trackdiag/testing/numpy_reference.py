@@ -2300,7 +2300,8 @@ def rectified_base(lw: list[float], ok: list[bool], side: int, period: float, re
     gf, mf = _largest_group(lw, has_dbl)
     nf = sum(gf) if any(has_dbl) else 0
     nc = sum(o and up(v, mf) for v, o in zip(lw, ok, strict=True)) if nf else 0
-    fine = exact and (fine_rows or nf >= nc) and nf >= FINE_MIN and nf >= FINE_SHARE * nvote and nf + nc >= PAIR_SHARE * nvote
+    fine = (exact and (fine_rows or nf >= nc) and nf >= FINE_MIN and nf >= FINE_SHARE * nvote
+            and nf + nc >= PAIR_SHARE * nvote)
     among = [o and fl for o, fl in zip(ok, floor, strict=True)]
     g, m = _largest_group(lw, among)
     far = any(among) and sum(g) >= VOTE_SHARE * nvote and abs(m - l0) > math.log(CONFIRM_RANGE)
