@@ -239,22 +239,24 @@ def test_window_vote_rules_match_the_numpy_reference(case):
     assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, rel=1e-9), (got, want)
 
 
-@pytest.mark.parametrize("case", range(9))
+@pytest.mark.parametrize("case", range(15))
 def test_rectified_base_rule_matches_the_numpy_reference(case):
     """``_rectified_base`` against the reference's loops on the readings of
-    ``tests/tiling/test_window_vote.py``'s cases: equal to float rounding."""
-    from tests.tiling.test_window_vote import RECT_BASE_CASES
+    ``tests/tiling/test_window_vote.py``'s cases (exact and trend-moved windows): equal to float rounding."""
+    from tests.tiling.test_window_vote import RECT_BASE_CASES, TREND_BASE_CASES
     from trackdiag.analyzers.tiling_summary import _rectified_base
     from trackdiag.testing import numpy_reference as R
 
-    windows, period, side, readings, t1, _ = RECT_BASE_CASES[case]
+    exact = case < len(RECT_BASE_CASES)
+    windows, period, side, readings, t1, _ = (RECT_BASE_CASES + TREND_BASE_CASES)[case]
     lw = [math.log(p) if p else math.nan for p in windows]
     ok = [p is not None for p in windows]
     got = float(_rectified_base(torch.tensor([lw], dtype=torch.float64), torch.tensor([ok]), side,
                                 torch.tensor([period], dtype=torch.float64),
                                 torch.tensor([readings], dtype=torch.float64),
-                                lattice_t1=torch.tensor([t1], dtype=torch.float64))[0])
-    want = R.rectified_base(lw, ok, side, period, readings, lattice_t1=t1)
+                                lattice_t1=torch.tensor([t1], dtype=torch.float64),
+                                exact=torch.tensor([exact]))[0])
+    want = R.rectified_base(lw, ok, side, period, readings, lattice_t1=t1, exact=exact)
     assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, rel=1e-9), (got, want)
 
 

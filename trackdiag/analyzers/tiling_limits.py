@@ -226,6 +226,11 @@ WINDOW_FINE_SHARE = 1 / 3  # ... at least this share of the voting windows, and
 WINDOW_PAIR_SHARE = 2 / 3  # ... the two lattices together at least this share (a band or zone at 2× covers
 #   under half of a wall, but the windows straddling its edge read the coarser lattice: v8 seed 31, angled
 #   band walls with 3 of 9 windows at P and 6 at 2P; calibrated on seeds 31 and 29, docs/tiling.md §6)
+WINDOW_COARSE_MAX = 2.6  # ... "its double": a window reading 2^(1 - WINDOW_VOTE_TOL)-2.6 × the finer period
+#   (a band doubled along one axis stretches a hex or penny lattice anisotropically: its windows read 2.3 ×
+#   the base row spacing; FRAME_DOUBLE's upper end, above a hex shell's √3), and the finer group is the finest
+#   (no voting window reads it at 1/2-1/2.6). Thirteenth sitting: v8 seed 33, angled band walls 10.9 -> 25.2
+#   and 10.2 -> 23.5 px, a plank wall's 11 / 22 / 44 px chain read at 22 (docs/tiling.md §6)
 SCALE_TREND = 0.3  # |scale_trend_x| or |scale_trend_y| above (log period per frame): perspective
 SCALE_CORR = 0.3  # ... where the two thirds' log-radial profiles correlate at least this well
 MAP_TREND_STRONG = 0.3  # or |local_period_trend_*| above (with the scale keys present): perspective

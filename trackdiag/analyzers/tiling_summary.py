@@ -91,6 +91,7 @@ from .tiling_limits import (
     REF_MAP_CYCLES,
     STRIP_MIN_LATTICE_PX,
     WEAK_SCORE,
+    WINDOW_COARSE_MAX,
     WINDOW_CONFIRM_RANGE,
     WINDOW_CONFIRM_TOL,
     WINDOW_FINE_MIN,
@@ -922,7 +923,8 @@ def _window_confirmed(lw: torch.Tensor, ok: torch.Tensor, period: torch.Tensor, 
 
 
 def _rectified_base(lw: torch.Tensor, ok: torch.Tensor, side: int, period: torch.Tensor,
-                    readings: torch.Tensor, *, lattice_t1: torch.Tensor, min_period_px: float = 3.0
+                    readings: torch.Tensor, *, lattice_t1: torch.Tensor, min_period_px: float = 3.0,
+                    exact: torch.Tensor | None = None, fine_rows: torch.Tensor | None = None
                     ) -> torch.Tensor:
     """The wall's base period as the windows of the **rectified** wall read it, where it departs from the
     reported one: ``(N,)`` px, NaN where ``period`` (``(N,)``) stands. ``lw``, ``ok``: ``N×G``, the rectified
@@ -945,19 +947,37 @@ def _rectified_base(lw: torch.Tensor, ok: torch.Tensor, side: int, period: torch
     holds ``period`` ``WINDOW_VOTE_CYCLES`` times (as :func:`_window_vote_period`: windows holding few
     periods read harmonics — v8 seed 31, angled hex and plank walls of 48–53 px in 170-px windows read
     ⅓–⅕, an angled checkerboard over planks ½; v8 seed 26, an angled photographed brick wall's windows
-    read its half course in 3 of 6, with room for the course, its frame lattice at 1.3 × the course)."""
+    read its half course in 3 of 6, with room for the course, its frame lattice at 1.3 × the course).
+
+    "Its double" is a window reading ``2^(1 − WINDOW_VOTE_TOL)`` to ``WINDOW_COARSE_MAX`` × the finer period
+    (a band doubled along one axis stretches a hex or penny lattice to 2.3 × its row spacing), and the finer
+    group is the finest: windows that some voting window reads at ½ (a chain P, 2P, 4P) are not in it.
+    ``exact`` (``(N,)`` bool, all True when None): the windows read the centre's scale (the rectified wall's,
+    or a fronto-parallel wall's, with no trend to undo); elsewhere (an angled wall's windows moved along its
+    trend, a few % apart, some at a harmonic) only case (2), and only towards a coarser period (the crop or
+    the frame on a hex wall's √3 shell, the windows and the map on its rows). ``fine_rows`` (``(N,)`` bool,
+    all True when None): where case (1) holds with a finer group smaller than its coarser partner (the
+    rectified walls; elsewhere the finer group must be at least as large: a fronto-parallel running-bond
+    brick wall of 32 px in 128-px windows reads its half course in 3 of 9, the frame's diagonal nearer it)."""
     l0 = torch.log(period.clamp_min(1e-6))
     nvote = ok.sum(dim=1).to(lw.dtype)
     ln2 = math.log(2.0)
+    lo, hi = ln2 - WINDOW_VOTE_TOL, math.log(WINDOW_COARSE_MAX)
     floor = lw >= math.log(2.0 * min_period_px)
-    # (1) windows whose double some window reads
-    dbl = ((lw[:, None, :] - lw[:, :, None] - ln2).abs() <= WINDOW_VOTE_TOL) & ok[:, None, :]  # N×G×G
-    has_dbl = ok & floor & dbl.any(dim=2)
+    # (1) windows whose double (2^(1-tol) to WINDOW_COARSE_MAX ×) some window reads, and whose half none does
+    up = lw[:, None, :] - lw[:, :, None]  # N×G×G: window j's log period over window i's
+    dbl = (up >= lo) & (up <= hi) & ok[:, None, :] & ok[:, :, None]
+    has_dbl = ok & floor & dbl.any(dim=2) & ~dbl.any(dim=1)
     gf, mf = _largest_group(lw, has_dbl)
     nf = gf.sum(dim=1).to(lw.dtype)
-    nc = (ok & ((lw - mf[:, None] - ln2).abs() <= WINDOW_VOTE_TOL)).sum(dim=1).to(lw.dtype)
+    upf = lw - mf[:, None]
+    nc = (ok & (upf >= lo) & (upf <= hi)).sum(dim=1).to(lw.dtype)
     fine = ((nf >= WINDOW_FINE_MIN) & (nf >= WINDOW_FINE_SHARE * nvote)
             & (nf + nc >= WINDOW_PAIR_SHARE * nvote))
+    if exact is not None:
+        fine = fine & exact
+    if fine_rows is not None:
+        fine = fine & (fine_rows | (nf >= nc))
     # (2) the plain majority, far from the reported period
     g, m = _largest_group(lw, ok & floor)
     far = ((g.sum(dim=1).to(lw.dtype) >= WINDOW_VOTE_SHARE * nvote)
@@ -971,6 +991,8 @@ def _rectified_base(lw: torch.Tensor, ok: torch.Tensor, side: int, period: torch
     harmonic = l0 - target >= math.log(2.0 - 2.0 * WINDOW_VOTE_TOL)
     use = ((fine | far) & (nvote >= 4) & torch.isfinite(target) & ((target - l0).abs() > WINDOW_CONFIRM_TOL)
            & (room | ~harmonic))
+    if exact is not None:
+        use = use & (exact | (target > l0))
     d = (torch.log(readings.clamp_min(1e-6)) - target[:, None]).abs()
     d = torch.where(torch.isfinite(d), d, torch.full_like(d, float("inf")))
     j = d.argmin(dim=1)
@@ -1405,13 +1427,15 @@ def tiling_metrics(pred: torch.Tensor, *, mask: torch.Tensor | None = None, ref:
     out["fundamental_period_px"] = torch.where(torch.isfinite(confirmed), confirmed,
                                                out["fundamental_period_px"])
     out["fundamental_period_px"] = torch.where(torch.isfinite(vote), vote, out["fundamental_period_px"])
-    # ... and on a wall whose rectified windows were read (each at the centre's scale), the base lattice they
-    # read where a band or zone at 2× or a shell reading moved every other reading (docs/tiling.md §6)
+    # ... and the base lattice the windows read where a band or zone at 2× or a shell reading moved every
+    # other reading: on a wall whose rectified windows were read or a fronto-parallel one (each window at the
+    # centre's scale); on another angled wall (windows moved along its trend) only a majority far off towards
+    # a coarser period (docs/tiling.md §6; thirteenth sitting: before, rectified walls only)
     rbase = _rectified_base(lw, lok, vside, out["fundamental_period_px"],
                             torch.stack([out["fundamental_period_px"], cc, cen, gl], dim=1),
-                            lattice_t1=out["lattice_t1_px"], min_period_px=p.min_period_px)
-    out["fundamental_period_px"] = torch.where(use_r & torch.isfinite(rbase), rbase,
-                                               out["fundamental_period_px"])
+                            lattice_t1=out["lattice_t1_px"], min_period_px=p.min_period_px,
+                            exact=use_r | ~persp, fine_rows=use_r)
+    out["fundamental_period_px"] = torch.where(torch.isfinite(rbase), rbase, out["fundamental_period_px"])
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
     out.update(_mask_seam_keys(x, vf, out, masked=mask is not None))
     if ref is not None:

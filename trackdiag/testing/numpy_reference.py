@@ -2192,6 +2192,7 @@ WEAK_SCORE = 0.1  # as tiling_limits: periodicity_score below: a wall with hardl
 VOTE_FRAC, VOTE_CYCLES, VOTE_TOL, VOTE_SHARE, CONFIRM_RANGE = 1 / 3, 6.0, 0.08, 0.5, 1.25
 CONFIRM_TOL = 0.05  # the windows' median contradicts the reported period beyond this (WINDOW_CONFIRM_TOL)
 FINE_MIN, FINE_SHARE, PAIR_SHARE = 3, 1 / 3, 2 / 3  # the rectified windows' finer lattice (WINDOW_FINE_*)
+COARSE_MAX = 2.6  # ... and its coarser partner's reach, 2^(1 - VOTE_TOL) to this × (WINDOW_COARSE_MAX)
 
 
 def centre_crop_lattice(x: np.ndarray, valid: np.ndarray, masked: bool, min_period_px: float = 3.0
@@ -2305,25 +2306,31 @@ def window_confirmed(lw: list[float], ok: list[bool], period: float, readings: l
 
 
 def rectified_base(lw: list[float], ok: list[bool], side: int, period: float, readings: list[float], *,
-                   lattice_t1: float, min_period_px: float = 3.0) -> float:
-    """The rectified wall's windows' base lattice where it departs from ``period``: the largest group of
-    voting windows (above ``2 × min_period_px``) whose double some window reads, where it holds
+                   lattice_t1: float, min_period_px: float = 3.0, exact: bool = True,
+                   fine_rows: bool = True) -> float:
+    """The rectified (or fronto-parallel: ``exact``) wall's windows' base lattice where it departs from
+    ``period``: the largest group of voting windows (above ``2 × min_period_px``) whose double (2^(1 −
+    VOTE_TOL) to ``COARSE_MAX`` ×) some voting window reads and whose half none reads, where it holds
     ``FINE_MIN`` windows, ``FINE_SHARE`` of the voters and with its double ``PAIR_SHARE``; else the largest
     group where it holds ``VOTE_SHARE`` and lies beyond ×/÷ ``CONFIRM_RANGE`` of ``period``. Its median, or
     the reading nearest to it within ``CONFIRM_TOL``; towards ½ of ``period`` or less only with
     ``lattice_t1`` nearer the new period (or, the majority, ``VOTE_CYCLES`` periods in a window); NaN where
-    ``period`` stands
-    (tiling_summary._rectified_base)."""
+    ``period`` stands; not ``exact`` (an angled wall's trend-moved windows): the majority only, towards a
+    coarser period (tiling_summary._rectified_base)."""
     l0 = math.log(max(period, 1e-6)) if math.isfinite(period) else math.nan
     nvote = sum(ok)
     ln2 = math.log(2.0)
     floor = [math.isfinite(v) and v >= math.log(2.0 * min_period_px) for v in lw]
-    has_dbl = [bool(o and fl and any(p and abs(u - v - ln2) <= VOTE_TOL for u, p in zip(lw, ok, strict=True)))
+    lo, hi = ln2 - VOTE_TOL, math.log(COARSE_MAX)
+    up = lambda a, b: lo <= a - b <= hi  # a reads b's double (NaN: False)
+    has_dbl = [bool(o and fl and any(p and up(u, v) for u, p in zip(lw, ok, strict=True))
+                    and not any(p and up(v, u) for u, p in zip(lw, ok, strict=True)))
                for v, o, fl in zip(lw, ok, floor, strict=True)]
     gf, mf = _largest_group(lw, has_dbl)
     nf = sum(gf) if any(has_dbl) else 0
-    nc = sum(o and abs(v - mf - ln2) <= VOTE_TOL for v, o in zip(lw, ok, strict=True)) if nf else 0
-    fine = nf >= FINE_MIN and nf >= FINE_SHARE * nvote and nf + nc >= PAIR_SHARE * nvote
+    nc = sum(o and up(v, mf) for v, o in zip(lw, ok, strict=True)) if nf else 0
+    fine = (exact and (fine_rows or nf >= nc) and nf >= FINE_MIN and nf >= FINE_SHARE * nvote
+            and nf + nc >= PAIR_SHARE * nvote)
     among = [o and fl for o, fl in zip(ok, floor, strict=True)]
     g, m = _largest_group(lw, among)
     far = any(among) and sum(g) >= VOTE_SHARE * nvote and abs(m - l0) > math.log(CONFIRM_RANGE)
@@ -2333,7 +2340,7 @@ def rectified_base(lw: list[float], ok: list[bool], side: int, period: float, re
     room = near_t1 if fine else (side >= VOTE_CYCLES * period or near_t1)
     harmonic = l0 - target >= math.log(2.0 - 2.0 * VOTE_TOL)
     if not ((fine or far) and nvote >= 4 and math.isfinite(target) and abs(target - l0) > CONFIRM_TOL
-            and (room or not harmonic)):
+            and (room or not harmonic) and (exact or target > l0)):
         return math.nan
     d = [abs(math.log(max(r, 1e-6)) - target) if math.isfinite(r) else math.inf for r in readings]
     j = min(range(len(d)), key=lambda i: d[i])
@@ -2635,11 +2642,12 @@ def lattice_summary(x: np.ndarray, valid: np.ndarray, finite: np.ndarray, lat: d
         out["fundamental_period_px"] = confirmed
     if math.isfinite(vote):
         out["fundamental_period_px"] = vote
-    if use_r:  # the rectified windows' base lattice (tiling_summary._rectified_base)
-        fp = out["fundamental_period_px"]
-        rb = rectified_base(lw, lok, vside, fp, [fp, cc, cen, gl], lattice_t1=out["lattice_t1_px"])
-        if math.isfinite(rb):
-            out["fundamental_period_px"] = rb
+    # the windows' base lattice (tiling_summary._rectified_base): exact on a rectified or fronto-parallel wall
+    fp = out["fundamental_period_px"]
+    rb = rectified_base(lw, lok, vside, fp, [fp, cc, cen, gl], lattice_t1=out["lattice_t1_px"],
+                        exact=use_r or not persp, fine_rows=use_r)
+    if math.isfinite(rb):
+        out["fundamental_period_px"] = rb
     out["fundamental_radius_bin"] = s / out["fundamental_period_px"]
     if masked:  # the reference band one row spacing deeper on a periodic wall: the reported period
         conf = max(lat["score"], crop["score"]) >= 0.3
